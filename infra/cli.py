@@ -1,0 +1,141 @@
+"""``aigw``: the project's command line.
+
+``aigw plan --stack dev`` runs the Pulumi program offline (no CLI, no cloud
+account, no network) and prints what it would deploy, grouped by cloud and
+component, followed by the policy verdict. Exit codes:
+
+* 0: planned and compliant;
+* 1: a mandatory policy failed;
+* 2: bad configuration or a program error (the message names the key and the fix).
+
+Heavy imports (Pulumi SDKs, the gateway) happen inside the subcommands, so
+``aigw --help`` is instant and the gateway image needs no Pulumi SDK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from infra.offline.engine import Plan, RecordedResource
+
+EXIT_OK = 0
+EXIT_POLICY = 1
+EXIT_ERROR = 2
+
+_CLOUDS = ("aws", "azure", "gcp")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``aigw`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_ERROR
+    return int(args.handler(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aigw", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    plan = sub.add_parser("plan", help="run the Pulumi program offline and print the plan")
+    plan.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    plan.add_argument("--stack-file", type=Path, help="read this stack file instead")
+    plan.add_argument("--project-dir", type=Path, help="directory holding Pulumi.yaml")
+    plan.add_argument("--json", action="store_true", help="print the recorded resources as JSON")
+    plan.set_defaults(handler=_plan)
+
+    reference = sub.add_parser(
+        "config-reference", help="print the stack config reference (Markdown)"
+    )
+    reference.set_defaults(handler=_config_reference)
+    return parser
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from infra.offline.engine import ProgramError, record
+    from infra.offline.stackfile import StackFileError
+
+    try:
+        plan = record(args.stack, project_dir=args.project_dir, stack_file=args.stack_file)
+    except (ProgramError, StackFileError) as exc:
+        print(f"error: stack {args.stack}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        json.dump(plan.to_json(), sys.stdout, indent=2, sort_keys=False)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    print(render_plan(plan))
+    return EXIT_OK
+
+
+def cloud_of(plan: Plan, resource: RecordedResource) -> str:
+    """The cloud a resource belongs to: its own package, or its cloud component's.
+
+    Kubernetes objects and random passwords are grouped under the cloud whose
+    component owns them, so a cloud's section shows everything deployed for it.
+    """
+    for candidate in (resource, *plan.ancestors(resource)):
+        parts = candidate.type.split(":")
+        if parts[0] == "ai-gateway" and len(parts) == 3 and parts[1] in _CLOUDS:
+            return parts[1]
+        if parts[0] in {"aws", "gcp"}:
+            return parts[0]
+        if parts[0] == "azure-native":
+            return "azure"
+    return "global" if not resource.type.startswith("pulumi:providers:") else "providers"
+
+
+def render_plan(plan: Plan) -> str:
+    """The human-readable plan: resources grouped by cloud, then component, with counts."""
+    custom = [r for r in plan.resources if r.custom]
+    lines = [
+        f"Plan for stack {plan.stack} of {plan.project}: {len(custom)} resources in "
+        f"{len(plan.resources) - len(custom)} components"
+    ]
+    by_cloud: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+    for resource in custom:
+        owner = next((a for a in plan.ancestors(resource) if not a.custom), None)
+        label = f"{owner.type} {owner.name}" if owner else "(stack)"
+        by_cloud[cloud_of(plan, resource)][label][resource.type] += 1
+    order = [*_CLOUDS, "global", "providers"]
+    for cloud in sorted(by_cloud, key=lambda c: order.index(c) if c in order else len(order)):
+        components = by_cloud[cloud]
+        total = sum(sum(c.values()) for c in components.values())
+        lines.append("")
+        lines.append(f"{cloud} ({total} resources)")
+        for label, counts in components.items():
+            lines.append(f"  {label}")
+            for type_token, count in sorted(counts.items()):
+                lines.append(f"    {count:>3}  {type_token}")
+    if plan.outputs:
+        lines.append("")
+        lines.append("Outputs")
+        for key, value in sorted(plan.outputs.items()):
+            lines.append(f"  {key}: {_show(value)}")
+    return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    from infra.offline.engine import mask
+
+    return json.dumps(mask(value))
+
+
+def _config_reference(args: argparse.Namespace) -> int:
+    from infra.docs import config_reference
+
+    print(config_reference(), end="")
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

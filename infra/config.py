@@ -1,0 +1,879 @@
+"""The stack configuration, as typed pydantic models.
+
+Everything the Pulumi program reads from ``Pulumi.<stack>.yaml`` lives in the
+``ai-gateway:`` namespace and is validated here, once, before any resource is
+registered. The stack file uses camelCase keys (``ai-gateway:aws.nodeCount``);
+the models use snake_case attributes with camelCase aliases.
+
+Defaults depend on the environment: ``dev`` is the smallest and cheapest
+footprint that is still private and encrypted; ``prod`` is highly available and
+protected against deletion. Every default can be overridden from the stack file;
+the field descriptions (rendered into the README's config reference by
+``aigw config-reference``) say why each default is what it is.
+
+A bad value raises :class:`ConfigError`, whose message names the full config
+key, the bad value and the fix, for example::
+
+    ai-gateway:aws.nodeCount: -1 is not allowed; use an integer from 1 to 100
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+NAMESPACE = "ai-gateway"
+"""The Pulumi config namespace of this project (the ``name`` in ``Pulumi.yaml``)."""
+
+# Sections the program reads: the top-level keys of the ``ai-gateway:`` namespace.
+SECTIONS = ("environment", "tags", "aws", "azure", "gcp", "dns", "gateway")
+
+
+class Environment(StrEnum):
+    """The deployment environment; it selects the defaults of every section."""
+
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class Cloud(StrEnum):
+    """The clouds the program can deploy to."""
+
+    AWS = "aws"
+    AZURE = "azure"
+    GCP = "gcp"
+
+
+class RoutingPolicy(StrEnum):
+    """How the global hostname spreads traffic across the clouds."""
+
+    LATENCY = "latency"
+    WEIGHTED = "weighted"
+
+
+class ConfigError(ValueError):
+    """A stack configuration error; ``str()`` is a message ready for the user.
+
+    ``problems`` holds one line per bad key, each naming the key, the value and
+    the fix.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _Model(BaseModel):
+    """Base of every config model: camelCase keys, unknown keys rejected, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_enum_values=False,
+    )
+
+
+def _cidr(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(
+            f"{value!r} is not a valid CIDR block ({exc}); use a network address with a "
+            "prefix length, for example 10.10.0.0/16"
+        ) from None
+    return str(network)
+
+
+def _private_cidr(value: str) -> str:
+    cidr = _cidr(value)
+    if not ipaddress.ip_network(cidr).is_private:
+        raise ValueError(
+            f"{value!r} is not a private range; use a block inside 10.0.0.0/8, "
+            "172.16.0.0/12 or 192.168.0.0/16"
+        )
+    return cidr
+
+
+def _deployer_cidrs(values: list[str]) -> list[str]:
+    cleaned = []
+    for value in values:
+        cidr = _cidr(value)
+        if ipaddress.ip_network(cidr).prefixlen == 0:
+            raise ValueError(
+                f"{value!r} opens the cluster API to the whole internet; list the "
+                "deployer's egress addresses instead (for example 203.0.113.10/32), "
+                "or set privateEndpointOnly: true and deploy from inside the network"
+            )
+        cleaned.append(cidr)
+    return cleaned
+
+
+PrivateCidr = Annotated[str, Field(description="A private IPv4 CIDR block")]
+NodeCount = Annotated[int, Field(ge=1, le=100)]
+
+
+# --------------------------------------------------------------------------- tags
+
+
+class TagsConfig(_Model):
+    """The organisational tags every taggable resource carries (``ai-gateway:tags``).
+
+    ``environment``, ``managed-by`` and ``project`` are derived; ``owner`` and
+    ``cost-center`` must be set so every bill and alert reaches a person.
+    """
+
+    owner: str = Field(
+        min_length=1,
+        max_length=128,
+        description="Team or person accountable for the stack (tag `owner`). Required.",
+    )
+    cost_center: str = Field(
+        min_length=1,
+        max_length=128,
+        description="Cost centre billed for the stack (tag `cost-center`). Required.",
+    )
+    project: str = Field(
+        default="ai-gateway",
+        min_length=1,
+        max_length=63,
+        description="Project name (tag `project`); also the prefix of resource names.",
+    )
+    extra: dict[str, str] = Field(
+        default_factory=dict,
+        description="Additional tags applied everywhere; they cannot override the required ones.",
+    )
+
+    @field_validator("project")
+    @classmethod
+    def _project_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9-]*[a-z0-9]", value):
+            raise ValueError(
+                f"{value!r} cannot prefix resource names in every cloud; use lowercase "
+                "letters, digits and hyphens, starting with a letter (for example ai-gateway)"
+            )
+        return value
+
+
+# ------------------------------------------------------------------ per-cloud common
+
+
+class _CloudConfig(_Model):
+    """Settings every cloud shares. Sizes default by environment (see ``_defaults``)."""
+
+    # Per-environment defaults, filled in before validation for every key the
+    # stack file leaves out. Subclasses extend them.
+    _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {}
+
+    enabled: bool = Field(default=False, description="Deploy this cloud's footprint and gateway.")
+    kubernetes_version: str = Field(
+        default="1.33",
+        pattern=r"^1\.(2[89]|3[0-9])$",
+        description="Kubernetes minor version of the managed cluster (1.28 to 1.39).",
+    )
+    node_count: NodeCount = Field(
+        default=2, description="Desired worker nodes of the gateway node pool at creation."
+    )
+    node_min_count: NodeCount = Field(default=1, description="Autoscaler lower bound.")
+    node_max_count: NodeCount = Field(default=3, description="Autoscaler upper bound.")
+    deployer_cidrs: list[str] = Field(
+        default_factory=list,
+        description=(
+            "CIDRs allowed to reach the cluster's public API endpoint (the machines that "
+            "run `pulumi up`). Required in staging and prod unless privateEndpointOnly; "
+            "never 0.0.0.0/0."
+        ),
+    )
+    private_endpoint_only: bool = Field(
+        default=False,
+        description=(
+            "Disable the public API endpoint entirely. Only for deployers that run inside "
+            "the network (a self-hosted runner in the VPC/VNet or a peered network)."
+        ),
+    )
+    high_availability: bool = Field(
+        default=False,
+        description="Zone-redundant Redis and PostgreSQL with automatic failover (default on in staging and prod).",
+    )
+    deletion_protection: bool = Field(
+        default=False,
+        description="Protect the cluster and databases from deletion (default on in prod).",
+    )
+    backup_retention_days: int = Field(
+        default=7,
+        ge=1,
+        le=35,
+        description="Days of automated database backups (7 in dev and staging, 30 in prod).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_environment_defaults(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        env = (info.context or {}).get("environment", Environment.DEV)
+        merged: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(getattr(klass, "_defaults", {}).get(env, {}))
+        merged.update(data)
+        return merged
+
+    @field_validator("deployer_cidrs")
+    @classmethod
+    def _no_open_api(cls, value: list[str]) -> list[str]:
+        return _deployer_cidrs(value)
+
+    @model_validator(mode="after")
+    def _node_bounds(self) -> _CloudConfig:
+        if not self.node_min_count <= self.node_count <= self.node_max_count:
+            raise _SectionError(
+                "nodeCount",
+                f"nodeCount {self.node_count} must lie between nodeMinCount "
+                f"{self.node_min_count} and nodeMaxCount {self.node_max_count}; raise "
+                "nodeMaxCount or lower nodeCount",
+            )
+        return self
+
+    def require_api_access_rule(self, environment: Environment) -> None:
+        """Staging and prod must say who may reach the API server."""
+        if (
+            self.enabled
+            and environment != Environment.DEV
+            and not self.private_endpoint_only
+            and not self.deployer_cidrs
+        ):
+            raise ValueError(
+                "deployerCidrs is empty: in staging and prod list the CIDRs of the machines "
+                "that run `pulumi up`, or set privateEndpointOnly: true"
+            )
+
+
+_HA_DEFAULTS = {
+    Environment.DEV: {"highAvailability": False, "deletionProtection": False},
+    Environment.STAGING: {"highAvailability": True, "deletionProtection": False},
+    Environment.PROD: {
+        "highAvailability": True,
+        "deletionProtection": True,
+        "backupRetentionDays": 30,
+    },
+}
+
+
+class AwsConfig(_CloudConfig):
+    """AWS footprint: VPC, EKS, ElastiCache, RDS PostgreSQL (``ai-gateway:aws``)."""
+
+    _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
+        Environment.DEV: {
+            **_HA_DEFAULTS[Environment.DEV],
+            "nodeInstanceType": "t3.large",
+            "redisNodeType": "cache.t4g.small",
+            "postgresInstanceClass": "db.t4g.medium",
+            "natGateways": "single",
+            "nodeCount": 2,
+            "nodeMinCount": 1,
+            "nodeMaxCount": 3,
+        },
+        Environment.STAGING: {
+            **_HA_DEFAULTS[Environment.STAGING],
+            "nodeInstanceType": "m7i.large",
+            "redisNodeType": "cache.m7g.large",
+            "postgresInstanceClass": "db.m7g.large",
+            "natGateways": "one-per-az",
+            "nodeCount": 3,
+            "nodeMinCount": 3,
+            "nodeMaxCount": 6,
+        },
+        Environment.PROD: {
+            **_HA_DEFAULTS[Environment.PROD],
+            "nodeInstanceType": "m7i.xlarge",
+            "redisNodeType": "cache.m7g.large",
+            "postgresInstanceClass": "db.m7g.large",
+            "natGateways": "one-per-az",
+            "nodeCount": 3,
+            "nodeMinCount": 3,
+            "nodeMaxCount": 12,
+        },
+    }
+
+    region: str = Field(
+        default="us-east-1",
+        pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$",
+        description="AWS region, for example us-east-1.",
+    )
+    vpc_cidr: str = Field(
+        default="10.10.0.0/16",
+        description="VPC CIDR; split into public, private and database subnets across the AZs.",
+    )
+    availability_zone_count: int = Field(
+        default=3, ge=2, le=6, description="AZs the VPC spans (EKS needs at least two)."
+    )
+    nat_gateways: Literal["single", "one-per-az"] = Field(
+        default="single",
+        description="`single` saves cost in dev; `one-per-az` survives an AZ outage (staging/prod).",
+    )
+    node_instance_type: str = Field(
+        default="t3.large", description="EC2 instance type of the EKS managed node group."
+    )
+    redis_node_type: str = Field(default="cache.t4g.small", description="ElastiCache node type.")
+    postgres_instance_class: str = Field(default="db.t4g.medium", description="RDS instance class.")
+    postgres_storage_gb: int = Field(
+        default=50, ge=20, le=65536, description="RDS allocated storage in GiB."
+    )
+    postgres_version: str = Field(
+        default="16.4",
+        pattern=r"^1[6-9](\.\d+)?$",
+        description="RDS PostgreSQL engine version (16 or newer).",
+    )
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _check_vpc_cidr(cls, value: str) -> str:
+        return _private_cidr(value)
+
+
+class AzureConfig(_CloudConfig):
+    """Azure footprint: VNet, AKS, Azure Managed Redis, PostgreSQL Flexible Server (``ai-gateway:azure``)."""
+
+    _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
+        Environment.DEV: {
+            **_HA_DEFAULTS[Environment.DEV],
+            "systemNodeVmSize": "Standard_D2s_v5",
+            "nodeVmSize": "Standard_D4s_v5",
+            "redisSku": "Balanced_B0",
+            "postgresSku": "Standard_B2ms",
+            "postgresTier": "Burstable",
+            "aksTier": "Free",
+            "nodeCount": 2,
+            "nodeMinCount": 1,
+            "nodeMaxCount": 3,
+        },
+        Environment.STAGING: {
+            **_HA_DEFAULTS[Environment.STAGING],
+            "systemNodeVmSize": "Standard_D4s_v5",
+            "nodeVmSize": "Standard_D4s_v5",
+            "redisSku": "Balanced_B1",
+            "postgresSku": "Standard_D2ds_v5",
+            "postgresTier": "GeneralPurpose",
+            "aksTier": "Standard",
+            "nodeCount": 3,
+            "nodeMinCount": 3,
+            "nodeMaxCount": 6,
+        },
+        Environment.PROD: {
+            **_HA_DEFAULTS[Environment.PROD],
+            "systemNodeVmSize": "Standard_D4s_v5",
+            "nodeVmSize": "Standard_D8s_v5",
+            "redisSku": "Balanced_B3",
+            "postgresSku": "Standard_D4ds_v5",
+            "postgresTier": "GeneralPurpose",
+            "aksTier": "Standard",
+            "nodeCount": 3,
+            "nodeMinCount": 3,
+            "nodeMaxCount": 12,
+        },
+    }
+
+    location: str = Field(
+        default="eastus2",
+        pattern=r"^[a-z]+[a-z0-9]*$",
+        description="Azure region, for example eastus2.",
+    )
+    vnet_cidr: str = Field(
+        default="10.20.0.0/16",
+        description="VNet address space; split into node, database and endpoint subnets.",
+    )
+    system_node_vm_size: str = Field(
+        default="Standard_D2s_v5",
+        description="VM size of the AKS system pool (critical add-ons only).",
+    )
+    node_vm_size: str = Field(
+        default="Standard_D4s_v5",
+        description="VM size of the autoscaling user pool running the gateway.",
+    )
+    aks_tier: Literal["Free", "Standard", "Premium"] = Field(
+        default="Free",
+        description="AKS pricing tier; Standard gives the uptime SLA (staging/prod).",
+    )
+    admin_group_object_ids: list[str] = Field(
+        default_factory=list,
+        description="Microsoft Entra group object ids granted cluster admin through Azure RBAC.",
+    )
+    redis_sku: str = Field(
+        default="Balanced_B0", description="Azure Managed Redis SKU (for example Balanced_B1)."
+    )
+    postgres_sku: str = Field(
+        default="Standard_B2ms", description="PostgreSQL Flexible Server compute SKU."
+    )
+    postgres_tier: Literal["Burstable", "GeneralPurpose", "MemoryOptimized"] = Field(
+        default="Burstable", description="PostgreSQL Flexible Server tier matching postgresSku."
+    )
+    postgres_storage_gb: int = Field(
+        default=64, ge=32, le=32768, description="PostgreSQL storage in GiB."
+    )
+    postgres_version: Literal["16", "17"] = Field(
+        default="16", description="PostgreSQL major version (16 or newer)."
+    )
+
+    @field_validator("vnet_cidr")
+    @classmethod
+    def _check_vnet_cidr(cls, value: str) -> str:
+        return _private_cidr(value)
+
+
+class GcpConfig(_CloudConfig):
+    """GCP footprint: VPC, GKE, Memorystore, Cloud SQL PostgreSQL (``ai-gateway:gcp``)."""
+
+    _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
+        Environment.DEV: {
+            **_HA_DEFAULTS[Environment.DEV],
+            "machineType": "e2-standard-4",
+            "redisMemoryGb": 1,
+            "postgresTier": "db-custom-1-3840",
+            "nodeCount": 1,
+            "nodeMinCount": 1,
+            "nodeMaxCount": 3,
+        },
+        Environment.STAGING: {
+            **_HA_DEFAULTS[Environment.STAGING],
+            "machineType": "n2-standard-4",
+            "redisMemoryGb": 5,
+            "postgresTier": "db-custom-2-7680",
+            "nodeCount": 1,
+            "nodeMinCount": 1,
+            "nodeMaxCount": 3,
+        },
+        Environment.PROD: {
+            **_HA_DEFAULTS[Environment.PROD],
+            "machineType": "n2-standard-8",
+            "redisMemoryGb": 5,
+            "postgresTier": "db-custom-4-15360",
+            "nodeCount": 1,
+            "nodeMinCount": 1,
+            "nodeMaxCount": 4,
+        },
+    }
+
+    project: str = Field(
+        default="",
+        description="GCP project id to deploy into. Required when enabled.",
+    )
+    region: str = Field(
+        default="us-central1",
+        pattern=r"^[a-z]+-[a-z]+\d$",
+        description="GCP region, for example us-central1.",
+    )
+    subnet_cidr: str = Field(
+        default="10.30.0.0/20", description="Primary range of the node subnet."
+    )
+    pods_cidr: str = Field(
+        default="10.32.0.0/14", description="Secondary range for pods (VPC-native)."
+    )
+    services_cidr: str = Field(default="10.36.0.0/20", description="Secondary range for services.")
+    master_cidr: str = Field(
+        default="172.16.0.0/28", description="/28 for the GKE control plane's private endpoint."
+    )
+    machine_type: str = Field(default="e2-standard-4", description="GKE node machine type.")
+    redis_memory_gb: int = Field(
+        default=1, ge=1, le=300, description="Memorystore capacity in GiB."
+    )
+    postgres_tier: str = Field(default="db-custom-1-3840", description="Cloud SQL machine tier.")
+    postgres_version: Literal["POSTGRES_16", "POSTGRES_17"] = Field(
+        default="POSTGRES_16", description="Cloud SQL database version (16 or newer)."
+    )
+
+    @field_validator("subnet_cidr", "pods_cidr", "services_cidr", "master_cidr")
+    @classmethod
+    def _check_ranges(cls, value: str) -> str:
+        return _private_cidr(value)
+
+    @field_validator("project")
+    @classmethod
+    def _project_id(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", value):
+            raise ValueError(
+                f"{value!r} is not a GCP project id; use 6-30 lowercase letters, digits "
+                "and hyphens, starting with a letter"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _project_required(self) -> GcpConfig:
+        if self.enabled and not self.project:
+            raise _SectionError(
+                "project",
+                "project is required when gcp is enabled; set ai-gateway:gcp.project to "
+                "the id of the GCP project to deploy into",
+            )
+        return self
+
+
+# --------------------------------------------------------------------- dns, gateway
+
+
+class DnsConfig(_Model):
+    """The global hostname in front of every cloud's gateway (``ai-gateway:dns``)."""
+
+    domain: str = Field(
+        description="The zone the gateway's names live in, for example ai.example.com. Required.",
+    )
+    hostname: str = Field(
+        default="gateway",
+        description="Label of the global name: <hostname>.<domain>; each cloud also gets <hostname>-<cloud>.<domain>.",
+    )
+    hosted_zone_id: str | None = Field(
+        default=None,
+        description="Existing Route 53 hosted zone id of `domain`; when unset the zone is created.",
+    )
+    routing_policy: RoutingPolicy = Field(
+        default=RoutingPolicy.LATENCY,
+        description="`latency` sends each client to the nearest healthy cloud; `weighted` splits by `weights`.",
+    )
+    weights: dict[Cloud, int] = Field(
+        default_factory=dict,
+        description="Per-cloud weight (0-255) for the weighted policy; 0 drains a cloud.",
+    )
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        value = value.strip().rstrip(".").lower()
+        if not re.fullmatch(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", value):
+            raise ValueError(f"{value!r} is not a DNS domain; use a name like ai.example.com")
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: dict[Cloud, int]) -> dict[Cloud, int]:
+        for cloud, weight in value.items():
+            if not 0 <= weight <= 255:
+                raise ValueError(
+                    f"weight {weight} for {cloud.value} is out of range; use an integer from 0 to 255"
+                )
+        return value
+
+
+class GatewayConfig(_Model):
+    """The gateway workload on every cluster (``ai-gateway:gateway``)."""
+
+    _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
+        Environment.DEV: {"replicas": 1, "maxReplicas": 3},
+        Environment.STAGING: {"replicas": 2, "maxReplicas": 6},
+        Environment.PROD: {"replicas": 3, "maxReplicas": 20},
+    }
+
+    image: str = Field(
+        default="ghcr.io/example/ai-gateway:0.1.0",
+        description="Published gateway image reference (tag or digest).",
+    )
+    replicas: int = Field(
+        default=1, ge=1, le=100, description="Minimum gateway replicas per cluster."
+    )
+    max_replicas: int = Field(default=3, ge=1, le=500, description="HPA upper bound per cluster.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_environment_defaults(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        env = (info.context or {}).get("environment", Environment.DEV)
+        return {**cls._defaults.get(env, {}), **data}
+
+    @model_validator(mode="after")
+    def _replica_bounds(self) -> GatewayConfig:
+        if self.max_replicas < self.replicas:
+            raise _SectionError(
+                "maxReplicas",
+                f"maxReplicas {self.max_replicas} is below replicas {self.replicas}; "
+                "raise maxReplicas",
+            )
+        return self
+
+
+# ------------------------------------------------------------------------ the stack
+
+
+class StackConfig(_Model):
+    """The whole ``ai-gateway:`` namespace of a stack file."""
+
+    environment: Environment = Field(
+        description="dev, staging or prod: selects the defaults of every section. Required."
+    )
+    tags: TagsConfig = Field(description="Organisational tags. Required.")
+    aws: AwsConfig = Field(default_factory=AwsConfig, description="AWS footprint.")
+    azure: AzureConfig = Field(default_factory=AzureConfig, description="Azure footprint.")
+    gcp: GcpConfig = Field(default_factory=GcpConfig, description="GCP footprint.")
+    dns: DnsConfig = Field(description="Global hostname. Required.")
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig, description="Gateway workload.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections_default_to_empty(cls, data: Any) -> Any:
+        # Sections left out still get their per-environment defaults: validate
+        # them from an empty mapping rather than from the class defaults.
+        if isinstance(data, Mapping):
+            data = dict(data)
+            for section in ("aws", "azure", "gcp", "gateway"):
+                data.setdefault(section, {})
+        return data
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> StackConfig:
+        if not self.enabled_clouds:
+            raise ValueError(
+                "no cloud is enabled; set enabled: true under at least one of "
+                "ai-gateway:aws, ai-gateway:azure or ai-gateway:gcp"
+            )
+        for cloud in self.enabled_clouds:
+            try:
+                self.cloud(cloud).require_api_access_rule(self.environment)
+            except ValueError as exc:
+                raise _SectionError(f"{cloud.value}.deployerCidrs", str(exc)) from None
+        if self.dns.routing_policy == RoutingPolicy.WEIGHTED:
+            weights = {c: self.dns.weights.get(c) for c in self.enabled_clouds}
+            missing = [c.value for c, w in weights.items() if w is None]
+            if missing:
+                raise _SectionError(
+                    "dns.weights",
+                    f"no weight for {', '.join(missing)}; the weighted policy needs a weight "
+                    "for every enabled cloud",
+                )
+            if not any(weights.values()):
+                raise _SectionError(
+                    "dns.weights",
+                    "every enabled cloud has weight 0, which would drain all traffic; give "
+                    "at least one cloud a positive weight",
+                )
+        return self
+
+    @property
+    def enabled_clouds(self) -> list[Cloud]:
+        """The enabled clouds, in a fixed order (aws, azure, gcp)."""
+        return [c for c in Cloud if self.cloud(c).enabled]
+
+    def cloud(self, cloud: Cloud) -> _CloudConfig:
+        """The section of one cloud."""
+        return getattr(self, cloud.value)
+
+    @property
+    def name_prefix(self) -> str:
+        """``<project>-<environment>``: the prefix of every physical resource name."""
+        return f"{self.tags.project}-{self.environment.value}"
+
+
+class _SectionError(ValueError):
+    """A cross-field error that belongs to one key, relative to the model raising it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(message)
+
+
+# ------------------------------------------------------------------ error messages
+
+
+def _fix_for(error: Mapping[str, Any]) -> str:
+    """The 'how to fix it' half of a message, from a pydantic error."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}:
+        return ""  # completed by the caller, which knows both bounds
+    if kind == "int_parsing" or kind == "int_type" or kind == "int_from_float":
+        return "use a whole number"
+    if kind in {"bool_parsing", "bool_type"}:
+        return "use true or false"
+    if kind in {"string_type"}:
+        return "use a string"
+    if kind in {"list_type"}:
+        return "use a list"
+    if kind in {"dict_type", "model_type", "model_attributes_type"}:
+        return "use a mapping of keys to values"
+    if kind in {"literal_error", "enum"}:
+        expected = ctx.get("expected", "")
+        return f"use one of {expected}"
+    if kind == "string_pattern_mismatch":
+        return f"use a value matching {ctx.get('pattern')}"
+    if kind == "string_too_short":
+        return f"use at least {ctx.get('min_length')} character(s)"
+    if kind == "string_too_long":
+        return f"use at most {ctx.get('max_length')} characters"
+    return ""
+
+
+def _bounds(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> tuple[Any, Any]:
+    """The ge/le bounds of the field at ``loc`` (for 'use an integer from A to B')."""
+    field = None
+    for part in loc:
+        if model is None:
+            return None, None
+        field = next((f for n, f in model.model_fields.items() if part in {n, f.alias}), None)
+        if field is None:
+            return None, None
+        annotation = field.annotation
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
+    low = high = None
+    for meta in field.metadata if field else []:
+        low = getattr(meta, "ge", low)
+        high = getattr(meta, "le", high)
+    return low, high
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value) if value == "" or " " in value else value
+    try:
+        return json.dumps(value)
+    except TypeError:
+        return repr(value)
+
+
+def _messages(exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(str(p) for p in error["loc"])
+        key = f"{NAMESPACE}:" + ".".join(loc) if loc else NAMESPACE
+        value = error.get("input")
+        kind = error["type"]
+        original = (error.get("ctx") or {}).get("error")
+        if isinstance(original, _SectionError):
+            key = f"{NAMESPACE}:" + ".".join((*loc, original.key))
+            problems.append(f"{key}: {original}")
+            continue
+        if kind == "extra_forbidden":
+            model = _model_at(loc[:-1])
+            known = (
+                ", ".join(sorted(f.alias or n for n, f in model.model_fields.items()))
+                if model
+                else ""
+            )
+            problems.append(f"{key}: unknown key; check the spelling (known keys here: {known})")
+        elif kind == "missing":
+            problems.append(
+                f"{key}: is required; set it in Pulumi.<stack>.yaml or with "
+                f"`pulumi config set --path '{key}' VALUE`"
+            )
+        elif kind in {"greater_than_equal", "less_than_equal"}:
+            low, high = _bounds(StackConfig, loc)
+            what = "an integer" if isinstance(value, int) else "a number"
+            fix = (
+                f"use {what} from {low} to {high}"
+                if low is not None and high is not None
+                else (
+                    f"use {what} of at least {low}"
+                    if low is not None
+                    else f"use {what} of at most {high}"
+                )
+            )
+            problems.append(f"{key}: {_format_value(value)} is not allowed; {fix}")
+        elif kind == "value_error":
+            message = str(original) if original is not None else error["msg"]
+            problems.append(f"{key}: {message}")
+        else:
+            fix = _fix_for(error)
+            reason = "" if kind in {"literal_error", "enum"} else f" ({error['msg'].lower()})"
+            problems.append(
+                f"{key}: {_format_value(value)} is not allowed{reason}"
+                + (f"; {fix}" if fix else "")
+            )
+    return problems
+
+
+def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = StackConfig
+    for part in loc:
+        if model is None:
+            return None
+        field = next((f for n, f in model.model_fields.items() if part in {n, f.alias}), None)
+        if field is None:
+            return None
+        annotation = field.annotation
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
+    return model
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def parse(values: Mapping[str, Any]) -> StackConfig:
+    """Validate the ``ai-gateway:`` namespace, given as ``{section: value}``.
+
+    Values may be JSON strings (as the Pulumi engine passes structured config)
+    or already-decoded objects. Raises :class:`ConfigError` naming every bad
+    key at once.
+    """
+    decoded: dict[str, Any] = {}
+    problems = []
+    for key, raw in values.items():
+        if key not in SECTIONS:
+            problems.append(
+                f"{NAMESPACE}:{key}: unknown key; check the spelling (known keys: "
+                f"{', '.join(SECTIONS)})"
+            )
+            continue
+        decoded[key] = _decode(raw)
+    env = decoded.get("environment")
+    try:
+        env = Environment(env) if env is not None else None
+    except ValueError:
+        problems.append(
+            f"{NAMESPACE}:environment: {_format_value(env)} is not allowed; use one of "
+            "dev, staging, prod"
+        )
+        env = None
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return StackConfig.model_validate(decoded, context={"environment": env or Environment.DEV})
+    except ValidationError as exc:
+        raise ConfigError(_messages(exc)) from None
+
+
+def _decode(raw: Any) -> Any:
+    if isinstance(raw, str):
+        stripped = raw.strip()
+        if stripped[:1] in {"{", "["}:
+            try:
+                return json.loads(stripped)
+            except json.JSONDecodeError:
+                return raw
+    return raw
+
+
+def load() -> StackConfig:
+    """Read and validate the current stack's ``ai-gateway:`` config from ``pulumi.Config``.
+
+    Call once, at the top of the program, before registering any resource.
+    """
+    from pulumi.runtime import config as runtime_config
+
+    prefix = f"{NAMESPACE}:"
+    values = {
+        key[len(prefix) :]: value
+        for key, value in runtime_config.CONFIG.get().items()
+        if key.startswith(prefix)
+    }
+    return parse(values)
