@@ -5,6 +5,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${AIGW_TOOLS_DIR:-$HOME/.cache/aigw-tools}"
+# Trust the system certificate store (corporate proxies add their CA there).
+export UV_NATIVE_TLS="${UV_NATIVE_TLS:-1}"
 
 ensure_uv() {
   if command -v uv >/dev/null 2>&1; then UV="$(command -v uv)"; return; fi
