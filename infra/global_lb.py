@@ -592,7 +592,11 @@ class Route53GlobalEndpoint(pulumi.ComponentResource):
                 type=endpoint.apply(lambda value, c=cloud: record_type_for(value, c)),
                 ttl=RECORD_TTL_SECONDS,
                 records=[endpoint.apply(lambda value: value.strip().rstrip("."))],
-                opts=on_aws,
+                # A hostname endpoint becoming an IP changes the type, which replaces the
+                # record, and a CNAME cannot coexist with an A record under one name.
+                opts=pulumi.ResourceOptions.merge(
+                    on_aws, pulumi.ResourceOptions(delete_before_replace=True)
+                ),
             )
             health_check = aws.route53.HealthCheck(
                 f"{name}-{cloud.value}",

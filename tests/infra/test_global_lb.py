@@ -212,6 +212,12 @@ def test_routed_records_carry_their_clouds_health_check(scenario: Scenario) -> N
     }
 
 
+def test_records_are_deleted_before_replaced(scenario: Scenario) -> None:
+    # Route 53 rejects a CNAME beside an A record, and latency beside weighted
+    # records, under one name: a replacement must remove the old record first.
+    assert all(r.delete_before_replace for r in scenario.plan.of_type(RECORD))
+
+
 def test_routing_policy_follows_config(scenario: Scenario) -> None:
     for rec in scenario.routed():
         latency = rec.get("latencyRoutingPolicies")
