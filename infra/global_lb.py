@@ -172,6 +172,21 @@ def health_checker_regions(regions: Sequence[str] = HEALTH_CHECKER_REGIONS) -> l
     return distinct
 
 
+def health_check_timing(failure_threshold: int, request_interval: int) -> tuple[int, int]:
+    """Validate how often Route 53 checks (10 or 30 s) and how many results flip health (1-10)."""
+    if request_interval not in (10, 30):
+        raise GlobalDnsError(
+            f"health check request_interval: {request_interval} is not allowed; Route 53 checks "
+            "every 10 or 30 seconds (30 unless fast failover is worth the extra cost)"
+        )
+    if not 1 <= failure_threshold <= 10:
+        raise GlobalDnsError(
+            f"health check failure_threshold: {failure_threshold} is not allowed; use an "
+            "integer from 1 to 10"
+        )
+    return failure_threshold, request_interval
+
+
 def routing_weights(dns: DnsConfig, clouds: Sequence[Cloud]) -> dict[Cloud, int]:
     """The weighted policy's weight per enabled cloud, from ``ai-gateway:dns.weights``.
 
@@ -543,6 +558,9 @@ class Route53GlobalEndpoint(pulumi.ComponentResource):
             routing_weights(dns, clouds) if dns.routing_policy == RoutingPolicy.WEIGHTED else {}
         )
         checker_regions = health_checker_regions(args.checker_regions)
+        failure_threshold, request_interval = health_check_timing(
+            args.failure_threshold, args.request_interval
+        )
         hostnames = {c: cloud_hostname(dns.hostname, c, dns.domain) for c in clouds}
         global_name = f"{dns.hostname}.{dns.domain}"
         for cloud, label in self.latency_regions.items():
@@ -608,8 +626,8 @@ class Route53GlobalEndpoint(pulumi.ComponentResource):
                 # SNI carries the per-cloud name, so the gateway's TLS listener
                 # answers with the certificate for it.
                 enable_sni=True,
-                failure_threshold=args.failure_threshold,
-                request_interval=args.request_interval,
+                failure_threshold=failure_threshold,
+                request_interval=request_interval,
                 regions=checker_regions,
                 tags={"Name": f"{args.name_prefix}-gateway-{cloud.value}"},
                 # The checked name must resolve before the first check.

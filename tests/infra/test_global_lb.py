@@ -26,6 +26,7 @@ from infra.global_lb import (
     Route53GlobalEndpoint,
     assign_latency_regions,
     cloud_hostname,
+    health_check_timing,
     health_checker_regions,
     nearest_aws_region,
     nearest_aws_regions,
@@ -526,6 +527,14 @@ def test_health_checker_regions() -> None:
         health_checker_regions(["us-east-1", "eu-west-1"])
     with pytest.raises(GlobalDnsError, match="eu-central-1 not supported"):
         health_checker_regions(["us-east-1", "eu-west-1", "eu-central-1"])
+
+
+def test_health_check_timing() -> None:
+    assert health_check_timing(3, 30) == (3, 30)
+    with pytest.raises(GlobalDnsError, match="request_interval: 20 is not allowed"):
+        health_check_timing(3, 20)
+    with pytest.raises(GlobalDnsError, match="failure_threshold: 0 is not allowed"):
+        health_check_timing(0, 10)
 
 
 def test_routing_weights() -> None:
