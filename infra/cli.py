@@ -83,7 +83,11 @@ def cloud_of(plan: Plan, resource: RecordedResource) -> str:
     Kubernetes objects and random passwords are grouped under the cloud whose
     component owns them, so a cloud's section shows everything deployed for it.
     """
-    for candidate in (resource, *plan.ancestors(resource)):
+    lineage = (resource, *plan.ancestors(resource))
+    # The global layer runs on AWS (Route 53) but serves every cloud: show it apart.
+    if any(c.type.startswith("ai-gateway:global:") for c in lineage):
+        return "global"
+    for candidate in lineage:
         parts = candidate.type.split(":")
         if parts[0] == "ai-gateway" and len(parts) == 3 and parts[1] in _CLOUDS:
             return parts[1]

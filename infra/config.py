@@ -549,6 +549,28 @@ class DnsConfig(_Model):
         default_factory=dict,
         description="Per-cloud weight (0-255) for the weighted policy; 0 drains a cloud.",
     )
+    alarm_topic: bool = Field(
+        default=False,
+        description=(
+            "Create an SNS topic (in us-east-1, encrypted with its own KMS key that CloudWatch "
+            "may use) that the per-cloud health-check alarms notify. Implied by alarmEmails."
+        ),
+    )
+    alarm_emails: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Email addresses subscribed to the alarm topic (each must confirm the "
+            "subscription). Setting any creates the topic."
+        ),
+    )
+    alarm_topic_arn: str | None = Field(
+        default=None,
+        description=(
+            "Existing SNS topic the alarms notify instead of creating one. It must be in "
+            "us-east-1 (Route 53 health-check metrics exist only there) and, if encrypted, "
+            "with a key CloudWatch may use."
+        ),
+    )
 
     @field_validator("domain")
     @classmethod
@@ -567,6 +589,71 @@ class DnsConfig(_Model):
                     f"weight {weight} for {cloud.value} is out of range; use an integer from 0 to 255"
                 )
         return value
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        # Leaves room for the longest per-cloud suffix ("-azure") in one 63-character label.
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,55}[a-z0-9])?", value):
+            raise ValueError(
+                f"{value!r} is not a usable DNS label; use 1-57 lowercase letters, digits and "
+                "hyphens, not starting or ending with a hyphen (for example gateway)"
+            )
+        return value
+
+    @field_validator("hosted_zone_id")
+    @classmethod
+    def _hosted_zone_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        zone_id = value.strip().removeprefix("/hostedzone/")
+        if not re.fullmatch(r"Z[A-Z0-9]{1,31}", zone_id):
+            raise ValueError(
+                f"{value!r} is not a Route 53 hosted zone id; use the id shown by "
+                "`aws route53 list-hosted-zones` (for example Z0123456789ABCDEFGHIJ), or "
+                "leave hostedZoneId unset to create the zone"
+            )
+        return zone_id
+
+    @field_validator("alarm_emails")
+    @classmethod
+    def _alarm_emails(cls, value: list[str]) -> list[str]:
+        for email in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}", email):
+                raise ValueError(
+                    f"{email!r} is not an email address; list addresses like oncall@example.com"
+                )
+        return value
+
+    @field_validator("alarm_topic_arn")
+    @classmethod
+    def _alarm_topic_arn(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(
+            r"arn:aws[a-z-]*:sns:us-east-1:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?", value
+        ):
+            raise ValueError(
+                f"{value!r} is not an SNS topic ARN in us-east-1; CloudWatch alarms on Route 53 "
+                "health checks live in us-east-1 and can only notify a topic there (for "
+                "example arn:aws:sns:us-east-1:123456789012:gateway-alarms)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_alarm_destination(self) -> DnsConfig:
+        if self.alarm_topic_arn and (self.alarm_topic or self.alarm_emails):
+            raise _SectionError(
+                "alarmTopicArn",
+                "alarmTopicArn names an existing topic, so alarmTopic and alarmEmails (which "
+                "create one) cannot be set with it; remove one or the other",
+            )
+        return self
+
+    @property
+    def creates_alarm_topic(self) -> bool:
+        """Whether the global layer creates its own encrypted alarm topic."""
+        return self.alarm_topic or bool(self.alarm_emails)
 
 
 class GatewayConfig(_Model):
