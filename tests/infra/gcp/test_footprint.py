@@ -494,3 +494,19 @@ def test_contract_fills_every_field(contract_plan: Plan) -> None:
     )
     assert extras["networkId"] == contract_plan.one("gcp:compute/network:Network").id
     assert extras["subnetworkId"] == (contract_plan.one("gcp:compute/subnetwork:Subnetwork").id)
+
+
+def test_aigw_plan_lists_the_gcp_resources(plans: dict[str, Plan]) -> None:
+    from infra.cli import render_plan
+
+    text = render_plan(plans["dev"])
+    gcp_section = text.split("\ngcp (", 1)[1]
+    for token in (
+        "ai-gateway:gcp:Footprint",
+        "ai-gateway:gcp:Cluster",
+        CLUSTER,
+        REDIS,
+        SQL,
+        CONNECTION,
+    ):
+        assert token in gcp_section, token
