@@ -194,7 +194,11 @@ class Cluster(pulumi.ComponentResource):
             key_ring=self.key_ring.id,
             purpose="ENCRYPT_DECRYPT",
             rotation_period=KMS_ROTATION_PERIOD,
-            opts=child,
+            # Destroying the key makes the cluster's secrets unreadable: protected
+            # wherever the cluster is (turning deletionProtection off lifts both).
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(protect=args.deletion_protection)
+            ),
         )
         project_info = gcp.organizations.get_project_output(
             project_id=args.project, opts=pulumi.InvokeOutputOptions(parent=self)

@@ -3,7 +3,7 @@
 Shapes follow the provider: regional resources live under ``regions/<region>``,
 GKE answers with an endpoint and a base64 cluster CA, Memorystore with a host
 in the private service range, port 6378 under TLS, an AUTH string and its
-server CA, Cloud SQL with a private IP and a connection name. The certificates
+server CA, Cloud SQL with a private IP, a connection name and its server CA. The certificates
 are real self-signed PEMs (generated for these fakes), so code that parses them
 works offline as it would against the cloud.
 """
@@ -45,6 +45,21 @@ HwYDVR0jBBgwFoAUVCULzg1kwIpfTnRXRXEbBjzaVrIwDwYDVR0TAQH/BAUwAwEB
 -----END CERTIFICATE-----
 """
 """The fake Memorystore server CA (``serverCaCerts[0].cert``)."""
+
+CLOUD_SQL_SERVER_CA_PEM = """-----BEGIN CERTIFICATE-----
+MIIBzjCCAXOgAwIBAgIUC2LeVMl9aYrhMOyZWJQGQhRg7DcwCgYIKoZIzj0EAwIw
+PDEjMCEGA1UEAwwaR29vZ2xlIENsb3VkIFNRTCBTZXJ2ZXIgQ0ExFTATBgNVBAoM
+DE9mZmxpbmUgRmFrZTAeFw0yNjExMjcxMTM2MzFaFw0zNjExMjQxMTM2MzFaMDwx
+IzAhBgNVBAMMGkdvb2dsZSBDbG91ZCBTUUwgU2VydmVyIENBMRUwEwYDVQQKDAxP
+ZmZsaW5lIEZha2UwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASHlBESV7Q42Hyx
+0YsaFuWqmBu+CM4EGfb4n+gcUXDbBKHr/Af41K+0tyzKNPE5JYt5lzVoAMjCzCwB
+RNe1Ixalo1MwUTAdBgNVHQ4EFgQUMOlG5p/6tDegiFMGLehi0Xyv/+IwHwYDVR0j
+BBgwFoAUMOlG5p/6tDegiFMGLehi0Xyv/+IwDwYDVR0TAQH/BAUwAwEB/zAKBggq
+hkjOPQQDAgNJADBGAiEAibgXadoG4UtHKc04ENPBdZNUMPtjh9C6DQQ5CJ1x4PYC
+IQDWRV+qOEW3Ve+vmf3Yu2hSIIS6aS248QcEEByaNartGw==
+-----END CERTIFICATE-----
+"""
+"""The fake Cloud SQL server CA (``serverCaCerts[0].cert``)."""
 
 _FAKE_PROJECT_NUMBER = "123456789012"
 
@@ -390,7 +405,7 @@ def _sql_instance(
         "serviceAccountEmailAddress": f"p{_FAKE_PROJECT_NUMBER}-{fake_hex('sqlsa', physical, length=6)}@gcp-sa-cloud-sql.iam.gserviceaccount.com",
         "serverCaCerts": [
             {
-                "cert": MEMORYSTORE_SERVER_CA_PEM,
+                "cert": CLOUD_SQL_SERVER_CA_PEM,
                 "commonName": f"C=US,O=Google\\, Inc,CN=Google Cloud SQL Server CA,dnQualifier={fake_hex('q', physical, length=8)}",
                 "createTime": "2026-01-01T00:00:00Z",
                 "expirationTime": "2036-01-01T00:00:00Z",

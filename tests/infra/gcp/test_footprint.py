@@ -306,6 +306,7 @@ def test_cluster_security_features(plan: Plan, stack: str) -> None:
     assert cluster.get("databaseEncryption") == {"state": "ENCRYPTED", "keyName": key.id}
     assert key.get("rotationPeriod") == "7776000s"
     assert key.get("purpose") == "ENCRYPT_DECRYPT"
+    assert key.protect is EXPECTED[stack]["deletion_protection"]
 
 
 def test_gke_service_agent_may_use_the_secrets_key_before_the_cluster_exists(plan: Plan) -> None:
