@@ -1,0 +1,205 @@
+"""The GCP footprint: one component composing network, GKE, Memorystore and Cloud SQL.
+
+It owns an explicit ``pulumi_gcp.Provider`` (project and region from
+``ai-gateway:gcp``, the required tags as ``default_labels``) that every child
+uses, enables the service APIs the children call, and hands the program the
+per-cloud :class:`~infra.clouds.CloudFootprint` contract.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.clouds import CloudFootprint
+from infra.config import Cloud, GcpConfig, StackConfig
+from infra.gcp.cluster import Cluster, ClusterArgs
+from infra.gcp.names import resource_name
+from infra.gcp.network import Network, NetworkArgs
+from infra.gcp.postgres import Postgres, PostgresArgs
+from infra.gcp.redis import Redis, RedisArgs
+from infra.tags import gcp_labels, required_tags
+
+REQUIRED_APIS = (
+    "compute.googleapis.com",
+    "container.googleapis.com",
+    "servicenetworking.googleapis.com",
+    "sqladmin.googleapis.com",
+    "redis.googleapis.com",
+    "cloudkms.googleapis.com",
+    "iam.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+)
+"""APIs the footprint calls; enabled here, never disabled on destroy (others may use them)."""
+
+GATEWAY_PORT = "8080"
+"""The gateway's container port: the only port load balancer health checks may reach."""
+
+
+def api_resource_name(api: str) -> str:
+    """The logical name of the ``projects.Service`` enabling ``api`` (``api-compute``)."""
+    service = api.split(".", 1)[0]
+    if not service or not api.endswith(".googleapis.com"):
+        raise ValueError(f"api {api!r} is not a Google API name; use e.g. compute.googleapis.com")
+    return f"api-{service}"
+
+
+class GcpFootprint(pulumi.ComponentResource):
+    """Everything the gateway needs on GCP, behind one explicit provider.
+
+    Children: the APIs, :class:`~infra.gcp.network.Network`,
+    :class:`~infra.gcp.cluster.Cluster`, :class:`~infra.gcp.redis.Redis` and
+    :class:`~infra.gcp.postgres.Postgres`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        config: StackConfig,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("ai-gateway:gcp:Footprint", name, None, opts)
+        gcp_config: GcpConfig = config.gcp
+        prefix = config.name_prefix
+        node_tag = resource_name(prefix, "gke-node", "firewall")
+
+        self.provider = gcp.Provider(
+            "gcp",
+            project=gcp_config.project,
+            region=gcp_config.region,
+            default_labels=gcp_labels(required_tags(config)),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        on_gcp = pulumi.ResourceOptions(parent=self, providers=[self.provider])
+
+        self.apis = [
+            gcp.projects.Service(
+                api_resource_name(api),
+                project=gcp_config.project,
+                service=api,
+                # Other workloads in the project may rely on the API; a stack's
+                # destroy must not switch it off under them.
+                disable_on_destroy=False,
+                opts=on_gcp,
+            )
+            for api in REQUIRED_APIS
+        ]
+
+        self.network = Network(
+            "network",
+            NetworkArgs(
+                name_prefix=prefix,
+                region=gcp_config.region,
+                subnet_cidr=gcp_config.subnet_cidr,
+                pods_cidr=gcp_config.pods_cidr,
+                services_cidr=gcp_config.services_cidr,
+                private_service_cidr=gcp_config.private_service_cidr,
+                node_tag=node_tag,
+                health_check_ports=(GATEWAY_PORT,),
+                apis=self.apis,
+            ),
+            opts=on_gcp,
+        )
+        self.cluster = Cluster(
+            "cluster",
+            ClusterArgs(
+                name_prefix=prefix,
+                project=gcp_config.project,
+                region=gcp_config.region,
+                network_id=self.network.network_id,
+                subnetwork_id=self.network.subnetwork_id,
+                pods_range_name=self.network.pods_range_name,
+                services_range_name=self.network.services_range_name,
+                master_cidr=gcp_config.master_cidr,
+                deployer_cidrs=gcp_config.deployer_cidrs,
+                private_endpoint_only=gcp_config.private_endpoint_only,
+                kubernetes_version=gcp_config.kubernetes_version,
+                release_channel=gcp_config.release_channel,
+                machine_type=gcp_config.machine_type,
+                node_count=gcp_config.node_count,
+                node_min_count=gcp_config.node_min_count,
+                node_max_count=gcp_config.node_max_count,
+                max_pods_per_node=gcp_config.max_pods_per_node,
+                node_tag=node_tag,
+                deletion_protection=gcp_config.deletion_protection,
+                maintenance_hour_utc=gcp_config.maintenance_hour_utc,
+                apis=self.apis,
+            ),
+            opts=on_gcp,
+        )
+        self.redis = Redis(
+            "redis",
+            RedisArgs(
+                name_prefix=prefix,
+                region=gcp_config.region,
+                network_id=self.network.network_id,
+                reserved_ip_range=self.network.private_service_range.name,
+                service_connection=self.network.service_connection,
+                memory_gb=gcp_config.redis_memory_gb,
+                redis_version=gcp_config.redis_version,
+                high_availability=gcp_config.high_availability,
+                persistence=gcp_config.redis_persistence,
+                maintenance_day=gcp_config.maintenance_day,
+                maintenance_hour_utc=gcp_config.maintenance_hour_utc,
+                apis=self.apis,
+            ),
+            opts=on_gcp,
+        )
+        self.postgres = Postgres(
+            "postgres",
+            PostgresArgs(
+                name_prefix=prefix,
+                region=gcp_config.region,
+                network_id=self.network.network_id,
+                allocated_ip_range=self.network.private_service_range.name,
+                service_connection=self.network.service_connection,
+                database_version=gcp_config.postgres_version,
+                tier=gcp_config.postgres_tier,
+                disk_gb=gcp_config.postgres_disk_gb,
+                high_availability=gcp_config.high_availability,
+                deletion_protection=gcp_config.deletion_protection,
+                backup_retention_days=gcp_config.backup_retention_days,
+                maintenance_day=gcp_config.maintenance_day,
+                maintenance_hour_utc=gcp_config.maintenance_hour_utc,
+                apis=self.apis,
+            ),
+            opts=on_gcp,
+        )
+
+        self.extras: dict[str, pulumi.Output] = {
+            "workloadPool": pulumi.Output.from_input(self.cluster.workload_pool),
+            "project": pulumi.Output.from_input(gcp_config.project),
+            "region": pulumi.Output.from_input(gcp_config.region),
+            "nodeServiceAccountEmail": self.cluster.node_service_account_email,
+            "networkId": self.network.network_id,
+            "subnetworkId": self.network.subnetwork_id,
+        }
+        self.register_outputs(
+            {
+                "clusterName": self.cluster.cluster_name,
+                "kubeconfig": self.cluster.kubeconfig,
+                "redisUrl": self.redis.url,
+                "redisCaCert": self.redis.ca_certificate,
+                "postgresDsn": self.postgres.dsn,
+                **self.extras,
+            }
+        )
+
+
+def build(config: StackConfig) -> CloudFootprint:
+    """Build the GCP footprint of the stack and return the per-cloud contract."""
+    footprint = GcpFootprint(f"{config.name_prefix}-gcp", config)
+    return CloudFootprint(
+        cloud=Cloud.GCP,
+        component=footprint,
+        region=config.gcp.region,
+        cluster_name=footprint.cluster.cluster_name,
+        kubeconfig=footprint.cluster.kubeconfig,
+        kube_provider=footprint.cluster.kube_provider,
+        redis_url=footprint.redis.url,
+        postgres_dsn=footprint.postgres.dsn,
+        redis_ca_cert=footprint.redis.ca_certificate,
+        extras=footprint.extras,
+    )

@@ -1,0 +1,190 @@
+"""Cloud SQL for PostgreSQL: private IP only, TLS enforced, backups with PITR, query insights.
+
+The instance takes its private IP from the network's peered range, so it must
+wait for the service networking connection. The gateway's database and user
+are created here; the user's password comes from ``pulumi_random`` and only
+ever leaves as part of the secret DSN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_random as random
+
+from infra.gcp.names import resource_name
+
+DATABASE = "gateway"
+USER = "gateway"
+PORT = 5432
+
+DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+
+LOG_FLAGS = {
+    # CIS GCP benchmark 6.2: connection and lock-wait logging, temp files logged.
+    "log_connections": "on",
+    "log_disconnections": "on",
+    "log_lock_waits": "on",
+    "log_temp_files": "0",
+}
+
+
+@dataclass
+class PostgresArgs:
+    """Inputs of :class:`Postgres`.
+
+    ``high_availability`` makes the instance REGIONAL (a standby in another
+    zone, automatic failover); ``deletion_protection`` blocks deletion both in
+    Pulumi and in the Cloud SQL API.
+    """
+
+    name_prefix: str
+    region: str
+    network_id: pulumi.Input[str]
+    allocated_ip_range: pulumi.Input[str]
+    service_connection: pulumi.Resource
+    database_version: str
+    tier: str
+    disk_gb: int
+    high_availability: bool
+    deletion_protection: bool
+    backup_retention_days: int
+    maintenance_day: str
+    maintenance_hour_utc: int
+    apis: Sequence[pulumi.Resource] = field(default_factory=list)
+
+
+def availability_type(high_availability: bool) -> str:
+    """``REGIONAL`` (standby in a second zone) when highly available, else ``ZONAL``."""
+    return "REGIONAL" if high_availability else "ZONAL"
+
+
+def sql_maintenance_day(day: str) -> int:
+    """Cloud SQL's day number (1 = Monday ... 7 = Sunday) of a weekday name."""
+    try:
+        return DAYS.index(day.upper()) + 1
+    except ValueError:
+        raise ValueError(
+            f"maintenance day {day!r} is not a weekday; use one of {', '.join(DAYS)}"
+        ) from None
+
+
+def postgres_dsn(user: str, password: str, host: str, database: str, port: int = PORT) -> str:
+    """``postgresql://user:password@host:port/database?sslmode=require`` (credentials URL-encoded)."""
+    if not host:
+        raise ValueError("the DSN needs the instance's private IP; the instance has none yet")
+    return (
+        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/"
+        f"{quote(database, safe='')}?sslmode=require"
+    )
+
+
+class Postgres(pulumi.ComponentResource):
+    """A private Cloud SQL for PostgreSQL instance with the gateway's database and user.
+
+    Outputs: ``instance`` (the resource), ``private_ip``, ``connection_name``
+    and ``dsn`` (secret).
+    """
+
+    def __init__(
+        self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ai-gateway:gcp:Postgres", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        # Cloud SQL keeps a deleted instance's name for up to a week; a random
+        # suffix lets a destroyed stack be rebuilt at once (as the sql-db module does).
+        suffix = random.RandomId("instance-suffix", byte_length=2, opts=child)
+        base = resource_name(args.name_prefix, "pg", "sql_instance", reserve=5)
+        self.instance = gcp.sql.DatabaseInstance(
+            "postgres",
+            name=suffix.hex.apply(lambda hex_suffix: f"{base}-{hex_suffix}"),
+            region=args.region,
+            database_version=args.database_version,
+            deletion_protection=args.deletion_protection,
+            settings=gcp.sql.DatabaseInstanceSettingsArgs(
+                # db-custom tiers need the Enterprise edition (PostgreSQL 16+
+                # defaults to Enterprise Plus, which rejects them).
+                edition="ENTERPRISE",
+                tier=args.tier,
+                availability_type=availability_type(args.high_availability),
+                disk_type="PD_SSD",
+                disk_size=args.disk_gb,
+                disk_autoresize=True,
+                deletion_protection_enabled=args.deletion_protection,
+                ip_configuration=gcp.sql.DatabaseInstanceSettingsIpConfigurationArgs(
+                    ipv4_enabled=False,
+                    private_network=args.network_id,
+                    allocated_ip_range=args.allocated_ip_range,
+                    ssl_mode="ENCRYPTED_ONLY",
+                ),
+                backup_configuration=gcp.sql.DatabaseInstanceSettingsBackupConfigurationArgs(
+                    enabled=True,
+                    point_in_time_recovery_enabled=True,
+                    start_time="02:00",
+                    transaction_log_retention_days=7,
+                    backup_retention_settings=gcp.sql.DatabaseInstanceSettingsBackupConfigurationBackupRetentionSettingsArgs(
+                        retained_backups=args.backup_retention_days, retention_unit="COUNT"
+                    ),
+                ),
+                insights_config=gcp.sql.DatabaseInstanceSettingsInsightsConfigArgs(
+                    query_insights_enabled=True,
+                    query_string_length=1024,
+                    record_application_tags=True,
+                    # Client addresses are personal data in some jurisdictions.
+                    record_client_address=False,
+                ),
+                maintenance_window=gcp.sql.DatabaseInstanceSettingsMaintenanceWindowArgs(
+                    day=sql_maintenance_day(args.maintenance_day),
+                    hour=args.maintenance_hour_utc,
+                    update_track="stable",
+                ),
+                database_flags=[
+                    gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(name=flag, value=value)
+                    for flag, value in LOG_FLAGS.items()
+                ],
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[*args.apis, args.service_connection]
+            ),
+        )
+        self.database = gcp.sql.Database(
+            "gateway",
+            name=DATABASE,
+            instance=self.instance.name,
+            charset="UTF8",
+            collation="en_US.UTF8",
+            opts=child,
+        )
+        # Alphanumeric: the password goes into a URL; 32 characters is ~190 bits.
+        self.password = random.RandomPassword("gateway", length=32, special=False, opts=child)
+        self.user = gcp.sql.User(
+            "gateway",
+            name=USER,
+            instance=self.instance.name,
+            password=self.password.result,
+            type="BUILT_IN",
+            # PostgreSQL refuses to drop a role that owns objects; the instance's
+            # deletion removes it anyway.
+            deletion_policy="ABANDON",
+            opts=child,
+        )
+
+        self.private_ip = self.instance.private_ip_address
+        self.connection_name = self.instance.connection_name
+        self.dsn = pulumi.Output.secret(
+            pulumi.Output.all(
+                self.user.name, self.password.result, self.private_ip, self.database.name
+            ).apply(lambda values: postgres_dsn(values[0], values[1], values[2], values[3]))
+        )
+        self.register_outputs(
+            {
+                "privateIp": self.private_ip,
+                "connectionName": self.connection_name,
+                "dsn": self.dsn,
+            }
+        )
