@@ -237,8 +237,19 @@ def lifecycle_rule(noncurrent_days: int) -> dict[str, Any]:
 
 
 def lifecycle_rule_matches(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    """True when an existing rule has every setting of ``wanted`` (S3 may add others)."""
-    return all(_normalise(existing.get(key)) == _normalise(value) for key, value in wanted.items())
+    """True when an existing rule has every setting of ``wanted`` (S3 may add others).
+
+    A whole-bucket filter comes back as ``{"Prefix": ""}``, ``{}`` or not at
+    all depending on how the rule was written; all three mean the same.
+    """
+    whole_bucket = (None, {}, {"Prefix": ""})
+    for key, value in wanted.items():
+        actual = existing.get(key)
+        if key == "Filter" and value in whole_bucket and actual in whole_bucket:
+            continue
+        if _normalise(actual) != _normalise(value):
+            return False
+    return True
 
 
 def merge_lifecycle(

@@ -16,6 +16,8 @@ from infra.bootstrap.state import (
     BootstrapError,
     bootstrap_aws,
     default_kms_alias,
+    lifecycle_rule,
+    lifecycle_rule_matches,
     merge_policy,
     policy_has_statement,
     suggest_bucket_name,
@@ -339,3 +341,21 @@ def test_policy_comparison_ignores_list_spelling() -> None:
     ours = tls_only_statement(BUCKET)
     respelled = {**ours, "Action": ["s3:*"], "Resource": list(reversed(ours["Resource"]))}
     assert policy_has_statement({"Statement": respelled}, ours)
+
+
+@pytest.mark.parametrize("spelling", [{"Prefix": ""}, {}, None])
+def test_whole_bucket_lifecycle_filter_spellings_match(spelling: dict[str, str] | None) -> None:
+    wanted = lifecycle_rule(90)
+    existing = {k: v for k, v in wanted.items() if k != "Filter"}
+    if spelling is not None:
+        existing["Filter"] = spelling
+    assert lifecycle_rule_matches(existing, wanted)
+    assert not lifecycle_rule_matches({**existing, "Filter": {"Prefix": "tmp/"}}, wanted)
+    assert not lifecycle_rule_matches(
+        {**existing, "NoncurrentVersionExpiration": {"NoncurrentDays": 30}}, wanted
+    )
+
+
+def test_noncurrent_days_out_of_range_names_the_flag() -> None:
+    with pytest.raises(BootstrapError, match="--noncurrent-version-days 0 is out of range"):
+        lifecycle_rule(0)
