@@ -220,7 +220,10 @@ def test_preview_job_per_stack_with_pack_and_pr_comment() -> None:
     job = PR["jobs"]["preview"]
     assert _matrix_stacks(job) == STACKS
     assert job["needs"] == "plan"
-    assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert job["if"] == (
+        "github.event.pull_request.head.repo.full_name == github.repository"
+        " && github.actor != 'dependabot[bot]'"
+    )
     assert job["environment"] == "${{ matrix.stack }}-preview"
     assert job["permissions"] == {
         "contents": "read",
