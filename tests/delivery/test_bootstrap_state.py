@@ -200,6 +200,16 @@ def test_weak_existing_bucket_is_reported_and_fixed_never_deleted(aws: boto3.Ses
     assert bootstrap_aws(BUCKET, REGION, session=aws).unchanged
 
 
+def test_us_east_1_bucket_has_no_location_constraint_and_reruns_clean(
+    aws: boto3.Session,
+) -> None:
+    first = bootstrap_aws(BUCKET, "us-east-1", session=aws)
+    location = aws.client("s3").get_bucket_location(Bucket=BUCKET)["LocationConstraint"]
+    assert location is None  # S3's spelling of us-east-1
+    assert first.secrets_provider == f"awskms://{ALIAS}?region=us-east-1"
+    assert bootstrap_aws(BUCKET, "us-east-1", session=aws).unchanged
+
+
 def test_bucket_of_another_account_is_refused_with_a_free_name(aws: boto3.Session) -> None:
     creds = aws.client("sts").assume_role(
         RoleArn="arn:aws:iam::111111111111:role/other", RoleSessionName="other-account"

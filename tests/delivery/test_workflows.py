@@ -394,3 +394,29 @@ def test_readme_lists_every_variable_and_environment_the_workflows_read() -> Non
         assert f"`{name}`" in deploy, f"README's Deploy section does not explain {name}"
     for stack in STACKS:
         assert f"`{stack}`" in deploy and f"`{stack}-preview`" in deploy
+
+
+def test_cloud_login_skips_each_cloud_whose_inputs_are_empty() -> None:
+    login = _load(ACTIONS / "cloud-login" / "action.yml")
+    gate = {
+        "pulumi/auth-actions": "inputs.pulumi-organization != ''",
+        "aws-actions/configure-aws-credentials": "inputs.aws-role-arn != ''",
+        "azure/login": "inputs.azure-client-id != ''",
+        "google-github-actions/auth": "inputs.gcp-workload-identity-provider != ''",
+        "google-github-actions/setup-gcloud": "inputs.gcp-workload-identity-provider != ''",
+    }
+    steps = login["runs"]["steps"]
+    assert {_action(s) for s in steps if "uses" in s} == set(gate)
+    for step in steps:
+        expected = gate.get(_action(step) or "", "inputs.azure-client-id != ''")
+        assert step["if"] == expected, step.get("name")
+
+
+def test_jobs_pass_every_cloud_login_input_from_a_variable() -> None:
+    inputs = set(_load(ACTIONS / "cloud-login" / "action.yml")["inputs"])
+    callers = [(f, s) for f, s in _steps_everywhere() if _action(s) == CLOUD_LOGIN]
+    assert len(callers) == 2  # the PR preview and the reusable up
+    for where, step in callers:
+        passed = step["with"]
+        assert set(passed) == inputs - {"aws-session-seconds"}, where
+        assert all(value.startswith("${{ vars.") for value in passed.values()), where
