@@ -369,3 +369,21 @@ def test_whole_bucket_lifecycle_filter_spellings_match(spelling: dict[str, str] 
 def test_noncurrent_days_out_of_range_names_the_flag() -> None:
     with pytest.raises(BootstrapError, match="--noncurrent-version-days 0 is out of range"):
         lifecycle_rule(0)
+
+
+def test_missing_credentials_say_how_to_sign_in(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
+    monkeypatch.delenv("AWS_WEB_IDENTITY_TOKEN_FILE", raising=False)
+
+    code = main(["bootstrap-state", "aws", "--bucket", BUCKET, "--region", REGION])
+
+    assert code == EXIT_ERROR
+    assert "no AWS credentials found: sign in first (`aws sso login" in capsys.readouterr().err
