@@ -8,6 +8,9 @@ component, followed by the policy verdict. Exit codes:
 * 1: a mandatory policy failed;
 * 2: bad configuration or a program error (the message names the key and the fix).
 
+``aigw bootstrap-state aws --bucket NAME --region R`` creates (idempotently) a
+self-managed state backend: an S3 bucket and a KMS key for ``awskms://``.
+
 Heavy imports (Pulumi SDKs, the gateway) happen inside the subcommands, so
 ``aigw --help`` is instant and the gateway image needs no Pulumi SDK.
 """
@@ -52,6 +55,39 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--project-dir", type=Path, help="directory holding Pulumi.yaml")
     plan.add_argument("--json", action="store_true", help="print the recorded resources as JSON")
     plan.set_defaults(handler=_plan)
+
+    bootstrap = sub.add_parser(
+        "bootstrap-state",
+        help="create a self-managed Pulumi state backend (idempotent)",
+        description="Create or converge a self-managed Pulumi state backend. Re-running "
+        "changes nothing; settings weaker than the baseline are reported and fixed, "
+        "nothing is ever deleted. Azure Blob and GCS backends: see the README's Deploy section.",
+    )
+    clouds = bootstrap.add_subparsers(dest="cloud", metavar="CLOUD", required=True)
+    aws = clouds.add_parser(
+        "aws",
+        help="S3 bucket (versioned, SSE-KMS, private, TLS-only) and a KMS key for awskms://",
+    )
+    aws.add_argument("--bucket", required=True, help="S3 bucket name (globally unique)")
+    aws.add_argument("--region", required=True, help="AWS region, for example us-east-1")
+    aws.add_argument(
+        "--kms-alias",
+        help="alias of the KMS key for state encryption and the awskms:// secrets provider "
+        "(default: alias/pulumi-<bucket>)",
+    )
+    aws.add_argument(
+        "--noncurrent-version-days",
+        type=int,
+        default=90,
+        help="days old state versions are kept before they expire (default 90)",
+    )
+    aws.add_argument(
+        "--stacks",
+        nargs="+",
+        default=["dev", "staging", "prod"],
+        help="stacks to print `pulumi stack init` lines for (default dev staging prod)",
+    )
+    aws.set_defaults(handler=_bootstrap_state_aws)
 
     reference = sub.add_parser(
         "config-reference", help="print the stack config reference (Markdown)"
@@ -132,6 +168,34 @@ def _show(value: Any) -> str:
     from infra.offline.engine import mask
 
     return json.dumps(mask(value))
+
+
+def _bootstrap_state_aws(args: argparse.Namespace) -> int:
+    from infra.bootstrap.state import BootstrapError, bootstrap_aws
+
+    try:
+        result = bootstrap_aws(
+            args.bucket,
+            args.region,
+            kms_alias=args.kms_alias,
+            noncurrent_version_days=args.noncurrent_version_days,
+        )
+    except BootstrapError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    for change in result.changes:
+        print(change.line())
+    print()
+    if result.unchanged:
+        print(f"unchanged: s3://{result.bucket} and {result.kms_alias} already meet the baseline")
+    else:
+        changed = sum(change.action != "unchanged" for change in result.changes)
+        print(f"done: {changed} setting(s) created or fixed; nothing was deleted")
+    print()
+    print("Next, from the repository root:")
+    for line in result.next_steps(args.stacks):
+        print(f"  {line}")
+    return EXIT_OK
 
 
 def _config_reference(args: argparse.Namespace) -> int:
