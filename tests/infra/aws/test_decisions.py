@@ -132,7 +132,7 @@ def test_elasticache_ids_are_cut_to_40_characters() -> None:
 
 
 def test_names_must_start_with_a_letter() -> None:
-    with pytest.raises(ValueError, match="ai-gateway:tags.project: '1gw-dev-redis'"):
+    with pytest.raises(ValueError, match=r"ai-gateway:tags\.project: '1gw-dev-redis'"):
         decisions.aws_name("1gw-dev", "redis", "rds-instance")
 
 
@@ -153,7 +153,7 @@ def test_redis_engine_version_defaults_per_engine() -> None:
     assert decisions.redis_engine_version("valkey", None) == "8.0"
     assert decisions.redis_engine_version("redis", None) == "7.1"
     assert decisions.redis_engine_version("valkey", "7.2") == "7.2"
-    with pytest.raises(ValueError, match="ai-gateway:aws.redisEngine: 'memcached'"):
+    with pytest.raises(ValueError, match=r"ai-gateway:aws\.redisEngine: 'memcached'"):
         decisions.redis_engine_version("memcached", None)
 
 
@@ -194,7 +194,7 @@ def test_public_endpoint_is_off_without_cidrs_or_when_private(
 
 
 def test_public_endpoint_never_admits_the_internet() -> None:
-    with pytest.raises(ValueError, match="ai-gateway:aws.deployerCidrs: 0.0.0.0/0 opens the API"):
+    with pytest.raises(ValueError, match=r"ai-gateway:aws\.deployerCidrs: 0\.0\.0\.0/0 opens the API"):
         decisions.endpoint_access(["203.0.113.0/24", "0.0.0.0/0"], False)
 
 
@@ -241,7 +241,7 @@ def test_node_ami_type_follows_the_cpu_architecture(instance_type: str, ami: str
 
 
 def test_node_ami_type_rejects_non_instance_types() -> None:
-    with pytest.raises(ValueError, match="ai-gateway:aws.nodeInstanceType: 'large'"):
+    with pytest.raises(ValueError, match=r"ai-gateway:aws\.nodeInstanceType: 'large'"):
         node_ami_type("large")
 
 
