@@ -194,7 +194,9 @@ def test_public_endpoint_is_off_without_cidrs_or_when_private(
 
 
 def test_public_endpoint_never_admits_the_internet() -> None:
-    with pytest.raises(ValueError, match=r"ai-gateway:aws\.deployerCidrs: 0\.0\.0\.0/0 opens the API"):
+    with pytest.raises(
+        ValueError, match=r"ai-gateway:aws\.deployerCidrs: 0\.0\.0\.0/0 opens the API"
+    ):
         decisions.endpoint_access(["203.0.113.0/24", "0.0.0.0/0"], False)
 
 
