@@ -362,7 +362,7 @@ class AwsConfig(_CloudConfig):
         ge=20,
         le=16384,
         description=(
-            "Root volume of each node in GiB (gp3, KMS-encrypted); 50 leaves room for "
+            "Root volume of each node in GiB (gp3, encrypted); 50 leaves room for "
             "container images, where the EKS default of 20 fills up."
         ),
     )
