@@ -339,7 +339,12 @@ class Cluster(pulumi.ComponentResource):
         self.node_group = aws.eks.NodeGroup(
             f"{name}-nodes",
             cluster_name=self.cluster.name,
-            node_group_name=decisions.aws_name(args.name_prefix, "default", "eks-node-group"),
+            # A prefix (as terraform-aws-modules/eks does): changing the instance
+            # type replaces the group, and the new one must be created first.
+            node_group_name_prefix=decisions.aws_name(
+                args.name_prefix, "nodes", "eks-node-group-prefix"
+            )
+            + "-",
             node_role_arn=node_role.arn,
             subnet_ids=args.private_subnet_ids,
             instance_types=[args.node_instance_type],

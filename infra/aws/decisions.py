@@ -117,16 +117,16 @@ def nat_gateway_for_zone(zone_index: int, nat_count: int) -> int:
 # Per-resource-type name rules: (max length, pattern of one valid name).
 NAME_LIMITS: dict[str, int] = {
     "eks-cluster": 100,
-    "eks-node-group": 63,
+    # A name prefix: the provider appends a 26-character unique suffix.
+    "eks-node-group-prefix": 37,
+    "security-group-prefix": 74,
     "iam-role": 64,
     "elasticache-replication-group": 40,
     "elasticache-subnet-group": 255,
     "rds-instance": 63,
     "rds-parameter-group": 255,
     "rds-subnet-group": 255,
-    "security-group": 255,
     "launch-template": 128,
-    "kms-alias": 256,
 }
 
 
@@ -186,6 +186,23 @@ def redis_engine_version(engine: str, override: str | None) -> str:
             f"ai-gateway:aws.redisEngine: {engine!r} is not allowed; use valkey or redis"
         )
     return override or _REDIS_DEFAULT_VERSIONS[engine]
+
+
+_RDS_MAX_STORAGE_GB = 65536
+
+
+def postgres_max_storage(storage_gb: int) -> int:
+    """The storage-autoscaling ceiling: 4x the allocated storage, within RDS's 64 TiB.
+
+    Growth of the audit tables then never fills the disk (an outage), while a
+    runaway writer cannot grow the bill without bound.
+    """
+    if storage_gb < 20:
+        raise ValueError(
+            f"ai-gateway:aws.postgresStorageGb: {storage_gb} is not allowed; use at least 20 "
+            "(the RDS gp3 minimum)"
+        )
+    return min(storage_gb * 4, _RDS_MAX_STORAGE_GB)
 
 
 def postgres_family(version: str) -> str:

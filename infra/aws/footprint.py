@@ -11,6 +11,8 @@ hands the program the :class:`~infra.clouds.CloudFootprint` contract.
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
@@ -104,7 +106,7 @@ class Footprint(pulumi.ComponentResource):
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=pulumi.Output.all(identity.account_id, partition.partition).apply(
-                lambda a: pulumi.Output.json_dumps(key_policy(a[0], settings.region, a[1]))
+                lambda a: json.dumps(key_policy(a[0], settings.region, a[1]))
             ),
             opts=pulumi.ResourceOptions(
                 parent=self, provider=self.provider, protect=settings.deletion_protection

@@ -77,7 +77,9 @@ class Postgres(pulumi.ComponentResource):
         )
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            name=decisions.aws_name(args.name_prefix, "postgres", "security-group"),
+            # A prefix, not a name: a replacement group can exist beside the old one.
+            name_prefix=decisions.aws_name(args.name_prefix, "postgres", "security-group-prefix")
+            + "-",
             description="RDS PostgreSQL: port 5432 from the EKS nodes only",
             vpc_id=args.vpc_id,
             opts=child,
@@ -122,8 +124,7 @@ class Postgres(pulumi.ComponentResource):
             engine_version=args.engine_version,
             instance_class=args.instance_class,
             allocated_storage=args.storage_gb,
-            # Storage autoscaling up to 4x, so a growing audit table is not an outage.
-            max_allocated_storage=min(args.storage_gb * 4, 65536),
+            max_allocated_storage=decisions.postgres_max_storage(args.storage_gb),
             storage_type=aws.rds.StorageType.GP3,
             storage_encrypted=True,
             kms_key_id=args.kms_key_arn,

@@ -72,7 +72,9 @@ class Redis(pulumi.ComponentResource):
         )
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            name=decisions.aws_name(args.name_prefix, "redis", "security-group"),
+            # A prefix, not a name: a replacement group can exist beside the old one.
+            name_prefix=decisions.aws_name(args.name_prefix, "redis", "security-group-prefix")
+            + "-",
             description="ElastiCache: Redis port from the EKS nodes only",
             vpc_id=args.vpc_id,
             opts=child,

@@ -26,7 +26,7 @@ def _azs(ctx: FakeContext, args: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": ctx.aws_region,
         "names": [f"{ctx.aws_region}{c}" for c in letters],
-        "zoneIds": [f"use1-az{i + 1}" for i in range(len(letters))],
+        "zoneIds": [f"{_region_code(ctx.aws_region)}-az{i + 1}" for i in range(len(letters))],
         "groupNames": [ctx.aws_region] * len(letters),
         "state": "available",
     }
@@ -132,6 +132,11 @@ def _ec2_object(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any])
         outputs |= {"latestVersion": 1, "defaultVersion": 1}
     elif token.startswith("aws:vpc/"):
         outputs["securityGroupRuleId"] = resource_id
+    elif token == "aws:ec2/securityGroup:SecurityGroup":
+        # name_prefix + the 26 digits the provider appends
+        outputs["name"] = inputs.get("name") or (
+            f"{inputs.get('namePrefix', 'terraform-')}{fake_hex(token, name, length=26)}"
+        )
     elif token == "aws:ec2/subnet:Subnet":
         zone = str(inputs.get("availabilityZone") or f"{ctx.aws_region}a")
         outputs["availabilityZoneId"] = f"{_region_code(ctx.aws_region)}-az{ord(zone[-1]) - 96}"
@@ -255,7 +260,10 @@ def _eks_node_group(
     ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
 ) -> dict[str, Any]:
     cluster = inputs.get("clusterName")
-    group = str(inputs.get("nodeGroupName") or name)
+    group = str(
+        inputs.get("nodeGroupName")
+        or f"{inputs.get('nodeGroupNamePrefix', name)}{fake_hex(token, name, length=26)}"
+    )
     uid = _uuid(token, name)
     return {
         "id": f"{cluster}:{group}",
@@ -263,6 +271,7 @@ def _eks_node_group(
             f"arn:aws:eks:{ctx.aws_region}:{ctx.aws_account_id}:nodegroup/{cluster}/{group}/{uid}"
         ),
         "status": "ACTIVE",
+        "nodeGroupName": group,
         "releaseVersion": "1.33.0-20260101",
         "resources": [{"autoscalingGroups": [{"name": f"eks-{group}-{uid}"}]}],
     }

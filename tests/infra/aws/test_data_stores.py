@@ -117,6 +117,8 @@ def test_postgres_storage_and_insights_are_encrypted_with_the_key(
     db = plan.one("aws:rds/instance:Instance")
     key_arn = plan.one("aws:kms/key:Key").outputs["arn"]
     assert db.inputs["storageEncrypted"] is True
+    assert db.inputs["storageType"] == "gp3"
+    assert db.inputs["maxAllocatedStorage"] == 4 * db.inputs["allocatedStorage"]
     assert db.inputs["kmsKeyId"] == key_arn
     assert db.inputs["performanceInsightsEnabled"] is True
     assert db.inputs["performanceInsightsKmsKeyId"] == key_arn

@@ -255,3 +255,13 @@ def test_key_policy_scopes_cloudwatch_logs_to_the_account() -> None:
     assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == (
         "arn:aws:logs:eu-west-1:111122223333:log-group:*"
     )
+
+
+@pytest.mark.parametrize(("storage", "ceiling"), [(20, 80), (50, 200), (20000, 65536)])
+def test_postgres_storage_autoscaling_ceiling(storage: int, ceiling: int) -> None:
+    assert decisions.postgres_max_storage(storage) == ceiling
+
+
+def test_postgres_storage_below_the_rds_minimum_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"ai-gateway:aws\.postgresStorageGb: 10 .* at least 20"):
+        decisions.postgres_max_storage(10)
