@@ -115,7 +115,7 @@ class Cluster(pulumi.ComponentResource):
     ``kubeconfig`` (secret), ``oidc_provider_arn``, ``oidc_issuer``,
     ``node_role_arn``, ``node_role_name``, ``cluster_security_group_id`` (the
     security group EKS puts on the control plane ENIs and the managed nodes),
-    and ``access_ready``, the resource to depend on before talking to the API.
+    and ``access_ready``, the resources to depend on before talking to the API.
     """
 
     def __init__(
