@@ -265,6 +265,12 @@ class _CloudConfig(_Model):
             )
 
 
+# The retention periods CloudWatch Logs accepts (PutRetentionPolicy).
+_CLOUDWATCH_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip
+
 _HA_DEFAULTS = {
     Environment.DEV: {"highAvailability": False, "deletionProtection": False},
     Environment.STAGING: {"highAvailability": True, "deletionProtection": False},
@@ -289,6 +295,9 @@ class AwsConfig(_CloudConfig):
             "nodeCount": 2,
             "nodeMinCount": 1,
             "nodeMaxCount": 3,
+            "logRetentionDays": 30,
+            "redisSnapshotRetentionDays": 0,
+            "postgresFinalSnapshot": False,
         },
         Environment.STAGING: {
             **_HA_DEFAULTS[Environment.STAGING],
@@ -299,6 +308,9 @@ class AwsConfig(_CloudConfig):
             "nodeCount": 3,
             "nodeMinCount": 3,
             "nodeMaxCount": 6,
+            "logRetentionDays": 90,
+            "redisSnapshotRetentionDays": 0,
+            "postgresFinalSnapshot": False,
         },
         Environment.PROD: {
             **_HA_DEFAULTS[Environment.PROD],
@@ -309,6 +321,9 @@ class AwsConfig(_CloudConfig):
             "nodeCount": 3,
             "nodeMinCount": 3,
             "nodeMaxCount": 12,
+            "logRetentionDays": 365,
+            "redisSnapshotRetentionDays": 7,
+            "postgresFinalSnapshot": True,
         },
     }
 
@@ -342,10 +357,94 @@ class AwsConfig(_CloudConfig):
         description="RDS PostgreSQL engine version (16 or newer).",
     )
 
+    node_disk_gb: int = Field(
+        default=50,
+        ge=20,
+        le=16384,
+        description=(
+            "Root volume of each node in GiB (gp3, encrypted); 50 leaves room for "
+            "container images, where the EKS default of 20 fills up."
+        ),
+    )
+    log_retention_days: int = Field(
+        default=30,
+        description=(
+            "Days CloudWatch keeps VPC flow logs and EKS control-plane logs (30 in dev, 90 in "
+            "staging, 365 in prod for audit trails); a value CloudWatch accepts."
+        ),
+    )
+    redis_engine: Literal["valkey", "redis"] = Field(
+        default="valkey",
+        description=(
+            "ElastiCache engine: `valkey` (Redis-compatible, the engine AWS develops and "
+            "prices lower) or `redis`."
+        ),
+    )
+    redis_engine_version: str | None = Field(
+        default=None,
+        pattern=r"^\d+\.\d+$",
+        description="ElastiCache engine version; unset picks the newest major (valkey 8.0, redis 7.1).",
+    )
+    redis_snapshot_retention_days: int = Field(
+        default=0,
+        ge=0,
+        le=35,
+        description=(
+            "Days of daily ElastiCache snapshots (0 = none). 7 in prod so budgets and rate "
+            "limit state survive a bad failover; dev and staging rebuild from scratch."
+        ),
+    )
+    postgres_final_snapshot: bool = Field(
+        default=False,
+        description=(
+            "Take a final RDS snapshot when the instance is deleted (on in prod, where the "
+            "data matters; off in dev and staging so stacks tear down cleanly)."
+        ),
+    )
+    admin_principal_arns: list[str] = Field(
+        default_factory=list,
+        description=(
+            "IAM role or user ARNs granted cluster admin through EKS access entries, besides "
+            "the deployer (for example a break-glass SSO role). Empty by default: least "
+            "privilege."
+        ),
+    )
+
     @field_validator("vpc_cidr")
     @classmethod
     def _check_vpc_cidr(cls, value: str) -> str:
         return _private_cidr(value)
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _check_log_retention(cls, value: int) -> int:
+        if value not in _CLOUDWATCH_RETENTION_DAYS:
+            allowed = ", ".join(str(d) for d in _CLOUDWATCH_RETENTION_DAYS)
+            raise ValueError(f"{value} is not a CloudWatch retention period; use one of {allowed}")
+        return value
+
+    @field_validator("admin_principal_arns")
+    @classmethod
+    def _check_principals(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+", value):
+                raise ValueError(
+                    f"{value!r} is not an IAM role or user ARN; use "
+                    "arn:aws:iam::<account>:role/<name> (not an sts assumed-role ARN)"
+                )
+        return values
+
+    @model_validator(mode="after")
+    def _check_subnet_layout(self) -> AwsConfig:
+        # The CIDR split is the footprint's own pure function; run it here so a
+        # VPC too small for the AZ count is a config error naming the key.
+        from infra.aws.decisions import split_vpc_cidr
+
+        try:
+            split_vpc_cidr(self.vpc_cidr, self.availability_zone_count)
+        except ValueError as exc:
+            raise _SectionError("vpcCidr", str(exc).split(": ", 1)[1]) from None
+        return self
 
 
 class AzureConfig(_CloudConfig):

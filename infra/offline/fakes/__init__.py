@@ -79,8 +79,18 @@ def generic(package: str) -> Callable[[ResourceFake], ResourceFake]:
 
 
 def fake_hex(*parts: str, length: int = 17) -> str:
-    """A stable hex id derived from ``parts``: the same plan gives the same ids."""
-    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+    """A stable hex id derived from ``parts``: the same plan gives the same ids.
+
+    Any length: past one SHA-256 digest (64 digits) further blocks are chained,
+    so long fake secrets (a 64-character token) are as well-formed as short ones.
+    """
+    seed = "/".join(parts).encode()
+    digest = hashlib.sha256(seed).hexdigest()
+    block = 1
+    while len(digest) < length:
+        digest += hashlib.sha256(seed + b"#" + str(block).encode()).hexdigest()
+        block += 1
+    return digest[:length]
 
 
 def load_all() -> None:

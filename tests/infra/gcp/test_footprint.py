@@ -353,7 +353,7 @@ def test_node_pool_autoscales_per_environment(plan: Plan, stack: str) -> None:
 
 
 def test_kube_provider_uses_the_plugin_kubeconfig(plan: Plan) -> None:
-    provider = plan.one("pulumi:providers:kubernetes")
+    provider = plan.one("pulumi:providers:kubernetes", "gke")
     assert isinstance(provider.inputs["kubeconfig"], Secret)
     config = yaml.safe_load(reveal(provider.inputs["kubeconfig"]))
     cluster = plan.one(CLUSTER)

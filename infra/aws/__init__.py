@@ -1,0 +1,1 @@
+"""The AWS footprint: VPC, EKS, ElastiCache and RDS PostgreSQL components."""

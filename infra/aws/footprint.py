@@ -1,0 +1,239 @@
+"""The AWS footprint: one component owning the provider, the key and the four parts.
+
+``build(config)`` is what :mod:`infra.clouds` calls. The footprint owns an
+explicit ``aws.Provider`` (region and ``default_tags`` from the stack config)
+that every child inherits through the component tree, so no AWS resource or
+data source ever falls back to the ambient default provider. It creates the
+customer-managed KMS key the other parts encrypt with, then composes
+:class:`Network`, :class:`Cluster`, :class:`Redis` and :class:`Postgres` and
+hands the program the :class:`~infra.clouds.CloudFootprint` contract.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from infra.aws import decisions
+from infra.aws.cluster import Cluster, ClusterArgs
+from infra.aws.network import Network, NetworkArgs
+from infra.aws.postgres import Postgres, PostgresArgs
+from infra.aws.redis import Redis, RedisArgs
+from infra.clouds import CloudFootprint
+from infra.config import Cloud, StackConfig
+from infra.tags import required_tags
+
+
+def key_policy(account_id: str, region: str, partition: str = "aws") -> dict:
+    """The footprint key's policy: the account administers it, CloudWatch Logs may use it.
+
+    The account statement is AWS's default key policy (IAM policies then decide
+    who uses the key: EKS, RDS and ElastiCache act through their callers' IAM
+    permissions and grants). CloudWatch Logs is a service principal and needs
+    its own statement, scoped by encryption context to this account's log groups.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AccountAdministration",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "CloudWatchLogsEncryption",
+                "Effect": "Allow",
+                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+                "Action": [
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                "Resource": "*",
+                "Condition": {
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": (
+                            f"arn:{partition}:logs:{region}:{account_id}:log-group:*"
+                        )
+                    }
+                },
+            },
+        ],
+    }
+
+
+class Footprint(pulumi.ComponentResource):
+    """Everything the gateway needs on AWS, behind one explicit provider.
+
+    Attributes: ``provider`` (the aws.Provider), ``kms_key``, ``network``,
+    ``cluster``, ``redis``, ``postgres`` and ``kube_provider``.
+    """
+
+    def __init__(
+        self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ai-gateway:aws:Footprint", name, None, opts)
+        settings = config.aws
+        prefix = config.name_prefix
+        tags = required_tags(config)
+        cluster_name = decisions.aws_name(prefix, "eks", "eks-cluster")
+
+        self.provider = aws.Provider(
+            f"{name}-provider",
+            region=settings.region,
+            # The provider tags what the stack transform cannot see: resources
+            # AWS creates on the program's behalf that inherit default tags.
+            default_tags=aws.ProviderDefaultTagsArgs(tags=tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # Children inherit the provider from their parent component; custom
+        # resources declared here get it explicitly.
+        components = pulumi.ResourceOptions(parent=self, providers={"aws": self.provider})
+        invoke = pulumi.InvokeOutputOptions(parent=self, provider=self.provider)
+
+        identity = aws.get_caller_identity_output(opts=invoke)
+        partition = aws.get_partition_output(opts=invoke)
+        self.kms_key = aws.kms.Key(
+            f"{name}-key",
+            description=f"{prefix}: EKS secrets, logs, ElastiCache and RDS encryption",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=pulumi.Output.all(identity.account_id, partition.partition).apply(
+                lambda a: json.dumps(key_policy(a[0], settings.region, a[1]))
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=self.provider, protect=settings.deletion_protection
+            ),
+        )
+        aws.kms.Alias(
+            f"{name}-key-alias",
+            name=f"alias/{prefix}",
+            target_key_id=self.kms_key.key_id,
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+        )
+
+        self.network = Network(
+            f"{name}-network",
+            NetworkArgs(
+                name_prefix=prefix,
+                vpc_cidr=settings.vpc_cidr,
+                zone_count=settings.availability_zone_count,
+                nat_gateways=settings.nat_gateways,
+                cluster_name=cluster_name,
+                kms_key_arn=self.kms_key.arn,
+                log_retention_days=settings.log_retention_days,
+            ),
+            opts=components,
+        )
+        self.cluster = Cluster(
+            f"{name}-cluster",
+            ClusterArgs(
+                name_prefix=prefix,
+                cluster_name=cluster_name,
+                region=settings.region,
+                kubernetes_version=settings.kubernetes_version,
+                private_subnet_ids=self.network.private_subnet_ids,
+                kms_key_arn=self.kms_key.arn,
+                deployer_cidrs=settings.deployer_cidrs,
+                private_endpoint_only=settings.private_endpoint_only,
+                node_instance_type=settings.node_instance_type,
+                node_count=settings.node_count,
+                node_min_count=settings.node_min_count,
+                node_max_count=settings.node_max_count,
+                node_disk_gb=settings.node_disk_gb,
+                log_retention_days=settings.log_retention_days,
+                deletion_protection=settings.deletion_protection,
+                instance_tags=tags,
+                admin_principal_arns=settings.admin_principal_arns,
+            ),
+            opts=components,
+        )
+        self.redis = Redis(
+            f"{name}-redis",
+            RedisArgs(
+                name_prefix=prefix,
+                vpc_id=self.network.vpc_id,
+                subnet_ids=self.network.database_subnet_ids,
+                client_security_group_id=self.cluster.cluster_security_group_id,
+                kms_key_arn=self.kms_key.arn,
+                node_type=settings.redis_node_type,
+                engine=settings.redis_engine,
+                engine_version=settings.redis_engine_version,
+                high_availability=settings.high_availability,
+                snapshot_retention_days=settings.redis_snapshot_retention_days,
+                protect=settings.deletion_protection,
+            ),
+            opts=components,
+        )
+        self.postgres = Postgres(
+            f"{name}-postgres",
+            PostgresArgs(
+                name_prefix=prefix,
+                vpc_id=self.network.vpc_id,
+                subnet_ids=self.network.database_subnet_ids,
+                client_security_group_id=self.cluster.cluster_security_group_id,
+                kms_key_arn=self.kms_key.arn,
+                instance_class=settings.postgres_instance_class,
+                storage_gb=settings.postgres_storage_gb,
+                engine_version=settings.postgres_version,
+                high_availability=settings.high_availability,
+                backup_retention_days=settings.backup_retention_days,
+                deletion_protection=settings.deletion_protection,
+                final_snapshot=settings.postgres_final_snapshot,
+            ),
+            opts=components,
+        )
+
+        # Depending on the access entries makes the first `up` wait until the
+        # deployer is admitted before it deploys anything into the cluster.
+        self.kube_provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.cluster.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.cluster.access_ready),
+        )
+
+        self.extras: dict[str, pulumi.Output] = {
+            "oidcProviderArn": self.cluster.oidc_provider_arn,
+            "oidcIssuerUrl": self.cluster.oidc_issuer,
+            "nodeRoleArn": self.cluster.node_role_arn,
+            "nodeRoleName": self.cluster.node_role_name,
+            "kmsKeyArn": self.kms_key.arn,
+            "vpcId": self.network.vpc_id,
+            "privateSubnetIds": self.network.private_subnet_ids,
+            "clusterSecurityGroupId": self.cluster.cluster_security_group_id,
+        }
+        self.register_outputs(
+            {
+                "clusterName": self.cluster.cluster_name,
+                "kubeconfig": self.cluster.kubeconfig,
+                "redisUrl": self.redis.url,
+                "postgresDsn": self.postgres.dsn,
+                **self.extras,
+            }
+        )
+
+
+def build(config: StackConfig) -> CloudFootprint:
+    """Create the AWS footprint for the stack and return the per-cloud contract."""
+    footprint = Footprint(f"{config.name_prefix}-aws", config)
+    return CloudFootprint(
+        cloud=Cloud.AWS,
+        component=footprint,
+        region=config.aws.region,
+        cluster_name=footprint.cluster.cluster_name,
+        kubeconfig=footprint.cluster.kubeconfig,
+        kube_provider=footprint.kube_provider,
+        redis_url=footprint.redis.url,
+        postgres_dsn=footprint.postgres.dsn,
+        # ElastiCache and RDS certificates chain to public Amazon roots, which
+        # the gateway image's CA bundle already trusts for sslmode=require.
+        redis_ca_cert=None,
+        extras=footprint.extras,
+    )

@@ -1,0 +1,170 @@
+"""RDS for PostgreSQL: the gateway's system of record (keys, budgets, audit).
+
+A single instance (multi-AZ with high availability) in the database subnets,
+never publicly accessible, reachable only from the EKS nodes' security group,
+storage and Performance Insights encrypted with the footprint's KMS key, TLS
+forced by the parameter group (``rds.force_ssl``), backups kept per
+environment, and in prod deletion protection plus a final snapshot. PostgreSQL
+16+ ships pgvector, so ``CREATE EXTENSION vector`` works without a preload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from infra.aws import decisions
+
+POSTGRES_PORT = 5432
+DATABASE_NAME = "gateway"
+MASTER_USER = "gateway_admin"
+
+
+@dataclass
+class PostgresArgs:
+    """Inputs of :class:`Postgres`."""
+
+    name_prefix: str
+    """Prefix of every physical name."""
+    vpc_id: pulumi.Input[str]
+    """The VPC of the security group."""
+    subnet_ids: pulumi.Input[list[str]]
+    """Database subnets (no internet route)."""
+    client_security_group_id: pulumi.Input[str]
+    """The only security group admitted: the EKS nodes'."""
+    kms_key_arn: pulumi.Input[str]
+    """Customer-managed key for storage, snapshots and Performance Insights."""
+    instance_class: str
+    """RDS instance class."""
+    storage_gb: int
+    """Allocated storage in GiB."""
+    engine_version: str
+    """PostgreSQL version, 16 or newer."""
+    high_availability: bool
+    """Multi-AZ standby with automatic failover."""
+    backup_retention_days: int
+    """Days of automated backups."""
+    deletion_protection: bool
+    """RDS deletion protection."""
+    final_snapshot: bool
+    """Snapshot the instance when it is deleted."""
+
+
+class Postgres(pulumi.ComponentResource):
+    """An encrypted, private, TLS-only RDS PostgreSQL instance.
+
+    Outputs: ``dsn`` (secret, ``sslmode=require``), ``address``, ``port``,
+    ``security_group_id``.
+    """
+
+    def __init__(
+        self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ai-gateway:aws:Postgres", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        family = decisions.postgres_family(args.engine_version)
+        identifier = decisions.aws_name(args.name_prefix, "postgres", "rds-instance")
+
+        subnet_group = aws.rds.SubnetGroup(
+            f"{name}-subnets",
+            name=decisions.aws_name(args.name_prefix, "postgres", "rds-subnet-group"),
+            description="RDS in the database subnets",
+            subnet_ids=args.subnet_ids,
+            opts=child,
+        )
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            # A prefix, not a name: a replacement group can exist beside the old one.
+            name_prefix=decisions.aws_name(args.name_prefix, "postgres", "security-group-prefix")
+            + "-",
+            description="RDS PostgreSQL: port 5432 from the EKS nodes only",
+            vpc_id=args.vpc_id,
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-from-nodes",
+            security_group_id=self.security_group.id,
+            referenced_security_group_id=args.client_security_group_id,
+            ip_protocol=aws.ec2.ProtocolType.TCP,
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
+            description="PostgreSQL from the EKS nodes",
+            opts=child,
+        )
+
+        parameters = aws.rds.ParameterGroup(
+            f"{name}-params",
+            name=decisions.aws_name(args.name_prefix, f"{family}-tls", "rds-parameter-group"),
+            family=family,
+            description="TLS-only connections; log slow statements and connections",
+            parameters=[
+                # Refuse every non-TLS connection at the server, whatever the client asks.
+                aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),
+                aws.rds.ParameterGroupParameterArgs(name="log_connections", value="1"),
+                aws.rds.ParameterGroupParameterArgs(
+                    name="log_min_duration_statement", value="1000"
+                ),
+            ],
+            opts=child,
+        )
+
+        # RDS master passwords are 8-128 printable characters without /, @, "
+        # or spaces; letters and digits only keep the DSN free of escaping.
+        self.password = random.RandomPassword(
+            f"{name}-master-password", length=40, special=False, opts=child
+        )
+
+        self.instance = aws.rds.Instance(
+            f"{name}-db",
+            identifier=identifier,
+            engine=aws.rds.EngineType.POSTGRES,
+            engine_version=args.engine_version,
+            instance_class=args.instance_class,
+            allocated_storage=args.storage_gb,
+            max_allocated_storage=decisions.postgres_max_storage(args.storage_gb),
+            storage_type=aws.rds.StorageType.GP3,
+            storage_encrypted=True,
+            kms_key_id=args.kms_key_arn,
+            db_name=DATABASE_NAME,
+            username=MASTER_USER,
+            password=self.password.result,
+            port=POSTGRES_PORT,
+            db_subnet_group_name=subnet_group.name,
+            vpc_security_group_ids=[self.security_group.id],
+            publicly_accessible=False,
+            multi_az=args.high_availability,
+            parameter_group_name=parameters.name,
+            ca_cert_identifier="rds-ca-rsa2048-g1",
+            iam_database_authentication_enabled=True,
+            backup_retention_period=args.backup_retention_days,
+            backup_window="03:00-04:00",
+            maintenance_window="sun:05:00-sun:06:00",
+            copy_tags_to_snapshot=True,
+            deletion_protection=args.deletion_protection,
+            skip_final_snapshot=not args.final_snapshot,
+            final_snapshot_identifier=f"{identifier}-final" if args.final_snapshot else None,
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=args.kms_key_arn,
+            performance_insights_retention_period=7,
+            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            auto_minor_version_upgrade=True,
+            apply_immediately=False,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.deletion_protection),
+        )
+
+        self.address = self.instance.address
+        self.port = POSTGRES_PORT
+        self.security_group_id = self.security_group.id
+        self.dsn = pulumi.Output.secret(
+            pulumi.Output.all(self.instance.address, self.password.result).apply(
+                lambda a: decisions.postgres_dsn(
+                    MASTER_USER, a[1], a[0], POSTGRES_PORT, DATABASE_NAME
+                )
+            )
+        )
+        self.register_outputs(
+            {"address": self.address, "securityGroupId": self.security_group_id, "dsn": self.dsn}
+        )

@@ -1,0 +1,145 @@
+"""ElastiCache (Valkey or Redis OSS): the gateway's hot-path state store.
+
+A replication group in the database subnets, reachable only from the EKS
+nodes' security group on the Redis port, encrypted at rest with the
+footprint's KMS key, TLS required in transit and an AUTH token from
+pulumi_random. With high availability (staging, prod) a replica in a second AZ
+takes over automatically; prod keeps daily snapshots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from infra.aws import decisions
+
+REDIS_PORT = 6379
+
+
+@dataclass
+class RedisArgs:
+    """Inputs of :class:`Redis`."""
+
+    name_prefix: str
+    """Prefix of every physical name."""
+    vpc_id: pulumi.Input[str]
+    """The VPC of the security group."""
+    subnet_ids: pulumi.Input[list[str]]
+    """Database subnets (no internet route)."""
+    client_security_group_id: pulumi.Input[str]
+    """The only security group admitted: the EKS nodes'."""
+    kms_key_arn: pulumi.Input[str]
+    """Customer-managed key for data at rest and snapshots."""
+    node_type: str
+    """ElastiCache node type."""
+    engine: str
+    """``valkey`` or ``redis``."""
+    engine_version: str | None
+    """Engine version override; unset picks the newest major."""
+    high_availability: bool
+    """Replica in a second AZ with automatic failover."""
+    snapshot_retention_days: int
+    """Days of daily snapshots (0 = none)."""
+    protect: bool = False
+    """Pulumi ``protect``: ElastiCache has no deletion protection of its own."""
+
+
+class Redis(pulumi.ComponentResource):
+    """An encrypted, TLS-only, token-authenticated ElastiCache replication group.
+
+    Outputs: ``url`` (secret ``rediss://:<token>@<primary>:6379``),
+    ``primary_endpoint``, ``port`` and ``security_group_id``.
+    """
+
+    def __init__(
+        self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ai-gateway:aws:Redis", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        topology = decisions.redis_topology(args.high_availability)
+        group_id = decisions.aws_name(args.name_prefix, "redis", "elasticache-replication-group")
+
+        subnet_group = aws.elasticache.SubnetGroup(
+            f"{name}-subnets",
+            name=decisions.aws_name(args.name_prefix, "redis", "elasticache-subnet-group"),
+            description="ElastiCache in the database subnets",
+            subnet_ids=args.subnet_ids,
+            opts=child,
+        )
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            # A prefix, not a name: a replacement group can exist beside the old one.
+            name_prefix=decisions.aws_name(args.name_prefix, "redis", "security-group-prefix")
+            + "-",
+            description="ElastiCache: Redis port from the EKS nodes only",
+            vpc_id=args.vpc_id,
+            opts=child,
+        )
+        # One rule per resource (not inline): rules can change without replacing
+        # the group, and no egress rule means the cache opens no connections.
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-from-nodes",
+            security_group_id=self.security_group.id,
+            referenced_security_group_id=args.client_security_group_id,
+            ip_protocol=aws.ec2.ProtocolType.TCP,
+            from_port=REDIS_PORT,
+            to_port=REDIS_PORT,
+            description="Redis from the EKS nodes",
+            opts=child,
+        )
+
+        # ElastiCache tokens are 16-128 printable characters without @, " or /;
+        # letters and digits only keep the URL free of escaping surprises.
+        self.auth_token = random.RandomPassword(
+            f"{name}-auth-token", length=64, special=False, opts=child
+        )
+
+        self.replication_group = aws.elasticache.ReplicationGroup(
+            f"{name}-rg",
+            replication_group_id=group_id,
+            description=f"{args.name_prefix} gateway state (limits, budgets, cache)",
+            engine=args.engine,
+            engine_version=decisions.redis_engine_version(args.engine, args.engine_version),
+            node_type=args.node_type,
+            port=REDIS_PORT,
+            num_cache_clusters=topology.cache_clusters,
+            automatic_failover_enabled=topology.automatic_failover,
+            multi_az_enabled=topology.multi_az,
+            subnet_group_name=subnet_group.name,
+            security_group_ids=[self.security_group.id],
+            at_rest_encryption_enabled=True,
+            kms_key_id=args.kms_key_arn,
+            transit_encryption_enabled=True,
+            transit_encryption_mode="required",
+            auth_token=self.auth_token.result,
+            auth_token_update_strategy="ROTATE",
+            auto_minor_version_upgrade=True,
+            snapshot_retention_limit=args.snapshot_retention_days,
+            snapshot_window="03:00-04:00" if args.snapshot_retention_days else None,
+            maintenance_window="sun:05:00-sun:06:00",
+            final_snapshot_identifier=(
+                f"{group_id}-final" if args.snapshot_retention_days else None
+            ),
+            apply_immediately=False,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+
+        self.primary_endpoint = self.replication_group.primary_endpoint_address
+        self.port = REDIS_PORT
+        self.security_group_id = self.security_group.id
+        self.url = pulumi.Output.secret(
+            pulumi.Output.all(self.primary_endpoint, self.auth_token.result).apply(
+                lambda a: decisions.redis_url(a[0], REDIS_PORT, a[1])
+            )
+        )
+        self.register_outputs(
+            {
+                "primaryEndpoint": self.primary_endpoint,
+                "securityGroupId": self.security_group_id,
+                "url": self.url,
+            }
+        )

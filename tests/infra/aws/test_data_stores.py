@@ -1,0 +1,163 @@
+"""ElastiCache and RDS on each stack's recorded plan: placement, access, encryption, backups."""
+
+from __future__ import annotations
+
+from infra.offline import Plan, RecordedResource, Secret
+from infra.offline.engine import reveal
+
+HA = {"dev": False, "staging": True, "prod": True}
+BACKUP_DAYS = {"dev": 7, "staging": 7, "prod": 30}
+REDIS_SNAPSHOT_DAYS = {"dev": 0, "staging": 0, "prod": 7}
+
+
+def _database_subnet_ids(plan: Plan) -> set[str]:
+    return {s.id for s in plan.of_type("aws:ec2/subnet:Subnet") if s.get("tags.tier") == "database"}
+
+
+def _ingress_rules(plan: Plan, group: RecordedResource) -> list[RecordedResource]:
+    return [
+        r
+        for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.inputs["securityGroupId"] == group.id
+    ]
+
+
+def _node_security_group(plan: Plan) -> str:
+    return plan.one("aws:eks/cluster:Cluster").outputs["vpcConfig"]["clusterSecurityGroupId"]
+
+
+# ------------------------------------------------------------------------ Redis
+
+
+def test_redis_lives_in_the_database_subnets(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    subnet_group = plan.one("aws:elasticache/subnetGroup:SubnetGroup")
+    group = plan.one("aws:elasticache/replicationGroup:ReplicationGroup")
+    assert set(subnet_group.inputs["subnetIds"]) == _database_subnet_ids(plan)
+    assert group.inputs["subnetGroupName"] == subnet_group.outputs["name"]
+
+
+def test_redis_admits_only_the_nodes_on_its_port(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    group = plan.one("aws:elasticache/replicationGroup:ReplicationGroup")
+    [sg_id] = group.inputs["securityGroupIds"]
+    [security_group] = [
+        s for s in plan.of_type("aws:ec2/securityGroup:SecurityGroup") if s.id == sg_id
+    ]
+    assert not security_group.get("ingress") and not security_group.get("egress")
+    [rule] = _ingress_rules(plan, security_group)
+    assert rule.inputs["referencedSecurityGroupId"] == _node_security_group(plan)
+    assert "cidrIpv4" not in rule.inputs
+    assert (rule.inputs["ipProtocol"], rule.inputs["fromPort"], rule.inputs["toPort"]) == (
+        "tcp",
+        6379,
+        6379,
+    )
+
+
+def test_redis_is_encrypted_and_tls_only_with_a_secret_token(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    plan = plans[stack]
+    group = plan.one("aws:elasticache/replicationGroup:ReplicationGroup")
+    assert group.inputs["atRestEncryptionEnabled"] is True
+    assert group.inputs["kmsKeyId"] == plan.one("aws:kms/key:Key").outputs["arn"]
+    assert group.inputs["transitEncryptionEnabled"] is True
+    assert group.inputs["transitEncryptionMode"] == "required"
+    assert isinstance(group.inputs["authToken"], Secret)
+    token = plan.one(
+        "random:index/randomPassword:RandomPassword", f"ai-gateway-{stack}-aws-redis-auth-token"
+    )
+    assert group.get("authToken") == reveal(token.outputs["result"])
+    assert 16 <= len(group.get("authToken")) <= 128
+
+
+def test_redis_availability_and_snapshots_per_environment(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    group = plans[stack].one("aws:elasticache/replicationGroup:ReplicationGroup")
+    assert group.inputs["numCacheClusters"] == (2 if HA[stack] else 1)
+    assert group.inputs["automaticFailoverEnabled"] is HA[stack]
+    assert group.inputs["multiAzEnabled"] is HA[stack]
+    assert group.inputs["snapshotRetentionLimit"] == REDIS_SNAPSHOT_DAYS[stack]
+    assert group.protect is (stack == "prod")
+
+
+# --------------------------------------------------------------------- Postgres
+
+
+def test_postgres_is_private_in_the_database_subnets(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    db = plan.one("aws:rds/instance:Instance")
+    subnet_group = plan.one("aws:rds/subnetGroup:SubnetGroup")
+    assert db.inputs["publiclyAccessible"] is False
+    assert db.inputs["dbSubnetGroupName"] == subnet_group.outputs["name"]
+    assert set(subnet_group.inputs["subnetIds"]) == _database_subnet_ids(plan)
+
+
+def test_postgres_admits_only_the_nodes_on_its_port(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    [sg_id] = plan.one("aws:rds/instance:Instance").inputs["vpcSecurityGroupIds"]
+    [security_group] = [
+        s for s in plan.of_type("aws:ec2/securityGroup:SecurityGroup") if s.id == sg_id
+    ]
+    [rule] = _ingress_rules(plan, security_group)
+    assert rule.inputs["referencedSecurityGroupId"] == _node_security_group(plan)
+    assert (rule.inputs["ipProtocol"], rule.inputs["fromPort"], rule.inputs["toPort"]) == (
+        "tcp",
+        5432,
+        5432,
+    )
+
+
+def test_postgres_storage_and_insights_are_encrypted_with_the_key(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    plan = plans[stack]
+    db = plan.one("aws:rds/instance:Instance")
+    key_arn = plan.one("aws:kms/key:Key").outputs["arn"]
+    assert db.inputs["storageEncrypted"] is True
+    assert db.inputs["storageType"] == "gp3"
+    assert db.inputs["maxAllocatedStorage"] == 4 * db.inputs["allocatedStorage"]
+    assert db.inputs["kmsKeyId"] == key_arn
+    assert db.inputs["performanceInsightsEnabled"] is True
+    assert db.inputs["performanceInsightsKmsKeyId"] == key_arn
+
+
+def test_postgres_forces_tls_and_supports_pgvector(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    db = plan.one("aws:rds/instance:Instance")
+    params = plan.one("aws:rds/parameterGroup:ParameterGroup")
+    assert db.inputs["parameterGroupName"] == params.outputs["name"]
+    assert {"name": "rds.force_ssl", "value": "1"} in [
+        {"name": p["name"], "value": p["value"]} for p in params.get("parameters")
+    ]
+    assert db.inputs["engine"] == "postgres"
+    # pgvector ships with RDS PostgreSQL 16+; the family follows the version.
+    major = int(db.inputs["engineVersion"].split(".")[0])
+    assert major >= 16 and params.inputs["family"] == f"postgres{major}"
+
+
+def test_postgres_password_is_generated_and_secret(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    db = plan.one("aws:rds/instance:Instance")
+    password = plan.one(
+        "random:index/randomPassword:RandomPassword",
+        f"ai-gateway-{stack}-aws-postgres-master-password",
+    )
+    assert isinstance(db.inputs["password"], Secret)
+    assert db.get("password") == reveal(password.outputs["result"])
+    assert db.to_json()["inputs"]["password"] == "[secret]"
+
+
+def test_postgres_backups_and_protection_per_environment(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    db = plans[stack].one("aws:rds/instance:Instance")
+    prod = stack == "prod"
+    assert db.inputs["backupRetentionPeriod"] == BACKUP_DAYS[stack]
+    assert db.inputs["multiAz"] is HA[stack]
+    assert db.inputs["deletionProtection"] is prod
+    assert db.inputs["skipFinalSnapshot"] is not prod
+    assert (db.inputs.get("finalSnapshotIdentifier") is not None) is prod
+    assert db.protect is prod
