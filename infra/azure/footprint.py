@@ -150,13 +150,23 @@ class Footprint(pulumi.ComponentResource):
         self.cluster = cluster
         self.redis = redis
         self.postgres = postgres
+        # What the workload-identity work needs to federate pod identities.
+        self.extras: dict[str, pulumi.Output] = {
+            "oidcIssuerUrl": cluster.oidc_issuer_url,
+            "resourceGroupName": group.name,
+            "location": pulumi.Output.from_input(location),
+            "kubeletIdentityObjectId": cluster.kubelet_identity_object_id,
+            "clusterIdentityPrincipalId": cluster.cluster_identity_principal_id,
+            "vnetId": net.vnet_id,
+            "nodeSubnetId": net.node_subnet_id,
+        }
         self.register_outputs(
             {
-                "resourceGroupName": group.name,
+                **self.extras,
                 "clusterName": cluster.cluster_name,
-                "vnetId": net.vnet_id,
-                "redisHost": redis.host_name,
-                "postgresHost": postgres.fqdn,
+                "kubeconfig": cluster.kubeconfig,
+                "redisUrl": redis.url,
+                "postgresDsn": postgres.dsn,
             }
         )
 
@@ -174,13 +184,5 @@ def build(config: StackConfig) -> CloudFootprint:
         kube_provider=footprint.cluster.kube_provider,
         redis_url=footprint.redis.url,
         postgres_dsn=footprint.postgres.dsn,
-        extras={
-            "oidcIssuerUrl": footprint.cluster.oidc_issuer_url,
-            "resourceGroupName": footprint.resource_group_name,
-            "location": pulumi.Output.from_input(config.azure.location),
-            "kubeletIdentityObjectId": footprint.cluster.kubelet_identity_object_id,
-            "clusterIdentityPrincipalId": footprint.cluster.cluster_identity_principal_id,
-            "vnetId": footprint.network.vnet_id,
-            "nodeSubnetId": footprint.network.node_subnet_id,
-        },
+        extras=dict(footprint.extras),
     )

@@ -313,13 +313,26 @@ def _managed_cluster(
         outputs["privateFQDN"] = (
             f"{host}.{fake_guid('pdns', name)}.privatelink.{location}.azmk8s.io"
         )
+    _API_SERVERS[(ctx.stack, str(inputs.get("resourceName") or name))] = str(
+        outputs.get("privateFQDN") or outputs["fqdn"]
+    )
     return outputs
 
 
+# The API server of each cluster the fake cloud created, by (stack, cluster
+# name): the credential functions answer with the same endpoint, as AKS does.
+_API_SERVERS: dict[tuple[str, str], str] = {}
+
+
 def _kubeconfig(ctx: FakeContext, args: dict[str, Any], user: str) -> dict[str, Any]:
-    cluster = args.get("resourceName") or "aks"
-    location = "eastus2"
-    server = f"https://{cluster}-{fake_hex('aks', cluster, length=8)}.hcp.{location}.azmk8s.io:443"
+    cluster = str(args.get("resourceName") or "aks")
+    host = _API_SERVERS.get((ctx.stack, cluster))
+    if host is None:
+        raise ValueError(
+            f"listManagedClusterUserCredentials: no managed cluster {cluster!r} in stack "
+            f"{ctx.stack}; read credentials from the cluster's own name output"
+        )
+    server = f"https://{host}:443"
     ca = base64.b64encode(
         b"-----BEGIN CERTIFICATE-----\nMIIE6DCCAtCgAwIBAgIQOFFLINE\n-----END CERTIFICATE-----\n"
     ).decode()
