@@ -67,7 +67,8 @@ def test_postgres_tier_mismatch_says_which_tier() -> None:
     ):
         postgres_tier("Standard_D2ds_v5", "Burstable")
     with pytest.raises(
-        ValueError, match="ai-gateway:azure.postgresSku: 'db.t4g.medium' is not a Flexible Server"
+        ValueError,
+        match=re.escape("ai-gateway:azure.postgresSku: 'db.t4g.medium' is not a Flexible Server"),
     ):
         postgres_tier("db.t4g.medium", "Burstable")
 
@@ -101,7 +102,9 @@ def test_backup_retention_outside_flexible_server_range(days: int) -> None:
 def test_system_pool_bounds() -> None:
     assert system_pool_bounds(1) == (1, 2)
     assert system_pool_bounds(3) == (3, 6)
-    with pytest.raises(ValueError, match="ai-gateway:azure.systemNodeCount: 0 is not allowed"):
+    with pytest.raises(
+        ValueError, match=re.escape("ai-gateway:azure.systemNodeCount: 0 is not allowed")
+    ):
         system_pool_bounds(0)
 
 
