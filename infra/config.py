@@ -444,10 +444,9 @@ class AzureConfig(_CloudConfig):
     )
     availability_zones: list[Literal["1", "2", "3"]] = Field(
         default_factory=lambda: ["1", "2", "3"],
-        min_length=1,
         description=(
-            "Zones the AKS node pools span and PostgreSQL's standby may use; all three so a "
-            "zone outage leaves nodes running. Use [] only in a region without zones."
+            "Zones the AKS node pools span and PostgreSQL's primary and standby use; all three "
+            "so a zone outage leaves nodes running. Use [] only in a region without zones."
         ),
     )
     pod_cidr: str = Field(
@@ -509,6 +508,17 @@ class AzureConfig(_CloudConfig):
     @classmethod
     def _check_vnet_cidr(cls, value: str) -> str:
         return _private_cidr(value)
+
+    @field_validator("admin_group_object_ids")
+    @classmethod
+    def _check_group_ids(cls, value: list[str]) -> list[str]:
+        for group in value:
+            if not re.fullmatch(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", group):
+                raise ValueError(
+                    f"{group!r} is not a Microsoft Entra object id; use the group's Object ID "
+                    "(a GUID such as 3f2504e0-4f89-41d3-9a0c-0305e82c3301), not its name"
+                )
+        return value
 
 
 class GcpConfig(_CloudConfig):
