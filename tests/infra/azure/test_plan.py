@@ -571,3 +571,17 @@ def test_bad_azure_config_stops_before_any_resource(azure: dict[str, Any], messa
 
     with pytest.raises(ProgramError, match=re.escape(message)):
         record("dev", project_dir=ROOT, config={"ai-gateway:azure": azure})
+
+
+def test_no_credential_reaches_the_plan_output_in_plain_text(plan: Plan) -> None:
+    import json
+    from urllib.parse import unquote
+
+    outputs = plan.one(FOOTPRINT).outputs
+    password = reveal(plan.one("random:index/randomPassword:RandomPassword").outputs["result"])
+    redis_key = reveal(outputs["redisUrl"]).split("@")[0].removeprefix("rediss://:")
+    printed = json.dumps(plan.to_json()) + json.dumps(plan.outputs, default=str)
+    assert password not in printed
+    assert redis_key not in printed
+    assert unquote(redis_key) not in printed
+    assert "kubelogin" not in printed  # the kubeconfig is masked as a whole
