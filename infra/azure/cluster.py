@@ -301,6 +301,9 @@ class Cluster(pulumi.ComponentResource):
                 )
             )
         )
+        # Only the kubeconfig text is computed inside apply(); the provider
+        # itself is registered here, outside it, so preview and up register
+        # the same resources.
         self.kube_provider = kubernetes.Provider(
             f"{name}-kubernetes",
             kubeconfig=self.kubeconfig,
@@ -312,7 +315,11 @@ class Cluster(pulumi.ComponentResource):
             lambda profile: profile.issuer_url if profile else ""
         )
         self.kubelet_identity_object_id = cluster.identity_profile.apply(
-            lambda profile: (profile or {})["kubeletidentity"].object_id
+            lambda profile: (
+                profile["kubeletidentity"].object_id
+                if profile and "kubeletidentity" in profile
+                else ""
+            )
         )
         self.cluster_identity_principal_id = identity.principal_id
         self.register_outputs(
