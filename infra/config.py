@@ -459,6 +459,10 @@ class AzureConfig(_CloudConfig):
             "postgresSku": "Standard_B2ms",
             "postgresTier": "Burstable",
             "aksTier": "Free",
+            "systemNodeCount": 1,
+            "disableLocalAccounts": False,
+            "redisPersistence": False,
+            "postgresGeoRedundantBackup": False,
             "nodeCount": 2,
             "nodeMinCount": 1,
             "nodeMaxCount": 3,
@@ -471,6 +475,10 @@ class AzureConfig(_CloudConfig):
             "postgresSku": "Standard_D2ds_v5",
             "postgresTier": "GeneralPurpose",
             "aksTier": "Standard",
+            "systemNodeCount": 3,
+            "disableLocalAccounts": True,
+            "redisPersistence": False,
+            "postgresGeoRedundantBackup": False,
             "nodeCount": 3,
             "nodeMinCount": 3,
             "nodeMaxCount": 6,
@@ -483,6 +491,10 @@ class AzureConfig(_CloudConfig):
             "postgresSku": "Standard_D4ds_v5",
             "postgresTier": "GeneralPurpose",
             "aksTier": "Standard",
+            "systemNodeCount": 3,
+            "disableLocalAccounts": True,
+            "redisPersistence": True,
+            "postgresGeoRedundantBackup": True,
             "nodeCount": 3,
             "nodeMinCount": 3,
             "nodeMaxCount": 12,
@@ -529,11 +541,83 @@ class AzureConfig(_CloudConfig):
     postgres_version: Literal["16", "17"] = Field(
         default="16", description="PostgreSQL major version (16 or newer)."
     )
+    availability_zones: list[Literal["1", "2", "3"]] = Field(
+        default_factory=lambda: ["1", "2", "3"],
+        description=(
+            "Zones the AKS node pools span and PostgreSQL's primary and standby use; all three "
+            "so a zone outage leaves nodes running. Use [] only in a region without zones."
+        ),
+    )
+    pod_cidr: str = Field(
+        default="10.244.0.0/16",
+        description=(
+            "Azure CNI Overlay pod range: pods take no VNet addresses, so the node subnet "
+            "stays small. Must not overlap vnetCidr or serviceCidr."
+        ),
+    )
+    service_cidr: str = Field(
+        default="10.0.0.0/16",
+        description=(
+            "Kubernetes service range (AKS's default); the cluster DNS service takes its "
+            "tenth address. Must not overlap vnetCidr or podCidr."
+        ),
+    )
+    system_node_count: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description=(
+            "Nodes of the system pool (critical add-ons only; autoscales up to twice this). "
+            "1 in dev for cost; 3 in staging and prod, one per zone, as AKS's production "
+            "baseline recommends."
+        ),
+    )
+    disable_local_accounts: bool = Field(
+        default=False,
+        description=(
+            "Entra-only cluster access: no static admin kubeconfig exists. On in staging and "
+            "prod (every action is attributable to an identity); off in dev for break-glass."
+        ),
+    )
+    redis_persistence: bool = Field(
+        default=False,
+        description=(
+            "Append-only-file persistence (every second) on Azure Managed Redis, so budgets "
+            "and rate-limit counters survive a node restart. On in prod."
+        ),
+    )
+    postgres_geo_redundant_backup: bool = Field(
+        default=False,
+        description=(
+            "Copy PostgreSQL backups to the paired region (restorable after a regional "
+            "outage). On in prod; cannot be changed after the server is created."
+        ),
+    )
+    log_retention_days: int = Field(
+        default=30,
+        ge=30,
+        le=730,
+        description=(
+            "Days the Log Analytics workspace keeps cluster diagnostics (API server audit, "
+            "autoscaler). 30 is the free retention."
+        ),
+    )
 
-    @field_validator("vnet_cidr")
+    @field_validator("vnet_cidr", "pod_cidr", "service_cidr")
     @classmethod
     def _check_vnet_cidr(cls, value: str) -> str:
         return _private_cidr(value)
+
+    @field_validator("admin_group_object_ids")
+    @classmethod
+    def _check_group_ids(cls, value: list[str]) -> list[str]:
+        for group in value:
+            if not re.fullmatch(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", group):
+                raise ValueError(
+                    f"{group!r} is not a Microsoft Entra object id; use the group's Object ID "
+                    "(a GUID such as 3f2504e0-4f89-41d3-9a0c-0305e82c3301), not its name"
+                )
+        return value
 
 
 class GcpConfig(_CloudConfig):

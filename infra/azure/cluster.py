@@ -1,0 +1,424 @@
+"""The AKS cluster, hardened the way Azure's verified modules build a production cluster.
+
+* A user-assigned control-plane identity (it exists before the cluster, so
+  its Network Contributor grant on the VNet is in place when AKS joins the
+  node subnet).
+* Microsoft Entra ID with Azure RBAC; local accounts disabled in staging and
+  prod (``disableLocalAccounts``), so every API call is made by an identity.
+* OIDC issuer and workload identity on, for pods to use managed identities.
+* Azure CNI Overlay with the Cilium dataplane and network policy.
+* A system pool tainted ``CriticalAddonsOnly`` and an autoscaling user pool
+  for the gateway, both across availability zones, with encryption at host
+  (the subscription needs the ``Microsoft.Compute/EncryptionAtHost`` feature
+  registered).
+* The API server is either private or public limited to the deployer CIDRs
+  and the NAT gateway's egress address; never open to all.
+* Standard tier (uptime SLA) in staging and prod; control-plane logs to a Log
+  Analytics workspace; automatic patch upgrades of Kubernetes and node images.
+
+The kube provider authenticates through ``kubelogin`` (an exec kubeconfig,
+see :func:`exec_kubeconfig`), which works with local accounts disabled.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as kubernetes
+import yaml
+from pulumi_azure_native import (
+    authorization,
+    containerservice,
+    managedidentity,
+    monitor,
+    operationalinsights,
+)
+
+from infra.azure.addressing import dns_service_ip
+from infra.azure.naming import azure_name, check_name
+from infra.azure.sizing import api_server_access, system_pool_bounds
+from infra.config import AzureConfig
+
+AKS_ENTRA_SERVER_APP_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
+"""The application id of the AKS Microsoft Entra server (the token audience), the same in every tenant."""
+
+NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+AKS_RBAC_CLUSTER_ADMIN_ROLE = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
+
+CONTROL_PLANE_LOG_CATEGORIES = (
+    "kube-apiserver",
+    "kube-audit-admin",
+    "kube-controller-manager",
+    "cluster-autoscaler",
+    "guard",
+)
+"""AKS resource logs sent to Log Analytics: API server, writes audit, autoscaler and Entra auth (guard)."""
+
+SYSTEM_POOL = check_name("aks_node_pool", "system")
+USER_POOL = check_name("aks_node_pool", "gateway")
+
+
+@dataclass
+class ClusterArgs:
+    """Inputs of :class:`Cluster`."""
+
+    resource_group_name: pulumi.Input[str]
+    location: str
+    name_prefix: str
+    settings: AzureConfig
+    """The stack's ``ai-gateway:azure`` section: sizes, tiers, access rules."""
+    subscription_id: pulumi.Input[str]
+    tenant_id: pulumi.Input[str]
+    deployer_object_id: pulumi.Input[str]
+    """The identity running ``pulumi up``; granted cluster admin to deploy the gateway."""
+    vnet_id: pulumi.Input[str]
+    node_subnet_id: pulumi.Input[str]
+    egress_ip: pulumi.Input[str]
+    """The NAT gateway's address: nodes reach a public API server from it."""
+    protect: bool = False
+    """Pulumi ``protect`` on the cluster (deletion protection, prod)."""
+
+
+class Cluster(pulumi.ComponentResource):
+    """AKS with its identity, user pool, diagnostics and kube provider (``ai-gateway:azure:Cluster``).
+
+    Outputs: ``cluster_name``, ``kubeconfig`` (secret), ``kube_provider``,
+    ``oidc_issuer_url``, ``kubelet_identity_object_id``,
+    ``cluster_identity_principal_id``.
+    """
+
+    cluster_name: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    kube_provider: kubernetes.Provider
+    oidc_issuer_url: pulumi.Output[str]
+    kubelet_identity_object_id: pulumi.Output[str]
+    cluster_identity_principal_id: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ai-gateway:azure:Cluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        s = args.settings
+        rg = args.resource_group_name
+        prefix = args.name_prefix
+        access = api_server_access(s.deployer_cidrs, s.private_endpoint_only)
+        system_min, system_max = system_pool_bounds(s.system_node_count)
+        zones = list(s.availability_zones)
+
+        identity = managedidentity.UserAssignedIdentity(
+            f"{name}-identity",
+            resource_name_=azure_name("user_assigned_identity", "id", prefix, "aks"),
+            resource_group_name=rg,
+            location=args.location,
+            opts=child,
+        )
+        # AKS joins the node subnet and attaches the NAT gateway with this
+        # identity; without the grant the cluster create fails.
+        network_grant = authorization.RoleAssignment(
+            f"{name}-network-contributor",
+            principal_id=identity.principal_id,
+            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+            role_definition_id=_role(args.subscription_id, NETWORK_CONTRIBUTOR_ROLE),
+            scope=args.vnet_id,
+            opts=child,
+        )
+        workspace = operationalinsights.Workspace(
+            f"{name}-logs",
+            workspace_name=azure_name("log_analytics_workspace", "log", prefix),
+            resource_group_name=rg,
+            location=args.location,
+            sku=operationalinsights.WorkspaceSkuArgs(
+                name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018
+            ),
+            retention_in_days=s.log_retention_days,
+            opts=child,
+        )
+
+        authorized = (
+            None
+            if access.private_cluster
+            else pulumi.Output.from_input(args.egress_ip).apply(
+                lambda ip: [*access.authorized_ip_ranges, *([f"{ip}/32"] if ip else [])]
+            )
+        )
+        cluster = containerservice.ManagedCluster(
+            f"{name}-aks",
+            resource_name_=azure_name("aks_cluster", "aks", prefix),
+            resource_group_name=rg,
+            location=args.location,
+            dns_prefix=azure_name("aks_dns_prefix", prefix),
+            node_resource_group=azure_name("resource_group", "rg", prefix, "aks-nodes"),
+            kubernetes_version=s.kubernetes_version,
+            sku=containerservice.ManagedClusterSKUArgs(
+                name=containerservice.ManagedClusterSKUName.BASE,
+                tier=containerservice.ManagedClusterSKUTier(s.aks_tier),
+            ),
+            identity=containerservice.ManagedClusterIdentityArgs(
+                type=containerservice.ResourceIdentityType.USER_ASSIGNED,
+                user_assigned_identities=[identity.id],
+            ),
+            enable_rbac=True,
+            aad_profile=containerservice.ManagedClusterAADProfileArgs(
+                managed=True,
+                enable_azure_rbac=True,
+                tenant_id=args.tenant_id,
+                admin_group_object_ids=list(s.admin_group_object_ids),
+            ),
+            disable_local_accounts=s.disable_local_accounts,
+            oidc_issuer_profile=containerservice.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
+            security_profile=containerservice.ManagedClusterSecurityProfileArgs(
+                workload_identity=containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(
+                    enabled=True
+                ),
+                image_cleaner=containerservice.ManagedClusterSecurityProfileImageCleanerArgs(
+                    enabled=True, interval_hours=168
+                ),
+            ),
+            api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
+                enable_private_cluster=access.private_cluster,
+                private_dns_zone="system" if access.private_cluster else None,
+                authorized_ip_ranges=authorized,
+                disable_run_command=True,
+            ),
+            network_profile=containerservice.ContainerServiceNetworkProfileArgs(
+                network_plugin=containerservice.NetworkPlugin.AZURE,
+                network_plugin_mode=containerservice.NetworkPluginMode.OVERLAY,
+                network_dataplane=containerservice.NetworkDataplane.CILIUM,
+                network_policy=containerservice.NetworkPolicy.CILIUM,
+                pod_cidr=s.pod_cidr,
+                service_cidr=s.service_cidr,
+                dns_service_ip=dns_service_ip(s.service_cidr),
+                outbound_type=containerservice.OutboundType.USER_ASSIGNED_NAT_GATEWAY,
+                load_balancer_sku=containerservice.LoadBalancerSku.STANDARD,
+            ),
+            agent_pool_profiles=[
+                containerservice.ManagedClusterAgentPoolProfileArgs(
+                    name=SYSTEM_POOL,
+                    mode=containerservice.AgentPoolMode.SYSTEM,
+                    type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
+                    vm_size=s.system_node_vm_size,
+                    os_type=containerservice.OSType.LINUX,
+                    os_sku=containerservice.OSSKU.AZURE_LINUX,
+                    os_disk_type=containerservice.OSDiskType.MANAGED,
+                    enable_encryption_at_host=True,
+                    enable_node_public_ip=False,
+                    enable_auto_scaling=True,
+                    count=system_min,
+                    min_count=system_min,
+                    max_count=system_max,
+                    availability_zones=zones or None,
+                    vnet_subnet_id=args.node_subnet_id,
+                    # Only critical add-ons (CoreDNS, metrics-server, Cilium)
+                    # run here; the gateway runs on the user pool.
+                    node_taints=["CriticalAddonsOnly=true:NoSchedule"],
+                    upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
+                )
+            ],
+            auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
+                upgrade_channel=containerservice.UpgradeChannel.PATCH,
+                node_os_upgrade_channel=containerservice.NodeOSUpgradeChannel.NODE_IMAGE,
+            ),
+            addon_profiles={
+                "azurepolicy": containerservice.ManagedClusterAddonProfileArgs(enabled=True),
+                "omsagent": containerservice.ManagedClusterAddonProfileArgs(
+                    enabled=True,
+                    config={
+                        "logAnalyticsWorkspaceResourceID": workspace.id,
+                        "useAADAuth": "true",
+                    },
+                ),
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[network_grant],
+                protect=args.protect,
+                # AKS scales the system pool itself; a later plan must not
+                # fight the autoscaler over the node count.
+                ignore_changes=["agentPoolProfiles[0].count"],
+            ),
+        )
+
+        containerservice.AgentPool(
+            f"{name}-{USER_POOL}",
+            agent_pool_name=USER_POOL,
+            resource_name_=cluster.name,
+            resource_group_name=rg,
+            mode=containerservice.AgentPoolMode.USER,
+            type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
+            vm_size=s.node_vm_size,
+            os_type=containerservice.OSType.LINUX,
+            os_sku=containerservice.OSSKU.AZURE_LINUX,
+            os_disk_type=containerservice.OSDiskType.MANAGED,
+            enable_encryption_at_host=True,
+            enable_node_public_ip=False,
+            enable_auto_scaling=True,
+            count=s.node_count,
+            min_count=s.node_min_count,
+            max_count=s.node_max_count,
+            availability_zones=zones or None,
+            vnet_subnet_id=args.node_subnet_id,
+            orchestrator_version=s.kubernetes_version,
+            upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"]),
+        )
+
+        monitor.DiagnosticSetting(
+            f"{name}-diagnostics",
+            name="control-plane-to-log-analytics",
+            resource_uri=cluster.id,
+            workspace_id=workspace.id,
+            log_analytics_destination_type="Dedicated",
+            logs=[
+                monitor.DiagnosticsLogSettingsArgs(category=category, enabled=True)
+                for category in CONTROL_PLANE_LOG_CATEGORIES
+            ],
+            metrics=[monitor.DiagnosticsMetricSettingsArgs(category="AllMetrics", enabled=True)],
+            opts=child,
+        )
+        # With Azure RBAC, Kubernetes permissions are Azure role assignments:
+        # the deployer needs one to install the gateway in the same `pulumi up`.
+        authorization.RoleAssignment(
+            f"{name}-deployer-admin",
+            principal_id=args.deployer_object_id,
+            role_definition_id=_role(args.subscription_id, AKS_RBAC_CLUSTER_ADMIN_ROLE),
+            scope=cluster.id,
+            opts=child,
+        )
+
+        credentials = containerservice.list_managed_cluster_user_credentials_output(
+            resource_group_name=rg,
+            resource_name=cluster.name,
+            format="exec",
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(cluster.name, credentials.kubeconfigs).apply(
+                lambda values: exec_kubeconfig(
+                    values[0], *cluster_endpoint(_first_value(values[1]))
+                )
+            )
+        )
+        # Only the kubeconfig text is computed inside apply(); the provider
+        # itself is registered here, outside it, so preview and up register
+        # the same resources.
+        self.kube_provider = kubernetes.Provider(
+            f"{name}-kubernetes",
+            kubeconfig=self.kubeconfig,
+            enable_server_side_apply=True,
+            opts=child,
+        )
+        self.cluster_name = cluster.name
+        self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(
+            lambda profile: profile.issuer_url if profile else ""
+        )
+        self.kubelet_identity_object_id = cluster.identity_profile.apply(
+            lambda profile: (
+                profile["kubeletidentity"].object_id
+                if profile and "kubeletidentity" in profile
+                else ""
+            )
+        )
+        self.cluster_identity_principal_id = identity.principal_id
+        self.register_outputs(
+            {
+                "clusterName": self.cluster_name,
+                "kubeconfig": self.kubeconfig,
+                "oidcIssuerUrl": self.oidc_issuer_url,
+                "kubeletIdentityObjectId": self.kubelet_identity_object_id,
+                "clusterIdentityPrincipalId": self.cluster_identity_principal_id,
+            }
+        )
+
+
+def _role(subscription_id: pulumi.Input[str], role_guid: str) -> pulumi.Output[str]:
+    return pulumi.Output.concat(
+        "/subscriptions/",
+        subscription_id,
+        "/providers/Microsoft.Authorization/roleDefinitions/",
+        role_guid,
+    )
+
+
+def _first_value(kubeconfigs: list) -> str:
+    # The invoke result's list items arrive as plain mappings, not as the
+    # SDK's CredentialResultResponse; accept both shapes.
+    if not kubeconfigs:
+        raise ValueError(
+            "AKS returned no user credentials; check that the cluster finished provisioning"
+        )
+    entry = kubeconfigs[0]
+    return entry["value"] if isinstance(entry, dict) else entry.value
+
+
+def cluster_endpoint(kubeconfig_b64: str) -> tuple[str, str]:
+    """(server URL, CA data) from the base64 kubeconfig AKS's credential API returns."""
+    try:
+        document = yaml.safe_load(base64.b64decode(kubeconfig_b64))
+        cluster = document["clusters"][0]["cluster"]
+        return cluster["server"], cluster["certificate-authority-data"]
+    except (ValueError, TypeError, KeyError, IndexError, yaml.YAMLError) as exc:
+        raise ValueError(
+            f"the AKS user credentials are not a kubeconfig with a cluster entry ({exc!r}); "
+            "check that the cluster finished provisioning and retry"
+        ) from None
+
+
+def exec_kubeconfig(
+    cluster_name: str, server: str, certificate_authority_data: str, login: str = "azurecli"
+) -> str:
+    """A kubeconfig that gets Entra tokens from ``kubelogin`` (works with local accounts off).
+
+    ``kubelogin get-token --login azurecli`` reuses the deployer's ``az login``
+    session. CI runners override the login mode without editing the file:
+    kubelogin reads ``AAD_LOGIN_METHOD`` (``workloadidentity``, ``spn``,
+    ``msi``) and the matching ``AZURE_*`` variables from the environment.
+    """
+    if not server.startswith("https://"):
+        raise ValueError(
+            f"AKS API server {server!r} is not an https URL; the credential API returned an "
+            "unexpected kubeconfig"
+        )
+    user = f"clusterUser_{cluster_name}"
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": cluster_name,
+                    "cluster": {
+                        "server": server,
+                        "certificate-authority-data": certificate_authority_data,
+                    },
+                }
+            ],
+            "contexts": [
+                {"name": cluster_name, "context": {"cluster": cluster_name, "user": user}}
+            ],
+            "current-context": cluster_name,
+            "users": [
+                {
+                    "name": user,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "kubelogin",
+                            "args": [
+                                "get-token",
+                                "--login",
+                                login,
+                                "--server-id",
+                                AKS_ENTRA_SERVER_APP_ID,
+                            ],
+                            "interactiveMode": "IfAvailable",
+                            "provideClusterInfo": False,
+                        }
+                    },
+                }
+            ],
+        },
+        sort_keys=False,
+    )

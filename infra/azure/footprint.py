@@ -1,0 +1,188 @@
+"""The Azure footprint: one component composing network, cluster, Redis and PostgreSQL.
+
+:func:`build` is what :mod:`infra.clouds` calls for Azure. The
+``ai-gateway:azure:Footprint`` component owns an explicit azure-native
+provider (located in ``ai-gateway:azure.location``) that every Azure
+resource below it uses, and one resource group per stack. In prod
+(``deletionProtection``) the group carries a ``CanNotDelete`` lock and the
+cluster and data stores are ``protect``-ed in Pulumi.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_azure_native as azure_native
+from pulumi_azure_native import authorization, resources
+
+from infra.azure.addressing import check_overlay_ranges
+from infra.azure.cluster import Cluster, ClusterArgs
+from infra.azure.naming import azure_name
+from infra.azure.network import Network, NetworkArgs
+from infra.azure.postgres import Postgres, PostgresArgs
+from infra.azure.redis import Redis, RedisArgs
+from infra.azure.sizing import api_server_access, redis_sku
+from infra.clouds import CloudFootprint
+from infra.config import Cloud, ConfigError, StackConfig
+
+
+def validate(config: StackConfig) -> None:
+    """Check the Azure section's cross-field rules before any resource is registered.
+
+    Raises :class:`ConfigError` naming each bad key, its value and the fix.
+    """
+    s = config.azure
+    problems = []
+    checks = (
+        lambda: check_overlay_ranges(s.vnet_cidr, s.pod_cidr, s.service_cidr),
+        lambda: redis_sku(s.redis_sku),
+        lambda: api_server_access(s.deployer_cidrs, s.private_endpoint_only),
+    )
+    for check in checks:
+        try:
+            check()
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError(problems)
+
+
+class Footprint(pulumi.ComponentResource):
+    """Everything the stack deploys in Azure (``ai-gateway:azure:Footprint``).
+
+    Children: the azure-native provider, the resource group, and the
+    ``Network``, ``Cluster``, ``Redis`` and ``Postgres`` components.
+    """
+
+    def __init__(
+        self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ai-gateway:azure:Footprint", name, None, opts)
+        s = config.azure
+        prefix = config.name_prefix
+        location = s.location
+        protect = s.deletion_protection
+
+        self.provider = azure_native.Provider(
+            f"{name}-provider", location=location, opts=pulumi.ResourceOptions(parent=self)
+        )
+        child = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        # Components pass the provider on to their own children.
+        component = pulumi.ResourceOptions(parent=self, providers=[self.provider])
+
+        client = authorization.get_client_config_output(
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=self.provider)
+        )
+        group = resources.ResourceGroup(
+            f"{name}-rg",
+            resource_group_name=azure_name("resource_group", "rg", prefix),
+            location=location,
+            opts=child,
+        )
+        if protect:
+            authorization.ManagementLockAtResourceGroupLevel(
+                f"{name}-rg-lock",
+                lock_name="do-not-delete",
+                level=authorization.LockLevel.CAN_NOT_DELETE,
+                resource_group_name=group.name,
+                notes="deletionProtection is on for this stack; turn it off in config first.",
+                opts=child,
+            )
+
+        net = Network(
+            f"{name}-network",
+            NetworkArgs(
+                resource_group_name=group.name,
+                location=location,
+                name_prefix=prefix,
+                vnet_cidr=s.vnet_cidr,
+            ),
+            opts=component,
+        )
+        cluster = Cluster(
+            f"{name}-cluster",
+            ClusterArgs(
+                resource_group_name=group.name,
+                location=location,
+                name_prefix=prefix,
+                settings=s,
+                subscription_id=client.subscription_id,
+                tenant_id=client.tenant_id,
+                deployer_object_id=client.object_id,
+                vnet_id=net.vnet_id,
+                node_subnet_id=net.node_subnet_id,
+                egress_ip=net.egress_ip,
+                protect=protect,
+            ),
+            opts=component,
+        )
+        redis = Redis(
+            f"{name}-redis",
+            RedisArgs(
+                resource_group_name=group.name,
+                location=location,
+                name_prefix=prefix,
+                sku=s.redis_sku,
+                high_availability=s.high_availability,
+                persistence=s.redis_persistence,
+                vnet_id=net.vnet_id,
+                endpoint_subnet_id=net.endpoint_subnet_id,
+                protect=protect,
+            ),
+            opts=component,
+        )
+        postgres = Postgres(
+            f"{name}-postgres",
+            PostgresArgs(
+                resource_group_name=group.name,
+                location=location,
+                name_prefix=prefix,
+                settings=s,
+                tenant_id=client.tenant_id,
+                vnet_id=net.vnet_id,
+                postgres_subnet_id=net.postgres_subnet_id,
+                protect=protect,
+            ),
+            opts=component,
+        )
+
+        self.resource_group_name = group.name
+        self.network = net
+        self.cluster = cluster
+        self.redis = redis
+        self.postgres = postgres
+        # What the workload-identity work needs to federate pod identities.
+        self.extras: dict[str, pulumi.Output] = {
+            "oidcIssuerUrl": cluster.oidc_issuer_url,
+            "resourceGroupName": group.name,
+            "location": pulumi.Output.from_input(location),
+            "kubeletIdentityObjectId": cluster.kubelet_identity_object_id,
+            "clusterIdentityPrincipalId": cluster.cluster_identity_principal_id,
+            "vnetId": net.vnet_id,
+            "nodeSubnetId": net.node_subnet_id,
+        }
+        self.register_outputs(
+            {
+                **self.extras,
+                "clusterName": cluster.cluster_name,
+                "kubeconfig": cluster.kubeconfig,
+                "redisUrl": redis.url,
+                "postgresDsn": postgres.dsn,
+            }
+        )
+
+
+def build(config: StackConfig) -> CloudFootprint:
+    """Build the Azure footprint and hand the program its per-cloud contract."""
+    validate(config)
+    footprint = Footprint("azure", config)
+    return CloudFootprint(
+        cloud=Cloud.AZURE,
+        component=footprint,
+        region=config.azure.location,
+        cluster_name=footprint.cluster.cluster_name,
+        kubeconfig=footprint.cluster.kubeconfig,
+        kube_provider=footprint.cluster.kube_provider,
+        redis_url=footprint.redis.url,
+        postgres_dsn=footprint.postgres.dsn,
+        extras=dict(footprint.extras),
+    )
