@@ -10,7 +10,6 @@ from infra.k8s.decisions import CanaryPlan, Resources, Scaling
 from infra.k8s.gateway import network_policy_egress, secret_key_for, topology_spread
 from infra.k8s.ingress import namespace_labels
 
-
 # ----------------------------------------------------------------------- names
 
 

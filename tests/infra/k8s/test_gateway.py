@@ -415,7 +415,7 @@ def test_secret_holds_every_secret_and_is_secret_in_state(k8s_plan: Plan) -> Non
             expected.add("redis-ca.crt")
         assert set(data) == expected
         assert data["redis-url"].startswith("rediss://:")
-        assert data["database-url"].startswith(f"postgresql://gateway:")
+        assert data["database-url"].startswith("postgresql://gateway:")
         # The values of `pulumi config set --secret` (offline placeholders).
         assert data["openai-api-key"] == "offline-placeholder-for-ai-gateway:openaiApiKey"
         assert data["anthropic-api-key"] == "offline-placeholder-for-ai-gateway:anthropicApiKey"
