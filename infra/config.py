@@ -51,6 +51,17 @@ SECRET_SETTINGS = (*PROVIDER_API_KEYS, "adminKey")
 :class:`StackConfig` (a plain, loggable model); :func:`secret_settings` reads them as secret
 Outputs."""
 
+SECRET_SETTING_DOCS = {
+    "openaiApiKey": "OpenAI API key, given to the gateway as `OPENAI_API_KEY`. Optional.",
+    "anthropicApiKey": "Anthropic API key, given to the gateway as `ANTHROPIC_API_KEY`. Optional.",
+    "adminKey": (
+        "The gateway's admin API key (`AIGW_ADMIN_KEY`), the same on every cluster so any "
+        "cluster behind the global hostname accepts it. When unset the program generates one "
+        "with pulumi_random."
+    ),
+}
+"""What each secret setting is (rendered into the README's config reference)."""
+
 # Sections the program reads: the top-level keys of the ``ai-gateway:`` namespace.
 # The secret settings are top-level keys too (a secret must be a whole config value).
 SECTIONS = ("environment", "tags", "aws", "azure", "gcp", "dns", "gateway", *SECRET_SETTINGS)
@@ -775,6 +786,12 @@ class StackConfig(_Model):
                 self.cloud(cloud).require_api_access_rule(self.environment)
             except ValueError as exc:
                 raise _SectionError(f"{cloud.value}.deployerCidrs", str(exc)) from None
+        from infra.k8s import decisions  # imported here: it imports this module
+
+        try:
+            decisions.scaling(self.environment, self.gateway.replicas, self.gateway.max_replicas)
+        except ValueError as exc:
+            raise _SectionError("gateway.replicas", str(exc)) from None
         if self.dns.routing_policy == RoutingPolicy.WEIGHTED:
             weights = {c: self.dns.weights.get(c) for c in self.enabled_clouds}
             missing = [c.value for c, w in weights.items() if w is None]

@@ -211,6 +211,20 @@ class GatewayDeploymentArgs:
         )
 
 
+def shared_admin_key(
+    secrets: Mapping[str, pulumi.Input[str]], opts: pulumi.ResourceOptions | None = None
+) -> pulumi.Output[str]:
+    """The admin key for every cluster: ``ai-gateway:adminKey`` if set, else a generated one.
+
+    Call once per stack (not per cloud): the global hostname may route a
+    client to any cluster, so they must all accept the same key.
+    """
+    if "adminKey" in secrets:
+        return pulumi.Output.secret(secrets["adminKey"])
+    generated = random.RandomPassword("gateway-admin-key", length=48, special=False, opts=opts)
+    return pulumi.Output.secret(generated.result)
+
+
 # ------------------------------------------------------------- pure helpers
 
 
