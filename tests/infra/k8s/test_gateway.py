@@ -671,6 +671,5 @@ def test_every_cluster_gets_the_same_generated_admin_key(k8s_plan: Plan) -> None
         reveal(one(k8s_plan, cloud, SECRET, "ai-gateway-secrets").inputs["stringData"])["admin-key"]
         for cloud in CLOUDS
     }
-    (generated,) = k8s_plan.of_type("random:index/randomPassword:RandomPassword")[:1]
-    assert generated.name == "gateway-admin-key"
+    generated = k8s_plan.one("random:index/randomPassword:RandomPassword", "gateway-admin-key")
     assert keys == {reveal(generated.outputs["result"])}
