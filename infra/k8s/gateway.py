@@ -135,7 +135,7 @@ class GatewayDeploymentArgs:
     global_hostname: str
     cloud_hostname: str
     acme: AcmeArgs
-    data_store_cidrs: Sequence[str]
+    data_store_cidrs: Sequence[pulumi.Input[str]]
     """Private CIDRs holding Redis and PostgreSQL (the VPC/VNet or its database subnets)."""
     redis_port: int
     """6379 on ElastiCache, 6378 on Memorystore, 10000 on Azure Managed Redis."""
@@ -167,7 +167,7 @@ class GatewayDeploymentArgs:
         admin_key: pulumi.Input[str],
         secrets: Mapping[str, pulumi.Input[str]],
         dns01_solver: Dns01Solver,
-        data_store_cidrs: Sequence[str],
+        data_store_cidrs: Sequence[pulumi.Input[str]],
         redis_port: int,
         redis_ca_cert: pulumi.Input[str] | None = None,
         workload_identity: WorkloadIdentity | None = None,
@@ -226,6 +226,15 @@ def shared_admin_key(
 
 
 # ------------------------------------------------------------- pure helpers
+
+
+def service_account_subject(namespace: str = "ai-gateway", app_name: str = "ai-gateway") -> str:
+    """The gateway ServiceAccount's OIDC subject, for the clouds' identity bindings.
+
+    IRSA role trust (``<issuer>:sub``), Azure federated identity credential
+    ``subject``; GKE's member is ``serviceAccount:<project>.svc.id.goog[<ns>/<name>]``.
+    """
+    return f"system:serviceaccount:{decisions.dns_label(namespace)}:{decisions.dns_label(app_name)}"
 
 
 def secret_key_for(env_name: str) -> str:
@@ -316,7 +325,7 @@ def probes() -> dict[str, k8s.core.v1.ProbeArgs]:
 
 
 def network_policy_egress(
-    data_store_cidrs: Sequence[str],
+    data_store_cidrs: Sequence[pulumi.Input[str]],
     redis_port: int,
     postgres_port: int,
     extra: Sequence[EgressRule] = (),
@@ -336,7 +345,7 @@ def network_policy_egress(
     ) -> list[k8s.networking.v1.NetworkPolicyPortArgs]:
         return [k8s.networking.v1.NetworkPolicyPortArgs(port=n, protocol=protocol) for n in numbers]
 
-    def blocks(cidrs: Sequence[str]) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
+    def blocks(cidrs: Sequence[pulumi.Input[str]]) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
         return [
             k8s.networking.v1.NetworkPolicyPeerArgs(
                 ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr)
@@ -733,6 +742,8 @@ class GatewayDeployment(pulumi.ComponentResource):
                 namespace=self._ns,
                 labels=self._labels("migration", track),
             ),
+            # No ttlSecondsAfterFinished: Pulumi tracks the Job, and a Job the cluster
+            # deleted would be recreated (the migration rerun) after a refresh.
             spec=k8s.batch.v1.JobSpecArgs(
                 backoff_limit=2,
                 active_deadline_seconds=600,

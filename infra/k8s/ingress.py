@@ -63,6 +63,10 @@ _CONTROLLER_LABELS = {
     "app.kubernetes.io/component": "controller",
 }
 _ROUTE53_SERVICE_ACCOUNT = "cert-manager-route53"
+ROUTE53_SOLVER_SUBJECT = (
+    f"system:serviceaccount:{CERT_MANAGER_NAMESPACE}:{_ROUTE53_SERVICE_ACCOUNT}"
+)
+"""The OIDC subject the Route 53 role must trust (audience ``sts.amazonaws.com``)."""
 
 
 # ------------------------------------------------------------------ solvers

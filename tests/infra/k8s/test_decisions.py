@@ -251,3 +251,13 @@ def test_namespace_labels() -> None:
     )
     with pytest.raises(ValueError, match="does not exist"):
         namespace_labels("strict")
+
+
+def test_identity_subjects_match_the_objects() -> None:
+    from infra.k8s.gateway import service_account_subject
+    from infra.k8s.ingress import ROUTE53_SOLVER_SUBJECT
+
+    assert service_account_subject() == "system:serviceaccount:ai-gateway:ai-gateway"
+    assert ROUTE53_SOLVER_SUBJECT == "system:serviceaccount:cert-manager:cert-manager-route53"
+    with pytest.raises(ValueError, match="not a valid Kubernetes name"):
+        service_account_subject("AI_Gateway")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from infra.k8s.gateway import service_account_subject
 from infra.offline import Plan, RecordedResource, Secret
 from infra.offline.engine import ProgramError, reveal
 from tests.infra.k8s.conftest import CANARY_IMAGE, STABLE_IMAGE, gateway_config, record_fixture
@@ -392,6 +393,10 @@ def test_workload_identity_binding(
 ) -> None:
     account = one(k8s_plan, cloud, SA, "ai-gateway")
     assert account.get("metadata.annotations") == annotation
+    # The subject the cloud's identity binding must trust names this account.
+    assert service_account_subject() == (
+        f"system:serviceaccount:{account.get('metadata.namespace')}:{account.get('metadata.name')}"
+    )
     assert account.get("automountServiceAccountToken") is False
     for workload in [*owned(k8s_plan, cloud, DEPLOYMENT), *owned(k8s_plan, cloud, JOB)]:
         assert workload.get("spec.template.spec.serviceAccountName") == "ai-gateway"
