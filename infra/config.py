@@ -669,6 +669,7 @@ class GatewayConfig(_Model):
     )
     acme_email: str | None = Field(
         default=None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
         description="Contact address of the ACME account (certificate expiry and account notices). Optional.",
     )
     acme_server: str = Field(

@@ -76,6 +76,10 @@ def test_canary_and_acme_settings_parse() -> None:
         ),
         ({"acmeServer": "http://acme.example.com/directory"}, "ai-gateway:gateway.acmeServer: "),
         (
+            {"acmeEmail": "platform team"},
+            "ai-gateway:gateway.acmeEmail: 'platform team' is not allowed",
+        ),
+        (
             {"replicas": 1},
             "ai-gateway:gateway.replicas: replicas 1 is too low for prod; set ai-gateway:gateway.replicas to at least 2",
         ),
