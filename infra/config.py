@@ -22,9 +22,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -37,11 +37,34 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+if TYPE_CHECKING:
+    from infra.k8s.decisions import Resources
+
 NAMESPACE = "ai-gateway"
 """The Pulumi config namespace of this project (the ``name`` in ``Pulumi.yaml``)."""
 
+PROVIDER_API_KEYS = {"openaiApiKey": "OPENAI_API_KEY", "anthropicApiKey": "ANTHROPIC_API_KEY"}
+"""Secret config keys holding upstream provider API keys -> the gateway's environment variable."""
+
+SECRET_SETTINGS = (*PROVIDER_API_KEYS, "adminKey")
+"""Top-level keys that must be secret (``pulumi config set --secret``). They are not part of
+:class:`StackConfig` (a plain, loggable model); :func:`secret_settings` reads them as secret
+Outputs."""
+
+SECRET_SETTING_DOCS = {
+    "openaiApiKey": "OpenAI API key, given to the gateway as `OPENAI_API_KEY`. Optional.",
+    "anthropicApiKey": "Anthropic API key, given to the gateway as `ANTHROPIC_API_KEY`. Optional.",
+    "adminKey": (
+        "The gateway's admin API key (`AIGW_ADMIN_KEY`), the same on every cluster so any "
+        "cluster behind the global hostname accepts it. When unset the program generates one "
+        "with pulumi_random."
+    ),
+}
+"""What each secret setting is (rendered into the README's config reference)."""
+
 # Sections the program reads: the top-level keys of the ``ai-gateway:`` namespace.
-SECTIONS = ("environment", "tags", "aws", "azure", "gcp", "dns", "gateway")
+# The secret settings are top-level keys too (a secret must be a whole config value).
+SECTIONS = ("environment", "tags", "aws", "azure", "gcp", "dns", "gateway", *SECRET_SETTINGS)
 
 
 class Environment(StrEnum):
@@ -928,12 +951,38 @@ class DnsConfig(_Model):
 
 
 class GatewayConfig(_Model):
-    """The gateway workload on every cluster (``ai-gateway:gateway``)."""
+    """The gateway workload on every cluster (``ai-gateway:gateway``).
+
+    Provider API keys and the admin key are not here: they are secret config
+    (``ai-gateway:openaiApiKey``, ``ai-gateway:anthropicApiKey``,
+    ``ai-gateway:adminKey``), read by :func:`secret_settings`.
+    """
 
     _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
-        Environment.DEV: {"replicas": 1, "maxReplicas": 3},
-        Environment.STAGING: {"replicas": 2, "maxReplicas": 6},
-        Environment.PROD: {"replicas": 3, "maxReplicas": 20},
+        Environment.DEV: {
+            "replicas": 1,
+            "maxReplicas": 3,
+            "cpuRequest": "100m",
+            "cpuLimit": "1",
+            "memoryRequest": "256Mi",
+            "memoryLimit": "512Mi",
+        },
+        Environment.STAGING: {
+            "replicas": 2,
+            "maxReplicas": 6,
+            "cpuRequest": "250m",
+            "cpuLimit": "1",
+            "memoryRequest": "512Mi",
+            "memoryLimit": "1Gi",
+        },
+        Environment.PROD: {
+            "replicas": 3,
+            "maxReplicas": 20,
+            "cpuRequest": "500m",
+            "cpuLimit": "2",
+            "memoryRequest": "1Gi",
+            "memoryLimit": "1Gi",
+        },
     }
 
     image: str = Field(
@@ -941,9 +990,61 @@ class GatewayConfig(_Model):
         description="Published gateway image reference (tag or digest).",
     )
     replicas: int = Field(
-        default=1, ge=1, le=100, description="Minimum gateway replicas per cluster."
+        default=1,
+        ge=1,
+        le=100,
+        description="Minimum gateway replicas per cluster (at least 2 in staging and prod, so a node drain is never an outage).",
     )
     max_replicas: int = Field(default=3, ge=1, le=500, description="HPA upper bound per cluster.")
+    cpu_request: str = Field(
+        default="100m",
+        description="CPU request per gateway pod: what the scheduler reserves and the HPA's 100%.",
+    )
+    cpu_limit: str = Field(
+        default="1",
+        description="CPU limit per gateway pod: bounds a noisy pod without throttling normal bursts.",
+    )
+    memory_request: str = Field(default="256Mi", description="Memory request per gateway pod.")
+    memory_limit: str = Field(
+        default="512Mi",
+        description="Memory limit per gateway pod (equal to the request in prod: memory is never overcommitted there).",
+    )
+    canary_image: str | None = Field(
+        default=None,
+        description=(
+            "Second image that runs beside `image` (canary / blue-green). Unset: no canary objects. "
+            "Promote by setting `image` to it and unsetting it."
+        ),
+    )
+    canary_weight: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description=(
+            "Percentage of requests sent to `canaryImage`. 0 keeps it warm but idle (reachable with "
+            "the `X-Gateway-Canary: always` header), 100 switches all traffic to it (blue-green)."
+        ),
+    )
+    acme_email: str | None = Field(
+        default=None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="Contact address of the ACME account (certificate expiry and account notices). Optional.",
+    )
+    acme_server: str = Field(
+        default="https://acme-v02.api.letsencrypt.org/directory",
+        pattern=r"^https://",
+        description=(
+            "ACME directory that issues the gateway's certificates. Let's Encrypt production by "
+            "default so certificates are valid; its staging directory avoids rate limits while testing."
+        ),
+    )
+    app_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "The gateway's own config file (models, providers, routes, prices, budgets), "
+            "rendered to YAML into a ConfigMap. Never secrets: keys and passwords are refused here."
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -962,6 +1063,47 @@ class GatewayConfig(_Model):
                 "raise maxReplicas",
             )
         return self
+
+    @model_validator(mode="after")
+    def _workload_checks(self) -> GatewayConfig:
+        # Imported here: infra.k8s.decisions imports this module.
+        from infra.k8s import decisions
+
+        checks = [
+            ("cpuRequest", lambda: decisions.cpu_millicores(self.cpu_request, "cpuRequest")),
+            ("cpuLimit", lambda: decisions.cpu_millicores(self.cpu_limit, "cpuLimit")),
+            ("memoryRequest", lambda: decisions.memory_bytes(self.memory_request, "memoryRequest")),
+            ("memoryLimit", lambda: decisions.memory_bytes(self.memory_limit, "memoryLimit")),
+            ("cpuRequest", lambda: self.resources),
+            (
+                "canaryWeight",
+                lambda: decisions.canary_plan(
+                    self.canary_image,
+                    self.canary_weight,
+                    decisions.Scaling(self.replicas, self.max_replicas),
+                ),
+            ),
+            ("appConfig", lambda: decisions.render_config_file(self.app_config)),
+        ]
+        for key, check in checks:
+            try:
+                check()
+            except ValueError as exc:
+                raise _SectionError(key, str(exc)) from None
+        if self.canary_image is not None and self.canary_image == self.image:
+            raise _SectionError(
+                "canaryImage",
+                f"canaryImage {self.canary_image} is the stable image; set it to the new version "
+                "or unset it",
+            )
+        return self
+
+    @property
+    def resources(self) -> Resources:
+        """The container requests and limits, validated (each request at most its limit)."""
+        from infra.k8s.decisions import Resources
+
+        return Resources(self.cpu_request, self.cpu_limit, self.memory_request, self.memory_limit)
 
 
 # ------------------------------------------------------------------------ the stack
@@ -1003,6 +1145,12 @@ class StackConfig(_Model):
                 self.cloud(cloud).require_api_access_rule(self.environment)
             except ValueError as exc:
                 raise _SectionError(f"{cloud.value}.deployerCidrs", str(exc)) from None
+        from infra.k8s import decisions  # imported here: it imports this module
+
+        try:
+            decisions.scaling(self.environment, self.gateway.replicas, self.gateway.max_replicas)
+        except ValueError as exc:
+            raise _SectionError("gateway.replicas", str(exc)) from None
         if self.dns.routing_policy == RoutingPolicy.WEIGHTED:
             weights = {c: self.dns.weights.get(c) for c in self.enabled_clouds}
             missing = [c.value for c, w in weights.items() if w is None]
@@ -1176,12 +1324,16 @@ def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
 # --------------------------------------------------------------------------- loading
 
 
-def parse(values: Mapping[str, Any]) -> StackConfig:
+def parse(values: Mapping[str, Any], secret_keys: Collection[str] | None = None) -> StackConfig:
     """Validate the ``ai-gateway:`` namespace, given as ``{section: value}``.
 
     Values may be JSON strings (as the Pulumi engine passes structured config)
     or already-decoded objects. Raises :class:`ConfigError` naming every bad
     key at once.
+
+    The secret settings (:data:`SECRET_SETTINGS`) are accepted but left out of
+    the returned model; when ``secret_keys`` (the full keys the engine marks
+    secret) is given, a secret setting stored in plain text is an error.
     """
     decoded: dict[str, Any] = {}
     problems = []
@@ -1191,6 +1343,13 @@ def parse(values: Mapping[str, Any]) -> StackConfig:
                 f"{NAMESPACE}:{key}: unknown key; check the spelling (known keys: "
                 f"{', '.join(SECTIONS)})"
             )
+            continue
+        if key in SECRET_SETTINGS:
+            if secret_keys is not None and f"{NAMESPACE}:{key}" not in secret_keys:
+                problems.append(
+                    f"{NAMESPACE}:{key}: is stored in plain text in the stack file; remove it "
+                    f"and run `pulumi config set --secret {key} VALUE` so it is encrypted"
+                )
             continue
         decoded[key] = _decode(raw)
     env = decoded.get("environment")
@@ -1234,4 +1393,24 @@ def load() -> StackConfig:
         for key, value in runtime_config.CONFIG.get().items()
         if key.startswith(prefix)
     }
-    return parse(values)
+    secret_keys = {
+        f"{prefix}{key}"
+        for key in values
+        if key in SECRET_SETTINGS and runtime_config.is_config_secret(f"{prefix}{key}")
+    }
+    return parse(values, secret_keys)
+
+
+def secret_settings() -> dict[str, Any]:
+    """The secret settings that are set, as secret ``pulumi.Output[str]``, by config key.
+
+    ``{"openaiApiKey": Output, ...}``; keys left unset are absent (a provider
+    without a key is simply not configured; the admin key, when unset, is
+    generated by the program with pulumi_random). Call after :func:`load`,
+    which has already refused plain-text values.
+    """
+    import pulumi
+
+    config = pulumi.Config(NAMESPACE)
+    found = {key: config.get_secret(key) for key in SECRET_SETTINGS}
+    return {key: value for key, value in found.items() if value is not None}

@@ -14,6 +14,8 @@ from pydantic_core import PydanticUndefined
 
 from infra.config import (
     NAMESPACE,
+    SECRET_SETTING_DOCS,
+    SECRET_SETTINGS,
     AwsConfig,
     AzureConfig,
     DnsConfig,
@@ -86,4 +88,15 @@ def config_reference() -> str:
                     f"| `{field.alias or name}` | {_show(default)} | {field.description or ''} |"
                 )
         lines.append("")
+    lines += [
+        "### Secret settings",
+        "",
+        "Top-level keys set with `pulumi config set --secret KEY VALUE` (a plain-text value is "
+        "rejected). They reach the gateway only through a Kubernetes Secret.",
+        "",
+        "| key | description |",
+        "|---|---|",
+        *(f"| `{NAMESPACE}:{key}` | {SECRET_SETTING_DOCS[key]} |" for key in SECRET_SETTINGS),
+        "",
+    ]
     return "\n".join(lines)

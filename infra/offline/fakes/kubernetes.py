@@ -1,10 +1,11 @@
-"""Fakes for pulumi-kubernetes: objects get a uid and echo their metadata."""
+"""Fakes for pulumi-kubernetes: objects get a uid and echo their metadata; LoadBalancer
+Services get an address and Helm releases a deployed status."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from infra.offline.fakes import FakeContext, fake_hex, generic
+from infra.offline.fakes import FakeContext, fake_hex, generic, resource
 
 
 @generic("kubernetes")
@@ -19,4 +20,40 @@ def _kubernetes_generic(
         "id": f"{namespace}/{metadata['name']}" if namespace else metadata["name"],
         "metadata": metadata,
         "status": {},
+    }
+
+
+@resource("kubernetes:core/v1:Service")
+def _service(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """A LoadBalancer Service gets its cloud's address; other Services a cluster IP.
+
+    AWS load balancers are reached by DNS name, Azure's and GCP's by IP; the
+    Service's annotations say which cloud provisions it.
+    """
+    spec = dict(inputs.get("spec") or {})
+    digest = fake_hex("svc", name, length=8)
+    spec.setdefault("clusterIP", f"10.100.{int(digest[:2], 16)}.{int(digest[2:4], 16)}")
+    status: dict[str, Any] = {}
+    if spec.get("type") == "LoadBalancer":
+        annotations = (inputs.get("metadata") or {}).get("annotations") or {}
+        if any(str(key).startswith("service.beta.kubernetes.io/aws-") for key in annotations):
+            address = {"hostname": f"k8s-{digest}.elb.{ctx.aws_region}.amazonaws.com"}
+        else:
+            address = {"ip": f"203.0.113.{int(digest[:2], 16) % 254 + 1}"}
+        status = {"loadBalancer": {"ingress": [address]}}
+    return {"spec": spec, "status": status}
+
+
+@resource("kubernetes:helm.sh/v3:Release")
+def _release(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """A deployed Helm release reports its name, namespace, chart and version."""
+    return {
+        "status": {
+            "name": inputs.get("name", name),
+            "namespace": inputs.get("namespace", "default"),
+            "chart": inputs.get("chart", ""),
+            "version": inputs.get("version", ""),
+            "status": "deployed",
+            "revision": 1,
+        }
     }

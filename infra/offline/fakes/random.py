@@ -11,7 +11,10 @@ from infra.offline.fakes import FakeContext, fake_hex, resource
 
 def _password(name: str, length: int, special: bool) -> str:
     alphabet = string.ascii_letters + string.digits + ("!#%*-_=+" if special else "")
-    digest = fake_hex("password", name, length=128)
+    # sha256 gives 64 hex digits (32 characters); chain blocks for longer passwords.
+    digest = "".join(
+        fake_hex("password", name, str(block), length=64) for block in range(length // 32 + 1)
+    )
     chars = [alphabet[int(digest[i : i + 2], 16) % len(alphabet)] for i in range(0, 2 * length, 2)]
     return "".join(chars)[:length]
 

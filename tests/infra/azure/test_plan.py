@@ -450,7 +450,9 @@ def test_postgres_is_private_through_the_delegated_subnet(plan: Plan) -> None:
 
 def test_postgres_admin_password_is_random_and_secret(plan: Plan) -> None:
     server = plan.one(f"{AZ}:dbforpostgresql:Server")
-    password = plan.one("random:index/randomPassword:RandomPassword", "azure-postgres-admin-password")
+    password = plan.one(
+        "random:index/randomPassword:RandomPassword", "azure-postgres-admin-password"
+    )
     assert isinstance(server.inputs["administratorLoginPassword"], Secret)
     assert server.get("administratorLoginPassword") == reveal(password.outputs["result"])
     assert password.inputs["length"] >= 32
@@ -541,7 +543,11 @@ def test_private_cluster_has_no_public_endpoint(private_plan: Plan) -> None:
     assert access["enablePrivateCluster"] is True
     assert access["privateDNSZone"] == "system"
     assert "authorizedIPRanges" not in access
-    kubeconfig = yaml.safe_load(private_plan.one("pulumi:providers:kubernetes", "azure-cluster-kubernetes").get("kubeconfig"))
+    kubeconfig = yaml.safe_load(
+        private_plan.one("pulumi:providers:kubernetes", "azure-cluster-kubernetes").get(
+            "kubeconfig"
+        )
+    )
     assert (
         kubeconfig["clusters"][0]["cluster"]["server"]
         == f"https://{aks.outputs['privateFQDN']}:443"
@@ -578,7 +584,11 @@ def test_no_credential_reaches_the_plan_output_in_plain_text(plan: Plan) -> None
     from urllib.parse import unquote
 
     outputs = plan.one(FOOTPRINT).outputs
-    password = reveal(plan.one("random:index/randomPassword:RandomPassword", "azure-postgres-admin-password").outputs["result"])
+    password = reveal(
+        plan.one(
+            "random:index/randomPassword:RandomPassword", "azure-postgres-admin-password"
+        ).outputs["result"]
+    )
     redis_key = reveal(outputs["redisUrl"]).split("@")[0].removeprefix("rediss://:")
     printed = json.dumps(plan.to_json()) + json.dumps(plan.outputs, default=str)
     assert password not in printed

@@ -1,0 +1,965 @@
+"""``ai-gateway:k8s:GatewayDeployment``: the gateway on one Kubernetes cluster.
+
+Given a kube provider (through ``opts``), the data stores' connection strings
+(secret Outputs) and the image, the component owns, in dependency order:
+
+1. the cluster's ingress and TLS (:class:`~infra.k8s.ingress.ClusterIngress`);
+2. a Namespace enforcing the ``restricted`` Pod Security Standard;
+3. the ServiceAccount (workload-identity annotations from the cloud);
+4. a Secret with every secret the gateway reads, and a ConfigMap with its
+   config file (never a secret: it is a plain ``str`` by type and checked);
+5. NetworkPolicies: deny everything, then admit the ingress controller on 8080
+   and let the pods reach DNS, Redis, PostgreSQL and HTTPS only;
+6. per track (``stable``, and ``canary`` when a canary image is set): the
+   schema-migration Job, then the Deployment (which depends on the Job), its
+   Service, HorizontalPodAutoscaler and PodDisruptionBudget;
+7. the Certificate for the global and per-cloud hostnames, the Ingress
+   (HTTPS only) and, for a canary, the canary Ingress with its weight.
+
+No resource is created inside an ``apply``: every object exists in preview
+too, and only values (names, the checksum) are computed from Outputs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from infra.config import PROVIDER_API_KEYS, Cloud, Environment, StackConfig
+from infra.k8s import decisions
+from infra.k8s.decisions import CANARY_HEADER, CanaryPlan, Resources, Scaling
+from infra.k8s.ingress import (
+    INGRESS_CLASS,
+    INGRESS_NAMESPACE,
+    AcmeArgs,
+    ClusterIngress,
+    ClusterIngressArgs,
+    Dns01Solver,
+    namespace_labels,
+)
+
+PORT = 8080
+"""The gateway container's port (its contract)."""
+USER_ID = 10001
+"""The gateway image's non-root numeric user (its contract)."""
+CONFIG_DIR = "/etc/aigw"
+CONFIG_PATH = f"{CONFIG_DIR}/config.yaml"
+REDIS_CA_DIR = f"{CONFIG_DIR}/redis-ca"
+REDIS_CA_KEY = "redis-ca.crt"
+MIGRATE_ARGS = ["python", "-m", "gateway_app", "migrate"]
+
+# Secret keys and the environment variable each becomes.
+_SECRET_ENV = {
+    "redis-url": "AIGW_REDIS_URL",
+    "database-url": "AIGW_DATABASE_URL",
+    "admin-key": "AIGW_ADMIN_KEY",
+}
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+# ------------------------------------------------------------------------ args
+
+
+@dataclass(frozen=True)
+class EgressRule:
+    """Extra egress the cloud's identity needs (for example GKE's metadata server)."""
+
+    cidrs: tuple[str, ...]
+    ports: tuple[int, ...]
+    protocol: str = "TCP"
+
+
+@dataclass
+class WorkloadIdentity:
+    """How the cloud binds the gateway's ServiceAccount to a cloud identity.
+
+    Use the constructors: :meth:`aws` (IRSA), :meth:`azure` (Microsoft Entra
+    Workload ID) or :meth:`gcp` (GKE Workload Identity). None of them needs the
+    Kubernetes API token in the pod: IRSA and Azure inject their own projected
+    token, GKE answers through the node's metadata server.
+    """
+
+    service_account_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    pod_labels: Mapping[str, str] = field(default_factory=dict)
+    extra_egress: Sequence[EgressRule] = ()
+
+    @classmethod
+    def aws(cls, role_arn: pulumi.Input[str]) -> WorkloadIdentity:
+        """IRSA: the EKS pod identity webhook injects a token for ``role_arn``."""
+        return cls(service_account_annotations={"eks.amazonaws.com/role-arn": role_arn})
+
+    @classmethod
+    def azure(cls, client_id: pulumi.Input[str]) -> WorkloadIdentity:
+        """Azure workload identity: the SA names the managed identity, pods opt in by label."""
+        return cls(
+            service_account_annotations={"azure.workload.identity/client-id": client_id},
+            pod_labels={"azure.workload.identity/use": "true"},
+        )
+
+    @classmethod
+    def gcp(cls, service_account_email: pulumi.Input[str]) -> WorkloadIdentity:
+        """GKE Workload Identity: the SA names the GCP service account.
+
+        Tokens come from the GKE metadata server (169.254.169.254 on port 80,
+        and 988 with Dataplane V2), which the NetworkPolicy must then allow.
+        """
+        return cls(
+            service_account_annotations={"iam.gke.io/gcp-service-account": service_account_email},
+            extra_egress=(EgressRule(cidrs=("169.254.169.254/32",), ports=(80, 988)),),
+        )
+
+
+@dataclass
+class GatewayDeploymentArgs:
+    """Everything the gateway needs on one cluster; the cloud wiring fills it.
+
+    Secret inputs (``redis_url``, ``postgres_dsn``, ``admin_key`` and the
+    values of ``provider_api_keys``) go only into the Kubernetes Secret.
+    ``config_file`` is a plain ``str`` on purpose: an Output (possibly secret)
+    cannot reach the ConfigMap. Build it with :meth:`from_config` to take every
+    workload setting from the stack config.
+    """
+
+    environment: Environment
+    image: pulumi.Input[str]
+    config_file: str
+    redis_url: pulumi.Input[str]
+    postgres_dsn: pulumi.Input[str]
+    admin_key: pulumi.Input[str]
+    global_hostname: str
+    cloud_hostname: str
+    acme: AcmeArgs
+    data_store_cidrs: Sequence[pulumi.Input[str]]
+    """Private CIDRs holding Redis and PostgreSQL (the VPC/VNet or its database subnets)."""
+    redis_port: int
+    """6379 on ElastiCache, 6378 on Memorystore, 10000 on Azure Managed Redis."""
+    scaling: Scaling
+    resources: Resources
+    provider_api_keys: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Environment variable name (``OPENAI_API_KEY`` ...) -> secret value."""
+    redis_ca_cert: pulumi.Input[str] | None = None
+    """PEM of the CA that signed Redis's certificate (Memorystore); mounted as a file."""
+    postgres_port: int = 5432
+    canary_image: pulumi.Input[str] | None = None
+    canary_weight: int = 0
+    workload_identity: WorkloadIdentity = field(default_factory=WorkloadIdentity)
+    load_balancer_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """The cloud's annotations for the public LoadBalancer Service."""
+    metrics_namespace: str | None = None
+    """Namespace of the Prometheus that scrapes ``/metrics``; admitted on 8080 when set."""
+    namespace: str = "ai-gateway"
+    app_name: str = "ai-gateway"
+
+    @classmethod
+    def from_config(
+        cls,
+        config: StackConfig,
+        cloud: Cloud,
+        *,
+        redis_url: pulumi.Input[str],
+        postgres_dsn: pulumi.Input[str],
+        admin_key: pulumi.Input[str],
+        secrets: Mapping[str, pulumi.Input[str]],
+        dns01_solver: Dns01Solver,
+        data_store_cidrs: Sequence[pulumi.Input[str]],
+        redis_port: int,
+        redis_ca_cert: pulumi.Input[str] | None = None,
+        workload_identity: WorkloadIdentity | None = None,
+        load_balancer_annotations: Mapping[str, pulumi.Input[str]] | None = None,
+        image: pulumi.Input[str] | None = None,
+    ) -> GatewayDeploymentArgs:
+        """Args for ``cloud`` from the stack config plus what the cloud's footprint hands over.
+
+        ``secrets`` is :func:`infra.config.secret_settings` (config key ->
+        secret Output); ``image`` overrides ``gateway.image`` (a freshly built
+        and pushed image reference).
+        """
+        gateway = config.gateway
+        global_name, cloud_name = decisions.gateway_hostnames(
+            config.dns.domain, config.dns.hostname, cloud.value
+        )
+        return cls(
+            environment=config.environment,
+            image=image if image is not None else gateway.image,
+            config_file=decisions.render_config_file(gateway.app_config),
+            redis_url=redis_url,
+            postgres_dsn=postgres_dsn,
+            admin_key=admin_key,
+            global_hostname=global_name,
+            cloud_hostname=cloud_name,
+            acme=AcmeArgs(
+                solver=dns01_solver, server=gateway.acme_server, email=gateway.acme_email
+            ),
+            data_store_cidrs=list(data_store_cidrs),
+            redis_port=redis_port,
+            scaling=decisions.scaling(config.environment, gateway.replicas, gateway.max_replicas),
+            resources=gateway.resources,
+            provider_api_keys={
+                env: secrets[key] for key, env in PROVIDER_API_KEYS.items() if key in secrets
+            },
+            redis_ca_cert=redis_ca_cert,
+            canary_image=gateway.canary_image,
+            canary_weight=gateway.canary_weight,
+            workload_identity=workload_identity or WorkloadIdentity(),
+            load_balancer_annotations=dict(load_balancer_annotations or {}),
+        )
+
+
+def shared_admin_key(
+    secrets: Mapping[str, pulumi.Input[str]], opts: pulumi.ResourceOptions | None = None
+) -> pulumi.Output[str]:
+    """The admin key for every cluster: ``ai-gateway:adminKey`` if set, else a generated one.
+
+    Call once per stack (not per cloud): the global hostname may route a
+    client to any cluster, so they must all accept the same key.
+    """
+    if "adminKey" in secrets:
+        return pulumi.Output.secret(secrets["adminKey"])
+    generated = random.RandomPassword("gateway-admin-key", length=48, special=False, opts=opts)
+    return pulumi.Output.secret(generated.result)
+
+
+# ------------------------------------------------------------- pure helpers
+
+
+def service_account_subject(namespace: str = "ai-gateway", app_name: str = "ai-gateway") -> str:
+    """The gateway ServiceAccount's OIDC subject, for the clouds' identity bindings.
+
+    IRSA role trust (``<issuer>:sub``), Azure federated identity credential
+    ``subject``; GKE's member is ``serviceAccount:<project>.svc.id.goog[<ns>/<name>]``.
+    """
+    return f"system:serviceaccount:{decisions.dns_label(namespace)}:{decisions.dns_label(app_name)}"
+
+
+def secret_key_for(env_name: str) -> str:
+    """The Secret key holding an environment variable (``OPENAI_API_KEY`` -> ``openai-api-key``)."""
+    if not _ENV_NAME.fullmatch(env_name) or env_name.startswith("AIGW_"):
+        raise ValueError(
+            f"provider key variable {env_name!r} is not allowed; use an upper-case name such "
+            "as OPENAI_API_KEY (AIGW_* names are the gateway's own)"
+        )
+    return env_name.lower().replace("_", "-")
+
+
+def topology_spread(
+    environment: Environment, match_labels: Mapping[str, str]
+) -> list[k8s.core.v1.TopologySpreadConstraintArgs]:
+    """Spread replicas across zones and nodes.
+
+    Zones are a hard rule outside dev (a zone outage must not take every
+    replica); nodes are best effort so a small node pool can still schedule.
+    """
+    zone_rule = "ScheduleAnyway" if environment == Environment.DEV else "DoNotSchedule"
+    selector = k8s.meta.v1.LabelSelectorArgs(match_labels=dict(match_labels))
+    return [
+        k8s.core.v1.TopologySpreadConstraintArgs(
+            max_skew=1,
+            topology_key="topology.kubernetes.io/zone",
+            when_unsatisfiable=zone_rule,
+            label_selector=selector,
+            match_label_keys=["pod-template-hash"],
+        ),
+        k8s.core.v1.TopologySpreadConstraintArgs(
+            max_skew=1,
+            topology_key="kubernetes.io/hostname",
+            when_unsatisfiable="ScheduleAnyway",
+            label_selector=selector,
+            match_label_keys=["pod-template-hash"],
+        ),
+    ]
+
+
+def container_security_context() -> k8s.core.v1.SecurityContextArgs:
+    """The ``restricted`` profile and more: non-root 10001, read-only root, no capabilities."""
+    return k8s.core.v1.SecurityContextArgs(
+        run_as_non_root=True,
+        run_as_user=USER_ID,
+        run_as_group=USER_ID,
+        read_only_root_filesystem=True,
+        allow_privilege_escalation=False,
+        privileged=False,
+        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def pod_security_context() -> k8s.core.v1.PodSecurityContextArgs:
+    """Pod-level identity: the image's user and group, RuntimeDefault seccomp."""
+    return k8s.core.v1.PodSecurityContextArgs(
+        run_as_non_root=True,
+        run_as_user=USER_ID,
+        run_as_group=USER_ID,
+        fs_group=USER_ID,
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def probes() -> dict[str, k8s.core.v1.ProbeArgs]:
+    """Startup and liveness on ``/health/live``, readiness on ``/health/ready``.
+
+    The startup probe gives the process up to 60 s to listen before liveness
+    applies; readiness fails (503) while Redis or PostgreSQL is unreachable, so
+    such a pod gets no traffic but is not restarted.
+    """
+
+    def http(path: str) -> k8s.core.v1.HTTPGetActionArgs:
+        return k8s.core.v1.HTTPGetActionArgs(path=path, port="http", scheme="HTTP")
+
+    return {
+        "startup": k8s.core.v1.ProbeArgs(
+            http_get=http("/health/live"), period_seconds=2, failure_threshold=30, timeout_seconds=2
+        ),
+        "readiness": k8s.core.v1.ProbeArgs(
+            http_get=http("/health/ready"), period_seconds=5, failure_threshold=3, timeout_seconds=2
+        ),
+        "liveness": k8s.core.v1.ProbeArgs(
+            http_get=http("/health/live"), period_seconds=10, failure_threshold=3, timeout_seconds=2
+        ),
+    }
+
+
+def network_policy_egress(
+    data_store_cidrs: Sequence[pulumi.Input[str]],
+    redis_port: int,
+    postgres_port: int,
+    extra: Sequence[EgressRule] = (),
+) -> list[k8s.networking.v1.NetworkPolicyEgressRuleArgs]:
+    """Egress: cluster DNS, Redis and PostgreSQL in their CIDRs, HTTPS anywhere, ``extra``."""
+    if not data_store_cidrs:
+        raise ValueError(
+            "data_store_cidrs is empty; pass the private CIDRs of Redis and PostgreSQL "
+            "(the footprint's network or database subnets) so the pods may reach them"
+        )
+    for port in (redis_port, postgres_port, *(p for r in extra for p in r.ports)):
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError(f"port {port!r} is not a TCP port; use an integer from 1 to 65535")
+
+    def ports(
+        *numbers: int, protocol: str = "TCP"
+    ) -> list[k8s.networking.v1.NetworkPolicyPortArgs]:
+        return [k8s.networking.v1.NetworkPolicyPortArgs(port=n, protocol=protocol) for n in numbers]
+
+    def blocks(cidrs: Sequence[pulumi.Input[str]]) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
+        return [
+            k8s.networking.v1.NetworkPolicyPeerArgs(
+                ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr)
+            )
+            for cidr in cidrs
+        ]
+
+    dns_peer = k8s.networking.v1.NetworkPolicyPeerArgs(
+        namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+            match_labels={"kubernetes.io/metadata.name": "kube-system"}
+        ),
+        pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
+    )
+    rules = [
+        k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+            to=[dns_peer], ports=[*ports(53, protocol="UDP"), *ports(53)]
+        ),
+        k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+            to=blocks(data_store_cidrs), ports=ports(redis_port)
+        ),
+        k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+            to=blocks(data_store_cidrs), ports=ports(postgres_port)
+        ),
+        # Model providers, token exchange (STS, Entra ID) and the cloud model APIs.
+        k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=blocks(["0.0.0.0/0"]), ports=ports(443)),
+    ]
+    rules += [
+        k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+            to=blocks(rule.cidrs), ports=ports(*rule.ports, protocol=rule.protocol)
+        )
+        for rule in extra
+    ]
+    return rules
+
+
+def ingress_annotations(plan: CanaryPlan | None = None) -> dict[str, str]:
+    """The Ingress annotations: HTTPS only, streaming-friendly; or a canary's weight and header."""
+    if plan is not None:
+        return {
+            "nginx.ingress.kubernetes.io/canary": "true",
+            "nginx.ingress.kubernetes.io/canary-weight": str(plan.weight),
+            "nginx.ingress.kubernetes.io/canary-by-header": CANARY_HEADER,
+        }
+    return {
+        "nginx.ingress.kubernetes.io/ssl-redirect": "true",
+        "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
+        "nginx.ingress.kubernetes.io/backend-protocol": "HTTP",
+        # Chat completions stream for minutes: no buffering, long timeouts.
+        "nginx.ingress.kubernetes.io/proxy-buffering": "off",
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": "600",
+        "nginx.ingress.kubernetes.io/proxy-send-timeout": "600",
+        "nginx.ingress.kubernetes.io/proxy-body-size": "10m",
+    }
+
+
+# --------------------------------------------------------------- component
+
+
+class GatewayDeployment(pulumi.ComponentResource):
+    """The gateway workload, its ingress and TLS on one cluster (see the module docstring).
+
+    Outputs: ``endpoint`` (the public load balancer's hostname or IP, for the
+    global DNS), ``namespace``, ``hostnames``, ``canary_weight``.
+    """
+
+    endpoint: pulumi.Output[str]
+    namespace: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: GatewayDeploymentArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ai-gateway:k8s:GatewayDeployment", name, None, opts)
+        self._name = name
+        self._args = args
+        app = decisions.dns_label(args.app_name)
+        canary = decisions.canary_plan(args.canary_image, args.canary_weight, args.scaling)
+        config_file = decisions.render_config_file(_parse_yaml(args.config_file))
+        secret_keys = {secret_key_for(env): env for env in sorted(args.provider_api_keys)}
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.ingress = ClusterIngress(
+            f"{name}-ingress",
+            ClusterIngressArgs(
+                environment=args.environment,
+                acme=args.acme,
+                load_balancer_annotations=args.load_balancer_annotations,
+            ),
+            opts=child,
+        )
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=decisions.dns_label(args.namespace), labels=namespace_labels("restricted")
+            ),
+            opts=child,
+        )
+        self._ns = namespace.metadata.name
+
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=app,
+                namespace=self._ns,
+                annotations=dict(args.workload_identity.service_account_annotations),
+                labels=self._labels("gateway"),
+            ),
+            # The gateway never calls the Kubernetes API.
+            automount_service_account_token=False,
+            opts=child,
+        )
+
+        secret_data: dict[str, pulumi.Input[str]] = {
+            "redis-url": args.redis_url,
+            "database-url": args.postgres_dsn,
+            "admin-key": args.admin_key,
+            **{key: args.provider_api_keys[env] for key, env in secret_keys.items()},
+        }
+        if args.redis_ca_cert is not None:
+            secret_data[REDIS_CA_KEY] = args.redis_ca_cert
+        self.secret = k8s.core.v1.Secret(
+            f"{name}-secret",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=decisions.dns_label(app, "secrets"),
+                namespace=self._ns,
+                labels=self._labels("gateway"),
+            ),
+            type="Opaque",
+            string_data=pulumi.Output.secret(secret_data),
+            opts=child,
+        )
+        self.config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=decisions.dns_label(app, "config"),
+                namespace=self._ns,
+                labels=self._labels("gateway"),
+            ),
+            data={"config.yaml": config_file},
+            opts=child,
+        )
+
+        self._network_policies(app)
+
+        # Keyed so the checksum annotation reveals nothing about the secrets.
+        checksum_key = random.RandomPassword(
+            f"{name}-checksum-key", length=32, special=False, opts=child
+        )
+        checksum = pulumi.Output.unsecret(
+            pulumi.Output.all(checksum_key.result, pulumi.Output.secret(secret_data)).apply(
+                lambda values: decisions.rollout_checksum(values[0], config_file, values[1])
+            )
+        )
+        self._env = self._environment(secret_keys, args.redis_ca_cert is not None)
+        self._volumes = self._pod_volumes(args.redis_ca_cert is not None)
+
+        stable = self._track("stable", args.image, args.scaling, checksum, config_file)
+        tracks = {"stable": stable}
+        if canary.enabled:
+            tracks["canary"] = self._track(
+                "canary",
+                args.canary_image,
+                Scaling(canary.min_replicas, args.scaling.max_replicas),
+                checksum,
+                config_file,
+            )
+
+        hosts = [args.global_hostname, args.cloud_hostname]
+        tls_secret = decisions.dns_label(app, "tls")
+        certificate = k8s.apiextensions.CustomResource(
+            f"{name}-certificate",
+            api_version="cert-manager.io/v1",
+            kind="Certificate",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=tls_secret, namespace=self._ns),
+            spec={
+                "secretName": tls_secret,
+                "dnsNames": hosts,
+                "issuerRef": {
+                    "name": self.ingress.issuer_name,
+                    "kind": "ClusterIssuer",
+                    "group": "cert-manager.io",
+                },
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+                "usages": ["server auth"],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ingress.issuer]),
+        )
+        self.ingresses = {
+            "stable": self._ingress(
+                "stable", stable["service"], hosts, tls_secret, None, [certificate]
+            )
+        }
+        if canary.enabled:
+            self.ingresses["canary"] = self._ingress(
+                "canary",
+                tracks["canary"]["service"],
+                hosts,
+                None,
+                canary,
+                [self.ingresses["stable"]],
+            )
+
+        self.tracks = tracks
+        self.namespace = self._ns
+        self.endpoint = self.ingress.endpoint
+        self.hostnames = hosts
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint,
+                "namespace": self.namespace,
+                "hostnames": hosts,
+                "canaryWeight": canary.weight if canary.enabled else None,
+            }
+        )
+
+    # ------------------------------------------------------------------ parts
+
+    def _labels(self, component: str, track: str | None = None) -> dict[str, str]:
+        labels = {
+            "app.kubernetes.io/name": decisions.dns_label(self._args.app_name),
+            "app.kubernetes.io/instance": decisions.dns_label(self._name),
+            "app.kubernetes.io/component": component,
+            "app.kubernetes.io/part-of": "ai-gateway",
+            "app.kubernetes.io/managed-by": "pulumi",
+        }
+        if track:
+            labels["ai-gateway/track"] = track
+        return labels
+
+    def _network_policies(self, app: str) -> None:
+        args = self._args
+        child = pulumi.ResourceOptions(parent=self)
+        k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-default-deny",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="default-deny", namespace=self._ns),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(),
+                policy_types=["Ingress", "Egress"],
+            ),
+            opts=child,
+        )
+        sources = [
+            k8s.networking.v1.NetworkPolicyPeerArgs(
+                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                    match_labels={"kubernetes.io/metadata.name": INGRESS_NAMESPACE}
+                ),
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(
+                    match_labels={"app.kubernetes.io/name": "ingress-nginx"}
+                ),
+            )
+        ]
+        if args.metrics_namespace:
+            sources.append(
+                k8s.networking.v1.NetworkPolicyPeerArgs(
+                    namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                        match_labels={"kubernetes.io/metadata.name": args.metrics_namespace}
+                    )
+                )
+            )
+        k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-gateway-traffic",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=decisions.dns_label(app, "traffic"), namespace=self._ns
+            ),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                # Gateway and migration pods alike: both reach DNS and the data stores.
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(
+                    match_labels={"app.kubernetes.io/name": app}
+                ),
+                policy_types=["Ingress", "Egress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=sources,
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=PORT, protocol="TCP")],
+                    )
+                ],
+                egress=network_policy_egress(
+                    args.data_store_cidrs,
+                    args.redis_port,
+                    args.postgres_port,
+                    args.workload_identity.extra_egress,
+                ),
+            ),
+            opts=child,
+        )
+
+    def _environment(
+        self, provider_keys: Mapping[str, str], with_ca: bool
+    ) -> list[k8s.core.v1.EnvVarArgs]:
+        def from_secret(env: str, key: str) -> k8s.core.v1.EnvVarArgs:
+            return k8s.core.v1.EnvVarArgs(
+                name=env,
+                value_from=k8s.core.v1.EnvVarSourceArgs(
+                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
+                        name=self.secret.metadata.name, key=key
+                    )
+                ),
+            )
+
+        env = [k8s.core.v1.EnvVarArgs(name="AIGW_CONFIG", value=CONFIG_PATH)]
+        if with_ca:
+            env.append(
+                k8s.core.v1.EnvVarArgs(
+                    name="AIGW_REDIS_CA_FILE", value=f"{REDIS_CA_DIR}/{REDIS_CA_KEY}"
+                )
+            )
+        env += [from_secret(name, key) for key, name in _SECRET_ENV.items()]
+        env += [from_secret(name, key) for key, name in provider_keys.items()]
+        return env
+
+    def _pod_volumes(
+        self, with_ca: bool
+    ) -> tuple[list[k8s.core.v1.VolumeArgs], list[k8s.core.v1.VolumeMountArgs]]:
+        volumes = [
+            k8s.core.v1.VolumeArgs(
+                name="config",
+                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
+                    name=self.config_map.metadata.name,
+                    items=[k8s.core.v1.KeyToPathArgs(key="config.yaml", path="config.yaml")],
+                ),
+            ),
+            # The only writable path: the root filesystem is read-only.
+            k8s.core.v1.VolumeArgs(
+                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="256Mi")
+            ),
+        ]
+        mounts = [
+            k8s.core.v1.VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),
+            k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+        ]
+        if with_ca:
+            volumes.append(
+                k8s.core.v1.VolumeArgs(
+                    name="redis-ca",
+                    secret=k8s.core.v1.SecretVolumeSourceArgs(
+                        secret_name=self.secret.metadata.name,
+                        items=[k8s.core.v1.KeyToPathArgs(key=REDIS_CA_KEY, path=REDIS_CA_KEY)],
+                    ),
+                )
+            )
+            mounts.append(
+                k8s.core.v1.VolumeMountArgs(
+                    name="redis-ca", mount_path=REDIS_CA_DIR, read_only=True
+                )
+            )
+        return volumes, mounts
+
+    def _pod_spec(
+        self,
+        container: k8s.core.v1.ContainerArgs,
+        restart_policy: str,
+        labels_for_spread: Mapping[str, str] | None,
+    ) -> k8s.core.v1.PodSpecArgs:
+        volumes, _ = self._volumes
+        return k8s.core.v1.PodSpecArgs(
+            service_account_name=self.service_account.metadata.name,
+            automount_service_account_token=False,
+            security_context=pod_security_context(),
+            containers=[container],
+            volumes=volumes,
+            restart_policy=restart_policy,
+            termination_grace_period_seconds=30,
+            enable_service_links=False,
+            topology_spread_constraints=(
+                topology_spread(self._args.environment, labels_for_spread)
+                if labels_for_spread
+                else None
+            ),
+        )
+
+    def _track(
+        self,
+        track: str,
+        image: pulumi.Input[str],
+        scaling: Scaling,
+        checksum: pulumi.Output[str],
+        config_file: str,
+    ) -> dict[str, pulumi.Resource]:
+        """Migration Job -> Deployment -> Service, HPA, PDB for one image."""
+        args = self._args
+        app = decisions.dns_label(args.app_name)
+        base = app if track == "stable" else decisions.dns_label(app, track, max_length=50)
+        suffix = "" if track == "stable" else f"-{track}"
+        child = pulumi.ResourceOptions(parent=self)
+        _, mounts = self._volumes
+
+        migration_labels = {**self._labels("migration", track), **args.workload_identity.pod_labels}
+        job = k8s.batch.v1.Job(
+            f"{self._name}-migrate{suffix}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=pulumi.Output.from_input(image).apply(
+                    lambda ref: decisions.migration_job_name(base, ref, config_file)
+                ),
+                namespace=self._ns,
+                labels=self._labels("migration", track),
+            ),
+            # No ttlSecondsAfterFinished: Pulumi tracks the Job, and a Job the cluster
+            # deleted would be recreated (the migration rerun) after a refresh.
+            spec=k8s.batch.v1.JobSpecArgs(
+                backoff_limit=2,
+                active_deadline_seconds=600,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=migration_labels),
+                    spec=self._pod_spec(
+                        k8s.core.v1.ContainerArgs(
+                            name="migrate",
+                            image=image,
+                            args=list(MIGRATE_ARGS),
+                            env=self._env,
+                            volume_mounts=mounts,
+                            resources=_requirements(decisions.MIGRATION_RESOURCES),
+                            security_context=container_security_context(),
+                        ),
+                        restart_policy="Never",
+                        labels_for_spread=None,
+                    ),
+                ),
+            ),
+            opts=child,
+        )
+
+        selector = {
+            "app.kubernetes.io/name": app,
+            "app.kubernetes.io/instance": decisions.dns_label(self._name),
+            "ai-gateway/track": track,
+        }
+        pod_labels = {**self._labels("gateway", track), **args.workload_identity.pod_labels}
+        probe = probes()
+        deployment = k8s.apps.v1.Deployment(
+            f"{self._name}-deployment{suffix}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=base, namespace=self._ns, labels=self._labels("gateway", track)
+            ),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=scaling.min_replicas,
+                revision_history_limit=5,
+                min_ready_seconds=5,
+                progress_deadline_seconds=600,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                        max_unavailable=0, max_surge="25%"
+                    ),
+                ),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=pod_labels,
+                        annotations={
+                            "checksum/config-and-secret": checksum,
+                            "prometheus.io/scrape": "true",
+                            "prometheus.io/port": str(PORT),
+                            "prometheus.io/path": "/metrics",
+                        },
+                    ),
+                    spec=self._pod_spec(
+                        k8s.core.v1.ContainerArgs(
+                            name="gateway",
+                            image=image,
+                            ports=[
+                                k8s.core.v1.ContainerPortArgs(
+                                    name="http", container_port=PORT, protocol="TCP"
+                                )
+                            ],
+                            env=self._env,
+                            volume_mounts=mounts,
+                            resources=_requirements(args.resources),
+                            security_context=container_security_context(),
+                            startup_probe=probe["startup"],
+                            readiness_probe=probe["readiness"],
+                            liveness_probe=probe["liveness"],
+                            # Let the ingress controller drop the endpoint before SIGTERM.
+                            lifecycle=k8s.core.v1.LifecycleArgs(
+                                pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                                    sleep=k8s.core.v1.SleepActionArgs(seconds=5)
+                                )
+                            ),
+                        ),
+                        restart_policy="Always",
+                        labels_for_spread=selector,
+                    ),
+                ),
+            ),
+            # The migration must finish before any pod of this version starts;
+            # replicas belong to the HPA after creation.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[job], ignore_changes=["spec.replicas"]
+            ),
+        )
+        service = k8s.core.v1.Service(
+            f"{self._name}-service{suffix}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=base, namespace=self._ns, labels=self._labels("gateway", track)
+            ),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP",
+                selector=selector,
+                ports=[
+                    k8s.core.v1.ServicePortArgs(
+                        name="http", port=80, target_port="http", protocol="TCP"
+                    )
+                ],
+            ),
+            opts=child,
+        )
+        hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{self._name}-hpa{suffix}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=base, namespace=self._ns),
+            spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+                scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                    api_version="apps/v1", kind="Deployment", name=deployment.metadata.name
+                ),
+                min_replicas=scaling.min_replicas,
+                max_replicas=scaling.max_replicas,
+                metrics=[
+                    k8s.autoscaling.v2.MetricSpecArgs(
+                        type="Resource",
+                        resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                            name="cpu",
+                            target=k8s.autoscaling.v2.MetricTargetArgs(
+                                type="Utilization", average_utilization=70
+                            ),
+                        ),
+                    )
+                ],
+                behavior=k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
+                    scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
+                        stabilization_window_seconds=300
+                    )
+                ),
+            ),
+            opts=child,
+        )
+        pdb = k8s.policy.v1.PodDisruptionBudget(
+            f"{self._name}-pdb{suffix}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=base, namespace=self._ns),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                # A crash-looping pod must not block node drains.
+                unhealthy_pod_eviction_policy="AlwaysAllow",
+            ),
+            opts=child,
+        )
+        return {"job": job, "deployment": deployment, "service": service, "hpa": hpa, "pdb": pdb}
+
+    def _ingress(
+        self,
+        track: str,
+        service: k8s.core.v1.Service,
+        hosts: list[str],
+        tls_secret: str | None,
+        canary: CanaryPlan | None,
+        depends_on: list[pulumi.Resource],
+    ) -> k8s.networking.v1.Ingress:
+        suffix = "" if track == "stable" else f"-{track}"
+        backend = k8s.networking.v1.IngressBackendArgs(
+            service=k8s.networking.v1.IngressServiceBackendArgs(
+                name=service.metadata.name,
+                port=k8s.networking.v1.ServiceBackendPortArgs(name="http"),
+            )
+        )
+        app = decisions.dns_label(self._args.app_name)
+        return k8s.networking.v1.Ingress(
+            f"{self._name}-ingress{suffix}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=app if canary is None else decisions.dns_label(app, track),
+                namespace=self._ns,
+                annotations=ingress_annotations(canary),
+                labels=self._labels("gateway", track),
+            ),
+            spec=k8s.networking.v1.IngressSpecArgs(
+                ingress_class_name=INGRESS_CLASS,
+                tls=(
+                    [k8s.networking.v1.IngressTLSArgs(hosts=hosts, secret_name=tls_secret)]
+                    if tls_secret
+                    else None
+                ),
+                rules=[
+                    k8s.networking.v1.IngressRuleArgs(
+                        host=host,
+                        http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                            paths=[
+                                k8s.networking.v1.HTTPIngressPathArgs(
+                                    path="/", path_type="Prefix", backend=backend
+                                )
+                            ]
+                        ),
+                    )
+                    for host in hosts
+                ],
+            ),
+            # The admission webhook of the controller validates Ingresses.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.ingress.ingress_nginx, *depends_on]
+            ),
+        )
+
+
+def _requirements(resources: Resources) -> k8s.core.v1.ResourceRequirementsArgs:
+    return k8s.core.v1.ResourceRequirementsArgs(
+        requests=resources.requests, limits=resources.limits
+    )
+
+
+def _parse_yaml(text: str) -> Mapping[str, Any]:
+    import yaml
+
+    if not isinstance(text, str):
+        raise TypeError(
+            "config_file must be a plain str (an Output could carry a secret into the "
+            "ConfigMap); render it with infra.k8s.decisions.render_config_file"
+        )
+    loaded = yaml.safe_load(text) if text.strip() else {}
+    if not isinstance(loaded, Mapping):
+        raise ValueError("config_file is not a YAML mapping; render it with render_config_file")
+    return loaded

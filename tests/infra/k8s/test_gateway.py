@@ -1,0 +1,680 @@
+"""The gateway component on the recorded plans of the k8s fixture program."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from infra.k8s.gateway import service_account_subject
+from infra.offline import Plan, RecordedResource, Secret
+from infra.offline.engine import ProgramError, reveal
+from tests.infra.k8s.conftest import CANARY_IMAGE, STABLE_IMAGE, gateway_config, record_fixture
+
+NS = "kubernetes:core/v1:Namespace"
+SA = "kubernetes:core/v1:ServiceAccount"
+SECRET = "kubernetes:core/v1:Secret"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+SERVICE = "kubernetes:core/v1:Service"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+JOB = "kubernetes:batch/v1:Job"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer"
+CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
+COMPONENT = "ai-gateway:k8s:GatewayDeployment"
+CLOUDS = ("aws", "azure", "gcp")
+
+
+def owned(plan: Plan, cloud: str, type_token: str) -> list[RecordedResource]:
+    """Resources of a type inside one cloud's GatewayDeployment (at any depth)."""
+    component = plan.one(COMPONENT, f"gateway-{cloud}")
+    return [
+        r
+        for r in plan.of_type(type_token)
+        if any(a.urn == component.urn for a in plan.ancestors(r))
+    ]
+
+
+def one(plan: Plan, cloud: str, type_token: str, name: str) -> RecordedResource:
+    found = [r for r in owned(plan, cloud, type_token) if r.get("metadata.name") == name]
+    assert len(found) == 1, [r.get("metadata.name") for r in owned(plan, cloud, type_token)]
+    return found[0]
+
+
+def pod_specs(plan: Plan) -> Iterator[tuple[RecordedResource, dict[str, Any]]]:
+    for resource in [*plan.of_type(DEPLOYMENT), *plan.of_type(JOB)]:
+        yield resource, resource.get("spec.template.spec")
+
+
+def secret_values(value: Any, inside: bool = False) -> Iterator[str]:
+    """Every string leaf under a Secret wrapper."""
+    if isinstance(value, Secret):
+        yield from secret_values(value.value, True)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from secret_values(item, inside)
+    elif isinstance(value, list):
+        for item in value:
+            yield from secret_values(item, inside)
+    elif inside and isinstance(value, str) and len(value) >= 8:
+        yield value
+
+
+def plain_strings(value: Any) -> Iterator[str]:
+    """Every string leaf that is NOT under a Secret wrapper."""
+    if isinstance(value, Secret):
+        return
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from plain_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from plain_strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+# ------------------------------------------------------------------ namespace
+
+
+def test_namespace_enforces_the_restricted_pod_security_standard(k8s_plan: Plan) -> None:
+    for cloud in CLOUDS:
+        labels = one(k8s_plan, cloud, NS, "ai-gateway").get("metadata.labels")
+        for mode in ("enforce", "audit", "warn"):
+            assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+
+
+def test_every_object_goes_to_its_own_cluster(k8s_plan: Plan) -> None:
+    for cloud in CLOUDS:
+        provider = k8s_plan.one("pulumi:providers:kubernetes", f"{cloud}-kube")
+        assert isinstance(provider.inputs["kubeconfig"], Secret)
+        kube_objects = [
+            r
+            for r in k8s_plan.resources
+            if r.package == "kubernetes" and r.name.startswith(f"gateway-{cloud}-")
+        ]
+        assert len(kube_objects) > 20
+        for resource in kube_objects:
+            assert resource.provider and resource.provider.startswith(provider.urn + "::"), (
+                resource.name
+            )
+
+
+def test_kubernetes_names_fit_a_dns_label(k8s_plan: Plan) -> None:
+    for resource in k8s_plan.resources:
+        name = resource.get("metadata.name")
+        if resource.package == "kubernetes" and isinstance(name, str):
+            assert len(name) <= 63 and name == name.lower(), name
+
+
+# ----------------------------------------------------------- pod security
+
+
+def test_every_pod_runs_non_root_read_only_without_capabilities(k8s_plan: Plan) -> None:
+    specs = list(pod_specs(k8s_plan))
+    assert len(specs) == 3 * 4  # per cloud: stable and canary Deployment and Job
+    for resource, spec in specs:
+        assert spec["automountServiceAccountToken"] is False, resource.name
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["runAsUser"] == 10001
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        (container,) = spec["containers"]
+        context = container["securityContext"]
+        assert context["runAsNonRoot"] is True and context["runAsUser"] == 10001
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+        # /tmp is the only writable path: an emptyDir.
+        tmp = next(v for v in spec["volumes"] if v["name"] == "tmp")
+        assert "emptyDir" in tmp
+        assert {"mountPath": "/tmp", "name": "tmp"} in container["volumeMounts"]
+        assert all(m.get("readOnly") for m in container["volumeMounts"] if m["name"] != "tmp")
+
+
+def test_gateway_container_probes_and_port(k8s_plan: Plan) -> None:
+    for cloud in CLOUDS:
+        deployment = one(k8s_plan, cloud, DEPLOYMENT, "ai-gateway")
+        (container,) = deployment.get("spec.template.spec.containers")
+        assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+        assert container["startupProbe"]["httpGet"]["path"] == "/health/live"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert container[probe]["httpGet"]["port"] == "http"
+        # The startup probe allows a slow start before liveness may restart the pod.
+        startup = container["startupProbe"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
+
+
+def test_container_environment_comes_from_the_secret_and_the_config_file(k8s_plan: Plan) -> None:
+    for cloud in CLOUDS:
+        deployment = one(k8s_plan, cloud, DEPLOYMENT, "ai-gateway")
+        (container,) = deployment.get("spec.template.spec.containers")
+        env = {e["name"]: e for e in container["env"]}
+        assert env["AIGW_CONFIG"]["value"] == "/etc/aigw/config.yaml"
+        for name, key in {
+            "AIGW_REDIS_URL": "redis-url",
+            "AIGW_DATABASE_URL": "database-url",
+            "AIGW_ADMIN_KEY": "admin-key",
+            "OPENAI_API_KEY": "openai-api-key",
+            "ANTHROPIC_API_KEY": "anthropic-api-key",
+        }.items():
+            assert env[name]["valueFrom"]["secretKeyRef"] == {
+                "name": "ai-gateway-secrets",
+                "key": key,
+            }
+            assert "value" not in env[name]
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts["config"] == "/etc/aigw"
+        # Only GCP (Memorystore) hands over a CA certificate.
+        assert ("AIGW_REDIS_CA_FILE" in env) == (cloud == "gcp")
+        if cloud == "gcp":
+            assert env["AIGW_REDIS_CA_FILE"]["value"] == "/etc/aigw/redis-ca/redis-ca.crt"
+            assert mounts["redis-ca"] == "/etc/aigw/redis-ca"
+
+
+def test_resources_follow_the_stack_config(k8s_plan: Plan) -> None:
+    deployment = one(k8s_plan, "aws", DEPLOYMENT, "ai-gateway")
+    (container,) = deployment.get("spec.template.spec.containers")
+    # The fixture is a prod stack: prod defaults of ai-gateway:gateway.
+    assert container["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"cpu": "2", "memory": "1Gi"},
+    }
+    job = owned(k8s_plan, "aws", JOB)[0]
+    (migrate,) = job.get("spec.template.spec.containers")
+    assert set(migrate["resources"]) == {"requests", "limits"}
+
+
+def test_resources_override_from_config() -> None:
+    plan = record_fixture(
+        {"ai-gateway:gateway": gateway_config(None, cpuRequest="750m", memoryLimit="2Gi")}
+    )
+    (container,) = one(plan, "azure", DEPLOYMENT, "ai-gateway").get("spec.template.spec.containers")
+    assert container["resources"]["requests"]["cpu"] == "750m"
+    assert container["resources"]["limits"]["memory"] == "2Gi"
+
+
+# ------------------------------------------------------------ rollout shape
+
+
+def test_deployment_rolls_without_unavailable_replicas_and_spreads(k8s_plan: Plan) -> None:
+    deployment = one(k8s_plan, "gcp", DEPLOYMENT, "ai-gateway")
+    assert deployment.get("spec.replicas") == 3
+    assert deployment.get("spec.strategy.type") == "RollingUpdate"
+    assert deployment.get("spec.strategy.rollingUpdate.maxUnavailable") == 0
+    selector = deployment.get("spec.selector.matchLabels")
+    template_labels = deployment.get("spec.template.metadata.labels")
+    assert selector.items() <= template_labels.items()
+    spread = {
+        c["topologyKey"]: c for c in deployment.get("spec.template.spec.topologySpreadConstraints")
+    }
+    assert spread["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "DoNotSchedule"
+    assert spread["kubernetes.io/hostname"]["labelSelector"]["matchLabels"] == selector
+
+
+def test_checksum_and_scrape_annotations(k8s_plan: Plan) -> None:
+    annotations = one(k8s_plan, "aws", DEPLOYMENT, "ai-gateway").get(
+        "spec.template.metadata.annotations"
+    )
+    checksum = annotations["checksum/config-and-secret"]
+    assert len(checksum) == 64 and int(checksum, 16) >= 0
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "8080"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    # In plain text (readable diffs), because it is keyed and reveals nothing.
+    deployment = one(k8s_plan, "aws", DEPLOYMENT, "ai-gateway")
+    assert not isinstance(deployment.inputs["spec"], Secret)
+
+
+def test_a_config_change_changes_the_checksum_and_the_migration_job(
+    k8s_plans: dict[int | None, Plan],
+) -> None:
+    before = k8s_plans[None]
+    after = record_fixture(
+        {"ai-gateway:gateway": gateway_config(None, appConfig={"routes": [{"name": "other"}]})}
+    )
+    key = "spec.template.metadata.annotations.checksum/config-and-secret"
+    for cloud in CLOUDS:
+        old = one(before, cloud, DEPLOYMENT, "ai-gateway")
+        new = one(after, cloud, DEPLOYMENT, "ai-gateway")
+        assert old.get(key) != new.get(key)
+        (old_job,) = owned(before, cloud, JOB)
+        (new_job,) = owned(after, cloud, JOB)
+        assert old_job.get("metadata.name") != new_job.get("metadata.name")
+
+
+def test_migration_job_runs_before_the_deployment(k8s_plan: Plan) -> None:
+    for cloud in CLOUDS:
+        for deployment_name, image in (
+            ("ai-gateway", STABLE_IMAGE),
+            ("ai-gateway-canary", CANARY_IMAGE),
+        ):
+            deployment = one(k8s_plan, cloud, DEPLOYMENT, deployment_name)
+            jobs = [
+                j
+                for j in owned(k8s_plan, cloud, JOB)
+                if j.get("spec.template.spec.containers.0.image") == image
+            ]
+            assert len(jobs) == 1
+            job = jobs[0]
+            assert job.urn in deployment.dependencies
+            (container,) = job.get("spec.template.spec.containers")
+            assert container["args"] == ["python", "-m", "gateway_app", "migrate"]
+            assert job.get("spec.template.spec.restartPolicy") == "Never"
+            assert job.get("metadata.name").startswith(f"{deployment_name}-migrate-")
+        # A new image is a new Job: the stable and canary Jobs differ by name.
+        names = {j.get("metadata.name") for j in owned(k8s_plan, cloud, JOB)}
+        assert len(names) == 2
+
+
+def test_hpa_and_pdb_target_the_deployment(k8s_plan: Plan) -> None:
+    for cloud in CLOUDS:
+        deployment = one(k8s_plan, cloud, DEPLOYMENT, "ai-gateway")
+        hpa = one(k8s_plan, cloud, HPA, "ai-gateway")
+        assert hpa.get("spec.scaleTargetRef") == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": "ai-gateway",
+        }
+        assert (hpa.get("spec.minReplicas"), hpa.get("spec.maxReplicas")) == (3, 20)
+        (metric,) = hpa.get("spec.metrics")
+        assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+        assert metric["resource"]["target"]["type"] == "Utilization"
+        pdb = one(k8s_plan, cloud, PDB, "ai-gateway")
+        assert pdb.get("spec.maxUnavailable") == 1
+        assert pdb.get("spec.selector.matchLabels") == deployment.get("spec.selector.matchLabels")
+        assert pdb.get("spec.unhealthyPodEvictionPolicy") == "AlwaysAllow"
+
+
+def test_gateway_service_is_cluster_internal(k8s_plan: Plan) -> None:
+    for cloud in CLOUDS:
+        service = one(k8s_plan, cloud, SERVICE, "ai-gateway")
+        assert service.get("spec.type") == "ClusterIP"
+        assert service.get("spec.ports") == [
+            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+        ]
+        deployment = one(k8s_plan, cloud, DEPLOYMENT, "ai-gateway")
+        assert service.get("spec.selector") == deployment.get("spec.selector.matchLabels")
+
+
+# ----------------------------------------------------------- network policy
+
+
+def test_network_policy_denies_by_default(k8s_plan: Plan) -> None:
+    for cloud in CLOUDS:
+        deny = one(k8s_plan, cloud, NETPOL, "default-deny")
+        assert deny.get("spec.podSelector") == {}
+        assert sorted(deny.get("spec.policyTypes")) == ["Egress", "Ingress"]
+        assert deny.get("spec.ingress") is None and deny.get("spec.egress") is None
+
+
+def test_network_policy_admits_only_the_ingress_controller(k8s_plan: Plan) -> None:
+    policy = one(k8s_plan, "aws", NETPOL, "ai-gateway-traffic")
+    (rule,) = policy.get("spec.ingress")
+    assert rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    (source,) = rule["from"]
+    assert source["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}
+    }
+    assert source["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}}
+    assert "ipBlock" not in source
+
+
+@pytest.mark.parametrize(
+    ("cloud", "redis_port", "cidrs", "extra"),
+    [
+        ("aws", 6379, ["10.210.0.0/16"], []),
+        ("azure", 10000, ["10.220.0.0/16"], []),
+        ("gcp", 6378, ["10.230.0.0/20", "10.240.0.0/24"], [("169.254.169.254/32", {80, 988})]),
+    ],
+)
+def test_network_policy_egress_is_dns_data_stores_and_https_only(
+    k8s_plan: Plan, cloud: str, redis_port: int, cidrs: list[str], extra: list
+) -> None:
+    policy = one(k8s_plan, cloud, NETPOL, "ai-gateway-traffic")
+    # Migration pods share the policy: they need DNS and PostgreSQL too.
+    assert policy.get("spec.podSelector") == {
+        "matchLabels": {"app.kubernetes.io/name": "ai-gateway"}
+    }
+    rules = policy.get("spec.egress")
+    dns, redis, postgres, https, *rest = rules
+    assert dns["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    assert sorted((p["port"], p["protocol"]) for p in dns["ports"]) == [(53, "TCP"), (53, "UDP")]
+    assert [p["ipBlock"]["cidr"] for p in redis["to"]] == cidrs
+    assert redis["ports"] == [{"port": redis_port, "protocol": "TCP"}]
+    assert [p["ipBlock"]["cidr"] for p in postgres["to"]] == cidrs
+    assert postgres["ports"] == [{"port": 5432, "protocol": "TCP"}]
+    assert https["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+    assert https["ports"] == [{"port": 443, "protocol": "TCP"}]
+    assert [(r["to"][0]["ipBlock"]["cidr"], {p["port"] for p in r["ports"]}) for r in rest] == extra
+
+
+# --------------------------------------------------------- workload identity
+
+
+@pytest.mark.parametrize(
+    ("cloud", "annotation", "pod_labels"),
+    [
+        (
+            "aws",
+            {
+                "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/ai-gateway-prod-gateway"
+            },
+            {},
+        ),
+        (
+            "azure",
+            {"azure.workload.identity/client-id": "00000000-0000-4000-8000-00000000c11d"},
+            {"azure.workload.identity/use": "true"},
+        ),
+        (
+            "gcp",
+            {
+                "iam.gke.io/gcp-service-account": "ai-gateway@acme-ai-gateway-prod.iam.gserviceaccount.com"
+            },
+            {},
+        ),
+    ],
+)
+def test_workload_identity_binding(
+    k8s_plan: Plan, cloud: str, annotation: dict[str, str], pod_labels: dict[str, str]
+) -> None:
+    account = one(k8s_plan, cloud, SA, "ai-gateway")
+    assert account.get("metadata.annotations") == annotation
+    # The subject the cloud's identity binding must trust names this account.
+    assert service_account_subject() == (
+        f"system:serviceaccount:{account.get('metadata.namespace')}:{account.get('metadata.name')}"
+    )
+    assert account.get("automountServiceAccountToken") is False
+    for workload in [*owned(k8s_plan, cloud, DEPLOYMENT), *owned(k8s_plan, cloud, JOB)]:
+        assert workload.get("spec.template.spec.serviceAccountName") == "ai-gateway"
+        labels = workload.get("spec.template.metadata.labels")
+        assert pod_labels.items() <= labels.items()
+        if not pod_labels:
+            assert "azure.workload.identity/use" not in labels
+
+
+# ------------------------------------------------------------------- secrets
+
+
+def test_secret_holds_every_secret_and_is_secret_in_state(k8s_plan: Plan) -> None:
+    for cloud in CLOUDS:
+        secret = one(k8s_plan, cloud, SECRET, "ai-gateway-secrets")
+        assert isinstance(secret.inputs["stringData"], Secret)
+        assert isinstance(secret.outputs["stringData"], Secret)
+        data = reveal(secret.inputs["stringData"])
+        expected = {"redis-url", "database-url", "admin-key", "openai-api-key", "anthropic-api-key"}
+        if cloud == "gcp":
+            expected.add("redis-ca.crt")
+        assert set(data) == expected
+        assert data["redis-url"].startswith("rediss://:")
+        assert data["database-url"].startswith("postgresql://gateway:")
+        # The values of `pulumi config set --secret` (offline placeholders).
+        assert data["openai-api-key"] == "offline-placeholder-for-ai-gateway:openaiApiKey"
+        assert data["anthropic-api-key"] == "offline-placeholder-for-ai-gateway:anthropicApiKey"
+        assert "data" not in secret.inputs
+
+
+def test_no_secret_value_reaches_a_config_map_or_a_plain_export(
+    k8s_plans: dict[int | None, Plan],
+) -> None:
+    for plan in k8s_plans.values():
+        secrets = {
+            value
+            for r in plan.resources
+            for value in [*secret_values(r.inputs), *secret_values(r.outputs)]
+        } | {
+            "offline-placeholder-for-ai-gateway:openaiApiKey",
+            "offline-placeholder-for-ai-gateway:anthropicApiKey",
+        }
+        # Sanity: the generated passwords are among the secrets looked for.
+        passwords = {
+            reveal(r.outputs["result"])
+            for r in plan.of_type("random:index/randomPassword:RandomPassword")
+        }
+        assert passwords <= secrets and len(passwords) == 7
+        config_maps = plan.of_type(CONFIG_MAP)
+        assert len(config_maps) == 3
+        for config_map in config_maps:
+            assert not any(
+                isinstance(v, Secret) for v in config_map.inputs.get("data", {}).values()
+            )
+            text = "\n".join(plain_strings(config_map.inputs))
+            assert not [s for s in secrets if s in text]
+        exported = "\n".join(plain_strings(plan.outputs))
+        assert exported and not [s for s in secrets if s in exported]
+        # Nor in any other plain input (annotations, env values, Helm values).
+        for resource in plan.resources:
+            text = "\n".join(plain_strings(resource.inputs))
+            assert not [s for s in secrets if s in text], resource.name
+
+
+def test_plain_text_secret_settings_are_refused() -> None:
+    with pytest.raises(
+        ProgramError, match=r"ai-gateway:adminKey: is stored in plain text.*--secret"
+    ):
+        record_fixture({"ai-gateway:adminKey": "not-encrypted-admin-key"})
+
+
+# ------------------------------------------------------------- ingress, TLS
+
+
+def test_the_ingress_controller_is_the_only_load_balancer(k8s_plan: Plan) -> None:
+    for cloud in CLOUDS:
+        balancers = [
+            s for s in owned(k8s_plan, cloud, SERVICE) if s.get("spec.type") == "LoadBalancer"
+        ]
+        assert [s.get("metadata.name") for s in balancers] == ["ingress-nginx-lb"]
+        (balancer,) = balancers
+        assert balancer.get("metadata.namespace") == "ingress-nginx"
+        assert {p["port"] for p in balancer.get("spec.ports")} == {80, 443}
+        nginx = next(
+            r for r in owned(k8s_plan, cloud, RELEASE) if r.get("chart") == "ingress-nginx"
+        )
+        assert nginx.get("values.controller.service.enabled") is False
+        assert nginx.urn in balancer.dependencies
+    assert one(k8s_plan, "aws", SERVICE, "ingress-nginx-lb").get("metadata.annotations") == {
+        "service.beta.kubernetes.io/aws-load-balancer-type": "external"
+    }
+
+
+def test_endpoints_are_exported_per_cloud(k8s_plan: Plan) -> None:
+    endpoints = k8s_plan.outputs["endpoints"]
+    assert endpoints["aws"].endswith(".elb.us-east-1.amazonaws.com")
+    assert endpoints["azure"].startswith("203.0.113.") and endpoints["gcp"].startswith("203.0.113.")
+    assert k8s_plan.outputs["hostnames"]["gcp"] == [
+        "gateway.ai.example.com",
+        "gateway-gcp.ai.example.com",
+    ]
+
+
+def test_helm_releases_are_pinned_and_hardened(k8s_plan: Plan) -> None:
+    for cloud in CLOUDS:
+        releases = {r.get("chart"): r for r in owned(k8s_plan, cloud, RELEASE)}
+        assert set(releases) == {"ingress-nginx", "cert-manager"}
+        for release in releases.values():
+            assert release.get("version")[0].isdigit() or release.get("version").startswith("v")
+            assert release.get("repositoryOpts.repo", "").startswith("https://")
+            assert release.get("atomic") is True
+        nginx = releases["ingress-nginx"]
+        assert nginx.get("values.controller.allowSnippetAnnotations") is False
+        assert nginx.get("values.controller.config.allow-snippet-annotations") == "false"
+        assert nginx.get("values.controller.config.server-tokens") == "false"
+        assert nginx.get("values.controller.image.allowPrivilegeEscalation") is False
+        cert_manager = releases["cert-manager"]
+        assert cert_manager.get("values.crds.enabled") is True
+        assert cert_manager.get("values.crds.keep") is True
+        namespaces = {
+            n.get("metadata.name"): n.get("metadata.labels") for n in owned(k8s_plan, cloud, NS)
+        }
+        assert namespaces["cert-manager"]["pod-security.kubernetes.io/enforce"] == "restricted"
+        assert namespaces["ingress-nginx"]["pod-security.kubernetes.io/enforce"] == "baseline"
+        assert namespaces["ingress-nginx"]["pod-security.kubernetes.io/warn"] == "restricted"
+
+
+@pytest.mark.parametrize(
+    ("cloud", "solver"),
+    [
+        ("aws", "route53"),
+        ("azure", "azureDNS"),
+        ("gcp", "cloudDNS"),
+    ],
+)
+def test_cluster_issuer_uses_acme_dns01(k8s_plan: Plan, cloud: str, solver: str) -> None:
+    (issuer,) = owned(k8s_plan, cloud, ISSUER)
+    acme = issuer.get("spec.acme")
+    assert acme["server"] == "https://acme-v02.api.letsencrypt.org/directory"
+    assert acme["email"] == "platform-team@example.com"
+    (entry,) = acme["solvers"]
+    assert list(entry["dns01"]) == [solver]
+    cert_manager = next(
+        r for r in owned(k8s_plan, cloud, RELEASE) if r.get("chart") == "cert-manager"
+    )
+    assert cert_manager.urn in issuer.dependencies
+    roles = owned(k8s_plan, cloud, "kubernetes:rbac.authorization.k8s.io/v1:Role")
+    if solver == "route53":
+        route53 = entry["dns01"]["route53"]
+        assert route53["role"].startswith("arn:aws:iam::")
+        assert route53["auth"]["kubernetes"]["serviceAccountRef"]["name"] == "cert-manager-route53"
+        (role,) = roles
+        assert role.get("rules") == [
+            {
+                "apiGroups": [""],
+                "resources": ["serviceaccounts/token"],
+                "resourceNames": ["cert-manager-route53"],
+                "verbs": ["create"],
+            }
+        ]
+    else:
+        assert roles == []
+    if solver == "azureDNS":
+        assert cert_manager.get("values.podLabels") == {"azure.workload.identity/use": "true"}
+    if solver == "cloudDNS":
+        assert "iam.gke.io/gcp-service-account" in cert_manager.get(
+            "values.serviceAccount.annotations"
+        )
+
+
+def test_certificate_covers_the_global_and_cloud_hostnames(k8s_plan: Plan) -> None:
+    for cloud in CLOUDS:
+        (certificate,) = owned(k8s_plan, cloud, CERTIFICATE)
+        assert certificate.get("spec.dnsNames") == [
+            "gateway.ai.example.com",
+            f"gateway-{cloud}.ai.example.com",
+        ]
+        assert certificate.get("spec.issuerRef") == {
+            "name": "ai-gateway-acme",
+            "kind": "ClusterIssuer",
+            "group": "cert-manager.io",
+        }
+        (issuer,) = owned(k8s_plan, cloud, ISSUER)
+        assert issuer.urn in certificate.dependencies
+
+
+def test_ingress_serves_https_only(k8s_plan: Plan) -> None:
+    for cloud in CLOUDS:
+        ingress = one(k8s_plan, cloud, INGRESS, "ai-gateway")
+        annotations = ingress.get("metadata.annotations")
+        assert annotations["nginx.ingress.kubernetes.io/ssl-redirect"] == "true"
+        assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+        assert "nginx.ingress.kubernetes.io/canary" not in annotations
+        assert ingress.get("spec.ingressClassName") == "nginx"
+        hosts = ["gateway.ai.example.com", f"gateway-{cloud}.ai.example.com"]
+        assert ingress.get("spec.tls") == [{"hosts": hosts, "secretName": "ai-gateway-tls"}]
+        assert [r["host"] for r in ingress.get("spec.rules")] == hosts
+        for rule in ingress.get("spec.rules"):
+            (path,) = rule["http"]["paths"]
+            assert path["backend"]["service"]["name"] == "ai-gateway"
+
+
+# -------------------------------------------------------------------- canary
+
+
+def _names(plan: Plan, cloud: str, type_token: str) -> set[str]:
+    return {r.get("metadata.name") for r in owned(plan, cloud, type_token)}
+
+
+@pytest.mark.parametrize(("weight", "canary_replicas"), [(None, None), (0, 1), (10, 1), (100, 3)])
+def test_canary_objects_for_each_weight(
+    k8s_plans: dict[int | None, Plan], weight: int | None, canary_replicas: int | None
+) -> None:
+    plan = k8s_plans[weight]
+    for cloud in CLOUDS:
+        stable = one(plan, cloud, DEPLOYMENT, "ai-gateway")
+        assert stable.get("spec.template.spec.containers.0.image") == STABLE_IMAGE
+        assert stable.get("spec.replicas") == 3  # the stable track keeps running at 100 too
+        if weight is None:
+            assert _names(plan, cloud, DEPLOYMENT) == {"ai-gateway"}
+            assert _names(plan, cloud, INGRESS) == {"ai-gateway"}
+            assert _names(plan, cloud, SERVICE) == {"ai-gateway", "ingress-nginx-lb"}
+            assert _names(plan, cloud, HPA) == _names(plan, cloud, PDB) == {"ai-gateway"}
+            assert len(owned(plan, cloud, JOB)) == 1
+            continue
+        assert _names(plan, cloud, DEPLOYMENT) == {"ai-gateway", "ai-gateway-canary"}
+        assert _names(plan, cloud, SERVICE) == {
+            "ai-gateway",
+            "ai-gateway-canary",
+            "ingress-nginx-lb",
+        }
+        assert (
+            _names(plan, cloud, HPA)
+            == _names(plan, cloud, PDB)
+            == {"ai-gateway", "ai-gateway-canary"}
+        )
+        assert _names(plan, cloud, INGRESS) == {"ai-gateway", "ai-gateway-canary"}
+        assert len(owned(plan, cloud, JOB)) == 2
+        canary = one(plan, cloud, DEPLOYMENT, "ai-gateway-canary")
+        assert canary.get("spec.template.spec.containers.0.image") == CANARY_IMAGE
+        assert canary.get("spec.replicas") == canary_replicas
+        assert one(plan, cloud, HPA, "ai-gateway-canary").get("spec.minReplicas") == canary_replicas
+        # Stable and canary pods never share a selector (each Service reaches one version).
+        assert canary.get("spec.selector.matchLabels") != stable.get("spec.selector.matchLabels")
+        canary_service = one(plan, cloud, SERVICE, "ai-gateway-canary")
+        assert canary_service.get("spec.selector") == canary.get("spec.selector.matchLabels")
+        ingress = one(plan, cloud, INGRESS, "ai-gateway-canary")
+        annotations = ingress.get("metadata.annotations")
+        assert annotations["nginx.ingress.kubernetes.io/canary"] == "true"
+        assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == str(weight)
+        assert annotations["nginx.ingress.kubernetes.io/canary-by-header"] == "X-Gateway-Canary"
+        # Same hosts as the main Ingress, backed by the canary Service.
+        assert [r["host"] for r in ingress.get("spec.rules")] == [
+            r["host"] for r in one(plan, cloud, INGRESS, "ai-gateway").get("spec.rules")
+        ]
+        for rule in ingress.get("spec.rules"):
+            assert rule["http"]["paths"][0]["backend"]["service"]["name"] == "ai-gateway-canary"
+        main = one(plan, cloud, INGRESS, "ai-gateway")
+        assert main.urn in ingress.dependencies
+
+
+def test_canary_settings_are_validated() -> None:
+    with pytest.raises(
+        ProgramError, match=r"ai-gateway:gateway\.canaryWeight: .*canaryImage is not set"
+    ):
+        record_fixture({"ai-gateway:gateway": gateway_config(None, canaryWeight=10)})
+    with pytest.raises(
+        ProgramError, match=r"ai-gateway:gateway\.canaryImage: .*is the stable image"
+    ):
+        record_fixture(
+            {"ai-gateway:gateway": gateway_config(None, canaryImage=STABLE_IMAGE, canaryWeight=5)}
+        )
+
+
+def test_every_cluster_gets_the_same_generated_admin_key(k8s_plan: Plan) -> None:
+    keys = {
+        reveal(one(k8s_plan, cloud, SECRET, "ai-gateway-secrets").inputs["stringData"])["admin-key"]
+        for cloud in CLOUDS
+    }
+    generated = k8s_plan.one("random:index/randomPassword:RandomPassword", "gateway-admin-key")
+    assert keys == {reveal(generated.outputs["result"])}
