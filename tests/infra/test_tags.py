@@ -118,7 +118,11 @@ def test_fixture_program_is_tagged_on_all_three_clouds(fixture_plan: Plan) -> No
     from tests.infra.conftest import ROOT
 
     config = parse(
-        {k.split(":", 1)[1]: v for k, v in read_stack_file(ROOT / "Pulumi.dev.yaml").values.items()}
+        {
+            k.split(":", 1)[1]: v
+            for k, v in read_stack_file(ROOT / "Pulumi.dev.yaml").values.items()
+            if k.startswith("ai-gateway:")
+        }
     )
     required = tags.required_tags(config)
     assert _assert_tagged(fixture_plan, required) >= 7
@@ -159,4 +163,4 @@ def test_every_taggable_resource_of_every_stack_is_tagged(
         "managed-by": "pulumi",
         "project": "ai-gateway",
     }
-    _assert_tagged(plan, required)
+    assert _assert_tagged(plan, required) > 50
