@@ -58,7 +58,9 @@ def providers(fake_openai: FakeUpstream, fake_anthropic: FakeUpstream) -> dict[s
 
 
 @contextmanager
-def serve(raw_config: dict[str, Any], *, seed: int = 7, real_sleep: bool = False, **kwargs: Any) -> Iterator[Running]:
+def serve(
+    raw_config: dict[str, Any], *, seed: int = 7, real_sleep: bool = False, **kwargs: Any
+) -> Iterator[Running]:
     """Run a GatewayApp for ``raw_config`` in a background thread; backoff sleeps are recorded."""
     config = parse(raw_config)
     sleeps: list[float] = []
@@ -69,7 +71,9 @@ def serve(raw_config: dict[str, Any], *, seed: int = 7, real_sleep: bool = False
 
     app = GatewayApp(config, rng=random.Random(seed), sleep=record_sleep, **kwargs)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", loop="asyncio")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", loop="asyncio"
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -90,7 +94,10 @@ def gateway(fake_openai: FakeUpstream, fake_anthropic: FakeUpstream) -> Callable
     """``with gateway(models={...}) as gw:`` serves those models against the fakes."""
 
     def start(models: dict[str, Any], router: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        raw: dict[str, Any] = {"providers": providers(fake_openai, fake_anthropic), "models": models}
+        raw: dict[str, Any] = {
+            "providers": providers(fake_openai, fake_anthropic),
+            "models": models,
+        }
         if router:
             raw["router"] = router
         if "server" in kwargs:
@@ -103,9 +110,17 @@ def gateway(fake_openai: FakeUpstream, fake_anthropic: FakeUpstream) -> Callable
 STANDARD_MODELS: dict[str, Any] = {
     "gpt-4o-mini": {"deployments": [{"provider": "openai", "model": "gpt-4o-mini"}]},
     "claude-sonnet-4-6": {
-        "deployments": [{"provider": "anthropic", "model": "claude-sonnet-4-6", "params": {"default_max_tokens": 1000}}]
+        "deployments": [
+            {
+                "provider": "anthropic",
+                "model": "claude-sonnet-4-6",
+                "params": {"default_max_tokens": 1000},
+            }
+        ]
     },
-    "text-embedding-3-small": {"deployments": [{"provider": "openai", "model": "text-embedding-3-small"}]},
+    "text-embedding-3-small": {
+        "deployments": [{"provider": "openai", "model": "text-embedding-3-small"}]
+    },
 }
 
 

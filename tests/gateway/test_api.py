@@ -85,7 +85,9 @@ def test_stream_with_and_without_usage(standard: Running, model: str) -> None:
     assert all(c.choices for c in plain) and all(c.usage is None for c in plain)
 
 
-def test_openai_stream_always_asks_upstream_for_usage(standard: Running, fake_openai: FakeUpstream) -> None:
+def test_openai_stream_always_asks_upstream_for_usage(
+    standard: Running, fake_openai: FakeUpstream
+) -> None:
     list(standard.client().chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True))
     assert fake_openai.requests[-1]["json"]["stream_options"] == {"include_usage": True}
 
@@ -100,7 +102,10 @@ def test_anthropic_translation_request(standard: Running, fake_anthropic: FakeUp
                 "role": "user",
                 "content": [
                     {"type": "text", "text": "what is this?"},
-                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="},
+                    },
                     {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
                 ],
             },
@@ -108,7 +113,11 @@ def test_anthropic_translation_request(standard: Running, fake_anthropic: FakeUp
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [
-                    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                    }
                 ],
             },
             {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
@@ -124,7 +133,10 @@ def test_anthropic_translation_request(standard: Running, fake_anthropic: FakeUp
     sent = fake_anthropic.requests[-1]
     body = sent["json"]
     assert sent["headers"]["x-api-key"] == "ak-fake" and sent["headers"]["anthropic-version"]
-    assert body["system"] == [{"type": "text", "text": "you are terse"}, {"type": "text", "text": "answer in French"}]
+    assert body["system"] == [
+        {"type": "text", "text": "you are terse"},
+        {"type": "text", "text": "answer in French"},
+    ]
     assert body["max_tokens"] == 1000  # deployment default; Anthropic requires it
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
     image, url_image = body["messages"][0]["content"][1:]
@@ -133,15 +145,25 @@ def test_anthropic_translation_request(standard: Running, fake_anthropic: FakeUp
     assert body["messages"][1]["content"] == [
         {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}}
     ]
-    assert body["messages"][2]["content"] == [{"type": "tool_result", "tool_use_id": "call_1", "content": "sunny"}]
+    assert body["messages"][2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "call_1", "content": "sunny"}
+    ]
     assert body["tools"][0]["input_schema"]["properties"]["city"] == {"type": "string"}
     assert body["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
     assert body["stop_sequences"] == ["END"] and body["temperature"] == 0.5
     assert body["metadata"] == {"user_id": "customer-9"}
 
 
-def test_anthropic_translation_response_tools_usage(standard: Running, fake_anthropic: FakeUpstream) -> None:
-    fake_anthropic.script(ok(content="", tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}], usage=(20, 5)))
+def test_anthropic_translation_response_tools_usage(
+    standard: Running, fake_anthropic: FakeUpstream
+) -> None:
+    fake_anthropic.script(
+        ok(
+            content="",
+            tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}],
+            usage=(20, 5),
+        )
+    )
     completion = standard.client().chat.completions.create(
         model="claude-sonnet-4-6", messages=USER, tools=TOOLS, max_tokens=64
     )
@@ -154,21 +176,41 @@ def test_anthropic_translation_response_tools_usage(standard: Running, fake_anth
     assert fake_anthropic.requests[-1]["json"]["max_tokens"] == 64
 
 
-@pytest.mark.parametrize(("stop_reason", "finish"), [("max_tokens", "length"), ("stop_sequence", "stop"), ("refusal", "content_filter")])
-def test_anthropic_stop_reasons(standard: Running, fake_anthropic: FakeUpstream, stop_reason: str, finish: str) -> None:
+@pytest.mark.parametrize(
+    ("stop_reason", "finish"),
+    [("max_tokens", "length"), ("stop_sequence", "stop"), ("refusal", "content_filter")],
+)
+def test_anthropic_stop_reasons(
+    standard: Running, fake_anthropic: FakeUpstream, stop_reason: str, finish: str
+) -> None:
     fake_anthropic.script(ok(finish_reason=stop_reason), ok(finish_reason=stop_reason))
     client = standard.client()
-    assert client.chat.completions.create(model="claude-sonnet-4-6", messages=USER).choices[0].finish_reason == finish
-    chunks = list(client.chat.completions.create(model="claude-sonnet-4-6", messages=USER, stream=True))
+    assert (
+        client.chat.completions.create(model="claude-sonnet-4-6", messages=USER)
+        .choices[0]
+        .finish_reason
+        == finish
+    )
+    chunks = list(
+        client.chat.completions.create(model="claude-sonnet-4-6", messages=USER, stream=True)
+    )
     assert chunks[-1].choices[0].finish_reason == finish
 
 
 def test_anthropic_stream_tool_calls(standard: Running, fake_anthropic: FakeUpstream) -> None:
     fake_anthropic.script(
-        ok(content="checking", tool_calls=[{"name": "get_weather", "arguments": {"city": "Rome"}}, {"name": "get_weather", "arguments": {"city": "Bern"}}])
+        ok(
+            content="checking",
+            tool_calls=[
+                {"name": "get_weather", "arguments": {"city": "Rome"}},
+                {"name": "get_weather", "arguments": {"city": "Bern"}},
+            ],
+        )
     )
     chunks = list(
-        standard.client().chat.completions.create(model="claude-sonnet-4-6", messages=USER, tools=TOOLS, stream=True)
+        standard.client().chat.completions.create(
+            model="claude-sonnet-4-6", messages=USER, tools=TOOLS, stream=True
+        )
     )
     calls: dict[int, dict[str, str]] = {}
     for chunk in chunks:
@@ -176,23 +218,38 @@ def test_anthropic_stream_tool_calls(standard: Running, fake_anthropic: FakeUpst
             entry = calls.setdefault(delta.index, {"name": "", "arguments": ""})
             entry["name"] += delta.function.name or ""
             entry["arguments"] += delta.function.arguments or ""
-    assert {i: json.loads(c["arguments"])["city"] for i, c in calls.items()} == {0: "Rome", 1: "Bern"}
+    assert {i: json.loads(c["arguments"])["city"] for i, c in calls.items()} == {
+        0: "Rome",
+        1: "Bern",
+    }
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
-def test_anthropic_json_schema_response_format(standard: Running, fake_anthropic: FakeUpstream) -> None:
-    fake_anthropic.script(ok(content="", tool_calls=[{"name": "json_response", "arguments": {"answer": 42}}]))
+def test_anthropic_json_schema_response_format(
+    standard: Running, fake_anthropic: FakeUpstream
+) -> None:
+    fake_anthropic.script(
+        ok(content="", tool_calls=[{"name": "json_response", "arguments": {"answer": 42}}])
+    )
     completion = standard.client().chat.completions.create(
         model="claude-sonnet-4-6",
         messages=USER,
-        response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}}},
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": {"type": "object"}},
+        },
     )
     assert json.loads(completion.choices[0].message.content) == {"answer": 42}
     assert completion.choices[0].finish_reason == "stop"
-    assert fake_anthropic.requests[-1]["json"]["tool_choice"] == {"type": "tool", "name": "json_response"}
+    assert fake_anthropic.requests[-1]["json"]["tool_choice"] == {
+        "type": "tool",
+        "name": "json_response",
+    }
 
 
-def test_upstream_errors_raise_matching_sdk_exceptions(standard: Running, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream) -> None:
+def test_upstream_errors_raise_matching_sdk_exceptions(
+    standard: Running, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream
+) -> None:
     from gateway_app.testing import error
 
     client = standard.client()
@@ -206,7 +263,11 @@ def test_upstream_errors_raise_matching_sdk_exceptions(standard: Running, fake_o
 
 def test_models_embeddings_health(standard: Running, fake_openai: FakeUpstream) -> None:
     client = standard.client()
-    assert {m.id for m in client.models.list()} == {"gpt-4o-mini", "claude-sonnet-4-6", "text-embedding-3-small"}
+    assert {m.id for m in client.models.list()} == {
+        "gpt-4o-mini",
+        "claude-sonnet-4-6",
+        "text-embedding-3-small",
+    }
     embedding = client.embeddings.create(model="text-embedding-3-small", input="some text")
     assert len(embedding.data[0].embedding) == 3
     assert fake_openai.requests[-1]["json"]["model"] == "text-embedding-3-small"
@@ -215,4 +276,8 @@ def test_models_embeddings_health(standard: Running, fake_openai: FakeUpstream) 
     status, _, body = _get(standard.url + "/health/live")
     assert status == 200 and body["status"] == "live"
     status, headers, body = _get(standard.url + "/health/ready")
-    assert status == 200 and body["status"] == "ready" and "x-request-id" in {k.lower() for k in headers}
+    assert (
+        status == 200
+        and body["status"] == "ready"
+        and "x-request-id" in {k.lower() for k in headers}
+    )

@@ -23,19 +23,38 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _base(**models: Any) -> dict[str, Any]:
-    return {"providers": {"p": {"type": "openai", "api_key": "k"}}, "models": models or {"m": {"deployments": [{"provider": "p", "model": "x"}]}}}
+    return {
+        "providers": {"p": {"type": "openai", "api_key": "k"}},
+        "models": models or {"m": {"deployments": [{"provider": "p", "model": "x"}]}},
+    }
 
 
 @pytest.mark.parametrize(
     ("mutate", "key", "reason"),
     [
-        (lambda c: c["models"]["m"]["deployments"][0].update(weight=-1), "models.m.deployments[0].weight", "greater than or equal to 0"),
-        (lambda c: c["models"]["m"]["deployments"][0].update(provider="nope"), "models.m.deployments[0].provider", "not a key of `providers`"),
+        (
+            lambda c: c["models"]["m"]["deployments"][0].update(weight=-1),
+            "models.m.deployments[0].weight",
+            "greater than or equal to 0",
+        ),
+        (
+            lambda c: c["models"]["m"]["deployments"][0].update(provider="nope"),
+            "models.m.deployments[0].provider",
+            "not a key of `providers`",
+        ),
         (lambda c: c["models"]["m"].update(strategy="fastest"), "models.m.strategy", "failover"),
         (lambda c: c["models"]["m"].update(deployments=[]), "models.m.deployments", "at least 1"),
-        (lambda c: c["providers"]["p"].update(type="cohere"), "providers.p", "unknown provider type 'cohere'"),
+        (
+            lambda c: c["providers"]["p"].update(type="cohere"),
+            "providers.p",
+            "unknown provider type 'cohere'",
+        ),
         (lambda c: c["models"]["m"].update(retrys=3), "models.m.retrys", "unknown key"),
-        (lambda c: c.update(router={"circuit_breaker": {"failure_rate": 2}}), "router.circuit_breaker.failure_rate", "less than or equal to 1"),
+        (
+            lambda c: c.update(router={"circuit_breaker": {"failure_rate": 2}}),
+            "router.circuit_breaker.failure_rate",
+            "less than or equal to 1",
+        ),
     ],
 )
 def test_config_errors_name_key_and_reason(mutate: Any, key: str, reason: str) -> None:
@@ -48,7 +67,13 @@ def test_config_errors_name_key_and_reason(mutate: Any, key: str, reason: str) -
 
 
 def test_example_config_reads_sdk_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "AIGW_CONFIG"):
+    for name in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "AIGW_CONFIG",
+    ):
         monkeypatch.delenv(name, raising=False)
     config = load()
     assert {"gpt-4o-mini", "claude-sonnet-4-6"} <= set(config.models)
@@ -62,9 +87,13 @@ def test_example_config_reads_sdk_environment_variables(monkeypatch: pytest.Monk
     assert config.providers["openai"].base_url == "http://127.0.0.1:9/v1"
 
 
-def test_serve_refuses_bad_config_and_migrate_is_a_clear_noop(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_refuses_bad_config_and_migrate_is_a_clear_noop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"models": {"m": {"deployments": [{"provider": "ghost", "model": "x"}]}}}))
+    bad.write_text(
+        yaml.safe_dump({"models": {"m": {"deployments": [{"provider": "ghost", "model": "x"}]}}})
+    )
     monkeypatch.delenv("AIGW_CONFIG", raising=False)
     assert main(["serve", "--config", str(bad), "--port", "0"]) == 2
     assert "models.m.deployments[0].provider" in capsys.readouterr().err
@@ -75,19 +104,27 @@ def test_serve_refuses_bad_config_and_migrate_is_a_clear_noop(tmp_path: Path, ca
 
 def test_aigw_cli_has_serve_without_importing_pulumi() -> None:
     code = "import sys, infra.cli; infra.cli._parser(); print(any(m.startswith('pulumi') for m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
     assert result.stdout.strip() == "False", result.stderr
 
 
 def test_python_m_serve_ready_without_keys_and_graceful_sigterm(tmp_path: Path) -> None:
     with FakeUpstream("openai") as fake:
         fake.script(slow(1.0))
-        env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "AIGW_CONFIG"}
+        env = {
+            k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "AIGW_CONFIG"
+        }
         env.update(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=fake.url, NO_PROXY="*")
         port = _free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway_app", "serve", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         try:
             url = f"http://127.0.0.1:{port}"

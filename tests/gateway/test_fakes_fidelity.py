@@ -31,7 +31,10 @@ def test_openai_sdk_parses_completion_stream_tools_embeddings(fake_openai: FakeU
             model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
         )
     )
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: hello there"
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        == "echo: hello there"
+    )
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
 
     fake_openai.script(ok(tool_calls=[TOOL]), ok(tool_calls=[TOOL]))
@@ -61,7 +64,9 @@ def test_openai_sdk_parses_completion_stream_tools_embeddings(fake_openai: FakeU
         (503, openai.InternalServerError),
     ],
 )
-def test_openai_sdk_raises_matching_errors(fake_openai: FakeUpstream, status: int, exception: type) -> None:
+def test_openai_sdk_raises_matching_errors(
+    fake_openai: FakeUpstream, status: int, exception: type
+) -> None:
     fake_openai.script(error(status, "boom", retry_after="0"))
     with pytest.raises(exception) as raised:
         _oa(fake_openai).chat.completions.create(model="m", messages=MESSAGES)
@@ -110,7 +115,9 @@ def test_anthropic_sdk_parses_message_stream_and_tools(fake_anthropic: FakeUpstr
         (529, anthropic.InternalServerError),
     ],
 )
-def test_anthropic_sdk_raises_matching_errors(fake_anthropic: FakeUpstream, status: int, exception: type) -> None:
+def test_anthropic_sdk_raises_matching_errors(
+    fake_anthropic: FakeUpstream, status: int, exception: type
+) -> None:
     fake_anthropic.script(error(status, "boom"))
     with pytest.raises(exception, match="boom"):
         _an(fake_anthropic).messages.create(model="c", max_tokens=10, messages=MESSAGES)
@@ -123,7 +130,8 @@ def test_anthropic_fake_rejects_what_the_real_api_rejects(fake_anthropic: FakeUp
             model="c", max_tokens=10, messages=[{"role": "system", "content": "x"}, *MESSAGES]
         )
     fake_anthropic.script(ok(stream_error_after=3))
-    with pytest.raises(anthropic.APIStatusError, match="Overloaded"), client.messages.stream(
-        model="c", max_tokens=10, messages=MESSAGES
-    ) as stream:
+    with (
+        pytest.raises(anthropic.APIStatusError, match="Overloaded"),
+        client.messages.stream(model="c", max_tokens=10, messages=MESSAGES) as stream,
+    ):
         list(stream.text_stream)

@@ -31,9 +31,13 @@ def two_deployments(strategy: str = "failover", **extra: Any) -> dict[str, Any]:
     }
 
 
-def test_retries_5xx_with_bounded_full_jitter_backoff(gateway: Any, fake_openai: FakeUpstream) -> None:
+def test_retries_5xx_with_bounded_full_jitter_backoff(
+    gateway: Any, fake_openai: FakeUpstream
+) -> None:
     fake_openai.script(error(500), error(503))
-    with gateway({"m": {"deployments": [{"provider": "openai", "model": "x"}]}}, router=RETRY) as gw:
+    with gateway(
+        {"m": {"deployments": [{"provider": "openai", "model": "x"}]}}, router=RETRY
+    ) as gw:
         completion = gw.client().chat.completions.create(model="m", messages=USER)
     assert completion.choices[0].message.content == "echo: hello"
     assert len(fake_openai.requests) == 3
@@ -43,13 +47,17 @@ def test_retries_5xx_with_bounded_full_jitter_backoff(gateway: Any, fake_openai:
 
 def test_retry_after_is_honoured(gateway: Any, fake_openai: FakeUpstream) -> None:
     fake_openai.script(error(429, retry_after="3"))
-    with gateway({"m": {"deployments": [{"provider": "openai", "model": "x"}]}}, router=RETRY) as gw:
+    with gateway(
+        {"m": {"deployments": [{"provider": "openai", "model": "x"}]}}, router=RETRY
+    ) as gw:
         gw.client().chat.completions.create(model="m", messages=USER)
     assert gw.sleeps == [3.0]
     assert len(fake_openai.requests) == 2
 
 
-def test_retry_after_beyond_deadline_fails_over_instead_of_waiting(gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream) -> None:
+def test_retry_after_beyond_deadline_fails_over_instead_of_waiting(
+    gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream
+) -> None:
     fake_openai.script(error(429, retry_after="120"))
     with gateway(two_deployments(), router=RETRY) as gw:
         raw = gw.client().chat.completions.with_raw_response.create(model="m", messages=USER)
@@ -59,20 +67,30 @@ def test_retry_after_beyond_deadline_fails_over_instead_of_waiting(gateway: Any,
 
 def test_exhausted_429_is_returned_as_rate_limit(gateway: Any, fake_openai: FakeUpstream) -> None:
     fake_openai.script(*(error(429, "slow down", retry_after="1") for _ in range(3)))
-    with gateway({"m": {"deployments": [{"provider": "openai", "model": "x"}]}}, router=RETRY) as gw, pytest.raises(openai.RateLimitError, match="slow down") as raised:
+    with (
+        gateway({"m": {"deployments": [{"provider": "openai", "model": "x"}]}}, router=RETRY) as gw,
+        pytest.raises(openai.RateLimitError, match="slow down") as raised,
+    ):
         gw.client().chat.completions.create(model="m", messages=USER)
     assert raised.value.response.headers["retry-after"] == "1"
     assert len(fake_openai.requests) == 3
 
 
-def test_no_retry_or_failover_on_400(gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream) -> None:
+def test_no_retry_or_failover_on_400(
+    gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream
+) -> None:
     fake_openai.script(error(400, "context too long"))
-    with gateway(two_deployments(), router=RETRY) as gw, pytest.raises(openai.BadRequestError, match="context too long"):
+    with (
+        gateway(two_deployments(), router=RETRY) as gw,
+        pytest.raises(openai.BadRequestError, match="context too long"),
+    ):
         gw.client().chat.completions.create(model="m", messages=USER)
     assert len(fake_openai.requests) == 1 and fake_anthropic.requests == []
 
 
-def test_failover_order_after_retries_and_on_auth_errors(gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream) -> None:
+def test_failover_order_after_retries_and_on_auth_errors(
+    gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream
+) -> None:
     fake_openai.script(error(502), error(502), error(502), error(401))
     with gateway(two_deployments(), router=RETRY) as gw:
         first = gw.client().chat.completions.with_raw_response.create(model="m", messages=USER)
@@ -82,7 +100,9 @@ def test_failover_order_after_retries_and_on_auth_errors(gateway: Any, fake_open
     assert len(fake_openai.requests) == 4 and len(fake_anthropic.requests) == 2
 
 
-def test_timeout_and_dropped_connection_are_retried(gateway: Any, fake_openai: FakeUpstream) -> None:
+def test_timeout_and_dropped_connection_are_retried(
+    gateway: Any, fake_openai: FakeUpstream
+) -> None:
     fake_openai.script(slow(3), drop())
     models = {"m": {"deployments": [{"provider": "openai", "model": "x", "timeout_s": 0.3}]}}
     with gateway(models, router=RETRY) as gw:
@@ -101,7 +121,9 @@ def test_deadline_bounds_all_tries(gateway: Any, fake_openai: FakeUpstream) -> N
     assert len(fake_openai.requests) == 1
 
 
-def test_stream_failure_before_first_byte_fails_over(gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream) -> None:
+def test_stream_failure_before_first_byte_fails_over(
+    gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream
+) -> None:
     fake_openai.script(error(503), drop(), ok(drop_after_events=0))
     with gateway(two_deployments(), router=RETRY) as gw:
         chunks = list(gw.client().chat.completions.create(model="m", messages=USER, stream=True))
@@ -109,7 +131,9 @@ def test_stream_failure_before_first_byte_fails_over(gateway: Any, fake_openai: 
     assert len(fake_openai.requests) == 3 and len(fake_anthropic.requests) == 1
 
 
-def test_no_retry_after_first_streamed_byte(gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream) -> None:
+def test_no_retry_after_first_streamed_byte(
+    gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream
+) -> None:
     fake_openai.script(ok(content="one two three four five", drop_after_events=3))
     with gateway(two_deployments(), router=RETRY) as gw:
         received: list[str] = []
@@ -120,7 +144,9 @@ def test_no_retry_after_first_streamed_byte(gateway: Any, fake_openai: FakeUpstr
     assert len(fake_openai.requests) == 1 and fake_anthropic.requests == []
 
 
-def test_in_stream_upstream_error_reaches_client(gateway: Any, fake_anthropic: FakeUpstream) -> None:
+def test_in_stream_upstream_error_reaches_client(
+    gateway: Any, fake_anthropic: FakeUpstream
+) -> None:
     fake_anthropic.script(ok(content="a b c d", stream_error_after=4, chunk_delay=0.05))
     models = {"m": {"deployments": [{"provider": "anthropic", "model": "c"}]}}
     with gateway(models) as gw, pytest.raises(openai.APIError, match="Overloaded"):
@@ -144,7 +170,9 @@ def test_client_disconnect_cancels_upstream(gateway: Any, fake_openai: FakeUpstr
 def test_circuit_breaker_opens_half_opens_and_closes() -> None:
     now = [0.0]
     store = InProcessCircuitBreakerStore(
-        CircuitBreakerConfig(failure_rate=0.5, min_calls=4, window_s=10, cooldown_s=30, half_open_probes=2),
+        CircuitBreakerConfig(
+            failure_rate=0.5, min_calls=4, window_s=10, cooldown_s=30, half_open_probes=2
+        ),
         clock=lambda: now[0],
     )
 
@@ -182,9 +210,17 @@ def test_circuit_breaker_opens_half_opens_and_closes() -> None:
     asyncio.run(scenario())
 
 
-def test_circuit_opens_in_gateway_and_skips_deployment(gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream) -> None:
+def test_circuit_opens_in_gateway_and_skips_deployment(
+    gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream
+) -> None:
     now = [0.0]
-    breaker = {"failure_rate": 0.5, "min_calls": 2, "window_s": 60, "cooldown_s": 30, "half_open_probes": 1}
+    breaker = {
+        "failure_rate": 0.5,
+        "min_calls": 2,
+        "window_s": 60,
+        "cooldown_s": 30,
+        "half_open_probes": 1,
+    }
     router = {"retry": {"max_retries": 0}, "circuit_breaker": breaker}
     config = CircuitBreakerConfig(**breaker)
     store = InProcessCircuitBreakerStore(config, clock=lambda: now[0])
@@ -206,7 +242,9 @@ def test_circuit_opens_in_gateway_and_skips_deployment(gateway: Any, fake_openai
     assert store.state("openai/primary") is CircuitState.CLOSED
 
 
-def test_shadow_traffic_never_affects_the_response(gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream) -> None:
+def test_shadow_traffic_never_affects_the_response(
+    gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream
+) -> None:
     models = {
         "m": {
             "deployments": [{"provider": "openai", "model": "primary"}],
@@ -230,12 +268,16 @@ def test_shadow_traffic_never_affects_the_response(gateway: Any, fake_openai: Fa
     assert answer["response"]["choices"][0]["message"]["content"] == "shadow answer"
 
 
-def test_missing_credentials_is_503_naming_the_variable(fake_openai: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_credentials_is_503_naming_the_variable(
+    fake_openai: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.gateway.conftest import serve
 
     monkeypatch.delenv("AIGW_TEST_KEY", raising=False)
     raw = {
-        "providers": {"p": {"type": "openai", "api_key": "${AIGW_TEST_KEY}", "base_url": fake_openai.url}},
+        "providers": {
+            "p": {"type": "openai", "api_key": "${AIGW_TEST_KEY}", "base_url": fake_openai.url}
+        },
         "models": {"m": {"deployments": [{"provider": "p", "model": "x"}]}},
     }
     with serve(raw) as gw:

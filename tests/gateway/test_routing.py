@@ -37,7 +37,9 @@ def test_failover_orders_by_priority_then_config_order() -> None:
             {"provider": "p", "model": "c", "priority": 1},
         ],
     )
-    assert _ids(order_deployments(route, random.Random(1), LatencyTracker(0.3), lambda _: False)) == ["a", "b", "c"]
+    assert _ids(
+        order_deployments(route, random.Random(1), LatencyTracker(0.3), lambda _: False)
+    ) == ["a", "b", "c"]
 
 
 def test_weighted_split_follows_weights_and_is_reproducible() -> None:
@@ -52,7 +54,10 @@ def test_weighted_split_follows_weights_and_is_reproducible() -> None:
 
     def firsts(seed: int) -> list[str]:
         rng = random.Random(seed)
-        return [_ids(order_deployments(route, rng, LatencyTracker(0.3), lambda _: False))[0] for _ in range(2000)]
+        return [
+            _ids(order_deployments(route, rng, LatencyTracker(0.3), lambda _: False))[0]
+            for _ in range(2000)
+        ]
 
     assert firsts(42) == firsts(42)
     counts = Counter(firsts(42))
@@ -65,18 +70,34 @@ def test_lowest_cost_orders_by_price() -> None:
     route = _route(
         "lowest_cost",
         [
-            {"provider": "p", "model": "pricey", "price": {"input_per_mtok": 3, "output_per_mtok": 15}},
+            {
+                "provider": "p",
+                "model": "pricey",
+                "price": {"input_per_mtok": 3, "output_per_mtok": 15},
+            },
             {"provider": "p", "model": "unpriced"},
-            {"provider": "p", "model": "cheap", "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}},
+            {
+                "provider": "p",
+                "model": "cheap",
+                "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6},
+            },
         ],
     )
-    assert _ids(order_deployments(route, random.Random(1), LatencyTracker(0.3), lambda _: False)) == ["cheap", "pricey", "unpriced"]
+    assert _ids(
+        order_deployments(route, random.Random(1), LatencyTracker(0.3), lambda _: False)
+    ) == ["cheap", "pricey", "unpriced"]
 
 
 def test_lowest_latency_uses_ewma_and_skips_open_circuits() -> None:
-    route = _route("lowest_latency", [{"provider": "p", "model": m} for m in ("slow", "fast", "broken", "new")])
+    route = _route(
+        "lowest_latency", [{"provider": "p", "model": m} for m in ("slow", "fast", "broken", "new")]
+    )
     latency = LatencyTracker(0.5)
-    for key, samples in {"p/slow": [0.2, 0.4], "p/fast": [0.5, 0.05, 0.05], "p/broken": [0.01]}.items():
+    for key, samples in {
+        "p/slow": [0.2, 0.4],
+        "p/fast": [0.5, 0.05, 0.05],
+        "p/broken": [0.01],
+    }.items():
         for sample in samples:
             latency.observe(key, sample)
     assert latency.ewma["p/slow"] == 0.30000000000000004 or abs(latency.ewma["p/slow"] - 0.3) < 1e-9
@@ -85,7 +106,9 @@ def test_lowest_latency_uses_ewma_and_skips_open_circuits() -> None:
     assert order == ["new", "fast", "slow", "broken"]
 
 
-def test_weighted_routing_through_the_gateway(gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream) -> None:
+def test_weighted_routing_through_the_gateway(
+    gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream
+) -> None:
     models = {
         "m": {
             "strategy": "weighted",
@@ -100,7 +123,9 @@ def test_weighted_routing_through_the_gateway(gateway: Any, fake_openai: FakeUps
         with gateway(models, seed=11) as gw:
             client = gw.client()
             return [
-                client.chat.completions.with_raw_response.create(model="m", messages=USER).headers["x-aigw-deployment"]
+                client.chat.completions.with_raw_response.create(model="m", messages=USER).headers[
+                    "x-aigw-deployment"
+                ]
                 for _ in range(12)
             ]
 
