@@ -13,7 +13,10 @@ the event loop; pydantic runs only at start-up.
 from __future__ import annotations
 
 import asyncio
+import gc
+import itertools
 import logging
+import os
 import random
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -38,6 +41,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _JSON = b"application/json"
+# Request ids: a random per-process prefix and a counter (no syscall per request).
+_ID_PREFIX = f"req_{os.getpid():x}{secrets.token_hex(6)}"
+_ID_COUNTER = itertools.count(1)
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
@@ -85,8 +91,12 @@ class GatewayApp:
             await self._lifespan(receive, send)
 
     async def startup(self) -> None:
-        """Open upstream connection pools."""
+        """Open upstream connection pools; move start-up objects out of the GC's way."""
         await self.router.start()
+        # Config, pydantic models and imported modules live forever: freezing them keeps
+        # the cyclic GC from rescanning them during requests (fewer latency spikes).
+        gc.collect()
+        gc.freeze()
 
     async def shutdown(self) -> None:
         """Report not-ready, wait for shadow requests, close pools."""
@@ -116,7 +126,7 @@ class GatewayApp:
             headers[name.decode("latin-1")] = value.decode("latin-1")
         request_id = headers.get("x-request-id")
         if not request_id or len(request_id) > 200 or not request_id.isprintable():
-            request_id = "req_" + secrets.token_hex(12)
+            request_id = f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
         ctx = RequestContext(request_id=request_id, endpoint=scope["path"], headers=headers)
         handler = self._routes.get((scope["method"], scope["path"]))
         try:

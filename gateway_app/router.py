@@ -54,11 +54,10 @@ class Deployment:
     provider_name: str
     provider: ProviderConfig
     adapter: ProviderAdapter
+    id: str = ""  # unique id: circuit breaker and latency key
 
-    @property
-    def id(self) -> str:
-        """Unique id: circuit breaker and latency key."""
-        return self.config.id
+    def __post_init__(self) -> None:
+        self.id = self.config.id
 
     @property
     def has_credentials(self) -> bool:
@@ -82,6 +81,15 @@ class Route:
     retry: RetryConfig
     shadow: Deployment | None
     shadow_share: float
+    static_order: list[Deployment] | None = None  # strategies that need no per-request work
+
+    def __post_init__(self) -> None:
+        if self.strategy == "failover" or len(self.deployments) == 1:
+            self.static_order = sorted(self.deployments, key=lambda d: d.config.priority)
+        elif self.strategy == "lowest_cost":
+            self.static_order = sorted(
+                self.deployments, key=lambda d: (d.unit_cost, d.config.priority)
+            )
 
 
 class LatencyTracker:
@@ -113,9 +121,9 @@ def order_deployments(
     * ``lowest_latency``: by latency EWMA; never-measured deployments first (so
       they get measured), deployments whose circuit is open last.
     """
+    if route.static_order is not None:  # failover, lowest_cost: fixed at start-up
+        return route.static_order
     deployments = route.deployments
-    if route.strategy == "failover" or len(deployments) == 1:
-        return sorted(deployments, key=lambda d: d.config.priority)
     if route.strategy == "weighted":
         pool = [d for d in deployments if d.config.weight > 0]
         ordered: list[Deployment] = []
@@ -134,8 +142,6 @@ def order_deployments(
             )
         )
         return ordered
-    if route.strategy == "lowest_cost":
-        return sorted(deployments, key=lambda d: (d.unit_cost, d.config.priority))
     # lowest_latency
     return sorted(
         deployments,

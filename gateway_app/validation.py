@@ -81,6 +81,21 @@ def _boolean(body: dict[str, Any], name: str) -> None:
         raise _type_error(name, "a boolean", value)
 
 
+_SCALAR_CHECKS: dict[str, Any] = {
+    "temperature": lambda b, n: _number(b, n, 0, 2),
+    "top_p": lambda b, n: _number(b, n, 0, 1),
+    "presence_penalty": lambda b, n: _number(b, n, -2, 2),
+    "frequency_penalty": lambda b, n: _number(b, n, -2, 2),
+    "max_tokens": lambda b, n: _integer(b, n, 1),
+    "max_completion_tokens": lambda b, n: _integer(b, n, 1),
+    "n": lambda b, n: _integer(b, n, 1),
+    "seed": lambda b, n: _integer(b, n, -(2**63)),
+    "top_logprobs": lambda b, n: _integer(b, n, 0),
+    "logprobs": _boolean,
+    "parallel_tool_calls": _boolean,
+}
+
+
 def validate_chat(body: Any) -> tuple[str, bool, bool]:
     """Check a chat-completions body; return ``(model, stream, include_usage)``."""
     if not isinstance(body, dict):
@@ -123,17 +138,9 @@ def validate_chat(body: Any) -> tuple[str, bool, bool]:
         if not isinstance(include_usage, bool):
             raise _type_error("stream_options.include_usage", "a boolean", include_usage)
 
-    _number(body, "temperature", 0, 2)
-    _number(body, "top_p", 0, 1)
-    _number(body, "presence_penalty", -2, 2)
-    _number(body, "frequency_penalty", -2, 2)
-    _integer(body, "max_tokens", 1)
-    _integer(body, "max_completion_tokens", 1)
-    _integer(body, "n", 1)
-    _integer(body, "seed", -(2**63))
-    _integer(body, "top_logprobs", 0)
-    _boolean(body, "logprobs")
-    _boolean(body, "parallel_tool_calls")
+    # Only the optional fields present are checked (a typical body has two or three).
+    for name in body.keys() & _SCALAR_CHECKS.keys():
+        _SCALAR_CHECKS[name](body, name)
     stop = body.get("stop")
     if stop is not None:
         if isinstance(stop, list):
