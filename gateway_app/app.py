@@ -62,7 +62,7 @@ class GatewayApp:
         self.config = config
         self.max_body = config.server.max_body_bytes
         self.hooks = HookChain(hooks)
-        self.breakers = breakers or InProcessCircuitBreakerStore(config.router.circuit_breaker)
+        self.breakers = breakers or _circuit_store(config)
         self.router = Router(config, self.breakers, rng=rng, sleep=sleep)
         self.health = Health(config)
         self._models_body = orjson.dumps(
@@ -102,6 +102,9 @@ class GatewayApp:
         """Report not-ready, wait for shadow requests, close pools."""
         self.health.shutting_down = True
         await self.router.stop()
+        close = getattr(self.breakers, "close", None)
+        if close is not None:
+            await close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -341,6 +344,18 @@ class GatewayApp:
     async def _ready(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
         ready, report = await self.health.ready()
         await self._send_json(ctx, send, 200 if ready else 503, orjson.dumps(report))
+
+
+def _circuit_store(config: GatewayConfig) -> CircuitBreakerStore:
+    """Redis-backed (shared by replicas) when ``AIGW_REDIS_URL`` is set, else in-process."""
+    url = os.environ.get("AIGW_REDIS_URL")
+    if not url:
+        return InProcessCircuitBreakerStore(config.router.circuit_breaker)
+    from gateway_app.state.circuit_redis import RedisCircuitBreakerStore
+
+    return RedisCircuitBreakerStore.from_url(
+        url, config.router.circuit_breaker, os.environ.get("AIGW_REDIS_CA_FILE") or None
+    )
 
 
 def create_app(config: GatewayConfig | None = None, **kwargs: Any) -> GatewayApp:
