@@ -222,6 +222,7 @@ class GatewayApp:
         headers.append((b"content-length", str(len(body)).encode()))
         headers.extend(extra)
         await send({"type": "http.response.start", "status": status, "headers": headers})
+        ctx.responded = True
         await send({"type": "http.response.body", "body": body})
 
     async def _send_error(self, ctx: RequestContext, send: Send, error: GatewayError) -> None:
@@ -240,9 +241,12 @@ class GatewayApp:
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
-                    ctx.disconnected = True
-                    if handler_task is not None:
-                        handler_task.cancel()
+                    # Servers also report "disconnect" once the response is complete;
+                    # only a client leaving mid-request cancels (after hooks must run).
+                    if not ctx.responded:
+                        ctx.disconnected = True
+                        if handler_task is not None:
+                            handler_task.cancel()
                     return
 
         return asyncio.get_running_loop().create_task(watch())
@@ -295,6 +299,12 @@ class GatewayApp:
                 await self._send_json(ctx, send, 200, result.body)
             if hooks:
                 await self.hooks.after(ctx)
+        except asyncio.CancelledError:
+            if ctx.disconnected and hooks:
+                # Settle (audit, budgets) for abandoned requests too; 499 as nginx logs it.
+                ctx.status = ctx.status or 499
+                await self.hooks.after(ctx)
+            raise
         finally:
             watcher.cancel()
 
@@ -331,6 +341,7 @@ class GatewayApp:
             )
         finally:
             await frames.aclose()
+        ctx.responded = True
         await send({"type": "http.response.body", "body": b""})
 
     async def _models(

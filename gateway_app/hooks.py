@@ -63,6 +63,7 @@ class RequestContext:
     status: int = 0
     upstream_s: float = 0.0
     disconnected: bool = False
+    responded: bool = False  # the last byte was handed to the server
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -246,7 +246,7 @@ class OpenStream:
     async def frames(self) -> AsyncIterator[list[bytes]]:
         """Batches of client frames, the first batch included; raises GatewayError mid-stream."""
         translator = self.translator
-        ok = False
+        ok: bool | None = None  # None: abandoned (client left), not the deployment's fault
         try:
             yield self.first
             content = self.response.content
@@ -274,17 +274,23 @@ class OpenStream:
                     yield frames
             yield translator.finish()
             ok = True
+        except GatewayError:
+            ok = False
+            raise
         finally:
             await self.close(ok)
 
-    async def close(self, ok: bool) -> None:
-        """Release (complete) or drop (broken, cancelled) the upstream connection."""
+    async def close(self, ok: bool | None) -> None:
+        """Release (complete) or drop (broken, abandoned) the upstream connection."""
         if ok:
             self.response.release()
             await self.router.breakers.record(self.deployment.id, True)
         else:
             self.response.close()
-            await self.router.breakers.release(self.deployment.id)
+            if ok is False:
+                await self.router.breakers.record(self.deployment.id, False)
+            else:
+                await self.router.breakers.release(self.deployment.id)
 
 
 class ShadowLog:

@@ -128,3 +128,16 @@ STANDARD_MODELS: dict[str, Any] = {
 def standard(gateway: Callable[..., Any]) -> Iterator[Running]:
     with gateway(STANDARD_MODELS) as running:
         yield running
+
+
+def run_async(coroutine: Any) -> Any:
+    """Run a coroutine on a private loop.
+
+    Unlike ``asyncio.run`` this leaves the main thread's current-loop setting
+    alone: the Pulumi SDK used by tests/infra still calls ``get_event_loop()``.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()

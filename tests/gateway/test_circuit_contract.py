@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import subprocess
@@ -14,6 +13,7 @@ import pytest
 
 from gateway_app.config import CircuitBreakerConfig
 from gateway_app.state.circuit import CircuitState, InProcessCircuitBreakerStore
+from tests.gateway.conftest import run_async
 
 CONFIG = CircuitBreakerConfig(
     failure_rate=0.5, min_calls=4, window_s=10, cooldown_s=30, half_open_probes=2
@@ -123,7 +123,7 @@ def test_contract_open_half_open_close(make_store: Any) -> None:
         if close is not None:
             await close()
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_redis_state_is_shared_by_replicas(redis_url: str) -> None:
@@ -140,7 +140,7 @@ def test_redis_state_is_shared_by_replicas(redis_url: str) -> None:
         await first.close()
         await second.close()
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_ready_checks_redis_and_gateway_uses_it(

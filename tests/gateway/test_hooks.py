@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -40,6 +41,7 @@ class Recorder:
         return None
 
     async def after(self, ctx: RequestContext) -> None:
+        await asyncio.sleep(0.01)  # hooks do I/O (Redis, queues): they must not be cancelled
         self.log.append(
             ("after", self.name, ctx.status, ctx.deployment, (ctx.usage or {}).get("total_tokens"))
         )
@@ -51,8 +53,11 @@ def test_hooks_wrap_the_call_and_may_short_circuit(gateway: Any, fake_openai: Fa
     models = {"m": {"deployments": [{"provider": "openai", "model": "x"}]}}
     with gateway(models, hooks=hooks) as gw:
         client = gw.client()
+        # after hooks run once the response is out: the client does not wait for them.
         client.chat.completions.create(model="m", messages=USER)
+        assert fake_openai.wait_for(lambda: len(log) == 4)
         list(client.chat.completions.create(model="m", messages=USER, stream=True))
+        assert fake_openai.wait_for(lambda: len(log) == 8)
         assert (
             log
             == [
@@ -67,6 +72,7 @@ def test_hooks_wrap_the_call_and_may_short_circuit(gateway: Any, fake_openai: Fa
         raw = client.chat.completions.with_raw_response.create(
             model="m", messages=[{"role": "user", "content": "cached?"}]
         )
+        assert fake_openai.wait_for(lambda: len(log) == 4)
     assert raw.parse().choices[0].message.content == "from hook" and raw.headers["x-cache"] == "hit"
     assert [entry[:2] for entry in log] == [
         ("before", "limits"),
@@ -104,3 +110,19 @@ def test_hook_can_forbid_failover(
     ):
         gw.client().chat.completions.create(model="m", messages=USER)
     assert fake_anthropic.requests == []
+
+
+def test_after_hooks_run_for_abandoned_requests(gateway: Any, fake_openai: FakeUpstream) -> None:
+    import openai
+    import pytest
+
+    from gateway_app.testing import slow
+
+    log: list[Any] = []
+    fake_openai.script(slow(3))
+    models = {"m": {"deployments": [{"provider": "openai", "model": "x"}]}}
+    with gateway(models, hooks=[Recorder("audit", log)]) as gw:
+        with pytest.raises(openai.APITimeoutError):
+            gw.client(timeout=0.3).chat.completions.create(model="m", messages=USER)
+        assert fake_openai.wait_for(lambda: len(log) == 2)
+    assert log[1][:3] == ("after", "audit", 499)

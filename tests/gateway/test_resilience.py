@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from gateway_app.config import CircuitBreakerConfig
 from gateway_app.state.circuit import CircuitState, InProcessCircuitBreakerStore
 from gateway_app.testing import FakeUpstream, drop, error, ok, slow
+from tests.gateway.conftest import run_async
 
 USER = [{"role": "user", "content": "hello"}]
 RETRY = {"retry": {"max_retries": 2, "backoff_base_s": 0.5, "backoff_max_s": 4, "deadline_s": 30}}
@@ -207,7 +207,7 @@ def test_circuit_breaker_opens_half_opens_and_closes() -> None:
         await store.record("e", False)
         assert store.state("e") is CircuitState.CLOSED
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_circuit_opens_in_gateway_and_skips_deployment(
