@@ -209,6 +209,21 @@ class UpstreamFailure(Exception):
         )
 
     @classmethod
+    def bad_response(cls, deployment: Deployment, exc: BaseException) -> UpstreamFailure:
+        """A 2xx whose body is not what the provider's API returns."""
+        return cls(
+            "bad_response",
+            GatewayError(
+                502,
+                f"deployment {deployment.id} returned an unreadable response ({type(exc).__name__})",
+                code="upstream_bad_response",
+            ),
+            retryable=False,
+            failover=True,
+            counts=True,
+        )
+
+    @classmethod
     def connection(cls, deployment: Deployment, exc: BaseException) -> UpstreamFailure:
         """Could not connect, or the connection dropped before a complete response."""
         return cls(
@@ -386,7 +401,10 @@ class Router:
             if stream:
                 return await self._open_stream(deployment, request, timeout, include_usage)
             raw = await self._post(deployment, request, timeout)
-            return deployment.adapter.chat_response(raw, deployment.config)
+            try:
+                return deployment.adapter.chat_response(raw, deployment.config)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise UpstreamFailure.bad_response(deployment, exc) from None
 
         if route.shadow is not None and self.rng.random() < route.shadow_share:
             self._spawn(self._shadow(ctx, route))

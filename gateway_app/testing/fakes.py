@@ -41,6 +41,7 @@ class Behaviour:
     stream_error_after: int | None = None  # stream: send an in-stream error after N events
     usage: tuple[int, int] = (11, 7)  # prompt, completion tokens
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # send exactly this body with ``status`` (malformed upstreams)
 
 
 def ok(content: str | None = None, **kwargs: Any) -> Behaviour:
@@ -202,6 +203,12 @@ class FakeUpstream:
         return response
 
     @staticmethod
+    def _raw(behaviour: Behaviour) -> web.Response:
+        return web.Response(
+            status=behaviour.status, body=behaviour.raw, content_type="application/json"
+        )
+
+    @staticmethod
     def _drop(request: web.Request) -> web.StreamResponse:
         assert request.transport is not None
         request.transport.abort()
@@ -282,6 +289,8 @@ class FakeUpstream:
         behaviour, body = await self._begin(request)
         if behaviour.drop:
             return self._drop(request)
+        if behaviour.raw is not None:
+            return self._raw(behaviour)
         if behaviour.status >= 300:
             return self._error_response(behaviour)
         text = (
@@ -412,6 +421,8 @@ class FakeUpstream:
         behaviour, body = await self._begin(request)
         if behaviour.drop:
             return self._drop(request)
+        if behaviour.raw is not None:
+            return self._raw(behaviour)
         if behaviour.status >= 300:
             return self._error_response(behaviour)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
@@ -446,6 +457,8 @@ class FakeUpstream:
         behaviour, body = await self._begin(request)
         if behaviour.drop:
             return self._drop(request)
+        if behaviour.raw is not None:
+            return self._raw(behaviour)
         # Enforce what the real API enforces, so translation mistakes surface as 400s.
         problem = None
         if not isinstance(body.get("max_tokens"), int):

@@ -286,3 +286,25 @@ def test_missing_credentials_is_503_naming_the_variable(
         ready = httpx.get(gw.url + "/health/ready").json()
     assert ready["status"] == "ready" and ready["providers_missing_credentials"] == ["p"]
     assert ready["providers"]["p"]["set"] == ["AIGW_TEST_KEY"]
+
+
+def test_unreadable_upstream_response_fails_over_not_500(
+    gateway: Any, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream
+) -> None:
+    fake_anthropic.script(ok(raw=b"<html>proxy error</html>"), ok(raw=b"{not json"))
+    models = {
+        "m": {
+            "deployments": [
+                {"provider": "anthropic", "model": "a"},
+                {"provider": "openai", "model": "b"},
+            ]
+        },
+        "only": {"deployments": [{"provider": "anthropic", "model": "c"}]},
+    }
+    with gateway(models) as gw:
+        raw = gw.client().chat.completions.with_raw_response.create(model="m", messages=USER)
+        assert raw.headers["x-aigw-deployment"] == "openai/b"
+        with pytest.raises(openai.APIStatusError) as raised:
+            gw.client().chat.completions.create(model="only", messages=USER)
+    assert raised.value.status_code == 502
+    assert raised.value.code == "upstream_bad_response"
