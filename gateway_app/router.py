@@ -22,8 +22,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from gateway_app.config import DeploymentConfig, GatewayConfig, ProviderConfig, RetryConfig
 from gateway_app.errors import GatewayError
 from gateway_app.hooks import Attempt, RequestContext
@@ -42,6 +40,12 @@ from gateway_app.resilience import (
     retry_after_seconds,
 )
 from gateway_app.state.circuit import CircuitBreakerStore
+from gateway_app.transport import (
+    AiohttpUpstreamClient,
+    UpstreamClient,
+    UpstreamConnectionError,
+    UpstreamResponse,
+)
 
 log = logging.getLogger("gateway_app.router")
 
@@ -246,7 +250,7 @@ class OpenStream:
         self,
         router: Router,
         deployment: Deployment,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         decoder: SSEDecoder,
         translator: StreamTranslator,
         first: list[bytes],
@@ -264,11 +268,11 @@ class OpenStream:
         ok: bool | None = None  # None: abandoned (client left), not the deployment's fault
         try:
             yield self.first
-            content = self.response.content
+            response = self.response
             while not translator.done():
                 try:
-                    chunk = await content.readany()
-                except (TimeoutError, aiohttp.ClientError) as exc:
+                    chunk = await response.read_chunk()
+                except (TimeoutError, UpstreamConnectionError) as exc:
                     raise GatewayError(
                         502, f"upstream stream of {self.deployment.id} broke: {type(exc).__name__}"
                     ) from None
@@ -330,6 +334,7 @@ class Router:
         *,
         rng: random.Random | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        client: UpstreamClient | None = None,
     ) -> None:
         self.config = config
         self.breakers = breakers
@@ -337,7 +342,7 @@ class Router:
         self.sleep = sleep
         self.latency = LatencyTracker(config.router.latency_ewma_alpha)
         self.shadow_log = ShadowLog()
-        self.session: aiohttp.ClientSession | None = None
+        self.client: UpstreamClient = client or AiohttpUpstreamClient()
         self._background: set[asyncio.Task[None]] = set()
         self.routes: dict[str, Route] = {}
         for name, model in config.models.items():
@@ -356,22 +361,13 @@ class Router:
 
     async def start(self) -> None:
         """Open the pooled upstream HTTP client (keep-alive, no per-request DNS)."""
-        if self.session is None:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-            self.session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
-                timeout=aiohttp.ClientTimeout(total=None),
-            )
+        await self.client.start()
 
     async def stop(self) -> None:
         """Wait briefly for shadow requests, then close the client."""
         if self._background:
             await asyncio.wait(self._background, timeout=5)
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
+        await self.client.close()
 
     def route(self, model: str) -> Route:
         """The route of a public model name, or a 400 naming ``model``."""
@@ -531,40 +527,26 @@ class Router:
     async def _post(
         self, deployment: Deployment, request: UpstreamRequest, timeout: float
     ) -> bytes:
-        assert self.session is not None, "Router.start() was not called"
         try:
-            async with self.session.post(
-                request.url,
-                data=request.body,
-                headers=request.headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as response:
-                raw = await response.read()
-                if response.status >= 300:
-                    raise UpstreamFailure.from_status(
-                        deployment, response.status, raw, response.headers
-                    )
-                return raw
+            status, headers, raw = await self.client.post(
+                request.url, request.headers, request.body, timeout=timeout
+            )
         except TimeoutError:
             raise UpstreamFailure.timeout(deployment, timeout) from None
-        except aiohttp.ClientError as exc:
+        except UpstreamConnectionError as exc:
             raise UpstreamFailure.connection(deployment, exc) from None
+        if status >= 300:
+            raise UpstreamFailure.from_status(deployment, status, raw, headers)
+        return raw
 
     async def _open_stream(
         self, deployment: Deployment, request: UpstreamRequest, timeout: float, include_usage: bool
     ) -> OpenStream:
-        assert self.session is not None, "Router.start() was not called"
         headers = dict(request.headers)
         headers["accept"] = "text/event-stream"
-        response: aiohttp.ClientResponse | None = None
+        response: UpstreamResponse | None = None
         try:
-            # sock_read bounds the wait for each read: the first byte and every gap after it.
-            response = await self.session.post(
-                request.url,
-                data=request.body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout),
-            )
+            response = await self.client.open(request.url, headers, request.body, timeout=timeout)
             if response.status >= 300:
                 raw = await response.read()
                 response.release()
@@ -576,7 +558,7 @@ class Router:
             first: list[bytes] = []
             async with asyncio.timeout(timeout):
                 while not first:
-                    chunk = await response.content.readany()
+                    chunk = await response.read_chunk()
                     if not chunk:
                         raise UpstreamFailure.connection(
                             deployment, EOFError("stream ended before any event")
@@ -593,15 +575,11 @@ class Router:
                                 counts=error.status in CIRCUIT_STATUSES,
                             ) from None
             return OpenStream(self, deployment, response, decoder, translator, first)
-        except UpstreamFailure:
-            if response is not None:
-                response.close()
-            raise
         except TimeoutError:
             if response is not None:
                 response.close()
             raise UpstreamFailure.timeout(deployment, timeout) from None
-        except aiohttp.ClientError as exc:
+        except UpstreamConnectionError as exc:
             if response is not None:
                 response.close()
             raise UpstreamFailure.connection(deployment, exc) from None
