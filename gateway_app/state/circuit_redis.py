@@ -147,10 +147,18 @@ class RedisCircuitBreakerStore:
             and time.monotonic() - local[2] < self.refresh_s
         ):
             return True
-        reply = await self._acquire(
-            keys=self._keys(key),
-            args=[repr(self.clock()), self.config.cooldown_s, self.config.half_open_probes],
-        )
+        try:
+            reply = await self._acquire(
+                keys=self._keys(key),
+                args=[repr(self.clock()), self.config.cooldown_s, self.config.half_open_probes],
+            )
+        except Exception:
+            # Fail open: an unreachable Redis must not take every model down with it
+            # (readiness reports it; the per-replica view is lost until it is back).
+            log.warning(
+                "circuit breaker state for %s unavailable; allowing the call", key, exc_info=True
+            )
+            return True
         self._remember(key, [reply[0], reply[2]])
         return int(reply[1]) == 1
 

@@ -170,3 +170,8 @@ def test_ready_checks_redis_and_gateway_uses_it(
     with serve(raw) as gw:
         ready = httpx.get(gw.url + "/health/ready")
         assert ready.status_code == 503 and ready.json()["checks"]["redis"]["status"] == "error"
+        # Circuit state fails open: requests are still served while Redis is down.
+        reply = gw.client().chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert reply.choices[0].message.content == "echo: hi"

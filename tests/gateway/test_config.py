@@ -94,12 +94,24 @@ def test_serve_refuses_bad_config_and_migrate_is_a_clear_noop(
     bad.write_text(
         yaml.safe_dump({"models": {"m": {"deployments": [{"provider": "ghost", "model": "x"}]}}})
     )
-    monkeypatch.delenv("AIGW_CONFIG", raising=False)
+    # serve exports AIGW_CONFIG for its workers; setting it here makes monkeypatch restore it.
+    monkeypatch.setenv("AIGW_CONFIG", str(EXAMPLE_CONFIG))
     assert main(["serve", "--config", str(bad), "--port", "0"]) == 2
     assert "models.m.deployments[0].provider" in capsys.readouterr().err
     monkeypatch.delenv("AIGW_DATABASE_URL", raising=False)
     assert main(["migrate"]) == 0
     assert "AIGW_DATABASE_URL is not set" in capsys.readouterr().out
+
+
+def test_gateway_runtime_needs_no_pulumi() -> None:
+    code = (
+        "import sys, gateway_app.app, gateway_app.cli; gateway_app.app.create_app();"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pulumi', 'infra', 'policies', 'openai', 'anthropic', 'httpx'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.stdout.strip() == "[]", result.stderr
 
 
 def test_aigw_cli_has_serve_without_importing_pulumi() -> None:
