@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
         "config-reference", help="print the stack config reference (Markdown)"
     )
     reference.set_defaults(handler=_config_reference)
+
+    # The gateway's own commands (serve, migrate); gateway_app.cli imports lazily.
+    from gateway_app.cli import add_commands
+
+    add_commands(sub)
     return parser
 
 

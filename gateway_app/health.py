@@ -1,0 +1,98 @@
+"""Liveness and readiness.
+
+``/health/live`` says the process serves HTTP. ``/health/ready`` checks the
+configured dependencies: Redis when ``AIGW_REDIS_URL`` is set (a PING over TCP
+or TLS with ``AIGW_REDIS_CA_FILE``), and reports providers without credentials
+without failing: the embedded default must be ready with no keys at all, and
+models with keyed deployments keep working. During shutdown it reports 503 so
+load balancers stop sending new requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from gateway_app.config import GatewayConfig
+
+
+class Health:
+    """Computes the readiness report."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.shutting_down = False
+        self.redis_url = os.environ.get("AIGW_REDIS_URL") or None
+        self.redis_ca_file = os.environ.get("AIGW_REDIS_CA_FILE") or None
+        self.providers: dict[str, Any] = {}
+        for name, provider in config.providers.items():
+            if provider.api_key or not provider.api_key_env:
+                self.providers[name] = {"status": "ok", "type": provider.type}
+            else:
+                self.providers[name] = {
+                    "status": "missing_credentials",
+                    "type": provider.type,
+                    "set": list(provider.api_key_env),
+                }
+
+    async def ready(self) -> tuple[bool, dict[str, Any]]:
+        """``(ready, report)``: the JSON body of ``/health/ready``."""
+        checks: dict[str, Any] = {
+            "config": {"status": "ok", "models": len(self.config.models)},
+            "state": {"status": "ok", "backend": "redis" if self.redis_url else "in-process"},
+        }
+        ready = not self.shutting_down
+        if self.redis_url:
+            try:
+                await asyncio.wait_for(redis_ping(self.redis_url, self.redis_ca_file), 2.0)
+                checks["redis"] = {"status": "ok"}
+            except Exception as exc:
+                checks["redis"] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+                ready = False
+        missing = [n for n, p in self.providers.items() if p["status"] != "ok"]
+        report = {
+            "status": "ready"
+            if ready
+            else ("shutting_down" if self.shutting_down else "not_ready"),
+            "checks": checks,
+            "providers": self.providers,
+            "providers_missing_credentials": missing,
+        }
+        return ready, report
+
+
+async def redis_ping(url: str, ca_file: str | None = None) -> None:
+    """AUTH (if the URL has credentials) and PING; raise unless Redis answers PONG."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError(
+            f"AIGW_REDIS_URL must start with redis:// or rediss://, not {parts.scheme}://"
+        )
+    context = None
+    if parts.scheme == "rediss":
+        context = ssl.create_default_context(cafile=ca_file)
+    reader, writer = await asyncio.open_connection(
+        parts.hostname or "localhost", parts.port or 6379, ssl=context
+    )
+    try:
+        commands = []
+        if parts.password:
+            auth = [parts.username or "default", unquote(parts.password)]
+            commands.append(["AUTH", *auth])
+        commands.append(["PING"])
+        for command in commands:
+            payload = f"*{len(command)}\r\n" + "".join(
+                f"${len(arg.encode())}\r\n{arg}\r\n" for arg in command
+            )
+            writer.write(payload.encode())
+            await writer.drain()
+            line = await reader.readline()
+            if line.startswith(b"-"):
+                raise ConnectionError(line[1:].strip().decode(errors="replace"))
+        if not line.startswith(b"+PONG"):
+            raise ConnectionError(f"unexpected reply {line!r}")
+    finally:
+        writer.close()

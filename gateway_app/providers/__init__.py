@@ -1,0 +1,21 @@
+"""Provider adapters: one folder per upstream wire format.
+
+Each folder exports ``ADAPTER``, an object implementing
+:class:`gateway_app.providers.base.ProviderAdapter` (request, response, stream
+event and error transforms between the unified OpenAI chat-completions shape and
+the provider's own). Adding a provider is one folder plus one line here.
+"""
+
+from __future__ import annotations
+
+from gateway_app.providers.anthropic import ADAPTER as _ANTHROPIC
+from gateway_app.providers.base import ProviderAdapter
+from gateway_app.providers.openai import ADAPTER as _OPENAI
+
+ADAPTERS: dict[str, ProviderAdapter] = {
+    _OPENAI.name: _OPENAI,
+    _ANTHROPIC.name: _ANTHROPIC,
+}
+"""Adapters by the ``type`` a provider entry of the config names."""
+
+__all__ = ["ADAPTERS", "ProviderAdapter"]

@@ -1,0 +1,179 @@
+"""The adapter interface every provider folder implements.
+
+The gateway speaks OpenAI's chat-completions shape to clients. An adapter turns
+a validated request body into the provider's HTTP request, the provider's
+response back into an OpenAI body, its stream events into OpenAI chunks, and its
+errors into :class:`GatewayError`. Transport (pooling, timeouts, retries) is not
+the adapter's business: the router owns it, so every provider gets the same
+resilience for free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+
+if TYPE_CHECKING:
+    from gateway_app.config import DeploymentConfig, ProviderConfig
+    from gateway_app.errors import GatewayError
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    """One HTTP request to send upstream (always a POST of a JSON body)."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """A complete (non-streamed) response in OpenAI's shape.
+
+    ``body`` is what the client receives; for OpenAI-compatible upstreams it is
+    the upstream's bytes untouched (no re-serialisation on the hot path).
+    """
+
+    body: bytes
+    _data: dict[str, Any] | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The parsed body (parsed on first use)."""
+        if self._data is None:
+            self._data = orjson.loads(self.body)
+        return self._data
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """OpenAI's ``usage`` object, if the upstream reported one."""
+        return self.data.get("usage")
+
+
+@dataclass(slots=True)
+class StreamState:
+    """What a stream translator learned, for post-call hooks (usage, finish)."""
+
+    usage: dict[str, Any] | None = None
+    finish_reason: str | None = None
+    chunks: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class StreamTranslator(Protocol):
+    """Turns one upstream stream into OpenAI SSE frames (``data: ...\\n\\n`` bytes)."""
+
+    state: StreamState
+
+    def feed(self, event: bytes | None, data: bytes) -> list[bytes]:
+        """Frames for one upstream SSE event; raises GatewayError on an in-stream error."""
+        ...
+
+    def done(self) -> bool:
+        """Whether the upstream signalled the end of the stream."""
+        ...
+
+    def finish(self) -> list[bytes]:
+        """Frames after the upstream's last event (the usage chunk, ``[DONE]``)."""
+        ...
+
+
+class ProviderAdapter(Protocol):
+    """Translation between the unified (OpenAI) shape and one provider's wire format."""
+
+    name: str
+    default_base_url: str
+    supports_embeddings: bool
+
+    def chat_request(
+        self,
+        body: dict[str, Any],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        stream: bool,
+    ) -> UpstreamRequest:
+        """The upstream request for a validated chat-completions body."""
+        ...
+
+    def chat_response(self, raw: bytes, deployment: DeploymentConfig) -> ChatResult:
+        """The OpenAI-shaped result of a 2xx upstream body."""
+        ...
+
+    def stream_translator(
+        self, deployment: DeploymentConfig, include_usage: bool
+    ) -> StreamTranslator:
+        """A fresh translator for one streamed response."""
+        ...
+
+    def embeddings_request(
+        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
+    ) -> UpstreamRequest:
+        """The upstream request for an embeddings body (if supported)."""
+        ...
+
+    def error(self, status: int, raw: bytes, headers: dict[str, str]) -> GatewayError:
+        """An upstream non-2xx response as an OpenAI-shaped error."""
+        ...
+
+
+def sse_frame(payload: bytes) -> bytes:
+    """One server-sent event carrying ``payload`` as its data."""
+    return b"data: " + payload + b"\n\n"
+
+
+DONE_FRAME = b"data: [DONE]\n\n"
+
+
+class SSEDecoder:
+    """Incremental server-sent-events decoder: feed bytes, get ``(event, data)`` pairs.
+
+    Handles ``\\n`` and ``\\r\\n`` line ends, multi-line data and events split
+    across network reads; comments (``: ping``) are dropped.
+    """
+
+    __slots__ = ("_buffer", "_data", "_event")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._event: bytes | None = None
+        self._data: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[tuple[bytes | None, bytes]]:
+        """Complete events in ``chunk`` (plus what earlier calls left over)."""
+        buffer = self._buffer + chunk if self._buffer else chunk
+        events: list[tuple[bytes | None, bytes]] = []
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                break
+            line = buffer[start:end]
+            start = end + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                if self._data:
+                    events.append((self._event, b"\n".join(self._data)))
+                self._event, self._data = None, []
+                continue
+            if line.startswith(b"data:"):
+                value = line[5:]
+                self._data.append(value[1:] if value.startswith(b" ") else value)
+            elif line.startswith(b"event:"):
+                self._event = line[6:].strip()
+            # id:, retry: and comments are irrelevant to translation.
+        self._buffer = buffer[start:]
+        return events
+
+    def close(self) -> list[tuple[bytes | None, bytes]]:
+        """An event left unterminated when the stream ended."""
+        events = self.feed(b"\n\n") if self._buffer or self._data else []
+        return events
+
+
+def join_url(base: str, path: str) -> str:
+    """``base`` (with or without a trailing slash) joined with ``path``."""
+    return base.rstrip("/") + path
