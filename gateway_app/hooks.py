@@ -64,6 +64,19 @@ class RequestContext:
     upstream_s: float = 0.0
     disconnected: bool = False
     responded: bool = False  # the last byte was handed to the server
+    # Who is calling: set by the governance auth hook (issue 12), read by the
+    # cache (tenant isolation), audit, metrics and analytics. None when the
+    # gateway runs without virtual keys (the embedded default).
+    key_id: str | None = None
+    team_id: str | None = None
+    project_id: str | None = None
+    customer: str | None = None
+    # Outcomes other hooks report: the cache's "hit" | "miss" | "semantic-hit"
+    # (None when not consulted), the cost settled in USD, and the reason a
+    # governance hook refused the request ("budget:team", "rate_limit:key:rpm").
+    cache_outcome: str | None = None
+    cost_usd: float | None = None
+    rejection: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
