@@ -10,9 +10,10 @@ when it has a tag map at all.
 from __future__ import annotations
 
 import functools
-import importlib
+import importlib.util
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pulumi_policy import (
@@ -33,8 +34,19 @@ _GCP_LABEL_PATHS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _sdk_class(type_token: str) -> type | bool | None:
-    """The SDK class of a type token; None when it has none; False when the SDK is missing."""
+def _snake(name: str) -> str:
+    """``SecurityGroupRule`` -> ``security_group_rule``, ``BucketV2`` -> ``bucket_v2``."""
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    return re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name).lower()
+
+
+def _init_annotation(type_token: str, field: str) -> str | None | bool:
+    """The annotation of ``field`` in the SDK class's constructor, read from its source file.
+
+    Reading the file instead of importing the module keeps the pack's start-up
+    fast (an SDK module imports hundreds of classes). None: no such class or
+    parameter; False: the provider SDK is not installed.
+    """
     try:
         package, module_path, class_name = type_token.split(":")
     except ValueError:
@@ -42,31 +54,51 @@ def _sdk_class(type_token: str) -> type | bool | None:
     sdk = _SDK_MODULES.get(package)
     if sdk is None:
         return None
-    module = module_path.split("/")[0]
-    name = sdk if module == "index" else f"{sdk}.{module.replace('-', '_')}"
-    try:
-        return getattr(importlib.import_module(name), class_name, None)
-    except ImportError:
+    spec = importlib.util.find_spec(sdk)
+    if spec is None or not spec.submodule_search_locations:
         return False
+    root = Path(next(iter(spec.submodule_search_locations)))
+    module = module_path.split("/")[0]
+    folder = root if module == "index" else root / module.replace("-", "_")
+    source = folder / f"{_snake(class_name)}.py"
+    if not source.exists():
+        return _imported_annotation(folder, module, sdk, class_name, field)
+    text = source.read_text()
+    start = text.find("def _internal_init(")
+    end = text.find("):", start)
+    if start < 0 or end < 0:
+        return None
+    match = re.search(rf"\n\s+{field}: ([^\n]*)", text[start:end])
+    return match.group(1) if match else None
+
+
+def _imported_annotation(
+    folder: Path, module: str, sdk: str, class_name: str, field: str
+) -> str | None:
+    """Fallback for a class whose file name is not the usual snake case: import it."""
+    name = sdk if module == "index" else f"{sdk}.{folder.name}"
+    try:
+        cls = getattr(importlib.import_module(name), class_name, None)
+    except ImportError:
+        return None
+    init = getattr(cls, "_internal_init", None) if cls is not None else None
+    annotation = getattr(init, "__annotations__", {}).get(field)
+    return None if annotation is None else str(annotation)
 
 
 @functools.cache
-def tag_path(type_token: str) -> tuple[str, ...] | bool | None:
+def tag_path(type_token: str) -> tuple[str, ...] | None | bool:
     """Where a type carries its tags or labels (engine names); None if untaggable;
     False if the provider SDK is not installed (then judge by the props)."""
     package = type_token.split(":", 1)[0]
     if type_token in _GCP_LABEL_PATHS:
         return _GCP_LABEL_PATHS[type_token]
     field = "labels" if package == "gcp" else "tags"
-    cls = _sdk_class(type_token)
-    if cls is False:
+    annotation = _init_annotation(type_token, field)
+    if annotation is False:
         return False
-    if cls is None:
-        return None
-    init = getattr(cls, "_internal_init", None) or cls.__init__
-    annotation = getattr(init, "__annotations__", {}).get(field)
     # A tag map is annotated `Mapping[str, Input[str]]`; list-shaped tags are not one.
-    return (field,) if annotation is not None and "Mapping[" in str(annotation) else None
+    return (field,) if isinstance(annotation, str) and "Mapping[" in annotation else None
 
 
 def gcp_label_key(key: str) -> str:
