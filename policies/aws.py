@@ -215,10 +215,19 @@ def _open_ports(
     if proto in {"-1", "all"}:
         from_port, to_port = 0, 65535
     if ports_outside(from_port, to_port, allowed):
+        span = f"{_port(from_port)}-{_port(to_port)}" if from_port != to_port else _port(from_port)
         yield (
-            f"{where} opens ports {from_port}-{to_port}/{proto} to the internet: restrict the "
+            f"{where} opens port {span}/{proto} to the internet: restrict the "
             f"source CIDRs to the VPC or known networks (only {allowed} may be public)"
         )
+
+
+def _port(value: Any) -> str:
+    # The engine sends numbers as floats; show ports as the user wrote them.
+    try:
+        return str(int(value))
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def _security_group_ingress(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:

@@ -152,10 +152,10 @@ def _rule_violations(where: str, rule: Any, allowed: list[int]) -> Iterable[str]
         return
     if str(get(rule, "access", "")).lower() != "allow":
         return
-    sources = [get(rule, "sourceAddressPrefix")] + items(rule, "sourceAddressPrefixes")
+    sources = [get(rule, "sourceAddressPrefix"), *items(rule, "sourceAddressPrefixes")]
     if not any(is_world(s) for s in sources if s is not None):
         return
-    ports = [get(rule, "destinationPortRange")] + items(rule, "destinationPortRanges")
+    ports = [get(rule, "destinationPortRange"), *items(rule, "destinationPortRanges")]
     opened = [p for p in ports if p is not None and port_spec_outside(p, allowed)]
     if opened:
         yield (

@@ -85,13 +85,16 @@ def _deletion_protection(
                     "set settings.deletionProtectionEnabled=True",
                     r.urn,
                 )
-        elif kind == azure.POSTGRES_SERVER:
-            if not r.opts.protect and not any(_depends_on(lock, r) for lock in locks):
-                yield (
-                    f"{r.name}: not protected in {environment}: set the resource option "
-                    "protect=True or add a CanNotDelete management lock on the server",
-                    r.urn,
-                )
+        elif (
+            kind == azure.POSTGRES_SERVER
+            and not r.opts.protect
+            and not any(_depends_on(lock, r) for lock in locks)
+        ):
+            yield (
+                f"{r.name}: not protected in {environment}: set the resource option "
+                "protect=True or add a CanNotDelete management lock on the server",
+                r.urn,
+            )
 
 
 def _public_route_tables(resources: Sequence[PolicyResource]) -> set[str]:

@@ -40,7 +40,7 @@ def _snake(name: str) -> str:
     return re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name).lower()
 
 
-def _init_annotation(type_token: str, field: str) -> str | None | bool:
+def _init_annotation(type_token: str, field: str) -> str | bool | None:
     """The annotation of ``field`` in the SDK class's constructor, read from its source file.
 
     Reading the file instead of importing the module keeps the pack's start-up
@@ -87,7 +87,7 @@ def _imported_annotation(
 
 
 @functools.cache
-def tag_path(type_token: str) -> tuple[str, ...] | None | bool:
+def tag_path(type_token: str) -> tuple[str, ...] | bool | None:
     """Where a type carries its tags or labels (engine names); None if untaggable;
     False if the provider SDK is not installed (then judge by the props)."""
     package = type_token.split(":", 1)[0]

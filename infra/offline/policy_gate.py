@@ -121,7 +121,9 @@ class Verdict:
         for violation in self.violations:
             grouped[(violation.level, violation.policy)].append(violation)
         order = {"mandatory": 0, "remediate": 1, "advisory": 2}
-        for (level, policy), found in sorted(grouped.items(), key=lambda i: (order.get(i[0][0], 3), i[0][1])):
+        for (level, policy), found in sorted(
+            grouped.items(), key=lambda i: (order.get(i[0][0], 3), i[0][1])
+        ):
             lines.append("")
             lines.append(f"  [{level}] {policy} ({len(found)})")
             for v in found:
