@@ -6,6 +6,12 @@
 * Cluster nodes live in private subnets: an EKS node group's subnets are
   resolved through the stack's route tables; a GKE node pool through its
   cluster's private-nodes setting.
+* Every S3 bucket has a public access block and default encryption, which AWS
+  provider 7 models as separate resources pointing at the bucket.
+
+Resources are linked through the engine's property dependencies (which
+resource's output feeds which input), so the rules hold during a preview,
+when IDs are still unknown.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import PolicyResource, StackValidationPolicy
+from pulumi_policy import PolicyResource, Severity, StackValidationPolicy
 
 from policies import aws, azure, gcp
 from policies.config import Category
@@ -30,6 +36,7 @@ SUBNET = "aws:ec2/subnet:Subnet"
 ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
 ROUTE = "aws:ec2/route:Route"
 ROUTE_TABLE_ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
+ACCOUNT_PUBLIC_ACCESS_BLOCK = "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock"
 
 
 def stack_environment(resources: Sequence[PolicyResource], configured: str) -> str | None:
@@ -174,6 +181,49 @@ def _private_nodes(
             )
 
 
+def _attached(
+    resources: Sequence[PolicyResource], bucket: PolicyResource, types: tuple[str, ...]
+) -> bool:
+    """Whether a resource of ``types`` names ``bucket`` in its ``bucket`` property."""
+    return any(
+        r.resource_type in types
+        and bucket.urn in {d.urn for d in r.property_dependencies.get("bucket", [])}
+        for r in resources
+    )
+
+
+def _buckets(resources: Sequence[PolicyResource]) -> list[PolicyResource]:
+    return [r for r in resources if r.resource_type in (aws.S3_BUCKET, aws.S3_BUCKET_V2)]
+
+
+def _bucket_public_access_block(
+    resources: Sequence[PolicyResource], _: Mapping[str, Any]
+) -> Iterable[tuple[str, str]]:
+    if any(r.resource_type == ACCOUNT_PUBLIC_ACCESS_BLOCK for r in resources):
+        return  # the account-wide block covers every bucket
+    for bucket in _buckets(resources):
+        if not _attached(resources, bucket, (aws.S3_PUBLIC_ACCESS_BLOCK,)):
+            yield (
+                f"{bucket.name}: no BucketPublicAccessBlock: add aws.s3.BucketPublicAccessBlock "
+                "with bucket=<this bucket>.id and all four block/ignore/restrict flags True",
+                bucket.urn,
+            )
+
+
+def _bucket_default_encryption(
+    resources: Sequence[PolicyResource], _: Mapping[str, Any]
+) -> Iterable[tuple[str, str]]:
+    for bucket in _buckets(resources):
+        inline = get(bucket.props, "serverSideEncryptionConfiguration")
+        if not inline and not _attached(resources, bucket, (aws.S3_SSE, aws.S3_SSE_V2)):
+            yield (
+                f"{bucket.name}: no default encryption: add "
+                "aws.s3.BucketServerSideEncryptionConfiguration with bucket=<this bucket>.id and "
+                "sseAlgorithm='aws:kms'",
+                bucket.urn,
+            )
+
+
 def policies() -> list[StackValidationPolicy]:
     """The stack-level policies of the pack."""
     return [
@@ -201,5 +251,25 @@ def policies() -> list[StackValidationPolicy]:
             types=[aws.EKS_NODE_GROUP, gcp.GKE_CLUSTER, gcp.GKE_NODE_POOL],
             check=_private_nodes,
             category=Category.EXPOSURE,
+        ),
+        stack_policy(
+            "aws-s3-bucket-public-access-block",
+            "Every S3 bucket must have a public access block (or the stack an account-wide one), "
+            "so no ACL or bucket policy can make it public. Fix: add "
+            "aws.s3.BucketPublicAccessBlock(bucket=bucket.id, block_public_acls=True, "
+            "block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True).",
+            types=[aws.S3_BUCKET, aws.S3_BUCKET_V2],
+            check=_bucket_public_access_block,
+            category=Category.EXPOSURE,
+            severity=Severity.CRITICAL,
+        ),
+        stack_policy(
+            "aws-s3-bucket-default-encryption",
+            "Every S3 bucket must have a default-encryption configuration with KMS, so objects "
+            "need the key too. Fix: add aws.s3.BucketServerSideEncryptionConfiguration("
+            "bucket=bucket.id, rules=[...sse_algorithm='aws:kms', kms_master_key_id=key.arn]).",
+            types=[aws.S3_BUCKET, aws.S3_BUCKET_V2],
+            check=_bucket_default_encryption,
+            category=Category.ENCRYPTION,
         ),
     ]

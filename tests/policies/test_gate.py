@@ -20,6 +20,8 @@ from tests.conftest import ROOT
 from tests.policies.conftest import PACK
 
 EXPECTED_BROKEN = {
+    ("aws-s3-bucket-public-access-block", "aws:s3/bucket:Bucket", "bare"),
+    ("aws-s3-bucket-default-encryption", "aws:s3/bucket:Bucket", "bare"),
     ("aws-cloudwatch-loggroup-kms", "aws:cloudwatch/logGroup:LogGroup", "cluster-logs"),
     ("aws-ebs-volume-encrypted", "aws:ebs/volume:Volume", "data"),
     ("aws-ec2-launchtemplate-ebs-encrypted", "aws:ec2/launchTemplate:LaunchTemplate", "nodes"),

@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pulumi_policy import ResourceValidationPolicy
 
 from infra.offline import Plan
-from policies import aws, azure, gcp, kubernetes
+from policies import aws, azure, gcp
 from policies.pack import all_policies
 from tests.policies.conftest import DELETE, mutated, only, verdict
 
@@ -878,7 +879,7 @@ def test_breaking_one_property_is_caught(compliant_plan: Plan, case: tuple) -> N
 
 def test_every_resource_policy_has_a_breaking_case() -> None:
     covered = {case[0] for case in CASES}
-    resource_policies = {p.name for p in all_policies() if not p.name.startswith("multicloud-")}
+    resource_policies = {p.name for p in all_policies() if isinstance(p, ResourceValidationPolicy)}
     assert resource_policies - covered == set()
 
 
@@ -890,16 +891,8 @@ def test_compliant_fixture_passes_every_policy(compliant_plan: Plan) -> None:
 def test_compliant_fixture_has_a_resource_of_every_guarded_type(compliant_plan: Plan) -> None:
     types = {r.type for r in compliant_plan.resources}
     for policy in all_policies():
-        for type_token in policy.resource_types:
-            if type_token in kubernetes.WORKLOADS and type_token != DEP:
-                continue  # one workload kind stands for all: they share the pod-spec checks
-            if type_token in {
-                aws.RDS_CLUSTER_INSTANCE,
-                aws.RDS_CLUSTER_PARAMETER_GROUP,
-                aws.S3_SSE_V2,
-            }:
-                continue  # variants of a fixture type, exercised in test_variant_types
-            assert type_token in types, f"{policy.name}: no compliant {type_token} in the fixture"
+        missing = set(policy.resource_types) - types
+        assert not missing, f"{policy.name}: no compliant {sorted(missing)} in the fixture"
 
 
 def test_variant_types(compliant_plan: Plan) -> None:

@@ -157,3 +157,38 @@ def test_gke_node_pool_with_public_nodes(compliant_plan: Plan) -> None:
     assert [n for n, _ in messages(swapped(compliant_plan, inherits, cluster), PRIVATE_NODES)] == [
         "pool"
     ]
+
+
+def test_every_bucket_needs_a_public_access_block_and_encryption(compliant_plan: Plan) -> None:
+    bucket = compliant_plan.one(aws.S3_BUCKET, "artifacts")
+    block = compliant_plan.one(aws.S3_PUBLIC_ACCESS_BLOCK, "artifacts")
+    sse = compliant_plan.one(aws.S3_SSE, "artifacts")
+    without_block = replace(
+        compliant_plan, resources=[r for r in compliant_plan.resources if r is not block]
+    )
+    assert messages(without_block, "aws-s3-bucket-public-access-block") == [
+        (
+            "artifacts",
+            "artifacts: no BucketPublicAccessBlock: add aws.s3.BucketPublicAccessBlock with "
+            "bucket=<this bucket>.id and all four block/ignore/restrict flags True",
+        )
+    ]
+    account_block = replace(
+        block,
+        urn=block.urn.replace(
+            "bucketPublicAccessBlock:BucketPublicAccessBlock",
+            "accountPublicAccessBlock:AccountPublicAccessBlock",
+        ),
+        type="aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock",
+        property_dependencies={},
+    )
+    assert (
+        messages(swapped(without_block, account_block), "aws-s3-bucket-public-access-block") == []
+    )
+    without_sse = replace(
+        compliant_plan, resources=[r for r in compliant_plan.resources if r is not sse]
+    )
+    found = messages(without_sse, "aws-s3-bucket-default-encryption")
+    assert [n for n, _ in found] == ["artifacts"]
+    assert "add aws.s3.BucketServerSideEncryptionConfiguration" in found[0][1]
+    assert bucket.urn in {v.urn for v in verdict(without_sse).violations}
