@@ -73,3 +73,12 @@ def test_required_tag_keys_match_the_program() -> None:
 def test_stack_plans_have_no_mandatory_violation(plans: dict[str, Plan], stack: str) -> None:
     result = verdict(plans[stack])
     assert result.mandatory == (), result.render()
+
+
+def test_readme_lists_every_policy() -> None:
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Policy pack", 1)[1]
+    for policy in all_policies():
+        assert f"| `{policy.name}` |" in section, policy.name
