@@ -40,10 +40,23 @@ def _containers(props: Mapping[str, Any], kind: str) -> tuple[Any, list[tuple[st
 
 
 def _for_each_kind(check):  # type: ignore[no-untyped-def]
-    """One check per workload kind, each knowing where its pod template lives."""
-    return {
-        kind: (lambda props, config, kind=kind: check(props, config, kind)) for kind in WORKLOADS
-    }
+    """One check per workload kind, each knowing where its pod template lives.
+
+    Workloads in a namespace listed in the ``exemptNamespaces`` parameter are
+    skipped (for third-party charts that cannot be hardened yet: list them
+    deliberately, in the pack config, where a reviewer sees it).
+    """
+
+    def run(props: Mapping[str, Any], config: Mapping[str, Any], kind: str) -> Iterable[str]:
+        if get(props, "metadata.namespace", "default") in set(config["exemptNamespaces"]):
+            return
+        yield from check(props, config, kind)
+
+    return {kind: (lambda props, config, kind=kind: run(props, config, kind)) for kind in WORKLOADS}
+
+
+EXEMPT = {"exemptNamespaces": []}
+EXEMPT_DOC = {"exemptNamespaces": "Namespaces whose workloads this policy skips."}
 
 
 def _non_root(props: Mapping[str, Any], _: Mapping[str, Any], kind: str) -> Iterable[str]:
@@ -118,6 +131,8 @@ def policies() -> list[ResourceValidationPolicy]:
             types=WORKLOADS,
             check=_for_each_kind(_non_root),
             category=work,
+            params=EXEMPT,
+            param_docs=EXEMPT_DOC,
         ),
         resource_policy(
             "kubernetes-apps-workload-no-privileged",
@@ -126,6 +141,8 @@ def policies() -> list[ResourceValidationPolicy]:
             types=WORKLOADS,
             check=_for_each_kind(_not_privileged),
             category=work,
+            params=EXEMPT,
+            param_docs=EXEMPT_DOC,
             severity=Severity.CRITICAL,
         ),
         resource_policy(
@@ -135,6 +152,8 @@ def policies() -> list[ResourceValidationPolicy]:
             types=WORKLOADS,
             check=_for_each_kind(_read_only_root),
             category=work,
+            params=EXEMPT,
+            param_docs=EXEMPT_DOC,
         ),
         resource_policy(
             "kubernetes-apps-workload-resource-limits",
@@ -143,8 +162,11 @@ def policies() -> list[ResourceValidationPolicy]:
             types=WORKLOADS,
             check=_for_each_kind(_limits),
             category=work,
-            params={"requiredLimits": ["cpu", "memory"]},
-            param_docs={"requiredLimits": "Resource names every container must limit."},
+            params={"requiredLimits": ["cpu", "memory"], **EXEMPT},
+            param_docs={
+                "requiredLimits": "Resource names every container must limit.",
+                **EXEMPT_DOC,
+            },
             severity=Severity.MEDIUM,
         ),
         resource_policy(

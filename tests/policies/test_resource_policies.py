@@ -1005,3 +1005,15 @@ def test_enforcement_level_is_configurable_per_policy(compliant_plan: Plan) -> N
         verdict(plan, {"aws-kms-key-rotation": {"enforcementLevel": "disabled"}}).violations == ()
     )
     assert verdict(plan, {"all": "advisory"}).passed
+
+
+def test_workload_rules_skip_exempt_namespaces_only(compliant_plan: Plan) -> None:
+    root = mutated(
+        compliant_plan.one(DEP, "gateway"),
+        {f"{POD}.securityContext.runAsNonRoot": False, "metadata.namespace": "ingress-nginx"},
+    )
+    plan = only(compliant_plan, [root])
+    policy = "kubernetes-apps-workload-run-as-non-root"
+    assert [v.policy for v in verdict(plan).violations] == [policy]
+    assert verdict(plan, {policy: {"exemptNamespaces": ["ingress-nginx"]}}).violations == ()
+    assert verdict(plan, {policy: {"exemptNamespaces": ["monitoring"]}}).violations
