@@ -62,6 +62,19 @@ def _storage_encrypted(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterab
         yield "storageEncrypted is not true: set storageEncrypted=True (it cannot be changed after creation)"
 
 
+def _rds_backups(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "replicateSourceDb"):
+        return  # replicas are backed up through their source
+    days = get(props, "backupRetentionPeriod")
+    minimum = int(config["minRetentionDays"])
+    # Unset means the RDS default of 1 day.
+    if (1 if days is None else int(days)) < minimum:
+        yield (
+            f"backupRetentionPeriod is {int(days) if days is not None else 'unset (1)'}: "
+            f"set backupRetentionPeriod to at least {minimum}"
+        )
+
+
 def _customer_key(prop: str) -> Any:
     def check(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
         if not get(props, prop):
@@ -291,6 +304,17 @@ def policies() -> list[ResourceValidationPolicy]:
             types=[RDS_INSTANCE],
             check=_customer_key("kmsKeyId"),
             category=enc,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "aws-rds-instance-backups",
+            "RDS instances must keep automated backups (point-in-time recovery). Fix: set "
+            "backupRetentionPeriod to at least the configured days (0 disables backups).",
+            types=[RDS_INSTANCE],
+            check=_rds_backups,
+            category=Category.RESILIENCE,
+            params={"minRetentionDays": 1},
+            param_docs={"minRetentionDays": "Shortest accepted backupRetentionPeriod, in days."},
             severity=Severity.MEDIUM,
         ),
         resource_policy(

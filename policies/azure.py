@@ -97,6 +97,8 @@ def _pool_host_encryption(where: str, pool: Any) -> Iterable[str]:
 
 
 def _cluster_host_encryption(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "diskEncryptionSetID"):
+        return  # OS and data disks encrypted with a customer-managed key set
     for index, pool in enumerate(items(props, "agentPoolProfiles")):
         yield from _pool_host_encryption(f"agentPoolProfiles[{index}].", pool)
 
@@ -116,6 +118,24 @@ def _cluster_api_restricted(props: Mapping[str, Any], config: Mapping[str, Any])
             "internet: set it to the deployers' CIDRs or apiServerAccessProfile.enablePrivateCluster=True"
         )
     yield from cidr_violations(cidrs, config, "apiServerAccessProfile.authorizedIPRanges")
+
+
+def _cluster_rbac(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "enableRBAC") is False:
+        yield "enableRBAC is false: set enableRBAC=True"
+
+
+def _cluster_local_accounts(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    environments = list(config["environments"])
+    environment = get(props, "tags.environment")
+    if environments and environment not in environments:
+        return
+    if not is_true(get(props, "disableLocalAccounts")):
+        yield (
+            f"disableLocalAccounts is not true in {environment or 'an untagged cluster'}: set "
+            "disableLocalAccounts=True (with aadProfile) so every kubectl user signs in through "
+            "Microsoft Entra ID"
+        )
 
 
 def _pool_public_ip(where: str, pool: Any) -> Iterable[str]:
@@ -239,8 +259,9 @@ def policies() -> list[ResourceValidationPolicy]:
         ),
         resource_policy(
             "azure-containerservice-managedcluster-host-encryption",
-            "AKS node disks (OS, temp, cache) must be encrypted at the host. Fix: set "
-            "enableEncryptionAtHost=True on every agentPoolProfiles entry.",
+            "AKS node disks (OS, temp, cache) must be encrypted at the host, or the cluster's "
+            "disks with a customer-managed key. Fix: set enableEncryptionAtHost=True on every "
+            "agentPoolProfiles entry (or diskEncryptionSetID).",
             types=[MANAGED_CLUSTER],
             check=_cluster_host_encryption,
             category=enc,
@@ -263,6 +284,27 @@ def policies() -> list[ResourceValidationPolicy]:
             params=API_CIDRS,
             param_docs=API_CIDRS_DOC,
             severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-rbac",
+            "AKS must authorise requests with Kubernetes RBAC. Fix: set enableRBAC=True.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_rbac,
+            category=exp,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-local-accounts-disabled",
+            "AKS local accounts (a static admin kubeconfig) bypass Entra ID and cannot be "
+            "attributed to a person; they are allowed only outside the listed environments "
+            "(break-glass in dev). Fix: set disableLocalAccounts=True with aadProfile.managed=True.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_local_accounts,
+            category=exp,
+            params={"environments": ["staging", "prod"]},
+            param_docs={
+                "environments": "Values of the cluster's environment tag where the rule applies "
+                "(empty: everywhere)."
+            },
         ),
         resource_policy(
             "azure-containerservice-managedcluster-no-node-public-ip",

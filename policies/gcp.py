@@ -116,6 +116,16 @@ def _gke_endpoint(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterab
         )
 
 
+def _gke_legacy_auth(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if is_true(get(props, "enableLegacyAbac")):
+        yield "enableLegacyAbac is true: set enableLegacyAbac=False and grant access with RBAC"
+    if is_true(get(props, "masterAuth.clientCertificateConfig.issueClientCertificate")):
+        yield (
+            "masterAuth.clientCertificateConfig.issueClientCertificate is true: set it to False "
+            "(a client certificate cannot be revoked)"
+        )
+
+
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)s$")
 
 
@@ -221,6 +231,15 @@ def policies() -> list[ResourceValidationPolicy]:
             params=API_CIDRS,
             param_docs=API_CIDRS_DOC,
             severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "gcp-container-cluster-no-legacy-auth",
+            "GKE must not use legacy ABAC nor issue client certificates: both bypass RBAC and "
+            "IAM. Fix: set enableLegacyAbac=False and "
+            "masterAuth.clientCertificateConfig.issueClientCertificate=False.",
+            types=[GKE_CLUSTER],
+            check=_gke_legacy_auth,
+            category=exp,
         ),
         resource_policy(
             "gcp-kms-cryptokey-rotation",

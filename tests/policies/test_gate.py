@@ -20,6 +20,18 @@ from tests.conftest import ROOT
 from tests.policies.conftest import PACK
 
 EXPECTED_BROKEN = {
+    ("aws-rds-instance-backups", "aws:rds/instance:Instance", "postgres"),
+    (
+        "azure-containerservice-managedcluster-rbac",
+        "azure-native:containerservice:ManagedCluster",
+        "aks",
+    ),
+    (
+        "azure-containerservice-managedcluster-local-accounts-disabled",
+        "azure-native:containerservice:ManagedCluster",
+        "aks",
+    ),
+    ("gcp-container-cluster-no-legacy-auth", "gcp:container/cluster:Cluster", "gke"),
     ("aws-s3-bucket-public-access-block", "aws:s3/bucket:Bucket", "bare"),
     ("aws-s3-bucket-default-encryption", "aws:s3/bucket:Bucket", "bare"),
     ("aws-cloudwatch-loggroup-kms", "aws:cloudwatch/logGroup:LogGroup", "cluster-logs"),

@@ -25,6 +25,62 @@ CONTAINER = f"{POD}.containers.0"
 
 # (policy, type, resource name, {path: new value}, expected text in the message, pack config)
 CASES: list[tuple[str, str, str, dict[str, Any], str, dict[str, Any] | None]] = [
+    (
+        "aws-rds-instance-backups",
+        aws.RDS_INSTANCE,
+        "postgres",
+        {"backupRetentionPeriod": 0},
+        "backupRetentionPeriod is 0: set backupRetentionPeriod to at least 1",
+        None,
+    ),
+    (
+        "aws-rds-instance-backups",
+        aws.RDS_INSTANCE,
+        "postgres",
+        {},
+        "backupRetentionPeriod is 7: set backupRetentionPeriod to at least 14",
+        {"aws-rds-instance-backups": {"minRetentionDays": 14}},
+    ),
+    (
+        "azure-containerservice-managedcluster-rbac",
+        azure.MANAGED_CLUSTER,
+        "aks",
+        {"enableRBAC": False},
+        "enableRBAC is false: set enableRBAC=True",
+        None,
+    ),
+    (
+        "azure-containerservice-managedcluster-local-accounts-disabled",
+        azure.MANAGED_CLUSTER,
+        "aks",
+        {"disableLocalAccounts": DELETE},
+        "disableLocalAccounts is not true in prod: set disableLocalAccounts=True",
+        None,
+    ),
+    (
+        "azure-containerservice-managedcluster-local-accounts-disabled",
+        azure.MANAGED_CLUSTER,
+        "aks",
+        {"disableLocalAccounts": False, "tags.environment": "dev"},
+        "not true in dev",
+        {"azure-containerservice-managedcluster-local-accounts-disabled": {"environments": []}},
+    ),
+    (
+        "gcp-container-cluster-no-legacy-auth",
+        gcp.GKE_CLUSTER,
+        "gke",
+        {"enableLegacyAbac": True},
+        "set enableLegacyAbac=False",
+        None,
+    ),
+    (
+        "gcp-container-cluster-no-legacy-auth",
+        gcp.GKE_CLUSTER,
+        "gke",
+        {"masterAuth": {"clientCertificateConfig": {"issueClientCertificate": True}}},
+        "issueClientCertificate is true: set it to False",
+        None,
+    ),
     # ----------------------------------------------------------------- AWS
     (
         "aws-rds-instance-storage-encrypted",
@@ -1017,3 +1073,19 @@ def test_workload_rules_skip_exempt_namespaces_only(compliant_plan: Plan) -> Non
     assert [v.policy for v in verdict(plan).violations] == [policy]
     assert verdict(plan, {policy: {"exemptNamespaces": ["ingress-nginx"]}}).violations == ()
     assert verdict(plan, {policy: {"exemptNamespaces": ["monitoring"]}}).violations
+
+
+def test_aks_disks_may_be_encrypted_with_a_disk_encryption_set(compliant_plan: Plan) -> None:
+    no_host = {"agentPoolProfiles.0.enableEncryptionAtHost": False}
+    cluster = mutated(compliant_plan.one(azure.MANAGED_CLUSTER, "aks"), no_host)
+    assert verdict(only(compliant_plan, [cluster])).violations
+    with_set = mutated(cluster, {"diskEncryptionSetID": "/subscriptions/x/diskEncryptionSets/des"})
+    assert verdict(only(compliant_plan, [with_set])).violations == ()
+
+
+def test_aks_local_accounts_are_allowed_outside_the_listed_environments(
+    compliant_plan: Plan,
+) -> None:
+    changes = {"disableLocalAccounts": False, "tags.environment": "dev"}
+    dev_cluster = mutated(compliant_plan.one(azure.MANAGED_CLUSTER, "aks"), changes)
+    assert verdict(only(compliant_plan, [dev_cluster])).violations == ()
