@@ -413,6 +413,11 @@ def evaluate(
         try:
             grpc.channel_ready_future(channel).result(timeout=START_TIMEOUT_SECONDS)
             return _evaluate(analyzer_pb2_grpc.AnalyzerStub(channel), plan, config or {})
+        except grpc.FutureTimeoutError as exc:
+            raise PolicyGateError(
+                f"the policy pack printed port {port} but did not answer there within "
+                f"{START_TIMEOUT_SECONDS:.0f}s"
+            ) from exc
         except grpc.RpcError as exc:
             raise PolicyGateError(f"the policy pack failed: {exc}") from exc
         finally:
