@@ -54,6 +54,23 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--stack-file", type=Path, help="read this stack file instead")
     plan.add_argument("--project-dir", type=Path, help="directory holding Pulumi.yaml")
     plan.add_argument("--json", action="store_true", help="print the recorded resources as JSON")
+    plan.add_argument(
+        "--policy-pack",
+        type=Path,
+        help="policy pack directory (default: policies/ of the project)",
+    )
+    plan.add_argument(
+        "--policy-pack-config",
+        type=Path,
+        help="JSON config of the pack's enforcement levels and parameters "
+        "(the file `pulumi preview --policy-pack-config` takes)",
+    )
+    plan.add_argument(
+        "--policy-transport",
+        choices=("grpc", "in-process"),
+        default="grpc",
+        help="run the pack as the Pulumi CLI does (its gRPC server, the default) or in-process",
+    )
     plan.set_defaults(handler=_plan)
 
     bootstrap = sub.add_parser(
@@ -103,7 +120,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _plan(args: argparse.Namespace) -> int:
     from infra.offline.engine import ProgramError, record
-    from infra.offline.stackfile import StackFileError
+    from infra.offline.policy_gate import PolicyGateError, evaluate, load_policy_config
+    from infra.offline.stackfile import StackFileError, find_project_root
 
     try:
         plan = record(args.stack, project_dir=args.project_dir, stack_file=args.stack_file)
@@ -113,9 +131,22 @@ def _plan(args: argparse.Namespace) -> int:
     if args.json:
         json.dump(plan.to_json(), sys.stdout, indent=2, sort_keys=False)
         sys.stdout.write("\n")
-        return EXIT_OK
-    print(render_plan(plan))
-    return EXIT_OK
+    else:
+        print(render_plan(plan))
+    pack_dir = args.policy_pack or (args.project_dir or find_project_root()) / "policies"
+    try:
+        verdict = evaluate(
+            plan,
+            pack_dir=pack_dir,
+            config=load_policy_config(args.policy_pack_config),
+            transport=args.policy_transport,
+        )
+    except PolicyGateError as exc:
+        print(f"error: policy pack {pack_dir}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    # With --json, stdout stays machine-readable; the verdict goes to stderr.
+    print("\n" + verdict.render(), file=sys.stderr if args.json else sys.stdout)
+    return EXIT_OK if verdict.passed else EXIT_POLICY
 
 
 def cloud_of(plan: Plan, resource: RecordedResource) -> str:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the recorded plans of every stack file, recorded once per session."""
+"""Fixtures of the infra tests. The stack plans (``plans``) live in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -7,16 +7,11 @@ from pathlib import Path
 import pytest
 
 from infra.offline import Plan, record
+from tests.conftest import ROOT, STACKS
 
-ROOT = Path(__file__).resolve().parents[2]
-STACKS = ("dev", "staging", "prod")
+__all__ = ["FIXTURES", "ROOT", "STACKS"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture(scope="session")
-def plans() -> dict[str, Plan]:
-    """The real program's plan for each stack file in the repository."""
-    return {stack: record(stack, project_dir=ROOT) for stack in STACKS}
 
 
 @pytest.fixture(scope="session")

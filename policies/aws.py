@@ -1,0 +1,487 @@
+"""AWS policies: encryption at rest and in transit, and nothing reachable from the internet.
+
+Rules follow (at least) pulumi/compliance-policies, checkov and trivy for the
+same resource types; each description says why and how to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pulumi_policy import ResourceValidationPolicy, Severity
+
+from policies.config import Category
+from policies.framework import (
+    API_CIDRS,
+    API_CIDRS_DOC,
+    PUBLIC_PORTS,
+    PUBLIC_PORTS_DOC,
+    cidr_violations,
+    get,
+    is_true,
+    is_world,
+    items,
+    ports_outside,
+    resource_policy,
+)
+
+RDS_INSTANCE = "aws:rds/instance:Instance"
+RDS_CLUSTER = "aws:rds/cluster:Cluster"
+RDS_CLUSTER_INSTANCE = "aws:rds/clusterInstance:ClusterInstance"
+RDS_PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
+RDS_CLUSTER_PARAMETER_GROUP = "aws:rds/clusterParameterGroup:ClusterParameterGroup"
+ELASTICACHE_REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
+EKS_CLUSTER = "aws:eks/cluster:Cluster"
+EKS_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+KMS_KEY = "aws:kms/key:Key"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+SNS_TOPIC = "aws:sns/topic:Topic"
+EBS_VOLUME = "aws:ebs/volume:Volume"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+S3_BUCKET = "aws:s3/bucket:Bucket"
+S3_BUCKET_V2 = "aws:s3/bucketV2:BucketV2"
+S3_SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+S3_SSE_V2 = (
+    "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2"
+)
+S3_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+ECR_REPOSITORY = "aws:ecr/repository:Repository"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+SECURITY_GROUP_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+
+
+# ------------------------------------------------------------------ encryption
+
+
+def _storage_encrypted(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "replicateSourceDb"):
+        return  # a read replica inherits its source's encryption
+    if not is_true(get(props, "storageEncrypted")):
+        yield "storageEncrypted is not true: set storageEncrypted=True (it cannot be changed after creation)"
+
+
+def _rds_backups(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "replicateSourceDb"):
+        return  # replicas are backed up through their source
+    days = get(props, "backupRetentionPeriod")
+    minimum = int(config["minRetentionDays"])
+    # Unset means the RDS default of 1 day.
+    if (1 if days is None else int(days)) < minimum:
+        yield (
+            f"backupRetentionPeriod is {int(days) if days is not None else 'unset (1)'}: "
+            f"set backupRetentionPeriod to at least {minimum}"
+        )
+
+
+def _customer_key(prop: str) -> Any:
+    def check(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+        if not get(props, prop):
+            yield f"{prop} is not set: set {prop} to the ARN of a customer-managed KMS key"
+
+    return check
+
+
+def _postgres_force_ssl(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    family = str(get(props, "family", ""))
+    if "postgres" not in family:
+        return
+    values = {get(p, "name"): str(get(p, "value", "")) for p in items(props, "parameters")}
+    forced = values.get("rds.force_ssl")
+    digits = "".join(ch for ch in family if ch.isdigit())
+    # PostgreSQL 15 and later default rds.force_ssl to 1; older families default to 0.
+    default_on = bool(digits) and int(digits) >= 15
+    if forced == "0" or (forced is None and not default_on):
+        yield (
+            f"rds.force_ssl is {forced or 'unset (0 for ' + family + ')'}: add the parameter "
+            "name='rds.force_ssl', value='1' so clients must use TLS"
+        )
+
+
+def _elasticache_at_rest(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if not is_true(get(props, "atRestEncryptionEnabled")):
+        yield "atRestEncryptionEnabled is not true: set atRestEncryptionEnabled=True"
+
+
+def _elasticache_in_transit(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if not is_true(get(props, "transitEncryptionEnabled")):
+        yield "transitEncryptionEnabled is not true: set transitEncryptionEnabled=True"
+    elif str(get(props, "transitEncryptionMode", "required")).lower() == "preferred":
+        yield "transitEncryptionMode is 'preferred': set transitEncryptionMode='required'"
+
+
+def _elasticache_auth(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if (
+        not get(props, "authToken")
+        and not get(props, "authTokenWo")
+        and not items(props, "userGroupIds")
+    ):
+        yield (
+            "neither authToken nor userGroupIds is set: set authToken to a random secret "
+            "(pulumi_random) or attach an RBAC user group with userGroupIds"
+        )
+
+
+def _eks_secrets_encryption(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    config = get(props, "encryptionConfig")
+    if not config or "secrets" not in items(config, "resources"):
+        yield (
+            "encryptionConfig does not cover secrets: set encryptionConfig with "
+            "resources=['secrets'] and provider.keyArn to a KMS key ARN"
+        )
+    elif not get(config, "provider.keyArn"):
+        yield "encryptionConfig.provider.keyArn is not set: set it to a KMS key ARN"
+
+
+def _kms_rotation(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    spec = str(get(props, "customerMasterKeySpec") or get(props, "keySpec") or "SYMMETRIC_DEFAULT")
+    if spec != "SYMMETRIC_DEFAULT":
+        return  # AWS rotates only symmetric keys automatically
+    if not is_true(get(props, "enableKeyRotation")):
+        yield "enableKeyRotation is not true: set enableKeyRotation=True"
+
+
+def _ebs_volume_encrypted(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if not is_true(get(props, "encrypted")):
+        yield "encrypted is not true: set encrypted=True (and kmsKeyId to a customer-managed key)"
+
+
+def _launch_template_ebs(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    for index, mapping in enumerate(items(props, "blockDeviceMappings")):
+        ebs = get(mapping, "ebs")
+        if ebs is not None and not is_true(get(ebs, "encrypted")):
+            yield (
+                f"blockDeviceMappings[{index}].ebs.encrypted is not 'true': "
+                "set ebs.encrypted='true' on every block device mapping"
+            )
+
+
+def _launch_template_imdsv2(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if str(get(props, "metadataOptions.httpEndpoint", "enabled")) == "disabled":
+        return
+    if get(props, "metadataOptions.httpTokens") != "required":
+        yield (
+            "metadataOptions.httpTokens is not 'required': set metadataOptions.httpTokens="
+            "'required' so only IMDSv2 (session tokens) can read instance credentials"
+        )
+
+
+def _s3_public_access_block(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    for flag in (
+        "blockPublicAcls",
+        "blockPublicPolicy",
+        "ignorePublicAcls",
+        "restrictPublicBuckets",
+    ):
+        if not is_true(get(props, flag)):
+            yield f"{flag} is not true: set {flag}=True"
+
+
+def _s3_sse(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    allowed = list(config["allowedAlgorithms"])
+    rules = items(props, "rules")
+    algorithms = [get(r, "applyServerSideEncryptionByDefault.sseAlgorithm") for r in rules]
+    if not any(a in allowed for a in algorithms):
+        yield (
+            f"rules[].applyServerSideEncryptionByDefault.sseAlgorithm is {algorithms or 'unset'}: "
+            f"set it to one of {allowed} with kmsMasterKeyId"
+        )
+
+
+def _ecr_kms(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    kinds = [get(c, "encryptionType", "AES256") for c in items(props, "encryptionConfigurations")]
+    if "KMS" not in kinds:
+        yield (
+            "encryptionConfigurations[].encryptionType is not 'KMS': set encryptionType='KMS' "
+            "and kmsKey to a customer-managed key"
+        )
+
+
+# -------------------------------------------------------------------- exposure
+
+
+def _not_publicly_accessible(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if is_true(get(props, "publiclyAccessible")):
+        yield "publiclyAccessible is true: set publiclyAccessible=False and reach it from the VPC"
+
+
+def _eks_endpoint(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    vpc = get(props, "vpcConfig", {})
+    if get(vpc, "endpointPublicAccess", True) is False:
+        return
+    cidrs = items(vpc, "publicAccessCidrs")
+    if not cidrs:
+        yield (
+            "vpcConfig.publicAccessCidrs is unset, so the public endpoint is open to 0.0.0.0/0: "
+            "set vpcConfig.publicAccessCidrs to the deployers' CIDRs or endpointPublicAccess=False"
+        )
+    yield from cidr_violations(cidrs, config, "vpcConfig.publicAccessCidrs")
+    if not is_true(get(vpc, "endpointPrivateAccess")):
+        yield "vpcConfig.endpointPrivateAccess is not true: set endpointPrivateAccess=True"
+
+
+def _open_ports(
+    where: str, protocol: Any, from_port: Any, to_port: Any, allowed: list[int]
+) -> Iterable[str]:
+    proto = str(protocol).lower()
+    if proto in {"-1", "all"}:
+        from_port, to_port = 0, 65535
+    if ports_outside(from_port, to_port, allowed):
+        span = f"{_port(from_port)}-{_port(to_port)}" if from_port != to_port else _port(from_port)
+        yield (
+            f"{where} opens port {span}/{proto} to the internet: restrict the "
+            f"source CIDRs to the VPC or known networks (only {allowed} may be public)"
+        )
+
+
+def _port(value: Any) -> str:
+    # The engine sends numbers as floats; show ports as the user wrote them.
+    try:
+        return str(int(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _security_group_ingress(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    allowed = [int(p) for p in config["allowedPublicPorts"]]
+    for index, rule in enumerate(items(props, "ingress")):
+        sources = items(rule, "cidrBlocks") + items(rule, "ipv6CidrBlocks")
+        if any(is_world(c) for c in sources):
+            yield from _open_ports(
+                f"ingress[{index}]",
+                get(rule, "protocol"),
+                get(rule, "fromPort"),
+                get(rule, "toPort"),
+                allowed,
+            )
+
+
+def _security_group_rule(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "type") != "ingress":
+        return
+    sources = items(props, "cidrBlocks") + items(props, "ipv6CidrBlocks")
+    if any(is_world(c) for c in sources):
+        yield from _open_ports(
+            "cidrBlocks",
+            get(props, "protocol"),
+            get(props, "fromPort"),
+            get(props, "toPort"),
+            [int(p) for p in config["allowedPublicPorts"]],
+        )
+
+
+def _security_group_ingress_rule(
+    props: Mapping[str, Any], config: Mapping[str, Any]
+) -> Iterable[str]:
+    for prop in ("cidrIpv4", "cidrIpv6"):
+        if is_world(get(props, prop)):
+            yield from _open_ports(
+                prop,
+                get(props, "ipProtocol"),
+                get(props, "fromPort"),
+                get(props, "toPort"),
+                [int(p) for p in config["allowedPublicPorts"]],
+            )
+
+
+def policies() -> list[ResourceValidationPolicy]:
+    """Every AWS resource policy of the pack."""
+    enc, exp = Category.ENCRYPTION, Category.EXPOSURE
+    return [
+        resource_policy(
+            "aws-rds-instance-storage-encrypted",
+            "RDS instances must encrypt their storage, snapshots and backups at rest. "
+            "Fix: set storageEncrypted=True (needs a new instance: snapshot, copy encrypted, restore).",
+            types=[RDS_INSTANCE],
+            check=_storage_encrypted,
+            category=enc,
+        ),
+        resource_policy(
+            "aws-rds-instance-customer-managed-key",
+            "RDS instances must encrypt with a customer-managed KMS key, so key policy, rotation "
+            "and revocation stay under your control. Fix: set kmsKeyId to a KMS key ARN.",
+            types=[RDS_INSTANCE],
+            check=_customer_key("kmsKeyId"),
+            category=enc,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "aws-rds-instance-backups",
+            "RDS instances must keep automated backups (point-in-time recovery). Fix: set "
+            "backupRetentionPeriod to at least the configured days (0 disables backups).",
+            types=[RDS_INSTANCE],
+            check=_rds_backups,
+            category=Category.RESILIENCE,
+            params={"minRetentionDays": 1},
+            param_docs={"minRetentionDays": "Shortest accepted backupRetentionPeriod, in days."},
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "aws-rds-cluster-storage-encrypted",
+            "Aurora/RDS clusters must encrypt their storage at rest. Fix: set storageEncrypted=True.",
+            types=[RDS_CLUSTER],
+            check=_storage_encrypted,
+            category=enc,
+        ),
+        resource_policy(
+            "aws-rds-cluster-customer-managed-key",
+            "Aurora/RDS clusters must encrypt with a customer-managed KMS key. Fix: set kmsKeyId.",
+            types=[RDS_CLUSTER],
+            check=_customer_key("kmsKeyId"),
+            category=enc,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "aws-rds-parametergroup-force-ssl",
+            "PostgreSQL on RDS must refuse unencrypted client connections. Fix: add the "
+            "parameter rds.force_ssl=1 to the (cluster) parameter group.",
+            types=[RDS_PARAMETER_GROUP, RDS_CLUSTER_PARAMETER_GROUP],
+            check=_postgres_force_ssl,
+            category=enc,
+        ),
+        resource_policy(
+            "aws-elasticache-replicationgroup-encrypted-at-rest",
+            "ElastiCache replication groups must encrypt data at rest (snapshots, swap). "
+            "Fix: set atRestEncryptionEnabled=True and kmsKeyId.",
+            types=[ELASTICACHE_REPLICATION_GROUP],
+            check=_elasticache_at_rest,
+            category=enc,
+        ),
+        resource_policy(
+            "aws-elasticache-replicationgroup-encrypted-in-transit",
+            "ElastiCache replication groups must require TLS between clients and nodes. "
+            "Fix: set transitEncryptionEnabled=True (transitEncryptionMode 'required').",
+            types=[ELASTICACHE_REPLICATION_GROUP],
+            check=_elasticache_in_transit,
+            category=enc,
+        ),
+        resource_policy(
+            "aws-elasticache-replicationgroup-auth",
+            "ElastiCache replication groups must authenticate clients. Fix: set authToken "
+            "(a pulumi_random password) or userGroupIds.",
+            types=[ELASTICACHE_REPLICATION_GROUP],
+            check=_elasticache_auth,
+            category=enc,
+        ),
+        resource_policy(
+            "aws-eks-cluster-secrets-encryption",
+            "EKS clusters must envelope-encrypt Kubernetes secrets with a KMS key. Fix: set "
+            "encryptionConfig with resources=['secrets'] and provider.keyArn.",
+            types=[EKS_CLUSTER],
+            check=_eks_secrets_encryption,
+            category=enc,
+        ),
+        resource_policy(
+            "aws-kms-key-rotation",
+            "Symmetric KMS keys must rotate yearly so a leaked key version has a bounded life. "
+            "Fix: set enableKeyRotation=True.",
+            types=[KMS_KEY],
+            check=_kms_rotation,
+            category=enc,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "aws-cloudwatch-loggroup-kms",
+            "CloudWatch log groups can hold request data and must be encrypted with a KMS key. "
+            "Fix: set kmsKeyId to a KMS key ARN (its key policy must allow the logs service).",
+            types=[LOG_GROUP],
+            check=_customer_key("kmsKeyId"),
+            category=enc,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "aws-sns-topic-kms",
+            "SNS topics must encrypt messages at rest. Fix: set kmsMasterKeyId to a KMS key.",
+            types=[SNS_TOPIC],
+            check=_customer_key("kmsMasterKeyId"),
+            category=enc,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "aws-ebs-volume-encrypted",
+            "EBS volumes must be encrypted at rest. Fix: set encrypted=True (and kmsKeyId).",
+            types=[EBS_VOLUME],
+            check=_ebs_volume_encrypted,
+            category=enc,
+        ),
+        resource_policy(
+            "aws-ec2-launchtemplate-ebs-encrypted",
+            "Node volumes created from a launch template must be encrypted. Fix: set "
+            "ebs.encrypted='true' on every blockDeviceMappings entry.",
+            types=[LAUNCH_TEMPLATE],
+            check=_launch_template_ebs,
+            category=enc,
+        ),
+        resource_policy(
+            "aws-ec2-launchtemplate-imdsv2",
+            "Instances must use IMDSv2 only: IMDSv1 lets any SSRF read the node's IAM "
+            "credentials. Fix: set metadataOptions.httpTokens='required'.",
+            types=[LAUNCH_TEMPLATE],
+            check=_launch_template_imdsv2,
+            category=enc,
+        ),
+        resource_policy(
+            "aws-s3-bucketpublicaccessblock-enabled",
+            "S3 public access blocks must block every kind of public access. Fix: set "
+            "blockPublicAcls, blockPublicPolicy, ignorePublicAcls and restrictPublicBuckets to True.",
+            types=[S3_PUBLIC_ACCESS_BLOCK],
+            check=_s3_public_access_block,
+            category=exp,
+        ),
+        resource_policy(
+            "aws-s3-bucketserversideencryptionconfiguration-kms",
+            "S3 default encryption must use KMS, so access to objects also needs the key. Fix: "
+            "set rules[].applyServerSideEncryptionByDefault.sseAlgorithm='aws:kms' and kmsMasterKeyId.",
+            types=[S3_SSE, S3_SSE_V2],
+            check=_s3_sse,
+            category=enc,
+            params={"allowedAlgorithms": ["aws:kms", "aws:kms:dsse"]},
+            param_docs={"allowedAlgorithms": "Accepted sseAlgorithm values."},
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "aws-ecr-repository-kms",
+            "ECR repositories must encrypt images with a KMS key. Fix: set "
+            "encryptionConfigurations=[{encryptionType: 'KMS', kmsKey: <key ARN>}].",
+            types=[ECR_REPOSITORY],
+            check=_ecr_kms,
+            category=enc,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "aws-rds-instance-not-public",
+            "Databases must not be reachable from the internet. Fix: set publiclyAccessible=False.",
+            types=[RDS_INSTANCE, RDS_CLUSTER_INSTANCE],
+            check=_not_publicly_accessible,
+            category=exp,
+            severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "aws-eks-cluster-endpoint-restricted",
+            "The EKS API endpoint must be private or limited to known CIDRs (never 0.0.0.0/0 or "
+            "::/0). Fix: set vpcConfig.endpointPrivateAccess=True and vpcConfig.publicAccessCidrs "
+            "to the deployers' CIDRs, or endpointPublicAccess=False.",
+            types=[EKS_CLUSTER],
+            check=_eks_endpoint,
+            category=exp,
+            params=API_CIDRS,
+            param_docs=API_CIDRS_DOC,
+            severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "aws-ec2-securitygroup-no-public-ingress",
+            "Security groups must not open any port but HTTPS to 0.0.0.0/0 or ::/0. Fix: limit "
+            "the rule's cidrBlocks/ipv6CidrBlocks (cidrIpv4/cidrIpv6) to the VPC or known networks.",
+            types=[SECURITY_GROUP, SECURITY_GROUP_RULE, SECURITY_GROUP_INGRESS_RULE],
+            check={
+                SECURITY_GROUP: _security_group_ingress,
+                SECURITY_GROUP_RULE: _security_group_rule,
+                SECURITY_GROUP_INGRESS_RULE: _security_group_ingress_rule,
+            },
+            category=exp,
+            params=PUBLIC_PORTS,
+            param_docs=PUBLIC_PORTS_DOC,
+            severity=Severity.CRITICAL,
+        ),
+    ]

@@ -1,0 +1,352 @@
+"""Azure (azure-native 3.x) policies: TLS everywhere, encrypted node disks, nothing public."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pulumi_policy import ResourceValidationPolicy, Severity
+
+from policies.config import Category
+from policies.framework import (
+    API_CIDRS,
+    API_CIDRS_DOC,
+    PUBLIC_PORTS,
+    PUBLIC_PORTS_DOC,
+    cidr_violations,
+    get,
+    is_true,
+    is_world,
+    items,
+    port_spec_outside,
+    resource_policy,
+)
+
+REDIS_ENTERPRISE = "azure-native:redisenterprise:RedisEnterprise"
+REDIS_ENTERPRISE_DATABASE = "azure-native:redisenterprise:Database"
+CACHE_REDIS = "azure-native:redis:Redis"
+POSTGRES_SERVER = "azure-native:dbforpostgresql:Server"
+POSTGRES_CONFIGURATION = "azure-native:dbforpostgresql:Configuration"
+MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
+AGENT_POOL = "azure-native:containerservice:AgentPool"
+STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
+NETWORK_SECURITY_GROUP = "azure-native:network:NetworkSecurityGroup"
+SECURITY_RULE = "azure-native:network:SecurityRule"
+
+_TLS_OK = {"1.2", "1.3"}
+
+
+def _redis_enterprise_tls(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    version = get(props, "minimumTlsVersion")
+    # Azure Managed Redis defaults to 1.2 when unset.
+    if version is not None and str(version) not in _TLS_OK:
+        yield f"minimumTlsVersion is {version}: set minimumTlsVersion='1.2'"
+
+
+def _redis_enterprise_private(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "publicNetworkAccess") != "Disabled":
+        yield (
+            f"publicNetworkAccess is {get(props, 'publicNetworkAccess', 'unset')}: set "
+            "publicNetworkAccess='Disabled' and reach the cache through a private endpoint"
+        )
+
+
+def _redis_database_protocol(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if str(get(props, "clientProtocol", "Encrypted")) != "Encrypted":
+        yield "clientProtocol is Plaintext: set clientProtocol='Encrypted' (TLS on port 10000)"
+
+
+def _cache_redis_tls(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if is_true(get(props, "enableNonSslPort")):
+        yield "enableNonSslPort is true: set enableNonSslPort=False"
+    if str(get(props, "minimumTlsVersion", "")) not in _TLS_OK:
+        yield "minimumTlsVersion is not 1.2: set minimumTlsVersion='1.2'"
+
+
+def _cache_redis_private(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "publicNetworkAccess") != "Disabled":
+        yield "publicNetworkAccess is not Disabled: set publicNetworkAccess='Disabled'"
+
+
+def _postgres_private(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    access = get(props, "network.publicNetworkAccess")
+    delegated = get(props, "network.delegatedSubnetResourceId")
+    if access == "Disabled" or (access is None and delegated):
+        return
+    yield (
+        f"network.publicNetworkAccess is {access or 'unset (Enabled)'}: set "
+        "network.publicNetworkAccess='Disabled' with a delegated subnet or a private endpoint"
+    )
+
+
+def _postgres_secure_transport(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    name = get(props, "configurationName")
+    value = str(get(props, "value", "")).strip()
+    if name == "require_secure_transport" and value.lower() != "on":
+        yield f"require_secure_transport is {value!r}: set value='on' so clients must use TLS"
+    if name == "ssl_min_protocol_version" and value not in {"TLSv1.2", "TLSv1.3"}:
+        yield f"ssl_min_protocol_version is {value!r}: set value='TLSv1.2'"
+
+
+def _pool_host_encryption(where: str, pool: Any) -> Iterable[str]:
+    if not is_true(get(pool, "enableEncryptionAtHost")):
+        yield (
+            f"{where}enableEncryptionAtHost is not true: set enableEncryptionAtHost=True so "
+            "temp and cache disks are encrypted too"
+        )
+
+
+def _cluster_host_encryption(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "diskEncryptionSetID"):
+        return  # OS and data disks encrypted with a customer-managed key set
+    for index, pool in enumerate(items(props, "agentPoolProfiles")):
+        yield from _pool_host_encryption(f"agentPoolProfiles[{index}].", pool)
+
+
+def _agent_pool_host_encryption(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    yield from _pool_host_encryption("", props)
+
+
+def _cluster_api_restricted(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    profile = get(props, "apiServerAccessProfile", {})
+    if is_true(get(profile, "enablePrivateCluster")):
+        return
+    cidrs = items(profile, "authorizedIPRanges")
+    if not cidrs:
+        yield (
+            "apiServerAccessProfile.authorizedIPRanges is unset, so the API server is open to the "
+            "internet: set it to the deployers' CIDRs or apiServerAccessProfile.enablePrivateCluster=True"
+        )
+    yield from cidr_violations(cidrs, config, "apiServerAccessProfile.authorizedIPRanges")
+
+
+def _cluster_rbac(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "enableRBAC") is False:
+        yield "enableRBAC is false: set enableRBAC=True"
+
+
+def _cluster_local_accounts(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    environments = list(config["environments"])
+    environment = get(props, "tags.environment")
+    if environments and environment not in environments:
+        return
+    if not is_true(get(props, "disableLocalAccounts")):
+        yield (
+            f"disableLocalAccounts is not true in {environment or 'an untagged cluster'}: set "
+            "disableLocalAccounts=True (with aadProfile) so every kubectl user signs in through "
+            "Microsoft Entra ID"
+        )
+
+
+def _pool_public_ip(where: str, pool: Any) -> Iterable[str]:
+    if is_true(get(pool, "enableNodePublicIP")):
+        yield f"{where}enableNodePublicIP is true: set enableNodePublicIP=False"
+
+
+def _cluster_node_public_ip(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    for index, pool in enumerate(items(props, "agentPoolProfiles")):
+        yield from _pool_public_ip(f"agentPoolProfiles[{index}].", pool)
+
+
+def _agent_pool_public_ip(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    yield from _pool_public_ip("", props)
+
+
+def _storage_https(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "enableHttpsTrafficOnly") is False:
+        yield "enableHttpsTrafficOnly is false: set enableHttpsTrafficOnly=True"
+    if get(props, "minimumTlsVersion") not in {"TLS1_2", "TLS1_3"}:
+        yield (
+            f"minimumTlsVersion is {get(props, 'minimumTlsVersion', 'unset')}: "
+            "set minimumTlsVersion='TLS1_2'"
+        )
+
+
+def _storage_private(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "allowBlobPublicAccess") is not False:
+        yield "allowBlobPublicAccess is not false: set allowBlobPublicAccess=False"
+
+
+def _rule_violations(where: str, rule: Any, allowed: list[int]) -> Iterable[str]:
+    if str(get(rule, "direction", "")).lower() != "inbound":
+        return
+    if str(get(rule, "access", "")).lower() != "allow":
+        return
+    sources = [get(rule, "sourceAddressPrefix"), *items(rule, "sourceAddressPrefixes")]
+    if not any(is_world(s) for s in sources if s is not None):
+        return
+    ports = [get(rule, "destinationPortRange"), *items(rule, "destinationPortRanges")]
+    opened = [p for p in ports if p is not None and port_spec_outside(p, allowed)]
+    if opened:
+        yield (
+            f"{where}opens port(s) {opened} to the internet: set sourceAddressPrefix(es) to the "
+            f"VNet or known networks (only {allowed} may be public)"
+        )
+
+
+def _nsg_ingress(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    allowed = [int(p) for p in config["allowedPublicPorts"]]
+    for index, rule in enumerate(items(props, "securityRules")):
+        name = get(rule, "name", index)
+        yield from _rule_violations(f"securityRules[{name}] ", rule, allowed)
+
+
+def _security_rule_ingress(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    yield from _rule_violations("", props, [int(p) for p in config["allowedPublicPorts"]])
+
+
+def policies() -> list[ResourceValidationPolicy]:
+    """Every Azure resource policy of the pack."""
+    enc, exp = Category.ENCRYPTION, Category.EXPOSURE
+    return [
+        resource_policy(
+            "azure-redisenterprise-redisenterprise-minimum-tls",
+            "Azure Managed Redis must refuse TLS below 1.2. Fix: set minimumTlsVersion='1.2'.",
+            types=[REDIS_ENTERPRISE],
+            check=_redis_enterprise_tls,
+            category=enc,
+        ),
+        resource_policy(
+            "azure-redisenterprise-redisenterprise-no-public-access",
+            "Azure Managed Redis must not be reachable from the internet. Fix: set "
+            "publicNetworkAccess='Disabled' and connect through a private endpoint.",
+            types=[REDIS_ENTERPRISE],
+            check=_redis_enterprise_private,
+            category=exp,
+            severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "azure-redisenterprise-database-encrypted-protocol",
+            "Azure Managed Redis databases must speak TLS only. Fix: set clientProtocol='Encrypted'.",
+            types=[REDIS_ENTERPRISE_DATABASE],
+            check=_redis_database_protocol,
+            category=enc,
+        ),
+        resource_policy(
+            "azure-cache-redis-tls",
+            "Azure Cache for Redis must disable the plaintext port and refuse TLS below 1.2. "
+            "Fix: set enableNonSslPort=False and minimumTlsVersion='1.2' (or move to Azure "
+            "Managed Redis: Azure Cache for Redis retires).",
+            types=[CACHE_REDIS],
+            check=_cache_redis_tls,
+            category=enc,
+        ),
+        resource_policy(
+            "azure-cache-redis-no-public-access",
+            "Azure Cache for Redis must not be reachable from the internet. Fix: set "
+            "publicNetworkAccess='Disabled'.",
+            types=[CACHE_REDIS],
+            check=_cache_redis_private,
+            category=exp,
+            severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "azure-dbforpostgresql-server-no-public-access",
+            "PostgreSQL Flexible Servers must not be reachable from the internet. Fix: set "
+            "network.publicNetworkAccess='Disabled' (delegated subnet or private endpoint).",
+            types=[POSTGRES_SERVER],
+            check=_postgres_private,
+            category=exp,
+            severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "azure-dbforpostgresql-configuration-secure-transport",
+            "PostgreSQL Flexible Servers must require TLS 1.2+. Fix: keep the server "
+            "configuration require_secure_transport='on' and ssl_min_protocol_version='TLSv1.2'.",
+            types=[POSTGRES_CONFIGURATION],
+            check=_postgres_secure_transport,
+            category=enc,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-host-encryption",
+            "AKS node disks (OS, temp, cache) must be encrypted at the host, or the cluster's "
+            "disks with a customer-managed key. Fix: set enableEncryptionAtHost=True on every "
+            "agentPoolProfiles entry (or diskEncryptionSetID).",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_host_encryption,
+            category=enc,
+        ),
+        resource_policy(
+            "azure-containerservice-agentpool-host-encryption",
+            "AKS node disks must be encrypted at the host. Fix: set enableEncryptionAtHost=True.",
+            types=[AGENT_POOL],
+            check=_agent_pool_host_encryption,
+            category=enc,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-api-restricted",
+            "The AKS API server must be private or limited to known CIDRs (never 0.0.0.0/0). "
+            "Fix: set apiServerAccessProfile.authorizedIPRanges to the deployers' CIDRs, or "
+            "apiServerAccessProfile.enablePrivateCluster=True.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_api_restricted,
+            category=exp,
+            params=API_CIDRS,
+            param_docs=API_CIDRS_DOC,
+            severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-rbac",
+            "AKS must authorise requests with Kubernetes RBAC. Fix: set enableRBAC=True.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_rbac,
+            category=exp,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-local-accounts-disabled",
+            "AKS local accounts (a static admin kubeconfig) bypass Entra ID and cannot be "
+            "attributed to a person; they are allowed only outside the listed environments "
+            "(break-glass in dev). Fix: set disableLocalAccounts=True with aadProfile.managed=True.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_local_accounts,
+            category=exp,
+            params={"environments": ["staging", "prod"]},
+            param_docs={
+                "environments": "Values of the cluster's environment tag where the rule applies "
+                "(empty: everywhere)."
+            },
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-no-node-public-ip",
+            "AKS nodes must not get public IPs. Fix: set enableNodePublicIP=False.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_node_public_ip,
+            category=exp,
+        ),
+        resource_policy(
+            "azure-containerservice-agentpool-no-node-public-ip",
+            "AKS nodes must not get public IPs. Fix: set enableNodePublicIP=False.",
+            types=[AGENT_POOL],
+            check=_agent_pool_public_ip,
+            category=exp,
+        ),
+        resource_policy(
+            "azure-storage-storageaccount-secure-transfer",
+            "Storage accounts must accept HTTPS with TLS 1.2+ only. Fix: set "
+            "enableHttpsTrafficOnly=True and minimumTlsVersion='TLS1_2'.",
+            types=[STORAGE_ACCOUNT],
+            check=_storage_https,
+            category=enc,
+        ),
+        resource_policy(
+            "azure-storage-storageaccount-no-public-blob",
+            "Storage accounts must not allow anonymous blob access. Fix: set "
+            "allowBlobPublicAccess=False.",
+            types=[STORAGE_ACCOUNT],
+            check=_storage_private,
+            category=exp,
+            severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "azure-network-networksecuritygroup-no-public-ingress",
+            "Network security groups must not allow any port but HTTPS from the internet "
+            "('*', 'Internet', 0.0.0.0/0). Fix: set the rule's sourceAddressPrefix(es) to the "
+            "VNet or known networks.",
+            types=[NETWORK_SECURITY_GROUP, SECURITY_RULE],
+            check={NETWORK_SECURITY_GROUP: _nsg_ingress, SECURITY_RULE: _security_rule_ingress},
+            category=exp,
+            params=PUBLIC_PORTS,
+            param_docs=PUBLIC_PORTS_DOC,
+            severity=Severity.CRITICAL,
+        ),
+    ]

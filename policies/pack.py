@@ -1,0 +1,32 @@
+"""The pack's contents: its name and every policy, in one list.
+
+``__main__.py`` builds the :class:`pulumi_policy.PolicyPack` from these; the
+offline gate's in-process path uses the same list, so both always agree.
+"""
+
+from __future__ import annotations
+
+from pulumi_policy import EnforcementLevel, Policy
+
+from policies import aws, azure, gcp, kubernetes, stack, tagging
+
+PACK_NAME = "ai-gateway-guardrails"
+PACK_LEVEL = EnforcementLevel.MANDATORY
+"""Level for a policy that sets none (each of ours does, by category)."""
+
+
+def all_policies() -> list[Policy]:
+    """Every policy of the pack (names are unique)."""
+    found: list[Policy] = [
+        *aws.policies(),
+        *azure.policies(),
+        *gcp.policies(),
+        *kubernetes.policies(),
+        *tagging.policies(),
+        *stack.policies(),
+    ]
+    names = [p.name for p in found]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise ValueError(f"duplicate policy names: {sorted(duplicates)}")
+    return found

@@ -1,0 +1,80 @@
+"""Fixtures of the policy tests: the guarded fixture program, compliant and broken.
+
+``compliant_plan`` is the documentation of what "good" is: one resource of
+every guarded type, each passing every policy. The per-policy tests change one
+property of one of its resources and evaluate the pack on that resource alone.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.offline import Plan, RecordedResource, record
+from infra.offline.policy_gate import Verdict, evaluate
+from tests.conftest import ROOT
+
+PACK = ROOT / "policies"
+PROGRAM = Path(__file__).parent / "fixtures" / "guarded_program" / "__main__.py"
+DELETE = object()
+"""Mutation value that removes the property."""
+
+
+def _record(noncompliant: bool) -> Plan:
+    # The prod stack file: production is where every rule (deletion protection too) applies.
+    return record(
+        "prod",
+        project_dir=ROOT,
+        program=PROGRAM,
+        config={"fixture:noncompliant": "true" if noncompliant else "false"},
+    )
+
+
+@pytest.fixture(scope="session")
+def compliant_plan() -> Plan:
+    """The guarded fixture program, every resource compliant."""
+    return _record(False)
+
+
+@pytest.fixture(scope="session")
+def broken_plan() -> Plan:
+    """The guarded fixture program with every guarded resource broken."""
+    return _record(True)
+
+
+def set_path(node: Any, path: str, value: Any) -> None:
+    """Set (or with :data:`DELETE` remove) a dotted path in nested dicts and lists."""
+    parts = path.split(".")
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+    last = parts[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    elif value is DELETE:
+        node.pop(last, None)
+    else:
+        node[last] = value
+
+
+def mutated(resource: RecordedResource, changes: Mapping[str, Any]) -> RecordedResource:
+    """A copy of a resource with properties changed in both its inputs and its outputs."""
+    inputs, outputs = copy.deepcopy(resource.inputs), copy.deepcopy(resource.outputs)
+    for path, value in changes.items():
+        set_path(inputs, path, value if value is DELETE else copy.deepcopy(value))
+        set_path(outputs, path, value if value is DELETE else copy.deepcopy(value))
+    return replace(resource, inputs=inputs, outputs=outputs)
+
+
+def only(plan: Plan, resources: list[RecordedResource]) -> Plan:
+    """The plan restricted to some resources (for one-resource policy evaluations)."""
+    return replace(plan, resources=resources)
+
+
+def verdict(plan: Plan, config: Mapping[str, Any] | None = None) -> Verdict:
+    """The pack's verdict on a plan, in-process (the gRPC path is tested separately)."""
+    return evaluate(plan, pack_dir=PACK, config=config, transport="in-process")

@@ -1,0 +1,350 @@
+"""The gate: the real pack over gRPC, as the Pulumi CLI runs it, against the in-process path.
+
+The fixture program in noncompliant mode breaks every guarded resource type;
+the gate must block it and find every violation, with the same verdict over
+gRPC as in-process.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from infra.cli import EXIT_ERROR, EXIT_OK, EXIT_POLICY, main
+from infra.offline import Plan
+from infra.offline.policy_gate import PolicyGateError, Verdict, evaluate, pack_python
+from policies.pack import all_policies
+from tests.conftest import ROOT
+from tests.policies.conftest import PACK
+
+EXPECTED_BROKEN = {
+    ("aws-rds-instance-backups", "aws:rds/instance:Instance", "postgres"),
+    (
+        "azure-containerservice-managedcluster-rbac",
+        "azure-native:containerservice:ManagedCluster",
+        "aks",
+    ),
+    (
+        "azure-containerservice-managedcluster-local-accounts-disabled",
+        "azure-native:containerservice:ManagedCluster",
+        "aks",
+    ),
+    ("gcp-container-cluster-no-legacy-auth", "gcp:container/cluster:Cluster", "gke"),
+    ("aws-s3-bucket-public-access-block", "aws:s3/bucket:Bucket", "bare"),
+    ("aws-s3-bucket-default-encryption", "aws:s3/bucket:Bucket", "bare"),
+    ("aws-cloudwatch-loggroup-kms", "aws:cloudwatch/logGroup:LogGroup", "cluster-logs"),
+    ("aws-ebs-volume-encrypted", "aws:ebs/volume:Volume", "data"),
+    ("aws-ec2-launchtemplate-ebs-encrypted", "aws:ec2/launchTemplate:LaunchTemplate", "nodes"),
+    ("aws-ec2-launchtemplate-imdsv2", "aws:ec2/launchTemplate:LaunchTemplate", "nodes"),
+    (
+        "aws-ec2-securitygroup-no-public-ingress",
+        "aws:ec2/securityGroup:SecurityGroup",
+        "cluster-sg",
+    ),
+    (
+        "aws-ec2-securitygroup-no-public-ingress",
+        "aws:ec2/securityGroupRule:SecurityGroupRule",
+        "redis-in",
+    ),
+    (
+        "aws-ec2-securitygroup-no-public-ingress",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "postgres-in",
+    ),
+    ("aws-ecr-repository-kms", "aws:ecr/repository:Repository", "images"),
+    ("aws-eks-cluster-endpoint-restricted", "aws:eks/cluster:Cluster", "eks"),
+    ("aws-eks-cluster-secrets-encryption", "aws:eks/cluster:Cluster", "eks"),
+    (
+        "aws-elasticache-replicationgroup-auth",
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        "redis",
+    ),
+    (
+        "aws-elasticache-replicationgroup-encrypted-at-rest",
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        "redis",
+    ),
+    (
+        "aws-elasticache-replicationgroup-encrypted-in-transit",
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        "redis",
+    ),
+    ("aws-kms-key-rotation", "aws:kms/key:Key", "key"),
+    ("aws-rds-cluster-customer-managed-key", "aws:rds/cluster:Cluster", "aurora"),
+    ("aws-rds-cluster-storage-encrypted", "aws:rds/cluster:Cluster", "aurora"),
+    ("aws-rds-instance-customer-managed-key", "aws:rds/instance:Instance", "postgres"),
+    ("aws-rds-instance-not-public", "aws:rds/clusterInstance:ClusterInstance", "aurora-1"),
+    ("aws-rds-instance-not-public", "aws:rds/instance:Instance", "postgres"),
+    ("aws-rds-instance-storage-encrypted", "aws:rds/instance:Instance", "postgres"),
+    (
+        "aws-rds-parametergroup-force-ssl",
+        "aws:rds/clusterParameterGroup:ClusterParameterGroup",
+        "aurora",
+    ),
+    ("aws-rds-parametergroup-force-ssl", "aws:rds/parameterGroup:ParameterGroup", "postgres"),
+    (
+        "aws-s3-bucketpublicaccessblock-enabled",
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        "artifacts",
+    ),
+    (
+        "aws-s3-bucketserversideencryptionconfiguration-kms",
+        "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
+        "logs",
+    ),
+    ("aws-sns-topic-kms", "aws:sns/topic:Topic", "alerts"),
+    ("aws-tags-resource-required-keys", "aws:sns/topic:Topic", "untagged"),
+    ("azure-cache-redis-no-public-access", "azure-native:redis:Redis", "legacy-redis"),
+    ("azure-cache-redis-tls", "azure-native:redis:Redis", "legacy-redis"),
+    (
+        "azure-containerservice-agentpool-host-encryption",
+        "azure-native:containerservice:AgentPool",
+        "user",
+    ),
+    (
+        "azure-containerservice-agentpool-no-node-public-ip",
+        "azure-native:containerservice:AgentPool",
+        "user",
+    ),
+    (
+        "azure-containerservice-managedcluster-api-restricted",
+        "azure-native:containerservice:ManagedCluster",
+        "aks",
+    ),
+    (
+        "azure-containerservice-managedcluster-host-encryption",
+        "azure-native:containerservice:ManagedCluster",
+        "aks",
+    ),
+    (
+        "azure-containerservice-managedcluster-no-node-public-ip",
+        "azure-native:containerservice:ManagedCluster",
+        "aks",
+    ),
+    (
+        "azure-dbforpostgresql-configuration-secure-transport",
+        "azure-native:dbforpostgresql:Configuration",
+        "require-secure-transport",
+    ),
+    (
+        "azure-dbforpostgresql-server-no-public-access",
+        "azure-native:dbforpostgresql:Server",
+        "postgres",
+    ),
+    (
+        "azure-network-networksecuritygroup-no-public-ingress",
+        "azure-native:network:NetworkSecurityGroup",
+        "nsg",
+    ),
+    (
+        "azure-network-networksecuritygroup-no-public-ingress",
+        "azure-native:network:SecurityRule",
+        "rdp",
+    ),
+    (
+        "azure-redisenterprise-database-encrypted-protocol",
+        "azure-native:redisenterprise:Database",
+        "redis",
+    ),
+    (
+        "azure-redisenterprise-redisenterprise-minimum-tls",
+        "azure-native:redisenterprise:RedisEnterprise",
+        "redis",
+    ),
+    (
+        "azure-redisenterprise-redisenterprise-no-public-access",
+        "azure-native:redisenterprise:RedisEnterprise",
+        "redis",
+    ),
+    (
+        "azure-storage-storageaccount-no-public-blob",
+        "azure-native:storage:StorageAccount",
+        "storage",
+    ),
+    (
+        "azure-storage-storageaccount-secure-transfer",
+        "azure-native:storage:StorageAccount",
+        "storage",
+    ),
+    ("azure-tags-resource-required-keys", "azure-native:resources:ResourceGroup", "untagged"),
+    ("gcp-compute-firewall-no-public-ingress", "gcp:compute/firewall:Firewall", "ingress"),
+    ("gcp-container-cluster-endpoint-restricted", "gcp:container/cluster:Cluster", "gke"),
+    ("gcp-container-cluster-secrets-encryption", "gcp:container/cluster:Cluster", "gke"),
+    ("gcp-kms-cryptokey-rotation", "gcp:kms/cryptoKey:CryptoKey", "key"),
+    ("gcp-labels-resource-required-keys", "gcp:storage/bucket:Bucket", "untagged"),
+    ("gcp-redis-instance-auth", "gcp:redis/instance:Instance", "redis"),
+    ("gcp-redis-instance-transit-encryption", "gcp:redis/instance:Instance", "redis"),
+    ("gcp-sql-databaseinstance-backups", "gcp:sql/databaseInstance:DatabaseInstance", "postgres"),
+    (
+        "gcp-sql-databaseinstance-no-public-ip",
+        "gcp:sql/databaseInstance:DatabaseInstance",
+        "postgres",
+    ),
+    ("gcp-sql-databaseinstance-ssl-mode", "gcp:sql/databaseInstance:DatabaseInstance", "postgres"),
+    ("kubernetes-apps-workload-no-privileged", "kubernetes:apps/v1:Deployment", "gateway"),
+    ("kubernetes-apps-workload-no-privileged", "kubernetes:batch/v1:Job", "migrate"),
+    (
+        "kubernetes-apps-workload-read-only-root-filesystem",
+        "kubernetes:apps/v1:DaemonSet",
+        "gateway-agent",
+    ),
+    ("kubernetes-apps-workload-read-only-root-filesystem", "kubernetes:core/v1:Pod", "debug"),
+    (
+        "kubernetes-apps-workload-resource-limits",
+        "kubernetes:apps/v1:ReplicaSet",
+        "gateway-replicas",
+    ),
+    ("kubernetes-apps-workload-run-as-non-root", "kubernetes:apps/v1:StatefulSet", "gateway-state"),
+    ("kubernetes-apps-workload-run-as-non-root", "kubernetes:batch/v1:CronJob", "compact"),
+    ("kubernetes-core-service-loadbalancer-ingress-only", "kubernetes:core/v1:Service", "gateway"),
+    ("multicloud-database-instance-deletion-protection", "aws:rds/instance:Instance", "postgres"),
+    (
+        "multicloud-database-instance-deletion-protection",
+        "azure-native:dbforpostgresql:Server",
+        "postgres",
+    ),
+    (
+        "multicloud-database-instance-deletion-protection",
+        "gcp:sql/databaseInstance:DatabaseInstance",
+        "postgres",
+    ),
+    ("multicloud-kubernetes-nodes-private-subnets", "aws:eks/nodeGroup:NodeGroup", "nodes"),
+    ("multicloud-kubernetes-nodes-private-subnets", "gcp:container/nodePool:NodePool", "pool"),
+}
+
+
+@pytest.fixture(scope="module")
+def grpc_broken(broken_plan: Plan) -> Verdict:
+    """The pack's verdict on the noncompliant program, through its gRPC server."""
+    return evaluate(broken_plan, pack_dir=PACK, transport="grpc")
+
+
+def test_noncompliant_program_is_blocked_with_every_violation(grpc_broken: Verdict) -> None:
+    found = {(v.policy, v.resource_type, v.resource_name) for v in grpc_broken.violations}
+    assert found == EXPECTED_BROKEN
+    assert not grpc_broken.passed
+    assert len(grpc_broken.mandatory) == len(grpc_broken.violations)
+
+
+def test_every_policy_fires_on_the_noncompliant_program(grpc_broken: Verdict) -> None:
+    assert {v.policy for v in grpc_broken.violations} == {p.name for p in all_policies()}
+
+
+def test_grpc_and_in_process_give_the_same_verdicts(
+    grpc_broken: Verdict, broken_plan: Plan, compliant_plan: Plan
+) -> None:
+    assert evaluate(broken_plan, pack_dir=PACK, transport="in-process") == grpc_broken
+    compliant_grpc = evaluate(compliant_plan, pack_dir=PACK, transport="grpc")
+    assert compliant_grpc == evaluate(compliant_plan, pack_dir=PACK, transport="in-process")
+    assert compliant_grpc.violations == ()
+    assert len(compliant_grpc.policies) == len(all_policies())
+
+
+def test_grpc_and_in_process_agree_on_config(broken_plan: Plan) -> None:
+    config = {
+        "all": "advisory",
+        "aws-kms-key-rotation": "mandatory",
+        "kubernetes-core-service-loadbalancer-ingress-only": {"enforcementLevel": "disabled"},
+        "aws-ec2-securitygroup-no-public-ingress": {"allowedPublicPorts": [443, 22, 5432, 6379]},
+    }
+    over_grpc = evaluate(broken_plan, pack_dir=PACK, config=config, transport="grpc")
+    assert over_grpc == evaluate(broken_plan, pack_dir=PACK, config=config, transport="in-process")
+    assert [v.policy for v in over_grpc.mandatory] == ["aws-kms-key-rotation"]
+    policies = {v.policy for v in over_grpc.violations}
+    assert "kubernetes-core-service-loadbalancer-ingress-only" not in policies
+    assert "aws-ec2-securitygroup-no-public-ingress" not in policies
+
+
+def test_each_resource_violation_carries_its_resource_urn(
+    grpc_broken: Verdict, broken_plan: Plan
+) -> None:
+    urns = {r.urn: r for r in broken_plan.resources}
+    for violation in grpc_broken.violations:
+        resource = urns[violation.urn]
+        assert (resource.type, resource.name) == (
+            violation.resource_type,
+            violation.resource_name,
+        )
+
+
+def test_render_groups_violations_by_policy(grpc_broken: Verdict) -> None:
+    text = grpc_broken.render()
+    assert text.startswith(
+        f"Policies: {len(EXPECTED_BROKEN)} violations ({len(EXPECTED_BROKEN)} mandatory"
+    )
+    block = text.split("[mandatory] aws-ec2-securitygroup-no-public-ingress (3)\n")[1].split(
+        "\n\n"
+    )[0]
+    assert block.splitlines() == [
+        line
+        for line in block.splitlines()
+        if line.startswith(("    cluster-sg (", "    redis-in (", "    postgres-in ("))
+    ]
+    assert len(block.splitlines()) == 3
+
+
+def test_unknown_policy_or_parameter_in_config_is_an_error(compliant_plan: Plan) -> None:
+    with pytest.raises(PolicyGateError, match=r"unknown policies \['aws-no-such-policy'\]"):
+        evaluate(
+            compliant_plan,
+            pack_dir=PACK,
+            config={"aws-no-such-policy": "advisory"},
+            transport="in-process",
+        )
+    with pytest.raises(PolicyGateError, match=r"unknown parameters \['ports'\]"):
+        evaluate(
+            compliant_plan,
+            pack_dir=PACK,
+            config={"aws-ec2-securitygroup-no-public-ingress": {"ports": [22]}},
+            transport="in-process",
+        )
+    with pytest.raises(PolicyGateError, match="enforcement level 'strict' is not one of"):
+        evaluate(compliant_plan, pack_dir=PACK, config={"all": "strict"}, transport="in-process")
+
+
+def test_a_pack_that_fails_to_start_is_reported(tmp_path: Path, compliant_plan: Plan) -> None:
+    (tmp_path / "PulumiPolicy.yaml").write_text("runtime: python\n")
+    (tmp_path / "__main__.py").write_text("raise SystemExit('no pack here')\n")
+    with pytest.raises(PolicyGateError, match="did not start"):
+        evaluate(compliant_plan, pack_dir=tmp_path, transport="grpc")
+
+
+def test_the_pack_runs_in_the_repository_virtualenv() -> None:
+    assert pack_python(PACK) == str(ROOT / ".venv" / "bin" / "python")
+
+
+def test_aigw_plan_exits_one_on_a_mandatory_violation(
+    broken_plan: Plan, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("infra.offline.engine.record", lambda *a, **k: broken_plan)
+    assert main(["plan", "--stack", "prod", "--project-dir", str(ROOT)]) == EXIT_POLICY
+    out = capsys.readouterr().out
+    assert "[mandatory] aws-rds-instance-storage-encrypted (1)" in out
+    assert "    postgres (aws:rds/instance:Instance): storageEncrypted is not true" in out
+
+
+def test_aigw_plan_honours_the_pack_config(
+    broken_plan: Plan,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr("infra.offline.engine.record", lambda *a, **k: broken_plan)
+    config = tmp_path / "advisory.json"
+    config.write_text(json.dumps({"all": "advisory"}))
+    args = [
+        "plan",
+        "--stack",
+        "prod",
+        "--project-dir",
+        str(ROOT),
+        "--policy-pack-config",
+        str(config),
+    ]
+    assert main(args) == EXIT_OK
+    assert "[advisory] aws-rds-instance-storage-encrypted (1)" in capsys.readouterr().out
+    config.write_text(json.dumps({"no-such-policy": "advisory"}))
+    assert main(args) == EXIT_ERROR
+    assert "unknown policies ['no-such-policy']" in capsys.readouterr().err

@@ -1,0 +1,194 @@
+"""Stack policies: deletion protection in production, cluster nodes in private subnets."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from infra.offline import Plan, RecordedResource
+from policies import aws, azure, gcp
+from policies.stack import ROUTE
+from tests.policies.conftest import DELETE, mutated, verdict
+
+PROTECTION = "multicloud-database-instance-deletion-protection"
+PRIVATE_NODES = "multicloud-kubernetes-nodes-private-subnets"
+
+
+def swapped(plan: Plan, *resources: RecordedResource) -> Plan:
+    """The plan with some resources replaced (matched by URN) or added."""
+    by_urn = {r.urn: r for r in resources}
+    kept = [by_urn.pop(r.urn, r) for r in plan.resources]
+    return replace(plan, resources=[*kept, *by_urn.values()])
+
+
+def messages(plan: Plan, policy: str, config: dict | None = None) -> list[tuple[str, str]]:
+    return [
+        (v.resource_name, v.message) for v in verdict(plan, config).violations if v.policy == policy
+    ]
+
+
+def test_rds_without_deletion_protection_in_prod(compliant_plan: Plan) -> None:
+    rds = mutated(compliant_plan.one(aws.RDS_INSTANCE, "postgres"), {"deletionProtection": False})
+    assert messages(swapped(compliant_plan, rds), PROTECTION) == [
+        (
+            "postgres",
+            "postgres: deletionProtection is not true in prod: set deletionProtection=True",
+        )
+    ]
+    aurora = mutated(compliant_plan.one(aws.RDS_CLUSTER, "aurora"), {"deletionProtection": DELETE})
+    assert [n for n, _ in messages(swapped(compliant_plan, aurora), PROTECTION)] == ["aurora"]
+
+
+def test_cloud_sql_needs_both_protection_flags_in_prod(compliant_plan: Plan) -> None:
+    sql = compliant_plan.one(gcp.SQL_INSTANCE, "postgres")
+    api_off = mutated(sql, {"settings.deletionProtectionEnabled": False})
+    assert (
+        "set settings.deletionProtectionEnabled=True"
+        in messages(swapped(compliant_plan, api_off), PROTECTION)[0][1]
+    )
+    pulumi_off = mutated(sql, {"deletionProtection": False})
+    assert (
+        "deletionProtection is false in prod"
+        in messages(swapped(compliant_plan, pulumi_off), PROTECTION)[0][1]
+    )
+
+
+def test_azure_postgres_needs_protect_or_a_lock_in_prod(compliant_plan: Plan) -> None:
+    server = replace(compliant_plan.one(azure.POSTGRES_SERVER, "postgres"), protect=False)
+    unprotected = swapped(compliant_plan, server)
+    assert "set the resource option protect=True" in messages(unprotected, PROTECTION)[0][1]
+    lock = RecordedResource(
+        urn=server.urn.rsplit("::", 2)[0]
+        + "::azure-native:authorization:ManagementLockAtResourceLevel::pg-lock",
+        type="azure-native:authorization:ManagementLockAtResourceLevel",
+        name="pg-lock",
+        custom=True,
+        parent=None,
+        provider=None,
+        inputs={"level": "CanNotDelete"},
+        outputs={"level": "CanNotDelete"},
+        dependencies=[server.urn],
+    )
+    assert messages(swapped(unprotected, lock), PROTECTION) == []
+
+
+def test_deletion_protection_applies_only_to_the_configured_environments(
+    compliant_plan: Plan,
+) -> None:
+    rds = mutated(compliant_plan.one(aws.RDS_INSTANCE, "postgres"), {"deletionProtection": False})
+    plan = swapped(compliant_plan, rds)
+    assert messages(plan, PROTECTION, {PROTECTION: {"environment": "dev"}}) == []
+    assert messages(plan, PROTECTION, {PROTECTION: {"environments": ["staging"]}}) == []
+    assert len(messages(plan, PROTECTION, {PROTECTION: {"environments": ["prod", "staging"]}})) == 1
+
+
+def test_the_environment_is_read_from_the_resources_tags(compliant_plan: Plan) -> None:
+    rds = mutated(compliant_plan.one(aws.RDS_INSTANCE, "postgres"), {"deletionProtection": False})
+    as_dev = [
+        mutated(r, {"tags.environment": "dev"}) if "environment" in r.inputs.get("tags", {}) else r
+        for r in compliant_plan.resources
+        if r.urn != rds.urn
+    ] + [mutated(rds, {"tags.environment": "dev"})]
+    dev_plan = replace(compliant_plan, resources=as_dev)
+    # GCP labels still say prod, but most resources are tagged dev: the majority decides.
+    assert messages(dev_plan, PROTECTION) == []
+
+
+def test_node_group_in_a_public_subnet(compliant_plan: Plan) -> None:
+    public = compliant_plan.one("aws:ec2/subnet:Subnet", "public")
+    nodes = compliant_plan.one(aws.EKS_NODE_GROUP, "nodes")
+    moved = replace(
+        nodes, property_dependencies={**nodes.property_dependencies, "subnetIds": [public.urn]}
+    )
+    assert messages(swapped(compliant_plan, moved), PRIVATE_NODES) == [
+        (
+            "nodes",
+            "nodes: subnetIds include public subnets ['public'] (internet gateway route or "
+            "mapPublicIpOnLaunch): set subnetIds to the private subnets",
+        )
+    ]
+
+
+def test_subnet_made_public_by_a_route_or_public_ips(compliant_plan: Plan) -> None:
+    private = compliant_plan.one("aws:ec2/subnet:Subnet", "private")
+    assert messages(compliant_plan, PRIVATE_NODES) == []
+    with_public_ips = mutated(private, {"mapPublicIpOnLaunch": True})
+    assert [n for n, _ in messages(swapped(compliant_plan, with_public_ips), PRIVATE_NODES)] == [
+        "nodes"
+    ]
+    table = compliant_plan.one("aws:ec2/routeTable:RouteTable", "private-routes")
+    igw = compliant_plan.one("aws:ec2/internetGateway:InternetGateway", "igw")
+    route = RecordedResource(
+        urn=table.urn.replace(
+            "aws:ec2/routeTable:RouteTable::private-routes", f"{ROUTE}::to-internet"
+        ),
+        type=ROUTE,
+        name="to-internet",
+        custom=True,
+        parent=None,
+        provider=table.provider,
+        inputs={"routeTableId": "rtb-1", "destinationCidrBlock": "0.0.0.0/0", "gatewayId": "igw-1"},
+        outputs={
+            "routeTableId": "rtb-1",
+            "destinationCidrBlock": "0.0.0.0/0",
+            "gatewayId": "igw-1",
+        },
+        property_dependencies={"routeTableId": [table.urn], "gatewayId": [igw.urn]},
+    )
+    assert [n for n, _ in messages(swapped(compliant_plan, route), PRIVATE_NODES)] == ["nodes"]
+
+
+def test_gke_node_pool_with_public_nodes(compliant_plan: Plan) -> None:
+    pool = compliant_plan.one(gcp.GKE_NODE_POOL, "pool")
+    public = mutated(pool, {"networkConfig.enablePrivateNodes": False})
+    assert messages(swapped(compliant_plan, public), PRIVATE_NODES) == [
+        (
+            "pool",
+            "pool: nodes get public IPs: set networkConfig.enablePrivateNodes=True "
+            "(or privateClusterConfig.enablePrivateNodes=True on gke)",
+        )
+    ]
+    # Inheriting from a private cluster is fine; from a public one it is not.
+    inherits = mutated(pool, {"networkConfig": DELETE})
+    assert messages(swapped(compliant_plan, inherits), PRIVATE_NODES) == []
+    cluster = mutated(
+        compliant_plan.one(gcp.GKE_CLUSTER, "gke"),
+        {"privateClusterConfig.enablePrivateNodes": False},
+    )
+    assert [n for n, _ in messages(swapped(compliant_plan, inherits, cluster), PRIVATE_NODES)] == [
+        "pool"
+    ]
+
+
+def test_every_bucket_needs_a_public_access_block_and_encryption(compliant_plan: Plan) -> None:
+    bucket = compliant_plan.one(aws.S3_BUCKET, "artifacts")
+    block = compliant_plan.one(aws.S3_PUBLIC_ACCESS_BLOCK, "artifacts")
+    sse = compliant_plan.one(aws.S3_SSE, "artifacts")
+    without_block = replace(
+        compliant_plan, resources=[r for r in compliant_plan.resources if r is not block]
+    )
+    assert messages(without_block, "aws-s3-bucket-public-access-block") == [
+        (
+            "artifacts",
+            "artifacts: no BucketPublicAccessBlock: add aws.s3.BucketPublicAccessBlock with "
+            "bucket=<this bucket>.id and all four block/ignore/restrict flags True",
+        )
+    ]
+    account_block = replace(
+        block,
+        urn=block.urn.replace(
+            "bucketPublicAccessBlock:BucketPublicAccessBlock",
+            "accountPublicAccessBlock:AccountPublicAccessBlock",
+        ),
+        type="aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock",
+        property_dependencies={},
+    )
+    assert (
+        messages(swapped(without_block, account_block), "aws-s3-bucket-public-access-block") == []
+    )
+    without_sse = replace(
+        compliant_plan, resources=[r for r in compliant_plan.resources if r is not sse]
+    )
+    found = messages(without_sse, "aws-s3-bucket-default-encryption")
+    assert [n for n, _ in found] == ["artifacts"]
+    assert "add aws.s3.BucketServerSideEncryptionConfiguration" in found[0][1]
+    assert bucket.urn in {v.urn for v in verdict(without_sse).violations}
