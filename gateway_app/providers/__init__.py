@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from gateway_app.providers.anthropic import ADAPTER as _ANTHROPIC
 from gateway_app.providers.base import ProviderAdapter
+from gateway_app.providers.bedrock import ADAPTER as _BEDROCK
 from gateway_app.providers.openai import ADAPTER as _OPENAI
 
 ADAPTERS: dict[str, ProviderAdapter] = {
     _OPENAI.name: _OPENAI,
     _ANTHROPIC.name: _ANTHROPIC,
+    _BEDROCK.name: _BEDROCK,
 }
 """Adapters by the ``type`` a provider entry of the config names."""
 

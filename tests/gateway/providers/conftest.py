@@ -1,0 +1,62 @@
+"""Fixtures for the cloud providers: fake upstreams, a clean credential environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gateway_app import credentials
+from gateway_app.testing.bedrock import FakeBedrock
+
+AWS_KEY, AWS_SECRET = "AKIDFAKE", "fake-secret"
+
+
+@pytest.fixture(autouse=True)
+def clean_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
+    """No ambient cloud credentials leak into a test; cached credentials are dropped."""
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "AZURE_AUTHORITY_HOST",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    credentials.reset()
+    yield
+    credentials.reset()
+
+
+@pytest.fixture(scope="session")
+def _bedrock() -> Iterator[FakeBedrock]:
+    with FakeBedrock({AWS_KEY: AWS_SECRET}) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_bedrock(_bedrock: FakeBedrock) -> FakeBedrock:
+    _bedrock.reset()
+    _bedrock.rejected.clear()
+    return _bedrock
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Static keys in the environment: the first source of the standard chain."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
