@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -75,10 +76,44 @@ class FakeBedrock(ScriptedServer):
         self.credentials = dict(credentials or {"AKIDFAKE": "fake-secret"})
         self.region = region
         self.rejected: list[str] = []
+        self.sts_lifetime_s = 3600
+        self.web_identity_tokens: list[str] = []
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/model/{model}/converse", self._converse)
         app.router.add_post("/model/{model}/converse-stream", self._converse)
+        app.router.add_post("/", self._sts)
+
+    # ------------------------------------------------------------ STS (IRSA)
+
+    async def _sts(self, request: web.Request) -> web.Response:
+        """AssumeRoleWithWebIdentity: new temporary keys the Converse routes then accept."""
+        form = await request.post()
+        if form.get("Action") != "AssumeRoleWithWebIdentity":
+            return web.Response(status=400, text="unsupported action")
+        token = str(form.get("WebIdentityToken"))
+        self.web_identity_tokens.append(token)
+        number = len(self.web_identity_tokens)
+        key, secret, session = f"ASIAFAKE{number}", f"sts-secret-{number}", f"sts-session-{number}"
+        self.credentials[key] = secret
+        expiry = datetime.now(UTC) + timedelta(seconds=self.sts_lifetime_s)
+        xml = f"""<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <Credentials>
+      <AccessKeyId>{key}</AccessKeyId>
+      <SecretAccessKey>{secret}</SecretAccessKey>
+      <SessionToken>{session}</SessionToken>
+      <Expiration>{expiry.strftime("%Y-%m-%dT%H:%M:%SZ")}</Expiration>
+    </Credentials>
+    <SubjectFromWebIdentityToken>system:serviceaccount:aigw:gateway</SubjectFromWebIdentityToken>
+    <AssumedRoleUser>
+      <Arn>{form.get("RoleArn")}/{form.get("RoleSessionName")}</Arn>
+      <AssumedRoleId>AROAFAKE:{form.get("RoleSessionName")}</AssumedRoleId>
+    </AssumedRoleUser>
+  </AssumeRoleWithWebIdentityResult>
+  <ResponseMetadata><RequestId>fake-sts</RequestId></ResponseMetadata>
+</AssumeRoleWithWebIdentityResponse>"""
+        return web.Response(text=xml, content_type="text/xml")
 
     # ------------------------------------------------------------ SigV4
 

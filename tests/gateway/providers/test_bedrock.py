@@ -40,9 +40,13 @@ def runtime(fake: FakeBedrock, secret: str = AWS_SECRET) -> Any:
 
 
 def test_boto3_parses_converse_from_the_fake(fake_bedrock: FakeBedrock) -> None:
-    fake_bedrock.script(ok(), ok(tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}]))
+    fake_bedrock.script(
+        ok(), ok(tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}])
+    )
     client = runtime(fake_bedrock)
-    text = client.converse(modelId=MODEL_ID, messages=[{"role": "user", "content": [{"text": "hi"}]}])
+    text = client.converse(
+        modelId=MODEL_ID, messages=[{"role": "user", "content": [{"text": "hi"}]}]
+    )
     assert text["output"]["message"]["content"] == [{"text": "echo: hi"}]
     assert text["stopReason"] == "end_turn" and text["usage"]["totalTokens"] == 18
     tools = client.converse(
@@ -52,7 +56,10 @@ def test_boto3_parses_converse_from_the_fake(fake_bedrock: FakeBedrock) -> None:
     assert use["name"] == "get_weather" and use["input"] == {"city": "Oslo"}
     assert tools["stopReason"] == "tool_use"
     # boto3 encodes the ':' of the model id; the fake saw the encoded path and verified it.
-    assert fake_bedrock.requests[0]["path"] == "/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse"
+    assert (
+        fake_bedrock.requests[0]["path"]
+        == "/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse"
+    )
 
 
 def test_boto3_parses_converse_stream_from_the_fake(fake_bedrock: FakeBedrock) -> None:
@@ -65,8 +72,15 @@ def test_boto3_parses_converse_stream_from_the_fake(fake_bedrock: FakeBedrock) -
     )
     kinds = [next(iter(e)) for e in events]
     assert kinds[0] == "messageStart" and kinds[-2:] == ["messageStop", "metadata"]
-    assert "".join(e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e) == "hello world"
-    assert events[-1]["metadata"]["usage"] == {"inputTokens": 11, "outputTokens": 7, "totalTokens": 18}
+    assert (
+        "".join(e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e)
+        == "hello world"
+    )
+    assert events[-1]["metadata"]["usage"] == {
+        "inputTokens": 11,
+        "outputTokens": 7,
+        "totalTokens": 18,
+    }
     tool_events = list(
         client.converse_stream(
             modelId=MODEL_ID, messages=[{"role": "user", "content": [{"text": "x"}]}]
@@ -125,7 +139,10 @@ def test_text_request_and_response_translation(fake_bedrock: FakeBedrock, aws_en
                 {"role": "system", "content": "be brief"},
                 {
                     "role": "user",
-                    "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": PNG}}],
+                    "content": [
+                        {"type": "text", "text": "look"},
+                        {"type": "image_url", "image_url": {"url": PNG}},
+                    ],
                 },
             ],
             max_tokens=50,
@@ -146,7 +163,9 @@ def test_text_request_and_response_translation(fake_bedrock: FakeBedrock, aws_en
         "stopSequences": ["END"],
     }
     image = sent["json"]["messages"][0]["content"][1]["image"]
-    assert image["format"] == "png" and base64.b64decode(image["source"]["bytes"]) == b"\x89PNG fake"
+    assert (
+        image["format"] == "png" and base64.b64decode(image["source"]["bytes"]) == b"\x89PNG fake"
+    )
     assert fake_bedrock.rejected == []
 
 
@@ -172,7 +191,9 @@ def test_tools_translate_both_ways(fake_bedrock: FakeBedrock, aws_env: None) -> 
         )
         call = first.choices[0].message.tool_calls[0]
         assert first.choices[0].finish_reason == "tool_calls"
-        assert call.function.name == "get_weather" and orjson.loads(call.function.arguments) == {"city": "Oslo"}
+        assert call.function.name == "get_weather" and orjson.loads(call.function.arguments) == {
+            "city": "Oslo"
+        }
         client.chat.completions.create(
             model="claude-haiku",
             messages=[
@@ -200,28 +221,55 @@ def test_tools_translate_both_ways(fake_bedrock: FakeBedrock, aws_env: None) -> 
     assert second_sent["messages"][1:] == [
         {
             "role": "assistant",
-            "content": [{"toolUse": {"toolUseId": call.id, "name": "get_weather", "input": {"city": "Oslo"}}}],
+            "content": [
+                {
+                    "toolUse": {
+                        "toolUseId": call.id,
+                        "name": "get_weather",
+                        "input": {"city": "Oslo"},
+                    }
+                }
+            ],
         },
-        {"role": "user", "content": [{"toolResult": {"toolUseId": call.id, "content": [{"text": "sunny"}]}}]},
+        {
+            "role": "user",
+            "content": [{"toolResult": {"toolUseId": call.id, "content": [{"text": "sunny"}]}}],
+        },
     ]
 
 
 @pytest.mark.parametrize(
     ("stop_reason", "finish"),
-    [("max_tokens", "length"), ("stop_sequence", "stop"), ("guardrail_intervened", "content_filter"), ("content_filtered", "content_filter")],
+    [
+        ("max_tokens", "length"),
+        ("stop_sequence", "stop"),
+        ("guardrail_intervened", "content_filter"),
+        ("content_filtered", "content_filter"),
+    ],
 )
-def test_stop_reasons(fake_bedrock: FakeBedrock, aws_env: None, stop_reason: str, finish: str) -> None:
+def test_stop_reasons(
+    fake_bedrock: FakeBedrock, aws_env: None, stop_reason: str, finish: str
+) -> None:
     fake_bedrock.script(ok("x", finish_reason=stop_reason))
     with bedrock_gateway(fake_bedrock) as gw:
-        reply = gw.client().chat.completions.create(model="claude-haiku", messages=[{"role": "user", "content": "a"}])
+        reply = gw.client().chat.completions.create(
+            model="claude-haiku", messages=[{"role": "user", "content": "a"}]
+        )
     assert reply.choices[0].finish_reason == finish
 
 
-def test_remote_image_urls_are_a_400_naming_the_field(fake_bedrock: FakeBedrock, aws_env: None) -> None:
+def test_remote_image_urls_are_a_400_naming_the_field(
+    fake_bedrock: FakeBedrock, aws_env: None
+) -> None:
     with bedrock_gateway(fake_bedrock) as gw, pytest.raises(openai.BadRequestError) as caught:
         gw.client().chat.completions.create(
             model="claude-haiku",
-            messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}],
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}],
+                }
+            ],
         )
     assert caught.value.body["param"] == "messages[0].content[0].image_url.url"
     assert fake_bedrock.requests == []
@@ -240,14 +288,21 @@ def test_stream_maps_events_to_chunks_with_usage(fake_bedrock: FakeBedrock, aws_
         )
     assert fake_bedrock.requests[0]["path"].endswith("/converse-stream")
     assert chunks[0].choices[0].delta.role == "assistant"
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello streaming world"
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        == "hello streaming world"
+    )
+    assert [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ] == ["stop"]
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 18
     assert len({c.id for c in chunks}) == 1
 
 
 def test_stream_tool_calls(fake_bedrock: FakeBedrock, aws_env: None) -> None:
-    fake_bedrock.script(ok(tool_calls=[{"name": "a", "arguments": {"x": 1}}, {"name": "b", "arguments": {"y": 2}}]))
+    fake_bedrock.script(
+        ok(tool_calls=[{"name": "a", "arguments": {"x": 1}}, {"name": "b", "arguments": {"y": 2}}])
+    )
     with bedrock_gateway(fake_bedrock) as gw:
         chunks = list(
             gw.client().chat.completions.create(
@@ -298,7 +353,9 @@ def test_errors_map_to_openai_statuses(
 ) -> None:
     fake_bedrock.script(*[error(status, "nope", error_type=exception_name)] * 3)
     with bedrock_gateway(fake_bedrock) as gw, pytest.raises(sdk_error) as caught:
-        gw.client().chat.completions.create(model="claude-haiku", messages=[{"role": "user", "content": "a"}])
+        gw.client().chat.completions.create(
+            model="claude-haiku", messages=[{"role": "user", "content": "a"}]
+        )
     assert caught.value.body["code"] == exception_name
     retried = status == 429
     assert len(fake_bedrock.requests) == (3 if retried else 1)
@@ -307,7 +364,9 @@ def test_errors_map_to_openai_statuses(
 def test_throttling_is_retried_then_succeeds(fake_bedrock: FakeBedrock, aws_env: None) -> None:
     fake_bedrock.script(error(429))
     with bedrock_gateway(fake_bedrock) as gw:
-        reply = gw.client().chat.completions.create(model="claude-haiku", messages=[{"role": "user", "content": "a"}])
+        reply = gw.client().chat.completions.create(
+            model="claude-haiku", messages=[{"role": "user", "content": "a"}]
+        )
     assert len(gw.sleeps) == 1  # one backoff before the retry
     assert reply.choices[0].message.content == "echo: a"
     assert len(fake_bedrock.requests) == 2
@@ -323,7 +382,9 @@ def test_requests_are_signed_with_session_token_from_the_environment(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
     monkeypatch.setenv("AWS_SESSION_TOKEN", "session-token-1")
     with bedrock_gateway(fake_bedrock) as gw:
-        gw.client().chat.completions.create(model="claude-haiku", messages=[{"role": "user", "content": "a"}])
+        gw.client().chat.completions.create(
+            model="claude-haiku", messages=[{"role": "user", "content": "a"}]
+        )
         list(
             gw.client().chat.completions.create(
                 model="claude-haiku", messages=[{"role": "user", "content": "a"}], stream=True
@@ -342,7 +403,9 @@ def test_a_wrong_secret_is_rejected_by_the_fake_and_reported_as_401(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
     with bedrock_gateway(fake_bedrock) as gw, pytest.raises(openai.AuthenticationError) as caught:
-        gw.client().chat.completions.create(model="claude-haiku", messages=[{"role": "user", "content": "a"}])
+        gw.client().chat.completions.create(
+            model="claude-haiku", messages=[{"role": "user", "content": "a"}]
+        )
     assert fake_bedrock.rejected == ["InvalidSignatureException"]
     assert "signature" in caught.value.message
 
@@ -350,7 +413,9 @@ def test_a_wrong_secret_is_rejected_by_the_fake_and_reported_as_401(
 def test_no_credentials_fail_with_the_variables_to_set(fake_bedrock: FakeBedrock) -> None:
     with bedrock_gateway(fake_bedrock) as gw:
         with pytest.raises(openai.AuthenticationError) as caught:
-            gw.client().chat.completions.create(model="claude-haiku", messages=[{"role": "user", "content": "a"}])
+            gw.client().chat.completions.create(
+                model="claude-haiku", messages=[{"role": "user", "content": "a"}]
+            )
         ready = gw.client()._client.get(gw.url + "/health/ready").json()
     assert "AWS_ACCESS_KEY_ID" in caught.value.message
     assert fake_bedrock.requests == []
@@ -369,7 +434,9 @@ def test_bedrock_throttling_fails_over_to_the_next_deployment(
         fake_bedrock.script(*[error(429)] * 3)
         config = bedrock_config(fake_bedrock)
         config["providers"]["openai"] = {"type": "openai", "api_key": "k", "base_url": fallback.url}
-        config["models"]["claude-haiku"]["deployments"].append({"provider": "openai", "model": "gpt-4o-mini"})
+        config["models"]["claude-haiku"]["deployments"].append(
+            {"provider": "openai", "model": "gpt-4o-mini"}
+        )
         with serve(config) as gw:
             reply = gw.client().chat.completions.create(
                 model="claude-haiku", messages=[{"role": "user", "content": "a"}]
@@ -379,3 +446,25 @@ def test_bedrock_throttling_fails_over_to_the_next_deployment(
         assert len(gw.sleeps) == 2  # two retries of Bedrock, then straight to the fallback
     finally:
         fallback.stop()
+
+
+def test_irsa_web_identity_keys_are_fetched_once_and_sign_every_request(
+    fake_bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("projected-service-account-jwt")
+    monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/aigw")
+    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token_file))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", fake_bedrock.url)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    with bedrock_gateway(fake_bedrock) as gw:
+        for _ in range(3):
+            gw.client().chat.completions.create(
+                model="claude-haiku", messages=[{"role": "user", "content": "a"}]
+            )
+    assert fake_bedrock.web_identity_tokens == ["projected-service-account-jwt"]
+    assert fake_bedrock.rejected == []
+    for sent in fake_bedrock.requests:
+        headers = {k.lower(): v for k, v in sent["headers"].items()}
+        assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=ASIAFAKE1/")
+        assert headers["x-amz-security-token"] == "sts-session-1"
