@@ -12,6 +12,12 @@ log = logging.getLogger("gateway_app.credentials")
 
 T = TypeVar("T")
 
+
+def now() -> float:
+    """Epoch seconds: the credentials' clock (tests replace it to move time forward)."""
+    return time.time()
+
+
 Fetch = Callable[[], Awaitable[tuple[T, float | None]]]
 """Fetches a fresh credential: ``(value, expires_at)`` (epoch seconds; None: never expires)."""
 
@@ -33,14 +39,17 @@ class RefreshingCredential(Generic[T]):
         refresh_before: float = 300.0,
         must_refresh_before: float = 60.0,
         retry_interval: float = 30.0,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._fetch = fetch
         self.refresh_before = refresh_before
         self.must_refresh_before = must_refresh_before
         self.retry_interval = retry_interval
-        self.clock = clock
+        # Looked up at call time so tests can move the module's clock.
+        self.clock = clock or (lambda: now())
         self.fetches = 0
+        # What the fetcher needs from the latest caller (e.g. the pooled HTTP client).
+        self.context: dict[str, Any] = {}
         self._value: T | None = None
         self._expires_at: float | None = None
         self._lock: asyncio.Lock | None = None

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from gateway_app import credentials
+from gateway_app.testing.azure import FakeAzureOpenAI
 from gateway_app.testing.bedrock import FakeBedrock
 
 AWS_KEY, AWS_SECRET = "AKIDFAKE", "fake-secret"
@@ -60,3 +61,31 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Static keys in the environment: the first source of the standard chain."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+
+
+@pytest.fixture(scope="session")
+def _azure() -> Iterator[FakeAzureOpenAI]:
+    with FakeAzureOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_azure(_azure: FakeAzureOpenAI) -> FakeAzureOpenAI:
+    _azure.reset()
+    _azure.issued.clear()
+    _azure.token_requests.clear()
+    _azure.token_lifetime_s = 3600
+    return _azure
+
+
+@pytest.fixture
+def workload_identity(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, fake_azure: FakeAzureOpenAI
+) -> None:
+    """The variables Azure Workload Identity's webhook injects, pointing at the fake Entra."""
+    token_file = tmp_path / "azure-identity-token"
+    token_file.write_text(fake_azure.assertion + "\n")
+    monkeypatch.setenv("AZURE_CLIENT_ID", fake_azure.client_id)
+    monkeypatch.setenv("AZURE_TENANT_ID", "tenant-1")
+    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", str(token_file))
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", fake_azure.url + "/")
