@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import os
 from datetime import UTC, datetime
+from typing import Any
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -65,12 +66,15 @@ def credential_sources() -> list[str]:
     return found
 
 
-def _resolve() -> tuple[ReadOnlyCredentials, float | None]:
+def _resolve(state: dict[str, Any]) -> tuple[ReadOnlyCredentials, float | None]:
     import botocore.session
 
-    session = botocore.session.get_session()
-    credentials = session.get_credentials()
+    credentials = state.get("credentials")
     if credentials is None:
+        # Kept across refreshes: botocore's refreshable credentials renew themselves.
+        credentials = state["credentials"] = botocore.session.get_session().get_credentials()
+    if credentials is None:
+        state.pop("credentials", None)
         raise GatewayError(
             401,
             "no AWS credentials found in the standard chain; set " + ", ".join(CHAIN_HINT),
@@ -90,14 +94,16 @@ def chain_credentials() -> RefreshingCredential[ReadOnlyCredentials]:
     they are within 15 minutes of expiry; this asks it again in the background
     from that point on, so requests never wait on STS or the metadata service.
     """
-    return credential_for(
-        ("aws-chain",),
-        lambda: RefreshingCredential(_fetch, refresh_before=900.0, must_refresh_before=300.0),
-    )
+    return credential_for(("aws-chain",), _create)
 
 
-async def _fetch() -> tuple[ReadOnlyCredentials, float | None]:
-    return await asyncio.to_thread(_resolve)
+def _create() -> RefreshingCredential[ReadOnlyCredentials]:
+    state: dict[str, Any] = {}
+
+    async def fetch() -> tuple[ReadOnlyCredentials, float | None]:
+        return await asyncio.to_thread(_resolve, state)
+
+    return RefreshingCredential(fetch, refresh_before=900.0, must_refresh_before=300.0)
 
 
 def sign(

@@ -10,6 +10,7 @@ import pytest
 from gateway_app import credentials
 from gateway_app.testing.azure import FakeAzureOpenAI
 from gateway_app.testing.bedrock import FakeBedrock
+from gateway_app.testing.vertex import FakeVertex
 
 AWS_KEY, AWS_SECRET = "AKIDFAKE", "fake-secret"
 
@@ -89,3 +90,26 @@ def workload_identity(
     monkeypatch.setenv("AZURE_TENANT_ID", "tenant-1")
     monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", str(token_file))
     monkeypatch.setenv("AZURE_AUTHORITY_HOST", fake_azure.url + "/")
+
+
+@pytest.fixture(scope="session")
+def _vertex() -> Iterator[FakeVertex]:
+    with FakeVertex() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_vertex(_vertex: FakeVertex) -> FakeVertex:
+    _vertex.reset()
+    _vertex.issued.clear()
+    _vertex.token_requests.clear()
+    _vertex.token_lifetime_s = 3600
+    return _vertex
+
+
+@pytest.fixture
+def google_adc(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, fake_vertex: FakeVertex) -> None:
+    """An ADC service-account key file whose token endpoint is the fake's."""
+    path = tmp_path / "adc.json"
+    path.write_text(fake_vertex.service_account_file())
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
