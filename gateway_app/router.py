@@ -399,8 +399,11 @@ class Router:
         include_usage = ctx.include_usage
 
         async def attempt(deployment: Deployment, timeout: float) -> ChatResult | OpenStream:
-            request = deployment.adapter.chat_request(
-                body, deployment.config, deployment.provider, stream
+            request = self._build(
+                deployment,
+                lambda: deployment.adapter.chat_request(
+                    body, deployment.config, deployment.provider, stream
+                ),
             )
             if deployment.authorize is not None:
                 request = await self._authorize(deployment, request)
@@ -422,8 +425,11 @@ class Router:
         assert body is not None
 
         async def attempt(deployment: Deployment, timeout: float) -> ChatResult:
-            request = deployment.adapter.embeddings_request(
-                body, deployment.config, deployment.provider
+            request = self._build(
+                deployment,
+                lambda: deployment.adapter.embeddings_request(
+                    body, deployment.config, deployment.provider
+                ),
             )
             if deployment.authorize is not None:
                 request = await self._authorize(deployment, request)
@@ -535,6 +541,18 @@ class Router:
                 502, error.message, type=error.type, code=error.code, param=error.param
             )
         return error
+
+    @staticmethod
+    def _build(deployment: Deployment, build: Callable[[], UpstreamRequest]) -> UpstreamRequest:
+        try:
+            return build()
+        except GatewayError as error:
+            if error.status < 500:
+                raise  # the request is at fault (a 400 naming the field)
+            # The deployment's settings are incomplete (no region, endpoint, project): fail over.
+            raise UpstreamFailure(
+                "config", error, retryable=False, failover=True, counts=False
+            ) from None
 
     async def _authorize(self, deployment: Deployment, request: UpstreamRequest) -> UpstreamRequest:
         assert deployment.authorize is not None

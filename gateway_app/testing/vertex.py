@@ -89,7 +89,9 @@ class FakeVertex(ScriptedServer):
             return False
         claims = orjson.loads(base64.urlsafe_b64decode(signed.split(".")[1] + "=="))
         # google-auth addresses every assertion to Google's token audience, whatever token_uri is.
-        return claims.get("aud") == "https://oauth2.googleapis.com/token" and bool(claims.get("scope"))
+        return claims.get("aud") == "https://oauth2.googleapis.com/token" and bool(
+            claims.get("scope")
+        )
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post(

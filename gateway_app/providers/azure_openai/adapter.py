@@ -71,10 +71,11 @@ class AzureOpenAIAdapter:
         return request
 
     def missing_credentials(self, provider: ProviderConfig) -> list[str] | None:
+        endpoint = [] if provider.base_url else ["base_url (the resource endpoint)"]
         if provider.api_key or provider.api_key_env:
-            return None  # an api-key provider: the generic api_key check applies
+            return endpoint or None  # an api-key provider: the generic api_key check applies
         missing = missing_env()
-        return [*missing, "or api_key"] if missing else None
+        return [*missing, "or api_key", *endpoint] if missing or endpoint else None
 
     def chat_response(self, raw: bytes, deployment: DeploymentConfig) -> ChatResult:
         return translate_response(raw)

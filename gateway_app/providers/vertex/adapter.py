@@ -89,9 +89,14 @@ class VertexAdapter:
         return request
 
     def missing_credentials(self, provider: ProviderConfig) -> list[str] | None:
-        if provider.api_key or provider.api_key_env:
-            return None
-        return None if adc_sources() else list(ADC_HINT)
+        project = (
+            []
+            if provider.project or os.environ.get("GOOGLE_CLOUD_PROJECT")
+            else ["GOOGLE_CLOUD_PROJECT (or `project`)"]
+        )
+        if provider.api_key or provider.api_key_env or adc_sources():
+            return project or None
+        return [*ADC_HINT, *project]
 
     def chat_response(self, raw: bytes, deployment: DeploymentConfig) -> ChatResult:
         data = translate_response(orjson.loads(raw), deployment.model)

@@ -468,3 +468,31 @@ def test_irsa_web_identity_keys_are_fetched_once_and_sign_every_request(
         headers = {k.lower(): v for k, v in sent["headers"].items()}
         assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=ASIAFAKE1/")
         assert headers["x-amz-security-token"] == "sts-session-1"
+
+
+def test_a_deployment_without_region_fails_over_and_says_what_to_set(
+    fake_bedrock: FakeBedrock, aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    fallback = FakeUpstream("openai").start()
+    try:
+        config = bedrock_config(fake_bedrock)
+        del config["providers"]["aws"]["region"]
+        with serve(config) as gw, pytest.raises(openai.APIStatusError) as caught:
+            gw.client().chat.completions.create(
+                model="claude-haiku", messages=[{"role": "user", "content": "a"}]
+            )
+        assert "set `region`" in caught.value.message
+        config["providers"]["openai"] = {"type": "openai", "api_key": "k", "base_url": fallback.url}
+        config["models"]["claude-haiku"]["deployments"].append(
+            {"provider": "openai", "model": "gpt-4o-mini"}
+        )
+        with serve(config) as gw:
+            reply = gw.client().chat.completions.create(
+                model="claude-haiku", messages=[{"role": "user", "content": "a"}]
+            )
+        assert reply.choices[0].message.content == "echo: a"
+        assert fake_bedrock.requests == []
+    finally:
+        fallback.stop()
