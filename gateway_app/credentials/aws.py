@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from pathlib import Path
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +43,21 @@ CHAIN_HINT = [
 ]
 
 
+def on_ec2() -> bool:
+    """Whether this machine is an EC2 instance (the instance role may answer)."""
+    for path, prefix in (
+        ("/sys/devices/virtual/dmi/id/board_asset_tag", "i-"),
+        ("/sys/devices/virtual/dmi/id/sys_vendor", "Amazon EC2"),
+        ("/sys/hypervisor/uuid", "ec2"),
+    ):
+        try:
+            if Path(path).read_text().strip().startswith(prefix):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def credential_sources() -> list[str]:
     """The chain's sources visible without network calls (environment and files)."""
     env = os.environ
@@ -56,6 +72,8 @@ def credential_sources() -> list[str]:
         found.append("container")
     if env.get("AWS_PROFILE"):
         found.append("profile")
+    if on_ec2():
+        found.append("instance_metadata")
     for path in (
         env.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials",
         env.get("AWS_CONFIG_FILE") or "~/.aws/config",

@@ -81,9 +81,6 @@ class VertexAdapter:
         provider: ProviderConfig,
         client: Any,
     ) -> UpstreamRequest:
-        if provider.api_key:  # Vertex express mode keys
-            request.headers["x-goog-api-key"] = provider.api_key
-            return request
         token = await adc_token().get()
         request.headers["authorization"] = f"Bearer {token}"
         return request
@@ -94,7 +91,7 @@ class VertexAdapter:
             if provider.project or os.environ.get("GOOGLE_CLOUD_PROJECT")
             else ["GOOGLE_CLOUD_PROJECT (or `project`)"]
         )
-        if provider.api_key or provider.api_key_env or adc_sources():
+        if adc_sources():
             return project or None
         return [*ADC_HINT, *project]
 

@@ -496,3 +496,18 @@ def test_a_deployment_without_region_fails_over_and_says_what_to_set(
         assert fake_bedrock.requests == []
     finally:
         fallback.stop()
+
+
+def test_inference_profile_arns_are_one_encoded_path_segment_and_signed_as_sent(
+    fake_bedrock: FakeBedrock, aws_env: None
+) -> None:
+    arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0"
+    config = bedrock_config(fake_bedrock)
+    config["models"]["claude-haiku"]["deployments"][0]["model"] = arn
+    with serve(config) as gw:
+        gw.client().chat.completions.create(
+            model="claude-haiku", messages=[{"role": "user", "content": "a"}]
+        )
+    assert fake_bedrock.rejected == []
+    assert fake_bedrock.requests[0]["model"] == arn
+    assert "inference-profile%2Fus.anthropic" in fake_bedrock.requests[0]["path"]

@@ -23,7 +23,6 @@ def uncommented_example() -> str:
 def test_uncommented_cloud_examples_parse_and_readiness_names_missing_credentials(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("gateway_app.credentials.google.on_google_cloud", lambda: False)
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     config = parse(yaml.safe_load(uncommented_example()), "example.yaml (uncommented)")

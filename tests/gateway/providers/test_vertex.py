@@ -409,7 +409,6 @@ def test_adc_token_is_fetched_once_and_refreshed_before_expiry(
 def test_missing_adc_is_reported_by_readiness_and_requests(
     fake_vertex: FakeVertex, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("gateway_app.credentials.google.on_google_cloud", lambda: False)
     with serve(vertex_config(fake_vertex)) as gw:
         ready = gw.client()._client.get(gw.url + "/health/ready").json()
         with pytest.raises(openai.AuthenticationError) as caught:
