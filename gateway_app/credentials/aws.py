@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from botocore.auth import SigV4Auth
