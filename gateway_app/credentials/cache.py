@@ -29,7 +29,9 @@ class RefreshingCredential(Generic[T]):
     caller awaits the fetch; earlier in the refresh window callers get the cached
     value while one background task fetches the next. Background attempts are at
     least ``retry_interval`` seconds apart, so a failing or unchanged source is not
-    hammered; their failures are logged and the cached value stays in use.
+    hammered; their failures are logged and the cached value stays in use. A failed
+    fetch is remembered for ``retry_interval`` seconds: callers meanwhile get the
+    same error at once instead of waiting on the source again.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class RefreshingCredential(Generic[T]):
         self._lock: asyncio.Lock | None = None
         self._background: asyncio.Task[None] | None = None
         self._last_attempt = float("-inf")
+        self._failure: tuple[float, Exception] | None = None
 
     async def get(self) -> T:
         """The current credential, fetching or scheduling a refresh when due."""
@@ -80,8 +83,19 @@ class RefreshingCredential(Generic[T]):
             # Another caller may have refreshed while this one waited for the lock.
             if self._value is not None and self._value is not stale:
                 return self._value
-            self._last_attempt = self.clock()
-            value, expires_at = await self._fetch()
+            now = self.clock()
+            failure = self._failure
+            if failure is not None and now - failure[0] < self.retry_interval:
+                # A source that just failed (no chain, token endpoint down) is not asked
+                # again by every request: they fail fast and fail over until it is due.
+                raise failure[1]
+            self._last_attempt = now
+            try:
+                value, expires_at = await self._fetch()
+            except Exception as exc:
+                self._failure = (now, exc)
+                raise
+            self._failure = None
             self.fetches += 1
             self._value, self._expires_at = value, expires_at
             return value

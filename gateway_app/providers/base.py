@@ -18,6 +18,7 @@ import orjson
 if TYPE_CHECKING:
     from gateway_app.config import DeploymentConfig, ProviderConfig
     from gateway_app.errors import GatewayError
+    from gateway_app.transport import UpstreamClient
 
 
 @dataclass(slots=True)
@@ -147,9 +148,12 @@ class CredentialedAdapter(ProviderAdapter, Protocol):
         request: UpstreamRequest,
         deployment: DeploymentConfig,
         provider: ProviderConfig,
-        client: Any,
+        client: UpstreamClient,
     ) -> UpstreamRequest:
-        """``request`` with its credentials added (raises GatewayError if none)."""
+        """``request`` with its credentials added (raises GatewayError if none).
+
+        ``client`` is the router's pooled upstream client, for token exchanges.
+        """
         ...
 
     def missing_credentials(self, provider: ProviderConfig) -> list[str] | None:

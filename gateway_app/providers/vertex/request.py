@@ -49,10 +49,8 @@ def translate_request(body: dict[str, Any], deployment: DeploymentConfig) -> dic
                     "a tool message must answer a tool call of an earlier assistant message",
                 )
             response = value if isinstance(value, dict) else {"content": value}
-            part: dict[str, Any] = {"functionResponse": {"name": name, "response": response}}
-            if call_id:
-                part["functionResponse"]["id"] = call_id
-            _append(contents, "user", [part])
+            # Matched by name and order: the ids are the gateway's when Gemini sent none.
+            _append(contents, "user", [{"functionResponse": {"name": name, "response": response}}])
 
     out: dict[str, Any] = {"contents": contents}
     if system:
@@ -106,8 +104,6 @@ def translate_request(body: dict[str, Any], deployment: DeploymentConfig) -> dic
             }
     if deployment.params.get("safety_settings"):
         out["safetySettings"] = deployment.params["safety_settings"]
-    if body.get("user"):
-        out["labels"] = {"user": str(body["user"])[:63].lower()}
     out.update(deployment.params.get("extra_body", {}))
     return out
 
@@ -190,13 +186,8 @@ def _model_parts(
         name = function.get("name") or ""
         if call.get("id"):
             names[call["id"]] = name
-        function_call: dict[str, Any] = {
-            "name": name,
-            "args": args if isinstance(args, dict) else {"value": args},
-        }
-        if call.get("id"):
-            function_call["id"] = call["id"]
-        parts.append({"functionCall": function_call})
+        args = args if isinstance(args, dict) else {"value": args}
+        parts.append({"functionCall": {"name": name, "args": args}})
     return parts
 
 

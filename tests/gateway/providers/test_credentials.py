@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from gateway_app.credentials import RefreshingCredential
 from tests.gateway.conftest import run_async
 
@@ -96,3 +98,26 @@ def test_a_failed_background_refresh_keeps_the_valid_token() -> None:
 
     assert run_async(scenario()) == ["token-1"] * 3
     assert failures == 1
+
+
+def test_a_failed_first_fetch_fails_fast_until_the_retry_interval_passed() -> None:
+    source = Source()
+    attempts = 0
+
+    async def failing() -> tuple[str, float]:
+        nonlocal attempts
+        attempts += 1
+        raise ConnectionError("no credential source")
+
+    credential = RefreshingCredential(failing, retry_interval=30, clock=source.clock)
+
+    async def scenario() -> str:
+        for _ in range(3):
+            with pytest.raises(ConnectionError):
+                await credential.get()
+        assert attempts == 1
+        credential._fetch = source.fetch
+        source.now += 31
+        return await credential.get()
+
+    assert run_async(scenario()) == "token-1"

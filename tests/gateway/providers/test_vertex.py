@@ -205,9 +205,7 @@ def test_tools_translate_both_ways(fake_vertex: FakeVertex, google_adc: None) ->
     assert second_sent["contents"][1:] == [
         {
             "role": "model",
-            "parts": [
-                {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}, "id": call.id}}
-            ],
+            "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}}],
         },
         {
             "role": "user",
@@ -216,14 +214,12 @@ def test_tools_translate_both_ways(fake_vertex: FakeVertex, google_adc: None) ->
                     "functionResponse": {
                         "name": "get_weather",
                         "response": {"sky": "clear"},
-                        "id": call.id,
                     }
                 },
                 {
                     "functionResponse": {
                         "name": "get_weather",
                         "response": {"content": "plain text"},
-                        "id": call.id,
                     }
                 },
             ],
