@@ -9,6 +9,7 @@ the binary event-stream framing (prelude, string headers, payload, CRCs).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import struct
 import zlib
@@ -267,6 +268,8 @@ class FakeBedrock(ScriptedServer):
                 assert request.transport is not None
                 request.transport.abort()
                 return response
+            if behaviour.chunk_delay and index:
+                await asyncio.sleep(behaviour.chunk_delay)
             await response.write(message)
         await response.write_eof()
         return response

@@ -511,3 +511,27 @@ def test_inference_profile_arns_are_one_encoded_path_segment_and_signed_as_sent(
     assert fake_bedrock.rejected == []
     assert fake_bedrock.requests[0]["model"] == arn
     assert "inference-profile%2Fus.anthropic" in fake_bedrock.requests[0]["path"]
+
+
+def test_throttling_inside_the_stream_before_any_event_is_retried(
+    fake_bedrock: FakeBedrock, aws_env: None
+) -> None:
+    fake_bedrock.script(ok(stream_error_after=0))
+    with bedrock_gateway(fake_bedrock) as gw:
+        chunks = list(
+            gw.client().chat.completions.create(
+                model="claude-haiku", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+        )
+        assert len(fake_bedrock.requests) == 2  # the in-stream 429 came first: retried
+        fake_bedrock.script(ok(stream_error_after=3, chunk_delay=0.05))
+        with pytest.raises(openai.APIError, match="Bedrock ThrottlingException"):
+            # Once events reached the client, a later exception ends the stream with an error.
+            list(
+                gw.client().chat.completions.create(
+                    model="claude-haiku",
+                    messages=[{"role": "user", "content": "a longer message"}],
+                    stream=True,
+                )
+            )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: hi"
