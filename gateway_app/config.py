@@ -78,12 +78,22 @@ class Price(_Model):
 class ProviderConfig(_Model):
     """Credentials and endpoint of one provider account (referenced by deployments)."""
 
-    type: str = Field(description="adapter: openai, anthropic (one folder in providers/ each)")
+    type: str = Field(
+        description="adapter: openai, anthropic, bedrock, azure_openai, vertex (a folder each)"
+    )
     api_key: str | None = None
     base_url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict, description="extra upstream headers")
     # The environment variables api_key refers to, so /health/ready can say what to set.
     api_key_env: tuple[str, ...] = ()
+    # Cloud providers (bedrock, azure_openai, vertex); deployments may override them in params.
+    region: str | None = Field(None, description="bedrock: AWS region (default AWS_REGION)")
+    project: str | None = Field(None, description="vertex: Google Cloud project id")
+    location: str | None = Field(None, description="vertex: region or `global`")
+    api_version: str | None = Field(None, description="azure_openai: the `api-version` query")
+    token_url: str | None = Field(
+        None, description="azure_openai: Entra token endpoint (default from AZURE_AUTHORITY_HOST)"
+    )
 
     @model_validator(mode="after")
     def _known_type(self) -> ProviderConfig:

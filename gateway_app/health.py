@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from gateway_app.config import GatewayConfig
+from gateway_app.providers import ADAPTERS
 
 
 class Health:
@@ -29,7 +30,16 @@ class Health:
         self.redis_ca_file = os.environ.get("AIGW_REDIS_CA_FILE") or None
         self.providers: dict[str, Any] = {}
         for name, provider in config.providers.items():
-            if provider.api_key or not provider.api_key_env:
+            # Cloud adapters detect their credential sources (environment, token files).
+            check = getattr(ADAPTERS[provider.type], "missing_credentials", None)
+            hints = check(provider) if check is not None else None
+            if hints:
+                self.providers[name] = {
+                    "status": "missing_credentials",
+                    "type": provider.type,
+                    "set": hints,
+                }
+            elif provider.api_key or not provider.api_key_env:
                 self.providers[name] = {"status": "ok", "type": provider.type}
             else:
                 self.providers[name] = {

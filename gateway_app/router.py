@@ -29,6 +29,7 @@ from gateway_app.providers import ADAPTERS, ProviderAdapter
 from gateway_app.providers.base import (
     ChatResult,
     SSEDecoder,
+    StreamDecoder,
     StreamTranslator,
     UpstreamRequest,
 )
@@ -59,9 +60,16 @@ class Deployment:
     provider: ProviderConfig
     adapter: ProviderAdapter
     id: str = ""  # unique id: circuit breaker and latency key
+    # Optional adapter extras (cloud credentials, non-SSE streams), looked up once here.
+    authorize: Callable[..., Any] | None = None
+    stream_decoder: Callable[[], Any] = SSEDecoder
+    stream_accept: str = "text/event-stream"
 
     def __post_init__(self) -> None:
         self.id = self.config.id
+        self.authorize = getattr(self.adapter, "authorize", None)
+        self.stream_decoder = getattr(self.adapter, "stream_decoder", SSEDecoder)
+        self.stream_accept = getattr(self.adapter, "stream_accept", "text/event-stream")
 
     @property
     def has_credentials(self) -> bool:
@@ -251,7 +259,7 @@ class OpenStream:
         router: Router,
         deployment: Deployment,
         response: UpstreamResponse,
-        decoder: SSEDecoder,
+        decoder: StreamDecoder,
         translator: StreamTranslator,
         first: list[bytes],
     ) -> None:
@@ -391,9 +399,14 @@ class Router:
         include_usage = ctx.include_usage
 
         async def attempt(deployment: Deployment, timeout: float) -> ChatResult | OpenStream:
-            request = deployment.adapter.chat_request(
-                body, deployment.config, deployment.provider, stream
+            request = self._build(
+                deployment,
+                lambda: deployment.adapter.chat_request(
+                    body, deployment.config, deployment.provider, stream
+                ),
             )
+            if deployment.authorize is not None:
+                request = await self._authorize(deployment, request)
             if stream:
                 return await self._open_stream(deployment, request, timeout, include_usage)
             raw = await self._post(deployment, request, timeout)
@@ -412,9 +425,14 @@ class Router:
         assert body is not None
 
         async def attempt(deployment: Deployment, timeout: float) -> ChatResult:
-            request = deployment.adapter.embeddings_request(
-                body, deployment.config, deployment.provider
+            request = self._build(
+                deployment,
+                lambda: deployment.adapter.embeddings_request(
+                    body, deployment.config, deployment.provider
+                ),
             )
+            if deployment.authorize is not None:
+                request = await self._authorize(deployment, request)
             return ChatResult(await self._post(deployment, request, timeout))
 
         return await self._run(ctx, route, attempt)
@@ -524,6 +542,34 @@ class Router:
             )
         return error
 
+    @staticmethod
+    def _build(deployment: Deployment, build: Callable[[], UpstreamRequest]) -> UpstreamRequest:
+        try:
+            return build()
+        except GatewayError as error:
+            if error.status < 500:
+                raise  # the request is at fault (a 400 naming the field)
+            # The deployment's settings are incomplete (no region, endpoint, project): fail over.
+            raise UpstreamFailure(
+                "config", error, retryable=False, failover=True, counts=False
+            ) from None
+
+    async def _authorize(self, deployment: Deployment, request: UpstreamRequest) -> UpstreamRequest:
+        assert deployment.authorize is not None
+        try:
+            return await deployment.authorize(
+                request, deployment.config, deployment.provider, self.client
+            )
+        except GatewayError as error:
+            # No usable credential is about this deployment, not the request: fail over.
+            raise UpstreamFailure(
+                "credentials",
+                error,
+                retryable=error.status >= 500,
+                failover=True,
+                counts=error.status >= 500,
+            ) from None
+
     async def _post(
         self, deployment: Deployment, request: UpstreamRequest, timeout: float
     ) -> bytes:
@@ -543,7 +589,7 @@ class Router:
         self, deployment: Deployment, request: UpstreamRequest, timeout: float, include_usage: bool
     ) -> OpenStream:
         headers = dict(request.headers)
-        headers["accept"] = "text/event-stream"
+        headers["accept"] = deployment.stream_accept
         response: UpstreamResponse | None = None
         try:
             response = await self.client.open(request.url, headers, request.body, timeout=timeout)
@@ -553,7 +599,7 @@ class Router:
                 raise UpstreamFailure.from_status(
                     deployment, response.status, raw, response.headers
                 )
-            decoder = SSEDecoder()
+            decoder = deployment.stream_decoder()
             translator = deployment.adapter.stream_translator(deployment.config, include_usage)
             first: list[bytes] = []
             async with asyncio.timeout(timeout):
@@ -609,6 +655,8 @@ class Router:
             request = deployment.adapter.chat_request(
                 body, deployment.config, deployment.provider, False
             )
+            if deployment.authorize is not None:
+                request = await self._authorize(deployment, request)
             raw = await self._post(deployment, request, deployment.config.timeout_s)
             result = deployment.adapter.chat_response(raw, deployment.config)
             entry.update(status="ok", response=result.data)

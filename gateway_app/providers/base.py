@@ -18,6 +18,7 @@ import orjson
 if TYPE_CHECKING:
     from gateway_app.config import DeploymentConfig, ProviderConfig
     from gateway_app.errors import GatewayError
+    from gateway_app.transport import UpstreamClient
 
 
 @dataclass(slots=True)
@@ -116,6 +117,47 @@ class ProviderAdapter(Protocol):
 
     def error(self, status: int, raw: bytes, headers: dict[str, str]) -> GatewayError:
         """An upstream non-2xx response as an OpenAI-shaped error."""
+        ...
+
+
+class StreamDecoder(Protocol):
+    """Splits a streamed upstream body into ``(event, data)`` pairs (SSE by default)."""
+
+    def feed(self, chunk: bytes) -> list[tuple[bytes | None, bytes]]:
+        """Complete events in ``chunk`` (plus what earlier calls left over)."""
+        ...
+
+    def close(self) -> list[tuple[bytes | None, bytes]]:
+        """An event left unterminated when the stream ended."""
+        ...
+
+
+class CredentialedAdapter(ProviderAdapter, Protocol):
+    """Optional extras of adapters whose credentials are fetched, not configured.
+
+    Cloud providers authenticate with short-lived credentials (SigV4 keys,
+    Entra and Google OAuth tokens) that are refreshed in the background; the
+    router awaits :meth:`authorize` just before sending, so a refresh never
+    blocks the event loop and a missing credential fails over like a 401.
+    Adapters may also set ``stream_accept`` (the ``accept`` header of a
+    streamed request) and ``stream_decoder`` (a non-SSE stream framing).
+    """
+
+    async def authorize(
+        self,
+        request: UpstreamRequest,
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        client: UpstreamClient,
+    ) -> UpstreamRequest:
+        """``request`` with its credentials added (raises GatewayError if none).
+
+        ``client`` is the router's pooled upstream client, for token exchanges.
+        """
+        ...
+
+    def missing_credentials(self, provider: ProviderConfig) -> list[str] | None:
+        """What to set when no credential source is present (no network calls), else None."""
         ...
 
 

@@ -1,0 +1,111 @@
+"""The Bedrock adapter object: wires the transforms, SigV4 signing and the stream framing."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import orjson
+from yarl import URL
+
+from gateway_app.credentials.aws import CHAIN_HINT, chain_credentials, credential_sources, sign
+from gateway_app.errors import GatewayError, invalid
+from gateway_app.providers.base import ChatResult, UpstreamRequest
+from gateway_app.providers.bedrock.errors import translate_error
+from gateway_app.providers.bedrock.request import translate_request
+from gateway_app.providers.bedrock.response import translate_response
+from gateway_app.providers.bedrock.stream import BedrockStream, EventStreamDecoder
+
+if TYPE_CHECKING:
+    from gateway_app.config import DeploymentConfig, ProviderConfig
+
+SERVICE = "bedrock"
+
+
+def region_of(deployment: DeploymentConfig, provider: ProviderConfig) -> str:
+    """The deployment's region: its params, the provider's, then AWS_REGION/AWS_DEFAULT_REGION."""
+    region = (
+        deployment.params.get("region")
+        or provider.region
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+    )
+    if not region:
+        raise GatewayError(
+            500,
+            f"deployment {deployment.id}: no AWS region; set `region` on the provider or "
+            "the deployment's params, or AWS_REGION",
+            code="missing_region",
+        )
+    return str(region)
+
+
+class BedrockAdapter:
+    """Bedrock Runtime's Converse and ConverseStream (``POST /model/{id}/converse[-stream]``)."""
+
+    name = "bedrock"
+    default_base_url = "https://bedrock-runtime.{region}.amazonaws.com"
+    supports_embeddings = False
+    stream_accept = "application/vnd.amazon.eventstream"
+    stream_decoder = EventStreamDecoder
+
+    def chat_request(
+        self,
+        body: dict[str, Any],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        stream: bool,
+    ) -> UpstreamRequest:
+        base = (provider.base_url or self.default_base_url).format(
+            region=region_of(deployment, provider)
+        )
+        action = "converse-stream" if stream else "converse"
+        # Model ids and ARNs hold ':' and '/': one path segment, encoded. The URL is
+        # normalised as the HTTP client will send it, because SigV4 signs the path.
+        url = str(URL(f"{base.rstrip('/')}/model/{quote(deployment.model, safe='')}/{action}"))
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        headers.update(provider.headers)
+        return UpstreamRequest(url, headers, orjson.dumps(translate_request(body, deployment)))
+
+    async def authorize(
+        self,
+        request: UpstreamRequest,
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        client: Any,
+    ) -> UpstreamRequest:
+        credentials = await chain_credentials().get()
+        request.headers = sign(
+            "POST",
+            request.url,
+            request.headers,
+            request.body,
+            credentials,
+            SERVICE,
+            region_of(deployment, provider),
+        )
+        return request
+
+    def missing_credentials(self, provider: ProviderConfig) -> list[str] | None:
+        # The instance role cannot be seen without a network call: readiness says
+        # "missing" and requests still try the whole chain (in a worker thread).
+        return None if credential_sources() else list(CHAIN_HINT)
+
+    def chat_response(self, raw: bytes, deployment: DeploymentConfig) -> ChatResult:
+        data = translate_response(orjson.loads(raw), deployment.model)
+        return ChatResult(orjson.dumps(data), data)
+
+    def stream_translator(self, deployment: DeploymentConfig, include_usage: bool) -> BedrockStream:
+        return BedrockStream(deployment.model, include_usage)
+
+    def embeddings_request(
+        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
+    ) -> UpstreamRequest:
+        raise invalid("model", "this model's provider (Bedrock Converse) has no embeddings API")
+
+    def error(self, status: int, raw: bytes, headers: dict[str, str]) -> GatewayError:
+        return translate_error(status, raw, headers)
+
+
+ADAPTER = BedrockAdapter()

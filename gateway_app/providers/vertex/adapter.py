@@ -1,0 +1,114 @@
+"""The Vertex AI adapter object: regional URLs, ADC bearer tokens, transforms."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import orjson
+
+from gateway_app.credentials.google import ADC_HINT, adc_sources, adc_token
+from gateway_app.errors import GatewayError, invalid
+from gateway_app.providers.base import ChatResult, UpstreamRequest
+from gateway_app.providers.vertex.errors import translate_error
+from gateway_app.providers.vertex.request import translate_request
+from gateway_app.providers.vertex.response import translate_response
+from gateway_app.providers.vertex.stream import VertexStream
+
+if TYPE_CHECKING:
+    from gateway_app.config import DeploymentConfig, ProviderConfig
+
+DEFAULT_LOCATION = "global"
+
+
+def model_url(deployment: DeploymentConfig, provider: ProviderConfig, stream: bool) -> str:
+    """``.../v1/projects/{p}/locations/{l}/publishers/google/models/{m}:{method}``."""
+    params = deployment.params
+    project = params.get("project") or provider.project or os.environ.get("GOOGLE_CLOUD_PROJECT")
+    if not project:
+        raise GatewayError(
+            500,
+            f"deployment {deployment.id}: no Google Cloud project; set `project` on the "
+            "provider or the deployment's params, or GOOGLE_CLOUD_PROJECT",
+            code="missing_project",
+        )
+    location = (
+        params.get("location")
+        or provider.location
+        or os.environ.get("GOOGLE_CLOUD_LOCATION")
+        or DEFAULT_LOCATION
+    )
+    host = (
+        "https://aiplatform.googleapis.com"
+        if location == "global"
+        else f"https://{location}-aiplatform.googleapis.com"
+    )
+    base = (provider.base_url or host).rstrip("/")
+    model = deployment.model
+    if not model.startswith("publishers/"):
+        model = f"publishers/google/models/{quote(model, safe='')}"
+    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    return f"{base}/v1/projects/{project}/locations/{location}/{model}:{method}"
+
+
+class VertexAdapter:
+    """Vertex AI's Gemini ``generateContent`` / ``streamGenerateContent``."""
+
+    name = "vertex"
+    default_base_url = "https://aiplatform.googleapis.com"
+    supports_embeddings = False
+
+    def chat_request(
+        self,
+        body: dict[str, Any],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        stream: bool,
+    ) -> UpstreamRequest:
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        headers.update(provider.headers)
+        return UpstreamRequest(
+            model_url(deployment, provider, stream),
+            headers,
+            orjson.dumps(translate_request(body, deployment)),
+        )
+
+    async def authorize(
+        self,
+        request: UpstreamRequest,
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        client: Any,
+    ) -> UpstreamRequest:
+        token = await adc_token().get()
+        request.headers["authorization"] = f"Bearer {token}"
+        return request
+
+    def missing_credentials(self, provider: ProviderConfig) -> list[str] | None:
+        project = (
+            []
+            if provider.project or os.environ.get("GOOGLE_CLOUD_PROJECT")
+            else ["GOOGLE_CLOUD_PROJECT (or `project`)"]
+        )
+        if adc_sources():
+            return project or None
+        return [*ADC_HINT, *project]
+
+    def chat_response(self, raw: bytes, deployment: DeploymentConfig) -> ChatResult:
+        data = translate_response(orjson.loads(raw), deployment.model)
+        return ChatResult(orjson.dumps(data), data)
+
+    def stream_translator(self, deployment: DeploymentConfig, include_usage: bool) -> VertexStream:
+        return VertexStream(deployment.model, include_usage)
+
+    def embeddings_request(
+        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
+    ) -> UpstreamRequest:
+        raise invalid("model", "this model's provider (Vertex AI Gemini) has no embeddings here")
+
+    def error(self, status: int, raw: bytes, headers: dict[str, str]) -> GatewayError:
+        return translate_error(status, raw, headers)
+
+
+ADAPTER = VertexAdapter()

@@ -1,0 +1,250 @@
+"""A fake Vertex AI (Gemini ``generateContent``/``streamGenerateContent``) and OAuth token endpoint.
+
+Requests need a bearer token this fake's ``/token`` endpoint issued (the
+JWT-bearer grant a service-account ADC file performs; the assertion's RS256
+signature is verified against the key of :meth:`service_account_file`) or one
+of ``static_tokens``. ``ok(finish_reason="SAFETY")`` sends a Gemini finish reason;
+``error(200, error_type="prompt_blocked")`` a blocked prompt (no candidates,
+``promptFeedback.blockReason``); ``error(status)`` Google's error shape.
+Streams are SSE (``alt=sse``) of whole ``GenerateContentResponse`` objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway_app.testing.fakes import Behaviour
+from gateway_app.testing.server import ScriptedServer, last_text
+
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+class FakeVertex(ScriptedServer):
+    """Vertex AI's Gemini endpoints plus Google's OAuth token endpoint, on loopback."""
+
+    name = "vertex"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token_lifetime_s = 3600
+        self.issued: list[str] = []
+        self.static_tokens = {"test-token"}
+        self.token_requests: list[dict[str, str]] = []
+        self.service_account_key: Any = None  # an RSA public key: JWT assertions must verify
+
+    def service_account_file(self, email: str = "gateway@proj-1.iam.gserviceaccount.com") -> str:
+        """A service-account key file (JSON) whose ``token_uri`` is this fake's."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.service_account_key = key.public_key()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        return orjson.dumps(
+            {
+                "type": "service_account",
+                "project_id": "proj-1",
+                "private_key_id": "fake-key-1",
+                "private_key": pem,
+                "client_email": email,
+                "client_id": "1234567890",
+                "token_uri": self.url + "/token",
+            }
+        ).decode()
+
+    def _assertion_ok(self, assertion: str) -> bool:
+        import base64
+
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        if self.service_account_key is None or assertion.count(".") != 2:
+            return False
+        signed, _, signature = assertion.rpartition(".")
+        try:
+            self.service_account_key.verify(
+                base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)),
+                signed.encode(),
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
+        except (InvalidSignature, ValueError):
+            return False
+        claims = orjson.loads(base64.urlsafe_b64decode(signed.split(".")[1] + "=="))
+        # google-auth addresses every assertion to Google's token audience, whatever token_uri is.
+        return claims.get("aud") == "https://oauth2.googleapis.com/token" and bool(
+            claims.get("scope")
+        )
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post(
+            "/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{call}",
+            self._generate,
+        )
+        app.router.add_post("/token", self._token)
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        self.token_requests.append(form)
+        if form.get(
+            "grant_type"
+        ) != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not self._assertion_ok(
+            form.get("assertion", "")
+        ):
+            return web.json_response(
+                {"error": "invalid_grant", "error_description": "Bad Request"}, status=400
+            )
+        token = f"ya29.fake-{len(self.issued) + 1}"
+        self.issued.append(token)
+        return web.json_response(
+            {
+                "access_token": token,
+                "expires_in": self.token_lifetime_s,
+                "token_type": "Bearer",
+                "scope": "https://www.googleapis.com/auth/cloud-platform",
+            }
+        )
+
+    @staticmethod
+    def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+        name = STATUS_NAMES.get(status, "UNKNOWN")
+        return web.json_response(
+            {"error": {"code": status, "message": message, "status": name}},
+            status=status,
+            headers=headers,
+        )
+
+    async def _generate(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json(loads=orjson.loads)
+        model, _, method = request.match_info["call"].partition(":")
+        self.requests.append(
+            {
+                "path": request.path,
+                "query": dict(request.query),
+                "project": request.match_info["project"],
+                "location": request.match_info["location"],
+                "model": model,
+                "method": method,
+                "headers": dict(request.headers),
+                "json": body,
+            }
+        )
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if token not in self.issued and token not in self.static_tokens:
+            return self._error(
+                401,
+                "Request had invalid authentication credentials. Expected OAuth 2 access token.",
+            )
+        behaviour: Behaviour = self.next_behaviour()
+        if behaviour.status >= 300:
+            headers = dict(behaviour.headers)
+            if behaviour.retry_after is not None:
+                headers["retry-after"] = behaviour.retry_after
+            return self._error(behaviour.status, behaviour.message or "fake error", headers)
+        prompt, completion = behaviour.usage
+        usage = {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": completion,
+            "totalTokenCount": prompt + completion,
+            "trafficType": "ON_DEMAND",
+        }
+        if behaviour.error_type == "prompt_blocked":
+            blocked = {
+                "promptFeedback": {"blockReason": "SAFETY", "blockReasonMessage": "blocked"},
+                "usageMetadata": usage,
+                "modelVersion": model,
+            }
+            return await self._send(request, method, [blocked])
+        texts = [
+            part["text"]
+            for content in body.get("contents", [])
+            if content.get("role") == "user"
+            for part in content.get("parts", [])
+            if "text" in part
+        ]
+        text = behaviour.content if behaviour.content is not None else last_text(texts)
+        calls = [
+            {"functionCall": {"name": c["name"], "args": c.get("arguments", {})}}
+            for c in behaviour.tool_calls or []
+        ]
+        finish = behaviour.finish_reason or "STOP"
+        candidates = (body.get("generationConfig") or {}).get("candidateCount", 1)
+        if method == "generateContent":
+            response = {
+                "candidates": [
+                    {
+                        "index": i,
+                        "content": {
+                            "role": "model",
+                            "parts": calls or [{"text": text if i == 0 else f"{text} #{i}"}],
+                        },
+                        "finishReason": finish,
+                        "safetyRatings": [
+                            {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"}
+                        ],
+                    }
+                    for i in range(candidates)
+                ],
+                "usageMetadata": usage,
+                "modelVersion": model,
+                "createTime": "2026-01-01T00:00:00.000000Z",
+                "responseId": "fake-response-id",
+            }
+            return await self._send(request, method, [response])
+        chunks: list[dict[str, Any]] = []
+        pieces = [text[i : i + 6] for i in range(0, len(text), 6)] if not calls else []
+        for piece in pieces:
+            chunks.append(
+                {"candidates": [{"content": {"role": "model", "parts": [{"text": piece}]}}]}
+            )
+        if calls:
+            chunks.append({"candidates": [{"content": {"role": "model", "parts": calls}}]})
+        chunks.append(
+            {
+                "candidates": [
+                    {"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": finish}
+                ],
+                "usageMetadata": usage,
+            }
+        )
+        for chunk in chunks:
+            chunk["modelVersion"] = model
+            chunk["responseId"] = "fake-response-id"
+        return await self._send(request, method, chunks, behaviour.drop_after_events)
+
+    @staticmethod
+    async def _send(
+        request: web.Request,
+        method: str,
+        chunks: list[dict[str, Any]],
+        drop_after: int | None = None,
+    ) -> web.StreamResponse:
+        if method == "generateContent":
+            return web.json_response(chunks[0])
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for index, chunk in enumerate(chunks):
+            if drop_after is not None and index >= drop_after:
+                assert request.transport is not None
+                request.transport.abort()
+                return response
+            await response.write(b"data: " + orjson.dumps(chunk) + b"\r\n\r\n")
+        await response.write_eof()
+        return response
