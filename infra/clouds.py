@@ -69,5 +69,11 @@ def gateway_identity(cloud: Cloud, config: StackConfig, footprint: CloudFootprin
 def gateway_image(
     cloud: Cloud, config: StackConfig, footprint: CloudFootprint
 ) -> pulumi.Input[str] | None:
-    """The image the gateway runs on ``cloud``; ``None`` means ``ai-gateway:gateway.image``."""
-    return None
+    """The image the gateway runs on ``cloud`` (``infra.<cloud>.registry.build``).
+
+    ``None`` means the published ``ai-gateway:gateway.image``; with
+    ``gateway.buildImage`` on, the reference (by digest) of the image built and
+    pushed to the cloud's registry.
+    """
+    module = importlib.import_module(f"infra.{cloud.value}.registry")
+    return module.build(config, footprint)

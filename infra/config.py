@@ -1010,6 +1010,24 @@ class GatewayConfig(_Model):
         default="ghcr.io/example/ai-gateway:0.1.0",
         description="Published gateway image reference (tag or digest).",
     )
+    build_image: bool = Field(
+        default=False,
+        description=(
+            "Build gateway_app/Dockerfile (context: the repository root) and push it to a registry "
+            "in each enabled cloud (ECR, ACR, Artifact Registry), tagged with `image`'s tag, "
+            "instead of pulling `image`. Off by default: a published, tested image needs no Docker "
+            "engine in the deploy job. The deploy job must be logged in to ACR (`az acr login`)."
+        ),
+    )
+    registry_keep_images: int = Field(
+        default=30,
+        ge=1,
+        le=1000,
+        description=(
+            "Gateway images each cloud registry keeps (newest first) when `buildImage` is on; "
+            "older ones are deleted by the registry's lifecycle / cleanup policy."
+        ),
+    )
     replicas: int = Field(
         default=1,
         ge=1,

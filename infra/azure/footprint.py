@@ -169,6 +169,7 @@ class Footprint(pulumi.ComponentResource):
             "clusterIdentityPrincipalId": cluster.cluster_identity_principal_id,
             "vnetId": net.vnet_id,
             "nodeSubnetId": net.node_subnet_id,
+            "egressIp": net.egress_ip,
         }
         self.register_outputs(
             {

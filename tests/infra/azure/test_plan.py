@@ -503,6 +503,7 @@ def test_footprint_hands_over_secret_connection_strings_and_the_extras(
             "clusterIdentityPrincipalId",
             "vnetId",
             "nodeSubnetId",
+            "egressIp",
         )
     } == {
         "oidcIssuerUrl": aks.outputs["oidcIssuerProfile"]["issuerURL"],
@@ -512,6 +513,7 @@ def test_footprint_hands_over_secret_connection_strings_and_the_extras(
         "clusterIdentityPrincipalId": identity.outputs["principalId"],
         "vnetId": plan.one(f"{AZ}:network:VirtualNetwork").id,
         "nodeSubnetId": _subnet(plan, "nodes").id,
+        "egressIp": plan.one(f"{AZ}:network:PublicIPAddress").outputs["ipAddress"],
     }
     assert outputs["clusterName"] == aks.outputs["name"]
     assert outputs["oidcIssuerUrl"].startswith("https://")

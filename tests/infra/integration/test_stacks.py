@@ -9,8 +9,6 @@ global layer in front of every cloud's endpoint, and what the stack exports.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -21,6 +19,7 @@ from infra.k8s.ingress import ROUTE53_SOLVER_SUBJECT
 from infra.offline import Plan, RecordedResource, Secret
 from infra.offline.engine import reveal
 from tests.infra.conftest import STACKS
+from tests.infra.integration.leaks import assert_no_secret_leaks
 
 SUBJECT = service_account_subject()
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -71,37 +70,6 @@ def gateway_service_account(plan: Plan, cloud: str) -> RecordedResource:
         if r.type == SERVICE_ACCOUNT and r.get("metadata.name") == "ai-gateway"
     ]
     return account
-
-
-def secret_values(value: Any, inside: bool = False) -> Iterator[str]:
-    """String leaves under a Secret wrapper, long enough to be credentials.
-
-    Short secret leaves (a namespace name inside a secret kubeconfig) would
-    match innocent text; passwords, keys and tokens here are 16+ characters.
-    """
-    if isinstance(value, Secret):
-        yield from secret_values(value.value, True)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from secret_values(item, inside)
-    elif isinstance(value, list):
-        for item in value:
-            yield from secret_values(item, inside)
-    elif inside and isinstance(value, str) and len(value) >= 16:
-        yield value
-
-
-def plain_strings(value: Any) -> Iterator[str]:
-    if isinstance(value, Secret):
-        return
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from plain_strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from plain_strings(item)
-    elif isinstance(value, str):
-        yield value
 
 
 @pytest.fixture(params=STACKS)
@@ -383,20 +351,4 @@ def test_outputs_name_every_cloud_and_keep_kubeconfigs_secret(plan: Plan) -> Non
 
 
 def test_no_secret_value_in_a_config_map_or_a_plain_export(plan: Plan) -> None:
-    secrets = {
-        value
-        for r in plan.resources
-        for value in [*secret_values(r.inputs), *secret_values(r.outputs)]
-    }
-    secrets |= set(secret_values(plan.outputs))
-    assert secrets, "the plan must hold secrets (passwords, keys) for this test to mean anything"
-    config_maps = plan.of_type("kubernetes:core/v1:ConfigMap")
-    assert len(config_maps) >= len(enabled(plan))
-    for config_map in config_maps:
-        assert not any(isinstance(v, Secret) for v in config_map.inputs.values())
-        for text in plain_strings(config_map.inputs):
-            leaked = [s for s in secrets if s in text]
-            assert not leaked, f"{config_map.name} holds a secret value"
-    for key, value in plan.outputs.items():
-        for text in plain_strings(value):
-            assert not [s for s in secrets if s in text], f"output {key} holds a secret value"
+    assert_no_secret_leaks(plan)
