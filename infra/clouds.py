@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import pulumi
 
 from infra.config import Cloud, StackConfig
+
+if TYPE_CHECKING:
+    from infra.k8s.gateway import WorkloadIdentity
 
 
 @dataclass
@@ -56,7 +59,16 @@ def build(cloud: Cloud, config: StackConfig) -> CloudFootprint:
     return module.build(config)
 
 
-def gateway_identity(cloud: Cloud, config: StackConfig, footprint: CloudFootprint) -> Any:
+class GatewayIdentity(Protocol):
+    """What every cloud's ``ai-gateway:<cloud>:GatewayIdentity`` gives the gateway."""
+
+    workload_identity: WorkloadIdentity
+    """The ServiceAccount annotations (and pod labels, egress) binding pods to the identity."""
+
+
+def gateway_identity(
+    cloud: Cloud, config: StackConfig, footprint: CloudFootprint
+) -> GatewayIdentity:
     """The gateway's cloud identity on ``cloud`` (``infra.<cloud>.identity.build``).
 
     The returned component's ``workload_identity`` is what the gateway's
