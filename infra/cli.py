@@ -117,8 +117,7 @@ def cloud_of(plan: Plan, resource: RecordedResource) -> str:
     """The cloud a resource belongs to: its own package, or its cloud component's.
 
     Kubernetes objects and random passwords are grouped under the cloud whose
-    component owns them (or, outside any cloud component, whose component owns
-    their kube provider), so a cloud's section shows everything deployed for it.
+    component owns them, so a cloud's section shows everything deployed for it.
     """
     lineage = (resource, *plan.ancestors(resource))
     # The global layer runs on AWS (Route 53) but serves every cloud: show it apart.
@@ -132,25 +131,7 @@ def cloud_of(plan: Plan, resource: RecordedResource) -> str:
             return parts[0]
         if parts[0] == "azure-native":
             return "azure"
-    # A Kubernetes object outside any cloud component belongs to the cloud whose
-    # component owns its kube provider (the cluster it is deployed into).
-    for candidate in lineage:
-        owner = _provider_of(plan, candidate)
-        if owner is not None and owner is not resource:
-            cloud = cloud_of(plan, owner)
-            if cloud in _CLOUDS:
-                return cloud
     return "global" if not resource.type.startswith("pulumi:providers:") else "providers"
-
-
-def _provider_of(plan: Plan, resource: RecordedResource) -> RecordedResource | None:
-    """The recorded provider resource a resource is deployed with, if any."""
-    if not resource.provider:
-        return None
-    try:
-        return plan.by_urn(resource.provider.rsplit("::", 1)[0])
-    except LookupError:
-        return None
 
 
 def render_plan(plan: Plan) -> str:
