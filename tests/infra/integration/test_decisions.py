@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,8 @@ from infra.cli import render_plan
 from infra.config import ConfigError, parse
 from infra.gcp.identity import workload_identity_member
 from infra.global_lb import certificate_solver_policy
-from infra.offline import Plan
+from infra.offline import Plan, record
+from tests.infra.conftest import ROOT
 
 SUB = "00000000-0000-4000-8000-000000000001"
 OPENAI = (
@@ -179,3 +181,29 @@ def test_plan_shows_each_gateway_under_its_cloud_and_the_global_layer_apart(
             )
         assert "ai-gateway:global:DnsZone global-dns" in sections["global"]
         assert "ai-gateway:global:Route53GlobalEndpoint global" in sections["global"]
+
+
+# ------------------------------------------------------- zone first, configured zone
+
+ZONE_FIRST = Path(__file__).parents[1] / "fixtures" / "zone_first_program" / "__main__.py"
+
+
+def test_a_configured_zone_is_used_by_solvers_and_records_without_creating_one() -> None:
+    existing = "Z0EXISTING1234567"
+    plan = record(
+        "dev",
+        project_dir=ROOT,
+        program=ZONE_FIRST,
+        config={"ai-gateway:dns": {"domain": "ai.example.com", "hostedZoneId": existing}},
+    )
+    assert plan.of_type("aws:route53/zone:Zone") == []
+    assert plan.outputs["dnsZoneId"] == existing
+    assert plan.outputs["dnsNameServers"] == []
+    assert {r.get("zoneId") for r in plan.of_type("aws:route53/record:Record")} == {existing}
+    policies = plan.of_type("aws:iam/rolePolicy:RolePolicy")
+    assert len(policies) == 3
+    for policy in policies:
+        assert f"hostedzone/{existing}" in policy.get("policy")
+    # One IAM provider and region for the whole layer: the zone's us-east-1 provider.
+    providers = plan.of_type("pulumi:providers:aws")
+    assert [p.get("region") for p in providers] == ["us-east-1"]
