@@ -59,7 +59,7 @@ def build(cloud: Cloud, config: StackConfig) -> CloudFootprint:
     return module.build(config)
 
 
-class GatewayIdentity(Protocol):
+class CloudIdentity(Protocol):
     """What every cloud's ``ai-gateway:<cloud>:GatewayIdentity`` gives the gateway."""
 
     workload_identity: WorkloadIdentity
@@ -68,7 +68,7 @@ class GatewayIdentity(Protocol):
 
 def gateway_identity(
     cloud: Cloud, config: StackConfig, footprint: CloudFootprint
-) -> GatewayIdentity:
+) -> CloudIdentity:
     """The gateway's cloud identity on ``cloud`` (``infra.<cloud>.identity.build``).
 
     The returned component's ``workload_identity`` is what the gateway's
