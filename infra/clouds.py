@@ -66,9 +66,7 @@ class CloudIdentity(Protocol):
     """The ServiceAccount annotations (and pod labels, egress) binding pods to the identity."""
 
 
-def gateway_identity(
-    cloud: Cloud, config: StackConfig, footprint: CloudFootprint
-) -> CloudIdentity:
+def gateway_identity(cloud: Cloud, config: StackConfig, footprint: CloudFootprint) -> CloudIdentity:
     """The gateway's cloud identity on ``cloud`` (``infra.<cloud>.identity.build``).
 
     The returned component's ``workload_identity`` is what the gateway's
