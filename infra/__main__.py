@@ -2,22 +2,75 @@
 
 Reads as the deployment does: the stack config is validated first (a bad value
 stops here, before any resource exists), the tag transform is registered so
-every later resource is tagged, then each enabled cloud's footprint is built
-through the same small contract.
+every later resource is tagged. Then:
+
+1. the global DNS zone, first, because every cluster's cert-manager needs it
+   (and a role to answer DNS-01 challenges in it) before its certificate;
+2. per enabled cloud, through the same small contract: the footprint (network,
+   cluster, Redis, PostgreSQL), the gateway's workload identity, the image
+   (published, or built and pushed to the cloud's registry), and the gateway
+   on the cluster through the cloud's kube provider;
+3. the global records and health checks in front of every cloud's endpoint;
+4. the stack outputs.
 """
 
 import pulumi
 
-from infra import clouds, config, tags
+from infra import clouds, config, global_lb, tags
+from infra.global_lb import CloudEndpoint
+from infra.k8s.gateway import GatewayDeployment, GatewayDeploymentArgs, shared_admin_key
+from infra.k8s.ingress import Route53Solver
+from infra.outputs import export_stack_outputs
 
 stack_config = config.load()
 tags.register(stack_config)
+secrets = config.secret_settings()
+admin_key = shared_admin_key(secrets)
+zone = global_lb.build_global_zone(stack_config.dns, stack_config.name_prefix)
 
-footprints = {
-    cloud: footprint
-    for cloud in stack_config.enabled_clouds
-    if (footprint := clouds.build(cloud, stack_config)) is not None
-}
+footprints: dict[config.Cloud, clouds.CloudFootprint] = {}
+gateways: dict[config.Cloud, GatewayDeployment] = {}
+for cloud in stack_config.enabled_clouds:
+    footprint = footprints[cloud] = clouds.build(cloud, stack_config)
+    identity = clouds.gateway_identity(cloud, stack_config, footprint)
+    image = clouds.gateway_image(cloud, stack_config, footprint)
+    solver = Route53Solver(
+        region=global_lb.GLOBAL_REGION,
+        hosted_zone_id=zone.zone_id,
+        role_arn=zone.certificate_solver_role(
+            cloud, footprint.oidc_issuer_url, footprint.extras.get("oidcProviderArn")
+        ),
+    )
+    gateways[cloud] = GatewayDeployment(
+        f"gateway-{cloud.value}",
+        GatewayDeploymentArgs.from_config(
+            stack_config,
+            cloud,
+            redis_url=footprint.redis_url,
+            postgres_dsn=footprint.postgres_dsn,
+            redis_ca_cert=footprint.redis_ca_cert,
+            admin_key=admin_key,
+            secrets=secrets,
+            dns01_solver=solver,
+            data_store_cidrs=footprint.data_store_cidrs,
+            redis_port=footprint.redis_port,
+            workload_identity=identity.workload_identity,
+            load_balancer_annotations=footprint.load_balancer_annotations,
+            image=image,
+        ),
+        # Under the cloud's footprint: the cloud owns its gateway (and `aigw plan`
+        # shows it there); the kube provider deploys it into that cloud's cluster.
+        opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.kube_provider),
+    )
+    pulumi.export(f"{cloud.value}Endpoint", gateways[cloud].endpoint)
+
+global_endpoint = global_lb.build_global_endpoint(
+    stack_config.dns,
+    [CloudEndpoint(c, gateways[c].endpoint, footprints[c].region) for c in footprints],
+    name_prefix=stack_config.name_prefix,
+    zone=zone,
+)
 
 pulumi.export("environment", stack_config.environment.value)
 pulumi.export("enabledClouds", [cloud.value for cloud in footprints])
+export_stack_outputs(footprints, global_endpoint)

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import pulumi
 
 from infra.config import Cloud, StackConfig
+
+if TYPE_CHECKING:
+    from infra.k8s.gateway import WorkloadIdentity
 
 
 @dataclass
@@ -23,7 +27,8 @@ class CloudFootprint:
 
     ``redis_url`` and ``postgres_dsn`` are secret Outputs (they embed
     credentials); ``kubeconfig`` is secret too. ``kube_provider`` deploys into
-    the cluster in the same ``pulumi up``.
+    the cluster in the same ``pulumi up``. ``provider`` is the footprint's
+    explicit cloud provider: the gateway's identity and registry use it too.
     """
 
     cloud: Cloud
@@ -34,17 +39,51 @@ class CloudFootprint:
     kube_provider: pulumi.ProviderResource
     redis_url: pulumi.Output[str]
     postgres_dsn: pulumi.Output[str]
+    oidc_issuer_url: pulumi.Output[str] | None = None
+    """The cluster's service-account token issuer (https URL), trusted by cloud identities."""
+    provider: pulumi.ProviderResource | None = None
+    """The cloud's explicit provider, for the per-cloud resources built beside the footprint."""
+    data_store_cidrs: list[pulumi.Input[str]] = field(default_factory=list)
+    """Private CIDRs holding Redis and PostgreSQL: the gateway's NetworkPolicy egress targets."""
+    redis_port: int = 6379
+    """Redis's TLS port: 6379 ElastiCache, 10000 Azure Managed Redis, 6378 Memorystore."""
+    load_balancer_annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Annotations of the cluster's public LoadBalancer Service for this cloud's load balancer."""
     redis_ca_cert: pulumi.Output[str] | None = None
     extras: dict[str, pulumi.Output] = field(default_factory=dict)
 
 
-def build(cloud: Cloud, config: StackConfig) -> CloudFootprint | None:
+def build(cloud: Cloud, config: StackConfig) -> CloudFootprint:
     """Build one enabled cloud's footprint through its package's ``footprint.build``."""
-    try:
-        module = importlib.import_module(f"infra.{cloud.value}.footprint")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"infra.{cloud.value}" and exc.name != f"infra.{cloud.value}.footprint":
-            raise
-        pulumi.log.warn(f"{cloud.value}: no footprint component in this version; skipped")
-        return None
+    module = importlib.import_module(f"infra.{cloud.value}.footprint")
     return module.build(config)
+
+
+class CloudIdentity(Protocol):
+    """What every cloud's ``ai-gateway:<cloud>:GatewayIdentity`` gives the gateway."""
+
+    workload_identity: WorkloadIdentity
+    """The ServiceAccount annotations (and pod labels, egress) binding pods to the identity."""
+
+
+def gateway_identity(cloud: Cloud, config: StackConfig, footprint: CloudFootprint) -> CloudIdentity:
+    """The gateway's cloud identity on ``cloud`` (``infra.<cloud>.identity.build``).
+
+    The returned component's ``workload_identity`` is what the gateway's
+    ServiceAccount carries (:class:`infra.k8s.gateway.WorkloadIdentity`).
+    """
+    module = importlib.import_module(f"infra.{cloud.value}.identity")
+    return module.build(config, footprint)
+
+
+def gateway_image(
+    cloud: Cloud, config: StackConfig, footprint: CloudFootprint
+) -> pulumi.Input[str] | None:
+    """The image the gateway runs on ``cloud`` (``infra.<cloud>.registry.build``).
+
+    ``None`` means the published ``ai-gateway:gateway.image``; with
+    ``gateway.buildImage`` on, the reference (by digest) of the image built and
+    pushed to the cloud's registry.
+    """
+    module = importlib.import_module(f"infra.{cloud.value}.registry")
+    return module.build(config, footprint)

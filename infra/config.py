@@ -369,6 +369,15 @@ class AwsConfig(_CloudConfig):
     node_instance_type: str = Field(
         default="t3.large", description="EC2 instance type of the EKS managed node group."
     )
+    bedrock_model_ids: list[str] = Field(
+        default_factory=lambda: ["*"],
+        min_length=1,
+        description=(
+            "Bedrock models the gateway's IAM role may invoke in the region (foundation-model "
+            "and inference-profile ids or patterns, for example anthropic.claude-*). `*` "
+            "allows every model of the region; narrow it to what the gateway routes to."
+        ),
+    )
     redis_node_type: str = Field(default="cache.t4g.small", description="ElastiCache node type.")
     postgres_instance_class: str = Field(default="db.t4g.medium", description="RDS instance class.")
     postgres_storage_gb: int = Field(
@@ -569,6 +578,18 @@ class AzureConfig(_CloudConfig):
         description=(
             "Zones the AKS node pools span and PostgreSQL's primary and standby use; all three "
             "so a zone outage leaves nodes running. Use [] only in a region without zones."
+        ),
+    )
+    openai_account_id: str | None = Field(
+        default=None,
+        pattern=(
+            r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/"
+            r"Microsoft\.CognitiveServices/accounts/[^/]+$"
+        ),
+        description=(
+            "Resource id of the Azure OpenAI account the gateway calls; its managed identity "
+            "gets `Cognitive Services OpenAI User` on that account only. Unset: on the "
+            "footprint's resource group (where no OpenAI account lives unless you add one)."
         ),
     )
     pod_cidr: str = Field(
@@ -988,6 +1009,24 @@ class GatewayConfig(_Model):
     image: str = Field(
         default="ghcr.io/example/ai-gateway:0.1.0",
         description="Published gateway image reference (tag or digest).",
+    )
+    build_image: bool = Field(
+        default=False,
+        description=(
+            "Build gateway_app/Dockerfile (context: the repository root) and push it to a registry "
+            "in each enabled cloud (ECR, ACR, Artifact Registry), tagged with `image`'s tag, "
+            "instead of pulling `image`. Off by default: a published, tested image needs no Docker "
+            "engine in the deploy job. The deploy job must be logged in to ACR (`az acr login`)."
+        ),
+    )
+    registry_keep_images: int = Field(
+        default=30,
+        ge=1,
+        le=1000,
+        description=(
+            "Gateway images each cloud registry keeps (newest first) when `buildImage` is on; "
+            "older ones are deleted by the registry's lifecycle / cleanup policy."
+        ),
     )
     replicas: int = Field(
         default=1,

@@ -42,7 +42,10 @@ from typing import Any, Protocol, runtime_checkable
 import pulumi
 import pulumi_aws as aws
 
+from infra.aws.decisions import aws_name
+from infra.aws.identity import STS_AUDIENCE, web_identity_trust_policy
 from infra.config import Cloud, DnsConfig, RoutingPolicy
+from infra.k8s.ingress import ROUTE53_SOLVER_SUBJECT
 
 GLOBAL_REGION = "us-east-1"
 """Where Route 53 publishes health-check metrics, so where alarms and their topic live."""
@@ -489,6 +492,142 @@ class GlobalDnsBackend(Protocol):
     """Name servers to delegate ``domain`` to (empty when the zone already existed)."""
 
 
+# -------------------------------------------------------- zone and DNS-01 access
+
+
+def certificate_solver_policy(partition: str, zone_id: str) -> dict:
+    """What cert-manager's DNS-01 solver may do in the zone: TXT challenge records only.
+
+    ``ChangeResourceRecordSets`` is limited to TXT records named
+    ``_acme-challenge.*``, so a compromised cluster cannot repoint the
+    gateway's names; ``GetChange`` waits for propagation.
+    """
+    zone = f"arn:{partition}:route53:::hostedzone/{zone_id}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "WaitForChanges",
+                "Effect": "Allow",
+                "Action": "route53:GetChange",
+                "Resource": f"arn:{partition}:route53:::change/*",
+            },
+            {
+                "Sid": "AcmeChallengeRecordsOnly",
+                "Effect": "Allow",
+                "Action": "route53:ChangeResourceRecordSets",
+                "Resource": zone,
+                "Condition": {
+                    "ForAllValues:StringEquals": {
+                        "route53:ChangeResourceRecordSetsRecordTypes": ["TXT"]
+                    },
+                    "ForAllValues:StringLike": {
+                        "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
+                            "_acme-challenge.*"
+                        ]
+                    },
+                },
+            },
+            {
+                "Sid": "ReadZoneRecords",
+                "Effect": "Allow",
+                "Action": "route53:ListResourceRecordSets",
+                "Resource": zone,
+            },
+        ],
+    }
+
+
+class Route53Zone(pulumi.ComponentResource):
+    """The hosted zone of the global names, and DNS-01 access to it for every cluster.
+
+    Built first, before the clusters' gateways: cert-manager on each cluster
+    needs the zone id and a role to solve its challenges, and the records
+    (:class:`Route53GlobalEndpoint`) need the clusters' load balancers. Owns
+    the us-east-1 provider the whole global layer uses.
+
+    Outputs: ``zone_id``, ``name_servers`` (empty when ``hostedZoneId`` names
+    an existing zone) and ``provider``.
+    """
+
+    zone_id: pulumi.Output[str]
+    name_servers: pulumi.Output[list[str]]
+
+    def __init__(
+        self,
+        name: str,
+        dns: DnsConfig,
+        name_prefix: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("ai-gateway:global:DnsZone", name, None, opts)
+        self._name = name
+        self._name_prefix = name_prefix
+        self.provider = aws.Provider(
+            f"{name}-{GLOBAL_REGION}",
+            region=GLOBAL_REGION,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self._on_aws = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        if dns.hosted_zone_id:
+            self.zone_id = pulumi.Output.from_input(dns.hosted_zone_id)
+            self.name_servers = pulumi.Output.from_input([])
+        else:
+            zone = aws.route53.Zone(
+                f"{name}-zone",
+                name=dns.domain,
+                comment=f"Global names of the AI gateway ({name_prefix})",
+                opts=self._on_aws,
+            )
+            self.zone_id = zone.zone_id
+            self.name_servers = zone.name_servers
+        self.register_outputs({"zoneId": self.zone_id, "nameServers": self.name_servers})
+
+    def certificate_solver_role(
+        self,
+        cloud: Cloud,
+        oidc_issuer_url: pulumi.Input[str],
+        oidc_provider_arn: pulumi.Input[str] | None = None,
+    ) -> pulumi.Output[str]:
+        """The IAM role cert-manager on ``cloud``'s cluster assumes to answer DNS-01 in the zone.
+
+        Trusts exactly ``system:serviceaccount:cert-manager:cert-manager-route53``
+        with audience ``sts.amazonaws.com`` from the cluster's OIDC issuer. EKS
+        passes its existing IAM OIDC provider; for AKS and GKE the issuer is
+        registered here as one. Returns the role's ARN.
+        """
+        label = f"{self._name}-{cloud.value}-dns01"
+        if oidc_provider_arn is None:
+            oidc_provider_arn = aws.iam.OpenIdConnectProvider(
+                f"{label}-oidc",
+                url=oidc_issuer_url,
+                client_id_lists=[STS_AUDIENCE],
+                opts=self._on_aws,
+            ).arn
+        role = aws.iam.Role(
+            f"{label}-role",
+            name=aws_name(self._name_prefix, f"{cloud.value}-cert-manager", "iam-role"),
+            description=f"cert-manager on the {cloud.value} cluster: DNS-01 challenges only.",
+            assume_role_policy=pulumi.Output.all(oidc_provider_arn, oidc_issuer_url).apply(
+                lambda v: json.dumps(web_identity_trust_policy(v[0], v[1], ROUTE53_SOLVER_SUBJECT))
+            ),
+            opts=self._on_aws,
+        )
+        partition = aws.get_partition_output(
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=self.provider)
+        ).partition
+        aws.iam.RolePolicy(
+            f"{label}-policy",
+            name="acme-dns01-challenges",
+            role=role.id,
+            policy=pulumi.Output.all(partition, self.zone_id).apply(
+                lambda v: json.dumps(certificate_solver_policy(v[0], v[1]))
+            ),
+            opts=self._on_aws,
+        )
+        return role.arn
+
+
 # ------------------------------------------------------------------- Route 53
 
 
@@ -513,6 +652,8 @@ class Route53GlobalEndpointArgs:
     checker_regions: Sequence[str] = field(default_factory=lambda: list(HEALTH_CHECKER_REGIONS))
     provider: aws.Provider | None = None
     """An AWS provider in us-east-1 to use instead of the component's own."""
+    zone: Route53Zone | None = None
+    """The zone (and its us-east-1 provider) built earlier; when unset the component owns both."""
 
 
 class Route53GlobalEndpoint(pulumi.ComponentResource):
@@ -572,14 +713,21 @@ class Route53GlobalEndpoint(pulumi.ComponentResource):
                     resource=self,
                 )
 
-        provider = args.provider or aws.Provider(
-            f"{name}-{GLOBAL_REGION}",
-            region=GLOBAL_REGION,
-            opts=pulumi.ResourceOptions(parent=self),
+        provider = (
+            args.provider
+            or (args.zone.provider if args.zone is not None else None)
+            or aws.Provider(
+                f"{name}-{GLOBAL_REGION}",
+                region=GLOBAL_REGION,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         )
         on_aws = pulumi.ResourceOptions(parent=self, provider=provider)
 
-        if dns.hosted_zone_id:
+        if args.zone is not None:
+            self.zone_id = args.zone.zone_id
+            self.name_servers = args.zone.name_servers
+        elif dns.hosted_zone_id:
             self.zone_id = pulumi.Output.from_input(dns.hosted_zone_id)
             self.name_servers = pulumi.Output.from_input([])
         else:
@@ -805,20 +953,34 @@ def _endpoints_by_cloud(endpoints: Sequence[CloudEndpoint]) -> dict[Cloud, Cloud
 # ------------------------------------------------------------------ program API
 
 
+def build_global_zone(
+    dns: DnsConfig, name_prefix: str, opts: pulumi.ResourceOptions | None = None
+) -> Route53Zone:
+    """The global zone, first: the clusters' certificate solvers need it before the records.
+
+    ``__main__`` calls this before the clouds, takes
+    :meth:`Route53Zone.certificate_solver_role` for each cluster, then passes
+    the zone to :func:`build_global_endpoint`.
+    """
+    return Route53Zone("global-dns", dns, name_prefix, opts=opts)
+
+
 def build_global_endpoint(
     dns: DnsConfig,
     endpoints: Sequence[CloudEndpoint],
     name_prefix: str,
     opts: pulumi.ResourceOptions | None = None,
+    zone: Route53Zone | None = None,
 ) -> GlobalDnsBackend:
     """The global layer for the enabled clouds, on the configured backend (Route 53 today).
 
-    ``__main__`` calls this once, after every cloud's footprint, with one
-    :class:`CloudEndpoint` per cloud, then :func:`export_global_endpoint`.
+    ``__main__`` calls this once, after every cloud's gateway, with one
+    :class:`CloudEndpoint` per cloud and the zone from :func:`build_global_zone`,
+    then :func:`export_global_endpoint`.
     """
     return Route53GlobalEndpoint(
         "global",
-        Route53GlobalEndpointArgs(dns=dns, endpoints=endpoints, name_prefix=name_prefix),
+        Route53GlobalEndpointArgs(dns=dns, endpoints=endpoints, name_prefix=name_prefix, zone=zone),
         opts=opts,
     )
 

@@ -26,6 +26,19 @@ from infra.clouds import CloudFootprint
 from infra.config import Cloud, StackConfig
 from infra.tags import required_tags
 
+REDIS_PORT = 6379
+"""ElastiCache's port; TLS (transit encryption) is on, so the gateway connects with rediss://."""
+
+LOAD_BALANCER_ANNOTATIONS = {
+    # A Network Load Balancer passes TCP through, so TLS ends at ingress-nginx
+    # with the cert-manager certificate, and the client address is preserved
+    # (externalTrafficPolicy Local) for the gateway's per-client limits.
+    "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+    "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": "true",
+}
+"""The ingress controller's public Service on EKS: an internet-facing NLB across zones."""
+
 
 def key_policy(account_id: str, region: str, partition: str = "aws") -> dict:
     """The footprint key's policy: the account administers it, CloudWatch Logs may use it.
@@ -226,6 +239,8 @@ def build(config: StackConfig) -> CloudFootprint:
     return CloudFootprint(
         cloud=Cloud.AWS,
         component=footprint,
+        provider=footprint.provider,
+        oidc_issuer_url=footprint.cluster.oidc_issuer_url,
         region=config.aws.region,
         cluster_name=footprint.cluster.cluster_name,
         kubeconfig=footprint.cluster.kubeconfig,
@@ -235,5 +250,8 @@ def build(config: StackConfig) -> CloudFootprint:
         # ElastiCache and RDS certificates chain to public Amazon roots, which
         # the gateway image's CA bundle already trusts for sslmode=require.
         redis_ca_cert=None,
+        data_store_cidrs=[config.aws.vpc_cidr],
+        redis_port=REDIS_PORT,
+        load_balancer_annotations=dict(LOAD_BALANCER_ANNOTATIONS),
         extras=footprint.extras,
     )

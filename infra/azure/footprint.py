@@ -24,6 +24,16 @@ from infra.azure.sizing import api_server_access, redis_sku
 from infra.clouds import CloudFootprint
 from infra.config import Cloud, ConfigError, StackConfig
 
+REDIS_PORT = 10000
+"""Azure Managed Redis's TLS port (clientProtocol Encrypted)."""
+
+LOAD_BALANCER_ANNOTATIONS = {
+    # With externalTrafficPolicy Local the Azure load balancer probes kube-proxy's
+    # health node port; /healthz is the path it serves (AKS's ingress-nginx guidance).
+    "service.beta.kubernetes.io/azure-load-balancer-health-probe-request-path": "/healthz",
+}
+"""The ingress controller's public Service on AKS: the cluster's public Standard load balancer."""
+
 
 def validate(config: StackConfig) -> None:
     """Check the Azure section's cross-field rules before any resource is registered.
@@ -159,6 +169,7 @@ class Footprint(pulumi.ComponentResource):
             "clusterIdentityPrincipalId": cluster.cluster_identity_principal_id,
             "vnetId": net.vnet_id,
             "nodeSubnetId": net.node_subnet_id,
+            "egressIp": net.egress_ip,
         }
         self.register_outputs(
             {
@@ -178,11 +189,17 @@ def build(config: StackConfig) -> CloudFootprint:
     return CloudFootprint(
         cloud=Cloud.AZURE,
         component=footprint,
+        provider=footprint.provider,
+        oidc_issuer_url=footprint.cluster.oidc_issuer_url,
         region=config.azure.location,
         cluster_name=footprint.cluster.cluster_name,
         kubeconfig=footprint.cluster.kubeconfig,
         kube_provider=footprint.cluster.kube_provider,
         redis_url=footprint.redis.url,
         postgres_dsn=footprint.postgres.dsn,
+        # Redis's private endpoint and PostgreSQL's delegated subnet are both in the VNet.
+        data_store_cidrs=[config.azure.vnet_cidr],
+        redis_port=REDIS_PORT,
+        load_balancer_annotations=dict(LOAD_BALANCER_ANNOTATIONS),
         extras=dict(footprint.extras),
     )

@@ -114,6 +114,9 @@ RULES: dict[str, NameRule] = {
     "storage_account": NameRule(
         3, 24, r"[a-z0-9]+", "lowercase letters and digits only", lowercase=True, separator=""
     ),
+    "container_registry": NameRule(
+        5, 50, r"[a-z0-9]+", "lowercase letters and digits only", lowercase=True, separator=""
+    ),
     "key_vault": NameRule(
         3,
         24,

@@ -17,6 +17,7 @@ from infra.gcp.cluster import Cluster, ClusterArgs
 from infra.gcp.names import resource_name
 from infra.gcp.network import Network, NetworkArgs
 from infra.gcp.postgres import Postgres, PostgresArgs
+from infra.gcp.redis import TLS_PORT as REDIS_PORT
 from infra.gcp.redis import Redis, RedisArgs
 from infra.tags import gcp_labels, required_tags
 
@@ -34,8 +35,22 @@ REQUIRED_APIS = (
 )
 """APIs the footprint calls; enabled here, never disabled on destroy (others may use them)."""
 
-GATEWAY_PORT = "8080"
-"""The gateway's container port: the only port load balancer health checks may reach."""
+LOAD_BALANCER_HEALTH_CHECK_PORTS = ("10256", "30000-32767")
+"""Where Google's load balancer health checks reach GKE nodes.
+
+The gateway is published by ingress-nginx's ``LoadBalancer`` Service (a
+passthrough Network Load Balancer, not container-native NEGs), so checks never
+reach a pod port: with ``externalTrafficPolicy: Local`` they hit the Service's
+health check node port (the NodePort range), and kube-proxy's health port
+(10256) for ``Cluster`` Services.
+"""
+
+LOAD_BALANCER_ANNOTATIONS = {
+    # Backend-service based passthrough NLB: the current GKE default for new
+    # Services, with per-node health checks and connection draining.
+    "cloud.google.com/l4-rbs": "enabled",
+}
+"""The ingress controller's public Service on GKE."""
 
 
 def api_resource_name(api: str) -> str:
@@ -97,7 +112,7 @@ class GcpFootprint(pulumi.ComponentResource):
                 services_cidr=gcp_config.services_cidr,
                 private_service_cidr=gcp_config.private_service_cidr,
                 node_tag=node_tag,
-                health_check_ports=(GATEWAY_PORT,),
+                health_check_ports=LOAD_BALANCER_HEALTH_CHECK_PORTS,
                 apis=self.apis,
             ),
             opts=on_gcp,
@@ -173,6 +188,15 @@ class GcpFootprint(pulumi.ComponentResource):
             "project": pulumi.Output.from_input(gcp_config.project),
             "region": pulumi.Output.from_input(gcp_config.region),
             "nodeServiceAccountEmail": self.cluster.node_service_account_email,
+            # GKE publishes each cluster's token issuer at this public URL.
+            "oidcIssuerUrl": pulumi.Output.concat(
+                "https://container.googleapis.com/v1/projects/",
+                gcp_config.project,
+                "/locations/",
+                gcp_config.region,
+                "/clusters/",
+                self.cluster.cluster_name,
+            ),
             "networkId": self.network.network_id,
             "subnetworkId": self.network.subnetwork_id,
         }
@@ -194,6 +218,8 @@ def build(config: StackConfig) -> CloudFootprint:
     return CloudFootprint(
         cloud=Cloud.GCP,
         component=footprint,
+        provider=footprint.provider,
+        oidc_issuer_url=footprint.extras["oidcIssuerUrl"],
         region=config.gcp.region,
         cluster_name=footprint.cluster.cluster_name,
         kubeconfig=footprint.cluster.kubeconfig,
@@ -201,5 +227,9 @@ def build(config: StackConfig) -> CloudFootprint:
         redis_url=footprint.redis.url,
         postgres_dsn=footprint.postgres.dsn,
         redis_ca_cert=footprint.redis.ca_certificate,
+        # Memorystore and Cloud SQL get their private IPs from the peered range.
+        data_store_cidrs=[config.gcp.private_service_cidr],
+        redis_port=REDIS_PORT,
+        load_balancer_annotations=dict(LOAD_BALANCER_ANNOTATIONS),
         extras=footprint.extras,
     )

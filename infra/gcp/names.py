@@ -28,6 +28,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     # takes up to 30, so 63 always fits.
     "sql_instance": (1, 63),
     "service_account": (6, 30),
+    "artifact_repository": (1, 63),
     "key_ring": (1, 63),
     "crypto_key": (1, 63),
 }

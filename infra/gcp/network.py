@@ -31,8 +31,9 @@ class NetworkArgs:
     """Inputs of :class:`Network`.
 
     ``health_check_ports`` are the ports Google's load balancer health checks
-    may reach on the nodes (the gateway's container port): nothing else is
-    opened from outside the VPC.
+    may reach on the nodes (the ingress Service's health check node port, see
+    :data:`infra.gcp.footprint.LOAD_BALANCER_HEALTH_CHECK_PORTS`): nothing
+    else is opened from outside the VPC.
     """
 
     name_prefix: str
@@ -42,7 +43,7 @@ class NetworkArgs:
     services_cidr: str
     private_service_cidr: str
     node_tag: str
-    health_check_ports: Sequence[str] = ("8080",)
+    health_check_ports: Sequence[str] = ("10256", "30000-32767")
     apis: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
@@ -147,7 +148,7 @@ class Network(pulumi.ComponentResource):
         self.allow_health_checks = gcp.compute.Firewall(
             "allow-health-checks",
             name=resource_name(prefix, "allow-health-checks", "firewall"),
-            description="Google load balancer health checks to the gateway port on GKE nodes.",
+            description="Google load balancer health checks to the ingress health node ports on GKE nodes.",
             network=self.network.id,
             direction="INGRESS",
             priority=1000,

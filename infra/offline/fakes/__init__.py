@@ -95,4 +95,11 @@ def fake_hex(*parts: str, length: int = 17) -> str:
 
 def load_all() -> None:
     """Import every provider module so its fakes are registered."""
-    from infra.offline.fakes import aws, azure, gcp, kubernetes, random  # noqa: F401
+    from infra.offline.fakes import (  # noqa: F401
+        aws,
+        azure,
+        docker_build,
+        gcp,
+        kubernetes,
+        random,
+    )

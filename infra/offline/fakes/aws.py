@@ -461,3 +461,37 @@ def _session_context(ctx: FakeContext, args: dict[str, Any]) -> dict[str, Any]:
         "issuerName": "",
         "sessionName": "",
     }
+
+
+# ---------------------------------------------------------------------------
+# Container registry (infra/aws/registry.py).
+# ---------------------------------------------------------------------------
+
+
+@resource("aws:ecr/repository:Repository")
+def _ecr_repository(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    repo = str(inputs.get("name") or name)
+    return {
+        "id": repo,
+        "name": repo,
+        "arn": f"arn:aws:ecr:{ctx.aws_region}:{ctx.aws_account_id}:repository/{repo}",
+        "registryId": ctx.aws_account_id,
+        "repositoryUrl": f"{ctx.aws_account_id}.dkr.ecr.{ctx.aws_region}.amazonaws.com/{repo}",
+    }
+
+
+@function("aws:ecr/getAuthorizationToken:getAuthorizationToken")
+def _ecr_token(ctx: FakeContext, args: dict[str, Any]) -> dict[str, Any]:
+    """A 12-hour push token, shaped like ECR's (base64 of ``AWS:<password>``)."""
+    password = "offline-ecr-" + fake_hex("ecr-token", ctx.stack, length=48)
+    registry = args.get("registryId") or ctx.aws_account_id
+    return {
+        "id": ctx.aws_region,
+        "authorizationToken": base64.b64encode(f"AWS:{password}".encode()).decode(),
+        "userName": "AWS",
+        "password": password,
+        "proxyEndpoint": f"https://{registry}.dkr.ecr.{ctx.aws_region}.amazonaws.com",
+        "expiresAt": "2026-01-01T12:00:00Z",
+    }

@@ -20,6 +20,11 @@ from infra.offline.fakes import FakeContext, fake_hex, function, generic, resour
 # Type token -> (ARM provider/collection, input holding the physical name,
 # parent path segments as (input key, collection)).
 _ARM: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
+    "azure-native:containerregistry:Registry": (
+        "Microsoft.ContainerRegistry/registries",
+        "registryName",
+        (),
+    ),
     "azure-native:network:VirtualNetwork": (
         "Microsoft.Network/virtualNetworks",
         "virtualNetworkName",
@@ -417,3 +422,15 @@ def _postgres_server(
         "state": "Ready",
         "minorVersion": "8",
     }
+
+
+# ------------------------------------------------------------------- container registry
+
+
+@resource("azure-native:containerregistry:Registry")
+def _container_registry(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    """ACR's login server is ``<registry name>.azurecr.io``."""
+    physical = str(inputs.get("registryName") or name)
+    return {"loginServer": f"{physical}.azurecr.io", "creationDate": "2026-01-01T00:00:00Z"}

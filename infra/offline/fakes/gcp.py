@@ -459,3 +459,23 @@ def _project_data(ctx: FakeContext, args: dict[str, Any]) -> dict[str, Any]:
         "number": _FAKE_PROJECT_NUMBER,
         "name": project,
     }
+
+
+# ------------------------------------------------------------------- artifact registry
+
+
+@resource("gcp:artifactregistry/repository:Repository")
+def _artifact_repository(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    project = _project(ctx, inputs)
+    location = inputs.get("location") or ctx.gcp_region
+    path = f"projects/{project}/locations/{location}/repositories/{inputs['repositoryId']}"
+    return {
+        "id": path,
+        "name": inputs["repositoryId"],
+        "project": project,
+        "registryUri": f"{location}-docker.pkg.dev/{project}/{inputs['repositoryId']}",
+        "createTime": "2026-01-01T00:00:00Z",
+        **_labels(inputs),
+    }

@@ -36,10 +36,20 @@ def _service(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]) ->
     status: dict[str, Any] = {}
     if spec.get("type") == "LoadBalancer":
         annotations = (inputs.get("metadata") or {}).get("annotations") or {}
-        if any(str(key).startswith("service.beta.kubernetes.io/aws-") for key in annotations):
+        keys = [str(key) for key in annotations]
+        if any(key.startswith("service.beta.kubernetes.io/aws-") for key in keys):
             address = {"hostname": f"k8s-{digest}.elb.{ctx.aws_region}.amazonaws.com"}
         else:
-            address = {"ip": f"203.0.113.{int(digest[:2], 16) % 254 + 1}"}
+            # A public address (not a documentation range): the global layer
+            # refuses to health-check a non-routable one. 20/8 is in Azure's
+            # public space, 34/8 in Google's.
+            first = (
+                20
+                if any(key.startswith("service.beta.kubernetes.io/azure-") for key in keys)
+                else 34
+            )
+            octets = ".".join(str(int(digest[i : i + 2], 16) % 254 + 1) for i in (0, 2, 4))
+            address = {"ip": f"{first}.{octets}"}
         status = {"loadBalancer": {"ingress": [address]}}
     return {"spec": spec, "status": status}
 

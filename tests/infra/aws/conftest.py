@@ -10,8 +10,18 @@ STACKS = ("dev", "staging", "prod")
 
 
 def aws_resources(plan: Plan) -> list[RecordedResource]:
-    """Every AWS resource (custom, package ``aws``) the program registered."""
-    return [r for r in plan.resources if r.custom and r.package == "aws"]
+    """Every AWS resource (custom, package ``aws``) of the AWS cloud.
+
+    The global layer (Route 53 zone, records, health checks, certificate
+    solver roles) is AWS too but serves every cloud on its own us-east-1
+    provider; its tests live with it.
+    """
+    return [
+        r
+        for r in plan.resources
+        if (r.custom and r.package == "aws") or r.type == "pulumi:providers:aws"
+        if not any(a.type.startswith("ai-gateway:global:") for a in plan.ancestors(r))
+    ]
 
 
 def child_of(plan: Plan, resource: RecordedResource, component_type: str) -> bool:

@@ -108,7 +108,10 @@ def test_oidc_provider_trusts_the_cluster_issuer_for_sts(
 ) -> None:
     plan = plans[stack]
     issuer = plan.one("aws:eks/cluster:Cluster").outputs["identities"][0]["oidcs"][0]["issuer"]
-    provider = plan.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    provider = plan.one(
+        "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+        f"ai-gateway-{stack}-aws-cluster-oidc",
+    )
     assert provider.inputs["url"] == issuer
     assert issuer.startswith("https://oidc.eks.us-east-1.amazonaws.com/id/")
     assert provider.inputs["clientIdLists"] == ["sts.amazonaws.com"]

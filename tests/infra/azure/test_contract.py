@@ -21,6 +21,7 @@ EXTRAS = {
     "clusterIdentityPrincipalId",
     "vnetId",
     "nodeSubnetId",
+    "egressIp",
 }
 
 

@@ -241,7 +241,7 @@ def test_nsgs_admit_only_what_each_subnet_serves(plan: Plan) -> None:
 
 def test_cluster_identity_and_entra_access(plan: Plan, want: dict[str, Any]) -> None:
     aks = plan.one(f"{AZ}:containerservice:ManagedCluster")
-    identity = plan.one(f"{AZ}:managedidentity:UserAssignedIdentity")
+    identity = plan.one(f"{AZ}:managedidentity:UserAssignedIdentity", "azure-cluster-identity")
     assert aks.get("identity") == {"type": "UserAssigned", "userAssignedIdentities": [identity.id]}
     assert aks.get("aadProfile.managed") is True
     assert aks.get("aadProfile.enableAzureRBAC") is True
@@ -259,7 +259,7 @@ def test_cluster_identity_and_entra_access(plan: Plan, want: dict[str, Any]) -> 
 
 
 def test_cluster_identity_may_join_the_vnet(plan: Plan) -> None:
-    identity = plan.one(f"{AZ}:managedidentity:UserAssignedIdentity")
+    identity = plan.one(f"{AZ}:managedidentity:UserAssignedIdentity", "azure-cluster-identity")
     vnet = plan.one(f"{AZ}:network:VirtualNetwork")
     aks = plan.one(f"{AZ}:containerservice:ManagedCluster")
     grants = {r.get("scope"): r for r in plan.of_type(f"{AZ}:authorization:RoleAssignment")}
@@ -492,7 +492,7 @@ def test_footprint_hands_over_secret_connection_strings_and_the_extras(
         f"@{server.outputs['fullyQualifiedDomainName']}:5432/gateway?sslmode=require"
     )
     aks = plan.one(f"{AZ}:containerservice:ManagedCluster")
-    identity = plan.one(f"{AZ}:managedidentity:UserAssignedIdentity")
+    identity = plan.one(f"{AZ}:managedidentity:UserAssignedIdentity", "azure-cluster-identity")
     assert {
         k: outputs[k]
         for k in (
@@ -503,6 +503,7 @@ def test_footprint_hands_over_secret_connection_strings_and_the_extras(
             "clusterIdentityPrincipalId",
             "vnetId",
             "nodeSubnetId",
+            "egressIp",
         )
     } == {
         "oidcIssuerUrl": aks.outputs["oidcIssuerProfile"]["issuerURL"],
@@ -512,6 +513,7 @@ def test_footprint_hands_over_secret_connection_strings_and_the_extras(
         "clusterIdentityPrincipalId": identity.outputs["principalId"],
         "vnetId": plan.one(f"{AZ}:network:VirtualNetwork").id,
         "nodeSubnetId": _subnet(plan, "nodes").id,
+        "egressIp": plan.one(f"{AZ}:network:PublicIPAddress").outputs["ipAddress"],
     }
     assert outputs["clusterName"] == aks.outputs["name"]
     assert outputs["oidcIssuerUrl"].startswith("https://")

@@ -108,6 +108,9 @@ def test_components_have_the_documented_types(plan: Plan) -> None:
         "ai-gateway:gcp:Cluster",
         "ai-gateway:gcp:Redis",
         "ai-gateway:gcp:Postgres",
+        # Added by the program beside the four: the gateway's identity and workload.
+        "ai-gateway:gcp:GatewayIdentity",
+        "ai-gateway:k8s:GatewayDeployment",
     }
     owners = {
         "ai-gateway:gcp:Network": {"gcp:compute/network:Network", CONNECTION},
@@ -171,8 +174,10 @@ def test_names_fit_gcp_limits(plan: Plan) -> None:
             low, high = LIMITS[kind]
             assert low <= len(name) <= high, (token, name)
             assert name[0].isalpha() and name == name.lower(), name
-    account = plan.one("gcp:serviceaccount/account:Account").get("accountId")
-    assert 6 <= len(account) <= 30
+    accounts = [a.get("accountId") for a in plan.of_type("gcp:serviceaccount/account:Account")]
+    assert len(accounts) == 2  # the nodes' and the gateway's
+    for account in accounts:
+        assert 6 <= len(account) <= 30, account
 
 
 def test_service_apis_are_enabled_and_never_disabled_on_destroy(plan: Plan) -> None:
@@ -225,7 +230,8 @@ def test_firewall_opens_nothing_wider_than_health_checks(plan: Plan) -> None:
     assert deny.get("direction") == "INGRESS"
     allow = rules["allow-health-checks"]
     assert set(allow.get("sourceRanges")) == {"35.191.0.0/16", "130.211.0.0/22"}
-    assert allow.get("allows") == [{"protocol": "tcp", "ports": ["8080"]}]
+    # The ingress Service's health check node port (NodePort range) and kube-proxy's.
+    assert allow.get("allows") == [{"protocol": "tcp", "ports": ["10256", "30000-32767"]}]
     node_tags = plan.one(NODE_POOL).get("nodeConfig.tags")
     assert allow.get("targetTags") == node_tags
     assert allow.get("priority") < deny.get("priority")
@@ -321,10 +327,15 @@ def test_gke_service_agent_may_use_the_secrets_key_before_the_cluster_exists(pla
 
 
 def test_nodes_run_as_a_dedicated_least_privilege_account(plan: Plan) -> None:
-    account = plan.one("gcp:serviceaccount/account:Account")
+    account = plan.one("gcp:serviceaccount/account:Account", "nodes")
     email = account.outputs["email"]
     assert "-compute@developer.gserviceaccount.com" not in email
-    members = plan.of_type("gcp:projects/iAMMember:IAMMember")
+    cluster_component = plan.one("ai-gateway:gcp:Cluster")
+    members = [
+        m
+        for m in plan.of_type("gcp:projects/iAMMember:IAMMember")
+        if m.parent == cluster_component.urn
+    ]
     assert sorted(m.get("role") for m in members) == sorted(NODE_ROLES)
     assert all(m.get("member") == f"serviceAccount:{email}" for m in members)
     assert not any(m.get("role") in {"roles/editor", "roles/owner"} for m in members)
@@ -483,8 +494,22 @@ def test_contract_fills_every_field(contract_plan: Plan) -> None:
             "nodeServiceAccountEmail",
             "networkId",
             "subnetworkId",
+            "oidcIssuerUrl",
         ]
     )
+    issuer = (
+        "https://container.googleapis.com/v1/projects/acme-ai-gateway-dev/locations/"
+        f"us-central1/clusters/{cluster.outputs['name']}"
+    )
+    assert outputs["extras"]["oidcIssuerUrl"] == issuer
+    assert outputs["oidcIssuerUrl"] == issuer
+    # Memorystore and Cloud SQL live in the peered private-service range.
+    peered = contract_plan.one("gcp:compute/globalAddress:GlobalAddress")
+    assert outputs["dataStoreCidrs"] == [
+        f"{peered.get('address')}/{int(peered.get('prefixLength'))}"
+    ]
+    assert outputs["redisPort"] == 6378
+    assert outputs["providerUrn"] == contract_plan.one("pulumi:providers:gcp").urn
     extras = outputs["extras"]
     assert extras["workloadPool"] == "acme-ai-gateway-dev.svc.id.goog"
     assert extras["project"] == "acme-ai-gateway-dev"

@@ -1,0 +1,174 @@
+"""``ai-gateway:aws:GatewayIdentity``: the IAM role the gateway's pods assume (IRSA).
+
+The EKS pod identity webhook projects a token for the gateway's
+ServiceAccount; STS exchanges it for this role only when the token's subject
+is exactly ``system:serviceaccount:ai-gateway:ai-gateway`` and its audience
+``sts.amazonaws.com``. The role may invoke Bedrock models of the footprint's
+region and nothing else: no static AWS key lives in the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.aws import decisions
+from infra.clouds import CloudFootprint
+from infra.config import StackConfig
+from infra.k8s.gateway import WorkloadIdentity, service_account_subject
+
+STS_AUDIENCE = "sts.amazonaws.com"
+
+BEDROCK_INVOKE_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
+"""What the gateway calls: InvokeModel and its stream; Converse and ConverseStream are
+authorised by the same two actions."""
+
+
+def issuer_host(issuer_url: str) -> str:
+    """The OIDC issuer without its scheme: the prefix of IAM's ``:sub`` and ``:aud`` keys.
+
+    Kept verbatim otherwise: IAM names the provider after the issuer exactly as
+    tokens carry it in ``iss``, and AKS issuers end in ``/``.
+    """
+    url = issuer_url.strip()
+    host = url.removeprefix("https://")
+    if not url.startswith("https://") or not host.strip("/") or "://" in host:
+        raise ValueError(
+            f"OIDC issuer {issuer_url!r} is not an https URL; pass the cluster's issuer "
+            "(for example https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE)"
+        )
+    return host
+
+
+def web_identity_trust_policy(
+    oidc_provider_arn: str, issuer_url: str, subject: str, audience: str = STS_AUDIENCE
+) -> dict:
+    """Trust for one Kubernetes ServiceAccount of one cluster: exact ``sub`` and ``aud``.
+
+    ``StringEquals`` on both keys, so neither another ServiceAccount of the
+    cluster nor a token minted for another audience can assume the role.
+    """
+    host = issuer_host(issuer_url)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ServiceAccountWebIdentity",
+                "Effect": "Allow",
+                "Principal": {"Federated": oidc_provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {f"{host}:sub": subject, f"{host}:aud": audience},
+                },
+            }
+        ],
+    }
+
+
+def bedrock_invoke_policy(
+    partition: str, region: str, account_id: str, model_ids: Sequence[str] = ("*",)
+) -> dict:
+    """Invoke (and stream) the allowed foundation models and inference profiles of ``region``.
+
+    ``model_ids`` narrows the foundation models (``anthropic.claude-*``); the
+    account's inference profiles in the region follow the same ids.
+    """
+    if not model_ids:
+        raise ValueError(
+            "ai-gateway:aws.bedrockModelIds: [] allows no model; list model ids or "
+            "patterns (for example anthropic.claude-*), or leave it unset for all"
+        )
+    resources = [f"arn:{partition}:bedrock:{region}::foundation-model/{m}" for m in model_ids]
+    resources += [
+        f"arn:{partition}:bedrock:{region}:{account_id}:inference-profile/{m}" for m in model_ids
+    ]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "InvokeBedrockModels",
+                "Effect": "Allow",
+                "Action": list(BEDROCK_INVOKE_ACTIONS),
+                "Resource": resources,
+            }
+        ],
+    }
+
+
+@dataclass
+class GatewayIdentityArgs:
+    """Inputs of :class:`GatewayIdentity`.
+
+    ``oidc_provider_arn`` and ``oidc_issuer_url`` are the EKS cluster's IAM
+    OIDC provider and issuer; ``subject`` the gateway ServiceAccount's
+    (:func:`infra.k8s.gateway.service_account_subject`).
+    """
+
+    name_prefix: str
+    region: str
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer_url: pulumi.Input[str]
+    subject: str
+    model_ids: Sequence[str] = field(default_factory=lambda: ["*"])
+
+
+class GatewayIdentity(pulumi.ComponentResource):
+    """The gateway's IAM role: trusted by one ServiceAccount, allowed to invoke Bedrock.
+
+    Output: ``role_arn`` (the ServiceAccount's ``eks.amazonaws.com/role-arn``).
+    """
+
+    role_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: GatewayIdentityArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ai-gateway:aws:GatewayIdentity", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account_id = aws.get_caller_identity_output(opts=invoke).account_id
+        partition = aws.get_partition_output(opts=invoke).partition
+
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            name=decisions.aws_name(args.name_prefix, "gateway", "iam-role"),
+            description="Assumed by the AI gateway's pods (IRSA) to invoke Bedrock models.",
+            assume_role_policy=pulumi.Output.all(
+                args.oidc_provider_arn, args.oidc_issuer_url
+            ).apply(lambda v: json.dumps(web_identity_trust_policy(v[0], v[1], args.subject))),
+            max_session_duration=3600,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-bedrock",
+            name="invoke-bedrock-models",
+            role=self.role.id,
+            policy=pulumi.Output.all(partition, account_id).apply(
+                lambda v: json.dumps(bedrock_invoke_policy(v[0], args.region, v[1], args.model_ids))
+            ),
+            opts=child,
+        )
+        self.role_arn = self.role.arn
+        self.workload_identity = WorkloadIdentity.aws(self.role_arn)
+        self.register_outputs({"roleArn": self.role_arn})
+
+
+def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
+    """The gateway's identity on the AWS footprint (IRSA through the EKS OIDC provider)."""
+    identity = GatewayIdentity(
+        f"{config.name_prefix}-aws-gateway-identity",
+        GatewayIdentityArgs(
+            name_prefix=config.name_prefix,
+            region=config.aws.region,
+            oidc_provider_arn=footprint.extras["oidcProviderArn"],
+            oidc_issuer_url=footprint.oidc_issuer_url,
+            subject=service_account_subject(),
+            model_ids=config.aws.bedrock_model_ids,
+        ),
+        opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),
+    )
+    return identity

@@ -1,0 +1,103 @@
+"""``ai-gateway:gcp:GatewayIdentity``: the GCP service account the gateway's pods act as.
+
+GKE Workload Identity: the Kubernetes ServiceAccount ``ai-gateway/ai-gateway``
+(member ``serviceAccount:<project>.svc.id.goog[ai-gateway/ai-gateway]``) may
+impersonate this service account (``roles/iam.workloadIdentityUser`` on the
+account alone), which holds ``roles/aiplatform.user`` on the project to call
+Vertex AI. No key file is created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.clouds import CloudFootprint
+from infra.config import StackConfig
+from infra.gcp.cluster import workload_pool
+from infra.gcp.names import resource_name
+from infra.k8s.gateway import WorkloadIdentity
+
+VERTEX_ROLE = "roles/aiplatform.user"
+WORKLOAD_IDENTITY_ROLE = "roles/iam.workloadIdentityUser"
+
+
+def workload_identity_member(workload_pool: str, namespace: str, service_account: str) -> str:
+    """The IAM member of a Kubernetes ServiceAccount: ``serviceAccount:<pool>[<ns>/<name>]``."""
+    if not workload_pool.endswith(".svc.id.goog"):
+        raise ValueError(
+            f"workload pool {workload_pool!r} is not a GKE workload pool; pass the cluster's "
+            "<project>.svc.id.goog"
+        )
+    return f"serviceAccount:{workload_pool}[{namespace}/{service_account}]"
+
+
+@dataclass
+class GatewayIdentityArgs:
+    """Inputs of :class:`GatewayIdentity`.
+
+    ``workload_pool`` is the cluster's ``<project>.svc.id.goog``; ``namespace``
+    and ``service_account`` name the gateway's Kubernetes ServiceAccount.
+    """
+
+    name_prefix: str
+    project: str
+    workload_pool: str
+    namespace: str = "ai-gateway"
+    service_account: str = "ai-gateway"
+
+
+class GatewayIdentity(pulumi.ComponentResource):
+    """Service account + Vertex AI user on the project + Workload Identity binding.
+
+    Output: ``email`` (the ServiceAccount's ``iam.gke.io/gcp-service-account``).
+    """
+
+    email: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: GatewayIdentityArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ai-gateway:gcp:GatewayIdentity", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.account = gcp.serviceaccount.Account(
+            f"{name}-account",
+            account_id=resource_name(args.name_prefix, "gateway", "service_account"),
+            display_name="AI gateway workload (Vertex AI caller)",
+            project=args.project,
+            opts=child,
+        )
+        gcp.projects.IAMMember(
+            f"{name}-vertex-user",
+            project=args.project,
+            role=VERTEX_ROLE,
+            member=self.account.member,
+            opts=child,
+        )
+        gcp.serviceaccount.IAMMember(
+            f"{name}-workload-identity",
+            service_account_id=self.account.name,
+            role=WORKLOAD_IDENTITY_ROLE,
+            member=workload_identity_member(
+                args.workload_pool, args.namespace, args.service_account
+            ),
+            opts=child,
+        )
+        self.email = self.account.email
+        self.workload_identity = WorkloadIdentity.gcp(self.email)
+        self.register_outputs({"email": self.email})
+
+
+def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
+    """The gateway's identity on the GCP footprint (GKE Workload Identity)."""
+    return GatewayIdentity(
+        f"{config.name_prefix}-gcp-gateway-identity",
+        GatewayIdentityArgs(
+            name_prefix=config.name_prefix,
+            project=config.gcp.project,
+            workload_pool=workload_pool(config.gcp.project),
+        ),
+        opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),
+    )

@@ -1,0 +1,354 @@
+"""The whole program on every stack file: identity, gateway, global layer and outputs wired.
+
+Runs on the session's recorded plans of the real program (``plans``), so it
+checks what ``__main__`` connects: each cloud's gateway on that cloud's kube
+provider with that cloud's identity, a certificate solver per cluster, the
+global layer in front of every cloud's endpoint, and what the stack exports.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.aws.identity import BEDROCK_INVOKE_ACTIONS
+from infra.azure.identity import COGNITIVE_SERVICES_OPENAI_USER_ROLE
+from infra.k8s.gateway import service_account_subject
+from infra.k8s.ingress import ROUTE53_SOLVER_SUBJECT
+from infra.offline import Plan, RecordedResource, Secret
+from infra.offline.engine import reveal
+from tests.infra.conftest import STACKS
+from tests.infra.integration.leaks import assert_no_secret_leaks
+
+SUBJECT = service_account_subject()
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+OIDC_PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
+HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
+RECORD = "aws:route53/record:Record"
+
+
+def enabled(plan: Plan) -> list[str]:
+    return list(plan.outputs["enabledClouds"])
+
+
+def lineage_types(plan: Plan, resource: RecordedResource) -> list[str]:
+    return [a.type for a in plan.ancestors(resource)]
+
+
+def under(plan: Plan, resource: RecordedResource, type_token: str, name: str) -> bool:
+    return any(a.type == type_token and a.name == name for a in plan.ancestors(resource))
+
+
+def in_component(plan: Plan, type_token: str, component: str) -> list[RecordedResource]:
+    """Resources of ``type_token`` below the component of type ``component`` (any name)."""
+    return [r for r in plan.of_type(type_token) if component in lineage_types(plan, r)]
+
+
+def provider_of(plan: Plan, resource: RecordedResource) -> RecordedResource:
+    assert resource.provider, f"{resource.name} has no explicit provider"
+    return plan.by_urn(resource.provider.rsplit("::", 1)[0])
+
+
+def gateway_objects(plan: Plan, cloud: str) -> list[RecordedResource]:
+    return [
+        r
+        for r in plan.resources
+        if r.custom
+        and r.package == "kubernetes"
+        and under(plan, r, "ai-gateway:k8s:GatewayDeployment", f"gateway-{cloud}")
+    ]
+
+
+def gateway_service_account(plan: Plan, cloud: str) -> RecordedResource:
+    (account,) = [
+        r
+        for r in gateway_objects(plan, cloud)
+        if r.type == SERVICE_ACCOUNT and r.get("metadata.name") == "ai-gateway"
+    ]
+    return account
+
+
+@pytest.fixture(params=STACKS)
+def plan(request: pytest.FixtureRequest, plans: dict[str, Plan]) -> Plan:
+    return plans[request.param]
+
+
+# ------------------------------------------------------------ workload identity
+
+
+def test_stack_files_cover_every_cloud(plans: dict[str, Plan]) -> None:
+    """Every per-cloud check below runs on at least one stack file."""
+    assert {c for p in plans.values() for c in enabled(p)} == {"aws", "azure", "gcp"}
+
+
+def test_aws_gateway_role_trusts_only_the_gateway_service_account(plan: Plan) -> None:
+    if "aws" not in enabled(plan):
+        return  # test_stack_files_cover_every_cloud keeps this from passing vacuously
+    (role,) = in_component(plan, ROLE, "ai-gateway:aws:GatewayIdentity")
+    eks_provider = next(
+        r for r in plan.of_type(OIDC_PROVIDER) if "ai-gateway:aws:Cluster" in lineage_types(plan, r)
+    )
+    trust = json.loads(role.get("assumeRolePolicy"))
+    (statement,) = trust["Statement"]
+    assert statement["Principal"] == {"Federated": eks_provider.outputs["arn"]}
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    issuer = eks_provider.get("url").removeprefix("https://")
+    assert statement["Condition"] == {
+        "StringEquals": {f"{issuer}:sub": SUBJECT, f"{issuer}:aud": "sts.amazonaws.com"}
+    }
+    # The footprint's provider: the role lives in the account and region of the cluster.
+    assert "ai-gateway:aws:Footprint" in lineage_types(plan, provider_of(plan, role))
+
+
+def aws_region(plan: Plan) -> str:
+    (role,) = in_component(plan, ROLE, "ai-gateway:aws:GatewayIdentity")
+    return provider_of(plan, role).get("region")
+
+
+def test_aws_gateway_role_may_only_invoke_bedrock_models_of_its_region(plan: Plan) -> None:
+    if "aws" not in enabled(plan):
+        return  # test_stack_files_cover_every_cloud keeps this from passing vacuously
+    (policy,) = in_component(plan, ROLE_POLICY, "ai-gateway:aws:GatewayIdentity")
+    (statement,) = json.loads(policy.get("policy"))["Statement"]
+    region = aws_region(plan)
+    assert statement["Effect"] == "Allow"
+    assert sorted(statement["Action"]) == sorted(BEDROCK_INVOKE_ACTIONS)
+    assert statement["Resource"], "no resource at all would be a wildcard in disguise"
+    for arn in statement["Resource"]:
+        assert arn.startswith(f"arn:aws:bedrock:{region}:")
+        assert ":foundation-model/" in arn or ":inference-profile/" in arn
+    (role,) = in_component(plan, ROLE, "ai-gateway:aws:GatewayIdentity")
+    assert policy.get("role") == role.id
+    # No managed policy is attached on top.
+    assert not in_component(
+        plan, "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "ai-gateway:aws:GatewayIdentity"
+    )
+
+
+def test_azure_identity_is_federated_to_the_gateway_service_account(plan: Plan) -> None:
+    if "azure" not in enabled(plan):
+        return  # test_stack_files_cover_every_cloud keeps this from passing vacuously
+    (identity,) = in_component(
+        plan,
+        "azure-native:managedidentity:UserAssignedIdentity",
+        "ai-gateway:azure:GatewayIdentity",
+    )
+    (credential,) = plan.of_type("azure-native:managedidentity:FederatedIdentityCredential")
+    cluster = plan.one("azure-native:containerservice:ManagedCluster")
+    assert credential.get("issuer") == cluster.outputs["oidcIssuerProfile"]["issuerURL"]
+    assert credential.get("subject") == SUBJECT
+    assert credential.get("audiences") == ["api://AzureADTokenExchange"]
+    assert credential.get("resourceName") == identity.outputs["name"]
+
+    (assignment,) = in_component(
+        plan, "azure-native:authorization:RoleAssignment", "ai-gateway:azure:GatewayIdentity"
+    )
+    assert assignment.get("roleDefinitionId").endswith(
+        f"/roleDefinitions/{COGNITIVE_SERVICES_OPENAI_USER_ROLE}"
+    )
+    assert assignment.get("principalId") == identity.outputs["principalId"]
+    assert assignment.get("principalType") == "ServicePrincipal"
+    group = plan.one("azure-native:resources:ResourceGroup")
+    # No account configured in the stack files: the footprint's resource group, no wider.
+    assert assignment.get("scope") == group.id
+
+    account = gateway_service_account(plan, "azure")
+    assert account.get("metadata.annotations") == {
+        "azure.workload.identity/client-id": identity.outputs["clientId"]
+    }
+
+
+def test_gcp_service_account_calls_vertex_and_is_bound_to_the_gateway_only(plan: Plan) -> None:
+    if "gcp" not in enabled(plan):
+        return  # test_stack_files_cover_every_cloud keeps this from passing vacuously
+    (account,) = in_component(
+        plan, "gcp:serviceaccount/account:Account", "ai-gateway:gcp:GatewayIdentity"
+    )
+    project = account.outputs["project"]
+    (vertex,) = in_component(
+        plan, "gcp:projects/iAMMember:IAMMember", "ai-gateway:gcp:GatewayIdentity"
+    )
+    assert vertex.get("role") == "roles/aiplatform.user"
+    assert vertex.get("member") == account.outputs["member"]
+    assert vertex.get("project") == project
+    (binding,) = in_component(
+        plan, "gcp:serviceaccount/iAMMember:IAMMember", "ai-gateway:gcp:GatewayIdentity"
+    )
+    assert binding.get("role") == "roles/iam.workloadIdentityUser"
+    assert binding.get("serviceAccountId") == account.outputs["name"]
+    assert binding.get("member") == f"serviceAccount:{project}.svc.id.goog[ai-gateway/ai-gateway]"
+
+    ksa = gateway_service_account(plan, "gcp")
+    assert ksa.get("metadata.annotations") == {
+        "iam.gke.io/gcp-service-account": account.outputs["email"]
+    }
+
+
+def test_aws_service_account_names_the_gateway_role(plan: Plan) -> None:
+    if "aws" not in enabled(plan):
+        return  # test_stack_files_cover_every_cloud keeps this from passing vacuously
+    (role,) = in_component(plan, ROLE, "ai-gateway:aws:GatewayIdentity")
+    assert gateway_service_account(plan, "aws").get("metadata.annotations") == {
+        "eks.amazonaws.com/role-arn": role.outputs["arn"]
+    }
+
+
+# ------------------------------------------------------------------ gateways
+
+
+def test_every_enabled_cloud_runs_the_gateway_on_its_own_cluster(plan: Plan) -> None:
+    clouds = enabled(plan)
+    assert clouds
+    deployments = {r.name for r in plan.of_type(DEPLOYMENT)}
+    for cloud in clouds:
+        assert f"gateway-{cloud}-deployment" in deployments
+        objects = gateway_objects(plan, cloud)
+        providers = {r.provider for r in objects}
+        assert len(providers) == 1, providers
+        kube = provider_of(plan, objects[0])
+        assert kube.type == "pulumi:providers:kubernetes"
+        assert f"ai-gateway:{cloud}:Footprint" in lineage_types(plan, kube)
+        # The cluster's ingress controller and issuer go to the same cluster.
+        ingress = [
+            r
+            for r in plan.resources
+            if r.custom
+            and under(plan, r, "ai-gateway:k8s:ClusterIngress", f"gateway-{cloud}-ingress")
+        ]
+        assert ingress and {r.provider for r in ingress} == providers
+
+
+def test_gateway_image_is_the_published_reference(plan: Plan) -> None:
+    for cloud in enabled(plan):
+        (deployment,) = [r for r in gateway_objects(plan, cloud) if r.type == DEPLOYMENT]
+        (container,) = deployment.get("spec.template.spec.containers")
+        assert container["image"] == "ghcr.io/acme/ai-gateway:0.1.0"
+
+
+def test_each_cluster_gets_a_dns01_role_for_cert_manager_only(plan: Plan) -> None:
+    zone_id = plan.outputs["dnsZoneId"]
+    for cloud in enabled(plan):
+        role = plan.one(ROLE, f"global-dns-{cloud}-dns01-role")
+        (statement,) = json.loads(role.get("assumeRolePolicy"))["Statement"]
+        conditions = statement["Condition"]["StringEquals"]
+        assert sorted(conditions.values()) == sorted([ROUTE53_SOLVER_SUBJECT, "sts.amazonaws.com"])
+        oidc = plan.by_urn(
+            next(
+                r.urn
+                for r in plan.of_type(OIDC_PROVIDER)
+                if r.outputs["arn"] == statement["Principal"]["Federated"]
+            )
+        )
+        # The role trusts this cloud's cluster: EKS's own provider, or one for its issuer.
+        if cloud == "aws":
+            assert "ai-gateway:aws:Cluster" in lineage_types(plan, oidc)
+        else:
+            assert oidc.name == f"global-dns-{cloud}-dns01-oidc"
+            assert oidc.get("clientIdLists") == ["sts.amazonaws.com"]
+        issuer = oidc.get("url").removeprefix("https://")
+        assert set(conditions) == {f"{issuer}:sub", f"{issuer}:aud"}
+
+        policy = plan.one(ROLE_POLICY, f"global-dns-{cloud}-dns01-policy")
+        statements = {s["Sid"]: s for s in json.loads(policy.get("policy"))["Statement"]}
+        change = statements["AcmeChallengeRecordsOnly"]
+        assert change["Action"] == "route53:ChangeResourceRecordSets"
+        assert change["Resource"] == f"arn:aws:route53:::hostedzone/{zone_id}"
+        assert change["Condition"]["ForAllValues:StringEquals"] == {
+            "route53:ChangeResourceRecordSetsRecordTypes": ["TXT"]
+        }
+        assert statements["WaitForChanges"]["Action"] == "route53:GetChange"
+
+        (issuer_resource,) = [
+            r
+            for r in plan.of_type("kubernetes:cert-manager.io/v1:ClusterIssuer")
+            if under(plan, r, "ai-gateway:k8s:ClusterIngress", f"gateway-{cloud}-ingress")
+        ]
+        (solver,) = issuer_resource.get("spec.acme.solvers")
+        route53 = solver["dns01"]["route53"]
+        assert route53["role"] == role.outputs["arn"]
+        assert route53["hostedZoneID"] == zone_id
+
+
+def test_certificates_cover_the_global_and_the_cloud_name(plan: Plan) -> None:
+    hostname = plan.outputs["globalHostname"]
+    for cloud in enabled(plan):
+        (certificate,) = [
+            r
+            for r in gateway_objects(plan, cloud)
+            if r.type == "kubernetes:cert-manager.io/v1:Certificate"
+        ]
+        cloud_name = plan.outputs["cloudUrls"][cloud].removeprefix("https://")
+        assert set(certificate.get("spec.dnsNames")) == {hostname, cloud_name}
+
+
+# -------------------------------------------------------------- global layer
+
+
+def test_one_health_check_per_cloud_on_its_gateway_endpoint(plan: Plan) -> None:
+    clouds = enabled(plan)
+    checks = {r.name: r for r in plan.of_type(HEALTH_CHECK)}
+    assert set(checks) == {f"global-{c}" for c in clouds}
+    for cloud in clouds:
+        check = checks[f"global-{cloud}"]
+        assert check.get("type") == "HTTPS_STR_MATCH"
+        assert check.get("resourcePath") == "/health/ready"
+        assert check.get("searchString") == "ready"
+        assert plan.outputs["healthCheckIds"][cloud] == check.id
+        direct = plan.one(RECORD, f"global-{cloud}-direct")
+        assert direct.get("records") == [plan.outputs[f"{cloud}Endpoint"]]
+
+
+def test_global_records_carry_their_cloud_health_check(plan: Plan) -> None:
+    routed = [r for r in plan.of_type(RECORD) if r.name.endswith("-routed")]
+    assert {r.get("setIdentifier") for r in routed} == set(enabled(plan))
+    zone_id = plan.outputs["dnsZoneId"]
+    for record in routed:
+        check = plan.one(HEALTH_CHECK, f"global-{record.get('setIdentifier')}")
+        assert record.get("healthCheckId") == check.id
+        assert record.get("zoneId") == zone_id
+        assert record.get("name") == plan.outputs["globalHostname"]
+
+
+def test_issuers_wait_for_the_zone_and_records_for_the_load_balancers(plan: Plan) -> None:
+    """The order that breaks the zone/cluster cycle: zone -> issuers, load balancers -> records."""
+    zone = plan.one("aws:route53/zone:Zone")
+    for cloud in enabled(plan):
+        (issuer,) = [
+            r
+            for r in plan.of_type("kubernetes:cert-manager.io/v1:ClusterIssuer")
+            if under(plan, r, "ai-gateway:k8s:ClusterIngress", f"gateway-{cloud}-ingress")
+        ]
+        role = plan.one(ROLE, f"global-dns-{cloud}-dns01-role")
+        assert {zone.urn, role.urn} <= set(issuer.property_dependencies["spec"])
+        (balancer,) = [
+            r
+            for r in plan.of_type("kubernetes:core/v1:Service")
+            if under(plan, r, "ai-gateway:k8s:ClusterIngress", f"gateway-{cloud}-ingress")
+        ]
+        direct = plan.one(RECORD, f"global-{cloud}-direct")
+        assert balancer.urn in direct.property_dependencies["records"]
+
+
+# ------------------------------------------------------------------- outputs
+
+
+def test_outputs_name_every_cloud_and_keep_kubeconfigs_secret(plan: Plan) -> None:
+    clouds = enabled(plan)
+    outputs = plan.outputs
+    assert outputs["globalUrl"] == f"https://{outputs['globalHostname']}"
+    for key in ("cloudEndpoints", "cloudUrls", "healthCheckIds", "clusterNames"):
+        assert set(outputs[key]) == set(clouds), key
+    for cloud in clouds:
+        assert outputs[f"{cloud}Endpoint"] == outputs["cloudEndpoints"][cloud]
+    assert isinstance(outputs["kubeconfigs"], Secret)
+    kubeconfigs = reveal(outputs["kubeconfigs"])
+    assert set(kubeconfigs) == set(clouds)
+    assert all("apiVersion" in k for k in kubeconfigs.values())
+
+
+def test_no_secret_value_in_a_config_map_or_a_plain_export(plan: Plan) -> None:
+    assert_no_secret_leaks(plan)
