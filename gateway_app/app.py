@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -29,6 +30,8 @@ from gateway_app.config import load as load_config
 from gateway_app.errors import GatewayError, invalid
 from gateway_app.health import Health
 from gateway_app.hooks import Hook, HookChain, RequestContext, Response
+from gateway_app.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway_app.observability.metrics import Metrics
 from gateway_app.providers.base import ChatResult
 from gateway_app.router import OpenStream, Router
 from gateway_app.state.circuit import CircuitBreakerStore, InProcessCircuitBreakerStore
@@ -54,16 +57,19 @@ class GatewayApp:
         self,
         config: GatewayConfig,
         *,
-        hooks: Sequence[Hook] = (),
+        hooks: Sequence[Hook] | None = None,
         breakers: CircuitBreakerStore | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         self.config = config
         self.max_body = config.server.max_body_bytes
-        self.hooks = HookChain(hooks)
         self.breakers = breakers or _circuit_store(config)
         self.router = Router(config, self.breakers, rng=rng, sleep=sleep)
+        self.metrics = _metrics(config)
+        # None: the configured pipeline (observability first, so its after hook runs
+        # last and sees every outcome; then the cache). Tests pass their own.
+        self.hooks = HookChain(self._default_hooks() if hooks is None else hooks)
         self.health = Health(config)
         self._models_body = orjson.dumps(
             {
@@ -80,6 +86,7 @@ class GatewayApp:
             ("GET", "/v1/models"): self._models,
             ("GET", "/health/live"): self._live,
             ("GET", "/health/ready"): self._ready,
+            ("GET", "/metrics"): self._metrics,
         }
         self._paths = {path for _, path in self._routes}
 
@@ -93,6 +100,10 @@ class GatewayApp:
     async def startup(self) -> None:
         """Open upstream connection pools; move start-up objects out of the GC's way."""
         await self.router.start()
+        for hook in self.hooks.hooks:
+            start = getattr(hook, "start", None)
+            if start is not None:
+                await start()
         # Config, pydantic models and imported modules live forever: freezing them keeps
         # the cyclic GC from rescanning them during requests (fewer latency spikes).
         gc.collect()
@@ -102,6 +113,10 @@ class GatewayApp:
         """Report not-ready, wait for shadow requests, close pools."""
         self.health.shutting_down = True
         await self.router.stop()
+        for hook in self.hooks.hooks:
+            stop = getattr(hook, "stop", None)
+            if stop is not None:
+                await stop()
         close = getattr(self.breakers, "close", None)
         if close is not None:
             await close()
@@ -202,9 +217,18 @@ class GatewayApp:
         )
 
     def _base_headers(self, ctx: RequestContext) -> list[tuple[bytes, bytes]]:
-        headers = [(b"x-request-id", ctx.request_id.encode("latin-1"))]
+        # Called once per response, just before its first byte: the overhead is
+        # everything so far that was not waiting for the upstream.
+        overhead = time.perf_counter() - ctx.started - ctx.upstream_s
+        ctx.overhead_s = overhead = overhead if overhead > 0 else 0.0
+        headers = [
+            (b"x-request-id", ctx.request_id.encode("latin-1")),
+            (b"x-gateway-overhead-ms", b"%.3f" % (overhead * 1000)),
+        ]
         if ctx.deployment:
             headers.append((b"x-aigw-deployment", ctx.deployment.encode("latin-1")))
+        if ctx.response_headers:
+            headers.extend(ctx.response_headers)
         return headers
 
     async def _send_json(
@@ -320,11 +344,15 @@ class GatewayApp:
         headers.extend(_SSE_HEADERS)
         frames = stream.frames()
         started = False
+        capture = ctx.stream_capture
         try:
             async for batch in frames:
                 if not started:
                     await send({"type": "http.response.start", "status": 200, "headers": headers})
+                    ctx.first_byte_s = time.perf_counter() - ctx.started
                     started = True
+                if capture is not None:
+                    capture.extend(batch)
                 await send(
                     {"type": "http.response.body", "body": b"".join(batch), "more_body": True}
                 )
@@ -355,6 +383,45 @@ class GatewayApp:
     async def _ready(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
         ready, report = await self.health.ready()
         await self._send_json(ctx, send, 200 if ready else 503, orjson.dumps(report))
+
+    async def _metrics(
+        self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        metrics = self.metrics
+        if metrics is None:
+            raise GatewayError(404, "metrics are disabled (observability.metrics.enabled)")
+        for deployment in {d.id for r in self.router.routes.values() for d in r.deployments}:
+            metrics.set_circuit(deployment, str(self.breakers.state(deployment)))
+        # Reading every worker's files takes milliseconds: off the event loop.
+        body = await asyncio.get_running_loop().run_in_executor(None, metrics.render)
+        await self._send_json(ctx, send, 200, body, content_type=METRICS_CONTENT_TYPE)
+
+    def _default_hooks(self) -> list[Hook]:
+        from gateway_app.cache.hook import build as build_cache
+        from gateway_app.observability.hook import ObservabilityHook
+        from gateway_app.observability.logs import configure as configure_logs
+        from gateway_app.observability.tracing import Tracer, configured
+
+        config = self.config
+        if config.observability.logs.enabled:
+            configure_logs()
+        tracer = Tracer(config) if configured() else None
+        hooks: list[Hook] = [ObservabilityHook(config, self.metrics, self.breakers, tracer)]
+        cache = build_cache(
+            config,
+            os.environ.get("AIGW_REDIS_URL") or None,
+            os.environ.get("AIGW_REDIS_CA_FILE") or None,
+            self.router,
+        )
+        if cache is not None:
+            hooks.append(cache)
+        return hooks
+
+
+def _metrics(config: GatewayConfig) -> Metrics | None:
+    if not config.observability.metrics.enabled:
+        return None
+    return Metrics(config)
 
 
 def _circuit_store(config: GatewayConfig) -> CircuitBreakerStore:
