@@ -7,8 +7,8 @@ opted in (``x-aigw-semantic-cache: true``), a bounded semantic lookup. A hit
 short-circuits with the stored bytes (a stream is replayed as a stream) and
 costs nothing (``ctx.cost_usd = 0``).
 
-after: a successful, complete response (status 200, no error, stream finished
-with a finish reason) is stored for the model's TTL; errors, broken streams
+after: a successful, complete response (status 200, no error, stream ended
+with its final ``[DONE]`` frame) is stored for the model's TTL; errors, broken streams
 and abandoned requests never are. Store failures are logged, never raised:
 the cache must not fail a request.
 """
@@ -174,10 +174,12 @@ class CacheHook:
         if key is None:
             return
         if ctx.stream:
-            state = ctx.stream_state
-            if ctx.stream_capture is None or state is None or state.finish_reason is None:
+            # Complete means the translator's final [DONE] frame went out: broken,
+            # errored and abandoned streams never end with it.
+            capture = ctx.stream_capture
+            if not capture or not capture[-1].startswith(b"data: [DONE]"):
                 return
-            value = _STREAM_ENTRY + b"".join(ctx.stream_capture)
+            value = _STREAM_ENTRY + b"".join(capture)
         elif ctx.result is not None:
             value = _JSON_ENTRY + ctx.result.body
         else:
