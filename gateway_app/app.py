@@ -47,6 +47,8 @@ _JSON = b"application/json"
 # Request ids: a random per-process prefix and a counter (no syscall per request).
 _ID_PREFIX = f"req_{os.getpid():x}{secrets.token_hex(6)}"
 _ID_COUNTER = itertools.count(1)
+# Probes and scrapes: neither counted nor logged (they would drown the requests).
+_UNOBSERVED = frozenset({"/health/live", "/health/ready", "/metrics"})
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
@@ -69,6 +71,7 @@ class GatewayApp:
         self.metrics = _metrics(config)
         # None: the configured pipeline (observability first, so its after hook runs
         # last and sees every outcome; then the cache). Tests pass their own.
+        self._observer: Hook | None = None
         self.hooks = HookChain(self._default_hooks() if hooks is None else hooks)
         self.health = Health(config)
         self._models_body = orjson.dumps(
@@ -171,6 +174,15 @@ class GatewayApp:
         except Exception:  # never let one request take the worker down
             log.exception("unhandled error", extra={"request_id": request_id})
             await self._send_error(ctx, send, GatewayError(500, "internal gateway error"))
+        observer = self._observer
+        if (
+            observer is not None
+            and "hooks_ran" not in ctx.extra
+            and ctx.endpoint not in _UNOBSERVED
+        ):
+            # Refused before the hook chain (bad JSON, unknown model or path, 413):
+            # still one metric sample and one log line, without the other hooks.
+            await observer.after(ctx)
 
     async def _read_json(self, ctx: RequestContext, receive: Receive) -> Any:
         length = ctx.headers.get("content-length")
@@ -301,6 +313,7 @@ class GatewayApp:
         call: Callable[[], Awaitable[ChatResult | OpenStream]],
     ) -> None:
         hooks = self.hooks.hooks
+        ctx.extra["hooks_ran"] = True
         watcher = self._watch_disconnect(ctx, receive)
         try:
             if hooks:
@@ -406,7 +419,8 @@ class GatewayApp:
         if config.observability.logs.enabled:
             configure_logs()
         tracer = Tracer(config) if configured() else None
-        hooks: list[Hook] = [ObservabilityHook(config, self.metrics, self.breakers, tracer)]
+        self._observer = ObservabilityHook(config, self.metrics, self.breakers, tracer)
+        hooks: list[Hook] = [self._observer]
         cache = build_cache(
             config,
             os.environ.get("AIGW_REDIS_URL") or None,

@@ -118,7 +118,7 @@ class CacheHook:
                     return response
         except Exception as exc:  # a store outage is a miss, never a failed request
             log.warning("cache lookup failed: %s", type(exc).__name__)
-        ctx.extra["cache_s"] = time.perf_counter() - started
+        _span(ctx, started, "miss")
         ctx.response_headers.append((_X_CACHE, b"miss"))
         if ctx.stream:
             ctx.stream_capture = []
@@ -158,7 +158,7 @@ class CacheHook:
     def _hit(self, ctx: RequestContext, raw: bytes, outcome: str, started: float) -> Response:
         ctx.cache_outcome = outcome
         ctx.cost_usd = 0.0
-        ctx.extra["cache_s"] = time.perf_counter() - started
+        _span(ctx, started, outcome)
         ctx.response_headers.append((_X_CACHE, outcome.encode()))
         if raw[:1] == _STREAM_ENTRY:
             return Response(200, raw[1:], [(b"cache-control", b"no-cache")], _SSE)
@@ -197,6 +197,17 @@ class CacheHook:
                 )
         except Exception as exc:
             log.warning("cache fill failed: %s", type(exc).__name__)
+
+
+def _span(ctx: RequestContext, started: float, outcome: str) -> None:
+    # Timestamps for the trace's cache span (written after the request, if tracing).
+    attributes = {"aigw.cache.outcome": outcome}
+    similarity = ctx.extra.get("similarity")
+    if similarity is not None:
+        attributes["aigw.cache.similarity"] = similarity
+    ctx.extra.setdefault("spans", []).append(
+        ("aigw.cache", started, time.perf_counter(), attributes)
+    )
 
 
 def build(

@@ -32,6 +32,7 @@ class ObservabilityHook:
         self.tracer = tracer
         self.log = config.observability.logs.enabled
         self.include_prompts = config.observability.logs.include_prompts
+        self.models = frozenset(config.models)
 
     async def before(self, ctx: RequestContext) -> Response | None:
         """Nothing: spans are written from the timestamps once the request is done."""
@@ -53,7 +54,7 @@ class ObservabilityHook:
                 "request",
                 extra={
                     "request_id": ctx.request_id,
-                    "fields": access_fields(ctx, now, self.include_prompts),
+                    "fields": access_fields(ctx, now, self.include_prompts, self.models),
                 },
             )
         if self.tracer is not None:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gateway_app.observability.metrics import ENDPOINTS
+
 if TYPE_CHECKING:
     from gateway_app.hooks import RequestContext
 
@@ -68,11 +70,18 @@ def configure(stream: Any = None) -> None:
     root.propagate = False
 
 
-def access_fields(ctx: RequestContext, now: float, include_prompts: bool) -> dict[str, Any]:
-    """The access-log fields of one finished request."""
+def access_fields(
+    ctx: RequestContext, now: float, include_prompts: bool, models: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The access-log fields of one finished request.
+
+    A model name that is not configured, or a path that is not a route, is
+    logged as "other": both are the client's free text and could carry anything.
+    """
+    model = ctx.model if ctx.model is None or ctx.model in models else "other"
     fields: dict[str, Any] = {
-        "endpoint": ctx.endpoint,
-        "model": ctx.model,
+        "endpoint": ctx.endpoint if ctx.endpoint in ENDPOINTS else "other",
+        "model": model,
         "deployment": ctx.deployment,
         "provider": ctx.provider,
         "status": ctx.status,

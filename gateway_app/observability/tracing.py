@@ -164,6 +164,36 @@ class Tracer:
             shutdown()
 
 
+class TimedHook:
+    """Wraps another hook to record its ``before`` as a span (e.g. ``aigw.limits``).
+
+    Used for hooks that do not record their own phases; only when tracing is on,
+    so the wrapper costs nothing otherwise.
+    """
+
+    def __init__(self, hook: Any, span_name: str) -> None:
+        self.hook = hook
+        self.span_name = span_name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.hook, name)  # start/stop and anything else the app looks for
+
+    async def before(self, ctx: RequestContext) -> Any:
+        """The wrapped hook's before, timed."""
+        started = time.perf_counter()
+        try:
+            return await self.hook.before(ctx)
+        finally:
+            attributes = {"aigw.rejection": ctx.rejection} if ctx.rejection else {}
+            ctx.extra.setdefault("spans", []).append(
+                (self.span_name, started, time.perf_counter(), attributes)
+            )
+
+    async def after(self, ctx: RequestContext) -> None:
+        """The wrapped hook's after."""
+        await self.hook.after(ctx)
+
+
 def _otlp_provider() -> Any:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
