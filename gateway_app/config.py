@@ -250,6 +250,12 @@ class GatewayConfig(_Model):
                         f"{where}: deployment id {deployment.id!r} is also used by model "
                         f"{owner!r}; give one of them a distinct `name`"
                     )
+        embedder = self.cache.semantic.embedder
+        if embedder != "local" and embedder not in self.models:
+            raise ValueError(
+                f"cache.semantic.embedder: {embedder!r} is neither `local` nor a model of "
+                f"`models` (known: {sorted(self.models)}); name an embeddings model or use `local`"
+            )
         return self
 
     def retry_for(self, model: str) -> RetryConfig:

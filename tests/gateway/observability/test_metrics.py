@@ -149,3 +149,43 @@ def test_metrics_cover_streams_cache_and_circuits(standard: Running) -> None:
     assert sum(v for k, v in upstream.items() if 'outcome="ok"' in k) == 2
     circuit = _samples(text, "aigw_circuit_state")
     assert circuit['{deployment="openai/gpt-4o-mini"}'] == 0.0
+
+
+class Identity:
+    """Stands in for governance's auth hook."""
+
+    async def before(self, ctx: Any) -> None:
+        ctx.key_id, ctx.team_id, ctx.customer = "key_123", "team-a", "cust-9"
+
+    async def after(self, ctx: Any) -> None:
+        return None
+
+
+@pytest.mark.parametrize("per_key", [False, True])
+def test_per_key_labels_only_when_enabled(
+    fake_openai: FakeUpstream, fake_anthropic: FakeUpstream, per_key: bool
+) -> None:
+    from gateway_app.config import parse
+    from gateway_app.observability.hook import ObservabilityHook
+    from gateway_app.observability.metrics import Metrics
+    from tests.gateway.conftest import providers, serve
+
+    raw = {
+        "providers": providers(fake_openai, fake_anthropic),
+        "models": {
+            "gpt-4o-mini": {"deployments": [{"provider": "openai", "model": "gpt-4o-mini"}]}
+        },
+        "observability": {"metrics": {"per_key_labels": per_key}},
+    }
+    config = parse(raw)
+    metrics = Metrics(config)
+    with serve(raw, hooks=[ObservabilityHook(config, metrics), Identity()]) as running:
+        running.client().chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    text = metrics.render().decode()  # the hook's own registry (the app's is another)
+    by_key = _samples(text, "aigw_requests_by_key_total")
+    if per_key:
+        assert by_key == {'{customer="cust-9",key_id="key_123",project="",team="team-a"}': 1.0}
+    else:
+        assert by_key == {} and "key_123" not in text and "cust-9" not in text
