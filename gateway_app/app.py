@@ -420,6 +420,10 @@ class GatewayApp:
             configure_logs()
         tracer = Tracer(config) if configured() else None
         self._observer = ObservabilityHook(config, self.metrics, self.breakers, tracer)
+        # Order: observability first (its after runs last, seeing every outcome); the
+        # governance auth hook belongs next (the cache keys on ctx.team_id), wrapped
+        # in tracing.TimedHook(hook, "aigw.limits") when tracing is on; the cache last,
+        # so a hit short-circuits only the upstream call.
         hooks: list[Hook] = [self._observer]
         cache = build_cache(
             config,

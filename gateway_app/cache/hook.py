@@ -121,7 +121,7 @@ class CacheHook:
         _span(ctx, started, "miss")
         ctx.response_headers.append((_X_CACHE, b"miss"))
         if ctx.stream:
-            ctx.stream_capture = []
+            ctx.stream_capture = _BoundedCapture(self.max_entry_bytes)
         return None
 
     async def _semantic(
@@ -197,6 +197,26 @@ class CacheHook:
                 )
         except Exception as exc:
             log.warning("cache fill failed: %s", type(exc).__name__)
+
+
+class _BoundedCapture(list[bytes]):
+    """A stream's frames, given up (emptied) once past the largest cacheable entry."""
+
+    __slots__ = ("room",)
+
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.room = room
+
+    def extend(self, frames: Any) -> None:
+        if self.room < 0:
+            return
+        for frame in frames:
+            self.room -= len(frame)
+        if self.room < 0:
+            self.clear()  # too large to cache: stop holding it in memory
+            return
+        super().extend(frames)
 
 
 def _span(ctx: RequestContext, started: float, outcome: str) -> None:

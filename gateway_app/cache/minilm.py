@@ -12,10 +12,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+# One BLAS thread: the embedder has one worker thread, and BLAS's default of one
+# thread per core would compete with the event loop for the same cores. Only
+# effective if numpy is not imported yet (in the gateway it is imported here).
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import numpy as np  # noqa: E402
 
 MAX_TOKENS = 256  # the model was trained with max_seq_length 256
 
@@ -48,9 +55,12 @@ class MiniLM:
         self.eps: float = config["layer_norm_eps"]
         weights = load_file(str(path / "model.safetensors"))
         prefix = "" if "embeddings.word_embeddings.weight" in weights else "bert."
-        self.w: dict[str, Any] = {
-            k.removeprefix(prefix): v.astype(np.float32) for k, v in weights.items()
-        }
+        self.w: dict[str, Any] = {}
+        for name, value in weights.items():
+            name = name.removeprefix(prefix)
+            if name.endswith(".weight") and value.ndim == 2 and "embeddings" not in name:
+                value = value.T  # dense layers: stored (out, in); x @ W.T, transposed once
+            self.w[name] = np.ascontiguousarray(value, dtype=np.float32)
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.no_padding()
@@ -63,7 +73,7 @@ class MiniLM:
         ]
 
     def _dense(self, x: Any, name: str) -> Any:
-        return x @ self.w[name + ".weight"].T + self.w[name + ".bias"]
+        return x @ self.w[name + ".weight"] + self.w[name + ".bias"]
 
     def embed(self, text: str) -> Any:
         """The unit-length embedding of ``text`` (float32 array of 384)."""

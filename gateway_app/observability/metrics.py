@@ -208,8 +208,11 @@ def prepare_multiprocess_dir() -> str:
     if existing:
         os.makedirs(existing, exist_ok=True)
         return existing
+    import atexit
+    import shutil
     import tempfile
 
     path = tempfile.mkdtemp(prefix="aigw-metrics-", dir="/tmp")
     os.environ[MULTIPROC_ENV] = path
+    atexit.register(shutil.rmtree, path, True)  # in the serving parent, after workers exit
     return path

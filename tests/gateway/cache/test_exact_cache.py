@@ -144,7 +144,8 @@ def test_streams_are_cached_and_replayed_as_streams(gw: Any, fake_openai: FakeUp
 
 def test_broken_stream_is_not_cached(gw: Any, fake_openai: FakeUpstream) -> None:
     client = gw.client()
-    fake_openai.script(ok("will break", stream_error_after=2))
+    # chunk_delay: the first event reaches the client before the error (no retry then)
+    fake_openai.script(ok("will break", stream_error_after=2, chunk_delay=0.05))
     with pytest.raises(openai.APIError):
         list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
     stream = client.chat.completions.with_raw_response.create(
@@ -159,3 +160,19 @@ def test_ttl_zero_model_is_not_cached(gw: Any, fake_anthropic: FakeUpstream) -> 
         response = ask(client, model="claude-sonnet-4-6")
         assert "x-cache" not in response.headers
     assert len(fake_anthropic.requests) == 2
+
+
+def test_a_stream_larger_than_an_entry_is_not_held_or_cached(
+    fake_openai: FakeUpstream, fake_anthropic: FakeUpstream
+) -> None:
+    raw = raw_config(fake_openai, fake_anthropic)
+    raw["cache"]["max_entry_bytes"] = 200
+    with cached_gateway(raw) as gw:
+        client = gw.client()
+        fake_openai.script(ok("a long answer " * 40), ok("second"))
+        for expected in ("miss", "miss"):
+            response = client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            )
+            assert response.headers["x-cache"] == expected
+            list(response.parse())
