@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -29,6 +30,8 @@ from gateway_app.config import load as load_config
 from gateway_app.errors import GatewayError, invalid
 from gateway_app.health import Health
 from gateway_app.hooks import Hook, HookChain, RequestContext, Response
+from gateway_app.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway_app.observability.metrics import Metrics
 from gateway_app.providers.base import ChatResult
 from gateway_app.router import OpenStream, Router
 from gateway_app.state.circuit import CircuitBreakerStore, InProcessCircuitBreakerStore
@@ -44,6 +47,8 @@ _JSON = b"application/json"
 # Request ids: a random per-process prefix and a counter (no syscall per request).
 _ID_PREFIX = f"req_{os.getpid():x}{secrets.token_hex(6)}"
 _ID_COUNTER = itertools.count(1)
+# Probes and scrapes: neither counted nor logged (they would drown the requests).
+_UNOBSERVED = frozenset({"/health/live", "/health/ready", "/metrics"})
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
@@ -54,16 +59,20 @@ class GatewayApp:
         self,
         config: GatewayConfig,
         *,
-        hooks: Sequence[Hook] = (),
+        hooks: Sequence[Hook] | None = None,
         breakers: CircuitBreakerStore | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         self.config = config
         self.max_body = config.server.max_body_bytes
-        self.hooks = HookChain(hooks)
         self.breakers = breakers or _circuit_store(config)
         self.router = Router(config, self.breakers, rng=rng, sleep=sleep)
+        self.metrics = _metrics(config)
+        # None: the configured pipeline (observability first, so its after hook runs
+        # last and sees every outcome; then the cache). Tests pass their own.
+        self._observer: Hook | None = None
+        self.hooks = HookChain(self._default_hooks() if hooks is None else hooks)
         self.health = Health(config)
         self._models_body = orjson.dumps(
             {
@@ -80,6 +89,7 @@ class GatewayApp:
             ("GET", "/v1/models"): self._models,
             ("GET", "/health/live"): self._live,
             ("GET", "/health/ready"): self._ready,
+            ("GET", "/metrics"): self._metrics,
         }
         self._paths = {path for _, path in self._routes}
 
@@ -93,6 +103,10 @@ class GatewayApp:
     async def startup(self) -> None:
         """Open upstream connection pools; move start-up objects out of the GC's way."""
         await self.router.start()
+        for hook in self.hooks.hooks:
+            start = getattr(hook, "start", None)
+            if start is not None:
+                await start()
         # Config, pydantic models and imported modules live forever: freezing them keeps
         # the cyclic GC from rescanning them during requests (fewer latency spikes).
         gc.collect()
@@ -102,6 +116,10 @@ class GatewayApp:
         """Report not-ready, wait for shadow requests, close pools."""
         self.health.shutting_down = True
         await self.router.stop()
+        for hook in self.hooks.hooks:
+            stop = getattr(hook, "stop", None)
+            if stop is not None:
+                await stop()
         close = getattr(self.breakers, "close", None)
         if close is not None:
             await close()
@@ -156,6 +174,15 @@ class GatewayApp:
         except Exception:  # never let one request take the worker down
             log.exception("unhandled error", extra={"request_id": request_id})
             await self._send_error(ctx, send, GatewayError(500, "internal gateway error"))
+        observer = self._observer
+        if (
+            observer is not None
+            and "hooks_ran" not in ctx.extra
+            and ctx.endpoint not in _UNOBSERVED
+        ):
+            # Refused before the hook chain (bad JSON, unknown model or path, 413):
+            # still one metric sample and one log line, without the other hooks.
+            await observer.after(ctx)
 
     async def _read_json(self, ctx: RequestContext, receive: Receive) -> Any:
         length = ctx.headers.get("content-length")
@@ -202,9 +229,18 @@ class GatewayApp:
         )
 
     def _base_headers(self, ctx: RequestContext) -> list[tuple[bytes, bytes]]:
-        headers = [(b"x-request-id", ctx.request_id.encode("latin-1"))]
+        # Called once per response, just before its first byte: the overhead is
+        # everything so far that was not waiting for the upstream.
+        overhead = time.perf_counter() - ctx.started - ctx.upstream_s
+        ctx.overhead_s = overhead = overhead if overhead > 0 else 0.0
+        headers = [
+            (b"x-request-id", ctx.request_id.encode("latin-1")),
+            (b"x-gateway-overhead-ms", b"%.3f" % (overhead * 1000)),
+        ]
         if ctx.deployment:
             headers.append((b"x-aigw-deployment", ctx.deployment.encode("latin-1")))
+        if ctx.response_headers:
+            headers.extend(ctx.response_headers)
         return headers
 
     async def _send_json(
@@ -277,6 +313,7 @@ class GatewayApp:
         call: Callable[[], Awaitable[ChatResult | OpenStream]],
     ) -> None:
         hooks = self.hooks.hooks
+        ctx.extra["hooks_ran"] = True
         watcher = self._watch_disconnect(ctx, receive)
         try:
             if hooks:
@@ -320,11 +357,15 @@ class GatewayApp:
         headers.extend(_SSE_HEADERS)
         frames = stream.frames()
         started = False
+        capture = ctx.stream_capture
         try:
             async for batch in frames:
                 if not started:
                     await send({"type": "http.response.start", "status": 200, "headers": headers})
+                    ctx.first_byte_s = time.perf_counter() - ctx.started
                     started = True
+                if capture is not None:
+                    capture.extend(batch)
                 await send(
                     {"type": "http.response.body", "body": b"".join(batch), "more_body": True}
                 )
@@ -355,6 +396,50 @@ class GatewayApp:
     async def _ready(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
         ready, report = await self.health.ready()
         await self._send_json(ctx, send, 200 if ready else 503, orjson.dumps(report))
+
+    async def _metrics(
+        self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        metrics = self.metrics
+        if metrics is None:
+            raise GatewayError(404, "metrics are disabled (observability.metrics.enabled)")
+        for deployment in {d.id for r in self.router.routes.values() for d in r.deployments}:
+            metrics.set_circuit(deployment, str(self.breakers.state(deployment)))
+        # Reading every worker's files takes milliseconds: off the event loop.
+        body = await asyncio.get_running_loop().run_in_executor(None, metrics.render)
+        await self._send_json(ctx, send, 200, body, content_type=METRICS_CONTENT_TYPE)
+
+    def _default_hooks(self) -> list[Hook]:
+        from gateway_app.cache.hook import build as build_cache
+        from gateway_app.observability.hook import ObservabilityHook
+        from gateway_app.observability.logs import configure as configure_logs
+        from gateway_app.observability.tracing import Tracer, configured
+
+        config = self.config
+        if config.observability.logs.enabled:
+            configure_logs()
+        tracer = Tracer(config) if configured() else None
+        self._observer = ObservabilityHook(config, self.metrics, self.breakers, tracer)
+        # Order: observability first (its after runs last, seeing every outcome); the
+        # governance auth hook belongs next (the cache keys on ctx.team_id), wrapped
+        # in tracing.TimedHook(hook, "aigw.limits") when tracing is on; the cache last,
+        # so a hit short-circuits only the upstream call.
+        hooks: list[Hook] = [self._observer]
+        cache = build_cache(
+            config,
+            os.environ.get("AIGW_REDIS_URL") or None,
+            os.environ.get("AIGW_REDIS_CA_FILE") or None,
+            self.router,
+        )
+        if cache is not None:
+            hooks.append(cache)
+        return hooks
+
+
+def _metrics(config: GatewayConfig) -> Metrics | None:
+    if not config.observability.metrics.enabled:
+        return None
+    return Metrics(config)
 
 
 def _circuit_store(config: GatewayConfig) -> CircuitBreakerStore:

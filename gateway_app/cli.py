@@ -42,6 +42,11 @@ def serve_command(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     import uvicorn
 
+    if args.workers > 1:
+        # Before any worker imports prometheus_client: /metrics then sums all workers.
+        from gateway_app.observability.metrics import prepare_multiprocess_dir
+
+        prepare_multiprocess_dir()
     uvicorn.run(
         "gateway_app.app:create_app",
         factory=True,

@@ -39,6 +39,7 @@ class Attempt:
     deployment: str
     outcome: str  # "ok", "http_429", "timeout", "connect", "circuit_open", ...
     latency_s: float
+    started: float = 0.0  # perf_counter at the start of the try (for trace spans)
 
 
 @dataclass(slots=True)
@@ -77,6 +78,16 @@ class RequestContext:
     cache_outcome: str | None = None
     cost_usd: float | None = None
     rejection: str | None = None
+    # Headers hooks add to the response (x-cache, x-ratelimit-*), sent with the
+    # first byte whether the upstream answered or a hook short-circuited.
+    response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # A hook that needs a streamed response's bytes (the cache) sets a list here;
+    # the handler appends every frame it sends.
+    stream_capture: list[bytes] | None = None
+    # Gateway time before the first response byte, upstream time excluded; and
+    # for streams, time to the first byte (both set by the handler, in seconds).
+    overhead_s: float | None = None
+    first_byte_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -477,7 +477,7 @@ class Router:
                     result = await attempt(deployment, timeout)
                 except UpstreamFailure as failure:
                     elapsed = time.perf_counter() - started
-                    ctx.attempts.append(Attempt(deployment.id, failure.outcome, elapsed))
+                    ctx.attempts.append(Attempt(deployment.id, failure.outcome, elapsed, started))
                     if failure.counts:
                         await breakers.record(deployment.id, False)
                     else:
@@ -501,7 +501,7 @@ class Router:
                     await breakers.release(deployment.id)
                     raise
                 elapsed = time.perf_counter() - started
-                ctx.attempts.append(Attempt(deployment.id, "ok", elapsed))
+                ctx.attempts.append(Attempt(deployment.id, "ok", elapsed, started))
                 ctx.upstream_s += elapsed
                 ctx.deployment = deployment.id
                 ctx.provider = deployment.provider_name

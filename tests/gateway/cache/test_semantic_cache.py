@@ -1,0 +1,123 @@
+"""Semantic cache through the gateway: paraphrases hit, the known pitfalls miss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from gateway_app.cache.guard import Features, same_request
+from gateway_app.testing import FakeUpstream
+from gateway_app.testing.fakes import error, ok
+from tests.gateway.cache.helpers import cached_gateway, raw_config
+
+
+def ask(client: openai.OpenAI, text: str, history: list[dict[str, str]] | None = None) -> Any:
+    messages = [*(history or []), {"role": "user", "content": text}]
+    return client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
+
+
+@pytest.fixture
+def gw(fake_openai: FakeUpstream, fake_anthropic: FakeUpstream) -> Any:
+    with cached_gateway(raw_config(fake_openai, fake_anthropic, semantic=True)) as running:
+        yield running
+
+
+def test_a_paraphrase_is_a_semantic_hit_with_its_similarity(
+    gw: Any, fake_openai: FakeUpstream
+) -> None:
+    client = gw.client()
+    fake_openai.script(ok("Paris."))
+    assert ask(client, "What is the capital of France?").headers["x-cache"] == "miss"
+    hit = ask(client, "Tell me the capital city of France.")
+    assert hit.headers["x-cache"] == "semantic-hit"
+    assert 0.85 <= float(hit.headers["x-cache-similarity"]) <= 1.0
+    assert hit.parse().choices[0].message.content == "Paris."
+    assert len(fake_openai.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("How do I enable 2FA on my account?", "How do I disable 2FA on my account?"),
+        ("Convert 10 USD to EUR.", "Convert 10 EUR to USD."),
+        ("What is 15% of 200?", "What is 15% of 300?"),
+        ("What is the population of Canada?", "What is the population of Australia?"),
+        ("Should I take ibuprofen with food?", "Should I not take ibuprofen with food?"),
+    ],
+)
+def test_negations_numbers_entities_and_directions_miss(
+    gw: Any, fake_openai: FakeUpstream, first: str, second: str
+) -> None:
+    client = gw.client()
+    ask(client, first)
+    assert ask(client, second).headers["x-cache"] == "miss"
+    assert len(fake_openai.requests) == 2
+
+
+def test_conversations_sharing_only_the_last_message_miss(
+    gw: Any, fake_openai: FakeUpstream
+) -> None:
+    client = gw.client()
+    python = [
+        {"role": "user", "content": "I am writing Python."},
+        {"role": "assistant", "content": "Great."},
+    ]
+    rust = [
+        {"role": "user", "content": "I am writing Rust."},
+        {"role": "assistant", "content": "Great."},
+    ]
+    ask(client, "How do I read a file line by line?", python)
+    assert ask(client, "How do I read a file line by line?", rust).headers["x-cache"] == "miss"
+    assert ask(client, "How can I read a file line by line?", python).headers["x-cache"] == (
+        "semantic-hit"
+    )
+
+
+def test_a_cached_error_is_never_served(gw: Any, fake_openai: FakeUpstream) -> None:
+    client = gw.client()
+    fake_openai.script(error(400, "bad"))
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Why is the sky blue?"}]
+        )
+    assert ask(client, "What makes the sky blue?").headers["x-cache"] == "miss"
+
+
+def test_semantic_is_opt_in(fake_openai: FakeUpstream, fake_anthropic: FakeUpstream) -> None:
+    with cached_gateway(raw_config(fake_openai, fake_anthropic)) as gw:
+        client = gw.client()
+        ask(client, "What is the capital of France?")
+        assert ask(client, "Tell me the capital city of France.").headers["x-cache"] == "miss"
+        opted = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "Tell me the capital of France."}],
+            extra_headers={"x-aigw-semantic-cache": "true"},
+        )
+        # The entries stored without opting in were not indexed; this one is a miss
+        # that indexes itself, and the next paraphrase opting in hits it.
+        assert opted.headers["x-cache"] == "miss"
+        again = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "Tell me what the capital of France is."}],
+            extra_headers={"x-aigw-semantic-cache": "true"},
+        )
+        assert again.headers["x-cache"] == "semantic-hit"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "reason"),
+    [
+        ("Turn on dark mode", "Turn off dark mode", "antonym"),
+        ("Is Python faster than Java?", "Is Java faster than Python?", "direction"),
+        ("Give me 5 ideas", "Give me five ideas", None),
+        ("Give me 5 ideas", "Give me ten ideas", "numbers"),
+        ("Deploy to `prod-eu`", "Deploy to `prod-us`", "entities"),
+        ("Can dogs eat grapes?", "Can't dogs eat grapes?", "negation"),
+        ("How do I enable two-factor auth?", "How can I turn on two-factor auth?", None),
+    ],
+)
+def test_guard_reasons(a: str, b: str, reason: str | None) -> None:
+    assert same_request(Features(a), Features(b)) == reason
+    assert same_request(Features(b), Features(a)) == reason
