@@ -58,10 +58,13 @@ class GatewayApp:
         breakers: CircuitBreakerStore | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        admin: Any = None,
     ) -> None:
         self.config = config
         self.max_body = config.server.max_body_bytes
         self.hooks = HookChain(hooks)
+        # The governance admin API (``/admin/...``), when governance is on.
+        self.admin = admin
         self.breakers = breakers or _circuit_store(config)
         self.router = Router(config, self.breakers, rng=rng, sleep=sleep)
         self.health = Health(config)
@@ -93,6 +96,10 @@ class GatewayApp:
     async def startup(self) -> None:
         """Open upstream connection pools; move start-up objects out of the GC's way."""
         await self.router.start()
+        for hook in self.hooks.hooks:
+            start = getattr(hook, "start", None)
+            if start is not None:
+                await start()
         # Config, pydantic models and imported modules live forever: freezing them keeps
         # the cyclic GC from rescanning them during requests (fewer latency spikes).
         gc.collect()
@@ -102,6 +109,10 @@ class GatewayApp:
         """Report not-ready, wait for shadow requests, close pools."""
         self.health.shutting_down = True
         await self.router.stop()
+        for hook in reversed(self.hooks.hooks):
+            stop = getattr(hook, "stop", None)
+            if stop is not None:
+                await stop()
         close = getattr(self.breakers, "close", None)
         if close is not None:
             await close()
@@ -133,6 +144,9 @@ class GatewayApp:
         ctx = RequestContext(request_id=request_id, endpoint=scope["path"], headers=headers)
         handler = self._routes.get((scope["method"], scope["path"]))
         try:
+            if handler is None and self.admin is not None and scope["path"].startswith("/admin/"):
+                await self._admin(ctx, scope, receive, send)
+                return
             if handler is None:
                 if scope["path"] in self._paths:
                     raise GatewayError(
@@ -205,6 +219,9 @@ class GatewayApp:
         headers = [(b"x-request-id", ctx.request_id.encode("latin-1"))]
         if ctx.deployment:
             headers.append((b"x-aigw-deployment", ctx.deployment.encode("latin-1")))
+        hook_headers = ctx.extra.get("headers")
+        if hook_headers:
+            headers.extend(hook_headers)
         return headers
 
     async def _send_json(
@@ -344,6 +361,22 @@ class GatewayApp:
         ctx.responded = True
         await send({"type": "http.response.body", "body": b""})
 
+    async def _admin(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
+        body: Any = None
+        if scope["method"] in ("POST", "PUT"):
+            empty = ctx.headers.get("content-length", "0") == "0" and (
+                "transfer-encoding" not in ctx.headers
+            )
+            body = {} if empty else await self._read_json(ctx, receive)
+        status, payload = await self.admin.admin(
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b"").decode(),
+            ctx.headers,
+            body,
+        )
+        await self._send_json(ctx, send, status, orjson.dumps(payload))
+
     async def _models(
         self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send
     ) -> None:
@@ -370,5 +403,16 @@ def _circuit_store(config: GatewayConfig) -> CircuitBreakerStore:
 
 
 def create_app(config: GatewayConfig | None = None, **kwargs: Any) -> GatewayApp:
-    """The app for ``config`` (default: ``AIGW_CONFIG`` or the bundled example)."""
-    return GatewayApp(config or load_config(), **kwargs)
+    """The app for ``config`` (default: ``AIGW_CONFIG`` or the bundled example).
+
+    Governance (keys, budgets, limits, audit) runs first among the hooks when
+    enabled (``governance.enabled``, or ``AIGW_ADMIN_KEY`` set).
+    """
+    config = config or load_config()
+    from gateway_app.governance.service import Governance, enabled
+
+    if enabled(config) and "admin" not in kwargs:
+        governance = Governance.from_env(config)
+        kwargs["hooks"] = (governance, *kwargs.get("hooks", ()))
+        kwargs["admin"] = governance
+    return GatewayApp(config, **kwargs)

@@ -27,6 +27,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gateway_app.governance.settings import GovernanceConfig
+
 EXAMPLE_CONFIG = Path(__file__).with_name("example.yaml")
 """The bundled example config: used when neither ``--config`` nor ``AIGW_CONFIG`` is set."""
 
@@ -154,6 +156,7 @@ class GatewayConfig(_Model):
     router: RouterConfig = Field(default_factory=RouterConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(min_length=1)
+    governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
