@@ -455,7 +455,13 @@ class Governance:
             action=action,
             detail=detail,
         )
-        await self.state.append(orjson.dumps(event))
+        try:
+            await self.state.append(orjson.dumps(event))
+        except Exception:
+            # The action is done (it is in the database); its audit event could not be buffered.
+            log.error(
+                "could not buffer the audit event of %s (state unreachable): %s", action, detail
+            )
 
     async def admin(
         self, method: str, path: str, query: str, headers: dict[str, str], body: Any

@@ -209,4 +209,8 @@ def redis_client(url: str, ca_file: str | None = None, **options: Any) -> Any:
     options.setdefault("socket_connect_timeout", 2.0)
     options.setdefault("socket_timeout", 5.0)
     options.setdefault("health_check_interval", 15)
-    return redis.from_url(url, **options)
+    # Requests beyond the pool wait for a connection instead of failing.
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=options.pop("max_connections", 64), timeout=10, **options
+    )
+    return redis.Redis(connection_pool=pool)

@@ -40,7 +40,17 @@ class RedisServer:
             pytest.fail("redis-server is not installed; ./scripts/test installs it")
         self.port = free_port()
         self.process = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
         )
         wait_port(self.port, "redis-server")
@@ -72,7 +82,17 @@ class PostgresServer:
             shutil.chown(self.dir, "postgres")
             self.as_user = ["runuser", "-u", "postgres", "--"]
         subprocess.run(
-            [*self.as_user, _pg_bin("initdb"), "-D", self.data, "-U", "postgres", "-A", "trust", "--no-sync"],
+            [
+                *self.as_user,
+                _pg_bin("initdb"),
+                "-D",
+                self.data,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -81,8 +101,18 @@ class PostgresServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
         subprocess.run(
-            [*self.as_user, _pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-             "-c", "CREATE DATABASE aigw"],
+            [
+                *self.as_user,
+                _pg_bin("psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-c",
+                "CREATE DATABASE aigw",
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -90,9 +120,22 @@ class PostgresServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [*self.as_user, _pg_bin("postgres"), "-D", self.data, "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}",
-             "-c", "fsync=off", "-c", "full_page_writes=off"],
+            [
+                *self.as_user,
+                _pg_bin("postgres"),
+                "-D",
+                self.data,
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={self.dir}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -103,7 +146,9 @@ class PostgresServer:
 
         while True:
             try:
-                psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", connect_timeout=2).close()
+                psycopg.connect(
+                    f"postgresql://postgres@127.0.0.1:{self.port}/postgres", connect_timeout=2
+                ).close()
                 return
             except psycopg.OperationalError:
                 assert time.monotonic() < deadline, "postgres did not accept connections"
