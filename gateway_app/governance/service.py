@@ -100,6 +100,7 @@ class Governance:
         admin_key: str | None,
         secret: bytes,
         redis: Any = None,
+        drain_state: GovernanceState | None = None,
     ) -> None:
         self.config = config
         self.settings: GovernanceConfig = config.governance
@@ -111,7 +112,9 @@ class Governance:
             self.store, secret, refresh_s=self.settings.key_refresh_s, redis=redis
         )
         self.pricing = Pricing()
-        self.drainer = audit.AuditDrainer(state, db, batch=self.settings.audit_batch)
+        # The drainer's blocking reads get their own connection(s), away from the hot path's.
+        self.drain_state = drain_state or state
+        self.drainer = audit.AuditDrainer(self.drain_state, db, batch=self.settings.audit_batch)
         self.redact = audit.Redactor(self.settings.audit_redact)
         self._deployments: dict[str, tuple[DeploymentConfig, str]] = {}
         for model in config.models.values():
@@ -139,6 +142,7 @@ class Governance:
             raise GatewayError(500, "governance needs AIGW_KEY_HASH_SECRET or AIGW_ADMIN_KEY")
         url = os.environ.get("AIGW_REDIS_URL")
         redis = None
+        drain_state: GovernanceState | None = None
         state: GovernanceState
         if url:
             from gateway_app.state.governance_redis import RedisGovernanceState, redis_client
@@ -147,12 +151,24 @@ class Governance:
             state = RedisGovernanceState(
                 redis_client(url, ca), claim_idle_s=config.governance.audit_claim_idle_s
             )
+            drain_state = RedisGovernanceState(
+                redis_client(url, ca, max_connections=2),
+                claim_idle_s=config.governance.audit_claim_idle_s,
+            )
             # Pub/sub holds its connection open: a separate client without a read timeout.
             redis = redis_client(url, ca, socket_timeout=None)
         else:
             state = InProcessGovernanceState()
         db = Database.from_env(config.governance.sqlite_path)
-        return cls(config, state=state, db=db, admin_key=admin_key, secret=secret, redis=redis)
+        return cls(
+            config,
+            state=state,
+            db=db,
+            admin_key=admin_key,
+            secret=secret,
+            redis=redis,
+            drain_state=drain_state,
+        )
 
     # ------------------------------------------------------------ lifecycle
 
@@ -166,6 +182,8 @@ class Governance:
         await self.registry.stop()
         await self.drainer.stop()
         await self.state.close()
+        if self.drain_state is not self.state:
+            await self.drain_state.close()
         if self.registry.redis is not None:
             await self.registry.redis.aclose()
         await asyncio.to_thread(self.db.close)
