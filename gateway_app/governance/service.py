@@ -175,6 +175,8 @@ class Governance:
     async def start(self) -> None:
         if self.db.kind == "sqlite":
             await asyncio.to_thread(self.db.migrate)
+        # Load the price dataset now rather than at the first request.
+        await asyncio.to_thread(lambda: [self.price_bound(model) for model in self.config.models])
         await self.registry.start()
         self.drainer.start()
 

@@ -247,3 +247,54 @@ def test_fail_closed_and_fail_open(fake_openai: Any, fake_anthropic: Any, tmp_pa
                 json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
             )
             assert response.status_code == expected, response.text
+
+
+def test_stream_cost_from_usage_including_cached_tokens(
+    fake_openai: Any, fake_anthropic: Any, tmp_path: Path
+) -> None:
+    from gateway_app.testing.fakes import ok
+
+    with governed(fake_openai, fake_anthropic, tmp_path) as (running, gov):
+        key = Admin(running.url)("POST", "/admin/keys", json={"team_id": "a", "project_id": "p"})
+        client = openai.OpenAI(base_url=running.url + "/v1", api_key=key.json()["key"], max_retries=0)
+        fake_anthropic.script(ok(usage=(1000, 200)))
+        # the client did not ask for usage: the gateway asks the upstream anyway and bills it
+        chunks = list(
+            client.chat.completions.create(
+                model="claude-sonnet-4-6",
+                messages=[{"role": "user", "content": "hi"}],
+                stream=True,
+            )
+        )
+        assert all(chunk.usage is None for chunk in chunks)
+        deadline = time.monotonic() + 5
+        rows: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not rows:
+            rows = gov.db.fetch("SELECT * FROM audit_events WHERE kind = 'request'")
+            time.sleep(0.05)
+    assert rows[0]["prompt_tokens"] == 1000 and rows[0]["completion_tokens"] == 200
+    # claude-sonnet-4-6 from the genai-prices dataset: $3 in / $15 out per MTok
+    assert rows[0]["cost_usd"] == pytest.approx((1000 * 3 + 200 * 15) / 1e6, rel=1e-6)
+
+
+def test_cost_counts_cached_tokens_at_the_cache_price() -> None:
+    from gateway_app.config import DeploymentConfig, Price
+    from gateway_app.governance.cost import Pricing, Tokens
+
+    pricing = Pricing()
+    listed = pricing.prices(DeploymentConfig(provider="openai", model="gpt-4o-mini"), "openai")
+    usage = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 100,
+        "prompt_tokens_details": {"cached_tokens": 400},
+        "completion_tokens_details": {"reasoning_tokens": 60},
+    }
+    tokens = Tokens.from_usage(usage)
+    # 600 fresh input at $0.15, 400 cached at $0.075, 100 output (reasoning included) at $0.60
+    assert Pricing.cost(listed, tokens) == pytest.approx((600 * 0.15 + 400 * 0.075 + 100 * 0.6) / 1e6)
+    override = DeploymentConfig(
+        provider="openai", model="gpt-4o-mini", name="negotiated", price=Price(input_per_mtok=1, output_per_mtok=2)
+    )
+    assert Pricing.cost(pricing.prices(override, "openai"), Tokens(1000, 100)) == pytest.approx(
+        (1000 * 1 + 100 * 2) / 1e6
+    )
