@@ -608,7 +608,8 @@ class Governance:
         scope, scope_id = rest
         if scope not in SCOPES:
             raise invalid("scope", f"Unknown scope {scope!r}; use one of {list(SCOPES)}.")
-        owner = await self._limit_owner(principal, scope, scope_id)
+        requested = body.get("team_id") if isinstance(body, dict) else None
+        owner = await self._limit_owner(principal, scope, scope_id, requested)
         existing = self.registry.limit(scope, scope_id)
         if method == "GET":
             if existing is None:
@@ -645,7 +646,7 @@ class Governance:
         return 200, limit.public()
 
     async def _limit_owner(
-        self, principal: rbac.Principal, scope: str, scope_id: str
+        self, principal: rbac.Principal, scope: str, scope_id: str, requested: Any = None
     ) -> str | None:
         """The team owning a limit; raises 403/404 for team admins outside their team."""
         if scope in ("org", "customer"):
@@ -667,7 +668,9 @@ class Governance:
         if existing is not None:
             rbac.check_team(principal, existing.team_id, f"Project {scope_id!r}")
             return existing.team_id
-        return principal.team_id if principal.role != "admin" else None
+        if principal.role == "admin":
+            return requested if isinstance(requested, str) else None
+        return principal.team_id
 
     async def _analytics(
         self, principal: rbac.Principal, kind: str, params: dict[str, str]

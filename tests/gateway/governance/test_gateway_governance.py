@@ -155,7 +155,6 @@ def test_rbac_matrix(gw: tuple[Any, Governance]) -> None:
     b_key = admin("POST", "/admin/keys", json={"team_id": "b", "project_id": "pb"}).json()
     a_member = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "pa"}).json()
     admin("PUT", "/admin/limits/project/pb", json={"daily_usd": 5, "team_id": "b"})
-    admin("PUT", "/admin/limits/project/pb", json={"daily_usd": 5})
     ta = Admin(running.url, a_admin["key"])
     member = Admin(running.url, a_member["key"])
     forbidden = [
@@ -181,7 +180,17 @@ def test_rbac_matrix(gw: tuple[Any, Governance]) -> None:
         response = client(method, path, json=body) if body is not None else client(method, path)
         assert response.status_code == status, (method, path, response.text)
     # team B's project limit was not changed by team A's attempts
-    assert admin("GET", "/admin/limits/project/pb").json()["daily_usd"] == 5
+    assert admin("GET", "/admin/limits/project/pb").json() == {
+        "scope": "project",
+        "scope_id": "pb",
+        "daily_usd": 5.0,
+        "monthly_usd": None,
+        "rpm": None,
+        "tpm": None,
+        "team_id": "b",
+    }
+    assert ta("GET", "/admin/limits/project/pb").status_code == 404
+    assert ta("GET", "/admin/limits").json()["data"] == []
     # what a team admin may do, only within its own team
     assert [k["team_id"] for k in ta("GET", "/admin/keys").json()["data"]] == ["a", "a"]
     made = ta("POST", "/admin/keys", json={"project_id": "pa"})
@@ -256,7 +265,9 @@ def test_stream_cost_from_usage_including_cached_tokens(
 
     with governed(fake_openai, fake_anthropic, tmp_path) as (running, gov):
         key = Admin(running.url)("POST", "/admin/keys", json={"team_id": "a", "project_id": "p"})
-        client = openai.OpenAI(base_url=running.url + "/v1", api_key=key.json()["key"], max_retries=0)
+        client = openai.OpenAI(
+            base_url=running.url + "/v1", api_key=key.json()["key"], max_retries=0
+        )
         fake_anthropic.script(ok(usage=(1000, 200)))
         # the client did not ask for usage: the gateway asks the upstream anyway and bills it
         chunks = list(
@@ -291,9 +302,14 @@ def test_cost_counts_cached_tokens_at_the_cache_price() -> None:
     }
     tokens = Tokens.from_usage(usage)
     # 600 fresh input at $0.15, 400 cached at $0.075, 100 output (reasoning included) at $0.60
-    assert Pricing.cost(listed, tokens) == pytest.approx((600 * 0.15 + 400 * 0.075 + 100 * 0.6) / 1e6)
+    assert Pricing.cost(listed, tokens) == pytest.approx(
+        (600 * 0.15 + 400 * 0.075 + 100 * 0.6) / 1e6
+    )
     override = DeploymentConfig(
-        provider="openai", model="gpt-4o-mini", name="negotiated", price=Price(input_per_mtok=1, output_per_mtok=2)
+        provider="openai",
+        model="gpt-4o-mini",
+        name="negotiated",
+        price=Price(input_per_mtok=1, output_per_mtok=2),
     )
     assert Pricing.cost(pricing.prices(override, "openai"), Tokens(1000, 100)) == pytest.approx(
         (1000 * 1 + 100 * 2) / 1e6
