@@ -15,14 +15,14 @@ from tests.gateway.governance.services import PostgresServer, RedisServer
 REQUESTS = 30
 
 
-def test_every_event_lands_exactly_once(_fakes: Any) -> None:
+def test_every_event_lands_exactly_once(fake_openai: Any) -> None:
     postgres, redis_server = PostgresServer(), RedisServer()
     gateway: GatewayProcess | None = None
     try:
         db = Database(postgres.url)
         db.migrate()
         env = {"AIGW_REDIS_URL": redis_server.url, "AIGW_DATABASE_URL": postgres.url}
-        gateway = GatewayProcess(gateway_config(_fakes[0].url, audit_claim_idle_s=1), env)
+        gateway = GatewayProcess(gateway_config(fake_openai.url, audit_claim_idle_s=1), env)
         key = gateway.admin("POST", "/admin/keys", json={"team_id": "t", "project_id": "p"}).json()
 
         postgres.stop()
@@ -40,7 +40,7 @@ def test_every_event_lands_exactly_once(_fakes: Any) -> None:
         # response): wait until the stream holds all of them, then crash.
         stream = redis.Redis.from_url(redis_server.url)
         deadline = time.monotonic() + 10
-        while stream.xlen("{aigw}:audit") < REQUESTS + 1:
+        while stream.xinfo_stream("{aigw}:audit")["entries-added"] < REQUESTS + 1:
             assert time.monotonic() < deadline, "events did not reach the stream"
             time.sleep(0.05)
         gateway.kill()
