@@ -206,7 +206,7 @@ def redis_client(url: str, ca_file: str | None = None, **options: Any) -> Any:
 
     if url.startswith("rediss://") and ca_file:
         options["ssl_ca_certs"] = ca_file
-    options.setdefault("socket_connect_timeout", 2.0)
+    options.setdefault("socket_connect_timeout", 5.0)
     options.setdefault("socket_timeout", 5.0)
     options.setdefault("health_check_interval", 15)
     # Requests beyond the pool wait for a connection instead of failing.

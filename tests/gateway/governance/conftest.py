@@ -17,6 +17,14 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
+def redis_tls_server() -> Iterator[RedisServer]:
+    """Managed Redis in every cloud is TLS-only with a private CA: so is this one."""
+    server = RedisServer(tls=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer()
     yield server

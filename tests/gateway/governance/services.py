@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,30 +32,118 @@ def wait_port(port: int, what: str, timeout: float = 20.0) -> None:
             time.sleep(0.05)
 
 
-class RedisServer:
-    """redis-server without persistence, stopped by PID."""
+def make_ca(directory: str) -> tuple[str, str, str]:
+    """A private CA and a server certificate for 127.0.0.1: (ca, cert, key) paths."""
+    ca, ca_key = os.path.join(directory, "ca.crt"), os.path.join(directory, "ca.key")
+    cert, key = os.path.join(directory, "server.crt"), os.path.join(directory, "server.key")
+    csr, ext = os.path.join(directory, "server.csr"), os.path.join(directory, "ext")
+    quiet: dict[str, Any] = {
+        "check": True,
+        "stdout": subprocess.DEVNULL,
+        "stderr": subprocess.DEVNULL,
+    }
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            ca_key,
+            "-out",
+            ca,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=aigw-test-ca",
+        ],
+        **quiet,
+    )
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            csr,
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        **quiet,
+    )
+    Path(ext).write_text("subjectAltName=IP:127.0.0.1\n")
+    subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            ca,
+            "-CAkey",
+            ca_key,
+            "-CAcreateserial",
+            "-out",
+            cert,
+            "-days",
+            "1",
+            "-extfile",
+            ext,
+        ],
+        **quiet,
+    )
+    return ca, cert, key
 
-    def __init__(self) -> None:
+
+class RedisServer:
+    """redis-server without persistence, stopped by PID; ``tls`` serves only rediss://."""
+
+    def __init__(self, tls: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed; ./scripts/test installs it")
         self.port = free_port()
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--bind",
-                "127.0.0.1",
+        self.ca_file: str | None = None
+        ports = ["--port", str(self.port)]
+        if tls:
+            self.dir = tempfile.mkdtemp(prefix="aigw-redis-tls-")
+            self.ca_file, cert, key = make_ca(self.dir)
+            ports = [
                 "--port",
+                "0",
+                "--tls-port",
                 str(self.port),
-                "--save",
-                "",
-                "--appendonly",
+                "--tls-cert-file",
+                cert,
+                "--tls-key-file",
+                key,
+                "--tls-ca-cert-file",
+                self.ca_file,
+                "--tls-auth-clients",
                 "no",
-            ],
+            ]
+        self.process = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", *ports, "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
         )
         wait_port(self.port, "redis-server")
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.url = f"{'rediss' if tls else 'redis'}://127.0.0.1:{self.port}/0"
+        if tls:
+            # The port opens before the first TLS handshake is quick: wait for a real PING.
+            import redis
+
+            client = redis.Redis.from_url(
+                self.url, ssl_ca_certs=self.ca_file, socket_connect_timeout=20
+            )
+            client.ping()
+            client.close()
 
     def stop(self) -> None:
         self.process.terminate()

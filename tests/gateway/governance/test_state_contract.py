@@ -13,16 +13,36 @@ from gateway_app.state.governance import BudgetItem, InProcessGovernanceState, R
 from tests.gateway.conftest import run_async
 
 
-@pytest.fixture(params=["in-process", "redis"])
+@pytest.fixture(params=["in-process", "redis", "rediss-private-ca"])
 def make_state(request: pytest.FixtureRequest) -> Any:
     if request.param == "in-process":
         shared = InProcessGovernanceState()
         return lambda **_: shared
-    from gateway_app.state.governance_redis import RedisGovernanceState
+    from gateway_app.state.governance_redis import RedisGovernanceState, redis_client
 
-    url = request.getfixturevalue("redis_server").url
+    tls = request.param.startswith("rediss")
+    server = request.getfixturevalue("redis_tls_server" if tls else "redis_server")
     prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
-    return lambda **kw: RedisGovernanceState.from_url(url, prefix=prefix, **kw)
+    # Fewer TLS connections: 64 simultaneous handshakes are slow on a busy 2-core machine.
+    options = {"max_connections": 8} if tls else {}
+    return lambda **kw: RedisGovernanceState(
+        redis_client(server.url, server.ca_file, **options), prefix=prefix, **kw
+    )
+
+
+def test_rediss_requires_the_private_ca(redis_tls_server: Any) -> None:
+    from gateway_app.state.governance_redis import redis_client
+
+    async def ping(ca_file: str | None) -> Any:
+        client = redis_client(redis_tls_server.url, ca_file)
+        try:
+            return await client.ping()
+        finally:
+            await client.aclose()
+
+    assert run_async(ping(redis_tls_server.ca_file)) is True
+    with pytest.raises(Exception, match=r"(?i)certificate"):
+        run_async(ping(None))  # the system trust store does not know the private CA
 
 
 def budget(limit: int, amount: int, scope: str = "team:t1") -> BudgetItem:
