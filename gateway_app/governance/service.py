@@ -139,7 +139,12 @@ class Governance:
             )
             secret = hmac.new(admin_key.encode(), b"aigw-key-hash", hashlib.sha256).digest()
         else:
-            raise GatewayError(500, "governance needs AIGW_KEY_HASH_SECRET or AIGW_ADMIN_KEY")
+            from gateway_app.config import ConfigError
+
+            raise ConfigError(
+                "governance.enabled is true but neither AIGW_KEY_HASH_SECRET nor AIGW_ADMIN_KEY "
+                "is set; set AIGW_KEY_HASH_SECRET (and AIGW_ADMIN_KEY for the admin API)"
+            )
         url = os.environ.get("AIGW_REDIS_URL")
         redis = None
         drain_state: GovernanceState | None = None
