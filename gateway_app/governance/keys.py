@@ -13,7 +13,8 @@ replicas reload the changed record within milliseconds. A full reload every
 (Redis reconnecting): **a revoked key stops working on every replica within
 ``key_refresh_s`` (default 10 s), usually within milliseconds.** An unknown key
 is looked up in the database once (a key created on another replica a moment
-ago) and remembered as unknown for ``_NEGATIVE_TTL_S``.
+ago, before its announcement arrived) and remembered as unknown for
+``_NEGATIVE_TTL_S``; such lookups are capped at ``_LOOKUPS_PER_S`` per second.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ ROLES = ("admin", "team_admin", "member")
 SCOPES = ("org", "team", "project", "key", "customer")
 CHANNEL = "{aigw}:gov:changes"
 _NEGATIVE_TTL_S = 2.0
+_LOOKUPS_PER_S = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +233,8 @@ class Registry:
         self.by_id: dict[str, KeyRecord] = {}
         self.limits: dict[tuple[str, str], Limit] = {}
         self._unknown: dict[str, float] = {}
+        self._lookup_second = 0
+        self._lookups = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.loaded = False
 
@@ -244,6 +248,17 @@ class Registry:
             return record
         now = time.monotonic()
         if self._unknown.get(key_hash, 0.0) > now:
+            return None
+        key_id = key[len(KEY_PREFIX) :].rsplit("-", 1)[0]
+        if key_id in self.by_id:
+            return None  # a known key with a wrong (or rotated-away) secret
+        # A key created on another replica a moment ago: look it up, but cap the
+        # database lookups so a flood of made-up keys cannot load the database.
+        second = int(now)
+        if second != self._lookup_second:
+            self._lookup_second, self._lookups = second, 0
+        self._lookups += 1
+        if self._lookups > _LOOKUPS_PER_S:
             return None
         try:
             record = await asyncio.to_thread(self.store.by_hash, key_hash)

@@ -94,3 +94,48 @@ def test_migrate_command(postgres_server: Any) -> None:
     assert first.returncode == 0, first.stderr
     assert "applied 1" in first.stdout
     assert "up to date" in run().stdout
+
+
+def test_unknown_keys_are_looked_up_once_and_capped(tmp_path: Path) -> None:
+    from gateway_app.governance.keys import Registry, hash_key, new_key
+    from tests.gateway.conftest import run_async
+
+    database = Database(f"sqlite:///{tmp_path / 'k.sqlite3'}")
+    database.migrate()
+    store = KeyStore(database)
+    lookups: list[str] = []
+    original = store.by_hash
+    store.by_hash = lambda h: lookups.append(h) or original(h)  # type: ignore[method-assign]
+    registry = Registry(store, b"secret")
+    key_id, key = new_key()
+    # created "on another replica": not in this registry's memory yet
+    store.insert(KeyRecord(key_id, hash_key(b"secret", key), "t", "p"))
+
+    async def main() -> None:
+        assert (await registry.authenticate(key)).id == key_id  # type: ignore[union-attr]
+        assert await registry.authenticate(key) is not None  # from memory now
+        assert await registry.authenticate(key[:-2] + "xx") is None  # known id, wrong secret
+        made_up = [new_key()[1] for _ in range(80)]
+        for fake in made_up:
+            assert await registry.authenticate(fake) is None
+        for fake in made_up[:5]:
+            assert await registry.authenticate(fake) is None  # remembered as unknown
+
+    run_async(main())
+    assert lookups[0] == hash_key(b"secret", key)
+    assert len(lookups) <= 50
+    database.close()
+
+
+def test_governance_config_errors_name_the_key() -> None:
+    from gateway_app.config import ConfigError, parse
+
+    raw = {
+        "providers": {"openai": {"type": "openai"}},
+        "models": {"m": {"deployments": [{"provider": "openai", "model": "gpt-4o-mini"}]}},
+        "governance": {"fail_closd": True, "key_refresh_s": 0},
+    }
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    assert "governance.fail_closd: unknown key" in str(error.value)
+    assert "governance.key_refresh_s" in str(error.value)
