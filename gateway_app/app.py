@@ -63,9 +63,14 @@ class GatewayApp:
         breakers: CircuitBreakerStore | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        admin: Any = None,
+        governance: Hook | None = None,
     ) -> None:
         self.config = config
         self.max_body = config.server.max_body_bytes
+        # The governance admin API (``/admin/...``) and hook, when governance is on.
+        self.admin = admin
+        self._governance = governance
         self.breakers = breakers or _circuit_store(config)
         self.router = Router(config, self.breakers, rng=rng, sleep=sleep)
         self.metrics = _metrics(config)
@@ -116,7 +121,7 @@ class GatewayApp:
         """Report not-ready, wait for shadow requests, close pools."""
         self.health.shutting_down = True
         await self.router.stop()
-        for hook in self.hooks.hooks:
+        for hook in reversed(self.hooks.hooks):
             stop = getattr(hook, "stop", None)
             if stop is not None:
                 await stop()
@@ -151,6 +156,9 @@ class GatewayApp:
         ctx = RequestContext(request_id=request_id, endpoint=scope["path"], headers=headers)
         handler = self._routes.get((scope["method"], scope["path"]))
         try:
+            if handler is None and self.admin is not None and scope["path"].startswith("/admin/"):
+                await self._admin(ctx, scope, receive, send)
+                return
             if handler is None:
                 if scope["path"] in self._paths:
                     raise GatewayError(
@@ -385,6 +393,22 @@ class GatewayApp:
         ctx.responded = True
         await send({"type": "http.response.body", "body": b""})
 
+    async def _admin(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
+        body: Any = None
+        if scope["method"] in ("POST", "PUT"):
+            empty = ctx.headers.get("content-length", "0") == "0" and (
+                "transfer-encoding" not in ctx.headers
+            )
+            body = {} if empty else await self._read_json(ctx, receive)
+        status, payload = await self.admin.admin(
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b"").decode(),
+            ctx.headers,
+            body,
+        )
+        await self._send_json(ctx, send, status, orjson.dumps(payload))
+
     async def _models(
         self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send
     ) -> None:
@@ -420,11 +444,16 @@ class GatewayApp:
             configure_logs()
         tracer = Tracer(config) if configured() else None
         self._observer = ObservabilityHook(config, self.metrics, self.breakers, tracer)
-        # Order: observability first (its after runs last, seeing every outcome); the
-        # governance auth hook belongs next (the cache keys on ctx.team_id), wrapped
-        # in tracing.TimedHook(hook, "aigw.limits") when tracing is on; the cache last,
-        # so a hit short-circuits only the upstream call.
+        # Order: observability first (its after runs last, seeing every outcome);
+        # governance next (auth, limits, budget reservation; the cache keys on the
+        # ctx.team_id it sets), timed as "aigw.limits" when tracing is on; the cache
+        # last, so a hit short-circuits only the upstream call.
         hooks: list[Hook] = [self._observer]
+        if self._governance is not None:
+            from gateway_app.observability.tracing import TimedHook
+
+            governance = self._governance
+            hooks.append(TimedHook(governance, "aigw.limits") if tracer else governance)
         cache = build_cache(
             config,
             os.environ.get("AIGW_REDIS_URL") or None,
@@ -455,5 +484,20 @@ def _circuit_store(config: GatewayConfig) -> CircuitBreakerStore:
 
 
 def create_app(config: GatewayConfig | None = None, **kwargs: Any) -> GatewayApp:
-    """The app for ``config`` (default: ``AIGW_CONFIG`` or the bundled example)."""
-    return GatewayApp(config or load_config(), **kwargs)
+    """The app for ``config`` (default: ``AIGW_CONFIG`` or the bundled example).
+
+    Governance (keys, budgets, limits, audit) runs first among the hooks when
+    enabled (``governance.enabled``, or ``AIGW_ADMIN_KEY`` set).
+    """
+    config = config or load_config()
+    from gateway_app.governance.service import Governance, enabled
+
+    if enabled(config) and "admin" not in kwargs:
+        governance = Governance.from_env(config)
+        kwargs["admin"] = governance
+        if kwargs.get("hooks") is not None:
+            # An explicit hook list (tests): governance still runs first.
+            kwargs["hooks"] = (governance, *kwargs["hooks"])
+        else:
+            kwargs["governance"] = governance
+    return GatewayApp(config, **kwargs)

@@ -66,13 +66,27 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def migrate_command(args: argparse.Namespace) -> int:
-    """Apply schema migrations to ``AIGW_DATABASE_URL`` (none exist before governance)."""
+    """Apply schema migrations to ``AIGW_DATABASE_URL`` (SQLite also migrates at start-up)."""
+    from gateway_app.governance.storage import Database, DatabaseError
+
     if not os.environ.get("AIGW_DATABASE_URL"):
         print(
-            "migrate: AIGW_DATABASE_URL is not set; nothing to migrate (embedded mode keeps no database)"
+            "migrate: AIGW_DATABASE_URL is not set; the embedded SQLite database is migrated "
+            "when the gateway starts"
         )
         return EXIT_OK
-    print("migrate: no schema migrations are defined yet; the database is up to date")
+    db = Database.from_env("unused.sqlite3")
+    try:
+        applied = db.migrate()
+    except DatabaseError as exc:
+        print(f"migrate: failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    if applied:
+        print(f"migrate: applied {', '.join(str(v) for v in applied)}")
+    else:
+        print("migrate: the database is up to date")
     return EXIT_OK
 
 

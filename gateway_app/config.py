@@ -27,6 +27,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gateway_app.governance.settings import GovernanceConfig
+
 EXAMPLE_CONFIG = Path(__file__).with_name("example.yaml")
 """The bundled example config: used when neither ``--config`` nor ``AIGW_CONFIG`` is set."""
 
@@ -235,6 +237,7 @@ class GatewayConfig(_Model):
     models: dict[str, ModelConfig] = Field(min_length=1)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
+    governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

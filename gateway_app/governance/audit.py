@@ -1,0 +1,154 @@
+"""Audit events: built on the request path, written to the database off it.
+
+Every request (served, refused or failed) and every admin action becomes one
+event with a unique ``event_id``. Events enter the state's durable buffer (a
+Redis stream, or memory in embedded mode) and an :class:`AuditDrainer` in each
+replica writes them in batches with ``INSERT ... ON CONFLICT (event_id) DO
+NOTHING``, acknowledging only after the commit. A database outage leaves them
+pending; a crash between commit and acknowledgement re-delivers them and the
+insert ignores the duplicates: every event is stored exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from gateway_app.governance.storage import Database
+from gateway_app.state.governance import GovernanceState
+
+log = logging.getLogger("gateway_app.governance")
+
+COLUMNS = (
+    "event_id",
+    "kind",
+    "ts",
+    "day",
+    "month",
+    "request_id",
+    "key_id",
+    "team_id",
+    "project_id",
+    "customer",
+    "model",
+    "deployment",
+    "provider",
+    "status",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "latency_ms",
+    "cache_outcome",
+    "rejection",
+    "actor",
+    "action",
+    "detail",
+)
+_INSERT = (
+    f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+    "ON CONFLICT (event_id) DO NOTHING"
+)
+
+
+def event(kind: str, **fields: Any) -> dict[str, Any]:
+    """A new event with its id and UTC day/month."""
+    now = time.time()
+    moment = datetime.fromtimestamp(now, UTC)
+    return {
+        "event_id": uuid.uuid4().hex,
+        "kind": kind,
+        "ts": now,
+        "day": moment.strftime("%Y-%m-%d"),
+        "month": moment.strftime("%Y-%m"),
+        **fields,
+    }
+
+
+class Redactor:
+    """Replaces configured patterns (keys, card numbers, e-mails) in stored text."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        self._pattern = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+    def __call__(self, text: str) -> str:
+        return self._pattern.sub("[REDACTED]", text) if self._pattern else text
+
+
+def row(data: dict[str, Any]) -> tuple[Any, ...]:
+    """The insert parameters of one event."""
+    detail = data.get("detail")
+    values = {**data, "detail": orjson.dumps(detail).decode() if detail is not None else None}
+    return tuple(values.get(column) for column in COLUMNS)
+
+
+def insert_events(db: Database, events: list[dict[str, Any]]) -> None:
+    """Idempotent batch insert (blocking)."""
+    db.executemany(_INSERT, [row(e) for e in events])
+
+
+class AuditDrainer:
+    """Moves events from the buffer to the database in batches; retries until it can."""
+
+    def __init__(
+        self, state: GovernanceState, db: Database, *, batch: int = 500, block_s: float = 0.2
+    ) -> None:
+        self.state = state
+        self.db = db
+        self.batch = batch
+        self.block_s = block_s
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def drain_once(self) -> int:
+        """Write one batch; the number of events acknowledged."""
+        entries = await self.state.read_audit(self.batch, self.block_s)
+        if not entries:
+            return 0
+        events = []
+        for _, payload in entries:
+            try:
+                events.append(orjson.loads(payload))
+            except orjson.JSONDecodeError:
+                log.error("dropping an unreadable audit event")
+        await asyncio.to_thread(insert_events, self.db, events)
+        await self.state.ack([entry_id for entry_id, _ in entries])
+        self.written += len(events)
+        return len(entries)
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await self.drain_once()
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Database or Redis down: nothing is acknowledged, so nothing is lost.
+                log.warning("audit drain failed (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def stop(self, flush_s: float = 2.0) -> None:
+        """Stop after writing what can be written within ``flush_s``."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        deadline = time.monotonic() + flush_s
+        while time.monotonic() < deadline:
+            try:
+                if await asyncio.wait_for(self.drain_once(), flush_s) == 0:
+                    break
+            except Exception:
+                break

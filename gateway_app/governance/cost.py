@@ -1,0 +1,127 @@
+"""Request cost in USD: prices from ``genai-prices``, per-deployment overrides from config.
+
+``genai-prices`` (pydantic's maintained dataset) knows the current prices of
+the providers' models, including cached-input prices; a deployment's ``price``
+in the config overrides it (negotiated rates, fine-tuned or self-hosted
+models). Reasoning tokens are part of OpenAI's ``completion_tokens`` and billed
+as output; cached prompt tokens are billed at the cache-read price.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from gateway_app.config import DeploymentConfig
+
+log = logging.getLogger("gateway_app.governance")
+
+# Gateway provider type -> genai-prices provider id.
+_PROVIDER_IDS = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "azure_openai": "azure",
+    "bedrock": "aws",
+    "vertex": "google",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPrices:
+    """USD per token."""
+
+    input: float
+    output: float
+    cache_read: float
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """What a response consumed, as the provider bills it."""
+
+    prompt: int = 0
+    completion: int = 0
+    cached: int = 0
+
+    @classmethod
+    def from_usage(cls, usage: dict[str, Any] | None) -> Tokens:
+        """From OpenAI's ``usage`` object (streams and non-streams alike)."""
+        if not usage:
+            return cls()
+        details = usage.get("prompt_tokens_details") or {}
+        return cls(
+            prompt=int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0),
+            completion=int(usage.get("completion_tokens") or usage.get("output_tokens") or 0),
+            cached=int(details.get("cached_tokens") or 0),
+        )
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
+
+
+class Pricing:
+    """Prices per deployment, looked up once and cached."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str, str], TokenPrices] = {}
+        self._warned: set[str] = set()
+
+    def prices(self, deployment: DeploymentConfig, provider_type: str) -> TokenPrices:
+        """The deployment's override, else the dataset's price, else zero (logged once)."""
+        key = (deployment.id, provider_type, deployment.model)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._lookup(deployment, provider_type)
+            self._cache[key] = found
+        return found
+
+    def _lookup(self, deployment: DeploymentConfig, provider_type: str) -> TokenPrices:
+        if deployment.price is not None:
+            price = deployment.price
+            return TokenPrices(
+                price.input_per_mtok / 1e6,
+                price.output_per_mtok / 1e6,
+                price.input_per_mtok / 1e6,
+            )
+        from genai_prices import Usage, calc_price
+
+        million = 1_000_000
+        provider_id = _PROVIDER_IDS.get(provider_type)
+        try:
+            input_price = calc_price(
+                Usage(input_tokens=million), deployment.model, provider_id=provider_id
+            )
+            output_price = calc_price(
+                Usage(output_tokens=million), deployment.model, provider_id=provider_id
+            )
+            cached_price = calc_price(
+                Usage(input_tokens=million, cache_read_tokens=million),
+                deployment.model,
+                provider_id=provider_id,
+            )
+        except LookupError:
+            if deployment.id not in self._warned:
+                self._warned.add(deployment.id)
+                log.warning(
+                    "no price for deployment %s (model %r); set models.<name>.deployments[].price",
+                    deployment.id,
+                    deployment.model,
+                )
+            return TokenPrices(0.0, 0.0, 0.0)
+        return TokenPrices(
+            float(input_price.total_price) / million,
+            float(output_price.total_price) / million,
+            float(cached_price.total_price) / million,
+        )
+
+    @staticmethod
+    def cost(prices: TokenPrices, tokens: Tokens) -> float:
+        """USD for ``tokens`` at ``prices``."""
+        cached = min(tokens.cached, tokens.prompt)
+        return (
+            (tokens.prompt - cached) * prices.input
+            + cached * prices.cache_read
+            + tokens.completion * prices.output
+        )

@@ -1,0 +1,364 @@
+"""Virtual keys and limits: durable in the database, served from memory.
+
+A key is ``sk-aigw-<id>-<secret>``; it is returned once at creation (or
+rotation) and stored only as HMAC-SHA256 under the server secret
+(``AIGW_KEY_HASH_SECRET``), so a database leak reveals no usable key and
+hashes cannot be brute-forced offline without the secret.
+
+The hot path never queries the database: every replica keeps all keys and
+limits in memory (:class:`Registry`). A change made through the admin API is
+applied locally at once and announced on a Redis pub/sub channel; the other
+replicas reload the changed record within milliseconds. A full reload every
+``key_refresh_s`` seconds bounds the revocation delay if an announcement is lost
+(Redis reconnecting): **a revoked key stops working on every replica within
+``key_refresh_s`` (default 10 s), usually within milliseconds.** An unknown key
+is looked up in the database once (a key created on another replica a moment
+ago, before its announcement arrived) and remembered as unknown for
+``_NEGATIVE_TTL_S``; such lookups are capped at ``_LOOKUPS_PER_S`` per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from gateway_app.governance.storage import Database
+
+log = logging.getLogger("gateway_app.governance")
+
+KEY_PREFIX = "sk-aigw-"
+ROLES = ("admin", "team_admin", "member")
+SCOPES = ("org", "team", "project", "key", "customer")
+CHANNEL = "{aigw}:gov:changes"
+_NEGATIVE_TTL_S = 2.0
+_LOOKUPS_PER_S = 50
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A virtual key as stored (never the key itself)."""
+
+    id: str
+    key_hash: str
+    team_id: str
+    project_id: str
+    name: str = ""
+    role: str = "member"
+    models: tuple[str, ...] | None = None
+    expires_at: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    revoked_at: float | None = None
+
+    def usable(self, now: float) -> bool:
+        """Not revoked and not expired."""
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+    def public(self) -> dict[str, Any]:
+        """What the admin API shows (no hash)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "team_id": self.team_id,
+            "project_id": self.project_id,
+            "role": self.role,
+            "models": list(self.models) if self.models is not None else None,
+            "expires_at": self.expires_at,
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> KeyRecord:
+        models = orjson.loads(row["models"]) if row.get("models") else None
+        return cls(
+            id=row["id"],
+            key_hash=row["key_hash"],
+            team_id=row["team_id"],
+            project_id=row["project_id"],
+            name=row.get("name") or "",
+            role=row.get("role") or "member",
+            models=tuple(models) if models is not None else None,
+            expires_at=row.get("expires_at"),
+            metadata=orjson.loads(row.get("metadata") or "{}"),
+            created_at=row.get("created_at") or 0.0,
+            revoked_at=row.get("revoked_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """Budgets (USD per UTC day / month) and rate limits (per minute) of one scope."""
+
+    scope: str
+    scope_id: str
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    team_id: str | None = None  # owner, for team admins' access to project/key limits
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope,
+            "scope_id": self.scope_id,
+            "daily_usd": self.daily_usd,
+            "monthly_usd": self.monthly_usd,
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+            "team_id": self.team_id,
+        }
+
+
+def new_key() -> tuple[str, str]:
+    """A fresh (key id, full key)."""
+    key_id = "key_" + secrets.token_hex(8)
+    return key_id, f"{KEY_PREFIX}{key_id}-{secrets.token_urlsafe(32)}"
+
+
+def hash_key(secret: bytes, key: str) -> str:
+    """The stored form of a key."""
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+
+
+class KeyStore:
+    """Key and limit records in the database (blocking; run in a thread)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def insert(self, record: KeyRecord) -> None:
+        self.db.execute(
+            "INSERT INTO virtual_keys (id, key_hash, name, team_id, project_id, role, models, "
+            "expires_at, metadata, created_at, revoked_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                record.id,
+                record.key_hash,
+                record.name,
+                record.team_id,
+                record.project_id,
+                record.role,
+                orjson.dumps(list(record.models)).decode() if record.models is not None else None,
+                record.expires_at,
+                orjson.dumps(record.metadata).decode(),
+                record.created_at,
+                record.revoked_at,
+            ),
+        )
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        rows = self.db.fetch("SELECT * FROM virtual_keys WHERE id = ?", (key_id,))
+        return KeyRecord.from_row(rows[0]) if rows else None
+
+    def by_hash(self, key_hash: str) -> KeyRecord | None:
+        rows = self.db.fetch("SELECT * FROM virtual_keys WHERE key_hash = ?", (key_hash,))
+        return KeyRecord.from_row(rows[0]) if rows else None
+
+    def all(self, team_id: str | None = None) -> list[KeyRecord]:
+        if team_id is None:
+            rows = self.db.fetch("SELECT * FROM virtual_keys ORDER BY created_at")
+        else:
+            rows = self.db.fetch(
+                "SELECT * FROM virtual_keys WHERE team_id = ? ORDER BY created_at", (team_id,)
+            )
+        return [KeyRecord.from_row(row) for row in rows]
+
+    def revoke(self, key_id: str, when: float) -> bool:
+        return (
+            self.db.execute(
+                "UPDATE virtual_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (when, key_id),
+            )
+            > 0
+        )
+
+    def rehash(self, key_id: str, key_hash: str) -> bool:
+        return (
+            self.db.execute(
+                "UPDATE virtual_keys SET key_hash = ? WHERE id = ? AND revoked_at IS NULL",
+                (key_hash, key_id),
+            )
+            > 0
+        )
+
+    def put_limit(self, limit: Limit) -> None:
+        self.db.execute(
+            "INSERT INTO limits (scope, scope_id, daily_usd, monthly_usd, rpm, tpm, team_id) "
+            "VALUES (?,?,?,?,?,?,?) ON CONFLICT (scope, scope_id) DO UPDATE SET "
+            "daily_usd = excluded.daily_usd, monthly_usd = excluded.monthly_usd, "
+            "rpm = excluded.rpm, tpm = excluded.tpm, team_id = excluded.team_id",
+            (
+                limit.scope,
+                limit.scope_id,
+                limit.daily_usd,
+                limit.monthly_usd,
+                limit.rpm,
+                limit.tpm,
+                limit.team_id,
+            ),
+        )
+
+    def delete_limit(self, scope: str, scope_id: str) -> bool:
+        return (
+            self.db.execute(
+                "DELETE FROM limits WHERE scope = ? AND scope_id = ?", (scope, scope_id)
+            )
+            > 0
+        )
+
+    def limits(self) -> list[Limit]:
+        return [Limit(**row) for row in self.db.fetch("SELECT * FROM limits")]
+
+
+class Registry:
+    """All keys and limits in memory; kept fresh by announcements and periodic reloads."""
+
+    def __init__(
+        self, store: KeyStore, secret: bytes, *, refresh_s: float = 10.0, redis: Any = None
+    ) -> None:
+        self.store = store
+        self.secret = secret
+        self.refresh_s = refresh_s
+        self.redis = redis
+        self.by_hash: dict[str, KeyRecord] = {}
+        self.by_id: dict[str, KeyRecord] = {}
+        self.limits: dict[tuple[str, str], Limit] = {}
+        self._unknown: dict[str, float] = {}
+        self._lookup_second = 0
+        self._lookups = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self.loaded = False
+
+    # -- hot path
+
+    async def authenticate(self, key: str) -> KeyRecord | None:
+        """The record of a presented key, if it exists (usable or not)."""
+        key_hash = hash_key(self.secret, key)
+        record = self.by_hash.get(key_hash)
+        if record is not None or not key.startswith(KEY_PREFIX):
+            return record
+        now = time.monotonic()
+        if self._unknown.get(key_hash, 0.0) > now:
+            return None
+        key_id = key[len(KEY_PREFIX) :].rsplit("-", 1)[0]
+        if key_id in self.by_id:
+            return None  # a known key with a wrong (or rotated-away) secret
+        # A key created on another replica a moment ago: look it up, but cap the
+        # database lookups so a flood of made-up keys cannot load the database.
+        second = int(now)
+        if second != self._lookup_second:
+            self._lookup_second, self._lookups = second, 0
+        self._lookups += 1
+        if self._lookups > _LOOKUPS_PER_S:
+            return None
+        try:
+            record = await asyncio.to_thread(self.store.by_hash, key_hash)
+        except Exception:
+            log.warning("key lookup failed; treating the key as unknown", exc_info=True)
+            record = None
+        if record is None:
+            if len(self._unknown) > 10000:
+                self._unknown.clear()
+            self._unknown[key_hash] = now + _NEGATIVE_TTL_S
+            return None
+        self._put(record)
+        return record
+
+    def limit(self, scope: str, scope_id: str) -> Limit | None:
+        return self.limits.get((scope, scope_id))
+
+    # -- changes
+
+    def _put(self, record: KeyRecord) -> None:
+        old = self.by_id.get(record.id)
+        if old is not None and old.key_hash != record.key_hash:
+            self.by_hash.pop(old.key_hash, None)
+        self.by_id[record.id] = record
+        self.by_hash[record.key_hash] = record
+        self._unknown.pop(record.key_hash, None)
+
+    async def reload_key(self, key_id: str) -> None:
+        record = await asyncio.to_thread(self.store.get, key_id)
+        if record is not None:
+            self._put(record)
+
+    async def reload_all(self) -> None:
+        keys = await asyncio.to_thread(self.store.all)
+        limits = await asyncio.to_thread(self.store.limits)
+        self.by_id = {k.id: k for k in keys}
+        self.by_hash = {k.key_hash: k for k in keys}
+        self.limits = {(lim.scope, lim.scope_id): lim for lim in limits}
+        self._unknown.clear()
+        self.loaded = True
+
+    async def changed(self, what: str, local: bool = True) -> None:
+        """Apply a change here and announce it to the other replicas."""
+        if local:
+            await self._apply(what)
+        if self.redis is not None:
+            try:
+                await self.redis.publish(CHANNEL, what)
+            except Exception:
+                log.warning(
+                    "could not announce %s; replicas reload within %ss", what, self.refresh_s
+                )
+
+    async def _apply(self, what: str) -> None:
+        kind, _, ident = what.partition(":")
+        if kind == "key":
+            await self.reload_key(ident)
+        else:
+            limits = await asyncio.to_thread(self.store.limits)
+            self.limits = {(lim.scope, lim.scope_id): lim for lim in limits}
+
+    # -- lifecycle
+
+    async def start(self) -> None:
+        try:
+            await self.reload_all()
+        except Exception:
+            # PostgreSQL down at start-up: keep serving what we can; the reloader retries.
+            log.warning("could not load keys and limits; retrying in the background", exc_info=True)
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._reload_forever()))
+        if self.redis is not None:
+            self._tasks.append(loop.create_task(self._listen()))
+
+    async def _reload_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s if self.loaded else min(1.0, self.refresh_s))
+            try:
+                await self.reload_all()
+            except Exception:
+                log.warning("periodic key reload failed", exc_info=True)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self.redis.pubsub()
+                await pubsub.subscribe(CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    data = message["data"]
+                    await self._apply(data.decode() if isinstance(data, bytes) else data)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("key change subscription lost; resubscribing", exc_info=True)
+                await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()

@@ -1,0 +1,735 @@
+"""Governance as one hook (auth, limits, budgets, cost, audit) plus the admin API.
+
+Request path, ``before`` (one Redis round trip, none in embedded mode):
+authenticate the virtual key from memory, check its model list, then reserve
+the request's rate-limit units and maximum cost at every budget level in one
+atomic call. ``after`` (one pipelined round trip): compute the actual cost
+from the usage the upstream reported, correct the reservation and append the
+audit event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import hashlib
+import hmac
+import logging
+import math
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from gateway_app.config import DeploymentConfig, GatewayConfig
+from gateway_app.errors import GatewayError, invalid
+from gateway_app.governance import analytics, audit, rbac
+from gateway_app.governance.cost import Pricing, TokenPrices, Tokens
+from gateway_app.governance.keys import (
+    KEY_PREFIX,
+    SCOPES,
+    KeyRecord,
+    KeyStore,
+    Limit,
+    Registry,
+    hash_key,
+    new_key,
+)
+from gateway_app.governance.settings import GovernanceConfig
+from gateway_app.governance.storage import Database
+from gateway_app.hooks import RequestContext, Response
+from gateway_app.state.governance import (
+    BudgetItem,
+    Decision,
+    GovernanceState,
+    InProcessGovernanceState,
+    RateItem,
+)
+
+log = logging.getLogger("gateway_app.governance")
+
+NANO = 1_000_000_000
+_CACHE_HITS = ("hit", "semantic-hit")
+
+
+def enabled(config: GatewayConfig) -> bool:
+    """Whether governance runs: ``governance.enabled``, else iff AIGW_ADMIN_KEY is set."""
+    if config.governance.enabled is not None:
+        return config.governance.enabled
+    return bool(os.environ.get("AIGW_ADMIN_KEY"))
+
+
+def presented_key(headers: dict[str, str]) -> str | None:
+    """The client's key: ``Authorization: Bearer``, else ``api-key`` / ``x-api-key``."""
+    auth = headers.get("authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return headers.get("api-key") or headers.get("x-api-key")
+
+
+def _period_ends(now: float) -> tuple[str, str, int, int]:
+    """(day id, month id, seconds to end of UTC day, seconds to end of UTC month)."""
+    moment = datetime.fromtimestamp(now, UTC)
+    day_left = 86400 - (int(now) % 86400)
+    days = calendar.monthrange(moment.year, moment.month)[1]
+    month_left = (days - moment.day) * 86400 + day_left
+    return moment.strftime("%Y-%m-%d"), moment.strftime("%Y-%m"), day_left, month_left
+
+
+def _duration(seconds: float) -> str:
+    """OpenAI's reset format: ``1s``, ``6m0s``, ``250ms``."""
+    if seconds < 1:
+        return f"{max(1, int(seconds * 1000))}ms"
+    whole = math.ceil(seconds)
+    minutes, secs = divmod(whole, 60)
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+class Governance:
+    """The governance hook and admin API of one gateway replica."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        state: GovernanceState,
+        db: Database,
+        admin_key: str | None,
+        secret: bytes,
+        redis: Any = None,
+        drain_state: GovernanceState | None = None,
+    ) -> None:
+        self.config = config
+        self.settings: GovernanceConfig = config.governance
+        self.state = state
+        self.db = db
+        self.admin_key = admin_key
+        self.store = KeyStore(db)
+        self.registry = Registry(
+            self.store, secret, refresh_s=self.settings.key_refresh_s, redis=redis
+        )
+        self.pricing = Pricing()
+        # The drainer's blocking reads get their own connection(s), away from the hot path's.
+        self.drain_state = drain_state or state
+        self.drainer = audit.AuditDrainer(self.drain_state, db, batch=self.settings.audit_batch)
+        self.redact = audit.Redactor(self.settings.audit_redact)
+        self._deployments: dict[str, tuple[DeploymentConfig, str]] = {}
+        for model in config.models.values():
+            for deployment in model.deployments:
+                self._deployments[deployment.id] = (
+                    deployment,
+                    config.providers[deployment.provider].type,
+                )
+        self._bounds: dict[str, TokenPrices] = {}
+
+    @classmethod
+    def from_env(cls, config: GatewayConfig) -> Governance:
+        """Redis from ``AIGW_REDIS_URL``/``AIGW_REDIS_CA_FILE``; the database from
+        ``AIGW_DATABASE_URL``/``AIGW_DATABASE_CA_FILE`` (else embedded SQLite)."""
+        admin_key = os.environ.get("AIGW_ADMIN_KEY") or None
+        secret_text = os.environ.get("AIGW_KEY_HASH_SECRET")
+        if secret_text:
+            secret = secret_text.encode()
+        elif admin_key:
+            log.warning(
+                "AIGW_KEY_HASH_SECRET is unset; deriving the key hash secret from the admin key"
+            )
+            secret = hmac.new(admin_key.encode(), b"aigw-key-hash", hashlib.sha256).digest()
+        else:
+            from gateway_app.config import ConfigError
+
+            raise ConfigError(
+                "governance.enabled is true but neither AIGW_KEY_HASH_SECRET nor AIGW_ADMIN_KEY "
+                "is set; set AIGW_KEY_HASH_SECRET (and AIGW_ADMIN_KEY for the admin API)"
+            )
+        url = os.environ.get("AIGW_REDIS_URL")
+        redis = None
+        drain_state: GovernanceState | None = None
+        state: GovernanceState
+        if url:
+            from gateway_app.state.governance_redis import RedisGovernanceState, redis_client
+
+            ca = os.environ.get("AIGW_REDIS_CA_FILE") or None
+            state = RedisGovernanceState(
+                redis_client(url, ca), claim_idle_s=config.governance.audit_claim_idle_s
+            )
+            drain_state = RedisGovernanceState(
+                redis_client(url, ca, max_connections=2),
+                claim_idle_s=config.governance.audit_claim_idle_s,
+            )
+            # Pub/sub holds its connection open: a separate client without a read timeout.
+            redis = redis_client(url, ca, socket_timeout=None)
+        else:
+            state = InProcessGovernanceState()
+        db = Database.from_env(config.governance.sqlite_path)
+        return cls(
+            config,
+            state=state,
+            db=db,
+            admin_key=admin_key,
+            secret=secret,
+            redis=redis,
+            drain_state=drain_state,
+        )
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self.db.kind == "sqlite":
+            await asyncio.to_thread(self.db.migrate)
+        # Load the price dataset now rather than at the first request.
+        await asyncio.to_thread(lambda: [self.price_bound(model) for model in self.config.models])
+        await self.registry.start()
+        self.drainer.start()
+
+    async def stop(self) -> None:
+        await self.registry.stop()
+        await self.drainer.stop()
+        await self.state.close()
+        if self.drain_state is not self.state:
+            await self.drain_state.close()
+        if self.registry.redis is not None:
+            await self.registry.redis.aclose()
+        await asyncio.to_thread(self.db.close)
+
+    # ------------------------------------------------------------ hot path
+
+    def _refuse(self, ctx: RequestContext, reason: str, error: GatewayError) -> Response:
+        ctx.rejection = reason
+        headers = [(k.encode(), v.encode()) for k, v in error.headers.items()]
+        return Response(error.status, error.to_bytes(), headers)
+
+    def price_bound(self, model: str) -> TokenPrices:
+        """The dearest prices among a model's deployments (failover may reach any)."""
+        bound = self._bounds.get(model)
+        if bound is None:
+            prices = [
+                self.pricing.prices(d, self.config.providers[d.provider].type)
+                for d in self.config.models[model].deployments
+            ]
+            bound = TokenPrices(
+                max(p.input for p in prices),
+                max(p.output for p in prices),
+                max(p.cache_read for p in prices),
+            )
+            self._bounds[model] = bound
+        return bound
+
+    def estimate(self, ctx: RequestContext) -> tuple[int, int]:
+        """(prompt tokens, output tokens) upper bounds of the request."""
+        body = ctx.body or {}
+        if ctx.endpoint == "/v1/embeddings":
+            source = body.get("input")
+            output = 0
+        else:
+            source = body.get("messages")
+            limit = body.get("max_completion_tokens") or body.get("max_tokens")
+            output = (
+                int(limit)
+                if isinstance(limit, int) and limit > 0
+                else self.settings.default_max_output_tokens
+            )
+        # ~4 bytes of JSON per token over-counts text (JSON syntax adds bytes): an upper bound.
+        prompt = len(orjson.dumps(source)) // 3 + 16
+        return prompt, output
+
+    async def before(self, ctx: RequestContext) -> Response | None:
+        token = presented_key(ctx.headers)
+        if not token:
+            return self._refuse(
+                ctx,
+                "auth:missing_key",
+                GatewayError(
+                    401,
+                    "Missing API key: send Authorization: Bearer sk-aigw-...",
+                    code="invalid_api_key",
+                ),
+            )
+        record = await self.registry.authenticate(token) if token.startswith(KEY_PREFIX) else None
+        now = time.time()
+        if record is None or not record.usable(now):
+            return self._refuse(
+                ctx,
+                "auth:invalid_key",
+                GatewayError(401, "Invalid, expired or revoked API key.", code="invalid_api_key"),
+            )
+        ctx.key_id, ctx.team_id, ctx.project_id = record.id, record.team_id, record.project_id
+        body = ctx.body or {}
+        customer = ctx.headers.get(self.settings.customer_header) or body.get("user")
+        ctx.customer = customer if isinstance(customer, str) and customer else None
+        if record.models is not None and ctx.model not in record.models:
+            return self._refuse(
+                ctx,
+                "model_not_allowed",
+                GatewayError(
+                    403,
+                    f"This key may not use model {ctx.model!r}; allowed: {list(record.models)}.",
+                    code="model_not_allowed",
+                ),
+            )
+        prompt, output = self.estimate(ctx)
+        bound = self.price_bound(ctx.model or "")
+        reserve_usd = prompt * bound.input + output * bound.output
+        reserve_nusd = math.ceil(reserve_usd * NANO)
+        tokens = prompt + output
+        rate, budgets = self._items(ctx, record, tokens, reserve_nusd, now)
+        try:
+            decision = await self.state.reserve(rate, budgets, now)
+        except Exception as exc:
+            if self.settings.fail_closed:
+                log.error("governance state unreachable; refusing (fail_closed): %s", exc)
+                return self._refuse(
+                    ctx,
+                    "state_unavailable",
+                    GatewayError(
+                        503,
+                        "Budgets and rate limits cannot be checked right now; retry shortly.",
+                        code="governance_unavailable",
+                        type="server_error",
+                        headers={"retry-after": "1"},
+                    ),
+                )
+            log.warning("governance state unreachable; allowing unchecked (fail open): %s", exc)
+            decision = None
+        if decision is not None and not decision.allowed:
+            return self._refuse(ctx, *self._refusal(decision, now))
+        ctx.extra["governance"] = (decision, tokens, reserve_nusd if decision else 0)
+        if decision is not None and rate:
+            ctx.response_headers.extend(self._rate_headers(decision))
+        return None
+
+    def _items(
+        self, ctx: RequestContext, record: KeyRecord, tokens: int, reserve_nusd: int, now: float
+    ) -> tuple[tuple[RateItem, ...], tuple[BudgetItem, ...]]:
+        limits = self.registry.limits
+        day, month, day_left, month_left = _period_ends(now)
+        rate: list[RateItem] = []
+        budgets: list[BudgetItem] = []
+        levels = [
+            ("org", "*", "*"),
+            ("team", record.team_id, record.team_id),
+            ("project", record.project_id, record.project_id),
+            ("key", record.id, record.id),
+        ]
+        if ctx.customer:
+            levels.append(("customer", ctx.customer, ctx.customer))
+        for scope, scope_id, counter_id in levels:
+            limit = limits.get((scope, scope_id))
+            if limit is None and scope == "customer":
+                limit = limits.get(("customer", "*"))  # the default per-customer limit
+            if limit is None:
+                continue
+            name = f"{scope}:{counter_id}"
+            if limit.rpm is not None:
+                rate.append(RateItem(name, "rpm", limit.rpm, 1))
+            if limit.tpm is not None:
+                rate.append(RateItem(name, "tpm", limit.tpm, tokens))
+            if limit.daily_usd is not None:
+                budgets.append(
+                    BudgetItem(
+                        name,
+                        "daily",
+                        day,
+                        round(limit.daily_usd * NANO),
+                        reserve_nusd,
+                        day_left + 3600,
+                    )
+                )
+            if limit.monthly_usd is not None:
+                budgets.append(
+                    BudgetItem(
+                        name,
+                        "monthly",
+                        month,
+                        round(limit.monthly_usd * NANO),
+                        reserve_nusd,
+                        month_left + 3600,
+                    )
+                )
+        return tuple(rate), tuple(budgets)
+
+    def _refusal(self, decision: Decision, now: float) -> tuple[str, GatewayError]:
+        item = decision.refused
+        if isinstance(item, RateItem):
+            scope = item.scope.split(":", 1)[0]
+            retry = math.ceil(decision.retry_after_s)
+            noun = "requests" if item.kind == "rpm" else "tokens"
+            headers = {
+                "retry-after": str(retry),
+                f"x-ratelimit-limit-{noun}": str(item.limit),
+                f"x-ratelimit-remaining-{noun}": str(max(0, int(item.limit - decision.used))),
+                f"x-ratelimit-reset-{noun}": _duration(decision.retry_after_s),
+            }
+            return f"rate_limit:{scope}:{item.kind}", GatewayError(
+                429,
+                f"Rate limit reached for {item.scope} ({item.kind}): limit {item.limit} {noun} "
+                f"per minute. Retry after {retry}s.",
+                code="rate_limit_exceeded",
+                headers=headers,
+            )
+        assert isinstance(item, BudgetItem)
+        scope = item.scope.split(":", 1)[0]
+        _, _, day_left, month_left = _period_ends(now)
+        retry = day_left if item.period == "daily" else month_left
+        return f"budget:{scope}", GatewayError(
+            429,
+            f"Budget exceeded for {item.scope}: {item.period} limit ${item.limit_nusd / NANO:.4f}, "
+            f"spent or reserved ${decision.used / NANO:.4f}; this request may cost up to "
+            f"${item.amount_nusd / NANO:.4f}.",
+            code="budget_exceeded",
+            type="insufficient_quota",
+            headers={"retry-after": str(retry)},
+        )
+
+    def _rate_headers(self, decision: Decision) -> list[tuple[bytes, bytes]]:
+        best: dict[str, tuple[float, RateItem]] = {}
+        for item, used in zip(decision.rate, decision.rate_used, strict=True):
+            left = item.limit - used - item.amount
+            if item.kind not in best or left < best[item.kind][0]:
+                best[item.kind] = (left, item)
+        headers = []
+        for kind, (left, item) in best.items():
+            noun = "requests" if kind == "rpm" else "tokens"
+            per_unit = 60.0 / item.limit
+            reset = _duration(max(0.0, (item.limit - left) * per_unit))
+            headers += [
+                (f"x-ratelimit-limit-{noun}".encode(), str(item.limit).encode()),
+                (f"x-ratelimit-remaining-{noun}".encode(), str(max(0, int(left))).encode()),
+                (f"x-ratelimit-reset-{noun}".encode(), reset.encode()),
+            ]
+        return headers
+
+    async def after(self, ctx: RequestContext) -> None:
+        decision, reserved_tokens, reserved_nusd = ctx.extra.get("governance", (None, 0, 0))
+        tokens = Tokens()
+        cost = 0.0
+        if ctx.cache_outcome not in _CACHE_HITS:
+            try:
+                tokens = Tokens.from_usage(ctx.usage)
+            except Exception:
+                tokens = Tokens()
+            found = self._deployments.get(ctx.deployment or "")
+            if found is not None:
+                cost = Pricing.cost(self.pricing.prices(*found), tokens)
+        if ctx.rejection is None:
+            ctx.cost_usd = cost
+        detail: dict[str, Any] | None = None
+        if self.settings.audit_prompts and ctx.body is not None:
+            detail = {
+                "request": self.redact(
+                    orjson.dumps(ctx.body.get("messages") or ctx.body.get("input")).decode()
+                )
+            }
+            if ctx.result is not None:
+                detail["response"] = self.redact(ctx.result.body.decode(errors="replace"))
+        event = audit.event(
+            "request",
+            request_id=ctx.request_id,
+            key_id=ctx.key_id,
+            team_id=ctx.team_id,
+            project_id=ctx.project_id,
+            customer=ctx.customer,
+            model=ctx.model,
+            deployment=ctx.deployment,
+            provider=ctx.provider,
+            status=ctx.status,
+            prompt_tokens=tokens.prompt,
+            completion_tokens=tokens.completion,
+            cost_usd=cost,
+            latency_ms=round((time.perf_counter() - ctx.started) * 1000, 3),
+            cache_outcome=ctx.cache_outcome,
+            rejection=ctx.rejection,
+            detail=detail,
+        )
+        try:
+            await self.state.settle(
+                decision,
+                tokens.total - reserved_tokens if decision else 0,
+                math.ceil(cost * NANO) - reserved_nusd if decision else 0,
+                orjson.dumps(event),
+            )
+        except Exception:
+            log.error(
+                "could not settle request %s (state unreachable)", ctx.request_id, exc_info=True
+            )
+
+    # ------------------------------------------------------------ admin API
+
+    async def _principal(self, headers: dict[str, str]) -> rbac.Principal:
+        token = presented_key(headers)
+        if not token:
+            raise GatewayError(401, "Missing admin or virtual key.", code="invalid_api_key")
+        if self.admin_key and hmac.compare_digest(token.encode(), self.admin_key.encode()):
+            return rbac.Principal("admin")
+        record = await self.registry.authenticate(token) if token.startswith(KEY_PREFIX) else None
+        if record is None or not record.usable(time.time()):
+            raise GatewayError(401, "Invalid, expired or revoked API key.", code="invalid_api_key")
+        return rbac.Principal(record.role, record.team_id, record.id)
+
+    async def _audit_admin(
+        self, principal: rbac.Principal, action: str, detail: dict[str, Any]
+    ) -> None:
+        event = audit.event(
+            "admin",
+            actor=principal.actor,
+            team_id=detail.get("team_id"),
+            key_id=detail.get("key_id"),
+            action=action,
+            detail=detail,
+        )
+        try:
+            await self.state.append(orjson.dumps(event))
+        except Exception:
+            # The action is done (it is in the database); its audit event could not be buffered.
+            log.error(
+                "could not buffer the audit event of %s (state unreachable): %s", action, detail
+            )
+
+    async def admin(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: Any
+    ) -> tuple[int, Any]:
+        """Serve one ``/admin/...`` request: (status, JSON-able body)."""
+        principal = await self._principal(headers)
+        params = dict(parse_qsl(query))
+        parts = [p for p in path.split("/") if p][1:]
+        rbac.require_manager(principal)
+        if parts[:1] == ["keys"]:
+            return await self._keys(principal, method, parts[1:], body, params)
+        if parts[:1] == ["limits"]:
+            return await self._limits(principal, method, parts[1:], body)
+        if parts[:1] == ["analytics"] and method == "GET" and len(parts) == 2:
+            return await self._analytics(principal, parts[1], params)
+        if parts == ["audit"] and method == "GET":
+            return await self._audit_list(principal, params)
+        if parts[:1] == ["budgets"] and method == "GET" and len(parts) == 3:
+            return await self._budget_usage(principal, parts[1], parts[2])
+        raise GatewayError(404, f"Unknown admin path {method} {path}.", code="unknown_url")
+
+    async def _keys(
+        self,
+        principal: rbac.Principal,
+        method: str,
+        rest: list[str],
+        body: Any,
+        params: dict[str, str],
+    ) -> tuple[int, Any]:
+        if not rest and method == "POST":
+            return await self._create_key(principal, body or {})
+        if not rest and method == "GET":
+            team = rbac.team_scope(principal, params.get("team_id"))
+            keys = await asyncio.to_thread(self.store.all, team)
+            return 200, {"data": [k.public() for k in keys]}
+        if not rest:
+            raise GatewayError(405, f"Method {method} is not allowed on /admin/keys.")
+        key_id = rest[0]
+        record = await asyncio.to_thread(self.store.get, key_id)
+        if record is None:
+            raise rbac.not_found(f"Key {key_id!r}")
+        rbac.check_team(principal, record.team_id, f"Key {key_id!r}")
+        action = rest[1] if len(rest) > 1 else None
+        if method == "GET" and action is None:
+            return 200, record.public()
+        if (method == "DELETE" and action is None) or (method == "POST" and action == "revoke"):
+            await asyncio.to_thread(self.store.revoke, key_id, time.time())
+            await self.registry.changed(f"key:{key_id}")
+            await self._audit_admin(
+                principal, "key.revoke", {"key_id": key_id, "team_id": record.team_id}
+            )
+            return 200, (await asyncio.to_thread(self.store.get, key_id)).public()  # type: ignore[union-attr]
+        if method == "POST" and action == "rotate":
+            if record.revoked_at is not None:
+                raise GatewayError(
+                    409, f"Key {key_id!r} is revoked; create a new one.", code="revoked"
+                )
+            _, fresh = new_key()
+            fresh = f"{KEY_PREFIX}{key_id}-{fresh.rsplit('-', 1)[1]}"
+            await asyncio.to_thread(
+                self.store.rehash, key_id, hash_key(self.registry.secret, fresh)
+            )
+            await self.registry.changed(f"key:{key_id}")
+            await self._audit_admin(
+                principal, "key.rotate", {"key_id": key_id, "team_id": record.team_id}
+            )
+            return 200, {**record.public(), "key": fresh}
+        raise GatewayError(405, f"Method {method} is not allowed here.")
+
+    async def _create_key(self, principal: rbac.Principal, body: dict[str, Any]) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            raise invalid(None, "The body must be a JSON object.")
+        team_id = body.get("team_id") if principal.role == "admin" else principal.team_id
+        if principal.role != "admin" and body.get("team_id") not in (None, principal.team_id):
+            raise rbac.not_found(f"Team {body.get('team_id')!r}")
+        project_id = body.get("project_id")
+        for name, value in (("team_id", team_id), ("project_id", project_id)):
+            if not isinstance(value, str) or not value:
+                raise invalid(name, f"`{name}` is required: a non-empty string.")
+        role = body.get("role", "member")
+        if role not in ("member", "team_admin"):
+            raise invalid("role", f"`role` must be 'member' or 'team_admin', got {role!r}.")
+        models = body.get("models")
+        if models is not None and (
+            not isinstance(models, list) or not all(isinstance(m, str) for m in models)
+        ):
+            raise invalid("models", "`models` must be a list of model names.")
+        expires_at = body.get("expires_at")
+        if body.get("ttl_s") is not None:
+            expires_at = time.time() + float(body["ttl_s"])
+        if expires_at is not None and not isinstance(expires_at, int | float):
+            raise invalid("expires_at", "`expires_at` must be a Unix time in seconds.")
+        metadata = body.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise invalid("metadata", "`metadata` must be an object.")
+        key_id, key = new_key()
+        record = KeyRecord(
+            id=key_id,
+            key_hash=hash_key(self.registry.secret, key),
+            team_id=team_id,  # type: ignore[arg-type]
+            project_id=project_id,  # type: ignore[arg-type]
+            name=str(body.get("name") or ""),
+            role=role,
+            models=tuple(models) if models is not None else None,
+            expires_at=float(expires_at) if expires_at is not None else None,
+            metadata=metadata,
+            created_at=time.time(),
+        )
+        await asyncio.to_thread(self.store.insert, record)
+        await self.registry.changed(f"key:{key_id}")
+        await self._audit_admin(principal, "key.create", {"key_id": key_id, "team_id": team_id})
+        return 201, {**record.public(), "key": key}
+
+    async def _limits(
+        self, principal: rbac.Principal, method: str, rest: list[str], body: Any
+    ) -> tuple[int, Any]:
+        if not rest and method == "GET":
+            limits = list(self.registry.limits.values())
+            if principal.role != "admin":
+                limits = [lim for lim in limits if lim.team_id == principal.team_id]
+            return 200, {"data": [lim.public() for lim in limits]}
+        if len(rest) != 2:
+            raise GatewayError(404, "Use /admin/limits/{scope}/{id}.", code="unknown_url")
+        scope, scope_id = rest
+        if scope not in SCOPES:
+            raise invalid("scope", f"Unknown scope {scope!r}; use one of {list(SCOPES)}.")
+        requested = body.get("team_id") if isinstance(body, dict) else None
+        owner = await self._limit_owner(principal, scope, scope_id, requested)
+        existing = self.registry.limit(scope, scope_id)
+        if method == "GET":
+            if existing is None:
+                raise rbac.not_found(f"Limit {scope}/{scope_id}")
+            return 200, existing.public()
+        if method == "DELETE":
+            deleted = await asyncio.to_thread(self.store.delete_limit, scope, scope_id)
+            await self.registry.changed("limits")
+            await self._audit_admin(
+                principal, "limit.delete", {"scope": scope, "scope_id": scope_id, "team_id": owner}
+            )
+            return 200, {"deleted": deleted}
+        if method != "PUT":
+            raise GatewayError(405, f"Method {method} is not allowed here.")
+        if not isinstance(body, dict):
+            raise invalid(None, "The body must be a JSON object.")
+        values: dict[str, Any] = {}
+        for name, kind in (
+            ("daily_usd", float),
+            ("monthly_usd", float),
+            ("rpm", int),
+            ("tpm", int),
+        ):
+            value = body.get(name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+            ):
+                raise invalid(name, f"`{name}` must be a non-negative number or null.")
+            values[name] = kind(value) if value is not None else None
+        limit = Limit(scope, scope_id, team_id=owner, **values)
+        await asyncio.to_thread(self.store.put_limit, limit)
+        await self.registry.changed("limits")
+        await self._audit_admin(principal, "limit.put", {**limit.public()})
+        return 200, limit.public()
+
+    async def _limit_owner(
+        self, principal: rbac.Principal, scope: str, scope_id: str, requested: Any = None
+    ) -> str | None:
+        """The team owning a limit; raises 403/404 for team admins outside their team."""
+        if scope in ("org", "customer"):
+            if principal.role != "admin":
+                raise rbac.forbidden(f"Only the gateway admin may manage {scope} limits.")
+            return None
+        if scope == "team":
+            rbac.check_team(principal, scope_id, f"Team {scope_id!r}")
+            return scope_id
+        if scope == "key":
+            record = self.registry.by_id.get(scope_id) or await asyncio.to_thread(
+                self.store.get, scope_id
+            )
+            if record is None:
+                raise rbac.not_found(f"Key {scope_id!r}")
+            rbac.check_team(principal, record.team_id, f"Key {scope_id!r}")
+            return record.team_id
+        existing = self.registry.limit(scope, scope_id)
+        if existing is not None:
+            rbac.check_team(principal, existing.team_id, f"Project {scope_id!r}")
+            return existing.team_id
+        if principal.role == "admin":
+            return requested if isinstance(requested, str) else None
+        return principal.team_id
+
+    async def _analytics(
+        self, principal: rbac.Principal, kind: str, params: dict[str, str]
+    ) -> tuple[int, Any]:
+        team = rbac.team_scope(principal, params.get("team_id"))
+        query = {
+            "analytics": analytics.usage,
+            "usage": analytics.usage,
+            "latency": analytics.latency,
+        }.get(kind)
+        if query is None:
+            raise GatewayError(
+                404, "Use /admin/analytics/usage or /admin/analytics/latency.", code="unknown_url"
+            )
+        rows = await asyncio.to_thread(
+            query,
+            self.db,
+            params.get("group_by", "day"),
+            team_id=team,
+            since=params.get("since"),
+            until=params.get("until"),
+        )
+        return 200, {"data": rows}
+
+    async def _audit_list(
+        self, principal: rbac.Principal, params: dict[str, str]
+    ) -> tuple[int, Any]:
+        team = rbac.team_scope(principal, params.get("team_id"))
+        limit = min(int(params.get("limit", "100")), 1000)
+        sql = "SELECT * FROM audit_events"
+        args: list[Any] = []
+        if team is not None:
+            sql += " WHERE team_id = ?"
+            args.append(team)
+        sql += f" ORDER BY ts DESC LIMIT {limit}"
+        rows = await asyncio.to_thread(self.db.fetch, sql, args)
+        return 200, {"data": rows}
+
+    async def _budget_usage(
+        self, principal: rbac.Principal, scope: str, scope_id: str
+    ) -> tuple[int, Any]:
+        if scope not in SCOPES:
+            raise invalid("scope", f"Unknown scope {scope!r}; use one of {list(SCOPES)}.")
+        owner = await self._limit_owner(principal, scope, scope_id)
+        del owner
+        day, month, _, _ = _period_ends(time.time())
+        name = f"{scope}:{scope_id}"
+        daily = await self.state.spent_nusd(name, "daily", day)
+        monthly = await self.state.spent_nusd(name, "monthly", month)
+        return 200, {
+            "scope": scope,
+            "scope_id": scope_id,
+            "daily_usd": daily / NANO,
+            "monthly_usd": monthly / NANO,
+            "day": day,
+            "month": month,
+        }

@@ -1,0 +1,246 @@
+"""Durable records: SQLite (embedded default) or PostgreSQL (production, TLS).
+
+Both speak the same small SQL subset (``?`` placeholders, ``ON CONFLICT``), so
+keys, limits and the audit log have one code path. The drivers are blocking;
+callers run them in a thread (``asyncio.to_thread``) and never on the request's
+hot path: the hot path reads keys and limits from memory and writes audit
+events to a buffer.
+
+Schema changes are numbered migrations applied in order inside a transaction
+and recorded in ``schema_migrations``; ``python -m gateway_app migrate`` applies
+them to PostgreSQL (SQLite databases are migrated at start-up).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (
+        1,
+        "virtual keys, limits, audit events",
+        (
+            """CREATE TABLE IF NOT EXISTS virtual_keys (
+                id TEXT PRIMARY KEY,
+                key_hash TEXT NOT NULL UNIQUE,
+                name TEXT NOT NULL DEFAULT '',
+                team_id TEXT NOT NULL,
+                project_id TEXT NOT NULL,
+                role TEXT NOT NULL DEFAULT 'member',
+                models TEXT,
+                expires_at DOUBLE PRECISION,
+                metadata TEXT NOT NULL DEFAULT '{}',
+                created_at DOUBLE PRECISION NOT NULL,
+                revoked_at DOUBLE PRECISION
+            )""",
+            "CREATE INDEX IF NOT EXISTS virtual_keys_team ON virtual_keys (team_id)",
+            """CREATE TABLE IF NOT EXISTS limits (
+                scope TEXT NOT NULL,
+                scope_id TEXT NOT NULL,
+                daily_usd DOUBLE PRECISION,
+                monthly_usd DOUBLE PRECISION,
+                rpm BIGINT,
+                tpm BIGINT,
+                team_id TEXT,
+                PRIMARY KEY (scope, scope_id)
+            )""",
+            """CREATE TABLE IF NOT EXISTS audit_events (
+                event_id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                ts DOUBLE PRECISION NOT NULL,
+                day TEXT NOT NULL,
+                month TEXT NOT NULL,
+                request_id TEXT,
+                key_id TEXT,
+                team_id TEXT,
+                project_id TEXT,
+                customer TEXT,
+                model TEXT,
+                deployment TEXT,
+                provider TEXT,
+                status INTEGER,
+                prompt_tokens BIGINT,
+                completion_tokens BIGINT,
+                cost_usd DOUBLE PRECISION,
+                latency_ms DOUBLE PRECISION,
+                cache_outcome TEXT,
+                rejection TEXT,
+                actor TEXT,
+                action TEXT,
+                detail TEXT
+            )""",
+            "CREATE INDEX IF NOT EXISTS audit_events_day ON audit_events (day, team_id)",
+        ),
+    ),
+)
+"""(version, description, statements): append new versions; never edit an applied one."""
+
+
+class DatabaseError(Exception):
+    """The database is unreachable or refused a statement."""
+
+
+class Database:
+    """One connection to SQLite or PostgreSQL, used from worker threads under a lock."""
+
+    def __init__(self, url: str, *, ca_file: str | None = None) -> None:
+        self.url = url
+        self.ca_file = ca_file
+        self.kind = "postgres" if url.startswith(("postgres://", "postgresql://")) else "sqlite"
+        self._lock = threading.Lock()
+        self._conn: Any = None
+
+    @classmethod
+    def from_env(cls, default_sqlite: str | os.PathLike[str]) -> Database:
+        """``AIGW_DATABASE_URL`` (+ ``AIGW_DATABASE_CA_FILE``), else SQLite at ``default_sqlite``."""
+        url = os.environ.get("AIGW_DATABASE_URL") or f"sqlite:///{default_sqlite}"
+        return cls(url, ca_file=os.environ.get("AIGW_DATABASE_CA_FILE") or None)
+
+    def _connect(self) -> Any:
+        if self.kind == "sqlite":
+            path = self.url.removeprefix("sqlite:///").removeprefix("sqlite://")
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            return conn
+        import psycopg
+
+        return psycopg.connect(
+            postgres_dsn(self.url, self.ca_file), autocommit=True, connect_timeout=5
+        )
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.kind == "sqlite" else sql.replace("?", "%s")
+
+    def _run(self, work: Any) -> Any:
+        with self._lock:
+            try:
+                if self._conn is None:
+                    self._conn = self._connect()
+                return work(self._conn)
+            except Exception as exc:
+                if self.kind == "postgres":
+                    self._drop()
+                raise DatabaseError(f"{self.kind}: {exc}") from exc
+
+    def _drop(self) -> None:
+        try:
+            if self._conn is not None:
+                self._conn.close()
+        except Exception:
+            pass
+        self._conn = None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+
+        def work(conn: Any) -> int:
+            cursor = conn.execute(self._sql(sql), tuple(params))
+            return cursor.rowcount
+
+        return self._run(work)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement per row, in one transaction."""
+        if not rows:
+            return
+
+        def work(conn: Any) -> None:
+            if self.kind == "sqlite":
+                conn.execute("BEGIN")
+                try:
+                    conn.executemany(self._sql(sql), [tuple(r) for r in rows])
+                    conn.execute("COMMIT")
+                except Exception:
+                    conn.execute("ROLLBACK")
+                    raise
+            else:
+                with conn.transaction(), conn.cursor() as cursor:
+                    cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+
+        self._run(work)
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows as dicts."""
+
+        def work(conn: Any) -> list[dict[str, Any]]:
+            cursor = conn.execute(self._sql(sql), tuple(params))
+            names = [d[0] for d in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+        return self._run(work)
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; the versions applied now."""
+
+        def work(conn: Any) -> list[int]:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, description TEXT, applied_at DOUBLE PRECISION)"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            applied = []
+            for version, description, statements in MIGRATIONS:
+                if version in done:
+                    continue
+                if self.kind == "sqlite":
+                    conn.execute("BEGIN")
+                    try:
+                        for statement in statements:
+                            conn.execute(statement)
+                        conn.execute(
+                            "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                            (version, description, time.time()),
+                        )
+                        conn.execute("COMMIT")
+                    except Exception:
+                        conn.execute("ROLLBACK")
+                        raise
+                else:
+                    with conn.transaction():
+                        # Two replicas migrating at once: the second waits, then sees it done.
+                        conn.execute("SELECT pg_advisory_xact_lock(715100)")
+                        if conn.execute(
+                            "SELECT 1 FROM schema_migrations WHERE version = %s", (version,)
+                        ).fetchone():
+                            continue
+                        for statement in statements:
+                            conn.execute(statement)
+                        conn.execute(
+                            "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                            (version, description, time.time()),
+                        )
+                applied.append(version)
+            return applied
+
+        return self._run(work)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._drop()
+
+
+def postgres_dsn(url: str, ca_file: str | None) -> str:
+    """The URL with TLS settings: a CA file means ``sslmode=verify-full`` against it.
+
+    Without a CA file and without an explicit ``sslmode``, non-loopback hosts get
+    ``sslmode=require`` (every managed PostgreSQL here enforces TLS).
+    """
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    if ca_file:
+        query.setdefault("sslrootcert", ca_file)
+        query.setdefault("sslmode", "verify-full")
+    elif "sslmode" not in query and parts.hostname not in ("127.0.0.1", "localhost", "::1", None):
+        query["sslmode"] = "require"
+    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -1,0 +1,211 @@
+"""Governance state on the hot path: rate limits, budget reservations, the audit buffer.
+
+One interface, two implementations: :class:`InProcessGovernanceState` (one
+replica, a lock) and ``RedisGovernanceState`` (many replicas, one Lua script).
+Before the upstream call, :meth:`reserve` checks every rate limit and every
+budget level and, only if all pass, counts the request and reserves its
+maximum cost at every level, atomically. After the response, :meth:`settle`
+corrects the reservation to the actual tokens and cost and appends the audit
+event, in one round trip. Audit events wait in a durable buffer until a
+drainer has written them to the database and acknowledged them.
+
+Rate limits are sliding windows of one minute (the previous minute's count
+weighted by the share of it still inside the window, plus the current
+minute's). Money is counted in integer nano-USD so Redis' ``INCRBY`` is exact.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+WINDOW_S = 60
+
+
+@dataclass(frozen=True, slots=True)
+class RateItem:
+    """One per-minute limit to check: ``scope`` like ``key:key_1``, ``kind`` rpm or tpm."""
+
+    scope: str
+    kind: str
+    limit: int
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetItem:
+    """One budget level and period: ``scope`` like ``team:t1``, period daily or monthly."""
+
+    scope: str
+    period: str
+    period_id: str
+    limit_nusd: int
+    amount_nusd: int
+    ttl_s: int
+
+
+@dataclass(slots=True)
+class Decision:
+    """The outcome of a reservation; when allowed, the handle :meth:`settle` takes."""
+
+    allowed: bool
+    rate: tuple[RateItem, ...] = ()
+    budgets: tuple[BudgetItem, ...] = ()
+    minute: int = 0
+    refused: RateItem | BudgetItem | None = None
+    used: float = 0.0  # the refusing counter's value (before this request)
+    retry_after_s: float = 0.0
+    rate_used: list[float] = field(default_factory=list)  # per rate item, before this request
+
+
+class GovernanceState(Protocol):
+    """Counters and the audit buffer, shared by every replica that uses the same store."""
+
+    async def reserve(
+        self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], now: float
+    ) -> Decision:
+        """Check everything, then count and reserve everything, atomically."""
+        ...
+
+    async def settle(
+        self, decision: Decision | None, tokens_delta: int, cost_delta_nusd: int, event: bytes
+    ) -> None:
+        """Correct a reservation (deltas = actual - reserved) and append the audit event."""
+        ...
+
+    async def append(self, event: bytes) -> None:
+        """Append one audit event (admin actions, refused requests)."""
+        ...
+
+    async def read_audit(self, count: int, block_s: float) -> list[tuple[str, bytes]]:
+        """Unacknowledged events: this reader's pending ones first, then new ones."""
+        ...
+
+    async def ack(self, ids: list[str]) -> None:
+        """The events are in the database: drop them from the buffer."""
+        ...
+
+    async def spent_nusd(self, scope: str, period: str, period_id: str) -> int:
+        """Spend plus open reservations of one budget level and period."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def rate_key(item: RateItem, minute: int) -> str:
+    return f"rl:{item.scope}:{item.kind}:{minute}"
+
+
+def budget_key(item: BudgetItem) -> str:
+    return f"b:{item.scope}:{item.period}:{item.period_id}"
+
+
+def retry_after(used: float, amount: int, limit: int, prev: float, into_window: float) -> float:
+    """Seconds until the sliding window has room for ``amount``."""
+    rest = WINDOW_S - into_window
+    if prev > 0:
+        need = used + amount - limit
+        rest = min(rest, need / prev * WINDOW_S)
+    return max(rest, 0.001)
+
+
+class InProcessGovernanceState:
+    """Counters in a dict under a lock; the audit buffer in memory (embedded mode).
+
+    The embedded audit buffer lives only in this process: the drainer writes it
+    to SQLite every ``block_s`` (0.2 s by default), so a crash can lose at most
+    that much. Use Redis for the crash-proof buffer.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[str, float] = collections.defaultdict(float)
+        self._queue: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._pending: dict[str, bytes] = {}
+        self._ids = itertools.count(1)
+        self._wakeup: Any = None
+
+    async def reserve(
+        self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], now: float
+    ) -> Decision:
+        minute = int(now // WINDOW_S)
+        into = now - minute * WINDOW_S
+        frac = into / WINDOW_S
+        with self._lock:
+            used_list = []
+            for item in rate:
+                cur = self._counters.get(rate_key(item, minute), 0.0)
+                prev = self._counters.get(rate_key(item, minute - 1), 0.0)
+                used = prev * (1 - frac) + cur
+                if used + item.amount > item.limit:
+                    return Decision(
+                        False,
+                        refused=item,
+                        used=used,
+                        retry_after_s=retry_after(used, item.amount, item.limit, prev, into),
+                    )
+                used_list.append(used)
+            for budget in budgets:
+                spent = self._counters.get(budget_key(budget), 0.0)
+                if spent + budget.amount_nusd > budget.limit_nusd:
+                    return Decision(False, refused=budget, used=spent)
+            for item in rate:
+                self._counters[rate_key(item, minute)] += item.amount
+            for budget in budgets:
+                self._counters[budget_key(budget)] += budget.amount_nusd
+            if len(self._counters) > 100_000:
+                self._expire(minute)
+        return Decision(True, rate, budgets, minute, rate_used=used_list)
+
+    def _expire(self, minute: int) -> None:
+        for key in [k for k in self._counters if k.startswith("rl:")]:
+            if int(key.rsplit(":", 1)[1]) < minute - 1:
+                del self._counters[key]
+
+    async def settle(
+        self, decision: Decision | None, tokens_delta: int, cost_delta_nusd: int, event: bytes
+    ) -> None:
+        with self._lock:
+            if decision is not None and decision.allowed:
+                for item in decision.rate:
+                    if item.kind == "tpm" and tokens_delta:
+                        self._counters[rate_key(item, decision.minute)] += tokens_delta
+                for budget in decision.budgets:
+                    if cost_delta_nusd:
+                        self._counters[budget_key(budget)] += cost_delta_nusd
+            self._queue.append((str(next(self._ids)), event))
+
+    async def append(self, event: bytes) -> None:
+        with self._lock:
+            self._queue.append((str(next(self._ids)), event))
+
+    async def read_audit(self, count: int, block_s: float) -> list[tuple[str, bytes]]:
+        import asyncio
+
+        with self._lock:
+            if self._pending:
+                return list(self._pending.items())[:count]
+        if not self._queue:
+            await asyncio.sleep(block_s)
+        with self._lock:
+            batch = []
+            while self._queue and len(batch) < count:
+                batch.append(self._queue.popleft())
+            self._pending.update(batch)
+        return batch
+
+    async def ack(self, ids: list[str]) -> None:
+        with self._lock:
+            for event_id in ids:
+                self._pending.pop(event_id, None)
+
+    async def spent_nusd(self, scope: str, period: str, period_id: str) -> int:
+        with self._lock:
+            return math.floor(self._counters.get(f"b:{scope}:{period}:{period_id}", 0.0))
+
+    async def close(self) -> None:
+        return None

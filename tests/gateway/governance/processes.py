@@ -1,0 +1,109 @@
+"""Gateway processes (``python -m gateway_app serve``) for multi-replica tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.gateway.governance.services import free_port
+
+ADMIN = "process-admin-key"
+
+
+class GatewayProcess:
+    """One gateway replica on loopback; stopped (or killed) by PID."""
+
+    def __init__(self, config: dict[str, Any], env: dict[str, str]) -> None:
+        self.dir = tempfile.mkdtemp(prefix="aigw-gw-")
+        self.config_path = os.path.join(self.dir, "config.yaml")
+        with open(self.config_path, "w") as handle:
+            yaml.safe_dump(config, handle)
+        self.env = {
+            **os.environ,
+            "AIGW_ADMIN_KEY": ADMIN,
+            "AIGW_KEY_HASH_SECRET": "process-hash-secret",
+            **env,
+        }
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.log = open(os.path.join(self.dir, "gateway.log"), "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway_app",
+                "serve",
+                "--config",
+                self.config_path,
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=self.env,
+            cwd=self.dir,
+            stdout=self.log,
+            stderr=self.log,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.process.poll() is None, self.output()
+            try:
+                if httpx.get(self.url + "/health/live", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "gateway did not start:\n" + self.output()
+            time.sleep(0.1)
+
+    def output(self) -> str:
+        with open(os.path.join(self.dir, "gateway.log"), "rb") as handle:
+            return handle.read().decode(errors="replace")[-4000:]
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flush (a crash)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.log.close()
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(
+            method,
+            self.url + path,
+            headers={"authorization": f"Bearer {ADMIN}"},
+            timeout=10,
+            **kwargs,
+        )
+
+
+def gateway_config(openai_url: str, **governance: Any) -> dict[str, Any]:
+    return {
+        "providers": {"openai": {"type": "openai", "api_key": "sk-fake", "base_url": openai_url}},
+        "models": {
+            "gpt-4o-mini": {"deployments": [{"provider": "openai", "model": "gpt-4o-mini"}]}
+        },
+        "governance": {"enabled": True, **governance},
+    }

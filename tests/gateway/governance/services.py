@@ -1,0 +1,260 @@
+"""Private redis-server and PostgreSQL instances for the governance tests (loopback, temp dirs)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"{what} did not start on port {port}"
+            time.sleep(0.05)
+
+
+def make_ca(directory: str) -> tuple[str, str, str]:
+    """A private CA and a server certificate for 127.0.0.1: (ca, cert, key) paths."""
+    ca, ca_key = os.path.join(directory, "ca.crt"), os.path.join(directory, "ca.key")
+    cert, key = os.path.join(directory, "server.crt"), os.path.join(directory, "server.key")
+    csr, ext = os.path.join(directory, "server.csr"), os.path.join(directory, "ext")
+    quiet: dict[str, Any] = {
+        "check": True,
+        "stdout": subprocess.DEVNULL,
+        "stderr": subprocess.DEVNULL,
+    }
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            ca_key,
+            "-out",
+            ca,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=aigw-test-ca",
+        ],
+        **quiet,
+    )
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            csr,
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        **quiet,
+    )
+    Path(ext).write_text("subjectAltName=IP:127.0.0.1\n")
+    subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            ca,
+            "-CAkey",
+            ca_key,
+            "-CAcreateserial",
+            "-out",
+            cert,
+            "-days",
+            "1",
+            "-extfile",
+            ext,
+        ],
+        **quiet,
+    )
+    return ca, cert, key
+
+
+class RedisServer:
+    """redis-server without persistence, stopped by PID; ``tls`` serves only rediss://."""
+
+    def __init__(self, tls: bool = False) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed; ./scripts/test installs it")
+        self.port = free_port()
+        self.ca_file: str | None = None
+        ports = ["--port", str(self.port)]
+        if tls:
+            self.dir = tempfile.mkdtemp(prefix="aigw-redis-tls-")
+            self.ca_file, cert, key = make_ca(self.dir)
+            ports = [
+                "--port",
+                "0",
+                "--tls-port",
+                str(self.port),
+                "--tls-cert-file",
+                cert,
+                "--tls-key-file",
+                key,
+                "--tls-ca-cert-file",
+                self.ca_file,
+                "--tls-auth-clients",
+                "no",
+            ]
+        self.process = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", *ports, "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_port(self.port, "redis-server")
+        self.url = f"{'rediss' if tls else 'redis'}://127.0.0.1:{self.port}/0"
+        if tls:
+            # The port opens before the first TLS handshake is quick: wait for a real PING.
+            import redis
+
+            client = redis.Redis.from_url(
+                self.url, ssl_ca_certs=self.ca_file, socket_connect_timeout=20
+            )
+            client.ping()
+            client.close()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    for root in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (root / name).exists():
+            return str(root / name)
+    pytest.fail(f"PostgreSQL's {name} is not installed; ./scripts/test installs postgresql")
+
+
+class PostgresServer:
+    """A private cluster in a temp dir; run as the ``postgres`` user when we are root."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="aigw-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        subprocess.run(
+            [
+                *self.as_user,
+                _pg_bin("initdb"),
+                "-D",
+                self.data,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+        subprocess.run(
+            [
+                *self.as_user,
+                _pg_bin("psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-c",
+                "CREATE DATABASE aigw",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/aigw"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                *self.as_user,
+                _pg_bin("postgres"),
+                "-D",
+                self.data,
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={self.dir}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_port(self.port, "postgres")
+        # The port opens before recovery finishes: wait until queries work.
+        deadline = time.monotonic() + 20
+        import psycopg
+
+        while True:
+            try:
+                psycopg.connect(
+                    f"postgresql://postgres@127.0.0.1:{self.port}/postgres", connect_timeout=2
+                ).close()
+                return
+            except psycopg.OperationalError:
+                assert time.monotonic() < deadline, "postgres did not accept connections"
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            # Signal the postmaster itself (runuser does not forward signals); SIGINT is
+            # PostgreSQL's "fast" shutdown, which does not wait for clients to leave.
+            pid_file = Path(self.data, "postmaster.pid")
+            if pid_file.exists():
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+            else:
+                self.process.send_signal(signal.SIGINT)
+            self.process.wait(30)
+            self.process = None
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

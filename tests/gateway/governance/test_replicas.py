@@ -1,0 +1,127 @@
+"""Two gateway processes sharing one Redis and one PostgreSQL: budgets, TPM, revocation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from gateway_app.governance.storage import Database
+from gateway_app.testing.fakes import ok
+from tests.gateway.conftest import run_async
+from tests.gateway.governance.processes import GatewayProcess, gateway_config
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+MAX_TOKENS = 1000
+# What the gateway reserves for one request: its prompt estimate and max_tokens.
+PROMPT_ESTIMATE = len(orjson.dumps(MESSAGES)) // 3 + 16
+RESERVED_TOKENS = PROMPT_ESTIMATE + MAX_TOKENS
+RESERVED_USD = (PROMPT_ESTIMATE * 0.15 + MAX_TOKENS * 0.60) / 1e6  # gpt-4o-mini list price
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    _fakes: Any, redis_server: Any, postgres_server: Any
+) -> Iterator[list[GatewayProcess]]:
+    db = Database(postgres_server.url)
+    db.migrate()
+    db.close()
+    env = {"AIGW_REDIS_URL": redis_server.url, "AIGW_DATABASE_URL": postgres_server.url}
+    config = gateway_config(_fakes[0].url, key_refresh_s=600)
+    pair = [GatewayProcess(config, env), GatewayProcess(config, env)]
+    yield pair
+    for gateway in pair:
+        gateway.stop()
+
+
+async def _burst(urls: list[str], key: str, count: int) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=count)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        return await asyncio.gather(
+            *(
+                client.post(
+                    urls[i % len(urls)] + "/v1/chat/completions",
+                    headers={"authorization": f"Bearer {key}"},
+                    json={"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": MAX_TOKENS},
+                )
+                for i in range(count)
+            )
+        )
+
+
+def _new_key(gateway: GatewayProcess, project: str) -> dict[str, Any]:
+    response = gateway.admin("POST", "/admin/keys", json={"team_id": "t", "project_id": project})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_budget_holds_under_200_concurrent_requests_on_two_replicas(
+    replicas: list[GatewayProcess], fake_openai: Any
+) -> None:
+    key = _new_key(replicas[0], "budget-p")
+    limit_usd = 10.5 * RESERVED_USD
+    assert (
+        replicas[1]
+        .admin("PUT", "/admin/limits/project/budget-p", json={"daily_usd": limit_usd})
+        .status_code
+        == 200
+    )
+    # every answer uses all of max_tokens: actual cost close to the reservation
+    fake_openai.script(*[ok(usage=(10, MAX_TOKENS), delay=0.2) for _ in range(200)])
+    time.sleep(0.3)  # the limit announcement reaches replica 0
+    responses = run_async(_burst([g.url for g in replicas], key["key"], 200))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429}, statuses
+    refused = [r for r in responses if r.status_code == 429]
+    assert {r.json()["error"]["code"] for r in refused} == {"budget_exceeded"}
+    assert all("project:budget-p" in r.json()["error"]["message"] for r in refused)
+    served = statuses.count(200)
+    assert 1 <= served <= 11
+    spent = replicas[0].admin("GET", "/admin/budgets/project/budget-p").json()["daily_usd"]
+    assert spent <= limit_usd + RESERVED_USD
+    assert spent == pytest.approx(served * (10 * 0.15 + MAX_TOKENS * 0.60) / 1e6, rel=1e-3)
+
+
+def test_tpm_holds_under_200_concurrent_requests_on_two_replicas(
+    replicas: list[GatewayProcess], fake_openai: Any
+) -> None:
+    key = _new_key(replicas[1], "tpm-p")
+    limit = 10 * RESERVED_TOKENS
+    assert (
+        replicas[0].admin("PUT", f"/admin/limits/key/{key['id']}", json={"tpm": limit}).status_code
+        == 200
+    )
+    fake_openai.script(*[ok(usage=(PROMPT_ESTIMATE, MAX_TOKENS), delay=0.2) for _ in range(200)])
+    time.sleep(0.3)
+    responses = run_async(_burst([g.url for g in replicas], key["key"], 200))
+    served = [r for r in responses if r.status_code == 200]
+    refused = [r for r in responses if r.status_code == 429]
+    assert len(served) + len(refused) == 200
+    assert {r.json()["error"]["code"] for r in refused} == {"rate_limit_exceeded"}
+    assert all(r.headers["x-ratelimit-limit-tokens"] == str(limit) for r in refused)
+    assert all(int(r.headers["retry-after"]) >= 1 for r in refused)
+    tokens = sum(r.json()["usage"]["total_tokens"] for r in served)
+    assert 1 <= len(served) <= 11
+    assert tokens <= limit + RESERVED_TOKENS
+
+
+def test_revocation_reaches_the_other_replica(replicas: list[GatewayProcess]) -> None:
+    key = _new_key(replicas[0], "revoke-p")
+    call = lambda: httpx.post(  # noqa: E731
+        replicas[1].url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {key['key']}"},
+        json={"model": "gpt-4o-mini", "messages": MESSAGES},
+        timeout=10,
+    )
+    assert call().status_code == 200  # created on replica 0, usable on replica 1
+    assert replicas[0].admin("DELETE", f"/admin/keys/{key['id']}").status_code == 200
+    # key_refresh_s is 600 here: only the pub/sub announcement can revoke it this soon
+    deadline = time.monotonic() + 5
+    while call().status_code != 401:
+        assert time.monotonic() < deadline, "revocation did not reach replica 1"
+        time.sleep(0.05)
