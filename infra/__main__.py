@@ -18,14 +18,14 @@ import pulumi
 
 from infra import clouds, config, global_lb, tags
 from infra.global_lb import CloudEndpoint
-from infra.k8s.gateway import GatewayDeployment, GatewayDeploymentArgs, shared_admin_key
+from infra.k8s.gateway import GatewayDeployment, GatewayDeploymentArgs, GatewaySecrets
 from infra.k8s.ingress import Route53Solver
 from infra.outputs import export_stack_outputs
 
 stack_config = config.load()
 tags.register(stack_config)
 secrets = config.secret_settings()
-admin_key = shared_admin_key(secrets)
+shared_secrets = GatewaySecrets(f"{stack_config.name_prefix}-gateway-secrets", secrets)
 zone = global_lb.build_global_zone(stack_config.dns, stack_config.name_prefix)
 
 footprints: dict[config.Cloud, clouds.CloudFootprint] = {}
@@ -49,7 +49,8 @@ for cloud in stack_config.enabled_clouds:
             redis_url=footprint.redis_url,
             postgres_dsn=footprint.postgres_dsn,
             redis_ca_cert=footprint.redis_ca_cert,
-            admin_key=admin_key,
+            admin_key=shared_secrets.admin_key,
+            key_hash_secret=shared_secrets.key_hash_secret,
             secrets=secrets,
             dns01_solver=solver,
             data_store_cidrs=footprint.data_store_cidrs,

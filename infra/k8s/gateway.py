@@ -59,6 +59,7 @@ _SECRET_ENV = {
     "redis-url": "AIGW_REDIS_URL",
     "database-url": "AIGW_DATABASE_URL",
     "admin-key": "AIGW_ADMIN_KEY",
+    "key-hash-secret": "AIGW_KEY_HASH_SECRET",
 }
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
@@ -132,6 +133,8 @@ class GatewayDeploymentArgs:
     redis_url: pulumi.Input[str]
     postgres_dsn: pulumi.Input[str]
     admin_key: pulumi.Input[str]
+    key_hash_secret: pulumi.Input[str]
+    """The HMAC secret virtual keys are stored under; the same on every cluster."""
     global_hostname: str
     cloud_hostname: str
     acme: AcmeArgs
@@ -165,6 +168,7 @@ class GatewayDeploymentArgs:
         redis_url: pulumi.Input[str],
         postgres_dsn: pulumi.Input[str],
         admin_key: pulumi.Input[str],
+        key_hash_secret: pulumi.Input[str],
         secrets: Mapping[str, pulumi.Input[str]],
         dns01_solver: Dns01Solver,
         data_store_cidrs: Sequence[pulumi.Input[str]],
@@ -191,6 +195,7 @@ class GatewayDeploymentArgs:
             redis_url=redis_url,
             postgres_dsn=postgres_dsn,
             admin_key=admin_key,
+            key_hash_secret=key_hash_secret,
             global_hostname=global_name,
             cloud_hostname=cloud_name,
             acme=AcmeArgs(
@@ -211,18 +216,37 @@ class GatewayDeploymentArgs:
         )
 
 
-def shared_admin_key(
-    secrets: Mapping[str, pulumi.Input[str]], opts: pulumi.ResourceOptions | None = None
-) -> pulumi.Output[str]:
-    """The admin key for every cluster: ``ai-gateway:adminKey`` if set, else a generated one.
+class GatewaySecrets(pulumi.ComponentResource):
+    """The secrets every cluster's gateway shares, created once per stack.
 
-    Call once per stack (not per cloud): the global hostname may route a
-    client to any cluster, so they must all accept the same key.
+    The global hostname may route a client to any cluster, so all of them must
+    accept the same admin key and hash virtual keys with the same secret
+    (``AIGW_KEY_HASH_SECRET``; the gateway would otherwise derive it from the
+    admin key, and rotating that would invalidate every virtual key). The admin
+    key is ``ai-gateway:adminKey`` when set, else generated; the hash secret is
+    always generated and never leaves the stack's secret state.
     """
-    if "adminKey" in secrets:
-        return pulumi.Output.secret(secrets["adminKey"])
-    generated = random.RandomPassword("gateway-admin-key", length=48, special=False, opts=opts)
-    return pulumi.Output.secret(generated.result)
+
+    def __init__(
+        self,
+        name: str,
+        secrets: Mapping[str, pulumi.Input[str]],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("ai-gateway:global:GatewaySecrets", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        if "adminKey" in secrets:
+            self.admin_key = pulumi.Output.secret(secrets["adminKey"])
+        else:
+            generated = random.RandomPassword(
+                "gateway-admin-key", length=48, special=False, opts=child
+            )
+            self.admin_key = pulumi.Output.secret(generated.result)
+        hash_secret = random.RandomPassword(
+            "gateway-key-hash-secret", length=64, special=False, opts=child
+        )
+        self.key_hash_secret = pulumi.Output.secret(hash_secret.result)
+        self.register_outputs({"adminKey": self.admin_key, "keyHashSecret": self.key_hash_secret})
 
 
 # ------------------------------------------------------------- pure helpers
@@ -462,6 +486,7 @@ class GatewayDeployment(pulumi.ComponentResource):
             "redis-url": args.redis_url,
             "database-url": args.postgres_dsn,
             "admin-key": args.admin_key,
+            "key-hash-secret": args.key_hash_secret,
             **{key: args.provider_api_keys[env] for key, env in secret_keys.items()},
         }
         if args.redis_ca_cert is not None:

@@ -163,6 +163,7 @@ def test_container_environment_comes_from_the_secret_and_the_config_file(k8s_pla
             "AIGW_REDIS_URL": "redis-url",
             "AIGW_DATABASE_URL": "database-url",
             "AIGW_ADMIN_KEY": "admin-key",
+            "AIGW_KEY_HASH_SECRET": "key-hash-secret",
             "OPENAI_API_KEY": "openai-api-key",
             "ANTHROPIC_API_KEY": "anthropic-api-key",
         }.items():
@@ -416,7 +417,14 @@ def test_secret_holds_every_secret_and_is_secret_in_state(k8s_plan: Plan) -> Non
         assert isinstance(secret.inputs["stringData"], Secret)
         assert isinstance(secret.outputs["stringData"], Secret)
         data = reveal(secret.inputs["stringData"])
-        expected = {"redis-url", "database-url", "admin-key", "openai-api-key", "anthropic-api-key"}
+        expected = {
+            "redis-url",
+            "database-url",
+            "admin-key",
+            "key-hash-secret",
+            "openai-api-key",
+            "anthropic-api-key",
+        }
         if cloud == "gcp":
             expected.add("redis-ca.crt")
         assert set(data) == expected
@@ -445,7 +453,7 @@ def test_no_secret_value_reaches_a_config_map_or_a_plain_export(
             reveal(r.outputs["result"])
             for r in plan.of_type("random:index/randomPassword:RandomPassword")
         }
-        assert passwords <= secrets and len(passwords) == 7
+        assert passwords <= secrets and len(passwords) == 8
         config_maps = plan.of_type(CONFIG_MAP)
         assert len(config_maps) == 3
         for config_map in config_maps:
@@ -680,3 +688,18 @@ def test_every_cluster_gets_the_same_generated_admin_key(k8s_plan: Plan) -> None
     }
     generated = k8s_plan.one("random:index/randomPassword:RandomPassword", "gateway-admin-key")
     assert keys == {reveal(generated.outputs["result"])}
+    assert k8s_plan.by_urn(generated.parent or "").type == "ai-gateway:global:GatewaySecrets"
+
+
+def test_every_cluster_hashes_virtual_keys_with_the_same_secret(k8s_plan: Plan) -> None:
+    secrets = {
+        reveal(one(k8s_plan, cloud, SECRET, "ai-gateway-secrets").inputs["stringData"])[
+            "key-hash-secret"
+        ]
+        for cloud in CLOUDS
+    }
+    generated = k8s_plan.one(
+        "random:index/randomPassword:RandomPassword", "gateway-key-hash-secret"
+    )
+    assert secrets == {reveal(generated.outputs["result"])}
+    assert len(next(iter(secrets))) == 64
