@@ -25,14 +25,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 CACHE = Path(os.environ.get("AIGW_BENCH_CACHE", Path.home() / ".cache" / "aigw" / "bench"))
 CPU_LOAD, CPU_TARGET = "0", "1"
+DEFAULT = "gateway: own server + raw client (default)"
 # LiteLLM refuses to start without a strong master key.
 LITELLM_KEY = "sk-" + secrets.token_hex(32)
 CHAT = {
@@ -186,6 +189,24 @@ http {{
 
 # ----------------------------------------------------------------------- targets
 
+# Governance and caching are configured by YAML appended to the gateway config
+# (--gateway-extra-config) and env (--gateway-env NAME=VALUE) once they exist.
+EXTRA_CONFIG = ""
+EXTRA_ENV: dict[str, str] = {}
+_REDIS: dict[str, Any] = {}
+
+
+def start_redis(work: Path) -> int:
+    """One redis-server on loopback for the whole run (on the load CPU)."""
+    if "port" not in _REDIS:
+        port = free_port()
+        cmd = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+        cmd += ["--appendonly", "no", "--dir", str(work)]
+        _REDIS["proc"] = spawn(cmd, CPU_LOAD, dict(os.environ), work / "redis.log")
+        _REDIS["port"] = port
+        wait_port(port)
+    return int(_REDIS["port"])
+
 
 @dataclass
 class Target:
@@ -223,11 +244,18 @@ models:
 
 
 def gateway(
-    server: str = "uvicorn", client: str | None = None, python: str = sys.executable
+    server: str = "uvicorn",
+    client: str | None = None,
+    python: str = sys.executable,
+    redis: bool = False,
 ) -> Callable[[Path, int], tuple[subprocess.Popen[bytes], int]]:
     def start(work: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int]:
         port = free_port()
-        env = dict(os.environ, AIGW_CONFIG=str(gateway_config(work, upstream)))
+        extra = Path(EXTRA_CONFIG).read_text() if EXTRA_CONFIG else ""
+        env = dict(os.environ, AIGW_CONFIG=str(gateway_config(work, upstream, extra)))
+        if redis:
+            env["AIGW_REDIS_URL"] = f"redis://127.0.0.1:{start_redis(work)}/0"
+            env.update(EXTRA_ENV)
         env["PYTHONPATH"] = str(ROOT)
         if client:
             env["AIGW_UPSTREAM_CLIENT"] = client
@@ -252,9 +280,7 @@ def gateway(
             ]
         else:
             cmd = [python, "-m", "gateway_app", "serve", "--port", str(port)]
-            cmd += ["--log-level", "warning"]
-            if server != "uvicorn":
-                cmd += ["--server", server]
+            cmd += ["--log-level", "warning", "--server", server]
         proc = spawn(cmd, CPU_TARGET, env, work / f"gateway-{server}-{client}.log")
         wait_port(port)
         return proc, port
@@ -336,6 +362,22 @@ def wrk(
     raise RuntimeError(f"wrk gave no result: {out.stdout}{out.stderr}")
 
 
+def sample_stream(port: int, path: str, headers: dict[str, str]) -> str:
+    """The head and tail of one streamed response (to show why a stream counts as broken)."""
+    body = json.dumps(dict(REQUEST, model="bench-stream", stream=True)).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=body,
+        headers={"Content-Type": "application/json", **headers},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode(errors="replace")
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return text if len(text) < 400 else text[:200] + " ... " + text[-200:]
+
+
 def measure(target: Target, work: Path, upstream: int, seconds: int) -> dict:
     proc, port = target.start(work, upstream)
     try:
@@ -355,6 +397,7 @@ def measure(target: Target, work: Path, upstream: int, seconds: int) -> dict:
                 port, target.stream_path, target.stream_headers, stream, conns, seconds, work, True
             )
         result["rss_after_kib"] = rss_kib(pid) if pid else 0
+        result["stream_sample"] = sample_stream(port, target.stream_path, target.stream_headers)
         return result
     finally:
         if proc:
@@ -424,6 +467,27 @@ def soak(work: Path, upstream: int, seconds: int, rate: float, server: str) -> d
     }
 
 
+# ----------------------------------------------------------------------- json
+
+
+def json_comparison() -> dict[str, float]:
+    """Microseconds to parse a chat request and serialize a chat response."""
+    import timeit
+
+    import orjson
+
+    request, response = json.dumps(REQUEST).encode(), CHAT
+    n = 20000
+    return {
+        "json (stdlib)": 1e6
+        * timeit.timeit(lambda: (json.loads(request), json.dumps(response).encode()), number=n)
+        / n,
+        "orjson": 1e6
+        * timeit.timeit(lambda: (orjson.loads(request), orjson.dumps(response)), number=n)
+        / n,
+    }
+
+
 # ----------------------------------------------------------------------- report
 
 
@@ -476,16 +540,24 @@ def main() -> int:
     parser.add_argument("--soak-rate", type=float, default=200.0)
     parser.add_argument("--soak-server", default="uvicorn")
     parser.add_argument("--out", default=str(BENCH / "results.json"))
+    parser.add_argument("--gateway-extra-config", default="", help="YAML appended (governance)")
+    parser.add_argument("--gateway-env", action="append", default=[], help="NAME=VALUE")
     args = parser.parse_args()
+    global EXTRA_CONFIG
+    EXTRA_CONFIG = args.gateway_extra_config
+    EXTRA_ENV.update(item.split("=", 1) for item in args.gateway_env)
 
     portkey_headers = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-bench"}
     targets = [
         Target("direct (nginx)", lambda w, u: (None, u), stream_path="/stream/v1/chat/completions"),
-        Target("gateway uvicorn+aiohttp", gateway("uvicorn", "aiohttp")),
-        Target("gateway uvicorn+raw", gateway("uvicorn", "raw")),
-        Target("gateway httptools+raw", gateway("httptools", "raw")),
+        Target(DEFAULT, gateway("httptools", "raw")),
+        Target("gateway + Redis (circuit state)", gateway("httptools", "raw", redis=True)),
+        Target("gateway: uvicorn + raw client", gateway("uvicorn", "raw")),
+        Target("gateway: uvicorn + aiohttp (before)", gateway("uvicorn", "aiohttp")),
+        Target("gateway: own server + aiohttp", gateway("httptools", "aiohttp")),
         Target(
-            "gateway granian+raw", gateway("granian", "raw", str(CACHE / "variants/bin/python"))
+            "gateway: granian + raw client",
+            gateway("granian", "raw", str(CACHE / "variants/bin/python")),
         ),
         Target(
             "LiteLLM proxy",
@@ -505,6 +577,8 @@ def main() -> int:
         "machine": machine(),
         "versions": versions(),
         "seconds": args.seconds,
+        "json_us": json_comparison(),
+        "load": os.getloadavg(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "targets": {},
     }
@@ -531,6 +605,8 @@ def main() -> int:
                 results["soak"] = soak(work, upstream, args.soak, args.soak_rate, args.soak_server)
         finally:
             stop(nginx)
+            if "proc" in _REDIS:
+                stop(_REDIS.pop("proc"))
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out}")
     return 0

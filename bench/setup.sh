@@ -18,4 +18,16 @@ if [ ! -f "$BENCH_CACHE/portkey/node_modules/@portkey-ai/gateway/package.json" ]
   mkdir -p "$BENCH_CACHE/portkey"
   (cd "$BENCH_CACHE/portkey" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund @portkey-ai/gateway)
 fi
+
+# The server comparison: granian hosting the same app, with the gateway's own dependencies.
+if [ ! -x "$BENCH_CACHE/variants/bin/granian" ]; then
+  uv venv --quiet --python python3.11 "$BENCH_CACHE/variants"
+  (cd "$(dirname "$0")/.." && uv export --frozen --no-default-groups --no-dev --no-emit-project --no-header) \
+    > "$BENCH_CACHE/variants-requirements.txt"
+  uv pip install --quiet --python "$BENCH_CACHE/variants/bin/python" \
+    -r "$BENCH_CACHE/variants-requirements.txt" granian
+fi
+if ! command -v redis-server >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
 echo "$BENCH_CACHE"

@@ -178,6 +178,7 @@ class _Connection(asyncio.Protocol):
         "done",
         "error",
         "headers",
+        "keep_alive",
         "key",
         "parser",
         "received",
@@ -205,6 +206,7 @@ class _Connection(asyncio.Protocol):
         self.done = False
         self.error: Exception | None = None
         self.received = False
+        self.keep_alive = False
 
     # asyncio.Protocol
     def data_received(self, data: bytes) -> None:
@@ -249,6 +251,8 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
+        # Only valid while parsing (llhttp resets it once the message completes).
+        self.keep_alive = self.parser.should_keep_alive()
         self._wake()
 
     def on_body(self, body: bytes) -> None:
@@ -306,7 +310,7 @@ class _Connection(asyncio.Protocol):
             self.done
             and self.error is None
             and not self.closed
-            and self.parser.should_keep_alive()
+            and self.keep_alive
             and self.transport is not None
             and not self.transport.is_closing()
         )
