@@ -123,6 +123,12 @@ def rss_kib(pid: int) -> int:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -389,9 +395,12 @@ def measure(target: Target, work: Path, upstream: int, seconds: int) -> dict:
         before = rss_kib(pid) if pid else 0
         result: dict = {"rss_before_kib": before}
         for conns in (1, 16, 64):
-            result[f"chat_c{conns}"] = wrk(
-                port, target.path, target.headers, chat, conns, seconds, work
-            )
+            cpu = cpu_seconds(pid) if pid else 0.0
+            run = wrk(port, target.path, target.headers, chat, conns, seconds, work)
+            if pid and run["requests"]:
+                # The target's own process only (LiteLLM/Portkey children not included).
+                run["cpu_us_per_req"] = 1e6 * (cpu_seconds(pid) - cpu) / run["requests"]
+            result[f"chat_c{conns}"] = run
         for conns in (1, 16):
             result[f"stream_c{conns}"] = wrk(
                 port, target.stream_path, target.stream_headers, stream, conns, seconds, work, True
@@ -467,6 +476,63 @@ def soak(work: Path, upstream: int, seconds: int, rate: float, server: str) -> d
     }
 
 
+# ----------------------------------------------------------------------- profile
+
+
+def profile(work: Path, upstream: int, seconds: int) -> dict:
+    """py-spy samples of the default gateway under 1-connection load: where the time goes."""
+    proc, port = gateway("httptools", "raw")(work, upstream)
+    try:
+        chat = dict(REQUEST)
+        wrk(port, "/v1/chat/completions", {}, chat, 1, 2, work)
+        out = work / "profile.txt"
+        spy = subprocess.Popen(
+            [
+                str(CACHE / "variants/bin/py-spy"),
+                "record",
+                "--pid",
+                str(proc.pid),
+                "--duration",
+                str(seconds),
+                "--rate",
+                "2000",
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        load = wrk(port, "/v1/chat/completions", {}, chat, 1, seconds + 1, work)
+        spy.wait(60)
+    finally:
+        stop(proc)
+    inclusive: dict[str, int] = {}
+    leaf: dict[str, int] = {}
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
+            if " (" in f
+            else f
+            for f in stack.split(";")
+        ]
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+        leaf[frames[-1]] = leaf.get(frames[-1], 0) + n
+
+    def top(counts: dict[str, int]) -> list[tuple[str, float]]:
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:25]
+        return [(name, round(100 * n / total, 1)) for name, n in ranked]
+
+    return {"samples": total, "rps": load["rps"], "self": top(leaf), "inclusive": top(inclusive)}
+
+
 # ----------------------------------------------------------------------- json
 
 
@@ -538,7 +604,8 @@ def main() -> int:
     parser.add_argument("--targets", default="all", help="comma-separated target names")
     parser.add_argument("--soak", type=int, default=0, help="soak seconds (0: skip)")
     parser.add_argument("--soak-rate", type=float, default=200.0)
-    parser.add_argument("--soak-server", default="uvicorn")
+    parser.add_argument("--soak-server", default="httptools")
+    parser.add_argument("--profile", type=int, default=0, help="py-spy seconds (0: skip)")
     parser.add_argument("--out", default=str(BENCH / "results.json"))
     parser.add_argument("--gateway-extra-config", default="", help="YAML appended (governance)")
     parser.add_argument("--gateway-env", action="append", default=[], help="NAME=VALUE")
@@ -600,6 +667,9 @@ def main() -> int:
                 except Exception as exc:  # a peer failing to start must not lose the run
                     results["targets"][target.name] = {"error": f"{type(exc).__name__}: {exc}"}
                     print(f"   failed: {exc}", flush=True)
+            if args.profile:
+                print(f"== profile {args.profile}s", flush=True)
+                results["profile"] = profile(work, upstream, args.profile)
             if args.soak:
                 print(f"== soak {args.soak}s at {args.soak_rate} req/s", flush=True)
                 results["soak"] = soak(work, upstream, args.soak, args.soak_rate, args.soak_server)

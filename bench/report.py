@@ -55,8 +55,8 @@ def main() -> None:
         "## Throughput of one process on one pinned core",
         "",
         "| target | 16 conns req/s | p50 | p90 | p99 | 64 conns req/s | p50 | p90 | p99 | "
-        "errors | RSS before → after (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "errors | CPU µs/req at 16 | RSS before → after (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, result in targets.items():
         if "error" in result:
@@ -67,10 +67,11 @@ def main() -> None:
             if result["rss_before_kib"]
             else "—"
         )
+        cpu = f"{a['cpu_us_per_req']:.0f}" if "cpu_us_per_req" in a else "—"
         out.append(
             f"| {name} | {a['rps']:.0f} | {ms(a['p50'])} | {ms(a['p90'])} | {ms(a['p99'])} | "
             f"{b['rps']:.0f} | {ms(b['p50'])} | {ms(b['p90'])} | {ms(b['p99'])} | "
-            f"{a['errors'] + b['errors']} | {rss} |"
+            f"{a['errors'] + b['errors']} | {cpu} | {rss} |"
         )
     ours = targets.get(DEFAULT, {})
     if "chat_c16" in ours:

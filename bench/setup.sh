@@ -25,7 +25,7 @@ if [ ! -x "$BENCH_CACHE/variants/bin/granian" ]; then
   (cd "$(dirname "$0")/.." && uv export --frozen --no-default-groups --no-dev --no-emit-project --no-header) \
     > "$BENCH_CACHE/variants-requirements.txt"
   uv pip install --quiet --python "$BENCH_CACHE/variants/bin/python" \
-    -r "$BENCH_CACHE/variants-requirements.txt" granian
+    -r "$BENCH_CACHE/variants-requirements.txt" granian py-spy
 fi
 if ! command -v redis-server >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
