@@ -677,8 +677,15 @@ def main() -> int:
             stop(nginx)
             if "proc" in _REDIS:
                 stop(_REDIS.pop("proc"))
-    Path(args.out).write_text(json.dumps(results, indent=1))
-    print(f"wrote {args.out}")
+    # Each part has its own file, so a soak or profile run keeps the last full comparison.
+    if results["targets"]:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+        print(f"wrote {args.out}")
+    for part in ("soak", "profile"):
+        if part in results:
+            path = BENCH / f"{part}.json"
+            path.write_text(json.dumps({part: results[part], "started": results["started"]}))
+            print(f"wrote {path}")
     return 0
 
 

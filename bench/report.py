@@ -139,6 +139,19 @@ def main() -> None:
     notes = BENCH / "notes.md"
     if notes.exists():
         out += ["", notes.read_text().strip()]
+    profile_file = BENCH / "profile.json"
+    if profile_file.exists():
+        prof = json.loads(profile_file.read_text())["profile"]
+        out += [
+            "",
+            f"py-spy, default gateway at 1 connection ({prof['samples']} samples, "
+            f"{prof['rps']:.0f} req/s during sampling), share of samples by innermost "
+            "Python frame:",
+            "",
+            "| frame | % |",
+            "|---|---:|",
+        ]
+        out += [f"| `{name or '(native)'}` | {share} |" for name, share in prof["self"][:15]]
     (BENCH / "RESULTS.md").write_text("\n".join(out) + "\n")
     print(f"wrote {BENCH / 'RESULTS.md'}")
 
