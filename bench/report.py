@@ -14,6 +14,34 @@ def ms(us: float) -> str:
     return f"{us / 1000:.2f}"
 
 
+def headline(targets: dict) -> list[str]:
+    """Pinned, one process: the default gateway's figures against the targets."""
+    ours, direct = targets.get(DEFAULT, {}), targets.get(DIRECT, {})
+    if "chat_c1" not in ours or "chat_c1" not in direct:
+        return []
+    c1, d1 = ours["chat_c1"], direct["chat_c1"]
+    s1, ds = ours["stream_c1"], direct["stream_c1"]
+    lines = [
+        "## Headline (pinned, one gateway process on one core)",
+        "",
+        f"- Overhead at 1 connection: p50 {ms(c1['p50'] - d1['p50'])} ms (target ≤ 0.3), "
+        f"p99 {ms(c1['p99'] - d1['p99'])} ms (target ≤ 1).",
+        f"- Throughput: {ours['chat_c16']['rps']:.0f} req/s at 16 connections, "
+        f"{ours['chat_c64']['rps']:.0f} at 64.",
+    ]
+    for peer, goal in (("Portkey gateway", 3), ("LiteLLM proxy", 10)):
+        theirs = targets.get(peer, {})
+        if "chat_c16" in theirs and theirs["chat_c16"]["rps"]:
+            ratio = ours["chat_c16"]["rps"] / theirs["chat_c16"]["rps"]
+            lines.append(f"- {ratio:.1f}x {peer}'s req/s at 16 connections (target ≥ {goal}x).")
+    lines += [
+        f"- Stream added time to first byte: p50 {ms(s1['p50'] - ds['p50'])} ms "
+        f"(target ≤ 0.5); broken streams: {s1['broken'] + ours['stream_c16']['broken']}.",
+        "",
+    ]
+    return lines
+
+
 def main() -> None:
     data = json.loads((BENCH / "results.json").read_text())
     targets: dict = data["targets"]
@@ -31,6 +59,7 @@ def main() -> None:
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()) + ".",
         "",
+        *headline(targets),
         "## Overhead at 1 connection (no queueing)",
         "",
         "Latency in ms; overhead = target minus direct at the same percentile.",
