@@ -41,6 +41,10 @@ ASGIApp = Callable[..., Any]
 _STATUS_LINES = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
 }
+# Idle keep-alive connections close after this long. Longer than the usual load
+# balancer idle timeout (60 s), so the balancer, not the gateway, closes first and
+# never sends a request into a connection the gateway is closing.
+KEEP_ALIVE_TIMEOUT_S = 75.0
 _CHUNKED = b"transfer-encoding: chunked\r\n"
 _CLOSE = b"connection: close\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -197,6 +201,23 @@ class _HttpProtocol(asyncio.Protocol):
         self.chunked = False
         self.read_paused = False
         self.write_paused: asyncio.Future[None] | None = None
+        self.idle_timer: asyncio.TimerHandle | None = None
+
+    def _arm_idle_timer(self) -> None:
+        self._cancel_idle_timer()
+        self.idle_timer = asyncio.get_running_loop().call_later(
+            KEEP_ALIVE_TIMEOUT_S, self._close_if_idle
+        )
+
+    def _cancel_idle_timer(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
+    def _close_if_idle(self) -> None:
+        self.idle_timer = None
+        if self.idle and not self.closed:
+            self.transport.close()
 
     # ------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -208,9 +229,11 @@ class _HttpProtocol(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._arm_idle_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._cancel_idle_timer()
         self.state.connections.discard(self)
         for cycle in (self.active, self.cycle, *self.pipeline):
             if cycle is not None:
@@ -252,6 +275,7 @@ class _HttpProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------ httptools
     def on_message_begin(self) -> None:
+        self._cancel_idle_timer()
         self.url = b""
         self.headers = []
 
@@ -359,6 +383,8 @@ class _HttpProtocol(asyncio.Protocol):
             self._start(self.pipeline.popleft())
             if not self.pipeline:
                 self.resume()
+        elif self.cycle is None:
+            self._arm_idle_timer()
 
     @property
     def idle(self) -> bool:

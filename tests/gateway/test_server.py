@@ -187,3 +187,17 @@ def test_shutdown_lets_in_flight_requests_finish(
     worker.join(10)
     assert results and results[0].choices[0].message.content == "finished"
     assert running.app.health.shutting_down
+
+
+def test_idle_keep_alive_connections_are_closed(
+    standard: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gateway_app.server
+
+    monkeypatch.setattr(gateway_app.server, "KEEP_ALIVE_TIMEOUT_S", 0.2)
+    with socket.create_connection(("127.0.0.1", _port(standard))) as sock:
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        (response,) = _read_responses(sock, 1)
+        assert response.startswith(b"HTTP/1.1 200 OK")
+        sock.settimeout(5)
+        assert sock.recv(100) == b""  # closed by the server once idle
