@@ -184,10 +184,13 @@ class _Connection(asyncio.Protocol):
         "received",
         "registry",
         "status",
+        "timed_out",
+        "timer",
         "transport",
     )
 
     def __init__(self, key: tuple[str, str, int], registry: set[_Connection]) -> None:
+        self.timer: asyncio.TimerHandle | None = None
         self.key = key
         self.registry = registry  # the client's open connections (closed at shutdown)
         self.transport: asyncio.Transport | None = None
@@ -207,6 +210,7 @@ class _Connection(asyncio.Protocol):
         self.error: Exception | None = None
         self.received = False
         self.keep_alive = False
+        self.timed_out = False
 
     # asyncio.Protocol
     def data_received(self, data: bytes) -> None:
@@ -279,18 +283,32 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def wait(self, deadline: float) -> None:
-        """Until the parser made progress (or the connection ended), at most to ``deadline``."""
-        loop = asyncio.get_running_loop()
-        remaining = deadline - loop.time()
-        if remaining <= 0:
+    def arm(self, deadline: float) -> None:
+        """One timer for a whole wait phase (not one per wake-up): ``wait`` fails past it."""
+        self.disarm()
+        self.timed_out = False
+        self.timer = asyncio.get_running_loop().call_at(deadline, self._on_deadline)
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _on_deadline(self) -> None:
+        self.timer = None
+        self.timed_out = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(TimeoutError())
+
+    async def wait(self) -> None:
+        """Until the parser made progress or the connection ended (or the armed deadline)."""
+        if self.timed_out:
             raise TimeoutError
-        waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(remaining, _expire, waiter)
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
         try:
             await waiter
         finally:
-            timer.cancel()
             self._waiter = None
 
     def take(self) -> bytes:
@@ -317,17 +335,13 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        self.disarm()
         if self.transport is not None:
             self.transport.close()
 
 
 _MAX_BUFFER = 1 << 20
 _MAX_IDLE_PER_HOST = 256
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 class _RawResponse:
@@ -342,27 +356,39 @@ class _RawResponse:
 
     async def read(self) -> bytes:
         conn = self._conn
-        loop = asyncio.get_running_loop()
         parts: list[bytes] = []
-        while True:
-            if conn.chunks:
-                parts.append(conn.take())
-            if conn.done:
-                return b"".join(parts)
-            if conn.error is not None:
-                raise conn.error
-            await conn.wait(loop.time() + self._timeout)
+        conn.arm(asyncio.get_running_loop().time() + self._timeout)
+        try:
+            while True:
+                if conn.chunks:
+                    parts.append(conn.take())
+                if conn.done:
+                    return b"".join(parts)
+                if conn.error is not None:
+                    raise conn.error
+                await conn.wait()
+        finally:
+            conn.disarm()
 
     async def read_chunk(self) -> bytes:
         conn = self._conn
-        while True:
-            if conn.chunks:
-                return conn.take()
-            if conn.done:
-                return b""
-            if conn.error is not None:
-                raise conn.error
-            await conn.wait(asyncio.get_running_loop().time() + self._timeout)
+        if conn.chunks:
+            return conn.take()
+        if conn.done:
+            return b""
+        # Each wait for stream bytes is bounded by the timeout (aiohttp's sock_read).
+        conn.arm(asyncio.get_running_loop().time() + self._timeout)
+        try:
+            while True:
+                if conn.chunks:
+                    return conn.take()
+                if conn.done:
+                    return b""
+                if conn.error is not None:
+                    raise conn.error
+                await conn.wait()
+        finally:
+            conn.disarm()
 
     def release(self) -> None:
         self._client._release(self._conn)
@@ -487,12 +513,13 @@ class RawUpstreamClient:
             if conn is None:
                 conn = await self._connect(key, deadline)
             conn.reset()
+            conn.arm(deadline)  # stays armed for the body of post(); open() disarms
             try:
                 conn.transport.write(payload)  # type: ignore[union-attr]
                 while not conn.status:
                     if conn.error is not None:
                         raise conn.error
-                    await conn.wait(deadline)
+                    await conn.wait()
             except UpstreamConnectionError:
                 conn.close()
                 self._open.discard(conn)
@@ -519,11 +546,12 @@ class RawUpstreamClient:
                     break
                 if conn.error is not None:
                     raise conn.error
-                await conn.wait(deadline)
+                await conn.wait()
         except BaseException:
             conn.close()
             self._open.discard(conn)
             raise
+        conn.disarm()
         status, response_headers = conn.status, conn.headers
         self._release(conn)
         return status, response_headers, parts[0] if len(parts) == 1 else b"".join(parts)
@@ -533,6 +561,7 @@ class RawUpstreamClient:
     ) -> UpstreamResponse:
         deadline = asyncio.get_running_loop().time() + timeout
         conn = await self._exchange(url, headers, body, deadline)
+        conn.disarm()
         return _RawResponse(self, conn, timeout)
 
 
