@@ -47,6 +47,18 @@ _JSON = b"application/json"
 # Request ids: a random per-process prefix and a counter (no syscall per request).
 _ID_PREFIX = f"req_{os.getpid():x}{secrets.token_hex(6)}"
 _ID_COUNTER = itertools.count(1)
+
+
+def _new_id_prefix() -> None:
+    # Request ids are a per-process prefix plus a counter (no syscall per
+    # request). A server that forks workers after importing this module must
+    # give each child its own prefix, or ids would repeat across workers.
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = f"req_{os.getpid():x}{secrets.token_hex(6)}"
+    _ID_COUNTER = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
 # Probes and scrapes: neither counted nor logged (they would drown the requests).
 _UNOBSERVED = frozenset({"/health/live", "/health/ready", "/metrics"})
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]

@@ -23,14 +23,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    serve.add_argument("--log-level", default="info", help="uvicorn log level")
+    serve.add_argument("--log-level", default="info", help="log level")
+    serve.add_argument(
+        "--server",
+        choices=("httptools", "uvicorn"),
+        default=os.environ.get("AIGW_SERVER", "httptools"),
+        help="HTTP server: the gateway's own httptools server (default, fastest; see "
+        "bench/RESULTS.md) or uvicorn (default from $AIGW_SERVER)",
+    )
     serve.set_defaults(handler=serve_command)
     migrate = sub.add_parser("migrate", help="apply database schema migrations")
     migrate.set_defaults(handler=migrate_command)
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    """Validate the config, then run uvicorn (uvloop + httptools)."""
+    """Validate the config, then run the server (uvloop + httptools, ours or uvicorn)."""
     from gateway_app.config import ConfigError, load
 
     if args.config:
@@ -40,13 +47,27 @@ def serve_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    import uvicorn
-
     if args.workers > 1:
-        # Before any worker imports prometheus_client: /metrics then sums all workers.
-        from gateway_app.observability.metrics import prepare_multiprocess_dir
+        # Before any worker (forked by either server) imports prometheus_client:
+        # /metrics then sums all workers.
+        from gateway_app.observability.multiproc import prepare_multiprocess_dir
 
         prepare_multiprocess_dir()
+    if args.server == "httptools":
+        from gateway_app.app import create_app
+        from gateway_app.server import run
+
+        run(
+            create_app,
+            args.host,
+            args.port,
+            config.server.graceful_shutdown_s,
+            workers=max(1, args.workers),
+            log_level=args.log_level,
+        )
+        return EXIT_OK
+    import uvicorn
+
     uvicorn.run(
         "gateway_app.app:create_app",
         factory=True,

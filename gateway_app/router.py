@@ -42,10 +42,10 @@ from gateway_app.resilience import (
 )
 from gateway_app.state.circuit import CircuitBreakerStore
 from gateway_app.transport import (
-    AiohttpUpstreamClient,
     UpstreamClient,
     UpstreamConnectionError,
     UpstreamResponse,
+    default_client,
 )
 
 log = logging.getLogger("gateway_app.router")
@@ -350,7 +350,7 @@ class Router:
         self.sleep = sleep
         self.latency = LatencyTracker(config.router.latency_ewma_alpha)
         self.shadow_log = ShadowLog()
-        self.client: UpstreamClient = client or AiohttpUpstreamClient()
+        self.client: UpstreamClient = client or default_client()
         self._background: set[asyncio.Task[None]] = set()
         self.routes: dict[str, Route] = {}
         for name, model in config.models.items():

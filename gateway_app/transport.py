@@ -11,10 +11,18 @@ everything else that broke the exchange.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import socket
+import ssl
+from collections import deque
 from collections.abc import Mapping
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
+import httptools
 
 
 class UpstreamConnectionError(Exception):
@@ -153,3 +161,419 @@ class AiohttpUpstreamClient:
         except aiohttp.ClientError as exc:
             raise UpstreamConnectionError(f"{type(exc).__name__}: {exc}") from None
         return _AiohttpResponse(response)
+
+
+# --------------------------------------------------------------------------- raw
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, parsed with httptools (llhttp)."""
+
+    __slots__ = (
+        "_buffered",
+        "_paused",
+        "_waiter",
+        "chunks",
+        "closed",
+        "done",
+        "error",
+        "headers",
+        "keep_alive",
+        "key",
+        "parser",
+        "received",
+        "registry",
+        "status",
+        "timed_out",
+        "timer",
+        "transport",
+    )
+
+    def __init__(self, key: tuple[str, str, int], registry: set[_Connection]) -> None:
+        self.timer: asyncio.TimerHandle | None = None
+        self.key = key
+        self.registry = registry  # the client's open connections (closed at shutdown)
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused = False
+        self._buffered = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Ready for the next exchange on this connection."""
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.chunks: deque[bytes] = deque()
+        self.done = False
+        self.error: Exception | None = None
+        self.received = False
+        self.keep_alive = False
+        self.timed_out = False
+
+    # asyncio.Protocol
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.error = UpstreamConnectionError("unexpected protocol upgrade")
+        except httptools.HttpParserError as exc:
+            self.error = UpstreamConnectionError(f"malformed upstream response: {exc}")
+        if self.error is not None and self.transport is not None:
+            self.transport.close()
+        self._wake()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.registry.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.registry.discard(self)
+        if not self.done and self.error is None:
+            if self.status and not self._framed():
+                self.done = True  # a close-delimited body ends with the connection
+            else:
+                reason = f": {exc}" if exc else ""
+                self.error = UpstreamConnectionError(f"connection closed by upstream{reason}")
+        self._wake()
+
+    def pause_writing(self) -> None:  # bodies are small; the kernel buffer absorbs them
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        previous = self.headers.get(key)
+        self.headers[key] = text if previous is None else f"{previous}, {text}"
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        # Only valid while parsing (llhttp resets it once the message completes).
+        self.keep_alive = self.parser.should_keep_alive()
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+        self._buffered += len(body)
+        # A slow client: stop reading the upstream rather than buffer without bound.
+        if self._buffered > _MAX_BUFFER and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        self.done = True
+        self._wake()
+
+    # plumbing
+    def _framed(self) -> bool:
+        return "content-length" in self.headers or "chunked" in self.headers.get(
+            "transfer-encoding", ""
+        )
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def arm(self, deadline: float) -> None:
+        """One timer for a whole wait phase (not one per wake-up): ``wait`` fails past it."""
+        self.disarm()
+        self.timed_out = False
+        self.timer = asyncio.get_running_loop().call_at(deadline, self._on_deadline)
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _on_deadline(self) -> None:
+        self.timer = None
+        self.timed_out = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(TimeoutError())
+
+    async def wait(self) -> None:
+        """Until the parser made progress or the connection ended (or the armed deadline)."""
+        if self.timed_out:
+            raise TimeoutError
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def take(self) -> bytes:
+        """The buffered body bytes (resumes reading if it was paused)."""
+        chunks = self.chunks
+        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return data
+
+    @property
+    def reusable(self) -> bool:
+        return (
+            self.done
+            and self.error is None
+            and not self.closed
+            and self.keep_alive
+            and self.transport is not None
+            and not self.transport.is_closing()
+        )
+
+    def close(self) -> None:
+        self.closed = True
+        self.disarm()
+        if self.transport is not None:
+            self.transport.close()
+
+
+_MAX_BUFFER = 1 << 20
+_MAX_IDLE_PER_HOST = 256
+
+
+class _RawResponse:
+    __slots__ = ("_client", "_conn", "_timeout", "headers", "status")
+
+    def __init__(self, client: RawUpstreamClient, conn: _Connection, timeout: float) -> None:
+        self._client = client
+        self._conn = conn
+        self._timeout = timeout
+        self.status = conn.status
+        self.headers = conn.headers
+
+    async def read(self) -> bytes:
+        conn = self._conn
+        parts: list[bytes] = []
+        conn.arm(asyncio.get_running_loop().time() + self._timeout)
+        try:
+            while True:
+                if conn.chunks:
+                    parts.append(conn.take())
+                if conn.done:
+                    return b"".join(parts)
+                if conn.error is not None:
+                    raise conn.error
+                await conn.wait()
+        finally:
+            conn.disarm()
+
+    async def read_chunk(self) -> bytes:
+        conn = self._conn
+        if conn.chunks:
+            return conn.take()
+        if conn.done:
+            return b""
+        # Each wait for stream bytes is bounded by the timeout (aiohttp's sock_read).
+        conn.arm(asyncio.get_running_loop().time() + self._timeout)
+        try:
+            while True:
+                if conn.chunks:
+                    return conn.take()
+                if conn.done:
+                    return b""
+                if conn.error is not None:
+                    raise conn.error
+                await conn.wait()
+        finally:
+            conn.disarm()
+
+    def release(self) -> None:
+        self._client._release(self._conn)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class RawUpstreamClient:
+    """:class:`UpstreamClient` on asyncio protocols and httptools: keep-alive HTTP/1.1.
+
+    Measured (bench/RESULTS.md) at less than half aiohttp's CPU per call: one
+    ``write`` per request, the response parsed in C, no per-request objects
+    beyond the parser's callbacks. Idle connections are pooled per origin; a
+    pooled connection the upstream closed meanwhile is retried once on a new
+    one (only when it received no byte, so the request was never processed).
+    """
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._targets: dict[str, tuple[tuple[str, str, int], bytes, bytes]] = {}
+        self._ssl: ssl.SSLContext | None = None
+        self._open: set[_Connection] = set()
+        self._started = False
+
+    async def start(self) -> None:
+        self._started = True
+
+    async def close(self) -> None:
+        for conn in list(self._open):
+            conn.close()
+        self._open.clear()
+        self._idle.clear()
+        self._started = False
+
+    def _target(self, url: str) -> tuple[tuple[str, str, int], bytes, bytes]:
+        """(origin key, request-line prefix, Host header) for ``url``, cached."""
+        found = self._targets.get(url)
+        if found is None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise UpstreamConnectionError(f"unsupported upstream URL {url!r}")
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            host = parts.netloc.rsplit("@", 1)[-1]
+            found = (
+                (parts.scheme, parts.hostname, port),
+                f"POST {path} HTTP/1.1\r\n".encode("latin-1"),
+                f"Host: {host}\r\n".encode("latin-1"),
+            )
+            if len(self._targets) < 1024:
+                self._targets[url] = found
+        return found
+
+    async def _connect(self, key: tuple[str, str, int], deadline: float) -> _Connection:
+        scheme, host, port = key
+        loop = asyncio.get_running_loop()
+        context = None
+        if scheme == "https":
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            context = self._ssl
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError
+        try:
+            async with asyncio.timeout(remaining):
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(key, self._open),
+                    host,
+                    port,
+                    ssl=context,
+                    server_hostname=host if context else None,
+                )
+        except TimeoutError:
+            raise
+        except (OSError, ssl.SSLError) as exc:
+            raise UpstreamConnectionError(f"{type(exc).__name__}: {exc}") from None
+        transport = conn.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    def _release(self, conn: _Connection) -> None:
+        if conn.reusable:
+            idle = self._idle.setdefault(conn.key, [])
+            if len(idle) < _MAX_IDLE_PER_HOST:
+                idle.append(conn)
+                return
+        conn.close()
+        self._open.discard(conn)
+
+    async def _exchange(
+        self, url: str, headers: dict[str, str], body: bytes, deadline: float
+    ) -> _Connection:
+        """Send the request; return the connection once the response headers arrived."""
+        if not self._started:
+            raise RuntimeError("the upstream client was not started (app lifespan not run)")
+        key, request_line, host = self._target(url)
+        head = [request_line, host, b"Content-Length: %d\r\n" % len(body)]
+        for name, value in headers.items():
+            head.append(f"{name}: {value}\r\n".encode("latin-1"))
+        head.append(b"\r\n")
+        payload = b"".join(head) + body
+        idle = self._idle.get(key)
+        while True:
+            reused = False
+            conn: _Connection | None = None
+            while idle:
+                candidate = idle.pop()
+                if (
+                    candidate.closed
+                    or candidate.transport is None
+                    or candidate.transport.is_closing()
+                ):
+                    self._open.discard(candidate)
+                    continue
+                conn, reused = candidate, True
+                break
+            if conn is None:
+                conn = await self._connect(key, deadline)
+            conn.reset()
+            conn.arm(deadline)  # stays armed for the body of post(); open() disarms
+            try:
+                conn.transport.write(payload)  # type: ignore[union-attr]
+                while not conn.status:
+                    if conn.error is not None:
+                        raise conn.error
+                    await conn.wait()
+            except UpstreamConnectionError:
+                conn.close()
+                self._open.discard(conn)
+                if reused and not conn.received:
+                    continue  # the upstream closed an idle connection: use a fresh one
+                raise
+            except BaseException:
+                conn.close()
+                self._open.discard(conn)
+                raise
+            return conn
+
+    async def post(
+        self, url: str, headers: dict[str, str], body: bytes, *, timeout: float
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        conn = await self._exchange(url, headers, body, deadline)
+        try:
+            parts: list[bytes] = []
+            while True:
+                if conn.chunks:
+                    parts.append(conn.take())
+                if conn.done:
+                    break
+                if conn.error is not None:
+                    raise conn.error
+                await conn.wait()
+        except BaseException:
+            conn.close()
+            self._open.discard(conn)
+            raise
+        conn.disarm()
+        status, response_headers = conn.status, conn.headers
+        self._release(conn)
+        return status, response_headers, parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def open(
+        self, url: str, headers: dict[str, str], body: bytes, *, timeout: float
+    ) -> UpstreamResponse:
+        deadline = asyncio.get_running_loop().time() + timeout
+        conn = await self._exchange(url, headers, body, deadline)
+        conn.disarm()
+        return _RawResponse(self, conn, timeout)
+
+
+_CLIENTS = {"raw": RawUpstreamClient, "aiohttp": AiohttpUpstreamClient}
+
+
+def default_client() -> UpstreamClient:
+    """The client ``AIGW_UPSTREAM_CLIENT`` names (``raw``, the default, or ``aiohttp``)."""
+    name = os.environ.get("AIGW_UPSTREAM_CLIENT", "raw")
+    try:
+        return _CLIENTS[name]()
+    except KeyError:
+        raise ValueError(
+            f"AIGW_UPSTREAM_CLIENT={name!r} is not a client; use one of {sorted(_CLIENTS)}"
+        ) from None

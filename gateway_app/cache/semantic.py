@@ -265,6 +265,7 @@ class RedisIndexSync:
         self.index = index
         self.stream = stream
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._last_id = b"0"  # from the start: warm with the retained history
 
     async def publish(self, entry: IndexEntry) -> None:
@@ -295,20 +296,25 @@ class RedisIndexSync:
         self._task = asyncio.get_running_loop().create_task(self._tail())
 
     async def _tail(self) -> None:
-        while True:
+        while not self._stopping:
             try:
-                await self.pull(block_ms=5000)
+                await self.pull(block_ms=1000)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis away: keep serving from the local index
+                # redis-py may turn the cancellation of a blocked XREAD into another
+                # error: the flag, not the exception type, says we are stopping.
+                if self._stopping:
+                    return
                 log.warning("semantic cache: index sync failed: %s", type(exc).__name__)
                 await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
-        """Stop tailing."""
+        """Stop tailing (bounded: a blocked read ends within its block time)."""
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await asyncio.wait([self._task], timeout=5.0)
 
 
 @dataclass(slots=True)

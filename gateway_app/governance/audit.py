@@ -104,6 +104,7 @@ class AuditDrainer:
         self.batch = batch
         self.block_s = block_s
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.written = 0
 
     def start(self) -> None:
@@ -127,13 +128,17 @@ class AuditDrainer:
 
     async def _run(self) -> None:
         backoff = 0.5
-        while True:
+        while not self._stopping:
             try:
                 await self.drain_once()
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # redis-py may turn the cancellation of a blocked read into another
+                # error: the flag, not the exception type, says we are stopping.
+                if self._stopping:
+                    return
                 # Database or Redis down: nothing is acknowledged, so nothing is lost.
                 log.warning("audit drain failed (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
@@ -141,9 +146,10 @@ class AuditDrainer:
 
     async def stop(self, flush_s: float = 2.0) -> None:
         """Stop after writing what can be written within ``flush_s``."""
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await asyncio.wait([self._task], timeout=5.0)
             self._task = None
         deadline = time.monotonic() + flush_s
         while time.monotonic() < deadline:

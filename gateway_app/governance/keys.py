@@ -236,6 +236,7 @@ class Registry:
         self._lookup_second = 0
         self._lookups = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self.loaded = False
 
     # -- hot path
@@ -334,7 +335,7 @@ class Registry:
             self._tasks.append(loop.create_task(self._listen()))
 
     async def _reload_forever(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.refresh_s if self.loaded else min(1.0, self.refresh_s))
             try:
                 await self.reload_all()
@@ -342,7 +343,7 @@ class Registry:
                 log.warning("periodic key reload failed", exc_info=True)
 
     async def _listen(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 pubsub = self.redis.pubsub()
                 await pubsub.subscribe(CHANNEL)
@@ -354,11 +355,18 @@ class Registry:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                # A cancelled blocked read may surface as another error: the flag
+                # says whether we are stopping.
+                if self._stopping:
+                    return
                 log.warning("key change subscription lost; resubscribing", exc_info=True)
                 await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
+        """Stop the background reload and subscription (bounded wait)."""
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5.0)
         self._tasks.clear()

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from gateway_app.observability.multiproc import MULTIPROC_ENV
+
 if TYPE_CHECKING:
     from gateway_app.config import GatewayConfig
     from gateway_app.hooks import RequestContext
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -196,23 +197,3 @@ def _word(value: str) -> str:
     if value and len(value) <= 24 and value.replace("_", "").isalpha() and value.islower():
         return value
     return "other"
-
-
-def prepare_multiprocess_dir() -> str:
-    """Create (or reuse) ``PROMETHEUS_MULTIPROC_DIR`` before workers import prometheus_client.
-
-    A fresh private directory under /tmp per ``serve``: stale files from an
-    earlier run would be summed into this one's counters.
-    """
-    existing = os.environ.get(MULTIPROC_ENV)
-    if existing:
-        os.makedirs(existing, exist_ok=True)
-        return existing
-    import atexit
-    import shutil
-    import tempfile
-
-    path = tempfile.mkdtemp(prefix="aigw-metrics-", dir="/tmp")
-    os.environ[MULTIPROC_ENV] = path
-    atexit.register(shutil.rmtree, path, True)  # in the serving parent, after workers exit
-    return path

@@ -1,0 +1,693 @@
+"""The gateway benchmark: every target side by side in one run, on loopback.
+
+Started by ``bench/run`` (which installs the tools first). Writes
+``bench/RESULTS.md``. Pinned mode (the headline): the target process runs on
+CPU 1; nginx (the fake upstream) and wrk (the load) share CPU 0.
+
+Phases per target: start, warm up, RSS, then wrk at 1 connection (overhead,
+no queueing), 16 and 64 connections (throughput), streams at 1 and 16
+connections (added time to first byte; every stream must end with
+``data: [DONE]``), RSS again, stop. The fixed-rate soak is a separate mode
+(``--soak SECONDS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+CACHE = Path(os.environ.get("AIGW_BENCH_CACHE", Path.home() / ".cache" / "aigw" / "bench"))
+CPU_LOAD, CPU_TARGET = "0", "1"
+DEFAULT = "gateway: own server + raw client (default)"
+# LiteLLM refuses to start without a strong master key.
+LITELLM_KEY = "sk-" + secrets.token_hex(32)
+CHAT = {
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "bench-model",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": 11, "completion_tokens": 9, "total_tokens": 20},
+}
+
+
+def _sse() -> str:
+    chunks = []
+    for i, piece in enumerate(["Hello", "!", " How", " can", " I", " help", "?"]):
+        delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+        chunks.append(
+            {
+                "id": "chatcmpl-bench",
+                "object": "chat.completion.chunk",
+                "created": 1700000000,
+                "model": "bench-model",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+            }
+        )
+    chunks.append(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": "bench-model",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        }
+    )
+    return "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+
+
+REQUEST = {
+    "model": "bench-chat",
+    "messages": [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Say hello."},
+    ],
+    "max_tokens": 32,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 90) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of ``pid`` and its descendants (LiteLLM and node fork)."""
+    total = 0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            pids.extend(int(c) for c in children)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def spawn(cmd: list[str], cpu: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["taskset", "-c", cpu, *cmd],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stopped by pgid, nothing else
+    )
+
+
+# ----------------------------------------------------------------------- upstream
+
+
+def start_nginx(work: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    (work / "chat.json").write_text(json.dumps(CHAT))
+    (work / "stream.sse").write_text(_sse())
+    conf = work / "nginx.conf"
+    conf.write_text(
+        f"""
+daemon off;
+worker_processes 1;
+error_log {work}/nginx-error.log warn;
+pid {work}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {work}/body; proxy_temp_path {work}/proxy;
+  fastcgi_temp_path {work}/fcgi; uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
+  keepalive_requests 1000000; keepalive_timeout 300s;
+  server {{
+    listen 127.0.0.1:{port};
+    client_body_buffer_size 64k;
+    location = /v1/chat/completions {{
+      default_type application/json;
+      alias {work}/chat.json;
+      error_page 405 =200 $uri;
+    }}
+    location = /stream/v1/chat/completions {{
+      default_type text/event-stream;
+      alias {work}/stream.sse;
+      error_page 405 =200 $uri;
+    }}
+  }}
+}}
+"""
+    )
+    proc = spawn(
+        ["nginx", "-p", str(work), "-c", str(conf)], CPU_LOAD, dict(os.environ), work / "nginx.log"
+    )
+    wait_port(port)
+    return proc, port
+
+
+# ----------------------------------------------------------------------- targets
+
+# Governance and caching are configured by YAML appended to the gateway config
+# (--gateway-extra-config) and env (--gateway-env NAME=VALUE) once they exist.
+EXTRA_CONFIG = ""
+EXTRA_ENV: dict[str, str] = {}
+_REDIS: dict[str, Any] = {}
+
+
+def start_redis(work: Path) -> int:
+    """One redis-server on loopback for the whole run (on the load CPU)."""
+    if "port" not in _REDIS:
+        port = free_port()
+        cmd = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+        cmd += ["--appendonly", "no", "--dir", str(work)]
+        _REDIS["proc"] = spawn(cmd, CPU_LOAD, dict(os.environ), work / "redis.log")
+        _REDIS["port"] = port
+        wait_port(port)
+    return int(_REDIS["port"])
+
+
+@dataclass
+class Target:
+    name: str
+    start: Callable[[Path, int], tuple[subprocess.Popen[bytes] | None, int]]
+    headers: dict[str, str] = field(default_factory=dict)
+    stream_headers: dict[str, str] = field(default_factory=dict)
+    path: str = "/v1/chat/completions"
+    stream_path: str = "/v1/chat/completions"
+
+
+def gateway_config(work: Path, upstream: int, extra: str = "") -> Path:
+    config = work / "gateway.yaml"
+    config.write_text(
+        f"""
+router:
+  retry: {{max_retries: 2, backoff_base_s: 0.25, backoff_max_s: 8, deadline_s: 120}}
+providers:
+  bench:
+    type: openai
+    api_key: sk-bench
+    base_url: http://127.0.0.1:{upstream}/v1
+  bench-stream:
+    type: openai
+    api_key: sk-bench
+    base_url: http://127.0.0.1:{upstream}/stream/v1
+models:
+  bench-chat:
+    deployments: [{{provider: bench, model: bench-model, timeout_s: 30}}]
+  bench-stream:
+    deployments: [{{provider: bench-stream, model: bench-model, timeout_s: 30}}]
+{extra}"""
+    )
+    return config
+
+
+def gateway(
+    server: str = "uvicorn",
+    client: str | None = None,
+    python: str = sys.executable,
+    redis: bool = False,
+) -> Callable[[Path, int], tuple[subprocess.Popen[bytes], int]]:
+    def start(work: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int]:
+        port = free_port()
+        extra = Path(EXTRA_CONFIG).read_text() if EXTRA_CONFIG else ""
+        env = dict(os.environ, AIGW_CONFIG=str(gateway_config(work, upstream, extra)))
+        if redis:
+            env["AIGW_REDIS_URL"] = f"redis://127.0.0.1:{start_redis(work)}/0"
+            env.update(EXTRA_ENV)
+        env["PYTHONPATH"] = str(ROOT)
+        if client:
+            env["AIGW_UPSTREAM_CLIENT"] = client
+        if server == "granian":
+            cmd = [
+                str(Path(python).parent / "granian"),
+                "--interface",
+                "asgi",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--loop",
+                "uvloop",
+                "--no-ws",
+                "--log-level",
+                "warning",
+                "gateway_app.app:create_app",
+            ]
+        else:
+            cmd = [python, "-m", "gateway_app", "serve", "--port", str(port)]
+            cmd += ["--log-level", "warning", "--server", server]
+        proc = spawn(cmd, CPU_TARGET, env, work / f"gateway-{server}-{client}.log")
+        wait_port(port)
+        return proc, port
+
+    return start
+
+
+def litellm(work: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    config = work / "litellm.yaml"
+    config.write_text(
+        f"""
+model_list:
+  - model_name: bench-chat
+    litellm_params: {{model: openai/bench-model, api_base: "http://127.0.0.1:{upstream}/v1", api_key: sk-bench}}
+  - model_name: bench-stream
+    litellm_params: {{model: openai/bench-model, api_base: "http://127.0.0.1:{upstream}/stream/v1", api_key: sk-bench}}
+litellm_settings: {{telemetry: false, drop_params: true}}
+"""
+    )
+    env = dict(
+        os.environ,
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        LITELLM_TELEMETRY="False",
+        LITELLM_LOG="ERROR",
+        LITELLM_MASTER_KEY=LITELLM_KEY,
+    )
+    cmd = [str(CACHE / "litellm/bin/litellm"), "--config", str(config)]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+    proc = spawn(cmd, CPU_TARGET, env, work / "litellm.log")
+    wait_port(port, 180)
+    return proc, port
+
+
+def portkey(work: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    entry = CACHE / "portkey/node_modules/@portkey-ai/gateway/build/start-server.js"
+    cmd = [
+        "node",
+        "--import",
+        str(BENCH / "loopback.mjs"),
+        str(entry),
+        f"--port={port}",
+        "--headless",
+    ]
+    proc = spawn(cmd, CPU_TARGET, dict(os.environ), work / "portkey.log")
+    wait_port(port, 60)
+    return proc, port
+
+
+# ----------------------------------------------------------------------- load
+
+
+def wrk(
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    body: dict,
+    conns: int,
+    seconds: int,
+    work: Path,
+    check_done: bool = False,
+) -> dict:
+    request = work / "request.txt"
+    lines = [f"{k}: {v}" for k, v in {"Content-Type": "application/json", **headers}.items()]
+    request.write_text("\n".join(lines) + "\n\n" + json.dumps(body))
+    env = dict(os.environ, WRK_REQUEST=str(request), WRK_CHECK_DONE="1" if check_done else "0")
+    cmd = ["taskset", "-c", CPU_LOAD, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s"]
+    cmd += ["--timeout", "10s", "-s", str(BENCH / "wrk.lua"), f"http://127.0.0.1:{port}{path}"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 30)
+    for line in out.stdout.splitlines():
+        if line.startswith("WRKJSON "):
+            result = json.loads(line[8:])
+            result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+            result["errors"] = sum(
+                result[k] for k in ("connect", "read", "write", "status", "timeout", "broken")
+            )
+            return result
+    raise RuntimeError(f"wrk gave no result: {out.stdout}{out.stderr}")
+
+
+def sample_stream(port: int, path: str, headers: dict[str, str]) -> str:
+    """The head and tail of one streamed response (to show why a stream counts as broken)."""
+    body = json.dumps(dict(REQUEST, model="bench-stream", stream=True)).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=body,
+        headers={"Content-Type": "application/json", **headers},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode(errors="replace")
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return text if len(text) < 400 else text[:200] + " ... " + text[-200:]
+
+
+def measure(target: Target, work: Path, upstream: int, seconds: int) -> dict:
+    proc, port = target.start(work, upstream)
+    try:
+        chat = dict(REQUEST)
+        stream = dict(REQUEST, model="bench-stream", stream=True)
+        wrk(port, target.path, target.headers, chat, 16, 2, work)  # warm-up
+        wrk(port, target.stream_path, target.stream_headers, stream, 4, 1, work)
+        pid = proc.pid if proc else None
+        before = rss_kib(pid) if pid else 0
+        result: dict = {"rss_before_kib": before}
+        for conns in (1, 16, 64):
+            cpu = cpu_seconds(pid) if pid else 0.0
+            run = wrk(port, target.path, target.headers, chat, conns, seconds, work)
+            if pid and run["requests"]:
+                # The target's own process only (LiteLLM/Portkey children not included).
+                run["cpu_us_per_req"] = 1e6 * (cpu_seconds(pid) - cpu) / run["requests"]
+            result[f"chat_c{conns}"] = run
+        for conns in (1, 16):
+            result[f"stream_c{conns}"] = wrk(
+                port, target.stream_path, target.stream_headers, stream, conns, seconds, work, True
+            )
+        result["rss_after_kib"] = rss_kib(pid) if pid else 0
+        result["stream_sample"] = sample_stream(port, target.stream_path, target.stream_headers)
+        return result
+    finally:
+        if proc:
+            stop(proc)
+
+
+# ----------------------------------------------------------------------- soak
+
+
+async def _soak_load(port: int, rate: float, seconds: float, body: bytes) -> tuple[int, int]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    ok = errors = 0
+    interval = 1.0 / rate
+    start = time.monotonic()
+    n = 0
+    while time.monotonic() - start < seconds:
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        if head.startswith(b"HTTP/1.1 200"):
+            ok += 1
+        else:
+            errors += 1
+        n += 1
+        delay = start + n * interval - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    writer.close()
+    return ok, errors
+
+
+def soak(work: Path, upstream: int, seconds: int, rate: float, server: str) -> dict:
+    proc, port = gateway(server)(work, upstream)
+    samples: list[tuple[float, int]] = []
+    try:
+        body = json.dumps(REQUEST).encode()
+        asyncio.run(_soak_load(port, rate, 20, body))  # warm-up
+        loads = []
+
+        async def run() -> None:
+            task = asyncio.create_task(_soak_load(port, rate, seconds, body))
+            begin = time.monotonic()
+            while not task.done():
+                samples.append((time.monotonic() - begin, rss_kib(proc.pid)))
+                await asyncio.wait({task}, timeout=10)
+            loads.append(task.result())
+
+        asyncio.run(run())
+        samples.append((float(seconds), rss_kib(proc.pid)))
+    finally:
+        stop(proc)
+    ok, errors = loads[0]
+    first = samples[0][1]
+    return {
+        "seconds": seconds,
+        "rate": rate,
+        "ok": ok,
+        "errors": errors,
+        "samples": samples,
+        "growth_pct": 100.0 * (samples[-1][1] - first) / first,
+        "max_growth_pct": 100.0 * (max(s for _, s in samples) - first) / first,
+    }
+
+
+# ----------------------------------------------------------------------- profile
+
+
+def profile(work: Path, upstream: int, seconds: int) -> dict:
+    """py-spy samples of the default gateway under 1-connection load: where the time goes."""
+    proc, port = gateway("httptools", "raw")(work, upstream)
+    try:
+        chat = dict(REQUEST)
+        wrk(port, "/v1/chat/completions", {}, chat, 1, 2, work)
+        out = work / "profile.txt"
+        spy = subprocess.Popen(
+            [
+                str(CACHE / "variants/bin/py-spy"),
+                "record",
+                "--pid",
+                str(proc.pid),
+                "--duration",
+                str(seconds),
+                "--rate",
+                "2000",
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        load = wrk(port, "/v1/chat/completions", {}, chat, 1, seconds + 1, work)
+        spy.wait(60)
+    finally:
+        stop(proc)
+    inclusive: dict[str, int] = {}
+    leaf: dict[str, int] = {}
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
+            if " (" in f
+            else f
+            for f in stack.split(";")
+        ]
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+        leaf[frames[-1]] = leaf.get(frames[-1], 0) + n
+
+    def top(counts: dict[str, int]) -> list[tuple[str, float]]:
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:25]
+        return [(name, round(100 * n / total, 1)) for name, n in ranked]
+
+    return {"samples": total, "rps": load["rps"], "self": top(leaf), "inclusive": top(inclusive)}
+
+
+# ----------------------------------------------------------------------- json
+
+
+def json_comparison() -> dict[str, float]:
+    """Microseconds to parse a chat request and serialize a chat response."""
+    import timeit
+
+    import orjson
+
+    request, response = json.dumps(REQUEST).encode(), CHAT
+    n = 20000
+    return {
+        "json (stdlib)": 1e6
+        * timeit.timeit(lambda: (json.loads(request), json.dumps(response).encode()), number=n)
+        / n,
+        "orjson": 1e6
+        * timeit.timeit(lambda: (orjson.loads(request), orjson.dumps(response)), number=n)
+        / n,
+    }
+
+
+# ----------------------------------------------------------------------- report
+
+
+def versions() -> dict[str, str]:
+    def cmd(*args: str) -> str:
+        try:
+            out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+            return (out.stdout or out.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "n/a"
+
+    import importlib.metadata as md
+
+    found = {
+        "python": platform.python_version(),
+        "nginx": cmd("nginx", "-v"),
+        "wrk": cmd("wrk", "-v"),
+    }
+    for pkg in ("uvicorn", "uvloop", "httptools", "aiohttp", "orjson"):
+        found[pkg] = md.version(pkg)
+    found["litellm"] = cmd(
+        str(CACHE / "litellm/bin/python"),
+        "-c",
+        "import importlib.metadata as m; print(m.version('litellm'))",
+    )
+    pkg = CACHE / "portkey/node_modules/@portkey-ai/gateway/package.json"
+    found["@portkey-ai/gateway"] = json.loads(pkg.read_text())["version"] if pkg.exists() else "n/a"
+    found["node"] = cmd("node", "--version")
+    return found
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+    return f"{cpu}, {os.cpu_count()} CPUs, {int(mem) // 1024} MiB RAM, {platform.platform()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
+    parser.add_argument("--targets", default="all", help="comma-separated target names")
+    parser.add_argument("--soak", type=int, default=0, help="soak seconds (0: skip)")
+    parser.add_argument("--soak-rate", type=float, default=200.0)
+    parser.add_argument("--soak-server", default="httptools")
+    parser.add_argument("--profile", type=int, default=0, help="py-spy seconds (0: skip)")
+    parser.add_argument("--out", default=str(BENCH / "results.json"))
+    parser.add_argument("--gateway-extra-config", default="", help="YAML appended (governance)")
+    parser.add_argument("--gateway-env", action="append", default=[], help="NAME=VALUE")
+    args = parser.parse_args()
+    global EXTRA_CONFIG
+    EXTRA_CONFIG = args.gateway_extra_config
+    EXTRA_ENV.update(item.split("=", 1) for item in args.gateway_env)
+
+    portkey_headers = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-bench"}
+    targets = [
+        Target("direct (nginx)", lambda w, u: (None, u), stream_path="/stream/v1/chat/completions"),
+        Target(DEFAULT, gateway("httptools", "raw")),
+        Target("gateway + Redis (circuit state)", gateway("httptools", "raw", redis=True)),
+        Target("gateway: uvicorn + raw client", gateway("uvicorn", "raw")),
+        Target("gateway: uvicorn + aiohttp (before)", gateway("uvicorn", "aiohttp")),
+        Target("gateway: own server + aiohttp", gateway("httptools", "aiohttp")),
+        Target(
+            "gateway: granian + raw client",
+            gateway("granian", "raw", str(CACHE / "variants/bin/python")),
+        ),
+        Target(
+            "LiteLLM proxy",
+            litellm,
+            {"Authorization": f"Bearer {LITELLM_KEY}"},
+            {"Authorization": f"Bearer {LITELLM_KEY}"},
+        ),
+        Target(
+            "Portkey gateway",
+            portkey,
+            {**portkey_headers, "x-portkey-custom-host": "http://127.0.0.1:{u}/v1"},
+            {**portkey_headers, "x-portkey-custom-host": "http://127.0.0.1:{u}/stream/v1"},
+        ),
+    ]
+    wanted = None if args.targets == "all" else set(args.targets.split(","))
+    results: dict = {
+        "machine": machine(),
+        "versions": versions(),
+        "seconds": args.seconds,
+        "json_us": json_comparison(),
+        "load": os.getloadavg(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "targets": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="aigw-bench-") as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)  # nginx workers run as an unprivileged user
+        nginx, upstream = start_nginx(work)
+        try:
+            for target in targets:
+                if wanted and target.name not in wanted:
+                    continue
+                target.headers = {k: v.format(u=upstream) for k, v in target.headers.items()}
+                target.stream_headers = {
+                    k: v.format(u=upstream) for k, v in target.stream_headers.items()
+                }
+                print(f"== {target.name}", flush=True)
+                try:
+                    results["targets"][target.name] = measure(target, work, upstream, args.seconds)
+                except Exception as exc:  # a peer failing to start must not lose the run
+                    results["targets"][target.name] = {"error": f"{type(exc).__name__}: {exc}"}
+                    print(f"   failed: {exc}", flush=True)
+            if args.profile:
+                print(f"== profile {args.profile}s", flush=True)
+                results["profile"] = profile(work, upstream, args.profile)
+            if args.soak:
+                print(f"== soak {args.soak}s at {args.soak_rate} req/s", flush=True)
+                results["soak"] = soak(work, upstream, args.soak, args.soak_rate, args.soak_server)
+        finally:
+            stop(nginx)
+            if "proc" in _REDIS:
+                stop(_REDIS.pop("proc"))
+    # Each part has its own file, so a soak or profile run keeps the last full comparison.
+    if results["targets"]:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+        print(f"wrote {args.out}")
+    for part in ("soak", "profile"):
+        if part in results:
+            path = BENCH / f"{part}.json"
+            path.write_text(json.dumps({part: results[part], "started": results["started"]}))
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what the benchmark needs, idempotently, outside the repository:
+# Debian nginx + wrk, LiteLLM proxy in its own virtualenv, the Portkey gateway via npm.
+set -euo pipefail
+BENCH_CACHE="${AIGW_BENCH_CACHE:-$HOME/.cache/aigw/bench}"
+mkdir -p "$BENCH_CACHE"
+export UV_NATIVE_TLS="${UV_NATIVE_TLS:-1}"
+
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null || ! command -v taskset >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk util-linux >/dev/null
+fi
+if [ ! -x "$BENCH_CACHE/litellm/bin/litellm" ]; then
+  uv venv --quiet --python python3.11 "$BENCH_CACHE/litellm"
+  uv pip install --quiet --python "$BENCH_CACHE/litellm/bin/python" "litellm[proxy]"
+fi
+if [ ! -f "$BENCH_CACHE/portkey/node_modules/@portkey-ai/gateway/package.json" ]; then
+  mkdir -p "$BENCH_CACHE/portkey"
+  (cd "$BENCH_CACHE/portkey" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund @portkey-ai/gateway)
+fi
+
+# The server comparison: granian hosting the same app, with the gateway's own dependencies.
+if [ ! -x "$BENCH_CACHE/variants/bin/granian" ]; then
+  uv venv --quiet --python python3.11 "$BENCH_CACHE/variants"
+  (cd "$(dirname "$0")/.." && uv export --frozen --no-default-groups --no-dev --no-emit-project --no-header) \
+    > "$BENCH_CACHE/variants-requirements.txt"
+  uv pip install --quiet --python "$BENCH_CACHE/variants/bin/python" \
+    -r "$BENCH_CACHE/variants-requirements.txt" granian py-spy
+fi
+if ! command -v redis-server >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+echo "$BENCH_CACHE"

@@ -1,0 +1,198 @@
+"""Podman on a CI host without a Docker engine or a reachable image registry.
+
+The session fixture ``gateway_image`` makes the gateway image buildable here:
+
+1. podman (with runc and debootstrap) is installed from Debian when missing;
+   the tests skip, saying why, only where that is impossible.
+2. The three host adjustments go into a private ``containers.conf`` (selected
+   with ``CONTAINERS_CONF``, so the host's own configuration is untouched): the
+   ``runc`` runtime instead of crun, and explicit default ulimits.
+3. No registry is reachable, so the base image is built from Debian packages
+   with ``debootstrap --variant=minbase`` from the mirror apt uses, cached as a
+   tarball under ``~/.cache/aigw`` and loaded with ``podman import``.
+4. Where pip trusts an extra CA bundle, the build gets it as a build secret
+   (mounted for one step, never stored in a layer).
+"""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("AIGW_CACHE_DIR", Path.home() / ".cache" / "aigw"))
+SUITE = "bookworm"
+BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+BASE_IMAGE = "localhost/aigw-base:" + SUITE
+GATEWAY_IMAGE = "localhost/aigw-gateway:test"
+CONTAINERS_CONF = """\
+# Written by tests/container: podman on a CI host.
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+
+[engine]
+runtime = "runc"
+"""
+# Dropped from the base tarball: apt's caches and documentation weigh ~140 MB.
+_TAR_EXCLUDES = (
+    "./var/cache/apt/archives/*.deb",
+    "./var/lib/apt/lists/*",
+    "./usr/share/doc/*",
+    "./usr/share/man/*",
+    "./usr/share/locale/*",
+)
+
+
+@dataclass(frozen=True)
+class Podman:
+    """Runs podman with the private containers.conf."""
+
+    env: dict[str, str]
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """``podman ARGS``; raises with podman's stderr when ``check`` and it fails."""
+        result = subprocess.run(
+            ["podman", *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"podman {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
+        return result
+
+
+def _install_podman() -> str | None:
+    """Install podman, runc and debootstrap from Debian; the reason when impossible."""
+    missing = [tool for tool in ("podman", "runc", "debootstrap") if shutil.which(tool) is None]
+    if not missing:
+        return None
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return f"{', '.join(missing)} missing and cannot be installed (needs root and apt-get)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "podman", "runc", "debootstrap"],
+    ):
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            return f"`{' '.join(command)}` failed: {result.stderr.strip()[-500:]}"
+    return None
+
+
+def apt_mirror() -> str:
+    """The Debian mirror apt is configured with (deb822 ``.sources`` or ``sources.list``)."""
+    candidates = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
+    for path in candidates:
+        for line in path.read_text().splitlines():
+            if line.startswith("URIs:") and "security" not in line:
+                return line.split()[1]
+    for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*.list")]:
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if parts[:1] == ["deb"] and "security" not in line:
+                uri = next(p for p in parts[1:] if not p.startswith("["))
+                return uri
+    raise AssertionError("no Debian mirror found in /etc/apt/sources.list*")
+
+
+def pip_ca_bundle() -> Path | None:
+    """The extra CA bundle pip trusts here (``PIP_CERT``, pip's config, ``SSL_CERT_FILE``)."""
+    candidates = [os.environ.get("PIP_CERT")]
+    for path in (
+        Path("/etc/pip.conf"),
+        Path("/etc/xdg/pip/pip.conf"),
+        Path.home() / ".pip/pip.conf",
+    ):
+        if path.exists():
+            parser = configparser.ConfigParser()
+            parser.read(path)
+            candidates.append(parser.get("global", "cert", fallback=None))
+    candidates.append(os.environ.get("SSL_CERT_FILE"))
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def base_tarball() -> Path:
+    """The cached minbase root filesystem (built with debootstrap on first use)."""
+    key = hashlib.sha256(f"{SUITE} {' '.join(BASE_PACKAGES)} {_TAR_EXCLUDES}".encode()).hexdigest()
+    tarball = CACHE / f"base-{SUITE}-{key[:12]}.tar"
+    if tarball.exists():
+        return tarball
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as work:
+        root = Path(work) / "root"
+        result = subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                SUITE,
+                str(root),
+                apt_mirror(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"debootstrap failed:\n{result.stdout[-3000:]}{result.stderr}")
+        partial = Path(work) / "base.tar"
+        excludes = [f"--exclude={pattern}" for pattern in _TAR_EXCLUDES]
+        subprocess.run(
+            ["tar", "-C", str(root), "-c", "--numeric-owner", *excludes, "-f", str(partial), "."],
+            check=True,
+            timeout=300,
+        )
+        partial.rename(tarball)  # atomic: an interrupted run never leaves a half tarball
+    return tarball
+
+
+@pytest.fixture(scope="session")
+def podman() -> Iterator[Podman]:
+    """Podman configured for this host, or a skip saying why it cannot be installed."""
+    reason = _install_podman()
+    if reason:
+        pytest.skip(f"container test skipped: {reason}")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    conf = CACHE / "containers.conf"
+    conf.write_text(CONTAINERS_CONF)
+    yield Podman(env={**os.environ, "CONTAINERS_CONF": str(conf)})
+
+
+@pytest.fixture(scope="session")
+def gateway_image(podman: Podman) -> str:
+    """The gateway image built from ``gateway_app/Dockerfile`` on the debootstrap base."""
+    if podman.run("image", "exists", BASE_IMAGE, check=False).returncode != 0:
+        podman.run("import", str(base_tarball()), BASE_IMAGE, timeout=300)
+    build = [
+        "build",
+        # Build steps use the host's network (the only way out to the package index here).
+        "--network=host",
+        "--file",
+        str(ROOT / "gateway_app" / "Dockerfile"),
+        "--build-arg",
+        f"BASE_IMAGE={BASE_IMAGE}",
+        "--tag",
+        GATEWAY_IMAGE,
+    ]
+    bundle = pip_ca_bundle()
+    if bundle is not None:
+        build += ["--secret", f"id=ca_bundle,src={bundle}"]
+    podman.run(*build, str(ROOT), timeout=600)
+    return GATEWAY_IMAGE
