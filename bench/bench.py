@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ BENCH = ROOT / "bench"
 CACHE = Path(os.environ.get("AIGW_BENCH_CACHE", Path.home() / ".cache" / "aigw" / "bench"))
 CPU_LOAD, CPU_TARGET = "0", "1"
 DEFAULT = "gateway: own server + raw client (default)"
+GOVERNED = "gateway: full governance path (virtual key + limits + budget + audit; Redis + SQLite)"
+CACHED = "gateway: exact cache hits (in-process store)"
 # LiteLLM refuses to start without a strong master key.
 LITELLM_KEY = "sk-" + secrets.token_hex(32)
 CHAT = {
@@ -222,6 +225,14 @@ class Target:
     stream_headers: dict[str, str] = field(default_factory=dict)
     path: str = "/v1/chat/completions"
     stream_path: str = "/v1/chat/completions"
+    # Called once the target listens, before any load: may set up keys and headers.
+    prepare: Callable[[Target, int], None] | None = None
+    # Called after the load: what the target recorded (e.g. audit events), for the results.
+    check: Callable[[int], dict] | None = None
+
+
+# A price for the fake model, so governance computes a real (non-zero) cost per request.
+PRICE = "{input_per_mtok: 0.15, output_per_mtok: 0.6}"
 
 
 def gateway_config(work: Path, upstream: int, extra: str = "") -> Path:
@@ -241,9 +252,9 @@ providers:
     base_url: http://127.0.0.1:{upstream}/stream/v1
 models:
   bench-chat:
-    deployments: [{{provider: bench, model: bench-model, timeout_s: 30}}]
+    deployments: [{{provider: bench, model: bench-model, timeout_s: 30, price: {PRICE}}}]
   bench-stream:
-    deployments: [{{provider: bench-stream, model: bench-model, timeout_s: 30}}]
+    deployments: [{{provider: bench-stream, model: bench-model, timeout_s: 30, price: {PRICE}}}]
 {extra}"""
     )
     return config
@@ -254,11 +265,15 @@ def gateway(
     client: str | None = None,
     python: str = sys.executable,
     redis: bool = False,
+    extra_config: str = "",
+    extra_env: dict[str, str] | None = None,
 ) -> Callable[[Path, int], tuple[subprocess.Popen[bytes], int]]:
     def start(work: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int]:
         port = free_port()
         extra = Path(EXTRA_CONFIG).read_text() if EXTRA_CONFIG else ""
+        extra = extra_config.replace("{work}", str(work)) + extra
         env = dict(os.environ, AIGW_CONFIG=str(gateway_config(work, upstream, extra)))
+        env.update(extra_env or {})
         if redis:
             env["AIGW_REDIS_URL"] = f"redis://127.0.0.1:{start_redis(work)}/0"
             env.update(EXTRA_ENV)
@@ -337,6 +352,90 @@ def portkey(work: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
+# ----------------------------------------------------------------------- governance, cache
+
+ADMIN_KEY = "aigw-admin-" + secrets.token_hex(16)
+GOVERNANCE_CONFIG = """
+governance:
+  enabled: true
+  sqlite_path: {work}/governance.sqlite3
+"""
+# Limits far above what one core can serve in a run: every check runs, none rejects.
+HIGH_LIMITS = {"daily_usd": 1e6, "monthly_usd": 1e7, "rpm": 10_000_000, "tpm": 10_000_000_000}
+CACHE_CONFIG = """
+cache:
+  enabled: true
+"""
+
+
+def _call(port: int, method: str, path: str, body: dict | None, headers: dict[str, str]) -> Any:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json", **headers},
+        method=method,
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, dict(response.headers), json.loads(response.read() or b"null")
+
+
+def prepare_governance(target: Target, port: int) -> None:
+    """A virtual key through the admin API, high limits at every level, the key as Bearer."""
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    body = {"team_id": "bench-team", "project_id": "bench-project", "name": "bench"}
+    _, _, created = _call(port, "POST", "/admin/keys", body, admin)
+    for scope, scope_id in (
+        ("org", "*"),
+        ("team", "bench-team"),
+        ("project", "bench-project"),
+        ("key", created["id"]),
+        ("customer", "*"),
+    ):
+        _call(port, "PUT", f"/admin/limits/{scope}/{scope_id}", HIGH_LIMITS, admin)
+    bearer = {"Authorization": f"Bearer {created['key']}"}
+    target.headers.update(bearer)
+    target.stream_headers.update(bearer)
+    status, headers, _ = _call(port, "POST", "/v1/chat/completions", REQUEST, bearer)
+    shown = {k: v for k, v in headers.items() if k.lower().startswith("x-ratelimit")}
+    print(f"   governance: key {created['id']}, first request {status}, {shown}", flush=True)
+    try:
+        _call(port, "POST", "/v1/chat/completions", REQUEST, {"Authorization": "Bearer sk-nope"})
+        raise RuntimeError("governance is not on: an unknown key was accepted")
+    except urllib.error.HTTPError as exc:
+        if exc.code != 401:
+            raise
+
+
+def check_governance(port: int) -> dict:
+    """Requests the audit log holds after the load (flushed every 0.2 s: wait a moment)."""
+    time.sleep(1.5)
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    _, _, usage = _call(port, "GET", "/admin/analytics/usage?group_by=model", None, admin)
+    # Redis commands the whole target made (a private server: nothing else talks to it).
+    stats = subprocess.run(
+        ["redis-cli", "-p", str(_REDIS["port"]), "info", "commandstats"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout
+    calls = {
+        line.split(":")[0].removeprefix("cmdstat_"): int(line.split("calls=")[1].split(",")[0])
+        for line in stats.splitlines()
+        if line.startswith("cmdstat_")
+    }
+    return {"audit_usage": usage, "redis_calls": calls}
+
+
+def prepare_cache(target: Target, port: int) -> None:
+    """Fill the cache with the one request body, then check the next answer is a hit."""
+    _call(port, "POST", "/v1/chat/completions", REQUEST, target.headers)
+    _, headers, _ = _call(port, "POST", "/v1/chat/completions", REQUEST, target.headers)
+    outcome = {k.lower(): v for k, v in headers.items()}.get("x-cache")
+    if outcome != "hit":
+        raise RuntimeError(f"the second identical request was not a cache hit: x-cache={outcome}")
+    print("   cache: x-cache: hit on the second identical request", flush=True)
+
+
 # ----------------------------------------------------------------------- load
 
 
@@ -384,9 +483,18 @@ def sample_stream(port: int, path: str, headers: dict[str, str]) -> str:
     return text if len(text) < 400 else text[:200] + " ... " + text[-200:]
 
 
-def measure(target: Target, work: Path, upstream: int, seconds: int) -> dict:
+def measure(
+    target: Target,
+    work: Path,
+    upstream: int,
+    seconds: int,
+    conns_list: tuple[int, ...] = (1, 16, 64),
+    streams: bool = True,
+) -> dict:
     proc, port = target.start(work, upstream)
     try:
+        if target.prepare:
+            target.prepare(target, port)
         chat = dict(REQUEST)
         stream = dict(REQUEST, model="bench-stream", stream=True)
         wrk(port, target.path, target.headers, chat, 16, 2, work)  # warm-up
@@ -394,19 +502,22 @@ def measure(target: Target, work: Path, upstream: int, seconds: int) -> dict:
         pid = proc.pid if proc else None
         before = rss_kib(pid) if pid else 0
         result: dict = {"rss_before_kib": before}
-        for conns in (1, 16, 64):
+        for conns in conns_list:
             cpu = cpu_seconds(pid) if pid else 0.0
             run = wrk(port, target.path, target.headers, chat, conns, seconds, work)
             if pid and run["requests"]:
                 # The target's own process only (LiteLLM/Portkey children not included).
                 run["cpu_us_per_req"] = 1e6 * (cpu_seconds(pid) - cpu) / run["requests"]
             result[f"chat_c{conns}"] = run
-        for conns in (1, 16):
+        for conns in (1, 16) if streams else ():
             result[f"stream_c{conns}"] = wrk(
                 port, target.stream_path, target.stream_headers, stream, conns, seconds, work, True
             )
         result["rss_after_kib"] = rss_kib(pid) if pid else 0
-        result["stream_sample"] = sample_stream(port, target.stream_path, target.stream_headers)
+        if target.check:
+            result["check"] = target.check(port)
+        if streams:
+            result["stream_sample"] = sample_stream(port, target.stream_path, target.stream_headers)
         return result
     finally:
         if proc:
@@ -479,12 +590,17 @@ def soak(work: Path, upstream: int, seconds: int, rate: float, server: str) -> d
 # ----------------------------------------------------------------------- profile
 
 
-def profile(work: Path, upstream: int, seconds: int) -> dict:
-    """py-spy samples of the default gateway under 1-connection load: where the time goes."""
-    proc, port = gateway("httptools", "raw")(work, upstream)
+def profile(work: Path, upstream: int, seconds: int, target: Target | None = None) -> dict:
+    """py-spy samples of a gateway target (default: the default gateway) at 1 connection."""
+    if target is None:
+        target = Target(DEFAULT, gateway("httptools", "raw"))
+    proc, port = target.start(work, upstream)
+    assert proc is not None
     try:
+        if target.prepare:
+            target.prepare(target, port)
         chat = dict(REQUEST)
-        wrk(port, "/v1/chat/completions", {}, chat, 1, 2, work)
+        wrk(port, "/v1/chat/completions", target.headers, chat, 1, 2, work)
         out = work / "profile.txt"
         spy = subprocess.Popen(
             [
@@ -505,7 +621,7 @@ def profile(work: Path, upstream: int, seconds: int) -> dict:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        load = wrk(port, "/v1/chat/completions", {}, chat, 1, seconds + 1, work)
+        load = wrk(port, "/v1/chat/completions", target.headers, chat, 1, seconds + 1, work)
         spy.wait(60)
     finally:
         stop(proc)
@@ -606,9 +722,13 @@ def main() -> int:
     parser.add_argument("--soak-rate", type=float, default=200.0)
     parser.add_argument("--soak-server", default="httptools")
     parser.add_argument("--profile", type=int, default=0, help="py-spy seconds (0: skip)")
+    parser.add_argument("--profile-target", default=DEFAULT, help="target name to profile")
+    parser.add_argument("--profile-out", default=str(BENCH / "profile.json"))
     parser.add_argument("--out", default=str(BENCH / "results.json"))
     parser.add_argument("--gateway-extra-config", default="", help="YAML appended (governance)")
     parser.add_argument("--gateway-env", action="append", default=[], help="NAME=VALUE")
+    parser.add_argument("--conns", default="1,16,64", help="chat wrk connection counts")
+    parser.add_argument("--no-streams", action="store_true", help="skip the stream runs")
     args = parser.parse_args()
     global EXTRA_CONFIG
     EXTRA_CONFIG = args.gateway_extra_config
@@ -619,6 +739,21 @@ def main() -> int:
         Target("direct (nginx)", lambda w, u: (None, u), stream_path="/stream/v1/chat/completions"),
         Target(DEFAULT, gateway("httptools", "raw")),
         Target("gateway + Redis (circuit state)", gateway("httptools", "raw", redis=True)),
+        Target(
+            GOVERNED,
+            gateway(
+                "httptools",
+                "raw",
+                redis=True,
+                extra_config=GOVERNANCE_CONFIG,
+                extra_env={"AIGW_ADMIN_KEY": ADMIN_KEY},
+            ),
+            prepare=prepare_governance,
+            check=check_governance,
+        ),
+        Target(
+            CACHED, gateway("httptools", "raw", extra_config=CACHE_CONFIG), prepare=prepare_cache
+        ),
         Target("gateway: uvicorn + raw client", gateway("uvicorn", "raw")),
         Target("gateway: uvicorn + aiohttp (before)", gateway("uvicorn", "aiohttp")),
         Target("gateway: own server + aiohttp", gateway("httptools", "aiohttp")),
@@ -639,6 +774,7 @@ def main() -> int:
             {**portkey_headers, "x-portkey-custom-host": "http://127.0.0.1:{u}/stream/v1"},
         ),
     ]
+    conns_list = tuple(int(c) for c in args.conns.split(","))
     wanted = None if args.targets == "all" else set(args.targets.split(","))
     results: dict = {
         "machine": machine(),
@@ -663,13 +799,17 @@ def main() -> int:
                 }
                 print(f"== {target.name}", flush=True)
                 try:
-                    results["targets"][target.name] = measure(target, work, upstream, args.seconds)
+                    results["targets"][target.name] = measure(
+                        target, work, upstream, args.seconds, conns_list, not args.no_streams
+                    )
                 except Exception as exc:  # a peer failing to start must not lose the run
                     results["targets"][target.name] = {"error": f"{type(exc).__name__}: {exc}"}
                     print(f"   failed: {exc}", flush=True)
             if args.profile:
                 print(f"== profile {args.profile}s", flush=True)
-                results["profile"] = profile(work, upstream, args.profile)
+                chosen = next(t for t in targets if t.name == args.profile_target)
+                results["profile"] = profile(work, upstream, args.profile, chosen)
+                results["profile"]["target"] = chosen.name
             if args.soak:
                 print(f"== soak {args.soak}s at {args.soak_rate} req/s", flush=True)
                 results["soak"] = soak(work, upstream, args.soak, args.soak_rate, args.soak_server)
@@ -683,7 +823,7 @@ def main() -> int:
         print(f"wrote {args.out}")
     for part in ("soak", "profile"):
         if part in results:
-            path = BENCH / f"{part}.json"
+            path = Path(args.profile_out) if part == "profile" else BENCH / f"{part}.json"
             path.write_text(json.dumps({part: results[part], "started": results["started"]}))
             print(f"wrote {path}")
     return 0

@@ -47,6 +47,9 @@ def main() -> None:
     targets: dict = data["targets"]
     direct = targets.get(DIRECT, {})
     out: list[str] = ["# Benchmark results", ""]
+    # Later partial runs (a few targets, hand-written from their own results file) first.
+    for partial in sorted(BENCH.glob("partial-*.md"), reverse=True):
+        out += [partial.read_text().strip(), ""]
     out += [
         f"Run {data['started']} with `bench/run` ({data['seconds']} s per wrk run, one wrk "
         "thread). **Pinned**: each target on CPU 1; nginx (the fake upstream, canned chat "
