@@ -17,6 +17,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.aws import decisions
+from infra.aws.security import nodes_only_security_group
 
 POSTGRES_PORT = 5432
 DATABASE_NAME = "gateway"
@@ -75,23 +76,15 @@ class Postgres(pulumi.ComponentResource):
             subnet_ids=args.subnet_ids,
             opts=child,
         )
-        self.security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            # A prefix, not a name: a replacement group can exist beside the old one.
-            name_prefix=decisions.aws_name(args.name_prefix, "postgres", "security-group-prefix")
-            + "-",
-            description="RDS PostgreSQL: port 5432 from the EKS nodes only",
+        self.security_group = nodes_only_security_group(
+            name,
+            name_prefix=args.name_prefix,
+            service="postgres",
+            port=POSTGRES_PORT,
             vpc_id=args.vpc_id,
-            opts=child,
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-from-nodes",
-            security_group_id=self.security_group.id,
-            referenced_security_group_id=args.client_security_group_id,
-            ip_protocol=aws.ec2.ProtocolType.TCP,
-            from_port=POSTGRES_PORT,
-            to_port=POSTGRES_PORT,
-            description="PostgreSQL from the EKS nodes",
+            client_security_group_id=args.client_security_group_id,
+            description="RDS PostgreSQL: port 5432 from the EKS nodes only",
+            rule_description="PostgreSQL from the EKS nodes",
             opts=child,
         )
 

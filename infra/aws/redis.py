@@ -16,6 +16,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.aws import decisions
+from infra.aws.security import nodes_only_security_group
 
 REDIS_PORT = 6379
 
@@ -70,25 +71,15 @@ class Redis(pulumi.ComponentResource):
             subnet_ids=args.subnet_ids,
             opts=child,
         )
-        self.security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            # A prefix, not a name: a replacement group can exist beside the old one.
-            name_prefix=decisions.aws_name(args.name_prefix, "redis", "security-group-prefix")
-            + "-",
-            description="ElastiCache: Redis port from the EKS nodes only",
+        self.security_group = nodes_only_security_group(
+            name,
+            name_prefix=args.name_prefix,
+            service="redis",
+            port=REDIS_PORT,
             vpc_id=args.vpc_id,
-            opts=child,
-        )
-        # One rule per resource (not inline): rules can change without replacing
-        # the group, and no egress rule means the cache opens no connections.
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-from-nodes",
-            security_group_id=self.security_group.id,
-            referenced_security_group_id=args.client_security_group_id,
-            ip_protocol=aws.ec2.ProtocolType.TCP,
-            from_port=REDIS_PORT,
-            to_port=REDIS_PORT,
-            description="Redis from the EKS nodes",
+            client_security_group_id=args.client_security_group_id,
+            description="ElastiCache: Redis port from the EKS nodes only",
+            rule_description="Redis from the EKS nodes",
             opts=child,
         )
 
