@@ -169,6 +169,23 @@ def sse_frame(payload: bytes) -> bytes:
 DONE_FRAME = b"data: [DONE]\n\n"
 
 
+def closing_frames(
+    chunk_id: str, created: int, model: str, usage: Any, include_usage: bool
+) -> list[bytes]:
+    """The end of an OpenAI stream: the usage chunk (if the client asked) and ``[DONE]``."""
+    if not include_usage:
+        return [DONE_FRAME]
+    chunk = {
+        "id": chunk_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": usage,
+    }
+    return [sse_frame(orjson.dumps(chunk)), DONE_FRAME]
+
+
 class SSEDecoder:
     """Incremental server-sent-events decoder: feed bytes, get ``(event, data)`` pairs.
 

@@ -19,7 +19,7 @@ from gateway_app.errors import GatewayError
 from gateway_app.providers.anthropic.errors import STATUS_BY_TYPE
 from gateway_app.providers.anthropic.request import JSON_TOOL
 from gateway_app.providers.anthropic.response import finish_reason, usage
-from gateway_app.providers.base import DONE_FRAME, StreamState, sse_frame
+from gateway_app.providers.base import StreamState, closing_frames, sse_frame
 
 
 class AnthropicStream:
@@ -133,21 +133,6 @@ class AnthropicStream:
 
     def finish(self) -> list[bytes]:
         self.state.usage = usage(self._usage)
-        frames = []
-        if self.include_usage:
-            frames.append(
-                sse_frame(
-                    orjson.dumps(
-                        {
-                            "id": self._id,
-                            "object": "chat.completion.chunk",
-                            "created": self._created,
-                            "model": self._model,
-                            "choices": [],
-                            "usage": self.state.usage,
-                        }
-                    )
-                )
-            )
-        frames.append(DONE_FRAME)
-        return frames
+        return closing_frames(
+            self._id, self._created, self._model, self.state.usage, self.include_usage
+        )

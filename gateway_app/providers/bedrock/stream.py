@@ -19,7 +19,7 @@ import orjson
 from botocore.eventstream import EventStreamBuffer, ParserError
 
 from gateway_app.errors import GatewayError
-from gateway_app.providers.base import DONE_FRAME, StreamState, sse_frame
+from gateway_app.providers.base import StreamState, closing_frames, sse_frame
 from gateway_app.providers.bedrock.errors import stream_exception
 from gateway_app.providers.bedrock.request import JSON_TOOL
 from gateway_app.providers.bedrock.response import completion_id, finish_reason, usage
@@ -160,21 +160,6 @@ class BedrockStream:
 
     def finish(self) -> list[bytes]:
         self.state.usage = usage(self._usage)
-        frames = []
-        if self.include_usage:
-            frames.append(
-                sse_frame(
-                    orjson.dumps(
-                        {
-                            "id": self._id,
-                            "object": "chat.completion.chunk",
-                            "created": self._created,
-                            "model": self._model,
-                            "choices": [],
-                            "usage": self.state.usage,
-                        }
-                    )
-                )
-            )
-        frames.append(DONE_FRAME)
-        return frames
+        return closing_frames(
+            self._id, self._created, self._model, self.state.usage, self.include_usage
+        )

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from gateway_app.errors import GatewayError
-from gateway_app.providers.base import DONE_FRAME, StreamState, sse_frame
+from gateway_app.providers.base import StreamState, closing_frames, sse_frame
 from gateway_app.providers.vertex.errors import from_body
 from gateway_app.providers.vertex.response import finish_reason, split_parts, usage
 
@@ -107,24 +107,9 @@ class VertexStream:
 
     def finish(self) -> list[bytes]:
         self.state.usage = usage(self._usage)
-        frames = []
-        if self.include_usage:
-            frames.append(
-                sse_frame(
-                    orjson.dumps(
-                        {
-                            "id": self._id,
-                            "object": "chat.completion.chunk",
-                            "created": self._created,
-                            "model": self._model,
-                            "choices": [],
-                            "usage": self.state.usage,
-                        }
-                    )
-                )
-            )
-        frames.append(DONE_FRAME)
-        return frames
+        return closing_frames(
+            self._id, self._created, self._model, self.state.usage, self.include_usage
+        )
 
 
 __all__ = ["GatewayError", "VertexStream"]
