@@ -1,14 +1,23 @@
 """The gateway benchmark: every target side by side in one run, on loopback.
 
 Started by ``bench/run`` (which installs the tools first). Writes
-``bench/RESULTS.md``. Pinned mode (the headline): the target process runs on
-CPU 1; nginx (the fake upstream) and wrk (the load) share CPU 0.
+``bench/results.json``; ``bench/report.py`` turns it into ``bench/RESULTS.md``.
+
+Pinned mode (the headline): the target process runs on CPU 1; nginx (the fake
+upstream), wrk (the load), redis-server and PostgreSQL share CPU 0. The
+"floor" target is an nginx reverse proxy pinned like a gateway: what the
+pinned topology itself costs per request (cross-CPU wake-ups) before any
+gateway code runs.
 
 Phases per target: start, warm up, RSS, then wrk at 1 connection (overhead,
 no queueing), 16 and 64 connections (throughput), streams at 1 and 16
 connections (added time to first byte; every stream must end with
-``data: [DONE]``), RSS again, stop. The fixed-rate soak is a separate mode
-(``--soak SECONDS``).
+``data: [DONE]``), RSS again, stop. Then, unless ``--overhead-cpu pinned``:
+the 1-connection chat and stream runs of direct, floor, the default gateway
+and the governance path again with every process on CPU 0 (at one connection
+the path is serial, so this removes cross-CPU wake-ups). Then the
+multi-process scaling targets (not pinned) at 16 and 64 connections. The
+fixed-rate soak is a separate mode (``--soak SECONDS``).
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +45,16 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 CACHE = Path(os.environ.get("AIGW_BENCH_CACHE", Path.home() / ".cache" / "aigw" / "bench"))
 CPU_LOAD, CPU_TARGET = "0", "1"
+DIRECT = "direct (nginx)"
+FLOOR = "floor: nginx reverse proxy (pinned like the gateway)"
 DEFAULT = "gateway: own server + raw client (default)"
-GOVERNED = "gateway: full governance path (virtual key + limits + budget + audit; Redis + SQLite)"
+GOVERNED = (
+    "gateway: full governance path (virtual key + limits + budget + audit; Redis + PostgreSQL)"
+)
+UNPINNED = "gateway: 1 process (unpinned)"
+WORKERS = "gateway: 2 workers (unpinned)"
+# The targets measured again with every process on one CPU (--overhead-cpu).
+SAME_CPU = (DIRECT, FLOOR, DEFAULT, GOVERNED)
 CACHED = "gateway: exact cache hits (in-process store)"
 # LiteLLM refuses to start without a strong master key.
 LITELLM_KEY = "sk-" + secrets.token_hex(32)
@@ -109,27 +126,44 @@ def wait_port(port: int, timeout: float = 90) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-def rss_kib(pid: int) -> int:
-    """Resident memory of ``pid`` and its descendants (LiteLLM and node fork)."""
-    total = 0
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (LiteLLM, node, granian and 2-worker gateways fork)."""
+    found: list[int] = []
     pids = [pid]
     while pids:
         current = pids.pop()
         try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        found.append(current)
+        pids.extend(int(c) for c in children)
+    return found
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of ``pid`` and its descendants."""
+    total = 0
+    for current in _tree(pid):
+        try:
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-            pids.extend(int(c) for c in children)
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of ``pid`` and its live descendants."""
+    ticks = 0
+    for current in _tree(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -142,9 +176,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-def spawn(cmd: list[str], cpu: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def spawn(
+    cmd: list[str], cpu: str | None, env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """``cmd`` on CPU ``cpu`` (None: unpinned), in its own process group."""
     return subprocess.Popen(
-        ["taskset", "-c", cpu, *cmd],
+        ["taskset", "-c", cpu, *cmd] if cpu is not None else cmd,
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -196,13 +233,60 @@ http {{
     return proc, port
 
 
+def start_floor(work: Path, upstream: int, cpu: str | None) -> tuple[subprocess.Popen[bytes], int]:
+    """nginx as a reverse proxy (C, next to no CPU per request), placed like a gateway.
+
+    Its latency above direct is what the placement itself costs (loopback hops and
+    cross-CPU wake-ups); a gateway's own cost is its latency above this floor.
+    """
+    port = free_port()
+    home = work / f"floor-{port}"
+    home.mkdir()
+    conf = home / "nginx.conf"
+    conf.write_text(
+        f"""
+daemon off;
+worker_processes 1;
+error_log {home}/error.log warn;
+pid {home}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {home}/body; proxy_temp_path {home}/proxy;
+  fastcgi_temp_path {home}/fcgi; uwsgi_temp_path {home}/uwsgi; scgi_temp_path {home}/scgi;
+  keepalive_requests 1000000; keepalive_timeout 300s;
+  upstream bench_upstream {{
+    server 127.0.0.1:{upstream};
+    keepalive 64;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    client_body_buffer_size 64k;
+    location / {{
+      proxy_pass http://bench_upstream;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }}
+  }}
+}}
+"""
+    )
+    proc = spawn(["nginx", "-p", str(home), "-c", str(conf)], cpu, dict(os.environ), home / "log")
+    wait_port(port)
+    return proc, port
+
+
 # ----------------------------------------------------------------------- targets
 
 # Governance and caching are configured by YAML appended to the gateway config
-# (--gateway-extra-config) and env (--gateway-env NAME=VALUE) once they exist.
+# (--gateway-extra-config) and env (--gateway-env NAME=VALUE) for the Redis targets.
 EXTRA_CONFIG = ""
 EXTRA_ENV: dict[str, str] = {}
 _REDIS: dict[str, Any] = {}
+_PG: dict[str, Any] = {}
 
 
 def start_redis(work: Path) -> int:
@@ -217,10 +301,96 @@ def start_redis(work: Path) -> int:
     return int(_REDIS["port"])
 
 
+def redis_cli(*args: str) -> str:
+    return subprocess.run(
+        ["redis-cli", "-p", str(_REDIS["port"]), *args], capture_output=True, text=True, timeout=10
+    ).stdout
+
+
+def _pg_bin(name: str) -> str:
+    for root in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (root / name).exists():
+            return str(root / name)
+    return name  # on PATH, or the error names what is missing
+
+
+def start_postgres(work: Path) -> str:
+    """One private PostgreSQL for the run (on the load CPU); a fresh database per call.
+
+    As tests/gateway/governance/services.py: initdb in a temp dir (as the ``postgres``
+    user when we are root), trust auth, no fsync, loopback on a free port.
+    """
+    import psycopg
+
+    if "port" not in _PG:
+        home = work / "pg"
+        home.mkdir()
+        data = home / "data"
+        as_user: list[str] = []
+        if os.geteuid() == 0:
+            import shutil
+
+            shutil.chown(home, "postgres")
+            as_user = ["runuser", "-u", "postgres", "--"]
+        initdb = [*as_user, _pg_bin("initdb"), "-D", str(data), "-U", "postgres"]
+        initdb += ["-A", "trust", "--no-sync"]
+        subprocess.run(initdb, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port = free_port()
+        cmd = [*as_user, _pg_bin("postgres"), "-D", str(data), "-p", str(port)]
+        for setting in (
+            "listen_addresses=127.0.0.1",
+            f"unix_socket_directories={home}",
+            "fsync=off",
+            "full_page_writes=off",
+            "synchronous_commit=off",
+        ):
+            cmd += ["-c", setting]
+        _PG.update(proc=spawn(cmd, CPU_LOAD, dict(os.environ), work / "postgres.log"), data=data)
+        wait_port(port)
+        _PG["port"] = port
+        _PG["count"] = 0
+        deadline = time.monotonic() + 30
+        while True:  # the port opens before recovery finishes: wait until queries work
+            try:
+                psycopg.connect(_pg_url("postgres"), connect_timeout=2).close()
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    _PG["count"] += 1
+    name = f"aigw{_PG['count']}"
+    with psycopg.connect(_pg_url("postgres"), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    _PG["url"] = _pg_url(name)
+    return str(_PG["url"])
+
+
+def _pg_url(database: str) -> str:
+    return f"postgresql://postgres@127.0.0.1:{_PG['port']}/{database}"
+
+
+def stop_postgres() -> None:
+    """Fast shutdown (SIGINT) of the postmaster by its PID (runuser forwards no signal)."""
+    proc = _PG.pop("proc", None)
+    if proc is None:
+        return
+    pid_file = Path(_PG["data"]) / "postmaster.pid"
+    if pid_file.exists():
+        os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        stop(proc)
+
+
 @dataclass
 class Target:
     name: str
-    start: Callable[[Path, int], tuple[subprocess.Popen[bytes] | None, int]]
+    # start(work dir, upstream port, CPU list for taskset or None) -> (process, port)
+    start: Callable[[Path, int, str | None], tuple[subprocess.Popen[bytes] | None, int]]
     headers: dict[str, str] = field(default_factory=dict)
     stream_headers: dict[str, str] = field(default_factory=dict)
     path: str = "/v1/chat/completions"
@@ -229,6 +399,8 @@ class Target:
     prepare: Callable[[Target, int], None] | None = None
     # Called after the load: what the target recorded (e.g. audit events), for the results.
     check: Callable[[int], dict] | None = None
+    alias: str = ""  # short name for --targets
+    cpu: str | None = CPU_TARGET  # where the target runs (None: unpinned)
 
 
 # A price for the fake model, so governance computes a real (non-zero) cost per request.
@@ -267,8 +439,10 @@ def gateway(
     redis: bool = False,
     extra_config: str = "",
     extra_env: dict[str, str] | None = None,
-) -> Callable[[Path, int], tuple[subprocess.Popen[bytes], int]]:
-    def start(work: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int]:
+    postgres: bool = False,
+    workers: int = 1,
+) -> Callable[[Path, int, str | None], tuple[subprocess.Popen[bytes], int]]:
+    def start(work: Path, upstream: int, cpu: str | None) -> tuple[subprocess.Popen[bytes], int]:
         port = free_port()
         extra = Path(EXTRA_CONFIG).read_text() if EXTRA_CONFIG else ""
         extra = extra_config.replace("{work}", str(work)) + extra
@@ -278,6 +452,17 @@ def gateway(
             env["AIGW_REDIS_URL"] = f"redis://127.0.0.1:{start_redis(work)}/0"
             env.update(EXTRA_ENV)
         env["PYTHONPATH"] = str(ROOT)
+        if postgres:
+            env["AIGW_DATABASE_URL"] = start_postgres(work)
+            migrate = subprocess.run(
+                [python, "-m", "gateway_app", "migrate"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            if migrate.returncode:
+                raise RuntimeError(f"migrate failed: {migrate.stdout}{migrate.stderr}")
         if client:
             env["AIGW_UPSTREAM_CLIENT"] = client
         if server == "granian":
@@ -301,15 +486,15 @@ def gateway(
             ]
         else:
             cmd = [python, "-m", "gateway_app", "serve", "--port", str(port)]
-            cmd += ["--log-level", "warning", "--server", server]
-        proc = spawn(cmd, CPU_TARGET, env, work / f"gateway-{server}-{client}.log")
+            cmd += ["--log-level", "warning", "--server", server, "--workers", str(workers)]
+        proc = spawn(cmd, cpu, env, work / f"gateway-{server}-{client}-{port}.log")
         wait_port(port)
         return proc, port
 
     return start
 
 
-def litellm(work: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int]:
+def litellm(work: Path, upstream: int, cpu: str | None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     config = work / "litellm.yaml"
     config.write_text(
@@ -331,12 +516,12 @@ litellm_settings: {{telemetry: false, drop_params: true}}
     )
     cmd = [str(CACHE / "litellm/bin/litellm"), "--config", str(config)]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
-    proc = spawn(cmd, CPU_TARGET, env, work / "litellm.log")
+    proc = spawn(cmd, cpu, env, work / "litellm.log")
     wait_port(port, 180)
     return proc, port
 
 
-def portkey(work: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int]:
+def portkey(work: Path, upstream: int, cpu: str | None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     entry = CACHE / "portkey/node_modules/@portkey-ai/gateway/build/start-server.js"
     cmd = [
@@ -347,7 +532,7 @@ def portkey(work: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int]:
         f"--port={port}",
         "--headless",
     ]
-    proc = spawn(cmd, CPU_TARGET, dict(os.environ), work / "portkey.log")
+    proc = spawn(cmd, cpu, dict(os.environ), work / "portkey.log")
     wait_port(port, 60)
     return proc, port
 
@@ -355,10 +540,10 @@ def portkey(work: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int]:
 # ----------------------------------------------------------------------- governance, cache
 
 ADMIN_KEY = "aigw-admin-" + secrets.token_hex(16)
+# Durable records (keys, limits, audit) in the run's PostgreSQL (AIGW_DATABASE_URL).
 GOVERNANCE_CONFIG = """
 governance:
   enabled: true
-  sqlite_path: {work}/governance.sqlite3
 """
 # Limits far above what one core can serve in a run: every check runs, none rejects.
 HIGH_LIMITS = {"daily_usd": 1e6, "monthly_usd": 1e7, "rpm": 10_000_000, "tpm": 10_000_000_000}
@@ -381,6 +566,7 @@ def _call(port: int, method: str, path: str, body: dict | None, headers: dict[st
 
 def prepare_governance(target: Target, port: int) -> None:
     """A virtual key through the admin API, high limits at every level, the key as Bearer."""
+    redis_cli("config", "resetstat")  # commandstats of this target only
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     body = {"team_id": "bench-team", "project_id": "bench-project", "name": "bench"}
     _, _, created = _call(port, "POST", "/admin/keys", body, admin)
@@ -407,23 +593,26 @@ def prepare_governance(target: Target, port: int) -> None:
 
 
 def check_governance(port: int) -> dict:
-    """Requests the audit log holds after the load (flushed every 0.2 s: wait a moment)."""
+    """Audit rows in PostgreSQL and Redis commands after the load (audit flushes every 0.2 s)."""
+    import psycopg
+
     time.sleep(1.5)
-    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    _, _, usage = _call(port, "GET", "/admin/analytics/usage?group_by=model", None, admin)
-    # Redis commands the whole target made (a private server: nothing else talks to it).
-    stats = subprocess.run(
-        ["redis-cli", "-p", str(_REDIS["port"]), "info", "commandstats"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    ).stdout
+    with psycopg.connect(_PG["url"]) as conn:
+        rows = conn.execute("SELECT kind, count(*) FROM audit_events GROUP BY kind").fetchall()
+        requests = conn.execute(
+            "SELECT model, count(*) FROM audit_events WHERE kind = 'request' GROUP BY model"
+        ).fetchall()
+    # A private server whose stats were reset before this target's first request.
     calls = {
         line.split(":")[0].removeprefix("cmdstat_"): int(line.split("calls=")[1].split(",")[0])
-        for line in stats.splitlines()
+        for line in redis_cli("info", "commandstats").splitlines()
         if line.startswith("cmdstat_")
     }
-    return {"audit_usage": usage, "redis_calls": calls}
+    return {
+        "audit_rows": dict(rows),
+        "audit_requests_by_model": dict(requests),
+        "redis_calls": calls,
+    }
 
 
 def prepare_cache(target: Target, port: int) -> None:
@@ -489,9 +678,9 @@ def measure(
     upstream: int,
     seconds: int,
     conns_list: tuple[int, ...] = (1, 16, 64),
-    streams: bool = True,
+    stream_conns: tuple[int, ...] = (1, 16),
 ) -> dict:
-    proc, port = target.start(work, upstream)
+    proc, port = target.start(work, upstream, target.cpu)
     try:
         if target.prepare:
             target.prepare(target, port)
@@ -502,21 +691,23 @@ def measure(
         pid = proc.pid if proc else None
         before = rss_kib(pid) if pid else 0
         result: dict = {"rss_before_kib": before}
+        if proc:
+            result["cpu"] = target.cpu or "unpinned"
         for conns in conns_list:
             cpu = cpu_seconds(pid) if pid else 0.0
             run = wrk(port, target.path, target.headers, chat, conns, seconds, work)
             if pid and run["requests"]:
-                # The target's own process only (LiteLLM/Portkey children not included).
+                # The target's process and its children (workers, LiteLLM's and node's forks).
                 run["cpu_us_per_req"] = 1e6 * (cpu_seconds(pid) - cpu) / run["requests"]
             result[f"chat_c{conns}"] = run
-        for conns in (1, 16) if streams else ():
+        for conns in stream_conns:
             result[f"stream_c{conns}"] = wrk(
                 port, target.stream_path, target.stream_headers, stream, conns, seconds, work, True
             )
         result["rss_after_kib"] = rss_kib(pid) if pid else 0
         if target.check:
             result["check"] = target.check(port)
-        if streams:
+        if stream_conns:
             result["stream_sample"] = sample_stream(port, target.stream_path, target.stream_headers)
         return result
     finally:
@@ -555,7 +746,7 @@ async def _soak_load(port: int, rate: float, seconds: float, body: bytes) -> tup
 
 
 def soak(work: Path, upstream: int, seconds: int, rate: float, server: str) -> dict:
-    proc, port = gateway(server)(work, upstream)
+    proc, port = gateway(server)(work, upstream, CPU_TARGET)
     samples: list[tuple[float, int]] = []
     try:
         body = json.dumps(REQUEST).encode()
@@ -594,7 +785,7 @@ def profile(work: Path, upstream: int, seconds: int, target: Target | None = Non
     """py-spy samples of a gateway target (default: the default gateway) at 1 connection."""
     if target is None:
         target = Target(DEFAULT, gateway("httptools", "raw"))
-    proc, port = target.start(work, upstream)
+    proc, port = target.start(work, upstream, target.cpu)
     assert proc is not None
     try:
         if target.prepare:
@@ -714,18 +905,102 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, {int(mem) // 1024} MiB RAM, {platform.platform()}"
 
 
+def build_targets() -> tuple[list[Target], list[Target]]:
+    """(pinned targets, multi-process scaling targets); header values may name {u}."""
+    portkey_headers = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-bench"}
+    pinned = [
+        Target(
+            DIRECT,
+            lambda w, u, c: (None, u),
+            stream_path="/stream/v1/chat/completions",
+            alias="direct",  # no process of its own: wrk talks to the upstream on CPU 0
+        ),
+        Target(FLOOR, start_floor, stream_path="/stream/v1/chat/completions", alias="floor"),
+        Target(DEFAULT, gateway("httptools", "raw"), alias="default"),
+        Target(
+            "gateway + Redis (circuit state)",
+            gateway("httptools", "raw", redis=True),
+            alias="redis",
+        ),
+        Target(
+            GOVERNED,
+            gateway(
+                "httptools",
+                "raw",
+                redis=True,
+                postgres=True,
+                extra_config=GOVERNANCE_CONFIG,
+                extra_env={"AIGW_ADMIN_KEY": ADMIN_KEY},
+            ),
+            prepare=prepare_governance,
+            check=check_governance,
+            alias="governance",
+        ),
+        Target(
+            CACHED,
+            gateway("httptools", "raw", extra_config=CACHE_CONFIG),
+            prepare=prepare_cache,
+            alias="cache",
+        ),
+        Target("gateway: uvicorn + raw client", gateway("uvicorn", "raw"), alias="uvicorn"),
+        Target(
+            "gateway: uvicorn + aiohttp (before)",
+            gateway("uvicorn", "aiohttp"),
+            alias="uvicorn-aiohttp",
+        ),
+        Target("gateway: own server + aiohttp", gateway("httptools", "aiohttp"), alias="aiohttp"),
+        Target(
+            "gateway: granian + raw client",
+            gateway("granian", "raw", str(CACHE / "variants/bin/python")),
+            alias="granian",
+        ),
+        Target(
+            "LiteLLM proxy",
+            litellm,
+            {"Authorization": f"Bearer {LITELLM_KEY}"},
+            {"Authorization": f"Bearer {LITELLM_KEY}"},
+            alias="litellm",
+        ),
+        Target(
+            "Portkey gateway",
+            portkey,
+            {**portkey_headers, "x-portkey-custom-host": "http://127.0.0.1:{u}/v1"},
+            {**portkey_headers, "x-portkey-custom-host": "http://127.0.0.1:{u}/stream/v1"},
+            alias="portkey",
+        ),
+    ]
+    scaling = [
+        Target(UNPINNED, gateway("httptools", "raw"), alias="unpinned", cpu=None),
+        Target(WORKERS, gateway("httptools", "raw", workers=2), alias="workers", cpu=None),
+    ]
+    return pinned, scaling
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
-    parser.add_argument("--targets", default="all", help="comma-separated target names")
+    parser.add_argument(
+        "--targets",
+        default="all",
+        help="comma-separated target names or aliases (direct, floor, default, redis, "
+        "governance, cache, uvicorn, uvicorn-aiohttp, aiohttp, granian, litellm, portkey, "
+        "unpinned, workers), 'all' or 'none'",
+    )
+    parser.add_argument(
+        "--overhead-cpu",
+        choices=("pinned", "same", "both"),
+        default="both",
+        help="pinned: the pinned runs only; same: only the 1-connection runs of direct, floor, "
+        "default and governance with every process on CPU 0; both (default): pinned, then same",
+    )
     parser.add_argument("--soak", type=int, default=0, help="soak seconds (0: skip)")
     parser.add_argument("--soak-rate", type=float, default=200.0)
     parser.add_argument("--soak-server", default="httptools")
     parser.add_argument("--profile", type=int, default=0, help="py-spy seconds (0: skip)")
-    parser.add_argument("--profile-target", default=DEFAULT, help="target name to profile")
+    parser.add_argument("--profile-target", default=DEFAULT, help="target name or alias")
     parser.add_argument("--profile-out", default=str(BENCH / "profile.json"))
     parser.add_argument("--out", default=str(BENCH / "results.json"))
-    parser.add_argument("--gateway-extra-config", default="", help="YAML appended (governance)")
+    parser.add_argument("--gateway-extra-config", default="", help="YAML appended (Redis targets)")
     parser.add_argument("--gateway-env", action="append", default=[], help="NAME=VALUE")
     parser.add_argument("--conns", default="1,16,64", help="chat wrk connection counts")
     parser.add_argument("--no-streams", action="store_true", help="skip the stream runs")
@@ -734,48 +1009,35 @@ def main() -> int:
     EXTRA_CONFIG = args.gateway_extra_config
     EXTRA_ENV.update(item.split("=", 1) for item in args.gateway_env)
 
-    portkey_headers = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-bench"}
-    targets = [
-        Target("direct (nginx)", lambda w, u: (None, u), stream_path="/stream/v1/chat/completions"),
-        Target(DEFAULT, gateway("httptools", "raw")),
-        Target("gateway + Redis (circuit state)", gateway("httptools", "raw", redis=True)),
-        Target(
-            GOVERNED,
-            gateway(
-                "httptools",
-                "raw",
-                redis=True,
-                extra_config=GOVERNANCE_CONFIG,
-                extra_env={"AIGW_ADMIN_KEY": ADMIN_KEY},
-            ),
-            prepare=prepare_governance,
-            check=check_governance,
-        ),
-        Target(
-            CACHED, gateway("httptools", "raw", extra_config=CACHE_CONFIG), prepare=prepare_cache
-        ),
-        Target("gateway: uvicorn + raw client", gateway("uvicorn", "raw")),
-        Target("gateway: uvicorn + aiohttp (before)", gateway("uvicorn", "aiohttp")),
-        Target("gateway: own server + aiohttp", gateway("httptools", "aiohttp")),
-        Target(
-            "gateway: granian + raw client",
-            gateway("granian", "raw", str(CACHE / "variants/bin/python")),
-        ),
-        Target(
-            "LiteLLM proxy",
-            litellm,
-            {"Authorization": f"Bearer {LITELLM_KEY}"},
-            {"Authorization": f"Bearer {LITELLM_KEY}"},
-        ),
-        Target(
-            "Portkey gateway",
-            portkey,
-            {**portkey_headers, "x-portkey-custom-host": "http://127.0.0.1:{u}/v1"},
-            {**portkey_headers, "x-portkey-custom-host": "http://127.0.0.1:{u}/stream/v1"},
-        ),
-    ]
+    pinned, scaling = build_targets()
+    every = pinned + scaling
+    known = {t.name for t in every} | {t.alias for t in every}
+    wanted = None if args.targets == "all" else set(args.targets.split(",")) - {"none", ""}
+    unknown = (wanted or set()) - known
+    if unknown:
+        parser.error(
+            f"unknown targets {sorted(unknown)}; known aliases: "
+            + ", ".join(t.alias for t in every)
+        )
+
+    def chosen(target: Target) -> bool:
+        return wanted is None or target.name in wanted or target.alias in wanted
+
     conns_list = tuple(int(c) for c in args.conns.split(","))
-    wanted = None if args.targets == "all" else set(args.targets.split(","))
+    stream_conns: tuple[int, ...] = () if args.no_streams else (1, 16)
+    # (section, target as run, chat connection counts, stream connection counts)
+    plan: list[tuple[str, Target, tuple[int, ...], tuple[int, ...]]] = []
+    if args.overhead_cpu != "same":
+        plan += [("targets", t, conns_list, stream_conns) for t in pinned if chosen(t)]
+    if args.overhead_cpu != "pinned":
+        plan += [
+            ("same_cpu", replace(t, cpu=CPU_LOAD), (1,), stream_conns[:1])
+            for t in pinned
+            if t.name in SAME_CPU and chosen(t)
+        ]
+    if args.overhead_cpu != "same":
+        plan += [("scaling", t, (16, 64), ()) for t in scaling if chosen(t)]
+
     results: dict = {
         "machine": machine(),
         "versions": versions(),
@@ -783,33 +1045,39 @@ def main() -> int:
         "json_us": json_comparison(),
         "load": os.getloadavg(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "cpus": {"load": CPU_LOAD, "target": CPU_TARGET},
         "targets": {},
+        "same_cpu": {},
+        "scaling": {},
     }
     with tempfile.TemporaryDirectory(prefix="aigw-bench-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)  # nginx workers run as an unprivileged user
         nginx, upstream = start_nginx(work)
         try:
-            for target in targets:
-                if wanted and target.name not in wanted:
-                    continue
-                target.headers = {k: v.format(u=upstream) for k, v in target.headers.items()}
-                target.stream_headers = {
-                    k: v.format(u=upstream) for k, v in target.stream_headers.items()
-                }
-                print(f"== {target.name}", flush=True)
+            for section, template, conns, streams in plan:
+                # Fresh header dicts per run: prepare (governance) adds the key to them.
+                target = replace(
+                    template,
+                    headers={k: v.format(u=upstream) for k, v in template.headers.items()},
+                    stream_headers={
+                        k: v.format(u=upstream) for k, v in template.stream_headers.items()
+                    },
+                )
+                where = "unpinned" if target.cpu is None else f"CPU {target.cpu}"
+                print(f"== [{section}] {target.name} ({where})", flush=True)
                 try:
-                    results["targets"][target.name] = measure(
-                        target, work, upstream, args.seconds, conns_list, not args.no_streams
+                    results[section][target.name] = measure(
+                        target, work, upstream, args.seconds, conns, streams
                     )
                 except Exception as exc:  # a peer failing to start must not lose the run
-                    results["targets"][target.name] = {"error": f"{type(exc).__name__}: {exc}"}
+                    results[section][target.name] = {"error": f"{type(exc).__name__}: {exc}"}
                     print(f"   failed: {exc}", flush=True)
             if args.profile:
                 print(f"== profile {args.profile}s", flush=True)
-                chosen = next(t for t in targets if t.name == args.profile_target)
-                results["profile"] = profile(work, upstream, args.profile, chosen)
-                results["profile"]["target"] = chosen.name
+                target = next(t for t in every if args.profile_target in (t.name, t.alias))
+                results["profile"] = profile(work, upstream, args.profile, target)
+                results["profile"]["target"] = target.name
             if args.soak:
                 print(f"== soak {args.soak}s at {args.soak_rate} req/s", flush=True)
                 results["soak"] = soak(work, upstream, args.soak, args.soak_rate, args.soak_server)
@@ -817,8 +1085,9 @@ def main() -> int:
             stop(nginx)
             if "proc" in _REDIS:
                 stop(_REDIS.pop("proc"))
+            stop_postgres()
     # Each part has its own file, so a soak or profile run keeps the last full comparison.
-    if results["targets"]:
+    if results["targets"] or results["same_cpu"] or results["scaling"]:
         Path(args.out).write_text(json.dumps(results, indent=1))
         print(f"wrote {args.out}")
     for part in ("soak", "profile"):
