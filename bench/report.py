@@ -1,51 +1,165 @@
-"""Writes bench/RESULTS.md from bench/results.json (and bench/soak.json, bench/notes.md)."""
+"""Writes bench/RESULTS.md from bench/results.json (and bench/soak.json, bench/notes.md).
+
+``--results``/``--out`` render another results file elsewhere (e.g. a partial run).
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+# The target names bench/bench.py writes.
 DIRECT = "direct (nginx)"
+FLOOR = "floor: nginx reverse proxy (pinned like the gateway)"
 DEFAULT = "gateway: own server + raw client (default)"
+GOVERNED = (
+    "gateway: full governance path (virtual key + limits + budget + audit; Redis + PostgreSQL)"
+)
+PEERS = (("Portkey gateway", 3), ("LiteLLM proxy", 10))
+REFERENCES = (DIRECT, FLOOR)
 
 
 def ms(us: float) -> str:
     return f"{us / 1000:.2f}"
 
 
-def headline(targets: dict) -> list[str]:
-    """Pinned, one process: the default gateway's figures against the targets."""
-    ours, direct = targets.get(DEFAULT, {}), targets.get(DIRECT, {})
-    if "chat_c1" not in ours or "chat_c1" not in direct:
+def above(targets: dict, name: str, ref: str, run: str, pct: str) -> str:
+    """``name``'s latency minus ``ref``'s at one percentile of one run, in ms (or —)."""
+    mine, theirs = targets.get(name, {}).get(run), targets.get(ref, {}).get(run)
+    if name in (ref, DIRECT) or not mine or not theirs:
+        return "—"
+    return ms(mine[pct] - theirs[pct])
+
+
+def cell(result: dict, run: str, key: str) -> str:
+    r = result.get(run)
+    if not r:
+        return "—"
+    if key == "rps":
+        return f"{r['rps']:.0f}"
+    if key == "cpu":
+        return f"{r['cpu_us_per_req']:.0f}" if "cpu_us_per_req" in r else "—"
+    return ms(r[key])
+
+
+def rss(result: dict) -> str:
+    if not result.get("rss_before_kib"):
+        return "—"
+    return f"{result['rss_before_kib'] / 1024:.0f} → {result['rss_after_kib'] / 1024:.0f}"
+
+
+def ratio(mine: dict, theirs: dict, run: str) -> str | None:
+    if run not in mine or run not in theirs:
+        return None
+    other = theirs[run]["rps"]
+    return f"{mine[run]['rps'] / other:.1f}x" if other else "∞ (peer completed none)"
+
+
+def headline(data: dict) -> list[str]:
+    """Pinned, one process on one core: the full governance path against the issue's targets."""
+    targets, same = data["targets"], data.get("same_cpu", {})
+    name = GOVERNED if "chat_c1" in targets.get(GOVERNED, {}) else DEFAULT
+    ours = targets.get(name, {})
+    if "chat_c1" not in ours or "chat_c1" not in targets.get(DIRECT, {}):
         return []
-    c1, d1 = ours["chat_c1"], direct["chat_c1"]
-    s1, ds = ours["stream_c1"], direct["stream_c1"]
+    has_floor = "chat_c1" in targets.get(FLOOR, {})
     lines = [
         "## Headline (pinned, one gateway process on one core)",
         "",
-        f"- Overhead at 1 connection: p50 {ms(c1['p50'] - d1['p50'])} ms (target ≤ 0.3), "
-        f"p99 {ms(c1['p99'] - d1['p99'])} ms (target ≤ 1).",
-        f"- Throughput: {ours['chat_c16']['rps']:.0f} req/s at 16 connections, "
-        f"{ours['chat_c64']['rps']:.0f} at 64.",
-    ]
-    for peer, goal in (("Portkey gateway", 3), ("LiteLLM proxy", 10)):
-        theirs = targets.get(peer, {})
-        if "chat_c16" in theirs and theirs["chat_c16"]["rps"]:
-            ratio = ours["chat_c16"]["rps"] / theirs["chat_c16"]["rps"]
-            lines.append(f"- {ratio:.1f}x {peer}'s req/s at 16 connections (target ≥ {goal}x).")
-    lines += [
-        f"- Stream added time to first byte: p50 {ms(s1['p50'] - ds['p50'])} ms "
-        f"(target ≤ 0.5); broken streams: {s1['broken'] + ours['stream_c16']['broken']}.",
+        f"Target measured: **{name}**.",
         "",
+        f"- Overhead at 1 connection above direct: p50 {above(targets, name, DIRECT, 'chat_c1', 'p50')}"
+        f" ms (target ≤ 0.3), p99 {above(targets, name, DIRECT, 'chat_c1', 'p99')} ms "
+        "(target ≤ 1).",
     ]
-    return lines
+    if has_floor:
+        lines.append(
+            f"- Above the floor (an nginx proxy placed like the gateway, which itself adds p50 "
+            f"{above(targets, FLOOR, DIRECT, 'chat_c1', 'p50')} / p99 "
+            f"{above(targets, FLOOR, DIRECT, 'chat_c1', 'p99')} ms to direct): p50 "
+            f"{above(targets, name, FLOOR, 'chat_c1', 'p50')} ms, p99 "
+            f"{above(targets, name, FLOOR, 'chat_c1', 'p99')} ms: the gateway's own cost."
+        )
+    if "chat_c1" in same.get(name, {}) and "chat_c1" in same.get(DIRECT, {}):
+        floor = (
+            f"; above the floor p50 {above(same, name, FLOOR, 'chat_c1', 'p50')}, p99 "
+            f"{above(same, name, FLOOR, 'chat_c1', 'p99')} ms"
+            if "chat_c1" in same.get(FLOOR, {})
+            else ""
+        )
+        lines.append(
+            "- Same-CPU overhead (every process on CPU 0, no cross-CPU wake-ups): above direct "
+            f"p50 {above(same, name, DIRECT, 'chat_c1', 'p50')}, p99 "
+            f"{above(same, name, DIRECT, 'chat_c1', 'p99')} ms{floor}."
+        )
+    if "chat_c16" in ours:
+        at64 = f", {ours['chat_c64']['rps']:.0f} at 64" if "chat_c64" in ours else ""
+        lines.append(f"- Throughput: {ours['chat_c16']['rps']:.0f} req/s at 16 connections{at64}.")
+    for peer, goal in PEERS:
+        theirs = targets.get(peer, {})
+        ratios = [
+            f"{r} at {conns}"
+            for conns in (16, 64)
+            if (r := ratio(ours, theirs, f"chat_c{conns}")) is not None
+        ]
+        if ratios:
+            lines.append(
+                f"- vs {peer}'s req/s: {', '.join(ratios)} connections (target ≥ {goal}x)."
+            )
+    if "stream_c1" in ours and "stream_c1" in targets[DIRECT]:
+        floor = (
+            f", above the floor {above(targets, name, FLOOR, 'stream_c1', 'p50')} ms"
+            if "stream_c1" in targets.get(FLOOR, {})
+            else ""
+        )
+        broken = sum(ours[r]["broken"] for r in ("stream_c1", "stream_c16") if r in ours)
+        lines.append(
+            "- Stream added time to first byte at 1 connection: p50 "
+            f"{above(targets, name, DIRECT, 'stream_c1', 'p50')} ms above direct "
+            f"(target ≤ 0.5){floor}; broken streams: {broken}."
+        )
+    plain = targets.get(DEFAULT, {})
+    if name != DEFAULT and "chat_c1" in plain:
+        floor = (
+            f" ({above(targets, DEFAULT, FLOOR, 'chat_c1', 'p50')} above the floor)"
+            if has_floor
+            else ""
+        )
+        rps = f", {plain['chat_c16']['rps']:.0f} req/s at 16" if "chat_c16" in plain else ""
+        lines.append(
+            f"- Without governance ({DEFAULT}): p50 overhead "
+            f"{above(targets, DEFAULT, DIRECT, 'chat_c1', 'p50')} ms{floor}{rps}."
+        )
+    return [*lines, ""]
+
+
+def check_lines(name: str, check: dict) -> list[str]:
+    """What the governance target recorded: audit rows in PostgreSQL, Redis commands."""
+    if "audit_rows" not in check:
+        return []
+    rows = ", ".join(f"{k} {v}" for k, v in sorted(check["audit_rows"].items()))
+    models = ", ".join(f"{k} {v}" for k, v in sorted(check["audit_requests_by_model"].items()))
+    calls = ", ".join(
+        f"{k} {v}" for k, v in sorted(check["redis_calls"].items(), key=lambda kv: -kv[1])
+    )
+    return [
+        f"- {name}: audit rows in PostgreSQL after the load: {rows} (requests by model: "
+        f"{models}; every request of the run, warm-up included). Redis commands "
+        f"(commandstats, commands inside scripts included): {calls}.",
+    ]
 
 
 def main() -> None:
-    data = json.loads((BENCH / "results.json").read_text())
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--results", type=Path, default=BENCH / "results.json")
+    parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
+    args = parser.parse_args()
+    data = json.loads(args.results.read_text())
     targets: dict = data["targets"]
-    direct = targets.get(DIRECT, {})
+    same: dict = data.get("same_cpu", {})
+    scaling: dict = data.get("scaling", {})
     out: list[str] = ["# Benchmark results", ""]
     # Later partial runs (a few targets, hand-written from their own results file) first.
     for partial in sorted(BENCH.glob("partial-*.md"), reverse=True):
@@ -53,7 +167,8 @@ def main() -> None:
     out += [
         f"Run {data['started']} with `bench/run` ({data['seconds']} s per wrk run, one wrk "
         "thread). **Pinned**: each target on CPU 1; nginx (the fake upstream, canned chat "
-        "completion and canned 8-event SSE stream) and wrk on CPU 0; everything on loopback.",
+        "completion and canned 8-event SSE stream), wrk, and the run's private redis-server "
+        "and PostgreSQL on CPU 0; everything on loopback.",
         "",
         f"Machine: {data['machine']}. Load average at start: "
         f"{', '.join(f'{x:.1f}' for x in data['load'])} — other sessions share this machine, "
@@ -62,26 +177,63 @@ def main() -> None:
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()) + ".",
         "",
-        *headline(targets),
+        *headline(data),
         "## Overhead at 1 connection (no queueing)",
         "",
-        "Latency in ms; overhead = target minus direct at the same percentile.",
+        "Latency in ms; above direct = target minus direct at the same percentile; above "
+        "floor = target minus the floor (an nginx reverse proxy with upstream keep-alive, "
+        "pinned on CPU 1 like every target): what the pinned placement costs per request "
+        "before any gateway code runs (loopback hops, cross-CPU wake-ups) is in the floor, "
+        "so above floor is the target's own cost.",
         "",
-        "| target | p50 | p90 | p99 | overhead p50 | overhead p99 | req/s | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| target | p50 | p90 | p99 | above direct p50 | p99 | above floor p50 | p99 | "
+        "req/s | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    d1 = direct.get("chat_c1", {})
     for name, result in targets.items():
         if "error" in result:
-            out.append(f"| {name} | failed: {result['error']} | | | | | | |")
+            out.append(f"| {name} | failed: {result['error']} | | | | | | | | |")
+            continue
+        if "chat_c1" not in result:
             continue
         r = result["chat_c1"]
-        over50 = ms(r["p50"] - d1["p50"]) if d1 and name != DIRECT else "—"
-        over99 = ms(r["p99"] - d1["p99"]) if d1 and name != DIRECT else "—"
         out.append(
-            f"| {name} | {ms(r['p50'])} | {ms(r['p90'])} | {ms(r['p99'])} | {over50} | "
-            f"{over99} | {r['rps']:.0f} | {r['errors']} |"
+            f"| {name} | {ms(r['p50'])} | {ms(r['p90'])} | {ms(r['p99'])} | "
+            f"{above(targets, name, DIRECT, 'chat_c1', 'p50')} | "
+            f"{above(targets, name, DIRECT, 'chat_c1', 'p99')} | "
+            f"{above(targets, name, FLOOR, 'chat_c1', 'p50')} | "
+            f"{above(targets, name, FLOOR, 'chat_c1', 'p99')} | {r['rps']:.0f} | {r['errors']} |"
         )
+    if same:
+        out += [
+            "",
+            "## Overhead at 1 connection, every process on one CPU",
+            "",
+            "Not the headline: the same 1-connection chat and stream runs with the target, "
+            "nginx, wrk, redis-server and PostgreSQL all on CPU 0. At one connection the "
+            "request path is serial (client → target → upstream → target → client), so one "
+            "CPU loses no parallelism and this removes the cross-CPU wake-ups the pinned "
+            "placement pays on every hop. Latency in ms; stream = time to first byte.",
+            "",
+            "| target | p50 | p99 | above direct p50 | p99 | above floor p50 | p99 | "
+            "CPU µs/req | stream p50 | added p50 above direct | above floor | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, result in same.items():
+            if "error" in result:
+                out.append(f"| {name} | failed: {result['error']} |" + " |" * 10)
+                continue
+            errors = sum(result[r]["errors"] for r in ("chat_c1", "stream_c1") if r in result)
+            out.append(
+                f"| {name} | {cell(result, 'chat_c1', 'p50')} | {cell(result, 'chat_c1', 'p99')} | "
+                f"{above(same, name, DIRECT, 'chat_c1', 'p50')} | "
+                f"{above(same, name, DIRECT, 'chat_c1', 'p99')} | "
+                f"{above(same, name, FLOOR, 'chat_c1', 'p50')} | "
+                f"{above(same, name, FLOOR, 'chat_c1', 'p99')} | "
+                f"{cell(result, 'chat_c1', 'cpu')} | {cell(result, 'stream_c1', 'p50')} | "
+                f"{above(same, name, DIRECT, 'stream_c1', 'p50')} | "
+                f"{above(same, name, FLOOR, 'stream_c1', 'p50')} | {errors} |"
+            )
     out += [
         "",
         "## Throughput of one process on one pinned core",
@@ -91,58 +243,101 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, result in targets.items():
-        if "error" in result:
+        if "error" in result or "chat_c16" not in result:
             continue
-        a, b = result["chat_c16"], result["chat_c64"]
-        rss = (
-            f"{result['rss_before_kib'] / 1024:.0f} → {result['rss_after_kib'] / 1024:.0f}"
-            if result["rss_before_kib"]
-            else "—"
-        )
-        cpu = f"{a['cpu_us_per_req']:.0f}" if "cpu_us_per_req" in a else "—"
+        errors = sum(result[r]["errors"] for r in ("chat_c16", "chat_c64") if r in result)
         out.append(
-            f"| {name} | {a['rps']:.0f} | {ms(a['p50'])} | {ms(a['p90'])} | {ms(a['p99'])} | "
-            f"{b['rps']:.0f} | {ms(b['p50'])} | {ms(b['p90'])} | {ms(b['p99'])} | "
-            f"{a['errors'] + b['errors']} | {cpu} | {rss} |"
+            f"| {name} | "
+            + " | ".join(cell(result, "chat_c16", k) for k in ("rps", "p50", "p90", "p99"))
+            + " | "
+            + " | ".join(cell(result, "chat_c64", k) for k in ("rps", "p50", "p90", "p99"))
+            + f" | {errors} | {cell(result, 'chat_c16', 'cpu')} | {rss(result)} |"
         )
-    ours = targets.get(DEFAULT, {})
-    if "chat_c16" in ours:
-        out += ["", "Ratios (this gateway's default vs the peers, same run):", ""]
-        for peer in ("Portkey gateway", "LiteLLM proxy"):
-            theirs = targets.get(peer, {})
-            if "chat_c16" not in theirs:
+    out.append("")
+    out.append(
+        "CPU µs/req: user + system CPU time of the target process and its children over "
+        "the run, per request served."
+    )
+    for name in (GOVERNED, DEFAULT):
+        ours = targets.get(name, {})
+        if "chat_c16" not in ours:
+            continue
+        ratios = [
+            f"- {conns} connections: {r} {peer}'s req/s (target ≥ {goal}x)"
+            for peer, goal in PEERS
+            for conns in (16, 64)
+            if (r := ratio(ours, targets.get(peer, {}), f"chat_c{conns}")) is not None
+        ]
+        if ratios:
+            out += ["", f"Ratios ({name} vs the peers, same run):", "", *ratios]
+    checks = [
+        line
+        for section, where in ((targets, "pinned"), (same, "same CPU"))
+        for name, result in section.items()
+        for line in check_lines(f"{name}, {where}", result.get("check", {}))
+    ]
+    if checks:
+        out += ["", "What the governance path recorded (checked after the load):", "", *checks]
+    if scaling:
+        pinned = targets.get(DEFAULT, {})
+        rows = [(f"{DEFAULT}, pinned on CPU 1 (from above)", pinned)] if pinned else []
+        rows += list(scaling.items())
+        out += [
+            "",
+            "## Multi-process scaling",
+            "",
+            "Not the headline: the gateway not pinned (the scheduler places it on either "
+            "core), once as one process and once with `serve --workers 2` (two processes "
+            "sharing one listening socket), at 16 and 64 connections. wrk and nginx stay on "
+            "CPU 0, so they share the same two cores with the gateway: on this 2-core "
+            "machine the 2-worker figure is bounded by the load generator and the upstream, "
+            "not only by the gateway. RSS and CPU are the parent plus its workers.",
+            "",
+            "| target | 16 conns req/s | p50 | p99 | 64 conns req/s | p50 | p99 | errors | "
+            "CPU µs/req at 16 | RSS before → after (MiB) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for name, result in rows:
+            if "error" in result:
+                out.append(f"| {name} | failed: {result['error']} |" + " |" * 8)
                 continue
-            for conns in (16, 64):
-                mine, other = ours[f"chat_c{conns}"]["rps"], theirs[f"chat_c{conns}"]["rps"]
-                ratio = f"{mine / other:.1f}x" if other else "∞ (peer completed none)"
-                out.append(f"- {conns} connections: {ratio} {peer}'s req/s")
+            errors = sum(result[r]["errors"] for r in ("chat_c16", "chat_c64") if r in result)
+            out.append(
+                f"| {name} | "
+                + " | ".join(cell(result, "chat_c16", k) for k in ("rps", "p50", "p99"))
+                + " | "
+                + " | ".join(cell(result, "chat_c64", k) for k in ("rps", "p50", "p99"))
+                + f" | {errors} | {cell(result, 'chat_c16', 'cpu')} | {rss(result)} |"
+            )
     out += [
         "",
         "## Streams",
         "",
         "Added time to first byte at 1 connection: the canned stream arrives in one read, so "
-        "the full-response latency is the time to first byte (p50/p99 minus direct). Broken = "
-        "responses that were not 200 or lacked `data: [DONE]`.",
+        "the full-response latency is the time to first byte (p50/p99 minus direct, and p50 "
+        "minus the floor). Broken = responses that were not 200 or lacked `data: [DONE]`.",
         "",
-        "| target | 1 conn p50 | p99 | added p50 | added p99 | 16 conns req/s | p99 | "
-        "broken/errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| target | 1 conn p50 | p99 | added p50 | added p99 | above floor p50 | "
+        "16 conns req/s | p99 | broken/errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    ds = direct.get("stream_c1", {})
     for name, result in targets.items():
-        if "error" in result:
+        if "error" in result or "stream_c1" not in result:
             continue
-        s1, s16 = result["stream_c1"], result["stream_c16"]
-        add50 = ms(s1["p50"] - ds["p50"]) if ds and name != DIRECT else "—"
-        add99 = ms(s1["p99"] - ds["p99"]) if ds and name != DIRECT else "—"
+        errors = sum(result[r]["errors"] for r in ("stream_c1", "stream_c16") if r in result)
         out.append(
-            f"| {name} | {ms(s1['p50'])} | {ms(s1['p99'])} | {add50} | {add99} | "
-            f"{s16['rps']:.0f} | {ms(s16['p99'])} | {s1['errors'] + s16['errors']} |"
+            f"| {name} | {cell(result, 'stream_c1', 'p50')} | {cell(result, 'stream_c1', 'p99')}"
+            f" | {above(targets, name, DIRECT, 'stream_c1', 'p50')} | "
+            f"{above(targets, name, DIRECT, 'stream_c1', 'p99')} | "
+            f"{above(targets, name, FLOOR, 'stream_c1', 'p50')} | "
+            f"{cell(result, 'stream_c16', 'rps')} | {cell(result, 'stream_c16', 'p99')} | "
+            f"{errors} |"
         )
     broken = {
         n: r["stream_sample"]
         for n, r in targets.items()
-        if "stream_sample" in r and (r["stream_c1"]["broken"] or r["stream_c16"]["broken"])
+        if "stream_sample" in r
+        and any(r[k]["broken"] for k in ("stream_c1", "stream_c16") if k in r)
     }
     for name, sample in broken.items():
         out += ["", f"A stream from {name} (head ... tail):", "", "```", sample.strip(), "```"]
@@ -176,7 +371,7 @@ def main() -> None:
         prof = json.loads(profile_file.read_text())["profile"]
         out += [
             "",
-            f"py-spy, default gateway at 1 connection ({prof['samples']} samples, "
+            f"py-spy, {prof.get('target', 'default gateway')} at 1 connection ({prof['samples']} samples, "
             f"{prof['rps']:.0f} req/s during sampling), share of samples by innermost "
             "Python frame:",
             "",
@@ -184,8 +379,8 @@ def main() -> None:
             "|---|---:|",
         ]
         out += [f"| `{name or '(native)'}` | {share} |" for name, share in prof["self"][:15]]
-    (BENCH / "RESULTS.md").write_text("\n".join(out) + "\n")
-    print(f"wrote {BENCH / 'RESULTS.md'}")
+    args.out.write_text("\n".join(out) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
