@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the benchmark needs, idempotently, outside the repository:
-# Debian nginx + wrk, LiteLLM proxy in its own virtualenv, the Portkey gateway via npm.
+# Debian nginx + wrk + redis-server + PostgreSQL, LiteLLM proxy in its own virtualenv,
+# the Portkey gateway via npm.
 set -euo pipefail
 BENCH_CACHE="${AIGW_BENCH_CACHE:-$HOME/.cache/aigw/bench}"
 mkdir -p "$BENCH_CACHE"
@@ -29,5 +30,10 @@ if [ ! -x "$BENCH_CACHE/variants/bin/granian" ]; then
 fi
 if ! command -v redis-server >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+# The governance target's audit log: a private cluster the bench creates (initdb) per run.
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 echo "$BENCH_CACHE"
