@@ -84,6 +84,7 @@ class _Cycle:
         "end_delivered",
         "expect_continue",
         "keep_alive",
+        "on_disconnect",
         "protocol",
         "response_complete",
         "response_started",
@@ -102,6 +103,12 @@ class _Cycle:
         self.response_complete = False
         self.expect_continue = False
         self.waiter: asyncio.Future[None] | None = None
+        self.on_disconnect: Callable[[], None] | None = None
+
+    def watch_disconnect(self, callback: Callable[[], None]) -> None:
+        """The ``aigw.disconnect`` extension: ``callback()`` if the client leaves
+        before the response is complete (instead of a task blocked in receive())."""
+        self.on_disconnect = callback
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -238,6 +245,10 @@ class _HttpProtocol(asyncio.Protocol):
         for cycle in (self.active, self.cycle, *self.pipeline):
             if cycle is not None:
                 cycle.wake()
+                callback = cycle.on_disconnect
+                if callback is not None and not cycle.response_complete:
+                    cycle.on_disconnect = None
+                    callback()
         if self.write_paused is not None and not self.write_paused.done():
             self.write_paused.set_result(None)
 
@@ -306,6 +317,7 @@ class _HttpProtocol(asyncio.Protocol):
             "headers": self.headers,
         }
         cycle = _Cycle(self, scope, self.parser.should_keep_alive())
+        scope["extensions"] = {"aigw.disconnect": cycle.watch_disconnect}
         for name, value in self.headers:
             if name == b"expect" and value.lower() == b"100-continue":
                 cycle.expect_continue = True
@@ -491,6 +503,8 @@ def run(
             try:
                 _run_worker(factory, host, port, graceful_shutdown_s, sock)
             finally:
+                # os._exit skips atexit: write the buffered log lines first.
+                logging.shutdown()
                 os._exit(0)
         children.append(pid)
     sock.close()
