@@ -84,6 +84,7 @@ class _Cycle:
         "end_delivered",
         "expect_continue",
         "keep_alive",
+        "on_disconnect",
         "protocol",
         "response_complete",
         "response_started",
@@ -102,6 +103,12 @@ class _Cycle:
         self.response_complete = False
         self.expect_continue = False
         self.waiter: asyncio.Future[None] | None = None
+        self.on_disconnect: Callable[[], None] | None = None
+
+    def watch_disconnect(self, callback: Callable[[], None]) -> None:
+        """The ``aigw.disconnect`` extension: ``callback()`` if the client leaves
+        before the response is complete (instead of a task blocked in receive())."""
+        self.on_disconnect = callback
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -201,22 +208,22 @@ class _HttpProtocol(asyncio.Protocol):
         self.chunked = False
         self.read_paused = False
         self.write_paused: asyncio.Future[None] | None = None
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_since: float | None = None  # loop time the connection went idle
+        self.loop = asyncio.get_running_loop()
 
-    def _arm_idle_timer(self) -> None:
-        self._cancel_idle_timer()
-        self.idle_timer = asyncio.get_running_loop().call_later(
-            KEEP_ALIVE_TIMEOUT_S, self._close_if_idle
-        )
+    def _mark_idle(self) -> None:
+        # A timestamp, not a timer per request: the server's sweeper closes
+        # connections idle past KEEP_ALIVE_TIMEOUT_S.
+        self.idle_since = self.loop.time()
 
-    def _cancel_idle_timer(self) -> None:
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
-
-    def _close_if_idle(self) -> None:
-        self.idle_timer = None
-        if self.idle and not self.closed:
+    def close_if_idle(self, now: float) -> None:
+        """Close the connection if no request has been seen for the keep-alive timeout."""
+        if (
+            self.idle_since is not None
+            and now - self.idle_since >= KEEP_ALIVE_TIMEOUT_S
+            and self.idle
+            and not self.closed
+        ):
             self.transport.close()
 
     # ------------------------------------------------------------ asyncio
@@ -229,15 +236,19 @@ class _HttpProtocol(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._arm_idle_timer()
+        self._mark_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._cancel_idle_timer()
+        self.idle_since = None
         self.state.connections.discard(self)
         for cycle in (self.active, self.cycle, *self.pipeline):
             if cycle is not None:
                 cycle.wake()
+                callback = cycle.on_disconnect
+                if callback is not None and not cycle.response_complete:
+                    cycle.on_disconnect = None
+                    callback()
         if self.write_paused is not None and not self.write_paused.done():
             self.write_paused.set_result(None)
 
@@ -275,7 +286,7 @@ class _HttpProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------ httptools
     def on_message_begin(self) -> None:
-        self._cancel_idle_timer()
+        self.idle_since = None
         self.url = b""
         self.headers = []
 
@@ -306,6 +317,7 @@ class _HttpProtocol(asyncio.Protocol):
             "headers": self.headers,
         }
         cycle = _Cycle(self, scope, self.parser.should_keep_alive())
+        scope["extensions"] = {"aigw.disconnect": cycle.watch_disconnect}
         for name, value in self.headers:
             if name == b"expect" and value.lower() == b"100-continue":
                 cycle.expect_continue = True
@@ -384,7 +396,7 @@ class _HttpProtocol(asyncio.Protocol):
             if not self.pipeline:
                 self.resume()
         elif self.cycle is None:
-            self._arm_idle_timer()
+            self._mark_idle()
 
     @property
     def idle(self) -> bool:
@@ -439,15 +451,27 @@ async def serve(
     log.warning("gateway serving on http://%s:%d (pid %d)", bound[0], bound[1], os.getpid())
     if ready is not None:
         ready(state.server_addr)
+    sweeper = loop.create_task(_sweep_idle(state))
     try:
         await stop.wait()
     finally:
+        sweeper.cancel()
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signum)
         await _drain(server, state, graceful_shutdown_s)
         await _lifespan(app, "shutdown", channel)
         log.warning("Application shutdown complete.")
+
+
+async def _sweep_idle(state: _ServerState) -> None:
+    """Close keep-alive connections idle past KEEP_ALIVE_TIMEOUT_S (checked every second)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(min(1.0, KEEP_ALIVE_TIMEOUT_S / 4))
+        now = loop.time()
+        for conn in list(state.connections):
+            conn.close_if_idle(now)
 
 
 async def _drain(server: asyncio.Server, state: _ServerState, grace: float) -> None:
@@ -491,6 +515,8 @@ def run(
             try:
                 _run_worker(factory, host, port, graceful_shutdown_s, sock)
             finally:
+                # os._exit skips atexit: write the buffered log lines first.
+                logging.shutdown()
                 os._exit(0)
         children.append(pid)
     sock.close()

@@ -12,10 +12,12 @@ insert ignores the duplicates: every event is stored exactly once.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import re
+import secrets
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,16 +59,37 @@ _INSERT = (
 )
 
 
+# Event ids: 96 random bits per process plus a counter (unique across replicas
+# and restarts without a uuid4 syscall per event); renewed in forked workers.
+_ID_PREFIX = secrets.token_hex(12)
+_ID_COUNTER = itertools.count(1)
+# (UTC day number, day id, month id): formatted once a day, not per event.
+_DAY: tuple[int, str, str] = (-1, "", "")
+
+
+def _new_id_prefix() -> None:
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = secrets.token_hex(12)
+    _ID_COUNTER = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+
 def event(kind: str, **fields: Any) -> dict[str, Any]:
     """A new event with its id and UTC day/month."""
+    global _DAY
     now = time.time()
-    moment = datetime.fromtimestamp(now, UTC)
+    day = _DAY
+    if day[0] != int(now) // 86400:
+        moment = datetime.fromtimestamp(now, UTC)
+        day = _DAY = (int(now) // 86400, moment.strftime("%Y-%m-%d"), moment.strftime("%Y-%m"))
     return {
-        "event_id": uuid.uuid4().hex,
+        "event_id": f"{_ID_PREFIX}{next(_ID_COUNTER):012x}",
         "kind": kind,
         "ts": now,
-        "day": moment.strftime("%Y-%m-%d"),
-        "month": moment.strftime("%Y-%m"),
+        "day": day[1],
+        "month": day[2],
         **fields,
     }
 

@@ -120,6 +120,7 @@ class Metrics:
             else None
         )
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._circuits: dict[str, float] = {}
 
     def _child(self, family: Any, *labels: str) -> Any:
         # .labels() hashes and locks on every call; the children are few and fixed.
@@ -176,7 +177,12 @@ class Metrics:
 
     def set_circuit(self, deployment: str, state: str) -> None:
         """Report a deployment's circuit state (closed, half_open, open)."""
-        self._child(self.circuit, deployment).set(_CIRCUIT.get(state, 0.0))
+        # Called after every attempt; the gauge is only written when the state
+        # changes (a write is a locked mmap update in multiprocess mode).
+        value = _CIRCUIT.get(state, 0.0)
+        if self._circuits.get(deployment) != value:
+            self._circuits[deployment] = value
+            self._child(self.circuit, deployment).set(value)
 
     def render(self) -> bytes:
         """The exposition text: every worker's values when multiprocess, else this one's."""
