@@ -347,6 +347,29 @@ def main() -> None:
         "",
     ]
     out += [f"- {k}: {v:.1f} µs" for k, v in data["json_us"].items()]
+    clients_file = BENCH / "http-clients.json"
+    if clients_file.exists():
+        clients = json.loads(clients_file.read_text())
+        out += [
+            "",
+            "## Upstream HTTP client and event loop (per call, `bench/http_clients.py`)",
+            "",
+            f"Run {clients['started']} (load {', '.join(f'{x:.1f}' for x in clients['load'])}): "
+            f"{clients['calls']} sequential keep-alive POSTs of the chat request to the nginx "
+            "upstream, three rounds (median), client pinned on CPU 1 and nginx on CPU 0. CPU = "
+            "the client process's CPU time per call; wall = time per call.",
+            "",
+            "| client | event loop | CPU µs/call | wall µs/call |",
+            "|---|---|---:|---:|",
+        ]
+        for row in clients["rows"]:
+            if "error" in row:
+                out.append(f"| {row['client']} | {row['loop']} | failed: {row['error']} | |")
+            else:
+                out.append(
+                    f"| {row['client']} | {row['loop']} | {row['cpu_us']:.0f} | "
+                    f"{row['wall_us']:.0f} |"
+                )
     soak_file = BENCH / "soak.json"
     if soak_file.exists():
         soak = json.loads(soak_file.read_text())["soak"]
