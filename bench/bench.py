@@ -718,11 +718,14 @@ def measure(
 # ----------------------------------------------------------------------- soak
 
 
-async def _soak_load(port: int, rate: float, seconds: float, body: bytes) -> tuple[int, int]:
+async def _soak_load(
+    port: int, rate: float, seconds: float, body: bytes, headers: dict[str, str] | None = None
+) -> tuple[int, int]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     request = (
         f"POST /v1/chat/completions HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"{extra}Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     ok = errors = 0
     interval = 1.0 / rate
@@ -745,16 +748,20 @@ async def _soak_load(port: int, rate: float, seconds: float, body: bytes) -> tup
     return ok, errors
 
 
-def soak(work: Path, upstream: int, seconds: int, rate: float, server: str) -> dict:
-    proc, port = gateway(server)(work, upstream, CPU_TARGET)
+def soak(work: Path, upstream: int, seconds: int, rate: float, target: Target) -> dict:
+    """``rate`` req/s on one connection for ``seconds`` against ``target``; RSS every 10 s."""
+    proc, port = target.start(work, upstream, target.cpu)
+    assert proc is not None
     samples: list[tuple[float, int]] = []
     try:
+        if target.prepare:
+            target.prepare(target, port)
         body = json.dumps(REQUEST).encode()
-        asyncio.run(_soak_load(port, rate, 20, body))  # warm-up
+        asyncio.run(_soak_load(port, rate, 20, body, target.headers))  # warm-up
         loads = []
 
         async def run() -> None:
-            task = asyncio.create_task(_soak_load(port, rate, seconds, body))
+            task = asyncio.create_task(_soak_load(port, rate, seconds, body, target.headers))
             begin = time.monotonic()
             while not task.done():
                 samples.append((time.monotonic() - begin, rss_kib(proc.pid)))
@@ -768,6 +775,7 @@ def soak(work: Path, upstream: int, seconds: int, rate: float, server: str) -> d
     ok, errors = loads[0]
     first = samples[0][1]
     return {
+        "target": target.name,
         "seconds": seconds,
         "rate": rate,
         "ok": ok,
@@ -995,7 +1003,9 @@ def main() -> int:
     )
     parser.add_argument("--soak", type=int, default=0, help="soak seconds (0: skip)")
     parser.add_argument("--soak-rate", type=float, default=200.0)
-    parser.add_argument("--soak-server", default="httptools")
+    parser.add_argument(
+        "--soak-target", default="governance", help="target name or alias for the soak"
+    )
     parser.add_argument("--profile", type=int, default=0, help="py-spy seconds (0: skip)")
     parser.add_argument("--profile-target", default=DEFAULT, help="target name or alias")
     parser.add_argument("--profile-out", default=str(BENCH / "profile.json"))
@@ -1080,7 +1090,9 @@ def main() -> int:
                 results["profile"]["target"] = target.name
             if args.soak:
                 print(f"== soak {args.soak}s at {args.soak_rate} req/s", flush=True)
-                results["soak"] = soak(work, upstream, args.soak, args.soak_rate, args.soak_server)
+                template = next(t for t in every if args.soak_target in (t.name, t.alias))
+                target = replace(template, headers=dict(template.headers))
+                results["soak"] = soak(work, upstream, args.soak, args.soak_rate, target)
         finally:
             stop(nginx)
             if "proc" in _REDIS:

@@ -378,7 +378,8 @@ def main() -> None:
             "## Soak",
             "",
             f"{soak['seconds']} s at {soak['rate']:.0f} req/s (one keep-alive connection, "
-            f"fixed rate) against the default gateway: {soak['ok']} responses, "
+            f"fixed rate) against {soak.get('target', 'the default gateway')}: "
+            f"{soak['ok']} responses, "
             f"{soak['errors']} errors. RSS every 10 s (MiB): "
             + ", ".join(f"{kib / 1024:.1f}" for _, kib in soak["samples"])
             + f". End vs first sample after warm-up: {soak['growth_pct']:+.1f}% "
