@@ -102,6 +102,8 @@ class _Protocol(asyncio.Protocol):
 class RespClient:
     """One pipelined Redis connection, opened on first use and reopened after a loss."""
 
+    protocol: type[_Protocol] = _Protocol  # tests substitute one that records writes
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -154,7 +156,7 @@ class RespClient:
         try:
             _, proto = await asyncio.wait_for(
                 loop.create_connection(
-                    _Protocol,
+                    self.protocol,
                     self.host,
                     self.port,
                     ssl=self._ssl,
