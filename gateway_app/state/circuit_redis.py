@@ -251,7 +251,9 @@ class RedisCircuitBreakerStore:
             replies = await self.client.pipeline(commands)
             redo = [i for i in range(len(calls)) if self._record.noscript(replies[i])]
             if redo:
-                again = await self._record.many([calls[i] for i in redo])
+                again = await self.client.pipeline(
+                    [self._record.eval_command(*calls[i]) for i in redo]
+                )
                 for i, reply in zip(redo, again, strict=True):
                     replies[i] = reply
         except asyncio.CancelledError:

@@ -286,6 +286,10 @@ class Script:
         """The ``EVALSHA`` command, for a pipeline (check replies with :meth:`noscript`)."""
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
+    def eval_command(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
+        """The ``EVAL`` command (runs and caches the script), after a ``NOSCRIPT`` reply."""
+        return ("EVAL", self.source, len(keys), *keys, *args)
+
     @staticmethod
     def noscript(reply: Any) -> bool:
         return isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT")
@@ -303,9 +307,7 @@ class Script:
         replies = await self.client.pipeline([self.command(k, a) for k, a in calls])
         if any(self.noscript(r) for r in replies):
             redo = [i for i, r in enumerate(replies) if self.noscript(r)]
-            again = await self.client.pipeline(
-                [("EVAL", self.source, len(calls[i][0]), *calls[i][0], *calls[i][1]) for i in redo]
-            )
+            again = await self.client.pipeline([self.eval_command(*calls[i]) for i in redo])
             for i, reply in zip(redo, again, strict=True):
                 replies[i] = reply
         return replies
