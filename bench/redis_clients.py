@@ -9,6 +9,12 @@ it is the client's cost; redis-server runs in another process.
     uv run --with valkey-glide python bench/redis_clients.py [--n 4000]
 
 (valkey-glide is only needed for its row; without it the row is skipped.)
+
+Then the governance request path as a whole, before and after batching: per
+request a reservation (8 rate items, 8 budget levels), a settlement (12 counter
+corrections and a ~600-byte audit event) and a circuit breaker acquire and
+successful record; "before" is the state code at ``--before`` (a git revision),
+loaded from git, "after" the working tree's.
 """
 
 from __future__ import annotations
@@ -180,6 +186,63 @@ async def resp(port: int, n: int) -> dict[str, tuple[float, float]]:
     return out
 
 
+def _old_module(rev: str, path: str, name: str) -> Any:
+    import importlib.util
+    import tempfile
+
+    source = subprocess.run(
+        ["git", "show", f"{rev}:{path}"],
+        check=True,
+        capture_output=True,
+        cwd=os.path.join(os.path.dirname(__file__), ".."),
+    ).stdout
+    file = os.path.join(tempfile.mkdtemp(prefix="aigw-bench-"), f"{name}.py")
+    with open(file, "wb") as out:
+        out.write(source)
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+async def request_path(port: int, n: int, before: str | None) -> tuple[float, float]:
+    """(CPU µs, wall µs) per request of governance + circuit breaker Redis traffic."""
+    from gateway_app.config import CircuitBreakerConfig
+    from gateway_app.state.governance import BudgetItem, RateItem
+
+    url = f"redis://127.0.0.1:{port}/0"
+    config = CircuitBreakerConfig()
+    if before:
+        gov_mod = _old_module(before, "gateway_app/state/governance_redis.py", "old_gov")
+        cb_mod = _old_module(before, "gateway_app/state/circuit_redis.py", "old_cb")
+        state = gov_mod.RedisGovernanceState(gov_mod.redis_client(url))
+    else:
+        from gateway_app.state import circuit_redis as cb_mod
+        from gateway_app.state.governance_redis import RedisGovernanceState
+
+        state = RedisGovernanceState.from_url(url)
+    breakers = cb_mod.RedisCircuitBreakerStore.from_url(url, config)
+    rate, budgets = [], []
+    for level in ("org:*", "team:t", "project:p", "key:k"):
+        rate += [RateItem(level, "rpm", 10**9, 1), RateItem(level, "tpm", 10**12, 500)]
+        budgets += [
+            BudgetItem(level, "daily", "2026-11-27", 10**15, 5000, 90000),
+            BudgetItem(level, "monthly", "2026-11", 10**15, 5000, 90000),
+        ]
+    event = b'{"event_id":"' + b"0" * 32 + b'",' + b'"x":"' + b"y" * 540 + b'"}'
+
+    async def one() -> None:
+        assert await breakers.acquire("dep")
+        decision = await state.reserve(tuple(rate), tuple(budgets), time.time())
+        await state.settle(decision, -100, -1000, event)
+        await breakers.record("dep", True)
+
+    result = await measure(one, n)
+    await breakers.close()
+    await state.close()
+    return result
+
+
 def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -192,9 +255,19 @@ def versions() -> dict[str, str]:
     return found
 
 
-async def main(n: int) -> None:
+async def main(n: int, before: str) -> None:
     process, port = start_redis()
     try:
+        path = [
+            (
+                f"before ({before}: redis-py, settle pipeline + circuit EVALSHA per request)",
+                await request_path(port, n, before),
+            ),
+            (
+                "after (RespClient, batched settlements and circuit successes)",
+                await request_path(port, n, None),
+            ),
+        ]
         rows: list[tuple[str, dict[str, tuple[float, float]] | None]] = [
             ("raw socket (floor: pre-packed bytes, hiredis.Reader)", await raw_socket(port, n)),
             ("redis-py asyncio, pure-Python parser", await redis_py(port, n, False)),
@@ -221,11 +294,19 @@ async def main(n: int) -> None:
             continue
         (ec, ew), (pc, pw) = row["evalsha"], row["pipeline"]
         print(f"| {name} | {ec:.0f} | {ew:.0f} | {pc:.0f} | {pw:.0f} |")
+    print("\n| governance request path (Redis traffic only) | CPU µs/request | wall µs/request |")
+    print("|---|---:|---:|")
+    for name, (cpu, wall) in path:
+        print(f"| {name} | {cpu:.0f} | {wall:.0f} |")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=4000, help="calls per measurement")
+    parser.add_argument(
+        "--before", default="f7988fd", help="git revision of the state code before batching"
+    )
     import uvloop
 
-    uvloop.run(main(parser.parse_args().n))
+    options = parser.parse_args()
+    uvloop.run(main(options.n, options.before))
