@@ -3,9 +3,10 @@
 Request path, ``before`` (one Redis round trip, none in embedded mode):
 authenticate the virtual key from memory, check its model list, then reserve
 the request's rate-limit units and maximum cost at every budget level in one
-atomic call. ``after`` (one pipelined round trip): compute the actual cost
-from the usage the upstream reported, correct the reservation and append the
-audit event.
+atomic call. ``after`` (no round trip): compute the actual cost from the
+usage the upstream reported, then queue the reservation's correction and the
+audit event; with Redis they are written in batches, one pipeline every few
+milliseconds for all the requests in between (``SettleBatcher``).
 """
 
 from __future__ import annotations
@@ -169,12 +170,11 @@ class Governance:
             from gateway_app.state.governance_redis import RedisGovernanceState, redis_client
 
             ca = os.environ.get("AIGW_REDIS_CA_FILE") or None
-            state = RedisGovernanceState(
-                redis_client(url, ca), claim_idle_s=config.governance.audit_claim_idle_s
+            state = RedisGovernanceState.from_url(
+                url, ca, claim_idle_s=config.governance.audit_claim_idle_s
             )
-            drain_state = RedisGovernanceState(
-                redis_client(url, ca, max_connections=2),
-                claim_idle_s=config.governance.audit_claim_idle_s,
+            drain_state = RedisGovernanceState.from_url(
+                url, ca, max_connections=2, claim_idle_s=config.governance.audit_claim_idle_s
             )
             # Pub/sub holds its connection open: a separate client without a read timeout.
             redis = redis_client(url, ca, socket_timeout=None)
@@ -203,6 +203,8 @@ class Governance:
 
     async def stop(self) -> None:
         await self.registry.stop()
+        # Queued settlements and events first, so the drainer's last pass can store them.
+        await self.state.flush()
         await self.drainer.stop()
         await self.state.close()
         if self.drain_state is not self.state:

@@ -6,7 +6,7 @@ Before the upstream call, :meth:`reserve` checks every rate limit and every
 budget level and, only if all pass, counts the request and reserves its
 maximum cost at every level, atomically. After the response, :meth:`settle`
 corrects the reservation to the actual tokens and cost and appends the audit
-event, in one round trip. Audit events wait in a durable buffer until a
+event (Redis: queued and written in batches, one pipeline per few ms). Audit events wait in a durable buffer until a
 drainer has written them to the database and acknowledged them.
 
 Rate limits are sliding windows of one minute (the previous minute's count
@@ -75,6 +75,10 @@ class GovernanceState(Protocol):
         self, decision: Decision | None, tokens_delta: int, cost_delta_nusd: int, event: bytes
     ) -> None:
         """Correct a reservation (deltas = actual - reserved) and append the audit event."""
+        ...
+
+    async def flush(self) -> None:
+        """Write every settlement and event still queued in this process (shutdown)."""
         ...
 
     async def append(self, event: bytes) -> None:
@@ -178,6 +182,9 @@ class InProcessGovernanceState:
                     if cost_delta_nusd:
                         self._counters[budget_key(budget)] += cost_delta_nusd
             self._queue.append((str(next(self._ids)), event))
+
+    async def flush(self) -> None:
+        return None  # settle writes at once
 
     async def append(self, event: bytes) -> None:
         with self._lock:

@@ -1,4 +1,9 @@
-"""Governance state in Redis: one Lua script before the call, one pipeline after.
+"""Governance state in Redis: one Lua script before the call; settlements batched after.
+
+The request path makes one round trip (the reservation script, on the
+pipelining :class:`~gateway_app.state.resp.RespClient`). Settlements and audit
+events are queued in memory and written by a per-replica :class:`SettleBatcher`
+in one pipeline every few milliseconds, shared by all the requests in between.
 
 Every key carries the ``{aigw}`` hash tag, so the script's keys live in one
 slot and it also runs on a clustered Redis. The audit buffer is a Redis stream
@@ -10,9 +15,12 @@ pending events has them taken over by another (``XAUTOCLAIM``) after
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import secrets
 import socket
+import time
 from typing import Any
 
 from gateway_app.state.governance import (
@@ -22,7 +30,9 @@ from gateway_app.state.governance import (
     RateItem,
     budget_key,
     rate_key,
+    retry_after,
 )
+from gateway_app.state.resp import ReplyError, RespClient
 
 # KEYS: per rate item its current and previous minute; then one per budget item.
 # ARGV: now, n_rate, n_budget, window, then (limit, amount) per rate item,
@@ -77,27 +87,217 @@ _PREFIX = "{aigw}:"
 STREAM = _PREFIX + "audit"
 GROUP = "aigw-audit"
 
+log = logging.getLogger("gateway_app.governance")
+
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class RedisGovernanceState:
-    """Counters, reservations and the audit stream in Redis."""
+class SettleBatcher:
+    """Settlements and audit events of many requests, written in one pipeline per flush.
 
-    def __init__(self, client: Any, *, claim_idle_s: float = 30.0, prefix: str = _PREFIX) -> None:
+    :meth:`add` only appends to memory. A flush starts ``interval_s`` after the
+    first addition, or at once when ``max_items`` events wait; one flush is in
+    flight at a time and what arrives meanwhile waits for the next. A flush is
+    one ``MULTI ... EXEC`` pipeline: the counter corrections, summed per key,
+    and one ``XADD`` per event. When Redis is unreachable the batch is kept and
+    retried with backoff; at most ``max_held`` events are held (then new events
+    are dropped and an error names how many are held and dropped). So an event
+    reaches the durable stream within ``interval_s`` plus a round trip
+    normally; only a crash of this process while Redis is unreachable (or
+    within that window) loses the events it holds.
+    """
+
+    def __init__(
+        self,
+        client: RespClient,
+        stream: str,
+        *,
+        interval_s: float = 0.005,
+        max_items: int = 256,
+        max_held: int = 100_000,
+        max_batch: int = 2000,
+    ) -> None:
         self.client = client
+        self.stream = stream
+        self.interval_s = interval_s
+        self.max_items = max_items
+        self.max_held = max_held
+        self.max_batch = max_batch
+        self._events: list[bytes] = []
+        self._deltas: dict[str, int] = {}
+        self._inflight = 0
+        self._task: asyncio.Task[bool] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._retrying = False
+        self._failures = 0
+        self._warned_at = 0.0
+        self.dropped = 0
+        self.flushes = 0
+
+    @property
+    def held(self) -> int:
+        """Events not yet in Redis (waiting or in the flush in flight)."""
+        return len(self._events) + self._inflight
+
+    def add(self, deltas: list[tuple[str, int]], event: bytes) -> None:
+        for key, delta in deltas:
+            self._deltas[key] = self._deltas.get(key, 0) + delta
+        if self.held >= self.max_held:
+            self.dropped += 1
+            now = time.monotonic()
+            if self.dropped == 1 or now - self._warned_at >= 10:
+                self._warned_at = now
+                log.error(
+                    "audit buffer full: holding %d events in memory while Redis is unreachable; "
+                    "dropped %d events so far",
+                    self.held,
+                    self.dropped,
+                )
+        else:
+            self._events.append(event)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._task is not None or self._retrying:
+            return  # the flush in flight (or the retry timer) reschedules
+        if len(self._events) >= self.max_items:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._start()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.interval_s, self._start)
+
+    def _start(self) -> None:
+        self._timer = None
+        self._retrying = False
+        if self._task is None and (self._events or self._deltas):
+            self._task = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> bool:
+        events, self._events = self._events[: self.max_batch], self._events[self.max_batch :]
+        deltas, self._deltas = self._deltas, {}
+        self._inflight = len(events)
+        ok = True
+        try:
+            commands: list[tuple[Any, ...]] = [("MULTI",)]
+            commands += [("INCRBY", key, delta) for key, delta in deltas.items() if delta]
+            commands += [("XADD", self.stream, "*", "e", event) for event in events]
+            commands.append(("EXEC",))
+            replies = await self.client.pipeline(commands)
+            result = replies[-1]
+            if not isinstance(result, list):
+                # EXECABORT (a command was refused while queueing): nothing was applied.
+                raise ReplyError(f"EXEC failed: {result!r} ({replies[:-1]!r})")
+            errors = [r for r in result if isinstance(r, ReplyError)]
+            if errors:  # applied, but some command failed (a key of the wrong type)
+                log.error("audit/settle flush: %d commands failed: %s", len(errors), errors[0])
+            self._failures = 0
+            self.flushes += 1
+        except Exception as exc:
+            ok = False
+            # Keep the batch, ahead of what arrived meanwhile, and retry after a backoff.
+            self._events[:0] = events
+            for key, delta in deltas.items():
+                self._deltas[key] = self._deltas.get(key, 0) + delta
+            self._failures += 1
+            now = time.monotonic()
+            if self._failures == 1 or now - self._warned_at >= 10:
+                self._warned_at = now
+                log.warning(
+                    "could not write %d audit events and settlements to Redis (%s); "
+                    "holding %d events and retrying",
+                    len(events),
+                    exc,
+                    len(self._events),
+                )
+        finally:
+            self._inflight = 0
+            self._task = None
+        if ok:
+            if self._events or self._deltas:
+                self._schedule()
+        else:
+            self._retrying = True
+            delay = min(0.05 * 2 ** (self._failures - 1), 2.0)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._start)
+        return ok
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Write everything held now (shutdown); retry until ``timeout_s``, then log the loss."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._retrying = False
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self._task is not None:
+                await asyncio.wait([self._task], timeout=max(0.0, deadline - time.monotonic()))
+                if self._task is not None and not self._task.done():
+                    break
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._retrying = False
+            if not (self._events or self._deltas):
+                return
+            if time.monotonic() >= deadline:
+                break
+            self._task = asyncio.get_running_loop().create_task(self._flush())
+            if not await self._task:
+                await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.held:
+            log.error(
+                "shutting down with %d audit events not written to Redis: they are lost",
+                self.held,
+            )
+
+
+class RedisGovernanceState:
+    """Counters, reservations and the audit stream in Redis.
+
+    The request path goes through ``hot`` (a :class:`RespClient`): ``reserve``
+    is one script call; ``settle`` only queues for the :class:`SettleBatcher`.
+    The audit reader, acknowledgements and admin reads use ``client`` (redis-py).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        hot: RespClient,
+        *,
+        claim_idle_s: float = 30.0,
+        prefix: str = _PREFIX,
+        flush_interval_s: float = 0.005,
+        flush_items: int = 256,
+        max_held: int = 100_000,
+    ) -> None:
+        self.client = client
+        self.hot = hot
         self.prefix = prefix
         self.stream = prefix + "audit"
         self.claim_idle_ms = int(claim_idle_s * 1000)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self._reserve = client.register_script(_RESERVE)
+        self._reserve = hot.script(_RESERVE)
+        self.batcher = SettleBatcher(
+            hot, self.stream, interval_s=flush_interval_s, max_items=flush_items, max_held=max_held
+        )
         self._group_ready = False
 
     @classmethod
-    def from_url(cls, url: str, ca_file: str | None = None, **kwargs: Any) -> RedisGovernanceState:
-        """A state on a new client for ``url`` (``rediss://`` + ``ca_file`` for TLS)."""
-        return cls(redis_client(url, ca_file), **kwargs)
+    def from_url(
+        cls, url: str, ca_file: str | None = None, *, max_connections: int = 8, **kwargs: Any
+    ) -> RedisGovernanceState:
+        """A state on new clients for ``url`` (``rediss://`` + ``ca_file`` for TLS)."""
+        return cls(
+            redis_client(url, ca_file, max_connections=max_connections),
+            RespClient.from_url(url, ca_file),
+            **kwargs,
+        )
 
     async def reserve(
         self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], now: float
@@ -112,7 +312,7 @@ class RedisGovernanceState:
         for budget in budgets:
             keys.append(self.prefix + budget_key(budget))
             args += [budget.limit_nusd, budget.amount_nusd, budget.ttl_s]
-        reply = await self._reserve(keys=keys, args=args)
+        reply = await self._reserve(keys, args)
         if int(reply[0]) == 1:
             return Decision(
                 True, rate, budgets, minute, rate_used=[float(_text(u)) for u in reply[6:]]
@@ -120,8 +320,6 @@ class RedisGovernanceState:
         kind, index = _text(reply[1]), int(reply[2]) - 1
         used, prev, into = float(_text(reply[3])), float(_text(reply[4])), float(_text(reply[5]))
         if kind == "r":
-            from gateway_app.state.governance import retry_after
-
             item = rate[index]
             return Decision(
                 False,
@@ -134,17 +332,19 @@ class RedisGovernanceState:
     async def settle(
         self, decision: Decision | None, tokens_delta: int, cost_delta_nusd: int, event: bytes
     ) -> None:
-        pipe = self.client.pipeline(transaction=False)
+        deltas: list[tuple[str, int]] = []
         if decision is not None and decision.allowed:
             if tokens_delta:
                 for item in decision.rate:
                     if item.kind == "tpm":
-                        pipe.incrby(self.prefix + rate_key(item, decision.minute), tokens_delta)
+                        deltas.append((self.prefix + rate_key(item, decision.minute), tokens_delta))
             if cost_delta_nusd:
                 for budget in decision.budgets:
-                    pipe.incrby(self.prefix + budget_key(budget), cost_delta_nusd)
-        pipe.xadd(self.stream, {"e": event})
-        await pipe.execute()
+                    deltas.append((self.prefix + budget_key(budget), cost_delta_nusd))
+        self.batcher.add(deltas, event)
+
+    async def flush(self) -> None:
+        await self.batcher.drain()
 
     async def append(self, event: bytes) -> None:
         await self.client.xadd(self.stream, {"e": event})
@@ -197,6 +397,8 @@ class RedisGovernanceState:
         return int(value or 0)
 
     async def close(self) -> None:
+        await self.batcher.drain()
+        await self.hot.aclose()
         await self.client.aclose()
 
 

@@ -129,11 +129,8 @@ class RedisServer:
                 "--tls-auth-clients",
                 "no",
             ]
-        self.process = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", *ports, "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        wait_port(self.port, "redis-server")
+        self.command = [binary, "--bind", "127.0.0.1", *ports, "--save", "", "--appendonly", "no"]
+        self.start()
         self.url = f"{'rediss' if tls else 'redis'}://127.0.0.1:{self.port}/0"
         if tls:
             # The port opens before the first TLS handshake is quick: wait for a real PING.
@@ -144,6 +141,11 @@ class RedisServer:
             )
             client.ping()
             client.close()
+
+    def start(self) -> None:
+        """(Re)start on the same port (empty: no persistence)."""
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
+        wait_port(self.port, "redis-server")
 
     def stop(self) -> None:
         self.process.terminate()

@@ -36,8 +36,8 @@ def test_every_event_lands_exactly_once(fake_openai: Any) -> None:
             )
             assert response.status_code == 200, response.text
             request_ids.add(response.headers["x-request-id"])
-        # Each event is durable once its after-hook pipeline has run (just after the
-        # response): wait until the stream holds all of them, then crash.
+        # Each event is durable once the batcher's next flush has run (a few ms after
+        # the response): wait until the stream holds all of them, then crash.
         stream = redis.Redis.from_url(redis_server.url)
         deadline = time.monotonic() + 10
         while stream.xinfo_stream("{aigw}:audit")["entries-added"] < REQUESTS + 1:

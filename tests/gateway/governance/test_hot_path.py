@@ -1,33 +1,43 @@
-"""The hot path's Redis traffic: one round trip before the upstream call, one pipelined after."""
+"""The hot path's Redis traffic: one round trip before the upstream call, none after.
+
+Settlements and audit events are queued and written by the batcher: one
+pipeline for many requests, with the counter corrections summed per key.
+"""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
+import hiredis
 import openai
-import redis.asyncio as aioredis
 
 from gateway_app.config import parse
 from gateway_app.governance.service import Governance
 from gateway_app.governance.storage import Database
 from gateway_app.hooks import RequestContext
-from gateway_app.state.governance_redis import RedisGovernanceState
+from gateway_app.state.governance_redis import RedisGovernanceState, redis_client
+from gateway_app.state.resp import RespClient, _Protocol
 from tests.gateway.conftest import STANDARD_MODELS, providers, serve
 
 TRAFFIC: list[Any] = []
-_NAME = re.compile(rb"\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n")
 
 
-class CountingConnection(aioredis.Connection):
+class CountingProtocol(_Protocol):
     """Records every write to the socket (one per round trip) with its command names."""
 
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        data = command if isinstance(command, bytes | str) else b"".join(command)
-        data = data.encode() if isinstance(data, str) else data
-        TRAFFIC.append(tuple(name.decode().upper() for name in _NAME.findall(data)))
-        await super().send_packed_command(command, check_health)
+    def send(self, data: bytes, futures: Any) -> None:
+        reader = hiredis.Reader()
+        reader.feed(data)
+        names = []
+        while (command := reader.gets()) is not False:
+            names.append(command[0].decode().upper())
+        TRAFFIC.append(tuple(names))
+        super().send(data, futures)
+
+
+class CountingClient(RespClient):
+    protocol = CountingProtocol
 
 
 class Marker:
@@ -40,7 +50,7 @@ class Marker:
         TRAFFIC.append("response complete")
 
 
-def test_one_round_trip_before_and_one_pipeline_after(
+def test_one_round_trip_before_and_batched_settlements(
     fake_openai: Any, fake_anthropic: Any, redis_server: Any, tmp_path: Path
 ) -> None:
     raw = {
@@ -48,12 +58,15 @@ def test_one_round_trip_before_and_one_pipeline_after(
         "models": STANDARD_MODELS,
         "governance": {"enabled": True},
     }
-    pool = aioredis.ConnectionPool.from_url(
-        redis_server.url, connection_class=CountingConnection, health_check_interval=0
+    # A flush interval longer than the test: the batch is written only at shutdown.
+    state = RedisGovernanceState(
+        redis_client(redis_server.url),
+        CountingClient.from_url(redis_server.url),
+        flush_interval_s=3600,
     )
     gov = Governance(
         parse(raw),
-        state=RedisGovernanceState(aioredis.Redis(connection_pool=pool)),
+        state=state,
         drain_state=RedisGovernanceState.from_url(redis_server.url),
         db=Database(f"sqlite:///{tmp_path / 'gov.sqlite3'}"),
         admin_key="adm",
@@ -81,11 +94,17 @@ def test_one_round_trip_before_and_one_pipeline_after(
 
         ask()  # connects and loads the script
         TRAFFIC.clear()
-        ask()
-        fake_openai.wait_for(lambda: "response complete" in TRAFFIC and len(TRAFFIC) >= 4)
-    assert TRAFFIC[0] == ("EVALSHA",)
-    assert TRAFFIC[1:3] == ["upstream call", "response complete"]
-    # after: budget corrections at 4 levels x 2 periods, the TPM corrections, the audit event
-    assert len(TRAFFIC) == 4
-    after = TRAFFIC[3]
-    assert after[-1] == "XADD" and set(after[:-1]) == {"INCRBY"} and len(after) > 8
+        for _ in range(3):
+            ask()
+        fake_openai.wait_for(lambda: TRAFFIC.count("response complete") == 3)
+        during = list(TRAFFIC)
+        assert state.batcher.held == 4  # the warm-up's event and these three
+    # Per request: one EVALSHA before the upstream call and nothing after it.
+    assert during == [("EVALSHA",), "upstream call", "response complete"] * 3
+    # Shutdown flushes the batch: one pipeline, the corrections summed per key
+    # (4 levels x 2 periods of budget, 4 TPM counters), then one XADD per event.
+    flushes = TRAFFIC[len(during) :]
+    assert len(flushes) == 1
+    pipeline = flushes[0]
+    assert pipeline[0] == "MULTI" and pipeline[-1] == "EXEC"
+    assert pipeline[1:-1] == ("INCRBY",) * 12 + ("XADD",) * 4

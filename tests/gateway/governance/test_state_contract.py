@@ -18,15 +18,15 @@ def make_state(request: pytest.FixtureRequest) -> Any:
     if request.param == "in-process":
         shared = InProcessGovernanceState()
         return lambda **_: shared
-    from gateway_app.state.governance_redis import RedisGovernanceState, redis_client
+    from gateway_app.state.governance_redis import RedisGovernanceState
 
     tls = request.param.startswith("rediss")
     server = request.getfixturevalue("redis_tls_server" if tls else "redis_server")
     prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
     # Fewer TLS connections: 64 simultaneous handshakes are slow on a busy 2-core machine.
     options = {"max_connections": 8} if tls else {}
-    return lambda **kw: RedisGovernanceState(
-        redis_client(server.url, server.ca_file, **options), prefix=prefix, **kw
+    return lambda **kw: RedisGovernanceState.from_url(
+        server.url, server.ca_file, prefix=prefix, **options, **kw
     )
 
 
@@ -91,6 +91,7 @@ def test_settle_corrects_budget_and_tokens(make_state: Any) -> None:
         assert first.allowed
         # the request used 100 tokens and cost 50 of its 900 reservation
         await state.settle(first, 100 - 800, 50 - 900, b"{}")
+        await state.flush()  # Redis: settlements are queued and written in batches
         assert await state.spent_nusd("team:t1", "daily", "2026-11-27") == 50
         second = await state.reserve((tpm,), (budget(1000, 900),), now + 1)
         assert second.allowed

@@ -1,0 +1,313 @@
+"""A small pipelining Redis client for the request path (RESP2 over one asyncio connection).
+
+Why not redis-py here: its asyncio client spends ~280 µs of CPU per EVALSHA
+(connection pool, per-command locks and parser layers) where the socket round
+trip itself costs ~50 µs; ``bench/redis_clients.py`` measures the options and
+``bench/redis-clients.md`` records the figures. This client writes every
+command (or a whole pipeline) in one ``write`` on one shared connection and
+resolves one future per reply, in order, with replies parsed in C by
+``hiredis.Reader``. Concurrent callers share the connection: Redis answers in
+the order it receives, so no pool and no locks are needed.
+
+Supports ``redis://`` and ``rediss://`` (server verified against ``ca_file``, or
+the system trust store without one), a username/password and database number
+in the URL, a connect timeout and a reply timeout (a reply that takes longer
+than ``timeout`` aborts the connection: every command waiting on it fails with
+``TimeoutError``), reconnection on the next call after the connection is lost
+(a Redis restart), and Lua scripts by SHA with the ``NOSCRIPT`` fallback.
+
+Blocking commands (``XREADGROUP BLOCK``, pub/sub) would stall every other
+caller on the shared connection: the cold paths keep redis-py for those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import ssl
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import hiredis
+
+ReplyError = hiredis.ReplyError
+
+
+class RespConnectionError(ConnectionError):
+    """The connection to Redis failed or was lost before the reply arrived."""
+
+
+class _Protocol(asyncio.Protocol):
+    __slots__ = ("_reader", "_waiting", "closed", "error", "transport")
+
+    def __init__(self) -> None:
+        self._reader = hiredis.Reader()
+        # (future, monotonic time the command was written)
+        self._waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.error: BaseException | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        reader = self._reader
+        reader.feed(data)
+        waiting = self._waiting
+        while True:
+            try:
+                reply = reader.gets()
+            except hiredis.ProtocolError as exc:
+                self.abort(RespConnectionError(f"Redis protocol error: {exc}"))
+                return
+            if reply is False:
+                return
+            if not waiting:
+                self.abort(RespConnectionError("Redis sent a reply nobody asked for"))
+                return
+            future = waiting.popleft()[0]
+            if not future.done():
+                future.set_result(reply)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        error = self.error or RespConnectionError(
+            f"connection to Redis lost{f': {exc}' if exc else ''}"
+        )
+        while self._waiting:
+            future = self._waiting.popleft()[0]
+            if not future.done():
+                future.set_exception(error)
+
+    def abort(self, error: BaseException) -> None:
+        self.error = self.error or error
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def send(self, data: bytes, futures: Sequence[asyncio.Future[Any]]) -> None:
+        now = time.monotonic()
+        self._waiting.extend((f, now) for f in futures)
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    def oldest(self) -> float | None:
+        return self._waiting[0][1] if self._waiting else None
+
+
+class RespClient:
+    """One pipelined Redis connection, opened on first use and reopened after a loss."""
+
+    protocol: type[_Protocol] = _Protocol  # tests substitute one that records writes
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 6379,
+        *,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool = False,
+        ca_file: str | None = None,
+        connect_timeout: float = 5.0,
+        timeout: float = 5.0,
+    ) -> None:
+        self.host, self.port, self.db = host, port, db
+        self.username, self.password = username, password
+        self.tls, self.ca_file = tls, ca_file
+        self.connect_timeout, self.timeout = connect_timeout, timeout
+        self._proto: _Protocol | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connecting: asyncio.Future[_Protocol] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._ssl: ssl.SSLContext | None = None
+
+    @classmethod
+    def from_url(cls, url: str, ca_file: str | None = None, **options: Any) -> RespClient:
+        """A client for ``redis://[user:password@]host[:port][/db]`` or ``rediss://...``."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(
+                f"Redis URL must start with redis:// or rediss://, not {parts.scheme}://"
+            )
+        path = parts.path.strip("/")
+        return cls(
+            parts.hostname or "127.0.0.1",
+            parts.port or 6379,
+            db=int(path) if path else 0,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls=parts.scheme == "rediss",
+            ca_file=ca_file,
+            **options,
+        )
+
+    # ------------------------------------------------------------ connection
+
+    async def _connect(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        if self._ssl is None and self.tls:
+            self._ssl = ssl.create_default_context(cafile=self.ca_file)
+        try:
+            _, proto = await asyncio.wait_for(
+                loop.create_connection(
+                    self.protocol,
+                    self.host,
+                    self.port,
+                    ssl=self._ssl,
+                    server_hostname=self.host if self.tls else None,
+                ),
+                self.connect_timeout,
+            )
+        except ssl.SSLError:
+            raise
+        except (OSError, TimeoutError) as exc:
+            raise RespConnectionError(
+                f"cannot connect to Redis at {self.host}:{self.port}: {exc}"
+            ) from exc
+        handshake: list[tuple[Any, ...]] = []
+        if self.password is not None:
+            handshake.append(
+                ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)
+            )
+        if self.db:
+            handshake.append(("SELECT", self.db))
+        if handshake:
+            futures = [loop.create_future() for _ in handshake]
+            proto.send(b"".join(hiredis.pack_command(c) for c in handshake), futures)
+            for reply in await asyncio.wait_for(asyncio.gather(*futures), self.connect_timeout):
+                if isinstance(reply, ReplyError):
+                    proto.abort(RespConnectionError(str(reply)))
+                    raise RespConnectionError(f"Redis refused the connection: {reply}")
+        return proto
+
+    async def _connection(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (tests): the old connection is unusable
+            self._drop()
+            self._loop = loop
+        while True:
+            proto = self._proto
+            if proto is not None and not proto.closed:
+                return proto
+            if self._connecting is None:
+                self._connecting = loop.create_future()
+                connecting = self._connecting
+                try:
+                    self._proto = await self._connect()
+                    connecting.set_result(self._proto)
+                except BaseException as exc:
+                    connecting.set_exception(exc)
+                    connecting.exception()  # retrieved: no "never retrieved" warning
+                    raise
+                finally:
+                    self._connecting = None
+            else:
+                await asyncio.shield(self._connecting)
+
+    def _drop(self) -> None:
+        proto, self._proto = self._proto, None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if proto is not None and not proto.closed:
+            # RuntimeError: the connection's event loop is already closed.
+            with contextlib.suppress(RuntimeError):
+                proto.abort(RespConnectionError("client closed"))
+
+    def _arm(self, proto: _Protocol) -> None:
+        if self._watchdog is None and self.timeout:
+            self._watchdog = self._loop.call_later(self.timeout, self._check, proto)  # type: ignore[union-attr]
+
+    def _check(self, proto: _Protocol) -> None:
+        self._watchdog = None
+        oldest = proto.oldest()
+        if oldest is None or proto.closed:
+            return
+        late = time.monotonic() - oldest
+        if late >= self.timeout:
+            proto.abort(TimeoutError(f"Redis did not answer within {self.timeout:g}s"))
+            return
+        self._watchdog = self._loop.call_later(self.timeout - late, self._check, proto)  # type: ignore[union-attr]
+
+    # ------------------------------------------------------------ commands
+
+    async def execute(self, *command: Any) -> Any:
+        """One command; a Redis error reply raises :class:`ReplyError`."""
+        proto = self._proto
+        if proto is None or proto.closed or self._loop is not asyncio.get_running_loop():
+            proto = await self._connection()
+        future = self._loop.create_future()  # type: ignore[union-attr]
+        proto.send(hiredis.pack_command(command), (future,))
+        self._arm(proto)
+        reply = await future
+        if isinstance(reply, ReplyError):
+            raise reply
+        return reply
+
+    async def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Many commands in one write; their replies in order (error replies as values)."""
+        if not commands:
+            return []
+        proto = self._proto
+        if proto is None or proto.closed or self._loop is not asyncio.get_running_loop():
+            proto = await self._connection()
+        loop = self._loop
+        futures = [loop.create_future() for _ in commands]  # type: ignore[union-attr]
+        proto.send(b"".join([hiredis.pack_command(tuple(c)) for c in commands]), futures)
+        self._arm(proto)
+        return [await f for f in futures]
+
+    async def ping(self) -> bool:
+        return await self.execute("PING") == b"PONG"
+
+    def script(self, source: str) -> Script:
+        """A Lua script called by SHA (loaded on first ``NOSCRIPT``)."""
+        return Script(self, source)
+
+    async def aclose(self) -> None:
+        self._drop()
+
+
+class Script:
+    """``EVALSHA`` with a fallback to ``EVAL`` (which caches the script) on ``NOSCRIPT``."""
+
+    def __init__(self, client: RespClient, source: str) -> None:
+        self.client = client
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def command(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
+        """The ``EVALSHA`` command, for a pipeline (check replies with :meth:`noscript`)."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    def eval_command(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
+        """The ``EVAL`` command (runs and caches the script), after a ``NOSCRIPT`` reply."""
+        return ("EVAL", self.source, len(keys), *keys, *args)
+
+    @staticmethod
+    def noscript(reply: Any) -> bool:
+        return isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT")
+
+    async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
+        try:
+            return await self.client.execute("EVALSHA", self.sha, len(keys), *keys, *args)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        return await self.client.execute("EVAL", self.source, len(keys), *keys, *args)
+
+    async def many(self, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+        """Several calls in one pipeline; replies in order (error replies as values)."""
+        replies = await self.client.pipeline([self.command(k, a) for k, a in calls])
+        if any(self.noscript(r) for r in replies):
+            redo = [i for i, r in enumerate(replies) if self.noscript(r)]
+            again = await self.client.pipeline([self.eval_command(*calls[i]) for i in redo])
+            for i, reply in zip(redo, again, strict=True):
+                replies[i] = reply
+        return replies

@@ -1,0 +1,109 @@
+"""The per-replica batcher of settlements and audit events (Redis governance state)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import pytest
+import redis
+
+from gateway_app.state.governance import BudgetItem, Decision, RateItem
+from gateway_app.state.governance_redis import RedisGovernanceState
+from tests.gateway.conftest import run_async
+from tests.gateway.governance.services import RedisServer
+
+TPM = RateItem("key:k1", "tpm", 10**6, 100)
+BUDGET = BudgetItem("team:t1", "daily", "2026-11-27", 10**12, 1000, 3600)
+
+
+def stream_events(url: str, stream: str) -> list[bytes]:
+    client = redis.Redis.from_url(url)
+    try:
+        return [fields[b"e"] for _, fields in client.xrange(stream)]
+    finally:
+        client.close()
+
+
+def test_settlements_are_summed_per_key_and_flushed_on_stop(redis_server: Any) -> None:
+    prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
+
+    async def main() -> None:
+        # Flushes only at N items or on stop: the test decides when the batch is written.
+        state = RedisGovernanceState.from_url(
+            redis_server.url, prefix=prefix, flush_interval_s=3600, flush_items=1000
+        )
+        decisions: list[Decision] = []
+        for _ in range(5):
+            decision = await state.reserve((TPM,), (BUDGET,), 1_800_000_010.0)
+            assert decision.allowed
+            decisions.append(decision)
+        for i, decision in enumerate(decisions):
+            await state.settle(decision, -10, -100 - i, f'{{"n":{i}}}'.encode())
+        assert state.batcher.held == 5
+        # nothing written yet: the reservation is still whole
+        assert await state.spent_nusd("team:t1", "daily", "2026-11-27") == 5000
+        await state.flush()
+        assert state.batcher.held == 0 and state.batcher.flushes == 1
+        assert await state.spent_nusd("team:t1", "daily", "2026-11-27") == 5000 - 510
+        used = await state.reserve((TPM,), (), 1_800_000_011.0)
+        assert used.rate_used == [5 * 100 - 5 * 10]
+        await state.settle(None, 0, 0, b'{"n":5}')  # a refused request: its event only
+        await state.close()  # stop flushes what is queued
+        assert stream_events(redis_server.url, prefix + "audit") == [
+            f'{{"n":{i}}}'.encode() for i in range(6)
+        ]
+
+    run_async(main())
+
+
+def test_a_full_batch_is_written_without_waiting_for_the_interval(redis_server: Any) -> None:
+    prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
+
+    async def main() -> None:
+        state = RedisGovernanceState.from_url(
+            redis_server.url, prefix=prefix, flush_interval_s=3600, flush_items=4
+        )
+        for i in range(4):
+            await state.settle(None, 0, 0, f"{i}".encode())
+        for _ in range(200):  # the flush runs as soon as the loop gets to it
+            if state.batcher.flushes:
+                break
+            await asyncio.sleep(0.01)
+        assert state.batcher.flushes == 1 and state.batcher.held == 0
+        assert len(stream_events(redis_server.url, prefix + "audit")) == 4
+        await state.close()
+
+    run_async(main())
+
+
+def test_events_survive_a_redis_restart_and_the_bound_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = RedisServer()
+    stream = "{aigw}:audit"
+    try:
+
+        async def main() -> None:
+            state = RedisGovernanceState.from_url(server.url, flush_interval_s=0.005, max_held=5)
+            await state.settle(None, 0, 0, b"before")
+            await state.flush()
+            server.stop()
+            for i in range(7):  # Redis is down: 5 are held, 2 dropped
+                await state.settle(None, 0, 0, f"held-{i}".encode())
+                await asyncio.sleep(0.01)
+            assert state.batcher.held == 5 and state.batcher.dropped == 2
+            server.start()  # a fresh, empty Redis on the same port
+            await state.flush()
+            assert state.batcher.held == 0
+            await state.close()
+
+        with caplog.at_level(logging.WARNING, logger="gateway_app.governance"):
+            run_async(main())
+        assert stream_events(server.url, stream) == [f"held-{i}".encode() for i in range(5)]
+        full = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert any("holding 5 events" in m and "dropped 1 events" in m for m in full), full
+    finally:
+        server.stop()
