@@ -462,6 +462,12 @@ class GatewayApp:
             raise GatewayError(404, "metrics are disabled (observability.metrics.enabled)")
         for deployment in {d.id for r in self.router.routes.values() for d in r.deployments}:
             metrics.set_circuit(deployment, str(self.breakers.state(deployment)))
+        depth = getattr(self.admin, "audit_depth", None)
+        if depth is not None:
+            try:
+                metrics.audit_depth.set(await depth())
+            except Exception:  # Redis down: readiness says so; keep the last value
+                log.warning("could not read the audit buffer depth", exc_info=True)
         # Reading every worker's files takes milliseconds: off the event loop.
         body = await asyncio.get_running_loop().run_in_executor(None, metrics.render)
         await self._send_json(ctx, send, 200, body, content_type=METRICS_CONTENT_TYPE)

@@ -486,6 +486,10 @@ class Governance:
                 "could not settle request %s (state unreachable)", ctx.request_id, exc_info=True
             )
 
+    async def audit_depth(self) -> int:
+        """Audit events waiting for the database (the ``aigw_audit_buffer_depth`` gauge)."""
+        return await self.state.audit_depth()
+
     # ------------------------------------------------------------ admin API
 
     async def _principal(self, headers: dict[str, str]) -> rbac.Principal:

@@ -97,6 +97,10 @@ class GovernanceState(Protocol):
         """Spend plus open reservations of one budget level and period."""
         ...
 
+    async def audit_depth(self) -> int:
+        """Audit events not yet in the database: buffered, in flight or unacknowledged."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -213,6 +217,10 @@ class InProcessGovernanceState:
     async def spent_nusd(self, scope: str, period: str, period_id: str) -> int:
         with self._lock:
             return math.floor(self._counters.get(f"b:{scope}:{period}:{period_id}", 0.0))
+
+    async def audit_depth(self) -> int:
+        with self._lock:
+            return len(self._queue) + len(self._pending)
 
     async def close(self) -> None:
         return None

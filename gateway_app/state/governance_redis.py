@@ -396,6 +396,11 @@ class RedisGovernanceState:
         value = await self.client.get(f"{self.prefix}b:{scope}:{period}:{period_id}")
         return int(value or 0)
 
+    async def audit_depth(self) -> int:
+        # The shared stream (every replica's events until a drainer acknowledges
+        # them) plus what this replica holds before its next flush.
+        return int(await self.client.xlen(self.stream)) + self.batcher.held
+
     async def close(self) -> None:
         await self.batcher.drain()
         await self.hot.aclose()

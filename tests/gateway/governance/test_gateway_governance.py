@@ -314,3 +314,14 @@ def test_cost_counts_cached_tokens_at_the_cache_price() -> None:
     assert Pricing.cost(pricing.prices(override, "openai"), Tokens(1000, 100)) == pytest.approx(
         (1000 * 1 + 100 * 2) / 1e6
     )
+
+
+def test_metrics_report_the_audit_buffer_depth(gw: tuple[Any, Governance]) -> None:
+    running, gov = gw
+
+    async def depth() -> int:
+        return 7
+
+    gov.state.audit_depth = depth  # type: ignore[method-assign]
+    text = httpx.get(running.url + "/metrics", timeout=10).text
+    assert "aigw_audit_buffer_depth 7.0" in text.splitlines()

@@ -147,3 +147,22 @@ def test_audit_buffer_redelivers_until_acknowledged(make_state: Any) -> None:
             await other.close()
 
     run_async(main())
+
+
+def test_audit_depth_counts_events_until_acknowledged(make_state: Any) -> None:
+    async def main() -> None:
+        state = make_state()
+        assert await state.audit_depth() == 0
+        for i in range(3):
+            await state.settle(None, 0, 0, f'{{"n":{i}}}'.encode())
+        await state.append(b'{"n":3}')
+        assert await state.audit_depth() == 4  # held for the next flush or buffered
+        await state.flush()
+        assert await state.audit_depth() == 4
+        batch = await state.read_audit(10, 0.05)
+        assert await state.audit_depth() == 4  # read but not yet in the database
+        await state.ack([i for i, _ in batch])
+        assert await state.audit_depth() == 0
+        await state.close()
+
+    run_async(main())
