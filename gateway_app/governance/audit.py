@@ -120,12 +120,22 @@ class AuditDrainer:
     """Moves events from the buffer to the database in batches; retries until it can."""
 
     def __init__(
-        self, state: GovernanceState, db: Database, *, batch: int = 500, block_s: float = 0.2
+        self,
+        state: GovernanceState,
+        db: Database,
+        *,
+        batch: int = 500,
+        block_s: float = 0.2,
+        interval_s: float = 0.0,
     ) -> None:
         self.state = state
         self.db = db
         self.batch = batch
         self.block_s = block_s
+        # After a partial batch, wait for more events before reading again: under
+        # load each pass then writes hundreds of events, not a handful (a pass costs
+        # a stream read, a database round trip and an acknowledgement).
+        self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.written = 0
@@ -153,8 +163,10 @@ class AuditDrainer:
         backoff = 0.5
         while not self._stopping:
             try:
-                await self.drain_once()
+                drained = await self.drain_once()
                 backoff = 0.5
+                if 0 < drained < self.batch and self.interval_s:
+                    await asyncio.sleep(self.interval_s)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -129,7 +129,12 @@ class Governance:
         self.pricing = Pricing()
         # The drainer's blocking reads get their own connection(s), away from the hot path's.
         self.drain_state = drain_state or state
-        self.drainer = audit.AuditDrainer(self.drain_state, db, batch=self.settings.audit_batch)
+        self.drainer = audit.AuditDrainer(
+            self.drain_state,
+            db,
+            batch=self.settings.audit_batch,
+            interval_s=self.settings.audit_interval_s,
+        )
         self.redact = audit.Redactor(self.settings.audit_redact)
         self._deployments: dict[str, tuple[DeploymentConfig, str]] = {}
         for model in config.models.values():

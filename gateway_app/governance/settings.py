@@ -33,6 +33,13 @@ class GovernanceConfig(BaseModel):
         "aigw.sqlite3", description="embedded database when AIGW_DATABASE_URL is unset"
     )
     audit_batch: int = Field(500, ge=1, le=10000, description="audit events per database write")
+    audit_interval_s: float = Field(
+        0.25,
+        ge=0,
+        le=60,
+        description="a partial batch waits this long for more events before the next read: "
+        "fewer, larger database writes (events are already durable in the buffer)",
+    )
     audit_claim_idle_s: float = Field(
         30.0, gt=0, description="pending audit events of a dead replica are taken over after this"
     )

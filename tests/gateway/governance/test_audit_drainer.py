@@ -1,0 +1,71 @@
+"""The audit drainer waits for a fuller batch after a partial one (fewer database writes)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from gateway_app.governance.audit import AuditDrainer
+from gateway_app.governance.storage import Database
+from gateway_app.state.governance import InProcessGovernanceState
+from tests.gateway.conftest import run_async
+
+
+class CountingDatabase(Database):
+    """Counts batch writes."""
+
+    writes: list[int]
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        rows = list(rows)
+        self.writes.append(len(rows))
+        super().executemany(sql, rows)
+
+
+def _event(n: int) -> bytes:
+    return b'{"event_id":"e%d","kind":"request","ts":1.0,"day":"2026-11-27","month":"2026-11"}' % n
+
+
+async def _until(condition: Any) -> None:
+    for _ in range(500):  # bounded: 5 s
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached in 5 s")
+
+
+def _drain(tmp_path: Path, interval_s: float) -> list[int]:
+    db = CountingDatabase(f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    db.writes = []
+    db.migrate()
+    state = InProcessGovernanceState()
+
+    async def main() -> None:
+        drainer = AuditDrainer(state, db, batch=100, block_s=0.01, interval_s=interval_s)
+        drainer.start()
+        for n in range(3):
+            await state.append(_event(n))
+        await _until(lambda: drainer.written == 3)
+        # Arrive one by one, as requests do, while the drainer waits after its partial batch.
+        for n in range(3, 8):
+            await state.append(_event(n))
+            await asyncio.sleep(0.03)
+        await _until(lambda: drainer.written == 8)
+        await drainer.stop()
+
+    run_async(main())
+    rows = db.fetch("SELECT COUNT(*) AS n FROM audit_events")
+    assert rows[0]["n"] == 8
+    db.close()
+    return db.writes
+
+
+def test_a_partial_batch_waits_for_more_events(tmp_path: Path) -> None:
+    assert _drain(tmp_path, interval_s=1.0) == [3, 5]
+
+
+def test_without_an_interval_every_read_is_written_at_once(tmp_path: Path) -> None:
+    # The contrast that makes the test above meaningful: events arriving 30 ms apart
+    # are written in several small batches when the drainer does not wait.
+    assert len(_drain(tmp_path, interval_s=0.0)) > 2
