@@ -53,6 +53,10 @@ from gateway_app.state.governance import (
 log = logging.getLogger("gateway_app.governance")
 
 NANO = 1_000_000_000
+_RATE_HEADER_NAMES = {
+    kind: tuple(f"x-ratelimit-{part}-{noun}".encode() for part in ("limit", "remaining", "reset"))
+    for kind, noun in (("rpm", "requests"), ("tpm", "tokens"))
+}
 _CACHE_HITS = ("hit", "semantic-hit")
 
 
@@ -427,13 +431,12 @@ class Governance:
                 best[item.kind] = (left, item)
         headers = []
         for kind, (left, item) in best.items():
-            noun = "requests" if kind == "rpm" else "tokens"
-            per_unit = 60.0 / item.limit
-            reset = _duration(max(0.0, (item.limit - left) * per_unit))
+            limit_name, remaining_name, reset_name = _RATE_HEADER_NAMES[kind]
+            reset = _duration(max(0.0, (item.limit - left) * 60.0 / item.limit))
             headers += [
-                (f"x-ratelimit-limit-{noun}".encode(), str(item.limit).encode()),
-                (f"x-ratelimit-remaining-{noun}".encode(), str(max(0, int(left))).encode()),
-                (f"x-ratelimit-reset-{noun}".encode(), reset.encode()),
+                (limit_name, b"%d" % item.limit),
+                (remaining_name, b"%d" % max(0, int(left))),
+                (reset_name, reset.encode()),
             ]
         return headers
 
