@@ -20,11 +20,13 @@ if [ ! -f "$BENCH_CACHE/portkey/node_modules/@portkey-ai/gateway/package.json" ]
   (cd "$BENCH_CACHE/portkey" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund @portkey-ai/gateway)
 fi
 
-# The server comparison: granian hosting the same app, with the gateway's own dependencies.
-if [ ! -x "$BENCH_CACHE/variants/bin/granian" ]; then
-  uv venv --quiet --python python3.11 "$BENCH_CACHE/variants"
-  (cd "$(dirname "$0")/.." && uv export --frozen --no-default-groups --no-dev --no-emit-project --no-header) \
-    > "$BENCH_CACHE/variants-requirements.txt"
+# The server comparison: granian hosting the same app, with the gateway's own dependencies
+# (re-installed whenever the lock file's gateway dependencies change).
+wanted="$(cd "$(dirname "$0")/.." && uv export --frozen --no-default-groups --no-dev --no-emit-project --no-header)"
+if [ ! -x "$BENCH_CACHE/variants/bin/granian" ] \
+  || [ "$wanted" != "$(cat "$BENCH_CACHE/variants-requirements.txt" 2>/dev/null)" ]; then
+  [ -x "$BENCH_CACHE/variants/bin/python" ] || uv venv --quiet --python python3.11 "$BENCH_CACHE/variants"
+  printf '%s\n' "$wanted" > "$BENCH_CACHE/variants-requirements.txt"
   uv pip install --quiet --python "$BENCH_CACHE/variants/bin/python" \
     -r "$BENCH_CACHE/variants-requirements.txt" granian py-spy
 fi
