@@ -372,11 +372,13 @@ def main() -> None:
                 )
     soak_file = BENCH / "soak.json"
     if soak_file.exists():
-        soak = json.loads(soak_file.read_text())["soak"]
+        soak_data = json.loads(soak_file.read_text())
+        soak = soak_data["soak"]
         out += [
             "",
             "## Soak",
             "",
+            f"Run {soak_data.get('started', 'n/a')}: "
             f"{soak['seconds']} s at {soak['rate']:.0f} req/s (one keep-alive connection, "
             f"fixed rate) against {soak.get('target', 'the default gateway')}: "
             f"{soak['ok']} responses, "
@@ -392,10 +394,12 @@ def main() -> None:
         out += ["", notes.read_text().strip()]
     profile_file = BENCH / "profile.json"
     if profile_file.exists():
-        prof = json.loads(profile_file.read_text())["profile"]
+        prof_data = json.loads(profile_file.read_text())
+        prof = prof_data["profile"]
         out += [
             "",
-            f"py-spy, {prof.get('target', 'default gateway')} at 1 connection ({prof['samples']} samples, "
+            f"py-spy (run {prof_data.get('started', 'n/a')}), "
+            f"{prof.get('target', 'default gateway')} at 1 connection ({prof['samples']} samples, "
             f"{prof['rps']:.0f} req/s during sampling), share of samples by innermost "
             "Python frame:",
             "",
