@@ -50,6 +50,9 @@ from gateway_app.transport import (
 
 log = logging.getLogger("gateway_app.router")
 
+# Upstream calls one embeddings request may have in flight (Titan embeds one text per call).
+EMBEDDINGS_CONCURRENCY = 8
+
 
 @dataclass(slots=True)
 class Deployment:
@@ -64,9 +67,12 @@ class Deployment:
     authorize: Callable[..., Any] | None = None
     stream_decoder: Callable[[], Any] = SSEDecoder
     stream_accept: str = "text/event-stream"
+    # Embeddings that need translation (cloud providers); None: OpenAI's body passes through.
+    embeddings_response: Callable[..., ChatResult] | None = None
 
     def __post_init__(self) -> None:
         self.id = self.config.id
+        self.embeddings_response = getattr(self.adapter, "embeddings_response", None)
         self.authorize = getattr(self.adapter, "authorize", None)
         self.stream_decoder = getattr(self.adapter, "stream_decoder", SSEDecoder)
         self.stream_accept = getattr(self.adapter, "stream_accept", "text/event-stream")
@@ -425,6 +431,8 @@ class Router:
         assert body is not None
 
         async def attempt(deployment: Deployment, timeout: float) -> ChatResult:
+            if deployment.embeddings_response is not None:
+                return await self._translated_embeddings(deployment, body, timeout)
             request = self._build(
                 deployment,
                 lambda: deployment.adapter.embeddings_request(
@@ -436,6 +444,44 @@ class Router:
             return ChatResult(await self._post(deployment, request, timeout))
 
         return await self._run(ctx, route, attempt)
+
+    async def _translated_embeddings(
+        self, deployment: Deployment, body: dict[str, Any], timeout: float
+    ) -> ChatResult:
+        """Embeddings through an adapter with its own wire format (one or several calls).
+
+        The calls run concurrently, at most :data:`EMBEDDINGS_CONCURRENCY` at once,
+        all within ``timeout``; the first failure cancels the rest and is the try's
+        outcome (so it is retried and failed over like a single call).
+        """
+        adapter: Any = deployment.adapter
+        requests: list[UpstreamRequest] = self._build(
+            deployment,
+            lambda: adapter.embeddings_requests(body, deployment.config, deployment.provider),
+        )
+        if deployment.authorize is not None:
+            requests = [await self._authorize(deployment, r) for r in requests]
+        limit = asyncio.Semaphore(EMBEDDINGS_CONCURRENCY)
+
+        async def one(request: UpstreamRequest) -> tuple[bytes, Any]:
+            async with limit:
+                return await self._post_with_headers(deployment, request, timeout)
+
+        tasks = [asyncio.ensure_future(one(r)) for r in requests]
+        try:
+            async with asyncio.timeout(timeout):
+                responses = list(await asyncio.gather(*tasks))
+        except TimeoutError:
+            raise UpstreamFailure.timeout(deployment, timeout) from None
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        assert deployment.embeddings_response is not None
+        try:
+            return deployment.embeddings_response(responses, body, deployment.config)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UpstreamFailure.bad_response(deployment, exc) from None
 
     async def _run(self, ctx: RequestContext, route: Route, attempt: Callable[..., Any]) -> Any:
         loop = asyncio.get_running_loop()
@@ -584,6 +630,21 @@ class Router:
         if status >= 300:
             raise UpstreamFailure.from_status(deployment, status, raw, headers)
         return raw
+
+    async def _post_with_headers(
+        self, deployment: Deployment, request: UpstreamRequest, timeout: float
+    ) -> tuple[bytes, Any]:
+        try:
+            status, headers, raw = await self.client.post(
+                request.url, request.headers, request.body, timeout=timeout
+            )
+        except TimeoutError:
+            raise UpstreamFailure.timeout(deployment, timeout) from None
+        except UpstreamConnectionError as exc:
+            raise UpstreamFailure.connection(deployment, exc) from None
+        if status >= 300:
+            raise UpstreamFailure.from_status(deployment, status, raw, headers)
+        return raw, headers
 
     async def _open_stream(
         self, deployment: Deployment, request: UpstreamRequest, timeout: float, include_usage: bool

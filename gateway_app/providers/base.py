@@ -10,6 +10,7 @@ resilience for free.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -158,6 +159,31 @@ class CredentialedAdapter(ProviderAdapter, Protocol):
 
     def missing_credentials(self, provider: ProviderConfig) -> list[str] | None:
         """What to set when no credential source is present (no network calls), else None."""
+        ...
+
+
+class TranslatedEmbeddingsAdapter(ProviderAdapter, Protocol):
+    """Optional extras of adapters whose embeddings API is not OpenAI's (Bedrock, Vertex).
+
+    When an adapter has ``embeddings_response``, the router sends every request of
+    ``embeddings_requests`` (concurrently, bounded; each authorized) instead of the
+    one of ``embeddings_request``, and returns what ``embeddings_response`` makes
+    of the responses. Adapters without it keep OpenAI's pass-through of the body.
+    """
+
+    def embeddings_requests(
+        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
+    ) -> list[UpstreamRequest]:
+        """The upstream requests for an embeddings body (raises a 400 naming the field)."""
+        ...
+
+    def embeddings_response(
+        self,
+        responses: list[tuple[bytes, Mapping[str, str]]],
+        body: dict[str, Any],
+        deployment: DeploymentConfig,
+    ) -> ChatResult:
+        """OpenAI's embeddings response from the 2xx ``(body, headers)`` of each request."""
         ...
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -12,6 +13,7 @@ from yarl import URL
 from gateway_app.credentials.aws import CHAIN_HINT, chain_credentials, credential_sources, sign
 from gateway_app.errors import GatewayError, invalid
 from gateway_app.providers.base import ChatResult, UpstreamRequest
+from gateway_app.providers.bedrock.embeddings import request_bodies, translate_responses
 from gateway_app.providers.bedrock.errors import translate_error
 from gateway_app.providers.bedrock.request import translate_request
 from gateway_app.providers.bedrock.response import translate_response
@@ -42,11 +44,12 @@ def region_of(deployment: DeploymentConfig, provider: ProviderConfig) -> str:
 
 
 class BedrockAdapter:
-    """Bedrock Runtime's Converse and ConverseStream (``POST /model/{id}/converse[-stream]``)."""
+    """Bedrock Runtime's Converse and ConverseStream (``POST /model/{id}/converse[-stream]``),
+    and ``InvokeModel`` (``POST /model/{id}/invoke``) for Titan and Cohere embeddings."""
 
     name = "bedrock"
     default_base_url = "https://bedrock-runtime.{region}.amazonaws.com"
-    supports_embeddings = False
+    supports_embeddings = True
     stream_accept = "application/vnd.amazon.eventstream"
     stream_decoder = EventStreamDecoder
 
@@ -57,16 +60,25 @@ class BedrockAdapter:
         provider: ProviderConfig,
         stream: bool,
     ) -> UpstreamRequest:
+        action = "converse-stream" if stream else "converse"
+        return self._request(deployment, provider, action, translate_request(body, deployment))
+
+    def _request(
+        self,
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        action: str,
+        body: dict[str, Any],
+    ) -> UpstreamRequest:
         base = (provider.base_url or self.default_base_url).format(
             region=region_of(deployment, provider)
         )
-        action = "converse-stream" if stream else "converse"
         # Model ids and ARNs hold ':' and '/': one path segment, encoded. The URL is
         # normalised as the HTTP client will send it, because SigV4 signs the path.
         url = str(URL(f"{base.rstrip('/')}/model/{quote(deployment.model, safe='')}/{action}"))
         headers = {"content-type": "application/json", "accept": "application/json"}
         headers.update(provider.headers)
-        return UpstreamRequest(url, headers, orjson.dumps(translate_request(body, deployment)))
+        return UpstreamRequest(url, headers, orjson.dumps(body))
 
     async def authorize(
         self,
@@ -99,10 +111,31 @@ class BedrockAdapter:
     def stream_translator(self, deployment: DeploymentConfig, include_usage: bool) -> BedrockStream:
         return BedrockStream(deployment.model, include_usage)
 
+    def embeddings_requests(
+        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
+    ) -> list[UpstreamRequest]:
+        """``InvokeModel`` requests for an embeddings body (Titan: one per input)."""
+        return [
+            self._request(deployment, provider, "invoke", upstream)
+            for upstream in request_bodies(body, deployment)
+        ]
+
     def embeddings_request(
         self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
     ) -> UpstreamRequest:
-        raise invalid("model", "this model's provider (Bedrock Converse) has no embeddings API")
+        requests = self.embeddings_requests(body, deployment, provider)
+        if len(requests) != 1:
+            raise invalid("input", "this Bedrock model embeds one text per request")
+        return requests[0]
+
+    def embeddings_response(
+        self,
+        responses: list[tuple[bytes, Mapping[str, str]]],
+        body: dict[str, Any],
+        deployment: DeploymentConfig,
+    ) -> ChatResult:
+        """The OpenAI embeddings response from the ``InvokeModel`` responses, in order."""
+        return translate_responses(responses, body, deployment)
 
     def error(self, status: int, raw: bytes, headers: dict[str, str]) -> GatewayError:
         return translate_error(status, raw, headers)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import orjson
 
 from gateway_app.credentials.google import ADC_HINT, adc_sources, adc_token
-from gateway_app.errors import GatewayError, invalid
+from gateway_app.errors import GatewayError
 from gateway_app.providers.base import ChatResult, UpstreamRequest
+from gateway_app.providers.vertex.embeddings import request_body as embeddings_body
+from gateway_app.providers.vertex.embeddings import translate_response as translate_embeddings
 from gateway_app.providers.vertex.errors import translate_error
 from gateway_app.providers.vertex.request import translate_request
 from gateway_app.providers.vertex.response import translate_response
@@ -22,8 +25,13 @@ if TYPE_CHECKING:
 DEFAULT_LOCATION = "global"
 
 
-def model_url(deployment: DeploymentConfig, provider: ProviderConfig, stream: bool) -> str:
-    """``.../v1/projects/{p}/locations/{l}/publishers/google/models/{m}:{method}``."""
+def model_url(
+    deployment: DeploymentConfig, provider: ProviderConfig, stream: bool, method: str | None = None
+) -> str:
+    """``.../v1/projects/{p}/locations/{l}/publishers/google/models/{m}:{method}``.
+
+    ``method`` defaults to ``generateContent`` (``streamGenerateContent`` if ``stream``).
+    """
     params = deployment.params
     project = params.get("project") or provider.project or os.environ.get("GOOGLE_CLOUD_PROJECT")
     if not project:
@@ -48,16 +56,24 @@ def model_url(deployment: DeploymentConfig, provider: ProviderConfig, stream: bo
     model = deployment.model
     if not model.startswith("publishers/"):
         model = f"publishers/google/models/{quote(model, safe='')}"
-    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    if method is None:
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
     return f"{base}/v1/projects/{project}/locations/{location}/{model}:{method}"
 
 
 class VertexAdapter:
-    """Vertex AI's Gemini ``generateContent`` / ``streamGenerateContent``."""
+    """Vertex AI's Gemini ``generateContent`` / ``streamGenerateContent``, and ``predict``
+    for Google's text-embedding models."""
 
     name = "vertex"
     default_base_url = "https://aiplatform.googleapis.com"
-    supports_embeddings = False
+    supports_embeddings = True
+
+    @staticmethod
+    def _headers(provider: ProviderConfig) -> dict[str, str]:
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        headers.update(provider.headers)
+        return headers
 
     def chat_request(
         self,
@@ -66,11 +82,9 @@ class VertexAdapter:
         provider: ProviderConfig,
         stream: bool,
     ) -> UpstreamRequest:
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        headers.update(provider.headers)
         return UpstreamRequest(
             model_url(deployment, provider, stream),
-            headers,
+            self._headers(provider),
             orjson.dumps(translate_request(body, deployment)),
         )
 
@@ -105,7 +119,27 @@ class VertexAdapter:
     def embeddings_request(
         self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
     ) -> UpstreamRequest:
-        raise invalid("model", "this model's provider (Vertex AI Gemini) has no embeddings here")
+        return UpstreamRequest(
+            model_url(deployment, provider, False, "predict"),
+            self._headers(provider),
+            orjson.dumps(embeddings_body(body, deployment)),
+        )
+
+    def embeddings_requests(
+        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
+    ) -> list[UpstreamRequest]:
+        """The one ``predict`` request (up to 250 inputs) for an embeddings body."""
+        return [self.embeddings_request(body, deployment, provider)]
+
+    def embeddings_response(
+        self,
+        responses: list[tuple[bytes, Mapping[str, str]]],
+        body: dict[str, Any],
+        deployment: DeploymentConfig,
+    ) -> ChatResult:
+        """The OpenAI embeddings response for the ``predict`` response."""
+        [(raw, _)] = responses
+        return translate_embeddings(raw, body)
 
     def error(self, status: int, raw: bytes, headers: dict[str, str]) -> GatewayError:
         return translate_error(status, raw, headers)
