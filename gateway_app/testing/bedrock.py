@@ -1,4 +1,8 @@
-"""A fake Bedrock Runtime: Converse and ConverseStream, verifying SigV4 like AWS.
+"""A fake Bedrock Runtime: Converse, ConverseStream and InvokeModel, verifying SigV4 like AWS.
+
+InvokeModel serves the embeddings models (Titan Text Embeddings V1/V2, Cohere
+Embed), rejecting bodies those models reject (unknown keys, bad ``dimensions``,
+missing ``input_type``) with a ``ValidationException``.
 
 Every request's signature is recomputed with botocore from the headers it
 lists as signed, the raw path and the body, with the secret of the access key
@@ -23,7 +27,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
 from gateway_app.testing.fakes import Behaviour
-from gateway_app.testing.server import ScriptedServer, last_text
+from gateway_app.testing.server import ScriptedServer, fake_vector, last_text, token_count
 
 EXCEPTIONS_BY_STATUS = {
     400: "ValidationException",
@@ -67,6 +71,46 @@ def exception(kind: str, message: str) -> bytes:
     )
 
 
+TITAN_V2_FIELDS = {"inputText", "dimensions", "normalize", "embeddingTypes"}
+COHERE_FIELDS = {"texts", "images", "input_type", "truncate", "embedding_types"}
+COHERE_INPUT_TYPES = {"search_document", "search_query", "classification", "clustering"}
+
+
+def titan_problem(body: dict[str, Any], v2: bool) -> str | None:
+    """Why Titan Text Embeddings would reject ``body`` (None: it is valid)."""
+    allowed = TITAN_V2_FIELDS if v2 else {"inputText"}
+    extra = sorted(set(body) - allowed)
+    if extra:
+        return f"extraneous key [{extra[0]}] is not permitted"
+    text = body.get("inputText")
+    if not isinstance(text, str) or not text:
+        return (
+            "required key [inputText] not found"
+            if text is None
+            else "#/inputText: expected minLength: 1"
+        )
+    if "dimensions" in body and body["dimensions"] not in (256, 512, 1024):
+        return f"#/dimensions: {body['dimensions']} is not a valid enum value"
+    if "normalize" in body and not isinstance(body["normalize"], bool):
+        return "#/normalize: expected type: Boolean"
+    return None
+
+
+def cohere_problem(body: dict[str, Any]) -> str | None:
+    """Why Cohere Embed on Bedrock would reject ``body`` (None: it is valid)."""
+    extra = sorted(set(body) - COHERE_FIELDS)
+    if extra:
+        return f"extraneous key [{extra[0]}] is not permitted"
+    texts = body.get("texts")
+    if not isinstance(texts, list) or not texts or len(texts) > 96:
+        return "#/texts: expected 1 to 96 items"
+    if not all(isinstance(t, str) for t in texts):
+        return "#/texts: expected type: String"
+    if body.get("input_type") not in COHERE_INPUT_TYPES:
+        return "#/input_type: is not a valid enum value"
+    return None
+
+
 class FakeBedrock(ScriptedServer):
     """Bedrock Runtime's Converse API on loopback, checking every SigV4 signature."""
 
@@ -83,6 +127,7 @@ class FakeBedrock(ScriptedServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/model/{model}/converse", self._converse)
         app.router.add_post("/model/{model}/converse-stream", self._converse)
+        app.router.add_post("/model/{model}/invoke", self._invoke)
         app.router.add_post("/", self._sts)
 
     # ------------------------------------------------------------ STS (IRSA)
@@ -274,6 +319,73 @@ class FakeBedrock(ScriptedServer):
         await response.write_eof()
         return response
 
+    # ------------------------------------------------------------ InvokeModel (embeddings)
+
+    async def _invoke(self, request: web.Request) -> web.Response:
+        """InvokeModel for Titan Text Embeddings and Cohere Embed, validated like Bedrock."""
+        raw = await request.read()
+        model = request.match_info["model"]
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        self.requests.append(
+            {
+                "path": request.raw_path,
+                "model": model,
+                "headers": dict(request.headers),
+                "json": body,
+            }
+        )
+        problem = self.verify(request, raw)
+        if problem:
+            self.rejected.append(problem)
+            return self._error(403, problem, "The request signature we calculated does not match")
+        behaviour = self.next_behaviour()
+        if behaviour.status >= 300:
+            name = behaviour.error_type or EXCEPTIONS_BY_STATUS.get(
+                behaviour.status, "InternalServerException"
+            )
+            return self._error(
+                behaviour.status, name, behaviour.message or f"fake {name}", behaviour.headers
+            )
+        if not isinstance(body, dict):
+            return self._error(400, "ValidationException", "Malformed input request")
+        if "cohere.embed" in model:
+            invalid = cohere_problem(body)
+        elif "amazon.titan-embed-text" in model:
+            invalid = titan_problem(body, v2="-v1" not in model)
+        else:
+            return self._error(
+                400, "ValidationException", f"The provided model identifier is invalid: {model}"
+            )
+        if invalid:
+            return self._error(400, "ValidationException", f"Malformed input request: {invalid}")
+        headers = {"x-amzn-RequestId": "fake-request-id", "X-Amzn-Bedrock-Invocation-Latency": "9"}
+        if "cohere.embed" in model:
+            tokens = sum(token_count(t) for t in body["texts"])
+            headers["X-Amzn-Bedrock-Input-Token-Count"] = str(tokens)
+            return web.json_response(
+                {
+                    "embeddings": [fake_vector(t, 1024) for t in body["texts"]],
+                    "id": "fake-embed-id",
+                    "response_type": "embeddings_floats",
+                    "texts": body["texts"],
+                },
+                headers=headers,
+            )
+        tokens = token_count(body["inputText"])
+        headers["X-Amzn-Bedrock-Input-Token-Count"] = str(tokens)
+        size = body.get("dimensions", 1024) if "-v1" not in model else 1536
+        return web.json_response(
+            {
+                "embedding": fake_vector(body["inputText"], size),
+                "embeddingsByType": {"float": fake_vector(body["inputText"], size)},
+                "inputTextTokenCount": tokens,
+            },
+            headers=headers,
+        )
+
     @staticmethod
     def _error(
         status: int, name: str, message: str, headers: dict[str, str] | None = None
@@ -290,4 +402,12 @@ class FakeBedrock(ScriptedServer):
         )
 
 
-__all__ = ["Behaviour", "FakeBedrock", "event", "event_message", "exception"]
+__all__ = [
+    "Behaviour",
+    "FakeBedrock",
+    "event",
+    "event_message",
+    "exception",
+    "fake_vector",
+    "token_count",
+]

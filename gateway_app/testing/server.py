@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import zlib
 from collections import deque
 from typing import Any
 
@@ -102,3 +103,14 @@ class ScriptedServer:
 def last_text(texts: list[str]) -> str:
     """The echo reply the fakes send by default."""
     return "echo: " + (texts[-1] if texts else "")
+
+
+def fake_vector(text: str, size: int) -> list[float]:
+    """The fakes' deterministic embedding of ``text``: its length, then a checksum spread."""
+    seed = zlib.crc32(text.encode())
+    return [float(len(text))] + [((seed >> (i % 24)) % 97) / 97 for i in range(size - 1)]
+
+
+def token_count(text: str) -> int:
+    """The fakes' token count of ``text`` (its words)."""
+    return len(text.split())

@@ -7,6 +7,8 @@ of ``static_tokens``. ``ok(finish_reason="SAFETY")`` sends a Gemini finish reaso
 ``error(200, error_type="prompt_blocked")`` a blocked prompt (no candidates,
 ``promptFeedback.blockReason``); ``error(status)`` Google's error shape.
 Streams are SSE (``alt=sse``) of whole ``GenerateContentResponse`` objects.
+``:predict`` serves the text-embedding models (``instances`` of ``content``, up
+to 250, ``parameters.outputDimensionality``), rejecting what Vertex AI rejects.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from gateway_app.testing.fakes import Behaviour
-from gateway_app.testing.server import ScriptedServer, last_text
+from gateway_app.testing.server import ScriptedServer, fake_vector, last_text, token_count
 
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
@@ -29,6 +31,36 @@ STATUS_NAMES = {
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
+
+
+INSTANCE_FIELDS = {"content", "task_type", "title"}
+PARAMETER_FIELDS = {"outputDimensionality", "autoTruncate"}
+MAX_INSTANCES = 250
+
+
+def predict_problem(body: Any) -> str | None:
+    """Why Vertex AI would reject an embeddings ``:predict`` body (None: it is valid)."""
+    if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
+        return "Invalid JSON payload: `instances` is required and must be a list."
+    instances = body["instances"]
+    if not instances:
+        return "The instances field is empty."
+    if len(instances) > MAX_INSTANCES:
+        return f"Number of instances ({len(instances)}) exceeds the limit of {MAX_INSTANCES}."
+    for index, instance in enumerate(instances):
+        if not isinstance(instance, dict) or not isinstance(instance.get("content"), str):
+            return f"instances[{index}].content is required and must be a string."
+        extra = sorted(set(instance) - INSTANCE_FIELDS)
+        if extra:
+            return f"instances[{index}]: unknown field {extra[0]!r}."
+    parameters = body.get("parameters") or {}
+    extra = sorted(set(parameters) - PARAMETER_FIELDS)
+    if extra:
+        return f"parameters: unknown field {extra[0]!r}."
+    size = parameters.get("outputDimensionality")
+    if size is not None and (not isinstance(size, int) or not 1 <= size <= 768):
+        return f"outputDimensionality must be between 1 and 768, got {size}."
+    return None
 
 
 class FakeVertex(ScriptedServer):
@@ -158,6 +190,8 @@ class FakeVertex(ScriptedServer):
             if behaviour.retry_after is not None:
                 headers["retry-after"] = behaviour.retry_after
             return self._error(behaviour.status, behaviour.message or "fake error", headers)
+        if method == "predict":
+            return self._predict(model, body)
         prompt, completion = behaviour.usage
         usage = {
             "promptTokenCount": prompt,
@@ -228,6 +262,29 @@ class FakeVertex(ScriptedServer):
             chunk["modelVersion"] = model
             chunk["responseId"] = "fake-response-id"
         return await self._send(request, method, chunks, behaviour.drop_after_events)
+
+    def _predict(self, model: str, body: Any) -> web.Response:
+        """``:predict`` of a text-embedding model, validated as Vertex AI does."""
+        problem = predict_problem(body)
+        if problem:
+            return self._error(400, problem)
+        size = (body.get("parameters") or {}).get("outputDimensionality") or 768
+        predictions = [
+            {
+                "embeddings": {
+                    "values": fake_vector(instance["content"], size),
+                    "statistics": {
+                        "token_count": token_count(instance["content"]),
+                        "truncated": False,
+                    },
+                }
+            }
+            for instance in body["instances"]
+        ]
+        characters = sum(len(i["content"]) for i in body["instances"])
+        return web.json_response(
+            {"predictions": predictions, "metadata": {"billableCharacterCount": characters}}
+        )
 
     @staticmethod
     async def _send(
