@@ -44,8 +44,11 @@ def region_of(deployment: DeploymentConfig, provider: ProviderConfig) -> str:
 
 
 class BedrockAdapter:
-    """Bedrock Runtime's Converse and ConverseStream (``POST /model/{id}/converse[-stream]``),
-    and ``InvokeModel`` (``POST /model/{id}/invoke``) for Titan and Cohere embeddings."""
+    """Bedrock Runtime: Converse, ConverseStream and InvokeModel (embeddings).
+
+    Chat is ``POST /model/{id}/converse[-stream]``; Titan and Cohere embeddings
+    are ``POST /model/{id}/invoke``.
+    """
 
     name = "bedrock"
     default_base_url = "https://bedrock-runtime.{region}.amazonaws.com"

@@ -62,8 +62,7 @@ def model_url(
 
 
 class VertexAdapter:
-    """Vertex AI's Gemini ``generateContent`` / ``streamGenerateContent``, and ``predict``
-    for Google's text-embedding models."""
+    """Vertex AI: Gemini ``generateContent`` / ``streamGenerateContent``, embeddings ``predict``."""
 
     name = "vertex"
     default_base_url = "https://aiplatform.googleapis.com"
