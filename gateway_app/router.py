@@ -619,21 +619,12 @@ class Router:
     async def _post(
         self, deployment: Deployment, request: UpstreamRequest, timeout: float
     ) -> bytes:
-        try:
-            status, headers, raw = await self.client.post(
-                request.url, request.headers, request.body, timeout=timeout
-            )
-        except TimeoutError:
-            raise UpstreamFailure.timeout(deployment, timeout) from None
-        except UpstreamConnectionError as exc:
-            raise UpstreamFailure.connection(deployment, exc) from None
-        if status >= 300:
-            raise UpstreamFailure.from_status(deployment, status, raw, headers)
-        return raw
+        return (await self._post_with_headers(deployment, request, timeout))[0]
 
     async def _post_with_headers(
         self, deployment: Deployment, request: UpstreamRequest, timeout: float
     ) -> tuple[bytes, Any]:
+        """POST; the body and headers of a 2xx answer, else an UpstreamFailure."""
         try:
             status, headers, raw = await self.client.post(
                 request.url, request.headers, request.body, timeout=timeout
