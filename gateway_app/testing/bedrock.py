@@ -198,15 +198,20 @@ class FakeBedrock(ScriptedServer):
 
     # ------------------------------------------------------------ Converse
 
-    async def _converse(self, request: web.Request) -> web.StreamResponse:
+    async def _admit(self, request: web.Request) -> tuple[Any, Any, web.Response | None]:
+        """Record the request, check its signature and play the scripted behaviour.
+
+        (parsed JSON body or None, the behaviour, the error response to send if any)
+        """
         raw = await request.read()
-        body = orjson.loads(raw)
-        model = request.match_info["model"]
-        stream = request.path.endswith("/converse-stream")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
         self.requests.append(
             {
                 "path": request.raw_path,
-                "model": model,
+                "model": request.match_info["model"],
                 "headers": dict(request.headers),
                 "json": body,
             }
@@ -214,15 +219,26 @@ class FakeBedrock(ScriptedServer):
         problem = self.verify(request, raw)
         if problem:
             self.rejected.append(problem)
-            return self._error(403, problem, "The request signature we calculated does not match")
+            error = self._error(403, problem, "The request signature we calculated does not match")
+            return body, None, error
         behaviour = self.next_behaviour()
         if behaviour.status >= 300:
             name = behaviour.error_type or EXCEPTIONS_BY_STATUS.get(
                 behaviour.status, "InternalServerException"
             )
-            return self._error(
+            error = self._error(
                 behaviour.status, name, behaviour.message or f"fake {name}", behaviour.headers
             )
+            return body, behaviour, error
+        return body, behaviour, None
+
+    async def _converse(self, request: web.Request) -> web.StreamResponse:
+        body, behaviour, error = await self._admit(request)
+        if error is not None:
+            return error
+        if not isinstance(body, dict):
+            return self._error(400, "ValidationException", "Malformed input request")
+        stream = request.path.endswith("/converse-stream")
         texts = [
             block["text"]
             for message in body.get("messages", [])
@@ -323,32 +339,10 @@ class FakeBedrock(ScriptedServer):
 
     async def _invoke(self, request: web.Request) -> web.Response:
         """InvokeModel for Titan Text Embeddings and Cohere Embed, validated like Bedrock."""
-        raw = await request.read()
+        body, _, error = await self._admit(request)
+        if error is not None:
+            return error
         model = request.match_info["model"]
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
-        self.requests.append(
-            {
-                "path": request.raw_path,
-                "model": model,
-                "headers": dict(request.headers),
-                "json": body,
-            }
-        )
-        problem = self.verify(request, raw)
-        if problem:
-            self.rejected.append(problem)
-            return self._error(403, problem, "The request signature we calculated does not match")
-        behaviour = self.next_behaviour()
-        if behaviour.status >= 300:
-            name = behaviour.error_type or EXCEPTIONS_BY_STATUS.get(
-                behaviour.status, "InternalServerException"
-            )
-            return self._error(
-                behaviour.status, name, behaviour.message or f"fake {name}", behaviour.headers
-            )
         if not isinstance(body, dict):
             return self._error(400, "ValidationException", "Malformed input request")
         if "cohere.embed" in model:

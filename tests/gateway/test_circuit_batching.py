@@ -6,30 +6,16 @@ import asyncio
 import time
 from typing import Any
 
-import hiredis
-
 from gateway_app.state.circuit import CircuitState
 from gateway_app.state.circuit_redis import RedisCircuitBreakerStore
-from gateway_app.state.resp import RespClient, _Protocol
 from tests.gateway.conftest import run_async
+from tests.gateway.resp_traffic import counting_client
 from tests.gateway.test_circuit_contract import CONFIG, redis_url  # noqa: F401 (fixture)
 
 WRITES: list[tuple[str, ...]] = []
 
 
-class CountingProtocol(_Protocol):
-    def send(self, data: bytes, futures: Any) -> None:
-        reader = hiredis.Reader()
-        reader.feed(data)
-        names = []
-        while (command := reader.gets()) is not False:
-            names.append(command[0].decode().upper())
-        WRITES.append(tuple(names))
-        super().send(data, futures)
-
-
-class CountingClient(RespClient):
-    protocol = CountingProtocol
+CountingClient = counting_client(WRITES)
 
 
 def store(url: str, prefix: str, now: list[float], **kwargs: Any) -> RedisCircuitBreakerStore:

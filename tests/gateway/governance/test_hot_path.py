@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import hiredis
 import openai
 
 from gateway_app.config import parse
@@ -17,27 +16,13 @@ from gateway_app.governance.service import Governance
 from gateway_app.governance.storage import Database
 from gateway_app.hooks import RequestContext
 from gateway_app.state.governance_redis import RedisGovernanceState, redis_client
-from gateway_app.state.resp import RespClient, _Protocol
 from tests.gateway.conftest import STANDARD_MODELS, providers, serve
+from tests.gateway.resp_traffic import counting_client
 
 TRAFFIC: list[Any] = []
 
 
-class CountingProtocol(_Protocol):
-    """Records every write to the socket (one per round trip) with its command names."""
-
-    def send(self, data: bytes, futures: Any) -> None:
-        reader = hiredis.Reader()
-        reader.feed(data)
-        names = []
-        while (command := reader.gets()) is not False:
-            names.append(command[0].decode().upper())
-        TRAFFIC.append(tuple(names))
-        super().send(data, futures)
-
-
-class CountingClient(RespClient):
-    protocol = CountingProtocol
+CountingClient = counting_client(TRAFFIC)
 
 
 class Marker:
