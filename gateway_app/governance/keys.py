@@ -25,6 +25,7 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,12 +224,19 @@ class Registry:
     """All keys and limits in memory; kept fresh by announcements and periodic reloads."""
 
     def __init__(
-        self, store: KeyStore, secret: bytes, *, refresh_s: float = 10.0, redis: Any = None
+        self,
+        store: KeyStore,
+        secret: bytes,
+        *,
+        refresh_s: float = 10.0,
+        redis: Any = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.secret = secret
         self.refresh_s = refresh_s
         self.redis = redis
+        self.clock = clock  # monotonic seconds: negative-cache expiry and the lookup cap
         self.by_hash: dict[str, KeyRecord] = {}
         self.by_id: dict[str, KeyRecord] = {}
         self.limits: dict[tuple[str, str], Limit] = {}
@@ -247,7 +255,7 @@ class Registry:
         record = self.by_hash.get(key_hash)
         if record is not None or not key.startswith(KEY_PREFIX):
             return record
-        now = time.monotonic()
+        now = self.clock()
         if self._unknown.get(key_hash, 0.0) > now:
             return None
         key_id = key[len(KEY_PREFIX) :].rsplit("-", 1)[0]
