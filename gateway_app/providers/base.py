@@ -195,6 +195,30 @@ def sse_frame(payload: bytes) -> bytes:
 DONE_FRAME = b"data: [DONE]\n\n"
 
 
+def chunk_frame(
+    chunk_id: str,
+    created: int,
+    model: str,
+    delta: dict[str, Any],
+    finish: str | None = None,
+    index: int = 0,
+) -> bytes:
+    """One OpenAI ``chat.completion.chunk`` event for choice ``index``."""
+    return sse_frame(
+        orjson.dumps(
+            {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+            }
+        )
+    )
+
+
 def closing_frames(
     chunk_id: str, created: int, model: str, usage: Any, include_usage: bool
 ) -> list[bytes]:
@@ -210,6 +234,29 @@ def closing_frames(
         "usage": usage,
     }
     return [sse_frame(orjson.dumps(chunk)), DONE_FRAME]
+
+
+def openai_usage(prompt: int, completion: int, cached: int, reasoning: int = 0) -> dict[str, Any]:
+    """OpenAI's ``usage`` object (``cached`` of the prompt, ``reasoning`` of the completion)."""
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+    }
+
+
+def append_turn(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
+    """Append ``blocks`` as a ``role`` turn, merged into the last turn if it has that role.
+
+    Anthropic Messages and Bedrock Converse require alternating roles: consecutive
+    same-role messages (several tool results, a tool result then a user note) merge.
+    """
+    if messages and messages[-1]["role"] == role:
+        messages[-1]["content"].extend(blocks)
+    else:
+        messages.append({"role": role, "content": list(blocks)})
 
 
 class SSEDecoder:

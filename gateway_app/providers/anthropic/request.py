@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway_app.errors import invalid
+from gateway_app.providers.base import append_turn
 
 if TYPE_CHECKING:
     from gateway_app.config import DeploymentConfig
@@ -29,9 +30,9 @@ def translate_request(
         if role in ("system", "developer"):
             system.extend(_text_blocks(message.get("content"), f"messages[{index}].content"))
         elif role == "user":
-            _append(messages, "user", _user_blocks(message.get("content"), index))
+            append_turn(messages, "user", _user_blocks(message.get("content"), index))
         elif role == "assistant":
-            _append(messages, "assistant", _assistant_blocks(message, index))
+            append_turn(messages, "assistant", _assistant_blocks(message, index))
         elif role in ("tool", "function"):
             content = message.get("content")
             block: dict[str, Any] = {
@@ -41,7 +42,7 @@ def translate_request(
                 if isinstance(content, str)
                 else _text_blocks(content, f"messages[{index}].content"),
             }
-            _append(messages, "user", [block])
+            append_turn(messages, "user", [block])
     if body.get("n") not in (None, 1):
         raise invalid("n", "this model's provider (Anthropic) supports only n=1")
 
@@ -91,15 +92,6 @@ def translate_request(
         out["stream"] = True
     out.update(deployment.params.get("extra_body", {}))
     return out
-
-
-def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
-    # Anthropic wants alternating turns; consecutive same-role messages (several tool
-    # results, a tool result followed by a user note) merge into one turn.
-    if messages and messages[-1]["role"] == role:
-        messages[-1]["content"].extend(blocks)
-    else:
-        messages.append({"role": role, "content": list(blocks)})
 
 
 def _text_blocks(content: Any, where: str) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from gateway_app.providers.anthropic.request import JSON_TOOL
+from gateway_app.providers.base import openai_usage
 
 STOP_REASONS = {
     "end_turn": "stop",
@@ -35,14 +36,7 @@ def usage(anthropic_usage: dict[str, Any] | None) -> dict[str, Any]:
     cache_read = u.get("cache_read_input_tokens") or 0
     cache_write = u.get("cache_creation_input_tokens") or 0
     prompt = (u.get("input_tokens") or 0) + cache_read + cache_write
-    completion = u.get("output_tokens") or 0
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cache_read},
-        "completion_tokens_details": {"reasoning_tokens": 0},
-    }
+    return openai_usage(prompt, u.get("output_tokens") or 0, cache_read)
 
 
 def translate_response(data: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from gateway_app.errors import GatewayError
 from gateway_app.providers.anthropic.errors import STATUS_BY_TYPE
 from gateway_app.providers.anthropic.request import JSON_TOOL
 from gateway_app.providers.anthropic.response import finish_reason, usage
-from gateway_app.providers.base import StreamState, closing_frames, sse_frame
+from gateway_app.providers.base import StreamState, chunk_frame, closing_frames
 
 
 class AnthropicStream:
@@ -38,19 +38,7 @@ class AnthropicStream:
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         self.state.chunks += 1
-        return sse_frame(
-            orjson.dumps(
-                {
-                    "id": self._id,
-                    "object": "chat.completion.chunk",
-                    "created": self._created,
-                    "model": self._model,
-                    "choices": [
-                        {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-                    ],
-                }
-            )
-        )
+        return chunk_frame(self._id, self._created, self._model, delta, finish)
 
     def feed(self, event: bytes | None, data: bytes) -> list[bytes]:
         payload = orjson.loads(data)

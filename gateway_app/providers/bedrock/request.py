@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway_app.errors import invalid
+from gateway_app.providers.base import append_turn
 
 if TYPE_CHECKING:
     from gateway_app.config import DeploymentConfig
@@ -27,9 +28,9 @@ def translate_request(body: dict[str, Any], deployment: DeploymentConfig) -> dic
         if role in ("system", "developer"):
             system.extend(_text_blocks(message.get("content"), f"messages[{index}].content"))
         elif role == "user":
-            _append(messages, "user", _user_blocks(message.get("content"), index))
+            append_turn(messages, "user", _user_blocks(message.get("content"), index))
         elif role == "assistant":
-            _append(messages, "assistant", _assistant_blocks(message, index))
+            append_turn(messages, "assistant", _assistant_blocks(message, index))
         elif role in ("tool", "function"):
             content = message.get("content")
             result = (
@@ -43,7 +44,7 @@ def translate_request(body: dict[str, Any], deployment: DeploymentConfig) -> dic
                     "content": result or [{"text": ""}],
                 }
             }
-            _append(messages, "user", [block])
+            append_turn(messages, "user", [block])
     if body.get("n") not in (None, 1):
         raise invalid("n", f"{PROVIDER} supports only n=1")
 
@@ -98,14 +99,6 @@ def translate_request(body: dict[str, Any], deployment: DeploymentConfig) -> dic
         out["additionalModelRequestFields"] = extra
     out.update(deployment.params.get("extra_body", {}))
     return out
-
-
-def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
-    # Converse requires alternating roles: consecutive same-role messages merge.
-    if messages and messages[-1]["role"] == role:
-        messages[-1]["content"].extend(blocks)
-    else:
-        messages.append({"role": role, "content": list(blocks)})
 
 
 def _text_blocks(content: Any, where: str) -> list[dict[str, Any]]:

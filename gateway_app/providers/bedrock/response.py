@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from gateway_app.providers.base import openai_usage
 from gateway_app.providers.bedrock.request import JSON_TOOL
 
 STOP_REASONS = {
@@ -36,14 +37,7 @@ def usage(bedrock_usage: dict[str, Any] | None) -> dict[str, Any]:
     cache_read = u.get("cacheReadInputTokens") or 0
     cache_write = u.get("cacheWriteInputTokens") or 0
     prompt = (u.get("inputTokens") or 0) + cache_read + cache_write
-    completion = u.get("outputTokens") or 0
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cache_read},
-        "completion_tokens_details": {"reasoning_tokens": 0},
-    }
+    return openai_usage(prompt, u.get("outputTokens") or 0, cache_read)
 
 
 def completion_id() -> str:

@@ -19,7 +19,7 @@ import orjson
 from botocore.eventstream import EventStreamBuffer, ParserError
 
 from gateway_app.errors import GatewayError
-from gateway_app.providers.base import StreamState, closing_frames, sse_frame
+from gateway_app.providers.base import StreamState, chunk_frame, closing_frames
 from gateway_app.providers.bedrock.errors import stream_exception
 from gateway_app.providers.bedrock.request import JSON_TOOL
 from gateway_app.providers.bedrock.response import completion_id, finish_reason, usage
@@ -78,19 +78,7 @@ class BedrockStream:
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         self.state.chunks += 1
-        return sse_frame(
-            orjson.dumps(
-                {
-                    "id": self._id,
-                    "object": "chat.completion.chunk",
-                    "created": self._created,
-                    "model": self._model,
-                    "choices": [
-                        {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-                    ],
-                }
-            )
-        )
+        return chunk_frame(self._id, self._created, self._model, delta, finish)
 
     def feed(self, event: bytes | None, data: bytes) -> list[bytes]:
         if event and event.startswith(EXCEPTION_PREFIX):

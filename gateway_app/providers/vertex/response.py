@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from gateway_app.providers.base import openai_usage
+
 FINISH_REASONS = {
     "STOP": "stop",
     "MAX_TOKENS": "length",
@@ -36,13 +38,7 @@ def usage(metadata: dict[str, Any] | None) -> dict[str, Any]:
     prompt = (u.get("promptTokenCount") or 0) + (u.get("toolUsePromptTokenCount") or 0)
     thoughts = u.get("thoughtsTokenCount") or 0
     completion = (u.get("candidatesTokenCount") or 0) + thoughts
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": u.get("cachedContentTokenCount") or 0},
-        "completion_tokens_details": {"reasoning_tokens": thoughts},
-    }
+    return openai_usage(prompt, completion, u.get("cachedContentTokenCount") or 0, thoughts)
 
 
 def call_id() -> str:

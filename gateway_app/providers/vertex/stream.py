@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from gateway_app.errors import GatewayError
-from gateway_app.providers.base import StreamState, closing_frames, sse_frame
+from gateway_app.providers.base import StreamState, chunk_frame, closing_frames
 from gateway_app.providers.vertex.errors import from_body
 from gateway_app.providers.vertex.response import finish_reason, split_parts, usage
 
@@ -40,19 +40,7 @@ class VertexStream:
 
     def _chunk(self, index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
         self.state.chunks += 1
-        return sse_frame(
-            orjson.dumps(
-                {
-                    "id": self._id,
-                    "object": "chat.completion.chunk",
-                    "created": self._created,
-                    "model": self._model,
-                    "choices": [
-                        {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
-                    ],
-                }
-            )
-        )
+        return chunk_frame(self._id, self._created, self._model, delta, finish, index)
 
     def feed(self, event: bytes | None, data: bytes) -> list[bytes]:
         payload = orjson.loads(data)
