@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -69,6 +70,12 @@ def test_spans_for_request_cache_limits_and_each_attempt(
         temperature=0.2,
         extra_headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
     )
+    # Spans are written by the after hooks, which run once the response is sent:
+    # the client can have its answer a moment before the request's span exists.
+    deadline = time.monotonic() + 5
+    while not any(s.kind == SpanKind.SERVER for s in exporter.get_finished_spans()):
+        assert time.monotonic() < deadline, "no request span after 5 s"
+        time.sleep(0.01)
     spans = {(s.name, s.kind): s for s in exporter.get_finished_spans()}
     root = spans[("chat gpt-4o-mini", SpanKind.SERVER)]
     assert root.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C  # traceparent honoured
