@@ -11,8 +11,19 @@ export UV_NATIVE_TLS="${UV_NATIVE_TLS:-1}"
 ensure_uv() {
   if command -v uv >/dev/null 2>&1; then UV="$(command -v uv)"; return; fi
   if [ -x "$TOOLS/bin/uv" ]; then UV="$TOOLS/bin/uv"; return; fi
-  local python
-  python="$(command -v python3.13 || command -v python3.12 || command -v python3.11 || command -v python3)"
+  local python="" candidate
+  # The first interpreter that actually runs: a version manager's shim (pyenv)
+  # can be on PATH for a version that is not selected, and then fails at run time.
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
+      python="$(command -v "$candidate")"
+      break
+    fi
+  done
+  if [ -z "$python" ]; then
+    echo "error: no Python 3.11+ found on PATH; install python3 (3.11 or newer)" >&2
+    exit 1
+  fi
   if ! "$python" -m venv "$TOOLS" >/dev/null 2>&1; then
     # Debian ships venv/ensurepip separately.
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
