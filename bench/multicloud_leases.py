@@ -261,7 +261,8 @@ async def run_strategy(
     partitioned = "partitioned" in name
     overdraft = "overdraft" in name
     limit = args.budget * R
-    ledger = Ledger(limit, lease_min=R, lease_max=max(R, int(fraction * limit)), cover_s=2.0)
+    lease_max = max(R, int(fraction * limit))
+    ledger = Ledger(limit, lease_min=max(R, lease_max // 4), lease_max=lease_max, cover_s=2.0)
 
     async def renew(request: web.Request) -> web.Response:
         body = await request.json()
