@@ -38,6 +38,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -58,6 +59,21 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS cursor (id INT PRIMARY KEY, seq BIGINT NOT NULL)",
     "INSERT INTO cursor VALUES (1, 0) ON CONFLICT DO NOTHING",
 )
+
+
+async def keep_trying(stop: asyncio.Event, attempt: Callable[[], Awaitable[None]]) -> None:
+    """Run ``attempt`` until ``stop``; after a failure wait 50 ms x 2^n, at most 1 s
+    (so a follower cut off from the home tries again every second)."""
+    backoff = 0.05
+    while not stop.is_set():
+        try:
+            await attempt()
+            backoff = 0.05
+        except Exception:
+            if stop.is_set():
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
 
 
 async def connect(url: str) -> psycopg.AsyncConnection[Any]:
@@ -195,37 +211,28 @@ class Follower:
             self.caught_up.set()
 
     async def pull(self, link: Link, stop: asyncio.Event) -> None:
-        backoff = 0.05
+        """Long-poll the feed: one request per batch."""
         async with ClientSession(timeout=ClientTimeout(total=25)) as http:
-            while not stop.is_set():
-                try:
-                    url = f"{link.url}/feed?after={self.applied_seq}&wait=20"
-                    async with http.get(url) as response:
-                        body = await response.json()
-                    await self.apply(body["changes"])
-                    backoff = 0.05
-                except (OSError, TimeoutError, Exception):
-                    if stop.is_set():
-                        return
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 1.0)  # a partitioned follower retries every second
+
+            async def attempt() -> None:
+                url = f"{link.url}/feed?after={self.applied_seq}&wait=20"
+                async with http.get(url) as response:
+                    body = await response.json()
+                await self.apply(body["changes"])
+
+            await keep_trying(stop, attempt)
 
     async def follow_stream(self, link: Link, stop: asyncio.Event) -> None:
         """Read the streamed feed; a line without news for 15 s means the link is dead."""
-        backoff = 0.05
         async with ClientSession(timeout=ClientTimeout(total=None, sock_read=15)) as http:
-            while not stop.is_set():
-                try:
-                    url = f"{link.url}/stream?after={self.applied_seq}&wait=60"
-                    async with http.get(url) as response:
-                        async for line in response.content:
-                            await self.apply(json.loads(line)["changes"])
-                            backoff = 0.05
-                except (OSError, TimeoutError, Exception):
-                    if stop.is_set():
-                        return
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 1.0)
+
+            async def attempt() -> None:
+                url = f"{link.url}/stream?after={self.applied_seq}&wait=60"
+                async with http.get(url) as response:
+                    async for line in response.content:
+                        await self.apply(json.loads(line)["changes"])
+
+            await keep_trying(stop, attempt)
 
     async def serve_apply(self, request: web.Request) -> web.Response:
         await self.apply((await request.json())["changes"])
@@ -241,28 +248,22 @@ class Follower:
 async def push_loop(home: Home, follower_url: str, stop: asyncio.Event) -> None:
     """The home's sender to one follower: its cursor, one batch in flight, retries."""
     cursor = 0
-    backoff = 0.05
     async with ClientSession(timeout=ClientTimeout(total=5)) as http:
-        while not stop.is_set():
+
+        async def attempt() -> None:
+            nonlocal cursor
             rows = await home.since(cursor)
             if not rows:
                 async with home.changed:
                     with contextlib.suppress(TimeoutError):
                         seen = cursor
-                        await asyncio.wait_for(
-                            home.changed.wait_for(lambda seen=seen: home.head > seen), 1.0
-                        )
-                continue
-            try:
-                async with http.post(follower_url + "/apply", json={"changes": rows}) as response:
-                    response.raise_for_status()
-                cursor = rows[-1][0]
-                backoff = 0.05
-            except (OSError, TimeoutError, Exception):
-                if stop.is_set():
-                    return
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
+                        await asyncio.wait_for(home.changed.wait_for(lambda: home.head > seen), 1.0)
+                return
+            async with http.post(follower_url + "/apply", json={"changes": rows}) as response:
+                response.raise_for_status()
+            cursor = rows[-1][0]
+
+        await keep_trying(stop, attempt)
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, int]:

@@ -37,11 +37,27 @@ CLOUDS = ("aws", "azure", "gcp")
 T = TypeVar("T")
 
 
-def _parallel(work: Iterable[Callable[[], T]]) -> list[T]:
-    """Run independent start-up steps at once (PostgreSQL's initdb dominates)."""
+def _parallel(work: Iterable[Callable[[], T]], undo: Callable[[T], None]) -> list[T]:
+    """Run independent start-up steps at once (PostgreSQL's initdb dominates).
+
+    If any step fails, ``undo`` is called on every result that did start (so no
+    server is left running) and the first error is raised.
+    """
     jobs = list(work)
+    done: list[T] = []
+    errors: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=len(jobs) or 1) as pool:
-        return [future.result() for future in [pool.submit(job) for job in jobs]]
+        for future in [pool.submit(job) for job in jobs]:
+            try:
+                done.append(future.result())
+            except BaseException as exc:
+                errors.append(exc)
+    if errors:
+        for result in done:
+            with contextlib.suppress(Exception):
+                undo(result)
+        raise errors[0]
+    return done
 
 
 @dataclass
@@ -92,7 +108,10 @@ class Cloud:
 
 def _services(name: str) -> Cloud:
     """Redis, PostgreSQL (migrated) and a fake OpenAI upstream for cloud ``name``."""
-    redis, postgres = _parallel([RedisServer, PostgresServer])
+    redis, postgres = _parallel(
+        [RedisServer, PostgresServer],
+        lambda server: server.destroy() if isinstance(server, PostgresServer) else server.stop(),
+    )
     cloud = Cloud(name, redis, postgres, FakeUpstream("openai").start())
     try:
         db = cloud.database()
@@ -154,16 +173,7 @@ class Multicloud:
             # Services in parallel (initdb waits on the disk); gateways one after the
             # other: each start is CPU-bound (imports, price data), and three at once
             # on two busy cores took longer than one gateway's 30 s start deadline.
-            with ThreadPoolExecutor(max_workers=3) as pool:
-                futures = [pool.submit(_services, name) for name in names]
-                errors = []
-                for future in futures:  # keep every cloud that started, to stop it on error
-                    try:
-                        started.append(future.result())
-                    except BaseException as exc:
-                        errors.append(exc)
-                if errors:
-                    raise errors[0]
+            started += _parallel([functools.partial(_services, n) for n in names], Cloud.stop)
             for cloud in started:
                 _start_gateway(cloud, governance, env)
         except BaseException:
@@ -207,7 +217,10 @@ class Multicloud:
             with contextlib.suppress(Exception):
                 cloud.stop()
 
-        _parallel(functools.partial(stop, cloud) for cloud in self.clouds.values())
+        # In parallel: each gateway may wait for its graceful shutdown. stop() never raises.
+        _parallel(
+            [functools.partial(stop, cloud) for cloud in self.clouds.values()], lambda _: None
+        )
 
     def __enter__(self) -> Multicloud:
         return self
