@@ -152,9 +152,16 @@ def test_azure_identity_is_federated_to_the_gateway_service_account(plan: Plan) 
     )
     assert assignment.get("principalId") == identity.outputs["principalId"]
     assert assignment.get("principalType") == "ServicePrincipal"
-    group = plan.one("azure-native:resources:ResourceGroup")
-    # No account configured in the stack files: the footprint's resource group, no wider.
-    assert assignment.get("scope") == group.id
+    # The stack files name the Azure OpenAI account their catalogue calls: that account only.
+    account = assignment.get("scope")
+    assert account.startswith("/subscriptions/") and account.endswith(
+        "/providers/Microsoft.CognitiveServices/accounts/" + account.rsplit("/", 1)[-1]
+    )
+    (config_map,) = [
+        r for r in gateway_objects(plan, "azure") if r.type == "kubernetes:core/v1:ConfigMap"
+    ]
+    endpoint = f"https://{account.rsplit('/', 1)[-1]}.openai.azure.com"
+    assert endpoint in config_map.get("data")["config.yaml"]
 
     account = gateway_service_account(plan, "azure")
     assert account.get("metadata.annotations") == {
