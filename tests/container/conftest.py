@@ -2,7 +2,8 @@
 
 The session fixture ``gateway_image`` makes the gateway image buildable here:
 
-1. podman (with runc and debootstrap) is installed from Debian when missing;
+1. podman (with runc, debootstrap and slirp4netns, which gives a pod its own
+   network namespace) is installed from Debian when missing;
    the tests skip, saying why, only where that is impossible.
 2. The three host adjustments go into a private ``containers.conf`` (selected
    with ``CONTAINERS_CONF``, so the host's own configuration is untouched): the
@@ -75,7 +76,8 @@ class Podman:
 
 def _install_podman() -> str | None:
     """Install podman, runc and debootstrap from Debian; the reason when impossible."""
-    missing = [tool for tool in ("podman", "runc", "debootstrap") if shutil.which(tool) is None]
+    tools = ("podman", "runc", "debootstrap", "slirp4netns")
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if not missing:
         return None
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
@@ -83,7 +85,7 @@ def _install_podman() -> str | None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (
         ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "podman", "runc", "debootstrap"],
+        ["apt-get", "install", "-y", "-qq", "podman", "runc", "debootstrap", "slirp4netns"],
     ):
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         if result.returncode != 0:
@@ -176,10 +178,15 @@ def podman() -> Iterator[Podman]:
 
 
 @pytest.fixture(scope="session")
-def gateway_image(podman: Podman) -> str:
-    """The gateway image built from ``gateway_app/Dockerfile`` on the debootstrap base."""
+def gateway_image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The gateway image built from ``gateway_app/Dockerfile`` on the debootstrap base.
+
+    Its image id, not its tag: another checkout on the same machine may build
+    and tag its own image while this session's tests run.
+    """
     if podman.run("image", "exists", BASE_IMAGE, check=False).returncode != 0:
         podman.run("import", str(base_tarball()), BASE_IMAGE, timeout=300)
+    image_id = tmp_path_factory.mktemp("image") / "id"
     build = [
         "build",
         # Build steps use the host's network (the only way out to the package index here).
@@ -190,9 +197,11 @@ def gateway_image(podman: Podman) -> str:
         f"BASE_IMAGE={BASE_IMAGE}",
         "--tag",
         GATEWAY_IMAGE,
+        "--iidfile",
+        str(image_id),
     ]
     bundle = pip_ca_bundle()
     if bundle is not None:
         build += ["--secret", f"id=ca_bundle,src={bundle}"]
     podman.run(*build, str(ROOT), timeout=600)
-    return GATEWAY_IMAGE
+    return image_id.read_text().strip()
