@@ -1268,13 +1268,15 @@ class StackConfig(_Model):
         try:
             return cluster_config_file(catalogue, cloud, self.provider_keys)
         except CatalogueError:
+            if self.gateway.app_config is not None:
+                raise
             types = [p["type"] for p in catalogue["providers"].values()]
             starved = [
                 c.value
                 for c in self.enabled_clouds
                 if not any(reachable(t, False, c) for t in types)
             ]
-            if self.gateway.app_config is not None or not starved:
+            if not starved:
                 raise
             # Only an Azure cluster without an OpenAI account and without keys gets here.
             raise CatalogueError(

@@ -270,6 +270,10 @@ def test_left_out_app_config_is_the_default_catalogue_never_empty() -> None:
     assert gateway_parse(yaml.safe_load(plain.gateway_config_file(Cloud.GCP))).models
 
 
+def test_an_empty_app_config_is_refused_not_deployed() -> None:
+    assert problems({}) == "ai-gateway:gateway.appConfig.models: is required; add it"
+
+
 def test_a_default_catalogue_a_cluster_cannot_serve_says_what_to_set() -> None:
     message = problems(None, azure={"enabled": True})
     assert message == (
