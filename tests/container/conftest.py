@@ -26,8 +26,12 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.container.planned_pod import PodBench
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("AIGW_CACHE_DIR", Path.home() / ".cache" / "aigw"))
@@ -205,3 +209,15 @@ def gateway_image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> s
         build += ["--secret", f"id=ca_bundle,src={bundle}"]
     podman.run(*build, str(ROOT), timeout=600)
     return image_id.read_text().strip()
+
+
+@pytest.fixture(scope="session")
+def bench(podman: Podman, gateway_image: str) -> Iterator[PodBench]:
+    """Local Redis, PostgreSQL and provider fakes for planned pods (:class:`PodBench`)."""
+    from tests.container.planned_pod import PodBench
+
+    bench = PodBench(podman, gateway_image)
+    try:
+        yield bench
+    finally:
+        bench.close()

@@ -11,12 +11,9 @@ track runs the same checks on the k8s fixture's canary Deployment. See
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from infra.offline import Plan
-from tests.container.conftest import Podman
 from tests.container.planned_pod import PodBench
 
 pytestmark = pytest.mark.timeout(900)
@@ -26,15 +23,6 @@ CLOUD_MODELS = {
     "azure": "azure-openai/gpt-4o",
     "gcp": "vertex/gemini-2.5-pro",
 }
-
-
-@pytest.fixture(scope="module")
-def bench(podman: Podman, gateway_image: str) -> Iterator[PodBench]:
-    bench = PodBench(podman, gateway_image)
-    try:
-        yield bench
-    finally:
-        bench.close()
 
 
 @pytest.mark.parametrize("cloud", ["aws", "azure", "gcp"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import re
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ import yaml
 from infra.offline import Plan, record
 from infra.offline.policy_gate import evaluate
 from tests.conftest import ROOT
-from tests.container.conftest import Podman
 from tests.container.planned_pod import PodBench
 
 pytestmark = pytest.mark.timeout(900)
@@ -87,15 +85,6 @@ def merge(into: dict[str, Any], update: dict[str, Any]) -> None:
             merge(into[key], value)
         else:
             into[key] = copy.deepcopy(value)
-
-
-@pytest.fixture(scope="module")
-def bench(podman: Podman, gateway_image: str) -> Iterator[PodBench]:
-    bench = PodBench(podman, gateway_image)
-    try:
-        yield bench
-    finally:
-        bench.close()
 
 
 def test_readme_add_model_steps_give_a_serving_pod(bench: PodBench, tmp_path: Path) -> None:
