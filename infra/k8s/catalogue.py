@@ -112,13 +112,9 @@ def secret_problems(app_config: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _key_reference_problem(provider: str, value: Any) -> str | None:
-    suggested = provider_key_variable(provider) if _NAME.fullmatch(provider) else "NAME_API_KEY"
-    form = gateway_config.KEY_REFERENCE_FORM % suggested
-    command = (
-        f"`pulumi config set --secret --path 'ai-gateway:providerKeys.{provider}' VALUE`"
-        if _NAME.fullmatch(provider)
-        else "`pulumi config set --secret --path 'ai-gateway:providerKeys.<name>' VALUE`"
-    )
+    name, variable = _suggestion(provider)
+    form = gateway_config.KEY_REFERENCE_FORM % variable
+    command = f"`pulumi config set --secret --path 'ai-gateway:providerKeys.{name}' VALUE`"
     if value is None:
         return None
     reference = _ONE_REFERENCE.match(value) if isinstance(value, str) else None
@@ -136,7 +132,13 @@ def _key_reference_problem(provider: str, value: Any) -> str | None:
     return None
 
 
-_NAME = re.compile(r"[a-z][a-z0-9-]*")
+def _suggestion(provider: str) -> tuple[str, str]:
+    """The provider key name and variable to suggest for a provider (its own name if it can)."""
+    name = str(provider).lower().replace("_", "-")
+    try:
+        return name, provider_key_variable(name)
+    except ValueError:
+        return "<name>", "<NAME>_API_KEY"
 
 
 def key_variables(provider_keys: Collection[str]) -> dict[str, str]:

@@ -303,3 +303,28 @@ def test_every_stack_file_carries_a_catalogue_every_cluster_serves(stack_name: s
         native = {"aws": "bedrock", "azure": "azure_openai", "gcp": "vertex"}[cloud.value]
         assert types == {native, "openai", "anthropic"}
         assert set(file_of_cluster["models"]) == {"chat", "chat-fast", "embeddings"}
+
+
+def test_the_pulumi_program_reaches_the_contract_without_the_gateway_runtime() -> None:
+    """infra imports the gateway's config model, never its server, adapters or their libraries."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, infra.config, infra.k8s.catalogue, infra.k8s.gateway;"
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    modules = set(result.stdout.split())
+    gateway = sorted(m for m in modules if m.startswith("gateway_app"))
+    assert gateway == [
+        "gateway_app",
+        "gateway_app.config",
+        "gateway_app.governance",
+        "gateway_app.governance.settings",
+    ]
+    runtime = {"aiohttp", "orjson", "uvloop", "httptools", "redis", "psycopg", "prometheus_client"}
+    assert not {m.split(".")[0] for m in modules} & runtime
