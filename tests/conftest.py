@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,16 @@ DEPLOYER_SECRETS = {
     "ai-gateway:providerKeys": {"openai": "sk-test-openai", "anthropic": "sk-ant-test-anthropic"}
 }
 """What a deployer sets with `pulumi config set --secret` besides the stack file (the README)."""
+
+
+def imported_modules(code: str) -> set[str]:
+    """Every module a fresh interpreter has imported after running ``code`` (import closures)."""
+    script = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ import yaml
 from gateway_app.cli import main
 from gateway_app.config import EXAMPLE_CONFIG, ConfigError, load, parse
 from gateway_app.testing import FakeUpstream, slow
+from tests.conftest import imported_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,23 +114,17 @@ def test_provider_types_are_the_adapter_folders() -> None:
 
 def test_config_module_imports_only_pydantic_yaml_and_the_standard_library() -> None:
     """infra validates stacks with this module: it must not pull in the gateway's runtime."""
-    code = (
-        "import sys; import gateway_app.config as c; c.parse("
-        "{'providers': {'p': {'type': 'openai'}}, 'models': {'m': {'deployments': "
-        "[{'provider': 'p', 'model': 'x'}]}}});"
-        "print('\\n'.join(sorted(sys.modules)))"
+    modules = imported_modules(
+        "import gateway_app.config as c; c.parse({'providers': {'p': {'type': 'openai'}}, "
+        "'models': {'m': {'deployments': [{'provider': 'p', 'model': 'x'}]}}})"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
     allowed_roots = {"pydantic", "pydantic_core", "typing_extensions", "annotated_types"}
     allowed_roots |= {"typing_inspection", "yaml", "_yaml", "cython_runtime"}
     ours = {"gateway_app", "gateway_app.config", "gateway_app.governance"}
     ours.add("gateway_app.governance.settings")
     foreign = [
         name
-        for name in result.stdout.split()
+        for name in modules
         if name.split(".")[0] not in sys.stdlib_module_names | allowed_roots
         and name not in ours
         and not name.startswith("_")

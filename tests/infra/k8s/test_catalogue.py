@@ -18,6 +18,7 @@ from infra.k8s.catalogue import (
     default_catalogue,
     secret_problems,
 )
+from tests.conftest import imported_modules
 from tests.infra.conftest import ROOT
 
 BASE: dict[str, Any] = {
@@ -307,18 +308,7 @@ def test_every_stack_file_carries_a_catalogue_every_cluster_serves(stack_name: s
 
 def test_the_pulumi_program_reaches_the_contract_without_the_gateway_runtime() -> None:
     """infra imports the gateway's config model, never its server, adapters or their libraries."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, infra.config, infra.k8s.catalogue, infra.k8s.gateway;"
-        "print('\\n'.join(sorted(sys.modules)))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    modules = set(result.stdout.split())
+    modules = imported_modules("import infra.config, infra.k8s.catalogue, infra.k8s.gateway")
     gateway = sorted(m for m in modules if m.startswith("gateway_app"))
     assert gateway == [
         "gateway_app",
