@@ -24,7 +24,9 @@ from infra.outputs import export_stack_outputs
 
 stack_config = config.load()
 tags.register(stack_config)
-secrets = config.secret_settings()
+for warning in stack_config.gateway_warnings():
+    pulumi.log.warn(warning)
+secrets = config.secret_settings(stack_config)
 shared_secrets = GatewaySecrets(f"{stack_config.name_prefix}-gateway-secrets", secrets)
 zone = global_lb.build_global_zone(stack_config.dns, stack_config.name_prefix)
 

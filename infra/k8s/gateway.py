@@ -25,14 +25,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from infra.config import PROVIDER_API_KEYS, Cloud, Environment, StackConfig
-from infra.k8s import decisions
+from infra.config import PROVIDER_KEYS, Cloud, Environment, StackConfig, provider_key_variable
+from infra.k8s import catalogue, decisions
 from infra.k8s.decisions import CANARY_HEADER, CanaryPlan, Resources, Scaling
 from infra.k8s.ingress import (
     INGRESS_CLASS,
@@ -124,7 +123,8 @@ class GatewayDeploymentArgs:
     values of ``provider_api_keys``) go only into the Kubernetes Secret.
     ``config_file`` is a plain ``str`` on purpose: an Output (possibly secret)
     cannot reach the ConfigMap. Build it with :meth:`from_config` to take every
-    workload setting from the stack config.
+    workload setting from the stack config (the config file is then the
+    cluster's catalogue, checked by :mod:`infra.k8s.catalogue`).
     """
 
     environment: Environment
@@ -145,7 +145,7 @@ class GatewayDeploymentArgs:
     scaling: Scaling
     resources: Resources
     provider_api_keys: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    """Environment variable name (``OPENAI_API_KEY`` ...) -> secret value."""
+    """Environment variable name (``GROQ_API_KEY`` ...) -> secret value."""
     redis_ca_cert: pulumi.Input[str] | None = None
     """PEM of the CA that signed Redis's certificate (Memorystore); mounted as a file."""
     postgres_port: int = 5432
@@ -180,9 +180,9 @@ class GatewayDeploymentArgs:
     ) -> GatewayDeploymentArgs:
         """Args for ``cloud`` from the stack config plus what the cloud's footprint hands over.
 
-        ``secrets`` is :func:`infra.config.secret_settings` (config key ->
-        secret Output); ``image`` overrides ``gateway.image`` (a freshly built
-        and pushed image reference).
+        ``secrets`` is :func:`infra.config.secret_settings` (secret Outputs);
+        ``image`` overrides ``gateway.image`` (a freshly built and pushed image
+        reference).
         """
         gateway = config.gateway
         global_name, cloud_name = decisions.gateway_hostnames(
@@ -191,7 +191,7 @@ class GatewayDeploymentArgs:
         return cls(
             environment=config.environment,
             image=image if image is not None else gateway.image,
-            config_file=decisions.render_config_file(gateway.app_config),
+            config_file=config.gateway_config_file(cloud),
             redis_url=redis_url,
             postgres_dsn=postgres_dsn,
             admin_key=admin_key,
@@ -206,7 +206,8 @@ class GatewayDeploymentArgs:
             scaling=decisions.scaling(config.environment, gateway.replicas, gateway.max_replicas),
             resources=gateway.resources,
             provider_api_keys={
-                env: secrets[key] for key, env in PROVIDER_API_KEYS.items() if key in secrets
+                provider_key_variable(name): value
+                for name, value in secrets.get(PROVIDER_KEYS, {}).items()
             },
             redis_ca_cert=redis_ca_cert,
             canary_image=gateway.canary_image,
@@ -446,7 +447,7 @@ class GatewayDeployment(pulumi.ComponentResource):
         self._args = args
         app = decisions.dns_label(args.app_name)
         canary = decisions.canary_plan(args.canary_image, args.canary_weight, args.scaling)
-        config_file = decisions.render_config_file(_parse_yaml(args.config_file))
+        config_file = catalogue.check_config_file(args.config_file)
         secret_keys = {secret_key_for(env): env for env in sorted(args.provider_api_keys)}
         child = pulumi.ResourceOptions(parent=self)
 
@@ -974,17 +975,3 @@ def _requirements(resources: Resources) -> k8s.core.v1.ResourceRequirementsArgs:
     return k8s.core.v1.ResourceRequirementsArgs(
         requests=resources.requests, limits=resources.limits
     )
-
-
-def _parse_yaml(text: str) -> Mapping[str, Any]:
-    import yaml
-
-    if not isinstance(text, str):
-        raise TypeError(
-            "config_file must be a plain str (an Output could carry a secret into the "
-            "ConfigMap); render it with infra.k8s.decisions.render_config_file"
-        )
-    loaded = yaml.safe_load(text) if text.strip() else {}
-    if not isinstance(loaded, Mapping):
-        raise ValueError("config_file is not a YAML mapping; render it with render_config_file")
-    return loaded

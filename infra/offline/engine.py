@@ -374,13 +374,16 @@ def record(
     stack_file: Path | None = None,
     program: Path | None = None,
     config: Mapping[str, Any] | None = None,
+    secret_config: Mapping[str, Any] | None = None,
 ) -> Plan:
     """Run the program for one stack under mocks and return every registered resource.
 
     ``stack`` names ``Pulumi.<stack>.yaml`` in the project directory (found from
     the working directory when not given). ``stack_file`` reads another file
     instead; ``program`` runs another program (the tests' fixture programs);
-    ``config`` overrides or adds config keys (``"ai-gateway:aws"`` -> value).
+    ``config`` overrides or adds config keys (``"ai-gateway:aws"`` -> value);
+    ``secret_config`` adds keys marked secret, as ``pulumi config set --secret``
+    (``"ai-gateway:providerKeys"`` -> ``{"openai": "sk-..."}``).
 
     Raises :class:`ProgramError` with the program's message when it fails, for
     example on a bad config value.
@@ -389,9 +392,13 @@ def record(
     project = read_project(root)
     file = read_stack_file(stack_file or root / f"Pulumi.{stack}.yaml", stack)
     values = dict(file.values)
+    secret_keys = list(file.secret_keys)
     for key, value in (config or {}).items():
         values[key] = value if isinstance(value, str) else _json(value)
-    file = StackConfigFile(file.stack, file.path, values, file.secret_keys)
+    for key, value in (secret_config or {}).items():
+        values[key] = value if isinstance(value, str) else _json(value)
+        secret_keys = [*(k for k in secret_keys if k != key), key]
+    file = StackConfigFile(file.stack, file.path, values, secret_keys)
     main = (program or project.main).resolve()
 
     fakes.load_all()

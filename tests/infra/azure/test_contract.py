@@ -58,7 +58,14 @@ def _config(env: str, **azure: object):
             "environment": env,
             "tags": {"owner": "platform", "costCenter": "cc-1"},
             "dns": {"domain": "ai.example.com"},
-            "azure": {"enabled": True, "deployerCidrs": ["203.0.113.0/24"], **azure},
+            # An Azure-only stack's gateway serves Azure OpenAI (the default catalogue).
+            "azure": {
+                "enabled": True,
+                "deployerCidrs": ["203.0.113.0/24"],
+                "openaiAccountId": "/subscriptions/00000000-0000-4000-8000-000000000001/"
+                "resourceGroups/ai/providers/Microsoft.CognitiveServices/accounts/acme-openai",
+                **azure,
+            },
         }
     )
 

@@ -152,9 +152,16 @@ def test_azure_identity_is_federated_to_the_gateway_service_account(plan: Plan) 
     )
     assert assignment.get("principalId") == identity.outputs["principalId"]
     assert assignment.get("principalType") == "ServicePrincipal"
-    group = plan.one("azure-native:resources:ResourceGroup")
-    # No account configured in the stack files: the footprint's resource group, no wider.
-    assert assignment.get("scope") == group.id
+    # The stack files name the Azure OpenAI account their catalogue calls: that account only.
+    account = assignment.get("scope")
+    assert account.startswith("/subscriptions/") and account.endswith(
+        "/providers/Microsoft.CognitiveServices/accounts/" + account.rsplit("/", 1)[-1]
+    )
+    (config_map,) = [
+        r for r in gateway_objects(plan, "azure") if r.type == "kubernetes:core/v1:ConfigMap"
+    ]
+    endpoint = f"https://{account.rsplit('/', 1)[-1]}.openai.azure.com"
+    assert endpoint in config_map.get("data")["config.yaml"]
 
     account = gateway_service_account(plan, "azure")
     assert account.get("metadata.annotations") == {
@@ -352,3 +359,37 @@ def test_outputs_name_every_cloud_and_keep_kubeconfigs_secret(plan: Plan) -> Non
 
 def test_no_secret_value_in_a_config_map_or_a_plain_export(plan: Plan) -> None:
     assert_no_secret_leaks(plan)
+
+
+# -------------------------------------------------------- the gateway's config
+
+
+def test_every_cluster_config_map_is_a_config_the_gateway_loads(plan: Plan) -> None:
+    """The ConfigMap parses with the gateway's own loader and serves the same models everywhere."""
+    import yaml
+
+    from gateway_app.config import parse as load_gateway_config
+
+    models = {}
+    for cloud in enabled(plan):
+        objects = gateway_objects(plan, cloud)
+        (config_map,) = [r for r in objects if r.type == "kubernetes:core/v1:ConfigMap"]
+        (secret,) = [r for r in objects if r.type == "kubernetes:core/v1:Secret"]
+        (deployment,) = [
+            r for r in objects if r.type == DEPLOYMENT and r.get("metadata.name") == "ai-gateway"
+        ]
+        (container,) = deployment.get("spec.template.spec.containers")
+        # The pod's environment: each provider key from its Secret entry.
+        keys = {
+            e["name"]: reveal(secret.inputs["stringData"])[e["valueFrom"]["secretKeyRef"]["key"]]
+            for e in container["env"]
+            if e["name"].endswith("_API_KEY")
+        }
+        assert set(keys) == {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}
+        config = load_gateway_config(
+            yaml.safe_load(config_map.get("data")["config.yaml"]), f"{cloud} ConfigMap", keys
+        )
+        assert config.models, f"the {cloud} cluster serves no model"
+        assert all(p.api_key for p in config.providers.values() if p.api_key_env)
+        models[cloud] = sorted(config.models)
+    assert len({tuple(m) for m in models.values()}) == 1, models
