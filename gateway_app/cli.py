@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
+EXIT_LISTEN = 3
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -55,17 +56,28 @@ def serve_command(args: argparse.Namespace) -> int:
         prepare_multiprocess_dir()
     if args.server == "httptools":
         from gateway_app.app import create_app
-        from gateway_app.server import run
+        from gateway_app.server import HttpLimits, ListenError, run
 
-        run(
-            create_app,
-            args.host,
-            args.port,
-            config.server.graceful_shutdown_s,
-            workers=max(1, args.workers),
-            log_level=args.log_level,
-        )
-        return EXIT_OK
+        try:
+            return run(
+                create_app,
+                args.host,
+                args.port,
+                config.server.graceful_shutdown_s,
+                workers=max(1, args.workers),
+                log_level=args.log_level,
+                limits=HttpLimits.from_config(config.server),
+            )
+        except ListenError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_LISTEN
+    from gateway_app.server import ListenError, listen
+
+    try:  # uvicorn would print a traceback: check the port first
+        listen(args.host, args.port).close()
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_LISTEN
     import uvicorn
 
     uvicorn.run(
