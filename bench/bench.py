@@ -944,6 +944,28 @@ def build_targets() -> tuple[list[Target], list[Target]]:
             check=check_governance,
             alias="governance",
         ),
+        # The server decision (issue 20): the same full governance path on each server.
+        *(
+            Target(
+                f"{GOVERNED}, on {label}",
+                gateway(
+                    server,
+                    "raw",
+                    python,
+                    redis=True,
+                    postgres=True,
+                    extra_config=GOVERNANCE_CONFIG,
+                    extra_env={"AIGW_ADMIN_KEY": ADMIN_KEY},
+                ),
+                prepare=prepare_governance,
+                check=check_governance,
+                alias=f"governance-{server}",
+            )
+            for server, label, python in (
+                ("uvicorn", "uvicorn", sys.executable),
+                ("granian", "granian", str(CACHE / "variants/bin/python")),
+            )
+        ),
         Target(
             CACHED,
             gateway("httptools", "raw", extra_config=CACHE_CONFIG),
@@ -991,7 +1013,8 @@ def main() -> int:
         "--targets",
         default="all",
         help="comma-separated target names or aliases (direct, floor, default, redis, "
-        "governance, cache, uvicorn, uvicorn-aiohttp, aiohttp, granian, litellm, portkey, "
+        "governance, governance-uvicorn, governance-granian, cache, uvicorn, uvicorn-aiohttp, "
+        "aiohttp, granian, litellm, portkey, "
         "unpinned, workers), 'all' or 'none'",
     )
     parser.add_argument(

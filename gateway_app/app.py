@@ -378,11 +378,13 @@ class GatewayApp:
         hooks = self.hooks.hooks
         ctx.extra["hooks_ran"] = True
         watcher = self._watch_disconnect(ctx, scope, receive)
+        settled = False  # after hooks run exactly once, whatever happens
         try:
             if hooks:
                 short = await self.hooks.before(ctx)
                 if short is not None:
                     await self._send_short(ctx, send, short)
+                    settled = True
                     await self.hooks.after(ctx)
                     return
             try:
@@ -390,6 +392,7 @@ class GatewayApp:
             except GatewayError as error:
                 await self._send_error(ctx, send, error)
                 if hooks:
+                    settled = True
                     await self.hooks.after(ctx)
                 return
             if isinstance(result, OpenStream):
@@ -398,11 +401,13 @@ class GatewayApp:
                 ctx.result = result
                 await self._send_json(ctx, send, 200, result.body)
             if hooks:
+                settled = True
                 await self.hooks.after(ctx)
         except asyncio.CancelledError:
-            if ctx.disconnected and hooks:
-                # Settle (audit, budgets) for abandoned requests too; 499 as nginx logs it.
-                ctx.status = ctx.status or 499
+            if hooks and not settled:
+                # Settle (audit, budgets) for abandoned requests too: 499 as nginx logs a
+                # client that left; 503 for a request cut by shutdown past its grace.
+                ctx.status = ctx.status or (499 if ctx.disconnected else 503)
                 await self.hooks.after(ctx)
             raise
         finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections import deque
@@ -179,6 +180,7 @@ class UpstreamFailure(Exception):
         failover: bool,
         counts: bool,
         retry_after: float | None = None,
+        trip: bool = False,
     ) -> None:
         super().__init__(error.message)
         self.outcome = outcome
@@ -187,12 +189,15 @@ class UpstreamFailure(Exception):
         self.failover = failover
         self.counts = counts
         self.retry_after = retry_after
+        self.trip = trip  # open the deployment's circuit now (its credential was refused)
 
     @classmethod
     def from_status(
         cls, deployment: Deployment, status: int, raw: bytes, headers: Any
     ) -> UpstreamFailure:
         """Classify an upstream HTTP error."""
+        if status in (401, 403):
+            return cls.credential_refused(deployment, status)
         lowered = {k.lower(): v for k, v in headers.items()}
         error = deployment.adapter.error(status, raw, lowered)
         retry_after = retry_after_seconds(lowered.get("retry-after"))
@@ -208,6 +213,28 @@ class UpstreamFailure(Exception):
             failover=status in FAILOVER_STATUSES,
             counts=status in CIRCUIT_STATUSES,
             retry_after=retry_after,
+        )
+
+    @classmethod
+    def credential_refused(cls, deployment: Deployment, status: int) -> UpstreamFailure:
+        """The provider refused the gateway's own credential (401/403): the gateway's
+        fault, not the client's. Nothing the provider said is passed on (it may echo
+        part of the key); the deployment's circuit opens until an operator fixes it."""
+        env = " or ".join(deployment.provider.api_key_env) or "the provider's credentials"
+        return cls(
+            f"http_{status}",
+            GatewayError(
+                502,
+                f"deployment {deployment.id}: provider {deployment.provider_name!r} refused the "
+                f"gateway's credential (HTTP {status}); the gateway's operator must fix "
+                f"providers.{deployment.provider_name} ({env}).",
+                code="upstream_auth_failed",
+                type="server_error",
+            ),
+            retryable=False,
+            failover=True,
+            counts=True,
+            trip=True,
         )
 
     @classmethod
@@ -490,6 +517,7 @@ class Router:
         breakers = self.breakers
         last: UpstreamFailure | None = None
         skipped_credentials: list[Deployment] = []
+        open_for: float | None = None  # soonest an open circuit lets a probe through
         ordered = order_deployments(route, self.rng, self.latency, breakers.is_open)
         for position, deployment in enumerate(ordered):
             if position and not ctx.allow_fallbacks:
@@ -504,6 +532,8 @@ class Router:
                     raise self._final(last, deadline_passed=True)
                 if not await breakers.acquire(deployment.id):
                     ctx.attempts.append(Attempt(deployment.id, "circuit_open", 0.0))
+                    wait = breakers.retry_in(deployment.id)
+                    open_for = wait if open_for is None else min(open_for, wait)
                     if last is None:
                         last = UpstreamFailure(
                             "circuit_open",
@@ -524,7 +554,16 @@ class Router:
                 except UpstreamFailure as failure:
                     elapsed = time.perf_counter() - started
                     ctx.attempts.append(Attempt(deployment.id, failure.outcome, elapsed, started))
-                    if failure.counts:
+                    if failure.trip:
+                        log.error(
+                            "deployment %s: provider %s refused the gateway's credential (%s); "
+                            "circuit opened, failing over",
+                            deployment.id,
+                            deployment.provider_name,
+                            failure.outcome,
+                        )
+                        await breakers.trip(deployment.id)
+                    elif failure.counts:
                         await breakers.record(deployment.id, False)
                     else:
                         await breakers.release(deployment.id)
@@ -564,7 +603,17 @@ class Router:
                 f"{', '.join(names)} lack an API key; set {' or '.join(env) or 'api_key'}",
                 code="missing_credentials",
             )
-        raise self._final(last, deadline_passed=False)
+        error = self._final(last, deadline_passed=False)
+        if error.code == "circuit_open":
+            # When to come back: as soon as the first circuit lets a probe through.
+            error = GatewayError(
+                error.status,
+                error.message,
+                code=error.code,
+                type=error.type,
+                headers={"retry-after": str(max(1, math.ceil(open_for or 0.0)))},
+            )
+        raise error
 
     @staticmethod
     def _final(last: UpstreamFailure | None, *, deadline_passed: bool) -> GatewayError:

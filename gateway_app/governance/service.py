@@ -444,10 +444,19 @@ class Governance:
                 f"x-ratelimit-remaining-{noun}": str(max(0, int(item.limit - decision.used))),
                 f"x-ratelimit-reset-{noun}": _duration(decision.retry_after_s),
             }
+            message = (
+                f"Rate limit reached for {item.scope} ({item.kind}): limit {item.limit} {noun} "
+                f"per minute. Retry after {retry}s."
+            )
+            if item.amount > item.limit:
+                message = (
+                    f"This request needs up to {item.amount} {noun} but {item.scope} may use "
+                    f"{item.limit} per minute ({item.kind}): it can never be admitted. Lower "
+                    "max_tokens (or the prompt), or ask for a higher limit."
+                )
             return f"rate_limit:{scope}:{item.kind}", GatewayError(
                 429,
-                f"Rate limit reached for {item.scope} ({item.kind}): limit {item.limit} {noun} "
-                f"per minute. Retry after {retry}s.",
+                message,
                 code="rate_limit_exceeded",
                 headers=headers,
             )
@@ -483,7 +492,8 @@ class Governance:
         return headers
 
     async def after(self, ctx: RequestContext) -> None:
-        decision, reserved_tokens, reserved_nusd = ctx.extra.get("governance", (None, 0, 0))
+        # Popped: a reservation is settled exactly once, whatever calls after() again.
+        decision, reserved_tokens, reserved_nusd = ctx.extra.pop("governance", (None, 0, 0))
         tokens = Tokens()
         cost = 0.0
         if ctx.cache_outcome not in _CACHE_HITS:
