@@ -218,6 +218,12 @@ class Governance:
             await asyncio.to_thread(self.db.migrate)
         # Load the price dataset now rather than at the first request.
         await asyncio.to_thread(lambda: [self.price_bound(model) for model in self.config.models])
+        unpriced = self.unpriced_models()
+        if unpriced and self.settings.unpriced_models == "refuse_at_startup":
+            from gateway_app.config import ConfigError
+            from gateway_app.governance.cost import unpriced_deployments, unpriced_error
+
+            raise ConfigError(unpriced_error(unpriced_deployments(self.config, self.pricing)))
         await self.registry.start()
         self.drainer.start()
 
@@ -255,6 +261,15 @@ class Governance:
             )
             self._bounds[model] = bound
         return bound
+
+    def unpriced_models(self) -> frozenset[str]:
+        """Public model names with a deployment that has no price."""
+        unpriced = self.pricing.unpriced
+        return frozenset(
+            name
+            for name, model in self.config.models.items()
+            if any(d.id in unpriced for d in model.deployments)
+        )
 
     def estimate(self, ctx: RequestContext) -> tuple[int, int]:
         """(prompt tokens, output tokens) upper bounds of the request."""
@@ -332,6 +347,19 @@ class Governance:
         reserve_nusd = math.ceil(reserve_usd * NANO)
         tokens = prompt + output
         rate, budgets = self._items(ctx, record, tokens, reserve_nusd, now)
+        if budgets and ctx.model in self.unpriced_models():
+            # (governance.unpriced_models: refuse_with_budget) Its cost cannot be counted.
+            return self._refuse(
+                ctx,
+                "model_unpriced",
+                GatewayError(
+                    403,
+                    f"Model {ctx.model!r} has no price configured, so its cost cannot be "
+                    "counted against this key's budget; the gateway's operator must set its "
+                    "deployments' `price`.",
+                    code="model_unpriced",
+                ),
+            )
         try:
             decision = await self.state.reserve(rate, budgets, now)
         except Exception as exc:
@@ -504,8 +532,10 @@ class Governance:
             found = self._deployments.get(ctx.deployment or "")
             if found is not None:
                 cost = Pricing.cost(self.pricing.prices(*found), tokens)
+        # Unknown, not $0: an unpriced deployment's cost is audited as null.
+        unpriced = ctx.deployment in self.pricing.unpriced
         if ctx.rejection is None:
-            ctx.cost_usd = cost
+            ctx.cost_usd = None if unpriced else cost
         detail: dict[str, Any] | None = None
         if self.settings.audit_prompts and ctx.body is not None:
             detail = {
@@ -528,7 +558,7 @@ class Governance:
             status=ctx.status,
             prompt_tokens=tokens.prompt,
             completion_tokens=tokens.completion,
-            cost_usd=cost,
+            cost_usd=None if unpriced else cost,
             latency_ms=round((time.perf_counter() - ctx.started) * 1000, 3),
             cache_outcome=ctx.cache_outcome,
             rejection=ctx.rejection,

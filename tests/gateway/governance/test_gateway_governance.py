@@ -16,7 +16,7 @@ from gateway_app.config import parse
 from gateway_app.governance.service import Governance
 from gateway_app.governance.storage import Database
 from gateway_app.state.governance import InProcessGovernanceState
-from tests.gateway.conftest import STANDARD_MODELS, providers, serve
+from tests.gateway.conftest import STANDARD_MODELS, providers, run_async, serve
 
 ADMIN = "admin-secret-key"
 
@@ -501,3 +501,92 @@ def test_money_is_printed_with_meaningful_precision() -> None:
     _, error = Governance._refusal(None, Decision(False, refused=item, used=19_000), time.time())  # type: ignore[arg-type]
     assert "$0.0000 " not in error.message and "$0.0000," not in error.message
     assert "limit $0.0000200" in error.message and "up to $0.00000400" in error.message
+
+
+UNPRICED_MODELS: dict[str, Any] = {
+    "gpt-4o-mini": {"deployments": [{"provider": "openai", "model": "gpt-4o-mini"}]},
+    "in-house": {"deployments": [{"provider": "openai", "model": "in-house-llm-7b"}]},
+}
+
+
+def test_an_unpriced_model_is_never_billed_at_zero(
+    fake_openai: Any, fake_anthropic: Any, tmp_path: Path
+) -> None:
+    """Issue 20 item 15: by default the gateway refuses to start (naming the deployment and
+    the price to set); with refuse_with_budget, a key with a budget is refused per request,
+    and a key without one is audited with an unknown (null) cost, not $0."""
+    from gateway_app.config import ConfigError
+
+    raw = {
+        "providers": providers(fake_openai, fake_anthropic),
+        "models": UNPRICED_MODELS,
+        "governance": {"enabled": True},
+    }
+    gov = Governance(
+        parse(raw),
+        state=InProcessGovernanceState(),
+        db=Database(f"sqlite:///{tmp_path / 'start.sqlite3'}"),
+        admin_key=ADMIN,
+        secret=b"s",
+    )
+    with pytest.raises(ConfigError) as refused:
+        run_async(gov.start())
+    message = str(refused.value)
+    assert "models.in-house.deployments[0] (openai/in-house-llm-7b" in message
+    assert "price: {input_per_mtok" in message and "gpt-4o-mini" not in message
+
+    raw["governance"] = {"enabled": True, "unpriced_models": "refuse_with_budget"}
+    gov = Governance(
+        parse(raw),
+        state=InProcessGovernanceState(),
+        db=Database(f"sqlite:///{tmp_path / 'gov.sqlite3'}"),
+        admin_key=ADMIN,
+        secret=b"s",
+    )
+    with serve(raw, hooks=[gov], admin=gov) as running:
+        admin = Admin(running.url)
+        free = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "pa"}).json()
+        budgeted = admin("POST", "/admin/keys", json={"team_id": "b", "project_id": "pb"}).json()
+        admin("PUT", "/admin/limits/team/b", json={"monthly_usd": 100})
+        with pytest.raises(openai.PermissionDeniedError) as denied:
+            chat(running.url, budgeted["key"], model="in-house")
+        assert denied.value.body["code"] == "model_unpriced"
+        assert chat(running.url, budgeted["key"]).http_response.status_code == 200  # priced
+        assert chat(running.url, free["key"], model="in-house").http_response.status_code == 200
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            rows = gov.db.fetch(
+                "SELECT model, cost_usd FROM audit_events WHERE kind = 'request' AND status = 200"
+            )
+            if len(rows) >= 2:
+                break
+            time.sleep(0.05)
+    costs = {row["model"]: row["cost_usd"] for row in rows}
+    assert costs["in-house"] is None and costs["gpt-4o-mini"] > 0
+
+
+def test_aigw_models_lists_the_deployments_without_a_price(tmp_path: Path) -> None:
+    """Issue 20 item 15: ``aigw models --unpriced`` names what to price (exit 1 if any)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "providers": {"openai": {"type": "openai", "api_key": "k"}},
+                "models": UNPRICED_MODELS,
+            }
+        )
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "gateway_app", "models", "--config", str(config), "--unpriced"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1, run.stderr
+    assert "openai/in-house-llm-7b" in run.stdout and "NO PRICE" in run.stdout
+    assert "openai/gpt-4o-mini" not in run.stdout
