@@ -524,11 +524,22 @@ class Governance:
         decision, reserved_tokens, reserved_nusd = ctx.extra.pop("governance", (None, 0, 0))
         tokens = Tokens()
         cost = 0.0
+        usage_source: str | None = None
         if ctx.cache_outcome not in _CACHE_HITS:
             try:
-                tokens = Tokens.from_usage(ctx.usage)
+                usage = ctx.usage
+                tokens = Tokens.from_usage(usage)
             except Exception:
-                tokens = Tokens()
+                usage, tokens = None, Tokens()
+            if usage:
+                usage_source = "reported"
+            elif ctx.deployment is not None:
+                # The upstream answered but its usage never arrived: a stream cut before
+                # its usage chunk (the client left, the upstream broke) or a provider that
+                # reports none. Disconnecting early must not make a request free: bill
+                # its upper bound (the reservation's tokens) and say it was estimated.
+                tokens = Tokens(*self.estimate(ctx))
+                usage_source = "estimated_reservation"
             found = self._deployments.get(ctx.deployment or "")
             if found is not None:
                 cost = Pricing.cost(self.pricing.prices(*found), tokens)
@@ -562,6 +573,7 @@ class Governance:
             latency_ms=round((time.perf_counter() - ctx.started) * 1000, 3),
             cache_outcome=ctx.cache_outcome,
             rejection=ctx.rejection,
+            usage_source=usage_source,
             detail=detail,
         )
         try:

@@ -590,3 +590,55 @@ def test_aigw_models_lists_the_deployments_without_a_price(tmp_path: Path) -> No
     assert run.returncode == 1, run.stderr
     assert "openai/in-house-llm-7b" in run.stdout and "NO PRICE" in run.stdout
     assert "openai/gpt-4o-mini" not in run.stdout
+
+
+def test_a_stream_cut_before_its_usage_chunk_is_billed_its_upper_bound(
+    gw: tuple[Any, Governance], fake_openai: Any
+) -> None:
+    """Issue 20 item 3: a stream that ends before its usage chunk (the upstream broke, or
+    the client disconnected early) settles at the reservation's tokens, not 0, against
+    budgets and TPM, and its audit event says the usage was estimated."""
+    from gateway_app.testing import ok
+
+    running, gov = gw
+    admin = Admin(running.url)
+    key = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "p"}).json()
+    admin("PUT", f"/admin/limits/key/{key['id']}", json={"daily_usd": 10.0, "tpm": 10**6})
+    content = "word " * 40
+    fake_openai.script(
+        ok(content, drop_after_events=3),  # the upstream breaks mid-stream
+        ok(content, chunk_delay=0.05),  # the client leaves after the first chunks
+    )
+    body = {
+        "model": "gpt-4o-mini",
+        "stream": True,
+        "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "count"}],
+    }
+    headers = {"authorization": f"Bearer {key['key']}", "x-request-id": "cut-upstream"}
+    broken = httpx.post(running.url + "/v1/chat/completions", json=body, headers=headers)
+    assert broken.status_code == 200 and b"[DONE]" not in broken.content
+    with httpx.stream(
+        "POST",
+        running.url + "/v1/chat/completions",
+        json=body,
+        headers={**headers, "x-request-id": "cut-client"},
+    ) as response:
+        for _ in response.iter_bytes():
+            break  # disconnect after the first bytes
+    deadline = time.monotonic() + 5
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(rows) < 2:
+        rows = gov.db.fetch(
+            "SELECT request_id, completion_tokens, prompt_tokens, cost_usd, usage_source "
+            "FROM audit_events WHERE request_id LIKE 'cut-%' ORDER BY request_id"
+        )
+        time.sleep(0.05)
+    assert [r["request_id"] for r in rows] == ["cut-client", "cut-upstream"]
+    for row in rows:
+        assert row["usage_source"] == "estimated_reservation"
+        assert row["completion_tokens"] == 1000  # max_tokens: the upper bound
+        assert row["prompt_tokens"] > 0 and row["cost_usd"] > 0
+    spent = admin("GET", f"/admin/budgets/key/{key['id']}").json()["daily_usd"]
+    assert spent == pytest.approx(sum(r["cost_usd"] for r in rows), rel=1e-6)
+    assert spent >= 2 * 1000 * 0.60 / 1e6  # two upper bounds of output at gpt-4o-mini's price
