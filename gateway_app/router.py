@@ -17,6 +17,7 @@ import asyncio
 import logging
 import math
 import random
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -51,6 +52,8 @@ from gateway_app.transport import (
 
 log = logging.getLogger("gateway_app.router")
 
+# A provider's error code (``AccessDeniedException``, ``invalid_api_key``): a word, no text.
+_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 # Upstream calls one embeddings request may have in flight (Titan embeds one text per call).
 EMBEDDINGS_CONCURRENCY = 8
 
@@ -196,10 +199,10 @@ class UpstreamFailure(Exception):
         cls, deployment: Deployment, status: int, raw: bytes, headers: Any
     ) -> UpstreamFailure:
         """Classify an upstream HTTP error."""
-        if status in (401, 403):
-            return cls.credential_refused(deployment, status)
         lowered = {k.lower(): v for k, v in headers.items()}
         error = deployment.adapter.error(status, raw, lowered)
+        if status in (401, 403):
+            return cls.credential_refused(deployment, status, error.code)
         retry_after = retry_after_seconds(lowered.get("retry-after"))
         if retry_after is None and "retry-after-ms" in lowered:
             try:
@@ -216,17 +219,23 @@ class UpstreamFailure(Exception):
         )
 
     @classmethod
-    def credential_refused(cls, deployment: Deployment, status: int) -> UpstreamFailure:
-        """The provider refused the gateway's own credential (401/403): the gateway's
-        fault, not the client's. Nothing the provider said is passed on (it may echo
-        part of the key); the deployment's circuit opens until an operator fixes it."""
+    def credential_refused(
+        cls, deployment: Deployment, status: int, code: str | None = None
+    ) -> UpstreamFailure:
+        """The provider refused the gateway's own credential or role (401/403): the
+        gateway's fault, not the client's. Only the provider's error code is kept (its
+        message may echo part of the key); the deployment's circuit opens until an
+        operator fixes it."""
         env = " or ".join(deployment.provider.api_key_env) or "the provider's credentials"
+        reason = f"HTTP {status}"
+        if code and _ERROR_CODE.fullmatch(code):
+            reason += f" {code}"
         return cls(
             f"http_{status}",
             GatewayError(
                 502,
                 f"deployment {deployment.id}: provider {deployment.provider_name!r} refused the "
-                f"gateway's credential (HTTP {status}); the gateway's operator must fix "
+                f"gateway's credential ({reason}); the gateway's operator must fix "
                 f"providers.{deployment.provider_name} ({env}).",
                 code="upstream_auth_failed",
                 type="server_error",

@@ -109,12 +109,8 @@ def error_response(status: int, message: str, code: str) -> bytes:
             }
         }
     )
-    return _status_line(
-        status
-    ) + b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (
-        len(body),
-        body,
-    )
+    head = b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+    return _status_line(status) + head % len(body) + body
 
 
 class _Refused(Exception):
