@@ -187,7 +187,7 @@ def _slowloris(gateway: Gateway, start: bytes, trickle: bytes, timeout_s: float)
     sender = threading.Thread(target=_trickle, args=(sock, trickle, 0.3, stop), daemon=True)
     sender.start()
     try:
-        response = _read_until_closed(sock, timeout_s + 5)
+        response = _read_until_closed(sock, timeout_s + 8)
         elapsed = time.monotonic() - began
     finally:
         stop.set()
@@ -195,8 +195,9 @@ def _slowloris(gateway: Gateway, start: bytes, trickle: bytes, timeout_s: float)
         sock.close()
     error = _error(response, 408)
     assert error["code"] == "request_timeout"
-    # Cut at the deadline (the sweep runs at least twice per timeout), not left open.
-    assert timeout_s - 0.2 <= elapsed <= timeout_s + 1.5, elapsed
+    # Cut at the deadline (the sweep runs twice per timeout; slack for a busy CI machine),
+    # not left open until the client gives up.
+    assert timeout_s - 0.2 <= elapsed <= timeout_s + 3.0, elapsed
 
 
 @pytest.mark.timeout(30)
@@ -293,7 +294,7 @@ def test_300_idle_connections_do_not_stop_a_normal_request(gateway: Gateway) -> 
             model="gpt-4o-mini", messages=[{"role": "user", "content": "still here?"}]
         )
         assert reply.choices[0].message.content
-        assert time.monotonic() - began < 5
+        assert time.monotonic() - began < 8
     finally:
         for sock in idle:
             sock.close()
