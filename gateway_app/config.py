@@ -231,6 +231,25 @@ class ServerConfig(_Model):
 
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger bodies get 413")
     graceful_shutdown_s: float = Field(30.0, ge=0, description="time in-flight requests get")
+    # The gateway's own server (the default) enforces these before the app runs.
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="a request's headers must arrive within this (from the connection or the "
+        "request's first byte); else 408 and close",
+    )
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="a request's whole body must arrive within this after its headers, "
+        "whatever the pace; else 408 and close",
+    )
+    max_url_bytes: int = Field(8192, ge=256, description="longer request lines get 414")
+    max_header_bytes: int = Field(
+        32768, ge=1024, description="larger heads (request line + headers) get 431"
+    )
 
 
 class RouterConfig(_Model):

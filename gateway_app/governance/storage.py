@@ -79,6 +79,35 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX IF NOT EXISTS audit_events_day ON audit_events (day, team_id)",
         ),
     ),
+    (
+        2,
+        "projects belong to one team (the first to claim them)",
+        (
+            """CREATE TABLE IF NOT EXISTS projects (
+                id TEXT PRIMARY KEY,
+                team_id TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS projects_team ON projects (team_id)",
+            # Existing projects go to the team of their oldest key; a project that other
+            # teams' keys also named stays that team's (their requests skip its limits).
+            """INSERT INTO projects (id, team_id, created_at)
+                SELECT k.project_id, k.team_id, k.created_at FROM virtual_keys k
+                WHERE k.created_at = (
+                    SELECT MIN(o.created_at) FROM virtual_keys o WHERE o.project_id = k.project_id
+                )
+                ON CONFLICT (id) DO NOTHING""",
+            """INSERT INTO projects (id, team_id, created_at)
+                SELECT scope_id, team_id, 0 FROM limits
+                WHERE scope = 'project' AND team_id IS NOT NULL
+                ON CONFLICT (id) DO NOTHING""",
+        ),
+    ),
+    (
+        3,
+        "audit events say where their token counts come from",
+        ("ALTER TABLE audit_events ADD COLUMN usage_source TEXT",),
+    ),
 )
 """(version, description, statements): append new versions; never edit an applied one."""
 

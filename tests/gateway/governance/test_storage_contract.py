@@ -12,7 +12,7 @@ import pytest
 
 from gateway_app.governance import analytics, audit
 from gateway_app.governance.keys import KeyRecord, KeyStore, Limit
-from gateway_app.governance.storage import Database
+from gateway_app.governance.storage import MIGRATIONS, Database
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -23,7 +23,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         server = request.getfixturevalue("postgres_server")
         database = Database(server.url)
         database.migrate()
-        for table in ("virtual_keys", "limits", "audit_events"):
+        for table in ("virtual_keys", "limits", "audit_events", "projects"):
             database.execute(f"DELETE FROM {table}")
     database.migrate()
     yield database
@@ -33,7 +33,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 def test_migrations_are_recorded_and_idempotent(db: Database) -> None:
     assert db.migrate() == []
     versions = [r["version"] for r in db.fetch("SELECT version FROM schema_migrations")]
-    assert versions == [1]
+    assert sorted(versions) == [version for version, _, _ in MIGRATIONS]
 
 
 def test_keys_and_limits_round_trip(db: Database) -> None:
@@ -141,3 +141,29 @@ def test_governance_config_errors_name_the_key() -> None:
         parse(raw)
     assert "governance.fail_closd: unknown key" in str(error.value)
     assert "governance.key_refresh_s" in str(error.value)
+
+
+def test_migration_gives_each_existing_project_to_its_oldest_keys_team(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20 item 2: a database written before projects had owners (two teams' keys
+    naming one project) is migrated so the project belongs to exactly one team."""
+    from gateway_app.governance import storage
+
+    db = Database(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    monkeypatch.setattr(storage, "MIGRATIONS", MIGRATIONS[:1])
+    db.migrate()
+    store = KeyStore(db)
+    for key_id, team, project, created in (
+        ("key_b", "b", "shared", 2.0),
+        ("key_a", "a", "shared", 1.0),
+        ("key_c", "c", "own", 3.0),
+    ):
+        store.insert(KeyRecord(key_id, f"h-{key_id}", team, project, created_at=created))
+    store.put_limit(Limit("project", "limited", daily_usd=1.0, team_id="d"))
+    monkeypatch.setattr(storage, "MIGRATIONS", MIGRATIONS)
+    assert db.migrate() == [version for version, _, _ in MIGRATIONS[1:]]
+    assert store.projects() == {"shared": "a", "own": "c", "limited": "d"}
+    assert store.claim_project("shared", "b", 9.0) == "a"  # the first claim stands
+    assert store.claim_project("fresh", "b", 9.0) == "b"
+    db.close()
