@@ -50,6 +50,9 @@ class CloudFootprint:
     load_balancer_annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Annotations of the cluster's public LoadBalancer Service for this cloud's load balancer."""
     redis_ca_cert: pulumi.Output[str] | None = None
+    api_services: list[pulumi.Resource] = field(default_factory=list)
+    """The resources enabling the cloud APIs (GCP ``projects.Service``): what the resources
+    built beside the footprint (identity, registry) wait for before calling those APIs."""
     extras: dict[str, pulumi.Output] = field(default_factory=dict)
 
 

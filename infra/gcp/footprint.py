@@ -19,6 +19,7 @@ from infra.gcp.network import Network, NetworkArgs
 from infra.gcp.postgres import Postgres, PostgresArgs
 from infra.gcp.redis import TLS_PORT as REDIS_PORT
 from infra.gcp.redis import Redis, RedisArgs
+from infra.k8s.ingress import CONTROL_PLANE_WEBHOOK_PORTS
 from infra.tags import gcp_labels, required_tags
 
 REQUIRED_APIS = (
@@ -32,8 +33,15 @@ REQUIRED_APIS = (
     "cloudresourcemanager.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
+    # GKE Workload Identity: the metadata server mints the gateway's tokens
+    # through the IAM Service Account Credentials API.
+    "iamcredentials.googleapis.com",
+    # Vertex AI, which the gateway calls at run time.
+    "aiplatform.googleapis.com",
 )
-"""APIs the footprint calls; enabled here, never disabled on destroy (others may use them)."""
+"""APIs the footprint and the gateway call; enabled here, never disabled on destroy (others
+may use them). Sources: each product's "Enable the API" page; Workload Identity Federation
+for GKE lists ``iamcredentials.googleapis.com``."""
 
 LOAD_BALANCER_HEALTH_CHECK_PORTS = ("10256", "30000-32767")
 """Where Google's load balancer health checks reach GKE nodes.
@@ -113,6 +121,8 @@ class GcpFootprint(pulumi.ComponentResource):
                 private_service_cidr=gcp_config.private_service_cidr,
                 node_tag=node_tag,
                 health_check_ports=LOAD_BALANCER_HEALTH_CHECK_PORTS,
+                master_cidr=gcp_config.master_cidr,
+                webhook_ports=CONTROL_PLANE_WEBHOOK_PORTS,
                 apis=self.apis,
             ),
             opts=on_gcp,
@@ -184,7 +194,7 @@ class GcpFootprint(pulumi.ComponentResource):
         )
 
         self.extras: dict[str, pulumi.Output] = {
-            "workloadPool": pulumi.Output.from_input(self.cluster.workload_pool),
+            "workloadPool": self.cluster.workload_pool,
             "project": pulumi.Output.from_input(gcp_config.project),
             "region": pulumi.Output.from_input(gcp_config.region),
             "nodeServiceAccountEmail": self.cluster.node_service_account_email,
@@ -231,5 +241,6 @@ def build(config: StackConfig) -> CloudFootprint:
         data_store_cidrs=[config.gcp.private_service_cidr],
         redis_port=REDIS_PORT,
         load_balancer_annotations=dict(LOAD_BALANCER_ANNOTATIONS),
+        api_services=list(footprint.apis),
         extras=footprint.extras,
     )

@@ -25,9 +25,19 @@ PORT = 5432
 DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 
 LOG_FLAGS = {
-    # CIS GCP benchmark 6.2: connection and lock-wait logging, temp files logged.
-    "log_connections": "on",
-    "log_disconnections": "on",
+    # CIS Google Cloud Platform Foundation Benchmark (v3.0), section 6.2
+    # "PostgreSQL Database": each flag and the value the benchmark asks for.
+    "log_error_verbosity": "default",  # 6.2.1: DEFAULT or stricter
+    "log_connections": "on",  # 6.2.2
+    "log_disconnections": "on",  # 6.2.3
+    "log_statement": "ddl",  # 6.2.4: schema changes, not every query (prompts stay out)
+    "log_min_messages": "warning",  # 6.2.5: WARNING or stricter
+    "log_min_error_statement": "error",  # 6.2.6: ERROR or stricter
+    "log_min_duration_statement": "-1",  # 6.2.7: off (statements would carry request data)
+    # 6.2.8: pgAudit on; it logs DDL and role changes (who granted what).
+    "cloudsql.enable_pgaudit": "on",
+    "pgaudit.log": "ddl,role",
+    # Operational logging beyond the benchmark: lock waits and temp files.
     "log_lock_waits": "on",
     "log_temp_files": "0",
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 import pulumi
@@ -58,6 +59,20 @@ def redis_url(auth_string: str, host: str, port: int) -> str:
     if not 0 < int(port) < 65536:
         raise ValueError(f"port {port} is not a TCP port; Memorystore with TLS listens on 6378")
     return f"rediss://:{quote(auth_string, safe='')}@{host}:{int(port)}"
+
+
+def ca_bundle(certs: Sequence[Any] | None) -> str:
+    """Every server CA of the instance as one PEM bundle, in the order Memorystore lists them.
+
+    "Certificate authority rotation" (Memorystore for Redis docs): during a
+    rotation the instance has two server CAs and clients must trust both.
+    """
+    pems = []
+    for cert in certs or ():
+        pem = cert.get("cert") if isinstance(cert, dict) else getattr(cert, "cert", None)
+        if pem and pem.strip() not in pems:
+            pems.append(pem.strip())
+    return "\n".join(pems) + ("\n" if pems else "")
 
 
 class Redis(pulumi.ComponentResource):
@@ -114,9 +129,9 @@ class Redis(pulumi.ComponentResource):
                 self.instance.auth_string, self.instance.host, self.instance.port
             ).apply(lambda values: redis_url(values[0], values[1], values[2]))
         )
-        self.ca_certificate = self.instance.server_ca_certs.apply(
-            lambda certs: certs[0].cert if certs else ""
-        )
+        # Memorystore lists several server CAs during a rotation; clients must
+        # trust all of them, or the rotation breaks every connection.
+        self.ca_certificate = self.instance.server_ca_certs.apply(ca_bundle)
         self.register_outputs(
             {
                 "host": self.host,

@@ -76,6 +76,17 @@ class EgressRule:
     protocol: str = "TCP"
 
 
+GKE_METADATA_EGRESS = (
+    # GKE Dataplane V2 (these clusters) serves the metadata server on 169.254.169.254:80.
+    EgressRule(cidrs=("169.254.169.254/32",), ports=(80,)),
+    # GKE 1.21.0-gke.1000 and later: the node's metadata server on 169.254.169.252:988
+    # (987 for its health endpoint), which pods reach under NetworkPolicy too.
+    EgressRule(cidrs=("169.254.169.252/32",), ports=(987, 988)),
+)
+"""Egress a NetworkPolicy must allow for GKE Workload Identity tokens. Source: "Workload
+Identity Federation for GKE", section on network policies (GKE documentation)."""
+
+
 @dataclass
 class WorkloadIdentity:
     """How the cloud binds the gateway's ServiceAccount to a cloud identity.
@@ -107,12 +118,12 @@ class WorkloadIdentity:
     def gcp(cls, service_account_email: pulumi.Input[str]) -> WorkloadIdentity:
         """GKE Workload Identity: the SA names the GCP service account.
 
-        Tokens come from the GKE metadata server (169.254.169.254 on port 80,
-        and 988 with Dataplane V2), which the NetworkPolicy must then allow.
+        Tokens come from the GKE metadata server, which the NetworkPolicy must
+        then allow (:data:`GKE_METADATA_EGRESS`).
         """
         return cls(
             service_account_annotations={"iam.gke.io/gcp-service-account": service_account_email},
-            extra_egress=(EgressRule(cidrs=("169.254.169.254/32",), ports=(80, 988)),),
+            extra_egress=GKE_METADATA_EGRESS,
         )
 
 

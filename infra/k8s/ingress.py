@@ -49,6 +49,17 @@ INGRESS_NGINX_REPOSITORY = "https://kubernetes.github.io/ingress-nginx"
 CERT_MANAGER_CHART_VERSION = "v1.19.1"
 CERT_MANAGER_REPOSITORY = "https://charts.jetstack.io"
 
+INGRESS_WEBHOOK_PORT = 8443
+"""The ingress controller's admission webhook port (chart value ``controller.admissionWebhooks.port``).
+
+The API server calls it on the pod directly, so a private GKE control plane
+needs a firewall rule to it (GKE opens only 443 and 10250 to the nodes); the
+GCP footprint opens exactly :data:`CONTROL_PLANE_WEBHOOK_PORTS`. The edge's
+next implementation changes this value and the firewall follows."""
+CONTROL_PLANE_WEBHOOK_PORTS = (INGRESS_WEBHOOK_PORT,)
+"""Every admission webhook port the control plane must reach on the nodes, besides 443 and
+10250 (cert-manager's webhook listens on 10250, which GKE already allows)."""
+
 INGRESS_NAMESPACE = "ingress-nginx"
 """The ingress controller's namespace: the gateway's NetworkPolicy admits traffic only from it."""
 INGRESS_CLASS = "nginx"
@@ -200,7 +211,7 @@ def ingress_nginx_values(
                 "enabled": True,
                 "pathOverride": f"{INGRESS_NAMESPACE}/{load_balancer_service}",
             },
-            "admissionWebhooks": {"enabled": True},
+            "admissionWebhooks": {"enabled": True, "port": INGRESS_WEBHOOK_PORT},
             "networkPolicy": {"enabled": True},
             "metrics": {"enabled": True},
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},

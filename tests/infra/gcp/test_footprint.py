@@ -12,6 +12,8 @@ from infra import tags
 from infra.gcp.cluster import NODE_ROLES
 from infra.gcp.footprint import REQUIRED_APIS
 from infra.gcp.names import LIMITS
+from infra.gcp.redis import ca_bundle
+from infra.k8s.ingress import INGRESS_WEBHOOK_PORT
 from infra.offline import Plan, RecordedResource, Secret
 from infra.offline.engine import reveal
 from infra.offline.stackfile import read_stack_file
@@ -224,7 +226,7 @@ def test_cloud_nat_serves_only_the_node_subnet(plan: Plan) -> None:
 
 def test_firewall_opens_nothing_wider_than_health_checks(plan: Plan) -> None:
     rules = {r.name: r for r in plan.of_type("gcp:compute/firewall:Firewall")}
-    assert set(rules) == {"deny-all-ingress", "allow-health-checks"}
+    assert set(rules) == {"deny-all-ingress", "allow-health-checks", "allow-control-plane-webhooks"}
     deny = rules["deny-all-ingress"]
     assert deny.get("denies") == [{"protocol": "all"}]
     assert deny.get("direction") == "INGRESS"
@@ -239,6 +241,28 @@ def test_firewall_opens_nothing_wider_than_health_checks(plan: Plan) -> None:
         assert rule.get("logConfig.metadata") == "INCLUDE_ALL_METADATA"
         if rule.get("allows"):
             assert "0.0.0.0/0" not in rule.get("sourceRanges")
+
+
+def test_the_control_plane_reaches_the_ingress_admission_webhook(plan: Plan, stack: str) -> None:
+    """A private GKE control plane reaches nodes on 443 and 10250 only; the ingress
+    controller's webhook listens on 8443, so creating the Ingress times out without this
+    rule ("Creating a private cluster: adding firewall rules for specific use cases",
+    GKE documentation; the same fix cert-manager's GKE compatibility notes give)."""
+    rule = plan.one("gcp:compute/firewall:Firewall", "allow-control-plane-webhooks")
+    cluster = plan.one("gcp:container/cluster:Cluster")
+    assert rule.get("sourceRanges") == [cluster.get("privateClusterConfig.masterIpv4CidrBlock")]
+    assert rule.get("sourceRanges") == [stack_gcp(stack).get("masterCidr", "172.16.0.0/28")]
+    assert rule.get("direction") == "INGRESS"
+    assert rule.get("targetTags") == plan.one(NODE_POOL).get("nodeConfig.tags")
+    # The port the chart is told to listen on, so the two never drift apart.
+    (nginx,) = [
+        r
+        for r in plan.of_type("kubernetes:helm.sh/v3:Release")
+        if r.get("chart") == "ingress-nginx" and "gcp" in r.name
+    ]
+    port = int(nginx.get("values.controller.admissionWebhooks.port"))
+    assert port == INGRESS_WEBHOOK_PORT == 8443
+    assert rule.get("allows") == [{"protocol": "tcp", "ports": [str(port)]}]
 
 
 def test_private_service_access(plan: Plan, stack: str) -> None:
@@ -405,8 +429,20 @@ def test_redis_url_and_ca_come_from_the_instance(plan: Plan) -> None:
     auth = reveal(redis.outputs["authString"])
     assert reveal(outputs["url"]) == f"rediss://:{auth}@{redis.outputs['host']}:6378"
     ca = outputs["caCertificate"]
-    assert ca == redis.outputs["serverCaCerts"][0]["cert"]
+    assert ca == "".join(c["cert"].strip() + "\n" for c in redis.outputs["serverCaCerts"])
     assert ca.startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_redis_ca_bundle_keeps_every_server_ca() -> None:
+    """During a CA rotation Memorystore lists two server CAs and clients must trust both
+    ("Certificate authority rotation", Memorystore for Redis in-transit encryption docs)."""
+    old, new = (
+        "-----BEGIN CERTIFICATE-----\nOLD\n-----END CERTIFICATE-----",
+        "-----BEGIN CERTIFICATE-----\nNEW\n-----END CERTIFICATE-----",
+    )
+    bundle = ca_bundle([{"cert": old}, {"cert": new + "\n"}, {"cert": old}])
+    assert bundle == f"{old}\n{new}\n"
+    assert ca_bundle([]) == "" and ca_bundle(None) == ""
 
 
 # ------------------------------------------------------------------ Cloud SQL
