@@ -383,10 +383,14 @@ class AwsConfig(_CloudConfig):
     postgres_storage_gb: int = Field(
         default=50, ge=20, le=65536, description="RDS allocated storage in GiB."
     )
-    postgres_version: str = Field(
-        default="16.4",
-        pattern=r"^1[6-9](\.\d+)?$",
-        description="RDS PostgreSQL engine version (16 or newer).",
+    postgres_version: Literal["16", "17"] = Field(
+        default="16",
+        description=(
+            "RDS PostgreSQL major version. Major only: RDS applies minor versions itself "
+            "(autoMinorVersionUpgrade) and stops creating old ones, so a pinned minor fails "
+            "to create or becomes a downgrade RDS refuses; the minor in use is the "
+            "instance's engineVersionActual."
+        ),
     )
 
     node_disk_gb: int = Field(
@@ -476,6 +480,18 @@ class AwsConfig(_CloudConfig):
             split_vpc_cidr(self.vpc_cidr, self.availability_zone_count)
         except ValueError as exc:
             raise _SectionError("vpcCidr", str(exc).split(": ", 1)[1]) from None
+        return self
+
+    @model_validator(mode="after")
+    def _check_autoscaler_release(self) -> AwsConfig:
+        # The node autoscaler must match the cluster's minor: refuse a minor
+        # with no pinned release before any resource exists.
+        from infra.aws.autoscaler import image_tag
+
+        try:
+            image_tag(self.kubernetes_version)
+        except ValueError as exc:
+            raise _SectionError("kubernetesVersion", str(exc).split(": ", 1)[1]) from None
         return self
 
 

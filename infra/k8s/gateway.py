@@ -6,8 +6,10 @@ Given a kube provider (through ``opts``), the data stores' connection strings
 1. the cluster's ingress and TLS (:class:`~infra.k8s.ingress.ClusterIngress`);
 2. a Namespace enforcing the ``restricted`` Pod Security Standard;
 3. the ServiceAccount (workload-identity annotations from the cloud);
-4. a Secret with every secret the gateway reads, and a ConfigMap with its
-   config file (never a secret: it is a plain ``str`` by type and checked);
+4. a Secret with every secret the gateway reads, a second Secret with the
+   database owner's URL that only the migration Job mounts (the serving pods
+   connect as a role with row access only), and a ConfigMap with its config
+   file (never a secret: it is a plain ``str`` by type and checked);
 5. NetworkPolicies: deny everything, then admit the ingress controller on 8080
    and let the pods reach DNS, Redis, PostgreSQL and HTTPS only;
 6. per track (``stable``, and ``canary`` when a canary image is set): the
@@ -159,6 +161,10 @@ class GatewayDeploymentArgs:
     """Environment variable name (``OPENAI_API_KEY`` ...) -> secret value."""
     redis_ca_cert: pulumi.Input[str] | None = None
     """PEM of the CA that signed Redis's certificate (Memorystore); mounted as a file."""
+    postgres_migration_dsn: pulumi.Input[str] | None = None
+    """The schema owner's URL (the managed server's admin). Only the migration Job gets it
+    (``AIGW_MIGRATION_DATABASE_URL``), to migrate and to create the role of
+    ``postgres_dsn``; the Deployment never does."""
     postgres_port: int = 5432
     canary_image: pulumi.Input[str] | None = None
     canary_weight: int = 0
@@ -185,6 +191,7 @@ class GatewayDeploymentArgs:
         data_store_cidrs: Sequence[pulumi.Input[str]],
         redis_port: int,
         redis_ca_cert: pulumi.Input[str] | None = None,
+        postgres_migration_dsn: pulumi.Input[str] | None = None,
         workload_identity: WorkloadIdentity | None = None,
         load_balancer_annotations: Mapping[str, pulumi.Input[str]] | None = None,
         image: pulumi.Input[str] | None = None,
@@ -220,6 +227,7 @@ class GatewayDeploymentArgs:
                 env: secrets[key] for key, env in PROVIDER_API_KEYS.items() if key in secrets
             },
             redis_ca_cert=redis_ca_cert,
+            postgres_migration_dsn=postgres_migration_dsn,
             canary_image=gateway.canary_image,
             canary_weight=gateway.canary_weight,
             workload_identity=workload_identity or WorkloadIdentity(),
@@ -513,6 +521,21 @@ class GatewayDeployment(pulumi.ComponentResource):
             string_data=pulumi.Output.secret(secret_data),
             opts=child,
         )
+        self.migration_secret = (
+            k8s.core.v1.Secret(
+                f"{name}-migration-secret",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=decisions.dns_label(app, "migration"),
+                    namespace=self._ns,
+                    labels=self._labels("migration"),
+                ),
+                type="Opaque",
+                string_data=pulumi.Output.secret({"database-url": args.postgres_migration_dsn}),
+                opts=child,
+            )
+            if args.postgres_migration_dsn is not None
+            else None
+        )
         self.config_map = k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -692,6 +715,20 @@ class GatewayDeployment(pulumi.ComponentResource):
         env += [from_secret(name, key) for key, name in provider_keys.items()]
         return env
 
+    def _migration_env(self) -> list[k8s.core.v1.EnvVarArgs]:
+        """The gateway's environment plus the owner's URL, for the migration Job only."""
+        if self.migration_secret is None:
+            return self._env
+        owner = k8s.core.v1.EnvVarArgs(
+            name="AIGW_MIGRATION_DATABASE_URL",
+            value_from=k8s.core.v1.EnvVarSourceArgs(
+                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
+                    name=self.migration_secret.metadata.name, key="database-url"
+                )
+            ),
+        )
+        return [*self._env, owner]
+
     def _pod_volumes(
         self, with_ca: bool
     ) -> tuple[list[k8s.core.v1.VolumeArgs], list[k8s.core.v1.VolumeMountArgs]]:
@@ -790,7 +827,7 @@ class GatewayDeployment(pulumi.ComponentResource):
                             name="migrate",
                             image=image,
                             args=list(MIGRATE_ARGS),
-                            env=self._env,
+                            env=self._migration_env(),
                             volume_mounts=mounts,
                             resources=_requirements(decisions.MIGRATION_RESOURCES),
                             security_context=container_security_context(),

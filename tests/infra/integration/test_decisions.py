@@ -73,13 +73,23 @@ def test_trust_policy_names_exactly_one_subject_and_audience() -> None:
     assert "StringLike" not in statement["Condition"]
 
 
-def test_bedrock_policy_narrows_to_configured_models_in_one_region() -> None:
+def test_bedrock_policy_narrows_to_configured_models() -> None:
     policy = bedrock_invoke_policy("aws", "eu-west-1", "123456789012", ["anthropic.claude-*"])
-    (statement,) = policy["Statement"]
-    assert statement["Resource"] == [
-        "arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-*",
-        "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/anthropic.claude-*",
+    direct, profiles, through = policy["Statement"]
+    assert direct["Resource"] == ["arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-*"]
+    assert profiles["Resource"] == [
+        "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.anthropic.claude-*",
+        "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/global.anthropic.claude-*",
     ]
+    assert through["Resource"] == [
+        "arn:aws:bedrock:eu-*::foundation-model/anthropic.claude-*",
+        "arn:aws:bedrock:*::foundation-model/anthropic.claude-*",
+        "arn:aws:bedrock:::foundation-model/anthropic.claude-*",
+    ]
+    # Only through the profiles: never a direct call to another region's model.
+    assert through["Condition"] == {
+        "StringLike": {"bedrock:InferenceProfileArn": profiles["Resource"]}
+    }
     with pytest.raises(ValueError, match="bedrockModelIds"):
         bedrock_invoke_policy("aws", "eu-west-1", "123456789012", [])
 

@@ -109,18 +109,29 @@ def aws_region(plan: Plan) -> str:
     return provider_of(plan, role).get("region")
 
 
-def test_aws_gateway_role_may_only_invoke_bedrock_models_of_its_region(plan: Plan) -> None:
+def test_aws_gateway_role_may_only_invoke_bedrock_models(plan: Plan) -> None:
+    """Only Bedrock invocations: models of its region, profiles called from its region, and
+    other regions' models only through those profiles (test_provider_rules checks the
+    destinations)."""
     if "aws" not in enabled(plan):
         return  # test_stack_files_cover_every_cloud keeps this from passing vacuously
     (policy,) = in_component(plan, ROLE_POLICY, "ai-gateway:aws:GatewayIdentity")
-    (statement,) = json.loads(policy.get("policy"))["Statement"]
+    statements = {s["Sid"]: s for s in json.loads(policy.get("policy"))["Statement"]}
     region = aws_region(plan)
-    assert statement["Effect"] == "Allow"
-    assert sorted(statement["Action"]) == sorted(BEDROCK_INVOKE_ACTIONS)
-    assert statement["Resource"], "no resource at all would be a wildcard in disguise"
-    for arn in statement["Resource"]:
-        assert arn.startswith(f"arn:aws:bedrock:{region}:")
-        assert ":foundation-model/" in arn or ":inference-profile/" in arn
+    for statement in statements.values():
+        assert statement["Effect"] == "Allow"
+        assert sorted(statement["Action"]) == sorted(BEDROCK_INVOKE_ACTIONS)
+        assert statement["Resource"], "no resource at all would be a wildcard in disguise"
+    for sid in ("InvokeModelsInRegion", "InvokeInferenceProfiles"):
+        for arn in statements[sid]["Resource"]:
+            assert arn.startswith(f"arn:aws:bedrock:{region}:")
+            assert ":foundation-model/" in arn or ":inference-profile/" in arn
+    through = statements["InvokeModelsThroughProfiles"]
+    assert all(":foundation-model/" in arn for arn in through["Resource"])
+    assert (
+        through["Condition"]["StringLike"]["bedrock:InferenceProfileArn"]
+        == (statements["InvokeInferenceProfiles"]["Resource"])
+    )
     (role,) = in_component(plan, ROLE, "ai-gateway:aws:GatewayIdentity")
     assert policy.get("role") == role.id
     # No managed policy is attached on top.
