@@ -344,10 +344,10 @@ class ClusterIngress(pulumi.ComponentResource):
                 # Local keeps the client's address for the gateway's per-client limits.
                 external_traffic_policy="Local",
                 selector=dict(_CONTROLLER_LABELS),
+                # HTTPS only: with no port 80 a client configured with http:// fails
+                # to connect instead of sending its API key in clear text first
+                # (a redirect would come after the key crossed the internet).
                 ports=[
-                    k8s.core.v1.ServicePortArgs(
-                        name="http", port=80, target_port="http", protocol="TCP"
-                    ),
                     k8s.core.v1.ServicePortArgs(
                         name="https", port=443, target_port="https", protocol="TCP"
                     ),

@@ -22,6 +22,7 @@ EXTRAS = {
     "vnetId",
     "nodeSubnetId",
     "egressIp",
+    "ingressIp",
 }
 
 

@@ -76,9 +76,13 @@ def test_removing_a_readiness_dependency_of_the_kube_provider_is_caught(
     required = set().union(*ordering.readiness_urns(plan, cloud).values())
     direct = sorted(plan.direct_dependencies(provider) & required)
     assert direct, f"the {cloud} kube provider depends on none of its readiness resources directly"
+    # The provider's depends_on removed: every object deployed through it is flagged.
+    mutated = plan
     for urn in direct:
-        mutated = ordering.without_dependency(plan, provider, urn)
-        assert ordering.cluster_readiness_violations(mutated, cloud), urn
+        mutated = ordering.without_dependency(mutated, provider, urn)
+    violations = ordering.cluster_readiness_violations(mutated, cloud)
+    assert any(v.startswith(f"{provider.type} {provider.name} ") for v in violations)
+    assert len(violations) > len(list(ordering.kubernetes_objects(plan, provider)))
 
 
 def test_removing_an_api_dependency_is_caught(plans: dict[str, Plan]) -> None:
