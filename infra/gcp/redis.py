@@ -42,6 +42,8 @@ class RedisArgs:
     persistence: bool
     maintenance_day: str
     maintenance_hour_utc: int
+    kms_key_id: pulumi.Input[str] | None = None
+    """Cloud KMS key encrypting the instance's data at rest (CMEK); Google-managed when None."""
     apis: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
@@ -107,6 +109,7 @@ class Redis(pulumi.ComponentResource):
             auth_enabled=True,
             transit_encryption_mode="SERVER_AUTHENTICATION",
             persistence_config=persistence,
+            customer_managed_key=args.kms_key_id,
             maintenance_policy=gcp.redis.InstanceMaintenancePolicyArgs(
                 weekly_maintenance_windows=[
                     gcp.redis.InstanceMaintenancePolicyWeeklyMaintenanceWindowArgs(

@@ -151,7 +151,8 @@ def test_every_labelable_resource_carries_the_required_labels(plan: Plan, stack:
     # The cluster's resourceLabels, the pool's nodeConfig.resourceLabels and
     # Cloud SQL's settings.userLabels are the easy ones to miss.
     for token in (CLUSTER, NODE_POOL, SQL, REDIS, "gcp:kms/cryptoKey:CryptoKey"):
-        assert tags.carried_tags(token, plan.one(token).inputs), token
+        for resource in plan.of_type(token):
+            assert tags.carried_tags(token, resource.inputs), token
     assert labelled >= 5
 
 
@@ -332,7 +333,7 @@ def test_cluster_security_features(plan: Plan, stack: str) -> None:
     assert cluster.get("minMasterVersion") == "1.33"
     assert cluster.get("removeDefaultNodePool") is True
     assert cluster.get("deletionProtection") is EXPECTED[stack]["deletion_protection"]
-    key = plan.one("gcp:kms/cryptoKey:CryptoKey")
+    key = plan.one("gcp:kms/cryptoKey:CryptoKey", "secrets")
     assert cluster.get("databaseEncryption") == {"state": "ENCRYPTED", "keyName": key.id}
     assert key.get("rotationPeriod") == "7776000s"
     assert key.get("purpose") == "ENCRYPT_DECRYPT"
@@ -340,8 +341,8 @@ def test_cluster_security_features(plan: Plan, stack: str) -> None:
 
 
 def test_gke_service_agent_may_use_the_secrets_key_before_the_cluster_exists(plan: Plan) -> None:
-    grant = plan.one("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
-    key = plan.one("gcp:kms/cryptoKey:CryptoKey")
+    grant = plan.one("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "secrets-gke-agent")
+    key = plan.one("gcp:kms/cryptoKey:CryptoKey", "secrets")
     assert grant.get("cryptoKeyId") == key.id
     assert grant.get("role") == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
     assert grant.get("member") == (
@@ -481,6 +482,38 @@ def test_cloud_sql_is_private_tls_only_and_backed_up(plan: Plan, stack: str) -> 
     assert flags["log_connections"] == "on" and flags["log_disconnections"] == "on"
 
 
+def test_data_stores_encrypt_with_the_footprint_data_key(plan: Plan, stack: str) -> None:
+    """CMEK for Cloud SQL and Memorystore ("Customer-managed encryption keys" in each
+    product's docs): a key in the instance's region, its service agent granted
+    cryptoKeyEncrypterDecrypter before the instance is created."""
+    key = plan.one("gcp:kms/cryptoKey:CryptoKey", "data")
+    ring = plan.one("gcp:kms/keyRing:KeyRing")
+    assert key.get("keyRing") == ring.id
+    assert key.get("rotationPeriod") == "7776000s"
+    assert key.protect is EXPECTED[stack]["deletion_protection"]
+    sql, redis = plan.one(SQL), plan.one(REDIS)
+    assert sql.get("encryptionKeyName") == key.id
+    assert redis.get("customerManagedKey") == key.id
+    assert ring.get("location") == sql.get("region") == redis.get("region")
+    agents = {
+        a.get("service"): a for a in plan.of_type("gcp:projects/serviceIdentity:ServiceIdentity")
+    }
+    for instance, service, domain in (
+        (sql, "sqladmin.googleapis.com", "gcp-sa-cloud-sql"),
+        (redis, "redis.googleapis.com", "cloud-redis"),
+    ):
+        agent = agents[service]
+        assert agent.outputs["email"].endswith(f"@{domain}.iam.gserviceaccount.com")
+        (grant,) = [
+            g
+            for g in plan.of_type("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+            if g.get("member") == agent.outputs["member"]
+        ]
+        assert grant.get("cryptoKeyId") == key.id
+        assert grant.get("role") == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+        assert grant.urn in instance.dependencies
+
+
 def test_gateway_database_user_and_secret_dsn(plan: Plan) -> None:
     sql = plan.one(SQL)
     database = plan.one("gcp:sql/database:Database")
@@ -490,11 +523,18 @@ def test_gateway_database_user_and_secret_dsn(plan: Plan) -> None:
     assert isinstance(user.inputs["password"], Secret)
     assert reveal(user.inputs["password"]) == reveal(password.outputs["result"])
     assert password.get("length") >= 32
-    dsn = plan.one("ai-gateway:gcp:Postgres").outputs["dsn"]
-    assert isinstance(dsn, Secret)
-    assert reveal(dsn) == (
-        f"postgresql://{user.get('name')}:{reveal(password.outputs['result'])}@"
-        f"{sql.outputs['privateIpAddress']}:5432/{database.get('name')}?sslmode=require"
+    outputs = plan.one("ai-gateway:gcp:Postgres").outputs
+    where = f"{sql.outputs['privateIpAddress']}:5432/{database.get('name')}?sslmode=require"
+    # The built-in user (a cloudsqlsuperuser) is the migration Job's only.
+    assert isinstance(outputs["migrationDsn"], Secret)
+    assert reveal(outputs["migrationDsn"]) == (
+        f"postgresql://gateway_admin:{reveal(password.outputs['result'])}@{where}"
+    )
+    # The gateway connects as its own role, which the Job creates with row access only.
+    app = plan.one("random:index/randomPassword:RandomPassword", "gateway-app")
+    assert isinstance(outputs["dsn"], Secret)
+    assert reveal(outputs["dsn"]) == (
+        f"postgresql://gateway_app:{reveal(app.outputs['result'])}@{where}"
     )
 
 

@@ -212,6 +212,48 @@ def test_aws_service_account_names_the_gateway_role(plan: Plan) -> None:
 # ------------------------------------------------------------------ gateways
 
 
+def _secret_refs(spec: dict) -> set[str]:
+    """Names of the Secrets a pod spec reads (env and volumes)."""
+    names = set()
+    for container in spec["containers"]:
+        for env in container.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                names.add(ref["name"])
+    for volume in spec.get("volumes") or []:
+        if volume.get("secret"):
+            names.add(volume["secret"]["secretName"])
+    return names
+
+
+@pytest.mark.parametrize("cloud", ["aws", "azure", "gcp"])
+def test_only_the_migration_job_gets_the_database_admin(plan: Plan, cloud: str) -> None:
+    """Issue 19 item 12: the serving pods connect as gateway_app (row access only); the
+    admin's DSN is in a Secret only the migration Job reads, which creates that role."""
+    objects = gateway_objects(plan, cloud)
+    secrets = {r.get("metadata.name"): r for r in objects if r.type == "kubernetes:core/v1:Secret"}
+    admin = reveal(secrets["ai-gateway-migration"].inputs["stringData"])["database-url"]
+    app = reveal(secrets["ai-gateway-secrets"].inputs["stringData"])["database-url"]
+    assert app.startswith("postgresql://gateway_app:")
+    admin_password = admin.split("@")[0].rsplit(":", 1)[1]
+    assert not admin.startswith("postgresql://gateway_app:") and admin_password not in app
+    (job,) = [r for r in objects if r.type == "kubernetes:batch/v1:Job"]
+    job_spec = job.get("spec.template.spec")
+    assert _secret_refs(job_spec) == {"ai-gateway-secrets", "ai-gateway-migration"}
+    (container,) = job_spec["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["AIGW_MIGRATION_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "ai-gateway-migration",
+        "key": "database-url",
+    }
+    for deployment in (r for r in objects if r.type == DEPLOYMENT):
+        spec = deployment.get("spec.template.spec")
+        assert "ai-gateway-migration" not in _secret_refs(spec)
+        assert "AIGW_MIGRATION_DATABASE_URL" not in {
+            e["name"] for c in spec["containers"] for e in c.get("env") or []
+        }
+
+
 def test_every_enabled_cloud_runs_the_gateway_on_its_own_cluster(plan: Plan) -> None:
     clouds = enabled(plan)
     assert clouds
