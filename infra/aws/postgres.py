@@ -17,7 +17,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.aws import decisions
-from infra.aws.security import nodes_only_security_group
+from infra.aws.security import encrypted_log_group, nodes_only_security_group
 from infra.clouds import POSTGRES_APP_ROLE
 
 POSTGRES_PORT = 5432
@@ -120,14 +120,12 @@ class Postgres(pulumi.ComponentResource):
             f"{name}-app-password", length=40, special=False, opts=child
         )
 
-        # RDS exports to these fixed names; creating them first sets retention
-        # and the key before RDS would create unencrypted, never-expiring ones.
         log_groups = [
-            aws.cloudwatch.LogGroup(
+            encrypted_log_group(
                 f"{name}-{log}-logs",
-                name=f"/aws/rds/instance/{identifier}/{log}",
-                retention_in_days=args.log_retention_days,
-                kms_key_id=args.kms_key_arn,
+                f"/aws/rds/instance/{identifier}/{log}",
+                kms_key_arn=args.kms_key_arn,
+                retention_days=args.log_retention_days,
                 opts=child,
             )
             for log in POSTGRES_LOG_EXPORTS

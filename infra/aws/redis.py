@@ -16,7 +16,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.aws import decisions
-from infra.aws.security import nodes_only_security_group
+from infra.aws.security import encrypted_log_group, nodes_only_security_group
 
 REDIS_PORT = 6379
 REDIS_LOG_TYPES = ("slow-log", "engine-log")
@@ -97,11 +97,11 @@ class Redis(pulumi.ComponentResource):
         # operator paged at night looks at first; encrypted and expiring like
         # every other log group of the footprint.
         log_groups = {
-            log_type: aws.cloudwatch.LogGroup(
+            log_type: encrypted_log_group(
                 f"{name}-{log_type}",
-                name=f"/aws/elasticache/{group_id}/{log_type}",
-                retention_in_days=args.log_retention_days,
-                kms_key_id=args.kms_key_arn,
+                f"/aws/elasticache/{group_id}/{log_type}",
+                kms_key_arn=args.kms_key_arn,
+                retention_days=args.log_retention_days,
                 opts=child,
             )
             for log_type in REDIS_LOG_TYPES

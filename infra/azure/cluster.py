@@ -139,25 +139,25 @@ class Cluster(pulumi.ComponentResource):
         )
         # AKS joins the node subnet and attaches the NAT gateway with this
         # identity; without the grant the cluster create fails.
-        network_grant = authorization.RoleAssignment(
+        network_grant = _identity_grant(
             f"{name}-network-contributor",
-            principal_id=identity.principal_id,
-            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-            role_definition_id=_role(args.subscription_id, NETWORK_CONTRIBUTOR_ROLE),
-            scope=args.vnet_id,
-            opts=child,
+            identity,
+            args,
+            NETWORK_CONTRIBUTOR_ROLE,
+            args.vnet_id,
+            child,
         )
         # The cloud controller attaches the stack's own public IP to the AKS load
         # balancer (Service annotation azure-pip-name); that needs the cluster
         # identity's Network Contributor on the IP ("Use a static public IP
         # address with the Azure Kubernetes Service load balancer").
-        ingress_ip_grant = authorization.RoleAssignment(
+        ingress_ip_grant = _identity_grant(
             f"{name}-ingress-ip-contributor",
-            principal_id=identity.principal_id,
-            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-            role_definition_id=_role(args.subscription_id, NETWORK_CONTRIBUTOR_ROLE),
-            scope=args.ingress_ip_id,
-            opts=child,
+            identity,
+            args,
+            NETWORK_CONTRIBUTOR_ROLE,
+            args.ingress_ip_id,
+            child,
         )
         kms_key, kms_grant = self._kms_key(name, args, identity)
         workspace = operationalinsights.Workspace(
@@ -452,13 +452,8 @@ class Cluster(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-        grant = authorization.RoleAssignment(
-            f"{name}-kms-crypto-user",
-            principal_id=identity.principal_id,
-            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-            role_definition_id=_role(args.subscription_id, KEY_VAULT_CRYPTO_USER_ROLE),
-            scope=vault.id,
-            opts=child,
+        grant = _identity_grant(
+            f"{name}-kms-crypto-user", identity, args, KEY_VAULT_CRYPTO_USER_ROLE, vault.id, child
         )
         return key, grant
 
@@ -580,6 +575,25 @@ class Cluster(pulumi.ComponentResource):
                 scope_id=pulumi.Output.concat("/subscriptions/", args.subscription_id),
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             )
+
+
+def _identity_grant(
+    resource_name: str,
+    identity: managedidentity.UserAssignedIdentity,
+    args: ClusterArgs,
+    role_guid: str,
+    scope: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> authorization.RoleAssignment:
+    """One built-in role for the cluster's control-plane identity on one scope."""
+    return authorization.RoleAssignment(
+        resource_name,
+        principal_id=identity.principal_id,
+        principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+        role_definition_id=_role(args.subscription_id, role_guid),
+        scope=scope,
+        opts=opts,
+    )
 
 
 def _role(subscription_id: pulumi.Input[str], role_guid: str) -> pulumi.Output[str]:

@@ -68,20 +68,7 @@ class Network(pulumi.ComponentResource):
         # The gateway's public address, owned here (not by AKS) so the NSG can
         # name it: AKS load-balancing rules use floating IP, so packets reach the
         # nodes still addressed to this IP, never to the node subnet.
-        self.ingress_ip = network.PublicIPAddress(
-            f"{name}-ingress",
-            public_ip_address_name=azure_name("public_ip", "pip", prefix, "ingress"),
-            resource_group_name=rg,
-            location=args.location,
-            sku=network.PublicIPAddressSkuArgs(
-                name=network.PublicIPAddressSkuName.STANDARD,
-                tier=network.PublicIPAddressSkuTier.REGIONAL,
-            ),
-            public_ip_allocation_method=network.IPAllocationMethod.STATIC,
-            public_ip_address_version=network.IPVersion.I_PV4,
-            zones=list(args.zones) or None,
-            opts=child,
-        )
+        self.ingress_ip = _static_ip(name, "ingress", args, zones=args.zones, opts=child)
         node_nsg = network.NetworkSecurityGroup(
             f"{name}-nodes",
             network_security_group_name=azure_name(
@@ -151,19 +138,7 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
 
-        egress_ip = network.PublicIPAddress(
-            f"{name}-egress",
-            public_ip_address_name=azure_name("public_ip", "pip", prefix, "egress"),
-            resource_group_name=rg,
-            location=args.location,
-            sku=network.PublicIPAddressSkuArgs(
-                name=network.PublicIPAddressSkuName.STANDARD,
-                tier=network.PublicIPAddressSkuTier.REGIONAL,
-            ),
-            public_ip_allocation_method=network.IPAllocationMethod.STATIC,
-            public_ip_address_version=network.IPVersion.I_PV4,
-            opts=child,
-        )
+        egress_ip = _static_ip(name, "egress", args, zones=(), opts=child)
         nat = network.NatGateway(
             f"{name}-nat",
             nat_gateway_name=azure_name("nat_gateway", "ng", prefix),
@@ -238,6 +213,31 @@ class Network(pulumi.ComponentResource):
                 "egressIp": self.egress_ip,
             }
         )
+
+
+def _static_ip(
+    name: str,
+    role: str,
+    args: NetworkArgs,
+    *,
+    zones: tuple[str, ...],
+    opts: pulumi.ResourceOptions,
+) -> network.PublicIPAddress:
+    """A Standard, static IPv4 address ``pip-<prefix>-<role>`` (zone-redundant over ``zones``)."""
+    return network.PublicIPAddress(
+        f"{name}-{role}",
+        public_ip_address_name=azure_name("public_ip", "pip", args.name_prefix, role),
+        resource_group_name=args.resource_group_name,
+        location=args.location,
+        sku=network.PublicIPAddressSkuArgs(
+            name=network.PublicIPAddressSkuName.STANDARD,
+            tier=network.PublicIPAddressSkuTier.REGIONAL,
+        ),
+        public_ip_allocation_method=network.IPAllocationMethod.STATIC,
+        public_ip_address_version=network.IPVersion.I_PV4,
+        zones=list(zones) or None,
+        opts=opts,
+    )
 
 
 def _rule(

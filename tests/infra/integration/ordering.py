@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from infra.offline import Plan, RecordedResource
 from infra.offline.engine import reveal
+from tests.infra.integration.leaks import plain_strings
 
 KUBE_PROVIDER = "pulumi:providers:kubernetes"
 
@@ -154,18 +155,6 @@ def gcp_api_violations(plan: Plan) -> list[str]:
     return problems
 
 
-def _strings(value: object) -> Iterator[str]:
-    value = reveal(value)
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
 def workload_pool_violations(plan: Plan) -> list[str]:
     """Resources naming a workload identity pool that do not wait for the cluster creating it.
 
@@ -178,7 +167,7 @@ def workload_pool_violations(plan: Plan) -> list[str]:
     for r in plan.resources:
         if not r.custom or r.type == "gcp:container/cluster:Cluster":
             continue
-        names_pool = any(WORKLOAD_POOL.search(s) for s in _strings(r.inputs))
+        names_pool = any(WORKLOAD_POOL.search(s) for s in plain_strings(reveal(r.inputs)))
         if names_pool and not clusters & plan.dependency_closure(r):
             problems.append(f"{r.type} {r.name} names a workload pool before its cluster")
     return problems
