@@ -50,8 +50,10 @@ NETWORK_ADDONS = {
 
 WORKLOAD_ADDONS = {
     "coredns": None,
-    # Resource metrics for the gateway's HorizontalPodAutoscaler (an EKS community
-    # add-on, "Amazon EKS add-ons": metrics-server); without it the HPA never scales.
+    # Resource metrics for the gateway's HorizontalPodAutoscaler: "it isn't deployed
+    # by default in Amazon EKS clusters" ("View resource usage with the Kubernetes
+    # Metrics Server"; an EKS community add-on named metrics-server). Without it
+    # the HPA never scales.
     "metrics-server": None,
 }
 """EKS add-ons that run as Deployments, so they wait for the nodes."""
