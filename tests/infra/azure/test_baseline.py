@@ -5,7 +5,9 @@ key, Key Vault Crypto User for the cluster identity); "Enable monitoring for
 Kubernetes clusters" (managed-identity Container Insights needs a data
 collection rule with the ContainerInsights extension and a
 ``ContainerInsightsExtension`` association); "Azure Policy built-in
-definitions for AKS" (the Pod Security baseline initiative); "Enable Microsoft
+definitions for AKS" (the Pod Security baseline initiative, whose definition
+in Azure/azure-policy, ``Kubernetes_PSPBaselineStandard.json``, takes
+``effect`` Audit/Deny and excludes kube-system by default); "Enable Microsoft
 Defender for Containers"; "Ephemeral OS disks" and "Use Planned Maintenance"
 (AKS documentation).
 """
