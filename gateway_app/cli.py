@@ -152,18 +152,35 @@ _MODEL_HEADER = ("model", "deployment", "USD per million tokens", "price from")
 
 
 def migrate_command(args: argparse.Namespace) -> int:
-    """Apply schema migrations to ``AIGW_DATABASE_URL`` (SQLite also migrates at start-up)."""
+    """Apply schema migrations to PostgreSQL (SQLite migrates itself at start-up).
+
+    With ``AIGW_MIGRATION_DATABASE_URL`` (the schema owner: the managed server's
+    admin), migrate as the owner, then create or update the gateway's role named
+    in ``AIGW_DATABASE_URL`` with row access only (see
+    :meth:`~gateway_app.governance.storage.Database.ensure_app_role`). Without it,
+    migrate as ``AIGW_DATABASE_URL`` itself.
+    """
     from gateway_app.governance.storage import Database, DatabaseError
 
-    if not os.environ.get("AIGW_DATABASE_URL"):
+    app_url = os.environ.get("AIGW_DATABASE_URL")
+    owner_url = os.environ.get("AIGW_MIGRATION_DATABASE_URL")
+    if not app_url and not owner_url:
         print(
             "migrate: AIGW_DATABASE_URL is not set; the embedded SQLite database is migrated "
             "when the gateway starts"
         )
         return EXIT_OK
-    db = Database.from_env("unused.sqlite3")
+    if owner_url and not app_url:
+        print(
+            "migrate: AIGW_MIGRATION_DATABASE_URL is set but AIGW_DATABASE_URL is not; set "
+            "AIGW_DATABASE_URL to the gateway role's URL so migrate can create that role",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    db = Database(owner_url or app_url or "", ca_file=os.environ.get("AIGW_DATABASE_CA_FILE"))
     try:
         applied = db.migrate()
+        role = db.ensure_app_role(app_url or "") if owner_url else None
     except DatabaseError as exc:
         print(f"migrate: failed: {exc}", file=sys.stderr)
         return 1
@@ -173,6 +190,10 @@ def migrate_command(args: argparse.Namespace) -> int:
         print(f"migrate: applied {', '.join(str(v) for v in applied)}")
     else:
         print("migrate: the database is up to date")
+    if role is not None:
+        from gateway_app.governance.storage import app_credentials
+
+        print(f"migrate: app role {app_credentials(app_url or '')[0]}: {role}")
     return EXIT_OK
 
 

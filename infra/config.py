@@ -412,10 +412,14 @@ class AwsConfig(_CloudConfig):
     postgres_storage_gb: int = Field(
         default=50, ge=20, le=65536, description="RDS allocated storage in GiB."
     )
-    postgres_version: str = Field(
-        default="16.4",
-        pattern=r"^1[6-9](\.\d+)?$",
-        description="RDS PostgreSQL engine version (16 or newer).",
+    postgres_version: Literal["16", "17"] = Field(
+        default="16",
+        description=(
+            "RDS PostgreSQL major version. Major only: RDS applies minor versions itself "
+            "(autoMinorVersionUpgrade) and stops creating old ones, so a pinned minor fails "
+            "to create or becomes a downgrade RDS refuses; the minor in use is the "
+            "instance's engineVersionActual."
+        ),
     )
 
     node_disk_gb: int = Field(
@@ -507,6 +511,18 @@ class AwsConfig(_CloudConfig):
             raise _SectionError("vpcCidr", str(exc).split(": ", 1)[1]) from None
         return self
 
+    @model_validator(mode="after")
+    def _check_autoscaler_release(self) -> AwsConfig:
+        # The node autoscaler must match the cluster's minor: refuse a minor
+        # with no pinned release before any resource exists.
+        from infra.aws.autoscaler import image_tag
+
+        try:
+            image_tag(self.kubernetes_version)
+        except ValueError as exc:
+            raise _SectionError("kubernetesVersion", str(exc).split(": ", 1)[1]) from None
+        return self
+
 
 class AzureConfig(_CloudConfig):
     """Azure footprint: VNet, AKS, Azure Managed Redis, PostgreSQL Flexible Server (``ai-gateway:azure``)."""
@@ -514,14 +530,16 @@ class AzureConfig(_CloudConfig):
     _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEV: {
             **_HA_DEFAULTS[Environment.DEV],
-            "systemNodeVmSize": "Standard_D2s_v5",
-            "nodeVmSize": "Standard_D4s_v5",
+            "systemNodeVmSize": "Standard_D2ds_v5",
+            "nodeVmSize": "Standard_D4ds_v5",
             "redisSku": "Balanced_B0",
             "postgresSku": "Standard_B2ms",
             "postgresTier": "Burstable",
             "aksTier": "Free",
             "systemNodeCount": 1,
             "disableLocalAccounts": False,
+            "defenderForContainers": False,
+            "policyEffect": "Audit",
             "redisPersistence": False,
             "postgresGeoRedundantBackup": False,
             "nodeCount": 2,
@@ -530,14 +548,16 @@ class AzureConfig(_CloudConfig):
         },
         Environment.STAGING: {
             **_HA_DEFAULTS[Environment.STAGING],
-            "systemNodeVmSize": "Standard_D4s_v5",
-            "nodeVmSize": "Standard_D4s_v5",
+            "systemNodeVmSize": "Standard_D4ds_v5",
+            "nodeVmSize": "Standard_D4ds_v5",
             "redisSku": "Balanced_B1",
             "postgresSku": "Standard_D2ds_v5",
             "postgresTier": "GeneralPurpose",
             "aksTier": "Standard",
             "systemNodeCount": 3,
             "disableLocalAccounts": True,
+            "defenderForContainers": True,
+            "policyEffect": "Deny",
             "redisPersistence": False,
             "postgresGeoRedundantBackup": False,
             "nodeCount": 3,
@@ -546,14 +566,16 @@ class AzureConfig(_CloudConfig):
         },
         Environment.PROD: {
             **_HA_DEFAULTS[Environment.PROD],
-            "systemNodeVmSize": "Standard_D4s_v5",
-            "nodeVmSize": "Standard_D8s_v5",
+            "systemNodeVmSize": "Standard_D4ds_v5",
+            "nodeVmSize": "Standard_D8ds_v5",
             "redisSku": "Balanced_B3",
             "postgresSku": "Standard_D4ds_v5",
             "postgresTier": "GeneralPurpose",
             "aksTier": "Standard",
             "systemNodeCount": 3,
             "disableLocalAccounts": True,
+            "defenderForContainers": True,
+            "policyEffect": "Deny",
             "redisPersistence": True,
             "postgresGeoRedundantBackup": True,
             "nodeCount": 3,
@@ -572,12 +594,18 @@ class AzureConfig(_CloudConfig):
         description="VNet address space; split into node, database and endpoint subnets.",
     )
     system_node_vm_size: str = Field(
-        default="Standard_D2s_v5",
-        description="VM size of the AKS system pool (critical add-ons only).",
+        default="Standard_D2ds_v5",
+        description=(
+            "VM size of the AKS system pool (critical add-ons only). A size with a local "
+            "temp disk (Ddsv5/Edsv5): nodes boot from an ephemeral OS disk on it."
+        ),
     )
     node_vm_size: str = Field(
-        default="Standard_D4s_v5",
-        description="VM size of the autoscaling user pool running the gateway.",
+        default="Standard_D4ds_v5",
+        description=(
+            "VM size of the autoscaling user pool running the gateway; a Ddsv5/Edsv5 size "
+            "(ephemeral OS disk on the local temp disk)."
+        ),
     )
     aks_tier: Literal["Free", "Standard", "Premium"] = Field(
         default="Free",
@@ -585,7 +613,42 @@ class AzureConfig(_CloudConfig):
     )
     admin_group_object_ids: list[str] = Field(
         default_factory=list,
-        description="Microsoft Entra group object ids granted cluster admin through Azure RBAC.",
+        description=(
+            "Microsoft Entra group object ids granted cluster admin (break-glass for people: "
+            "with local accounts off, nobody else can reach the API). Required in staging "
+            "and prod."
+        ),
+    )
+    defender_for_containers: bool = Field(
+        default=False,
+        description=(
+            "Microsoft Defender for Containers: the cluster's sensor reports to the Log "
+            "Analytics workspace and the subscription's Containers plan is set to Standard "
+            "(kept on destroy). On in staging and prod; off in dev (billed per vCore)."
+        ),
+    )
+    policy_effect: Literal["Audit", "Deny"] = Field(
+        default="Audit",
+        description=(
+            "Effect of the Pod Security baseline initiative assigned to the cluster (Azure "
+            "Policy add-on): Deny in staging and prod, Audit in dev."
+        ),
+    )
+    kms_key_size: Literal[2048, 3072, 4096] = Field(
+        default=3072,
+        description="RSA size of the Key Vault key that encrypts etcd's secrets (KMS).",
+    )
+    maintenance_day: Literal[
+        "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"
+    ] = Field(
+        default="SUNDAY",
+        description="Weekly maintenance day of AKS upgrades (Kubernetes patches, node images).",
+    )
+    maintenance_hour_utc: int = Field(
+        default=2,
+        ge=0,
+        le=23,
+        description="Start hour (UTC) of the 4-hour weekly AKS maintenance window.",
     )
     redis_sku: str = Field(
         default="Balanced_B0", description="Azure Managed Redis SKU (for example Balanced_B1)."
@@ -681,6 +744,20 @@ class AzureConfig(_CloudConfig):
     def _check_vnet_cidr(cls, value: str) -> str:
         return _private_cidr(value)
 
+    @model_validator(mode="after")
+    def _check_ephemeral_os_disks(self) -> AzureConfig:
+        from infra.azure.sizing import ephemeral_os_disk_gb
+
+        for key, size in (
+            ("systemNodeVmSize", self.system_node_vm_size),
+            ("nodeVmSize", self.node_vm_size),
+        ):
+            try:
+                ephemeral_os_disk_gb(size, key)
+            except ValueError as exc:
+                raise _SectionError(key, str(exc).split(": ", 1)[1]) from None
+        return self
+
     @field_validator("admin_group_object_ids")
     @classmethod
     def _check_group_ids(cls, value: list[str]) -> list[str]:
@@ -691,6 +768,16 @@ class AzureConfig(_CloudConfig):
                     "(a GUID such as 3f2504e0-4f89-41d3-9a0c-0305e82c3301), not its name"
                 )
         return value
+
+
+def routes_to_azure_openai(app_config: Mapping[str, Any]) -> bool:
+    """Whether the gateway's catalogue has an ``azure_openai`` provider."""
+    providers = app_config.get("providers") if isinstance(app_config, Mapping) else None
+    if not isinstance(providers, Mapping):
+        return False
+    return any(
+        isinstance(p, Mapping) and p.get("type") == "azure_openai" for p in providers.values()
+    )
 
 
 class GcpConfig(_CloudConfig):
@@ -1207,6 +1294,23 @@ class StackConfig(_Model):
                 data.setdefault(section, {})
         return data
 
+    def _azure_cross_checks(self) -> None:
+        azure = self.azure
+        if self.environment != Environment.DEV and not azure.admin_group_object_ids:
+            raise _SectionError(
+                "azure.adminGroupObjectIds",
+                "adminGroupObjectIds is empty: in staging and prod local accounts are off, so "
+                "list the Microsoft Entra group(s) whose members may administer the cluster "
+                "(break-glass), for example [3f2504e0-4f89-41d3-9a0c-0305e82c3301]",
+            )
+        if routes_to_azure_openai(self.gateway.app_config) and not azure.openai_account_id:
+            raise _SectionError(
+                "azure.openaiAccountId",
+                "openaiAccountId is not set but gateway.appConfig routes to an azure_openai "
+                "provider; set it to the Azure OpenAI account's resource id so the gateway's "
+                "identity may call it (and only it)",
+            )
+
     @model_validator(mode="after")
     def _cross_checks(self) -> StackConfig:
         if not self.enabled_clouds:
@@ -1219,6 +1323,8 @@ class StackConfig(_Model):
                 self.cloud(cloud).require_api_access_rule(self.environment)
             except ValueError as exc:
                 raise _SectionError(f"{cloud.value}.deployerCidrs", str(exc)) from None
+        if Cloud.AZURE in self.enabled_clouds:
+            self._azure_cross_checks()
         from infra.k8s import decisions  # imported here: it imports this module
 
         try:

@@ -159,6 +159,53 @@ class Plan:
             yield current
             current = urns.get(current.parent or "")
 
+    def direct_dependencies(self, resource: RecordedResource) -> set[str]:
+        """The URNs the engine must finish before ``resource``: what it waits on.
+
+        Its explicit ``depends_on`` and the resources its inputs came from (as
+        the SDK sends them), its provider (a resource waits for its provider,
+        which waits for its own inputs) and a custom parent (whose URN resolves
+        only once it exists). Component parents impose no order.
+        """
+        urns = set(resource.dependencies)
+        for sources in resource.property_dependencies.values():
+            urns.update(sources)
+        if resource.provider:
+            urns.add(resource.provider.rsplit("::", 1)[0])
+        if resource.parent:
+            parent = self._by_urn().get(resource.parent)
+            if parent is not None and parent.custom:
+                urns.add(parent.urn)
+        urns.discard(resource.urn)
+        return urns
+
+    def dependency_closure(self, resource: RecordedResource) -> set[str]:
+        """Every URN ``resource`` waits on, transitively (see :meth:`direct_dependencies`).
+
+        ``depends_on=[component]`` arrives already expanded by the SDK to the
+        component's resources registered by then, so components are not expanded
+        again here (that would claim an order the engine never enforces).
+        """
+        by_urn = self._by_urn()
+        seen: set[str] = set()
+        stack = list(self.direct_dependencies(resource))
+        while stack:
+            urn = stack.pop()
+            if urn in seen:
+                continue
+            seen.add(urn)
+            node = by_urn.get(urn)
+            if node is None:
+                continue
+            stack.extend(self.direct_dependencies(node))
+        return seen
+
+    def _by_urn(self) -> dict[str, RecordedResource]:
+        cached = self.__dict__.get("_urn_index")
+        if cached is None or len(cached) != len(self.resources):
+            cached = self.__dict__["_urn_index"] = {r.urn: r for r in self.resources}
+        return cached
+
     def to_json(self) -> list[dict[str, Any]]:
         """The recorded resources as plain JSON-able objects."""
         return [r.to_json() for r in self.resources]

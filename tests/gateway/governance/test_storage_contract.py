@@ -167,3 +167,103 @@ def test_migration_gives_each_existing_project_to_its_oldest_keys_team(
     assert store.claim_project("shared", "b", 9.0) == "a"  # the first claim stands
     assert store.claim_project("fresh", "b", 9.0) == "b"
     db.close()
+
+
+def test_migrate_as_owner_creates_a_least_privileged_app_role(postgres_server: Any) -> None:
+    """What the migration Job does on every cloud: migrate as the server's admin, then give
+    the gateway its own role with row access only (the serving pods never get the admin's
+    password). The password reaches the server only as a SCRAM verifier."""
+    import psycopg
+
+    name = "r" + uuid.uuid4().hex[:8]
+    role = f"gateway_app_{name}"
+    setup = Database(postgres_server.url)
+    setup.execute(f"CREATE DATABASE {name}")
+    setup.close()
+    base = postgres_server.url.rsplit("/", 1)[0].replace("postgres@", "{user}@")
+    owner_url = base.format(user="postgres") + "/" + name
+    password = "s3cret-" + uuid.uuid4().hex
+    app_url = base.format(user=f"{role}:{password}") + "/" + name
+
+    def migrate(app: str | None) -> subprocess.CompletedProcess[str]:
+        env = {"AIGW_MIGRATION_DATABASE_URL": owner_url, "PATH": "/usr/bin:/bin"}
+        if app:
+            env["AIGW_DATABASE_URL"] = app
+        return subprocess.run(
+            [sys.executable, "-m", "gateway_app", "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    missing = migrate(None)
+    assert missing.returncode == 2 and "AIGW_DATABASE_URL" in missing.stderr
+    first = migrate(app_url)
+    assert first.returncode == 0, first.stderr
+    assert f"app role {role}: created" in first.stdout
+    assert password not in first.stdout + first.stderr
+
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        (flags,) = owner.execute(
+            "SELECT rolsuper, rolcreatedb, rolcreaterole, rolcanlogin, rolpassword "
+            "FROM pg_authid WHERE rolname = %s",
+            (role,),
+        ).fetchall()
+        assert flags[:4] == (False, False, False, True)
+        verifier = flags[4]
+        assert verifier.startswith("SCRAM-SHA-256$") and password not in verifier
+        # The verifier is the one libpq derives from this password and salt.
+        iterations, salt = verifier.split("$")[1].split(":")
+        assert _scram_verifier(password, salt, int(iterations)) == verifier
+        table_owner = owner.execute(
+            "SELECT tableowner FROM pg_tables WHERE tablename = 'virtual_keys'"
+        ).fetchone()
+        assert table_owner == ("postgres",)
+
+    as_app = base.format(user=role) + "/" + name  # trust auth in the test server
+    with psycopg.connect(as_app, autocommit=True) as app:
+        app.execute(
+            "INSERT INTO limits (scope, scope_id, rpm) VALUES ('team', 't', 1) "
+            "ON CONFLICT (scope, scope_id) DO UPDATE SET rpm = 2"
+        )
+        assert app.execute("SELECT rpm FROM limits").fetchone() == (1,)
+        app.execute("DELETE FROM limits")
+        assert app.execute("SELECT COUNT(*) FROM schema_migrations").fetchone() == (
+            len(MIGRATIONS),
+        )
+        for forbidden in (
+            "CREATE TABLE evil (x int)",
+            "DROP TABLE audit_events",
+            "ALTER TABLE virtual_keys ADD COLUMN x int",
+            "DELETE FROM schema_migrations",
+            "CREATE ROLE evil",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                app.execute(forbidden)
+
+    # Run again with a new password: rotated, nothing else changes.
+    rotated = app_url.replace(password, "rotated-" + uuid.uuid4().hex)
+    again = migrate(rotated)
+    assert again.returncode == 0, again.stderr
+    assert "up to date" in again.stdout and f"app role {role}: updated" in again.stdout
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        (new_verifier,) = owner.execute(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)
+        ).fetchone()
+        assert new_verifier != verifier
+
+
+def _scram_verifier(password: str, salt_b64: str, iterations: int) -> str:
+    """RFC 5802/7677's SCRAM-SHA-256 verifier, as PostgreSQL stores it (independent check)."""
+    import base64
+    import hashlib
+    import hmac
+
+    salt = base64.b64decode(salt_b64)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored = hashlib.sha256(client_key).digest()
+    server = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{salt_b64}${b64(stored)}:{b64(server)}"

@@ -344,7 +344,15 @@ def test_network_policy_admits_only_the_ingress_controller(k8s_plan: Plan) -> No
     [
         ("aws", 6379, ["10.210.0.0/16"], []),
         ("azure", 10000, ["10.220.0.0/16"], []),
-        ("gcp", 6378, ["10.230.0.0/20", "10.240.0.0/24"], [("169.254.169.254/32", {80, 988})]),
+        # GKE metadata server under NetworkPolicy ("Workload Identity Federation for GKE",
+        # network policy section): 169.254.169.254:80 with Dataplane V2, and the node's
+        # server on 169.254.169.252:987/988.
+        (
+            "gcp",
+            6378,
+            ["10.230.0.0/20", "10.240.0.0/24"],
+            [("169.254.169.254/32", {80}), ("169.254.169.252/32", {987, 988})],
+        ),
     ],
 )
 def test_network_policy_egress_is_dns_data_stores_and_https_only(
@@ -500,7 +508,8 @@ def test_the_ingress_controller_is_the_only_load_balancer(k8s_plan: Plan) -> Non
         assert [s.get("metadata.name") for s in balancers] == ["ingress-nginx-lb"]
         (balancer,) = balancers
         assert balancer.get("metadata.namespace") == "ingress-nginx"
-        assert {p["port"] for p in balancer.get("spec.ports")} == {80, 443}
+        # HTTPS only, on every cloud (the Azure NSG admits 443 alone, issue 19 item 2).
+        assert {p["port"] for p in balancer.get("spec.ports")} == {443}
         nginx = next(
             r for r in owned(k8s_plan, cloud, RELEASE) if r.get("chart") == "ingress-nginx"
         )
