@@ -148,6 +148,8 @@ class Governance:
                     config.providers[deployment.provider].type,
                 )
         self._bounds: dict[str, TokenPrices] = {}
+        # People's sessions (gateway_app.identity.Identity), set when sign-in is configured.
+        self.identity: Any = None
         self._levels_cache: dict[tuple[str, str, str, str | None], Any] = {}
         self._levels_of: object = None
 
@@ -500,8 +502,13 @@ class Governance:
 
     # ------------------------------------------------------------ admin API
 
-    async def _principal(self, headers: dict[str, str]) -> rbac.Principal:
+    async def _principal(self, headers: dict[str, str], method: str = "GET") -> rbac.Principal:
         token = presented_key(headers)
+        if not token and self.identity is not None:
+            # A console session (cookie); state-changing methods also pass its CSRF checks.
+            person = await self.identity.principal(headers, method)
+            if person is not None:
+                return person
         if not token:
             raise GatewayError(401, "Missing admin or virtual key.", code="invalid_api_key")
         if self.admin_key and hmac.compare_digest(token.encode(), self.admin_key.encode()):
@@ -520,7 +527,7 @@ class Governance:
             team_id=detail.get("team_id"),
             key_id=detail.get("key_id"),
             action=action,
-            detail=detail,
+            detail={**detail, "actor": principal.describe()},
         )
         try:
             await self.state.append(orjson.dumps(event))
@@ -534,10 +541,11 @@ class Governance:
         self, method: str, path: str, query: str, headers: dict[str, str], body: Any
     ) -> tuple[int, Any]:
         """Serve one ``/admin/...`` request: (status, JSON-able body)."""
-        principal = await self._principal(headers)
+        principal = await self._principal(headers, method)
         params = dict(parse_qsl(query))
         parts = [p for p in path.split("/") if p][1:]
         rbac.require_manager(principal)
+        rbac.require_write(principal, method)
         if parts[:1] == ["keys"]:
             return await self._keys(principal, method, parts[1:], body, params)
         if parts[:1] == ["limits"]:
@@ -647,7 +655,7 @@ class Governance:
     ) -> tuple[int, Any]:
         if not rest and method == "GET":
             limits = list(self.registry.limits.values())
-            if principal.role != "admin":
+            if not rbac.sees_all(principal):
                 limits = [lim for lim in limits if lim.team_id == principal.team_id]
             return 200, {"data": [lim.public() for lim in limits]}
         if len(rest) != 2:
@@ -697,7 +705,7 @@ class Governance:
     ) -> str | None:
         """The team owning a limit; raises 403/404 for team admins outside their team."""
         if scope in ("org", "customer"):
-            if principal.role != "admin":
+            if not rbac.sees_all(principal):  # (viewers reach here for reads only)
                 raise rbac.forbidden(f"Only the gateway admin may manage {scope} limits.")
             return None
         if scope == "team":
