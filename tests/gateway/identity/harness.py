@@ -10,10 +10,11 @@ their attributes so tests can assert them.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,11 @@ class Console:
     governance: Governance
     clock: Clock
     provider: OpenIDProvider
+    loop: asyncio.AbstractEventLoop
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Run a coroutine on the gateway's event loop (its connections live there)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
 
     @property
     def identity(self) -> Any:
@@ -81,14 +87,14 @@ class Console:
             method, self.url + path, headers={"authorization": f"Bearer {ADMIN}"}, **kwargs
         )
 
-    def audit(self, action: str, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """The stored audit events of ``action`` (waits for the drainer to write them)."""
+    def audit(self, action: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The stored audit events of ``action`` (waits for ``count`` to be written)."""
         deadline = time.monotonic() + timeout
         while True:
             rows = self.governance.db.fetch(
                 "SELECT * FROM audit_events WHERE action = ? ORDER BY ts", [action]
             )
-            if rows or time.monotonic() > deadline:
+            if len(rows) >= count or time.monotonic() > deadline:
                 return rows
             time.sleep(0.05)
 
@@ -111,6 +117,8 @@ def console_gateway(
     oidc: dict[str, Any] | None = None,
     accounts: dict[str, dict[str, Any]] | None = None,
     client_extra: dict[str, Any] | None = None,
+    extra_clients: list[dict[str, Any]] | None = None,
+    id_token_ttl: int = 600,
     sso: bool = True,
 ) -> Iterator[Console]:
     """Serve a governed gateway whose ``identity`` signs in at ``provider``."""
@@ -118,8 +126,12 @@ def console_gateway(
     url = f"http://127.0.0.1:{port}"
     if sso:
         provider.configure(
-            [client_registration(CLIENT_ID, CLIENT_SECRET, url, **(client_extra or {}))],
+            [
+                client_registration(CLIENT_ID, CLIENT_SECRET, url, **(client_extra or {})),
+                *(extra_clients or []),
+            ],
             accounts or ACCOUNTS,
+            id_token_ttl=id_token_ttl,
         )
     section: dict[str, Any] = {"public_url": url, "roles": ROLES, **(identity or {})}
     if sso:
@@ -146,6 +158,14 @@ def console_gateway(
     )
     clock = Clock()
     console = build(config, governance, clock=clock)
+    loops: list[asyncio.AbstractEventLoop] = []
+    started = console.start
+
+    async def start() -> None:  # remember the server's loop for Console.run
+        loops.append(asyncio.get_running_loop())
+        await started()
+
+    console.start = start  # type: ignore[method-assign]
     app = GatewayApp(config, hooks=[governance], admin=governance, console=console)
     server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", loop="asyncio"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -155,7 +175,7 @@ def console_gateway(
             raise RuntimeError("gateway failed to start")
         time.sleep(0.01)
     try:
-        yield Console(url, app, governance, clock, provider)
+        yield Console(url, app, governance, clock, provider, loops[0])
     finally:
         server.should_exit = True
         thread.join(10)

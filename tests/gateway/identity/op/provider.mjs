@@ -55,7 +55,16 @@ function build(issuer) {
     },
     features: {
       devInteractions: { enabled: false },
-      rpInitiatedLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        // The default page loads a web font from the internet; this one loads nothing.
+        async logoutSource(ctx, form) {
+          ctx.body = `<!doctype html><html lang="en"><head><title>Sign out</title></head>
+<body><main><h1>Sign out of the test identity provider?</h1>${form}
+<button type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+</main></body></html>`;
+        },
+      },
     },
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     ttl: {
