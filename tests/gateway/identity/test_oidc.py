@@ -374,3 +374,45 @@ def test_sign_in_again_rotates_the_session_id(console: Console) -> None:
     assert second != first
     stale = Browser(console.url, jar={"__Host-aigw_session": first})
     assert stale.request("GET", "/auth/session").status_code == 401
+
+
+def test_break_glass_sign_in_with_the_admin_key_is_audited_as_such(
+    openid_provider: OpenIDProvider, fake_openai: Any, fake_anthropic: Any, tmp_path: Path
+) -> None:
+    with console_gateway(
+        openid_provider, fake_openai, fake_anthropic, tmp_path, identity={"admin_key_login": True}
+    ) as console:
+        browser = Browser(console.url)
+        cross_site = browser.api(
+            "POST", "/auth/admin-key", origin="https://evil.example", json={"admin_key": ADMIN}
+        )
+        assert cross_site.status_code == 403
+        signed = browser.api("POST", "/auth/admin-key", json={"admin_key": ADMIN})
+        assert signed.status_code == 200 and "__Host-aigw_session" in browser.jar
+        me = browser.request("GET", "/auth/session").json()
+        assert me["break_glass"] is True and me["role"] == "admin" and me["person"] is None
+        made = browser.api(
+            "POST", "/admin/keys", csrf=me["csrf_token"], json={"team_id": "t", "project_id": "p"}
+        )
+        assert made.status_code == 201
+        [login] = console.audit("auth.break_glass_login")
+        assert login["actor"] == "admin_key" and _detail(login)["client"] == "127.0.0.1"
+        [event] = console.audit("key.create")
+        assert event["actor"] == "admin_key"
+        assert _detail(event)["actor"] == {"type": "admin_key", "break_glass": True}
+        # Guessing is bounded: five wrong keys a minute, then 429 even for the right one.
+        guesser = Browser(console.url)
+        codes = [
+            guesser.api("POST", "/auth/admin-key", json={"admin_key": f"guess-{i}"}).status_code
+            for i in range(5)
+        ]
+        assert codes == [401] * 5
+        locked = guesser.api("POST", "/auth/admin-key", json={"admin_key": ADMIN})
+        assert locked.status_code == 429
+        assert len(console.audit("auth.break_glass_failed", 5)) == 5
+
+
+def test_admin_key_sign_in_is_off_by_default(console: Console) -> None:
+    browser = Browser(console.url)
+    refused = browser.api("POST", "/auth/admin-key", json={"admin_key": ADMIN})
+    assert refused.status_code == 404 and "__Host-aigw_session" not in browser.jar
