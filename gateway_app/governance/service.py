@@ -754,14 +754,7 @@ class Governance:
         self, principal: rbac.Principal, params: dict[str, str]
     ) -> tuple[int, Any]:
         team = rbac.team_scope(principal, params.get("team_id"))
-        limit = min(int(params.get("limit", "100")), 1000)
-        sql = "SELECT * FROM audit_events"
-        args: list[Any] = []
-        if team is not None:
-            sql += " WHERE team_id = ?"
-            args.append(team)
-        sql += f" ORDER BY ts DESC LIMIT {limit}"
-        rows = await asyncio.to_thread(self.db.fetch, sql, args)
+        rows = await asyncio.to_thread(analytics.audit_events, self.db, params, team_id=team)
         return 200, {"data": rows}
 
     async def _budget_usage(
