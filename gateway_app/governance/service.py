@@ -473,7 +473,8 @@ class Governance:
             project_id=ctx.project_id,
             customer=ctx.customer,
             model=ctx.model,
-            deployment=ctx.deployment,
+            # A failed request names the last deployment tried (its error rate counts it).
+            deployment=ctx.deployment or (ctx.attempts[-1].deployment if ctx.attempts else None),
             provider=ctx.provider,
             status=ctx.status,
             prompt_tokens=tokens.prompt,
