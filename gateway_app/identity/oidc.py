@@ -38,6 +38,19 @@ log = logging.getLogger("gateway_app.identity")
 _MAX_BODY = 1 << 20  # a discovery document, JWKS or token response is a few KiB
 
 
+# PyJWT's refusals, as the audit log's reason and the person's message.
+_DECODE_ERRORS: tuple[tuple[type[jwt.PyJWTError], str, str], ...] = (
+    (jwt.InvalidSignatureError, "bad_signature", "The ID token's signature is invalid."),
+    (jwt.InvalidAudienceError, "wrong_audience", "The ID token was issued to another application."),
+    (jwt.InvalidIssuerError, "wrong_issuer", "The ID token comes from another issuer."),
+    (
+        jwt.InvalidAlgorithmError,
+        "algorithm_not_allowed",
+        "The ID token's algorithm does not match its key's.",
+    ),
+)
+
+
 class SignInError(Exception):
     """Sign-in failed; ``reason`` is a short code for the audit log, the message is for people."""
 
@@ -339,19 +352,10 @@ class OIDCClient:
                     "verify_nbf": False,
                 },
             )
-        except jwt.InvalidSignatureError:
-            raise SignInError("bad_signature", "The ID token's signature is invalid.") from None
-        except jwt.InvalidAudienceError:
-            raise SignInError(
-                "wrong_audience", "The ID token was issued to another application."
-            ) from None
-        except jwt.InvalidIssuerError:
-            raise SignInError("wrong_issuer", "The ID token comes from another issuer.") from None
-        except jwt.InvalidAlgorithmError:
-            raise SignInError(
-                "algorithm_not_allowed", "The ID token's algorithm does not match its key's."
-            ) from None
         except jwt.PyJWTError as exc:
+            for kind, reason, message in _DECODE_ERRORS:
+                if isinstance(exc, kind):
+                    raise SignInError(reason, message) from None
             raise SignInError("invalid_id_token", f"The ID token is invalid: {exc}.") from None
         self._check_claims(claims, nonce)
         return claims
