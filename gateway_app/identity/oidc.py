@@ -304,12 +304,12 @@ class OIDCClient:
         if method == "client_secret_basic":
             # RFC 6749 2.3.1: the id and secret are form-urlencoded, then Basic-encoded.
             pair = f"{_form_escape(self.config.client_id)}:"
-            pair += _form_escape(self.config.client_secret or "")
+            pair += _form_escape(self.config.secret or "")
             headers["authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         else:
             form["client_id"] = self.config.client_id
             if method == "client_secret_post":
-                form["client_secret"] = self.config.client_secret or ""
+                form["client_secret"] = self.config.secret or ""
         answer = await self._json(
             "POST", metadata.token_endpoint, "code exchange", data=form, headers=headers
         )

@@ -7,8 +7,7 @@ only in ``issuer`` and where their groups claim lives)::
       public_url: https://ai.example.com          # what people type; the cookie's site
       oidc:
         issuer: https://login.microsoftonline.com/<tenant-id>/v2.0
-        client_id: 6f1c...
-        client_secret: ${AIGW_OIDC_CLIENT_SECRET}
+        client_id: 6f1c...                        # the secret: AIGW_OIDC_CLIENT_SECRET
         groups_claim: groups                      # Keycloak: realm_access.roles
       roles:                                      # first match wins
         - {group: <platform-admins-group-id>, role: org_admin}
@@ -22,6 +21,7 @@ that is down never affects ``/v1`` requests or readiness.
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -99,8 +99,12 @@ class OIDCConfig(_Model):
     client_id: str = Field(min_length=1)
     client_secret: str | None = Field(
         None,
-        description="from the environment: ${AIGW_OIDC_CLIENT_SECRET}; unset for a "
-        "public client (token_auth_method: none)",
+        description="leave unset: the secret comes from the variable `client_secret_env` "
+        "names (a config file is no place for it)",
+    )
+    client_secret_env: str = Field(
+        "AIGW_OIDC_CLIENT_SECRET",
+        description="the environment variable holding the client secret",
     )
     token_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = (
         "client_secret_basic"
@@ -153,10 +157,10 @@ class OIDCConfig(_Model):
             )
         if "openid" not in self.scopes:
             raise ValueError("scopes: must include `openid`")
-        if self.token_auth_method != "none" and not self.client_secret:
+        if self.token_auth_method != "none" and not self.secret:
             raise ValueError(
-                f"client_secret is unset but token_auth_method is {self.token_auth_method}: "
-                "set AIGW_OIDC_CLIENT_SECRET (or token_auth_method: none for a public client)"
+                f"the client secret is unset but token_auth_method is {self.token_auth_method}: "
+                f"set {self.client_secret_env} (or token_auth_method: none for a public client)"
             )
         bad = [a for a in self.algorithms if a == "none" or a.startswith("HS")]
         if bad:
@@ -165,6 +169,11 @@ class OIDCConfig(_Model):
                 "use asymmetric algorithms such as RS256 or ES256"
             )
         return self
+
+    @property
+    def secret(self) -> str | None:
+        """The client secret: ``client_secret``, else the ``client_secret_env`` variable."""
+        return self.client_secret or os.environ.get(self.client_secret_env) or None
 
 
 class SessionConfig(_Model):

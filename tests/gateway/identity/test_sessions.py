@@ -172,10 +172,10 @@ GOOD_RULE = {"group": "g", "role": "org_admin"}
         (
             {
                 "public_url": "https://ai.example.com",
-                "oidc": {**OIDC, "client_secret": None},
+                "oidc": {**OIDC, "client_secret": None, "client_secret_env": "MY_SECRET_VAR"},
                 "roles": [GOOD_RULE],
             },
-            "AIGW_OIDC_CLIENT_SECRET",
+            "set MY_SECRET_VAR",
         ),
         (
             {
@@ -225,6 +225,20 @@ def test_bad_identity_config_names_the_key_and_the_fix(
     with pytest.raises(ConfigError) as error:
         parse({**BASE, "identity": identity})
     assert message in str(error.value)
+
+
+def test_client_secret_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    section = {"public_url": "https://ai.example.com", "roles": [GOOD_RULE]}
+    oidc = {"issuer": "https://idp.example.com", "client_id": "c"}
+    monkeypatch.delenv("AIGW_OIDC_CLIENT_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="set AIGW_OIDC_CLIENT_SECRET"):
+        parse({**BASE, "identity": {**section, "oidc": oidc}})
+    monkeypatch.setenv("AIGW_OIDC_CLIENT_SECRET", "from-the-secret")
+    config = parse({**BASE, "identity": {**section, "oidc": oidc}})
+    assert config.identity.oidc.secret == "from-the-secret"  # type: ignore[union-attr]
+    public = {**oidc, "token_auth_method": "none"}
+    monkeypatch.delenv("AIGW_OIDC_CLIENT_SECRET")
+    assert parse({**BASE, "identity": {**section, "oidc": public}}).identity.oidc.secret is None  # type: ignore[union-attr]
 
 
 def test_no_identity_section_serves_no_console() -> None:
