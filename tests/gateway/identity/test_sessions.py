@@ -3,7 +3,6 @@ and the sign-in configuration: role rules, and what a bad ``identity`` section s
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ from gateway_app.identity.sessions import (
     Session,
 )
 from gateway_app.identity.settings import RoleMapping
+from tests.gateway.conftest import run_async
 from tests.gateway.governance.services import RedisServer
 from tests.gateway.identity.harness import Clock
 
@@ -91,7 +91,7 @@ def test_timeouts_revocation_and_single_use_state(make_store: Callable[[Clock], 
         finally:
             await store.close()
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_redis_holds_no_usable_token(redis_server: RedisServer) -> None:
@@ -113,7 +113,7 @@ def test_redis_holds_no_usable_token(redis_server: RedisServer) -> None:
         finally:
             await store.close()
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 RULES = [
