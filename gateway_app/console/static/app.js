@@ -202,7 +202,7 @@ function renderSignIn(info) {
     parts.push(form);
   }
   if (!info.sso && !info.admin_key_login) parts.push(h('p', {}, 'Sign-in is not configured on this gateway.'));
-  main.replaceChildren(...parts);
+  main.replaceChildren(h('div', { class: 'card signin' }, ...parts));
   main.querySelector('h1').focus();
 }
 
