@@ -17,8 +17,8 @@ import yaml
 
 from gateway_app.cli import main
 from gateway_app.config import EXAMPLE_CONFIG, ConfigError, load, parse
-from gateway_app.testing import FakeUpstream, slow
 from tests.conftest import imported_modules
+from tests.fakes import FakeUpstream, slow
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from gateway_app.hooks import RequestContext, Response
-from gateway_app.testing import FakeUpstream
+from tests.fakes import FakeUpstream
 
 USER = [{"role": "user", "content": "hello"}]
 
@@ -89,7 +89,7 @@ def test_hook_can_forbid_failover(
     import openai
     import pytest
 
-    from gateway_app.testing import error
+    from tests.fakes import error
 
     fake_openai.script(error(500))
     models = {
@@ -116,7 +116,7 @@ def test_after_hooks_run_for_abandoned_requests(gateway: Any, fake_openai: FakeU
     import openai
     import pytest
 
-    from gateway_app.testing import slow
+    from tests.fakes import slow
 
     log: list[Any] = []
     fake_openai.script(slow(3))

@@ -11,7 +11,7 @@ from gateway_app.cache.semantic import LocalEmbedder, LocalIndexSync, SemanticCa
 from gateway_app.cache.store import InProcessCacheStore
 from gateway_app.config import parse
 from gateway_app.hooks import RequestContext, Response
-from gateway_app.testing import FakeUpstream
+from tests.fakes import FakeUpstream
 from tests.gateway.conftest import Running, providers, serve
 
 

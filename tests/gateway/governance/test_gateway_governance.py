@@ -274,7 +274,7 @@ def test_fail_closed_and_fail_open(fake_openai: Any, fake_anthropic: Any, tmp_pa
 def test_stream_cost_from_usage_including_cached_tokens(
     fake_openai: Any, fake_anthropic: Any, tmp_path: Path
 ) -> None:
-    from gateway_app.testing.fakes import ok
+    from tests.fakes.fakes import ok
 
     with governed(fake_openai, fake_anthropic, tmp_path) as (running, gov):
         key = Admin(running.url)("POST", "/admin/keys", json={"team_id": "a", "project_id": "p"})
@@ -594,7 +594,7 @@ def test_a_stream_cut_before_its_usage_chunk_is_billed_its_upper_bound(
     """Issue 20 item 3: a stream that ends before its usage chunk (the upstream broke, or
     the client disconnected early) settles at the reservation's tokens, not 0, against
     budgets and TPM, and its audit event says the usage was estimated."""
-    from gateway_app.testing import ok
+    from tests.fakes import ok
 
     running, gov = gw
     admin = Admin(running.url)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from gateway_app.testing import FakeUpstream
+from tests.fakes import FakeUpstream
 from tests.gateway.conftest import Running
 
 SECRET_KEY = "sk-live-do-not-leak-0123456789"

@@ -21,8 +21,8 @@ from gateway_app.observability.hook import ObservabilityHook
 from gateway_app.observability.logs import ACCESS_LOGGER, JsonFormatter
 from gateway_app.observability.metrics import Metrics
 from gateway_app.observability.tracing import TimedHook, Tracer, configured
-from gateway_app.testing import FakeUpstream
-from gateway_app.testing.fakes import error, ok
+from tests.fakes import FakeUpstream
+from tests.fakes.fakes import error, ok
 from tests.gateway.conftest import providers, serve
 
 PROMPT = "tell me about the okapi secret"
