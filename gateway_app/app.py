@@ -27,6 +27,7 @@ import orjson
 
 from gateway_app.config import GatewayConfig
 from gateway_app.config import load as load_config
+from gateway_app.environment import Environment
 from gateway_app.errors import GatewayError, invalid
 from gateway_app.health import Health
 from gateway_app.hooks import Hook, HookChain, RequestContext, Response
@@ -35,6 +36,7 @@ from gateway_app.observability.metrics import Metrics
 from gateway_app.providers.base import ChatResult
 from gateway_app.router import OpenStream, Router
 from gateway_app.state.circuit import CircuitBreakerStore, InProcessCircuitBreakerStore
+from gateway_app.transport import default_client
 from gateway_app.validation import validate_chat, validate_embeddings
 
 log = logging.getLogger("gateway_app")
@@ -78,22 +80,28 @@ class GatewayApp:
         admin: Any = None,
         governance: Hook | None = None,
         console: Any = None,
+        env: Environment | None = None,
     ) -> None:
         self.config = config
+        # Where state lives and which secrets are set: read once by create_app (tests pass
+        # their own; the default is an empty environment, everything in-process).
+        self.env = env = env or Environment()
         self.max_body = config.server.max_body_bytes
         # The governance admin API (``/admin/...``) and hook, when governance is on.
         self.admin = admin
         self._governance = governance
         # People's sign-in (/auth/...) and the web console (/console/...), when configured.
         self.console = console
-        self.breakers = breakers or _circuit_store(config)
-        self.router = Router(config, self.breakers, rng=rng, sleep=sleep)
+        self.breakers = breakers or _circuit_store(config, env)
+        self.router = Router(
+            config, self.breakers, rng=rng, sleep=sleep, client=default_client(env.upstream_client)
+        )
         self.metrics = _metrics(config)
         # None: the configured pipeline (observability first, so its after hook runs
         # last and sees every outcome; then the cache). Tests pass their own.
         self._observer: Hook | None = None
         self.hooks = HookChain(self._default_hooks() if hooks is None else hooks)
-        self.health = Health(config)
+        self.health = Health(config, env)
         self._model_objects = {
             name: {"id": name, "object": "model", "created": 0, "owned_by": model.owned_by}
             for name, model in config.models.items()
@@ -542,12 +550,12 @@ class GatewayApp:
         from gateway_app.cache.hook import build as build_cache
         from gateway_app.observability.hook import ObservabilityHook
         from gateway_app.observability.logs import configure as configure_logs
-        from gateway_app.observability.tracing import Tracer, configured
+        from gateway_app.observability.tracing import Tracer
 
         config = self.config
         if config.observability.logs.enabled:
             configure_logs()
-        tracer = Tracer(config) if configured() else None
+        tracer = Tracer(config) if self.env.tracing else None
         self._observer = ObservabilityHook(config, self.metrics, self.breakers, tracer)
         # Order: observability first (its after runs last, seeing every outcome);
         # governance next (auth, limits, budget reservation; the cache keys on the
@@ -559,12 +567,7 @@ class GatewayApp:
 
             governance = self._governance
             hooks.append(TimedHook(governance, "aigw.limits") if tracer else governance)
-        cache = build_cache(
-            config,
-            os.environ.get("AIGW_REDIS_URL") or None,
-            os.environ.get("AIGW_REDIS_CA_FILE") or None,
-            self.router,
-        )
+        cache = build_cache(config, self.env.redis_url, self.env.redis_ca_file, self.router)
         if cache is not None:
             hooks.append(cache)
         return hooks
@@ -576,15 +579,14 @@ def _metrics(config: GatewayConfig) -> Metrics | None:
     return Metrics(config)
 
 
-def _circuit_store(config: GatewayConfig) -> CircuitBreakerStore:
+def _circuit_store(config: GatewayConfig, env: Environment) -> CircuitBreakerStore:
     """Redis-backed (shared by replicas) when ``AIGW_REDIS_URL`` is set, else in-process."""
-    url = os.environ.get("AIGW_REDIS_URL")
-    if not url:
+    if not env.redis_url:
         return InProcessCircuitBreakerStore(config.router.circuit_breaker)
     from gateway_app.state.circuit_redis import RedisCircuitBreakerStore
 
     return RedisCircuitBreakerStore.from_url(
-        url, config.router.circuit_breaker, os.environ.get("AIGW_REDIS_CA_FILE") or None
+        env.redis_url, config.router.circuit_breaker, env.redis_ca_file
     )
 
 
@@ -597,8 +599,10 @@ def create_app(config: GatewayConfig | None = None, **kwargs: Any) -> GatewayApp
     config = config or load_config()
     from gateway_app.governance.service import Governance, enabled
 
-    if enabled(config) and "admin" not in kwargs:
-        governance = Governance.from_env(config)
+    # The one read of the process environment; everything below is handed this object.
+    env = kwargs["env"] = kwargs.get("env") or Environment.from_environ()
+    if enabled(config, env) and "admin" not in kwargs:
+        governance = Governance.from_environment(config, env)
         kwargs["admin"] = governance
         if kwargs.get("hooks") is not None:
             # An explicit hook list (tests): governance still runs first.
@@ -608,5 +612,5 @@ def create_app(config: GatewayConfig | None = None, **kwargs: Any) -> GatewayApp
     if config.identity.enabled and "console" not in kwargs:
         from gateway_app.identity import build
 
-        kwargs["console"] = build(config, kwargs.get("admin"))
+        kwargs["console"] = build(config, kwargs.get("admin"), env)
     return GatewayApp(config, **kwargs)

@@ -61,9 +61,13 @@ def serve_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    from gateway_app.environment import Environment
     from gateway_app.governance.service import enabled
 
-    if enabled(config) and config.governance.unpriced_models == "refuse_at_startup":
+    if (
+        enabled(config, Environment.from_environ())
+        and config.governance.unpriced_models == "refuse_at_startup"
+    ):
         from gateway_app.governance.cost import unpriced_deployments, unpriced_error
 
         unpriced = unpriced_deployments(config)
@@ -163,10 +167,12 @@ def migrate_command(args: argparse.Namespace) -> int:
     :meth:`~gateway_app.governance.storage.Database.ensure_app_role`). Without it,
     migrate as ``AIGW_DATABASE_URL`` itself.
     """
+    from gateway_app.environment import Environment
     from gateway_app.governance.storage import Database, DatabaseError
 
-    app_url = os.environ.get("AIGW_DATABASE_URL")
-    owner_url = os.environ.get("AIGW_MIGRATION_DATABASE_URL")
+    env = Environment.from_environ()
+    app_url = env.database_url
+    owner_url = env.migration_database_url
     if not app_url and not owner_url:
         print(
             "migrate: AIGW_DATABASE_URL is not set; the embedded SQLite database is migrated "
@@ -180,7 +186,7 @@ def migrate_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    db = Database(owner_url or app_url or "", ca_file=os.environ.get("AIGW_DATABASE_CA_FILE"))
+    db = Database(owner_url or app_url or "", ca_file=env.database_ca_file)
     try:
         applied = db.migrate()
         role = db.ensure_app_role(app_url or "") if owner_url else None

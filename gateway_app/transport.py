@@ -723,9 +723,8 @@ class RawUpstreamClient:
 _CLIENTS = {"raw": RawUpstreamClient, "aiohttp": AiohttpUpstreamClient}
 
 
-def default_client() -> UpstreamClient:
-    """The client ``AIGW_UPSTREAM_CLIENT`` names (``raw``, the default, or ``aiohttp``)."""
-    name = os.environ.get("AIGW_UPSTREAM_CLIENT", "raw")
+def default_client(name: str = "raw") -> UpstreamClient:
+    """The client ``name`` (``AIGW_UPSTREAM_CLIENT``) names: ``raw``, the default, or ``aiohttp``."""
     try:
         return _CLIENTS[name]()
     except KeyError:

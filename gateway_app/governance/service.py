@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import logging
 import math
-import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +25,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from gateway_app.config import DeploymentConfig, GatewayConfig
+from gateway_app.environment import Environment
 from gateway_app.errors import GatewayError, invalid
 from gateway_app.governance import analytics, audit, rbac
 from gateway_app.governance.cost import Pricing, TokenPrices, Tokens
@@ -60,11 +60,11 @@ _RATE_HEADER_NAMES = {
 _CACHE_HITS = ("hit", "semantic-hit")
 
 
-def enabled(config: GatewayConfig) -> bool:
+def enabled(config: GatewayConfig, env: Environment) -> bool:
     """Whether governance runs: ``governance.enabled``, else iff AIGW_ADMIN_KEY is set."""
     if config.governance.enabled is not None:
         return config.governance.enabled
-    return bool(os.environ.get("AIGW_ADMIN_KEY"))
+    return env.admin_key is not None
 
 
 def presented_key(headers: dict[str, str]) -> str | None:
@@ -165,11 +165,11 @@ class Governance:
         self._levels_of: object = None
 
     @classmethod
-    def from_env(cls, config: GatewayConfig) -> Governance:
+    def from_environment(cls, config: GatewayConfig, env: Environment) -> Governance:
         """Redis from ``AIGW_REDIS_URL``/``AIGW_REDIS_CA_FILE``; the database from
         ``AIGW_DATABASE_URL``/``AIGW_DATABASE_CA_FILE`` (else embedded SQLite)."""
-        admin_key = os.environ.get("AIGW_ADMIN_KEY") or None
-        secret_text = os.environ.get("AIGW_KEY_HASH_SECRET")
+        admin_key = env.admin_key
+        secret_text = env.key_hash_secret
         if secret_text:
             secret = secret_text.encode()
         elif admin_key:
@@ -184,14 +184,14 @@ class Governance:
                 "governance.enabled is true but neither AIGW_KEY_HASH_SECRET nor AIGW_ADMIN_KEY "
                 "is set; set AIGW_KEY_HASH_SECRET (and AIGW_ADMIN_KEY for the admin API)"
             )
-        url = os.environ.get("AIGW_REDIS_URL")
+        url = env.redis_url
         redis = None
         drain_state: GovernanceState | None = None
         state: GovernanceState
         if url:
             from gateway_app.state.governance_redis import RedisGovernanceState, redis_client
 
-            ca = os.environ.get("AIGW_REDIS_CA_FILE") or None
+            ca = env.redis_ca_file
             state = RedisGovernanceState.from_url(
                 url, ca, claim_idle_s=config.governance.audit_claim_idle_s
             )
@@ -202,7 +202,7 @@ class Governance:
             redis = redis_client(url, ca, socket_timeout=None)
         else:
             state = InProcessGovernanceState()
-        db = Database.from_env(config.governance.sqlite_path)
+        db = Database.from_environment(env, config.governance.sqlite_path)
         return cls(
             config,
             state=state,

@@ -13,18 +13,22 @@ method)`` turns a session cookie into a :class:`~gateway_app.governance.rbac.Pri
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gateway_app.config import GatewayConfig
+    from gateway_app.environment import Environment
     from gateway_app.identity.web import ConsoleApp
 
 
 def build(
-    config: GatewayConfig, governance: Any, *, clock: Callable[[], float] = time.time
+    config: GatewayConfig,
+    governance: Any,
+    env: Environment,
+    *,
+    clock: Callable[[], float] = time.time,
 ) -> ConsoleApp:
     """The ``/auth`` + ``/console`` handler for a config with an ``identity`` section, wired
     to the governance admin API (its audit buffer, admin key and key authentication).
@@ -47,10 +51,9 @@ def build(
         "absolute_timeout_s": settings.absolute_timeout_s,
         "clock": clock,
     }
-    url = os.environ.get("AIGW_REDIS_URL")
     store = (
-        RedisSessionStore.from_url(url, os.environ.get("AIGW_REDIS_CA_FILE") or None, **timeouts)
-        if url
+        RedisSessionStore.from_url(env.redis_url, env.redis_ca_file, **timeouts)
+        if env.redis_url
         else InProcessSessionStore(**timeouts)
     )
     identity = Identity(

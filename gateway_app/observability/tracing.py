@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 _OPERATIONS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
 
 
-def configured(env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+def configured(env: Mapping[str, str] = os.environ) -> bool:
     """Whether the environment asks for trace export."""
     if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return False

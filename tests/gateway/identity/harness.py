@@ -26,6 +26,7 @@ import uvicorn
 
 from gateway_app.app import GatewayApp
 from gateway_app.config import parse
+from gateway_app.environment import Environment
 from gateway_app.governance.service import Governance
 from gateway_app.governance.storage import Database
 from gateway_app.identity import build
@@ -157,7 +158,7 @@ def console_gateway(
         secret=b"identity-test-secret",
     )
     clock = Clock()
-    console = build(config, governance, clock=clock)
+    console = build(config, governance, Environment(), clock=clock)
     loops: list[asyncio.AbstractEventLoop] = []
     started = console.start
 
