@@ -32,8 +32,7 @@ class Health:
         self.providers: dict[str, Any] = {}
         for name, provider in config.providers.items():
             # Cloud adapters detect their credential sources (environment, token files).
-            check = getattr(ADAPTERS[provider.type], "missing_credentials", None)
-            hints = check(provider) if check is not None else None
+            hints = ADAPTERS[provider.type].missing_credentials(provider)
             if hints:
                 self.providers[name] = {
                     "status": "missing_credentials",

@@ -22,15 +22,15 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway_app.config import DeploymentConfig, GatewayConfig, ProviderConfig, RetryConfig
-from gateway_app.errors import GatewayError
+from gateway_app.errors import GatewayError, invalid
 from gateway_app.hooks import Attempt, RequestContext
 from gateway_app.providers import ADAPTERS, ProviderAdapter
 from gateway_app.providers.base import (
+    Capability,
     ChatResult,
-    SSEDecoder,
     StreamDecoder,
     StreamTranslator,
     UpstreamRequest,
@@ -54,6 +54,7 @@ log = logging.getLogger("gateway_app.router")
 
 # A provider's error code (``AccessDeniedException``, ``invalid_api_key``): a word, no text.
 _ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+Built = TypeVar("Built")
 # Upstream calls one embeddings request may have in flight (Titan embeds one text per call).
 EMBEDDINGS_CONCURRENCY = 8
 
@@ -67,19 +68,14 @@ class Deployment:
     provider: ProviderConfig
     adapter: ProviderAdapter
     id: str = ""  # unique id: circuit breaker and latency key
-    # Optional adapter extras (cloud credentials, non-SSE streams), looked up once here.
-    authorize: Callable[..., Any] | None = None
-    stream_decoder: Callable[[], Any] = SSEDecoder
-    stream_accept: str = "text/event-stream"
-    # Embeddings that need translation (cloud providers); None: OpenAI's body passes through.
-    embeddings_response: Callable[..., ChatResult] | None = None
 
     def __post_init__(self) -> None:
         self.id = self.config.id
-        self.embeddings_response = getattr(self.adapter, "embeddings_response", None)
-        self.authorize = getattr(self.adapter, "authorize", None)
-        self.stream_decoder = getattr(self.adapter, "stream_decoder", SSEDecoder)
-        self.stream_accept = getattr(self.adapter, "stream_accept", "text/event-stream")
+
+    def require(self, capability: Capability, what: str, param: str = "model") -> None:
+        """A 400 naming ``param`` when this deployment's provider cannot serve ``what``."""
+        if capability not in self.adapter.capabilities:
+            raise invalid(param, f"this model's provider ({self.adapter.title}) has no {what}")
 
     @property
     def has_credentials(self) -> bool:
@@ -447,7 +443,7 @@ class Router:
                     body, deployment.config, deployment.provider, stream
                 ),
             )
-            if deployment.authorize is not None:
+            if deployment.adapter.authorizes:
                 request = await self._authorize(deployment, request)
             if stream:
                 return await self._open_stream(deployment, request, timeout, include_usage)
@@ -467,36 +463,40 @@ class Router:
         assert body is not None
 
         async def attempt(deployment: Deployment, timeout: float) -> ChatResult:
-            if deployment.embeddings_response is not None:
-                return await self._translated_embeddings(deployment, body, timeout)
-            request = self._build(
-                deployment,
-                lambda: deployment.adapter.embeddings_request(
-                    body, deployment.config, deployment.provider
-                ),
-            )
-            if deployment.authorize is not None:
-                request = await self._authorize(deployment, request)
-            return ChatResult(await self._post(deployment, request, timeout))
+            deployment.require(Capability.EMBEDDINGS, "embeddings API")
+            return await self._embed(deployment, body, timeout)
 
         return await self._run(ctx, route, attempt)
 
-    async def _translated_embeddings(
+    async def _embed(
         self, deployment: Deployment, body: dict[str, Any], timeout: float
     ) -> ChatResult:
-        """Embeddings through an adapter with its own wire format (one or several calls).
+        """One try of an embeddings request: the adapter's upstream call(s), its answer.
 
-        The calls run concurrently, at most :data:`EMBEDDINGS_CONCURRENCY` at once,
-        all within ``timeout``; the first failure cancels the rest and is the try's
-        outcome (so it is retried and failed over like a single call).
+        Several calls (Titan embeds one text per call) run concurrently, at most
+        :data:`EMBEDDINGS_CONCURRENCY` at once, all within ``timeout``; the first
+        failure cancels the rest and is the try's outcome (so it is retried and failed
+        over like a single call).
         """
-        adapter: Any = deployment.adapter
-        requests: list[UpstreamRequest] = self._build(
+        adapter = deployment.adapter
+        requests = self._build(
             deployment,
             lambda: adapter.embeddings_requests(body, deployment.config, deployment.provider),
         )
-        if deployment.authorize is not None:
+        if adapter.authorizes:
             requests = [await self._authorize(deployment, r) for r in requests]
+        if len(requests) == 1:
+            responses = [await self._post_with_headers(deployment, requests[0], timeout)]
+        else:
+            responses = await self._post_all(deployment, requests, timeout)
+        try:
+            return adapter.embeddings_response(responses, body, deployment.config)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UpstreamFailure.bad_response(deployment, exc) from None
+
+    async def _post_all(
+        self, deployment: Deployment, requests: list[UpstreamRequest], timeout: float
+    ) -> list[tuple[bytes, Any]]:
         limit = asyncio.Semaphore(EMBEDDINGS_CONCURRENCY)
 
         async def one(request: UpstreamRequest) -> tuple[bytes, Any]:
@@ -513,11 +513,7 @@ class Router:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        assert deployment.embeddings_response is not None
-        try:
-            return deployment.embeddings_response(responses, body, deployment.config)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise UpstreamFailure.bad_response(deployment, exc) from None
+        return responses
 
     async def _run(self, ctx: RequestContext, route: Route, attempt: Callable[..., Any]) -> Any:
         loop = asyncio.get_running_loop()
@@ -647,7 +643,7 @@ class Router:
         return error
 
     @staticmethod
-    def _build(deployment: Deployment, build: Callable[[], UpstreamRequest]) -> UpstreamRequest:
+    def _build(deployment: Deployment, build: Callable[[], Built]) -> Built:
         try:
             return build()
         except GatewayError as error:
@@ -659,9 +655,8 @@ class Router:
             ) from None
 
     async def _authorize(self, deployment: Deployment, request: UpstreamRequest) -> UpstreamRequest:
-        assert deployment.authorize is not None
         try:
-            return await deployment.authorize(
+            return await deployment.adapter.authorize(
                 request, deployment.config, deployment.provider, self.client
             )
         except GatewayError as error:
@@ -699,7 +694,7 @@ class Router:
         self, deployment: Deployment, request: UpstreamRequest, timeout: float, include_usage: bool
     ) -> OpenStream:
         headers = dict(request.headers)
-        headers["accept"] = deployment.stream_accept
+        headers["accept"] = deployment.adapter.stream_accept
         response: UpstreamResponse | None = None
         try:
             response = await self.client.open(request.url, headers, request.body, timeout=timeout)
@@ -709,7 +704,7 @@ class Router:
                 raise UpstreamFailure.from_status(
                     deployment, response.status, raw, response.headers
                 )
-            decoder = deployment.stream_decoder()
+            decoder = deployment.adapter.stream_decoder()
             translator = deployment.adapter.stream_translator(deployment.config, include_usage)
             first: list[bytes] = []
             async with asyncio.timeout(timeout):
@@ -765,7 +760,7 @@ class Router:
             request = deployment.adapter.chat_request(
                 body, deployment.config, deployment.provider, False
             )
-            if deployment.authorize is not None:
+            if deployment.adapter.authorizes:
                 request = await self._authorize(deployment, request)
             raw = await self._post(deployment, request, deployment.config.timeout_s)
             result = deployment.adapter.chat_response(raw, deployment.config)

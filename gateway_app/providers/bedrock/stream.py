@@ -21,8 +21,8 @@ from botocore.eventstream import EventStreamBuffer, ParserError
 from gateway_app.errors import GatewayError
 from gateway_app.providers.base import StreamState, chunk_frame, closing_frames
 from gateway_app.providers.bedrock.errors import stream_exception
-from gateway_app.providers.bedrock.request import JSON_TOOL
 from gateway_app.providers.bedrock.response import completion_id, finish_reason, usage
+from gateway_app.providers.translation import JSON_TOOL
 
 EXCEPTION_PREFIX = b"!"
 
