@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from gateway_app.config import DeploymentConfig, GatewayConfig
+from gateway_app.config.governance import GovernanceConfig
 from gateway_app.environment import Environment
 from gateway_app.errors import GatewayError, invalid
 from gateway_app.governance import analytics, audit, rbac
@@ -39,7 +40,6 @@ from gateway_app.governance.keys import (
     hash_key,
     new_key,
 )
-from gateway_app.governance.settings import GovernanceConfig
 from gateway_app.governance.storage import Database, DatabaseError
 from gateway_app.hooks import RequestContext, Response
 from gateway_app.state.governance import (

@@ -1,6 +1,5 @@
 """Sign-in for people: OpenID Connect, server-side sessions, and the web console's routes.
 
-* :mod:`.settings`: the ``identity:`` config section (provider, role rules, sessions);
 * :mod:`.oidc`: the relying party (discovery, code flow with PKCE, ID token checks);
 * :mod:`.roles`: a person, and the claims-to-role rules;
 * :mod:`.sessions`: sessions and pending sign-ins, in-process or in Redis;

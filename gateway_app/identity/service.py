@@ -28,13 +28,13 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from gateway_app.config.identity import IdentityConfig
 from gateway_app.errors import GatewayError
 from gateway_app.governance import audit
 from gateway_app.governance.rbac import READ_METHODS, Principal
 from gateway_app.identity.oidc import OIDCClient, SignInError
 from gateway_app.identity.roles import Person, assign
 from gateway_app.identity.sessions import LoginAttempt, Session, SessionStore, token_hash
-from gateway_app.identity.settings import IdentityConfig
 
 log = logging.getLogger("gateway_app.identity")
 

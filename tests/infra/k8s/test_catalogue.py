@@ -313,8 +313,8 @@ def test_the_pulumi_program_reaches_the_contract_without_the_gateway_runtime() -
     assert gateway == [
         "gateway_app",
         "gateway_app.config",
-        "gateway_app.governance",
-        "gateway_app.governance.settings",
+        "gateway_app.config.governance",
+        "gateway_app.config.identity",
     ]
     runtime = {"aiohttp", "orjson", "uvloop", "httptools", "redis", "psycopg", "prometheus_client"}
     assert not {m.split(".")[0] for m in modules} & runtime
