@@ -20,18 +20,20 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from gateway_app.apis import Operation, WireApi
 from gateway_app.config import DeploymentConfig, GatewayConfig, ProviderConfig, RetryConfig
+from gateway_app.context import Attempt, RequestContext, RouteOutcome
 from gateway_app.errors import GatewayError, invalid
-from gateway_app.hooks import Attempt, RequestContext
 from gateway_app.providers import ADAPTERS, ProviderAdapter
 from gateway_app.providers.base import (
     Capability,
     ChatResult,
     StreamDecoder,
+    StreamState,
     StreamTranslator,
     UpstreamRequest,
 )
@@ -55,6 +57,8 @@ log = logging.getLogger("gateway_app.router")
 # A provider's error code (``AccessDeniedException``, ``invalid_api_key``): a word, no text.
 _ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 Built = TypeVar("Built")
+# One try of one deployment within a timeout: the response, or an UpstreamFailure.
+Attempter = Callable[["Deployment", float], Awaitable["ChatResult | OpenStream"]]
 # Upstream calls one embeddings request may have in flight (Titan embeds one text per call).
 EMBEDDINGS_CONCURRENCY = 8
 
@@ -308,7 +312,12 @@ class OpenStream:
         self.translator = translator
         self.first = first
 
-    async def frames(self) -> AsyncIterator[list[bytes]]:
+    @property
+    def state(self) -> StreamState:
+        """What the translator learned so far (usage, finish reason)."""
+        return self.translator.state
+
+    async def frames(self) -> AsyncGenerator[list[bytes], None]:
         """Batches of client frames, the first batch included; raises GatewayError mid-stream."""
         translator = self.translator
         ok: bool | None = None  # None: abandoned (client left), not the deployment's fault
@@ -390,6 +399,11 @@ class Router:
         self.shadow_log = ShadowLog()
         self.client: UpstreamClient = client or default_client()
         self._background: set[asyncio.Task[None]] = set()
+        # How each operation tries one deployment (a new wire API adds its operation here).
+        self._attempts: dict[Operation, Callable[[RequestContext, Route], Attempter]] = {
+            Operation.CHAT: self._chat,
+            Operation.EMBEDDINGS: self._embeddings,
+        }
         self.routes: dict[str, Route] = {}
         for name, model in config.models.items():
             self.routes[name] = Route(
@@ -429,44 +443,69 @@ class Router:
 
     # ------------------------------------------------------------------ calls
 
-    async def chat(self, ctx: RequestContext, route: Route) -> ChatResult | OpenStream:
-        """Serve a chat completion: a complete result, or an open stream."""
-        body = ctx.body
+    async def call(
+        self,
+        api: WireApi,
+        request: RequestContext,
+        route: Route,
+        outcome: RouteOutcome | None = None,
+    ) -> RouteOutcome:
+        """Serve a model call of ``api``: the RouteOutcome (the answering deployment, every
+        attempt, upstream time, and the complete result or the open stream); a GatewayError
+        when no deployment answered.
+
+        A caller that must know what was tried even when the call is cancelled (the
+        client left mid-retry) passes its own ``outcome``: it is the one filled and
+        returned."""
+        outcome = outcome if outcome is not None else RouteOutcome()
+        attempt = self._attempts[api.operation](request, route)
+        response = await self._run(request, route, outcome, attempt)
+        if isinstance(response, OpenStream):
+            outcome.stream = response
+        else:
+            outcome.result = response
+        return outcome
+
+    def _chat(self, request: RequestContext, route: Route) -> Attempter:
+        """Tries of a chat completion: a complete result, or an open stream."""
+        body = request.body
         assert body is not None
-        stream = ctx.stream
-        include_usage = ctx.include_usage
+        stream = request.stream
+        include_usage = request.include_usage
 
         async def attempt(deployment: Deployment, timeout: float) -> ChatResult | OpenStream:
-            request = self._build(
+            if stream:
+                deployment.require(Capability.STREAMING, "streaming", "stream")
+            upstream = self._build(
                 deployment,
                 lambda: deployment.adapter.chat_request(
                     body, deployment.config, deployment.provider, stream
                 ),
             )
             if deployment.adapter.authorizes:
-                request = await self._authorize(deployment, request)
+                upstream = await self._authorize(deployment, upstream)
             if stream:
-                return await self._open_stream(deployment, request, timeout, include_usage)
-            raw = await self._post(deployment, request, timeout)
+                return await self._open_stream(deployment, upstream, timeout, include_usage)
+            raw = await self._post(deployment, upstream, timeout)
             try:
                 return deployment.adapter.chat_response(raw, deployment.config)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise UpstreamFailure.bad_response(deployment, exc) from None
 
         if route.shadow is not None and self.rng.random() < route.shadow_share:
-            self._spawn(self._shadow(ctx, route))
-        return await self._run(ctx, route, attempt)
+            self._spawn(self._shadow(request, route))
+        return attempt
 
-    async def embeddings(self, ctx: RequestContext, route: Route) -> ChatResult:
-        """Serve an embeddings request."""
-        body = ctx.body
+    def _embeddings(self, request: RequestContext, route: Route) -> Attempter:
+        """Tries of an embeddings request."""
+        body = request.body
         assert body is not None
 
         async def attempt(deployment: Deployment, timeout: float) -> ChatResult:
             deployment.require(Capability.EMBEDDINGS, "embeddings API")
             return await self._embed(deployment, body, timeout)
 
-        return await self._run(ctx, route, attempt)
+        return attempt
 
     async def _embed(
         self, deployment: Deployment, body: dict[str, Any], timeout: float
@@ -515,7 +554,9 @@ class Router:
             await asyncio.gather(*tasks, return_exceptions=True)
         return responses
 
-    async def _run(self, ctx: RequestContext, route: Route, attempt: Callable[..., Any]) -> Any:
+    async def _run(
+        self, request: RequestContext, route: Route, outcome: RouteOutcome, attempt: Attempter
+    ) -> ChatResult | OpenStream:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + route.retry.deadline_s
         retry = route.retry
@@ -525,7 +566,7 @@ class Router:
         open_for: float | None = None  # soonest an open circuit lets a probe through
         ordered = order_deployments(route, self.rng, self.latency, breakers.is_open)
         for position, deployment in enumerate(ordered):
-            if position and not ctx.allow_fallbacks:
+            if position and not request.allow_fallbacks:
                 break
             if not deployment.has_credentials:
                 skipped_credentials.append(deployment)
@@ -536,7 +577,7 @@ class Router:
                 if remaining <= 0:
                     raise self._final(last, deadline_passed=True)
                 if not await breakers.acquire(deployment.id):
-                    ctx.attempts.append(Attempt(deployment.id, "circuit_open", 0.0))
+                    outcome.attempts.append(Attempt(deployment.id, "circuit_open", 0.0))
                     wait = breakers.retry_in(deployment.id)
                     open_for = wait if open_for is None else min(open_for, wait)
                     if last is None:
@@ -558,7 +599,9 @@ class Router:
                     result = await attempt(deployment, timeout)
                 except UpstreamFailure as failure:
                     elapsed = time.perf_counter() - started
-                    ctx.attempts.append(Attempt(deployment.id, failure.outcome, elapsed, started))
+                    outcome.attempts.append(
+                        Attempt(deployment.id, failure.outcome, elapsed, started)
+                    )
                     if failure.trip:
                         log.error(
                             "deployment %s: provider %s refused the gateway's credential (%s); "
@@ -591,10 +634,10 @@ class Router:
                     await breakers.release(deployment.id)
                     raise
                 elapsed = time.perf_counter() - started
-                ctx.attempts.append(Attempt(deployment.id, "ok", elapsed, started))
-                ctx.upstream_s += elapsed
-                ctx.deployment = deployment.id
-                ctx.provider = deployment.provider_name
+                outcome.attempts.append(Attempt(deployment.id, "ok", elapsed, started))
+                outcome.upstream_s += elapsed
+                outcome.deployment = deployment.id
+                outcome.provider = deployment.provider_name
                 self.latency.observe(deployment.id, elapsed)
                 if not isinstance(result, OpenStream):
                     await breakers.record(deployment.id, True)
@@ -746,12 +789,12 @@ class Router:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _shadow(self, ctx: RequestContext, route: Route) -> None:
+    async def _shadow(self, request: RequestContext, route: Route) -> None:
         deployment = route.shadow
-        assert deployment is not None and ctx.body is not None
-        body = {k: v for k, v in ctx.body.items() if k not in ("stream", "stream_options")}
+        assert deployment is not None and request.body is not None
+        body = {k: v for k, v in request.body.items() if k not in ("stream", "stream_options")}
         entry: dict[str, Any] = {
-            "request_id": ctx.request_id,
+            "request_id": request.request_id,
             "model": route.name,
             "shadow_deployment": deployment.id,
         }

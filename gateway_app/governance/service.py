@@ -1,10 +1,11 @@
-"""Governance as one hook (auth, limits, budgets, cost, audit) plus the admin API.
+"""One replica's governance: keys, limits, budgets, cost and audit.
 
-Request path, ``before`` (one Redis round trip, none in embedded mode):
-authenticate the virtual key from memory, check its model list, then reserve
+Request path (through :mod:`.hooks`): :meth:`Governance.authenticate` the
+virtual key from memory; :meth:`Governance.check` its model list, then reserve
 the request's rate-limit units and maximum cost at every budget level in one
-atomic call. ``after`` (no round trip): compute the actual cost from the
-usage the upstream reported, then queue the reservation's correction and the
+atomic call (one Redis round trip, none in embedded mode);
+:meth:`Governance.settle` (no round trip) computes the actual cost from the
+usage the upstream reported, then queues the reservation's correction and the
 audit event; with Redis they are written in batches, one pipeline every few
 milliseconds for all the requests in between (``SettleBatcher``).
 """
@@ -18,14 +19,17 @@ import hmac
 import logging
 import math
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
+from gateway_app.apis import EMBEDDINGS
 from gateway_app.config import DeploymentConfig, GatewayConfig
 from gateway_app.config.governance import GovernanceConfig
+from gateway_app.context import Caller, Exchange, RequestContext
 from gateway_app.environment import Environment
 from gateway_app.errors import GatewayError, invalid
 from gateway_app.governance import analytics, audit, rbac
@@ -41,7 +45,7 @@ from gateway_app.governance.keys import (
     new_key,
 )
 from gateway_app.governance.storage import Database, DatabaseError
-from gateway_app.hooks import RequestContext, Response
+from gateway_app.hooks import Response
 from gateway_app.state.governance import (
     BudgetItem,
     Decision,
@@ -118,8 +122,20 @@ def usd(amount: float) -> str:
     return f"${amount:.{decimals}f}"
 
 
+@dataclass(slots=True)
+class Reservation:
+    """What a model call reserved before the upstream call, corrected once it settles."""
+
+    decision: Decision
+    tokens: int
+    nusd: int  # nano-USD
+
+
 class Governance:
-    """The governance hook and admin API of one gateway replica."""
+    """Governance of one gateway replica: virtual keys, limits, budgets, cost and audit.
+
+    Its per-request side is two hooks (:mod:`gateway_app.governance.hooks`), and
+    its people-facing side the admin API."""
 
     def __init__(
         self,
@@ -243,8 +259,9 @@ class Governance:
 
     # ------------------------------------------------------------ hot path
 
-    def _refuse(self, ctx: RequestContext, reason: str, error: GatewayError) -> Response:
-        ctx.rejection = reason
+    @staticmethod
+    def _refuse(exchange: Exchange, reason: str, error: GatewayError) -> Response:
+        exchange.rejection = reason
         headers = [(k.encode(), v.encode()) for k, v in error.headers.items()]
         return Response(error.status, error.to_bytes(), headers)
 
@@ -273,10 +290,10 @@ class Governance:
             if any(d.id in unpriced for d in model.deployments)
         )
 
-    def estimate(self, ctx: RequestContext) -> tuple[int, int]:
+    def estimate(self, request: RequestContext) -> tuple[int, int]:
         """(prompt tokens, output tokens) upper bounds of the request."""
-        body = ctx.body or {}
-        if ctx.endpoint == "/v1/embeddings":
+        body = request.body or {}
+        if request.api is EMBEDDINGS:
             source = body.get("input")
             output = 0
         else:
@@ -291,13 +308,13 @@ class Governance:
         prompt = len(orjson.dumps(source)) // 3 + 16
         return prompt, output
 
-    async def authenticate(self, ctx: RequestContext) -> Response | None:
+    async def authenticate(self, request: RequestContext, exchange: Exchange) -> Response | None:
         """Check the request's virtual key before anything else reads the request:
-        a 401 refusal, or None with ``ctx`` carrying the key, team and project."""
-        token = presented_key(ctx.headers)
+        a 401 refusal, or None with ``request.caller`` set (key, team, project, models)."""
+        token = presented_key(request.headers)
         if not token:
             return self._refuse(
-                ctx,
+                exchange,
                 "auth:missing_key",
                 GatewayError(
                     401,
@@ -308,55 +325,53 @@ class Governance:
         record = await self.registry.authenticate(token) if token.startswith(KEY_PREFIX) else None
         if record is None or not record.usable(time.time()):
             return self._refuse(
-                ctx,
+                exchange,
                 "auth:invalid_key",
                 GatewayError(401, "Invalid, expired or revoked API key.", code="invalid_api_key"),
             )
-        ctx.key_id, ctx.team_id, ctx.project_id = record.id, record.team_id, record.project_id
-        ctx.extra["key_record"] = record
+        request.caller = Caller(record.id, record.team_id, record.project_id, record.models)
         return None
 
-    def allowed_models(self, ctx: RequestContext) -> tuple[str, ...] | None:
-        """The models the authenticated key may call (None: all)."""
-        record = ctx.extra.get("key_record")
-        return record.models if record is not None else None
-
-    async def before(self, ctx: RequestContext) -> Response | None:
-        record: KeyRecord | None = ctx.extra.get("key_record")
-        if record is None:  # not authenticated by the app first (a hook-only caller)
-            refusal = await self.authenticate(ctx)
+    async def check(
+        self, request: RequestContext, exchange: Exchange
+    ) -> Reservation | Response | None:
+        """A model call's limits and budgets: the reservation to settle after the call (None
+        when nothing was reserved), or a refusal (403 model, 429 limit or budget, 503)."""
+        caller = request.caller
+        if caller is None:  # no authentication hook ran first (a chain without one)
+            refusal = await self.authenticate(request, exchange)
             if refusal is not None:
                 return refusal
-            record = ctx.extra["key_record"]
-            assert record is not None
+            caller = request.caller
+            assert caller is not None
         now = time.time()
-        body = ctx.body or {}
-        customer = ctx.headers.get(self.settings.customer_header) or body.get("user")
-        ctx.customer = customer if isinstance(customer, str) and customer else None
-        if record.models is not None and ctx.model not in record.models:
+        body = request.body or {}
+        customer = request.headers.get(self.settings.customer_header) or body.get("user")
+        request.customer = customer if isinstance(customer, str) and customer else None
+        if caller.models is not None and request.model not in caller.models:
             return self._refuse(
-                ctx,
+                exchange,
                 "model_not_allowed",
                 GatewayError(
                     403,
-                    f"This key may not use model {ctx.model!r}; allowed: {list(record.models)}.",
+                    f"This key may not use model {request.model!r}; allowed: {list(caller.models)}.",
                     code="model_not_allowed",
                 ),
             )
-        prompt, output = self.estimate(ctx)
-        bound = self.price_bound(ctx.model or "")
+        prompt, output = self.estimate(request)
+        bound = self.price_bound(request.model or "")
         reserve_usd = prompt * bound.input + output * bound.output
         reserve_nusd = math.ceil(reserve_usd * NANO)
         tokens = prompt + output
-        rate, budgets = self._items(ctx, record, tokens, reserve_nusd, now)
-        if budgets and ctx.model in self.unpriced_models():
+        rate, budgets = self._items(caller, request.customer, tokens, reserve_nusd, now)
+        if budgets and request.model in self.unpriced_models():
             # (governance.unpriced_models: refuse_with_budget) Its cost cannot be counted.
             return self._refuse(
-                ctx,
+                exchange,
                 "model_unpriced",
                 GatewayError(
                     403,
-                    f"Model {ctx.model!r} has no price configured, so its cost cannot be "
+                    f"Model {request.model!r} has no price configured, so its cost cannot be "
                     "counted against this key's budget; the gateway's operator must set its "
                     "deployments' `price`.",
                     code="model_unpriced",
@@ -368,7 +383,7 @@ class Governance:
             if self.settings.fail_closed:
                 log.error("governance state unreachable; refusing (fail_closed): %s", exc)
                 return self._refuse(
-                    ctx,
+                    exchange,
                     "state_unavailable",
                     GatewayError(
                         503,
@@ -379,16 +394,15 @@ class Governance:
                     ),
                 )
             log.warning("governance state unreachable; allowing unchecked (fail open): %s", exc)
-            decision = None
-        if decision is not None and not decision.allowed:
-            return self._refuse(ctx, *self._refusal(decision, now))
-        ctx.extra["governance"] = (decision, tokens, reserve_nusd if decision else 0)
-        if decision is not None and rate:
-            ctx.response_headers.extend(self._rate_headers(decision))
-        return None
+            return None
+        if not decision.allowed:
+            return self._refuse(exchange, *self._refusal(decision, now))
+        if rate:
+            exchange.response_headers.extend(self._rate_headers(decision))
+        return Reservation(decision, tokens, reserve_nusd)
 
     def _levels(
-        self, record: KeyRecord, customer: str | None
+        self, caller: Caller, customer: str | None
     ) -> tuple[tuple[str, int | None, int | None, int | None, int | None], ...]:
         """The limited levels of a request: (counter name, rpm, tpm, daily and monthly
         nano-USD), cached per key and customer until the limits are reloaded."""
@@ -397,15 +411,15 @@ class Governance:
             # A reload or an admin change replaces the whole dict: start over.
             self._levels_cache.clear()
             self._levels_of = limits
-        cache_key = (record.id, record.team_id, record.project_id, customer)
+        cache_key = (caller.key_id, caller.team_id, caller.project_id, customer)
         found = self._levels_cache.get(cache_key)
         if found is not None:
             return found
         levels = [
             ("org", "*", "*"),
-            ("team", record.team_id, record.team_id),
-            ("project", record.project_id, record.project_id),
-            ("key", record.id, record.id),
+            ("team", caller.team_id, caller.team_id),
+            ("project", caller.project_id, caller.project_id),
+            ("key", caller.key_id, caller.key_id),
         ]
         if customer:
             levels.append(("customer", customer, customer))
@@ -418,14 +432,14 @@ class Governance:
                 continue
             if scope == "project":
                 owner = self.registry.projects.get(scope_id, limit.team_id)
-                if owner != record.team_id:
+                if owner != caller.team_id:
                     # A key from before projects had owners, naming another team's
                     # project: it must not spend (or be limited by) that team's budget.
                     log.warning(
                         "key %s of team %s names project %s of another team: its requests "
                         "skip that project's limits; give the key a project of its own",
-                        record.id,
-                        record.team_id,
+                        caller.key_id,
+                        caller.team_id,
                         scope_id,
                     )
                     continue
@@ -444,12 +458,12 @@ class Governance:
         return found
 
     def _items(
-        self, ctx: RequestContext, record: KeyRecord, tokens: int, reserve_nusd: int, now: float
+        self, caller: Caller, customer: str | None, tokens: int, reserve_nusd: int, now: float
     ) -> tuple[tuple[RateItem, ...], tuple[BudgetItem, ...]]:
         day, month, day_left, month_left = _period_ends(now)
         rate: list[RateItem] = []
         budgets: list[BudgetItem] = []
-        for name, rpm, tpm, daily, monthly in self._levels(record, ctx.customer):
+        for name, rpm, tpm, daily, monthly in self._levels(caller, customer):
             if rpm is not None:
                 rate.append(RateItem(name, "rpm", rpm, 1))
             if tpm is not None:
@@ -521,74 +535,80 @@ class Governance:
             ]
         return headers
 
-    async def after(self, ctx: RequestContext) -> None:
-        # Popped: a reservation is settled exactly once, whatever calls after() again.
-        decision, reserved_tokens, reserved_nusd = ctx.extra.pop("governance", (None, 0, 0))
+    async def settle(
+        self, request: RequestContext, exchange: Exchange, reservation: Reservation | None
+    ) -> None:
+        """After the call: its cost from the usage the upstream reported, the reservation's
+        correction and the request's audit event, queued together (refusals included)."""
         tokens = Tokens()
         cost = 0.0
         usage_source: str | None = None
-        if ctx.cache_outcome not in _CACHE_HITS:
+        route = exchange.route
+        deployment = route.deployment if route is not None else None
+        if not exchange.served_from_cache:
             try:
-                usage = ctx.usage
+                usage = exchange.usage
                 tokens = Tokens.from_usage(usage)
             except Exception:
                 usage, tokens = None, Tokens()
             if usage:
                 usage_source = "reported"
-            elif ctx.deployment is not None:
+            elif deployment is not None:
                 # The upstream answered but its usage never arrived: a stream cut before
                 # its usage chunk (the client left, the upstream broke) or a provider that
                 # reports none. Disconnecting early must not make a request free: bill
                 # its upper bound (the reservation's tokens) and say it was estimated.
-                tokens = Tokens(*self.estimate(ctx))
+                tokens = Tokens(*self.estimate(request))
                 usage_source = "estimated_reservation"
-            found = self._deployments.get(ctx.deployment or "")
+            found = self._deployments.get(deployment or "")
             if found is not None:
                 cost = Pricing.cost(self.pricing.prices(*found), tokens)
         # Unknown, not $0: an unpriced deployment's cost is audited as null.
-        unpriced = ctx.deployment in self.pricing.unpriced
-        if ctx.rejection is None:
-            ctx.cost_usd = None if unpriced else cost
+        unpriced = deployment in self.pricing.unpriced
+        if exchange.rejection is None:
+            exchange.cost_usd = None if unpriced else cost
         detail: dict[str, Any] | None = None
-        if self.settings.audit_prompts and ctx.body is not None:
+        body = request.body
+        if self.settings.audit_prompts and body is not None:
             detail = {
                 "request": self.redact(
-                    orjson.dumps(ctx.body.get("messages") or ctx.body.get("input")).decode()
+                    orjson.dumps(body.get("messages") or body.get("input")).decode()
                 )
             }
-            if ctx.result is not None:
-                detail["response"] = self.redact(ctx.result.body.decode(errors="replace"))
+            if route is not None and route.result is not None:
+                detail["response"] = self.redact(route.result.body.decode(errors="replace"))
+        caller = request.caller
         event = audit.event(
             "request",
-            request_id=ctx.request_id,
-            key_id=ctx.key_id,
-            team_id=ctx.team_id,
-            project_id=ctx.project_id,
-            customer=ctx.customer,
-            model=ctx.model,
+            request_id=request.request_id,
+            key_id=caller.key_id if caller else None,
+            team_id=caller.team_id if caller else None,
+            project_id=caller.project_id if caller else None,
+            customer=request.customer,
+            model=request.model,
             # A failed request names the last deployment tried (its error rate counts it).
-            deployment=ctx.deployment or (ctx.attempts[-1].deployment if ctx.attempts else None),
-            provider=ctx.provider,
-            status=ctx.status,
+            deployment=route.last_deployment if route is not None else None,
+            provider=route.provider if route is not None else None,
+            status=exchange.status,
             prompt_tokens=tokens.prompt,
             completion_tokens=tokens.completion,
             cost_usd=None if unpriced else cost,
-            latency_ms=round((time.perf_counter() - ctx.started) * 1000, 3),
-            cache_outcome=ctx.cache_outcome,
-            rejection=ctx.rejection,
+            latency_ms=round((time.perf_counter() - request.started) * 1000, 3),
+            cache_outcome=exchange.cache,
+            rejection=exchange.rejection,
             usage_source=usage_source,
             detail=detail,
         )
         try:
             await self.state.settle(
-                decision,
-                tokens.total - reserved_tokens if decision else 0,
-                math.ceil(cost * NANO) - reserved_nusd if decision else 0,
+                reservation.decision if reservation else None,
+                tokens.total - reservation.tokens if reservation else 0,
+                math.ceil(cost * NANO) - reservation.nusd if reservation else 0,
                 orjson.dumps(event),
             )
         except Exception:
             log.error(
-                "could not settle request %s (state unreachable)", ctx.request_id, exc_info=True
+                "could not settle request %s (state unreachable)", request.request_id, exc_info=True
             )
 
     async def audit_depth(self) -> int:
@@ -631,6 +651,11 @@ class Governance:
             log.error(
                 "could not buffer the audit event of %s (state unreachable): %s", action, detail
             )
+
+    @staticmethod
+    def serves(path: str) -> bool:
+        """Whether a path is the admin API's."""
+        return path.startswith("/admin/")
 
     async def admin(
         self, method: str, path: str, query: str, headers: dict[str, str], body: Any

@@ -21,6 +21,7 @@ import orjson
 
 from gateway_app.app import GatewayApp
 from gateway_app.config import parse
+from gateway_app.governance.hooks import governance_hooks
 from gateway_app.governance.service import NANO, Governance
 from gateway_app.governance.storage import Database
 from gateway_app.state.governance_redis import RedisGovernanceState
@@ -110,7 +111,7 @@ def test_cancel_at_every_await_settles_or_releases_each_reservation_once(
             admin_key=ADMIN,
             secret=b"cancel-secret",
         )
-        app = GatewayApp(config, hooks=[gov], admin=gov)
+        app = GatewayApp(config, hooks=governance_hooks(gov), admin=gov)
         await app.startup()
         try:
             headers = {"authorization": f"Bearer {ADMIN}"}

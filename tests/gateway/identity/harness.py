@@ -27,6 +27,7 @@ import uvicorn
 from gateway_app.app import GatewayApp
 from gateway_app.config import parse
 from gateway_app.environment import Environment
+from gateway_app.governance.hooks import governance_hooks
 from gateway_app.governance.service import Governance
 from gateway_app.governance.storage import Database
 from gateway_app.identity import build
@@ -167,7 +168,7 @@ def console_gateway(
         await started()
 
     console.start = start  # type: ignore[method-assign]
-    app = GatewayApp(config, hooks=[governance], admin=governance, console=console)
+    app = GatewayApp(config, hooks=governance_hooks(governance), admin=governance, console=console)
     server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", loop="asyncio"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
