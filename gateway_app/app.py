@@ -49,6 +49,8 @@ from gateway_app.transport import default_client
 
 if TYPE_CHECKING:
     from gateway_app.context import ResponseStream
+    from gateway_app.governance.admin import AdminApi
+    from gateway_app.identity.web import ConsoleApp
 
 log = logging.getLogger("gateway_app")
 
@@ -109,8 +111,8 @@ class GatewayApp:
         breakers: CircuitBreakerStore | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
-        admin: Any = None,
-        console: Any = None,
+        admin: AdminApi | None = None,
+        console: ConsoleApp | None = None,
         env: Environment | None = None,
     ) -> None:
         self.config = config
@@ -118,7 +120,8 @@ class GatewayApp:
         # their own; the default is an empty environment, everything in-process).
         self.env = env = env or Environment()
         self.max_body = config.server.max_body_bytes
-        # The admin API (``/admin/...``), when governance is on.
+        # The admin API (``/admin/...``; the console and ``aigw admin`` call it), when
+        # governance is on.
         self.admin = admin
         # People's sign-in (/auth/...) and the web console (/console/...), when configured.
         self.console = console
@@ -469,7 +472,7 @@ class GatewayApp:
             headers = http.request.headers
             empty = headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
             body = {} if empty else await self._read_json(http)
-        status, payload = await self.admin.admin(
+        status, payload = await self.admin.serve(
             scope["method"],
             scope["path"],
             scope.get("query_string", b"").decode(),
@@ -581,6 +584,7 @@ def create_app(config: GatewayConfig | None = None, **kwargs: Any) -> GatewayApp
     or ``AIGW_ADMIN_KEY`` set): its hooks join the chain and its admin API is mounted.
     """
     config = config or load_config()
+    from gateway_app.governance.admin import AdminApi
     from gateway_app.governance.hooks import governance_hooks
     from gateway_app.governance.service import Governance, enabled
 
@@ -588,7 +592,7 @@ def create_app(config: GatewayConfig | None = None, **kwargs: Any) -> GatewayApp
     env = kwargs["env"] = kwargs.get("env") or Environment.from_environ()
     if enabled(config, env) and "admin" not in kwargs:
         governance = Governance.from_environment(config, env)
-        kwargs["admin"] = governance
+        kwargs["admin"] = AdminApi(governance)
         hooks = governance_hooks(governance)
         if kwargs.get("hooks") is not None:
             # An explicit hook list (tests): governance's hooks still come first in each stage.

@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 
@@ -31,20 +30,15 @@ from gateway_app.config import DeploymentConfig, GatewayConfig
 from gateway_app.config.governance import GovernanceConfig
 from gateway_app.context import Caller, Exchange, RequestContext
 from gateway_app.environment import Environment
-from gateway_app.errors import GatewayError, invalid
-from gateway_app.governance import analytics, audit, rbac
+from gateway_app.errors import GatewayError
+from gateway_app.governance import audit
 from gateway_app.governance.cost import Pricing, TokenPrices, Tokens
 from gateway_app.governance.keys import (
     KEY_PREFIX,
-    SCOPES,
-    KeyRecord,
     KeyStore,
-    Limit,
     Registry,
-    hash_key,
-    new_key,
 )
-from gateway_app.governance.storage import Database, DatabaseError
+from gateway_app.governance.storage import Database
 from gateway_app.hooks import Response
 from gateway_app.state.governance import (
     BudgetItem,
@@ -84,7 +78,7 @@ def presented_key(headers: dict[str, str]) -> str | None:
 _DAY: tuple[int, str, str, int] = (-1, "", "", 0)
 
 
-def _period_ends(now: float) -> tuple[str, str, int, int]:
+def period_ends(now: float) -> tuple[str, str, int, int]:
     """(day id, month id, seconds to end of UTC day, seconds to end of UTC month)."""
     global _DAY
     whole = int(now)
@@ -175,8 +169,6 @@ class Governance:
                     config.providers[deployment.provider].type,
                 )
         self._bounds: dict[str, TokenPrices] = {}
-        # People's sessions (gateway_app.identity.Identity), set when sign-in is configured.
-        self.identity: Any = None
         self._levels_cache: dict[tuple[str, str, str, str | None], Any] = {}
         self._levels_of: object = None
 
@@ -460,7 +452,7 @@ class Governance:
     def _items(
         self, caller: Caller, customer: str | None, tokens: int, reserve_nusd: int, now: float
     ) -> tuple[tuple[RateItem, ...], tuple[BudgetItem, ...]]:
-        day, month, day_left, month_left = _period_ends(now)
+        day, month, day_left, month_left = period_ends(now)
         rate: list[RateItem] = []
         budgets: list[BudgetItem] = []
         for name, rpm, tpm, daily, monthly in self._levels(caller, customer):
@@ -506,7 +498,7 @@ class Governance:
             )
         assert isinstance(item, BudgetItem)
         scope = item.scope.split(":", 1)[0]
-        _, _, day_left, month_left = _period_ends(now)
+        _, _, day_left, month_left = period_ends(now)
         retry = day_left if item.period == "daily" else month_left
         return f"budget:{scope}", GatewayError(
             429,
@@ -614,416 +606,3 @@ class Governance:
     async def audit_depth(self) -> int:
         """Audit events waiting for the database (the ``aigw_audit_buffer_depth`` gauge)."""
         return await self.state.audit_depth()
-
-    # ------------------------------------------------------------ admin API
-
-    async def _principal(self, headers: dict[str, str], method: str = "GET") -> rbac.Principal:
-        token = presented_key(headers)
-        if not token and self.identity is not None:
-            # A console session (cookie); state-changing methods also pass its CSRF checks.
-            person = await self.identity.principal(headers, method)
-            if person is not None:
-                return person
-        if not token:
-            raise GatewayError(401, "Missing admin or virtual key.", code="invalid_api_key")
-        if self.admin_key and hmac.compare_digest(token.encode(), self.admin_key.encode()):
-            return rbac.Principal("admin")
-        record = await self.registry.authenticate(token) if token.startswith(KEY_PREFIX) else None
-        if record is None or not record.usable(time.time()):
-            raise GatewayError(401, "Invalid, expired or revoked API key.", code="invalid_api_key")
-        return rbac.Principal(record.role, record.team_id, record.id)
-
-    async def _audit_admin(
-        self, principal: rbac.Principal, action: str, detail: dict[str, Any]
-    ) -> None:
-        event = audit.event(
-            "admin",
-            actor=principal.actor,
-            team_id=detail.get("team_id"),
-            key_id=detail.get("key_id"),
-            action=action,
-            detail={**detail, "actor": principal.describe()},
-        )
-        try:
-            await self.state.append(orjson.dumps(event))
-        except Exception:
-            # The action is done (it is in the database); its audit event could not be buffered.
-            log.error(
-                "could not buffer the audit event of %s (state unreachable): %s", action, detail
-            )
-
-    @staticmethod
-    def serves(path: str) -> bool:
-        """Whether a path is the admin API's."""
-        return path.startswith("/admin/")
-
-    async def admin(
-        self, method: str, path: str, query: str, headers: dict[str, str], body: Any
-    ) -> tuple[int, Any]:
-        """Serve one ``/admin/...`` request: (status, JSON-able body)."""
-        principal = await self._principal(headers, method)
-        params = dict(parse_qsl(query))
-        parts = [p for p in path.split("/") if p][1:]
-        rbac.require_manager(principal)
-        try:
-            return await self._admin_route(principal, method, path, parts, params, body)
-        except DatabaseError as exc:
-            log.error("admin %s %s: the database is unreachable: %s", method, path, exc)
-            raise GatewayError(
-                503,
-                "The gateway's database is unreachable, so admin requests cannot be served "
-                "right now (model requests are not affected); retry shortly.",
-                code="database_unavailable",
-                type="server_error",
-                headers={"retry-after": "5"},
-            ) from None
-
-    async def _admin_route(
-        self,
-        principal: rbac.Principal,
-        method: str,
-        path: str,
-        parts: list[str],
-        params: dict[str, str],
-        body: Any,
-    ) -> tuple[int, Any]:
-        rbac.require_write(principal, method)
-        if parts[:1] == ["projects"]:
-            return await self._projects(principal, method, parts[1:], body, params)
-        if parts[:1] == ["keys"]:
-            return await self._keys(principal, method, parts[1:], body, params)
-        if parts[:1] == ["limits"]:
-            return await self._limits(principal, method, parts[1:], body)
-        if parts[:1] == ["analytics"] and method == "GET" and len(parts) == 2:
-            return await self._analytics(principal, parts[1], params)
-        if parts == ["audit"] and method == "GET":
-            return await self._audit_list(principal, params)
-        if parts[:1] == ["budgets"] and method == "GET" and len(parts) == 3:
-            return await self._budget_usage(principal, parts[1], parts[2])
-        raise GatewayError(404, f"Unknown admin path {method} {path}.", code="unknown_url")
-
-    async def _keys(
-        self,
-        principal: rbac.Principal,
-        method: str,
-        rest: list[str],
-        body: Any,
-        params: dict[str, str],
-    ) -> tuple[int, Any]:
-        if not rest and method == "POST":
-            return await self._create_key(principal, body or {})
-        if not rest and method == "GET":
-            team = rbac.team_scope(principal, params.get("team_id"))
-            keys = await asyncio.to_thread(self.store.all, team)
-            return 200, {"data": [k.public() for k in keys]}
-        if not rest:
-            raise GatewayError(405, f"Method {method} is not allowed on /admin/keys.")
-        key_id = rest[0]
-        record = await asyncio.to_thread(self.store.get, key_id)
-        if record is None:
-            raise rbac.not_found(f"Key {key_id!r}")
-        rbac.check_team(principal, record.team_id, f"Key {key_id!r}")
-        action = rest[1] if len(rest) > 1 else None
-        if method == "GET" and action is None:
-            return 200, record.public()
-        if (method == "DELETE" and action is None) or (method == "POST" and action == "revoke"):
-            await asyncio.to_thread(self.store.revoke, key_id, time.time())
-            await self.registry.changed(f"key:{key_id}")
-            await self._audit_admin(
-                principal, "key.revoke", {"key_id": key_id, "team_id": record.team_id}
-            )
-            return 200, (await asyncio.to_thread(self.store.get, key_id)).public()  # type: ignore[union-attr]
-        if method == "POST" and action == "rotate":
-            if record.revoked_at is not None:
-                raise GatewayError(
-                    409, f"Key {key_id!r} is revoked; create a new one.", code="revoked"
-                )
-            _, fresh = new_key()
-            fresh = f"{KEY_PREFIX}{key_id}-{fresh.rsplit('-', 1)[1]}"
-            await asyncio.to_thread(
-                self.store.rehash, key_id, hash_key(self.registry.secret, fresh)
-            )
-            await self.registry.changed(f"key:{key_id}")
-            await self._audit_admin(
-                principal, "key.rotate", {"key_id": key_id, "team_id": record.team_id}
-            )
-            return 200, {**record.public(), "key": fresh}
-        raise GatewayError(405, f"Method {method} is not allowed here.")
-
-    async def _create_key(self, principal: rbac.Principal, body: dict[str, Any]) -> tuple[int, Any]:
-        if not isinstance(body, dict):
-            raise invalid(None, "The body must be a JSON object.")
-        team_id = body.get("team_id") if principal.role == "admin" else principal.team_id
-        if principal.role != "admin" and body.get("team_id") not in (None, principal.team_id):
-            raise rbac.not_found(f"Team {body.get('team_id')!r}")
-        project_id = body.get("project_id")
-        for name, value in (("team_id", team_id), ("project_id", project_id)):
-            if not isinstance(value, str) or not value:
-                raise invalid(name, f"`{name}` is required: a non-empty string.")
-        role = body.get("role", "member")
-        if role not in ("member", "team_admin"):
-            raise invalid("role", f"`role` must be 'member' or 'team_admin', got {role!r}.")
-        models = body.get("models")
-        if models is not None and (
-            not isinstance(models, list) or not all(isinstance(m, str) for m in models)
-        ):
-            raise invalid("models", "`models` must be a list of model names.")
-        now = time.time()
-        expires_at = body.get("expires_at")
-        ttl = body.get("ttl_s")
-        if ttl is not None:
-            if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
-                raise invalid(
-                    "ttl_s", f"`ttl_s` must be a positive number of seconds, got {ttl!r}."
-                )
-            expires_at = now + float(ttl)
-        if expires_at is not None:
-            if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
-                raise invalid("expires_at", "`expires_at` must be a Unix time in seconds.")
-            if expires_at <= now:
-                raise invalid(
-                    "expires_at",
-                    f"`expires_at` {expires_at!r} is in the past; the key would be created "
-                    "expired. Use a future Unix time, or `ttl_s`.",
-                )
-        metadata = body.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            raise invalid("metadata", "`metadata` must be an object.")
-        claimed = await self._claim_project(principal, project_id, team_id)  # type: ignore[arg-type]
-        key_id, key = new_key()
-        record = KeyRecord(
-            id=key_id,
-            key_hash=hash_key(self.registry.secret, key),
-            team_id=team_id,  # type: ignore[arg-type]
-            project_id=project_id,  # type: ignore[arg-type]
-            name=str(body.get("name") or ""),
-            role=role,
-            models=tuple(models) if models is not None else None,
-            expires_at=float(expires_at) if expires_at is not None else None,
-            metadata=metadata,
-            created_at=now,
-        )
-        await asyncio.to_thread(self.store.insert, record)
-        await self.registry.changed(f"key:{key_id}")
-        await self._audit_admin(
-            principal,
-            "key.create",
-            {
-                "key_id": key_id,
-                "team_id": team_id,
-                "project_id": project_id,
-                "project_claimed": claimed,
-            },
-        )
-        return 201, {**record.public(), "key": key}
-
-    async def _limits(
-        self, principal: rbac.Principal, method: str, rest: list[str], body: Any
-    ) -> tuple[int, Any]:
-        if not rest and method == "GET":
-            limits = list(self.registry.limits.values())
-            if not rbac.sees_all(principal):
-                limits = [lim for lim in limits if lim.team_id == principal.team_id]
-            return 200, {"data": [lim.public() for lim in limits]}
-        if len(rest) != 2:
-            raise GatewayError(404, "Use /admin/limits/{scope}/{id}.", code="unknown_url")
-        scope, scope_id = rest
-        if scope not in SCOPES:
-            raise invalid("scope", f"Unknown scope {scope!r}; use one of {list(SCOPES)}.")
-        requested = body.get("team_id") if isinstance(body, dict) else None
-        owner = await self._limit_owner(
-            principal, scope, scope_id, requested, claim=method == "PUT"
-        )
-        existing = self.registry.limit(scope, scope_id)
-        if method == "GET":
-            if existing is None:
-                raise rbac.not_found(f"Limit {scope}/{scope_id}")
-            return 200, existing.public()
-        if method == "DELETE":
-            deleted = await asyncio.to_thread(self.store.delete_limit, scope, scope_id)
-            await self.registry.changed("limits")
-            await self._audit_admin(
-                principal, "limit.delete", {"scope": scope, "scope_id": scope_id, "team_id": owner}
-            )
-            return 200, {"deleted": deleted}
-        if method != "PUT":
-            raise GatewayError(405, f"Method {method} is not allowed here.")
-        if not isinstance(body, dict):
-            raise invalid(None, "The body must be a JSON object.")
-        values: dict[str, Any] = {}
-        for name, kind in (
-            ("daily_usd", float),
-            ("monthly_usd", float),
-            ("rpm", int),
-            ("tpm", int),
-        ):
-            value = body.get(name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or value < 0
-            ):
-                raise invalid(name, f"`{name}` must be a non-negative number or null.")
-            values[name] = kind(value) if value is not None else None
-        limit = Limit(scope, scope_id, team_id=owner, **values)
-        await asyncio.to_thread(self.store.put_limit, limit)
-        await self.registry.changed("limits")
-        await self._audit_admin(principal, "limit.put", {**limit.public()})
-        return 200, limit.public()
-
-    async def _limit_owner(
-        self,
-        principal: rbac.Principal,
-        scope: str,
-        scope_id: str,
-        requested: Any = None,
-        *,
-        claim: bool = False,
-    ) -> str | None:
-        """The team owning a limit's scope; raises 403/404 for team admins outside their
-        team. A project nobody owns yet is claimed for the caller's team when ``claim``."""
-        if scope in ("org", "customer"):
-            if not rbac.sees_all(principal):  # (viewers reach here for reads only)
-                raise rbac.forbidden(f"Only the gateway admin may manage {scope} limits.")
-            return None
-        if scope == "team":
-            rbac.check_team(principal, scope_id, f"Team {scope_id!r}")
-            return scope_id
-        if scope == "key":
-            record = self.registry.by_id.get(scope_id) or await asyncio.to_thread(
-                self.store.get, scope_id
-            )
-            if record is None:
-                raise rbac.not_found(f"Key {scope_id!r}")
-            rbac.check_team(principal, record.team_id, f"Key {scope_id!r}")
-            return record.team_id
-        # A project: owned by one team (the first to claim it), checked on every call.
-        owner = await asyncio.to_thread(self.store.project_owner, scope_id)
-        if owner is not None:
-            rbac.check_team(principal, owner, f"Project {scope_id!r}")
-            if requested not in (None, owner):
-                raise GatewayError(
-                    409,
-                    f"Project {scope_id!r} belongs to team {owner!r}, not {requested!r}.",
-                    code="project_conflict",
-                )
-            return owner
-        if not claim:
-            if principal.role == "admin":
-                return None
-            raise rbac.not_found(f"Project {scope_id!r}")
-        team = principal.team_id if principal.role != "admin" else requested
-        if not isinstance(team, str) or not team:
-            raise invalid(
-                "team_id",
-                f"Project {scope_id!r} belongs to no team yet: send `team_id`, the team that "
-                "owns it (or create a key for the project first).",
-            )
-        await self._claim_project(principal, scope_id, team)
-        return team
-
-    async def _claim_project(self, principal: rbac.Principal, project_id: str, team: str) -> bool:
-        """``project_id`` for ``team``: claimed if nobody owns it (True: claimed now, which
-        the caller's audit event records); 409 if another team owns it."""
-        known = self.registry.projects.get(project_id)
-        owner = (
-            known
-            if known == team
-            else await asyncio.to_thread(self.store.claim_project, project_id, team, time.time())
-        )
-        if owner != team:
-            shown = f"team {owner!r}" if principal.role == "admin" else "another team"
-            raise GatewayError(
-                409,
-                f"Project {project_id!r} belongs to {shown}; project ids are unique across "
-                "teams: choose another `project_id`.",
-                param="project_id",
-                code="project_conflict",
-            )
-        if known is None:
-            await self.registry.changed("projects")
-        return known is None
-
-    async def _projects(
-        self,
-        principal: rbac.Principal,
-        method: str,
-        rest: list[str],
-        body: Any,
-        params: dict[str, str],
-    ) -> tuple[int, Any]:
-        if not rest and method == "GET":
-            team = rbac.team_scope(principal, params.get("team_id"))
-            rows = await asyncio.to_thread(self.store.team_projects, team)
-            return 200, {"data": rows}
-        if not rest and method == "POST":
-            if not isinstance(body, dict):
-                raise invalid(None, "The body must be a JSON object.")
-            project_id = body.get("project_id")
-            if not isinstance(project_id, str) or not project_id:
-                raise invalid("project_id", "`project_id` is required: a non-empty string.")
-            team = rbac.team_scope(principal, body.get("team_id"))
-            if team is None:
-                raise invalid("team_id", "`team_id` is required: the team that owns the project.")
-            if self.registry.projects.get(project_id) == team:
-                return 200, {"id": project_id, "team_id": team}
-            await self._claim_project(principal, project_id, team)
-            await self._audit_admin(
-                principal, "project.create", {"project_id": project_id, "team_id": team}
-            )
-            return 201, {"id": project_id, "team_id": team}
-        if len(rest) == 1 and method == "GET":
-            owner = await asyncio.to_thread(self.store.project_owner, rest[0])
-            if owner is None:
-                raise rbac.not_found(f"Project {rest[0]!r}")
-            rbac.check_team(principal, owner, f"Project {rest[0]!r}")
-            return 200, {"id": rest[0], "team_id": owner}
-        raise GatewayError(405, f"Method {method} is not allowed here.")
-
-    async def _analytics(
-        self, principal: rbac.Principal, kind: str, params: dict[str, str]
-    ) -> tuple[int, Any]:
-        team = rbac.team_scope(principal, params.get("team_id"))
-        query = {
-            "analytics": analytics.usage,
-            "usage": analytics.usage,
-            "latency": analytics.latency,
-        }.get(kind)
-        if query is None:
-            raise GatewayError(
-                404, "Use /admin/analytics/usage or /admin/analytics/latency.", code="unknown_url"
-            )
-        rows = await asyncio.to_thread(
-            query,
-            self.db,
-            params.get("group_by", "day"),
-            team_id=team,
-            since=params.get("since"),
-            until=params.get("until"),
-        )
-        return 200, {"data": rows}
-
-    async def _audit_list(
-        self, principal: rbac.Principal, params: dict[str, str]
-    ) -> tuple[int, Any]:
-        team = rbac.team_scope(principal, params.get("team_id"))
-        rows = await asyncio.to_thread(analytics.audit_events, self.db, params, team_id=team)
-        return 200, {"data": rows}
-
-    async def _budget_usage(
-        self, principal: rbac.Principal, scope: str, scope_id: str
-    ) -> tuple[int, Any]:
-        if scope not in SCOPES:
-            raise invalid("scope", f"Unknown scope {scope!r}; use one of {list(SCOPES)}.")
-        owner = await self._limit_owner(principal, scope, scope_id)
-        del owner
-        day, month, _, _ = _period_ends(time.time())
-        name = f"{scope}:{scope_id}"
-        daily = await self.state.spent_nusd(name, "daily", day)
-        monthly = await self.state.spent_nusd(name, "monthly", month)
-        return 200, {
-            "scope": scope,
-            "scope_id": scope_id,
-            "daily_usd": daily / NANO,
-            "monthly_usd": monthly / NANO,
-            "day": day,
-            "month": month,
-        }

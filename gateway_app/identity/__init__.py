@@ -6,31 +6,36 @@
 * :mod:`.service`: sign-in, logout, break-glass, and the admin API's principal;
 * :mod:`.web`: the ``/auth`` and ``/console`` ASGI routes.
 
-The admin API meets this package at one seam: ``Governance.identity.principal(headers,
-method)`` turns a session cookie into a :class:`~gateway_app.governance.rbac.Principal`.
+The admin API (:class:`~gateway_app.governance.admin.AdminApi`) meets this package
+at one seam, its ``People``: :meth:`.service.Identity.principal` turns a session
+cookie into a :class:`~gateway_app.governance.rbac.Principal`, and an org admin's
+``POST /auth/sessions/revoke`` (an admin route) ends a person's sessions. This
+package builds on governance (roles, audit), never the other way round.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gateway_app.config import GatewayConfig
     from gateway_app.environment import Environment
+    from gateway_app.governance.admin import AdminApi
     from gateway_app.identity.web import ConsoleApp
 
 
 def build(
     config: GatewayConfig,
-    governance: Any,
+    admin: AdminApi | None,
     env: Environment,
     *,
     clock: Callable[[], float] = time.time,
 ) -> ConsoleApp:
     """The ``/auth`` + ``/console`` handler for a config with an ``identity`` section, wired
-    to the governance admin API (its audit buffer, admin key and key authentication).
+    to the admin API (people's sessions become its callers; its audit buffer and admin
+    key serve sign-in).
 
     Sessions live in Redis when ``AIGW_REDIS_URL`` is set (shared by every replica),
     else in this process."""
@@ -39,7 +44,7 @@ def build(
     from gateway_app.identity.sessions import InProcessSessionStore, RedisSessionStore
     from gateway_app.identity.web import ConsoleApp
 
-    if governance is None:
+    if admin is None:
         raise ConfigError(
             "identity: sign-in and the console need governance (keys, roles, audit): set "
             "AIGW_ADMIN_KEY or governance.enabled: true, or remove the identity section"
@@ -55,6 +60,7 @@ def build(
         if env.redis_url
         else InProcessSessionStore(**timeouts)
     )
+    governance = admin.governance
     identity = Identity(
         config.identity,
         store,
@@ -62,5 +68,5 @@ def build(
         admin_key=governance.admin_key,
         clock=clock,
     )
-    governance.identity = identity
-    return ConsoleApp(identity, bearer=governance._principal)
+    admin.attach_people(identity)
+    return ConsoleApp(identity)

@@ -31,7 +31,7 @@ import orjson
 from gateway_app.config.identity import IdentityConfig
 from gateway_app.errors import GatewayError
 from gateway_app.governance import audit
-from gateway_app.governance.rbac import READ_METHODS, Principal
+from gateway_app.governance.rbac import READ_METHODS, Principal, Role
 from gateway_app.identity.oidc import OIDCClient, SignInError
 from gateway_app.identity.roles import Person, assign
 from gateway_app.identity.sessions import LoginAttempt, Session, SessionStore, token_hash
@@ -378,7 +378,7 @@ class Identity:
 
     async def revoke_person(self, by: Principal, subject: str) -> int:
         """End every session of a person (an org admin's action); how many there were."""
-        if by.role != "admin":
+        if by.role is not Role.ADMIN:  # (the admin route checks too)
             raise GatewayError(
                 403, "Only org admins may end other people's sessions.", code="forbidden"
             )

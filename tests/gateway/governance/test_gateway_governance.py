@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from gateway_app.config import parse
+from gateway_app.governance.admin import AdminApi
 from gateway_app.governance.hooks import governance_hooks
 from gateway_app.governance.service import Governance
 from gateway_app.governance.storage import Database
@@ -43,7 +44,7 @@ def governed(
         "governance": {"enabled": True, **settings},
     }
     gov = embedded_governance(raw, tmp_path / "gov.sqlite3", state)
-    with serve(raw, hooks=governance_hooks(gov), admin=gov) as running:
+    with serve(raw, hooks=governance_hooks(gov), admin=AdminApi(gov)) as running:
         yield running, gov
 
 
@@ -540,7 +541,7 @@ def test_an_unpriced_model_is_never_billed_at_zero(
 
     raw["governance"] = {"enabled": True, "unpriced_models": "refuse_with_budget"}
     gov = embedded_governance(raw, tmp_path / "gov.sqlite3")
-    with serve(raw, hooks=governance_hooks(gov), admin=gov) as running:
+    with serve(raw, hooks=governance_hooks(gov), admin=AdminApi(gov)) as running:
         admin = Admin(running.url)
         free = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "pa"}).json()
         budgeted = admin("POST", "/admin/keys", json={"team_id": "b", "project_id": "pb"}).json()

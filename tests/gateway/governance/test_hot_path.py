@@ -13,6 +13,7 @@ import openai
 
 from gateway_app.config import parse
 from gateway_app.context import Exchange, RequestContext
+from gateway_app.governance.admin import AdminApi
 from gateway_app.governance.hooks import governance_hooks
 from gateway_app.governance.service import Governance
 from gateway_app.governance.storage import Database
@@ -59,7 +60,7 @@ def test_one_round_trip_before_and_batched_settlements(
         admin_key="adm",
         secret=b"s",
     )
-    with serve(raw, hooks=[*governance_hooks(gov), Marker()], admin=gov) as running:
+    with serve(raw, hooks=[*governance_hooks(gov), Marker()], admin=AdminApi(gov)) as running:
         import httpx
 
         admin = {"authorization": "Bearer adm"}
