@@ -38,7 +38,8 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.offline import fakes
+from infra.offline import fakes, sdk_imports
+from infra.offline.progress import Progress
 from infra.offline.stackfile import (
     StackConfigFile,
     find_project_root,
@@ -47,6 +48,12 @@ from infra.offline.stackfile import (
 )
 
 log = logging.getLogger("aigw.offline")
+
+# The program imports whole provider SDKs' service packages; load only the
+# modules it uses (see infra.offline.sdk_imports; AIGW_EAGER_SDK_IMPORTS=1 turns
+# this off, to compare or to debug).
+if os.environ.get("AIGW_EAGER_SDK_IMPORTS", "") not in ("1", "true"):
+    sdk_imports.install()
 
 SECRET_MARKER = "[secret]"
 """What a secret value is replaced by in JSON output."""
@@ -374,6 +381,7 @@ def record(
     stack_file: Path | None = None,
     program: Path | None = None,
     config: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
 ) -> Plan:
     """Run the program for one stack under mocks and return every registered resource.
 
@@ -381,13 +389,17 @@ def record(
     the working directory when not given). ``stack_file`` reads another file
     instead; ``program`` runs another program (the tests' fixture programs);
     ``config`` overrides or adds config keys (``"ai-gateway:aws"`` -> value).
+    ``progress`` is told the run's stages (see :class:`_StageTracker`).
 
     Raises :class:`ProgramError` with the program's message when it fails, for
     example on a bad config value.
     """
+    stages = _StageTracker(progress or Progress())
+    stages.start("config")
     root = (project_dir or find_project_root()).resolve()
     project = read_project(root)
     file = read_stack_file(stack_file or root / f"Pulumi.{stack}.yaml", stack)
+    stages.detail = file.path.name
     values = dict(file.values)
     for key, value in (config or {}).items():
         values[key] = value if isinstance(value, str) else _json(value)
@@ -406,8 +418,16 @@ def record(
             mocks, project=project.name, stack=stack, preview=False, monitor=monitor
         )
         settings.ROOT.set(None)
+
+        def run_program() -> None:
+            if progress is not None:
+                pulumi.runtime.register_stack_transformation(stages.observe)
+            runpy.run_path(str(main), run_name="__main__")
+            # The program's last line ran; the engine now answers what is left.
+            stages.start("register")
+
         try:
-            _sync_await(run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__")))
+            _sync_await(run_in_stack(run_program))
         except ProgramError:
             raise
         except Exception as exc:
@@ -437,7 +457,64 @@ def record(
             "inputs still unknown after the program finished (a fake output is missing): "
             + "; ".join(unknown)
         )
+    stages.detail = f"{sum(r.custom for r in resources)} resources"
+    stages.finish()
     return plan
+
+
+class _StageTracker:
+    """Tells a :class:`Progress` which part of the program is running, as it runs.
+
+    The stages follow the program's top-level components: it builds the global
+    layer under ``ai-gateway:global:*`` and each cloud under one
+    ``ai-gateway:<cloud>:Footprint``, so a top-level component of another
+    group (the middle of its type token) starts that group's stage, which
+    counts the resources constructed until the next. The hook is a stack
+    transformation: the SDK calls it synchronously, in program order, when each
+    resource is constructed, and it changes nothing (it returns ``None``).
+    """
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.detail = ""
+        self._group: str | None = None
+        self._resources = 0
+        self._components = 0
+
+    def start(self, group: str) -> None:
+        """End the running stage and start ``group``'s."""
+        self.finish()
+        self._group = group
+        self._resources = self._components = 0
+        self.progress.begin(group)
+
+    def finish(self) -> None:
+        """End the running stage with what it constructed (or its :attr:`detail`)."""
+        if self._group is None:
+            return
+        counted = [
+            f"{count} {noun}{'' if count == 1 else 's'}"
+            for count, noun in ((self._resources, "resource"), (self._components, "component"))
+            if count
+        ]
+        self.progress.end(", ".join(filter(None, [self.detail, *counted])))
+        self._group = None
+        self.detail = ""
+
+    def observe(self, args: pulumi.ResourceTransformationArgs) -> None:
+        """The stack transformation: note the resource, start a stage on a new group."""
+        custom = isinstance(args.resource, pulumi.CustomResource)
+        parent = args.opts.parent if args.opts is not None else None
+        if not custom and (parent is None or parent is settings.get_root_resource()):
+            parts = args.type_.split(":")
+            group = parts[1] if len(parts) == 3 else args.type_
+            if group != self._group:
+                self.start(group)
+        if custom:
+            self._resources += 1
+        else:
+            self._components += 1
+        return None
 
 
 def _json(value: Any) -> str:
