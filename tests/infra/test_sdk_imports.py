@@ -9,6 +9,7 @@ installed SDKs are checked for the one property the lookup relies on.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +175,36 @@ def test_a_real_service_package_binds_what_its_real_init_binds(plans: dict[str, 
     assert {"Namespace", "NamespaceInitArgs", "ContainerArgs", "outputs"} <= public
     different = sorted(name for name in public if getattr(lazy, name) is not eager[name])
     assert different == []
+
+
+def test_the_sdks_the_plan_uses_run_from_compiled_bytecode(plans: dict[str, Plan]) -> None:
+    """``./scripts/test`` installs with ``uv sync --compile-bytecode``.
+
+    PYTHONDONTWRITEBYTECODE is set on this project's machines and CI: without
+    bytecode in the virtualenv every plan and test process compiles the SDK
+    modules it imports again (half of a warm plan; bench/plan-profile.md).
+    """
+    stale = []
+    modules = [
+        m for name, m in sys.modules.items() if name.startswith(("pulumi_", "pulumi.", "grpc"))
+    ]
+    assert len(modules) > 300
+    for module in modules:
+        source = getattr(module, "__file__", None)
+        if not source or not source.endswith(".py"):
+            continue
+        cached = Path(importlib.util.cache_from_source(source))
+        header = cached.read_bytes()[:16] if cached.exists() else b""
+        stat = Path(source).stat()
+        expected = (
+            importlib.util.MAGIC_NUMBER
+            + b"\0\0\0\0"
+            + (int(stat.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+            + (stat.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+        )
+        if header != expected:
+            stale.append(module.__name__)
+    assert not stale, (
+        f"{len(stale)} SDK modules run without up-to-date bytecode (e.g. {stale[:3]}): "
+        "install with ./scripts/test (uv sync --frozen --compile-bytecode)"
+    )
