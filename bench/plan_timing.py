@@ -1,6 +1,6 @@
 """Time ``aigw plan`` (not a test): wall and CPU time of whole runs, best of several.
 
-Each configuration runs ``python -m infra.cli plan --stack STACK --json --quiet``
+Each configuration runs ``python -m infra.cli plan --stack STACK --json``
 in a checkout, ``--runs`` times in turn with the others (so load from other
 processes falls on all alike), and keeps the best wall time and the best
 user+system CPU time (the plan's process and its children: the policy pack).
@@ -62,7 +62,7 @@ def run_once(config: Config, stack: str) -> tuple[float, float, str]:
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         process = subprocess.Popen(
-            [*command, "--json", "--quiet"],
+            [*command, "--json"],
             cwd=config.checkout,
             env=env,
             stdout=out,
