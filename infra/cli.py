@@ -134,6 +134,8 @@ def _plan(args: argparse.Namespace) -> int:
 
     progress = reporter(sys.stderr, quiet=args.quiet, title=f"plan {args.stack}")
     with contextlib.ExitStack() as cleanup:
+        # Whatever stops the plan, the status line is cleared (closing twice is harmless).
+        cleanup.callback(progress.close)
         # Before the program: the pack boots on another core while the program runs.
         server = _start_pack(args)
         if server is not None:

@@ -160,16 +160,20 @@ class ExportIndex:
     def table(self) -> dict[str, str] | None:
         """Every exported name -> the module that binds it; ``None`` if an ``__all__`` is not literal."""
         if not self._read:
+            # Two threads may both read it the first time: they build the same table.
+            self._table = self._read_table()
             self._read = True
-            table: dict[str, str] = {}
-            for module in self.stars:
-                file = self.directory / f"{module}.py"
-                names = declared_exports(file) if file.is_file() else None
-                if names is None:
-                    return None
-                table.update(dict.fromkeys(names, module))
-            self._table = table
         return self._table
+
+    def _read_table(self) -> dict[str, str] | None:
+        table: dict[str, str] = {}
+        for module in self.stars:
+            file = self.directory / f"{module}.py"
+            names = declared_exports(file) if file.is_file() else None
+            if names is None:
+                return None
+            table.update(dict.fromkeys(names, module))
+        return table
 
 
 class ServicePackageLoader(importlib.abc.Loader):
