@@ -2,8 +2,10 @@
 
 A synthetic SDK in a temporary directory has the generated shape (a service
 ``__init__`` of star imports, modules with a literal ``__all__``); each test
-imports it with the lazy finder and checks what ran and what was bound. The
-installed SDKs are checked for the one property the lookup relies on.
+imports it with the lazy finder and checks what ran and what was bound. A
+real package (``pulumi_kubernetes.core.v1``) is compared with its own
+``__init__`` run eagerly, and the SDK modules a plan uses must run from
+compiled bytecode.
 """
 
 from __future__ import annotations
@@ -114,6 +116,13 @@ def test_a_module_named_like_its_class_never_hides_the_class(fake_sdk: Path) -> 
     service = _service()
     assert isinstance(service.Namespace, type)
     assert service.Namespace.__module__ == f"{SDK}.network.Namespace"
+
+
+def test_a_later_star_import_wins_as_it_does_eagerly(fake_sdk: Path) -> None:
+    (fake_sdk / "later.py").write_text("__all__ = ['Vpc']\nclass Vpc: ...\n")
+    (fake_sdk / "__init__.py").write_text(GENERATED_INIT + "from .later import *\n")
+    assert _service().Vpc.__module__ == f"{SDK}.network.later"
+    assert "vpc" not in _loaded()
 
 
 def test_an_unknown_name_is_an_attribute_error_after_reading_the_table(fake_sdk: Path) -> None:
