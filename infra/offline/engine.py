@@ -21,12 +21,14 @@ and the policy gate evaluates.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import runpy
 import sys
 import threading
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,9 @@ log = logging.getLogger("aigw.offline")
 # this off, to compare or to debug).
 if os.environ.get("AIGW_EAGER_SDK_IMPORTS", "") not in ("1", "true"):
     sdk_imports.install()
+
+PLAN_GC_THRESHOLD = 10_000
+"""The collector's first threshold while a program runs (see :func:`_fewer_collections`)."""
 
 SECRET_MARKER = "[secret]"
 """What a secret value is replaced by in JSON output."""
@@ -411,7 +416,7 @@ def record(
     mocks = _Mocks(fakes.FakeContext(project=project.name, stack=stack), provider_inputs)
     monitor = _RecordingMonitor(mocks, provider_inputs)
 
-    with _RUN_LOCK, _program_path(main.parent):
+    with _RUN_LOCK, _program_path(main.parent), _fewer_collections():
         pulumi.runtime.set_all_config(file.values, file.secret_keys)
         settings.ROOT.set(None)
         pulumi.runtime.set_mocks(
@@ -539,6 +544,26 @@ def _describe(exc: BaseException) -> str:
             return str(inner)
         inner = inner.__cause__ or inner.__context__
     return f"{type(exc).__name__}: {exc}"
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often while the program runs.
+
+    A plan builds about 900,000 long-lived objects (the SDK classes it
+    imports, their typing aliases, the resources' outputs); at Python's
+    default thresholds (700, 10, 10) the collector walks all of them nine
+    times in a prod plan, a sixth of its CPU (bench/plan-profile.md). At
+    (10,000, 10, 10) it walks them none; garbage cycles are still collected,
+    in bigger batches (peak memory +1 MB). The previous thresholds come back
+    after.
+    """
+    previous = gc.get_threshold()
+    gc.set_threshold(PLAN_GC_THRESHOLD, *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
 
 
 class _program_path:
