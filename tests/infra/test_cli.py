@@ -80,17 +80,21 @@ def test_plan_prints_every_stack_and_quiet_prints_only_the_results(
 
 
 def test_plan_json_is_the_recorded_plan_on_a_clean_stdout(
-    capsys: pytest.CaptureFixture[str], plans: dict[str, Plan]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    from infra.offline import record
+
     assert main(["plan", "--stack", "prod", "--project-dir", str(ROOT), "--json"]) == EXIT_OK
     captured = capsys.readouterr()
     data = json.loads(captured.out)  # nothing but the JSON on stdout
     # The real run: the program through the CLI, the pack over gRPC, and the
-    # stages on stderr as plain lines (not a terminal).
+    # stages on stderr as plain lines (not a terminal). The session's `plans` carry
+    # the deployer's provider keys; the CLI reads the stack file alone, as recorded here.
     for item in data:
         assert {"type", "name", "parent", "provider", "inputs"} <= set(item)
-    assert _canonical(data) == _canonical(plans["prod"].to_json())
-    _check_progress(captured.err, plans["prod"])
+    expected = record("prod", project_dir=ROOT)
+    assert _canonical(data) == _canonical(expected.to_json())
+    _check_progress(captured.err, expected)
     assert "Policies: compliant" in captured.err
 
 

@@ -88,7 +88,7 @@ def problems(app_config: dict[str, Any], **clouds: Any) -> str:
         (
             lambda c: c.update(routes=[{"name": "default"}]),
             "ai-gateway:gateway.appConfig.routes: unknown key; remove it or check its spelling "
-            "(known keys here: cache, governance, models, observability, providers, router, server)",
+            "(known keys here: cache, governance, identity, models, observability, providers, router, server)",
         ),
         (
             lambda c: c["models"]["chat"]["deployments"][0].update(provider="aws"),
@@ -373,6 +373,8 @@ def test_the_pulumi_program_reaches_the_contract_without_the_gateway_runtime() -
         "gateway_app.governance",
         "gateway_app.governance.cost",
         "gateway_app.governance.settings",
+        "gateway_app.identity",  # the config's `identity` section (pydantic only)
+        "gateway_app.identity.settings",
     ]
     assert "genai_prices" in modules  # the price was looked up, as the pod does
     runtime = {"aiohttp", "orjson", "uvloop", "httptools", "redis", "psycopg", "prometheus_client"}
