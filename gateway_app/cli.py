@@ -62,18 +62,13 @@ def serve_command(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     from gateway_app.environment import Environment
+    from gateway_app.governance.cost import startup_refusal, unpriced_error
     from gateway_app.governance.service import enabled
 
-    if (
-        enabled(config, Environment.from_environ())
-        and config.governance.unpriced_models == "refuse_at_startup"
-    ):
-        from gateway_app.governance.cost import unpriced_deployments, unpriced_error
-
-        unpriced = unpriced_deployments(config)
-        if unpriced:
-            print(f"error: {unpriced_error(unpriced)}", file=sys.stderr)
-            return EXIT_CONFIG
+    refused = startup_refusal(config, governance_on=enabled(config, Environment.from_environ()))
+    if refused:
+        print(f"error: {unpriced_error(refused)}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.workers > 1:
         # Before any worker (forked by either server) imports prometheus_client:
         # /metrics then sums all workers.

@@ -61,3 +61,7 @@ class GovernanceConfig(BaseModel):
         ],
         description="regexes replaced by [REDACTED] in stored prompts and completions",
     )
+
+    def active(self, admin_key_set: bool) -> bool:
+        """Whether governance runs: ``enabled``, else iff an admin key (AIGW_ADMIN_KEY) is set."""
+        return self.enabled if self.enabled is not None else admin_key_set

@@ -10,6 +10,7 @@ as output; cached prompt tokens are billed at the cache-read price.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,22 +137,52 @@ class Pricing:
         )
 
 
-def unpriced_deployments(config: GatewayConfig, pricing: Pricing | None = None) -> list[str]:
-    """Each deployment without a price, as ``models.<m>.deployments[i] (<id>)``."""
+@dataclass(frozen=True, slots=True)
+class UnpricedDeployment:
+    """A deployment with no price: ``models.<model>.deployments[<index>]`` of a config."""
+
+    model: str
+    index: int
+    deployment_id: str
+    upstream_model: str
+
+    def __str__(self) -> str:
+        return (
+            f"models.{self.model}.deployments[{self.index}] ({self.deployment_id}, upstream "
+            f"model {self.upstream_model!r})"
+        )
+
+
+def unpriced_deployments(
+    config: GatewayConfig, pricing: Pricing | None = None
+) -> list[UnpricedDeployment]:
+    """Each deployment without a price (neither ``price`` in the config nor in genai-prices)."""
     pricing = pricing or Pricing()
     found = []
     for name, model in config.models.items():
         for index, deployment in enumerate(model.deployments):
             provider_type = config.providers[deployment.provider].type
             if pricing.source(deployment, provider_type) is None:
-                found.append(
-                    f"models.{name}.deployments[{index}] ({deployment.id}, upstream model "
-                    f"{deployment.model!r})"
-                )
+                found.append(UnpricedDeployment(name, index, deployment.id, deployment.model))
     return found
 
 
-def unpriced_error(found: list[str]) -> str:
+def startup_refusal(
+    config: GatewayConfig, *, governance_on: bool, pricing: Pricing | None = None
+) -> list[UnpricedDeployment]:
+    """The unpriced deployments the gateway refuses to start with (empty: it starts).
+
+    With governance on and ``governance.unpriced_models: refuse_at_startup`` (the
+    default), each of them would count $0 against every budget. ``serve``, the
+    governance start and ``aigw plan`` (on each cluster's file, so a stack whose
+    pod would refuse to start is never deployed) all apply this one check.
+    """
+    if not governance_on or config.governance.unpriced_models != "refuse_at_startup":
+        return []
+    return unpriced_deployments(config, pricing)
+
+
+def unpriced_error(found: Sequence[UnpricedDeployment]) -> str:
     """The start-up error for unpriced deployments: each one and how to price it."""
     listed = "\n".join(f"  {entry}" for entry in found)
     return (

@@ -32,7 +32,13 @@ from gateway_app.context import Caller, Exchange, RequestContext
 from gateway_app.environment import Environment
 from gateway_app.errors import GatewayError
 from gateway_app.governance import audit
-from gateway_app.governance.cost import Pricing, TokenPrices, Tokens
+from gateway_app.governance.cost import (
+    Pricing,
+    TokenPrices,
+    Tokens,
+    startup_refusal,
+    unpriced_error,
+)
 from gateway_app.governance.keys import (
     KEY_PREFIX,
     KeyStore,
@@ -60,9 +66,7 @@ _CACHE_HITS = ("hit", "semantic-hit")
 
 def enabled(config: GatewayConfig, env: Environment) -> bool:
     """Whether governance runs: ``governance.enabled``, else iff AIGW_ADMIN_KEY is set."""
-    if config.governance.enabled is not None:
-        return config.governance.enabled
-    return env.admin_key is not None
+    return config.governance.active(admin_key_set=env.admin_key is not None)
 
 
 def presented_key(headers: dict[str, str]) -> str | None:
@@ -228,12 +232,11 @@ class Governance:
             await asyncio.to_thread(self.db.migrate)
         # Load the price dataset now rather than at the first request.
         await asyncio.to_thread(lambda: [self.price_bound(model) for model in self.config.models])
-        unpriced = self.unpriced_models()
-        if unpriced and self.settings.unpriced_models == "refuse_at_startup":
+        refused = startup_refusal(self.config, governance_on=True, pricing=self.pricing)
+        if refused:
             from gateway_app.config import ConfigError
-            from gateway_app.governance.cost import unpriced_deployments, unpriced_error
 
-            raise ConfigError(unpriced_error(unpriced_deployments(self.config, self.pricing)))
+            raise ConfigError(unpriced_error(refused))
         await self.registry.start()
         self.drainer.start()
 

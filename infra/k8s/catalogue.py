@@ -14,7 +14,11 @@ could not serve:
    (``bedrock`` on AWS, ``vertex`` on GCP, ``azure_openai`` without a key on
    Azure) is kept only in that cloud's cluster; key-based providers everywhere.
    The global hostname sends any request to any cluster, so every model needs a
-   deployment every cluster can call.
+   deployment every cluster can call;
+4. the gateway's start-up check on prices (:func:`gateway_app.governance.cost.startup_refusal`):
+   the planned pod always has an admin key, so governance is on, and by default the
+   gateway refuses to start with a deployment that has no price (``price`` in the
+   catalogue, else genai-prices' dataset), since it would count $0 against budgets.
 
 Each cluster therefore prefers its own cloud (the only workload identity it
 has) and fails over to the key-based providers in the catalogue's order.
@@ -28,12 +32,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from gateway_app import config as gateway_config
+from gateway_app.governance.cost import startup_refusal, unpriced_error
 from infra.config import Cloud, provider_key_variable
 
 if TYPE_CHECKING:
@@ -215,15 +220,15 @@ def cluster_config_file(
         name: value for name, value in _mapping(app_config.get("providers")).items() if name in kept
     }
     models: dict[str, Any] = {}
+    origins: dict[str, list[int]] = {}  # model -> appConfig index of each kept deployment
     for model_name, model in parsed.models.items():
         raw_model = dict(_mapping(app_config["models"])[model_name])
-        deployments = [
-            raw_deployment
-            for deployment, raw_deployment in zip(
-                model.deployments, raw_model["deployments"], strict=True
-            )
+        origins[model_name] = [
+            index
+            for index, deployment in enumerate(model.deployments)
             if deployment.provider in kept
         ]
+        deployments = [raw_model["deployments"][index] for index in origins[model_name]]
         usable = [d for d in deployments if d["provider"] not in missing]
         if not usable:
             problems.append((f"models.{model_name}", _unservable(model, parsed, cloud, missing)))
@@ -238,11 +243,18 @@ def cluster_config_file(
     raw["models"] = models
     # The cluster's own file must still be a valid gateway config (an embedder model kept, ...).
     try:
-        gateway_config.parse(raw, APP_CONFIG_KEY, environment)
+        cluster = gateway_config.parse(raw, APP_CONFIG_KEY, environment)
     except gateway_config.ConfigError as exc:
         raise CatalogueError(
             [(p.path, f"{p.message} (on the {cloud.value} cluster)") for p in exc.problems]
         ) from None
+    # ... and one the pod starts with: the gateway's own start-up check on prices. The pod
+    # always has AIGW_ADMIN_KEY (the gateway Secret), so governance is on unless the file
+    # turns it off. Reported at the appConfig's paths, with the gateway's message.
+    refused = startup_refusal(cluster, governance_on=cluster.governance.active(admin_key_set=True))
+    if refused:
+        located = [replace(u, index=origins[u.model][u.index]) for u in refused]
+        raise CatalogueError([("", unpriced_error(located))])
     return yaml.safe_dump(raw, sort_keys=False, default_flow_style=False)
 
 
@@ -319,6 +331,15 @@ _TIERS: dict[str, dict[str, str]] = {
 }
 
 
+_PRICES: dict[tuple[str, str], dict[str, float]] = {
+    # Models genai-prices does not know (USD per million tokens; the gateway refuses to start
+    # with an unpriced deployment). Vertex AI bills text-embedding-005 per character, $0.000025
+    # per 1,000 characters online ("Vertex AI pricing", Embeddings for Text); at Google's ~4
+    # characters per token that is $0.10 per million tokens.
+    ("vertex", "text-embedding-005"): {"input_per_mtok": 0.1, "output_per_mtok": 0.0},
+}
+
+
 def azure_openai_endpoint(account_id: str) -> str:
     """``https://<account>.openai.azure.com`` from an Azure OpenAI account's resource id.
 
@@ -337,7 +358,8 @@ def default_catalogue(config: StackConfig, provider_keys: Collection[str]) -> di
     AI in ``gcp.project``/``gcp.region``), then by OpenAI and Anthropic when
     their keys (``providerKeys.openai``, ``providerKeys.anthropic``) are set.
     Every endpoint is ``${SDK_VARIABLE:-public endpoint}``, so an operator can
-    point a cluster at a private endpoint or a proxy without editing it.
+    point a cluster at a private endpoint or a proxy without editing it. Every
+    deployment has a price: genai-prices' or, where it has none, a ``price``.
     """
     providers: dict[str, dict[str, Any]] = {}
     if config.aws.enabled:
@@ -388,6 +410,8 @@ def default_catalogue(config: StackConfig, provider_keys: Collection[str]) -> di
             # Cloud models first (each cluster keeps only its own), then the vendors' APIs.
             priority = 0 if provider["type"] in WORKLOAD_IDENTITY_PROVIDERS else len(deployments)
             deployment: dict[str, Any] = {"provider": name, "model": model, "priority": priority}
+            if (provider["type"], model) in _PRICES:
+                deployment["price"] = dict(_PRICES[provider["type"], model])
             if provider["type"] == "anthropic":
                 deployment["params"] = {"default_max_tokens": 4096}
             deployments.append(deployment)

@@ -352,10 +352,6 @@ class PodBench:
             if "AIGW_REDIS_CA_FILE" in env:
                 # No other CA in the pod trusts our Redis: the mounted file is what verified it.
                 observed.add("AIGW_REDIS_CA_FILE")
-        models = [m["id"] for m in _json(f"{base}/v1/models")["data"]]
-        assert models == list(catalogue["models"]), models
-        observed.add("AIGW_CONFIG")
-
         admin_key = env["AIGW_ADMIN_KEY"]
         refused = _request(f"{base}/admin/keys", "POST", {"team_id": "t"}, "not-the-admin-key")
         assert refused[0] == 401, refused
@@ -374,6 +370,13 @@ class PodBench:
         observed |= {"AIGW_DATABASE_URL", "AIGW_KEY_HASH_SECRET"}
 
         client = OpenAI(base_url=f"{base}/v1", api_key=virtual_key, max_retries=0, timeout=60)
+        # The pod has the admin key, so governance is on: a client lists the models with its
+        # virtual key, and nothing answers without one.
+        anonymous = _request(f"{base}/v1/models", "GET", None, None)
+        assert anonymous[0] == 401, anonymous
+        models = [m.id for m in client.models.list()]
+        assert models == list(catalogue["models"]), models
+        observed.add("AIGW_CONFIG")
         served = {}
         for model in models:
             first = _usable(catalogue, model, env)[0]

@@ -25,6 +25,9 @@ SUB = "00000000-0000-4000-8000-000000000001"
 OPENAI = (
     f"/subscriptions/{SUB}/resourceGroups/ai/providers/Microsoft.CognitiveServices/accounts/oai"
 )
+AOAI_ENDPOINT = "https://oai.openai.azure.com"
+OPENAI_KEY: dict[str, Any] = {"providerKeys": {"openai": "sk-test-openai"}}
+"""A provider key (set with `pulumi config set --secret`): a catalogue the cluster can call."""
 BASE: dict[str, Any] = {
     "environment": "dev",
     "tags": {"owner": "platform", "costCenter": "cc-1"},
@@ -125,13 +128,21 @@ def test_an_azure_openai_route_requires_the_account() -> None:
     """Granting the gateway's identity on the resource group instead would make any OpenAI
     account added there later callable; the account must be named."""
     azure = {"enabled": True, "deployerCidrs": ["203.0.113.0/24"]}
-    routed = {"appConfig": {"providers": {"aoai": {"type": "azure_openai"}}}}
+    routed = {
+        "appConfig": {
+            "providers": {"aoai": {"type": "azure_openai", "base_url": AOAI_ENDPOINT}},
+            "models": {"chat": {"deployments": [{"provider": "aoai", "model": "gpt-4o"}]}},
+        }
+    }
     with pytest.raises(ConfigError, match=re.escape("ai-gateway:azure.openaiAccountId")):
         parse({**BASE, "azure": azure, "gateway": routed})
     config = parse({**BASE, "azure": {**azure, "openaiAccountId": OPENAI}, "gateway": routed})
     assert config.azure.openai_account_id == OPENAI
-    # No Azure OpenAI route: no account needed (and no role is granted at all).
-    assert parse({**BASE, "azure": azure}).azure.openai_account_id is None
+    # No Azure OpenAI route (the default catalogue on an OpenAI key): no account needed
+    # (and no role is granted at all).
+    keyed = parse({**BASE, "azure": azure, **OPENAI_KEY})
+    assert "azure_openai" not in {p["type"] for p in keyed.app_config["providers"].values()}
+    assert keyed.azure.openai_account_id is None
 
 
 def test_staging_and_prod_need_an_aks_admin_group() -> None:
@@ -139,9 +150,8 @@ def test_staging_and_prod_need_an_aks_admin_group() -> None:
     with pytest.raises(ConfigError, match=re.escape("ai-gateway:azure.adminGroupObjectIds")):
         parse({**BASE, "environment": "prod", "azure": azure})
     group = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
-    config = parse(
-        {**BASE, "environment": "prod", "azure": {**azure, "adminGroupObjectIds": [group]}}
-    )
+    grouped = {**azure, "adminGroupObjectIds": [group]}
+    config = parse({**BASE, "environment": "prod", "azure": grouped, **OPENAI_KEY})
     assert config.azure.admin_group_object_ids == [group]
 
 
