@@ -61,8 +61,8 @@ def serve_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    from gateway_app.config.prices import startup_refusal, unpriced_error
     from gateway_app.environment import Environment
-    from gateway_app.governance.cost import startup_refusal, unpriced_error
     from gateway_app.governance.service import enabled
 
     refused = startup_refusal(config, governance_on=enabled(config, Environment.from_environ()))
@@ -122,7 +122,7 @@ def serve_command(args: argparse.Namespace) -> int:
 def models_command(args: argparse.Namespace) -> int:
     """Print every deployment with its price (USD per million tokens) and its source."""
     from gateway_app.config import ConfigError, load
-    from gateway_app.governance.cost import Pricing
+    from gateway_app.config.prices import Pricing
 
     try:
         config = load(args.config)

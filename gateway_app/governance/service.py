@@ -28,17 +28,17 @@ import orjson
 from gateway_app.apis import EMBEDDINGS
 from gateway_app.config import DeploymentConfig, GatewayConfig
 from gateway_app.config.governance import GovernanceConfig
-from gateway_app.context import Caller, Exchange, RequestContext
-from gateway_app.environment import Environment
-from gateway_app.errors import GatewayError
-from gateway_app.governance import audit
-from gateway_app.governance.cost import (
+from gateway_app.config.prices import (
     Pricing,
     TokenPrices,
     Tokens,
     startup_refusal,
     unpriced_error,
 )
+from gateway_app.context import Caller, Exchange, RequestContext
+from gateway_app.environment import Environment
+from gateway_app.errors import GatewayError
+from gateway_app.governance import audit
 from gateway_app.governance.keys import (
     KEY_PREFIX,
     KeyStore,

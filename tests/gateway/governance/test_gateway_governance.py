@@ -305,7 +305,7 @@ def test_stream_cost_from_usage_including_cached_tokens(
 
 def test_cost_counts_cached_tokens_at_the_cache_price() -> None:
     from gateway_app.config import DeploymentConfig, Price
-    from gateway_app.governance.cost import Pricing, Tokens
+    from gateway_app.config.prices import Pricing, Tokens
 
     pricing = Pricing()
     listed = pricing.prices(DeploymentConfig(provider="openai", model="gpt-4o-mini"), "openai")

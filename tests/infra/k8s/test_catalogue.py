@@ -372,8 +372,7 @@ def test_the_pulumi_program_reaches_the_contract_without_the_gateway_runtime() -
         "gateway_app.config",
         "gateway_app.config.governance",
         "gateway_app.config.identity",  # the config's `identity` section (pydantic only)
-        "gateway_app.governance",
-        "gateway_app.governance.cost",
+        "gateway_app.config.prices",  # the start-up price check (genai-prices' dataset)
     ]
     assert "genai_prices" in modules  # the price was looked up, as the pod does
     runtime = {"aiohttp", "orjson", "uvloop", "httptools", "redis", "psycopg", "prometheus_client"}
