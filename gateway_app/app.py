@@ -466,6 +466,7 @@ class GatewayApp:
         await send({"type": "http.response.body", "body": b""})
 
     async def _admin(self, http: _Http) -> None:
+        assert self.admin is not None  # (dispatched here only when mounted)
         scope = http.scope
         body: Any = None
         if scope["method"] in ("POST", "PUT"):

@@ -15,7 +15,7 @@ EXIT_CONFIG = 2
 EXIT_LISTEN = 3
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``serve`` and ``migrate`` on an argparse subparser set."""
     serve = sub.add_parser("serve", help="run the gateway (OpenAI-compatible API)")
     serve.add_argument(

@@ -800,12 +800,12 @@ class Router:
         }
         started = time.perf_counter()
         try:
-            request = deployment.adapter.chat_request(
+            upstream = deployment.adapter.chat_request(
                 body, deployment.config, deployment.provider, False
             )
             if deployment.adapter.authorizes:
-                request = await self._authorize(deployment, request)
-            raw = await self._post(deployment, request, deployment.config.timeout_s)
+                upstream = await self._authorize(deployment, upstream)
+            raw = await self._post(deployment, upstream, deployment.config.timeout_s)
             result = deployment.adapter.chat_response(raw, deployment.config)
             entry.update(status="ok", response=result.data)
         except UpstreamFailure as failure:

@@ -139,8 +139,15 @@ class _TunnelSetup(asyncio.Protocol):
 class UpstreamResponse(Protocol):
     """An upstream response whose headers arrived."""
 
-    status: int
-    headers: Mapping[str, str]
+    @property
+    def status(self) -> int:
+        """The response's status code."""
+        ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response's headers (lower-case names)."""
+        ...
 
     async def read(self) -> bytes:
         """The whole body (then the connection is reusable)."""
@@ -626,6 +633,8 @@ class RawUpstreamClient:
         except BaseException:
             transport.close()
             raise
+        if tls is None:  # the transport closed during the handshake
+            raise UpstreamConnectionError(f"the TLS handshake with {host} through the proxy failed")
         conn.connection_made(tls)
         return conn
 

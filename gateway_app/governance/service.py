@@ -19,6 +19,7 @@ import hmac
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -69,7 +70,7 @@ def enabled(config: GatewayConfig, env: Environment) -> bool:
     return config.governance.active(admin_key_set=env.admin_key is not None)
 
 
-def presented_key(headers: dict[str, str]) -> str | None:
+def presented_key(headers: Mapping[str, str]) -> str | None:
     """The client's key: ``Authorization: Bearer``, else ``api-key`` / ``x-api-key``."""
     auth = headers.get("authorization")
     if auth and auth[:7].lower() == "bearer ":

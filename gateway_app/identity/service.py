@@ -192,11 +192,11 @@ class Identity:
             await self.oidc.check_response_issuer(params.get("iss"))
             if "error" in params:
                 # RFC 6749 4.1.2.1: the code only (the description is the provider's text).
-                code = params["error"][:64]
+                error = params["error"][:64]
                 raise SignInError(
                     "provider_error",
-                    f"The identity provider did not sign you in ({code}).",
-                    403 if code == "access_denied" else 401,
+                    f"The identity provider did not sign you in ({error}).",
+                    403 if error == "access_denied" else 401,
                 )
             code = params.get("code")
             if not code:
@@ -410,7 +410,7 @@ class Identity:
 def principal_of(session: Session) -> Principal:
     """The admin API's principal for a session."""
     return Principal(
-        session.role,
+        Role(session.role),
         session.team_id,
         person=session.person,
         break_glass=session.via == "admin_key",

@@ -227,7 +227,7 @@ class InProcessGovernanceState:
         if not self._queue:
             await asyncio.sleep(block_s)
         with self._lock:
-            batch = []
+            batch: list[tuple[str, bytes]] = []
             while self._queue and len(batch) < count:
                 batch.append(self._queue.popleft())
             self._pending.update(batch)

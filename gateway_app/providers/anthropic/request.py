@@ -135,6 +135,7 @@ def _tool(function: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
+    result: dict[str, Any] | None
     if choice is None:
         result = None
     elif choice == "auto":
