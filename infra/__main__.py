@@ -18,8 +18,8 @@ import pulumi
 
 from infra import clouds, config, global_lb, tags
 from infra.global_lb import CloudEndpoint
+from infra.k8s.edge import Route53Solver
 from infra.k8s.gateway import GatewayDeployment, GatewayDeploymentArgs, GatewaySecrets
-from infra.k8s.ingress import Route53Solver
 from infra.outputs import export_stack_outputs
 
 stack_config = config.load()
@@ -57,6 +57,7 @@ for cloud in stack_config.enabled_clouds:
             redis_port=footprint.redis_port,
             workload_identity=identity.workload_identity,
             load_balancer_annotations=footprint.load_balancer_annotations,
+            edge_prerequisites=footprint.edge_prerequisites,
             image=image,
         ),
         # Under the cloud's footprint: the cloud owns its gateway (and `aigw plan`

@@ -45,7 +45,7 @@ import pulumi_aws as aws
 from infra.aws.decisions import aws_name
 from infra.aws.identity import STS_AUDIENCE, web_identity_trust_policy
 from infra.config import Cloud, DnsConfig, RoutingPolicy
-from infra.k8s.ingress import ROUTE53_SOLVER_SUBJECT
+from infra.k8s.edge import ROUTE53_SOLVER_SUBJECT
 
 GLOBAL_REGION = "us-east-1"
 """Where Route 53 publishes health-check metrics, so where alarms and their topic live."""

@@ -19,6 +19,8 @@ COMPONENTS = {
     "ai-gateway:aws:Cluster",
     "ai-gateway:aws:Redis",
     "ai-gateway:aws:Postgres",
+    # What provisions the gateway's NLB (AWS Load Balancer Controller, own IRSA role).
+    "ai-gateway:aws:LoadBalancerController",
     # Added by the program beside the four: the gateway's identity and workload.
     "ai-gateway:aws:GatewayIdentity",
     "ai-gateway:k8s:GatewayDeployment",

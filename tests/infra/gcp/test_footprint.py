@@ -222,9 +222,13 @@ def test_cloud_nat_serves_only_the_node_subnet(plan: Plan) -> None:
     assert nat.get("logConfig.enable") is True
 
 
-def test_firewall_opens_nothing_wider_than_health_checks(plan: Plan) -> None:
+def test_firewall_opens_nothing_wider_than_health_checks(plan: Plan, stack: str) -> None:
     rules = {r.name: r for r in plan.of_type("gcp:compute/firewall:Firewall")}
-    assert set(rules) == {"deny-all-ingress", "allow-health-checks"}
+    assert set(rules) == {
+        "deny-all-ingress",
+        "allow-health-checks",
+        "allow-control-plane-webhooks",
+    }
     deny = rules["deny-all-ingress"]
     assert deny.get("denies") == [{"protocol": "all"}]
     assert deny.get("direction") == "INGRESS"
@@ -235,6 +239,12 @@ def test_firewall_opens_nothing_wider_than_health_checks(plan: Plan) -> None:
     node_tags = plan.one(NODE_POOL).get("nodeConfig.tags")
     assert allow.get("targetTags") == node_tags
     assert allow.get("priority") < deny.get("priority")
+    # The private control plane reaches Envoy Gateway's topology injector webhook
+    # (9443); GKE's own rule covers only 443 and 10250 (cert-manager's webhook port).
+    webhooks = rules["allow-control-plane-webhooks"]
+    assert webhooks.get("sourceRanges") == [stack_gcp(stack).get("masterCidr", "172.16.0.0/28")]
+    assert webhooks.get("allows") == [{"protocol": "tcp", "ports": ["9443"]}]
+    assert webhooks.get("targetTags") == node_tags
     for rule in rules.values():
         assert rule.get("logConfig.metadata") == "INCLUDE_ALL_METADATA"
         if rule.get("allows"):

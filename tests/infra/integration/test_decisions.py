@@ -175,7 +175,7 @@ def test_plan_shows_each_gateway_under_its_cloud_and_the_global_layer_apart(
         for cloud in plan.outputs["enabledClouds"]:
             components = sections[cloud]
             assert f"ai-gateway:k8s:GatewayDeployment gateway-{cloud}" in components, stack
-            assert f"ai-gateway:k8s:ClusterIngress gateway-{cloud}-ingress" in components
+            assert f"ai-gateway:k8s:ClusterEdge gateway-{cloud}-edge" in components
             assert any(
                 c.startswith(f"ai-gateway:{cloud}:GatewayIdentity ") for c in sections[cloud]
             )
