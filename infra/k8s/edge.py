@@ -182,14 +182,22 @@ class AzureDnsSolver:
 
 @dataclass
 class CloudDnsSolver:
-    """DNS-01 through a Cloud DNS zone, as the GCP service account bound to cert-manager's SA."""
+    """DNS-01 through a Cloud DNS zone, as the GCP service account bound to cert-manager's SA.
+
+    ``hosted_zone_name`` names the managed zone, so cert-manager needs no
+    permission to list the project's zones (its role is on the zone alone).
+    """
 
     project: str
     service_account_email: pulumi.Input[str]
+    hosted_zone_name: pulumi.Input[str] | None = None
 
     def solver(self) -> dict[str, Any]:
         """The ``dns01`` block of the ClusterIssuer."""
-        return {"cloudDNS": {"project": self.project}}
+        cloud_dns: dict[str, Any] = {"project": self.project}
+        if self.hosted_zone_name is not None:
+            cloud_dns["hostedZoneName"] = self.hosted_zone_name
+        return {"cloudDNS": cloud_dns}
 
     def cert_manager_values(self) -> dict[str, Any]:
         """cert-manager's SA is bound to the GCP service account (GKE Workload Identity)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from infra.offline import Plan, RecordedResource, Secret
 from infra.offline.engine import reveal
+from tests.infra.aws.conftest import footprint_key
 
 HA = {"dev": False, "staging": True, "prod": True}
 BACKUP_DAYS = {"dev": 7, "staging": 7, "prod": 30}
@@ -61,7 +62,7 @@ def test_redis_is_encrypted_and_tls_only_with_a_secret_token(
     plan = plans[stack]
     group = plan.one("aws:elasticache/replicationGroup:ReplicationGroup")
     assert group.inputs["atRestEncryptionEnabled"] is True
-    assert group.inputs["kmsKeyId"] == plan.one("aws:kms/key:Key").outputs["arn"]
+    assert group.inputs["kmsKeyId"] == footprint_key(plan).outputs["arn"]
     assert group.inputs["transitEncryptionEnabled"] is True
     assert group.inputs["transitEncryptionMode"] == "required"
     assert isinstance(group.inputs["authToken"], Secret)
@@ -115,7 +116,7 @@ def test_postgres_storage_and_insights_are_encrypted_with_the_key(
 ) -> None:
     plan = plans[stack]
     db = plan.one("aws:rds/instance:Instance")
-    key_arn = plan.one("aws:kms/key:Key").outputs["arn"]
+    key_arn = footprint_key(plan).outputs["arn"]
     assert db.inputs["storageEncrypted"] is True
     assert db.inputs["storageType"] == "gp3"
     assert db.inputs["maxAllocatedStorage"] == 4 * db.inputs["allocatedStorage"]

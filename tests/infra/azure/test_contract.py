@@ -57,7 +57,7 @@ def _config(env: str, **azure: object):
         {
             "environment": env,
             "tags": {"owner": "platform", "costCenter": "cc-1"},
-            "dns": {"domain": "ai.example.com"},
+            "dns": {"domain": "ai.example.com", "alerts": {"emails": ["oncall@example.com"]}},
             "azure": {"enabled": True, "deployerCidrs": ["203.0.113.0/24"], **azure},
         }
     )
