@@ -2,10 +2,11 @@
 
 * :class:`AzureDnsZone`, built first: a resource group for the global layer,
   the public zone (signed with DNSSEC when ``dns.dnssec``; the DS record is an
-  output) and, for the AKS cluster, the identity cert-manager uses to answer
-  DNS-01 challenges: a user-assigned identity with a federated credential for
-  ``cert-manager/cert-manager`` (audience ``api://AzureADTokenExchange``) and a
-  custom role that may only change TXT records in this zone.
+  output) and the identity every cluster's cert-manager uses to answer DNS-01
+  challenges: a user-assigned identity with a custom role that may only
+  change TXT records in this zone, and a federated credential per cluster
+  (AKS, EKS or GKE issuer) for ``cert-manager/cert-manager`` (audience
+  ``api://AzureADTokenExchange``).
 * :class:`TrafficManagerGlobalEndpoint`: per cloud a direct record
   ``<hostname>-<cloud>`` (CNAME or A) and an external Traffic Manager
   endpoint on it; one profile that probes each over HTTPS on the readiness
@@ -54,9 +55,8 @@ from infra.global_lb.common import (
 )
 from infra.global_lb.regions import nearest_region
 from infra.k8s import decisions
-from infra.k8s.edge import CERT_MANAGER_SUBJECT, AzureDnsSolver
+from infra.k8s.edge import AZURE_TOKEN_AUDIENCE, CERT_MANAGER_SUBJECT, AzureDnsSolver
 
-TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 PROBE_STATE_METRIC = "ProbeAgentCurrentEndpointStateByProfileResourceId"
 """Traffic Manager's per-endpoint probe state (1 up, 0 down), dimension ``EndpointName``."""
 TXT_CHALLENGE_ACTIONS = (
@@ -124,10 +124,14 @@ class AzureDnsZone(pulumi.ComponentResource):
         self._name_prefix = name_prefix
         self._location = location
         self._domain = config.domain
+        self._identity: managedidentity.UserAssignedIdentity | None = None
         self.provider = azure_native.Provider(
             f"{name}-provider", location=location, opts=pulumi.ResourceOptions(parent=self)
         )
         self._child = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        self._client = authorization.get_client_config_output(
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=self.provider)
+        )
         self.resource_group = resources.ResourceGroup(
             f"{name}-group",
             resource_group_name=azure_name("resource_group", "rg", name_prefix, "dns"),
@@ -165,11 +169,38 @@ class AzureDnsZone(pulumi.ComponentResource):
         )
 
     def certificate_solver(self, footprint: CloudFootprint) -> AzureDnsSolver:
-        """cert-manager on the AKS cluster: its own identity, TXT records of this zone only."""
-        label = f"{self._name}-{footprint.cloud.value}-dns01"
-        client = authorization.get_client_config_output(
-            opts=pulumi.InvokeOutputOptions(parent=self, provider=self.provider)
+        """cert-manager on any cluster: one identity for the zone, a federated credential per cluster.
+
+        The identity may only read the zone and manage its TXT records (a
+        custom role on the zone). Each cluster's OIDC issuer gets a federated
+        credential for ``cert-manager/cert-manager``; a cluster outside Azure
+        gets the token and variables AKS's webhook would inject (see
+        :class:`~infra.k8s.edge.AzureDnsSolver`).
+        """
+        identity = self._challenge_identity()
+        managedidentity.FederatedIdentityCredential(
+            f"{self._name}-{footprint.cloud.value}-dns01-federation",
+            federated_identity_credential_resource_name=f"cert-manager-{footprint.cloud.value}",
+            resource_name_=identity.name,
+            resource_group_name=self.resource_group.name,
+            issuer=footprint.oidc_issuer_url,
+            subject=CERT_MANAGER_SUBJECT,
+            audiences=[AZURE_TOKEN_AUDIENCE],
+            opts=self._child,
         )
+        return AzureDnsSolver(
+            subscription_id=self._client.subscription_id,
+            resource_group_name=self.resource_group.name,
+            hosted_zone_name=self.zone_name,
+            client_id=identity.client_id,
+            tenant_id=None if footprint.cloud == Cloud.AZURE else self._client.tenant_id,
+        )
+
+    def _challenge_identity(self) -> managedidentity.UserAssignedIdentity:
+        """The managed identity every cluster's cert-manager federates to (created once)."""
+        if self._identity is not None:
+            return self._identity
+        label = f"{self._name}-dns01"
         identity = managedidentity.UserAssignedIdentity(
             f"{label}-identity",
             resource_name_=azure_name(
@@ -177,16 +208,6 @@ class AzureDnsZone(pulumi.ComponentResource):
             ),
             resource_group_name=self.resource_group.name,
             location=self._location,
-            opts=self._child,
-        )
-        managedidentity.FederatedIdentityCredential(
-            f"{label}-federation",
-            federated_identity_credential_resource_name="cert-manager",
-            resource_name_=identity.name,
-            resource_group_name=self.resource_group.name,
-            issuer=footprint.oidc_issuer_url,
-            subject=CERT_MANAGER_SUBJECT,
-            audiences=[TOKEN_EXCHANGE_AUDIENCE],
             opts=self._child,
         )
         role = authorization.RoleDefinition(
@@ -211,12 +232,8 @@ class AzureDnsZone(pulumi.ComponentResource):
             scope=self.zone_id,
             opts=self._child,
         )
-        return AzureDnsSolver(
-            subscription_id=client.subscription_id,
-            resource_group_name=self.resource_group.name,
-            hosted_zone_name=self.zone_name,
-            client_id=identity.client_id,
-        )
+        self._identity = identity
+        return identity
 
 
 @dataclass

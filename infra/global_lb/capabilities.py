@@ -28,10 +28,10 @@ Sources (each rule's documentation):
 
 Cross-cloud certificate issuance: every cluster answers the ACME DNS-01
 challenge for the global name in the zone, so each cluster needs write access
-to TXT records there. Route 53 trusts any cluster's OIDC issuer through IAM
-OIDC providers; Azure DNS and Cloud DNS are written here only by their own
-cloud's cluster (Microsoft Entra workload identity on AKS, GKE Workload
-Identity). A stack whose other clouds must also write the zone uses Route 53.
+to TXT records there through its own OIDC issuer. Route 53 trusts any
+cluster's issuer through IAM OIDC providers; a Microsoft Entra managed
+identity through federated credentials; a GCP service account through
+Workload Identity Federation (GKE itself through GKE Workload Identity).
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ class DnsCapabilities:
     alert_destination: str
     alert_key: str
     """The ``dns.alerts`` key naming an existing destination on this cloud."""
-    writers: tuple[Cloud, ...]
-    """Clusters whose cert-manager can answer DNS-01 in this zone."""
+    challenge_identity: str
+    """How each cluster's cert-manager gets write access to TXT records in the zone (DNS-01)."""
     ip_endpoints_only: bool
 
 
@@ -77,7 +77,7 @@ CAPABILITIES: dict[DnsProvider, DnsCapabilities] = {
         query_logging=True,
         alert_destination="CloudWatch alarm -> SNS topic (email subscriptions)",
         alert_key="snsTopicArn",
-        writers=(Cloud.AWS, Cloud.AZURE, Cloud.GCP),
+        challenge_identity="an IAM role per cluster, trusted through its OIDC issuer",
         ip_endpoints_only=False,
     ),
     DnsProvider.AZURE: DnsCapabilities(
@@ -92,7 +92,7 @@ CAPABILITIES: dict[DnsProvider, DnsCapabilities] = {
         query_logging=False,
         alert_destination="Azure Monitor metric alert -> Action Group (email receivers)",
         alert_key="actionGroupId",
-        writers=(Cloud.AZURE,),
+        challenge_identity="a managed identity, a federated credential per cluster issuer",
         ip_endpoints_only=False,
     ),
     DnsProvider.GCP: DnsCapabilities(
@@ -107,7 +107,9 @@ CAPABILITIES: dict[DnsProvider, DnsCapabilities] = {
         query_logging=True,
         alert_destination="Cloud Monitoring uptime check -> alert policy -> notification channels",
         alert_key="notificationChannels",
-        writers=(Cloud.GCP,),
+        challenge_identity=(
+            "a service account: GKE Workload Identity, Workload Identity Federation elsewhere"
+        ),
         ip_endpoints_only=True,
     ),
 }
@@ -119,8 +121,9 @@ _ALERT_LISTS = {"notificationChannels": "notification_channels"}
 def default_provider(enabled: Sequence[Cloud]) -> DnsProvider:
     """A single-cloud stack uses its own cloud's DNS; several clouds use Route 53.
 
-    Route 53 is the only one every cluster can write DNS-01 challenges to
-    (see the module docstring).
+    Route 53 serves any mix of clouds (it checks load balancers by name or
+    address and matches the readiness body); Cloud DNS cannot front the AWS
+    NLB. A multi-cloud stack may still choose ``azure`` or ``gcp``.
     """
     if len(enabled) == 1:
         return DnsProvider.of(enabled[0])
@@ -200,18 +203,6 @@ def problems(dns: DnsConfig, enabled: Sequence[Cloud]) -> list[tuple[str, str]]:
                     f"alerts.{caps.alert_key}",
                 )
             )
-    foreign = [c for c in enabled if c not in caps.writers]
-    if foreign:
-        found.append(
-            (
-                "provider",
-                f"{dns.provider.value} cannot take the certificate challenges of the "
-                f"{', '.join(c.value for c in foreign)} cluster(s): only "
-                f"{', '.join(c.value for c in caps.writers)} clusters can write records in "
-                f"{caps.service}; use dns.provider: route53 for a multi-cloud stack, or "
-                "disable those clouds",
-            )
-        )
     if caps.ip_endpoints_only and Cloud.AWS in enabled:
         found.append(
             (
@@ -254,5 +245,5 @@ def capability_table() -> str:
         "alerts",
         [f"{c.alert_destination}; `alerts.emails` or `alerts.{c.alert_key}`" for c in caps],
     )
-    row("clusters that can answer DNS-01", [", ".join(w.value for w in c.writers) for c in caps])
+    row("cert-manager's DNS-01 identity", [c.challenge_identity for c in caps])
     return "\n".join(rows)

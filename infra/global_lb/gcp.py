@@ -3,9 +3,11 @@
 * :class:`CloudDnsZone`, built first: the DNS, Compute and Monitoring APIs, the
   public managed zone (DNSSEC on when ``dns.dnssec``, the DS record read back
   with ``dns.getKeys``; every query logged to Cloud Logging when
-  ``dns.queryLogging``) and, for the GKE cluster, the identity cert-manager
-  uses for DNS-01: a service account with ``roles/dns.admin`` on this zone
-  only, bound to ``cert-manager/cert-manager`` through GKE Workload Identity.
+  ``dns.queryLogging``) and the identity cert-manager uses for DNS-01: a
+  service account with ``roles/dns.admin`` on this zone only, bound to
+  ``cert-manager/cert-manager`` through GKE Workload Identity on GKE, and
+  through Workload Identity Federation (a pool, a provider per cluster issuer)
+  on an AKS cluster.
 * :class:`CloudDnsGlobalEndpoint`: per cloud a direct ``A`` record; one global
   HTTPS health check from three Google regions on the readiness path; the
   global name as a routing-policy record set (geolocation or weighted round
@@ -24,8 +26,10 @@ global and the per-cloud names under the same certificate).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
@@ -45,10 +49,18 @@ from infra.global_lb.common import (
     routing_weights,
 )
 from infra.global_lb.regions import nearest_region
-from infra.k8s.edge import CERT_MANAGER_NAMESPACE, CloudDnsSolver
+from infra.k8s.edge import (
+    CERT_MANAGER_NAMESPACE,
+    CERT_MANAGER_SUBJECT,
+    GCP_TOKEN_DIR,
+    CloudDnsSolver,
+)
 
 REQUIRED_APIS = ("dns.googleapis.com", "compute.googleapis.com", "monitoring.googleapis.com")
 """APIs the global layer calls; enabled here, never disabled on destroy."""
+
+FEDERATION_APIS = ("iam.googleapis.com", "iamcredentials.googleapis.com", "sts.googleapis.com")
+"""APIs Workload Identity Federation needs (clusters outside GCP), enabled only then."""
 
 HEALTH_CHECK_REGIONS = ("us-east4", "europe-west1", "asia-southeast1")
 """Where Cloud DNS health checks run from: three continents (exactly three are allowed)."""
@@ -98,6 +110,10 @@ class CloudDnsZone(pulumi.ComponentResource):
         self._name = name
         self._name_prefix = name_prefix
         self.project = project
+        self._account: gcp.serviceaccount.Account | None = None
+        self._pool: gcp.iam.WorkloadIdentityPool | None = None
+        self._pool_id = ""
+        self._project_number: pulumi.Output[str] = pulumi.Output.from_input("")
         self.provider = gcp.Provider(
             f"{name}-provider", project=project, opts=pulumi.ResourceOptions(parent=self)
         )
@@ -153,8 +169,43 @@ class CloudDnsZone(pulumi.ComponentResource):
         )
 
     def certificate_solver(self, footprint: CloudFootprint) -> CloudDnsSolver:
-        """cert-manager on the GKE cluster: a service account that may edit this zone only."""
-        label = f"{self._name}-{footprint.cloud.value}-dns01"
+        """cert-manager on any cluster: a service account that may edit this zone only.
+
+        GKE binds cert-manager's ServiceAccount to it through GKE Workload
+        Identity; another cluster federates its OIDC issuer through a
+        workload identity pool (see :meth:`_federate`).
+        """
+        account = self._challenge_account()
+        if footprint.cloud == Cloud.GCP:
+            pool = footprint.extras["workloadPool"]
+            gcp.serviceaccount.IAMMember(
+                f"{self._name}-gcp-dns01-workload-identity",
+                service_account_id=account.name,
+                role="roles/iam.workloadIdentityUser",
+                member=pulumi.Output.concat(
+                    "serviceAccount:", pool, f"[{CERT_MANAGER_NAMESPACE}/cert-manager]"
+                ),
+                opts=self._child,
+            )
+            return CloudDnsSolver(
+                project=self.project,
+                service_account_email=account.email,
+                hosted_zone_name=self.zone_name,
+            )
+        audience, credential_config = self._federate(footprint, account)
+        return CloudDnsSolver(
+            project=self.project,
+            service_account_email=account.email,
+            hosted_zone_name=self.zone_name,
+            credential_config=credential_config,
+            token_audience=audience,
+        )
+
+    def _challenge_account(self) -> gcp.serviceaccount.Account:
+        """The service account every cluster's cert-manager acts as (created once)."""
+        if self._account is not None:
+            return self._account
+        label = f"{self._name}-dns01"
         account = gcp.serviceaccount.Account(
             f"{label}-account",
             account_id=resource_name(self._name_prefix, "cert-manager", "service_account"),
@@ -170,21 +221,123 @@ class CloudDnsZone(pulumi.ComponentResource):
             member=account.member,
             opts=self._child,
         )
-        pool = footprint.extras["workloadPool"]
-        gcp.serviceaccount.IAMMember(
-            f"{label}-workload-identity",
-            service_account_id=account.name,
-            role="roles/iam.workloadIdentityUser",
-            member=pulumi.Output.concat(
-                "serviceAccount:", pool, f"[{CERT_MANAGER_NAMESPACE}/cert-manager]"
+        self._account = account
+        return account
+
+    def _federate(
+        self, footprint: CloudFootprint, account: gcp.serviceaccount.Account
+    ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        """Workload Identity Federation for a cluster outside GCP: its issuer, cert-manager only.
+
+        One pool for the zone; per cluster an OIDC provider trusting its issuer
+        whose condition admits only ``cert-manager/cert-manager``; the pool's
+        principal for that subject may impersonate the service account.
+        Returns the token audience and the ``external_account`` credential file.
+        """
+        pool = self._federation_pool(account)
+        provider_id = f"{footprint.cloud.value}-cluster"
+        provider = gcp.iam.WorkloadIdentityPoolProvider(
+            f"{self._name}-{footprint.cloud.value}-dns01-provider",
+            workload_identity_pool_id=pool.workload_identity_pool_id,
+            workload_identity_pool_provider_id=provider_id,
+            display_name=f"{footprint.cloud.value} cluster issuer",
+            attribute_mapping={"google.subject": "assertion.sub"},
+            attribute_condition=f"assertion.sub == '{CERT_MANAGER_SUBJECT}'",
+            oidc=gcp.iam.WorkloadIdentityPoolProviderOidcArgs(
+                issuer_uri=footprint.oidc_issuer_url,
+                allowed_audiences=[
+                    self._project_number.apply(
+                        lambda n: federation_audience(n, self._pool_id, provider_id, https=True)
+                    )
+                ],
             ),
             opts=self._child,
         )
-        return CloudDnsSolver(
-            project=self.project,
-            service_account_email=account.email,
-            hosted_zone_name=self.zone_name,
+        audience = pulumi.Output.all(self._project_number, provider.id).apply(
+            lambda v: federation_audience(v[0], self._pool_id, provider_id, https=True)
         )
+        config = pulumi.Output.all(self._project_number, account.email, provider.id).apply(
+            lambda v: json.dumps(
+                external_account_config(v[0], self._pool_id, provider_id, v[1]), sort_keys=True
+            )
+        )
+        return audience, config
+
+    def _federation_pool(self, account: gcp.serviceaccount.Account) -> gcp.iam.WorkloadIdentityPool:
+        if self._pool is not None:
+            return self._pool
+        apis = [
+            gcp.projects.Service(
+                f"{self._name}-api-{api.split('.', 1)[0]}",
+                project=self.project,
+                service=api,
+                disable_on_destroy=False,
+                opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+            )
+            for api in FEDERATION_APIS
+        ]
+        self._project_number = gcp.organizations.get_project_output(
+            project_id=self.project,
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=self.provider),
+        ).number
+        self._pool_id = resource_name(self._name_prefix, "dns01", "workload_identity_pool")
+        pool = gcp.iam.WorkloadIdentityPool(
+            f"{self._name}-dns01-pool",
+            workload_identity_pool_id=self._pool_id,
+            display_name="cert-manager of other clusters",
+            description="OIDC issuers of the clusters outside GCP that answer DNS-01 here.",
+            opts=pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(depends_on=apis)),
+        )
+        gcp.serviceaccount.IAMMember(
+            f"{self._name}-dns01-federated-user",
+            service_account_id=account.name,
+            role="roles/iam.workloadIdentityUser",
+            member=pulumi.Output.all(self._project_number, pool.workload_identity_pool_id).apply(
+                lambda v: federation_principal(v[0], v[1], CERT_MANAGER_SUBJECT)
+            ),
+            opts=self._child,
+        )
+        self._pool = pool
+        return pool
+
+
+def federation_audience(project_number: str, pool_id: str, provider_id: str, https: bool) -> str:
+    """A workload identity pool provider's audience (``https:`` form: a token's ``aud``)."""
+    path = (
+        f"//iam.googleapis.com/projects/{project_number}/locations/global/"
+        f"workloadIdentityPools/{pool_id}/providers/{provider_id}"
+    )
+    return f"https:{path}" if https else path
+
+
+def federation_principal(project_number: str, pool_id: str, subject: str) -> str:
+    """The IAM principal of one federated subject of a pool."""
+    return (
+        f"principal://iam.googleapis.com/projects/{project_number}/locations/global/"
+        f"workloadIdentityPools/{pool_id}/subject/{subject}"
+    )
+
+
+def external_account_config(
+    project_number: str, pool_id: str, provider_id: str, service_account_email: str
+) -> dict[str, Any]:
+    """The credential file Google's client libraries read to federate (no key inside).
+
+    The projected token at ``GCP_TOKEN_DIR/token`` is exchanged at STS, then
+    for the service account's access token ("Configure Workload Identity
+    Federation with Kubernetes").
+    """
+    return {
+        "type": "external_account",
+        "audience": federation_audience(project_number, pool_id, provider_id, https=False),
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "token_url": "https://sts.googleapis.com/v1/token",
+        "service_account_impersonation_url": (
+            "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/"
+            f"{service_account_email}:generateAccessToken"
+        ),
+        "credential_source": {"file": f"{GCP_TOKEN_DIR}/token"},
+    }
 
 
 @dataclass

@@ -115,6 +115,13 @@ ROUTE53_SOLVER_SUBJECT = (
 )
 """The OIDC subject the Route 53 role must trust (audience ``sts.amazonaws.com``)."""
 CERT_MANAGER_SUBJECT = f"system:serviceaccount:{CERT_MANAGER_NAMESPACE}:cert-manager"
+AZURE_TOKEN_AUDIENCE = "api://AzureADTokenExchange"
+GCP_FEDERATION_SECRET = "cert-manager-gcp-federation"
+"""Secret (namespace cert-manager) holding the ``external_account`` credential file."""
+GCP_FEDERATION_KEY = "credentials.json"
+GCP_TOKEN_DIR = "/var/run/secrets/gcp"
+"""Where cert-manager outside GKE finds its projected token for Google's STS (``token``)."""
+"""The audience Microsoft Entra ID expects on a federated workload token."""
 """cert-manager's own ServiceAccount: the subject Azure and GCP identities trust for DNS-01."""
 
 
@@ -153,12 +160,22 @@ class Route53Solver:
 
 @dataclass
 class AzureDnsSolver:
-    """DNS-01 through an Azure DNS zone, with the managed identity ``client_id`` (workload identity)."""
+    """DNS-01 through an Azure DNS zone, as a managed identity (Microsoft Entra workload identity).
+
+    On AKS the cluster's workload-identity webhook gives cert-manager the
+    federated token (pods opt in by label). Any other cluster (EKS, GKE) has
+    no such webhook: ``tenant_id`` set means cert-manager gets what the webhook
+    would inject, a projected ServiceAccount token for the audience
+    ``api://AzureADTokenExchange`` and the ``AZURE_*`` variables the Azure SDK
+    reads, and the managed identity trusts that cluster's issuer.
+    """
 
     subscription_id: pulumi.Input[str]
     resource_group_name: pulumi.Input[str]
     hosted_zone_name: pulumi.Input[str]
     client_id: pulumi.Input[str]
+    tenant_id: pulumi.Input[str] | None = None
+    """Set for a cluster outside Azure: the token and variables are mounted explicitly."""
 
     def solver(self) -> dict[str, Any]:
         """The ``dns01`` block of the ClusterIssuer."""
@@ -173,38 +190,104 @@ class AzureDnsSolver:
         }
 
     def cert_manager_values(self) -> dict[str, Any]:
-        """cert-manager's SA and pods opt in to Azure workload identity."""
+        """Workload identity for cert-manager: the AKS webhook's opt-in, or its injection by hand."""
+        if self.tenant_id is None:
+            return {
+                "podLabels": {"azure.workload.identity/use": "true"},
+                "serviceAccount": {"labels": {"azure.workload.identity/use": "true"}},
+            }
+        token_dir = "/var/run/secrets/azure/tokens"
         return {
-            "podLabels": {"azure.workload.identity/use": "true"},
-            "serviceAccount": {"labels": {"azure.workload.identity/use": "true"}},
+            "extraEnv": [
+                {"name": "AZURE_CLIENT_ID", "value": self.client_id},
+                {"name": "AZURE_TENANT_ID", "value": self.tenant_id},
+                {
+                    "name": "AZURE_FEDERATED_TOKEN_FILE",
+                    "value": f"{token_dir}/azure-identity-token",
+                },
+                {"name": "AZURE_AUTHORITY_HOST", "value": "https://login.microsoftonline.com/"},
+            ],
+            "volumes": [
+                {
+                    "name": "azure-identity-token",
+                    "projected": {
+                        "sources": [
+                            {
+                                "serviceAccountToken": {
+                                    "audience": AZURE_TOKEN_AUDIENCE,
+                                    "expirationSeconds": 3600,
+                                    "path": "azure-identity-token",
+                                }
+                            }
+                        ]
+                    },
+                }
+            ],
+            "volumeMounts": [
+                {"name": "azure-identity-token", "mountPath": token_dir, "readOnly": True}
+            ],
         }
 
 
 @dataclass
 class CloudDnsSolver:
-    """DNS-01 through a Cloud DNS zone, as the GCP service account bound to cert-manager's SA.
+    """DNS-01 through a Cloud DNS zone, as a GCP service account.
 
-    ``hosted_zone_name`` names the managed zone, so cert-manager needs no
-    permission to list the project's zones (its role is on the zone alone).
+    On GKE cert-manager's ServiceAccount is bound to the service account
+    through GKE Workload Identity (an annotation). Any other cluster uses
+    Workload Identity Federation: ``credential_config`` is the
+    ``external_account`` file cert-manager reads from a Secret, exchanging a
+    projected ServiceAccount token (audience ``token_audience``) at Google's
+    STS for the service account. ``hosted_zone_name`` names the managed zone,
+    so cert-manager needs no permission to list the project's zones.
     """
 
     project: str
     service_account_email: pulumi.Input[str]
     hosted_zone_name: pulumi.Input[str] | None = None
+    credential_config: pulumi.Input[str] | None = None
+    token_audience: pulumi.Input[str] | None = None
 
     def solver(self) -> dict[str, Any]:
         """The ``dns01`` block of the ClusterIssuer."""
         cloud_dns: dict[str, Any] = {"project": self.project}
         if self.hosted_zone_name is not None:
             cloud_dns["hostedZoneName"] = self.hosted_zone_name
+        if self.credential_config is not None:
+            cloud_dns["serviceAccountSecretRef"] = {
+                "name": GCP_FEDERATION_SECRET,
+                "key": GCP_FEDERATION_KEY,
+            }
         return {"cloudDNS": cloud_dns}
 
     def cert_manager_values(self) -> dict[str, Any]:
-        """cert-manager's SA is bound to the GCP service account (GKE Workload Identity)."""
-        return {
-            "serviceAccount": {
-                "annotations": {"iam.gke.io/gcp-service-account": self.service_account_email}
+        """GKE Workload Identity's annotation, or the federated token file outside GKE."""
+        if self.credential_config is None:
+            return {
+                "serviceAccount": {
+                    "annotations": {"iam.gke.io/gcp-service-account": self.service_account_email}
+                }
             }
+        return {
+            "volumes": [
+                {
+                    "name": "gcp-federated-token",
+                    "projected": {
+                        "sources": [
+                            {
+                                "serviceAccountToken": {
+                                    "audience": self.token_audience,
+                                    "expirationSeconds": 3600,
+                                    "path": "token",
+                                }
+                            }
+                        ]
+                    },
+                }
+            ],
+            "volumeMounts": [
+                {"name": "gcp-federated-token", "mountPath": GCP_TOKEN_DIR, "readOnly": True}
+            ],
         }
 
 
@@ -360,7 +443,7 @@ def cert_manager_values(environment: Environment, solver: Dns01Solver) -> dict[s
         "enableCertificateOwnerRef": True,
     }
     for key, extra in solver.cert_manager_values().items():
-        values[key] = {**values.get(key, {}), **extra}
+        values[key] = {**values.get(key, {}), **extra} if isinstance(extra, dict) else extra
     return values
 
 
@@ -509,8 +592,23 @@ class ClusterEdge(pulumi.ComponentResource):
             opts=child,
         )
         issuer_deps: list[pulumi.Resource] = [self.cert_manager]
-        if isinstance(args.acme.solver, Route53Solver):
+        solver = args.acme.solver
+        if isinstance(solver, Route53Solver):
             issuer_deps.append(self._route53_identity(name, cert_manager_ns))
+        if isinstance(solver, CloudDnsSolver) and solver.credential_config is not None:
+            # Not secret material (no key: it names the token file and the
+            # service account), but cert-manager reads it from a Secret.
+            issuer_deps.append(
+                k8s.core.v1.Secret(
+                    f"{name}-gcp-federation",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name=GCP_FEDERATION_SECRET, namespace=cert_manager_ns.metadata.name
+                    ),
+                    type="Opaque",
+                    string_data={GCP_FEDERATION_KEY: solver.credential_config},
+                    opts=child,
+                )
+            )
 
         acme: dict[str, Any] = {
             "server": args.acme.server,

@@ -141,8 +141,7 @@ GCP_ONLY = {"aws": OFF, "gcp": {"enabled": True, "project": "acme-ai-dev"}}
         (AZURE_ONLY, {"queryLogging": True}, r"dns\.queryLogging: Azure DNS \+ Traffic Manager keeps no query log .*route53 or gcp"),
         (AZURE_ONLY, {"hostedZoneId": "Z0ABC"}, r"dns\.hostedZoneId: names a Route 53 zone"),
         ({}, {"alerts": {"actionGroupId": "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg/providers/microsoft.insights/actionGroups/oncall"}}, r"dns\.alerts\.actionGroupId: .*use alerts\.emails or alerts\.snsTopicArn"),
-        ({}, {"provider": "gcp"}, r"dns\.provider: gcp cannot take the certificate challenges of the aws cluster"),
-        ({"azure": {"enabled": True}}, {"provider": "azure"}, r"dns\.provider: azure cannot take the certificate challenges of the aws cluster.*route53"),
+        ({}, {"provider": "gcp"}, r"dns\.provider: Cloud DNS routing policies health-checks external endpoints by IP address only.*route53 or azure"),
         ({}, {"provider": "cloudflare"}, r"ai-gateway:dns\.provider: cloudflare is not allowed; use one of 'route53', 'azure' or 'gcp'"),
     ],
 )  # fmt: skip
@@ -380,3 +379,162 @@ def test_an_existing_route53_zone_is_left_as_its_owner_configured_it(
     ):
         assert plan.of_type(token) == [], token
     assert plan.outputs["dnssecDsRecord"] == ""
+
+
+# ------------------------------------------------ multi-cloud on Azure DNS, Cloud DNS
+
+
+@pytest.fixture(scope="module")
+def multi_cloud_plans() -> dict[str, Plan]:
+    """The dev stack's three clouds on Azure DNS (gcp drained), and Azure + GCP on Cloud DNS."""
+    dns = {"domain": "ai.example.com", "hostname": "gateway-dev", "routingPolicy": "weighted"}
+    return {
+        "azure": record(
+            "dev",
+            project_dir=ROOT,
+            config={
+                "ai-gateway:dns": {
+                    **dns,
+                    "provider": "azure",
+                    "weights": {"aws": 50, "azure": 50, "gcp": 0},
+                }
+            },
+        ),
+        "gcp": record(
+            "dev",
+            project_dir=ROOT,
+            config={
+                "ai-gateway:dns": {**dns, "provider": "gcp", "weights": {"azure": 30, "gcp": 70}},
+                "ai-gateway:aws": OFF,
+            },
+        ),
+    }
+
+
+def _cert_manager_values(plan: Plan, cloud: str) -> dict[str, Any]:
+    from infra.offline.engine import reveal
+
+    (release,) = [
+        r
+        for r in plan.of_type("kubernetes:helm.sh/v3:Release")
+        if r.name == f"gateway-{cloud}-edge-cert-manager"
+    ]
+    return reveal(release.inputs)["values"]
+
+
+def _solver(plan: Plan, cloud: str) -> dict[str, Any]:
+    from infra.offline.engine import reveal
+
+    issuer = plan.one(
+        "kubernetes:cert-manager.io/v1:ClusterIssuer", f"gateway-{cloud}-edge-acme-issuer"
+    )
+    (solver,) = reveal(issuer.inputs)["spec"]["acme"]["solvers"]
+    return solver["dns01"]
+
+
+def test_every_cluster_answers_challenges_in_azure_dns_through_its_own_issuer(
+    multi_cloud_plans: dict[str, Plan],
+) -> None:
+    plan = multi_cloud_plans["azure"]
+    identity = plan.one(
+        "azure-native:managedidentity:UserAssignedIdentity", "global-dns-dns01-identity"
+    )
+    credentials = {
+        r.name: r for r in plan.of_type("azure-native:managedidentity:FederatedIdentityCredential")
+    }
+    eks_issuer = plan.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").get("url")
+    for cloud in ("aws", "azure", "gcp"):
+        credential = credentials[f"global-dns-{cloud}-dns01-federation"]
+        assert credential.get("subject") == "system:serviceaccount:cert-manager:cert-manager"
+        assert credential.get("audiences") == ["api://AzureADTokenExchange"]
+        assert credential.get("resourceName") == identity.outputs["name"]
+        assert _solver(plan, cloud)["azureDNS"]["managedIdentity"] == {
+            "clientID": identity.outputs["clientId"]
+        }
+    assert credentials["global-dns-aws-dns01-federation"].get("issuer") == eks_issuer
+    assert (
+        credentials["global-dns-gcp-dns01-federation"]
+        .get("issuer")
+        .startswith("https://container.googleapis.com/v1/projects/acme-ai-gateway-dev/")
+    )
+    # AKS injects the token itself; EKS and GKE get what its webhook would inject.
+    assert _cert_manager_values(plan, "azure")["podLabels"] == {
+        "azure.workload.identity/use": "true"
+    }
+    for cloud in ("aws", "gcp"):
+        values = _cert_manager_values(plan, cloud)
+        env = {e["name"]: e["value"] for e in values["extraEnv"]}
+        assert env["AZURE_CLIENT_ID"] == identity.outputs["clientId"]
+        assert (
+            env["AZURE_FEDERATED_TOKEN_FILE"]
+            == "/var/run/secrets/azure/tokens/azure-identity-token"
+        )
+        (volume,) = values["volumes"]
+        token = volume["projected"]["sources"][0]["serviceAccountToken"]
+        assert token["audience"] == "api://AzureADTokenExchange"
+    # One identity may only touch TXT records of the zone.
+    role = plan.one("azure-native:authorization:RoleDefinition")
+    (permissions,) = role.get("permissions")
+    assert all("/TXT/" in a or a.endswith("dnszones/read") for a in permissions["actions"])
+    assert role.get("assignableScopes") == [plan.one("azure-native:dns:Zone").id]
+
+
+def test_a_drained_cloud_is_a_disabled_traffic_manager_endpoint(
+    multi_cloud_plans: dict[str, Plan],
+) -> None:
+    plan = multi_cloud_plans["azure"]
+    endpoints = {
+        r.get("endpointName"): r for r in plan.of_type("azure-native:trafficmanager:Endpoint")
+    }
+    assert {c: (e.get("weight"), e.get("endpointStatus")) for c, e in endpoints.items()} == {
+        "aws": (50, "Enabled"),
+        "azure": (50, "Enabled"),
+        "gcp": (1, "Disabled"),
+    }
+    # AWS's NLB is a name: its per-cloud record is a CNAME.
+    direct = plan.one("azure-native:dns:RecordSet", "global-aws-direct")
+    assert direct.get("recordType") == "CNAME"
+    assert direct.get("cnameRecord.cname") == plan.outputs["awsEndpoint"]
+    assert not [r for r in plan.resources if r.type.startswith("aws:route53")]
+
+
+def test_an_aks_cluster_answers_challenges_in_cloud_dns_through_federation(
+    multi_cloud_plans: dict[str, Plan],
+) -> None:
+    from infra.offline.engine import reveal
+
+    plan = multi_cloud_plans["gcp"]
+    pool = plan.one("gcp:iam/workloadIdentityPool:WorkloadIdentityPool")
+    provider = plan.one("gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider")
+    assert provider.get("attributeCondition") == (
+        "assertion.sub == 'system:serviceaccount:cert-manager:cert-manager'"
+    )
+    assert provider.get("oidc.issuerUri").startswith("https://eastus2.oic.prod-aks.azure.com/")
+    (audience,) = provider.get("oidc.allowedAudiences")
+    pool_id = pool.get("workloadIdentityPoolId")
+    assert audience.endswith(f"/workloadIdentityPools/{pool_id}/providers/azure-cluster")
+    members = {r.get("member") for r in plan.of_type("gcp:serviceaccount/iAMMember:IAMMember")}
+    assert any(
+        m.startswith("principal://")
+        and m.endswith("/subject/system:serviceaccount:cert-manager:cert-manager")
+        for m in members
+    )
+    solver = _solver(plan, "azure")["cloudDNS"]
+    assert solver["serviceAccountSecretRef"] == {
+        "name": "cert-manager-gcp-federation",
+        "key": "credentials.json",
+    }
+    secret = plan.one("kubernetes:core/v1:Secret", "gateway-azure-edge-gcp-federation")
+    config = json.loads(reveal(secret.inputs)["stringData"]["credentials.json"])
+    assert config["type"] == "external_account"
+    assert "https:" + config["audience"] == audience
+    values = _cert_manager_values(plan, "azure")
+    token = values["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]
+    assert token["audience"] == audience
+    assert config["credential_source"]["file"] == values["volumeMounts"][0]["mountPath"] + "/token"
+    # GKE keeps GKE Workload Identity, no federation file.
+    assert "serviceAccountSecretRef" not in _solver(plan, "gcp")["cloudDNS"]
+    (wrr_azure, wrr_gcp) = plan.one("gcp:dns/recordSet:RecordSet", "global-routed").get(
+        "routingPolicy.wrrs"
+    )
+    assert (wrr_azure["weight"], wrr_gcp["weight"]) == (30, 70)
