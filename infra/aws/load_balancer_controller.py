@@ -29,6 +29,7 @@ import pulumi_kubernetes as k8s
 
 from infra.aws import decisions
 from infra.aws.identity import web_identity_trust_policy
+from infra.k8s.edge import pinned_release
 
 CHART = "aws-load-balancer-controller"
 CHART_VERSION = "3.5.0"
@@ -322,21 +323,17 @@ class LoadBalancerController(pulumi.ComponentResource):
         self.role_arn = role.arn
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
-            k8s.helm.v3.ReleaseArgs(
-                name=CHART,
-                chart=CHART,
-                version=CHART_VERSION,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPOSITORY),
-                namespace=NAMESPACE,
-                values=pulumi.Output.all(args.cluster_name, args.vpc_id, role.arn).apply(
+            pinned_release(
+                CHART,
+                CHART_VERSION,
+                NAMESPACE,
+                pulumi.Output.all(args.cluster_name, args.vpc_id, role.arn).apply(
                     lambda v: controller_values(
                         v[0], args.region, v[1], v[2], args.high_availability
                     )
                 ),
-                atomic=True,
-                cleanup_on_fail=True,
-                max_history=5,
-                timeout=600,
+                name=CHART,
+                repository=CHART_REPOSITORY,
             ),
             # The role must carry its policy before the controller's first call.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]),

@@ -48,6 +48,7 @@ from infra.global_lb.common import (
     HTTPS_PORT,
     READINESS_PATH,
     CloudEndpoint,
+    GlobalDnsBackend,
     _endpoints_by_cloud,
     cloud_hostname,
     record_type_for,
@@ -247,21 +248,13 @@ class TrafficManagerGlobalEndpointArgs:
     readiness_path: str = READINESS_PATH
 
 
-class TrafficManagerGlobalEndpoint(pulumi.ComponentResource):
+class TrafficManagerGlobalEndpoint(GlobalDnsBackend):
     """The global hostname on Traffic Manager (see the module docstring).
 
     Exposes the :class:`~infra.global_lb.common.GlobalDnsBackend` attributes;
     ``health_check_ids`` are the Traffic Manager endpoint ids (each is probed).
     """
 
-    global_hostname: pulumi.Output[str]
-    global_url: pulumi.Output[str]
-    cloud_endpoints: dict[Cloud, pulumi.Output[str]]
-    cloud_urls: dict[Cloud, pulumi.Output[str]]
-    health_check_ids: dict[Cloud, pulumi.Output[str]]
-    zone_id: pulumi.Output[str]
-    name_servers: pulumi.Output[list[str]]
-    dnssec_ds_record: pulumi.Output[str] | None
     dns_provider = DnsProvider.AZURE
 
     def __init__(
@@ -384,11 +377,7 @@ class TrafficManagerGlobalEndpoint(pulumi.ComponentResource):
         )
         self.action_group_id = self._alerts(name, args, profile, endpoint_names, child)
 
-        self.zone_id = zone.zone_id
-        self.name_servers = zone.name_servers
-        self.dnssec_ds_record = zone.dnssec_ds_record
-        self.global_hostname = pulumi.Output.from_input(global_name)
-        self.global_url = pulumi.Output.from_input(f"https://{global_name}")
+        self._publish(zone, global_name)
         self.register_outputs(
             {
                 "globalHostname": self.global_hostname,

@@ -13,7 +13,7 @@ import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import pulumi
 
@@ -140,13 +140,32 @@ class CloudEndpoint:
     region: str
 
 
-@runtime_checkable
-class GlobalDnsBackend(Protocol):
-    """What any global DNS / load-balancing backend gives the program.
+def _endpoints_by_cloud(endpoints: Sequence[CloudEndpoint]) -> dict[Cloud, CloudEndpoint]:
+    """The endpoints keyed by cloud, in the fixed cloud order; no cloud twice, at least one."""
+    by_cloud: dict[Cloud, CloudEndpoint] = {}
+    for endpoint in endpoints:
+        if endpoint.cloud in by_cloud:
+            raise GlobalDnsError(
+                f"{endpoint.cloud.value} gateway endpoint: given twice; pass one CloudEndpoint "
+                "per enabled cloud"
+            )
+        by_cloud[endpoint.cloud] = endpoint
+    if not by_cloud:
+        raise GlobalDnsError(
+            "no cloud is enabled; set enabled: true under at least one of "
+            "ai-gateway:aws, ai-gateway:azure or ai-gateway:gcp"
+        )
+    return {c: by_cloud[c] for c in Cloud if c in by_cloud}
 
-    Route 53, Traffic Manager and Cloud DNS each implement it; another
-    backend (Cloudflare Load Balancing) would expose the same attributes, and
-    ``export_global_endpoint`` and ``__main__`` would not change.
+
+class GlobalDnsBackend(pulumi.ComponentResource):
+    """What every global DNS backend gives the program (the base of the three).
+
+    Route 53, Traffic Manager and Cloud DNS each subclass it; another backend
+    (Cloudflare Load Balancing) would expose the same attributes, and
+    ``export_global_endpoint`` and ``__main__`` would not change. A backend
+    sets ``cloud_endpoints``, ``cloud_urls`` and ``health_check_ids`` per
+    cloud and calls :meth:`_publish` with its zone.
     """
 
     global_hostname: pulumi.Output[str]
@@ -166,22 +185,20 @@ class GlobalDnsBackend(Protocol):
     dnssec_ds_record: pulumi.Output[str] | None
     """The DS record for the registrar (None when this stack does not sign the zone)."""
     dns_provider: DnsProvider
-    """Which DNS cloud hosts the name."""
+    """Which DNS cloud hosts the name (a class attribute of each backend)."""
+
+    def _publish(self, zone: GlobalDnsZoneOutputs, global_name: str) -> None:
+        """The zone's outputs and the global name, the same on every backend."""
+        self.zone_id = zone.zone_id
+        self.name_servers = zone.name_servers
+        self.dnssec_ds_record = zone.dnssec_ds_record
+        self.global_hostname = pulumi.Output.from_input(global_name)
+        self.global_url = pulumi.Output.from_input(f"https://{global_name}")
 
 
-def _endpoints_by_cloud(endpoints: Sequence[CloudEndpoint]) -> dict[Cloud, CloudEndpoint]:
-    """The endpoints keyed by cloud, in the fixed cloud order; no cloud twice, at least one."""
-    by_cloud: dict[Cloud, CloudEndpoint] = {}
-    for endpoint in endpoints:
-        if endpoint.cloud in by_cloud:
-            raise GlobalDnsError(
-                f"{endpoint.cloud.value} gateway endpoint: given twice; pass one CloudEndpoint "
-                "per enabled cloud"
-            )
-        by_cloud[endpoint.cloud] = endpoint
-    if not by_cloud:
-        raise GlobalDnsError(
-            "no cloud is enabled; set enabled: true under at least one of "
-            "ai-gateway:aws, ai-gateway:azure or ai-gateway:gcp"
-        )
-    return {c: by_cloud[c] for c in Cloud if c in by_cloud}
+class GlobalDnsZoneOutputs(Protocol):
+    """What a backend reads from its zone."""
+
+    zone_id: pulumi.Output[str]
+    name_servers: pulumi.Output[list[str]]
+    dnssec_ds_record: pulumi.Output[str] | None

@@ -42,6 +42,7 @@ from infra.global_lb.common import (
     READINESS_PATH,
     READINESS_SEARCH_STRING,
     CloudEndpoint,
+    GlobalDnsBackend,
     GlobalDnsError,
     _endpoints_by_cloud,
     cloud_hostname,
@@ -117,17 +118,7 @@ class CloudDnsZone(pulumi.ComponentResource):
         self.provider = gcp.Provider(
             f"{name}-provider", project=project, opts=pulumi.ResourceOptions(parent=self)
         )
-        on_gcp = pulumi.ResourceOptions(parent=self, provider=self.provider)
-        self.apis = [
-            gcp.projects.Service(
-                f"{name}-api-{api.split('.', 1)[0]}",
-                project=project,
-                service=api,
-                disable_on_destroy=False,
-                opts=on_gcp,
-            )
-            for api in REQUIRED_APIS
-        ]
+        self.apis = self._enable(REQUIRED_APIS)
         self._child = pulumi.ResourceOptions(
             parent=self, provider=self.provider, depends_on=self.apis
         )
@@ -167,6 +158,19 @@ class CloudDnsZone(pulumi.ComponentResource):
                 "dnssecDsRecord": self.dnssec_ds_record,
             }
         )
+
+    def _enable(self, apis: Sequence[str]) -> list[gcp.projects.Service]:
+        """Turn APIs on (never off on destroy: other workloads of the project may use them)."""
+        return [
+            gcp.projects.Service(
+                f"{self._name}-api-{api.split('.', 1)[0]}",
+                project=self.project,
+                service=api,
+                disable_on_destroy=False,
+                opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+            )
+            for api in apis
+        ]
 
     def certificate_solver(self, footprint: CloudFootprint) -> CloudDnsSolver:
         """cert-manager on any cluster: a service account that may edit this zone only.
@@ -266,16 +270,7 @@ class CloudDnsZone(pulumi.ComponentResource):
     def _federation_pool(self, account: gcp.serviceaccount.Account) -> gcp.iam.WorkloadIdentityPool:
         if self._pool is not None:
             return self._pool
-        apis = [
-            gcp.projects.Service(
-                f"{self._name}-api-{api.split('.', 1)[0]}",
-                project=self.project,
-                service=api,
-                disable_on_destroy=False,
-                opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
-            )
-            for api in FEDERATION_APIS
-        ]
+        apis = self._enable(FEDERATION_APIS)
         self._project_number = gcp.organizations.get_project_output(
             project_id=self.project,
             opts=pulumi.InvokeOutputOptions(parent=self, provider=self.provider),
@@ -352,7 +347,7 @@ class CloudDnsGlobalEndpointArgs:
     search_string: str = READINESS_SEARCH_STRING
 
 
-class CloudDnsGlobalEndpoint(pulumi.ComponentResource):
+class CloudDnsGlobalEndpoint(GlobalDnsBackend):
     """The global hostname on Cloud DNS routing policies (see the module docstring).
 
     Exposes the :class:`~infra.global_lb.common.GlobalDnsBackend` attributes;
@@ -360,14 +355,6 @@ class CloudDnsGlobalEndpoint(pulumi.ComponentResource):
     runs against each endpoint.
     """
 
-    global_hostname: pulumi.Output[str]
-    global_url: pulumi.Output[str]
-    cloud_endpoints: dict[Cloud, pulumi.Output[str]]
-    cloud_urls: dict[Cloud, pulumi.Output[str]]
-    health_check_ids: dict[Cloud, pulumi.Output[str]]
-    zone_id: pulumi.Output[str]
-    name_servers: pulumi.Output[list[str]]
-    dnssec_ds_record: pulumi.Output[str] | None
     dns_provider = DnsProvider.GCP
 
     def __init__(
@@ -473,11 +460,7 @@ class CloudDnsGlobalEndpoint(pulumi.ComponentResource):
         )
         self.notification_channels = self._alerts(name, args, hostnames, child)
 
-        self.zone_id = zone.zone_id
-        self.name_servers = zone.name_servers
-        self.dnssec_ds_record = zone.dnssec_ds_record
-        self.global_hostname = pulumi.Output.from_input(global_name)
-        self.global_url = pulumi.Output.from_input(f"https://{global_name}")
+        self._publish(zone, global_name)
         self.register_outputs(
             {
                 "globalHostname": self.global_hostname,

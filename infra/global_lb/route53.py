@@ -50,6 +50,7 @@ from infra.global_lb.common import (
     READINESS_PATH,
     READINESS_SEARCH_STRING,
     CloudEndpoint,
+    GlobalDnsBackend,
     GlobalDnsError,
     _endpoints_by_cloud,
     cloud_hostname,
@@ -415,7 +416,7 @@ class Route53GlobalEndpointArgs:
     """The zone (and its us-east-1 provider) built earlier; when unset the component owns both."""
 
 
-class Route53GlobalEndpoint(pulumi.ComponentResource):
+class Route53GlobalEndpoint(GlobalDnsBackend):
     """The global hostname on Route 53: per-cloud names, health checks, routed records, alarms.
 
     Reads top to bottom as what it owns: the us-east-1 provider, the hosted zone
@@ -423,16 +424,8 @@ class Route53GlobalEndpoint(pulumi.ComponentResource):
     topic, then per cloud its name, health check, alarm and global record.
     """
 
-    global_hostname: pulumi.Output[str]
-    global_url: pulumi.Output[str]
-    cloud_endpoints: dict[Cloud, pulumi.Output[str]]
-    cloud_urls: dict[Cloud, pulumi.Output[str]]
-    health_check_ids: dict[Cloud, pulumi.Output[str]]
     alarm_arns: dict[Cloud, pulumi.Output[str]]
-    zone_id: pulumi.Output[str]
-    name_servers: pulumi.Output[list[str]]
     alarm_topic_arn: pulumi.Output[str] | None
-    dnssec_ds_record: pulumi.Output[str] | None
     dns_provider = DnsProvider.ROUTE53
     routing_policy: RoutingPolicy
     latency_regions: dict[Cloud, str]
@@ -480,9 +473,7 @@ class Route53GlobalEndpoint(pulumi.ComponentResource):
         )
         provider = args.provider or zone.provider
         on_aws = pulumi.ResourceOptions(parent=self, provider=provider)
-        self.zone_id = zone.zone_id
-        self.name_servers = zone.name_servers
-        self.dnssec_ds_record = zone.dnssec_ds_record
+        self._publish(zone, global_name)
 
         self.alarm_topic_arn = self._alarm_topic(name, args, on_aws)
         alarm_actions = [self.alarm_topic_arn] if self.alarm_topic_arn is not None else []
@@ -583,8 +574,6 @@ class Route53GlobalEndpoint(pulumi.ComponentResource):
             self.health_check_ids[cloud] = health_check.id
             self.alarm_arns[cloud] = alarm.arn
 
-        self.global_hostname = pulumi.Output.from_input(global_name)
-        self.global_url = pulumi.Output.from_input(f"https://{global_name}")
         self.register_outputs(
             {
                 "globalHostname": self.global_hostname,
@@ -661,13 +650,7 @@ def alarm_key_policy(partition: str, account_id: str) -> str:
         {
             "Version": "2012-10-17",
             "Statement": [
-                {
-                    "Sid": "AccountAdministers",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
+                account_administers(partition, account_id),
                 {
                     "Sid": "CloudWatchAlarmsPublish",
                     "Effect": "Allow",
@@ -679,6 +662,17 @@ def alarm_key_policy(partition: str, account_id: str) -> str:
             ],
         }
     )
+
+
+def account_administers(partition: str, account_id: str) -> dict:
+    """AWS's default key-policy statement: the account (its IAM policies) administers the key."""
+    return {
+        "Sid": "AccountAdministers",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
 
 
 def _ksk_name(name_prefix: str) -> str:
@@ -696,13 +690,7 @@ def dnssec_key_policy(partition: str, account_id: str) -> dict:
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {
-                "Sid": "AccountAdministers",
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-                "Action": "kms:*",
-                "Resource": "*",
-            },
+            account_administers(partition, account_id),
             {
                 "Sid": "Route53DnssecSigns",
                 "Effect": "Allow",
@@ -731,13 +719,7 @@ def query_log_key_policy(partition: str, account_id: str, group_name: str) -> di
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {
-                "Sid": "AccountAdministers",
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-                "Action": "kms:*",
-                "Resource": "*",
-            },
+            account_administers(partition, account_id),
             {
                 "Sid": "CloudWatchLogsEncryption",
                 "Effect": "Allow",

@@ -306,6 +306,39 @@ class AcmeArgs:
 # ------------------------------------------------------------------ values
 
 
+def pinned_release(
+    chart: str,
+    version: str,
+    namespace: pulumi.Input[str],
+    values: pulumi.Input[Mapping[str, Any]],
+    *,
+    name: str,
+    repository: str | None = None,
+    skip_crds: bool = False,
+) -> k8s.helm.v3.ReleaseArgs:
+    """A Helm release at a pinned version that rolls itself back when an upgrade fails.
+
+    ``atomic`` with ``cleanup_on_fail``: a failed install or upgrade leaves the
+    previous release running, never half of a new one; five revisions kept;
+    ten minutes for pods to become ready.
+    """
+    return k8s.helm.v3.ReleaseArgs(
+        name=name,
+        chart=chart,
+        version=version,
+        repository_opts=(
+            k8s.helm.v3.RepositoryOptsArgs(repo=repository) if repository is not None else None
+        ),
+        namespace=namespace,
+        values=values,
+        skip_crds=skip_crds,
+        atomic=True,
+        cleanup_on_fail=True,
+        max_history=5,
+        timeout=600,
+    )
+
+
 def _zone_spread(environment: Environment, labels: Mapping[str, str]) -> list[dict[str, Any]]:
     """Spread replicas across zones (best effort in dev, where one replica runs)."""
     return [
@@ -521,17 +554,13 @@ class ClusterEdge(pulumi.ComponentResource):
         )
         self.envoy_gateway = k8s.helm.v3.Release(
             f"{name}-envoy-gateway",
-            k8s.helm.v3.ReleaseArgs(
+            pinned_release(
+                ENVOY_GATEWAY_CHART,
+                ENVOY_GATEWAY_VERSION,
+                edge_ns.metadata.name,
+                envoy_gateway_values(args.environment),
                 name="envoy-gateway",
-                chart=ENVOY_GATEWAY_CHART,
-                version=ENVOY_GATEWAY_VERSION,
-                namespace=edge_ns.metadata.name,
-                values=envoy_gateway_values(args.environment),
                 skip_crds=True,
-                atomic=True,
-                cleanup_on_fail=True,
-                max_history=5,
-                timeout=600,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.crds]),
         )
@@ -577,17 +606,13 @@ class ClusterEdge(pulumi.ComponentResource):
         )
         self.cert_manager = k8s.helm.v3.Release(
             f"{name}-cert-manager",
-            k8s.helm.v3.ReleaseArgs(
+            pinned_release(
+                "cert-manager",
+                CERT_MANAGER_CHART_VERSION,
+                cert_manager_ns.metadata.name,
+                cert_manager_values(args.environment, args.acme.solver),
                 name="cert-manager",
-                chart="cert-manager",
-                version=CERT_MANAGER_CHART_VERSION,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CERT_MANAGER_REPOSITORY),
-                namespace=cert_manager_ns.metadata.name,
-                values=cert_manager_values(args.environment, args.acme.solver),
-                atomic=True,
-                cleanup_on_fail=True,
-                max_history=5,
-                timeout=600,
+                repository=CERT_MANAGER_REPOSITORY,
             ),
             opts=child,
         )

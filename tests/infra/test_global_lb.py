@@ -16,7 +16,7 @@ import pulumi_aws as aws
 import pytest
 
 from infra.cli import render_plan
-from infra.config import Cloud, ConfigError, RoutingPolicy, parse
+from infra.config import Cloud, ConfigError, DnsProvider, RoutingPolicy, parse
 from infra.global_lb import (
     AZURE_REGION_POSITIONS,
     GCP_REGION_POSITIONS,
@@ -410,8 +410,13 @@ def test_every_backend_declares_the_interface() -> None:
     from infra.global_lb.gcp import CloudDnsGlobalEndpoint
 
     for backend in (Route53GlobalEndpoint, TrafficManagerGlobalEndpoint, CloudDnsGlobalEndpoint):
-        declared = set(backend.__annotations__) | set(vars(backend))
+        declared = {
+            name
+            for klass in backend.__mro__
+            for name in (*vars(klass).get("__annotations__", {}), *vars(klass))
+        }
         assert set(GlobalDnsBackend.__annotations__) <= declared, backend.__name__
+        assert isinstance(backend.dns_provider, DnsProvider), backend.__name__
 
 
 # ----------------------------------------------------------------- pure functions
