@@ -100,3 +100,15 @@ def test_every_mutating_statement_is_limited_to_the_controllers_tagged_resources
             assert set(null.values()) == {"false"}
     assert seen == destructive
     assert "arn:aws-cn:ec2:*:*:security-group/*" in json.dumps(controller_policy("aws-cn"))
+
+
+def test_control_plane_reaches_the_webhooks_through_the_cluster_security_group(
+    plans: dict[str, Plan],
+) -> None:
+    """EKS attaches the cluster security group (control plane <-> nodes, all ports) to
+    managed nodes whose launch template names no security group ("Amazon EKS security
+    group requirements"): the controller's and Envoy Gateway's webhooks on 9443 need it."""
+    plan = plans["prod"]
+    (template,) = plan.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    assert not template.get("vpcSecurityGroupIds")
+    assert not template.get("networkInterfaces")
