@@ -38,6 +38,11 @@ from tests.infra.conftest import ROOT
 
 PROGRAM = Path(__file__).parent / "fixtures" / "global_lb_program" / "__main__.py"
 OFF = {"enabled": False}
+AZURE_OPENAI = (
+    "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/ai/providers/"
+    "Microsoft.CognitiveServices/accounts/acme-ai"
+)
+"""An Azure cluster's default catalogue needs a model it can call: its Azure OpenAI account."""
 
 
 def _dns(**overrides: Any) -> dict[str, Any]:
@@ -117,7 +122,7 @@ def test_single_cloud_defaults_to_its_own_dns(enabled: list[str], expected: DnsP
     assert default_provider([Cloud(c) for c in enabled]) == expected
     stack = {c.value: {"enabled": c.value in enabled, "project": "acme-ai-dev"} for c in Cloud}
     stack["aws"].pop("project")
-    stack["azure"].pop("project")
+    stack["azure"] = {"enabled": "azure" in enabled, "openaiAccountId": AZURE_OPENAI}
     config = _parse(stack)
     assert config.dns.provider == expected
     assert config.dns.routing_policy == (
@@ -125,7 +130,7 @@ def test_single_cloud_defaults_to_its_own_dns(enabled: list[str], expected: DnsP
     )
 
 
-AZURE_ONLY = {"aws": OFF, "azure": {"enabled": True}}
+AZURE_ONLY = {"aws": OFF, "azure": {"enabled": True, "openaiAccountId": AZURE_OPENAI}}
 GCP_ONLY = {"aws": OFF, "gcp": {"enabled": True, "project": "acme-ai-dev"}}
 
 

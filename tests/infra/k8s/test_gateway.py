@@ -11,7 +11,13 @@ import pytest
 from infra.k8s.gateway import service_account_subject
 from infra.offline import Plan, RecordedResource, Secret
 from infra.offline.engine import ProgramError, reveal
-from tests.infra.k8s.conftest import CANARY_IMAGE, STABLE_IMAGE, gateway_config, record_fixture
+from tests.infra.k8s.conftest import (
+    CANARY_IMAGE,
+    STABLE_IMAGE,
+    catalogue_with,
+    gateway_config,
+    record_fixture,
+)
 
 NS = "kubernetes:core/v1:Namespace"
 SA = "kubernetes:core/v1:ServiceAccount"
@@ -246,7 +252,11 @@ def test_a_config_change_changes_the_checksum_and_the_migration_job(
 ) -> None:
     before = k8s_plans[None]
     after = record_fixture(
-        {"ai-gateway:gateway": gateway_config(None, appConfig={"routes": [{"name": "other"}]})}
+        {
+            "ai-gateway:gateway": gateway_config(
+                None, appConfig=catalogue_with(retry={"max_retries": 1})
+            )
+        }
     )
     key = "spec.template.metadata.annotations.checksum/config-and-secret"
     for cloud in CLOUDS:
@@ -348,7 +358,15 @@ def test_network_policy_admits_only_the_envoy_proxies(k8s_plan: Plan) -> None:
     [
         ("aws", 6379, ["10.210.0.0/16"], []),
         ("azure", 10000, ["10.220.0.0/16"], []),
-        ("gcp", 6378, ["10.230.0.0/20", "10.240.0.0/24"], [("169.254.169.254/32", {80, 988})]),
+        # GKE metadata server under NetworkPolicy ("Workload Identity Federation for GKE",
+        # network policy section): 169.254.169.254:80 with Dataplane V2, and the node's
+        # server on 169.254.169.252:987/988.
+        (
+            "gcp",
+            6378,
+            ["10.230.0.0/20", "10.240.0.0/24"],
+            [("169.254.169.254/32", {80}), ("169.254.169.252/32", {987, 988})],
+        ),
     ],
 )
 def test_network_policy_egress_is_dns_data_stores_and_https_only(
@@ -445,8 +463,10 @@ def test_secret_holds_every_secret_and_is_secret_in_state(k8s_plan: Plan) -> Non
         assert data["redis-url"].startswith("rediss://:")
         assert data["database-url"].startswith("postgresql://gateway:")
         # The values of `pulumi config set --secret` (offline placeholders).
-        assert data["openai-api-key"] == "offline-placeholder-for-ai-gateway:openaiApiKey"
-        assert data["anthropic-api-key"] == "offline-placeholder-for-ai-gateway:anthropicApiKey"
+        assert data["openai-api-key"] == "offline-placeholder-for-ai-gateway:providerKeys.openai"
+        assert (
+            data["anthropic-api-key"] == "offline-placeholder-for-ai-gateway:providerKeys.anthropic"
+        )
         assert "data" not in secret.inputs
 
 
@@ -459,8 +479,8 @@ def test_no_secret_value_reaches_a_config_map_or_a_plain_export(
             for r in plan.resources
             for value in [*secret_values(r.inputs), *secret_values(r.outputs)]
         } | {
-            "offline-placeholder-for-ai-gateway:openaiApiKey",
-            "offline-placeholder-for-ai-gateway:anthropicApiKey",
+            "offline-placeholder-for-ai-gateway:providerKeys.openai",
+            "offline-placeholder-for-ai-gateway:providerKeys.anthropic",
         }
         # Sanity: the generated passwords are among the secrets looked for.
         passwords = {
@@ -721,18 +741,15 @@ def test_edge_limits_match_the_gateways_own(k8s_plan: Plan) -> None:
 
 
 def test_edge_limits_follow_the_app_config() -> None:
-    plan = record_fixture(
-        {
-            "ai-gateway:gateway": gateway_config(
-                None,
-                appConfig={
-                    "server": {"max_body_bytes": 1_000_000},
-                    "router": {"retry": {"deadline_s": 30}},
-                    "models": {"slow": {"retry": {"deadline_s": 300.5}}},
-                },
-            )
-        }
-    )
+    """The body limit is the server's; the route's timeout covers the slowest model's deadline."""
+    app_config = catalogue_with()
+    app_config["server"] = {"max_body_bytes": 1_000_000}
+    app_config["router"] = {"retry": {"deadline_s": 30}}
+    app_config["models"]["slow"] = {
+        "retry": {"deadline_s": 300.5},
+        "deployments": [{"provider": "openai", "model": "o3"}],
+    }
+    plan = record_fixture({"ai-gateway:gateway": gateway_config(None, appConfig=app_config)})
     (policy,) = owned(plan, "gcp", BACKEND_POLICY)
     assert policy.get("spec.requestBuffer.limit") == "1000000"
     main = one(plan, "gcp", ROUTE, "ai-gateway").get("spec.rules")[-1]
