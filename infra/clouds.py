@@ -55,7 +55,9 @@ class CloudFootprint:
     redis_port: int = 6379
     """Redis's TLS port: 6379 ElastiCache, 10000 Azure Managed Redis, 6378 Memorystore."""
     load_balancer_annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
-    """Annotations of the cluster's public LoadBalancer Service for this cloud's load balancer."""
+    """Annotations of the gateway's public LoadBalancer Service (Envoy Gateway creates it)."""
+    edge_prerequisites: list[pulumi.Resource] = field(default_factory=list)
+    """What must run before that load balancer is provisioned (EKS: the AWS Load Balancer Controller)."""
     redis_ca_cert: pulumi.Output[str] | None = None
     postgres_migration_dsn: pulumi.Output[str] | None = None
     """The admin's DSN (secret): the migration Job's, to migrate and create the app role."""

@@ -116,7 +116,8 @@ def _load_balancer(props: Mapping[str, Any], config: Mapping[str, Any]) -> Itera
     if name not in allowed and app not in allowed:
         yield (
             f"Service {name or '(generated name)'} is type LoadBalancer: set spec.type='ClusterIP' "
-            "and route through the ingress controller (or list it in ingressControllers)"
+            "and route it through the cluster's Gateway with an HTTPRoute (or list it in "
+            "ingressControllers)"
         )
 
 
@@ -171,16 +172,17 @@ def policies() -> list[ResourceValidationPolicy]:
         ),
         resource_policy(
             "kubernetes-core-service-loadbalancer-ingress-only",
-            "Only the ingress controller may get a cloud load balancer; everything else stays "
-            "ClusterIP behind it (one audited, TLS-terminating entry point). Fix: set "
-            "spec.type='ClusterIP'.",
+            "Only the cluster's entry point may get a cloud load balancer: the Gateway API "
+            "Gateway, whose LoadBalancer Service Envoy Gateway creates (the program declares "
+            "none). Everything else stays ClusterIP behind it (one audited, TLS-terminating "
+            "entry point). Fix: set spec.type='ClusterIP' and add an HTTPRoute.",
             types=[SERVICE],
             check=_load_balancer,
             category=Category.EXPOSURE,
-            params={"ingressControllers": ["ingress-nginx", "ingress-nginx-controller"]},
+            params={"ingressControllers": []},
             param_docs={
                 "ingressControllers": "Service names or app.kubernetes.io/name labels allowed "
-                "to be type LoadBalancer."
+                "to be type LoadBalancer besides the Gateway's (none by default)."
             },
         ),
     ]

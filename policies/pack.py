@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from policies import aws, azure, gcp, kubernetes, stack, tagging
+from policies import aws, azure, gateway_api, gcp, kubernetes, stack, tagging
 
 PACK_NAME = "ai-gateway-guardrails"
 PACK_LEVEL = EnforcementLevel.MANDATORY
@@ -22,6 +22,7 @@ def all_policies() -> list[Policy]:
         *azure.policies(),
         *gcp.policies(),
         *kubernetes.policies(),
+        *gateway_api.policies(),
         *tagging.policies(),
         *stack.policies(),
     ]

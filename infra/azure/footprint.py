@@ -29,10 +29,10 @@ REDIS_PORT = 10000
 
 LOAD_BALANCER_ANNOTATIONS = {
     # With externalTrafficPolicy Local the Azure load balancer probes kube-proxy's
-    # health node port; /healthz is the path it serves (AKS's ingress-nginx guidance).
+    # health node port; /healthz is the path it serves.
     "service.beta.kubernetes.io/azure-load-balancer-health-probe-request-path": "/healthz",
 }
-"""The ingress controller's public Service on AKS: the cluster's public Standard load balancer."""
+"""The gateway's public Service on AKS (Envoy Gateway creates it): the cluster's Standard load balancer."""
 
 PIP_NAME_ANNOTATION = "service.beta.kubernetes.io/azure-pip-name"
 PIP_RESOURCE_GROUP_ANNOTATION = "service.beta.kubernetes.io/azure-load-balancer-resource-group"

@@ -19,7 +19,7 @@ from infra.gcp.network import Network, NetworkArgs
 from infra.gcp.postgres import Postgres, PostgresArgs
 from infra.gcp.redis import TLS_PORT as REDIS_PORT
 from infra.gcp.redis import Redis, RedisArgs
-from infra.k8s.ingress import CONTROL_PLANE_WEBHOOK_PORTS
+from infra.k8s.edge import TOPOLOGY_INJECTOR_PORT
 from infra.tags import gcp_labels, required_tags
 
 REQUIRED_APIS = (
@@ -46,11 +46,19 @@ for GKE lists ``iamcredentials.googleapis.com``."""
 LOAD_BALANCER_HEALTH_CHECK_PORTS = ("10256", "30000-32767")
 """Where Google's load balancer health checks reach GKE nodes.
 
-The gateway is published by ingress-nginx's ``LoadBalancer`` Service (a
+The gateway is published by Envoy Gateway's ``LoadBalancer`` Service (a
 passthrough Network Load Balancer, not container-native NEGs), so checks never
 reach a pod port: with ``externalTrafficPolicy: Local`` they hit the Service's
 health check node port (the NodePort range), and kube-proxy's health port
 (10256) for ``Cluster`` Services.
+"""
+
+CONTROL_PLANE_WEBHOOK_PORTS = (str(TOPOLOGY_INJECTOR_PORT),)
+"""Ports the private control plane must reach on the nodes besides 443 and 10250.
+
+Envoy Gateway's topology injector (a mutating webhook on proxy pod bindings)
+listens on 9443; cert-manager's webhook listens on 10250, which GKE already
+allows, so it needs no rule.
 """
 
 LOAD_BALANCER_ANNOTATIONS = {
@@ -58,7 +66,7 @@ LOAD_BALANCER_ANNOTATIONS = {
     # Services, with per-node health checks and connection draining.
     "cloud.google.com/l4-rbs": "enabled",
 }
-"""The ingress controller's public Service on GKE."""
+"""The gateway's public Service on GKE (Envoy Gateway creates it)."""
 
 
 DATA_KEY_USERS = ("sqladmin.googleapis.com", "redis.googleapis.com")
@@ -125,8 +133,8 @@ class GcpFootprint(pulumi.ComponentResource):
                 private_service_cidr=gcp_config.private_service_cidr,
                 node_tag=node_tag,
                 health_check_ports=LOAD_BALANCER_HEALTH_CHECK_PORTS,
-                master_cidr=gcp_config.master_cidr,
-                webhook_ports=CONTROL_PLANE_WEBHOOK_PORTS,
+                control_plane_cidr=gcp_config.master_cidr,
+                control_plane_webhook_ports=CONTROL_PLANE_WEBHOOK_PORTS,
                 apis=self.apis,
             ),
             opts=on_gcp,

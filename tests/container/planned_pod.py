@@ -11,7 +11,11 @@ and a client would, that the pod does what the plan says:
 1. the Job's container runs to completion against PostgreSQL;
 2. the Deployment's container starts; its startup, readiness and liveness
    probes (the planned paths and ports) answer;
-3. every environment variable the plan sets has an observable effect (an
+3. the cluster's HTTPS ``HTTPRoute`` is followed to the container as Envoy
+   would (backendRef -> Service port -> targetPort -> container port, admitted
+   by a NetworkPolicy), and every request below goes to that port; the route's
+   health path (stable track only) answers ready there;
+4. every environment variable the plan sets has an observable effect (an
    unread variable fails the test), every provider of the cluster's catalogue
    has credentials, and a request for every model of the catalogue reaches the
    fake of its first deployment; failing those over reaches the next one,
@@ -51,6 +55,7 @@ from tests.container.conftest import Podman
 from tests.container.kubelet import (
     HOST_LOOPBACK,
     PlannedPod,
+    RouteBackend,
     Substitutions,
     clean,
     free_port,
@@ -58,6 +63,7 @@ from tests.container.kubelet import (
     podman_run_args,
     probe_once,
     probe_url,
+    route_backend,
     wait_for_probe,
 )
 from tests.fakes.azure import FakeAzureOpenAI
@@ -254,6 +260,7 @@ class PodBench:
         job_resource, deployment_resource = track_workloads(plan, cloud, track)
         job = planned_pod(plan, job_resource)
         pod = planned_pod(plan, deployment_resource)
+        backend = route_backend(plan, deployment_resource, pod)
         assert job.container["image"] == pod.container["image"], "Job and pod differ in image"
         (config_volume,) = [v for v in pod.spec["volumes"] if "configMap" in v]
         config_text = pod.config_maps[config_volume["configMap"]["name"]]["config.yaml"]
@@ -274,7 +281,7 @@ class PodBench:
         try:
             self._run_job(job, subs, work / "job")
             with self._running(pod, subs, work / "pod") as ports:
-                return self._check(pod, subs, catalogue, ports, planned_env)
+                return self._check(pod, subs, catalogue, ports, planned_env, backend)
         finally:
             clean(work)
 
@@ -324,9 +331,16 @@ class PodBench:
         catalogue: dict[str, Any],
         ports: dict[int, int],
         planned_env: set[str],
+        backend: RouteBackend,
     ) -> PodReport:
         container = pod.container
-        base = f"http://127.0.0.1:{ports[int(container['ports'][0]['containerPort'])]}"
+        # Where Envoy delivers the route's requests: the published port of the container
+        # port the route's backendRef resolves to.
+        assert backend.container_port in ports, (
+            f"the route reaches container port {backend.container_port}, which the pod does "
+            "not declare"
+        )
+        base = f"http://127.0.0.1:{ports[backend.container_port]}"
         startup, readiness, liveness = (
             container[k] for k in ("startupProbe", "readinessProbe", "livenessProbe")
         )
@@ -340,7 +354,7 @@ class PodBench:
         env = _secret_env(pod, subs)
         observed: set[str] = set()
 
-        ready = _json(f"{base}/health/ready")
+        ready = _json(f"{base}{backend.health_path}")
         assert ready["status"] == "ready", ready
         # Every provider has credentials, except those whose key the stack does not set.
         keyless = sorted(n for n, p in catalogue["providers"].items() if not _has_key(p, env))

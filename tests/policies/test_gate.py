@@ -199,6 +199,11 @@ EXPECTED_BROKEN = {
     ("kubernetes-apps-workload-run-as-non-root", "kubernetes:apps/v1:StatefulSet", "gateway-state"),
     ("kubernetes-apps-workload-run-as-non-root", "kubernetes:batch/v1:CronJob", "compact"),
     ("kubernetes-core-service-loadbalancer-ingress-only", "kubernetes:core/v1:Service", "gateway"),
+    (
+        "kubernetes-gateway-public-listener-tls",
+        "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute",
+        "api",
+    ),
     ("multicloud-database-instance-deletion-protection", "aws:rds/instance:Instance", "postgres"),
     (
         "multicloud-database-instance-deletion-protection",

@@ -294,12 +294,12 @@ def test_enforcement_level_is_configurable_per_policy(compliant_plan: Plan) -> N
 def test_workload_rules_skip_exempt_namespaces_only(compliant_plan: Plan) -> None:
     root = mutated(
         compliant_plan.one(DEP, "gateway"),
-        {f"{POD}.securityContext.runAsNonRoot": False, "metadata.namespace": "ingress-nginx"},
+        {f"{POD}.securityContext.runAsNonRoot": False, "metadata.namespace": "third-party"},
     )
     plan = only(compliant_plan, [root])
     policy = "kubernetes-apps-workload-run-as-non-root"
     assert [v.policy for v in verdict(plan).violations] == [policy]
-    assert verdict(plan, {policy: {"exemptNamespaces": ["ingress-nginx"]}}).violations == ()
+    assert verdict(plan, {policy: {"exemptNamespaces": ["third-party"]}}).violations == ()
     assert verdict(plan, {policy: {"exemptNamespaces": ["monitoring"]}}).violations
 
 

@@ -19,6 +19,8 @@ COMPONENTS = {
     "ai-gateway:aws:Cluster",
     "ai-gateway:aws:Redis",
     "ai-gateway:aws:Postgres",
+    # What provisions the gateway's NLB (AWS Load Balancer Controller, own IRSA role).
+    "ai-gateway:aws:LoadBalancerController",
     # What moves the node group between its bounds (item 8 of issue 19).
     "ai-gateway:aws:ClusterAutoscaler",
     # Added by the program beside the four: the gateway's identity and workload.

@@ -58,7 +58,7 @@ def _config(env: str, **azure: object):
         {
             "environment": env,
             "tags": {"owner": "platform", "costCenter": "cc-1"},
-            "dns": {"domain": "ai.example.com"},
+            "dns": {"domain": "ai.example.com", "alerts": {"emails": ["oncall@example.com"]}},
             # An Azure-only stack's gateway serves Azure OpenAI (the default catalogue).
             "azure": {
                 "enabled": True,

@@ -13,7 +13,6 @@ from infra.gcp.cluster import NODE_ROLES
 from infra.gcp.footprint import REQUIRED_APIS
 from infra.gcp.names import LIMITS
 from infra.gcp.redis import ca_bundle
-from infra.k8s.ingress import INGRESS_WEBHOOK_PORT
 from infra.offline import Plan, RecordedResource, Secret
 from infra.offline.engine import reveal
 from infra.offline.stackfile import read_stack_file
@@ -225,9 +224,13 @@ def test_cloud_nat_serves_only_the_node_subnet(plan: Plan) -> None:
     assert nat.get("logConfig.enable") is True
 
 
-def test_firewall_opens_nothing_wider_than_health_checks(plan: Plan) -> None:
+def test_firewall_opens_nothing_wider_than_health_checks(plan: Plan, stack: str) -> None:
     rules = {r.name: r for r in plan.of_type("gcp:compute/firewall:Firewall")}
-    assert set(rules) == {"deny-all-ingress", "allow-health-checks", "allow-control-plane-webhooks"}
+    assert set(rules) == {
+        "deny-all-ingress",
+        "allow-health-checks",
+        "allow-control-plane-webhooks",
+    }
     deny = rules["deny-all-ingress"]
     assert deny.get("denies") == [{"protocol": "all"}]
     assert deny.get("direction") == "INGRESS"
@@ -238,32 +241,16 @@ def test_firewall_opens_nothing_wider_than_health_checks(plan: Plan) -> None:
     node_tags = plan.one(NODE_POOL).get("nodeConfig.tags")
     assert allow.get("targetTags") == node_tags
     assert allow.get("priority") < deny.get("priority")
+    # The private control plane reaches Envoy Gateway's topology injector webhook
+    # (9443); GKE's own rule covers only 443 and 10250 (cert-manager's webhook port).
+    webhooks = rules["allow-control-plane-webhooks"]
+    assert webhooks.get("sourceRanges") == [stack_gcp(stack).get("masterCidr", "172.16.0.0/28")]
+    assert webhooks.get("allows") == [{"protocol": "tcp", "ports": ["9443"]}]
+    assert webhooks.get("targetTags") == node_tags
     for rule in rules.values():
         assert rule.get("logConfig.metadata") == "INCLUDE_ALL_METADATA"
         if rule.get("allows"):
             assert "0.0.0.0/0" not in rule.get("sourceRanges")
-
-
-def test_the_control_plane_reaches_the_ingress_admission_webhook(plan: Plan, stack: str) -> None:
-    """A private GKE control plane reaches nodes on 443 and 10250 only; the ingress
-    controller's webhook listens on 8443, so creating the Ingress times out without this
-    rule ("Creating a private cluster: adding firewall rules for specific use cases",
-    GKE documentation; the same fix cert-manager's GKE compatibility notes give)."""
-    rule = plan.one("gcp:compute/firewall:Firewall", "allow-control-plane-webhooks")
-    cluster = plan.one("gcp:container/cluster:Cluster")
-    assert rule.get("sourceRanges") == [cluster.get("privateClusterConfig.masterIpv4CidrBlock")]
-    assert rule.get("sourceRanges") == [stack_gcp(stack).get("masterCidr", "172.16.0.0/28")]
-    assert rule.get("direction") == "INGRESS"
-    assert rule.get("targetTags") == plan.one(NODE_POOL).get("nodeConfig.tags")
-    # The port the chart is told to listen on, so the two never drift apart.
-    (nginx,) = [
-        r
-        for r in plan.of_type("kubernetes:helm.sh/v3:Release")
-        if r.get("chart") == "ingress-nginx" and "gcp" in r.name
-    ]
-    port = int(nginx.get("values.controller.admissionWebhooks.port"))
-    assert port == INGRESS_WEBHOOK_PORT == 8443
-    assert rule.get("allows") == [{"protocol": "tcp", "ports": [str(port)]}]
 
 
 def test_private_service_access(plan: Plan, stack: str) -> None:

@@ -14,8 +14,8 @@ import pytest
 
 from infra.aws.identity import BEDROCK_INVOKE_ACTIONS
 from infra.azure.identity import COGNITIVE_SERVICES_OPENAI_USER_ROLE
+from infra.k8s.edge import ROUTE53_SOLVER_SUBJECT
 from infra.k8s.gateway import service_account_subject
-from infra.k8s.ingress import ROUTE53_SOLVER_SUBJECT
 from infra.offline import Plan, RecordedResource, Secret
 from infra.offline.engine import reveal
 from tests.infra.conftest import STACKS
@@ -273,12 +273,11 @@ def test_every_enabled_cloud_runs_the_gateway_on_its_own_cluster(plan: Plan) -> 
         kube = provider_of(plan, objects[0])
         assert kube.type == "pulumi:providers:kubernetes"
         assert f"ai-gateway:{cloud}:Footprint" in lineage_types(plan, kube)
-        # The cluster's ingress controller and issuer go to the same cluster.
+        # The cluster's edge (Envoy Gateway, cert-manager, issuer) goes to the same cluster.
         ingress = [
             r
             for r in plan.resources
-            if r.custom
-            and under(plan, r, "ai-gateway:k8s:ClusterIngress", f"gateway-{cloud}-ingress")
+            if r.custom and under(plan, r, "ai-gateway:k8s:ClusterEdge", f"gateway-{cloud}-edge")
         ]
         assert ingress and {r.provider for r in ingress} == providers
 
@@ -326,7 +325,7 @@ def test_each_cluster_gets_a_dns01_role_for_cert_manager_only(plan: Plan) -> Non
         (issuer_resource,) = [
             r
             for r in plan.of_type("kubernetes:cert-manager.io/v1:ClusterIssuer")
-            if under(plan, r, "ai-gateway:k8s:ClusterIngress", f"gateway-{cloud}-ingress")
+            if under(plan, r, "ai-gateway:k8s:ClusterEdge", f"gateway-{cloud}-edge")
         ]
         (solver,) = issuer_resource.get("spec.acme.solvers")
         route53 = solver["dns01"]["route53"]
@@ -381,14 +380,15 @@ def test_issuers_wait_for_the_zone_and_records_for_the_load_balancers(plan: Plan
         (issuer,) = [
             r
             for r in plan.of_type("kubernetes:cert-manager.io/v1:ClusterIssuer")
-            if under(plan, r, "ai-gateway:k8s:ClusterIngress", f"gateway-{cloud}-ingress")
+            if under(plan, r, "ai-gateway:k8s:ClusterEdge", f"gateway-{cloud}-edge")
         ]
         role = plan.one(ROLE, f"global-dns-{cloud}-dns01-role")
         assert {zone.urn, role.urn} <= set(issuer.property_dependencies["spec"])
+        # Envoy Gateway publishes its load balancer's address in the Gateway's status.
         (balancer,) = [
             r
-            for r in plan.of_type("kubernetes:core/v1:Service")
-            if under(plan, r, "ai-gateway:k8s:ClusterIngress", f"gateway-{cloud}-ingress")
+            for r in gateway_objects(plan, cloud)
+            if r.type == "kubernetes:gateway.networking.k8s.io/v1:Gateway"
         ]
         direct = plan.one(RECORD, f"global-{cloud}-direct")
         assert balancer.urn in direct.property_dependencies["records"]
