@@ -79,7 +79,7 @@ def unpriced(config_file: str) -> list[str]:
     With governance on (always, in a cluster: the admin key is set), ``serve``
     refuses a deployment neither genai-prices nor the config prices.
     """
-    from gateway_app.governance.cost import unpriced_deployments
+    from gateway_app.config.prices import unpriced_deployments
 
     keys = {"OPENAI_API_KEY": "sk", "ANTHROPIC_API_KEY": "sk-ant"}
     return unpriced_deployments(gateway_parse(yaml.safe_load(config_file), environ=keys))
