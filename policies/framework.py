@@ -104,7 +104,7 @@ PUBLIC_PORTS = {"allowedPublicPorts": [443]}
 PUBLIC_PORTS_DOC = {
     "allowedPublicPorts": "Ports that may be open to 0.0.0.0/0 or ::/0 (HTTPS only by default)."
 }
-API_CIDRS = {"allowedCidrs": []}
+API_CIDRS: dict[str, list[str]] = {"allowedCidrs": []}
 API_CIDRS_DOC = {
     "allowedCidrs": "If set, every CIDR allowed to reach a public cluster API endpoint must be "
     "inside one of these (for example the deployers' egress ranges)."

@@ -55,7 +55,7 @@ def _for_each_kind(check):  # type: ignore[no-untyped-def]
     return {kind: (lambda props, config, kind=kind: run(props, config, kind)) for kind in WORKLOADS}
 
 
-EXEMPT = {"exemptNamespaces": []}
+EXEMPT: dict[str, list[str]] = {"exemptNamespaces": []}
 EXEMPT_DOC = {"exemptNamespaces": "Namespaces whose workloads this policy skips."}
 
 

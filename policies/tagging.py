@@ -14,7 +14,7 @@ import importlib.util
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pulumi_policy import (
     PolicyConfigSchema,
@@ -91,7 +91,7 @@ def _imported_annotation(
 
 
 @functools.cache
-def tag_path(type_token: str) -> tuple[str, ...] | bool | None:
+def tag_path(type_token: str) -> tuple[str, ...] | Literal[False] | None:
     """Where a type carries its tags or labels (engine names); None if untaggable;
     False if the provider SDK is not installed (then judge by the props)."""
     package = type_token.split(":", 1)[0]
@@ -113,7 +113,7 @@ def gcp_label_key(key: str) -> str:
     return label[:63]
 
 
-def _carried(type_token: str, props: Mapping[str, Any]) -> Mapping[str, Any] | bool | None:
+def _carried(type_token: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The tag map (or {} when missing); None for untaggable types."""
     path = tag_path(type_token)
     if path is False:
@@ -131,7 +131,7 @@ def _carried(type_token: str, props: Mapping[str, Any]) -> Mapping[str, Any] | b
 def missing_keys(type_token: str, props: Mapping[str, Any], keys: list[str]) -> list[str] | None:
     """Required keys a resource lacks (or carries empty); None when its type takes no tags."""
     tags = _carried(type_token, props)
-    if tags is None or tags is False:
+    if tags is None:
         return None
     if type_token.startswith("gcp:"):
         keys = [gcp_label_key(k) for k in keys]
