@@ -18,7 +18,7 @@ import pulumi
 from infra.config import Cloud, StackConfig
 
 if TYPE_CHECKING:
-    from infra.k8s.gateway import WorkloadIdentity
+    from infra.contracts.workload import WorkloadIdentity
 
 
 POSTGRES_APP_ROLE = "gateway_app"
@@ -84,7 +84,7 @@ def gateway_identity(cloud: Cloud, config: StackConfig, footprint: CloudFootprin
     """The gateway's cloud identity on ``cloud`` (``infra.<cloud>.identity.build``).
 
     The returned component's ``workload_identity`` is what the gateway's
-    ServiceAccount carries (:class:`infra.k8s.gateway.WorkloadIdentity`).
+    ServiceAccount carries (:class:`infra.contracts.workload.WorkloadIdentity`).
     """
     module = importlib.import_module(f"infra.{cloud.value}.identity")
     return module.build(config, footprint)

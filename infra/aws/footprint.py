@@ -17,7 +17,6 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra.aws import decisions
 from infra.aws.autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from infra.aws.cluster import Cluster, ClusterArgs
 from infra.aws.load_balancer_controller import (
@@ -30,6 +29,7 @@ from infra.aws.postgres import Postgres, PostgresArgs
 from infra.aws.redis import Redis, RedisArgs
 from infra.clouds import CloudFootprint
 from infra.config import Cloud, StackConfig
+from infra.decisions import aws as decisions
 from infra.tags import required_tags
 
 REDIS_PORT = 6379

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws import decisions
 from infra.clouds import CloudFootprint
 from infra.config import StackConfig
-from infra.k8s.gateway import WorkloadIdentity, service_account_subject
+from infra.contracts.workload import WorkloadIdentity
+from infra.decisions import aws as decisions
+from infra.k8s.gateway import service_account_subject
 
 STS_AUDIENCE = "sts.amazonaws.com"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws import decisions
+from infra.decisions import aws as decisions
 
 
 def flow_logs_trust_policy(account_id: str, region: str, partition: str = "aws") -> dict:

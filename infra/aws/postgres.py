@@ -16,9 +16,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra.aws import decisions
 from infra.aws.security import encrypted_log_group, nodes_only_security_group
 from infra.clouds import POSTGRES_APP_ROLE
+from infra.decisions import aws as decisions
 
 POSTGRES_PORT = 5432
 DATABASE_NAME = "gateway"

@@ -15,8 +15,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra.aws import decisions
 from infra.aws.security import encrypted_log_group, nodes_only_security_group
+from infra.decisions import aws as decisions
 
 REDIS_PORT = 6379
 REDIS_LOG_TYPES = ("slow-log", "engine-log")

@@ -14,15 +14,13 @@ import pulumi
 import pulumi_azure_native as azure_native
 from pulumi_azure_native import authorization, resources
 
-from infra.azure.addressing import check_overlay_ranges
 from infra.azure.cluster import Cluster, ClusterArgs
-from infra.azure.naming import azure_name
 from infra.azure.network import Network, NetworkArgs
 from infra.azure.postgres import Postgres, PostgresArgs
 from infra.azure.redis import Redis, RedisArgs
-from infra.azure.sizing import api_server_access, redis_sku
 from infra.clouds import CloudFootprint
 from infra.config import Cloud, ConfigError, StackConfig
+from infra.decisions.azure import api_server_access, azure_name, check_overlay_ranges, redis_sku
 
 REDIS_PORT = 10000
 """Azure Managed Redis's TLS port (clientProtocol Encrypted)."""

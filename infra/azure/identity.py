@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import authorization, managedidentity
 
-from infra.azure.naming import azure_name
 from infra.clouds import CloudFootprint
 from infra.config import StackConfig
-from infra.k8s.gateway import WorkloadIdentity, service_account_subject
+from infra.contracts.workload import WorkloadIdentity
+from infra.decisions.azure import azure_name
+from infra.k8s.gateway import service_account_subject
 
 TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 """The audience Entra ID expects on a federated workload token."""

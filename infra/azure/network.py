@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import network
 
-from infra.azure.addressing import subnet_plan
-from infra.azure.naming import azure_name
+from infra.decisions.azure import azure_name, subnet_plan
 
 POSTGRES_DELEGATION = "Microsoft.DBforPostgreSQL/flexibleServers"
 REDIS_TLS_PORT = "10000"
@@ -34,7 +33,7 @@ class NetworkArgs:
     name_prefix: str
     """``<project>-<environment>``, the stem of every name."""
     vnet_cidr: str
-    """VNet address space (a /19 or larger), carved by :func:`infra.azure.addressing.subnet_plan`."""
+    """VNet address space (a /19 or larger), carved by :func:`infra.decisions.azure.subnet_plan`."""
     zones: tuple[str, ...] = ()
     """Availability zones of the gateway's public IP (zone-redundant when several)."""
 

@@ -26,10 +26,15 @@ import pulumi
 import pulumi_random as random
 from pulumi_azure_native import dbforpostgresql, privatedns
 
-from infra.azure.naming import azure_name, with_suffix
-from infra.azure.sizing import postgres_availability, postgres_backup_retention, postgres_tier
 from infra.clouds import POSTGRES_APP_ROLE
 from infra.config import AzureConfig
+from infra.decisions.azure import (
+    azure_name,
+    postgres_availability,
+    postgres_backup_retention,
+    postgres_tier,
+    with_suffix,
+)
 
 ADMIN_LOGIN = "aigwadmin"
 DATABASE = "gateway"

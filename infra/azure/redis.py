@@ -22,8 +22,7 @@ import pulumi
 import pulumi_random as random
 from pulumi_azure_native import network, privatedns, redisenterprise
 
-from infra.azure.naming import azure_name, with_suffix
-from infra.azure.sizing import redis_sku
+from infra.decisions.azure import azure_name, redis_sku, with_suffix
 
 REDIS_PORT = 10000
 PRIVATE_DNS_ZONE = "privatelink.redis.azure.net"

@@ -20,9 +20,9 @@ import pulumi
 import pulumi_random as random
 from pulumi_azure_native import authorization, containerregistry
 
-from infra.azure.naming import azure_name, with_suffix
 from infra.clouds import CloudFootprint
 from infra.config import Cloud, Environment, StackConfig
+from infra.decisions.azure import azure_name, with_suffix
 from infra.image import GatewayImage, GatewayImageArgs, image_tag
 
 ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"

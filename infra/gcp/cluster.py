@@ -19,7 +19,7 @@ import pulumi_kubernetes as kubernetes
 import pulumi_random as random
 import yaml
 
-from infra.gcp.names import resource_name
+from infra.decisions.gcp import resource_name
 
 NODE_ROLES = (
     "roles/logging.logWriter",

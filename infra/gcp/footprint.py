@@ -13,8 +13,8 @@ import pulumi_gcp as gcp
 
 from infra.clouds import CloudFootprint
 from infra.config import Cloud, GcpConfig, StackConfig
+from infra.decisions.gcp import resource_name
 from infra.gcp.cluster import KMS_ROTATION_PERIOD, Cluster, ClusterArgs
-from infra.gcp.names import resource_name
 from infra.gcp.network import Network, NetworkArgs
 from infra.gcp.postgres import Postgres, PostgresArgs
 from infra.gcp.redis import TLS_PORT as REDIS_PORT

@@ -17,8 +17,8 @@ import pulumi_gcp as gcp
 
 from infra.clouds import CloudFootprint
 from infra.config import StackConfig
-from infra.gcp.names import resource_name
-from infra.k8s.gateway import WorkloadIdentity
+from infra.contracts.workload import WorkloadIdentity
+from infra.decisions.gcp import resource_name
 
 VERTEX_ROLE = "roles/aiplatform.user"
 WORKLOAD_IDENTITY_ROLE = "roles/iam.workloadIdentityUser"

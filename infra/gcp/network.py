@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.gcp.names import resource_name
+from infra.decisions.gcp import resource_name
 
 GOOGLE_HEALTH_CHECK_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
 """Source ranges of Google Cloud load balancer health checks (documented by Google)."""

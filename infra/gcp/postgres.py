@@ -20,7 +20,7 @@ import pulumi_gcp as gcp
 import pulumi_random as random
 
 from infra.clouds import POSTGRES_APP_ROLE
-from infra.gcp.names import resource_name
+from infra.decisions.gcp import resource_name
 
 DATABASE = "gateway"
 USER = "gateway_admin"

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.gcp.names import resource_name
+from infra.decisions.gcp import resource_name
 
 TLS_PORT = 6378
 """Memorystore's port under ``SERVER_AUTHENTICATION`` transit encryption."""

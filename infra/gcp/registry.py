@@ -18,7 +18,7 @@ import pulumi_gcp as gcp
 
 from infra.clouds import CloudFootprint
 from infra.config import Cloud, StackConfig
-from infra.gcp.names import resource_name
+from infra.decisions.gcp import resource_name
 from infra.image import GatewayImage, GatewayImageArgs, image_tag
 
 READER_ROLE = "roles/artifactregistry.reader"

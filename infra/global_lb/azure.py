@@ -41,9 +41,10 @@ from pulumi_azure_native import (
     trafficmanager,
 )
 
-from infra.azure.naming import azure_name
 from infra.clouds import CloudFootprint
 from infra.config import Cloud, DnsConfig, DnsProvider, RoutingPolicy
+from infra.decisions import k8s as decisions
+from infra.decisions.azure import azure_name
 from infra.global_lb.common import (
     HTTPS_PORT,
     READINESS_PATH,
@@ -55,7 +56,6 @@ from infra.global_lb.common import (
     routing_weights,
 )
 from infra.global_lb.regions import nearest_region
-from infra.k8s import decisions
 from infra.k8s.edge import AZURE_TOKEN_AUDIENCE, CERT_MANAGER_SUBJECT, AzureDnsSolver
 
 PROBE_STATE_METRIC = "ProbeAgentCurrentEndpointStateByProfileResourceId"

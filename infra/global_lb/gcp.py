@@ -36,7 +36,7 @@ import pulumi_gcp as gcp
 
 from infra.clouds import CloudFootprint
 from infra.config import Cloud, DnsConfig, DnsProvider, RoutingPolicy
-from infra.gcp.names import resource_name
+from infra.decisions.gcp import resource_name
 from infra.global_lb.common import (
     HTTPS_PORT,
     READINESS_PATH,

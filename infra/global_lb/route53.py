@@ -41,10 +41,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws.decisions import aws_name
 from infra.aws.identity import STS_AUDIENCE, web_identity_trust_policy
 from infra.clouds import CloudFootprint
 from infra.config import Cloud, DnsConfig, DnsProvider, RoutingPolicy
+from infra.decisions.aws import aws_name
 from infra.global_lb.common import (
     HTTPS_PORT,
     READINESS_PATH,

@@ -33,16 +33,17 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
 
 from gateway_app import config as gateway_config
 from gateway_app.config.prices import startup_refusal, unpriced_error
-from infra.config import Cloud, provider_key_variable
-
-if TYPE_CHECKING:
-    from infra.config import StackConfig
+from infra.config.aws import AwsConfig
+from infra.config.azure import AzureConfig
+from infra.config.base import provider_key_variable
+from infra.config.gcp import GcpConfig
+from infra.contracts import Cloud
 
 APP_CONFIG_KEY = "ai-gateway:gateway.appConfig"
 
@@ -358,7 +359,23 @@ def azure_openai_endpoint(account_id: str) -> str:
     return f"https://{account_id.rstrip('/').rsplit('/', 1)[-1].lower()}.openai.azure.com"
 
 
-def default_catalogue(config: StackConfig, provider_keys: Collection[str]) -> dict[str, Any]:
+class CatalogueSections(Protocol):
+    """The stack sections the default catalogue reads (a :class:`~infra.config.StackConfig`)."""
+
+    @property
+    def aws(self) -> AwsConfig: ...
+
+    @property
+    def azure(self) -> AzureConfig: ...
+
+    @property
+    def gcp(self) -> GcpConfig: ...
+
+    @property
+    def enabled_clouds(self) -> list[Cloud]: ...
+
+
+def default_catalogue(config: CatalogueSections, provider_keys: Collection[str]) -> dict[str, Any]:
     """The catalogue used when ``gateway.appConfig`` is left out.
 
     Three public models, ``chat``, ``chat-fast`` and ``embeddings``, each
