@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from infra.config import StackConfig
 from infra.decisions import aws as decisions
 
 _EKS_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -128,6 +129,38 @@ class ClusterArgs:
     """Tags for the EC2 instances and volumes the node group launches (not Pulumi resources)."""
     admin_principal_arns: list[str] = field(default_factory=list)
     """Extra IAM principals granted cluster admin."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: StackConfig,
+        *,
+        cluster_name: str,
+        private_subnet_ids: pulumi.Input[list[str]],
+        kms_key_arn: pulumi.Input[str],
+        instance_tags: dict[str, str],
+    ) -> ClusterArgs:
+        """The args from the stack's ``aws`` section; the keywords wire in other components."""
+        s = config.aws
+        return cls(
+            name_prefix=config.name_prefix,
+            region=s.region,
+            kubernetes_version=s.kubernetes_version,
+            deployer_cidrs=s.deployer_cidrs,
+            private_endpoint_only=s.private_endpoint_only,
+            node_instance_type=s.node_instance_type,
+            node_count=s.node_count,
+            node_min_count=s.node_min_count,
+            node_max_count=s.node_max_count,
+            node_disk_gb=s.node_disk_gb,
+            log_retention_days=s.log_retention_days,
+            deletion_protection=s.deletion_protection,
+            admin_principal_arns=s.admin_principal_arns,
+            cluster_name=cluster_name,
+            private_subnet_ids=private_subnet_ids,
+            kms_key_arn=kms_key_arn,
+            instance_tags=instance_tags,
+        )
 
 
 class Cluster(pulumi.ComponentResource):

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra.clouds import CloudFootprint
 from infra.config import StackConfig
+from infra.contracts.footprint import AwsOutputs, CloudFootprint
 from infra.contracts.workload import WorkloadIdentity
 from infra.decisions import aws as decisions
 from infra.k8s.gateway import service_account_subject
@@ -217,14 +217,14 @@ class GatewayIdentity(pulumi.ComponentResource):
         self.register_outputs({"roleArn": self.role_arn})
 
 
-def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
+def build(config: StackConfig, footprint: CloudFootprint[AwsOutputs]) -> GatewayIdentity:
     """The gateway's identity on the AWS footprint (IRSA through the EKS OIDC provider)."""
     identity = GatewayIdentity(
         f"{config.name_prefix}-aws-gateway-identity",
         GatewayIdentityArgs(
             name_prefix=config.name_prefix,
             region=config.aws.region,
-            oidc_provider_arn=footprint.extras["oidcProviderArn"],
+            oidc_provider_arn=footprint.outputs.oidc_provider_arn,
             oidc_issuer_url=footprint.oidc_issuer_url,
             subject=service_account_subject(),
             model_ids=config.aws.bedrock_model_ids,

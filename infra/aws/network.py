@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.config import StackConfig
 from infra.decisions import aws as decisions
 
 
@@ -62,6 +63,26 @@ class NetworkArgs:
     """Customer-managed key encrypting the flow-log group."""
     log_retention_days: int
     """Days the flow logs are kept."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: StackConfig,
+        *,
+        cluster_name: str,
+        kms_key_arn: pulumi.Input[str],
+    ) -> NetworkArgs:
+        """The args from the stack's ``aws`` section; the keywords wire in other components."""
+        s = config.aws
+        return cls(
+            name_prefix=config.name_prefix,
+            vpc_cidr=s.vpc_cidr,
+            zone_count=s.availability_zone_count,
+            nat_gateways=s.nat_gateways,
+            log_retention_days=s.log_retention_days,
+            cluster_name=cluster_name,
+            kms_key_arn=kms_key_arn,
+        )
 
 
 class Network(pulumi.ComponentResource):

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import authorization, managedidentity
 
-from infra.clouds import CloudFootprint
 from infra.config import StackConfig
+from infra.contracts.footprint import AzureOutputs, CloudFootprint
 from infra.contracts.workload import WorkloadIdentity
 from infra.decisions.azure import azure_name
 from infra.k8s.gateway import service_account_subject
@@ -108,13 +108,13 @@ class GatewayIdentity(pulumi.ComponentResource):
         self.register_outputs({"clientId": self.client_id, "principalId": self.principal_id})
 
 
-def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
+def build(config: StackConfig, footprint: CloudFootprint[AzureOutputs]) -> GatewayIdentity:
     """The gateway's identity on the Azure footprint (Entra Workload ID through the AKS issuer)."""
     return GatewayIdentity(
         f"{config.name_prefix}-azure-gateway-identity",
         GatewayIdentityArgs(
             name_prefix=config.name_prefix,
-            resource_group_name=footprint.extras["resourceGroupName"],
+            resource_group_name=footprint.outputs.resource_group_name,
             location=config.azure.location,
             oidc_issuer_url=footprint.oidc_issuer_url,
             subject=service_account_subject(),

@@ -12,7 +12,7 @@
   ``highAvailability`` (staging and prod).
 * The administrator password comes from ``pulumi_random`` and stays secret; it
   reaches only the migration Job, which creates the gateway's own role
-  (:data:`infra.clouds.POSTGRES_APP_ROLE`, row access only, its own generated
+  (:data:`infra.contracts.footprint.POSTGRES_APP_ROLE`, row access only, its own generated
   password). Password authentication is the only method: Microsoft Entra
   authentication stays off until the gateway authenticates with Entra tokens
   (an unused second way in is only attack surface).
@@ -26,8 +26,8 @@ import pulumi
 import pulumi_random as random
 from pulumi_azure_native import dbforpostgresql, privatedns
 
-from infra.clouds import POSTGRES_APP_ROLE
 from infra.config import AzureConfig
+from infra.contracts.footprint import POSTGRES_APP_ROLE
 from infra.decisions.azure import (
     azure_name,
     postgres_availability,

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.clouds import CloudFootprint
 from infra.config import StackConfig
+from infra.contracts.footprint import CloudFootprint, GcpOutputs
 from infra.contracts.workload import WorkloadIdentity
 from infra.decisions.gcp import resource_name
 
@@ -94,14 +94,14 @@ class GatewayIdentity(pulumi.ComponentResource):
         self.register_outputs({"email": self.email})
 
 
-def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
+def build(config: StackConfig, footprint: CloudFootprint[GcpOutputs]) -> GatewayIdentity:
     """The gateway's identity on the GCP footprint (GKE Workload Identity)."""
     return GatewayIdentity(
         f"{config.name_prefix}-gcp-gateway-identity",
         GatewayIdentityArgs(
             name_prefix=config.name_prefix,
             project=config.gcp.project,
-            workload_pool=footprint.extras["workloadPool"],
+            workload_pool=footprint.outputs.workload_pool,
             apis=footprint.api_services,
         ),
         opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),

@@ -4,7 +4,7 @@ The instance takes its private IP from the network's peered range, so it must
 wait for the service networking connection. The gateway's database and the
 built-in user that owns its schema are created here; Cloud SQL makes every
 built-in user a ``cloudsqlsuperuser``, so that user is only the migration
-Job's. The gateway connects as its own role (:data:`infra.clouds.POSTGRES_APP_ROLE`,
+Job's. The gateway connects as its own role (:data:`infra.contracts.footprint.POSTGRES_APP_ROLE`,
 row access only), which the Job creates. Both passwords come from
 ``pulumi_random`` and only ever leave as part of the secret DSNs.
 """
@@ -19,7 +19,8 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
-from infra.clouds import POSTGRES_APP_ROLE
+from infra.config import StackConfig
+from infra.contracts.footprint import POSTGRES_APP_ROLE
 from infra.decisions.gcp import resource_name
 
 DATABASE = "gateway"
@@ -73,6 +74,37 @@ class PostgresArgs:
     kms_key_id: pulumi.Input[str] | None = None
     """Cloud KMS key encrypting data, backups and logs at rest (CMEK); Google-managed when None."""
     apis: Sequence[pulumi.Resource] = field(default_factory=list)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: StackConfig,
+        *,
+        network_id: pulumi.Input[str],
+        allocated_ip_range: pulumi.Input[str],
+        service_connection: pulumi.Resource,
+        kms_key_id: pulumi.Input[str] | None,
+        apis: Sequence[pulumi.Resource],
+    ) -> PostgresArgs:
+        """The args from the stack's ``gcp`` section; the keywords wire in other components."""
+        s = config.gcp
+        return cls(
+            name_prefix=config.name_prefix,
+            region=s.region,
+            database_version=s.postgres_version,
+            tier=s.postgres_tier,
+            disk_gb=s.postgres_disk_gb,
+            high_availability=s.high_availability,
+            deletion_protection=s.deletion_protection,
+            backup_retention_days=s.backup_retention_days,
+            maintenance_day=s.maintenance_day,
+            maintenance_hour_utc=s.maintenance_hour_utc,
+            network_id=network_id,
+            allocated_ip_range=allocated_ip_range,
+            service_connection=service_connection,
+            kms_key_id=kms_key_id,
+            apis=apis,
+        )
 
 
 def availability_type(high_availability: bool) -> str:

@@ -41,8 +41,8 @@ from pulumi_azure_native import (
     trafficmanager,
 )
 
-from infra.clouds import CloudFootprint
 from infra.config import Cloud, DnsConfig, DnsProvider, RoutingPolicy
+from infra.contracts.footprint import CloudFootprint
 from infra.decisions import k8s as decisions
 from infra.decisions.azure import azure_name
 from infra.global_lb.common import (

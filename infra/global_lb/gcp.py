@@ -34,8 +34,8 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.clouds import CloudFootprint
 from infra.config import Cloud, DnsConfig, DnsProvider, RoutingPolicy
+from infra.contracts.footprint import CloudFootprint, GcpOutputs
 from infra.decisions.gcp import resource_name
 from infra.global_lb.common import (
     HTTPS_PORT,
@@ -180,8 +180,8 @@ class CloudDnsZone(pulumi.ComponentResource):
         workload identity pool (see :meth:`_federate`).
         """
         account = self._challenge_account()
-        if footprint.cloud == Cloud.GCP:
-            pool = footprint.extras["workloadPool"]
+        if isinstance(footprint.outputs, GcpOutputs):
+            pool = footprint.outputs.workload_pool
             gcp.serviceaccount.IAMMember(
                 f"{self._name}-gcp-dns01-workload-identity",
                 service_account_id=account.name,

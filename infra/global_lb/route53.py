@@ -42,8 +42,8 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.aws.identity import STS_AUDIENCE, web_identity_trust_policy
-from infra.clouds import CloudFootprint
 from infra.config import Cloud, DnsConfig, DnsProvider, RoutingPolicy
+from infra.contracts.footprint import AwsOutputs, CloudFootprint
 from infra.decisions.aws import aws_name
 from infra.global_lb.common import (
     HTTPS_PORT,
@@ -339,7 +339,9 @@ class Route53Zone(pulumi.ComponentResource):
             role_arn=self.certificate_solver_role(
                 footprint.cloud,
                 footprint.oidc_issuer_url,
-                footprint.extras.get("oidcProviderArn"),
+                footprint.outputs.oidc_provider_arn
+                if isinstance(footprint.outputs, AwsOutputs)
+                else None,
             ),
         )
 
