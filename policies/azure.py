@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,8 +12,10 @@ from policies.config import Category
 from policies.framework import (
     API_CIDRS,
     API_CIDRS_DOC,
+    PROD_ONLY,
     PUBLIC_PORTS,
     PUBLIC_PORTS_DOC,
+    STACK_KEY,
     cidr_violations,
     get,
     is_true,
@@ -32,6 +35,7 @@ AGENT_POOL = "azure-native:containerservice:AgentPool"
 STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
 NETWORK_SECURITY_GROUP = "azure-native:network:NetworkSecurityGroup"
 SECURITY_RULE = "azure-native:network:SecurityRule"
+ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 
 _TLS_OK = {"1.2", "1.3"}
 
@@ -126,13 +130,9 @@ def _cluster_rbac(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[st
 
 
 def _cluster_local_accounts(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
-    environments = list(config["environments"])
-    environment = get(props, "tags.environment")
-    if environments and environment not in environments:
-        return
     if not is_true(get(props, "disableLocalAccounts")):
         yield (
-            f"disableLocalAccounts is not true in {environment or 'an untagged cluster'}: set "
+            f"disableLocalAccounts is not true in stack {config[STACK_KEY]}: set "
             "disableLocalAccounts=True (with aadProfile) so every kubectl user signs in through "
             "Microsoft Entra ID"
         )
@@ -167,13 +167,15 @@ def _storage_private(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable
         yield "allowBlobPublicAccess is not false: set allowBlobPublicAccess=False"
 
 
-def _rule_violations(where: str, rule: Any, allowed: list[int]) -> Iterable[str]:
+def _rule_violations(
+    where: str, rule: Any, allowed: list[int], config: Mapping[str, Any]
+) -> Iterable[str]:
     if str(get(rule, "direction", "")).lower() != "inbound":
         return
     if str(get(rule, "access", "")).lower() != "allow":
         return
     sources = [get(rule, "sourceAddressPrefix"), *items(rule, "sourceAddressPrefixes")]
-    if not any(is_world(s) for s in sources if s is not None):
+    if not is_world(sources, config):
         return
     ports = [get(rule, "destinationPortRange"), *items(rule, "destinationPortRanges")]
     opened = [p for p in ports if p is not None and port_spec_outside(p, allowed)]
@@ -188,11 +190,105 @@ def _nsg_ingress(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterabl
     allowed = [int(p) for p in config["allowedPublicPorts"]]
     for index, rule in enumerate(items(props, "securityRules")):
         name = get(rule, "name", index)
-        yield from _rule_violations(f"securityRules[{name}] ", rule, allowed)
+        yield from _rule_violations(f"securityRules[{name}] ", rule, allowed, config)
 
 
 def _security_rule_ingress(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
-    yield from _rule_violations("", props, [int(p) for p in config["allowedPublicPorts"]])
+    yield from _rule_violations("", props, [int(p) for p in config["allowedPublicPorts"]], config)
+
+
+# Built-in role definition IDs (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+PRIVILEGED_ROLES = {
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+    "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9": "User Access Administrator",
+    "f58310d9-a9f6-439a-9e8d-f62e7b41a168": "Role Based Access Control Administrator",
+}
+_SUBSCRIPTION_SCOPE = re.compile(
+    r"^(/|/subscriptions/[^/]+/?|/providers/Microsoft\.Management/managementGroups/[^/]+/?)$",
+    re.IGNORECASE,
+)
+
+
+def _role_assignment(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    role = str(get(props, "roleDefinitionId", "")).rstrip("/").rsplit("/", 1)[-1].lower()
+    scope = str(get(props, "scope", ""))
+    name = PRIVILEGED_ROLES.get(role)
+    if name and _SUBSCRIPTION_SCOPE.match(scope):
+        yield (
+            f"grants {name} at scope {scope!r}: assign a narrower built-in role, or scope it to "
+            "the resource group or resource that needs it"
+        )
+
+
+def _cluster_network_policy(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    policy = str(get(props, "networkProfile.networkPolicy", "none")).lower()
+    if policy not in {"azure", "calico", "cilium"}:
+        yield (
+            f"networkProfile.networkPolicy is {policy}: set it to 'cilium' (or 'azure', "
+            "'calico') so NetworkPolicy objects are enforced"
+        )
+
+
+def _cluster_defender(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    defender = get(props, "securityProfile.defender", {})
+    if not is_true(get(defender, "securityMonitoring.enabled")) or not get(
+        defender, "logAnalyticsWorkspaceResourceId"
+    ):
+        yield (
+            "securityProfile.defender is not enabled: set securityProfile.defender."
+            "securityMonitoring.enabled=True with logAnalyticsWorkspaceResourceId"
+        )
+
+
+def _cluster_kms(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    kms = get(props, "securityProfile.azureKeyVaultKms", {})
+    if not is_true(get(kms, "enabled")) or not get(kms, "keyId"):
+        yield (
+            "securityProfile.azureKeyVaultKms is not enabled: set enabled=True and keyId to a "
+            "Key Vault key so Kubernetes secrets are encrypted with your key"
+        )
+
+
+def _postgres_ha(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "highAvailability.mode") != "ZoneRedundant":
+        yield (
+            f"highAvailability.mode is {get(props, 'highAvailability.mode', 'unset (Disabled)')} "
+            "in production: set highAvailability.mode='ZoneRedundant'"
+        )
+    if get(props, "backup.geoRedundantBackup") != "Enabled":
+        yield "backup.geoRedundantBackup is not Enabled in production: set it to 'Enabled'"
+
+
+def _postgres_cmk(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "dataEncryption.type") != "AzureKeyVault":
+        yield (
+            "dataEncryption.type is not AzureKeyVault: set dataEncryption with "
+            "primaryKeyURI and primaryUserAssignedIdentityId (customer-managed key)"
+        )
+
+
+def _redis_enterprise_ha(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "highAvailability") == "Disabled":
+        yield "highAvailability is Disabled in production: set highAvailability='Enabled'"
+
+
+def _redis_enterprise_cmk(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if not get(props, "encryption.customerManagedKeyEncryption.keyEncryptionKeyUrl"):
+        yield (
+            "encryption.customerManagedKeyEncryption is not set: set keyEncryptionKeyUrl and "
+            "keyEncryptionKeyIdentity (customer-managed key)"
+        )
+
+
+def _storage_network(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "publicNetworkAccess") == "Disabled":
+        return
+    if get(props, "networkRuleSet.defaultAction", "Allow") != "Deny":
+        yield (
+            "networkRuleSet.defaultAction is not Deny (and publicNetworkAccess is not Disabled): "
+            "set networkRuleSet.defaultAction='Deny' or publicNetworkAccess='Disabled'"
+        )
 
 
 def policies() -> list[ResourceValidationPolicy]:
@@ -300,11 +396,7 @@ def policies() -> list[ResourceValidationPolicy]:
             types=[MANAGED_CLUSTER],
             check=_cluster_local_accounts,
             category=exp,
-            params={"environments": ["staging", "prod"]},
-            param_docs={
-                "environments": "Values of the cluster's environment tag where the rule applies "
-                "(empty: everywhere)."
-            },
+            non_production=["dev", "dev-*", "*-dev"],
         ),
         resource_policy(
             "azure-containerservice-managedcluster-no-node-public-ip",
@@ -348,5 +440,86 @@ def policies() -> list[ResourceValidationPolicy]:
             params=PUBLIC_PORTS,
             param_docs=PUBLIC_PORTS_DOC,
             severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "azure-authorization-roleassignment-no-privileged-broad-scope",
+            "Owner, Contributor, User Access Administrator and RBAC Administrator must not be "
+            "granted at subscription or management-group scope. Fix: assign a narrower role, "
+            "scoped to the resource group or resource that needs it.",
+            types=[ROLE_ASSIGNMENT],
+            check=_role_assignment,
+            category=Category.IDENTITY,
+            severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-network-policy",
+            "AKS must enforce Kubernetes NetworkPolicy. Fix: set networkProfile.networkPolicy="
+            "'cilium' (or 'azure', 'calico').",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_network_policy,
+            category=exp,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-defender",
+            "AKS must run Microsoft Defender for Containers (runtime threat detection). Fix: set "
+            "securityProfile.defender.securityMonitoring.enabled=True and "
+            "logAnalyticsWorkspaceResourceId.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_defender,
+            category=Category.LOGGING,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-kms",
+            "AKS must encrypt Kubernetes secrets in etcd with a Key Vault key. Fix: set "
+            "securityProfile.azureKeyVaultKms.enabled=True and keyId.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_kms,
+            category=enc,
+        ),
+        resource_policy(
+            "azure-dbforpostgresql-server-high-availability",
+            "In production PostgreSQL Flexible Servers are zone-redundant with geo-redundant "
+            "backups. Fix: set highAvailability.mode='ZoneRedundant' and "
+            "backup.geoRedundantBackup='Enabled'.",
+            types=[POSTGRES_SERVER],
+            check=_postgres_ha,
+            category=Category.RESILIENCE,
+            non_production=PROD_ONLY,
+        ),
+        resource_policy(
+            "azure-dbforpostgresql-server-customer-managed-key",
+            "PostgreSQL Flexible Servers must encrypt with a customer-managed key. Fix: set "
+            "dataEncryption.type='AzureKeyVault' with primaryKeyURI and an identity.",
+            types=[POSTGRES_SERVER],
+            check=_postgres_cmk,
+            category=enc,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "azure-redisenterprise-redisenterprise-high-availability",
+            "In production Azure Managed Redis keeps replication on. Fix: set "
+            "highAvailability='Enabled'.",
+            types=[REDIS_ENTERPRISE],
+            check=_redis_enterprise_ha,
+            category=Category.RESILIENCE,
+            non_production=PROD_ONLY,
+        ),
+        resource_policy(
+            "azure-redisenterprise-redisenterprise-customer-managed-key",
+            "Azure Managed Redis must encrypt with a customer-managed key. Fix: set "
+            "encryption.customerManagedKeyEncryption.keyEncryptionKeyUrl and its identity.",
+            types=[REDIS_ENTERPRISE],
+            check=_redis_enterprise_cmk,
+            category=enc,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "azure-storage-storageaccount-network-deny",
+            "Storage accounts must deny network access by default (the default rule allows "
+            "every network). Fix: set networkRuleSet.defaultAction='Deny' or "
+            "publicNetworkAccess='Disabled'.",
+            types=[STORAGE_ACCOUNT],
+            check=_storage_network,
+            category=exp,
         ),
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from policies import aws, azure, gcp, kubernetes, stack, tagging
+from policies import aws, azure, gcp, iam, kubernetes, stack, tagging
 
 PACK_NAME = "ai-gateway-guardrails"
 PACK_LEVEL = EnforcementLevel.MANDATORY
@@ -19,6 +19,7 @@ def all_policies() -> list[Policy]:
     """Every policy of the pack (names are unique)."""
     found: list[Policy] = [
         *aws.policies(),
+        *iam.policies(),
         *azure.policies(),
         *gcp.policies(),
         *kubernetes.policies(),

@@ -1,8 +1,9 @@
 """Stack policies: rules that need more than one resource to decide.
 
-* Databases keep deletion protection in production: which stack is production
-  is read from the ``environment`` tag every resource carries (the tagging
-  policies make sure it is there), so the rule needs no stack naming scheme.
+* Databases keep deletion protection in production: every stack is production
+  unless the pack config names it in ``nonProductionStacks`` (default: the dev
+  and staging stacks). The stack comes from the engine (the resources' URNs),
+  never from a tag a resource sets.
 * Cluster nodes live in private subnets: an EKS node group's subnets are
   resolved through the stack's route tables; a GKE node pool through its
   cluster's private-nodes setting.
@@ -16,7 +17,6 @@ when IDs are still unknown.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -24,8 +24,7 @@ from pulumi_policy import PolicyResource, Severity, StackValidationPolicy
 
 from policies import aws, azure, gcp
 from policies.config import Category
-from policies.framework import get, is_true, items, stack_policy
-from policies.tagging import gcp_label_key
+from policies.framework import PROD_ONLY, STACK_KEY, get, is_true, items, stack_policy
 
 LOCK_TYPES = (
     "azure-native:authorization:ManagementLockAtResourceLevel",
@@ -36,22 +35,8 @@ SUBNET = "aws:ec2/subnet:Subnet"
 ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
 ROUTE = "aws:ec2/route:Route"
 ROUTE_TABLE_ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
-ACCOUNT_PUBLIC_ACCESS_BLOCK = "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock"
-
-
-def stack_environment(resources: Sequence[PolicyResource], configured: str) -> str | None:
-    """The stack's environment: the configured one, else the most common ``environment`` tag."""
-    if configured:
-        return configured
-    key = gcp_label_key("environment")
-    seen: Counter[str] = Counter()
-    for r in resources:
-        for path in ("tags", "labels", "resourceLabels", "settings.userLabels"):
-            value = get(r.props, f"{path}.{key}") or get(r.props, f"{path}.environment")
-            if isinstance(value, str) and value:
-                seen[value] += 1
-                break
-    return seen.most_common(1)[0][0] if seen else None
+VPC = "aws:ec2/vpc:Vpc"
+FLOW_LOG = "aws:ec2/flowLog:FlowLog"
 
 
 def _depends_on(resource: PolicyResource, target: PolicyResource) -> bool:
@@ -63,9 +48,7 @@ def _depends_on(resource: PolicyResource, target: PolicyResource) -> bool:
 def _deletion_protection(
     resources: Sequence[PolicyResource], config: Mapping[str, Any]
 ) -> Iterable[tuple[str, str]]:
-    environment = stack_environment(resources, str(config["environment"]))
-    if environment not in set(config["environments"]):
-        return
+    environment = f"stack {config[STACK_KEY]}"
     locks = [
         r
         for r in resources
@@ -73,11 +56,16 @@ def _deletion_protection(
     ]
     for r in resources:
         props, kind = r.props, r.resource_type
-        if kind in (aws.RDS_INSTANCE, aws.RDS_CLUSTER) and not is_true(
+        if kind in (aws.RDS_INSTANCE, aws.RDS_CLUSTER, aws.EKS_CLUSTER) and not is_true(
             get(props, "deletionProtection")
         ):
             yield (
                 f"{r.name}: deletionProtection is not true in {environment}: set deletionProtection=True",
+                r.urn,
+            )
+        elif kind == gcp.GKE_CLUSTER and get(props, "deletionProtection") is False:
+            yield (
+                f"{r.name}: deletionProtection is false in {environment}: set deletionProtection=True",
                 r.urn,
             )
         elif kind == gcp.SQL_INSTANCE:
@@ -199,8 +187,20 @@ def _buckets(resources: Sequence[PolicyResource]) -> list[PolicyResource]:
 def _bucket_public_access_block(
     resources: Sequence[PolicyResource], _: Mapping[str, Any]
 ) -> Iterable[tuple[str, str]]:
-    if any(r.resource_type == ACCOUNT_PUBLIC_ACCESS_BLOCK for r in resources):
-        return  # the account-wide block covers every bucket
+    if any(
+        r.resource_type == aws.ACCOUNT_PUBLIC_ACCESS_BLOCK
+        and all(
+            is_true(get(r.props, flag))
+            for flag in (
+                "blockPublicAcls",
+                "blockPublicPolicy",
+                "ignorePublicAcls",
+                "restrictPublicBuckets",
+            )
+        )
+        for r in resources
+    ):
+        return  # an account-wide block with every flag on covers every bucket
     for bucket in _buckets(resources):
         if not _attached(resources, bucket, (aws.S3_PUBLIC_ACCESS_BLOCK,)):
             yield (
@@ -215,7 +215,12 @@ def _bucket_default_encryption(
 ) -> Iterable[tuple[str, str]]:
     for bucket in _buckets(resources):
         inline = get(bucket.props, "serverSideEncryptionConfiguration")
-        if not inline and not _attached(resources, bucket, (aws.S3_SSE, aws.S3_SSE_V2)):
+        if inline:
+            # Inline rules are judged like the separate resource's.
+            for message in aws.s3_sse_violations(items(inline, "rules"), aws.KMS_ALGORITHMS):
+                yield f"{bucket.name}: serverSideEncryptionConfiguration.{message}", bucket.urn
+            continue
+        if not _attached(resources, bucket, (aws.S3_SSE, aws.S3_SSE_V2)):
             yield (
                 f"{bucket.name}: no default encryption: add "
                 "aws.s3.BucketServerSideEncryptionConfiguration with bucket=<this bucket>.id and "
@@ -224,23 +229,55 @@ def _bucket_default_encryption(
             )
 
 
+def _vpc_flow_logs(
+    resources: Sequence[PolicyResource], _: Mapping[str, Any]
+) -> Iterable[tuple[str, str]]:
+    logged = {
+        d.urn
+        for r in resources
+        if r.resource_type == FLOW_LOG
+        for key in ("vpcId", "resourceId")
+        for d in r.property_dependencies.get(key, [])
+    }
+    for vpc in (r for r in resources if r.resource_type == VPC):
+        if vpc.urn not in logged:
+            yield (
+                f"{vpc.name}: no flow log: add aws.ec2.FlowLog(vpc_id=<this vpc>.id, "
+                "traffic_type='ALL') to a KMS-encrypted log group",
+                vpc.urn,
+            )
+
+
 def policies() -> list[StackValidationPolicy]:
     """The stack-level policies of the pack."""
     return [
         stack_policy(
             "multicloud-database-instance-deletion-protection",
-            "In production every database keeps deletion protection, so a bad change cannot "
-            "drop the data. Fix: RDS deletionProtection=True; Cloud SQL deletionProtection=True "
+            "In production every database and cluster keeps deletion protection, so a bad change "
+            "cannot drop the data. Fix: RDS and EKS deletionProtection=True; GKE not "
+            "deletionProtection=False; Cloud SQL deletionProtection=True "
             "and settings.deletionProtectionEnabled=True; Azure PostgreSQL protect=True or a "
             "CanNotDelete lock.",
-            types=[aws.RDS_INSTANCE, aws.RDS_CLUSTER, gcp.SQL_INSTANCE, azure.POSTGRES_SERVER],
+            types=[
+                aws.RDS_INSTANCE,
+                aws.RDS_CLUSTER,
+                aws.EKS_CLUSTER,
+                gcp.SQL_INSTANCE,
+                gcp.GKE_CLUSTER,
+                azure.POSTGRES_SERVER,
+            ],
             check=_deletion_protection,
             category=Category.RESILIENCE,
-            params={"environments": ["prod"], "environment": ""},
-            param_docs={
-                "environments": "Environments (value of the environment tag) the rule applies to.",
-                "environment": "Force the stack's environment instead of reading the tags.",
-            },
+            non_production=PROD_ONLY,
+        ),
+        stack_policy(
+            "aws-ec2-vpc-flow-logs",
+            "Every VPC must record its traffic in flow logs, so an intrusion or an exfiltration "
+            "can be traced. Fix: add aws.ec2.FlowLog(vpc_id=vpc.id, traffic_type='ALL', "
+            "log_destination=<KMS-encrypted log group>).",
+            types=[VPC],
+            check=_vpc_flow_logs,
+            category=Category.LOGGING,
         ),
         stack_policy(
             "multicloud-kubernetes-nodes-private-subnets",

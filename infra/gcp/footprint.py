@@ -32,6 +32,7 @@ REQUIRED_APIS = (
     "cloudresourcemanager.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
+    "binaryauthorization.googleapis.com",
 )
 """APIs the footprint calls; enabled here, never disabled on destroy (others may use them)."""
 

@@ -25,11 +25,16 @@ PORT = 5432
 DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 
 LOG_FLAGS = {
-    # CIS GCP benchmark 6.2: connection and lock-wait logging, temp files logged.
+    # CIS GCP benchmark 6.2: connection, checkpoint and lock-wait logging, temp files
+    # logged; pgAudit records schema and role changes (not reads or writes, which
+    # would copy request data into the logs). The policy pack requires these.
     "log_connections": "on",
     "log_disconnections": "on",
+    "log_checkpoints": "on",
     "log_lock_waits": "on",
     "log_temp_files": "0",
+    "cloudsql.enable_pgaudit": "on",
+    "pgaudit.log": "ddl,role",
 }
 
 

@@ -78,3 +78,24 @@ def only(plan: Plan, resources: list[RecordedResource]) -> Plan:
 def verdict(plan: Plan, config: Mapping[str, Any] | None = None) -> Verdict:
     """The pack's verdict on a plan, in-process (the gRPC path is tested separately)."""
     return evaluate(plan, pack_dir=PACK, config=config, transport="in-process")
+
+
+def as_type(resource: RecordedResource, type_token: str) -> RecordedResource:
+    """A fixture resource re-registered as another type that spells the same setting.
+
+    Kubernetes workloads keep their metadata and move their pod spec to where the
+    new kind holds it (a CronJob's job template, a PodTemplate's ``template``).
+    """
+    from policies.kubernetes import PATCH_PATHS, POD_SPEC_PATHS
+
+    inputs = copy.deepcopy(resource.inputs)
+    source_path = POD_SPEC_PATHS.get(resource.type)
+    target_path = POD_SPEC_PATHS.get(type_token) or PATCH_PATHS.get(type_token)
+    if source_path and target_path and source_path != target_path:
+        node: Any = inputs
+        for part in source_path.split("."):
+            node = node[part]
+        inputs = {"metadata": inputs.get("metadata", {})}
+        set_path(inputs, target_path, node)
+    urn = resource.urn.replace(f"::{resource.type}::", f"::{type_token}::")
+    return replace(resource, type=type_token, urn=urn, inputs=inputs, outputs=copy.deepcopy(inputs))

@@ -9,6 +9,8 @@ from policies import aws, azure, gcp
 from policies.stack import ROUTE
 from tests.policies.conftest import DELETE, mutated, verdict
 
+ACCOUNT_BLOCK = aws.ACCOUNT_PUBLIC_ACCESS_BLOCK
+
 PROTECTION = "multicloud-database-instance-deletion-protection"
 PRIVATE_NODES = "multicloud-kubernetes-nodes-private-subnets"
 
@@ -31,7 +33,7 @@ def test_rds_without_deletion_protection_in_prod(compliant_plan: Plan) -> None:
     assert messages(swapped(compliant_plan, rds), PROTECTION) == [
         (
             "postgres",
-            "postgres: deletionProtection is not true in prod: set deletionProtection=True",
+            "postgres: deletionProtection is not true in stack prod: set deletionProtection=True",
         )
     ]
     aurora = mutated(compliant_plan.one(aws.RDS_CLUSTER, "aurora"), {"deletionProtection": DELETE})
@@ -47,7 +49,7 @@ def test_cloud_sql_needs_both_protection_flags_in_prod(compliant_plan: Plan) -> 
     )
     pulumi_off = mutated(sql, {"deletionProtection": False})
     assert (
-        "deletionProtection is false in prod"
+        "deletionProtection is false in stack prod"
         in messages(swapped(compliant_plan, pulumi_off), PROTECTION)[0][1]
     )
 
@@ -71,26 +73,74 @@ def test_azure_postgres_needs_protect_or_a_lock_in_prod(compliant_plan: Plan) ->
     assert messages(swapped(unprotected, lock), PROTECTION) == []
 
 
-def test_deletion_protection_applies_only_to_the_configured_environments(
+def test_deletion_protection_applies_to_every_stack_not_listed_as_non_production(
     compliant_plan: Plan,
 ) -> None:
     rds = mutated(compliant_plan.one(aws.RDS_INSTANCE, "postgres"), {"deletionProtection": False})
     plan = swapped(compliant_plan, rds)
-    assert messages(plan, PROTECTION, {PROTECTION: {"environment": "dev"}}) == []
-    assert messages(plan, PROTECTION, {PROTECTION: {"environments": ["staging"]}}) == []
-    assert len(messages(plan, PROTECTION, {PROTECTION: {"environments": ["prod", "staging"]}})) == 1
+    assert messages(plan, PROTECTION, {PROTECTION: {"nonProductionStacks": ["prod"]}}) == []
+    assert messages(plan, PROTECTION, {PROTECTION: {"nonProductionStacks": ["p*"]}}) == []
+    assert len(messages(plan, PROTECTION, {PROTECTION: {"nonProductionStacks": ["dev"]}})) == 1
+    # An unknown stack name is production: the rule is never off by accident.
+    renamed = replace(
+        plan,
+        resources=[
+            replace(r, urn=r.urn.replace("urn:pulumi:prod::", "urn:pulumi:eu-live::"))
+            for r in plan.resources
+        ],
+    )
+    assert len(messages(renamed, PROTECTION)) == 1
 
 
-def test_the_environment_is_read_from_the_resources_tags(compliant_plan: Plan) -> None:
+def test_tags_never_relax_the_production_rules(compliant_plan: Plan) -> None:
     rds = mutated(compliant_plan.one(aws.RDS_INSTANCE, "postgres"), {"deletionProtection": False})
     as_dev = [
         mutated(r, {"tags.environment": "dev"}) if "environment" in r.inputs.get("tags", {}) else r
         for r in compliant_plan.resources
         if r.urn != rds.urn
     ] + [mutated(rds, {"tags.environment": "dev"})]
-    dev_plan = replace(compliant_plan, resources=as_dev)
-    # GCP labels still say prod, but most resources are tagged dev: the majority decides.
-    assert messages(dev_plan, PROTECTION) == []
+    dev_tagged = replace(compliant_plan, resources=as_dev)
+    # Every resource says dev, but the stack is prod: the rule holds.
+    assert [n for n, _ in messages(dev_tagged, PROTECTION)] == ["postgres"]
+
+
+def test_every_vpc_needs_a_flow_log(compliant_plan: Plan) -> None:
+    flow_log = compliant_plan.one("aws:ec2/flowLog:FlowLog", "vpc")
+    without = replace(
+        compliant_plan, resources=[r for r in compliant_plan.resources if r is not flow_log]
+    )
+    found = messages(without, "aws-ec2-vpc-flow-logs")
+    assert [n for n, _ in found] == ["vpc"]
+    assert "add aws.ec2.FlowLog(vpc_id=<this vpc>.id" in found[0][1]
+    assert messages(compliant_plan, "aws-ec2-vpc-flow-logs") == []
+
+
+def test_inline_bucket_encryption_is_judged_like_the_separate_resource(
+    compliant_plan: Plan,
+) -> None:
+    bucket = compliant_plan.one(aws.S3_BUCKET, "artifacts")
+    sse = compliant_plan.one(aws.S3_SSE, "artifacts")
+    rest = [r for r in compliant_plan.resources if r is not sse and r is not bucket]
+
+    def inline(algorithm: str) -> Plan:
+        rule = {"applyServerSideEncryptionByDefault": {"sseAlgorithm": algorithm}}
+        changed = mutated(bucket, {"serverSideEncryptionConfiguration": {"rules": [rule]}})
+        return replace(compliant_plan, resources=[*rest, changed])
+
+    assert messages(inline("aws:kms"), "aws-s3-bucket-default-encryption") == []
+    found = messages(inline("AES256"), "aws-s3-bucket-default-encryption")
+    assert "sseAlgorithm is ['AES256']" in found[0][1]
+
+
+def test_an_account_block_covers_buckets_only_with_every_flag_on(compliant_plan: Plan) -> None:
+    account = compliant_plan.one(ACCOUNT_BLOCK, "account")
+    block = compliant_plan.one(aws.S3_PUBLIC_ACCESS_BLOCK, "artifacts")
+    without_block = replace(
+        compliant_plan, resources=[r for r in compliant_plan.resources if r is not block]
+    )
+    assert messages(without_block, "aws-s3-bucket-public-access-block") == []
+    weak = swapped(without_block, mutated(account, {"restrictPublicBuckets": False}))
+    assert [n for n, _ in messages(weak, "aws-s3-bucket-public-access-block")] == ["artifacts"]
 
 
 def test_node_group_in_a_public_subnet(compliant_plan: Plan) -> None:
@@ -163,8 +213,10 @@ def test_every_bucket_needs_a_public_access_block_and_encryption(compliant_plan:
     bucket = compliant_plan.one(aws.S3_BUCKET, "artifacts")
     block = compliant_plan.one(aws.S3_PUBLIC_ACCESS_BLOCK, "artifacts")
     sse = compliant_plan.one(aws.S3_SSE, "artifacts")
+    account = compliant_plan.one(ACCOUNT_BLOCK, "account")
     without_block = replace(
-        compliant_plan, resources=[r for r in compliant_plan.resources if r is not block]
+        compliant_plan,
+        resources=[r for r in compliant_plan.resources if r is not block and r is not account],
     )
     assert messages(without_block, "aws-s3-bucket-public-access-block") == [
         (
