@@ -480,3 +480,20 @@ def test_aigw_plan_honours_the_pack_config(
     config.write_text(json.dumps({"no-such-policy": "advisory"}))
     assert main(args) == EXIT_ERROR
     assert "unknown policies ['no-such-policy']" in capsys.readouterr().err
+
+
+def test_a_stack_file_that_splits_the_internet_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's break: deployerCidrs [0.0.0.0/1, 128.0.0.0/1] on every cloud used to pass."""
+    import yaml
+
+    stack = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    for cloud in ("aws", "azure", "gcp"):
+        stack["config"][f"ai-gateway:{cloud}"]["deployerCidrs"] = ["0.0.0.0/1", "128.0.0.0/1"]
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text(yaml.safe_dump(stack))
+    args = ["plan", "--stack", "prod", "--stack-file", str(path), "--project-dir", str(ROOT)]
+    assert main(args) != EXIT_OK
+    err = capsys.readouterr().err
+    assert "deployerCidrs: ['0.0.0.0/1', '128.0.0.0/1'] open the cluster API" in err
