@@ -19,6 +19,8 @@ from policies.framework import (
     PROD_ONLY,
     PUBLIC_PORTS,
     PUBLIC_PORTS_DOC,
+    WORLD,
+    WORLD_DOC,
     cidr_violations,
     get,
     is_true,
@@ -49,6 +51,10 @@ S3_SSE_V2 = (
 )
 S3_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
+SUBNET = "aws:ec2/subnet:Subnet"
+SECURITY_GROUP_EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+ELASTIC_IP = "aws:ec2/eip:Eip"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 SECURITY_GROUP_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
@@ -74,6 +80,11 @@ def _storage_encrypted(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterab
 def _rds_backups(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
     if get(props, "replicateSourceDb"):
         return  # replicas are backed up through their source
+    if get(props, "copyTagsToSnapshot") is not True:
+        yield (
+            "copyTagsToSnapshot is not true: set it so snapshots carry the owner and cost-center "
+            "tags (an untagged snapshot has no owner to ask before deleting it)"
+        )
     days = get(props, "backupRetentionPeriod")
     minimum = int(config["minRetentionDays"])
     # Unset means the RDS default of 1 day.
@@ -399,6 +410,126 @@ def _default_security_group(props: Mapping[str, Any], _: Mapping[str, Any]) -> I
             )
 
 
+def _rds_customer_keys(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    yield from _customer_key("kmsKeyId")(props, config)
+    if is_true(get(props, "performanceInsightsEnabled")) and not get(
+        props, "performanceInsightsKmsKeyId"
+    ):
+        yield (
+            "performanceInsightsKmsKeyId is not set while Performance Insights is on: set it to "
+            "the ARN of a customer-managed KMS key"
+        )
+
+
+def _rds_iam_auth(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "replicateSourceDb"):
+        return
+    engine = str(get(props, "engine", ""))
+    if engine.startswith(("postgres", "mysql", "mariadb", "aurora")) and not is_true(
+        get(props, "iamDatabaseAuthenticationEnabled")
+    ):
+        yield (
+            "iamDatabaseAuthenticationEnabled is not true: set it to True so people sign in "
+            "with IAM (short-lived tokens) instead of shared passwords"
+        )
+
+
+_OLD_RDS_CAS = {"rds-ca-2015", "rds-ca-2019"}
+
+
+def _rds_maintenance(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "autoMinorVersionUpgrade") is False:
+        yield "autoMinorVersionUpgrade is false: set it to True so security patches apply"
+    ca = get(props, "caCertIdentifier")
+    if ca in _OLD_RDS_CAS:
+        yield f"caCertIdentifier is {ca} (expired): set it to 'rds-ca-rsa2048-g1' or newer"
+
+
+def _kms_lockout(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if is_true(get(props, "bypassPolicyLockoutSafetyCheck")):
+        yield (
+            "bypassPolicyLockoutSafetyCheck is true: remove it; a policy that locks every "
+            "administrator out of the key cannot be undone"
+        )
+
+
+def _node_group_ssh(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    access = get(props, "remoteAccess")
+    if access and get(access, "ec2SshKey") and not items(access, "sourceSecurityGroupIds"):
+        yield (
+            "remoteAccess.ec2SshKey without sourceSecurityGroupIds opens SSH (22) to 0.0.0.0/0: "
+            "remove remoteAccess (use SSM) or list sourceSecurityGroupIds"
+        )
+
+
+def _subnet_public_ip(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if is_true(get(props, "mapPublicIpOnLaunch")):
+        yield (
+            "mapPublicIpOnLaunch is true: set it to False; load balancers and NAT gateways get "
+            "their public addresses explicitly"
+        )
+
+
+_DEFAULT_DESCRIPTION = "Managed by Pulumi"
+
+
+def _group_descriptions(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if str(get(props, "description", _DEFAULT_DESCRIPTION)).strip() in ("", _DEFAULT_DESCRIPTION):
+        yield "description is the default: say what the group admits and why"
+    for field in ("ingress", "egress"):
+        for index, rule in enumerate(items(props, field)):
+            if not str(get(rule, "description", "")).strip():
+                yield f"{field}[{index}].description is not set: say what the rule admits"
+
+
+def _rule_description(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if not str(get(props, "description", "")).strip():
+        yield "description is not set: say what the rule admits and why"
+
+
+def _open_egress(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    for index, rule in enumerate(items(props, "egress")):
+        sources = items(rule, "cidrBlocks") + items(rule, "ipv6CidrBlocks")
+        if str(get(rule, "protocol")) in {"-1", "all"} and is_world(sources, config):
+            yield (
+                f"egress[{index}] allows every protocol and port to the internet: name the "
+                "ports (443 for provider APIs) or the destinations"
+            )
+
+
+def _open_egress_rule(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "type", "egress") != "egress":
+        return
+    sources = items(props, "cidrBlocks") + items(props, "ipv6CidrBlocks")
+    sources += [get(props, "cidrIpv4"), get(props, "cidrIpv6")]
+    protocol = str(get(props, "protocol", get(props, "ipProtocol")))
+    if protocol in {"-1", "all"} and is_world(sources, config):
+        yield "allows every protocol and port to the internet: name the ports or destinations"
+
+
+def _rds_insights(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if not is_true(get(props, "performanceInsightsEnabled")):
+        yield (
+            "performanceInsightsEnabled is not true: set it (with performanceInsightsKmsKeyId) "
+            "so slow or abusive queries can be traced"
+        )
+
+
+def _kms_enabled(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "isEnabled") is False:
+        yield "isEnabled is false: every store encrypted with this key is unreadable; enable it"
+
+
+def _kms_description(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if not str(get(props, "description", "")).strip():
+        yield "description is not set: say what the key encrypts"
+
+
+def _alarm_actions(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "actionsEnabled") is False:
+        yield "actionsEnabled is false: the alarm fires silently; set actionsEnabled=True"
+
+
 def _rds_multi_az(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
     if get(props, "replicateSourceDb"):
         return
@@ -428,8 +559,12 @@ def _eks_logs(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[s
 def _log_retention(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
     days = get(props, "retentionInDays")
     minimum = int(config["minRetentionDays"])
-    # Unset (or 0) keeps logs forever: allowed, nothing is lost.
-    if days is not None and 0 < int(days) < minimum:
+    if days is None or int(days) == 0:
+        yield (
+            "retentionInDays is not set (logs kept forever, at a cost nobody chose): set it to "
+            f"at least {minimum} days"
+        )
+    elif int(days) < minimum:
         yield f"retentionInDays is {int(days)}: keep logs at least {minimum} days"
 
 
@@ -458,16 +593,18 @@ def policies() -> list[ResourceValidationPolicy]:
         resource_policy(
             "aws-rds-instance-customer-managed-key",
             "RDS instances must encrypt with a customer-managed KMS key, so key policy, rotation "
-            "and revocation stay under your control. Fix: set kmsKeyId to a KMS key ARN.",
+            "and revocation stay under your control; Performance Insights (which holds query "
+            "text) too. Fix: set kmsKeyId (and performanceInsightsKmsKeyId) to a KMS key ARN.",
             types=[RDS_INSTANCE],
-            check=_customer_key("kmsKeyId"),
+            check=_rds_customer_keys,
             category=enc,
             severity=Severity.MEDIUM,
         ),
         resource_policy(
             "aws-rds-instance-backups",
-            "RDS instances must keep automated backups (point-in-time recovery). Fix: set "
-            "backupRetentionPeriod to at least the configured days (0 disables backups).",
+            "RDS instances must keep automated backups (point-in-time recovery) whose snapshots "
+            "carry the tags. Fix: set backupRetentionPeriod to at least the configured days (0 "
+            "disables backups) and copyTagsToSnapshot=True.",
             types=[RDS_INSTANCE],
             check=_rds_backups,
             category=Category.RESILIENCE,
@@ -727,6 +864,121 @@ def policies() -> list[ResourceValidationPolicy]:
             "audit). Fix: set enabledCloudwatchLogsExports=['postgresql'] (MySQL: 'error', 'audit').",
             types=[RDS_INSTANCE],
             check=_rds_logs,
+            category=Category.LOGGING,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "aws-rds-instance-iam-authentication",
+            "RDS PostgreSQL/MySQL must accept IAM authentication, so people sign in with "
+            "short-lived IAM tokens rather than shared passwords. Fix: set "
+            "iamDatabaseAuthenticationEnabled=True.",
+            types=[RDS_INSTANCE, RDS_CLUSTER],
+            check=_rds_iam_auth,
+            category=Category.IDENTITY,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "aws-rds-instance-patching",
+            "RDS instances must take minor-version security patches and trust a current CA. "
+            "Fix: keep autoMinorVersionUpgrade=True and caCertIdentifier at "
+            "'rds-ca-rsa2048-g1' or newer.",
+            types=[RDS_INSTANCE, RDS_CLUSTER_INSTANCE],
+            check=_rds_maintenance,
+            category=exp,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "aws-kms-key-no-lockout-bypass",
+            "KMS keys must keep the policy lockout safety check. Fix: remove "
+            "bypassPolicyLockoutSafetyCheck.",
+            types=[KMS_KEY, "aws:kms/keyPolicy:KeyPolicy"],
+            check=_kms_lockout,
+            category=enc,
+        ),
+        resource_policy(
+            "aws-eks-nodegroup-no-public-ssh",
+            "EKS node groups must not open SSH to the internet (an SSH key without source "
+            "security groups admits 0.0.0.0/0). Fix: remove remoteAccess (reach nodes through "
+            "SSM) or set remoteAccess.sourceSecurityGroupIds.",
+            types=[EKS_NODE_GROUP],
+            check=_node_group_ssh,
+            category=exp,
+            severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "aws-ec2-subnet-no-public-ip-on-launch",
+            "Subnets must not give every instance a public IP. Fix: set mapPublicIpOnLaunch=False.",
+            types=[SUBNET],
+            check=_subnet_public_ip,
+            category=exp,
+        ),
+        resource_policy(
+            "aws-ebs-volume-customer-managed-key",
+            "EBS volumes must encrypt with a customer-managed KMS key. Fix: set kmsKeyId.",
+            types=[EBS_VOLUME],
+            check=_customer_key("kmsKeyId"),
+            category=enc,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "aws-ec2-securitygroup-descriptions",
+            "Security groups and their rules say what they admit and why, so a reviewer can "
+            "tell an intended rule from a mistake. Fix: set description on the group (not the "
+            "default) and on every rule.",
+            types=[SECURITY_GROUP, SECURITY_GROUP_RULE, SECURITY_GROUP_INGRESS_RULE],
+            check={
+                SECURITY_GROUP: _group_descriptions,
+                SECURITY_GROUP_RULE: _rule_description,
+                SECURITY_GROUP_INGRESS_RULE: _rule_description,
+            },
+            category=Category.HYGIENE,
+            severity=Severity.LOW,
+        ),
+        resource_policy(
+            "aws-ec2-securitygroup-no-open-egress",
+            "Security groups must not allow every protocol and port to the internet. Fix: "
+            "name the egress ports (443 for provider APIs) or the destination ranges.",
+            types=[SECURITY_GROUP, SECURITY_GROUP_RULE, SECURITY_GROUP_EGRESS_RULE],
+            check={
+                SECURITY_GROUP: _open_egress,
+                SECURITY_GROUP_RULE: _open_egress_rule,
+                SECURITY_GROUP_EGRESS_RULE: _open_egress_rule,
+            },
+            category=exp,
+            params=WORLD,
+            param_docs=WORLD_DOC,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "aws-rds-instance-performance-insights",
+            "RDS instances record Performance Insights, so slow or abusive queries can be "
+            "traced. Fix: set performanceInsightsEnabled=True with performanceInsightsKmsKeyId.",
+            types=[RDS_INSTANCE],
+            check=_rds_insights,
+            category=Category.LOGGING,
+            severity=Severity.LOW,
+        ),
+        resource_policy(
+            "aws-kms-key-enabled",
+            "KMS keys that data stores use must stay enabled. Fix: remove isEnabled=False.",
+            types=[KMS_KEY],
+            check=_kms_enabled,
+            category=enc,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "aws-kms-key-description",
+            "KMS keys say what they encrypt. Fix: set description.",
+            types=[KMS_KEY],
+            check=_kms_description,
+            category=Category.HYGIENE,
+            severity=Severity.LOW,
+        ),
+        resource_policy(
+            "aws-cloudwatch-metricalarm-actions-enabled",
+            "Alarms must be able to notify. Fix: remove actionsEnabled=False.",
+            types=[METRIC_ALARM],
+            check=_alarm_actions,
             category=Category.LOGGING,
             severity=Severity.MEDIUM,
         ),

@@ -36,6 +36,7 @@ STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
 NETWORK_SECURITY_GROUP = "azure-native:network:NetworkSecurityGroup"
 SECURITY_RULE = "azure-native:network:SecurityRule"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+SUBNET = "azure-native:network:Subnet"
 
 _TLS_OK = {"1.2", "1.3"}
 
@@ -178,7 +179,10 @@ def _rule_violations(
     if not is_world(sources, config):
         return
     ports = [get(rule, "destinationPortRange"), *items(rule, "destinationPortRanges")]
-    opened = [p for p in ports if p is not None and port_spec_outside(p, allowed)]
+    protocol = str(get(rule, "protocol", "*")).lower()
+    # The allowed public ports are TCP (HTTPS): UDP (or any protocol) from the internet is not.
+    tcp_only = allowed if protocol == "tcp" else []
+    opened = [p for p in ports if p is not None and port_spec_outside(p, tcp_only)]
     if opened:
         yield (
             f"{where}opens port(s) {opened} to the internet: set sourceAddressPrefix(es) to the "
@@ -222,6 +226,12 @@ def _role_assignment(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable
 
 
 def _cluster_network_policy(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    plugin = str(get(props, "networkProfile.networkPlugin", "kubenet")).lower()
+    if plugin != "azure":
+        yield (
+            f"networkProfile.networkPlugin is {plugin}: set it to 'azure' (Azure CNI; kubenet "
+            "is retiring)"
+        )
     policy = str(get(props, "networkProfile.networkPolicy", "none")).lower()
     if policy not in {"azure", "calico", "cilium"}:
         yield (
@@ -279,6 +289,76 @@ def _redis_enterprise_cmk(props: Mapping[str, Any], _: Mapping[str, Any]) -> Ite
             "encryption.customerManagedKeyEncryption is not set: set keyEncryptionKeyUrl and "
             "keyEncryptionKeyIdentity (customer-managed key)"
         )
+
+
+def _cluster_addons(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    addons = get(props, "addonProfiles", {})
+    enabled = {str(k).lower(): is_true(get(v, "enabled")) for k, v in dict(addons).items()}
+    if not enabled.get("omsagent"):
+        yield (
+            "addonProfiles.omsagent is not enabled: enable Container Insights with a Log "
+            "Analytics workspace"
+        )
+    if not enabled.get("azurepolicy"):
+        yield "addonProfiles.azurepolicy is not enabled: enable the Azure Policy add-on"
+    for addon in ("httpapplicationrouting", "kubedashboard"):
+        if enabled.get(addon):
+            yield f"addonProfiles.{addon} is enabled: disable it (unauthenticated entry points)"
+
+
+def _cluster_upgrades(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    channel = str(get(props, "autoUpgradeProfile.upgradeChannel", "none"))
+    if channel.lower() == "none":
+        yield (
+            f"autoUpgradeProfile.upgradeChannel is {channel}: set it to 'patch' (or 'stable') "
+            "so the cluster takes security patches"
+        )
+
+
+def _pools(where: str, pool: Any) -> Iterable[str]:
+    kind = get(pool, "type", "VirtualMachineScaleSets")
+    if kind != "VirtualMachineScaleSets":
+        yield f"{where}type is {kind}: use 'VirtualMachineScaleSets' (autoscaling, zones, upgrades)"
+    pods = get(pool, "maxPods")
+    if pods is not None and int(pods) < 50:
+        yield f"{where}maxPods is {int(pods)}: allow at least 50 pods per node"
+    if get(pool, "mode") == "System" and not any(
+        str(t).startswith("CriticalAddonsOnly") for t in items(pool, "nodeTaints")
+    ):
+        yield (
+            f"{where}is a System pool without the CriticalAddonsOnly taint: add "
+            "nodeTaints=['CriticalAddonsOnly=true:NoSchedule'] so application pods run elsewhere"
+        )
+
+
+def _cluster_pools(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    for index, pool in enumerate(items(props, "agentPoolProfiles")):
+        yield from _pools(f"agentPoolProfiles[{index}].", pool)
+
+
+def _agent_pool(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    yield from _pools("", props)
+
+
+def _cluster_sla(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    tier = get(props, "sku.tier", "Free")
+    if tier == "Free":
+        yield "sku.tier is Free in production (no API server SLA): set sku.tier='Standard'"
+
+
+_SPECIAL_SUBNETS = {
+    "GatewaySubnet",
+    "AzureFirewallSubnet",
+    "AzureBastionSubnet",
+    "RouteServerSubnet",
+}
+
+
+def _subnet_nsg(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "subnetName") in _SPECIAL_SUBNETS:
+        return  # Azure forbids or manages NSGs on these
+    if not get(props, "networkSecurityGroup.id"):
+        yield "networkSecurityGroup is not set: attach a network security group to the subnet"
 
 
 def _storage_network(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
@@ -453,8 +533,9 @@ def policies() -> list[ResourceValidationPolicy]:
         ),
         resource_policy(
             "azure-containerservice-managedcluster-network-policy",
-            "AKS must enforce Kubernetes NetworkPolicy. Fix: set networkProfile.networkPolicy="
-            "'cilium' (or 'azure', 'calico').",
+            "AKS must run Azure CNI and enforce Kubernetes NetworkPolicy. Fix: set "
+            "networkProfile.networkPlugin='azure' and networkPolicy='cilium' (or 'azure', "
+            "'calico').",
             types=[MANAGED_CLUSTER],
             check=_cluster_network_policy,
             category=exp,
@@ -467,6 +548,51 @@ def policies() -> list[ResourceValidationPolicy]:
             types=[MANAGED_CLUSTER],
             check=_cluster_defender,
             category=Category.LOGGING,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-addons",
+            "AKS must run Container Insights and the Azure Policy add-on, and neither HTTP "
+            "application routing nor the Kubernetes dashboard. Fix: enable addonProfiles.omsagent "
+            "and azurepolicy; disable httpApplicationRouting and kubeDashboard.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_addons,
+            category=Category.LOGGING,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-auto-upgrade",
+            "AKS must follow an upgrade channel, so Kubernetes security patches apply. Fix: set "
+            "autoUpgradeProfile.upgradeChannel='patch'.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_upgrades,
+            category=exp,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-node-pools",
+            "AKS node pools run on scale sets with room for at least 50 pods per node, and the "
+            "system pool runs only critical add-ons. Fix: type='VirtualMachineScaleSets', "
+            "maxPods>=50, and nodeTaints=['CriticalAddonsOnly=true:NoSchedule'] on System pools.",
+            types=[MANAGED_CLUSTER, AGENT_POOL],
+            check={MANAGED_CLUSTER: _cluster_pools, AGENT_POOL: _agent_pool},
+            category=Category.RESILIENCE,
+            severity=Severity.LOW,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-uptime-sla",
+            "In production the AKS API server has an uptime SLA. Fix: set sku.tier='Standard'.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_sla,
+            category=Category.RESILIENCE,
+            non_production=PROD_ONLY,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "azure-network-subnet-nsg",
+            "Every subnet has a network security group. Fix: set networkSecurityGroup.id.",
+            types=[SUBNET],
+            check=_subnet_nsg,
+            category=exp,
+            severity=Severity.MEDIUM,
         ),
         resource_policy(
             "azure-containerservice-managedcluster-kms",

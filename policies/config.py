@@ -35,6 +35,7 @@ class Category(Enum):
     RESILIENCE = "resilience"
     IDENTITY = "identity"
     LOGGING = "logging"
+    HYGIENE = "hygiene"
 
 
 DEFAULT_LEVELS: dict[Category, EnforcementLevel] = {
@@ -49,6 +50,8 @@ DEFAULT_LEVELS: dict[Category, EnforcementLevel] = {
     Category.IDENTITY: EnforcementLevel.MANDATORY,
     # Without the record, an incident cannot be investigated.
     Category.LOGGING: EnforcementLevel.MANDATORY,
+    # Descriptions, labels and orphaned resources: reported, never blocking by default.
+    Category.HYGIENE: EnforcementLevel.ADVISORY,
 }
 
 REQUIRED_TAG_KEYS: tuple[str, ...] = (

@@ -45,6 +45,7 @@ GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
 KMS_CRYPTO_KEY = "gcp:kms/cryptoKey:CryptoKey"
 FIREWALL = "gcp:compute/firewall:Firewall"
 SUBNETWORK = "gcp:compute/subnetwork:Subnetwork"
+NETWORK = "gcp:compute/network:Network"
 
 SSL_MODES = ["ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"]
 
@@ -303,10 +304,40 @@ REQUIRED_PG_FLAGS = [
     "log_checkpoints=on",
     "log_lock_waits=on",
     "log_temp_files=0",
+    "log_duration=on",
     "cloudsql.enable_pgaudit=on",
 ]
-# Flags that, when set, must have this value (CIS GCP 6.2.x: no statement text in logs).
-PINNED_PG_FLAGS = {"log_min_duration_statement": "-1"}
+# Flags that, when set, must have one of these values (CIS GCP 6.2.x): no statement text
+# in the logs, no per-statement statistics, and error-level logging kept.
+PINNED_PG_FLAGS = {
+    "log_min_duration_statement": {"-1"},
+    "log_executor_stats": {"off"},
+    "log_parser_stats": {"off"},
+    "log_planner_stats": {"off"},
+    "log_statement_stats": {"off"},
+    "log_min_messages": {
+        "debug5",
+        "debug4",
+        "debug3",
+        "debug2",
+        "debug1",
+        "info",
+        "notice",
+        "warning",
+        "error",
+    },
+    "log_min_error_statement": {
+        "debug5",
+        "debug4",
+        "debug3",
+        "debug2",
+        "debug1",
+        "info",
+        "notice",
+        "warning",
+        "error",
+    },
+}
 
 
 def _sql_flags(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
@@ -323,9 +354,12 @@ def _sql_flags(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[
                 f"settings.databaseFlags {name} is {flags.get(name, 'unset')}: add "
                 f"{{name: '{name}', value: '{value}'}}"
             )
-    for name, value in PINNED_PG_FLAGS.items():
-        if name in flags and flags[name] != value:
-            yield f"settings.databaseFlags {name} is {flags[name]}: set it to {value} or remove it"
+    for name, values in PINNED_PG_FLAGS.items():
+        if name in flags and flags[name] not in values:
+            yield (
+                f"settings.databaseFlags {name} is {flags[name]}: set it to one of "
+                f"{sorted(values)} or remove it"
+            )
 
 
 def _customer_key(prop: str) -> Any:
@@ -351,6 +385,85 @@ def _sql_ha(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
 def _redis_ha(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
     if get(props, "tier", "BASIC") != "STANDARD_HA":
         yield f"tier is {get(props, 'tier', 'unset (BASIC)')} in production: set tier='STANDARD_HA'"
+
+
+def _gke_logging(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    for service in ("loggingService", "monitoringService"):
+        if get(props, service) == "none":
+            yield f"{service} is 'none': remove it (Cloud Logging/Monitoring for Kubernetes)"
+    if get(props, "loggingConfig") is not None and not items(
+        props, "loggingConfig.enableComponents"
+    ):
+        yield "loggingConfig.enableComponents is empty: enable SYSTEM_COMPONENTS and WORKLOADS"
+
+
+def _gke_cluster_basics(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    channel = get(props, "releaseChannel.channel")
+    if channel in (None, "UNSPECIFIED"):
+        yield "releaseChannel.channel is unset: set it to 'REGULAR' (or STABLE) for security patches"
+    if is_true(get(props, "enableKubernetesAlpha")):
+        yield "enableKubernetesAlpha is true: alpha clusters get no security patches; set it False"
+    if get(props, "networkingMode") != "VPC_NATIVE" and not get(props, "ipAllocationPolicy"):
+        yield (
+            "the cluster is routes-based: set networkingMode='VPC_NATIVE' with ipAllocationPolicy "
+            "(alias IP ranges)"
+        )
+
+
+def _gke_separate_pools(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if items(props, "nodePools"):
+        yield (
+            "nodePools are declared inside the cluster: declare each as a gcp.container.NodePool "
+            "(and removeDefaultNodePool=True), so a pool change never replaces the cluster"
+        )
+
+
+def _gke_pool_image(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    image = str(get(props, "nodeConfig.imageType", "COS_CONTAINERD"))
+    if not image.upper().startswith("COS"):
+        yield f"nodeConfig.imageType is {image}: use 'COS_CONTAINERD' (Container-Optimized OS)"
+
+
+SERVICE_ACCOUNT_ROLES = [
+    "roles/iam.serviceAccountUser",
+    "roles/iam.serviceAccountTokenCreator",
+    "roles/iam.serviceAccountAdmin",
+    "roles/iam.serviceAccountKeyAdmin",
+]
+_DEFAULT_ACCOUNTS = ("-compute@developer.gserviceaccount.com", "@appspot.gserviceaccount.com")
+_SCOPE_WIDE = ("gcp:projects/", "gcp:organizations/", "gcp:folder/")
+
+
+def _least_privilege(
+    props: Mapping[str, Any], config: Mapping[str, Any], kind: str
+) -> Iterable[str]:
+    project_wide = kind.startswith(_SCOPE_WIDE)
+    forbidden = set(config["projectWideForbiddenRoles"])
+    for role, members in _bindings(props):
+        if project_wide and role in forbidden:
+            yield (
+                f"grants {role} on the whole project to {members}: grant it on the one service "
+                "account that needs it (serviceaccount IAM member)"
+            )
+        for member in members:
+            if member.endswith(_DEFAULT_ACCOUNTS):
+                yield f"grants {role} to the default service account {member}: use a dedicated one"
+            elif (
+                member.startswith("serviceAccount:")
+                and project_wide
+                and role.endswith(("admin", "Admin"))
+            ):
+                yield f"grants the administrator role {role} to {member}: grant a narrower role"
+
+
+def _private_google_access(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if str(get(props, "purpose", "PRIVATE")) not in {"PRIVATE", "PRIVATE_RFC_1918"}:
+        return
+    if not is_true(get(props, "privateIpGoogleAccess")):
+        yield (
+            "privateIpGoogleAccess is not true: set it to True so private nodes reach Google "
+            "APIs without public addresses"
+        )
 
 
 def _subnet_flow_logs(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
@@ -482,6 +595,67 @@ def policies() -> list[ResourceValidationPolicy]:
             category=Category.IDENTITY,
             params={"forbiddenRoles": ["roles/owner", "roles/editor"]},
             param_docs={"forbiddenRoles": "Roles no binding may grant."},
+        ),
+        resource_policy(
+            "gcp-iam-binding-least-privilege",
+            "Project-wide grants must not let a principal act as every service account "
+            "(serviceAccountUser, TokenCreator, Admin, KeyAdmin), no service account may hold a "
+            "project-wide administrator role, and default service accounts get no grants. Fix: "
+            "grant on the one service account that needs it, and run as dedicated accounts.",
+            types=IAM_TYPES,
+            check={t: (lambda p, c, t=t: _least_privilege(p, c, t)) for t in IAM_TYPES},
+            category=Category.IDENTITY,
+            params={"projectWideForbiddenRoles": SERVICE_ACCOUNT_ROLES},
+            param_docs={
+                "projectWideForbiddenRoles": "Roles no project, folder or organization binding "
+                "may grant."
+            },
+        ),
+        resource_policy(
+            "gcp-container-cluster-logging",
+            "GKE must send system and workload logs and metrics to Cloud Logging/Monitoring. "
+            "Fix: leave loggingService/monitoringService at their defaults and keep "
+            "loggingConfig.enableComponents non-empty.",
+            types=[GKE_CLUSTER],
+            check=_gke_logging,
+            category=Category.LOGGING,
+        ),
+        resource_policy(
+            "gcp-container-cluster-patched",
+            "GKE must follow a release channel, never run as an alpha cluster, and be "
+            "VPC-native (alias IPs). Fix: set releaseChannel.channel='REGULAR', leave "
+            "enableKubernetesAlpha unset, and networkingMode='VPC_NATIVE'.",
+            types=[GKE_CLUSTER],
+            check=_gke_cluster_basics,
+            category=exp,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "gcp-container-cluster-separate-node-pools",
+            "GKE node pools are separate resources, never inline in the cluster (an inline "
+            "change recreates the cluster). Fix: move nodePools to gcp.container.NodePool.",
+            types=[GKE_CLUSTER],
+            check=_gke_separate_pools,
+            category=Category.RESILIENCE,
+            severity=Severity.LOW,
+        ),
+        resource_policy(
+            "gcp-container-nodepool-cos-image",
+            "GKE nodes must run Container-Optimized OS (read-only root, minimal packages). Fix: "
+            "set nodeConfig.imageType='COS_CONTAINERD'.",
+            types=[GKE_NODE_POOL],
+            check=_gke_pool_image,
+            category=exp,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "gcp-compute-subnetwork-private-google-access",
+            "Subnetworks must reach Google APIs privately, so private nodes need no public IP. "
+            "Fix: set privateIpGoogleAccess=True.",
+            types=[SUBNETWORK],
+            check=_private_google_access,
+            category=exp,
+            severity=Severity.LOW,
         ),
         resource_policy(
             "gcp-container-cluster-workload-identity",

@@ -95,10 +95,11 @@ def _admin_statements(doc: Mapping[str, Any]) -> Iterable[str]:
         resources = _listed(statement.get("Resource"))
         if "NotAction" in statement:
             yield f"Statement[{index}] allows NotAction (everything but a list): list the actions"
-        elif any(a in {"*", "*:*"} for a in actions) and "*" in resources:
+        elif any(a in {"*", "*:*"} for a in actions):
+            on = "Resource '*' (administrator)" if "*" in resources else f"{resources}"
             yield (
-                f"Statement[{index}] allows Action '*' on Resource '*' (administrator): list the "
-                "actions and resources the role needs"
+                f"Statement[{index}] allows Action '*' on {on}: list the actions and resources "
+                "the role needs"
             )
         elif ("iam:*" in actions or "iam:PassRole" in actions) and "*" in resources:
             yield (
@@ -133,7 +134,7 @@ def _public_principal(principal: Any) -> bool:
     if principal == "*":
         return True
     if isinstance(principal, Mapping):
-        return any("*" in _listed(principal.get(k)) for k in ("AWS", "CanonicalUser"))
+        return any("*" in _listed(principal.get(k)) for k in ("AWS", "CanonicalUser", "Service"))
     return False
 
 
@@ -166,6 +167,15 @@ def _resource_policy(prop: str) -> Any:
             yield f"{prop}: {message}"
 
     return check
+
+
+def _key_policy(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    if not get(props, "policy"):
+        yield (
+            "policy is not set, so the key gets the default policy (every IAM principal of the "
+            "account the account allows): write the key policy explicitly"
+        )
+    yield from _resource_policy("policy")(props, config)
 
 
 def _trust_policy(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
@@ -234,10 +244,11 @@ def policies() -> list[ResourceValidationPolicy]:
         ),
         resource_policy(
             "aws-kms-key-policy-not-public",
-            "A KMS key policy (inline or a KeyPolicy) must not let anyone use the key. Fix: "
-            "name the principals, or add a condition on aws:PrincipalOrgID/kms:CallerAccount.",
+            "A KMS key policy (inline or a KeyPolicy) must be written out and must not let "
+            "anyone use the key. Fix: set policy, naming the principals (or add a condition on "
+            "aws:PrincipalOrgID/kms:CallerAccount).",
             types=[KMS_KEY, KMS_KEY_POLICY],
-            check=_resource_policy("policy"),
+            check=_key_policy,
             category=Category.ENCRYPTION,
             severity=Severity.CRITICAL,
         ),

@@ -13,7 +13,7 @@ from typing import Any
 from pulumi_policy import ResourceValidationPolicy, Severity
 
 from policies.config import Category
-from policies.framework import get, is_true, items, resource_policy
+from policies.framework import PROD_ONLY, get, is_true, items, resource_policy
 
 _TEMPLATE = "spec.template.spec"
 _POD_SPEC_KINDS = {
@@ -112,13 +112,19 @@ def _for_each_kind(check):  # type: ignore[no-untyped-def]
 
 
 def _non_root(
-    props: Mapping[str, Any], _: Mapping[str, Any], kind: str, patch: bool
+    props: Mapping[str, Any], config: Mapping[str, Any], kind: str, patch: bool
 ) -> Iterable[str]:
     pod, containers = _containers(props, kind)
     pod_non_root = get(pod, "securityContext.runAsNonRoot")
     pod_user = get(pod, "securityContext.runAsUser")
+    min_uid = int(config["minUid"])
     if pod_user is not None and int(pod_user) == 0:
         yield "securityContext.runAsUser is 0 on the pod: set it to a non-zero UID"
+    elif pod_user is not None and int(pod_user) < min_uid:
+        yield (
+            f"securityContext.runAsUser is {int(pod_user)} on the pod: use a UID of at least "
+            f"{min_uid} (low UIDs collide with the node's system users)"
+        )
     if pod_non_root is False:
         yield "securityContext.runAsNonRoot is false on the pod: set runAsNonRoot=True"
     for where, container in containers:
@@ -127,6 +133,8 @@ def _non_root(
         user = get(context, "runAsUser")
         if user is not None and int(user) == 0:
             yield f"{where} runs as user 0: set securityContext.runAsUser to a non-zero UID"
+        elif user is not None and int(user) < min_uid:
+            yield f"{where} runs as UID {int(user)}: use a UID of at least {min_uid}"
         elif non_root is False or (not patch and non_root is None and not is_true(pod_non_root)):
             yield (
                 f"{where} may run as root: set securityContext.runAsNonRoot=True on the pod "
@@ -175,6 +183,37 @@ def _limits(
         missing = [r for r in config["requiredLimits"] if not get(limits, r)]
         if missing:
             yield f"{where} has no {'/'.join(missing)} limit: set resources.limits.{missing[0]}"
+        requests = get(container, "resources.requests", {})
+        unrequested = [r for r in config["requiredRequests"] if not get(requests, r)]
+        if unrequested:
+            yield (
+                f"{where} has no {'/'.join(unrequested)} request: set "
+                f"resources.requests.{unrequested[0]}"
+            )
+
+
+LONG_RUNNING = tuple(
+    k
+    for k in WORKLOADS
+    if k.split(":")[-1].removesuffix("Patch") in {"Deployment", "StatefulSet", "DaemonSet"}
+)
+
+
+def _probes(
+    props: Mapping[str, Any], _: Mapping[str, Any], kind: str, patch: bool
+) -> Iterable[str]:
+    if patch:
+        return
+    _, containers = _containers(props, kind)
+    for where, container in containers:
+        if ".containers[" not in where:
+            continue  # init and ephemeral containers take no probes
+        for probe in ("livenessProbe", "readinessProbe"):
+            if not get(container, probe):
+                yield (
+                    f"{where} has no {probe}: declare it so a hung or unready pod is restarted "
+                    "or taken out of the Service"
+                )
 
 
 def _host_namespaces(
@@ -330,6 +369,17 @@ def _load_balancer(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[s
 
 
 _ESCALATION_VERBS = {"bind", "escalate", "impersonate"}
+_WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+# Resources whose write access escalates (checkov CKV2_K8S_2/4, CKV_K8S_155/156).
+_SENSITIVE_WRITES = {
+    "pods/exec": "runs commands in any pod",
+    "pods/attach": "attaches to any pod",
+    "nodes/proxy": "reaches the kubelet API",
+    "services/status": "can redirect load balancer traffic",
+    "validatingwebhookconfigurations": "can disable admission checks",
+    "mutatingwebhookconfigurations": "can rewrite every object",
+    "certificatesigningrequests/approval": "can issue cluster credentials",
+}
 
 
 def _role_rules(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
@@ -338,11 +388,18 @@ def _role_rules(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]
             if "*" in [str(v) for v in items(rule, field)]:
                 yield f"rules[{index}].{field} contains '*': list the {field} the role needs"
         verbs = {str(v) for v in items(rule, "verbs")}
+        resources = {str(r) for r in items(rule, "resources")}
         escalation = sorted(verbs & _ESCALATION_VERBS)
         if escalation:
             yield f"rules[{index}] grants {escalation}: privilege escalation; remove them"
-        if "secrets" in items(rule, "resources") and verbs & {"list", "watch"}:
+        if "secrets" in resources and verbs & {"list", "watch"}:
             yield f"rules[{index}] can list or watch secrets: grant get on named secrets only"
+        if verbs & (_WRITE_VERBS | {"approve"}):
+            for resource in sorted(resources & set(_SENSITIVE_WRITES)):
+                yield (
+                    f"rules[{index}] can write {resource}, which {_SENSITIVE_WRITES[resource]}: "
+                    "remove it"
+                )
 
 
 _PUBLIC_GROUPS = {"system:anonymous", "system:unauthenticated", "system:authenticated"}
@@ -363,6 +420,53 @@ def _binding(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[st
             yield f"subjects include {name}: never bind roles to anonymous or every user"
 
 
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+
+
+def _ingress_snippets(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    for key in dict(get(props, "metadata.annotations", {})):
+        if "snippet" in str(key).lower():
+            yield (
+                f"metadata.annotations sets {key}: configuration snippets run arbitrary NGINX "
+                "configuration (CVE-2021-25742); remove it"
+            )
+
+
+def _disruption_budget(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    unavailable = get(props, "spec.maxUnavailable")
+    available = str(get(props, "spec.minAvailable", ""))
+    if (unavailable is not None and str(unavailable) in {"0", "0.0", "0%"}) or available == "100%":
+        yield (
+            "the budget allows no voluntary disruption, so node drains and upgrades block: set "
+            "spec.maxUnavailable to at least 1"
+        )
+
+
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+
+
+def _min_replicas(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    least = int(config["minReplicas"])
+    replicas = get(props, "spec.minReplicas", 1)
+    if int(replicas) < least:
+        yield (
+            f"spec.minReplicas is {int(replicas)} in production: set it to at least {least} so "
+            "one pod's loss or eviction is not an outage"
+        )
+
+
+def _labels(
+    props: Mapping[str, Any], config: Mapping[str, Any], kind: str, patch: bool
+) -> Iterable[str]:
+    if patch:
+        return
+    labels = dict(get(props, "metadata.labels", {}))
+    missing = [k for k in config["requiredLabels"] if not labels.get(k)]
+    if missing:
+        yield f"metadata.labels lacks {missing}: set them so tools and people can tell what runs"
+
+
 def policies() -> list[ResourceValidationPolicy]:
     """Every Kubernetes policy of the pack."""
     work = Category.WORKLOAD
@@ -374,6 +478,8 @@ def policies() -> list[ResourceValidationPolicy]:
             types=WORKLOADS,
             check=_for_each_kind(_non_root),
             category=work,
+            params={"minUid": 10000},
+            param_docs={"minUid": "Lowest accepted runAsUser."},
         ),
         resource_policy(
             "kubernetes-apps-workload-no-privileged",
@@ -394,14 +500,50 @@ def policies() -> list[ResourceValidationPolicy]:
         ),
         resource_policy(
             "kubernetes-apps-workload-resource-limits",
-            "Containers must declare CPU and memory limits, so one pod cannot starve the node. "
-            "Fix: set resources.limits.cpu and resources.limits.memory.",
+            "Containers must declare CPU and memory requests and limits, so one pod cannot "
+            "starve the node. Fix: set resources.requests and resources.limits for cpu and memory.",
             types=WORKLOADS,
             check=_for_each_kind(_limits),
             category=work,
-            params={"requiredLimits": ["cpu", "memory"]},
-            param_docs={"requiredLimits": "Resource names every container must limit."},
+            params={"requiredLimits": ["cpu", "memory"], "requiredRequests": ["cpu", "memory"]},
+            param_docs={
+                "requiredLimits": "Resource names every container must limit.",
+                "requiredRequests": "Resource names every container must request.",
+            },
             severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "kubernetes-apps-workload-probes",
+            "Long-running containers must declare liveness and readiness probes, so a hung pod "
+            "restarts and an unready one gets no traffic. Fix: set livenessProbe and "
+            "readinessProbe.",
+            types=LONG_RUNNING,
+            check={k: v for k, v in _for_each_kind(_probes).items() if k in LONG_RUNNING},
+            category=Category.RESILIENCE,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "kubernetes-autoscaling-hpa-min-replicas",
+            "In production every autoscaled workload keeps at least two replicas. Fix: set "
+            "spec.minReplicas to 2 or more.",
+            types=[HPA],
+            check=_min_replicas,
+            category=Category.RESILIENCE,
+            params={"minReplicas": 2},
+            param_docs={"minReplicas": "Smallest accepted spec.minReplicas in production."},
+            non_production=PROD_ONLY,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "kubernetes-apps-workload-recommended-labels",
+            "Workloads carry the recommended app.kubernetes.io labels. Fix: set "
+            "metadata.labels['app.kubernetes.io/name'].",
+            types=WORKLOADS,
+            check=_for_each_kind(_labels),
+            category=Category.HYGIENE,
+            params={"requiredLabels": ["app.kubernetes.io/name"]},
+            param_docs={"requiredLabels": "Labels every workload must carry."},
+            severity=Severity.LOW,
         ),
         resource_policy(
             "kubernetes-core-pod-no-host-namespaces",
@@ -498,10 +640,31 @@ def policies() -> list[ResourceValidationPolicy]:
             category=Category.EXPOSURE,
         ),
         resource_policy(
+            "kubernetes-networking-ingress-no-snippets",
+            "Ingresses must not carry NGINX configuration snippets (CVE-2021-25742: they run "
+            "arbitrary configuration and can read the controller's secrets). Fix: remove every "
+            "*-snippet annotation.",
+            types=[INGRESS, f"{INGRESS}Patch"],
+            check=_ingress_snippets,
+            category=Category.EXPOSURE,
+            severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "kubernetes-policy-poddisruptionbudget-allows-disruption",
+            "A PodDisruptionBudget must allow at least one voluntary disruption, or node drains "
+            "and cluster upgrades (security patches) block. Fix: set spec.maxUnavailable to 1 "
+            "or more.",
+            types=[PDB, f"{PDB}Patch"],
+            check=_disruption_budget,
+            category=Category.RESILIENCE,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
             "kubernetes-rbac-role-no-wildcards",
             "Roles must list their verbs, resources and API groups (no '*'), grant no "
-            "escalation verbs (bind, escalate, impersonate) and not list or watch secrets. Fix: "
-            "name exactly what the role needs.",
+            "escalation verbs (bind, escalate, impersonate), not list or watch secrets, and not "
+            "write pods/exec, nodes/proxy, services/status, admission webhooks or CSR "
+            "approvals. Fix: name exactly what the role needs.",
             types=ROLES,
             check=_role_rules,
             category=Category.IDENTITY,

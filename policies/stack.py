@@ -22,7 +22,7 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, Severity, StackValidationPolicy
 
-from policies import aws, azure, gcp
+from policies import aws, azure, gcp, iam, kubernetes
 from policies.config import Category
 from policies.framework import PROD_ONLY, STACK_KEY, get, is_true, items, stack_policy
 
@@ -36,6 +36,7 @@ ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
 ROUTE = "aws:ec2/route:Route"
 ROUTE_TABLE_ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
 VPC = "aws:ec2/vpc:Vpc"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 FLOW_LOG = "aws:ec2/flowLog:FlowLog"
 
 
@@ -248,6 +249,153 @@ def _vpc_flow_logs(
             )
 
 
+def _attached_to(
+    resources: Sequence[PolicyResource], owner: PolicyResource, types: tuple[str, ...], key: str
+) -> list[PolicyResource]:
+    return [
+        r
+        for r in resources
+        if r.resource_type in types
+        and owner.urn in {d.urn for d in r.property_dependencies.get(key, [])}
+    ]
+
+
+SEPARATE_RULES = (
+    aws.SECURITY_GROUP_RULE,
+    aws.SECURITY_GROUP_INGRESS_RULE,
+    aws.SECURITY_GROUP_EGRESS_RULE,
+)
+ROLE_ATTACHMENTS = (iam.ROLE_POLICY_ATTACHMENT, iam.ROLE_POLICY)
+
+
+def _rule_conflicts(
+    resources: Sequence[PolicyResource], _: Mapping[str, Any]
+) -> Iterable[tuple[str, str]]:
+    """Inline rules and separate rule resources on one owner overwrite each other on every up."""
+    for group in (r for r in resources if r.resource_type == aws.SECURITY_GROUP):
+        inline = items(group.props, "ingress") + items(group.props, "egress")
+        separate = _attached_to(resources, group, SEPARATE_RULES, "securityGroupId")
+        if inline and separate:
+            yield (
+                f"{group.name}: inline ingress/egress and separate rule resources "
+                f"{sorted(r.name for r in separate)} manage the same group, so each `up` "
+                "removes the other's rules: keep one of the two forms",
+                group.urn,
+            )
+    for role in (r for r in resources if r.resource_type == iam.ROLE):
+        separate = _attached_to(resources, role, ROLE_ATTACHMENTS, "role")
+        inline = items(role.props, "managedPolicyArns") + items(role.props, "inlinePolicies")
+        if inline and separate:
+            yield (
+                f"{role.name}: managedPolicyArns/inlinePolicies and separate attachments "
+                f"{sorted(r.name for r in separate)} manage the same role's policies: keep one "
+                "of the two forms",
+                role.urn,
+            )
+
+
+def _network_policies(
+    resources: Sequence[PolicyResource], _: Mapping[str, Any]
+) -> Iterable[tuple[str, str]]:
+    """Every namespace that runs workloads has a NetworkPolicy (its pods are not open to all)."""
+    covered = {
+        (_provider(r), get(r.props, "metadata.namespace", "default"))
+        for r in resources
+        if r.resource_type == NETWORK_POLICY
+    }
+    for r in resources:
+        if r.resource_type not in kubernetes.POD_SPEC_PATHS:
+            continue
+        namespace = get(r.props, "metadata.namespace", "default")
+        if (_provider(r), namespace) not in covered:
+            yield (
+                f"{r.name}: no NetworkPolicy in namespace {namespace} on its cluster, so every "
+                "pod of the cluster can reach it: add a default-deny NetworkPolicy and allow "
+                "only the traffic it needs",
+                r.urn,
+            )
+
+
+def _provider(resource: PolicyResource) -> str:
+    """The cluster a Kubernetes object goes to (its provider's URN)."""
+    return resource.provider.urn if resource.provider is not None else ""
+
+
+def _referenced(resources: Sequence[PolicyResource], target: PolicyResource) -> bool:
+    return any(r.urn != target.urn and _depends_on(r, target) for r in resources)
+
+
+def _orphans(
+    resources: Sequence[PolicyResource], _: Mapping[str, Any]
+) -> Iterable[tuple[str, str]]:
+    for r in resources:
+        if r.resource_type == aws.ELASTIC_IP and not _referenced(resources, r):
+            yield (
+                f"{r.name}: an Elastic IP nothing in the stack uses (it costs money and may be "
+                "whitelisted somewhere): attach it or remove it",
+                r.urn,
+            )
+        elif r.resource_type == aws.SECURITY_GROUP and not _referenced(resources, r):
+            yield (
+                f"{r.name}: a security group nothing in the stack uses: attach it or remove it",
+                r.urn,
+            )
+
+
+def _network_firewalls(
+    resources: Sequence[PolicyResource], _: Mapping[str, Any]
+) -> Iterable[tuple[str, str]]:
+    firewalls = [r for r in resources if r.resource_type == gcp.FIREWALL]
+    for network in (r for r in resources if r.resource_type == gcp.NETWORK):
+        if not any(_depends_on(f, network) for f in firewalls):
+            yield (
+                f"{network.name}: no firewall rule of its own, so only the implied rules apply: "
+                "add a deny-all ingress rule and the allows the workloads need",
+                network.urn,
+            )
+
+
+ROUTE53_ZONE = "aws:route53/zone:Zone"
+ROUTE53_QUERY_LOG = "aws:route53/queryLog:QueryLog"
+AZURE_VNET = "azure-native:network:VirtualNetwork"
+AZURE_FLOW_LOG = "azure-native:network:FlowLog"
+
+
+def _logged_by(
+    resources: Sequence[PolicyResource],
+    target: PolicyResource,
+    log_type: str,
+    keys: tuple[str, ...],
+) -> bool:
+    return any(
+        r.resource_type == log_type
+        and target.urn in {d.urn for key in keys for d in r.property_dependencies.get(key, [])}
+        for r in resources
+    )
+
+
+def _dns_and_flow_logs(
+    resources: Sequence[PolicyResource], _: Mapping[str, Any]
+) -> Iterable[tuple[str, str]]:
+    for zone in (r for r in resources if r.resource_type == ROUTE53_ZONE):
+        if items(zone.props, "vpcs"):
+            continue  # private zones log through Resolver query logging, per VPC
+        if not _logged_by(resources, zone, ROUTE53_QUERY_LOG, ("zoneId",)):
+            yield (
+                f"{zone.name}: no query logging: add aws.route53.QueryLog(zone_id=<this zone>."
+                "zone_id, cloudwatch_log_group_arn=<a us-east-1 log group Route 53 may write to>)",
+                zone.urn,
+            )
+    for vnet in (r for r in resources if r.resource_type == AZURE_VNET):
+        if not _logged_by(resources, vnet, AZURE_FLOW_LOG, ("targetResourceId",)):
+            yield (
+                f"{vnet.name}: no VNet flow log: add azure-native network.FlowLog with "
+                "target_resource_id=<this vnet>.id in the region's Network Watcher (NSG flow "
+                "logs are retired)",
+                vnet.urn,
+            )
+
+
 def policies() -> list[StackValidationPolicy]:
     """The stack-level policies of the pack."""
     return [
@@ -278,6 +426,55 @@ def policies() -> list[StackValidationPolicy]:
             types=[VPC],
             check=_vpc_flow_logs,
             category=Category.LOGGING,
+        ),
+        stack_policy(
+            "aws-ec2-securitygroup-no-rule-conflicts",
+            "A security group's rules (and a role's policies) are declared in one form only: "
+            "inline rules and separate rule resources on the same owner remove each other's "
+            "entries on every update, so what is deployed is not what was reviewed. Fix: move "
+            "the inline ingress/egress (managedPolicyArns/inlinePolicies) to separate resources, "
+            "or the other way round.",
+            types=[aws.SECURITY_GROUP, iam.ROLE],
+            check=_rule_conflicts,
+            category=Category.EXPOSURE,
+        ),
+        stack_policy(
+            "multicloud-network-traffic-logs",
+            "Public DNS zones log their queries and Azure virtual networks their flows, so an "
+            "exfiltration through DNS or a lateral move can be traced (VPC and subnet flow "
+            "logs: aws-ec2-vpc-flow-logs, gcp-compute-subnetwork-flow-logs). Fix: add an "
+            "aws.route53.QueryLog for the zone; a network.FlowLog targeting the VNet.",
+            types=[ROUTE53_ZONE, AZURE_VNET],
+            check=_dns_and_flow_logs,
+            category=Category.LOGGING,
+            severity=Severity.MEDIUM,
+        ),
+        stack_policy(
+            "aws-ec2-resource-no-orphans",
+            "Every Elastic IP and security group is used by something in the stack. Fix: "
+            "attach it or remove it.",
+            types=[aws.ELASTIC_IP, aws.SECURITY_GROUP],
+            check=_orphans,
+            category=Category.HYGIENE,
+            severity=Severity.LOW,
+        ),
+        stack_policy(
+            "gcp-compute-network-firewall",
+            "Every VPC network declares its own firewall rules (at least a deny-all ingress), "
+            "so what may reach it is in the stack. Fix: add gcp.compute.Firewall rules with "
+            "network=<this network>.",
+            types=[gcp.NETWORK],
+            check=_network_firewalls,
+            category=Category.EXPOSURE,
+            severity=Severity.MEDIUM,
+        ),
+        stack_policy(
+            "kubernetes-networking-networkpolicy-every-namespace",
+            "Every namespace that runs workloads must have a NetworkPolicy on its cluster. Fix: "
+            "add a default-deny NetworkPolicy to the namespace and allow the needed traffic.",
+            types=list(kubernetes.POD_SPEC_PATHS),
+            check=_network_policies,
+            category=Category.WORKLOAD,
         ),
         stack_policy(
             "multicloud-kubernetes-nodes-private-subnets",

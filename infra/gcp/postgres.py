@@ -33,6 +33,7 @@ LOG_FLAGS = {
     "log_checkpoints": "on",
     "log_lock_waits": "on",
     "log_temp_files": "0",
+    "log_duration": "on",
     "cloudsql.enable_pgaudit": "on",
     "pgaudit.log": "ddl,role",
 }

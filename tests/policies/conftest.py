@@ -70,9 +70,34 @@ def mutated(resource: RecordedResource, changes: Mapping[str, Any]) -> RecordedR
     return replace(resource, inputs=inputs, outputs=outputs)
 
 
+CONTEXT_TYPES = (
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    "aws:ec2/flowLog:FlowLog",
+    "aws:route53/queryLog:QueryLog",
+    "azure-native:network:FlowLog",
+)
+"""Resources kept in every one-resource plan: the context a resource is judged in (its
+namespace's NetworkPolicy, its network's flow and query logs), never themselves in
+violation in the compliant fixture."""
+
+
 def only(plan: Plan, resources: list[RecordedResource]) -> Plan:
-    """The plan restricted to some resources (for one-resource policy evaluations)."""
-    return replace(plan, resources=resources)
+    """The plan restricted to some resources (for one-resource policy evaluations).
+
+    Their context comes along: the NetworkPolicies, and the plan's resources that
+    use them (a security group's users), so stack rules about context hold.
+    """
+    urns = {r.urn for r in resources}
+    context = [
+        r
+        for r in plan.resources
+        if r.urn not in urns
+        and (
+            r.type in CONTEXT_TYPES
+            or urns & {*r.dependencies, *(u for us in r.property_dependencies.values() for u in us)}
+        )
+    ]
+    return replace(plan, resources=[*resources, *context])
 
 
 def verdict(plan: Plan, config: Mapping[str, Any] | None = None) -> Verdict:

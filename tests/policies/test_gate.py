@@ -15,6 +15,7 @@ import pytest
 from infra.cli import EXIT_ERROR, EXIT_OK, EXIT_POLICY, main
 from infra.offline import Plan
 from infra.offline.policy_gate import PolicyGateError, Verdict, evaluate, pack_python
+from policies.config import Category
 from policies.pack import all_policies
 from tests.conftest import ROOT
 from tests.policies.conftest import PACK
@@ -22,6 +23,12 @@ from tests.policies.conftest import PACK
 EXPECTED_BROKEN = {
     ("aws-cloudwatch-loggroup-kms", "aws:cloudwatch/logGroup:LogGroup", "cluster-logs"),
     ("aws-cloudwatch-loggroup-retention", "aws:cloudwatch/logGroup:LogGroup", "cluster-logs"),
+    (
+        "aws-cloudwatch-metricalarm-actions-enabled",
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+        "errors",
+    ),
+    ("aws-ebs-volume-customer-managed-key", "aws:ebs/volume:Volume", "data"),
     ("aws-ebs-volume-encrypted", "aws:ebs/volume:Volume", "data"),
     (
         "aws-ec2-defaultsecuritygroup-no-rules",
@@ -42,6 +49,13 @@ EXPECTED_BROKEN = {
     ),
     ("aws-ec2-launchtemplate-imdsv2", "aws:ec2/launchTemplate:LaunchTemplate", "nodes"),
     ("aws-ec2-launchtemplate-no-public-ip", "aws:ec2/launchTemplate:LaunchTemplate", "nodes"),
+    ("aws-ec2-resource-no-orphans", "aws:ec2/eip:Eip", "unused"),
+    (
+        "aws-ec2-securitygroup-descriptions",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "conflict",
+    ),
+    ("aws-ec2-securitygroup-no-open-egress", "aws:ec2/securityGroup:SecurityGroup", "cluster-sg"),
     (
         "aws-ec2-securitygroup-no-public-ingress",
         "aws:ec2/securityGroup:SecurityGroup",
@@ -57,11 +71,18 @@ EXPECTED_BROKEN = {
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
         "postgres-in",
     ),
+    (
+        "aws-ec2-securitygroup-no-rule-conflicts",
+        "aws:ec2/securityGroup:SecurityGroup",
+        "cluster-sg",
+    ),
+    ("aws-ec2-subnet-no-public-ip-on-launch", "aws:ec2/subnet:Subnet", "public"),
     ("aws-ec2-vpc-flow-logs", "aws:ec2/vpc:Vpc", "vpc"),
     ("aws-ecr-repository-kms", "aws:ecr/repository:Repository", "images"),
     ("aws-eks-cluster-control-plane-logs", "aws:eks/cluster:Cluster", "eks"),
     ("aws-eks-cluster-endpoint-restricted", "aws:eks/cluster:Cluster", "eks"),
     ("aws-eks-cluster-secrets-encryption", "aws:eks/cluster:Cluster", "eks"),
+    ("aws-eks-nodegroup-no-public-ssh", "aws:eks/nodeGroup:NodeGroup", "nodes"),
     (
         "aws-elasticache-replicationgroup-auth",
         "aws:elasticache/replicationGroup:ReplicationGroup",
@@ -91,16 +112,22 @@ EXPECTED_BROKEN = {
     ("aws-iam-policy-no-administrator", "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "app"),
     ("aws-iam-resourcepolicy-not-public", "aws:s3/bucketPolicy:BucketPolicy", "artifacts"),
     ("aws-iam-role-trust-not-public", "aws:iam/role:Role", "app"),
+    ("aws-kms-key-description", "aws:kms/key:Key", "key"),
+    ("aws-kms-key-enabled", "aws:kms/key:Key", "key"),
+    ("aws-kms-key-no-lockout-bypass", "aws:kms/key:Key", "key"),
     ("aws-kms-key-policy-not-public", "aws:kms/key:Key", "key"),
     ("aws-kms-key-rotation", "aws:kms/key:Key", "key"),
     ("aws-rds-cluster-customer-managed-key", "aws:rds/cluster:Cluster", "aurora"),
     ("aws-rds-cluster-storage-encrypted", "aws:rds/cluster:Cluster", "aurora"),
     ("aws-rds-instance-backups", "aws:rds/instance:Instance", "postgres"),
     ("aws-rds-instance-customer-managed-key", "aws:rds/instance:Instance", "postgres"),
+    ("aws-rds-instance-iam-authentication", "aws:rds/instance:Instance", "postgres"),
     ("aws-rds-instance-log-exports", "aws:rds/instance:Instance", "postgres"),
     ("aws-rds-instance-multi-az", "aws:rds/instance:Instance", "postgres"),
     ("aws-rds-instance-not-public", "aws:rds/clusterInstance:ClusterInstance", "aurora-1"),
     ("aws-rds-instance-not-public", "aws:rds/instance:Instance", "postgres"),
+    ("aws-rds-instance-patching", "aws:rds/instance:Instance", "postgres"),
+    ("aws-rds-instance-performance-insights", "aws:rds/instance:Instance", "postgres"),
     ("aws-rds-instance-storage-encrypted", "aws:rds/instance:Instance", "postgres"),
     (
         "aws-rds-parametergroup-force-ssl",
@@ -145,7 +172,17 @@ EXPECTED_BROKEN = {
         "user",
     ),
     (
+        "azure-containerservice-managedcluster-addons",
+        "azure-native:containerservice:ManagedCluster",
+        "aks",
+    ),
+    (
         "azure-containerservice-managedcluster-api-restricted",
+        "azure-native:containerservice:ManagedCluster",
+        "aks",
+    ),
+    (
+        "azure-containerservice-managedcluster-auto-upgrade",
         "azure-native:containerservice:ManagedCluster",
         "aks",
     ),
@@ -180,7 +217,17 @@ EXPECTED_BROKEN = {
         "aks",
     ),
     (
+        "azure-containerservice-managedcluster-node-pools",
+        "azure-native:containerservice:ManagedCluster",
+        "aks",
+    ),
+    (
         "azure-containerservice-managedcluster-rbac",
+        "azure-native:containerservice:ManagedCluster",
+        "aks",
+    ),
+    (
+        "azure-containerservice-managedcluster-uptime-sla",
         "azure-native:containerservice:ManagedCluster",
         "aks",
     ),
@@ -214,6 +261,7 @@ EXPECTED_BROKEN = {
         "azure-native:network:SecurityRule",
         "rdp",
     ),
+    ("azure-network-subnet-nsg", "azure-native:network:Subnet", "nodes"),
     (
         "azure-redisenterprise-database-encrypted-protocol",
         "azure-native:redisenterprise:Database",
@@ -252,16 +300,23 @@ EXPECTED_BROKEN = {
     ),
     ("azure-tags-resource-required-keys", "azure-native:resources:ResourceGroup", "untagged"),
     ("gcp-compute-firewall-no-public-ingress", "gcp:compute/firewall:Firewall", "ingress"),
+    ("gcp-compute-network-firewall", "gcp:compute/network:Network", "bare"),
     ("gcp-compute-subnetwork-flow-logs", "gcp:compute/subnetwork:Subnetwork", "nodes"),
+    ("gcp-compute-subnetwork-private-google-access", "gcp:compute/subnetwork:Subnetwork", "nodes"),
     ("gcp-container-cluster-binary-authorization", "gcp:container/cluster:Cluster", "gke"),
     ("gcp-container-cluster-endpoint-restricted", "gcp:container/cluster:Cluster", "gke"),
+    ("gcp-container-cluster-logging", "gcp:container/cluster:Cluster", "gke"),
     ("gcp-container-cluster-network-policy", "gcp:container/cluster:Cluster", "gke"),
     ("gcp-container-cluster-no-legacy-auth", "gcp:container/cluster:Cluster", "gke"),
+    ("gcp-container-cluster-patched", "gcp:container/cluster:Cluster", "gke"),
     ("gcp-container-cluster-secrets-encryption", "gcp:container/cluster:Cluster", "gke"),
+    ("gcp-container-cluster-separate-node-pools", "gcp:container/cluster:Cluster", "gke"),
     ("gcp-container-cluster-workload-identity", "gcp:container/cluster:Cluster", "gke"),
     ("gcp-container-nodepool-auto-repair-upgrade", "gcp:container/nodePool:NodePool", "pool"),
+    ("gcp-container-nodepool-cos-image", "gcp:container/nodePool:NodePool", "pool"),
     ("gcp-container-nodepool-metadata-server", "gcp:container/nodePool:NodePool", "pool"),
     ("gcp-container-nodepool-shielded-nodes", "gcp:container/nodePool:NodePool", "pool"),
+    ("gcp-iam-binding-least-privilege", "gcp:projects/iAMMember:IAMMember", "sa-user"),
     ("gcp-iam-binding-no-basic-roles", "gcp:projects/iAMMember:IAMMember", "logs-writer"),
     (
         "gcp-iam-binding-no-public-principals",
@@ -298,19 +353,27 @@ EXPECTED_BROKEN = {
     ("gcp-sql-databaseinstance-ssl-mode", "gcp:sql/databaseInstance:DatabaseInstance", "postgres"),
     ("kubernetes-apps-workload-no-privileged", "kubernetes:apps/v1:Deployment", "gateway"),
     ("kubernetes-apps-workload-no-privileged", "kubernetes:batch/v1:Job", "migrate"),
+    ("kubernetes-apps-workload-probes", "kubernetes:apps/v1:DaemonSet", "gateway-agent"),
     (
         "kubernetes-apps-workload-read-only-root-filesystem",
         "kubernetes:apps/v1:DaemonSet",
         "gateway-agent",
     ),
     ("kubernetes-apps-workload-read-only-root-filesystem", "kubernetes:core/v1:Pod", "debug"),
+    ("kubernetes-apps-workload-recommended-labels", "kubernetes:core/v1:Pod", "host-debug"),
     (
         "kubernetes-apps-workload-resource-limits",
         "kubernetes:apps/v1:ReplicaSet",
         "gateway-replicas",
     ),
+    ("kubernetes-apps-workload-resource-limits", "kubernetes:core/v1:Pod", "host-debug"),
     ("kubernetes-apps-workload-run-as-non-root", "kubernetes:apps/v1:StatefulSet", "gateway-state"),
     ("kubernetes-apps-workload-run-as-non-root", "kubernetes:batch/v1:CronJob", "compact"),
+    (
+        "kubernetes-autoscaling-hpa-min-replicas",
+        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+        "gateway",
+    ),
     ("kubernetes-core-object-no-default-namespace", "kubernetes:core/v1:Pod", "host-debug"),
     ("kubernetes-core-pod-capabilities", "kubernetes:core/v1:Pod", "host-debug"),
     ("kubernetes-core-pod-image-pinned", "kubernetes:core/v1:Pod", "host-debug"),
@@ -321,6 +384,44 @@ EXPECTED_BROKEN = {
     ("kubernetes-core-pod-seccomp", "kubernetes:core/v1:Pod", "host-debug"),
     ("kubernetes-core-service-loadbalancer-ingress-only", "kubernetes:core/v1:Service", "gateway"),
     ("kubernetes-core-service-no-node-port", "kubernetes:core/v1:Service", "node-port"),
+    (
+        "kubernetes-networking-ingress-no-snippets",
+        "kubernetes:networking.k8s.io/v1:Ingress",
+        "gateway",
+    ),
+    (
+        "kubernetes-networking-networkpolicy-every-namespace",
+        "kubernetes:apps/v1:DaemonSet",
+        "gateway-agent",
+    ),
+    (
+        "kubernetes-networking-networkpolicy-every-namespace",
+        "kubernetes:apps/v1:Deployment",
+        "gateway",
+    ),
+    (
+        "kubernetes-networking-networkpolicy-every-namespace",
+        "kubernetes:apps/v1:ReplicaSet",
+        "gateway-replicas",
+    ),
+    (
+        "kubernetes-networking-networkpolicy-every-namespace",
+        "kubernetes:apps/v1:StatefulSet",
+        "gateway-state",
+    ),
+    (
+        "kubernetes-networking-networkpolicy-every-namespace",
+        "kubernetes:batch/v1:CronJob",
+        "compact",
+    ),
+    ("kubernetes-networking-networkpolicy-every-namespace", "kubernetes:batch/v1:Job", "migrate"),
+    ("kubernetes-networking-networkpolicy-every-namespace", "kubernetes:core/v1:Pod", "debug"),
+    ("kubernetes-networking-networkpolicy-every-namespace", "kubernetes:core/v1:Pod", "host-debug"),
+    (
+        "kubernetes-policy-poddisruptionbudget-allows-disruption",
+        "kubernetes:policy/v1:PodDisruptionBudget",
+        "gateway",
+    ),
     (
         "kubernetes-rbac-binding-least-privilege",
         "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
@@ -345,6 +446,8 @@ EXPECTED_BROKEN = {
     ),
     ("multicloud-kubernetes-nodes-private-subnets", "aws:eks/nodeGroup:NodeGroup", "nodes"),
     ("multicloud-kubernetes-nodes-private-subnets", "gcp:container/nodePool:NodePool", "pool"),
+    ("multicloud-network-traffic-logs", "aws:route53/zone:Zone", "public-zone"),
+    ("multicloud-network-traffic-logs", "azure-native:network:VirtualNetwork", "vnet"),
 }
 
 
@@ -358,7 +461,8 @@ def test_noncompliant_program_is_blocked_with_every_violation(grpc_broken: Verdi
     found = {(v.policy, v.resource_type, v.resource_name) for v in grpc_broken.violations}
     assert found == EXPECTED_BROKEN
     assert not grpc_broken.passed
-    assert len(grpc_broken.mandatory) == len(grpc_broken.violations)
+    advisory = {p.name for p in all_policies() if p.category == Category.HYGIENE}
+    assert {v.policy for v in grpc_broken.violations if v.level == "advisory"} == advisory
 
 
 def test_every_policy_fires_on_the_noncompliant_program(grpc_broken: Verdict) -> None:
@@ -404,8 +508,8 @@ def test_each_resource_violation_carries_its_resource_urn(
 
 def test_render_groups_violations_by_policy(grpc_broken: Verdict) -> None:
     text = grpc_broken.render()
-    count = len(grpc_broken.violations)
-    assert text.startswith(f"Policies: {count} violations ({count} mandatory")
+    count, mandatory = len(grpc_broken.violations), len(grpc_broken.mandatory)
+    assert text.startswith(f"Policies: {count} violations ({mandatory} mandatory")
     block = text.split("[mandatory] aws-ec2-securitygroup-no-public-ingress (3)\n")[1].split(
         "\n\n"
     )[0]

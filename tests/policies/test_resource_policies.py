@@ -94,14 +94,42 @@ CASES: list[tuple[str, str, str, dict[str, Any], str, dict[str, Any] | None]] = 
     ("aws-ec2-defaultsecuritygroup-no-rules", aws.DEFAULT_SECURITY_GROUP, "default-sg", {"egress": [{"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["10.0.0.0/8"]}]}, "egress is not empty", None),
     ("aws-ec2-securitygroup-no-public-ingress", aws.SECURITY_GROUP, "cluster-sg", {"ingress.1.cidrBlocks": ["0.0.0.0/1", "128.0.0.0/1"]}, "ingress[1] opens port 22/tcp", None),
     ("aws-s3-bucketpublicaccessblock-enabled", aws.ACCOUNT_PUBLIC_ACCESS_BLOCK, "account", {"blockPublicPolicy": False}, "set blockPublicPolicy=True", None),
+    ("aws-rds-instance-customer-managed-key", aws.RDS_INSTANCE, "postgres", {"performanceInsightsKmsKeyId": DELETE}, "performanceInsightsKmsKeyId is not set while Performance Insights is on", None),
+    ("aws-rds-instance-iam-authentication", aws.RDS_INSTANCE, "postgres", {"iamDatabaseAuthenticationEnabled": DELETE}, "iamDatabaseAuthenticationEnabled is not true", None),
+    ("aws-rds-instance-iam-authentication", aws.RDS_CLUSTER, "aurora", {"iamDatabaseAuthenticationEnabled": False}, "iamDatabaseAuthenticationEnabled is not true", None),
+    ("aws-rds-instance-patching", aws.RDS_INSTANCE, "postgres", {"autoMinorVersionUpgrade": False}, "autoMinorVersionUpgrade is false", None),
+    ("aws-rds-instance-patching", aws.RDS_CLUSTER_INSTANCE, "aurora-1", {"caCertIdentifier": "rds-ca-2019"}, "caCertIdentifier is rds-ca-2019 (expired)", None),
+    ("aws-kms-key-no-lockout-bypass", aws.KMS_KEY, "key", {"bypassPolicyLockoutSafetyCheck": True}, "bypassPolicyLockoutSafetyCheck is true", None),
+    ("aws-kms-key-policy-not-public", aws.KMS_KEY, "key", {"policy": DELETE}, "policy is not set", None),
+    ("aws-eks-nodegroup-no-public-ssh", aws.EKS_NODE_GROUP, "nodes", {"remoteAccess": {"ec2SshKey": "ops"}}, "opens SSH (22) to 0.0.0.0/0", None),
+    ("aws-ec2-subnet-no-public-ip-on-launch", aws.SUBNET, "public", {"mapPublicIpOnLaunch": True}, "mapPublicIpOnLaunch is true", None),
+    ("aws-ebs-volume-customer-managed-key", aws.EBS_VOLUME, "data", {"kmsKeyId": DELETE}, "kmsKeyId is not set", None),
+    ("aws-iam-policy-no-administrator", iam.ROLE_POLICY, "app", {"policy": '{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::bucket"}]}'}, "allows Action '*' on ['arn:aws:s3:::bucket']", None),
+    ("aws-iam-role-trust-not-public", iam.ROLE, "app", {"assumeRolePolicy": '{"Statement": [{"Effect": "Allow", "Principal": {"Service": "*"}, "Action": "sts:AssumeRole"}]}'}, "allows Principal '*'", None),
+    ("aws-ec2-securitygroup-descriptions", aws.SECURITY_GROUP, "cluster-sg", {"description": "Managed by Pulumi"}, "description is the default", None),
+    ("aws-ec2-securitygroup-descriptions", aws.SECURITY_GROUP_INGRESS_RULE, "postgres-in", {"description": DELETE}, "description is not set", None),
+    ("aws-ec2-securitygroup-no-open-egress", aws.SECURITY_GROUP, "cluster-sg", {"egress": [{"protocol": "-1", "fromPort": 0, "toPort": 0, "ipv6CidrBlocks": ["::/0"], "description": "all"}]}, "egress[0] allows every protocol and port", None),
+    ("aws-ec2-securitygroup-no-open-egress", aws.SECURITY_GROUP_RULE, "redis-in", {"type": "egress", "protocol": "-1", "cidrBlocks": ["0.0.0.0/1", "128.0.0.0/1"]}, "allows every protocol and port", None),
+    ("aws-rds-instance-performance-insights", aws.RDS_INSTANCE, "postgres", {"performanceInsightsEnabled": DELETE, "performanceInsightsKmsKeyId": DELETE}, "performanceInsightsEnabled is not true", None),
+    ("aws-rds-instance-backups", aws.RDS_INSTANCE, "postgres", {"copyTagsToSnapshot": DELETE}, "copyTagsToSnapshot is not true", None),
+    ("aws-kms-key-enabled", aws.KMS_KEY, "key", {"isEnabled": False}, "isEnabled is false", None),
+    ("aws-kms-key-description", aws.KMS_KEY, "key", {"description": DELETE}, "description is not set", None),
+    ("aws-cloudwatch-metricalarm-actions-enabled", aws.METRIC_ALARM, "errors", {"actionsEnabled": False}, "actionsEnabled is false", None),
+    ("aws-cloudwatch-loggroup-retention", aws.LOG_GROUP, "cluster-logs", {"retentionInDays": DELETE}, "retentionInDays is not set", None),
+    ("azure-containerservice-managedcluster-node-pools", azure.MANAGED_CLUSTER, "aks", {"agentPoolProfiles.0.maxPods": 30}, "maxPods is 30", None),
+    ("azure-containerservice-managedcluster-node-pools", azure.AGENT_POOL, "user", {"type": "AvailabilitySet"}, "type is AvailabilitySet", None),
+    ("azure-containerservice-managedcluster-uptime-sla", azure.MANAGED_CLUSTER, "aks", {"sku": DELETE}, "sku.tier is Free in production", None),
+    ("azure-containerservice-managedcluster-network-policy", azure.MANAGED_CLUSTER, "aks", {"networkProfile.networkPlugin": "kubenet"}, "networkPlugin is kubenet", None),
+    ("azure-network-subnet-nsg", azure.SUBNET, "nodes", {"networkSecurityGroup": DELETE}, "networkSecurityGroup is not set", None),
+    ("gcp-container-cluster-separate-node-pools", gcp.GKE_CLUSTER, "gke", {"nodePools": [{"name": "inline"}]}, "nodePools are declared inside the cluster", None),
+    ("kubernetes-autoscaling-hpa-min-replicas", kubernetes.HPA, "gateway", {"spec.minReplicas": DELETE}, "spec.minReplicas is 1 in production", None),
+    ("kubernetes-apps-workload-recommended-labels", DEP, "gateway", {"metadata.labels": DELETE}, "lacks ['app.kubernetes.io/name']", None),
     # ------------------------------------------------------ AWS IAM and key policies
     ("aws-iam-policy-no-administrator", iam.ROLE_POLICY, "app", {"policy": '{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}'}, "allows Action '*' on Resource '*'", None),
     ("aws-iam-policy-no-administrator", iam.ROLE_POLICY, "app", {"policy": '{"Statement": {"Effect": "Allow", "Action": ["*:*"], "Resource": ["*"]}}'}, "allows Action '*' on Resource '*'", None),
     ("aws-iam-policy-no-administrator", iam.ROLE_POLICY, "app", {"policy": '{"Statement": [{"Effect": "Allow", "NotAction": "s3:*", "Resource": "*"}]}'}, "allows NotAction", None),
     ("aws-iam-policy-no-administrator", iam.ROLE_POLICY, "app", {"policy": '{"Statement": [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}]}'}, "privilege escalation", None),
     ("aws-iam-policy-no-administrator", iam.ROLE_POLICY_ATTACHMENT, "app", {"policyArn": "arn:aws:iam::aws:policy/PowerUserAccess"}, "policyArn is arn:aws:iam::aws:policy/PowerUserAccess", None),
-    ("aws-iam-policy-no-administrator", iam.ROLE, "app", {"inlinePolicies": [{"name": "all", "policy": '{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}'}]}, "inlinePolicies[0].policy: Statement[0] allows Action '*'", None),
-    ("aws-iam-policy-no-administrator", iam.ROLE, "app", {"managedPolicyArns": ["arn:aws:iam::aws:policy/AdministratorAccess"]}, "managedPolicyArns contains arn:aws:iam::aws:policy/AdministratorAccess", None),
     ("aws-iam-role-trust-not-public", iam.ROLE, "app", {"assumeRolePolicy": '{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}]}'}, "allows Principal '*' without a condition", None),
     ("aws-iam-role-trust-not-public", iam.ROLE, "app", {"assumeRolePolicy": '{"Statement": [{"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::1:oidc-provider/token.actions.githubusercontent.com"}, "Action": "sts:AssumeRoleWithWebIdentity", "Condition": {"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}}}]}'}, "add a condition on the token's ':sub'", None),
     ("aws-kms-key-policy-not-public", aws.KMS_KEY, "key", {"policy": '{"Statement": [{"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": "kms:Decrypt", "Resource": "*", "Condition": {"StringEquals": {"kms:EncryptionContextKeys": "x"}}}]}'}, "allows Principal '*' without a condition on the caller", None),
@@ -131,6 +159,13 @@ CASES: list[tuple[str, str, str, dict[str, Any], str, dict[str, Any] | None]] = 
     ("azure-storage-storageaccount-secure-transfer", azure.STORAGE_ACCOUNT, "storage", {"enableHttpsTrafficOnly": False}, "set enableHttpsTrafficOnly=True", None),
     ("azure-storage-storageaccount-secure-transfer", azure.STORAGE_ACCOUNT, "storage", {"minimumTlsVersion": "TLS1_1"}, "set minimumTlsVersion='TLS1_2'", None),
     ("azure-storage-storageaccount-no-public-blob", azure.STORAGE_ACCOUNT, "storage", {"allowBlobPublicAccess": True}, "set allowBlobPublicAccess=False", None),
+    ("azure-containerservice-managedcluster-addons", azure.MANAGED_CLUSTER, "aks", {"addonProfiles.omsagent.enabled": False}, "addonProfiles.omsagent is not enabled", None),
+    ("azure-containerservice-managedcluster-addons", azure.MANAGED_CLUSTER, "aks", {"addonProfiles.kubeDashboard": {"enabled": True}}, "addonProfiles.kubedashboard is enabled", None),
+    ("azure-containerservice-managedcluster-addons", azure.MANAGED_CLUSTER, "aks", {"addonProfiles.httpApplicationRouting": {"enabled": True}}, "addonProfiles.httpapplicationrouting is enabled", None),
+    ("azure-containerservice-managedcluster-auto-upgrade", azure.MANAGED_CLUSTER, "aks", {"autoUpgradeProfile": DELETE}, "autoUpgradeProfile.upgradeChannel is none", None),
+    # The allowed public port is TCP: UDP (or any protocol) 443 from the internet is not.
+    ("azure-network-networksecuritygroup-no-public-ingress", azure.NETWORK_SECURITY_GROUP, "nsg", {"securityRules.0.protocol": "Udp"}, "securityRules[https] opens port(s) ['443']", None),
+    ("azure-network-networksecuritygroup-no-public-ingress", azure.NETWORK_SECURITY_GROUP, "nsg", {"securityRules.0.protocol": "*"}, "securityRules[https] opens port(s) ['443']", None),
     ("azure-authorization-roleassignment-no-privileged-broad-scope", azure.ROLE_ASSIGNMENT, "reader", {"roleDefinitionId": "/subscriptions/x/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"}, "grants Contributor at scope '/subscriptions/x'", None),
     ("azure-authorization-roleassignment-no-privileged-broad-scope", azure.ROLE_ASSIGNMENT, "reader", {"roleDefinitionId": "/providers/Microsoft.Authorization/roleDefinitions/8E3AF657-A8FF-443C-A75C-2FE8C4BCB635", "scope": "/providers/Microsoft.Management/managementGroups/root"}, "grants Owner", None),
     ("azure-containerservice-managedcluster-network-policy", azure.MANAGED_CLUSTER, "aks", {"networkProfile.networkPolicy": DELETE}, "networkProfile.networkPolicy is none", None),
@@ -175,6 +210,17 @@ CASES: list[tuple[str, str, str, dict[str, Any], str, dict[str, Any] | None]] = 
     ("gcp-compute-firewall-no-public-ingress", gcp.FIREWALL, "ingress", {"sourceRanges": ["::/0"], "allows.0.ports": ["3389"]}, "opens tcp ['3389']", None),
     ("gcp-compute-firewall-no-public-ingress", gcp.FIREWALL, "ingress", {"sourceRanges": [f"{n}.0.0.0/8" for n in range(1, 40)], "allows.0.ports": ["22"]}, "opens tcp ['22']", None),
     ("gcp-sql-databaseinstance-no-public-ip", gcp.SQL_INSTANCE, "postgres", {"settings.ipConfiguration.authorizedNetworks": [{"value": "0.0.0.0/1"}, {"value": "128.0.0.0/1"}]}, "admit the whole internet", None),
+    ("gcp-iam-binding-least-privilege", gcp.IAM_TYPES[0], "sa-user", {"role": "roles/iam.serviceAccountTokenCreator"}, "grants roles/iam.serviceAccountTokenCreator on the whole project", None),
+    ("gcp-iam-binding-least-privilege", gcp.IAM_TYPES[0], "logs-writer", {"member": "serviceAccount:123-compute@developer.gserviceaccount.com"}, "to the default service account", None),
+    ("gcp-iam-binding-least-privilege", gcp.IAM_TYPES[0], "logs-writer", {"role": "roles/storage.admin"}, "grants the administrator role roles/storage.admin", None),
+    ("gcp-container-cluster-logging", gcp.GKE_CLUSTER, "gke", {"monitoringService": "none"}, "monitoringService is 'none'", None),
+    ("gcp-container-cluster-logging", gcp.GKE_CLUSTER, "gke", {"loggingConfig": {"enableComponents": []}}, "loggingConfig.enableComponents is empty", None),
+    ("gcp-container-cluster-patched", gcp.GKE_CLUSTER, "gke", {"releaseChannel": DELETE}, "releaseChannel.channel is unset", None),
+    ("gcp-container-cluster-patched", gcp.GKE_CLUSTER, "gke", {"enableKubernetesAlpha": True}, "enableKubernetesAlpha is true", None),
+    ("gcp-container-cluster-patched", gcp.GKE_CLUSTER, "gke", {"networkingMode": "ROUTES"}, "the cluster is routes-based", None),
+    ("gcp-container-nodepool-cos-image", gcp.GKE_NODE_POOL, "pool", {"nodeConfig.imageType": "UBUNTU_CONTAINERD"}, "nodeConfig.imageType is UBUNTU_CONTAINERD", None),
+    ("gcp-compute-subnetwork-private-google-access", gcp.SUBNETWORK, "nodes", {"privateIpGoogleAccess": DELETE}, "privateIpGoogleAccess is not true", None),
+    ("gcp-sql-databaseinstance-logging-flags", gcp.SQL_INSTANCE, "postgres", {"settings.databaseFlags.0": {"name": "log_statement_stats", "value": "on"}}, "log_statement_stats is on", None),
     ("gcp-iam-binding-no-public-principals", gcp.IAM_TYPES[9], "key-user", {"member": "allAuthenticatedUsers"}, "to ['allAuthenticatedUsers']", None),
     ("gcp-iam-binding-no-basic-roles", gcp.IAM_TYPES[0], "logs-writer", {"role": "roles/owner"}, "grants the basic role roles/owner", None),
     ("gcp-container-cluster-workload-identity", gcp.GKE_CLUSTER, "gke", {"workloadIdentityConfig": DELETE}, "workloadIdentityConfig.workloadPool is not set", None),
@@ -186,7 +232,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], str, dict[str, Any] | None]] = 
     ("gcp-container-nodepool-shielded-nodes", gcp.GKE_NODE_POOL, "pool", {"nodeConfig.shieldedInstanceConfig": DELETE}, "enableSecureBoot is not true", None),
     ("gcp-container-nodepool-shielded-nodes", gcp.GKE_CLUSTER, "gke", {"enableShieldedNodes": False}, "enableShieldedNodes is false", None),
     ("gcp-container-nodepool-auto-repair-upgrade", gcp.GKE_NODE_POOL, "pool", {"management.autoRepair": False}, "management.autoRepair is false", None),
-    ("gcp-sql-databaseinstance-logging-flags", gcp.SQL_INSTANCE, "postgres", {"settings.databaseFlags.5.value": "off"}, "cloudsql.enable_pgaudit is off", None),
+    ("gcp-sql-databaseinstance-logging-flags", gcp.SQL_INSTANCE, "postgres", {"settings.databaseFlags.6.value": "off"}, "cloudsql.enable_pgaudit is off", None),
     ("gcp-sql-databaseinstance-logging-flags", gcp.SQL_INSTANCE, "postgres", {"settings.databaseFlags": [{"name": "log_min_duration_statement", "value": "0"}]}, "log_min_duration_statement is 0", None),
     ("gcp-sql-databaseinstance-customer-managed-key", gcp.SQL_INSTANCE, "postgres", {"encryptionKeyName": DELETE}, "encryptionKeyName is not set", None),
     ("gcp-redis-instance-customer-managed-key", gcp.REDIS_INSTANCE, "redis", {"customerManagedKey": DELETE}, "customerManagedKey is not set", None),
@@ -210,6 +256,14 @@ CASES: list[tuple[str, str, str, dict[str, Any], str, dict[str, Any] | None]] = 
     ("kubernetes-apps-workload-resource-limits", DEP, "gateway", {f'{CONTAINER}.resources.limits.memory': DELETE}, "has no memory limit: set resources.limits.memory", None),
     ("kubernetes-apps-workload-resource-limits", DEP, "gateway", {f'{CONTAINER}.resources.limits': DELETE}, "has no cpu/memory limit", None),
     ("kubernetes-apps-workload-run-as-non-root", DEP, "gateway", {f'{POD}.ephemeralContainers': [{"name": "dbg", "image": "busybox:1.36", "securityContext": {"runAsUser": 0, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}}]}, "ephemeralContainers[dbg] runs as user 0", None),
+    ("kubernetes-apps-workload-run-as-non-root", DEP, "gateway", {f'{CONTAINER}.securityContext.runAsUser': 1000}, "runs as UID 1000: use a UID of at least 10000", None),
+    ("kubernetes-apps-workload-resource-limits", DEP, "gateway", {f'{CONTAINER}.resources.requests': DELETE}, "has no cpu/memory request", None),
+    ("kubernetes-apps-workload-probes", DEP, "gateway", {f'{CONTAINER}.readinessProbe': DELETE}, "has no readinessProbe", None),
+    ("kubernetes-apps-workload-probes", DEP, "gateway", {f'{CONTAINER}.livenessProbe': DELETE}, "has no livenessProbe", None),
+    ("kubernetes-rbac-role-no-wildcards", kubernetes.ROLE, "gateway", {"rules.0.resources": ["pods/exec"], "rules.0.verbs": ["create"]}, "can write pods/exec", None),
+    ("kubernetes-rbac-role-no-wildcards", kubernetes.ROLE, "gateway", {"rules.0.resources": ["certificatesigningrequests/approval"], "rules.0.verbs": ["update"]}, "can issue cluster credentials", None),
+    ("kubernetes-networking-ingress-no-snippets", "kubernetes:networking.k8s.io/v1:Ingress", "gateway", {"metadata.annotations": {"nginx.ingress.kubernetes.io/server-snippet": "location /x {}"}}, "sets nginx.ingress.kubernetes.io/server-snippet", None),
+    ("kubernetes-policy-poddisruptionbudget-allows-disruption", "kubernetes:policy/v1:PodDisruptionBudget", "gateway", {"spec.maxUnavailable": DELETE, "spec.minAvailable": "100%"}, "allows no voluntary disruption", None),
     ("kubernetes-core-pod-no-host-namespaces", DEP, "gateway", {f'{POD}.hostPID': True}, "hostPID is true", None),
     ("kubernetes-core-pod-no-host-namespaces", DEP, "gateway", {f'{POD}.hostIPC': True}, "hostIPC is true", None),
     ("kubernetes-core-pod-no-host-path", DEP, "gateway", {f'{POD}.volumes': [{"name": "docker", "hostPath": {"path": "/var/run/docker.sock"}}]}, "volume docker is a hostPath", None),
@@ -224,7 +278,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], str, dict[str, Any] | None]] = 
     ("kubernetes-core-pod-no-token-automount", DEP, "gateway", {f'{POD}.automountServiceAccountToken': True}, "automountServiceAccountToken is true", None),
     ("kubernetes-core-pod-no-token-automount", DEP, "gateway", {f'{POD}.automountServiceAccountToken': DELETE, f'{POD}.serviceAccountName': DELETE}, "runs as the namespace's default service account", None),
     ("kubernetes-core-pod-no-token-automount", "kubernetes:core/v1:ServiceAccount", "gateway", {"automountServiceAccountToken": DELETE}, "automountServiceAccountToken is not false", None),
-    ("kubernetes-core-object-no-default-namespace", DEP, "gateway", {"metadata.namespace": DELETE}, "metadata.namespace is unset (the default namespace)", None),
+    ("kubernetes-core-object-no-default-namespace", "kubernetes:core/v1:ServiceAccount", "gateway", {"metadata.namespace": DELETE}, "metadata.namespace is unset (the default namespace)", None),
     ("kubernetes-core-object-no-default-namespace", "kubernetes:core/v1:Service", "gateway", {"metadata.namespace": "default"}, "metadata.namespace is default", None),
     ("kubernetes-core-service-no-node-port", "kubernetes:core/v1:Service", "gateway", {"spec.type": "NodePort"}, "spec.type is NodePort", None),
     ("kubernetes-core-service-no-node-port", "kubernetes:core/v1:Service", "gateway", {"spec.externalIPs": ["203.0.113.7"]}, "spec.externalIPs is set", None),
@@ -238,7 +292,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], str, dict[str, Any] | None]] = 
     # ----------------------------------------------------- tagging
     ("aws-tags-resource-required-keys", aws.KMS_KEY, "key", {"tags.owner": DELETE}, "missing required tags ['owner']: set them in tags", None),
     ("aws-tags-resource-required-keys", aws.RDS_INSTANCE, "postgres", {"tags.cost-center": ""}, "missing required tags ['cost-center']", None),
-    ("aws-tags-resource-required-keys", aws.KMS_KEY, "key", {}, "missing required tags ['team']", {"aws-tags-resource-required-keys": {"requiredKeys": ["owner", "team"]}}),
+    ("aws-tags-resource-required-keys", aws.SNS_TOPIC, "alerts", {}, "missing required tags ['team']", {"aws-tags-resource-required-keys": {"requiredKeys": ["owner", "team"]}}),
     ("azure-tags-resource-required-keys", "azure-native:resources:ResourceGroup", "rg", {"tags": DELETE}, "missing required tags ['environment', 'owner', 'cost-center', 'managed-by', 'project']", None),
     ("azure-tags-resource-required-keys", azure.MANAGED_CLUSTER, "aks", {"tags.environment": DELETE}, "missing required tags ['environment']", None),
     ("gcp-labels-resource-required-keys", gcp.REDIS_INSTANCE, "redis", {"labels.cost-center": DELETE}, "missing required labels ['cost-center']: set them in labels", None),
@@ -257,10 +311,15 @@ def _case_id(case: tuple) -> str:
 def test_breaking_one_property_is_caught(compliant_plan: Plan, case: tuple) -> None:
     policy, type_token, name, changes, expected, config = case
     broken = mutated(compliant_plan.one(type_token, name), changes)
-    found = verdict(only(compliant_plan, [broken]), config).violations
+    plan = only(compliant_plan, [broken])
+    # A config that changes a requirement (requiredKeys) may hold the context resources
+    # that came along to it too; the case is about the broken resource.
+    context = {r.urn for r in plan.resources if r.urn != broken.urn}
+    found = [v for v in verdict(plan, config).violations if not (config and v.urn in context)]
     assert found, f"{policy} did not fire for {changes}"
     assert {v.policy for v in found} == {policy}, [v.message for v in found]
-    assert all(v.urn == broken.urn and v.level == "mandatory" for v in found)
+    level = {p.name: p.enforcement_level.value for p in all_policies()}[policy]
+    assert all(v.urn == broken.urn and v.level == level for v in found)
     assert any(expected in v.message for v in found), [v.message for v in found]
 
 
@@ -377,11 +436,32 @@ VARIANTS: list[tuple[str, str, str, dict[str, Any], str]] = [
         if t != kubernetes.ROLE_BINDING
     ],
     (
+        aws.SECURITY_GROUP_EGRESS_RULE,
+        aws.SECURITY_GROUP_INGRESS_RULE,
+        "postgres-in",
+        {"ipProtocol": "-1", "cidrIpv6": "::/0"},
+        "aws-ec2-securitygroup-no-open-egress",
+    ),
+    (
         kubernetes.SERVICE_PATCH,
         kubernetes.SERVICE,
         "gateway",
         {"spec.type": "NodePort"},
         "kubernetes-core-service-no-node-port",
+    ),
+    (
+        f"{kubernetes.INGRESS}Patch",
+        kubernetes.INGRESS,
+        "gateway",
+        {"metadata.annotations": {"x/server-snippet": "y"}},
+        "kubernetes-networking-ingress-no-snippets",
+    ),
+    (
+        f"{kubernetes.PDB}Patch",
+        kubernetes.PDB,
+        "gateway",
+        {"spec.maxUnavailable": 0},
+        "kubernetes-policy-poddisruptionbudget-allows-disruption",
     ),
     *[
         (
@@ -399,6 +479,9 @@ VARIANTS: list[tuple[str, str, str, dict[str, Any], str]] = [
             kubernetes.SERVICE_ACCOUNT,
             kubernetes.ROLE,
             kubernetes.ROLE_BINDING,
+            kubernetes.HPA,
+            kubernetes.PDB,
+            kubernetes.INGRESS,
         )
     ],
 ]
@@ -518,14 +601,15 @@ def test_exemptions_name_a_urn_or_a_type_never_a_namespace_or_label(compliant_pl
     )
     plan = only(compliant_plan, [root])
     policy = "kubernetes-apps-workload-run-as-non-root"
+
+    def fired(config: dict | None = None) -> bool:
+        return policy in {v.policy for v in verdict(plan, config).violations}
+
     # Nothing the resource sets (namespace, labels, name) exempts it.
-    assert {v.policy for v in verdict(plan).violations} == {policy}
-    by_urn = {policy: {"exempt": [{"urn": root.urn, "reason": "vendor image, reviewed"}]}}
-    assert verdict(plan, by_urn).violations == ()
-    by_type = {policy: {"exempt": [{"type": DEP, "reason": "reviewed"}]}}
-    assert verdict(plan, by_type).violations == ()
-    other = {policy: {"exempt": [{"urn": root.urn + "-other", "reason": "another resource"}]}}
-    assert verdict(plan, other).violations
+    assert fired()
+    assert not fired({policy: {"exempt": [{"urn": root.urn, "reason": "vendor image, reviewed"}]}})
+    assert not fired({policy: {"exempt": [{"type": DEP, "reason": "reviewed"}]}})
+    assert fired({policy: {"exempt": [{"urn": root.urn + "-other", "reason": "another one"}]}})
 
 
 def test_an_exemption_needs_a_reason_and_one_target(compliant_plan: Plan) -> None:
@@ -569,3 +653,26 @@ def test_aks_local_accounts_are_allowed_in_dev_stacks(compliant_plan: Plan) -> N
     dev = replace(cluster, urn=cluster.urn.replace("urn:pulumi:prod::", "urn:pulumi:dev::"))
     assert verdict(only(compliant_plan, [dev])).violations == ()
     assert verdict(only(compliant_plan, [cluster])).violations
+
+
+def test_inline_role_policies_are_judged_like_attached_ones(compliant_plan: Plan) -> None:
+    """A role's own inlinePolicies and managedPolicyArns: the administrator rule applies, and
+    mixing them with separate attachments is a conflict of its own."""
+    role = compliant_plan.one(iam.ROLE, "app")
+    admin = '{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}'
+    for changes, expected in (
+        (
+            {"inlinePolicies": [{"name": "all", "policy": admin}]},
+            "inlinePolicies[0].policy: Statement[0] allows Action '*'",
+        ),
+        (
+            {"managedPolicyArns": ["arn:aws:iam::aws:policy/AdministratorAccess"]},
+            "managedPolicyArns contains arn:aws:iam::aws:policy/AdministratorAccess",
+        ),
+    ):
+        found = verdict(only(compliant_plan, [mutated(role, changes)])).violations
+        assert {v.policy for v in found} == {
+            "aws-iam-policy-no-administrator",
+            "aws-ec2-securitygroup-no-rule-conflicts",
+        }
+        assert any(expected in v.message for v in found), [v.message for v in found]

@@ -244,3 +244,22 @@ def test_every_bucket_needs_a_public_access_block_and_encryption(compliant_plan:
     assert [n for n, _ in found] == ["artifacts"]
     assert "add aws.s3.BucketServerSideEncryptionConfiguration" in found[0][1]
     assert bucket.urn in {v.urn for v in verdict(without_sse).violations}
+
+
+def test_public_zones_log_queries_and_vnets_log_flows(compliant_plan: Plan) -> None:
+    policy = "multicloud-network-traffic-logs"
+    assert messages(compliant_plan, policy) == []
+    query_log = compliant_plan.one("aws:route53/queryLog:QueryLog", "public-zone")
+    flow_log = compliant_plan.one("azure-native:network:FlowLog", "vnet")
+    without = replace(
+        compliant_plan,
+        resources=[r for r in compliant_plan.resources if r not in (query_log, flow_log)],
+    )
+    found = messages(without, policy)
+    assert [n for n, _ in found] == ["public-zone", "vnet"]
+    assert "add aws.route53.QueryLog" in found[0][1]
+    assert "NSG flow logs are retired" in found[1][1]
+    # A private zone logs through Resolver query logging, per VPC: not this rule's business.
+    zone = compliant_plan.one("aws:route53/zone:Zone", "public-zone")
+    private = mutated(zone, {"vpcs": [{"vpcId": "vpc-1"}]})
+    assert [n for n, _ in messages(swapped(without, private), policy)] == ["vnet"]
