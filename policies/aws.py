@@ -21,12 +21,14 @@ from policies.framework import (
     PUBLIC_PORTS_DOC,
     WORLD,
     WORLD_DOC,
+    Check,
     cidr_violations,
     get,
     is_true,
     is_world,
     items,
     ports_outside,
+    requires,
     resource_policy,
 )
 
@@ -95,12 +97,8 @@ def _rds_backups(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterabl
         )
 
 
-def _customer_key(prop: str) -> Any:
-    def check(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
-        if not get(props, prop):
-            yield f"{prop} is not set: set {prop} to the ARN of a customer-managed KMS key"
-
-    return check
+def _customer_key(prop: str) -> Check:
+    return requires(prop, "the ARN of a customer-managed KMS key")
 
 
 def _major(text: str) -> int | None:

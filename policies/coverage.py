@@ -75,7 +75,7 @@ _POD = [
 CATALOG: dict[str, list[Anchor]] = {
     # ------------------------------------------------------------------ AWS
     "aws:eks/cluster:Cluster": [
-        _a("CKV_AWS_37", "control-plane logging for all log types", "aws-eks-cluster-control-plane-logs"),
+        _a("CKV_AWS_37", "control-plane logging for all five log types", None, "aws-eks-cluster-control-plane-logs requires the security-relevant api, audit and authenticator logs by default (requiredLogTypes takes all five); controllerManager and scheduler logs are operational"),
         _a("CKV_AWS_38", "public endpoint not open to 0.0.0.0/0", "aws-eks-cluster-endpoint-restricted"),
         _a("CKV_AWS_39", "public endpoint disabled", None, "by design the deployer reaches the API over the public endpoint limited to deployerCidrs (the pack judges the union of those ranges); privateEndpointOnly turns it off"),
         _a("CKV_AWS_58", "secrets encryption", "aws-eks-cluster-secrets-encryption"),
@@ -472,7 +472,10 @@ def render() -> str:
         "Generated from `policies/coverage.py` (`python -m policies.coverage > "
         "docs/policy-coverage.md`); a test fails when this file, the catalog or the pack "
         "drift apart. Anchors: checkov (`CKV_*`), Pulumi's compliance-ready policies "
-        "(`aws-...`, `azure-...`, `gcp-...`, `kubernetes-...`) and AWSGuard (`awsguard:`).",
+        "(`aws-...`, `azurenative-...`, `kubernetes-...`) and AWSGuard (`awsguard:`). Ids were "
+        "read from checkov 3.3.30's own check list, the compliance-policies repository and "
+        "the AWSGuard rules; checks for another engine (MySQL or SQL Server flags on a "
+        "PostgreSQL instance) are not listed.",
         "",
         f"**{covered} of {len(all_rows)} relevant anchor checks covered "
         f"({covered / len(all_rows):.0%}; target {TARGET:.0%}).** Every uncovered one says why.",

@@ -114,6 +114,16 @@ def port_spec_outside(spec: Any, allowed: Iterable[int]) -> bool:
     return ports_outside(low, high or low, allowed)
 
 
+def requires(prop: str, value: str) -> Check:
+    """A check that ``prop`` is set (a customer-managed key, typically): ``value`` says to what."""
+
+    def check(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+        if not get(props, prop):
+            yield f"{prop} is not set: set {prop} to {value}"
+
+    return check
+
+
 PUBLIC_PORTS = {"allowedPublicPorts": [443], **WORLD}
 PUBLIC_PORTS_DOC = {
     "allowedPublicPorts": "Ports that may be open to the whole internet (HTTPS only by default).",

@@ -35,6 +35,7 @@ from policies.framework import (
     is_world,
     items,
     port_spec_outside,
+    requires,
     resource_policy,
 )
 
@@ -360,14 +361,6 @@ def _sql_flags(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[
                 f"settings.databaseFlags {name} is {flags[name]}: set it to one of "
                 f"{sorted(values)} or remove it"
             )
-
-
-def _customer_key(prop: str) -> Any:
-    def check(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
-        if not get(props, prop):
-            yield f"{prop} is not set: set {prop} to a Cloud KMS key"
-
-    return check
 
 
 def _sql_ha(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
@@ -727,7 +720,7 @@ def policies() -> list[ResourceValidationPolicy]:
             "Cloud SQL must encrypt with a customer-managed Cloud KMS key. Fix: set "
             "encryptionKeyName (the Cloud SQL service agent needs the key's encrypter role).",
             types=[SQL_INSTANCE],
-            check=_customer_key("encryptionKeyName"),
+            check=requires("encryptionKeyName", "a Cloud KMS key"),
             category=enc,
             severity=Severity.MEDIUM,
         ),
@@ -736,7 +729,7 @@ def policies() -> list[ResourceValidationPolicy]:
             "Memorystore for Redis must encrypt with a customer-managed Cloud KMS key. Fix: set "
             "customerManagedKey.",
             types=[REDIS_INSTANCE],
-            check=_customer_key("customerManagedKey"),
+            check=requires("customerManagedKey", "a Cloud KMS key"),
             category=enc,
             severity=Severity.MEDIUM,
         ),

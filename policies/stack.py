@@ -233,15 +233,8 @@ def _bucket_default_encryption(
 def _vpc_flow_logs(
     resources: Sequence[PolicyResource], _: Mapping[str, Any]
 ) -> Iterable[tuple[str, str]]:
-    logged = {
-        d.urn
-        for r in resources
-        if r.resource_type == FLOW_LOG
-        for key in ("vpcId", "resourceId")
-        for d in r.property_dependencies.get(key, [])
-    }
     for vpc in (r for r in resources if r.resource_type == VPC):
-        if vpc.urn not in logged:
+        if not _logged_by(resources, vpc, FLOW_LOG, ("vpcId", "resourceId")):
             yield (
                 f"{vpc.name}: no flow log: add aws.ec2.FlowLog(vpc_id=<this vpc>.id, "
                 "traffic_type='ALL') to a KMS-encrypted log group",
