@@ -18,13 +18,24 @@ when IDs are still unknown.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 from pulumi_policy import PolicyResource, Severity, StackValidationPolicy
 
 from policies import aws, azure, gcp, iam, kubernetes
 from policies.config import Category
-from policies.framework import PROD_ONLY, STACK_KEY, get, is_true, items, stack_policy
+from policies.framework import (
+    PROD_ONLY,
+    PUBLIC_PORTS,
+    PUBLIC_PORTS_DOC,
+    STACK_KEY,
+    get,
+    is_true,
+    is_world,
+    items,
+    stack_policy,
+)
 
 LOCK_TYPES = (
     "azure-native:authorization:ManagementLockAtResourceLevel",
@@ -389,6 +400,62 @@ def _dns_and_flow_logs(
             )
 
 
+def _port_range(protocol: Any, from_port: Any, to_port: Any) -> tuple[int, int]:
+    if str(protocol).lower() in {"-1", "all"}:
+        return 0, 65535
+    try:
+        low, high = int(from_port), int(to_port)
+    except (TypeError, ValueError):
+        return 0, 65535
+    return (0, 65535) if low < 0 or high < 0 else (low, high)
+
+
+def _ingress_of(resources: Sequence[PolicyResource], group: PolicyResource) -> list[tuple]:
+    """(low, high, sources) of every ingress rule of a group, inline or separate."""
+    found = []
+    for rule in items(group.props, "ingress"):
+        low, high = _port_range(get(rule, "protocol"), get(rule, "fromPort"), get(rule, "toPort"))
+        found.append((low, high, items(rule, "cidrBlocks") + items(rule, "ipv6CidrBlocks")))
+    for rule in _attached_to(resources, group, SEPARATE_RULES, "securityGroupId"):
+        props = rule.props
+        if rule.resource_type == aws.SECURITY_GROUP_RULE and get(props, "type") != "ingress":
+            continue
+        if rule.resource_type == aws.SECURITY_GROUP_EGRESS_RULE:
+            continue
+        protocol = get(props, "protocol", get(props, "ipProtocol"))
+        low, high = _port_range(protocol, get(props, "fromPort"), get(props, "toPort"))
+        sources = items(props, "cidrBlocks") + items(props, "ipv6CidrBlocks")
+        sources += [s for s in (get(props, "cidrIpv4"), get(props, "cidrIpv6")) if s]
+        found.append((low, high, sources))
+    return found
+
+
+def _combined_ingress(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterable[tuple[str, str]]:
+    """The union of every rule's sources, per port range, across a group's rules."""
+    allowed = {int(p) for p in config["allowedPublicPorts"]}
+    for group in (r for r in resources if r.resource_type == aws.SECURITY_GROUP):
+        rules = _ingress_of(resources, group)
+        edges = sorted({low for low, _, _ in rules} | {high + 1 for _, high, _ in rules})
+        for start, end in pairwise(edges):
+            covering = [s for low, high, s in rules if low <= start and end - 1 <= high]
+            if len(covering) < 2 or all(port in allowed for port in range(start, end)):
+                continue
+            if any(is_world(s, config) for s in covering):
+                continue  # one rule alone is the world: aws-ec2-securitygroup-no-public-ingress
+            sources = [cidr for s in covering for cidr in s]
+            if is_world(sources, config):
+                span = f"{start}-{end - 1}" if end - 1 > start else str(start)
+                yield (
+                    f"{group.name}: its rules together open port {span} to the whole internet "
+                    f"({len(covering)} rules whose source ranges add up to it): restrict them "
+                    "to known networks",
+                    group.urn,
+                )
+                break
+
+
 def policies() -> list[StackValidationPolicy]:
     """The stack-level policies of the pack."""
     return [
@@ -441,6 +508,18 @@ def policies() -> list[StackValidationPolicy]:
             check=_dns_and_flow_logs,
             category=Category.LOGGING,
             severity=Severity.MEDIUM,
+        ),
+        stack_policy(
+            "aws-ec2-securitygroup-combined-public-ingress",
+            "A security group's rules must not open a port to the internet between them: "
+            "ranges each smaller than the world can add up to it across inline and separate "
+            "rules. Fix: restrict the rules' sources to known networks.",
+            types=[aws.SECURITY_GROUP],
+            check=_combined_ingress,
+            category=Category.EXPOSURE,
+            params=PUBLIC_PORTS,
+            param_docs=PUBLIC_PORTS_DOC,
+            severity=Severity.CRITICAL,
         ),
         stack_policy(
             "aws-ec2-resource-no-orphans",

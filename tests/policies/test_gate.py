@@ -51,6 +51,11 @@ EXPECTED_BROKEN = {
     ("aws-ec2-launchtemplate-no-public-ip", "aws:ec2/launchTemplate:LaunchTemplate", "nodes"),
     ("aws-ec2-resource-no-orphans", "aws:ec2/eip:Eip", "unused"),
     (
+        "aws-ec2-securitygroup-combined-public-ingress",
+        "aws:ec2/securityGroup:SecurityGroup",
+        "data-sg",
+    ),
+    (
         "aws-ec2-securitygroup-descriptions",
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
         "conflict",

@@ -263,3 +263,33 @@ def test_public_zones_log_queries_and_vnets_log_flows(compliant_plan: Plan) -> N
     zone = compliant_plan.one("aws:route53/zone:Zone", "public-zone")
     private = mutated(zone, {"vpcs": [{"vpcId": "vpc-1"}]})
     assert [n for n, _ in messages(swapped(without, private), policy)] == ["vnet"]
+
+
+def test_rules_that_add_up_to_the_internet_are_caught_together(compliant_plan: Plan) -> None:
+    """Twenty /13s on port 22: each rule alone is under "the world", the group's union is not."""
+    policy = "aws-ec2-securitygroup-combined-public-ingress"
+    template = compliant_plan.one(aws.SECURITY_GROUP_INGRESS_RULE, "postgres-in")
+
+    def rule(index: int, port: int = 22) -> RecordedResource:
+        changes = {
+            "fromPort": port,
+            "toPort": port,
+            "cidrIpv6": DELETE,
+            "cidrIpv4": f"{8 + 8 * index}.0.0.0/13",
+        }
+        split = mutated(template, changes)
+        return replace(split, urn=f"{template.urn}-{index}-{port}", name=f"ssh-{index}")
+
+    many = swapped(compliant_plan, *[rule(i) for i in range(20)])
+    found = messages(many, policy)
+    assert [n for n, _ in found] == ["data-sg"]
+    assert "its rules together open port 22 to the whole internet (20 rules" in found[0][1]
+    # No single rule is the world, so the per-rule policy alone would pass them.
+    per_rule = "aws-ec2-securitygroup-no-public-ingress"
+    assert messages(many, per_rule) == []
+    # Spread over different ports, no port is open to the world.
+    spread = swapped(compliant_plan, *[rule(i, port=2000 + i) for i in range(20)])
+    assert messages(spread, policy) == []
+    # HTTPS is allowed from anywhere, together or not.
+    https = swapped(compliant_plan, *[rule(i, port=443) for i in range(20)])
+    assert messages(https, policy) == []
