@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pulumi_policy import ResourceValidationPolicy, Severity
@@ -16,6 +16,7 @@ from policies.framework import (
     PUBLIC_PORTS,
     PUBLIC_PORTS_DOC,
     STACK_KEY,
+    Check,
     cidr_violations,
     get,
     is_true,
@@ -101,15 +102,10 @@ def _pool_host_encryption(where: str, pool: Any) -> Iterable[str]:
         )
 
 
-def _cluster_host_encryption(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+def _cluster_host_encryption(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
     if get(props, "diskEncryptionSetID"):
         return  # OS and data disks encrypted with a customer-managed key set
-    for index, pool in enumerate(items(props, "agentPoolProfiles")):
-        yield from _pool_host_encryption(f"agentPoolProfiles[{index}].", pool)
-
-
-def _agent_pool_host_encryption(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
-    yield from _pool_host_encryption("", props)
+    yield from per_pool(_pool_host_encryption)[MANAGED_CLUSTER](props, config)
 
 
 def _cluster_api_restricted(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
@@ -144,13 +140,18 @@ def _pool_public_ip(where: str, pool: Any) -> Iterable[str]:
         yield f"{where}enableNodePublicIP is true: set enableNodePublicIP=False"
 
 
-def _cluster_node_public_ip(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
-    for index, pool in enumerate(items(props, "agentPoolProfiles")):
-        yield from _pool_public_ip(f"agentPoolProfiles[{index}].", pool)
+def per_pool(check: Callable[[str, Any], Iterable[str]]) -> dict[str, Check]:
+    """A node-pool check for both places a pool is declared: inline on the cluster
+    (``agentPoolProfiles``) and as its own ``AgentPool``."""
 
+    def cluster(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+        for index, pool in enumerate(items(props, "agentPoolProfiles")):
+            yield from check(f"agentPoolProfiles[{index}].", pool)
 
-def _agent_pool_public_ip(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
-    yield from _pool_public_ip("", props)
+    def agent_pool(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+        yield from check("", props)
+
+    return {MANAGED_CLUSTER: cluster, AGENT_POOL: agent_pool}
 
 
 def _storage_https(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
@@ -331,15 +332,6 @@ def _pools(where: str, pool: Any) -> Iterable[str]:
         )
 
 
-def _cluster_pools(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
-    for index, pool in enumerate(items(props, "agentPoolProfiles")):
-        yield from _pools(f"agentPoolProfiles[{index}].", pool)
-
-
-def _agent_pool(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
-    yield from _pools("", props)
-
-
 def _cluster_sla(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
     tier = get(props, "sku.tier", "Free")
     if tier == "Free":
@@ -446,7 +438,7 @@ def policies() -> list[ResourceValidationPolicy]:
             "azure-containerservice-agentpool-host-encryption",
             "AKS node disks must be encrypted at the host. Fix: set enableEncryptionAtHost=True.",
             types=[AGENT_POOL],
-            check=_agent_pool_host_encryption,
+            check=per_pool(_pool_host_encryption)[AGENT_POOL],
             category=enc,
         ),
         resource_policy(
@@ -482,14 +474,14 @@ def policies() -> list[ResourceValidationPolicy]:
             "azure-containerservice-managedcluster-no-node-public-ip",
             "AKS nodes must not get public IPs. Fix: set enableNodePublicIP=False.",
             types=[MANAGED_CLUSTER],
-            check=_cluster_node_public_ip,
+            check=per_pool(_pool_public_ip)[MANAGED_CLUSTER],
             category=exp,
         ),
         resource_policy(
             "azure-containerservice-agentpool-no-node-public-ip",
             "AKS nodes must not get public IPs. Fix: set enableNodePublicIP=False.",
             types=[AGENT_POOL],
-            check=_agent_pool_public_ip,
+            check=per_pool(_pool_public_ip)[AGENT_POOL],
             category=exp,
         ),
         resource_policy(
@@ -573,7 +565,7 @@ def policies() -> list[ResourceValidationPolicy]:
             "system pool runs only critical add-ons. Fix: type='VirtualMachineScaleSets', "
             "maxPods>=50, and nodeTaints=['CriticalAddonsOnly=true:NoSchedule'] on System pools.",
             types=[MANAGED_CLUSTER, AGENT_POOL],
-            check={MANAGED_CLUSTER: _cluster_pools, AGENT_POOL: _agent_pool},
+            check=per_pool(_pools),
             category=Category.RESILIENCE,
             severity=Severity.LOW,
         ),
