@@ -18,6 +18,8 @@ Heavy imports (Pulumi SDKs, the gateway) happen inside the subcommands, so
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import sys
 from collections import Counter, defaultdict
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from infra.offline.engine import Plan, RecordedResource
+    from infra.offline.policy_gate import PackServer
 
 EXIT_OK = 0
 EXIT_POLICY = 1
@@ -36,13 +39,20 @@ _CLOUDS = ("aws", "azure", "gcp")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``aigw`` console script."""
+    """Entry point of the ``aigw`` console script (``argv``: arguments, for tests)."""
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_ERROR
-    return int(args.handler(args))
+    code = int(args.handler(args))
+    if argv is None:
+        # The console script (or `python -m infra.cli`): the process exits next.
+        # A plan leaves about a million objects; the interpreter's last garbage
+        # collections would walk them all (1.2-1.5 s of a prod plan's exit, see
+        # bench/plan-profile.md) only to free what the OS frees anyway.
+        gc.freeze()
+    return code
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=("grpc", "in-process"),
         default="grpc",
         help="run the pack as the Pulumi CLI does (its gRPC server, the default) or in-process",
+    )
+    plan.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="show no progress on stderr (the plan, verdict and errors still print)",
     )
     plan.set_defaults(handler=_plan)
 
@@ -133,32 +149,79 @@ def _project_policy_config(args: argparse.Namespace) -> Path | None:
 def _plan(args: argparse.Namespace) -> int:
     from infra.offline.engine import ProgramError, record
     from infra.offline.policy_gate import PolicyGateError, evaluate, load_policy_config
+    from infra.offline.progress import reporter
     from infra.offline.stackfile import StackFileError, find_project_root
 
-    try:
-        plan = record(args.stack, project_dir=args.project_dir, stack_file=args.stack_file)
-    except (ProgramError, StackFileError) as exc:
-        print(f"error: stack {args.stack}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    progress = reporter(sys.stderr, quiet=args.quiet, title=f"plan {args.stack}")
+    with contextlib.ExitStack() as cleanup:
+        # Whatever stops the plan, the status line is cleared (closing twice is harmless).
+        cleanup.callback(progress.close)
+        # Before the program: the pack boots on another core while the program runs.
+        server = _start_pack(args)
+        if server is not None:
+            cleanup.enter_context(server)
+        try:
+            plan = record(
+                args.stack,
+                project_dir=args.project_dir,
+                stack_file=args.stack_file,
+                progress=progress,
+            )
+        except (ProgramError, StackFileError) as exc:
+            progress.close()
+            print(f"error: stack {args.stack}: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        pack_dir = args.policy_pack or (args.project_dir or find_project_root()) / "policies"
+        progress.begin("policy gate")
+        try:
+            verdict = evaluate(
+                plan,
+                pack_dir=pack_dir,
+                config=load_policy_config(args.policy_pack_config or _project_policy_config(args)),
+                transport=args.policy_transport,
+                server=server,
+            )
+        except PolicyGateError as exc:
+            verdict, gate_error = None, exc
+            progress.close("the policy pack failed")
+        else:
+            gate_error = None
+            progress.end(verdict.summary())
+            mandatory = len(verdict.mandatory)
+            progress.close(f"blocked by {mandatory} mandatory" if mandatory else "compliant")
+    # The results after the progress lines, in the order they always came: the
+    # plan, then the verdict (or why the pack could not give one).
     if args.json:
         json.dump(plan.to_json(), sys.stdout, indent=2, sort_keys=False)
         sys.stdout.write("\n")
     else:
         print(render_plan(plan))
-    pack_dir = args.policy_pack or (args.project_dir or find_project_root()) / "policies"
-    try:
-        verdict = evaluate(
-            plan,
-            pack_dir=pack_dir,
-            config=load_policy_config(args.policy_pack_config or _project_policy_config(args)),
-            transport=args.policy_transport,
-        )
-    except PolicyGateError as exc:
-        print(f"error: policy pack {pack_dir}: {exc}", file=sys.stderr)
+    sys.stdout.flush()
+    if verdict is None:
+        print(f"error: policy pack {pack_dir}: {gate_error}", file=sys.stderr)
         return EXIT_ERROR
     # With --json, stdout stays machine-readable; the verdict goes to stderr.
     print("\n" + verdict.render(), file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK if verdict.passed else EXIT_POLICY
+
+
+def _start_pack(args: argparse.Namespace) -> PackServer | None:
+    """The policy pack's gRPC server, started now; ``None`` when it cannot start here.
+
+    Then :func:`~infra.offline.policy_gate.evaluate` starts it after the
+    program and reports why it fails, where it always did.
+    """
+    if args.policy_transport != "grpc":
+        return None
+    from infra.offline.policy_gate import PackServer, PolicyGateError
+    from infra.offline.stackfile import StackFileError, find_project_root, read_project
+
+    try:
+        root = (args.project_dir or find_project_root()).resolve()
+        project = read_project(root).name
+        return PackServer(args.policy_pack or root / "policies", project=project, stack=args.stack)
+    except (StackFileError, PolicyGateError, OSError):
+        return None
 
 
 def cloud_of(plan: Plan, resource: RecordedResource) -> str:

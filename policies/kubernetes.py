@@ -364,7 +364,8 @@ def _load_balancer(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[s
     name = get(props, "metadata.name")
     yield (
         f"Service {name or '(generated name)'} is type LoadBalancer: set spec.type='ClusterIP' "
-        "and route through the ingress controller (or exempt its URN in the pack config)"
+        "and route it through the cluster's Gateway with an HTTPRoute (or exempt its URN in "
+        "the pack config)"
     )
 
 
@@ -631,10 +632,11 @@ def policies() -> list[ResourceValidationPolicy]:
         ),
         resource_policy(
             "kubernetes-core-service-loadbalancer-ingress-only",
-            "Only the ingress controller may get a cloud load balancer; everything else stays "
-            "ClusterIP behind it (one audited, TLS-terminating entry point). Fix: set "
-            "spec.type='ClusterIP' (the ingress controller's Service is exempted by URN in the "
-            "pack config).",
+            "Only the cluster's entry point may get a cloud load balancer: the Gateway API "
+            "Gateway, whose LoadBalancer Service Envoy Gateway creates (the program declares "
+            "none). Everything else stays ClusterIP behind it (one audited, TLS-terminating "
+            "entry point). Fix: set spec.type='ClusterIP' and add an HTTPRoute (a reviewed "
+            "exception is exempted by URN in the pack config).",
             types=[SERVICE, SERVICE_PATCH],
             check=_load_balancer,
             category=Category.EXPOSURE,

@@ -10,7 +10,7 @@ import os
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from policies import aws, azure, gcp, iam, kubernetes, speedup, stack, tagging
+from policies import aws, azure, gateway_api, gcp, iam, kubernetes, speedup, stack, tagging
 
 PACK_NAME = "ai-gateway-guardrails"
 PACK_LEVEL = EnforcementLevel.MANDATORY
@@ -31,6 +31,7 @@ def all_policies() -> list[Policy]:
         *azure.policies(),
         *gcp.policies(),
         *kubernetes.policies(),
+        *gateway_api.policies(),
         *tagging.policies(),
         *stack.policies(),
     ]

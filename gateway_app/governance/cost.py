@@ -10,10 +10,11 @@ as output; cached prompt tokens are billed at the cache-read price.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway_app.config import DeploymentConfig
+from gateway_app.config import DeploymentConfig, GatewayConfig
 
 log = logging.getLogger("gateway_app.governance")
 
@@ -67,6 +68,14 @@ class Pricing:
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str, str], TokenPrices] = {}
         self._warned: set[str] = set()
+        self.unpriced: set[str] = set()  # deployment ids with no price anywhere
+
+    def source(self, deployment: DeploymentConfig, provider_type: str) -> str | None:
+        """Where a deployment's price comes from: ``config``, ``genai-prices`` or None."""
+        self.prices(deployment, provider_type)
+        if deployment.price is not None:
+            return "config"
+        return None if deployment.id in self.unpriced else "genai-prices"
 
     def prices(self, deployment: DeploymentConfig, provider_type: str) -> TokenPrices:
         """The deployment's override, else the dataset's price, else zero (logged once)."""
@@ -102,6 +111,7 @@ class Pricing:
                 provider_id=provider_id,
             )
         except LookupError:
+            self.unpriced.add(deployment.id)
             if deployment.id not in self._warned:
                 self._warned.add(deployment.id)
                 log.warning(
@@ -125,3 +135,60 @@ class Pricing:
             + cached * prices.cache_read
             + tokens.completion * prices.output
         )
+
+
+@dataclass(frozen=True, slots=True)
+class UnpricedDeployment:
+    """A deployment with no price: ``models.<model>.deployments[<index>]`` of a config."""
+
+    model: str
+    index: int
+    deployment_id: str
+    upstream_model: str
+
+    def __str__(self) -> str:
+        return (
+            f"models.{self.model}.deployments[{self.index}] ({self.deployment_id}, upstream "
+            f"model {self.upstream_model!r})"
+        )
+
+
+def unpriced_deployments(
+    config: GatewayConfig, pricing: Pricing | None = None
+) -> list[UnpricedDeployment]:
+    """Each deployment without a price (neither ``price`` in the config nor in genai-prices)."""
+    pricing = pricing or Pricing()
+    found = []
+    for name, model in config.models.items():
+        for index, deployment in enumerate(model.deployments):
+            provider_type = config.providers[deployment.provider].type
+            if pricing.source(deployment, provider_type) is None:
+                found.append(UnpricedDeployment(name, index, deployment.id, deployment.model))
+    return found
+
+
+def startup_refusal(
+    config: GatewayConfig, *, governance_on: bool, pricing: Pricing | None = None
+) -> list[UnpricedDeployment]:
+    """The unpriced deployments the gateway refuses to start with (empty: it starts).
+
+    With governance on and ``governance.unpriced_models: refuse_at_startup`` (the
+    default), each of them would count $0 against every budget. ``serve``, the
+    governance start and ``aigw plan`` (on each cluster's file, so a stack whose
+    pod would refuse to start is never deployed) all apply this one check.
+    """
+    if not governance_on or config.governance.unpriced_models != "refuse_at_startup":
+        return []
+    return unpriced_deployments(config, pricing)
+
+
+def unpriced_error(found: Sequence[UnpricedDeployment]) -> str:
+    """The start-up error for unpriced deployments: each one and how to price it."""
+    listed = "\n".join(f"  {entry}" for entry in found)
+    return (
+        "governance is on, and these deployments have no price (genai-prices does not know "
+        f"them), so their requests would count $0 against every budget:\n{listed}\n"
+        "Set each one's `price: {input_per_mtok: ..., output_per_mtok: ...}` (USD per million "
+        "tokens; 0 for a model that is truly free), or set governance.unpriced_models: "
+        "refuse_with_budget to start anyway and refuse their requests from keys with a budget."
+    )

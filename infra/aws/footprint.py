@@ -18,7 +18,13 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra.aws import decisions
+from infra.aws.autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from infra.aws.cluster import Cluster, ClusterArgs
+from infra.aws.load_balancer_controller import (
+    LOAD_BALANCER_ANNOTATIONS,
+    LoadBalancerController,
+    LoadBalancerControllerArgs,
+)
 from infra.aws.network import Network, NetworkArgs
 from infra.aws.postgres import Postgres, PostgresArgs
 from infra.aws.redis import Redis, RedisArgs
@@ -28,16 +34,6 @@ from infra.tags import required_tags
 
 REDIS_PORT = 6379
 """ElastiCache's port; TLS (transit encryption) is on, so the gateway connects with rediss://."""
-
-LOAD_BALANCER_ANNOTATIONS = {
-    # A Network Load Balancer passes TCP through, so TLS ends at ingress-nginx
-    # with the cert-manager certificate, and the client address is preserved
-    # (externalTrafficPolicy Local) for the gateway's per-client limits.
-    "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
-    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
-    "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": "true",
-}
-"""The ingress controller's public Service on EKS: an internet-facing NLB across zones."""
 
 
 def key_policy(account_id: str, region: str, partition: str = "aws") -> dict:
@@ -86,7 +82,8 @@ class Footprint(pulumi.ComponentResource):
     """Everything the gateway needs on AWS, behind one explicit provider.
 
     Attributes: ``provider`` (the aws.Provider), ``kms_key``, ``network``,
-    ``cluster``, ``redis``, ``postgres`` and ``kube_provider``.
+    ``cluster``, ``redis``, ``postgres``, ``kube_provider`` and
+    ``load_balancer_controller`` (what provisions the gateway's NLB).
     """
 
     def __init__(
@@ -182,6 +179,7 @@ class Footprint(pulumi.ComponentResource):
                 high_availability=settings.high_availability,
                 snapshot_retention_days=settings.redis_snapshot_retention_days,
                 protect=settings.deletion_protection,
+                log_retention_days=settings.log_retention_days,
             ),
             opts=components,
         )
@@ -200,16 +198,47 @@ class Footprint(pulumi.ComponentResource):
                 backup_retention_days=settings.backup_retention_days,
                 deletion_protection=settings.deletion_protection,
                 final_snapshot=settings.postgres_final_snapshot,
+                log_retention_days=settings.log_retention_days,
             ),
             opts=components,
         )
 
-        # Depending on the access entries makes the first `up` wait until the
-        # deployer is admitted before it deploys anything into the cluster.
+        # The first `up` deploys into the cluster only once the deployer is
+        # admitted (access entries), nodes exist (Helm `atomic` releases and the
+        # migration Job need them) and the managed add-ons run.
         self.kube_provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.cluster.kubeconfig,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.cluster.access_ready),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.cluster.ready),
+        )
+        self.autoscaler = ClusterAutoscaler(
+            f"{name}-autoscaler",
+            ClusterAutoscalerArgs(
+                name_prefix=prefix,
+                cluster_name=self.cluster.cluster_name,
+                cluster_name_text=cluster_name,
+                region=settings.region,
+                kubernetes_version=settings.kubernetes_version,
+                kube_provider=self.kube_provider,
+            ),
+            opts=components,
+        )
+
+        # The gateway's NLB comes from the AWS Load Balancer Controller (IRSA role of its own).
+        self.load_balancer_controller = LoadBalancerController(
+            f"{name}-lb-controller",
+            LoadBalancerControllerArgs(
+                name_prefix=prefix,
+                cluster_name=self.cluster.cluster_name,
+                region=settings.region,
+                vpc_id=self.network.vpc_id,
+                oidc_provider_arn=self.cluster.oidc_provider_arn,
+                oidc_issuer_url=self.cluster.oidc_issuer_url,
+                high_availability=settings.high_availability,
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self, providers={"aws": self.provider, "kubernetes": self.kube_provider}
+            ),
         )
 
         self.extras: dict[str, pulumi.Output] = {
@@ -228,6 +257,7 @@ class Footprint(pulumi.ComponentResource):
                 "kubeconfig": self.cluster.kubeconfig,
                 "redisUrl": self.redis.url,
                 "postgresDsn": self.postgres.dsn,
+                "postgresMigrationDsn": self.postgres.migration_dsn,
                 **self.extras,
             }
         )
@@ -247,11 +277,13 @@ def build(config: StackConfig) -> CloudFootprint:
         kube_provider=footprint.kube_provider,
         redis_url=footprint.redis.url,
         postgres_dsn=footprint.postgres.dsn,
+        postgres_migration_dsn=footprint.postgres.migration_dsn,
         # ElastiCache and RDS certificates chain to public Amazon roots, which
         # the gateway image's CA bundle already trusts for sslmode=require.
         redis_ca_cert=None,
         data_store_cidrs=[config.aws.vpc_cidr],
         redis_port=REDIS_PORT,
         load_balancer_annotations=dict(LOAD_BALANCER_ANNOTATIONS),
+        edge_prerequisites=[footprint.load_balancer_controller.release],
         extras=footprint.extras,
     )

@@ -3,18 +3,24 @@
 Given a kube provider (through ``opts``), the data stores' connection strings
 (secret Outputs) and the image, the component owns, in dependency order:
 
-1. the cluster's ingress and TLS (:class:`~infra.k8s.ingress.ClusterIngress`);
+1. the cluster's edge (:class:`~infra.k8s.edge.ClusterEdge`: Envoy Gateway,
+   cert-manager and the ACME issuer);
 2. a Namespace enforcing the ``restricted`` Pod Security Standard;
 3. the ServiceAccount (workload-identity annotations from the cloud);
-4. a Secret with every secret the gateway reads, and a ConfigMap with its
-   config file (never a secret: it is a plain ``str`` by type and checked);
-5. NetworkPolicies: deny everything, then admit the ingress controller on 8080
+4. a Secret with every secret the gateway reads, a second Secret with the
+   database owner's URL that only the migration Job mounts (the serving pods
+   connect as a role with row access only), and a ConfigMap with its config
+   file (never a secret: it is a plain ``str`` by type and checked);
+5. NetworkPolicies: deny everything, then admit the Envoy proxies on 8080
    and let the pods reach DNS, Redis, PostgreSQL and HTTPS only;
 6. per track (``stable``, and ``canary`` when a canary image is set): the
    schema-migration Job, then the Deployment (which depends on the Job), its
    Service, HorizontalPodAutoscaler and PodDisruptionBudget;
-7. the Certificate for the global and per-cloud hostnames, the Ingress
-   (HTTPS only) and, for a canary, the canary Ingress with its weight.
+7. the Certificate for the global and per-cloud hostnames, the ``Gateway``
+   (an HTTPS listener with that certificate, an HTTP listener that only
+   redirects), the HTTPS ``HTTPRoute`` (readiness path, canary header, weighted
+   ``backendRefs``) and the Envoy Gateway policies holding the edge's limits
+   (request body and TLS version; the timeouts are the route's own).
 
 No resource is created inside an ``apply``: every object exists in preview
 too, and only values (names, the checksum) are computed from Outputs.
@@ -30,16 +36,17 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+import yaml
 
-from infra.config import PROVIDER_API_KEYS, Cloud, Environment, StackConfig
-from infra.k8s import decisions
-from infra.k8s.decisions import CANARY_HEADER, CanaryPlan, Resources, Scaling
-from infra.k8s.ingress import (
-    INGRESS_CLASS,
-    INGRESS_NAMESPACE,
+from infra.config import PROVIDER_KEYS, Cloud, Environment, StackConfig, provider_key_variable
+from infra.k8s import catalogue, decisions
+from infra.k8s.decisions import CanaryPlan, EdgeLimits, Resources, Scaling
+from infra.k8s.edge import (
+    EDGE_NAMESPACE,
+    PROXY_POD_LABELS,
     AcmeArgs,
-    ClusterIngress,
-    ClusterIngressArgs,
+    ClusterEdge,
+    ClusterEdgeArgs,
     Dns01Solver,
     namespace_labels,
 )
@@ -76,6 +83,17 @@ class EgressRule:
     protocol: str = "TCP"
 
 
+GKE_METADATA_EGRESS = (
+    # GKE Dataplane V2 (these clusters) serves the metadata server on 169.254.169.254:80.
+    EgressRule(cidrs=("169.254.169.254/32",), ports=(80,)),
+    # GKE 1.21.0-gke.1000 and later: the node's metadata server on 169.254.169.252:988
+    # (987 for its health endpoint), which pods reach under NetworkPolicy too.
+    EgressRule(cidrs=("169.254.169.252/32",), ports=(987, 988)),
+)
+"""Egress a NetworkPolicy must allow for GKE Workload Identity tokens. Source: "Workload
+Identity Federation for GKE", section on network policies (GKE documentation)."""
+
+
 @dataclass
 class WorkloadIdentity:
     """How the cloud binds the gateway's ServiceAccount to a cloud identity.
@@ -107,12 +125,12 @@ class WorkloadIdentity:
     def gcp(cls, service_account_email: pulumi.Input[str]) -> WorkloadIdentity:
         """GKE Workload Identity: the SA names the GCP service account.
 
-        Tokens come from the GKE metadata server (169.254.169.254 on port 80,
-        and 988 with Dataplane V2), which the NetworkPolicy must then allow.
+        Tokens come from the GKE metadata server, which the NetworkPolicy must
+        then allow (:data:`GKE_METADATA_EGRESS`).
         """
         return cls(
             service_account_annotations={"iam.gke.io/gcp-service-account": service_account_email},
-            extra_egress=(EgressRule(cidrs=("169.254.169.254/32",), ports=(80, 988)),),
+            extra_egress=GKE_METADATA_EGRESS,
         )
 
 
@@ -124,7 +142,8 @@ class GatewayDeploymentArgs:
     values of ``provider_api_keys``) go only into the Kubernetes Secret.
     ``config_file`` is a plain ``str`` on purpose: an Output (possibly secret)
     cannot reach the ConfigMap. Build it with :meth:`from_config` to take every
-    workload setting from the stack config.
+    workload setting from the stack config (the config file is then the
+    cluster's catalogue, checked by :mod:`infra.k8s.catalogue`).
     """
 
     environment: Environment
@@ -144,16 +163,24 @@ class GatewayDeploymentArgs:
     """6379 on ElastiCache, 6378 on Memorystore, 10000 on Azure Managed Redis."""
     scaling: Scaling
     resources: Resources
+    edge_limits: EdgeLimits
+    """The request body limit and timeout the edge enforces (from the gateway's config file)."""
     provider_api_keys: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    """Environment variable name (``OPENAI_API_KEY`` ...) -> secret value."""
+    """Environment variable name (``GROQ_API_KEY`` ...) -> secret value."""
     redis_ca_cert: pulumi.Input[str] | None = None
     """PEM of the CA that signed Redis's certificate (Memorystore); mounted as a file."""
+    postgres_migration_dsn: pulumi.Input[str] | None = None
+    """The schema owner's URL (the managed server's admin). Only the migration Job gets it
+    (``AIGW_MIGRATION_DATABASE_URL``), to migrate and to create the role of
+    ``postgres_dsn``; the Deployment never does."""
     postgres_port: int = 5432
     canary_image: pulumi.Input[str] | None = None
     canary_weight: int = 0
     workload_identity: WorkloadIdentity = field(default_factory=WorkloadIdentity)
     load_balancer_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    """The cloud's annotations for the public LoadBalancer Service."""
+    """The cloud's annotations for the public LoadBalancer Service Envoy Gateway creates."""
+    edge_prerequisites: Sequence[pulumi.Resource] = ()
+    """What must run before the Gateway's load balancer (the AWS Load Balancer Controller on EKS)."""
     metrics_namespace: str | None = None
     """Namespace of the Prometheus that scrapes ``/metrics``; admitted on 8080 when set."""
     namespace: str = "ai-gateway"
@@ -174,24 +201,29 @@ class GatewayDeploymentArgs:
         data_store_cidrs: Sequence[pulumi.Input[str]],
         redis_port: int,
         redis_ca_cert: pulumi.Input[str] | None = None,
+        postgres_migration_dsn: pulumi.Input[str] | None = None,
         workload_identity: WorkloadIdentity | None = None,
         load_balancer_annotations: Mapping[str, pulumi.Input[str]] | None = None,
         image: pulumi.Input[str] | None = None,
+        edge_prerequisites: Sequence[pulumi.Resource] = (),
     ) -> GatewayDeploymentArgs:
         """Args for ``cloud`` from the stack config plus what the cloud's footprint hands over.
 
-        ``secrets`` is :func:`infra.config.secret_settings` (config key ->
-        secret Output); ``image`` overrides ``gateway.image`` (a freshly built
-        and pushed image reference).
+        ``secrets`` is :func:`infra.config.secret_settings` (secret Outputs);
+        ``image`` overrides ``gateway.image`` (a freshly built and pushed image
+        reference).
         """
         gateway = config.gateway
         global_name, cloud_name = decisions.gateway_hostnames(
             config.dns.domain, config.dns.hostname, cloud.value
         )
+        # The file this cluster's pods read (appConfig, or the default catalogue when it is
+        # left out): the edge's limits are taken from it, so the two cannot disagree.
+        config_file = config.gateway_config_file(cloud)
         return cls(
             environment=config.environment,
             image=image if image is not None else gateway.image,
-            config_file=decisions.render_config_file(gateway.app_config),
+            config_file=config_file,
             redis_url=redis_url,
             postgres_dsn=postgres_dsn,
             admin_key=admin_key,
@@ -205,14 +237,18 @@ class GatewayDeploymentArgs:
             redis_port=redis_port,
             scaling=decisions.scaling(config.environment, gateway.replicas, gateway.max_replicas),
             resources=gateway.resources,
+            edge_limits=decisions.edge_limits(yaml.safe_load(config_file)),
             provider_api_keys={
-                env: secrets[key] for key, env in PROVIDER_API_KEYS.items() if key in secrets
+                provider_key_variable(name): value
+                for name, value in secrets.get(PROVIDER_KEYS, {}).items()
             },
             redis_ca_cert=redis_ca_cert,
+            postgres_migration_dsn=postgres_migration_dsn,
             canary_image=gateway.canary_image,
             canary_weight=gateway.canary_weight,
             workload_identity=workload_identity or WorkloadIdentity(),
             load_balancer_annotations=dict(load_balancer_annotations or {}),
+            edge_prerequisites=list(edge_prerequisites),
         )
 
 
@@ -405,31 +441,11 @@ def network_policy_egress(
     return rules
 
 
-def ingress_annotations(plan: CanaryPlan | None = None) -> dict[str, str]:
-    """The Ingress annotations: HTTPS only, streaming-friendly; or a canary's weight and header."""
-    if plan is not None:
-        return {
-            "nginx.ingress.kubernetes.io/canary": "true",
-            "nginx.ingress.kubernetes.io/canary-weight": str(plan.weight),
-            "nginx.ingress.kubernetes.io/canary-by-header": CANARY_HEADER,
-        }
-    return {
-        "nginx.ingress.kubernetes.io/ssl-redirect": "true",
-        "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
-        "nginx.ingress.kubernetes.io/backend-protocol": "HTTP",
-        # Chat completions stream for minutes: no buffering, long timeouts.
-        "nginx.ingress.kubernetes.io/proxy-buffering": "off",
-        "nginx.ingress.kubernetes.io/proxy-read-timeout": "600",
-        "nginx.ingress.kubernetes.io/proxy-send-timeout": "600",
-        "nginx.ingress.kubernetes.io/proxy-body-size": "10m",
-    }
-
-
 # --------------------------------------------------------------- component
 
 
 class GatewayDeployment(pulumi.ComponentResource):
-    """The gateway workload, its ingress and TLS on one cluster (see the module docstring).
+    """The gateway workload, its edge and TLS on one cluster (see the module docstring).
 
     Outputs: ``endpoint`` (the public load balancer's hostname or IP, for the
     global DNS), ``namespace``, ``hostnames``, ``canary_weight``.
@@ -446,16 +462,16 @@ class GatewayDeployment(pulumi.ComponentResource):
         self._args = args
         app = decisions.dns_label(args.app_name)
         canary = decisions.canary_plan(args.canary_image, args.canary_weight, args.scaling)
-        config_file = decisions.render_config_file(_parse_yaml(args.config_file))
+        config_file = catalogue.check_config_file(args.config_file)
         secret_keys = {secret_key_for(env): env for env in sorted(args.provider_api_keys)}
         child = pulumi.ResourceOptions(parent=self)
 
-        self.ingress = ClusterIngress(
-            f"{name}-ingress",
-            ClusterIngressArgs(
+        self.edge = ClusterEdge(
+            f"{name}-edge",
+            ClusterEdgeArgs(
                 environment=args.environment,
                 acme=args.acme,
-                load_balancer_annotations=args.load_balancer_annotations,
+                prerequisites=list(args.edge_prerequisites),
             ),
             opts=child,
         )
@@ -501,6 +517,21 @@ class GatewayDeployment(pulumi.ComponentResource):
             type="Opaque",
             string_data=pulumi.Output.secret(secret_data),
             opts=child,
+        )
+        self.migration_secret = (
+            k8s.core.v1.Secret(
+                f"{name}-migration-secret",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=decisions.dns_label(app, "migration"),
+                    namespace=self._ns,
+                    labels=self._labels("migration"),
+                ),
+                type="Opaque",
+                string_data=pulumi.Output.secret({"database-url": args.postgres_migration_dsn}),
+                opts=child,
+            )
+            if args.postgres_migration_dsn is not None
+            else None
         )
         self.config_map = k8s.core.v1.ConfigMap(
             f"{name}-config",
@@ -549,33 +580,22 @@ class GatewayDeployment(pulumi.ComponentResource):
                 "secretName": tls_secret,
                 "dnsNames": hosts,
                 "issuerRef": {
-                    "name": self.ingress.issuer_name,
+                    "name": self.edge.issuer_name,
                     "kind": "ClusterIssuer",
                     "group": "cert-manager.io",
                 },
                 "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
                 "usages": ["server auth"],
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ingress.issuer]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.edge.issuer]),
         )
-        self.ingresses = {
-            "stable": self._ingress(
-                "stable", stable["service"], hosts, tls_secret, None, [certificate]
-            )
-        }
-        if canary.enabled:
-            self.ingresses["canary"] = self._ingress(
-                "canary",
-                tracks["canary"]["service"],
-                hosts,
-                None,
-                canary,
-                [self.ingresses["stable"]],
-            )
+        self.gateway = self._gateway(app, hosts, tls_secret, certificate)
+        self.routes = self._routes(app, hosts, tracks, canary)
 
         self.tracks = tracks
         self.namespace = self._ns
-        self.endpoint = self.ingress.endpoint
+        # Envoy Gateway publishes the load balancer's address in the Gateway's status.
+        self.endpoint = self.gateway.status.apply(gateway_address)
         self.hostnames = hosts
         self.register_outputs(
             {
@@ -615,11 +635,9 @@ class GatewayDeployment(pulumi.ComponentResource):
         sources = [
             k8s.networking.v1.NetworkPolicyPeerArgs(
                 namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                    match_labels={"kubernetes.io/metadata.name": INGRESS_NAMESPACE}
+                    match_labels={"kubernetes.io/metadata.name": EDGE_NAMESPACE}
                 ),
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(
-                    match_labels={"app.kubernetes.io/name": "ingress-nginx"}
-                ),
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(PROXY_POD_LABELS)),
             )
         ]
         if args.metrics_namespace:
@@ -680,6 +698,20 @@ class GatewayDeployment(pulumi.ComponentResource):
         env += [from_secret(name, key) for key, name in _SECRET_ENV.items()]
         env += [from_secret(name, key) for key, name in provider_keys.items()]
         return env
+
+    def _migration_env(self) -> list[k8s.core.v1.EnvVarArgs]:
+        """The gateway's environment plus the owner's URL, for the migration Job only."""
+        if self.migration_secret is None:
+            return self._env
+        owner = k8s.core.v1.EnvVarArgs(
+            name="AIGW_MIGRATION_DATABASE_URL",
+            value_from=k8s.core.v1.EnvVarSourceArgs(
+                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
+                    name=self.migration_secret.metadata.name, key="database-url"
+                )
+            ),
+        )
+        return [*self._env, owner]
 
     def _pod_volumes(
         self, with_ca: bool
@@ -779,7 +811,7 @@ class GatewayDeployment(pulumi.ComponentResource):
                             name="migrate",
                             image=image,
                             args=list(MIGRATE_ARGS),
-                            env=self._env,
+                            env=self._migration_env(),
                             volume_mounts=mounts,
                             resources=_requirements(decisions.MIGRATION_RESOURCES),
                             security_context=container_security_context(),
@@ -842,7 +874,7 @@ class GatewayDeployment(pulumi.ComponentResource):
                             startup_probe=probe["startup"],
                             readiness_probe=probe["readiness"],
                             liveness_probe=probe["liveness"],
-                            # Let the ingress controller drop the endpoint before SIGTERM.
+                            # Let the Envoy proxies drop the endpoint before SIGTERM.
                             lifecycle=k8s.core.v1.LifecycleArgs(
                                 pre_stop=k8s.core.v1.LifecycleHandlerArgs(
                                     sleep=k8s.core.v1.SleepActionArgs(seconds=5)
@@ -917,74 +949,199 @@ class GatewayDeployment(pulumi.ComponentResource):
         )
         return {"job": job, "deployment": deployment, "service": service, "hpa": hpa, "pdb": pdb}
 
-    def _ingress(
+    def _gateway(
         self,
-        track: str,
-        service: k8s.core.v1.Service,
+        app: str,
         hosts: list[str],
-        tls_secret: str | None,
-        canary: CanaryPlan | None,
-        depends_on: list[pulumi.Resource],
-    ) -> k8s.networking.v1.Ingress:
-        suffix = "" if track == "stable" else f"-{track}"
-        backend = k8s.networking.v1.IngressBackendArgs(
-            service=k8s.networking.v1.IngressServiceBackendArgs(
-                name=service.metadata.name,
-                port=k8s.networking.v1.ServiceBackendPortArgs(name="http"),
-            )
-        )
-        app = decisions.dns_label(self._args.app_name)
-        return k8s.networking.v1.Ingress(
-            f"{self._name}-ingress{suffix}",
+        tls_secret: str,
+        certificate: pulumi.Resource,
+    ) -> ObservedCustomResource:
+        """The Gateway: HTTPS with the certificate, HTTP only to redirect, the cloud's LB annotations."""
+        args = self._args
+        infrastructure: dict[str, Any] = {}
+        if args.load_balancer_annotations:
+            # Envoy Gateway copies these onto the LoadBalancer Service it creates.
+            infrastructure["annotations"] = dict(args.load_balancer_annotations)
+        same_namespace = {"namespaces": {"from": "Same"}}
+        spec: dict[str, Any] = {
+            "gatewayClassName": self.edge.gateway_class_name,
+            "listeners": [
+                {"name": "http", "protocol": "HTTP", "port": 80, "allowedRoutes": same_namespace},
+                {
+                    "name": "https",
+                    "protocol": "HTTPS",
+                    "port": 443,
+                    "tls": {
+                        "mode": "Terminate",
+                        "certificateRefs": [{"group": "", "kind": "Secret", "name": tls_secret}],
+                    },
+                    "allowedRoutes": same_namespace,
+                },
+            ],
+        }
+        if infrastructure:
+            spec["infrastructure"] = infrastructure
+        return ObservedCustomResource(
+            f"{self._name}-gateway",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="Gateway",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=app if canary is None else decisions.dns_label(app, track),
+                name=app,
                 namespace=self._ns,
-                annotations=ingress_annotations(canary),
-                labels=self._labels("gateway", track),
+                labels=self._labels("edge"),
+                # `up` waits until the cloud gave the load balancer an address.
+                annotations={"pulumi.com/waitFor": "jsonpath={.status.addresses[0].value}"},
             ),
-            spec=k8s.networking.v1.IngressSpecArgs(
-                ingress_class_name=INGRESS_CLASS,
-                tls=(
-                    [k8s.networking.v1.IngressTLSArgs(hosts=hosts, secret_name=tls_secret)]
-                    if tls_secret
-                    else None
-                ),
-                rules=[
-                    k8s.networking.v1.IngressRuleArgs(
-                        host=host,
-                        http=k8s.networking.v1.HTTPIngressRuleValueArgs(
-                            paths=[
-                                k8s.networking.v1.HTTPIngressPathArgs(
-                                    path="/", path_type="Prefix", backend=backend
-                                )
-                            ]
-                        ),
-                    )
-                    for host in hosts
-                ],
-            ),
-            # The admission webhook of the controller validates Ingresses.
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.ingress.ingress_nginx, *depends_on]
-            ),
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.edge.ready, certificate]),
         )
+
+    def _routes(
+        self,
+        app: str,
+        hosts: list[str],
+        tracks: Mapping[str, Mapping[str, pulumi.Resource]],
+        canary: CanaryPlan,
+    ) -> dict[str, pulumi.Resource]:
+        """The HTTPS route, the HTTP redirect and the Envoy Gateway policies of the edge's limits."""
+        args = self._args
+        services = {track: parts["service"] for track, parts in tracks.items()}
+        after_gateway = pulumi.ResourceOptions(
+            parent=self, depends_on=[self.gateway, *services.values()]
+        )
+
+        def parent(section: str) -> dict[str, Any]:
+            return {
+                "group": "gateway.networking.k8s.io",
+                "kind": "Gateway",
+                "name": app,
+                "sectionName": section,
+            }
+
+        base = decisions.dns_label(args.app_name)
+        https = k8s.apiextensions.CustomResource(
+            f"{self._name}-https-route",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=app, namespace=self._ns, labels=self._labels("edge")
+            ),
+            spec={
+                "parentRefs": [parent("https")],
+                "hostnames": hosts,
+                "rules": decisions.https_route_rules(
+                    base,
+                    decisions.dns_label(base, "canary", max_length=50) if canary.enabled else None,
+                    canary,
+                    args.edge_limits,
+                ),
+            },
+            opts=after_gateway,
+        )
+        redirect = k8s.apiextensions.CustomResource(
+            f"{self._name}-https-redirect",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=decisions.dns_label(app, "https-redirect"),
+                namespace=self._ns,
+                labels=self._labels("edge"),
+            ),
+            spec={
+                "parentRefs": [parent("http")],
+                "hostnames": hosts,
+                "rules": decisions.https_redirect_rules(),
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+        )
+        route_target = {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": app}
+        body_limit = k8s.apiextensions.CustomResource(
+            f"{self._name}-backend-policy",
+            api_version="gateway.envoyproxy.io/v1alpha1",
+            kind="BackendTrafficPolicy",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=app, namespace=self._ns, labels=self._labels("edge")
+            ),
+            # Bodies over the gateway's own limit get the same 413 at the edge,
+            # before they cross the cluster.
+            spec={
+                "targetRefs": [route_target],
+                "requestBuffer": {"limit": args.edge_limits.body_limit},
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[https]),
+        )
+        client = k8s.apiextensions.CustomResource(
+            f"{self._name}-client-policy",
+            api_version="gateway.envoyproxy.io/v1alpha1",
+            kind="ClientTrafficPolicy",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=app, namespace=self._ns, labels=self._labels("edge")
+            ),
+            spec={
+                "targetRefs": [
+                    {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": app}
+                ],
+                "tls": {"minVersion": "1.2"},
+                # A client that trickles its request is cut off (slow-loris); the
+                # whole body must arrive within the gateway's own deadline.
+                "timeout": {
+                    "http": {"requestReceivedTimeout": f"{decisions.REQUEST_RECEIVED_TIMEOUT_S}s"}
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+        )
+        return {
+            "https": https,
+            "redirect": redirect,
+            "backendPolicy": body_limit,
+            "clientPolicy": client,
+        }
+
+
+class ObservedCustomResource(pulumi.CustomResource):
+    """A custom resource whose live ``status`` is an output.
+
+    ``k8s.apiextensions.CustomResource`` registers only ``apiVersion``,
+    ``kind``, ``metadata`` and ``spec``, so the provider's ``status`` (read
+    after the ``pulumi.com/waitFor`` condition holds) never reaches the
+    program. Registering ``status`` as an output property exposes it.
+    """
+
+    status: pulumi.Output[Any]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        api_version: str,
+        kind: str,
+        metadata: k8s.meta.v1.ObjectMetaArgs,
+        spec: Mapping[str, Any],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            f"kubernetes:{api_version}:{kind}",
+            resource_name,
+            {
+                "apiVersion": api_version,
+                "kind": kind,
+                "metadata": metadata,
+                "spec": spec,
+                "status": None,
+            },
+            opts,
+        )
+
+
+def gateway_address(status: Any) -> str:
+    """The first address Envoy Gateway published for a Gateway (a hostname on AWS, an IP elsewhere)."""
+    addresses = (status or {}).get("addresses") if isinstance(status, Mapping) else None
+    if not addresses:
+        return ""
+    return str(addresses[0].get("value") or "")
 
 
 def _requirements(resources: Resources) -> k8s.core.v1.ResourceRequirementsArgs:
     return k8s.core.v1.ResourceRequirementsArgs(
         requests=resources.requests, limits=resources.limits
     )
-
-
-def _parse_yaml(text: str) -> Mapping[str, Any]:
-    import yaml
-
-    if not isinstance(text, str):
-        raise TypeError(
-            "config_file must be a plain str (an Output could carry a secret into the "
-            "ConfigMap); render it with infra.k8s.decisions.render_config_file"
-        )
-    loaded = yaml.safe_load(text) if text.strip() else {}
-    if not isinstance(loaded, Mapping):
-        raise ValueError("config_file is not a YAML mapping; render it with render_config_file")
-    return loaded

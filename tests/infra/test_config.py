@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE: dict[str, Any] = {
     "environment": "staging",
     "tags": {"owner": "platform", "costCenter": "cc-1"},
-    "dns": {"domain": "ai.example.com"},
+    "dns": {"domain": "ai.example.com", "alerts": {"emails": ["oncall@example.com"]}},
     "aws": {"enabled": True, "deployerCidrs": ["203.0.113.0/24"]},
 }
 
@@ -136,7 +136,7 @@ def test_structured_config_arrives_as_json_strings() -> None:
         ),
         (
             _with("dns.weights", {"aws": 300}),
-            "ai-gateway:dns.weights: weight 300 for aws is out of range",
+            "ai-gateway:dns.weights: weight 300 for aws exceeds 255, the largest Route 53 takes",
         ),
         (
             _with("gateway.maxReplicas", 1, _with("gateway.replicas", 2)),

@@ -388,6 +388,11 @@ EXPECTED_BROKEN = {
     ("kubernetes-core-pod-no-token-automount", "kubernetes:core/v1:ServiceAccount", "gateway"),
     ("kubernetes-core-pod-seccomp", "kubernetes:core/v1:Pod", "host-debug"),
     ("kubernetes-core-service-loadbalancer-ingress-only", "kubernetes:core/v1:Service", "gateway"),
+    (
+        "kubernetes-gateway-public-listener-tls",
+        "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute",
+        "api",
+    ),
     ("kubernetes-core-service-no-node-port", "kubernetes:core/v1:Service", "node-port"),
     (
         "kubernetes-networking-ingress-no-snippets",

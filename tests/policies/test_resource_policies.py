@@ -596,7 +596,7 @@ def test_exemptions_name_a_urn_or_a_type_never_a_namespace_or_label(compliant_pl
         {
             f"{POD}.securityContext.runAsNonRoot": False,
             "metadata.namespace": "kube-system",
-            "metadata.labels": {"app.kubernetes.io/name": "ingress-nginx"},
+            "metadata.labels": {"app.kubernetes.io/name": "envoy"},
         },
     )
     plan = only(compliant_plan, [root])

@@ -293,3 +293,67 @@ def test_rules_that_add_up_to_the_internet_are_caught_together(compliant_plan: P
     # HTTPS is allowed from anywhere, together or not.
     https = swapped(compliant_plan, *[rule(i, port=443) for i in range(20)])
     assert messages(https, policy) == []
+
+
+# ------------------------------------------------------------- Gateway API
+
+PUBLIC_LISTENER_TLS = "kubernetes-gateway-public-listener-tls"
+GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+
+
+def test_https_route_and_redirect_only_plain_listener_pass(compliant_plan: Plan) -> None:
+    assert messages(compliant_plan, PUBLIC_LISTENER_TLS) == []
+
+
+def test_a_route_serving_through_the_plain_listener_is_flagged(compliant_plan: Plan) -> None:
+    """Each way a route reaches the HTTP listener: every listener, sectionName, port."""
+    api = compliant_plan.one(HTTP_ROUTE, "api")
+    ref = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "edge"}
+    for parent in (ref, {**ref, "sectionName": "http"}, {**ref, "port": 80}):
+        found = messages(
+            swapped(compliant_plan, mutated(api, {"spec.parentRefs": [parent]})),
+            PUBLIC_LISTENER_TLS,
+        )
+        assert found == [
+            (
+                "api",
+                "HTTPRoute api rule 0 sends traffic through Gateway edge listener http (HTTP, "
+                "port 80) without TLS: attach it to the HTTPS listener (parentRefs sectionName) "
+                "and give the plain listener only a RequestRedirect with scheme https",
+            )
+        ], parent
+    # A route in another namespace names the Gateway's namespace to attach.
+    elsewhere = mutated(api, {"metadata.namespace": "team", "spec.parentRefs": [ref]})
+    assert messages(swapped(compliant_plan, elsewhere), PUBLIC_LISTENER_TLS) == []
+
+
+def test_a_redirect_to_plain_http_is_not_a_redirect_to_tls(compliant_plan: Plan) -> None:
+    redirect = compliant_plan.one(HTTP_ROUTE, "https-redirect")
+    http = mutated(redirect, {"spec.rules.0.filters.0.requestRedirect.scheme": "http"})
+    assert [n for n, _ in messages(swapped(compliant_plan, http), PUBLIC_LISTENER_TLS)] == [
+        "https-redirect"
+    ]
+
+
+def test_raw_tcp_listeners_are_flagged_and_internal_gateways_exempt(compliant_plan: Plan) -> None:
+    gateway = compliant_plan.one(GATEWAY, "edge")
+    listeners = [*gateway.get("spec.listeners"), {"name": "db", "protocol": "TCP", "port": 5432}]
+    tcp = mutated(gateway, {"spec.listeners": listeners})
+    assert messages(swapped(compliant_plan, tcp), PUBLIC_LISTENER_TLS) == [
+        (
+            "edge",
+            "Gateway edge listener db (TCP, port 5432) carries raw traffic without TLS on a "
+            "public load balancer: use an HTTPS (or TLS) listener",
+        )
+    ]
+    # The same Gateway behind each cloud's internal load balancer faces no internet.
+    api = compliant_plan.one(HTTP_ROUTE, "api")
+    plain = mutated(api, {"spec.parentRefs.0.sectionName": "http"})
+    for key, value in (
+        ("service.beta.kubernetes.io/aws-load-balancer-scheme", "internal"),
+        ("service.beta.kubernetes.io/azure-load-balancer-internal", "true"),
+        ("networking.gke.io/load-balancer-type", "Internal"),
+    ):
+        internal = mutated(tcp, {"spec.infrastructure": {"annotations": {key: value}}})
+        assert messages(swapped(compliant_plan, internal, plain), PUBLIC_LISTENER_TLS) == [], key
