@@ -12,6 +12,7 @@ from policies.config import Category
 from policies.framework import (
     API_CIDRS,
     API_CIDRS_DOC,
+    DEV_EXEMPT,
     PROD_ONLY,
     PUBLIC_PORTS,
     PUBLIC_PORTS_DOC,
@@ -38,6 +39,9 @@ NETWORK_SECURITY_GROUP = "azure-native:network:NetworkSecurityGroup"
 SECURITY_RULE = "azure-native:network:SecurityRule"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 SUBNET = "azure-native:network:Subnet"
+KEY_VAULT = "azure-native:keyvault:Vault"
+DEFENDER_PRICING = "azure-native:security:Pricing"
+ROLE_DEFINITION = "azure-native:authorization:RoleDefinition"
 
 _TLS_OK = {"1.2", "1.3"}
 
@@ -363,6 +367,36 @@ def _storage_network(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable
         )
 
 
+def _vault_recoverable(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    # Soft delete is on by default (and can no longer be turned off on new vaults);
+    # purge protection is off unless set, and cannot be turned off once on.
+    if get(props, "properties.enableSoftDelete") is False:
+        yield "properties.enableSoftDelete is false: set properties.enableSoftDelete=True"
+    if not is_true(get(props, "properties.enablePurgeProtection")):
+        yield (
+            "properties.enablePurgeProtection is not true: set "
+            "properties.enablePurgeProtection=True (a deleted vault or key stays recoverable)"
+        )
+
+
+def _defender_pricing(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    tier = get(props, "pricingTier")
+    if str(tier) != "Standard":
+        yield (
+            f"pricingTier is {tier or 'unset'} for the {get(props, 'pricingName', '?')} plan: "
+            "set pricingTier='Standard' (Free turns Defender off for the whole subscription)"
+        )
+
+
+def _role_definition(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    for i, permission in enumerate(items(props, "permissions")):
+        if "*" in [str(a).strip() for a in items(permission, "actions")]:
+            yield (
+                f"permissions[{i}].actions contains '*': a custom role with every action is an "
+                "Owner of its scopes; list the actions the role needs"
+            )
+
+
 def policies() -> list[ResourceValidationPolicy]:
     """Every Azure resource policy of the pack."""
     enc, exp = Category.ENCRYPTION, Category.EXPOSURE
@@ -468,7 +502,7 @@ def policies() -> list[ResourceValidationPolicy]:
             types=[MANAGED_CLUSTER],
             check=_cluster_local_accounts,
             category=exp,
-            non_production=["dev", "dev-*", "*-dev"],
+            non_production=DEV_EXEMPT,
         ),
         resource_policy(
             "azure-containerservice-managedcluster-no-node-public-ip",
@@ -524,6 +558,33 @@ def policies() -> list[ResourceValidationPolicy]:
             severity=Severity.CRITICAL,
         ),
         resource_policy(
+            "azure-authorization-roledefinition-no-wildcard-actions",
+            "Custom roles must not grant every action ('*'): such a role is an Owner of every "
+            "scope it can be assigned at. Fix: list the actions the role needs.",
+            types=[ROLE_DEFINITION],
+            check=_role_definition,
+            category=Category.IDENTITY,
+            severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "azure-keyvault-vault-recoverable",
+            "Key Vaults must keep deleted vaults and keys recoverable (soft delete with purge "
+            "protection), so a deletion cannot take the data they encrypt with it. Fix: set "
+            "properties.enableSoftDelete=True and properties.enablePurgeProtection=True.",
+            types=[KEY_VAULT],
+            check=_vault_recoverable,
+            category=Category.RESILIENCE,
+        ),
+        resource_policy(
+            "azure-security-pricing-standard",
+            "A Microsoft Defender for Cloud plan the stack sets must be on (Standard): a Free "
+            "plan switches Defender off for every resource of the subscription. Fix: set "
+            "pricingTier='Standard'.",
+            types=[DEFENDER_PRICING],
+            check=_defender_pricing,
+            category=Category.LOGGING,
+        ),
+        resource_policy(
             "azure-containerservice-managedcluster-network-policy",
             "AKS must run Azure CNI and enforce Kubernetes NetworkPolicy. Fix: set "
             "networkProfile.networkPlugin='azure' and networkPolicy='cilium' (or 'azure', "
@@ -534,12 +595,15 @@ def policies() -> list[ResourceValidationPolicy]:
         ),
         resource_policy(
             "azure-containerservice-managedcluster-defender",
-            "AKS must run Microsoft Defender for Containers (runtime threat detection). Fix: set "
+            "AKS must run Microsoft Defender for Containers (runtime threat detection) outside the "
+            "listed environments (dev: Defender is billed per vCore, and the program's "
+            "azure.defenderForContainers is off there by default). Fix: set "
             "securityProfile.defender.securityMonitoring.enabled=True and "
             "logAnalyticsWorkspaceResourceId.",
             types=[MANAGED_CLUSTER],
             check=_cluster_defender,
             category=Category.LOGGING,
+            non_production=DEV_EXEMPT,
         ),
         resource_policy(
             "azure-containerservice-managedcluster-addons",

@@ -222,13 +222,32 @@ CATALOG: dict[str, list[Anchor]] = {
     "aws:eks/accessEntry:AccessEntry": [],
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": [],
     "aws:route53/zone:Zone": [
-        _a("CKV2_AWS_38", "DNSSEC signing", None, "needs a KMS key in us-east-1 and a DS record at the registrar, outside the stack (follow-up)"),
+        _a("CKV2_AWS_38", "DNSSEC signing", "multicloud-dns-zone-dnssec"),
         _a("CKV2_AWS_39", "query logging", "multicloud-network-traffic-logs"),
     ],
     "aws:route53/record:Record": [
         _a("CKV2_AWS_23", "A record points at a resource", None, "the records alias the clusters' load balancers of the same stack"),
     ],
     "aws:route53/healthCheck:HealthCheck": [],
+    "aws:route53/queryLog:QueryLog": [], "aws:route53/keySigningKey:KeySigningKey": [],
+    "aws:route53/hostedZoneDnsSec:HostedZoneDnsSec": [],
+    "aws:cloudwatch/logResourcePolicy:LogResourcePolicy": [],
+    "aws:sns/topic:Topic": [
+        _a("CKV_AWS_26", "encrypted at rest", "aws-sns-topic-kms"),
+    ],
+    "aws:sns/topicSubscription:TopicSubscription": [],
+    "aws:iam/policy:Policy": [
+        _a("CKV_AWS_62", "no '*:*' administrator", "aws-iam-policy-no-administrator"),
+        _a("CKV_AWS_63", "no '*' actions", "aws-iam-policy-no-administrator"),
+        _a("CKV_AWS_286", "no privilege escalation", "aws-iam-policy-no-administrator"),
+        _a("CKV_AWS_287", "no credentials exposure", None, "needs a per-action catalogue of credential-returning APIs; the program's policies are reviewed in its tests"),
+        _a("CKV_AWS_288", "no data exfiltration", None, "needs a per-action catalogue; the program's grants name their resources"),
+        _a("CKV_AWS_289", "no permissions management without constraints", "aws-iam-policy-no-administrator"),
+        _a("CKV_AWS_290", "no write access without constraints", None, "needs a per-action catalogue of resource-level permissions; the Load Balancer Controller's and Cluster Autoscaler's published policies act on resources created at run time, scoped by tag conditions"),
+        _a("CKV_AWS_355", "no '*' resource for restrictable actions", None, "needs a per-action catalogue of resource-level permissions (same reason)"),
+        _a("CKV2_AWS_40", "no full IAM privileges", "aws-iam-policy-no-administrator"),
+    ],
+    "aws:eks/addon:Addon": [], "aws:eks/podIdentityAssociation:PodIdentityAssociation": [],
     # --------------------------------------------------------------- Azure
     "azure-native:containerservice:ManagedCluster": [
         _a("CKV_AZURE_4", "logging to Azure Monitor", "azure-containerservice-managedcluster-addons"),
@@ -284,6 +303,33 @@ CATALOG: dict[str, list[Anchor]] = {
     "azure-native:managedidentity:UserAssignedIdentity": [],
     "azure-native:managedidentity:FederatedIdentityCredential": [],
     "azure-native:monitor:DiagnosticSetting": [],
+    "azure-native:monitor:DataCollectionRule": [],
+    "azure-native:monitor:DataCollectionRuleAssociation": [],
+    "azure-native:monitor:ActionGroup": [], "azure-native:monitor:MetricAlert": [],
+    "azure-native:keyvault:Vault": [
+        _a("CKV_AZURE_42", "recoverable", "azure-keyvault-vault-recoverable"),
+        _a("CKV_AZURE_110", "purge protection", "azure-keyvault-vault-recoverable"),
+        _a("CKV_AZURE_111", "soft delete", "azure-keyvault-vault-recoverable"),
+        _a("CKV_AZURE_109", "firewall rules", None, "the vault holds only the AKS KMS key, reached by the cluster's identity under Entra RBAC; AKS KMS with a private vault needs a private endpoint and API server VNet integration the program does not create yet (follow-up)"),
+        _a("CKV_AZURE_189", "public network access disabled", None, "same as CKV_AZURE_109: AKS KMS uses the vault's public endpoint until private KMS is built"),
+        _a("CKV2_AZURE_32", "private endpoint", None, "same as CKV_AZURE_109"),
+    ],
+    "azure-native:keyvault:Key": [
+        _a("CKV_AZURE_40", "expiration date set", None, "the key rotates yearly through its rotation policy; an expiry date would stop AKS decrypting its secrets if rotation ever failed"),
+        _a("CKV_AZURE_112", "HSM-backed", None, "a Standard vault's software key; HSM keys need a Premium vault (a cost choice left to the deployer)"),
+    ],
+    "azure-native:security:Pricing": [
+        _a("CKV_AZURE_19", "Defender plan on the Standard tier", "azure-security-pricing-standard"),
+        _a("CKV_AZURE_85", "Defender for Kubernetes (Containers) on", "azure-security-pricing-standard"),
+    ],
+    "azure-native:authorization:RoleDefinition": [
+        _a("CKV_AZURE_39", "no custom subscription owner roles", "azure-authorization-roledefinition-no-wildcard-actions"),
+    ],
+    "azure-native:authorization:PolicyAssignment": [],
+    "azure-native:containerservice:MaintenanceConfiguration": [],
+    "azure-native:dns:Zone": [], "azure-native:dns:RecordSet": [],
+    "azure-native:dns:DnssecConfig": [],
+    "azure-native:trafficmanager:Profile": [], "azure-native:trafficmanager:Endpoint": [],
     "azure-native:operationalinsights:Workspace": [],
     "azure-native:resources:ResourceGroup": [],
     # ---------------------------------------------------------------- GCP
@@ -388,6 +434,17 @@ CATALOG: dict[str, list[Anchor]] = {
     "gcp:compute/router:Router": [], "gcp:compute/routerNat:RouterNat": [],
     "gcp:compute/globalAddress:GlobalAddress": [],
     "gcp:servicenetworking/connection:Connection": [], "gcp:projects/service:Service": [],
+    "gcp:projects/serviceIdentity:ServiceIdentity": [],
+    "gcp:dns/managedZone:ManagedZone": [
+        _a("CKV_GCP_16", "DNSSEC on", "multicloud-dns-zone-dnssec"),
+        _a("CKV_GCP_17", "no RSASHA1 for zone- and key-signing keys", "multicloud-dns-zone-dnssec"),
+    ],
+    "gcp:dns/recordSet:RecordSet": [],
+    "gcp:dns/dnsManagedZoneIamMember:DnsManagedZoneIamMember": [],
+    "gcp:compute/healthCheck:HealthCheck": [],
+    "gcp:monitoring/alertPolicy:AlertPolicy": [],
+    "gcp:monitoring/notificationChannel:NotificationChannel": [],
+    "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig": [],
     # ---------------------------------------------------------- Kubernetes
     "kubernetes:apps/v1:Deployment": [
         *_POD,
@@ -446,6 +503,16 @@ CATALOG: dict[str, list[Anchor]] = {
     "kubernetes:cert-manager.io/v1:Certificate": [],
     "kubernetes:cert-manager.io/v1:ClusterIssuer": [],
     "kubernetes:helm.sh/v3:Release": [],
+    # The edge (Envoy Gateway): no anchor rule set has checks for the Gateway API or
+    # Envoy Gateway kinds; kubernetes-gateway-public-listener-tls judges Gateway and
+    # HTTPRoute, and checkov scans them (tests/policies/test_checkov.py).
+    "kubernetes:gateway.networking.k8s.io/v1:GatewayClass": [],
+    "kubernetes:gateway.networking.k8s.io/v1:Gateway": [],
+    "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute": [],
+    "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy": [],
+    "kubernetes:gateway.envoyproxy.io/v1alpha1:ClientTrafficPolicy": [],
+    "kubernetes:gateway.envoyproxy.io/v1alpha1:BackendTrafficPolicy": [],
+    "command:local:Command": [],
     "random:index/randomId:RandomId": [], "random:index/randomPassword:RandomPassword": [],
 }
 # fmt: on

@@ -165,6 +165,9 @@ def cidr_violations(cidrs: list[Any], config: Mapping[str, Any], prop: str) -> I
 PROD_ONLY: tuple[str, ...] = ("dev", "dev-*", "*-dev", "staging", "staging-*", "*-staging")
 """Default ``nonProductionStacks`` of a production-only rule: the dev and staging stacks."""
 
+DEV_EXEMPT: tuple[str, ...] = ("dev", "dev-*", "*-dev")
+"""Default ``nonProductionStacks`` of a rule that staging shares with production: dev stacks."""
+
 EXEMPT_KEY = "exempt"
 NON_PRODUCTION_KEY = "nonProductionStacks"
 STACK_KEY = "_stack"

@@ -363,6 +363,11 @@ ROUTE53_ZONE = "aws:route53/zone:Zone"
 ROUTE53_QUERY_LOG = "aws:route53/queryLog:QueryLog"
 AZURE_VNET = "azure-native:network:VirtualNetwork"
 AZURE_FLOW_LOG = "azure-native:network:FlowLog"
+ROUTE53_DNSSEC = "aws:route53/hostedZoneDnsSec:HostedZoneDnsSec"
+ROUTE53_KEY_SIGNING_KEY = "aws:route53/keySigningKey:KeySigningKey"
+CLOUD_DNS_ZONE = "gcp:dns/managedZone:ManagedZone"
+AZURE_DNS_ZONE = "azure-native:dns:Zone"
+AZURE_DNSSEC = "azure-native:dns:DnssecConfig"
 
 
 def _logged_by(
@@ -397,6 +402,55 @@ def _dns_and_flow_logs(
                 "target_resource_id=<this vnet>.id in the region's Network Watcher (NSG flow "
                 "logs are retired)",
                 vnet.urn,
+            )
+
+
+def _route53_signed(resources: Sequence[PolicyResource], zone: PolicyResource) -> bool:
+    """Whether a HostedZoneDnsSec signs the zone (directly, or through its key-signing key)."""
+    keys = {zone.urn} | {
+        k.urn for k in _attached_to(resources, zone, (ROUTE53_KEY_SIGNING_KEY,), "hostedZoneId")
+    }
+    return any(
+        r.resource_type == ROUTE53_DNSSEC
+        and str(get(r.props, "signingStatus", "SIGNING")) != "NOT_SIGNING"
+        and keys & {d.urn for d in r.property_dependencies.get("hostedZoneId", [])}
+        for r in resources
+    )
+
+
+def _unsigned_zones(
+    resources: Sequence[PolicyResource], _: Mapping[str, Any]
+) -> Iterable[tuple[str, str]]:
+    for zone in (r for r in resources if r.resource_type == ROUTE53_ZONE):
+        if not items(zone.props, "vpcs") and not _route53_signed(resources, zone):
+            yield (
+                f"{zone.name}: not signed: add aws.route53.KeySigningKey (a us-east-1 "
+                "ECC_NIST_P256 KMS key) and aws.route53.HostedZoneDnsSec for the zone",
+                zone.urn,
+            )
+    for zone in (r for r in resources if r.resource_type == CLOUD_DNS_ZONE):
+        if str(get(zone.props, "visibility", "public")).lower() == "private":
+            continue
+        if str(get(zone.props, "dnssecConfig.state", "off")).lower() != "on":
+            yield (
+                f"{zone.name}: dnssecConfig.state is not on: set dnssecConfig.state='on'",
+                zone.urn,
+            )
+        for spec in items(zone.props, "dnssecConfig.defaultKeySpecs"):
+            if str(get(spec, "algorithm", "")).lower() == "rsasha1":
+                yield (
+                    f"{zone.name}: signs with RSASHA1: set dnssecConfig.defaultKeySpecs "
+                    "algorithm='rsasha256' (or leave the default)",
+                    zone.urn,
+                )
+    for zone in (r for r in resources if r.resource_type == AZURE_DNS_ZONE):
+        if str(get(zone.props, "zoneType", "Public")) == "Private":
+            continue
+        if not _attached_to(resources, zone, (AZURE_DNSSEC,), "zoneName"):
+            yield (
+                f"{zone.name}: not signed: add azure-native dns.DnssecConfig with "
+                "zone_name=<this zone>.name",
+                zone.urn,
             )
 
 
@@ -507,6 +561,18 @@ def policies() -> list[StackValidationPolicy]:
             types=[ROUTE53_ZONE, AZURE_VNET],
             check=_dns_and_flow_logs,
             category=Category.LOGGING,
+            severity=Severity.MEDIUM,
+        ),
+        stack_policy(
+            "multicloud-dns-zone-dnssec",
+            "Public DNS zones must be signed (DNSSEC), so resolvers can tell the gateway's "
+            "real addresses from spoofed answers, and never with RSASHA1. Fix: Route 53: add a "
+            "KeySigningKey and HostedZoneDnsSec; Cloud DNS: set dnssecConfig.state='on'; "
+            "Azure DNS: add a dns.DnssecConfig for the zone. Then publish the DS record at the "
+            "registrar.",
+            types=[ROUTE53_ZONE, CLOUD_DNS_ZONE, AZURE_DNS_ZONE],
+            check=_unsigned_zones,
+            category=Category.EXPOSURE,
             severity=Severity.MEDIUM,
         ),
         stack_policy(

@@ -74,11 +74,14 @@ CONTEXT_TYPES = (
     "kubernetes:networking.k8s.io/v1:NetworkPolicy",
     "aws:ec2/flowLog:FlowLog",
     "aws:route53/queryLog:QueryLog",
+    "aws:route53/keySigningKey:KeySigningKey",
+    "aws:route53/hostedZoneDnsSec:HostedZoneDnsSec",
     "azure-native:network:FlowLog",
+    "azure-native:dns:DnssecConfig",
 )
 """Resources kept in every one-resource plan: the context a resource is judged in (its
-namespace's NetworkPolicy, its network's flow and query logs), never themselves in
-violation in the compliant fixture."""
+namespace's NetworkPolicy, its network's flow and query logs, its zone's signing), never
+themselves in violation in the compliant fixture."""
 
 
 def only(plan: Plan, resources: list[RecordedResource]) -> Plan:

@@ -458,6 +458,16 @@ EXPECTED_BROKEN = {
     ("multicloud-kubernetes-nodes-private-subnets", "gcp:container/nodePool:NodePool", "pool"),
     ("multicloud-network-traffic-logs", "aws:route53/zone:Zone", "public-zone"),
     ("multicloud-network-traffic-logs", "azure-native:network:VirtualNetwork", "vnet"),
+    ("multicloud-dns-zone-dnssec", "aws:route53/zone:Zone", "public-zone"),
+    ("multicloud-dns-zone-dnssec", "gcp:dns/managedZone:ManagedZone", "cloud-dns-zone"),
+    ("multicloud-dns-zone-dnssec", "azure-native:dns:Zone", "azure-zone"),
+    (
+        "azure-authorization-roledefinition-no-wildcard-actions",
+        "azure-native:authorization:RoleDefinition",
+        "txt-records",
+    ),
+    ("azure-keyvault-vault-recoverable", "azure-native:keyvault:Vault", "kms-vault"),
+    ("azure-security-pricing-standard", "azure-native:security:Pricing", "defender-containers"),
 }
 
 

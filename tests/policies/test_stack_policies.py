@@ -28,6 +28,17 @@ def messages(plan: Plan, policy: str, config: dict | None = None) -> list[tuple[
     ]
 
 
+def _in_stack(plan: Plan, stack: str) -> Plan:
+    """The plan as the engine would send it for another stack name."""
+    return replace(
+        plan,
+        resources=[
+            replace(r, urn=r.urn.replace("urn:pulumi:prod::", f"urn:pulumi:{stack}::"))
+            for r in plan.resources
+        ],
+    )
+
+
 def test_rds_without_deletion_protection_in_prod(compliant_plan: Plan) -> None:
     rds = mutated(compliant_plan.one(aws.RDS_INSTANCE, "postgres"), {"deletionProtection": False})
     assert messages(swapped(compliant_plan, rds), PROTECTION) == [
@@ -82,14 +93,23 @@ def test_deletion_protection_applies_to_every_stack_not_listed_as_non_production
     assert messages(plan, PROTECTION, {PROTECTION: {"nonProductionStacks": ["p*"]}}) == []
     assert len(messages(plan, PROTECTION, {PROTECTION: {"nonProductionStacks": ["dev"]}})) == 1
     # An unknown stack name is production: the rule is never off by accident.
-    renamed = replace(
-        plan,
-        resources=[
-            replace(r, urn=r.urn.replace("urn:pulumi:prod::", "urn:pulumi:eu-live::"))
-            for r in plan.resources
-        ],
+    assert len(messages(_in_stack(plan, "eu-live"), PROTECTION)) == 1
+
+
+def test_aks_defender_is_required_everywhere_but_dev(compliant_plan: Plan) -> None:
+    """Main's azure.defenderForContainers is off in dev only (billed per vCore): so is the rule."""
+    defender = "azure-containerservice-managedcluster-defender"
+    aks = mutated(
+        compliant_plan.one(azure.MANAGED_CLUSTER, "aks"), {"securityProfile.defender": DELETE}
     )
-    assert len(messages(renamed, PROTECTION)) == 1
+    plan = swapped(compliant_plan, aks)
+    for stack in ("prod", "staging", "eu-live"):
+        assert [n for n, _ in messages(_in_stack(plan, stack), defender)] == ["aks"], stack
+    for stack in ("dev", "team-dev"):
+        assert messages(_in_stack(plan, stack), defender) == [], stack
+    # The dev exemption is a default of the pack config, not a fixed rule.
+    strict = {defender: {"nonProductionStacks": []}}
+    assert len(messages(_in_stack(plan, "dev"), defender, strict)) == 1
 
 
 def test_tags_never_relax_the_production_rules(compliant_plan: Plan) -> None:
@@ -263,6 +283,43 @@ def test_public_zones_log_queries_and_vnets_log_flows(compliant_plan: Plan) -> N
     zone = compliant_plan.one("aws:route53/zone:Zone", "public-zone")
     private = mutated(zone, {"vpcs": [{"vpcId": "vpc-1"}]})
     assert [n for n, _ in messages(swapped(without, private), policy)] == ["vnet"]
+
+
+def test_public_zones_are_signed_on_every_dns(compliant_plan: Plan) -> None:
+    """CKV2_AWS_38 (Route 53), CKV_GCP_16/17 (Cloud DNS) and Azure DNS's DnssecConfig."""
+    policy = "multicloud-dns-zone-dnssec"
+    assert messages(compliant_plan, policy) == []
+    signing = [
+        compliant_plan.one("aws:route53/hostedZoneDnsSec:HostedZoneDnsSec", "public-zone"),
+        compliant_plan.one("azure-native:dns:DnssecConfig", "azure-zone"),
+    ]
+    unsigned = replace(
+        compliant_plan, resources=[r for r in compliant_plan.resources if r not in signing]
+    )
+    found = messages(unsigned, policy)
+    assert [n for n, _ in found] == ["public-zone", "azure-zone"]
+    assert "add aws.route53.KeySigningKey" in found[0][1]
+    assert "add azure-native dns.DnssecConfig" in found[1][1]
+    # Route 53 signing switched off is no signing.
+    dnssec = mutated(signing[0], {"signingStatus": "NOT_SIGNING"})
+    assert [n for n, _ in messages(swapped(compliant_plan, dnssec), policy)] == ["public-zone"]
+    # Cloud DNS: signing off, or on with RSASHA1.
+    zone = compliant_plan.one("gcp:dns/managedZone:ManagedZone", "cloud-dns-zone")
+    off = mutated(zone, {"dnssecConfig.state": "off"})
+    assert [m for _, m in messages(swapped(compliant_plan, off), policy)] == [
+        "cloud-dns-zone: dnssecConfig.state is not on: set dnssecConfig.state='on'"
+    ]
+    sha1 = mutated(zone, {"dnssecConfig.defaultKeySpecs": [{"algorithm": "rsasha1"}]})
+    assert "signs with RSASHA1" in messages(swapped(compliant_plan, sha1), policy)[0][1]
+    # Private zones are answered inside the network only: not this rule's business.
+    private = [
+        mutated(
+            compliant_plan.one("aws:route53/zone:Zone", "public-zone"), {"vpcs": [{"vpcId": "v"}]}
+        ),
+        mutated(off, {"visibility": "private"}),
+        mutated(compliant_plan.one("azure-native:dns:Zone", "azure-zone"), {"zoneType": "Private"}),
+    ]
+    assert messages(swapped(unsigned, *private), policy) == []
 
 
 def test_rules_that_add_up_to_the_internet_are_caught_together(compliant_plan: Plan) -> None:
