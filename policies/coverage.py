@@ -72,6 +72,19 @@ _POD = [
     _a("CKV_K8S_43", "image by digest", None, "images are pinned by version tag; kubernetes-core-pod-image-pinned takes requireDigest=true for teams that promote by digest (allow-listed in the checkov test)"),
 ]
 
+_POLICY_DOCUMENT = [
+    # An IAM policy document, inline (RolePolicy) or managed (Policy).
+    _a("CKV_AWS_62", "no '*:*' administrator", "aws-iam-policy-no-administrator"),
+    _a("CKV_AWS_63", "no '*' actions", "aws-iam-policy-no-administrator"),
+    _a("CKV_AWS_286", "no privilege escalation", "aws-iam-policy-no-administrator"),
+    _a("CKV_AWS_287", "no credentials exposure", None, "needs a per-action catalogue of credential-returning APIs; the program's policies are reviewed in its tests"),
+    _a("CKV_AWS_288", "no data exfiltration", None, "needs a per-action catalogue; the program's grants name their resources"),
+    _a("CKV_AWS_289", "no permissions management without constraints", "aws-iam-policy-no-administrator"),
+    _a("CKV_AWS_290", "no write access without constraints", None, "needs a per-action catalogue of resource-level permissions; the Load Balancer Controller's and Cluster Autoscaler's published policies act on resources created at run time, scoped by tag conditions"),
+    _a("CKV_AWS_355", "no '*' resource for restrictable actions", None, "needs a per-action catalogue of resource-level permissions (same reason)"),
+    _a("CKV2_AWS_40", "no full IAM privileges", "aws-iam-policy-no-administrator"),
+]
+
 CATALOG: dict[str, list[Anchor]] = {
     # ------------------------------------------------------------------ AWS
     "aws:eks/cluster:Cluster": [
@@ -203,17 +216,7 @@ CATALOG: dict[str, list[Anchor]] = {
         _a("CKV2_AWS_56", "no IAMFullAccess", "aws-iam-policy-no-administrator"),
         _a("awsguard:iam-role-no-policy-management-conflicts", "inline and attached policies not mixed", "aws-ec2-securitygroup-no-rule-conflicts"),
     ],
-    "aws:iam/rolePolicy:RolePolicy": [
-        _a("CKV_AWS_62", "no '*:*' administrator", "aws-iam-policy-no-administrator"),
-        _a("CKV_AWS_63", "no '*' actions", "aws-iam-policy-no-administrator"),
-        _a("CKV_AWS_286", "no privilege escalation", "aws-iam-policy-no-administrator"),
-        _a("CKV_AWS_287", "no credentials exposure", None, "needs a per-action catalogue of credential-returning APIs; the program's policies are reviewed in its tests"),
-        _a("CKV_AWS_288", "no data exfiltration", None, "needs a per-action catalogue; the program's grants name their resources"),
-        _a("CKV_AWS_289", "no permissions management without constraints", "aws-iam-policy-no-administrator"),
-        _a("CKV_AWS_290", "no write access without constraints", None, "needs a per-action catalogue of resource-level permissions"),
-        _a("CKV_AWS_355", "no '*' resource for restrictable actions", None, "needs a per-action catalogue of resource-level permissions"),
-        _a("CKV2_AWS_40", "no full IAM privileges", "aws-iam-policy-no-administrator"),
-    ],
+    "aws:iam/rolePolicy:RolePolicy": _POLICY_DOCUMENT,
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": [
         _a("CKV_AWS_274", "no AdministratorAccess", "aws-iam-policy-no-administrator"),
         _a("CKV2_AWS_56", "no IAMFullAccess", "aws-iam-policy-no-administrator"),
@@ -236,17 +239,7 @@ CATALOG: dict[str, list[Anchor]] = {
         _a("CKV_AWS_26", "encrypted at rest", "aws-sns-topic-kms"),
     ],
     "aws:sns/topicSubscription:TopicSubscription": [],
-    "aws:iam/policy:Policy": [
-        _a("CKV_AWS_62", "no '*:*' administrator", "aws-iam-policy-no-administrator"),
-        _a("CKV_AWS_63", "no '*' actions", "aws-iam-policy-no-administrator"),
-        _a("CKV_AWS_286", "no privilege escalation", "aws-iam-policy-no-administrator"),
-        _a("CKV_AWS_287", "no credentials exposure", None, "needs a per-action catalogue of credential-returning APIs; the program's policies are reviewed in its tests"),
-        _a("CKV_AWS_288", "no data exfiltration", None, "needs a per-action catalogue; the program's grants name their resources"),
-        _a("CKV_AWS_289", "no permissions management without constraints", "aws-iam-policy-no-administrator"),
-        _a("CKV_AWS_290", "no write access without constraints", None, "needs a per-action catalogue of resource-level permissions; the Load Balancer Controller's and Cluster Autoscaler's published policies act on resources created at run time, scoped by tag conditions"),
-        _a("CKV_AWS_355", "no '*' resource for restrictable actions", None, "needs a per-action catalogue of resource-level permissions (same reason)"),
-        _a("CKV2_AWS_40", "no full IAM privileges", "aws-iam-policy-no-administrator"),
-    ],
+    "aws:iam/policy:Policy": _POLICY_DOCUMENT,
     "aws:eks/addon:Addon": [], "aws:eks/podIdentityAssociation:PodIdentityAssociation": [],
     # --------------------------------------------------------------- Azure
     "azure-native:containerservice:ManagedCluster": [
