@@ -40,6 +40,8 @@ class Behaviour:
     drop_after_events: int | None = None  # stream: close after this many events
     stream_error_after: int | None = None  # stream: send an in-stream error after N events
     usage: tuple[int, int] = (11, 7)  # prompt, completion tokens
+    # Anthropic: prompt-cache (read, written) tokens, reported apart from ``input_tokens``.
+    cache_tokens: tuple[int, int] = (0, 0)
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None  # send exactly this body with ``status`` (malformed upstreams)
 
@@ -155,6 +157,7 @@ class FakeUpstream:
                 app.router.add_get("/v1/models", self._openai_models)
             else:
                 app.router.add_post("/v1/messages", self._anthropic_messages)
+                app.router.add_post("/v1/messages/count_tokens", self._anthropic_count_tokens)
             self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -495,11 +498,12 @@ class FakeUpstream:
             [{"type": "text", "text": text}] if text or not calls else []
         )
         content.extend(calls)
+        cache_read, cache_write = behaviour.cache_tokens
         usage = {
             "input_tokens": prompt,
             "output_tokens": completion,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": cache_write,
+            "cache_read_input_tokens": cache_read,
         }
         if not body.get("stream"):
             return web.json_response(
@@ -532,12 +536,7 @@ class FakeUpstream:
                         "content": [],
                         "stop_reason": None,
                         "stop_sequence": None,
-                        "usage": {
-                            "input_tokens": prompt,
-                            "output_tokens": 1,
-                            "cache_creation_input_tokens": 0,
-                            "cache_read_input_tokens": 0,
-                        },
+                        "usage": {**usage, "output_tokens": 1},
                     },
                 },
             ),
@@ -610,6 +609,24 @@ class FakeUpstream:
         )
         events.append(event("message_stop", {"type": "message_stop"}))
         return await self._sse(request, behaviour, events)
+
+    async def _anthropic_count_tokens(self, request: web.Request) -> web.StreamResponse:
+        return await self._guard(request, self._anthropic_count_inner)
+
+    async def _anthropic_count_inner(self, request: web.Request) -> web.StreamResponse:
+        behaviour, body = await self._begin(request)
+        if behaviour.status >= 300:
+            return self._error_response(behaviour)
+        if not isinstance(body.get("messages"), list) or not body.get("model"):
+            return self._error_response(Behaviour(status=400, message="messages: Field required"))
+        # A deterministic count the tests can recompute: one token per 4 bytes of the prompt.
+        prompt = [body.get("system"), body["messages"], body.get("tools")]
+        return web.json_response({"input_tokens": fake_token_count(prompt)})
+
+
+def fake_token_count(prompt: Any) -> int:
+    """What the fake's count_tokens answers for ``[system, messages, tools]``."""
+    return len(orjson.dumps(prompt)) // 4 + 1
 
 
 def _pieces(text: str) -> list[str]:

@@ -39,6 +39,8 @@ def anthropic_type(error: GatewayError) -> tuple[int, str]:
     """The status and Anthropic ``error.type`` the client sees for ``error``."""
     if error.code == OVERLOADED or error.type == OVERLOADED:
         return 529, OVERLOADED
+    if error.code == "model_not_found":
+        return 404, "not_found_error"  # as Anthropic answers an unknown model
     status = error.status
     return status, TYPE_BY_STATUS.get(
         status, "api_error" if status >= 500 else "invalid_request_error"
