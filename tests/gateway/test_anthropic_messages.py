@@ -118,13 +118,14 @@ def test_native_create_passes_the_body_through_with_only_the_model_replaced(
     gw: Running, fake_anthropic: FakeUpstream
 ) -> None:
     sdk = client(gw.url, default_headers={"anthropic-beta": "prompt-caching-2024-07-31"})
+    version = sdk.default_headers["anthropic-version"]
     message = sdk.messages.create(model="claude", **copy.deepcopy(CLAUDE_CODE_BODY))
     assert message.type == "message" and message.content[0].text == "echo: list files"
     seen = fake_anthropic.requests[-1]
     assert seen["json"] == {**CLAUDE_CODE_BODY, "model": "claude-sonnet-4-6"}
     headers = {k.lower(): v for k, v in seen["headers"].items()}
     assert headers["anthropic-beta"] == "prompt-caching-2024-07-31"
-    assert headers["anthropic-version"] == "2023-06-01"  # the SDK's, forwarded
+    assert headers["anthropic-version"] == version  # the SDK's, not the gateway's default
     # The upstream gets the provider's credential, never the client's key.
     assert headers["x-api-key"] == "ak-fake" and "client-key" not in str(headers)
 
