@@ -553,7 +553,10 @@ class Router:
             if deployment.adapter.authorizes:
                 upstream = await self._authorize(deployment, upstream)
             raw = await self._post(deployment, upstream, timeout)
-            return ChatResult(raw)
+            try:
+                return deployment.adapter.count_tokens_response(raw)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UpstreamFailure.bad_response(deployment, exc) from None
 
         return attempt
 

@@ -215,6 +215,11 @@ class ProviderAdapter(ABC):
         (the gateway then answers with its documented estimate)."""
         return None
 
+    def count_tokens_response(self, raw: bytes) -> ChatResult:
+        """Anthropic's ``{"input_tokens": n}`` from the 2xx answer of :meth:`count_tokens_request`
+        (by default the upstream's bytes)."""
+        return ChatResult(raw)
+
     async def authorize(
         self,
         request: UpstreamRequest,

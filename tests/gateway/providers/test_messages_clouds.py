@@ -14,12 +14,16 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
+import orjson
 import pytest
 
 from tests.fakes import ok
+from tests.fakes.bedrock import FakeBedrock
 from tests.fakes.fakes import fake_token_count
 from tests.fakes.vertex import FakeVertex
 from tests.gateway.conftest import serve
+from tests.gateway.providers.conftest import AWS_KEY, AWS_SECRET
+from tests.gateway.providers.test_bedrock import runtime
 
 HI = [{"role": "user", "content": "hi there"}]
 BETA = "interleaved-thinking-2025-05-14"
@@ -125,3 +129,83 @@ def test_gemini_on_vertex_is_translated_and_refuses_thinking(
     error = refused.value.body["error"]["message"]  # type: ignore[index]
     assert "thinking" in error and "'gemini'" in error and "Vertex AI Gemini" in error
     assert len(fake_vertex.requests) == 1
+
+
+# ------------------------------------------------------------------------- Bedrock
+
+CLAUDE_ID = "us.anthropic.claude-sonnet-4-6-v1:0"
+
+
+def bedrock_sdk(fake: FakeBedrock) -> anthropic.AnthropicBedrock:
+    return anthropic.AnthropicBedrock(
+        aws_access_key=AWS_KEY,
+        aws_secret_key=AWS_SECRET,
+        aws_region="us-east-1",
+        base_url=fake.url,
+        max_retries=0,
+    )
+
+
+def test_the_bedrock_fake_serves_claude_to_the_sdks_bedrock_client_and_boto3(
+    fake_bedrock: FakeBedrock,
+) -> None:
+    sdk = bedrock_sdk(fake_bedrock)
+    message = sdk.messages.create(model=CLAUDE_ID, max_tokens=20, messages=HI)
+    assert message.content[0].text == "echo: hi there"  # type: ignore[union-attr]
+    fake_bedrock.script(ok(tool_calls=[{"name": "ls", "arguments": {"p": "/"}}]))
+    with sdk.messages.stream(model=CLAUDE_ID, max_tokens=20, messages=HI) as stream:
+        assert stream.get_final_message().content[1].input == {"p": "/"}  # type: ignore[union-attr]
+    fake_bedrock.script(ok(stream_error_after=2))
+    with pytest.raises(anthropic.APIStatusError):
+        list(sdk.messages.create(model=CLAUDE_ID, max_tokens=20, messages=HI, stream=True))
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 1, "messages": HI}
+    counted = runtime(fake_bedrock).count_tokens(
+        modelId=CLAUDE_ID, input={"invokeModel": {"body": orjson.dumps(body)}}
+    )
+    assert counted["inputTokens"] == fake_token_count([None, HI, None])
+    assert fake_bedrock.rejected == []  # every request's SigV4 signature verified
+
+
+def test_claude_on_bedrock_is_served_natively_through_invoke_model(
+    fake_bedrock: FakeBedrock, aws_env: None
+) -> None:
+    config = {
+        "providers": {
+            "aws": {"type": "bedrock", "base_url": fake_bedrock.url, "region": "us-east-1"}
+        },
+        "models": {"claude": {"deployments": [{"provider": "aws", "model": CLAUDE_ID}]}},
+    }
+    body = {
+        "max_tokens": 20,
+        "system": [{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}],
+        "messages": HI,
+    }
+    with serve(config) as gw:
+        sdk = through(gw.url)
+        message = sdk.messages.create(model="claude", **body)
+        direct = list(
+            bedrock_sdk(fake_bedrock).messages.create(model=CLAUDE_ID, stream=True, **body)
+        )
+        relayed = list(sdk.messages.create(model="claude", stream=True, **body))
+        counted = sdk.messages.count_tokens(model="claude", system="sys", messages=HI)
+        # An in-stream throttle before the first byte is retried; after it, an error event.
+        fake_bedrock.script(ok(stream_error_after=0))
+        with sdk.messages.stream(model="claude", **body) as stream:
+            assert stream.get_final_text() == "echo: hi there"
+        fake_bedrock.script(ok(stream_error_after=3))
+        with pytest.raises(anthropic.APIStatusError) as broken:
+            list(sdk.messages.create(model="claude", stream=True, **body))
+    assert message.content[0].text == "echo: hi there"  # type: ignore[union-attr]
+    assert [e.model_dump() for e in relayed] == [e.model_dump() for e in direct]
+    sent = fake_bedrock.requests[0]
+    assert (sent["model"], sent["path"].rpartition("/")[2]) == (CLAUDE_ID, "invoke")
+    assert sent["json"] == {
+        **body,
+        "anthropic_version": "bedrock-2023-05-31",
+        "anthropic_beta": [BETA],
+    }
+    assert fake_bedrock.requests[2]["path"].endswith("/invoke-with-response-stream")
+    assert counted.input_tokens == fake_token_count(["sys", HI, None])
+    assert fake_bedrock.requests[3]["path"].endswith("/count-tokens")
+    assert "ThrottlingException" in str(broken.value)
+    assert fake_bedrock.rejected == []
