@@ -44,6 +44,7 @@ class Behaviour:
     cache_tokens: tuple[int, int] = (0, 0)
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None  # send exactly this body with ``status`` (malformed upstreams)
+    sse: bytes | None = None  # stream exactly these bytes (a recorded event stream)
 
 
 def ok(content: str | None = None, **kwargs: Any) -> Behaviour:
@@ -476,6 +477,12 @@ class FakeUpstream:
             return self._error_response(Behaviour(status=400, message=problem))
         if behaviour.status >= 300:
             return self._error_response(behaviour)
+        if behaviour.sse is not None:
+            response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(behaviour.sse)
+            await response.write_eof()
+            return response
         ident = f"msg_fake{next(self._ids)}"
         message = anthropic_message(body, behaviour, ident, body.get("model", "claude-fake"))
         if not body.get("stream"):
@@ -491,6 +498,8 @@ class FakeUpstream:
 
     async def _anthropic_count_inner(self, request: web.Request) -> web.StreamResponse:
         behaviour, body = await self._begin(request)
+        if behaviour.raw is not None:
+            return self._raw(behaviour)
         if behaviour.status >= 300:
             return self._error_response(behaviour)
         if not isinstance(body.get("messages"), list) or not body.get("model"):
