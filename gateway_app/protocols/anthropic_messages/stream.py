@@ -155,7 +155,7 @@ class ChatToMessagesStream:
 
     def _start(self) -> bytes:
         self._started = True
-        message = {
+        message: dict[str, Any] = {
             "id": self._id,
             "type": "message",
             "role": "assistant",
