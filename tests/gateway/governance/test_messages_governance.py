@@ -89,3 +89,24 @@ def test_keys_model_lists_and_budgets_bind_messages(
             model="claude-sonnet-4-6", messages=HI
         )
         assert counted.input_tokens > 0
+
+
+def test_a_messages_reservation_counts_the_system_prompt_and_tools(
+    fake_openai: Any, fake_anthropic: Any, tmp_path: Path
+) -> None:
+    """Claude Code's system prompt and tool definitions are most of its prompt: the TPM
+    and budget reservation must count them, not only ``messages``."""
+    from gateway_app.apis import MESSAGES
+    from gateway_app.context import RequestContext
+
+    with governed(fake_openai, fake_anthropic, tmp_path) as (_, gov):
+        body = {
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 100,
+            "system": "x" * 30_000,
+            "tools": [{"name": "Bash", "input_schema": {"description": "y" * 9_000}}],
+            "messages": HI,
+        }
+        request = RequestContext("r", MESSAGES.path, {}, api=MESSAGES, body=body)
+        prompt, output = gov.estimate(request)
+    assert prompt >= 39_000 // 3 and output == 100
