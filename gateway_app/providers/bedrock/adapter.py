@@ -77,8 +77,9 @@ class BedrockAdapter(ProviderAdapter):
     def speaks_messages(self, deployment: DeploymentConfig) -> bool:
         """Claude models (``anthropic.claude-...``, cross-region ``us.anthropic.claude-...``);
         an inference-profile ARN says so with ``params: {anthropic_messages: true}``."""
-        return "anthropic.claude" in deployment.model or bool(
-            deployment.params.get("anthropic_messages")
+        return super().speaks_messages(deployment) and (
+            "anthropic.claude" in deployment.model
+            or bool(deployment.params.get("anthropic_messages"))
         )
 
     def _claude_body(

@@ -92,7 +92,7 @@ class VertexAdapter(ProviderAdapter):
 
     def speaks_messages(self, deployment: DeploymentConfig) -> bool:
         """Claude models (``claude-...`` or ``publishers/anthropic/models/...``)."""
-        return is_claude(deployment.model)
+        return super().speaks_messages(deployment) and is_claude(deployment.model)
 
     def messages_request(
         self,
