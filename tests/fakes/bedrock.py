@@ -424,6 +424,8 @@ class FakeBedrock(ScriptedServer):
                 kind = behaviour.error_type or "throttlingException"
                 await response.write(exception(kind, "slow down"))
                 break
+            if behaviour.chunk_delay and index:
+                await asyncio.sleep(behaviour.chunk_delay)
             data = base64.b64encode(orjson.dumps(payload)).decode()
             await response.write(event("chunk", {"bytes": data}))
         await response.write_eof()

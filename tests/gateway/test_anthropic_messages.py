@@ -215,7 +215,7 @@ def test_gateway_errors_are_anthropic_shaped_and_name_the_field(gw: Running) -> 
 def test_an_error_after_the_first_byte_is_an_anthropic_error_event(
     gw: Running, fake_anthropic: FakeUpstream
 ) -> None:
-    fake_anthropic.script(ok("a b c d", stream_error_after=3))
+    fake_anthropic.script(ok("a b c d", stream_error_after=3, chunk_delay=0.05))
     with httpx.stream(
         "POST",
         gw.url + "/v1/messages",
@@ -228,7 +228,7 @@ def test_an_error_after_the_first_byte_is_an_anthropic_error_event(
         b'"message":"Overloaded"}}\n\n'
     )
     with pytest.raises(anthropic.APIStatusError) as caught:
-        fake_anthropic.script(ok("a b c d", stream_error_after=3))
+        fake_anthropic.script(ok("a b c d", stream_error_after=3, chunk_delay=0.05))
         events(
             client(gw.url).messages.create(model="claude", max_tokens=5, messages=HI, stream=True)
         )

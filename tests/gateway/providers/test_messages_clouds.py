@@ -1,4 +1,4 @@
-"""The Messages API to Claude on Vertex and on Bedrock (native), and to Gemini (translated).
+"""The Messages API to Claude on Vertex and Bedrock (native), to Gemini and Azure (translated).
 
 The fakes' Claude endpoints are first checked with the anthropic SDK's own Vertex
 and Bedrock clients (AnthropicVertex: rawPredict/streamRawPredict,
@@ -18,11 +18,13 @@ import orjson
 import pytest
 
 from tests.fakes import ok
+from tests.fakes.azure import FakeAzureOpenAI
 from tests.fakes.bedrock import FakeBedrock
 from tests.fakes.fakes import fake_token_count
 from tests.fakes.vertex import FakeVertex
 from tests.gateway.conftest import serve
 from tests.gateway.providers.conftest import AWS_KEY, AWS_SECRET
+from tests.gateway.providers.test_azure_openai import azure_config
 from tests.gateway.providers.test_bedrock import runtime
 
 HI = [{"role": "user", "content": "hi there"}]
@@ -192,7 +194,8 @@ def test_claude_on_bedrock_is_served_natively_through_invoke_model(
         fake_bedrock.script(ok(stream_error_after=0))
         with sdk.messages.stream(model="claude", **body) as stream:
             assert stream.get_final_text() == "echo: hi there"
-        fake_bedrock.script(ok(stream_error_after=3))
+        # (the delay lets the first events reach the client before the exception comes)
+        fake_bedrock.script(ok(stream_error_after=3, chunk_delay=0.05))
         with pytest.raises(anthropic.APIStatusError) as broken:
             list(sdk.messages.create(model="claude", stream=True, **body))
     assert message.content[0].text == "echo: hi there"  # type: ignore[union-attr]
@@ -209,3 +212,28 @@ def test_claude_on_bedrock_is_served_natively_through_invoke_model(
     assert fake_bedrock.requests[3]["path"].endswith("/count-tokens")
     assert "ThrottlingException" in str(broken.value)
     assert fake_bedrock.rejected == []
+
+
+# ------------------------------------------------------------------------- Azure OpenAI
+
+
+def test_azure_openai_is_translated_including_azures_stream(fake_azure: FakeAzureOpenAI) -> None:
+    """Azure's stream opens with a prompt-filter chunk (no choices): no block comes of it."""
+    with serve(azure_config(fake_azure)) as gw:
+        sdk = through(gw.url)
+        message = sdk.messages.create(model="gpt-4o-mini", max_tokens=20, messages=HI)
+        with sdk.messages.stream(model="gpt-4o-mini", max_tokens=20, messages=HI) as stream:
+            kinds = [event.type for event in stream if event.type != "text"]
+            final = stream.get_final_message()
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            sdk.messages.create(
+                model="gpt-4o-mini",
+                max_tokens=20,
+                messages=[{"role": "user", "content": [{"type": "document", "source": {}}]}],
+            )
+    assert message.content[0].text == "echo: hi there"  # type: ignore[union-attr]
+    assert final.content[0].text == "echo: hi there"  # type: ignore[union-attr]
+    assert kinds.count("content_block_start") == 1 and kinds[-1] == "message_stop"
+    assert fake_azure.requests[0]["json"]["messages"] == HI
+    error = refused.value.body["error"]["message"]  # type: ignore[index]
+    assert "'document'" in error and "'gpt-4o-mini'" in error and "Azure" in error
