@@ -14,8 +14,7 @@ from typing import Any
 
 import orjson
 
-from gateway_app.errors import GatewayError
-from gateway_app.providers.anthropic.errors import STATUS_BY_TYPE
+from gateway_app.providers.anthropic.errors import stream_error
 from gateway_app.providers.base import StreamState, StreamTranslator
 
 
@@ -32,19 +31,6 @@ def merge_usage(usage: dict[str, Any], update: dict[str, Any] | None) -> None:
             usage[name] = value
 
 
-def in_stream_error(payload: dict[str, Any]) -> GatewayError:
-    """The GatewayError of an ``error`` event (before the first byte it is retried and
-    failed over like an HTTP error of the same type)."""
-    error = payload.get("error") or {}
-    kind = error.get("type") or "api_error"
-    return GatewayError(
-        STATUS_BY_TYPE.get(kind, 502),
-        error.get("message") or "upstream stream error",
-        type=kind,
-        code=kind,
-    )
-
-
 class MessagesRelay:
     """A native Messages stream, relayed event by event with the upstream's own bytes."""
 
@@ -57,7 +43,7 @@ class MessagesRelay:
         payload = orjson.loads(data)
         kind = payload.get("type")
         if kind == "error":
-            raise in_stream_error(payload)
+            raise stream_error(payload)
         if kind == "message_start":
             self._usage = dict((payload.get("message") or {}).get("usage") or {})
             self.state.usage = self._usage
