@@ -46,9 +46,11 @@ class MessagesRelay:
             raise stream_error(payload)
         if kind == "message_start":
             self._usage = dict((payload.get("message") or {}).get("usage") or {})
-            self.state.usage = self._usage
         elif kind == "message_delta":
+            # The usage counts once the final totals arrive: a stream cut before them
+            # reports none, and governance bills its upper bound (as a cut chat stream).
             merge_usage(self._usage, payload.get("usage"))
+            self.state.usage = self._usage
             self.state.finish_reason = (payload.get("delta") or {}).get("stop_reason")
         elif kind == "message_stop":
             self._done = True

@@ -110,3 +110,29 @@ def test_a_messages_reservation_counts_the_system_prompt_and_tools(
         request = RequestContext("r", MESSAGES.path, {}, api=MESSAGES, body=body)
         prompt, output = gov.estimate(request)
     assert prompt >= 39_000 // 3 and output == 100
+
+
+def test_a_messages_stream_cut_before_its_final_usage_is_billed_its_upper_bound(
+    fake_openai: Any, fake_anthropic: Any, tmp_path: Path
+) -> None:
+    """message_start reports the input and 1 output token; only message_delta has the
+    totals. A client that leaves (Esc in Claude Code) before it is billed the reservation,
+    as a cut chat stream is, never the one token seen so far."""
+    with governed(fake_openai, fake_anthropic, tmp_path) as (running, gov):
+        key = Admin(running.url)("POST", "/admin/keys", json={"team_id": "a", "project_id": "p"})
+        fake_anthropic.script(ok("word " * 40, chunk_delay=0.05))
+        body = {"model": "claude-sonnet-4-6", "max_tokens": 1000, "messages": HI, "stream": True}
+        headers = {"x-api-key": key.json()["key"], "x-request-id": "cut-messages"}
+        with httpx.stream("POST", running.url + "/v1/messages", json=body, headers=headers) as r:
+            for _ in r.iter_bytes():
+                break  # disconnect after the first bytes
+        rows: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not rows:
+            rows = gov.db.fetch(
+                "SELECT completion_tokens, usage_source FROM audit_events "
+                "WHERE request_id = 'cut-messages'"
+            )
+            time.sleep(0.05)
+    assert rows[0]["usage_source"] == "estimated_reservation"
+    assert rows[0]["completion_tokens"] == 1000
