@@ -28,6 +28,11 @@ from gateway_app.apis import Operation, WireApi
 from gateway_app.config import DeploymentConfig, GatewayConfig, ProviderConfig, RetryConfig
 from gateway_app.context import Attempt, RequestContext, RouteOutcome
 from gateway_app.errors import GatewayError, invalid
+from gateway_app.protocols.anthropic_messages.upstream import (
+    MessagesCall,
+    count_tokens_request,
+    estimated_count,
+)
 from gateway_app.providers import ADAPTERS, ProviderAdapter
 from gateway_app.providers.base import (
     Capability,
@@ -403,6 +408,8 @@ class Router:
         self._attempts: dict[Operation, Callable[[RequestContext, Route], Attempter]] = {
             Operation.CHAT: self._chat,
             Operation.EMBEDDINGS: self._embeddings,
+            Operation.MESSAGES: self._messages,
+            Operation.COUNT_TOKENS: self._count_tokens,
         }
         self.routes: dict[str, Route] = {}
         for name, model in config.models.items():
@@ -494,6 +501,63 @@ class Router:
 
         if route.shadow is not None and self.rng.random() < route.shadow_share:
             self._spawn(self._shadow(request, route))
+        return attempt
+
+    def _messages(self, request: RequestContext, route: Route) -> Attempter:
+        """Tries of an Anthropic Messages request: native or translated per deployment."""
+        assert request.body is not None and request.model is not None
+        call = MessagesCall(
+            request.request_id, request.model, request.body, request.headers, request.stream
+        )
+
+        async def attempt(deployment: Deployment, timeout: float) -> ChatResult | OpenStream:
+            adapter = deployment.adapter
+            if call.stream:
+                deployment.require(Capability.STREAMING, "streaming", "stream")
+            upstream = self._build(
+                deployment, lambda: call.request(adapter, deployment.config, deployment.provider)
+            )
+            if adapter.authorizes:
+                upstream = await self._authorize(deployment, upstream)
+            if call.stream:
+                decoder, translator = call.stream_reader(adapter, deployment.config)
+                return await self._open_stream(
+                    deployment, upstream, timeout, True, decoder=decoder, translator=translator
+                )
+            raw = await self._post(deployment, upstream, timeout)
+            try:
+                return call.response(adapter, deployment.config, raw)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise UpstreamFailure.bad_response(deployment, exc) from None
+
+        return attempt
+
+    def _count_tokens(self, request: RequestContext, route: Route) -> Attempter:
+        """Tries of a Messages token count: the provider's own count, else the estimate."""
+        body = request.body
+        assert body is not None
+
+        async def attempt(deployment: Deployment, timeout: float) -> ChatResult:
+            upstream = self._build(
+                deployment,
+                lambda: count_tokens_request(
+                    body,
+                    request.headers,
+                    deployment.adapter,
+                    deployment.config,
+                    deployment.provider,
+                ),
+            )
+            if upstream is None:
+                return estimated_count(body)
+            if deployment.adapter.authorizes:
+                upstream = await self._authorize(deployment, upstream)
+            raw = await self._post(deployment, upstream, timeout)
+            try:
+                return deployment.adapter.count_tokens_response(raw)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UpstreamFailure.bad_response(deployment, exc) from None
+
         return attempt
 
     def _embeddings(self, request: RequestContext, route: Route) -> Attempter:
@@ -734,8 +798,17 @@ class Router:
         return raw, headers
 
     async def _open_stream(
-        self, deployment: Deployment, request: UpstreamRequest, timeout: float, include_usage: bool
+        self,
+        deployment: Deployment,
+        request: UpstreamRequest,
+        timeout: float,
+        include_usage: bool,
+        *,
+        decoder: StreamDecoder | None = None,
+        translator: StreamTranslator | None = None,
     ) -> OpenStream:
+        """Open a stream and read its first frames (by default through the adapter's chat
+        decoder and translator; another wire API passes its own)."""
         headers = dict(request.headers)
         headers["accept"] = deployment.adapter.stream_accept
         response: UpstreamResponse | None = None
@@ -747,8 +820,10 @@ class Router:
                 raise UpstreamFailure.from_status(
                     deployment, response.status, raw, response.headers
                 )
-            decoder = deployment.adapter.stream_decoder()
-            translator = deployment.adapter.stream_translator(deployment.config, include_usage)
+            decoder = decoder or deployment.adapter.stream_decoder()
+            translator = translator or deployment.adapter.stream_translator(
+                deployment.config, include_usage
+            )
             first: list[bytes] = []
             async with asyncio.timeout(timeout):
                 while not first:

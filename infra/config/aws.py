@@ -123,8 +123,9 @@ class AwsConfig(_CloudConfig):
     log_retention_days: int = Field(
         default=30,
         description=(
-            "Days CloudWatch keeps VPC flow logs and EKS control-plane logs (30 in dev, 90 in "
-            "staging, 365 in prod for audit trails); a value CloudWatch accepts."
+            "Days CloudWatch keeps VPC flow logs, EKS control-plane logs and the Route 53 "
+            "query log (30 in dev, 90 in staging, 365 in prod for audit trails); a value "
+            "CloudWatch accepts."
         ),
     )
     redis_engine: Literal["valkey", "redis"] = Field(
