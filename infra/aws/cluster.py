@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
@@ -272,7 +273,10 @@ class Cluster(pulumi.ComponentResource):
 
         self.access_ready = self._access_entries(name, args)
 
-        self.oidc_issuer_url = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        # EKS sets the cluster's identity (its OIDC issuer) when it creates the cluster.
+        self.oidc_issuer_url: pulumi.Output[str] = self.cluster.identities.apply(
+            lambda ids: ids[0].oidcs[0].issuer  # type: ignore[index,arg-type,return-value]
+        )
         self.oidc_provider = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
             url=self.oidc_issuer_url,
@@ -289,10 +293,11 @@ class Cluster(pulumi.ComponentResource):
         self.cluster_name = self.cluster.name
         self.endpoint = self.cluster.endpoint
         self.certificate_authority = self.cluster.certificate_authority.apply(lambda ca: ca.data)
-        self.cluster_security_group_id = self.cluster.vpc_config.apply(
-            lambda vpc: vpc.cluster_security_group_id
+        # EKS creates the cluster security group with the cluster: the id is always set.
+        self.cluster_security_group_id: pulumi.Output[str] = self.cluster.vpc_config.apply(
+            lambda vpc: vpc.cluster_security_group_id  # type: ignore[arg-type,return-value]
         )
-        self.kubeconfig = pulumi.Output.secret(
+        self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(self.cluster.name, self.endpoint, self.certificate_authority).apply(
                 lambda a: decisions.kubeconfig(a[0], a[1], a[2], args.region)
             )
@@ -346,7 +351,7 @@ class Cluster(pulumi.ComponentResource):
     def _addons(
         self,
         name: str,
-        addons: dict[str, dict[str, str] | None],
+        addons: Mapping[str, Mapping[str, str] | None],
         after: list[pulumi.Resource],
     ) -> list[aws.eks.Addon]:
         """EKS-managed add-ons at the version EKS defaults to for the cluster's minor.

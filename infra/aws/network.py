@@ -10,6 +10,7 @@ it by accident (CIS AWS Foundations 5.4).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 
@@ -83,6 +84,10 @@ class NetworkArgs:
             cluster_name=cluster_name,
             kms_key_arn=kms_key_arn,
         )
+
+
+def _subnet_name(prefix: str, tier: str, zone: str) -> str:
+    return f"{prefix}-{tier}-{zone}"
 
 
 class Network(pulumi.ComponentResource):
@@ -256,7 +261,9 @@ class Network(pulumi.ComponentResource):
                 # NAT gateways and load balancers bring their own addresses.
                 map_public_ip_on_launch=False,
                 tags={
-                    "Name": zones[index].apply(lambda z, t=tier: f"{args.name_prefix}-{t}-{z}"),
+                    "Name": zones[index].apply(
+                        functools.partial(_subnet_name, args.name_prefix, tier)
+                    ),
                     "tier": tier,
                     **extra_tags,
                 },

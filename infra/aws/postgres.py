@@ -203,14 +203,14 @@ class Postgres(pulumi.ComponentResource):
         self.address = self.instance.address
         self.port = POSTGRES_PORT
         self.security_group_id = self.security_group.id
-        self.migration_dsn = pulumi.Output.secret(
+        self.migration_dsn: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(self.instance.address, self.password.result).apply(
                 lambda a: decisions.postgres_dsn(
                     MASTER_USER, a[1], a[0], POSTGRES_PORT, DATABASE_NAME
                 )
             )
         )
-        self.dsn = pulumi.Output.secret(
+        self.dsn: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(self.instance.address, self.app_password.result).apply(
                 lambda a: decisions.postgres_dsn(
                     POSTGRES_APP_ROLE, a[1], a[0], POSTGRES_PORT, DATABASE_NAME

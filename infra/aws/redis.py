@@ -177,7 +177,7 @@ class Redis(pulumi.ComponentResource):
         self.primary_endpoint = self.replication_group.primary_endpoint_address
         self.port = REDIS_PORT
         self.security_group_id = self.security_group.id
-        self.url = pulumi.Output.secret(
+        self.url: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(self.primary_endpoint, self.auth_token.result).apply(
                 lambda a: decisions.redis_url(a[0], REDIS_PORT, a[1])
             )

@@ -390,9 +390,10 @@ class Cluster(pulumi.ComponentResource):
         self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(
             lambda profile: profile.issuer_url if profile else ""
         )
+        # AKS sets the kubelet identity's object id with the managed identity profile.
         self.kubelet_identity_object_id = cluster.identity_profile.apply(
-            lambda profile: (
-                profile["kubeletidentity"].object_id
+            lambda profile: (  # type: ignore[arg-type]
+                profile["kubeletidentity"].object_id  # type: ignore[return-value]
                 if profile and "kubeletidentity" in profile
                 else ""
             )

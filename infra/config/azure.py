@@ -17,6 +17,8 @@ from infra.config.cloud import _HA_DEFAULTS, _CloudConfig
 from infra.contracts import Environment
 from infra.decisions.azure import ephemeral_os_disk_gb
 
+_ALL_ZONES: tuple[Literal["1", "2", "3"], ...] = ("1", "2", "3")
+
 
 class AzureConfig(_CloudConfig):
     """Azure footprint: VNet, AKS, Azure Managed Redis, PostgreSQL Flexible Server (``ai-gateway:azure``)."""
@@ -160,7 +162,7 @@ class AzureConfig(_CloudConfig):
         default="16", description="PostgreSQL major version (16 or newer)."
     )
     availability_zones: list[Literal["1", "2", "3"]] = Field(
-        default_factory=lambda: ["1", "2", "3"],
+        default_factory=lambda: list(_ALL_ZONES),
         description=(
             "Zones the AKS node pools span and PostgreSQL's primary and standby use; all three "
             "so a zone outage leaves nodes running. Use [] only in a region without zones."
@@ -262,7 +264,7 @@ class AzureConfig(_CloudConfig):
         return value
 
 
-def routes_to_azure_openai(app_config: Mapping[str, Any]) -> bool:
+def routes_to_azure_openai(app_config: Mapping[str, Any] | None) -> bool:
     """Whether the gateway's catalogue has an ``azure_openai`` provider."""
     providers = app_config.get("providers") if isinstance(app_config, Mapping) else None
     if not isinstance(providers, Mapping):

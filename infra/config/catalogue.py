@@ -307,15 +307,6 @@ def check_config_file(text: str) -> str:
 
 # -------------------------------------------------------- default catalogue
 
-_PRICES: dict[tuple[str, str], dict[str, float]] = {
-    # Vertex AI bills text-embedding-005 per character ($0.000025 per 1,000 input
-    # characters, "Generative AI on Vertex AI pricing"), about $0.10 per million tokens;
-    # genai-prices has no entry, and the gateway refuses to start with an unpriced
-    # deployment while governance is on.
-    ("vertex", "text-embedding-005"): {"input_per_mtok": 0.10, "output_per_mtok": 0.0},
-}
-"""Prices of the default catalogue's models that genai-prices does not know (USD per million tokens)."""
-
 _TIERS: dict[str, dict[str, str]] = {
     # tier -> provider type -> model (Azure: the deployment name, created with the model's name)
     "chat": {
@@ -348,6 +339,7 @@ _PRICES: dict[tuple[str, str], dict[str, float]] = {
     # characters per token that is $0.10 per million tokens.
     ("vertex", "text-embedding-005"): {"input_per_mtok": 0.1, "output_per_mtok": 0.0},
 }
+"""Prices of the default catalogue's models that genai-prices does not know (USD per million tokens)."""
 
 
 def azure_openai_endpoint(account_id: str) -> str:
@@ -428,7 +420,7 @@ def default_catalogue(config: CatalogueSections, provider_keys: Collection[str])
         types = [p["type"] for p in providers.values() if p["type"] in by_type]
         if not all(any(reachable(t, False, cloud) for t in types) for cloud in enabled):
             continue  # a tier some cluster could not serve is left out (requests go anywhere)
-        deployments = []
+        deployments: list[dict[str, Any]] = []
         for name, provider in providers.items():
             model = by_type.get(provider["type"])
             if model is None:

@@ -106,7 +106,7 @@ class _CloudConfig(_Model):
             )
 
 
-_HA_DEFAULTS = {
+_HA_DEFAULTS: dict[Environment, dict[str, Any]] = {
     Environment.DEV: {"highAvailability": False, "deletionProtection": False},
     Environment.STAGING: {"highAvailability": True, "deletionProtection": False},
     Environment.PROD: {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -118,6 +119,10 @@ def _decode(raw: Any) -> Any:
     return raw
 
 
+def _value_of(name: str, values: Mapping[str, Any]) -> str:
+    return str(values[name])
+
+
 def load() -> StackConfig:
     """Read and validate the current stack's ``ai-gateway:`` config from ``pulumi.Config``.
 
@@ -157,7 +162,7 @@ def secret_settings(config: StackConfig) -> dict[str, Any]:
     if config.provider_keys:
         keys = settings.require_secret_object(PROVIDER_KEYS)
         found[PROVIDER_KEYS] = {
-            name: pulumi.Output.secret(keys.apply(lambda values, name=name: str(values[name])))
+            name: pulumi.Output.secret(keys.apply(functools.partial(_value_of, name)))
             for name in config.provider_keys
         }
     return found

@@ -111,7 +111,7 @@ class CloudFootprint(Generic[OutputsT]):
     postgres_dsn: pulumi.Output[str]
     outputs: OutputsT
     """The cloud's own typed outputs."""
-    oidc_issuer_url: pulumi.Output[str] | None = None
+    oidc_issuer_url: pulumi.Output[str]
     """The cluster's service-account token issuer (https URL), trusted by cloud identities."""
     provider: pulumi.ProviderResource | None = None
     """The cloud's explicit provider, for the per-cloud resources built beside the footprint."""

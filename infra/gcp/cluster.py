@@ -410,7 +410,7 @@ class Cluster(pulumi.ComponentResource):
         )
         self.node_service_account_email = self.node_service_account.email
         self.kms_key_id = self.secrets_key.id
-        self.kubeconfig = pulumi.Output.secret(
+        self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(
                 self.cluster.name,
                 self.cluster.endpoint,

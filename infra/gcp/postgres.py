@@ -234,12 +234,12 @@ class Postgres(pulumi.ComponentResource):
 
         self.private_ip = self.instance.private_ip_address
         self.connection_name = self.instance.connection_name
-        self.migration_dsn = pulumi.Output.secret(
+        self.migration_dsn: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(
                 self.user.name, self.password.result, self.private_ip, self.database.name
             ).apply(lambda values: postgres_dsn(values[0], values[1], values[2], values[3]))
         )
-        self.dsn = pulumi.Output.secret(
+        self.dsn: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(self.app_password.result, self.private_ip, self.database.name).apply(
                 lambda values: postgres_dsn(POSTGRES_APP_ROLE, values[0], values[1], values[2])
             )

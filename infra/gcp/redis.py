@@ -157,7 +157,7 @@ class Redis(pulumi.ComponentResource):
 
         self.host = self.instance.host
         self.port = self.instance.port
-        self.url = pulumi.Output.secret(
+        self.url: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(
                 self.instance.auth_string, self.instance.host, self.instance.port
             ).apply(lambda values: redis_url(values[0], values[1], values[2]))

@@ -26,6 +26,7 @@ for public zones (the config refuses ``queryLogging: true``).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -316,7 +317,7 @@ class TrafficManagerGlobalEndpoint(GlobalDnsBackend):
         for cloud in clouds:
             endpoint = pulumi.Output.from_input(by_cloud[cloud].endpoint)
             label = hostnames[cloud].split(".", 1)[0]
-            record_type = endpoint.apply(lambda value, c=cloud: record_type_for(value, c))
+            record_type = endpoint.apply(functools.partial(record_type_for, cloud=cloud))
             value = endpoint.apply(lambda v: v.strip().rstrip("."))
             direct = dns.RecordSet(
                 f"{name}-{cloud.value}-direct",
@@ -364,7 +365,7 @@ class TrafficManagerGlobalEndpoint(GlobalDnsBackend):
             self.cloud_urls[cloud] = pulumi.Output.from_input(f"https://{hostnames[cloud]}")
             self.health_check_ids[cloud] = tm_endpoint.id
 
-        fqdn = profile.dns_config.apply(lambda c: c.fqdn or "")
+        fqdn = profile.dns_config.apply(lambda c: (c.fqdn if c else None) or "")
         dns.RecordSet(
             f"{name}-routed",
             zone_name=zone.zone_name,

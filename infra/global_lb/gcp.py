@@ -26,6 +26,7 @@ global and the per-cloud names under the same certificate).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -406,7 +407,7 @@ class CloudDnsGlobalEndpoint(GlobalDnsBackend):
         addresses: dict[Cloud, pulumi.Output[str]] = {}
         for cloud in clouds:
             endpoint = pulumi.Output.from_input(by_cloud[cloud].endpoint)
-            addresses[cloud] = endpoint.apply(lambda value, c=cloud: ipv4_endpoint(c, value))
+            addresses[cloud] = endpoint.apply(functools.partial(ipv4_endpoint, cloud))
             gcp.dns.RecordSet(
                 f"{name}-{cloud.value}-direct",
                 managed_zone=zone.zone_name,

@@ -34,6 +34,7 @@ region is.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -231,7 +232,7 @@ class Route53Zone(pulumi.ComponentResource):
                 opts=self._on_aws,
             )
             self.zone_id = zone.zone_id
-            self.name_servers = zone.name_servers
+            self.name_servers = zone.name_servers  # type: ignore[assignment]  # a list at runtime
             if dns.dnssec:
                 self.dnssec_ds_record = self._sign(name, dns.domain)
             if dns.logs_queries:
@@ -497,7 +498,7 @@ class Route53GlobalEndpoint(GlobalDnsBackend):
                 f"{name}-{cloud.value}-direct",
                 zone_id=self.zone_id,
                 name=hostnames[cloud],
-                type=endpoint.apply(lambda value, c=cloud: record_type_for(value, c)),
+                type=endpoint.apply(functools.partial(record_type_for, cloud=cloud)),
                 ttl=dns.ttl_seconds,
                 records=[endpoint.apply(lambda value: value.strip().rstrip("."))],
                 # A hostname endpoint becoming an IP changes the type, which replaces the

@@ -144,7 +144,7 @@ class GatewayDeploymentArgs:
         postgres_dsn: pulumi.Input[str],
         admin_key: pulumi.Input[str],
         key_hash_secret: pulumi.Input[str],
-        secrets: Mapping[str, pulumi.Input[str]],
+        secrets: Mapping[str, Any],
         dns01_solver: Dns01Solver,
         data_store_cidrs: Sequence[pulumi.Input[str]],
         redis_port: int,
@@ -229,7 +229,7 @@ class GatewaySecrets(pulumi.ComponentResource):
         hash_secret = random.RandomPassword(
             "gateway-key-hash-secret", length=64, special=False, opts=child
         )
-        self.key_hash_secret = pulumi.Output.secret(hash_secret.result)
+        self.key_hash_secret: pulumi.Output[str] = pulumi.Output.secret(hash_secret.result)
         self.register_outputs({"adminKey": self.admin_key, "keyHashSecret": self.key_hash_secret})
 
 
@@ -508,7 +508,7 @@ class GatewayDeployment(pulumi.ComponentResource):
 
         stable = self._track("stable", args.image, args.scaling, checksum, config_file)
         tracks = {"stable": stable}
-        if canary.enabled:
+        if canary.enabled and args.canary_image is not None:
             tracks["canary"] = self._track(
                 "canary",
                 args.canary_image,

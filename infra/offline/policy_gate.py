@@ -202,7 +202,8 @@ def reconcile_config(
                 '"advisory" or an object of parameters'
             )
         _check_schema(name, schema, properties)
-        message = proto.PolicyConfig(enforcementLevel=level)
+        # The generated stubs type the field as the enum's ValueType (an int at runtime).
+        message = proto.PolicyConfig(enforcementLevel=level)  # type: ignore[arg-type]
         message.properties.update({k: v for k, v in properties.items() if v is not None})
         result[name] = message
     return result
