@@ -80,7 +80,6 @@ class GcpOutputs(_Outputs):
     subnetwork_id: pulumi.Output[str]
 
 
-CloudOutputs = AwsOutputs | AzureOutputs | GcpOutputs
 OutputsT = TypeVar("OutputsT", AwsOutputs, AzureOutputs, GcpOutputs)
 
 

@@ -98,11 +98,6 @@ def ds_record(signing_keys: Sequence[dns.outputs.SigningKeyResponse] | None) -> 
     return ""
 
 
-def txt_challenge_role(zone_id: str) -> dict:
-    """The custom role cert-manager holds on the zone (ARM ``permissions`` block)."""
-    return {"actions": list(TXT_CHALLENGE_ACTIONS), "assignableScopes": [zone_id]}
-
-
 class AzureDnsZone(pulumi.ComponentResource):
     """The public zone in Azure DNS, its DNSSEC signing and DNS-01 access for the AKS cluster.
 

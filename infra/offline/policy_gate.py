@@ -29,8 +29,7 @@ import sys
 import tempfile
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -424,13 +423,6 @@ class PackServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextmanager
-def serve_pack(pack_dir: Path, *, project: str, stack: str) -> Iterator[int]:
-    """Start the pack as the Pulumi CLI does and yield the port it serves on; stop it after."""
-    with PackServer(pack_dir, project=project, stack=stack) as server:
-        yield server.port()
 
 
 def _read_port(process: subprocess.Popen[bytes], stderr: Any) -> int:
