@@ -34,6 +34,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     "dns_zone": (1, 63),
     "health_check": (1, 63),
     "workload_identity_pool": (4, 32),
+    "secret": (1, 255),
 }
 """Name length limits of each kind of resource the footprint names."""
 

@@ -79,6 +79,7 @@ GCP_API_OF_MODULE = {
     "projects": "cloudresourcemanager.googleapis.com",
     "artifactregistry": "artifactregistry.googleapis.com",
     "organizations": "cloudresourcemanager.googleapis.com",
+    "secretmanager": "secretmanager.googleapis.com",
 }
 """``gcp:<module>/...`` -> the API its calls go to (``projects.Service`` itself is exempt)."""
 
