@@ -67,11 +67,15 @@ class FakeSecretStores(ScriptedServer):
         raw = await request.read()
         if request.headers.get("x-amz-target") != "secretsmanager.GetSecretValue":
             return self._aws_error(400, "InvalidAction", "only GetSecretValue is faked")
-        problem = self.bedrock.verify(request, raw, service_name="secretsmanager")
+        secret_id = str(orjson.loads(raw).get("SecretId", ""))
+        # Secrets Manager signs in the secret's region (botocore takes it from the ARN here).
+        region = secret_id.split(":")[3] if secret_id.count(":") >= 6 else None
+        problem = self.bedrock.verify(
+            request, raw, service_name="secretsmanager", region_name=region
+        )
         if problem:
             self.refused.append(f"aws: {problem}")
             return self._aws_error(400, problem, "The security token included is invalid.")
-        secret_id = str(orjson.loads(raw).get("SecretId", ""))
         if secret_id not in self.secrets:
             self.refused.append(f"aws: no secret {secret_id}")
             return self._aws_error(

@@ -103,7 +103,11 @@ def test_removing_the_cluster_dependency_of_a_workload_binding_is_caught(
     plans: dict[str, Plan],
 ) -> None:
     plan = plans["dev"]
-    (binding,) = plan.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+    (binding,) = [
+        r
+        for r in plan.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+        if "gateway-identity" in r.name
+    ]
     (cluster,) = plan.of_type("gcp:container/cluster:Cluster")
     assert cluster.urn in plan.direct_dependencies(binding)
     mutated = ordering.without_dependency(plan, binding, cluster.urn)

@@ -151,7 +151,11 @@ def test_azure_identity_is_federated_to_the_gateway_service_account(plan: Plan) 
         "azure-native:managedidentity:UserAssignedIdentity",
         "ai-gateway:azure:GatewayIdentity",
     )
-    (credential,) = plan.of_type("azure-native:managedidentity:FederatedIdentityCredential")
+    (credential,) = in_component(
+        plan,
+        "azure-native:managedidentity:FederatedIdentityCredential",
+        "ai-gateway:azure:GatewayIdentity",
+    )
     cluster = plan.one("azure-native:containerservice:ManagedCluster")
     assert credential.get("issuer") == cluster.outputs["oidcIssuerProfile"]["issuerURL"]
     assert credential.get("subject") == SUBJECT
