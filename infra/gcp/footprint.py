@@ -295,7 +295,15 @@ def build(config: StackConfig) -> CloudFootprint:
         owner_secret=footprint.postgres.owner_secret_url,
         redis_ca_cert=footprint.redis.ca_certificate,
         # Memorystore and Cloud SQL get their private IPs from the peered range.
-        data_store_cidrs=[config.gcp.private_service_cidr],
+        data_store_cidrs=[
+            # The reserved range itself (the same CIDR as the config), so the policy names a
+            # range that exists.
+            pulumi.Output.concat(
+                footprint.network.private_service_range.address,
+                "/",
+                footprint.network.private_service_range.prefix_length.apply(str),
+            )
+        ],
         redis_port=REDIS_PORT,
         load_balancer_annotations=dict(LOAD_BALANCER_ANNOTATIONS),
         api_services=list(footprint.apis),

@@ -298,7 +298,8 @@ class PodBench:
             subs.extra_env["SSL_CERT_FILE"] = "/var/run/aigw-test/ca.crt"
             subs.extra_files["/var/run/aigw-test/ca.crt"] = self.ca_pem
         subs.hosts = {REDIS_HOST: HOST_LOOPBACK, POSTGRES_HOST: HOST_LOOPBACK}
-        if self._owner_secret and not self._owner_secret.startswith("arn:"):
+        migrates = "AIGW_MIGRATION_SECRET" in planned_env
+        if migrates and self._owner_secret and not self._owner_secret.startswith("arn:"):
             # Key Vault and Secret Manager: the planned URL, on the fake's host.
             parts = urlsplit(self._owner_secret)
             local_url = urlsplit(self._for_pod(self.stores.url))
