@@ -198,6 +198,29 @@ def owner_secret_read_policy(secret_arn: str, kms_key_arn: str, region: str) -> 
     }
 
 
+def irsa_role(
+    resource_name: str,
+    *,
+    physical_name: str,
+    description: str,
+    oidc_provider_arn: pulumi.Input[str],
+    oidc_issuer_url: pulumi.Input[str],
+    subject: str,
+    opts: pulumi.ResourceOptions,
+) -> aws.iam.Role:
+    """An IAM role only ``subject``'s projected token can assume (one-hour sessions)."""
+    return aws.iam.Role(
+        resource_name,
+        name=physical_name,
+        description=description,
+        assume_role_policy=pulumi.Output.all(oidc_provider_arn, oidc_issuer_url).apply(
+            lambda v: json.dumps(web_identity_trust_policy(v[0], v[1], subject))
+        ),
+        max_session_duration=3600,
+        opts=opts,
+    )
+
+
 @dataclass
 class GatewayIdentityArgs:
     """Inputs of :class:`GatewayIdentity`.
@@ -234,14 +257,13 @@ class GatewayIdentity(pulumi.ComponentResource):
         account_id = aws.get_caller_identity_output(opts=invoke).account_id
         partition = aws.get_partition_output(opts=invoke).partition
 
-        self.role = aws.iam.Role(
+        self.role = irsa_role(
             f"{name}-role",
-            name=decisions.aws_name(args.name_prefix, "gateway", "iam-role"),
+            physical_name=decisions.aws_name(args.name_prefix, "gateway", "iam-role"),
             description="Assumed by the AI gateway's pods (IRSA) to invoke Bedrock models.",
-            assume_role_policy=pulumi.Output.all(
-                args.oidc_provider_arn, args.oidc_issuer_url
-            ).apply(lambda v: json.dumps(web_identity_trust_policy(v[0], v[1], args.subject))),
-            max_session_duration=3600,
+            oidc_provider_arn=args.oidc_provider_arn,
+            oidc_issuer_url=args.oidc_issuer_url,
+            subject=args.subject,
             opts=child,
         )
         aws.iam.RolePolicy(
@@ -284,15 +306,14 @@ class MigrationIdentity(pulumi.ComponentResource):
     ) -> None:
         super().__init__("ai-gateway:aws:MigrationIdentity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.role = aws.iam.Role(
+        self.role = irsa_role(
             f"{name}-role",
-            name=decisions.aws_name(args.name_prefix, "migrate", "iam-role"),
+            physical_name=decisions.aws_name(args.name_prefix, "migrate", "iam-role"),
             description="Assumed by the AI gateway's migration Job (IRSA) to read the "
             "database owner's secret.",
-            assume_role_policy=pulumi.Output.all(
-                args.oidc_provider_arn, args.oidc_issuer_url
-            ).apply(lambda v: json.dumps(web_identity_trust_policy(v[0], v[1], args.subject))),
-            max_session_duration=3600,
+            oidc_provider_arn=args.oidc_provider_arn,
+            oidc_issuer_url=args.oidc_issuer_url,
+            subject=args.subject,
             opts=child,
         )
         aws.iam.RolePolicy(

@@ -52,6 +52,43 @@ def role_definition_id(subscription_id: str, role_guid: str) -> str:
     )
 
 
+def federated_identity(
+    name: str,
+    *,
+    role: str,
+    credential_name: str,
+    resource_group_name: pulumi.Input[str],
+    location: pulumi.Input[str],
+    name_prefix: str,
+    issuer: pulumi.Input[str],
+    subject: str,
+    opts: pulumi.ResourceOptions,
+) -> managedidentity.UserAssignedIdentity:
+    """A user-assigned identity (``id-<prefix>-<role>``) that only ``subject``'s token may use.
+
+    The federated credential trusts the cluster's issuer for exactly that
+    ServiceAccount and Entra's token-exchange audience.
+    """
+    identity = managedidentity.UserAssignedIdentity(
+        f"{name}-identity",
+        resource_name_=azure_name("user_assigned_identity", "id", name_prefix, role),
+        resource_group_name=resource_group_name,
+        location=location,
+        opts=opts,
+    )
+    managedidentity.FederatedIdentityCredential(
+        f"{name}-federation",
+        federated_identity_credential_resource_name=credential_name,
+        resource_name_=identity.name,
+        resource_group_name=resource_group_name,
+        issuer=issuer,
+        subject=subject,
+        audiences=[TOKEN_EXCHANGE_AUDIENCE],
+        opts=opts,
+    )
+    return identity
+
+
 @dataclass
 class GatewayIdentityArgs:
     """Inputs of :class:`GatewayIdentity`.
@@ -90,21 +127,15 @@ class GatewayIdentity(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self)
         )
 
-        self.identity = managedidentity.UserAssignedIdentity(
-            f"{name}-identity",
-            resource_name_=azure_name("user_assigned_identity", "id", args.name_prefix, "gateway"),
+        self.identity = federated_identity(
+            name,
+            role="gateway",
+            credential_name="ai-gateway-service-account",
             resource_group_name=args.resource_group_name,
             location=args.location,
-            opts=child,
-        )
-        managedidentity.FederatedIdentityCredential(
-            f"{name}-federation",
-            federated_identity_credential_resource_name="ai-gateway-service-account",
-            resource_name_=self.identity.name,
-            resource_group_name=args.resource_group_name,
+            name_prefix=args.name_prefix,
             issuer=args.oidc_issuer_url,
             subject=args.subject,
-            audiences=[TOKEN_EXCHANGE_AUDIENCE],
             opts=child,
         )
         if args.openai_account_id:
@@ -150,21 +181,15 @@ class MigrationIdentity(pulumi.ComponentResource):
         client = authorization.get_client_config_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         )
-        identity = managedidentity.UserAssignedIdentity(
-            f"{name}-identity",
-            resource_name_=azure_name("user_assigned_identity", "id", args.name_prefix, "migrate"),
+        identity = federated_identity(
+            name,
+            role="migrate",
+            credential_name="ai-gateway-migrate-service-account",
             resource_group_name=args.resource_group_name,
             location=args.location,
-            opts=child,
-        )
-        managedidentity.FederatedIdentityCredential(
-            f"{name}-federation",
-            federated_identity_credential_resource_name="ai-gateway-migrate-service-account",
-            resource_name_=identity.name,
-            resource_group_name=args.resource_group_name,
+            name_prefix=args.name_prefix,
             issuer=args.oidc_issuer_url,
             subject=service_account_subject(app_name=MIGRATION_SERVICE_ACCOUNT),
-            audiences=[TOKEN_EXCHANGE_AUDIENCE],
             opts=child,
         )
         authorization.RoleAssignment(

@@ -41,6 +41,38 @@ def workload_identity_member(workload_pool: str, namespace: str, service_account
     return f"serviceAccount:{workload_pool}[{namespace}/{service_account}]"
 
 
+def workload_account(
+    name: str,
+    *,
+    account_id: str,
+    display_name: str,
+    project: str,
+    workload_pool: pulumi.Input[str],
+    namespace: str,
+    service_account: str,
+    opts: pulumi.ResourceOptions,
+) -> gcp.serviceaccount.Account:
+    """A service account only the Kubernetes ServiceAccount ``namespace/service_account`` may
+    act as (``roles/iam.workloadIdentityUser`` on the account alone)."""
+    account = gcp.serviceaccount.Account(
+        f"{name}-account",
+        account_id=account_id,
+        display_name=display_name,
+        project=project,
+        opts=opts,
+    )
+    gcp.serviceaccount.IAMMember(
+        f"{name}-workload-identity",
+        service_account_id=account.name,
+        role=WORKLOAD_IDENTITY_ROLE,
+        member=pulumi.Output.from_input(workload_pool).apply(
+            lambda pool: workload_identity_member(pool, namespace, service_account)
+        ),
+        opts=opts,
+    )
+    return account
+
+
 @dataclass
 class GatewayIdentityArgs:
     """Inputs of :class:`GatewayIdentity`.
@@ -75,11 +107,14 @@ class GatewayIdentity(pulumi.ComponentResource):
     ) -> None:
         super().__init__("ai-gateway:gcp:GatewayIdentity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.apis))
-        self.account = gcp.serviceaccount.Account(
-            f"{name}-account",
+        self.account = workload_account(
+            name,
             account_id=resource_name(args.name_prefix, "gateway", "service_account"),
             display_name="AI gateway workload (Vertex AI caller)",
             project=args.project,
+            workload_pool=args.workload_pool,
+            namespace=args.namespace,
+            service_account=args.service_account,
             opts=child,
         )
         gcp.projects.IAMMember(
@@ -87,15 +122,6 @@ class GatewayIdentity(pulumi.ComponentResource):
             project=args.project,
             role=VERTEX_ROLE,
             member=self.account.member,
-            opts=child,
-        )
-        gcp.serviceaccount.IAMMember(
-            f"{name}-workload-identity",
-            service_account_id=self.account.name,
-            role=WORKLOAD_IDENTITY_ROLE,
-            member=pulumi.Output.from_input(args.workload_pool).apply(
-                lambda pool: workload_identity_member(pool, args.namespace, args.service_account)
-            ),
             opts=child,
         )
         self.email = self.account.email
@@ -126,11 +152,14 @@ class MigrationIdentity(pulumi.ComponentResource):
     ) -> None:
         super().__init__("ai-gateway:gcp:MigrationIdentity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.apis))
-        account = gcp.serviceaccount.Account(
-            f"{name}-account",
+        account = workload_account(
+            name,
             account_id=resource_name(args.name_prefix, "migrate", "service_account"),
             display_name="AI gateway schema migration (reads the database owner's secret)",
             project=args.project,
+            workload_pool=args.workload_pool,
+            namespace=args.namespace,
+            service_account=MIGRATION_SERVICE_ACCOUNT,
             opts=child,
         )
         gcp.secretmanager.SecretIamMember(
@@ -138,17 +167,6 @@ class MigrationIdentity(pulumi.ComponentResource):
             secret_id=args.owner_secret_id,
             role=SECRET_ACCESSOR_ROLE,
             member=account.member,
-            opts=child,
-        )
-        gcp.serviceaccount.IAMMember(
-            f"{name}-workload-identity",
-            service_account_id=account.name,
-            role=WORKLOAD_IDENTITY_ROLE,
-            member=pulumi.Output.from_input(args.workload_pool).apply(
-                lambda pool: workload_identity_member(
-                    pool, args.namespace, MIGRATION_SERVICE_ACCOUNT
-                )
-            ),
             opts=child,
         )
         self.email = account.email
