@@ -200,9 +200,11 @@ PROSE_KEYS = frozenset({"description", "displayName", "notes", "comment"})
 """Input keys holding text for people: a name mentioned there is not a reference."""
 
 NOT_REFERENCES = {
-    ("aws:route53/record:Record", "name"): "a record is named by the hostname the stack config "
+    ("aws:route53/record:Record", "*"): "a record is named by the hostname the stack config "
     "chooses; routes and certificates claim that hostname, they do not need the record",
-    ("aws:route53/record:Record", "fqdn"): "the same hostname, fully qualified",
+    ("azure-native:dns:RecordSet", "*"): "the same for an Azure DNS record set (its relative "
+    "name is the hostname's label, which the cluster's objects also carry as a label value)",
+    ("gcp:dns/recordSet:RecordSet", "*"): "the same for a Cloud DNS record set",
     ("aws:route53/healthCheck:HealthCheck", "fqdn"): "the host a health check probes: a claim "
     "made by config, created after the routes it checks",
     ("aws:route53/zone:Zone", "name"): "the zone is named by the domain the config chooses; "
@@ -215,7 +217,7 @@ NOT_REFERENCES = {
     ("azure-native:security:Pricing", "scopeId"): "the subscription a Defender plan is priced "
     "on exists before the stack; the plan does not create it",
 }
-"""(producer type, output key) whose values are not references to what the producer made."""
+"""(producer type, output key or ``*``) whose values are not references to what it made."""
 
 _MIN_LENGTH = 8
 
@@ -238,6 +240,7 @@ def output_references(plan: Plan) -> dict[str, set[tuple[str, str]]]:
                 # A nested ``name`` (sku.name, a rule's name) names a setting, not the resource.
                 and not (key == "name" and "." in path)
                 and (r.type, key) not in NOT_REFERENCES
+                and (r.type, "*") not in NOT_REFERENCES
                 and len(value) >= _MIN_LENGTH
                 and re.search(r"[-._:/]", value)
             ):
