@@ -209,8 +209,11 @@ def _key_vault_secret(uri: str) -> str:
         )
     env = os.environ
     client_id, tenant, token_file = (env[name] for name in azure.WORKLOAD_IDENTITY_ENV)
+    # A private loop: asyncio.run would leave the thread without a current loop, which
+    # breaks callers (and tests) that still use the thread's loop afterwards.
+    loop = asyncio.new_event_loop()
     try:
-        token, _ = asyncio.run(
+        token, _ = loop.run_until_complete(
             azure.exchange(
                 azure.authority_token_url(tenant),
                 client_id,
@@ -221,6 +224,8 @@ def _key_vault_secret(uri: str) -> str:
         )
     except GatewayError as exc:
         raise OwnerCredentialError(f"no Entra token for Key Vault: {exc.message}") from None
+    finally:
+        loop.close()
     separator = "&" if "?" in uri else "?"
     answer = _get_json(f"{uri}{separator}api-version={KEY_VAULT_API_VERSION}", token, "Key Vault")
     value = answer.get("value")
