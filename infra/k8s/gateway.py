@@ -6,11 +6,13 @@ Given a kube provider (through ``opts``), the data stores' connection strings
 1. the cluster's edge (:class:`~infra.k8s.edge.ClusterEdge`: Envoy Gateway,
    cert-manager and the ACME issuer);
 2. a Namespace enforcing the ``restricted`` Pod Security Standard;
-3. the ServiceAccount (workload-identity annotations from the cloud);
-4. a Secret with every secret the gateway reads, a second Secret with the
-   database owner's URL that only the migration Job mounts (the serving pods
-   connect as a role with row access only), and a ConfigMap with its config
-   file (never a secret: it is a plain ``str`` by type and checked);
+3. the ServiceAccounts: the gateway's and, when the cloud hands over a
+   :class:`MigrationAccess`, the migration Job's own (each with its cloud's
+   workload-identity annotations; only the Job's identity may read the
+   database owner's secret, and the owner's password never enters the cluster);
+4. a Secret with every secret the gateway reads (the serving pods connect as
+   a role with row access only) and a ConfigMap with its config file (never a
+   secret: it is a plain ``str`` by type and checked);
 5. NetworkPolicies: deny everything, then admit the Envoy proxies on 8080
    and let the pods reach DNS, Redis, PostgreSQL and HTTPS only;
 6. per track (``stable``, and ``canary`` when a canary image is set): the
@@ -134,6 +136,25 @@ class WorkloadIdentity:
         )
 
 
+MIGRATION_SERVICE_ACCOUNT = "ai-gateway-migrate"
+"""The migration Job's ServiceAccount: the only one whose cloud identity reads the owner's secret."""
+
+
+@dataclass
+class MigrationAccess:
+    """How the migration Job reaches the database owner without the cluster holding it.
+
+    ``owner_secret`` is the reference ``gateway_app migrate`` reads at run time
+    (``AIGW_MIGRATION_SECRET``: a Secrets Manager ARN, a Key Vault secret URI or
+    a Secret Manager version URL; see :mod:`gateway_app.credentials.database`);
+    ``workload_identity`` binds the Job's own ServiceAccount
+    (:data:`MIGRATION_SERVICE_ACCOUNT`) to the cloud identity allowed to read it.
+    """
+
+    owner_secret: pulumi.Input[str]
+    workload_identity: WorkloadIdentity
+
+
 @dataclass
 class GatewayDeploymentArgs:
     """Everything the gateway needs on one cluster; the cloud wiring fills it.
@@ -169,10 +190,10 @@ class GatewayDeploymentArgs:
     """Environment variable name (``GROQ_API_KEY`` ...) -> secret value."""
     redis_ca_cert: pulumi.Input[str] | None = None
     """PEM of the CA that signed Redis's certificate (Memorystore); mounted as a file."""
-    postgres_migration_dsn: pulumi.Input[str] | None = None
-    """The schema owner's URL (the managed server's admin). Only the migration Job gets it
-    (``AIGW_MIGRATION_DATABASE_URL``), to migrate and to create the role of
-    ``postgres_dsn``; the Deployment never does."""
+    migration: MigrationAccess | None = None
+    """Where the migration Job reads the schema owner (the managed server's admin) and the
+    identity it reads it with, to migrate and to create the role of ``postgres_dsn``.
+    Without it the Job migrates as ``postgres_dsn``."""
     postgres_port: int = 5432
     canary_image: pulumi.Input[str] | None = None
     canary_weight: int = 0
@@ -201,7 +222,7 @@ class GatewayDeploymentArgs:
         data_store_cidrs: Sequence[pulumi.Input[str]],
         redis_port: int,
         redis_ca_cert: pulumi.Input[str] | None = None,
-        postgres_migration_dsn: pulumi.Input[str] | None = None,
+        migration: MigrationAccess | None = None,
         workload_identity: WorkloadIdentity | None = None,
         load_balancer_annotations: Mapping[str, pulumi.Input[str]] | None = None,
         image: pulumi.Input[str] | None = None,
@@ -243,7 +264,7 @@ class GatewayDeploymentArgs:
                 for name, value in secrets.get(PROVIDER_KEYS, {}).items()
             },
             redis_ca_cert=redis_ca_cert,
-            postgres_migration_dsn=postgres_migration_dsn,
+            migration=migration,
             canary_image=gateway.canary_image,
             canary_weight=gateway.canary_weight,
             workload_identity=workload_identity or WorkloadIdentity(),
@@ -518,19 +539,20 @@ class GatewayDeployment(pulumi.ComponentResource):
             string_data=pulumi.Output.secret(secret_data),
             opts=child,
         )
-        self.migration_secret = (
-            k8s.core.v1.Secret(
-                f"{name}-migration-secret",
+        # The Job's own identity, the only one allowed to read the owner's secret.
+        self.migration_service_account = (
+            k8s.core.v1.ServiceAccount(
+                f"{name}-migration-service-account",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=decisions.dns_label(app, "migration"),
+                    name=MIGRATION_SERVICE_ACCOUNT,
                     namespace=self._ns,
+                    annotations=dict(args.migration.workload_identity.service_account_annotations),
                     labels=self._labels("migration"),
                 ),
-                type="Opaque",
-                string_data=pulumi.Output.secret({"database-url": args.postgres_migration_dsn}),
+                automount_service_account_token=False,
                 opts=child,
             )
-            if args.postgres_migration_dsn is not None
+            if args.migration is not None
             else None
         )
         self.config_map = k8s.core.v1.ConfigMap(
@@ -700,16 +722,11 @@ class GatewayDeployment(pulumi.ComponentResource):
         return env
 
     def _migration_env(self) -> list[k8s.core.v1.EnvVarArgs]:
-        """The gateway's environment plus the owner's URL, for the migration Job only."""
-        if self.migration_secret is None:
+        """The gateway's environment plus where the owner's secret is, for the migration Job."""
+        if self._args.migration is None:
             return self._env
         owner = k8s.core.v1.EnvVarArgs(
-            name="AIGW_MIGRATION_DATABASE_URL",
-            value_from=k8s.core.v1.EnvVarSourceArgs(
-                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
-                    name=self.migration_secret.metadata.name, key="database-url"
-                )
-            ),
+            name="AIGW_MIGRATION_SECRET", value=self._args.migration.owner_secret
         )
         return [*self._env, owner]
 
@@ -755,10 +772,12 @@ class GatewayDeployment(pulumi.ComponentResource):
         container: k8s.core.v1.ContainerArgs,
         restart_policy: str,
         labels_for_spread: Mapping[str, str] | None,
+        service_account: k8s.core.v1.ServiceAccount | None = None,
     ) -> k8s.core.v1.PodSpecArgs:
         volumes, _ = self._volumes
+        account = service_account or self.service_account
         return k8s.core.v1.PodSpecArgs(
-            service_account_name=self.service_account.metadata.name,
+            service_account_name=account.metadata.name,
             automount_service_account_token=False,
             security_context=pod_security_context(),
             containers=[container],
@@ -789,7 +808,10 @@ class GatewayDeployment(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         _, mounts = self._volumes
 
-        migration_labels = {**self._labels("migration", track), **args.workload_identity.pod_labels}
+        migration_identity = (
+            args.migration.workload_identity if args.migration else args.workload_identity
+        )
+        migration_labels = {**self._labels("migration", track), **migration_identity.pod_labels}
         job = k8s.batch.v1.Job(
             f"{self._name}-migrate{suffix}",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -818,6 +840,7 @@ class GatewayDeployment(pulumi.ComponentResource):
                         ),
                         restart_policy="Never",
                         labels_for_spread=None,
+                        service_account=self.migration_service_account,
                     ),
                 ),
             ),
