@@ -71,6 +71,29 @@ Handler = Callable[[AdminCall], Awaitable[Result]]
 
 
 @dataclass(frozen=True, slots=True)
+class AdminAnswer:
+    """An admin response as sent: status, JSON body and extra headers."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+class Forwarder(Protocol):
+    """Sends admin calls to the cloud that owns governance writes (the global plane's home)."""
+
+    async def forward(
+        self, principal: Principal, method: str, path: str, query: str, body: Any
+    ) -> AdminAnswer:
+        """The home's answer to the call, relayed (503 when the home is unreachable)."""
+        ...
+
+    def local_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """What a ``?consistency=local`` answer says about this cloud's copy."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class AdminRoute:
     """One route of the admin API."""
 
@@ -109,6 +132,8 @@ class AdminApi:
         self.state = governance.state
         # People's sessions, attached when sign-in is configured (gateway_app.identity).
         self.people: People | None = None
+        # In a follower cloud of the global plane: the home answers every admin call.
+        self.forwarder: Forwarder | None = None
         read, write = Role.VIEWER, Role.TEAM_ADMIN
         self.routes: list[AdminRoute] = [
             AdminRoute("GET", "/admin/projects", read, False, self._list_projects),
@@ -195,11 +220,37 @@ class AdminApi:
             )
         raise GatewayError(404, f"Unknown admin path {method} {path}.", code="unknown_url")
 
+    async def answer(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: Any
+    ) -> AdminAnswer:
+        """Answer one admin request as sent to the client. Who is calling is decided here
+        (keys, the admin key and sessions are known in every cloud); in a follower cloud
+        of the global plane the call is then answered by the home, except reads asked
+        with ``?consistency=local``, answered from this cloud's copy."""
+        principal = await self.principal(headers, method)
+        route, _ = self.route(method, path)
+        forwarder = self.forwarder
+        if forwarder is not None:
+            local = dict(parse_qsl(query)).get("consistency") == "local"
+            if not (local and not route.writes):
+                return await forwarder.forward(principal, method, path, query, body)
+            status, payload = await self.serve_as(principal, method, path, query, body)
+            return AdminAnswer(status, orjson.dumps(payload), forwarder.local_headers())
+        status, payload = await self.serve_as(principal, method, path, query, body)
+        return AdminAnswer(status, orjson.dumps(payload))
+
     async def serve(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: Any
     ) -> Result:
-        """Answer one admin request: (status, JSON-able body); raises GatewayError."""
+        """Answer one admin request here: (status, JSON-able body); raises GatewayError."""
         principal = await self.principal(headers, method)
+        return await self.serve_as(principal, method, path, query, body)
+
+    async def serve_as(
+        self, principal: Principal, method: str, path: str, query: str, body: Any
+    ) -> Result:
+        """Answer one admin request of a known caller here (the home answers forwarded
+        calls with this): (status, JSON-able body); raises GatewayError."""
         route, params = self.route(method, path)
         rbac.require(principal, route.role, route.writes, route.forbidden)
         try:

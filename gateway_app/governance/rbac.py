@@ -92,6 +92,63 @@ class Principal:
         return {"type": "key", "key_id": self.key_id, "role": self.role, "team_id": self.team_id}
 
 
+@dataclass(frozen=True, slots=True)
+class ForwardedPerson:
+    """A signed-in person as another cloud's gateway vouched for them (a forwarded call)."""
+
+    issuer: str
+    subject: str
+    email: str | None = None
+    name: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """As shown in session answers and audit records."""
+        return {
+            "issuer": self.issuer,
+            "subject": self.subject,
+            "email": self.email,
+            "name": self.name,
+        }
+
+
+def principal_public(principal: Principal) -> dict[str, Any]:
+    """A principal as the internal channel carries it (no credential: who, and their role)."""
+    return {
+        "role": str(principal.role),
+        "team_id": principal.team_id,
+        "key_id": principal.key_id,
+        "person": principal.person.public() if principal.person is not None else None,
+        "break_glass": principal.break_glass,
+    }
+
+
+def principal_from_public(data: Any) -> Principal:
+    """The principal of a forwarded admin call; ValueError naming what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError("`principal` must be an object")
+    try:
+        role = Role(str(data.get("role")))
+    except ValueError:
+        raise ValueError(f"`principal.role` {data.get('role')!r} is not a role") from None
+    person = data.get("person")
+    if person is not None and not (isinstance(person, dict) and person.get("subject")):
+        raise ValueError("`principal.person` needs its `subject`")
+    return Principal(
+        role,
+        data.get("team_id"),
+        data.get("key_id"),
+        ForwardedPerson(
+            str(person.get("issuer") or ""),
+            str(person["subject"]),
+            person.get("email"),
+            person.get("name"),
+        )
+        if person is not None
+        else None,
+        bool(data.get("break_glass")),
+    )
+
+
 def forbidden(message: str = "This key may not use the admin API.") -> GatewayError:
     """A 403 with ``message``."""
     return GatewayError(403, message, code="forbidden")

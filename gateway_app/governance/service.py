@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -121,6 +121,18 @@ def usd(amount: float) -> str:
     return f"${amount:.{decimals}f}"
 
 
+class Extension(Protocol):
+    """A part of governance started after it and stopped before it (the global plane)."""
+
+    async def start(self) -> None:
+        """Start (keys and limits are loaded)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop (before governance closes its connections)."""
+        ...
+
+
 @dataclass(slots=True)
 class Reservation:
     """What a model call reserved before the upstream call, corrected once it settles."""
@@ -152,7 +164,7 @@ class Governance:
         self.state = state
         self.db = db
         self.admin_key = admin_key
-        self.store = KeyStore(db)
+        self.store = KeyStore(db, epoch=self.settings.global_.epoch if self.settings.global_ else 1)
         self.registry = Registry(
             self.store, secret, refresh_s=self.settings.key_refresh_s, redis=redis
         )
@@ -176,6 +188,8 @@ class Governance:
         self._bounds: dict[str, TokenPrices] = {}
         self._levels_cache: dict[tuple[str, str, str, str | None], Any] = {}
         self._levels_of: object = None
+        # The global governance plane, when configured (gateway_app.governance.plane).
+        self.plane: Extension | None = None
 
     @classmethod
     def from_environment(cls, config: GatewayConfig, env: Environment) -> Governance:
@@ -240,8 +254,12 @@ class Governance:
             raise ConfigError(unpriced_error(refused))
         await self.registry.start()
         self.drainer.start()
+        if self.plane is not None:
+            await self.plane.start()
 
     async def stop(self) -> None:
+        if self.plane is not None:
+            await self.plane.stop()
         await self.registry.stop()
         # Queued settlements and events first, so the drainer's last pass can store them.
         await self.state.flush()
