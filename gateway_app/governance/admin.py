@@ -134,6 +134,8 @@ class AdminApi:
         self.people: People | None = None
         # In a follower cloud of the global plane: the home answers every admin call.
         self.forwarder: Forwarder | None = None
+        # Headers of every answer given here (the global plane's home: who answered).
+        self.answer_headers: tuple[tuple[bytes, bytes], ...] = ()
         read, write = Role.VIEWER, Role.TEAM_ADMIN
         self.routes: list[AdminRoute] = [
             AdminRoute("GET", "/admin/projects", read, False, self._list_projects),
@@ -237,7 +239,7 @@ class AdminApi:
             status, payload = await self.serve_as(principal, method, path, query, body)
             return AdminAnswer(status, orjson.dumps(payload), forwarder.local_headers())
         status, payload = await self.serve_as(principal, method, path, query, body)
-        return AdminAnswer(status, orjson.dumps(payload))
+        return AdminAnswer(status, orjson.dumps(payload), self.answer_headers)
 
     async def serve(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: Any

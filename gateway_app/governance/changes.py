@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from gateway_app.governance.storage import Database, Transaction
+from gateway_app.governance.storage import Database, DatabaseError, Transaction
 
 _LOCK = 715102  # the advisory lock serialising sequence allocation (PostgreSQL)
 KINDS = ("key", "limit", "project")
@@ -262,4 +262,9 @@ def apply(
         )
         return top, fresh
 
-    return db.transaction(work)
+    try:
+        return db.transaction(work)
+    except DatabaseError as exc:
+        if isinstance(exc.__cause__, ChangeError):
+            raise exc.__cause__ from None  # refused, not a database failure
+        raise

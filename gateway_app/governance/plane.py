@@ -110,7 +110,9 @@ class GlobalPlane:
         governance.registry.listeners.append(self.committed.notify)
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
-        if not self.is_home:
+        if self.is_home:
+            admin.answer_headers = ((b"x-aigw-served-by", cloud.encode()),)
+        else:
             admin.forwarder = self
 
     @classmethod
