@@ -75,6 +75,27 @@ class GlobalConfig(BaseModel):
         10.0, gt=0, le=120, description="an admin call forwarded to the home, end to end"
     )
 
+    lease_fraction: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="the largest lease of a budget one cloud is granted at a time, as a "
+        "share of the budget: what may sit unspent in a cloud (underuse, never overspend)",
+    )
+    lease_cover_s: float = Field(
+        10.0, gt=0, le=600, description="a lease covers this much of the cloud's recent spend"
+    )
+    lease_wait_s: float = Field(
+        0.25,
+        ge=0,
+        le=5,
+        description="a request finding its cloud's lease spent waits this long for an "
+        "urgent renewal before its 429",
+    )
+    lease_tick_s: float = Field(
+        1.0, gt=0, le=30, description="every cloud reports its spend and renews leases this often"
+    )
+
     @model_validator(mode="after")
     def _home_is_a_peer(self) -> GlobalConfig:
         if self.home not in self.peers:

@@ -134,6 +134,8 @@ class AdminApi:
         self.people: People | None = None
         # In a follower cloud of the global plane: the home answers every admin call.
         self.forwarder: Forwarder | None = None
+        # The global plane's home: its escrow ledger's view of a budget (per cloud).
+        self.budget_ledger: Callable[[str], dict[str, Any]] | None = None
         # Headers of every answer given here (the global plane's home: who answered).
         self.answer_headers: tuple[tuple[bytes, bytes], ...] = ()
         read, write = Role.VIEWER, Role.TEAM_ADMIN
@@ -602,9 +604,25 @@ class AdminApi:
         scope, scope_id, _ = await self._limit_scope(call)
         day, month, _, _ = period_ends(time.time())
         name = f"{scope}:{scope_id}"
-        daily = await self.state.spent_nusd(name, "daily", day)
-        monthly = await self.state.spent_nusd(name, "monthly", month)
-        return 200, {
+        ledger = self.budget_ledger
+        if ledger is not None:
+            # Every cloud's spend, as each last reported it to the home (one tick old).
+            clouds: dict[str, Any] = {}
+            spent = {}
+            for period, period_id in (("daily", day), ("monthly", month)):
+                rows = await asyncio.to_thread(ledger, f"{name}|{period}|{period_id}")
+                spent[period] = sum(row["spent_nusd"] for row in rows.values())
+                for cloud, row in rows.items():
+                    clouds.setdefault(cloud, {})[period] = {
+                        "spent_usd": row["spent_nusd"] / NANO,
+                        "held_usd": row["granted_nusd"] / NANO,
+                        "reported_at": row["reported_at"],
+                    }
+            daily, monthly = spent["daily"], spent["monthly"]
+        else:
+            daily = await self.state.spent_nusd(name, "daily", day)
+            monthly = await self.state.spent_nusd(name, "monthly", month)
+        answer = {
             "scope": scope,
             "scope_id": scope_id,
             "daily_usd": daily / NANO,
@@ -612,6 +630,9 @@ class AdminApi:
             "day": day,
             "month": month,
         }
+        if ledger is not None:
+            answer["clouds"] = clouds
+        return 200, answer
 
     # ------------------------------------------------------------ people
 

@@ -51,8 +51,12 @@ from gateway_app.errors import GatewayError
 from gateway_app.governance import changes, rbac
 from gateway_app.governance.admin import AdminAnswer
 from gateway_app.governance.changes import Change
+from gateway_app.governance.leases import NANO, LeaseAgent, Ledger, Report
 from gateway_app.governance.peers import OwnToken, PeerAuthError, PeerVerifier
 from gateway_app.governance.rbac import Principal
+from gateway_app.governance.service import period_ends
+from gateway_app.state.governance import BudgetItem
+from gateway_app.state.governance_redis import RedisGovernanceState
 
 if TYPE_CHECKING:
     from gateway_app.environment import Environment
@@ -114,6 +118,16 @@ class GlobalPlane:
             admin.answer_headers = ((b"x-aigw-served-by", cloud.encode()),)
         else:
             admin.forwarder = self
+        # Budgets: the home keeps the escrow ledger; every cloud (the home too) holds leases.
+        registry = governance.registry
+        self.ledger = Ledger(self.db, config, lambda: registry.limits) if self.is_home else None
+        if self.ledger is not None:
+            admin.budget_ledger = self.ledger.budget
+        state = governance.state
+        if not isinstance(state, RedisGovernanceState):
+            raise ConfigError("governance.global needs AIGW_REDIS_URL (budget leases)")
+        self.leases = LeaseAgent(config, state.client, state.prefix, self._budgets, self._renew)
+        governance.leases = self.leases
 
     @classmethod
     def build(
@@ -136,14 +150,16 @@ class GlobalPlane:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Read the cursor; in a follower, start following the home's feed."""
+        """Start renewing leases; in a follower, read the cursor and follow the home's feed."""
+        self.leases.start()
         if self.is_home:
             return
         _, self.applied_seq = await asyncio.to_thread(changes.cursor, self.db)
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def stop(self) -> None:
-        """Stop following; close the internal channel's connections."""
+        """Stop following and renewing; close the internal channel's connections."""
+        await self.leases.stop()
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait([self._task], timeout=5.0)
@@ -199,6 +215,8 @@ class GlobalPlane:
                 await self._stream(scope, receive, send, query, peer)
             elif (method, path) == ("POST", "/internal/v1/admin"):
                 await self._forwarded(receive, send, peer)
+            elif (method, path) == ("POST", "/internal/v1/leases/renew"):
+                await self._renewal(receive, send, peer)
             else:
                 raise GatewayError(
                     404, f"Unknown internal path {method} {path}.", code="unknown_url"
@@ -275,24 +293,38 @@ class GlobalPlane:
             if watcher is not None:
                 watcher.cancel()
 
-    async def _forwarded(self, receive: Receive, send: Send, peer: str) -> None:
-        """An admin call forwarded by a follower: answered as the home's own admin API."""
+    @staticmethod
+    async def _body(receive: Receive) -> bytes:
         chunks, size = [], 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return
+                raise asyncio.CancelledError
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > _MAX_FORWARD_BODY:
-                raise GatewayError(
-                    413, "The forwarded call is too large.", code="request_too_large"
-                )
+                raise GatewayError(413, "The internal call is too large.", code="request_too_large")
             chunks.append(chunk)
             if not message.get("more_body"):
-                break
+                return b"".join(chunks)
+
+    async def _renewal(self, receive: Receive, send: Send, peer: str) -> None:
+        """A cloud's lease renewal: its reports in, the ledger's cumulative grants out."""
+        assert self.ledger is not None
         try:
-            envelope = orjson.loads(b"".join(chunks))
+            reports = [Report.parse(r) for r in orjson.loads(await self._body(receive))["budgets"]]
+        except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise GatewayError(400, f"Malformed renewal: {exc}.", code="invalid_request") from None
+        # The cloud is the authenticated peer, never a name in the body.
+        grants = await asyncio.to_thread(self.ledger.renew, peer, reports)
+        body = orjson.dumps({"epoch": self.config.epoch, "grants": grants})
+        await _send(send, 200, body, [])
+
+    async def _forwarded(self, receive: Receive, send: Send, peer: str) -> None:
+        """An admin call forwarded by a follower: answered as the home's own admin API."""
+        raw = await self._body(receive)
+        try:
+            envelope = orjson.loads(raw)
             principal = rbac.principal_from_public(envelope.get("principal"))
             method, path = str(envelope["method"]), str(envelope["path"])
             query = str(envelope.get("query") or "")
@@ -365,6 +397,51 @@ class GlobalPlane:
         for announcement in dict.fromkeys(change.announcement for change in fresh):
             await self.governance.registry.changed(announcement)
         self.applied.notify()
+
+    # ------------------------------------------------------------ leases
+
+    def _budgets(self, now: float) -> list[BudgetItem]:
+        """Every budget with a limit now, for this period (the default per-customer budget
+        joins per customer once a request of that customer asked for a lease)."""
+        day, month, day_left, month_left = period_ends(now)
+        items = []
+        for limit in self.governance.registry.limits.values():
+            if limit.scope == "customer" and limit.scope_id == "*":
+                continue
+            name = f"{limit.scope}:{limit.scope_id}"
+            if limit.daily_usd is not None:
+                items.append(
+                    BudgetItem(
+                        name, "daily", day, round(limit.daily_usd * NANO), 0, day_left + 3600
+                    )
+                )
+            if limit.monthly_usd is not None:
+                monthly = round(limit.monthly_usd * NANO)
+                items.append(BudgetItem(name, "monthly", month, monthly, 0, month_left + 3600))
+        return items
+
+    async def _renew(self, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One renewal at the home's ledger: in process at the home, else over the channel."""
+        if self.ledger is not None:
+            parsed = [Report.parse(report) for report in reports]
+            return await asyncio.to_thread(self.ledger.renew, self.cloud, parsed)
+        response = await asyncio.wait_for(
+            self._http().post(
+                f"{self.home_url}/internal/v1/leases/renew",
+                data=orjson.dumps({"cloud": self.cloud, "budgets": reports}),
+                headers={**self.token.header(), "content-type": "application/json"},
+            ),
+            self.config.dead_after_s,
+        )
+        async with response:
+            payload = await asyncio.wait_for(response.read(), self.config.dead_after_s)
+        if response.status != 200:
+            raise ConnectionError(f"HTTP {response.status} {payload[:300]!r}")
+        data = orjson.loads(payload)
+        if int(data.get("epoch", 0)) < self.config.epoch:
+            raise ConnectionError("a stale home answered (lower epoch): its grants are ignored")
+        grants: list[dict[str, Any]] = data["grants"]
+        return grants
 
     # ------------------------------------------------------------ forwarding
 

@@ -121,6 +121,18 @@ def usd(amount: float) -> str:
     return f"${amount:.{decimals}f}"
 
 
+class Leases(Protocol):
+    """This cloud's escrow leases of budgets (the global plane's :class:`LeaseAgent`)."""
+
+    def refused_outright(self, item: BudgetItem) -> bool:
+        """The home said the budget is spent (held by other clouds): no point waiting."""
+        ...
+
+    async def need(self, item: BudgetItem, amount: int) -> bool:
+        """Ask for more of ``item`` at once; whether a renewal arrived in time."""
+        ...
+
+
 class Extension(Protocol):
     """A part of governance started after it and stopped before it (the global plane)."""
 
@@ -188,8 +200,10 @@ class Governance:
         self._bounds: dict[str, TokenPrices] = {}
         self._levels_cache: dict[tuple[str, str, str, str | None], Any] = {}
         self._levels_of: object = None
-        # The global governance plane, when configured (gateway_app.governance.plane).
+        # The global governance plane, when configured (gateway_app.governance.plane),
+        # and its escrow leases of budgets.
         self.plane: Extension | None = None
+        self.leases: Leases | None = None
 
     @classmethod
     def from_environment(cls, config: GatewayConfig, env: Environment) -> Governance:
@@ -212,6 +226,14 @@ class Governance:
                 "is set; set AIGW_KEY_HASH_SECRET (and AIGW_ADMIN_KEY for the admin API)"
             )
         url = env.redis_url
+        leased = config.governance.global_ is not None
+        if leased and not url:
+            from gateway_app.config import ConfigError
+
+            raise ConfigError(
+                "governance.global needs AIGW_REDIS_URL: each cloud's budget leases and "
+                "counters live in its Redis (the embedded mode has no global plane)"
+            )
         redis = None
         drain_state: GovernanceState | None = None
         state: GovernanceState
@@ -220,7 +242,7 @@ class Governance:
 
             ca = env.redis_ca_file
             state = RedisGovernanceState.from_url(
-                url, ca, claim_idle_s=config.governance.audit_claim_idle_s
+                url, ca, claim_idle_s=config.governance.audit_claim_idle_s, leased=leased
             )
             drain_state = RedisGovernanceState.from_url(
                 url, ca, max_connections=2, claim_idle_s=config.governance.audit_claim_idle_s
@@ -393,6 +415,17 @@ class Governance:
             )
         try:
             decision = await self.state.reserve(rate, budgets, now)
+            item = decision.refused
+            leases = self.leases
+            if (
+                decision.lease_held is not None
+                and leases is not None
+                and isinstance(item, BudgetItem)
+                and not leases.refused_outright(item)
+                and await leases.need(item, item.amount_nusd)
+            ):
+                # A renewal arrived while we waited: try once more (then 429).
+                decision = await self.state.reserve(rate, budgets, now)
         except Exception as exc:
             if self.settings.fail_closed:
                 log.error("governance state unreachable; refusing (fail_closed): %s", exc)
@@ -520,6 +553,22 @@ class Governance:
             )
         assert isinstance(item, BudgetItem)
         scope = item.scope.split(":", 1)[0]
+        leases = self.leases
+        if (
+            decision.lease_held is not None
+            and leases is not None
+            and not leases.refused_outright(item)
+        ):
+            # Money is left in the budget, but this cloud's share of it is spent and the
+            # home's grant did not arrive in time (or the home is unreachable).
+            return f"budget_lease:{scope}", GatewayError(
+                429,
+                f"This cloud's share of the {item.period} budget of {item.scope} is spent "
+                f"and a new share did not arrive in time (used {usd(decision.used / NANO)} "
+                f"of {usd(decision.lease_held / NANO)} held here); retry in a second.",
+                code="budget_lease_unavailable",
+                headers={"retry-after": "1"},
+            )
         _, _, day_left, month_left = period_ends(now)
         retry = day_left if item.period == "daily" else month_left
         return f"budget:{scope}", GatewayError(

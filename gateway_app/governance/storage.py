@@ -153,6 +153,24 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
                 FROM limits""",
         ),
     ),
+    (
+        5,
+        "the escrow ledger of budgets (the global governance plane's home)",
+        (
+            # Per budget (scope|period|period id) and cloud: what the home has granted the
+            # cloud (cumulative) and what the cloud last reported spent (spend plus open
+            # reservations). Invariant: the sum of granted over clouds <= the limit.
+            """CREATE TABLE IF NOT EXISTS budget_ledger (
+                budget TEXT NOT NULL,
+                cloud TEXT NOT NULL,
+                limit_nusd BIGINT NOT NULL,
+                granted_nusd BIGINT NOT NULL,
+                spent_nusd BIGINT NOT NULL,
+                reported_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (budget, cloud)
+            )""",
+        ),
+    ),
 )
 """(version, description, statements): append new versions; never edit an applied one."""
 

@@ -69,7 +69,7 @@ def test_rows_from_before_the_feed_are_on_it(tmp_path: Path) -> None:
     )
     db.execute("INSERT INTO projects (id, team_id, created_at) VALUES ('p', 't', 1.0)")
     db.execute("INSERT INTO limits (scope, scope_id, rpm) VALUES ('org', '*', 60)")
-    assert db.migrate() == [4]
+    assert db.migrate() == [4, 5]
     feed = changes.read(db, 0)
     assert [(c.kind, c.entity_id) for c in feed] == [
         ("key", "key_old"),
@@ -120,8 +120,13 @@ def test_the_plane_config_names_what_is_wrong(tmp_path: Path) -> None:
     assert config.governance.global_ is not None and config.governance.global_.home == "aws"
     from gateway_app.app import create_app
 
-    env = Environment(admin_key="a", key_hash_secret="s", database_url=None)
+    with pytest.raises(ConfigError, match="governance.global needs AIGW_REDIS_URL"):
+        create_app(config, env=Environment(admin_key="a", key_hash_secret="s", cloud="aws"))
+    redis = "redis://127.0.0.1:9"  # never connected: the checks come first
     with pytest.raises(ConfigError, match="set AIGW_CLOUD"):
-        create_app(config, env=env)
+        create_app(config, env=Environment(admin_key="a", key_hash_secret="s", redis_url=redis))
     with pytest.raises(ConfigError, match="AIGW_CLOUD 'gcp' is not among"):
-        create_app(config, env=Environment(admin_key="a", key_hash_secret="s", cloud="gcp"))
+        create_app(
+            config,
+            env=Environment(admin_key="a", key_hash_secret="s", redis_url=redis, cloud="gcp"),
+        )
