@@ -154,15 +154,17 @@ class Ledger:
         exhausted = limit is None
         if limit is not None:
             lmax = max(1, math.floor(self.config.lease_fraction * limit))
-            # What waits is granted up to one lease (or one request, if larger) per
-            # renewal: a burst in one cloud does not take the whole budget from the others.
-            need = min(report.need_nusd, max(lmax, report.need_one_nusd))
+            free = limit - sum(granted.values())
+            # What waits is granted up to a fair share of what is free (1/N, at least one
+            # lease or one request): a burst in one cloud does not take the whole budget
+            # from the others, and a burst anywhere is not held to one lease per renewal.
+            share = max(lmax, report.need_one_nusd, free // len(self.config.peers))
+            need = min(report.need_nusd, share)
             lmin = max(need, lmax // 4)
             remainder = before - report.spent_nusd
             rate_target = round(report.rate_nusd_per_s * self.config.lease_cover_s)
             target = min(max(lmax, need), max(lmin, rate_target))
             want = max(0, target - remainder, need - remainder)
-            free = limit - sum(granted.values())
             grant = max(0, min(want, free))
             exhausted = want > grant and free - grant < max(1, need)
         tx.execute(
@@ -211,6 +213,7 @@ class LeaseAgent:
         renew: Renew,
     ) -> None:
         self.config = config
+        self.wait_s = config.lease_wait_s
         self.redis = redis  # redis-py asyncio client of this cloud's Redis
         self.prefix = prefix
         self.budgets = budgets  # the budgets with a limit now (from the registry)
@@ -242,10 +245,10 @@ class LeaseAgent:
         """The home said the budget is spent (all of it granted, no share free)."""
         return budget_id(item) in self.exhausted
 
-    async def need(self, item: BudgetItem, amount: int) -> bool:
+    async def need(self, item: BudgetItem, amount: int, timeout: float) -> bool:
         """A request found this cloud's lease of ``item`` spent: ask for an urgent renewal
-        and wait (at most ``lease_wait_s``) for it; whether a renewal was applied (False
-        at once when the home said the budget is exhausted)."""
+        and wait (at most ``timeout``) for the next one applied; whether one was (False at
+        once when the home said the budget is exhausted)."""
         ident = budget_id(item)
         if ident in self.exhausted:
             return False
@@ -257,7 +260,7 @@ class LeaseAgent:
         applied = self._applied
         self._wake.set()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(applied.wait(), self.config.lease_wait_s)
+            await asyncio.wait_for(applied.wait(), timeout)
             return True
         return False
 

@@ -128,8 +128,10 @@ class Leases(Protocol):
         """The home said the budget is spent (held by other clouds): no point waiting."""
         ...
 
-    async def need(self, item: BudgetItem, amount: int) -> bool:
-        """Ask for more of ``item`` at once; whether a renewal arrived in time."""
+    wait_s: float  # how long a request may wait for its cloud's lease to grow
+
+    async def need(self, item: BudgetItem, amount: int, timeout: float) -> bool:
+        """Ask for more of ``item`` at once; whether a renewal arrived within ``timeout``."""
         ...
 
 
@@ -415,17 +417,23 @@ class Governance:
             )
         try:
             decision = await self.state.reserve(rate, budgets, now)
-            item = decision.refused
             leases = self.leases
-            if (
-                decision.lease_held is not None
-                and leases is not None
-                and isinstance(item, BudgetItem)
-                and not leases.refused_outright(item)
-                and await leases.need(item, item.amount_nusd)
-            ):
-                # A renewal arrived while we waited: try once more (then 429).
-                decision = await self.state.reserve(rate, budgets, now)
+            if decision.lease_held is not None and leases is not None:
+                # This cloud's lease of a budget is spent (money may be left elsewhere):
+                # wait for urgent renewals, retrying after each, at most wait_s (then 429).
+                deadline = time.monotonic() + leases.wait_s
+                while True:
+                    item = decision.refused
+                    left = deadline - time.monotonic()
+                    if (
+                        decision.lease_held is None
+                        or not isinstance(item, BudgetItem)
+                        or left <= 0
+                        or leases.refused_outright(item)
+                        or not await leases.need(item, item.amount_nusd, left)
+                    ):
+                        break
+                    decision = await self.state.reserve(rate, budgets, now)
         except Exception as exc:
             if self.settings.fail_closed:
                 log.error("governance state unreachable; refusing (fail_closed): %s", exc)
