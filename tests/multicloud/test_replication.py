@@ -96,6 +96,7 @@ def test_a_key_created_through_any_cloud_serves_in_every_cloud_within_the_bound(
                 _until(far[other], key, 200, BOUND_S)
         took = time.monotonic() - started
         assert took < BOUND_S, f"created in {creator}: {took:.2f}s to serve everywhere"
+        print(f"\ncreated through {creator}: serving everywhere after {took * 1000:.0f} ms")
     # Limits and project ownership travel the same feed: a limit set through gcp is in
     # every cloud's own copy (read locally), the same everywhere.
     put = far["gcp"].admin(
@@ -123,7 +124,9 @@ def test_a_revoked_key_stops_everywhere_at_least_as_fast_and_at_once_where_revok
     started = time.monotonic()
     for name in ("aws", "gcp"):
         _until(far[name], key["key"], 401, BOUND_S)
-    assert time.monotonic() - started < BOUND_S
+    took = time.monotonic() - started
+    assert took < BOUND_S
+    print(f"\nrevoked through azure: refused everywhere after {took * 1000:.0f} ms")
 
 
 def test_a_rotated_key_old_secret_stops_and_new_one_works_everywhere(far: Multicloud) -> None:
@@ -185,7 +188,9 @@ def test_a_cut_off_follower_keeps_serving_known_keys_and_catches_up_on_heal(
     started = time.monotonic()
     _until(clouds["gcp"], fresh["key"], 200, HEAL_BOUND_S)
     _until(clouds["gcp"], known["key"], 401, HEAL_BOUND_S)
-    assert time.monotonic() - started < HEAL_BOUND_S
+    took = time.monotonic() - started
+    assert took < HEAL_BOUND_S
+    print(f"\n{mode} partition healed: gcp caught up after {took * 1000:.0f} ms")
     # Exactly the home's sequence, and the same records (nothing lost, nothing twice).
     deadline = time.monotonic() + HEAL_BOUND_S
     while _cursor(clouds["gcp"]) != _head(clouds["aws"]):
