@@ -96,6 +96,11 @@ class GlobalConfig(BaseModel):
         1.0, gt=0, le=30, description="every cloud reports its spend and renews leases this often"
     )
 
+    audit_ship_s: float = Field(
+        1.0, gt=0, le=60, description="a follower ships its new audit events to the home this often"
+    )
+    audit_ship_batch: int = Field(200, ge=1, le=5000, description="audit events per shipped batch")
+
     @model_validator(mode="after")
     def _home_is_a_peer(self) -> GlobalConfig:
         if self.home not in self.peers:

@@ -48,7 +48,7 @@ import orjson
 from gateway_app.config import ConfigError
 from gateway_app.config.governance import GlobalConfig
 from gateway_app.errors import GatewayError
-from gateway_app.governance import changes, rbac
+from gateway_app.governance import audit, changes, rbac
 from gateway_app.governance.admin import AdminAnswer
 from gateway_app.governance.changes import Change
 from gateway_app.governance.leases import NANO, LeaseAgent, Ledger, Report
@@ -72,7 +72,7 @@ _BATCH = 100  # changes per feed line (a key's row image is ~0.5 KB)
 _STREAM_S = 300.0  # a feed response is held open this long, then the follower reconnects
 _BACKOFF_S = (0.05, 1.0)  # reconnect backoff: first, cap
 _JSON = [(b"content-type", b"application/json")]
-_MAX_FORWARD_BODY = 1 << 20
+_MAX_BODY = 16 << 20  # an internal call's body (an audit batch with prompts is the largest)
 
 
 class _Signal:
@@ -114,6 +114,9 @@ class GlobalPlane:
         governance.registry.listeners.append(self.committed.notify)
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
+        self._shipper: asyncio.Task[None] | None = None
+        self.shipped = 0  # events the home has stored from this cloud (this process)
+        audit.set_cloud(cloud)  # event ids and rows name this cloud from now on
         if self.is_home:
             admin.answer_headers = ((b"x-aigw-served-by", cloud.encode()),)
         else:
@@ -155,15 +158,18 @@ class GlobalPlane:
         if self.is_home:
             return
         _, self.applied_seq = await asyncio.to_thread(changes.cursor, self.db)
-        self._task = asyncio.get_running_loop().create_task(self._follow())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._follow())
+        self._shipper = loop.create_task(self._ship())
 
     async def stop(self) -> None:
         """Stop following and renewing; close the internal channel's connections."""
         await self.leases.stop()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task], timeout=5.0)
-            self._task = None
+        for task in (self._task, self._shipper):
+            if task is not None:
+                task.cancel()
+                await asyncio.wait([task], timeout=5.0)
+        self._task = self._shipper = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -217,6 +223,8 @@ class GlobalPlane:
                 await self._forwarded(receive, send, peer)
             elif (method, path) == ("POST", "/internal/v1/leases/renew"):
                 await self._renewal(receive, send, peer)
+            elif (method, path) == ("POST", "/internal/v1/audit"):
+                await self._audit_batch(receive, send, peer)
             else:
                 raise GatewayError(
                     404, f"Unknown internal path {method} {path}.", code="unknown_url"
@@ -299,10 +307,10 @@ class GlobalPlane:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise asyncio.CancelledError
+                raise GatewayError(400, "The caller left before its body arrived.")
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > _MAX_FORWARD_BODY:
+            if size > _MAX_BODY:
                 raise GatewayError(413, "The internal call is too large.", code="request_too_large")
             chunks.append(chunk)
             if not message.get("more_body"):
@@ -318,6 +326,20 @@ class GlobalPlane:
         # The cloud is the authenticated peer, never a name in the body.
         grants = await asyncio.to_thread(self.ledger.renew, peer, reports)
         body = orjson.dumps({"epoch": self.config.epoch, "grants": grants})
+        await _send(send, 200, body, [])
+
+    async def _audit_batch(self, receive: Receive, send: Send, peer: str) -> None:
+        """A batch of a cloud's audit events: each stored once, whatever the retries."""
+        try:
+            rows = orjson.loads(await self._body(receive))["events"]
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise ValueError("`events` must be a list of objects")
+            stored, duplicates = await asyncio.to_thread(audit.store_shipped, self.db, peer, rows)
+        except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise GatewayError(
+                400, f"Malformed audit batch: {exc}.", code="invalid_request"
+            ) from None
+        body = orjson.dumps({"stored": stored, "duplicates": duplicates})
         await _send(send, 200, body, [])
 
     async def _forwarded(self, receive: Receive, send: Send, peer: str) -> None:
@@ -397,6 +419,53 @@ class GlobalPlane:
         for announcement in dict.fromkeys(change.announcement for change in fresh):
             await self.governance.registry.changed(announcement)
         self.applied.notify()
+
+    # ------------------------------------------------------------ audit shipping
+
+    async def _ship(self) -> None:
+        """Ship this cloud's stored audit events to the home, oldest first, until stopped.
+
+        A batch is marked shipped only after the home answered that it stored it; a
+        batch sent again (the answer was lost) is stored once (the home ignores the
+        event ids it has). While the home is unreachable events wait, durable, in
+        this cloud's database."""
+        backoff = _BACKOFF_S[0]
+        while True:
+            try:
+                sent = await self.ship_once()
+                backoff = _BACKOFF_S[0]
+                if sent < self.config.audit_ship_batch:
+                    await asyncio.sleep(self.config.audit_ship_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "audit shipping to %s failed (%s: %s)", self.home, type(exc).__name__, exc
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(_BACKOFF_S[1] * 5, backoff * 2)
+
+    async def ship_once(self) -> int:
+        """Ship one batch; how many events it held."""
+        rows = await asyncio.to_thread(audit.unshipped, self.db, self.config.audit_ship_batch)
+        if not rows:
+            return 0
+        response = await asyncio.wait_for(
+            self._http().post(
+                f"{self.home_url}/internal/v1/audit",
+                data=orjson.dumps({"events": rows}),
+                headers={**self.token.header(), "content-type": "application/json"},
+            ),
+            self.config.forward_timeout_s,
+        )
+        async with response:
+            payload = await asyncio.wait_for(response.read(), self.config.forward_timeout_s)
+        if response.status != 200:
+            raise ConnectionError(f"HTTP {response.status} {payload[:300]!r}")
+        ids = [row["event_id"] for row in rows]
+        await asyncio.to_thread(audit.mark_shipped, self.db, ids, time.time())
+        self.shipped += len(ids)
+        return len(rows)
 
     # ------------------------------------------------------------ leases
 

@@ -171,6 +171,18 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        6,
+        "audit events say which cloud served them and when they were shipped to the home",
+        (
+            "ALTER TABLE audit_events ADD COLUMN cloud TEXT",
+            # Set in a follower once the home has stored the event; at the home, when it
+            # received the event from its cloud.
+            "ALTER TABLE audit_events ADD COLUMN shipped_at DOUBLE PRECISION",
+            "CREATE INDEX IF NOT EXISTS audit_events_unshipped ON audit_events (ts) "
+            "WHERE shipped_at IS NULL",
+        ),
+    ),
 )
 """(version, description, statements): append new versions; never edit an applied one."""
 
