@@ -539,6 +539,11 @@ class GatewayApp:
                 metrics.audit_depth.set(await self.admin.audit_depth())
             except Exception:  # Redis down: readiness says so; keep the last value
                 log.warning("could not read the audit buffer depth", exc_info=True)
+        if self.internal is not None:
+            try:
+                metrics.set_plane(await self.internal.status())
+            except Exception:  # the database down: keep the last values
+                log.warning("could not read the governance plane's status", exc_info=True)
         # Reading every worker's files takes milliseconds: off the event loop.
         body = await asyncio.get_running_loop().run_in_executor(None, metrics.render)
         await self._send_json(http, 200, body, content_type=METRICS_CONTENT_TYPE)

@@ -420,6 +420,33 @@ class GlobalPlane:
             await self.governance.registry.changed(announcement)
         self.applied.notify()
 
+    # ------------------------------------------------------------ status
+
+    async def status(self) -> dict[str, Any]:
+        """What an operator watches (the ``aigw_gov_*`` metrics)."""
+
+        def unshipped() -> int:
+            if self.is_home:
+                return 0
+            rows = self.db.fetch("SELECT COUNT(*) AS n FROM audit_events WHERE shipped_at IS NULL")
+            return int(rows[0]["n"])
+
+        silence: float | None = 0.0
+        if self.is_home:
+            head = await asyncio.to_thread(changes.head, self.db)
+            applied = head
+        else:
+            head, applied = self.home_head, self.applied_seq
+            silence = time.monotonic() - self.last_heard if self.last_heard else None
+        return {
+            "feed_applied_seq": applied,
+            "feed_head_seq": head,
+            "feed_silence_seconds": silence,
+            "home_reachable": 1 if self.is_home or self.leases.home_reachable else 0,
+            "audit_unshipped": await asyncio.to_thread(unshipped),
+            "peer_auth_failures": dict(self.verifier.failures),
+        }
+
     # ------------------------------------------------------------ audit shipping
 
     async def _ship(self) -> None:

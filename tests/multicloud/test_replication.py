@@ -66,6 +66,16 @@ def _cursor(cloud: Cloud) -> int:
         db.close()
 
 
+def _metrics(cloud: Cloud) -> dict[str, float]:
+    """The ``aigw_gov_*`` samples of a cloud's /metrics, by name with labels."""
+    text = httpx.get(cloud.url + "/metrics", timeout=5).text
+    return {
+        name: float(value)
+        for name, _, value in (line.rpartition(" ") for line in text.splitlines())
+        if name.startswith("aigw_gov_")
+    }
+
+
 def _head(cloud: Cloud) -> int:
     db = cloud.database()
     try:
@@ -184,6 +194,11 @@ def test_a_cut_off_follower_keeps_serving_known_keys_and_catches_up_on_heal(
     assert fresh["id"] not in {k["id"] for k in local.json()["data"]}
     time.sleep(3.5)  # past the feed's dead-after (3 s): gcp has noticed and is retrying
     assert _chat(clouds["gcp"], known["key"]) == 200
+    # What the operator paged at night sees on gcp: the home unreachable, the feed silent.
+    seen = _metrics(clouds["gcp"])
+    assert seen["aigw_gov_home_reachable"] == 0, seen
+    assert seen["aigw_gov_feed_silence_seconds"] >= 3.0, seen
+    assert seen["aigw_gov_feed_applied_seq"] < _head(clouds["aws"]), seen
     clouds.heal()
     started = time.monotonic()
     _until(clouds["gcp"], fresh["key"], 200, HEAL_BOUND_S)
@@ -208,6 +223,11 @@ def test_a_cut_off_follower_keeps_serving_known_keys_and_catches_up_on_heal(
         finally:
             db.close()
     assert rows["gcp"] == rows["aws"] and len(rows["aws"]) == 2
+    seen = _metrics(clouds["gcp"])
+    assert (
+        seen["aigw_gov_feed_applied_seq"] == seen["aigw_gov_feed_head_seq"] == _head(clouds["aws"])
+    )
+    assert seen["aigw_gov_feed_silence_seconds"] < 2.0
 
 
 def test_the_internal_endpoint_admits_only_a_peer_token(clouds: Multicloud) -> None:
@@ -240,6 +260,15 @@ def test_the_internal_endpoint_admits_only_a_peer_token(clouds: Multicloud) -> N
         response = httpx.get(url, headers=headers, timeout=5)
         assert response.status_code == 401, (what, response.text)
         assert response.json()["error"]["code"] == "peer_unauthenticated", what
+    counted = _metrics(clouds["aws"])
+    for sample in (
+        'aigw_gov_peer_auth_failures{peer="unknown",reason="missing_token"}',
+        'aigw_gov_peer_auth_failures{peer="unknown",reason="unknown_issuer"}',
+        'aigw_gov_peer_auth_failures{peer="azure",reason="wrong_audience"}',
+        'aigw_gov_peer_auth_failures{peer="azure",reason="wrong_subject"}',
+        'aigw_gov_peer_auth_failures{peer="azure",reason="expired"}',
+    ):
+        assert counted.get(sample, 0) >= 1, (sample, counted)
     with httpx.stream(
         "GET", url, headers={"authorization": f"Bearer {azure.mint()}"}, timeout=5
     ) as stream:
