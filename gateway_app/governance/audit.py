@@ -154,11 +154,15 @@ def mark_shipped(db: Database, event_ids: list[str], when: float) -> None:
 def store_shipped(db: Database, cloud: str, rows: list[dict[str, Any]]) -> tuple[int, int]:
     """At the home: a batch of ``cloud``'s stored events, each stored once whatever the
     retries (``ON CONFLICT (event_id) DO NOTHING``, one transaction): (stored, duplicates).
-    ValueError naming the first event that is not ``cloud``'s."""
+    ValueError naming the first event that is not ``cloud``'s (nothing is stored then)."""
     now = time.time()
     for data in rows:
         event_id = data.get("event_id")
-        if not isinstance(event_id, str) or not event_id.startswith(f"{cloud}."):
+        # A peer ships only its own events; ids from before the plane (no cloud prefix)
+        # are accepted as the sender's (an id already stored is never overwritten).
+        if not isinstance(event_id, str) or not (
+            event_id.startswith(f"{cloud}.") or (event_id and "." not in event_id)
+        ):
             raise ValueError(f"event {event_id!r} is not {cloud}'s (ids start with {cloud}.)")
     insert = (
         f"INSERT INTO audit_events ({', '.join(_SHIPPED_COLUMNS)}) "

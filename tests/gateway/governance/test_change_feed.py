@@ -69,7 +69,7 @@ def test_rows_from_before_the_feed_are_on_it(tmp_path: Path) -> None:
     )
     db.execute("INSERT INTO projects (id, team_id, created_at) VALUES ('p', 't', 1.0)")
     db.execute("INSERT INTO limits (scope, scope_id, rpm) VALUES ('org', '*', 60)")
-    assert db.migrate() == [4, 5]
+    assert db.migrate() == [4, 5, 6]
     feed = changes.read(db, 0)
     assert [(c.kind, c.entity_id) for c in feed] == [
         ("key", "key_old"),
@@ -79,6 +79,40 @@ def test_rows_from_before_the_feed_are_on_it(tmp_path: Path) -> None:
     assert feed[0].body is not None and feed[0].body["key_hash"] == "h"
     assert KeyStore(db).put_limit(Limit("org", "*", rpm=120)) is None
     assert changes.head(db) == 4  # new changes continue the sequence
+
+
+def test_shipped_audit_is_stored_once_and_only_as_the_senders(tmp_path: Path) -> None:
+    from gateway_app.governance import audit
+
+    home, gcp = _store(tmp_path, "home.db").db, _store(tmp_path, "gcp.db").db
+    audit.set_cloud("gcp")
+    try:
+        events = [audit.event("request", key_id="k", cost_usd=0.5) for _ in range(3)]
+    finally:
+        audit.set_cloud(None)
+    legacy = audit.event("request", key_id="k")  # from before the plane: no prefix
+    assert all(e["event_id"].startswith("gcp.") and e["cloud"] == "gcp" for e in events)
+    assert "." not in legacy["event_id"] and legacy["cloud"] is None
+    audit.insert_events(gcp, [*events, legacy])
+    batch = audit.unshipped(gcp, 10)
+    assert len(batch) == 4
+    assert audit.store_shipped(home, "gcp", batch[:2]) == (2, 0)
+    # The answer was lost: the whole batch again, each event stored once.
+    assert audit.store_shipped(home, "gcp", batch) == (2, 2)
+    audit.mark_shipped(gcp, [row["event_id"] for row in batch], 1.0)
+    assert audit.unshipped(gcp, 10) == []
+    rows = home.fetch("SELECT event_id, cloud, shipped_at FROM audit_events ORDER BY event_id")
+    assert len(rows) == 4 and {row["cloud"] for row in rows} == {"gcp"}
+    assert all(row["shipped_at"] is not None for row in rows)
+    # A peer cannot ship another cloud's events (nothing of the batch is stored).
+    audit.set_cloud("azure")
+    try:
+        foreign = audit.event("request", key_id="k")
+    finally:
+        audit.set_cloud(None)
+    with pytest.raises(ValueError, match=r"is not gcp's"):
+        audit.store_shipped(home, "gcp", [foreign])
+    assert len(home.fetch("SELECT event_id FROM audit_events")) == 4
 
 
 @pytest.mark.parametrize(
@@ -120,7 +154,7 @@ def test_the_plane_config_names_what_is_wrong(tmp_path: Path) -> None:
     assert config.governance.global_ is not None and config.governance.global_.home == "aws"
     from gateway_app.app import create_app
 
-    with pytest.raises(ConfigError, match="governance.global needs AIGW_REDIS_URL"):
+    with pytest.raises(ConfigError, match=r"governance\.global needs AIGW_REDIS_URL"):
         create_app(config, env=Environment(admin_key="a", key_hash_secret="s", cloud="aws"))
     redis = "redis://127.0.0.1:9"  # never connected: the checks come first
     with pytest.raises(ConfigError, match="set AIGW_CLOUD"):
