@@ -282,9 +282,13 @@ class GlobalPlane:
                 batch = await asyncio.to_thread(changes.read, self.db, after, _BATCH)
                 if batch:
                     after = batch[-1].seq
+                # The true head (a backlog arrives in several lines): the follower's lag.
+                head = (
+                    after if len(batch) < _BATCH else await asyncio.to_thread(changes.head, self.db)
+                )
                 line = {
                     "epoch": self.config.epoch,
-                    "head": after,
+                    "head": head,
                     "changes": [change.public() for change in batch],
                 }
                 await send(

@@ -178,6 +178,15 @@ def test_a_cut_off_follower_keeps_serving_known_keys_and_catches_up_on_heal(
     # Changes made while gcp is cut off: a new key, and the known key revoked.
     fresh = _create_key(clouds["azure"], f"during-{mode}")
     assert clouds["aws"].admin("POST", f"/admin/keys/{known['id']}/revoke").status_code == 200
+    # A backlog longer than one feed line (100 changes): catch-up takes several lines.
+    with httpx.Client(timeout=10) as http:
+        for index in range(120):
+            put = http.put(
+                clouds["aws"].url + f"/admin/limits/key/{fresh['id']}",
+                headers={"authorization": "Bearer process-admin-key"},
+                json={"rpm": 1000 + index},
+            )
+            assert put.status_code == 200, put.text
     _until(clouds["azure"], known["key"], 401, BOUND_S)
     # gcp keeps serving what it knows (its clients are not cut off, only its links).
     assert _chat(clouds["gcp"], known["key"]) == 200
@@ -223,6 +232,10 @@ def test_a_cut_off_follower_keeps_serving_known_keys_and_catches_up_on_heal(
         finally:
             db.close()
     assert rows["gcp"] == rows["aws"] and len(rows["aws"]) == 2
+    limit = clouds["gcp"].admin(
+        "GET", f"/admin/limits/key/{fresh['id']}", params={"consistency": "local"}
+    )
+    assert limit.json()["rpm"] == 1119  # the last of the backlog, applied in order
     seen = _metrics(clouds["gcp"])
     assert (
         seen["aigw_gov_feed_applied_seq"] == seen["aigw_gov_feed_head_seq"] == _head(clouds["aws"])
