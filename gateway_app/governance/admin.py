@@ -136,6 +136,8 @@ class AdminApi:
         self.forwarder: Forwarder | None = None
         # The global plane's home: its escrow ledger's view of a budget (per cloud).
         self.budget_ledger: Callable[[str], dict[str, Any]] | None = None
+        # The global plane's home: the time before which every cloud's audit is here.
+        self.audit_complete_through: Callable[[], float] | None = None
         # Headers of every answer given here (the global plane's home: who answered).
         self.answer_headers: tuple[tuple[bytes, bytes], ...] = ()
         read, write = Role.VIEWER, Role.TEAM_ADMIN
@@ -241,7 +243,18 @@ class AdminApi:
             status, payload = await self.serve_as(principal, method, path, query, body)
             return AdminAnswer(status, orjson.dumps(payload), forwarder.local_headers())
         status, payload = await self.serve_as(principal, method, path, query, body)
-        return AdminAnswer(status, orjson.dumps(payload), self.answer_headers)
+        extra = await self.audit_headers(path)
+        return AdminAnswer(status, orjson.dumps(payload), (*self.answer_headers, *extra))
+
+    async def audit_headers(self, path: str) -> list[tuple[bytes, bytes]]:
+        """For analytics and the audit search at the global plane's home: how complete
+        the answer is (``x-aigw-audit-complete-through``: every cloud's events before this
+        Unix time are in it; a cloud cut off holds it back)."""
+        through = self.audit_complete_through
+        if through is None or not path.startswith(("/admin/analytics/", "/admin/audit")):
+            return []
+        value = await asyncio.to_thread(through)
+        return [(b"x-aigw-audit-complete-through", b"%.3f" % value)]
 
     async def serve(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: Any

@@ -151,9 +151,20 @@ def mark_shipped(db: Database, event_ids: list[str], when: float) -> None:
         )
 
 
-def store_shipped(db: Database, cloud: str, rows: list[dict[str, Any]]) -> tuple[int, int]:
+def complete_through(db: Database, clouds: list[str]) -> float:
+    """At the home: the time before which every one of ``clouds`` has shipped all its
+    events (0: one of them never reported). Blocking."""
+    rows = db.fetch("SELECT cloud, complete_through FROM audit_shipping")
+    known = {row["cloud"]: float(row["complete_through"]) for row in rows}
+    return min((known.get(cloud, 0.0) for cloud in clouds), default=time.time())
+
+
+def store_shipped(
+    db: Database, cloud: str, rows: list[dict[str, Any]], through: float | None = None
+) -> tuple[int, int]:
     """At the home: a batch of ``cloud``'s stored events, each stored once whatever the
-    retries (``ON CONFLICT (event_id) DO NOTHING``, one transaction): (stored, duplicates).
+    retries (``ON CONFLICT (event_id) DO NOTHING``, one transaction), and ``through``, the
+    time before which the cloud has now shipped everything: (stored, duplicates).
     ValueError naming the first event that is not ``cloud``'s (nothing is stored then)."""
     now = time.time()
     for data in rows:
@@ -174,6 +185,13 @@ def store_shipped(db: Database, cloud: str, rows: list[dict[str, Any]]) -> tuple
         for data in rows:
             values = {**data, "cloud": cloud, "shipped_at": now}
             stored += tx.execute(insert, tuple(values.get(c) for c in _SHIPPED_COLUMNS))
+        if through is not None:
+            tx.execute(
+                "INSERT INTO audit_shipping (cloud, complete_through, reported_at) "
+                "VALUES (?, ?, ?) ON CONFLICT (cloud) DO UPDATE SET complete_through = "
+                "excluded.complete_through, reported_at = excluded.reported_at",
+                (cloud, through, now),
+            )
         return stored
 
     stored = db.transaction(work)

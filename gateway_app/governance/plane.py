@@ -72,7 +72,8 @@ _BATCH = 100  # changes per feed line (a key's row image is ~0.5 KB)
 _STREAM_S = 300.0  # a feed response is held open this long, then the follower reconnects
 _BACKOFF_S = (0.05, 1.0)  # reconnect backoff: first, cap
 _JSON = [(b"content-type", b"application/json")]
-_MAX_BODY = 16 << 20  # an internal call's body (an audit batch with prompts is the largest)
+_MAX_BODY = 16 << 20
+_BUFFER_LAG_S = 2.0  # an audit event reaches its cloud's database within this (drainer)  # an internal call's body (an audit batch with prompts is the largest)
 
 
 class _Signal:
@@ -126,6 +127,7 @@ class GlobalPlane:
         self.ledger = Ledger(self.db, config, lambda: registry.limits) if self.is_home else None
         if self.ledger is not None:
             admin.budget_ledger = self.ledger.budget
+            admin.audit_complete_through = self.complete_through
         state = governance.state
         if not isinstance(state, RedisGovernanceState):
             raise ConfigError("governance.global needs AIGW_REDIS_URL (budget leases)")
@@ -335,10 +337,15 @@ class GlobalPlane:
     async def _audit_batch(self, receive: Receive, send: Send, peer: str) -> None:
         """A batch of a cloud's audit events: each stored once, whatever the retries."""
         try:
-            rows = orjson.loads(await self._body(receive))["events"]
+            batch = orjson.loads(await self._body(receive))
+            rows, through = batch["events"], batch.get("through")
             if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
                 raise ValueError("`events` must be a list of objects")
-            stored, duplicates = await asyncio.to_thread(audit.store_shipped, self.db, peer, rows)
+            if through is not None and not isinstance(through, int | float):
+                raise ValueError("`through` must be a Unix time")
+            stored, duplicates = await asyncio.to_thread(
+                audit.store_shipped, self.db, peer, rows, through
+            )
         except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
             raise GatewayError(
                 400, f"Malformed audit batch: {exc}.", code="invalid_request"
@@ -371,6 +378,7 @@ class GlobalPlane:
         if route.writes:
             head = await asyncio.to_thread(changes.head, self.db)
             served_by.append((b"x-aigw-change-seq", str(head).encode()))
+        served_by += await self.admin.audit_headers(path)
         log.info("admin %s %s forwarded by %s for %s", method, path, peer, principal.actor)
         await _send(send, status, orjson.dumps(payload), served_by)
 
@@ -477,14 +485,20 @@ class GlobalPlane:
                 backoff = min(_BACKOFF_S[1] * 5, backoff * 2)
 
     async def ship_once(self) -> int:
-        """Ship one batch; how many events it held."""
+        """Ship one batch (an empty one too: it says how complete the home's copy is); how
+        many events it held."""
+        started = time.time()
         rows = await asyncio.to_thread(audit.unshipped, self.db, self.config.audit_ship_batch)
-        if not rows:
-            return 0
+        if len(rows) < self.config.audit_ship_batch:
+            # Everything stored here is in this batch; what is still in the cloud's
+            # buffer (Redis) reaches the database within a second or two.
+            through = started - _BUFFER_LAG_S
+        else:
+            through = float(rows[-1]["ts"])
         response = await asyncio.wait_for(
             self._http().post(
                 f"{self.home_url}/internal/v1/audit",
-                data=orjson.dumps({"events": rows}),
+                data=orjson.dumps({"events": rows, "through": through}),
                 headers={**self.token.header(), "content-type": "application/json"},
             ),
             self.config.forward_timeout_s,
@@ -497,6 +511,11 @@ class GlobalPlane:
         await asyncio.to_thread(audit.mark_shipped, self.db, ids, time.time())
         self.shipped += len(ids)
         return len(rows)
+
+    def complete_through(self) -> float:
+        """(The home) the time before which every cloud's audit is here (blocking)."""
+        followers = [name for name in self.config.peers if name != self.cloud]
+        return audit.complete_through(self.db, followers)
 
     # ------------------------------------------------------------ leases
 
@@ -577,9 +596,10 @@ class GlobalPlane:
         if seq is not None:
             await self.wait_applied(int(seq), self.config.read_your_writes_s)
         headers = [(b"x-aigw-served-by", self.home.encode())]
-        retry = response.headers.get("retry-after")
-        if retry is not None:
-            headers.append((b"retry-after", retry.encode()))
+        for name in ("retry-after", "x-aigw-audit-complete-through"):
+            value = response.headers.get(name)
+            if value is not None:
+                headers.append((name.encode(), value.encode()))
         return AdminAnswer(response.status, payload, tuple(headers))
 
     def _unreachable(self, why: str) -> GatewayError:

@@ -561,11 +561,10 @@ class Governance:
             )
         assert isinstance(item, BudgetItem)
         scope = item.scope.split(":", 1)[0]
-        leases = self.leases
         if (
             decision.lease_held is not None
-            and leases is not None
-            and not leases.refused_outright(item)
+            and self.leases is not None
+            and not self.leases.refused_outright(item)
         ):
             # Money is left in the budget, but this cloud's share of it is spent and the
             # home's grant did not arrive in time (or the home is unreachable).

@@ -181,6 +181,12 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "ALTER TABLE audit_events ADD COLUMN shipped_at DOUBLE PRECISION",
             "CREATE INDEX IF NOT EXISTS audit_events_unshipped ON audit_events (ts) "
             "WHERE shipped_at IS NULL",
+            # At the home: per cloud, the time before which all its events are here.
+            """CREATE TABLE IF NOT EXISTS audit_shipping (
+                cloud TEXT PRIMARY KEY,
+                complete_through DOUBLE PRECISION NOT NULL,
+                reported_at DOUBLE PRECISION NOT NULL
+            )""",
         ),
     ),
 )

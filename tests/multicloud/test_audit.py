@@ -93,6 +93,7 @@ def test_partition_then_heal_every_event_at_the_home_exactly_once_and_one_answer
                     link.loss(0.2, seed=7)
     else:
         clouds.isolate("gcp", mode=fault)
+    cut_at = time.time()
     for _ in range(2):
         for name, count in asyncio.run(_traffic(clouds, key["key"], 20)).items():
             served[name] += count
@@ -102,7 +103,11 @@ def test_partition_then_heal_every_event_at_the_home_exactly_once_and_one_answer
         _local(clouds, key["id"], served)
         time.sleep(1.5)  # past a shipping interval
         assert len(_events(clouds, "aws", key["id"], "gcp")) <= 5
+        # Analytics say how complete they are: gcp, cut off, holds the answer back.
+        partial = clouds["azure"].admin("GET", "/admin/analytics/usage", params={"team_id": team})
+        assert float(partial.headers["x-aigw-audit-complete-through"]) < cut_at
     clouds.heal()
+    traffic_done = time.time()
     # Within the bound: the home holds the union of every cloud's events, each once.
     local = _local(clouds, key["id"], served)
     for name, rows in local.items():
@@ -138,3 +143,5 @@ def test_partition_then_heal_every_event_at_the_home_exactly_once_and_one_answer
     assert all(len(found) == 1 for found in answers.values()), "clouds answered differently"
     by_cloud = {row["cloud"]: row["requests"] for row in usage.json()["data"]}
     assert by_cloud == served
+    complete = float(usage.headers["x-aigw-audit-complete-through"])
+    assert complete > traffic_done - 2.5  # everything served before the heal is in it

@@ -189,6 +189,15 @@ def test_three_clouds_bursting_on_one_budget_never_reserve_more_than_it(
         while {n: r["spent"] for n, r in _ledger(clouds, team).items()} != counters.now():
             assert time.monotonic() < deadline, (_ledger(clouds, team), counters.now())
             time.sleep(0.1)
+        # The admin API's budget answer is the ledger's, the same from every cloud.
+        answers = {
+            name: cloud.admin("GET", f"/admin/budgets/team/{team}")
+            for name, cloud in clouds.clouds.items()
+        }
+        assert len({a.content for a in answers.values()}) == 1, answers
+        spent = answers["gcp"].json()
+        assert round(spent["monthly_usd"] * NANO) == sum(counters.now().values())
+        assert set(spent["clouds"]) == set(CLOUDS)
         audited = _audited_nusd(clouds, key["id"])
         for name, (count, cost) in audited.items():
             assert count == served[name], (name, audited, served)

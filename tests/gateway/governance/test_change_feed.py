@@ -96,7 +96,10 @@ def test_shipped_audit_is_stored_once_and_only_as_the_senders(tmp_path: Path) ->
     audit.insert_events(gcp, [*events, legacy])
     batch = audit.unshipped(gcp, 10)
     assert len(batch) == 4
-    assert audit.store_shipped(home, "gcp", batch[:2]) == (2, 0)
+    assert audit.complete_through(home, ["gcp", "azure"]) == 0.0  # nobody reported yet
+    assert audit.store_shipped(home, "gcp", batch[:2], through=100.0) == (2, 0)
+    assert audit.store_shipped(home, "azure", [], through=50.0) == (0, 0)
+    assert audit.complete_through(home, ["gcp", "azure"]) == 50.0  # the laggard
     # The answer was lost: the whole batch again, each event stored once.
     assert audit.store_shipped(home, "gcp", batch) == (2, 2)
     audit.mark_shipped(gcp, [row["event_id"] for row in batch], 1.0)
