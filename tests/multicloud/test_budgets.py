@@ -117,15 +117,16 @@ def _ledger(clouds: Multicloud, team: str) -> dict[str, dict[str, int]]:
 
 
 def _audited_nusd(clouds: Multicloud, key_id: str) -> dict[str, tuple[int, float]]:
-    """Per cloud: (requests served, their audited cost in nano-USD), from its own database."""
+    """Per cloud: (requests it served, their audited cost in nano-USD), from its own database
+    (the home's also holds the events the others shipped)."""
     out = {}
     for name, cloud in clouds.clouds.items():
         db = cloud.database()
         try:
             row = db.fetch(
                 "SELECT COUNT(*) AS n, COALESCE(SUM(cost_usd), 0) AS cost FROM audit_events "
-                "WHERE kind = 'request' AND key_id = ? AND status = 200",
-                (key_id,),
+                "WHERE kind = 'request' AND key_id = ? AND status = 200 AND cloud = ?",
+                (key_id, name),
             )[0]
         finally:
             db.close()
