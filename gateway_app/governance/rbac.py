@@ -14,6 +14,7 @@ Each admin route declares the least :class:`Role` it needs and whether it writes
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -93,8 +94,8 @@ class Principal:
 
 
 @dataclass(frozen=True, slots=True)
-class ForwardedPerson:
-    """A signed-in person as another cloud's gateway vouched for them (a forwarded call)."""
+class Person:
+    """A person signed in through the identity provider (``gateway_app.identity``)."""
 
     issuer: str
     subject: str
@@ -109,6 +110,10 @@ class ForwardedPerson:
             "email": self.email,
             "name": self.name,
         }
+
+    @classmethod
+    def from_public(cls, data: Mapping[str, Any]) -> Person:
+        return cls(data["issuer"], data["subject"], data.get("email"), data.get("name"))
 
 
 def principal_public(principal: Principal) -> dict[str, Any]:
@@ -137,14 +142,8 @@ def principal_from_public(data: Any) -> Principal:
         role,
         data.get("team_id"),
         data.get("key_id"),
-        ForwardedPerson(
-            str(person.get("issuer") or ""),
-            str(person["subject"]),
-            person.get("email"),
-            person.get("name"),
-        )
-        if person is not None
-        else None,
+        # (A person another cloud's gateway signed in and vouches for.)
+        Person.from_public({"issuer": "", **person}) if person is not None else None,
         bool(data.get("break_glass")),
     )
 
