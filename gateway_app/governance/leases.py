@@ -125,6 +125,8 @@ class Ledger:
         per budget ``{"budget", "granted_nusd" (cumulative), "granted_before_nusd",
         "exhausted"}``. Blocking (run in a thread)."""
         limits = self.limits()
+        if not reports:
+            return []  # a cloud checking the home answers: nothing to record
 
         def work(tx: Transaction) -> list[dict[str, Any]]:
             tx.lock(_LEDGER_LOCK)  # renewals are a few per second: one at a time
@@ -224,6 +226,7 @@ class LeaseAgent:
         self._seen: dict[str, BudgetItem] = {}  # budgets requests asked about (customers)
         self._last: dict[str, tuple[float, int, float]] = {}  # id -> (time, counter, rate)
         self.exhausted: set[str] = set()
+        self._ticks = 0
         self.home_reachable = False
         self.renewals = 0
         self._wake = asyncio.Event()
@@ -287,20 +290,26 @@ class LeaseAgent:
                 items.setdefault(ident, item)
             else:
                 del self._seen[ident]  # a past period
-        if not items:
-            return
         needs, self._needs = self._needs, {}
-        counters = await self.redis.mget([self.prefix + budget_key(i) for i in items.values()])
+        keys = [self.prefix + budget_key(i) for i in items.values()]
+        counters = await self.redis.mget(keys) if keys else []
+        # Every budget every 10 ticks; in between only those whose spend moved or that a
+        # request waits for (thousands of idle budgets cost the ledger nothing).
+        self._ticks += 1
+        everything = self._ticks % 10 == 1
         reports = []
+        previous, self._last = self._last, {}
         for (ident, _item), raw in zip(items.items(), counters, strict=True):
             counter = int(raw or 0)
-            last = self._last.get(ident)
+            last = previous.get(ident)
             rate = 0.0
             if last is not None and now > last[0]:
                 # Spend per second, smoothed (half from the last tick, half from before).
                 rate = 0.5 * max(0.0, (counter - last[1]) / (now - last[0])) + 0.5 * last[2]
             self._last[ident] = (now, counter, rate)
             _, need, need_one = needs.get(ident, (None, 0, 0))
+            if not (everything or need or last is None or counter != last[1] or rate > 0):
+                continue
             reports.append(
                 {
                     "budget": ident,
@@ -311,6 +320,7 @@ class LeaseAgent:
                 }
             )
         try:
+            # (Sent even with no report: it tells this cloud whether the home answers.)
             replies = await self.renew(reports)
         except BaseException:
             for ident, value in needs.items():  # still waiting: ask again next time
@@ -331,5 +341,9 @@ class LeaseAgent:
                 self.exhausted.add(ident)
             else:
                 self.exhausted.discard(ident)
+        self._release_waiters()
+
+    def _release_waiters(self) -> None:
+        """Requests waiting for a renewal retry their reservation now."""
         applied, self._applied = self._applied, asyncio.Event()
         applied.set()
