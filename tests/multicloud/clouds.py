@@ -17,10 +17,11 @@ and closes every link.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -36,6 +37,19 @@ from tests.multicloud.identity import CloudIdentity
 
 CLOUDS = ("aws", "azure", "gcp")
 T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a test's client coroutine on a loop of its own.
+
+    Not ``asyncio.run``: it leaves the main thread without a current event loop,
+    and later tests (Pulumi's mocks) ask for one.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
 
 
 def _parallel(work: Iterable[Callable[[], T]], undo: Callable[[T], None]) -> list[T]:

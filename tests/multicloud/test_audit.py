@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.multicloud.clouds import CLOUDS, Multicloud
+from tests.multicloud.clouds import CLOUDS, Multicloud, run
 
 HEAL_BOUND_S = 5.0
 
@@ -82,7 +82,7 @@ def test_partition_then_heal_every_event_at_the_home_exactly_once_and_one_answer
     assert made.status_code == 201, made.text
     key = made.json()
     deadline = time.monotonic() + 5
-    while asyncio.run(_traffic(clouds, key["key"], 5)) != dict.fromkeys(CLOUDS, 5):
+    while run(_traffic(clouds, key["key"], 5)) != dict.fromkeys(CLOUDS, 5):
         assert time.monotonic() < deadline, "the key did not reach every cloud"
     served = dict.fromkeys(CLOUDS, 5)
     # gcp cut off (or its links lossy) while traffic runs everywhere.
@@ -95,7 +95,7 @@ def test_partition_then_heal_every_event_at_the_home_exactly_once_and_one_answer
         clouds.isolate("gcp", mode=fault)
     cut_at = time.time()
     for _ in range(2):
-        for name, count in asyncio.run(_traffic(clouds, key["key"], 20)).items():
+        for name, count in run(_traffic(clouds, key["key"], 20)).items():
             served[name] += count
     assert served["gcp"] == 45  # serving never depended on the other clouds
     if fault != "loss":
