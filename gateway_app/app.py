@@ -50,6 +50,7 @@ from gateway_app.transport import default_client
 if TYPE_CHECKING:
     from gateway_app.context import ResponseStream
     from gateway_app.governance.admin import AdminApi
+    from gateway_app.governance.plane import GlobalPlane
     from gateway_app.identity.web import ConsoleApp
 
 log = logging.getLogger("gateway_app")
@@ -113,6 +114,7 @@ class GatewayApp:
         sleep: Callable[[float], Any] = asyncio.sleep,
         admin: AdminApi | None = None,
         console: ConsoleApp | None = None,
+        internal: GlobalPlane | None = None,
         env: Environment | None = None,
     ) -> None:
         self.config = config
@@ -125,6 +127,8 @@ class GatewayApp:
         self.admin = admin
         # People's sign-in (/auth/...) and the web console (/console/...), when configured.
         self.console = console
+        # The global governance plane's internal endpoint (/internal/v1/...), peers only.
+        self.internal = internal
         self.breakers = breakers or _circuit_store(config, env)
         self.router = Router(
             config, self.breakers, rng=rng, sleep=sleep, client=default_client(env.upstream_client)
@@ -240,6 +244,9 @@ class GatewayApp:
                 return
             if self.console is not None and self.console.serves(path):
                 await self.console(scope, http.receive, http.send)
+                return
+            if self.internal is not None and self.internal.serves(path):
+                await self.internal(scope, http.receive, http.send)
                 return
             if method == "GET" and path.startswith("/v1/models/"):
                 handler = self._model
@@ -476,14 +483,14 @@ class GatewayApp:
             headers = http.request.headers
             empty = headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
             body = {} if empty else await self._read_json(http)
-        status, payload = await self.admin.serve(
+        answer = await self.admin.answer(
             scope["method"],
             scope["path"],
             scope.get("query_string", b"").decode(),
             http.request.headers,
             body,
         )
-        await self._send_json(http, status, orjson.dumps(payload))
+        await self._send_json(http, answer.status, answer.body, answer.headers)
 
     async def _models(self, http: _Http) -> None:
         if not await self._enter(http, Stage.API):
@@ -535,6 +542,11 @@ class GatewayApp:
                 metrics.audit_depth.set(await self.admin.audit_depth())
             except Exception:  # Redis down: readiness says so; keep the last value
                 log.warning("could not read the audit buffer depth", exc_info=True)
+        if self.internal is not None:
+            try:
+                metrics.set_plane(await self.internal.status())
+            except Exception:  # the database down: keep the last values
+                log.warning("could not read the governance plane's status", exc_info=True)
         # Reading every worker's files takes milliseconds: off the event loop.
         body = await asyncio.get_running_loop().run_in_executor(None, metrics.render)
         await self._send_json(http, 200, body, content_type=METRICS_CONTENT_TYPE)
@@ -596,7 +608,14 @@ def create_app(config: GatewayConfig | None = None, **kwargs: Any) -> GatewayApp
     env = kwargs["env"] = kwargs.get("env") or Environment.from_environ()
     if enabled(config, env) and "admin" not in kwargs:
         governance = Governance.from_environment(config, env)
-        kwargs["admin"] = AdminApi(governance)
+        kwargs["admin"] = admin = AdminApi(governance)
+        if config.governance.global_ is not None:
+            from gateway_app.governance.plane import GlobalPlane
+
+            # One governance plane across clouds: started and stopped with governance.
+            kwargs["internal"] = governance.plane = GlobalPlane.build(
+                config.governance.global_, env, governance, admin
+            )
         hooks = governance_hooks(governance)
         if kwargs.get("hooks") is not None:
             # An explicit hook list (tests): governance's hooks still come first in each stage.

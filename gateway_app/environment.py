@@ -37,6 +37,9 @@ class Environment:
     admin_key: str | None = field(default=None, repr=False)
     #: ``AIGW_KEY_HASH_SECRET``: the HMAC secret virtual keys are stored under.
     key_hash_secret: str | None = field(default=None, repr=False)
+    #: ``AIGW_CLOUD``: which cloud this gateway runs in (``aws``, ``azure``, ``gcp``): its
+    #: name in the global governance plane (``governance.global``).
+    cloud: str | None = None
     #: ``AIGW_UPSTREAM_CLIENT``: ``raw`` (the default) or ``aiohttp``.
     upstream_client: str = "raw"
     #: The standard ``OTEL_*`` variables ask for trace export.
@@ -58,6 +61,7 @@ class Environment:
             migration_database_url=get("AIGW_MIGRATION_DATABASE_URL"),
             admin_key=get("AIGW_ADMIN_KEY"),
             key_hash_secret=get("AIGW_KEY_HASH_SECRET"),
+            cloud=get("AIGW_CLOUD"),
             upstream_client=get("AIGW_UPSTREAM_CLIENT") or "raw",
             tracing=tracing_configured(env),
         )

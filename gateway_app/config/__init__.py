@@ -508,7 +508,7 @@ def _known_keys(loc: tuple[Any, ...]) -> list[str]:
         node = _step(node, part)
     node = _step(node, None) if typing.get_origin(node) in (Union, types.UnionType) else node
     if isinstance(node, type) and issubclass(node, BaseModel):
-        return sorted(n for n, f in node.model_fields.items() if not f.exclude)
+        return sorted(f.alias or n for n, f in node.model_fields.items() if not f.exclude)
     return []
 
 
@@ -521,7 +521,7 @@ def _step(node: Any, part: Any) -> Any:
     if origin in (dict, list):
         return typing.get_args(node)[-1]
     if isinstance(node, type) and issubclass(node, BaseModel):
-        field = node.model_fields.get(part)
+        field = next((f for n, f in node.model_fields.items() if part in (n, f.alias)), None)
         return field.annotation if field else None
     return None
 
