@@ -70,3 +70,15 @@ def test_the_readme_links_into_the_docs_resolve() -> None:
     assert any(link.startswith("docs/") for link in links), "the README links no docs page"
     for link in links:
         assert (ROOT / link).exists(), f"README links {link}, which does not exist"
+
+
+def test_the_readme_is_a_landing_page() -> None:
+    """At most about 250 lines; the two quick-start commands come first; a reader finds
+    "add a model to a deployed stack" from it."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    first_block = re.search(r"```(?:sh|bash)\n(.*?)```", readme, re.S)
+    assert first_block and first_block.group(1).split() == ["./scripts/plan"]
+    second_block = re.findall(r"```(?:sh|bash)\n(.*?)```", readme, re.S)[1]
+    assert second_block.split() == ["./scripts/test"]
+    assert "(docs/how-to/add-model.md)" in readme
