@@ -12,11 +12,15 @@ import os
 import tempfile
 import types
 import typing
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
+
+if TYPE_CHECKING:
+    from gateway_app.governance.admin import AdminRoute
+    from gateway_app.governance.rbac import Principal
 
 # --------------------------------------------------------------- the stack config
 
@@ -132,8 +136,9 @@ def gateway_config() -> str:
 # --------------------------------------------------------------- the admin API
 
 #: What each admin route does, keyed by (method, path pattern). The routes
-#: themselves come from :func:`admin_routes`; a route without a line here, or a
-#: line without a route, fails the generator (so the page lists exactly the API).
+#: themselves (method, path, least role, whether it writes) are the admin API's own
+#: route table (:func:`admin_routes`); a route without a line here, or a line without
+#: a route, fails the generator (so the page lists exactly the API).
 ADMIN_ROUTE_DOCS: dict[tuple[str, str], str] = {
     ("GET", "/admin/projects"): "list projects and their owning team (`?team_id=`)",
     ("POST", "/admin/projects"): "claim a project: `project_id` (and `team_id` for the admin)",
@@ -163,43 +168,53 @@ ADMIN_ROUTE_DOCS: dict[tuple[str, str], str] = {
 }
 
 
-def admin_routes() -> list[tuple[str, str, str, bool]]:
-    """The admin API's routes: (method, path pattern, least role, writes).
+class _NoPeople:
+    """People's sign-in as the admin API sees it, attached only so the table lists the
+    routes sign-in adds; the generator serves no request."""
 
-    Today the admin API dispatches in ``gateway_app/governance/service.py`` (an
-    if-chain) and ``gateway_app/identity/web.py``; this table states its routes and
-    ``tests/docs/test_generated.py`` calls each one on a live gateway to prove it
-    exists. When the admin API becomes a route table (issue 23:
-    ``gateway_app.governance.admin.AdminApi.routes``), return
-    ``[(r.method, r.pattern, r.role.value, r.writes) for r in api.routes]`` here
-    instead, and the check against the live gateway becomes redundant.
+    async def principal(self, headers: Mapping[str, str], method: str) -> Principal | None:
+        raise NotImplementedError("docgen reads the route table; it serves no request")
+
+    async def revoke_person(self, by: Principal, subject: str) -> int:
+        raise NotImplementedError("docgen reads the route table; it serves no request")
+
+
+def admin_routes() -> list[AdminRoute]:
+    """The admin API's route table (``AdminApi.routes``), with people's sign-in attached.
+
+    The table belongs to an :class:`~gateway_app.governance.admin.AdminApi` instance
+    (each route holds its bound handler), so the generator builds one over an unopened
+    in-memory database: no connection, no request, nothing started.
     """
-    read, write = "viewer", "team_admin"
-    return [
-        ("GET", "/admin/projects", read, False),
-        ("POST", "/admin/projects", write, True),
-        ("GET", "/admin/projects/{project_id}", read, False),
-        ("GET", "/admin/keys", read, False),
-        ("POST", "/admin/keys", write, True),
-        ("GET", "/admin/keys/{key_id}", read, False),
-        ("DELETE", "/admin/keys/{key_id}", write, True),
-        ("POST", "/admin/keys/{key_id}/revoke", write, True),
-        ("POST", "/admin/keys/{key_id}/rotate", write, True),
-        ("GET", "/admin/limits", read, False),
-        ("GET", "/admin/limits/{scope}/{scope_id}", read, False),
-        ("PUT", "/admin/limits/{scope}/{scope_id}", write, True),
-        ("DELETE", "/admin/limits/{scope}/{scope_id}", write, True),
-        ("GET", "/admin/analytics/{kind}", read, False),
-        ("GET", "/admin/audit", read, False),
-        ("GET", "/admin/budgets/{scope}/{scope_id}", read, False),
-        ("POST", "/auth/sessions/revoke", "admin", True),
-    ]
+    from gateway_app.config import parse
+    from gateway_app.governance.admin import AdminApi
+    from gateway_app.governance.service import Governance
+    from gateway_app.governance.storage import Database
+    from gateway_app.state.governance import InProcessGovernanceState
+
+    config = parse(
+        {
+            "providers": {"p": {"type": "openai", "api_key": "${UNSET_FOR_DOCS}"}},
+            "models": {"m": {"deployments": [{"provider": "p", "model": "m"}]}},
+            "governance": {"enabled": True},
+        }
+    )
+    governance = Governance(
+        config,
+        state=InProcessGovernanceState(),
+        db=Database("sqlite:///:memory:"),
+        admin_key=None,
+        secret=b"docgen",
+    )
+    api = AdminApi(governance)
+    api.attach_people(_NoPeople())
+    return list(api.routes)
 
 
 def admin_api() -> str:
     """The admin API's route table with the least role each route needs."""
     routes = admin_routes()
-    keys = {(method, path) for method, path, _, _ in routes}
+    keys = {(route.method, route.pattern) for route in routes}
     undocumented = keys - set(ADMIN_ROUTE_DOCS)
     orphaned = set(ADMIN_ROUTE_DOCS) - keys
     if undocumented or orphaned:
@@ -211,10 +226,10 @@ def admin_api() -> str:
         "| method | path | least role | changes state | what it does |",
         "|---|---|---|---|---|",
     ]
-    for method, path, role, writes in routes:
+    for route in routes:
         lines.append(
-            f"| `{method}` | `{path}` | `{role}` | {'yes' if writes else 'no'} | "
-            f"{ADMIN_ROUTE_DOCS[(method, path)]} |"
+            f"| `{route.method}` | `{route.pattern}` | `{route.role.value}` | "
+            f"{'yes' if route.writes else 'no'} | {ADMIN_ROUTE_DOCS[(route.method, route.pattern)]} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -224,6 +239,7 @@ def admin_api() -> str:
 
 def policies() -> str:
     """Every policy of the pack: area, default level, what it checks, how to fix it."""
+    from policies.config import Category
     from policies.pack import all_policies
 
     rows = [
@@ -234,9 +250,10 @@ def policies() -> str:
         checks, _, fix = policy.description.partition(" Fix: ")
         fix = fix or policy.remediation_steps or "set the property the violation names"
         level = getattr(policy.enforcement_level, "value", policy.enforcement_level)
+        # The pack stamps each policy's area on the SDK's Policy (policies/framework.py).
+        category: Category = policy.category  # type: ignore[attr-defined]
         rows.append(
-            f"| `{policy.name}` | {policy.category.value} | {level} | {_cell(checks)} | "
-            f"{_cell(fix)} |"
+            f"| `{policy.name}` | {category.value} | {level} | {_cell(checks)} | {_cell(fix)} |"
         )
     return "\n".join(rows) + "\n"
 
@@ -285,6 +302,8 @@ def _multiproc_dir() -> Iterator[None]:
 
 def metric_families() -> list[tuple[str, str, tuple[str, ...], str]]:
     """(exported name, type, labels, help) of every metric the gateway can export."""
+    from prometheus_client.metrics import MetricWrapperBase
+
     from gateway_app.config import parse
     from gateway_app.observability.metrics import Metrics
     from gateway_app.server import _restart_counter
@@ -302,7 +321,11 @@ def metric_families() -> list[tuple[str, str, tuple[str, ...], str]]:
         collectors.append(_restart_counter())
     families = []
     for collector in collectors:
-        kind = collector._type
+        # Only metric objects (Counter, Gauge, Histogram, ...) say what they export before
+        # a value exists; the gateway registers nothing else.
+        if not isinstance(collector, MetricWrapperBase):
+            raise TypeError(f"not a metric family: {collector!r}")
+        kind = str(collector._type)
         name = collector._name + ("_total" if kind == "counter" else "")
         families.append((name, kind, tuple(collector._labelnames), collector._documentation))
     return sorted(families)
@@ -350,8 +373,13 @@ def _options(parser: argparse.ArgumentParser) -> list[str]:
 
 
 def _command_sections(
-    parser: argparse.ArgumentParser, level: int, help_text: str = ""
+    parser: argparse.ArgumentParser,
+    level: int,
+    help_text: str = "",
+    handed_over: Mapping[str, tuple[str, str]] | None = None,
 ) -> Iterator[str]:
+    """``parser``'s heading, usage and options, then each subcommand's; the subcommands in
+    ``handed_over`` (name -> the command that runs them, a summary) get one row each."""
     yield f"{'#' * level} `{parser.prog}`"
     yield ""
     text = help_text or parser.description or ""
@@ -372,13 +400,42 @@ def _command_sections(
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+    handed_over = handed_over or {}
     for name, child in _subcommands(parser):
-        yield from _command_sections(child, min(level + 1, 4), helps.get(name, ""))
+        if name not in handed_over:
+            yield from _command_sections(child, min(level + 1, 4), helps.get(name, ""))
+    if handed_over:
+        yield f"{'#' * min(level + 1, 4)} The gateway's commands"
+        yield ""
+        yield "Handed over to the gateway's own entry point (the same process, its own options):"
+        yield ""
+        yield "| command | runs | what it does |"
+        yield "|---|---|---|"
+        for name, (target, summary) in handed_over.items():
+            yield (
+                f"| `{parser.prog} {name}` | [`{target}`](#{_anchor(target)}) | {_cell(summary)} |"
+            )
+        yield ""
+
+
+def _anchor(command: str) -> str:
+    """The heading id Python-Markdown's toc gives ``## `command```."""
+    return "-".join(command.replace("-m ", "m ").split())
 
 
 def cli() -> str:
-    """Every command, subcommand and option of ``aigw`` and ``python -m gateway_app``."""
-    from infra.cli import _parser
+    """Every command, subcommand and option of ``aigw`` and ``python -m gateway_app``.
 
-    lines = list(_command_sections(_parser(), 2))
+    ``aigw serve|migrate|models|admin`` hand over to ``python -m gateway_app`` (the
+    gateway's own entry point): they are documented once, under the gateway's parser.
+    """
+    from gateway_app.cli import parser as gateway_parser
+    from infra.cli import GATEWAY_COMMANDS, _parser
+
+    gateway = gateway_parser()
+    handed_over = {
+        name: (f"{gateway.prog} {name}", summary) for name, summary in GATEWAY_COMMANDS.items()
+    }
+    lines = list(_command_sections(_parser(), 2, handed_over=handed_over))
+    lines += _command_sections(gateway, 2)
     return "\n".join(lines).rstrip() + "\n"

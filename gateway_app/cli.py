@@ -15,7 +15,7 @@ EXIT_CONFIG = 2
 EXIT_LISTEN = 3
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``serve`` and ``migrate`` on an argparse subparser set."""
     serve = sub.add_parser("serve", help="run the gateway (OpenAI-compatible API)")
     serve.add_argument(
@@ -61,10 +61,11 @@ def serve_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    from gateway_app.governance.cost import startup_refusal, unpriced_error
+    from gateway_app.config.prices import startup_refusal, unpriced_error
+    from gateway_app.environment import Environment
     from gateway_app.governance.service import enabled
 
-    refused = startup_refusal(config, governance_on=enabled(config))
+    refused = startup_refusal(config, governance_on=enabled(config, Environment.from_environ()))
     if refused:
         print(f"error: {unpriced_error(refused)}", file=sys.stderr)
         return EXIT_CONFIG
@@ -121,7 +122,7 @@ def serve_command(args: argparse.Namespace) -> int:
 def models_command(args: argparse.Namespace) -> int:
     """Print every deployment with its price (USD per million tokens) and its source."""
     from gateway_app.config import ConfigError, load
-    from gateway_app.governance.cost import Pricing
+    from gateway_app.config.prices import Pricing
 
     try:
         config = load(args.config)
@@ -161,10 +162,12 @@ def migrate_command(args: argparse.Namespace) -> int:
     :meth:`~gateway_app.governance.storage.Database.ensure_app_role`). Without it,
     migrate as ``AIGW_DATABASE_URL`` itself.
     """
+    from gateway_app.environment import Environment
     from gateway_app.governance.storage import Database, DatabaseError
 
-    app_url = os.environ.get("AIGW_DATABASE_URL")
-    owner_url = os.environ.get("AIGW_MIGRATION_DATABASE_URL")
+    env = Environment.from_environ()
+    app_url = env.database_url
+    owner_url = env.migration_database_url
     if not app_url and not owner_url:
         print(
             "migrate: AIGW_DATABASE_URL is not set; the embedded SQLite database is migrated "
@@ -178,7 +181,7 @@ def migrate_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    db = Database(owner_url or app_url or "", ca_file=os.environ.get("AIGW_DATABASE_CA_FILE"))
+    db = Database(owner_url or app_url or "", ca_file=env.database_ca_file)
     try:
         applied = db.migrate()
         role = db.ensure_app_role(app_url or "") if owner_url else None
@@ -198,13 +201,18 @@ def migrate_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m gateway_app`` (also read by the CLI reference)."""
+    commands = argparse.ArgumentParser(prog="python -m gateway_app", description="The AI gateway")
+    add_commands(commands.add_subparsers(dest="command", metavar="COMMAND"))
+    return commands
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gateway_app serve|migrate``."""
-    parser = argparse.ArgumentParser(prog="python -m gateway_app", description="The AI gateway")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_commands(sub)
-    args = parser.parse_args(argv)
+    """``python -m gateway_app serve|migrate|models|admin``."""
+    commands = parser()
+    args = commands.parse_args(argv)
     if not getattr(args, "command", None):
-        parser.print_help()
+        commands.print_help()
         return EXIT_CONFIG
     return int(args.handler(args))

@@ -246,10 +246,10 @@ class _Cycle:
                 data += b"0\r\n\r\n"
         else:
             data = body
-        head = protocol.pending_head
-        if head is not None:
+        pending = protocol.pending_head
+        if pending is not None:
             protocol.pending_head = None
-            data = head + data
+            data = pending + data
         if not protocol.closed and data:
             protocol.transport.write(data)  # head + body in one syscall
         if more:
@@ -472,7 +472,7 @@ class _HttpProtocol(asyncio.Protocol):
         path = raw_path.decode("ascii")
         if "%" in path:
             path = unquote(path)
-        scope = {
+        scope: dict[str, Any] = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": self.parser.get_http_version(),

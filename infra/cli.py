@@ -11,8 +11,14 @@ component, followed by the policy verdict. Exit codes:
 ``aigw bootstrap-state aws --bucket NAME --region R`` creates (idempotently) a
 self-managed state backend: an S3 bucket and a KMS key for ``awskms://``.
 
-Heavy imports (Pulumi SDKs, the gateway) happen inside the subcommands, so
-``aigw --help`` is instant and the gateway image needs no Pulumi SDK.
+``aigw serve``, ``migrate``, ``models`` and ``admin`` are the gateway's own
+commands: ``python -m gateway_app`` is their entry point (the image's too), and
+``aigw`` hands them over to it in a fresh interpreter without importing the
+gateway (infra reaches the gateway only through its config contract; the
+import contracts in pyproject.toml check it).
+
+Heavy imports (Pulumi SDKs) happen inside the subcommands, so ``aigw --help``
+is instant and the gateway image needs no Pulumi SDK.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import argparse
 import contextlib
 import gc
 import json
+import os
+import subprocess
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -36,10 +44,20 @@ EXIT_POLICY = 1
 EXIT_ERROR = 2
 
 _CLOUDS = ("aws", "azure", "gcp")
+# The gateway's commands, handed to ``python -m gateway_app`` (their help is the gateway's).
+GATEWAY_COMMANDS = {
+    "serve": "run the gateway (OpenAI-compatible API)",
+    "migrate": "apply the gateway's database schema migrations",
+    "models": "list the gateway's models, their deployments and where prices come from",
+    "admin": "manage keys, limits, spend, audit and sessions on a running gateway",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aigw`` console script (``argv``: arguments, for tests)."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments and arguments[0] in GATEWAY_COMMANDS:
+        return _gateway(arguments, replace_process=argv is None)
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -72,8 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--policy-pack-config",
         type=Path,
-        help="JSON config of the pack's enforcement levels and parameters "
-        "(the file `pulumi preview --policy-pack-config` takes)",
+        help="JSON config of the pack's enforcement levels, parameters and exemptions "
+        "(the file `pulumi preview --policy-pack-config` takes; default: the project's "
+        "policy-config.json when it exists)",
     )
     plan.add_argument(
         "--policy-transport",
@@ -127,11 +146,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     reference.set_defaults(handler=_config_reference)
 
-    # The gateway's own commands (serve, migrate); gateway_app.cli imports lazily.
-    from gateway_app.cli import add_commands
-
-    add_commands(sub)
+    for name, summary in GATEWAY_COMMANDS.items():
+        # Listed here for --help; main() hands them over before argparse sees them.
+        sub.add_parser(name, help=f"{summary} (python -m gateway_app {name})", add_help=False)
     return parser
+
+
+def _gateway(arguments: list[str], *, replace_process: bool) -> int:
+    """Run a gateway command with ``python -m gateway_app``.
+
+    From the console script the process is replaced (``exec``): the server keeps
+    the PID, receives SIGTERM itself and exits with its own status. Called as a
+    function (tests, other tools) it runs as a child and its exit status is returned.
+    """
+    command = [sys.executable, "-m", "gateway_app", *arguments]
+    if replace_process:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, command)
+    return subprocess.call(command)
+
+
+PROJECT_POLICY_CONFIG = "policy-config.json"
+"""The project's reviewed pack config (exemptions with reasons), next to ``Pulumi.yaml``."""
+
+
+def _project_policy_config(args: argparse.Namespace) -> Path | None:
+    from infra.offline.stackfile import find_project_root
+
+    path = (args.project_dir or find_project_root()) / PROJECT_POLICY_CONFIG
+    return path if path.is_file() else None
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -165,7 +209,7 @@ def _plan(args: argparse.Namespace) -> int:
             verdict = evaluate(
                 plan,
                 pack_dir=pack_dir,
-                config=load_policy_config(args.policy_pack_config),
+                config=load_policy_config(args.policy_pack_config or _project_policy_config(args)),
                 transport=args.policy_transport,
                 server=server,
             )

@@ -179,16 +179,18 @@ def _private_cidr(value: str) -> str:
 
 
 def _deployer_cidrs(values: list[str]) -> list[str]:
-    cleaned = []
-    for value in values:
-        cidr = _cidr(value)
-        if ipaddress.ip_network(cidr).prefixlen == 0:
-            raise ValueError(
-                f"{value!r} opens the cluster API to the whole internet; list the "
-                "deployer's egress addresses instead (for example 203.0.113.10/32), "
-                "or set privateEndpointOnly: true and deploy from inside the network"
-            )
-        cleaned.append(cidr)
+    # The policy pack's own rule (policies/cidrs.py): the union of the ranges is
+    # judged, so [0.0.0.0/1, 128.0.0.0/1] is the whole internet just like 0.0.0.0/0.
+    from policies.cidrs import exposure
+
+    cleaned = [_cidr(value) for value in values]
+    found = exposure(cleaned)
+    if found.is_world:
+        raise ValueError(
+            f"{cleaned} open the cluster API to the whole internet ({found.describe()}); "
+            "list the deployer's egress addresses instead (for example 203.0.113.10/32), "
+            "or set privateEndpointOnly: true and deploy from inside the network"
+        )
     return cleaned
 
 
@@ -448,8 +450,9 @@ class AwsConfig(_CloudConfig):
     log_retention_days: int = Field(
         default=30,
         description=(
-            "Days CloudWatch keeps VPC flow logs and EKS control-plane logs (30 in dev, 90 in "
-            "staging, 365 in prod for audit trails); a value CloudWatch accepts."
+            "Days CloudWatch keeps VPC flow logs, EKS control-plane logs and the Route 53 "
+            "query log (30 in dev, 90 in staging, 365 in prod for audit trails); a value "
+            "CloudWatch accepts."
         ),
     )
     redis_engine: Literal["valkey", "redis"] = Field(

@@ -21,8 +21,11 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from gateway_app.environment import Environment
 
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
@@ -129,10 +132,10 @@ class Database:
         self._conn: Any = None
 
     @classmethod
-    def from_env(cls, default_sqlite: str | os.PathLike[str]) -> Database:
+    def from_environment(cls, env: Environment, default_sqlite: str | os.PathLike[str]) -> Database:
         """``AIGW_DATABASE_URL`` (+ ``AIGW_DATABASE_CA_FILE``), else SQLite at ``default_sqlite``."""
-        url = os.environ.get("AIGW_DATABASE_URL") or f"sqlite:///{default_sqlite}"
-        return cls(url, ca_file=os.environ.get("AIGW_DATABASE_CA_FILE") or None)
+        url = env.database_url or f"sqlite:///{default_sqlite}"
+        return cls(url, ca_file=env.database_ca_file)
 
     def _connect(self) -> Any:
         if self.kind == "sqlite":

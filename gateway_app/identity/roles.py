@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway_app.identity.settings import RoleMapping
+from gateway_app.config.identity import RoleMapping
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ import itertools
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 WINDOW_S = 60
 
@@ -158,7 +158,6 @@ class InProcessGovernanceState:
         self._queue: collections.deque[tuple[str, bytes]] = collections.deque()
         self._pending: dict[str, bytes] = {}
         self._ids = itertools.count(1)
-        self._wakeup: Any = None
 
     async def reserve(
         self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], now: float
@@ -227,7 +226,7 @@ class InProcessGovernanceState:
         if not self._queue:
             await asyncio.sleep(block_s)
         with self._lock:
-            batch = []
+            batch: list[tuple[str, bytes]] = []
             while self._queue and len(batch) < count:
                 batch.append(self._queue.popleft())
             self._pending.update(batch)

@@ -33,6 +33,8 @@ REQUIRED_APIS = (
     "cloudresourcemanager.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
+    # GKE Binary Authorization: the cluster's evaluation mode reads the project policy.
+    "binaryauthorization.googleapis.com",
     # GKE Workload Identity: the metadata server mints the gateway's tokens
     # through the IAM Service Account Credentials API.
     "iamcredentials.googleapis.com",

@@ -35,6 +35,10 @@ LOG_FLAGS = {
     "log_error_verbosity": "default",  # 6.2.1: DEFAULT or stricter
     "log_connections": "on",  # 6.2.2
     "log_disconnections": "on",  # 6.2.3
+    # Checkpoints and statement durations (no statement text): CIS 6.2 in earlier
+    # versions, and checkov's CKV_GCP_51 / CKV2_GCP_13, which the policy pack requires.
+    "log_checkpoints": "on",
+    "log_duration": "on",
     "log_statement": "ddl",  # 6.2.4: schema changes, not every query (prompts stay out)
     "log_min_messages": "warning",  # 6.2.5: WARNING or stricter
     "log_min_error_statement": "error",  # 6.2.6: ERROR or stricter

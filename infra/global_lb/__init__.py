@@ -129,7 +129,13 @@ def build_global_zone(
         from infra.global_lb.gcp import CloudDnsZone
 
         return CloudDnsZone("global-dns", dns, config.name_prefix, config.gcp.project, opts)
-    return Route53Zone("global-dns", dns, config.name_prefix, opts=opts)
+    return Route53Zone(
+        "global-dns",
+        dns,
+        config.name_prefix,
+        query_log_retention_days=config.aws.log_retention_days,
+        opts=opts,
+    )
 
 
 def build_global_endpoint(

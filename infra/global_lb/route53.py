@@ -76,8 +76,10 @@ REQUEST_INTERVAL_SECONDS = 30
 RECORD_TTL_SECONDS = 60
 """Default TTL of the records (``ai-gateway:dns.ttlSeconds``): Route 53 advises 60 s or less."""
 
-QUERY_LOG_RETENTION_DAYS = 90
-"""Days the zone's query log is kept: long enough to investigate, short enough to stay cheap."""
+QUERY_LOG_RETENTION_DAYS = 365
+"""Default days the zone's query log is kept; the stack passes ``aws.logRetentionDays``
+(30 in dev, 90 in staging, 365 in prod, like the other CloudWatch logs): a production
+log is kept a year for an investigation (the pack's ``aws-cloudwatch-loggroup-retention``)."""
 
 HEALTH_CHECKER_REGIONS: tuple[str, ...] = ("us-east-1", "eu-west-1", "ap-southeast-1")
 """Regions Route 53 checks from: three continents (the minimum Route 53 accepts is three),
@@ -185,8 +187,9 @@ class Route53Zone(pulumi.ComponentResource):
     the us-east-1 provider the whole global layer uses.
 
     When the stack creates the zone it also signs it (DNSSEC, ``dns.dnssec``)
-    and logs its queries (``dns.queryLogging``); an existing zone
-    (``hostedZoneId``) is left as its owner configured it.
+    and logs its queries (``dns.queryLogging``, kept ``query_log_retention_days``:
+    the stack's ``aws.logRetentionDays``); an existing zone (``hostedZoneId``) is
+    left as its owner configured it.
 
     Outputs: ``zone_id``, ``name_servers`` (empty when ``hostedZoneId`` names
     an existing zone), ``dnssec_ds_record`` (None when unsigned) and
@@ -203,9 +206,11 @@ class Route53Zone(pulumi.ComponentResource):
         name: str,
         dns: DnsConfig,
         name_prefix: str,
+        query_log_retention_days: int = QUERY_LOG_RETENTION_DAYS,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("ai-gateway:global:DnsZone", name, None, opts)
+        self._query_log_retention_days = query_log_retention_days
         self._name = name
         self._name_prefix = name_prefix
         self.provider = aws.Provider(
@@ -306,7 +311,7 @@ class Route53Zone(pulumi.ComponentResource):
         group = aws.cloudwatch.LogGroup(
             f"{name}-query-log",
             name=group_name,
-            retention_in_days=QUERY_LOG_RETENTION_DAYS,
+            retention_in_days=self._query_log_retention_days,
             kms_key_id=key.arn,
             opts=self._on_aws,
         )

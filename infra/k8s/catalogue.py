@@ -15,7 +15,7 @@ could not serve:
    Azure) is kept only in that cloud's cluster; key-based providers everywhere.
    The global hostname sends any request to any cluster, so every model needs a
    deployment every cluster can call;
-4. the gateway's start-up check on prices (:func:`gateway_app.governance.cost.startup_refusal`):
+4. the gateway's start-up check on prices (:func:`gateway_app.config.prices.startup_refusal`):
    the planned pod always has an admin key, so governance is on, and by default the
    gateway refuses to start with a deployment that has no price (``price`` in the
    catalogue, else genai-prices' dataset), since it would count $0 against budgets.
@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from gateway_app import config as gateway_config
-from gateway_app.governance.cost import startup_refusal, unpriced_error
+from gateway_app.config.prices import startup_refusal, unpriced_error
 from infra.config import Cloud, provider_key_variable
 
 if TYPE_CHECKING:

@@ -50,10 +50,6 @@ import redis
 import yaml
 from openai import OpenAI
 
-from gateway_app.testing.azure import FakeAzureOpenAI
-from gateway_app.testing.bedrock import FakeBedrock
-from gateway_app.testing.fakes import FakeUpstream, error
-from gateway_app.testing.vertex import FakeVertex
 from infra.offline import Plan, RecordedResource
 from tests.container.conftest import Podman
 from tests.container.kubelet import (
@@ -70,6 +66,10 @@ from tests.container.kubelet import (
     route_backend,
     wait_for_probe,
 )
+from tests.fakes.azure import FakeAzureOpenAI
+from tests.fakes.bedrock import FakeBedrock
+from tests.fakes.fakes import FakeUpstream, error
+from tests.fakes.vertex import FakeVertex
 from tests.gateway.governance.services import PostgresServer, RedisServer
 
 REDIS_HOST = "redis.aigw.test"

@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from docgen import BLOCKS, PAGES, render_page, stale_pages
+from docgen import BLOCKS, PAGES, reference, render_page, stale_pages
 from docgen.pages import DOCS, blocks_of
 from docgen.reference import admin_routes
-from tests.gateway.governance.test_gateway_governance import ADMIN, governed
 
 
 def test_every_generated_page_is_current() -> None:
@@ -50,20 +49,47 @@ def _concrete(pattern: str) -> str:
     )
 
 
-def test_every_documented_admin_route_is_served(
-    fake_openai: Any, fake_anthropic: Any, tmp_path: Path
+def test_the_admin_reference_is_the_route_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page lists ``AdminApi.routes`` as the gateway builds it, sign-in's route included;
+    a route the table gains without a description fails the generator, naming it."""
+    from gateway_app.governance.admin import AdminRoute
+    from gateway_app.governance.rbac import Role
+
+    routes = admin_routes()
+    page = (DOCS / "reference" / "admin-api.md").read_text()
+    for route in routes:
+        row = f"| `{route.method}` | `{route.pattern}` | `{route.role.value}` |"
+        assert row in page, row
+    assert ("POST", "/auth/sessions/revoke") in {(r.method, r.pattern) for r in routes}
+
+    async def handler(call: Any) -> tuple[int, Any]:
+        return 200, {}
+
+    extra = AdminRoute("GET", "/admin/new-thing", Role.VIEWER, False, handler)
+    monkeypatch.setattr(reference, "admin_routes", lambda: [*routes, extra])
+    with pytest.raises(ValueError, match=r"describe \[\('GET', '/admin/new-thing'\)\]"):
+        reference.admin_api()
+
+
+def test_every_route_of_the_table_is_served(
+    openid_provider: Any, fake_openai: Any, fake_anthropic: Any, tmp_path: Path
 ) -> None:
-    """The admin API reference lists routes the gateway serves (until the route table
-    of issue 23 is the generator's source): none answers 'Unknown admin path'."""
-    with governed(fake_openai, fake_anthropic, tmp_path) as (running, _gov):
-        client = httpx.Client(base_url=running.url, headers={"authorization": f"Bearer {ADMIN}"})
-        for method, pattern, _role, _writes in admin_routes():
-            if pattern.startswith("/auth/"):
-                continue  # served by people's sign-in (gateway_app/identity/web.py)
-            body = {} if method in ("POST", "PUT") else None
-            response = client.request(method, _concrete(pattern), json=body)
-            assert "Unknown admin path" not in response.text, (method, pattern, response.text)
-        unknown = client.get("/admin/no-such-route")
-        assert "Unknown admin path" in unknown.text  # the probe can tell
-    web = (Path(__file__).resolve().parents[2] / "gateway_app" / "identity" / "web.py").read_text()
-    assert '("POST", "/auth/sessions/revoke")' in web
+    """A live gateway with people's sign-in serves every route the reference lists: none
+    answers the 404 of an unknown path or a 405."""
+    from tests.gateway.identity.harness import ADMIN, console_gateway
+
+    routes = admin_routes()
+    with console_gateway(openid_provider, fake_openai, fake_anthropic, tmp_path) as console:
+        client = httpx.Client(base_url=console.url, headers={"authorization": f"Bearer {ADMIN}"})
+        for route in routes:
+            body = {} if route.method in ("POST", "PUT") else None
+            response = client.request(route.method, _concrete(route.pattern), json=body)
+            code = response.json().get("error", {}).get("code")
+            assert response.status_code != 405 and code != "unknown_url", (
+                route.method,
+                route.pattern,
+                response.text,
+            )
+        # The probes can tell: an unknown path, and a known one with another method.
+        assert client.get("/admin/no-such-route").json()["error"]["code"] == "unknown_url"
+        assert client.request("PATCH", "/admin/keys").status_code == 405

@@ -220,3 +220,61 @@ def test_the_console_script_exempts_its_objects_from_the_last_collections() -> N
     with_arguments, as_the_command = map(int, result.stderr.split())
     assert with_arguments == 0  # called with arguments (tests): nothing frozen
     assert as_the_command > 10_000  # as the command, the process exits next
+
+
+def test_the_gateway_commands_are_the_gateways_own_entry_point(tmp_path: Path) -> None:
+    """``aigw serve|migrate|models|admin`` run ``python -m gateway_app``, never an import."""
+    import os
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    listed = " ".join(_aigw("--help").stdout.split())  # argparse wraps the lines
+    assert all(f"python -m gateway_app {name}" in listed for name in ("serve", "admin"))
+    helped = _aigw("serve", "--help")
+    assert helped.returncode == 0 and "usage: python -m gateway_app serve" in helped.stdout
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIGW_")}
+    migrate = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "migrate"], cwd=ROOT, env=env, capture_output=True
+    )
+    assert migrate.returncode == 0 and b"AIGW_DATABASE_URL is not set" in migrate.stdout
+    # Called as a function (tests, tools), the command runs as a child: its status returns.
+    assert main(["models", "--config", "no/such/file.yaml"]) == 2
+    # The aigw process becomes the server (exec): the same pid serves and gets SIGTERM.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env={**env, "OPENAI_API_KEY": "sk-test", "ANTHROPIC_API_KEY": "sk-test"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=1):
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        cmdline = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:4] == [b"-m", b"gateway_app", b"serve"]
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+    finally:
+        server.kill()
+
+
+def test_the_pulumi_side_of_aigw_never_imports_the_gateway() -> None:
+    code = (
+        "import sys, infra.cli; infra.cli._parser(); "
+        "print(sorted(m for m in sys.modules if m.startswith('gateway_app')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]", result.stderr

@@ -94,7 +94,17 @@ def test_structured_config_arrives_as_json_strings() -> None:
         ),
         (
             _with("aws.deployerCidrs", ["0.0.0.0/0"]),
-            "ai-gateway:aws.deployerCidrs: '0.0.0.0/0' opens the cluster API",
+            "ai-gateway:aws.deployerCidrs: ['0.0.0.0/0'] open the cluster API",
+        ),
+        # The same rule as the policy pack: the union of the ranges is judged.
+        (
+            _with("azure.deployerCidrs", ["0.0.0.0/1", "128.0.0.0/1"]),
+            "ai-gateway:azure.deployerCidrs: ['0.0.0.0/1', '128.0.0.0/1'] open the cluster "
+            "API to the whole internet (together the IPv4 ranges admit",
+        ),
+        (
+            _with("gcp.deployerCidrs", ["2000::/3"]),
+            "ai-gateway:gcp.deployerCidrs: ['2000::/3'] open the cluster API",
         ),
         (_with("aws.deployerCidrs", []), "ai-gateway:aws.deployerCidrs: deployerCidrs is empty"),
         (_with("aws.region", "mars-1"), "ai-gateway:aws.region: mars-1 is not allowed"),

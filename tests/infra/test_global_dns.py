@@ -363,6 +363,9 @@ def test_route53_queries_are_logged_to_an_encrypted_group(dns_plans: dict[str, P
     plan = dns_plans["route53-signed-logged"]
     group = plan.one("aws:cloudwatch/logGroup:LogGroup")
     assert group.get("name") == "/aws/route53/ai.example.com"
+    # Kept as long as the stack's other CloudWatch logs (aws.logRetentionDays: 30 in dev,
+    # 365 in prod, where the pack's aws-cloudwatch-loggroup-retention wants a year).
+    assert group.get("retentionInDays") == 30
     assert (
         group.get("kmsKeyId") == plan.one("aws:kms/key:Key", "global-dns-query-log").outputs["arn"]
     )

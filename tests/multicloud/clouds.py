@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import httpx
 
 from gateway_app.governance.storage import Database
-from gateway_app.testing import FakeUpstream
+from tests.fakes import FakeUpstream
 from tests.gateway.governance.processes import GatewayProcess, gateway_config
 from tests.gateway.governance.services import PostgresServer, RedisServer
 from tests.multicloud.faults import Injector, Link

@@ -6,12 +6,18 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway_app.errors import GatewayError, invalid
+from gateway_app.errors import GatewayError
 from gateway_app.providers.anthropic.errors import translate_error
 from gateway_app.providers.anthropic.request import translate_request
 from gateway_app.providers.anthropic.response import translate_response
 from gateway_app.providers.anthropic.stream import AnthropicStream
-from gateway_app.providers.base import ChatResult, UpstreamRequest, join_url
+from gateway_app.providers.base import (
+    Capability,
+    ChatResult,
+    ProviderAdapter,
+    UpstreamRequest,
+    join_url,
+)
 
 if TYPE_CHECKING:
     from gateway_app.config import DeploymentConfig, ProviderConfig
@@ -19,12 +25,15 @@ if TYPE_CHECKING:
 API_VERSION = "2023-06-01"
 
 
-class AnthropicAdapter:
+class AnthropicAdapter(ProviderAdapter):
     """The Anthropic Messages API (``POST /v1/messages``)."""
 
     name = "anthropic"
+    title = "Anthropic"
     default_base_url = "https://api.anthropic.com"
-    supports_embeddings = False
+    capabilities = frozenset(
+        {Capability.CHAT, Capability.STREAMING, Capability.TOOLS, Capability.IMAGES}
+    )
 
     def chat_request(
         self,
@@ -55,11 +64,6 @@ class AnthropicAdapter:
         self, deployment: DeploymentConfig, include_usage: bool
     ) -> AnthropicStream:
         return AnthropicStream(include_usage)
-
-    def embeddings_request(
-        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
-    ) -> UpstreamRequest:
-        raise invalid("model", "this model's provider (Anthropic) has no embeddings API")
 
     def error(self, status: int, raw: bytes, headers: dict[str, str]) -> GatewayError:
         return translate_error(status, raw, headers)

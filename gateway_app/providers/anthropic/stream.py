@@ -17,9 +17,9 @@ import orjson
 
 from gateway_app.errors import GatewayError
 from gateway_app.providers.anthropic.errors import STATUS_BY_TYPE
-from gateway_app.providers.anthropic.request import JSON_TOOL
 from gateway_app.providers.anthropic.response import finish_reason, usage
 from gateway_app.providers.base import StreamState, chunk_frame, closing_frames
+from gateway_app.providers.translation import JSON_TOOL
 
 
 class AnthropicStream:

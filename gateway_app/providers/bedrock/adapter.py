@@ -11,8 +11,8 @@ import orjson
 from yarl import URL
 
 from gateway_app.credentials.aws import CHAIN_HINT, chain_credentials, credential_sources, sign
-from gateway_app.errors import GatewayError, invalid
-from gateway_app.providers.base import ChatResult, UpstreamRequest
+from gateway_app.errors import GatewayError
+from gateway_app.providers.base import Capability, ChatResult, ProviderAdapter, UpstreamRequest
 from gateway_app.providers.bedrock.embeddings import request_bodies, translate_responses
 from gateway_app.providers.bedrock.errors import translate_error
 from gateway_app.providers.bedrock.request import translate_request
@@ -43,7 +43,7 @@ def region_of(deployment: DeploymentConfig, provider: ProviderConfig) -> str:
     return str(region)
 
 
-class BedrockAdapter:
+class BedrockAdapter(ProviderAdapter):
     """Bedrock Runtime: Converse, ConverseStream and InvokeModel (embeddings).
 
     Chat is ``POST /model/{id}/converse[-stream]``; Titan and Cohere embeddings
@@ -51,10 +51,23 @@ class BedrockAdapter:
     """
 
     name = "bedrock"
+    title = "Bedrock"
     default_base_url = "https://bedrock-runtime.{region}.amazonaws.com"
-    supports_embeddings = True
+    capabilities = frozenset(
+        {
+            Capability.CHAT,
+            Capability.STREAMING,
+            Capability.TOOLS,
+            Capability.IMAGES,
+            Capability.EMBEDDINGS,
+        }
+    )
+    authorizes = True  # SigV4, with the credential chain's keys
     stream_accept = "application/vnd.amazon.eventstream"
-    stream_decoder = EventStreamDecoder
+
+    def stream_decoder(self) -> EventStreamDecoder:
+        """ConverseStream frames events in AWS's binary event-stream encoding, not SSE."""
+        return EventStreamDecoder()
 
     def chat_request(
         self,
@@ -122,14 +135,6 @@ class BedrockAdapter:
             self._request(deployment, provider, "invoke", upstream)
             for upstream in request_bodies(body, deployment)
         ]
-
-    def embeddings_request(
-        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
-    ) -> UpstreamRequest:
-        requests = self.embeddings_requests(body, deployment, provider)
-        if len(requests) != 1:
-            raise invalid("input", "this Bedrock model embeds one text per request")
-        return requests[0]
 
     def embeddings_response(
         self,

@@ -21,8 +21,8 @@ from botocore.eventstream import EventStreamBuffer, ParserError
 from gateway_app.errors import GatewayError
 from gateway_app.providers.base import StreamState, chunk_frame, closing_frames
 from gateway_app.providers.bedrock.errors import stream_exception
-from gateway_app.providers.bedrock.request import JSON_TOOL
 from gateway_app.providers.bedrock.response import completion_id, finish_reason, usage
+from gateway_app.providers.translation import JSON_TOOL
 
 EXCEPTION_PREFIX = b"!"
 
@@ -73,7 +73,6 @@ class BedrockStream:
         self._usage: dict[str, Any] = {}
         self._tool_index: dict[int, int] = {}  # Converse block index -> OpenAI tool index
         self._json_blocks: set[int] = set()
-        self._stopped = False
         self._done = False
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -133,7 +132,6 @@ class BedrockStream:
                 )
             ]
         if event == b"messageStop":
-            self._stopped = True
             reason = finish_reason(payload.get("stopReason"), bool(self._json_blocks))
             self.state.finish_reason = reason
             return [self._chunk({}, reason)]

@@ -11,7 +11,7 @@ import orjson
 
 from gateway_app.credentials.google import ADC_HINT, adc_sources, adc_token
 from gateway_app.errors import GatewayError
-from gateway_app.providers.base import ChatResult, UpstreamRequest
+from gateway_app.providers.base import Capability, ChatResult, ProviderAdapter, UpstreamRequest
 from gateway_app.providers.vertex.embeddings import request_body as embeddings_body
 from gateway_app.providers.vertex.embeddings import translate_response as translate_embeddings
 from gateway_app.providers.vertex.errors import translate_error
@@ -61,12 +61,22 @@ def model_url(
     return f"{base}/v1/projects/{project}/locations/{location}/{model}:{method}"
 
 
-class VertexAdapter:
+class VertexAdapter(ProviderAdapter):
     """Vertex AI: Gemini ``generateContent`` / ``streamGenerateContent``, embeddings ``predict``."""
 
     name = "vertex"
+    title = "Vertex AI Gemini"
     default_base_url = "https://aiplatform.googleapis.com"
-    supports_embeddings = True
+    capabilities = frozenset(
+        {
+            Capability.CHAT,
+            Capability.STREAMING,
+            Capability.TOOLS,
+            Capability.IMAGES,
+            Capability.EMBEDDINGS,
+        }
+    )
+    authorizes = True  # a Google OAuth token from Application Default Credentials
 
     @staticmethod
     def _headers(provider: ProviderConfig) -> dict[str, str]:
@@ -115,20 +125,17 @@ class VertexAdapter:
     def stream_translator(self, deployment: DeploymentConfig, include_usage: bool) -> VertexStream:
         return VertexStream(deployment.model, include_usage)
 
-    def embeddings_request(
-        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
-    ) -> UpstreamRequest:
-        return UpstreamRequest(
-            model_url(deployment, provider, False, "predict"),
-            self._headers(provider),
-            orjson.dumps(embeddings_body(body, deployment)),
-        )
-
     def embeddings_requests(
         self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
     ) -> list[UpstreamRequest]:
         """The one ``predict`` request (up to 250 inputs) for an embeddings body."""
-        return [self.embeddings_request(body, deployment, provider)]
+        return [
+            UpstreamRequest(
+                model_url(deployment, provider, False, "predict"),
+                self._headers(provider),
+                orjson.dumps(embeddings_body(body, deployment)),
+            )
+        ]
 
     def embeddings_response(
         self,

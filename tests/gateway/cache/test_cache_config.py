@@ -13,7 +13,7 @@ import pytest
 from gateway_app.cache.hook import CacheHook, build, policies
 from gateway_app.cache.semantic import ProviderEmbedder
 from gateway_app.config import ConfigError, parse
-from gateway_app.testing import FakeUpstream
+from tests.fakes import FakeUpstream
 from tests.gateway.conftest import providers, run_async, serve
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -8,8 +8,8 @@ import openai
 import pytest
 
 from gateway_app.cache.guard import Features, same_request
-from gateway_app.testing import FakeUpstream
-from gateway_app.testing.fakes import error, ok
+from tests.fakes import FakeUpstream
+from tests.fakes.fakes import error, ok
 from tests.gateway.cache.helpers import cached_gateway, raw_config
 
 

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from gateway_app.governance.storage import Database
-from gateway_app.testing.fakes import ok
+from tests.fakes.fakes import ok
 from tests.gateway.conftest import run_async
 from tests.gateway.governance.processes import GatewayProcess, gateway_config
 

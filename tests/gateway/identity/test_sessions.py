@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from gateway_app.config import ConfigError, parse
+from gateway_app.config.identity import RoleMapping
 from gateway_app.identity.roles import assign
 from gateway_app.identity.sessions import (
     InProcessSessionStore,
@@ -17,7 +18,6 @@ from gateway_app.identity.sessions import (
     RedisSessionStore,
     Session,
 )
-from gateway_app.identity.settings import RoleMapping
 from tests.gateway.conftest import run_async
 from tests.gateway.governance.services import RedisServer
 from tests.gateway.identity.harness import Clock

@@ -79,7 +79,7 @@ def unpriced(config_file: str) -> list[str]:
     With governance on (always, in a cluster: the admin key is set), ``serve``
     refuses a deployment neither genai-prices nor the config prices.
     """
-    from gateway_app.governance.cost import unpriced_deployments
+    from gateway_app.config.prices import unpriced_deployments
 
     keys = {"OPENAI_API_KEY": "sk", "ANTHROPIC_API_KEY": "sk-ant"}
     return unpriced_deployments(gateway_parse(yaml.safe_load(config_file), environ=keys))
@@ -385,11 +385,9 @@ def test_the_pulumi_program_reaches_the_contract_without_the_gateway_runtime() -
     assert gateway == [
         "gateway_app",
         "gateway_app.config",
-        "gateway_app.governance",
-        "gateway_app.governance.cost",
-        "gateway_app.governance.settings",
-        "gateway_app.identity",  # the config's `identity` section (pydantic only)
-        "gateway_app.identity.settings",
+        "gateway_app.config.governance",
+        "gateway_app.config.identity",  # the config's `identity` section (pydantic only)
+        "gateway_app.config.prices",  # the start-up price check (genai-prices' dataset)
     ]
     assert "genai_prices" in modules  # the price was looked up, as the pod does
     runtime = {"aiohttp", "orjson", "uvloop", "httptools", "redis", "psycopg", "prometheus_client"}

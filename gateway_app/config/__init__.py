@@ -11,9 +11,12 @@ A provider's key is always referenced the same way, ``api_key: "${NAME}"``
 (:data:`KEY_REFERENCE_FORM`); other spellings (``apiKeyEnv``, ``api_key_env``,
 ``apiKey``) are refused with that form in the message.
 
-This module is also the contract with the deployment: ``aigw plan`` validates a
+This package is also the contract with the deployment: ``aigw plan`` validates a
 stack's ``gateway.appConfig`` with :func:`parse`, so it imports only pydantic,
-PyYAML and the standard library (a test checks its import closure).
+PyYAML and the standard library (a test checks its import closure, and the
+import contracts in pyproject.toml keep infra away from the rest of the
+gateway). The ``governance:`` and ``identity:`` sections' models are in
+:mod:`.governance` and :mod:`.identity`.
 
 Example (the bundled ``example.yaml``)::
 
@@ -41,10 +44,10 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gateway_app.governance.settings import GovernanceConfig
-from gateway_app.identity.settings import IdentityConfig
+from gateway_app.config.governance import GovernanceConfig
+from gateway_app.config.identity import IdentityConfig
 
-EXAMPLE_CONFIG = Path(__file__).with_name("example.yaml")
+EXAMPLE_CONFIG = Path(__file__).parent.parent / "example.yaml"
 """The bundled example config: used when neither ``--config`` nor ``AIGW_CONFIG`` is set."""
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

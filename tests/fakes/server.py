@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway_app.testing.fakes import Behaviour
+from tests.fakes.fakes import Behaviour
 
 
 class ScriptedServer:

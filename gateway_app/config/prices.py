@@ -1,4 +1,10 @@
-"""Request cost in USD: prices from ``genai-prices``, per-deployment overrides from config.
+"""Deployments' prices: ``genai-prices`` (pydantic's dataset), overridden by the config.
+
+Part of the config contract: the gateway refuses to start with unpriced
+deployments when governance counts budgets (:func:`startup_refusal`), and
+``aigw plan`` applies the same check to each cluster's file, so infra imports
+this module (never the rest of governance). Governance prices each request's
+tokens with it.
 
 ``genai-prices`` (pydantic's maintained dataset) knows the current prices of
 the providers' models, including cached-input prices; a deployment's ``price``

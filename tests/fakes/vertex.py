@@ -23,8 +23,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway_app.testing.fakes import Behaviour
-from gateway_app.testing.server import ScriptedServer, fake_vector, last_text, token_count
+from tests.fakes.fakes import Behaviour
+from tests.fakes.server import ScriptedServer, fake_vector, last_text, token_count
 
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",

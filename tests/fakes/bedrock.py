@@ -26,8 +26,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
-from gateway_app.testing.fakes import Behaviour
-from gateway_app.testing.server import ScriptedServer, fake_vector, last_text, token_count
+from tests.fakes.fakes import Behaviour
+from tests.fakes.server import ScriptedServer, fake_vector, last_text, token_count
 
 EXCEPTIONS_BY_STATUS = {
     400: "ValidationException",

@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway_app.testing.fakes import Behaviour
-from gateway_app.testing.server import ScriptedServer, last_text
+from tests.fakes.fakes import Behaviour
+from tests.fakes.server import ScriptedServer, last_text
 
 FILTER_OK = {
     name: {"filtered": False, "severity": "safe"}
