@@ -208,13 +208,18 @@ def migrate_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m gateway_app`` (also read by the CLI reference)."""
+    commands = argparse.ArgumentParser(prog="python -m gateway_app", description="The AI gateway")
+    add_commands(commands.add_subparsers(dest="command", metavar="COMMAND"))
+    return commands
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gateway_app serve|migrate``."""
-    parser = argparse.ArgumentParser(prog="python -m gateway_app", description="The AI gateway")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_commands(sub)
-    args = parser.parse_args(argv)
+    """``python -m gateway_app serve|migrate|models|admin``."""
+    commands = parser()
+    args = commands.parse_args(argv)
     if not getattr(args, "command", None):
-        parser.print_help()
+        commands.print_help()
         return EXIT_CONFIG
     return int(args.handler(args))

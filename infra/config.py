@@ -8,7 +8,7 @@ the models use snake_case attributes with camelCase aliases.
 Defaults depend on the environment: ``dev`` is the smallest and cheapest
 footprint that is still private and encrypted; ``prod`` is highly available and
 protected against deletion. Every default can be overridden from the stack file;
-the field descriptions (rendered into the README's config reference by
+the field descriptions (rendered into docs/reference/configuration.md by
 ``aigw config-reference``) say why each default is what it is.
 
 A bad value raises :class:`ConfigError`, whose message names the full config
@@ -72,7 +72,7 @@ SECRET_SETTING_DOCS = {
         "with pulumi_random."
     ),
 }
-"""What each secret setting is (rendered into the README's config reference)."""
+"""What each secret setting is (rendered into docs/reference/configuration.md)."""
 
 # Sections the program reads: the top-level keys of the ``ai-gateway:`` namespace.
 # The secret settings are top-level keys too (a secret must be a whole config value).
@@ -1340,8 +1340,8 @@ class GatewayConfig(_Model):
             "The gateway's own config file (`providers`, `models`, routing, cache, governance), "
             "validated at plan time by the gateway's config model and rendered per cluster into "
             'a ConfigMap. Keys are references, never values: `api_key: "${GROQ_API_KEY}"` '
-            'with `providerKeys.groq` set. Unset: the default catalogue (README, "Model '
-            'catalogue").'
+            'with `providerKeys.groq` set. Unset: the default catalogue (docs: "Model '
+            'catalogue rules").'
         ),
     )
 
