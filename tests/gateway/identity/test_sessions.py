@@ -246,3 +246,40 @@ def test_no_identity_section_serves_no_console() -> None:
 
     app = create_app(parse(BASE))
     assert app.console is None
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("203.0.113.9", [], "203.0.113.9"),  # no proxy in front: the peer
+        ("203.0.113.9", ["10.1.2.3"], "203.0.113.9"),  # an untrusted peer's header is ignored
+        ("10.244.0.5", ["198.51.100.7"], "198.51.100.7"),  # the proxy's appended entry
+        ("10.244.0.5", ["10.1.2.3, 198.51.100.7"], "198.51.100.7"),  # the left is the client's
+        ("10.244.0.5", ["198.51.100.7", "10.244.1.1"], "198.51.100.7"),  # two headers, two hops
+        ("10.244.0.5", [], "10.244.0.5"),  # the proxy itself
+        ("10.244.0.5", ["not-an-address"], None),  # malformed where the proxy's entry must be
+        ("::ffff:10.244.0.5", ["[2001:db8::7]:443"], "2001:db8::7"),
+        (None, [], None),
+    ],
+)
+def test_client_address_behind_trusted_proxies(
+    peer: str | None, forwarded: list[str], expected: str | None
+) -> None:
+    import ipaddress
+
+    from gateway_app.identity.network import client_address
+
+    trusted = [ipaddress.ip_network("10.244.0.0/16")]
+    found = client_address(peer, forwarded, trusted)
+    assert (str(found) if found is not None else None) == expected
+
+
+def test_console_allow_list_must_be_networks() -> None:
+    section = {
+        "public_url": "https://ai.example.com",
+        "oidc": OIDC,
+        "roles": [GOOD_RULE],
+        "console_allowed_cidrs": ["10.0.0.1/8"],
+    }
+    with pytest.raises(ConfigError, match=r"identity\.console_allowed_cidrs"):
+        parse({**BASE, "identity": section})
