@@ -38,7 +38,14 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
-from infra.config import PROVIDER_KEYS, Cloud, Environment, StackConfig, provider_key_variable
+from infra.config import (
+    OIDC_CLIENT_SECRET,
+    PROVIDER_KEYS,
+    Cloud,
+    Environment,
+    StackConfig,
+    provider_key_variable,
+)
 from infra.k8s import catalogue, decisions
 from infra.k8s.decisions import CanaryPlan, EdgeLimits, Resources, Scaling
 from infra.k8s.edge import (
@@ -68,6 +75,8 @@ _SECRET_ENV = {
     "admin-key": "AIGW_ADMIN_KEY",
     "key-hash-secret": "AIGW_KEY_HASH_SECRET",
 }
+OIDC_SECRET_KEY = "oidc-client-secret"
+"""The Secret key of ``ai-gateway:oidcClientSecret`` (the pod's ``AIGW_OIDC_CLIENT_SECRET``)."""
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
@@ -181,6 +190,11 @@ class GatewayDeploymentArgs:
     """The cloud's annotations for the public LoadBalancer Service Envoy Gateway creates."""
     edge_prerequisites: Sequence[pulumi.Resource] = ()
     """What must run before the Gateway's load balancer (the AWS Load Balancer Controller on EKS)."""
+    oidc_client_secret: pulumi.Input[str] | None = None
+    """The console's OpenID Connect client secret (``ai-gateway:oidcClientSecret``): a key of
+    the Secret, the pods' ``AIGW_OIDC_CLIENT_SECRET``."""
+    console_allowed_cidrs: Sequence[str] = ()
+    """Networks ``/console`` and ``/auth`` are reachable from at the edge (empty: any)."""
     metrics_namespace: str | None = None
     """Namespace of the Prometheus that scrapes ``/metrics``; admitted on 8080 when set."""
     namespace: str = "ai-gateway"
@@ -249,6 +263,8 @@ class GatewayDeploymentArgs:
             workload_identity=workload_identity or WorkloadIdentity(),
             load_balancer_annotations=dict(load_balancer_annotations or {}),
             edge_prerequisites=list(edge_prerequisites),
+            oidc_client_secret=secrets.get(OIDC_CLIENT_SECRET),
+            console_allowed_cidrs=tuple(gateway.console_allowed_cidrs),
         )
 
 
@@ -507,6 +523,8 @@ class GatewayDeployment(pulumi.ComponentResource):
         }
         if args.redis_ca_cert is not None:
             secret_data[REDIS_CA_KEY] = args.redis_ca_cert
+        if args.oidc_client_secret is not None:
+            secret_data[OIDC_SECRET_KEY] = args.oidc_client_secret
         self.secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -696,6 +714,8 @@ class GatewayDeployment(pulumi.ComponentResource):
                 )
             )
         env += [from_secret(name, key) for key, name in _SECRET_ENV.items()]
+        if self._args.oidc_client_secret is not None:
+            env.append(from_secret(catalogue.OIDC_SECRET_VARIABLE, OIDC_SECRET_KEY))
         env += [from_secret(name, key) for key, name in provider_keys.items()]
         return env
 
@@ -1019,6 +1039,12 @@ class GatewayDeployment(pulumi.ComponentResource):
             }
 
         base = decisions.dns_label(args.app_name)
+        rules = decisions.https_route_rules(
+            base,
+            decisions.dns_label(base, "canary", max_length=50) if canary.enabled else None,
+            canary,
+            args.edge_limits,
+        )
         https = k8s.apiextensions.CustomResource(
             f"{self._name}-https-route",
             api_version="gateway.networking.k8s.io/v1",
@@ -1026,16 +1052,7 @@ class GatewayDeployment(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=app, namespace=self._ns, labels=self._labels("edge")
             ),
-            spec={
-                "parentRefs": [parent("https")],
-                "hostnames": hosts,
-                "rules": decisions.https_route_rules(
-                    base,
-                    decisions.dns_label(base, "canary", max_length=50) if canary.enabled else None,
-                    canary,
-                    args.edge_limits,
-                ),
-            },
+            spec={"parentRefs": [parent("https")], "hostnames": hosts, "rules": rules},
             opts=after_gateway,
         )
         redirect = k8s.apiextensions.CustomResource(
@@ -1082,6 +1099,8 @@ class GatewayDeployment(pulumi.ComponentResource):
                     {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": app}
                 ],
                 "tls": {"minVersion": "1.2"},
+                # What the console's allow-list and the gateway's per-client limits judge.
+                "clientIPDetection": decisions.client_ip_detection(),
                 # A client that trickles its request is cut off (slow-loris); the
                 # whole body must arrive within the gateway's own deadline.
                 "timeout": {
@@ -1090,12 +1109,59 @@ class GatewayDeployment(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
         )
-        return {
+        found = {
             "https": https,
             "redirect": redirect,
             "backendPolicy": body_limit,
             "clientPolicy": client,
         }
+        if args.console_allowed_cidrs:
+            found.update(self._console_route(app, hosts, rules, parent("https"), after_gateway))
+        return found
+
+    def _console_route(
+        self,
+        app: str,
+        hosts: list[str],
+        main_rules: list[dict[str, Any]],
+        parent_ref: dict[str, Any],
+        opts: pulumi.ResourceOptions,
+    ) -> dict[str, pulumi.Resource]:
+        """``/console`` and ``/auth`` on their own route of the same Gateway and listener (the
+        one entry point), and the SecurityPolicy admitting only the allowed networks."""
+        name = decisions.dns_label(app, "console")
+        # The policy first (it names the route, which need not exist yet), and the route
+        # after it: once the console's paths leave the main route, they are restricted.
+        policy = k8s.apiextensions.CustomResource(
+            f"{self._name}-console-policy",
+            api_version="gateway.envoyproxy.io/v1alpha1",
+            kind="SecurityPolicy",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=name, namespace=self._ns, labels=self._labels("edge")
+            ),
+            spec={
+                "targetRefs": [
+                    {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": name}
+                ],
+                "authorization": decisions.console_authorization(self._args.console_allowed_cidrs),
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+        )
+        route = k8s.apiextensions.CustomResource(
+            f"{self._name}-console-route",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=name, namespace=self._ns, labels=self._labels("edge")
+            ),
+            spec={
+                "parentRefs": [parent_ref],
+                "hostnames": hosts,
+                "rules": decisions.console_route_rules(main_rules),
+            },
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[policy])),
+        )
+        return {"consoleRoute": route, "consolePolicy": policy}
 
 
 class ObservedCustomResource(pulumi.CustomResource):
