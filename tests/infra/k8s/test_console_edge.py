@@ -259,3 +259,21 @@ def test_the_program_refuses_the_console_without_its_secret() -> None:
     """Through the program, as `aigw plan` runs it."""
     with pytest.raises(ProgramError, match=r"ai-gateway:oidcClientSecret VALUE"):
         record_fixture({"ai-gateway:gateway": gateway_config(None, appConfig=console_app_config())})
+
+
+def test_the_policy_pack_accepts_the_console_only_with_its_allow_list(console_plan: Plan) -> None:
+    """The pack's console rule on what the program plans (the fixture's stack is production)."""
+    from dataclasses import replace
+
+    from tests.policies.conftest import verdict
+
+    rule = "kubernetes-gateway-console-allowed-cidrs"
+    assert [v for v in verdict(console_plan).violations if v.policy == rule] == []
+    without = replace(
+        console_plan,
+        resources=[r for r in console_plan.resources if r.type != SECURITY_POLICY],
+    )
+    flagged = [v for v in verdict(without).violations if v.policy == rule]
+    assert sorted(v.resource_name for v in flagged) == [
+        f"gateway-{cloud}-config" for cloud in CLOUDS
+    ]
