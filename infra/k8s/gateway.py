@@ -1026,9 +1026,7 @@ class GatewayDeployment(pulumi.ComponentResource):
         """The HTTPS route, the HTTP redirect and the Envoy Gateway policies of the edge's limits."""
         args = self._args
         services = {track: parts["service"] for track, parts in tracks.items()}
-        after_gateway = pulumi.ResourceOptions(
-            parent=self, depends_on=[self.gateway, *services.values()]
-        )
+        after_gateway = [self.gateway, *services.values()]
 
         def parent(section: str) -> dict[str, Any]:
             return {
@@ -1045,56 +1043,42 @@ class GatewayDeployment(pulumi.ComponentResource):
             canary,
             args.edge_limits,
         )
-        https = k8s.apiextensions.CustomResource(
-            f"{self._name}-https-route",
-            api_version="gateway.networking.k8s.io/v1",
-            kind="HTTPRoute",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=app, namespace=self._ns, labels=self._labels("edge")
-            ),
-            spec={"parentRefs": [parent("https")], "hostnames": hosts, "rules": rules},
-            opts=after_gateway,
+        https = self._edge_object(
+            "https-route",
+            "HTTPRoute",
+            app,
+            {"parentRefs": [parent("https")], "hostnames": hosts, "rules": rules},
+            after_gateway,
         )
-        redirect = k8s.apiextensions.CustomResource(
-            f"{self._name}-https-redirect",
-            api_version="gateway.networking.k8s.io/v1",
-            kind="HTTPRoute",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=decisions.dns_label(app, "https-redirect"),
-                namespace=self._ns,
-                labels=self._labels("edge"),
-            ),
-            spec={
+        redirect = self._edge_object(
+            "https-redirect",
+            "HTTPRoute",
+            decisions.dns_label(app, "https-redirect"),
+            {
                 "parentRefs": [parent("http")],
                 "hostnames": hosts,
                 "rules": decisions.https_redirect_rules(),
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+            [self.gateway],
         )
         route_target = {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": app}
-        body_limit = k8s.apiextensions.CustomResource(
-            f"{self._name}-backend-policy",
-            api_version="gateway.envoyproxy.io/v1alpha1",
-            kind="BackendTrafficPolicy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=app, namespace=self._ns, labels=self._labels("edge")
-            ),
-            # Bodies over the gateway's own limit get the same 413 at the edge,
-            # before they cross the cluster.
-            spec={
+        # Bodies over the gateway's own limit get the same 413 at the edge,
+        # before they cross the cluster.
+        body_limit = self._edge_object(
+            "backend-policy",
+            "BackendTrafficPolicy",
+            app,
+            {
                 "targetRefs": [route_target],
                 "requestBuffer": {"limit": args.edge_limits.body_limit},
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[https]),
+            [https],
         )
-        client = k8s.apiextensions.CustomResource(
-            f"{self._name}-client-policy",
-            api_version="gateway.envoyproxy.io/v1alpha1",
-            kind="ClientTrafficPolicy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=app, namespace=self._ns, labels=self._labels("edge")
-            ),
-            spec={
+        client = self._edge_object(
+            "client-policy",
+            "ClientTrafficPolicy",
+            app,
+            {
                 "targetRefs": [
                     {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": app}
                 ],
@@ -1107,7 +1091,7 @@ class GatewayDeployment(pulumi.ComponentResource):
                     "http": {"requestReceivedTimeout": f"{decisions.REQUEST_RECEIVED_TIMEOUT_S}s"}
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+            [self.gateway],
         )
         found = {
             "https": https,
@@ -1116,52 +1100,61 @@ class GatewayDeployment(pulumi.ComponentResource):
             "clientPolicy": client,
         }
         if args.console_allowed_cidrs:
-            found.update(self._console_route(app, hosts, rules, parent("https"), after_gateway))
+            # /console and /auth on their own route of the same Gateway and listener (the one
+            # entry point), and the SecurityPolicy admitting only the allowed networks. The
+            # policy first (it names the route, which need not exist yet), then the route:
+            # once the console's paths leave the main route, they are restricted.
+            name = decisions.dns_label(app, "console")
+            policy = self._edge_object(
+                "console-policy",
+                "SecurityPolicy",
+                name,
+                {
+                    "targetRefs": [
+                        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": name}
+                    ],
+                    "authorization": decisions.console_authorization(args.console_allowed_cidrs),
+                },
+                [self.gateway],
+            )
+            found["consolePolicy"] = policy
+            found["consoleRoute"] = self._edge_object(
+                "console-route",
+                "HTTPRoute",
+                name,
+                {
+                    "parentRefs": [parent("https")],
+                    "hostnames": hosts,
+                    "rules": decisions.console_route_rules(rules),
+                },
+                [*after_gateway, policy],
+            )
         return found
 
-    def _console_route(
+    def _edge_object(
         self,
-        app: str,
-        hosts: list[str],
-        main_rules: list[dict[str, Any]],
-        parent_ref: dict[str, Any],
-        opts: pulumi.ResourceOptions,
-    ) -> dict[str, pulumi.Resource]:
-        """``/console`` and ``/auth`` on their own route of the same Gateway and listener (the
-        one entry point), and the SecurityPolicy admitting only the allowed networks."""
-        name = decisions.dns_label(app, "console")
-        # The policy first (it names the route, which need not exist yet), and the route
-        # after it: once the console's paths leave the main route, they are restricted.
-        policy = k8s.apiextensions.CustomResource(
-            f"{self._name}-console-policy",
-            api_version="gateway.envoyproxy.io/v1alpha1",
-            kind="SecurityPolicy",
+        suffix: str,
+        kind: str,
+        name: str,
+        spec: Mapping[str, Any],
+        depends_on: Sequence[pulumi.Resource],
+    ) -> pulumi.Resource:
+        """One Gateway API route or Envoy Gateway policy of the edge, in the gateway's namespace."""
+        api_version = (
+            "gateway.networking.k8s.io/v1"
+            if kind == "HTTPRoute"
+            else "gateway.envoyproxy.io/v1alpha1"
+        )
+        return k8s.apiextensions.CustomResource(
+            f"{self._name}-{suffix}",
+            api_version=api_version,
+            kind=kind,
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=name, namespace=self._ns, labels=self._labels("edge")
             ),
-            spec={
-                "targetRefs": [
-                    {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": name}
-                ],
-                "authorization": decisions.console_authorization(self._args.console_allowed_cidrs),
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+            spec=dict(spec),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
         )
-        route = k8s.apiextensions.CustomResource(
-            f"{self._name}-console-route",
-            api_version="gateway.networking.k8s.io/v1",
-            kind="HTTPRoute",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=name, namespace=self._ns, labels=self._labels("edge")
-            ),
-            spec={
-                "parentRefs": [parent_ref],
-                "hostnames": hosts,
-                "rules": decisions.console_route_rules(main_rules),
-            },
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[policy])),
-        )
-        return {"consoleRoute": route, "consolePolicy": policy}
 
 
 class ObservedCustomResource(pulumi.CustomResource):
