@@ -478,6 +478,9 @@ class GatewayApp:
     async def _admin(self, http: _Http) -> None:
         assert self.admin is not None  # (dispatched here only when mounted)
         scope = http.scope
+        if self.console is not None:
+            # The console's calls (session cookie) come from its networks only.
+            self.console.require_network(scope)
         body: Any = None
         if scope["method"] in ("POST", "PUT"):
             headers = http.request.headers

@@ -50,7 +50,13 @@ Each becomes an entry of the gateway's Kubernetes Secret and the environment
 variable ``<NAME>_API_KEY`` of its pods (:func:`provider_key_variable`), which
 the gateway config references as ``api_key: "${GROQ_API_KEY}"``."""
 
-SECRET_SETTINGS = (PROVIDER_KEYS, "adminKey")
+OIDC_CLIENT_SECRET = "oidcClientSecret"
+"""Secret config: the OpenID Connect client secret of the console's sign-in (people's SSO).
+
+It reaches the gateway's pods as ``AIGW_OIDC_CLIENT_SECRET`` from its Kubernetes Secret on
+every cluster; ``gateway.appConfig``'s ``identity.oidc`` names only the client id."""
+
+SECRET_SETTINGS = (PROVIDER_KEYS, "adminKey", OIDC_CLIENT_SECRET)
 """Top-level keys that must be secret (``pulumi config set --secret``). Their values are not part
 of :class:`StackConfig` (a plain, loggable model; it keeps only the provider keys' names);
 :func:`secret_settings` reads them as secret Outputs."""
@@ -70,6 +76,13 @@ SECRET_SETTING_DOCS = {
         "The gateway's admin API key (`AIGW_ADMIN_KEY`), the same on every cluster so any "
         "cluster behind the global hostname accepts it. When unset the program generates one "
         "with pulumi_random."
+    ),
+    OIDC_CLIENT_SECRET: (
+        "The client secret of the console's OpenID Connect sign-in (`identity.oidc` in "
+        "`gateway.appConfig`, a confidential client): `pulumi config set --secret "
+        "ai-gateway:oidcClientSecret VALUE`. It reaches the gateway's pods as "
+        "`AIGW_OIDC_CLIENT_SECRET` from their Kubernetes Secret on every cluster; `aigw plan` "
+        "refuses an `identity.oidc` section without it (unless `token_auth_method: none`)."
     ),
 }
 """What each secret setting is (rendered into docs/reference/configuration.md)."""
@@ -319,6 +332,12 @@ class _CloudConfig(_Model):
             )
         return self
 
+    @property
+    def pod_cidrs(self) -> tuple[str, ...]:
+        """The ranges the cluster's pods take addresses from (the edge's Envoy proxies
+        among them: the gateway believes their ``X-Forwarded-For`` entry)."""
+        raise NotImplementedError
+
     def require_api_access_rule(self, environment: Environment) -> None:
         """Staging and prod must say who may reach the API server."""
         if (
@@ -352,6 +371,11 @@ _HA_DEFAULTS = {
 
 class AwsConfig(_CloudConfig):
     """AWS footprint: VPC, EKS, ElastiCache, RDS PostgreSQL (``ai-gateway:aws``)."""
+
+    @property
+    def pod_cidrs(self) -> tuple[str, ...]:
+        """The VPC: the VPC CNI gives pods addresses of the node subnets."""
+        return (self.vpc_cidr,)
 
     _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEV: {
@@ -543,6 +567,11 @@ class AwsConfig(_CloudConfig):
 
 class AzureConfig(_CloudConfig):
     """Azure footprint: VNet, AKS, Azure Managed Redis, PostgreSQL Flexible Server (``ai-gateway:azure``)."""
+
+    @property
+    def pod_cidrs(self) -> tuple[str, ...]:
+        """The Azure CNI Overlay pod range."""
+        return (self.pod_cidr,)
 
     _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEV: {
@@ -799,6 +828,11 @@ def routes_to_azure_openai(app_config: Mapping[str, Any]) -> bool:
 
 class GcpConfig(_CloudConfig):
     """GCP footprint: VPC, GKE, Memorystore, Cloud SQL PostgreSQL (``ai-gateway:gcp``)."""
+
+    @property
+    def pod_cidrs(self) -> tuple[str, ...]:
+        """The subnet's secondary range for pods (VPC-native)."""
+        return (self.pods_cidr,)
 
     _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEV: {
@@ -1334,6 +1368,16 @@ class GatewayConfig(_Model):
             "default so certificates are valid; its staging directory avoids rate limits while testing."
         ),
     )
+    console_allowed_cidrs: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Networks (CIDRs) the console (`/console`) and sign-in (`/auth`) may be reached "
+            "from, such as the corporate egress or VPN ranges: enforced at each cluster's edge "
+            "(an Envoy Gateway SecurityPolicy on the console's route, judged on the client's "
+            "own address) and again by the gateway (`identity.console_allowed_cidrs`). Empty: "
+            "any network. The API (`/v1`, and `/admin` with a key) is not affected."
+        ),
+    )
     app_config: dict[str, Any] | None = Field(
         default=None,
         description=(
@@ -1352,6 +1396,24 @@ class GatewayConfig(_Model):
             return data
         env = (info.context or {}).get("environment", Environment.DEV)
         return {**cls._defaults.get(env, {}), **data}
+
+    @field_validator("console_allowed_cidrs")
+    @classmethod
+    def _console_networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                network = ipaddress.ip_network(str(cidr), strict=True)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{cidr!r} is not a network in CIDR notation ({exc}); use for example "
+                    "10.0.0.0/8 or 203.0.113.0/24"
+                ) from None
+            if network.prefixlen == 0:
+                raise ValueError(
+                    f"{cidr} admits every address; list the organisation's networks, or leave "
+                    "consoleAllowedCidrs empty to allow any"
+                )
+        return value
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> GatewayConfig:
@@ -1422,6 +1484,10 @@ class StackConfig(_Model):
     provider_keys: tuple[str, ...] = Field(
         default=(),
         description="Names of the provider keys set under ai-gateway:providerKeys (values are secret).",
+    )
+    oidc_client_secret: bool = Field(
+        default=False,
+        description="Whether ai-gateway:oidcClientSecret is set (its value is secret and never here).",
     )
 
     @model_validator(mode="before")
@@ -1526,7 +1592,14 @@ class StackConfig(_Model):
 
         catalogue = self.app_config
         try:
-            return cluster_config_file(catalogue, cloud, self.provider_keys)
+            return cluster_config_file(
+                catalogue,
+                cloud,
+                self.provider_keys,
+                oidc_client_secret=self.oidc_client_secret,
+                console_allowed_cidrs=self.gateway.console_allowed_cidrs,
+                trusted_proxies=self.cloud(cloud).pod_cidrs,
+            )
         except CatalogueError:
             if self.gateway.app_config is not None:
                 raise
@@ -1555,9 +1628,11 @@ class StackConfig(_Model):
 
     def gateway_warnings(self) -> list[str]:
         """What the plan should point out about the catalogue (providers whose key is unset)."""
-        from infra.k8s.catalogue import unset_key_warnings
+        from infra.k8s.catalogue import identity_warnings, unset_key_warnings
 
-        return unset_key_warnings(self.app_config, self.provider_keys)
+        return unset_key_warnings(self.app_config, self.provider_keys) + identity_warnings(
+            self.app_config, self.oidc_client_secret, self.gateway.console_allowed_cidrs
+        )
 
     @property
     def enabled_clouds(self) -> list[Cloud]:
@@ -1788,6 +1863,13 @@ def parse(values: Mapping[str, Any], secret_keys: Collection[str] | None = None)
                 names, bad = _provider_key_names(_decode(raw))
                 problems += bad
                 decoded[key] = names
+            elif key == OIDC_CLIENT_SECRET:
+                if not isinstance(raw, str) or not raw.strip():
+                    problems.append(
+                        f"{NAMESPACE}:{key}: is empty; set it with `pulumi config set --secret "
+                        f"{NAMESPACE}:{key} VALUE` or remove it"
+                    )
+                decoded[key] = True
             continue
         decoded[key] = _decode(raw)
     env = decoded.get("environment")
@@ -1867,8 +1949,8 @@ def load() -> StackConfig:
 def secret_settings(config: StackConfig) -> dict[str, Any]:
     """The secret settings that are set, as secret ``pulumi.Output`` values.
 
-    ``{"adminKey": Output[str], "providerKeys": {name: Output[str]}}``; an unset
-    admin key is absent (the program then generates one with pulumi_random),
+    ``{"adminKey": Output[str], "oidcClientSecret": Output[str], "providerKeys": {name:
+    Output[str]}}``; an unset admin key or OIDC client secret is absent (the program then generates one with pulumi_random),
     and ``providerKeys`` holds exactly ``config.provider_keys``. Call after
     :func:`load`, which has already refused plain-text values.
     """
@@ -1879,6 +1961,8 @@ def secret_settings(config: StackConfig) -> dict[str, Any]:
     admin_key = settings.get_secret("adminKey")
     if admin_key is not None:
         found["adminKey"] = admin_key
+    if config.oidc_client_secret:
+        found[OIDC_CLIENT_SECRET] = settings.require_secret(OIDC_CLIENT_SECRET)
     if config.provider_keys:
         keys = settings.require_secret_object(PROVIDER_KEYS)
         found[PROVIDER_KEYS] = {

@@ -466,7 +466,9 @@ def parse(
         raw["providers"] = resolved
     raw = interpolate(raw, environ=environ)
     try:
-        return GatewayConfig.model_validate(raw)
+        # The environment reaches validators too (the OIDC client secret's presence).
+        context = {"environ": environ} if environ is not None else None
+        return GatewayConfig.model_validate(raw, context=context)
     except ValidationError as exc:
         problems = _problems(exc)
         raise ConfigError(_render(source, problems), problems) from None

@@ -40,7 +40,14 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
-from infra.config import PROVIDER_KEYS, Cloud, Environment, StackConfig, provider_key_variable
+from infra.config import (
+    OIDC_CLIENT_SECRET,
+    PROVIDER_KEYS,
+    Cloud,
+    Environment,
+    StackConfig,
+    provider_key_variable,
+)
 from infra.k8s import catalogue, decisions
 from infra.k8s.decisions import CanaryPlan, EdgeLimits, Resources, Scaling
 from infra.k8s.edge import (
@@ -70,6 +77,8 @@ _SECRET_ENV = {
     "admin-key": "AIGW_ADMIN_KEY",
     "key-hash-secret": "AIGW_KEY_HASH_SECRET",
 }
+OIDC_SECRET_KEY = "oidc-client-secret"
+"""The Secret key of ``ai-gateway:oidcClientSecret`` (the pod's ``AIGW_OIDC_CLIENT_SECRET``)."""
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
@@ -202,6 +211,11 @@ class GatewayDeploymentArgs:
     """The cloud's annotations for the public LoadBalancer Service Envoy Gateway creates."""
     edge_prerequisites: Sequence[pulumi.Resource] = ()
     """What must run before the Gateway's load balancer (the AWS Load Balancer Controller on EKS)."""
+    oidc_client_secret: pulumi.Input[str] | None = None
+    """The console's OpenID Connect client secret (``ai-gateway:oidcClientSecret``): a key of
+    the Secret, the pods' ``AIGW_OIDC_CLIENT_SECRET``."""
+    console_allowed_cidrs: Sequence[str] = ()
+    """Networks ``/console`` and ``/auth`` are reachable from at the edge (empty: any)."""
     metrics_namespace: str | None = None
     """Namespace of the Prometheus that scrapes ``/metrics``; admitted on 8080 when set."""
     namespace: str = "ai-gateway"
@@ -270,6 +284,8 @@ class GatewayDeploymentArgs:
             workload_identity=workload_identity or WorkloadIdentity(),
             load_balancer_annotations=dict(load_balancer_annotations or {}),
             edge_prerequisites=list(edge_prerequisites),
+            oidc_client_secret=secrets.get(OIDC_CLIENT_SECRET),
+            console_allowed_cidrs=tuple(gateway.console_allowed_cidrs),
         )
 
 
@@ -528,6 +544,8 @@ class GatewayDeployment(pulumi.ComponentResource):
         }
         if args.redis_ca_cert is not None:
             secret_data[REDIS_CA_KEY] = args.redis_ca_cert
+        if args.oidc_client_secret is not None:
+            secret_data[OIDC_SECRET_KEY] = args.oidc_client_secret
         self.secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -718,6 +736,8 @@ class GatewayDeployment(pulumi.ComponentResource):
                 )
             )
         env += [from_secret(name, key) for key, name in _SECRET_ENV.items()]
+        if self._args.oidc_client_secret is not None:
+            env.append(from_secret(catalogue.OIDC_SECRET_VARIABLE, OIDC_SECRET_KEY))
         env += [from_secret(name, key) for key, name in provider_keys.items()]
         return env
 
@@ -1029,9 +1049,7 @@ class GatewayDeployment(pulumi.ComponentResource):
         """The HTTPS route, the HTTP redirect and the Envoy Gateway policies of the edge's limits."""
         args = self._args
         services = {track: parts["service"] for track, parts in tracks.items()}
-        after_gateway = pulumi.ResourceOptions(
-            parent=self, depends_on=[self.gateway, *services.values()]
-        )
+        after_gateway = [self.gateway, *services.values()]
 
         def parent(section: str) -> dict[str, Any]:
             return {
@@ -1042,83 +1060,124 @@ class GatewayDeployment(pulumi.ComponentResource):
             }
 
         base = decisions.dns_label(args.app_name)
-        https = k8s.apiextensions.CustomResource(
-            f"{self._name}-https-route",
-            api_version="gateway.networking.k8s.io/v1",
-            kind="HTTPRoute",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=app, namespace=self._ns, labels=self._labels("edge")
-            ),
-            spec={
-                "parentRefs": [parent("https")],
-                "hostnames": hosts,
-                "rules": decisions.https_route_rules(
-                    base,
-                    decisions.dns_label(base, "canary", max_length=50) if canary.enabled else None,
-                    canary,
-                    args.edge_limits,
-                ),
-            },
-            opts=after_gateway,
+        rules = decisions.https_route_rules(
+            base,
+            decisions.dns_label(base, "canary", max_length=50) if canary.enabled else None,
+            canary,
+            args.edge_limits,
         )
-        redirect = k8s.apiextensions.CustomResource(
-            f"{self._name}-https-redirect",
-            api_version="gateway.networking.k8s.io/v1",
-            kind="HTTPRoute",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=decisions.dns_label(app, "https-redirect"),
-                namespace=self._ns,
-                labels=self._labels("edge"),
-            ),
-            spec={
+        https = self._edge_object(
+            "https-route",
+            "HTTPRoute",
+            app,
+            {"parentRefs": [parent("https")], "hostnames": hosts, "rules": rules},
+            after_gateway,
+        )
+        redirect = self._edge_object(
+            "https-redirect",
+            "HTTPRoute",
+            decisions.dns_label(app, "https-redirect"),
+            {
                 "parentRefs": [parent("http")],
                 "hostnames": hosts,
                 "rules": decisions.https_redirect_rules(),
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+            [self.gateway],
         )
         route_target = {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": app}
-        body_limit = k8s.apiextensions.CustomResource(
-            f"{self._name}-backend-policy",
-            api_version="gateway.envoyproxy.io/v1alpha1",
-            kind="BackendTrafficPolicy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=app, namespace=self._ns, labels=self._labels("edge")
-            ),
-            # Bodies over the gateway's own limit get the same 413 at the edge,
-            # before they cross the cluster.
-            spec={
+        # Bodies over the gateway's own limit get the same 413 at the edge,
+        # before they cross the cluster.
+        body_limit = self._edge_object(
+            "backend-policy",
+            "BackendTrafficPolicy",
+            app,
+            {
                 "targetRefs": [route_target],
                 "requestBuffer": {"limit": args.edge_limits.body_limit},
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[https]),
+            [https],
         )
-        client = k8s.apiextensions.CustomResource(
-            f"{self._name}-client-policy",
-            api_version="gateway.envoyproxy.io/v1alpha1",
-            kind="ClientTrafficPolicy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=app, namespace=self._ns, labels=self._labels("edge")
-            ),
-            spec={
+        client = self._edge_object(
+            "client-policy",
+            "ClientTrafficPolicy",
+            app,
+            {
                 "targetRefs": [
                     {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": app}
                 ],
                 "tls": {"minVersion": "1.2"},
+                # What the console's allow-list and the gateway's per-client limits judge.
+                "clientIPDetection": decisions.client_ip_detection(),
                 # A client that trickles its request is cut off (slow-loris); the
                 # whole body must arrive within the gateway's own deadline.
                 "timeout": {
                     "http": {"requestReceivedTimeout": f"{decisions.REQUEST_RECEIVED_TIMEOUT_S}s"}
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+            [self.gateway],
         )
-        return {
+        found = {
             "https": https,
             "redirect": redirect,
             "backendPolicy": body_limit,
             "clientPolicy": client,
         }
+        if args.console_allowed_cidrs:
+            # /console and /auth on their own route of the same Gateway and listener (the one
+            # entry point), and the SecurityPolicy admitting only the allowed networks. The
+            # policy first (it names the route, which need not exist yet), then the route:
+            # once the console's paths leave the main route, they are restricted.
+            name = decisions.dns_label(app, "console")
+            policy = self._edge_object(
+                "console-policy",
+                "SecurityPolicy",
+                name,
+                {
+                    "targetRefs": [
+                        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": name}
+                    ],
+                    "authorization": decisions.console_authorization(args.console_allowed_cidrs),
+                },
+                [self.gateway],
+            )
+            found["consolePolicy"] = policy
+            found["consoleRoute"] = self._edge_object(
+                "console-route",
+                "HTTPRoute",
+                name,
+                {
+                    "parentRefs": [parent("https")],
+                    "hostnames": hosts,
+                    "rules": decisions.console_route_rules(rules),
+                },
+                [*after_gateway, policy],
+            )
+        return found
+
+    def _edge_object(
+        self,
+        suffix: str,
+        kind: str,
+        name: str,
+        spec: Mapping[str, Any],
+        depends_on: Sequence[pulumi.Resource],
+    ) -> pulumi.Resource:
+        """One Gateway API route or Envoy Gateway policy of the edge, in the gateway's namespace."""
+        api_version = (
+            "gateway.networking.k8s.io/v1"
+            if kind == "HTTPRoute"
+            else "gateway.envoyproxy.io/v1alpha1"
+        )
+        return k8s.apiextensions.CustomResource(
+            f"{self._name}-{suffix}",
+            api_version=api_version,
+            kind=kind,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=name, namespace=self._ns, labels=self._labels("edge")
+            ),
+            spec=dict(spec),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
+        )
 
 
 class ObservedCustomResource(pulumi.CustomResource):
