@@ -69,6 +69,9 @@ class RequestContext:
     caller: Caller | None = None
     # The end customer the request is made for (governance: a header, else the body's `user`).
     customer: str | None = None
+    # Responses API: the stored conversation ``previous_response_id`` names (its input and
+    # output items), resolved by the response store for the caller's team.
+    history: list[dict[str, Any]] | None = None
     # A hook may forbid failover for this request (Bifrost's rule); the router obeys.
     allow_fallbacks: bool = True
 

@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from gateway_app.apis import Operation, WireApi
 from gateway_app.config import DeploymentConfig, GatewayConfig, ProviderConfig, RetryConfig
@@ -44,6 +44,7 @@ from gateway_app.resilience import (
     backoff_delay,
     retry_after_seconds,
 )
+from gateway_app.responses.call import ResponsesCall
 from gateway_app.state.circuit import CircuitBreakerStore
 from gateway_app.transport import (
     UpstreamClient,
@@ -59,6 +60,46 @@ _ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 Built = TypeVar("Built")
 # One try of one deployment within a timeout: the response, or an UpstreamFailure.
 Attempter = Callable[["Deployment", float], Awaitable["ChatResult | OpenStream"]]
+
+
+class Codec(Protocol):
+    """One deployment's side of a request/response exchange in a client's wire format."""
+
+    def request(self, stream: bool) -> UpstreamRequest:
+        """The upstream request."""
+        ...
+
+    def response(self, raw: bytes) -> ChatResult:
+        """The client's answer from a 2xx upstream body."""
+        ...
+
+    def translator(self) -> StreamTranslator:
+        """A fresh translator of the upstream stream into the client's frames."""
+        ...
+
+
+class _ChatCodec:
+    """Chat completions through the deployment's adapter."""
+
+    __slots__ = ("body", "deployment", "include_usage")
+
+    def __init__(self, deployment: Deployment, body: dict[str, Any], include_usage: bool) -> None:
+        self.deployment = deployment
+        self.body = body
+        self.include_usage = include_usage
+
+    def request(self, stream: bool) -> UpstreamRequest:
+        d = self.deployment
+        return d.adapter.chat_request(self.body, d.config, d.provider, stream)
+
+    def response(self, raw: bytes) -> ChatResult:
+        return self.deployment.adapter.chat_response(raw, self.deployment.config)
+
+    def translator(self) -> StreamTranslator:
+        d = self.deployment
+        return d.adapter.stream_translator(d.config, self.include_usage)
+
+
 # Upstream calls one embeddings request may have in flight (Titan embeds one text per call).
 EMBEDDINGS_CONCURRENCY = 8
 
@@ -403,6 +444,7 @@ class Router:
         self._attempts: dict[Operation, Callable[[RequestContext, Route], Attempter]] = {
             Operation.CHAT: self._chat,
             Operation.EMBEDDINGS: self._embeddings,
+            Operation.RESPONSES: self._responses,
         }
         self.routes: dict[str, Route] = {}
         for name, model in config.models.items():
@@ -470,30 +512,37 @@ class Router:
         """Tries of a chat completion: a complete result, or an open stream."""
         body = request.body
         assert body is not None
-        stream = request.stream
         include_usage = request.include_usage
+        if route.shadow is not None and self.rng.random() < route.shadow_share:
+            self._spawn(self._shadow(request, route))
+        return self._exchange(request, lambda d: _ChatCodec(d, body, include_usage))
+
+    def _responses(self, request: RequestContext, route: Route) -> Attempter:
+        """Tries of a Responses API call: native where the provider serves it."""
+        call = ResponsesCall.of(request)
+        return self._exchange(request, call.codec)
+
+    def _exchange(
+        self, request: RequestContext, codec_for: Callable[[Deployment], Codec]
+    ) -> Attempter:
+        """Tries of one request/response (or stream) exchange in a wire format's codec."""
+        stream = request.stream
 
         async def attempt(deployment: Deployment, timeout: float) -> ChatResult | OpenStream:
             if stream:
                 deployment.require(Capability.STREAMING, "streaming", "stream")
-            upstream = self._build(
-                deployment,
-                lambda: deployment.adapter.chat_request(
-                    body, deployment.config, deployment.provider, stream
-                ),
-            )
+            codec = self._build(deployment, lambda: codec_for(deployment))
+            upstream = self._build(deployment, lambda: codec.request(stream))
             if deployment.adapter.authorizes:
                 upstream = await self._authorize(deployment, upstream)
             if stream:
-                return await self._open_stream(deployment, upstream, timeout, include_usage)
+                return await self._open_stream(deployment, upstream, timeout, codec.translator)
             raw = await self._post(deployment, upstream, timeout)
             try:
-                return deployment.adapter.chat_response(raw, deployment.config)
+                return codec.response(raw)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise UpstreamFailure.bad_response(deployment, exc) from None
 
-        if route.shadow is not None and self.rng.random() < route.shadow_share:
-            self._spawn(self._shadow(request, route))
         return attempt
 
     def _embeddings(self, request: RequestContext, route: Route) -> Attempter:
@@ -734,7 +783,11 @@ class Router:
         return raw, headers
 
     async def _open_stream(
-        self, deployment: Deployment, request: UpstreamRequest, timeout: float, include_usage: bool
+        self,
+        deployment: Deployment,
+        request: UpstreamRequest,
+        timeout: float,
+        translate: Callable[[], StreamTranslator],
     ) -> OpenStream:
         headers = dict(request.headers)
         headers["accept"] = deployment.adapter.stream_accept
@@ -748,7 +801,7 @@ class Router:
                     deployment, response.status, raw, response.headers
                 )
             decoder = deployment.adapter.stream_decoder()
-            translator = deployment.adapter.stream_translator(deployment.config, include_usage)
+            translator = translate()
             first: list[bytes] = []
             async with asyncio.timeout(timeout):
                 while not first:

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from gateway_app.apis import EMBEDDINGS
+from gateway_app.apis import EMBEDDINGS, RESPONSES
 from gateway_app.config import DeploymentConfig, GatewayConfig
 from gateway_app.config.governance import GovernanceConfig
 from gateway_app.config.prices import (
@@ -293,8 +293,13 @@ class Governance:
             source = body.get("input")
             output = 0
         else:
-            source = body.get("messages")
-            limit = body.get("max_completion_tokens") or body.get("max_tokens")
+            if request.api is RESPONSES:
+                # The whole conversation goes upstream: a chained call's history included.
+                source = [body.get("instructions"), request.history, body.get("input")]
+                limit = body.get("max_output_tokens")
+            else:
+                source = body.get("messages")
+                limit = body.get("max_completion_tokens") or body.get("max_tokens")
             output = (
                 int(limit)
                 if isinstance(limit, int) and limit > 0

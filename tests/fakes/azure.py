@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes import responses
 from tests.fakes.fakes import Behaviour
 from tests.fakes.server import ScriptedServer, last_text
 
@@ -44,6 +45,9 @@ class FakeAzureOpenAI(ScriptedServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)
         app.router.add_post("/openai/deployments/{deployment}/embeddings", self._embeddings)
+        # The v1 surface, where Azure serves the Responses API (no api-version; the
+        # deployment is the body's model).
+        app.router.add_post("/openai/v1/responses", self._responses)
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
 
     # ------------------------------------------------------------ Entra
@@ -74,7 +78,7 @@ class FakeAzureOpenAI(ScriptedServer):
     # ------------------------------------------------------------ data plane
 
     def _refuse(self, request: web.Request) -> web.Response | None:
-        if not request.query.get("api-version"):
+        if not request.query.get("api-version") and "/openai/v1/" not in request.path:
             return self._azure_error(404, "404", "Resource not found")
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
         if request.headers.get("api-key") == self.api_key or bearer in self.issued:
@@ -275,6 +279,40 @@ class FakeAzureOpenAI(ScriptedServer):
             await response.write(event)
         await response.write_eof()
         return response
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json(loads=orjson.loads)
+        self.requests.append(
+            {
+                "path": request.path,
+                "query": dict(request.query),
+                "deployment": body.get("model"),
+                "headers": dict(request.headers),
+                "json": body,
+            }
+        )
+        refused = self._refuse(request)
+        if refused is not None:
+            return refused
+        behaviour = self.next_behaviour()
+        if behaviour.status >= 300:
+            return self._scripted_error(behaviour)
+        refusal = responses.previous_response_error(body)
+        if refusal is not None:
+            return web.json_response(refusal, status=400)
+        response, events = responses.reply(body, behaviour)
+        if response is not None:
+            # Azure adds its content filter verdicts to OpenAI's response object.
+            response["content_filters"] = [{"blocked": False, "source_type": "prompt"}]
+            return web.json_response(response)
+        stream = web.StreamResponse(
+            headers={"content-type": "text/event-stream", **behaviour.headers}
+        )
+        await stream.prepare(request)
+        for event in events:
+            await stream.write(event)
+        await stream.write_eof()
+        return stream
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         body = await request.json(loads=orjson.loads)

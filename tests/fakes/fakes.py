@@ -22,6 +22,8 @@ from typing import Any, Literal
 import orjson
 from aiohttp import web
 
+from tests.fakes import responses
+
 
 @dataclass
 class Behaviour:
@@ -40,6 +42,7 @@ class Behaviour:
     drop_after_events: int | None = None  # stream: close after this many events
     stream_error_after: int | None = None  # stream: send an in-stream error after N events
     usage: tuple[int, int] = (11, 7)  # prompt, completion tokens
+    cached_tokens: int = 0  # of the prompt tokens, read from the provider's prompt cache
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None  # send exactly this body with ``status`` (malformed upstreams)
 
@@ -152,6 +155,7 @@ class FakeUpstream:
             if self.kind == "openai":
                 app.router.add_post("/v1/chat/completions", self._openai_chat)
                 app.router.add_post("/v1/embeddings", self._openai_embeddings)
+                app.router.add_post("/v1/responses", self._openai_responses)
                 app.router.add_get("/v1/models", self._openai_models)
             else:
                 app.router.add_post("/v1/messages", self._anthropic_messages)
@@ -227,7 +231,11 @@ class FakeUpstream:
         return ""
 
     async def _sse(
-        self, request: web.Request, behaviour: Behaviour, events: list[bytes]
+        self,
+        request: web.Request,
+        behaviour: Behaviour,
+        events: list[bytes],
+        error_event: bytes | None = None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"content-type": "text/event-stream", **behaviour.headers}
@@ -239,7 +247,7 @@ class FakeUpstream:
                 request.transport.abort()
                 return response
             if behaviour.stream_error_after is not None and index == behaviour.stream_error_after:
-                await response.write(self._stream_error())
+                await response.write(error_event or self._stream_error())
                 await response.write_eof()
                 return response
             if behaviour.chunk_delay and index:
@@ -413,6 +421,27 @@ class FakeUpstream:
             )
         events.append(b"data: [DONE]\n\n")
         return await self._sse(request, behaviour, events)
+
+    async def _openai_responses(self, request: web.Request) -> web.StreamResponse:
+        return await self._guard(request, self._openai_responses_inner)
+
+    async def _openai_responses_inner(self, request: web.Request) -> web.StreamResponse:
+        behaviour, body = await self._begin(request)
+        if behaviour.drop:
+            return self._drop(request)
+        if behaviour.raw is not None:
+            return self._raw(behaviour)
+        if behaviour.status >= 300:
+            return self._error_response(behaviour)
+        refusal = responses.previous_response_error(body)
+        if refusal is not None:
+            return web.json_response(refusal, status=400)
+        response, events = responses.reply(body, behaviour)
+        if response is not None:
+            return web.json_response(
+                response, dumps=lambda o: orjson.dumps(o).decode(), headers=behaviour.headers
+            )
+        return await self._sse(request, behaviour, events, responses.STREAM_ERROR)
 
     async def _openai_embeddings(self, request: web.Request) -> web.StreamResponse:
         return await self._guard(request, self._openai_embeddings_inner)

@@ -1,0 +1,98 @@
+"""One Responses API call: what goes upstream, and how each deployment serves it.
+
+A deployment whose adapter declares ``Capability.OPENAI_RESPONSES`` (OpenAI,
+Azure OpenAI) gets the request natively; the others get it through chat
+completions (:mod:`gateway_app.responses.translation`), or a 400 naming the
+feature their translation would lose and the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from gateway_app.errors import invalid
+from gateway_app.providers.base import Capability, ChatResult, StreamTranslator, UpstreamRequest
+from gateway_app.responses.items import input_items, replayable
+from gateway_app.responses.native import NativeStream, ResponseResult
+
+if TYPE_CHECKING:
+    from gateway_app.context import RequestContext
+    from gateway_app.router import Deployment
+
+
+@dataclass(slots=True)
+class ResponsesCall:
+    """A validated Responses request with the conversation it continues."""
+
+    body: dict[str, Any]  # as the client sent it
+    upstream: dict[str, Any]  # the whole conversation as ``input``, ``store: false``
+    # What the client's response object says of itself (the upstream's would say
+    # ``store: false`` and no previous response).
+    client_fields: dict[str, Any]
+
+    @classmethod
+    def of(cls, request: RequestContext) -> ResponsesCall:
+        """The call for ``request``; a 400 when it names a previous response and no store
+        resolved it (the gateway runs without its response store)."""
+        body = request.body
+        assert body is not None
+        previous = body.get("previous_response_id")
+        if previous is not None and request.history is None:
+            raise invalid(
+                "previous_response_id",
+                f"Previous response with id '{previous}' not found: this gateway keeps no "
+                "responses (its response store is off); send the whole conversation as "
+                "'input' instead.",
+                "previous_response_not_found",
+            )
+        upstream = {k: v for k, v in body.items() if k != "previous_response_id"}
+        history = replayable(request.history or [])
+        if history or "input" in body:
+            upstream["input"] = history + input_items(body)
+        upstream["store"] = False
+        client_fields: dict[str, Any] = {
+            "store": body.get("store", True) is not False,
+            "previous_response_id": previous,
+        }
+        return cls(body, upstream, client_fields)
+
+    def codec(self, deployment: Deployment) -> NativeCodec:
+        """How ``deployment`` serves this call (natively, or a 400 naming the model)."""
+        if Capability.OPENAI_RESPONSES in deployment.adapter.capabilities:
+            return NativeCodec(self, deployment)
+        raise invalid(
+            "model",
+            f"The Responses API is not available for model '{self.body.get('model')}': its "
+            f"provider ({deployment.adapter.title}) does not serve it.",
+            "unsupported_model",
+        )
+
+
+class NativeCodec:
+    """The call sent as it is to a Responses API upstream."""
+
+    __slots__ = ("call", "deployment")
+
+    def __init__(self, call: ResponsesCall, deployment: Deployment) -> None:
+        self.call = call
+        self.deployment = deployment
+
+    def request(self, stream: bool) -> UpstreamRequest:
+        """The upstream ``POST .../responses``."""
+        deployment = self.deployment
+        return deployment.adapter.responses_request(
+            self.call.upstream, deployment.config, deployment.provider
+        )
+
+    def response(self, raw: bytes) -> ChatResult:
+        """The upstream's response object, as the client's."""
+        response = orjson.loads(raw)
+        response.update(self.call.client_fields)
+        return ResponseResult.of(response)
+
+    def translator(self) -> StreamTranslator:
+        """The upstream's events, forwarded."""
+        return NativeStream(self.call.client_fields)
