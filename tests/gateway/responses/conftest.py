@@ -4,14 +4,21 @@ and a gateway serving one model per upstream."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
+from gateway_app.config import parse
+from gateway_app.governance.admin import AdminApi
+from gateway_app.governance.hooks import governance_hooks
+from gateway_app.governance.service import Governance
+from gateway_app.responses.store import build as build_store
 from tests.fakes import FakeUpstream
 from tests.fakes.azure import FakeAzureOpenAI
 from tests.gateway.conftest import Running, providers, serve
+from tests.gateway.governance.test_gateway_governance import Admin, embedded_governance
 
 AZURE_KEY = "azure-key"
 # An Azure deployment's name is not a model genai-prices knows: its price is configured.
@@ -85,6 +92,32 @@ def responses_gateway(
         return serve({**raw_config(fake_openai, fake_anthropic, fake_azure), **overrides})
 
     return start
+
+
+@pytest.fixture
+def teams(
+    fake_openai: FakeUpstream,
+    fake_anthropic: FakeUpstream,
+    fake_azure: FakeAzureOpenAI,
+    tmp_path: Path,
+) -> Iterator[tuple[Running, dict[str, str], Governance]]:
+    """A governed gateway and keys: two of team red (two projects), one of team blue."""
+    raw = {**raw_config(fake_openai, fake_anthropic, fake_azure), "governance": {"enabled": True}}
+    gov = embedded_governance(raw, tmp_path / "gov.sqlite3")
+    authenticate, limits = governance_hooks(gov)
+    hooks = [authenticate, build_store(parse(raw), None, None), limits]
+    with serve(raw, hooks=hooks, admin=AdminApi(gov)) as running:
+        admin = Admin(running.url)
+        keys = {}
+        for name, team, project in (
+            ("red", "red", "a"),
+            ("red2", "red", "b"),
+            ("blue", "blue", "c"),
+        ):
+            created = admin("POST", "/admin/keys", json={"team_id": team, "project_id": project})
+            assert created.status_code == 201, created.text
+            keys[name] = created.json()["key"]
+        yield running, keys, gov
 
 
 @pytest.fixture

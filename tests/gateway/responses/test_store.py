@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from gateway_app.config import parse
 from gateway_app.environment import Environment
-from gateway_app.governance.admin import AdminApi
-from gateway_app.governance.hooks import governance_hooks
-from gateway_app.responses.store import build as build_store
 from tests.fakes import FakeUpstream
 from tests.fakes.azure import FakeAzureOpenAI
 from tests.gateway.conftest import Running, serve
-from tests.gateway.governance.test_gateway_governance import Admin, embedded_governance
 from tests.gateway.responses.conftest import client, raw_config
 from tests.gateway.test_circuit_contract import redis_url  # noqa: F401  (session fixture)
 
@@ -144,36 +139,10 @@ def test_the_store_can_be_turned_off(
             client(running).responses.retrieve(first.id)
 
 
-@pytest.fixture
-def teams(
-    fake_openai: FakeUpstream,
-    fake_anthropic: FakeUpstream,
-    fake_azure: FakeAzureOpenAI,
-    tmp_path: Path,
-) -> Iterator[tuple[Running, dict[str, str]]]:
-    """A governed gateway and keys: two of team red (two projects), one of team blue."""
-    raw = {**raw_config(fake_openai, fake_anthropic, fake_azure), "governance": {"enabled": True}}
-    gov = embedded_governance(raw, tmp_path / "gov.sqlite3")
-    authenticate, limits = governance_hooks(gov)
-    hooks = [authenticate, build_store(parse(raw), None, None), limits]
-    with serve(raw, hooks=hooks, admin=AdminApi(gov)) as running:
-        admin = Admin(running.url)
-        keys = {}
-        for name, team, project in (
-            ("red", "red", "a"),
-            ("red2", "red", "b"),
-            ("blue", "blue", "c"),
-        ):
-            created = admin("POST", "/admin/keys", json={"team_id": team, "project_id": project})
-            assert created.status_code == 201, created.text
-            keys[name] = created.json()["key"]
-        yield running, keys
-
-
 def test_another_teams_key_gets_404_never_the_content(
-    teams: tuple[Running, dict[str, str]],
+    teams: tuple[Running, dict[str, str], Any],
 ) -> None:
-    running, keys = teams
+    running, keys, _ = teams
     red = client(running, keys["red"])
     blue = client(running, keys["blue"])
     kept = red.responses.create(model="gpt-5-mini", input="red team secret")
