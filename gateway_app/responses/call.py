@@ -1,9 +1,9 @@
 """One Responses API call: what goes upstream, and how each deployment serves it.
 
 A deployment whose adapter declares ``Capability.OPENAI_RESPONSES`` (OpenAI,
-Azure OpenAI) gets the request natively; the others get it through chat
-completions (:mod:`gateway_app.responses.translation`), or a 400 naming the
-feature their translation would lose and the model.
+Azure OpenAI) gets the request natively; the others get it through their chat
+completions adapter (:mod:`gateway_app.responses.translation`), or a 400 naming
+the feature the translation would lose and the model.
 """
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ from gateway_app.errors import invalid
 from gateway_app.providers.base import Capability, ChatResult, StreamTranslator, UpstreamRequest
 from gateway_app.responses.items import input_items, replayable
 from gateway_app.responses.native import NativeStream, ResponseResult
+from gateway_app.responses.translation import (
+    ChatToResponsesStream,
+    ResponseShell,
+    chat_body,
+    response_of,
+)
 
 if TYPE_CHECKING:
     from gateway_app.context import RequestContext
@@ -59,16 +65,12 @@ class ResponsesCall:
         }
         return cls(body, upstream, client_fields)
 
-    def codec(self, deployment: Deployment) -> NativeCodec:
-        """How ``deployment`` serves this call (natively, or a 400 naming the model)."""
+    def codec(self, deployment: Deployment) -> NativeCodec | TranslatedCodec:
+        """How ``deployment`` serves this call: natively, or through chat (a 400 naming the
+        field, the feature and the model where the translation would lose something)."""
         if Capability.OPENAI_RESPONSES in deployment.adapter.capabilities:
             return NativeCodec(self, deployment)
-        raise invalid(
-            "model",
-            f"The Responses API is not available for model '{self.body.get('model')}': its "
-            f"provider ({deployment.adapter.title}) does not serve it.",
-            "unsupported_model",
-        )
+        return TranslatedCodec(self, deployment)
 
 
 class NativeCodec:
@@ -96,3 +98,30 @@ class NativeCodec:
     def translator(self) -> StreamTranslator:
         """The upstream's events, forwarded."""
         return NativeStream(self.call.client_fields)
+
+
+class TranslatedCodec:
+    """The call through the deployment's chat-completions adapter."""
+
+    __slots__ = ("chat", "deployment", "shell")
+
+    def __init__(self, call: ResponsesCall, deployment: Deployment) -> None:
+        self.deployment = deployment
+        model = str(call.body.get("model"))
+        self.chat = chat_body(call.upstream, model, deployment.adapter.title)
+        self.shell = ResponseShell(call.body, call.client_fields)
+
+    def request(self, stream: bool) -> UpstreamRequest:
+        """The adapter's chat request."""
+        d = self.deployment
+        return d.adapter.chat_request(self.chat, d.config, d.provider, stream)
+
+    def response(self, raw: bytes) -> ChatResult:
+        """The adapter's chat answer as a response object."""
+        d = self.deployment
+        return response_of(d.adapter.chat_response(raw, d.config), self.shell)
+
+    def translator(self) -> StreamTranslator:
+        """The adapter's chat stream (usage always asked) as typed events."""
+        d = self.deployment
+        return ChatToResponsesStream(d.adapter.stream_translator(d.config, True), self.shell)
