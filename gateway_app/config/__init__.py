@@ -305,10 +305,13 @@ class ResponsesConfig(_Model):
     store: bool = Field(
         True, description="keep responses unless a request says `store: false`; off: never"
     )
+    # A week, not OpenAI's 30 days: each stored response holds its whole conversation, and
+    # clients that send `store` by default (the Agents SDK) store every turn; a chain older
+    # than this is answered with a 400 naming previous_response_id (resend the input).
     ttl_s: float = Field(
-        30 * 86400.0, gt=0, description="how long a stored response can be read or chained"
+        7 * 86400.0, gt=0, description="how long a stored response can be read or chained"
     )
-    max_entries: int = Field(10_000, ge=1, description="in-process store size (LRU)")
+    max_entries: int = Field(1_000, ge=1, description="in-process store size (LRU)")
     max_entry_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="larger conversations are answered, not stored"
     )

@@ -71,6 +71,20 @@ class ResponseStore:
         raw = await self.store.get(self._key(team, response_id))
         return orjson.loads(raw) if raw is not None else None
 
+    async def read(self, team: str, response_id: str) -> dict[str, Any] | None:
+        """:meth:`get` for a request: a 503 the client can retry when the store is down."""
+        try:
+            return await self.get(team, response_id)
+        except Exception as exc:
+            log.warning("the response store could not be read: %s", type(exc).__name__)
+            raise GatewayError(
+                503,
+                "Stored responses cannot be read right now; retry shortly.",
+                code="response_store_unavailable",
+                type="server_error",
+                headers={"retry-after": "1"},
+            ) from None
+
     async def put(self, team: str, response: dict[str, Any], items: list[dict[str, Any]]) -> bool:
         """Keep ``response`` and its conversation's input ``items``; False when too large."""
         raw = orjson.dumps({"response": response, "input": items})
@@ -84,13 +98,9 @@ class ResponseStore:
         await self.store.set(self._key(team, str(response["id"])), raw, self.ttl_s)
         return True
 
-    async def delete(self, team: str, response_id: str) -> bool:
-        """Forget a response; False when the team had none by that id."""
-        key = self._key(team, response_id)
-        if await self.store.get(key) is None:
-            return False
-        await self.store.delete(key)
-        return True
+    async def delete(self, team: str, response_id: str) -> None:
+        """Forget a response."""
+        await self.store.delete(self._key(team, response_id))
 
     async def close(self) -> None:
         """Release the byte store's connections."""
@@ -113,15 +123,14 @@ class ResponseStore:
         team = tenant(request)
         if not response_id or sub not in ("", "input_items"):
             raise GatewayError(404, f"Unknown path {path}.", code="unknown_url")
-        if method == "DELETE" and not sub:
-            if not await self.delete(team, response_id):
-                raise not_found(response_id)
-            return {"id": response_id, "object": "response.deleted", "deleted": True}
-        if method != "GET":
+        if method not in ("GET", "DELETE") or (method == "DELETE" and sub):
             raise GatewayError(405, f"Method {method} is not allowed on {path}.")
-        record = await self.get(team, response_id)
+        record = await self.read(team, response_id)
         if record is None:
             raise not_found(response_id)
+        if method == "DELETE":
+            await self.delete(team, response_id)
+            return {"id": response_id, "object": "response.deleted", "deleted": True}
         if not sub:
             response: dict[str, Any] = record["response"]
             return response
@@ -189,7 +198,7 @@ class ResponseStoreHook(Hook[_ToStore]):
         previous = body.get("previous_response_id")
         history: list[dict[str, Any]] = []
         if previous is not None:
-            record = await self.store.get(team, previous)
+            record = await self.store.read(team, previous)
             if record is None:
                 raise invalid(
                     "previous_response_id",

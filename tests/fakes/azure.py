@@ -91,6 +91,24 @@ class FakeAzureOpenAI(ScriptedServer):
             "endpoint for your resource.",
         )
 
+    async def _receive(
+        self, request: web.Request, by_model: bool = False
+    ) -> tuple[dict[str, Any], web.Response | None]:
+        """The request's body, recorded; and Azure's refusal of its URL or key, if any.
+        ``by_model``: the v1 surface names the deployment in the body's ``model``."""
+        body = await request.json(loads=orjson.loads)
+        deployment = body.get("model") if by_model else request.match_info["deployment"]
+        self.requests.append(
+            {
+                "path": request.path,
+                "query": dict(request.query),
+                "deployment": deployment,
+                "headers": dict(request.headers),
+                "json": body,
+            }
+        )
+        return body, self._refuse(request)
+
     @staticmethod
     def _azure_error(status: int, code: str, message: str, **extra: Any) -> web.Response:
         return web.json_response(
@@ -130,17 +148,7 @@ class FakeAzureOpenAI(ScriptedServer):
         return web.json_response(body, status=behaviour.status, headers=headers)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json(loads=orjson.loads)
-        self.requests.append(
-            {
-                "path": request.path,
-                "query": dict(request.query),
-                "deployment": request.match_info["deployment"],
-                "headers": dict(request.headers),
-                "json": body,
-            }
-        )
-        refused = self._refuse(request)
+        body, refused = await self._receive(request)
         if refused is not None:
             return refused
         behaviour = self.next_behaviour()
@@ -281,17 +289,7 @@ class FakeAzureOpenAI(ScriptedServer):
         return response
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json(loads=orjson.loads)
-        self.requests.append(
-            {
-                "path": request.path,
-                "query": dict(request.query),
-                "deployment": body.get("model"),
-                "headers": dict(request.headers),
-                "json": body,
-            }
-        )
-        refused = self._refuse(request)
+        body, refused = await self._receive(request, by_model=True)
         if refused is not None:
             return refused
         behaviour = self.next_behaviour()
@@ -315,17 +313,7 @@ class FakeAzureOpenAI(ScriptedServer):
         return stream
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json(loads=orjson.loads)
-        self.requests.append(
-            {
-                "path": request.path,
-                "query": dict(request.query),
-                "deployment": request.match_info["deployment"],
-                "headers": dict(request.headers),
-                "json": body,
-            }
-        )
-        refused = self._refuse(request)
+        body, refused = await self._receive(request)
         if refused is not None:
             return refused
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]

@@ -206,6 +206,16 @@ class FakeUpstream:
         self.completed += 1
         return response
 
+    def _failure(self, request: web.Request, behaviour: Behaviour) -> web.StreamResponse | None:
+        """A scripted dropped connection, malformed body or error response, else None."""
+        if behaviour.drop:
+            return self._drop(request)
+        if behaviour.raw is not None:
+            return self._raw(behaviour)
+        if behaviour.status >= 300:
+            return self._error_response(behaviour)
+        return None
+
     @staticmethod
     def _raw(behaviour: Behaviour) -> web.Response:
         return web.Response(
@@ -295,12 +305,9 @@ class FakeUpstream:
 
     async def _openai_chat_inner(self, request: web.Request) -> web.StreamResponse:
         behaviour, body = await self._begin(request)
-        if behaviour.drop:
-            return self._drop(request)
-        if behaviour.raw is not None:
-            return self._raw(behaviour)
-        if behaviour.status >= 300:
-            return self._error_response(behaviour)
+        failure = self._failure(request, behaviour)
+        if failure is not None:
+            return failure
         text = (
             behaviour.content
             if behaviour.content is not None
@@ -427,12 +434,9 @@ class FakeUpstream:
 
     async def _openai_responses_inner(self, request: web.Request) -> web.StreamResponse:
         behaviour, body = await self._begin(request)
-        if behaviour.drop:
-            return self._drop(request)
-        if behaviour.raw is not None:
-            return self._raw(behaviour)
-        if behaviour.status >= 300:
-            return self._error_response(behaviour)
+        failure = self._failure(request, behaviour)
+        if failure is not None:
+            return failure
         refusal = responses.previous_response_error(body)
         if refusal is not None:
             return web.json_response(refusal, status=400)
@@ -448,12 +452,9 @@ class FakeUpstream:
 
     async def _openai_embeddings_inner(self, request: web.Request) -> web.StreamResponse:
         behaviour, body = await self._begin(request)
-        if behaviour.drop:
-            return self._drop(request)
-        if behaviour.raw is not None:
-            return self._raw(behaviour)
-        if behaviour.status >= 300:
-            return self._error_response(behaviour)
+        failure = self._failure(request, behaviour)
+        if failure is not None:
+            return failure
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [
             {"object": "embedding", "index": i, "embedding": [float(len(str(text))), 0.5, -0.25]}

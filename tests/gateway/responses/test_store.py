@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -169,3 +170,21 @@ def test_unknown_paths_and_methods(stored: Running) -> None:
     assert httpx.get(f"{stored.url}/v1/responses/{kept.id}/other").status_code == 404
     listed = httpx.get(f"{stored.url}/v1/responses/{kept.id}/input_items?limit=0")
     assert listed.status_code == 400 and listed.json()["error"]["param"] == "limit"
+
+
+def test_a_store_outage_is_a_503_for_chained_turns_only(
+    fake_openai: FakeUpstream, fake_anthropic: FakeUpstream, fake_azure: FakeAzureOpenAI
+) -> None:
+    with socket.socket() as sock:  # a port nothing listens on: Redis is down
+        sock.bind(("127.0.0.1", 0))
+        down = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+    raw = raw_config(fake_openai, fake_anthropic, fake_azure)
+    with serve(raw, env=Environment(redis_url=down)) as running:
+        sdk = client(running)
+        answered = sdk.responses.create(model="gpt-5-mini", input="still answered")
+        assert answered.output_text == "echo: still answered"  # not stored, but answered
+        with pytest.raises(openai.InternalServerError) as raised:
+            sdk.responses.create(model="gpt-5-mini", input="x", previous_response_id=answered.id)
+        assert raised.value.status_code == 503
+        assert raised.value.code == "response_store_unavailable"
+        assert raised.value.response.headers["retry-after"] == "1"
