@@ -196,7 +196,7 @@ def _part(part: dict[str, Any], where: str, lossy: Lossy) -> dict[str, Any]:
 
 def _tool(tool: dict[str, Any], where: str, lossy: Lossy) -> dict[str, Any]:
     if tool.get("type") != "function":
-        raise lossy(f"{where}.type", f"The built-in tool '{tool.get('type')}'")
+        raise lossy(f"{where}.type", f"The tool type '{tool.get('type')}'")
     function = {k: tool[k] for k in ("name", "description", "parameters", "strict") if k in tool}
     return {"type": "function", "function": function}
 
