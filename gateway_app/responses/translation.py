@@ -20,7 +20,7 @@ import orjson
 
 from gateway_app.errors import GatewayError, invalid
 from gateway_app.providers.base import ChatResult, StreamState, StreamTranslator
-from gateway_app.responses.items import new_id
+from gateway_app.responses.items import input_items, new_id
 from gateway_app.responses.native import ResponseResult, event_frame
 
 # Request fields chat cannot carry, with what to do instead.
@@ -112,7 +112,7 @@ def chat_body(body: dict[str, Any], model: str, provider: str) -> dict[str, Any]
     messages: list[dict[str, Any]] = []
     if body.get("instructions"):
         messages.append({"role": "system", "content": body["instructions"]})
-    for index, item in enumerate(body.get("input") or []):
+    for index, item in enumerate(input_items(body)):
         _add_item(messages, item, f"input[{index}]", lossy)
     chat["messages"] = messages
     if body.get("tools"):

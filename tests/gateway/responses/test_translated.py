@@ -154,3 +154,27 @@ def test_upstream_errors_through_chat_keep_openai_shapes(
     with client(gw).responses.stream(model=CLAUDE, input="x") as stream:
         events = list(stream)
     assert events[-1].type == "error" and "Overloaded" in events[-1].message
+
+
+def test_a_stream_with_text_then_tool_calls_keeps_the_items_apart(
+    gw: Running, fake_anthropic: FakeUpstream
+) -> None:
+    calls = [
+        {"name": "get_weather", "arguments": {"city": "Rome"}},
+        {"name": "get_weather", "arguments": {"city": "Oslo"}},
+    ]
+    fake_anthropic.script(ok(content="Let me check.", tool_calls=calls))
+    with client(gw).responses.stream(model=CLAUDE, input="weather?", tools=[WEATHER]) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    assert [item.type for item in final.output] == ["message", "function_call", "function_call"]
+    assert final.output[0].content[0].text == "Let me check."
+    assert [orjson.loads(item.arguments)["city"] for item in final.output[1:]] == ["Rome", "Oslo"]
+    added = [e.output_index for e in events if e.type == "response.output_item.added"]
+    done = [e.output_index for e in events if e.type == "response.output_item.done"]
+    assert added == done == [0, 1, 2]
+    assert final.status == "completed"
+    fake_anthropic.script(ok(content="cut short", finish_reason="max_tokens"))
+    cut = client(gw).responses.create(model=CLAUDE, input="long story")
+    assert cut.status == "incomplete" and cut.incomplete_details is not None
+    assert cut.incomplete_details.reason == "max_output_tokens"
