@@ -55,9 +55,11 @@ class ResponsesCall:
                 "previous_response_not_found",
             )
         upstream = {k: v for k, v in body.items() if k != "previous_response_id"}
-        history = replayable(request.history or [])
+        history = request.history or []
         if history or "input" in body:
-            upstream["input"] = history + input_items(body)
+            # The client's own items too: one resent from an earlier response (the Agents
+            # SDK resends them) names an id the upstream, storing nothing, cannot resolve.
+            upstream["input"] = replayable([*history, *input_items(body)])
         upstream["store"] = False
         client_fields: dict[str, Any] = {
             "store": body.get("store", True) is not False,

@@ -47,7 +47,7 @@ def listed(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def replayable(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Stored items made fit to send again as input with ``store: false``.
+    """Items made fit to send as input with ``store: false``.
 
     Item ids are dropped (the upstream kept nothing to resolve them against), and so
     are reasoning items without ``encrypted_content``: only their encrypted form can

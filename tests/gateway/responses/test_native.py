@@ -227,3 +227,35 @@ def test_metrics_label_the_route_and_count_the_tokens(gw: Running) -> None:
     }
     # The fake's usage (11 in, 7 out) read from the Responses usage object.
     assert sorted(tokens.values()) == [7.0, 11.0], tokens
+
+
+def test_items_resent_from_earlier_responses_lose_what_the_upstream_cannot_resolve(
+    gw: Running, fake_openai: FakeUpstream
+) -> None:
+    """Every upstream call is store: false, so ids of earlier output items resolve to
+    nothing there: ids are dropped, and reasoning items are kept only when encrypted."""
+    client(gw).responses.create(
+        model="gpt-5-mini",
+        input=[
+            {"role": "user", "content": "hi"},
+            {"type": "reasoning", "id": "rs_1", "summary": []},
+            {"type": "reasoning", "id": "rs_2", "summary": [], "encrypted_content": "opaque"},
+            {
+                "type": "message",
+                "id": "msg_1",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": "hello", "annotations": []}],
+            },
+            {"role": "user", "content": "again"},
+        ],
+    )
+    sent = fake_openai.requests[-1]["json"]["input"]
+    assert [item.get("type", "message") for item in sent] == [
+        "message",
+        "reasoning",
+        "message",
+        "message",
+    ]
+    assert sent[1]["encrypted_content"] == "opaque"
+    assert all("id" not in item for item in sent)
