@@ -351,6 +351,7 @@ class GatewayApp:
         headers.extend(extra)
         send = http.send
         await send({"type": "http.response.start", "status": status, "headers": headers})
+        await self._before_last_byte(http)
         http.exchange.responded = True
         await send({"type": "http.response.body", "body": body})
 
@@ -465,8 +466,17 @@ class GatewayApp:
             await send({"type": "http.response.body", "body": body, "more_body": True})
         finally:
             await frames.aclose()
+        await self._before_last_byte(http)
         exchange.responded = True
         await send({"type": "http.response.body", "body": b""})
+
+    async def _before_last_byte(self, http: _Http) -> None:
+        """The hooks' steps that must be done before the client has the whole answer."""
+        for step in http.exchange.before_last_byte:
+            try:
+                await step()
+            except Exception:  # the answer is the client's; a hook's failure is logged
+                log.exception("a hook's step failed", extra={"request_id": http.request.request_id})
 
     async def _admin(self, http: _Http) -> None:
         assert self.admin is not None  # (dispatched here only when mounted)

@@ -18,7 +18,7 @@ here: the hook chain hands each hook its own (see :mod:`gateway_app.hooks`).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -148,6 +148,10 @@ class Exchange:
     # A hook that needs a streamed response's bytes (the cache) sets a list; the handler
     # appends every frame it sends.
     stream_frames: list[bytes] | None = None
+    # Hooks whose effect the client may rely on as soon as it has the answer (the response
+    # store: a client chains onto a response right away) add a step here; the handler awaits
+    # each just before the response's last byte, so it is done when the client has it all.
+    before_last_byte: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     cache: CacheOutcome | None = None  # the cache (None: not consulted)
     cost_usd: float | None = None  # governance: settled cost (None: unknown or refused)
     rejection: str | None = None  # governance: why it refused ("budget:team", ...)

@@ -16,7 +16,6 @@ responses, as an OpenAI project's keys do.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -166,16 +165,9 @@ def _page(items: list[dict[str, Any]], query: dict[str, list[str]]) -> dict[str,
     }
 
 
-@dataclass(slots=True)
-class _ToStore:
-    """What ``after`` stores once the response is complete."""
-
-    team: str
-    items: list[dict[str, Any]]  # the conversation's input items, with ids
-
-
-class ResponseStoreHook(Hook[_ToStore]):
-    """Resolves ``previous_response_id`` before the call; stores the response after it.
+class ResponseStoreHook(Hook[None]):
+    """Resolves ``previous_response_id`` before the call; stores the response just before
+    its last byte is sent (a client may chain onto it the moment it has it).
 
     It runs before governance's limits, so the reservation counts the whole
     conversation the upstream will read, not only the new turn."""
@@ -188,7 +180,7 @@ class ResponseStoreHook(Hook[_ToStore]):
         """Close the store."""
         await self.store.close()
 
-    async def before(self, request: RequestContext, exchange: Exchange) -> _ToStore | None:
+    async def before(self, request: RequestContext, exchange: Exchange) -> None:
         """Set ``request.history``; a 400 naming ``previous_response_id`` when the caller's
         team has no such response (OpenAI's answer)."""
         body = request.body
@@ -208,16 +200,28 @@ class ResponseStoreHook(Hook[_ToStore]):
                 )
             history = [*record["input"], *record["response"].get("output", [])]
         request.history = history
-        if not self.enabled or body.get("store") is False:
+        if not self.enabled and body.get("store") is not False:
+            # The gateway keeps nothing (responses.store: false): the response says so.
+            request.body = {**body, "store": False}
             return None
-        return _ToStore(team, listed([*history, *input_items(body)]))
+        if body.get("store") is False:
+            return None
+        items = listed([*history, *input_items(body)])
 
-    async def after(
-        self, request: RequestContext, exchange: Exchange, state: _ToStore | None
-    ) -> None:
+        async def keep() -> None:
+            await self._keep(team, items, exchange)
+
+        # Stored before the answer's last byte: a client chains onto it right away.
+        exchange.before_last_byte.append(keep)
+        return None
+
+    async def after(self, request: RequestContext, exchange: Exchange, state: None) -> None:
+        """Nothing: the response was stored before its last byte was sent."""
+
+    async def _keep(self, team: str, items: list[dict[str, Any]], exchange: Exchange) -> None:
         """Store a complete response (never an error, a broken or abandoned stream)."""
         route = exchange.route
-        if state is None or route is None or exchange.status != 200 or exchange.error:
+        if route is None or exchange.status != 200 or exchange.error:
             return
         response: Any
         if route.result is not None:
@@ -229,7 +233,7 @@ class ResponseStoreHook(Hook[_ToStore]):
         if not isinstance(response, dict) or not response.get("id"):
             return
         try:
-            await self.store.put(state.team, response, state.items)
+            await self.store.put(team, response, items)
         except Exception as exc:  # the client has its answer; say it was not kept
             log.warning("response %s not stored: %s", response.get("id"), type(exc).__name__)
 

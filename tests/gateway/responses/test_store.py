@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Iterator
@@ -11,7 +12,10 @@ import httpx
 import openai
 import pytest
 
+from gateway_app.cache.store import InProcessCacheStore
+from gateway_app.config import parse
 from gateway_app.environment import Environment
+from gateway_app.responses.store import ResponseStore, ResponseStoreHook
 from tests.fakes import FakeUpstream
 from tests.fakes.azure import FakeAzureOpenAI
 from tests.gateway.conftest import Running, serve
@@ -136,6 +140,7 @@ def test_the_store_can_be_turned_off(
     raw = {**raw_config(fake_openai, fake_anthropic, fake_azure), "responses": {"store": False}}
     with serve(raw) as running:
         first = client(running).responses.create(model="gpt-5-mini", input="x")
+        assert first.store is False  # the response object says what the gateway did
         with pytest.raises(openai.NotFoundError):
             client(running).responses.retrieve(first.id)
 
@@ -188,3 +193,30 @@ def test_a_store_outage_is_a_503_for_chained_turns_only(
         assert raised.value.status_code == 503
         assert raised.value.code == "response_store_unavailable"
         assert raised.value.response.headers["retry-after"] == "1"
+
+
+class _SlowStore(InProcessCacheStore):
+    """A store whose writes take a while (a far Redis, a busy one)."""
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        await asyncio.sleep(0.3)
+        await super().set(key, value, ttl_s)
+
+
+def test_a_response_is_stored_before_the_client_has_it_all(
+    fake_openai: FakeUpstream, fake_anthropic: FakeUpstream, fake_azure: FakeAzureOpenAI
+) -> None:
+    """A client chains onto a response the moment it has it: the write is not left behind."""
+    raw = raw_config(fake_openai, fake_anthropic, fake_azure)
+    store = ResponseStoreHook(ResponseStore(_SlowStore(), parse(raw).responses))
+    with serve(raw, hooks=[store]) as running:
+        sdk = client(running)
+        first = sdk.responses.create(model="gpt-5-mini", input="one")
+        second = sdk.responses.create(
+            model="gpt-5-mini", input="two", previous_response_id=first.id
+        )
+        with sdk.responses.stream(
+            model="gpt-5-mini", input="three", previous_response_id=second.id
+        ) as stream:
+            third = stream.get_final_response()
+        assert sdk.responses.retrieve(third.id).previous_response_id == second.id
