@@ -12,12 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 from gateway_app.errors import invalid
-from gateway_app.validation import _boolean, _integer, _number, _type_error
+from gateway_app.validation import (
+    FORMATS,
+    TOOL_CHOICES,
+    _boolean,
+    _integer,
+    _number,
+    _type_error,
+    one_of,
+)
 
 _ROLES = frozenset({"user", "assistant", "system", "developer"})
 _PART_TYPES = frozenset({"input_text", "input_image", "input_file", "output_text", "refusal"})
-_TOOL_CHOICES = frozenset({"none", "auto", "required"})
-_FORMATS = frozenset({"text", "json_object", "json_schema"})
 # Items a client sends back as they came out of an earlier response.
 _ITEM_TYPES = frozenset(
     {
@@ -201,12 +207,7 @@ def _tools(body: dict[str, Any]) -> None:
     if choice is None:
         return
     if isinstance(choice, str):
-        if choice not in _TOOL_CHOICES:
-            raise invalid(
-                "tool_choice",
-                f"Invalid value: {choice!r}. Supported values are: 'none', 'auto' and 'required'.",
-                "invalid_value",
-            )
+        one_of("tool_choice", choice, TOOL_CHOICES)
     elif isinstance(choice, dict):
         if not isinstance(choice.get("type"), str):
             raise invalid("tool_choice.type", "Missing required parameter: 'tool_choice.type'.")
@@ -225,12 +226,7 @@ def _text(value: Any) -> None:
     if not isinstance(form, dict):
         raise _type_error("text.format", "an object", form)
     kind = form.get("type")
-    if kind not in _FORMATS:
-        raise invalid(
-            "text.format.type",
-            f"Invalid value: {kind!r}. Supported values are: 'text', 'json_object' and 'json_schema'.",
-            "invalid_value",
-        )
+    one_of("text.format.type", kind, FORMATS)
     if kind == "json_schema":
         if not isinstance(form.get("name"), str):
             raise invalid("text.format.name", "Missing required parameter: 'text.format.name'.")
