@@ -13,10 +13,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from gateway_app.errors import GatewayError
+from gateway_app.errors import OPENAI_ERRORS, ErrorShape
+from gateway_app.protocols.anthropic_messages import (
+    ANTHROPIC_ERRORS,
+    validate_count_tokens,
+    validate_messages,
+)
+from gateway_app.protocols.openai_responses.native import RESPONSES_ERRORS
+from gateway_app.protocols.openai_responses.validation import validate_responses
 from gateway_app.providers.base import Capability
-from gateway_app.responses.native import error_frame
-from gateway_app.responses.validation import validate_responses
 from gateway_app.validation import validate_chat, validate_embeddings
 
 #: (model, stream, include_usage) of a validated body.
@@ -28,12 +33,11 @@ class Operation(StrEnum):
 
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
+    # Anthropic's Messages API: native where a deployment declares it, translated to
+    # chat for the others (gateway_app.protocols.anthropic_messages).
+    MESSAGES = "messages"
+    COUNT_TOKENS = "count_tokens"
     RESPONSES = "responses"  # OpenAI's Responses API (served as "chat" by translating upstreams)
-
-
-def _chat_stream_error(error: GatewayError) -> bytes:
-    # OpenAI's chat streams report a late failure as a data frame holding the error body.
-    return b"data: " + error.to_bytes() + b"\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,22 +50,72 @@ class WireApi:
     capability: Capability
     # The validated body's model and streaming options; a 400 naming the field otherwise.
     parse: Callable[[Any], Parsed]
-    # A failure after a stream's first byte, as the API's clients read it in the stream.
-    stream_error: Callable[[GatewayError], bytes] = _chat_stream_error
+    # How its clients are told of errors (the body, and an error in a started stream).
+    errors: ErrorShape = OPENAI_ERRORS
+    # The body fields a request's prompt is made of (governance's token estimate).
+    prompt_fields: tuple[str, ...] = ("messages",)
+    # Whether the exact cache may answer it; how a complete stream's last frame begins
+    # (only complete answers are stored).
+    cacheable: bool = False
+    stream_end: bytes = b"data: [DONE]"
+    # Request headers that change the answer (part of its cache key, as HTTP's Vary).
+    vary: tuple[str, ...] = ()
+    # Whether it generates tokens: budgets and TPM reserve for it (a token count does not).
+    metered: bool = True
 
 
 def _embeddings(body: Any) -> Parsed:
     return validate_embeddings(body), False, False
 
 
-CHAT_COMPLETIONS = WireApi("/v1/chat/completions", Operation.CHAT, Capability.CHAT, validate_chat)
-EMBEDDINGS = WireApi("/v1/embeddings", Operation.EMBEDDINGS, Capability.EMBEDDINGS, _embeddings)
-# Served natively where a deployment declares OPENAI_RESPONSES, through chat elsewhere.
+def _count_tokens(body: Any) -> Parsed:
+    return validate_count_tokens(body), False, False
+
+
+CHAT_COMPLETIONS = WireApi(
+    "/v1/chat/completions", Operation.CHAT, Capability.CHAT, validate_chat, cacheable=True
+)
+EMBEDDINGS = WireApi(
+    "/v1/embeddings",
+    Operation.EMBEDDINGS,
+    Capability.EMBEDDINGS,
+    _embeddings,
+    prompt_fields=("input",),
+)
+# Anthropic's Messages API (Claude Code's ANTHROPIC_BASE_URL): any chat deployment serves
+# it, natively when its adapter declares Capability.ANTHROPIC_MESSAGES.
+MESSAGES = WireApi(
+    "/v1/messages",
+    Operation.MESSAGES,
+    Capability.CHAT,
+    validate_messages,
+    errors=ANTHROPIC_ERRORS,
+    prompt_fields=("system", "messages", "tools"),
+    cacheable=True,
+    stream_end=b"event: message_stop",
+    vary=("anthropic-version", "anthropic-beta"),
+)
+COUNT_TOKENS = WireApi(
+    "/v1/messages/count_tokens",
+    Operation.COUNT_TOKENS,
+    Capability.CHAT,
+    _count_tokens,
+    errors=ANTHROPIC_ERRORS,
+    prompt_fields=("system", "messages", "tools"),
+    metered=False,
+)
+# OpenAI's Responses API (Codex, the Agents SDK): served natively where a deployment
+# declares OPENAI_RESPONSES, through chat elsewhere. Not cached: a response is stored
+# per key under its own id (gateway_app.responses.store), so no two answers are the same
+# object. Its prompt is instructions, the chained history and input (governance's
+# estimate reads them itself).
 RESPONSES = WireApi(
     "/v1/responses",
     Operation.RESPONSES,
     Capability.OPENAI_RESPONSES,
     validate_responses,
-    error_frame,
+    errors=RESPONSES_ERRORS,
+    prompt_fields=("instructions", "input"),
+    stream_end=b"event: response.completed",
 )
-WIRE_APIS = (CHAT_COMPLETIONS, EMBEDDINGS, RESPONSES)
+WIRE_APIS = (CHAT_COMPLETIONS, EMBEDDINGS, MESSAGES, COUNT_TOKENS, RESPONSES)

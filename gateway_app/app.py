@@ -358,15 +358,21 @@ class GatewayApp:
     async def _send_error(self, http: _Http, error: GatewayError) -> None:
         http.exchange.error = error
         extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+        api = http.request.api
+        status, body = (
+            api.errors.response(error) if api is not None else (error.status, error.to_bytes())
+        )
         try:
-            await self._send_json(http, error.status, error.to_bytes(), extra)
+            await self._send_json(http, status, body, extra)
         except Exception:  # the response had already started, or the client left
             log.debug("could not send error response", exc_info=True)
 
     async def _send_short(self, http: _Http, response: Response) -> None:
-        await self._send_json(
-            http, response.status, response.body, response.headers, response.content_type
-        )
+        status, body = response.status, response.body
+        api = http.request.api
+        if response.error is not None and api is not None:
+            status, body = api.errors.response(response.error)  # the API's own error shape
+        await self._send_json(http, status, body, response.headers, response.content_type)
 
     def _watch_disconnect(self, http: _Http) -> asyncio.Task[None] | None:
         """Cancel this request's task (and so its upstream call) if the client leaves.
@@ -410,12 +416,12 @@ class GatewayApp:
 
     async def _call(self, api: WireApi, http: _Http) -> None:
         """A model call of ``api``, whichever wire API it is."""
+        request = http.request
+        request.api = api  # set first: refusals are written in the API's error shape
         if not await self._enter(http, Stage.API):
             return
-        request = http.request
         body = await self._read_json(http)
         request.model, request.stream, request.include_usage = api.parse(body)
-        request.api = api
         request.body = body
         route = self.router.route(request.model)
         watcher = self._watch_disconnect(http)
@@ -458,12 +464,13 @@ class GatewayApp:
                     {"type": "http.response.body", "body": b"".join(batch), "more_body": True}
                 )
         except GatewayError as error:
-            # Bytes were sent: no retry, no failover. Tell the client in-stream, as OpenAI does.
+            # Bytes were sent: no retry, no failover. Tell the client in-stream, in the
+            # API's shape (OpenAI's error chunk, Anthropic's `error` event).
             exchange.error = error
             log.warning("upstream stream failed after first byte: %s", error.message)
             api = http.request.api
-            body = api.stream_error(error) if api is not None else error.to_bytes()
-            await send({"type": "http.response.body", "body": body, "more_body": True})
+            frame = api.errors.frame(error) if api is not None else b""
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
         finally:
             await frames.aclose()
         await self._before_last_byte(http)

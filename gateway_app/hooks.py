@@ -31,6 +31,7 @@ from enum import IntEnum
 from typing import Any, Generic, TypeVar
 
 from gateway_app.context import Exchange, RequestContext
+from gateway_app.errors import GatewayError
 
 StateT = TypeVar("StateT")
 
@@ -43,6 +44,9 @@ class Response:
     body: bytes
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     content_type: bytes = b"application/json"
+    # A refusal's error: the handler writes it in the shape of the request's wire API
+    # (``body`` is its OpenAI shape).
+    error: GatewayError | None = None
 
 
 class Stage(IntEnum):

@@ -28,6 +28,11 @@ from gateway_app.apis import Operation, WireApi
 from gateway_app.config import DeploymentConfig, GatewayConfig, ProviderConfig, RetryConfig
 from gateway_app.context import Attempt, RequestContext, RouteOutcome
 from gateway_app.errors import GatewayError, invalid
+from gateway_app.protocols.anthropic_messages.upstream import (
+    MessagesCall,
+    count_tokens_request,
+    estimated_count,
+)
 from gateway_app.providers import ADAPTERS, ProviderAdapter
 from gateway_app.providers.base import (
     Capability,
@@ -62,6 +67,10 @@ Built = TypeVar("Built")
 Attempter = Callable[["Deployment", float], Awaitable["ChatResult | OpenStream"]]
 
 
+# How an upstream stream is read: its decoder and a translator into the client's frames.
+StreamReader = tuple[StreamDecoder, StreamTranslator]
+
+
 class Codec(Protocol):
     """One deployment's side of a request/response exchange in a client's wire format."""
 
@@ -73,8 +82,8 @@ class Codec(Protocol):
         """The client's answer from a 2xx upstream body."""
         ...
 
-    def translator(self) -> StreamTranslator:
-        """A fresh translator of the upstream stream into the client's frames."""
+    def stream_reader(self) -> StreamReader:
+        """A fresh decoder and translator of the upstream stream into the client's frames."""
         ...
 
 
@@ -95,9 +104,29 @@ class _ChatCodec:
     def response(self, raw: bytes) -> ChatResult:
         return self.deployment.adapter.chat_response(raw, self.deployment.config)
 
-    def translator(self) -> StreamTranslator:
+    def stream_reader(self) -> StreamReader:
         d = self.deployment
-        return d.adapter.stream_translator(d.config, self.include_usage)
+        return d.adapter.stream_decoder(), d.adapter.stream_translator(d.config, self.include_usage)
+
+
+class _MessagesCodec:
+    """Anthropic Messages, natively or through chat, as the deployment serves them."""
+
+    __slots__ = ("call", "deployment")
+
+    def __init__(self, call: MessagesCall, deployment: Deployment) -> None:
+        self.call = call
+        self.deployment = deployment
+
+    def request(self, stream: bool) -> UpstreamRequest:
+        d = self.deployment
+        return self.call.request(d.adapter, d.config, d.provider)
+
+    def response(self, raw: bytes) -> ChatResult:
+        return self.call.response(self.deployment.adapter, self.deployment.config, raw)
+
+    def stream_reader(self) -> StreamReader:
+        return self.call.stream_reader(self.deployment.adapter, self.deployment.config)
 
 
 # Upstream calls one embeddings request may have in flight (Titan embeds one text per call).
@@ -445,6 +474,8 @@ class Router:
             Operation.CHAT: self._chat,
             Operation.EMBEDDINGS: self._embeddings,
             Operation.RESPONSES: self._responses,
+            Operation.MESSAGES: self._messages,
+            Operation.COUNT_TOKENS: self._count_tokens,
         }
         self.routes: dict[str, Route] = {}
         for name, model in config.models.items():
@@ -536,11 +567,47 @@ class Router:
             if deployment.adapter.authorizes:
                 upstream = await self._authorize(deployment, upstream)
             if stream:
-                return await self._open_stream(deployment, upstream, timeout, codec.translator)
+                return await self._open_stream(deployment, upstream, timeout, codec.stream_reader)
             raw = await self._post(deployment, upstream, timeout)
             try:
                 return codec.response(raw)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise UpstreamFailure.bad_response(deployment, exc) from None
+
+        return attempt
+
+    def _messages(self, request: RequestContext, route: Route) -> Attempter:
+        """Tries of an Anthropic Messages request: native or translated per deployment."""
+        assert request.body is not None and request.model is not None
+        call = MessagesCall(
+            request.request_id, request.model, request.body, request.headers, request.stream
+        )
+        return self._exchange(request, lambda d: _MessagesCodec(call, d))
+
+    def _count_tokens(self, request: RequestContext, route: Route) -> Attempter:
+        """Tries of a Messages token count: the provider's own count, else the estimate."""
+        body = request.body
+        assert body is not None
+
+        async def attempt(deployment: Deployment, timeout: float) -> ChatResult:
+            upstream = self._build(
+                deployment,
+                lambda: count_tokens_request(
+                    body,
+                    request.headers,
+                    deployment.adapter,
+                    deployment.config,
+                    deployment.provider,
+                ),
+            )
+            if upstream is None:
+                return estimated_count(body)
+            if deployment.adapter.authorizes:
+                upstream = await self._authorize(deployment, upstream)
+            raw = await self._post(deployment, upstream, timeout)
+            try:
+                return deployment.adapter.count_tokens_response(raw)
+            except (ValueError, KeyError, TypeError) as exc:
                 raise UpstreamFailure.bad_response(deployment, exc) from None
 
         return attempt
@@ -787,8 +854,10 @@ class Router:
         deployment: Deployment,
         request: UpstreamRequest,
         timeout: float,
-        translate: Callable[[], StreamTranslator],
+        reader: Callable[[], StreamReader],
     ) -> OpenStream:
+        """Open a stream and read its first frames (by default through the adapter's chat
+        decoder and translator; another wire API passes its own)."""
         headers = dict(request.headers)
         headers["accept"] = deployment.adapter.stream_accept
         response: UpstreamResponse | None = None
@@ -800,8 +869,7 @@ class Router:
                 raise UpstreamFailure.from_status(
                     deployment, response.status, raw, response.headers
                 )
-            decoder = deployment.adapter.stream_decoder()
-            translator = translate()
+            decoder, translator = reader()
             first: list[bytes] = []
             async with asyncio.timeout(timeout):
                 while not first:

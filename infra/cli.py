@@ -90,8 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--policy-pack-config",
         type=Path,
-        help="JSON config of the pack's enforcement levels and parameters "
-        "(the file `pulumi preview --policy-pack-config` takes)",
+        help="JSON config of the pack's enforcement levels, parameters and exemptions "
+        "(the file `pulumi preview --policy-pack-config` takes; default: the project's "
+        "policy-config.json when it exists)",
     )
     plan.add_argument(
         "--policy-transport",
@@ -166,6 +167,17 @@ def _gateway(arguments: list[str], *, replace_process: bool) -> int:
     return subprocess.call(command)
 
 
+PROJECT_POLICY_CONFIG = "policy-config.json"
+"""The project's reviewed pack config (exemptions with reasons), next to ``Pulumi.yaml``."""
+
+
+def _project_policy_config(args: argparse.Namespace) -> Path | None:
+    from infra.offline.stackfile import find_project_root
+
+    path = (args.project_dir or find_project_root()) / PROJECT_POLICY_CONFIG
+    return path if path.is_file() else None
+
+
 def _plan(args: argparse.Namespace) -> int:
     from infra.offline.engine import ProgramError, record
     from infra.offline.policy_gate import PolicyGateError, evaluate, load_policy_config
@@ -197,7 +209,7 @@ def _plan(args: argparse.Namespace) -> int:
             verdict = evaluate(
                 plan,
                 pack_dir=pack_dir,
-                config=load_policy_config(args.policy_pack_config),
+                config=load_policy_config(args.policy_pack_config or _project_policy_config(args)),
                 transport=args.policy_transport,
                 server=server,
             )

@@ -107,8 +107,8 @@ class CacheHook(Hook[CacheLookup]):
         self, request: RequestContext, exchange: Exchange
     ) -> CacheLookup | Response | None:
         """Serve a hit, or remember what to store after a miss."""
-        body, model = request.body, request.model
-        if request.api is not CHAT_COMPLETIONS or body is None or model is None:
+        body, model, api = request.body, request.model, request.api
+        if api is None or not api.cacheable or body is None or model is None:
             return None
         policy = self.policies.get(model)
         if policy is None or policy.ttl_s <= 0:
@@ -119,14 +119,19 @@ class CacheHook(Hook[CacheLookup]):
         started = time.perf_counter()
         caller = request.caller
         tenant = caller.team_id if caller is not None else "anonymous"
-        miss = CacheLookup(exact_key(body, tenant, request.stream), policy.ttl_s)
+        # Chat's keys stay as they were; another API's answers never meet chat's.
+        namespace = ""
+        if api is not CHAT_COMPLETIONS:
+            headers = request.headers
+            namespace = "\n".join([api.path, *(headers.get(name, "") for name in api.vary)])
+        miss = CacheLookup(exact_key(body, tenant, request.stream, namespace), policy.ttl_s)
         exchange.cache = CacheOutcome.MISS
         lookup = "no-cache" not in control
         try:
             raw = await self.store.get(miss.key) if lookup else None
             if raw is not None:
                 return self._hit(exchange, raw, CacheOutcome.HIT, started)
-            if self.semantic is not None and (
+            if (self.semantic is not None and api is CHAT_COMPLETIONS) and (
                 policy.semantic or request.headers.get(_SEMANTIC_HEADER, "").lower() == "true"
             ):
                 response = await self._semantic(
@@ -201,10 +206,11 @@ class CacheHook(Hook[CacheLookup]):
         if exchange.disconnected:
             return
         if request.stream:
-            # Complete means the translator's final [DONE] frame went out: broken,
-            # errored and abandoned streams never end with it.
+            # Complete means the API's final frame went out ([DONE], message_stop):
+            # broken, errored and abandoned streams never end with it.
             frames = state.frames
-            if not frames or not frames[-1].startswith(b"data: [DONE]"):
+            api = request.api
+            if not frames or api is None or not frames[-1].startswith(api.stream_end):
                 return
             value = _STREAM_ENTRY + b"".join(frames)
         elif exchange.route is not None and exchange.route.result is not None:

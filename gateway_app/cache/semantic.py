@@ -66,10 +66,6 @@ class LocalEmbedder:
             self._model = MiniLM()
         return self._model.embed(text)
 
-    async def warm(self) -> None:
-        """Load the weights now (start-up) rather than on the first lookup."""
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._embed_sync, "warm")
-
     async def embed(self, text: str) -> np.ndarray | None:
         """The embedding, or None when ``max_pending`` are queued or it took too long."""
         if self.pending >= self.max_pending:

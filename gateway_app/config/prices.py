@@ -10,7 +10,8 @@ tokens with it.
 the providers' models, including cached-input prices; a deployment's ``price``
 in the config overrides it (negotiated rates, fine-tuned or self-hosted
 models). Reasoning tokens are part of OpenAI's ``completion_tokens`` and billed
-as output; cached prompt tokens are billed at the cache-read price.
+as output; cached prompt tokens are billed at the cache-read price, and prompt tokens
+written to the cache (Anthropic's usage reports them) at the cache-write price.
 """
 
 from __future__ import annotations
@@ -41,21 +42,39 @@ class TokenPrices:
     input: float
     output: float
     cache_read: float
+    # Prompt tokens written to the provider's prompt cache (Anthropic's 1.25x); the input
+    # price where the provider charges no premium (and for a price set in the config).
+    cache_write: float = -1.0
+
+    def __post_init__(self) -> None:
+        if self.cache_write < 0:
+            object.__setattr__(self, "cache_write", self.input)
 
 
 @dataclass(frozen=True, slots=True)
 class Tokens:
     """What a response consumed, as the provider bills it."""
 
-    prompt: int = 0
+    prompt: int = 0  # every prompt token, cache reads and writes included
     completion: int = 0
-    cached: int = 0
+    cached: int = 0  # of ``prompt``: read from the provider's prompt cache
+    cache_write: int = 0  # of ``prompt``: written to it
 
     @classmethod
     def from_usage(cls, usage: dict[str, Any] | None) -> Tokens:
-        """From OpenAI's ``usage`` object (streams and non-streams alike)."""
+        """From OpenAI's ``usage`` object, or Anthropic's (the Messages API: its
+        ``input_tokens`` exclude the cache reads and writes it counts apart)."""
         if not usage:
             return cls()
+        if "cache_read_input_tokens" in usage or "cache_creation_input_tokens" in usage:
+            read = int(usage.get("cache_read_input_tokens") or 0)
+            write = int(usage.get("cache_creation_input_tokens") or 0)
+            return cls(
+                prompt=int(usage.get("input_tokens") or 0) + read + write,
+                completion=int(usage.get("output_tokens") or 0),
+                cached=read,
+                cache_write=write,
+            )
         details = usage.get("prompt_tokens_details") or {}
         return cls(
             prompt=int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0),
@@ -116,6 +135,11 @@ class Pricing:
                 deployment.model,
                 provider_id=provider_id,
             )
+            write_price = calc_price(
+                Usage(input_tokens=million, cache_write_tokens=million),
+                deployment.model,
+                provider_id=provider_id,
+            )
         except LookupError:
             self.unpriced.add(deployment.id)
             if deployment.id not in self._warned:
@@ -130,15 +154,18 @@ class Pricing:
             float(input_price.total_price) / million,
             float(output_price.total_price) / million,
             float(cached_price.total_price) / million,
+            float(write_price.total_price) / million,
         )
 
     @staticmethod
     def cost(prices: TokenPrices, tokens: Tokens) -> float:
         """USD for ``tokens`` at ``prices``."""
         cached = min(tokens.cached, tokens.prompt)
+        written = min(tokens.cache_write, tokens.prompt - cached)
         return (
-            (tokens.prompt - cached) * prices.input
+            (tokens.prompt - cached - written) * prices.input
             + cached * prices.cache_read
+            + written * prices.cache_write
             + tokens.completion * prices.output
         )
 

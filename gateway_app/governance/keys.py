@@ -36,7 +36,6 @@ from gateway_app.governance.storage import Database
 log = logging.getLogger("gateway_app.governance")
 
 KEY_PREFIX = "sk-aigw-"
-ROLES = ("admin", "team_admin", "member")
 SCOPES = ("org", "team", "project", "key", "customer")
 CHANNEL = "{aigw}:gov:changes"
 _NEGATIVE_TTL_S = 2.0

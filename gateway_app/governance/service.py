@@ -259,7 +259,7 @@ class Governance:
     def _refuse(exchange: Exchange, reason: str, error: GatewayError) -> Response:
         exchange.rejection = reason
         headers = [(k.encode(), v.encode()) for k, v in error.headers.items()]
-        return Response(error.status, error.to_bytes(), headers)
+        return Response(error.status, error.to_bytes(), headers, error=error)
 
     def price_bound(self, model: str) -> TokenPrices:
         """The dearest prices among a model's deployments (failover may reach any)."""
@@ -273,6 +273,7 @@ class Governance:
                 max(p.input for p in prices),
                 max(p.output for p in prices),
                 max(p.cache_read for p in prices),
+                max(p.cache_write for p in prices),
             )
             self._bounds[model] = bound
         return bound
@@ -289,16 +290,22 @@ class Governance:
     def estimate(self, request: RequestContext) -> tuple[int, int]:
         """(prompt tokens, output tokens) upper bounds of the request."""
         body = request.body or {}
-        if request.api is EMBEDDINGS:
-            source = body.get("input")
+        api = request.api
+        if api is not None and not api.metered:
+            return 0, 0  # a token count generates nothing (its requests still count for RPM)
+        fields = api.prompt_fields if api is not None else ("messages",)
+        # One field (chat's messages, embeddings' input) as before; several (Messages'
+        # system, messages and tools: Claude Code's system prompt and tools are most of it).
+        source = body.get(fields[0]) if len(fields) == 1 else [body.get(f) for f in fields]
+        if api is EMBEDDINGS:
             output = 0
         else:
-            if request.api is RESPONSES:
-                # The whole conversation goes upstream: a chained call's history included.
+            if api is RESPONSES:
+                # The whole conversation goes upstream: a chained call's history included
+                # between its instructions and input (RESPONSES.prompt_fields).
                 source = [body.get("instructions"), request.history, body.get("input")]
                 limit = body.get("max_output_tokens")
             else:
-                source = body.get("messages")
                 limit = body.get("max_completion_tokens") or body.get("max_tokens")
             output = (
                 int(limit)
@@ -361,7 +368,8 @@ class Governance:
             )
         prompt, output = self.estimate(request)
         bound = self.price_bound(request.model or "")
-        reserve_usd = prompt * bound.input + output * bound.output
+        # Every prompt token might be written to the provider's cache (dearer than input).
+        reserve_usd = prompt * max(bound.input, bound.cache_write) + output * bound.output
         reserve_nusd = math.ceil(reserve_usd * NANO)
         tokens = prompt + output
         rate, budgets = self._items(caller, request.customer, tokens, reserve_nusd, now)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway_app.apis import CHAT_COMPLETIONS
+from gateway_app.config.prices import Tokens
 from gateway_app.observability.metrics import ENDPOINTS
 
 if TYPE_CHECKING:
@@ -228,8 +229,9 @@ def access_fields(
     if not exchange.served_from_cache:
         usage = exchange.usage
         if usage:
-            fields["prompt_tokens"] = usage.get("prompt_tokens")
-            fields["completion_tokens"] = usage.get("completion_tokens")
+            tokens = Tokens.from_usage(usage)  # OpenAI's usage, or Anthropic's (Messages)
+            fields["prompt_tokens"] = tokens.prompt
+            fields["completion_tokens"] = tokens.completion
     if exchange.error is not None:
         fields["error"] = exchange.error.code or exchange.error.type
     if exchange.disconnected:

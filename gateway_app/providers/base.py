@@ -187,6 +187,47 @@ class ProviderAdapter(ABC):
         ``input`` and ``stream`` as the client asked."""
         raise NotImplementedError(f"{type(self).__name__} declares no Responses API")
 
+    def speaks_messages(self, deployment: DeploymentConfig) -> bool:
+        """Whether this deployment takes Anthropic Messages requests natively (adapters
+        declaring ``Capability.ANTHROPIC_MESSAGES``; Bedrock and Vertex only for Claude)."""
+        return Capability.ANTHROPIC_MESSAGES in self.capabilities
+
+    def messages_request(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        stream: bool,
+    ) -> UpstreamRequest:
+        """The native request for a validated Messages body: the body unchanged apart from
+        the model id, ``headers`` (the client's ``anthropic-version``/``-beta``) honoured."""
+        raise NotImplementedError(f"{type(self).__name__} declares no Messages API")
+
+    def messages_response(self, raw: bytes, deployment: DeploymentConfig) -> ChatResult:
+        """The client's body from a native 2xx answer (by default the upstream's bytes)."""
+        return ChatResult(raw)
+
+    def messages_stream_decoder(self) -> StreamDecoder:
+        """A decoder yielding a native stream's ``(event type, Messages event JSON)`` pairs."""
+        return SSEDecoder()
+
+    def count_tokens_request(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+    ) -> UpstreamRequest | None:
+        """The provider's own token count for a Messages body, or None where it has none
+        (the gateway then answers with its documented estimate)."""
+        return None
+
+    def count_tokens_response(self, raw: bytes) -> ChatResult:
+        """Anthropic's ``{"input_tokens": n}`` from the 2xx answer of :meth:`count_tokens_request`
+        (by default the upstream's bytes)."""
+        return ChatResult(raw)
+
     async def authorize(
         self,
         request: UpstreamRequest,

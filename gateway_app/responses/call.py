@@ -2,31 +2,51 @@
 
 A deployment whose adapter declares ``Capability.OPENAI_RESPONSES`` (OpenAI,
 Azure OpenAI) gets the request natively; the others get it through their chat
-completions adapter (:mod:`gateway_app.responses.translation`), or a 400 naming
+completions adapter (:mod:`gateway_app.protocols.openai_responses.translation`), or a 400 naming
 the feature the translation would lose and the model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from gateway_app.errors import invalid
-from gateway_app.providers.base import Capability, ChatResult, StreamTranslator, UpstreamRequest
-from gateway_app.responses.items import input_items, replayable
-from gateway_app.responses.native import NativeStream, ResponseResult
-from gateway_app.responses.translation import (
+from gateway_app.protocols.openai_responses.items import input_items, replayable
+from gateway_app.protocols.openai_responses.native import NativeStream, ResponseResult
+from gateway_app.protocols.openai_responses.translation import (
     ChatToResponsesStream,
     ResponseShell,
     chat_body,
     response_of,
 )
+from gateway_app.providers.base import (
+    Capability,
+    ChatResult,
+    ProviderAdapter,
+    StreamDecoder,
+    StreamTranslator,
+    UpstreamRequest,
+)
 
 if TYPE_CHECKING:
+    from gateway_app.config import DeploymentConfig, ProviderConfig
     from gateway_app.context import RequestContext
-    from gateway_app.router import Deployment
+
+
+class Deployment(Protocol):
+    """What a call reads of the router's deployment (the router imports this module)."""
+
+    @property
+    def config(self) -> DeploymentConfig: ...
+
+    @property
+    def provider(self) -> ProviderConfig: ...
+
+    @property
+    def adapter(self) -> ProviderAdapter: ...
 
 
 @dataclass(slots=True)
@@ -97,9 +117,9 @@ class NativeCodec:
         response.update(self.call.client_fields)
         return ResponseResult.of(response)
 
-    def translator(self) -> StreamTranslator:
+    def stream_reader(self) -> tuple[StreamDecoder, StreamTranslator]:
         """The upstream's events, forwarded."""
-        return NativeStream(self.call.client_fields)
+        return self.deployment.adapter.stream_decoder(), NativeStream(self.call.client_fields)
 
 
 class TranslatedCodec:
@@ -123,7 +143,8 @@ class TranslatedCodec:
         d = self.deployment
         return response_of(d.adapter.chat_response(raw, d.config), self.shell)
 
-    def translator(self) -> StreamTranslator:
+    def stream_reader(self) -> tuple[StreamDecoder, StreamTranslator]:
         """The adapter's chat stream (usage always asked) as typed events."""
         d = self.deployment
-        return ChatToResponsesStream(d.adapter.stream_translator(d.config, True), self.shell)
+        chat = d.adapter.stream_translator(d.config, True)
+        return d.adapter.stream_decoder(), ChatToResponsesStream(chat, self.shell)

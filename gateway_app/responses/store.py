@@ -25,7 +25,7 @@ from gateway_app.apis import RESPONSES
 from gateway_app.context import Exchange, RequestContext
 from gateway_app.errors import GatewayError, invalid
 from gateway_app.hooks import Hook
-from gateway_app.responses.items import input_items, listed
+from gateway_app.protocols.openai_responses.items import input_items, listed
 
 if TYPE_CHECKING:
     from gateway_app.cache.store import CacheStore

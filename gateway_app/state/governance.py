@@ -21,7 +21,7 @@ import itertools
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 WINDOW_S = 60
 
@@ -158,7 +158,6 @@ class InProcessGovernanceState:
         self._queue: collections.deque[tuple[str, bytes]] = collections.deque()
         self._pending: dict[str, bytes] = {}
         self._ids = itertools.count(1)
-        self._wakeup: Any = None
 
     async def reserve(
         self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], now: float

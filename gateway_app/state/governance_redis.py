@@ -84,7 +84,6 @@ return out
 """
 
 _PREFIX = "{aigw}:"
-STREAM = _PREFIX + "audit"
 GROUP = "aigw-audit"
 
 log = logging.getLogger("gateway_app.governance")

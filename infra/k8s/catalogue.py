@@ -306,6 +306,15 @@ def check_config_file(text: str) -> str:
 
 # -------------------------------------------------------- default catalogue
 
+_PRICES: dict[tuple[str, str], dict[str, float]] = {
+    # Vertex AI bills text-embedding-005 per character ($0.000025 per 1,000 input
+    # characters, "Generative AI on Vertex AI pricing"), about $0.10 per million tokens;
+    # genai-prices has no entry, and the gateway refuses to start with an unpriced
+    # deployment while governance is on.
+    ("vertex", "text-embedding-005"): {"input_per_mtok": 0.10, "output_per_mtok": 0.0},
+}
+"""Prices of the default catalogue's models that genai-prices does not know (USD per million tokens)."""
+
 _TIERS: dict[str, dict[str, str]] = {
     # tier -> provider type -> model (Azure: the deployment name, created with the model's name)
     "chat": {
@@ -414,6 +423,8 @@ def default_catalogue(config: StackConfig, provider_keys: Collection[str]) -> di
                 deployment["price"] = dict(_PRICES[provider["type"], model])
             if provider["type"] == "anthropic":
                 deployment["params"] = {"default_max_tokens": 4096}
+            if (provider["type"], model) in _PRICES:
+                deployment["price"] = dict(_PRICES[(provider["type"], model)])
             deployments.append(deployment)
         if deployments:
             models[tier] = {"strategy": "failover", "deployments": deployments}

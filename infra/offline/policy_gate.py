@@ -201,10 +201,26 @@ def reconcile_config(
                 f"policy pack config for {name} is {entry!r}: use a level such as "
                 '"advisory" or an object of parameters'
             )
+        _check_schema(name, schema, properties)
         message = proto.PolicyConfig(enforcementLevel=level)
         message.properties.update({k: v for k, v in properties.items() if v is not None})
         result[name] = message
     return result
+
+
+def _check_schema(name: str, schema: Mapping[str, Any], properties: Mapping[str, Any]) -> None:
+    """Validate a policy's parameters against its config schema, as the CLI does."""
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator({"type": "object", "properties": dict(schema)})
+    errors = sorted(validator.iter_errors(dict(properties)), key=lambda e: list(e.path))
+    if errors:
+        error = errors[0]
+        where = ".".join(str(p) for p in error.path) or "(config)"
+        raise PolicyGateError(
+            f"policy pack config for {name}: {where}: {error.message}; see the policy's "
+            "config schema (an exemption needs a reason and exactly one of urn or type)"
+        )
 
 
 def _level(value: Any, where: str) -> int:

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.cli import PROJECT_POLICY_CONFIG
 from infra.offline import Plan, record
-from infra.offline.policy_gate import evaluate
+from infra.offline.policy_gate import evaluate, load_policy_config
 from tests.conftest import ROOT
 from tests.container.planned_pod import PodBench
 
@@ -109,7 +110,13 @@ def test_readme_add_model_steps_give_a_serving_pod(bench: PodBench, tmp_path: Pa
             elif command[:2] == [".venv/bin/aigw", "plan"]:
                 assert command[2:] == ["--stack", "dev"], command
                 plan = record("dev", project_dir=ROOT, stack_file=copy_path)
-                verdict = evaluate(plan, pack_dir=ROOT / "policies", transport="in-process")
+                # With the project's reviewed pack config, as `aigw plan` reads it.
+                verdict = evaluate(
+                    plan,
+                    pack_dir=ROOT / "policies",
+                    config=load_policy_config(ROOT / PROJECT_POLICY_CONFIG),
+                    transport="in-process",
+                )
                 assert verdict.passed, verdict.render()
                 ran.append("plan")
             elif command[:2] == ["pulumi", "up"]:

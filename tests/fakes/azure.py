@@ -41,6 +41,8 @@ class FakeAzureOpenAI(ScriptedServer):
         self.token_lifetime_s = 3600
         self.issued: list[str] = []
         self.token_requests: list[dict[str, str]] = []
+        self.scopes: dict[str, str] = {}
+        """Issued token -> the scope it was requested for."""
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)
@@ -71,6 +73,7 @@ class FakeAzureOpenAI(ScriptedServer):
             )
         token = f"entra-token-{len(self.issued) + 1}"
         self.issued.append(token)
+        self.scopes[token] = form.get("scope", "")
         return web.json_response(
             {"token_type": "Bearer", "expires_in": self.token_lifetime_s, "access_token": token}
         )

@@ -2,7 +2,9 @@
 
 InvokeModel serves the embeddings models (Titan Text Embeddings V1/V2, Cohere
 Embed), rejecting bodies those models reject (unknown keys, bad ``dimensions``,
-missing ``input_type``) with a ``ValidationException``.
+missing ``input_type``) with a ``ValidationException``, and Claude models through
+the Messages API (InvokeModel, InvokeModelWithResponseStream whose ``chunk``
+events carry each Messages event base64-encoded, and CountTokens).
 
 Every request's signature is recomputed with botocore from the headers it
 lists as signed, the raw path and the body, with the secret of the access key
@@ -14,6 +16,7 @@ the binary event-stream framing (prelude, string headers, payload, CRCs).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import struct
 import zlib
@@ -26,7 +29,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
-from tests.fakes.fakes import Behaviour
+from tests.fakes.fakes import Behaviour, anthropic_events, anthropic_message, fake_token_count
 from tests.fakes.server import ScriptedServer, fake_vector, last_text, token_count
 
 EXCEPTIONS_BY_STATUS = {
@@ -111,6 +114,19 @@ def cohere_problem(body: dict[str, Any]) -> str | None:
     return None
 
 
+def claude_problem(body: dict[str, Any], *, max_tokens: bool = True) -> str | None:
+    """Why Bedrock would reject a Claude InvokeModel body (None: it is valid)."""
+    if not isinstance(body.get("anthropic_version"), str):
+        return "#: required key [anthropic_version] not found"
+    if "model" in body:
+        return "#: extraneous key [model] is not permitted"
+    if max_tokens and not isinstance(body.get("max_tokens"), int):
+        return "#: required key [max_tokens] not found"
+    if not isinstance(body.get("messages"), list):
+        return "#: required key [messages] not found"
+    return None
+
+
 class FakeBedrock(ScriptedServer):
     """Bedrock Runtime's Converse API on loopback, checking every SigV4 signature."""
 
@@ -128,6 +144,8 @@ class FakeBedrock(ScriptedServer):
         app.router.add_post("/model/{model}/converse", self._converse)
         app.router.add_post("/model/{model}/converse-stream", self._converse)
         app.router.add_post("/model/{model}/invoke", self._invoke)
+        app.router.add_post("/model/{model}/invoke-with-response-stream", self._invoke)
+        app.router.add_post("/model/{model}/count-tokens", self._count_tokens)
         app.router.add_post("/", self._sts)
 
     # ------------------------------------------------------------ STS (IRSA)
@@ -163,8 +181,15 @@ class FakeBedrock(ScriptedServer):
 
     # ------------------------------------------------------------ SigV4
 
-    def verify(self, request: web.Request, body: bytes) -> str | None:
-        """None if the signature is right, else the AWS exception name."""
+    def verify(
+        self,
+        request: web.Request,
+        body: bytes,
+        service_name: str = "bedrock",
+        region_name: str | None = None,
+    ) -> str | None:
+        """None if the signature (for ``service_name`` in ``region_name``, default the fake's
+        region) is right, else the AWS exception name."""
         auth = request.headers.get("authorization", "")
         if not auth.startswith("AWS4-HMAC-SHA256 "):
             return "MissingAuthenticationTokenException"
@@ -176,7 +201,11 @@ class FakeBedrock(ScriptedServer):
         if secret is None:
             return "UnrecognizedClientException"
         stamp = request.headers.get("x-amz-date", "")
-        if region != self.region or service != "bedrock" or not stamp.startswith(date):
+        if (
+            region != (region_name or self.region)
+            or service != service_name
+            or not stamp.startswith(date)
+        ):
             return "InvalidSignatureException"
         content_hash = request.headers.get("x-amz-content-sha256")
         if content_hash and content_hash != hashlib.sha256(body).hexdigest():
@@ -337,14 +366,16 @@ class FakeBedrock(ScriptedServer):
 
     # ------------------------------------------------------------ InvokeModel (embeddings)
 
-    async def _invoke(self, request: web.Request) -> web.Response:
+    async def _invoke(self, request: web.Request) -> web.StreamResponse:
         """InvokeModel for Titan Text Embeddings and Cohere Embed, validated like Bedrock."""
-        body, _, error = await self._admit(request)
+        body, behaviour, error = await self._admit(request)
         if error is not None:
             return error
         model = request.match_info["model"]
         if not isinstance(body, dict):
             return self._error(400, "ValidationException", "Malformed input request")
+        if "anthropic.claude" in model:
+            return await self._claude(request, model, body, behaviour)
         if "cohere.embed" in model:
             invalid = cohere_problem(body)
         elif "amazon.titan-embed-text" in model:
@@ -379,6 +410,52 @@ class FakeBedrock(ScriptedServer):
             },
             headers=headers,
         )
+
+    # ------------------------------------------------------------ Claude (Messages API)
+
+    async def _claude(
+        self, request: web.Request, model: str, body: dict[str, Any], behaviour: Any
+    ) -> web.StreamResponse:
+        """InvokeModel[WithResponseStream] of a Claude model: the Messages API body with
+        ``anthropic_version`` and no ``model``; the stream's ``chunk`` events carry each
+        Messages event as base64 ``bytes``."""
+        problem = claude_problem(body)
+        if problem:
+            return self._error(400, "ValidationException", f"Malformed input request: {problem}")
+        message = anthropic_message(body, behaviour, "msg_bdrk_fake", model)
+        headers = {"x-amzn-RequestId": "fake-request-id"}
+        if not request.path.endswith("/invoke-with-response-stream"):
+            return web.json_response(message, headers=headers)
+        response = web.StreamResponse(
+            headers={"content-type": "application/vnd.amazon.eventstream", **headers}
+        )
+        await response.prepare(request)
+        for index, (_, payload) in enumerate(anthropic_events(message)):
+            if behaviour.stream_error_after is not None and index == behaviour.stream_error_after:
+                kind = behaviour.error_type or "throttlingException"
+                await response.write(exception(kind, "slow down"))
+                break
+            if behaviour.chunk_delay and index:
+                await asyncio.sleep(behaviour.chunk_delay)
+            data = base64.b64encode(orjson.dumps(payload)).decode()
+            await response.write(event("chunk", {"bytes": data}))
+        await response.write_eof()
+        return response
+
+    async def _count_tokens(self, request: web.Request) -> web.Response:
+        """CountTokens: ``{"input": {"invokeModel": {"body": base64(InvokeModel body)}}}``."""
+        body, _, error = await self._admit(request)
+        if error is not None:
+            return error
+        try:
+            invoke = orjson.loads(base64.b64decode(body["input"]["invokeModel"]["body"]))
+        except (KeyError, TypeError, ValueError):
+            return self._error(400, "ValidationException", "input.invokeModel.body is required")
+        problem = claude_problem(invoke, max_tokens=False)
+        if problem:
+            return self._error(400, "ValidationException", f"Malformed input request: {problem}")
+        prompt = [invoke.get("system"), invoke.get("messages"), invoke.get("tools")]
+        return web.json_response({"inputTokens": fake_token_count(prompt)})
 
     @staticmethod
     def _error(

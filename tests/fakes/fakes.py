@@ -42,9 +42,12 @@ class Behaviour:
     drop_after_events: int | None = None  # stream: close after this many events
     stream_error_after: int | None = None  # stream: send an in-stream error after N events
     usage: tuple[int, int] = (11, 7)  # prompt, completion tokens
-    cached_tokens: int = 0  # of the prompt tokens, read from the provider's prompt cache
+    cached_tokens: int = 0  # OpenAI: of the prompt tokens, read from the prompt cache
+    # Anthropic: prompt-cache (read, written) tokens, reported apart from ``input_tokens``.
+    cache_tokens: tuple[int, int] = (0, 0)
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None  # send exactly this body with ``status`` (malformed upstreams)
+    sse: bytes | None = None  # stream exactly these bytes (a recorded event stream)
 
 
 def ok(content: str | None = None, **kwargs: Any) -> Behaviour:
@@ -159,6 +162,7 @@ class FakeUpstream:
                 app.router.add_get("/v1/models", self._openai_models)
             else:
                 app.router.add_post("/v1/messages", self._anthropic_messages)
+                app.router.add_post("/v1/messages/count_tokens", self._anthropic_count_tokens)
             self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -503,143 +507,145 @@ class FakeUpstream:
             return self._error_response(Behaviour(status=400, message=problem))
         if behaviour.status >= 300:
             return self._error_response(behaviour)
-        text = (
-            behaviour.content
-            if behaviour.content is not None
-            else "echo: " + self._last_user_text(body["messages"])
-        )
-        model = body.get("model", "claude-fake")
+        if behaviour.sse is not None:
+            response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(behaviour.sse)
+            await response.write_eof()
+            return response
         ident = f"msg_fake{next(self._ids)}"
-        prompt, completion = behaviour.usage
-        calls = [
-            {
-                "type": "tool_use",
-                "id": f"toolu_fake{i}",
-                "name": c["name"],
-                "input": c.get("arguments", {}),
-            }
-            for i, c in enumerate(behaviour.tool_calls or [])
+        message = anthropic_message(body, behaviour, ident, body.get("model", "claude-fake"))
+        if not body.get("stream"):
+            return web.json_response(message, headers=behaviour.headers)
+        events = [
+            b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+            for name, payload in anthropic_events(message)
         ]
-        stop = behaviour.finish_reason or ("tool_use" if calls else "end_turn")
-        content: list[dict[str, Any]] = (
-            [{"type": "text", "text": text}] if text or not calls else []
-        )
-        content.extend(calls)
-        usage = {
+        return await self._sse(request, behaviour, events)
+
+    async def _anthropic_count_tokens(self, request: web.Request) -> web.StreamResponse:
+        return await self._guard(request, self._anthropic_count_inner)
+
+    async def _anthropic_count_inner(self, request: web.Request) -> web.StreamResponse:
+        behaviour, body = await self._begin(request)
+        if behaviour.raw is not None:
+            return self._raw(behaviour)
+        if behaviour.status >= 300:
+            return self._error_response(behaviour)
+        if not isinstance(body.get("messages"), list) or not body.get("model"):
+            return self._error_response(Behaviour(status=400, message="messages: Field required"))
+        # A deterministic count the tests can recompute: one token per 4 bytes of the prompt.
+        prompt = [body.get("system"), body["messages"], body.get("tools")]
+        return web.json_response({"input_tokens": fake_token_count(prompt)})
+
+
+def anthropic_message(
+    body: dict[str, Any], behaviour: Behaviour, ident: str, model: str
+) -> dict[str, Any]:
+    """The Messages API answer a fake gives ``body`` under ``behaviour`` (echo by default)."""
+    text = (
+        behaviour.content
+        if behaviour.content is not None
+        else "echo: " + FakeUpstream._last_user_text(body["messages"])
+    )
+    prompt, completion = behaviour.usage
+    calls = [
+        {
+            "type": "tool_use",
+            "id": f"toolu_fake{i}",
+            "name": c["name"],
+            "input": c.get("arguments", {}),
+        }
+        for i, c in enumerate(behaviour.tool_calls or [])
+    ]
+    stop = behaviour.finish_reason or ("tool_use" if calls else "end_turn")
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text or not calls else []
+    content.extend(calls)
+    cache_read, cache_write = behaviour.cache_tokens
+    return {
+        "id": ident,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {
             "input_tokens": prompt,
             "output_tokens": completion,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-        }
-        if not body.get("stream"):
-            return web.json_response(
-                {
-                    "id": ident,
-                    "type": "message",
-                    "role": "assistant",
-                    "model": model,
-                    "content": content,
-                    "stop_reason": stop,
-                    "stop_sequence": None,
-                    "usage": usage,
-                },
-                headers=behaviour.headers,
-            )
+            "cache_creation_input_tokens": cache_write,
+            "cache_read_input_tokens": cache_read,
+        },
+    }
 
-        def event(name: str, payload: dict[str, Any]) -> bytes:
-            return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
-        events = [
-            event(
-                "message_start",
-                {
-                    "type": "message_start",
-                    "message": {
-                        "id": ident,
-                        "type": "message",
-                        "role": "assistant",
-                        "model": model,
-                        "content": [],
-                        "stop_reason": None,
-                        "stop_sequence": None,
-                        "usage": {
-                            "input_tokens": prompt,
-                            "output_tokens": 1,
-                            "cache_creation_input_tokens": 0,
-                            "cache_read_input_tokens": 0,
-                        },
-                    },
-                },
-            ),
-            event("ping", {"type": "ping"}),
-        ]
-        for index, block in enumerate(content):
-            if block["type"] == "text":
-                events.append(
-                    event(
-                        "content_block_start",
-                        {
-                            "type": "content_block_start",
-                            "index": index,
-                            "content_block": {"type": "text", "text": ""},
-                        },
-                    )
-                )
-                for piece in _pieces(block["text"]):
-                    events.append(
-                        event(
-                            "content_block_delta",
-                            {
-                                "type": "content_block_delta",
-                                "index": index,
-                                "delta": {"type": "text_delta", "text": piece},
-                            },
-                        )
-                    )
-            else:
-                events.append(
-                    event(
-                        "content_block_start",
-                        {
-                            "type": "content_block_start",
-                            "index": index,
-                            "content_block": {
-                                "type": "tool_use",
-                                "id": block["id"],
-                                "name": block["name"],
-                                "input": {},
-                            },
-                        },
-                    )
-                )
-                arguments = orjson.dumps(block["input"]).decode()
-                half = len(arguments) // 2
-                for piece in (arguments[:half], arguments[half:]):
-                    events.append(
-                        event(
-                            "content_block_delta",
-                            {
-                                "type": "content_block_delta",
-                                "index": index,
-                                "delta": {"type": "input_json_delta", "partial_json": piece},
-                            },
-                        )
-                    )
+def anthropic_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The stream events (type, payload) of ``message``, as the Messages API streams it."""
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": start}),
+        ("ping", {"type": "ping"}),
+    ]
+    for index, block in enumerate(message["content"]):
+        if block["type"] == "text":
             events.append(
-                event("content_block_stop", {"type": "content_block_stop", "index": index})
+                (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "text", "text": ""},
+                    },
+                )
             )
-        events.append(
-            event(
-                "message_delta",
-                {
-                    "type": "message_delta",
-                    "delta": {"stop_reason": stop, "stop_sequence": None},
-                    "usage": {"output_tokens": completion},
-                },
+            for piece in _pieces(block["text"]):
+                delta = {"type": "text_delta", "text": piece}
+                events.append(
+                    (
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": index, "delta": delta},
+                    )
+                )
+        else:
+            events.append(
+                (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {**block, "input": {}},
+                    },
+                )
             )
+            arguments = orjson.dumps(block["input"]).decode()
+            half = len(arguments) // 2
+            for piece in (arguments[:half], arguments[half:]):
+                delta = {"type": "input_json_delta", "partial_json": piece}
+                events.append(
+                    (
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": index, "delta": delta},
+                    )
+                )
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    events.append(
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                "usage": {"output_tokens": usage["output_tokens"]},
+            },
         )
-        events.append(event("message_stop", {"type": "message_stop"}))
-        return await self._sse(request, behaviour, events)
+    )
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
+
+
+def fake_token_count(prompt: Any) -> int:
+    """What the fake's count_tokens answers for ``[system, messages, tools]``."""
+    return len(orjson.dumps(prompt)) // 4 + 1
 
 
 def _pieces(text: str) -> list[str]:

@@ -7,6 +7,10 @@ of ``static_tokens``. ``ok(finish_reason="SAFETY")`` sends a Gemini finish reaso
 ``error(200, error_type="prompt_blocked")`` a blocked prompt (no candidates,
 ``promptFeedback.blockReason``); ``error(status)`` Google's error shape.
 Streams are SSE (``alt=sse``) of whole ``GenerateContentResponse`` objects.
+Claude on Vertex (publisher ``anthropic``) answers ``:rawPredict``,
+``:streamRawPredict`` (SSE of Messages events) and ``count-tokens:rawPredict``
+with the Anthropic fake's answers, requiring the body's ``anthropic_version``
+and the model in the URL only.
 ``:predict`` serves the text-embedding models (``instances`` of ``content``, up
 to 250, ``parameters.outputDimensionality``), rejecting what Vertex AI rejects.
 
@@ -23,7 +27,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.fakes import Behaviour
+from tests.fakes.fakes import Behaviour, anthropic_events, anthropic_message, fake_token_count
 from tests.fakes.server import ScriptedServer, fake_vector, last_text, token_count
 
 STATUS_NAMES = {
@@ -242,6 +246,8 @@ class FakeVertex(ScriptedServer):
             if behaviour.retry_after is not None:
                 headers["retry-after"] = behaviour.retry_after
             return self._error(behaviour.status, behaviour.message or "fake error", headers)
+        if request.match_info["publisher"] == "anthropic":
+            return await self._claude(request, model, method, body, behaviour)
         if method == "predict":
             return self._predict(model, body)
         prompt, completion = behaviour.usage
@@ -314,6 +320,34 @@ class FakeVertex(ScriptedServer):
             chunk["modelVersion"] = model
             chunk["responseId"] = "fake-response-id"
         return await self._send(request, method, chunks, behaviour.drop_after_events)
+
+    async def _claude(
+        self, request: web.Request, model: str, method: str, body: Any, behaviour: Behaviour
+    ) -> web.StreamResponse:
+        """Claude on Vertex: the Messages API behind rawPredict
+        (https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude)."""
+        if not isinstance(body.get("anthropic_version"), str):
+            return self._error(400, "anthropic_version: Field required")
+        if model == "count-tokens":
+            if not isinstance(body.get("model"), str):
+                return self._error(400, "model: Field required")
+            prompt = [body.get("system"), body.get("messages"), body.get("tools")]
+            return web.json_response({"input_tokens": fake_token_count(prompt)})
+        if "model" in body:
+            return self._error(400, "model: Extra inputs are not permitted")
+        if not isinstance(body.get("max_tokens"), int):
+            return self._error(400, "max_tokens: Field required")
+        message = anthropic_message(body, behaviour, "msg_vrtx_fake", model)
+        if method == "rawPredict":
+            return web.json_response(message)
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for name, payload in anthropic_events(message):
+            await response.write(
+                b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+            )
+        await response.write_eof()
+        return response
 
     def _predict(self, model: str, body: Any) -> web.Response:
         """``:predict`` of a text-embedding model, validated as Vertex AI does."""

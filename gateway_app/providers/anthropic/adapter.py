@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -32,8 +33,38 @@ class AnthropicAdapter(ProviderAdapter):
     title = "Anthropic"
     default_base_url = "https://api.anthropic.com"
     capabilities = frozenset(
-        {Capability.CHAT, Capability.STREAMING, Capability.TOOLS, Capability.IMAGES}
+        {
+            Capability.CHAT,
+            Capability.STREAMING,
+            Capability.TOOLS,
+            Capability.IMAGES,
+            Capability.ANTHROPIC_MESSAGES,
+        }
     )
+
+    def _request(
+        self,
+        path: str,
+        body: dict[str, Any],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        client_headers: Mapping[str, str] | None = None,
+    ) -> UpstreamRequest:
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "anthropic-version": deployment.params.get("anthropic_version", API_VERSION),
+        }
+        if client_headers:
+            headers.update(client_headers)  # the client's anthropic-version and -beta
+        if provider.api_key:
+            headers["x-api-key"] = provider.api_key
+        headers.update(provider.headers)
+        return UpstreamRequest(
+            join_url(provider.base_url or self.default_base_url, path),
+            headers,
+            orjson.dumps(body),
+        )
 
     def chat_request(
         self,
@@ -42,18 +73,36 @@ class AnthropicAdapter(ProviderAdapter):
         provider: ProviderConfig,
         stream: bool,
     ) -> UpstreamRequest:
-        headers = {
-            "content-type": "application/json",
-            "accept": "application/json",
-            "anthropic-version": deployment.params.get("anthropic_version", API_VERSION),
-        }
-        if provider.api_key:
-            headers["x-api-key"] = provider.api_key
-        headers.update(provider.headers)
-        return UpstreamRequest(
-            join_url(provider.base_url or self.default_base_url, "/v1/messages"),
+        return self._request(
+            "/v1/messages", translate_request(body, deployment, stream), deployment, provider
+        )
+
+    def messages_request(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        stream: bool,
+    ) -> UpstreamRequest:
+        return self._request(
+            "/v1/messages", {**body, "model": deployment.model}, deployment, provider, headers
+        )
+
+    def count_tokens_request(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+    ) -> UpstreamRequest:
+        # https://docs.anthropic.com/en/api/messages-count-tokens
+        return self._request(
+            "/v1/messages/count_tokens",
+            {**body, "model": deployment.model},
+            deployment,
+            provider,
             headers,
-            orjson.dumps(translate_request(body, deployment, stream)),
         )
 
     def chat_response(self, raw: bytes, deployment: DeploymentConfig) -> ChatResult:

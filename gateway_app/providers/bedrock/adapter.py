@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,11 @@ from gateway_app.providers.bedrock.embeddings import request_bodies, translate_r
 from gateway_app.providers.bedrock.errors import translate_error
 from gateway_app.providers.bedrock.request import translate_request
 from gateway_app.providers.bedrock.response import translate_response
-from gateway_app.providers.bedrock.stream import BedrockStream, EventStreamDecoder
+from gateway_app.providers.bedrock.stream import (
+    BedrockStream,
+    EventStreamDecoder,
+    InvokeStreamDecoder,
+)
 
 if TYPE_CHECKING:
     from gateway_app.config import DeploymentConfig, ProviderConfig
@@ -43,6 +48,9 @@ def region_of(deployment: DeploymentConfig, provider: ProviderConfig) -> str:
     return str(region)
 
 
+BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+
+
 class BedrockAdapter(ProviderAdapter):
     """Bedrock Runtime: Converse, ConverseStream and InvokeModel (embeddings).
 
@@ -60,10 +68,67 @@ class BedrockAdapter(ProviderAdapter):
             Capability.TOOLS,
             Capability.IMAGES,
             Capability.EMBEDDINGS,
+            Capability.ANTHROPIC_MESSAGES,  # Claude models, through InvokeModel
         }
     )
     authorizes = True  # SigV4, with the credential chain's keys
     stream_accept = "application/vnd.amazon.eventstream"
+
+    def speaks_messages(self, deployment: DeploymentConfig) -> bool:
+        """Claude models (``anthropic.claude-...``, cross-region ``us.anthropic.claude-...``);
+        an inference-profile ARN says so with ``params: {anthropic_messages: true}``."""
+        return super().speaks_messages(deployment) and (
+            "anthropic.claude" in deployment.model
+            or bool(deployment.params.get("anthropic_messages"))
+        )
+
+    def _claude_body(
+        self, body: dict[str, Any], headers: Mapping[str, str], deployment: DeploymentConfig
+    ) -> dict[str, Any]:
+        # https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages.html:
+        # the model is in the URL; the API version and the betas are body fields.
+        out = {k: v for k, v in body.items() if k != "model"}
+        out["anthropic_version"] = deployment.params.get(
+            "anthropic_version", BEDROCK_ANTHROPIC_VERSION
+        )
+        betas = headers.get("anthropic-beta")
+        if betas:
+            out["anthropic_beta"] = [b.strip() for b in betas.split(",") if b.strip()]
+        return out
+
+    def messages_request(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        stream: bool,
+    ) -> UpstreamRequest:
+        action = "invoke-with-response-stream" if stream else "invoke"
+        return self._request(
+            deployment, provider, action, self._claude_body(body, headers, deployment)
+        )
+
+    def messages_stream_decoder(self) -> InvokeStreamDecoder:
+        return InvokeStreamDecoder()
+
+    def count_tokens_request(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+    ) -> UpstreamRequest:
+        # CountTokens counts an InvokeModel body:
+        # https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_CountTokens.html
+        invoke = self._claude_body({**body, "max_tokens": 1}, headers, deployment)
+        # (a blob in the API's model: base64 on the wire, as boto3 sends it)
+        encoded = base64.b64encode(orjson.dumps(invoke)).decode()
+        payload = {"input": {"invokeModel": {"body": encoded}}}
+        return self._request(deployment, provider, "count-tokens", payload)
+
+    def count_tokens_response(self, raw: bytes) -> ChatResult:
+        return ChatResult(orjson.dumps({"input_tokens": int(orjson.loads(raw)["inputTokens"])}))
 
     def stream_decoder(self) -> EventStreamDecoder:
         """ConverseStream frames events in AWS's binary event-stream encoding, not SSE."""

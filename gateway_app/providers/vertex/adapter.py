@@ -23,12 +23,23 @@ if TYPE_CHECKING:
     from gateway_app.config import DeploymentConfig, ProviderConfig
 
 DEFAULT_LOCATION = "global"
+ANTHROPIC = "anthropic"
+VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
+
+
+def is_claude(model: str) -> bool:
+    """A Claude model on Vertex (served by Anthropic's publisher endpoint)."""
+    return model.startswith(("claude-", f"publishers/{ANTHROPIC}/"))
 
 
 def model_url(
-    deployment: DeploymentConfig, provider: ProviderConfig, stream: bool, method: str | None = None
+    deployment: DeploymentConfig,
+    provider: ProviderConfig,
+    stream: bool,
+    method: str | None = None,
+    publisher: str = "google",
 ) -> str:
-    """``.../v1/projects/{p}/locations/{l}/publishers/google/models/{m}:{method}``.
+    """``.../v1/projects/{p}/locations/{l}/publishers/{publisher}/models/{m}:{method}``.
 
     ``method`` defaults to ``generateContent`` (``streamGenerateContent`` if ``stream``).
     """
@@ -55,7 +66,7 @@ def model_url(
     base = (provider.base_url or host).rstrip("/")
     model = deployment.model
     if not model.startswith("publishers/"):
-        model = f"publishers/google/models/{quote(model, safe='')}"
+        model = f"publishers/{publisher}/models/{quote(model, safe='')}"
     if method is None:
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
     return f"{base}/v1/projects/{project}/locations/{location}/{model}:{method}"
@@ -74,9 +85,54 @@ class VertexAdapter(ProviderAdapter):
             Capability.TOOLS,
             Capability.IMAGES,
             Capability.EMBEDDINGS,
+            Capability.ANTHROPIC_MESSAGES,  # Claude on Vertex (publisher anthropic)
         }
     )
     authorizes = True  # a Google OAuth token from Application Default Credentials
+
+    def speaks_messages(self, deployment: DeploymentConfig) -> bool:
+        """Claude models (``claude-...`` or ``publishers/anthropic/models/...``)."""
+        return super().speaks_messages(deployment) and is_claude(deployment.model)
+
+    def messages_request(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        stream: bool,
+    ) -> UpstreamRequest:
+        # https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude:
+        # the model is in the URL, the API version in the body; betas travel as the header.
+        out = {k: v for k, v in body.items() if k != "model"}
+        out["anthropic_version"] = deployment.params.get(
+            "anthropic_version", VERTEX_ANTHROPIC_VERSION
+        )
+        method = "streamRawPredict" if stream else "rawPredict"
+        return UpstreamRequest(
+            model_url(deployment, provider, stream, method, ANTHROPIC),
+            {**self._headers(provider), **headers},
+            orjson.dumps(out),
+        )
+
+    def count_tokens_request(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+    ) -> UpstreamRequest:
+        # Vertex's token counting for Claude: publishers/anthropic/models/count-tokens:rawPredict.
+        out = {**body, "model": deployment.model.rpartition("/")[2]}
+        out["anthropic_version"] = deployment.params.get(
+            "anthropic_version", VERTEX_ANTHROPIC_VERSION
+        )
+        count = deployment.model_copy(update={"model": "count-tokens"})
+        return UpstreamRequest(
+            model_url(count, provider, False, "rawPredict", ANTHROPIC),
+            {**self._headers(provider), **headers},
+            orjson.dumps(out),
+        )
 
     @staticmethod
     def _headers(provider: ProviderConfig) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway_app.errors import GatewayError
-from gateway_app.responses.translation import chat_body
+from gateway_app.protocols.openai_responses.translation import chat_body
 
 PNG = "data:image/png;base64,iVBORw0KGgo="
 

@@ -73,6 +73,18 @@ def stack(app_config: Any = None, keys: dict[str, str] | None = None, **clouds: 
     return parse(values, SECRET)
 
 
+def unpriced(config_file: str) -> list[str]:
+    """The deployments of a cluster's config file the gateway would refuse to start with.
+
+    With governance on (always, in a cluster: the admin key is set), ``serve``
+    refuses a deployment neither genai-prices nor the config prices.
+    """
+    from gateway_app.config.prices import unpriced_deployments
+
+    keys = {"OPENAI_API_KEY": "sk", "ANTHROPIC_API_KEY": "sk-ant"}
+    return unpriced_deployments(gateway_parse(yaml.safe_load(config_file), environ=keys))
+
+
 def problems(app_config: dict[str, Any], **clouds: Any) -> str:
     with pytest.raises(ConfigError) as error:
         stack(app_config, **clouds)
@@ -309,6 +321,8 @@ def test_left_out_app_config_is_the_default_catalogue_never_empty() -> None:
         "${AZURE_OPENAI_ENDPOINT:-https://acme-openai.openai.azure.com}"
     )
     assert catalogue["providers"]["vertex"]["location"] == "europe-west4"
+    for cloud in Cloud:
+        assert unpriced(config.gateway_config_file(cloud)) == [], cloud
     for cloud, native in ((Cloud.AWS, "bedrock"), (Cloud.AZURE, "azure_openai")):
         file = yaml.safe_load(config.gateway_config_file(cloud))
         chat = file["models"]["chat"]["deployments"]
@@ -353,6 +367,7 @@ def test_every_stack_file_carries_a_catalogue_every_cluster_serves(stack_name: s
         native = {"aws": "bedrock", "azure": "azure_openai", "gcp": "vertex"}[cloud.value]
         assert types == {native, "openai", "anthropic"}
         assert set(file_of_cluster["models"]) == {"chat", "chat-fast", "embeddings"}
+        assert unpriced(config.gateway_config_file(cloud)) == []
 
 
 def test_the_pulumi_program_reaches_the_contract_without_the_gateway_runtime() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from gateway_app.errors import GatewayError
+from gateway_app.errors import ErrorShape, GatewayError
 from gateway_app.providers.base import ChatResult, StreamState
 
 # The events that carry the whole response object.
@@ -83,6 +83,16 @@ def error_frame(error: GatewayError, sequence_number: int = 0) -> bytes:
         "sequence_number": sequence_number,
     }
     return event_frame(b"error", orjson.dumps(payload))
+
+
+class ResponsesErrors(ErrorShape):
+    """Errors of the Responses API: OpenAI's body, and the stream's typed ``error`` event."""
+
+    def frame(self, error: GatewayError) -> bytes:
+        return error_frame(error)
+
+
+RESPONSES_ERRORS = ResponsesErrors()
 
 
 class NativeStream:

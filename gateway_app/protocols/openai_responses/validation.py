@@ -4,7 +4,7 @@ Each check raises a 400 whose ``param`` names the field the way OpenAI does
 (``input[2].call_id``). Fields the gateway does not read pass through to the
 OpenAI and Azure OpenAI upstreams untouched, so new API fields work without a
 gateway release; the translated providers refuse what they cannot honour
-(:mod:`gateway_app.responses.translation`).
+(:mod:`gateway_app.protocols.openai_responses.translation`).
 """
 
 from __future__ import annotations

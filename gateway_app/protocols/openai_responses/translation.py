@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 
 from gateway_app.errors import GatewayError, invalid
+from gateway_app.protocols.openai_responses.items import input_items, new_id
+from gateway_app.protocols.openai_responses.native import ResponseResult, event_frame
 from gateway_app.providers.base import ChatResult, StreamState, StreamTranslator
-from gateway_app.responses.items import input_items, new_id
-from gateway_app.responses.native import ResponseResult, event_frame
 
 # Request fields chat cannot carry, with what to do instead.
 _REFUSED_FIELDS = {
