@@ -856,8 +856,8 @@ class Router:
         timeout: float,
         reader: Callable[[], StreamReader],
     ) -> OpenStream:
-        """Open a stream and read its first frames (by default through the adapter's chat
-        decoder and translator; another wire API passes its own)."""
+        """Open a stream and read its first frames through the wire API's ``reader`` (its
+        decoder and translator, made once the upstream answered 2xx)."""
         headers = dict(request.headers)
         headers["accept"] = deployment.adapter.stream_accept
         response: UpstreamResponse | None = None
