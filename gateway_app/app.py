@@ -43,6 +43,7 @@ from gateway_app.health import Health
 from gateway_app.hooks import Hook, HookChain, Passage, Response, Stage
 from gateway_app.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway_app.observability.metrics import Metrics
+from gateway_app.responses.store import ResponseStoreHook
 from gateway_app.router import Router
 from gateway_app.state.circuit import CircuitBreakerStore, InProcessCircuitBreakerStore
 from gateway_app.transport import default_client
@@ -50,6 +51,7 @@ from gateway_app.transport import default_client
 if TYPE_CHECKING:
     from gateway_app.context import ResponseStream
     from gateway_app.governance.admin import AdminApi
+    from gateway_app.governance.plane import GlobalPlane
     from gateway_app.identity.web import ConsoleApp
 
 log = logging.getLogger("gateway_app")
@@ -113,6 +115,7 @@ class GatewayApp:
         sleep: Callable[[float], Any] = asyncio.sleep,
         admin: AdminApi | None = None,
         console: ConsoleApp | None = None,
+        internal: GlobalPlane | None = None,
         env: Environment | None = None,
     ) -> None:
         self.config = config
@@ -125,6 +128,8 @@ class GatewayApp:
         self.admin = admin
         # People's sign-in (/auth/...) and the web console (/console/...), when configured.
         self.console = console
+        # The global governance plane's internal endpoint (/internal/v1/...), peers only.
+        self.internal = internal
         self.breakers = breakers or _circuit_store(config, env)
         self.router = Router(
             config, self.breakers, rng=rng, sleep=sleep, client=default_client(env.upstream_client)
@@ -133,6 +138,10 @@ class GatewayApp:
         # None: the configured pipeline (observability, then governance's hooks, then the
         # cache). Tests pass their own list.
         self.hooks = HookChain(self._default_hooks(governance) if hooks is None else hooks)
+        # Stored responses (GET/DELETE /v1/responses/{id}), kept by their hook.
+        self.responses = next(
+            (h.store for h in self.hooks.hooks if isinstance(h, ResponseStoreHook)), None
+        )
         self.health = Health(config, env)
         self._model_objects = {
             name: {"id": name, "object": "model", "created": 0, "owned_by": model.owned_by}
@@ -241,8 +250,13 @@ class GatewayApp:
             if self.console is not None and self.console.serves(path):
                 await self.console(scope, http.receive, http.send)
                 return
+            if self.internal is not None and self.internal.serves(path):
+                await self.internal(scope, http.receive, http.send)
+                return
             if method == "GET" and path.startswith("/v1/models/"):
                 handler = self._model
+            elif self.responses is not None and self.responses.serves(path):
+                handler = self._stored_response
             elif path in self._paths:
                 raise GatewayError(405, f"Method {method} is not allowed on {path}.")
             else:
@@ -344,6 +358,7 @@ class GatewayApp:
         headers.extend(extra)
         send = http.send
         await send({"type": "http.response.start", "status": status, "headers": headers})
+        await self._before_last_byte(http)
         http.exchange.responded = True
         await send({"type": "http.response.body", "body": body})
 
@@ -465,25 +480,37 @@ class GatewayApp:
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         finally:
             await frames.aclose()
+        await self._before_last_byte(http)
         exchange.responded = True
         await send({"type": "http.response.body", "body": b""})
+
+    async def _before_last_byte(self, http: _Http) -> None:
+        """The hooks' steps that must be done before the client has the whole answer."""
+        for step in http.exchange.before_last_byte:
+            try:
+                await step()
+            except Exception:  # the answer is the client's; a hook's failure is logged
+                log.exception("a hook's step failed", extra={"request_id": http.request.request_id})
 
     async def _admin(self, http: _Http) -> None:
         assert self.admin is not None  # (dispatched here only when mounted)
         scope = http.scope
+        if self.console is not None:
+            # The console's calls (session cookie) come from its networks only.
+            self.console.require_network(scope)
         body: Any = None
         if scope["method"] in ("POST", "PUT"):
             headers = http.request.headers
             empty = headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
             body = {} if empty else await self._read_json(http)
-        status, payload = await self.admin.serve(
+        answer = await self.admin.answer(
             scope["method"],
             scope["path"],
             scope.get("query_string", b"").decode(),
             http.request.headers,
             body,
         )
-        await self._send_json(http, status, orjson.dumps(payload))
+        await self._send_json(http, answer.status, answer.body, answer.headers)
 
     async def _models(self, http: _Http) -> None:
         if not await self._enter(http, Stage.API):
@@ -512,6 +539,19 @@ class GatewayApp:
             )
         await self._send_json(http, 200, orjson.dumps(found))
 
+    async def _stored_response(self, http: _Http) -> None:
+        """``GET``/``DELETE /v1/responses/{id}``, ``GET .../{id}/input_items``: the caller's
+        team's stored responses."""
+        assert self.responses is not None  # (dispatched here only when kept)
+        http.request.endpoint = "/v1/responses/{id}"
+        if not await self._enter(http, Stage.API):
+            return
+        scope = http.scope
+        payload = await self.responses.serve(
+            scope["method"], scope["path"], scope.get("query_string", b"").decode(), http.request
+        )
+        await self._send_json(http, 200, orjson.dumps(payload))
+
     @staticmethod
     def _allowed_models(request: RequestContext) -> tuple[str, ...] | None:
         """The models the caller's key may use (None: every one)."""
@@ -535,6 +575,11 @@ class GatewayApp:
                 metrics.audit_depth.set(await self.admin.audit_depth())
             except Exception:  # Redis down: readiness says so; keep the last value
                 log.warning("could not read the audit buffer depth", exc_info=True)
+        if self.internal is not None:
+            try:
+                metrics.set_plane(await self.internal.status())
+            except Exception:  # the database down: keep the last values
+                log.warning("could not read the governance plane's status", exc_info=True)
         # Reading every worker's files takes milliseconds: off the event loop.
         body = await asyncio.get_running_loop().run_in_executor(None, metrics.render)
         await self._send_json(http, 200, body, content_type=METRICS_CONTENT_TYPE)
@@ -544,6 +589,7 @@ class GatewayApp:
         from gateway_app.observability.hook import ObservabilityHook
         from gateway_app.observability.logs import configure as configure_logs
         from gateway_app.observability.tracing import TimedHook, Tracer
+        from gateway_app.responses.store import build as build_response_store
 
         config = self.config
         if config.observability.logs.enabled:
@@ -558,6 +604,11 @@ class GatewayApp:
         for hook in governance:
             timed = tracer is not None and hook.stage is Stage.CALL
             hooks.append(TimedHook(hook, "aigw.limits") if timed else hook)
+        # The response store is entered before governance's limits, which count the whole
+        # conversation a chained Responses call sends.
+        store = build_response_store(config, self.env.redis_url, self.env.redis_ca_file)
+        at = next((i for i, h in enumerate(hooks) if h.stage is Stage.CALL), len(hooks))
+        hooks.insert(at, store)
         cache = build_cache(config, self.env.redis_url, self.env.redis_ca_file, self.router)
         if cache is not None:
             hooks.append(cache)
@@ -596,7 +647,14 @@ def create_app(config: GatewayConfig | None = None, **kwargs: Any) -> GatewayApp
     env = kwargs["env"] = kwargs.get("env") or Environment.from_environ()
     if enabled(config, env) and "admin" not in kwargs:
         governance = Governance.from_environment(config, env)
-        kwargs["admin"] = AdminApi(governance)
+        kwargs["admin"] = admin = AdminApi(governance)
+        if config.governance.global_ is not None:
+            from gateway_app.governance.plane import GlobalPlane
+
+            # One governance plane across clouds: started and stopped with governance.
+            kwargs["internal"] = governance.plane = GlobalPlane.build(
+                config.governance.global_, env, governance, admin
+            )
         hooks = governance_hooks(governance)
         if kwargs.get("hooks") is not None:
             # An explicit hook list (tests): governance's hooks still come first in each stage.

@@ -156,18 +156,27 @@ _MODEL_HEADER = ("model", "deployment", "USD per million tokens", "price from")
 def migrate_command(args: argparse.Namespace) -> int:
     """Apply schema migrations to PostgreSQL (SQLite migrates itself at start-up).
 
-    With ``AIGW_MIGRATION_DATABASE_URL`` (the schema owner: the managed server's
-    admin), migrate as the owner, then create or update the gateway's role named
-    in ``AIGW_DATABASE_URL`` with row access only (see
-    :meth:`~gateway_app.governance.storage.Database.ensure_app_role`). Without it,
-    migrate as ``AIGW_DATABASE_URL`` itself.
+    With the schema owner (the managed server's admin) from ``AIGW_MIGRATION_SECRET``
+    (a secret in the cloud's secret store, read with the Job's own identity: see
+    :mod:`gateway_app.credentials.database`) or ``AIGW_MIGRATION_DATABASE_URL``,
+    migrate as the owner, then create or update the gateway's role named in
+    ``AIGW_DATABASE_URL`` with row access only (see
+    :meth:`~gateway_app.governance.storage.Database.ensure_app_role`). Without
+    either, migrate as ``AIGW_DATABASE_URL`` itself.
     """
+    from gateway_app.credentials.database import OwnerCredentialError, owner_database_url
     from gateway_app.environment import Environment
     from gateway_app.governance.storage import Database, DatabaseError
 
     env = Environment.from_environ()
     app_url = env.database_url
-    owner_url = env.migration_database_url
+    try:
+        owner_url = owner_database_url(
+            env.migration_database_url, env.database_url, env.migration_secret
+        )
+    except OwnerCredentialError as exc:
+        print(f"migrate: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if not app_url and not owner_url:
         print(
             "migrate: AIGW_DATABASE_URL is not set; the embedded SQLite database is migrated "
@@ -201,13 +210,18 @@ def migrate_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m gateway_app`` (also read by the CLI reference)."""
+    commands = argparse.ArgumentParser(prog="python -m gateway_app", description="The AI gateway")
+    add_commands(commands.add_subparsers(dest="command", metavar="COMMAND"))
+    return commands
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gateway_app serve|migrate``."""
-    parser = argparse.ArgumentParser(prog="python -m gateway_app", description="The AI gateway")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_commands(sub)
-    args = parser.parse_args(argv)
+    """``python -m gateway_app serve|migrate|models|admin``."""
+    commands = parser()
+    args = commands.parse_args(argv)
     if not getattr(args, "command", None):
-        parser.print_help()
+        commands.print_help()
         return EXIT_CONFIG
     return int(args.handler(args))

@@ -33,10 +33,16 @@ class Environment:
     database_ca_file: str | None = None
     #: ``AIGW_MIGRATION_DATABASE_URL``: the schema owner, for ``migrate`` only.
     migration_database_url: str | None = field(default=None, repr=False)
+    #: ``AIGW_MIGRATION_SECRET``: where the schema owner's credential is kept instead (a
+    #: secret in the cloud's secret store: :mod:`gateway_app.credentials.database`).
+    migration_secret: str | None = None
     #: ``AIGW_ADMIN_KEY``: the admin API's shared key; set, it also turns governance on.
     admin_key: str | None = field(default=None, repr=False)
     #: ``AIGW_KEY_HASH_SECRET``: the HMAC secret virtual keys are stored under.
     key_hash_secret: str | None = field(default=None, repr=False)
+    #: ``AIGW_CLOUD``: which cloud this gateway runs in (``aws``, ``azure``, ``gcp``): its
+    #: name in the global governance plane (``governance.global``).
+    cloud: str | None = None
     #: ``AIGW_UPSTREAM_CLIENT``: ``raw`` (the default) or ``aiohttp``.
     upstream_client: str = "raw"
     #: The standard ``OTEL_*`` variables ask for trace export.
@@ -56,8 +62,10 @@ class Environment:
             database_url=get("AIGW_DATABASE_URL"),
             database_ca_file=get("AIGW_DATABASE_CA_FILE"),
             migration_database_url=get("AIGW_MIGRATION_DATABASE_URL"),
+            migration_secret=get("AIGW_MIGRATION_SECRET"),
             admin_key=get("AIGW_ADMIN_KEY"),
             key_hash_secret=get("AIGW_KEY_HASH_SECRET"),
+            cloud=get("AIGW_CLOUD"),
             upstream_client=get("AIGW_UPSTREAM_CLIENT") or "raw",
             tracing=tracing_configured(env),
         )

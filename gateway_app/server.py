@@ -140,6 +140,9 @@ class _ServerState:
         self.connections: set[_HttpProtocol] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
+        # The ``aigw.stopping`` extension: long responses (the governance change feed)
+        # poll it and end themselves when the server drains.
+        self.is_stopping: Callable[[], bool] = lambda: self.stopping
 
 
 class _Cycle:
@@ -487,7 +490,10 @@ class _HttpProtocol(asyncio.Protocol):
             "headers": self.headers,
         }
         cycle = _Cycle(self, scope, self.parser.should_keep_alive())
-        scope["extensions"] = {"aigw.disconnect": cycle.watch_disconnect}
+        scope["extensions"] = {
+            "aigw.disconnect": cycle.watch_disconnect,
+            "aigw.stopping": self.state.is_stopping,
+        }
         for name, value in self.headers:
             if name == b"expect" and value.lower() == b"100-continue":
                 cycle.expect_continue = True

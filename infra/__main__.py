@@ -44,7 +44,7 @@ for cloud in stack_config.enabled_clouds:
             cloud,
             redis_url=footprint.redis_url,
             postgres_dsn=footprint.postgres_dsn,
-            postgres_migration_dsn=footprint.postgres_migration_dsn,
+            migration=identity.migration,
             redis_ca_cert=footprint.redis_ca_cert,
             admin_key=shared_secrets.admin_key,
             key_hash_secret=shared_secrets.key_hash_secret,

@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         help="create a self-managed Pulumi state backend (idempotent)",
         description="Create or converge a self-managed Pulumi state backend. Re-running "
         "changes nothing; settings weaker than the baseline are reported and fixed, "
-        "nothing is ever deleted. Azure Blob and GCS backends: see the README's Deploy section.",
+        "nothing is ever deleted. Azure Blob and GCS backends: see docs/getting-started/azure.md and gcp.md.",
     )
     clouds = bootstrap.add_subparsers(dest="cloud", metavar="CLOUD", required=True)
     aws = clouds.add_parser(

@@ -21,7 +21,7 @@ import pulumi
 from infra.config import StackConfig
 from infra.contracts import Cloud
 from infra.contracts.footprint import CloudFootprint
-from infra.contracts.workload import WorkloadIdentity
+from infra.contracts.workload import MigrationAccess, WorkloadIdentity
 
 
 class CloudIdentity(Protocol):
@@ -29,6 +29,9 @@ class CloudIdentity(Protocol):
 
     workload_identity: WorkloadIdentity
     """The ServiceAccount annotations (and pod labels, egress) binding pods to the identity."""
+    migration: MigrationAccess | None
+    """The migration Job's own identity and the owner secret only it may read (None: the Job
+    migrates as the gateway's role)."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The stack config reference, generated from the pydantic models.
 
-The README embeds the output of :func:`config_reference` between two markers;
-a test fails when they drift apart (run ``aigw config-reference`` and paste).
+docs/reference/configuration.md embeds the output of :func:`config_reference`
+(``python -m docgen --write``); a test fails when they drift apart.
 """
 
 from __future__ import annotations

@@ -498,13 +498,15 @@ CATALOG: dict[str, list[Anchor]] = {
     "kubernetes:helm.sh/v3:Release": [],
     # The edge (Envoy Gateway): no anchor rule set has checks for the Gateway API or
     # Envoy Gateway kinds; kubernetes-gateway-public-listener-tls judges Gateway and
-    # HTTPRoute, and checkov scans them (tests/policies/test_checkov.py).
+    # HTTPRoute, kubernetes-gateway-console-allowed-cidrs the console's SecurityPolicy,
+    # and checkov scans them (tests/policies/test_checkov.py).
     "kubernetes:gateway.networking.k8s.io/v1:GatewayClass": [],
     "kubernetes:gateway.networking.k8s.io/v1:Gateway": [],
     "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute": [],
     "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy": [],
     "kubernetes:gateway.envoyproxy.io/v1alpha1:ClientTrafficPolicy": [],
     "kubernetes:gateway.envoyproxy.io/v1alpha1:BackendTrafficPolicy": [],
+    "kubernetes:gateway.envoyproxy.io/v1alpha1:SecurityPolicy": [],
     "command:local:Command": [],
     "random:index/randomId:RandomId": [], "random:index/randomPassword:RandomPassword": [],
 }

@@ -15,6 +15,14 @@ A Gateway is internal (and exempt) when its ``spec.infrastructure.annotations``
 ask the cloud for an internal load balancer (AWS scheme ``internal``, Azure
 ``azure-load-balancer-internal``, GKE ``load-balancer-type: Internal``); the
 annotations Envoy Gateway copies onto the Service it creates.
+
+In production, a gateway that serves the web console (its config file, a
+ConfigMap, has an ``identity`` section with ``oidc`` or ``admin_key_login``)
+must restrict ``/console`` and ``/auth`` to the organisation's networks at the
+edge: an Envoy Gateway ``SecurityPolicy`` in its namespace, attached to the
+HTTPRoute that serves those paths (or to the Gateway), denying by default and
+allowing by ``principal.clientCIDRs`` only, that together do not admit the whole
+internet (``ai-gateway:gateway.consoleAllowedCidrs`` builds exactly that).
 """
 
 from __future__ import annotations
@@ -22,13 +30,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import yaml
 from pulumi_policy import PolicyResource, Severity, StackValidationPolicy
 
 from policies.config import Category
-from policies.framework import get, items, stack_policy
+from policies.framework import PROD_ONLY, WORLD, WORLD_DOC, get, is_world, items, stack_policy
 
 GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
 HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+SECURITY_POLICY = "kubernetes:gateway.envoyproxy.io/v1alpha1:SecurityPolicy"
+CONSOLE_PATHS = ("/console", "/auth")
+"""The web console and people's sign-in."""
 PLAIN_PROTOCOLS = {"HTTP", "TCP", "UDP"}
 """Listener protocols that carry traffic without TLS (``HTTPS`` and ``TLS`` do not)."""
 
@@ -123,6 +136,109 @@ def _plain_listeners(
                         )
 
 
+def _serves_console(config_map: Mapping[str, Any]) -> bool:
+    """Whether a ConfigMap holds a gateway config file whose ``identity`` serves the console."""
+    for text in (get(config_map, "data", {}) or {}).values():
+        try:
+            loaded = yaml.safe_load(text) if isinstance(text, str) else None
+        except yaml.YAMLError:
+            continue
+        identity = loaded.get("identity") if isinstance(loaded, Mapping) else None
+        if isinstance(identity, Mapping) and (
+            identity.get("oidc") or identity.get("admin_key_login") is True
+        ):
+            return True
+    return False
+
+
+def _console_routes(routes: Sequence[PolicyResource], namespace: str) -> set[str]:
+    """Names of the namespace's HTTPRoutes with rules matching every console path prefix."""
+    found = set()
+    for route in routes:
+        if _namespace(route.props) != namespace:
+            continue
+        prefixes = {
+            get(match, "path.value")
+            for rule in items(route.props, "spec.rules")
+            for match in items(rule, "matches")
+            if get(match, "path.type", "PathPrefix") == "PathPrefix"
+        }
+        if all(path in prefixes for path in CONSOLE_PATHS):
+            found.add(get(route.props, "metadata.name") or route.name)
+    return found
+
+
+def _allow_list_problem(policy: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
+    """What keeps a SecurityPolicy from restricting clients to a list of networks (None: nothing)."""
+    authorization = get(policy, "spec.authorization")
+    if not isinstance(authorization, Mapping):
+        return "has no authorization"
+    # Envoy Gateway's default action is Deny when none is given.
+    if get(authorization, "defaultAction", "Deny") != "Deny":
+        return f"has defaultAction {get(authorization, 'defaultAction')} (must be Deny)"
+    allowed: list[Any] = []
+    for rule in items(authorization, "rules"):
+        if get(rule, "action") != "Allow":
+            continue
+        cidrs = items(rule, "principal.clientCIDRs")
+        if not cidrs:
+            return f"allows by something other than client networks (rule {get(rule, 'name')})"
+        allowed += cidrs
+    if not allowed:
+        return "allows no network"
+    if is_world(allowed, config):
+        return f"allows {sorted(map(str, allowed))}, the whole internet"
+    return None
+
+
+def _console_allow_list(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterable[tuple[str, str]]:
+    routes = [r for r in resources if r.resource_type == HTTP_ROUTE]
+    policies_ = [r for r in resources if r.resource_type == SECURITY_POLICY]
+    gateways = [r for r in resources if r.resource_type == GATEWAY]
+    fix = (
+        "set ai-gateway:gateway.consoleAllowedCidrs to the organisation's networks (an Envoy "
+        "Gateway SecurityPolicy on the console's HTTPRoute: authorization.defaultAction Deny, "
+        "Allow rules on principal.clientCIDRs)"
+    )
+    for config_map in (r for r in resources if r.resource_type == CONFIG_MAP):
+        if not _serves_console(config_map.props):
+            continue
+        namespace = _namespace(config_map.props)
+        targets = {("HTTPRoute", name) for name in _console_routes(routes, namespace)} | {
+            ("Gateway", get(g.props, "metadata.name") or g.name)
+            for g in gateways
+            if _namespace(g.props) == namespace
+        }
+        guarding = [
+            p
+            for p in policies_
+            if _namespace(p.props) == namespace
+            and any(
+                (get(ref, "kind"), get(ref, "name")) in targets
+                for ref in items(p.props, "spec.targetRefs")
+            )
+        ]
+        name = get(config_map.props, "metadata.name") or config_map.name
+        if not guarding:
+            yield (
+                f"ConfigMap {name} configures a gateway that serves the console (/console, "
+                f"/auth) in namespace {namespace}, and no SecurityPolicy restricts those paths "
+                f"to an allow-list at the edge: {fix}",
+                config_map.urn,
+            )
+        for policy in guarding:
+            problem = _allow_list_problem(policy.props, config)
+            if problem:
+                policy_name = get(policy.props, "metadata.name") or policy.name
+                yield (
+                    f"SecurityPolicy {policy_name} guards the console of namespace {namespace} "
+                    f"but {problem}: {fix}",
+                    policy.urn,
+                )
+
+
 def policies() -> list[StackValidationPolicy]:
     """The Gateway API policies of the pack."""
     return [
@@ -136,5 +252,21 @@ def policies() -> list[StackValidationPolicy]:
             check=_plain_listeners,
             category=Category.EXPOSURE,
             severity=Severity.HIGH,
+        ),
+        stack_policy(
+            "kubernetes-gateway-console-allowed-cidrs",
+            "In production, a gateway that serves the web console (an identity section with oidc "
+            "or admin_key_login in its config file) restricts /console and /auth to the "
+            "organisation's networks at the edge: an Envoy Gateway SecurityPolicy on the route "
+            "serving them (or the Gateway) that denies by default and allows only "
+            "principal.clientCIDRs, which together do not admit the whole internet. Fix: set "
+            "ai-gateway:gateway.consoleAllowedCidrs.",
+            types=[CONFIG_MAP, HTTP_ROUTE, SECURITY_POLICY],
+            check=_console_allow_list,
+            category=Category.EXPOSURE,
+            params=WORLD,
+            param_docs=WORLD_DOC,
+            severity=Severity.HIGH,
+            non_production=PROD_ONLY,
         ),
     ]

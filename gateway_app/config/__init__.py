@@ -296,6 +296,27 @@ class CacheConfig(_Model):
     semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
 
 
+class ResponsesConfig(_Model):
+    """Stored responses of the Responses API (``previous_response_id``, ``GET /v1/responses``).
+
+    The gateway keeps them itself (Redis when ``AIGW_REDIS_URL`` is set, else in-process)
+    and sends every upstream call with ``store: false``."""
+
+    store: bool = Field(
+        True, description="keep responses unless a request says `store: false`; off: never"
+    )
+    # A week, not OpenAI's 30 days: each stored response holds its whole conversation, and
+    # clients that send `store` by default (the Agents SDK) store every turn; a chain older
+    # than this is answered with a 400 naming previous_response_id (resend the input).
+    ttl_s: float = Field(
+        7 * 86400.0, gt=0, description="how long a stored response can be read or chained"
+    )
+    max_entries: int = Field(1_000, ge=1, description="in-process store size (LRU)")
+    max_entry_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="larger conversations are answered, not stored"
+    )
+
+
 class MetricsConfig(_Model):
     """Prometheus metrics at ``/metrics``."""
 
@@ -327,6 +348,7 @@ class GatewayConfig(_Model):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(min_length=1)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
@@ -466,7 +488,9 @@ def parse(
         raw["providers"] = resolved
     raw = interpolate(raw, environ=environ)
     try:
-        return GatewayConfig.model_validate(raw)
+        # The environment reaches validators too (the OIDC client secret's presence).
+        context = {"environ": environ} if environ is not None else None
+        return GatewayConfig.model_validate(raw, context=context)
     except ValidationError as exc:
         problems = _problems(exc)
         raise ConfigError(_render(source, problems), problems) from None
@@ -508,7 +532,7 @@ def _known_keys(loc: tuple[Any, ...]) -> list[str]:
         node = _step(node, part)
     node = _step(node, None) if typing.get_origin(node) in (Union, types.UnionType) else node
     if isinstance(node, type) and issubclass(node, BaseModel):
-        return sorted(n for n, f in node.model_fields.items() if not f.exclude)
+        return sorted(f.alias or n for n, f in node.model_fields.items() if not f.exclude)
     return []
 
 
@@ -521,7 +545,7 @@ def _step(node: Any, part: Any) -> Any:
     if origin in (dict, list):
         return typing.get_args(node)[-1]
     if isinstance(node, type) and issubclass(node, BaseModel):
-        field = node.model_fields.get(part)
+        field = next((f for n, f in node.model_fields.items() if part in (n, f.alias)), None)
         return field.annotation if field else None
     return None
 

@@ -25,7 +25,7 @@ import os
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationInfo, model_validator
 
 #: The console roles a mapping may grant, and the admin API role each becomes.
 CONSOLE_ROLES: dict[str, str] = {
@@ -144,7 +144,7 @@ class OIDCConfig(_Model):
     )
 
     @model_validator(mode="after")
-    def _urls(self) -> OIDCConfig:
+    def _urls(self, info: ValidationInfo) -> OIDCConfig:
         _check_url("issuer", self.issuer)
         for name in ("redirect_uri", "post_logout_redirect_uri"):
             value = getattr(self, name)
@@ -157,7 +157,13 @@ class OIDCConfig(_Model):
             )
         if "openid" not in self.scopes:
             raise ValueError("scopes: must include `openid`")
-        if self.token_auth_method != "none" and not self.secret:
+        # The environment the config is validated against: the process's, or the pod's
+        # planned one (``aigw plan`` validates a cluster's file before the pod exists).
+        environ = (info.context or {}).get("environ")
+        secret = self.client_secret or (
+            environ.get(self.client_secret_env) if environ is not None else self.secret
+        )
+        if self.token_auth_method != "none" and not secret:
             raise ValueError(
                 f"the client secret is unset but token_auth_method is {self.token_auth_method}: "
                 f"set {self.client_secret_env} (or token_auth_method: none for a public client)"
@@ -222,6 +228,16 @@ class IdentityConfig(_Model):
         default_factory=list, description="origins besides public_url's that may send changes"
     )
     session: SessionConfig = Field(default_factory=SessionConfig)
+    console_allowed_cidrs: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="networks `/console`, `/auth` and people's sessions may be used from "
+        "(the client address, see trusted_proxies); empty: any network",
+    )
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="proxies in front of the gateway (CIDRs) whose X-Forwarded-For entry is "
+        "believed when finding the client's address; empty: the TCP peer is the client",
+    )
 
     @property
     def enabled(self) -> bool:

@@ -71,6 +71,29 @@ Handler = Callable[[AdminCall], Awaitable[Result]]
 
 
 @dataclass(frozen=True, slots=True)
+class AdminAnswer:
+    """An admin response as sent: status, JSON body and extra headers."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+class Forwarder(Protocol):
+    """Sends admin calls to the cloud that owns governance writes (the global plane's home)."""
+
+    async def forward(
+        self, principal: Principal, method: str, path: str, query: str, body: Any
+    ) -> AdminAnswer:
+        """The home's answer to the call, relayed (503 when the home is unreachable)."""
+        ...
+
+    def local_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """What a ``?consistency=local`` answer says about this cloud's copy."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class AdminRoute:
     """One route of the admin API."""
 
@@ -109,6 +132,14 @@ class AdminApi:
         self.state = governance.state
         # People's sessions, attached when sign-in is configured (gateway_app.identity).
         self.people: People | None = None
+        # In a follower cloud of the global plane: the home answers every admin call.
+        self.forwarder: Forwarder | None = None
+        # The global plane's home: its escrow ledger's view of a budget (per cloud).
+        self.budget_ledger: Callable[[str], dict[str, Any]] | None = None
+        # The global plane's home: the time before which every cloud's audit is here.
+        self.audit_complete_through: Callable[[], float] | None = None
+        # Headers of every answer given here (the global plane's home: who answered).
+        self.answer_headers: tuple[tuple[bytes, bytes], ...] = ()
         read, write = Role.VIEWER, Role.TEAM_ADMIN
         self.routes: list[AdminRoute] = [
             AdminRoute("GET", "/admin/projects", read, False, self._list_projects),
@@ -195,11 +226,48 @@ class AdminApi:
             )
         raise GatewayError(404, f"Unknown admin path {method} {path}.", code="unknown_url")
 
+    async def answer(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: Any
+    ) -> AdminAnswer:
+        """Answer one admin request as sent to the client. Who is calling is decided here
+        (keys, the admin key and sessions are known in every cloud); in a follower cloud
+        of the global plane the call is then answered by the home, except reads asked
+        with ``?consistency=local``, answered from this cloud's copy."""
+        principal = await self.principal(headers, method)
+        route, _ = self.route(method, path)
+        forwarder = self.forwarder
+        if forwarder is not None:
+            local = dict(parse_qsl(query)).get("consistency") == "local"
+            if not (local and not route.writes):
+                return await forwarder.forward(principal, method, path, query, body)
+            status, payload = await self.serve_as(principal, method, path, query, body)
+            return AdminAnswer(status, orjson.dumps(payload), forwarder.local_headers())
+        status, payload = await self.serve_as(principal, method, path, query, body)
+        extra = await self.audit_headers(path)
+        return AdminAnswer(status, orjson.dumps(payload), (*self.answer_headers, *extra))
+
+    async def audit_headers(self, path: str) -> list[tuple[bytes, bytes]]:
+        """For analytics and the audit search at the global plane's home: how complete
+        the answer is (``x-aigw-audit-complete-through``: every cloud's events before this
+        Unix time are in it; a cloud cut off holds it back)."""
+        through = self.audit_complete_through
+        if through is None or not path.startswith(("/admin/analytics/", "/admin/audit")):
+            return []
+        value = await asyncio.to_thread(through)
+        return [(b"x-aigw-audit-complete-through", b"%.3f" % value)]
+
     async def serve(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: Any
     ) -> Result:
-        """Answer one admin request: (status, JSON-able body); raises GatewayError."""
+        """Answer one admin request here: (status, JSON-able body); raises GatewayError."""
         principal = await self.principal(headers, method)
+        return await self.serve_as(principal, method, path, query, body)
+
+    async def serve_as(
+        self, principal: Principal, method: str, path: str, query: str, body: Any
+    ) -> Result:
+        """Answer one admin request of a known caller here (the home answers forwarded
+        calls with this): (status, JSON-able body); raises GatewayError."""
         route, params = self.route(method, path)
         rbac.require(principal, route.role, route.writes, route.forbidden)
         try:
@@ -549,9 +617,25 @@ class AdminApi:
         scope, scope_id, _ = await self._limit_scope(call)
         day, month, _, _ = period_ends(time.time())
         name = f"{scope}:{scope_id}"
-        daily = await self.state.spent_nusd(name, "daily", day)
-        monthly = await self.state.spent_nusd(name, "monthly", month)
-        return 200, {
+        ledger = self.budget_ledger
+        if ledger is not None:
+            # Every cloud's spend, as each last reported it to the home (one tick old).
+            clouds: dict[str, Any] = {}
+            spent = {}
+            for period, period_id in (("daily", day), ("monthly", month)):
+                rows = await asyncio.to_thread(ledger, f"{name}|{period}|{period_id}")
+                spent[period] = sum(row["spent_nusd"] for row in rows.values())
+                for cloud, row in rows.items():
+                    clouds.setdefault(cloud, {})[period] = {
+                        "spent_usd": row["spent_nusd"] / NANO,
+                        "held_usd": row["granted_nusd"] / NANO,
+                        "reported_at": row["reported_at"],
+                    }
+            daily, monthly = spent["daily"], spent["monthly"]
+        else:
+            daily = await self.state.spent_nusd(name, "daily", day)
+            monthly = await self.state.spent_nusd(name, "monthly", month)
+        answer = {
             "scope": scope,
             "scope_id": scope_id,
             "daily_usd": daily / NANO,
@@ -559,6 +643,9 @@ class AdminApi:
             "day": day,
             "month": month,
         }
+        if ledger is not None:
+            answer["clouds"] = clouds
+        return 200, answer
 
     # ------------------------------------------------------------ people
 

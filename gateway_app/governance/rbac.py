@@ -14,6 +14,7 @@ Each admin route declares the least :class:`Role` it needs and whether it writes
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -90,6 +91,61 @@ class Principal:
         if self.key_id is None and self.role is Role.ADMIN:
             return {"type": "admin_key", "break_glass": self.break_glass}
         return {"type": "key", "key_id": self.key_id, "role": self.role, "team_id": self.team_id}
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A person signed in through the identity provider (``gateway_app.identity``)."""
+
+    issuer: str
+    subject: str
+    email: str | None = None
+    name: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """As shown in session answers and audit records."""
+        return {
+            "issuer": self.issuer,
+            "subject": self.subject,
+            "email": self.email,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_public(cls, data: Mapping[str, Any]) -> Person:
+        return cls(data["issuer"], data["subject"], data.get("email"), data.get("name"))
+
+
+def principal_public(principal: Principal) -> dict[str, Any]:
+    """A principal as the internal channel carries it (no credential: who, and their role)."""
+    return {
+        "role": str(principal.role),
+        "team_id": principal.team_id,
+        "key_id": principal.key_id,
+        "person": principal.person.public() if principal.person is not None else None,
+        "break_glass": principal.break_glass,
+    }
+
+
+def principal_from_public(data: Any) -> Principal:
+    """The principal of a forwarded admin call; ValueError naming what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError("`principal` must be an object")
+    try:
+        role = Role(str(data.get("role")))
+    except ValueError:
+        raise ValueError(f"`principal.role` {data.get('role')!r} is not a role") from None
+    person = data.get("person")
+    if person is not None and not (isinstance(person, dict) and person.get("subject")):
+        raise ValueError("`principal.person` needs its `subject`")
+    return Principal(
+        role,
+        data.get("team_id"),
+        data.get("key_id"),
+        # (A person another cloud's gateway signed in and vouches for.)
+        Person.from_public({"issuer": "", **person}) if person is not None else None,
+        bool(data.get("break_glass")),
+    )
 
 
 def forbidden(message: str = "This key may not use the admin API.") -> GatewayError:

@@ -22,11 +22,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from gateway_app.apis import EMBEDDINGS
+from gateway_app.apis import EMBEDDINGS, RESPONSES
 from gateway_app.config import DeploymentConfig, GatewayConfig
 from gateway_app.config.governance import GovernanceConfig
 from gateway_app.config.prices import (
@@ -121,6 +121,32 @@ def usd(amount: float) -> str:
     return f"${amount:.{decimals}f}"
 
 
+class Leases(Protocol):
+    """This cloud's escrow leases of budgets (the global plane's :class:`LeaseAgent`)."""
+
+    def refused_outright(self, item: BudgetItem) -> bool:
+        """The home said the budget is spent (held by other clouds): no point waiting."""
+        ...
+
+    wait_s: float  # how long a request may wait for its cloud's lease to grow
+
+    async def need(self, item: BudgetItem, amount: int, timeout: float) -> bool:
+        """Ask for more of ``item`` at once; whether a renewal arrived within ``timeout``."""
+        ...
+
+
+class Extension(Protocol):
+    """A part of governance started after it and stopped before it (the global plane)."""
+
+    async def start(self) -> None:
+        """Start (keys and limits are loaded)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop (before governance closes its connections)."""
+        ...
+
+
 @dataclass(slots=True)
 class Reservation:
     """What a model call reserved before the upstream call, corrected once it settles."""
@@ -152,7 +178,7 @@ class Governance:
         self.state = state
         self.db = db
         self.admin_key = admin_key
-        self.store = KeyStore(db)
+        self.store = KeyStore(db, epoch=self.settings.global_.epoch if self.settings.global_ else 1)
         self.registry = Registry(
             self.store, secret, refresh_s=self.settings.key_refresh_s, redis=redis
         )
@@ -176,6 +202,10 @@ class Governance:
         self._bounds: dict[str, TokenPrices] = {}
         self._levels_cache: dict[tuple[str, str, str, str | None], Any] = {}
         self._levels_of: object = None
+        # The global governance plane, when configured (gateway_app.governance.plane),
+        # and its escrow leases of budgets.
+        self.plane: Extension | None = None
+        self.leases: Leases | None = None
 
     @classmethod
     def from_environment(cls, config: GatewayConfig, env: Environment) -> Governance:
@@ -198,6 +228,14 @@ class Governance:
                 "is set; set AIGW_KEY_HASH_SECRET (and AIGW_ADMIN_KEY for the admin API)"
             )
         url = env.redis_url
+        leased = config.governance.global_ is not None
+        if leased and not url:
+            from gateway_app.config import ConfigError
+
+            raise ConfigError(
+                "governance.global needs AIGW_REDIS_URL: each cloud's budget leases and "
+                "counters live in its Redis (the embedded mode has no global plane)"
+            )
         redis = None
         drain_state: GovernanceState | None = None
         state: GovernanceState
@@ -206,7 +244,7 @@ class Governance:
 
             ca = env.redis_ca_file
             state = RedisGovernanceState.from_url(
-                url, ca, claim_idle_s=config.governance.audit_claim_idle_s
+                url, ca, claim_idle_s=config.governance.audit_claim_idle_s, leased=leased
             )
             drain_state = RedisGovernanceState.from_url(
                 url, ca, max_connections=2, claim_idle_s=config.governance.audit_claim_idle_s
@@ -240,8 +278,12 @@ class Governance:
             raise ConfigError(unpriced_error(refused))
         await self.registry.start()
         self.drainer.start()
+        if self.plane is not None:
+            await self.plane.start()
 
     async def stop(self) -> None:
+        if self.plane is not None:
+            await self.plane.stop()
         await self.registry.stop()
         # Queued settlements and events first, so the drainer's last pass can store them.
         await self.state.flush()
@@ -300,7 +342,13 @@ class Governance:
         if api is EMBEDDINGS:
             output = 0
         else:
-            limit = body.get("max_completion_tokens") or body.get("max_tokens")
+            if api is RESPONSES:
+                # The whole conversation goes upstream: a chained call's history included
+                # between its instructions and input (RESPONSES.prompt_fields).
+                source = [body.get("instructions"), request.history, body.get("input")]
+                limit = body.get("max_output_tokens")
+            else:
+                limit = body.get("max_completion_tokens") or body.get("max_tokens")
             output = (
                 int(limit)
                 if isinstance(limit, int) and limit > 0
@@ -382,6 +430,23 @@ class Governance:
             )
         try:
             decision = await self.state.reserve(rate, budgets, now)
+            leases = self.leases
+            if decision.lease_held is not None and leases is not None:
+                # This cloud's lease of a budget is spent (money may be left elsewhere):
+                # wait for urgent renewals, retrying after each, at most wait_s (then 429).
+                deadline = time.monotonic() + leases.wait_s
+                while True:
+                    item = decision.refused
+                    left = deadline - time.monotonic()
+                    if (
+                        decision.lease_held is None
+                        or not isinstance(item, BudgetItem)
+                        or left <= 0
+                        or leases.refused_outright(item)
+                        or not await leases.need(item, item.amount_nusd, left)
+                    ):
+                        break
+                    decision = await self.state.reserve(rate, budgets, now)
         except Exception as exc:
             if self.settings.fail_closed:
                 log.error("governance state unreachable; refusing (fail_closed): %s", exc)
@@ -509,6 +574,21 @@ class Governance:
             )
         assert isinstance(item, BudgetItem)
         scope = item.scope.split(":", 1)[0]
+        if (
+            decision.lease_held is not None
+            and self.leases is not None
+            and not self.leases.refused_outright(item)
+        ):
+            # Money is left in the budget, but this cloud's share of it is spent and the
+            # home's grant did not arrive in time (or the home is unreachable).
+            return f"budget_lease:{scope}", GatewayError(
+                429,
+                f"This cloud's share of the {item.period} budget of {item.scope} is spent "
+                f"and a new share did not arrive in time (used {usd(decision.used / NANO)} "
+                f"of {usd(decision.lease_held / NANO)} held here); retry in a second.",
+                code="budget_lease_unavailable",
+                headers={"retry-after": "1"},
+            )
         _, _, day_left, month_left = period_ends(now)
         retry = day_left if item.period == "daily" else month_left
         return f"budget:{scope}", GatewayError(

@@ -33,6 +33,8 @@ from urllib.parse import parse_qsl
 import orjson
 
 from gateway_app.errors import GatewayError
+from gateway_app.governance.service import presented_key
+from gateway_app.identity.network import ConsoleNetworks
 from gateway_app.identity.oidc import SignInError
 from gateway_app.identity.service import Identity, SignedIn, read_cookie
 
@@ -89,6 +91,9 @@ class ConsoleApp:
     def __init__(self, identity: Identity) -> None:
         self.identity = identity
         self.static = load_static()
+        self.networks = ConsoleNetworks(
+            identity.config.console_allowed_cidrs, identity.config.trusted_proxies
+        )
         session = identity.config.session
         self._session_attrs = ("; Path=/; HttpOnly; SameSite=" + session.same_site.capitalize()) + (
             "; Secure" if session.cookie_secure else ""
@@ -101,6 +106,17 @@ class ConsoleApp:
     def serves(path: str) -> bool:
         """Whether a path is this handler's."""
         return path.startswith("/auth/") or path == "/console" or path.startswith("/console/")
+
+    def require_network(self, scope: Scope) -> None:
+        """For the admin API: a request carrying a console session cookie (and no key) must
+        come from the console's networks too (403 otherwise); key-authenticated automation
+        is not the console's and is not judged here."""
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if read_cookie(headers, self.identity.session_cookie) is None:
+            return
+        if presented_key(headers):
+            return
+        self.networks.require(scope)
 
     async def start(self) -> None:
         """Nothing to open: the provider is contacted at the first sign-in."""
@@ -115,6 +131,14 @@ class ConsoleApp:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         method, path = scope["method"], scope["path"]
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        try:
+            self.networks.require(scope)
+        except GatewayError as exc:
+            if path.startswith("/console"):
+                await self._page(send, exc.status, "Not available from here", exc.message, False)
+            else:
+                await self._json(send, exc.status, exc.body(), exc.headers)
+            return
         try:
             if path == "/console" or path.startswith("/console/"):
                 await self._console(method, path, headers, send)
@@ -283,10 +307,14 @@ class ConsoleApp:
         key = body.get("admin_key")
         if not isinstance(key, str) or not key:
             raise GatewayError(400, "Send `admin_key`.", param="admin_key", code="invalid_request")
-        client = scope.get("client") or ("unknown", 0)
+        # Behind the edge the TCP peer is an Envoy proxy: the per-client limit and the
+        # audit record need the person's own address.
+        client = self.networks.client(scope)
         try:
             signed = await self.identity.admin_key_login(
-                key, str(client[0]), read_cookie(headers, self.identity.session_cookie)
+                key,
+                str(client) if client is not None else "unknown",
+                read_cookie(headers, self.identity.session_cookie),
             )
         except SignInError as exc:
             raise GatewayError(exc.status, str(exc), code=exc.reason) from None

@@ -30,8 +30,8 @@ CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _CIRCUIT = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
-# The labelled endpoints: every wire API's path, and the model list.
-ENDPOINTS = frozenset({*(api.path for api in WIRE_APIS), "/v1/models"})
+# The labelled endpoints: every wire API's path, the model list, stored responses.
+ENDPOINTS = frozenset({*(api.path for api in WIRE_APIS), "/v1/models", "/v1/responses/{id}"})
 
 
 class Metrics:
@@ -110,6 +110,28 @@ class Metrics:
             multiprocess_mode="mostrecent",
             registry=r,
         )
+        # The global governance plane (set at scrape time from the plane's status).
+        self.plane = {
+            name: Gauge(
+                f"aigw_gov_{name}",
+                text,
+                labels,
+                multiprocess_mode="mostrecent",
+                registry=r,
+            )
+            for name, text, labels in (
+                ("feed_applied_seq", "This cloud's position in the home's change feed", []),
+                ("feed_head_seq", "The home's last change, as this cloud last heard", []),
+                ("feed_silence_seconds", "Seconds since this cloud last heard the feed", []),
+                ("home_reachable", "1 while the home answers this cloud's lease renewals", []),
+                ("audit_unshipped", "Audit events not yet stored at the home", []),
+                (
+                    "peer_auth_failures",
+                    "Internal calls refused, by claimed peer and reason (this process)",
+                    ["peer", "reason"],
+                ),
+            )
+        }
         self.by_key = (
             Counter(
                 "aigw_requests_by_key",
@@ -190,6 +212,15 @@ class Metrics:
         if self._circuits.get(deployment) != value:
             self._circuits[deployment] = value
             self._child(self.circuit, deployment).set(value)
+
+    def set_plane(self, status: dict[str, Any]) -> None:
+        """Report the global governance plane's status (``GlobalPlane.status``)."""
+        for name, value in status.items():
+            if name == "peer_auth_failures":
+                for (peer, reason), count in value.items():
+                    self.plane[name].labels(peer, reason).set(count)
+            elif value is not None:
+                self.plane[name].set(value)
 
     def render(self) -> bytes:
         """The exposition text: every worker's values when multiprocess, else this one's."""

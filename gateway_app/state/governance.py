@@ -62,6 +62,9 @@ class Decision:
     used: float = 0.0  # the refusing counter's value (before this request)
     retry_after_s: float = 0.0
     rate_used: list[float] = field(default_factory=list)  # per rate item, before this request
+    # Refused within the budget but past this cloud's escrow lease of it (the global
+    # governance plane): what the cloud holds. None: not a lease refusal.
+    lease_held: float | None = None
 
 
 class GovernanceState(Protocol):
@@ -117,6 +120,11 @@ def rate_key(item: RateItem, minute: int) -> str:
 
 def budget_key(item: BudgetItem) -> str:
     return f"b:{item.scope}:{item.period}:{item.period_id}"
+
+
+def lease_key(item: BudgetItem) -> str:
+    """What this cloud holds of a budget (nano-USD), granted by the home's ledger."""
+    return f"lease:{item.scope}:{item.period}:{item.period_id}"
 
 
 def retry_after(used: float, amount: int, limit: int, prev: float, into_window: float) -> float:

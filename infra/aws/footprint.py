@@ -226,7 +226,7 @@ class Footprint(pulumi.ComponentResource):
                 "kubeconfig": self.cluster.kubeconfig,
                 "redisUrl": self.redis.url,
                 "postgresDsn": self.postgres.dsn,
-                "postgresMigrationDsn": self.postgres.migration_dsn,
+                "postgresOwnerSecretArn": self.postgres.owner_secret_arn,
                 **self.outputs.by_key(),
             }
         )
@@ -246,7 +246,7 @@ def build(config: StackConfig) -> CloudFootprint[AwsOutputs]:
         kube_provider=footprint.kube_provider,
         redis_url=footprint.redis.url,
         postgres_dsn=footprint.postgres.dsn,
-        postgres_migration_dsn=footprint.postgres.migration_dsn,
+        owner_secret=footprint.postgres.owner_secret_arn,
         # ElastiCache and RDS certificates chain to public Amazon roots, which
         # the gateway image's CA bundle already trusts for sslmode=require.
         redis_ca_cert=None,

@@ -163,6 +163,7 @@ class Footprint(pulumi.ComponentResource):
                 settings=s,
                 vnet_id=net.vnet_id,
                 postgres_subnet_id=net.postgres_subnet_id,
+                key_vault_name=cluster.key_vault.name,
                 protect=protect,
             ),
             opts=component,
@@ -185,6 +186,7 @@ class Footprint(pulumi.ComponentResource):
             node_subnet_id=net.node_subnet_id,
             egress_ip=net.egress_ip,
             ingress_ip=net.ingress_ip.ip_address.apply(lambda ip: ip or ""),
+            owner_secret_id=postgres.owner_secret_id,
         )
         self.register_outputs(
             {
@@ -193,7 +195,7 @@ class Footprint(pulumi.ComponentResource):
                 "kubeconfig": cluster.kubeconfig,
                 "redisUrl": redis.url,
                 "postgresDsn": postgres.dsn,
-                "postgresMigrationDsn": postgres.migration_dsn,
+                "postgresOwnerSecretUri": postgres.owner_secret_uri,
             }
         )
 
@@ -213,7 +215,7 @@ def build(config: StackConfig) -> CloudFootprint[AzureOutputs]:
         kube_provider=footprint.cluster.kube_provider,
         redis_url=footprint.redis.url,
         postgres_dsn=footprint.postgres.dsn,
-        postgres_migration_dsn=footprint.postgres.migration_dsn,
+        owner_secret=footprint.postgres.owner_secret_uri,
         # Redis's private endpoint and PostgreSQL's delegated subnet are both in the VNet.
         data_store_cidrs=[config.azure.vnet_cidr],
         redis_port=REDIS_PORT,

@@ -8,7 +8,7 @@ the models use snake_case attributes with camelCase aliases.
 Defaults depend on the environment: ``dev`` is the smallest and cheapest
 footprint that is still private and encrypted; ``prod`` is highly available and
 protected against deletion. Every default can be overridden from the stack file;
-the field descriptions (rendered into the README's config reference by
+the field descriptions (rendered into docs/reference/configuration.md by
 ``aigw config-reference``) say why each default is what it is.
 
 A bad value raises :class:`ConfigError`, whose message names the full config
@@ -32,6 +32,7 @@ from infra.config.azure import AzureConfig, routes_to_azure_openai
 from infra.config.base import (
     LEGACY_PROVIDER_KEYS,
     NAMESPACE,
+    OIDC_CLIENT_SECRET,
     PROVIDER_KEYS,
     SECRET_SETTING_DOCS,
     SECRET_SETTINGS,
@@ -52,6 +53,7 @@ from infra.contracts import Cloud, DnsProvider, Environment, RoutingPolicy
 __all__ = [
     "LEGACY_PROVIDER_KEYS",
     "NAMESPACE",
+    "OIDC_CLIENT_SECRET",
     "PROVIDER_KEYS",
     "SECRET_SETTINGS",
     "SECRET_SETTING_DOCS",

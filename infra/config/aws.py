@@ -26,6 +26,11 @@ _CLOUDWATCH_RETENTION_DAYS = (
 class AwsConfig(_CloudConfig):
     """AWS footprint: VPC, EKS, ElastiCache, RDS PostgreSQL (``ai-gateway:aws``)."""
 
+    @property
+    def pod_cidrs(self) -> tuple[str, ...]:
+        """The VPC: the VPC CNI gives pods addresses of the node subnets."""
+        return (self.vpc_cidr,)
+
     _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEV: {
             **_HA_DEFAULTS[Environment.DEV],

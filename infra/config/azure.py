@@ -23,6 +23,11 @@ _ALL_ZONES: tuple[Literal["1", "2", "3"], ...] = ("1", "2", "3")
 class AzureConfig(_CloudConfig):
     """Azure footprint: VNet, AKS, Azure Managed Redis, PostgreSQL Flexible Server (``ai-gateway:azure``)."""
 
+    @property
+    def pod_cidrs(self) -> tuple[str, ...]:
+        """The Azure CNI Overlay pod range."""
+        return (self.pod_cidr,)
+
     _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEV: {
             **_HA_DEFAULTS[Environment.DEV],

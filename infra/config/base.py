@@ -25,7 +25,13 @@ Each becomes an entry of the gateway's Kubernetes Secret and the environment
 variable ``<NAME>_API_KEY`` of its pods (:func:`provider_key_variable`), which
 the gateway config references as ``api_key: "${GROQ_API_KEY}"``."""
 
-SECRET_SETTINGS = (PROVIDER_KEYS, "adminKey")
+OIDC_CLIENT_SECRET = "oidcClientSecret"
+"""Secret config: the OpenID Connect client secret of the console's sign-in (people's SSO).
+
+It reaches the gateway's pods as ``AIGW_OIDC_CLIENT_SECRET`` from its Kubernetes Secret on
+every cluster; ``gateway.appConfig``'s ``identity.oidc`` names only the client id."""
+
+SECRET_SETTINGS = (PROVIDER_KEYS, "adminKey", OIDC_CLIENT_SECRET)
 """Top-level keys that must be secret (``pulumi config set --secret``). Their values are not part
 of :class:`~infra.config.StackConfig` (a plain, loggable model; it keeps only the provider keys' names);
 :func:`~infra.config.secret_settings` reads them as secret Outputs."""
@@ -46,8 +52,15 @@ SECRET_SETTING_DOCS = {
         "cluster behind the global hostname accepts it. When unset the program generates one "
         "with pulumi_random."
     ),
+    OIDC_CLIENT_SECRET: (
+        "The client secret of the console's OpenID Connect sign-in (`identity.oidc` in "
+        "`gateway.appConfig`, a confidential client): `pulumi config set --secret "
+        "ai-gateway:oidcClientSecret VALUE`. It reaches the gateway's pods as "
+        "`AIGW_OIDC_CLIENT_SECRET` from their Kubernetes Secret on every cluster; `aigw plan` "
+        "refuses an `identity.oidc` section without it (unless `token_auth_method: none`)."
+    ),
 }
-"""What each secret setting is (rendered into the README's config reference)."""
+"""What each secret setting is (rendered into docs/reference/configuration.md)."""
 
 # Sections the program reads: the top-level keys of the ``ai-gateway:`` namespace.
 # The secret settings are top-level keys too (a secret must be a whole config value).

@@ -4,7 +4,7 @@ The global name can live on Route 53, Azure DNS + Traffic Manager, or Cloud
 DNS routing policies. They differ, and a setting one of them cannot honour
 must fail at config time, naming the key and the alternative, never at
 ``pulumi up``. The table below is the single source: the config validation
-reads it and the README's table is rendered from it (a test keeps them equal).
+reads it and the docs' table is rendered from it (a test keeps them equal).
 
 Sources (each rule's documentation):
 
@@ -45,7 +45,7 @@ from infra.contracts import Cloud, DnsProvider, RoutingPolicy
 
 @dataclass(frozen=True)
 class DnsCapabilities:
-    """One DNS cloud's abilities, as the config validation and the README state them."""
+    """One DNS cloud's abilities, as the config validation and the docs state them."""
 
     provider: DnsProvider
     service: str
@@ -217,7 +217,7 @@ def problems(dns: DnsConfig, enabled: Sequence[Cloud]) -> list[tuple[str, str]]:
 
 
 def capability_table() -> str:
-    """The README's table of the three DNS clouds (rendered from :data:`CAPABILITIES`)."""
+    """The docs' table of the three DNS clouds (rendered from :data:`CAPABILITIES`)."""
     rows = [
         "| | "
         + " | ".join(f"`{c.provider.value}`: {c.service}" for c in CAPABILITIES.values())

@@ -20,6 +20,14 @@ could not serve:
    gateway refuses to start with a deployment that has no price (``price`` in the
    catalogue, else genai-prices' dataset), since it would count $0 against budgets.
 
+The ``identity`` section (people's sign-in and the console) is checked against the
+stack too (:func:`identity_problems`): its client secret is the stack secret
+``ai-gateway:oidcClientSecret`` (the pod's ``AIGW_OIDC_CLIENT_SECRET``), never a
+value in the file; the console's networks (``identity.console_allowed_cidrs``) come
+from ``ai-gateway:gateway.consoleAllowedCidrs``, which the edge enforces too, and
+the proxies whose ``X-Forwarded-For`` the gateway believes are the cluster's pods
+(the edge's Envoy proxies).
+
 Each cluster therefore prefers its own cloud (the only workload identity it
 has) and fails over to the key-based providers in the catalogue's order.
 
@@ -31,7 +39,7 @@ Anthropic when their keys are set. Everything here is pure: no Pulumi.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -46,6 +54,10 @@ from infra.config.gcp import GcpConfig
 from infra.contracts import Cloud
 
 APP_CONFIG_KEY = "ai-gateway:gateway.appConfig"
+OIDC_SECRET_VARIABLE = "AIGW_OIDC_CLIENT_SECRET"
+"""The pod's variable holding ``ai-gateway:oidcClientSecret`` (the gateway's default name)."""
+_SET_OIDC_SECRET = "`pulumi config set --secret ai-gateway:oidcClientSecret VALUE`"
+_CONSOLE_NETWORKS = "ai-gateway:gateway.consoleAllowedCidrs"
 
 WORKLOAD_IDENTITY_PROVIDERS = {
     "bedrock": Cloud.AWS,
@@ -88,7 +100,16 @@ def secret_problems(app_config: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Secret material in the catalogue: literal keys, credentials in URLs, secret headers."""
     problems = []
     for path, key, value in _walk(app_config):
-        if isinstance(value, str) and _CREDENTIALS_IN_URL.match(value):
+        if path == "identity.oidc.client_secret" and value is not None:
+            problems.append(
+                (
+                    path,
+                    "is secret material in the config file (a ConfigMap); remove it and run "
+                    f"{_SET_OIDC_SECRET}: the pods read it as {OIDC_SECRET_VARIABLE} from the "
+                    "gateway's Kubernetes Secret",
+                )
+            )
+        elif isinstance(value, str) and _CREDENTIALS_IN_URL.match(value):
             problems.append(
                 (path, "holds a URL with credentials; the config file is a ConfigMap, not a secret")
             )
@@ -147,6 +168,76 @@ def _suggestion(provider: str) -> tuple[str, str]:
         return "<name>", "<NAME>_API_KEY"
 
 
+def identity_problems(
+    app_config: Mapping[str, Any], oidc_client_secret: bool
+) -> list[tuple[str, str]]:
+    """What the stack must provide for the ``identity`` section, and what it must not hold.
+
+    * a confidential OIDC client (any ``token_auth_method`` but ``none``) needs
+      ``ai-gateway:oidcClientSecret``, which reaches the pod as
+      :data:`OIDC_SECRET_VARIABLE` (so ``client_secret_env`` may not name another);
+    * ``console_allowed_cidrs`` and ``trusted_proxies`` are the program's to write
+      (the stack's ``gateway.consoleAllowedCidrs``, the cluster's pod ranges).
+    """
+    identity = _mapping(app_config.get("identity"))
+    oidc = _mapping(identity.get("oidc"))
+    problems = []
+    for key in ("console_allowed_cidrs", "trusted_proxies"):
+        if key in identity:
+            source = (
+                f"set {_CONSOLE_NETWORKS} instead (the edge enforces it too)"
+                if key == "console_allowed_cidrs"
+                else "the program sets it to the cluster's pod ranges (the edge's Envoy proxies)"
+            )
+            problems.append((f"identity.{key}", f"is not set here on Kubernetes: {source}"))
+    if not oidc:
+        return problems
+    variable = oidc.get("client_secret_env", OIDC_SECRET_VARIABLE)
+    if variable != OIDC_SECRET_VARIABLE:
+        problems.append(
+            (
+                "identity.oidc.client_secret_env",
+                f"{variable!r}: on Kubernetes the client secret reaches the pods as "
+                f"{OIDC_SECRET_VARIABLE} (from ai-gateway:oidcClientSecret); remove "
+                "client_secret_env",
+            )
+        )
+    method = oidc.get("token_auth_method", "client_secret_basic")
+    if method != "none" and not oidc_client_secret and oidc.get("client_secret") is None:
+        problems.append(
+            (
+                "identity.oidc",
+                f"is a confidential client (token_auth_method {method}) but the client secret "
+                f"is not set: run {_SET_OIDC_SECRET} (it reaches the pods as "
+                f"{OIDC_SECRET_VARIABLE} from the gateway's Kubernetes Secret), or set "
+                "token_auth_method: none for a public client",
+            )
+        )
+    return problems
+
+
+def identity_warnings(
+    app_config: Mapping[str, Any], oidc_client_secret: bool, console_allowed_cidrs: Collection[str]
+) -> list[str]:
+    """Stack settings the ``identity`` section leaves unused."""
+    identity = _mapping(app_config.get("identity"))
+    oidc = _mapping(identity.get("oidc"))
+    warnings = []
+    if oidc_client_secret and (not oidc or oidc.get("token_auth_method") == "none"):
+        warnings.append(
+            "ai-gateway:oidcClientSecret is set but no confidential OIDC client uses it "
+            f"({APP_CONFIG_KEY}.identity.oidc); remove it with `pulumi config rm "
+            "ai-gateway:oidcClientSecret` or configure sign-in"
+        )
+    if console_allowed_cidrs and not (oidc or identity.get("admin_key_login")):
+        warnings.append(
+            f"{_CONSOLE_NETWORKS} is set but the gateway serves no console ({APP_CONFIG_KEY} "
+            "has no identity section with oidc or admin_key_login); the edge restricts "
+            "/console and /auth anyway"
+        )
+    return warnings
+
+
 def key_variables(provider_keys: Collection[str]) -> dict[str, str]:
     """``{variable: provider key name}`` for the provider keys a stack sets."""
     return {provider_key_variable(name): name for name in provider_keys}
@@ -193,16 +284,28 @@ def reachable(provider_type: str, has_key: bool, cloud: Cloud) -> bool:
 
 
 def cluster_config_file(
-    app_config: Mapping[str, Any], cloud: Cloud, provider_keys: Collection[str]
+    app_config: Mapping[str, Any],
+    cloud: Cloud,
+    provider_keys: Collection[str],
+    *,
+    oidc_client_secret: bool = False,
+    console_allowed_cidrs: Sequence[str] = (),
+    trusted_proxies: Sequence[str] = (),
 ) -> str:
     """The gateway config file (YAML) of the cluster on ``cloud``; :class:`CatalogueError` if unusable.
 
-    ``provider_keys`` are the names set under ``ai-gateway:providerKeys``.
+    ``provider_keys`` are the names set under ``ai-gateway:providerKeys``;
+    ``oidc_client_secret`` whether ``ai-gateway:oidcClientSecret`` is set. With an
+    ``identity`` section, the file gets ``console_allowed_cidrs`` (the stack's
+    ``gateway.consoleAllowedCidrs``) and ``trusted_proxies`` (the cluster's pod ranges).
     """
-    problems = secret_problems(app_config)
+    problems = secret_problems(app_config) + identity_problems(app_config, oidc_client_secret)
     if problems:
         raise CatalogueError(problems)
+    app_config = with_console_networks(app_config, console_allowed_cidrs, trusted_proxies)
     environment = {variable: "planned-secret" for variable in key_variables(provider_keys)}
+    if oidc_client_secret:
+        environment[OIDC_SECRET_VARIABLE] = "planned-secret"
     try:
         parsed = gateway_config.parse(dict(app_config), APP_CONFIG_KEY, environment)
     except gateway_config.ConfigError as exc:
@@ -257,6 +360,19 @@ def cluster_config_file(
         located = [replace(u, index=origins[u.model][u.index]) for u in refused]
         raise CatalogueError([("", unpriced_error(located))])
     return yaml.safe_dump(raw, sort_keys=False, default_flow_style=False)
+
+
+def with_console_networks(
+    app_config: Mapping[str, Any], allowed: Sequence[str], trusted_proxies: Sequence[str]
+) -> Mapping[str, Any]:
+    """``app_config`` with the console's networks in its ``identity`` section (when it has one)."""
+    identity = app_config.get("identity")
+    if not isinstance(identity, Mapping):
+        return app_config
+    networks: dict[str, Any] = {"trusted_proxies": list(trusted_proxies)}
+    if allowed:
+        networks["console_allowed_cidrs"] = list(allowed)
+    return {**app_config, "identity": {**identity, **networks}}
 
 
 def _unservable(

@@ -92,6 +92,12 @@ class _CloudConfig(_Model):
             )
         return self
 
+    @property
+    def pod_cidrs(self) -> tuple[str, ...]:
+        """The ranges the cluster's pods take addresses from (the edge's Envoy proxies
+        among them: the gateway believes their ``X-Forwarded-For`` entry)."""
+        raise NotImplementedError
+
     def require_api_access_rule(self, environment: Environment) -> None:
         """Staging and prod must say who may reach the API server."""
         if (

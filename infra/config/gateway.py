@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import (
     Field,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -123,14 +125,24 @@ class GatewayConfig(_Model):
             "default so certificates are valid; its staging directory avoids rate limits while testing."
         ),
     )
+    console_allowed_cidrs: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Networks (CIDRs) the console (`/console`) and sign-in (`/auth`) may be reached "
+            "from, such as the corporate egress or VPN ranges: enforced at each cluster's edge "
+            "(an Envoy Gateway SecurityPolicy on the console's route, judged on the client's "
+            "own address) and again by the gateway (`identity.console_allowed_cidrs`). Empty: "
+            "any network. The API (`/v1`, and `/admin` with a key) is not affected."
+        ),
+    )
     app_config: dict[str, Any] | None = Field(
         default=None,
         description=(
             "The gateway's own config file (`providers`, `models`, routing, cache, governance), "
             "validated at plan time by the gateway's config model and rendered per cluster into "
             'a ConfigMap. Keys are references, never values: `api_key: "${GROQ_API_KEY}"` '
-            'with `providerKeys.groq` set. Unset: the default catalogue (README, "Model '
-            'catalogue").'
+            'with `providerKeys.groq` set. Unset: the default catalogue (docs: "Model '
+            'catalogue rules").'
         ),
     )
 
@@ -141,6 +153,24 @@ class GatewayConfig(_Model):
             return data
         env = (info.context or {}).get("environment", Environment.DEV)
         return {**cls._defaults.get(env, {}), **data}
+
+    @field_validator("console_allowed_cidrs")
+    @classmethod
+    def _console_networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                network = ipaddress.ip_network(str(cidr), strict=True)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{cidr!r} is not a network in CIDR notation ({exc}); use for example "
+                    "10.0.0.0/8 or 203.0.113.0/24"
+                ) from None
+            if network.prefixlen == 0:
+                raise ValueError(
+                    f"{cidr} admits every address; list the organisation's networks, or leave "
+                    "consoleAllowedCidrs empty to allow any"
+                )
+        return value
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> GatewayConfig:

@@ -20,6 +20,11 @@ from infra.decisions.gcp import GkeRanges, RangeError, check_ranges
 class GcpConfig(_CloudConfig):
     """GCP footprint: VPC, GKE, Memorystore, Cloud SQL PostgreSQL (``ai-gateway:gcp``)."""
 
+    @property
+    def pod_cidrs(self) -> tuple[str, ...]:
+        """The subnet's secondary range for pods (VPC-native)."""
+        return (self.pods_cidr,)
+
     _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEV: {
             **_HA_DEFAULTS[Environment.DEV],

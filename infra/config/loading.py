@@ -14,6 +14,7 @@ from pydantic import (
 from infra.config.base import (
     LEGACY_PROVIDER_KEYS,
     NAMESPACE,
+    OIDC_CLIENT_SECRET,
     PROVIDER_KEYS,
     SECRET_SETTINGS,
     SECTIONS,
@@ -64,6 +65,13 @@ def parse(values: Mapping[str, Any], secret_keys: Collection[str] | None = None)
                 names, bad = _provider_key_names(_decode(raw))
                 problems += bad
                 decoded[key] = names
+            elif key == OIDC_CLIENT_SECRET:
+                if not isinstance(raw, str) or not raw.strip():
+                    problems.append(
+                        f"{NAMESPACE}:{key}: is empty; set it with `pulumi config set --secret "
+                        f"{NAMESPACE}:{key} VALUE` or remove it"
+                    )
+                decoded[key] = True
             continue
         decoded[key] = _decode(raw)
     env = decoded.get("environment")
@@ -147,8 +155,8 @@ def load() -> StackConfig:
 def secret_settings(config: StackConfig) -> dict[str, Any]:
     """The secret settings that are set, as secret ``pulumi.Output`` values.
 
-    ``{"adminKey": Output[str], "providerKeys": {name: Output[str]}}``; an unset
-    admin key is absent (the program then generates one with pulumi_random),
+    ``{"adminKey": Output[str], "oidcClientSecret": Output[str], "providerKeys": {name:
+    Output[str]}}``; an unset admin key or OIDC client secret is absent (the program then generates one with pulumi_random),
     and ``providerKeys`` holds exactly ``config.provider_keys``. Call after
     :func:`load`, which has already refused plain-text values.
     """
@@ -159,6 +167,8 @@ def secret_settings(config: StackConfig) -> dict[str, Any]:
     admin_key = settings.get_secret("adminKey")
     if admin_key is not None:
         found["adminKey"] = admin_key
+    if config.oidc_client_secret:
+        found[OIDC_CLIENT_SECRET] = settings.require_secret(OIDC_CLIENT_SECRET)
     if config.provider_keys:
         keys = settings.require_secret_object(PROVIDER_KEYS)
         found[PROVIDER_KEYS] = {

@@ -19,6 +19,7 @@ from infra.config.catalogue import (
     CatalogueError,
     cluster_config_file,
     default_catalogue,
+    identity_warnings,
     reachable,
     unset_key_warnings,
 )
@@ -46,6 +47,10 @@ class StackConfig(_Model):
     provider_keys: tuple[str, ...] = Field(
         default=(),
         description="Names of the provider keys set under ai-gateway:providerKeys (values are secret).",
+    )
+    oidc_client_secret: bool = Field(
+        default=False,
+        description="Whether ai-gateway:oidcClientSecret is set (its value is secret and never here).",
     )
 
     @model_validator(mode="before")
@@ -142,7 +147,14 @@ class StackConfig(_Model):
         """The gateway's config file on ``cloud``'s cluster (see :mod:`infra.config.catalogue`)."""
         catalogue = self.app_config
         try:
-            return cluster_config_file(catalogue, cloud, self.provider_keys)
+            return cluster_config_file(
+                catalogue,
+                cloud,
+                self.provider_keys,
+                oidc_client_secret=self.oidc_client_secret,
+                console_allowed_cidrs=self.gateway.console_allowed_cidrs,
+                trusted_proxies=self.cloud(cloud).pod_cidrs,
+            )
         except CatalogueError:
             if self.gateway.app_config is not None:
                 raise
@@ -171,7 +183,9 @@ class StackConfig(_Model):
 
     def gateway_warnings(self) -> list[str]:
         """What the plan should point out about the catalogue (providers whose key is unset)."""
-        return unset_key_warnings(self.app_config, self.provider_keys)
+        return unset_key_warnings(self.app_config, self.provider_keys) + identity_warnings(
+            self.app_config, self.oidc_client_secret, self.gateway.console_allowed_cidrs
+        )
 
     @property
     def enabled_clouds(self) -> list[Cloud]:

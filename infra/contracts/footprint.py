@@ -63,6 +63,8 @@ class AzureOutputs(_Outputs):
     egress_ip: pulumi.Output[str] | None
     """The NAT gateway's public IP (the registry's firewall admits it), when there is one."""
     ingress_ip: pulumi.Output[str]
+    owner_secret_id: pulumi.Output[str]
+    """The Key Vault secret holding the database owner: only the migration identity reads it."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class GcpOutputs(_Outputs):
     oidc_issuer_url: pulumi.Output[str]
     network_id: pulumi.Output[str]
     subnetwork_id: pulumi.Output[str]
+    owner_secret_id: pulumi.Output[str]
+    """The Secret Manager secret holding the database owner: only the migration identity reads it."""
 
 
 OutputsT = TypeVar("OutputsT", AwsOutputs, AzureOutputs, GcpOutputs)
@@ -85,7 +89,8 @@ OutputsT = TypeVar("OutputsT", AwsOutputs, AzureOutputs, GcpOutputs)
 
 POSTGRES_APP_ROLE = "gateway_app"
 """The gateway's own PostgreSQL role in every cloud: row access to its tables only. The
-migration Job creates it as the server's admin (``gateway_app migrate``)."""
+migration Job creates it as the server's admin (``gateway_app migrate``), whose
+credential it reads from the cloud's secret store (:attr:`CloudFootprint.owner_secret`)."""
 
 
 @dataclass
@@ -93,9 +98,10 @@ class CloudFootprint(Generic[OutputsT]):
     """What a cloud's component gives the rest of the program.
 
     ``redis_url`` and ``postgres_dsn`` are secret Outputs (they embed
-    credentials); ``postgres_dsn`` logs in as :data:`POSTGRES_APP_ROLE` and
-    ``postgres_migration_dsn`` as the server's admin, which only the migration
-    Job receives; ``kubeconfig`` is secret too. ``kube_provider`` deploys into
+    credentials); ``postgres_dsn`` logs in as :data:`POSTGRES_APP_ROLE`; the
+    server admin's credential stays in the cloud's secret store
+    (``owner_secret``), read only by the migration Job's own identity;
+    ``kubeconfig`` is secret too. ``kube_provider`` deploys into
     the cluster in the same ``pulumi up``. ``provider`` is the footprint's
     explicit cloud provider: the gateway's identity and registry use it too.
     """
@@ -123,8 +129,10 @@ class CloudFootprint(Generic[OutputsT]):
     edge_prerequisites: list[pulumi.Resource] = field(default_factory=list)
     """What must run before that load balancer is provisioned (EKS: the AWS Load Balancer Controller)."""
     redis_ca_cert: pulumi.Output[str] | None = None
-    postgres_migration_dsn: pulumi.Output[str] | None = None
-    """The admin's DSN (secret): the migration Job's, to migrate and create the app role."""
+    owner_secret: pulumi.Output[str] | None = None
+    """Where the server admin's ``{"username", "password"}`` lives (a Secrets Manager ARN,
+    a Key Vault secret URI, a Secret Manager version URL): the migration Job reads it at run
+    time (``AIGW_MIGRATION_SECRET``) to migrate and create the app role."""
     api_services: list[pulumi.Resource] = field(default_factory=list)
     """The resources enabling the cloud APIs (GCP ``projects.Service``): what the resources
     built beside the footprint (identity, registry) wait for before calling those APIs."""

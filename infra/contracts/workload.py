@@ -71,3 +71,19 @@ class WorkloadIdentity:
             service_account_annotations={"iam.gke.io/gcp-service-account": service_account_email},
             extra_egress=GKE_METADATA_EGRESS,
         )
+
+
+@dataclass
+class MigrationAccess:
+    """How the migration Job reaches the database owner without the cluster holding it.
+
+    ``owner_secret`` is the reference ``gateway_app migrate`` reads at run time
+    (``AIGW_MIGRATION_SECRET``: a Secrets Manager ARN, a Key Vault secret URI or
+    a Secret Manager version URL; see :mod:`gateway_app.credentials.database`);
+    ``workload_identity`` binds the Job's own ServiceAccount
+    (:data:`infra.k8s.gateway.MIGRATION_SERVICE_ACCOUNT`) to the cloud identity allowed
+    to read it.
+    """
+
+    owner_secret: pulumi.Input[str]
+    workload_identity: WorkloadIdentity

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -440,3 +440,62 @@ def https_redirect_rules() -> list[dict[str, Any]]:
             ]
         }
     ]
+
+
+# ------------------------------------------------------------------- console
+
+CONSOLE_PATHS = ("/console", "/auth")
+"""The web console and people's sign-in: the paths ``gateway.consoleAllowedCidrs`` restricts."""
+
+
+def console_route_rules(main_rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The console route's one rule: ``/console`` and ``/auth`` to the main route's backends.
+
+    Gateway API (HTTPRoute, "Matching precedence") gives the longest matching path
+    precedence across every route of a listener, so these paths leave the main
+    route for this one and its SecurityPolicy. ``PathPrefix`` matches whole path
+    segments (``/auth`` and ``/auth/login``, never ``/authx``). The backends, weights
+    and timeout are those of the main route's catch-all rule: the console is the
+    same gateway, on the same entry point.
+    """
+    everything = main_rules[-1]
+    return [
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": path}} for path in CONSOLE_PATHS],
+            "backendRefs": everything["backendRefs"],
+            "timeouts": everything["timeouts"],
+        }
+    ]
+
+
+def console_authorization(allowed_cidrs: Sequence[str]) -> dict[str, Any]:
+    """The SecurityPolicy ``authorization`` of the console's route: deny all but ``allowed_cidrs``.
+
+    Judged on the client's address, which the ClientTrafficPolicy's
+    ``clientIPDetection`` (:func:`client_ip_detection`) defines.
+    """
+    if not allowed_cidrs:
+        raise ValueError("the console's allow-list is empty; give at least one CIDR")
+    return {
+        "defaultAction": "Deny",
+        "rules": [
+            {
+                "name": "console-networks",
+                "action": "Allow",
+                "principal": {"clientCIDRs": list(allowed_cidrs)},
+            }
+        ],
+    }
+
+
+def client_ip_detection() -> dict[str, Any]:
+    """The ClientTrafficPolicy's ``clientIPDetection``: the TCP peer is the client.
+
+    Every cloud's load balancer in front of Envoy is a layer-4 passthrough that
+    keeps the client's source address (the NLB with ``preserve_client_ip``, AKS's
+    Standard Load Balancer and GKE's passthrough NLB with ``externalTrafficPolicy:
+    Local``) and adds no ``X-Forwarded-For``; the global hostname is DNS only. So
+    the downstream connection's address is the client's, and a client-sent
+    ``X-Forwarded-For`` is never believed (``directSourceIP``, Envoy Gateway 1.9).
+    """
+    return {"directSourceIP": {}}

@@ -40,6 +40,8 @@ REQUIRED_APIS = (
     "iamcredentials.googleapis.com",
     # Vertex AI, which the gateway calls at run time.
     "aiplatform.googleapis.com",
+    # The database owner's credential, which the migration Job reads at run time.
+    "secretmanager.googleapis.com",
 )
 """APIs the footprint and the gateway call; enabled here, never disabled on destroy (others
 may use them). Sources: each product's "Enable the API" page; Workload Identity Federation
@@ -71,8 +73,13 @@ LOAD_BALANCER_ANNOTATIONS = {
 """The gateway's public Service on GKE (Envoy Gateway creates it)."""
 
 
-DATA_KEY_USERS = ("sqladmin.googleapis.com", "redis.googleapis.com")
-"""The services whose agents encrypt with the footprint's data key (Cloud SQL, Memorystore)."""
+DATA_KEY_USERS = (
+    "sqladmin.googleapis.com",
+    "redis.googleapis.com",
+    "secretmanager.googleapis.com",
+)
+"""The services whose agents encrypt with the footprint's data key (Cloud SQL, Memorystore,
+Secret Manager: "Enable customer-managed encryption keys for Secret Manager")."""
 
 
 def api_resource_name(api: str) -> str:
@@ -202,6 +209,7 @@ class GcpFootprint(pulumi.ComponentResource):
                 service_connection=self.network.service_connection,
                 kms_key_id=self.data_key.id,
                 apis=[*self.apis, data_key_grants["sqladmin.googleapis.com"]],
+                secret_apis=[*self.apis, data_key_grants["secretmanager.googleapis.com"]],
             ),
             opts=on_gcp,
         )
@@ -222,6 +230,7 @@ class GcpFootprint(pulumi.ComponentResource):
             ),
             network_id=self.network.network_id,
             subnetwork_id=self.network.subnetwork_id,
+            owner_secret_id=self.postgres.owner_secret.id,
         )
         self.register_outputs(
             {
@@ -249,10 +258,18 @@ def build(config: StackConfig) -> CloudFootprint[GcpOutputs]:
         kube_provider=footprint.cluster.kube_provider,
         redis_url=footprint.redis.url,
         postgres_dsn=footprint.postgres.dsn,
-        postgres_migration_dsn=footprint.postgres.migration_dsn,
+        owner_secret=footprint.postgres.owner_secret_url,
         redis_ca_cert=footprint.redis.ca_certificate,
         # Memorystore and Cloud SQL get their private IPs from the peered range.
-        data_store_cidrs=[config.gcp.private_service_cidr],
+        data_store_cidrs=[
+            # The reserved range itself (the same CIDR as the config), so the policy names a
+            # range that exists.
+            pulumi.Output.concat(
+                footprint.network.private_service_range.address,
+                "/",
+                footprint.network.private_service_range.prefix_length.apply(str),
+            )
+        ],
         redis_port=REDIS_PORT,
         load_balancer_annotations=dict(LOAD_BALANCER_ANNOTATIONS),
         api_services=list(footprint.apis),

@@ -6,11 +6,13 @@ Given a kube provider (through ``opts``), the data stores' connection strings
 1. the cluster's edge (:class:`~infra.k8s.edge.ClusterEdge`: Envoy Gateway,
    cert-manager and the ACME issuer);
 2. a Namespace enforcing the ``restricted`` Pod Security Standard;
-3. the ServiceAccount (workload-identity annotations from the cloud);
-4. a Secret with every secret the gateway reads, a second Secret with the
-   database owner's URL that only the migration Job mounts (the serving pods
-   connect as a role with row access only), and a ConfigMap with its config
-   file (never a secret: it is a plain ``str`` by type and checked);
+3. the ServiceAccounts: the gateway's and, when the cloud hands over a
+   :class:`MigrationAccess`, the migration Job's own (each with its cloud's
+   workload-identity annotations; only the Job's identity may read the
+   database owner's secret, and the owner's password never enters the cluster);
+4. a Secret with every secret the gateway reads (the serving pods connect as
+   a role with row access only) and a ConfigMap with its config file (never a
+   secret: it is a plain ``str`` by type and checked);
 5. NetworkPolicies: deny everything, then admit the Envoy proxies on 8080
    and let the pods reach DNS, Redis, PostgreSQL and HTTPS only;
 6. per track (``stable``, and ``canary`` when a canary image is set): the
@@ -39,6 +41,7 @@ import pulumi_random as random
 import yaml
 
 from infra.config import (
+    OIDC_CLIENT_SECRET,
     PROVIDER_KEYS,
     Cloud,
     Environment,
@@ -46,7 +49,7 @@ from infra.config import (
     catalogue,
     provider_key_variable,
 )
-from infra.contracts.workload import EgressRule, WorkloadIdentity
+from infra.contracts.workload import EgressRule, MigrationAccess, WorkloadIdentity
 from infra.decisions import k8s as decisions
 from infra.decisions.k8s import CanaryPlan, EdgeLimits, Resources, Scaling
 from infra.k8s.edge import (
@@ -76,10 +79,16 @@ _SECRET_ENV = {
     "admin-key": "AIGW_ADMIN_KEY",
     "key-hash-secret": "AIGW_KEY_HASH_SECRET",
 }
+OIDC_SECRET_KEY = "oidc-client-secret"
+"""The Secret key of ``ai-gateway:oidcClientSecret`` (the pod's ``AIGW_OIDC_CLIENT_SECRET``)."""
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
 # ------------------------------------------------------------------------ args
+
+
+MIGRATION_SERVICE_ACCOUNT = "ai-gateway-migrate"
+"""The migration Job's ServiceAccount: the only one whose cloud identity reads the owner's secret."""
 
 
 @dataclass
@@ -117,10 +126,10 @@ class GatewayDeploymentArgs:
     """Environment variable name (``GROQ_API_KEY`` ...) -> secret value."""
     redis_ca_cert: pulumi.Input[str] | None = None
     """PEM of the CA that signed Redis's certificate (Memorystore); mounted as a file."""
-    postgres_migration_dsn: pulumi.Input[str] | None = None
-    """The schema owner's URL (the managed server's admin). Only the migration Job gets it
-    (``AIGW_MIGRATION_DATABASE_URL``), to migrate and to create the role of
-    ``postgres_dsn``; the Deployment never does."""
+    migration: MigrationAccess | None = None
+    """Where the migration Job reads the schema owner (the managed server's admin) and the
+    identity it reads it with, to migrate and to create the role of ``postgres_dsn``.
+    Without it the Job migrates as ``postgres_dsn``."""
     postgres_port: int = 5432
     canary_image: pulumi.Input[str] | None = None
     canary_weight: int = 0
@@ -129,6 +138,11 @@ class GatewayDeploymentArgs:
     """The cloud's annotations for the public LoadBalancer Service Envoy Gateway creates."""
     edge_prerequisites: Sequence[pulumi.Resource] = ()
     """What must run before the Gateway's load balancer (the AWS Load Balancer Controller on EKS)."""
+    oidc_client_secret: pulumi.Input[str] | None = None
+    """The console's OpenID Connect client secret (``ai-gateway:oidcClientSecret``): a key of
+    the Secret, the pods' ``AIGW_OIDC_CLIENT_SECRET``."""
+    console_allowed_cidrs: Sequence[str] = ()
+    """Networks ``/console`` and ``/auth`` are reachable from at the edge (empty: any)."""
     metrics_namespace: str | None = None
     """Namespace of the Prometheus that scrapes ``/metrics``; admitted on 8080 when set."""
     namespace: str = "ai-gateway"
@@ -149,7 +163,7 @@ class GatewayDeploymentArgs:
         data_store_cidrs: Sequence[pulumi.Input[str]],
         redis_port: int,
         redis_ca_cert: pulumi.Input[str] | None = None,
-        postgres_migration_dsn: pulumi.Input[str] | None = None,
+        migration: MigrationAccess | None = None,
         workload_identity: WorkloadIdentity | None = None,
         load_balancer_annotations: Mapping[str, pulumi.Input[str]] | None = None,
         image: pulumi.Input[str] | None = None,
@@ -191,12 +205,14 @@ class GatewayDeploymentArgs:
                 for name, value in secrets.get(PROVIDER_KEYS, {}).items()
             },
             redis_ca_cert=redis_ca_cert,
-            postgres_migration_dsn=postgres_migration_dsn,
+            migration=migration,
             canary_image=gateway.canary_image,
             canary_weight=gateway.canary_weight,
             workload_identity=workload_identity or WorkloadIdentity(),
             load_balancer_annotations=dict(load_balancer_annotations or {}),
             edge_prerequisites=list(edge_prerequisites),
+            oidc_client_secret=secrets.get(OIDC_CLIENT_SECRET),
+            console_allowed_cidrs=tuple(gateway.console_allowed_cidrs),
         )
 
 
@@ -455,6 +471,8 @@ class GatewayDeployment(pulumi.ComponentResource):
         }
         if args.redis_ca_cert is not None:
             secret_data[REDIS_CA_KEY] = args.redis_ca_cert
+        if args.oidc_client_secret is not None:
+            secret_data[OIDC_SECRET_KEY] = args.oidc_client_secret
         self.secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -466,19 +484,20 @@ class GatewayDeployment(pulumi.ComponentResource):
             string_data=pulumi.Output.secret(secret_data),
             opts=child,
         )
-        self.migration_secret = (
-            k8s.core.v1.Secret(
-                f"{name}-migration-secret",
+        # The Job's own identity, the only one allowed to read the owner's secret.
+        self.migration_service_account = (
+            k8s.core.v1.ServiceAccount(
+                f"{name}-migration-service-account",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=decisions.dns_label(app, "migration"),
+                    name=MIGRATION_SERVICE_ACCOUNT,
                     namespace=self._ns,
+                    annotations=dict(args.migration.workload_identity.service_account_annotations),
                     labels=self._labels("migration"),
                 ),
-                type="Opaque",
-                string_data=pulumi.Output.secret({"database-url": args.postgres_migration_dsn}),
+                automount_service_account_token=False,
                 opts=child,
             )
-            if args.postgres_migration_dsn is not None
+            if args.migration is not None
             else None
         )
         self.config_map = k8s.core.v1.ConfigMap(
@@ -644,20 +663,17 @@ class GatewayDeployment(pulumi.ComponentResource):
                 )
             )
         env += [from_secret(name, key) for key, name in _SECRET_ENV.items()]
+        if self._args.oidc_client_secret is not None:
+            env.append(from_secret(catalogue.OIDC_SECRET_VARIABLE, OIDC_SECRET_KEY))
         env += [from_secret(name, key) for key, name in provider_keys.items()]
         return env
 
     def _migration_env(self) -> list[k8s.core.v1.EnvVarArgs]:
-        """The gateway's environment plus the owner's URL, for the migration Job only."""
-        if self.migration_secret is None:
+        """The gateway's environment plus where the owner's secret is, for the migration Job."""
+        if self._args.migration is None:
             return self._env
         owner = k8s.core.v1.EnvVarArgs(
-            name="AIGW_MIGRATION_DATABASE_URL",
-            value_from=k8s.core.v1.EnvVarSourceArgs(
-                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
-                    name=self.migration_secret.metadata.name, key="database-url"
-                )
-            ),
+            name="AIGW_MIGRATION_SECRET", value=self._args.migration.owner_secret
         )
         return [*self._env, owner]
 
@@ -703,10 +719,12 @@ class GatewayDeployment(pulumi.ComponentResource):
         container: k8s.core.v1.ContainerArgs,
         restart_policy: str,
         labels_for_spread: Mapping[str, str] | None,
+        service_account: k8s.core.v1.ServiceAccount | None = None,
     ) -> k8s.core.v1.PodSpecArgs:
         volumes, _ = self._volumes
+        account = service_account or self.service_account
         return k8s.core.v1.PodSpecArgs(
-            service_account_name=self.service_account.metadata.name,
+            service_account_name=account.metadata.name,
             automount_service_account_token=False,
             security_context=pod_security_context(),
             containers=[container],
@@ -737,7 +755,10 @@ class GatewayDeployment(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         _, mounts = self._volumes
 
-        migration_labels = {**self._labels("migration", track), **args.workload_identity.pod_labels}
+        migration_identity = (
+            args.migration.workload_identity if args.migration else args.workload_identity
+        )
+        migration_labels = {**self._labels("migration", track), **migration_identity.pod_labels}
         job = k8s.batch.v1.Job(
             f"{self._name}-migrate{suffix}",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -766,6 +787,7 @@ class GatewayDeployment(pulumi.ComponentResource):
                         ),
                         restart_policy="Never",
                         labels_for_spread=None,
+                        service_account=self.migration_service_account,
                     ),
                 ),
             ),
@@ -954,9 +976,7 @@ class GatewayDeployment(pulumi.ComponentResource):
         """The HTTPS route, the HTTP redirect and the Envoy Gateway policies of the edge's limits."""
         args = self._args
         services = {track: parts["service"] for track, parts in tracks.items()}
-        after_gateway = pulumi.ResourceOptions(
-            parent=self, depends_on=[self.gateway, *services.values()]
-        )
+        after_gateway = [self.gateway, *services.values()]
 
         def parent(section: str) -> dict[str, Any]:
             return {
@@ -967,83 +987,124 @@ class GatewayDeployment(pulumi.ComponentResource):
             }
 
         base = decisions.dns_label(args.app_name)
-        https = k8s.apiextensions.CustomResource(
-            f"{self._name}-https-route",
-            api_version="gateway.networking.k8s.io/v1",
-            kind="HTTPRoute",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=app, namespace=self._ns, labels=self._labels("edge")
-            ),
-            spec={
-                "parentRefs": [parent("https")],
-                "hostnames": hosts,
-                "rules": decisions.https_route_rules(
-                    base,
-                    decisions.dns_label(base, "canary", max_length=50) if canary.enabled else None,
-                    canary,
-                    args.edge_limits,
-                ),
-            },
-            opts=after_gateway,
+        rules = decisions.https_route_rules(
+            base,
+            decisions.dns_label(base, "canary", max_length=50) if canary.enabled else None,
+            canary,
+            args.edge_limits,
         )
-        redirect = k8s.apiextensions.CustomResource(
-            f"{self._name}-https-redirect",
-            api_version="gateway.networking.k8s.io/v1",
-            kind="HTTPRoute",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=decisions.dns_label(app, "https-redirect"),
-                namespace=self._ns,
-                labels=self._labels("edge"),
-            ),
-            spec={
+        https = self._edge_object(
+            "https-route",
+            "HTTPRoute",
+            app,
+            {"parentRefs": [parent("https")], "hostnames": hosts, "rules": rules},
+            after_gateway,
+        )
+        redirect = self._edge_object(
+            "https-redirect",
+            "HTTPRoute",
+            decisions.dns_label(app, "https-redirect"),
+            {
                 "parentRefs": [parent("http")],
                 "hostnames": hosts,
                 "rules": decisions.https_redirect_rules(),
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+            [self.gateway],
         )
         route_target = {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": app}
-        body_limit = k8s.apiextensions.CustomResource(
-            f"{self._name}-backend-policy",
-            api_version="gateway.envoyproxy.io/v1alpha1",
-            kind="BackendTrafficPolicy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=app, namespace=self._ns, labels=self._labels("edge")
-            ),
-            # Bodies over the gateway's own limit get the same 413 at the edge,
-            # before they cross the cluster.
-            spec={
+        # Bodies over the gateway's own limit get the same 413 at the edge,
+        # before they cross the cluster.
+        body_limit = self._edge_object(
+            "backend-policy",
+            "BackendTrafficPolicy",
+            app,
+            {
                 "targetRefs": [route_target],
                 "requestBuffer": {"limit": args.edge_limits.body_limit},
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[https]),
+            [https],
         )
-        client = k8s.apiextensions.CustomResource(
-            f"{self._name}-client-policy",
-            api_version="gateway.envoyproxy.io/v1alpha1",
-            kind="ClientTrafficPolicy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=app, namespace=self._ns, labels=self._labels("edge")
-            ),
-            spec={
+        client = self._edge_object(
+            "client-policy",
+            "ClientTrafficPolicy",
+            app,
+            {
                 "targetRefs": [
                     {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": app}
                 ],
                 "tls": {"minVersion": "1.2"},
+                # What the console's allow-list and the gateway's per-client limits judge.
+                "clientIPDetection": decisions.client_ip_detection(),
                 # A client that trickles its request is cut off (slow-loris); the
                 # whole body must arrive within the gateway's own deadline.
                 "timeout": {
                     "http": {"requestReceivedTimeout": f"{decisions.REQUEST_RECEIVED_TIMEOUT_S}s"}
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+            [self.gateway],
         )
-        return {
+        found = {
             "https": https,
             "redirect": redirect,
             "backendPolicy": body_limit,
             "clientPolicy": client,
         }
+        if args.console_allowed_cidrs:
+            # /console and /auth on their own route of the same Gateway and listener (the one
+            # entry point), and the SecurityPolicy admitting only the allowed networks. The
+            # policy first (it names the route, which need not exist yet), then the route:
+            # once the console's paths leave the main route, they are restricted.
+            name = decisions.dns_label(app, "console")
+            policy = self._edge_object(
+                "console-policy",
+                "SecurityPolicy",
+                name,
+                {
+                    "targetRefs": [
+                        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": name}
+                    ],
+                    "authorization": decisions.console_authorization(args.console_allowed_cidrs),
+                },
+                [self.gateway],
+            )
+            found["consolePolicy"] = policy
+            found["consoleRoute"] = self._edge_object(
+                "console-route",
+                "HTTPRoute",
+                name,
+                {
+                    "parentRefs": [parent("https")],
+                    "hostnames": hosts,
+                    "rules": decisions.console_route_rules(rules),
+                },
+                [*after_gateway, policy],
+            )
+        return found
+
+    def _edge_object(
+        self,
+        suffix: str,
+        kind: str,
+        name: str,
+        spec: Mapping[str, Any],
+        depends_on: Sequence[pulumi.Resource],
+    ) -> pulumi.Resource:
+        """One Gateway API route or Envoy Gateway policy of the edge, in the gateway's namespace."""
+        api_version = (
+            "gateway.networking.k8s.io/v1"
+            if kind == "HTTPRoute"
+            else "gateway.envoyproxy.io/v1alpha1"
+        )
+        return k8s.apiextensions.CustomResource(
+            f"{self._name}-{suffix}",
+            api_version=api_version,
+            kind=kind,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=name, namespace=self._ns, labels=self._labels("edge")
+            ),
+            spec=dict(spec),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
+        )
 
 
 class ObservedCustomResource(pulumi.CustomResource):

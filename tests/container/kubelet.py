@@ -40,6 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from infra.offline import Plan, RecordedResource
 from infra.offline.engine import reveal
@@ -221,6 +222,9 @@ class Substitutions:
     """Path in the container -> content (projected tokens a webhook would mount)."""
     hosts: dict[str, str] = field(default_factory=dict)
     """Host name -> address (the local services' names)."""
+    endpoints: dict[str, str] = field(default_factory=dict)
+    """Planned variable -> the same URL on a local stand-in: only its scheme and host may
+    differ (a cloud API's URL, such as the Key Vault secret the migration Job reads)."""
 
 
 def podman_run_args(
@@ -309,6 +313,13 @@ def _environment(pod: PlannedPod, subs: Substitutions) -> dict[str, str]:
                 "which the plan does not have (the kubelet would not start the container)"
             )
         env[name] = data[ref["key"]]
+    for name, url in subs.endpoints.items():
+        planned, local = urlsplit(env.get(name, "")), urlsplit(url)
+        if not planned.netloc or (planned.path, planned.query) != (local.path, local.query):
+            raise AssertionError(
+                f"{pod.name}: {name}={env.get(name)!r} is not the URL {url!r} on another host"
+            )
+        env[name] = url
     overlap = set(env) & set(subs.extra_env)
     if overlap:
         raise AssertionError(f"{pod.name}: the test would override planned variables {overlap}")

@@ -181,8 +181,15 @@ class FakeBedrock(ScriptedServer):
 
     # ------------------------------------------------------------ SigV4
 
-    def verify(self, request: web.Request, body: bytes) -> str | None:
-        """None if the signature is right, else the AWS exception name."""
+    def verify(
+        self,
+        request: web.Request,
+        body: bytes,
+        service_name: str = "bedrock",
+        region_name: str | None = None,
+    ) -> str | None:
+        """None if the signature (for ``service_name`` in ``region_name``, default the fake's
+        region) is right, else the AWS exception name."""
         auth = request.headers.get("authorization", "")
         if not auth.startswith("AWS4-HMAC-SHA256 "):
             return "MissingAuthenticationTokenException"
@@ -194,7 +201,11 @@ class FakeBedrock(ScriptedServer):
         if secret is None:
             return "UnrecognizedClientException"
         stamp = request.headers.get("x-amz-date", "")
-        if region != self.region or service != "bedrock" or not stamp.startswith(date):
+        if (
+            region != (region_name or self.region)
+            or service != service_name
+            or not stamp.startswith(date)
+        ):
             return "InvalidSignatureException"
         content_hash = request.headers.get("x-amz-content-sha256")
         if content_hash and content_hash != hashlib.sha256(body).hexdigest():

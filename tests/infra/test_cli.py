@@ -174,16 +174,19 @@ def test_missing_stack_file_exits_two() -> None:
     assert "Pulumi.nosuchstack.yaml does not exist" in result.stderr
 
 
-def test_readme_config_reference_is_current() -> None:
+def test_the_config_reference_page_is_current() -> None:
+    from docgen.pages import escape_markup
     from infra.docs import config_reference
 
-    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "docs" / "reference" / "configuration.md").read_text()
     match = re.search(
-        r"<!-- config-reference:start -->\n(.*)<!-- config-reference:end -->", readme, re.S
+        r"<!-- generated:stack-config:start -->\n(.*)<!-- generated:stack-config:end -->",
+        page,
+        re.S,
     )
-    assert match, "README.md lacks the config-reference markers"
-    assert match.group(1) == config_reference(), (
-        "README config reference is stale: run `aigw config-reference`"
+    assert match, "docs/reference/configuration.md lacks the stack-config markers"
+    assert match.group(1) == escape_markup(config_reference()), (
+        "the config reference is stale: run `python -m docgen --write`"
     )
 
 

@@ -1,7 +1,7 @@
 """The single-cloud quick path, as a user runs it: ``aigw plan`` of each example stack file.
 
-``examples/single-cloud/Pulumi.<cloud>-only.yaml`` is what the README's quick
-path copies. Each must plan resources of its own cloud only (no AWS account
+``examples/single-cloud/Pulumi.<cloud>-only.yaml`` is what the getting-started
+pages and the README's quick path copy. Each must plan resources of its own cloud only (no AWS account
 for an Azure team), the global name on that cloud's DNS with a health check,
 and the stack's alert destination; and a prod file without one must exit 2
 naming the key.

@@ -389,6 +389,11 @@ EXPECTED_BROKEN = {
     ("kubernetes-core-pod-seccomp", "kubernetes:core/v1:Pod", "host-debug"),
     ("kubernetes-core-service-loadbalancer-ingress-only", "kubernetes:core/v1:Service", "gateway"),
     (
+        "kubernetes-gateway-console-allowed-cidrs",
+        "kubernetes:gateway.envoyproxy.io/v1alpha1:SecurityPolicy",
+        "console-networks",
+    ),
+    (
         "kubernetes-gateway-public-listener-tls",
         "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute",
         "api",

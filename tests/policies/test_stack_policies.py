@@ -414,3 +414,62 @@ def test_raw_tcp_listeners_are_flagged_and_internal_gateways_exempt(compliant_pl
     ):
         internal = mutated(tcp, {"spec.infrastructure": {"annotations": {key: value}}})
         assert messages(swapped(compliant_plan, internal, plain), PUBLIC_LISTENER_TLS) == [], key
+
+
+# ------------------------------------------------------------- the console's networks
+
+CONSOLE_CIDRS = "kubernetes-gateway-console-allowed-cidrs"
+SECURITY_POLICY = "kubernetes:gateway.envoyproxy.io/v1alpha1:SecurityPolicy"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+
+
+def test_a_console_behind_an_allow_list_passes(compliant_plan: Plan) -> None:
+    assert messages(compliant_plan, CONSOLE_CIDRS) == []
+
+
+def test_a_console_without_an_edge_allow_list_is_flagged(compliant_plan: Plan) -> None:
+    """Each way the console's paths escape the list: no policy, a policy on another route,
+    an Allow default, an Allow rule by something other than networks, the internet."""
+    policy = compliant_plan.one(SECURITY_POLICY, "console-networks")
+    config_map = compliant_plan.one(CONFIG_MAP, "gateway-config")
+    without = replace(
+        compliant_plan, resources=[r for r in compliant_plan.resources if r is not policy]
+    )
+    other_route = mutated(policy, {"spec.targetRefs.0.name": "api"})
+    for plan in (without, swapped(compliant_plan, other_route)):
+        assert messages(plan, CONSOLE_CIDRS) == [
+            (
+                "gateway-config",
+                "ConfigMap gateway-config configures a gateway that serves the console "
+                "(/console, /auth) in namespace ai-gateway, and no SecurityPolicy restricts "
+                "those paths to an allow-list at the edge: set "
+                "ai-gateway:gateway.consoleAllowedCidrs to the organisation's networks (an Envoy "
+                "Gateway SecurityPolicy on the console's HTTPRoute: authorization.defaultAction "
+                "Deny, Allow rules on principal.clientCIDRs)",
+            )
+        ]
+    rule = "spec.authorization.rules.0"
+    for change, problem in (
+        ({"spec.authorization.defaultAction": "Allow"}, "has defaultAction Allow"),
+        ({f"{rule}.principal": {"headers": [{"name": "x-corp", "values": ["1"]}]}}, "other than client networks"),
+        ({f"{rule}.principal.clientCIDRs": ["0.0.0.0/1", "128.0.0.0/1"]}, "the whole internet"),
+        ({"spec.authorization": DELETE}, "has no authorization"),
+    ):  # fmt: skip
+        found = messages(swapped(compliant_plan, mutated(policy, change)), CONSOLE_CIDRS)
+        assert [n for n, _ in found] == ["console-networks"], change
+        assert problem in found[0][1], found
+    # A policy on the Gateway covers the console too; no console (no identity): nothing to judge.
+    on_gateway = mutated(policy, {"spec.targetRefs.0": {"kind": "Gateway", "name": "edge"}})
+    assert messages(swapped(compliant_plan, on_gateway), CONSOLE_CIDRS) == []
+    no_console = mutated(config_map, {"data": {"config.yaml": "models: {}\n"}})
+    assert messages(swapped(without, no_console), CONSOLE_CIDRS) == []
+
+
+def test_the_console_rule_is_for_production_stacks(compliant_plan: Plan) -> None:
+    policy = compliant_plan.one(SECURITY_POLICY, "console-networks")
+    plan = replace(
+        compliant_plan, resources=[r for r in compliant_plan.resources if r is not policy]
+    )
+    for stack in ("dev", "staging", "team-dev"):
+        assert messages(_in_stack(plan, stack), CONSOLE_CIDRS) == [], stack
+    assert len(messages(_in_stack(plan, "eu-live"), CONSOLE_CIDRS)) == 1

@@ -454,6 +454,20 @@ def _rds_instance(
         "hostedZoneId": "Z2R2ITUGPM61AM",
         "status": "available",
         "engineVersionActual": inputs.get("engineVersion"),
+        # RDS names its managed secret rds!db-<uuid>, and Secrets Manager appends 6 characters.
+        "masterUserSecrets": (
+            [
+                {
+                    "secretArn": f"arn:aws:secretsmanager:{ctx.aws_region}:{ctx.aws_account_id}"
+                    f":secret:rds!db-{fake_hex('rds-secret', identifier, length=8)}-"
+                    f"{fake_hex(identifier, length=6)}",
+                    "kmsKeyId": inputs.get("masterUserSecretKmsKeyId"),
+                    "secretStatus": "active",
+                }
+            ]
+            if inputs.get("manageMasterUserPassword")
+            else []
+        ),
     }
 
 

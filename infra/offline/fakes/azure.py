@@ -26,6 +26,11 @@ _ARM: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
         "keyName",
         (("vaultName", "keys"),),
     ),
+    "azure-native:keyvault:Secret": (
+        "Microsoft.KeyVault/vaults",
+        "secretName",
+        (("vaultName", "secrets"),),
+    ),
     "azure-native:containerregistry:Registry": (
         "Microsoft.ContainerRegistry/registries",
         "registryName",
@@ -275,6 +280,22 @@ def _key_vault_key(
 ) -> dict[str, Any]:
     uri = f"https://{inputs['vaultName']}.vault.azure.net/keys/{inputs['keyName']}"
     return {"keyUri": uri, "keyUriWithVersion": f"{uri}/{fake_hex(name, length=32)}"}
+
+
+@resource("azure-native:keyvault:Secret")
+def _key_vault_secret(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    # ARM never returns a secret's value: only its URIs and attributes.
+    uri = f"https://{inputs['vaultName']}.vault.azure.net/secrets/{inputs['secretName']}"
+    properties = {k: v for k, v in (inputs.get("properties") or {}).items() if k != "value"}
+    return {
+        "properties": {
+            **properties,
+            "secretUri": uri,
+            "secretUriWithVersion": f"{uri}/{fake_hex(name, length=32)}",
+        }
+    }
 
 
 @resource("azure-native:operationalinsights:Workspace")

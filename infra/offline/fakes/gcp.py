@@ -109,6 +109,26 @@ def _service(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]) ->
     return {"id": f"{_project(ctx, inputs)}/{inputs['service']}"}
 
 
+@resource("gcp:secretmanager/secret:Secret")
+def _secret(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Secret Manager answers with the project number in ``name``, the id in ``id``."""
+    project, secret_id = _project(ctx, inputs), inputs["secretId"]
+    return {
+        "id": f"projects/{project}/secrets/{secret_id}",
+        "name": f"projects/{_FAKE_PROJECT_NUMBER}/secrets/{secret_id}",
+        "project": project,
+    }
+
+
+@resource("gcp:secretmanager/secretVersion:SecretVersion")
+def _secret_version(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    secret_id = str(inputs["secret"]).rsplit("/", 1)[-1]
+    version = f"projects/{_FAKE_PROJECT_NUMBER}/secrets/{secret_id}/versions/1"
+    return {"id": version, "name": version, "version": "1", "enabled": True}
+
+
 _SERVICE_AGENT_DOMAINS = {
     "sqladmin.googleapis.com": "gcp-sa-cloud-sql",
     "redis.googleapis.com": "cloud-redis",

@@ -139,16 +139,20 @@ def test_postgres_forces_tls_and_supports_pgvector(plans: dict[str, Plan], stack
     assert major >= 16 and params.inputs["family"] == f"postgres{major}"
 
 
-def test_postgres_password_is_generated_and_secret(plans: dict[str, Plan], stack: str) -> None:
+def test_postgres_master_password_is_rds_managed_with_the_footprint_key(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    """Issue 19 item 12: RDS generates, stores and rotates the master password in Secrets
+    Manager ("Password management with Amazon RDS and AWS Secrets Manager"), encrypted with
+    the footprint's key; the program never knows it, so no state, export or cluster holds it."""
     plan = plans[stack]
     db = plan.one("aws:rds/instance:Instance")
-    password = plan.one(
-        "random:index/randomPassword:RandomPassword",
-        f"ai-gateway-{stack}-aws-postgres-master-password",
-    )
-    assert isinstance(db.inputs["password"], Secret)
-    assert db.get("password") == reveal(password.outputs["result"])
-    assert db.to_json()["inputs"]["password"] == "[secret]"
+    key = plan.one("aws:kms/key:Key", f"ai-gateway-{stack}-aws-key")
+    assert "password" not in db.inputs and db.inputs["manageMasterUserPassword"] is True
+    assert db.inputs["masterUserSecretKmsKeyId"] == key.outputs["arn"]
+    (secret,) = db.outputs["masterUserSecrets"]
+    owner = plan.one("ai-gateway:aws:Footprint").outputs["postgresOwnerSecretArn"]
+    assert owner == secret["secretArn"]
 
 
 def test_postgres_backups_and_protection_per_environment(

@@ -23,6 +23,7 @@ EXTRAS = {
     "nodeSubnetId",
     "egressIp",
     "ingressIp",
+    "ownerSecretId",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Any
 
@@ -529,8 +530,16 @@ def test_footprint_hands_over_secret_connection_strings_and_the_extras(
     # The gateway's own role; the administrator's password only in the migration DSN.
     admin_password = reveal(server.inputs["administratorLoginPassword"])
     assert dsn.startswith("postgresql://gateway_app:") and admin_password not in dsn
-    migration = reveal(outputs["postgresMigrationDsn"])
-    assert migration.startswith(f"postgresql://aigwadmin:{admin_password}@")
+    # The administrator lives in a Key Vault secret of the stack's vault, which only the
+    # migration Job's identity reads (tests/infra/integration/test_stacks.py).
+    secret = plan.one(f"{AZ}:keyvault:Secret")
+    vault = plan.one(f"{AZ}:keyvault:Vault")
+    assert secret.get("vaultName") == vault.outputs["name"]
+    assert json.loads(reveal(secret.inputs["properties"])["value"]) == {
+        "username": "aigwadmin",
+        "password": admin_password,
+    }
+    assert outputs["postgresOwnerSecretUri"] == reveal(secret.outputs["properties"])["secretUri"]
     assert dsn.endswith(
         f"@{server.outputs['fullyQualifiedDomainName']}:5432/gateway?sslmode=require"
     )

@@ -111,6 +111,7 @@ def test_components_have_the_documented_types(plan: Plan) -> None:
         "ai-gateway:gcp:Postgres",
         # Added by the program beside the four: the gateway's identity and workload.
         "ai-gateway:gcp:GatewayIdentity",
+        "ai-gateway:gcp:MigrationIdentity",
         "ai-gateway:k8s:GatewayDeployment",
     }
     owners = {
@@ -177,7 +178,7 @@ def test_names_fit_gcp_limits(plan: Plan) -> None:
             assert low <= len(name) <= high, (token, name)
             assert name[0].isalpha() and name == name.lower(), name
     accounts = [a.get("accountId") for a in plan.of_type("gcp:serviceaccount/account:Account")]
-    assert len(accounts) == 2  # the nodes' and the gateway's
+    assert len(accounts) == 3  # the nodes', the gateway's and the migration Job's
     for account in accounts:
         assert 6 <= len(account) <= 30, account
 
@@ -512,10 +513,20 @@ def test_gateway_database_user_and_secret_dsn(plan: Plan) -> None:
     assert password.get("length") >= 32
     outputs = plan.one("ai-gateway:gcp:Postgres").outputs
     where = f"{sql.outputs['privateIpAddress']}:5432/{database.get('name')}?sslmode=require"
-    # The built-in user (a cloudsqlsuperuser) is the migration Job's only.
-    assert isinstance(outputs["migrationDsn"], Secret)
-    assert reveal(outputs["migrationDsn"]) == (
-        f"postgresql://gateway_admin:{reveal(password.outputs['result'])}@{where}"
+    # The built-in user (a cloudsqlsuperuser) is the migration Job's only: its credential
+    # is a Secret Manager version (CMEK, this region only), never a DSN the cluster gets.
+    secret = plan.one("gcp:secretmanager/secret:Secret")
+    version = plan.one("gcp:secretmanager/secretVersion:SecretVersion")
+    (replica,) = secret.get("replication")["userManaged"]["replicas"]
+    assert replica["location"] == sql.get("region")
+    assert replica["customerManagedEncryption"]["kmsKeyName"] == sql.get("encryptionKeyName")
+    assert isinstance(version.inputs["secretData"], Secret)
+    assert json.loads(reveal(version.inputs["secretData"])) == {
+        "username": "gateway_admin",
+        "password": reveal(password.outputs["result"]),
+    }
+    assert outputs["ownerSecretUrl"] == (
+        f"https://secretmanager.googleapis.com/v1/{version.outputs['name']}:access"
     )
     # The gateway connects as its own role, which the Job creates with row access only.
     app = plan.one("random:index/randomPassword:RandomPassword", "gateway-app")
@@ -552,6 +563,7 @@ def test_contract_fills_every_field(contract_plan: Plan) -> None:
     assert outputs["extrasKeys"] == sorted(
         [
             "workloadPool",
+            "ownerSecretId",
             "project",
             "region",
             "nodeServiceAccountEmail",

@@ -5,9 +5,10 @@ field validation makes them) judges every object the program deploys with a
 typed resource, at the cluster's Kubernetes minor. Not judged here: custom
 resources, whose schemas ship with their CRDs and not with the Kubernetes
 schemas (the Gateway API and cert-manager kinds are judged by their published
-models in tests/infra/k8s/test_gateway_api_schemas.py; Envoy Gateway's own
-policy kinds have no published schema package, and tests/infra/k8s/test_gateway.py
-asserts their fields), and the Helm releases (values, not objects).
+models in tests/infra/k8s/test_gateway_api_schemas.py; Envoy Gateway's policy
+kinds by the pinned release's CRD schemas in
+tests/infra/k8s/test_envoy_gateway_schemas.py), and the Helm releases (values,
+not objects).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ ENVOY_GATEWAY_KINDS = {
     "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy",
     "kubernetes:gateway.envoyproxy.io/v1alpha1:ClientTrafficPolicy",
     "kubernetes:gateway.envoyproxy.io/v1alpha1:BackendTrafficPolicy",
+    "kubernetes:gateway.envoyproxy.io/v1alpha1:SecurityPolicy",
 }
 NOT_JUDGED = JUDGED_BY_THEIR_MODELS | ENVOY_GATEWAY_KINDS | {"kubernetes:helm.sh/v3:Release"}
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ import pytest
 from infra.offline import Plan
 from infra.offline.engine import reveal
 
-JUDGE = Path(__file__).parent / "gateway_api_judge"
 KINDS = {
     "kubernetes:gateway.networking.k8s.io/v1:GatewayClass",
     "kubernetes:gateway.networking.k8s.io/v1:Gateway",
@@ -32,21 +30,6 @@ KINDS = {
     "kubernetes:cert-manager.io/v1:Certificate",
     "kubernetes:cert-manager.io/v1:ClusterIssuer",
 }
-
-
-@pytest.fixture(scope="session")
-def judge() -> Path:
-    """The judge's pinned packages, installed once per session (``npm ci``)."""
-    npm = shutil.which("npm")
-    assert npm, "npm is needed for the Gateway API schema judge (Debian package npm)"
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=JUDGE,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return JUDGE
 
 
 def manifests(plan: Plan) -> list[dict[str, Any]]:
