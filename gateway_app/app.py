@@ -558,7 +558,13 @@ class GatewayApp:
         for hook in governance:
             timed = tracer is not None and hook.stage is Stage.CALL
             hooks.append(TimedHook(hook, "aigw.limits") if timed else hook)
-        cache = build_cache(config, self.env.redis_url, self.env.redis_ca_file, self.router)
+        cache = build_cache(
+            config,
+            self.env.redis_url,
+            self.env.redis_ca_file,
+            self.router,
+            credential=self.env.redis_credential(),
+        )
         if cache is not None:
             hooks.append(cache)
         return hooks
@@ -577,7 +583,7 @@ def _circuit_store(config: GatewayConfig, env: Environment) -> CircuitBreakerSto
     from gateway_app.state.circuit_redis import RedisCircuitBreakerStore
 
     return RedisCircuitBreakerStore.from_url(
-        env.redis_url, config.router.circuit_breaker, env.redis_ca_file
+        env.redis_url, config.router.circuit_breaker, env.redis_ca_file, env.redis_credential()
     )
 
 

@@ -100,11 +100,14 @@ class RedisCacheStore:
         await self.client.aclose()
 
 
-def redis_client(url: str, ca_file: str | None = None) -> Any:
-    """An asyncio Redis client for ``url``; ``rediss://`` verifies against ``ca_file``."""
+def redis_client(url: str, ca_file: str | None = None, credential: Any = None) -> Any:
+    """An asyncio Redis client for ``url``; ``rediss://`` verifies against ``ca_file``;
+    ``credential`` (:mod:`gateway_app.credentials.redis_entra`) authenticates with Entra tokens."""
     import redis.asyncio as redis
 
-    options: dict[str, Any] = {}
+    from gateway_app.credentials.redis_entra import redis_py_arguments
+
+    url, options = redis_py_arguments(url, credential)
     if url.startswith("rediss://") and ca_file:
         options["ssl_ca_certs"] = ca_file
     return redis.from_url(url, **options)
