@@ -135,17 +135,17 @@ def redis_credential(mode: str | None, url: str | None) -> EntraRedisCredential 
     username = unquote(parts.username) if parts.username else None
 
     client_id, tenant, token_file = (os.environ[name] for name in azure.WORKLOAD_IDENTITY_ENV)
-    url = azure.authority_token_url(tenant)
+    token_url = azure.authority_token_url(tenant)
 
     async def fetch() -> tuple[str, float]:
         try:
-            return await azure.exchange(url, client_id, token_file, REDIS_SCOPE, http)
+            return await azure.exchange(token_url, client_id, token_file, REDIS_SCOPE, http)
         except GatewayError as exc:
             raise RedisAuthError(f"no Entra token for Redis: {exc.message}") from None
 
     http = BlockingHttpClient()
     token = credential_for(
-        ("entra", url, client_id, token_file, REDIS_SCOPE),
+        ("entra", token_url, client_id, token_file, REDIS_SCOPE),
         lambda: RefreshingCredential(fetch, refresh_before=RENEW_BEFORE_S * 2),
     )
     return EntraRedisCredential(token, username)

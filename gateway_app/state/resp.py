@@ -42,11 +42,9 @@ from urllib.parse import unquote, urlsplit
 
 import hiredis
 
-from gateway_app.credentials.redis_entra import renew_delay
+from gateway_app.credentials.redis_entra import RETRY_S, renew_delay
 
 ReplyError = hiredis.ReplyError
-RENEW_RETRY_S = 15.0
-"""After a failed token renewal, try again this soon (the current token is still valid)."""
 
 log = logging.getLogger("gateway_app.state")
 
@@ -205,9 +203,9 @@ class RespClient:
         if self.credential is not None:
             try:
                 user, token, expires_at = await self.credential.current()
-            except Exception:
+            except Exception as exc:
                 proto.abort(RespConnectionError("no Redis credential"))
-                raise
+                raise RespConnectionError(f"no credential for Redis: {exc}") from exc
             handshake.append(("AUTH", user, token))
         elif self.password is not None:
             handshake.append(
@@ -252,7 +250,7 @@ class RespClient:
             log.warning("Redis token renewal failed, retrying: %s", exc)
             if expires_at is not None and proto is self._proto and not proto.closed:
                 self._renewal = asyncio.get_running_loop().call_later(
-                    RENEW_RETRY_S, lambda: self._schedule_renewal(proto, expires_at)
+                    RETRY_S, lambda: self._schedule_renewal(proto, expires_at)
                 )
             return
         if proto is not self._proto or proto.closed:

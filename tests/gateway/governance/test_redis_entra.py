@@ -27,7 +27,7 @@ from gateway_app.credentials.redis_entra import RedisAuthError, redis_credential
 from gateway_app.environment import Environment
 from gateway_app.health import redis_ping
 from gateway_app.state.governance_redis import redis_client
-from gateway_app.state.resp import RespClient
+from gateway_app.state.resp import RespClient, RespConnectionError
 from tests.fakes.azure import FakeAzureOpenAI
 from tests.gateway.conftest import run_async
 from tests.gateway.governance.services import RedisServer
@@ -163,3 +163,20 @@ def test_bad_settings_name_the_variable_and_the_fix(
     with pytest.raises(RedisAuthError, match="AZURE_FEDERATED_TOKEN_FILE are unset"):
         redis_credential("entra", "rediss://host:10000")
     assert redis_credential(None, "rediss://:key@host:10000") is None
+
+
+def test_a_refused_token_exchange_is_a_connection_error_that_says_why(
+    entra_env: tuple[RedisServer, FakeAzureOpenAI], tmp_path: Any
+) -> None:
+    server, _ = entra_env
+    (tmp_path / "azure-identity-token").write_text("not-the-federated-token")
+    url = f"redis://127.0.0.1:{server.port}"
+
+    async def main() -> None:
+        client = RespClient.from_url(url, credential=redis_credential("entra", url))
+        # The hot path's callers handle connection errors (fail over, fail closed).
+        with pytest.raises(RespConnectionError, match=r"no Entra token for Redis.*AADSTS700211"):
+            await client.execute("PING")
+        await client.aclose()
+
+    run_async(main())
