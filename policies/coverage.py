@@ -275,6 +275,7 @@ CATALOG: dict[str, list[Anchor]] = {
     ],
     "azure-native:dbforpostgresql:Configuration": [], "azure-native:dbforpostgresql:Database": [],
     "azure-native:redisenterprise:RedisEnterprise": [], "azure-native:redisenterprise:Database": [],
+    "azure-native:redisenterprise:AccessPolicyAssignment": [],
     "azure-native:network:NetworkSecurityGroup": [
         _a("CKV_AZURE_9", "no RDP from the internet", "azure-network-networksecuritygroup-no-public-ingress"),
         _a("CKV_AZURE_10", "no SSH from the internet", "azure-network-networksecuritygroup-no-public-ingress"),
