@@ -261,7 +261,11 @@ def _span(
 
 
 def build(
-    config: GatewayConfig, redis_url: str | None, ca_file: str | None, router: Any
+    config: GatewayConfig,
+    redis_url: str | None,
+    ca_file: str | None,
+    router: Any,
+    credential: Any = None,
 ) -> CacheHook | None:
     """The cache hook for ``config`` (None when caching is off).
 
@@ -280,7 +284,7 @@ def build(
     )
     from gateway_app.cache.store import InProcessCacheStore, RedisCacheStore, redis_client
 
-    client = redis_client(redis_url, ca_file) if redis_url else None
+    client = redis_client(redis_url, ca_file, credential) if redis_url else None
     store: CacheStore = (
         RedisCacheStore(client)
         if client is not None

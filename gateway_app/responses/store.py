@@ -238,13 +238,16 @@ class ResponseStoreHook(Hook[None]):
             log.warning("response %s not stored: %s", response.get("id"), type(exc).__name__)
 
 
-def build(config: Any, redis_url: str | None, ca_file: str | None) -> ResponseStoreHook:
-    """The store hook for ``config.responses`` (Redis when ``redis_url`` is set)."""
+def build(
+    config: Any, redis_url: str | None, ca_file: str | None, credential: Any = None
+) -> ResponseStoreHook:
+    """The store hook for ``config.responses`` (Redis when ``redis_url`` is set;
+    ``credential`` authenticates to Azure Managed Redis with Entra tokens)."""
     from gateway_app.cache.store import InProcessCacheStore, RedisCacheStore
 
     settings = config.responses
     store: CacheStore = (
-        RedisCacheStore.from_url(redis_url, ca_file, prefix="aigw:responses:")
+        RedisCacheStore.from_url(redis_url, ca_file, credential, prefix="aigw:responses:")
         if redis_url
         else InProcessCacheStore(settings.max_entries)
     )

@@ -194,6 +194,8 @@ class Footprint(pulumi.ComponentResource):
             "egressIp": net.egress_ip,
             "ingressIp": net.ingress_ip.ip_address.apply(lambda ip: ip or ""),
             "ownerSecretId": postgres.owner_secret_id,
+            "redisClusterName": redis.cluster_name,
+            "redisDatabaseName": redis.database_name,
         }
         self.register_outputs(
             {

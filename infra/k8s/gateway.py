@@ -118,6 +118,9 @@ class WorkloadIdentity:
     service_account_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     pod_labels: Mapping[str, str] = field(default_factory=dict)
     extra_egress: Sequence[EgressRule] = ()
+    pod_env: Mapping[str, str] = field(default_factory=dict)
+    """Variables telling the gateway what to authenticate with the identity (Azure:
+    ``AIGW_REDIS_AUTH=entra``, Redis with Entra tokens instead of a key)."""
 
     @classmethod
     def aws(cls, role_arn: pulumi.Input[str]) -> WorkloadIdentity:
@@ -125,11 +128,14 @@ class WorkloadIdentity:
         return cls(service_account_annotations={"eks.amazonaws.com/role-arn": role_arn})
 
     @classmethod
-    def azure(cls, client_id: pulumi.Input[str]) -> WorkloadIdentity:
+    def azure(
+        cls, client_id: pulumi.Input[str], pod_env: Mapping[str, str] | None = None
+    ) -> WorkloadIdentity:
         """Azure workload identity: the SA names the managed identity, pods opt in by label."""
         return cls(
             service_account_annotations={"azure.workload.identity/client-id": client_id},
             pod_labels={"azure.workload.identity/use": "true"},
+            pod_env=dict(pod_env or {}),
         )
 
     @classmethod
@@ -739,6 +745,10 @@ class GatewayDeployment(pulumi.ComponentResource):
         if self._args.oidc_client_secret is not None:
             env.append(from_secret(catalogue.OIDC_SECRET_VARIABLE, OIDC_SECRET_KEY))
         env += [from_secret(name, key) for key, name in provider_keys.items()]
+        env += [
+            k8s.core.v1.EnvVarArgs(name=name, value=value)
+            for name, value in self._args.workload_identity.pod_env.items()
+        ]
         return env
 
     def _migration_env(self) -> list[k8s.core.v1.EnvVarArgs]:
