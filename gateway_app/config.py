@@ -143,7 +143,10 @@ class ModelCacheConfig(_Model):
         None, description="serve near-identical requests (opt-in; a request may opt in too)"
     )
     threshold: float | None = Field(
-        None, gt=0, le=1, description="cosine similarity a semantic hit needs"
+        None, gt=0, le=1, description="cosine similarity a reworded prompt needs"
+    )
+    guard: Literal["strict", "loose"] | None = Field(
+        None, description="the guard's profile for this model (default: the `cache.semantic` one)"
     )
 
 
@@ -174,18 +177,39 @@ class RouterConfig(_Model):
     circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
 
 
+class SemanticScopesConfig(_Model):
+    """Callers whose requests never get (or fill) a semantic hit; exact hits still apply."""
+
+    keys: list[str] = Field(default_factory=list, description="virtual key ids")
+    teams: list[str] = Field(default_factory=list, description="team ids")
+    projects: list[str] = Field(default_factory=list, description="project ids")
+
+
 class SemanticCacheConfig(_Model):
-    """The semantic cache: an embedder, a vector index per replica, a threshold."""
+    """The semantic cache: an embedder, a vector index per replica, the guard's profile."""
 
     embedder: str = Field(
         "local",
         description="`local` (all-MiniLM-L6-v2, bundled, in-process) or a configured "
         "embeddings model name served by the gateway's own providers",
     )
-    # With the lexical guard, 0.85 gave precision 1.0 (recall ~0.9) on
-    # tests/gateway/cache/semantic_pairs.yaml and 0.80 gave 0.98; cosine alone stays
-    # near 0.6 at any threshold (negations and swapped directions score 0.9+).
-    threshold: float = Field(0.85, gt=0, le=1, description="default cosine similarity for a hit")
+    # Precision first: `strict` refuses a word swapped at one place in an otherwise
+    # equal request unless the words are known equivalents; `loose` does not (more
+    # hits, more wrong ones). Measured precision/recall of both: README, bench/.
+    guard: Literal["strict", "loose"] = Field(
+        "strict", description="the guard's profile: `strict` (default) or `loose` (opt-in)"
+    )
+    threshold: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="cosine similarity a reworded prompt needs (default: the profile's); "
+        "prompts with the same content words need at most this",
+    )
+    disabled_for: SemanticScopesConfig = Field(
+        default_factory=SemanticScopesConfig,
+        description="keys, teams and projects that never get semantic hits",
+    )
     max_entries: int = Field(100_000, ge=1, description="vectors kept per replica (oldest evicted)")
     embed_timeout_s: float = Field(
         0.5, gt=0, description="an embedding slower than this is a miss, not a delay"

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from gateway_app.cache.guard import PROFILES, GuardPolicy
 from gateway_app.cache.keys import exact_key, last_user_text, semantic_scope
-from gateway_app.cache.semantic import IndexEntry, SemanticCache
+from gateway_app.cache.semantic import IndexEntry, Lookup, SemanticCache
 from gateway_app.hooks import RequestContext, Response
 
 if TYPE_CHECKING:
@@ -44,7 +45,18 @@ class CachePolicy:
 
     ttl_s: float
     semantic: bool
-    threshold: float
+    guard: GuardPolicy
+
+
+def guard_policy(profile: str, threshold: float | None) -> GuardPolicy:
+    """The guard's thresholds for ``profile``; ``threshold`` overrides the reworded one.
+
+    Prompts with the same content words never need more than reworded ones.
+    """
+    base = PROFILES[profile]
+    if threshold is None:
+        return base
+    return replace(base, reworded=threshold, aligned=min(base.aligned, threshold))
 
 
 def policies(config: GatewayConfig) -> dict[str, CachePolicy]:
@@ -53,14 +65,21 @@ def policies(config: GatewayConfig) -> dict[str, CachePolicy]:
     result = {}
     for name, model in config.models.items():
         own = model.cache
+        threshold = own.threshold if own and own.threshold is not None else None
         result[name] = CachePolicy(
             ttl_s=own.ttl_s if own and own.ttl_s is not None else cache.ttl_s,
             semantic=bool(own and own.semantic),
-            threshold=own.threshold
-            if own and own.threshold is not None
-            else cache.semantic.threshold,
+            guard=guard_policy(
+                own.guard if own and own.guard else cache.semantic.guard,
+                threshold if threshold is not None else cache.semantic.threshold,
+            ),
         )
     return result
+
+
+def _semantic_off(config: GatewayConfig) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    scopes = config.cache.semantic.disabled_for
+    return frozenset(scopes.keys), frozenset(scopes.teams), frozenset(scopes.projects)
 
 
 class CacheHook:
@@ -73,6 +92,7 @@ class CacheHook:
         semantic: SemanticCache | None = None,
     ) -> None:
         self.policies = policies(config)
+        self.off_keys, self.off_teams, self.off_projects = _semantic_off(config)
         self.store = store
         self.semantic = semantic
         self.max_entry_bytes = config.cache.max_entry_bytes
@@ -110,9 +130,7 @@ class CacheHook:
             raw = await self.store.get(key) if lookup else None
             if raw is not None:
                 return self._hit(ctx, raw, "hit", started)
-            if self.semantic is not None and (
-                policy.semantic or ctx.headers.get(_SEMANTIC_HEADER, "").lower() == "true"
-            ):
+            if self.semantic is not None and self._semantic_wanted(ctx, policy):
                 response = await self._semantic(ctx, tenant, policy, lookup, started)
                 if response is not None:
                     return response
@@ -123,6 +141,20 @@ class CacheHook:
         if ctx.stream:
             ctx.stream_capture = _BoundedCapture(self.max_entry_bytes)
         return None
+
+    def _semantic_wanted(self, ctx: RequestContext, policy: CachePolicy) -> bool:
+        # The per-scope switch wins over both opt-ins: a key, team or project
+        # listed in `cache.semantic.disabled_for` never gets a semantic hit.
+        if (
+            ctx.key_id in self.off_keys
+            or ctx.team_id in self.off_teams
+            or ctx.project_id in self.off_projects
+        ):
+            return False
+        asked = ctx.headers.get(_SEMANTIC_HEADER, "").lower()
+        if asked == "false":
+            return False
+        return policy.semantic or asked == "true"
 
     async def _semantic(
         self,
@@ -144,15 +176,23 @@ class CacheHook:
         ctx.extra["semantic"] = (scope, text, vector)
         if not lookup:
             return None
-        match = self.semantic.index.search(scope, vector, text, policy.threshold)
+        lookup = self.semantic.index.search(scope, vector, text, policy.guard)
+        ctx.extra["semantic_lookup"] = lookup
+        match = lookup.match
         if match is None:
             return None
         raw = await self.store.get(match.entry.key)
         if raw is None:
             self.semantic.index.discard(match.entry)
+            ctx.extra["semantic_lookup"] = Lookup(None, lookup.similarity, None)
             return None
         ctx.extra["similarity"] = match.similarity
+        assert lookup.verdict is not None
+        # Tell the client a near-identical request's answer served it (not its own):
+        # how similar, which guard path accepted it, and which entry (to report it).
         ctx.response_headers.append((b"x-cache-similarity", f"{match.similarity:.4f}".encode()))
+        ctx.response_headers.append((b"x-cache-guard", lookup.verdict.reason.encode()))
+        ctx.response_headers.append((b"x-cache-match", match.entry.key[2:18].encode()))
         return self._hit(ctx, raw, "semantic-hit", started)
 
     def _hit(self, ctx: RequestContext, raw: bytes, outcome: str, started: float) -> Response:

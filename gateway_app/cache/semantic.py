@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from gateway_app.cache.guard import Features, same_request
+from gateway_app.cache.guard import Features, GuardPolicy, Verdict, judge
 
 if TYPE_CHECKING:
     import numpy as np
@@ -145,6 +145,23 @@ class Match:
     similarity: float
 
 
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What one semantic lookup found: the hit (if any) and the guard's verdict.
+
+    ``similarity`` and ``verdict`` describe the hit, or else the most similar
+    candidate the guard looked at (None when the scope was empty): the metric
+    and the access log record both, so refused near-matches are visible too.
+    """
+
+    match: Match | None
+    similarity: float | None
+    verdict: Verdict | None
+
+
+_NOTHING = Lookup(None, None, None)
+
+
 class _Scope:
     __slots__ = ("entries", "matrix")
 
@@ -194,32 +211,34 @@ class VectorIndex:
         if not scope.entries:
             del self._scopes[entry.scope]
 
-    def search(
-        self, scope_key: str, vector: np.ndarray, text: str, threshold: float
-    ) -> Match | None:
-        """The most similar entry at or above ``threshold`` that the guard accepts."""
+    def search(self, scope_key: str, vector: np.ndarray, text: str, policy: GuardPolicy) -> Lookup:
+        """The most similar entry the guard accepts under ``policy``, with the verdict."""
         import numpy as np
 
         scope = self._scopes.get(scope_key)
         if scope is None:
-            return None
+            return _NOTHING
         if scope.matrix is None:
             scope.matrix = np.vstack([e.vector for e in scope.entries])
         similarities = scope.matrix @ vector
         now = self.clock()
         query = Features(text)
+        first: Lookup = _NOTHING
         for index in np.argsort(-similarities)[:8]:
             similarity = float(similarities[index])
-            if similarity < threshold:
-                break
             entry = scope.entries[int(index)]
             if entry.expires_at <= now:
                 continue
             if entry.features is None:
                 entry.features = Features(entry.text)
-            if same_request(query, entry.features) is None:
-                return Match(entry, similarity)
-        return None
+            verdict = judge(query, entry.features, similarity, policy)
+            if verdict.accepted:
+                return Lookup(Match(entry, similarity), similarity, verdict)
+            if first.verdict is None:
+                first = Lookup(None, similarity, verdict)
+            if similarity < policy.floor:
+                break
+        return first
 
 
 class IndexSync(Protocol):

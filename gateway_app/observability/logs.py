@@ -211,6 +211,15 @@ def access_fields(
         value = getattr(ctx, name)
         if value is not None:
             fields[name] = value
+    lookup = ctx.extra.get("semantic_lookup")
+    if lookup is not None and lookup.verdict is not None:
+        # The nearest cached request and what the guard decided: a wrong semantic
+        # hit a user reports is found by request id, with why it was served.
+        fields["semantic"] = {
+            "similarity": round(lookup.similarity, 4),
+            "decision": "accepted" if lookup.verdict.accepted else "refused",
+            "reason": lookup.verdict.reason,
+        }
     if ctx.cache_outcome not in ("hit", "semantic-hit"):
         usage = ctx.usage
         if usage:

@@ -30,6 +30,7 @@ _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _CIRCUIT = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 _HITS = frozenset({"hit", "semantic-hit"})
+_SIMILARITY = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99, 1.0)
 ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/embeddings", "/v1/models"})
 
 
@@ -88,6 +89,23 @@ class Metrics:
             "aigw_cache_lookups",
             "Cache lookups by result: hit (exact), semantic-hit, miss",
             ["model", "result"],
+            registry=r,
+        )
+        # The guard's decision on the most similar cached request of each semantic
+        # lookup: accepted (reason = aligned | reworded) or refused (reason = what
+        # differed: numbers, entities, negation, antonym, reversed, substitution,
+        # or similarity). Reasons are the guard's fixed vocabulary.
+        self.semantic = Counter(
+            "aigw_semantic_cache_decisions",
+            "Semantic cache lookups by the guard's decision and reason",
+            ["model", "decision", "reason"],
+            registry=r,
+        )
+        self.similarity = Histogram(
+            "aigw_semantic_cache_similarity",
+            "Cosine similarity of the nearest cached request, by the guard's decision",
+            ["model", "decision"],
+            buckets=_SIMILARITY,
             registry=r,
         )
         self.rejections = Counter(
@@ -150,6 +168,11 @@ class Metrics:
         served_from_cache = ctx.cache_outcome in _HITS
         if ctx.cache_outcome is not None:
             child(self.cache, model, ctx.cache_outcome).inc()
+        lookup = ctx.extra.get("semantic_lookup")
+        if lookup is not None and lookup.verdict is not None:
+            decision = "accepted" if lookup.verdict.accepted else "refused"
+            child(self.semantic, model, decision, lookup.verdict.reason).inc()
+            child(self.similarity, model, decision).observe(lookup.similarity)
         if ctx.stream and ctx.first_byte_s is not None and not served_from_cache:
             child(self.ttft, model, deployment).observe(ctx.first_byte_s)
         usage = None if served_from_cache else ctx.usage

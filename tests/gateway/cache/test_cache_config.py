@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from gateway_app.cache.guard import PROFILES, GuardPolicy
 from gateway_app.cache.hook import CacheHook, build, policies
 from gateway_app.cache.semantic import ProviderEmbedder
 from gateway_app.config import ConfigError, parse
@@ -41,9 +43,22 @@ def test_model_settings_override_the_defaults(
     config = parse(_raw(fake_openai, fake_anthropic))
     chosen = policies(config)
     assert (chosen["gpt-4o-mini"].ttl_s, chosen["gpt-4o-mini"].semantic) == (5, True)
-    assert chosen["gpt-4o-mini"].threshold == 0.9
+    # A model's threshold replaces its profile's reworded one; aligned never needs more.
+    assert chosen["gpt-4o-mini"].guard == GuardPolicy(aligned=0.84, reworded=0.9)
     assert chosen["text-embedding-3-small"].ttl_s == 60
-    assert chosen["text-embedding-3-small"].threshold == config.cache.semantic.threshold
+    assert chosen["text-embedding-3-small"].guard == PROFILES["strict"]
+
+
+def test_the_guard_profile_is_chosen_per_model_or_for_all(
+    fake_openai: FakeUpstream, fake_anthropic: FakeUpstream
+) -> None:
+    raw = _raw(fake_openai, fake_anthropic, semantic={"guard": "loose", "threshold": 0.8})
+    raw["models"]["gpt-4o-mini"]["cache"] = {"guard": "strict"}
+    chosen = policies(parse(raw))
+    assert chosen["gpt-4o-mini"].guard == replace(PROFILES["strict"], reworded=0.8, aligned=0.8)
+    assert chosen["text-embedding-3-small"].guard.substitutions is False
+    with pytest.raises(ConfigError, match=r"cache\.semantic\.guard"):
+        parse(_raw(fake_openai, fake_anthropic, semantic={"guard": "lenient"}))
 
 
 def test_an_unknown_embedder_fails_at_start(

@@ -110,12 +110,29 @@ def test_semantic_is_opt_in(fake_openai: FakeUpstream, fake_anthropic: FakeUpstr
     ("a", "b", "reason"),
     [
         ("Turn on dark mode", "Turn off dark mode", "antonym"),
-        ("Is Python faster than Java?", "Is Java faster than Python?", "direction"),
+        ("Is Python faster than Java?", "Is Java faster than Python?", "reversed"),
         ("Give me 5 ideas", "Give me five ideas", None),
         ("Give me 5 ideas", "Give me ten ideas", "numbers"),
         ("Deploy to `prod-eu`", "Deploy to `prod-us`", "entities"),
         ("Can dogs eat grapes?", "Can't dogs eat grapes?", "negation"),
         ("How do I enable two-factor auth?", "How can I turn on two-factor auth?", None),
+        # A word swapped at one place in an otherwise equal request: refused unless
+        # the words are known equivalents; prefixes that negate; swapped roles.
+        ("How do I treat a sprained ankle?", "How do I treat a broken ankle?", "substitution"),
+        ("Write a short poem about the ocean.", "Write a short poem about the sea.", None),
+        ("Grant the request to sublet.", "Refuse the request to sublet.", "antonym"),
+        ("Is the clause enforceable?", "Is the clause unenforceable?", "negation"),
+        ("Debit cash and credit revenue.", "Credit cash and debit revenue.", "reversed"),
+        (
+            "Use staging locally but production in CI.",
+            "Use production locally but staging in CI.",
+            "reversed",
+        ),
+        (
+            "At sea level, what is the boiling point of water?",
+            "What is the boiling point of water at sea level?",
+            None,
+        ),
     ],
 )
 def test_guard_reasons(a: str, b: str, reason: str | None) -> None:

@@ -1,54 +1,60 @@
-"""Semantic-match quality on the labelled pairs, with the real local model.
+"""Semantic-match quality on the development split, through the gateway's cache hook.
 
-A pair is predicted "same request" when cosine >= the default threshold AND the
-lexical guard accepts it, exactly as the cache decides. Prints precision and
-recall (run with -s to see them), and for contrast the cosine-only figures.
+``bench/semantic_eval.py`` sends every labelled pair through the real cache
+(local model, index, guard, default profile), one scope per pair, and this
+test asserts the bar there: precision at least 0.95 at the default, also on
+held-out folds when the thresholds are chosen on the others. The sealed split
+is scored by its own test (added when it is merged), never tuned on.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
+import pytest
 
-from gateway_app.cache.guard import Features, same_request
+from bench.semantic_eval import evaluate, load_pairs
 from gateway_app.cache.minilm import MiniLM
-from gateway_app.config import SemanticCacheConfig
 
-PAIRS = Path(__file__).with_name("semantic_pairs.yaml")
+PAIRS = Path(__file__).parent / "pairs"
 
 
-def test_precision_at_the_default_threshold_is_at_least_095() -> None:
-    labelled = yaml.safe_load(PAIRS.read_text())
-    threshold = SemanticCacheConfig().threshold
-    model = MiniLM()
-    outcomes: list[tuple[bool, bool, bool]] = []  # (should hit, cosine says, cache says)
-    for label, categories in labelled.items():
-        for pairs in categories.values():
-            for a, b in pairs:
-                cosine = float(model.embed(a) @ model.embed(b))
-                guarded = same_request(Features(a), Features(b)) is None
-                outcomes.append(
-                    (label == "hit", cosine >= threshold, cosine >= threshold and guarded)
-                )
-    assert len(outcomes) >= 100
-    positives = sum(1 for should, _, _ in outcomes if should)
-    assert positives and positives < len(outcomes)
+@pytest.fixture(scope="module")
+def dev() -> dict:
+    return evaluate(PAIRS / "dev.yaml", folds=5)
 
-    def figures(column: int) -> tuple[float, float]:
-        predicted = [o for o in outcomes if o[column]]
-        true = sum(1 for o in predicted if o[0])
-        return (true / len(predicted) if predicted else 1.0), true / positives
 
-    precision, recall = figures(2)
-    cos_precision, cos_recall = figures(1)
-    print(
-        f"\nsemantic cache on {len(outcomes)} labelled pairs at threshold {threshold}: "
-        f"precision {precision:.3f}, recall {recall:.3f} "
-        f"(cosine alone: precision {cos_precision:.3f}, recall {cos_recall:.3f})"
-    )
-    assert precision >= 0.95
-    assert recall > 0.5  # the cache must still hit paraphrases, not refuse everything
+def test_the_development_split_is_large_and_covers_every_kind_and_domain() -> None:
+    pairs = load_pairs(PAIRS / "dev.yaml")
+    assert len(pairs) >= 127 + 200
+    assert {p.kind for p in pairs} == {
+        "paraphrase", "negation", "reversed", "number", "entity", "different"
+    }  # fmt: skip
+    assert len({p.domain for p in pairs}) == 9
+
+
+def test_precision_at_the_default_is_at_least_095_on_the_development_split(dev: dict) -> None:
+    overall = dev["overall"]
+    print(f"\ndev split, default guard: {overall}")
+    assert dev["guard"] == "strict"
+    assert overall["precision"] >= 0.95
+    assert overall["recall"] > 0.5  # the cache must still hit paraphrases
+    # Thresholds chosen on the other folds hold on each held-out one.
+    held_out = dev["cross_validation"]["held_out"]
+    assert held_out["precision"] >= 0.95
+    assert held_out["recall"] > 0.5
+    # Cosine alone cannot do it: the guard is what makes precision.
+    assert dev["cosine_alone"]["0.85"]["precision"] < 0.8
+
+
+def test_a_malformed_pair_file_names_the_entry_and_the_fix(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pairs:\n  - {a: x, b: y, label: hit, kind: negation, domain: code}\n")
+    with pytest.raises(ValueError, match=r"pairs\[0\].*paraphrase. pairs are hits"):
+        load_pairs(bad)
+    bad.write_text("pairs:\n  - {a: x, b: y, label: hit, kind: paraphrase, domain: cooking}\n")
+    with pytest.raises(ValueError, match=r"pairs\[0\]\.domain: 'cooking'"):
+        load_pairs(bad)
 
 
 def test_the_numpy_model_reproduces_the_reference_similarities() -> None:
