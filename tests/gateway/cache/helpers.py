@@ -11,6 +11,8 @@ from gateway_app.cache.semantic import LocalEmbedder, LocalIndexSync, SemanticCa
 from gateway_app.cache.store import InProcessCacheStore
 from gateway_app.config import parse
 from gateway_app.hooks import RequestContext, Response
+from gateway_app.observability.hook import ObservabilityHook
+from gateway_app.observability.metrics import Metrics
 from gateway_app.testing import FakeUpstream
 from tests.gateway.conftest import Running, providers, serve
 
@@ -63,10 +65,16 @@ def raw_config(
 
 
 @contextmanager
-def cached_gateway(raw: dict[str, Any], **kwargs: Any) -> Iterator[Running]:
+def cached_gateway(
+    raw: dict[str, Any], metrics: Metrics | None = None, **kwargs: Any
+) -> Iterator[Running]:
+    """The cache hook behind a tenant hook; with ``metrics``, the observability hook first."""
     config = parse(raw)
     index = VectorIndex(1000)
     semantic = SemanticCache(embedder(), index, LocalIndexSync(index), config.cache.semantic)
     hook = CacheHook(config, InProcessCacheStore(100), semantic)
-    with serve(raw, hooks=[TenantFromHeader(), hook], **kwargs) as running:
+    hooks: list[Any] = [TenantFromHeader(), hook]
+    if metrics is not None:
+        hooks.insert(0, ObservabilityHook(config, metrics))
+    with serve(raw, hooks=hooks, **kwargs) as running:
         yield running

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 import openai
 import pytest
 
 from gateway_app.cache.guard import Features, same_request
+from gateway_app.config import parse
+from gateway_app.observability.logs import ACCESS_LOGGER
+from gateway_app.observability.metrics import Metrics
 from gateway_app.testing import FakeUpstream
 from gateway_app.testing.fakes import error, ok
 from tests.gateway.cache.helpers import cached_gateway, raw_config
+from tests.gateway.observability.test_metrics import _samples
+from tests.gateway.observability.test_traces_and_logs import Collect
 
 
-def ask(client: openai.OpenAI, text: str, history: list[dict[str, str]] | None = None) -> Any:
+def ask(
+    client: openai.OpenAI,
+    text: str,
+    history: list[dict[str, str]] | None = None,
+    **headers: str,
+) -> Any:
     messages = [*(history or []), {"role": "user", "content": text}]
-    return client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
+    return client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=messages,
+        extra_headers={name.replace("_", "-"): value for name, value in headers.items()},
+    )
 
 
 @pytest.fixture
@@ -138,3 +154,74 @@ def test_semantic_is_opt_in(fake_openai: FakeUpstream, fake_anthropic: FakeUpstr
 def test_guard_reasons(a: str, b: str, reason: str | None) -> None:
     assert same_request(Features(a), Features(b)) == reason
     assert same_request(Features(b), Features(a)) == reason
+
+
+@pytest.fixture
+def access_lines() -> Any:
+    handler = Collect()
+    logger = logging.getLogger(ACCESS_LOGGER)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def test_a_semantic_hit_tells_the_client_the_metric_and_the_log(
+    fake_openai: FakeUpstream, fake_anthropic: FakeUpstream, access_lines: list[dict[str, Any]]
+) -> None:
+    raw = raw_config(fake_openai, fake_anthropic, semantic=True)
+    metrics = Metrics(parse(raw))
+    with cached_gateway(raw, metrics) as gw:
+        client = gw.client()
+        fake_openai.script(ok("Paris."))
+        ask(client, "What is the capital of France?", x_request_id="first")
+        hit = ask(client, "Tell me the capital city of France.", x_request_id="hit")
+        refused = ask(client, "What is the capital of Germany?", x_request_id="refused")
+    # The client learns that another request's answer served it, and which one.
+    assert hit.headers["x-cache"] == "semantic-hit"
+    assert hit.headers["x-cache-guard"] == "reworded"
+    assert re.fullmatch(r"[0-9a-f]{16}", hit.headers["x-cache-match"])
+    assert refused.headers["x-cache"] == "miss" and "x-cache-guard" not in refused.headers
+    text = metrics.render().decode()
+    decisions = _samples(text, "aigw_semantic_cache_decisions_total")
+    assert decisions == {
+        '{decision="accepted",model="gpt-4o-mini",reason="reworded"}': 1.0,
+        '{decision="refused",model="gpt-4o-mini",reason="entities"}': 1.0,
+    }
+    counts = _samples(text, "aigw_semantic_cache_similarity_count")
+    assert sum(counts.values()) == 2
+    lines = {line["request_id"]: line for line in access_lines}
+    assert "semantic" not in lines["first"]  # nothing cached yet in its scope
+    similarity = float(hit.headers["x-cache-similarity"])
+    assert lines["hit"]["semantic"] == {
+        "similarity": pytest.approx(similarity, abs=1e-4),
+        "decision": "accepted",
+        "reason": "reworded",
+    }
+    assert lines["refused"]["semantic"]["decision"] == "refused"
+    assert lines["refused"]["semantic"]["reason"] == "entities"
+
+
+def test_semantic_hits_can_be_turned_off_per_team_and_per_request(
+    fake_openai: FakeUpstream, fake_anthropic: FakeUpstream
+) -> None:
+    raw = raw_config(fake_openai, fake_anthropic, semantic=True)
+    raw["cache"]["semantic"] = {"disabled_for": {"teams": ["legal"]}}
+    with cached_gateway(raw) as gw:
+        client = gw.client()
+        for team in ("legal", "support"):
+            ask(client, "What is the capital of France?", x_test_team=team)
+        paraphrase = "Tell me the capital city of France."
+        assert ask(client, paraphrase, x_test_team="legal").headers["x-cache"] == "miss"
+        off = ask(client, paraphrase, x_test_team="support", x_aigw_semantic_cache="false")
+        assert off.headers["x-cache"] == "miss"
+        # (The opted-out answer was stored under its exact key: ask another paraphrase.)
+        on = ask(client, "Tell me the capital of France.", x_test_team="support")
+        assert on.headers["x-cache"] == "semantic-hit"
+        # Exact hits still apply to the team without semantic hits.
+        exact = ask(client, "What is the capital of France?", x_test_team="legal")
+        assert exact.headers["x-cache"] == "hit"

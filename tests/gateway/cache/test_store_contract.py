@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway_app.cache.semantic import IndexEntry, LocalIndexSync, RedisIndexSync, VectorIndex
+from gateway_app.cache.guard import GuardPolicy, Verdict
+from gateway_app.cache.semantic import (
+    IndexEntry,
+    LocalIndexSync,
+    Lookup,
+    RedisIndexSync,
+    VectorIndex,
+)
 from gateway_app.cache.store import InProcessCacheStore, RedisCacheStore, redis_client
 from tests.gateway.conftest import run_async
 from tests.gateway.test_circuit_contract import redis_url  # noqa: F401  (session fixture)
@@ -71,11 +78,24 @@ def test_index_search_threshold_scope_and_guard() -> None:
     index.add(_entry("k1", [1, 0, 0], text="enable 2FA"))
     query = np.asarray([1, 0.01, 0], dtype=np.float32)
     query /= np.linalg.norm(query)
-    match = index.search("s1", query, "enable 2FA", 0.9)
-    assert match is not None and match.entry.key == "k1"
-    assert index.search("s2", query, "enable 2FA", 0.9) is None  # another scope
-    assert index.search("s1", query, "disable 2FA", 0.9) is None  # the guard refuses
-    assert index.search("s1", np.asarray([0, 1, 0], dtype=np.float32), "enable 2FA", 0.9) is None
+    policy = GuardPolicy(aligned=0.9, reworded=0.95)
+    found = index.search("s1", query, "enable 2FA", policy)
+    assert found.match is not None and found.match.entry.key == "k1"
+    assert found.verdict == Verdict(True, "aligned", "aligned")
+    assert index.search("s2", query, "enable 2FA", policy) == Lookup(None, None, None)
+    # The guard refuses; the lookup still says what it saw and why.
+    refused = index.search("s1", query, "disable 2FA", policy)
+    assert refused.match is None and refused.verdict == Verdict(False, "antonym")
+    assert refused.similarity == pytest.approx(float(query[0]))
+    far = index.search("s1", np.asarray([0, 1, 0], dtype=np.float32), "enable 2FA", policy)
+    assert far.match is None and far.verdict == Verdict(False, "similarity", "aligned")
+    # A reworded prompt needs the higher threshold.
+    text = "enable 2FA for my account"
+    reworded = index.search("s1", query, text, GuardPolicy(0.9, 0.99999))
+    assert reworded.match is None and reworded.verdict == Verdict(False, "similarity", "reworded")
+    assert index.search("s1", query, text, GuardPolicy(0.9, 0.99)).verdict == Verdict(
+        True, "reworded", "reworded"
+    )
 
 
 def test_index_is_bounded() -> None:
@@ -109,7 +129,8 @@ def test_sync_shares_entries_between_replicas(kind: str, request: pytest.Fixture
         while len(two) < 2:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
-        found = two.search("s1", np.asarray([0, 1, 0], dtype=np.float32), "other", 0.9)
+        vector = np.asarray([0, 1, 0], dtype=np.float32)
+        found = two.search("s1", vector, "other", GuardPolicy(0.9, 0.9)).match
         assert found is not None and found.entry.key == "k2"
         await sync_two.stop()
         await sync_one.stop()
