@@ -176,22 +176,22 @@ class CacheHook:
         ctx.extra["semantic"] = (scope, text, vector)
         if not lookup:
             return None
-        lookup = self.semantic.index.search(scope, vector, text, policy.guard)
-        ctx.extra["semantic_lookup"] = lookup
-        match = lookup.match
+        found = self.semantic.index.search(scope, vector, text, policy.guard)
+        ctx.extra["semantic_lookup"] = found
+        match = found.match
         if match is None:
             return None
         raw = await self.store.get(match.entry.key)
         if raw is None:
             self.semantic.index.discard(match.entry)
-            ctx.extra["semantic_lookup"] = Lookup(None, lookup.similarity, None)
+            ctx.extra["semantic_lookup"] = Lookup(None, found.similarity, None)
             return None
         ctx.extra["similarity"] = match.similarity
-        assert lookup.verdict is not None
+        assert found.verdict is not None
         # Tell the client a near-identical request's answer served it (not its own):
         # how similar, which guard path accepted it, and which entry (to report it).
         ctx.response_headers.append((b"x-cache-similarity", f"{match.similarity:.4f}".encode()))
-        ctx.response_headers.append((b"x-cache-guard", lookup.verdict.reason.encode()))
+        ctx.response_headers.append((b"x-cache-guard", found.verdict.reason.encode()))
         ctx.response_headers.append((b"x-cache-match", match.entry.key[2:18].encode()))
         return self._hit(ctx, raw, "semantic-hit", started)
 

@@ -4,8 +4,8 @@ A lookup embeds the last user message (bounded: one worker thread, at most
 ``max_pending`` queued, ``embed_timeout_s`` each; over either it is a miss,
 never a delay), searches the index for the request's *scope* (everything else
 in the request, hashed: model, parameters, system prompt, earlier turns,
-tenant), and accepts the best candidate above the threshold only if the
-lexical guard agrees (:mod:`gateway_app.cache.guard`).
+tenant), and serves the most similar candidate that the guard accepts under
+the model's profile (:mod:`gateway_app.cache.guard`: thresholds and checks).
 
 The index is brute force in numpy per scope (a scope holds the variants of one
 conversation prefix, so it stays small). Replicas share entries through a

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
@@ -11,13 +10,11 @@ import pytest
 
 from gateway_app.cache.guard import Features, same_request
 from gateway_app.config import parse
-from gateway_app.observability.logs import ACCESS_LOGGER
 from gateway_app.observability.metrics import Metrics
 from gateway_app.testing import FakeUpstream
 from gateway_app.testing.fakes import error, ok
 from tests.gateway.cache.helpers import cached_gateway, raw_config
 from tests.gateway.observability.test_metrics import _samples
-from tests.gateway.observability.test_traces_and_logs import Collect
 
 
 def ask(
@@ -154,20 +151,6 @@ def test_semantic_is_opt_in(fake_openai: FakeUpstream, fake_anthropic: FakeUpstr
 def test_guard_reasons(a: str, b: str, reason: str | None) -> None:
     assert same_request(Features(a), Features(b)) == reason
     assert same_request(Features(b), Features(a)) == reason
-
-
-@pytest.fixture
-def access_lines() -> Any:
-    handler = Collect()
-    logger = logging.getLogger(ACCESS_LOGGER)
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield handler.lines
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def test_a_semantic_hit_tells_the_client_the_metric_and_the_log(
