@@ -47,6 +47,10 @@ DOMAINS = ("support", "code", "finance", "hr", "medicine", "legal", "data", "ops
 # point estimate, so that 60 hits with none wrong and 600 with 6 wrong are not
 # judged alike: the bar is 0.95 on a set never seen (strict); loose is opt-in.
 TARGETS = {"strict": 0.95, "loose": 0.80}
+# ... and keep it with every threshold this much lower: a paraphrase of a cached
+# prompt moves its similarity by a few hundredths, so a threshold just above the
+# most similar miss of the training folds is one rewording away from serving it.
+MARGIN = 0.03
 GRID_ALIGNED = [round(0.60 + 0.01 * i, 2) for i in range(36)]  # 0.60 .. 0.95
 GRID_REWORDED = [round(0.75 + 0.01 * i, 2) for i in range(25)]  # 0.75 .. 0.99
 
@@ -255,20 +259,33 @@ def breakdown(predicted: list[bool], outcomes: list[Outcome], field: str) -> dic
 
 
 def choose(outcomes: list[Outcome], target: float) -> tuple[float, float]:
-    """The (aligned, reworded) thresholds with the highest recall whose precision's lower bound >= target.
+    """The (aligned, reworded) thresholds with the highest recall that keep precision.
 
-    Ties go to the higher thresholds (the more conservative choice).
+    Precision must keep a Wilson lower bound of ``target`` with both thresholds
+    ``MARGIN`` lower too; ties go to the higher thresholds (the conservative
+    choice). Vectorised: the grid has ~900 points.
     """
-    best: tuple[float, float, float, float] | None = None  # recall, reworded, aligned, -
+    import numpy as np
+
+    similarity = np.array([o.similarity for o in outcomes])
+    passes = np.array([o.reason is None for o in outcomes])
+    aligned_pair = np.array([o.alignment == "aligned" for o in outcomes])
+    label = np.array([o.pair.hit for o in outcomes])
+    positives = int(label.sum())
+
+    def predicted(aligned: float, reworded: float) -> Any:
+        return passes & (similarity >= np.where(aligned_pair, aligned, reworded))
+
+    best: tuple[float, float, float] | None = None  # recall, reworded, aligned
     for aligned in GRID_ALIGNED:
         for reworded in GRID_REWORDED:
-            predicted = [decide(o, aligned, reworded) for o in outcomes]
-            scores = figures(predicted, outcomes)
-            if not scores["hits"] or wilson_lower(scores["correct_hits"], scores["hits"]) < target:
+            lower = predicted(aligned - MARGIN, reworded - MARGIN)
+            hits = int(lower.sum())
+            if not hits or wilson_lower(int((lower & label).sum()), hits) < target:
                 continue
-            key = (scores["recall"], reworded, aligned, 0.0)
-            if best is None or key > best:
-                best = key
+            recall = int((predicted(aligned, reworded) & label).sum()) / positives
+            if best is None or (recall, reworded, aligned) > best:
+                best = (recall, reworded, aligned)
     if best is None:
         return max(GRID_ALIGNED), max(GRID_REWORDED)
     return best[2], best[1]
@@ -303,6 +320,7 @@ def cross_validate(outcomes: list[Outcome], folds: int, target: float) -> dict[s
     return {
         "folds": folds,
         "target_wilson_lower_bound_on_training_folds": target,
+        "similarity_margin": MARGIN,
         "chosen_per_fold": chosen,
         "held_out": figures(held_out, outcomes),
         "held_out_per_kind": breakdown(held_out, outcomes, "kind"),
