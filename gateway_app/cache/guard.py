@@ -3,8 +3,8 @@
 Embeddings place "enable 2FA" next to "disable 2FA", "10 USD to EUR" next to
 "10 EUR to USD" and "approve the request" next to "deny the request" (0.85-0.99
 with all-MiniLM-L6-v2, above many true paraphrases), so cosine similarity alone
-cannot decide. This check compares the two prompts word by word (microseconds,
-no model) and refuses a match when they differ in what embeddings blur:
+cannot decide. This check compares the two prompts word by word (a fraction
+of a millisecond, no model) and refuses a match when they differ in what embeddings blur:
 
 - **numbers** (digits and number words) must be the same multiset, **named
   things** (capitalised words past the first, acronyms, identifiers, quoted
@@ -329,7 +329,7 @@ class Verdict:
 
 
 def judge(query: Features, cached: Features, similarity: float, policy: GuardPolicy) -> Verdict:
-    """May the answer cached for ``cached`` serve ``query``? (symmetric)."""
+    """May the answer cached for ``cached`` serve ``query``?"""
     reason = same_request(query, cached, substitutions=policy.substitutions)
     if reason is not None:
         return Verdict(False, reason)
@@ -373,7 +373,7 @@ def _equivalent(x: str, y: str) -> bool:
 
 
 def _opposite_prefix(x: str, y: str) -> bool:
-    # "unenforc" / "enforc", "immut" / "mutabl"'s stem: one is the other with a prefix.
+    # "unenforc" / "enforc", "unpaid" / "paid": one stem is the other with a prefix.
     for short, long in ((x, y), (y, x)):
         for prefix in _POLARITY_PREFIXES:
             if long.startswith(prefix) and len(short) >= 3 and long[len(prefix) :] == short:
@@ -435,7 +435,7 @@ def _same_roles(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
         return True
     # One phrase moved = after the common prefix and suffix, one middle is a
     # rotation of the other (X+Y against Y+X). Words of X and Y all change sides
-    # of one another, so neither may hold a role word ("to", "than", "not", ...).
+    # of one another, so neither may hold a role word ("from", "than", "not", ...).
     start = 0
     while start < min(len(a), len(mapped)) and a[start] == mapped[start]:
         start += 1
