@@ -212,7 +212,17 @@ def exact_hit_ms(pairs: list[Pair], config: Any, count: int = 200) -> list[float
                     await hook.after(ctx)
         return times
 
-    return asyncio.run(run())
+    return _run(run())
+
+
+def _run(coroutine: Any) -> Any:
+    # A private loop: asyncio.run would clear the main thread's current loop, which
+    # the Pulumi SDK (tests/infra, in the same pytest process) still asks for.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
 
 
 def decide(outcome: Outcome, aligned: float, reworded: float) -> bool:
@@ -348,7 +358,7 @@ def evaluate(
     pairs = load_pairs(path)
     config = gateway_config(guard, threshold)
     policy = guard_policy(guard, threshold)
-    outcomes = asyncio.run(run_pairs(pairs, config))
+    outcomes = _run(run_pairs(pairs, config))
     served = [o.served for o in outcomes]
     # The decomposition used for cross-validation must agree with the hook itself.
     disagree = [
