@@ -144,7 +144,7 @@ async def run_pairs(pairs: list[Pair], config: Any) -> list[Outcome]:
     assert hook is not None and hook.semantic is not None
     hook.semantic.embedder.timeout_s = 300.0  # type: ignore[attr-defined]
     await hook.semantic.embedder.warm()  # type: ignore[attr-defined]
-    substitutions = hook.policies["eval"].guard.substitutions
+    guard = hook.policies["eval"].guard
 
     def request(text: str, tenant: str) -> RequestContext:
         body = {"model": "eval", "messages": [{"role": "user", "content": text}]}
@@ -168,7 +168,7 @@ async def run_pairs(pairs: list[Pair], config: Any) -> list[Outcome]:
             raise RuntimeError(f"pair {i}: no semantic lookup happened (embedder over capacity?)")
         started = time.perf_counter()
         fa, fb = Features(pair.a), Features(pair.b)
-        reason = same_request(fb, fa, substitutions=substitutions)
+        reason = same_request(fb, fa, guard.substitutions, guard.qualifiers)
         guard_us = (time.perf_counter() - started) * 1e6
         outcomes.append(
             Outcome(
@@ -269,11 +269,14 @@ def breakdown(predicted: list[bool], outcomes: list[Outcome], field: str) -> dic
 
 
 def choose(outcomes: list[Outcome], target: float) -> tuple[float, float]:
-    """The (aligned, reworded) thresholds with the highest recall that keep precision.
+    """The most conservative (aligned, reworded) thresholds that keep precision and recall.
 
     Precision must keep a Wilson lower bound of ``target`` with both thresholds
-    ``MARGIN`` lower too; ties go to the higher thresholds (the conservative
-    choice). Vectorised: the grid has ~900 points.
+    ``MARGIN`` lower too. Of the thresholds that do, the highest ones whose
+    recall is within one standard error of the best recall (the one-standard-
+    error rule: a wrong hit costs more than a missed one, and recall differences
+    smaller than the sampling error are noise). Vectorised: the grid has ~900
+    points.
     """
     import numpy as np
 
@@ -286,7 +289,7 @@ def choose(outcomes: list[Outcome], target: float) -> tuple[float, float]:
     def predicted(aligned: float, reworded: float) -> Any:
         return passes & (similarity >= np.where(aligned_pair, aligned, reworded))
 
-    best: tuple[float, float, float] | None = None  # recall, reworded, aligned
+    feasible: list[tuple[float, float, float]] = []  # recall, reworded, aligned
     for aligned in GRID_ALIGNED:
         for reworded in GRID_REWORDED:
             lower = predicted(aligned - MARGIN, reworded - MARGIN)
@@ -294,11 +297,16 @@ def choose(outcomes: list[Outcome], target: float) -> tuple[float, float]:
             if not hits or wilson_lower(int((lower & label).sum()), hits) < target:
                 continue
             recall = int((predicted(aligned, reworded) & label).sum()) / positives
-            if best is None or (recall, reworded, aligned) > best:
-                best = (recall, reworded, aligned)
-    if best is None:
+            feasible.append((recall, reworded, aligned))
+    if not feasible:
         return max(GRID_ALIGNED), max(GRID_REWORDED)
-    return best[2], best[1]
+    best = max(recall for recall, _, _ in feasible)
+    within = best - (best * (1 - best) / positives) ** 0.5
+    _, reworded, aligned = max(
+        (candidate for candidate in feasible if candidate[0] >= within),
+        key=lambda candidate: (candidate[1], candidate[2]),
+    )
+    return aligned, reworded
 
 
 def wilson_lower(successes: int, trials: int, z: float = 1.96) -> float:

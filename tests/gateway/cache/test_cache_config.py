@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway_app.cache.guard import PROFILES, GuardPolicy
+from gateway_app.cache.guard import PROFILES
 from gateway_app.cache.hook import CacheHook, build, policies
 from gateway_app.cache.semantic import ProviderEmbedder
 from gateway_app.config import ConfigError, parse
@@ -44,7 +44,7 @@ def test_model_settings_override_the_defaults(
     chosen = policies(config)
     assert (chosen["gpt-4o-mini"].ttl_s, chosen["gpt-4o-mini"].semantic) == (5, True)
     # A model's threshold replaces its profile's reworded one; aligned never needs more.
-    assert chosen["gpt-4o-mini"].guard == GuardPolicy(aligned=0.84, reworded=0.9)
+    assert chosen["gpt-4o-mini"].guard == replace(PROFILES["strict"], reworded=0.9)
     assert chosen["text-embedding-3-small"].ttl_s == 60
     assert chosen["text-embedding-3-small"].guard == PROFILES["strict"]
 

@@ -43,7 +43,7 @@ def test_a_paraphrase_is_a_semantic_hit_with_its_similarity(
     client = gw.client()
     fake_openai.script(ok("Paris."))
     assert ask(client, "What is the capital of France?").headers["x-cache"] == "miss"
-    hit = ask(client, "Tell me the capital city of France.")
+    hit = ask(client, "What's France's capital?")
     assert hit.headers["x-cache"] == "semantic-hit"
     assert 0.85 <= float(hit.headers["x-cache-similarity"]) <= 1.0
     assert hit.parse().choices[0].message.content == "Paris."
@@ -146,6 +146,33 @@ def test_semantic_is_opt_in(fake_openai: FakeUpstream, fake_anthropic: FakeUpstr
             "What is the boiling point of water at sea level?",
             None,
         ),
+        # A compound against its prepositional form is the same thing.
+        ("How do I delete a branch in Git?", "How can I delete a Git branch?", None),
+        ("Convert this JSON to YAML.", "Convert this YAML to JSON.", "reversed"),
+        # Content on one side only narrows the request, unless it only frames it.
+        ("How do I reset my password?", "How do I reset my password on the app?", "qualifier"),
+        ("Summarise this complaint.", "Summarise this complaint and suggest a reply.", "qualifier"),
+        ("What are the symptoms of the flu?", "What symptoms does the flu cause?", None),
+        # More forms of an opposite: participles, conditions, phrasal verbs, prefixes.
+        (
+            "Rewrite the loop so it changes the list in place.",
+            "Rewrite the loop so it leaves the list unchanged.",
+            "negation",
+        ),
+        (
+            "Restart the service if the health check fails.",
+            "Leave the service running even if the health check fails.",
+            "negation",
+        ),
+        ("Why was I logged out?", "Why was I logged in?", "antonym"),
+        ("Draft a policy that allows pets.", "Draft a policy that bans pets.", "antonym"),
+        ("How do I upgrade the cluster?", "How do I downgrade the cluster?", "negation"),
+        (
+            "Is the patient treated for hypertension?",
+            "Is the patient treated for hypotension?",
+            "negation",
+        ),
+        ("How do I mute the channel?", "How do I unmute the channel?", "negation"),
     ],
 )
 def test_guard_reasons(a: str, b: str, reason: str | None) -> None:
@@ -160,10 +187,10 @@ def test_a_semantic_hit_tells_the_client_the_metric_and_the_log(
     metrics = Metrics(parse(raw))
     with cached_gateway(raw, metrics) as gw:
         client = gw.client()
-        fake_openai.script(ok("Paris."))
-        ask(client, "What is the capital of France?", x_request_id="first")
-        hit = ask(client, "Tell me the capital city of France.", x_request_id="hit")
-        refused = ask(client, "What is the capital of Germany?", x_request_id="refused")
+        fake_openai.script(ok("Fever, cough, aches."))
+        ask(client, "What are the symptoms of the flu?", x_request_id="first")
+        hit = ask(client, "What symptoms does the flu cause?", x_request_id="hit")
+        refused = ask(client, "What are the symptoms of the Spanish flu?", x_request_id="refused")
     # The client learns that another request's answer served it, and which one.
     assert hit.headers["x-cache"] == "semantic-hit"
     assert hit.headers["x-cache-guard"] == "reworded"

@@ -90,7 +90,7 @@ def test_index_search_threshold_scope_and_guard() -> None:
     far = index.search("s1", np.asarray([0, 1, 0], dtype=np.float32), "enable 2FA", policy)
     assert far.match is None and far.verdict == Verdict(False, "similarity", "aligned")
     # A reworded prompt needs the higher threshold.
-    text = "enable 2FA for my account"
+    text = "how do I get 2FA enabled"
     reworded = index.search("s1", query, text, GuardPolicy(0.9, 0.99999))
     assert reworded.match is None and reworded.verdict == Verdict(False, "similarity", "reworded")
     assert index.search("s1", query, text, GuardPolicy(0.9, 0.99)).verdict == Verdict(
