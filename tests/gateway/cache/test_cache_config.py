@@ -10,10 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from gateway_app.cache.guard import PROFILES
-from gateway_app.cache.hook import CacheHook, build, policies
+from gateway_app.cache.hook import CacheHook, build, check_semantic_runtime, policies
 from gateway_app.cache.semantic import ProviderEmbedder
+from gateway_app.cli import main
 from gateway_app.config import ConfigError, parse
 from gateway_app.testing import FakeUpstream
 from tests.gateway.conftest import providers, run_async, serve
@@ -66,6 +68,38 @@ def test_an_unknown_embedder_fails_at_start(
 ) -> None:
     with pytest.raises(ConfigError, match=r"cache\.semantic\.embedder: 'nope'"):
         parse(_raw(fake_openai, fake_anthropic, semantic={"embedder": "nope"}))
+
+
+def test_semantic_caching_without_the_semantic_extra_fails_at_start(
+    fake_openai: FakeUpstream,
+    fake_anthropic: FakeUpstream,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A model opts into semantic hits with the default local embedder; the extra is
+    # installed here, so hide one of its modules as a plain `pip install` would lack it.
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(_raw(fake_openai, fake_anthropic)))
+    monkeypatch.setenv("AIGW_CONFIG", str(path))  # serve sets it; monkeypatch restores it
+    monkeypatch.setitem(sys.modules, "tokenizers", None)
+
+    def bind(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the server started with semantic caching unable to work")
+
+    monkeypatch.setattr("gateway_app.server.run", bind)
+    assert main(["serve", "--config", str(path), "--port", "0"]) == 2
+    error = capsys.readouterr().err
+    assert "cache.semantic.embedder: 'local'" in error
+    assert "tokenizers cannot be imported" in error and "gpt-4o-mini" in error
+    assert "ai-gateway[semantic]" in error
+    # With no model opting in (only a request header can), it is not an error; nor
+    # with one of the gateway's embeddings models as the embedder.
+    raw = _raw(fake_openai, fake_anthropic)
+    raw["models"]["gpt-4o-mini"]["cache"]["semantic"] = False
+    check_semantic_runtime(parse(raw))
+    raw = _raw(fake_openai, fake_anthropic, semantic={"embedder": "text-embedding-3-small"})
+    check_semantic_runtime(parse(raw))
 
 
 def test_cache_disabled_builds_no_hook(
