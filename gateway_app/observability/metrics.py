@@ -93,7 +93,8 @@ class Metrics:
         )
         # The guard's decision on the most similar cached request of each semantic
         # lookup: accepted (reason = aligned | reworded) or refused (reason = what
-        # differed: numbers, entities, negation, antonym, reversed, substitution,
+        # differed: numbers, entities, negation, antonym, reversed, qualifier,
+        # substitution,
         # or similarity). Reasons are the guard's fixed vocabulary.
         self.semantic = Counter(
             "aigw_semantic_cache_decisions",

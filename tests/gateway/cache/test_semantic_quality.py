@@ -27,7 +27,16 @@ def dev() -> dict:
 
 def test_the_development_split_is_large_and_covers_every_kind_and_domain() -> None:
     pairs = load_pairs(PAIRS / "dev.yaml")
-    assert len(pairs) >= 127 + 200
+    assert len(pairs) >= 127 + 262 + 150  # the original set, round 1, round 2
+    # Round 2 added the kind the sealed split v1 showed missing: related requests
+    # that add or drop a qualifier (one prompt contains the other's words and more).
+    contained = [
+        p
+        for p in pairs
+        if p.kind == "different"
+        and set(p.a.lower().rstrip(".?").split()) < set(p.b.lower().split())
+    ]
+    assert len(contained) >= 30
     assert {p.kind for p in pairs} == {
         "paraphrase", "negation", "reversed", "number", "entity", "different"
     }  # fmt: skip
@@ -43,7 +52,7 @@ def test_precision_at_the_default_is_at_least_095_on_the_development_split(dev: 
     assert overall["recall"] > 0.5  # the cache must still hit paraphrases
     # Thresholds chosen on the other folds hold on each held-out one.
     held_out = dev["cross_validation"]["held_out"]
-    assert held_out["precision"] >= 0.95
+    assert held_out["precision"] >= 0.98  # the bar is 0.95 on unseen pairs: keep a margin
     assert held_out["recall"] > 0.5
     # Cosine alone cannot do it: the guard is what makes precision.
     assert dev["cosine_alone"]["0.85"]["precision"] < 0.8
