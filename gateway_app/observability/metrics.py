@@ -94,8 +94,7 @@ class Metrics:
         # The guard's decision on the most similar cached request of each semantic
         # lookup: accepted (reason = aligned | reworded) or refused (reason = what
         # differed: numbers, entities, negation, antonym, reversed, qualifier,
-        # substitution,
-        # or similarity). Reasons are the guard's fixed vocabulary.
+        # substitution, or similarity). Reasons are the guard's fixed vocabulary.
         self.semantic = Counter(
             "aigw_semantic_cache_decisions",
             "Semantic cache lookups by the guard's decision and reason",
