@@ -51,6 +51,10 @@ TARGETS = {"strict": 0.95, "loose": 0.80}
 # prompt moves its similarity by a few hundredths, so a threshold just above the
 # most similar miss of the training folds is one rewording away from serving it.
 MARGIN = 0.03
+# Strict also serves no training miss even with the thresholds MARGIN lower: every
+# miss the guard lets through sits that far below them (loose, opt-in, accepts
+# some wrong hits by design).
+SPOTLESS = {"strict": True, "loose": False}
 GRID_ALIGNED = [round(0.60 + 0.01 * i, 2) for i in range(36)]  # 0.60 .. 0.95
 GRID_REWORDED = [round(0.75 + 0.01 * i, 2) for i in range(25)]  # 0.75 .. 0.99
 
@@ -268,15 +272,14 @@ def breakdown(predicted: list[bool], outcomes: list[Outcome], field: str) -> dic
     return result
 
 
-def choose(outcomes: list[Outcome], target: float) -> tuple[float, float]:
-    """The most conservative (aligned, reworded) thresholds that keep precision and recall.
+def choose(outcomes: list[Outcome], target: float, spotless: bool) -> tuple[float, float]:
+    """The (aligned, reworded) thresholds with the highest recall that keep precision.
 
     Precision must keep a Wilson lower bound of ``target`` with both thresholds
-    ``MARGIN`` lower too. Of the thresholds that do, the highest ones whose
-    recall is within one standard error of the best recall (the one-standard-
-    error rule: a wrong hit costs more than a missed one, and recall differences
-    smaller than the sampling error are noise). Vectorised: the grid has ~900
-    points.
+    ``MARGIN`` lower too, and, when ``spotless`` (strict), no miss may be served
+    even then: every miss the guard lets through sits at least ``MARGIN`` below
+    the thresholds. Ties go to the higher thresholds (the conservative choice).
+    Vectorised: the grid has ~900 points.
     """
     import numpy as np
 
@@ -289,24 +292,20 @@ def choose(outcomes: list[Outcome], target: float) -> tuple[float, float]:
     def predicted(aligned: float, reworded: float) -> Any:
         return passes & (similarity >= np.where(aligned_pair, aligned, reworded))
 
-    feasible: list[tuple[float, float, float]] = []  # recall, reworded, aligned
+    best: tuple[float, float, float] | None = None  # recall, reworded, aligned
     for aligned in GRID_ALIGNED:
         for reworded in GRID_REWORDED:
             lower = predicted(aligned - MARGIN, reworded - MARGIN)
             hits = int(lower.sum())
-            if not hits or wilson_lower(int((lower & label).sum()), hits) < target:
+            correct = int((lower & label).sum())
+            if not hits or (spotless and correct < hits) or wilson_lower(correct, hits) < target:
                 continue
             recall = int((predicted(aligned, reworded) & label).sum()) / positives
-            feasible.append((recall, reworded, aligned))
-    if not feasible:
+            if best is None or (recall, reworded, aligned) > best:
+                best = (recall, reworded, aligned)
+    if best is None:
         return max(GRID_ALIGNED), max(GRID_REWORDED)
-    best = max(recall for recall, _, _ in feasible)
-    within = best - (best * (1 - best) / positives) ** 0.5
-    _, reworded, aligned = max(
-        (candidate for candidate in feasible if candidate[0] >= within),
-        key=lambda candidate: (candidate[1], candidate[2]),
-    )
-    return aligned, reworded
+    return best[2], best[1]
 
 
 def wilson_lower(successes: int, trials: int, z: float = 1.96) -> float:
@@ -317,7 +316,9 @@ def wilson_lower(successes: int, trials: int, z: float = 1.96) -> float:
     return (centre - margin) / (1 + z * z / trials)
 
 
-def cross_validate(outcomes: list[Outcome], folds: int, target: float) -> dict[str, Any]:
+def cross_validate(
+    outcomes: list[Outcome], folds: int, target: float, spotless: bool
+) -> dict[str, Any]:
     """K-fold: thresholds chosen on K-1 folds, decisions on the held-out one."""
 
     def fold(outcome: Outcome) -> int:
@@ -328,16 +329,17 @@ def cross_validate(outcomes: list[Outcome], folds: int, target: float) -> dict[s
     chosen = []
     for k in range(folds):
         train = [o for o in outcomes if fold(o) != k]
-        aligned, reworded = choose(train, target)
+        aligned, reworded = choose(train, target, spotless)
         chosen.append({"fold": k, "aligned": aligned, "reworded": reworded})
         for i, o in enumerate(outcomes):
             if fold(o) == k:
                 predicted[i] = decide(o, aligned, reworded)
     held_out = [predicted[i] for i in range(len(outcomes))]
-    aligned, reworded = choose(outcomes, target)
+    aligned, reworded = choose(outcomes, target, spotless)
     return {
         "folds": folds,
         "target_wilson_lower_bound_on_training_folds": target,
+        "no_training_miss_within_margin": spotless,
         "similarity_margin": MARGIN,
         "chosen_per_fold": chosen,
         "held_out": figures(held_out, outcomes),
@@ -419,7 +421,9 @@ def evaluate(
         cosine[str(t)] = figures([o.similarity >= t for o in outcomes], outcomes)
     result["cosine_alone"] = cosine
     if folds:
-        result["cross_validation"] = cross_validate(outcomes, folds, TARGETS[guard])
+        result["cross_validation"] = cross_validate(
+            outcomes, folds, TARGETS[guard], SPOTLESS[guard]
+        )
     if show_errors:
         result["wrong_hits"] = [
             {"a": o.pair.a, "b": o.pair.b, "kind": o.pair.kind, "similarity": o.similarity}

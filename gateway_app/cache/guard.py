@@ -188,6 +188,14 @@ _SYNONYMS = [
     ("ill", "unwell"), ("amount", "quantity"), ("fridge", "refrigerator"), ("tv", "television"),
     ("colleague", "coworker", "co-worker"), ("hire", "recruit"), ("quit", "resign"),
     ("law", "legislation"), ("sue", "litigate"), ("simple", "basic"),
+    ("vaccine", "vaccination", "jab"), ("relieve", "relief", "ease"),
+    # Abbreviations people write for the full word.
+    ("cert", "certificate"), ("config", "configuration"), ("repo", "repository"),
+    ("db", "database"), ("env", "environment"), ("auth", "authentication"),
+    ("admin", "administrator"), ("prod", "production"), ("dev", "development"),
+    ("stats", "statistics"), ("temp", "temporary"), ("num", "number"), ("rep", "representative"),
+    ("ad", "advert", "advertisement"), ("msg", "message"), ("pwd", "password"),
+    ("approx", "approximately"), ("dept", "department"), ("mgr", "manager"),
 ]  # fmt: skip
 # Words that say how a request is phrased, not what it is about: one side may
 # have them where the other has nothing ("what *causes* X" / "the causes of X",
@@ -201,7 +209,8 @@ _LIGHT = {
     "idea", "ideas", "usually", "typically", "commonly", "common", "generally", "normally",
     "exactly", "simply", "basically", "from", "out", "onto", "over", "away", "back", "off",
     "under", "within", "through", "via", "across", "upon", "take", "got", "gotten", "command",
-    "purpose", "effective", "effectively", "properly", "correctly", "easily",
+    "purpose", "effective", "effectively", "properly", "correctly", "easily", "reason",
+    "allowed", "able",
 }  # fmt: skip
 _POLARITY_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non", "non-", "de")
 _OPPOSITE_PREFIXES = (
@@ -265,7 +274,14 @@ _STEM_GROUPS: dict[str, set[int]] = {}
 for _group, _words in enumerate(_SYNONYMS):
     for _w in _words:
         _STEM_GROUPS.setdefault(_normalise(_w), set()).add(_group)
-_NEGATION_STEMS = {_normalise(w) for w in _NEGATIONS if "'" not in w} | {"regardless"}
+# The negation words and their inflections ("stopped", "avoids"): matched as words,
+# not stems, since "exceptions" stems to "except".
+_NEGATION_FORMS = {
+    form
+    for w in _NEGATIONS
+    if "'" not in w
+    for form in (w, f"{w}s", f"{w}ed", f"{w}ing", f"{w}{w[-1]}ed", f"{w}{w[-1]}ing")
+} | {"regardless"}
 _LIGHT_STEMS = {_normalise(w) for w in _LIGHT}
 _FRAMING_STEMS = {_normalise(w) for w in _FRAMING}
 
@@ -284,6 +300,7 @@ class Features:
         "numbers",
         "plain",
         "stems",
+        "words",
     )
 
     def __init__(self, text: str) -> None:
@@ -328,6 +345,7 @@ class Features:
         self.entities = frozenset(entities)
         self.entity_order = tuple(dict.fromkeys(entities))
         self.plain = frozenset(plain)
+        self.words = tuple(part for low in lowered for part in low.split("-") if part)
         self.negations = negations
         self.antonyms = antonyms
         content = [w for w in lowered if w not in _STOPWORDS]
@@ -366,7 +384,7 @@ def _content_stems(text: str) -> tuple[tuple[str, ...], tuple[tuple[str, ...], .
             dropped = []
             token = token[2:]
         stem = _NUMBER_WORDS.get(token) or _normalise(token)
-        if stem in _NEGATION_STEMS:
+        if token in _NEGATION_FORMS:
             stem = _NEGATION_TOKEN
         elif token not in _NUMBER_WORDS and (stem in _FRAMING_STEMS or token in _FRAMING):
             dropped.append(token)
@@ -428,14 +446,14 @@ class GuardPolicy:
 
 # The profiles a config names (`cache.semantic.guard`). Thresholds chosen by
 # `python -m bench.semantic_eval --cross-validate 5` on the development split
-# only: of the thresholds whose precision keeps a 95% Wilson lower bound of 0.95
-# (strict) or 0.80 (loose) even with both thresholds 0.03 lower, the highest
-# ones within one standard error of the best recall. Loose drops the
-# substitution rule. Measured numbers: README, bench/semantic-cache.md and
-# bench/semantic-eval-*.json.
+# only: the highest recall whose precision keeps a 95% Wilson lower bound of 0.95
+# (strict) or 0.80 (loose) even with both thresholds 0.03 lower, where strict
+# also serves no dev miss at those lower thresholds (ties: the higher ones).
+# Loose drops the substitution rule. Measured numbers: README,
+# bench/semantic-cache.md and bench/semantic-eval-*.json.
 PROFILES: dict[str, GuardPolicy] = {
-    "strict": GuardPolicy(aligned=0.84, reworded=0.82),
-    "loose": GuardPolicy(aligned=0.82, reworded=0.85, substitutions=False),
+    "strict": GuardPolicy(aligned=0.82, reworded=0.85),
+    "loose": GuardPolicy(aligned=0.82, reworded=0.80, substitutions=False),
 }
 
 
@@ -500,8 +518,16 @@ def same_request(
 
 
 def _spelled_out(entity: str, other: Features) -> bool:
-    """The other prompt has ``entity`` as a plain word or spelled out (an acronym)."""
-    return entity in other.plain or _acronym_at(entity, other.stems) is not None
+    """The other prompt has ``entity`` as a plain word, in words ("NullPointerException" /
+    "null pointer exception") or spelled out (an acronym: "NDA")."""
+    if entity in other.plain or _acronym_at(entity, other.stems) is not None:
+        return True
+    words = other.words
+    return any(
+        "".join(words[start : start + size]) == entity
+        for size in (2, 3, 4)
+        for start in range(len(words) - size + 1)
+    )
 
 
 def _acronym_at(word: str, stems: tuple[str, ...]) -> int | None:
