@@ -76,15 +76,15 @@ _NEGATIONS = {
 _PHRASAL_VERBS = ("log", "sign", "check", "opt", "plug", "zoom", "scale", "move", "roll")
 
 
-def _phrasal(particles: tuple[str, str]) -> tuple[tuple[str, ...], ...]:
-    """One axis of phrasal verbs: "log in" / "log out", "opted in" / "opted out", ..."""
+def _phrasal(*particles: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """One axis of phrasal verbs: "log in" / "log out", "opted into" / "opted out", ..."""
     sides = []
-    for particle in particles:
+    for side in particles:
         forms = []
         for verb in _PHRASAL_VERBS:
             for form in {verb, f"{verb}s", f"{verb}ed", f"{verb}ing", f"{verb}{verb[-1]}ed",
                          f"{verb}{verb[-1]}ing"}:  # fmt: skip
-                forms += [f"{form} {particle}", f"{form}-{particle}"]
+                forms += [f"{form}{sep}{particle}" for particle in side for sep in " -"]
         sides.append(tuple(forms))
     return tuple(sides)
 
@@ -94,7 +94,8 @@ def _phrasal(particles: tuple[str, str]) -> tuple[tuple[str, ...], ...]:
 _ANTONYMS: list[tuple[tuple[str, ...], ...]] = [
     (("enable", "activate", "turn on"), ("disable", "deactivate", "turn off")), (("on",), ("off",)),
     (("increase", "raise", "higher", "high"), ("decrease", "reduce", "lower", "low")),
-    (("add", "insert"), ("remove", "delete")), (("allow", "permit"), ("deny", "block", "forbid", "ban", "prohibit", "disallow")),
+    (("add", "insert"), ("remove", "delete")),
+    (("allow", "permit"), ("deny", "block", "forbid", "ban", "prohibit", "disallow")),
     (("encrypt",), ("decrypt",)), (("upload",), ("download",)), (("buy",), ("sell",)),
     (("before",), ("after",)), (("min", "minimum"), ("max", "maximum")),
     (("import",), ("export",)), (("open",), ("close",)), (("start",), ("stop", "end")),
@@ -111,7 +112,8 @@ _ANTONYMS: list[tuple[tuple[str, ...], ...]] = [
     (("ascending",), ("descending",)), (("first",), ("last",)), (("oldest",), ("newest",)),
     (("old",), ("new",)), (("legal",), ("illegal",)), (("safe",), ("unsafe", "dangerous")),
     (("valid",), ("invalid",)), (("public",), ("private",)), (("inner",), ("outer",)),
-    (("join",), ("leave",)), (("win",), ("lose",)), (("accept", "approve"), ("reject", "decline", "refuse")),
+    (("join",), ("leave",)), (("win",), ("lose",)),
+    (("accept", "approve"), ("reject", "decline", "refuse")),
     (("agree",), ("disagree",)), (("like",), ("dislike",)),
     (("sync", "synchronous"), ("async", "asynchronous")), (("client",), ("server",)),
     (("plus",), ("minus",)), (("multiply",), ("divide",)), (("sum",), ("difference",), ("product",)),
@@ -125,7 +127,7 @@ _ANTONYMS: list[tuple[tuple[str, ...], ...]] = [
     (("mutable",), ("immutable",)), (("renew",), ("cancel", "lapse")),
     (("with",), ("without",)), (("required", "mandatory"), ("optional",)),
     (("expand",), ("collapse",)), (("attach",), ("detach",)), (("show",), ("hide",)),
-    *[_phrasal(particles) for particles in (("in", "out"), ("into", "out of"), ("up", "down"))],
+    _phrasal(("in", "into"), ("out",)), _phrasal(("up",), ("down",)),
 ]  # fmt: skip
 _DIRECTION_MARKERS = {"to", "into", "from", "than", "vs", "versus", "over", "onto"}
 _STOPWORDS = {
@@ -487,9 +489,9 @@ def same_request(
     if a.numbers != b.numbers:
         return "numbers"
     # A named thing the other side lacks, unless the other side has the same word
-    # uncapitalised ("a String" / "a string") or opening a sentence ("Terraform plan
-    # keeps ..." / "my Terraform plan").
-    # An acronym matches the words it abbreviates ("NDA" / "non-disclosure agreement").
+    # uncapitalised ("a String" / "a string"), opening a sentence ("Terraform plan
+    # keeps ..." / "my Terraform plan"), or spelled out ("NDA" / "non-disclosure
+    # agreement").
     if any(not _spelled_out(e, b) for e in a.entities - b.entities) or any(
         not _spelled_out(e, a) for e in b.entities - a.entities
     ):
@@ -520,7 +522,9 @@ def same_request(
 def _spelled_out(entity: str, other: Features) -> bool:
     """The other prompt has ``entity`` as a plain word, in words ("NullPointerException" /
     "null pointer exception") or spelled out (an acronym: "NDA")."""
-    if entity in other.plain or _acronym_at(entity, other.stems) is not None:
+    if entity in other.plain and entity not in _FRAMING:  # not "US" / "us", "IT" / "it"
+        return True
+    if _acronym_at(entity, other.stems) is not None:
         return True
     words = other.words
     return any(

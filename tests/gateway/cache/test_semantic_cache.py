@@ -173,6 +173,20 @@ def test_semantic_is_opt_in(fake_openai: FakeUpstream, fake_anthropic: FakeUpstr
             "negation",
         ),
         ("How do I mute the channel?", "How do I unmute the channel?", "negation"),
+        ("Users opted into the newsletter.", "Users opted out of the newsletter.", "antonym"),
+        # "exceptions" is not the negation "except"; "allowed to" frames like "can".
+        (
+            "How do I handle exceptions in Python?",
+            "How do I handle errors in Python?",
+            "substitution",
+        ),
+        ("Can my employer read my emails?", "Is my employer allowed to read my emails?", None),
+        # The same name written otherwise: spelled out, in words, opening a sentence;
+        # but a pronoun is not the name it looks like.
+        ("Draft a non-disclosure agreement.", "Draft an NDA.", None),
+        ("I get a NullPointerException here.", "I get a null pointer exception here.", None),
+        ("Why does my Terraform plan fail?", "Terraform plan fails. Why?", None),
+        ("Can you ship to the US?", "Can you ship to us?", "entities"),
     ],
 )
 def test_guard_reasons(a: str, b: str, reason: str | None) -> None:
