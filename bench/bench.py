@@ -913,6 +913,25 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, {int(mem) // 1024} MiB RAM, {platform.platform()}"
 
 
+def governed(server: str, python: str, name: str, alias: str) -> Target:
+    """The full governance path (Redis + PostgreSQL, a virtual key with limits) on ``server``."""
+    return Target(
+        name,
+        gateway(
+            server,
+            "raw",
+            python,
+            redis=True,
+            postgres=True,
+            extra_config=GOVERNANCE_CONFIG,
+            extra_env={"AIGW_ADMIN_KEY": ADMIN_KEY},
+        ),
+        prepare=prepare_governance,
+        check=check_governance,
+        alias=alias,
+    )
+
+
 def build_targets() -> tuple[list[Target], list[Target]]:
     """(pinned targets, multi-process scaling targets); header values may name {u}."""
     portkey_headers = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-bench"}
@@ -930,19 +949,14 @@ def build_targets() -> tuple[list[Target], list[Target]]:
             gateway("httptools", "raw", redis=True),
             alias="redis",
         ),
-        Target(
-            GOVERNED,
-            gateway(
-                "httptools",
-                "raw",
-                redis=True,
-                postgres=True,
-                extra_config=GOVERNANCE_CONFIG,
-                extra_env={"AIGW_ADMIN_KEY": ADMIN_KEY},
-            ),
-            prepare=prepare_governance,
-            check=check_governance,
-            alias="governance",
+        # The server decision (issue 20): the same full governance path on each server.
+        governed("httptools", sys.executable, GOVERNED, "governance"),
+        governed("uvicorn", sys.executable, f"{GOVERNED}, on uvicorn", "governance-uvicorn"),
+        governed(
+            "granian",
+            str(CACHE / "variants/bin/python"),
+            f"{GOVERNED}, on granian",
+            "governance-granian",
         ),
         Target(
             CACHED,
@@ -991,7 +1005,8 @@ def main() -> int:
         "--targets",
         default="all",
         help="comma-separated target names or aliases (direct, floor, default, redis, "
-        "governance, cache, uvicorn, uvicorn-aiohttp, aiohttp, granian, litellm, portkey, "
+        "governance, governance-uvicorn, governance-granian, cache, uvicorn, uvicorn-aiohttp, "
+        "aiohttp, granian, litellm, portkey, "
         "unpinned, workers), 'all' or 'none'",
     )
     parser.add_argument(

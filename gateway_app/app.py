@@ -91,15 +91,16 @@ class GatewayApp:
         self._observer: Hook | None = None
         self.hooks = HookChain(self._default_hooks() if hooks is None else hooks)
         self.health = Health(config)
+        self._model_objects = {
+            name: {"id": name, "object": "model", "created": 0, "owned_by": model.owned_by}
+            for name, model in config.models.items()
+        }
         self._models_body = orjson.dumps(
-            {
-                "object": "list",
-                "data": [
-                    {"id": name, "object": "model", "created": 0, "owned_by": model.owned_by}
-                    for name, model in config.models.items()
-                ],
-            }
+            {"object": "list", "data": list(self._model_objects.values())}
         )
+        # With governance on, every /v1 route authenticates the virtual key before it
+        # reads or validates anything (no model list, no validation error for strangers).
+        self._authenticator = getattr(admin, "authenticate", None)
         self._routes: dict[tuple[str, str], Callable[..., Awaitable[None]]] = {
             ("POST", "/v1/chat/completions"): self._chat,
             ("POST", "/v1/embeddings"): self._embeddings,
@@ -171,6 +172,12 @@ class GatewayApp:
             if handler is None and self.admin is not None and scope["path"].startswith("/admin/"):
                 await self._admin(ctx, scope, receive, send)
                 return
+            if (
+                handler is None
+                and scope["method"] == "GET"
+                and scope["path"].startswith("/v1/models/")
+            ):
+                handler = self._model
             if handler is None:
                 if scope["path"] in self._paths:
                     raise GatewayError(
@@ -203,6 +210,18 @@ class GatewayApp:
             # Refused before the hook chain (bad JSON, unknown model or path, 413):
             # still one metric sample and one log line, without the other hooks.
             await observer.after(ctx)
+
+    async def _authenticated(self, ctx: RequestContext, send: Send) -> bool:
+        """Governance on: check the key first; False when refused (the 401 is sent)."""
+        authenticate = self._authenticator
+        if authenticate is None:
+            return True
+        refusal = await authenticate(ctx)
+        if refusal is None:
+            return True
+        await self._send_short(ctx, send, refusal)
+        await self.admin.after(ctx)  # the refusal's audit event
+        return False
 
     async def _read_json(self, ctx: RequestContext, receive: Receive) -> Any:
         length = ctx.headers.get("content-length")
@@ -329,6 +348,8 @@ class GatewayApp:
     # ----------------------------------------------------------------- routes
 
     async def _chat(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
+        if not await self._authenticated(ctx, send):
+            return
         body = await self._read_json(ctx, receive)
         ctx.model, ctx.stream, ctx.include_usage = validate_chat(body)
         ctx.body = body
@@ -338,6 +359,8 @@ class GatewayApp:
     async def _embeddings(
         self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send
     ) -> None:
+        if not await self._authenticated(ctx, send):
+            return
         body = await self._read_json(ctx, receive)
         ctx.model = validate_embeddings(body)
         ctx.body = body
@@ -355,11 +378,13 @@ class GatewayApp:
         hooks = self.hooks.hooks
         ctx.extra["hooks_ran"] = True
         watcher = self._watch_disconnect(ctx, scope, receive)
+        settled = False  # after hooks run exactly once, whatever happens
         try:
             if hooks:
                 short = await self.hooks.before(ctx)
                 if short is not None:
                     await self._send_short(ctx, send, short)
+                    settled = True
                     await self.hooks.after(ctx)
                     return
             try:
@@ -367,6 +392,7 @@ class GatewayApp:
             except GatewayError as error:
                 await self._send_error(ctx, send, error)
                 if hooks:
+                    settled = True
                     await self.hooks.after(ctx)
                 return
             if isinstance(result, OpenStream):
@@ -375,11 +401,13 @@ class GatewayApp:
                 ctx.result = result
                 await self._send_json(ctx, send, 200, result.body)
             if hooks:
+                settled = True
                 await self.hooks.after(ctx)
         except asyncio.CancelledError:
-            if ctx.disconnected and hooks:
-                # Settle (audit, budgets) for abandoned requests too; 499 as nginx logs it.
-                ctx.status = ctx.status or 499
+            if hooks and not settled:
+                # Settle (audit, budgets) for abandoned requests too: 499 as nginx logs a
+                # client that left; 503 for a request cut by shutdown past its grace.
+                ctx.status = ctx.status or (499 if ctx.disconnected else 503)
                 await self.hooks.after(ctx)
             raise
         finally:
@@ -445,7 +473,35 @@ class GatewayApp:
     async def _models(
         self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        await self._send_json(ctx, send, 200, self._models_body)
+        if not await self._authenticated(ctx, send):
+            return
+        allowed = self._allowed_models(ctx)
+        if allowed is None:
+            await self._send_json(ctx, send, 200, self._models_body)
+            return
+        data = [m for name, m in self._model_objects.items() if name in allowed]
+        await self._send_json(ctx, send, 200, orjson.dumps({"object": "list", "data": data}))
+
+    async def _model(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /v1/models/{id}`` (the SDKs' ``models.retrieve``)."""
+        ctx.endpoint = "/v1/models"
+        if not await self._authenticated(ctx, send):
+            return
+        name = scope["path"][len("/v1/models/") :]
+        found = self._model_objects.get(name)
+        allowed = self._allowed_models(ctx)
+        if found is None or (allowed is not None and name not in allowed):
+            raise GatewayError(
+                404,
+                f"The model `{name}` does not exist; GET /v1/models lists the models served here.",
+                param="model",
+                code="model_not_found",
+            )
+        await self._send_json(ctx, send, 200, orjson.dumps(found))
+
+    def _allowed_models(self, ctx: RequestContext) -> tuple[str, ...] | None:
+        allowed = getattr(self.admin, "allowed_models", None)
+        return allowed(ctx) if allowed is not None else None
 
     async def _live(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
         await self._send_json(ctx, send, 200, b'{"status":"live"}')

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
+EXIT_LISTEN = 3
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,6 +33,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "bench/RESULTS.md) or uvicorn (default from $AIGW_SERVER)",
     )
     serve.set_defaults(handler=serve_command)
+    models = sub.add_parser(
+        "models", help="list the configured models, their deployments and where prices come from"
+    )
+    models.add_argument(
+        "--config", help="config YAML (default: $AIGW_CONFIG or the bundled example)"
+    )
+    models.add_argument(
+        "--unpriced", action="store_true", help="only deployments without a price (exit 1 if any)"
+    )
+    models.set_defaults(handler=models_command)
     migrate = sub.add_parser("migrate", help="apply database schema migrations")
     migrate.set_defaults(handler=migrate_command)
 
@@ -49,6 +60,15 @@ def serve_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    from gateway_app.governance.service import enabled
+
+    if enabled(config) and config.governance.unpriced_models == "refuse_at_startup":
+        from gateway_app.governance.cost import unpriced_deployments, unpriced_error
+
+        unpriced = unpriced_deployments(config)
+        if unpriced:
+            print(f"error: {unpriced_error(unpriced)}", file=sys.stderr)
+            return EXIT_CONFIG
     if args.workers > 1:
         # Before any worker (forked by either server) imports prometheus_client:
         # /metrics then sums all workers.
@@ -57,17 +77,28 @@ def serve_command(args: argparse.Namespace) -> int:
         prepare_multiprocess_dir()
     if args.server == "httptools":
         from gateway_app.app import create_app
-        from gateway_app.server import run
+        from gateway_app.server import HttpLimits, ListenError, run
 
-        run(
-            create_app,
-            args.host,
-            args.port,
-            config.server.graceful_shutdown_s,
-            workers=max(1, args.workers),
-            log_level=args.log_level,
-        )
-        return EXIT_OK
+        try:
+            return run(
+                create_app,
+                args.host,
+                args.port,
+                config.server.graceful_shutdown_s,
+                workers=max(1, args.workers),
+                log_level=args.log_level,
+                limits=HttpLimits.from_config(config.server),
+            )
+        except ListenError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_LISTEN
+    from gateway_app.server import ListenError, listen
+
+    try:  # uvicorn would print a traceback: check the port first
+        listen(args.host, args.port).close()
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_LISTEN
     import uvicorn
 
     uvicorn.run(
@@ -88,19 +119,70 @@ def serve_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def models_command(args: argparse.Namespace) -> int:
+    """Print every deployment with its price (USD per million tokens) and its source."""
+    from gateway_app.config import ConfigError, load
+    from gateway_app.governance.cost import Pricing
+
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    pricing = Pricing()
+    rows = []
+    for name, model in config.models.items():
+        for deployment in model.deployments:
+            provider_type = config.providers[deployment.provider].type
+            source = pricing.source(deployment, provider_type)
+            prices = pricing.prices(deployment, provider_type)
+            if args.unpriced and source is not None:
+                continue
+            shown = (
+                f"{prices.input * 1e6:g} in / {prices.output * 1e6:g} out"
+                if source is not None
+                else "NO PRICE: set models.<model>.deployments[].price"
+            )
+            rows.append((name, deployment.id, shown, source or "-"))
+    width = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(_MODEL_HEADER)]
+    for row in (_MODEL_HEADER, *rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, width, strict=True)).rstrip())
+    return 1 if args.unpriced and rows else EXIT_OK
+
+
+_MODEL_HEADER = ("model", "deployment", "USD per million tokens", "price from")
+
+
 def migrate_command(args: argparse.Namespace) -> int:
-    """Apply schema migrations to ``AIGW_DATABASE_URL`` (SQLite also migrates at start-up)."""
+    """Apply schema migrations to PostgreSQL (SQLite migrates itself at start-up).
+
+    With ``AIGW_MIGRATION_DATABASE_URL`` (the schema owner: the managed server's
+    admin), migrate as the owner, then create or update the gateway's role named
+    in ``AIGW_DATABASE_URL`` with row access only (see
+    :meth:`~gateway_app.governance.storage.Database.ensure_app_role`). Without it,
+    migrate as ``AIGW_DATABASE_URL`` itself.
+    """
     from gateway_app.governance.storage import Database, DatabaseError
 
-    if not os.environ.get("AIGW_DATABASE_URL"):
+    app_url = os.environ.get("AIGW_DATABASE_URL")
+    owner_url = os.environ.get("AIGW_MIGRATION_DATABASE_URL")
+    if not app_url and not owner_url:
         print(
             "migrate: AIGW_DATABASE_URL is not set; the embedded SQLite database is migrated "
             "when the gateway starts"
         )
         return EXIT_OK
-    db = Database.from_env("unused.sqlite3")
+    if owner_url and not app_url:
+        print(
+            "migrate: AIGW_MIGRATION_DATABASE_URL is set but AIGW_DATABASE_URL is not; set "
+            "AIGW_DATABASE_URL to the gateway role's URL so migrate can create that role",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    db = Database(owner_url or app_url or "", ca_file=os.environ.get("AIGW_DATABASE_CA_FILE"))
     try:
         applied = db.migrate()
+        role = db.ensure_app_role(app_url or "") if owner_url else None
     except DatabaseError as exc:
         print(f"migrate: failed: {exc}", file=sys.stderr)
         return 1
@@ -110,6 +192,10 @@ def migrate_command(args: argparse.Namespace) -> int:
         print(f"migrate: applied {', '.join(str(v) for v in applied)}")
     else:
         print("migrate: the database is up to date")
+    if role is not None:
+        from gateway_app.governance.storage import app_credentials
+
+        print(f"migrate: app role {app_credentials(app_url or '')[0]}: {role}")
     return EXIT_OK
 
 

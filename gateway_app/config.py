@@ -7,6 +7,14 @@ the environment. A bad file raises :class:`ConfigError` naming the key and the
 reason, before the server binds its port; nothing is validated lazily at the
 first request.
 
+A provider's key is always referenced the same way, ``api_key: "${NAME}"``
+(:data:`KEY_REFERENCE_FORM`); other spellings (``apiKeyEnv``, ``api_key_env``,
+``apiKey``) are refused with that form in the message.
+
+This module is also the contract with the deployment: ``aigw plan`` validates a
+stack's ``gateway.appConfig`` with :func:`parse`, so it imports only pydantic,
+PyYAML and the standard library (a test checks its import closure).
+
 Example (the bundled ``example.yaml``)::
 
     providers:
@@ -19,10 +27,16 @@ Example (the bundled ``example.yaml``)::
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -34,9 +48,59 @@ EXAMPLE_CONFIG = Path(__file__).with_name("example.yaml")
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
+KEY_REFERENCE_FORM = 'api_key: "${%s}"'
+"""The one accepted way to give a provider its key: a reference to an environment variable."""
+
+# Spellings of a key setting that are not accepted (each gets KEY_REFERENCE_FORM in its error).
+_KEY_SPELLINGS = re.compile(r"^(api[-_]?key[-_]?(env|ref|name|var(iable)?)?|key|token)$", re.I)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad key: its dotted path in the file (``models.m.deployments[0].provider``) and why."""
+
+    path: str
+    message: str
+
 
 class ConfigError(Exception):
-    """The config file is unusable; the message names the file, the key and the reason."""
+    """The config file is unusable; the message names the file, the key and the reason.
+
+    ``problems`` holds one :class:`Problem` per bad key (empty when the file as a
+    whole is unusable), so a caller can name the keys in its own terms.
+    """
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+
+class _PathError(ValueError):
+    """A cross-field error that belongs to a key below the model raising it."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+@cache
+def provider_types() -> tuple[str, ...]:
+    """The adapter folders of ``gateway_app/providers`` (the accepted provider ``type`` values).
+
+    Found from the package's directory without importing it: the adapters pull
+    in the gateway's runtime dependencies, and this module must stay importable
+    with pydantic and PyYAML alone.
+    """
+    spec = importlib.util.find_spec("gateway_app.providers")
+    folders = spec.submodule_search_locations if spec else None
+    return tuple(
+        sorted(
+            entry.name
+            for folder in folders or ()
+            for entry in Path(folder).iterdir()
+            if (entry / "__init__.py").is_file()
+        )
+    )
 
 
 class _Model(BaseModel):
@@ -83,11 +147,14 @@ class ProviderConfig(_Model):
     type: str = Field(
         description="adapter: openai, anthropic, bedrock, azure_openai, vertex (a folder each)"
     )
-    api_key: str | None = None
+    api_key: str | None = Field(
+        None, description='the key, as a reference to an environment variable: "${NAME}"'
+    )
     base_url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict, description="extra upstream headers")
-    # The environment variables api_key refers to, so /health/ready can say what to set.
-    api_key_env: tuple[str, ...] = ()
+    # Filled by `parse` from api_key's references (never read from the file), so
+    # /health/ready and the router can say which variable to set.
+    api_key_env: tuple[str, ...] = Field((), exclude=True)
     # Cloud providers (bedrock, azure_openai, vertex); deployments may override them in params.
     region: str | None = Field(None, description="bedrock: AWS region (default AWS_REGION)")
     project: str | None = Field(None, description="vertex: Google Cloud project id")
@@ -99,10 +166,11 @@ class ProviderConfig(_Model):
 
     @model_validator(mode="after")
     def _known_type(self) -> ProviderConfig:
-        from gateway_app.providers import ADAPTERS
-
-        if self.type not in ADAPTERS:
-            raise ValueError(f"unknown provider type {self.type!r}; use one of {sorted(ADAPTERS)}")
+        if self.type not in provider_types():
+            raise _PathError(
+                "type",
+                f"unknown provider type {self.type!r}; use one of {list(provider_types())}",
+            )
         return self
 
 
@@ -166,6 +234,25 @@ class ServerConfig(_Model):
 
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger bodies get 413")
     graceful_shutdown_s: float = Field(30.0, ge=0, description="time in-flight requests get")
+    # The gateway's own server (the default) enforces these before the app runs.
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="a request's headers must arrive within this (from the connection or the "
+        "request's first byte); else 408 and close",
+    )
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="a request's whole body must arrive within this after its headers, "
+        "whatever the pace; else 408 and close",
+    )
+    max_url_bytes: int = Field(8192, ge=256, description="longer request lines get 414")
+    max_header_bytes: int = Field(
+        32768, ge=1024, description="larger heads (request line + headers) get 431"
+    )
 
 
 class RouterConfig(_Model):
@@ -277,21 +364,24 @@ class GatewayConfig(_Model):
                     else f"models.{model_name}.shadow.deployment"
                 )
                 if deployment.provider not in self.providers:
-                    raise ValueError(
-                        f"{where}.provider: {deployment.provider!r} is not a key of `providers` "
-                        f"(known: {sorted(self.providers)})"
+                    raise _PathError(
+                        f"{where}.provider",
+                        f"{deployment.provider!r} is not a key of `providers` "
+                        f"(known: {sorted(self.providers)}); name one of them or add it there",
                     )
                 owner = seen.setdefault(deployment.id, model_name)
                 if owner != model_name:
-                    raise ValueError(
-                        f"{where}: deployment id {deployment.id!r} is also used by model "
-                        f"{owner!r}; give one of them a distinct `name`"
+                    raise _PathError(
+                        where,
+                        f"deployment id {deployment.id!r} is also used by model "
+                        f"{owner!r}; give one of them a distinct `name`",
                     )
         embedder = self.cache.semantic.embedder
         if embedder != "local" and embedder not in self.models:
-            raise ValueError(
-                f"cache.semantic.embedder: {embedder!r} is neither `local` nor a model of "
-                f"`models` (known: {sorted(self.models)}); name an embeddings model or use `local`"
+            raise _PathError(
+                "cache.semantic.embedder",
+                f"{embedder!r} is neither `local` nor a model of `models` "
+                f"(known: {sorted(self.models)}); name an embeddings model or use `local`",
             )
         return self
 
@@ -300,23 +390,27 @@ class GatewayConfig(_Model):
         return self.models[model].retry or self.router.retry
 
 
-def interpolate(value: Any, missing: set[str] | None = None) -> Any:
+def interpolate(
+    value: Any, missing: set[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Any:
     """Replace ``${NAME}`` / ``${NAME:-default}`` in every string of a YAML tree.
 
     A string that is exactly one unset reference without a default becomes
     ``None`` (so an unset ``OPENAI_API_KEY`` means "no credentials", not "");
-    the names of unset variables are added to ``missing``.
+    the names of unset variables are added to ``missing``. ``environ`` defaults
+    to the process environment (``aigw plan`` passes the pod's planned one).
     """
+    env = os.environ if environ is None else environ
     if isinstance(value, dict):
-        return {k: interpolate(v, missing) for k, v in value.items()}
+        return {k: interpolate(v, missing, env) for k, v in value.items()}
     if isinstance(value, list):
-        return [interpolate(v, missing) for v in value]
+        return [interpolate(v, missing, env) for v in value]
     if not isinstance(value, str) or "${" not in value:
         return value
 
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
-        found = os.environ.get(name)
+        found = env.get(name)
         if found:
             return found
         if missing is not None:
@@ -327,10 +421,58 @@ def interpolate(value: Any, missing: set[str] | None = None) -> Any:
     return result or None
 
 
-def parse(raw: Any, source: str = "<config>") -> GatewayConfig:
-    """Validate an already-loaded YAML tree; raise :class:`ConfigError` on any problem."""
+def references(value: Any) -> list[str]:
+    """The environment variables a string refers to (``${NAME}`` or ``${NAME:-default}``)."""
+    return [m.group(1) for m in _ENV_REF.finditer(value)] if isinstance(value, str) else []
+
+
+def key_spelling_problems(raw: Any) -> list[Problem]:
+    """The provider keys given in a form other than ``api_key: "${NAME}"``.
+
+    ``apiKeyEnv: OPENAI_API_KEY``, ``api_key_env: [...]``, ``apiKey: ...`` and
+    the like are refused here, each with the accepted form in its message.
+    """
+    providers = raw.get("providers") if isinstance(raw, Mapping) else None
+    if not isinstance(providers, Mapping):
+        return []
+    problems = []
+    for name, provider in providers.items():
+        if not isinstance(provider, Mapping):
+            continue
+        for key, value in provider.items():
+            if key == "api_key" or not isinstance(key, str) or not _KEY_SPELLINGS.match(key):
+                continue
+            named = value[0] if isinstance(value, list | tuple) and value else value
+            named = (references(named) or [named])[0]
+            variable = (
+                named
+                if isinstance(named, str) and re.fullmatch(r"[A-Z][A-Z0-9_]*", named)
+                else f"{str(name).upper().replace('-', '_')}_API_KEY"
+            )
+            problems.append(
+                Problem(
+                    f"providers.{name}.{key}",
+                    f"{key!r} is not accepted; give the provider its key as "
+                    f"{KEY_REFERENCE_FORM % variable} (a reference to the environment variable "
+                    "that holds it)",
+                )
+            )
+    return problems
+
+
+def parse(
+    raw: Any, source: str = "<config>", environ: Mapping[str, str] | None = None
+) -> GatewayConfig:
+    """Validate an already-loaded YAML tree; raise :class:`ConfigError` on any problem.
+
+    ``${...}`` references are resolved from ``environ`` (default: the process
+    environment) before validation, as the gateway does at start-up.
+    """
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the file must hold a mapping with `models` (and `providers`)")
+    problems = key_spelling_problems(raw)
+    if problems:
+        raise ConfigError(_render(source, problems), problems)
     raw = dict(raw)
     providers = raw.get("providers")
     if isinstance(providers, dict):
@@ -338,16 +480,15 @@ def parse(raw: Any, source: str = "<config>") -> GatewayConfig:
         for name, provider in providers.items():
             if isinstance(provider, dict):
                 provider = dict(provider)
-                key = provider.get("api_key")
-                if isinstance(key, str):
-                    provider["api_key_env"] = tuple(m.group(1) for m in _ENV_REF.finditer(key))
+                provider["api_key_env"] = tuple(references(provider.get("api_key")))
             resolved[name] = provider
         raw["providers"] = resolved
-    raw = interpolate(raw)
+    raw = interpolate(raw, environ=environ)
     try:
         return GatewayConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: invalid config\n" + _describe(exc)) from None
+        problems = _problems(exc)
+        raise ConfigError(_render(source, problems), problems) from None
 
 
 def load(path: str | os.PathLike[str] | None = None) -> GatewayConfig:
@@ -367,20 +508,63 @@ def load(path: str | os.PathLike[str] | None = None) -> GatewayConfig:
     return parse(raw, str(chosen))
 
 
-def _describe(exc: ValidationError) -> str:
-    lines = []
+def _render(source: str, problems: list[Problem]) -> str:
+    lines = [f"  {p.path or '(top level)'}: {p.message}" for p in problems]
+    return f"{source}: invalid config\n" + "\n".join(lines)
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the model at ``loc`` accepts (for an unknown key's message)."""
+    node: Any = GatewayConfig
+    for part in loc:
+        node = _step(node, part)
+    node = _step(node, None) if typing.get_origin(node) in (Union, types.UnionType) else node
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return sorted(n for n, f in node.model_fields.items() if not f.exclude)
+    return []
+
+
+def _step(node: Any, part: Any) -> Any:
+    """The annotation one key (``part``) below ``node`` (a model, a mapping, a list, Optional)."""
+    origin = typing.get_origin(node)
+    if origin in (Union, types.UnionType):
+        options = [a for a in typing.get_args(node) if a is not type(None)]
+        return _step(options[0], part) if len(options) == 1 and part is not None else options[0]
+    if origin in (dict, list):
+        return typing.get_args(node)[-1]
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        field = node.model_fields.get(part)
+        return field.annotation if field else None
+    return None
+
+
+def _problems(exc: ValidationError) -> list[Problem]:
+    problems = []
     for error in exc.errors():
-        key = ""
-        for part in error["loc"]:
-            key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+        loc = tuple(error["loc"])
+        original = (error.get("ctx") or {}).get("error")
+        if isinstance(original, _PathError):
+            path = ".".join(p for p in (_path(loc), original.path) if p)
+            problems.append(Problem(path, str(original)))
+            continue
         message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key; remove it or check its spelling"
+        kind = error["type"]
         shown = error.get("input")
-        suffix = (
-            f" (got {shown!r})"
-            if error["type"] != "extra_forbidden" and not isinstance(shown, dict)
-            else ""
-        )
-        lines.append(f"  {key or '(top level)'}: {message}{suffix}")
-    return "\n".join(lines)
+        if kind == "extra_forbidden":
+            known = _known_keys(loc[:-1])
+            message = "unknown key; remove it or check its spelling" + (
+                f" (known keys here: {', '.join(known)})" if known else ""
+            )
+        elif kind == "missing":
+            message = "is required; add it"
+        elif not isinstance(shown, dict):
+            message = f"{message} (got {shown!r})"
+        problems.append(Problem(_path(loc), message))
+    return problems

@@ -129,6 +129,18 @@ class HookChain:
         return None
 
     async def after(self, ctx: RequestContext) -> None:
-        """Post hooks, last registered first."""
+        """Post hooks, last registered first; every one runs, whatever an earlier one did.
+
+        A hook that fails (or a cancellation that lands in one, at shutdown) must not
+        keep the others from settling budgets and writing the audit event: the first
+        exception is raised once all have run.
+        """
+        first: BaseException | None = None
         for hook in reversed(self.hooks):
-            await hook.after(ctx)
+            try:
+                await hook.after(ctx)
+            except BaseException as exc:
+                if first is None:
+                    first = exc
+        if first is not None:
+            raise first

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -50,6 +52,8 @@ from gateway_app.transport import (
 
 log = logging.getLogger("gateway_app.router")
 
+# A provider's error code (``AccessDeniedException``, ``invalid_api_key``): a word, no text.
+_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 # Upstream calls one embeddings request may have in flight (Titan embeds one text per call).
 EMBEDDINGS_CONCURRENCY = 8
 
@@ -179,6 +183,7 @@ class UpstreamFailure(Exception):
         failover: bool,
         counts: bool,
         retry_after: float | None = None,
+        trip: bool = False,
     ) -> None:
         super().__init__(error.message)
         self.outcome = outcome
@@ -187,6 +192,7 @@ class UpstreamFailure(Exception):
         self.failover = failover
         self.counts = counts
         self.retry_after = retry_after
+        self.trip = trip  # open the deployment's circuit now (its credential was refused)
 
     @classmethod
     def from_status(
@@ -195,6 +201,8 @@ class UpstreamFailure(Exception):
         """Classify an upstream HTTP error."""
         lowered = {k.lower(): v for k, v in headers.items()}
         error = deployment.adapter.error(status, raw, lowered)
+        if status in (401, 403):
+            return cls.credential_refused(deployment, status, error.code)
         retry_after = retry_after_seconds(lowered.get("retry-after"))
         if retry_after is None and "retry-after-ms" in lowered:
             try:
@@ -208,6 +216,34 @@ class UpstreamFailure(Exception):
             failover=status in FAILOVER_STATUSES,
             counts=status in CIRCUIT_STATUSES,
             retry_after=retry_after,
+        )
+
+    @classmethod
+    def credential_refused(
+        cls, deployment: Deployment, status: int, code: str | None = None
+    ) -> UpstreamFailure:
+        """The provider refused the gateway's own credential or role (401/403): the
+        gateway's fault, not the client's. Only the provider's error code is kept (its
+        message may echo part of the key); the deployment's circuit opens until an
+        operator fixes it."""
+        env = " or ".join(deployment.provider.api_key_env) or "the provider's credentials"
+        reason = f"HTTP {status}"
+        if code and _ERROR_CODE.fullmatch(code):
+            reason += f" {code}"
+        return cls(
+            f"http_{status}",
+            GatewayError(
+                502,
+                f"deployment {deployment.id}: provider {deployment.provider_name!r} refused the "
+                f"gateway's credential ({reason}); the gateway's operator must fix "
+                f"providers.{deployment.provider_name} ({env}).",
+                code="upstream_auth_failed",
+                type="server_error",
+            ),
+            retryable=False,
+            failover=True,
+            counts=True,
+            trip=True,
         )
 
     @classmethod
@@ -490,6 +526,7 @@ class Router:
         breakers = self.breakers
         last: UpstreamFailure | None = None
         skipped_credentials: list[Deployment] = []
+        open_for: float | None = None  # soonest an open circuit lets a probe through
         ordered = order_deployments(route, self.rng, self.latency, breakers.is_open)
         for position, deployment in enumerate(ordered):
             if position and not ctx.allow_fallbacks:
@@ -504,6 +541,8 @@ class Router:
                     raise self._final(last, deadline_passed=True)
                 if not await breakers.acquire(deployment.id):
                     ctx.attempts.append(Attempt(deployment.id, "circuit_open", 0.0))
+                    wait = breakers.retry_in(deployment.id)
+                    open_for = wait if open_for is None else min(open_for, wait)
                     if last is None:
                         last = UpstreamFailure(
                             "circuit_open",
@@ -524,7 +563,16 @@ class Router:
                 except UpstreamFailure as failure:
                     elapsed = time.perf_counter() - started
                     ctx.attempts.append(Attempt(deployment.id, failure.outcome, elapsed, started))
-                    if failure.counts:
+                    if failure.trip:
+                        log.error(
+                            "deployment %s: provider %s refused the gateway's credential (%s); "
+                            "circuit opened, failing over",
+                            deployment.id,
+                            deployment.provider_name,
+                            failure.outcome,
+                        )
+                        await breakers.trip(deployment.id)
+                    elif failure.counts:
                         await breakers.record(deployment.id, False)
                     else:
                         await breakers.release(deployment.id)
@@ -564,7 +612,17 @@ class Router:
                 f"{', '.join(names)} lack an API key; set {' or '.join(env) or 'api_key'}",
                 code="missing_credentials",
             )
-        raise self._final(last, deadline_passed=False)
+        error = self._final(last, deadline_passed=False)
+        if error.code == "circuit_open":
+            # When to come back: as soon as the first circuit lets a probe through.
+            error = GatewayError(
+                error.status,
+                error.message,
+                code=error.code,
+                type=error.type,
+                headers={"retry-after": str(max(1, math.ceil(open_for or 0.0)))},
+            )
+        raise error
 
     @staticmethod
     def _final(last: UpstreamFailure | None, *, deadline_passed: bool) -> GatewayError:

@@ -16,6 +16,19 @@ once the response is complete), chunked responses when the app sets no
 stream readers, and a graceful SIGTERM: stop accepting, close idle
 connections, let in-flight requests finish within the grace period, then run
 the lifespan shutdown.
+
+Hostile clients (tests/gateway/test_hostile_clients.py runs them against the
+default ``serve --workers 2``): a request line longer than ``max_url_bytes``
+gets 414 and a head (request line and headers) longer than
+``max_header_bytes`` gets 431, both counted as the bytes arrive, before they
+are buffered; headers must be complete ``header_timeout_s`` after the
+connection opens or the request's first byte arrives, and a body
+``body_timeout_s`` after its headers (408 and close, whatever the pace of the
+trickle); requests smuggled with both ``Content-Length`` and
+``Transfer-Encoding``, or two ``Content-Length`` headers, are refused by llhttp
+(400 and close). Every error the server itself answers has OpenAI's error
+shape. With ``workers`` > 1 a supervisor process replaces a worker that dies
+(``kill -9``, a crash), logs it and counts it in ``aigw_worker_restarts_total``.
 """
 
 from __future__ import annotations
@@ -26,13 +39,16 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
 import httptools
+import orjson
 
 log = logging.getLogger("gateway_app.server")
 
@@ -45,18 +61,66 @@ _STATUS_LINES = {
 # balancer idle timeout (60 s), so the balancer, not the gateway, closes first and
 # never sends a request into a connection the gateway is closing.
 KEEP_ALIVE_TIMEOUT_S = 75.0
+# A connection closed by the server after an early answer (413, 431, 408) first
+# discards what the client still sends for at most this long (see close_lingering).
+LINGER_S = 2.0
 _CHUNKED = b"transfer-encoding: chunked\r\n"
 _CLOSE = b"connection: close\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_BAD_REQUEST = (
-    b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 11\r\n"
-    b"connection: close\r\n\r\nBad Request"
-)
 _ERROR_500_BODY = b'{"error":{"message":"internal server error","type":"server_error","code":null}}'
 _ERROR_500 = (
     b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n"
     b"content-length: %d\r\n\r\n%s" % (len(_ERROR_500_BODY), _ERROR_500_BODY)
 )
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """What the server accepts from a client before the app sees the request.
+
+    The defaults are those of ``server:`` in the gateway config (``ServerConfig``).
+    """
+
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    max_url_bytes: int = 8192
+    max_header_bytes: int = 32768
+
+    @classmethod
+    def from_config(cls, server: Any) -> HttpLimits:
+        """From the config's ``server:`` section."""
+        return cls(
+            header_timeout_s=server.header_timeout_s,
+            body_timeout_s=server.body_timeout_s,
+            max_url_bytes=server.max_url_bytes,
+            max_header_bytes=server.max_header_bytes,
+        )
+
+
+def error_response(status: int, message: str, code: str) -> bytes:
+    """A complete response in OpenAI's error shape that closes the connection."""
+    body = orjson.dumps(
+        {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error" if status < 500 else "server_error",
+                "param": None,
+                "code": code,
+            }
+        }
+    )
+    head = b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+    return _status_line(status) + head % len(body) + body
+
+
+class _Refused(Exception):
+    """Raised from a parser callback: answer ``status`` and close."""
+
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
 
 
 def _status_line(status: int) -> bytes:
@@ -67,9 +131,12 @@ def _status_line(status: int) -> bytes:
 class _ServerState:
     """What every connection shares: the app, open connections, the shutdown flag."""
 
-    def __init__(self, app: ASGIApp, server_addr: tuple[str, int]) -> None:
+    def __init__(
+        self, app: ASGIApp, server_addr: tuple[str, int], limits: HttpLimits | None = None
+    ) -> None:
         self.app = app
         self.server_addr = server_addr
+        self.limits = limits or HttpLimits()
         self.connections: set[_HttpProtocol] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
@@ -141,6 +208,8 @@ class _Cycle:
                 self.waiter = None
 
     async def send(self, message: dict[str, Any]) -> None:
+        if self.response_complete:
+            return  # the server answered itself (a read timeout) or the response is done
         protocol = self.protocol
         kind = message["type"]
         if kind == "http.response.start":
@@ -155,7 +224,8 @@ class _Cycle:
                 head.append(name + b": " + value + b"\r\n")
             if chunked:
                 head.append(_CHUNKED)
-            if not self.keep_alive or protocol.state.stopping:
+            # An answer before the whole request body arrived (a 413) closes the connection.
+            if not self.keep_alive or protocol.state.stopping or not self.complete:
                 self.keep_alive = False
                 head.append(_CLOSE)
             head.append(b"\r\n")
@@ -210,21 +280,43 @@ class _HttpProtocol(asyncio.Protocol):
         self.write_paused: asyncio.Future[None] | None = None
         self.idle_since: float | None = None  # loop time the connection went idle
         self.loop = asyncio.get_running_loop()
+        self.limits = state.limits
+        # The head (request line + headers) being read: its bytes so far, and whether
+        # one is being read at all (between requests, the next one's head is).
+        self.in_head = True
+        self.head_bytes = 0
+        # Loop time by which the head or body being read must be complete (None: no
+        # read is due). Timestamps checked by the sweeper, not a timer per request.
+        self.read_deadline: float | None = None
+        self.reading_body = False
+        self.discarding = False  # answered and closing: what still arrives is dropped
 
     def _mark_idle(self) -> None:
         # A timestamp, not a timer per request: the server's sweeper closes
         # connections idle past KEEP_ALIVE_TIMEOUT_S.
         self.idle_since = self.loop.time()
 
-    def close_if_idle(self, now: float) -> None:
-        """Close the connection if no request has been seen for the keep-alive timeout."""
-        if (
-            self.idle_since is not None
-            and now - self.idle_since >= KEEP_ALIVE_TIMEOUT_S
-            and self.idle
-            and not self.closed
-        ):
-            self.transport.close()
+    def sweep(self, now: float) -> None:
+        """Close the connection if idle past the keep-alive timeout, or past a read deadline."""
+        if self.closed:
+            return
+        if self.idle_since is not None:
+            if now - self.idle_since >= KEEP_ALIVE_TIMEOUT_S and self.idle:
+                self.transport.close()
+            return
+        deadline = self.read_deadline
+        # While reading is paused the server, not the client, holds the bytes back.
+        if deadline is None or now < deadline or self.read_paused:
+            return
+        if self.reading_body:
+            what = f"the request body did not arrive within {self.limits.body_timeout_s:g}s"
+        else:
+            what = f"the request headers did not arrive within {self.limits.header_timeout_s:g}s"
+        log.warning("closing a connection from %s: %s", self._peer(), what)
+        self._refuse(408, f"Request timeout: {what}.", "request_timeout")
+
+    def _peer(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
 
     # ------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -236,7 +328,8 @@ class _HttpProtocol(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._mark_idle()
+        # A new connection owes its first request's headers within the header timeout.
+        self.read_deadline = self.loop.time() + self.limits.header_timeout_s
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -253,12 +346,30 @@ class _HttpProtocol(asyncio.Protocol):
             self.write_paused.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self.discarding:
+            return
+        if self.in_head:
+            # Counted before parsing: httptools buffers a partial header itself, so a
+            # 40 MB header is refused after one read past the cap, not after 40 MB.
+            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            refused = exc.__context__
+            if isinstance(refused, _Refused):
+                self._refuse(refused.status, refused.message, refused.code)
+            else:
+                log.error("HTTP parser callback failed", exc_info=exc)
+                self._refuse(400, "Malformed HTTP request.", "bad_request")
+            return
         except httptools.HttpParserUpgrade:
-            self._reject()
-        except httptools.HttpParserError:
-            self._reject()
+            self._refuse(400, "Protocol upgrades are not supported.", "bad_request")
+            return
+        except httptools.HttpParserError as exc:
+            self._refuse(400, f"Malformed HTTP request: {exc}.", "bad_request")
+            return
+        if self.in_head and self.head_bytes > self.limits.max_header_bytes:
+            self._refuse_head_size()
 
     def pause_writing(self) -> None:
         if self.write_paused is None:
@@ -279,24 +390,83 @@ class _HttpProtocol(asyncio.Protocol):
             self.read_paused = False
             self.transport.resume_reading()
 
-    def _reject(self) -> None:
-        if self.active is None or not self.active.response_started:
-            self.transport.write(_BAD_REQUEST)
-        self.transport.close()
+    def _refuse_head_size(self) -> None:
+        limits = self.limits
+        if not self.headers and len(self.url) >= limits.max_url_bytes:
+            self._refuse(
+                414,
+                f"The request URL is longer than the gateway's limit of "
+                f"{limits.max_url_bytes} bytes.",
+                "url_too_long",
+            )
+        else:
+            self._refuse(
+                431,
+                f"The request headers are larger than the gateway's limit of "
+                f"{limits.max_header_bytes} bytes.",
+                "request_headers_too_large",
+            )
+
+    def _refuse(self, status: int, message: str, code: str) -> None:
+        """Answer an error of the server's own (unless a response started) and close."""
+        if self.closed:
+            return
+        active = self.active
+        if active is None or not active.response_started:
+            self.transport.write(error_response(status, message, code))
+            if active is not None:
+                active.response_started = active.response_complete = True
+        self.close_lingering()
+
+    def close_lingering(self) -> None:
+        """Close once the client stops sending (at most ``LINGER_S`` from now).
+
+        Closing a socket with unread bytes makes the kernel send a reset, which can
+        destroy the error response before the client reads it (a client still
+        uploading the body a 413 refused): send FIN, discard what still arrives.
+        """
+        if self.closed or self.discarding:
+            return
+        self.discarding = True
+        self.in_head = False
+        self.read_deadline = None
+        self.idle_since = None
+        transport = self.transport
+        if transport.can_write_eof():
+            transport.write_eof()
+        if self.read_paused:
+            self.read_paused = False
+            transport.resume_reading()
+        self.loop.call_later(LINGER_S, transport.close)
 
     # ------------------------------------------------------------ httptools
     def on_message_begin(self) -> None:
         self.idle_since = None
+        if self.read_deadline is None:
+            # The first byte of a request after the previous one: its head is due. (A
+            # new connection's first request keeps the deadline set on accept.)
+            self.read_deadline = self.loop.time() + self.limits.header_timeout_s
         self.url = b""
         self.headers = []
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        if len(self.url) > self.limits.max_url_bytes:
+            raise _Refused(
+                414,
+                f"The request URL is longer than the gateway's limit of "
+                f"{self.limits.max_url_bytes} bytes.",
+                "url_too_long",
+            )
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.head_bytes = 0
+        self.reading_body = True
+        self.read_deadline = self.loop.time() + self.limits.body_timeout_s
         parsed = httptools.parse_url(self.url)
         raw_path = parsed.path
         path = raw_path.decode("ascii")
@@ -342,6 +512,12 @@ class _HttpProtocol(asyncio.Protocol):
         cycle.wake()
 
     def on_message_complete(self) -> None:
+        self.in_head = True
+        self.head_bytes = 0
+        self.reading_body = False
+        # The next request's head is due only once it starts (or the sweeper closes
+        # the connection as idle); a pipelined one starts in this same read.
+        self.read_deadline = None
         cycle = self.cycle
         if cycle is None:
             return
@@ -387,6 +563,11 @@ class _HttpProtocol(asyncio.Protocol):
         if self.active is not cycle:
             return
         self.active = None
+        # A response sent before its request's body was read whole (a 413, an early
+        # error): the rest of that body would be parsed as the next request. Close.
+        if not cycle.complete:
+            self.close_lingering()
+            return
         if not cycle.keep_alive or self.state.stopping:
             if not self.closed:
                 self.transport.close()
@@ -395,8 +576,8 @@ class _HttpProtocol(asyncio.Protocol):
             self._start(self.pipeline.popleft())
             if not self.pipeline:
                 self.resume()
-        elif self.cycle is None:
-            self._mark_idle()
+        elif self.cycle is None and self.read_deadline is None:
+            self._mark_idle()  # (else the next request's head is on its way, with its deadline)
 
     @property
     def idle(self) -> bool:
@@ -430,12 +611,13 @@ async def serve(
     sock: socket.socket | None = None,
     ready: Callable[[tuple[str, int]], None] | None = None,
     stop: asyncio.Event | None = None,
+    limits: HttpLimits | None = None,
 ) -> None:
     """Serve ``app`` until SIGTERM/SIGINT or ``stop`` is set, then shut down gracefully."""
     loop = asyncio.get_running_loop()
     channel: dict[str, Any] = {}
     await _lifespan(app, "startup", channel)
-    state = _ServerState(app, (host, port))
+    state = _ServerState(app, (host, port), limits)
     if sock is not None:
         server = await loop.create_server(lambda: _HttpProtocol(state), sock=sock, backlog=2048)
     else:
@@ -451,7 +633,7 @@ async def serve(
     log.warning("gateway serving on http://%s:%d (pid %d)", bound[0], bound[1], os.getpid())
     if ready is not None:
         ready(state.server_addr)
-    sweeper = loop.create_task(_sweep_idle(state))
+    sweeper = loop.create_task(_sweep(state))
     try:
         await stop.wait()
     finally:
@@ -464,14 +646,18 @@ async def serve(
         log.warning("Application shutdown complete.")
 
 
-async def _sweep_idle(state: _ServerState) -> None:
-    """Close keep-alive connections idle past KEEP_ALIVE_TIMEOUT_S (checked every second)."""
+async def _sweep(state: _ServerState) -> None:
+    """Close connections idle past KEEP_ALIVE_TIMEOUT_S or past a read deadline."""
     loop = asyncio.get_running_loop()
+    limits = state.limits
+    # Deadlines are enforced to within half the shortest timeout (at most a second late).
+    interval = min(1.0, KEEP_ALIVE_TIMEOUT_S / 4, limits.header_timeout_s / 2)
+    interval = min(interval, limits.body_timeout_s / 2)
     while True:
-        await asyncio.sleep(min(1.0, KEEP_ALIVE_TIMEOUT_S / 4))
+        await asyncio.sleep(interval)
         now = loop.time()
         for conn in list(state.connections):
-            conn.close_if_idle(now)
+            conn.sweep(now)
 
 
 async def _drain(server: asyncio.Server, state: _ServerState, grace: float) -> None:
@@ -493,6 +679,29 @@ async def _drain(server: asyncio.Server, state: _ServerState, grace: float) -> N
         await asyncio.gather(*state.tasks, return_exceptions=True)
 
 
+class ListenError(Exception):
+    """The server cannot listen on its address; the message says why and what to do."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before any worker starts (a port in use fails fast)."""
+    import errno
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=2048, reuse_port=False)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            reason = "the port is in use by another process; stop it or pick another --port"
+        elif exc.errno == errno.EACCES:
+            reason = "permission denied; use a port above 1023"
+        else:
+            reason = exc.strerror or str(exc)
+        raise ListenError(f"cannot listen on {host}:{port}: {reason}") from None
+    sock.setblocking(False)
+    return sock
+
+
 def run(
     factory: Callable[[], ASGIApp],
     host: str,
@@ -500,41 +709,145 @@ def run(
     graceful_shutdown_s: float,
     workers: int = 1,
     log_level: str = "info",
-) -> None:
-    """Run the server on uvloop (blocking); ``workers`` > 1 forks processes sharing one socket."""
+    limits: HttpLimits | None = None,
+) -> int:
+    """Run the server on uvloop (blocking); ``workers`` > 1 forks workers sharing one socket
+    under a supervisor that replaces any that die. The exit status: 0 after a clean stop."""
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(message)s")
+    sock = listen(host, port)
     if workers <= 1:
-        _run_worker(factory, host, port, graceful_shutdown_s, None)
-        return
-    sock = socket.create_server((host, port), backlog=2048, reuse_port=False)
-    sock.setblocking(False)
-    children: list[int] = []
-    for _ in range(workers):
+        _run_worker(factory, host, port, graceful_shutdown_s, sock, limits)
+        return 0
+    # The supervisor keeps the listening socket open (it never accepts on it): each
+    # worker, a replacement too, inherits it through fork.
+    return Supervisor(
+        lambda: _run_worker(factory, host, port, graceful_shutdown_s, sock, limits),
+        workers,
+    ).run()
+
+
+class Supervisor:
+    """Forks ``workers`` processes and keeps that many running until SIGTERM/SIGINT.
+
+    A worker that exits while the server is not stopping (killed, crashed) is
+    logged, counted in ``aigw_worker_restarts_total`` and replaced at once. A
+    worker that dies within ``_CRASH_WINDOW_S`` of its start ``_CRASH_LIMIT``
+    times in a row is not starting at all (a broken config, an unreachable
+    dependency at start-up): the supervisor then stops the others and exits 1,
+    so the orchestrator sees a failed container rather than a silent crash loop.
+    """
+
+    _CRASH_WINDOW_S = 5.0
+    _CRASH_LIMIT = 5
+
+    def __init__(self, work: Callable[[], None], workers: int) -> None:
+        self.work = work
+        self.workers = workers
+        self.children: dict[int, float] = {}  # pid -> monotonic start time
+        self.stopping = False
+        self.quick_deaths = 0
+        self.restarts = _restart_counter()
+
+    def _spawn(self) -> None:
         pid = os.fork()
         if pid == 0:
+            code = 1
             try:
-                _run_worker(factory, host, port, graceful_shutdown_s, sock)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                self.work()
+                code = 0
+            except BaseException:
+                log.exception("worker %d failed", os.getpid())
             finally:
                 # os._exit skips atexit: write the buffered log lines first.
                 logging.shutdown()
-                os._exit(0)
-        children.append(pid)
-    sock.close()
+                os._exit(code)
+        self.children[pid] = time.monotonic()
 
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
+    def _stop(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+        for child in list(self.children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for child in children:
-        while True:
+    def run(self) -> int:
+        """Supervise until every worker has exited after a stop; the exit status."""
+        for _ in range(self.workers):
+            self._spawn()
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        status = 0
+        while self.children:
             try:
-                os.waitpid(child, 0)
+                pid, wait_status = os.waitpid(-1, 0)
+            except ChildProcessError:
                 break
-            except InterruptedError:
+            started = self.children.pop(pid, None)
+            if started is None:
                 continue
+            _forget_worker_metrics(pid)
+            if self.stopping:
+                continue
+            how = _exit_description(wait_status)
+            if time.monotonic() - started < self._CRASH_WINDOW_S:
+                self.quick_deaths += 1
+            else:
+                self.quick_deaths = 0
+            if self.quick_deaths >= self._CRASH_LIMIT:
+                log.error(
+                    "worker %d %s; %d workers died within %gs of starting in a row: "
+                    "stopping the server (see the errors above)",
+                    pid,
+                    how,
+                    self.quick_deaths,
+                    self._CRASH_WINDOW_S,
+                )
+                status = 1
+                self._stop(signal.SIGTERM, None)
+                continue
+            if self.restarts is not None:
+                self.restarts.inc()
+            log.error("worker %d %s; starting a replacement", pid, how)
+            if self.quick_deaths:
+                time.sleep(min(2.0, 0.1 * 2**self.quick_deaths))
+            self._spawn()
+        return status
+
+
+def _exit_description(wait_status: int) -> str:
+    if os.WIFSIGNALED(wait_status):
+        signum = os.WTERMSIG(wait_status)
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = str(signum)
+        return f"was killed by {name}"
+    return f"exited with status {os.waitstatus_to_exitcode(wait_status)}"
+
+
+def _restart_counter() -> Any:
+    """``aigw_worker_restarts_total``, summed into every worker's /metrics (multiprocess
+    mode: the supervisor's value lives in its own file of the shared metrics directory)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    from prometheus_client import Counter
+
+    return Counter(
+        "aigw_worker_restarts",
+        "Worker processes the supervisor replaced after they died (killed, crashed)",
+        registry=None,
+    )
+
+
+def _forget_worker_metrics(pid: int) -> None:
+    """Drop a dead worker's live-gauge files (its counters stay summed)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    from prometheus_client import multiprocess
+
+    with contextlib.suppress(Exception):
+        multiprocess.mark_process_dead(pid)
 
 
 def _run_worker(
@@ -543,10 +856,18 @@ def _run_worker(
     port: int,
     graceful_shutdown_s: float,
     sock: socket.socket | None,
+    limits: HttpLimits | None = None,
 ) -> None:
     import uvloop
 
     async def main() -> None:
-        await serve(factory(), host, port, graceful_shutdown_s=graceful_shutdown_s, sock=sock)
+        await serve(
+            factory(),
+            host,
+            port,
+            graceful_shutdown_s=graceful_shutdown_s,
+            sock=sock,
+            limits=limits,
+        )
 
     uvloop.run(main())

@@ -12,14 +12,17 @@ everything else that broke the exchange.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import ipaddress
 import os
 import socket
 import ssl
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import httptools
@@ -27,6 +30,110 @@ import httptools
 
 class UpstreamConnectionError(Exception):
     """Could not connect, or the connection broke mid-exchange."""
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """An HTTP proxy for upstream calls: where it is and its credentials, if any."""
+
+    host: str
+    port: int
+    authorization: str | None = None  # the Proxy-Authorization header value
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    # Lowercase first, as curl and most HTTP clients read them.
+    return environ.get(name) or environ.get(name.upper()) or None
+
+
+def _parse_proxy(name: str, value: str | None) -> Proxy | None:
+    if not value:
+        return None
+    parts = urlsplit(value if "://" in value else f"http://{value}")
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(
+            f"{name}={value!r}: use an http:// proxy URL (http://[user:password@]host:port); "
+            "the tunnel to an https upstream is TLS end to end through it"
+        )
+    authorization = None
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
+    return Proxy(parts.hostname, parts.port or 80, authorization)
+
+
+class ProxySettings:
+    """``HTTPS_PROXY``, ``HTTP_PROXY`` and ``NO_PROXY`` for upstream calls (enterprises route
+    egress through a proxy). ``NO_PROXY`` takes ``*``, host names (a name also matches its
+    subdomains; a leading dot is optional), IP addresses, CIDR ranges, each with an
+    optional ``:port``."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        environ = os.environ if environ is None else environ
+        self.https = _parse_proxy("HTTPS_PROXY", _env(environ, "https_proxy"))
+        self.http = _parse_proxy("HTTP_PROXY", _env(environ, "http_proxy"))
+        self.no_proxy = [
+            entry.strip().lower()
+            for entry in (_env(environ, "no_proxy") or "").split(",")
+            if entry.strip()
+        ]
+
+    def for_origin(self, scheme: str, host: str, port: int) -> Proxy | None:
+        """The proxy to reach ``scheme://host:port`` through, or None (direct)."""
+        proxy = self.https if scheme == "https" else self.http
+        if proxy is None or self._bypassed(host.lower().strip("[]"), port):
+            return None
+        return proxy
+
+    def _bypassed(self, host: str, port: int) -> bool:
+        try:
+            address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(
+                host
+            )
+        except ValueError:
+            address = None
+        for entry in self.no_proxy:
+            if entry == "*":
+                return True
+            name, entry_port = entry, None
+            if entry.count(":") == 1:  # host:port (an IPv6 entry has several colons)
+                name, _, text = entry.partition(":")
+                entry_port = int(text) if text.isdigit() else None
+            if entry_port is not None and entry_port != port:
+                continue
+            name = name.strip("[]")
+            if address is not None:
+                try:
+                    if address in ipaddress.ip_network(name, strict=False):
+                        return True
+                except ValueError:
+                    pass
+                continue
+            domain = name.lstrip(".")
+            if domain and (host == domain or host.endswith("." + domain)):
+                return True
+        return False
+
+
+class _TunnelSetup(asyncio.Protocol):
+    """Reads the proxy's answer to ``CONNECT`` (its head only; nothing follows it)."""
+
+    def __init__(self) -> None:
+        self.answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if b"\r\n\r\n" in self.buffer and not self.answer.done():
+            self.answer.set_result(self.buffer)
+        elif len(self.buffer) > 65536 and not self.answer.done():
+            self.answer.set_exception(UpstreamConnectionError("the proxy's answer is too long"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(
+                UpstreamConnectionError("the proxy closed the connection during CONNECT")
+            )
 
 
 class UpstreamResponse(Protocol):
@@ -120,6 +227,7 @@ class AiohttpUpstreamClient:
                 connector=connector,
                 skip_auto_headers=("User-Agent",),
                 timeout=aiohttp.ClientTimeout(total=None),
+                trust_env=True,  # HTTPS_PROXY / HTTP_PROXY / NO_PROXY
             )
 
     async def close(self) -> None:
@@ -407,12 +515,14 @@ class RawUpstreamClient:
     one (only when it received no byte, so the request was never processed).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, proxies: ProxySettings | None = None) -> None:
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._targets: dict[str, tuple[tuple[str, str, int], bytes, bytes]] = {}
         self._ssl: ssl.SSLContext | None = None
         self._open: set[_Connection] = set()
         self._started = False
+        # Read once: a proxy URL that is not http:// fails at start-up, naming the variable.
+        self.proxies = proxies or ProxySettings()
 
     async def start(self) -> None:
         self._started = True
@@ -434,10 +544,17 @@ class RawUpstreamClient:
             port = parts.port or (443 if parts.scheme == "https" else 80)
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             host = parts.netloc.rsplit("@", 1)[-1]
+            host_header = f"Host: {host}\r\n"
+            proxy = self.proxies.for_origin(parts.scheme, parts.hostname, port)
+            if proxy is not None and parts.scheme == "http":
+                # Through a forward proxy, a plain-HTTP request names its whole URL.
+                path = f"http://{host}{path}"
+                if proxy.authorization:
+                    host_header += f"Proxy-Authorization: {proxy.authorization}\r\n"
             found = (
                 (parts.scheme, parts.hostname, port),
                 f"POST {path} HTTP/1.1\r\n".encode("latin-1"),
-                f"Host: {host}\r\n".encode("latin-1"),
+                host_header.encode("latin-1"),
             )
             if len(self._targets) < 1024:
                 self._targets[url] = found
@@ -454,24 +571,62 @@ class RawUpstreamClient:
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise TimeoutError
+        proxy = self.proxies.for_origin(scheme, host, port)
         try:
             async with asyncio.timeout(remaining):
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(key, self._open),
-                    host,
-                    port,
-                    ssl=context,
-                    server_hostname=host if context else None,
-                )
+                if proxy is None:
+                    _, conn = await loop.create_connection(
+                        lambda: _Connection(key, self._open),
+                        host,
+                        port,
+                        ssl=context,
+                        server_hostname=host if context else None,
+                    )
+                elif context is None:  # plain HTTP: requests go to the proxy itself
+                    _, conn = await loop.create_connection(
+                        lambda: _Connection(key, self._open), proxy.host, proxy.port
+                    )
+                else:
+                    conn = await self._tunnel(key, proxy, context)
         except TimeoutError:
             raise
         except (OSError, ssl.SSLError) as exc:
-            raise UpstreamConnectionError(f"{type(exc).__name__}: {exc}") from None
+            via = f" through the proxy {proxy.host}:{proxy.port}" if proxy else ""
+            raise UpstreamConnectionError(f"{type(exc).__name__}{via}: {exc}") from None
         transport = conn.transport
         sock = transport.get_extra_info("socket") if transport is not None else None
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    async def _tunnel(
+        self, key: tuple[str, str, int], proxy: Proxy, context: ssl.SSLContext
+    ) -> _Connection:
+        """``CONNECT`` through ``proxy``, then TLS with the upstream inside the tunnel."""
+        _, host, port = key
+        loop = asyncio.get_running_loop()
+        transport, setup = await loop.create_connection(_TunnelSetup, proxy.host, proxy.port)
+        try:
+            target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+            head = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+            if proxy.authorization:
+                head += f"Proxy-Authorization: {proxy.authorization}\r\n"
+            transport.write((head + "\r\n").encode("latin-1"))
+            answer = await setup.answer
+            status_line = answer.split(b"\r\n", 1)[0]
+            parts = status_line.split(None, 2)
+            if len(parts) < 2 or parts[1] != b"200":
+                raise UpstreamConnectionError(
+                    f"the proxy {proxy.host}:{proxy.port} refused CONNECT {target}: "
+                    f"{status_line.decode('latin-1')[:200]}"
+                )
+            conn = _Connection(key, self._open)
+            tls = await loop.start_tls(transport, conn, context, server_hostname=host)
+        except BaseException:
+            transport.close()
+            raise
+        conn.connection_made(tls)
         return conn
 
     def _release(self, conn: _Connection) -> None:

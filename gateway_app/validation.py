@@ -63,15 +63,27 @@ def _number(body: dict[str, Any], name: str, low: float, high: float) -> None:
         )
 
 
-def _integer(body: dict[str, Any], name: str, low: int) -> None:
+_INT32_MAX = 2**31 - 1
+
+
+def _integer(body: dict[str, Any], name: str, low: int, high: int = _INT32_MAX) -> None:
     value = body.get(name)
     if value is None:
         return
+    if isinstance(value, float) and value.is_integer():
+        # The JSON parser reads integers beyond 64 bits as floats: still an integer, too large.
+        raise invalid(
+            name, f"Invalid '{name}': {value:.0f} is above the maximum {high}.", "invalid_value"
+        )
     if not _is_int(value):
         raise _type_error(name, "an integer", value)
     if value < low:
         raise invalid(
             name, f"Invalid '{name}': {value} is below the minimum {low}.", "invalid_value"
+        )
+    if value > high:
+        raise invalid(
+            name, f"Invalid '{name}': {value} is above the maximum {high}.", "invalid_value"
         )
 
 
@@ -89,7 +101,7 @@ _SCALAR_CHECKS: dict[str, Any] = {
     "max_tokens": lambda b, n: _integer(b, n, 1),
     "max_completion_tokens": lambda b, n: _integer(b, n, 1),
     "n": lambda b, n: _integer(b, n, 1),
-    "seed": lambda b, n: _integer(b, n, -(2**63)),
+    "seed": lambda b, n: _integer(b, n, -(2**63), 2**63 - 1),
     "top_logprobs": lambda b, n: _integer(b, n, 0),
     "logprobs": _boolean,
     "parallel_tool_calls": _boolean,

@@ -24,7 +24,9 @@ from infra.outputs import export_stack_outputs
 
 stack_config = config.load()
 tags.register(stack_config)
-secrets = config.secret_settings()
+for warning in stack_config.gateway_warnings():
+    pulumi.log.warn(warning)
+secrets = config.secret_settings(stack_config)
 shared_secrets = GatewaySecrets(f"{stack_config.name_prefix}-gateway-secrets", secrets)
 zone = global_lb.build_global_zone(stack_config.dns, stack_config.name_prefix)
 
@@ -48,6 +50,7 @@ for cloud in stack_config.enabled_clouds:
             cloud,
             redis_url=footprint.redis_url,
             postgres_dsn=footprint.postgres_dsn,
+            postgres_migration_dsn=footprint.postgres_migration_dsn,
             redis_ca_cert=footprint.redis_ca_cert,
             admin_key=shared_secrets.admin_key,
             key_hash_secret=shared_secrets.key_hash_secret,

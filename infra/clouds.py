@@ -21,12 +21,19 @@ if TYPE_CHECKING:
     from infra.k8s.gateway import WorkloadIdentity
 
 
+POSTGRES_APP_ROLE = "gateway_app"
+"""The gateway's own PostgreSQL role in every cloud: row access to its tables only. The
+migration Job creates it as the server's admin (``gateway_app migrate``)."""
+
+
 @dataclass
 class CloudFootprint:
     """What a cloud's component gives the rest of the program.
 
     ``redis_url`` and ``postgres_dsn`` are secret Outputs (they embed
-    credentials); ``kubeconfig`` is secret too. ``kube_provider`` deploys into
+    credentials); ``postgres_dsn`` logs in as :data:`POSTGRES_APP_ROLE` and
+    ``postgres_migration_dsn`` as the server's admin, which only the migration
+    Job receives; ``kubeconfig`` is secret too. ``kube_provider`` deploys into
     the cluster in the same ``pulumi up``. ``provider`` is the footprint's
     explicit cloud provider: the gateway's identity and registry use it too.
     """
@@ -50,6 +57,11 @@ class CloudFootprint:
     load_balancer_annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Annotations of the cluster's public LoadBalancer Service for this cloud's load balancer."""
     redis_ca_cert: pulumi.Output[str] | None = None
+    postgres_migration_dsn: pulumi.Output[str] | None = None
+    """The admin's DSN (secret): the migration Job's, to migrate and create the app role."""
+    api_services: list[pulumi.Resource] = field(default_factory=list)
+    """The resources enabling the cloud APIs (GCP ``projects.Service``): what the resources
+    built beside the footprint (identity, registry) wait for before calling those APIs."""
     extras: dict[str, pulumi.Output] = field(default_factory=dict)
 
 

@@ -43,17 +43,29 @@ if TYPE_CHECKING:
 NAMESPACE = "ai-gateway"
 """The Pulumi config namespace of this project (the ``name`` in ``Pulumi.yaml``)."""
 
-PROVIDER_API_KEYS = {"openaiApiKey": "OPENAI_API_KEY", "anthropicApiKey": "ANTHROPIC_API_KEY"}
-"""Secret config keys holding upstream provider API keys -> the gateway's environment variable."""
+PROVIDER_KEYS = "providerKeys"
+"""Secret config mapping a provider key's name to its value (``providerKeys.groq``).
 
-SECRET_SETTINGS = (*PROVIDER_API_KEYS, "adminKey")
-"""Top-level keys that must be secret (``pulumi config set --secret``). They are not part of
-:class:`StackConfig` (a plain, loggable model); :func:`secret_settings` reads them as secret
-Outputs."""
+Each becomes an entry of the gateway's Kubernetes Secret and the environment
+variable ``<NAME>_API_KEY`` of its pods (:func:`provider_key_variable`), which
+the gateway config references as ``api_key: "${GROQ_API_KEY}"``."""
+
+SECRET_SETTINGS = (PROVIDER_KEYS, "adminKey")
+"""Top-level keys that must be secret (``pulumi config set --secret``). Their values are not part
+of :class:`StackConfig` (a plain, loggable model; it keeps only the provider keys' names);
+:func:`secret_settings` reads them as secret Outputs."""
+
+LEGACY_PROVIDER_KEYS = {"openaiApiKey": "openai", "anthropicApiKey": "anthropic"}
+"""Secret settings replaced by ``providerKeys.<name>``: refused with the command that moves them."""
 
 SECRET_SETTING_DOCS = {
-    "openaiApiKey": "OpenAI API key, given to the gateway as `OPENAI_API_KEY`. Optional.",
-    "anthropicApiKey": "Anthropic API key, given to the gateway as `ANTHROPIC_API_KEY`. Optional.",
+    PROVIDER_KEYS: (
+        "Upstream provider API keys by name, any number: `pulumi config set --secret --path "
+        "'ai-gateway:providerKeys.groq' VALUE`. Each reaches the gateway's pods as the "
+        "environment variable `<NAME>_API_KEY` (`groq` → `GROQ_API_KEY`, `azure-openai` → "
+        '`AZURE_OPENAI_API_KEY`), referenced in `gateway.appConfig` as `api_key: "${GROQ_API_KEY}"`. '
+        "Names: lowercase letters, digits and hyphens."
+    ),
     "adminKey": (
         "The gateway's admin API key (`AIGW_ADMIN_KEY`), the same on every cluster so any "
         "cluster behind the global hostname accepts it. When unset the program generates one "
@@ -65,6 +77,23 @@ SECRET_SETTING_DOCS = {
 # Sections the program reads: the top-level keys of the ``ai-gateway:`` namespace.
 # The secret settings are top-level keys too (a secret must be a whole config value).
 SECTIONS = ("environment", "tags", "aws", "azure", "gcp", "dns", "gateway", *SECRET_SETTINGS)
+
+_PROVIDER_KEY_NAME = re.compile(r"[a-z][a-z0-9-]{0,40}[a-z0-9]|[a-z]")
+
+
+def provider_key_variable(name: str) -> str:
+    """The environment variable of provider key ``name``: ``groq`` -> ``GROQ_API_KEY``.
+
+    Raises :class:`ValueError` naming the fix for a name that cannot be one.
+    """
+    if not isinstance(name, str) or not _PROVIDER_KEY_NAME.fullmatch(name) or "--" in name:
+        raise ValueError(
+            f"{name!r} cannot name a provider key; use lowercase letters, digits and single "
+            "hyphens, starting with a letter (for example groq or azure-openai)"
+        )
+    if name.startswith("aigw"):
+        raise ValueError(f"{name!r} is reserved (AIGW_* are the gateway's own variables)")
+    return f"{name.upper().replace('-', '_')}_API_KEY"
 
 
 class Environment(StrEnum):
@@ -383,10 +412,14 @@ class AwsConfig(_CloudConfig):
     postgres_storage_gb: int = Field(
         default=50, ge=20, le=65536, description="RDS allocated storage in GiB."
     )
-    postgres_version: str = Field(
-        default="16.4",
-        pattern=r"^1[6-9](\.\d+)?$",
-        description="RDS PostgreSQL engine version (16 or newer).",
+    postgres_version: Literal["16", "17"] = Field(
+        default="16",
+        description=(
+            "RDS PostgreSQL major version. Major only: RDS applies minor versions itself "
+            "(autoMinorVersionUpgrade) and stops creating old ones, so a pinned minor fails "
+            "to create or becomes a downgrade RDS refuses; the minor in use is the "
+            "instance's engineVersionActual."
+        ),
     )
 
     node_disk_gb: int = Field(
@@ -478,6 +511,18 @@ class AwsConfig(_CloudConfig):
             raise _SectionError("vpcCidr", str(exc).split(": ", 1)[1]) from None
         return self
 
+    @model_validator(mode="after")
+    def _check_autoscaler_release(self) -> AwsConfig:
+        # The node autoscaler must match the cluster's minor: refuse a minor
+        # with no pinned release before any resource exists.
+        from infra.aws.autoscaler import image_tag
+
+        try:
+            image_tag(self.kubernetes_version)
+        except ValueError as exc:
+            raise _SectionError("kubernetesVersion", str(exc).split(": ", 1)[1]) from None
+        return self
+
 
 class AzureConfig(_CloudConfig):
     """Azure footprint: VNet, AKS, Azure Managed Redis, PostgreSQL Flexible Server (``ai-gateway:azure``)."""
@@ -485,14 +530,16 @@ class AzureConfig(_CloudConfig):
     _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEV: {
             **_HA_DEFAULTS[Environment.DEV],
-            "systemNodeVmSize": "Standard_D2s_v5",
-            "nodeVmSize": "Standard_D4s_v5",
+            "systemNodeVmSize": "Standard_D2ds_v5",
+            "nodeVmSize": "Standard_D4ds_v5",
             "redisSku": "Balanced_B0",
             "postgresSku": "Standard_B2ms",
             "postgresTier": "Burstable",
             "aksTier": "Free",
             "systemNodeCount": 1,
             "disableLocalAccounts": False,
+            "defenderForContainers": False,
+            "policyEffect": "Audit",
             "redisPersistence": False,
             "postgresGeoRedundantBackup": False,
             "nodeCount": 2,
@@ -501,14 +548,16 @@ class AzureConfig(_CloudConfig):
         },
         Environment.STAGING: {
             **_HA_DEFAULTS[Environment.STAGING],
-            "systemNodeVmSize": "Standard_D4s_v5",
-            "nodeVmSize": "Standard_D4s_v5",
+            "systemNodeVmSize": "Standard_D4ds_v5",
+            "nodeVmSize": "Standard_D4ds_v5",
             "redisSku": "Balanced_B1",
             "postgresSku": "Standard_D2ds_v5",
             "postgresTier": "GeneralPurpose",
             "aksTier": "Standard",
             "systemNodeCount": 3,
             "disableLocalAccounts": True,
+            "defenderForContainers": True,
+            "policyEffect": "Deny",
             "redisPersistence": False,
             "postgresGeoRedundantBackup": False,
             "nodeCount": 3,
@@ -517,14 +566,16 @@ class AzureConfig(_CloudConfig):
         },
         Environment.PROD: {
             **_HA_DEFAULTS[Environment.PROD],
-            "systemNodeVmSize": "Standard_D4s_v5",
-            "nodeVmSize": "Standard_D8s_v5",
+            "systemNodeVmSize": "Standard_D4ds_v5",
+            "nodeVmSize": "Standard_D8ds_v5",
             "redisSku": "Balanced_B3",
             "postgresSku": "Standard_D4ds_v5",
             "postgresTier": "GeneralPurpose",
             "aksTier": "Standard",
             "systemNodeCount": 3,
             "disableLocalAccounts": True,
+            "defenderForContainers": True,
+            "policyEffect": "Deny",
             "redisPersistence": True,
             "postgresGeoRedundantBackup": True,
             "nodeCount": 3,
@@ -543,12 +594,18 @@ class AzureConfig(_CloudConfig):
         description="VNet address space; split into node, database and endpoint subnets.",
     )
     system_node_vm_size: str = Field(
-        default="Standard_D2s_v5",
-        description="VM size of the AKS system pool (critical add-ons only).",
+        default="Standard_D2ds_v5",
+        description=(
+            "VM size of the AKS system pool (critical add-ons only). A size with a local "
+            "temp disk (Ddsv5/Edsv5): nodes boot from an ephemeral OS disk on it."
+        ),
     )
     node_vm_size: str = Field(
-        default="Standard_D4s_v5",
-        description="VM size of the autoscaling user pool running the gateway.",
+        default="Standard_D4ds_v5",
+        description=(
+            "VM size of the autoscaling user pool running the gateway; a Ddsv5/Edsv5 size "
+            "(ephemeral OS disk on the local temp disk)."
+        ),
     )
     aks_tier: Literal["Free", "Standard", "Premium"] = Field(
         default="Free",
@@ -556,7 +613,42 @@ class AzureConfig(_CloudConfig):
     )
     admin_group_object_ids: list[str] = Field(
         default_factory=list,
-        description="Microsoft Entra group object ids granted cluster admin through Azure RBAC.",
+        description=(
+            "Microsoft Entra group object ids granted cluster admin (break-glass for people: "
+            "with local accounts off, nobody else can reach the API). Required in staging "
+            "and prod."
+        ),
+    )
+    defender_for_containers: bool = Field(
+        default=False,
+        description=(
+            "Microsoft Defender for Containers: the cluster's sensor reports to the Log "
+            "Analytics workspace and the subscription's Containers plan is set to Standard "
+            "(kept on destroy). On in staging and prod; off in dev (billed per vCore)."
+        ),
+    )
+    policy_effect: Literal["Audit", "Deny"] = Field(
+        default="Audit",
+        description=(
+            "Effect of the Pod Security baseline initiative assigned to the cluster (Azure "
+            "Policy add-on): Deny in staging and prod, Audit in dev."
+        ),
+    )
+    kms_key_size: Literal[2048, 3072, 4096] = Field(
+        default=3072,
+        description="RSA size of the Key Vault key that encrypts etcd's secrets (KMS).",
+    )
+    maintenance_day: Literal[
+        "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"
+    ] = Field(
+        default="SUNDAY",
+        description="Weekly maintenance day of AKS upgrades (Kubernetes patches, node images).",
+    )
+    maintenance_hour_utc: int = Field(
+        default=2,
+        ge=0,
+        le=23,
+        description="Start hour (UTC) of the 4-hour weekly AKS maintenance window.",
     )
     redis_sku: str = Field(
         default="Balanced_B0", description="Azure Managed Redis SKU (for example Balanced_B1)."
@@ -652,6 +744,20 @@ class AzureConfig(_CloudConfig):
     def _check_vnet_cidr(cls, value: str) -> str:
         return _private_cidr(value)
 
+    @model_validator(mode="after")
+    def _check_ephemeral_os_disks(self) -> AzureConfig:
+        from infra.azure.sizing import ephemeral_os_disk_gb
+
+        for key, size in (
+            ("systemNodeVmSize", self.system_node_vm_size),
+            ("nodeVmSize", self.node_vm_size),
+        ):
+            try:
+                ephemeral_os_disk_gb(size, key)
+            except ValueError as exc:
+                raise _SectionError(key, str(exc).split(": ", 1)[1]) from None
+        return self
+
     @field_validator("admin_group_object_ids")
     @classmethod
     def _check_group_ids(cls, value: list[str]) -> list[str]:
@@ -662,6 +768,16 @@ class AzureConfig(_CloudConfig):
                     "(a GUID such as 3f2504e0-4f89-41d3-9a0c-0305e82c3301), not its name"
                 )
         return value
+
+
+def routes_to_azure_openai(app_config: Mapping[str, Any]) -> bool:
+    """Whether the gateway's catalogue has an ``azure_openai`` provider."""
+    providers = app_config.get("providers") if isinstance(app_config, Mapping) else None
+    if not isinstance(providers, Mapping):
+        return False
+    return any(
+        isinstance(p, Mapping) and p.get("type") == "azure_openai" for p in providers.values()
+    )
 
 
 class GcpConfig(_CloudConfig):
@@ -975,8 +1091,8 @@ class GatewayConfig(_Model):
     """The gateway workload on every cluster (``ai-gateway:gateway``).
 
     Provider API keys and the admin key are not here: they are secret config
-    (``ai-gateway:openaiApiKey``, ``ai-gateway:anthropicApiKey``,
-    ``ai-gateway:adminKey``), read by :func:`secret_settings`.
+    (``ai-gateway:providerKeys.<name>``, ``ai-gateway:adminKey``), read by
+    :func:`secret_settings`.
     """
 
     _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
@@ -1077,11 +1193,14 @@ class GatewayConfig(_Model):
             "default so certificates are valid; its staging directory avoids rate limits while testing."
         ),
     )
-    app_config: dict[str, Any] = Field(
-        default_factory=dict,
+    app_config: dict[str, Any] | None = Field(
+        default=None,
         description=(
-            "The gateway's own config file (models, providers, routes, prices, budgets), "
-            "rendered to YAML into a ConfigMap. Never secrets: keys and passwords are refused here."
+            "The gateway's own config file (`providers`, `models`, routing, cache, governance), "
+            "validated at plan time by the gateway's config model and rendered per cluster into "
+            'a ConfigMap. Keys are references, never values: `api_key: "${GROQ_API_KEY}"` '
+            'with `providerKeys.groq` set. Unset: the default catalogue (README, "Model '
+            'catalogue").'
         ),
     )
 
@@ -1122,7 +1241,6 @@ class GatewayConfig(_Model):
                     decisions.Scaling(self.replicas, self.max_replicas),
                 ),
             ),
-            ("appConfig", lambda: decisions.render_config_file(self.app_config)),
         ]
         for key, check in checks:
             try:
@@ -1160,6 +1278,10 @@ class StackConfig(_Model):
     gcp: GcpConfig = Field(default_factory=GcpConfig, description="GCP footprint.")
     dns: DnsConfig = Field(description="Global hostname. Required.")
     gateway: GatewayConfig = Field(default_factory=GatewayConfig, description="Gateway workload.")
+    provider_keys: tuple[str, ...] = Field(
+        default=(),
+        description="Names of the provider keys set under ai-gateway:providerKeys (values are secret).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -1171,6 +1293,23 @@ class StackConfig(_Model):
             for section in ("aws", "azure", "gcp", "gateway"):
                 data.setdefault(section, {})
         return data
+
+    def _azure_cross_checks(self) -> None:
+        azure = self.azure
+        if self.environment != Environment.DEV and not azure.admin_group_object_ids:
+            raise _SectionError(
+                "azure.adminGroupObjectIds",
+                "adminGroupObjectIds is empty: in staging and prod local accounts are off, so "
+                "list the Microsoft Entra group(s) whose members may administer the cluster "
+                "(break-glass), for example [3f2504e0-4f89-41d3-9a0c-0305e82c3301]",
+            )
+        if routes_to_azure_openai(self.gateway.app_config) and not azure.openai_account_id:
+            raise _SectionError(
+                "azure.openaiAccountId",
+                "openaiAccountId is not set but gateway.appConfig routes to an azure_openai "
+                "provider; set it to the Azure OpenAI account's resource id so the gateway's "
+                "identity may call it (and only it)",
+            )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> StackConfig:
@@ -1184,6 +1323,8 @@ class StackConfig(_Model):
                 self.cloud(cloud).require_api_access_rule(self.environment)
             except ValueError as exc:
                 raise _SectionError(f"{cloud.value}.deployerCidrs", str(exc)) from None
+        if Cloud.AZURE in self.enabled_clouds:
+            self._azure_cross_checks()
         from infra.k8s import decisions  # imported here: it imports this module
 
         try:
@@ -1205,7 +1346,64 @@ class StackConfig(_Model):
                     "every enabled cloud has weight 0, which would drain all traffic; give "
                     "at least one cloud a positive weight",
                 )
+        problems: dict[tuple[str, str], None] = {}
+        for cloud in self.enabled_clouds:
+            try:
+                self.gateway_config_file(cloud)
+            except ValueError as exc:
+                for key, message in getattr(exc, "problems", [("", str(exc))]):
+                    problems[(f"gateway.appConfig{'.' + key if key else ''}", message)] = None
+        if problems:
+            raise _SectionError.many(list(problems))
         return self
+
+    @property
+    def app_config(self) -> dict[str, Any]:
+        """The gateway catalogue: ``gateway.appConfig``, or the default one when it is unset."""
+        if self.gateway.app_config is not None:
+            return self.gateway.app_config
+        from infra.k8s.catalogue import default_catalogue  # it imports this module
+
+        return default_catalogue(self, self.provider_keys)
+
+    def gateway_config_file(self, cloud: Cloud) -> str:
+        """The gateway's config file on ``cloud``'s cluster (see :mod:`infra.k8s.catalogue`)."""
+        from infra.k8s.catalogue import CatalogueError, cluster_config_file, reachable
+
+        catalogue = self.app_config
+        try:
+            return cluster_config_file(catalogue, cloud, self.provider_keys)
+        except CatalogueError:
+            if self.gateway.app_config is not None:
+                raise
+            types = [p["type"] for p in catalogue["providers"].values()]
+            starved = [
+                c.value
+                for c in self.enabled_clouds
+                if not any(reachable(t, False, c) for t in types)
+            ]
+            if not starved:
+                raise
+            # Only an Azure cluster without an OpenAI account and without keys gets here.
+            raise CatalogueError(
+                [
+                    (
+                        "",
+                        "is unset, and the default catalogue has no model the "
+                        f"{' and '.join(starved)} cluster can call; set "
+                        "ai-gateway:azure.openaiAccountId (Azure OpenAI "
+                        "through the cluster's workload identity) or a provider key (`pulumi "
+                        "config set --secret --path 'ai-gateway:providerKeys.openai' VALUE`), "
+                        "or write ai-gateway:gateway.appConfig",
+                    )
+                ]
+            ) from None
+
+    def gateway_warnings(self) -> list[str]:
+        """What the plan should point out about the catalogue (providers whose key is unset)."""
+        from infra.k8s.catalogue import unset_key_warnings
+
+        return unset_key_warnings(self.app_config, self.provider_keys)
 
     @property
     def enabled_clouds(self) -> list[Cloud]:
@@ -1223,11 +1421,21 @@ class StackConfig(_Model):
 
 
 class _SectionError(ValueError):
-    """A cross-field error that belongs to one key, relative to the model raising it."""
+    """A cross-field error that belongs to one key, relative to the model raising it.
 
-    def __init__(self, key: str, message: str) -> None:
+    ``more`` holds further ``(key, message)`` pairs found by the same check.
+    """
+
+    def __init__(self, key: str, message: str, more: tuple[tuple[str, str], ...] = ()) -> None:
         self.key = key
+        self.more = more
         super().__init__(message)
+
+    @classmethod
+    def many(cls, problems: list[tuple[str, str]]) -> _SectionError:
+        """One error carrying several ``(key, message)`` problems."""
+        (key, message), *more = problems
+        return cls(key, message, tuple(more))
 
 
 # ------------------------------------------------------------------ error messages
@@ -1301,8 +1509,8 @@ def _messages(exc: ValidationError) -> list[str]:
         kind = error["type"]
         original = (error.get("ctx") or {}).get("error")
         if isinstance(original, _SectionError):
-            key = f"{NAMESPACE}:" + ".".join((*loc, original.key))
-            problems.append(f"{key}: {original}")
+            for sub, message in ((original.key, str(original)), *original.more):
+                problems.append(f"{NAMESPACE}:" + ".".join((*loc, sub)) + f": {message}")
             continue
         if kind == "extra_forbidden":
             model = _model_at(loc[:-1])
@@ -1377,6 +1585,14 @@ def parse(values: Mapping[str, Any], secret_keys: Collection[str] | None = None)
     decoded: dict[str, Any] = {}
     problems = []
     for key, raw in values.items():
+        if key in LEGACY_PROVIDER_KEYS:
+            name = LEGACY_PROVIDER_KEYS[key]
+            problems.append(
+                f"{NAMESPACE}:{key}: replaced by {NAMESPACE}:{PROVIDER_KEYS}.{name}; run "
+                f"`pulumi config rm {NAMESPACE}:{key}` and `pulumi config set --secret --path "
+                f"'{NAMESPACE}:{PROVIDER_KEYS}.{name}' VALUE`"
+            )
+            continue
         if key not in SECTIONS:
             problems.append(
                 f"{NAMESPACE}:{key}: unknown key; check the spelling (known keys: "
@@ -1385,10 +1601,15 @@ def parse(values: Mapping[str, Any], secret_keys: Collection[str] | None = None)
             continue
         if key in SECRET_SETTINGS:
             if secret_keys is not None and f"{NAMESPACE}:{key}" not in secret_keys:
+                how = f"--path '{NAMESPACE}:{key}.<name>'" if key == PROVIDER_KEYS else key
                 problems.append(
                     f"{NAMESPACE}:{key}: is stored in plain text in the stack file; remove it "
-                    f"and run `pulumi config set --secret {key} VALUE` so it is encrypted"
+                    f"and run `pulumi config set --secret {how} VALUE` so it is encrypted"
                 )
+            elif key == PROVIDER_KEYS:
+                names, bad = _provider_key_names(_decode(raw))
+                problems += bad
+                decoded[key] = names
             continue
         decoded[key] = _decode(raw)
     env = decoded.get("environment")
@@ -1406,6 +1627,31 @@ def parse(values: Mapping[str, Any], secret_keys: Collection[str] | None = None)
         return StackConfig.model_validate(decoded, context={"environment": env or Environment.DEV})
     except ValidationError as exc:
         raise ConfigError(_messages(exc)) from None
+
+
+def _provider_key_names(keys: Any) -> tuple[list[str], list[str]]:
+    """The names of ``providerKeys`` and the problems with it (never showing a value)."""
+    where = f"{NAMESPACE}:{PROVIDER_KEYS}"
+    if not isinstance(keys, Mapping) or not keys:
+        return [], [
+            f"{where}: is not a mapping of names to keys; set each key with `pulumi config set "
+            f"--secret --path '{where}.<name>' VALUE` (for example {where}.openai)"
+        ]
+    names, problems = [], []
+    for name, value in keys.items():
+        try:
+            provider_key_variable(name)
+        except ValueError as exc:
+            problems.append(f"{where}.{name}: {exc}")
+            continue
+        if not isinstance(value, str) or not value.strip():
+            problems.append(
+                f"{where}.{name}: is empty; set the key with `pulumi config set --secret "
+                f"--path '{where}.{name}' VALUE` or remove it"
+            )
+            continue
+        names.append(name)
+    return sorted(names), problems
 
 
 def _decode(raw: Any) -> Any:
@@ -1440,16 +1686,25 @@ def load() -> StackConfig:
     return parse(values, secret_keys)
 
 
-def secret_settings() -> dict[str, Any]:
-    """The secret settings that are set, as secret ``pulumi.Output[str]``, by config key.
+def secret_settings(config: StackConfig) -> dict[str, Any]:
+    """The secret settings that are set, as secret ``pulumi.Output`` values.
 
-    ``{"openaiApiKey": Output, ...}``; keys left unset are absent (a provider
-    without a key is simply not configured; the admin key, when unset, is
-    generated by the program with pulumi_random). Call after :func:`load`,
-    which has already refused plain-text values.
+    ``{"adminKey": Output[str], "providerKeys": {name: Output[str]}}``; an unset
+    admin key is absent (the program then generates one with pulumi_random),
+    and ``providerKeys`` holds exactly ``config.provider_keys``. Call after
+    :func:`load`, which has already refused plain-text values.
     """
     import pulumi
 
-    config = pulumi.Config(NAMESPACE)
-    found = {key: config.get_secret(key) for key in SECRET_SETTINGS}
-    return {key: value for key, value in found.items() if value is not None}
+    settings = pulumi.Config(NAMESPACE)
+    found: dict[str, Any] = {PROVIDER_KEYS: {}}
+    admin_key = settings.get_secret("adminKey")
+    if admin_key is not None:
+        found["adminKey"] = admin_key
+    if config.provider_keys:
+        keys = settings.require_secret_object(PROVIDER_KEYS)
+        found[PROVIDER_KEYS] = {
+            name: pulumi.Output.secret(keys.apply(lambda values, name=name: str(values[name])))
+            for name in config.provider_keys
+        }
+    return found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,9 +12,40 @@ from infra.offline import Plan, record
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = ("dev", "staging", "prod")
+DEPLOYER_SECRETS = {
+    "ai-gateway:providerKeys": {"openai": "sk-test-openai", "anthropic": "sk-ant-test-anthropic"}
+}
+"""What a deployer sets with `pulumi config set --secret` besides the stack file (the README)."""
+
+
+def imported_modules(code: str) -> set[str]:
+    """Every module a fresh interpreter has imported after running ``code`` (import closures)."""
+    script = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
 
 
 @pytest.fixture(scope="session")
 def plans() -> dict[str, Plan]:
-    """The real program's plan for each stack file in the repository, recorded once."""
-    return {stack: record(stack, project_dir=ROOT) for stack in STACKS}
+    """The real program's plan for each stack file in the repository, recorded once.
+
+    With the provider keys a deployer sets (:data:`DEPLOYER_SECRETS`), so every
+    provider of the stack files' catalogues has its key.
+    """
+    return {
+        stack: record(stack, project_dir=ROOT, secret_config=DEPLOYER_SECRETS) for stack in STACKS
+    }
+
+
+@pytest.fixture(scope="session")
+def k8s_plans() -> dict[int | None, Plan]:
+    """The k8s fixture program's plans: no canary, and canary weights 0, 10 and 100.
+
+    Shared by the infra tests and the pod test (the canary track), recorded once.
+    """
+    from tests.infra.k8s.conftest import WEIGHTS, gateway_config, record_fixture
+
+    return {w: record_fixture({"ai-gateway:gateway": gateway_config(w)}) for w in WEIGHTS}

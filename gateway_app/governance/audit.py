@@ -49,6 +49,7 @@ COLUMNS = (
     "latency_ms",
     "cache_outcome",
     "rejection",
+    "usage_source",  # reported | estimated_reservation (usage never arrived) | null
     "actor",
     "action",
     "detail",

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from gateway_app.config import DeploymentConfig
+from gateway_app.config import DeploymentConfig, GatewayConfig
 
 log = logging.getLogger("gateway_app.governance")
 
@@ -67,6 +67,14 @@ class Pricing:
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str, str], TokenPrices] = {}
         self._warned: set[str] = set()
+        self.unpriced: set[str] = set()  # deployment ids with no price anywhere
+
+    def source(self, deployment: DeploymentConfig, provider_type: str) -> str | None:
+        """Where a deployment's price comes from: ``config``, ``genai-prices`` or None."""
+        self.prices(deployment, provider_type)
+        if deployment.price is not None:
+            return "config"
+        return None if deployment.id in self.unpriced else "genai-prices"
 
     def prices(self, deployment: DeploymentConfig, provider_type: str) -> TokenPrices:
         """The deployment's override, else the dataset's price, else zero (logged once)."""
@@ -102,6 +110,7 @@ class Pricing:
                 provider_id=provider_id,
             )
         except LookupError:
+            self.unpriced.add(deployment.id)
             if deployment.id not in self._warned:
                 self._warned.add(deployment.id)
                 log.warning(
@@ -125,3 +134,30 @@ class Pricing:
             + cached * prices.cache_read
             + tokens.completion * prices.output
         )
+
+
+def unpriced_deployments(config: GatewayConfig, pricing: Pricing | None = None) -> list[str]:
+    """Each deployment without a price, as ``models.<m>.deployments[i] (<id>)``."""
+    pricing = pricing or Pricing()
+    found = []
+    for name, model in config.models.items():
+        for index, deployment in enumerate(model.deployments):
+            provider_type = config.providers[deployment.provider].type
+            if pricing.source(deployment, provider_type) is None:
+                found.append(
+                    f"models.{name}.deployments[{index}] ({deployment.id}, upstream model "
+                    f"{deployment.model!r})"
+                )
+    return found
+
+
+def unpriced_error(found: list[str]) -> str:
+    """The start-up error for unpriced deployments: each one and how to price it."""
+    listed = "\n".join(f"  {entry}" for entry in found)
+    return (
+        "governance is on, and these deployments have no price (genai-prices does not know "
+        f"them), so their requests would count $0 against every budget:\n{listed}\n"
+        "Set each one's `price: {input_per_mtok: ..., output_per_mtok: ...}` (USD per million "
+        "tokens; 0 for a model that is truly free), or set governance.unpriced_models: "
+        "refuse_with_budget to start anyway and refuse their requests from keys with a budget."
+    )

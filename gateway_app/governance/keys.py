@@ -219,6 +219,32 @@ class KeyStore:
     def limits(self) -> list[Limit]:
         return [Limit(**row) for row in self.db.fetch("SELECT * FROM limits")]
 
+    def projects(self) -> dict[str, str]:
+        """Project id -> owning team."""
+        return {row["id"]: row["team_id"] for row in self.db.fetch("SELECT * FROM projects")}
+
+    def project_owner(self, project_id: str) -> str | None:
+        rows = self.db.fetch("SELECT team_id FROM projects WHERE id = ?", (project_id,))
+        return rows[0]["team_id"] if rows else None
+
+    def claim_project(self, project_id: str, team_id: str, when: float) -> str:
+        """Give an unowned project to ``team_id``; the owner now (the first claim wins)."""
+        self.db.execute(
+            "INSERT INTO projects (id, team_id, created_at) VALUES (?,?,?) "
+            "ON CONFLICT (id) DO NOTHING",
+            (project_id, team_id, when),
+        )
+        owner = self.project_owner(project_id)
+        assert owner is not None
+        return owner
+
+    def team_projects(self, team_id: str | None) -> list[dict[str, Any]]:
+        if team_id is None:
+            return self.db.fetch("SELECT * FROM projects ORDER BY created_at, id")
+        return self.db.fetch(
+            "SELECT * FROM projects WHERE team_id = ? ORDER BY created_at, id", (team_id,)
+        )
+
 
 class Registry:
     """All keys and limits in memory; kept fresh by announcements and periodic reloads."""
@@ -240,6 +266,7 @@ class Registry:
         self.by_hash: dict[str, KeyRecord] = {}
         self.by_id: dict[str, KeyRecord] = {}
         self.limits: dict[tuple[str, str], Limit] = {}
+        self.projects: dict[str, str] = {}  # project id -> owning team
         self._unknown: dict[str, float] = {}
         self._lookup_second = 0
         self._lookups = 0
@@ -303,8 +330,10 @@ class Registry:
     async def reload_all(self) -> None:
         keys = await asyncio.to_thread(self.store.all)
         limits = await asyncio.to_thread(self.store.limits)
+        projects = await asyncio.to_thread(self.store.projects)
         self.by_id = {k.id: k for k in keys}
         self.by_hash = {k.key_hash: k for k in keys}
+        self.projects = projects
         self.limits = {(lim.scope, lim.scope_id): lim for lim in limits}
         self._unknown.clear()
         self.loaded = True
@@ -325,6 +354,10 @@ class Registry:
         kind, _, ident = what.partition(":")
         if kind == "key":
             await self.reload_key(ident)
+        elif kind == "projects":
+            projects = await asyncio.to_thread(self.store.projects)
+            self.projects = projects
+            self.limits = dict(self.limits)  # a new dict: cached limit levels start over
         else:
             limits = await asyncio.to_thread(self.store.limits)
             self.limits = {(lim.scope, lim.scope_id): lim for lim in limits}

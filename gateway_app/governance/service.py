@@ -40,7 +40,7 @@ from gateway_app.governance.keys import (
     new_key,
 )
 from gateway_app.governance.settings import GovernanceConfig
-from gateway_app.governance.storage import Database
+from gateway_app.governance.storage import Database, DatabaseError
 from gateway_app.hooks import RequestContext, Response
 from gateway_app.state.governance import (
     BudgetItem,
@@ -105,6 +105,17 @@ def _duration(seconds: float) -> str:
     whole = math.ceil(seconds)
     minutes, secs = divmod(whole, 60)
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def usd(amount: float) -> str:
+    """Dollars with the precision that shows the amount: ``$12.50``, ``$0.0036``,
+    ``$0.000012`` (three significant digits below a dollar), never ``$0.0000``."""
+    if amount == 0:
+        return "$0"
+    if abs(amount) >= 1:
+        return f"${amount:,.2f}"
+    decimals = max(2, 2 - math.floor(math.log10(abs(amount))))
+    return f"${amount:.{decimals}f}"
 
 
 class Governance:
@@ -207,6 +218,12 @@ class Governance:
             await asyncio.to_thread(self.db.migrate)
         # Load the price dataset now rather than at the first request.
         await asyncio.to_thread(lambda: [self.price_bound(model) for model in self.config.models])
+        unpriced = self.unpriced_models()
+        if unpriced and self.settings.unpriced_models == "refuse_at_startup":
+            from gateway_app.config import ConfigError
+            from gateway_app.governance.cost import unpriced_deployments, unpriced_error
+
+            raise ConfigError(unpriced_error(unpriced_deployments(self.config, self.pricing)))
         await self.registry.start()
         self.drainer.start()
 
@@ -245,6 +262,15 @@ class Governance:
             self._bounds[model] = bound
         return bound
 
+    def unpriced_models(self) -> frozenset[str]:
+        """Public model names with a deployment that has no price."""
+        unpriced = self.pricing.unpriced
+        return frozenset(
+            name
+            for name, model in self.config.models.items()
+            if any(d.id in unpriced for d in model.deployments)
+        )
+
     def estimate(self, ctx: RequestContext) -> tuple[int, int]:
         """(prompt tokens, output tokens) upper bounds of the request."""
         body = ctx.body or {}
@@ -263,7 +289,9 @@ class Governance:
         prompt = len(orjson.dumps(source)) // 3 + 16
         return prompt, output
 
-    async def before(self, ctx: RequestContext) -> Response | None:
+    async def authenticate(self, ctx: RequestContext) -> Response | None:
+        """Check the request's virtual key before anything else reads the request:
+        a 401 refusal, or None with ``ctx`` carrying the key, team and project."""
         token = presented_key(ctx.headers)
         if not token:
             return self._refuse(
@@ -276,14 +304,30 @@ class Governance:
                 ),
             )
         record = await self.registry.authenticate(token) if token.startswith(KEY_PREFIX) else None
-        now = time.time()
-        if record is None or not record.usable(now):
+        if record is None or not record.usable(time.time()):
             return self._refuse(
                 ctx,
                 "auth:invalid_key",
                 GatewayError(401, "Invalid, expired or revoked API key.", code="invalid_api_key"),
             )
         ctx.key_id, ctx.team_id, ctx.project_id = record.id, record.team_id, record.project_id
+        ctx.extra["key_record"] = record
+        return None
+
+    def allowed_models(self, ctx: RequestContext) -> tuple[str, ...] | None:
+        """The models the authenticated key may call (None: all)."""
+        record = ctx.extra.get("key_record")
+        return record.models if record is not None else None
+
+    async def before(self, ctx: RequestContext) -> Response | None:
+        record: KeyRecord | None = ctx.extra.get("key_record")
+        if record is None:  # not authenticated by the app first (a hook-only caller)
+            refusal = await self.authenticate(ctx)
+            if refusal is not None:
+                return refusal
+            record = ctx.extra["key_record"]
+            assert record is not None
+        now = time.time()
         body = ctx.body or {}
         customer = ctx.headers.get(self.settings.customer_header) or body.get("user")
         ctx.customer = customer if isinstance(customer, str) and customer else None
@@ -303,6 +347,19 @@ class Governance:
         reserve_nusd = math.ceil(reserve_usd * NANO)
         tokens = prompt + output
         rate, budgets = self._items(ctx, record, tokens, reserve_nusd, now)
+        if budgets and ctx.model in self.unpriced_models():
+            # (governance.unpriced_models: refuse_with_budget) Its cost cannot be counted.
+            return self._refuse(
+                ctx,
+                "model_unpriced",
+                GatewayError(
+                    403,
+                    f"Model {ctx.model!r} has no price configured, so its cost cannot be "
+                    "counted against this key's budget; the gateway's operator must set its "
+                    "deployments' `price`.",
+                    code="model_unpriced",
+                ),
+            )
         try:
             decision = await self.state.reserve(rate, budgets, now)
         except Exception as exc:
@@ -357,6 +414,19 @@ class Governance:
                 limit = limits.get(("customer", "*"))  # the default per-customer limit
             if limit is None:
                 continue
+            if scope == "project":
+                owner = self.registry.projects.get(scope_id, limit.team_id)
+                if owner != record.team_id:
+                    # A key from before projects had owners, naming another team's
+                    # project: it must not spend (or be limited by) that team's budget.
+                    log.warning(
+                        "key %s of team %s names project %s of another team: its requests "
+                        "skip that project's limits; give the key a project of its own",
+                        record.id,
+                        record.team_id,
+                        scope_id,
+                    )
+                    continue
             out.append(
                 (
                     f"{scope}:{counter_id}",
@@ -402,10 +472,19 @@ class Governance:
                 f"x-ratelimit-remaining-{noun}": str(max(0, int(item.limit - decision.used))),
                 f"x-ratelimit-reset-{noun}": _duration(decision.retry_after_s),
             }
+            message = (
+                f"Rate limit reached for {item.scope} ({item.kind}): limit {item.limit} {noun} "
+                f"per minute. Retry after {retry}s."
+            )
+            if item.amount > item.limit:
+                message = (
+                    f"This request needs up to {item.amount} {noun} but {item.scope} may use "
+                    f"{item.limit} per minute ({item.kind}): it can never be admitted. Lower "
+                    "max_tokens (or the prompt), or ask for a higher limit."
+                )
             return f"rate_limit:{scope}:{item.kind}", GatewayError(
                 429,
-                f"Rate limit reached for {item.scope} ({item.kind}): limit {item.limit} {noun} "
-                f"per minute. Retry after {retry}s.",
+                message,
                 code="rate_limit_exceeded",
                 headers=headers,
             )
@@ -415,9 +494,9 @@ class Governance:
         retry = day_left if item.period == "daily" else month_left
         return f"budget:{scope}", GatewayError(
             429,
-            f"Budget exceeded for {item.scope}: {item.period} limit ${item.limit_nusd / NANO:.4f}, "
-            f"spent or reserved ${decision.used / NANO:.4f}; this request may cost up to "
-            f"${item.amount_nusd / NANO:.4f}.",
+            f"Budget exceeded for {item.scope}: {item.period} limit {usd(item.limit_nusd / NANO)}, "
+            f"spent or reserved {usd(decision.used / NANO)}; this request may cost up to "
+            f"{usd(item.amount_nusd / NANO)}.",
             code="budget_exceeded",
             type="insufficient_quota",
             headers={"retry-after": str(retry)},
@@ -441,19 +520,33 @@ class Governance:
         return headers
 
     async def after(self, ctx: RequestContext) -> None:
-        decision, reserved_tokens, reserved_nusd = ctx.extra.get("governance", (None, 0, 0))
+        # Popped: a reservation is settled exactly once, whatever calls after() again.
+        decision, reserved_tokens, reserved_nusd = ctx.extra.pop("governance", (None, 0, 0))
         tokens = Tokens()
         cost = 0.0
+        usage_source: str | None = None
         if ctx.cache_outcome not in _CACHE_HITS:
             try:
-                tokens = Tokens.from_usage(ctx.usage)
+                usage = ctx.usage
+                tokens = Tokens.from_usage(usage)
             except Exception:
-                tokens = Tokens()
+                usage, tokens = None, Tokens()
+            if usage:
+                usage_source = "reported"
+            elif ctx.deployment is not None:
+                # The upstream answered but its usage never arrived: a stream cut before
+                # its usage chunk (the client left, the upstream broke) or a provider that
+                # reports none. Disconnecting early must not make a request free: bill
+                # its upper bound (the reservation's tokens) and say it was estimated.
+                tokens = Tokens(*self.estimate(ctx))
+                usage_source = "estimated_reservation"
             found = self._deployments.get(ctx.deployment or "")
             if found is not None:
                 cost = Pricing.cost(self.pricing.prices(*found), tokens)
+        # Unknown, not $0: an unpriced deployment's cost is audited as null.
+        unpriced = ctx.deployment in self.pricing.unpriced
         if ctx.rejection is None:
-            ctx.cost_usd = cost
+            ctx.cost_usd = None if unpriced else cost
         detail: dict[str, Any] | None = None
         if self.settings.audit_prompts and ctx.body is not None:
             detail = {
@@ -476,10 +569,11 @@ class Governance:
             status=ctx.status,
             prompt_tokens=tokens.prompt,
             completion_tokens=tokens.completion,
-            cost_usd=cost,
+            cost_usd=None if unpriced else cost,
             latency_ms=round((time.perf_counter() - ctx.started) * 1000, 3),
             cache_outcome=ctx.cache_outcome,
             rejection=ctx.rejection,
+            usage_source=usage_source,
             detail=detail,
         )
         try:
@@ -538,6 +632,30 @@ class Governance:
         params = dict(parse_qsl(query))
         parts = [p for p in path.split("/") if p][1:]
         rbac.require_manager(principal)
+        try:
+            return await self._admin_route(principal, method, path, parts, params, body)
+        except DatabaseError as exc:
+            log.error("admin %s %s: the database is unreachable: %s", method, path, exc)
+            raise GatewayError(
+                503,
+                "The gateway's database is unreachable, so admin requests cannot be served "
+                "right now (model requests are not affected); retry shortly.",
+                code="database_unavailable",
+                type="server_error",
+                headers={"retry-after": "5"},
+            ) from None
+
+    async def _admin_route(
+        self,
+        principal: rbac.Principal,
+        method: str,
+        path: str,
+        parts: list[str],
+        params: dict[str, str],
+        body: Any,
+    ) -> tuple[int, Any]:
+        if parts[:1] == ["projects"]:
+            return await self._projects(principal, method, parts[1:], body, params)
         if parts[:1] == ["keys"]:
             return await self._keys(principal, method, parts[1:], body, params)
         if parts[:1] == ["limits"]:
@@ -616,14 +734,28 @@ class Governance:
             not isinstance(models, list) or not all(isinstance(m, str) for m in models)
         ):
             raise invalid("models", "`models` must be a list of model names.")
+        now = time.time()
         expires_at = body.get("expires_at")
-        if body.get("ttl_s") is not None:
-            expires_at = time.time() + float(body["ttl_s"])
-        if expires_at is not None and not isinstance(expires_at, int | float):
-            raise invalid("expires_at", "`expires_at` must be a Unix time in seconds.")
+        ttl = body.get("ttl_s")
+        if ttl is not None:
+            if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
+                raise invalid(
+                    "ttl_s", f"`ttl_s` must be a positive number of seconds, got {ttl!r}."
+                )
+            expires_at = now + float(ttl)
+        if expires_at is not None:
+            if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
+                raise invalid("expires_at", "`expires_at` must be a Unix time in seconds.")
+            if expires_at <= now:
+                raise invalid(
+                    "expires_at",
+                    f"`expires_at` {expires_at!r} is in the past; the key would be created "
+                    "expired. Use a future Unix time, or `ttl_s`.",
+                )
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise invalid("metadata", "`metadata` must be an object.")
+        claimed = await self._claim_project(principal, project_id, team_id)  # type: ignore[arg-type]
         key_id, key = new_key()
         record = KeyRecord(
             id=key_id,
@@ -635,11 +767,20 @@ class Governance:
             models=tuple(models) if models is not None else None,
             expires_at=float(expires_at) if expires_at is not None else None,
             metadata=metadata,
-            created_at=time.time(),
+            created_at=now,
         )
         await asyncio.to_thread(self.store.insert, record)
         await self.registry.changed(f"key:{key_id}")
-        await self._audit_admin(principal, "key.create", {"key_id": key_id, "team_id": team_id})
+        await self._audit_admin(
+            principal,
+            "key.create",
+            {
+                "key_id": key_id,
+                "team_id": team_id,
+                "project_id": project_id,
+                "project_claimed": claimed,
+            },
+        )
         return 201, {**record.public(), "key": key}
 
     async def _limits(
@@ -656,7 +797,9 @@ class Governance:
         if scope not in SCOPES:
             raise invalid("scope", f"Unknown scope {scope!r}; use one of {list(SCOPES)}.")
         requested = body.get("team_id") if isinstance(body, dict) else None
-        owner = await self._limit_owner(principal, scope, scope_id, requested)
+        owner = await self._limit_owner(
+            principal, scope, scope_id, requested, claim=method == "PUT"
+        )
         existing = self.registry.limit(scope, scope_id)
         if method == "GET":
             if existing is None:
@@ -693,9 +836,16 @@ class Governance:
         return 200, limit.public()
 
     async def _limit_owner(
-        self, principal: rbac.Principal, scope: str, scope_id: str, requested: Any = None
+        self,
+        principal: rbac.Principal,
+        scope: str,
+        scope_id: str,
+        requested: Any = None,
+        *,
+        claim: bool = False,
     ) -> str | None:
-        """The team owning a limit; raises 403/404 for team admins outside their team."""
+        """The team owning a limit's scope; raises 403/404 for team admins outside their
+        team. A project nobody owns yet is claimed for the caller's team when ``claim``."""
         if scope in ("org", "customer"):
             if principal.role != "admin":
                 raise rbac.forbidden(f"Only the gateway admin may manage {scope} limits.")
@@ -711,13 +861,88 @@ class Governance:
                 raise rbac.not_found(f"Key {scope_id!r}")
             rbac.check_team(principal, record.team_id, f"Key {scope_id!r}")
             return record.team_id
-        existing = self.registry.limit(scope, scope_id)
-        if existing is not None:
-            rbac.check_team(principal, existing.team_id, f"Project {scope_id!r}")
-            return existing.team_id
-        if principal.role == "admin":
-            return requested if isinstance(requested, str) else None
-        return principal.team_id
+        # A project: owned by one team (the first to claim it), checked on every call.
+        owner = await asyncio.to_thread(self.store.project_owner, scope_id)
+        if owner is not None:
+            rbac.check_team(principal, owner, f"Project {scope_id!r}")
+            if requested not in (None, owner):
+                raise GatewayError(
+                    409,
+                    f"Project {scope_id!r} belongs to team {owner!r}, not {requested!r}.",
+                    code="project_conflict",
+                )
+            return owner
+        if not claim:
+            if principal.role == "admin":
+                return None
+            raise rbac.not_found(f"Project {scope_id!r}")
+        team = principal.team_id if principal.role != "admin" else requested
+        if not isinstance(team, str) or not team:
+            raise invalid(
+                "team_id",
+                f"Project {scope_id!r} belongs to no team yet: send `team_id`, the team that "
+                "owns it (or create a key for the project first).",
+            )
+        await self._claim_project(principal, scope_id, team)
+        return team
+
+    async def _claim_project(self, principal: rbac.Principal, project_id: str, team: str) -> bool:
+        """``project_id`` for ``team``: claimed if nobody owns it (True: claimed now, which
+        the caller's audit event records); 409 if another team owns it."""
+        known = self.registry.projects.get(project_id)
+        owner = (
+            known
+            if known == team
+            else await asyncio.to_thread(self.store.claim_project, project_id, team, time.time())
+        )
+        if owner != team:
+            shown = f"team {owner!r}" if principal.role == "admin" else "another team"
+            raise GatewayError(
+                409,
+                f"Project {project_id!r} belongs to {shown}; project ids are unique across "
+                "teams: choose another `project_id`.",
+                param="project_id",
+                code="project_conflict",
+            )
+        if known is None:
+            await self.registry.changed("projects")
+        return known is None
+
+    async def _projects(
+        self,
+        principal: rbac.Principal,
+        method: str,
+        rest: list[str],
+        body: Any,
+        params: dict[str, str],
+    ) -> tuple[int, Any]:
+        if not rest and method == "GET":
+            team = rbac.team_scope(principal, params.get("team_id"))
+            rows = await asyncio.to_thread(self.store.team_projects, team)
+            return 200, {"data": rows}
+        if not rest and method == "POST":
+            if not isinstance(body, dict):
+                raise invalid(None, "The body must be a JSON object.")
+            project_id = body.get("project_id")
+            if not isinstance(project_id, str) or not project_id:
+                raise invalid("project_id", "`project_id` is required: a non-empty string.")
+            team = rbac.team_scope(principal, body.get("team_id"))
+            if team is None:
+                raise invalid("team_id", "`team_id` is required: the team that owns the project.")
+            if self.registry.projects.get(project_id) == team:
+                return 200, {"id": project_id, "team_id": team}
+            await self._claim_project(principal, project_id, team)
+            await self._audit_admin(
+                principal, "project.create", {"project_id": project_id, "team_id": team}
+            )
+            return 201, {"id": project_id, "team_id": team}
+        if len(rest) == 1 and method == "GET":
+            owner = await asyncio.to_thread(self.store.project_owner, rest[0])
+            if owner is None:
+                raise rbac.not_found(f"Project {rest[0]!r}")
+            rbac.check_team(principal, owner, f"Project {rest[0]!r}")
+            return 200, {"id": rest[0], "team_id": owner}
+        raise GatewayError(405, f"Method {method} is not allowed here.")
 
     async def _analytics(
         self, principal: rbac.Principal, kind: str, params: dict[str, str]
@@ -746,7 +971,13 @@ class Governance:
         self, principal: rbac.Principal, params: dict[str, str]
     ) -> tuple[int, Any]:
         team = rbac.team_scope(principal, params.get("team_id"))
-        limit = min(int(params.get("limit", "100")), 1000)
+        raw = params.get("limit", "100")
+        try:
+            limit = int(raw)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 1000:
+            raise invalid("limit", f"`limit` must be an integer from 1 to 1000, got {raw!r}.")
         sql = "SELECT * FROM audit_events"
         args: list[Any] = []
         if team is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -42,6 +44,13 @@ class GovernanceConfig(BaseModel):
     )
     audit_claim_idle_s: float = Field(
         30.0, gt=0, description="pending audit events of a dead replica are taken over after this"
+    )
+    unpriced_models: Literal["refuse_at_startup", "refuse_with_budget"] = Field(
+        "refuse_at_startup",
+        description="a deployment with no price (neither `price` in the config nor in "
+        "genai-prices): refuse_at_startup fails the start naming it and the price to set; "
+        "refuse_with_budget starts and refuses its requests from keys with a budget at any "
+        "level (403 model_unpriced). Never billed silently at $0",
     )
     audit_prompts: bool = Field(False, description="store prompts and completions in the audit log")
     audit_redact: list[str] = Field(

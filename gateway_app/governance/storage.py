@@ -8,7 +8,9 @@ events to a buffer.
 
 Schema changes are numbered migrations applied in order inside a transaction
 and recorded in ``schema_migrations``; ``python -m gateway_app migrate`` applies
-them to PostgreSQL (SQLite databases are migrated at start-up).
+them to PostgreSQL (SQLite databases are migrated at start-up). Run with the
+owner's credentials, it also creates the gateway's own least-privileged role
+(:meth:`Database.ensure_app_role`): the serving pods never hold the owner's.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
@@ -78,6 +80,35 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             )""",
             "CREATE INDEX IF NOT EXISTS audit_events_day ON audit_events (day, team_id)",
         ),
+    ),
+    (
+        2,
+        "projects belong to one team (the first to claim them)",
+        (
+            """CREATE TABLE IF NOT EXISTS projects (
+                id TEXT PRIMARY KEY,
+                team_id TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS projects_team ON projects (team_id)",
+            # Existing projects go to the team of their oldest key; a project that other
+            # teams' keys also named stays that team's (their requests skip its limits).
+            """INSERT INTO projects (id, team_id, created_at)
+                SELECT k.project_id, k.team_id, k.created_at FROM virtual_keys k
+                WHERE k.created_at = (
+                    SELECT MIN(o.created_at) FROM virtual_keys o WHERE o.project_id = k.project_id
+                )
+                ON CONFLICT (id) DO NOTHING""",
+            """INSERT INTO projects (id, team_id, created_at)
+                SELECT scope_id, team_id, 0 FROM limits
+                WHERE scope = 'project' AND team_id IS NOT NULL
+                ON CONFLICT (id) DO NOTHING""",
+        ),
+    ),
+    (
+        3,
+        "audit events say where their token counts come from",
+        ("ALTER TABLE audit_events ADD COLUMN usage_source TEXT",),
     ),
 )
 """(version, description, statements): append new versions; never edit an applied one."""
@@ -224,10 +255,78 @@ class Database:
 
         return self._run(work)
 
+    def ensure_app_role(self, app_url: str) -> str:
+        """Create or update the login role of ``app_url`` with data access only; what was done.
+
+        Run as the schema owner (the managed server's admin). The role may read and
+        write rows of the gateway's tables and nothing else: no DDL, no other
+        database, no role management, and no writes to ``schema_migrations``. Its
+        password is sent as a SCRAM-SHA-256 verifier computed here (libpq's
+        ``PQencryptPasswordConn``), so the server's statement and audit logs
+        (``log_statement=ddl``, pgAudit) never see the password itself. Run again
+        with a new password, it rotates it. Returns ``created``, ``updated`` or
+        ``unchanged`` (the role is the owner itself: nothing to do).
+        """
+        if self.kind != "postgres":
+            raise DatabaseError("an app role exists only on PostgreSQL")
+        user, password = app_credentials(app_url)
+
+        def work(conn: Any) -> str:
+            from psycopg import sql
+
+            if user == conn.info.user:
+                return "unchanged"
+            verifier = conn.pgconn.encrypt_password(
+                password.encode(), user.encode(), b"scram-sha-256"
+            ).decode()
+            role = sql.Identifier(user)
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(715101)")
+                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
+                verb = "updated" if exists.fetchone() else "created"
+                statement = "ALTER ROLE {} WITH" if verb == "updated" else "CREATE ROLE {} WITH"
+                conn.execute(
+                    sql.SQL(
+                        statement + " LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                        "NOREPLICATION NOBYPASSRLS"
+                    ).format(role, sql.Literal(verifier))
+                )
+                database = sql.Identifier(conn.info.dbname)
+                for grant in (
+                    "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {role}",
+                    "GRANT USAGE ON SCHEMA public TO {role}",
+                    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+                    "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+                    "REVOKE INSERT, UPDATE, DELETE ON schema_migrations FROM {role}",
+                    # Tables a later migration adds are readable and writable too.
+                    "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+                    "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
+                ):
+                    conn.execute(sql.SQL(grant).format(db=database, role=role))
+            return verb
+
+        return self._run(work)
+
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
             self._drop()
+
+
+def app_credentials(url: str) -> tuple[str, str]:
+    """(user, password) of a ``postgresql://`` URL; an error naming what is missing."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise DatabaseError(
+            f"AIGW_DATABASE_URL is not a postgresql:// URL (scheme {parts.scheme!r})"
+        )
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    if not user or not password:
+        raise DatabaseError(
+            "AIGW_DATABASE_URL must carry the gateway role's user and password "
+            "(postgresql://USER:PASSWORD@HOST/DB) for migrate to create that role"
+        )
+    return user, password
 
 
 def postgres_dsn(url: str, ca_file: str | None) -> str:

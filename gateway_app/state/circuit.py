@@ -51,6 +51,15 @@ class CircuitBreakerStore(Protocol):
         """Give back an acquired slot whose call ended without a countable outcome."""
         ...
 
+    async def trip(self, key: str) -> None:
+        """Open the circuit now, whatever the window says (a credential the provider
+        rejected: every call would fail the same way until an operator fixes it)."""
+        ...
+
+    def retry_in(self, key: str) -> float:
+        """Seconds until an open circuit lets a probe through (0 when not open)."""
+        ...
+
     def state(self, key: str) -> CircuitState:
         """The current state (cooldown expiry shows as half-open)."""
         ...
@@ -145,6 +154,15 @@ class InProcessCircuitBreakerStore:
         failures = sum(b[2] for b in buckets)
         if calls >= self.config.min_calls and failures / calls >= self.config.failure_rate:
             self._open(breaker, now)
+
+    async def trip(self, key: str) -> None:
+        self._open(self._get(key), self.clock())
+
+    def retry_in(self, key: str) -> float:
+        breaker = self._breakers.get(key)
+        if breaker is None or breaker.state is not CircuitState.OPEN:
+            return 0.0
+        return max(0.0, self.config.cooldown_s - (self.clock() - breaker.opened_at))
 
     def _open(self, breaker: _Breaker, now: float) -> None:
         breaker.state = CircuitState.OPEN

@@ -54,7 +54,8 @@ return {'half_open', 1, s[2]}
 """
 
 # ARGV[7]: '0' an outcome, '1' a released slot (no outcome), '2' a batch of ARGV[8]
-# successes counted while this replica saw the circuit closed (ignored otherwise).
+# successes counted while this replica saw the circuit closed (ignored otherwise),
+# '3' open the circuit now (a credential the provider rejected).
 # ARGV[8]: calls to count with this outcome (a failure carries the unsent successes).
 _RECORD = """
 local now = tonumber(ARGV[1])
@@ -72,6 +73,7 @@ local function open()
   redis.call('DEL', KEYS[2])
   return {'open', ARGV[1]}
 end
+if mode == '3' then return open() end
 if mode == '2' and state ~= 'closed' then return {state, s[2] or '0'} end
 if state == 'half_open' then
   local inflight = math.max(0, (tonumber(s[3]) or 0) - 1)
@@ -215,6 +217,16 @@ class RedisCircuitBreakerStore:
         if local is not None and local[0] is CircuitState.CLOSED:
             return  # a closed circuit holds no probe slot
         await self._write(key, self._args(True, "1", 1))
+
+    async def trip(self, key: str) -> None:
+        self._successes.pop(key, None)
+        await self._write(key, self._args(False, "3", 1))
+
+    def retry_in(self, key: str) -> float:
+        local = self._local.get(key)
+        if local is None or local[0] is not CircuitState.OPEN:
+            return 0.0
+        return max(0.0, self.config.cooldown_s - (self.clock() - local[1]))
 
     async def _write(self, key: str, args: list[Any]) -> None:
         try:

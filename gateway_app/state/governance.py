@@ -70,7 +70,12 @@ class GovernanceState(Protocol):
     async def reserve(
         self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], now: float
     ) -> Decision:
-        """Check everything, then count and reserve everything, atomically."""
+        """Check everything, then count and reserve everything, atomically.
+
+        Cancellation-safe: if the caller is cancelled, whatever this call reserved
+        is released by the state itself (the caller, never having the decision,
+        settles nothing). So every reservation is settled or released exactly once.
+        """
         ...
 
     async def settle(
@@ -115,12 +120,28 @@ def budget_key(item: BudgetItem) -> str:
 
 
 def retry_after(used: float, amount: int, limit: int, prev: float, into_window: float) -> float:
-    """Seconds until the sliding window has room for ``amount``."""
+    """Seconds until the sliding window has room for ``amount`` (nobody else counting).
+
+    ``used`` = ``prev`` x (1 - share of this minute gone) + this minute's count. The
+    previous minute's weight decays until this minute ends; then this minute's
+    count becomes the previous one and decays in turn. Not the next clock minute:
+    a client that waited only for it would find this minute's count still there.
+    An ``amount`` above ``limit`` never fits: two windows.
+    """
+    if amount > limit:
+        return 2.0 * WINDOW_S
     rest = WINDOW_S - into_window
-    if prev > 0:
-        need = used + amount - limit
-        rest = min(rest, need / prev * WINDOW_S)
-    return max(rest, 0.001)
+    left_of_prev = prev * rest / WINDOW_S
+    current = max(0.0, used - left_of_prev)
+    need = used + amount - limit
+    if need <= 0:
+        return 0.001
+    if prev > 0 and need <= left_of_prev:
+        return max(need / prev * WINDOW_S, 0.001)
+    if current + amount <= limit:
+        return max(rest, 0.001)
+    # Into the next minute, where ``current`` weighs (1 - f): need current*(1-f) + amount <= limit.
+    return rest + (1.0 - (limit - amount) / current) * WINDOW_S
 
 
 class InProcessGovernanceState:
@@ -142,6 +163,7 @@ class InProcessGovernanceState:
     async def reserve(
         self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], now: float
     ) -> Decision:
+        # No await inside: a cancellation cannot land between reserving and returning.
         minute = int(now // WINDOW_S)
         into = now - minute * WINDOW_S
         frac = into / WINDOW_S

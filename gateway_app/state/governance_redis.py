@@ -141,10 +141,13 @@ class SettleBatcher:
         """Events not yet in Redis (waiting or in the flush in flight)."""
         return len(self._events) + self._inflight
 
-    def add(self, deltas: list[tuple[str, int]], event: bytes) -> None:
+    def add(self, deltas: list[tuple[str, int]], event: bytes | None) -> None:
+        """Queue counter corrections and (unless None) one audit event."""
         for key, delta in deltas:
             self._deltas[key] = self._deltas.get(key, 0) + delta
-        if self.held >= self.max_held:
+        if event is None:
+            pass
+        elif self.held >= self.max_held:
             self.dropped += 1
             now = time.monotonic()
             if self.dropped == 1 or now - self._warned_at >= 10:
@@ -312,7 +315,15 @@ class RedisGovernanceState:
         for budget in budgets:
             keys.append(self.prefix + budget_key(budget))
             args += [budget.limit_nusd, budget.amount_nusd, budget.ttl_s]
-        reply = await self._reserve(keys, args)
+
+        def release(reply: Any) -> None:
+            # The caller was cancelled (client gone, shutdown) after the script was
+            # sent: it never learns of this reservation, so release it here, once.
+            if isinstance(reply, list) and int(reply[0]) == 1:
+                log.info("a request cancelled during admission: releasing its reservation")
+                self.batcher.add(release_deltas(self.prefix, rate, budgets, minute), None)
+
+        reply = await self._reserve.call_or_hand_off(keys, args, release)
         if int(reply[0]) == 1:
             return Decision(
                 True, rate, budgets, minute, rate_used=[float(_text(u)) for u in reply[6:]]
@@ -360,6 +371,21 @@ class RedisGovernanceState:
         self._group_ready = True
 
     async def read_audit(self, count: int, block_s: float) -> list[tuple[str, bytes]]:
+        try:
+            return await self._read_audit(count, block_s)
+        except Exception as exc:
+            if not _no_group(exc):
+                raise
+            # Redis restarted empty (or the stream was deleted): the group is gone and
+            # XREADGROUP would fail forever. Recreate it from the stream's start, so the
+            # events queued since (XADD recreated the stream) are all read.
+            log.warning(
+                "the audit stream's consumer group is gone (Redis restarted?); recreating it"
+            )
+            self._group_ready = False
+            return await self._read_audit(count, block_s)
+
+    async def _read_audit(self, count: int, block_s: float) -> list[tuple[str, bytes]]:
         await self._ensure_group()
         # 1. ours, read before but not acknowledged (the database write failed)
         replies = await self.client.xreadgroup(
@@ -390,7 +416,14 @@ class RedisGovernanceState:
         pipe = self.client.pipeline(transaction=False)
         pipe.xack(self.stream, GROUP, *ids)
         pipe.xdel(self.stream, *ids)
-        await pipe.execute()
+        try:
+            await pipe.execute()
+        except Exception as exc:
+            if not _no_group(exc):
+                raise
+            # Redis lost the group (and these entries) after we read them: they are in
+            # the database; nothing is pending in a group recreated since.
+            self._group_ready = False
 
     async def spent_nusd(self, scope: str, period: str, period_id: str) -> int:
         value = await self.client.get(f"{self.prefix}b:{scope}:{period}:{period_id}")
@@ -405,6 +438,19 @@ class RedisGovernanceState:
         await self.batcher.drain()
         await self.hot.aclose()
         await self.client.aclose()
+
+
+def _no_group(exc: BaseException) -> bool:
+    return "NOGROUP" in str(exc)
+
+
+def release_deltas(
+    prefix: str, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], minute: int
+) -> list[tuple[str, int]]:
+    """The corrections that undo a whole reservation (rate units and budget amounts)."""
+    deltas = [(prefix + rate_key(item, minute), -item.amount) for item in rate]
+    deltas += [(prefix + budget_key(budget), -budget.amount_nusd) for budget in budgets]
+    return deltas
 
 
 def redis_client(url: str, ca_file: str | None = None, **options: Any) -> Any:

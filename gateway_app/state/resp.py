@@ -28,7 +28,7 @@ import contextlib
 import hashlib
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -250,6 +250,36 @@ class RespClient:
             raise reply
         return reply
 
+    async def execute_or_hand_off(
+        self, command: Sequence[Any], orphan: Callable[[Any], None]
+    ) -> Any:
+        """:meth:`execute`, for a command whose effect must not be lost with its caller.
+
+        Redis runs a command it received whether or not anyone still waits for the
+        reply: if the caller is cancelled after the command was sent, ``orphan`` gets
+        the reply when it arrives (a reservation the caller never learnt of can then
+        be released). Cancelled before sending (while connecting): nothing ran.
+        """
+        proto = self._proto
+        if proto is None or proto.closed or self._loop is not asyncio.get_running_loop():
+            proto = await self._connection()
+        future = self._loop.create_future()  # type: ignore[union-attr]
+        proto.send(hiredis.pack_command(tuple(command)), (future,))
+        self._arm(proto)
+        try:
+            reply = await asyncio.shield(future)
+        except asyncio.CancelledError:
+
+            def hand_off(done: asyncio.Future[Any]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    orphan(done.result())
+
+            future.add_done_callback(hand_off)
+            raise
+        if isinstance(reply, ReplyError):
+            raise reply
+        return reply
+
     async def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Many commands in one write; their replies in order (error replies as values)."""
         if not commands:
@@ -293,6 +323,18 @@ class Script:
     @staticmethod
     def noscript(reply: Any) -> bool:
         return isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT")
+
+    async def call_or_hand_off(
+        self, keys: Sequence[Any], args: Sequence[Any], orphan: Callable[[Any], None]
+    ) -> Any:
+        """Like calling the script, with :meth:`RespClient.execute_or_hand_off`'s guarantee."""
+        client = self.client
+        try:
+            return await client.execute_or_hand_off(self.command(keys, args), orphan)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        return await client.execute_or_hand_off(self.eval_command(keys, args), orphan)
 
     async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
         try:

@@ -9,6 +9,11 @@ of ``static_tokens``. ``ok(finish_reason="SAFETY")`` sends a Gemini finish reaso
 Streams are SSE (``alt=sse``) of whole ``GenerateContentResponse`` objects.
 ``:predict`` serves the text-embedding models (``instances`` of ``content``, up
 to 250, ``parameters.outputDimensionality``), rejecting what Vertex AI rejects.
+
+It also plays the metadata server GKE Workload Identity gives a pod (what
+google-auth asks when ``GCE_METADATA_HOST``/``GCE_METADATA_IP`` point here): the
+``Metadata-Flavor: Google`` ping, the project id, and the bound service
+account's email and access tokens (``metadata_email``, ``metadata_project``).
 """
 
 from __future__ import annotations
@@ -75,6 +80,9 @@ class FakeVertex(ScriptedServer):
         self.static_tokens = {"test-token"}
         self.token_requests: list[dict[str, str]] = []
         self.service_account_key: Any = None  # an RSA public key: JWT assertions must verify
+        self.metadata_email = "gateway@proj-1.iam.gserviceaccount.com"
+        self.metadata_project = "proj-1"
+        self.metadata_requests: list[str] = []
 
     def service_account_file(self, email: str = "gateway@proj-1.iam.gserviceaccount.com") -> str:
         """A service-account key file (JSON) whose ``token_uri`` is this fake's."""
@@ -131,6 +139,50 @@ class FakeVertex(ScriptedServer):
             self._generate,
         )
         app.router.add_post("/token", self._token)
+        app.router.add_get("/", self._metadata_ping)
+        app.router.add_route("*", "/computeMetadata/v1/{path:.*}", self._metadata)
+
+    # ------------------------------------------------------ metadata server
+
+    @staticmethod
+    async def _metadata_ping(request: web.Request) -> web.Response:
+        return web.Response(text="ok", headers={"Metadata-Flavor": "Google"})
+
+    async def _metadata(self, request: web.Request) -> web.Response:
+        """The GKE metadata server's answers for the pod's bound service account."""
+        path = request.match_info["path"]
+        self.metadata_requests.append(path)
+        if request.headers.get("Metadata-Flavor") != "Google":
+            return web.Response(status=403, text="Missing Metadata-Flavor:Google header.")
+        flavor = {"Metadata-Flavor": "Google"}
+        account = path.removeprefix("instance/service-accounts/").split("/", 1)[0]
+        if path == "project/project-id":
+            return web.Response(text=self.metadata_project, headers=flavor)
+        if not path.startswith("instance/service-accounts/") or account not in (
+            "default",
+            self.metadata_email,
+        ):
+            return web.Response(status=404, text="not found", headers=flavor)
+        rest = path.removeprefix(f"instance/service-accounts/{account}").strip("/")
+        if rest == "" and request.query.get("recursive") == "true":
+            info = {
+                "aliases": ["default"],
+                "email": self.metadata_email,
+                "scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+            }
+            return web.json_response(info, headers=flavor)
+        if rest == "email":
+            return web.Response(text=self.metadata_email, headers=flavor)
+        if rest == "token":
+            token = f"ya29.metadata-{len(self.issued) + 1}"
+            self.issued.append(token)
+            answer = {
+                "access_token": token,
+                "expires_in": self.token_lifetime_s,
+                "token_type": "Bearer",
+            }
+            return web.json_response(answer, headers=flavor)
+        return web.Response(status=404, text="not found", headers=flavor)
 
     async def _token(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}

@@ -36,6 +36,28 @@ NODE_POLICIES = (
 )
 CLUSTER_POLICIES = (aws.iam.ManagedPolicy.AMAZON_EKS_CLUSTER_POLICY,)
 
+NETWORK_ADDONS = {
+    # The VPC CNI enforces NetworkPolicy only with its network policy agent on
+    # ("Limit Pod traffic with Kubernetes network policies", EKS user guide:
+    # configuration value enableNetworkPolicy). The gateway's default-deny
+    # policies are otherwise silently ignored.
+    "vpc-cni": {"enableNetworkPolicy": "true"},
+    "kube-proxy": None,
+    # Hands EKS Pod Identity credentials to pods (the cluster autoscaler's role).
+    "eks-pod-identity-agent": None,
+}
+"""EKS add-ons installed before the nodes join: networking and identity on every node."""
+
+WORKLOAD_ADDONS = {
+    "coredns": None,
+    # Resource metrics for the gateway's HorizontalPodAutoscaler: "it isn't deployed
+    # by default in Amazon EKS clusters" ("View resource usage with the Kubernetes
+    # Metrics Server"; an EKS community add-on named metrics-server). Without it
+    # the HPA never scales.
+    "metrics-server": None,
+}
+"""EKS add-ons that run as Deployments, so they wait for the nodes."""
+
 
 def node_ami_type(instance_type: str) -> str:
     """The EKS AMI type (Amazon Linux 2023) matching the instance's CPU architecture.
@@ -115,7 +137,8 @@ class Cluster(pulumi.ComponentResource):
     ``kubeconfig`` (secret), ``oidc_provider_arn``, ``oidc_issuer``,
     ``node_role_arn``, ``node_role_name``, ``cluster_security_group_id`` (the
     security group EKS puts on the control plane ENIs and the managed nodes),
-    and ``access_ready``, the resources to depend on before talking to the API.
+    and ``ready``, the resources to depend on before deploying into the
+    cluster: the deployer's access, the nodes and the managed add-ons.
     """
 
     def __init__(
@@ -224,7 +247,11 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        self._node_group(name, args)
+        network_addons = self._addons(name, NETWORK_ADDONS, [])
+        self._node_group(name, args, network_addons)
+        workload_addons = self._addons(name, WORKLOAD_ADDONS, [self.node_group])
+        self.addons = [*network_addons, *workload_addons]
+        self.ready: list[pulumi.Resource] = [*self.access_ready, self.node_group, *self.addons]
 
         self.cluster_name = self.cluster.name
         self.endpoint = self.cluster.endpoint
@@ -283,7 +310,31 @@ class Cluster(pulumi.ComponentResource):
             )
         return ready
 
-    def _node_group(self, name: str, args: ClusterArgs) -> None:
+    def _addons(
+        self,
+        name: str,
+        addons: dict[str, dict[str, str] | None],
+        after: list[pulumi.Resource],
+    ) -> list[aws.eks.Addon]:
+        """EKS-managed add-ons at the version EKS defaults to for the cluster's minor.
+
+        EKS installs self-managed vpc-cni, kube-proxy and CoreDNS with every
+        cluster; OVERWRITE adopts them, and keeps them as configured here.
+        """
+        return [
+            aws.eks.Addon(
+                f"{name}-addon-{addon}",
+                cluster_name=self.cluster.name,
+                addon_name=addon,
+                configuration_values=json.dumps(values) if values else None,
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="OVERWRITE",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+            )
+            for addon, values in addons.items()
+        ]
+
+    def _node_group(self, name: str, args: ClusterArgs, addons: list[aws.eks.Addon]) -> None:
         child = pulumi.ResourceOptions(parent=self)
         node_role = aws.iam.Role(
             f"{name}-node-role",
@@ -363,7 +414,9 @@ class Cluster(pulumi.ComponentResource):
             labels={"workload": "ai-gateway"},
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=attachments,
+                # Nodes join with the CNI (network policy agent), kube-proxy
+                # and the pod identity agent already managed.
+                depends_on=[*attachments, *addons],
                 # The cluster autoscaler moves the desired size; a later `up`
                 # must not reset it (as terraform-aws-modules/eks ignores it).
                 ignore_changes=["scalingConfig.desiredSize"],

@@ -206,14 +206,19 @@ def postgres_max_storage(storage_gb: int) -> int:
 
 
 def postgres_family(version: str) -> str:
-    """The RDS parameter group family of an engine version: ``16.4`` -> ``postgres16``."""
-    match = re.fullmatch(r"(\d+)(\.\d+)?", version)
-    if match is None or int(match.group(1)) < 16:
+    """The RDS parameter group family of a major version: ``16`` -> ``postgres16``.
+
+    Only a major version is accepted: with ``autoMinorVersionUpgrade`` RDS moves
+    the minor itself and retires old minors, so a pinned minor either cannot be
+    created any more or later reads as a downgrade RDS refuses.
+    """
+    match = re.fullmatch(r"\d+", version)
+    if match is None or int(version) < 16:
         raise ValueError(
-            f"ai-gateway:aws.postgresVersion: {version!r} is not allowed; use PostgreSQL 16 "
-            "or newer, for example 16.4 (pgvector and rds.force_ssl defaults need it)"
+            f"ai-gateway:aws.postgresVersion: {version!r} is not allowed; use a major version "
+            "of PostgreSQL 16 or newer, for example 16 (RDS tracks the minor itself)"
         )
-    return f"postgres{match.group(1)}"
+    return f"postgres{version}"
 
 
 def redis_url(host: str, port: int, token: str) -> str:

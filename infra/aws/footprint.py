@@ -18,6 +18,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra.aws import decisions
+from infra.aws.autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from infra.aws.cluster import Cluster, ClusterArgs
 from infra.aws.network import Network, NetworkArgs
 from infra.aws.postgres import Postgres, PostgresArgs
@@ -182,6 +183,7 @@ class Footprint(pulumi.ComponentResource):
                 high_availability=settings.high_availability,
                 snapshot_retention_days=settings.redis_snapshot_retention_days,
                 protect=settings.deletion_protection,
+                log_retention_days=settings.log_retention_days,
             ),
             opts=components,
         )
@@ -200,16 +202,30 @@ class Footprint(pulumi.ComponentResource):
                 backup_retention_days=settings.backup_retention_days,
                 deletion_protection=settings.deletion_protection,
                 final_snapshot=settings.postgres_final_snapshot,
+                log_retention_days=settings.log_retention_days,
             ),
             opts=components,
         )
 
-        # Depending on the access entries makes the first `up` wait until the
-        # deployer is admitted before it deploys anything into the cluster.
+        # The first `up` deploys into the cluster only once the deployer is
+        # admitted (access entries), nodes exist (Helm `atomic` releases and the
+        # migration Job need them) and the managed add-ons run.
         self.kube_provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.cluster.kubeconfig,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.cluster.access_ready),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.cluster.ready),
+        )
+        self.autoscaler = ClusterAutoscaler(
+            f"{name}-autoscaler",
+            ClusterAutoscalerArgs(
+                name_prefix=prefix,
+                cluster_name=self.cluster.cluster_name,
+                cluster_name_text=cluster_name,
+                region=settings.region,
+                kubernetes_version=settings.kubernetes_version,
+                kube_provider=self.kube_provider,
+            ),
+            opts=components,
         )
 
         self.extras: dict[str, pulumi.Output] = {
@@ -228,6 +244,7 @@ class Footprint(pulumi.ComponentResource):
                 "kubeconfig": self.cluster.kubeconfig,
                 "redisUrl": self.redis.url,
                 "postgresDsn": self.postgres.dsn,
+                "postgresMigrationDsn": self.postgres.migration_dsn,
                 **self.extras,
             }
         )
@@ -247,6 +264,7 @@ def build(config: StackConfig) -> CloudFootprint:
         kube_provider=footprint.kube_provider,
         redis_url=footprint.redis.url,
         postgres_dsn=footprint.postgres.dsn,
+        postgres_migration_dsn=footprint.postgres.migration_dsn,
         # ElastiCache and RDS certificates chain to public Amazon roots, which
         # the gateway image's CA bundle already trusts for sslmode=require.
         redis_ca_cert=None,

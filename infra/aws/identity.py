@@ -69,32 +69,91 @@ def web_identity_trust_policy(
     }
 
 
+INFERENCE_PROFILE_GEOGRAPHIES = {
+    "us": ("us-",),
+    "eu": ("eu-",),
+    "apac": ("ap-",),
+}
+"""Geographic inference-profile prefix -> the region name prefixes it serves and routes to.
+
+"Supported Regions and models for inference profiles" (Amazon Bedrock user
+guide): a ``us.`` profile called from a US region routes to US regions, ``eu.``
+to EU regions, ``apac.`` to Asia Pacific regions; the destination lists grow
+as AWS adds regions, so the policy names each geography's regions by pattern
+(``us-*``) rather than a list that silently goes stale."""
+
+GLOBAL_PROFILE = "global"
+"""``global.`` profiles route to any commercial region ("Global cross-Region inference")."""
+
+
+def inference_profile_prefixes(region: str) -> tuple[str, ...]:
+    """The inference-profile prefixes a caller in ``region`` can use: its geography and global."""
+    geographies = tuple(
+        geo
+        for geo, prefixes in INFERENCE_PROFILE_GEOGRAPHIES.items()
+        if region.startswith(prefixes)
+    )
+    return (*geographies, GLOBAL_PROFILE)
+
+
 def bedrock_invoke_policy(
     partition: str, region: str, account_id: str, model_ids: Sequence[str] = ("*",)
 ) -> dict:
-    """Invoke (and stream) the allowed foundation models and inference profiles of ``region``.
+    """Invoke (and stream) the allowed models of ``region``, directly or through inference profiles.
 
-    ``model_ids`` narrows the foundation models (``anthropic.claude-*``); the
-    account's inference profiles in the region follow the same ids.
+    ``model_ids`` narrows the foundation models (``anthropic.claude-*``). Three
+    statements, as "Prerequisites for inference profiles" (Amazon Bedrock user
+    guide) requires for a cross-Region profile:
+
+    * the foundation models in the home region (on-demand calls);
+    * the system inference profiles of the region's geography and the global
+      ones (``us.anthropic.claude-*``, ``global.anthropic.claude-*``);
+    * the foundation models in every destination region of those profiles
+      (``arn:...:us-*::foundation-model/...``; for global profiles every
+      region and the region-less ARN), usable only through those profiles
+      (condition ``bedrock:InferenceProfileArn``), never called directly.
     """
     if not model_ids:
         raise ValueError(
             "ai-gateway:aws.bedrockModelIds: [] allows no model; list model ids or "
             "patterns (for example anthropic.claude-*), or leave it unset for all"
         )
-    resources = [f"arn:{partition}:bedrock:{region}::foundation-model/{m}" for m in model_ids]
-    resources += [
-        f"arn:{partition}:bedrock:{region}:{account_id}:inference-profile/{m}" for m in model_ids
+    arn = f"arn:{partition}:bedrock"
+    prefixes = inference_profile_prefixes(region)
+    profiles = [
+        f"{arn}:{region}:{account_id}:inference-profile/{prefix}.{m}"
+        for prefix in prefixes
+        for m in model_ids
     ]
+    destinations: list[str] = []
+    for prefix in prefixes:
+        if prefix == GLOBAL_PROFILE:
+            patterns: tuple[str, ...] = ("*", "")
+        else:
+            patterns = tuple(f"{p}*" for p in INFERENCE_PROFILE_GEOGRAPHIES[prefix])
+        destinations += [f"{arn}:{p}::foundation-model/{m}" for p in patterns for m in model_ids]
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "InvokeBedrockModels",
+                "Sid": "InvokeModelsInRegion",
                 "Effect": "Allow",
                 "Action": list(BEDROCK_INVOKE_ACTIONS),
-                "Resource": resources,
-            }
+                "Resource": [f"{arn}:{region}::foundation-model/{m}" for m in model_ids],
+            },
+            {
+                "Sid": "InvokeInferenceProfiles",
+                "Effect": "Allow",
+                "Action": list(BEDROCK_INVOKE_ACTIONS),
+                "Resource": profiles,
+            },
+            {
+                "Sid": "InvokeModelsThroughProfiles",
+                "Effect": "Allow",
+                "Action": list(BEDROCK_INVOKE_ACTIONS),
+                "Resource": list(dict.fromkeys(destinations)),
+                "Condition": {"StringLike": {"bedrock:InferenceProfileArn": profiles}},
+            },
         ],
     }
 

@@ -19,6 +19,31 @@ import pulumi_aws as aws
 from infra.aws import decisions
 
 
+def flow_logs_trust_policy(account_id: str, region: str, partition: str = "aws") -> dict:
+    """Trust for the flow-log role: the VPC Flow Logs service, for this account's flow logs only.
+
+    ``aws:SourceAccount`` and ``aws:SourceArn`` keep another account's flow logs
+    from using the role (the confused-deputy guard of the VPC user guide's
+    "IAM role for publishing flow logs to CloudWatch Logs").
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account_id},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{partition}:ec2:{region}:{account_id}:vpc-flow-log/*"
+                    },
+                },
+            }
+        ],
+    }
+
+
 @dataclass
 class NetworkArgs:
     """Inputs of :class:`Network`."""
@@ -172,7 +197,7 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
 
-        self._flow_logs(name, args)
+        self._flow_logs(name, args, region.region)
 
         self.vpc_id = self.vpc.id
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
@@ -219,8 +244,11 @@ class Network(pulumi.ComponentResource):
             for index, cidr in enumerate(cidrs)
         ]
 
-    def _flow_logs(self, name: str, args: NetworkArgs) -> None:
+    def _flow_logs(self, name: str, args: NetworkArgs, region: pulumi.Output[str]) -> None:
         child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account_id = aws.get_caller_identity_output(opts=invoke).account_id
+        partition = aws.get_partition_output(opts=invoke).partition
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
             name=f"/aws/vpc-flow-log/{args.name_prefix}",
@@ -231,17 +259,8 @@ class Network(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-flow-logs-role",
             name=decisions.aws_name(args.name_prefix, "vpc-flow-logs", "iam-role"),
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
+            assume_role_policy=pulumi.Output.all(account_id, region, partition).apply(
+                lambda a: json.dumps(flow_logs_trust_policy(a[0], a[1], a[2]))
             ),
             opts=child,
         )

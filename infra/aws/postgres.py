@@ -17,11 +17,14 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.aws import decisions
-from infra.aws.security import nodes_only_security_group
+from infra.aws.security import encrypted_log_group, nodes_only_security_group
+from infra.clouds import POSTGRES_APP_ROLE
 
 POSTGRES_PORT = 5432
 DATABASE_NAME = "gateway"
 MASTER_USER = "gateway_admin"
+POSTGRES_LOG_EXPORTS = ("postgresql", "upgrade")
+"""The logs RDS exports to CloudWatch (``/aws/rds/instance/<id>/<log>``)."""
 
 
 @dataclass
@@ -52,12 +55,15 @@ class PostgresArgs:
     """RDS deletion protection."""
     final_snapshot: bool
     """Snapshot the instance when it is deleted."""
+    log_retention_days: int = 30
+    """Days CloudWatch keeps the exported PostgreSQL and upgrade logs."""
 
 
 class Postgres(pulumi.ComponentResource):
     """An encrypted, private, TLS-only RDS PostgreSQL instance.
 
-    Outputs: ``dsn`` (secret, ``sslmode=require``), ``address``, ``port``,
+    Outputs: ``dsn`` (secret, ``sslmode=require``) as the gateway's role,
+    ``migration_dsn`` (secret) as the master user, ``address``, ``port``,
     ``security_group_id``.
     """
 
@@ -109,6 +115,21 @@ class Postgres(pulumi.ComponentResource):
         self.password = random.RandomPassword(
             f"{name}-master-password", length=40, special=False, opts=child
         )
+        # The gateway's own role (created by the migration Job): row access only.
+        self.app_password = random.RandomPassword(
+            f"{name}-app-password", length=40, special=False, opts=child
+        )
+
+        log_groups = [
+            encrypted_log_group(
+                f"{name}-{log}-logs",
+                f"/aws/rds/instance/{identifier}/{log}",
+                kms_key_arn=args.kms_key_arn,
+                retention_days=args.log_retention_days,
+                opts=child,
+            )
+            for log in POSTGRES_LOG_EXPORTS
+        ]
 
         self.instance = aws.rds.Instance(
             f"{name}-db",
@@ -142,19 +163,28 @@ class Postgres(pulumi.ComponentResource):
             performance_insights_enabled=True,
             performance_insights_kms_key_id=args.kms_key_arn,
             performance_insights_retention_period=7,
-            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            enabled_cloudwatch_logs_exports=list(POSTGRES_LOG_EXPORTS),
             auto_minor_version_upgrade=True,
             apply_immediately=False,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.deletion_protection),
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.deletion_protection, depends_on=log_groups
+            ),
         )
 
         self.address = self.instance.address
         self.port = POSTGRES_PORT
         self.security_group_id = self.security_group.id
-        self.dsn = pulumi.Output.secret(
+        self.migration_dsn = pulumi.Output.secret(
             pulumi.Output.all(self.instance.address, self.password.result).apply(
                 lambda a: decisions.postgres_dsn(
                     MASTER_USER, a[1], a[0], POSTGRES_PORT, DATABASE_NAME
+                )
+            )
+        )
+        self.dsn = pulumi.Output.secret(
+            pulumi.Output.all(self.instance.address, self.app_password.result).apply(
+                lambda a: decisions.postgres_dsn(
+                    POSTGRES_APP_ROLE, a[1], a[0], POSTGRES_PORT, DATABASE_NAME
                 )
             )
         )

@@ -16,9 +16,11 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.aws import decisions
-from infra.aws.security import nodes_only_security_group
+from infra.aws.security import encrypted_log_group, nodes_only_security_group
 
 REDIS_PORT = 6379
+REDIS_LOG_TYPES = ("slow-log", "engine-log")
+"""The logs ElastiCache delivers to CloudWatch Logs (Valkey and Redis OSS 6.2+)."""
 
 
 @dataclass
@@ -47,6 +49,8 @@ class RedisArgs:
     """Days of daily snapshots (0 = none)."""
     protect: bool = False
     """Pulumi ``protect``: ElastiCache has no deletion protection of its own."""
+    log_retention_days: int = 30
+    """Days CloudWatch keeps the slow and engine logs."""
 
 
 class Redis(pulumi.ComponentResource):
@@ -89,6 +93,20 @@ class Redis(pulumi.ComponentResource):
             f"{name}-auth-token", length=64, special=False, opts=child
         )
 
+        # Slow commands and engine events (failovers, evictions) are what an
+        # operator paged at night looks at first; encrypted and expiring like
+        # every other log group of the footprint.
+        log_groups = {
+            log_type: encrypted_log_group(
+                f"{name}-{log_type}",
+                f"/aws/elasticache/{group_id}/{log_type}",
+                kms_key_arn=args.kms_key_arn,
+                retention_days=args.log_retention_days,
+                opts=child,
+            )
+            for log_type in REDIS_LOG_TYPES
+        }
+
         self.replication_group = aws.elasticache.ReplicationGroup(
             f"{name}-rg",
             replication_group_id=group_id,
@@ -115,6 +133,15 @@ class Redis(pulumi.ComponentResource):
             final_snapshot_identifier=(
                 f"{group_id}-final" if args.snapshot_retention_days else None
             ),
+            log_delivery_configurations=[
+                aws.elasticache.ReplicationGroupLogDeliveryConfigurationArgs(
+                    destination=group.name,
+                    destination_type="cloudwatch-logs",
+                    log_format="json",
+                    log_type=log_type,
+                )
+                for log_type, group in log_groups.items()
+            ],
             apply_immediately=False,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )

@@ -1,4 +1,4 @@
-"""Security groups shared by the AWS data stores."""
+"""Security groups and log groups shared by the AWS data stores."""
 
 from __future__ import annotations
 
@@ -45,3 +45,26 @@ def nodes_only_security_group(
         opts=opts,
     )
     return group
+
+
+def encrypted_log_group(
+    name: str,
+    log_group_name: str,
+    *,
+    kms_key_arn: pulumi.Input[str],
+    retention_days: int,
+    opts: pulumi.ResourceOptions,
+) -> aws.cloudwatch.LogGroup:
+    """A log group at the fixed name a service writes to, created before the service.
+
+    RDS, ElastiCache and EKS create their log groups themselves when they are
+    missing: unencrypted and never expiring. Creating them first sets the
+    footprint's key and the stack's retention.
+    """
+    return aws.cloudwatch.LogGroup(
+        name,
+        name=log_group_name,
+        retention_in_days=retention_days,
+        kms_key_id=kms_key_arn,
+        opts=opts,
+    )

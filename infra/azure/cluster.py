@@ -14,7 +14,14 @@
 * The API server is either private or public limited to the deployer CIDRs
   and the NAT gateway's egress address; never open to all.
 * Standard tier (uptime SLA) in staging and prod; control-plane logs to a Log
-  Analytics workspace; automatic patch upgrades of Kubernetes and node images.
+  Analytics workspace; automatic patch upgrades of Kubernetes and node images
+  inside weekly maintenance windows; ephemeral OS disks on the nodes.
+* Kubernetes secrets in etcd encrypted with a customer-managed Key Vault key
+  (KMS), Container Insights collecting through a data collection rule (the
+  managed-identity mode needs one), the Azure Policy add-on with the Pod
+  Security baseline initiative assigned, and Defender for Containers where on.
+* The kube provider waits for the deployer's RBAC grant to work (propagation
+  takes minutes) and for the user pool's nodes.
 
 The kube provider authenticates through ``kubelogin`` (an exec kubeconfig,
 see :func:`exec_kubeconfig`), which works with local accounts disabled.
@@ -26,26 +33,39 @@ import base64
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_command as command
 import pulumi_kubernetes as kubernetes
+import pulumi_random as random
 import yaml
 from pulumi_azure_native import (
     authorization,
     containerservice,
+    keyvault,
     managedidentity,
     monitor,
     operationalinsights,
+    security,
 )
 
 from infra.azure.addressing import dns_service_ip
-from infra.azure.naming import azure_name, check_name
-from infra.azure.sizing import api_server_access, system_pool_bounds
+from infra.azure.naming import azure_name, check_name, with_suffix
+from infra.azure.sizing import api_server_access, ephemeral_os_disk_gb, system_pool_bounds
 from infra.config import AzureConfig
+from infra.k8s.access import KUBECONFIG_ENV, wait_script
 
 AKS_ENTRA_SERVER_APP_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
 """The application id of the AKS Microsoft Entra server (the token audience), the same in every tenant."""
 
 NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
 AKS_RBAC_CLUSTER_ADMIN_ROLE = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
+KEY_VAULT_CRYPTO_USER_ROLE = "12338af0-0e69-4776-bea7-57ae8d297424"
+"""Built-in ``Key Vault Crypto User``: wrap and unwrap with the vault's keys (AKS KMS)."""
+POD_SECURITY_BASELINE_INITIATIVE = "a8640138-9b0a-4a28-b8cb-1666c838647d"
+"""Built-in initiative "Kubernetes cluster pod security baseline standards for Linux-based
+workloads", enforced by the Azure Policy add-on."""
+CONTAINER_INSIGHTS_STREAMS = ("Microsoft-ContainerInsights-Group-Default",)
+"""What the Container Insights data collection rule gathers (its default group)."""
+_SUFFIX_BYTES = 3
 
 CONTROL_PLANE_LOG_CATEGORIES = (
     "kube-apiserver",
@@ -77,6 +97,8 @@ class ClusterArgs:
     node_subnet_id: pulumi.Input[str]
     egress_ip: pulumi.Input[str]
     """The NAT gateway's address: nodes reach a public API server from it."""
+    ingress_ip_id: pulumi.Input[str]
+    """The gateway's public IP: the cluster identity may attach it to the load balancer."""
     protect: bool = False
     """Pulumi ``protect`` on the cluster (deletion protection, prod)."""
 
@@ -117,14 +139,27 @@ class Cluster(pulumi.ComponentResource):
         )
         # AKS joins the node subnet and attaches the NAT gateway with this
         # identity; without the grant the cluster create fails.
-        network_grant = authorization.RoleAssignment(
+        network_grant = _identity_grant(
             f"{name}-network-contributor",
-            principal_id=identity.principal_id,
-            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-            role_definition_id=_role(args.subscription_id, NETWORK_CONTRIBUTOR_ROLE),
-            scope=args.vnet_id,
-            opts=child,
+            identity,
+            args,
+            NETWORK_CONTRIBUTOR_ROLE,
+            args.vnet_id,
+            child,
         )
+        # The cloud controller attaches the stack's own public IP to the AKS load
+        # balancer (Service annotation azure-pip-name); that needs the cluster
+        # identity's Network Contributor on the IP ("Use a static public IP
+        # address with the Azure Kubernetes Service load balancer").
+        ingress_ip_grant = _identity_grant(
+            f"{name}-ingress-ip-contributor",
+            identity,
+            args,
+            NETWORK_CONTRIBUTOR_ROLE,
+            args.ingress_ip_id,
+            child,
+        )
+        kms_key, kms_grant = self._kms_key(name, args, identity)
         workspace = operationalinsights.Workspace(
             f"{name}-logs",
             workspace_name=azure_name("log_analytics_workspace", "log", prefix),
@@ -176,6 +211,23 @@ class Cluster(pulumi.ComponentResource):
                 image_cleaner=containerservice.ManagedClusterSecurityProfileImageCleanerArgs(
                     enabled=True, interval_hours=168
                 ),
+                # etcd's secrets wrapped by the stack's Key Vault key (as EKS and
+                # GKE do with KMS), not only by the platform-managed key.
+                azure_key_vault_kms=containerservice.AzureKeyVaultKmsArgs(
+                    enabled=True,
+                    key_id=kms_key.key_uri_with_version,
+                    key_vault_network_access=containerservice.KeyVaultNetworkAccessTypes.PUBLIC,
+                ),
+                defender=(
+                    containerservice.ManagedClusterSecurityProfileDefenderArgs(
+                        log_analytics_workspace_resource_id=workspace.id,
+                        security_monitoring=containerservice.ManagedClusterSecurityProfileDefenderSecurityMonitoringArgs(
+                            enabled=True
+                        ),
+                    )
+                    if s.defender_for_containers
+                    else None
+                ),
             ),
             api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
                 enable_private_cluster=access.private_cluster,
@@ -202,7 +254,8 @@ class Cluster(pulumi.ComponentResource):
                     vm_size=s.system_node_vm_size,
                     os_type=containerservice.OSType.LINUX,
                     os_sku=containerservice.OSSKU.AZURE_LINUX,
-                    os_disk_type=containerservice.OSDiskType.MANAGED,
+                    os_disk_type=containerservice.OSDiskType.EPHEMERAL,
+                    os_disk_size_gb=ephemeral_os_disk_gb(s.system_node_vm_size, "systemNodeVmSize"),
                     enable_encryption_at_host=True,
                     enable_node_public_ip=False,
                     enable_auto_scaling=True,
@@ -233,7 +286,7 @@ class Cluster(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[network_grant],
+                depends_on=[network_grant, ingress_ip_grant, kms_grant],
                 protect=args.protect,
                 # AKS scales the system pool itself; a later plan must not
                 # fight the autoscaler over the node count.
@@ -241,7 +294,7 @@ class Cluster(pulumi.ComponentResource):
             ),
         )
 
-        containerservice.AgentPool(
+        user_pool = containerservice.AgentPool(
             f"{name}-{USER_POOL}",
             agent_pool_name=USER_POOL,
             resource_name_=cluster.name,
@@ -251,7 +304,8 @@ class Cluster(pulumi.ComponentResource):
             vm_size=s.node_vm_size,
             os_type=containerservice.OSType.LINUX,
             os_sku=containerservice.OSSKU.AZURE_LINUX,
-            os_disk_type=containerservice.OSDiskType.MANAGED,
+            os_disk_type=containerservice.OSDiskType.EPHEMERAL,
+            os_disk_size_gb=ephemeral_os_disk_gb(s.node_vm_size, "nodeVmSize"),
             enable_encryption_at_host=True,
             enable_node_public_ip=False,
             enable_auto_scaling=True,
@@ -278,9 +332,13 @@ class Cluster(pulumi.ComponentResource):
             metrics=[monitor.DiagnosticsMetricSettingsArgs(category="AllMetrics", enabled=True)],
             opts=child,
         )
+        self._maintenance_windows(name, args, cluster)
+        self._container_insights(name, args, cluster, workspace)
+        self._policy(name, args, cluster)
+
         # With Azure RBAC, Kubernetes permissions are Azure role assignments:
         # the deployer needs one to install the gateway in the same `pulumi up`.
-        authorization.RoleAssignment(
+        deployer_grant = authorization.RoleAssignment(
             f"{name}-deployer-admin",
             principal_id=args.deployer_object_id,
             role_definition_id=_role(args.subscription_id, AKS_RBAC_CLUSTER_ADMIN_ROLE),
@@ -301,14 +359,26 @@ class Cluster(pulumi.ComponentResource):
                 )
             )
         )
+        # The grant exists in ARM long before the API server honours it: ask
+        # the API server until it does (a new grant waits again).
+        access_wait = command.local.Command(
+            f"{name}-deployer-access-wait",
+            create=wait_script(),
+            environment={KUBECONFIG_ENV: self.kubeconfig},
+            triggers=[deployer_grant.id],
+            logging=command.local.Logging.STDERR,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployer_grant, user_pool]),
+        )
         # Only the kubeconfig text is computed inside apply(); the provider
         # itself is registered here, outside it, so preview and up register
-        # the same resources.
+        # the same resources. It waits for the deployer's access and for the
+        # user pool's nodes (Helm `atomic` releases and the migration Job need
+        # nodes to run on).
         self.kube_provider = kubernetes.Provider(
             f"{name}-kubernetes",
             kubeconfig=self.kubeconfig,
             enable_server_side_apply=True,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[access_wait, user_pool]),
         )
         self.cluster_name = cluster.name
         self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(
@@ -331,6 +401,199 @@ class Cluster(pulumi.ComponentResource):
                 "clusterIdentityPrincipalId": self.cluster_identity_principal_id,
             }
         )
+
+    def _kms_key(
+        self, name: str, args: ClusterArgs, identity: managedidentity.UserAssignedIdentity
+    ) -> tuple[keyvault.Key, authorization.RoleAssignment]:
+        """The Key Vault and key that encrypt etcd's secrets, and the cluster identity's grant.
+
+        RBAC authorisation (no access policies), purge protection (a deleted
+        key cannot take the cluster's secrets with it) and yearly rotation
+        ("Add Key Management Service etcd encryption to an AKS cluster").
+        """
+        child = pulumi.ResourceOptions(parent=self)
+        s = args.settings
+        base = azure_name("key_vault", "kv", args.name_prefix, reserve=_SUFFIX_BYTES * 2 + 1)
+        suffix = random.RandomId(f"{name}-kv-suffix", byte_length=_SUFFIX_BYTES, opts=child)
+        vault = keyvault.Vault(
+            f"{name}-kms-vault",
+            vault_name=suffix.hex.apply(lambda h: with_suffix("key_vault", base, h)),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            properties=keyvault.VaultPropertiesArgs(
+                tenant_id=args.tenant_id,
+                sku=keyvault.SkuArgs(family=keyvault.SkuFamily.A, name=keyvault.SkuName.STANDARD),
+                enable_rbac_authorization=True,
+                enable_soft_delete=True,
+                soft_delete_retention_in_days=90,
+                enable_purge_protection=True,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        key = keyvault.Key(
+            f"{name}-kms-key",
+            key_name="aks-etcd",
+            vault_name=vault.name,
+            resource_group_name=args.resource_group_name,
+            properties=keyvault.KeyPropertiesArgs(
+                kty=keyvault.JsonWebKeyType.RSA,
+                key_size=s.kms_key_size,
+                key_ops=["wrapKey", "unwrapKey", "encrypt", "decrypt"],
+                rotation_policy=keyvault.RotationPolicyArgs(
+                    lifetime_actions=[
+                        keyvault.LifetimeActionArgs(
+                            action=keyvault.ActionArgs(
+                                type=keyvault.KeyRotationPolicyActionType.ROTATE
+                            ),
+                            trigger=keyvault.TriggerArgs(time_after_create="P365D"),
+                        )
+                    ],
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        grant = _identity_grant(
+            f"{name}-kms-crypto-user", identity, args, KEY_VAULT_CRYPTO_USER_ROLE, vault.id, child
+        )
+        return key, grant
+
+    def _maintenance_windows(
+        self, name: str, args: ClusterArgs, cluster: containerservice.ManagedCluster
+    ) -> None:
+        """Kubernetes patch and node-image upgrades only in the weekly window (4 hours)."""
+        s = args.settings
+        for config_name in ("aksManagedAutoUpgradeSchedule", "aksManagedNodeOSUpgradeSchedule"):
+            containerservice.MaintenanceConfiguration(
+                f"{name}-{config_name}",
+                config_name=config_name,
+                resource_name_=cluster.name,
+                resource_group_name=args.resource_group_name,
+                maintenance_window=containerservice.MaintenanceWindowArgs(
+                    schedule=containerservice.ScheduleArgs(
+                        weekly=containerservice.WeeklyScheduleArgs(
+                            day_of_week=s.maintenance_day.capitalize(), interval_weeks=1
+                        )
+                    ),
+                    start_time=f"{s.maintenance_hour_utc:02d}:00",
+                    duration_hours=4,
+                    utc_offset="+00:00",
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+    def _container_insights(
+        self,
+        name: str,
+        args: ClusterArgs,
+        cluster: containerservice.ManagedCluster,
+        workspace: operationalinsights.Workspace,
+    ) -> None:
+        """The data collection rule Container Insights reads with managed-identity auth.
+
+        With ``useAADAuth`` the agent collects nothing until a data collection
+        rule and its association with the cluster exist ("Enable monitoring for
+        Kubernetes clusters", Azure Monitor: the DCR with the ContainerInsights
+        extension and the ``ContainerInsightsExtension`` association).
+        """
+        child = pulumi.ResourceOptions(parent=self)
+        rule = monitor.DataCollectionRule(
+            f"{name}-container-insights",
+            data_collection_rule_name=azure_name(
+                "data_collection_rule", "dcr", args.name_prefix, "ci"
+            ),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            kind="Linux",
+            data_sources=monitor.DataCollectionRuleDataSourcesArgs(
+                extensions=[
+                    monitor.ExtensionDataSourceArgs(
+                        name="ContainerInsightsExtension",
+                        extension_name="ContainerInsights",
+                        streams=list(CONTAINER_INSIGHTS_STREAMS),
+                        extension_settings={
+                            "dataCollectionSettings": {
+                                "interval": "1m",
+                                "namespaceFilteringMode": "Off",
+                                "enableContainerLogV2": True,
+                            }
+                        },
+                    )
+                ]
+            ),
+            destinations=monitor.DataCollectionRuleDestinationsArgs(
+                log_analytics=[
+                    monitor.LogAnalyticsDestinationArgs(
+                        name="ciworkspace", workspace_resource_id=workspace.id
+                    )
+                ]
+            ),
+            data_flows=[
+                monitor.DataFlowArgs(
+                    streams=list(CONTAINER_INSIGHTS_STREAMS), destinations=["ciworkspace"]
+                )
+            ],
+            opts=child,
+        )
+        monitor.DataCollectionRuleAssociation(
+            f"{name}-container-insights",
+            association_name="ContainerInsightsExtension",
+            resource_uri=cluster.id,
+            data_collection_rule_id=rule.id,
+            description="Container Insights of the gateway's AKS cluster",
+            opts=child,
+        )
+
+    def _policy(
+        self, name: str, args: ClusterArgs, cluster: containerservice.ManagedCluster
+    ) -> None:
+        """The Pod Security baseline initiative on the cluster (the add-on enforces assignments).
+
+        ``Deny`` in staging and prod refuses privileged pods, host namespaces
+        and host paths in every namespace but the system ones; ``Audit`` in dev
+        reports them. Defender for Containers' plan on the subscription where on.
+        """
+        s = args.settings
+        authorization.PolicyAssignment(
+            f"{name}-pod-security-baseline",
+            policy_assignment_name=azure_name("policy_assignment", "pa", args.name_prefix, "pss"),
+            display_name="Pod security baseline (AI gateway cluster)",
+            scope=cluster.id,
+            policy_definition_id=(
+                "/providers/Microsoft.Authorization/policySetDefinitions/"
+                + POD_SECURITY_BASELINE_INITIATIVE
+            ),
+            parameters={"effect": authorization.ParameterValuesValueArgs(value=s.policy_effect)},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        if s.defender_for_containers:
+            # Subscription-wide plan: kept when the stack is destroyed (other
+            # clusters may rely on it), never downgraded by this program.
+            security.Pricing(
+                f"{name}-defender-containers",
+                pricing_name="Containers",
+                pricing_tier=security.PricingTier.STANDARD,
+                scope_id=pulumi.Output.concat("/subscriptions/", args.subscription_id),
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+            )
+
+
+def _identity_grant(
+    resource_name: str,
+    identity: managedidentity.UserAssignedIdentity,
+    args: ClusterArgs,
+    role_guid: str,
+    scope: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> authorization.RoleAssignment:
+    """One built-in role for the cluster's control-plane identity on one scope."""
+    return authorization.RoleAssignment(
+        resource_name,
+        principal_id=identity.principal_id,
+        principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+        role_definition_id=_role(args.subscription_id, role_guid),
+        scope=scope,
+        opts=opts,
+    )
 
 
 def _role(subscription_id: pulumi.Input[str], role_guid: str) -> pulumi.Output[str]:

@@ -34,6 +34,25 @@ LOAD_BALANCER_ANNOTATIONS = {
 }
 """The ingress controller's public Service on AKS: the cluster's public Standard load balancer."""
 
+PIP_NAME_ANNOTATION = "service.beta.kubernetes.io/azure-pip-name"
+PIP_RESOURCE_GROUP_ANNOTATION = "service.beta.kubernetes.io/azure-load-balancer-resource-group"
+
+
+def load_balancer_annotations(
+    ip_name: pulumi.Input[str], resource_group: pulumi.Input[str]
+) -> dict[str, pulumi.Input[str]]:
+    """The Service annotations pinning the AKS load balancer to the stack's own public IP.
+
+    "Use a static public IP address and DNS label with the AKS load balancer":
+    ``azure-pip-name`` names the IP, ``azure-load-balancer-resource-group`` its
+    group (outside the node resource group), so the NSG can admit exactly it.
+    """
+    return {
+        **LOAD_BALANCER_ANNOTATIONS,
+        PIP_NAME_ANNOTATION: ip_name,
+        PIP_RESOURCE_GROUP_ANNOTATION: resource_group,
+    }
+
 
 def validate(config: StackConfig) -> None:
     """Check the Azure section's cross-field rules before any resource is registered.
@@ -105,6 +124,7 @@ class Footprint(pulumi.ComponentResource):
                 location=location,
                 name_prefix=prefix,
                 vnet_cidr=s.vnet_cidr,
+                zones=tuple(s.availability_zones),
             ),
             opts=component,
         )
@@ -121,6 +141,7 @@ class Footprint(pulumi.ComponentResource):
                 vnet_id=net.vnet_id,
                 node_subnet_id=net.node_subnet_id,
                 egress_ip=net.egress_ip,
+                ingress_ip_id=net.ingress_ip.id,
                 protect=protect,
             ),
             opts=component,
@@ -147,7 +168,6 @@ class Footprint(pulumi.ComponentResource):
                 location=location,
                 name_prefix=prefix,
                 settings=s,
-                tenant_id=client.tenant_id,
                 vnet_id=net.vnet_id,
                 postgres_subnet_id=net.postgres_subnet_id,
                 protect=protect,
@@ -156,6 +176,7 @@ class Footprint(pulumi.ComponentResource):
         )
 
         self.resource_group_name = group.name
+        self.load_balancer_annotations = load_balancer_annotations(net.ingress_ip.name, group.name)
         self.network = net
         self.cluster = cluster
         self.redis = redis
@@ -170,6 +191,7 @@ class Footprint(pulumi.ComponentResource):
             "vnetId": net.vnet_id,
             "nodeSubnetId": net.node_subnet_id,
             "egressIp": net.egress_ip,
+            "ingressIp": net.ingress_ip.ip_address.apply(lambda ip: ip or ""),
         }
         self.register_outputs(
             {
@@ -178,6 +200,7 @@ class Footprint(pulumi.ComponentResource):
                 "kubeconfig": cluster.kubeconfig,
                 "redisUrl": redis.url,
                 "postgresDsn": postgres.dsn,
+                "postgresMigrationDsn": postgres.migration_dsn,
             }
         )
 
@@ -197,9 +220,10 @@ def build(config: StackConfig) -> CloudFootprint:
         kube_provider=footprint.cluster.kube_provider,
         redis_url=footprint.redis.url,
         postgres_dsn=footprint.postgres.dsn,
+        postgres_migration_dsn=footprint.postgres.migration_dsn,
         # Redis's private endpoint and PostgreSQL's delegated subnet are both in the VNet.
         data_store_cidrs=[config.azure.vnet_cidr],
         redis_port=REDIS_PORT,
-        load_balancer_annotations=dict(LOAD_BALANCER_ANNOTATIONS),
+        load_balancer_annotations=footprint.load_balancer_annotations,
         extras=dict(footprint.extras),
     )

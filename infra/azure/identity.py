@@ -2,10 +2,12 @@
 
 Microsoft Entra Workload ID: a user-assigned managed identity with a federated
 credential trusting the AKS OIDC issuer for exactly the gateway's
-ServiceAccount (audience ``api://AzureADTokenExchange``), and one role:
+ServiceAccount (audience ``api://AzureADTokenExchange``), and at most one role:
 ``Cognitive Services OpenAI User`` (call deployments, nothing to manage) on the
-configured Azure OpenAI account, or on the footprint's resource group when no
-account is configured. No client secret exists anywhere.
+configured Azure OpenAI account (``ai-gateway:azure.openaiAccountId``, required
+when the gateway's catalogue routes to Azure OpenAI). Without an account there
+is no role at all: never a grant on a resource group where any OpenAI account
+added later would become callable. No client secret exists anywhere.
 """
 
 from __future__ import annotations
@@ -33,15 +35,6 @@ def role_definition_id(subscription_id: str, role_guid: str) -> str:
         f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/"
         f"roleDefinitions/{role_guid}"
     )
-
-
-def openai_scope(
-    subscription_id: str, resource_group_name: str, openai_account_id: str | None
-) -> str:
-    """Where the gateway may call Azure OpenAI: the configured account, else the resource group."""
-    if openai_account_id:
-        return openai_account_id
-    return f"/subscriptions/{subscription_id}/resourceGroups/{resource_group_name}"
 
 
 @dataclass
@@ -97,18 +90,17 @@ class GatewayIdentity(pulumi.ComponentResource):
             audiences=[TOKEN_EXCHANGE_AUDIENCE],
             opts=child,
         )
-        authorization.RoleAssignment(
-            f"{name}-openai-user",
-            principal_id=self.identity.principal_id,
-            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-            role_definition_id=client.subscription_id.apply(
-                lambda sub: role_definition_id(sub, COGNITIVE_SERVICES_OPENAI_USER_ROLE)
-            ),
-            scope=pulumi.Output.all(client.subscription_id, args.resource_group_name).apply(
-                lambda v: openai_scope(v[0], v[1], args.openai_account_id)
-            ),
-            opts=child,
-        )
+        if args.openai_account_id:
+            authorization.RoleAssignment(
+                f"{name}-openai-user",
+                principal_id=self.identity.principal_id,
+                principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+                role_definition_id=client.subscription_id.apply(
+                    lambda sub: role_definition_id(sub, COGNITIVE_SERVICES_OPENAI_USER_ROLE)
+                ),
+                scope=args.openai_account_id,
+                opts=child,
+            )
         self.client_id = self.identity.client_id
         self.principal_id = self.identity.principal_id
         self.workload_identity = WorkloadIdentity.azure(self.client_id)

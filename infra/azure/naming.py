@@ -124,6 +124,12 @@ RULES: dict[str, NameRule] = {
         "letters, digits and '-', starting with a letter, ending with a letter or digit, no '--'",
         no_double_hyphen=True,
     ),
+    "data_collection_rule": NameRule(
+        3, 64, _ALNUM_EDGES, "letters, digits, '_', '-' and '.', starting with a letter or digit"
+    ),
+    "policy_assignment": NameRule(
+        1, 64, r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?", "letters, digits, '_', '-' and '.'"
+    ),
 }
 """The rule of every resource type this project names, by kind."""
 

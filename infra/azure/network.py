@@ -1,8 +1,8 @@
 """The Azure network: a VNet with node, PostgreSQL and private-endpoint subnets.
 
 Each subnet has its own network security group that admits only what its
-tenants need (the gateway's HTTPS load balancer on the nodes, PostgreSQL and
-Redis from the node subnet only). Outbound traffic leaves through one NAT
+tenants need (HTTPS to the gateway's load balancer address on the nodes,
+PostgreSQL and Redis from the node subnet only). Outbound traffic leaves through one NAT
 gateway with a static public IP (the AKS outbound type
 ``userAssignedNATGateway``), so egress addresses are known and stable, and
 every subnet has Azure's implicit default outbound access turned off.
@@ -35,14 +35,18 @@ class NetworkArgs:
     """``<project>-<environment>``, the stem of every name."""
     vnet_cidr: str
     """VNet address space (a /19 or larger), carved by :func:`infra.azure.addressing.subnet_plan`."""
+    zones: tuple[str, ...] = ()
+    """Availability zones of the gateway's public IP (zone-redundant when several)."""
 
 
 class Network(pulumi.ComponentResource):
     """VNet, subnets, NSGs and the NAT gateway of one stack (``ai-gateway:azure:Network``).
 
     Outputs: ``vnet_id``, ``vnet_name``, ``node_subnet_id``,
-    ``postgres_subnet_id``, ``endpoint_subnet_id`` and ``egress_ip`` (the NAT
-    gateway's public address).
+    ``postgres_subnet_id``, ``endpoint_subnet_id``, ``egress_ip`` (the NAT
+    gateway's public address) and ``ingress_ip`` (the public IP the gateway's
+    load balancer is pinned to: ``ingress_ip.name``, ``ingress_ip.id``,
+    ``ingress_ip.ip_address``).
     """
 
     vnet_id: pulumi.Output[str]
@@ -61,6 +65,10 @@ class Network(pulumi.ComponentResource):
         rg = args.resource_group_name
         prefix = args.name_prefix
 
+        # The gateway's public address, owned here (not by AKS) so the NSG can
+        # name it: AKS load-balancing rules use floating IP, so packets reach the
+        # nodes still addressed to this IP, never to the node subnet.
+        self.ingress_ip = _static_ip(name, "ingress", args, zones=args.zones, opts=child)
         node_nsg = network.NetworkSecurityGroup(
             f"{name}-nodes",
             network_security_group_name=azure_name(
@@ -69,14 +77,14 @@ class Network(pulumi.ComponentResource):
             resource_group_name=rg,
             location=args.location,
             security_rules=[
-                # The gateway is published by a public Standard load balancer;
-                # its traffic reaches the nodes through this subnet NSG, which
-                # otherwise denies everything from the internet.
+                # HTTPS only, to the load balancer's own address (the NSG
+                # otherwise denies everything from the internet; plain HTTP is
+                # never served, so an API key is never sent in clear text).
                 _rule(
-                    "allow-https-from-internet",
+                    "allow-https-to-gateway-ip",
                     100,
                     source="Internet",
-                    destination=plan.nodes,
+                    destination=self.ingress_ip.ip_address.apply(lambda ip: ip or ""),
                     port="443",
                 ),
             ],
@@ -130,19 +138,7 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
 
-        egress_ip = network.PublicIPAddress(
-            f"{name}-egress",
-            public_ip_address_name=azure_name("public_ip", "pip", prefix, "egress"),
-            resource_group_name=rg,
-            location=args.location,
-            sku=network.PublicIPAddressSkuArgs(
-                name=network.PublicIPAddressSkuName.STANDARD,
-                tier=network.PublicIPAddressSkuTier.REGIONAL,
-            ),
-            public_ip_allocation_method=network.IPAllocationMethod.STATIC,
-            public_ip_address_version=network.IPVersion.I_PV4,
-            opts=child,
-        )
+        egress_ip = _static_ip(name, "egress", args, zones=(), opts=child)
         nat = network.NatGateway(
             f"{name}-nat",
             nat_gateway_name=azure_name("nat_gateway", "ng", prefix),
@@ -219,12 +215,37 @@ class Network(pulumi.ComponentResource):
         )
 
 
+def _static_ip(
+    name: str,
+    role: str,
+    args: NetworkArgs,
+    *,
+    zones: tuple[str, ...],
+    opts: pulumi.ResourceOptions,
+) -> network.PublicIPAddress:
+    """A Standard, static IPv4 address ``pip-<prefix>-<role>`` (zone-redundant over ``zones``)."""
+    return network.PublicIPAddress(
+        f"{name}-{role}",
+        public_ip_address_name=azure_name("public_ip", "pip", args.name_prefix, role),
+        resource_group_name=args.resource_group_name,
+        location=args.location,
+        sku=network.PublicIPAddressSkuArgs(
+            name=network.PublicIPAddressSkuName.STANDARD,
+            tier=network.PublicIPAddressSkuTier.REGIONAL,
+        ),
+        public_ip_allocation_method=network.IPAllocationMethod.STATIC,
+        public_ip_address_version=network.IPVersion.I_PV4,
+        zones=list(zones) or None,
+        opts=opts,
+    )
+
+
 def _rule(
     name: str,
     priority: int,
     *,
     source: str,
-    destination: str,
+    destination: pulumi.Input[str],
     port: str,
     protocol: network.SecurityRuleProtocol = network.SecurityRuleProtocol.TCP,
 ) -> network.SecurityRuleArgs:

@@ -10,7 +10,12 @@
 * Backups kept ``backupRetentionDays`` (7 in dev and staging, 30 in prod),
   geo-redundant in prod; zone-redundant high availability where
   ``highAvailability`` (staging and prod).
-* The administrator password comes from ``pulumi_random`` and stays secret.
+* The administrator password comes from ``pulumi_random`` and stays secret; it
+  reaches only the migration Job, which creates the gateway's own role
+  (:data:`infra.clouds.POSTGRES_APP_ROLE`, row access only, its own generated
+  password). Password authentication is the only method: Microsoft Entra
+  authentication stays off until the gateway authenticates with Entra tokens
+  (an unused second way in is only attack surface).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pulumi_azure_native import dbforpostgresql, privatedns
 
 from infra.azure.naming import azure_name, with_suffix
 from infra.azure.sizing import postgres_availability, postgres_backup_retention, postgres_tier
+from infra.clouds import POSTGRES_APP_ROLE
 from infra.config import AzureConfig
 
 ADMIN_LOGIN = "aigwadmin"
@@ -47,7 +53,6 @@ class PostgresArgs:
     name_prefix: str
     settings: AzureConfig
     """The stack's ``ai-gateway:azure`` section: SKU, tier, storage, HA, backups."""
-    tenant_id: pulumi.Input[str]
     vnet_id: pulumi.Input[str]
     postgres_subnet_id: pulumi.Input[str]
     protect: bool = False
@@ -56,11 +61,13 @@ class PostgresArgs:
 class Postgres(pulumi.ComponentResource):
     """A private PostgreSQL Flexible Server and the gateway's database (``ai-gateway:azure:Postgres``).
 
-    Outputs: ``fqdn``, ``dsn`` (``postgresql://...?sslmode=require``, secret).
+    Outputs: ``fqdn``, ``dsn`` (``postgresql://...?sslmode=require``, secret, the
+    gateway's role) and ``migration_dsn`` (secret, the administrator).
     """
 
     fqdn: pulumi.Output[str]
     dsn: pulumi.Output[str]
+    migration_dsn: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None
@@ -83,6 +90,9 @@ class Postgres(pulumi.ComponentResource):
             min_lower=2,
             min_numeric=2,
             opts=child,
+        )
+        app_password = random.RandomPassword(
+            f"{name}-app-password", length=32, special=False, opts=child
         )
         # Server names are global (<name>.postgres.database.azure.com).
         base = azure_name(
@@ -124,8 +134,7 @@ class Postgres(pulumi.ComponentResource):
             administrator_login_password=password.result,
             auth_config=dbforpostgresql.AuthConfigArgs(
                 password_auth=dbforpostgresql.PasswordBasedAuth.ENABLED,
-                active_directory_auth=dbforpostgresql.MicrosoftEntraAuth.ENABLED,
-                tenant_id=args.tenant_id,
+                active_directory_auth=dbforpostgresql.MicrosoftEntraAuth.DISABLED,
             ),
             network=dbforpostgresql.NetworkArgs(
                 delegated_subnet_resource_id=args.postgres_subnet_id,
@@ -181,12 +190,19 @@ class Postgres(pulumi.ComponentResource):
         )
 
         self.fqdn = server.fully_qualified_domain_name.apply(lambda f: f or "")
-        self.dsn = pulumi.Output.secret(
+        self.migration_dsn = pulumi.Output.secret(
             pulumi.Output.all(self.fqdn, database.name, password.result).apply(
                 lambda values: postgres_dsn(values[0], values[1], ADMIN_LOGIN, values[2])
             )
         )
-        self.register_outputs({"fqdn": self.fqdn, "dsn": self.dsn})
+        self.dsn = pulumi.Output.secret(
+            pulumi.Output.all(self.fqdn, database.name, app_password.result).apply(
+                lambda values: postgres_dsn(values[0], values[1], POSTGRES_APP_ROLE, values[2])
+            )
+        )
+        self.register_outputs(
+            {"fqdn": self.fqdn, "dsn": self.dsn, "migrationDsn": self.migration_dsn}
+        )
 
 
 def private_dns_zone_name(name_prefix: str) -> str:

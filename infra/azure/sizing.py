@@ -129,3 +129,29 @@ def api_server_access(deployer_cidrs: list[str], private_endpoint_only: bool) ->
             "`pulumi up` (for example 203.0.113.10/32), or set privateEndpointOnly: true"
         )
     return ApiServerAccess(private_cluster=False, authorized_ip_ranges=list(deployer_cidrs))
+
+
+_EPHEMERAL_OS_MAX_GB = 128
+# Ddsv5/Edsv5 sizes carry a local temp disk of 37.5 GiB per vCPU (the Azure VM
+# size pages "Ddsv5 and Ddv5-series", "Edsv5 and Edv5-series").
+_TEMP_DISK = r"Standard_([DE])(\d+)a?ds_v5"
+
+
+def ephemeral_os_disk_gb(vm_size: str, key: str) -> int:
+    """The OS disk size of an ephemeral OS disk on ``vm_size``: at most its temp disk, 128 GiB.
+
+    Ephemeral OS disks live on the VM's local disk ("Ephemeral OS disks", AKS
+    docs): faster node start and reimage, no storage cost, nothing persisted.
+    The disk must fit the size's temp disk, so only sizes with one (``*ds_v5``)
+    are accepted; ``key`` names the config key in the error.
+    """
+    import re
+
+    match = re.fullmatch(_TEMP_DISK, vm_size)
+    if match is None:
+        raise ValueError(
+            f"ai-gateway:azure.{key}: {vm_size!r} has no local temp disk for an ephemeral OS "
+            "disk; use a Ddsv5 or Edsv5 size, for example Standard_D4ds_v5"
+        )
+    temp_gb = int(int(match.group(2)) * 37.5)
+    return min(_EPHEMERAL_OS_MAX_GB, temp_gb)

@@ -32,8 +32,14 @@ NODE_ROLES = (
 NODE_OAUTH_SCOPES = (
     "https://www.googleapis.com/auth/logging.write",
     "https://www.googleapis.com/auth/monitoring",
+    # Image pulls from Artifact Registry need this scope (or cloud-platform) on
+    # top of the repository's reader role ("Configure access control",
+    # Artifact Registry docs: the Compute Engine default scopes include
+    # devstorage.read_only, narrow custom scopes must add it).
+    "https://www.googleapis.com/auth/devstorage.read_only",
 )
-"""Narrow scopes: workloads get Google credentials through Workload Identity, not the node."""
+"""Narrow scopes: workloads get Google credentials through Workload Identity, not the node;
+the node itself only writes logs and metrics and reads images."""
 
 KMS_ROTATION_PERIOD = "7776000s"
 """90 days: the rotation period CIS and Google recommend for symmetric keys."""
@@ -353,7 +359,11 @@ class Cluster(pulumi.ComponentResource):
         )
 
         self.cluster_name = self.cluster.name
-        self.workload_pool = workload_pool(args.project)
+        # From the cluster, not from config: GKE creates the pool with the first
+        # Workload Identity cluster of a project, and bindings naming it must wait.
+        self.workload_pool: pulumi.Output[str] = self.cluster.workload_identity_config.apply(
+            lambda wi: wi.workload_pool if wi and wi.workload_pool else ""
+        )
         self.node_service_account_email = self.node_service_account.email
         self.kms_key_id = self.secrets_key.id
         self.kubeconfig = pulumi.Output.secret(

@@ -13,12 +13,13 @@ import pulumi_gcp as gcp
 
 from infra.clouds import CloudFootprint
 from infra.config import Cloud, GcpConfig, StackConfig
-from infra.gcp.cluster import Cluster, ClusterArgs
+from infra.gcp.cluster import KMS_ROTATION_PERIOD, Cluster, ClusterArgs
 from infra.gcp.names import resource_name
 from infra.gcp.network import Network, NetworkArgs
 from infra.gcp.postgres import Postgres, PostgresArgs
 from infra.gcp.redis import TLS_PORT as REDIS_PORT
 from infra.gcp.redis import Redis, RedisArgs
+from infra.k8s.ingress import CONTROL_PLANE_WEBHOOK_PORTS
 from infra.tags import gcp_labels, required_tags
 
 REQUIRED_APIS = (
@@ -32,8 +33,15 @@ REQUIRED_APIS = (
     "cloudresourcemanager.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
+    # GKE Workload Identity: the metadata server mints the gateway's tokens
+    # through the IAM Service Account Credentials API.
+    "iamcredentials.googleapis.com",
+    # Vertex AI, which the gateway calls at run time.
+    "aiplatform.googleapis.com",
 )
-"""APIs the footprint calls; enabled here, never disabled on destroy (others may use them)."""
+"""APIs the footprint and the gateway call; enabled here, never disabled on destroy (others
+may use them). Sources: each product's "Enable the API" page; Workload Identity Federation
+for GKE lists ``iamcredentials.googleapis.com``."""
 
 LOAD_BALANCER_HEALTH_CHECK_PORTS = ("10256", "30000-32767")
 """Where Google's load balancer health checks reach GKE nodes.
@@ -51,6 +59,10 @@ LOAD_BALANCER_ANNOTATIONS = {
     "cloud.google.com/l4-rbs": "enabled",
 }
 """The ingress controller's public Service on GKE."""
+
+
+DATA_KEY_USERS = ("sqladmin.googleapis.com", "redis.googleapis.com")
+"""The services whose agents encrypt with the footprint's data key (Cloud SQL, Memorystore)."""
 
 
 def api_resource_name(api: str) -> str:
@@ -113,6 +125,8 @@ class GcpFootprint(pulumi.ComponentResource):
                 private_service_cidr=gcp_config.private_service_cidr,
                 node_tag=node_tag,
                 health_check_ports=LOAD_BALANCER_HEALTH_CHECK_PORTS,
+                master_cidr=gcp_config.master_cidr,
+                webhook_ports=CONTROL_PLANE_WEBHOOK_PORTS,
                 apis=self.apis,
             ),
             opts=on_gcp,
@@ -144,6 +158,39 @@ class GcpFootprint(pulumi.ComponentResource):
             ),
             opts=on_gcp,
         )
+        # Cloud SQL and Memorystore encrypt with the stack's own key (CMEK) rather
+        # than a Google-managed one: each product's service agent may use it,
+        # nothing else ("Customer-managed encryption keys", Cloud SQL and
+        # Memorystore for Redis docs: the agent needs cryptoKeyEncrypterDecrypter
+        # on a key in the instance's region before the instance is created).
+        self.data_key = gcp.kms.CryptoKey(
+            "data",
+            name=resource_name(prefix, "data", "crypto_key"),
+            key_ring=self.cluster.key_ring.id,
+            purpose="ENCRYPT_DECRYPT",
+            rotation_period=KMS_ROTATION_PERIOD,
+            opts=pulumi.ResourceOptions.merge(
+                on_gcp, pulumi.ResourceOptions(protect=gcp_config.deletion_protection)
+            ),
+        )
+        data_key_grants = {}
+        for api in DATA_KEY_USERS:
+            agent = gcp.projects.ServiceIdentity(
+                f"agent-{api.split('.')[0]}",
+                project=gcp_config.project,
+                service=api,
+                opts=pulumi.ResourceOptions.merge(
+                    on_gcp, pulumi.ResourceOptions(depends_on=self.apis)
+                ),
+            )
+            data_key_grants[api] = gcp.kms.CryptoKeyIAMMember(
+                f"data-key-{api.split('.')[0]}",
+                crypto_key_id=self.data_key.id,
+                role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
+                member=agent.member,
+                opts=on_gcp,
+            )
+
         self.redis = Redis(
             "redis",
             RedisArgs(
@@ -158,7 +205,8 @@ class GcpFootprint(pulumi.ComponentResource):
                 persistence=gcp_config.redis_persistence,
                 maintenance_day=gcp_config.maintenance_day,
                 maintenance_hour_utc=gcp_config.maintenance_hour_utc,
-                apis=self.apis,
+                kms_key_id=self.data_key.id,
+                apis=[*self.apis, data_key_grants["redis.googleapis.com"]],
             ),
             opts=on_gcp,
         )
@@ -178,13 +226,14 @@ class GcpFootprint(pulumi.ComponentResource):
                 backup_retention_days=gcp_config.backup_retention_days,
                 maintenance_day=gcp_config.maintenance_day,
                 maintenance_hour_utc=gcp_config.maintenance_hour_utc,
-                apis=self.apis,
+                kms_key_id=self.data_key.id,
+                apis=[*self.apis, data_key_grants["sqladmin.googleapis.com"]],
             ),
             opts=on_gcp,
         )
 
         self.extras: dict[str, pulumi.Output] = {
-            "workloadPool": pulumi.Output.from_input(self.cluster.workload_pool),
+            "workloadPool": self.cluster.workload_pool,
             "project": pulumi.Output.from_input(gcp_config.project),
             "region": pulumi.Output.from_input(gcp_config.region),
             "nodeServiceAccountEmail": self.cluster.node_service_account_email,
@@ -226,10 +275,12 @@ def build(config: StackConfig) -> CloudFootprint:
         kube_provider=footprint.cluster.kube_provider,
         redis_url=footprint.redis.url,
         postgres_dsn=footprint.postgres.dsn,
+        postgres_migration_dsn=footprint.postgres.migration_dsn,
         redis_ca_cert=footprint.redis.ca_certificate,
         # Memorystore and Cloud SQL get their private IPs from the peered range.
         data_store_cidrs=[config.gcp.private_service_cidr],
         redis_port=REDIS_PORT,
         load_balancer_annotations=dict(LOAD_BALANCER_ANNOTATIONS),
+        api_services=list(footprint.apis),
         extras=footprint.extras,
     )

@@ -9,14 +9,14 @@ Vertex AI. No key file is created.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
 
 from infra.clouds import CloudFootprint
 from infra.config import StackConfig
-from infra.gcp.cluster import workload_pool
 from infra.gcp.names import resource_name
 from infra.k8s.gateway import WorkloadIdentity
 
@@ -38,15 +38,19 @@ def workload_identity_member(workload_pool: str, namespace: str, service_account
 class GatewayIdentityArgs:
     """Inputs of :class:`GatewayIdentity`.
 
-    ``workload_pool`` is the cluster's ``<project>.svc.id.goog``; ``namespace``
-    and ``service_account`` name the gateway's Kubernetes ServiceAccount.
+    ``workload_pool`` is the cluster's ``<project>.svc.id.goog``, taken from the
+    cluster's output so the binding waits for the cluster that creates the pool;
+    ``namespace`` and ``service_account`` name the gateway's Kubernetes
+    ServiceAccount; ``apis`` are the ``projects.Service`` resources enabling IAM,
+    Resource Manager and Vertex AI, which every resource here waits for.
     """
 
     name_prefix: str
     project: str
-    workload_pool: str
+    workload_pool: pulumi.Input[str]
     namespace: str = "ai-gateway"
     service_account: str = "ai-gateway"
+    apis: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
 class GatewayIdentity(pulumi.ComponentResource):
@@ -61,7 +65,7 @@ class GatewayIdentity(pulumi.ComponentResource):
         self, name: str, args: GatewayIdentityArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("ai-gateway:gcp:GatewayIdentity", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.apis))
         self.account = gcp.serviceaccount.Account(
             f"{name}-account",
             account_id=resource_name(args.name_prefix, "gateway", "service_account"),
@@ -80,8 +84,8 @@ class GatewayIdentity(pulumi.ComponentResource):
             f"{name}-workload-identity",
             service_account_id=self.account.name,
             role=WORKLOAD_IDENTITY_ROLE,
-            member=workload_identity_member(
-                args.workload_pool, args.namespace, args.service_account
+            member=pulumi.Output.from_input(args.workload_pool).apply(
+                lambda pool: workload_identity_member(pool, args.namespace, args.service_account)
             ),
             opts=child,
         )
@@ -97,7 +101,8 @@ def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
         GatewayIdentityArgs(
             name_prefix=config.name_prefix,
             project=config.gcp.project,
-            workload_pool=workload_pool(config.gcp.project),
+            workload_pool=footprint.extras["workloadPool"],
+            apis=footprint.api_services,
         ),
         opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),
     )

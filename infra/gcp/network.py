@@ -44,6 +44,11 @@ class NetworkArgs:
     private_service_cidr: str
     node_tag: str
     health_check_ports: Sequence[str] = ("10256", "30000-32767")
+    master_cidr: str | None = None
+    """The private control plane's /28: the source of admission webhook calls."""
+    webhook_ports: Sequence[int] = ()
+    """Admission webhook ports the control plane must reach on the nodes (GKE's own
+    rule opens only 443 and 10250)."""
     apis: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
@@ -160,6 +165,29 @@ class Network(pulumi.ComponentResource):
             log_config=gcp.compute.FirewallLogConfigArgs(metadata="INCLUDE_ALL_METADATA"),
             opts=child,
         )
+
+        if args.master_cidr and args.webhook_ports:
+            # A private cluster's control plane reaches nodes on 443 and 10250
+            # only; any other webhook port times out and the object it admits
+            # (the Ingress) is refused ("Adding firewall rules for specific use
+            # cases", GKE private cluster docs).
+            self.allow_webhooks = gcp.compute.Firewall(
+                "allow-control-plane-webhooks",
+                name=resource_name(prefix, "allow-webhooks", "firewall"),
+                description="GKE control plane to admission webhooks on the nodes.",
+                network=self.network.id,
+                direction="INGRESS",
+                priority=1000,
+                source_ranges=[args.master_cidr],
+                target_tags=[args.node_tag],
+                allows=[
+                    gcp.compute.FirewallAllowArgs(
+                        protocol="tcp", ports=[str(p) for p in args.webhook_ports]
+                    )
+                ],
+                log_config=gcp.compute.FirewallLogConfigArgs(metadata="INCLUDE_ALL_METADATA"),
+                opts=child,
+            )
 
         address, prefix_length = private_service_range(args.private_service_cidr)
         self.private_service_range = gcp.compute.GlobalAddress(

@@ -1,9 +1,12 @@
 """Cloud SQL for PostgreSQL: private IP only, TLS enforced, backups with PITR, query insights.
 
 The instance takes its private IP from the network's peered range, so it must
-wait for the service networking connection. The gateway's database and user
-are created here; the user's password comes from ``pulumi_random`` and only
-ever leaves as part of the secret DSN.
+wait for the service networking connection. The gateway's database and the
+built-in user that owns its schema are created here; Cloud SQL makes every
+built-in user a ``cloudsqlsuperuser``, so that user is only the migration
+Job's. The gateway connects as its own role (:data:`infra.clouds.POSTGRES_APP_ROLE`,
+row access only), which the Job creates. Both passwords come from
+``pulumi_random`` and only ever leave as part of the secret DSNs.
 """
 
 from __future__ import annotations
@@ -16,18 +19,30 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
+from infra.clouds import POSTGRES_APP_ROLE
 from infra.gcp.names import resource_name
 
 DATABASE = "gateway"
-USER = "gateway"
+USER = "gateway_admin"
+"""The built-in user owning the schema (a cloudsqlsuperuser): the migration Job's."""
 PORT = 5432
 
 DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 
 LOG_FLAGS = {
-    # CIS GCP benchmark 6.2: connection and lock-wait logging, temp files logged.
-    "log_connections": "on",
-    "log_disconnections": "on",
+    # CIS Google Cloud Platform Foundation Benchmark (v3.0), section 6.2
+    # "PostgreSQL Database": each flag and the value the benchmark asks for.
+    "log_error_verbosity": "default",  # 6.2.1: DEFAULT or stricter
+    "log_connections": "on",  # 6.2.2
+    "log_disconnections": "on",  # 6.2.3
+    "log_statement": "ddl",  # 6.2.4: schema changes, not every query (prompts stay out)
+    "log_min_messages": "warning",  # 6.2.5: WARNING or stricter
+    "log_min_error_statement": "error",  # 6.2.6: ERROR or stricter
+    "log_min_duration_statement": "-1",  # 6.2.7: off (statements would carry request data)
+    # 6.2.8: pgAudit on; it logs DDL and role changes (who granted what).
+    "cloudsql.enable_pgaudit": "on",
+    "pgaudit.log": "ddl,role",
+    # Operational logging beyond the benchmark: lock waits and temp files.
     "log_lock_waits": "on",
     "log_temp_files": "0",
 }
@@ -55,6 +70,8 @@ class PostgresArgs:
     backup_retention_days: int
     maintenance_day: str
     maintenance_hour_utc: int
+    kms_key_id: pulumi.Input[str] | None = None
+    """Cloud KMS key encrypting data, backups and logs at rest (CMEK); Google-managed when None."""
     apis: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
@@ -86,8 +103,8 @@ def postgres_dsn(user: str, password: str, host: str, database: str, port: int =
 class Postgres(pulumi.ComponentResource):
     """A private Cloud SQL for PostgreSQL instance with the gateway's database and user.
 
-    Outputs: ``instance`` (the resource), ``private_ip``, ``connection_name``
-    and ``dsn`` (secret).
+    Outputs: ``instance`` (the resource), ``private_ip``, ``connection_name``,
+    ``dsn`` (secret, the gateway's role) and ``migration_dsn`` (secret, the owner).
     """
 
     def __init__(
@@ -105,6 +122,7 @@ class Postgres(pulumi.ComponentResource):
             name=suffix.hex.apply(lambda hex_suffix: f"{base}-{hex_suffix}"),
             region=args.region,
             database_version=args.database_version,
+            encryption_key_name=args.kms_key_id,
             deletion_protection=args.deletion_protection,
             settings=gcp.sql.DatabaseInstanceSettingsArgs(
                 # db-custom tiers need the Enterprise edition (PostgreSQL 16+
@@ -174,17 +192,27 @@ class Postgres(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.app_password = random.RandomPassword(
+            "gateway-app", length=32, special=False, opts=child
+        )
+
         self.private_ip = self.instance.private_ip_address
         self.connection_name = self.instance.connection_name
-        self.dsn = pulumi.Output.secret(
+        self.migration_dsn = pulumi.Output.secret(
             pulumi.Output.all(
                 self.user.name, self.password.result, self.private_ip, self.database.name
             ).apply(lambda values: postgres_dsn(values[0], values[1], values[2], values[3]))
+        )
+        self.dsn = pulumi.Output.secret(
+            pulumi.Output.all(self.app_password.result, self.private_ip, self.database.name).apply(
+                lambda values: postgres_dsn(POSTGRES_APP_ROLE, values[0], values[1], values[2])
+            )
         )
         self.register_outputs(
             {
                 "privateIp": self.private_ip,
                 "connectionName": self.connection_name,
                 "dsn": self.dsn,
+                "migrationDsn": self.migration_dsn,
             }
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 import pulumi
@@ -41,6 +42,8 @@ class RedisArgs:
     persistence: bool
     maintenance_day: str
     maintenance_hour_utc: int
+    kms_key_id: pulumi.Input[str] | None = None
+    """Cloud KMS key encrypting the instance's data at rest (CMEK); Google-managed when None."""
     apis: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
@@ -58,6 +61,20 @@ def redis_url(auth_string: str, host: str, port: int) -> str:
     if not 0 < int(port) < 65536:
         raise ValueError(f"port {port} is not a TCP port; Memorystore with TLS listens on 6378")
     return f"rediss://:{quote(auth_string, safe='')}@{host}:{int(port)}"
+
+
+def ca_bundle(certs: Sequence[Any] | None) -> str:
+    """Every server CA of the instance as one PEM bundle, in the order Memorystore lists them.
+
+    "Certificate authority rotation" (Memorystore for Redis docs): during a
+    rotation the instance has two server CAs and clients must trust both.
+    """
+    pems = []
+    for cert in certs or ():
+        pem = cert.get("cert") if isinstance(cert, dict) else getattr(cert, "cert", None)
+        if pem and pem.strip() not in pems:
+            pems.append(pem.strip())
+    return "\n".join(pems) + ("\n" if pems else "")
 
 
 class Redis(pulumi.ComponentResource):
@@ -92,6 +109,7 @@ class Redis(pulumi.ComponentResource):
             auth_enabled=True,
             transit_encryption_mode="SERVER_AUTHENTICATION",
             persistence_config=persistence,
+            customer_managed_key=args.kms_key_id,
             maintenance_policy=gcp.redis.InstanceMaintenancePolicyArgs(
                 weekly_maintenance_windows=[
                     gcp.redis.InstanceMaintenancePolicyWeeklyMaintenanceWindowArgs(
@@ -114,9 +132,9 @@ class Redis(pulumi.ComponentResource):
                 self.instance.auth_string, self.instance.host, self.instance.port
             ).apply(lambda values: redis_url(values[0], values[1], values[2]))
         )
-        self.ca_certificate = self.instance.server_ca_certs.apply(
-            lambda certs: certs[0].cert if certs else ""
-        )
+        # Memorystore lists several server CAs during a rotation; clients must
+        # trust all of them, or the rotation breaks every connection.
+        self.ca_certificate = self.instance.server_ca_certs.apply(ca_bundle)
         self.register_outputs(
             {
                 "host": self.host,

@@ -14,9 +14,6 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import yaml
 
 from infra.config import Environment
 
@@ -281,57 +278,3 @@ def rollout_checksum(key: str, config_file: str, secret_data: Mapping[str, str])
     for name in sorted(secret_data):
         mac.update(b"\0" + name.encode() + b"\0" + secret_data[name].encode())
     return mac.hexdigest()
-
-
-# -------------------------------------------------------------- config file
-
-_SECRET_KEY = re.compile(
-    r"(api[_-]?key|apikey|password|passwd|secret|token|credential|private[_-]?key|dsn)$",
-    re.IGNORECASE,
-)
-_CREDENTIALS_IN_URL = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s:]+:[^/@\s]+@", re.IGNORECASE)
-
-
-def render_config_file(app_config: Mapping[str, Any]) -> str:
-    """The gateway's config file (YAML) from the stack's ``gateway.appConfig`` mapping.
-
-    The file lands in a ConfigMap, which anyone who can read the namespace can
-    read, so secret material is refused: a key named like a secret (``apiKey``,
-    ``password``, ``token``, ``dsn`` ...) with a literal value, or a URL with
-    credentials. Secrets reach the gateway as environment variables from the
-    Secret; refer to them by variable name (keys ending in ``Env``/``_env``).
-    """
-    for path, key, value in _walk(app_config):
-        if isinstance(value, str) and _CREDENTIALS_IN_URL.match(value):
-            raise ValueError(
-                f"ai-gateway:gateway.appConfig.{path} holds a URL with credentials; the "
-                "config file is not secret: pass credentials as secret config instead"
-            )
-        if (
-            isinstance(key, str)
-            and _SECRET_KEY.search(key)
-            and not re.search(r"(_env|Env)$", key)
-            and value not in (None, "")
-            and not isinstance(value, Mapping | list)
-        ):
-            raise ValueError(
-                f"ai-gateway:gateway.appConfig.{path} looks like secret material; the config "
-                "file is not secret: set the value with `pulumi config set --secret` "
-                "(e.g. ai-gateway:openaiApiKey) and refer to its environment variable"
-            )
-    return yaml.safe_dump(dict(app_config), sort_keys=True, default_flow_style=False)
-
-
-def _walk(node: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    found: list[tuple[str, Any, Any]] = []
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            found.append((path, key, value))
-            found.extend(_walk(value, path))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            path = f"{prefix}[{index}]"
-            found.append((path, None, value))
-            found.extend(_walk(value, path))
-    return found

@@ -6,8 +6,10 @@ Given a kube provider (through ``opts``), the data stores' connection strings
 1. the cluster's ingress and TLS (:class:`~infra.k8s.ingress.ClusterIngress`);
 2. a Namespace enforcing the ``restricted`` Pod Security Standard;
 3. the ServiceAccount (workload-identity annotations from the cloud);
-4. a Secret with every secret the gateway reads, and a ConfigMap with its
-   config file (never a secret: it is a plain ``str`` by type and checked);
+4. a Secret with every secret the gateway reads, a second Secret with the
+   database owner's URL that only the migration Job mounts (the serving pods
+   connect as a role with row access only), and a ConfigMap with its config
+   file (never a secret: it is a plain ``str`` by type and checked);
 5. NetworkPolicies: deny everything, then admit the ingress controller on 8080
    and let the pods reach DNS, Redis, PostgreSQL and HTTPS only;
 6. per track (``stable``, and ``canary`` when a canary image is set): the
@@ -25,14 +27,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from infra.config import PROVIDER_API_KEYS, Cloud, Environment, StackConfig
-from infra.k8s import decisions
+from infra.config import PROVIDER_KEYS, Cloud, Environment, StackConfig, provider_key_variable
+from infra.k8s import catalogue, decisions
 from infra.k8s.decisions import CANARY_HEADER, CanaryPlan, Resources, Scaling
 from infra.k8s.ingress import (
     INGRESS_CLASS,
@@ -76,6 +77,17 @@ class EgressRule:
     protocol: str = "TCP"
 
 
+GKE_METADATA_EGRESS = (
+    # GKE Dataplane V2 (these clusters) serves the metadata server on 169.254.169.254:80.
+    EgressRule(cidrs=("169.254.169.254/32",), ports=(80,)),
+    # GKE 1.21.0-gke.1000 and later: the node's metadata server on 169.254.169.252:988
+    # (987 for its health endpoint), which pods reach under NetworkPolicy too.
+    EgressRule(cidrs=("169.254.169.252/32",), ports=(987, 988)),
+)
+"""Egress a NetworkPolicy must allow for GKE Workload Identity tokens. Source: "Workload
+Identity Federation for GKE", section on network policies (GKE documentation)."""
+
+
 @dataclass
 class WorkloadIdentity:
     """How the cloud binds the gateway's ServiceAccount to a cloud identity.
@@ -107,12 +119,12 @@ class WorkloadIdentity:
     def gcp(cls, service_account_email: pulumi.Input[str]) -> WorkloadIdentity:
         """GKE Workload Identity: the SA names the GCP service account.
 
-        Tokens come from the GKE metadata server (169.254.169.254 on port 80,
-        and 988 with Dataplane V2), which the NetworkPolicy must then allow.
+        Tokens come from the GKE metadata server, which the NetworkPolicy must
+        then allow (:data:`GKE_METADATA_EGRESS`).
         """
         return cls(
             service_account_annotations={"iam.gke.io/gcp-service-account": service_account_email},
-            extra_egress=(EgressRule(cidrs=("169.254.169.254/32",), ports=(80, 988)),),
+            extra_egress=GKE_METADATA_EGRESS,
         )
 
 
@@ -124,7 +136,8 @@ class GatewayDeploymentArgs:
     values of ``provider_api_keys``) go only into the Kubernetes Secret.
     ``config_file`` is a plain ``str`` on purpose: an Output (possibly secret)
     cannot reach the ConfigMap. Build it with :meth:`from_config` to take every
-    workload setting from the stack config.
+    workload setting from the stack config (the config file is then the
+    cluster's catalogue, checked by :mod:`infra.k8s.catalogue`).
     """
 
     environment: Environment
@@ -145,9 +158,13 @@ class GatewayDeploymentArgs:
     scaling: Scaling
     resources: Resources
     provider_api_keys: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    """Environment variable name (``OPENAI_API_KEY`` ...) -> secret value."""
+    """Environment variable name (``GROQ_API_KEY`` ...) -> secret value."""
     redis_ca_cert: pulumi.Input[str] | None = None
     """PEM of the CA that signed Redis's certificate (Memorystore); mounted as a file."""
+    postgres_migration_dsn: pulumi.Input[str] | None = None
+    """The schema owner's URL (the managed server's admin). Only the migration Job gets it
+    (``AIGW_MIGRATION_DATABASE_URL``), to migrate and to create the role of
+    ``postgres_dsn``; the Deployment never does."""
     postgres_port: int = 5432
     canary_image: pulumi.Input[str] | None = None
     canary_weight: int = 0
@@ -174,15 +191,16 @@ class GatewayDeploymentArgs:
         data_store_cidrs: Sequence[pulumi.Input[str]],
         redis_port: int,
         redis_ca_cert: pulumi.Input[str] | None = None,
+        postgres_migration_dsn: pulumi.Input[str] | None = None,
         workload_identity: WorkloadIdentity | None = None,
         load_balancer_annotations: Mapping[str, pulumi.Input[str]] | None = None,
         image: pulumi.Input[str] | None = None,
     ) -> GatewayDeploymentArgs:
         """Args for ``cloud`` from the stack config plus what the cloud's footprint hands over.
 
-        ``secrets`` is :func:`infra.config.secret_settings` (config key ->
-        secret Output); ``image`` overrides ``gateway.image`` (a freshly built
-        and pushed image reference).
+        ``secrets`` is :func:`infra.config.secret_settings` (secret Outputs);
+        ``image`` overrides ``gateway.image`` (a freshly built and pushed image
+        reference).
         """
         gateway = config.gateway
         global_name, cloud_name = decisions.gateway_hostnames(
@@ -191,7 +209,7 @@ class GatewayDeploymentArgs:
         return cls(
             environment=config.environment,
             image=image if image is not None else gateway.image,
-            config_file=decisions.render_config_file(gateway.app_config),
+            config_file=config.gateway_config_file(cloud),
             redis_url=redis_url,
             postgres_dsn=postgres_dsn,
             admin_key=admin_key,
@@ -206,9 +224,11 @@ class GatewayDeploymentArgs:
             scaling=decisions.scaling(config.environment, gateway.replicas, gateway.max_replicas),
             resources=gateway.resources,
             provider_api_keys={
-                env: secrets[key] for key, env in PROVIDER_API_KEYS.items() if key in secrets
+                provider_key_variable(name): value
+                for name, value in secrets.get(PROVIDER_KEYS, {}).items()
             },
             redis_ca_cert=redis_ca_cert,
+            postgres_migration_dsn=postgres_migration_dsn,
             canary_image=gateway.canary_image,
             canary_weight=gateway.canary_weight,
             workload_identity=workload_identity or WorkloadIdentity(),
@@ -446,7 +466,7 @@ class GatewayDeployment(pulumi.ComponentResource):
         self._args = args
         app = decisions.dns_label(args.app_name)
         canary = decisions.canary_plan(args.canary_image, args.canary_weight, args.scaling)
-        config_file = decisions.render_config_file(_parse_yaml(args.config_file))
+        config_file = catalogue.check_config_file(args.config_file)
         secret_keys = {secret_key_for(env): env for env in sorted(args.provider_api_keys)}
         child = pulumi.ResourceOptions(parent=self)
 
@@ -501,6 +521,21 @@ class GatewayDeployment(pulumi.ComponentResource):
             type="Opaque",
             string_data=pulumi.Output.secret(secret_data),
             opts=child,
+        )
+        self.migration_secret = (
+            k8s.core.v1.Secret(
+                f"{name}-migration-secret",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=decisions.dns_label(app, "migration"),
+                    namespace=self._ns,
+                    labels=self._labels("migration"),
+                ),
+                type="Opaque",
+                string_data=pulumi.Output.secret({"database-url": args.postgres_migration_dsn}),
+                opts=child,
+            )
+            if args.postgres_migration_dsn is not None
+            else None
         )
         self.config_map = k8s.core.v1.ConfigMap(
             f"{name}-config",
@@ -681,6 +716,20 @@ class GatewayDeployment(pulumi.ComponentResource):
         env += [from_secret(name, key) for key, name in provider_keys.items()]
         return env
 
+    def _migration_env(self) -> list[k8s.core.v1.EnvVarArgs]:
+        """The gateway's environment plus the owner's URL, for the migration Job only."""
+        if self.migration_secret is None:
+            return self._env
+        owner = k8s.core.v1.EnvVarArgs(
+            name="AIGW_MIGRATION_DATABASE_URL",
+            value_from=k8s.core.v1.EnvVarSourceArgs(
+                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
+                    name=self.migration_secret.metadata.name, key="database-url"
+                )
+            ),
+        )
+        return [*self._env, owner]
+
     def _pod_volumes(
         self, with_ca: bool
     ) -> tuple[list[k8s.core.v1.VolumeArgs], list[k8s.core.v1.VolumeMountArgs]]:
@@ -779,7 +828,7 @@ class GatewayDeployment(pulumi.ComponentResource):
                             name="migrate",
                             image=image,
                             args=list(MIGRATE_ARGS),
-                            env=self._env,
+                            env=self._migration_env(),
                             volume_mounts=mounts,
                             resources=_requirements(decisions.MIGRATION_RESOURCES),
                             security_context=container_security_context(),
@@ -974,17 +1023,3 @@ def _requirements(resources: Resources) -> k8s.core.v1.ResourceRequirementsArgs:
     return k8s.core.v1.ResourceRequirementsArgs(
         requests=resources.requests, limits=resources.limits
     )
-
-
-def _parse_yaml(text: str) -> Mapping[str, Any]:
-    import yaml
-
-    if not isinstance(text, str):
-        raise TypeError(
-            "config_file must be a plain str (an Output could carry a secret into the "
-            "ConfigMap); render it with infra.k8s.decisions.render_config_file"
-        )
-    loaded = yaml.safe_load(text) if text.strip() else {}
-    if not isinstance(loaded, Mapping):
-        raise ValueError("config_file is not a YAML mapping; render it with render_config_file")
-    return loaded

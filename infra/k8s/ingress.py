@@ -49,6 +49,17 @@ INGRESS_NGINX_REPOSITORY = "https://kubernetes.github.io/ingress-nginx"
 CERT_MANAGER_CHART_VERSION = "v1.19.1"
 CERT_MANAGER_REPOSITORY = "https://charts.jetstack.io"
 
+INGRESS_WEBHOOK_PORT = 8443
+"""The ingress controller's admission webhook port (chart value ``controller.admissionWebhooks.port``).
+
+The API server calls it on the pod directly, so a private GKE control plane
+needs a firewall rule to it (GKE opens only 443 and 10250 to the nodes); the
+GCP footprint opens exactly :data:`CONTROL_PLANE_WEBHOOK_PORTS`. The edge's
+next implementation changes this value and the firewall follows."""
+CONTROL_PLANE_WEBHOOK_PORTS = (INGRESS_WEBHOOK_PORT,)
+"""Every admission webhook port the control plane must reach on the nodes, besides 443 and
+10250 (cert-manager's webhook listens on 10250, which GKE already allows)."""
+
 INGRESS_NAMESPACE = "ingress-nginx"
 """The ingress controller's namespace: the gateway's NetworkPolicy admits traffic only from it."""
 INGRESS_CLASS = "nginx"
@@ -200,7 +211,7 @@ def ingress_nginx_values(
                 "enabled": True,
                 "pathOverride": f"{INGRESS_NAMESPACE}/{load_balancer_service}",
             },
-            "admissionWebhooks": {"enabled": True},
+            "admissionWebhooks": {"enabled": True, "port": INGRESS_WEBHOOK_PORT},
             "networkPolicy": {"enabled": True},
             "metrics": {"enabled": True},
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
@@ -333,10 +344,10 @@ class ClusterIngress(pulumi.ComponentResource):
                 # Local keeps the client's address for the gateway's per-client limits.
                 external_traffic_policy="Local",
                 selector=dict(_CONTROLLER_LABELS),
+                # HTTPS only: with no port 80 a client configured with http:// fails
+                # to connect instead of sending its API key in clear text first
+                # (a redirect would come after the key crossed the internet).
                 ports=[
-                    k8s.core.v1.ServicePortArgs(
-                        name="http", port=80, target_port="http", protocol="TCP"
-                    ),
                     k8s.core.v1.ServicePortArgs(
                         name="https", port=443, target_port="https", protocol="TCP"
                     ),

@@ -159,6 +159,53 @@ class Plan:
             yield current
             current = urns.get(current.parent or "")
 
+    def direct_dependencies(self, resource: RecordedResource) -> set[str]:
+        """The URNs the engine must finish before ``resource``: what it waits on.
+
+        Its explicit ``depends_on`` and the resources its inputs came from (as
+        the SDK sends them), its provider (a resource waits for its provider,
+        which waits for its own inputs) and a custom parent (whose URN resolves
+        only once it exists). Component parents impose no order.
+        """
+        urns = set(resource.dependencies)
+        for sources in resource.property_dependencies.values():
+            urns.update(sources)
+        if resource.provider:
+            urns.add(resource.provider.rsplit("::", 1)[0])
+        if resource.parent:
+            parent = self._by_urn().get(resource.parent)
+            if parent is not None and parent.custom:
+                urns.add(parent.urn)
+        urns.discard(resource.urn)
+        return urns
+
+    def dependency_closure(self, resource: RecordedResource) -> set[str]:
+        """Every URN ``resource`` waits on, transitively (see :meth:`direct_dependencies`).
+
+        ``depends_on=[component]`` arrives already expanded by the SDK to the
+        component's resources registered by then, so components are not expanded
+        again here (that would claim an order the engine never enforces).
+        """
+        by_urn = self._by_urn()
+        seen: set[str] = set()
+        stack = list(self.direct_dependencies(resource))
+        while stack:
+            urn = stack.pop()
+            if urn in seen:
+                continue
+            seen.add(urn)
+            node = by_urn.get(urn)
+            if node is None:
+                continue
+            stack.extend(self.direct_dependencies(node))
+        return seen
+
+    def _by_urn(self) -> dict[str, RecordedResource]:
+        cached = self.__dict__.get("_urn_index")
+        if cached is None or len(cached) != len(self.resources):
+            cached = self.__dict__["_urn_index"] = {r.urn: r for r in self.resources}
+        return cached
+
     def to_json(self) -> list[dict[str, Any]]:
         """The recorded resources as plain JSON-able objects."""
         return [r.to_json() for r in self.resources]
@@ -374,13 +421,16 @@ def record(
     stack_file: Path | None = None,
     program: Path | None = None,
     config: Mapping[str, Any] | None = None,
+    secret_config: Mapping[str, Any] | None = None,
 ) -> Plan:
     """Run the program for one stack under mocks and return every registered resource.
 
     ``stack`` names ``Pulumi.<stack>.yaml`` in the project directory (found from
     the working directory when not given). ``stack_file`` reads another file
     instead; ``program`` runs another program (the tests' fixture programs);
-    ``config`` overrides or adds config keys (``"ai-gateway:aws"`` -> value).
+    ``config`` overrides or adds config keys (``"ai-gateway:aws"`` -> value);
+    ``secret_config`` adds keys marked secret, as ``pulumi config set --secret``
+    (``"ai-gateway:providerKeys"`` -> ``{"openai": "sk-..."}``).
 
     Raises :class:`ProgramError` with the program's message when it fails, for
     example on a bad config value.
@@ -389,9 +439,13 @@ def record(
     project = read_project(root)
     file = read_stack_file(stack_file or root / f"Pulumi.{stack}.yaml", stack)
     values = dict(file.values)
+    secret_keys = list(file.secret_keys)
     for key, value in (config or {}).items():
         values[key] = value if isinstance(value, str) else _json(value)
-    file = StackConfigFile(file.stack, file.path, values, file.secret_keys)
+    for key, value in (secret_config or {}).items():
+        values[key] = value if isinstance(value, str) else _json(value)
+        secret_keys = [*(k for k in secret_keys if k != key), key]
+    file = StackConfigFile(file.stack, file.path, values, secret_keys)
     main = (program or project.main).resolve()
 
     fakes.load_all()

@@ -2,7 +2,8 @@
 
 The session fixture ``gateway_image`` makes the gateway image buildable here:
 
-1. podman (with runc and debootstrap) is installed from Debian when missing;
+1. podman (with runc, debootstrap and slirp4netns, which gives a pod its own
+   network namespace) is installed from Debian when missing;
    the tests skip, saying why, only where that is impossible.
 2. The three host adjustments go into a private ``containers.conf`` (selected
    with ``CONTAINERS_CONF``, so the host's own configuration is untouched): the
@@ -25,8 +26,12 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.container.planned_pod import PodBench
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("AIGW_CACHE_DIR", Path.home() / ".cache" / "aigw"))
@@ -75,7 +80,8 @@ class Podman:
 
 def _install_podman() -> str | None:
     """Install podman, runc and debootstrap from Debian; the reason when impossible."""
-    missing = [tool for tool in ("podman", "runc", "debootstrap") if shutil.which(tool) is None]
+    tools = ("podman", "runc", "debootstrap", "slirp4netns")
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if not missing:
         return None
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
@@ -83,7 +89,7 @@ def _install_podman() -> str | None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (
         ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "podman", "runc", "debootstrap"],
+        ["apt-get", "install", "-y", "-qq", "podman", "runc", "debootstrap", "slirp4netns"],
     ):
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         if result.returncode != 0:
@@ -176,10 +182,15 @@ def podman() -> Iterator[Podman]:
 
 
 @pytest.fixture(scope="session")
-def gateway_image(podman: Podman) -> str:
-    """The gateway image built from ``gateway_app/Dockerfile`` on the debootstrap base."""
+def gateway_image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The gateway image built from ``gateway_app/Dockerfile`` on the debootstrap base.
+
+    Its image id, not its tag: another checkout on the same machine may build
+    and tag its own image while this session's tests run.
+    """
     if podman.run("image", "exists", BASE_IMAGE, check=False).returncode != 0:
         podman.run("import", str(base_tarball()), BASE_IMAGE, timeout=300)
+    image_id = tmp_path_factory.mktemp("image") / "id"
     build = [
         "build",
         # Build steps use the host's network (the only way out to the package index here).
@@ -190,9 +201,23 @@ def gateway_image(podman: Podman) -> str:
         f"BASE_IMAGE={BASE_IMAGE}",
         "--tag",
         GATEWAY_IMAGE,
+        "--iidfile",
+        str(image_id),
     ]
     bundle = pip_ca_bundle()
     if bundle is not None:
         build += ["--secret", f"id=ca_bundle,src={bundle}"]
     podman.run(*build, str(ROOT), timeout=600)
-    return GATEWAY_IMAGE
+    return image_id.read_text().strip()
+
+
+@pytest.fixture(scope="session")
+def bench(podman: Podman, gateway_image: str) -> Iterator[PodBench]:
+    """Local Redis, PostgreSQL and provider fakes for planned pods (:class:`PodBench`)."""
+    from tests.container.planned_pod import PodBench
+
+    bench = PodBench(podman, gateway_image)
+    try:
+        yield bench
+    finally:
+        bench.close()

@@ -281,3 +281,12 @@ def test_models_embeddings_health(standard: Running, fake_openai: FakeUpstream) 
         and body["status"] == "ready"
         and "x-request-id" in {k.lower() for k in headers}
     )
+
+
+def test_models_retrieve_answers_one_model_or_404(standard: Running) -> None:
+    client = standard.client()
+    model = client.models.retrieve("gpt-4o-mini")
+    assert model.id == "gpt-4o-mini" and model.object == "model"
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("no-such-model")
+    assert missing.value.body["code"] == "model_not_found"

@@ -18,6 +18,7 @@ import yaml
 from gateway_app.cli import main
 from gateway_app.config import EXAMPLE_CONFIG, ConfigError, load, parse
 from gateway_app.testing import FakeUpstream, slow
+from tests.conftest import imported_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,6 +65,71 @@ def test_config_errors_name_key_and_reason(mutate: Any, key: str, reason: str) -
         parse(raw, "gw.yaml")
     message = str(raised.value)
     assert message.startswith("gw.yaml: invalid config") and key in message and reason in message
+
+
+@pytest.mark.parametrize(
+    ("provider", "key"),
+    [
+        ({"apiKeyEnv": "OPENAI_API_KEY"}, "apiKeyEnv"),  # the README's old spelling
+        ({"api_key_env": ["OPENAI_API_KEY"]}, "api_key_env"),  # the gateway's internal field
+        ({"apiKey": "${OPENAI_API_KEY}"}, "apiKey"),
+    ],
+)
+def test_other_key_spellings_are_refused_with_the_accepted_form(
+    provider: dict[str, Any], key: str
+) -> None:
+    raw = _base()
+    raw["providers"]["p"] = {"type": "openai", **provider}
+    with pytest.raises(ConfigError) as raised:
+        parse(raw, "gw.yaml")
+    (problem,) = raised.value.problems
+    assert problem.path == f"providers.p.{key}"
+    assert 'api_key: "${OPENAI_API_KEY}"' in problem.message
+
+
+def test_unknown_keys_list_the_known_ones_and_references_resolve_from_a_given_environment() -> None:
+    raw = _base()
+    raw["routes"] = []
+    raw["models"]["m"]["deployments"][0]["wieght"] = 2
+    with pytest.raises(ConfigError) as raised:
+        parse(raw, "gw.yaml")
+    found = {p.path: p.message for p in raised.value.problems}
+    assert "known keys here: cache, governance, models" in found["routes"]
+    assert "known keys here: model, name, params" in found["models.m.deployments[0].wieght"]
+
+    raw = _base()
+    raw["providers"]["p"]["api_key"] = "${GROQ_API_KEY}"
+    config = parse(raw, environ={"GROQ_API_KEY": "gsk-1"})
+    assert config.providers["p"].api_key == "gsk-1"
+    assert config.providers["p"].api_key_env == ("GROQ_API_KEY",)
+    assert parse(raw, environ={}).providers["p"].api_key is None
+
+
+def test_provider_types_are_the_adapter_folders() -> None:
+    from gateway_app.config import provider_types
+    from gateway_app.providers import ADAPTERS
+
+    assert set(provider_types()) == set(ADAPTERS)
+
+
+def test_config_module_imports_only_pydantic_yaml_and_the_standard_library() -> None:
+    """infra validates stacks with this module: it must not pull in the gateway's runtime."""
+    modules = imported_modules(
+        "import gateway_app.config as c; c.parse({'providers': {'p': {'type': 'openai'}}, "
+        "'models': {'m': {'deployments': [{'provider': 'p', 'model': 'x'}]}}})"
+    )
+    allowed_roots = {"pydantic", "pydantic_core", "typing_extensions", "annotated_types"}
+    allowed_roots |= {"typing_inspection", "yaml", "_yaml", "cython_runtime"}
+    ours = {"gateway_app", "gateway_app.config", "gateway_app.governance"}
+    ours.add("gateway_app.governance.settings")
+    foreign = [
+        name
+        for name in modules
+        if name.split(".")[0] not in sys.stdlib_module_names | allowed_roots
+        and name not in ours
+        and not name.startswith("_")
+    ]
+    assert foreign == [], foreign
 
 
 def test_example_config_reads_sdk_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -308,3 +308,32 @@ def test_unreadable_upstream_response_fails_over_not_500(
             gw.client().chat.completions.create(model="only", messages=USER)
     assert raised.value.status_code == 502
     assert raised.value.code == "upstream_bad_response"
+
+
+def test_upstream_credential_refusal_is_the_gateways_502_and_opens_the_circuit(
+    gateway: Any, fake_openai: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 20 items 4 and 13: a provider 401 is not the client's invalid_api_key; nothing
+    the provider echoed reaches the client; the deployment's circuit opens at once, and the
+    503 for a model whose every circuit is open says when to come back."""
+    echoed = "Incorrect API key provided: sk-proj-abc***xyz. Find your key at platform"
+    fake_openai.script(error(401, message=echoed))
+    model = {"m": {"deployments": [{"provider": "openai", "model": "primary"}]}}
+    breaker = {"cooldown_s": 30}
+    with gateway(model, router={"circuit_breaker": breaker}) as gw:
+        client = gw.client()
+        with pytest.raises(openai.APIStatusError) as refused:
+            client.chat.completions.create(model="m", messages=USER)
+        assert refused.value.status_code == 502
+        body = refused.value.body
+        assert body["code"] == "upstream_auth_failed" and body["type"] == "server_error"
+        assert "openai/primary" in body["message"]
+        assert "sk-proj" not in body["message"] and "Incorrect" not in body["message"]
+        assert gw.app.breakers.state("openai/primary") is CircuitState.OPEN
+        assert "refused the gateway's credential" in caplog.text and "sk-proj" not in caplog.text
+        with pytest.raises(openai.APIStatusError) as unavailable:
+            client.chat.completions.create(model="m", messages=USER)
+    assert len(fake_openai.requests) == 1  # the open circuit kept the second call local
+    assert unavailable.value.status_code == 503
+    assert unavailable.value.body["code"] == "circuit_open"
+    assert 25 <= int(unavailable.value.response.headers["retry-after"]) <= 30

@@ -204,3 +204,25 @@ def test_idle_keep_alive_connections_are_closed(
         assert response.startswith(b"HTTP/1.1 200 OK")
         sock.settimeout(5)
         assert sock.recv(100) == b""  # closed by the server once idle
+
+
+def test_serve_on_a_port_in_use_prints_one_line_not_a_traceback(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        for server in ("httptools", "uvicorn"):
+            command = [sys.executable, "-m", "gateway_app", "serve", "--port", str(port)]
+            run = subprocess.run(
+                [*command, "--server", server],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd=tmp_path,
+            )
+            assert run.returncode == 3, run.stderr
+            assert run.stderr.strip().splitlines() == [
+                f"error: cannot listen on 127.0.0.1:{port}: the port is in use by another "
+                "process; stop it or pick another --port"
+            ]

@@ -6,6 +6,7 @@ import http.client
 import json
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -242,3 +243,27 @@ def test_worker_survives_garbage_then_serves(standard: Running) -> None:
         .chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "ok"}])
         .choices
     )
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        (b"99999999999999999999999", "99999999999999991611392"),  # parsed as a float
+        (b"18446744073709551615", "18446744073709551615"),  # the largest u64
+        (b"4294967296", "4294967296"),
+    ],
+)
+def test_a_huge_integer_max_tokens_is_named_too_large(
+    standard: Running, raw: bytes, shown: str
+) -> None:
+    body = b'{"model": "gpt-4o-mini", "max_tokens": %s, "messages": [{"role": "user", "content": "x"}]}'
+    response = httpx.post(
+        standard.url + "/v1/chat/completions",
+        content=body % raw,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "max_tokens" and error["code"] == "invalid_value"
+    assert "above the maximum 2147483647" in error["message"] and shown in error["message"]
+    assert "expected an integer" not in error["message"]

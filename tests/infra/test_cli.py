@@ -45,12 +45,32 @@ def test_bad_config_exits_two_naming_the_key(tmp_path: Path) -> None:
     bad.write_text(
         (ROOT / "Pulumi.dev.yaml")
         .read_text()
-        .replace("region: us-east-1", "region: us-east-1\n    nodeCount: -1")
+        .replace("region: us-east-1", "region: us-east-1\n    nodeCount: -1", 1)
     )
     result = _aigw("plan", "--stack", "dev", "--stack-file", str(bad))
     assert result.returncode == EXIT_ERROR
     assert (
         "ai-gateway:aws.nodeCount: -1 is not allowed; use an integer from 1 to 100" in result.stderr
+    )
+    assert result.stdout == ""
+
+
+def test_bad_app_config_exits_two_naming_the_key_path(tmp_path: Path) -> None:
+    """The gateway's own model judges appConfig before any resource is registered."""
+    bad = tmp_path / "Pulumi.dev.yaml"
+    text = (ROOT / "Pulumi.dev.yaml").read_text()
+    assert "{provider: openai, model: gpt-4o, priority: 1}" in text
+    bad.write_text(
+        text.replace(
+            "{provider: openai, model: gpt-4o, priority: 1}",
+            "{provider: openia, model: gpt-4o, priority: first}",
+        )
+    )
+    result = _aigw("plan", "--stack", "dev", "--stack-file", str(bad))
+    assert result.returncode == EXIT_ERROR, result.stderr
+    assert (
+        "ai-gateway:gateway.appConfig.models.chat.deployments[3].priority: Input should be a "
+        "valid integer, unable to parse string as an integer (got 'first')" in result.stderr
     )
     assert result.stdout == ""
 

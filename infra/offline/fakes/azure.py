@@ -20,6 +20,12 @@ from infra.offline.fakes import FakeContext, fake_hex, function, generic, resour
 # Type token -> (ARM provider/collection, input holding the physical name,
 # parent path segments as (input key, collection)).
 _ARM: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
+    "azure-native:keyvault:Vault": ("Microsoft.KeyVault/vaults", "vaultName", ()),
+    "azure-native:keyvault:Key": (
+        "Microsoft.KeyVault/vaults",
+        "keyName",
+        (("vaultName", "keys"),),
+    ),
     "azure-native:containerregistry:Registry": (
         "Microsoft.ContainerRegistry/registries",
         "registryName",
@@ -251,6 +257,24 @@ def _lock(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]) -> di
         "id": f"{_group_id(ctx, group)}/providers/Microsoft.Authorization/locks/{lock}",
         "name": lock,
     }
+
+
+@resource("azure-native:keyvault:Vault")
+def _key_vault(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "properties": {
+            **inputs.get("properties", {}),
+            "vaultUri": f"https://{inputs['vaultName']}.vault.azure.net/",
+        }
+    }
+
+
+@resource("azure-native:keyvault:Key")
+def _key_vault_key(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    uri = f"https://{inputs['vaultName']}.vault.azure.net/keys/{inputs['keyName']}"
+    return {"keyUri": uri, "keyUriWithVersion": f"{uri}/{fake_hex(name, length=32)}"}
 
 
 @resource("azure-native:operationalinsights:Workspace")

@@ -109,6 +109,28 @@ def _service(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]) ->
     return {"id": f"{_project(ctx, inputs)}/{inputs['service']}"}
 
 
+_SERVICE_AGENT_DOMAINS = {
+    "sqladmin.googleapis.com": "gcp-sa-cloud-sql",
+    "redis.googleapis.com": "cloud-redis",
+}
+
+
+@resource("gcp:projects/serviceIdentity:ServiceIdentity")
+def _service_identity(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    """A product's service agent, as ``gcloud beta services identity create`` names it."""
+    number = str(int(fake_hex("project", _project(ctx, inputs), length=10), 16))[:12]
+    service = inputs["service"]
+    domain = _SERVICE_AGENT_DOMAINS.get(service, f"gcp-sa-{service.split('.')[0]}")
+    email = f"service-{number}@{domain}.iam.gserviceaccount.com"
+    return {
+        "id": f"projects/{_project(ctx, inputs)}/services/{service}",
+        "email": email,
+        "member": f"serviceAccount:{email}",
+    }
+
+
 @resource("gcp:serviceaccount/account:Account")
 def _service_account(
     ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]

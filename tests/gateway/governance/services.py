@@ -9,6 +9,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,8 @@ def wait_port(port: int, what: str, timeout: float = 20.0) -> None:
             time.sleep(0.05)
 
 
-def make_ca(directory: str) -> tuple[str, str, str]:
-    """A private CA and a server certificate for 127.0.0.1: (ca, cert, key) paths."""
+def make_ca(directory: str, names: Sequence[str] = ()) -> tuple[str, str, str]:
+    """A private CA and a server certificate for 127.0.0.1 and ``names``: (ca, cert, key) paths."""
     ca, ca_key = os.path.join(directory, "ca.crt"), os.path.join(directory, "ca.key")
     cert, key = os.path.join(directory, "server.crt"), os.path.join(directory, "server.key")
     csr, ext = os.path.join(directory, "server.csr"), os.path.join(directory, "ext")
@@ -77,7 +78,8 @@ def make_ca(directory: str) -> tuple[str, str, str]:
         ],
         **quiet,
     )
-    Path(ext).write_text("subjectAltName=IP:127.0.0.1\n")
+    alt_names = ["IP:127.0.0.1", *(f"DNS:{name}" for name in names)]
+    Path(ext).write_text(f"subjectAltName={','.join(alt_names)}\n")
     subprocess.run(
         [
             "openssl",
@@ -103,9 +105,15 @@ def make_ca(directory: str) -> tuple[str, str, str]:
 
 
 class RedisServer:
-    """redis-server without persistence, stopped by PID; ``tls`` serves only rediss://."""
+    """redis-server without persistence, stopped by PID; ``tls`` serves only rediss://.
 
-    def __init__(self, tls: bool = False) -> None:
+    ``names`` are extra host names the TLS certificate is valid for; ``password``
+    makes it require AUTH, as every managed Redis does.
+    """
+
+    def __init__(
+        self, tls: bool = False, names: Sequence[str] = (), password: str | None = None
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed; ./scripts/test installs it")
@@ -114,7 +122,7 @@ class RedisServer:
         ports = ["--port", str(self.port)]
         if tls:
             self.dir = tempfile.mkdtemp(prefix="aigw-redis-tls-")
-            self.ca_file, cert, key = make_ca(self.dir)
+            self.ca_file, cert, key = make_ca(self.dir, names)
             ports = [
                 "--port",
                 "0",
@@ -130,8 +138,11 @@ class RedisServer:
                 "no",
             ]
         self.command = [binary, "--bind", "127.0.0.1", *ports, "--save", "", "--appendonly", "no"]
+        if password:
+            self.command += ["--requirepass", password]
         self.start()
-        self.url = f"{'rediss' if tls else 'redis'}://127.0.0.1:{self.port}/0"
+        auth = f":{password}@" if password else ""
+        self.url = f"{'rediss' if tls else 'redis'}://{auth}127.0.0.1:{self.port}/0"
         if tls:
             # The port opens before the first TLS handshake is quick: wait for a real PING.
             import redis
@@ -163,13 +174,27 @@ def _pg_bin(name: str) -> str:
 
 
 class PostgresServer:
-    """A private cluster in a temp dir; run as the ``postgres`` user when we are root."""
+    """A private cluster in a temp dir; run as the ``postgres`` user when we are root.
 
-    def __init__(self) -> None:
+    With ``tls``, it serves TLS (a certificate for ``names`` from a private CA,
+    ``ca_file``) and other users than ``postgres`` must use it and a password
+    (``hostssl ... scram-sha-256``), as a managed PostgreSQL requires.
+    """
+
+    def __init__(self, tls: bool = False, names: Sequence[str] = ()) -> None:
         self.dir = tempfile.mkdtemp(prefix="aigw-pg-")
         self.data = os.path.join(self.dir, "data")
         self.as_user: list[str] = []
+        self.tls_options: list[str] = []
+        self.ca_file: str | None = None
+        if tls:
+            self.ca_file, cert, key = make_ca(self.dir, names)
+            os.chmod(key, 0o600)
+            self.tls_options = ["-c", "ssl=on", "-c", f"ssl_cert_file={cert}"]
+            self.tls_options += ["-c", f"ssl_key_file={key}"]
         if os.geteuid() == 0:
+            for path in Path(self.dir).iterdir():
+                shutil.chown(path, "postgres")
             shutil.chown(self.dir, "postgres")
             self.as_user = ["runuser", "-u", "postgres", "--"]
         subprocess.run(
@@ -188,6 +213,12 @@ class PostgresServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        if tls:
+            Path(self.data, "pg_hba.conf").write_text(
+                "local all all trust\n"
+                "host all postgres 127.0.0.1/32 trust\n"
+                "hostssl all all 127.0.0.1/32 scram-sha-256\n"
+            )
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
@@ -226,6 +257,7 @@ class PostgresServer:
                 "fsync=off",
                 "-c",
                 "full_page_writes=off",
+                *self.tls_options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

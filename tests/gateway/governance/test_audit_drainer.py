@@ -69,3 +69,42 @@ def test_without_an_interval_every_read_is_written_at_once(tmp_path: Path) -> No
     # The contrast that makes the test above meaningful: events arriving 30 ms apart
     # are written in several small batches when the drainer does not wait.
     assert len(_drain(tmp_path, interval_s=0.0)) > 2
+
+
+def test_drainer_recreates_the_group_after_redis_restarts_empty(tmp_path: Path) -> None:
+    """Issue 20 item 10: Redis restarts without its data (the consumer group is gone).
+    The drainer must recreate the group and store every event queued since, each once."""
+    from gateway_app.state.governance_redis import RedisGovernanceState
+    from tests.gateway.governance.services import RedisServer
+
+    redis_server = RedisServer()
+    db = Database(f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    db.migrate()
+
+    async def main() -> None:
+        state = RedisGovernanceState.from_url(redis_server.url)
+        drainer = AuditDrainer(state, db, batch=100, block_s=0.05)
+        drainer.start()
+        try:
+            for n in range(5):
+                await state.settle(None, 0, 0, _event(n))
+            await _until(lambda: drainer.written == 5)
+            redis_server.stop()
+            redis_server.start()  # empty: no stream, no group
+            for n in range(5, 12):
+                await state.settle(None, 0, 0, _event(n))
+            for _ in range(300):  # bounded: 15 s (the drainer backs off while Redis is down)
+                if drainer.written >= 12:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await drainer.stop()
+            await state.close()
+
+    try:
+        run_async(main())
+        rows = db.fetch("SELECT event_id FROM audit_events ORDER BY event_id")
+        assert sorted(r["event_id"] for r in rows) == sorted(f"e{n}" for n in range(12))
+    finally:
+        db.close()
+        redis_server.stop()

@@ -16,9 +16,20 @@ from gateway_app.config import parse
 from gateway_app.governance.service import Governance
 from gateway_app.governance.storage import Database
 from gateway_app.state.governance import InProcessGovernanceState
-from tests.gateway.conftest import STANDARD_MODELS, providers, serve
+from tests.gateway.conftest import STANDARD_MODELS, providers, run_async, serve
 
 ADMIN = "admin-secret-key"
+
+
+def embedded_governance(raw: dict[str, Any], database: Path, state: Any = None) -> Governance:
+    """Governance for ``raw`` with ``state`` (default in-process) and SQLite at ``database``."""
+    return Governance(
+        parse(raw),
+        state=state or InProcessGovernanceState(),
+        db=Database(f"sqlite:///{database}"),
+        admin_key=ADMIN,
+        secret=b"test-secret",
+    )
 
 
 @contextmanager
@@ -30,13 +41,7 @@ def governed(
         "models": STANDARD_MODELS,
         "governance": {"enabled": True, **settings},
     }
-    gov = Governance(
-        parse(raw),
-        state=state or InProcessGovernanceState(),
-        db=Database(f"sqlite:///{tmp_path / 'gov.sqlite3'}"),
-        admin_key=ADMIN,
-        secret=b"test-secret",
-    )
+    gov = embedded_governance(raw, tmp_path / "gov.sqlite3", state)
     with serve(raw, hooks=[gov], admin=gov) as running:
         yield running, gov
 
@@ -101,9 +106,16 @@ def test_key_lifecycle_and_auth(gw: tuple[Any, Governance], caplog: Any) -> None
     assert admin("DELETE", f"/admin/keys/{key_id}").json()["revoked_at"] is not None
     with pytest.raises(openai.AuthenticationError):
         chat(running.url, rotated)
-    expired = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "p", "ttl_s": -1})
+    # A key cannot be created already expired: a negative TTL or a past expiry is a 400.
+    for bad in ({"ttl_s": -1}, {"ttl_s": 0}, {"expires_at": time.time() - 5}, {"ttl_s": "1h"}):
+        refused = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "p", **bad})
+        assert refused.status_code == 400, (bad, refused.text)
+        assert refused.json()["error"]["param"] in ("ttl_s", "expires_at")
+    short = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "p", "ttl_s": 0.3})
+    assert chat(running.url, short.json()["key"]).http_response.status_code == 200
+    time.sleep(0.4)
     with pytest.raises(openai.AuthenticationError):
-        chat(running.url, expired.json()["key"])
+        chat(running.url, short.json()["key"])
     assert key not in caplog.text and rotated not in caplog.text
 
 
@@ -142,7 +154,8 @@ def test_rate_limit_headers_and_429(gw: tuple[Any, Governance]) -> None:
     response = refused.value.response
     assert refused.value.body["code"] == "rate_limit_exceeded"
     assert f"key:{key['id']} (rpm)" in refused.value.body["message"]
-    assert 1 <= int(response.headers["retry-after"]) <= 60
+    # when the sliding window frees a slot: up to 1.5 minutes (two requests, limit 2)
+    assert 1 <= int(response.headers["retry-after"]) <= 90
     assert response.headers["x-ratelimit-remaining-requests"] == "0"
 
 
@@ -325,3 +338,303 @@ def test_metrics_report_the_audit_buffer_depth(gw: tuple[Any, Governance]) -> No
     gov.state.audit_depth = depth  # type: ignore[method-assign]
     text = httpx.get(running.url + "/metrics", timeout=10).text
     assert "aigw_audit_buffer_depth 7.0" in text.splitlines()
+
+
+def team_admin(url: str, admin: Admin, team: str, project: str) -> Admin:
+    """An admin client for a new ``team_admin`` key of ``team`` (its key names ``project``)."""
+    made = admin(
+        "POST", "/admin/keys", json={"team_id": team, "project_id": project, "role": "team_admin"}
+    ).json()
+    return Admin(url, made["key"])
+
+
+def test_team_admin_cannot_limit_another_teams_project(gw: tuple[Any, Governance]) -> None:
+    """Issue 20 item 1: a project scope is checked against the caller's team like a team's."""
+    running, _ = gw
+    admin = Admin(running.url)
+    a_key = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "pa"}).json()
+    tb = team_admin(running.url, admin, "b", "pb")
+    for method, path, body in (
+        ("PUT", "/admin/limits/project/pa", {"rpm": 1}),
+        ("GET", "/admin/limits/project/pa", None),
+        ("DELETE", "/admin/limits/project/pa", None),
+        ("GET", "/admin/budgets/project/pa", None),
+        ("GET", "/admin/projects/pa", None),
+    ):
+        response = tb(method, path, json=body) if body is not None else tb(method, path)
+        assert response.status_code == 404, (method, path, response.text)
+    assert admin("GET", "/admin/limits").json()["data"] == []
+    for _ in range(3):  # team A is not throttled by team B's attempt
+        assert chat(running.url, a_key["key"]).http_response.status_code == 200
+    # Its own project, and a new one it claims by setting a limit on it.
+    assert tb("PUT", "/admin/limits/project/pb", json={"rpm": 5}).status_code == 200
+    assert tb("PUT", "/admin/limits/project/pb-new", json={"rpm": 5}).json()["team_id"] == "b"
+    assert [p["id"] for p in tb("GET", "/admin/projects").json()["data"]] == ["pb", "pb-new"]
+    # The admin must say which team owns a project nobody has claimed yet.
+    unowned = admin("PUT", "/admin/limits/project/nobodys", json={"rpm": 5})
+    assert unowned.status_code == 400 and unowned.json()["error"]["param"] == "team_id"
+
+
+def test_project_ids_belong_to_one_team(gw: tuple[Any, Governance], caplog: Any) -> None:
+    """Issue 20 item 2: the first team to claim a project owns it; another team's key cannot
+    name it, and a key from before owners existed cannot spend the owner's budget."""
+    running, gov = gw
+    admin = Admin(running.url)
+    a_key = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "shared"}).json()
+    tb = team_admin(running.url, admin, "b", "pb")
+    stolen = tb("POST", "/admin/keys", json={"project_id": "shared"})
+    assert stolen.status_code == 409, stolen.text
+    assert stolen.json()["error"]["code"] == "project_conflict"
+    assert "another team" in stolen.json()["error"]["message"]
+    assert "'a'" not in stolen.json()["error"]["message"]  # a team admin learns no team name
+    by_admin = admin("POST", "/admin/keys", json={"team_id": "b", "project_id": "shared"})
+    assert by_admin.status_code == 409 and "team 'a'" in by_admin.json()["error"]["message"]
+    assert {k["team_id"] for k in admin("GET", "/admin/keys").json()["data"]} == {"a", "b"}
+    assert len(admin("GET", "/admin/keys?team_id=b").json()["data"]) == 1
+    created = tb("POST", "/admin/projects", json={"project_id": "pb2"})
+    assert created.status_code == 201 and created.json() == {"id": "pb2", "team_id": "b"}
+    assert (
+        admin("POST", "/admin/projects", json={"project_id": "pb2", "team_id": "a"}).status_code
+        == 409
+    )
+
+    # A key written before projects had owners (team b naming team a's project).
+    from gateway_app.governance.keys import KeyRecord, hash_key
+
+    legacy_secret = "sk-aigw-key_00000000000legacy-secret"
+    gov.store.insert(
+        KeyRecord(
+            id="key_00000000000legacy",
+            key_hash=hash_key(gov.registry.secret, legacy_secret),
+            team_id="b",
+            project_id="shared",
+            created_at=time.time(),
+        )
+    )
+    assert (
+        admin("PUT", "/admin/limits/project/shared", json={"daily_usd": 0.0001}).status_code == 200
+    )
+    for _ in range(3):
+        assert chat(running.url, legacy_secret, max_tokens=10).http_response.status_code == 200
+    assert admin("GET", "/admin/budgets/project/shared").json()["daily_usd"] == 0
+    assert "names project shared of another team" in caplog.text
+    # The owner's own key still counts against (and is limited by) its project's budget.
+    assert chat(running.url, a_key["key"], max_tokens=10).http_response.status_code == 200
+    assert admin("GET", "/admin/budgets/project/shared").json()["daily_usd"] > 0
+
+
+def test_models_and_validation_answer_only_after_authentication(
+    gw: tuple[Any, Governance],
+) -> None:
+    """Issue 20 item 5 (and GET /v1/models/{id}): with governance on, nothing about the
+    models or the request's shape is revealed to a caller without a valid key."""
+    running, _ = gw
+    admin = Admin(running.url)
+    key = admin(
+        "POST", "/admin/keys", json={"team_id": "a", "project_id": "p", "models": ["gpt-4o-mini"]}
+    ).json()["key"]
+    anonymous = httpx.Client(base_url=running.url)
+    assert anonymous.get("/v1/models").status_code == 401
+    assert anonymous.get("/v1/models/gpt-4o-mini").status_code == 401
+    for body in ({"model": "no-such-model", "messages": []}, {"nonsense": True}):
+        refused = anonymous.post("/v1/chat/completions", json=body)
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["error"]["code"] == "invalid_api_key"
+    bad = anonymous.post(
+        "/v1/embeddings", json={"input": 3}, headers={"authorization": "Bearer sk-aigw-nope"}
+    )
+    assert bad.status_code == 401
+    client = openai.OpenAI(base_url=running.url + "/v1", api_key=key, max_retries=0)
+    assert [m.id for m in client.models.list()] == ["gpt-4o-mini"]  # the key's models only
+    assert client.models.retrieve("gpt-4o-mini").id == "gpt-4o-mini"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("claude-sonnet-4-6")  # served here, not for this key
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[])
+
+
+def test_admin_api_answers_503_while_the_database_is_down(
+    gw: tuple[Any, Governance], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20 item 11."""
+    from gateway_app.governance.storage import DatabaseError
+
+    running, gov = gw
+    admin = Admin(running.url)
+    key = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "p"}).json()
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise DatabaseError("postgres: connection refused")
+
+    monkeypatch.setattr(gov.db, "fetch", down)
+    monkeypatch.setattr(gov.db, "execute", down)
+    for method, path, body in (
+        ("GET", "/admin/keys", None),
+        ("POST", "/admin/keys", {"team_id": "a", "project_id": "p2"}),
+        ("GET", "/admin/audit", None),
+        ("PUT", "/admin/limits/team/a", {"rpm": 5}),
+    ):
+        response = admin(method, path, json=body) if body is not None else admin(method, path)
+        assert response.status_code == 503, (method, path, response.text)
+        assert response.headers["retry-after"] == "5"
+        assert response.json()["error"]["code"] == "database_unavailable"
+    # Model requests do not need the database.
+    assert chat(running.url, key["key"]).http_response.status_code == 200
+
+
+def test_audit_limit_must_be_a_number(gw: tuple[Any, Governance]) -> None:
+    running, _ = gw
+    admin = Admin(running.url)
+    for value in ("abc", "0", "-3", "100000"):
+        response = admin("GET", f"/admin/audit?limit={value}")
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["param"] == "limit"
+    assert admin("GET", "/admin/audit?limit=5").status_code == 200
+
+
+def test_money_is_printed_with_meaningful_precision() -> None:
+    """Issue 20 item 16: small budgets and reservations never print as $0.0000."""
+    from gateway_app.governance.service import usd
+
+    assert usd(0) == "$0"
+    assert usd(0.000012) == "$0.0000120"
+    assert usd(0.00004) == "$0.0000400"
+    assert usd(0.0036) == "$0.00360"
+    assert usd(0.25) == "$0.250"
+    assert usd(12.5) == "$12.50"
+    assert usd(1234.5) == "$1,234.50"
+    from gateway_app.state.governance import BudgetItem, Decision
+
+    item = BudgetItem("team:t", "daily", "2026-01-01", 20_000, 4_000, 60)  # nano-USD
+    _, error = Governance._refusal(None, Decision(False, refused=item, used=19_000), time.time())  # type: ignore[arg-type]
+    assert "$0.0000 " not in error.message and "$0.0000," not in error.message
+    assert "limit $0.0000200" in error.message and "up to $0.00000400" in error.message
+
+
+UNPRICED_MODELS: dict[str, Any] = {
+    "gpt-4o-mini": {"deployments": [{"provider": "openai", "model": "gpt-4o-mini"}]},
+    "in-house": {"deployments": [{"provider": "openai", "model": "in-house-llm-7b"}]},
+}
+
+
+def test_an_unpriced_model_is_never_billed_at_zero(
+    fake_openai: Any, fake_anthropic: Any, tmp_path: Path
+) -> None:
+    """Issue 20 item 15: by default the gateway refuses to start (naming the deployment and
+    the price to set); with refuse_with_budget, a key with a budget is refused per request,
+    and a key without one is audited with an unknown (null) cost, not $0."""
+    from gateway_app.config import ConfigError
+
+    raw = {
+        "providers": providers(fake_openai, fake_anthropic),
+        "models": UNPRICED_MODELS,
+        "governance": {"enabled": True},
+    }
+    gov = embedded_governance(raw, tmp_path / "start.sqlite3")
+    with pytest.raises(ConfigError) as refused:
+        run_async(gov.start())
+    message = str(refused.value)
+    assert "models.in-house.deployments[0] (openai/in-house-llm-7b" in message
+    assert "price: {input_per_mtok" in message and "gpt-4o-mini" not in message
+
+    raw["governance"] = {"enabled": True, "unpriced_models": "refuse_with_budget"}
+    gov = embedded_governance(raw, tmp_path / "gov.sqlite3")
+    with serve(raw, hooks=[gov], admin=gov) as running:
+        admin = Admin(running.url)
+        free = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "pa"}).json()
+        budgeted = admin("POST", "/admin/keys", json={"team_id": "b", "project_id": "pb"}).json()
+        admin("PUT", "/admin/limits/team/b", json={"monthly_usd": 100})
+        with pytest.raises(openai.PermissionDeniedError) as denied:
+            chat(running.url, budgeted["key"], model="in-house")
+        assert denied.value.body["code"] == "model_unpriced"
+        assert chat(running.url, budgeted["key"]).http_response.status_code == 200  # priced
+        assert chat(running.url, free["key"], model="in-house").http_response.status_code == 200
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            rows = gov.db.fetch(
+                "SELECT model, cost_usd FROM audit_events WHERE kind = 'request' AND status = 200"
+            )
+            if len(rows) >= 2:
+                break
+            time.sleep(0.05)
+    costs = {row["model"]: row["cost_usd"] for row in rows}
+    assert costs["in-house"] is None and costs["gpt-4o-mini"] > 0
+
+
+def test_aigw_models_lists_the_deployments_without_a_price(tmp_path: Path) -> None:
+    """Issue 20 item 15: ``aigw models --unpriced`` names what to price (exit 1 if any)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "providers": {"openai": {"type": "openai", "api_key": "k"}},
+                "models": UNPRICED_MODELS,
+            }
+        )
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "gateway_app", "models", "--config", str(config), "--unpriced"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1, run.stderr
+    assert "openai/in-house-llm-7b" in run.stdout and "NO PRICE" in run.stdout
+    assert "openai/gpt-4o-mini" not in run.stdout
+
+
+def test_a_stream_cut_before_its_usage_chunk_is_billed_its_upper_bound(
+    gw: tuple[Any, Governance], fake_openai: Any
+) -> None:
+    """Issue 20 item 3: a stream that ends before its usage chunk (the upstream broke, or
+    the client disconnected early) settles at the reservation's tokens, not 0, against
+    budgets and TPM, and its audit event says the usage was estimated."""
+    from gateway_app.testing import ok
+
+    running, gov = gw
+    admin = Admin(running.url)
+    key = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "p"}).json()
+    admin("PUT", f"/admin/limits/key/{key['id']}", json={"daily_usd": 10.0, "tpm": 10**6})
+    content = "word " * 40
+    fake_openai.script(
+        ok(content, drop_after_events=3),  # the upstream breaks mid-stream
+        ok(content, chunk_delay=0.05),  # the client leaves after the first chunks
+    )
+    body = {
+        "model": "gpt-4o-mini",
+        "stream": True,
+        "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "count"}],
+    }
+    headers = {"authorization": f"Bearer {key['key']}", "x-request-id": "cut-upstream"}
+    broken = httpx.post(running.url + "/v1/chat/completions", json=body, headers=headers)
+    assert broken.status_code == 200 and b"[DONE]" not in broken.content
+    with httpx.stream(
+        "POST",
+        running.url + "/v1/chat/completions",
+        json=body,
+        headers={**headers, "x-request-id": "cut-client"},
+    ) as response:
+        for _ in response.iter_bytes():
+            break  # disconnect after the first bytes
+    deadline = time.monotonic() + 5
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(rows) < 2:
+        rows = gov.db.fetch(
+            "SELECT request_id, completion_tokens, prompt_tokens, cost_usd, usage_source "
+            "FROM audit_events WHERE request_id LIKE 'cut-%' ORDER BY request_id"
+        )
+        time.sleep(0.05)
+    assert [r["request_id"] for r in rows] == ["cut-client", "cut-upstream"]
+    for row in rows:
+        assert row["usage_source"] == "estimated_reservation"
+        assert row["completion_tokens"] == 1000  # max_tokens: the upper bound
+        assert row["prompt_tokens"] > 0 and row["cost_usd"] > 0
+    spent = admin("GET", f"/admin/budgets/key/{key['id']}").json()["daily_usd"]
+    assert spent == pytest.approx(sum(r["cost_usd"] for r in rows), rel=1e-6)
+    assert spent >= 2 * 1000 * 0.60 / 1e6  # two upper bounds of output at gpt-4o-mini's price

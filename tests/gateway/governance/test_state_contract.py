@@ -98,7 +98,9 @@ def test_settle_corrects_budget_and_tokens(make_state: Any) -> None:
         assert second.rate_used == [100.0]
         third = await state.reserve((tpm,), (), now + 2)
         assert not third.allowed and third.refused == tpm
-        assert 0 < third.retry_after_s <= 60
+        # 900 tokens this minute: room for 800 only once they weigh 200 or less, well into
+        # the next minute (48 s left of this one, then 7/9 of the next).
+        assert third.retry_after_s == pytest.approx(48 + 60 * (1 - 200 / 900))
         await state.close()
 
     run_async(main())
@@ -163,6 +165,37 @@ def test_audit_depth_counts_events_until_acknowledged(make_state: Any) -> None:
         assert await state.audit_depth() == 4  # read but not yet in the database
         await state.ack([i for i, _ in batch])
         assert await state.audit_depth() == 0
+        await state.close()
+
+    run_async(main())
+
+
+def test_retry_after_points_at_a_free_slot_of_the_sliding_window(make_state: Any) -> None:
+    """Issue 20 item 12: a client that waits exactly Retry-After (whole seconds, as the
+    header says) is admitted; not the next clock minute, where this minute still counts."""
+    import math
+
+    async def main() -> None:
+        state = make_state()
+        base = 1_800_000_000.0  # a minute boundary
+        rpm = RateItem(f"key:{uuid.uuid4().hex[:8]}", "rpm", 4, 1)
+        for i in range(4):
+            assert (await state.reserve((rpm,), (), base + 10 + i)).allowed
+        refused = await state.reserve((rpm,), (), base + 20)
+        assert not refused.allowed
+        obeyed = base + 20 + math.ceil(refused.retry_after_s)
+        assert not (await state.reserve((rpm,), (), obeyed - 1.5)).allowed  # not too long
+        assert (await state.reserve((rpm,), (), obeyed)).allowed
+        # Within the minute, as the previous minute's weight decays.
+        tpm = RateItem(f"key:{uuid.uuid4().hex[:8]}", "tpm", 100, 30)
+        assert (await state.reserve((tpm,), (), base + 50)).allowed
+        assert (await state.reserve((tpm,), (), base + 55)).allowed
+        assert (await state.reserve((tpm,), (), base + 58)).allowed
+        refused = await state.reserve((tpm,), (), base + 65)
+        assert not refused.allowed and refused.retry_after_s < 55
+        assert (
+            await state.reserve((tpm,), (), base + 65 + math.ceil(refused.retry_after_s))
+        ).allowed
         await state.close()
 
     run_async(main())

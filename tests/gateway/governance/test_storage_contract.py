@@ -12,7 +12,7 @@ import pytest
 
 from gateway_app.governance import analytics, audit
 from gateway_app.governance.keys import KeyRecord, KeyStore, Limit
-from gateway_app.governance.storage import Database
+from gateway_app.governance.storage import MIGRATIONS, Database
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -23,7 +23,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         server = request.getfixturevalue("postgres_server")
         database = Database(server.url)
         database.migrate()
-        for table in ("virtual_keys", "limits", "audit_events"):
+        for table in ("virtual_keys", "limits", "audit_events", "projects"):
             database.execute(f"DELETE FROM {table}")
     database.migrate()
     yield database
@@ -33,7 +33,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 def test_migrations_are_recorded_and_idempotent(db: Database) -> None:
     assert db.migrate() == []
     versions = [r["version"] for r in db.fetch("SELECT version FROM schema_migrations")]
-    assert versions == [1]
+    assert sorted(versions) == [version for version, _, _ in MIGRATIONS]
 
 
 def test_keys_and_limits_round_trip(db: Database) -> None:
@@ -141,3 +141,129 @@ def test_governance_config_errors_name_the_key() -> None:
         parse(raw)
     assert "governance.fail_closd: unknown key" in str(error.value)
     assert "governance.key_refresh_s" in str(error.value)
+
+
+def test_migration_gives_each_existing_project_to_its_oldest_keys_team(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20 item 2: a database written before projects had owners (two teams' keys
+    naming one project) is migrated so the project belongs to exactly one team."""
+    from gateway_app.governance import storage
+
+    db = Database(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    monkeypatch.setattr(storage, "MIGRATIONS", MIGRATIONS[:1])
+    db.migrate()
+    store = KeyStore(db)
+    for key_id, team, project, created in (
+        ("key_b", "b", "shared", 2.0),
+        ("key_a", "a", "shared", 1.0),
+        ("key_c", "c", "own", 3.0),
+    ):
+        store.insert(KeyRecord(key_id, f"h-{key_id}", team, project, created_at=created))
+    store.put_limit(Limit("project", "limited", daily_usd=1.0, team_id="d"))
+    monkeypatch.setattr(storage, "MIGRATIONS", MIGRATIONS)
+    assert db.migrate() == [version for version, _, _ in MIGRATIONS[1:]]
+    assert store.projects() == {"shared": "a", "own": "c", "limited": "d"}
+    assert store.claim_project("shared", "b", 9.0) == "a"  # the first claim stands
+    assert store.claim_project("fresh", "b", 9.0) == "b"
+    db.close()
+
+
+def test_migrate_as_owner_creates_a_least_privileged_app_role(postgres_server: Any) -> None:
+    """What the migration Job does on every cloud: migrate as the server's admin, then give
+    the gateway its own role with row access only (the serving pods never get the admin's
+    password). The password reaches the server only as a SCRAM verifier."""
+    import psycopg
+
+    name = "r" + uuid.uuid4().hex[:8]
+    role = f"gateway_app_{name}"
+    setup = Database(postgres_server.url)
+    setup.execute(f"CREATE DATABASE {name}")
+    setup.close()
+    base = postgres_server.url.rsplit("/", 1)[0].replace("postgres@", "{user}@")
+    owner_url = base.format(user="postgres") + "/" + name
+    password = "s3cret-" + uuid.uuid4().hex
+    app_url = base.format(user=f"{role}:{password}") + "/" + name
+
+    def migrate(app: str | None) -> subprocess.CompletedProcess[str]:
+        env = {"AIGW_MIGRATION_DATABASE_URL": owner_url, "PATH": "/usr/bin:/bin"}
+        if app:
+            env["AIGW_DATABASE_URL"] = app
+        return subprocess.run(
+            [sys.executable, "-m", "gateway_app", "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    missing = migrate(None)
+    assert missing.returncode == 2 and "AIGW_DATABASE_URL" in missing.stderr
+    first = migrate(app_url)
+    assert first.returncode == 0, first.stderr
+    assert f"app role {role}: created" in first.stdout
+    assert password not in first.stdout + first.stderr
+
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        (flags,) = owner.execute(
+            "SELECT rolsuper, rolcreatedb, rolcreaterole, rolcanlogin, rolpassword "
+            "FROM pg_authid WHERE rolname = %s",
+            (role,),
+        ).fetchall()
+        assert flags[:4] == (False, False, False, True)
+        verifier = flags[4]
+        assert verifier.startswith("SCRAM-SHA-256$") and password not in verifier
+        # The verifier is the one libpq derives from this password and salt.
+        iterations, salt = verifier.split("$")[1].split(":")
+        assert _scram_verifier(password, salt, int(iterations)) == verifier
+        table_owner = owner.execute(
+            "SELECT tableowner FROM pg_tables WHERE tablename = 'virtual_keys'"
+        ).fetchone()
+        assert table_owner == ("postgres",)
+
+    as_app = base.format(user=role) + "/" + name  # trust auth in the test server
+    with psycopg.connect(as_app, autocommit=True) as app:
+        app.execute(
+            "INSERT INTO limits (scope, scope_id, rpm) VALUES ('team', 't', 1) "
+            "ON CONFLICT (scope, scope_id) DO UPDATE SET rpm = 2"
+        )
+        assert app.execute("SELECT rpm FROM limits").fetchone() == (1,)
+        app.execute("DELETE FROM limits")
+        assert app.execute("SELECT COUNT(*) FROM schema_migrations").fetchone() == (
+            len(MIGRATIONS),
+        )
+        for forbidden in (
+            "CREATE TABLE evil (x int)",
+            "DROP TABLE audit_events",
+            "ALTER TABLE virtual_keys ADD COLUMN x int",
+            "DELETE FROM schema_migrations",
+            "CREATE ROLE evil",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                app.execute(forbidden)
+
+    # Run again with a new password: rotated, nothing else changes.
+    rotated = app_url.replace(password, "rotated-" + uuid.uuid4().hex)
+    again = migrate(rotated)
+    assert again.returncode == 0, again.stderr
+    assert "up to date" in again.stdout and f"app role {role}: updated" in again.stdout
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        (new_verifier,) = owner.execute(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)
+        ).fetchone()
+        assert new_verifier != verifier
+
+
+def _scram_verifier(password: str, salt_b64: str, iterations: int) -> str:
+    """RFC 5802/7677's SCRAM-SHA-256 verifier, as PostgreSQL stores it (independent check)."""
+    import base64
+    import hashlib
+    import hmac
+
+    salt = base64.b64decode(salt_b64)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored = hashlib.sha256(client_key).digest()
+    server = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{salt_b64}${b64(stored)}:{b64(server)}"

@@ -189,15 +189,20 @@ def test_errors_keep_openai_statuses(
     assert caught.value.code == ("rate_limit_exceeded" if status == 429 else None)
 
 
-def test_a_wrong_api_key_is_a_401(fake_azure: FakeAzureOpenAI) -> None:
+def test_a_wrong_api_key_is_the_gateways_502_not_the_clients_401(
+    fake_azure: FakeAzureOpenAI,
+) -> None:
+    """Issue 20 item 4: the gateway's credential is wrong, not the client's."""
     with (
         serve(azure_config(fake_azure, api_key="wrong")) as gw,
-        pytest.raises(openai.AuthenticationError) as caught,
+        pytest.raises(openai.InternalServerError) as caught,
     ):
         gw.client().chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
         )
-    assert "invalid subscription key" in caught.value.message
+    assert caught.value.status_code == 502 and caught.value.code == "upstream_auth_failed"
+    assert "refused the gateway's credential (HTTP 401" in caught.value.message
+    assert "invalid subscription key" not in caught.value.message
 
 
 # ------------------------------------------------------------ Entra workload identity

@@ -343,8 +343,9 @@ def test_stream_decoder_handles_split_frames_and_exceptions() -> None:
     ("status", "exception_name", "sdk_error"),
     [
         (400, "ValidationException", openai.BadRequestError),
-        (403, "ExpiredTokenException", openai.AuthenticationError),
-        (403, "AccessDeniedException", openai.PermissionDeniedError),
+        # The gateway's own credential or role: its 502, naming the provider's code.
+        (403, "ExpiredTokenException", openai.InternalServerError),
+        (403, "AccessDeniedException", openai.InternalServerError),
         (429, "ThrottlingException", openai.RateLimitError),
     ],
 )
@@ -356,7 +357,11 @@ def test_errors_map_to_openai_statuses(
         gw.client().chat.completions.create(
             model="claude-haiku", messages=[{"role": "user", "content": "a"}]
         )
-    assert caught.value.body["code"] == exception_name
+    if status == 403:
+        assert caught.value.body["code"] == "upstream_auth_failed"
+        assert f"(HTTP 403 {exception_name})" in caught.value.body["message"]
+    else:
+        assert caught.value.body["code"] == exception_name
     retried = status == 429
     assert len(fake_bedrock.requests) == (3 if retried else 1)
 
@@ -397,17 +402,18 @@ def test_requests_are_signed_with_session_token_from_the_environment(
         assert "x-amz-security-token" in headers["authorization"]
 
 
-def test_a_wrong_secret_is_rejected_by_the_fake_and_reported_as_401(
+def test_a_wrong_secret_is_rejected_by_the_fake_and_reported_as_the_gateways_502(
     fake_bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
-    with bedrock_gateway(fake_bedrock) as gw, pytest.raises(openai.AuthenticationError) as caught:
+    with bedrock_gateway(fake_bedrock) as gw, pytest.raises(openai.InternalServerError) as caught:
         gw.client().chat.completions.create(
             model="claude-haiku", messages=[{"role": "user", "content": "a"}]
         )
     assert fake_bedrock.rejected == ["InvalidSignatureException"]
-    assert "signature" in caught.value.message
+    assert caught.value.code == "upstream_auth_failed"
+    assert "InvalidSignatureException" in caught.value.message
 
 
 def test_no_credentials_fail_with_the_variables_to_set(fake_bedrock: FakeBedrock) -> None:

@@ -238,10 +238,12 @@ def test_bedrock_errors_are_translated_and_throttling_retried(
     gateway: Any, fake_bedrock: FakeBedrock
 ) -> None:
     fake_bedrock.script(error(429), *[error(403, "no access", error_type="AccessDeniedException")])
-    with pytest.raises(openai.PermissionDeniedError) as caught:
+    with pytest.raises(openai.InternalServerError) as caught:
         gateway.embeddings.create(model="titan", input="a")
-    assert caught.value.body["code"] == "AccessDeniedException"
-    assert "Bedrock AccessDeniedException: no access" in caught.value.body["message"]
+    # The gateway's role lacks access: its own 502, naming the provider's code only.
+    assert caught.value.body["code"] == "upstream_auth_failed"
+    assert "(HTTP 403 AccessDeniedException)" in caught.value.body["message"]
+    assert "no access" not in caught.value.body["message"]
     assert len(fake_bedrock.requests) == 2  # the 429 was retried
 
 

@@ -335,7 +335,7 @@ def test_a_stream_cut_before_the_finish_is_an_error(
     ("status", "sdk_error", "code"),
     [
         (400, openai.BadRequestError, "INVALID_ARGUMENT"),
-        (403, openai.PermissionDeniedError, "PERMISSION_DENIED"),
+        (403, openai.InternalServerError, "upstream_auth_failed"),  # the gateway's account
         (429, openai.RateLimitError, "RESOURCE_EXHAUSTED"),
     ],
 )
@@ -351,18 +351,19 @@ def test_errors_map_to_openai_statuses(
     assert len(fake_vertex.requests) == (3 if status == 429 else 1)
 
 
-def test_an_invalid_token_is_a_401(fake_vertex: FakeVertex, google_adc: None) -> None:
+def test_an_invalid_token_is_the_gateways_502(fake_vertex: FakeVertex, google_adc: None) -> None:
     fake_vertex.issued.append("ignored")  # the fake rejects tokens it did not issue
     with serve(vertex_config(fake_vertex)) as gw:
         gw.client().chat.completions.create(
             model="gemini", messages=[{"role": "user", "content": "a"}]
         )
         fake_vertex.issued.clear()  # every issued token is now unknown: revoked
-        with pytest.raises(openai.AuthenticationError) as caught:
+        with pytest.raises(openai.InternalServerError) as caught:
             gw.client().chat.completions.create(
                 model="gemini", messages=[{"role": "user", "content": "a"}]
             )
-    assert caught.value.code == "UNAUTHENTICATED"
+    assert caught.value.code == "upstream_auth_failed"
+    assert "(HTTP 401 UNAUTHENTICATED)" in caught.value.message
 
 
 # ------------------------------------------------------------ ADC tokens

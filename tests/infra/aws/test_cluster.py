@@ -166,3 +166,72 @@ def test_nodes_require_imdsv2_and_encrypted_volumes(plans: dict[str, Plan], stac
     tagged = {spec["resourceType"]: spec["tags"] for spec in template.get("tagSpecifications")}
     assert set(tagged) == {"instance", "volume", "network-interface"}
     assert all(tags["environment"] == stack for tags in tagged.values())
+
+
+def test_cluster_autoscaler_may_resize_only_this_clusters_groups(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    """Cluster Autoscaler's AWS guide (cloudprovider/aws/README.md, recommended policy) with
+    the write actions limited by the tag EKS puts on a managed node group's ASG; the role is
+    assumed through EKS Pod Identity ("EKS Pod Identity" user guide: pods.eks.amazonaws.com)."""
+    import json
+
+    from infra.aws.autoscaler import IMAGE_TAGS
+
+    plan = plans[stack]
+    cluster = plan.one("aws:eks/cluster:Cluster")
+    name = cluster.get("name")
+    association = plan.one("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    (role,) = [
+        r
+        for r in plan.of_type("aws:iam/role:Role")
+        if r.outputs["arn"] == association.get("roleArn")
+    ]
+    (trust,) = json.loads(role.get("assumeRolePolicy"))["Statement"]
+    assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert sorted(trust["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
+    (policy,) = [
+        p for p in plan.of_type("aws:iam/rolePolicy:RolePolicy") if p.get("role") == role.id
+    ]
+    statements = {s["Sid"]: s for s in json.loads(policy.get("policy"))["Statement"]}
+    scale = statements["ScaleThisClusterOnly"]
+    assert sorted(scale["Action"]) == [
+        "autoscaling:SetDesiredCapacity",
+        "autoscaling:TerminateInstanceInAutoScalingGroup",
+    ]
+    assert scale["Condition"] == {
+        "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{name}": "owned"}
+    }
+    assert not any(
+        a.startswith(("autoscaling:Set", "autoscaling:Terminate"))
+        for a in statements["Discover"]["Action"]
+    )
+    assert association.get("clusterName") == cluster.outputs["name"]
+    (release,) = [
+        r
+        for r in plan.of_type("kubernetes:helm.sh/v3:Release")
+        if r.get("chart") == "cluster-autoscaler"
+    ]
+    values = release.get("values")
+    assert (association.get("namespace"), association.get("serviceAccount")) == (
+        release.get("namespace"),
+        values["rbac"]["serviceAccount"]["name"],
+    )
+    assert values["autoDiscovery"]["clusterName"] == name
+    assert values["image"]["tag"] == IMAGE_TAGS[cluster.get("version")]
+    assert association.urn in release.dependencies
+    # The node group's bounds are what it moves between; it never resets desiredSize.
+    group = plan.one("aws:eks/nodeGroup:NodeGroup")
+    assert group.get("scalingConfig.minSize") < group.get("scalingConfig.maxSize")
+
+
+def test_nodes_join_with_the_network_addons_in_place(plans: dict[str, Plan], stack: str) -> None:
+    """terraform-aws-modules/eks `before_compute`: the VPC CNI (with its network policy
+    agent) must be managed before nodes join, or they start with the self-managed one."""
+    plan = plans[stack]
+    group = plan.one("aws:eks/nodeGroup:NodeGroup")
+    addons = {a.get("addonName"): a for a in plan.of_type("aws:eks/addon:Addon")}
+    for early in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent"):
+        assert addons[early].urn in group.dependencies
+    for late in ("coredns", "metrics-server"):
+        assert group.urn in addons[late].dependencies

@@ -161,3 +161,49 @@ def test_postgres_backups_and_protection_per_environment(
     assert db.inputs["skipFinalSnapshot"] is not prod
     assert (db.inputs.get("finalSnapshotIdentifier") is not None) is prod
     assert db.protect is prod
+
+
+# ------------------------------------------------------------------------ logs
+
+LOG_RETENTION = {"dev": 30, "staging": 90, "prod": 365}
+
+
+def _log_group(plan: Plan, name: str) -> RecordedResource:
+    (group,) = [
+        g for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup") if g.get("name") == name
+    ]
+    return group
+
+
+def test_rds_log_groups_exist_encrypted_and_expiring_before_the_instance(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    """RDS creates /aws/rds/instance/<id>/<log> itself, unencrypted and never expiring,
+    unless it exists first ("Publishing PostgreSQL logs to Amazon CloudWatch Logs")."""
+    plan = plans[stack]
+    db = plan.one("aws:rds/instance:Instance")
+    key = plan.one("aws:kms/key:Key").outputs["arn"]
+    assert db.get("enabledCloudwatchLogsExports") == ["postgresql", "upgrade"]
+    for log in db.get("enabledCloudwatchLogsExports"):
+        group = _log_group(plan, f"/aws/rds/instance/{db.get('identifier')}/{log}")
+        assert group.get("kmsKeyId") == key
+        assert group.get("retentionInDays") == LOG_RETENTION[stack]
+        assert group.urn in db.dependencies
+
+
+def test_elasticache_delivers_slow_and_engine_logs(plans: dict[str, Plan], stack: str) -> None:
+    """ElastiCache log delivery ("Log delivery", ElastiCache user guide): slow-log and
+    engine-log to CloudWatch Logs, JSON, into encrypted, expiring groups."""
+    plan = plans[stack]
+    group_resource = plan.one("aws:elasticache/replicationGroup:ReplicationGroup")
+    key = plan.one("aws:kms/key:Key").outputs["arn"]
+    deliveries = {d["logType"]: d for d in group_resource.get("logDeliveryConfigurations")}
+    assert set(deliveries) == {"slow-log", "engine-log"}
+    for log_type, delivery in deliveries.items():
+        assert delivery["destinationType"] == "cloudwatch-logs"
+        assert delivery["logFormat"] == "json"
+        name = f"/aws/elasticache/{group_resource.get('replicationGroupId')}/{log_type}"
+        assert delivery["destination"] == name
+        log_group = _log_group(plan, name)
+        assert log_group.get("kmsKeyId") == key
+        assert log_group.get("retentionInDays") == LOG_RETENTION[stack]

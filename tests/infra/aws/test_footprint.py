@@ -19,6 +19,8 @@ COMPONENTS = {
     "ai-gateway:aws:Cluster",
     "ai-gateway:aws:Redis",
     "ai-gateway:aws:Postgres",
+    # What moves the node group between its bounds (item 8 of issue 19).
+    "ai-gateway:aws:ClusterAutoscaler",
     # Added by the program beside the four: the gateway's identity and workload.
     "ai-gateway:aws:GatewayIdentity",
     "ai-gateway:k8s:GatewayDeployment",
@@ -195,9 +197,16 @@ def test_connection_strings_are_secret_and_well_formed(plans: dict[str, Plan], s
         f"rediss://:{token}@{group.outputs['primaryEndpointAddress']}:6379"
     )
     db = plan.one("aws:rds/instance:Instance")
+    master = reveal(db.inputs["password"])
+    # The gateway connects as its own role; only the migration Job gets the master's.
     dsn = reveal(outputs["postgresDsn"])
-    assert dsn.startswith("postgresql://gateway_admin:")
+    assert dsn.startswith("postgresql://gateway_app:")
+    assert master not in dsn
     assert dsn.endswith(f"@{db.outputs['address']}:5432/gateway?sslmode=require")
+    migration = reveal(outputs["postgresMigrationDsn"])
+    assert migration == dsn.replace("gateway_app:", "gateway_admin:").replace(
+        dsn.split(":")[2].split("@")[0], master
+    )
     assert db.outputs["address"].endswith(".us-east-1.rds.amazonaws.com")
 
 

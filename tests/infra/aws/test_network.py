@@ -131,3 +131,26 @@ def test_flow_logs_go_to_an_encrypted_retained_log_group(
         if r.outputs["arn"] == flow_log.inputs["iamRoleArn"]
     )
     assert "vpc-flow-logs.amazonaws.com" in role.inputs["assumeRolePolicy"]
+
+
+def test_flow_log_role_trust_is_limited_to_this_accounts_flow_logs(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    """The confused-deputy guard of the VPC user guide's "IAM role for publishing flow logs
+    to CloudWatch Logs": aws:SourceAccount and aws:SourceArn on the trust policy."""
+    import json
+
+    plan = plans[stack]
+    flow_log = plan.one("aws:ec2/flowLog:FlowLog")
+    role = next(
+        r
+        for r in plan.of_type("aws:iam/role:Role")
+        if r.outputs["arn"] == flow_log.inputs["iamRoleArn"]
+    )
+    (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    account = plan.one("aws:kms/key:Key").outputs["arn"].split(":")[4]
+    assert statement["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": account},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:ec2:us-east-1:{account}:vpc-flow-log/*"},
+    }

@@ -22,6 +22,7 @@ EXTRAS = {
     "vnetId",
     "nodeSubnetId",
     "egressIp",
+    "ingressIp",
 }
 
 
@@ -58,7 +59,16 @@ def _config(env: str, **azure: object):
             "environment": env,
             "tags": {"owner": "platform", "costCenter": "cc-1"},
             "dns": {"domain": "ai.example.com"},
-            "azure": {"enabled": True, "deployerCidrs": ["203.0.113.0/24"], **azure},
+            # An Azure-only stack's gateway serves Azure OpenAI (the default catalogue).
+            "azure": {
+                "enabled": True,
+                "deployerCidrs": ["203.0.113.0/24"],
+                "openaiAccountId": "/subscriptions/00000000-0000-4000-8000-000000000001/"
+                "resourceGroups/ai/providers/Microsoft.CognitiveServices/accounts/acme-openai",
+                # Required outside dev (break-glass admins with local accounts off).
+                "adminGroupObjectIds": ["3f2504e0-4f89-41d3-9a0c-0305e82c3301"],
+                **azure,
+            },
         }
     )
 
@@ -72,6 +82,9 @@ def _config(env: str, **azure: object):
         ("postgres_geo_redundant_backup", False, False, True),
         ("availability_zones", ["1", "2", "3"], ["1", "2", "3"], ["1", "2", "3"]),
         ("log_retention_days", 30, 30, 30),
+        ("defender_for_containers", False, True, True),
+        ("policy_effect", "Audit", "Deny", "Deny"),
+        ("node_vm_size", "Standard_D4ds_v5", "Standard_D4ds_v5", "Standard_D8ds_v5"),
     ],
 )
 def test_new_azure_defaults_per_environment(
@@ -92,6 +105,11 @@ def test_new_azure_defaults_per_environment(
         (
             {"podCidr": "8.8.0.0/16"},
             "ai-gateway:azure.podCidr: '8.8.0.0/16' is not a private range",
+        ),
+        (
+            {"nodeVmSize": "Standard_D4s_v5"},
+            "ai-gateway:azure.nodeVmSize: 'Standard_D4s_v5' has no local temp disk for an "
+            "ephemeral OS disk; use a Ddsv5 or Edsv5 size",
         ),
         (
             {"logRetentionDays": 7},

@@ -24,8 +24,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "vnet": "10.20.0.0/16",
         "aks_tier": "Free",
         "local_accounts_disabled": False,
-        "system_pool": ("Standard_D2s_v5", 1, 1, 2),
-        "user_pool": ("Standard_D4s_v5", 2, 1, 3),
+        "system_pool": ("Standard_D2ds_v5", 1, 1, 2),
+        "user_pool": ("Standard_D4ds_v5", 2, 1, 3),
         "redis_sku": "Balanced_B0",
         "redis_ha": "Disabled",
         "redis_aof": False,
@@ -40,8 +40,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "vnet": "10.120.0.0/16",
         "aks_tier": "Standard",
         "local_accounts_disabled": True,
-        "system_pool": ("Standard_D4s_v5", 3, 3, 6),
-        "user_pool": ("Standard_D4s_v5", 3, 3, 6),
+        "system_pool": ("Standard_D4ds_v5", 3, 3, 6),
+        "user_pool": ("Standard_D4ds_v5", 3, 3, 6),
         "redis_sku": "Balanced_B1",
         "redis_ha": "Enabled",
         "redis_aof": False,
@@ -56,8 +56,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "vnet": "10.220.0.0/16",
         "aks_tier": "Standard",
         "local_accounts_disabled": True,
-        "system_pool": ("Standard_D4s_v5", 3, 3, 6),
-        "user_pool": ("Standard_D8s_v5", 3, 3, 12),
+        "system_pool": ("Standard_D4ds_v5", 3, 3, 6),
+        "user_pool": ("Standard_D8ds_v5", 3, 3, 12),
         "redis_sku": "Balanced_B3",
         "redis_ha": "Enabled",
         "redis_aof": True,
@@ -199,12 +199,49 @@ def test_vnet_and_subnets(plan: Plan, want: dict[str, Any]) -> None:
 
 
 def test_nat_gateway_has_a_static_standard_ip(plan: Plan) -> None:
-    ip = plan.one(f"{AZ}:network:PublicIPAddress")
+    ip = plan.one(f"{AZ}:network:PublicIPAddress", "azure-network-egress")
     assert ip.get("sku") == {"name": "Standard", "tier": "Regional"}
     assert ip.inputs["publicIPAllocationMethod"] == "Static"
     nat = plan.one(f"{AZ}:network:NatGateway")
     assert nat.get("sku.name") == "Standard"
     assert nat.get("publicIpAddresses") == [{"id": ip.id}]
+
+
+def test_the_gateway_load_balancer_uses_the_ip_the_nsg_admits(plan: Plan) -> None:
+    """AKS load-balancing rules use floating IP: packets reach the nodes still addressed to
+    the load balancer's public IP, so a rule naming the node subnet never matches ("Use a
+    public standard load balancer in AKS"; NSG rules there must name the frontend IP). The
+    Service is pinned to the stack's own IP ("Use a static public IP address ... with the
+    AKS load balancer": annotations azure-pip-name and
+    azure-load-balancer-resource-group) and that IP is the NSG rule's destination."""
+    ip = plan.one(f"{AZ}:network:PublicIPAddress", "azure-network-ingress")
+    assert ip.get("sku") == {"name": "Standard", "tier": "Regional"}
+    assert ip.inputs["publicIPAllocationMethod"] == "Static"
+    (rule,) = _nsg(plan, "nodes").get("securityRules")
+    assert rule["destinationAddressPrefix"] == ip.outputs["ipAddress"]
+    assert (rule["sourceAddressPrefix"], rule["destinationPortRange"]) == ("Internet", "443")
+    (service,) = [
+        r
+        for r in plan.of_type("kubernetes:core/v1:Service")
+        if r.get("spec.type") == "LoadBalancer" and "azure" in r.name
+    ]
+    annotations = service.get("metadata.annotations")
+    assert annotations["service.beta.kubernetes.io/azure-pip-name"] == ip.outputs["name"]
+    group = plan.one(f"{AZ}:resources:ResourceGroup")
+    assert (
+        annotations["service.beta.kubernetes.io/azure-load-balancer-resource-group"]
+        == (group.outputs["name"])
+    )
+    assert [p["port"] for p in service.get("spec.ports")] == [443]
+    # The cluster identity may attach exactly that IP to its load balancer.
+    identity = plan.one(f"{AZ}:managedidentity:UserAssignedIdentity", "azure-cluster-identity")
+    grants = [
+        g
+        for g in plan.of_type(f"{AZ}:authorization:RoleAssignment")
+        if g.get("scope") == ip.id and g.get("principalId") == identity.outputs["principalId"]
+    ]
+    assert len(grants) == 1
+    assert grants[0].get("roleDefinitionId").endswith("4d97b98b-1d4f-4787-a291-c67834d212e7")
 
 
 def test_nsgs_admit_only_what_each_subnet_serves(plan: Plan) -> None:
@@ -214,8 +251,8 @@ def test_nsgs_admit_only_what_each_subnet_serves(plan: Plan) -> None:
         return {r["name"]: r for r in _nsg(plan, suffix).get("securityRules")}
 
     node_rules = rules("nodes")
-    assert list(node_rules) == ["allow-https-from-internet"]
-    assert node_rules["allow-https-from-internet"]["destinationPortRange"] == "443"
+    assert list(node_rules) == ["allow-https-to-gateway-ip"]
+    assert node_rules["allow-https-to-gateway-ip"]["destinationPortRange"] == "443"
     pg = rules("postgres")
     assert pg["allow-postgres-from-nodes"]["sourceAddressPrefix"] == nodes_cidr
     assert pg["allow-postgres-from-nodes"]["destinationPortRange"] == "5432"
@@ -293,7 +330,7 @@ def test_cluster_network_is_cni_overlay_with_policy_and_nat_egress(plan: Plan) -
 
 def test_api_server_is_limited_to_deployers_and_the_egress_ip(plan: Plan) -> None:
     aks = plan.one(f"{AZ}:containerservice:ManagedCluster")
-    egress = plan.one(f"{AZ}:network:PublicIPAddress").outputs["ipAddress"]
+    egress = plan.one(f"{AZ}:network:PublicIPAddress", "azure-network-egress").outputs["ipAddress"]
     access = aks.get("apiServerAccessProfile")
     assert access["enablePrivateCluster"] is False
     assert access["authorizedIPRanges"] == ["203.0.113.0/24", f"{egress}/32"]
@@ -487,7 +524,11 @@ def test_footprint_hands_over_secret_connection_strings_and_the_extras(
     assert re.fullmatch(rf"rediss://:[^@]+@{re.escape(redis.outputs['hostName'])}:10000", url)
     server = plan.one(f"{AZ}:dbforpostgresql:Server")
     dsn = reveal(outputs["postgresDsn"])
-    assert dsn.startswith("postgresql://aigwadmin:")
+    # The gateway's own role; the administrator's password only in the migration DSN.
+    admin_password = reveal(server.inputs["administratorLoginPassword"])
+    assert dsn.startswith("postgresql://gateway_app:") and admin_password not in dsn
+    migration = reveal(outputs["postgresMigrationDsn"])
+    assert migration.startswith(f"postgresql://aigwadmin:{admin_password}@")
     assert dsn.endswith(
         f"@{server.outputs['fullyQualifiedDomainName']}:5432/gateway?sslmode=require"
     )
@@ -513,13 +554,20 @@ def test_footprint_hands_over_secret_connection_strings_and_the_extras(
         "clusterIdentityPrincipalId": identity.outputs["principalId"],
         "vnetId": plan.one(f"{AZ}:network:VirtualNetwork").id,
         "nodeSubnetId": _subnet(plan, "nodes").id,
-        "egressIp": plan.one(f"{AZ}:network:PublicIPAddress").outputs["ipAddress"],
+        "egressIp": plan.one(f"{AZ}:network:PublicIPAddress", "azure-network-egress").outputs[
+            "ipAddress"
+        ],
     }
     assert outputs["clusterName"] == aks.outputs["name"]
     assert outputs["oidcIssuerUrl"].startswith("https://")
 
 
 # -------------------------------------------------------- other configurations
+
+
+DEV_OPENAI_ACCOUNT = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"][
+    "ai-gateway:azure"
+]["openaiAccountId"]
 
 
 @pytest.fixture(scope="module")
@@ -534,6 +582,8 @@ def private_plan() -> Plan:
                 "enabled": True,
                 "privateEndpointOnly": True,
                 "availabilityZones": ["1"],
+                # The dev catalogue routes to Azure OpenAI: the account it calls.
+                "openaiAccountId": DEV_OPENAI_ACCOUNT,
             }
         },
     )
@@ -578,7 +628,11 @@ def test_bad_azure_config_stops_before_any_resource(azure: dict[str, Any], messa
     from infra.offline import record
 
     with pytest.raises(ProgramError, match=re.escape(message)):
-        record("dev", project_dir=ROOT, config={"ai-gateway:azure": azure})
+        record(
+            "dev",
+            project_dir=ROOT,
+            config={"ai-gateway:azure": {"openaiAccountId": DEV_OPENAI_ACCOUNT, **azure}},
+        )
 
 
 def test_no_credential_reaches_the_plan_output_in_plain_text(plan: Plan) -> None:

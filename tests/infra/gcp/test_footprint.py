@@ -12,6 +12,8 @@ from infra import tags
 from infra.gcp.cluster import NODE_ROLES
 from infra.gcp.footprint import REQUIRED_APIS
 from infra.gcp.names import LIMITS
+from infra.gcp.redis import ca_bundle
+from infra.k8s.ingress import INGRESS_WEBHOOK_PORT
 from infra.offline import Plan, RecordedResource, Secret
 from infra.offline.engine import reveal
 from infra.offline.stackfile import read_stack_file
@@ -149,7 +151,8 @@ def test_every_labelable_resource_carries_the_required_labels(plan: Plan, stack:
     # The cluster's resourceLabels, the pool's nodeConfig.resourceLabels and
     # Cloud SQL's settings.userLabels are the easy ones to miss.
     for token in (CLUSTER, NODE_POOL, SQL, REDIS, "gcp:kms/cryptoKey:CryptoKey"):
-        assert tags.carried_tags(token, plan.one(token).inputs), token
+        for resource in plan.of_type(token):
+            assert tags.carried_tags(token, resource.inputs), token
     assert labelled >= 5
 
 
@@ -224,7 +227,7 @@ def test_cloud_nat_serves_only_the_node_subnet(plan: Plan) -> None:
 
 def test_firewall_opens_nothing_wider_than_health_checks(plan: Plan) -> None:
     rules = {r.name: r for r in plan.of_type("gcp:compute/firewall:Firewall")}
-    assert set(rules) == {"deny-all-ingress", "allow-health-checks"}
+    assert set(rules) == {"deny-all-ingress", "allow-health-checks", "allow-control-plane-webhooks"}
     deny = rules["deny-all-ingress"]
     assert deny.get("denies") == [{"protocol": "all"}]
     assert deny.get("direction") == "INGRESS"
@@ -239,6 +242,28 @@ def test_firewall_opens_nothing_wider_than_health_checks(plan: Plan) -> None:
         assert rule.get("logConfig.metadata") == "INCLUDE_ALL_METADATA"
         if rule.get("allows"):
             assert "0.0.0.0/0" not in rule.get("sourceRanges")
+
+
+def test_the_control_plane_reaches_the_ingress_admission_webhook(plan: Plan, stack: str) -> None:
+    """A private GKE control plane reaches nodes on 443 and 10250 only; the ingress
+    controller's webhook listens on 8443, so creating the Ingress times out without this
+    rule ("Creating a private cluster: adding firewall rules for specific use cases",
+    GKE documentation; the same fix cert-manager's GKE compatibility notes give)."""
+    rule = plan.one("gcp:compute/firewall:Firewall", "allow-control-plane-webhooks")
+    cluster = plan.one("gcp:container/cluster:Cluster")
+    assert rule.get("sourceRanges") == [cluster.get("privateClusterConfig.masterIpv4CidrBlock")]
+    assert rule.get("sourceRanges") == [stack_gcp(stack).get("masterCidr", "172.16.0.0/28")]
+    assert rule.get("direction") == "INGRESS"
+    assert rule.get("targetTags") == plan.one(NODE_POOL).get("nodeConfig.tags")
+    # The port the chart is told to listen on, so the two never drift apart.
+    (nginx,) = [
+        r
+        for r in plan.of_type("kubernetes:helm.sh/v3:Release")
+        if r.get("chart") == "ingress-nginx" and "gcp" in r.name
+    ]
+    port = int(nginx.get("values.controller.admissionWebhooks.port"))
+    assert port == INGRESS_WEBHOOK_PORT == 8443
+    assert rule.get("allows") == [{"protocol": "tcp", "ports": [str(port)]}]
 
 
 def test_private_service_access(plan: Plan, stack: str) -> None:
@@ -308,7 +333,7 @@ def test_cluster_security_features(plan: Plan, stack: str) -> None:
     assert cluster.get("minMasterVersion") == "1.33"
     assert cluster.get("removeDefaultNodePool") is True
     assert cluster.get("deletionProtection") is EXPECTED[stack]["deletion_protection"]
-    key = plan.one("gcp:kms/cryptoKey:CryptoKey")
+    key = plan.one("gcp:kms/cryptoKey:CryptoKey", "secrets")
     assert cluster.get("databaseEncryption") == {"state": "ENCRYPTED", "keyName": key.id}
     assert key.get("rotationPeriod") == "7776000s"
     assert key.get("purpose") == "ENCRYPT_DECRYPT"
@@ -316,8 +341,8 @@ def test_cluster_security_features(plan: Plan, stack: str) -> None:
 
 
 def test_gke_service_agent_may_use_the_secrets_key_before_the_cluster_exists(plan: Plan) -> None:
-    grant = plan.one("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
-    key = plan.one("gcp:kms/cryptoKey:CryptoKey")
+    grant = plan.one("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "secrets-gke-agent")
+    key = plan.one("gcp:kms/cryptoKey:CryptoKey", "secrets")
     assert grant.get("cryptoKeyId") == key.id
     assert grant.get("role") == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
     assert grant.get("member") == (
@@ -405,8 +430,20 @@ def test_redis_url_and_ca_come_from_the_instance(plan: Plan) -> None:
     auth = reveal(redis.outputs["authString"])
     assert reveal(outputs["url"]) == f"rediss://:{auth}@{redis.outputs['host']}:6378"
     ca = outputs["caCertificate"]
-    assert ca == redis.outputs["serverCaCerts"][0]["cert"]
+    assert ca == "".join(c["cert"].strip() + "\n" for c in redis.outputs["serverCaCerts"])
     assert ca.startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_redis_ca_bundle_keeps_every_server_ca() -> None:
+    """During a CA rotation Memorystore lists two server CAs and clients must trust both
+    ("Certificate authority rotation", Memorystore for Redis in-transit encryption docs)."""
+    old, new = (
+        "-----BEGIN CERTIFICATE-----\nOLD\n-----END CERTIFICATE-----",
+        "-----BEGIN CERTIFICATE-----\nNEW\n-----END CERTIFICATE-----",
+    )
+    bundle = ca_bundle([{"cert": old}, {"cert": new + "\n"}, {"cert": old}])
+    assert bundle == f"{old}\n{new}\n"
+    assert ca_bundle([]) == "" and ca_bundle(None) == ""
 
 
 # ------------------------------------------------------------------ Cloud SQL
@@ -445,6 +482,38 @@ def test_cloud_sql_is_private_tls_only_and_backed_up(plan: Plan, stack: str) -> 
     assert flags["log_connections"] == "on" and flags["log_disconnections"] == "on"
 
 
+def test_data_stores_encrypt_with_the_footprint_data_key(plan: Plan, stack: str) -> None:
+    """CMEK for Cloud SQL and Memorystore ("Customer-managed encryption keys" in each
+    product's docs): a key in the instance's region, its service agent granted
+    cryptoKeyEncrypterDecrypter before the instance is created."""
+    key = plan.one("gcp:kms/cryptoKey:CryptoKey", "data")
+    ring = plan.one("gcp:kms/keyRing:KeyRing")
+    assert key.get("keyRing") == ring.id
+    assert key.get("rotationPeriod") == "7776000s"
+    assert key.protect is EXPECTED[stack]["deletion_protection"]
+    sql, redis = plan.one(SQL), plan.one(REDIS)
+    assert sql.get("encryptionKeyName") == key.id
+    assert redis.get("customerManagedKey") == key.id
+    assert ring.get("location") == sql.get("region") == redis.get("region")
+    agents = {
+        a.get("service"): a for a in plan.of_type("gcp:projects/serviceIdentity:ServiceIdentity")
+    }
+    for instance, service, domain in (
+        (sql, "sqladmin.googleapis.com", "gcp-sa-cloud-sql"),
+        (redis, "redis.googleapis.com", "cloud-redis"),
+    ):
+        agent = agents[service]
+        assert agent.outputs["email"].endswith(f"@{domain}.iam.gserviceaccount.com")
+        (grant,) = [
+            g
+            for g in plan.of_type("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+            if g.get("member") == agent.outputs["member"]
+        ]
+        assert grant.get("cryptoKeyId") == key.id
+        assert grant.get("role") == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+        assert grant.urn in instance.dependencies
+
+
 def test_gateway_database_user_and_secret_dsn(plan: Plan) -> None:
     sql = plan.one(SQL)
     database = plan.one("gcp:sql/database:Database")
@@ -454,11 +523,18 @@ def test_gateway_database_user_and_secret_dsn(plan: Plan) -> None:
     assert isinstance(user.inputs["password"], Secret)
     assert reveal(user.inputs["password"]) == reveal(password.outputs["result"])
     assert password.get("length") >= 32
-    dsn = plan.one("ai-gateway:gcp:Postgres").outputs["dsn"]
-    assert isinstance(dsn, Secret)
-    assert reveal(dsn) == (
-        f"postgresql://{user.get('name')}:{reveal(password.outputs['result'])}@"
-        f"{sql.outputs['privateIpAddress']}:5432/{database.get('name')}?sslmode=require"
+    outputs = plan.one("ai-gateway:gcp:Postgres").outputs
+    where = f"{sql.outputs['privateIpAddress']}:5432/{database.get('name')}?sslmode=require"
+    # The built-in user (a cloudsqlsuperuser) is the migration Job's only.
+    assert isinstance(outputs["migrationDsn"], Secret)
+    assert reveal(outputs["migrationDsn"]) == (
+        f"postgresql://gateway_admin:{reveal(password.outputs['result'])}@{where}"
+    )
+    # The gateway connects as its own role, which the Job creates with row access only.
+    app = plan.one("random:index/randomPassword:RandomPassword", "gateway-app")
+    assert isinstance(outputs["dsn"], Secret)
+    assert reveal(outputs["dsn"]) == (
+        f"postgresql://gateway_app:{reveal(app.outputs['result'])}@{where}"
     )
 
 

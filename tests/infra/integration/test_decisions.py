@@ -13,7 +13,7 @@ from infra.aws.identity import (
     issuer_host,
     web_identity_trust_policy,
 )
-from infra.azure.identity import openai_scope, role_definition_id
+from infra.azure.identity import role_definition_id
 from infra.cli import render_plan
 from infra.config import ConfigError, parse
 from infra.gcp.identity import workload_identity_member
@@ -73,13 +73,23 @@ def test_trust_policy_names_exactly_one_subject_and_audience() -> None:
     assert "StringLike" not in statement["Condition"]
 
 
-def test_bedrock_policy_narrows_to_configured_models_in_one_region() -> None:
+def test_bedrock_policy_narrows_to_configured_models() -> None:
     policy = bedrock_invoke_policy("aws", "eu-west-1", "123456789012", ["anthropic.claude-*"])
-    (statement,) = policy["Statement"]
-    assert statement["Resource"] == [
-        "arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-*",
-        "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/anthropic.claude-*",
+    direct, profiles, through = policy["Statement"]
+    assert direct["Resource"] == ["arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-*"]
+    assert profiles["Resource"] == [
+        "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.anthropic.claude-*",
+        "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/global.anthropic.claude-*",
     ]
+    assert through["Resource"] == [
+        "arn:aws:bedrock:eu-*::foundation-model/anthropic.claude-*",
+        "arn:aws:bedrock:*::foundation-model/anthropic.claude-*",
+        "arn:aws:bedrock:::foundation-model/anthropic.claude-*",
+    ]
+    # Only through the profiles: never a direct call to another region's model.
+    assert through["Condition"] == {
+        "StringLike": {"bedrock:InferenceProfileArn": profiles["Resource"]}
+    }
     with pytest.raises(ValueError, match="bedrockModelIds"):
         bedrock_invoke_policy("aws", "eu-west-1", "123456789012", [])
 
@@ -105,10 +115,34 @@ def test_dns01_policy_changes_only_acme_txt_records_in_the_zone() -> None:
 # -------------------------------------------------------------------- Azure
 
 
-def test_openai_role_scope_is_the_account_or_the_resource_group() -> None:
-    assert openai_scope(SUB, "rg-gw", OPENAI) == OPENAI
-    assert openai_scope(SUB, "rg-gw", None) == f"/subscriptions/{SUB}/resourceGroups/rg-gw"
-    assert role_definition_id(SUB, "abc").endswith("/roleDefinitions/abc")
+def test_role_definition_id() -> None:
+    assert role_definition_id(SUB, "abc") == (
+        f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/abc"
+    )
+
+
+def test_an_azure_openai_route_requires_the_account() -> None:
+    """Granting the gateway's identity on the resource group instead would make any OpenAI
+    account added there later callable; the account must be named."""
+    azure = {"enabled": True, "deployerCidrs": ["203.0.113.0/24"]}
+    routed = {"appConfig": {"providers": {"aoai": {"type": "azure_openai"}}}}
+    with pytest.raises(ConfigError, match=re.escape("ai-gateway:azure.openaiAccountId")):
+        parse({**BASE, "azure": azure, "gateway": routed})
+    config = parse({**BASE, "azure": {**azure, "openaiAccountId": OPENAI}, "gateway": routed})
+    assert config.azure.openai_account_id == OPENAI
+    # No Azure OpenAI route: no account needed (and no role is granted at all).
+    assert parse({**BASE, "azure": azure}).azure.openai_account_id is None
+
+
+def test_staging_and_prod_need_an_aks_admin_group() -> None:
+    azure = {"enabled": True, "deployerCidrs": ["203.0.113.0/24"]}
+    with pytest.raises(ConfigError, match=re.escape("ai-gateway:azure.adminGroupObjectIds")):
+        parse({**BASE, "environment": "prod", "azure": azure})
+    group = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+    config = parse(
+        {**BASE, "environment": "prod", "azure": {**azure, "adminGroupObjectIds": [group]}}
+    )
+    assert config.azure.admin_group_object_ids == [group]
 
 
 def test_openai_account_id_config_is_validated() -> None:

@@ -109,18 +109,29 @@ def aws_region(plan: Plan) -> str:
     return provider_of(plan, role).get("region")
 
 
-def test_aws_gateway_role_may_only_invoke_bedrock_models_of_its_region(plan: Plan) -> None:
+def test_aws_gateway_role_may_only_invoke_bedrock_models(plan: Plan) -> None:
+    """Only Bedrock invocations: models of its region, profiles called from its region, and
+    other regions' models only through those profiles (test_provider_rules checks the
+    destinations)."""
     if "aws" not in enabled(plan):
         return  # test_stack_files_cover_every_cloud keeps this from passing vacuously
     (policy,) = in_component(plan, ROLE_POLICY, "ai-gateway:aws:GatewayIdentity")
-    (statement,) = json.loads(policy.get("policy"))["Statement"]
+    statements = {s["Sid"]: s for s in json.loads(policy.get("policy"))["Statement"]}
     region = aws_region(plan)
-    assert statement["Effect"] == "Allow"
-    assert sorted(statement["Action"]) == sorted(BEDROCK_INVOKE_ACTIONS)
-    assert statement["Resource"], "no resource at all would be a wildcard in disguise"
-    for arn in statement["Resource"]:
-        assert arn.startswith(f"arn:aws:bedrock:{region}:")
-        assert ":foundation-model/" in arn or ":inference-profile/" in arn
+    for statement in statements.values():
+        assert statement["Effect"] == "Allow"
+        assert sorted(statement["Action"]) == sorted(BEDROCK_INVOKE_ACTIONS)
+        assert statement["Resource"], "no resource at all would be a wildcard in disguise"
+    for sid in ("InvokeModelsInRegion", "InvokeInferenceProfiles"):
+        for arn in statements[sid]["Resource"]:
+            assert arn.startswith(f"arn:aws:bedrock:{region}:")
+            assert ":foundation-model/" in arn or ":inference-profile/" in arn
+    through = statements["InvokeModelsThroughProfiles"]
+    assert all(":foundation-model/" in arn for arn in through["Resource"])
+    assert (
+        through["Condition"]["StringLike"]["bedrock:InferenceProfileArn"]
+        == (statements["InvokeInferenceProfiles"]["Resource"])
+    )
     (role,) = in_component(plan, ROLE, "ai-gateway:aws:GatewayIdentity")
     assert policy.get("role") == role.id
     # No managed policy is attached on top.
@@ -144,17 +155,25 @@ def test_azure_identity_is_federated_to_the_gateway_service_account(plan: Plan) 
     assert credential.get("audiences") == ["api://AzureADTokenExchange"]
     assert credential.get("resourceName") == identity.outputs["name"]
 
-    (assignment,) = in_component(
+    assignments = in_component(
         plan, "azure-native:authorization:RoleAssignment", "ai-gateway:azure:GatewayIdentity"
     )
+    (assignment,) = assignments  # the stack files name one account: that account only
     assert assignment.get("roleDefinitionId").endswith(
         f"/roleDefinitions/{COGNITIVE_SERVICES_OPENAI_USER_ROLE}"
     )
     assert assignment.get("principalId") == identity.outputs["principalId"]
     assert assignment.get("principalType") == "ServicePrincipal"
-    group = plan.one("azure-native:resources:ResourceGroup")
-    # No account configured in the stack files: the footprint's resource group, no wider.
-    assert assignment.get("scope") == group.id
+    # The stack files name the Azure OpenAI account their catalogue calls: that account only.
+    account = assignment.get("scope")
+    assert account.startswith("/subscriptions/") and account.endswith(
+        "/providers/Microsoft.CognitiveServices/accounts/" + account.rsplit("/", 1)[-1]
+    )
+    (config_map,) = [
+        r for r in gateway_objects(plan, "azure") if r.type == "kubernetes:core/v1:ConfigMap"
+    ]
+    endpoint = f"https://{account.rsplit('/', 1)[-1]}.openai.azure.com"
+    assert endpoint in config_map.get("data")["config.yaml"]
 
     account = gateway_service_account(plan, "azure")
     assert account.get("metadata.annotations") == {
@@ -198,6 +217,48 @@ def test_aws_service_account_names_the_gateway_role(plan: Plan) -> None:
 
 
 # ------------------------------------------------------------------ gateways
+
+
+def _secret_refs(spec: dict) -> set[str]:
+    """Names of the Secrets a pod spec reads (env and volumes)."""
+    names = set()
+    for container in spec["containers"]:
+        for env in container.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                names.add(ref["name"])
+    for volume in spec.get("volumes") or []:
+        if volume.get("secret"):
+            names.add(volume["secret"]["secretName"])
+    return names
+
+
+@pytest.mark.parametrize("cloud", ["aws", "azure", "gcp"])
+def test_only_the_migration_job_gets_the_database_admin(plan: Plan, cloud: str) -> None:
+    """Issue 19 item 12: the serving pods connect as gateway_app (row access only); the
+    admin's DSN is in a Secret only the migration Job reads, which creates that role."""
+    objects = gateway_objects(plan, cloud)
+    secrets = {r.get("metadata.name"): r for r in objects if r.type == "kubernetes:core/v1:Secret"}
+    admin = reveal(secrets["ai-gateway-migration"].inputs["stringData"])["database-url"]
+    app = reveal(secrets["ai-gateway-secrets"].inputs["stringData"])["database-url"]
+    assert app.startswith("postgresql://gateway_app:")
+    admin_password = admin.split("@")[0].rsplit(":", 1)[1]
+    assert not admin.startswith("postgresql://gateway_app:") and admin_password not in app
+    (job,) = [r for r in objects if r.type == "kubernetes:batch/v1:Job"]
+    job_spec = job.get("spec.template.spec")
+    assert _secret_refs(job_spec) == {"ai-gateway-secrets", "ai-gateway-migration"}
+    (container,) = job_spec["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["AIGW_MIGRATION_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "ai-gateway-migration",
+        "key": "database-url",
+    }
+    for deployment in (r for r in objects if r.type == DEPLOYMENT):
+        spec = deployment.get("spec.template.spec")
+        assert "ai-gateway-migration" not in _secret_refs(spec)
+        assert "AIGW_MIGRATION_DATABASE_URL" not in {
+            e["name"] for c in spec["containers"] for e in c.get("env") or []
+        }
 
 
 def test_every_enabled_cloud_runs_the_gateway_on_its_own_cluster(plan: Plan) -> None:
@@ -352,3 +413,42 @@ def test_outputs_name_every_cloud_and_keep_kubeconfigs_secret(plan: Plan) -> Non
 
 def test_no_secret_value_in_a_config_map_or_a_plain_export(plan: Plan) -> None:
     assert_no_secret_leaks(plan)
+
+
+# -------------------------------------------------------- the gateway's config
+
+
+def test_every_cluster_config_map_is_a_config_the_gateway_loads(plan: Plan) -> None:
+    """The ConfigMap parses with the gateway's own loader and serves the same models everywhere."""
+    import yaml
+
+    from gateway_app.config import parse as load_gateway_config
+
+    models = {}
+    for cloud in enabled(plan):
+        objects = gateway_objects(plan, cloud)
+        (config_map,) = [r for r in objects if r.type == "kubernetes:core/v1:ConfigMap"]
+        (secret,) = [
+            r
+            for r in objects
+            if r.type == "kubernetes:core/v1:Secret"
+            and r.get("metadata.name") == "ai-gateway-secrets"
+        ]
+        (deployment,) = [
+            r for r in objects if r.type == DEPLOYMENT and r.get("metadata.name") == "ai-gateway"
+        ]
+        (container,) = deployment.get("spec.template.spec.containers")
+        # The pod's environment: each provider key from its Secret entry.
+        keys = {
+            e["name"]: reveal(secret.inputs["stringData"])[e["valueFrom"]["secretKeyRef"]["key"]]
+            for e in container["env"]
+            if e["name"].endswith("_API_KEY")
+        }
+        assert set(keys) == {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}
+        config = load_gateway_config(
+            yaml.safe_load(config_map.get("data")["config.yaml"]), f"{cloud} ConfigMap", keys
+        )
+        assert config.models, f"the {cloud} cluster serves no model"
+        assert all(p.api_key for p in config.providers.values() if p.api_key_env)
+        models[cloud] = sorted(config.models)
+    assert len({tuple(m) for m in models.values()}) == 1, models

@@ -1,4 +1,5 @@
-"""Plans of the k8s fixture program: no canary, and canary weights 0, 10 and 100."""
+"""The k8s fixture program: its stack file and recording helpers (``k8s_plans`` is in
+tests/conftest.py, shared with the pod test)."""
 
 from __future__ import annotations
 
@@ -29,17 +30,20 @@ def gateway_config(weight: int | None, **extra: Any) -> dict[str, Any]:
     return section
 
 
+def catalogue_with(**model: Any) -> dict[str, Any]:
+    """The fixture's ``appConfig`` with extra settings on its model ``chat``."""
+    import copy
+
+    catalogue = copy.deepcopy(gateway_config(None)["appConfig"])
+    catalogue["models"]["chat"].update(model)
+    return catalogue
+
+
 def record_fixture(config: dict[str, Any] | None = None) -> Plan:
     """Record the fixture program with config overrides."""
     return record(
         "k8s", project_dir=ROOT, stack_file=STACK_FILE, program=PROGRAM, config=config or {}
     )
-
-
-@pytest.fixture(scope="session")
-def k8s_plans() -> dict[int | None, Plan]:
-    """One plan per canary setting in :data:`WEIGHTS`."""
-    return {w: record_fixture({"ai-gateway:gateway": gateway_config(w)}) for w in WEIGHTS}
 
 
 @pytest.fixture(scope="session")

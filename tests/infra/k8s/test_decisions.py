@@ -179,39 +179,6 @@ def test_rollout_checksum_changes_with_config_and_each_secret() -> None:
         decisions.rollout_checksum("", "", {})
 
 
-# ----------------------------------------------------------------- config file
-
-
-def test_render_config_file_is_stable_yaml() -> None:
-    text = decisions.render_config_file({"routes": [{"name": "default"}], "b": 1})
-    assert text == "b: 1\nroutes:\n- name: default\n"
-    assert decisions.render_config_file({}) == "{}\n"
-
-
-@pytest.mark.parametrize(
-    ("app_config", "path"),
-    [
-        ({"providers": {"openai": {"apiKey": "sk-live-123"}}}, "providers.openai.apiKey"),
-        ({"database": {"password": "hunter2"}}, "database.password"),
-        ({"redis": "rediss://default:pw@cache:6379"}, "redis"),
-        ({"auth": {"admin_token": "abc"}}, "auth.admin_token"),
-        ({"upstreams": [{"dsn": "postgres://x"}]}, "upstreams[0].dsn"),
-    ],
-)
-def test_render_config_file_refuses_secret_material(app_config: dict, path: str) -> None:
-    with pytest.raises(ValueError) as error:
-        decisions.render_config_file(app_config)
-    assert f"ai-gateway:gateway.appConfig.{path} " in str(error.value)
-    assert "secret" in str(error.value)
-
-
-def test_render_config_file_allows_references_to_secret_variables() -> None:
-    text = decisions.render_config_file(
-        {"providers": {"openai": {"apiKeyEnv": "OPENAI_API_KEY", "api_key_env": "X"}}}
-    )
-    assert "OPENAI_API_KEY" in text
-
-
 # ---------------------------------------------------------- object fragments
 
 

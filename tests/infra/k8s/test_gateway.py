@@ -11,7 +11,13 @@ import pytest
 from infra.k8s.gateway import service_account_subject
 from infra.offline import Plan, RecordedResource, Secret
 from infra.offline.engine import ProgramError, reveal
-from tests.infra.k8s.conftest import CANARY_IMAGE, STABLE_IMAGE, gateway_config, record_fixture
+from tests.infra.k8s.conftest import (
+    CANARY_IMAGE,
+    STABLE_IMAGE,
+    catalogue_with,
+    gateway_config,
+    record_fixture,
+)
 
 NS = "kubernetes:core/v1:Namespace"
 SA = "kubernetes:core/v1:ServiceAccount"
@@ -240,7 +246,11 @@ def test_a_config_change_changes_the_checksum_and_the_migration_job(
 ) -> None:
     before = k8s_plans[None]
     after = record_fixture(
-        {"ai-gateway:gateway": gateway_config(None, appConfig={"routes": [{"name": "other"}]})}
+        {
+            "ai-gateway:gateway": gateway_config(
+                None, appConfig=catalogue_with(retry={"max_retries": 1})
+            )
+        }
     )
     key = "spec.template.metadata.annotations.checksum/config-and-secret"
     for cloud in CLOUDS:
@@ -334,7 +344,15 @@ def test_network_policy_admits_only_the_ingress_controller(k8s_plan: Plan) -> No
     [
         ("aws", 6379, ["10.210.0.0/16"], []),
         ("azure", 10000, ["10.220.0.0/16"], []),
-        ("gcp", 6378, ["10.230.0.0/20", "10.240.0.0/24"], [("169.254.169.254/32", {80, 988})]),
+        # GKE metadata server under NetworkPolicy ("Workload Identity Federation for GKE",
+        # network policy section): 169.254.169.254:80 with Dataplane V2, and the node's
+        # server on 169.254.169.252:987/988.
+        (
+            "gcp",
+            6378,
+            ["10.230.0.0/20", "10.240.0.0/24"],
+            [("169.254.169.254/32", {80}), ("169.254.169.252/32", {987, 988})],
+        ),
     ],
 )
 def test_network_policy_egress_is_dns_data_stores_and_https_only(
@@ -431,8 +449,10 @@ def test_secret_holds_every_secret_and_is_secret_in_state(k8s_plan: Plan) -> Non
         assert data["redis-url"].startswith("rediss://:")
         assert data["database-url"].startswith("postgresql://gateway:")
         # The values of `pulumi config set --secret` (offline placeholders).
-        assert data["openai-api-key"] == "offline-placeholder-for-ai-gateway:openaiApiKey"
-        assert data["anthropic-api-key"] == "offline-placeholder-for-ai-gateway:anthropicApiKey"
+        assert data["openai-api-key"] == "offline-placeholder-for-ai-gateway:providerKeys.openai"
+        assert (
+            data["anthropic-api-key"] == "offline-placeholder-for-ai-gateway:providerKeys.anthropic"
+        )
         assert "data" not in secret.inputs
 
 
@@ -445,8 +465,8 @@ def test_no_secret_value_reaches_a_config_map_or_a_plain_export(
             for r in plan.resources
             for value in [*secret_values(r.inputs), *secret_values(r.outputs)]
         } | {
-            "offline-placeholder-for-ai-gateway:openaiApiKey",
-            "offline-placeholder-for-ai-gateway:anthropicApiKey",
+            "offline-placeholder-for-ai-gateway:providerKeys.openai",
+            "offline-placeholder-for-ai-gateway:providerKeys.anthropic",
         }
         # Sanity: the generated passwords are among the secrets looked for.
         passwords = {
@@ -488,7 +508,8 @@ def test_the_ingress_controller_is_the_only_load_balancer(k8s_plan: Plan) -> Non
         assert [s.get("metadata.name") for s in balancers] == ["ingress-nginx-lb"]
         (balancer,) = balancers
         assert balancer.get("metadata.namespace") == "ingress-nginx"
-        assert {p["port"] for p in balancer.get("spec.ports")} == {80, 443}
+        # HTTPS only, on every cloud (the Azure NSG admits 443 alone, issue 19 item 2).
+        assert {p["port"] for p in balancer.get("spec.ports")} == {443}
         nginx = next(
             r for r in owned(k8s_plan, cloud, RELEASE) if r.get("chart") == "ingress-nginx"
         )

@@ -38,7 +38,6 @@ def test_canary_and_acme_settings_parse() -> None:
             canaryImage="ghcr.io/acme/ai-gateway:2",
             canaryWeight=25,
             acmeEmail="ops@example.com",
-            appConfig={"routes": []},
         )
     ).gateway
     assert (gateway.canary_image, gateway.canary_weight) == ("ghcr.io/acme/ai-gateway:2", 25)
@@ -70,10 +69,6 @@ def test_canary_and_acme_settings_parse() -> None:
             {"cpuRequest": "4", "cpuLimit": "2"},
             "ai-gateway:gateway.cpuRequest: cpuRequest 4 exceeds cpuLimit 2",
         ),
-        (
-            {"appConfig": {"providers": {"openai": {"apiKey": "sk-1"}}}},
-            "ai-gateway:gateway.appConfig: ai-gateway:gateway.appConfig.providers.openai.apiKey looks like secret material",
-        ),
         ({"acmeServer": "http://acme.example.com/directory"}, "ai-gateway:gateway.acmeServer: "),
         (
             {"acmeEmail": "platform team"},
@@ -92,22 +87,63 @@ def test_bad_gateway_settings_name_the_key_and_fix(gateway: dict[str, Any], expe
 
 
 def test_secret_settings_are_known_keys_but_not_part_of_the_model() -> None:
-    values = {**BASE, "openaiApiKey": "sk-x", "anthropicApiKey": "sk-y", "adminKey": "a"}
-    secret_keys = {f"ai-gateway:{k}" for k in ("openaiApiKey", "anthropicApiKey", "adminKey")}
+    keys = {"openai": "sk-x", "groq": "gsk-y"}
+    values = {**BASE, "providerKeys": keys, "adminKey": "a"}
+    secret_keys = {f"ai-gateway:{k}" for k in ("providerKeys", "adminKey")}
     config = parse(values, secret_keys)
     assert config.environment == Environment.PROD
-    assert "sk-x" not in config.model_dump_json()
+    assert config.provider_keys == ("groq", "openai")
+    assert "sk-x" not in config.model_dump_json() and "gsk-y" not in config.model_dump_json()
 
 
-def test_secret_settings_in_plain_text_are_refused() -> None:
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            {"providerKeys": {"openai": "sk-x"}},
+            "ai-gateway:providerKeys: is stored in plain text in the stack file; remove it and "
+            "run `pulumi config set --secret --path 'ai-gateway:providerKeys.<name>' VALUE` so "
+            "it is encrypted",
+        ),
+        (
+            {"adminKey": "a"},
+            "ai-gateway:adminKey: is stored in plain text in the stack file; remove it and run "
+            "`pulumi config set --secret adminKey VALUE` so it is encrypted",
+        ),
+    ],
+)
+def test_secret_settings_in_plain_text_are_refused(values: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError) as error:
-        parse({**BASE, "openaiApiKey": "sk-x"}, secret_keys=set())
+        parse({**BASE, **values}, secret_keys=set())
+    assert str(error.value) == expected
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        ({"Groq": "k"}, "ai-gateway:providerKeys.Groq: 'Groq' cannot name a provider key"),
+        ({"aigw-x": "k"}, "ai-gateway:providerKeys.aigw-x: 'aigw-x' is reserved"),
+        ({"groq": ""}, "ai-gateway:providerKeys.groq: is empty"),
+        ("sk-x", "ai-gateway:providerKeys: is not a mapping of names to keys"),
+    ],
+)
+def test_bad_provider_keys_name_the_key_and_never_the_value(keys: Any, expected: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse({**BASE, "providerKeys": keys}, secret_keys={"ai-gateway:providerKeys"})
+    assert expected in str(error.value)
+    assert "sk-x" not in str(error.value)
+
+
+def test_the_old_provider_key_settings_say_how_to_move_them() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse({**BASE, "openaiApiKey": "sk-x"}, secret_keys={"ai-gateway:openaiApiKey"})
     assert str(error.value) == (
-        "ai-gateway:openaiApiKey: is stored in plain text in the stack file; remove it and run "
-        "`pulumi config set --secret openaiApiKey VALUE` so it is encrypted"
+        "ai-gateway:openaiApiKey: replaced by ai-gateway:providerKeys.openai; run "
+        "`pulumi config rm ai-gateway:openaiApiKey` and `pulumi config set --secret --path "
+        "'ai-gateway:providerKeys.openai' VALUE`"
     )
 
 
 def test_unknown_top_level_keys_list_the_secret_settings() -> None:
-    with pytest.raises(ConfigError, match="openaiApiKey, anthropicApiKey, adminKey"):
+    with pytest.raises(ConfigError, match="providerKeys, adminKey"):
         parse({**BASE, "openaiKey": "x"})

@@ -1,0 +1,229 @@
+"""Three simulated clouds on loopback, each a gateway with its own Redis and PostgreSQL.
+
+A :class:`Cloud` is what one cloud's footprint gives the gateway: a private
+redis-server, a private PostgreSQL cluster (migrated), a fake upstream provider
+and a gateway process (``python -m gateway_app serve``) wired to those three,
+started the way ``tests/gateway/governance`` starts them. Clouds share nothing
+but the links of the :class:`~tests.multicloud.faults.Injector` between them:
+for every ordered pair ``(a, b)`` the link ``a->b`` is how cloud ``a`` reaches
+cloud ``b`` (its gateway port), so a test can partition, delay or reset any
+direction of any pair.
+
+Everything is bounded: each service waits at most 30 s to start (the gateway)
+or 20 s (Redis, PostgreSQL), and :meth:`Multicloud.stop` stops every process by
+its own PID (the gateway with SIGTERM, PostgreSQL's postmaster with SIGINT)
+and closes every link.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from gateway_app.governance.storage import Database
+from gateway_app.testing import FakeUpstream
+from tests.gateway.governance.processes import GatewayProcess, gateway_config
+from tests.gateway.governance.services import PostgresServer, RedisServer
+from tests.multicloud.faults import Injector, Link
+
+CLOUDS = ("aws", "azure", "gcp")
+T = TypeVar("T")
+
+
+def _parallel(work: Iterable[Callable[[], T]], undo: Callable[[T], None]) -> list[T]:
+    """Run independent start-up steps at once (PostgreSQL's initdb dominates).
+
+    If any step fails, ``undo`` is called on every result that did start (so no
+    server is left running) and the first error is raised.
+    """
+    jobs = list(work)
+    done: list[T] = []
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=len(jobs) or 1) as pool:
+        for future in [pool.submit(job) for job in jobs]:
+            try:
+                done.append(future.result())
+            except BaseException as exc:
+                errors.append(exc)
+    if errors:
+        for result in done:
+            with contextlib.suppress(Exception):
+                undo(result)
+        raise errors[0]
+    return done
+
+
+@dataclass
+class Cloud:
+    """One simulated cloud: its gateway and the state services only it uses."""
+
+    name: str
+    redis: RedisServer
+    postgres: PostgresServer
+    upstream: FakeUpstream
+    gateway: GatewayProcess | None = None
+    links: dict[str, Link] = field(default_factory=dict)  # peer name -> link to the peer
+
+    @property
+    def url(self) -> str:
+        """The gateway's base URL (what the global hostname sends this cloud's clients to)."""
+        assert self.gateway is not None, f"cloud {self.name} has no gateway running"
+        return self.gateway.url
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One admin API call to this cloud's gateway."""
+        assert self.gateway is not None, f"cloud {self.name} has no gateway running"
+        return self.gateway.admin(method, path, **kwargs)
+
+    def database(self) -> Database:
+        """A new connection to this cloud's PostgreSQL (close it after use)."""
+        return Database(self.postgres.url)
+
+    def pids(self) -> list[int]:
+        """The PIDs of every process this cloud runs (gateway, redis-server, postmaster)."""
+        pids = [self.redis.process.pid]
+        if self.gateway is not None and self.gateway.process is not None:
+            pids.append(self.gateway.process.pid)
+        pid_file = os.path.join(self.postgres.data, "postmaster.pid")
+        if os.path.exists(pid_file):
+            with open(pid_file) as handle:
+                pids.append(int(handle.readline()))
+        return pids
+
+    def stop(self) -> None:
+        """Stop the gateway, the fake upstream, Redis and PostgreSQL, each by its PID."""
+        if self.gateway is not None:
+            self.gateway.stop()
+        self.upstream.stop()
+        self.redis.stop()
+        self.postgres.destroy()
+
+
+def _services(name: str) -> Cloud:
+    """Redis, PostgreSQL (migrated) and a fake OpenAI upstream for cloud ``name``."""
+    redis, postgres = _parallel(
+        [RedisServer, PostgresServer],
+        lambda server: server.destroy() if isinstance(server, PostgresServer) else server.stop(),
+    )
+    cloud = Cloud(name, redis, postgres, FakeUpstream("openai").start())
+    try:
+        db = cloud.database()
+        db.migrate()
+        db.close()
+    except BaseException:
+        cloud.stop()
+        raise
+    return cloud
+
+
+def _start_gateway(
+    cloud: Cloud, governance: dict[str, Any] | None, env: dict[str, str] | None
+) -> None:
+    config = gateway_config(cloud.upstream.url, **(governance or {}))
+    cloud.gateway = GatewayProcess(
+        config,
+        {
+            "AIGW_REDIS_URL": cloud.redis.url,
+            "AIGW_DATABASE_URL": cloud.postgres.url,
+            # Which cloud this gateway is (unused today; the governance plane's identity later).
+            "AIGW_CLOUD": cloud.name,
+            **(env or {}),
+        },
+    )
+
+
+def start_cloud(
+    name: str, *, governance: dict[str, Any] | None = None, env: dict[str, str] | None = None
+) -> Cloud:
+    """Redis, PostgreSQL (migrated), a fake OpenAI upstream and a gateway for cloud ``name``."""
+    cloud = _services(name)
+    try:
+        _start_gateway(cloud, governance, env)
+    except BaseException:
+        cloud.stop()
+        raise
+    return cloud
+
+
+class Multicloud:
+    """Clouds on loopback and a fault-injecting link for each ordered pair of them."""
+
+    def __init__(self, clouds: dict[str, Cloud], injector: Injector) -> None:
+        self.clouds = clouds
+        self.injector = injector
+
+    @classmethod
+    def start(
+        cls,
+        names: Iterable[str] = CLOUDS,
+        *,
+        governance: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Multicloud:
+        """Start every cloud (in parallel), then the links between them."""
+        started: list[Cloud] = []
+        try:
+            # Services in parallel (initdb waits on the disk); gateways one after the
+            # other: each start is CPU-bound (imports, price data), and three at once
+            # on two busy cores took longer than one gateway's 30 s start deadline.
+            started += _parallel([functools.partial(_services, n) for n in names], Cloud.stop)
+            for cloud in started:
+                _start_gateway(cloud, governance, env)
+        except BaseException:
+            for cloud in started:
+                cloud.stop()
+            raise
+        clouds = {c.name: c for c in started}
+        injector = Injector()
+        for source in clouds.values():
+            for target in clouds.values():
+                if source is not target:
+                    assert target.gateway is not None
+                    source.links[target.name] = injector.link(
+                        f"{source.name}->{target.name}", ("127.0.0.1", target.gateway.port)
+                    )
+        return cls(clouds, injector)
+
+    def __getitem__(self, name: str) -> Cloud:
+        return self.clouds[name]
+
+    def link(self, source: str, target: str) -> Link:
+        """The link ``source`` uses to reach ``target``."""
+        return self.clouds[source].links[target]
+
+    def isolate(self, name: str, mode: str = "drop") -> None:
+        """Partition every link into and out of cloud ``name`` (the others stay connected)."""
+        for cloud in self.clouds.values():
+            for target, link in cloud.links.items():
+                if name in (cloud.name, target):
+                    link.partition(mode)  # type: ignore[arg-type]
+
+    def heal(self) -> None:
+        """Clear every fault on every link."""
+        self.injector.heal_all()
+
+    def stop(self) -> None:
+        """Close the links, then stop every cloud's processes by PID."""
+        self.injector.close()
+
+        def stop(cloud: Cloud) -> None:
+            with contextlib.suppress(Exception):
+                cloud.stop()
+
+        # In parallel: each gateway may wait for its graceful shutdown. stop() never raises.
+        _parallel(
+            [functools.partial(stop, cloud) for cloud in self.clouds.values()], lambda _: None
+        )
+
+    def __enter__(self) -> Multicloud:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
