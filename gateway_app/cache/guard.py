@@ -42,6 +42,7 @@ development split (bench/semantic_eval.py) and scored once on a sealed split.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -214,6 +215,17 @@ _LIGHT = {
     "purpose", "effective", "effectively", "properly", "correctly", "easily", "reason",
     "allowed", "able",
 }  # fmt: skip
+# What a number counts: "two *weeks*" is not "two *days*" (the number alone matches).
+_UNITS = {
+    "second", "minute", "hour", "day", "week", "month", "year", "decade", "ms", "sec", "min",
+    "hr", "kilometer", "kilometre", "km", "mile", "meter", "metre", "cm", "mm", "foot", "feet",
+    "inch", "kg", "kilogram", "gram", "mg", "milligram", "mcg", "microgram", "pound", "lb",
+    "ounce", "oz", "ml", "milliliter", "millilitre", "liter", "litre", "gallon", "byte", "kb",
+    "mb", "gb", "tb", "kib", "mib", "gib", "tib", "dollar", "euro", "cent", "percent", "degree",
+    "celsius", "fahrenheit", "page", "word", "sentence", "paragraph", "line", "bullet", "point",
+    "item", "row", "column", "character", "slide", "step", "core", "node", "replica", "user",
+    "seat", "employee", "person", "people", "time",
+}  # fmt: skip
 _POLARITY_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non", "non-", "de")
 _OPPOSITE_PREFIXES = (
     ("over", "under"), ("hyper", "hypo"), ("pre", "post"), ("up", "down"), ("in", "out"),
@@ -285,6 +297,7 @@ _NEGATION_FORMS = {
     for form in (w, f"{w}s", f"{w}ed", f"{w}ing", f"{w}{w[-1]}ed", f"{w}{w[-1]}ing")
 } | {"regardless"}
 _LIGHT_STEMS = {_normalise(w) for w in _LIGHT}
+_UNIT_STEMS = {_normalise(w) for w in _UNITS}
 _FRAMING_STEMS = {_normalise(w) for w in _FRAMING}
 
 
@@ -301,6 +314,7 @@ class Features:
         "negations",
         "numbers",
         "plain",
+        "quantities",
         "stems",
         "words",
     )
@@ -358,6 +372,11 @@ class Features:
         self.directions = frozenset(directions)
         self.content = tuple(content)
         self.stems, self.gaps = _content_stems(text)
+        quantities: dict[str, set[str]] = {}
+        for number, unit in itertools.pairwise(self.stems):
+            if number[:1].isdigit() and unit in _UNIT_STEMS:
+                quantities.setdefault(number, set()).add(unit)
+        self.quantities = quantities
 
 
 def _content_stems(text: str) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
@@ -488,6 +507,10 @@ def same_request(
     """None when ``a`` and ``b`` may share an answer, else the reason they may not."""
     if a.numbers != b.numbers:
         return "numbers"
+    for number, units in a.quantities.items():
+        other = b.quantities.get(number)
+        if other and not any(_equivalent(x, y) for x in units for y in other):
+            return "numbers"  # "two weeks" / "two days"
     # A named thing the other side lacks, unless the other side has the same word
     # uncapitalised ("a String" / "a string"), opening a sentence ("Terraform plan
     # keeps ..." / "my Terraform plan"), or spelled out ("NDA" / "non-disclosure
@@ -597,6 +620,8 @@ def _compare_content(
     fa: Features, fb: Features, substitutions: bool, qualifiers: bool
 ) -> str | None:
     a, b = fa.stems, fb.stems
+    if _swapped(a, b):
+        return "reversed"
     only_a, only_b = _unexplained(a, b)
     for x in only_a:
         for y in only_b:
@@ -633,6 +658,22 @@ def _compare_content(
     if len(changed) == 1 and 0 < len(changed[0][0]) <= 2 and 0 < len(changed[0][1]) <= 2:
         return "substitution"
     return None
+
+
+def _swapped(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """``b`` is ``a`` with two words exchanged wherever they occur ("left join *orders* to
+    *customers* so every *order* is kept" / the reverse), beyond two neighbours trading
+    places (a compound against its prepositional form, which :func:`_same_roles` judges)."""
+    if len(a) != len(b):
+        return False
+    positions = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    pairs = {(a[i], b[i]) for i in positions}
+    if len(pairs) != 2:
+        return False
+    (x, y), (u, v) = pairs
+    if (x, y) != (v, u) or _equivalent(x, y):
+        return False
+    return not (len(positions) == 2 and positions[1] == positions[0] + 1)
 
 
 def _same_roles(fa: Features, fb: Features) -> bool:

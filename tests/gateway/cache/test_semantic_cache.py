@@ -187,6 +187,19 @@ def test_semantic_is_opt_in(fake_openai: FakeUpstream, fake_anthropic: FakeUpstr
         ("I get a NullPointerException here.", "I get a null pointer exception here.", None),
         ("Why does my Terraform plan fail?", "Terraform plan fails. Why?", None),
         ("Can you ship to the US?", "Can you ship to us?", "entities"),
+        # A number counts something: the unit belongs to the quantity.
+        (
+            "Why is it taking two weeks to arrive?",
+            "Why is it taking two days to arrive?",
+            "numbers",
+        ),
+        ("Summarise this in two sentences.", "Write a two-sentence summary of this.", None),
+        # Two words exchanged wherever they occur are swapped roles, whatever lies between.
+        (
+            "Left join the orders table to the customers table so every order is kept.",
+            "Left join the customers table to the orders table so every customer is kept.",
+            "reversed",
+        ),
     ],
 )
 def test_guard_reasons(a: str, b: str, reason: str | None) -> None:
