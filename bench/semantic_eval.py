@@ -1,23 +1,33 @@
-"""Precision and recall of the semantic cache on labelled prompt pairs.
+"""Precision and recall of the semantic cache on labelled prompt pairs; the judge's fit.
 
-    .venv/bin/python -m bench.semantic_eval --pairs tests/gateway/cache/pairs/dev.yaml \\
-        --cross-validate 5
+    .venv/bin/python -m bench.semantic_eval --pairs tests/gateway/cache/pairs/dev_*.yaml \\
+        --validate
+    .venv/bin/python -m bench.semantic_eval --pairs tests/gateway/cache/pairs/dev_*.yaml --fit
+    .venv/bin/python -m bench.semantic_eval --pairs tests/gateway/cache/pairs/sealed_test_3.yaml
 
 Each pair goes through the gateway's own cache hook (``gateway_app.cache.hook.build``:
-the local all-MiniLM-L6-v2 embedder, the vector index, the guard, the config's
-defaults), in a scope of its own (one tenant per pair): prompt ``a`` is a miss
-whose response is stored and indexed, then prompt ``b`` is looked up. A
-semantic hit on ``b`` is a predicted "same request". Prints precision and
-recall overall, per kind and per domain, the time the semantic lookup adds to
-a request (p50/p99) and the guard's own share, and writes the result to
-``bench/semantic-eval-<file>.json``.
+the local all-MiniLM-L6-v2 embedder, the vector index, the word checks, the judge,
+the config's defaults), in a scope of its own (one tenant per pair): prompt
+``a`` is a miss whose response is stored and indexed, then prompt ``b`` is
+looked up. A semantic hit on ``b`` is a predicted "same request". Prints
+precision and recall overall, per kind, per domain and per file, the time the
+semantic lookup adds to a request (p50/p99), the judge's share and the memory
+its inputs take, and writes ``bench/semantic-eval-<name>-<profile>.json``.
 
-``--cross-validate K`` also chooses the guard's thresholds the honest way: on
-K-1 folds of the file (the highest recall whose precision there is at least
-the profile's target), scored on the held-out fold, for every fold; then on
-the whole file (what the profiles in ``gateway_app/cache/guard.py`` hold).
-Use it on the development split only: the sealed split is scored, never
-tuned on.
+Every pair file is one *source* (one author's pairs). ``--validate`` estimates
+how the rule does on pairs it was not fitted on, two ways, for each profile:
+
+- **leave-one-source-out**: the judge is fitted on the other sources and its
+  threshold chosen from *their* out-of-source scores (each of them scored by a
+  model fitted without it), then the held-out source is scored. This is the
+  honest estimate for a new author's pairs, the case a sealed split tests.
+- **k-fold** (``--folds``, 5): the same with folds by a hash of the pair.
+
+``--fit`` fits the judge on all the given pairs and writes
+``gateway_app/cache/judge.json``: the model, and each profile's threshold
+chosen from out-of-source scores (over the files) with the rule above. Use
+both on the development files only; a sealed split is scored, never fitted
+or validated on.
 
 The embedder's per-request timeout (a production bound that turns a slow
 embedding into a miss) is lifted here so that machine load cannot change a
@@ -42,45 +52,50 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 KINDS = ("paraphrase", "negation", "reversed", "number", "entity", "different")
 DOMAINS = ("support", "code", "finance", "hr", "medicine", "legal", "data", "ops", "general")
-# What the thresholds must keep on the training folds: the lower end of the 95%
-# Wilson interval of precision at least this. A lower bound rather than the
-# point estimate, so that 60 hits with none wrong and 600 with 6 wrong are not
-# judged alike: the bar is 0.95 on a set never seen (strict); loose is opt-in.
-TARGETS = {"strict": 0.95, "loose": 0.80}
-# ... and keep it with every threshold this much lower: a paraphrase of a cached
-# prompt moves its similarity by a few hundredths, so a threshold just above the
-# most similar miss of the training folds is one rewording away from serving it.
-MARGIN = 0.03
-# Strict also serves no training miss even with the thresholds MARGIN lower: every
-# miss the guard lets through sits that far below them (loose, opt-in, accepts
-# some wrong hits by design).
-SPOTLESS = {"strict": True, "loose": False}
-GRID_ALIGNED = [round(0.60 + 0.01 * i, 2) for i in range(36)]  # 0.60 .. 0.95
-GRID_REWORDED = [round(0.75 + 0.01 * i, 2) for i in range(25)]  # 0.75 .. 0.99
+# The precision the judge's threshold must keep on scores of pairs the scoring
+# model never saw (out-of-source): strict, the default, aims for the issue's bar
+# of 0.95 on a new author's pairs with room for the spread between authors
+# (leave-one-source-out shows it); loose is opt-in.
+TARGETS = {"strict": 0.985, "loose": 0.97}
+# No candidate below this cosine similarity is weighed: a cost bound (each weighed
+# candidate may cost a forward pass). In leave-one-source-out validation the judge
+# served 1% of its hits below it; fixed, not fitted.
+FLOOR = 0.70
+# The weights' L2 penalty (on standardised features) and the signs they may take.
+L2 = 1.0
+FOLDS = 5
 
 
 @dataclass(frozen=True, slots=True)
 class Pair:
-    """One labelled pair of prompts."""
+    """One labelled pair of prompts, and the file (author) it comes from."""
 
     a: str
     b: str
     hit: bool
     kind: str
     domain: str
+    source: str
 
 
 @dataclass(slots=True)
 class Outcome:
-    """What the gateway did with one pair, and what the guard saw."""
+    """What the gateway did with one pair, and what the word checks and the judge saw."""
 
     pair: Pair
     served: bool  # b was a semantic hit on a's entry
     similarity: float
-    reason: str | None  # the guard's refusal before thresholds (None: it may pass)
+    refusal: str | None  # a word check's refusal (None: the judge weighs the pair)
+    soft: str | None  # qualifier / substitution / None
     alignment: str  # aligned | reworded
-    lookup_ms: float  # before() of b: exact miss + embedding + search + guard
-    guard_us: float  # the guard alone (features of both texts + decision)
+    features: tuple[float, ...]  # the judge's inputs (gateway_app.cache.judge.FEATURES)
+    lookup_ms: float  # before() of b: exact miss + embedding + search + checks + judge
+    judge_us: float  # the judge alone: word checks of both texts, features, probability
+
+
+def source_name(path: Path) -> str:
+    """The source a pair file stands for: its name without ``dev_`` (``v1_burned``)."""
+    return path.stem.removeprefix("dev_")
 
 
 def load_pairs(path: Path) -> list[Pair]:
@@ -106,7 +121,16 @@ def load_pairs(path: Path) -> list[Pair]:
             raise ValueError(f"{where}.domain: {raw['domain']!r} is not one of {DOMAINS}")
         if not isinstance(raw["a"], str) or not isinstance(raw["b"], str):
             raise ValueError(f"{where}: `a` and `b` must be strings")
-        pairs.append(Pair(raw["a"], raw["b"], raw["label"] == "hit", raw["kind"], raw["domain"]))
+        pairs.append(
+            Pair(
+                raw["a"],
+                raw["b"],
+                raw["label"] == "hit",
+                raw["kind"],
+                raw["domain"],
+                source_name(path),
+            )
+        )
     return pairs
 
 
@@ -139,16 +163,18 @@ def gateway_config(guard: str = "strict", threshold: float | None = None) -> Any
 
 async def run_pairs(pairs: list[Pair], config: Any) -> list[Outcome]:
     """Send every pair through the cache hook, one scope (tenant) per pair."""
-    from gateway_app.cache.guard import Features, align, same_request
+    from gateway_app.cache.guard import Features, screen
     from gateway_app.cache.hook import build
+    from gateway_app.cache.judge import pair_features
     from gateway_app.hooks import RequestContext
     from gateway_app.providers.base import ChatResult
 
     hook = build(config, None, None, router=None)
     assert hook is not None and hook.semantic is not None
-    hook.semantic.embedder.timeout_s = 300.0  # type: ignore[attr-defined]
-    await hook.semantic.embedder.warm()  # type: ignore[attr-defined]
-    guard = hook.policies["eval"].guard
+    encoder = hook.semantic.encoder
+    encoder.timeout_s = 300.0
+    await encoder.warm()
+    model = hook.semantic.judge
 
     def request(text: str, tenant: str) -> RequestContext:
         body = {"model": "eval", "messages": [{"role": "user", "content": text}]}
@@ -170,19 +196,25 @@ async def run_pairs(pairs: list[Pair], config: Any) -> list[Outcome]:
         lookup = second.extra.get("semantic_lookup")
         if lookup is None or lookup.similarity is None:
             raise RuntimeError(f"pair {i}: no semantic lookup happened (embedder over capacity?)")
+        # Both encodings are held (each prompt's own lookup made it): what the judge reads.
+        query, cached = await encoder.encode(pair.b), await encoder.encode(pair.a)
+        assert query is not None and cached is not None
         started = time.perf_counter()
-        fa, fb = Features(pair.a), Features(pair.b)
-        reason = same_request(fb, fa, guard.substitutions, guard.qualifiers)
-        guard_us = (time.perf_counter() - started) * 1e6
+        found = screen(Features(pair.b), Features(pair.a))
+        features = pair_features(query, cached, found.alignment == "aligned", found.soft)
+        model.probability(features)
+        judge_us = (time.perf_counter() - started) * 1e6
         outcomes.append(
             Outcome(
                 pair,
                 second.cache_outcome == "semantic-hit",
                 lookup.similarity,
-                reason,
-                align(fb.stems, fa.stems),
+                found.refusal,
+                found.soft,
+                found.alignment,
+                features,
                 lookup_ms,
-                guard_us,
+                judge_us,
             )
         )
     await hook.stop()
@@ -219,6 +251,28 @@ def exact_hit_ms(pairs: list[Pair], config: Any, count: int = 200) -> list[float
     return _run(run())
 
 
+def encoding_costs(pairs: list[Pair], count: int = 200) -> tuple[list[float], list[int]]:
+    """Time (ms) of one prompt's forward pass with its states, and the bytes they take.
+
+    What a candidate whose states are not held costs the judge, and what holding
+    them costs in memory (the ``encodings_mb`` bound).
+    """
+    from gateway_app.cache.judge import EncodingCache
+    from gateway_app.cache.minilm import MiniLM
+
+    model = MiniLM()
+    model.encode("warm")
+    times, sizes = [], []
+    for pair in pairs[:count]:
+        started = time.perf_counter()
+        encoding = model.encode(pair.a)
+        times.append((time.perf_counter() - started) * 1000)
+        cache = EncodingCache(1 << 30)
+        cache.put(pair.a, encoding)
+        sizes.append(cache.bytes)
+    return times, sizes
+
+
 def _run(coroutine: Any) -> Any:
     # A private loop: asyncio.run would clear the main thread's current loop, which
     # the Pulumi SDK (tests/infra, in the same pytest process) still asks for.
@@ -229,12 +283,208 @@ def _run(coroutine: Any) -> Any:
         loop.close()
 
 
-def decide(outcome: Outcome, aligned: float, reworded: float) -> bool:
-    """The guard's decision at other thresholds (the same rule as ``guard.judge``)."""
-    if outcome.reason is not None:
+# --- the judge: fitting, thresholds, validation (numpy, no training library) ---
+
+
+def _arrays(outcomes: list[Outcome]) -> tuple[Any, Any, Any]:
+    import numpy as np
+
+    x = np.array([o.features for o in outcomes], dtype=np.float64)
+    label = np.array([o.pair.hit for o in outcomes])
+    weighable = np.array([o.refusal is None and o.similarity >= FLOOR for o in outcomes])
+    return x, label, weighable
+
+
+def fit(x: Any, label: Any) -> Any:
+    """The logistic model of ``label`` on ``x``: standardised, L2-penalised, signs fixed.
+
+    Newton's method; a weight whose sign contradicts ``judge.SIGNS`` (a feature
+    that would reward a pair for differing more, as the way the training pairs
+    were written may suggest) is dropped and the rest refitted.
+    """
+    import numpy as np
+
+    from gateway_app.cache.judge import FEATURES, SIGNS, JudgeModel
+
+    mean = x.mean(0)
+    scale = x.std(0)
+    scale[scale == 0] = 1.0
+    z = (x - mean) / scale
+    target = label.astype(np.float64)
+    active = list(range(len(FEATURES)))
+    while True:
+        weights, bias = _newton(z[:, active], target)
+        wrong = [k for k, w in zip(active, weights, strict=True) if w * SIGNS[FEATURES[k]] < 0]
+        if not wrong:
+            break
+        active.remove(min(wrong, key=lambda k: weights[active.index(k)] * SIGNS[FEATURES[k]]))
+    full = np.zeros(len(FEATURES))
+    full[active] = weights
+    return JudgeModel(tuple(mean), tuple(scale), tuple(full), float(bias))
+
+
+def _newton(z: Any, target: Any, steps: int = 100) -> tuple[Any, float]:
+    import numpy as np
+
+    n, d = z.shape
+    weights, bias = np.zeros(d), 0.0
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-(z @ weights + bias)))
+        residual = p - target
+        curvature = p * (1 - p)
+        gradient = z.T @ residual / n + L2 * weights / n
+        hessian = (z * curvature[:, None]).T @ z / n + L2 * np.eye(d) / n
+        weights = weights - np.linalg.solve(hessian + 1e-9 * np.eye(d), gradient)
+        bias -= float(residual.mean()) / max(float(curvature.mean()), 1e-9)
+    return weights, bias
+
+
+def logits(model: Any, x: Any) -> Any:
+    """The model's log-odds for every row of ``x``."""
+    import numpy as np
+
+    z = (x - np.array(model.mean)) / np.array(model.scale)
+    return z @ np.array(model.weights) + model.bias
+
+
+def choose_threshold(scores: Any, label: Any, target: float) -> float:
+    """The lowest log-odds threshold at which ``scores`` keep precision >= ``target``.
+
+    Scores of -inf are pairs the judge never weighs. Ties are decided together.
+    Returns +inf when no threshold keeps the target.
+    """
+    import numpy as np
+
+    order = np.argsort(-scores, kind="stable")
+    ranked, hits = scores[order], label[order]
+    correct = np.cumsum(hits)
+    best = float("inf")
+    for k in range(len(ranked)):
+        if not np.isfinite(ranked[k]):
+            break
+        if k + 1 < len(ranked) and ranked[k + 1] == ranked[k]:
+            continue
+        if correct[k] / (k + 1) >= target:
+            best = float(ranked[k])
+    return best
+
+
+def out_of_group_scores(x: Any, label: Any, usable: Any, groups: Any) -> Any:
+    """Each group's log-odds from a model fitted on the other groups (-inf: not weighable)."""
+    import numpy as np
+
+    scores = np.full(len(label), -np.inf)
+    for group in sorted(set(groups[usable])):
+        train = usable & (groups != group)
+        held = usable & (groups == group)
+        scores[held] = logits(fit(x[train], label[train]), x[held])
+    return scores
+
+
+def held_out(x: Any, label: Any, weighable: Any, groups: Any, target: float) -> Any:
+    """Decisions on each group by a judge fitted and thresholded without it.
+
+    The threshold comes from out-of-group scores *within* the training groups
+    (nested), as :func:`fit_document` chooses the committed one.
+    """
+    import numpy as np
+
+    decided = np.zeros(len(label), dtype=bool)
+    thresholds = {}
+    for group in sorted(set(groups)):
+        train = groups != group
+        inner = out_of_group_scores(x, label, weighable & train, groups)
+        threshold = choose_threshold(inner[train], label[train], target)
+        model = fit(x[weighable & train], label[weighable & train])
+        held = weighable & (groups == group)
+        decided[held] = logits(model, x[held]) >= threshold
+        thresholds[str(group)] = round(threshold, 4)
+    return decided, thresholds
+
+
+def fit_document(outcomes: list[Outcome], files: list[Path]) -> dict[str, Any]:
+    """``judge.json``: the model on all pairs, each profile's threshold out-of-source."""
+    import math
+
+    import numpy as np
+
+    x, label, weighable = _arrays(outcomes)
+    sources = np.array([o.pair.source for o in outcomes])
+    model = fit(x[weighable], label[weighable])
+    scores = out_of_group_scores(x, label, weighable, sources)
+    profiles = {}
+    for name, target in TARGETS.items():
+        threshold = choose_threshold(scores, label, target)
+        profiles[name] = {
+            "probability": 1.0 / (1.0 + math.exp(-threshold)),
+            "rule": f"the lowest whose out-of-source precision on the fit's pairs is >= {target}",
+        }
+    return {
+        "about": "The semantic cache's judge (gateway_app/cache/judge.py), fitted by "
+        "`python -m bench.semantic_eval --fit` on the development pairs only.",
+        "fitted_on": [
+            {
+                "file": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "pairs": sum(1 for o in outcomes if o.pair.source == source_name(path)),
+            }
+            for path in files
+        ],
+        "floor": FLOOR,
+        "l2": L2,
+        "model": model.to_dict(),
+        "profiles": profiles,
+    }
+
+
+def validation(outcomes: list[Outcome], folds: int) -> dict[str, Any]:
+    """Leave-one-source-out (when there are several sources) and k-fold, per profile."""
+    import numpy as np
+
+    x, label, weighable = _arrays(outcomes)
+    schemes = {"k_fold": np.array([_fold(o, folds) for o in outcomes])}
+    if len({o.pair.source for o in outcomes}) > 1:
+        schemes["leave_one_source_out"] = np.array([o.pair.source for o in outcomes])
+    result: dict[str, Any] = {}
+    for scheme, groups in schemes.items():
+        for profile, target in TARGETS.items():
+            decided, thresholds = held_out(x, label, weighable, groups, target)
+            predicted = [bool(v) for v in decided]
+            per_source = {
+                source: figures(
+                    [
+                        p
+                        for p, o in zip(predicted, outcomes, strict=True)
+                        if o.pair.source == source
+                    ],
+                    [o for o in outcomes if o.pair.source == source],
+                )
+                for source in sorted({o.pair.source for o in outcomes})
+            }
+            entry: dict[str, Any] = {
+                "target_out_of_source_precision": target,
+                "thresholds_log_odds": thresholds,
+                "overall": figures(predicted, outcomes),
+                "per_source": per_source,
+                "per_kind": breakdown(predicted, outcomes, "kind"),
+            }
+            if scheme == "leave_one_source_out":
+                precisions = [f["precision"] for f in per_source.values() if f["precision"]]
+                entry["worst_source_precision"] = min(precisions)
+            result.setdefault(scheme, {})[profile] = entry
+    return result
+
+
+def _fold(outcome: Outcome, folds: int) -> int:
+    digest = hashlib.sha256((outcome.pair.a + "\0" + outcome.pair.b).encode()).digest()
+    return digest[0] % folds
+
+
+def decide(outcome: Outcome, model: Any, probability: float, floor: float = FLOOR) -> bool:
+    """The cache's decision with ``model`` at ``probability`` (the same rule as the hook)."""
+    if outcome.refusal is not None or outcome.similarity < floor:
         return False
-    needed = aligned if outcome.alignment == "aligned" else reworded
-    return outcome.similarity >= needed
+    return bool(model.probability(outcome.features) >= probability)
 
 
 def figures(predicted: list[bool], outcomes: list[Outcome]) -> dict[str, Any]:
@@ -272,168 +522,119 @@ def breakdown(predicted: list[bool], outcomes: list[Outcome], field: str) -> dic
     return result
 
 
-def choose(outcomes: list[Outcome], target: float, spotless: bool) -> tuple[float, float]:
-    """The (aligned, reworded) thresholds with the highest recall that keep precision.
-
-    Precision must keep a Wilson lower bound of ``target`` with both thresholds
-    ``MARGIN`` lower too, and, when ``spotless`` (strict), no miss may be served
-    even then: every miss the guard lets through sits at least ``MARGIN`` below
-    the thresholds. Ties go to the higher thresholds (the conservative choice).
-    Vectorised: the grid has ~900 points.
-    """
-    import numpy as np
-
-    similarity = np.array([o.similarity for o in outcomes])
-    passes = np.array([o.reason is None for o in outcomes])
-    aligned_pair = np.array([o.alignment == "aligned" for o in outcomes])
-    label = np.array([o.pair.hit for o in outcomes])
-    positives = int(label.sum())
-
-    def predicted(aligned: float, reworded: float) -> Any:
-        return passes & (similarity >= np.where(aligned_pair, aligned, reworded))
-
-    best: tuple[float, float, float] | None = None  # recall, reworded, aligned
-    for aligned in GRID_ALIGNED:
-        for reworded in GRID_REWORDED:
-            lower = predicted(aligned - MARGIN, reworded - MARGIN)
-            hits = int(lower.sum())
-            correct = int((lower & label).sum())
-            if not hits or (spotless and correct < hits) or wilson_lower(correct, hits) < target:
-                continue
-            recall = int((predicted(aligned, reworded) & label).sum()) / positives
-            if best is None or (recall, reworded, aligned) > best:
-                best = (recall, reworded, aligned)
-    if best is None:
-        return max(GRID_ALIGNED), max(GRID_REWORDED)
-    return best[2], best[1]
-
-
-def wilson_lower(successes: int, trials: int, z: float = 1.96) -> float:
-    """Lower end of the Wilson score interval of a proportion (95% by default)."""
-    p = successes / trials
-    centre = p + z * z / (2 * trials)
-    margin = z * ((p * (1 - p) + z * z / (4 * trials)) / trials) ** 0.5
-    return (centre - margin) / (1 + z * z / trials)
-
-
-def cross_validate(
-    outcomes: list[Outcome], folds: int, target: float, spotless: bool
-) -> dict[str, Any]:
-    """K-fold: thresholds chosen on K-1 folds, decisions on the held-out one."""
-
-    def fold(outcome: Outcome) -> int:
-        digest = hashlib.sha256((outcome.pair.a + "\0" + outcome.pair.b).encode()).digest()
-        return digest[0] % folds
-
-    predicted: dict[int, bool] = {}
-    chosen = []
-    for k in range(folds):
-        train = [o for o in outcomes if fold(o) != k]
-        aligned, reworded = choose(train, target, spotless)
-        chosen.append({"fold": k, "aligned": aligned, "reworded": reworded})
-        for i, o in enumerate(outcomes):
-            if fold(o) == k:
-                predicted[i] = decide(o, aligned, reworded)
-    held_out = [predicted[i] for i in range(len(outcomes))]
-    aligned, reworded = choose(outcomes, target, spotless)
-    return {
-        "folds": folds,
-        "target_wilson_lower_bound_on_training_folds": target,
-        "no_training_miss_within_margin": spotless,
-        "similarity_margin": MARGIN,
-        "chosen_per_fold": chosen,
-        "held_out": figures(held_out, outcomes),
-        "held_out_per_kind": breakdown(held_out, outcomes, "kind"),
-        "chosen_on_whole_file": {"aligned": aligned, "reworded": reworded},
-    }
-
-
 def percentile(values: list[float], q: float) -> float:
     """The ``q`` quantile (0-1) of ``values``."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _spread(values: list[float], digits: int, what: str) -> dict[str, Any]:
+    return {
+        "p50": round(percentile(values, 0.5), digits),
+        "p99": round(percentile(values, 0.99), digits),
+        "what": what,
+    }
+
+
 def evaluate(
-    path: Path,
+    paths: list[Path],
     guard: str = "strict",
     threshold: float | None = None,
     folds: int = 0,
     show_errors: bool = False,
+    fit_out: Path | None = None,
 ) -> dict[str, Any]:
-    """Run the pairs of ``path`` through the cache and return the result document."""
-    from gateway_app.cache.guard import PROFILES
-    from gateway_app.cache.hook import guard_policy
+    """Run the pairs of ``paths`` through the cache and return the result document.
 
-    pairs = load_pairs(path)
+    ``folds``: also validate (k-fold and, with several files, leave-one-source-out).
+    ``fit_out``: fit the judge on these pairs and write its document there; the
+    figures at the profile are then the new judge's (by the hook's rule).
+    """
+    from gateway_app.cache.hook import guard_policy
+    from gateway_app.cache.judge import JudgeModel, default_model
+
+    pairs = [pair for path in paths for pair in load_pairs(path)]
     config = gateway_config(guard, threshold)
     policy = guard_policy(guard, threshold)
     outcomes = _run(run_pairs(pairs, config))
-    served = [o.served for o in outcomes]
-    # The decomposition used for cross-validation must agree with the hook itself.
+    model, probability = default_model(), policy.judge
+    # The decomposition used for validation must agree with the hook itself.
     disagree = [
-        i for i, o in enumerate(outcomes) if decide(o, policy.aligned, policy.reworded) != o.served
+        i for i, o in enumerate(outcomes) if decide(o, model, probability, policy.floor) != o.served
     ]
     if disagree:
-        raise RuntimeError(f"guard decomposition disagrees with the hook on pairs {disagree}")
-    lookups = [o.lookup_ms for o in outcomes]
-    guards = [o.guard_us for o in outcomes]
-    exact = exact_hit_ms(pairs, config)
+        raise RuntimeError(f"the judge's decomposition disagrees with the hook on {disagree}")
     result: dict[str, Any] = {
-        "pairs_file": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
-        "pairs_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "pairs_files": [str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p) for p in paths],
+        "pairs_sha256": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths},
         "guard": guard,
-        "thresholds": {"aligned": policy.aligned, "reworded": policy.reworded},
-        "substitutions_refused": policy.substitutions,
-        "overall": figures(served, outcomes),
-        "per_kind": breakdown(served, outcomes, "kind"),
-        "per_domain": breakdown(served, outcomes, "domain"),
-        "latency": {
-            "semantic_lookup_ms": {
-                "p50": round(percentile(lookups, 0.5), 3),
-                "p99": round(percentile(lookups, 0.99), 3),
-                "what": "hook.before on an exact miss: exact lookup, embedding, search, guard",
-            },
-            "guard_us": {
-                "p50": round(percentile(guards, 0.5), 1),
-                "p99": round(percentile(guards, 0.99), 1),
-                "what": "lexical features of both prompts and the decision",
-            },
-            "exact_hit_ms": {
-                "p50": round(percentile(exact, 0.5), 4),
-                "p99": round(percentile(exact, 0.99), 4),
-                "what": "hook.before of an exact hit (no embedding on this path)",
-            },
-        },
-        "other_profiles": {},
-        "machine": {"python": sys.version.split()[0], "load_average": _load()},
+        "floor": policy.floor,
+        "judge_probability": probability,
     }
-    for name, other in PROFILES.items():
-        if name == guard or other.substitutions != policy.substitutions:
-            continue  # a profile with another rule needs its own run (--guard NAME)
-        predicted = [decide(o, other.aligned, other.reworded) for o in outcomes]
-        result["other_profiles"][name] = {
-            "thresholds": {"aligned": other.aligned, "reworded": other.reworded},
-            "overall": figures(predicted, outcomes),
-        }
-    cosine = {}
-    for t in (0.80, 0.85, 0.90, 0.95):
-        cosine[str(t)] = figures([o.similarity >= t for o in outcomes], outcomes)
-    result["cosine_alone"] = cosine
+    if fit_out is not None:
+        document = fit_document(outcomes, paths)
+        fit_out.write_text(json.dumps(document, indent=2) + "\n")
+        model = JudgeModel.from_dict(document["model"])
+        probability = document["profiles"][guard]["probability"]
+        result["refitted"] = str(fit_out)
+        result["judge_probability"] = probability
+    served = [decide(o, model, probability, policy.floor) for o in outcomes]
+    result["overall"] = figures(served, outcomes)
+    result["per_kind"] = breakdown(served, outcomes, "kind")
+    result["per_domain"] = breakdown(served, outcomes, "domain")
+    result["per_source"] = breakdown(served, outcomes, "source")
+    encode_ms, encoding_bytes = encoding_costs(pairs)
+    exact = exact_hit_ms(pairs, config)
+    result["latency"] = {
+        "semantic_lookup_ms": _spread(
+            [o.lookup_ms for o in outcomes],
+            3,
+            "hook.before on an exact miss: exact lookup, embedding, search, word checks, judge "
+            "(the cached prompt's states held)",
+        ),
+        "judge_us": _spread(
+            [o.judge_us for o in outcomes],
+            1,
+            "word checks of both prompts, the judge's features and probability",
+        ),
+        "states_not_held_ms": _spread(
+            encode_ms, 3, "added when the cached prompt's states must be computed again"
+        ),
+        "exact_hit_ms": _spread(
+            exact, 4, "hook.before of an exact hit (no embedding on this path)"
+        ),
+    }
+    result["memory"] = {
+        "bytes_per_prompt": {
+            "p50": int(percentile([float(b) for b in encoding_bytes], 0.5)),
+            "p99": int(percentile([float(b) for b in encoding_bytes], 0.99)),
+            "max": max(encoding_bytes),
+        },
+        "what": "a prompt's tokens and float16 states of two layers (the judge's input), "
+        "held per replica within cache.semantic.encodings_mb (default 64)",
+    }
+    result["cosine_alone"] = {
+        str(t): figures([o.similarity >= t for o in outcomes], outcomes)
+        for t in (0.80, 0.85, 0.90, 0.95)
+    }
     if folds:
-        result["cross_validation"] = cross_validate(
-            outcomes, folds, TARGETS[guard], SPOTLESS[guard]
-        )
+        result["validation"] = validation(outcomes, folds)
+    result["machine"] = {"python": sys.version.split()[0], "load_average": _load()}
     if show_errors:
         result["wrong_hits"] = [
-            {"a": o.pair.a, "b": o.pair.b, "kind": o.pair.kind, "similarity": o.similarity}
-            for o in outcomes
-            if o.served and not o.pair.hit
+            {"a": o.pair.a, "b": o.pair.b, "kind": o.pair.kind, "source": o.pair.source}
+            for p, o in zip(served, outcomes, strict=True)
+            if p and not o.pair.hit
         ]
         result["missed_paraphrases"] = [
-            {"a": o.pair.a, "b": o.pair.b, "similarity": round(o.similarity, 4), "why": o.reason}
-            for o in outcomes
-            if o.pair.hit and not o.served
+            {
+                "a": o.pair.a,
+                "b": o.pair.b,
+                "similarity": round(o.similarity, 4),
+                "why": o.refusal or ("similarity" if o.similarity < policy.floor else "judge"),
+            }
+            for p, o in zip(served, outcomes, strict=True)
+            if o.pair.hit and not p
         ]
     return result
 
@@ -449,9 +650,8 @@ def report(result: dict[str, Any]) -> str:
     """A short human summary of ``result``."""
     o = result["overall"]
     lines = [
-        f"{result['pairs_file']}: {o['pairs']} pairs, guard {result['guard']} "
-        f"(aligned >= {result['thresholds']['aligned']}, "
-        f"reworded >= {result['thresholds']['reworded']})",
+        f"{', '.join(result['pairs_files'])}: {o['pairs']} pairs, profile {result['guard']} "
+        f"(judge >= {result['judge_probability']}, floor {result['floor']})",
         f"  precision {o['precision']}  recall {o['recall']}  "
         f"({o['correct_hits']} correct hits, {o['wrong_hits']} wrong, {o['positives']} paraphrases)",
     ]
@@ -465,36 +665,59 @@ def report(result: dict[str, Any]) -> str:
     lat = result["latency"]
     lines.append(
         f"  added per semantic lookup: p50 {lat['semantic_lookup_ms']['p50']} ms, "
-        f"p99 {lat['semantic_lookup_ms']['p99']} ms (guard: p50 {lat['guard_us']['p50']} us, "
-        f"p99 {lat['guard_us']['p99']} us); exact hit p50 {lat['exact_hit_ms']['p50']} ms"
+        f"p99 {lat['semantic_lookup_ms']['p99']} ms (judge: p50 {lat['judge_us']['p50']} us, "
+        f"p99 {lat['judge_us']['p99']} us; states not held: +{lat['states_not_held_ms']['p50']} "
+        f"ms p50); exact hit p50 {lat['exact_hit_ms']['p50']} ms"
     )
-    cv = result.get("cross_validation")
-    if cv:
-        h = cv["held_out"]
-        lines.append(
-            f"  {cv['folds']}-fold cross-validation (thresholds chosen on the other folds): "
-            f"precision {h['precision']}  recall {h['recall']}; "
-            f"chosen on the whole file: {cv['chosen_on_whole_file']}"
-        )
+    for scheme, profiles in result.get("validation", {}).items():
+        for profile, entry in profiles.items():
+            h = entry["overall"]
+            worst = entry.get("worst_source_precision")
+            lines.append(
+                f"  {scheme} ({profile}): precision {h['precision']} recall {h['recall']}"
+                + (f"; worst source precision {worst}" if worst is not None else "")
+                + "  "
+                + " ".join(
+                    f"{s}={f['precision']}/{f['recall']}" for s, f in entry["per_source"].items()
+                )
+            )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry: evaluate, print, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=Path, required=True, help="a pair file (see module doc)")
+    parser.add_argument(
+        "--pairs", type=Path, nargs="+", required=True, help="pair files (see module doc)"
+    )
     parser.add_argument("--guard", choices=("strict", "loose"), default="strict")
-    parser.add_argument("--threshold", type=float, help="override the reworded threshold")
-    parser.add_argument("--cross-validate", type=int, default=0, metavar="K", dest="folds")
+    parser.add_argument("--threshold", type=float, help="override the cosine floor")
+    parser.add_argument(
+        "--validate", action="store_true", help="leave-one-source-out and k-fold validation"
+    )
+    parser.add_argument("--folds", type=int, default=FOLDS, help="k of the k-fold validation")
+    parser.add_argument(
+        "--fit", action="store_true", help="fit the judge on these pairs: write judge.json"
+    )
     parser.add_argument("--show-errors", action="store_true", help="list wrong and missed pairs")
-    parser.add_argument("--out", type=Path, help="default: bench/semantic-eval-<file>-<guard>.json")
+    parser.add_argument("--out", type=Path, help="default: bench/semantic-eval-<name>-<guard>.json")
     args = parser.parse_args(argv)
+    from gateway_app.cache.judge import MODEL_FILE
+
     try:
-        result = evaluate(args.pairs, args.guard, args.threshold, args.folds, args.show_errors)
+        result = evaluate(
+            args.pairs,
+            args.guard,
+            args.threshold,
+            args.folds if args.validate or args.fit else 0,
+            args.show_errors,
+            MODEL_FILE if args.fit else None,
+        )
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = args.out or BENCH / f"semantic-eval-{args.pairs.stem}-{args.guard}.json"
+    name = "dev" if len(args.pairs) > 1 else args.pairs[0].stem
+    out = args.out or BENCH / f"semantic-eval-{name}-{args.guard}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(report(result))
     print(f"  written to {out}")

