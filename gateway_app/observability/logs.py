@@ -220,6 +220,9 @@ def access_fields(
             "decision": "accepted" if lookup.verdict.accepted else "refused",
             "reason": lookup.verdict.reason,
         }
+        if lookup.verdict.probability is not None:
+            # The judge's probability that the two prompts ask the same (it weighed them).
+            fields["semantic"]["judge"] = round(lookup.verdict.probability, 4)
     if ctx.cache_outcome not in ("hit", "semantic-hit"):
         usage = ctx.usage
         if usage:

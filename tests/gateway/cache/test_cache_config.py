@@ -45,8 +45,8 @@ def test_model_settings_override_the_defaults(
     config = parse(_raw(fake_openai, fake_anthropic))
     chosen = policies(config)
     assert (chosen["gpt-4o-mini"].ttl_s, chosen["gpt-4o-mini"].semantic) == (5, True)
-    # A model's threshold replaces its profile's reworded one; aligned never needs more.
-    assert chosen["gpt-4o-mini"].guard == replace(PROFILES["strict"], reworded=0.9)
+    # A model's threshold replaces its profile's cosine floor; the judge's stays.
+    assert chosen["gpt-4o-mini"].guard == replace(PROFILES["strict"], floor=0.9)
     assert chosen["text-embedding-3-small"].ttl_s == 60
     assert chosen["text-embedding-3-small"].guard == PROFILES["strict"]
 
@@ -57,8 +57,10 @@ def test_the_guard_profile_is_chosen_per_model_or_for_all(
     raw = _raw(fake_openai, fake_anthropic, semantic={"guard": "loose", "threshold": 0.8})
     raw["models"]["gpt-4o-mini"]["cache"] = {"guard": "strict"}
     chosen = policies(parse(raw))
-    assert chosen["gpt-4o-mini"].guard == replace(PROFILES["strict"], reworded=0.8, aligned=0.8)
-    assert chosen["text-embedding-3-small"].guard.substitutions is False
+    assert chosen["gpt-4o-mini"].guard == replace(PROFILES["strict"], floor=0.8)
+    assert chosen["text-embedding-3-small"].guard == replace(PROFILES["loose"], floor=0.8)
+    # Loose asks less of the judge (opt-in: more hits, more wrong ones).
+    assert PROFILES["loose"].judge < PROFILES["strict"].judge
     with pytest.raises(ConfigError, match=r"cache\.semantic\.guard"):
         parse(_raw(fake_openai, fake_anthropic, semantic={"guard": "lenient"}))
 
@@ -93,12 +95,14 @@ def test_semantic_caching_without_the_semantic_extra_fails_at_start(
     assert "cache.semantic.embedder: 'local'" in error
     assert "tokenizers cannot be imported" in error and "gpt-4o-mini" in error
     assert "ai-gateway[semantic]" in error
-    # With no model opting in (only a request header can), it is not an error; nor
-    # with one of the gateway's embeddings models as the embedder.
+    # The judge runs the local model whichever embedder finds candidates: one of
+    # the gateway's embeddings models as the embedder needs the extra too.
+    raw = _raw(fake_openai, fake_anthropic, semantic={"embedder": "text-embedding-3-small"})
+    with pytest.raises(ConfigError, match=r"the judge .* runs all-MiniLM-L6-v2 in-process"):
+        check_semantic_runtime(parse(raw))
+    # With no model opting in (only a request header can), it is not an error.
     raw = _raw(fake_openai, fake_anthropic)
     raw["models"]["gpt-4o-mini"]["cache"]["semantic"] = False
-    check_semantic_runtime(parse(raw))
-    raw = _raw(fake_openai, fake_anthropic, semantic={"embedder": "text-embedding-3-small"})
     check_semantic_runtime(parse(raw))
 
 

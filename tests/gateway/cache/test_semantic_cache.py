@@ -8,7 +8,7 @@ from typing import Any
 import openai
 import pytest
 
-from gateway_app.cache.guard import Features, same_request
+from gateway_app.cache.guard import PROFILES, Features, same_request
 from gateway_app.config import parse
 from gateway_app.observability.metrics import Metrics
 from gateway_app.testing import FakeUpstream
@@ -216,17 +216,19 @@ def test_a_semantic_hit_tells_the_client_the_metric_and_the_log(
         client = gw.client()
         fake_openai.script(ok("Fever, cough, aches."))
         ask(client, "What are the symptoms of the flu?", x_request_id="first")
-        hit = ask(client, "What symptoms does the flu cause?", x_request_id="hit")
+        hit = ask(client, "What are the signs of the flu?", x_request_id="hit")
         refused = ask(client, "What are the symptoms of the Spanish flu?", x_request_id="refused")
     # The client learns that another request's answer served it, and which one.
     assert hit.headers["x-cache"] == "semantic-hit"
-    assert hit.headers["x-cache-guard"] == "reworded"
+    assert hit.headers["x-cache-guard"] == "aligned"  # the same content words ("signs")
+    # How sure the judge was, above what the default profile asks of it.
+    assert PROFILES["strict"].judge <= float(hit.headers["x-cache-judge"]) <= 1.0
     assert re.fullmatch(r"[0-9a-f]{16}", hit.headers["x-cache-match"])
     assert refused.headers["x-cache"] == "miss" and "x-cache-guard" not in refused.headers
     text = metrics.render().decode()
     decisions = _samples(text, "aigw_semantic_cache_decisions_total")
     assert decisions == {
-        '{decision="accepted",model="gpt-4o-mini",reason="reworded"}': 1.0,
+        '{decision="accepted",model="gpt-4o-mini",reason="aligned"}': 1.0,
         '{decision="refused",model="gpt-4o-mini",reason="entities"}': 1.0,
     }
     counts = _samples(text, "aigw_semantic_cache_similarity_count")
@@ -237,7 +239,8 @@ def test_a_semantic_hit_tells_the_client_the_metric_and_the_log(
     assert lines["hit"]["semantic"] == {
         "similarity": pytest.approx(similarity, abs=1e-4),
         "decision": "accepted",
-        "reason": "reworded",
+        "reason": "aligned",
+        "judge": pytest.approx(float(hit.headers["x-cache-judge"]), abs=1e-4),
     }
     assert lines["refused"]["semantic"]["decision"] == "refused"
     assert lines["refused"]["semantic"]["reason"] == "entities"
