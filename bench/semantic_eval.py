@@ -55,8 +55,10 @@ DOMAINS = ("support", "code", "finance", "hr", "medicine", "legal", "data", "ops
 # The precision the judge's threshold must keep on scores of pairs the scoring
 # model never saw (out-of-source): strict, the default, aims for the issue's bar
 # of 0.95 on a new author's pairs with room for the spread between authors
-# (leave-one-source-out shows it); loose is opt-in.
-TARGETS = {"strict": 0.985, "loose": 0.97}
+# (leave-one-source-out shows it: at 0.985 the committed threshold left one
+# author at 0.969 precision; at 0.99 every author stays above 0.97); loose is
+# opt-in (more hits, more wrong ones).
+TARGETS = {"strict": 0.99, "loose": 0.98}
 # No candidate below this cosine similarity is weighed: a cost bound (each weighed
 # candidate may cost a forward pass). In leave-one-source-out validation the judge
 # served 1% of its hits below it; fixed, not fitted.
@@ -437,8 +439,16 @@ def fit_document(outcomes: list[Outcome], files: list[Path]) -> dict[str, Any]:
     }
 
 
-def validation(outcomes: list[Outcome], folds: int) -> dict[str, Any]:
-    """Leave-one-source-out (when there are several sources) and k-fold, per profile."""
+def validation(outcomes: list[Outcome], folds: int, committed: dict[str, float]) -> dict[str, Any]:
+    """Leave-one-source-out (when there are several sources) and k-fold, per profile.
+
+    Two views per scheme and profile: the whole procedure held out (each held-out
+    group's threshold chosen, nested, without it), and each held-out group's
+    model at the ``committed`` threshold (profile -> probability), the rule as
+    it ships.
+    """
+    import math
+
     import numpy as np
 
     x, label, weighable = _arrays(outcomes)
@@ -449,30 +459,46 @@ def validation(outcomes: list[Outcome], folds: int) -> dict[str, Any]:
     for scheme, groups in schemes.items():
         for profile, target in TARGETS.items():
             decided, thresholds = held_out(x, label, weighable, groups, target)
-            predicted = [bool(v) for v in decided]
-            per_source = {
-                source: figures(
-                    [
-                        p
-                        for p, o in zip(predicted, outcomes, strict=True)
-                        if o.pair.source == source
-                    ],
-                    [o for o in outcomes if o.pair.source == source],
-                )
-                for source in sorted({o.pair.source for o in outcomes})
-            }
+            threshold = math.log(committed[profile] / (1 - committed[profile]))
+            at_committed = held_out_at(x, label, weighable, groups, threshold)
             entry: dict[str, Any] = {
                 "target_out_of_source_precision": target,
                 "thresholds_log_odds": thresholds,
-                "overall": figures(predicted, outcomes),
-                "per_source": per_source,
-                "per_kind": breakdown(predicted, outcomes, "kind"),
+                **_held_out_figures(decided, outcomes),
+                "at_committed_threshold": {
+                    "probability": committed[profile],
+                    **_held_out_figures(at_committed, outcomes),
+                },
             }
-            if scheme == "leave_one_source_out":
-                precisions = [f["precision"] for f in per_source.values() if f["precision"]]
-                entry["worst_source_precision"] = min(precisions)
             result.setdefault(scheme, {})[profile] = entry
     return result
+
+
+def held_out_at(x: Any, label: Any, weighable: Any, groups: Any, threshold: float) -> Any:
+    """Decisions on each group by a judge fitted without it, at a fixed log-odds threshold."""
+    import numpy as np
+
+    decided = np.zeros(len(label), dtype=bool)
+    for group in sorted(set(groups)):
+        train = weighable & (groups != group)
+        held = weighable & (groups == group)
+        decided[held] = logits(fit(x[train], label[train]), x[held]) >= threshold
+    return decided
+
+
+def _held_out_figures(decided: Any, outcomes: list[Outcome]) -> dict[str, Any]:
+    predicted = [bool(v) for v in decided]
+    per_source = {}
+    for source in sorted({o.pair.source for o in outcomes}):
+        rows = [(p, o) for p, o in zip(predicted, outcomes, strict=True) if o.pair.source == source]
+        per_source[source] = figures([p for p, _ in rows], [o for _, o in rows])
+    precisions = [f["precision"] for f in per_source.values() if f["precision"] is not None]
+    return {
+        "overall": figures(predicted, outcomes),
+        "per_source": per_source,
+        "worst_source_precision": min(precisions) if precisions else None,
+        "per_kind": breakdown(predicted, outcomes, "kind"),
+    }
 
 
 def _fold(outcome: Outcome, folds: int) -> int:
@@ -551,13 +577,14 @@ def evaluate(
     figures at the profile are then the new judge's (by the hook's rule).
     """
     from gateway_app.cache.hook import guard_policy
-    from gateway_app.cache.judge import JudgeModel, default_model
+    from gateway_app.cache.judge import JudgeModel, default_model, load
 
     pairs = [pair for path in paths for pair in load_pairs(path)]
     config = gateway_config(guard, threshold)
     policy = guard_policy(guard, threshold)
     outcomes = _run(run_pairs(pairs, config))
     model, probability = default_model(), policy.judge
+    profiles = load()["profiles"]
     # The decomposition used for validation must agree with the hook itself.
     disagree = [
         i for i, o in enumerate(outcomes) if decide(o, model, probability, policy.floor) != o.served
@@ -575,7 +602,8 @@ def evaluate(
         document = fit_document(outcomes, paths)
         fit_out.write_text(json.dumps(document, indent=2) + "\n")
         model = JudgeModel.from_dict(document["model"])
-        probability = document["profiles"][guard]["probability"]
+        profiles = document["profiles"]
+        probability = profiles[guard]["probability"]
         result["refitted"] = str(fit_out)
         result["judge_probability"] = probability
     served = [decide(o, model, probability, policy.floor) for o in outcomes]
@@ -618,7 +646,8 @@ def evaluate(
         for t in (0.80, 0.85, 0.90, 0.95)
     }
     if folds:
-        result["validation"] = validation(outcomes, folds)
+        committed = {name: profiles[name]["probability"] for name in TARGETS}
+        result["validation"] = validation(outcomes, folds, committed)
     result["machine"] = {"python": sys.version.split()[0], "load_average": _load()}
     if show_errors:
         result["wrong_hits"] = [
@@ -671,16 +700,16 @@ def report(result: dict[str, Any]) -> str:
     )
     for scheme, profiles in result.get("validation", {}).items():
         for profile, entry in profiles.items():
-            h = entry["overall"]
-            worst = entry.get("worst_source_precision")
-            lines.append(
-                f"  {scheme} ({profile}): precision {h['precision']} recall {h['recall']}"
-                + (f"; worst source precision {worst}" if worst is not None else "")
-                + "  "
-                + " ".join(
-                    f"{s}={f['precision']}/{f['recall']}" for s, f in entry["per_source"].items()
+            for view, figs in (("nested", entry), ("committed", entry["at_committed_threshold"])):
+                h = figs["overall"]
+                lines.append(
+                    f"  {scheme} ({profile}, {view} threshold): precision {h['precision']} "
+                    f"recall {h['recall']}; worst source precision "
+                    f"{figs['worst_source_precision']}  "
+                    + " ".join(
+                        f"{s}={f['precision']}/{f['recall']}" for s, f in figs["per_source"].items()
+                    )
                 )
-            )
     return "\n".join(lines)
 
 

@@ -91,10 +91,10 @@ class Metrics:
             ["model", "result"],
             registry=r,
         )
-        # The guard's decision on the most similar cached request of each semantic
-        # lookup: accepted (reason = aligned | reworded) or refused (reason = what
-        # differed: numbers, entities, negation, antonym, reversed, qualifier,
-        # substitution, or similarity). Reasons are the guard's fixed vocabulary.
+        # The decision on the most similar cached request of each semantic lookup:
+        # accepted by the judge (reason = aligned | reworded) or refused (reason =
+        # a word check's finding: numbers, entities, negation, antonym, reversed;
+        # or judge, judge-unavailable, similarity). A fixed vocabulary.
         self.semantic = Counter(
             "aigw_semantic_cache_decisions",
             "Semantic cache lookups by the guard's decision and reason",

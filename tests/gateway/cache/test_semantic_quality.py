@@ -1,35 +1,47 @@
-"""Semantic-match quality on the development split, through the gateway's cache hook.
+"""Semantic-match quality on the development pairs, through the gateway's cache hook.
 
 ``bench/semantic_eval.py`` sends every labelled pair through the real cache
-(local model, index, guard, default profile), one scope per pair, and this
-test asserts the bar there: precision at least 0.95 at the default, also on
-held-out folds when the thresholds are chosen on the others. The sealed split
-is scored by its own test (added when it is merged), never tuned on.
+(local model, index, word checks, judge, default profile), one scope per pair,
+and this test asserts the bar there: on the development pairs, and, what
+matters, on pairs the judge was not fitted on, by author (leave-one-source-out:
+fitted on three authors' files, scored on the fourth) and by random folds. The
+sealed split is scored by its own test (added when it is merged), never fitted
+or validated on.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
-from bench.semantic_eval import evaluate, load_pairs
+from bench.semantic_eval import evaluate, load_pairs, source_name
+from gateway_app.cache.judge import load
 from gateway_app.cache.minilm import MiniLM
 
 PAIRS = Path(__file__).parent / "pairs"
+DEV = sorted(PAIRS.glob("dev_*.yaml"))
 
 
 @pytest.fixture(scope="module")
 def dev() -> dict:
-    # 778 prompts through the local model: about a minute, several on a loaded machine.
-    return evaluate(PAIRS / "dev.yaml", folds=5)
+    # ~2,800 prompts through the local model: about a minute, several on a loaded machine.
+    return evaluate(DEV, folds=5)
 
 
-def test_the_development_split_is_large_and_covers_every_kind_and_domain() -> None:
-    pairs = load_pairs(PAIRS / "dev.yaml")
-    assert len(pairs) >= 127 + 262 + 150  # the original set, round 1, round 2
-    # Round 2 added the kind the sealed split v1 showed missing: related requests
-    # that add or drop a qualifier (one prompt contains the other's words and more).
+def test_development_pairs_come_from_four_authors_and_cover_every_kind_and_domain() -> None:
+    pairs = [p for path in DEV for p in load_pairs(path)]
+    assert len(pairs) >= 1400
+    # Four sources: the original set, the rounds written on this branch, and the two
+    # splits written as sealed ones by engineers who never saw the guard (burned:
+    # scored once, first looks recorded in bench/semantic-cache.md).
+    assert {p.source for p in pairs} == {"original", "rounds", "v1_burned", "v2_burned"}
+    assert {p.kind for p in pairs} == {
+        "paraphrase", "negation", "reversed", "number", "entity", "different"
+    }  # fmt: skip
+    assert len({p.domain for p in pairs}) == 9
+    # Related requests that add or drop a qualifier (one prompt's words and more).
     contained = [
         p
         for p in pairs
@@ -37,24 +49,40 @@ def test_the_development_split_is_large_and_covers_every_kind_and_domain() -> No
         and set(p.a.lower().rstrip(".?").split()) < set(p.b.lower().split())
     ]
     assert len(contained) >= 30
-    assert {p.kind for p in pairs} == {
-        "paraphrase", "negation", "reversed", "number", "entity", "different"
-    }  # fmt: skip
-    assert len({p.domain for p in pairs}) == 9
+
+
+def test_the_committed_judge_was_fitted_on_these_development_files_only() -> None:
+    # A stale judge.json (pairs changed since the fit) or one fitted on anything but
+    # the development files fails here: refit with `python -m bench.semantic_eval --fit`.
+    fitted = {Path(f["file"]).name: f["sha256"] for f in load()["fitted_on"]}
+    assert fitted == {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in DEV}
 
 
 @pytest.mark.timeout(900)
-def test_precision_at_the_default_is_at_least_095_on_the_development_split(dev: dict) -> None:
+def test_precision_holds_on_authors_the_judge_was_not_fitted_on(dev: dict) -> None:
     overall = dev["overall"]
-    print(f"\ndev split, default guard: {overall}")
+    print(f"\ndev pairs, default profile: {overall}")
     assert dev["guard"] == "strict"
-    assert overall["precision"] >= 0.95
-    assert overall["recall"] > 0.5  # the cache must still hit paraphrases
-    # Thresholds chosen on the other folds hold on each held-out one.
-    held_out = dev["cross_validation"]["held_out"]
-    assert held_out["precision"] >= 0.98  # the bar is 0.95 on unseen pairs: keep a margin
-    assert held_out["recall"] > 0.5
-    # Cosine alone cannot do it: the guard is what makes precision.
+    assert overall["precision"] >= 0.98
+    assert overall["recall"] > 0.6  # the cache must still hit paraphrases
+    loso = dev["validation"]["leave_one_source_out"]["strict"]
+    for view in (loso, loso["at_committed_threshold"]):
+        # Each author's pairs scored by a judge fitted on the other three: the
+        # honest estimate for a new author. The bar: 0.95 on a sealed split, so
+        # the worst author keeps 0.97 and all of them together 0.98.
+        assert set(view["per_source"]) == {source_name(path) for path in DEV}
+        assert view["worst_source_precision"] >= 0.97, view["per_source"]
+        assert view["overall"]["precision"] >= 0.98
+        assert view["overall"]["recall"] > 0.6
+    k_fold = dev["validation"]["k_fold"]["strict"]
+    assert k_fold["overall"]["precision"] >= 0.97
+    assert k_fold["overall"]["recall"] > 0.6
+    # Opt-in loose: more hits than strict on new authors, and fewer wrong ones than
+    # the cosine alone would serve.
+    loose = dev["validation"]["leave_one_source_out"]["loose"]
+    assert loose["overall"]["recall"] >= loso["overall"]["recall"]
+    assert loose["overall"]["precision"] >= 0.95
+    # Cosine alone cannot do it: the word checks and the judge make the precision.
     assert dev["cosine_alone"]["0.85"]["precision"] < 0.8
 
 
