@@ -211,7 +211,11 @@ class ModelCacheConfig(_Model):
         None, description="serve near-identical requests (opt-in; a request may opt in too)"
     )
     threshold: float | None = Field(
-        None, gt=0, le=1, description="cosine similarity a reworded prompt needs"
+        None,
+        gt=0,
+        le=1,
+        description="cosine similarity below which no cached prompt is weighed by the judge "
+        "for this model (default: the `cache.semantic` one)",
     )
     guard: Literal["strict", "loose"] | None = Field(
         None, description="the guard's profile for this model (default: the `cache.semantic` one)"

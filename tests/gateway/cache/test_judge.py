@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,7 +18,13 @@ from gateway_app.cache.judge import (
     differing_similarity,
     load,
 )
-from gateway_app.cache.semantic import IndexEntry, LocalIndexSync, SemanticCache, VectorIndex
+from gateway_app.cache.semantic import (
+    IndexEntry,
+    LocalIndexSync,
+    Lookup,
+    SemanticCache,
+    VectorIndex,
+)
 from gateway_app.config import SemanticCacheConfig
 from tests.gateway.cache.helpers import embedder
 
@@ -85,62 +92,56 @@ def test_the_states_held_stay_within_their_bound(model: Any) -> None:
     assert len(tiny) == 0 and tiny.bytes == 0
 
 
-def _semantic() -> tuple[SemanticCache, VectorIndex]:
+CACHED = "How do I set up an out-of-office reply in Outlook?"
+QUERY = "How can I set up an out-of-office reply in Outlook?"
+
+
+def _lookup(before: Callable[[SemanticCache], None]) -> tuple[Lookup, SemanticCache]:
+    """Index ``CACHED``, embed ``QUERY``, call ``before``, then look ``QUERY`` up (strict)."""
     local = embedder()
     index = VectorIndex(100)
-    config = SemanticCacheConfig()
-    return SemanticCache(local, index, LocalIndexSync(index), config, local, default_model()), index
+    semantic = SemanticCache(
+        local, index, LocalIndexSync(index), SemanticCacheConfig(), local, default_model()
+    )
 
-
-def test_a_cached_prompt_whose_states_are_gone_is_encoded_again() -> None:
-    semantic, index = _semantic()
-    cached = "How do I set up an out-of-office reply in Outlook?"
-    query = "How can I set up an out-of-office reply in Outlook?"
-
-    async def run() -> Any:
-        vector = await semantic.embedder.embed(cached)
-        index.add(IndexEntry("s", "k1", cached, vector, time.time() + 60))
-        # An entry from another replica, or evicted here: no states held for it.
-        semantic.encoder.encodings = EncodingCache(semantic.encoder.encodings.max_bytes)
-        found = await semantic.lookup(
-            "s", await semantic.embedder.embed(query), query, PROFILES["strict"]
-        )
-        held = semantic.encoder.encodings.get(cached) is not None
-        return found, held
+    async def run() -> Lookup:
+        index.add(IndexEntry("s", "k1", CACHED, await local.embed(CACHED), time.time() + 60))
+        vector = await local.embed(QUERY)
+        before(semantic)
+        return await semantic.lookup("s", vector, QUERY, PROFILES["strict"])
 
     loop = asyncio.new_event_loop()
     try:
-        found, held = loop.run_until_complete(run())
+        return loop.run_until_complete(run()), semantic
     finally:
         loop.close()
+
+
+def test_a_cached_prompt_whose_states_are_gone_is_encoded_again() -> None:
+    def forget(semantic: SemanticCache) -> None:
+        # An entry from another replica, or evicted here: no states held for it.
+        semantic.encoder.encodings = EncodingCache(semantic.encoder.encodings.max_bytes)
+
+    found, semantic = _lookup(forget)
     assert found.match is not None and found.match.entry.key == "k1"
-    assert found.verdict.accepted and found.verdict.probability >= PROFILES["strict"].judge
-    assert held  # encoded once, held for the next lookup near it
+    assert found.verdict is not None and found.verdict.accepted
+    assert found.verdict.probability is not None
+    assert found.verdict.probability >= PROFILES["strict"].judge
+    # Encoded once, held for the next lookup near it.
+    assert semantic.encoder.encodings.get(CACHED) is not None
 
 
 def test_without_the_judge_s_inputs_the_lookup_is_a_miss(monkeypatch: pytest.MonkeyPatch) -> None:
-    semantic, index = _semantic()
-    cached = "How do I set up an out-of-office reply in Outlook?"
-    query = "How can I set up an out-of-office reply in Outlook?"
-
-    async def run() -> Any:
-        vector = await semantic.embedder.embed(cached)
-        index.add(IndexEntry("s", "k1", cached, vector, time.time() + 60))
-        query_vector = await semantic.embedder.embed(query)
+    def busy(semantic: SemanticCache) -> None:
         original = semantic.encoder.encode
 
         async def over_capacity(text: str) -> Any:
             # The encoder is busy: the cached prompt's states cannot be had in time.
-            return None if text == cached else await original(text)
+            return None if text == CACHED else await original(text)
 
         monkeypatch.setattr(semantic.encoder, "encode", over_capacity)
-        return await semantic.lookup("s", query_vector, query, PROFILES["strict"])
 
-    loop = asyncio.new_event_loop()
-    try:
-        found = loop.run_until_complete(run())
-    finally:
-        loop.close()
+    found, _ = _lookup(busy)
     assert found.match is None
     # The log and the metric say why: the candidate was near, the judge could not weigh it.
     assert found.verdict is not None and found.verdict.reason == "judge-unavailable"
