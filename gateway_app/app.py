@@ -77,12 +77,15 @@ class GatewayApp:
         sleep: Callable[[float], Any] = asyncio.sleep,
         admin: Any = None,
         governance: Hook | None = None,
+        console: Any = None,
     ) -> None:
         self.config = config
         self.max_body = config.server.max_body_bytes
         # The governance admin API (``/admin/...``) and hook, when governance is on.
         self.admin = admin
         self._governance = governance
+        # People's sign-in (/auth/...) and the web console (/console/...), when configured.
+        self.console = console
         self.breakers = breakers or _circuit_store(config)
         self.router = Router(config, self.breakers, rng=rng, sleep=sleep)
         self.metrics = _metrics(config)
@@ -121,6 +124,8 @@ class GatewayApp:
     async def startup(self) -> None:
         """Open upstream connection pools; move start-up objects out of the GC's way."""
         await self.router.start()
+        if self.console is not None:
+            await self.console.start()
         for hook in self.hooks.hooks:
             start = getattr(hook, "start", None)
             if start is not None:
@@ -141,6 +146,8 @@ class GatewayApp:
         close = getattr(self.breakers, "close", None)
         if close is not None:
             await close()
+        if self.console is not None:
+            await self.console.stop()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -171,6 +178,9 @@ class GatewayApp:
         try:
             if handler is None and self.admin is not None and scope["path"].startswith("/admin/"):
                 await self._admin(ctx, scope, receive, send)
+                return
+            if handler is None and self.console is not None and self.console.serves(scope["path"]):
+                await self.console(scope, receive, send)
                 return
             if (
                 handler is None
@@ -595,4 +605,8 @@ def create_app(config: GatewayConfig | None = None, **kwargs: Any) -> GatewayApp
             kwargs["hooks"] = (governance, *kwargs["hooks"])
         else:
             kwargs["governance"] = governance
+    if config.identity.enabled and "console" not in kwargs:
+        from gateway_app.identity import build
+
+        kwargs["console"] = build(config, kwargs.get("admin"))
     return GatewayApp(config, **kwargs)

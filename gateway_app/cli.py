@@ -1,4 +1,4 @@
-"""``serve`` and ``migrate``: shared by ``python -m gateway_app`` and ``aigw``.
+"""``serve``, ``migrate`` and ``admin``: shared by ``python -m gateway_app`` and ``aigw``.
 
 Imports nothing heavy at module level, so ``aigw --help`` stays instant.
 """
@@ -45,6 +45,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     models.set_defaults(handler=models_command)
     migrate = sub.add_parser("migrate", help="apply database schema migrations")
     migrate.set_defaults(handler=migrate_command)
+    from gateway_app.admin_cli import add_admin_command  # standard library only: still quick
+
+    add_admin_command(sub)
 
 
 def serve_command(args: argparse.Namespace) -> int:

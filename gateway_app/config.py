@@ -42,6 +42,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway_app.governance.settings import GovernanceConfig
+from gateway_app.identity.settings import IdentityConfig
 
 EXAMPLE_CONFIG = Path(__file__).with_name("example.yaml")
 """The bundled example config: used when neither ``--config`` nor ``AIGW_CONFIG`` is set."""
@@ -359,6 +360,7 @@ class GatewayConfig(_Model):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

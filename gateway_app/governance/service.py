@@ -159,6 +159,8 @@ class Governance:
                     config.providers[deployment.provider].type,
                 )
         self._bounds: dict[str, TokenPrices] = {}
+        # People's sessions (gateway_app.identity.Identity), set when sign-in is configured.
+        self.identity: Any = None
         self._levels_cache: dict[tuple[str, str, str, str | None], Any] = {}
         self._levels_of: object = None
 
@@ -564,7 +566,8 @@ class Governance:
             project_id=ctx.project_id,
             customer=ctx.customer,
             model=ctx.model,
-            deployment=ctx.deployment,
+            # A failed request names the last deployment tried (its error rate counts it).
+            deployment=ctx.deployment or (ctx.attempts[-1].deployment if ctx.attempts else None),
             provider=ctx.provider,
             status=ctx.status,
             prompt_tokens=tokens.prompt,
@@ -594,8 +597,13 @@ class Governance:
 
     # ------------------------------------------------------------ admin API
 
-    async def _principal(self, headers: dict[str, str]) -> rbac.Principal:
+    async def _principal(self, headers: dict[str, str], method: str = "GET") -> rbac.Principal:
         token = presented_key(headers)
+        if not token and self.identity is not None:
+            # A console session (cookie); state-changing methods also pass its CSRF checks.
+            person = await self.identity.principal(headers, method)
+            if person is not None:
+                return person
         if not token:
             raise GatewayError(401, "Missing admin or virtual key.", code="invalid_api_key")
         if self.admin_key and hmac.compare_digest(token.encode(), self.admin_key.encode()):
@@ -614,7 +622,7 @@ class Governance:
             team_id=detail.get("team_id"),
             key_id=detail.get("key_id"),
             action=action,
-            detail=detail,
+            detail={**detail, "actor": principal.describe()},
         )
         try:
             await self.state.append(orjson.dumps(event))
@@ -628,7 +636,7 @@ class Governance:
         self, method: str, path: str, query: str, headers: dict[str, str], body: Any
     ) -> tuple[int, Any]:
         """Serve one ``/admin/...`` request: (status, JSON-able body)."""
-        principal = await self._principal(headers)
+        principal = await self._principal(headers, method)
         params = dict(parse_qsl(query))
         parts = [p for p in path.split("/") if p][1:]
         rbac.require_manager(principal)
@@ -654,6 +662,7 @@ class Governance:
         params: dict[str, str],
         body: Any,
     ) -> tuple[int, Any]:
+        rbac.require_write(principal, method)
         if parts[:1] == ["projects"]:
             return await self._projects(principal, method, parts[1:], body, params)
         if parts[:1] == ["keys"]:
@@ -788,7 +797,7 @@ class Governance:
     ) -> tuple[int, Any]:
         if not rest and method == "GET":
             limits = list(self.registry.limits.values())
-            if principal.role != "admin":
+            if not rbac.sees_all(principal):
                 limits = [lim for lim in limits if lim.team_id == principal.team_id]
             return 200, {"data": [lim.public() for lim in limits]}
         if len(rest) != 2:
@@ -847,7 +856,7 @@ class Governance:
         """The team owning a limit's scope; raises 403/404 for team admins outside their
         team. A project nobody owns yet is claimed for the caller's team when ``claim``."""
         if scope in ("org", "customer"):
-            if principal.role != "admin":
+            if not rbac.sees_all(principal):  # (viewers reach here for reads only)
                 raise rbac.forbidden(f"Only the gateway admin may manage {scope} limits.")
             return None
         if scope == "team":
@@ -971,20 +980,7 @@ class Governance:
         self, principal: rbac.Principal, params: dict[str, str]
     ) -> tuple[int, Any]:
         team = rbac.team_scope(principal, params.get("team_id"))
-        raw = params.get("limit", "100")
-        try:
-            limit = int(raw)
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= 1000:
-            raise invalid("limit", f"`limit` must be an integer from 1 to 1000, got {raw!r}.")
-        sql = "SELECT * FROM audit_events"
-        args: list[Any] = []
-        if team is not None:
-            sql += " WHERE team_id = ?"
-            args.append(team)
-        sql += f" ORDER BY ts DESC LIMIT {limit}"
-        rows = await asyncio.to_thread(self.db.fetch, sql, args)
+        rows = await asyncio.to_thread(analytics.audit_events, self.db, params, team_id=team)
         return 200, {"data": rows}
 
     async def _budget_usage(

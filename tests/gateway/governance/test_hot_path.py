@@ -78,10 +78,13 @@ def test_one_round_trip_before_and_batched_settlements(
             )
 
         ask()  # connects and loads the script
+        # After hooks run once the response is sent: wait for each request's before the
+        # next one starts, or its marker could land after the next EVALSHA (a race).
+        fake_openai.wait_for(lambda: "response complete" in TRAFFIC)
         TRAFFIC.clear()
-        for _ in range(3):
+        for sent in range(1, 4):
             ask()
-        fake_openai.wait_for(lambda: TRAFFIC.count("response complete") == 3)
+            fake_openai.wait_for(lambda n=sent: TRAFFIC.count("response complete") == n)
         during = list(TRAFFIC)
         assert state.batcher.held == 4  # the warm-up's event and these three
     # Per request: one EVALSHA before the upstream call and nothing after it.

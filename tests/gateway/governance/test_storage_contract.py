@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from gateway_app.errors import GatewayError
 from gateway_app.governance import analytics, audit
 from gateway_app.governance.keys import KeyRecord, KeyStore, Limit
 from gateway_app.governance.storage import MIGRATIONS, Database
@@ -75,6 +76,41 @@ def test_audit_insert_is_idempotent_and_feeds_analytics(db: Database) -> None:
     assert [(r["model"], r["requests"]) for r in scoped] == [("m2", 1)]
     latency = analytics.latency(db, "team", team_id="a")
     assert latency[0]["p50_ms"] == 50.0 and latency[0]["p99_ms"] == 100.0
+
+
+def test_audit_search_error_rates_and_last_use(db: Database) -> None:
+    """What the console and ``aigw admin`` read: filters, text search (a person's e-mail,
+    with LIKE's wildcards taken literally), per-deployment error rates, a key's last use."""
+    person = {"actor": {"type": "person", "subject": "bob", "email": "bob@example.com"}}
+    events = [
+        audit.event("admin", actor="person:bob", action="key.create", team_id="a", detail=person),
+        audit.event("admin", actor="admin_key", action="limit.put", team_id="b", detail={}),
+        audit.event(
+            "admin", actor="admin_key", action="key.create", team_id="a", detail={"n": "50%_off"}
+        ),
+        *[
+            audit.event(
+                "request", key_id="k1", team_id="a", deployment="d1", status=s, latency_ms=5.0
+            )
+            for s in (200, 200, 502, 200)
+        ],
+    ]
+    audit.insert_events(db, events)
+
+    def actions(params: dict[str, str], team: str | None = None) -> list[str]:
+        return [r["action"] for r in analytics.audit_events(db, params, team_id=team)]
+
+    assert actions({"q": "BOB@example"}) == ["key.create"]
+    assert actions({"actor": "admin_key"}) == ["key.create", "limit.put"]  # newest first
+    assert actions({"kind": "admin", "action": "key.create"}, team="a") == ["key.create"] * 2
+    assert actions({"q": "50%_"}) == ["key.create"] and actions({"q": "5_%"}) == []
+    assert len(actions({"limit": "2"})) == 2
+    with pytest.raises(GatewayError, match="`limit` must be an integer from 1 to 1000"):
+        analytics.audit_events(db, {"limit": "0"})
+    [deployment] = analytics.latency(db, "deployment")
+    assert (deployment["errors"], deployment["error_rate"]) == (1, 0.25)
+    [key] = analytics.usage(db, "key")
+    assert key["last_request_at"] == pytest.approx(events[-1]["ts"])
 
 
 def test_migrate_command(postgres_server: Any) -> None:
