@@ -35,17 +35,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import uvloop
 
-from gateway_app.state.governance import WINDOW_S, BudgetItem, RateItem, budget_key, rate_key
-from gateway_app.state.governance_redis import _RESERVE, RedisGovernanceState
+from gateway_app.state.governance import BudgetItem, RateItem, lease_key
+from gateway_app.state.governance_redis import RedisGovernanceState
 from tests.gateway.governance.services import RedisServer
 from tests.multicloud.faults import Injector
-
-BUDGET_LOOP = "for j = 1, nb do\n  local limit = tonumber(ARGV[a])"
-LEASED = _RESERVE.replace(
-    BUDGET_LOOP,
-    "for j = 1, nb do\n  local limit = tonumber(redis.call('GET', KEYS[2 * nr + nb + j]) or ARGV[a])",
-)
-assert LEASED != _RESERVE, "the reserve script changed: update BUDGET_LOOP"
 
 RATE = (RateItem("key:k1", "rpm", 10**9, 1), RateItem("key:k1", "tpm", 10**12, 1200))
 BUDGETS = tuple(
@@ -80,28 +73,10 @@ async def reserve_times(state: RedisGovernanceState, calls: int) -> list[float]:
 
 
 async def leased_times(state: RedisGovernanceState, calls: int) -> list[float]:
-    script = state.hot.script(LEASED)
-    prefix = state.prefix
+    """The gateway's own script with leases on (``leased=True``: the global plane)."""
     for budget in BUDGETS:  # each cloud's lease: what the home granted it
-        await state.client.set(prefix + "lease:" + budget_key(budget), 10**18)
-    times = []
-    for _ in range(calls):
-        began = time.perf_counter()
-        now = time.time()
-        minute = int(now // WINDOW_S)
-        keys: list[str] = []
-        args: list[Any] = [repr(now), len(RATE), len(BUDGETS), WINDOW_S]
-        for item in RATE:
-            keys += [prefix + rate_key(item, minute), prefix + rate_key(item, minute - 1)]
-            args += [item.limit, item.amount]
-        for budget in BUDGETS:
-            keys.append(prefix + budget_key(budget))
-            args += [budget.limit_nusd, budget.amount_nusd, budget.ttl_s]
-        keys += [prefix + "lease:" + budget_key(b) for b in BUDGETS]
-        reply = await script(keys, args)
-        times.append((time.perf_counter() - began) * 1000)
-        assert int(reply[0]) == 1
-    return times
+        await state.client.set(state.prefix + lease_key(budget), 10**18)
+    return await reserve_times(state, calls)
 
 
 async def main_async(args: Any) -> dict[str, Any]:
@@ -110,17 +85,19 @@ async def main_async(args: Any) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         local = RedisGovernanceState.from_url(server.url)
+        with_leases = RedisGovernanceState.from_url(server.url, leased=True)
         await reserve_times(local, 200)  # warm up (script load, connection)
-        await leased_times(local, 200)
+        await leased_times(with_leases, 200)
         # Interleaved in rounds, so a burst of load from elsewhere hits both alike.
         plain: list[float] = []
         leased: list[float] = []
         for _ in range(6):
             plain += await reserve_times(local, args.calls // 6)
-            leased += await leased_times(local, args.calls // 6)
+            leased += await leased_times(with_leases, args.calls // 6)
         results["local"] = stats(plain)
         results["local+lease-keys"] = stats(leased)
         await local.close()
+        await with_leases.close()
         for delay in args.delays:
             link = injector.link(f"remote-{delay}", ("127.0.0.1", server.port)).delay(delay)
             remote = RedisGovernanceState.from_url(f"redis://127.0.0.1:{link.port}/0")

@@ -1,5 +1,5 @@
 """The AI gateway: an OpenAI-compatible LLM gateway (routing, failover, streaming).
 
-Run it with ``python -m gateway_app serve`` or ``aigw serve``; see the README's
-"Gateway" section.
+Run it with ``python -m gateway_app serve`` or ``aigw serve``; see
+docs/getting-started/local.md.
 """

@@ -101,6 +101,7 @@ def settings(args: argparse.Namespace) -> tuple[str, str, str | None]:
     explicit = bool(args.config or os.environ.get("AIGW_ADMIN_CONFIG") or args.profile)
     profile = _read_profile(_config_file(args), args.profile or "default", explicit)
     url = args.url or os.environ.get("AIGW_URL") or profile.get("url")
+    token: str | None
     if args.token_file:
         token = _read_token_file(args.token_file)
     elif os.environ.get("AIGW_ADMIN_TOKEN"):
@@ -458,7 +459,7 @@ def sessions_revoke(gw: Gateway, args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------ parser
 
 
-def add_admin_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_admin_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``admin`` (and its subcommands) on the ``aigw`` command."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the gateway's JSON")

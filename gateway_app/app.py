@@ -1,18 +1,26 @@
 """The ASGI application: the request's path through the gateway, in one file.
 
-    read body (413 past the limit, before reading it whole) -> parse + validate
-    (400 naming the field) -> before hooks (may short-circuit) -> router
-    (strategy, retries, failover, circuit breakers) -> provider adapter ->
-    response or SSE stream -> after hooks (reverse order)
+    arrival ............ hooks of Stage.ARRIVAL (observability: the outermost frame)
+    /v1 API ............ hooks of Stage.API (authentication), before the body is read
+    read the body ...... 413 past the limit, before reading it whole
+    parse + validate ... the wire API's parser (400 naming the field); model -> route
+    model call ......... hooks of Stage.CALL (limits and budget, cache; may short-circuit)
+    router ............. strategy, retries, failover, circuit breakers -> adapter
+    answer ............. JSON, or the SSE stream frame by frame
+    leave .............. ``after`` of every hook entered, in reverse order
 
-Raw ASGI rather than a framework: the gateway has five routes and every
-microsecond on this path is overhead added to each LLM call. Nothing here blocks
-the event loop; pydantic runs only at start-up.
+Every wire API (:mod:`gateway_app.apis`) is served by the one ``_call`` handler;
+the router picks the upstream calls by the API's operation.
+
+Raw ASGI rather than a framework: the gateway has a handful of routes and every
+microsecond on this path is overhead added to each LLM call. Nothing here
+blocks the event loop; pydantic runs only at start-up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import itertools
 import logging
@@ -21,21 +29,29 @@ import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gateway_app.apis import WIRE_APIS, WireApi
 from gateway_app.config import GatewayConfig
 from gateway_app.config import load as load_config
+from gateway_app.context import Exchange, RequestContext, RouteOutcome
+from gateway_app.environment import Environment
 from gateway_app.errors import GatewayError, invalid
 from gateway_app.health import Health
-from gateway_app.hooks import Hook, HookChain, RequestContext, Response
+from gateway_app.hooks import Hook, HookChain, Passage, Response, Stage
 from gateway_app.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway_app.observability.metrics import Metrics
-from gateway_app.providers.base import ChatResult
-from gateway_app.router import OpenStream, Router
+from gateway_app.router import Router
 from gateway_app.state.circuit import CircuitBreakerStore, InProcessCircuitBreakerStore
-from gateway_app.validation import validate_chat, validate_embeddings
+from gateway_app.transport import default_client
+
+if TYPE_CHECKING:
+    from gateway_app.context import ResponseStream
+    from gateway_app.governance.admin import AdminApi
+    from gateway_app.governance.plane import GlobalPlane
+    from gateway_app.identity.web import ConsoleApp
 
 log = logging.getLogger("gateway_app")
 
@@ -64,6 +80,26 @@ _UNOBSERVED = frozenset({"/health/live", "/health/ready", "/metrics"})
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
+class _Http:
+    """One HTTP exchange as the handlers see it: the ASGI triple, the request, what
+    happened to it, and its passage through the hook chain."""
+
+    __slots__ = ("exchange", "passage", "receive", "request", "scope", "send")
+
+    def __init__(
+        self, scope: Scope, receive: Receive, send: Send, request: RequestContext, passage: Passage
+    ) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.request = request
+        self.exchange = Exchange()
+        self.passage = passage
+
+
+Handler = Callable[[_Http], Awaitable[None]]
+
+
 class GatewayApp:
     """The gateway as an ASGI 3 application (``uvicorn gateway_app.app:create_app --factory``)."""
 
@@ -71,29 +107,37 @@ class GatewayApp:
         self,
         config: GatewayConfig,
         *,
-        hooks: Sequence[Hook] | None = None,
+        hooks: Sequence[Hook[Any]] | None = None,
+        governance: Sequence[Hook[Any]] = (),
         breakers: CircuitBreakerStore | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
-        admin: Any = None,
-        governance: Hook | None = None,
-        console: Any = None,
+        admin: AdminApi | None = None,
+        console: ConsoleApp | None = None,
+        internal: GlobalPlane | None = None,
+        env: Environment | None = None,
     ) -> None:
         self.config = config
+        # Where state lives and which secrets are set: read once by create_app (tests pass
+        # their own; the default is an empty environment, everything in-process).
+        self.env = env = env or Environment()
         self.max_body = config.server.max_body_bytes
-        # The governance admin API (``/admin/...``) and hook, when governance is on.
+        # The admin API (``/admin/...``; the console and ``aigw admin`` call it), when
+        # governance is on.
         self.admin = admin
-        self._governance = governance
         # People's sign-in (/auth/...) and the web console (/console/...), when configured.
         self.console = console
-        self.breakers = breakers or _circuit_store(config)
-        self.router = Router(config, self.breakers, rng=rng, sleep=sleep)
+        # The global governance plane's internal endpoint (/internal/v1/...), peers only.
+        self.internal = internal
+        self.breakers = breakers or _circuit_store(config, env)
+        self.router = Router(
+            config, self.breakers, rng=rng, sleep=sleep, client=default_client(env.upstream_client)
+        )
         self.metrics = _metrics(config)
-        # None: the configured pipeline (observability first, so its after hook runs
-        # last and sees every outcome; then the cache). Tests pass their own.
-        self._observer: Hook | None = None
-        self.hooks = HookChain(self._default_hooks() if hooks is None else hooks)
-        self.health = Health(config)
+        # None: the configured pipeline (observability, then governance's hooks, then the
+        # cache). Tests pass their own list.
+        self.hooks = HookChain(self._default_hooks(governance) if hooks is None else hooks)
+        self.health = Health(config, env)
         self._model_objects = {
             name: {"id": name, "object": "model", "created": 0, "owned_by": model.owned_by}
             for name, model in config.models.items()
@@ -101,17 +145,14 @@ class GatewayApp:
         self._models_body = orjson.dumps(
             {"object": "list", "data": list(self._model_objects.values())}
         )
-        # With governance on, every /v1 route authenticates the virtual key before it
-        # reads or validates anything (no model list, no validation error for strangers).
-        self._authenticator = getattr(admin, "authenticate", None)
-        self._routes: dict[tuple[str, str], Callable[..., Awaitable[None]]] = {
-            ("POST", "/v1/chat/completions"): self._chat,
-            ("POST", "/v1/embeddings"): self._embeddings,
+        self._routes: dict[tuple[str, str], Handler] = {
             ("GET", "/v1/models"): self._models,
             ("GET", "/health/live"): self._live,
             ("GET", "/health/ready"): self._ready,
             ("GET", "/metrics"): self._metrics,
         }
+        for api in WIRE_APIS:
+            self._routes["POST", api.path] = functools.partial(self._call, api)
         self._paths = {path for _, path in self._routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -122,30 +163,23 @@ class GatewayApp:
             await self._lifespan(receive, send)
 
     async def startup(self) -> None:
-        """Open upstream connection pools; move start-up objects out of the GC's way."""
+        """Open upstream connection pools and the hooks'; move start-up objects out of the
+        GC's way."""
         await self.router.start()
         if self.console is not None:
             await self.console.start()
-        for hook in self.hooks.hooks:
-            start = getattr(hook, "start", None)
-            if start is not None:
-                await start()
+        await self.hooks.start()
         # Config, pydantic models and imported modules live forever: freezing them keeps
         # the cyclic GC from rescanning them during requests (fewer latency spikes).
         gc.collect()
         gc.freeze()
 
     async def shutdown(self) -> None:
-        """Report not-ready, wait for shadow requests, close pools."""
+        """Report not-ready, wait for shadow requests, stop the hooks, close pools."""
         self.health.shutting_down = True
         await self.router.stop()
-        for hook in reversed(self.hooks.hooks):
-            stop = getattr(hook, "stop", None)
-            if stop is not None:
-                await stop()
-        close = getattr(self.breakers, "close", None)
-        if close is not None:
-            await close()
+        await self.hooks.stop()
+        await self.breakers.close()
         if self.console is not None:
             await self.console.stop()
 
@@ -173,34 +207,21 @@ class GatewayApp:
         request_id = headers.get("x-request-id")
         if not request_id or len(request_id) > 200 or not request_id.isprintable():
             request_id = f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
-        ctx = RequestContext(request_id=request_id, endpoint=scope["path"], headers=headers)
-        handler = self._routes.get((scope["method"], scope["path"]))
+        path = scope["path"]
+        request = RequestContext(request_id=request_id, endpoint=path, headers=headers)
+        http = _Http(scope, receive, send, request, self.hooks.passage())
+        exchange = http.exchange
         try:
-            if handler is None and self.admin is not None and scope["path"].startswith("/admin/"):
-                await self._admin(ctx, scope, receive, send)
-                return
-            if handler is None and self.console is not None and self.console.serves(scope["path"]):
-                await self.console(scope, receive, send)
-                return
-            if (
-                handler is None
-                and scope["method"] == "GET"
-                and scope["path"].startswith("/v1/models/")
-            ):
-                handler = self._model
-            if handler is None:
-                if scope["path"] in self._paths:
-                    raise GatewayError(
-                        405, f"Method {scope['method']} is not allowed on {scope['path']}."
-                    )
-                raise GatewayError(
-                    404, f"Unknown path {scope['path']}; see GET /v1/models.", code="unknown_url"
-                )
-            await handler(ctx, scope, receive, send)
+            if path in _UNOBSERVED or await self._enter(http, Stage.ARRIVAL):
+                await self._dispatch(http)
         except GatewayError as error:
-            await self._send_error(ctx, send, error)
+            await self._send_error(http, error)
         except asyncio.CancelledError:
-            if not ctx.disconnected:
+            # Settle (audit, budgets) abandoned requests too: 499 as nginx logs a client
+            # that left; 503 for a request cut by shutdown past its grace.
+            exchange.status = exchange.status or (499 if exchange.disconnected else 503)
+            if not exchange.disconnected:
+                await self._leave(http)
                 raise
             task = asyncio.current_task()
             if task is not None:
@@ -210,31 +231,50 @@ class GatewayApp:
             )
         except Exception:  # never let one request take the worker down
             log.exception("unhandled error", extra={"request_id": request_id})
-            await self._send_error(ctx, send, GatewayError(500, "internal gateway error"))
-        observer = self._observer
-        if (
-            observer is not None
-            and "hooks_ran" not in ctx.extra
-            and ctx.endpoint not in _UNOBSERVED
-        ):
-            # Refused before the hook chain (bad JSON, unknown model or path, 413):
-            # still one metric sample and one log line, without the other hooks.
-            await observer.after(ctx)
+            await self._send_error(http, GatewayError(500, "internal gateway error"))
+        await self._leave(http)
 
-    async def _authenticated(self, ctx: RequestContext, send: Send) -> bool:
-        """Governance on: check the key first; False when refused (the 401 is sent)."""
-        authenticate = self._authenticator
-        if authenticate is None:
+    async def _dispatch(self, http: _Http) -> None:
+        scope = http.scope
+        method, path = scope["method"], scope["path"]
+        handler = self._routes.get((method, path))
+        if handler is None:
+            if self.admin is not None and self.admin.serves(path):
+                await self._admin(http)
+                return
+            if self.console is not None and self.console.serves(path):
+                await self.console(scope, http.receive, http.send)
+                return
+            if self.internal is not None and self.internal.serves(path):
+                await self.internal(scope, http.receive, http.send)
+                return
+            if method == "GET" and path.startswith("/v1/models/"):
+                handler = self._model
+            elif path in self._paths:
+                raise GatewayError(405, f"Method {method} is not allowed on {path}.")
+            else:
+                raise GatewayError(
+                    404, f"Unknown path {path}; see GET /v1/models.", code="unknown_url"
+                )
+        await handler(http)
+
+    async def _enter(self, http: _Http, stage: Stage) -> bool:
+        """Enter the hooks of ``stage``; False when one answered instead (it is sent)."""
+        response = await http.passage.enter(stage, http.request, http.exchange)
+        if response is None:
             return True
-        refusal = await authenticate(ctx)
-        if refusal is None:
-            return True
-        await self._send_short(ctx, send, refusal)
-        await self.admin.after(ctx)  # the refusal's audit event
+        await self._send_short(http, response)
         return False
 
-    async def _read_json(self, ctx: RequestContext, receive: Receive) -> Any:
-        length = ctx.headers.get("content-length")
+    async def _leave(self, http: _Http) -> None:
+        """The entered hooks' ``after``, once the response is complete (or abandoned)."""
+        try:
+            await http.passage.leave(http.request, http.exchange)
+        except Exception:
+            log.exception("an after hook failed", extra={"request_id": http.request.request_id})
+
+    async def _read_json(self, http: _Http) -> Any:
+        length = http.request.headers.get("content-length")
         if length is not None:
             try:
                 declared = int(length)
@@ -245,9 +285,9 @@ class GatewayApp:
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
+            message = await http.receive()
             if message["type"] == "http.disconnect":
-                ctx.disconnected = True
+                http.exchange.disconnected = True
                 raise asyncio.CancelledError
             chunk = message.get("body", b"")
             if chunk:
@@ -277,50 +317,63 @@ class GatewayApp:
             code="request_too_large",
         )
 
-    def _base_headers(self, ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    def _base_headers(self, http: _Http) -> list[tuple[bytes, bytes]]:
         # Called once per response, just before its first byte: the overhead is
         # everything so far that was not waiting for the upstream.
-        overhead = time.perf_counter() - ctx.started - ctx.upstream_s
-        ctx.overhead_s = overhead = overhead if overhead > 0 else 0.0
+        exchange = http.exchange
+        route = exchange.route
+        upstream_s = route.upstream_s if route is not None else 0.0
+        overhead = time.perf_counter() - http.request.started - upstream_s
+        exchange.overhead_s = overhead = overhead if overhead > 0 else 0.0
         headers = [
-            (b"x-request-id", ctx.request_id.encode("latin-1")),
+            (b"x-request-id", http.request.request_id.encode("latin-1")),
             (b"x-gateway-overhead-ms", b"%.3f" % (overhead * 1000)),
         ]
-        if ctx.deployment:
-            headers.append((b"x-aigw-deployment", ctx.deployment.encode("latin-1")))
-        if ctx.response_headers:
-            headers.extend(ctx.response_headers)
+        deployment = exchange.deployment
+        if deployment:
+            headers.append((b"x-aigw-deployment", deployment.encode("latin-1")))
+        if exchange.response_headers:
+            headers.extend(exchange.response_headers)
         return headers
 
     async def _send_json(
         self,
-        ctx: RequestContext,
-        send: Send,
+        http: _Http,
         status: int,
         body: bytes,
         extra: Sequence[tuple[bytes, bytes]] = (),
         content_type: bytes = _JSON,
     ) -> None:
-        ctx.status = status
-        headers = self._base_headers(ctx)
+        http.exchange.status = status
+        headers = self._base_headers(http)
         headers.append((b"content-type", content_type))
         headers.append((b"content-length", str(len(body)).encode()))
         headers.extend(extra)
+        send = http.send
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        ctx.responded = True
+        http.exchange.responded = True
         await send({"type": "http.response.body", "body": body})
 
-    async def _send_error(self, ctx: RequestContext, send: Send, error: GatewayError) -> None:
-        ctx.error = error
+    async def _send_error(self, http: _Http, error: GatewayError) -> None:
+        http.exchange.error = error
         extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+        api = http.request.api
+        status, body = (
+            api.errors.response(error) if api is not None else (error.status, error.to_bytes())
+        )
         try:
-            await self._send_json(ctx, send, error.status, error.to_bytes(), extra)
+            await self._send_json(http, status, body, extra)
         except Exception:  # the response had already started, or the client left
             log.debug("could not send error response", exc_info=True)
 
-    def _watch_disconnect(
-        self, ctx: RequestContext, scope: Scope, receive: Receive
-    ) -> asyncio.Task[None] | None:
+    async def _send_short(self, http: _Http, response: Response) -> None:
+        status, body = response.status, response.body
+        api = http.request.api
+        if response.error is not None and api is not None:
+            status, body = api.errors.response(response.error)  # the API's own error shape
+        await self._send_json(http, status, body, response.headers, response.content_type)
+
+    def _watch_disconnect(self, http: _Http) -> asyncio.Task[None] | None:
         """Cancel this request's task (and so its upstream call) if the client leaves.
 
         The gateway's own server calls back on disconnect (the ``aigw.disconnect``
@@ -328,18 +381,21 @@ class GatewayApp:
         waits in it (a task per request: ~9% of the CPU of a plain request).
         """
         handler_task = asyncio.current_task()
-        extensions = scope.get("extensions")
+        exchange = http.exchange
+        extensions = http.scope.get("extensions")
         register = extensions.get("aigw.disconnect") if extensions else None
         if register is not None:
 
             def gone() -> None:
-                if not ctx.responded:
-                    ctx.disconnected = True
+                if not exchange.responded:
+                    exchange.disconnected = True
                     if handler_task is not None:
                         handler_task.cancel()
 
             register(gone)
             return None
+
+        receive = http.receive
 
         async def watch() -> None:
             while True:
@@ -347,8 +403,8 @@ class GatewayApp:
                 if message["type"] == "http.disconnect":
                     # Servers also report "disconnect" once the response is complete;
                     # only a client leaving mid-request cancels (after hooks must run).
-                    if not ctx.responded:
-                        ctx.disconnected = True
+                    if not exchange.responded:
+                        exchange.disconnected = True
                         if handler_task is not None:
                             handler_task.cancel()
                     return
@@ -357,91 +413,49 @@ class GatewayApp:
 
     # ----------------------------------------------------------------- routes
 
-    async def _chat(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
-        if not await self._authenticated(ctx, send):
+    async def _call(self, api: WireApi, http: _Http) -> None:
+        """A model call of ``api``, whichever wire API it is."""
+        request = http.request
+        request.api = api  # set first: refusals are written in the API's error shape
+        if not await self._enter(http, Stage.API):
             return
-        body = await self._read_json(ctx, receive)
-        ctx.model, ctx.stream, ctx.include_usage = validate_chat(body)
-        ctx.body = body
-        route = self.router.route(ctx.model)
-        await self._serve(ctx, scope, receive, send, lambda: self.router.chat(ctx, route))
-
-    async def _embeddings(
-        self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        if not await self._authenticated(ctx, send):
-            return
-        body = await self._read_json(ctx, receive)
-        ctx.model = validate_embeddings(body)
-        ctx.body = body
-        route = self.router.route(ctx.model)
-        await self._serve(ctx, scope, receive, send, lambda: self.router.embeddings(ctx, route))
-
-    async def _serve(
-        self,
-        ctx: RequestContext,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        call: Callable[[], Awaitable[ChatResult | OpenStream]],
-    ) -> None:
-        hooks = self.hooks.hooks
-        ctx.extra["hooks_ran"] = True
-        watcher = self._watch_disconnect(ctx, scope, receive)
-        settled = False  # after hooks run exactly once, whatever happens
+        body = await self._read_json(http)
+        request.model, request.stream, request.include_usage = api.parse(body)
+        request.body = body
+        route = self.router.route(request.model)
+        watcher = self._watch_disconnect(http)
         try:
-            if hooks:
-                short = await self.hooks.before(ctx)
-                if short is not None:
-                    await self._send_short(ctx, send, short)
-                    settled = True
-                    await self.hooks.after(ctx)
-                    return
-            try:
-                result = await call()
-            except GatewayError as error:
-                await self._send_error(ctx, send, error)
-                if hooks:
-                    settled = True
-                    await self.hooks.after(ctx)
+            if not await self._enter(http, Stage.CALL):
                 return
-            if isinstance(result, OpenStream):
-                await self._stream(ctx, send, result)
-            else:
-                ctx.result = result
-                await self._send_json(ctx, send, 200, result.body)
-            if hooks:
-                settled = True
-                await self.hooks.after(ctx)
-        except asyncio.CancelledError:
-            if hooks and not settled:
-                # Settle (audit, budgets) for abandoned requests too: 499 as nginx logs a
-                # client that left; 503 for a request cut by shutdown past its grace.
-                ctx.status = ctx.status or (499 if ctx.disconnected else 503)
-                await self.hooks.after(ctx)
-            raise
+            # Handed to the router so that what was tried survives a cancelled call.
+            outcome = http.exchange.route = RouteOutcome()
+            try:
+                await self.router.call(api, request, route, outcome)
+            except GatewayError as error:
+                await self._send_error(http, error)
+                return
+            if outcome.stream is not None:
+                await self._stream(http, outcome.stream)
+            elif outcome.result is not None:
+                await self._send_json(http, 200, outcome.result.body)
         finally:
             if watcher is not None:
                 watcher.cancel()
 
-    async def _send_short(self, ctx: RequestContext, send: Send, response: Response) -> None:
-        await self._send_json(
-            ctx, send, response.status, response.body, response.headers, response.content_type
-        )
-
-    async def _stream(self, ctx: RequestContext, send: Send, stream: OpenStream) -> None:
-        ctx.stream_state = stream.translator.state
-        ctx.status = 200
-        headers = self._base_headers(ctx)
+    async def _stream(self, http: _Http, stream: ResponseStream) -> None:
+        exchange = http.exchange
+        exchange.status = 200
+        headers = self._base_headers(http)
         headers.extend(_SSE_HEADERS)
         frames = stream.frames()
         started = False
-        capture = ctx.stream_capture
+        capture = exchange.stream_frames
+        send = http.send
         try:
             async for batch in frames:
                 if not started:
                     await send({"type": "http.response.start", "status": 200, "headers": headers})
-                    ctx.first_byte_s = time.perf_counter() - ctx.started
+                    exchange.first_byte_s = time.perf_counter() - http.request.started
                     started = True
                 if capture is not None:
                     capture.extend(batch)
@@ -449,57 +463,56 @@ class GatewayApp:
                     {"type": "http.response.body", "body": b"".join(batch), "more_body": True}
                 )
         except GatewayError as error:
-            # Bytes were sent: no retry, no failover. Tell the client in-stream, as OpenAI does.
-            ctx.error = error
+            # Bytes were sent: no retry, no failover. Tell the client in-stream, in the
+            # API's shape (OpenAI's error chunk, Anthropic's `error` event).
+            exchange.error = error
             log.warning("upstream stream failed after first byte: %s", error.message)
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": b"data: " + error.to_bytes() + b"\n\n",
-                    "more_body": True,
-                }
-            )
+            api = http.request.api
+            frame = api.errors.frame(error) if api is not None else b""
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
         finally:
             await frames.aclose()
-        ctx.responded = True
+        exchange.responded = True
         await send({"type": "http.response.body", "body": b""})
 
-    async def _admin(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _admin(self, http: _Http) -> None:
+        assert self.admin is not None  # (dispatched here only when mounted)
+        scope = http.scope
+        if self.console is not None:
+            # The console's calls (session cookie) come from its networks only.
+            self.console.require_network(scope)
         body: Any = None
         if scope["method"] in ("POST", "PUT"):
-            empty = ctx.headers.get("content-length", "0") == "0" and (
-                "transfer-encoding" not in ctx.headers
-            )
-            body = {} if empty else await self._read_json(ctx, receive)
-        status, payload = await self.admin.admin(
+            headers = http.request.headers
+            empty = headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
+            body = {} if empty else await self._read_json(http)
+        answer = await self.admin.answer(
             scope["method"],
             scope["path"],
             scope.get("query_string", b"").decode(),
-            ctx.headers,
+            http.request.headers,
             body,
         )
-        await self._send_json(ctx, send, status, orjson.dumps(payload))
+        await self._send_json(http, answer.status, answer.body, answer.headers)
 
-    async def _models(
-        self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        if not await self._authenticated(ctx, send):
+    async def _models(self, http: _Http) -> None:
+        if not await self._enter(http, Stage.API):
             return
-        allowed = self._allowed_models(ctx)
+        allowed = self._allowed_models(http.request)
         if allowed is None:
-            await self._send_json(ctx, send, 200, self._models_body)
+            await self._send_json(http, 200, self._models_body)
             return
         data = [m for name, m in self._model_objects.items() if name in allowed]
-        await self._send_json(ctx, send, 200, orjson.dumps({"object": "list", "data": data}))
+        await self._send_json(http, 200, orjson.dumps({"object": "list", "data": data}))
 
-    async def _model(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _model(self, http: _Http) -> None:
         """``GET /v1/models/{id}`` (the SDKs' ``models.retrieve``)."""
-        ctx.endpoint = "/v1/models"
-        if not await self._authenticated(ctx, send):
+        http.request.endpoint = "/v1/models"
+        if not await self._enter(http, Stage.API):
             return
-        name = scope["path"][len("/v1/models/") :]
+        name = http.scope["path"][len("/v1/models/") :]
         found = self._model_objects.get(name)
-        allowed = self._allowed_models(ctx)
+        allowed = self._allowed_models(http.request)
         if found is None or (allowed is not None and name not in allowed):
             raise GatewayError(
                 404,
@@ -507,64 +520,60 @@ class GatewayApp:
                 param="model",
                 code="model_not_found",
             )
-        await self._send_json(ctx, send, 200, orjson.dumps(found))
+        await self._send_json(http, 200, orjson.dumps(found))
 
-    def _allowed_models(self, ctx: RequestContext) -> tuple[str, ...] | None:
-        allowed = getattr(self.admin, "allowed_models", None)
-        return allowed(ctx) if allowed is not None else None
+    @staticmethod
+    def _allowed_models(request: RequestContext) -> tuple[str, ...] | None:
+        """The models the caller's key may use (None: every one)."""
+        return request.caller.models if request.caller is not None else None
 
-    async def _live(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._send_json(ctx, send, 200, b'{"status":"live"}')
+    async def _live(self, http: _Http) -> None:
+        await self._send_json(http, 200, b'{"status":"live"}')
 
-    async def _ready(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _ready(self, http: _Http) -> None:
         ready, report = await self.health.ready()
-        await self._send_json(ctx, send, 200 if ready else 503, orjson.dumps(report))
+        await self._send_json(http, 200 if ready else 503, orjson.dumps(report))
 
-    async def _metrics(
-        self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    async def _metrics(self, http: _Http) -> None:
         metrics = self.metrics
         if metrics is None:
             raise GatewayError(404, "metrics are disabled (observability.metrics.enabled)")
         for deployment in {d.id for r in self.router.routes.values() for d in r.deployments}:
             metrics.set_circuit(deployment, str(self.breakers.state(deployment)))
-        depth = getattr(self.admin, "audit_depth", None)
-        if depth is not None:
+        if self.admin is not None:
             try:
-                metrics.audit_depth.set(await depth())
+                metrics.audit_depth.set(await self.admin.audit_depth())
             except Exception:  # Redis down: readiness says so; keep the last value
                 log.warning("could not read the audit buffer depth", exc_info=True)
+        if self.internal is not None:
+            try:
+                metrics.set_plane(await self.internal.status())
+            except Exception:  # the database down: keep the last values
+                log.warning("could not read the governance plane's status", exc_info=True)
         # Reading every worker's files takes milliseconds: off the event loop.
         body = await asyncio.get_running_loop().run_in_executor(None, metrics.render)
-        await self._send_json(ctx, send, 200, body, content_type=METRICS_CONTENT_TYPE)
+        await self._send_json(http, 200, body, content_type=METRICS_CONTENT_TYPE)
 
-    def _default_hooks(self) -> list[Hook]:
+    def _default_hooks(self, governance: Sequence[Hook[Any]]) -> list[Hook[Any]]:
         from gateway_app.cache.hook import build as build_cache
         from gateway_app.observability.hook import ObservabilityHook
         from gateway_app.observability.logs import configure as configure_logs
-        from gateway_app.observability.tracing import Tracer, configured
+        from gateway_app.observability.tracing import TimedHook, Tracer
 
         config = self.config
         if config.observability.logs.enabled:
             configure_logs()
-        tracer = Tracer(config) if configured() else None
-        self._observer = ObservabilityHook(config, self.metrics, self.breakers, tracer)
-        # Order: observability first (its after runs last, seeing every outcome);
-        # governance next (auth, limits, budget reservation; the cache keys on the
-        # ctx.team_id it sets), timed as "aigw.limits" when tracing is on; the cache
-        # last, so a hit short-circuits only the upstream call.
-        hooks: list[Hook] = [self._observer]
-        if self._governance is not None:
-            from gateway_app.observability.tracing import TimedHook
-
-            governance = self._governance
-            hooks.append(TimedHook(governance, "aigw.limits") if tracer else governance)
-        cache = build_cache(
-            config,
-            os.environ.get("AIGW_REDIS_URL") or None,
-            os.environ.get("AIGW_REDIS_CA_FILE") or None,
-            self.router,
-        )
+        tracer = Tracer(config) if self.env.tracing else None
+        # Order: observability first (the outermost frame: entered on arrival, its after
+        # runs last and sees every outcome); governance next (authentication before the
+        # body is read; then limits and the budget reservation, whose team the cache keys
+        # on), its limit check timed as "aigw.limits" when tracing is on; the cache last,
+        # so a hit short-circuits only the upstream call.
+        hooks: list[Hook[Any]] = [ObservabilityHook(config, self.metrics, self.breakers, tracer)]
+        for hook in governance:
+            timed = tracer is not None and hook.stage is Stage.CALL
+            hooks.append(TimedHook(hook, "aigw.limits") if timed else hook)
+        cache = build_cache(config, self.env.redis_url, self.env.redis_ca_file, self.router)
         if cache is not None:
             hooks.append(cache)
         return hooks
@@ -576,37 +585,48 @@ def _metrics(config: GatewayConfig) -> Metrics | None:
     return Metrics(config)
 
 
-def _circuit_store(config: GatewayConfig) -> CircuitBreakerStore:
+def _circuit_store(config: GatewayConfig, env: Environment) -> CircuitBreakerStore:
     """Redis-backed (shared by replicas) when ``AIGW_REDIS_URL`` is set, else in-process."""
-    url = os.environ.get("AIGW_REDIS_URL")
-    if not url:
+    if not env.redis_url:
         return InProcessCircuitBreakerStore(config.router.circuit_breaker)
     from gateway_app.state.circuit_redis import RedisCircuitBreakerStore
 
     return RedisCircuitBreakerStore.from_url(
-        url, config.router.circuit_breaker, os.environ.get("AIGW_REDIS_CA_FILE") or None
+        env.redis_url, config.router.circuit_breaker, env.redis_ca_file
     )
 
 
 def create_app(config: GatewayConfig | None = None, **kwargs: Any) -> GatewayApp:
     """The app for ``config`` (default: ``AIGW_CONFIG`` or the bundled example).
 
-    Governance (keys, budgets, limits, audit) runs first among the hooks when
-    enabled (``governance.enabled``, or ``AIGW_ADMIN_KEY`` set).
+    Governance (keys, budgets, limits, audit) runs when enabled (``governance.enabled``,
+    or ``AIGW_ADMIN_KEY`` set): its hooks join the chain and its admin API is mounted.
     """
     config = config or load_config()
+    from gateway_app.governance.admin import AdminApi
+    from gateway_app.governance.hooks import governance_hooks
     from gateway_app.governance.service import Governance, enabled
 
-    if enabled(config) and "admin" not in kwargs:
-        governance = Governance.from_env(config)
-        kwargs["admin"] = governance
+    # The one read of the process environment; everything below is handed this object.
+    env = kwargs["env"] = kwargs.get("env") or Environment.from_environ()
+    if enabled(config, env) and "admin" not in kwargs:
+        governance = Governance.from_environment(config, env)
+        kwargs["admin"] = admin = AdminApi(governance)
+        if config.governance.global_ is not None:
+            from gateway_app.governance.plane import GlobalPlane
+
+            # One governance plane across clouds: started and stopped with governance.
+            kwargs["internal"] = governance.plane = GlobalPlane.build(
+                config.governance.global_, env, governance, admin
+            )
+        hooks = governance_hooks(governance)
         if kwargs.get("hooks") is not None:
-            # An explicit hook list (tests): governance still runs first.
-            kwargs["hooks"] = (governance, *kwargs["hooks"])
+            # An explicit hook list (tests): governance's hooks still come first in each stage.
+            kwargs["hooks"] = sorted([*hooks, *kwargs["hooks"]], key=lambda hook: hook.stage)
         else:
-            kwargs["governance"] = governance
+            kwargs["governance"] = hooks
     if config.identity.enabled and "console" not in kwargs:
         from gateway_app.identity import build
 
-        kwargs["console"] = build(config, kwargs.get("admin"))
+        kwargs["console"] = build(config, kwargs.get("admin"), env)
     return GatewayApp(config, **kwargs)

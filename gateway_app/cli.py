@@ -15,7 +15,7 @@ EXIT_CONFIG = 2
 EXIT_LISTEN = 3
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``serve`` and ``migrate`` on an argparse subparser set."""
     serve = sub.add_parser("serve", help="run the gateway (OpenAI-compatible API)")
     serve.add_argument(
@@ -63,15 +63,14 @@ def serve_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    from gateway_app.config.prices import startup_refusal, unpriced_error
+    from gateway_app.environment import Environment
     from gateway_app.governance.service import enabled
 
-    if enabled(config) and config.governance.unpriced_models == "refuse_at_startup":
-        from gateway_app.governance.cost import unpriced_deployments, unpriced_error
-
-        unpriced = unpriced_deployments(config)
-        if unpriced:
-            print(f"error: {unpriced_error(unpriced)}", file=sys.stderr)
-            return EXIT_CONFIG
+    refused = startup_refusal(config, governance_on=enabled(config, Environment.from_environ()))
+    if refused:
+        print(f"error: {unpriced_error(refused)}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.workers > 1:
         # Before any worker (forked by either server) imports prometheus_client:
         # /metrics then sums all workers.
@@ -125,7 +124,7 @@ def serve_command(args: argparse.Namespace) -> int:
 def models_command(args: argparse.Namespace) -> int:
     """Print every deployment with its price (USD per million tokens) and its source."""
     from gateway_app.config import ConfigError, load
-    from gateway_app.governance.cost import Pricing
+    from gateway_app.config.prices import Pricing
 
     try:
         config = load(args.config)
@@ -159,16 +158,25 @@ _MODEL_HEADER = ("model", "deployment", "USD per million tokens", "price from")
 def migrate_command(args: argparse.Namespace) -> int:
     """Apply schema migrations to PostgreSQL (SQLite migrates itself at start-up).
 
-    With ``AIGW_MIGRATION_DATABASE_URL`` (the schema owner: the managed server's
-    admin), migrate as the owner, then create or update the gateway's role named
-    in ``AIGW_DATABASE_URL`` with row access only (see
-    :meth:`~gateway_app.governance.storage.Database.ensure_app_role`). Without it,
-    migrate as ``AIGW_DATABASE_URL`` itself.
+    With the schema owner (the managed server's admin) from ``AIGW_MIGRATION_SECRET``
+    (a secret in the cloud's secret store, read with the Job's own identity: see
+    :mod:`gateway_app.credentials.database`) or ``AIGW_MIGRATION_DATABASE_URL``,
+    migrate as the owner, then create or update the gateway's role named in
+    ``AIGW_DATABASE_URL`` with row access only (see
+    :meth:`~gateway_app.governance.storage.Database.ensure_app_role`). Without
+    either, migrate as ``AIGW_DATABASE_URL`` itself.
     """
+    from gateway_app.credentials.database import OwnerCredentialError, owner_database_url
+    from gateway_app.environment import Environment
     from gateway_app.governance.storage import Database, DatabaseError
 
-    app_url = os.environ.get("AIGW_DATABASE_URL")
-    owner_url = os.environ.get("AIGW_MIGRATION_DATABASE_URL")
+    env = Environment.from_environ()
+    app_url = env.database_url
+    try:
+        owner_url = owner_database_url()
+    except OwnerCredentialError as exc:
+        print(f"migrate: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if not app_url and not owner_url:
         print(
             "migrate: AIGW_DATABASE_URL is not set; the embedded SQLite database is migrated "
@@ -182,7 +190,7 @@ def migrate_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    db = Database(owner_url or app_url or "", ca_file=os.environ.get("AIGW_DATABASE_CA_FILE"))
+    db = Database(owner_url or app_url or "", ca_file=env.database_ca_file)
     try:
         applied = db.migrate()
         role = db.ensure_app_role(app_url or "") if owner_url else None
@@ -202,13 +210,18 @@ def migrate_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m gateway_app`` (also read by the CLI reference)."""
+    commands = argparse.ArgumentParser(prog="python -m gateway_app", description="The AI gateway")
+    add_commands(commands.add_subparsers(dest="command", metavar="COMMAND"))
+    return commands
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gateway_app serve|migrate``."""
-    parser = argparse.ArgumentParser(prog="python -m gateway_app", description="The AI gateway")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_commands(sub)
-    args = parser.parse_args(argv)
+    """``python -m gateway_app serve|migrate|models|admin``."""
+    commands = parser()
+    args = commands.parse_args(argv)
     if not getattr(args, "command", None):
-        parser.print_help()
+        commands.print_help()
         return EXIT_CONFIG
     return int(args.handler(args))

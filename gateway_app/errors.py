@@ -69,3 +69,19 @@ class GatewayError(Exception):
 def invalid(param: str | None, message: str, code: str | None = None) -> GatewayError:
     """A 400 naming the offending field (``param``) the way OpenAI does."""
     return GatewayError(400, message, param=param, code=code)
+
+
+class ErrorShape:
+    """How a wire API's clients are told of an error: OpenAI's shape, unless the API
+    has its own (:attr:`gateway_app.apis.WireApi.errors`)."""
+
+    def response(self, error: GatewayError) -> tuple[int, bytes]:
+        """The status and JSON body of an error response."""
+        return error.status, error.to_bytes()
+
+    def frame(self, error: GatewayError) -> bytes:
+        """The server-sent event that reports an error once a stream has started."""
+        return b"data: " + error.to_bytes() + b"\n\n"
+
+
+OPENAI_ERRORS = ErrorShape()

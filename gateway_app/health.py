@@ -11,28 +11,28 @@ load balancers stop sending new requests.
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from gateway_app.config import GatewayConfig
+from gateway_app.environment import Environment
 from gateway_app.providers import ADAPTERS
 
 
 class Health:
     """Computes the readiness report."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, env: Environment | None = None) -> None:
+        env = env or Environment()
         self.config = config
         self.shutting_down = False
-        self.redis_url = os.environ.get("AIGW_REDIS_URL") or None
-        self.redis_ca_file = os.environ.get("AIGW_REDIS_CA_FILE") or None
+        self.redis_url = env.redis_url
+        self.redis_ca_file = env.redis_ca_file
         self.providers: dict[str, Any] = {}
         for name, provider in config.providers.items():
             # Cloud adapters detect their credential sources (environment, token files).
-            check = getattr(ADAPTERS[provider.type], "missing_credentials", None)
-            hints = check(provider) if check is not None else None
+            hints = ADAPTERS[provider.type].missing_credentials(provider)
             if hints:
                 self.providers[name] = {
                     "status": "missing_credentials",

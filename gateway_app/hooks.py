@@ -1,25 +1,39 @@
-"""Hooks around the provider call (Bifrost-style): symmetric before/after.
+"""Hooks around the provider call (Bifrost's rule): a declared lifecycle, a symmetric chain.
 
-``before`` hooks run in order before routing; one may short-circuit by returning
-a :class:`Response` (a cache hit, a budget refusal) and the rest are skipped.
-``after`` hooks run in reverse order once the response is complete (for
-streams: after the last byte), for success and failure alike, so budgets
-settle, caches fill, audit events and metrics are written in one place. A hook
-may set ``ctx.allow_fallbacks = False`` to forbid failover for a request.
-Hooks are where governance (issue 12) and caching/observability (issue 13)
-plug in; the handler has no branches for them.
+A :class:`Hook` declares four methods: ``start`` and ``stop`` (the process's
+lifetime: pools, background tasks), ``before`` and ``after`` (one request's).
+The chain enters hooks in order; a hook's ``before`` may return a
+:class:`Response` to short-circuit (a cache hit, a budget refusal), and the
+hooks after it are not entered. Once the response is complete (for streams:
+after the last byte) ``after`` runs for exactly the hooks that were entered, in
+reverse order, whatever happened (success, error, a client that left), each
+handed back the state its own ``before`` returned. So budgets settle, caches
+fill, audit events and metrics are written in one place, and a hook never sees
+another's state.
+
+A request enters the chain in up to three :class:`Stage` steps, because some
+hooks must act before the body is read and others need it parsed: observability
+is entered when the request arrives (it is the outermost frame, so its ``after``
+sees every outcome, refusals before the body was read included); authentication
+when a ``/v1`` request arrives, before its body is read; limits, budgets and the
+cache once a model call is parsed and validated. The chain's order must follow
+the stages.
+
+A hook may set ``request.allow_fallbacks = False`` to forbid failover.
 """
 
 from __future__ import annotations
 
-import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from enum import IntEnum
+from typing import Any, Generic, TypeVar
 
-if TYPE_CHECKING:
-    from gateway_app.errors import GatewayError
-    from gateway_app.providers.base import ChatResult, StreamState
+from gateway_app.context import Exchange, RequestContext
+from gateway_app.errors import GatewayError
+
+StateT = TypeVar("StateT")
 
 
 @dataclass(slots=True)
@@ -30,117 +44,116 @@ class Response:
     body: bytes
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     content_type: bytes = b"application/json"
-
-
-@dataclass(slots=True)
-class Attempt:
-    """One try of one deployment."""
-
-    deployment: str
-    outcome: str  # "ok", "http_429", "timeout", "connect", "circuit_open", ...
-    latency_s: float
-    started: float = 0.0  # perf_counter at the start of the try (for trace spans)
-
-
-@dataclass(slots=True)
-class RequestContext:
-    """Everything known about one request, shared by the handler, router and hooks."""
-
-    request_id: str
-    endpoint: str
-    headers: dict[str, str]
-    body: dict[str, Any] | None = None
-    model: str | None = None
-    stream: bool = False
-    include_usage: bool = False
-    started: float = field(default_factory=time.perf_counter)
-    allow_fallbacks: bool = True
-    deployment: str | None = None
-    provider: str | None = None
-    attempts: list[Attempt] = field(default_factory=list)
-    result: ChatResult | None = None
-    stream_state: StreamState | None = None
+    # A refusal's error: the handler writes it in the shape of the request's wire API
+    # (``body`` is its OpenAI shape).
     error: GatewayError | None = None
-    status: int = 0
-    upstream_s: float = 0.0
-    disconnected: bool = False
-    responded: bool = False  # the last byte was handed to the server
-    # Who is calling: set by the governance auth hook (issue 12), read by the
-    # cache (tenant isolation), audit, metrics and analytics. None when the
-    # gateway runs without virtual keys (the embedded default).
-    key_id: str | None = None
-    team_id: str | None = None
-    project_id: str | None = None
-    customer: str | None = None
-    # Outcomes other hooks report: the cache's "hit" | "miss" | "semantic-hit"
-    # (None when not consulted), the cost settled in USD, and the reason a
-    # governance hook refused the request ("budget:team", "rate_limit:key:rpm").
-    cache_outcome: str | None = None
-    cost_usd: float | None = None
-    rejection: str | None = None
-    # Headers hooks add to the response (x-cache, x-ratelimit-*), sent with the
-    # first byte whether the upstream answered or a hook short-circuited.
-    response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    # A hook that needs a streamed response's bytes (the cache) sets a list here;
-    # the handler appends every frame it sends.
-    stream_capture: list[bytes] | None = None
-    # Gateway time before the first response byte, upstream time excluded; and
-    # for streams, time to the first byte (both set by the handler, in seconds).
-    overhead_s: float | None = None
-    first_byte_s: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def usage(self) -> dict[str, Any] | None:
-        """Token usage of the response, streamed or not."""
-        if self.result is not None:
-            return self.result.usage
-        if self.stream_state is not None:
-            return self.stream_state.usage
-        return None
 
 
-class Hook(Protocol):
-    """A pre/post pair around the provider call."""
+class Stage(IntEnum):
+    """When in a request's life a hook's ``before`` runs."""
 
-    async def before(self, ctx: RequestContext) -> Response | None:
-        """Inspect or refuse the request; return a Response to short-circuit."""
-        ...
+    ARRIVAL = 0  # every observed request, as it arrives
+    API = 1  # a /v1 API request, before its body is read
+    CALL = 2  # a model call, parsed and validated, before routing
 
-    async def after(self, ctx: RequestContext) -> None:
-        """Settle: the response (or error) is in ``ctx``."""
-        ...
+
+class Hook(ABC, Generic[StateT]):
+    """A pre/post pair around the provider call, with its own per-request state."""
+
+    stage: Stage = Stage.CALL
+
+    async def start(self) -> None:
+        """Open what the hook holds for the process's lifetime (started in chain order)."""
+
+    async def stop(self) -> None:
+        """Close it (stopped in reverse order)."""
+
+    @abstractmethod
+    async def before(self, request: RequestContext, exchange: Exchange) -> StateT | Response | None:
+        """Inspect or refuse the request: this hook's state for ``after``, or a
+        :class:`Response` to short-circuit (``after`` then gets None)."""
+
+    @abstractmethod
+    async def after(
+        self, request: RequestContext, exchange: Exchange, state: StateT | None
+    ) -> None:
+        """Settle: what happened is in ``exchange``; ``state`` is what ``before`` returned."""
 
 
 class HookChain:
-    """Runs hooks in order before and in reverse order after."""
+    """The configured hooks, in order; validates that the order follows the stages."""
 
-    __slots__ = ("hooks",)
+    __slots__ = ("_stages", "hooks")
 
-    def __init__(self, hooks: Sequence[Hook] = ()) -> None:
+    def __init__(self, hooks: Sequence[Hook[Any]] = ()) -> None:
         self.hooks = tuple(hooks)
+        for earlier, later in zip(self.hooks, self.hooks[1:], strict=False):
+            if later.stage < earlier.stage:
+                raise ValueError(
+                    f"hook {type(later).__name__} (stage {later.stage.name}) comes after "
+                    f"{type(earlier).__name__} (stage {earlier.stage.name}); order the hooks "
+                    "by stage: ARRIVAL, API, CALL"
+                )
+        self._stages = tuple(tuple(h for h in self.hooks if h.stage is s) for s in Stage)
 
-    async def before(self, ctx: RequestContext) -> Response | None:
-        """First short-circuit response, if any hook returns one."""
+    async def start(self) -> None:
+        """Start every hook, in order."""
         for hook in self.hooks:
-            response = await hook.before(ctx)
-            if response is not None:
-                return response
-        return None
+            await hook.start()
 
-    async def after(self, ctx: RequestContext) -> None:
-        """Post hooks, last registered first; every one runs, whatever an earlier one did.
-
-        A hook that fails (or a cancellation that lands in one, at shutdown) must not
-        keep the others from settling budgets and writing the audit event: the first
-        exception is raised once all have run.
-        """
+    async def stop(self) -> None:
+        """Stop every hook, last first; one failing does not keep the others open."""
         first: BaseException | None = None
         for hook in reversed(self.hooks):
             try:
-                await hook.after(ctx)
+                await hook.stop()
             except BaseException as exc:
-                if first is None:
-                    first = exc
+                first = first or exc
+        if first is not None:
+            raise first
+
+    def passage(self) -> Passage:
+        """A request's way through the chain."""
+        return Passage(self._stages)
+
+
+class Passage:
+    """The hooks one request entered, with the state each ``before`` returned."""
+
+    __slots__ = ("_entered", "_stages")
+
+    def __init__(self, stages: tuple[tuple[Hook[Any], ...], ...]) -> None:
+        self._stages = stages
+        self._entered: list[tuple[Hook[Any], Any]] = []
+
+    async def enter(
+        self, stage: Stage, request: RequestContext, exchange: Exchange
+    ) -> Response | None:
+        """Run the ``before`` of the stage's hooks in order: the first short-circuit, if any.
+
+        A hook is entered once its ``before`` returns (short-circuiting included); one that
+        raises is not, and the error goes on to the handler."""
+        entered = self._entered
+        for hook in self._stages[stage]:
+            state = await hook.before(request, exchange)
+            if isinstance(state, Response):
+                entered.append((hook, None))
+                return state
+            entered.append((hook, state))
+        return None
+
+    async def leave(self, request: RequestContext, exchange: Exchange) -> None:
+        """Run ``after`` for every entered hook, last entered first, exactly once.
+
+        Every one runs whatever an earlier one did: a hook that fails (or a cancellation
+        that lands in one, at shutdown) must not keep the others from settling budgets
+        and writing the audit event. The first exception is raised once all have run."""
+        entered, self._entered = self._entered, []
+        first: BaseException | None = None
+        for hook, state in reversed(entered):
+            try:
+                await hook.after(request, exchange, state)
+            except BaseException as exc:
+                first = first or exc
         if first is not None:
             raise first

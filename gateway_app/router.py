@@ -20,18 +20,25 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from gateway_app.apis import Operation, WireApi
 from gateway_app.config import DeploymentConfig, GatewayConfig, ProviderConfig, RetryConfig
-from gateway_app.errors import GatewayError
-from gateway_app.hooks import Attempt, RequestContext
+from gateway_app.context import Attempt, RequestContext, RouteOutcome
+from gateway_app.errors import GatewayError, invalid
+from gateway_app.protocols.anthropic_messages.upstream import (
+    MessagesCall,
+    count_tokens_request,
+    estimated_count,
+)
 from gateway_app.providers import ADAPTERS, ProviderAdapter
 from gateway_app.providers.base import (
+    Capability,
     ChatResult,
-    SSEDecoder,
     StreamDecoder,
+    StreamState,
     StreamTranslator,
     UpstreamRequest,
 )
@@ -54,6 +61,9 @@ log = logging.getLogger("gateway_app.router")
 
 # A provider's error code (``AccessDeniedException``, ``invalid_api_key``): a word, no text.
 _ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+Built = TypeVar("Built")
+# One try of one deployment within a timeout: the response, or an UpstreamFailure.
+Attempter = Callable[["Deployment", float], Awaitable["ChatResult | OpenStream"]]
 # Upstream calls one embeddings request may have in flight (Titan embeds one text per call).
 EMBEDDINGS_CONCURRENCY = 8
 
@@ -67,19 +77,14 @@ class Deployment:
     provider: ProviderConfig
     adapter: ProviderAdapter
     id: str = ""  # unique id: circuit breaker and latency key
-    # Optional adapter extras (cloud credentials, non-SSE streams), looked up once here.
-    authorize: Callable[..., Any] | None = None
-    stream_decoder: Callable[[], Any] = SSEDecoder
-    stream_accept: str = "text/event-stream"
-    # Embeddings that need translation (cloud providers); None: OpenAI's body passes through.
-    embeddings_response: Callable[..., ChatResult] | None = None
 
     def __post_init__(self) -> None:
         self.id = self.config.id
-        self.embeddings_response = getattr(self.adapter, "embeddings_response", None)
-        self.authorize = getattr(self.adapter, "authorize", None)
-        self.stream_decoder = getattr(self.adapter, "stream_decoder", SSEDecoder)
-        self.stream_accept = getattr(self.adapter, "stream_accept", "text/event-stream")
+
+    def require(self, capability: Capability, what: str, param: str = "model") -> None:
+        """A 400 naming ``param`` when this deployment's provider cannot serve ``what``."""
+        if capability not in self.adapter.capabilities:
+            raise invalid(param, f"this model's provider ({self.adapter.title}) has no {what}")
 
     @property
     def has_credentials(self) -> bool:
@@ -312,7 +317,12 @@ class OpenStream:
         self.translator = translator
         self.first = first
 
-    async def frames(self) -> AsyncIterator[list[bytes]]:
+    @property
+    def state(self) -> StreamState:
+        """What the translator learned so far (usage, finish reason)."""
+        return self.translator.state
+
+    async def frames(self) -> AsyncGenerator[list[bytes], None]:
         """Batches of client frames, the first batch included; raises GatewayError mid-stream."""
         translator = self.translator
         ok: bool | None = None  # None: abandoned (client left), not the deployment's fault
@@ -394,6 +404,13 @@ class Router:
         self.shadow_log = ShadowLog()
         self.client: UpstreamClient = client or default_client()
         self._background: set[asyncio.Task[None]] = set()
+        # How each operation tries one deployment (a new wire API adds its operation here).
+        self._attempts: dict[Operation, Callable[[RequestContext, Route], Attempter]] = {
+            Operation.CHAT: self._chat,
+            Operation.EMBEDDINGS: self._embeddings,
+            Operation.MESSAGES: self._messages,
+            Operation.COUNT_TOKENS: self._count_tokens,
+        }
         self.routes: dict[str, Route] = {}
         for name, model in config.models.items():
             self.routes[name] = Route(
@@ -433,70 +450,156 @@ class Router:
 
     # ------------------------------------------------------------------ calls
 
-    async def chat(self, ctx: RequestContext, route: Route) -> ChatResult | OpenStream:
-        """Serve a chat completion: a complete result, or an open stream."""
-        body = ctx.body
+    async def call(
+        self,
+        api: WireApi,
+        request: RequestContext,
+        route: Route,
+        outcome: RouteOutcome | None = None,
+    ) -> RouteOutcome:
+        """Serve a model call of ``api``: the RouteOutcome (the answering deployment, every
+        attempt, upstream time, and the complete result or the open stream); a GatewayError
+        when no deployment answered.
+
+        A caller that must know what was tried even when the call is cancelled (the
+        client left mid-retry) passes its own ``outcome``: it is the one filled and
+        returned."""
+        outcome = outcome if outcome is not None else RouteOutcome()
+        attempt = self._attempts[api.operation](request, route)
+        response = await self._run(request, route, outcome, attempt)
+        if isinstance(response, OpenStream):
+            outcome.stream = response
+        else:
+            outcome.result = response
+        return outcome
+
+    def _chat(self, request: RequestContext, route: Route) -> Attempter:
+        """Tries of a chat completion: a complete result, or an open stream."""
+        body = request.body
         assert body is not None
-        stream = ctx.stream
-        include_usage = ctx.include_usage
+        stream = request.stream
+        include_usage = request.include_usage
 
         async def attempt(deployment: Deployment, timeout: float) -> ChatResult | OpenStream:
-            request = self._build(
+            if stream:
+                deployment.require(Capability.STREAMING, "streaming", "stream")
+            upstream = self._build(
                 deployment,
                 lambda: deployment.adapter.chat_request(
                     body, deployment.config, deployment.provider, stream
                 ),
             )
-            if deployment.authorize is not None:
-                request = await self._authorize(deployment, request)
+            if deployment.adapter.authorizes:
+                upstream = await self._authorize(deployment, upstream)
             if stream:
-                return await self._open_stream(deployment, request, timeout, include_usage)
-            raw = await self._post(deployment, request, timeout)
+                return await self._open_stream(deployment, upstream, timeout, include_usage)
+            raw = await self._post(deployment, upstream, timeout)
             try:
                 return deployment.adapter.chat_response(raw, deployment.config)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise UpstreamFailure.bad_response(deployment, exc) from None
 
         if route.shadow is not None and self.rng.random() < route.shadow_share:
-            self._spawn(self._shadow(ctx, route))
-        return await self._run(ctx, route, attempt)
+            self._spawn(self._shadow(request, route))
+        return attempt
 
-    async def embeddings(self, ctx: RequestContext, route: Route) -> ChatResult:
-        """Serve an embeddings request."""
-        body = ctx.body
+    def _messages(self, request: RequestContext, route: Route) -> Attempter:
+        """Tries of an Anthropic Messages request: native or translated per deployment."""
+        assert request.body is not None and request.model is not None
+        call = MessagesCall(
+            request.request_id, request.model, request.body, request.headers, request.stream
+        )
+
+        async def attempt(deployment: Deployment, timeout: float) -> ChatResult | OpenStream:
+            adapter = deployment.adapter
+            if call.stream:
+                deployment.require(Capability.STREAMING, "streaming", "stream")
+            upstream = self._build(
+                deployment, lambda: call.request(adapter, deployment.config, deployment.provider)
+            )
+            if adapter.authorizes:
+                upstream = await self._authorize(deployment, upstream)
+            if call.stream:
+                decoder, translator = call.stream_reader(adapter, deployment.config)
+                return await self._open_stream(
+                    deployment, upstream, timeout, True, decoder=decoder, translator=translator
+                )
+            raw = await self._post(deployment, upstream, timeout)
+            try:
+                return call.response(adapter, deployment.config, raw)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise UpstreamFailure.bad_response(deployment, exc) from None
+
+        return attempt
+
+    def _count_tokens(self, request: RequestContext, route: Route) -> Attempter:
+        """Tries of a Messages token count: the provider's own count, else the estimate."""
+        body = request.body
         assert body is not None
 
         async def attempt(deployment: Deployment, timeout: float) -> ChatResult:
-            if deployment.embeddings_response is not None:
-                return await self._translated_embeddings(deployment, body, timeout)
-            request = self._build(
+            upstream = self._build(
                 deployment,
-                lambda: deployment.adapter.embeddings_request(
-                    body, deployment.config, deployment.provider
+                lambda: count_tokens_request(
+                    body,
+                    request.headers,
+                    deployment.adapter,
+                    deployment.config,
+                    deployment.provider,
                 ),
             )
-            if deployment.authorize is not None:
-                request = await self._authorize(deployment, request)
-            return ChatResult(await self._post(deployment, request, timeout))
+            if upstream is None:
+                return estimated_count(body)
+            if deployment.adapter.authorizes:
+                upstream = await self._authorize(deployment, upstream)
+            raw = await self._post(deployment, upstream, timeout)
+            try:
+                return deployment.adapter.count_tokens_response(raw)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UpstreamFailure.bad_response(deployment, exc) from None
 
-        return await self._run(ctx, route, attempt)
+        return attempt
 
-    async def _translated_embeddings(
+    def _embeddings(self, request: RequestContext, route: Route) -> Attempter:
+        """Tries of an embeddings request."""
+        body = request.body
+        assert body is not None
+
+        async def attempt(deployment: Deployment, timeout: float) -> ChatResult:
+            deployment.require(Capability.EMBEDDINGS, "embeddings API")
+            return await self._embed(deployment, body, timeout)
+
+        return attempt
+
+    async def _embed(
         self, deployment: Deployment, body: dict[str, Any], timeout: float
     ) -> ChatResult:
-        """Embeddings through an adapter with its own wire format (one or several calls).
+        """One try of an embeddings request: the adapter's upstream call(s), its answer.
 
-        The calls run concurrently, at most :data:`EMBEDDINGS_CONCURRENCY` at once,
-        all within ``timeout``; the first failure cancels the rest and is the try's
-        outcome (so it is retried and failed over like a single call).
+        Several calls (Titan embeds one text per call) run concurrently, at most
+        :data:`EMBEDDINGS_CONCURRENCY` at once, all within ``timeout``; the first
+        failure cancels the rest and is the try's outcome (so it is retried and failed
+        over like a single call).
         """
-        adapter: Any = deployment.adapter
-        requests: list[UpstreamRequest] = self._build(
+        adapter = deployment.adapter
+        requests = self._build(
             deployment,
             lambda: adapter.embeddings_requests(body, deployment.config, deployment.provider),
         )
-        if deployment.authorize is not None:
+        if adapter.authorizes:
             requests = [await self._authorize(deployment, r) for r in requests]
+        if len(requests) == 1:
+            responses = [await self._post_with_headers(deployment, requests[0], timeout)]
+        else:
+            responses = await self._post_all(deployment, requests, timeout)
+        try:
+            return adapter.embeddings_response(responses, body, deployment.config)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UpstreamFailure.bad_response(deployment, exc) from None
+
+    async def _post_all(
+        self, deployment: Deployment, requests: list[UpstreamRequest], timeout: float
+    ) -> list[tuple[bytes, Any]]:
         limit = asyncio.Semaphore(EMBEDDINGS_CONCURRENCY)
 
         async def one(request: UpstreamRequest) -> tuple[bytes, Any]:
@@ -513,13 +616,11 @@ class Router:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        assert deployment.embeddings_response is not None
-        try:
-            return deployment.embeddings_response(responses, body, deployment.config)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise UpstreamFailure.bad_response(deployment, exc) from None
+        return responses
 
-    async def _run(self, ctx: RequestContext, route: Route, attempt: Callable[..., Any]) -> Any:
+    async def _run(
+        self, request: RequestContext, route: Route, outcome: RouteOutcome, attempt: Attempter
+    ) -> ChatResult | OpenStream:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + route.retry.deadline_s
         retry = route.retry
@@ -529,7 +630,7 @@ class Router:
         open_for: float | None = None  # soonest an open circuit lets a probe through
         ordered = order_deployments(route, self.rng, self.latency, breakers.is_open)
         for position, deployment in enumerate(ordered):
-            if position and not ctx.allow_fallbacks:
+            if position and not request.allow_fallbacks:
                 break
             if not deployment.has_credentials:
                 skipped_credentials.append(deployment)
@@ -540,7 +641,7 @@ class Router:
                 if remaining <= 0:
                     raise self._final(last, deadline_passed=True)
                 if not await breakers.acquire(deployment.id):
-                    ctx.attempts.append(Attempt(deployment.id, "circuit_open", 0.0))
+                    outcome.attempts.append(Attempt(deployment.id, "circuit_open", 0.0))
                     wait = breakers.retry_in(deployment.id)
                     open_for = wait if open_for is None else min(open_for, wait)
                     if last is None:
@@ -562,7 +663,9 @@ class Router:
                     result = await attempt(deployment, timeout)
                 except UpstreamFailure as failure:
                     elapsed = time.perf_counter() - started
-                    ctx.attempts.append(Attempt(deployment.id, failure.outcome, elapsed, started))
+                    outcome.attempts.append(
+                        Attempt(deployment.id, failure.outcome, elapsed, started)
+                    )
                     if failure.trip:
                         log.error(
                             "deployment %s: provider %s refused the gateway's credential (%s); "
@@ -595,10 +698,10 @@ class Router:
                     await breakers.release(deployment.id)
                     raise
                 elapsed = time.perf_counter() - started
-                ctx.attempts.append(Attempt(deployment.id, "ok", elapsed, started))
-                ctx.upstream_s += elapsed
-                ctx.deployment = deployment.id
-                ctx.provider = deployment.provider_name
+                outcome.attempts.append(Attempt(deployment.id, "ok", elapsed, started))
+                outcome.upstream_s += elapsed
+                outcome.deployment = deployment.id
+                outcome.provider = deployment.provider_name
                 self.latency.observe(deployment.id, elapsed)
                 if not isinstance(result, OpenStream):
                     await breakers.record(deployment.id, True)
@@ -647,7 +750,7 @@ class Router:
         return error
 
     @staticmethod
-    def _build(deployment: Deployment, build: Callable[[], UpstreamRequest]) -> UpstreamRequest:
+    def _build(deployment: Deployment, build: Callable[[], Built]) -> Built:
         try:
             return build()
         except GatewayError as error:
@@ -659,9 +762,8 @@ class Router:
             ) from None
 
     async def _authorize(self, deployment: Deployment, request: UpstreamRequest) -> UpstreamRequest:
-        assert deployment.authorize is not None
         try:
-            return await deployment.authorize(
+            return await deployment.adapter.authorize(
                 request, deployment.config, deployment.provider, self.client
             )
         except GatewayError as error:
@@ -696,10 +798,19 @@ class Router:
         return raw, headers
 
     async def _open_stream(
-        self, deployment: Deployment, request: UpstreamRequest, timeout: float, include_usage: bool
+        self,
+        deployment: Deployment,
+        request: UpstreamRequest,
+        timeout: float,
+        include_usage: bool,
+        *,
+        decoder: StreamDecoder | None = None,
+        translator: StreamTranslator | None = None,
     ) -> OpenStream:
+        """Open a stream and read its first frames (by default through the adapter's chat
+        decoder and translator; another wire API passes its own)."""
         headers = dict(request.headers)
-        headers["accept"] = deployment.stream_accept
+        headers["accept"] = deployment.adapter.stream_accept
         response: UpstreamResponse | None = None
         try:
             response = await self.client.open(request.url, headers, request.body, timeout=timeout)
@@ -709,8 +820,10 @@ class Router:
                 raise UpstreamFailure.from_status(
                     deployment, response.status, raw, response.headers
                 )
-            decoder = deployment.stream_decoder()
-            translator = deployment.adapter.stream_translator(deployment.config, include_usage)
+            decoder = decoder or deployment.adapter.stream_decoder()
+            translator = translator or deployment.adapter.stream_translator(
+                deployment.config, include_usage
+            )
             first: list[bytes] = []
             async with asyncio.timeout(timeout):
                 while not first:
@@ -751,23 +864,23 @@ class Router:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _shadow(self, ctx: RequestContext, route: Route) -> None:
+    async def _shadow(self, request: RequestContext, route: Route) -> None:
         deployment = route.shadow
-        assert deployment is not None and ctx.body is not None
-        body = {k: v for k, v in ctx.body.items() if k not in ("stream", "stream_options")}
+        assert deployment is not None and request.body is not None
+        body = {k: v for k, v in request.body.items() if k not in ("stream", "stream_options")}
         entry: dict[str, Any] = {
-            "request_id": ctx.request_id,
+            "request_id": request.request_id,
             "model": route.name,
             "shadow_deployment": deployment.id,
         }
         started = time.perf_counter()
         try:
-            request = deployment.adapter.chat_request(
+            upstream = deployment.adapter.chat_request(
                 body, deployment.config, deployment.provider, False
             )
-            if deployment.authorize is not None:
-                request = await self._authorize(deployment, request)
-            raw = await self._post(deployment, request, deployment.config.timeout_s)
+            if deployment.adapter.authorizes:
+                upstream = await self._authorize(deployment, upstream)
+            raw = await self._post(deployment, upstream, deployment.config.timeout_s)
             result = deployment.adapter.chat_response(raw, deployment.config)
             entry.update(status="ok", response=result.data)
         except UpstreamFailure as failure:

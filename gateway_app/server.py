@@ -140,6 +140,9 @@ class _ServerState:
         self.connections: set[_HttpProtocol] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
+        # The ``aigw.stopping`` extension: long responses (the governance change feed)
+        # poll it and end themselves when the server drains.
+        self.is_stopping: Callable[[], bool] = lambda: self.stopping
 
 
 class _Cycle:
@@ -246,10 +249,10 @@ class _Cycle:
                 data += b"0\r\n\r\n"
         else:
             data = body
-        head = protocol.pending_head
-        if head is not None:
+        pending = protocol.pending_head
+        if pending is not None:
             protocol.pending_head = None
-            data = head + data
+            data = pending + data
         if not protocol.closed and data:
             protocol.transport.write(data)  # head + body in one syscall
         if more:
@@ -472,7 +475,7 @@ class _HttpProtocol(asyncio.Protocol):
         path = raw_path.decode("ascii")
         if "%" in path:
             path = unquote(path)
-        scope = {
+        scope: dict[str, Any] = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": self.parser.get_http_version(),
@@ -487,7 +490,10 @@ class _HttpProtocol(asyncio.Protocol):
             "headers": self.headers,
         }
         cycle = _Cycle(self, scope, self.parser.should_keep_alive())
-        scope["extensions"] = {"aigw.disconnect": cycle.watch_disconnect}
+        scope["extensions"] = {
+            "aigw.disconnect": cycle.watch_disconnect,
+            "aigw.stopping": self.state.is_stopping,
+        }
         for name, value in self.headers:
             if name == b"expect" and value.lower() == b"100-continue":
                 cycle.expect_continue = True

@@ -139,8 +139,15 @@ class _TunnelSetup(asyncio.Protocol):
 class UpstreamResponse(Protocol):
     """An upstream response whose headers arrived."""
 
-    status: int
-    headers: Mapping[str, str]
+    @property
+    def status(self) -> int:
+        """The response's status code."""
+        ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response's headers (lower-case names)."""
+        ...
 
     async def read(self) -> bytes:
         """The whole body (then the connection is reusable)."""
@@ -626,6 +633,8 @@ class RawUpstreamClient:
         except BaseException:
             transport.close()
             raise
+        if tls is None:  # the transport closed during the handshake
+            raise UpstreamConnectionError(f"the TLS handshake with {host} through the proxy failed")
         conn.connection_made(tls)
         return conn
 
@@ -723,9 +732,8 @@ class RawUpstreamClient:
 _CLIENTS = {"raw": RawUpstreamClient, "aiohttp": AiohttpUpstreamClient}
 
 
-def default_client() -> UpstreamClient:
-    """The client ``AIGW_UPSTREAM_CLIENT`` names (``raw``, the default, or ``aiohttp``)."""
-    name = os.environ.get("AIGW_UPSTREAM_CLIENT", "raw")
+def default_client(name: str = "raw") -> UpstreamClient:
+    """The client ``name`` (``AIGW_UPSTREAM_CLIENT``) names: ``raw``, the default, or ``aiohttp``."""
     try:
         return _CLIENTS[name]()
     except KeyError:

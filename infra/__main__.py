@@ -4,8 +4,9 @@ Reads as the deployment does: the stack config is validated first (a bad value
 stops here, before any resource exists), the tag transform is registered so
 every later resource is tagged. Then:
 
-1. the global DNS zone, first, because every cluster's cert-manager needs it
-   (and a role to answer DNS-01 challenges in it) before its certificate;
+1. the global DNS zone on the configured DNS cloud, first, because every
+   cluster's cert-manager needs it (and an identity that may answer DNS-01
+   challenges in it) before its certificate;
 2. per enabled cloud, through the same small contract: the footprint (network,
    cluster, Redis, PostgreSQL), the gateway's workload identity, the image
    (published, or built and pushed to the cloud's registry), and the gateway
@@ -19,7 +20,6 @@ import pulumi
 from infra import clouds, config, global_lb, tags
 from infra.global_lb import CloudEndpoint
 from infra.k8s.gateway import GatewayDeployment, GatewayDeploymentArgs, GatewaySecrets
-from infra.k8s.ingress import Route53Solver
 from infra.outputs import export_stack_outputs
 
 stack_config = config.load()
@@ -28,7 +28,7 @@ for warning in stack_config.gateway_warnings():
     pulumi.log.warn(warning)
 secrets = config.secret_settings(stack_config)
 shared_secrets = GatewaySecrets(f"{stack_config.name_prefix}-gateway-secrets", secrets)
-zone = global_lb.build_global_zone(stack_config.dns, stack_config.name_prefix)
+zone = global_lb.build_global_zone(stack_config)
 
 footprints: dict[config.Cloud, clouds.CloudFootprint] = {}
 gateways: dict[config.Cloud, GatewayDeployment] = {}
@@ -36,13 +36,7 @@ for cloud in stack_config.enabled_clouds:
     footprint = footprints[cloud] = clouds.build(cloud, stack_config)
     identity = clouds.gateway_identity(cloud, stack_config, footprint)
     image = clouds.gateway_image(cloud, stack_config, footprint)
-    solver = Route53Solver(
-        region=global_lb.GLOBAL_REGION,
-        hosted_zone_id=zone.zone_id,
-        role_arn=zone.certificate_solver_role(
-            cloud, footprint.oidc_issuer_url, footprint.extras.get("oidcProviderArn")
-        ),
-    )
+    solver = zone.certificate_solver(footprint)
     gateways[cloud] = GatewayDeployment(
         f"gateway-{cloud.value}",
         GatewayDeploymentArgs.from_config(
@@ -50,7 +44,7 @@ for cloud in stack_config.enabled_clouds:
             cloud,
             redis_url=footprint.redis_url,
             postgres_dsn=footprint.postgres_dsn,
-            postgres_migration_dsn=footprint.postgres_migration_dsn,
+            migration=identity.migration,
             redis_ca_cert=footprint.redis_ca_cert,
             admin_key=shared_secrets.admin_key,
             key_hash_secret=shared_secrets.key_hash_secret,
@@ -60,6 +54,7 @@ for cloud in stack_config.enabled_clouds:
             redis_port=footprint.redis_port,
             workload_identity=identity.workload_identity,
             load_balancer_annotations=footprint.load_balancer_annotations,
+            edge_prerequisites=footprint.edge_prerequisites,
             image=image,
         ),
         # Under the cloud's footprint: the cloud owns its gateway (and `aigw plan`
@@ -69,9 +64,8 @@ for cloud in stack_config.enabled_clouds:
     pulumi.export(f"{cloud.value}Endpoint", gateways[cloud].endpoint)
 
 global_endpoint = global_lb.build_global_endpoint(
-    stack_config.dns,
+    stack_config,
     [CloudEndpoint(c, gateways[c].endpoint, footprints[c].region) for c in footprints],
-    name_prefix=stack_config.name_prefix,
     zone=zone,
 )
 

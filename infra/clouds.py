@@ -18,12 +18,13 @@ import pulumi
 from infra.config import Cloud, StackConfig
 
 if TYPE_CHECKING:
-    from infra.k8s.gateway import WorkloadIdentity
+    from infra.k8s.gateway import MigrationAccess, WorkloadIdentity
 
 
 POSTGRES_APP_ROLE = "gateway_app"
 """The gateway's own PostgreSQL role in every cloud: row access to its tables only. The
-migration Job creates it as the server's admin (``gateway_app migrate``)."""
+migration Job creates it as the server's admin (``gateway_app migrate``), whose
+credential it reads from the cloud's secret store (:attr:`CloudFootprint.owner_secret`)."""
 
 
 @dataclass
@@ -31,9 +32,10 @@ class CloudFootprint:
     """What a cloud's component gives the rest of the program.
 
     ``redis_url`` and ``postgres_dsn`` are secret Outputs (they embed
-    credentials); ``postgres_dsn`` logs in as :data:`POSTGRES_APP_ROLE` and
-    ``postgres_migration_dsn`` as the server's admin, which only the migration
-    Job receives; ``kubeconfig`` is secret too. ``kube_provider`` deploys into
+    credentials); ``postgres_dsn`` logs in as :data:`POSTGRES_APP_ROLE`; the
+    server admin's credential stays in the cloud's secret store
+    (``owner_secret``), read only by the migration Job's own identity;
+    ``kubeconfig`` is secret too. ``kube_provider`` deploys into
     the cluster in the same ``pulumi up``. ``provider`` is the footprint's
     explicit cloud provider: the gateway's identity and registry use it too.
     """
@@ -55,10 +57,14 @@ class CloudFootprint:
     redis_port: int = 6379
     """Redis's TLS port: 6379 ElastiCache, 10000 Azure Managed Redis, 6378 Memorystore."""
     load_balancer_annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
-    """Annotations of the cluster's public LoadBalancer Service for this cloud's load balancer."""
+    """Annotations of the gateway's public LoadBalancer Service (Envoy Gateway creates it)."""
+    edge_prerequisites: list[pulumi.Resource] = field(default_factory=list)
+    """What must run before that load balancer is provisioned (EKS: the AWS Load Balancer Controller)."""
     redis_ca_cert: pulumi.Output[str] | None = None
-    postgres_migration_dsn: pulumi.Output[str] | None = None
-    """The admin's DSN (secret): the migration Job's, to migrate and create the app role."""
+    owner_secret: pulumi.Output[str] | None = None
+    """Where the server admin's ``{"username", "password"}`` lives (a Secrets Manager ARN,
+    a Key Vault secret URI, a Secret Manager version URL): the migration Job reads it at run
+    time (``AIGW_MIGRATION_SECRET``) to migrate and create the app role."""
     api_services: list[pulumi.Resource] = field(default_factory=list)
     """The resources enabling the cloud APIs (GCP ``projects.Service``): what the resources
     built beside the footprint (identity, registry) wait for before calling those APIs."""
@@ -76,6 +82,9 @@ class CloudIdentity(Protocol):
 
     workload_identity: WorkloadIdentity
     """The ServiceAccount annotations (and pod labels, egress) binding pods to the identity."""
+    migration: MigrationAccess | None
+    """The migration Job's own identity and the owner secret only it may read (None: the Job
+    migrates as the gateway's role)."""
 
 
 def gateway_identity(cloud: Cloud, config: StackConfig, footprint: CloudFootprint) -> CloudIdentity:

@@ -8,7 +8,7 @@ the models use snake_case attributes with camelCase aliases.
 Defaults depend on the environment: ``dev`` is the smallest and cheapest
 footprint that is still private and encrypted; ``prod`` is highly available and
 protected against deletion. Every default can be overridden from the stack file;
-the field descriptions (rendered into the README's config reference by
+the field descriptions (rendered into docs/reference/configuration.md by
 ``aigw config-reference``) say why each default is what it is.
 
 A bad value raises :class:`ConfigError`, whose message names the full config
@@ -50,7 +50,13 @@ Each becomes an entry of the gateway's Kubernetes Secret and the environment
 variable ``<NAME>_API_KEY`` of its pods (:func:`provider_key_variable`), which
 the gateway config references as ``api_key: "${GROQ_API_KEY}"``."""
 
-SECRET_SETTINGS = (PROVIDER_KEYS, "adminKey")
+OIDC_CLIENT_SECRET = "oidcClientSecret"
+"""Secret config: the OpenID Connect client secret of the console's sign-in (people's SSO).
+
+It reaches the gateway's pods as ``AIGW_OIDC_CLIENT_SECRET`` from its Kubernetes Secret on
+every cluster; ``gateway.appConfig``'s ``identity.oidc`` names only the client id."""
+
+SECRET_SETTINGS = (PROVIDER_KEYS, "adminKey", OIDC_CLIENT_SECRET)
 """Top-level keys that must be secret (``pulumi config set --secret``). Their values are not part
 of :class:`StackConfig` (a plain, loggable model; it keeps only the provider keys' names);
 :func:`secret_settings` reads them as secret Outputs."""
@@ -71,8 +77,15 @@ SECRET_SETTING_DOCS = {
         "cluster behind the global hostname accepts it. When unset the program generates one "
         "with pulumi_random."
     ),
+    OIDC_CLIENT_SECRET: (
+        "The client secret of the console's OpenID Connect sign-in (`identity.oidc` in "
+        "`gateway.appConfig`, a confidential client): `pulumi config set --secret "
+        "ai-gateway:oidcClientSecret VALUE`. It reaches the gateway's pods as "
+        "`AIGW_OIDC_CLIENT_SECRET` from their Kubernetes Secret on every cluster; `aigw plan` "
+        "refuses an `identity.oidc` section without it (unless `token_auth_method: none`)."
+    ),
 }
-"""What each secret setting is (rendered into the README's config reference)."""
+"""What each secret setting is (rendered into docs/reference/configuration.md)."""
 
 # Sections the program reads: the top-level keys of the ``ai-gateway:`` namespace.
 # The secret settings are top-level keys too (a secret must be a whole config value).
@@ -116,7 +129,21 @@ class RoutingPolicy(StrEnum):
     """How the global hostname spreads traffic across the clouds."""
 
     LATENCY = "latency"
+    GEO = "geo"
     WEIGHTED = "weighted"
+
+
+class DnsProvider(StrEnum):
+    """The cloud whose DNS service hosts the global name."""
+
+    ROUTE53 = "route53"
+    AZURE = "azure"
+    GCP = "gcp"
+
+    @classmethod
+    def of(cls, cloud: Cloud) -> DnsProvider:
+        """A cloud's own DNS service."""
+        return {Cloud.AWS: cls.ROUTE53, Cloud.AZURE: cls.AZURE, Cloud.GCP: cls.GCP}[cloud]
 
 
 class ConfigError(ValueError):
@@ -165,16 +192,18 @@ def _private_cidr(value: str) -> str:
 
 
 def _deployer_cidrs(values: list[str]) -> list[str]:
-    cleaned = []
-    for value in values:
-        cidr = _cidr(value)
-        if ipaddress.ip_network(cidr).prefixlen == 0:
-            raise ValueError(
-                f"{value!r} opens the cluster API to the whole internet; list the "
-                "deployer's egress addresses instead (for example 203.0.113.10/32), "
-                "or set privateEndpointOnly: true and deploy from inside the network"
-            )
-        cleaned.append(cidr)
+    # The policy pack's own rule (policies/cidrs.py): the union of the ranges is
+    # judged, so [0.0.0.0/1, 128.0.0.0/1] is the whole internet just like 0.0.0.0/0.
+    from policies.cidrs import exposure
+
+    cleaned = [_cidr(value) for value in values]
+    found = exposure(cleaned)
+    if found.is_world:
+        raise ValueError(
+            f"{cleaned} open the cluster API to the whole internet ({found.describe()}); "
+            "list the deployer's egress addresses instead (for example 203.0.113.10/32), "
+            "or set privateEndpointOnly: true and deploy from inside the network"
+        )
     return cleaned
 
 
@@ -303,6 +332,12 @@ class _CloudConfig(_Model):
             )
         return self
 
+    @property
+    def pod_cidrs(self) -> tuple[str, ...]:
+        """The ranges the cluster's pods take addresses from (the edge's Envoy proxies
+        among them: the gateway believes their ``X-Forwarded-For`` entry)."""
+        raise NotImplementedError
+
     def require_api_access_rule(self, environment: Environment) -> None:
         """Staging and prod must say who may reach the API server."""
         if (
@@ -336,6 +371,11 @@ _HA_DEFAULTS = {
 
 class AwsConfig(_CloudConfig):
     """AWS footprint: VPC, EKS, ElastiCache, RDS PostgreSQL (``ai-gateway:aws``)."""
+
+    @property
+    def pod_cidrs(self) -> tuple[str, ...]:
+        """The VPC: the VPC CNI gives pods addresses of the node subnets."""
+        return (self.vpc_cidr,)
 
     _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEV: {
@@ -434,8 +474,9 @@ class AwsConfig(_CloudConfig):
     log_retention_days: int = Field(
         default=30,
         description=(
-            "Days CloudWatch keeps VPC flow logs and EKS control-plane logs (30 in dev, 90 in "
-            "staging, 365 in prod for audit trails); a value CloudWatch accepts."
+            "Days CloudWatch keeps VPC flow logs, EKS control-plane logs and the Route 53 "
+            "query log (30 in dev, 90 in staging, 365 in prod for audit trails); a value "
+            "CloudWatch accepts."
         ),
     )
     redis_engine: Literal["valkey", "redis"] = Field(
@@ -526,6 +567,11 @@ class AwsConfig(_CloudConfig):
 
 class AzureConfig(_CloudConfig):
     """Azure footprint: VNet, AKS, Azure Managed Redis, PostgreSQL Flexible Server (``ai-gateway:azure``)."""
+
+    @property
+    def pod_cidrs(self) -> tuple[str, ...]:
+        """The Azure CNI Overlay pod range."""
+        return (self.pod_cidr,)
 
     _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEV: {
@@ -783,6 +829,11 @@ def routes_to_azure_openai(app_config: Mapping[str, Any]) -> bool:
 class GcpConfig(_CloudConfig):
     """GCP footprint: VPC, GKE, Memorystore, Cloud SQL PostgreSQL (``ai-gateway:gcp``)."""
 
+    @property
+    def pod_cidrs(self) -> tuple[str, ...]:
+        """The subnet's secondary range for pods (VPC-native)."""
+        return (self.pods_cidr,)
+
     _defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEV: {
             **_HA_DEFAULTS[Environment.DEV],
@@ -958,9 +1009,136 @@ class GcpConfig(_CloudConfig):
 # --------------------------------------------------------------------- dns, gateway
 
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+
+
+class AlertsConfig(_Model):
+    """Where the global health alerts go (``ai-gateway:dns.alerts``); prod must name one.
+
+    ``emails`` work on every DNS cloud (subscribed to the SNS topic, an Azure
+    Action Group or Cloud Monitoring email channels the stack creates); the
+    other keys name an existing destination on the DNS cloud only.
+    """
+
+    emails: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Email addresses that get every health alert of the global name (each confirms "
+            "its subscription on Route 53's SNS topic). Works with every dns.provider."
+        ),
+    )
+    sns_topic_arn: str | None = Field(
+        default=None,
+        description=(
+            "Existing SNS topic in us-east-1 the Route 53 alarms notify (dns.provider route53 "
+            "only; if encrypted, with a key CloudWatch may use)."
+        ),
+    )
+    action_group_id: str | None = Field(
+        default=None,
+        description="Existing Azure Monitor Action Group resource id (dns.provider azure only).",
+    )
+    notification_channels: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Existing Cloud Monitoring notification channels, "
+            "projects/<project>/notificationChannels/<id> (dns.provider gcp only)."
+        ),
+    )
+
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for email in value:
+            if not _EMAIL.fullmatch(email):
+                raise ValueError(
+                    f"{email!r} is not an email address; list addresses like oncall@example.com"
+                )
+        return value
+
+    @field_validator("sns_topic_arn")
+    @classmethod
+    def _topic(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(
+            r"arn:aws[a-z-]*:sns:us-east-1:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?", value
+        ):
+            raise ValueError(
+                f"{value!r} is not an SNS topic ARN in us-east-1; CloudWatch alarms on Route 53 "
+                "health checks live in us-east-1 and can only notify a topic there (for "
+                "example arn:aws:sns:us-east-1:123456789012:gateway-alarms)"
+            )
+        return value
+
+    @field_validator("action_group_id")
+    @classmethod
+    def _action_group(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(
+            r"/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/"
+            r"(microsoft\.insights|Microsoft\.Insights)/actionGroups/[^/]+",
+            value,
+        ):
+            raise ValueError(
+                f"{value!r} is not an Action Group resource id; use /subscriptions/<id>/"
+                "resourceGroups/<group>/providers/microsoft.insights/actionGroups/<name>"
+            )
+        return value
+
+    @field_validator("notification_channels")
+    @classmethod
+    def _channels(cls, value: list[str]) -> list[str]:
+        for channel in value:
+            if not re.fullmatch(
+                r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/\d+", channel
+            ):
+                raise ValueError(
+                    f"{channel!r} is not a notification channel name; use "
+                    "projects/<project>/notificationChannels/<id> (gcloud beta monitoring "
+                    "channels list)"
+                )
+        return value
+
+    @property
+    def configured(self) -> bool:
+        """Whether any destination is set."""
+        return bool(
+            self.emails or self.sns_topic_arn or self.action_group_id or self.notification_channels
+        )
+
+
+class HealthCheckConfig(_Model):
+    """How the DNS service checks each cloud's gateway (``ai-gateway:dns.healthCheck``)."""
+
+    interval_seconds: int = Field(
+        default=30,
+        ge=10,
+        le=300,
+        description=(
+            "Seconds between checks from each checker: Route 53 and Traffic Manager take 10 "
+            "or 30 (10 costs extra), Cloud DNS at least 30."
+        ),
+    )
+    failure_threshold: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description=(
+            "Consecutive failed checks before a cloud leaves the answer (and passes before it "
+            "returns). 3 with 30 s: a dead cloud is out in about 90 s plus the TTL."
+        ),
+    )
+
+
 class DnsConfig(_Model):
     """The global hostname in front of every cloud's gateway (``ai-gateway:dns``)."""
 
+    provider: DnsProvider = Field(
+        default=None,  # type: ignore[assignment]  # filled in by StackConfig from the clouds
+        description=(
+            "Which cloud hosts the global name: `route53`, `azure` (Azure DNS + Traffic "
+            "Manager) or `gcp` (Cloud DNS routing policies). Default: the enabled cloud's own "
+            "DNS in a single-cloud stack, `route53` when several clouds are enabled."
+        ),
+    )
     domain: str = Field(
         description="The zone the gateway's names live in, for example ai.example.com. Required.",
     )
@@ -970,38 +1148,67 @@ class DnsConfig(_Model):
     )
     hosted_zone_id: str | None = Field(
         default=None,
-        description="Existing Route 53 hosted zone id of `domain`; when unset the zone is created.",
+        description="Existing Route 53 hosted zone id of `domain` (route53 only); when unset the zone is created.",
     )
     routing_policy: RoutingPolicy = Field(
-        default=RoutingPolicy.LATENCY,
-        description="`latency` sends each client to the nearest healthy cloud; `weighted` splits by `weights`.",
+        default=None,  # type: ignore[assignment]  # filled in by StackConfig from the provider
+        description=(
+            "`latency` sends each client to the lowest-latency healthy cloud (route53, azure; "
+            "the default there); `geo` to the cloud nearest the client's location (gcp, the "
+            "default there); `weighted` splits by `weights`."
+        ),
     )
     weights: dict[Cloud, int] = Field(
         default_factory=dict,
-        description="Per-cloud weight (0-255) for the weighted policy; 0 drains a cloud.",
-    )
-    alarm_topic: bool = Field(
-        default=False,
         description=(
-            "Create an SNS topic (in us-east-1, encrypted with its own KMS key that CloudWatch "
-            "may use) that the per-cloud health-check alarms notify. Implied by alarmEmails."
+            "Per-cloud weight for the weighted policy; 0 drains a cloud. 0-255 on route53, "
+            "0-1000 on azure and gcp."
         ),
     )
-    alarm_emails: list[str] = Field(
-        default_factory=list,
+    ttl_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="TTL of the global answer: 60 or less lets clients follow a failover quickly.",
+    )
+    health_check: HealthCheckConfig = Field(
+        default_factory=HealthCheckConfig, description="How often each cloud is checked."
+    )
+    dnssec: bool = Field(
+        default=True,
         description=(
-            "Email addresses subscribed to the alarm topic (each must confirm the "
-            "subscription). Setting any creates the topic."
+            "Sign the zone (every provider supports it for a zone the stack creates); the "
+            "`dnssecDsRecord` output is the DS record to add at the registrar."
         ),
     )
-    alarm_topic_arn: str | None = Field(
+    query_logging: bool | None = Field(
         default=None,
         description=(
-            "Existing SNS topic the alarms notify instead of creating one. It must be in "
-            "us-east-1 (Route 53 health-check metrics exist only there) and, if encrypted, "
-            "with a key CloudWatch may use."
+            "Log every query of the public zone (Route 53 to CloudWatch Logs, Cloud DNS to "
+            "Cloud Logging). Default: on where supported; Azure DNS public zones have no query "
+            "log, so true is refused there."
         ),
     )
+    alerts: AlertsConfig = Field(
+        default_factory=AlertsConfig,
+        description="Where health alerts go. Required in prod.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            moved = {
+                "alarmEmails": "alerts.emails",
+                "alarmTopicArn": "alerts.snsTopicArn",
+                "alarmTopic": "alerts.emails",
+            }
+            for old, new in moved.items():
+                if old in data:
+                    raise _SectionError(
+                        old, f"{old} moved to ai-gateway:dns.{new}; set that instead"
+                    )
+        return data
 
     @field_validator("domain")
     @classmethod
@@ -1015,9 +1222,10 @@ class DnsConfig(_Model):
     @classmethod
     def _weights(cls, value: dict[Cloud, int]) -> dict[Cloud, int]:
         for cloud, weight in value.items():
-            if not 0 <= weight <= 255:
+            if not 0 <= weight <= 1000:
                 raise ValueError(
-                    f"weight {weight} for {cloud.value} is out of range; use an integer from 0 to 255"
+                    f"weight {weight} for {cloud.value} is out of range; use an integer from 0 "
+                    "to 1000 (0 to 255 on route53)"
                 )
         return value
 
@@ -1046,45 +1254,12 @@ class DnsConfig(_Model):
             )
         return zone_id
 
-    @field_validator("alarm_emails")
-    @classmethod
-    def _alarm_emails(cls, value: list[str]) -> list[str]:
-        for email in value:
-            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}", email):
-                raise ValueError(
-                    f"{email!r} is not an email address; list addresses like oncall@example.com"
-                )
-        return value
-
-    @field_validator("alarm_topic_arn")
-    @classmethod
-    def _alarm_topic_arn(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not re.fullmatch(
-            r"arn:aws[a-z-]*:sns:us-east-1:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?", value
-        ):
-            raise ValueError(
-                f"{value!r} is not an SNS topic ARN in us-east-1; CloudWatch alarms on Route 53 "
-                "health checks live in us-east-1 and can only notify a topic there (for "
-                "example arn:aws:sns:us-east-1:123456789012:gateway-alarms)"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _one_alarm_destination(self) -> DnsConfig:
-        if self.alarm_topic_arn and (self.alarm_topic or self.alarm_emails):
-            raise _SectionError(
-                "alarmTopicArn",
-                "alarmTopicArn names an existing topic, so alarmTopic and alarmEmails (which "
-                "create one) cannot be set with it; remove one or the other",
-            )
-        return self
-
     @property
-    def creates_alarm_topic(self) -> bool:
-        """Whether the global layer creates its own encrypted alarm topic."""
-        return self.alarm_topic or bool(self.alarm_emails)
+    def logs_queries(self) -> bool:
+        """Whether the zone's queries are logged (the default: where the provider can)."""
+        if self.query_logging is None:
+            return self.provider != DnsProvider.AZURE
+        return self.query_logging
 
 
 class GatewayConfig(_Model):
@@ -1193,14 +1368,24 @@ class GatewayConfig(_Model):
             "default so certificates are valid; its staging directory avoids rate limits while testing."
         ),
     )
+    console_allowed_cidrs: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Networks (CIDRs) the console (`/console`) and sign-in (`/auth`) may be reached "
+            "from, such as the corporate egress or VPN ranges: enforced at each cluster's edge "
+            "(an Envoy Gateway SecurityPolicy on the console's route, judged on the client's "
+            "own address) and again by the gateway (`identity.console_allowed_cidrs`). Empty: "
+            "any network. The API (`/v1`, and `/admin` with a key) is not affected."
+        ),
+    )
     app_config: dict[str, Any] | None = Field(
         default=None,
         description=(
             "The gateway's own config file (`providers`, `models`, routing, cache, governance), "
             "validated at plan time by the gateway's config model and rendered per cluster into "
             'a ConfigMap. Keys are references, never values: `api_key: "${GROQ_API_KEY}"` '
-            'with `providerKeys.groq` set. Unset: the default catalogue (README, "Model '
-            'catalogue").'
+            'with `providerKeys.groq` set. Unset: the default catalogue (docs: "Model '
+            'catalogue rules").'
         ),
     )
 
@@ -1211,6 +1396,24 @@ class GatewayConfig(_Model):
             return data
         env = (info.context or {}).get("environment", Environment.DEV)
         return {**cls._defaults.get(env, {}), **data}
+
+    @field_validator("console_allowed_cidrs")
+    @classmethod
+    def _console_networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                network = ipaddress.ip_network(str(cidr), strict=True)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{cidr!r} is not a network in CIDR notation ({exc}); use for example "
+                    "10.0.0.0/8 or 203.0.113.0/24"
+                ) from None
+            if network.prefixlen == 0:
+                raise ValueError(
+                    f"{cidr} admits every address; list the organisation's networks, or leave "
+                    "consoleAllowedCidrs empty to allow any"
+                )
+        return value
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> GatewayConfig:
@@ -1282,6 +1485,10 @@ class StackConfig(_Model):
         default=(),
         description="Names of the provider keys set under ai-gateway:providerKeys (values are secret).",
     )
+    oidc_client_secret: bool = Field(
+        default=False,
+        description="Whether ai-gateway:oidcClientSecret is set (its value is secret and never here).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -1292,6 +1499,8 @@ class StackConfig(_Model):
             data = dict(data)
             for section in ("aws", "azure", "gcp", "gateway"):
                 data.setdefault(section, {})
+            if isinstance(data.get("dns"), Mapping):
+                data["dns"] = _dns_defaults(data["dns"], data)
         return data
 
     def _azure_cross_checks(self) -> None:
@@ -1331,6 +1540,17 @@ class StackConfig(_Model):
             decisions.scaling(self.environment, self.gateway.replicas, self.gateway.max_replicas)
         except ValueError as exc:
             raise _SectionError("gateway.replicas", str(exc)) from None
+        from infra.global_lb.capabilities import problems  # imports this module
+
+        for key, message in problems(self.dns, self.enabled_clouds):
+            raise _SectionError(f"dns.{key}", message)
+        if self.environment == Environment.PROD and not self.dns.alerts.configured:
+            raise _SectionError(
+                "dns.alerts",
+                "prod needs somewhere to send health alerts; set ai-gateway:dns.alerts.emails "
+                "(on-call addresses) or the DNS cloud's own destination "
+                "(alerts.snsTopicArn, alerts.actionGroupId or alerts.notificationChannels)",
+            )
         if self.dns.routing_policy == RoutingPolicy.WEIGHTED:
             weights = {c: self.dns.weights.get(c) for c in self.enabled_clouds}
             missing = [c.value for c, w in weights.items() if w is None]
@@ -1372,7 +1592,14 @@ class StackConfig(_Model):
 
         catalogue = self.app_config
         try:
-            return cluster_config_file(catalogue, cloud, self.provider_keys)
+            return cluster_config_file(
+                catalogue,
+                cloud,
+                self.provider_keys,
+                oidc_client_secret=self.oidc_client_secret,
+                console_allowed_cidrs=self.gateway.console_allowed_cidrs,
+                trusted_proxies=self.cloud(cloud).pod_cidrs,
+            )
         except CatalogueError:
             if self.gateway.app_config is not None:
                 raise
@@ -1401,9 +1628,11 @@ class StackConfig(_Model):
 
     def gateway_warnings(self) -> list[str]:
         """What the plan should point out about the catalogue (providers whose key is unset)."""
-        from infra.k8s.catalogue import unset_key_warnings
+        from infra.k8s.catalogue import identity_warnings, unset_key_warnings
 
-        return unset_key_warnings(self.app_config, self.provider_keys)
+        return unset_key_warnings(self.app_config, self.provider_keys) + identity_warnings(
+            self.app_config, self.oidc_client_secret, self.gateway.console_allowed_cidrs
+        )
 
     @property
     def enabled_clouds(self) -> list[Cloud]:
@@ -1418,6 +1647,30 @@ class StackConfig(_Model):
     def name_prefix(self) -> str:
         """``<project>-<environment>``: the prefix of every physical resource name."""
         return f"{self.tags.project}-{self.environment.value}"
+
+
+def _dns_defaults(dns: Mapping[str, Any], stack: Mapping[str, Any]) -> dict[str, Any]:
+    """``dns.provider`` and ``dns.routingPolicy`` filled in from the enabled clouds when unset.
+
+    A single-cloud stack defaults to its own cloud's DNS (nothing of another
+    cloud is planned); the routing policy defaults to what that DNS measures
+    best (latency, or geolocation on Cloud DNS).
+    """
+    from infra.global_lb.capabilities import default_provider, default_routing_policy
+
+    dns = dict(dns)
+    if dns.get("provider") is None:
+        enabled = [
+            c
+            for c in Cloud
+            if isinstance(stack.get(c.value), Mapping) and stack[c.value].get("enabled") is True
+        ]
+        dns["provider"] = default_provider(enabled).value
+    known = {p.value for p in DnsProvider}
+    # An unknown provider gets its own error, naming the key, from the model.
+    if dns.get("routingPolicy") is None and dns["provider"] in known:
+        dns["routingPolicy"] = default_routing_policy(DnsProvider(dns["provider"])).value
+    return dns
 
 
 class _SectionError(ValueError):
@@ -1610,6 +1863,13 @@ def parse(values: Mapping[str, Any], secret_keys: Collection[str] | None = None)
                 names, bad = _provider_key_names(_decode(raw))
                 problems += bad
                 decoded[key] = names
+            elif key == OIDC_CLIENT_SECRET:
+                if not isinstance(raw, str) or not raw.strip():
+                    problems.append(
+                        f"{NAMESPACE}:{key}: is empty; set it with `pulumi config set --secret "
+                        f"{NAMESPACE}:{key} VALUE` or remove it"
+                    )
+                decoded[key] = True
             continue
         decoded[key] = _decode(raw)
     env = decoded.get("environment")
@@ -1689,8 +1949,8 @@ def load() -> StackConfig:
 def secret_settings(config: StackConfig) -> dict[str, Any]:
     """The secret settings that are set, as secret ``pulumi.Output`` values.
 
-    ``{"adminKey": Output[str], "providerKeys": {name: Output[str]}}``; an unset
-    admin key is absent (the program then generates one with pulumi_random),
+    ``{"adminKey": Output[str], "oidcClientSecret": Output[str], "providerKeys": {name:
+    Output[str]}}``; an unset admin key or OIDC client secret is absent (the program then generates one with pulumi_random),
     and ``providerKeys`` holds exactly ``config.provider_keys``. Call after
     :func:`load`, which has already refused plain-text values.
     """
@@ -1701,6 +1961,8 @@ def secret_settings(config: StackConfig) -> dict[str, Any]:
     admin_key = settings.get_secret("adminKey")
     if admin_key is not None:
         found["adminKey"] = admin_key
+    if config.oidc_client_secret:
+        found[OIDC_CLIENT_SECRET] = settings.require_secret(OIDC_CLIENT_SECRET)
     if config.provider_keys:
         keys = settings.require_secret_object(PROVIDER_KEYS)
         found[PROVIDER_KEYS] = {

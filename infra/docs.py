@@ -1,7 +1,7 @@
 """The stack config reference, generated from the pydantic models.
 
-The README embeds the output of :func:`config_reference` between two markers;
-a test fails when they drift apart (run ``aigw config-reference`` and paste).
+docs/reference/configuration.md embeds the output of :func:`config_reference`
+(``python -m docgen --write``); a test fails when they drift apart.
 """
 
 from __future__ import annotations
@@ -52,6 +52,21 @@ def _defaults_by_environment(model: type[BaseModel]) -> dict[Environment, BaseMo
     return {env: model.model_validate({}, context={"environment": env}) for env in Environment}
 
 
+def _plain_rows(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """One row per key; a nested section (``healthCheck``, ``alerts``) as its dotted keys."""
+    rows = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{field.alias or name}"
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows.append(f"| `{key}` | | {field.description or ''} |")
+            rows += _plain_rows(annotation, f"{key}.")
+            continue
+        default = field.default if field.default_factory is None else field.default_factory()
+        rows.append(f"| `{key}` | {_show(default)} | {field.description or ''} |")
+    return rows
+
+
 def config_reference() -> str:
     """Markdown tables: every key of every section, its defaults per environment, why."""
     env_field = StackConfig.model_fields["environment"]
@@ -80,13 +95,7 @@ def config_reference() -> str:
         else:
             lines.append("| key | default | description |")
             lines.append("|---|---|---|")
-            for name, field in model.model_fields.items():
-                default = (
-                    field.default if field.default_factory is None else field.default_factory()
-                )
-                lines.append(
-                    f"| `{field.alias or name}` | {_show(default)} | {field.description or ''} |"
-                )
+            lines += _plain_rows(model)
         lines.append("")
     lines += [
         "### Secret settings",

@@ -81,6 +81,10 @@ _GCP_LABEL_PATHS: dict[str, tuple[str, ...]] = {
     "gcp:container/cluster:Cluster": ("resourceLabels",),
     "gcp:container/nodePool:NodePool": ("nodeConfig", "resourceLabels"),
     "gcp:sql/databaseInstance:DatabaseInstance": ("settings", "userLabels"),
+    # Cloud Monitoring: `labels` is a channel's configuration (its e-mail address).
+    "gcp:monitoring/notificationChannel:NotificationChannel": ("userLabels",),
+    "gcp:monitoring/alertPolicy:AlertPolicy": ("userLabels",),
+    "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig": ("userLabels",),
 }
 
 

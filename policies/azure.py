@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pulumi_policy import ResourceValidationPolicy, Severity
@@ -11,8 +12,12 @@ from policies.config import Category
 from policies.framework import (
     API_CIDRS,
     API_CIDRS_DOC,
+    DEV_EXEMPT,
+    PROD_ONLY,
     PUBLIC_PORTS,
     PUBLIC_PORTS_DOC,
+    STACK_KEY,
+    Check,
     cidr_violations,
     get,
     is_true,
@@ -32,6 +37,11 @@ AGENT_POOL = "azure-native:containerservice:AgentPool"
 STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
 NETWORK_SECURITY_GROUP = "azure-native:network:NetworkSecurityGroup"
 SECURITY_RULE = "azure-native:network:SecurityRule"
+ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+SUBNET = "azure-native:network:Subnet"
+KEY_VAULT = "azure-native:keyvault:Vault"
+DEFENDER_PRICING = "azure-native:security:Pricing"
+ROLE_DEFINITION = "azure-native:authorization:RoleDefinition"
 
 _TLS_OK = {"1.2", "1.3"}
 
@@ -96,15 +106,10 @@ def _pool_host_encryption(where: str, pool: Any) -> Iterable[str]:
         )
 
 
-def _cluster_host_encryption(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+def _cluster_host_encryption(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
     if get(props, "diskEncryptionSetID"):
         return  # OS and data disks encrypted with a customer-managed key set
-    for index, pool in enumerate(items(props, "agentPoolProfiles")):
-        yield from _pool_host_encryption(f"agentPoolProfiles[{index}].", pool)
-
-
-def _agent_pool_host_encryption(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
-    yield from _pool_host_encryption("", props)
+    yield from per_pool(_pool_host_encryption)[MANAGED_CLUSTER](props, config)
 
 
 def _cluster_api_restricted(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
@@ -126,13 +131,9 @@ def _cluster_rbac(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[st
 
 
 def _cluster_local_accounts(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
-    environments = list(config["environments"])
-    environment = get(props, "tags.environment")
-    if environments and environment not in environments:
-        return
     if not is_true(get(props, "disableLocalAccounts")):
         yield (
-            f"disableLocalAccounts is not true in {environment or 'an untagged cluster'}: set "
+            f"disableLocalAccounts is not true in stack {config[STACK_KEY]}: set "
             "disableLocalAccounts=True (with aadProfile) so every kubectl user signs in through "
             "Microsoft Entra ID"
         )
@@ -143,13 +144,18 @@ def _pool_public_ip(where: str, pool: Any) -> Iterable[str]:
         yield f"{where}enableNodePublicIP is true: set enableNodePublicIP=False"
 
 
-def _cluster_node_public_ip(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
-    for index, pool in enumerate(items(props, "agentPoolProfiles")):
-        yield from _pool_public_ip(f"agentPoolProfiles[{index}].", pool)
+def per_pool(check: Callable[[str, Any], Iterable[str]]) -> dict[str, Check]:
+    """A node-pool check for both places a pool is declared: inline on the cluster
+    (``agentPoolProfiles``) and as its own ``AgentPool``."""
 
+    def cluster(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+        for index, pool in enumerate(items(props, "agentPoolProfiles")):
+            yield from check(f"agentPoolProfiles[{index}].", pool)
 
-def _agent_pool_public_ip(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
-    yield from _pool_public_ip("", props)
+    def agent_pool(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+        yield from check("", props)
+
+    return {MANAGED_CLUSTER: cluster, AGENT_POOL: agent_pool}
 
 
 def _storage_https(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
@@ -167,16 +173,21 @@ def _storage_private(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable
         yield "allowBlobPublicAccess is not false: set allowBlobPublicAccess=False"
 
 
-def _rule_violations(where: str, rule: Any, allowed: list[int]) -> Iterable[str]:
+def _rule_violations(
+    where: str, rule: Any, allowed: list[int], config: Mapping[str, Any]
+) -> Iterable[str]:
     if str(get(rule, "direction", "")).lower() != "inbound":
         return
     if str(get(rule, "access", "")).lower() != "allow":
         return
     sources = [get(rule, "sourceAddressPrefix"), *items(rule, "sourceAddressPrefixes")]
-    if not any(is_world(s) for s in sources if s is not None):
+    if not is_world(sources, config):
         return
     ports = [get(rule, "destinationPortRange"), *items(rule, "destinationPortRanges")]
-    opened = [p for p in ports if p is not None and port_spec_outside(p, allowed)]
+    protocol = str(get(rule, "protocol", "*")).lower()
+    # The allowed public ports are TCP (HTTPS): UDP (or any protocol) from the internet is not.
+    tcp_only = allowed if protocol == "tcp" else []
+    opened = [p for p in ports if p is not None and port_spec_outside(p, tcp_only)]
     if opened:
         yield (
             f"{where}opens port(s) {opened} to the internet: set sourceAddressPrefix(es) to the "
@@ -188,11 +199,202 @@ def _nsg_ingress(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterabl
     allowed = [int(p) for p in config["allowedPublicPorts"]]
     for index, rule in enumerate(items(props, "securityRules")):
         name = get(rule, "name", index)
-        yield from _rule_violations(f"securityRules[{name}] ", rule, allowed)
+        yield from _rule_violations(f"securityRules[{name}] ", rule, allowed, config)
 
 
 def _security_rule_ingress(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
-    yield from _rule_violations("", props, [int(p) for p in config["allowedPublicPorts"]])
+    yield from _rule_violations("", props, [int(p) for p in config["allowedPublicPorts"]], config)
+
+
+# Built-in role definition IDs (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+PRIVILEGED_ROLES = {
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+    "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9": "User Access Administrator",
+    "f58310d9-a9f6-439a-9e8d-f62e7b41a168": "Role Based Access Control Administrator",
+}
+_SUBSCRIPTION_SCOPE = re.compile(
+    r"^(/|/subscriptions/[^/]+/?|/providers/Microsoft\.Management/managementGroups/[^/]+/?)$",
+    re.IGNORECASE,
+)
+
+
+def _role_assignment(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    role = str(get(props, "roleDefinitionId", "")).rstrip("/").rsplit("/", 1)[-1].lower()
+    scope = str(get(props, "scope", ""))
+    name = PRIVILEGED_ROLES.get(role)
+    if name and _SUBSCRIPTION_SCOPE.match(scope):
+        yield (
+            f"grants {name} at scope {scope!r}: assign a narrower built-in role, or scope it to "
+            "the resource group or resource that needs it"
+        )
+
+
+def _cluster_network_policy(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    plugin = str(get(props, "networkProfile.networkPlugin", "kubenet")).lower()
+    if plugin != "azure":
+        yield (
+            f"networkProfile.networkPlugin is {plugin}: set it to 'azure' (Azure CNI; kubenet "
+            "is retiring)"
+        )
+    policy = str(get(props, "networkProfile.networkPolicy", "none")).lower()
+    if policy not in {"azure", "calico", "cilium"}:
+        yield (
+            f"networkProfile.networkPolicy is {policy}: set it to 'cilium' (or 'azure', "
+            "'calico') so NetworkPolicy objects are enforced"
+        )
+
+
+def _cluster_defender(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    defender = get(props, "securityProfile.defender", {})
+    if not is_true(get(defender, "securityMonitoring.enabled")) or not get(
+        defender, "logAnalyticsWorkspaceResourceId"
+    ):
+        yield (
+            "securityProfile.defender is not enabled: set securityProfile.defender."
+            "securityMonitoring.enabled=True with logAnalyticsWorkspaceResourceId"
+        )
+
+
+def _cluster_kms(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    kms = get(props, "securityProfile.azureKeyVaultKms", {})
+    if not is_true(get(kms, "enabled")) or not get(kms, "keyId"):
+        yield (
+            "securityProfile.azureKeyVaultKms is not enabled: set enabled=True and keyId to a "
+            "Key Vault key so Kubernetes secrets are encrypted with your key"
+        )
+
+
+def _postgres_ha(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "highAvailability.mode") != "ZoneRedundant":
+        yield (
+            f"highAvailability.mode is {get(props, 'highAvailability.mode', 'unset (Disabled)')} "
+            "in production: set highAvailability.mode='ZoneRedundant'"
+        )
+    if get(props, "backup.geoRedundantBackup") != "Enabled":
+        yield "backup.geoRedundantBackup is not Enabled in production: set it to 'Enabled'"
+
+
+def _postgres_cmk(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "dataEncryption.type") != "AzureKeyVault":
+        yield (
+            "dataEncryption.type is not AzureKeyVault: set dataEncryption with "
+            "primaryKeyURI and primaryUserAssignedIdentityId (customer-managed key)"
+        )
+
+
+def _redis_enterprise_ha(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "highAvailability") == "Disabled":
+        yield "highAvailability is Disabled in production: set highAvailability='Enabled'"
+
+
+def _redis_enterprise_cmk(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if not get(props, "encryption.customerManagedKeyEncryption.keyEncryptionKeyUrl"):
+        yield (
+            "encryption.customerManagedKeyEncryption is not set: set keyEncryptionKeyUrl and "
+            "keyEncryptionKeyIdentity (customer-managed key)"
+        )
+
+
+def _cluster_addons(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    addons = get(props, "addonProfiles", {})
+    enabled = {str(k).lower(): is_true(get(v, "enabled")) for k, v in dict(addons).items()}
+    if not enabled.get("omsagent"):
+        yield (
+            "addonProfiles.omsagent is not enabled: enable Container Insights with a Log "
+            "Analytics workspace"
+        )
+    if not enabled.get("azurepolicy"):
+        yield "addonProfiles.azurepolicy is not enabled: enable the Azure Policy add-on"
+    for addon in ("httpapplicationrouting", "kubedashboard"):
+        if enabled.get(addon):
+            yield f"addonProfiles.{addon} is enabled: disable it (unauthenticated entry points)"
+
+
+def _cluster_upgrades(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    channel = str(get(props, "autoUpgradeProfile.upgradeChannel", "none"))
+    if channel.lower() == "none":
+        yield (
+            f"autoUpgradeProfile.upgradeChannel is {channel}: set it to 'patch' (or 'stable') "
+            "so the cluster takes security patches"
+        )
+
+
+def _pools(where: str, pool: Any) -> Iterable[str]:
+    kind = get(pool, "type", "VirtualMachineScaleSets")
+    if kind != "VirtualMachineScaleSets":
+        yield f"{where}type is {kind}: use 'VirtualMachineScaleSets' (autoscaling, zones, upgrades)"
+    pods = get(pool, "maxPods")
+    if pods is not None and int(pods) < 50:
+        yield f"{where}maxPods is {int(pods)}: allow at least 50 pods per node"
+    if get(pool, "mode") == "System" and not any(
+        str(t).startswith("CriticalAddonsOnly") for t in items(pool, "nodeTaints")
+    ):
+        yield (
+            f"{where}is a System pool without the CriticalAddonsOnly taint: add "
+            "nodeTaints=['CriticalAddonsOnly=true:NoSchedule'] so application pods run elsewhere"
+        )
+
+
+def _cluster_sla(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    tier = get(props, "sku.tier", "Free")
+    if tier == "Free":
+        yield "sku.tier is Free in production (no API server SLA): set sku.tier='Standard'"
+
+
+_SPECIAL_SUBNETS = {
+    "GatewaySubnet",
+    "AzureFirewallSubnet",
+    "AzureBastionSubnet",
+    "RouteServerSubnet",
+}
+
+
+def _subnet_nsg(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "subnetName") in _SPECIAL_SUBNETS:
+        return  # Azure forbids or manages NSGs on these
+    if not get(props, "networkSecurityGroup.id"):
+        yield "networkSecurityGroup is not set: attach a network security group to the subnet"
+
+
+def _storage_network(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if get(props, "publicNetworkAccess") == "Disabled":
+        return
+    if get(props, "networkRuleSet.defaultAction", "Allow") != "Deny":
+        yield (
+            "networkRuleSet.defaultAction is not Deny (and publicNetworkAccess is not Disabled): "
+            "set networkRuleSet.defaultAction='Deny' or publicNetworkAccess='Disabled'"
+        )
+
+
+def _vault_recoverable(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    # Soft delete is on by default (and can no longer be turned off on new vaults);
+    # purge protection is off unless set, and cannot be turned off once on.
+    if get(props, "properties.enableSoftDelete") is False:
+        yield "properties.enableSoftDelete is false: set properties.enableSoftDelete=True"
+    if not is_true(get(props, "properties.enablePurgeProtection")):
+        yield (
+            "properties.enablePurgeProtection is not true: set "
+            "properties.enablePurgeProtection=True (a deleted vault or key stays recoverable)"
+        )
+
+
+def _defender_pricing(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    tier = get(props, "pricingTier")
+    if str(tier) != "Standard":
+        yield (
+            f"pricingTier is {tier or 'unset'} for the {get(props, 'pricingName', '?')} plan: "
+            "set pricingTier='Standard' (Free turns Defender off for the whole subscription)"
+        )
+
+
+def _role_definition(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    for i, permission in enumerate(items(props, "permissions")):
+        if "*" in [str(a).strip() for a in items(permission, "actions")]:
+            yield (
+                f"permissions[{i}].actions contains '*': a custom role with every action is an "
+                "Owner of its scopes; list the actions the role needs"
+            )
 
 
 def policies() -> list[ResourceValidationPolicy]:
@@ -270,7 +472,7 @@ def policies() -> list[ResourceValidationPolicy]:
             "azure-containerservice-agentpool-host-encryption",
             "AKS node disks must be encrypted at the host. Fix: set enableEncryptionAtHost=True.",
             types=[AGENT_POOL],
-            check=_agent_pool_host_encryption,
+            check=per_pool(_pool_host_encryption)[AGENT_POOL],
             category=enc,
         ),
         resource_policy(
@@ -300,24 +502,20 @@ def policies() -> list[ResourceValidationPolicy]:
             types=[MANAGED_CLUSTER],
             check=_cluster_local_accounts,
             category=exp,
-            params={"environments": ["staging", "prod"]},
-            param_docs={
-                "environments": "Values of the cluster's environment tag where the rule applies "
-                "(empty: everywhere)."
-            },
+            non_production=DEV_EXEMPT,
         ),
         resource_policy(
             "azure-containerservice-managedcluster-no-node-public-ip",
             "AKS nodes must not get public IPs. Fix: set enableNodePublicIP=False.",
             types=[MANAGED_CLUSTER],
-            check=_cluster_node_public_ip,
+            check=per_pool(_pool_public_ip)[MANAGED_CLUSTER],
             category=exp,
         ),
         resource_policy(
             "azure-containerservice-agentpool-no-node-public-ip",
             "AKS nodes must not get public IPs. Fix: set enableNodePublicIP=False.",
             types=[AGENT_POOL],
-            check=_agent_pool_public_ip,
+            check=per_pool(_pool_public_ip)[AGENT_POOL],
             category=exp,
         ),
         resource_policy(
@@ -348,5 +546,162 @@ def policies() -> list[ResourceValidationPolicy]:
             params=PUBLIC_PORTS,
             param_docs=PUBLIC_PORTS_DOC,
             severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "azure-authorization-roleassignment-no-privileged-broad-scope",
+            "Owner, Contributor, User Access Administrator and RBAC Administrator must not be "
+            "granted at subscription or management-group scope. Fix: assign a narrower role, "
+            "scoped to the resource group or resource that needs it.",
+            types=[ROLE_ASSIGNMENT],
+            check=_role_assignment,
+            category=Category.IDENTITY,
+            severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "azure-authorization-roledefinition-no-wildcard-actions",
+            "Custom roles must not grant every action ('*'): such a role is an Owner of every "
+            "scope it can be assigned at. Fix: list the actions the role needs.",
+            types=[ROLE_DEFINITION],
+            check=_role_definition,
+            category=Category.IDENTITY,
+            severity=Severity.CRITICAL,
+        ),
+        resource_policy(
+            "azure-keyvault-vault-recoverable",
+            "Key Vaults must keep deleted vaults and keys recoverable (soft delete with purge "
+            "protection), so a deletion cannot take the data they encrypt with it. Fix: set "
+            "properties.enableSoftDelete=True and properties.enablePurgeProtection=True.",
+            types=[KEY_VAULT],
+            check=_vault_recoverable,
+            category=Category.RESILIENCE,
+        ),
+        resource_policy(
+            "azure-security-pricing-standard",
+            "A Microsoft Defender for Cloud plan the stack sets must be on (Standard): a Free "
+            "plan switches Defender off for every resource of the subscription. Fix: set "
+            "pricingTier='Standard'.",
+            types=[DEFENDER_PRICING],
+            check=_defender_pricing,
+            category=Category.LOGGING,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-network-policy",
+            "AKS must run Azure CNI and enforce Kubernetes NetworkPolicy. Fix: set "
+            "networkProfile.networkPlugin='azure' and networkPolicy='cilium' (or 'azure', "
+            "'calico').",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_network_policy,
+            category=exp,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-defender",
+            "AKS must run Microsoft Defender for Containers (runtime threat detection) outside the "
+            "listed environments (dev: Defender is billed per vCore, and the program's "
+            "azure.defenderForContainers is off there by default). Fix: set "
+            "securityProfile.defender.securityMonitoring.enabled=True and "
+            "logAnalyticsWorkspaceResourceId.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_defender,
+            category=Category.LOGGING,
+            non_production=DEV_EXEMPT,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-addons",
+            "AKS must run Container Insights and the Azure Policy add-on, and neither HTTP "
+            "application routing nor the Kubernetes dashboard. Fix: enable addonProfiles.omsagent "
+            "and azurepolicy; disable httpApplicationRouting and kubeDashboard.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_addons,
+            category=Category.LOGGING,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-auto-upgrade",
+            "AKS must follow an upgrade channel, so Kubernetes security patches apply. Fix: set "
+            "autoUpgradeProfile.upgradeChannel='patch'.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_upgrades,
+            category=exp,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-node-pools",
+            "AKS node pools run on scale sets with room for at least 50 pods per node, and the "
+            "system pool runs only critical add-ons. Fix: type='VirtualMachineScaleSets', "
+            "maxPods>=50, and nodeTaints=['CriticalAddonsOnly=true:NoSchedule'] on System pools.",
+            types=[MANAGED_CLUSTER, AGENT_POOL],
+            check=per_pool(_pools),
+            category=Category.RESILIENCE,
+            severity=Severity.LOW,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-uptime-sla",
+            "In production the AKS API server has an uptime SLA. Fix: set sku.tier='Standard'.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_sla,
+            category=Category.RESILIENCE,
+            non_production=PROD_ONLY,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "azure-network-subnet-nsg",
+            "Every subnet has a network security group. Fix: set networkSecurityGroup.id.",
+            types=[SUBNET],
+            check=_subnet_nsg,
+            category=exp,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "azure-containerservice-managedcluster-kms",
+            "AKS must encrypt Kubernetes secrets in etcd with a Key Vault key. Fix: set "
+            "securityProfile.azureKeyVaultKms.enabled=True and keyId.",
+            types=[MANAGED_CLUSTER],
+            check=_cluster_kms,
+            category=enc,
+        ),
+        resource_policy(
+            "azure-dbforpostgresql-server-high-availability",
+            "In production PostgreSQL Flexible Servers are zone-redundant with geo-redundant "
+            "backups. Fix: set highAvailability.mode='ZoneRedundant' and "
+            "backup.geoRedundantBackup='Enabled'.",
+            types=[POSTGRES_SERVER],
+            check=_postgres_ha,
+            category=Category.RESILIENCE,
+            non_production=PROD_ONLY,
+        ),
+        resource_policy(
+            "azure-dbforpostgresql-server-customer-managed-key",
+            "PostgreSQL Flexible Servers must encrypt with a customer-managed key. Fix: set "
+            "dataEncryption.type='AzureKeyVault' with primaryKeyURI and an identity.",
+            types=[POSTGRES_SERVER],
+            check=_postgres_cmk,
+            category=enc,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "azure-redisenterprise-redisenterprise-high-availability",
+            "In production Azure Managed Redis keeps replication on. Fix: set "
+            "highAvailability='Enabled'.",
+            types=[REDIS_ENTERPRISE],
+            check=_redis_enterprise_ha,
+            category=Category.RESILIENCE,
+            non_production=PROD_ONLY,
+        ),
+        resource_policy(
+            "azure-redisenterprise-redisenterprise-customer-managed-key",
+            "Azure Managed Redis must encrypt with a customer-managed key. Fix: set "
+            "encryption.customerManagedKeyEncryption.keyEncryptionKeyUrl and its identity.",
+            types=[REDIS_ENTERPRISE],
+            check=_redis_enterprise_cmk,
+            category=enc,
+            severity=Severity.MEDIUM,
+        ),
+        resource_policy(
+            "azure-storage-storageaccount-network-deny",
+            "Storage accounts must deny network access by default (the default rule allows "
+            "every network). Fix: set networkRuleSet.defaultAction='Deny' or "
+            "publicNetworkAccess='Disabled'.",
+            types=[STORAGE_ACCOUNT],
+            check=_storage_network,
+            category=exp,
         ),
     ]

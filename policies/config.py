@@ -33,6 +33,9 @@ class Category(Enum):
     EXPOSURE = "exposure"
     WORKLOAD = "workload"
     RESILIENCE = "resilience"
+    IDENTITY = "identity"
+    LOGGING = "logging"
+    HYGIENE = "hygiene"
 
 
 DEFAULT_LEVELS: dict[Category, EnforcementLevel] = {
@@ -43,6 +46,12 @@ DEFAULT_LEVELS: dict[Category, EnforcementLevel] = {
     # container is one kernel bug away from the node.
     Category.WORKLOAD: EnforcementLevel.MANDATORY,
     Category.RESILIENCE: EnforcementLevel.MANDATORY,
+    # Who may do what: an administrator grant or a public trust policy is exposure.
+    Category.IDENTITY: EnforcementLevel.MANDATORY,
+    # Without the record, an incident cannot be investigated.
+    Category.LOGGING: EnforcementLevel.MANDATORY,
+    # Descriptions, labels and orphaned resources: reported, never blocking by default.
+    Category.HYGIENE: EnforcementLevel.ADVISORY,
 }
 
 REQUIRED_TAG_KEYS: tuple[str, ...] = (
@@ -53,9 +62,6 @@ REQUIRED_TAG_KEYS: tuple[str, ...] = (
     "project",
 )
 """Default tag keys (GCP: label keys) every taggable resource must carry."""
-
-WORLD_CIDRS = frozenset({"0.0.0.0/0", "::/0", "*", "internet", "any"})
-"""Source ranges that mean "anyone": CIDRs and the Azure service tags for it."""
 
 
 def with_defaults(

@@ -6,9 +6,11 @@ offline gate's in-process path uses the same list, so both always agree.
 
 from __future__ import annotations
 
+import os
+
 from pulumi_policy import EnforcementLevel, Policy
 
-from policies import aws, azure, gcp, kubernetes, stack, tagging
+from policies import aws, azure, gateway_api, gcp, iam, kubernetes, speedup, stack, tagging
 
 PACK_NAME = "ai-gateway-guardrails"
 PACK_LEVEL = EnforcementLevel.MANDATORY
@@ -16,12 +18,20 @@ PACK_LEVEL = EnforcementLevel.MANDATORY
 
 
 def all_policies() -> list[Policy]:
-    """Every policy of the pack (names are unique)."""
+    """Every policy of the pack (names are unique).
+
+    Also makes the SDK decode each resource once per request rather than once
+    per policy (:mod:`policies.speedup`; ``AIGW_POLICY_NO_MEMO=1`` turns it off).
+    """
+    if os.environ.get("AIGW_POLICY_NO_MEMO") != "1":
+        speedup.install()
     found: list[Policy] = [
         *aws.policies(),
+        *iam.policies(),
         *azure.policies(),
         *gcp.policies(),
         *kubernetes.policies(),
+        *gateway_api.policies(),
         *tagging.policies(),
         *stack.policies(),
     ]

@@ -14,16 +14,12 @@ import importlib.util
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pulumi_policy import (
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
+from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 
-from policies.config import DEFAULT_LEVELS, REQUIRED_TAG_KEYS, Category, schema_of, with_defaults
+from policies.config import DEFAULT_LEVELS, REQUIRED_TAG_KEYS, Category
+from policies.framework import config_schema, effective_config, exempted
 
 _SDK_MODULES = {"aws": "pulumi_aws", "azure-native": "pulumi_azure_native", "gcp": "pulumi_gcp"}
 _GCP_LABEL_PATHS: dict[str, tuple[str, ...]] = {
@@ -31,6 +27,10 @@ _GCP_LABEL_PATHS: dict[str, tuple[str, ...]] = {
     "gcp:container/cluster:Cluster": ("resourceLabels",),
     "gcp:container/nodePool:NodePool": ("nodeConfig", "resourceLabels"),
     "gcp:sql/databaseInstance:DatabaseInstance": ("settings", "userLabels"),
+    # Cloud Monitoring: `labels` is a channel's configuration (its e-mail address).
+    "gcp:monitoring/notificationChannel:NotificationChannel": ("userLabels",),
+    "gcp:monitoring/alertPolicy:AlertPolicy": ("userLabels",),
+    "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig": ("userLabels",),
 }
 
 
@@ -87,7 +87,7 @@ def _imported_annotation(
 
 
 @functools.cache
-def tag_path(type_token: str) -> tuple[str, ...] | bool | None:
+def tag_path(type_token: str) -> tuple[str, ...] | Literal[False] | None:
     """Where a type carries its tags or labels (engine names); None if untaggable;
     False if the provider SDK is not installed (then judge by the props)."""
     package = type_token.split(":", 1)[0]
@@ -109,7 +109,7 @@ def gcp_label_key(key: str) -> str:
     return label[:63]
 
 
-def _carried(type_token: str, props: Mapping[str, Any]) -> Mapping[str, Any] | bool | None:
+def _carried(type_token: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The tag map (or {} when missing); None for untaggable types."""
     path = tag_path(type_token)
     if path is False:
@@ -127,7 +127,7 @@ def _carried(type_token: str, props: Mapping[str, Any]) -> Mapping[str, Any] | b
 def missing_keys(type_token: str, props: Mapping[str, Any], keys: list[str]) -> list[str] | None:
     """Required keys a resource lacks (or carries empty); None when its type takes no tags."""
     tags = _carried(type_token, props)
-    if tags is None or tags is False:
+    if tags is None:
         return None
     if type_token.startswith("gcp:"):
         keys = [gcp_label_key(k) for k in keys]
@@ -144,7 +144,9 @@ def _policy(cloud: str, noun: str, packages: tuple[str, ...]) -> ResourceValidat
     def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
         if args.resource_type.split(":", 1)[0] not in packages:
             return
-        config = with_defaults(defaults, args.get_config())
+        config = effective_config(defaults, None, args.get_config(), args.urn)
+        if exempted(config, args.urn, args.resource_type):
+            return
         missing = missing_keys(args.resource_type, args.props, list(config["requiredKeys"]))
         if missing:
             report(
@@ -159,8 +161,8 @@ def _policy(cloud: str, noun: str, packages: tuple[str, ...]) -> ResourceValidat
         f"(cost allocation, ownership, environment). Fix: set the missing keys in {where}.",
         validate=validate,
         enforcement_level=DEFAULT_LEVELS[Category.TAGGING],
-        config_schema=PolicyConfigSchema(
-            properties=schema_of(defaults, {"requiredKeys": f"{noun.capitalize()} keys required."})
+        config_schema=config_schema(
+            defaults, {"requiredKeys": f"{noun.capitalize()} keys required."}, None
         ),
         tags=[Category.TAGGING.value],
     )

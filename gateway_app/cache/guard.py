@@ -397,7 +397,7 @@ def _content_stems(text: str) -> tuple[tuple[str, ...], tuple[tuple[str, ...], .
         lowered = phrase.sub(word, lowered)
     stems: list[str] = []
     gaps: list[tuple[str, ...]] = []
-    words = []
+    words: list[str] = []
     for token in _WORD.findall(lowered):
         token = token.strip("\"'`").removesuffix("'s").strip("'")
         words.extend(part for part in token.split("-") if part)

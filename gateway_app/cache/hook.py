@@ -5,7 +5,8 @@ skips the lookup but stores the fresh answer. Otherwise one exact lookup (a
 hash and one store read); on a miss, and only for models or requests that
 opted in (``x-aigw-semantic-cache: true``), a bounded semantic lookup. A hit
 short-circuits with the stored bytes (a stream is replayed as a stream) and
-costs nothing (``ctx.cost_usd = 0``).
+costs nothing (``exchange.cost_usd = 0``). A lookup that missed is this hook's
+state (:class:`CacheLookup`), handed back to its ``after``.
 
 after: a successful, complete response (status 200, no error, stream ended
 with its final ``[DONE]`` frame) is stored for the model's TTL; errors, broken streams
@@ -21,12 +22,16 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from gateway_app.cache.guard import PROFILES, GuardPolicy
+from gateway_app.apis import CHAT_COMPLETIONS, EMBEDDINGS
+from gateway_app.cache.guard import PROFILES, GuardPolicy, Verdict
 from gateway_app.cache.keys import exact_key, last_user_text, semantic_scope
-from gateway_app.cache.semantic import IndexEntry, Lookup, SemanticCache
-from gateway_app.hooks import RequestContext, Response
+from gateway_app.cache.semantic import IndexEntry, SemanticCache
+from gateway_app.context import CacheOutcome, Exchange, RequestContext, SemanticDecision, Span
+from gateway_app.hooks import Hook, Response
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from gateway_app.cache.store import CacheStore
     from gateway_app.config import GatewayConfig
 
@@ -37,7 +42,6 @@ _STREAM_ENTRY = b"S"
 _SSE = b"text/event-stream"
 _X_CACHE = b"x-cache"
 _SEMANTIC_HEADER = "x-aigw-semantic-cache"
-_CHAT = "/v1/chat/completions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +89,18 @@ def _semantic_off(config: GatewayConfig) -> tuple[frozenset[str], frozenset[str]
     return frozenset(scopes.keys), frozenset(scopes.teams), frozenset(scopes.projects)
 
 
-class CacheHook:
+@dataclass(slots=True)
+class CacheLookup:
+    """A lookup that missed: what ``after`` needs to store the fresh answer."""
+
+    key: str  # the exact-cache key
+    ttl_s: float
+    # The semantic index entry to publish with it: (scope, prompt text, unit vector).
+    semantic: tuple[str, str, np.ndarray] | None = None
+    frames: _BoundedCapture | None = None  # a stream's frames, as the client got them
+
+
+class CacheHook(Hook[CacheLookup]):
     """Exact and semantic response cache around the provider call."""
 
     def __init__(
@@ -109,136 +124,157 @@ class CacheHook:
         """Stop the sync; close the store."""
         if self.semantic is not None:
             await self.semantic.sync.stop()
-        close = getattr(self.store, "close", None)
-        if close is not None:
-            await close()
+        await self.store.close()
 
-    async def before(self, ctx: RequestContext) -> Response | None:
+    async def before(
+        self, request: RequestContext, exchange: Exchange
+    ) -> CacheLookup | Response | None:
         """Serve a hit, or remember what to store after a miss."""
-        if ctx.endpoint != _CHAT or ctx.body is None or ctx.model is None:
+        body, model, api = request.body, request.model, request.api
+        if api is None or not api.cacheable or body is None or model is None:
             return None
-        policy = self.policies.get(ctx.model)
+        policy = self.policies.get(model)
         if policy is None or policy.ttl_s <= 0:
             return None
-        control = ctx.headers.get("cache-control", "").lower()
+        control = request.headers.get("cache-control", "").lower()
         if "no-store" in control:
             return None
         started = time.perf_counter()
-        tenant = ctx.team_id or "anonymous"
-        key = exact_key(ctx.body, tenant, ctx.stream)
-        ctx.extra["cache_key"] = key
-        ctx.cache_outcome = "miss"
+        caller = request.caller
+        tenant = caller.team_id if caller is not None else "anonymous"
+        # Chat's keys stay as they were; another API's answers never meet chat's.
+        namespace = ""
+        if api is not CHAT_COMPLETIONS:
+            headers = request.headers
+            namespace = "\n".join([api.path, *(headers.get(name, "") for name in api.vary)])
+        miss = CacheLookup(exact_key(body, tenant, request.stream, namespace), policy.ttl_s)
+        exchange.cache = CacheOutcome.MISS
         lookup = "no-cache" not in control
         try:
-            raw = await self.store.get(key) if lookup else None
+            raw = await self.store.get(miss.key) if lookup else None
             if raw is not None:
-                return self._hit(ctx, raw, "hit", started)
-            if self.semantic is not None and self._semantic_wanted(ctx, policy):
-                response = await self._semantic(ctx, tenant, policy, lookup, started)
+                return self._hit(exchange, raw, CacheOutcome.HIT, started)
+            if (
+                self.semantic is not None
+                and api is CHAT_COMPLETIONS
+                and self._semantic_wanted(request, policy)
+            ):
+                response = await self._semantic(
+                    request, exchange, miss, tenant, policy, lookup, started
+                )
                 if response is not None:
                     return response
         except Exception as exc:  # a store outage is a miss, never a failed request
             log.warning("cache lookup failed: %s", type(exc).__name__)
-        _span(ctx, started, "miss")
-        ctx.response_headers.append((_X_CACHE, b"miss"))
-        if ctx.stream:
-            ctx.stream_capture = _BoundedCapture(self.max_entry_bytes)
-        return None
+        _span(exchange, started, CacheOutcome.MISS)
+        exchange.response_headers.append((_X_CACHE, b"miss"))
+        if request.stream:
+            miss.frames = exchange.stream_frames = _BoundedCapture(self.max_entry_bytes)
+        return miss
 
-    def _semantic_wanted(self, ctx: RequestContext, policy: CachePolicy) -> bool:
+    def _semantic_wanted(self, request: RequestContext, policy: CachePolicy) -> bool:
         # The per-scope switch wins over both opt-ins: a key, team or project
         # listed in `cache.semantic.disabled_for` never gets a semantic hit.
-        if (
-            ctx.key_id in self.off_keys
-            or ctx.team_id in self.off_teams
-            or ctx.project_id in self.off_projects
+        caller = request.caller
+        if caller is not None and (
+            caller.key_id in self.off_keys
+            or caller.team_id in self.off_teams
+            or caller.project_id in self.off_projects
         ):
             return False
-        asked = ctx.headers.get(_SEMANTIC_HEADER, "").lower()
+        asked = request.headers.get(_SEMANTIC_HEADER, "").lower()
         if asked == "false":
             return False
         return policy.semantic or asked == "true"
 
     async def _semantic(
         self,
-        ctx: RequestContext,
+        request: RequestContext,
+        exchange: Exchange,
+        miss: CacheLookup,
         tenant: str,
         policy: CachePolicy,
         lookup: bool,
         started: float,
     ) -> Response | None:
-        assert self.semantic is not None and ctx.body is not None
-        scope = semantic_scope(ctx.body, tenant, ctx.stream)
+        body = request.body
+        assert self.semantic is not None and body is not None
+        scope = semantic_scope(body, tenant, request.stream)
         if scope is None:
             return None
-        text = last_user_text(ctx.body["messages"])
+        text = last_user_text(body["messages"])
         assert text is not None
         vector = await self.semantic.embedder.embed(text)
         if vector is None:
             return None
-        ctx.extra["semantic"] = (scope, text, vector)
+        miss.semantic = (scope, text, vector)
         if not lookup:
             return None
         found = await self.semantic.lookup(scope, vector, text, policy.guard)
-        ctx.extra["semantic_lookup"] = found
+        exchange.semantic = _decision(found.similarity, found.verdict)
         match = found.match
         if match is None:
             return None
         raw = await self.store.get(match.entry.key)
         if raw is None:
             self.semantic.index.discard(match.entry)
-            ctx.extra["semantic_lookup"] = Lookup(None, found.similarity, None)
+            exchange.semantic = None  # the entry expired: nothing was decided on it
             return None
-        ctx.extra["similarity"] = match.similarity
         assert found.verdict is not None and found.verdict.probability is not None
         # Tell the client a near-identical request's answer served it (not its own):
         # how similar, which guard path accepted it, how sure the judge was, and which
         # entry (to report it).
-        ctx.response_headers.append((b"x-cache-similarity", f"{match.similarity:.4f}".encode()))
-        ctx.response_headers.append((b"x-cache-guard", found.verdict.reason.encode()))
-        ctx.response_headers.append((b"x-cache-judge", f"{found.verdict.probability:.4f}".encode()))
-        ctx.response_headers.append((b"x-cache-match", match.entry.key[2:18].encode()))
-        return self._hit(ctx, raw, "semantic-hit", started)
+        headers = exchange.response_headers
+        headers.append((b"x-cache-similarity", f"{match.similarity:.4f}".encode()))
+        headers.append((b"x-cache-guard", found.verdict.reason.encode()))
+        headers.append((b"x-cache-judge", f"{found.verdict.probability:.4f}".encode()))
+        headers.append((b"x-cache-match", match.entry.key[2:18].encode()))
+        return self._hit(exchange, raw, CacheOutcome.SEMANTIC_HIT, started, match.similarity)
 
-    def _hit(self, ctx: RequestContext, raw: bytes, outcome: str, started: float) -> Response:
-        ctx.cache_outcome = outcome
-        ctx.cost_usd = 0.0
-        _span(ctx, started, outcome)
-        ctx.response_headers.append((_X_CACHE, outcome.encode()))
+    @staticmethod
+    def _hit(
+        exchange: Exchange,
+        raw: bytes,
+        outcome: CacheOutcome,
+        started: float,
+        similarity: float | None = None,
+    ) -> Response:
+        exchange.cache = outcome
+        exchange.cost_usd = 0.0
+        _span(exchange, started, outcome, similarity)
+        exchange.response_headers.append((_X_CACHE, outcome.encode()))
         if raw[:1] == _STREAM_ENTRY:
             return Response(200, raw[1:], [(b"cache-control", b"no-cache")], _SSE)
         return Response(200, raw[1:])
 
-    async def after(self, ctx: RequestContext) -> None:
+    async def after(
+        self, request: RequestContext, exchange: Exchange, state: CacheLookup | None
+    ) -> None:
         """Store a successful, complete response of a miss."""
-        if ctx.cache_outcome != "miss" or ctx.status != 200 or ctx.error is not None:
+        if state is None or exchange.status != 200 or exchange.error is not None:
+            return  # a hit, not looked up, or failed
+        if exchange.disconnected:
             return
-        if ctx.disconnected or ctx.model is None:
-            return
-        key = ctx.extra.get("cache_key")
-        if key is None:
-            return
-        if ctx.stream:
-            # Complete means the translator's final [DONE] frame went out: broken,
-            # errored and abandoned streams never end with it.
-            capture = ctx.stream_capture
-            if not capture or not capture[-1].startswith(b"data: [DONE]"):
+        if request.stream:
+            # Complete means the API's final frame went out ([DONE], message_stop):
+            # broken, errored and abandoned streams never end with it.
+            frames = state.frames
+            api = request.api
+            if not frames or api is None or not frames[-1].startswith(api.stream_end):
                 return
-            value = _STREAM_ENTRY + b"".join(capture)
-        elif ctx.result is not None:
-            value = _JSON_ENTRY + ctx.result.body
+            value = _STREAM_ENTRY + b"".join(frames)
+        elif exchange.route is not None and exchange.route.result is not None:
+            value = _JSON_ENTRY + exchange.route.result.body
         else:
             return
         if len(value) > self.max_entry_bytes:
             return
-        ttl = self.policies[ctx.model].ttl_s
         try:
-            await self.store.set(key, value, ttl)
-            pending = ctx.extra.get("semantic")
-            if pending is not None and self.semantic is not None:
-                scope, text, vector = pending
+            await self.store.set(state.key, value, state.ttl_s)
+            if state.semantic is not None and self.semantic is not None:
+                scope, text, vector = state.semantic
                 await self.semantic.sync.publish(
-                    IndexEntry(scope, key, text, vector, time.time() + ttl)
+                    IndexEntry(scope, state.key, text, vector, time.time() + state.ttl_s)
                 )
         except Exception as exc:
             log.warning("cache fill failed: %s", type(exc).__name__)
@@ -264,15 +300,21 @@ class _BoundedCapture(list[bytes]):
         super().extend(frames)
 
 
-def _span(ctx: RequestContext, started: float, outcome: str) -> None:
+def _decision(similarity: float | None, verdict: Verdict | None) -> SemanticDecision | None:
+    # What the access log and the metrics report of a lookup (None: no candidate).
+    if verdict is None or similarity is None:
+        return None
+    return SemanticDecision(similarity, verdict.accepted, verdict.reason, verdict.probability)
+
+
+def _span(
+    exchange: Exchange, started: float, outcome: CacheOutcome, similarity: float | None = None
+) -> None:
     # Timestamps for the trace's cache span (written after the request, if tracing).
-    attributes = {"aigw.cache.outcome": outcome}
-    similarity = ctx.extra.get("similarity")
+    attributes: dict[str, Any] = {"aigw.cache.outcome": str(outcome)}
     if similarity is not None:
         attributes["aigw.cache.similarity"] = similarity
-    ctx.extra.setdefault("spans", []).append(
-        ("aigw.cache", started, time.perf_counter(), attributes)
-    )
+    exchange.add_span(Span("aigw.cache", started, time.perf_counter(), attributes))
 
 
 # What `embedder: local` imports (the `semantic` extra); checked at start-up.
@@ -354,11 +396,17 @@ def build(
         model = semantic_config.embedder
 
         async def call(text: str) -> bytes:
-            ctx = RequestContext(request_id="semantic-cache", endpoint="/v1/embeddings", headers={})
-            ctx.model = model
-            ctx.body = {"model": model, "input": text}
-            result = await router.embeddings(ctx, router.route(model))
-            return bytes(result.body)
+            request = RequestContext(
+                request_id="semantic-cache",
+                endpoint=EMBEDDINGS.path,
+                headers={},
+                api=EMBEDDINGS,
+                body={"model": model, "input": text},
+                model=model,
+            )
+            outcome = await router.call(EMBEDDINGS, request, router.route(model))
+            assert outcome.result is not None
+            return bytes(outcome.result.body)
 
         embedder = ProviderEmbedder(call, semantic_config.embed_timeout_s)
     semantic = SemanticCache(embedder, index, sync, semantic_config, encoder, default_model())

@@ -44,9 +44,6 @@ from gateway_app.cache.guard import FRAMING_WORDS
 if TYPE_CHECKING:
     from gateway_app.cache.minilm import Encoding
 
-# The layers of all-MiniLM-L6-v2 whose token states the judge compares: the last
-# (what the sentence embedding pools) and a middle one (closer to the words).
-JUDGE_LAYERS = (4, 6)
 MODEL_FILE = Path(__file__).with_name("judge.json")
 # The features, in the order of the weights; each weight's sign is fixed (see
 # bench/semantic_eval.py): + for evidence of the same request, - for evidence
@@ -63,7 +60,7 @@ SIGNS = {
 
 
 def differing_similarity(a: Encoding, b: Encoding, layer: int) -> float:
-    """Cosine of the mean states at ``layer`` (one of ``JUDGE_LAYERS``) of the wordpieces
+    """Cosine of the mean states at ``layer`` (one of minilm's ``JUDGE_LAYERS``) of the wordpieces
     each prompt does not share with the other in order.
 
     1.0 when nothing differs, or one side only adds punctuation or framing words
@@ -74,6 +71,8 @@ def differing_similarity(a: Encoding, b: Encoding, layer: int) -> float:
     leave-one-source-out recall from 0.68 to 0.65 at the same precision).
     """
     import numpy as np
+
+    from gateway_app.cache.minilm import JUDGE_LAYERS
 
     if b.tokens < a.tokens:
         a, b = b, a  # difflib's matching depends on the order: take one, either way round

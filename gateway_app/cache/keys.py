@@ -30,11 +30,13 @@ def _digest(*parts: bytes) -> str:
     return h.hexdigest()
 
 
-def exact_key(body: dict[str, Any], tenant: str, stream: bool) -> str:
-    """The exact-cache key of a chat request for ``tenant``."""
+def exact_key(body: dict[str, Any], tenant: str, stream: bool, namespace: str = "") -> str:
+    """The exact-cache key of a model call for ``tenant``; ``namespace`` (a wire API's
+    path; empty for chat) keeps each API's answers apart."""
     kept = {k: v for k, v in body.items() if k not in IGNORED_FIELDS}
     canonical = orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)
-    return "x:" + _digest(tenant.encode(), b"s" if stream else b"j", canonical)
+    parts = (tenant.encode(), b"s" if stream else b"j", canonical)
+    return "x:" + _digest(*parts, namespace.encode()) if namespace else "x:" + _digest(*parts)
 
 
 def semantic_scope(body: dict[str, Any], tenant: str, stream: bool) -> str | None:

@@ -25,7 +25,9 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from gateway_app.cache.judge import JUDGE_LAYERS  # noqa: E402
+# The layers whose token states the encoder keeps for the judge (cache/judge.py): the
+# last (what the sentence embedding pools) and a middle one (closer to the words).
+JUDGE_LAYERS = (4, 6)
 
 MAX_TOKENS = 256  # the model was trained with max_seq_length 256
 

@@ -78,7 +78,7 @@ class LocalEmbedder:
             from gateway_app.cache.minilm import MiniLM
 
             self._model = MiniLM()
-        return self._model.encode(text)  # type: ignore[no-any-return]
+        return self._model.encode(text)
 
     async def warm(self) -> None:
         """Load the weights now (start-up) rather than on the first lookup."""

@@ -27,6 +27,10 @@ class CacheStore(Protocol):
         """Forget ``key``."""
         ...
 
+    async def close(self) -> None:
+        """Release connections (at shutdown)."""
+        ...
+
 
 class InProcessCacheStore:
     """An LRU dict with per-entry expiry (the embedded default)."""
@@ -59,6 +63,9 @@ class InProcessCacheStore:
     async def delete(self, key: str) -> None:
         """Forget ``key``."""
         self._entries.pop(key, None)
+
+    async def close(self) -> None:
+        """Nothing to release: the entries live in this process."""
 
 
 class RedisCacheStore:

@@ -39,8 +39,11 @@ def missing_env() -> list[str]:
 
 def token_url(provider: ProviderConfig, tenant: str) -> str:
     """The provider's ``token_url``, else ``{AZURE_AUTHORITY_HOST}/{tenant}/oauth2/v2.0/token``."""
-    if provider.token_url:
-        return provider.token_url
+    return provider.token_url or authority_token_url(tenant)
+
+
+def authority_token_url(tenant: str) -> str:
+    """``{AZURE_AUTHORITY_HOST}/{tenant}/oauth2/v2.0/token`` (Entra ID's public cloud by default)."""
     authority = os.environ.get("AZURE_AUTHORITY_HOST") or DEFAULT_AUTHORITY
     return f"{authority.rstrip('/')}/{tenant}/oauth2/v2.0/token"
 

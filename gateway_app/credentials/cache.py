@@ -49,7 +49,6 @@ class RefreshingCredential(Generic[T]):
         self.retry_interval = retry_interval
         # Looked up at call time so tests can move the module's clock.
         self.clock = clock or (lambda: now())
-        self.fetches = 0
         # What the fetcher needs from the latest caller (e.g. the pooled HTTP client).
         self.context: dict[str, Any] = {}
         self._value: T | None = None
@@ -96,7 +95,6 @@ class RefreshingCredential(Generic[T]):
                 self._failure = (now, exc)
                 raise
             self._failure = None
-            self.fetches += 1
             self._value, self._expires_at = value, expires_at
             return value
 

@@ -49,7 +49,8 @@ def adc_sources() -> list[str]:
     return found
 
 
-def _refresh(state: dict[str, Any]) -> tuple[str, float | None]:
+def refresh_token(state: dict[str, Any]) -> tuple[str, float | None]:
+    """Discover ADC (once per ``state``) and refresh it: ``(token, expires_at)``; blocking."""
     import google.auth
     import google.auth.exceptions
     import urllib3
@@ -89,6 +90,6 @@ def _create() -> RefreshingCredential[str]:
     state: dict[str, Any] = {}  # the ADC credentials object, kept across refreshes
 
     async def fetch() -> tuple[str, float | None]:
-        return await asyncio.to_thread(_refresh, state)
+        return await asyncio.to_thread(refresh_token, state)
 
     return RefreshingCredential(fetch)

@@ -20,6 +20,7 @@ DIMENSIONS = {
     "model": "model",
     "provider": "provider",
     "deployment": "deployment",
+    "cloud": "cloud",  # which cloud served it (the global governance plane)
 }
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from gateway_app.governance.storage import Database
+from gateway_app.governance.storage import Database, Transaction
 from gateway_app.state.governance import GovernanceState
 
 log = logging.getLogger("gateway_app.governance")
@@ -50,6 +50,7 @@ COLUMNS = (
     "cache_outcome",
     "rejection",
     "usage_source",  # reported | estimated_reservation (usage never arrived) | null
+    "cloud",  # the cloud that served it (the global governance plane; null otherwise)
     "actor",
     "action",
     "detail",
@@ -61,7 +62,10 @@ _INSERT = (
 
 
 # Event ids: 96 random bits per process plus a counter (unique across replicas
-# and restarts without a uuid4 syscall per event); renewed in forked workers.
+# and restarts without a uuid4 syscall per event); renewed in forked workers. In the
+# global governance plane, ids start with the cloud's name (``gcp.``), so they are
+# unique across clouds by construction and the home can tell whose an event is.
+_CLOUD: str | None = None
 _ID_PREFIX = secrets.token_hex(12)
 _ID_COUNTER = itertools.count(1)
 # (UTC day number, day id, month id): formatted once a day, not per event.
@@ -70,11 +74,18 @@ _DAY: tuple[int, str, str] = (-1, "", "")
 
 def _new_id_prefix() -> None:
     global _ID_PREFIX, _ID_COUNTER
-    _ID_PREFIX = secrets.token_hex(12)
+    _ID_PREFIX = (f"{_CLOUD}." if _CLOUD else "") + secrets.token_hex(12)
     _ID_COUNTER = itertools.count(1)
 
 
 os.register_at_fork(after_in_child=_new_id_prefix)
+
+
+def set_cloud(cloud: str | None) -> None:
+    """Name this process's cloud in every event from now on (the global plane)."""
+    global _CLOUD, _ID_PREFIX
+    _CLOUD = cloud
+    _ID_PREFIX = (f"{cloud}." if cloud else "") + _ID_PREFIX.rpartition(".")[2]
 
 
 def event(kind: str, **fields: Any) -> dict[str, Any]:
@@ -91,6 +102,7 @@ def event(kind: str, **fields: Any) -> dict[str, Any]:
         "ts": now,
         "day": day[1],
         "month": day[2],
+        "cloud": _CLOUD,
         **fields,
     }
 
@@ -115,6 +127,75 @@ def row(data: dict[str, Any]) -> tuple[Any, ...]:
 def insert_events(db: Database, events: list[dict[str, Any]]) -> None:
     """Idempotent batch insert (blocking)."""
     db.executemany(_INSERT, [row(e) for e in events])
+
+
+_SHIPPED_COLUMNS = (*COLUMNS, "shipped_at")
+
+
+def unshipped(db: Database, limit: int) -> list[dict[str, Any]]:
+    """The oldest events the home does not have yet, as stored (blocking)."""
+    return db.fetch(
+        f"SELECT {', '.join(COLUMNS)} FROM audit_events WHERE shipped_at IS NULL "
+        "ORDER BY ts LIMIT ?",
+        (limit,),
+    )
+
+
+def mark_shipped(db: Database, event_ids: list[str], when: float) -> None:
+    """The home has stored these events (blocking)."""
+    if event_ids:
+        marks = ", ".join("?" for _ in event_ids)
+        db.execute(
+            f"UPDATE audit_events SET shipped_at = ? WHERE event_id IN ({marks})",
+            (when, *event_ids),
+        )
+
+
+def complete_through(db: Database, clouds: list[str]) -> float:
+    """At the home: the time before which every one of ``clouds`` has shipped all its
+    events (0: one of them never reported). Blocking."""
+    rows = db.fetch("SELECT cloud, complete_through FROM audit_shipping")
+    known = {row["cloud"]: float(row["complete_through"]) for row in rows}
+    return min((known.get(cloud, 0.0) for cloud in clouds), default=time.time())
+
+
+def store_shipped(
+    db: Database, cloud: str, rows: list[dict[str, Any]], through: float | None = None
+) -> tuple[int, int]:
+    """At the home: a batch of ``cloud``'s stored events, each stored once whatever the
+    retries (``ON CONFLICT (event_id) DO NOTHING``, one transaction), and ``through``, the
+    time before which the cloud has now shipped everything: (stored, duplicates).
+    ValueError naming the first event that is not ``cloud``'s (nothing is stored then)."""
+    now = time.time()
+    for data in rows:
+        event_id = data.get("event_id")
+        # A peer ships only its own events; ids from before the plane (no cloud prefix)
+        # are accepted as the sender's (an id already stored is never overwritten).
+        if not isinstance(event_id, str) or not (
+            event_id.startswith(f"{cloud}.") or (event_id and "." not in event_id)
+        ):
+            raise ValueError(f"event {event_id!r} is not {cloud}'s (ids start with {cloud}.)")
+    insert = (
+        f"INSERT INTO audit_events ({', '.join(_SHIPPED_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(_SHIPPED_COLUMNS))}) ON CONFLICT (event_id) DO NOTHING"
+    )
+
+    def work(tx: Transaction) -> int:
+        stored = 0
+        for data in rows:
+            values = {**data, "cloud": cloud, "shipped_at": now}
+            stored += tx.execute(insert, tuple(values.get(c) for c in _SHIPPED_COLUMNS))
+        if through is not None:
+            tx.execute(
+                "INSERT INTO audit_shipping (cloud, complete_through, reported_at) "
+                "VALUES (?, ?, ?) ON CONFLICT (cloud) DO UPDATE SET complete_through = "
+                "excluded.complete_through, reported_at = excluded.reported_at",
+                (cloud, through, now),
+            )
+        return stored
+
+    stored = db.transaction(work)
+    return stored, len(rows) - stored
 
 
 class AuditDrainer:

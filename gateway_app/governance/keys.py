@@ -31,12 +31,12 @@ from typing import Any
 
 import orjson
 
-from gateway_app.governance.storage import Database
+from gateway_app.governance import changes
+from gateway_app.governance.storage import Database, Transaction
 
 log = logging.getLogger("gateway_app.governance")
 
 KEY_PREFIX = "sk-aigw-"
-ROLES = ("admin", "team_admin", "member")
 SCOPES = ("org", "team", "project", "key", "customer")
 CHANNEL = "{aigw}:gov:changes"
 _NEGATIVE_TTL_S = 2.0
@@ -132,13 +132,31 @@ def hash_key(secret: bytes, key: str) -> str:
 
 
 class KeyStore:
-    """Key and limit records in the database (blocking; run in a thread)."""
+    """Key and limit records in the database (blocking; run in a thread).
 
-    def __init__(self, db: Database) -> None:
+    Every write appends its change to the change feed in the same transaction
+    (:mod:`.changes`): the feed the other clouds of a global plane follow."""
+
+    def __init__(self, db: Database, *, epoch: int = 1) -> None:
         self.db = db
+        self.epoch = epoch  # the home's generation, recorded with each change
+
+    def _write(self, kind: str, entity_id: str, sql: str, params: tuple[Any, ...]) -> int:
+        """One statement and its change, in one transaction; the rows it changed (no change
+        is recorded when it changed none)."""
+
+        def work(tx: Transaction) -> int:
+            count = tx.execute(sql, params)
+            if count > 0:
+                changes.record(tx, kind, entity_id, self.epoch)
+            return count
+
+        return self.db.transaction(work)
 
     def insert(self, record: KeyRecord) -> None:
-        self.db.execute(
+        self._write(
+            "key",
+            record.id,
             "INSERT INTO virtual_keys (id, key_hash, name, team_id, project_id, role, models, "
             "expires_at, metadata, created_at, revoked_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
@@ -175,7 +193,9 @@ class KeyStore:
 
     def revoke(self, key_id: str, when: float) -> bool:
         return (
-            self.db.execute(
+            self._write(
+                "key",
+                key_id,
                 "UPDATE virtual_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (when, key_id),
             )
@@ -184,7 +204,9 @@ class KeyStore:
 
     def rehash(self, key_id: str, key_hash: str) -> bool:
         return (
-            self.db.execute(
+            self._write(
+                "key",
+                key_id,
                 "UPDATE virtual_keys SET key_hash = ? WHERE id = ? AND revoked_at IS NULL",
                 (key_hash, key_id),
             )
@@ -192,7 +214,9 @@ class KeyStore:
         )
 
     def put_limit(self, limit: Limit) -> None:
-        self.db.execute(
+        self._write(
+            "limit",
+            f"{limit.scope}/{limit.scope_id}",
             "INSERT INTO limits (scope, scope_id, daily_usd, monthly_usd, rpm, tpm, team_id) "
             "VALUES (?,?,?,?,?,?,?) ON CONFLICT (scope, scope_id) DO UPDATE SET "
             "daily_usd = excluded.daily_usd, monthly_usd = excluded.monthly_usd, "
@@ -210,8 +234,11 @@ class KeyStore:
 
     def delete_limit(self, scope: str, scope_id: str) -> bool:
         return (
-            self.db.execute(
-                "DELETE FROM limits WHERE scope = ? AND scope_id = ?", (scope, scope_id)
+            self._write(
+                "limit",
+                f"{scope}/{scope_id}",
+                "DELETE FROM limits WHERE scope = ? AND scope_id = ?",
+                (scope, scope_id),
             )
             > 0
         )
@@ -229,7 +256,9 @@ class KeyStore:
 
     def claim_project(self, project_id: str, team_id: str, when: float) -> str:
         """Give an unowned project to ``team_id``; the owner now (the first claim wins)."""
-        self.db.execute(
+        self._write(
+            "project",
+            project_id,
             "INSERT INTO projects (id, team_id, created_at) VALUES (?,?,?) "
             "ON CONFLICT (id) DO NOTHING",
             (project_id, team_id, when),
@@ -273,6 +302,8 @@ class Registry:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.loaded = False
+        # Called with each change applied here (the global plane's change feed wakes on it).
+        self.listeners: list[Callable[[str], None]] = []
 
     # -- hot path
 
@@ -361,6 +392,8 @@ class Registry:
         else:
             limits = await asyncio.to_thread(self.store.limits)
             self.limits = {(lim.scope, lim.scope_id): lim for lim in limits}
+        for listener in self.listeners:
+            listener(what)
 
     # -- lifecycle
 

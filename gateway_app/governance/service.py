@@ -1,10 +1,11 @@
-"""Governance as one hook (auth, limits, budgets, cost, audit) plus the admin API.
+"""One replica's governance: keys, limits, budgets, cost and audit.
 
-Request path, ``before`` (one Redis round trip, none in embedded mode):
-authenticate the virtual key from memory, check its model list, then reserve
+Request path (through :mod:`.hooks`): :meth:`Governance.authenticate` the
+virtual key from memory; :meth:`Governance.check` its model list, then reserve
 the request's rate-limit units and maximum cost at every budget level in one
-atomic call. ``after`` (no round trip): compute the actual cost from the
-usage the upstream reported, then queue the reservation's correction and the
+atomic call (one Redis round trip, none in embedded mode);
+:meth:`Governance.settle` (no round trip) computes the actual cost from the
+usage the upstream reported, then queues the reservation's correction and the
 audit event; with Redis they are written in batches, one pipeline every few
 milliseconds for all the requests in between (``SettleBatcher``).
 """
@@ -17,31 +18,35 @@ import hashlib
 import hmac
 import logging
 import math
-import os
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import parse_qsl
+from typing import Any, Protocol
 
 import orjson
 
+from gateway_app.apis import EMBEDDINGS
 from gateway_app.config import DeploymentConfig, GatewayConfig
-from gateway_app.errors import GatewayError, invalid
-from gateway_app.governance import analytics, audit, rbac
-from gateway_app.governance.cost import Pricing, TokenPrices, Tokens
+from gateway_app.config.governance import GovernanceConfig
+from gateway_app.config.prices import (
+    Pricing,
+    TokenPrices,
+    Tokens,
+    startup_refusal,
+    unpriced_error,
+)
+from gateway_app.context import Caller, Exchange, RequestContext
+from gateway_app.environment import Environment
+from gateway_app.errors import GatewayError
+from gateway_app.governance import audit
 from gateway_app.governance.keys import (
     KEY_PREFIX,
-    SCOPES,
-    KeyRecord,
     KeyStore,
-    Limit,
     Registry,
-    hash_key,
-    new_key,
 )
-from gateway_app.governance.settings import GovernanceConfig
-from gateway_app.governance.storage import Database, DatabaseError
-from gateway_app.hooks import RequestContext, Response
+from gateway_app.governance.storage import Database
+from gateway_app.hooks import Response
 from gateway_app.state.governance import (
     BudgetItem,
     Decision,
@@ -60,14 +65,12 @@ _RATE_HEADER_NAMES = {
 _CACHE_HITS = ("hit", "semantic-hit")
 
 
-def enabled(config: GatewayConfig) -> bool:
+def enabled(config: GatewayConfig, env: Environment) -> bool:
     """Whether governance runs: ``governance.enabled``, else iff AIGW_ADMIN_KEY is set."""
-    if config.governance.enabled is not None:
-        return config.governance.enabled
-    return bool(os.environ.get("AIGW_ADMIN_KEY"))
+    return config.governance.active(admin_key_set=env.admin_key is not None)
 
 
-def presented_key(headers: dict[str, str]) -> str | None:
+def presented_key(headers: Mapping[str, str]) -> str | None:
     """The client's key: ``Authorization: Bearer``, else ``api-key`` / ``x-api-key``."""
     auth = headers.get("authorization")
     if auth and auth[:7].lower() == "bearer ":
@@ -80,7 +83,7 @@ def presented_key(headers: dict[str, str]) -> str | None:
 _DAY: tuple[int, str, str, int] = (-1, "", "", 0)
 
 
-def _period_ends(now: float) -> tuple[str, str, int, int]:
+def period_ends(now: float) -> tuple[str, str, int, int]:
     """(day id, month id, seconds to end of UTC day, seconds to end of UTC month)."""
     global _DAY
     whole = int(now)
@@ -118,8 +121,46 @@ def usd(amount: float) -> str:
     return f"${amount:.{decimals}f}"
 
 
+class Leases(Protocol):
+    """This cloud's escrow leases of budgets (the global plane's :class:`LeaseAgent`)."""
+
+    def refused_outright(self, item: BudgetItem) -> bool:
+        """The home said the budget is spent (held by other clouds): no point waiting."""
+        ...
+
+    wait_s: float  # how long a request may wait for its cloud's lease to grow
+
+    async def need(self, item: BudgetItem, amount: int, timeout: float) -> bool:
+        """Ask for more of ``item`` at once; whether a renewal arrived within ``timeout``."""
+        ...
+
+
+class Extension(Protocol):
+    """A part of governance started after it and stopped before it (the global plane)."""
+
+    async def start(self) -> None:
+        """Start (keys and limits are loaded)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop (before governance closes its connections)."""
+        ...
+
+
+@dataclass(slots=True)
+class Reservation:
+    """What a model call reserved before the upstream call, corrected once it settles."""
+
+    decision: Decision
+    tokens: int
+    nusd: int  # nano-USD
+
+
 class Governance:
-    """The governance hook and admin API of one gateway replica."""
+    """Governance of one gateway replica: virtual keys, limits, budgets, cost and audit.
+
+    Its per-request side is two hooks (:mod:`gateway_app.governance.hooks`), and
+    its people-facing side the admin API."""
 
     def __init__(
         self,
@@ -137,7 +178,7 @@ class Governance:
         self.state = state
         self.db = db
         self.admin_key = admin_key
-        self.store = KeyStore(db)
+        self.store = KeyStore(db, epoch=self.settings.global_.epoch if self.settings.global_ else 1)
         self.registry = Registry(
             self.store, secret, refresh_s=self.settings.key_refresh_s, redis=redis
         )
@@ -159,17 +200,19 @@ class Governance:
                     config.providers[deployment.provider].type,
                 )
         self._bounds: dict[str, TokenPrices] = {}
-        # People's sessions (gateway_app.identity.Identity), set when sign-in is configured.
-        self.identity: Any = None
         self._levels_cache: dict[tuple[str, str, str, str | None], Any] = {}
         self._levels_of: object = None
+        # The global governance plane, when configured (gateway_app.governance.plane),
+        # and its escrow leases of budgets.
+        self.plane: Extension | None = None
+        self.leases: Leases | None = None
 
     @classmethod
-    def from_env(cls, config: GatewayConfig) -> Governance:
+    def from_environment(cls, config: GatewayConfig, env: Environment) -> Governance:
         """Redis from ``AIGW_REDIS_URL``/``AIGW_REDIS_CA_FILE``; the database from
         ``AIGW_DATABASE_URL``/``AIGW_DATABASE_CA_FILE`` (else embedded SQLite)."""
-        admin_key = os.environ.get("AIGW_ADMIN_KEY") or None
-        secret_text = os.environ.get("AIGW_KEY_HASH_SECRET")
+        admin_key = env.admin_key
+        secret_text = env.key_hash_secret
         if secret_text:
             secret = secret_text.encode()
         elif admin_key:
@@ -184,16 +227,24 @@ class Governance:
                 "governance.enabled is true but neither AIGW_KEY_HASH_SECRET nor AIGW_ADMIN_KEY "
                 "is set; set AIGW_KEY_HASH_SECRET (and AIGW_ADMIN_KEY for the admin API)"
             )
-        url = os.environ.get("AIGW_REDIS_URL")
+        url = env.redis_url
+        leased = config.governance.global_ is not None
+        if leased and not url:
+            from gateway_app.config import ConfigError
+
+            raise ConfigError(
+                "governance.global needs AIGW_REDIS_URL: each cloud's budget leases and "
+                "counters live in its Redis (the embedded mode has no global plane)"
+            )
         redis = None
         drain_state: GovernanceState | None = None
         state: GovernanceState
         if url:
             from gateway_app.state.governance_redis import RedisGovernanceState, redis_client
 
-            ca = os.environ.get("AIGW_REDIS_CA_FILE") or None
+            ca = env.redis_ca_file
             state = RedisGovernanceState.from_url(
-                url, ca, claim_idle_s=config.governance.audit_claim_idle_s
+                url, ca, claim_idle_s=config.governance.audit_claim_idle_s, leased=leased
             )
             drain_state = RedisGovernanceState.from_url(
                 url, ca, max_connections=2, claim_idle_s=config.governance.audit_claim_idle_s
@@ -202,7 +253,7 @@ class Governance:
             redis = redis_client(url, ca, socket_timeout=None)
         else:
             state = InProcessGovernanceState()
-        db = Database.from_env(config.governance.sqlite_path)
+        db = Database.from_environment(env, config.governance.sqlite_path)
         return cls(
             config,
             state=state,
@@ -220,16 +271,19 @@ class Governance:
             await asyncio.to_thread(self.db.migrate)
         # Load the price dataset now rather than at the first request.
         await asyncio.to_thread(lambda: [self.price_bound(model) for model in self.config.models])
-        unpriced = self.unpriced_models()
-        if unpriced and self.settings.unpriced_models == "refuse_at_startup":
+        refused = startup_refusal(self.config, governance_on=True, pricing=self.pricing)
+        if refused:
             from gateway_app.config import ConfigError
-            from gateway_app.governance.cost import unpriced_deployments, unpriced_error
 
-            raise ConfigError(unpriced_error(unpriced_deployments(self.config, self.pricing)))
+            raise ConfigError(unpriced_error(refused))
         await self.registry.start()
         self.drainer.start()
+        if self.plane is not None:
+            await self.plane.start()
 
     async def stop(self) -> None:
+        if self.plane is not None:
+            await self.plane.stop()
         await self.registry.stop()
         # Queued settlements and events first, so the drainer's last pass can store them.
         await self.state.flush()
@@ -243,10 +297,11 @@ class Governance:
 
     # ------------------------------------------------------------ hot path
 
-    def _refuse(self, ctx: RequestContext, reason: str, error: GatewayError) -> Response:
-        ctx.rejection = reason
+    @staticmethod
+    def _refuse(exchange: Exchange, reason: str, error: GatewayError) -> Response:
+        exchange.rejection = reason
         headers = [(k.encode(), v.encode()) for k, v in error.headers.items()]
-        return Response(error.status, error.to_bytes(), headers)
+        return Response(error.status, error.to_bytes(), headers, error=error)
 
     def price_bound(self, model: str) -> TokenPrices:
         """The dearest prices among a model's deployments (failover may reach any)."""
@@ -260,6 +315,7 @@ class Governance:
                 max(p.input for p in prices),
                 max(p.output for p in prices),
                 max(p.cache_read for p in prices),
+                max(p.cache_write for p in prices),
             )
             self._bounds[model] = bound
         return bound
@@ -273,14 +329,19 @@ class Governance:
             if any(d.id in unpriced for d in model.deployments)
         )
 
-    def estimate(self, ctx: RequestContext) -> tuple[int, int]:
+    def estimate(self, request: RequestContext) -> tuple[int, int]:
         """(prompt tokens, output tokens) upper bounds of the request."""
-        body = ctx.body or {}
-        if ctx.endpoint == "/v1/embeddings":
-            source = body.get("input")
+        body = request.body or {}
+        api = request.api
+        if api is not None and not api.metered:
+            return 0, 0  # a token count generates nothing (its requests still count for RPM)
+        fields = api.prompt_fields if api is not None else ("messages",)
+        # One field (chat's messages, embeddings' input) as before; several (Messages'
+        # system, messages and tools: Claude Code's system prompt and tools are most of it).
+        source = body.get(fields[0]) if len(fields) == 1 else [body.get(f) for f in fields]
+        if api is EMBEDDINGS:
             output = 0
         else:
-            source = body.get("messages")
             limit = body.get("max_completion_tokens") or body.get("max_tokens")
             output = (
                 int(limit)
@@ -291,13 +352,13 @@ class Governance:
         prompt = len(orjson.dumps(source)) // 3 + 16
         return prompt, output
 
-    async def authenticate(self, ctx: RequestContext) -> Response | None:
+    async def authenticate(self, request: RequestContext, exchange: Exchange) -> Response | None:
         """Check the request's virtual key before anything else reads the request:
-        a 401 refusal, or None with ``ctx`` carrying the key, team and project."""
-        token = presented_key(ctx.headers)
+        a 401 refusal, or None with ``request.caller`` set (key, team, project, models)."""
+        token = presented_key(request.headers)
         if not token:
             return self._refuse(
-                ctx,
+                exchange,
                 "auth:missing_key",
                 GatewayError(
                     401,
@@ -308,55 +369,54 @@ class Governance:
         record = await self.registry.authenticate(token) if token.startswith(KEY_PREFIX) else None
         if record is None or not record.usable(time.time()):
             return self._refuse(
-                ctx,
+                exchange,
                 "auth:invalid_key",
                 GatewayError(401, "Invalid, expired or revoked API key.", code="invalid_api_key"),
             )
-        ctx.key_id, ctx.team_id, ctx.project_id = record.id, record.team_id, record.project_id
-        ctx.extra["key_record"] = record
+        request.caller = Caller(record.id, record.team_id, record.project_id, record.models)
         return None
 
-    def allowed_models(self, ctx: RequestContext) -> tuple[str, ...] | None:
-        """The models the authenticated key may call (None: all)."""
-        record = ctx.extra.get("key_record")
-        return record.models if record is not None else None
-
-    async def before(self, ctx: RequestContext) -> Response | None:
-        record: KeyRecord | None = ctx.extra.get("key_record")
-        if record is None:  # not authenticated by the app first (a hook-only caller)
-            refusal = await self.authenticate(ctx)
+    async def check(
+        self, request: RequestContext, exchange: Exchange
+    ) -> Reservation | Response | None:
+        """A model call's limits and budgets: the reservation to settle after the call (None
+        when nothing was reserved), or a refusal (403 model, 429 limit or budget, 503)."""
+        caller = request.caller
+        if caller is None:  # no authentication hook ran first (a chain without one)
+            refusal = await self.authenticate(request, exchange)
             if refusal is not None:
                 return refusal
-            record = ctx.extra["key_record"]
-            assert record is not None
+            caller = request.caller
+            assert caller is not None
         now = time.time()
-        body = ctx.body or {}
-        customer = ctx.headers.get(self.settings.customer_header) or body.get("user")
-        ctx.customer = customer if isinstance(customer, str) and customer else None
-        if record.models is not None and ctx.model not in record.models:
+        body = request.body or {}
+        customer = request.headers.get(self.settings.customer_header) or body.get("user")
+        request.customer = customer if isinstance(customer, str) and customer else None
+        if caller.models is not None and request.model not in caller.models:
             return self._refuse(
-                ctx,
+                exchange,
                 "model_not_allowed",
                 GatewayError(
                     403,
-                    f"This key may not use model {ctx.model!r}; allowed: {list(record.models)}.",
+                    f"This key may not use model {request.model!r}; allowed: {list(caller.models)}.",
                     code="model_not_allowed",
                 ),
             )
-        prompt, output = self.estimate(ctx)
-        bound = self.price_bound(ctx.model or "")
-        reserve_usd = prompt * bound.input + output * bound.output
+        prompt, output = self.estimate(request)
+        bound = self.price_bound(request.model or "")
+        # Every prompt token might be written to the provider's cache (dearer than input).
+        reserve_usd = prompt * max(bound.input, bound.cache_write) + output * bound.output
         reserve_nusd = math.ceil(reserve_usd * NANO)
         tokens = prompt + output
-        rate, budgets = self._items(ctx, record, tokens, reserve_nusd, now)
-        if budgets and ctx.model in self.unpriced_models():
+        rate, budgets = self._items(caller, request.customer, tokens, reserve_nusd, now)
+        if budgets and request.model in self.unpriced_models():
             # (governance.unpriced_models: refuse_with_budget) Its cost cannot be counted.
             return self._refuse(
-                ctx,
+                exchange,
                 "model_unpriced",
                 GatewayError(
                     403,
-                    f"Model {ctx.model!r} has no price configured, so its cost cannot be "
+                    f"Model {request.model!r} has no price configured, so its cost cannot be "
                     "counted against this key's budget; the gateway's operator must set its "
                     "deployments' `price`.",
                     code="model_unpriced",
@@ -364,11 +424,28 @@ class Governance:
             )
         try:
             decision = await self.state.reserve(rate, budgets, now)
+            leases = self.leases
+            if decision.lease_held is not None and leases is not None:
+                # This cloud's lease of a budget is spent (money may be left elsewhere):
+                # wait for urgent renewals, retrying after each, at most wait_s (then 429).
+                deadline = time.monotonic() + leases.wait_s
+                while True:
+                    item = decision.refused
+                    left = deadline - time.monotonic()
+                    if (
+                        decision.lease_held is None
+                        or not isinstance(item, BudgetItem)
+                        or left <= 0
+                        or leases.refused_outright(item)
+                        or not await leases.need(item, item.amount_nusd, left)
+                    ):
+                        break
+                    decision = await self.state.reserve(rate, budgets, now)
         except Exception as exc:
             if self.settings.fail_closed:
                 log.error("governance state unreachable; refusing (fail_closed): %s", exc)
                 return self._refuse(
-                    ctx,
+                    exchange,
                     "state_unavailable",
                     GatewayError(
                         503,
@@ -379,16 +456,15 @@ class Governance:
                     ),
                 )
             log.warning("governance state unreachable; allowing unchecked (fail open): %s", exc)
-            decision = None
-        if decision is not None and not decision.allowed:
-            return self._refuse(ctx, *self._refusal(decision, now))
-        ctx.extra["governance"] = (decision, tokens, reserve_nusd if decision else 0)
-        if decision is not None and rate:
-            ctx.response_headers.extend(self._rate_headers(decision))
-        return None
+            return None
+        if not decision.allowed:
+            return self._refuse(exchange, *self._refusal(decision, now))
+        if rate:
+            exchange.response_headers.extend(self._rate_headers(decision))
+        return Reservation(decision, tokens, reserve_nusd)
 
     def _levels(
-        self, record: KeyRecord, customer: str | None
+        self, caller: Caller, customer: str | None
     ) -> tuple[tuple[str, int | None, int | None, int | None, int | None], ...]:
         """The limited levels of a request: (counter name, rpm, tpm, daily and monthly
         nano-USD), cached per key and customer until the limits are reloaded."""
@@ -397,15 +473,15 @@ class Governance:
             # A reload or an admin change replaces the whole dict: start over.
             self._levels_cache.clear()
             self._levels_of = limits
-        cache_key = (record.id, record.team_id, record.project_id, customer)
+        cache_key = (caller.key_id, caller.team_id, caller.project_id, customer)
         found = self._levels_cache.get(cache_key)
         if found is not None:
             return found
         levels = [
             ("org", "*", "*"),
-            ("team", record.team_id, record.team_id),
-            ("project", record.project_id, record.project_id),
-            ("key", record.id, record.id),
+            ("team", caller.team_id, caller.team_id),
+            ("project", caller.project_id, caller.project_id),
+            ("key", caller.key_id, caller.key_id),
         ]
         if customer:
             levels.append(("customer", customer, customer))
@@ -418,14 +494,14 @@ class Governance:
                 continue
             if scope == "project":
                 owner = self.registry.projects.get(scope_id, limit.team_id)
-                if owner != record.team_id:
+                if owner != caller.team_id:
                     # A key from before projects had owners, naming another team's
                     # project: it must not spend (or be limited by) that team's budget.
                     log.warning(
                         "key %s of team %s names project %s of another team: its requests "
                         "skip that project's limits; give the key a project of its own",
-                        record.id,
-                        record.team_id,
+                        caller.key_id,
+                        caller.team_id,
                         scope_id,
                     )
                     continue
@@ -444,12 +520,12 @@ class Governance:
         return found
 
     def _items(
-        self, ctx: RequestContext, record: KeyRecord, tokens: int, reserve_nusd: int, now: float
+        self, caller: Caller, customer: str | None, tokens: int, reserve_nusd: int, now: float
     ) -> tuple[tuple[RateItem, ...], tuple[BudgetItem, ...]]:
-        day, month, day_left, month_left = _period_ends(now)
+        day, month, day_left, month_left = period_ends(now)
         rate: list[RateItem] = []
         budgets: list[BudgetItem] = []
-        for name, rpm, tpm, daily, monthly in self._levels(record, ctx.customer):
+        for name, rpm, tpm, daily, monthly in self._levels(caller, customer):
             if rpm is not None:
                 rate.append(RateItem(name, "rpm", rpm, 1))
             if tpm is not None:
@@ -492,7 +568,22 @@ class Governance:
             )
         assert isinstance(item, BudgetItem)
         scope = item.scope.split(":", 1)[0]
-        _, _, day_left, month_left = _period_ends(now)
+        if (
+            decision.lease_held is not None
+            and self.leases is not None
+            and not self.leases.refused_outright(item)
+        ):
+            # Money is left in the budget, but this cloud's share of it is spent and the
+            # home's grant did not arrive in time (or the home is unreachable).
+            return f"budget_lease:{scope}", GatewayError(
+                429,
+                f"This cloud's share of the {item.period} budget of {item.scope} is spent "
+                f"and a new share did not arrive in time (used {usd(decision.used / NANO)} "
+                f"of {usd(decision.lease_held / NANO)} held here); retry in a second.",
+                code="budget_lease_unavailable",
+                headers={"retry-after": "1"},
+            )
+        _, _, day_left, month_left = period_ends(now)
         retry = day_left if item.period == "daily" else month_left
         return f"budget:{scope}", GatewayError(
             429,
@@ -521,484 +612,82 @@ class Governance:
             ]
         return headers
 
-    async def after(self, ctx: RequestContext) -> None:
-        # Popped: a reservation is settled exactly once, whatever calls after() again.
-        decision, reserved_tokens, reserved_nusd = ctx.extra.pop("governance", (None, 0, 0))
+    async def settle(
+        self, request: RequestContext, exchange: Exchange, reservation: Reservation | None
+    ) -> None:
+        """After the call: its cost from the usage the upstream reported, the reservation's
+        correction and the request's audit event, queued together (refusals included)."""
         tokens = Tokens()
         cost = 0.0
         usage_source: str | None = None
-        if ctx.cache_outcome not in _CACHE_HITS:
+        route = exchange.route
+        deployment = route.deployment if route is not None else None
+        if not exchange.served_from_cache:
             try:
-                usage = ctx.usage
+                usage = exchange.usage
                 tokens = Tokens.from_usage(usage)
             except Exception:
                 usage, tokens = None, Tokens()
             if usage:
                 usage_source = "reported"
-            elif ctx.deployment is not None:
+            elif deployment is not None:
                 # The upstream answered but its usage never arrived: a stream cut before
                 # its usage chunk (the client left, the upstream broke) or a provider that
                 # reports none. Disconnecting early must not make a request free: bill
                 # its upper bound (the reservation's tokens) and say it was estimated.
-                tokens = Tokens(*self.estimate(ctx))
+                tokens = Tokens(*self.estimate(request))
                 usage_source = "estimated_reservation"
-            found = self._deployments.get(ctx.deployment or "")
+            found = self._deployments.get(deployment or "")
             if found is not None:
                 cost = Pricing.cost(self.pricing.prices(*found), tokens)
         # Unknown, not $0: an unpriced deployment's cost is audited as null.
-        unpriced = ctx.deployment in self.pricing.unpriced
-        if ctx.rejection is None:
-            ctx.cost_usd = None if unpriced else cost
+        unpriced = deployment in self.pricing.unpriced
+        if exchange.rejection is None:
+            exchange.cost_usd = None if unpriced else cost
         detail: dict[str, Any] | None = None
-        if self.settings.audit_prompts and ctx.body is not None:
+        body = request.body
+        if self.settings.audit_prompts and body is not None:
             detail = {
                 "request": self.redact(
-                    orjson.dumps(ctx.body.get("messages") or ctx.body.get("input")).decode()
+                    orjson.dumps(body.get("messages") or body.get("input")).decode()
                 )
             }
-            if ctx.result is not None:
-                detail["response"] = self.redact(ctx.result.body.decode(errors="replace"))
+            if route is not None and route.result is not None:
+                detail["response"] = self.redact(route.result.body.decode(errors="replace"))
+        caller = request.caller
         event = audit.event(
             "request",
-            request_id=ctx.request_id,
-            key_id=ctx.key_id,
-            team_id=ctx.team_id,
-            project_id=ctx.project_id,
-            customer=ctx.customer,
-            model=ctx.model,
+            request_id=request.request_id,
+            key_id=caller.key_id if caller else None,
+            team_id=caller.team_id if caller else None,
+            project_id=caller.project_id if caller else None,
+            customer=request.customer,
+            model=request.model,
             # A failed request names the last deployment tried (its error rate counts it).
-            deployment=ctx.deployment or (ctx.attempts[-1].deployment if ctx.attempts else None),
-            provider=ctx.provider,
-            status=ctx.status,
+            deployment=route.last_deployment if route is not None else None,
+            provider=route.provider if route is not None else None,
+            status=exchange.status,
             prompt_tokens=tokens.prompt,
             completion_tokens=tokens.completion,
             cost_usd=None if unpriced else cost,
-            latency_ms=round((time.perf_counter() - ctx.started) * 1000, 3),
-            cache_outcome=ctx.cache_outcome,
-            rejection=ctx.rejection,
+            latency_ms=round((time.perf_counter() - request.started) * 1000, 3),
+            cache_outcome=exchange.cache,
+            rejection=exchange.rejection,
             usage_source=usage_source,
             detail=detail,
         )
         try:
             await self.state.settle(
-                decision,
-                tokens.total - reserved_tokens if decision else 0,
-                math.ceil(cost * NANO) - reserved_nusd if decision else 0,
+                reservation.decision if reservation else None,
+                tokens.total - reservation.tokens if reservation else 0,
+                math.ceil(cost * NANO) - reservation.nusd if reservation else 0,
                 orjson.dumps(event),
             )
         except Exception:
             log.error(
-                "could not settle request %s (state unreachable)", ctx.request_id, exc_info=True
+                "could not settle request %s (state unreachable)", request.request_id, exc_info=True
             )
 
     async def audit_depth(self) -> int:
         """Audit events waiting for the database (the ``aigw_audit_buffer_depth`` gauge)."""
         return await self.state.audit_depth()
-
-    # ------------------------------------------------------------ admin API
-
-    async def _principal(self, headers: dict[str, str], method: str = "GET") -> rbac.Principal:
-        token = presented_key(headers)
-        if not token and self.identity is not None:
-            # A console session (cookie); state-changing methods also pass its CSRF checks.
-            person = await self.identity.principal(headers, method)
-            if person is not None:
-                return person
-        if not token:
-            raise GatewayError(401, "Missing admin or virtual key.", code="invalid_api_key")
-        if self.admin_key and hmac.compare_digest(token.encode(), self.admin_key.encode()):
-            return rbac.Principal("admin")
-        record = await self.registry.authenticate(token) if token.startswith(KEY_PREFIX) else None
-        if record is None or not record.usable(time.time()):
-            raise GatewayError(401, "Invalid, expired or revoked API key.", code="invalid_api_key")
-        return rbac.Principal(record.role, record.team_id, record.id)
-
-    async def _audit_admin(
-        self, principal: rbac.Principal, action: str, detail: dict[str, Any]
-    ) -> None:
-        event = audit.event(
-            "admin",
-            actor=principal.actor,
-            team_id=detail.get("team_id"),
-            key_id=detail.get("key_id"),
-            action=action,
-            detail={**detail, "actor": principal.describe()},
-        )
-        try:
-            await self.state.append(orjson.dumps(event))
-        except Exception:
-            # The action is done (it is in the database); its audit event could not be buffered.
-            log.error(
-                "could not buffer the audit event of %s (state unreachable): %s", action, detail
-            )
-
-    async def admin(
-        self, method: str, path: str, query: str, headers: dict[str, str], body: Any
-    ) -> tuple[int, Any]:
-        """Serve one ``/admin/...`` request: (status, JSON-able body)."""
-        principal = await self._principal(headers, method)
-        params = dict(parse_qsl(query))
-        parts = [p for p in path.split("/") if p][1:]
-        rbac.require_manager(principal)
-        try:
-            return await self._admin_route(principal, method, path, parts, params, body)
-        except DatabaseError as exc:
-            log.error("admin %s %s: the database is unreachable: %s", method, path, exc)
-            raise GatewayError(
-                503,
-                "The gateway's database is unreachable, so admin requests cannot be served "
-                "right now (model requests are not affected); retry shortly.",
-                code="database_unavailable",
-                type="server_error",
-                headers={"retry-after": "5"},
-            ) from None
-
-    async def _admin_route(
-        self,
-        principal: rbac.Principal,
-        method: str,
-        path: str,
-        parts: list[str],
-        params: dict[str, str],
-        body: Any,
-    ) -> tuple[int, Any]:
-        rbac.require_write(principal, method)
-        if parts[:1] == ["projects"]:
-            return await self._projects(principal, method, parts[1:], body, params)
-        if parts[:1] == ["keys"]:
-            return await self._keys(principal, method, parts[1:], body, params)
-        if parts[:1] == ["limits"]:
-            return await self._limits(principal, method, parts[1:], body)
-        if parts[:1] == ["analytics"] and method == "GET" and len(parts) == 2:
-            return await self._analytics(principal, parts[1], params)
-        if parts == ["audit"] and method == "GET":
-            return await self._audit_list(principal, params)
-        if parts[:1] == ["budgets"] and method == "GET" and len(parts) == 3:
-            return await self._budget_usage(principal, parts[1], parts[2])
-        raise GatewayError(404, f"Unknown admin path {method} {path}.", code="unknown_url")
-
-    async def _keys(
-        self,
-        principal: rbac.Principal,
-        method: str,
-        rest: list[str],
-        body: Any,
-        params: dict[str, str],
-    ) -> tuple[int, Any]:
-        if not rest and method == "POST":
-            return await self._create_key(principal, body or {})
-        if not rest and method == "GET":
-            team = rbac.team_scope(principal, params.get("team_id"))
-            keys = await asyncio.to_thread(self.store.all, team)
-            return 200, {"data": [k.public() for k in keys]}
-        if not rest:
-            raise GatewayError(405, f"Method {method} is not allowed on /admin/keys.")
-        key_id = rest[0]
-        record = await asyncio.to_thread(self.store.get, key_id)
-        if record is None:
-            raise rbac.not_found(f"Key {key_id!r}")
-        rbac.check_team(principal, record.team_id, f"Key {key_id!r}")
-        action = rest[1] if len(rest) > 1 else None
-        if method == "GET" and action is None:
-            return 200, record.public()
-        if (method == "DELETE" and action is None) or (method == "POST" and action == "revoke"):
-            await asyncio.to_thread(self.store.revoke, key_id, time.time())
-            await self.registry.changed(f"key:{key_id}")
-            await self._audit_admin(
-                principal, "key.revoke", {"key_id": key_id, "team_id": record.team_id}
-            )
-            return 200, (await asyncio.to_thread(self.store.get, key_id)).public()  # type: ignore[union-attr]
-        if method == "POST" and action == "rotate":
-            if record.revoked_at is not None:
-                raise GatewayError(
-                    409, f"Key {key_id!r} is revoked; create a new one.", code="revoked"
-                )
-            _, fresh = new_key()
-            fresh = f"{KEY_PREFIX}{key_id}-{fresh.rsplit('-', 1)[1]}"
-            await asyncio.to_thread(
-                self.store.rehash, key_id, hash_key(self.registry.secret, fresh)
-            )
-            await self.registry.changed(f"key:{key_id}")
-            await self._audit_admin(
-                principal, "key.rotate", {"key_id": key_id, "team_id": record.team_id}
-            )
-            return 200, {**record.public(), "key": fresh}
-        raise GatewayError(405, f"Method {method} is not allowed here.")
-
-    async def _create_key(self, principal: rbac.Principal, body: dict[str, Any]) -> tuple[int, Any]:
-        if not isinstance(body, dict):
-            raise invalid(None, "The body must be a JSON object.")
-        team_id = body.get("team_id") if principal.role == "admin" else principal.team_id
-        if principal.role != "admin" and body.get("team_id") not in (None, principal.team_id):
-            raise rbac.not_found(f"Team {body.get('team_id')!r}")
-        project_id = body.get("project_id")
-        for name, value in (("team_id", team_id), ("project_id", project_id)):
-            if not isinstance(value, str) or not value:
-                raise invalid(name, f"`{name}` is required: a non-empty string.")
-        role = body.get("role", "member")
-        if role not in ("member", "team_admin"):
-            raise invalid("role", f"`role` must be 'member' or 'team_admin', got {role!r}.")
-        models = body.get("models")
-        if models is not None and (
-            not isinstance(models, list) or not all(isinstance(m, str) for m in models)
-        ):
-            raise invalid("models", "`models` must be a list of model names.")
-        now = time.time()
-        expires_at = body.get("expires_at")
-        ttl = body.get("ttl_s")
-        if ttl is not None:
-            if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
-                raise invalid(
-                    "ttl_s", f"`ttl_s` must be a positive number of seconds, got {ttl!r}."
-                )
-            expires_at = now + float(ttl)
-        if expires_at is not None:
-            if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
-                raise invalid("expires_at", "`expires_at` must be a Unix time in seconds.")
-            if expires_at <= now:
-                raise invalid(
-                    "expires_at",
-                    f"`expires_at` {expires_at!r} is in the past; the key would be created "
-                    "expired. Use a future Unix time, or `ttl_s`.",
-                )
-        metadata = body.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            raise invalid("metadata", "`metadata` must be an object.")
-        claimed = await self._claim_project(principal, project_id, team_id)  # type: ignore[arg-type]
-        key_id, key = new_key()
-        record = KeyRecord(
-            id=key_id,
-            key_hash=hash_key(self.registry.secret, key),
-            team_id=team_id,  # type: ignore[arg-type]
-            project_id=project_id,  # type: ignore[arg-type]
-            name=str(body.get("name") or ""),
-            role=role,
-            models=tuple(models) if models is not None else None,
-            expires_at=float(expires_at) if expires_at is not None else None,
-            metadata=metadata,
-            created_at=now,
-        )
-        await asyncio.to_thread(self.store.insert, record)
-        await self.registry.changed(f"key:{key_id}")
-        await self._audit_admin(
-            principal,
-            "key.create",
-            {
-                "key_id": key_id,
-                "team_id": team_id,
-                "project_id": project_id,
-                "project_claimed": claimed,
-            },
-        )
-        return 201, {**record.public(), "key": key}
-
-    async def _limits(
-        self, principal: rbac.Principal, method: str, rest: list[str], body: Any
-    ) -> tuple[int, Any]:
-        if not rest and method == "GET":
-            limits = list(self.registry.limits.values())
-            if not rbac.sees_all(principal):
-                limits = [lim for lim in limits if lim.team_id == principal.team_id]
-            return 200, {"data": [lim.public() for lim in limits]}
-        if len(rest) != 2:
-            raise GatewayError(404, "Use /admin/limits/{scope}/{id}.", code="unknown_url")
-        scope, scope_id = rest
-        if scope not in SCOPES:
-            raise invalid("scope", f"Unknown scope {scope!r}; use one of {list(SCOPES)}.")
-        requested = body.get("team_id") if isinstance(body, dict) else None
-        owner = await self._limit_owner(
-            principal, scope, scope_id, requested, claim=method == "PUT"
-        )
-        existing = self.registry.limit(scope, scope_id)
-        if method == "GET":
-            if existing is None:
-                raise rbac.not_found(f"Limit {scope}/{scope_id}")
-            return 200, existing.public()
-        if method == "DELETE":
-            deleted = await asyncio.to_thread(self.store.delete_limit, scope, scope_id)
-            await self.registry.changed("limits")
-            await self._audit_admin(
-                principal, "limit.delete", {"scope": scope, "scope_id": scope_id, "team_id": owner}
-            )
-            return 200, {"deleted": deleted}
-        if method != "PUT":
-            raise GatewayError(405, f"Method {method} is not allowed here.")
-        if not isinstance(body, dict):
-            raise invalid(None, "The body must be a JSON object.")
-        values: dict[str, Any] = {}
-        for name, kind in (
-            ("daily_usd", float),
-            ("monthly_usd", float),
-            ("rpm", int),
-            ("tpm", int),
-        ):
-            value = body.get(name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or value < 0
-            ):
-                raise invalid(name, f"`{name}` must be a non-negative number or null.")
-            values[name] = kind(value) if value is not None else None
-        limit = Limit(scope, scope_id, team_id=owner, **values)
-        await asyncio.to_thread(self.store.put_limit, limit)
-        await self.registry.changed("limits")
-        await self._audit_admin(principal, "limit.put", {**limit.public()})
-        return 200, limit.public()
-
-    async def _limit_owner(
-        self,
-        principal: rbac.Principal,
-        scope: str,
-        scope_id: str,
-        requested: Any = None,
-        *,
-        claim: bool = False,
-    ) -> str | None:
-        """The team owning a limit's scope; raises 403/404 for team admins outside their
-        team. A project nobody owns yet is claimed for the caller's team when ``claim``."""
-        if scope in ("org", "customer"):
-            if not rbac.sees_all(principal):  # (viewers reach here for reads only)
-                raise rbac.forbidden(f"Only the gateway admin may manage {scope} limits.")
-            return None
-        if scope == "team":
-            rbac.check_team(principal, scope_id, f"Team {scope_id!r}")
-            return scope_id
-        if scope == "key":
-            record = self.registry.by_id.get(scope_id) or await asyncio.to_thread(
-                self.store.get, scope_id
-            )
-            if record is None:
-                raise rbac.not_found(f"Key {scope_id!r}")
-            rbac.check_team(principal, record.team_id, f"Key {scope_id!r}")
-            return record.team_id
-        # A project: owned by one team (the first to claim it), checked on every call.
-        owner = await asyncio.to_thread(self.store.project_owner, scope_id)
-        if owner is not None:
-            rbac.check_team(principal, owner, f"Project {scope_id!r}")
-            if requested not in (None, owner):
-                raise GatewayError(
-                    409,
-                    f"Project {scope_id!r} belongs to team {owner!r}, not {requested!r}.",
-                    code="project_conflict",
-                )
-            return owner
-        if not claim:
-            if principal.role == "admin":
-                return None
-            raise rbac.not_found(f"Project {scope_id!r}")
-        team = principal.team_id if principal.role != "admin" else requested
-        if not isinstance(team, str) or not team:
-            raise invalid(
-                "team_id",
-                f"Project {scope_id!r} belongs to no team yet: send `team_id`, the team that "
-                "owns it (or create a key for the project first).",
-            )
-        await self._claim_project(principal, scope_id, team)
-        return team
-
-    async def _claim_project(self, principal: rbac.Principal, project_id: str, team: str) -> bool:
-        """``project_id`` for ``team``: claimed if nobody owns it (True: claimed now, which
-        the caller's audit event records); 409 if another team owns it."""
-        known = self.registry.projects.get(project_id)
-        owner = (
-            known
-            if known == team
-            else await asyncio.to_thread(self.store.claim_project, project_id, team, time.time())
-        )
-        if owner != team:
-            shown = f"team {owner!r}" if principal.role == "admin" else "another team"
-            raise GatewayError(
-                409,
-                f"Project {project_id!r} belongs to {shown}; project ids are unique across "
-                "teams: choose another `project_id`.",
-                param="project_id",
-                code="project_conflict",
-            )
-        if known is None:
-            await self.registry.changed("projects")
-        return known is None
-
-    async def _projects(
-        self,
-        principal: rbac.Principal,
-        method: str,
-        rest: list[str],
-        body: Any,
-        params: dict[str, str],
-    ) -> tuple[int, Any]:
-        if not rest and method == "GET":
-            team = rbac.team_scope(principal, params.get("team_id"))
-            rows = await asyncio.to_thread(self.store.team_projects, team)
-            return 200, {"data": rows}
-        if not rest and method == "POST":
-            if not isinstance(body, dict):
-                raise invalid(None, "The body must be a JSON object.")
-            project_id = body.get("project_id")
-            if not isinstance(project_id, str) or not project_id:
-                raise invalid("project_id", "`project_id` is required: a non-empty string.")
-            team = rbac.team_scope(principal, body.get("team_id"))
-            if team is None:
-                raise invalid("team_id", "`team_id` is required: the team that owns the project.")
-            if self.registry.projects.get(project_id) == team:
-                return 200, {"id": project_id, "team_id": team}
-            await self._claim_project(principal, project_id, team)
-            await self._audit_admin(
-                principal, "project.create", {"project_id": project_id, "team_id": team}
-            )
-            return 201, {"id": project_id, "team_id": team}
-        if len(rest) == 1 and method == "GET":
-            owner = await asyncio.to_thread(self.store.project_owner, rest[0])
-            if owner is None:
-                raise rbac.not_found(f"Project {rest[0]!r}")
-            rbac.check_team(principal, owner, f"Project {rest[0]!r}")
-            return 200, {"id": rest[0], "team_id": owner}
-        raise GatewayError(405, f"Method {method} is not allowed here.")
-
-    async def _analytics(
-        self, principal: rbac.Principal, kind: str, params: dict[str, str]
-    ) -> tuple[int, Any]:
-        team = rbac.team_scope(principal, params.get("team_id"))
-        query = {
-            "analytics": analytics.usage,
-            "usage": analytics.usage,
-            "latency": analytics.latency,
-        }.get(kind)
-        if query is None:
-            raise GatewayError(
-                404, "Use /admin/analytics/usage or /admin/analytics/latency.", code="unknown_url"
-            )
-        rows = await asyncio.to_thread(
-            query,
-            self.db,
-            params.get("group_by", "day"),
-            team_id=team,
-            since=params.get("since"),
-            until=params.get("until"),
-        )
-        return 200, {"data": rows}
-
-    async def _audit_list(
-        self, principal: rbac.Principal, params: dict[str, str]
-    ) -> tuple[int, Any]:
-        team = rbac.team_scope(principal, params.get("team_id"))
-        rows = await asyncio.to_thread(analytics.audit_events, self.db, params, team_id=team)
-        return 200, {"data": rows}
-
-    async def _budget_usage(
-        self, principal: rbac.Principal, scope: str, scope_id: str
-    ) -> tuple[int, Any]:
-        if scope not in SCOPES:
-            raise invalid("scope", f"Unknown scope {scope!r}; use one of {list(SCOPES)}.")
-        owner = await self._limit_owner(principal, scope, scope_id)
-        del owner
-        day, month, _, _ = _period_ends(time.time())
-        name = f"{scope}:{scope_id}"
-        daily = await self.state.spent_nusd(name, "daily", day)
-        monthly = await self.state.spent_nusd(name, "monthly", month)
-        return 200, {
-            "scope": scope,
-            "scope_id": scope_id,
-            "daily_usd": daily / NANO,
-            "monthly_usd": monthly / NANO,
-            "day": day,
-            "month": month,
-        }

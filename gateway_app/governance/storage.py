@@ -19,10 +19,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from gateway_app.environment import Environment
 
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
@@ -110,8 +113,86 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "audit events say where their token counts come from",
         ("ALTER TABLE audit_events ADD COLUMN usage_source TEXT",),
     ),
+    (
+        4,
+        "the change feed of keys, limits and projects (the global governance plane)",
+        (
+            # Every write of control data appends its row image here in the same
+            # transaction; seq is allocated under a lock, so commit order = seq order.
+            """CREATE TABLE IF NOT EXISTS governance_changes (
+                seq BIGINT PRIMARY KEY,
+                epoch INTEGER NOT NULL,
+                committed_at DOUBLE PRECISION NOT NULL,
+                kind TEXT NOT NULL,
+                entity_id TEXT NOT NULL,
+                op TEXT NOT NULL,
+                body TEXT
+            )""",
+            # A follower's position in the home's feed, advanced with each applied batch.
+            """CREATE TABLE IF NOT EXISTS governance_cursor (
+                feed TEXT PRIMARY KEY,
+                epoch INTEGER NOT NULL,
+                applied_seq BIGINT NOT NULL,
+                applied_at DOUBLE PRECISION NOT NULL
+            )""",
+            # What existed before the feed: one change per row, so a follower starting
+            # from 0 receives every key, limit and project.
+            """INSERT INTO governance_changes (seq, epoch, committed_at, kind, entity_id, op, body)
+                SELECT ROW_NUMBER() OVER (ORDER BY created_at, id), 1, created_at, 'key', id,
+                       'upsert', NULL
+                FROM virtual_keys""",
+            """INSERT INTO governance_changes (seq, epoch, committed_at, kind, entity_id, op, body)
+                SELECT (SELECT COUNT(*) FROM virtual_keys)
+                       + ROW_NUMBER() OVER (ORDER BY created_at, id), 1, created_at,
+                       'project', id, 'upsert', NULL
+                FROM projects""",
+            """INSERT INTO governance_changes (seq, epoch, committed_at, kind, entity_id, op, body)
+                SELECT (SELECT COUNT(*) FROM virtual_keys) + (SELECT COUNT(*) FROM projects)
+                       + ROW_NUMBER() OVER (ORDER BY scope, scope_id), 1, 0,
+                       'limit', scope || '/' || scope_id, 'upsert', NULL
+                FROM limits""",
+        ),
+    ),
+    (
+        5,
+        "the escrow ledger of budgets (the global governance plane's home)",
+        (
+            # Per budget (scope|period|period id) and cloud: what the home has granted the
+            # cloud (cumulative) and what the cloud last reported spent (spend plus open
+            # reservations). Invariant: the sum of granted over clouds <= the limit.
+            """CREATE TABLE IF NOT EXISTS budget_ledger (
+                budget TEXT NOT NULL,
+                cloud TEXT NOT NULL,
+                limit_nusd BIGINT NOT NULL,
+                granted_nusd BIGINT NOT NULL,
+                spent_nusd BIGINT NOT NULL,
+                reported_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (budget, cloud)
+            )""",
+        ),
+    ),
+    (
+        6,
+        "audit events say which cloud served them and when they were shipped to the home",
+        (
+            "ALTER TABLE audit_events ADD COLUMN cloud TEXT",
+            # Set in a follower once the home has stored the event; at the home, when it
+            # received the event from its cloud.
+            "ALTER TABLE audit_events ADD COLUMN shipped_at DOUBLE PRECISION",
+            "CREATE INDEX IF NOT EXISTS audit_events_unshipped ON audit_events (ts) "
+            "WHERE shipped_at IS NULL",
+            # At the home: per cloud, the time before which all its events are here.
+            """CREATE TABLE IF NOT EXISTS audit_shipping (
+                cloud TEXT PRIMARY KEY,
+                complete_through DOUBLE PRECISION NOT NULL,
+                reported_at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
 )
 """(version, description, statements): append new versions; never edit an applied one."""
+
+T = TypeVar("T")
 
 
 class DatabaseError(Exception):
@@ -129,10 +210,10 @@ class Database:
         self._conn: Any = None
 
     @classmethod
-    def from_env(cls, default_sqlite: str | os.PathLike[str]) -> Database:
+    def from_environment(cls, env: Environment, default_sqlite: str | os.PathLike[str]) -> Database:
         """``AIGW_DATABASE_URL`` (+ ``AIGW_DATABASE_CA_FILE``), else SQLite at ``default_sqlite``."""
-        url = os.environ.get("AIGW_DATABASE_URL") or f"sqlite:///{default_sqlite}"
-        return cls(url, ca_file=os.environ.get("AIGW_DATABASE_CA_FILE") or None)
+        url = env.database_url or f"sqlite:///{default_sqlite}"
+        return cls(url, ca_file=env.database_ca_file)
 
     def _connect(self) -> Any:
         if self.kind == "sqlite":
@@ -209,6 +290,26 @@ class Database:
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
         return self._run(work)
+
+    def transaction(self, work: Callable[[Transaction], T]) -> T:
+        """Run ``work`` in one transaction (committed when it returns, rolled back if it
+        raises) and return what it returns. SQLite takes its write lock at the start
+        (``BEGIN IMMEDIATE``), so transactions that read then write do not interleave."""
+
+        def run(conn: Any) -> T:
+            if self.kind == "sqlite":
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(Transaction(self, conn))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                return result
+            with conn.transaction():
+                return work(Transaction(self, conn))
+
+        return self._run(run)
 
     def migrate(self) -> list[int]:
         """Apply pending migrations; the versions applied now."""
@@ -311,6 +412,31 @@ class Database:
         """Close the connection."""
         with self._lock:
             self._drop()
+
+
+class Transaction:
+    """Statements inside :meth:`Database.transaction` (the same SQL subset as the database)."""
+
+    def __init__(self, db: Database, conn: Any) -> None:
+        self.kind = db.kind
+        self._sql = db._sql
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        return self._conn.execute(self._sql(sql), tuple(params)).rowcount
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows as dicts."""
+        cursor = self._conn.execute(self._sql(sql), tuple(params))
+        names = [d[0] for d in cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def lock(self, name: int) -> None:
+        """Serialise with every other transaction taking the same lock (PostgreSQL: an
+        advisory transaction lock; SQLite's ``BEGIN IMMEDIATE`` already serialises)."""
+        if self.kind == "postgres":
+            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (name,))
 
 
 def app_credentials(url: str) -> tuple[str, str]:

@@ -1,33 +1,41 @@
 """Sign-in for people: OpenID Connect, server-side sessions, and the web console's routes.
 
-* :mod:`.settings`: the ``identity:`` config section (provider, role rules, sessions);
 * :mod:`.oidc`: the relying party (discovery, code flow with PKCE, ID token checks);
 * :mod:`.roles`: a person, and the claims-to-role rules;
 * :mod:`.sessions`: sessions and pending sign-ins, in-process or in Redis;
 * :mod:`.service`: sign-in, logout, break-glass, and the admin API's principal;
 * :mod:`.web`: the ``/auth`` and ``/console`` ASGI routes.
 
-The admin API meets this package at one seam: ``Governance.identity.principal(headers,
-method)`` turns a session cookie into a :class:`~gateway_app.governance.rbac.Principal`.
+The admin API (:class:`~gateway_app.governance.admin.AdminApi`) meets this package
+at one seam, its ``People``: :meth:`.service.Identity.principal` turns a session
+cookie into a :class:`~gateway_app.governance.rbac.Principal`, and an org admin's
+``POST /auth/sessions/revoke`` (an admin route) ends a person's sessions. This
+package builds on governance (roles, audit), never the other way round.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gateway_app.config import GatewayConfig
+    from gateway_app.environment import Environment
+    from gateway_app.governance.admin import AdminApi
     from gateway_app.identity.web import ConsoleApp
 
 
 def build(
-    config: GatewayConfig, governance: Any, *, clock: Callable[[], float] = time.time
+    config: GatewayConfig,
+    admin: AdminApi | None,
+    env: Environment,
+    *,
+    clock: Callable[[], float] = time.time,
 ) -> ConsoleApp:
     """The ``/auth`` + ``/console`` handler for a config with an ``identity`` section, wired
-    to the governance admin API (its audit buffer, admin key and key authentication).
+    to the admin API (people's sessions become its callers; its audit buffer and admin
+    key serve sign-in).
 
     Sessions live in Redis when ``AIGW_REDIS_URL`` is set (shared by every replica),
     else in this process."""
@@ -36,7 +44,7 @@ def build(
     from gateway_app.identity.sessions import InProcessSessionStore, RedisSessionStore
     from gateway_app.identity.web import ConsoleApp
 
-    if governance is None:
+    if admin is None:
         raise ConfigError(
             "identity: sign-in and the console need governance (keys, roles, audit): set "
             "AIGW_ADMIN_KEY or governance.enabled: true, or remove the identity section"
@@ -47,12 +55,12 @@ def build(
         "absolute_timeout_s": settings.absolute_timeout_s,
         "clock": clock,
     }
-    url = os.environ.get("AIGW_REDIS_URL")
     store = (
-        RedisSessionStore.from_url(url, os.environ.get("AIGW_REDIS_CA_FILE") or None, **timeouts)
-        if url
+        RedisSessionStore.from_url(env.redis_url, env.redis_ca_file, **timeouts)
+        if env.redis_url
         else InProcessSessionStore(**timeouts)
     )
+    governance = admin.governance
     identity = Identity(
         config.identity,
         store,
@@ -60,5 +68,5 @@ def build(
         admin_key=governance.admin_key,
         clock=clock,
     )
-    governance.identity = identity
-    return ConsoleApp(identity, bearer=governance._principal)
+    admin.attach_people(identity)
+    return ConsoleApp(identity)

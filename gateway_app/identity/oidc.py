@@ -31,7 +31,7 @@ import aiohttp
 import jwt
 import orjson
 
-from gateway_app.identity.settings import OIDCConfig
+from gateway_app.config.identity import OIDCConfig
 
 log = logging.getLogger("gateway_app.identity")
 

@@ -13,30 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway_app.identity.settings import RoleMapping
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """A person signed in through the identity provider."""
-
-    issuer: str
-    subject: str
-    email: str | None = None
-    name: str | None = None
-
-    def public(self) -> dict[str, Any]:
-        """As shown in session answers and audit records."""
-        return {
-            "issuer": self.issuer,
-            "subject": self.subject,
-            "email": self.email,
-            "name": self.name,
-        }
-
-    @classmethod
-    def from_public(cls, data: Mapping[str, Any]) -> Person:
-        return cls(data["issuer"], data["subject"], data.get("email"), data.get("name"))
+from gateway_app.config.identity import RoleMapping
+from gateway_app.governance.rbac import Person as Person  # people are principals too
 
 
 @dataclass(frozen=True, slots=True)

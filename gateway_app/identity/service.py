@@ -28,13 +28,13 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from gateway_app.config.identity import IdentityConfig
 from gateway_app.errors import GatewayError
 from gateway_app.governance import audit
-from gateway_app.governance.rbac import READ_METHODS, Principal
+from gateway_app.governance.rbac import READ_METHODS, Principal, Role
 from gateway_app.identity.oidc import OIDCClient, SignInError
 from gateway_app.identity.roles import Person, assign
 from gateway_app.identity.sessions import LoginAttempt, Session, SessionStore, token_hash
-from gateway_app.identity.settings import IdentityConfig
 
 log = logging.getLogger("gateway_app.identity")
 
@@ -192,11 +192,11 @@ class Identity:
             await self.oidc.check_response_issuer(params.get("iss"))
             if "error" in params:
                 # RFC 6749 4.1.2.1: the code only (the description is the provider's text).
-                code = params["error"][:64]
+                error = params["error"][:64]
                 raise SignInError(
                     "provider_error",
-                    f"The identity provider did not sign you in ({code}).",
-                    403 if code == "access_denied" else 401,
+                    f"The identity provider did not sign you in ({error}).",
+                    403 if error == "access_denied" else 401,
                 )
             code = params.get("code")
             if not code:
@@ -378,7 +378,7 @@ class Identity:
 
     async def revoke_person(self, by: Principal, subject: str) -> int:
         """End every session of a person (an org admin's action); how many there were."""
-        if by.role != "admin":
+        if by.role is not Role.ADMIN:  # (the admin route checks too)
             raise GatewayError(
                 403, "Only org admins may end other people's sessions.", code="forbidden"
             )
@@ -410,7 +410,7 @@ class Identity:
 def principal_of(session: Session) -> Principal:
     """The admin API's principal for a session."""
     return Principal(
-        session.role,
+        Role(session.role),
         session.team_id,
         person=session.person,
         break_glass=session.via == "admin_key",

@@ -9,9 +9,11 @@ Raw ASGI like the rest of the gateway (a handful of routes, no framework):
 ``POST /auth/logout``       end the session (``{"everywhere": true}``: all of the person's);
                             answers where to go next (the provider's logout, if any)
 ``POST /auth/admin-key``    break-glass console sign-in with the admin key (if enabled)
-``POST /auth/sessions/revoke``  an org admin ends a person's sessions (``{"subject"}``)
 ``GET /console/...``        the console (static files shipped in the package)
 =========================  ===========================================================
+
+(``POST /auth/sessions/revoke``, an org admin ending a person's sessions, is an
+admin API route: :mod:`gateway_app.governance.admin`.)
 
 Every answer carries a strict Content-Security-Policy (scripts, styles and data
 from this origin only; no framing), ``nosniff`` and ``no-store`` for anything
@@ -31,7 +33,8 @@ from urllib.parse import parse_qsl
 import orjson
 
 from gateway_app.errors import GatewayError
-from gateway_app.governance.rbac import Principal
+from gateway_app.governance.service import presented_key
+from gateway_app.identity.network import ConsoleNetworks
 from gateway_app.identity.oidc import SignInError
 from gateway_app.identity.service import Identity, SignedIn, read_cookie
 
@@ -40,7 +43,6 @@ log = logging.getLogger("gateway_app.identity")
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-BearerResolver = Callable[[dict[str, str], str], Awaitable[Principal]]
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "console" / "static"
 _TYPES = {
@@ -86,10 +88,12 @@ def load_static(directory: Path = STATIC_DIR) -> dict[str, tuple[bytes, bytes, b
 class ConsoleApp:
     """The ASGI handler of ``/auth/...`` and ``/console...`` (mounted by the gateway app)."""
 
-    def __init__(self, identity: Identity, bearer: BearerResolver | None = None) -> None:
+    def __init__(self, identity: Identity) -> None:
         self.identity = identity
-        self.bearer = bearer
         self.static = load_static()
+        self.networks = ConsoleNetworks(
+            identity.config.console_allowed_cidrs, identity.config.trusted_proxies
+        )
         session = identity.config.session
         self._session_attrs = ("; Path=/; HttpOnly; SameSite=" + session.same_site.capitalize()) + (
             "; Secure" if session.cookie_secure else ""
@@ -102,6 +106,17 @@ class ConsoleApp:
     def serves(path: str) -> bool:
         """Whether a path is this handler's."""
         return path.startswith("/auth/") or path == "/console" or path.startswith("/console/")
+
+    def require_network(self, scope: Scope) -> None:
+        """For the admin API: a request carrying a console session cookie (and no key) must
+        come from the console's networks too (403 otherwise); key-authenticated automation
+        is not the console's and is not judged here."""
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if read_cookie(headers, self.identity.session_cookie) is None:
+            return
+        if presented_key(headers):
+            return
+        self.networks.require(scope)
 
     async def start(self) -> None:
         """Nothing to open: the provider is contacted at the first sign-in."""
@@ -117,6 +132,14 @@ class ConsoleApp:
         method, path = scope["method"], scope["path"]
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         try:
+            self.networks.require(scope)
+        except GatewayError as exc:
+            if path.startswith("/console"):
+                await self._page(send, exc.status, "Not available from here", exc.message, False)
+            else:
+                await self._json(send, exc.status, exc.body(), exc.headers)
+            return
+        try:
             if path == "/console" or path.startswith("/console/"):
                 await self._console(method, path, headers, send)
                 return
@@ -126,7 +149,6 @@ class ConsoleApp:
                 ("GET", "/auth/session"): self._session,
                 ("POST", "/auth/logout"): self._logout,
                 ("POST", "/auth/admin-key"): self._admin_key,
-                ("POST", "/auth/sessions/revoke"): self._revoke,
             }.get((method, path))
             if route is None:
                 raise GatewayError(404, f"Unknown path {method} {path}.", code="unknown_url")
@@ -285,36 +307,18 @@ class ConsoleApp:
         key = body.get("admin_key")
         if not isinstance(key, str) or not key:
             raise GatewayError(400, "Send `admin_key`.", param="admin_key", code="invalid_request")
-        client = scope.get("client") or ("unknown", 0)
+        # Behind the edge the TCP peer is an Envoy proxy: the per-client limit and the
+        # audit record need the person's own address.
+        client = self.networks.client(scope)
         try:
             signed = await self.identity.admin_key_login(
-                key, str(client[0]), read_cookie(headers, self.identity.session_cookie)
+                key,
+                str(client) if client is not None else "unknown",
+                read_cookie(headers, self.identity.session_cookie),
             )
         except SignInError as exc:
             raise GatewayError(exc.status, str(exc), code=exc.reason) from None
         await self._signed_in(send, signed, as_json=True)
-
-    async def _revoke(
-        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], query: Any
-    ) -> None:
-        principal: Principal | None
-        if "authorization" in headers and self.bearer is not None:
-            principal = await self.bearer(headers, "POST")
-        else:
-            principal = await self.identity.principal(headers, "POST")
-        if principal is None:
-            raise GatewayError(401, "Sign in, or send the admin key.", code="invalid_api_key")
-        body = await self._body(receive, headers)
-        subject = body.get("subject")
-        if not isinstance(subject, str) or not subject:
-            raise GatewayError(
-                400,
-                "Send `subject`: the person's subject (sub) at the identity provider.",
-                param="subject",
-                code="invalid_request",
-            )
-        ended = await self.identity.revoke_person(principal, subject)
-        await self._json(send, 200, {"subject": subject, "sessions_ended": ended})
 
     async def _console(self, method: str, path: str, headers: dict[str, str], send: Send) -> None:
         if method not in ("GET", "HEAD"):

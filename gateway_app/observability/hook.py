@@ -1,4 +1,10 @@
-"""Metrics, traces and the access log as one hook, registered first (its after runs last)."""
+"""Metrics, traces and the access log as one hook: the chain's outermost frame.
+
+Entered when a request arrives (``Stage.ARRIVAL``), first of all hooks, so its
+``after`` runs last and sees every outcome: the other hooks' reports (cache,
+cost, refusal) and the requests refused before anything else ran (a bad body, an
+unknown model or path, a missing key).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +12,22 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from gateway_app.context import Exchange, RequestContext
+from gateway_app.hooks import Hook, Stage
 from gateway_app.observability.logs import ACCESS_LOGGER, access_fields
 
 if TYPE_CHECKING:
     from gateway_app.config import GatewayConfig
-    from gateway_app.hooks import RequestContext, Response
     from gateway_app.observability.metrics import Metrics
     from gateway_app.observability.tracing import Tracer
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 
 
-class ObservabilityHook:
+class ObservabilityHook(Hook[None]):
     """Records every finished request: metrics, one JSON log line, spans."""
+
+    stage = Stage.ARRIVAL
 
     def __init__(
         self,
@@ -34,18 +43,24 @@ class ObservabilityHook:
         self.include_prompts = config.observability.logs.include_prompts
         self.models = frozenset(config.models)
 
-    async def before(self, ctx: RequestContext) -> Response | None:
+    async def stop(self) -> None:
+        """Flush and stop the trace exporter."""
+        if self.tracer is not None:
+            self.tracer.shutdown()
+
+    async def before(self, request: RequestContext, exchange: Exchange) -> None:
         """Nothing: spans are written from the timestamps once the request is done."""
         return None
 
-    async def after(self, ctx: RequestContext) -> None:
+    async def after(self, request: RequestContext, exchange: Exchange, state: None) -> None:
         """Record the finished request."""
         now = time.perf_counter()
         metrics = self.metrics
         if metrics is not None:
-            metrics.record(ctx, now)
-            if self.breakers is not None:
-                for attempt in ctx.attempts:
+            metrics.record(request, exchange, now)
+            route = exchange.route
+            if self.breakers is not None and route is not None:
+                for attempt in route.attempts:
                     metrics.set_circuit(
                         attempt.deployment, str(self.breakers.state(attempt.deployment))
                     )
@@ -62,14 +77,16 @@ class ObservabilityHook:
                     (),
                     None,
                     extra={
-                        "request_id": ctx.request_id,
-                        "fields": access_fields(ctx, now, self.include_prompts, self.models),
+                        "request_id": request.request_id,
+                        "fields": access_fields(
+                            request, exchange, now, self.include_prompts, self.models
+                        ),
                     },
                 )
             )
         if self.tracer is not None:
             try:
-                self.tracer.record(ctx, now)
+                self.tracer.record(request, exchange, now)
             except Exception:  # tracing must never fail a request
                 logging.getLogger("gateway_app.observability").debug(
                     "span export failed", exc_info=True

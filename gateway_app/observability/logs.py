@@ -26,10 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gateway_app.apis import CHAT_COMPLETIONS
+from gateway_app.config.prices import Tokens
 from gateway_app.observability.metrics import ENDPOINTS
 
 if TYPE_CHECKING:
-    from gateway_app.hooks import RequestContext
+    from gateway_app.context import Exchange, RequestContext
 
 ACCESS_LOGGER = "gateway_app.access"
 _configured = False
@@ -183,58 +185,74 @@ def configure(stream: Any = None) -> None:
 
 
 def access_fields(
-    ctx: RequestContext, now: float, include_prompts: bool, models: frozenset[str] = frozenset()
+    request: RequestContext,
+    exchange: Exchange,
+    now: float,
+    include_prompts: bool,
+    models: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """The access-log fields of one finished request.
 
     A model name that is not configured, or a path that is not a route, is
     logged as "other": both are the client's free text and could carry anything.
     """
-    model = ctx.model if ctx.model is None or ctx.model in models else "other"
+    model = request.model if request.model is None or request.model in models else "other"
+    route = exchange.route
     fields: dict[str, Any] = {
-        "endpoint": ctx.endpoint if ctx.endpoint in ENDPOINTS else "other",
+        "endpoint": request.endpoint if request.endpoint in ENDPOINTS else "other",
         "model": model,
-        "deployment": ctx.deployment,
-        "provider": ctx.provider,
-        "status": ctx.status,
-        "stream": ctx.stream,
-        "latency_ms": round((now - ctx.started) * 1000, 3),
-        "upstream_ms": round(ctx.upstream_s * 1000, 3),
-        "cache": ctx.cache_outcome,
-        "attempts": [f"{a.deployment}:{a.outcome}" for a in ctx.attempts],
+        "deployment": route.deployment if route is not None else None,
+        "provider": route.provider if route is not None else None,
+        "status": exchange.status,
+        "stream": request.stream,
+        "latency_ms": round((now - request.started) * 1000, 3),
+        "upstream_ms": round((route.upstream_s if route is not None else 0.0) * 1000, 3),
+        "cache": exchange.cache,
+        "attempts": [f"{a.deployment}:{a.outcome}" for a in route.attempts] if route else [],
     }
-    if ctx.overhead_s is not None:
-        fields["overhead_ms"] = round(ctx.overhead_s * 1000, 3)
-    if ctx.first_byte_s is not None:
-        fields["ttfb_ms"] = round(ctx.first_byte_s * 1000, 3)
-    for name in ("key_id", "team_id", "project_id", "customer", "cost_usd", "rejection"):
-        value = getattr(ctx, name)
+    if exchange.overhead_s is not None:
+        fields["overhead_ms"] = round(exchange.overhead_s * 1000, 3)
+    if exchange.first_byte_s is not None:
+        fields["ttfb_ms"] = round(exchange.first_byte_s * 1000, 3)
+    caller = request.caller
+    if caller is not None:
+        fields["key_id"] = caller.key_id
+        fields["team_id"] = caller.team_id
+        fields["project_id"] = caller.project_id
+    for name, value in (
+        ("customer", request.customer),
+        ("cost_usd", exchange.cost_usd),
+        ("rejection", exchange.rejection),
+    ):
         if value is not None:
             fields[name] = value
-    lookup = ctx.extra.get("semantic_lookup")
-    if lookup is not None and lookup.verdict is not None:
+    semantic = exchange.semantic
+    if semantic is not None:
         # The nearest cached request and what the guard decided: a wrong semantic
         # hit a user reports is found by request id, with why it was served.
         fields["semantic"] = {
-            "similarity": round(lookup.similarity, 4),
-            "decision": "accepted" if lookup.verdict.accepted else "refused",
-            "reason": lookup.verdict.reason,
+            "similarity": round(semantic.similarity, 4),
+            "decision": "accepted" if semantic.accepted else "refused",
+            "reason": semantic.reason,
         }
-        if lookup.verdict.probability is not None:
+        if semantic.judge is not None:
             # The judge's probability that the two prompts ask the same (it weighed them).
-            fields["semantic"]["judge"] = round(lookup.verdict.probability, 4)
-    if ctx.cache_outcome not in ("hit", "semantic-hit"):
-        usage = ctx.usage
+            fields["semantic"]["judge"] = round(semantic.judge, 4)
+    if not exchange.served_from_cache:
+        usage = exchange.usage
         if usage:
-            fields["prompt_tokens"] = usage.get("prompt_tokens")
-            fields["completion_tokens"] = usage.get("completion_tokens")
-    if ctx.error is not None:
-        fields["error"] = ctx.error.code or ctx.error.type
-    if ctx.disconnected:
+            tokens = Tokens.from_usage(usage)  # OpenAI's usage, or Anthropic's (Messages)
+            fields["prompt_tokens"] = tokens.prompt
+            fields["completion_tokens"] = tokens.completion
+    if exchange.error is not None:
+        fields["error"] = exchange.error.code or exchange.error.type
+    if exchange.disconnected:
         fields["disconnected"] = True
-    if include_prompts and ctx.body is not None:
-        fields["messages"] = ctx.body.get("messages", ctx.body.get("input"))
-        if ctx.result is not None and ctx.endpoint == "/v1/chat/completions":
+    body = request.body
+    if include_prompts and body is not None:
+        fields["messages"] = body.get("messages", body.get("input"))
+        result = route.result if route is not None else None
+        if result is not None and request.api is CHAT_COMPLETIONS:
             with contextlib.suppress(ValueError, KeyError, TypeError):
-                fields["completion"] = [c.get("message") for c in ctx.result.data["choices"]]
+                fields["completion"] = [c.get("message") for c in result.data["choices"]]
     return fields

@@ -19,19 +19,20 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from gateway_app.apis import WIRE_APIS
 from gateway_app.observability.multiproc import MULTIPROC_ENV
 
 if TYPE_CHECKING:
     from gateway_app.config import GatewayConfig
-    from gateway_app.hooks import RequestContext
+    from gateway_app.context import Exchange, RequestContext
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _CIRCUIT = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
-_HITS = frozenset({"hit", "semantic-hit"})
 _SIMILARITY = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99, 1.0)
-ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/embeddings", "/v1/models"})
+# The labelled endpoints: every wire API's path, and the model list.
+ENDPOINTS = frozenset({*(api.path for api in WIRE_APIS), "/v1/models"})
 
 
 class Metrics:
@@ -127,6 +128,28 @@ class Metrics:
             multiprocess_mode="mostrecent",
             registry=r,
         )
+        # The global governance plane (set at scrape time from the plane's status).
+        self.plane = {
+            name: Gauge(
+                f"aigw_gov_{name}",
+                text,
+                labels,
+                multiprocess_mode="mostrecent",
+                registry=r,
+            )
+            for name, text, labels in (
+                ("feed_applied_seq", "This cloud's position in the home's change feed", []),
+                ("feed_head_seq", "The home's last change, as this cloud last heard", []),
+                ("feed_silence_seconds", "Seconds since this cloud last heard the feed", []),
+                ("home_reachable", "1 while the home answers this cloud's lease renewals", []),
+                ("audit_unshipped", "Audit events not yet stored at the home", []),
+                (
+                    "peer_auth_failures",
+                    "Internal calls refused, by claimed peer and reason (this process)",
+                    ["peer", "reason"],
+                ),
+            )
+        }
         self.by_key = (
             Counter(
                 "aigw_requests_by_key",
@@ -148,34 +171,39 @@ class Metrics:
             child = self._children[key] = family.labels(*labels)
         return child
 
-    def record(self, ctx: RequestContext, now: float) -> None:
+    def record(self, request: RequestContext, exchange: Exchange, now: float) -> None:
         """Update every family for one finished request."""
-        endpoint = ctx.endpoint if ctx.endpoint in ENDPOINTS else "other"
-        model = ctx.model if ctx.model in self.models else ("" if ctx.model is None else "other")
-        deployment = ctx.deployment or ""
-        provider = ctx.provider or ""
-        cache = ctx.cache_outcome or ""
+        endpoint = request.endpoint if request.endpoint in ENDPOINTS else "other"
+        model = request.model
+        model = model if model in self.models else ("" if model is None else "other")
+        route = exchange.route
+        deployment = (route.deployment if route is not None else None) or ""
+        provider = (route.provider if route is not None else None) or ""
+        cache = exchange.cache
         child = self._child
-        child(self.requests, endpoint, model, deployment, provider, str(ctx.status), cache).inc()
-        child(self.duration, endpoint, model).observe(now - ctx.started)
-        if ctx.overhead_s is not None:
-            child(self.overhead, endpoint).observe(ctx.overhead_s)
-        for attempt in ctx.attempts:
-            dep = attempt.deployment
-            child(
-                self.upstream, dep, provider if dep == deployment else "", attempt.outcome
-            ).observe(attempt.latency_s)
-        served_from_cache = ctx.cache_outcome in _HITS
-        if ctx.cache_outcome is not None:
-            child(self.cache, model, ctx.cache_outcome).inc()
-        lookup = ctx.extra.get("semantic_lookup")
-        if lookup is not None and lookup.verdict is not None:
-            decision = "accepted" if lookup.verdict.accepted else "refused"
-            child(self.semantic, model, decision, lookup.verdict.reason).inc()
-            child(self.similarity, model, decision).observe(lookup.similarity)
-        if ctx.stream and ctx.first_byte_s is not None and not served_from_cache:
-            child(self.ttft, model, deployment).observe(ctx.first_byte_s)
-        usage = None if served_from_cache else ctx.usage
+        child(
+            self.requests, endpoint, model, deployment, provider, str(exchange.status), cache or ""
+        ).inc()
+        child(self.duration, endpoint, model).observe(now - request.started)
+        if exchange.overhead_s is not None:
+            child(self.overhead, endpoint).observe(exchange.overhead_s)
+        if route is not None:
+            for attempt in route.attempts:
+                dep = attempt.deployment
+                child(
+                    self.upstream, dep, provider if dep == deployment else "", attempt.outcome
+                ).observe(attempt.latency_s)
+        served_from_cache = exchange.served_from_cache
+        if cache is not None:
+            child(self.cache, model, cache).inc()
+        semantic = exchange.semantic
+        if semantic is not None:
+            decision = "accepted" if semantic.accepted else "refused"
+            child(self.semantic, model, decision, semantic.reason).inc()
+            child(self.similarity, model, decision).observe(semantic.similarity)
+        if request.stream and exchange.first_byte_s is not None and not served_from_cache:
+            child(self.ttft, model, deployment).observe(exchange.first_byte_s)
+        usage = None if served_from_cache else exchange.usage
         if usage:
             prompt = usage.get("prompt_tokens")
             completion = usage.get("completion_tokens")
@@ -183,19 +211,20 @@ class Metrics:
                 child(self.tokens, model, deployment, "input").inc(prompt)
             if isinstance(completion, int) and completion:
                 child(self.tokens, model, deployment, "output").inc(completion)
-        if ctx.cost_usd:
-            child(self.cost, model, deployment).inc(ctx.cost_usd)
-        if ctx.rejection:
-            kind, _, rest = ctx.rejection.partition(":")
+        if exchange.cost_usd:
+            child(self.cost, model, deployment).inc(exchange.cost_usd)
+        if exchange.rejection:
+            kind, _, rest = exchange.rejection.partition(":")
             level = rest.split(":", 1)[0]
             child(self.rejections, _word(kind), _word(level)).inc()
         if self.by_key is not None:
+            caller = request.caller
             child(
                 self.by_key,
-                ctx.key_id or "",
-                ctx.team_id or "",
-                ctx.project_id or "",
-                ctx.customer or "",
+                caller.key_id if caller else "",
+                caller.team_id if caller else "",
+                caller.project_id if caller else "",
+                request.customer or "",
             ).inc()
 
     def set_circuit(self, deployment: str, state: str) -> None:
@@ -206,6 +235,15 @@ class Metrics:
         if self._circuits.get(deployment) != value:
             self._circuits[deployment] = value
             self._child(self.circuit, deployment).set(value)
+
+    def set_plane(self, status: dict[str, Any]) -> None:
+        """Report the global governance plane's status (``GlobalPlane.status``)."""
+        for name, value in status.items():
+            if name == "peer_auth_failures":
+                for (peer, reason), count in value.items():
+                    self.plane[name].labels(peer, reason).set(count)
+            elif value is not None:
+                self.plane[name].set(value)
 
     def render(self) -> bytes:
         """The exposition text: every worker's values when multiprocess, else this one's."""

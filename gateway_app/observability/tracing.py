@@ -8,8 +8,8 @@ Nothing of OpenTelemetry is imported otherwise, so the hot path pays nothing.
 
 Spans are written once the request is finished, with the timestamps recorded
 on the way (no span objects live across awaits): the request (SERVER), then
-its phases (``ctx.extra["spans"]``: the cache lookup; governance adds its
-limit checks as ``("aigw.limits", start, end, attributes)``), then one CLIENT
+its phases (``exchange.spans``: the cache lookup; governance's limit check is
+timed as ``aigw.limits`` by :class:`TimedHook`), then one CLIENT
 span per upstream attempt, named and attributed per the OpenTelemetry GenAI
 semantic conventions (``gen_ai.*``). An incoming ``traceparent`` is honoured.
 """
@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from gateway_app.context import Exchange, RequestContext, Span
+from gateway_app.hooks import Hook
 
 if TYPE_CHECKING:
     from gateway_app.config import GatewayConfig
-    from gateway_app.hooks import RequestContext
-
-_OPERATIONS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
 
 
-def configured(env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+def configured(env: Mapping[str, str] = os.environ) -> bool:
     """Whether the environment asks for trace export."""
     if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return False
@@ -63,27 +64,28 @@ class Tracer:
     def _ns(self, perf: float) -> int:
         return int(perf * 1e9) + self._offset_ns
 
-    def record(self, ctx: RequestContext, end: float) -> None:
+    def record(self, request: RequestContext, exchange: Exchange, end: float) -> None:
         """Emit the request's spans."""
         trace = self._trace
         kind = trace.SpanKind
-        operation = _OPERATIONS.get(ctx.endpoint, "http")
-        body = ctx.body or {}
+        operation = str(request.api.operation) if request.api is not None else "http"
+        body = request.body or {}
+        route = exchange.route
         root_attributes: dict[str, Any] = {
             "http.request.method": "POST" if operation != "http" else "GET",
-            "url.path": ctx.endpoint,
-            "http.response.status_code": ctx.status,
-            "aigw.request_id": ctx.request_id,
+            "url.path": request.endpoint,
+            "http.response.status_code": exchange.status,
+            "aigw.request_id": request.request_id,
             "gen_ai.operation.name": operation,
         }
-        if ctx.model:
-            root_attributes["gen_ai.request.model"] = ctx.model
-        if ctx.cache_outcome:
-            root_attributes["aigw.cache.outcome"] = ctx.cache_outcome
-        if ctx.deployment:
-            root_attributes["aigw.deployment"] = ctx.deployment
-        if ctx.team_id:
-            root_attributes["aigw.team_id"] = ctx.team_id
+        if request.model:
+            root_attributes["gen_ai.request.model"] = request.model
+        if exchange.cache:
+            root_attributes["aigw.cache.outcome"] = str(exchange.cache)
+        if exchange.deployment:
+            root_attributes["aigw.deployment"] = exchange.deployment
+        if request.caller is not None:
+            root_attributes["aigw.team_id"] = request.caller.team_id
         for field, attribute in (
             ("temperature", "gen_ai.request.temperature"),
             ("top_p", "gen_ai.request.top_p"),
@@ -94,25 +96,29 @@ class Tracer:
             value = body.get(field)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 root_attributes[attribute] = value
-        parent = self._propagator.extract(ctx.headers) if "traceparent" in ctx.headers else None
+        headers = request.headers
+        parent = self._propagator.extract(headers) if "traceparent" in headers else None
         root = self.tracer.start_span(
-            f"{operation} {ctx.model}" if ctx.model else f"GET {ctx.endpoint}",
+            f"{operation} {request.model}" if request.model else f"GET {request.endpoint}",
             context=parent,
             kind=kind.SERVER,
-            start_time=self._ns(ctx.started),
+            start_time=self._ns(request.started),
             attributes=root_attributes,
         )
-        if ctx.error is not None:
-            root.set_status(trace.Status(trace.StatusCode.ERROR, ctx.error.code or ctx.error.type))
-            root.set_attribute("error.type", ctx.error.code or ctx.error.type)
+        error = exchange.error
+        if error is not None:
+            root.set_status(trace.Status(trace.StatusCode.ERROR, error.code or error.type))
+            root.set_attribute("error.type", error.code or error.type)
         inner = trace.set_span_in_context(root)
-        for name, start, stop, attributes in ctx.extra.get("spans", ()):
+        for name, start, stop, attributes in exchange.spans or ():
             span = self.tracer.start_span(
                 name, context=inner, start_time=self._ns(start), attributes=attributes
             )
             span.end(self._ns(stop))
-        usage = ctx.usage if ctx.cache_outcome not in ("hit", "semantic-hit") else None
-        for attempt in ctx.attempts:
+        usage = None if exchange.served_from_cache else exchange.usage
+        result = route.result if route is not None else None
+        stream = route.stream if route is not None else None
+        for attempt in route.attempts if route is not None else ():
             provider_name, upstream_model = self.deployments.get(attempt.deployment, ("", ""))
             attributes = {
                 "gen_ai.operation.name": operation,
@@ -130,9 +136,9 @@ class Tracer:
                 ):
                     if isinstance(usage.get(key), int):
                         attributes[attribute] = usage[key]
-            if ok and ctx.result is not None and operation == "chat":
+            if ok and result is not None and operation == "chat":
                 try:
-                    data = ctx.result.data
+                    data = result.data
                     attributes["gen_ai.response.model"] = data.get("model", upstream_model)
                     attributes["gen_ai.response.id"] = data.get("id", "")
                     attributes["gen_ai.response.finish_reasons"] = [
@@ -140,11 +146,11 @@ class Tracer:
                     ]
                 except (ValueError, AttributeError):
                     pass
-            elif ok and ctx.stream_state is not None and ctx.stream_state.finish_reason:
-                attributes["gen_ai.response.finish_reasons"] = [ctx.stream_state.finish_reason]
+            elif ok and stream is not None and stream.state.finish_reason:
+                attributes["gen_ai.response.finish_reasons"] = [stream.state.finish_reason]
             if not ok:
                 attributes["error.type"] = attempt.outcome
-            start = attempt.started or ctx.started
+            start = attempt.started or request.started
             span = self.tracer.start_span(
                 f"{operation} {upstream_model}",
                 context=inner,
@@ -164,34 +170,39 @@ class Tracer:
             shutdown()
 
 
-class TimedHook:
+class TimedHook(Hook[Any]):
     """Wraps another hook to record its ``before`` as a span (e.g. ``aigw.limits``).
 
     Used for hooks that do not record their own phases; only when tracing is on,
-    so the wrapper costs nothing otherwise.
+    so the wrapper costs nothing otherwise. It takes the wrapped hook's stage and
+    lifecycle.
     """
 
-    def __init__(self, hook: Any, span_name: str) -> None:
+    def __init__(self, hook: Hook[Any], span_name: str) -> None:
         self.hook = hook
         self.span_name = span_name
+        self.stage = hook.stage
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.hook, name)  # start/stop and anything else the app looks for
+    async def start(self) -> None:
+        """The wrapped hook's start."""
+        await self.hook.start()
 
-    async def before(self, ctx: RequestContext) -> Any:
+    async def stop(self) -> None:
+        """The wrapped hook's stop."""
+        await self.hook.stop()
+
+    async def before(self, request: RequestContext, exchange: Exchange) -> Any:
         """The wrapped hook's before, timed."""
         started = time.perf_counter()
         try:
-            return await self.hook.before(ctx)
+            return await self.hook.before(request, exchange)
         finally:
-            attributes = {"aigw.rejection": ctx.rejection} if ctx.rejection else {}
-            ctx.extra.setdefault("spans", []).append(
-                (self.span_name, started, time.perf_counter(), attributes)
-            )
+            attributes = {"aigw.rejection": exchange.rejection} if exchange.rejection else {}
+            exchange.add_span(Span(self.span_name, started, time.perf_counter(), attributes))
 
-    async def after(self, ctx: RequestContext) -> None:
+    async def after(self, request: RequestContext, exchange: Exchange, state: Any) -> None:
         """The wrapped hook's after."""
-        await self.hook.after(ctx)
+        await self.hook.after(request, exchange, state)
 
 
 def _otlp_provider() -> Any:

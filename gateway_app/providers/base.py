@@ -10,9 +10,11 @@ resilience for free.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import orjson
 
@@ -83,44 +85,6 @@ class StreamTranslator(Protocol):
         ...
 
 
-class ProviderAdapter(Protocol):
-    """Translation between the unified (OpenAI) shape and one provider's wire format."""
-
-    name: str
-    default_base_url: str
-    supports_embeddings: bool
-
-    def chat_request(
-        self,
-        body: dict[str, Any],
-        deployment: DeploymentConfig,
-        provider: ProviderConfig,
-        stream: bool,
-    ) -> UpstreamRequest:
-        """The upstream request for a validated chat-completions body."""
-        ...
-
-    def chat_response(self, raw: bytes, deployment: DeploymentConfig) -> ChatResult:
-        """The OpenAI-shaped result of a 2xx upstream body."""
-        ...
-
-    def stream_translator(
-        self, deployment: DeploymentConfig, include_usage: bool
-    ) -> StreamTranslator:
-        """A fresh translator for one streamed response."""
-        ...
-
-    def embeddings_request(
-        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
-    ) -> UpstreamRequest:
-        """The upstream request for an embeddings body (if supported)."""
-        ...
-
-    def error(self, status: int, raw: bytes, headers: dict[str, str]) -> GatewayError:
-        """An upstream non-2xx response as an OpenAI-shaped error."""
-        ...
-
-
 class StreamDecoder(Protocol):
     """Splits a streamed upstream body into ``(event, data)`` pairs (SSE by default)."""
 
@@ -133,16 +97,128 @@ class StreamDecoder(Protocol):
         ...
 
 
-class CredentialedAdapter(ProviderAdapter, Protocol):
-    """Optional extras of adapters whose credentials are fetched, not configured.
+class Capability(StrEnum):
+    """What an adapter can serve; the router checks a deployment's before using it."""
 
-    Cloud providers authenticate with short-lived credentials (SigV4 keys,
-    Entra and Google OAuth tokens) that are refreshed in the background; the
-    router awaits :meth:`authorize` just before sending, so a refresh never
-    blocks the event loop and a missing credential fails over like a 401.
-    Adapters may also set ``stream_accept`` (the ``accept`` header of a
-    streamed request) and ``stream_decoder`` (a non-SSE stream framing).
+    CHAT = "chat"  # OpenAI chat completions
+    STREAMING = "streaming"  # chat completions streamed as server-sent events
+    TOOLS = "tools"  # function tools and tool calls
+    IMAGES = "images"  # image content parts
+    EMBEDDINGS = "embeddings"  # OpenAI embeddings
+    # The native wire APIs a client may speak to the gateway (issue 27): an adapter that
+    # declares one serves it directly, the others through translation from chat.
+    ANTHROPIC_MESSAGES = "anthropic_messages"
+    OPENAI_RESPONSES = "openai_responses"
+
+
+class ProviderAdapter(ABC):
+    """Translation between the unified (OpenAI) shape and one provider's wire format.
+
+    What an adapter can do is declared (``capabilities``, ``authorizes``, the stream
+    framing), never probed: the router reads these attributes once per deployment.
     """
+
+    name: ClassVar[str]  # the ``type`` of a provider entry in the config
+    title: ClassVar[str]  # how errors name the provider: "this model's provider (<title>)"
+    default_base_url: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]]
+    # Credentials fetched, not configured (SigV4 keys, Entra and Google OAuth tokens,
+    # refreshed in the background): the router awaits :meth:`authorize` before sending,
+    # so a refresh never blocks the event loop and a missing credential fails over like
+    # a 401. False: the configured key is already in the request's headers.
+    authorizes: ClassVar[bool] = False
+    # The ``accept`` header of a streamed request, and the stream's framing.
+    stream_accept: ClassVar[str] = "text/event-stream"
+
+    @abstractmethod
+    def chat_request(
+        self,
+        body: dict[str, Any],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        stream: bool,
+    ) -> UpstreamRequest:
+        """The upstream request for a validated chat-completions body."""
+
+    @abstractmethod
+    def chat_response(self, raw: bytes, deployment: DeploymentConfig) -> ChatResult:
+        """The OpenAI-shaped result of a 2xx upstream body."""
+
+    @abstractmethod
+    def stream_translator(
+        self, deployment: DeploymentConfig, include_usage: bool
+    ) -> StreamTranslator:
+        """A fresh translator for one streamed response."""
+
+    def stream_decoder(self) -> StreamDecoder:
+        """A fresh decoder of the upstream stream's framing (SSE unless overridden)."""
+        return SSEDecoder()
+
+    @abstractmethod
+    def error(self, status: int, raw: bytes, headers: dict[str, str]) -> GatewayError:
+        """An upstream non-2xx response as an OpenAI-shaped error."""
+
+    def embeddings_requests(
+        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
+    ) -> list[UpstreamRequest]:
+        """The upstream requests for an embeddings body (adapters declaring
+        ``Capability.EMBEDDINGS``; raise a 400 naming the field the provider cannot take).
+
+        The router sends them concurrently (bounded) and hands the answers to
+        :meth:`embeddings_response`."""
+        raise NotImplementedError(f"{type(self).__name__} declares no embeddings")
+
+    def embeddings_response(
+        self,
+        responses: list[tuple[bytes, Mapping[str, str]]],
+        body: dict[str, Any],
+        deployment: DeploymentConfig,
+    ) -> ChatResult:
+        """OpenAI's embeddings response from the 2xx ``(body, headers)`` of each request.
+
+        By default the one upstream body is already OpenAI's and passes through untouched."""
+        return ChatResult(responses[0][0])
+
+    def speaks_messages(self, deployment: DeploymentConfig) -> bool:
+        """Whether this deployment takes Anthropic Messages requests natively (adapters
+        declaring ``Capability.ANTHROPIC_MESSAGES``; Bedrock and Vertex only for Claude)."""
+        return Capability.ANTHROPIC_MESSAGES in self.capabilities
+
+    def messages_request(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        stream: bool,
+    ) -> UpstreamRequest:
+        """The native request for a validated Messages body: the body unchanged apart from
+        the model id, ``headers`` (the client's ``anthropic-version``/``-beta``) honoured."""
+        raise NotImplementedError(f"{type(self).__name__} declares no Messages API")
+
+    def messages_response(self, raw: bytes, deployment: DeploymentConfig) -> ChatResult:
+        """The client's body from a native 2xx answer (by default the upstream's bytes)."""
+        return ChatResult(raw)
+
+    def messages_stream_decoder(self) -> StreamDecoder:
+        """A decoder yielding a native stream's ``(event type, Messages event JSON)`` pairs."""
+        return SSEDecoder()
+
+    def count_tokens_request(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+    ) -> UpstreamRequest | None:
+        """The provider's own token count for a Messages body, or None where it has none
+        (the gateway then answers with its documented estimate)."""
+        return None
+
+    def count_tokens_response(self, raw: bytes) -> ChatResult:
+        """Anthropic's ``{"input_tokens": n}`` from the 2xx answer of :meth:`count_tokens_request`
+        (by default the upstream's bytes)."""
+        return ChatResult(raw)
 
     async def authorize(
         self,
@@ -151,40 +227,14 @@ class CredentialedAdapter(ProviderAdapter, Protocol):
         provider: ProviderConfig,
         client: UpstreamClient,
     ) -> UpstreamRequest:
-        """``request`` with its credentials added (raises GatewayError if none).
-
-        ``client`` is the router's pooled upstream client, for token exchanges.
-        """
-        ...
+        """``request`` with its credentials added (raises GatewayError if none); called only
+        when ``authorizes``. ``client`` is the router's pooled client, for token exchanges."""
+        return request
 
     def missing_credentials(self, provider: ProviderConfig) -> list[str] | None:
-        """What to set when no credential source is present (no network calls), else None."""
-        ...
-
-
-class TranslatedEmbeddingsAdapter(ProviderAdapter, Protocol):
-    """Optional extras of adapters whose embeddings API is not OpenAI's (Bedrock, Vertex).
-
-    When an adapter has ``embeddings_response``, the router sends every request of
-    ``embeddings_requests`` (concurrently, bounded; each authorized) instead of the
-    one of ``embeddings_request``, and returns what ``embeddings_response`` makes
-    of the responses. Adapters without it keep OpenAI's pass-through of the body.
-    """
-
-    def embeddings_requests(
-        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
-    ) -> list[UpstreamRequest]:
-        """The upstream requests for an embeddings body (raises a 400 naming the field)."""
-        ...
-
-    def embeddings_response(
-        self,
-        responses: list[tuple[bytes, Mapping[str, str]]],
-        body: dict[str, Any],
-        deployment: DeploymentConfig,
-    ) -> ChatResult:
-        """OpenAI's embeddings response from the 2xx ``(body, headers)`` of each request."""
-        ...
+        """What to set when no credential source is present (no network calls), else None:
+        readiness reports it. By default the provider's ``api_key`` settings say."""
+        return None
 
 
 def sse_frame(payload: bytes) -> bytes:
@@ -234,29 +284,6 @@ def closing_frames(
         "usage": usage,
     }
     return [sse_frame(orjson.dumps(chunk)), DONE_FRAME]
-
-
-def openai_usage(prompt: int, completion: int, cached: int, reasoning: int = 0) -> dict[str, Any]:
-    """OpenAI's ``usage`` object (``cached`` of the prompt, ``reasoning`` of the completion)."""
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
-        "completion_tokens_details": {"reasoning_tokens": reasoning},
-    }
-
-
-def append_turn(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
-    """Append ``blocks`` as a ``role`` turn, merged into the last turn if it has that role.
-
-    Anthropic Messages and Bedrock Converse require alternating roles: consecutive
-    same-role messages (several tool results, a tool result then a user note) merge.
-    """
-    if messages and messages[-1]["role"] == role:
-        messages[-1]["content"].extend(blocks)
-    else:
-        messages.append({"role": role, "content": list(blocks)})
 
 
 class SSEDecoder:

@@ -68,6 +68,10 @@ class CircuitBreakerStore(Protocol):
         """Fast local hint: refuse calls now? (used by routing strategies)."""
         ...
 
+    async def close(self) -> None:
+        """Send what is batched and release connections (at shutdown)."""
+        ...
+
 
 @dataclass(slots=True)
 class _Breaker:
@@ -182,3 +186,6 @@ class InProcessCircuitBreakerStore:
         if breaker is None or breaker.state is CircuitState.CLOSED:
             return False
         return breaker.state is CircuitState.OPEN and not self._cooled(breaker, self.clock())
+
+    async def close(self) -> None:
+        """Nothing to release: the breakers live in this process."""

@@ -21,7 +21,7 @@ import itertools
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 WINDOW_S = 60
 
@@ -62,6 +62,9 @@ class Decision:
     used: float = 0.0  # the refusing counter's value (before this request)
     retry_after_s: float = 0.0
     rate_used: list[float] = field(default_factory=list)  # per rate item, before this request
+    # Refused within the budget but past this cloud's escrow lease of it (the global
+    # governance plane): what the cloud holds. None: not a lease refusal.
+    lease_held: float | None = None
 
 
 class GovernanceState(Protocol):
@@ -119,6 +122,11 @@ def budget_key(item: BudgetItem) -> str:
     return f"b:{item.scope}:{item.period}:{item.period_id}"
 
 
+def lease_key(item: BudgetItem) -> str:
+    """What this cloud holds of a budget (nano-USD), granted by the home's ledger."""
+    return f"lease:{item.scope}:{item.period}:{item.period_id}"
+
+
 def retry_after(used: float, amount: int, limit: int, prev: float, into_window: float) -> float:
     """Seconds until the sliding window has room for ``amount`` (nobody else counting).
 
@@ -158,7 +166,6 @@ class InProcessGovernanceState:
         self._queue: collections.deque[tuple[str, bytes]] = collections.deque()
         self._pending: dict[str, bytes] = {}
         self._ids = itertools.count(1)
-        self._wakeup: Any = None
 
     async def reserve(
         self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], now: float
@@ -227,7 +234,7 @@ class InProcessGovernanceState:
         if not self._queue:
             await asyncio.sleep(block_s)
         with self._lock:
-            batch = []
+            batch: list[tuple[str, bytes]] = []
             while self._queue and len(batch) < count:
                 batch.append(self._queue.popleft())
             self._pending.update(batch)

@@ -29,23 +29,28 @@ from gateway_app.state.governance import (
     Decision,
     RateItem,
     budget_key,
+    lease_key,
     rate_key,
     retry_after,
 )
 from gateway_app.state.resp import ReplyError, RespClient
 
-# KEYS: per rate item its current and previous minute; then one per budget item.
-# ARGV: now, n_rate, n_budget, window, then (limit, amount) per rate item,
+# KEYS: per rate item its current and previous minute; then one per budget item; then,
+#       with leases (the global governance plane), one lease key per budget item.
+# ARGV: now, n_rate, n_budget, window, leased (0/1), then (limit, amount) per rate item,
 #       then (limit, amount, ttl) per budget item.
+# A budget item is refused ('b') past its limit; with leases, also ('l') past what this
+# cloud holds of it (its escrow lease: the home granted it; absent = nothing held).
 _RESERVE = """
 local now = tonumber(ARGV[1])
 local nr = tonumber(ARGV[2])
 local nb = tonumber(ARGV[3])
 local win = tonumber(ARGV[4])
+local leased = ARGV[5] == '1'
 local into = now % win
 local frac = into / win
 local used = {}
-local a = 5
+local a = 6
 for i = 1, nr do
   local limit = tonumber(ARGV[a])
   local amount = tonumber(ARGV[a + 1])
@@ -66,8 +71,14 @@ for j = 1, nb do
   if spent + amount > limit then
     return {0, 'b', j, tostring(spent), '0', tostring(into)}
   end
+  if leased then
+    local held = tonumber(redis.call('GET', KEYS[2 * nr + nb + j]) or '0')
+    if spent + amount > held then
+      return {0, 'l', j, tostring(spent), tostring(held), tostring(into)}
+    end
+  end
 end
-a = 5
+a = 6
 for i = 1, nr do
   redis.call('INCRBY', KEYS[2 * i - 1], ARGV[a + 1])
   redis.call('EXPIRE', KEYS[2 * i - 1], 2 * win + 5)
@@ -84,7 +95,6 @@ return out
 """
 
 _PREFIX = "{aigw}:"
-STREAM = _PREFIX + "audit"
 GROUP = "aigw-audit"
 
 log = logging.getLogger("gateway_app.governance")
@@ -278,8 +288,11 @@ class RedisGovernanceState:
         flush_interval_s: float = 0.005,
         flush_items: int = 256,
         max_held: int = 100_000,
+        leased: bool = False,
     ) -> None:
         self.client = client
+        # The global governance plane: each budget is also limited by this cloud's lease.
+        self.leased = leased
         self.hot = hot
         self.prefix = prefix
         self.stream = prefix + "audit"
@@ -307,7 +320,8 @@ class RedisGovernanceState:
     ) -> Decision:
         minute = int(now // WINDOW_S)
         keys: list[str] = []
-        args: list[Any] = [repr(now), len(rate), len(budgets), WINDOW_S]
+        leased = self.leased and bool(budgets)
+        args: list[Any] = [repr(now), len(rate), len(budgets), WINDOW_S, "1" if leased else "0"]
         for item in rate:
             keys.append(self.prefix + rate_key(item, minute))
             keys.append(self.prefix + rate_key(item, minute - 1))
@@ -315,6 +329,8 @@ class RedisGovernanceState:
         for budget in budgets:
             keys.append(self.prefix + budget_key(budget))
             args += [budget.limit_nusd, budget.amount_nusd, budget.ttl_s]
+        if leased:
+            keys += [self.prefix + lease_key(budget) for budget in budgets]
 
         def release(reply: Any) -> None:
             # The caller was cancelled (client gone, shutdown) after the script was
@@ -338,7 +354,10 @@ class RedisGovernanceState:
                 used=used,
                 retry_after_s=retry_after(used, item.amount, item.limit, prev, into),
             )
-        return Decision(False, refused=budgets[index], used=used)
+        # 'l': within the budget but past this cloud's lease (``prev`` carries the holding).
+        return Decision(
+            False, refused=budgets[index], used=used, lease_held=prev if kind == "l" else None
+        )
 
     async def settle(
         self, decision: Decision | None, tokens_delta: int, cost_delta_nusd: int, event: bytes

@@ -162,7 +162,7 @@ class ClusterAutoscalerArgs:
     cluster_name: pulumi.Input[str]
     """The EKS cluster's name, from the cluster (never from config: it must exist)."""
     cluster_name_text: str
-    """The same name as plain text, for the IAM condition key (a key cannot be an Output)."""
+    """The same name as plain text, for the chart's values (read at preview)."""
     region: str
     kubernetes_version: str
     kube_provider: pulumi.ProviderResource
@@ -188,7 +188,10 @@ class ClusterAutoscaler(pulumi.ComponentResource):
             f"{name}-policy",
             name="cluster-autoscaler",
             role=role.id,
-            policy=json.dumps(autoscaler_policy(args.cluster_name_text)),
+            # From the cluster's output: the condition names a cluster that exists.
+            policy=pulumi.Output.from_input(args.cluster_name).apply(
+                lambda cluster: json.dumps(autoscaler_policy(cluster))
+            ),
             opts=child,
         )
         association = aws.eks.PodIdentityAssociation(

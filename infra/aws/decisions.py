@@ -121,6 +121,7 @@ NAME_LIMITS: dict[str, int] = {
     "eks-node-group-prefix": 37,
     "security-group-prefix": 74,
     "iam-role": 64,
+    "iam-policy": 128,
     "elasticache-replication-group": 40,
     "elasticache-subnet-group": 255,
     "rds-instance": 63,

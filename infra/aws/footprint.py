@@ -20,6 +20,11 @@ import pulumi_kubernetes as k8s
 from infra.aws import decisions
 from infra.aws.autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from infra.aws.cluster import Cluster, ClusterArgs
+from infra.aws.load_balancer_controller import (
+    LOAD_BALANCER_ANNOTATIONS,
+    LoadBalancerController,
+    LoadBalancerControllerArgs,
+)
 from infra.aws.network import Network, NetworkArgs
 from infra.aws.postgres import Postgres, PostgresArgs
 from infra.aws.redis import Redis, RedisArgs
@@ -29,16 +34,6 @@ from infra.tags import required_tags
 
 REDIS_PORT = 6379
 """ElastiCache's port; TLS (transit encryption) is on, so the gateway connects with rediss://."""
-
-LOAD_BALANCER_ANNOTATIONS = {
-    # A Network Load Balancer passes TCP through, so TLS ends at ingress-nginx
-    # with the cert-manager certificate, and the client address is preserved
-    # (externalTrafficPolicy Local) for the gateway's per-client limits.
-    "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
-    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
-    "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": "true",
-}
-"""The ingress controller's public Service on EKS: an internet-facing NLB across zones."""
 
 
 def key_policy(account_id: str, region: str, partition: str = "aws") -> dict:
@@ -87,7 +82,8 @@ class Footprint(pulumi.ComponentResource):
     """Everything the gateway needs on AWS, behind one explicit provider.
 
     Attributes: ``provider`` (the aws.Provider), ``kms_key``, ``network``,
-    ``cluster``, ``redis``, ``postgres`` and ``kube_provider``.
+    ``cluster``, ``redis``, ``postgres``, ``kube_provider`` and
+    ``load_balancer_controller`` (what provisions the gateway's NLB).
     """
 
     def __init__(
@@ -228,6 +224,23 @@ class Footprint(pulumi.ComponentResource):
             opts=components,
         )
 
+        # The gateway's NLB comes from the AWS Load Balancer Controller (IRSA role of its own).
+        self.load_balancer_controller = LoadBalancerController(
+            f"{name}-lb-controller",
+            LoadBalancerControllerArgs(
+                name_prefix=prefix,
+                cluster_name=self.cluster.cluster_name,
+                region=settings.region,
+                vpc_id=self.network.vpc_id,
+                oidc_provider_arn=self.cluster.oidc_provider_arn,
+                oidc_issuer_url=self.cluster.oidc_issuer_url,
+                high_availability=settings.high_availability,
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self, providers={"aws": self.provider, "kubernetes": self.kube_provider}
+            ),
+        )
+
         self.extras: dict[str, pulumi.Output] = {
             "oidcProviderArn": self.cluster.oidc_provider_arn,
             "oidcIssuerUrl": self.cluster.oidc_issuer,
@@ -244,7 +257,7 @@ class Footprint(pulumi.ComponentResource):
                 "kubeconfig": self.cluster.kubeconfig,
                 "redisUrl": self.redis.url,
                 "postgresDsn": self.postgres.dsn,
-                "postgresMigrationDsn": self.postgres.migration_dsn,
+                "postgresOwnerSecretArn": self.postgres.owner_secret_arn,
                 **self.extras,
             }
         )
@@ -264,12 +277,13 @@ def build(config: StackConfig) -> CloudFootprint:
         kube_provider=footprint.kube_provider,
         redis_url=footprint.redis.url,
         postgres_dsn=footprint.postgres.dsn,
-        postgres_migration_dsn=footprint.postgres.migration_dsn,
+        owner_secret=footprint.postgres.owner_secret_arn,
         # ElastiCache and RDS certificates chain to public Amazon roots, which
         # the gateway image's CA bundle already trusts for sslmode=require.
         redis_ca_cert=None,
         data_store_cidrs=[config.aws.vpc_cidr],
         redis_port=REDIS_PORT,
         load_balancer_annotations=dict(LOAD_BALANCER_ANNOTATIONS),
+        edge_prerequisites=[footprint.load_balancer_controller.release],
         extras=footprint.extras,
     )

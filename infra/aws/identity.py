@@ -5,6 +5,11 @@ ServiceAccount; STS exchanges it for this role only when the token's subject
 is exactly ``system:serviceaccount:ai-gateway:ai-gateway`` and its audience
 ``sts.amazonaws.com``. The role may invoke Bedrock models of the footprint's
 region and nothing else: no static AWS key lives in the cluster.
+
+``ai-gateway:aws:MigrationIdentity`` is the migration Job's role, trusted by its
+own ServiceAccount (``ai-gateway-migrate``) only: it may read the RDS-managed
+master user secret and decrypt it with the footprint's key, nothing else. The
+gateway's role cannot read that secret.
 """
 
 from __future__ import annotations
@@ -19,7 +24,12 @@ import pulumi_aws as aws
 from infra.aws import decisions
 from infra.clouds import CloudFootprint
 from infra.config import StackConfig
-from infra.k8s.gateway import WorkloadIdentity, service_account_subject
+from infra.k8s.gateway import (
+    MIGRATION_SERVICE_ACCOUNT,
+    MigrationAccess,
+    WorkloadIdentity,
+    service_account_subject,
+)
 
 STS_AUDIENCE = "sts.amazonaws.com"
 
@@ -158,6 +168,59 @@ def bedrock_invoke_policy(
     }
 
 
+def owner_secret_read_policy(secret_arn: str, kms_key_arn: str, region: str) -> dict:
+    """Read one Secrets Manager secret and decrypt it with its key, through Secrets Manager only.
+
+    "Authentication and access control for AWS Secrets Manager": GetSecretValue
+    on the secret, and ``kms:Decrypt`` on the customer-managed key it is
+    encrypted with; ``kms:ViaService`` keeps the key usable only through
+    Secrets Manager in the region.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadDatabaseOwnerSecret",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "Resource": [secret_arn],
+            },
+            {
+                "Sid": "DecryptItThroughSecretsManager",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt"],
+                "Resource": [kms_key_arn],
+                "Condition": {
+                    "StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}
+                },
+            },
+        ],
+    }
+
+
+def irsa_role(
+    resource_name: str,
+    *,
+    physical_name: str,
+    description: str,
+    oidc_provider_arn: pulumi.Input[str],
+    oidc_issuer_url: pulumi.Input[str],
+    subject: str,
+    opts: pulumi.ResourceOptions,
+) -> aws.iam.Role:
+    """An IAM role only ``subject``'s projected token can assume (one-hour sessions)."""
+    return aws.iam.Role(
+        resource_name,
+        name=physical_name,
+        description=description,
+        assume_role_policy=pulumi.Output.all(oidc_provider_arn, oidc_issuer_url).apply(
+            lambda v: json.dumps(web_identity_trust_policy(v[0], v[1], subject))
+        ),
+        max_session_duration=3600,
+        opts=opts,
+    )
+
+
 @dataclass
 class GatewayIdentityArgs:
     """Inputs of :class:`GatewayIdentity`.
@@ -182,6 +245,8 @@ class GatewayIdentity(pulumi.ComponentResource):
     """
 
     role_arn: pulumi.Output[str]
+    migration: MigrationAccess | None = None
+    """The migration Job's identity and secret (set by :func:`build`)."""
 
     def __init__(
         self, name: str, args: GatewayIdentityArgs, opts: pulumi.ResourceOptions | None = None
@@ -192,14 +257,13 @@ class GatewayIdentity(pulumi.ComponentResource):
         account_id = aws.get_caller_identity_output(opts=invoke).account_id
         partition = aws.get_partition_output(opts=invoke).partition
 
-        self.role = aws.iam.Role(
+        self.role = irsa_role(
             f"{name}-role",
-            name=decisions.aws_name(args.name_prefix, "gateway", "iam-role"),
+            physical_name=decisions.aws_name(args.name_prefix, "gateway", "iam-role"),
             description="Assumed by the AI gateway's pods (IRSA) to invoke Bedrock models.",
-            assume_role_policy=pulumi.Output.all(
-                args.oidc_provider_arn, args.oidc_issuer_url
-            ).apply(lambda v: json.dumps(web_identity_trust_policy(v[0], v[1], args.subject))),
-            max_session_duration=3600,
+            oidc_provider_arn=args.oidc_provider_arn,
+            oidc_issuer_url=args.oidc_issuer_url,
+            subject=args.subject,
             opts=child,
         )
         aws.iam.RolePolicy(
@@ -216,8 +280,58 @@ class GatewayIdentity(pulumi.ComponentResource):
         self.register_outputs({"roleArn": self.role_arn})
 
 
+@dataclass
+class MigrationIdentityArgs:
+    """Inputs of :class:`MigrationIdentity`: the cluster's OIDC provider, the secret and its key."""
+
+    name_prefix: str
+    region: str
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer_url: pulumi.Input[str]
+    owner_secret_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    subject: str = field(
+        default_factory=lambda: service_account_subject(app_name=MIGRATION_SERVICE_ACCOUNT)
+    )
+
+
+class MigrationIdentity(pulumi.ComponentResource):
+    """The migration Job's IAM role: its ServiceAccount only, the owner secret only.
+
+    Output: ``role_arn`` (the Job ServiceAccount's ``eks.amazonaws.com/role-arn``).
+    """
+
+    def __init__(
+        self, name: str, args: MigrationIdentityArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ai-gateway:aws:MigrationIdentity", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.role = irsa_role(
+            f"{name}-role",
+            physical_name=decisions.aws_name(args.name_prefix, "migrate", "iam-role"),
+            description="Assumed by the AI gateway's migration Job (IRSA) to read the "
+            "database owner's secret.",
+            oidc_provider_arn=args.oidc_provider_arn,
+            oidc_issuer_url=args.oidc_issuer_url,
+            subject=args.subject,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-owner-secret",
+            name="read-database-owner-secret",
+            role=self.role.id,
+            policy=pulumi.Output.all(args.owner_secret_arn, args.kms_key_arn).apply(
+                lambda v: json.dumps(owner_secret_read_policy(v[0], v[1], args.region))
+            ),
+            opts=child,
+        )
+        self.role_arn = self.role.arn
+        self.register_outputs({"roleArn": self.role_arn})
+
+
 def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
-    """The gateway's identity on the AWS footprint (IRSA through the EKS OIDC provider)."""
+    """The gateway's identity on the AWS footprint (IRSA through the EKS OIDC provider),
+    and the migration Job's beside it (:attr:`GatewayIdentity.migration`)."""
     identity = GatewayIdentity(
         f"{config.name_prefix}-aws-gateway-identity",
         GatewayIdentityArgs(
@@ -230,4 +344,21 @@ def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
         ),
         opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),
     )
+    if footprint.owner_secret is not None:
+        migration = MigrationIdentity(
+            f"{config.name_prefix}-aws-migration-identity",
+            MigrationIdentityArgs(
+                name_prefix=config.name_prefix,
+                region=config.aws.region,
+                oidc_provider_arn=footprint.extras["oidcProviderArn"],
+                oidc_issuer_url=footprint.oidc_issuer_url,
+                owner_secret_arn=footprint.owner_secret,
+                kms_key_arn=footprint.extras["kmsKeyArn"],
+            ),
+            opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),
+        )
+        identity.migration = MigrationAccess(
+            owner_secret=footprint.owner_secret,
+            workload_identity=WorkloadIdentity.aws(migration.role_arn),
+        )
     return identity

@@ -6,10 +6,17 @@ storage and Performance Insights encrypted with the footprint's KMS key, TLS
 forced by the parameter group (``rds.force_ssl``), backups kept per
 environment, and in prod deletion protection plus a final snapshot. PostgreSQL
 16+ ships pgvector, so ``CREATE EXTENSION vector`` works without a preload.
+
+The master user's password is RDS's own (``manage_master_user_password``): RDS
+generates it, keeps it in a Secrets Manager secret encrypted with the
+footprint's KMS key and rotates it; it is never in the Pulumi state, the
+cluster or an export. The migration Job reads it at run time with its own IAM
+role (:class:`infra.aws.identity.MigrationIdentity`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -63,8 +70,8 @@ class Postgres(pulumi.ComponentResource):
     """An encrypted, private, TLS-only RDS PostgreSQL instance.
 
     Outputs: ``dsn`` (secret, ``sslmode=require``) as the gateway's role,
-    ``migration_dsn`` (secret) as the master user, ``address``, ``port``,
-    ``security_group_id``.
+    ``owner_secret_arn`` (the RDS-managed master user secret), ``address``,
+    ``port``, ``security_group_id``.
     """
 
     def __init__(
@@ -110,11 +117,6 @@ class Postgres(pulumi.ComponentResource):
             opts=child,
         )
 
-        # RDS master passwords are 8-128 printable characters without /, @, "
-        # or spaces; letters and digits only keep the DSN free of escaping.
-        self.password = random.RandomPassword(
-            f"{name}-master-password", length=40, special=False, opts=child
-        )
         # The gateway's own role (created by the migration Job): row access only.
         self.app_password = random.RandomPassword(
             f"{name}-app-password", length=40, special=False, opts=child
@@ -144,7 +146,9 @@ class Postgres(pulumi.ComponentResource):
             kms_key_id=args.kms_key_arn,
             db_name=DATABASE_NAME,
             username=MASTER_USER,
-            password=self.password.result,
+            # RDS generates, stores (Secrets Manager, our key) and rotates the password.
+            manage_master_user_password=True,
+            master_user_secret_kms_key_id=args.kms_key_arn,
             port=POSTGRES_PORT,
             db_subnet_group_name=subnet_group.name,
             vpc_security_group_ids=[self.security_group.id],
@@ -174,13 +178,7 @@ class Postgres(pulumi.ComponentResource):
         self.address = self.instance.address
         self.port = POSTGRES_PORT
         self.security_group_id = self.security_group.id
-        self.migration_dsn = pulumi.Output.secret(
-            pulumi.Output.all(self.instance.address, self.password.result).apply(
-                lambda a: decisions.postgres_dsn(
-                    MASTER_USER, a[1], a[0], POSTGRES_PORT, DATABASE_NAME
-                )
-            )
-        )
+        self.owner_secret_arn = self.instance.master_user_secrets.apply(master_secret_arn)
         self.dsn = pulumi.Output.secret(
             pulumi.Output.all(self.instance.address, self.app_password.result).apply(
                 lambda a: decisions.postgres_dsn(
@@ -189,5 +187,21 @@ class Postgres(pulumi.ComponentResource):
             )
         )
         self.register_outputs(
-            {"address": self.address, "securityGroupId": self.security_group_id, "dsn": self.dsn}
+            {
+                "address": self.address,
+                "securityGroupId": self.security_group_id,
+                "dsn": self.dsn,
+                "ownerSecretArn": self.owner_secret_arn,
+            }
         )
+
+
+def master_secret_arn(secrets: Sequence[aws.rds.outputs.InstanceMasterUserSecret] | None) -> str:
+    """The ARN of the master user secret RDS manages (the instance has exactly one)."""
+    arns = [s.secret_arn for s in secrets or () if s.secret_arn]
+    if len(arns) != 1:
+        raise ValueError(
+            f"RDS reported {len(arns)} master user secrets; the instance must be created with "
+            "manage_master_user_password=True (it then has exactly one)"
+        )
+    return arns[0]

@@ -430,6 +430,8 @@ class Cluster(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
+        # The stack's vault: the database owner's secret lives here too (RBAC per secret).
+        self.key_vault = vault
         key = keyvault.Key(
             f"{name}-kms-key",
             key_name="aks-etcd",

@@ -29,10 +29,10 @@ REDIS_PORT = 10000
 
 LOAD_BALANCER_ANNOTATIONS = {
     # With externalTrafficPolicy Local the Azure load balancer probes kube-proxy's
-    # health node port; /healthz is the path it serves (AKS's ingress-nginx guidance).
+    # health node port; /healthz is the path it serves.
     "service.beta.kubernetes.io/azure-load-balancer-health-probe-request-path": "/healthz",
 }
-"""The ingress controller's public Service on AKS: the cluster's public Standard load balancer."""
+"""The gateway's public Service on AKS (Envoy Gateway creates it): the cluster's Standard load balancer."""
 
 PIP_NAME_ANNOTATION = "service.beta.kubernetes.io/azure-pip-name"
 PIP_RESOURCE_GROUP_ANNOTATION = "service.beta.kubernetes.io/azure-load-balancer-resource-group"
@@ -170,6 +170,7 @@ class Footprint(pulumi.ComponentResource):
                 settings=s,
                 vnet_id=net.vnet_id,
                 postgres_subnet_id=net.postgres_subnet_id,
+                key_vault_name=cluster.key_vault.name,
                 protect=protect,
             ),
             opts=component,
@@ -192,6 +193,7 @@ class Footprint(pulumi.ComponentResource):
             "nodeSubnetId": net.node_subnet_id,
             "egressIp": net.egress_ip,
             "ingressIp": net.ingress_ip.ip_address.apply(lambda ip: ip or ""),
+            "ownerSecretId": postgres.owner_secret_id,
         }
         self.register_outputs(
             {
@@ -200,7 +202,7 @@ class Footprint(pulumi.ComponentResource):
                 "kubeconfig": cluster.kubeconfig,
                 "redisUrl": redis.url,
                 "postgresDsn": postgres.dsn,
-                "postgresMigrationDsn": postgres.migration_dsn,
+                "postgresOwnerSecretUri": postgres.owner_secret_uri,
             }
         )
 
@@ -220,7 +222,7 @@ def build(config: StackConfig) -> CloudFootprint:
         kube_provider=footprint.cluster.kube_provider,
         redis_url=footprint.redis.url,
         postgres_dsn=footprint.postgres.dsn,
-        postgres_migration_dsn=footprint.postgres.migration_dsn,
+        owner_secret=footprint.postgres.owner_secret_uri,
         # Redis's private endpoint and PostgreSQL's delegated subnet are both in the VNet.
         data_store_cidrs=[config.azure.vnet_cidr],
         redis_port=REDIS_PORT,

@@ -8,6 +8,11 @@ configured Azure OpenAI account (``ai-gateway:azure.openaiAccountId``, required
 when the gateway's catalogue routes to Azure OpenAI). Without an account there
 is no role at all: never a grant on a resource group where any OpenAI account
 added later would become callable. No client secret exists anywhere.
+
+``ai-gateway:azure:MigrationIdentity`` is the migration Job's own identity,
+federated with its ServiceAccount (``ai-gateway-migrate``) only, holding ``Key
+Vault Secrets User`` on exactly one secret: the PostgreSQL administrator's. The
+gateway's identity has no role on the vault.
 """
 
 from __future__ import annotations
@@ -20,13 +25,23 @@ from pulumi_azure_native import authorization, managedidentity
 from infra.azure.naming import azure_name
 from infra.clouds import CloudFootprint
 from infra.config import StackConfig
-from infra.k8s.gateway import WorkloadIdentity, service_account_subject
+from infra.k8s.gateway import (
+    MIGRATION_SERVICE_ACCOUNT,
+    MigrationAccess,
+    WorkloadIdentity,
+    service_account_subject,
+)
 
 TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 """The audience Entra ID expects on a federated workload token."""
 
 COGNITIVE_SERVICES_OPENAI_USER_ROLE = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
 """Built-in role ``Cognitive Services OpenAI User``: inference calls only."""
+
+KEY_VAULT_SECRETS_USER_ROLE = "4633458b-17de-408a-b874-0445c86b69e6"
+"""Built-in role ``Key Vault Secrets User``: read secret contents; assignable on one secret
+("Provide access to Key Vault keys, certificates, and secrets with Azure role-based access
+control", Microsoft Learn)."""
 
 
 def role_definition_id(subscription_id: str, role_guid: str) -> str:
@@ -35,6 +50,43 @@ def role_definition_id(subscription_id: str, role_guid: str) -> str:
         f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/"
         f"roleDefinitions/{role_guid}"
     )
+
+
+def federated_identity(
+    name: str,
+    *,
+    role: str,
+    credential_name: str,
+    resource_group_name: pulumi.Input[str],
+    location: pulumi.Input[str],
+    name_prefix: str,
+    issuer: pulumi.Input[str],
+    subject: str,
+    opts: pulumi.ResourceOptions,
+) -> managedidentity.UserAssignedIdentity:
+    """A user-assigned identity (``id-<prefix>-<role>``) that only ``subject``'s token may use.
+
+    The federated credential trusts the cluster's issuer for exactly that
+    ServiceAccount and Entra's token-exchange audience.
+    """
+    identity = managedidentity.UserAssignedIdentity(
+        f"{name}-identity",
+        resource_name_=azure_name("user_assigned_identity", "id", name_prefix, role),
+        resource_group_name=resource_group_name,
+        location=location,
+        opts=opts,
+    )
+    managedidentity.FederatedIdentityCredential(
+        f"{name}-federation",
+        federated_identity_credential_resource_name=credential_name,
+        resource_name_=identity.name,
+        resource_group_name=resource_group_name,
+        issuer=issuer,
+        subject=subject,
+        audiences=[TOKEN_EXCHANGE_AUDIENCE],
+        opts=opts,
+    )
+    return identity
 
 
 @dataclass
@@ -63,6 +115,8 @@ class GatewayIdentity(pulumi.ComponentResource):
 
     client_id: pulumi.Output[str]
     principal_id: pulumi.Output[str]
+    migration: MigrationAccess | None = None
+    """The migration Job's identity and secret (set by :func:`build`)."""
 
     def __init__(
         self, name: str, args: GatewayIdentityArgs, opts: pulumi.ResourceOptions | None = None
@@ -73,21 +127,15 @@ class GatewayIdentity(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self)
         )
 
-        self.identity = managedidentity.UserAssignedIdentity(
-            f"{name}-identity",
-            resource_name_=azure_name("user_assigned_identity", "id", args.name_prefix, "gateway"),
+        self.identity = federated_identity(
+            name,
+            role="gateway",
+            credential_name="ai-gateway-service-account",
             resource_group_name=args.resource_group_name,
             location=args.location,
-            opts=child,
-        )
-        managedidentity.FederatedIdentityCredential(
-            f"{name}-federation",
-            federated_identity_credential_resource_name="ai-gateway-service-account",
-            resource_name_=self.identity.name,
-            resource_group_name=args.resource_group_name,
+            name_prefix=args.name_prefix,
             issuer=args.oidc_issuer_url,
             subject=args.subject,
-            audiences=[TOKEN_EXCHANGE_AUDIENCE],
             opts=child,
         )
         if args.openai_account_id:
@@ -107,9 +155,61 @@ class GatewayIdentity(pulumi.ComponentResource):
         self.register_outputs({"clientId": self.client_id, "principalId": self.principal_id})
 
 
+@dataclass
+class MigrationIdentityArgs:
+    """Inputs of :class:`MigrationIdentity`: the AKS issuer and the one secret it may read."""
+
+    name_prefix: str
+    resource_group_name: pulumi.Input[str]
+    location: pulumi.Input[str]
+    oidc_issuer_url: pulumi.Input[str]
+    owner_secret_id: pulumi.Input[str]
+    """ARM id of the Key Vault secret (``.../vaults/<vault>/secrets/<name>``): the grant's scope."""
+
+
+class MigrationIdentity(pulumi.ComponentResource):
+    """User-assigned identity + federated credential + ``Key Vault Secrets User`` on one secret.
+
+    Output: ``client_id`` (the Job ServiceAccount's ``azure.workload.identity/client-id``).
+    """
+
+    def __init__(
+        self, name: str, args: MigrationIdentityArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ai-gateway:azure:MigrationIdentity", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        client = authorization.get_client_config_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+        identity = federated_identity(
+            name,
+            role="migrate",
+            credential_name="ai-gateway-migrate-service-account",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            name_prefix=args.name_prefix,
+            issuer=args.oidc_issuer_url,
+            subject=service_account_subject(app_name=MIGRATION_SERVICE_ACCOUNT),
+            opts=child,
+        )
+        authorization.RoleAssignment(
+            f"{name}-owner-secret-reader",
+            principal_id=identity.principal_id,
+            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+            role_definition_id=client.subscription_id.apply(
+                lambda sub: role_definition_id(sub, KEY_VAULT_SECRETS_USER_ROLE)
+            ),
+            scope=args.owner_secret_id,
+            opts=child,
+        )
+        self.client_id = identity.client_id
+        self.register_outputs({"clientId": self.client_id})
+
+
 def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
-    """The gateway's identity on the Azure footprint (Entra Workload ID through the AKS issuer)."""
-    return GatewayIdentity(
+    """The gateway's identity on the Azure footprint (Entra Workload ID through the AKS issuer),
+    and the migration Job's beside it (:attr:`GatewayIdentity.migration`)."""
+    identity = GatewayIdentity(
         f"{config.name_prefix}-azure-gateway-identity",
         GatewayIdentityArgs(
             name_prefix=config.name_prefix,
@@ -121,3 +221,20 @@ def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
         ),
         opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),
     )
+    if footprint.owner_secret is not None:
+        migration = MigrationIdentity(
+            f"{config.name_prefix}-azure-migration-identity",
+            MigrationIdentityArgs(
+                name_prefix=config.name_prefix,
+                resource_group_name=footprint.extras["resourceGroupName"],
+                location=config.azure.location,
+                oidc_issuer_url=footprint.oidc_issuer_url,
+                owner_secret_id=footprint.extras["ownerSecretId"],
+            ),
+            opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),
+        )
+        identity.migration = MigrationAccess(
+            owner_secret=footprint.owner_secret,
+            workload_identity=WorkloadIdentity.azure(migration.client_id),
+        )
+    return identity

@@ -11,7 +11,9 @@
   geo-redundant in prod; zone-redundant high availability where
   ``highAvailability`` (staging and prod).
 * The administrator password comes from ``pulumi_random`` and stays secret; it
-  reaches only the migration Job, which creates the gateway's own role
+  is written to a Key Vault secret (``postgres-owner``: ``{"username",
+  "password"}``), never to the cluster: the migration Job reads it there with
+  its own workload identity and creates the gateway's own role
   (:data:`infra.clouds.POSTGRES_APP_ROLE`, row access only, its own generated
   password). Password authentication is the only method: Microsoft Entra
   authentication stays off until the gateway authenticates with Entra tokens
@@ -20,11 +22,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_random as random
-from pulumi_azure_native import dbforpostgresql, privatedns
+from pulumi_azure_native import dbforpostgresql, keyvault, privatedns
 
 from infra.azure.naming import azure_name, with_suffix
 from infra.azure.sizing import postgres_availability, postgres_backup_retention, postgres_tier
@@ -32,6 +35,8 @@ from infra.clouds import POSTGRES_APP_ROLE
 from infra.config import AzureConfig
 
 ADMIN_LOGIN = "aigwadmin"
+OWNER_SECRET_NAME = "postgres-owner"
+"""The Key Vault secret holding the administrator's ``{"username", "password"}``."""
 DATABASE = "gateway"
 PORT = 5432
 _SUFFIX_BYTES = 3
@@ -55,6 +60,8 @@ class PostgresArgs:
     """The stack's ``ai-gateway:azure`` section: SKU, tier, storage, HA, backups."""
     vnet_id: pulumi.Input[str]
     postgres_subnet_id: pulumi.Input[str]
+    key_vault_name: pulumi.Input[str]
+    """The stack's Key Vault (RBAC authorisation), where the administrator's secret is kept."""
     protect: bool = False
 
 
@@ -62,12 +69,14 @@ class Postgres(pulumi.ComponentResource):
     """A private PostgreSQL Flexible Server and the gateway's database (``ai-gateway:azure:Postgres``).
 
     Outputs: ``fqdn``, ``dsn`` (``postgresql://...?sslmode=require``, secret, the
-    gateway's role) and ``migration_dsn`` (secret, the administrator).
+    gateway's role), ``owner_secret_uri`` (the Key Vault secret holding the
+    administrator) and ``owner_secret_id`` (its ARM id, the scope of the read grant).
     """
 
     fqdn: pulumi.Output[str]
     dsn: pulumi.Output[str]
-    migration_dsn: pulumi.Output[str]
+    owner_secret_uri: pulumi.Output[str]
+    owner_secret_id: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None
@@ -190,18 +199,32 @@ class Postgres(pulumi.ComponentResource):
         )
 
         self.fqdn = server.fully_qualified_domain_name.apply(lambda f: f or "")
-        self.migration_dsn = pulumi.Output.secret(
-            pulumi.Output.all(self.fqdn, database.name, password.result).apply(
-                lambda values: postgres_dsn(values[0], values[1], ADMIN_LOGIN, values[2])
-            )
+        owner_secret = keyvault.Secret(
+            f"{name}-owner-secret",
+            secret_name=OWNER_SECRET_NAME,
+            vault_name=args.key_vault_name,
+            resource_group_name=rg,
+            properties=keyvault.SecretPropertiesArgs(
+                value=pulumi.Output.secret(
+                    password.result.apply(
+                        lambda p: json.dumps({"username": ADMIN_LOGIN, "password": p})
+                    )
+                ),
+                content_type="application/json",
+            ),
+            # The secret holds the server's password: it exists once the server accepts it.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
         )
+        # `properties` is secret as a whole (it carries the value in); its URI is not.
+        self.owner_secret_uri = pulumi.Output.unsecret(owner_secret.properties.secret_uri)
+        self.owner_secret_id = owner_secret.id
         self.dsn = pulumi.Output.secret(
             pulumi.Output.all(self.fqdn, database.name, app_password.result).apply(
                 lambda values: postgres_dsn(values[0], values[1], POSTGRES_APP_ROLE, values[2])
             )
         )
         self.register_outputs(
-            {"fqdn": self.fqdn, "dsn": self.dsn, "migrationDsn": self.migration_dsn}
+            {"fqdn": self.fqdn, "dsn": self.dsn, "ownerSecretUri": self.owner_secret_uri}
         )
 
 

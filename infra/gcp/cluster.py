@@ -278,6 +278,11 @@ class Cluster(pulumi.ComponentResource):
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
                 workload_pool=workload_pool(args.project)
             ),
+            # Every image is checked against the project's Binary Authorization policy
+            # (its default admits all images until the platform team tightens it).
+            binary_authorization=gcp.container.ClusterBinaryAuthorizationArgs(
+                evaluation_mode="PROJECT_SINGLETON_POLICY_ENFORCE"
+            ),
             # Dataplane V2 enforces NetworkPolicy itself; the Calico add-on stays off.
             datapath_provider="ADVANCED_DATAPATH",
             addons_config=gcp.container.ClusterAddonsConfigArgs(

@@ -19,7 +19,7 @@ from infra.gcp.network import Network, NetworkArgs
 from infra.gcp.postgres import Postgres, PostgresArgs
 from infra.gcp.redis import TLS_PORT as REDIS_PORT
 from infra.gcp.redis import Redis, RedisArgs
-from infra.k8s.ingress import CONTROL_PLANE_WEBHOOK_PORTS
+from infra.k8s.edge import TOPOLOGY_INJECTOR_PORT
 from infra.tags import gcp_labels, required_tags
 
 REQUIRED_APIS = (
@@ -33,11 +33,15 @@ REQUIRED_APIS = (
     "cloudresourcemanager.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
+    # GKE Binary Authorization: the cluster's evaluation mode reads the project policy.
+    "binaryauthorization.googleapis.com",
     # GKE Workload Identity: the metadata server mints the gateway's tokens
     # through the IAM Service Account Credentials API.
     "iamcredentials.googleapis.com",
     # Vertex AI, which the gateway calls at run time.
     "aiplatform.googleapis.com",
+    # The database owner's credential, which the migration Job reads at run time.
+    "secretmanager.googleapis.com",
 )
 """APIs the footprint and the gateway call; enabled here, never disabled on destroy (others
 may use them). Sources: each product's "Enable the API" page; Workload Identity Federation
@@ -46,11 +50,19 @@ for GKE lists ``iamcredentials.googleapis.com``."""
 LOAD_BALANCER_HEALTH_CHECK_PORTS = ("10256", "30000-32767")
 """Where Google's load balancer health checks reach GKE nodes.
 
-The gateway is published by ingress-nginx's ``LoadBalancer`` Service (a
+The gateway is published by Envoy Gateway's ``LoadBalancer`` Service (a
 passthrough Network Load Balancer, not container-native NEGs), so checks never
 reach a pod port: with ``externalTrafficPolicy: Local`` they hit the Service's
 health check node port (the NodePort range), and kube-proxy's health port
 (10256) for ``Cluster`` Services.
+"""
+
+CONTROL_PLANE_WEBHOOK_PORTS = (str(TOPOLOGY_INJECTOR_PORT),)
+"""Ports the private control plane must reach on the nodes besides 443 and 10250.
+
+Envoy Gateway's topology injector (a mutating webhook on proxy pod bindings)
+listens on 9443; cert-manager's webhook listens on 10250, which GKE already
+allows, so it needs no rule.
 """
 
 LOAD_BALANCER_ANNOTATIONS = {
@@ -58,11 +70,16 @@ LOAD_BALANCER_ANNOTATIONS = {
     # Services, with per-node health checks and connection draining.
     "cloud.google.com/l4-rbs": "enabled",
 }
-"""The ingress controller's public Service on GKE."""
+"""The gateway's public Service on GKE (Envoy Gateway creates it)."""
 
 
-DATA_KEY_USERS = ("sqladmin.googleapis.com", "redis.googleapis.com")
-"""The services whose agents encrypt with the footprint's data key (Cloud SQL, Memorystore)."""
+DATA_KEY_USERS = (
+    "sqladmin.googleapis.com",
+    "redis.googleapis.com",
+    "secretmanager.googleapis.com",
+)
+"""The services whose agents encrypt with the footprint's data key (Cloud SQL, Memorystore,
+Secret Manager: "Enable customer-managed encryption keys for Secret Manager")."""
 
 
 def api_resource_name(api: str) -> str:
@@ -125,8 +142,8 @@ class GcpFootprint(pulumi.ComponentResource):
                 private_service_cidr=gcp_config.private_service_cidr,
                 node_tag=node_tag,
                 health_check_ports=LOAD_BALANCER_HEALTH_CHECK_PORTS,
-                master_cidr=gcp_config.master_cidr,
-                webhook_ports=CONTROL_PLANE_WEBHOOK_PORTS,
+                control_plane_cidr=gcp_config.master_cidr,
+                control_plane_webhook_ports=CONTROL_PLANE_WEBHOOK_PORTS,
                 apis=self.apis,
             ),
             opts=on_gcp,
@@ -228,6 +245,7 @@ class GcpFootprint(pulumi.ComponentResource):
                 maintenance_hour_utc=gcp_config.maintenance_hour_utc,
                 kms_key_id=self.data_key.id,
                 apis=[*self.apis, data_key_grants["sqladmin.googleapis.com"]],
+                secret_apis=[*self.apis, data_key_grants["secretmanager.googleapis.com"]],
             ),
             opts=on_gcp,
         )
@@ -248,6 +266,7 @@ class GcpFootprint(pulumi.ComponentResource):
             ),
             "networkId": self.network.network_id,
             "subnetworkId": self.network.subnetwork_id,
+            "ownerSecretId": self.postgres.owner_secret.id,
         }
         self.register_outputs(
             {
@@ -275,10 +294,18 @@ def build(config: StackConfig) -> CloudFootprint:
         kube_provider=footprint.cluster.kube_provider,
         redis_url=footprint.redis.url,
         postgres_dsn=footprint.postgres.dsn,
-        postgres_migration_dsn=footprint.postgres.migration_dsn,
+        owner_secret=footprint.postgres.owner_secret_url,
         redis_ca_cert=footprint.redis.ca_certificate,
         # Memorystore and Cloud SQL get their private IPs from the peered range.
-        data_store_cidrs=[config.gcp.private_service_cidr],
+        data_store_cidrs=[
+            # The reserved range itself (the same CIDR as the config), so the policy names a
+            # range that exists.
+            pulumi.Output.concat(
+                footprint.network.private_service_range.address,
+                "/",
+                footprint.network.private_service_range.prefix_length.apply(str),
+            )
+        ],
         redis_port=REDIS_PORT,
         load_balancer_annotations=dict(LOAD_BALANCER_ANNOTATIONS),
         api_services=list(footprint.apis),

@@ -31,6 +31,11 @@ LIMITS: dict[str, tuple[int, int]] = {
     "artifact_repository": (1, 63),
     "key_ring": (1, 63),
     "crypto_key": (1, 63),
+    "dns_zone": (1, 63),
+    "health_check": (1, 63),
+    "workload_identity_pool": (4, 32),
+    # Secret Manager allows 255; kept to the RFC 1035 label length like the rest.
+    "secret": (1, 63),
 }
 """Name length limits of each kind of resource the footprint names."""
 

@@ -31,9 +31,12 @@ class NetworkArgs:
     """Inputs of :class:`Network`.
 
     ``health_check_ports`` are the ports Google's load balancer health checks
-    may reach on the nodes (the ingress Service's health check node port, see
-    :data:`infra.gcp.footprint.LOAD_BALANCER_HEALTH_CHECK_PORTS`): nothing
-    else is opened from outside the VPC.
+    may reach on the nodes (the gateway Service's health check node port, see
+    :data:`infra.gcp.footprint.LOAD_BALANCER_HEALTH_CHECK_PORTS`);
+    ``control_plane_webhook_ports`` the ports the private control plane
+    (``control_plane_cidr``) must reach for admission webhooks beyond the 443
+    and 10250 GKE opens itself (:data:`infra.gcp.footprint.CONTROL_PLANE_WEBHOOK_PORTS`).
+    Nothing else is opened from outside the VPC.
     """
 
     name_prefix: str
@@ -44,11 +47,8 @@ class NetworkArgs:
     private_service_cidr: str
     node_tag: str
     health_check_ports: Sequence[str] = ("10256", "30000-32767")
-    master_cidr: str | None = None
-    """The private control plane's /28: the source of admission webhook calls."""
-    webhook_ports: Sequence[int] = ()
-    """Admission webhook ports the control plane must reach on the nodes (GKE's own
-    rule opens only 443 and 10250)."""
+    control_plane_cidr: str | None = None
+    control_plane_webhook_ports: Sequence[str] = ()
     apis: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
@@ -166,23 +166,22 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
 
-        if args.master_cidr and args.webhook_ports:
-            # A private cluster's control plane reaches nodes on 443 and 10250
-            # only; any other webhook port times out and the object it admits
-            # (the Ingress) is refused ("Adding firewall rules for specific use
-            # cases", GKE private cluster docs).
-            self.allow_webhooks = gcp.compute.Firewall(
+        if args.control_plane_cidr and args.control_plane_webhook_ports:
+            # GKE's own rule lets the control plane reach nodes on 443 and 10250 only;
+            # a webhook on any other port would time out (GKE docs: "Add firewall
+            # rules for specific use cases", private clusters and admission webhooks).
+            self.allow_control_plane_webhooks = gcp.compute.Firewall(
                 "allow-control-plane-webhooks",
-                name=resource_name(prefix, "allow-webhooks", "firewall"),
-                description="GKE control plane to admission webhooks on the nodes.",
+                name=resource_name(prefix, "allow-control-plane-webhooks", "firewall"),
+                description="GKE control plane to admission webhooks on the nodes' pods.",
                 network=self.network.id,
                 direction="INGRESS",
                 priority=1000,
-                source_ranges=[args.master_cidr],
+                source_ranges=[args.control_plane_cidr],
                 target_tags=[args.node_tag],
                 allows=[
                     gcp.compute.FirewallAllowArgs(
-                        protocol="tcp", ports=[str(p) for p in args.webhook_ports]
+                        protocol="tcp", ports=list(args.control_plane_webhook_ports)
                     )
                 ],
                 log_config=gcp.compute.FirewallLogConfigArgs(metadata="INCLUDE_ALL_METADATA"),

@@ -6,11 +6,14 @@ built-in user that owns its schema are created here; Cloud SQL makes every
 built-in user a ``cloudsqlsuperuser``, so that user is only the migration
 Job's. The gateway connects as its own role (:data:`infra.clouds.POSTGRES_APP_ROLE`,
 row access only), which the Job creates. Both passwords come from
-``pulumi_random`` and only ever leave as part of the secret DSNs.
+``pulumi_random``; the owner's is kept in a Secret Manager secret (encrypted with
+the footprint's data key, replicated only in the region), never in the cluster:
+the migration Job reads it there with its own service account.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -35,6 +38,10 @@ LOG_FLAGS = {
     "log_error_verbosity": "default",  # 6.2.1: DEFAULT or stricter
     "log_connections": "on",  # 6.2.2
     "log_disconnections": "on",  # 6.2.3
+    # Checkpoints and statement durations (no statement text): CIS 6.2 in earlier
+    # versions, and checkov's CKV_GCP_51 / CKV2_GCP_13, which the policy pack requires.
+    "log_checkpoints": "on",
+    "log_duration": "on",
     "log_statement": "ddl",  # 6.2.4: schema changes, not every query (prompts stay out)
     "log_min_messages": "warning",  # 6.2.5: WARNING or stricter
     "log_min_error_statement": "error",  # 6.2.6: ERROR or stricter
@@ -73,6 +80,21 @@ class PostgresArgs:
     kms_key_id: pulumi.Input[str] | None = None
     """Cloud KMS key encrypting data, backups and logs at rest (CMEK); Google-managed when None."""
     apis: Sequence[pulumi.Resource] = field(default_factory=list)
+    secret_apis: Sequence[pulumi.Resource] = field(default_factory=list)
+    """What the owner's secret waits for: Secret Manager's API and its agent's grant on the key."""
+
+
+SECRET_MANAGER_API = "https://secretmanager.googleapis.com/v1"
+
+
+def secret_access_url(version_name: str) -> str:
+    """The ``versions.access`` URL of a secret version (``projects/.../versions/N``)."""
+    if not version_name.startswith("projects/") or "/versions/" not in version_name:
+        raise ValueError(
+            f"secret version {version_name!r} is not projects/P/secrets/S/versions/V; pass the "
+            "SecretVersion's name"
+        )
+    return f"{SECRET_MANAGER_API}/{version_name}:access"
 
 
 def availability_type(high_availability: bool) -> str:
@@ -104,7 +126,8 @@ class Postgres(pulumi.ComponentResource):
     """A private Cloud SQL for PostgreSQL instance with the gateway's database and user.
 
     Outputs: ``instance`` (the resource), ``private_ip``, ``connection_name``,
-    ``dsn`` (secret, the gateway's role) and ``migration_dsn`` (secret, the owner).
+    ``dsn`` (secret, the gateway's role), ``owner_secret`` (the Secret Manager secret
+    holding the owner) and ``owner_secret_url`` (its version's access URL).
     """
 
     def __init__(
@@ -198,11 +221,36 @@ class Postgres(pulumi.ComponentResource):
 
         self.private_ip = self.instance.private_ip_address
         self.connection_name = self.instance.connection_name
-        self.migration_dsn = pulumi.Output.secret(
-            pulumi.Output.all(
-                self.user.name, self.password.result, self.private_ip, self.database.name
-            ).apply(lambda values: postgres_dsn(values[0], values[1], values[2], values[3]))
+        self.owner_secret = gcp.secretmanager.Secret(
+            "postgres-owner",
+            secret_id=resource_name(args.name_prefix, "pg-owner", "secret"),
+            replication=gcp.secretmanager.SecretReplicationArgs(
+                user_managed=gcp.secretmanager.SecretReplicationUserManagedArgs(
+                    replicas=[
+                        gcp.secretmanager.SecretReplicationUserManagedReplicaArgs(
+                            location=args.region,
+                            customer_managed_encryption=gcp.secretmanager.SecretReplicationUserManagedReplicaCustomerManagedEncryptionArgs(
+                                kms_key_name=args.kms_key_id
+                            )
+                            if args.kms_key_id is not None
+                            else None,
+                        )
+                    ]
+                )
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.secret_apis)),
         )
+        owner_version = gcp.secretmanager.SecretVersion(
+            "postgres-owner",
+            secret=self.owner_secret.id,
+            secret_data=pulumi.Output.secret(
+                pulumi.Output.all(self.user.name, self.password.result).apply(
+                    lambda v: json.dumps({"username": v[0], "password": v[1]})
+                )
+            ),
+            opts=child,
+        )
+        self.owner_secret_url = owner_version.name.apply(secret_access_url)
         self.dsn = pulumi.Output.secret(
             pulumi.Output.all(self.app_password.result, self.private_ip, self.database.name).apply(
                 lambda values: postgres_dsn(POSTGRES_APP_ROLE, values[0], values[1], values[2])
@@ -213,6 +261,6 @@ class Postgres(pulumi.ComponentResource):
                 "privateIp": self.private_ip,
                 "connectionName": self.connection_name,
                 "dsn": self.dsn,
-                "migrationDsn": self.migration_dsn,
+                "ownerSecretUrl": self.owner_secret_url,
             }
         )

@@ -14,7 +14,19 @@ could not serve:
    (``bedrock`` on AWS, ``vertex`` on GCP, ``azure_openai`` without a key on
    Azure) is kept only in that cloud's cluster; key-based providers everywhere.
    The global hostname sends any request to any cluster, so every model needs a
-   deployment every cluster can call.
+   deployment every cluster can call;
+4. the gateway's start-up check on prices (:func:`gateway_app.config.prices.startup_refusal`):
+   the planned pod always has an admin key, so governance is on, and by default the
+   gateway refuses to start with a deployment that has no price (``price`` in the
+   catalogue, else genai-prices' dataset), since it would count $0 against budgets.
+
+The ``identity`` section (people's sign-in and the console) is checked against the
+stack too (:func:`identity_problems`): its client secret is the stack secret
+``ai-gateway:oidcClientSecret`` (the pod's ``AIGW_OIDC_CLIENT_SECRET``), never a
+value in the file; the console's networks (``identity.console_allowed_cidrs``) come
+from ``ai-gateway:gateway.consoleAllowedCidrs``, which the edge enforces too, and
+the proxies whose ``X-Forwarded-For`` the gateway believes are the cluster's pods
+(the edge's Envoy proxies).
 
 Each cluster therefore prefers its own cloud (the only workload identity it
 has) and fails over to the key-based providers in the catalogue's order.
@@ -27,19 +39,24 @@ Anthropic when their keys are set. Everything here is pure: no Pulumi.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from gateway_app import config as gateway_config
+from gateway_app.config.prices import startup_refusal, unpriced_error
 from infra.config import Cloud, provider_key_variable
 
 if TYPE_CHECKING:
     from infra.config import StackConfig
 
 APP_CONFIG_KEY = "ai-gateway:gateway.appConfig"
+OIDC_SECRET_VARIABLE = "AIGW_OIDC_CLIENT_SECRET"
+"""The pod's variable holding ``ai-gateway:oidcClientSecret`` (the gateway's default name)."""
+_SET_OIDC_SECRET = "`pulumi config set --secret ai-gateway:oidcClientSecret VALUE`"
+_CONSOLE_NETWORKS = "ai-gateway:gateway.consoleAllowedCidrs"
 
 WORKLOAD_IDENTITY_PROVIDERS = {
     "bedrock": Cloud.AWS,
@@ -82,7 +99,16 @@ def secret_problems(app_config: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Secret material in the catalogue: literal keys, credentials in URLs, secret headers."""
     problems = []
     for path, key, value in _walk(app_config):
-        if isinstance(value, str) and _CREDENTIALS_IN_URL.match(value):
+        if path == "identity.oidc.client_secret" and value is not None:
+            problems.append(
+                (
+                    path,
+                    "is secret material in the config file (a ConfigMap); remove it and run "
+                    f"{_SET_OIDC_SECRET}: the pods read it as {OIDC_SECRET_VARIABLE} from the "
+                    "gateway's Kubernetes Secret",
+                )
+            )
+        elif isinstance(value, str) and _CREDENTIALS_IN_URL.match(value):
             problems.append(
                 (path, "holds a URL with credentials; the config file is a ConfigMap, not a secret")
             )
@@ -141,6 +167,76 @@ def _suggestion(provider: str) -> tuple[str, str]:
         return "<name>", "<NAME>_API_KEY"
 
 
+def identity_problems(
+    app_config: Mapping[str, Any], oidc_client_secret: bool
+) -> list[tuple[str, str]]:
+    """What the stack must provide for the ``identity`` section, and what it must not hold.
+
+    * a confidential OIDC client (any ``token_auth_method`` but ``none``) needs
+      ``ai-gateway:oidcClientSecret``, which reaches the pod as
+      :data:`OIDC_SECRET_VARIABLE` (so ``client_secret_env`` may not name another);
+    * ``console_allowed_cidrs`` and ``trusted_proxies`` are the program's to write
+      (the stack's ``gateway.consoleAllowedCidrs``, the cluster's pod ranges).
+    """
+    identity = _mapping(app_config.get("identity"))
+    oidc = _mapping(identity.get("oidc"))
+    problems = []
+    for key in ("console_allowed_cidrs", "trusted_proxies"):
+        if key in identity:
+            source = (
+                f"set {_CONSOLE_NETWORKS} instead (the edge enforces it too)"
+                if key == "console_allowed_cidrs"
+                else "the program sets it to the cluster's pod ranges (the edge's Envoy proxies)"
+            )
+            problems.append((f"identity.{key}", f"is not set here on Kubernetes: {source}"))
+    if not oidc:
+        return problems
+    variable = oidc.get("client_secret_env", OIDC_SECRET_VARIABLE)
+    if variable != OIDC_SECRET_VARIABLE:
+        problems.append(
+            (
+                "identity.oidc.client_secret_env",
+                f"{variable!r}: on Kubernetes the client secret reaches the pods as "
+                f"{OIDC_SECRET_VARIABLE} (from ai-gateway:oidcClientSecret); remove "
+                "client_secret_env",
+            )
+        )
+    method = oidc.get("token_auth_method", "client_secret_basic")
+    if method != "none" and not oidc_client_secret and oidc.get("client_secret") is None:
+        problems.append(
+            (
+                "identity.oidc",
+                f"is a confidential client (token_auth_method {method}) but the client secret "
+                f"is not set: run {_SET_OIDC_SECRET} (it reaches the pods as "
+                f"{OIDC_SECRET_VARIABLE} from the gateway's Kubernetes Secret), or set "
+                "token_auth_method: none for a public client",
+            )
+        )
+    return problems
+
+
+def identity_warnings(
+    app_config: Mapping[str, Any], oidc_client_secret: bool, console_allowed_cidrs: Collection[str]
+) -> list[str]:
+    """Stack settings the ``identity`` section leaves unused."""
+    identity = _mapping(app_config.get("identity"))
+    oidc = _mapping(identity.get("oidc"))
+    warnings = []
+    if oidc_client_secret and (not oidc or oidc.get("token_auth_method") == "none"):
+        warnings.append(
+            "ai-gateway:oidcClientSecret is set but no confidential OIDC client uses it "
+            f"({APP_CONFIG_KEY}.identity.oidc); remove it with `pulumi config rm "
+            "ai-gateway:oidcClientSecret` or configure sign-in"
+        )
+    if console_allowed_cidrs and not (oidc or identity.get("admin_key_login")):
+        warnings.append(
+            f"{_CONSOLE_NETWORKS} is set but the gateway serves no console ({APP_CONFIG_KEY} "
+            "has no identity section with oidc or admin_key_login); the edge restricts "
+            "/console and /auth anyway"
+        )
+    return warnings
+
+
 def key_variables(provider_keys: Collection[str]) -> dict[str, str]:
     """``{variable: provider key name}`` for the provider keys a stack sets."""
     return {provider_key_variable(name): name for name in provider_keys}
@@ -187,16 +283,28 @@ def reachable(provider_type: str, has_key: bool, cloud: Cloud) -> bool:
 
 
 def cluster_config_file(
-    app_config: Mapping[str, Any], cloud: Cloud, provider_keys: Collection[str]
+    app_config: Mapping[str, Any],
+    cloud: Cloud,
+    provider_keys: Collection[str],
+    *,
+    oidc_client_secret: bool = False,
+    console_allowed_cidrs: Sequence[str] = (),
+    trusted_proxies: Sequence[str] = (),
 ) -> str:
     """The gateway config file (YAML) of the cluster on ``cloud``; :class:`CatalogueError` if unusable.
 
-    ``provider_keys`` are the names set under ``ai-gateway:providerKeys``.
+    ``provider_keys`` are the names set under ``ai-gateway:providerKeys``;
+    ``oidc_client_secret`` whether ``ai-gateway:oidcClientSecret`` is set. With an
+    ``identity`` section, the file gets ``console_allowed_cidrs`` (the stack's
+    ``gateway.consoleAllowedCidrs``) and ``trusted_proxies`` (the cluster's pod ranges).
     """
-    problems = secret_problems(app_config)
+    problems = secret_problems(app_config) + identity_problems(app_config, oidc_client_secret)
     if problems:
         raise CatalogueError(problems)
+    app_config = with_console_networks(app_config, console_allowed_cidrs, trusted_proxies)
     environment = {variable: "planned-secret" for variable in key_variables(provider_keys)}
+    if oidc_client_secret:
+        environment[OIDC_SECRET_VARIABLE] = "planned-secret"
     try:
         parsed = gateway_config.parse(dict(app_config), APP_CONFIG_KEY, environment)
     except gateway_config.ConfigError as exc:
@@ -215,15 +323,15 @@ def cluster_config_file(
         name: value for name, value in _mapping(app_config.get("providers")).items() if name in kept
     }
     models: dict[str, Any] = {}
+    origins: dict[str, list[int]] = {}  # model -> appConfig index of each kept deployment
     for model_name, model in parsed.models.items():
         raw_model = dict(_mapping(app_config["models"])[model_name])
-        deployments = [
-            raw_deployment
-            for deployment, raw_deployment in zip(
-                model.deployments, raw_model["deployments"], strict=True
-            )
+        origins[model_name] = [
+            index
+            for index, deployment in enumerate(model.deployments)
             if deployment.provider in kept
         ]
+        deployments = [raw_model["deployments"][index] for index in origins[model_name]]
         usable = [d for d in deployments if d["provider"] not in missing]
         if not usable:
             problems.append((f"models.{model_name}", _unservable(model, parsed, cloud, missing)))
@@ -238,12 +346,32 @@ def cluster_config_file(
     raw["models"] = models
     # The cluster's own file must still be a valid gateway config (an embedder model kept, ...).
     try:
-        gateway_config.parse(raw, APP_CONFIG_KEY, environment)
+        cluster = gateway_config.parse(raw, APP_CONFIG_KEY, environment)
     except gateway_config.ConfigError as exc:
         raise CatalogueError(
             [(p.path, f"{p.message} (on the {cloud.value} cluster)") for p in exc.problems]
         ) from None
+    # ... and one the pod starts with: the gateway's own start-up check on prices. The pod
+    # always has AIGW_ADMIN_KEY (the gateway Secret), so governance is on unless the file
+    # turns it off. Reported at the appConfig's paths, with the gateway's message.
+    refused = startup_refusal(cluster, governance_on=cluster.governance.active(admin_key_set=True))
+    if refused:
+        located = [replace(u, index=origins[u.model][u.index]) for u in refused]
+        raise CatalogueError([("", unpriced_error(located))])
     return yaml.safe_dump(raw, sort_keys=False, default_flow_style=False)
+
+
+def with_console_networks(
+    app_config: Mapping[str, Any], allowed: Sequence[str], trusted_proxies: Sequence[str]
+) -> Mapping[str, Any]:
+    """``app_config`` with the console's networks in its ``identity`` section (when it has one)."""
+    identity = app_config.get("identity")
+    if not isinstance(identity, Mapping):
+        return app_config
+    networks: dict[str, Any] = {"trusted_proxies": list(trusted_proxies)}
+    if allowed:
+        networks["console_allowed_cidrs"] = list(allowed)
+    return {**app_config, "identity": {**identity, **networks}}
 
 
 def _unservable(
@@ -294,6 +422,15 @@ def check_config_file(text: str) -> str:
 
 # -------------------------------------------------------- default catalogue
 
+_PRICES: dict[tuple[str, str], dict[str, float]] = {
+    # Vertex AI bills text-embedding-005 per character ($0.000025 per 1,000 input
+    # characters, "Generative AI on Vertex AI pricing"), about $0.10 per million tokens;
+    # genai-prices has no entry, and the gateway refuses to start with an unpriced
+    # deployment while governance is on.
+    ("vertex", "text-embedding-005"): {"input_per_mtok": 0.10, "output_per_mtok": 0.0},
+}
+"""Prices of the default catalogue's models that genai-prices does not know (USD per million tokens)."""
+
 _TIERS: dict[str, dict[str, str]] = {
     # tier -> provider type -> model (Azure: the deployment name, created with the model's name)
     "chat": {
@@ -319,6 +456,15 @@ _TIERS: dict[str, dict[str, str]] = {
 }
 
 
+_PRICES: dict[tuple[str, str], dict[str, float]] = {
+    # Models genai-prices does not know (USD per million tokens; the gateway refuses to start
+    # with an unpriced deployment). Vertex AI bills text-embedding-005 per character, $0.000025
+    # per 1,000 characters online ("Vertex AI pricing", Embeddings for Text); at Google's ~4
+    # characters per token that is $0.10 per million tokens.
+    ("vertex", "text-embedding-005"): {"input_per_mtok": 0.1, "output_per_mtok": 0.0},
+}
+
+
 def azure_openai_endpoint(account_id: str) -> str:
     """``https://<account>.openai.azure.com`` from an Azure OpenAI account's resource id.
 
@@ -337,7 +483,8 @@ def default_catalogue(config: StackConfig, provider_keys: Collection[str]) -> di
     AI in ``gcp.project``/``gcp.region``), then by OpenAI and Anthropic when
     their keys (``providerKeys.openai``, ``providerKeys.anthropic``) are set.
     Every endpoint is ``${SDK_VARIABLE:-public endpoint}``, so an operator can
-    point a cluster at a private endpoint or a proxy without editing it.
+    point a cluster at a private endpoint or a proxy without editing it. Every
+    deployment has a price: genai-prices' or, where it has none, a ``price``.
     """
     providers: dict[str, dict[str, Any]] = {}
     if config.aws.enabled:
@@ -388,8 +535,12 @@ def default_catalogue(config: StackConfig, provider_keys: Collection[str]) -> di
             # Cloud models first (each cluster keeps only its own), then the vendors' APIs.
             priority = 0 if provider["type"] in WORKLOAD_IDENTITY_PROVIDERS else len(deployments)
             deployment: dict[str, Any] = {"provider": name, "model": model, "priority": priority}
+            if (provider["type"], model) in _PRICES:
+                deployment["price"] = dict(_PRICES[provider["type"], model])
             if provider["type"] == "anthropic":
                 deployment["params"] = {"default_max_tokens": 4096}
+            if (provider["type"], model) in _PRICES:
+                deployment["price"] = dict(_PRICES[(provider["type"], model)])
             deployments.append(deployment)
         if deployments:
             models[tier] = {"strategy": "failover", "deployments": deployments}

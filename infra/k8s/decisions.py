@@ -12,8 +12,9 @@ import hashlib
 import hmac
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from infra.config import Environment
 
@@ -278,3 +279,223 @@ def rollout_checksum(key: str, config_file: str, secret_data: Mapping[str, str])
     for name in sorted(secret_data):
         mac.update(b"\0" + name.encode() + b"\0" + secret_data[name].encode())
     return mac.hexdigest()
+
+
+# ---------------------------------------------------------------------- edge
+
+HEALTH_PATH = "/health/ready"
+"""The gateway's readiness path: what the global DNS health checks request through the edge."""
+
+STREAM_ALLOWANCE_S = 600
+"""How long a streamed response may run after its first byte.
+
+The gateway bounds the time to the first byte (all tries and failovers) by its
+``deadline_s``; a streamed completion then runs until the model finishes, which
+for long outputs takes minutes. The edge's request timeout is that deadline
+plus this allowance, so the edge never cuts a request the gateway still serves,
+and a hung stream still ends.
+"""
+
+HEALTH_TIMEOUT_S = 10
+"""The readiness route's timeout: the DNS health checkers give up sooner anyway."""
+
+REQUEST_RECEIVED_TIMEOUT_S = 120
+"""Time a client has to send its whole request: 8 MiB (the default body limit) at
+1 Mbit/s takes about 70 seconds; a slower, trickling client (slow loris) is cut off."""
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    """What the edge enforces in front of the gateway, derived from the gateway's own config."""
+
+    max_body_bytes: int
+    """Request bodies above this get 413 at the edge, exactly as the gateway would answer."""
+    request_timeout_s: int
+    """Time from request to the last byte of the response, streams included."""
+
+    @property
+    def body_limit(self) -> str:
+        """``max_body_bytes`` as a Kubernetes quantity (``8Mi`` when whole mebibytes)."""
+        mib = 1024 * 1024
+        if self.max_body_bytes % mib == 0:
+            return f"{self.max_body_bytes // mib}Mi"
+        return str(self.max_body_bytes)
+
+    @property
+    def request_timeout(self) -> str:
+        """``request_timeout_s`` as a Gateway API duration (``720s``)."""
+        return f"{self.request_timeout_s}s"
+
+
+def edge_limits(app_config: Mapping[str, Any]) -> EdgeLimits:
+    """The edge's body limit and request timeout, matching the gateway's config file.
+
+    The body limit is the gateway's ``server.max_body_bytes``; the timeout is
+    the longest request deadline of any model (``router.retry.deadline_s`` or a
+    model's own ``retry.deadline_s``), rounded up, plus
+    :data:`STREAM_ALLOWANCE_S`. Unset values take the gateway's own defaults
+    (read from its config model, so the two cannot drift).
+    """
+    from gateway_app.config import RetryConfig, ServerConfig
+
+    def section(value: Any, key: str) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ValueError(
+                f"ai-gateway:gateway.appConfig.{key} is {type(value).__name__}, not a mapping; "
+                "give it as keys and values"
+            )
+        return value
+
+    def retry(value: Any, key: str) -> RetryConfig:
+        try:
+            return RetryConfig.model_validate(dict(section(value, key)))
+        except ValueError as exc:
+            raise ValueError(f"ai-gateway:gateway.appConfig.{key}: {exc}") from None
+
+    server = section(app_config.get("server"), "server")
+    try:
+        max_body = ServerConfig.model_validate(dict(server)).max_body_bytes
+    except ValueError as exc:
+        raise ValueError(f"ai-gateway:gateway.appConfig.server: {exc}") from None
+    router = section(app_config.get("router"), "router")
+    deadlines = [retry(router.get("retry"), "router.retry").deadline_s]
+    for name, model in section(app_config.get("models"), "models").items():
+        model = section(model, f"models.{name}")
+        if model.get("retry") is not None:
+            deadlines.append(retry(model["retry"], f"models.{name}.retry").deadline_s)
+    return EdgeLimits(
+        max_body_bytes=max_body,
+        request_timeout_s=math.ceil(max(deadlines)) + STREAM_ALLOWANCE_S,
+    )
+
+
+def backend_ref(service: str, weight: int | None = None, port: int = 80) -> dict[str, Any]:
+    """An HTTPRoute ``backendRef`` to a gateway Service (its ``http`` port, 80)."""
+    ref: dict[str, Any] = {"name": service, "port": port}
+    if weight is not None:
+        ref["weight"] = weight
+    return ref
+
+
+def https_route_rules(
+    stable_service: str,
+    canary_service: str | None,
+    plan: CanaryPlan,
+    limits: EdgeLimits,
+) -> list[dict[str, Any]]:
+    """The rules of the gateway's HTTPS route, most specific first.
+
+    1. ``GET /health/ready`` goes to the stable track only: the global health
+       checks judge the version that serves most traffic, never a canary.
+    2. With a canary, requests carrying ``X-Gateway-Canary: always`` reach it
+       whatever the weight (blue-green testing at weight 0).
+    3. Everything else is split by weight: stable ``100 - w``, canary ``w``
+       (Gateway API weights are proportional; 0 sends nothing).
+    """
+    timeouts = {"request": limits.request_timeout}
+    rules: list[dict[str, Any]] = [
+        {
+            "matches": [{"path": {"type": "Exact", "value": HEALTH_PATH}}],
+            "backendRefs": [backend_ref(stable_service)],
+            "timeouts": {"request": f"{HEALTH_TIMEOUT_S}s"},
+        }
+    ]
+    everything = {"path": {"type": "PathPrefix", "value": "/"}}
+    if plan.enabled:
+        if canary_service is None:
+            raise ValueError("a canary plan needs the canary Service's name")
+        rules.append(
+            {
+                "matches": [
+                    {
+                        **everything,
+                        "headers": [{"type": "Exact", "name": CANARY_HEADER, "value": "always"}],
+                    }
+                ],
+                "backendRefs": [backend_ref(canary_service)],
+                "timeouts": timeouts,
+            }
+        )
+        backends = [
+            backend_ref(stable_service, 100 - plan.weight),
+            backend_ref(canary_service, plan.weight),
+        ]
+    else:
+        backends = [backend_ref(stable_service)]
+    rules.append({"matches": [everything], "backendRefs": backends, "timeouts": timeouts})
+    return rules
+
+
+def https_redirect_rules() -> list[dict[str, Any]]:
+    """The plain-HTTP listener's only rule: a permanent redirect to the same URL over HTTPS."""
+    return [
+        {
+            "filters": [
+                {
+                    "type": "RequestRedirect",
+                    "requestRedirect": {"scheme": "https", "statusCode": 301},
+                }
+            ]
+        }
+    ]
+
+
+# ------------------------------------------------------------------- console
+
+CONSOLE_PATHS = ("/console", "/auth")
+"""The web console and people's sign-in: the paths ``gateway.consoleAllowedCidrs`` restricts."""
+
+
+def console_route_rules(main_rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The console route's one rule: ``/console`` and ``/auth`` to the main route's backends.
+
+    Gateway API (HTTPRoute, "Matching precedence") gives the longest matching path
+    precedence across every route of a listener, so these paths leave the main
+    route for this one and its SecurityPolicy. ``PathPrefix`` matches whole path
+    segments (``/auth`` and ``/auth/login``, never ``/authx``). The backends, weights
+    and timeout are those of the main route's catch-all rule: the console is the
+    same gateway, on the same entry point.
+    """
+    everything = main_rules[-1]
+    return [
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": path}} for path in CONSOLE_PATHS],
+            "backendRefs": everything["backendRefs"],
+            "timeouts": everything["timeouts"],
+        }
+    ]
+
+
+def console_authorization(allowed_cidrs: Sequence[str]) -> dict[str, Any]:
+    """The SecurityPolicy ``authorization`` of the console's route: deny all but ``allowed_cidrs``.
+
+    Judged on the client's address, which the ClientTrafficPolicy's
+    ``clientIPDetection`` (:func:`client_ip_detection`) defines.
+    """
+    if not allowed_cidrs:
+        raise ValueError("the console's allow-list is empty; give at least one CIDR")
+    return {
+        "defaultAction": "Deny",
+        "rules": [
+            {
+                "name": "console-networks",
+                "action": "Allow",
+                "principal": {"clientCIDRs": list(allowed_cidrs)},
+            }
+        ],
+    }
+
+
+def client_ip_detection() -> dict[str, Any]:
+    """The ClientTrafficPolicy's ``clientIPDetection``: the TCP peer is the client.
+
+    Every cloud's load balancer in front of Envoy is a layer-4 passthrough that
+    keeps the client's source address (the NLB with ``preserve_client_ip``, AKS's
+    Standard Load Balancer and GKE's passthrough NLB with ``externalTrafficPolicy:
+    Local``) and adds no ``X-Forwarded-For``; the global hostname is DNS only. So
+    the downstream connection's address is the client's, and a client-sent
+    ``X-Forwarded-For`` is never believed (``directSourceIP``, Envoy Gateway 1.9).
+    """
+    return {"directSourceIP": {}}

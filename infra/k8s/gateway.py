@@ -3,20 +3,26 @@
 Given a kube provider (through ``opts``), the data stores' connection strings
 (secret Outputs) and the image, the component owns, in dependency order:
 
-1. the cluster's ingress and TLS (:class:`~infra.k8s.ingress.ClusterIngress`);
+1. the cluster's edge (:class:`~infra.k8s.edge.ClusterEdge`: Envoy Gateway,
+   cert-manager and the ACME issuer);
 2. a Namespace enforcing the ``restricted`` Pod Security Standard;
-3. the ServiceAccount (workload-identity annotations from the cloud);
-4. a Secret with every secret the gateway reads, a second Secret with the
-   database owner's URL that only the migration Job mounts (the serving pods
-   connect as a role with row access only), and a ConfigMap with its config
-   file (never a secret: it is a plain ``str`` by type and checked);
-5. NetworkPolicies: deny everything, then admit the ingress controller on 8080
+3. the ServiceAccounts: the gateway's and, when the cloud hands over a
+   :class:`MigrationAccess`, the migration Job's own (each with its cloud's
+   workload-identity annotations; only the Job's identity may read the
+   database owner's secret, and the owner's password never enters the cluster);
+4. a Secret with every secret the gateway reads (the serving pods connect as
+   a role with row access only) and a ConfigMap with its config file (never a
+   secret: it is a plain ``str`` by type and checked);
+5. NetworkPolicies: deny everything, then admit the Envoy proxies on 8080
    and let the pods reach DNS, Redis, PostgreSQL and HTTPS only;
 6. per track (``stable``, and ``canary`` when a canary image is set): the
    schema-migration Job, then the Deployment (which depends on the Job), its
    Service, HorizontalPodAutoscaler and PodDisruptionBudget;
-7. the Certificate for the global and per-cloud hostnames, the Ingress
-   (HTTPS only) and, for a canary, the canary Ingress with its weight.
+7. the Certificate for the global and per-cloud hostnames, the ``Gateway``
+   (an HTTPS listener with that certificate, an HTTP listener that only
+   redirects), the HTTPS ``HTTPRoute`` (readiness path, canary header, weighted
+   ``backendRefs``) and the Envoy Gateway policies holding the edge's limits
+   (request body and TLS version; the timeouts are the route's own).
 
 No resource is created inside an ``apply``: every object exists in preview
 too, and only values (names, the checksum) are computed from Outputs.
@@ -27,20 +33,29 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+import yaml
 
-from infra.config import PROVIDER_KEYS, Cloud, Environment, StackConfig, provider_key_variable
+from infra.config import (
+    OIDC_CLIENT_SECRET,
+    PROVIDER_KEYS,
+    Cloud,
+    Environment,
+    StackConfig,
+    provider_key_variable,
+)
 from infra.k8s import catalogue, decisions
-from infra.k8s.decisions import CANARY_HEADER, CanaryPlan, Resources, Scaling
-from infra.k8s.ingress import (
-    INGRESS_CLASS,
-    INGRESS_NAMESPACE,
+from infra.k8s.decisions import CanaryPlan, EdgeLimits, Resources, Scaling
+from infra.k8s.edge import (
+    EDGE_NAMESPACE,
+    PROXY_POD_LABELS,
     AcmeArgs,
-    ClusterIngress,
-    ClusterIngressArgs,
+    ClusterEdge,
+    ClusterEdgeArgs,
     Dns01Solver,
     namespace_labels,
 )
@@ -62,6 +77,8 @@ _SECRET_ENV = {
     "admin-key": "AIGW_ADMIN_KEY",
     "key-hash-secret": "AIGW_KEY_HASH_SECRET",
 }
+OIDC_SECRET_KEY = "oidc-client-secret"
+"""The Secret key of ``ai-gateway:oidcClientSecret`` (the pod's ``AIGW_OIDC_CLIENT_SECRET``)."""
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
@@ -128,6 +145,25 @@ class WorkloadIdentity:
         )
 
 
+MIGRATION_SERVICE_ACCOUNT = "ai-gateway-migrate"
+"""The migration Job's ServiceAccount: the only one whose cloud identity reads the owner's secret."""
+
+
+@dataclass
+class MigrationAccess:
+    """How the migration Job reaches the database owner without the cluster holding it.
+
+    ``owner_secret`` is the reference ``gateway_app migrate`` reads at run time
+    (``AIGW_MIGRATION_SECRET``: a Secrets Manager ARN, a Key Vault secret URI or
+    a Secret Manager version URL; see :mod:`gateway_app.credentials.database`);
+    ``workload_identity`` binds the Job's own ServiceAccount
+    (:data:`MIGRATION_SERVICE_ACCOUNT`) to the cloud identity allowed to read it.
+    """
+
+    owner_secret: pulumi.Input[str]
+    workload_identity: WorkloadIdentity
+
+
 @dataclass
 class GatewayDeploymentArgs:
     """Everything the gateway needs on one cluster; the cloud wiring fills it.
@@ -157,20 +193,29 @@ class GatewayDeploymentArgs:
     """6379 on ElastiCache, 6378 on Memorystore, 10000 on Azure Managed Redis."""
     scaling: Scaling
     resources: Resources
+    edge_limits: EdgeLimits
+    """The request body limit and timeout the edge enforces (from the gateway's config file)."""
     provider_api_keys: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Environment variable name (``GROQ_API_KEY`` ...) -> secret value."""
     redis_ca_cert: pulumi.Input[str] | None = None
     """PEM of the CA that signed Redis's certificate (Memorystore); mounted as a file."""
-    postgres_migration_dsn: pulumi.Input[str] | None = None
-    """The schema owner's URL (the managed server's admin). Only the migration Job gets it
-    (``AIGW_MIGRATION_DATABASE_URL``), to migrate and to create the role of
-    ``postgres_dsn``; the Deployment never does."""
+    migration: MigrationAccess | None = None
+    """Where the migration Job reads the schema owner (the managed server's admin) and the
+    identity it reads it with, to migrate and to create the role of ``postgres_dsn``.
+    Without it the Job migrates as ``postgres_dsn``."""
     postgres_port: int = 5432
     canary_image: pulumi.Input[str] | None = None
     canary_weight: int = 0
     workload_identity: WorkloadIdentity = field(default_factory=WorkloadIdentity)
     load_balancer_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    """The cloud's annotations for the public LoadBalancer Service."""
+    """The cloud's annotations for the public LoadBalancer Service Envoy Gateway creates."""
+    edge_prerequisites: Sequence[pulumi.Resource] = ()
+    """What must run before the Gateway's load balancer (the AWS Load Balancer Controller on EKS)."""
+    oidc_client_secret: pulumi.Input[str] | None = None
+    """The console's OpenID Connect client secret (``ai-gateway:oidcClientSecret``): a key of
+    the Secret, the pods' ``AIGW_OIDC_CLIENT_SECRET``."""
+    console_allowed_cidrs: Sequence[str] = ()
+    """Networks ``/console`` and ``/auth`` are reachable from at the edge (empty: any)."""
     metrics_namespace: str | None = None
     """Namespace of the Prometheus that scrapes ``/metrics``; admitted on 8080 when set."""
     namespace: str = "ai-gateway"
@@ -191,10 +236,11 @@ class GatewayDeploymentArgs:
         data_store_cidrs: Sequence[pulumi.Input[str]],
         redis_port: int,
         redis_ca_cert: pulumi.Input[str] | None = None,
-        postgres_migration_dsn: pulumi.Input[str] | None = None,
+        migration: MigrationAccess | None = None,
         workload_identity: WorkloadIdentity | None = None,
         load_balancer_annotations: Mapping[str, pulumi.Input[str]] | None = None,
         image: pulumi.Input[str] | None = None,
+        edge_prerequisites: Sequence[pulumi.Resource] = (),
     ) -> GatewayDeploymentArgs:
         """Args for ``cloud`` from the stack config plus what the cloud's footprint hands over.
 
@@ -206,10 +252,13 @@ class GatewayDeploymentArgs:
         global_name, cloud_name = decisions.gateway_hostnames(
             config.dns.domain, config.dns.hostname, cloud.value
         )
+        # The file this cluster's pods read (appConfig, or the default catalogue when it is
+        # left out): the edge's limits are taken from it, so the two cannot disagree.
+        config_file = config.gateway_config_file(cloud)
         return cls(
             environment=config.environment,
             image=image if image is not None else gateway.image,
-            config_file=config.gateway_config_file(cloud),
+            config_file=config_file,
             redis_url=redis_url,
             postgres_dsn=postgres_dsn,
             admin_key=admin_key,
@@ -223,16 +272,20 @@ class GatewayDeploymentArgs:
             redis_port=redis_port,
             scaling=decisions.scaling(config.environment, gateway.replicas, gateway.max_replicas),
             resources=gateway.resources,
+            edge_limits=decisions.edge_limits(yaml.safe_load(config_file)),
             provider_api_keys={
                 provider_key_variable(name): value
                 for name, value in secrets.get(PROVIDER_KEYS, {}).items()
             },
             redis_ca_cert=redis_ca_cert,
-            postgres_migration_dsn=postgres_migration_dsn,
+            migration=migration,
             canary_image=gateway.canary_image,
             canary_weight=gateway.canary_weight,
             workload_identity=workload_identity or WorkloadIdentity(),
             load_balancer_annotations=dict(load_balancer_annotations or {}),
+            edge_prerequisites=list(edge_prerequisites),
+            oidc_client_secret=secrets.get(OIDC_CLIENT_SECRET),
+            console_allowed_cidrs=tuple(gateway.console_allowed_cidrs),
         )
 
 
@@ -425,31 +478,11 @@ def network_policy_egress(
     return rules
 
 
-def ingress_annotations(plan: CanaryPlan | None = None) -> dict[str, str]:
-    """The Ingress annotations: HTTPS only, streaming-friendly; or a canary's weight and header."""
-    if plan is not None:
-        return {
-            "nginx.ingress.kubernetes.io/canary": "true",
-            "nginx.ingress.kubernetes.io/canary-weight": str(plan.weight),
-            "nginx.ingress.kubernetes.io/canary-by-header": CANARY_HEADER,
-        }
-    return {
-        "nginx.ingress.kubernetes.io/ssl-redirect": "true",
-        "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
-        "nginx.ingress.kubernetes.io/backend-protocol": "HTTP",
-        # Chat completions stream for minutes: no buffering, long timeouts.
-        "nginx.ingress.kubernetes.io/proxy-buffering": "off",
-        "nginx.ingress.kubernetes.io/proxy-read-timeout": "600",
-        "nginx.ingress.kubernetes.io/proxy-send-timeout": "600",
-        "nginx.ingress.kubernetes.io/proxy-body-size": "10m",
-    }
-
-
 # --------------------------------------------------------------- component
 
 
 class GatewayDeployment(pulumi.ComponentResource):
-    """The gateway workload, its ingress and TLS on one cluster (see the module docstring).
+    """The gateway workload, its edge and TLS on one cluster (see the module docstring).
 
     Outputs: ``endpoint`` (the public load balancer's hostname or IP, for the
     global DNS), ``namespace``, ``hostnames``, ``canary_weight``.
@@ -470,12 +503,12 @@ class GatewayDeployment(pulumi.ComponentResource):
         secret_keys = {secret_key_for(env): env for env in sorted(args.provider_api_keys)}
         child = pulumi.ResourceOptions(parent=self)
 
-        self.ingress = ClusterIngress(
-            f"{name}-ingress",
-            ClusterIngressArgs(
+        self.edge = ClusterEdge(
+            f"{name}-edge",
+            ClusterEdgeArgs(
                 environment=args.environment,
                 acme=args.acme,
-                load_balancer_annotations=args.load_balancer_annotations,
+                prerequisites=list(args.edge_prerequisites),
             ),
             opts=child,
         )
@@ -511,6 +544,8 @@ class GatewayDeployment(pulumi.ComponentResource):
         }
         if args.redis_ca_cert is not None:
             secret_data[REDIS_CA_KEY] = args.redis_ca_cert
+        if args.oidc_client_secret is not None:
+            secret_data[OIDC_SECRET_KEY] = args.oidc_client_secret
         self.secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -522,19 +557,20 @@ class GatewayDeployment(pulumi.ComponentResource):
             string_data=pulumi.Output.secret(secret_data),
             opts=child,
         )
-        self.migration_secret = (
-            k8s.core.v1.Secret(
-                f"{name}-migration-secret",
+        # The Job's own identity, the only one allowed to read the owner's secret.
+        self.migration_service_account = (
+            k8s.core.v1.ServiceAccount(
+                f"{name}-migration-service-account",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=decisions.dns_label(app, "migration"),
+                    name=MIGRATION_SERVICE_ACCOUNT,
                     namespace=self._ns,
+                    annotations=dict(args.migration.workload_identity.service_account_annotations),
                     labels=self._labels("migration"),
                 ),
-                type="Opaque",
-                string_data=pulumi.Output.secret({"database-url": args.postgres_migration_dsn}),
+                automount_service_account_token=False,
                 opts=child,
             )
-            if args.postgres_migration_dsn is not None
+            if args.migration is not None
             else None
         )
         self.config_map = k8s.core.v1.ConfigMap(
@@ -584,33 +620,22 @@ class GatewayDeployment(pulumi.ComponentResource):
                 "secretName": tls_secret,
                 "dnsNames": hosts,
                 "issuerRef": {
-                    "name": self.ingress.issuer_name,
+                    "name": self.edge.issuer_name,
                     "kind": "ClusterIssuer",
                     "group": "cert-manager.io",
                 },
                 "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
                 "usages": ["server auth"],
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ingress.issuer]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.edge.issuer]),
         )
-        self.ingresses = {
-            "stable": self._ingress(
-                "stable", stable["service"], hosts, tls_secret, None, [certificate]
-            )
-        }
-        if canary.enabled:
-            self.ingresses["canary"] = self._ingress(
-                "canary",
-                tracks["canary"]["service"],
-                hosts,
-                None,
-                canary,
-                [self.ingresses["stable"]],
-            )
+        self.gateway = self._gateway(app, hosts, tls_secret, certificate)
+        self.routes = self._routes(app, hosts, tracks, canary)
 
         self.tracks = tracks
         self.namespace = self._ns
-        self.endpoint = self.ingress.endpoint
+        # Envoy Gateway publishes the load balancer's address in the Gateway's status.
+        self.endpoint = self.gateway.status.apply(gateway_address)
         self.hostnames = hosts
         self.register_outputs(
             {
@@ -650,11 +675,9 @@ class GatewayDeployment(pulumi.ComponentResource):
         sources = [
             k8s.networking.v1.NetworkPolicyPeerArgs(
                 namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                    match_labels={"kubernetes.io/metadata.name": INGRESS_NAMESPACE}
+                    match_labels={"kubernetes.io/metadata.name": EDGE_NAMESPACE}
                 ),
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(
-                    match_labels={"app.kubernetes.io/name": "ingress-nginx"}
-                ),
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(PROXY_POD_LABELS)),
             )
         ]
         if args.metrics_namespace:
@@ -713,20 +736,17 @@ class GatewayDeployment(pulumi.ComponentResource):
                 )
             )
         env += [from_secret(name, key) for key, name in _SECRET_ENV.items()]
+        if self._args.oidc_client_secret is not None:
+            env.append(from_secret(catalogue.OIDC_SECRET_VARIABLE, OIDC_SECRET_KEY))
         env += [from_secret(name, key) for key, name in provider_keys.items()]
         return env
 
     def _migration_env(self) -> list[k8s.core.v1.EnvVarArgs]:
-        """The gateway's environment plus the owner's URL, for the migration Job only."""
-        if self.migration_secret is None:
+        """The gateway's environment plus where the owner's secret is, for the migration Job."""
+        if self._args.migration is None:
             return self._env
         owner = k8s.core.v1.EnvVarArgs(
-            name="AIGW_MIGRATION_DATABASE_URL",
-            value_from=k8s.core.v1.EnvVarSourceArgs(
-                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
-                    name=self.migration_secret.metadata.name, key="database-url"
-                )
-            ),
+            name="AIGW_MIGRATION_SECRET", value=self._args.migration.owner_secret
         )
         return [*self._env, owner]
 
@@ -772,10 +792,12 @@ class GatewayDeployment(pulumi.ComponentResource):
         container: k8s.core.v1.ContainerArgs,
         restart_policy: str,
         labels_for_spread: Mapping[str, str] | None,
+        service_account: k8s.core.v1.ServiceAccount | None = None,
     ) -> k8s.core.v1.PodSpecArgs:
         volumes, _ = self._volumes
+        account = service_account or self.service_account
         return k8s.core.v1.PodSpecArgs(
-            service_account_name=self.service_account.metadata.name,
+            service_account_name=account.metadata.name,
             automount_service_account_token=False,
             security_context=pod_security_context(),
             containers=[container],
@@ -806,7 +828,10 @@ class GatewayDeployment(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         _, mounts = self._volumes
 
-        migration_labels = {**self._labels("migration", track), **args.workload_identity.pod_labels}
+        migration_identity = (
+            args.migration.workload_identity if args.migration else args.workload_identity
+        )
+        migration_labels = {**self._labels("migration", track), **migration_identity.pod_labels}
         job = k8s.batch.v1.Job(
             f"{self._name}-migrate{suffix}",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -835,6 +860,7 @@ class GatewayDeployment(pulumi.ComponentResource):
                         ),
                         restart_policy="Never",
                         labels_for_spread=None,
+                        service_account=self.migration_service_account,
                     ),
                 ),
             ),
@@ -891,7 +917,7 @@ class GatewayDeployment(pulumi.ComponentResource):
                             startup_probe=probe["startup"],
                             readiness_probe=probe["readiness"],
                             liveness_probe=probe["liveness"],
-                            # Let the ingress controller drop the endpoint before SIGTERM.
+                            # Let the Envoy proxies drop the endpoint before SIGTERM.
                             lifecycle=k8s.core.v1.LifecycleArgs(
                                 pre_stop=k8s.core.v1.LifecycleHandlerArgs(
                                     sleep=k8s.core.v1.SleepActionArgs(seconds=5)
@@ -966,57 +992,235 @@ class GatewayDeployment(pulumi.ComponentResource):
         )
         return {"job": job, "deployment": deployment, "service": service, "hpa": hpa, "pdb": pdb}
 
-    def _ingress(
+    def _gateway(
         self,
-        track: str,
-        service: k8s.core.v1.Service,
+        app: str,
         hosts: list[str],
-        tls_secret: str | None,
-        canary: CanaryPlan | None,
-        depends_on: list[pulumi.Resource],
-    ) -> k8s.networking.v1.Ingress:
-        suffix = "" if track == "stable" else f"-{track}"
-        backend = k8s.networking.v1.IngressBackendArgs(
-            service=k8s.networking.v1.IngressServiceBackendArgs(
-                name=service.metadata.name,
-                port=k8s.networking.v1.ServiceBackendPortArgs(name="http"),
-            )
-        )
-        app = decisions.dns_label(self._args.app_name)
-        return k8s.networking.v1.Ingress(
-            f"{self._name}-ingress{suffix}",
+        tls_secret: str,
+        certificate: pulumi.Resource,
+    ) -> ObservedCustomResource:
+        """The Gateway: HTTPS with the certificate, HTTP only to redirect, the cloud's LB annotations."""
+        args = self._args
+        infrastructure: dict[str, Any] = {}
+        if args.load_balancer_annotations:
+            # Envoy Gateway copies these onto the LoadBalancer Service it creates.
+            infrastructure["annotations"] = dict(args.load_balancer_annotations)
+        same_namespace = {"namespaces": {"from": "Same"}}
+        spec: dict[str, Any] = {
+            "gatewayClassName": self.edge.gateway_class_name,
+            "listeners": [
+                {"name": "http", "protocol": "HTTP", "port": 80, "allowedRoutes": same_namespace},
+                {
+                    "name": "https",
+                    "protocol": "HTTPS",
+                    "port": 443,
+                    "tls": {
+                        "mode": "Terminate",
+                        "certificateRefs": [{"group": "", "kind": "Secret", "name": tls_secret}],
+                    },
+                    "allowedRoutes": same_namespace,
+                },
+            ],
+        }
+        if infrastructure:
+            spec["infrastructure"] = infrastructure
+        return ObservedCustomResource(
+            f"{self._name}-gateway",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="Gateway",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=app if canary is None else decisions.dns_label(app, track),
+                name=app,
                 namespace=self._ns,
-                annotations=ingress_annotations(canary),
-                labels=self._labels("gateway", track),
+                labels=self._labels("edge"),
+                # `up` waits until the cloud gave the load balancer an address.
+                annotations={"pulumi.com/waitFor": "jsonpath={.status.addresses[0].value}"},
             ),
-            spec=k8s.networking.v1.IngressSpecArgs(
-                ingress_class_name=INGRESS_CLASS,
-                tls=(
-                    [k8s.networking.v1.IngressTLSArgs(hosts=hosts, secret_name=tls_secret)]
-                    if tls_secret
-                    else None
-                ),
-                rules=[
-                    k8s.networking.v1.IngressRuleArgs(
-                        host=host,
-                        http=k8s.networking.v1.HTTPIngressRuleValueArgs(
-                            paths=[
-                                k8s.networking.v1.HTTPIngressPathArgs(
-                                    path="/", path_type="Prefix", backend=backend
-                                )
-                            ]
-                        ),
-                    )
-                    for host in hosts
-                ],
-            ),
-            # The admission webhook of the controller validates Ingresses.
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.ingress.ingress_nginx, *depends_on]
-            ),
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.edge.ready, certificate]),
         )
+
+    def _routes(
+        self,
+        app: str,
+        hosts: list[str],
+        tracks: Mapping[str, Mapping[str, pulumi.Resource]],
+        canary: CanaryPlan,
+    ) -> dict[str, pulumi.Resource]:
+        """The HTTPS route, the HTTP redirect and the Envoy Gateway policies of the edge's limits."""
+        args = self._args
+        services = {track: parts["service"] for track, parts in tracks.items()}
+        after_gateway = [self.gateway, *services.values()]
+
+        def parent(section: str) -> dict[str, Any]:
+            return {
+                "group": "gateway.networking.k8s.io",
+                "kind": "Gateway",
+                "name": app,
+                "sectionName": section,
+            }
+
+        base = decisions.dns_label(args.app_name)
+        rules = decisions.https_route_rules(
+            base,
+            decisions.dns_label(base, "canary", max_length=50) if canary.enabled else None,
+            canary,
+            args.edge_limits,
+        )
+        https = self._edge_object(
+            "https-route",
+            "HTTPRoute",
+            app,
+            {"parentRefs": [parent("https")], "hostnames": hosts, "rules": rules},
+            after_gateway,
+        )
+        redirect = self._edge_object(
+            "https-redirect",
+            "HTTPRoute",
+            decisions.dns_label(app, "https-redirect"),
+            {
+                "parentRefs": [parent("http")],
+                "hostnames": hosts,
+                "rules": decisions.https_redirect_rules(),
+            },
+            [self.gateway],
+        )
+        route_target = {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": app}
+        # Bodies over the gateway's own limit get the same 413 at the edge,
+        # before they cross the cluster.
+        body_limit = self._edge_object(
+            "backend-policy",
+            "BackendTrafficPolicy",
+            app,
+            {
+                "targetRefs": [route_target],
+                "requestBuffer": {"limit": args.edge_limits.body_limit},
+            },
+            [https],
+        )
+        client = self._edge_object(
+            "client-policy",
+            "ClientTrafficPolicy",
+            app,
+            {
+                "targetRefs": [
+                    {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": app}
+                ],
+                "tls": {"minVersion": "1.2"},
+                # What the console's allow-list and the gateway's per-client limits judge.
+                "clientIPDetection": decisions.client_ip_detection(),
+                # A client that trickles its request is cut off (slow-loris); the
+                # whole body must arrive within the gateway's own deadline.
+                "timeout": {
+                    "http": {"requestReceivedTimeout": f"{decisions.REQUEST_RECEIVED_TIMEOUT_S}s"}
+                },
+            },
+            [self.gateway],
+        )
+        found = {
+            "https": https,
+            "redirect": redirect,
+            "backendPolicy": body_limit,
+            "clientPolicy": client,
+        }
+        if args.console_allowed_cidrs:
+            # /console and /auth on their own route of the same Gateway and listener (the one
+            # entry point), and the SecurityPolicy admitting only the allowed networks. The
+            # policy first (it names the route, which need not exist yet), then the route:
+            # once the console's paths leave the main route, they are restricted.
+            name = decisions.dns_label(app, "console")
+            policy = self._edge_object(
+                "console-policy",
+                "SecurityPolicy",
+                name,
+                {
+                    "targetRefs": [
+                        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": name}
+                    ],
+                    "authorization": decisions.console_authorization(args.console_allowed_cidrs),
+                },
+                [self.gateway],
+            )
+            found["consolePolicy"] = policy
+            found["consoleRoute"] = self._edge_object(
+                "console-route",
+                "HTTPRoute",
+                name,
+                {
+                    "parentRefs": [parent("https")],
+                    "hostnames": hosts,
+                    "rules": decisions.console_route_rules(rules),
+                },
+                [*after_gateway, policy],
+            )
+        return found
+
+    def _edge_object(
+        self,
+        suffix: str,
+        kind: str,
+        name: str,
+        spec: Mapping[str, Any],
+        depends_on: Sequence[pulumi.Resource],
+    ) -> pulumi.Resource:
+        """One Gateway API route or Envoy Gateway policy of the edge, in the gateway's namespace."""
+        api_version = (
+            "gateway.networking.k8s.io/v1"
+            if kind == "HTTPRoute"
+            else "gateway.envoyproxy.io/v1alpha1"
+        )
+        return k8s.apiextensions.CustomResource(
+            f"{self._name}-{suffix}",
+            api_version=api_version,
+            kind=kind,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=name, namespace=self._ns, labels=self._labels("edge")
+            ),
+            spec=dict(spec),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
+        )
+
+
+class ObservedCustomResource(pulumi.CustomResource):
+    """A custom resource whose live ``status`` is an output.
+
+    ``k8s.apiextensions.CustomResource`` registers only ``apiVersion``,
+    ``kind``, ``metadata`` and ``spec``, so the provider's ``status`` (read
+    after the ``pulumi.com/waitFor`` condition holds) never reaches the
+    program. Registering ``status`` as an output property exposes it.
+    """
+
+    status: pulumi.Output[Any]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        api_version: str,
+        kind: str,
+        metadata: k8s.meta.v1.ObjectMetaArgs,
+        spec: Mapping[str, Any],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            f"kubernetes:{api_version}:{kind}",
+            resource_name,
+            {
+                "apiVersion": api_version,
+                "kind": kind,
+                "metadata": metadata,
+                "spec": spec,
+                "status": None,
+            },
+            opts,
+        )
+
+
+def gateway_address(status: Any) -> str:
+    """The first address Envoy Gateway published for a Gateway (a hostname on AWS, an IP elsewhere)."""
+    addresses = (status or {}).get("addresses") if isinstance(status, Mapping) else None
+    if not addresses:
+        return ""
+    return str(addresses[0].get("value") or "")
 
 
 def _requirements(resources: Resources) -> k8s.core.v1.ResourceRequirementsArgs:

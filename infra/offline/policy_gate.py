@@ -106,6 +106,15 @@ class Verdict:
         """True when no mandatory policy failed."""
         return not self.mandatory
 
+    def summary(self) -> str:
+        """One line: how many policies ran and what they found."""
+        if not self.violations:
+            return f"{len(self.policies)} policies, compliant"
+        return (
+            f"{len(self.policies)} policies, {len(self.violations)} violations "
+            f"({len(self.mandatory)} mandatory)"
+        )
+
     def render(self) -> str:
         """Violations grouped by policy, each with the resource's name and type."""
         if not self.violations:
@@ -192,10 +201,26 @@ def reconcile_config(
                 f"policy pack config for {name} is {entry!r}: use a level such as "
                 '"advisory" or an object of parameters'
             )
+        _check_schema(name, schema, properties)
         message = proto.PolicyConfig(enforcementLevel=level)
         message.properties.update({k: v for k, v in properties.items() if v is not None})
         result[name] = message
     return result
+
+
+def _check_schema(name: str, schema: Mapping[str, Any], properties: Mapping[str, Any]) -> None:
+    """Validate a policy's parameters against its config schema, as the CLI does."""
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator({"type": "object", "properties": dict(schema)})
+    errors = sorted(validator.iter_errors(dict(properties)), key=lambda e: list(e.path))
+    if errors:
+        error = errors[0]
+        where = ".".join(str(p) for p in error.path) or "(config)"
+        raise PolicyGateError(
+            f"policy pack config for {name}: {where}: {error.message}; see the policy's "
+            "config schema (an exemption needs a reason and exactly one of urn or type)"
+        )
 
 
 def _level(value: Any, where: str) -> int:
@@ -335,36 +360,76 @@ def pack_python(pack_dir: Path) -> str:
     return sys.executable
 
 
-@contextmanager
-def serve_pack(pack_dir: Path, *, project: str, stack: str) -> Iterator[int]:
-    """Start the pack as the Pulumi CLI does and yield the port it serves on; stop it after."""
-    env = {
-        **os.environ,
-        "PULUMI_PROJECT": project,
-        "PULUMI_STACK": stack,
-        "PULUMI_DRY_RUN": "true",
-        "PULUMI_CONFIG": "{}",
-    }
-    with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(
-            [pack_python(pack_dir), "-u", "-m", "pulumi.policy", ENGINE_ADDRESS, "."],
-            cwd=pack_dir,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            start_new_session=True,
-        )
+class PackServer:
+    """The pack's gRPC server, started as the Pulumi CLI starts it; stopped on exit.
+
+    The process starts at construction and :meth:`port` waits for the port it
+    prints, so a caller can start the pack first and do other work (run the
+    program) while it boots: ``aigw plan`` does, and the pack's start-up costs
+    no wall time on a second core.
+    """
+
+    def __init__(self, pack_dir: Path, *, project: str, stack: str):
+        self.pack_dir = Path(pack_dir)
+        self.project = project
+        self.stack = stack
+        env = {
+            **os.environ,
+            "PULUMI_PROJECT": project,
+            "PULUMI_STACK": stack,
+            "PULUMI_DRY_RUN": "true",
+            "PULUMI_CONFIG": "{}",
+        }
+        python = pack_python(self.pack_dir)
+        # Kept open for the server's life (its stderr explains a failed start);
+        # closed by stop().
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         try:
-            yield _read_port(process, stderr)
-        finally:
+            self._process = subprocess.Popen(
+                [python, "-u", "-m", "pulumi.policy", ENGINE_ADDRESS, "."],
+                cwd=self.pack_dir,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                start_new_session=True,
+            )
+        except BaseException:
+            self._stderr.close()
+            raise
+        self._port: int | None = None
+
+    def port(self) -> int:
+        """The port the pack serves on (waits for the pack to print it)."""
+        if self._port is None:
+            self._port = _read_port(self._process, self._stderr)
+        return self._port
+
+    def stop(self) -> None:
+        """Stop the pack (terminate, then kill after 10 s) and release its pipes."""
+        process = self._process
+        if process.poll() is None:
             process.terminate()
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+        if process.stdout is not None:
+            process.stdout.close()
+        self._stderr.close()
+
+    def __enter__(self) -> PackServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextmanager
+def serve_pack(pack_dir: Path, *, project: str, stack: str) -> Iterator[int]:
+    """Start the pack as the Pulumi CLI does and yield the port it serves on; stop it after."""
+    with PackServer(pack_dir, project=project, stack=stack) as server:
+        yield server.port()
 
 
 def _read_port(process: subprocess.Popen[bytes], stderr: Any) -> int:
@@ -397,31 +462,53 @@ def evaluate(
     pack_dir: Path,
     config: Mapping[str, Any] | None = None,
     transport: Transport = "grpc",
+    server: PackServer | None = None,
 ) -> Verdict:
-    """Run the pack over the plan and return its verdict."""
+    """Run the pack over the plan and return its verdict.
+
+    ``server`` is a :class:`PackServer` started earlier for the same pack,
+    project and stack (``"grpc"`` only); without it the pack is started here
+    and stopped after.
+    """
     pack_dir = Path(pack_dir)
     if transport == "in-process":
         return _evaluate(_InProcess(pack_dir), plan, config or {})
     if transport != "grpc":
         raise ValueError(f"unknown transport {transport!r}")
+    if server is None:
+        with PackServer(pack_dir, project=plan.project, stack=plan.stack) as started:
+            return _evaluate_over_grpc(started, plan, config or {})
+    if (server.pack_dir.resolve(), server.project, server.stack) != (
+        pack_dir.resolve(),
+        plan.project,
+        plan.stack,
+    ):
+        raise ValueError(
+            f"the pack server was started for {server.pack_dir} ({server.project}/"
+            f"{server.stack}), not for {pack_dir} ({plan.project}/{plan.stack})"
+        )
+    return _evaluate_over_grpc(server, plan, config or {})
+
+
+def _evaluate_over_grpc(server: PackServer, plan: Plan, config: Mapping[str, Any]) -> Verdict:
     import grpc
 
-    with serve_pack(pack_dir, project=plan.project, stack=plan.stack) as port:
-        channel = grpc.insecure_channel(
-            f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)]
-        )
-        try:
-            grpc.channel_ready_future(channel).result(timeout=START_TIMEOUT_SECONDS)
-            return _evaluate(analyzer_pb2_grpc.AnalyzerStub(channel), plan, config or {})
-        except grpc.FutureTimeoutError as exc:
-            raise PolicyGateError(
-                f"the policy pack printed port {port} but did not answer there within "
-                f"{START_TIMEOUT_SECONDS:.0f}s"
-            ) from exc
-        except grpc.RpcError as exc:
-            raise PolicyGateError(f"the policy pack failed: {exc}") from exc
-        finally:
-            channel.close()
+    port = server.port()
+    channel = grpc.insecure_channel(
+        f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)]
+    )
+    try:
+        grpc.channel_ready_future(channel).result(timeout=START_TIMEOUT_SECONDS)
+        return _evaluate(analyzer_pb2_grpc.AnalyzerStub(channel), plan, config)
+    except grpc.FutureTimeoutError as exc:
+        raise PolicyGateError(
+            f"the policy pack printed port {port} but did not answer there within "
+            f"{START_TIMEOUT_SECONDS:.0f}s"
+        ) from exc
+    except grpc.RpcError as exc:
+        raise PolicyGateError(f"the policy pack failed: {exc}") from exc
+    finally:
+        channel.close()
 
 
 def _evaluate(analyzer: Any, plan: Plan, config: Mapping[str, Any]) -> Verdict:

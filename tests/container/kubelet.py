@@ -17,6 +17,11 @@ secret key the Secret lacks):
 * ``env`` values and ``secretKeyRef``s resolved from the planned Secret;
 * memory and CPU limits; every container port published on 127.0.0.1.
 
+:func:`route_backend` follows the cluster's HTTPS ``HTTPRoute`` to the pod as
+Envoy would (backendRef, Service port, targetPort, container port), so requests
+reach the container on the port the edge delivers to, not merely a port it
+declares.
+
 The pod gets its own network namespace (slirp4netns), where the host's
 loopback is ``10.0.2.2`` (:data:`HOST_LOOPBACK`): the local services and fakes
 the test starts on 127.0.0.1 stand in for the cloud's.
@@ -35,10 +40,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from infra.offline import Plan, RecordedResource
 from infra.offline.engine import reveal
 
+HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 HOST_LOOPBACK = "10.0.2.2"
 """The host's 127.0.0.1 as the pod sees it (slirp4netns ``allow_host_loopback``)."""
 
@@ -69,18 +77,25 @@ class PlannedPod:
         return dict(self.service_account.get("metadata", {}).get("annotations") or {})
 
 
+def _namespace_objects(plan: Plan, workload: RecordedResource, type_token: str) -> dict[str, Any]:
+    """Name -> inputs of the objects of ``type_token`` deployed with ``workload`` in its namespace."""
+    component = next(a for a in plan.ancestors(workload) if not a.custom)
+    namespace = workload.get("metadata.namespace")
+    return {
+        r.get("metadata.name"): reveal(r.inputs)
+        for r in plan.resources
+        if r.custom
+        and r.type == type_token
+        and r.get("metadata.namespace") == namespace
+        and component in plan.ancestors(r)
+    }
+
+
 def planned_pod(plan: Plan, workload: RecordedResource) -> PlannedPod:
     """The pod template of ``workload`` and the objects of its namespace it refers to."""
-    component = next(a for a in plan.ancestors(workload) if not a.custom)
-    siblings = [r for r in plan.resources if r.custom and component in plan.ancestors(r)]
-    namespace = workload.get("metadata.namespace")
 
     def named(type_token: str) -> dict[str, dict[str, Any]]:
-        return {
-            r.get("metadata.name"): reveal(r.inputs)
-            for r in siblings
-            if r.type == type_token and r.get("metadata.namespace") == namespace
-        }
+        return _namespace_objects(plan, workload, type_token)
 
     template = workload.get("spec.template")
     spec = template["spec"]
@@ -103,6 +118,98 @@ def planned_pod(plan: Plan, workload: RecordedResource) -> PlannedPod:
 
 
 @dataclass
+class RouteBackend:
+    """Where the cluster's HTTPS route delivers one track's requests, as Envoy resolves it."""
+
+    service: str
+    """The Service the route's ``backendRefs`` name and whose selector picks these pods."""
+    container_port: int
+    """The backendRef's Service port, through its ``targetPort``, on the pod's container."""
+    health_path: str
+    """The path of the route's exact-match rule: what the global health checks request."""
+
+
+def route_backend(plan: Plan, workload: RecordedResource, pod: PlannedPod) -> RouteBackend:
+    """Follow the planned HTTPS ``HTTPRoute`` to ``pod``: backendRef -> Service port -> container.
+
+    Gateway API ("HTTPBackendRef"): a ``backendRef`` names a Service and one of
+    its ports; the Service sends that port to its ``targetPort`` (a number, or
+    the name of a container port) on the pods its selector matches. The route's
+    exact-match health rule must send the health checks to the stable track
+    only, and a NetworkPolicy selecting the pod must admit the resolved port
+    (otherwise Envoy's connections are dropped). Anything that does not resolve
+    fails here, as the request through the edge would.
+    """
+    (route,) = [
+        r
+        for r in _namespace_objects(plan, workload, HTTP_ROUTE).values()
+        if any(p.get("sectionName") == "https" for p in r["spec"]["parentRefs"])
+    ]
+    rules = route["spec"]["rules"]
+    services = _namespace_objects(plan, workload, "kubernetes:core/v1:Service")
+    selecting = [n for n, s in services.items() if _selects(s["spec"].get("selector"), pod.labels)]
+    assert len(selecting) == 1, f"{pod.name}: Services selecting its pods: {selecting}"
+    (service,) = selecting
+
+    def resolve(ref: Mapping[str, Any]) -> int:
+        port = int(ref["port"])
+        matching = [p for p in services[ref["name"]]["spec"]["ports"] if int(p["port"]) == port]
+        assert matching, f"the route's backendRef names port {port}, which {ref['name']} lacks"
+        return _container_port(pod.container, matching[0].get("targetPort", port))
+
+    (health,) = [
+        rule
+        for rule in rules
+        if any((m.get("path") or {}).get("type") == "Exact" for m in rule.get("matches") or [])
+    ]
+    (health_ref,) = health["backendRefs"]
+    stable = pod.labels.get("ai-gateway/track") == "stable"
+    assert (health_ref["name"] == service) == stable, (
+        f"the route's health rule sends checks to {health_ref['name']}; they must reach the "
+        "stable track only"
+    )
+    # The API's requests take the other rules (prefix "/", the canary header).
+    traffic = [
+        ref
+        for rule in rules
+        if rule is not health
+        for ref in rule.get("backendRefs") or []
+        if ref["name"] == service and int(ref.get("weight", 1)) > 0
+    ]
+    assert traffic, f"the HTTPS route sends no request to {service}, which selects {pod.name}"
+    ports = {resolve(ref) for ref in [*traffic, *([health_ref] if stable else [])]}
+    assert len(ports) == 1, f"the route reaches {pod.name} on several ports: {sorted(ports)}"
+    (container_port,) = ports
+    admitted = [
+        rule
+        for policy in _namespace_objects(plan, workload, NETWORK_POLICY).values()
+        if _selects((policy["spec"].get("podSelector") or {}).get("matchLabels") or {}, pod.labels)
+        for rule in policy["spec"].get("ingress") or []
+        if any(
+            _container_port(pod.container, p["port"]) == container_port
+            for p in rule.get("ports") or []
+        )
+    ]
+    assert admitted, f"no NetworkPolicy admits port {container_port} of {pod.name}"
+    (match,) = health["matches"]
+    return RouteBackend(service, container_port, match["path"]["value"])
+
+
+def _selects(selector: Mapping[str, str] | None, labels: Mapping[str, str]) -> bool:
+    return selector is not None and all(labels.get(k) == v for k, v in selector.items())
+
+
+def _container_port(container: dict[str, Any], port: Any) -> int:
+    """A port given as a number or as the name of one of the container's ports."""
+    if isinstance(port, str) and not port.isdigit():
+        named = {p.get("name"): int(p["containerPort"]) for p in container.get("ports") or []}
+        if port not in named:
+            raise AssertionError(f"port {port!r} names no port of the container")
+        return named[port]
+    return int(port)
+
+
+@dataclass
 class Substitutions:
     """What the test puts where the cloud would be (the rest is the plan's)."""
 
@@ -115,6 +222,9 @@ class Substitutions:
     """Path in the container -> content (projected tokens a webhook would mount)."""
     hosts: dict[str, str] = field(default_factory=dict)
     """Host name -> address (the local services' names)."""
+    endpoints: dict[str, str] = field(default_factory=dict)
+    """Planned variable -> the same URL on a local stand-in: only its scheme and host may
+    differ (a cloud API's URL, such as the Key Vault secret the migration Job reads)."""
 
 
 def podman_run_args(
@@ -203,6 +313,13 @@ def _environment(pod: PlannedPod, subs: Substitutions) -> dict[str, str]:
                 "which the plan does not have (the kubelet would not start the container)"
             )
         env[name] = data[ref["key"]]
+    for name, url in subs.endpoints.items():
+        planned, local = urlsplit(env.get(name, "")), urlsplit(url)
+        if not planned.netloc or (planned.path, planned.query) != (local.path, local.query):
+            raise AssertionError(
+                f"{pod.name}: {name}={env.get(name)!r} is not the URL {url!r} on another host"
+            )
+        env[name] = url
     overlap = set(env) & set(subs.extra_env)
     if overlap:
         raise AssertionError(f"{pod.name}: the test would override planned variables {overlap}")
@@ -286,16 +403,11 @@ def cpu_cores(quantity: str) -> float:
 def probe_url(container: dict[str, Any], probe: dict[str, Any], ports: Mapping[int, int]) -> str:
     """The URL an HTTP probe calls, through the published port of its (named) port."""
     action = probe["httpGet"]
-    port = action["port"]
-    if isinstance(port, str) and not port.isdigit():
-        named = {p.get("name"): int(p["containerPort"]) for p in container.get("ports") or []}
-        if port not in named:
-            raise AssertionError(f"probe port {port!r} names no container port")
-        port = named[port]
-    if int(port) not in ports:
+    port = _container_port(container, action["port"])
+    if port not in ports:
         raise AssertionError(f"probe port {port} is not a port of the container")
     scheme = str(action.get("scheme", "HTTP")).lower()
-    return f"{scheme}://127.0.0.1:{ports[int(port)]}{action.get('path', '/')}"
+    return f"{scheme}://127.0.0.1:{ports[port]}{action.get('path', '/')}"
 
 
 def probe_once(url: str, timeout: float) -> int | None:

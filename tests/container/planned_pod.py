@@ -8,10 +8,17 @@ metadata server, OpenAI, Anthropic). :meth:`PodBench.run_track` takes one
 cluster's migration Job and Deployment from a plan and checks, as a kubelet
 and a client would, that the pod does what the plan says:
 
-1. the Job's container runs to completion against PostgreSQL;
+1. the Job's container runs, as its own ServiceAccount's cloud identity, to
+   completion against PostgreSQL: it reads the database owner from the fake
+   of the cloud's secret store (Secrets Manager, Key Vault, Secret Manager)
+   with that identity, migrates as the owner and creates the gateway's role;
 2. the Deployment's container starts; its startup, readiness and liveness
    probes (the planned paths and ports) answer;
-3. every environment variable the plan sets has an observable effect (an
+3. the cluster's HTTPS ``HTTPRoute`` is followed to the container as Envoy
+   would (backendRef -> Service port -> targetPort -> container port, admitted
+   by a NetworkPolicy), and every request below goes to that port; the route's
+   health path (stable track only) answers ready there;
+4. every environment variable the plan sets has an observable effect (an
    unread variable fails the test), every provider of the cluster's catalogue
    has credentials, and a request for every model of the catalogue reaches the
    fake of its first deployment; failing those over reaches the next one,
@@ -19,8 +26,9 @@ and a client would, that the pod does what the plan says:
 
 What the test substitutes, the way an operator testing a cluster would: the
 image (the one built here), the Secret's endpoints and credentials (local
-services), what the clouds' webhooks inject for workload identity, and the
-endpoints, through the ``${VARIABLE:-default}`` the catalogue reads them from.
+services), what the clouds' webhooks inject for workload identity, the
+endpoints, through the ``${VARIABLE:-default}`` the catalogue reads them from,
+and the host of the owner secret's URL (Key Vault, Secret Manager).
 """
 
 from __future__ import annotations
@@ -46,15 +54,12 @@ import redis
 import yaml
 from openai import OpenAI
 
-from gateway_app.testing.azure import FakeAzureOpenAI
-from gateway_app.testing.bedrock import FakeBedrock
-from gateway_app.testing.fakes import FakeUpstream, error
-from gateway_app.testing.vertex import FakeVertex
 from infra.offline import Plan, RecordedResource
 from tests.container.conftest import Podman
 from tests.container.kubelet import (
     HOST_LOOPBACK,
     PlannedPod,
+    RouteBackend,
     Substitutions,
     clean,
     free_port,
@@ -62,8 +67,14 @@ from tests.container.kubelet import (
     podman_run_args,
     probe_once,
     probe_url,
+    route_backend,
     wait_for_probe,
 )
+from tests.fakes.azure import FakeAzureOpenAI
+from tests.fakes.bedrock import FakeBedrock
+from tests.fakes.fakes import FakeUpstream, error
+from tests.fakes.secret_stores import FakeSecretStores
+from tests.fakes.vertex import FakeVertex
 from tests.gateway.governance.services import PostgresServer, RedisServer
 
 REDIS_HOST = "redis.aigw.test"
@@ -73,6 +84,8 @@ JOB = "kubernetes:batch/v1:Job"
 IRSA_TOKEN = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
 AZURE_TOKEN = "/var/run/secrets/azure/tokens/azure-identity-token"
 AWS_REGION = "us-east-1"
+OWNER = "gateway_admin"
+"""The database owner the bench keeps in the secret store (the clouds' admin login)."""
 _REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}$")
 
 
@@ -150,8 +163,12 @@ class PodBench:
             openai=self._stack.enter_context(FakeUpstream("openai")),
             anthropic=self._stack.enter_context(FakeUpstream("anthropic")),
         )
+        self.stores = self._stack.enter_context(
+            FakeSecretStores(self.fakes.bedrock, self.fakes.azure_openai, self.fakes.vertex)
+        )
         self.ca_pem = Path(self.redis.ca_file or "").read_text()
         self.provider_keys: dict[str, str] = {}
+        self._owner_secret: str | None = None
 
     def close(self) -> None:
         self._stack.close()
@@ -164,16 +181,31 @@ class PodBench:
         )
 
     def _local_postgres(self, url: str) -> str:
-        """The planned DSN with the local server, a fresh database and a new password."""
+        """The planned DSN with the local server, a fresh database and a new password.
+
+        When the migration Job reads an owner secret, the database belongs to
+        :data:`OWNER` (a password login that may create roles, as the clouds' admins),
+        whose credential goes into the secret store, and the DSN's own role does not
+        exist: the Job must create it. Otherwise the DSN's role owns the database.
+        """
         parts = urlsplit(url)
         user, database = parts.username or "postgres", parts.path.lstrip("/") or "postgres"
         password = secrets.token_hex(12)
         with self._admin() as db:
             db.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            exists = db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+            owner, owner_password = user, password
+            if self._owner_secret is not None:
+                db.execute(f'DROP ROLE IF EXISTS "{user}"')
+                owner, owner_password = OWNER, secrets.token_hex(12)
+                self.stores.put(
+                    self._owner_secret,
+                    json.dumps({"username": OWNER, "password": owner_password}),
+                )
+            exists = db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,)).fetchone()
             verb = "ALTER" if exists else "CREATE"
-            db.execute(f"{verb} ROLE \"{user}\" LOGIN SUPERUSER PASSWORD '{password}'")
-            db.execute(f'CREATE DATABASE "{database}" OWNER "{user}"')
+            power = "SUPERUSER" if self._owner_secret is None else "CREATEROLE"
+            db.execute(f"{verb} ROLE \"{owner}\" LOGIN {power} PASSWORD '{owner_password}'")
+            db.execute(f'CREATE DATABASE "{database}" OWNER "{owner}"')
         netloc = f"{user}:{password}@{POSTGRES_HOST}:{self.postgres.port}"
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
@@ -216,6 +248,7 @@ class PodBench:
                 AWS_DEFAULT_REGION=AWS_REGION,
                 AWS_STS_REGIONAL_ENDPOINTS="regional",
                 AWS_ENDPOINT_URL_STS=self.fakes.url_for_pod("bedrock"),
+                AWS_ENDPOINT_URL_SECRETS_MANAGER=self._for_pod(self.stores.url),
                 AWS_EC2_METADATA_DISABLED="true",
             )
             files[IRSA_TOKEN] = "eks-projected-token"
@@ -249,32 +282,58 @@ class PodBench:
 
     # -------------------------------------------------------------- the run
 
-    def run_track(self, plan: Plan, cloud: str, track: str = "stable") -> PodReport:
-        """Run one cluster's migration Job, then its Deployment's pod, and check it."""
-        job_resource, deployment_resource = track_workloads(plan, cloud, track)
-        job = planned_pod(plan, job_resource)
-        pod = planned_pod(plan, deployment_resource)
-        assert job.container["image"] == pod.container["image"], "Job and pod differ in image"
-        (config_volume,) = [v for v in pod.spec["volumes"] if "configMap" in v]
-        config_text = pod.config_maps[config_volume["configMap"]["name"]]["config.yaml"]
-        catalogue = yaml.safe_load(config_text)
+    @staticmethod
+    def _for_pod(url: str) -> str:
+        return url.replace("127.0.0.1", HOST_LOOPBACK)
 
-        self.fakes.reset()
-        redis.Redis.from_url(self.redis.url, ssl_ca_certs=self.redis.ca_file).flushall()
+    def _substitutions(
+        self, pod: PlannedPod, catalogue: dict[str, Any], local: dict[str, dict[str, str]]
+    ) -> Substitutions:
+        """Everything the test puts in place of the cloud for one planned pod."""
         subs = self.cloud_environment(pod, catalogue)
-        subs.secrets = {name: self.local_secret(data) for name, data in pod.secrets.items()}
+        subs.secrets = local
         planned_env = {e["name"] for e in pod.container.get("env") or []}
         if "AIGW_REDIS_CA_FILE" not in planned_env:
             # The cloud's Redis has a publicly trusted certificate; ours is signed by our CA.
             subs.extra_env["SSL_CERT_FILE"] = "/var/run/aigw-test/ca.crt"
             subs.extra_files["/var/run/aigw-test/ca.crt"] = self.ca_pem
         subs.hosts = {REDIS_HOST: HOST_LOOPBACK, POSTGRES_HOST: HOST_LOOPBACK}
+        migrates = "AIGW_MIGRATION_SECRET" in planned_env
+        if migrates and self._owner_secret and not self._owner_secret.startswith("arn:"):
+            # Key Vault and Secret Manager: the planned URL, on the fake's host.
+            parts = urlsplit(self._owner_secret)
+            local_url = urlsplit(self._for_pod(self.stores.url))
+            subs.endpoints["AIGW_MIGRATION_SECRET"] = urlunsplit(
+                (local_url.scheme, local_url.netloc, parts.path, parts.query, "")
+            )
+        return subs
+
+    def run_track(self, plan: Plan, cloud: str, track: str = "stable") -> PodReport:
+        """Run one cluster's migration Job, then its Deployment's pod, and check it."""
+        job_resource, deployment_resource = track_workloads(plan, cloud, track)
+        job = planned_pod(plan, job_resource)
+        pod = planned_pod(plan, deployment_resource)
+        backend = route_backend(plan, deployment_resource, pod)
+        assert job.container["image"] == pod.container["image"], "Job and pod differ in image"
+        (config_volume,) = [v for v in pod.spec["volumes"] if "configMap" in v]
+        config_text = pod.config_maps[config_volume["configMap"]["name"]]["config.yaml"]
+        catalogue = yaml.safe_load(config_text)
+
+        self.fakes.reset()
+        self.stores.reads.clear()
+        redis.Redis.from_url(self.redis.url, ssl_ca_certs=self.redis.ca_file).flushall()
+        job_env = {e["name"]: e.get("value") for e in job.container.get("env") or []}
+        self._owner_secret = job_env.get("AIGW_MIGRATION_SECRET")
+        local = {name: self.local_secret(data) for name, data in pod.secrets.items()}
 
         work = Path(tempfile.mkdtemp(prefix=f"aigw-pod-{cloud}-"))
         try:
-            self._run_job(job, subs, work / "job")
+            # The Job first, as its own identity (the fakes then admit that identity).
+            self._run_job(job, self._substitutions(job, catalogue, local), work / "job")
+            subs = self._substitutions(pod, catalogue, local)
+            planned_env = {e["name"] for e in pod.container.get("env") or []}
             with self._running(pod, subs, work / "pod") as ports:
-                return self._check(pod, subs, catalogue, ports, planned_env)
+                return self._check(pod, subs, catalogue, ports, planned_env, backend)
         finally:
             clean(work)
 
@@ -287,7 +346,16 @@ class PodBench:
         assert result.returncode == 0, f"migration Job failed:\n{result.stdout}\n{result.stderr}"
         with self._connect(_secret_env(job, subs)["AIGW_DATABASE_URL"]) as db:
             applied = db.execute("SELECT count(*) FROM schema_migrations").fetchone()
+            owner = db.execute(
+                "SELECT tableowner FROM pg_tables WHERE tablename = 'schema_migrations'"
+            ).fetchone()
         assert applied and applied[0] >= 1, "the migration Job applied nothing"
+        if self._owner_secret is not None:
+            # The Job read the owner with its own identity, migrated as the owner, and
+            # created the gateway's role, which the pod then logs in as.
+            assert self.stores.reads, f"the Job never read its owner secret: {self.stores.refused}"
+            assert owner == (OWNER,), owner
+            assert "app role gateway_app: created" in result.stdout, result.stdout
 
     def _connect(self, url: str) -> psycopg.Connection[Any]:
         """The pod's DSN, from the host (TLS and password, as the pod connects)."""
@@ -324,9 +392,16 @@ class PodBench:
         catalogue: dict[str, Any],
         ports: dict[int, int],
         planned_env: set[str],
+        backend: RouteBackend,
     ) -> PodReport:
         container = pod.container
-        base = f"http://127.0.0.1:{ports[int(container['ports'][0]['containerPort'])]}"
+        # Where Envoy delivers the route's requests: the published port of the container
+        # port the route's backendRef resolves to.
+        assert backend.container_port in ports, (
+            f"the route reaches container port {backend.container_port}, which the pod does "
+            "not declare"
+        )
+        base = f"http://127.0.0.1:{ports[backend.container_port]}"
         startup, readiness, liveness = (
             container[k] for k in ("startupProbe", "readinessProbe", "livenessProbe")
         )
@@ -340,7 +415,7 @@ class PodBench:
         env = _secret_env(pod, subs)
         observed: set[str] = set()
 
-        ready = _json(f"{base}/health/ready")
+        ready = _json(f"{base}{backend.health_path}")
         assert ready["status"] == "ready", ready
         # Every provider has credentials, except those whose key the stack does not set.
         keyless = sorted(n for n, p in catalogue["providers"].items() if not _has_key(p, env))
@@ -352,10 +427,6 @@ class PodBench:
             if "AIGW_REDIS_CA_FILE" in env:
                 # No other CA in the pod trusts our Redis: the mounted file is what verified it.
                 observed.add("AIGW_REDIS_CA_FILE")
-        models = [m["id"] for m in _json(f"{base}/v1/models")["data"]]
-        assert models == list(catalogue["models"]), models
-        observed.add("AIGW_CONFIG")
-
         admin_key = env["AIGW_ADMIN_KEY"]
         refused = _request(f"{base}/admin/keys", "POST", {"team_id": "t"}, "not-the-admin-key")
         assert refused[0] == 401, refused
@@ -374,6 +445,13 @@ class PodBench:
         observed |= {"AIGW_DATABASE_URL", "AIGW_KEY_HASH_SECRET"}
 
         client = OpenAI(base_url=f"{base}/v1", api_key=virtual_key, max_retries=0, timeout=60)
+        # The pod has the admin key, so governance is on: a client lists the models with its
+        # virtual key, and nothing answers without one.
+        anonymous = _request(f"{base}/v1/models", "GET", None, None)
+        assert anonymous[0] == 401, anonymous
+        models = [m.id for m in client.models.list()]
+        assert models == list(catalogue["models"]), models
+        observed.add("AIGW_CONFIG")
         served = {}
         for model in models:
             first = _usable(catalogue, model, env)[0]

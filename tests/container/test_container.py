@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from gateway_app.testing.fakes import FakeUpstream
 from tests.container.conftest import ROOT, Podman
+from tests.fakes.fakes import FakeUpstream
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -122,6 +122,7 @@ def test_image_contract(podman: Podman, gateway_image: str) -> None:
         "leftovers": [],
         "pulumi": False,
         "gateway": True,
+        "fakes": [],
         "torch": False,
         "local_embedding": 384,
         "judge": [True, False],
@@ -152,6 +153,13 @@ print(json.dumps({
     "leftovers": [p for p in paths if os.path.exists(p)],
     "pulumi": importlib.util.find_spec("pulumi") is not None,
     "gateway": importlib.util.find_spec("gateway_app.app") is not None,
+    # The provider fakes (tests/fakes) are test code: no gateway module may define one.
+    "fakes": sorted(
+        os.path.join(root, name)
+        for root, _, names in os.walk("/app")
+        for name in names
+        if name.endswith(".py") and b"class Fake" in open(os.path.join(root, name), "rb").read()
+    ),
     "torch": importlib.util.find_spec("torch") is not None,
     "local_embedding": embedding,
     "judge": judge,

@@ -380,18 +380,17 @@ def test_pulumi_cli_version_matches_the_locked_sdk() -> None:
     assert (ROOT / ".pulumi.version").read_text().strip() == sdk
 
 
-# --- the README tells the user every value the workflows read -----------------------
+# --- the CI/CD guide tells the user every value the workflows read -------------------
 
 
-def test_readme_lists_every_variable_and_environment_the_workflows_read() -> None:
-    readme = (ROOT / "README.md").read_text()
-    deploy = readme[readme.index("## Deploy") :]
+def test_the_ci_guide_lists_every_variable_and_environment_the_workflows_read() -> None:
+    deploy = (ROOT / "docs" / "how-to" / "github-ci.md").read_text()
     names = set()
     for path in WORKFLOW_FILES:
         names |= set(re.findall(r"vars\.([A-Z0-9_]+)", path.read_text()))
     assert names >= {"AWS_ROLE_ARN", "AZURE_CLIENT_ID", "GCP_WORKLOAD_IDENTITY_PROVIDER"}
     for name in sorted(names):
-        assert f"`{name}`" in deploy, f"README's Deploy section does not explain {name}"
+        assert f"`{name}`" in deploy, f"docs/how-to/github-ci.md does not explain {name}"
     for stack in STACKS:
         assert f"`{stack}`" in deploy and f"`{stack}-preview`" in deploy
 

@@ -19,7 +19,7 @@ import uvicorn
 from gateway_app.app import GatewayApp
 from gateway_app.config import parse
 from gateway_app.observability.logs import ACCESS_LOGGER, JsonFormatter
-from gateway_app.testing import FakeUpstream
+from tests.fakes import FakeUpstream
 
 
 @pytest.fixture(scope="session")

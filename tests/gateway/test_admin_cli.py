@@ -20,7 +20,7 @@ import openai
 import pytest
 
 from gateway_app.cli import main
-from gateway_app.testing.fakes import ok
+from tests.fakes.fakes import ok
 from tests.gateway.governance.test_gateway_governance import ADMIN, Admin, governed
 
 AIGW = Path(sys.executable).with_name("aigw")

@@ -8,7 +8,7 @@ import urllib.request
 import openai
 import pytest
 
-from gateway_app.testing import FakeUpstream, ok
+from tests.fakes import FakeUpstream, ok
 from tests.gateway.conftest import Running
 
 USER = [{"role": "user", "content": "hello there"}]
@@ -250,7 +250,7 @@ def test_anthropic_json_schema_response_format(
 def test_upstream_errors_raise_matching_sdk_exceptions(
     standard: Running, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream
 ) -> None:
-    from gateway_app.testing import error
+    from tests.fakes import error
 
     client = standard.client()
     fake_openai.script(error(400, "bad thing"))

@@ -148,6 +148,7 @@ def test_ready_checks_redis_and_gateway_uses_it(
 ) -> None:
     import httpx
 
+    from gateway_app.environment import Environment
     from tests.gateway.conftest import serve
 
     raw = {
@@ -155,7 +156,7 @@ def test_ready_checks_redis_and_gateway_uses_it(
         "models": {"m": {"deployments": [{"provider": "p", "model": "x"}]}},
     }
     monkeypatch.setenv("AIGW_REDIS_URL", redis_url)
-    with serve(raw) as gw:
+    with serve(raw, env=Environment.from_environ()) as gw:
         ready = httpx.get(gw.url + "/health/ready")
         assert ready.status_code == 200 and ready.json()["checks"]["redis"]["status"] == "ok"
         reply = gw.client().chat.completions.create(
@@ -167,7 +168,7 @@ def test_ready_checks_redis_and_gateway_uses_it(
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
     monkeypatch.setenv("AIGW_REDIS_URL", f"redis://127.0.0.1:{closed_port}/0")
-    with serve(raw) as gw:
+    with serve(raw, env=Environment.from_environ()) as gw:
         ready = httpx.get(gw.url + "/health/ready")
         assert ready.status_code == 503 and ready.json()["checks"]["redis"]["status"] == "error"
         # Circuit state fails open: requests are still served while Redis is down.

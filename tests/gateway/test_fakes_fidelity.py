@@ -6,7 +6,7 @@ import anthropic
 import openai
 import pytest
 
-from gateway_app.testing import FakeUpstream, drop, error, ok
+from tests.fakes import FakeUpstream, drop, error, ok
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
 TOOL = {"name": "get_weather", "arguments": {"city": "Paris"}}

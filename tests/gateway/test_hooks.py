@@ -7,28 +7,30 @@ from typing import Any
 
 import orjson
 
-from gateway_app.hooks import RequestContext, Response
-from gateway_app.testing import FakeUpstream
+from gateway_app.context import Exchange, RequestContext
+from gateway_app.hooks import Hook, Response, Stage
+from tests.fakes import FakeUpstream
 
 USER = [{"role": "user", "content": "hello"}]
 
 
-class Recorder:
+class Recorder(Hook[str]):
     def __init__(
         self, name: str, log: list[Any], short: bool = False, no_fallbacks: bool = False
     ) -> None:
         self.name, self.log, self.short, self.no_fallbacks = name, log, short, no_fallbacks
 
-    async def before(self, ctx: RequestContext) -> Response | None:
+    async def before(self, request: RequestContext, exchange: Exchange) -> str | Response:
         self.log.append(("before", self.name))
         if self.no_fallbacks:
-            ctx.allow_fallbacks = False
-        if self.short and ctx.body and ctx.body["messages"][0]["content"] == "cached?":
+            request.allow_fallbacks = False
+        body = request.body
+        if self.short and body and body["messages"][0]["content"] == "cached?":
             body = {
                 "id": "hit",
                 "object": "chat.completion",
                 "created": 0,
-                "model": ctx.model,
+                "model": request.model,
                 "choices": [
                     {
                         "index": 0,
@@ -38,13 +40,12 @@ class Recorder:
                 ],
             }
             return Response(200, orjson.dumps(body), [(b"x-cache", b"hit")])
-        return None
+        return f"state of {self.name}"
 
-    async def after(self, ctx: RequestContext) -> None:
+    async def after(self, request: RequestContext, exchange: Exchange, state: str | None) -> None:
         await asyncio.sleep(0.01)  # hooks do I/O (Redis, queues): they must not be cancelled
-        self.log.append(
-            ("after", self.name, ctx.status, ctx.deployment, (ctx.usage or {}).get("total_tokens"))
-        )
+        tokens = (exchange.usage or {}).get("total_tokens")
+        self.log.append(("after", self.name, exchange.status, exchange.deployment, tokens, state))
 
 
 def test_hooks_wrap_the_call_and_may_short_circuit(gateway: Any, fake_openai: FakeUpstream) -> None:
@@ -63,8 +64,8 @@ def test_hooks_wrap_the_call_and_may_short_circuit(gateway: Any, fake_openai: Fa
             == [
                 ("before", "limits"),
                 ("before", "cache"),
-                ("after", "cache", 200, "openai/x", 18),
-                ("after", "limits", 200, "openai/x", 18),
+                ("after", "cache", 200, "openai/x", 18, "state of cache"),
+                ("after", "limits", 200, "openai/x", 18, "state of limits"),
             ]
             * 2
         )
@@ -80,6 +81,8 @@ def test_hooks_wrap_the_call_and_may_short_circuit(gateway: Any, fake_openai: Fa
         ("after", "cache"),
         ("after", "limits"),
     ]
+    # The hook that answered gets no state back; the one before it gets its own.
+    assert [entry[-1] for entry in log[2:]] == [None, "state of limits"]
     assert len(fake_openai.requests) == 2  # the short-circuited request never went upstream
 
 
@@ -89,7 +92,7 @@ def test_hook_can_forbid_failover(
     import openai
     import pytest
 
-    from gateway_app.testing import error
+    from tests.fakes import error
 
     fake_openai.script(error(500))
     models = {
@@ -116,7 +119,7 @@ def test_after_hooks_run_for_abandoned_requests(gateway: Any, fake_openai: FakeU
     import openai
     import pytest
 
-    from gateway_app.testing import slow
+    from tests.fakes import slow
 
     log: list[Any] = []
     fake_openai.script(slow(3))
@@ -126,3 +129,120 @@ def test_after_hooks_run_for_abandoned_requests(gateway: Any, fake_openai: FakeU
             gw.client(timeout=0.3).chat.completions.create(model="m", messages=USER)
         assert fake_openai.wait_for(lambda: len(log) == 2)
     assert log[1][:3] == ("after", "audit", 499)
+
+
+class Staged(Recorder):
+    """A recorder entered at another stage, that may refuse (a 401 at the API stage)."""
+
+    def __init__(self, name: str, log: list[Any], stage: Stage, refuse: bool = False) -> None:
+        super().__init__(name, log)
+        self.stage = stage
+        self.refuse = refuse
+
+    async def before(self, request: RequestContext, exchange: Exchange) -> str | Response:
+        self.log.append(("before", self.name))
+        if self.refuse and request.headers.get("authorization") != "Bearer letmein":
+            return Response(401, b'{"error":{"message":"no"}}')
+        return f"state of {self.name}"
+
+    async def start(self) -> None:
+        self.log.append(("start", self.name))
+
+    async def stop(self) -> None:
+        self.log.append(("stop", self.name))
+
+
+def test_after_runs_only_for_hooks_that_were_entered(
+    gateway: Any, fake_openai: FakeUpstream
+) -> None:
+    """Bifrost's rule: a short-circuit skips the hooks after it, before and after alike."""
+    import httpx
+    import openai
+
+    log: list[Any] = []
+    hooks = [
+        Staged("observe", log, Stage.ARRIVAL),
+        Staged("auth", log, Stage.API, refuse=True),
+        Recorder("limits", log),
+        Recorder("cache", log, short=True),
+        Recorder("inner", log),
+    ]
+    models = {"m": {"deployments": [{"provider": "openai", "model": "x"}]}}
+    with gateway(models, hooks=hooks) as gw:
+        assert log == [("start", "observe"), ("start", "auth")]
+        log.clear()
+        # Refused on arrival of the API request: only the hooks entered so far settle.
+        refused = httpx.post(gw.url + "/v1/chat/completions", json={"model": "m"})
+        assert refused.status_code == 401
+        assert fake_openai.wait_for(lambda: len(log) == 4)
+        assert [e[:2] for e in log] == [
+            ("before", "observe"),
+            ("before", "auth"),
+            ("after", "auth"),
+            ("after", "observe"),
+        ]
+        log.clear()
+        # A cache hit: the hooks after the cache are never entered, so never settled.
+        client = openai.OpenAI(base_url=gw.url + "/v1", api_key="letmein", max_retries=0)
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "cached?"}])
+        assert fake_openai.wait_for(lambda: len(log) == 8)
+        assert [e[:2] for e in log] == [
+            ("before", "observe"),
+            ("before", "auth"),
+            ("before", "limits"),
+            ("before", "cache"),
+            ("after", "cache"),
+            ("after", "limits"),
+            ("after", "auth"),
+            ("after", "observe"),
+        ]
+        log.clear()
+        # Refused before the body was read whole (an unknown path, bad JSON): observed only.
+        assert httpx.get(gw.url + "/v1/nothing-here").status_code == 404
+        bad = httpx.post(
+            gw.url + "/v1/chat/completions",
+            content=b"{not json",
+            headers={"authorization": "Bearer letmein"},
+        )
+        assert bad.status_code == 400
+        assert fake_openai.wait_for(lambda: len(log) == 6)
+        assert [e[:2] for e in log] == [
+            ("before", "observe"),
+            ("after", "observe"),
+            ("before", "observe"),
+            ("before", "auth"),
+            ("after", "auth"),
+            ("after", "observe"),
+        ]
+        assert [e[2] for e in log if e[0] == "after"] == [404, 400, 400]
+        log.clear()
+    assert log == [("stop", "auth"), ("stop", "observe")]
+
+
+class Broken(Recorder):
+    async def before(self, request: RequestContext, exchange: Exchange) -> str | Response:
+        raise RuntimeError("a bug in a hook")
+
+
+def test_a_hook_that_fails_is_not_entered_and_the_others_still_settle(
+    gateway: Any, fake_openai: FakeUpstream
+) -> None:
+    import openai
+    import pytest
+
+    log: list[Any] = []
+    hooks = [Recorder("outer", log), Broken("broken", log), Recorder("inner", log)]
+    models = {"m": {"deployments": [{"provider": "openai", "model": "x"}]}}
+    with gateway(models, hooks=hooks) as gw, pytest.raises(openai.InternalServerError):
+        gw.client().chat.completions.create(model="m", messages=USER)
+    assert [e[:3] for e in log] == [("before", "outer"), ("after", "outer", 500)]
+    assert fake_openai.requests == []
+
+
+def test_the_chain_refuses_hooks_out_of_stage_order() -> None:
+    import pytest
+
+    from gateway_app.hooks import HookChain
+
+    with pytest.raises(ValueError, match=r"hook Staged \(stage ARRIVAL\) comes after Recorder"):
+        HookChain([Recorder("limits", []), Staged("observe", [], Stage.ARRIVAL)])

@@ -31,7 +31,7 @@ import orjson
 import pytest
 import yaml
 
-from gateway_app.testing import FakeUpstream
+from tests.fakes import FakeUpstream
 from tests.gateway.governance.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,8 +20,8 @@ import httpx
 import orjson
 import pytest
 
-from gateway_app.testing import FakeUpstream
 from gateway_app.transport import ProxySettings, RawUpstreamClient
+from tests.fakes import FakeUpstream
 from tests.gateway.conftest import run_async
 from tests.gateway.governance.services import make_ca
 

@@ -11,7 +11,7 @@ import pytest
 
 from gateway_app.config import CircuitBreakerConfig
 from gateway_app.state.circuit import CircuitState, InProcessCircuitBreakerStore
-from gateway_app.testing import FakeUpstream, drop, error, ok, slow
+from tests.fakes import FakeUpstream, drop, error, ok, slow
 from tests.gateway.conftest import run_async
 
 USER = [{"role": "user", "content": "hello"}]

@@ -9,7 +9,7 @@ from typing import Any
 from gateway_app.config import parse
 from gateway_app.router import LatencyTracker, Route, Router, order_deployments
 from gateway_app.state.circuit import InProcessCircuitBreakerStore
-from gateway_app.testing import FakeUpstream
+from tests.fakes import FakeUpstream
 
 USER = [{"role": "user", "content": "hello"}]
 

@@ -21,7 +21,7 @@ import pytest
 from gateway_app.app import GatewayApp
 from gateway_app.config import parse
 from gateway_app.server import serve as serve_http
-from gateway_app.testing import FakeUpstream, slow
+from tests.fakes import FakeUpstream, slow
 from tests.gateway.conftest import STANDARD_MODELS, Running, providers
 from tests.gateway.test_api import *  # noqa: F403  (the same API tests, on this server)
 from tests.gateway.test_resilience import (  # noqa: F401  (on this server: the disconnect callback)

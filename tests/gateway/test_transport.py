@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gateway_app.environment import Environment
 from gateway_app.transport import (
     AiohttpUpstreamClient,
     RawUpstreamClient,
@@ -184,10 +185,13 @@ def test_refused_connection_is_an_upstream_connection_error() -> None:
 
 
 def test_default_client_is_selected_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    def chosen() -> object:
+        return default_client(Environment.from_environ().upstream_client)
+
     monkeypatch.delenv("AIGW_UPSTREAM_CLIENT", raising=False)
-    assert isinstance(default_client(), RawUpstreamClient)
+    assert isinstance(chosen(), RawUpstreamClient)
     monkeypatch.setenv("AIGW_UPSTREAM_CLIENT", "aiohttp")
-    assert isinstance(default_client(), AiohttpUpstreamClient)
+    assert isinstance(chosen(), AiohttpUpstreamClient)
     monkeypatch.setenv("AIGW_UPSTREAM_CLIENT", "curl")
     with pytest.raises(ValueError, match="AIGW_UPSTREAM_CLIENT='curl'"):
-        default_client()
+        chosen()

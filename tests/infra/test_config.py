@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE: dict[str, Any] = {
     "environment": "staging",
     "tags": {"owner": "platform", "costCenter": "cc-1"},
-    "dns": {"domain": "ai.example.com"},
+    "dns": {"domain": "ai.example.com", "alerts": {"emails": ["oncall@example.com"]}},
     "aws": {"enabled": True, "deployerCidrs": ["203.0.113.0/24"]},
 }
 
@@ -94,7 +94,17 @@ def test_structured_config_arrives_as_json_strings() -> None:
         ),
         (
             _with("aws.deployerCidrs", ["0.0.0.0/0"]),
-            "ai-gateway:aws.deployerCidrs: '0.0.0.0/0' opens the cluster API",
+            "ai-gateway:aws.deployerCidrs: ['0.0.0.0/0'] open the cluster API",
+        ),
+        # The same rule as the policy pack: the union of the ranges is judged.
+        (
+            _with("azure.deployerCidrs", ["0.0.0.0/1", "128.0.0.0/1"]),
+            "ai-gateway:azure.deployerCidrs: ['0.0.0.0/1', '128.0.0.0/1'] open the cluster "
+            "API to the whole internet (together the IPv4 ranges admit",
+        ),
+        (
+            _with("gcp.deployerCidrs", ["2000::/3"]),
+            "ai-gateway:gcp.deployerCidrs: ['2000::/3'] open the cluster API",
         ),
         (_with("aws.deployerCidrs", []), "ai-gateway:aws.deployerCidrs: deployerCidrs is empty"),
         (_with("aws.region", "mars-1"), "ai-gateway:aws.region: mars-1 is not allowed"),
@@ -126,7 +136,7 @@ def test_structured_config_arrives_as_json_strings() -> None:
         ),
         (
             _with("dns.weights", {"aws": 300}),
-            "ai-gateway:dns.weights: weight 300 for aws is out of range",
+            "ai-gateway:dns.weights: weight 300 for aws exceeds 255, the largest Route 53 takes",
         ),
         (
             _with("gateway.maxReplicas", 1, _with("gateway.replicas", 2)),

@@ -144,3 +144,19 @@ def test_runs_are_independent() -> None:
     assert len(first.resources) == len(second.resources)
     assert second.one("aws:ec2/vpc:Vpc").inputs["tags"]["environment"] == "prod"
     assert first.one("aws:ec2/vpc:Vpc").inputs["tags"]["environment"] == "dev"
+
+
+def test_the_collector_runs_less_often_only_while_the_program_runs(tmp_path: Path) -> None:
+    import gc
+
+    from infra.offline.engine import PLAN_GC_THRESHOLD
+
+    program = tmp_path / "__main__.py"
+    program.write_text("import gc\nimport pulumi\npulumi.export('gen0', gc.get_threshold()[0])\n")
+    before = gc.get_threshold()
+    plan = record("dev", project_dir=ROOT, program=program)
+    assert plan.outputs["gen0"] == PLAN_GC_THRESHOLD > before[0]
+    assert gc.get_threshold() == before
+    with pytest.raises(ProgramError):
+        record("dev", project_dir=ROOT, program=tmp_path / "missing.py")
+    assert gc.get_threshold() == before

@@ -16,7 +16,7 @@ import pulumi_aws as aws
 import pytest
 
 from infra.cli import render_plan
-from infra.config import Cloud, ConfigError, RoutingPolicy, parse
+from infra.config import Cloud, ConfigError, DnsProvider, RoutingPolicy, parse
 from infra.global_lb import (
     AZURE_REGION_POSITIONS,
     GCP_REGION_POSITIONS,
@@ -53,14 +53,15 @@ EXISTING_TOPIC = "arn:aws:sns:us-east-1:123456789012:oncall"
 
 
 def _dns(**overrides: Any) -> dict[str, Any]:
-    return {"domain": "ai.example.com", "hostname": "gw", **overrides}
+    # Route 53 explicitly: a single-cloud stack would otherwise default to its own DNS.
+    return {"domain": "ai.example.com", "hostname": "gw", "provider": "route53", **overrides}
 
 
 # name -> (stack file, config overrides, enabled clouds)
 SCENARIOS: dict[str, tuple[str, dict[str, Any], list[Cloud]]] = {
     "prod-latency-3-clouds-topic": (
         "prod",
-        {"ai-gateway:dns": _dns(alarmEmails=["oncall@example.com", "sre@example.com"])},
+        {"ai-gateway:dns": _dns(alerts={"emails": ["oncall@example.com", "sre@example.com"]})},
         [Cloud.AWS, Cloud.AZURE, Cloud.GCP],
     ),
     "dev-latency-3-clouds-shared-us-east": (
@@ -74,7 +75,7 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any], list[Cloud]]] = {
             "ai-gateway:dns": _dns(
                 routingPolicy="weighted",
                 weights={"aws": 90, "azure": 10, "gcp": 0},
-                alarmTopicArn=EXISTING_TOPIC,
+                alerts={"snsTopicArn": EXISTING_TOPIC},
             )
         },
         [Cloud.AWS, Cloud.AZURE, Cloud.GCP],
@@ -297,7 +298,7 @@ def test_one_alarm_per_health_check_on_route53_status(scenario: Scenario) -> Non
 def test_alarms_notify_the_encrypted_topic(global_plans: dict[str, Plan]) -> None:
     plan = global_plans["prod-latency-3-clouds-topic"]
     topic = plan.one(TOPIC)
-    key = plan.one("aws:kms/key:Key")
+    key = plan.one("aws:kms/key:Key", "global-alarms")
     assert topic.get("kmsMasterKeyId") == key.outputs["arn"]
     assert key.get("enableKeyRotation") is True
     policy = json.loads(key.get("policy"))
@@ -347,10 +348,12 @@ def test_zone_is_created_or_reused(global_plans: dict[str, Plan]) -> None:
 def test_whole_layer_runs_in_us_east_1_under_the_component(scenario: Scenario) -> None:
     plan = scenario.plan
     component = plan.one(COMPONENT)
+    zone = plan.one("ai-gateway:global:DnsZone")
     owned = [r for r in plan.resources if r.type.startswith(("aws:", "pulumi:providers:aws"))]
     assert owned
     for resource in owned:
-        assert resource.parent == component.urn, resource.name
+        # The zone (its provider, signing, query log) or the records, checks and alarms.
+        assert resource.parent in {component.urn, zone.urn}, resource.name
     for resource in (r for r in owned if r.custom and not r.type.startswith("pulumi:")):
         provider = plan.by_urn(resource.provider.rsplit("::", 1)[0])
         assert provider.get("region") == "us-east-1", resource.name
@@ -402,9 +405,18 @@ def test_all_zero_weights_are_rejected() -> None:
         )
 
 
-def test_component_declares_the_backend_interface() -> None:
-    declared = Route53GlobalEndpoint.__annotations__
-    assert set(GlobalDnsBackend.__annotations__) <= set(declared)
+def test_every_backend_declares_the_interface() -> None:
+    from infra.global_lb.azure import TrafficManagerGlobalEndpoint
+    from infra.global_lb.gcp import CloudDnsGlobalEndpoint
+
+    for backend in (Route53GlobalEndpoint, TrafficManagerGlobalEndpoint, CloudDnsGlobalEndpoint):
+        declared = {
+            name
+            for klass in backend.__mro__
+            for name in (*vars(klass).get("__annotations__", {}), *vars(klass))
+        }
+        assert set(GlobalDnsBackend.__annotations__) <= declared, backend.__name__
+        assert isinstance(backend.dns_provider, DnsProvider), backend.__name__
 
 
 # ----------------------------------------------------------------- pure functions
@@ -556,14 +568,17 @@ def test_routing_weights() -> None:
         ({"routingPolicy": "weighted"}, "ai-gateway:dns.weights: no weight for aws"),
         ({"hostname": "Gate_way"}, "ai-gateway:dns.hostname: 'Gate_way' is not a usable DNS label"),
         ({"hostedZoneId": "example.com"}, "ai-gateway:dns.hostedZoneId: 'example.com' is not"),
-        ({"alarmEmails": ["oncall"]}, "ai-gateway:dns.alarmEmails: 'oncall' is not an email"),
         (
-            {"alarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:oncall"},
-            "ai-gateway:dns.alarmTopicArn: .* is not an SNS topic ARN in us-east-1",
+            {"alerts": {"emails": ["oncall"]}},
+            "ai-gateway:dns.alerts.emails: 'oncall' is not an email",
         ),
         (
-            {"alarmTopicArn": EXISTING_TOPIC, "alarmEmails": ["oncall@example.com"]},
-            "ai-gateway:dns.alarmTopicArn: alarmTopicArn names an existing topic",
+            {"alerts": {"snsTopicArn": "arn:aws:sns:eu-west-1:123456789012:oncall"}},
+            "ai-gateway:dns.alerts.snsTopicArn: .* is not an SNS topic ARN in us-east-1",
+        ),
+        (
+            {"alarmEmails": ["oncall@example.com"]},
+            "ai-gateway:dns.alarmEmails: alarmEmails moved to ai-gateway:dns.alerts.emails",
         ),
     ],
 )
@@ -572,10 +587,10 @@ def test_dns_config_errors_name_the_key(dns: dict[str, Any], message: str) -> No
         _parsed_dns(**dns)
 
 
-def test_dns_config_alarm_topic_and_zone_id() -> None:
-    assert _parsed_dns(alarmEmails=["oncall@example.com"]).creates_alarm_topic
-    assert _parsed_dns(alarmTopic=True).creates_alarm_topic
-    assert not _parsed_dns().creates_alarm_topic
+def test_dns_config_alerts_and_zone_id() -> None:
+    assert _parsed_dns(alerts={"emails": ["oncall@example.com"]}).alerts.configured
+    assert _parsed_dns(alerts={"snsTopicArn": EXISTING_TOPIC}).alerts.configured
+    assert not _parsed_dns().alerts.configured
     assert _parsed_dns(hostedZoneId="/hostedzone/Z0ABC").hosted_zone_id == "Z0ABC"
 
 

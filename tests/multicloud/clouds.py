@@ -17,10 +17,11 @@ and closes every link.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -28,13 +29,27 @@ from typing import Any, TypeVar
 import httpx
 
 from gateway_app.governance.storage import Database
-from gateway_app.testing import FakeUpstream
+from tests.fakes import FakeUpstream
 from tests.gateway.governance.processes import GatewayProcess, gateway_config
-from tests.gateway.governance.services import PostgresServer, RedisServer
+from tests.gateway.governance.services import PostgresServer, RedisServer, free_port
 from tests.multicloud.faults import Injector, Link
+from tests.multicloud.identity import CloudIdentity
 
 CLOUDS = ("aws", "azure", "gcp")
 T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a test's client coroutine on a loop of its own.
+
+    Not ``asyncio.run``: it leaves the main thread without a current event loop,
+    and later tests (Pulumi's mocks) ask for one.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
 
 
 def _parallel(work: Iterable[Callable[[], T]], undo: Callable[[T], None]) -> list[T]:
@@ -76,6 +91,10 @@ class Cloud:
         """The gateway's base URL (what the global hostname sends this cloud's clients to)."""
         assert self.gateway is not None, f"cloud {self.name} has no gateway running"
         return self.gateway.url
+
+    def url_for(self, ports: dict[str, int]) -> str:
+        """This cloud's own gateway URL before it started (its entry in its own peer list)."""
+        return f"http://127.0.0.1:{ports[self.name]}"
 
     def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One admin API call to this cloud's gateway."""
@@ -124,7 +143,10 @@ def _services(name: str) -> Cloud:
 
 
 def _start_gateway(
-    cloud: Cloud, governance: dict[str, Any] | None, env: dict[str, str] | None
+    cloud: Cloud,
+    governance: dict[str, Any] | None,
+    env: dict[str, str] | None,
+    port: int | None = None,
 ) -> None:
     config = gateway_config(cloud.upstream.url, **(governance or {}))
     cloud.gateway = GatewayProcess(
@@ -132,10 +154,11 @@ def _start_gateway(
         {
             "AIGW_REDIS_URL": cloud.redis.url,
             "AIGW_DATABASE_URL": cloud.postgres.url,
-            # Which cloud this gateway is (unused today; the governance plane's identity later).
+            # Which cloud this gateway is: its name in the global governance plane.
             "AIGW_CLOUD": cloud.name,
             **(env or {}),
         },
+        port,
     )
 
 
@@ -158,6 +181,8 @@ class Multicloud:
     def __init__(self, clouds: dict[str, Cloud], injector: Injector) -> None:
         self.clouds = clouds
         self.injector = injector
+        self.identities: dict[str, CloudIdentity] = {}
+        self.home: str | None = None
 
     @classmethod
     def start(
@@ -166,30 +191,60 @@ class Multicloud:
         *,
         governance: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
+        home: str | None = "aws",
     ) -> Multicloud:
-        """Start every cloud (in parallel), then the links between them."""
+        """Start every cloud (in parallel) and the links between them.
+
+        With a ``home`` (the default, ``aws``), the clouds form one global governance
+        plane (``governance.global``): each cloud reaches every peer through its link
+        to that peer, and trusts each peer's own issuer key (:mod:`.identity`).
+        ``home=None`` starts three islands (the gateway without the plane).
+        """
         started: list[Cloud] = []
+        injector = Injector()
+        identities: dict[str, CloudIdentity] = {}
         try:
             # Services in parallel (initdb waits on the disk); gateways one after the
             # other: each start is CPU-bound (imports, price data), and three at once
             # on two busy cores took longer than one gateway's 30 s start deadline.
             started += _parallel([functools.partial(_services, n) for n in names], Cloud.stop)
+            ports = {cloud.name: free_port() for cloud in started}
+            for source in started:
+                for target in started:
+                    if source is not target:
+                        source.links[target.name] = injector.link(
+                            f"{source.name}->{target.name}", ("127.0.0.1", ports[target.name])
+                        )
+            if home is not None:
+                identities = {cloud.name: CloudIdentity(cloud.name) for cloud in started}
             for cloud in started:
-                _start_gateway(cloud, governance, env)
+                plane: dict[str, Any] = {}
+                if home is not None:
+                    peers = {
+                        name: identity.peer(
+                            cloud.links[name].url if name != cloud.name else cloud.url_for(ports)
+                        )
+                        for name, identity in identities.items()
+                    }
+                    plane = {
+                        "global": {
+                            "home": home,
+                            "peers": peers,
+                            "token_file": identities[cloud.name].token_file,
+                        }
+                    }
+                _start_gateway(cloud, {**plane, **(governance or {})}, env, ports[cloud.name])
         except BaseException:
+            injector.close()
             for cloud in started:
                 cloud.stop()
+            for identity in identities.values():
+                identity.remove()
             raise
-        clouds = {c.name: c for c in started}
-        injector = Injector()
-        for source in clouds.values():
-            for target in clouds.values():
-                if source is not target:
-                    assert target.gateway is not None
-                    source.links[target.name] = injector.link(
-                        f"{source.name}->{target.name}", ("127.0.0.1", target.gateway.port)
-                    )
-        return cls(clouds, injector)
+        multicloud = cls({c.name: c for c in started}, injector)
+        multicloud.identities = identities
+        multicloud.home = home
+        return multicloud
 
     def __getitem__(self, name: str) -> Cloud:
         return self.clouds[name]
@@ -221,6 +276,8 @@ class Multicloud:
         _parallel(
             [functools.partial(stop, cloud) for cloud in self.clouds.values()], lambda _: None
         )
+        for identity in self.identities.values():
+            identity.remove()
 
     def __enter__(self) -> Multicloud:
         return self

@@ -70,11 +70,60 @@ def mutated(resource: RecordedResource, changes: Mapping[str, Any]) -> RecordedR
     return replace(resource, inputs=inputs, outputs=outputs)
 
 
+CONTEXT_TYPES = (
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    "aws:ec2/flowLog:FlowLog",
+    "aws:route53/queryLog:QueryLog",
+    "aws:route53/keySigningKey:KeySigningKey",
+    "aws:route53/hostedZoneDnsSec:HostedZoneDnsSec",
+    "azure-native:network:FlowLog",
+    "azure-native:dns:DnssecConfig",
+)
+"""Resources kept in every one-resource plan: the context a resource is judged in (its
+namespace's NetworkPolicy, its network's flow and query logs, its zone's signing), never
+themselves in violation in the compliant fixture."""
+
+
 def only(plan: Plan, resources: list[RecordedResource]) -> Plan:
-    """The plan restricted to some resources (for one-resource policy evaluations)."""
-    return replace(plan, resources=resources)
+    """The plan restricted to some resources (for one-resource policy evaluations).
+
+    Their context comes along: the NetworkPolicies, and the plan's resources that
+    use them (a security group's users), so stack rules about context hold.
+    """
+    urns = {r.urn for r in resources}
+    context = [
+        r
+        for r in plan.resources
+        if r.urn not in urns
+        and (
+            r.type in CONTEXT_TYPES
+            or urns & {*r.dependencies, *(u for us in r.property_dependencies.values() for u in us)}
+        )
+    ]
+    return replace(plan, resources=[*resources, *context])
 
 
 def verdict(plan: Plan, config: Mapping[str, Any] | None = None) -> Verdict:
     """The pack's verdict on a plan, in-process (the gRPC path is tested separately)."""
     return evaluate(plan, pack_dir=PACK, config=config, transport="in-process")
+
+
+def as_type(resource: RecordedResource, type_token: str) -> RecordedResource:
+    """A fixture resource re-registered as another type that spells the same setting.
+
+    Kubernetes workloads keep their metadata and move their pod spec to where the
+    new kind holds it (a CronJob's job template, a PodTemplate's ``template``).
+    """
+    from policies.kubernetes import PATCH_PATHS, POD_SPEC_PATHS
+
+    inputs = copy.deepcopy(resource.inputs)
+    source_path = POD_SPEC_PATHS.get(resource.type)
+    target_path = POD_SPEC_PATHS.get(type_token) or PATCH_PATHS.get(type_token)
+    if source_path and target_path and source_path != target_path:
+        node: Any = inputs
+        for part in source_path.split("."):
+            node = node[part]
+        inputs = {"metadata": inputs.get("metadata", {})}
+        set_path(inputs, target_path, node)
+    urn = resource.urn.replace(f"::{resource.type}::", f"::{type_token}::")
+    return replace(resource, type=type_token, urn=urn, inputs=inputs, outputs=copy.deepcopy(inputs))

@@ -58,3 +58,16 @@ def translate_error(status: int, raw: bytes, headers: dict[str, str]) -> Gateway
         code=kind,
         headers=passthrough,
     )
+
+
+def stream_error(payload: dict[str, Any]) -> GatewayError:
+    """The error of a Messages stream's ``error`` event (its Anthropic type as ``type`` and
+    ``code``: before the first byte it is retried and failed over like the HTTP error)."""
+    error = payload.get("error") or {}
+    kind = error.get("type") or "api_error"
+    return GatewayError(
+        STATUS_BY_TYPE.get(kind, 502),
+        error.get("message") or "upstream stream error",
+        type=kind,
+        code=kind,
+    )

@@ -5,10 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
-
-from gateway_app.providers.anthropic.request import JSON_TOOL
-from gateway_app.providers.base import openai_usage
+from gateway_app.providers import translation
+from gateway_app.providers.translation import (
+    JSON_TOOL,
+    assistant_message,
+    chat_completion,
+    choice,
+    openai_usage,
+    tool_call,
+)
 
 STOP_REASONS = {
     "end_turn": "stop",
@@ -23,11 +28,7 @@ STOP_REASONS = {
 
 def finish_reason(stop_reason: str | None, json_tool: bool = False) -> str | None:
     """OpenAI's ``finish_reason`` for an Anthropic ``stop_reason``."""
-    if stop_reason is None:
-        return None
-    if json_tool and stop_reason == "tool_use":
-        return "stop"
-    return STOP_REASONS.get(stop_reason, "stop")
+    return translation.finish_reason(stop_reason, STOP_REASONS, answered_by_tool=json_tool)
 
 
 def usage(anthropic_usage: dict[str, Any] | None) -> dict[str, Any]:
@@ -49,39 +50,18 @@ def translate_response(data: dict[str, Any]) -> dict[str, Any]:
         if kind == "text":
             text.append(block.get("text", ""))
         elif kind == "tool_use":
+            call = tool_call(block.get("id"), block.get("name"), block.get("input"))
             if block.get("name") == JSON_TOOL:
                 json_answer = True
-                text.append(orjson.dumps(block.get("input") or {}).decode())
+                text.append(call["function"]["arguments"])
             else:
-                tool_calls.append(
-                    {
-                        "id": block.get("id"),
-                        "type": "function",
-                        "function": {
-                            "name": block.get("name"),
-                            "arguments": orjson.dumps(block.get("input") or {}).decode(),
-                        },
-                    }
-                )
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": "".join(text) if text or not tool_calls else None,
-        "refusal": None,
-    }
-    if tool_calls:
-        message["tool_calls"] = tool_calls
-    return {
-        "id": data.get("id") or "chatcmpl-anthropic",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": data.get("model"),
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": finish_reason(data.get("stop_reason"), json_answer),
-            }
-        ],
-        "usage": usage(data.get("usage")),
-    }
+                tool_calls.append(call)
+    message = assistant_message(text, tool_calls)
+    finish = finish_reason(data.get("stop_reason"), json_answer)
+    return chat_completion(
+        data.get("id") or "chatcmpl-anthropic",
+        int(time.time()),
+        data.get("model"),
+        [choice(0, message, finish)],
+        usage(data.get("usage")),
+    )

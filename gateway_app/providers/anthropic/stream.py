@@ -15,11 +15,10 @@ from typing import Any
 
 import orjson
 
-from gateway_app.errors import GatewayError
-from gateway_app.providers.anthropic.errors import STATUS_BY_TYPE
-from gateway_app.providers.anthropic.request import JSON_TOOL
+from gateway_app.providers.anthropic.errors import stream_error
 from gateway_app.providers.anthropic.response import finish_reason, usage
 from gateway_app.providers.base import StreamState, chunk_frame, closing_frames
+from gateway_app.providers.translation import JSON_TOOL
 
 
 class AnthropicStream:
@@ -107,13 +106,7 @@ class AnthropicStream:
             self._done = True
             return []
         if kind == "error":
-            error = payload.get("error") or {}
-            error_type = error.get("type") or "api_error"
-            raise GatewayError(
-                STATUS_BY_TYPE.get(error_type, 502),
-                error.get("message") or "upstream stream error",
-                type=error_type,
-            )
+            raise stream_error(payload)
         return []  # ping, content_block_stop, unknown future events
 
     def done(self) -> bool:

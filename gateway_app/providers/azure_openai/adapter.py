@@ -12,7 +12,7 @@ from gateway_app.providers.azure_openai.errors import translate_error
 from gateway_app.providers.azure_openai.request import deployment_url, translate_request
 from gateway_app.providers.azure_openai.response import translate_response
 from gateway_app.providers.azure_openai.stream import AzureOpenAIStream
-from gateway_app.providers.base import ChatResult, UpstreamRequest
+from gateway_app.providers.base import Capability, ChatResult, ProviderAdapter, UpstreamRequest
 
 if TYPE_CHECKING:
     from gateway_app.config import DeploymentConfig, ProviderConfig
@@ -26,12 +26,22 @@ def _headers(provider: ProviderConfig) -> dict[str, str]:
     return headers
 
 
-class AzureOpenAIAdapter:
+class AzureOpenAIAdapter(ProviderAdapter):
     """Azure OpenAI chat completions and embeddings on deployment URLs."""
 
     name = "azure_openai"
+    title = "Azure OpenAI"
     default_base_url = ""  # the resource endpoint is per account: `base_url` is required
-    supports_embeddings = True
+    capabilities = frozenset(
+        {
+            Capability.CHAT,
+            Capability.STREAMING,
+            Capability.TOOLS,
+            Capability.IMAGES,
+            Capability.EMBEDDINGS,
+        }
+    )
+    authorizes = True  # an Entra token when no api-key is configured
 
     def chat_request(
         self,
@@ -46,16 +56,13 @@ class AzureOpenAIAdapter:
             orjson.dumps(translate_request(body, deployment, stream)),
         )
 
-    def embeddings_request(
+    def embeddings_requests(
         self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
-    ) -> UpstreamRequest:
+    ) -> list[UpstreamRequest]:
         upstream = dict(body)
         upstream["model"] = deployment.model
-        return UpstreamRequest(
-            deployment_url(deployment, provider, "embeddings"),
-            _headers(provider),
-            orjson.dumps(upstream),
-        )
+        url = deployment_url(deployment, provider, "embeddings")
+        return [UpstreamRequest(url, _headers(provider), orjson.dumps(upstream))]
 
     async def authorize(
         self,

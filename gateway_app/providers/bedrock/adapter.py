@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -11,13 +12,17 @@ import orjson
 from yarl import URL
 
 from gateway_app.credentials.aws import CHAIN_HINT, chain_credentials, credential_sources, sign
-from gateway_app.errors import GatewayError, invalid
-from gateway_app.providers.base import ChatResult, UpstreamRequest
+from gateway_app.errors import GatewayError
+from gateway_app.providers.base import Capability, ChatResult, ProviderAdapter, UpstreamRequest
 from gateway_app.providers.bedrock.embeddings import request_bodies, translate_responses
 from gateway_app.providers.bedrock.errors import translate_error
 from gateway_app.providers.bedrock.request import translate_request
 from gateway_app.providers.bedrock.response import translate_response
-from gateway_app.providers.bedrock.stream import BedrockStream, EventStreamDecoder
+from gateway_app.providers.bedrock.stream import (
+    BedrockStream,
+    EventStreamDecoder,
+    InvokeStreamDecoder,
+)
 
 if TYPE_CHECKING:
     from gateway_app.config import DeploymentConfig, ProviderConfig
@@ -43,7 +48,10 @@ def region_of(deployment: DeploymentConfig, provider: ProviderConfig) -> str:
     return str(region)
 
 
-class BedrockAdapter:
+BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+
+
+class BedrockAdapter(ProviderAdapter):
     """Bedrock Runtime: Converse, ConverseStream and InvokeModel (embeddings).
 
     Chat is ``POST /model/{id}/converse[-stream]``; Titan and Cohere embeddings
@@ -51,10 +59,80 @@ class BedrockAdapter:
     """
 
     name = "bedrock"
+    title = "Bedrock"
     default_base_url = "https://bedrock-runtime.{region}.amazonaws.com"
-    supports_embeddings = True
+    capabilities = frozenset(
+        {
+            Capability.CHAT,
+            Capability.STREAMING,
+            Capability.TOOLS,
+            Capability.IMAGES,
+            Capability.EMBEDDINGS,
+            Capability.ANTHROPIC_MESSAGES,  # Claude models, through InvokeModel
+        }
+    )
+    authorizes = True  # SigV4, with the credential chain's keys
     stream_accept = "application/vnd.amazon.eventstream"
-    stream_decoder = EventStreamDecoder
+
+    def speaks_messages(self, deployment: DeploymentConfig) -> bool:
+        """Claude models (``anthropic.claude-...``, cross-region ``us.anthropic.claude-...``);
+        an inference-profile ARN says so with ``params: {anthropic_messages: true}``."""
+        return super().speaks_messages(deployment) and (
+            "anthropic.claude" in deployment.model
+            or bool(deployment.params.get("anthropic_messages"))
+        )
+
+    def _claude_body(
+        self, body: dict[str, Any], headers: Mapping[str, str], deployment: DeploymentConfig
+    ) -> dict[str, Any]:
+        # https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages.html:
+        # the model is in the URL; the API version and the betas are body fields.
+        out = {k: v for k, v in body.items() if k != "model"}
+        out["anthropic_version"] = deployment.params.get(
+            "anthropic_version", BEDROCK_ANTHROPIC_VERSION
+        )
+        betas = headers.get("anthropic-beta")
+        if betas:
+            out["anthropic_beta"] = [b.strip() for b in betas.split(",") if b.strip()]
+        return out
+
+    def messages_request(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        stream: bool,
+    ) -> UpstreamRequest:
+        action = "invoke-with-response-stream" if stream else "invoke"
+        return self._request(
+            deployment, provider, action, self._claude_body(body, headers, deployment)
+        )
+
+    def messages_stream_decoder(self) -> InvokeStreamDecoder:
+        return InvokeStreamDecoder()
+
+    def count_tokens_request(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+    ) -> UpstreamRequest:
+        # CountTokens counts an InvokeModel body:
+        # https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_CountTokens.html
+        invoke = self._claude_body({**body, "max_tokens": 1}, headers, deployment)
+        # (a blob in the API's model: base64 on the wire, as boto3 sends it)
+        encoded = base64.b64encode(orjson.dumps(invoke)).decode()
+        payload = {"input": {"invokeModel": {"body": encoded}}}
+        return self._request(deployment, provider, "count-tokens", payload)
+
+    def count_tokens_response(self, raw: bytes) -> ChatResult:
+        return ChatResult(orjson.dumps({"input_tokens": int(orjson.loads(raw)["inputTokens"])}))
+
+    def stream_decoder(self) -> EventStreamDecoder:
+        """ConverseStream frames events in AWS's binary event-stream encoding, not SSE."""
+        return EventStreamDecoder()
 
     def chat_request(
         self,
@@ -122,14 +200,6 @@ class BedrockAdapter:
             self._request(deployment, provider, "invoke", upstream)
             for upstream in request_bodies(body, deployment)
         ]
-
-    def embeddings_request(
-        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
-    ) -> UpstreamRequest:
-        requests = self.embeddings_requests(body, deployment, provider)
-        if len(requests) != 1:
-            raise invalid("input", "this Bedrock model embeds one text per request")
-        return requests[0]
 
     def embeddings_response(
         self,

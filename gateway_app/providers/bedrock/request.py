@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from gateway_app.errors import invalid
-from gateway_app.providers.base import append_turn
+from gateway_app.providers.translation import (
+    JSON_OBJECT_INSTRUCTION,
+    JSON_TOOL,
+    answer_tool,
+    append_turn,
+    assistant_content,
+    data_url,
+    function_tools,
+    image_url,
+    stop_sequences,
+    text_content,
+    user_content,
+    wants_json_object,
+)
 
 if TYPE_CHECKING:
     from gateway_app.config import DeploymentConfig
 
-# response_format json_schema is served by forcing a tool whose input is the answer.
-JSON_TOOL = "json_response"
 # Converse's image formats, by media type.
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 PROVIDER = "this model's provider (Bedrock)"
@@ -25,23 +34,25 @@ def translate_request(body: dict[str, Any], deployment: DeploymentConfig) -> dic
     messages: list[dict[str, Any]] = []
     for index, message in enumerate(body["messages"]):
         role = message["role"]
+        where = f"messages[{index}].content"
         if role in ("system", "developer"):
-            system.extend(_text_blocks(message.get("content"), f"messages[{index}].content"))
+            system.extend(text_content(message.get("content"), where, _text))
         elif role == "user":
-            append_turn(messages, "user", _user_blocks(message.get("content"), index))
+            blocks = user_content(message.get("content"), index, PROVIDER, _text, _image)
+            append_turn(messages, "user", blocks)
         elif role == "assistant":
             append_turn(messages, "assistant", _assistant_blocks(message, index))
         elif role in ("tool", "function"):
             content = message.get("content")
             result = (
-                [{"text": content}]
+                [_text(content)]
                 if isinstance(content, str)
-                else _text_blocks(content, f"messages[{index}].content")
+                else text_content(content, where, _text)
             )
             block = {
                 "toolResult": {
                     "toolUseId": message.get("tool_call_id") or message.get("name") or "",
-                    "content": result or [{"text": ""}],
+                    "content": result or [_text("")],
                 }
             }
             append_turn(messages, "user", [block])
@@ -59,29 +70,28 @@ def translate_request(body: dict[str, Any], deployment: DeploymentConfig) -> dic
         inference["temperature"] = body["temperature"]
     if body.get("top_p") is not None:
         inference["topP"] = body["top_p"]
-    stop = body.get("stop")
+    stop = stop_sequences(body)
     if stop:
-        inference["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+        inference["stopSequences"] = stop
     if inference:
         out["inferenceConfig"] = inference
 
-    tools = [_tool(t) for t in body.get("tools") or [] if t.get("type", "function") == "function"]
+    tools = [_tool(function) for function in function_tools(body)]
     choice = body.get("tool_choice")
-    response_format = body.get("response_format") or {}
-    if response_format.get("type") == "json_schema":
-        schema = response_format.get("json_schema") or {}
+    answer = answer_tool(body)
+    if answer is not None:
         tools.append(
             {
                 "toolSpec": {
-                    "name": JSON_TOOL,
-                    "description": schema.get("description") or "Respond with the answer as JSON.",
-                    "inputSchema": {"json": schema.get("schema") or {"type": "object"}},
+                    "name": answer.name,
+                    "description": answer.description,
+                    "inputSchema": {"json": answer.schema},
                 }
             }
         )
         choice = {"type": "function", "function": {"name": JSON_TOOL}}
-    elif response_format.get("type") == "json_object":
-        system.append({"text": "Respond with a single JSON object and nothing else."})
+    elif wants_json_object(body):
+        system.append(_text(JSON_OBJECT_INSTRUCTION))
         out["system"] = system
     if tools:
         config: dict[str, Any] = {"tools": tools}
@@ -101,90 +111,33 @@ def translate_request(body: dict[str, Any], deployment: DeploymentConfig) -> dic
     return out
 
 
-def _text_blocks(content: Any, where: str) -> list[dict[str, Any]]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    blocks = []
-    for index, part in enumerate(content):
-        if part.get("type") != "text":
-            raise invalid(f"{where}[{index}].type", "only text parts are allowed here")
-        blocks.append({"text": part["text"]})
-    return blocks
-
-
-def _user_blocks(content: Any, index: int) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"text": content}]
-    blocks = []
-    for part_index, part in enumerate(content or []):
-        kind = part.get("type")
-        if kind == "text":
-            blocks.append({"text": part["text"]})
-        elif kind == "image_url":
-            blocks.append(_image(part, f"messages[{index}].content[{part_index}].image_url"))
-        else:
-            raise invalid(
-                f"messages[{index}].content[{part_index}].type",
-                f"content part type {kind!r} is not supported by {PROVIDER}",
-            )
-    return blocks
+def _text(text: str) -> dict[str, Any]:
+    return {"text": text}
 
 
 def _image(part: dict[str, Any], where: str) -> dict[str, Any]:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
+    url = image_url(part)
     if not isinstance(url, str) or not url.startswith("data:"):
         raise invalid(
             f"{where}.url",
             f"{PROVIDER} accepts images only inline: use a data:image/...;base64 URL",
         )
-    header, _, data = url.partition(",")
-    media_type = header[5:].split(";")[0]
-    image_format = IMAGE_FORMATS.get(media_type)
-    if ";base64" not in header or image_format is None:
-        raise invalid(
-            f"{where}.url",
-            f"data URLs must be base64 with one of the media types {sorted(IMAGE_FORMATS)}",
-        )
+    inline = data_url(url, f"{where}.url", IMAGE_FORMATS)
     # Converse's JSON protocol carries blob members base64-encoded: pass the data through.
-    return {"image": {"format": image_format, "source": {"bytes": data}}}
+    return {"image": {"format": IMAGE_FORMATS[inline.media_type], "source": {"bytes": inline.data}}}
 
 
 def _assistant_blocks(message: dict[str, Any], index: int) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
-    content = message.get("content")
-    if isinstance(content, str):
-        if content:
-            blocks.append({"text": content})
-    elif content:
-        for part in content:
-            if part.get("type") == "text" and part.get("text"):
-                blocks.append({"text": part["text"]})
-    for call_index, call in enumerate(message.get("tool_calls") or []):
-        function = call.get("function") or {}
-        try:
-            parsed = orjson.loads(function.get("arguments") or "{}")
-        except orjson.JSONDecodeError:
-            raise invalid(
-                f"messages[{index}].tool_calls[{call_index}].function.arguments",
-                "tool call arguments must be a JSON object",
-            ) from None
-        blocks.append(
-            {
-                "toolUse": {
-                    "toolUseId": call.get("id"),
-                    "name": function.get("name"),
-                    "input": parsed if isinstance(parsed, dict) else {"value": parsed},
-                }
-            }
-        )
+    texts, calls = assistant_content(message, index)
+    blocks = [_text(text) for text in texts]
+    blocks.extend(
+        {"toolUse": {"toolUseId": call.id, "name": call.name, "input": call.arguments}}
+        for call in calls
+    )
     return blocks
 
 
-def _tool(tool: dict[str, Any]) -> dict[str, Any]:
-    function = tool["function"]
+def _tool(function: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": function["name"],
         "inputSchema": {"json": function.get("parameters") or {"type": "object", "properties": {}}},

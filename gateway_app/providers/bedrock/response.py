@@ -6,10 +6,15 @@ import time
 import uuid
 from typing import Any
 
-import orjson
-
-from gateway_app.providers.base import openai_usage
-from gateway_app.providers.bedrock.request import JSON_TOOL
+from gateway_app.providers import translation
+from gateway_app.providers.translation import (
+    JSON_TOOL,
+    assistant_message,
+    chat_completion,
+    choice,
+    openai_usage,
+    tool_call,
+)
 
 STOP_REASONS = {
     "end_turn": "stop",
@@ -24,11 +29,7 @@ STOP_REASONS = {
 
 def finish_reason(stop_reason: str | None, json_tool: bool = False) -> str | None:
     """OpenAI's ``finish_reason`` for a Converse ``stopReason``."""
-    if stop_reason is None:
-        return None
-    if json_tool and stop_reason == "tool_use":
-        return "stop"
-    return STOP_REASONS.get(stop_reason, "stop")
+    return translation.finish_reason(stop_reason, STOP_REASONS, answered_by_tool=json_tool)
 
 
 def usage(bedrock_usage: dict[str, Any] | None) -> dict[str, Any]:
@@ -56,38 +57,18 @@ def translate_response(data: dict[str, Any], model: str) -> dict[str, Any]:
             text.append(block["text"])
         elif "toolUse" in block:
             use = block["toolUse"]
-            arguments = orjson.dumps(use.get("input") or {}).decode()
+            call = tool_call(use.get("toolUseId"), use.get("name"), use.get("input"))
             if use.get("name") == JSON_TOOL:
                 json_answer = True
-                text.append(arguments)
+                text.append(call["function"]["arguments"])
             else:
-                tool_calls.append(
-                    {
-                        "id": use.get("toolUseId"),
-                        "type": "function",
-                        "function": {"name": use.get("name"), "arguments": arguments},
-                    }
-                )
+                tool_calls.append(call)
         # reasoningContent and citations have no OpenAI counterpart.
-    out_message: dict[str, Any] = {
-        "role": "assistant",
-        "content": "".join(text) if text or not tool_calls else None,
-        "refusal": None,
-    }
-    if tool_calls:
-        out_message["tool_calls"] = tool_calls
-    return {
-        "id": completion_id(),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": out_message,
-                "logprobs": None,
-                "finish_reason": finish_reason(data.get("stopReason"), json_answer),
-            }
-        ],
-        "usage": usage(data.get("usage")),
-    }
+    finish = finish_reason(data.get("stopReason"), json_answer)
+    return chat_completion(
+        completion_id(),
+        int(time.time()),
+        model,
+        [choice(0, assistant_message(text, tool_calls), finish)],
+        usage(data.get("usage")),
+    )

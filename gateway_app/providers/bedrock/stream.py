@@ -12,6 +12,7 @@ it; ``exception`` messages become an in-stream error.
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
@@ -21,8 +22,8 @@ from botocore.eventstream import EventStreamBuffer, ParserError
 from gateway_app.errors import GatewayError
 from gateway_app.providers.base import StreamState, chunk_frame, closing_frames
 from gateway_app.providers.bedrock.errors import stream_exception
-from gateway_app.providers.bedrock.request import JSON_TOOL
 from gateway_app.providers.bedrock.response import completion_id, finish_reason, usage
+from gateway_app.providers.translation import JSON_TOOL
 
 EXCEPTION_PREFIX = b"!"
 
@@ -73,7 +74,6 @@ class BedrockStream:
         self._usage: dict[str, Any] = {}
         self._tool_index: dict[int, int] = {}  # Converse block index -> OpenAI tool index
         self._json_blocks: set[int] = set()
-        self._stopped = False
         self._done = False
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -133,7 +133,6 @@ class BedrockStream:
                 )
             ]
         if event == b"messageStop":
-            self._stopped = True
             reason = finish_reason(payload.get("stopReason"), bool(self._json_blocks))
             self.state.finish_reason = reason
             return [self._chunk({}, reason)]
@@ -151,3 +150,46 @@ class BedrockStream:
         return closing_frames(
             self._id, self._created, self._model, self.state.usage, self.include_usage
         )
+
+
+# Bedrock's in-stream exceptions as the Messages API's error types (the Messages relay
+# raises them like Anthropic's own ``error`` events: retried and failed over before the
+# first byte, an ``error`` event after it).
+MESSAGES_ERROR_TYPES = {
+    "ThrottlingException": "rate_limit_error",
+    "ServiceUnavailableException": "overloaded_error",
+    "ValidationException": "invalid_request_error",
+    "ModelTimeoutException": "timeout_error",
+}
+
+
+class InvokeStreamDecoder:
+    """InvokeModelWithResponseStream of a Claude model as ``(event type, Messages event)``.
+
+    Each ``chunk`` event's payload is ``{"bytes": base64(Messages event JSON)}``
+    (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModelWithResponseStream.html);
+    an exception message becomes a Messages ``error`` event.
+    """
+
+    __slots__ = ("_events",)
+
+    def __init__(self) -> None:
+        self._events = EventStreamDecoder()
+
+    def feed(self, chunk: bytes) -> list[tuple[bytes | None, bytes]]:
+        """Complete Messages events in ``chunk`` (plus what earlier calls left over)."""
+        out: list[tuple[bytes | None, bytes]] = []
+        for event, payload in self._events.feed(chunk):
+            if event is not None and event.startswith(EXCEPTION_PREFIX):
+                error = stream_exception(event[1:].decode(), payload)
+                kind = MESSAGES_ERROR_TYPES.get(str(error.code), "api_error")
+                body = {"type": "error", "error": {"type": kind, "message": error.message}}
+                out.append((b"error", orjson.dumps(body)))
+            elif event == b"chunk":
+                data = base64.b64decode(orjson.loads(payload)["bytes"])
+                out.append((orjson.loads(data).get("type", "").encode(), data))
+        return out
+
+    def close(self) -> list[tuple[bytes | None, bytes]]:
+        """Nothing: a partial message at the end is an incomplete stream."""
+        return []

@@ -9,7 +9,9 @@ import orjson
 from gateway_app.errors import GatewayError
 from gateway_app.providers.base import (
     DONE_FRAME,
+    Capability,
     ChatResult,
+    ProviderAdapter,
     StreamState,
     UpstreamRequest,
     join_url,
@@ -69,12 +71,21 @@ class OpenAIStream:
         return [DONE_FRAME]
 
 
-class OpenAIAdapter:
+class OpenAIAdapter(ProviderAdapter):
     """The OpenAI chat-completions and embeddings API."""
 
     name = "openai"
+    title = "OpenAI"
     default_base_url = "https://api.openai.com/v1"
-    supports_embeddings = True
+    capabilities = frozenset(
+        {
+            Capability.CHAT,
+            Capability.STREAMING,
+            Capability.TOOLS,
+            Capability.IMAGES,
+            Capability.EMBEDDINGS,
+        }
+    )
 
     def chat_request(
         self,
@@ -102,16 +113,13 @@ class OpenAIAdapter:
     def stream_translator(self, deployment: DeploymentConfig, include_usage: bool) -> OpenAIStream:
         return OpenAIStream(include_usage)
 
-    def embeddings_request(
+    def embeddings_requests(
         self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
-    ) -> UpstreamRequest:
+    ) -> list[UpstreamRequest]:
         upstream = dict(body)
         upstream["model"] = deployment.model
-        return UpstreamRequest(
-            join_url(provider.base_url or self.default_base_url, "/embeddings"),
-            _headers(provider),
-            orjson.dumps(upstream),
-        )
+        url = join_url(provider.base_url or self.default_base_url, "/embeddings")
+        return [UpstreamRequest(url, _headers(provider), orjson.dumps(upstream))]
 
     def error(self, status: int, raw: bytes, headers: dict[str, str]) -> GatewayError:
         return openai_error(status, raw, headers)

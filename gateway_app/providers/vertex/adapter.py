@@ -11,7 +11,7 @@ import orjson
 
 from gateway_app.credentials.google import ADC_HINT, adc_sources, adc_token
 from gateway_app.errors import GatewayError
-from gateway_app.providers.base import ChatResult, UpstreamRequest
+from gateway_app.providers.base import Capability, ChatResult, ProviderAdapter, UpstreamRequest
 from gateway_app.providers.vertex.embeddings import request_body as embeddings_body
 from gateway_app.providers.vertex.embeddings import translate_response as translate_embeddings
 from gateway_app.providers.vertex.errors import translate_error
@@ -23,12 +23,23 @@ if TYPE_CHECKING:
     from gateway_app.config import DeploymentConfig, ProviderConfig
 
 DEFAULT_LOCATION = "global"
+ANTHROPIC = "anthropic"
+VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
+
+
+def is_claude(model: str) -> bool:
+    """A Claude model on Vertex (served by Anthropic's publisher endpoint)."""
+    return model.startswith(("claude-", f"publishers/{ANTHROPIC}/"))
 
 
 def model_url(
-    deployment: DeploymentConfig, provider: ProviderConfig, stream: bool, method: str | None = None
+    deployment: DeploymentConfig,
+    provider: ProviderConfig,
+    stream: bool,
+    method: str | None = None,
+    publisher: str = "google",
 ) -> str:
-    """``.../v1/projects/{p}/locations/{l}/publishers/google/models/{m}:{method}``.
+    """``.../v1/projects/{p}/locations/{l}/publishers/{publisher}/models/{m}:{method}``.
 
     ``method`` defaults to ``generateContent`` (``streamGenerateContent`` if ``stream``).
     """
@@ -55,18 +66,73 @@ def model_url(
     base = (provider.base_url or host).rstrip("/")
     model = deployment.model
     if not model.startswith("publishers/"):
-        model = f"publishers/google/models/{quote(model, safe='')}"
+        model = f"publishers/{publisher}/models/{quote(model, safe='')}"
     if method is None:
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
     return f"{base}/v1/projects/{project}/locations/{location}/{model}:{method}"
 
 
-class VertexAdapter:
+class VertexAdapter(ProviderAdapter):
     """Vertex AI: Gemini ``generateContent`` / ``streamGenerateContent``, embeddings ``predict``."""
 
     name = "vertex"
+    title = "Vertex AI Gemini"
     default_base_url = "https://aiplatform.googleapis.com"
-    supports_embeddings = True
+    capabilities = frozenset(
+        {
+            Capability.CHAT,
+            Capability.STREAMING,
+            Capability.TOOLS,
+            Capability.IMAGES,
+            Capability.EMBEDDINGS,
+            Capability.ANTHROPIC_MESSAGES,  # Claude on Vertex (publisher anthropic)
+        }
+    )
+    authorizes = True  # a Google OAuth token from Application Default Credentials
+
+    def speaks_messages(self, deployment: DeploymentConfig) -> bool:
+        """Claude models (``claude-...`` or ``publishers/anthropic/models/...``)."""
+        return super().speaks_messages(deployment) and is_claude(deployment.model)
+
+    def messages_request(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+        stream: bool,
+    ) -> UpstreamRequest:
+        # https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude:
+        # the model is in the URL, the API version in the body; betas travel as the header.
+        out = {k: v for k, v in body.items() if k != "model"}
+        out["anthropic_version"] = deployment.params.get(
+            "anthropic_version", VERTEX_ANTHROPIC_VERSION
+        )
+        method = "streamRawPredict" if stream else "rawPredict"
+        return UpstreamRequest(
+            model_url(deployment, provider, stream, method, ANTHROPIC),
+            {**self._headers(provider), **headers},
+            orjson.dumps(out),
+        )
+
+    def count_tokens_request(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        deployment: DeploymentConfig,
+        provider: ProviderConfig,
+    ) -> UpstreamRequest:
+        # Vertex's token counting for Claude: publishers/anthropic/models/count-tokens:rawPredict.
+        out = {**body, "model": deployment.model.rpartition("/")[2]}
+        out["anthropic_version"] = deployment.params.get(
+            "anthropic_version", VERTEX_ANTHROPIC_VERSION
+        )
+        count = deployment.model_copy(update={"model": "count-tokens"})
+        return UpstreamRequest(
+            model_url(count, provider, False, "rawPredict", ANTHROPIC),
+            {**self._headers(provider), **headers},
+            orjson.dumps(out),
+        )
 
     @staticmethod
     def _headers(provider: ProviderConfig) -> dict[str, str]:
@@ -115,20 +181,17 @@ class VertexAdapter:
     def stream_translator(self, deployment: DeploymentConfig, include_usage: bool) -> VertexStream:
         return VertexStream(deployment.model, include_usage)
 
-    def embeddings_request(
-        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
-    ) -> UpstreamRequest:
-        return UpstreamRequest(
-            model_url(deployment, provider, False, "predict"),
-            self._headers(provider),
-            orjson.dumps(embeddings_body(body, deployment)),
-        )
-
     def embeddings_requests(
         self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
     ) -> list[UpstreamRequest]:
         """The one ``predict`` request (up to 250 inputs) for an embeddings body."""
-        return [self.embeddings_request(body, deployment, provider)]
+        return [
+            UpstreamRequest(
+                model_url(deployment, provider, False, "predict"),
+                self._headers(provider),
+                orjson.dumps(embeddings_body(body, deployment)),
+            )
+        ]
 
     def embeddings_response(
         self,

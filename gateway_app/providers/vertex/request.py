@@ -8,6 +8,16 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway_app.errors import invalid
+from gateway_app.providers.translation import (
+    append_turn,
+    assistant_content,
+    data_url,
+    function_tools,
+    image_url,
+    stop_sequences,
+    text_content,
+    user_content,
+)
 
 if TYPE_CHECKING:
     from gateway_app.config import DeploymentConfig
@@ -25,11 +35,12 @@ def translate_request(body: dict[str, Any], deployment: DeploymentConfig) -> dic
     for index, message in enumerate(body["messages"]):
         role = message["role"]
         if role in ("system", "developer"):
-            system.extend(_text_parts(message.get("content"), f"messages[{index}].content"))
+            system.extend(text_content(message.get("content"), f"messages[{index}].content", _text))
         elif role == "user":
-            _append(contents, "user", _user_parts(message.get("content"), index))
+            parts = user_content(message.get("content"), index, PROVIDER, _text, _image)
+            append_turn(contents, "user", parts, "parts")
         elif role == "assistant":
-            _append(contents, "model", _model_parts(message, index, names))
+            append_turn(contents, "model", _model_parts(message, index, names), "parts")
         elif role in ("tool", "function"):
             content = message.get("content")
             text = (
@@ -50,7 +61,8 @@ def translate_request(body: dict[str, Any], deployment: DeploymentConfig) -> dic
                 )
             response = value if isinstance(value, dict) else {"content": value}
             # Matched by name and order: the ids are the gateway's when Gemini sent none.
-            _append(contents, "user", [{"functionResponse": {"name": name, "response": response}}])
+            part = {"functionResponse": {"name": name, "response": response}}
+            append_turn(contents, "user", [part], "parts")
 
     out: dict[str, Any] = {"contents": contents}
     if system:
@@ -70,9 +82,9 @@ def translate_request(body: dict[str, Any], deployment: DeploymentConfig) -> dic
             config[target] = body[source]
     if body.get("n") not in (None, 1):
         config["candidateCount"] = body["n"]
-    stop = body.get("stop")
+    stop = stop_sequences(body)
     if stop:
-        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+        config["stopSequences"] = stop
     response_format = body.get("response_format") or {}
     if response_format.get("type") == "json_schema":
         config["responseMimeType"] = "application/json"
@@ -85,11 +97,7 @@ def translate_request(body: dict[str, Any], deployment: DeploymentConfig) -> dic
     if config:
         out["generationConfig"] = config
 
-    declarations = [
-        _declaration(t["function"])
-        for t in body.get("tools") or []
-        if t.get("type", "function") == "function"
-    ]
+    declarations = [_declaration(function) for function in function_tools(body)]
     if declarations:
         out["tools"] = [{"functionDeclarations": declarations}]
         choice = body.get("tool_choice")
@@ -108,56 +116,17 @@ def translate_request(body: dict[str, Any], deployment: DeploymentConfig) -> dic
     return out
 
 
-def _append(contents: list[dict[str, Any]], role: str, parts: list[dict[str, Any]]) -> None:
-    # Gemini expects alternating turns; parallel function responses share one turn.
-    if contents and contents[-1]["role"] == role:
-        contents[-1]["parts"].extend(parts)
-    else:
-        contents.append({"role": role, "parts": list(parts)})
-
-
-def _text_parts(content: Any, where: str) -> list[dict[str, Any]]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    parts = []
-    for index, part in enumerate(content):
-        if part.get("type") != "text":
-            raise invalid(f"{where}[{index}].type", "only text parts are allowed here")
-        parts.append({"text": part["text"]})
-    return parts
-
-
-def _user_parts(content: Any, index: int) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"text": content}]
-    parts = []
-    for part_index, part in enumerate(content or []):
-        kind = part.get("type")
-        if kind == "text":
-            parts.append({"text": part["text"]})
-        elif kind == "image_url":
-            parts.append(_image(part, f"messages[{index}].content[{part_index}].image_url"))
-        else:
-            raise invalid(
-                f"messages[{index}].content[{part_index}].type",
-                f"content part type {kind!r} is not supported by {PROVIDER}",
-            )
-    return parts
+def _text(text: str) -> dict[str, Any]:
+    return {"text": text}
 
 
 def _image(part: dict[str, Any], where: str) -> dict[str, Any]:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
+    url = image_url(part)
     if not isinstance(url, str):
         raise invalid(f"{where}.url", "an image part needs a url (gs://, https or data:)")
     if url.startswith("data:"):
-        header, _, data = url.partition(",")
-        media_type = header[5:].split(";")[0]
-        if ";base64" not in header or not media_type:
-            raise invalid(f"{where}.url", "data URLs must be base64 with a media type")
-        return {"inlineData": {"mimeType": media_type, "data": data}}
+        inline = data_url(url, f"{where}.url")
+        return {"inlineData": {"mimeType": inline.media_type, "data": inline.data}}
     guessed = mimetypes.guess_type(url.split("?")[0])[0] or "image/jpeg"
     return {"fileData": {"mimeType": guessed, "fileUri": url}}
 
@@ -165,29 +134,13 @@ def _image(part: dict[str, Any], where: str) -> dict[str, Any]:
 def _model_parts(
     message: dict[str, Any], index: int, names: dict[str, str]
 ) -> list[dict[str, Any]]:
-    parts: list[dict[str, Any]] = []
-    content = message.get("content")
-    if isinstance(content, str):
-        if content:
-            parts.append({"text": content})
-    elif content:
-        parts.extend(
-            {"text": p["text"]} for p in content if p.get("type") == "text" and p.get("text")
-        )
-    for call_index, call in enumerate(message.get("tool_calls") or []):
-        function = call.get("function") or {}
-        try:
-            args = orjson.loads(function.get("arguments") or "{}")
-        except orjson.JSONDecodeError:
-            raise invalid(
-                f"messages[{index}].tool_calls[{call_index}].function.arguments",
-                "tool call arguments must be a JSON object",
-            ) from None
-        name = function.get("name") or ""
-        if call.get("id"):
-            names[call["id"]] = name
-        args = args if isinstance(args, dict) else {"value": args}
-        parts.append({"functionCall": {"name": name, "args": args}})
+    texts, calls = assistant_content(message, index)
+    parts = [_text(text) for text in texts]
+    for call in calls:
+        name = call.name or ""
+        if call.id:
+            names[call.id] = name
+        parts.append({"functionCall": {"name": name, "args": call.arguments}})
     return parts
 
 

@@ -6,9 +6,13 @@ import time
 import uuid
 from typing import Any
 
-import orjson
-
-from gateway_app.providers.base import openai_usage
+from gateway_app.providers import translation
+from gateway_app.providers.translation import (
+    assistant_message,
+    chat_completion,
+    choice,
+    openai_usage,
+)
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -25,11 +29,7 @@ FINISH_REASONS = {
 
 def finish_reason(reason: str | None, has_calls: bool) -> str | None:
     """OpenAI's ``finish_reason`` for a Gemini ``finishReason``."""
-    if reason is None:
-        return None
-    if has_calls and reason == "STOP":
-        return "tool_calls"
-    return FINISH_REASONS.get(reason, "stop")
+    return translation.finish_reason(reason, FINISH_REASONS, called_tools=has_calls)
 
 
 def usage(metadata: dict[str, Any] | None) -> dict[str, Any]:
@@ -48,14 +48,9 @@ def call_id() -> str:
 
 def tool_call(function_call: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI tool call from a ``functionCall`` part."""
-    return {
-        "id": function_call.get("id") or call_id(),
-        "type": "function",
-        "function": {
-            "name": function_call.get("name"),
-            "arguments": orjson.dumps(function_call.get("args") or {}).decode(),
-        },
-    }
+    return translation.tool_call(
+        function_call.get("id") or call_id(), function_call.get("name"), function_call.get("args")
+    )
 
 
 def split_parts(parts: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
@@ -70,39 +65,17 @@ def translate_response(data: dict[str, Any], model: str) -> dict[str, Any]:
     choices = []
     for position, candidate in enumerate(data.get("candidates") or []):
         text, calls = split_parts((candidate.get("content") or {}).get("parts") or [])
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": text if text or not calls else None,
-            "refusal": None,
-        }
-        if calls:
-            message["tool_calls"] = calls
-        choices.append(
-            {
-                "index": candidate.get("index", position),
-                "message": message,
-                "logprobs": None,
-                "finish_reason": finish_reason(
-                    candidate.get("finishReason") or "STOP", bool(calls)
-                ),
-            }
-        )
+        finish = finish_reason(candidate.get("finishReason") or "STOP", bool(calls))
+        message = assistant_message([text] if text else [], calls)
+        choices.append(choice(candidate.get("index", position), message, finish))
     if not choices:
         # The prompt itself was blocked (promptFeedback.blockReason): nothing was generated.
         block = (data.get("promptFeedback") or {}).get("blockReason")
-        choices.append(
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "", "refusal": None},
-                "logprobs": None,
-                "finish_reason": "content_filter" if block else "stop",
-            }
-        )
-    return {
-        "id": "chatcmpl-" + (data.get("responseId") or uuid.uuid4().hex[:24]),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": data.get("modelVersion") or model,
-        "choices": choices,
-        "usage": usage(data.get("usageMetadata")),
-    }
+        choices.append(choice(0, assistant_message([], []), "content_filter" if block else "stop"))
+    return chat_completion(
+        "chatcmpl-" + (data.get("responseId") or uuid.uuid4().hex[:24]),
+        int(time.time()),
+        data.get("modelVersion") or model,
+        choices,
+        usage(data.get("usageMetadata")),
+    )

@@ -65,7 +65,7 @@ def _partition(ctx: FakeContext, args: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
-# Global layer (infra/global_lb.py): Route 53, CloudWatch alarms, SNS.
+# Global layer (infra/global_lb/route53.py): Route 53, DNSSEC, CloudWatch alarms, SNS.
 # Kept as one block at the end of the file so it merges cleanly.
 # ---------------------------------------------------------------------------
 
@@ -87,6 +87,24 @@ def _route53_zone(
             f"ns-{1536 + digits % 512}.awsdns-{digits % 64:02d}.co.uk",
         ],
         "primaryNameServer": f"ns-{digits % 512}.awsdns-{digits % 64:02d}.com",
+    }
+
+
+@resource("aws:route53/keySigningKey:KeySigningKey")
+def _route53_key_signing_key(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    """An active KSK: ECDSA P-256 (algorithm 13), SHA-256 digest (type 2), as Route 53 reports it."""
+    key_tag = int(fake_hex(token, name, "tag", length=4), 16) % 65536
+    digest = fake_hex(token, name, "digest", length=64).upper()
+    return {
+        "id": f"{inputs.get('hostedZoneId')},{inputs.get('name')}",
+        "keyTag": key_tag,
+        "signingAlgorithmType": 13,
+        "digestAlgorithmType": 2,
+        "digestValue": digest,
+        "flag": 257,
+        "dsRecord": f"{key_tag} 13 2 {digest}",
     }
 
 
@@ -436,6 +454,20 @@ def _rds_instance(
         "hostedZoneId": "Z2R2ITUGPM61AM",
         "status": "available",
         "engineVersionActual": inputs.get("engineVersion"),
+        # RDS names its managed secret rds!db-<uuid>, and Secrets Manager appends 6 characters.
+        "masterUserSecrets": (
+            [
+                {
+                    "secretArn": f"arn:aws:secretsmanager:{ctx.aws_region}:{ctx.aws_account_id}"
+                    f":secret:rds!db-{fake_hex('rds-secret', identifier, length=8)}-"
+                    f"{fake_hex(identifier, length=6)}",
+                    "kmsKeyId": inputs.get("masterUserSecretKmsKeyId"),
+                    "secretStatus": "active",
+                }
+            ]
+            if inputs.get("manageMasterUserPassword")
+            else []
+        ),
     }
 
 

@@ -26,6 +26,11 @@ _ARM: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
         "keyName",
         (("vaultName", "keys"),),
     ),
+    "azure-native:keyvault:Secret": (
+        "Microsoft.KeyVault/vaults",
+        "secretName",
+        (("vaultName", "secrets"),),
+    ),
     "azure-native:containerregistry:Registry": (
         "Microsoft.ContainerRegistry/registries",
         "registryName",
@@ -277,6 +282,22 @@ def _key_vault_key(
     return {"keyUri": uri, "keyUriWithVersion": f"{uri}/{fake_hex(name, length=32)}"}
 
 
+@resource("azure-native:keyvault:Secret")
+def _key_vault_secret(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    # ARM never returns a secret's value: only its URIs and attributes.
+    uri = f"https://{inputs['vaultName']}.vault.azure.net/secrets/{inputs['secretName']}"
+    properties = {k: v for k, v in (inputs.get("properties") or {}).items() if k != "value"}
+    return {
+        "properties": {
+            **properties,
+            "secretUri": uri,
+            "secretUriWithVersion": f"{uri}/{fake_hex(name, length=32)}",
+        }
+    }
+
+
 @resource("azure-native:operationalinsights:Workspace")
 def _workspace(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return {"customerId": fake_guid("workspace", ctx.stack, name)}
@@ -458,3 +479,82 @@ def _container_registry(
     """ACR's login server is ``<registry name>.azurecr.io``."""
     physical = str(inputs.get("registryName") or name)
     return {"loginServer": f"{physical}.azurecr.io", "creationDate": "2026-01-01T00:00:00Z"}
+
+
+# ---------------------------------------------------------------------------
+# Global layer (infra/global_lb/azure.py): Azure DNS, Traffic Manager, alerts.
+# Kept as one block at the end of the file so it merges cleanly.
+# ---------------------------------------------------------------------------
+
+
+@resource("azure-native:dns:Zone")
+def _dns_zone(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """A public zone on one of Azure DNS's name-server sets (ns1-01 ... ns4-99)."""
+    shard = int(fake_hex("dns", ctx.stack, name, length=4), 16) % 99 + 1
+    return {
+        "name": inputs.get("zoneName") or name,
+        "nameServers": [
+            f"ns{i}-{shard:02d}.azure-dns.{tld}."
+            for i, tld in enumerate(("com", "net", "org", "info"), start=1)
+        ],
+        "maxNumberOfRecordSets": 10000,
+    }
+
+
+@resource("azure-native:dns:DnssecConfig")
+def _dnssec_config(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    """Signing on: a key-signing key (flags 257) with SHA-256 and SHA-384 DS records."""
+    key_tag = int(fake_hex("ksk", ctx.stack, name, length=4), 16) % 65536
+    sha256 = fake_hex("ksk-256", ctx.stack, name, length=64).upper()
+    sha384 = fake_hex("ksk-384", ctx.stack, name, length=96).upper()
+    return {
+        "name": "default",
+        "signingKeys": [
+            {
+                "flags": 257,
+                "keyTag": key_tag,
+                "protocol": 3,
+                "securityAlgorithmType": 13,
+                "delegationSignerInfo": [
+                    {
+                        "digestAlgorithmType": 4,
+                        "digestValue": sha384,
+                        "record": f"{key_tag} 13 4 {sha384}",
+                    },
+                    {
+                        "digestAlgorithmType": 2,
+                        "digestValue": sha256,
+                        "record": f"{key_tag} 13 2 {sha256}",
+                    },
+                ],
+            },
+            {"flags": 256, "keyTag": key_tag + 1, "protocol": 3, "securityAlgorithmType": 13},
+        ],
+    }
+
+
+@resource("azure-native:trafficmanager:Profile")
+def _traffic_manager_profile(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    dns = dict(inputs.get("dnsConfig") or {})
+    dns["fqdn"] = f"{dns.get('relativeName', name)}.trafficmanager.net"
+    return {"name": inputs.get("profileName") or name, "dnsConfig": dns}
+
+
+@resource("azure-native:trafficmanager:Endpoint")
+def _traffic_manager_endpoint(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    group = inputs.get("resourceGroupName") or "rg"
+    endpoint = inputs.get("endpointName") or name
+    return {
+        "id": (
+            f"{_group_id(ctx, group)}/providers/Microsoft.Network/trafficManagerProfiles/"
+            f"{inputs.get('profileName')}/{inputs.get('endpointType')}/{endpoint}"
+        ),
+        "name": endpoint,
+        "endpointMonitorStatus": "Online",
+    }

@@ -109,6 +109,26 @@ def _service(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]) ->
     return {"id": f"{_project(ctx, inputs)}/{inputs['service']}"}
 
 
+@resource("gcp:secretmanager/secret:Secret")
+def _secret(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Secret Manager answers with the project number in ``name``, the id in ``id``."""
+    project, secret_id = _project(ctx, inputs), inputs["secretId"]
+    return {
+        "id": f"projects/{project}/secrets/{secret_id}",
+        "name": f"projects/{_FAKE_PROJECT_NUMBER}/secrets/{secret_id}",
+        "project": project,
+    }
+
+
+@resource("gcp:secretmanager/secretVersion:SecretVersion")
+def _secret_version(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    secret_id = str(inputs["secret"]).rsplit("/", 1)[-1]
+    version = f"projects/{_FAKE_PROJECT_NUMBER}/secrets/{secret_id}/versions/1"
+    return {"id": version, "name": version, "version": "1", "enabled": True}
+
+
 _SERVICE_AGENT_DOMAINS = {
     "sqladmin.googleapis.com": "gcp-sa-cloud-sql",
     "redis.googleapis.com": "cloud-redis",
@@ -501,3 +521,97 @@ def _artifact_repository(
         "createTime": "2026-01-01T00:00:00Z",
         **_labels(inputs),
     }
+
+
+# ---------------------------------------------------------------------------
+# Global layer (infra/global_lb/gcp.py): Cloud DNS, health checks, monitoring.
+# Kept as one block at the end of the file so it merges cleanly.
+# ---------------------------------------------------------------------------
+
+
+@resource("gcp:dns/managedZone:ManagedZone")
+def _managed_zone(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    """A public zone on one of Cloud DNS's name-server sets (ns-cloud-a1 ... e4)."""
+    project = _project(ctx, inputs)
+    zone = inputs.get("name") or name
+    digits = int(fake_hex("zone", project, zone, length=4), 16)
+    shard = f"{'abcde'[digits % 5]}"
+    return {
+        "id": f"projects/{project}/managedZones/{zone}",
+        "managedZoneId": int(fake_hex("zone-id", project, zone, length=12), 16),
+        "nameServers": [f"ns-cloud-{shard}{i}.googledomains.com." for i in range(1, 5)],
+        "creationTime": "2026-01-01T00:00:00.000Z",
+    }
+
+
+@function("gcp:dns/getKeys:getKeys")
+def _dns_keys(ctx: FakeContext, args: dict[str, Any]) -> dict[str, Any]:
+    """The signed zone's keys: one ECDSA P-256 key-signing key (algorithm 13) with its DS record."""
+    zone = str(args.get("managedZone", ""))
+    key_tag = int(fake_hex("ksk", zone, length=4), 16) % 65536
+    digest = fake_hex("ksk-digest", zone, length=64).upper()
+    return {
+        "id": zone,
+        "managedZone": zone,
+        "project": args.get("project") or ctx.gcp_project,
+        "keySigningKeys": [
+            {
+                "algorithm": "ecdsap256sha256",
+                "keyLength": 256,
+                "keyTag": key_tag,
+                "isActive": True,
+                "dsRecord": f"{key_tag} 13 2 {digest}",
+                "digests": [{"type": "sha256", "digest": digest}],
+            }
+        ],
+        "zoneSigningKeys": [],
+    }
+
+
+@resource("gcp:compute/healthCheck:HealthCheck")
+def _health_check(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    project = _project(ctx, inputs)
+    check = inputs.get("name") or name
+    path = f"projects/{project}/global/healthChecks/{check}"
+    return {
+        "id": path,
+        "selfLink": f"https://www.googleapis.com/compute/v1/{path}",
+        "type": "HTTPS",
+    }
+
+
+@resource("gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig")
+def _uptime_check(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    project = _project(ctx, inputs)
+    check_id = f"{name}-{fake_hex('uptime', name, length=10)}"
+    return {
+        "id": f"projects/{project}/uptimeCheckConfigs/{check_id}",
+        "name": f"projects/{project}/uptimeCheckConfigs/{check_id}",
+        "uptimeCheckId": check_id,
+    }
+
+
+@resource("gcp:monitoring/notificationChannel:NotificationChannel")
+def _notification_channel(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    project = _project(ctx, inputs)
+    channel = (
+        f"projects/{project}/notificationChannels/{int(fake_hex('channel', name, length=15), 16)}"
+    )
+    return {"id": channel, "name": channel, "verificationStatus": "VERIFIED"}
+
+
+@resource("gcp:monitoring/alertPolicy:AlertPolicy")
+def _alert_policy(
+    ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    project = _project(ctx, inputs)
+    policy = f"projects/{project}/alertPolicies/{int(fake_hex('policy', name, length=15), 16)}"
+    return {"id": policy, "name": policy}

@@ -1,5 +1,5 @@
 """Fakes for pulumi-kubernetes: objects get a uid and echo their metadata; LoadBalancer
-Services get an address and Helm releases a deployed status."""
+Services and Gateways get their cloud's address and Helm releases a deployed status."""
 
 from __future__ import annotations
 
@@ -36,22 +36,50 @@ def _service(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]) ->
     status: dict[str, Any] = {}
     if spec.get("type") == "LoadBalancer":
         annotations = (inputs.get("metadata") or {}).get("annotations") or {}
-        keys = [str(key) for key in annotations]
-        if any(key.startswith("service.beta.kubernetes.io/aws-") for key in keys):
-            address = {"hostname": f"k8s-{digest}.elb.{ctx.aws_region}.amazonaws.com"}
-        else:
-            # A public address (not a documentation range): the global layer
-            # refuses to health-check a non-routable one. 20/8 is in Azure's
-            # public space, 34/8 in Google's.
-            first = (
-                20
-                if any(key.startswith("service.beta.kubernetes.io/azure-") for key in keys)
-                else 34
-            )
-            octets = ".".join(str(int(digest[i : i + 2], 16) % 254 + 1) for i in (0, 2, 4))
-            address = {"ip": f"{first}.{octets}"}
-        status = {"loadBalancer": {"ingress": [address]}}
+        status = {"loadBalancer": {"ingress": [_load_balancer_address(ctx, annotations, digest)]}}
     return {"spec": spec, "status": status}
+
+
+def _load_balancer_address(
+    ctx: FakeContext, annotations: dict[str, Any], digest: str
+) -> dict[str, str]:
+    """The address a cloud gives a LoadBalancer Service with these annotations.
+
+    AWS load balancers are reached by DNS name, Azure's and GCP's by IP. A
+    public address (not a documentation range): the global layer refuses to
+    health-check a non-routable one. 20/8 is in Azure's public space, 34/8 in
+    Google's.
+    """
+    keys = [str(key) for key in annotations]
+    if any(key.startswith("service.beta.kubernetes.io/aws-") for key in keys):
+        return {"hostname": f"k8s-{digest}.elb.{ctx.aws_region}.amazonaws.com"}
+    first = 20 if any(key.startswith("service.beta.kubernetes.io/azure-") for key in keys) else 34
+    octets = ".".join(str(int(digest[i : i + 2], 16) % 254 + 1) for i in (0, 2, 4))
+    return {"ip": f"{first}.{octets}"}
+
+
+@resource("kubernetes:gateway.networking.k8s.io/v1:Gateway")
+def _gateway(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """A programmed Gateway: the address of the LoadBalancer Service Envoy Gateway made for it.
+
+    Envoy Gateway copies ``spec.infrastructure.annotations`` onto that Service,
+    so they decide the cloud's kind of address as they do for a Service.
+    """
+    spec = inputs.get("spec") or {}
+    annotations = (spec.get("infrastructure") or {}).get("annotations") or {}
+    address = _load_balancer_address(ctx, annotations, fake_hex("gateway", name, length=8))
+    kind, value = next(iter(address.items()))
+    return {
+        "status": {
+            "addresses": [
+                {"type": "Hostname" if kind == "hostname" else "IPAddress", "value": value}
+            ],
+            "conditions": [
+                {"type": "Accepted", "status": "True", "reason": "Accepted"},
+                {"type": "Programmed", "status": "True", "reason": "Programmed"},
+            ],
+        }
+    }
 
 
 @resource("kubernetes:helm.sh/v3:Release")

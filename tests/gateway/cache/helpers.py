@@ -11,21 +11,23 @@ from gateway_app.cache.judge import default_model
 from gateway_app.cache.semantic import LocalEmbedder, LocalIndexSync, SemanticCache, VectorIndex
 from gateway_app.cache.store import InProcessCacheStore
 from gateway_app.config import parse
-from gateway_app.hooks import RequestContext, Response
+from gateway_app.context import Caller, Exchange, RequestContext
+from gateway_app.hooks import Hook, Response
 from gateway_app.observability.hook import ObservabilityHook
 from gateway_app.observability.metrics import Metrics
-from gateway_app.testing import FakeUpstream
+from tests.fakes import FakeUpstream
 from tests.gateway.conftest import Running, providers, serve
 
 
-class TenantFromHeader:
+class TenantFromHeader(Hook[None]):
     """Stands in for governance's auth hook: the team comes from ``x-test-team``."""
 
-    async def before(self, ctx: RequestContext) -> Response | None:
-        ctx.team_id = ctx.headers.get("x-test-team")
+    async def before(self, request: RequestContext, exchange: Exchange) -> Response | None:
+        team = request.headers.get("x-test-team")
+        request.caller = Caller("key", team, "project") if team else None
         return None
 
-    async def after(self, ctx: RequestContext) -> None:
+    async def after(self, request: RequestContext, exchange: Exchange, state: None) -> None:
         return None
 
 

@@ -17,7 +17,7 @@ from gateway_app.cache.hook import CacheHook, build, check_semantic_runtime, pol
 from gateway_app.cache.semantic import ProviderEmbedder
 from gateway_app.cli import main
 from gateway_app.config import ConfigError, parse
-from gateway_app.testing import FakeUpstream
+from tests.fakes import FakeUpstream
 from tests.gateway.conftest import providers, run_async, serve
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -7,8 +7,8 @@ from typing import Any
 import openai
 import pytest
 
-from gateway_app.testing import FakeUpstream
-from gateway_app.testing.fakes import error, ok
+from tests.fakes import FakeUpstream
+from tests.fakes.fakes import error, ok
 from tests.gateway.cache.helpers import cached_gateway, raw_config
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]

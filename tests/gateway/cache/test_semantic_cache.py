@@ -11,8 +11,8 @@ import pytest
 from gateway_app.cache.guard import PROFILES, Features, same_request
 from gateway_app.config import parse
 from gateway_app.observability.metrics import Metrics
-from gateway_app.testing import FakeUpstream
-from gateway_app.testing.fakes import error, ok
+from tests.fakes import FakeUpstream
+from tests.fakes.fakes import error, ok
 from tests.gateway.cache.helpers import cached_gateway, raw_config
 from tests.gateway.observability.test_metrics import _samples
 

@@ -21,7 +21,9 @@ ADMIN = "process-admin-key"
 class GatewayProcess:
     """One gateway replica on loopback; stopped (or killed) by PID."""
 
-    def __init__(self, config: dict[str, Any], env: dict[str, str]) -> None:
+    def __init__(
+        self, config: dict[str, Any], env: dict[str, str], port: int | None = None
+    ) -> None:
         self.dir = tempfile.mkdtemp(prefix="aigw-gw-")
         self.config_path = os.path.join(self.dir, "config.yaml")
         with open(self.config_path, "w") as handle:
@@ -32,7 +34,7 @@ class GatewayProcess:
             "AIGW_KEY_HASH_SECRET": "process-hash-secret",
             **env,
         }
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         self.start()

@@ -21,6 +21,8 @@ import orjson
 
 from gateway_app.app import GatewayApp
 from gateway_app.config import parse
+from gateway_app.governance.admin import AdminApi
+from gateway_app.governance.hooks import governance_hooks
 from gateway_app.governance.service import NANO, Governance
 from gateway_app.governance.storage import Database
 from gateway_app.state.governance_redis import RedisGovernanceState
@@ -110,15 +112,16 @@ def test_cancel_at_every_await_settles_or_releases_each_reservation_once(
             admin_key=ADMIN,
             secret=b"cancel-secret",
         )
-        app = GatewayApp(config, hooks=[gov], admin=gov)
+        admin = AdminApi(gov)
+        app = GatewayApp(config, hooks=governance_hooks(gov), admin=admin)
         await app.startup()
         try:
             headers = {"authorization": f"Bearer {ADMIN}"}
-            _, made = await gov.admin(
+            _, made = await admin.serve(
                 "POST", "/admin/keys", "", headers, {"team_id": "t", "project_id": "p"}
             )
             for path in ("/admin/limits/team/t", "/admin/limits/project/p"):
-                await gov.admin("PUT", path, "", headers, {"daily_usd": 100.0, "tpm": 10**9})
+                await admin.serve("PUT", path, "", headers, {"daily_usd": 100.0, "tpm": 10**9})
             key = made["key"]
             steps = await request(app, key, "warm", -1)  # uncancelled: how many awaits
             assert steps > 5

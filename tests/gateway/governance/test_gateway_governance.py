@@ -13,6 +13,8 @@ import openai
 import pytest
 
 from gateway_app.config import parse
+from gateway_app.governance.admin import AdminApi
+from gateway_app.governance.hooks import governance_hooks
 from gateway_app.governance.service import Governance
 from gateway_app.governance.storage import Database
 from gateway_app.state.governance import InProcessGovernanceState
@@ -42,7 +44,7 @@ def governed(
         "governance": {"enabled": True, **settings},
     }
     gov = embedded_governance(raw, tmp_path / "gov.sqlite3", state)
-    with serve(raw, hooks=[gov], admin=gov) as running:
+    with serve(raw, hooks=governance_hooks(gov), admin=AdminApi(gov)) as running:
         yield running, gov
 
 
@@ -274,7 +276,7 @@ def test_fail_closed_and_fail_open(fake_openai: Any, fake_anthropic: Any, tmp_pa
 def test_stream_cost_from_usage_including_cached_tokens(
     fake_openai: Any, fake_anthropic: Any, tmp_path: Path
 ) -> None:
-    from gateway_app.testing.fakes import ok
+    from tests.fakes.fakes import ok
 
     with governed(fake_openai, fake_anthropic, tmp_path) as (running, gov):
         key = Admin(running.url)("POST", "/admin/keys", json={"team_id": "a", "project_id": "p"})
@@ -303,7 +305,7 @@ def test_stream_cost_from_usage_including_cached_tokens(
 
 def test_cost_counts_cached_tokens_at_the_cache_price() -> None:
     from gateway_app.config import DeploymentConfig, Price
-    from gateway_app.governance.cost import Pricing, Tokens
+    from gateway_app.config.prices import Pricing, Tokens
 
     pricing = Pricing()
     listed = pricing.prices(DeploymentConfig(provider="openai", model="gpt-4o-mini"), "openai")
@@ -539,7 +541,7 @@ def test_an_unpriced_model_is_never_billed_at_zero(
 
     raw["governance"] = {"enabled": True, "unpriced_models": "refuse_with_budget"}
     gov = embedded_governance(raw, tmp_path / "gov.sqlite3")
-    with serve(raw, hooks=[gov], admin=gov) as running:
+    with serve(raw, hooks=governance_hooks(gov), admin=AdminApi(gov)) as running:
         admin = Admin(running.url)
         free = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "pa"}).json()
         budgeted = admin("POST", "/admin/keys", json={"team_id": "b", "project_id": "pb"}).json()
@@ -594,7 +596,7 @@ def test_a_stream_cut_before_its_usage_chunk_is_billed_its_upper_bound(
     """Issue 20 item 3: a stream that ends before its usage chunk (the upstream broke, or
     the client disconnected early) settles at the reservation's tokens, not 0, against
     budgets and TPM, and its audit event says the usage was estimated."""
-    from gateway_app.testing import ok
+    from tests.fakes import ok
 
     running, gov = gw
     admin = Admin(running.url)

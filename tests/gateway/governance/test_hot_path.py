@@ -12,9 +12,12 @@ from typing import Any
 import openai
 
 from gateway_app.config import parse
+from gateway_app.context import Exchange, RequestContext
+from gateway_app.governance.admin import AdminApi
+from gateway_app.governance.hooks import governance_hooks
 from gateway_app.governance.service import Governance
 from gateway_app.governance.storage import Database
-from gateway_app.hooks import RequestContext
+from gateway_app.hooks import Hook
 from gateway_app.state.governance_redis import RedisGovernanceState, redis_client
 from tests.gateway.conftest import STANDARD_MODELS, providers, serve
 from tests.gateway.resp_traffic import counting_client
@@ -25,13 +28,13 @@ TRAFFIC: list[Any] = []
 CountingClient = counting_client(TRAFFIC)
 
 
-class Marker:
+class Marker(Hook[None]):
     """Registered after governance: marks the upstream call and the response's end."""
 
-    async def before(self, ctx: RequestContext) -> None:
+    async def before(self, request: RequestContext, exchange: Exchange) -> None:
         TRAFFIC.append("upstream call")
 
-    async def after(self, ctx: RequestContext) -> None:
+    async def after(self, request: RequestContext, exchange: Exchange, state: None) -> None:
         TRAFFIC.append("response complete")
 
 
@@ -57,7 +60,7 @@ def test_one_round_trip_before_and_batched_settlements(
         admin_key="adm",
         secret=b"s",
     )
-    with serve(raw, hooks=[gov, Marker()], admin=gov) as running:
+    with serve(raw, hooks=[*governance_hooks(gov), Marker()], admin=AdminApi(gov)) as running:
         import httpx
 
         admin = {"authorization": "Bearer adm"}

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from gateway_app.governance import audit
-from gateway_app.governance.service import _period_ends
+from gateway_app.governance.service import period_ends
 from tests.gateway.governance.test_gateway_governance import Admin, chat, governed
 
 
@@ -30,23 +30,23 @@ def _ts(text: str) -> float:
         ("2027-01-01T00:00:01", "2027-01-01", "2027-01", 86399, 30 * 86400 + 86399),
     ],
 )
-def test_period_ends_across_day_month_and_year_boundaries(
+def testperiod_ends_across_day_month_and_year_boundaries(
     moment: str, day: str, month: str, day_left: int, month_left: int
 ) -> None:
-    assert _period_ends(_ts(moment)) == (day, month, day_left, month_left)
+    assert period_ends(_ts(moment)) == (day, month, day_left, month_left)
 
 
-def test_period_ends_follow_the_clock_back_and_forth() -> None:
+def testperiod_ends_follow_the_clock_back_and_forth() -> None:
     # The cache holds one day: asking about another day must not reuse it.
     for moment in ("2026-01-31T10:00:00", "2026-02-01T10:00:00", "2026-01-31T10:00:00"):
         stamp = _ts(moment)
         expected = datetime.fromtimestamp(stamp, UTC)
         days = calendar.monthrange(expected.year, expected.month)[1]
-        assert _period_ends(stamp)[:2] == (
+        assert period_ends(stamp)[:2] == (
             expected.strftime("%Y-%m-%d"),
             expected.strftime("%Y-%m"),
         )
-        assert _period_ends(stamp)[3] == (days - expected.day) * 86400 + 50400
+        assert period_ends(stamp)[3] == (days - expected.day) * 86400 + 50400
 
 
 def test_audit_events_have_unique_ids_and_todays_utc_period() -> None:

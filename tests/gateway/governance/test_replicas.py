@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from gateway_app.governance.storage import Database
-from gateway_app.testing.fakes import ok
+from tests.fakes.fakes import ok
 from tests.gateway.conftest import run_async
 from tests.gateway.governance.processes import GatewayProcess, gateway_config
 
@@ -22,6 +22,13 @@ MAX_TOKENS = 1000
 PROMPT_ESTIMATE = len(orjson.dumps(MESSAGES)) // 3 + 16
 RESERVED_TOKENS = PROMPT_ESTIMATE + MAX_TOKENS
 RESERVED_USD = (PROMPT_ESTIMATE * 0.15 + MAX_TOKENS * 0.60) / 1e6  # gpt-4o-mini list price
+CLAUDE = "claude-sonnet-4-6"
+MESSAGES_PATH = "/v1/messages"
+# A Messages request's prompt is its system, messages and tools; every prompt token might
+# be written to the prompt cache, so it reserves at the cache-write price ($3.75/MTok).
+CLAUDE_PROMPT_ESTIMATE = len(orjson.dumps([None, MESSAGES, None])) // 3 + 16
+CLAUDE_RESERVED_TOKENS = CLAUDE_PROMPT_ESTIMATE + MAX_TOKENS
+CLAUDE_RESERVED_USD = (CLAUDE_PROMPT_ESTIMATE * 3.75 + MAX_TOKENS * 15) / 1e6
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +40,34 @@ def replicas(
     db.close()
     env = {"AIGW_REDIS_URL": redis_server.url, "AIGW_DATABASE_URL": postgres_server.url}
     config = gateway_config(_fakes[0].url, key_refresh_s=600)
+    # Messages traffic (Claude Code's) is bound by the same limits: a Claude model too.
+    config["providers"]["anthropic"] = {
+        "type": "anthropic",
+        "api_key": "ak-fake",
+        "base_url": _fakes[1].url,
+    }
+    config["models"][CLAUDE] = {"deployments": [{"provider": "anthropic", "model": CLAUDE}]}
     pair = [GatewayProcess(config, env), GatewayProcess(config, env)]
     yield pair
     for gateway in pair:
         gateway.stop()
 
 
-async def _burst(urls: list[str], key: str, count: int) -> list[httpx.Response]:
+async def _burst(
+    urls: list[str], key: str, count: int, path: str = "/v1/chat/completions"
+) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=count)
+    model = "gpt-4o-mini" if path == "/v1/chat/completions" else CLAUDE
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         return await asyncio.gather(
             *(
                 client.post(
-                    urls[i % len(urls)] + "/v1/chat/completions",
-                    headers={"authorization": f"Bearer {key}"},
-                    json={"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": MAX_TOKENS},
+                    urls[i % len(urls)] + path,
+                    # Claude Code's ANTHROPIC_API_KEY header for Messages, Bearer for chat.
+                    headers={"x-api-key": key}
+                    if path == MESSAGES_PATH
+                    else {"authorization": f"Bearer {key}"},
+                    json={"model": model, "messages": MESSAGES, "max_tokens": MAX_TOKENS},
                 )
                 for i in range(count)
             )
@@ -108,6 +128,55 @@ def test_tpm_holds_under_200_concurrent_requests_on_two_replicas(
     tokens = sum(r.json()["usage"]["total_tokens"] for r in served)
     assert 1 <= len(served) <= 11
     assert tokens <= limit + RESERVED_TOKENS
+
+
+def test_budget_holds_for_200_concurrent_messages_requests_on_two_replicas(
+    replicas: list[GatewayProcess], fake_anthropic: Any
+) -> None:
+    key = _new_key(replicas[0], "messages-budget-p")
+    limit_usd = 10.5 * CLAUDE_RESERVED_USD
+    limits = {"daily_usd": limit_usd}
+    path = "/admin/limits/project/messages-budget-p"
+    assert replicas[1].admin("PUT", path, json=limits).status_code == 200
+    # Each answer uses all of max_tokens and writes its prompt to the cache.
+    answer = ok(usage=(10, MAX_TOKENS), cache_tokens=(0, 5), delay=0.2)
+    fake_anthropic.script(*[answer for _ in range(200)])
+    time.sleep(0.3)
+    responses = run_async(_burst([g.url for g in replicas], key["key"], 200, MESSAGES_PATH))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429}, statuses
+    refused = [r.json() for r in responses if r.status_code == 429]
+    assert {(r["type"], r["error"]["type"]) for r in refused} == {("error", "rate_limit_error")}
+    assert all("project:messages-budget-p" in r["error"]["message"] for r in refused)
+    served = statuses.count(200)
+    assert 1 <= served <= 11
+    spent = replicas[0].admin("GET", "/admin/budgets/project/messages-budget-p").json()
+    assert spent["daily_usd"] <= limit_usd + CLAUDE_RESERVED_USD
+    each = (10 * 3 + 5 * 3.75 + MAX_TOKENS * 15) / 1e6  # input, cache write, output
+    assert spent["daily_usd"] == pytest.approx(served * each, rel=1e-3)
+
+
+def test_tpm_holds_for_200_concurrent_messages_requests_on_two_replicas(
+    replicas: list[GatewayProcess], fake_anthropic: Any
+) -> None:
+    key = _new_key(replicas[1], "messages-tpm-p")
+    limit = 10 * CLAUDE_RESERVED_TOKENS
+    path = f"/admin/limits/key/{key['id']}"
+    assert replicas[0].admin("PUT", path, json={"tpm": limit}).status_code == 200
+    answer = ok(usage=(CLAUDE_PROMPT_ESTIMATE, MAX_TOKENS), delay=0.2)
+    fake_anthropic.script(*[answer for _ in range(200)])
+    time.sleep(0.3)
+    responses = run_async(_burst([g.url for g in replicas], key["key"], 200, MESSAGES_PATH))
+    served = [r for r in responses if r.status_code == 200]
+    refused = [r for r in responses if r.status_code == 429]
+    assert len(served) + len(refused) == 200
+    assert {r.json()["error"]["type"] for r in refused} == {"rate_limit_error"}
+    assert all(r.headers["x-ratelimit-limit-tokens"] == str(limit) for r in refused)
+    assert all(int(r.headers["retry-after"]) >= 1 for r in refused)
+    usage = [r.json()["usage"] for r in served]
+    tokens = sum(u["input_tokens"] + u["output_tokens"] for u in usage)
+    assert 1 <= len(served) <= 11
+    assert tokens <= limit + CLAUDE_RESERVED_TOKENS
 
 
 def test_revocation_reaches_the_other_replica(replicas: list[GatewayProcess]) -> None:

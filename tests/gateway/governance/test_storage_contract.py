@@ -189,14 +189,22 @@ def test_migration_gives_each_existing_project_to_its_oldest_keys_team(
     db = Database(f"sqlite:///{tmp_path / 'old.sqlite3'}")
     monkeypatch.setattr(storage, "MIGRATIONS", MIGRATIONS[:1])
     db.migrate()
-    store = KeyStore(db)
+    # Rows as the gateway of schema version 1 wrote them (no change feed yet).
     for key_id, team, project, created in (
         ("key_b", "b", "shared", 2.0),
         ("key_a", "a", "shared", 1.0),
         ("key_c", "c", "own", 3.0),
     ):
-        store.insert(KeyRecord(key_id, f"h-{key_id}", team, project, created_at=created))
-    store.put_limit(Limit("project", "limited", daily_usd=1.0, team_id="d"))
+        db.execute(
+            "INSERT INTO virtual_keys (id, key_hash, team_id, project_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (key_id, f"h-{key_id}", team, project, created),
+        )
+    db.execute(
+        "INSERT INTO limits (scope, scope_id, daily_usd, team_id) VALUES (?, ?, ?, ?)",
+        ("project", "limited", 1.0, "d"),
+    )
+    store = KeyStore(db)
     monkeypatch.setattr(storage, "MIGRATIONS", MIGRATIONS)
     assert db.migrate() == [version for version, _, _ in MIGRATIONS[1:]]
     assert store.projects() == {"shared": "a", "own": "c", "limited": "d"}

@@ -26,6 +26,9 @@ import uvicorn
 
 from gateway_app.app import GatewayApp
 from gateway_app.config import parse
+from gateway_app.environment import Environment
+from gateway_app.governance.admin import AdminApi
+from gateway_app.governance.hooks import governance_hooks
 from gateway_app.governance.service import Governance
 from gateway_app.governance.storage import Database
 from gateway_app.identity import build
@@ -79,7 +82,8 @@ class Console:
 
     @property
     def identity(self) -> Any:
-        return self.governance.identity
+        assert self.app.console is not None
+        return self.app.console.identity
 
     def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An admin API call with the shared admin key."""
@@ -157,7 +161,8 @@ def console_gateway(
         secret=b"identity-test-secret",
     )
     clock = Clock()
-    console = build(config, governance, clock=clock)
+    admin = AdminApi(governance)
+    console = build(config, admin, Environment(), clock=clock)
     loops: list[asyncio.AbstractEventLoop] = []
     started = console.start
 
@@ -166,7 +171,7 @@ def console_gateway(
         await started()
 
     console.start = start  # type: ignore[method-assign]
-    app = GatewayApp(config, hooks=[governance], admin=governance, console=console)
+    app = GatewayApp(config, hooks=governance_hooks(governance), admin=admin, console=console)
     server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", loop="asyncio"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -23,7 +23,7 @@ import openai
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from gateway_app.testing.fakes import error, ok
+from tests.fakes.fakes import error, ok
 from tests.gateway.identity.chromium import FLAGS, ensure_chromium
 from tests.gateway.identity.harness import Console, console_gateway
 from tests.gateway.identity.provider import OpenIDProvider

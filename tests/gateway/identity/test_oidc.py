@@ -416,3 +416,46 @@ def test_admin_key_sign_in_is_off_by_default(console: Console) -> None:
     browser = Browser(console.url)
     refused = browser.api("POST", "/auth/admin-key", json={"admin_key": ADMIN})
     assert refused.status_code == 404 and "__Host-aigw_session" not in browser.jar
+
+
+def test_console_only_from_the_allowed_networks_behind_a_trusted_proxy(
+    openid_provider: OpenIDProvider, fake_openai: Any, fake_anthropic: Any, tmp_path: Path
+) -> None:
+    """``console_allowed_cidrs`` judged on the client's address: the loopback peer stands in
+    for the edge's Envoy proxy (trusted), which appends the address it saw to X-Forwarded-For."""
+    section = {
+        "admin_key_login": True,
+        "console_allowed_cidrs": ["10.0.0.0/8"],
+        "trusted_proxies": ["127.0.0.1/32"],
+    }
+    with console_gateway(
+        openid_provider, fake_openai, fake_anthropic, tmp_path, identity=section, sso=False
+    ) as console:
+        inside = {"x-forwarded-for": "10.1.2.3"}
+        # A client outside the list that forges an inside address on the left: the proxy
+        # appends the real one, which is judged.
+        forged = {"x-forwarded-for": "10.1.2.3, 203.0.113.9"}
+        assert Browser(console.url).request("GET", "/console/", headers=inside).status_code == 200
+        page = Browser(console.url).request("GET", "/console/", headers=forged)
+        assert page.status_code == 403 and "203.0.113.9" in page.text
+        # No X-Forwarded-For: the trusted proxy itself is the client, outside the list.
+        assert Browser(console.url).request("GET", "/auth/session").status_code == 403
+
+        browser = Browser(console.url)
+        signed = browser.api("POST", "/auth/admin-key", json={"admin_key": ADMIN}, headers=inside)
+        assert signed.status_code == 200
+        [login] = console.audit("auth.break_glass_login")
+        assert _detail(login)["client"] == "10.1.2.3"  # the person's address, not the proxy's
+        csrf = browser.request("GET", "/auth/session", headers=inside).json()["csrf_token"]
+        assert browser.api("GET", "/admin/keys", headers=inside).status_code == 200
+        # The same session cookie from outside the list: refused, even on the admin API.
+        stolen = browser.api("GET", "/admin/keys", headers=forged)
+        assert stolen.status_code == 403
+        assert stolen.json()["error"]["code"] == "network_not_allowed"
+        made = browser.api("POST", "/admin/keys", csrf=csrf, headers=forged, json={"team_id": "t"})
+        assert made.status_code == 403
+        # Automation with a key is not the console's: the allow-list does not apply to it.
+        keyed = httpx.get(
+            f"{console.url}/admin/keys", headers={"authorization": f"Bearer {ADMIN}", **forged}
+        )
+        assert keyed.status_code == 200

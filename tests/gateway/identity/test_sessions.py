@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from gateway_app.config import ConfigError, parse
+from gateway_app.config.identity import RoleMapping
 from gateway_app.identity.roles import assign
 from gateway_app.identity.sessions import (
     InProcessSessionStore,
@@ -17,7 +18,6 @@ from gateway_app.identity.sessions import (
     RedisSessionStore,
     Session,
 )
-from gateway_app.identity.settings import RoleMapping
 from tests.gateway.conftest import run_async
 from tests.gateway.governance.services import RedisServer
 from tests.gateway.identity.harness import Clock
@@ -246,3 +246,84 @@ def test_no_identity_section_serves_no_console() -> None:
 
     app = create_app(parse(BASE))
     assert app.console is None
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("203.0.113.9", [], "203.0.113.9"),  # no proxy in front: the peer
+        ("203.0.113.9", ["10.1.2.3"], "203.0.113.9"),  # an untrusted peer's header is ignored
+        ("10.244.0.5", ["198.51.100.7"], "198.51.100.7"),  # the proxy's appended entry
+        ("10.244.0.5", ["10.1.2.3, 198.51.100.7"], "198.51.100.7"),  # the left is the client's
+        ("10.244.0.5", ["198.51.100.7", "10.244.1.1"], "198.51.100.7"),  # two headers, two hops
+        ("10.244.0.5", [], "10.244.0.5"),  # the proxy itself
+        ("10.244.0.5", ["not-an-address"], None),  # malformed where the proxy's entry must be
+        ("::ffff:10.244.0.5", ["[2001:db8::7]:443"], "2001:db8::7"),
+        (None, [], None),
+    ],
+)
+def test_client_address_behind_trusted_proxies(
+    peer: str | None, forwarded: list[str], expected: str | None
+) -> None:
+    import ipaddress
+
+    from gateway_app.identity.network import client_address
+
+    trusted = [ipaddress.ip_network("10.244.0.0/16")]
+    found = client_address(peer, forwarded, trusted)
+    assert (str(found) if found is not None else None) == expected
+
+
+def test_console_allow_list_must_be_networks() -> None:
+    section = {
+        "public_url": "https://ai.example.com",
+        "oidc": OIDC,
+        "roles": [GOOD_RULE],
+        "console_allowed_cidrs": ["10.0.0.1/8"],
+    }
+    with pytest.raises(ConfigError, match=r"identity\.console_allowed_cidrs"):
+        parse({**BASE, "identity": section})
+
+
+def test_every_admin_call_of_the_console_and_the_cli_is_a_route_of_the_table(
+    tmp_path: Any,
+) -> None:
+    """The console's script and ``aigw admin`` reach the admin API only through its route table
+    (each route with its least role): no path either calls is left outside it."""
+    import re
+    from pathlib import Path
+
+    from gateway_app.governance.admin import AdminApi
+    from gateway_app.governance.service import Governance
+    from gateway_app.governance.storage import Database
+    from gateway_app.identity.web import STATIC_DIR
+    from gateway_app.state.governance import InProcessGovernanceState
+
+    config = parse({**BASE, "governance": {"enabled": True}})
+    governance = Governance(
+        config,
+        state=InProcessGovernanceState(),
+        db=Database(f"sqlite:///{tmp_path / 'gov.sqlite3'}"),
+        admin_key="admin-key-of-this-test",
+        secret=b"route-table-test",
+    )
+    api = AdminApi(governance)
+    api.attach_people(object())  # type: ignore[arg-type]
+    sources = [
+        (STATIC_DIR / "app.js").read_text(),
+        (Path(STATIC_DIR).parents[1] / "admin_cli.py").read_text(),
+    ]
+    called = set()
+    for source in sources:
+        for literal, joined in re.findall(
+            r"[`'\"](/(?:admin|auth/sessions)/[^`'\"?]*)[`'\"?](\s*\+)?", source
+        ):
+            # Interpolated parts (${...} in JS, {...} in Python) are one segment each; a
+            # literal continued with "+ path" is followed by "/<scope>/<id>".
+            path = re.sub(r"\$\{[^}]*\}|\{[^}]*\}", "x", literal).rstrip("/")
+            called.add(path + "/team/x" if joined else path)
+    assert len(called) >= 10
+    unrouted = [
+        p for p in sorted(called) if all(r.match(p.split("/")[1:]) is None for r in api.routes)
+    ]
+    assert unrouted == []

@@ -16,7 +16,9 @@ import httpx
 import pytest
 import yaml
 
-from gateway_app.testing import FakeUpstream
+from gateway_app.context import Caller, Exchange, RequestContext
+from gateway_app.hooks import Hook
+from tests.fakes import FakeUpstream
 from tests.gateway.conftest import Running
 
 SECRET_KEY = "sk-live-do-not-leak-0123456789"
@@ -151,13 +153,14 @@ def test_metrics_cover_streams_cache_and_circuits(standard: Running) -> None:
     assert circuit['{deployment="openai/gpt-4o-mini"}'] == 0.0
 
 
-class Identity:
+class Identity(Hook[None]):
     """Stands in for governance's auth hook."""
 
-    async def before(self, ctx: Any) -> None:
-        ctx.key_id, ctx.team_id, ctx.customer = "key_123", "team-a", "cust-9"
+    async def before(self, request: RequestContext, exchange: Exchange) -> None:
+        request.caller = Caller("key_123", "team-a", "project-a")
+        request.customer = "cust-9"
 
-    async def after(self, ctx: Any) -> None:
+    async def after(self, request: RequestContext, exchange: Exchange, state: None) -> None:
         return None
 
 
@@ -186,6 +189,8 @@ def test_per_key_labels_only_when_enabled(
     text = metrics.render().decode()  # the hook's own registry (the app's is another)
     by_key = _samples(text, "aigw_requests_by_key_total")
     if per_key:
-        assert by_key == {'{customer="cust-9",key_id="key_123",project="",team="team-a"}': 1.0}
+        assert by_key == {
+            '{customer="cust-9",key_id="key_123",project="project-a",team="team-a"}': 1.0
+        }
     else:
         assert by_key == {} and "key_123" not in text and "cust-9" not in text

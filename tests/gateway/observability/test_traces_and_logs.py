@@ -15,26 +15,27 @@ from opentelemetry.trace import SpanKind
 from gateway_app.cache.hook import CacheHook
 from gateway_app.cache.store import InProcessCacheStore
 from gateway_app.config import parse
-from gateway_app.hooks import RequestContext, Response
+from gateway_app.context import Caller, Exchange, RequestContext
+from gateway_app.hooks import Hook, Response
 from gateway_app.observability.hook import ObservabilityHook
 from gateway_app.observability.metrics import Metrics
 from gateway_app.observability.tracing import TimedHook, Tracer, configured
-from gateway_app.testing import FakeUpstream
-from gateway_app.testing.fakes import error, ok
+from tests.fakes import FakeUpstream
+from tests.fakes.fakes import error, ok
 from tests.gateway.conftest import providers, serve
 
 PROMPT = "tell me about the okapi secret"
 KEY = "sk-live-never-log-me-42"
 
 
-class Limits:
-    """Stands in for governance's limit check."""
+class Limits(Hook[None]):
+    """Stands in for governance's limit check (and its authentication)."""
 
-    async def before(self, ctx: RequestContext) -> Response | None:
-        ctx.team_id = "team-a"
+    async def before(self, request: RequestContext, exchange: Exchange) -> Response | None:
+        request.caller = Caller("key-a", "team-a", "project-a")
         return None
 
-    async def after(self, ctx: RequestContext) -> None:
+    async def after(self, request: RequestContext, exchange: Exchange, state: None) -> None:
         return None
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from gateway_app import credentials
-from gateway_app.testing.azure import FakeAzureOpenAI
-from gateway_app.testing.bedrock import FakeBedrock
-from gateway_app.testing.vertex import FakeVertex
+from tests.fakes.azure import FakeAzureOpenAI
+from tests.fakes.bedrock import FakeBedrock
+from tests.fakes.vertex import FakeVertex
 
 AWS_KEY, AWS_SECRET = "AKIDFAKE", "fake-secret"
 

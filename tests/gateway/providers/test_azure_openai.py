@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from gateway_app.credentials import cache
-from gateway_app.testing import error, ok
-from gateway_app.testing.azure import FakeAzureOpenAI
-from gateway_app.testing.bedrock import FakeBedrock
+from tests.fakes import error, ok
+from tests.fakes.azure import FakeAzureOpenAI
+from tests.fakes.bedrock import FakeBedrock
 from tests.gateway.conftest import serve
 from tests.gateway.providers.test_bedrock import MODEL_ID
 

@@ -16,8 +16,8 @@ from botocore.config import Config
 
 from gateway_app.errors import GatewayError
 from gateway_app.providers.bedrock.stream import BedrockStream, EventStreamDecoder
-from gateway_app.testing import FakeUpstream, error, ok
-from gateway_app.testing.bedrock import FakeBedrock, event, exception
+from tests.fakes import FakeUpstream, error, ok
+from tests.fakes.bedrock import FakeBedrock, event, exception
 from tests.gateway.conftest import Running, serve
 from tests.gateway.providers.conftest import AWS_KEY, AWS_SECRET
 

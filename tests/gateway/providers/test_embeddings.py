@@ -13,10 +13,10 @@ from botocore.config import Config
 from google import genai
 from google.genai import types
 
-from gateway_app.testing import error
-from gateway_app.testing.bedrock import FakeBedrock
-from gateway_app.testing.server import fake_vector
-from gateway_app.testing.vertex import FakeVertex
+from tests.fakes import error
+from tests.fakes.bedrock import FakeBedrock
+from tests.fakes.server import fake_vector
+from tests.fakes.vertex import FakeVertex
 from tests.gateway.conftest import serve
 from tests.gateway.providers.conftest import AWS_KEY, AWS_SECRET
 

@@ -15,8 +15,8 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from gateway_app.credentials import cache
-from gateway_app.testing import error, ok
-from gateway_app.testing.vertex import FakeVertex
+from tests.fakes import error, ok
+from tests.fakes.vertex import FakeVertex
 from tests.gateway.conftest import serve
 
 PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG fake").decode()

@@ -33,3 +33,11 @@ def child_of(plan: Plan, resource: RecordedResource, component_type: str) -> boo
 def stack(request: pytest.FixtureRequest) -> str:
     """Each stack file in turn."""
     return request.param
+
+
+def footprint_key(plan: Plan) -> RecordedResource:
+    """The AWS footprint's KMS key (the global DNS layer has keys of its own)."""
+    (key,) = [
+        r for r in plan.of_type("aws:kms/key:Key") if child_of(plan, r, "ai-gateway:aws:Footprint")
+    ]
+    return key

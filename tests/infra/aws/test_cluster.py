@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from infra.offline import Plan, record
+from tests.infra.aws.conftest import footprint_key
 from tests.infra.conftest import ROOT
 
 NODE_SCALING = {
@@ -29,7 +30,7 @@ def test_secrets_are_envelope_encrypted_with_the_footprint_key(
 ) -> None:
     plan = plans[stack]
     cluster = plan.one("aws:eks/cluster:Cluster")
-    key = plan.one("aws:kms/key:Key")
+    key = footprint_key(plan)
     assert key.inputs["enableKeyRotation"] is True
     assert cluster.get("encryptionConfig.resources") == ["secrets"]
     assert cluster.get("encryptionConfig.provider.keyArn") == key.outputs["arn"]
@@ -45,7 +46,7 @@ def test_control_plane_logs_are_on_and_retained(plans: dict[str, Plan], stack: s
         if g.inputs["name"] == f"/aws/eks/{cluster.inputs['name']}/cluster"
     )
     assert group.inputs["retentionInDays"] >= 30
-    assert group.inputs["kmsKeyId"] == plan.one("aws:kms/key:Key").outputs["arn"]
+    assert group.inputs["kmsKeyId"] == footprint_key(plan).outputs["arn"]
     # Created before the cluster, or EKS creates it unencrypted and unretained.
     assert group.urn in cluster.dependencies
 
@@ -135,7 +136,7 @@ def test_roles_have_only_the_managed_policies_they_need(plans: dict[str, Plan], 
     # The cluster role may use the footprint key (and only it) for secrets.
     encryption = plan.one("aws:iam/rolePolicy:RolePolicy", f"{prefix}-cluster-encryption")
     [statement] = json.loads(encryption.inputs["policy"])["Statement"]
-    assert statement["Resource"] == plan.one("aws:kms/key:Key").outputs["arn"]
+    assert statement["Resource"] == footprint_key(plan).outputs["arn"]
 
 
 def test_node_group_scaling_and_instance_type_per_environment(

@@ -10,7 +10,7 @@ from infra.config import ConfigError, parse
 
 BASE: dict[str, Any] = {
     "tags": {"owner": "platform", "costCenter": "cc-1"},
-    "dns": {"domain": "ai.example.com"},
+    "dns": {"domain": "ai.example.com", "alerts": {"emails": ["oncall@example.com"]}},
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from infra.offline import Plan, RecordedResource, Secret
 from infra.offline.engine import reveal
+from tests.infra.aws.conftest import footprint_key
 
 HA = {"dev": False, "staging": True, "prod": True}
 BACKUP_DAYS = {"dev": 7, "staging": 7, "prod": 30}
@@ -61,7 +62,7 @@ def test_redis_is_encrypted_and_tls_only_with_a_secret_token(
     plan = plans[stack]
     group = plan.one("aws:elasticache/replicationGroup:ReplicationGroup")
     assert group.inputs["atRestEncryptionEnabled"] is True
-    assert group.inputs["kmsKeyId"] == plan.one("aws:kms/key:Key").outputs["arn"]
+    assert group.inputs["kmsKeyId"] == footprint_key(plan).outputs["arn"]
     assert group.inputs["transitEncryptionEnabled"] is True
     assert group.inputs["transitEncryptionMode"] == "required"
     assert isinstance(group.inputs["authToken"], Secret)
@@ -115,7 +116,7 @@ def test_postgres_storage_and_insights_are_encrypted_with_the_key(
 ) -> None:
     plan = plans[stack]
     db = plan.one("aws:rds/instance:Instance")
-    key_arn = plan.one("aws:kms/key:Key").outputs["arn"]
+    key_arn = footprint_key(plan).outputs["arn"]
     assert db.inputs["storageEncrypted"] is True
     assert db.inputs["storageType"] == "gp3"
     assert db.inputs["maxAllocatedStorage"] == 4 * db.inputs["allocatedStorage"]
@@ -138,16 +139,20 @@ def test_postgres_forces_tls_and_supports_pgvector(plans: dict[str, Plan], stack
     assert major >= 16 and params.inputs["family"] == f"postgres{major}"
 
 
-def test_postgres_password_is_generated_and_secret(plans: dict[str, Plan], stack: str) -> None:
+def test_postgres_master_password_is_rds_managed_with_the_footprint_key(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    """Issue 19 item 12: RDS generates, stores and rotates the master password in Secrets
+    Manager ("Password management with Amazon RDS and AWS Secrets Manager"), encrypted with
+    the footprint's key; the program never knows it, so no state, export or cluster holds it."""
     plan = plans[stack]
     db = plan.one("aws:rds/instance:Instance")
-    password = plan.one(
-        "random:index/randomPassword:RandomPassword",
-        f"ai-gateway-{stack}-aws-postgres-master-password",
-    )
-    assert isinstance(db.inputs["password"], Secret)
-    assert db.get("password") == reveal(password.outputs["result"])
-    assert db.to_json()["inputs"]["password"] == "[secret]"
+    key = plan.one("aws:kms/key:Key", f"ai-gateway-{stack}-aws-key")
+    assert "password" not in db.inputs and db.inputs["manageMasterUserPassword"] is True
+    assert db.inputs["masterUserSecretKmsKeyId"] == key.outputs["arn"]
+    (secret,) = db.outputs["masterUserSecrets"]
+    owner = plan.one("ai-gateway:aws:Footprint").outputs["postgresOwnerSecretArn"]
+    assert owner == secret["secretArn"]
 
 
 def test_postgres_backups_and_protection_per_environment(
@@ -182,7 +187,7 @@ def test_rds_log_groups_exist_encrypted_and_expiring_before_the_instance(
     unless it exists first ("Publishing PostgreSQL logs to Amazon CloudWatch Logs")."""
     plan = plans[stack]
     db = plan.one("aws:rds/instance:Instance")
-    key = plan.one("aws:kms/key:Key").outputs["arn"]
+    key = footprint_key(plan).outputs["arn"]
     assert db.get("enabledCloudwatchLogsExports") == ["postgresql", "upgrade"]
     for log in db.get("enabledCloudwatchLogsExports"):
         group = _log_group(plan, f"/aws/rds/instance/{db.get('identifier')}/{log}")
@@ -196,7 +201,7 @@ def test_elasticache_delivers_slow_and_engine_logs(plans: dict[str, Plan], stack
     engine-log to CloudWatch Logs, JSON, into encrypted, expiring groups."""
     plan = plans[stack]
     group_resource = plan.one("aws:elasticache/replicationGroup:ReplicationGroup")
-    key = plan.one("aws:kms/key:Key").outputs["arn"]
+    key = footprint_key(plan).outputs["arn"]
     deliveries = {d["logType"]: d for d in group_resource.get("logDeliveryConfigurations")}
     assert set(deliveries) == {"slow-log", "engine-log"}
     for log_type, delivery in deliveries.items():

@@ -19,10 +19,14 @@ COMPONENTS = {
     "ai-gateway:aws:Cluster",
     "ai-gateway:aws:Redis",
     "ai-gateway:aws:Postgres",
+    # What provisions the gateway's NLB (AWS Load Balancer Controller, own IRSA role).
+    "ai-gateway:aws:LoadBalancerController",
     # What moves the node group between its bounds (item 8 of issue 19).
     "ai-gateway:aws:ClusterAutoscaler",
     # Added by the program beside the four: the gateway's identity and workload.
     "ai-gateway:aws:GatewayIdentity",
+    # The migration Job's own role: reads the RDS-managed master secret, nothing else.
+    "ai-gateway:aws:MigrationIdentity",
     "ai-gateway:k8s:GatewayDeployment",
 }
 EXTRAS = {
@@ -197,16 +201,11 @@ def test_connection_strings_are_secret_and_well_formed(plans: dict[str, Plan], s
         f"rediss://:{token}@{group.outputs['primaryEndpointAddress']}:6379"
     )
     db = plan.one("aws:rds/instance:Instance")
-    master = reveal(db.inputs["password"])
-    # The gateway connects as its own role; only the migration Job gets the master's.
+    # The gateway connects as its own role; the master's password stays in Secrets Manager.
     dsn = reveal(outputs["postgresDsn"])
     assert dsn.startswith("postgresql://gateway_app:")
-    assert master not in dsn
     assert dsn.endswith(f"@{db.outputs['address']}:5432/gateway?sslmode=require")
-    migration = reveal(outputs["postgresMigrationDsn"])
-    assert migration == dsn.replace("gateway_app:", "gateway_admin:").replace(
-        dsn.split(":")[2].split("@")[0], master
-    )
+    assert outputs["postgresOwnerSecretArn"] == db.outputs["masterUserSecrets"][0]["secretArn"]
     assert db.outputs["address"].endswith(".us-east-1.rds.amazonaws.com")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from infra.offline import Plan, RecordedResource
-from tests.infra.aws.conftest import child_of
+from tests.infra.aws.conftest import child_of, footprint_key
 
 NAT_GATEWAYS = {"dev": 1, "staging": 3, "prod": 3}
 VPC_CIDRS = {"dev": "10.10.0.0/16", "staging": "10.110.0.0/16", "prod": "10.210.0.0/16"}
@@ -118,7 +118,7 @@ def test_flow_logs_go_to_an_encrypted_retained_log_group(
         for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup")
         if g.inputs["name"].startswith("/aws/vpc-flow-log/")
     ]
-    key = plan.one("aws:kms/key:Key")
+    key = footprint_key(plan)
     assert flow_log.inputs["vpcId"] == plan.one("aws:ec2/vpc:Vpc").id
     assert flow_log.inputs["trafficType"] == "ALL"
     assert flow_log.inputs["logDestinationType"] == "cloud-watch-logs"
@@ -148,7 +148,7 @@ def test_flow_log_role_trust_is_limited_to_this_accounts_flow_logs(
         if r.outputs["arn"] == flow_log.inputs["iamRoleArn"]
     )
     (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
-    account = plan.one("aws:kms/key:Key").outputs["arn"].split(":")[4]
+    account = footprint_key(plan).outputs["arn"].split(":")[4]
     assert statement["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
     assert statement["Condition"] == {
         "StringEquals": {"aws:SourceAccount": account},

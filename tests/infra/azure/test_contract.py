@@ -23,6 +23,7 @@ EXTRAS = {
     "nodeSubnetId",
     "egressIp",
     "ingressIp",
+    "ownerSecretId",
 }
 
 
@@ -58,7 +59,7 @@ def _config(env: str, **azure: object):
         {
             "environment": env,
             "tags": {"owner": "platform", "costCenter": "cc-1"},
-            "dns": {"domain": "ai.example.com"},
+            "dns": {"domain": "ai.example.com", "alerts": {"emails": ["oncall@example.com"]}},
             # An Azure-only stack's gateway serves Azure OpenAI (the default catalogue).
             "azure": {
                 "enabled": True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Any
 
@@ -16,6 +17,7 @@ from tests.infra.conftest import ROOT, STACKS
 
 AZ = "azure-native"
 FOOTPRINT = "ai-gateway:azure:Footprint"
+GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
 
 # The defaults each stack file gets (the stack files set only location and vnetCidr).
 EXPECTED: dict[str, dict[str, Any]] = {
@@ -220,19 +222,20 @@ def test_the_gateway_load_balancer_uses_the_ip_the_nsg_admits(plan: Plan) -> Non
     (rule,) = _nsg(plan, "nodes").get("securityRules")
     assert rule["destinationAddressPrefix"] == ip.outputs["ipAddress"]
     assert (rule["sourceAddressPrefix"], rule["destinationPortRange"]) == ("Internet", "443")
-    (service,) = [
-        r
-        for r in plan.of_type("kubernetes:core/v1:Service")
-        if r.get("spec.type") == "LoadBalancer" and "azure" in r.name
-    ]
-    annotations = service.get("metadata.annotations")
+    # The LoadBalancer Service is Envoy Gateway's, made from the Gateway: it copies the
+    # Gateway's spec.infrastructure.annotations onto it ("Gateway API: GatewayInfrastructure").
+    (gateway,) = [r for r in plan.of_type(GATEWAY) if r.name == "gateway-azure-gateway"]
+    annotations = gateway.get("spec.infrastructure.annotations")
     assert annotations["service.beta.kubernetes.io/azure-pip-name"] == ip.outputs["name"]
     group = plan.one(f"{AZ}:resources:ResourceGroup")
     assert (
         annotations["service.beta.kubernetes.io/azure-load-balancer-resource-group"]
         == (group.outputs["name"])
     )
-    assert [p["port"] for p in service.get("spec.ports")] == [443]
+    # HTTPS is served on the one port the NSG admits; the HTTP listener only redirects and
+    # is not reachable on Azure (the README says so), so a key never crosses in clear text.
+    listeners = {(x["protocol"], x["port"]) for x in gateway.get("spec.listeners")}
+    assert listeners == {("HTTPS", int(rule["destinationPortRange"])), ("HTTP", 80)}
     # The cluster identity may attach exactly that IP to its load balancer.
     identity = plan.one(f"{AZ}:managedidentity:UserAssignedIdentity", "azure-cluster-identity")
     grants = [
@@ -527,8 +530,16 @@ def test_footprint_hands_over_secret_connection_strings_and_the_extras(
     # The gateway's own role; the administrator's password only in the migration DSN.
     admin_password = reveal(server.inputs["administratorLoginPassword"])
     assert dsn.startswith("postgresql://gateway_app:") and admin_password not in dsn
-    migration = reveal(outputs["postgresMigrationDsn"])
-    assert migration.startswith(f"postgresql://aigwadmin:{admin_password}@")
+    # The administrator lives in a Key Vault secret of the stack's vault, which only the
+    # migration Job's identity reads (tests/infra/integration/test_stacks.py).
+    secret = plan.one(f"{AZ}:keyvault:Secret")
+    vault = plan.one(f"{AZ}:keyvault:Vault")
+    assert secret.get("vaultName") == vault.outputs["name"]
+    assert json.loads(reveal(secret.inputs["properties"])["value"]) == {
+        "username": "aigwadmin",
+        "password": admin_password,
+    }
+    assert outputs["postgresOwnerSecretUri"] == reveal(secret.outputs["properties"])["secretUri"]
     assert dsn.endswith(
         f"@{server.outputs['fullyQualifiedDomainName']}:5432/gateway?sslmode=require"
     )

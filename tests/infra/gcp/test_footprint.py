@@ -13,7 +13,6 @@ from infra.gcp.cluster import NODE_ROLES
 from infra.gcp.footprint import REQUIRED_APIS
 from infra.gcp.names import LIMITS
 from infra.gcp.redis import ca_bundle
-from infra.k8s.ingress import INGRESS_WEBHOOK_PORT
 from infra.offline import Plan, RecordedResource, Secret
 from infra.offline.engine import reveal
 from infra.offline.stackfile import read_stack_file
@@ -112,6 +111,7 @@ def test_components_have_the_documented_types(plan: Plan) -> None:
         "ai-gateway:gcp:Postgres",
         # Added by the program beside the four: the gateway's identity and workload.
         "ai-gateway:gcp:GatewayIdentity",
+        "ai-gateway:gcp:MigrationIdentity",
         "ai-gateway:k8s:GatewayDeployment",
     }
     owners = {
@@ -178,7 +178,7 @@ def test_names_fit_gcp_limits(plan: Plan) -> None:
             assert low <= len(name) <= high, (token, name)
             assert name[0].isalpha() and name == name.lower(), name
     accounts = [a.get("accountId") for a in plan.of_type("gcp:serviceaccount/account:Account")]
-    assert len(accounts) == 2  # the nodes' and the gateway's
+    assert len(accounts) == 3  # the nodes', the gateway's and the migration Job's
     for account in accounts:
         assert 6 <= len(account) <= 30, account
 
@@ -225,9 +225,13 @@ def test_cloud_nat_serves_only_the_node_subnet(plan: Plan) -> None:
     assert nat.get("logConfig.enable") is True
 
 
-def test_firewall_opens_nothing_wider_than_health_checks(plan: Plan) -> None:
+def test_firewall_opens_nothing_wider_than_health_checks(plan: Plan, stack: str) -> None:
     rules = {r.name: r for r in plan.of_type("gcp:compute/firewall:Firewall")}
-    assert set(rules) == {"deny-all-ingress", "allow-health-checks", "allow-control-plane-webhooks"}
+    assert set(rules) == {
+        "deny-all-ingress",
+        "allow-health-checks",
+        "allow-control-plane-webhooks",
+    }
     deny = rules["deny-all-ingress"]
     assert deny.get("denies") == [{"protocol": "all"}]
     assert deny.get("direction") == "INGRESS"
@@ -238,32 +242,16 @@ def test_firewall_opens_nothing_wider_than_health_checks(plan: Plan) -> None:
     node_tags = plan.one(NODE_POOL).get("nodeConfig.tags")
     assert allow.get("targetTags") == node_tags
     assert allow.get("priority") < deny.get("priority")
+    # The private control plane reaches Envoy Gateway's topology injector webhook
+    # (9443); GKE's own rule covers only 443 and 10250 (cert-manager's webhook port).
+    webhooks = rules["allow-control-plane-webhooks"]
+    assert webhooks.get("sourceRanges") == [stack_gcp(stack).get("masterCidr", "172.16.0.0/28")]
+    assert webhooks.get("allows") == [{"protocol": "tcp", "ports": ["9443"]}]
+    assert webhooks.get("targetTags") == node_tags
     for rule in rules.values():
         assert rule.get("logConfig.metadata") == "INCLUDE_ALL_METADATA"
         if rule.get("allows"):
             assert "0.0.0.0/0" not in rule.get("sourceRanges")
-
-
-def test_the_control_plane_reaches_the_ingress_admission_webhook(plan: Plan, stack: str) -> None:
-    """A private GKE control plane reaches nodes on 443 and 10250 only; the ingress
-    controller's webhook listens on 8443, so creating the Ingress times out without this
-    rule ("Creating a private cluster: adding firewall rules for specific use cases",
-    GKE documentation; the same fix cert-manager's GKE compatibility notes give)."""
-    rule = plan.one("gcp:compute/firewall:Firewall", "allow-control-plane-webhooks")
-    cluster = plan.one("gcp:container/cluster:Cluster")
-    assert rule.get("sourceRanges") == [cluster.get("privateClusterConfig.masterIpv4CidrBlock")]
-    assert rule.get("sourceRanges") == [stack_gcp(stack).get("masterCidr", "172.16.0.0/28")]
-    assert rule.get("direction") == "INGRESS"
-    assert rule.get("targetTags") == plan.one(NODE_POOL).get("nodeConfig.tags")
-    # The port the chart is told to listen on, so the two never drift apart.
-    (nginx,) = [
-        r
-        for r in plan.of_type("kubernetes:helm.sh/v3:Release")
-        if r.get("chart") == "ingress-nginx" and "gcp" in r.name
-    ]
-    port = int(nginx.get("values.controller.admissionWebhooks.port"))
-    assert port == INGRESS_WEBHOOK_PORT == 8443
-    assert rule.get("allows") == [{"protocol": "tcp", "ports": [str(port)]}]
 
 
 def test_private_service_access(plan: Plan, stack: str) -> None:
@@ -525,10 +513,20 @@ def test_gateway_database_user_and_secret_dsn(plan: Plan) -> None:
     assert password.get("length") >= 32
     outputs = plan.one("ai-gateway:gcp:Postgres").outputs
     where = f"{sql.outputs['privateIpAddress']}:5432/{database.get('name')}?sslmode=require"
-    # The built-in user (a cloudsqlsuperuser) is the migration Job's only.
-    assert isinstance(outputs["migrationDsn"], Secret)
-    assert reveal(outputs["migrationDsn"]) == (
-        f"postgresql://gateway_admin:{reveal(password.outputs['result'])}@{where}"
+    # The built-in user (a cloudsqlsuperuser) is the migration Job's only: its credential
+    # is a Secret Manager version (CMEK, this region only), never a DSN the cluster gets.
+    secret = plan.one("gcp:secretmanager/secret:Secret")
+    version = plan.one("gcp:secretmanager/secretVersion:SecretVersion")
+    (replica,) = secret.get("replication")["userManaged"]["replicas"]
+    assert replica["location"] == sql.get("region")
+    assert replica["customerManagedEncryption"]["kmsKeyName"] == sql.get("encryptionKeyName")
+    assert isinstance(version.inputs["secretData"], Secret)
+    assert json.loads(reveal(version.inputs["secretData"])) == {
+        "username": "gateway_admin",
+        "password": reveal(password.outputs["result"]),
+    }
+    assert outputs["ownerSecretUrl"] == (
+        f"https://secretmanager.googleapis.com/v1/{version.outputs['name']}:access"
     )
     # The gateway connects as its own role, which the Job creates with row access only.
     app = plan.one("random:index/randomPassword:RandomPassword", "gateway-app")
@@ -565,6 +563,7 @@ def test_contract_fills_every_field(contract_plan: Plan) -> None:
     assert outputs["extrasKeys"] == sorted(
         [
             "workloadPool",
+            "ownerSecretId",
             "project",
             "region",
             "nodeServiceAccountEmail",

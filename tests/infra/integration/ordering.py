@@ -15,8 +15,9 @@ import copy
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from infra.offline import Plan, RecordedResource
+from infra.offline import Plan, RecordedResource, Secret
 from infra.offline.engine import reveal
 from tests.infra.integration.leaks import plain_strings
 
@@ -79,6 +80,7 @@ GCP_API_OF_MODULE = {
     "projects": "cloudresourcemanager.googleapis.com",
     "artifactregistry": "artifactregistry.googleapis.com",
     "organizations": "cloudresourcemanager.googleapis.com",
+    "secretmanager": "secretmanager.googleapis.com",
 }
 """``gcp:<module>/...`` -> the API its calls go to (``projects.Service`` itself is exempt)."""
 
@@ -185,3 +187,136 @@ def without_dependency(plan: Plan, resource: RecordedResource, removed: str) -> 
                 k: [u for u in v if u != removed] for k, v in r.property_dependencies.items()
             }
     return mutated
+
+
+# ------------------------------------------- strings that stand in for an output
+
+REFERENCE_KEY = re.compile(
+    r"(?i)(^|[a-z])(id|arn|name|uri|url|link|endpoint|address|fqdn|hostname|email|member|pool|issuer)$"
+)
+"""Output keys whose values identify what a resource created (ids, ARNs, names, endpoints)."""
+
+PROSE_KEYS = frozenset({"description", "displayName", "notes", "comment"})
+"""Input keys holding text for people: a name mentioned there is not a reference."""
+
+NOT_REFERENCES = {
+    ("aws:route53/record:Record", "*"): "a record is named by the hostname the stack config "
+    "chooses; routes and certificates claim that hostname, they do not need the record",
+    ("azure-native:dns:RecordSet", "*"): "the same for an Azure DNS record set (its relative "
+    "name is the hostname's label, which the cluster's objects also carry as a label value)",
+    ("gcp:dns/recordSet:RecordSet", "*"): "the same for a Cloud DNS record set",
+    ("aws:route53/healthCheck:HealthCheck", "fqdn"): "the host a health check probes: a claim "
+    "made by config, created after the routes it checks",
+    ("aws:route53/zone:Zone", "name"): "the zone is named by the domain the config chooses; "
+    "its query-log group and key policy name that domain, not the zone (Route 53 refers to "
+    "zones by id)",
+    ("aws:sns/topic:Topic", "name"): "SNS refers to topics by ARN; a name shared with the key "
+    "alias encrypting it is a naming convention",
+    ("aws:iam/rolePolicy:RolePolicy", "name"): "an inline policy's name is local to its role, "
+    "not an identifier others refer to",
+    ("azure-native:security:Pricing", "scopeId"): "the subscription a Defender plan is priced "
+    "on exists before the stack; the plan does not create it",
+}
+"""(producer type, output key or ``*``) whose values are not references to what it made."""
+
+_MIN_LENGTH = 8
+
+
+def output_references(plan: Plan) -> dict[str, set[tuple[str, str]]]:
+    """Value -> ``{(producer urn, output key)}`` for every identifying output of a cloud resource.
+
+    Only distinctive values count: at least 8 characters with a separator
+    (``-._:/``), the shape of ids, ARNs, names and endpoints, not of flags or sizes.
+    """
+    found: dict[str, set[tuple[str, str]]] = {}
+    for r in plan.resources:
+        if not r.custom or r.package == "kubernetes" or r.type.startswith("pulumi:providers:"):
+            continue
+        pairs = [*_keyed_strings(r.outputs), *([("id", r.id)] if r.id else [])]
+        for path, value in pairs:
+            key = path.rsplit(".", 1)[-1]
+            if (
+                REFERENCE_KEY.search(key)
+                # A nested ``name`` (sku.name, a rule's name) names a setting, not the resource.
+                and not (key == "name" and "." in path)
+                and (r.type, key) not in NOT_REFERENCES
+                and (r.type, "*") not in NOT_REFERENCES
+                and len(value) >= _MIN_LENGTH
+                and re.search(r"[-._:/]", value)
+            ):
+                found.setdefault(value, set()).add((r.urn, key))
+    return found
+
+
+def _keyed_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """``(dotted key path, string)`` of every plain string leaf (secrets are skipped)."""
+    if isinstance(value, Secret):
+        return
+    if isinstance(value, dict):
+        for k, item in value.items():
+            yield from _keyed_strings(item, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _keyed_strings(item, path)
+    elif isinstance(value, str):
+        yield path, value
+
+
+def string_dependency_violations(plan: Plan) -> list[str]:
+    """Inputs that name what another resource created without depending on it.
+
+    A value equal to an identifying output of resource P (an id, ARN, name or
+    endpoint, also inside a longer string such as a policy document or an IAM
+    member) in the inputs of resource C, where C does not wait for P: C was
+    given a string built from config where P's output exists, and a first
+    ``pulumi up`` may create C before P. Matches are whole tokens (not a prefix
+    of a longer name). When a resource carrying the value depends on C, C
+    cannot wait for it (a cycle), so a string is the only way and is not reported.
+    """
+    references = output_references(plan)
+    if not references:
+        return ["no identifying outputs in the plan: the check would pass vacuously"]
+    # A lookahead finds overlapping matches: a value inside a longer one (a pool inside the
+    # IAM member that echoes it) is found at its own position.
+    pattern = re.compile(
+        r"(?=(?<![\w.-])("
+        + "|".join(re.escape(v) for v in sorted(references, key=len, reverse=True))
+        + r")(?![\w-]))"
+    )
+    closures: dict[str, set[str]] = {}
+
+    def closure(r: RecordedResource) -> set[str]:
+        if r.urn not in closures:
+            closures[r.urn] = plan.dependency_closure(r)
+        return closures[r.urn]
+
+    problems = []
+    for consumer in plan.resources:
+        if not consumer.custom:
+            continue
+        waits_for = closure(consumer) | {consumer.urn}
+        reported: set[str] = set()
+        for key, text in _keyed_strings(reveal(consumer.inputs)):
+            if key.rsplit(".", 1)[-1] in PROSE_KEYS:
+                continue
+            for match in pattern.finditer(text):
+                value = match.group(1)
+                producers = {urn for urn, _ in references[value]}
+                if value in reported or producers & waits_for:
+                    continue
+                # Named by something that waits for the consumer (RDS and ElastiCache wait for
+                # their log groups): a cycle, a string is the only way.
+                if any(consumer.urn in closure(plan.by_urn(urn)) for urn in producers):
+                    continue
+                reported.add(value)
+                names = ", ".join(
+                    sorted(
+                        f"{plan.by_urn(u).type} {plan.by_urn(u).name}.{k}"
+                        for u, k in references[value]
+                    )
+                )
+                problems.append(
+                    f"{consumer.type} {consumer.name} input {key!r} names {value!r}, the output "
+                    f"of {names}, without depending on it: take the output instead of the string"
+                )
+    return problems

@@ -121,27 +121,56 @@ def test_role_definition_id() -> None:
     )
 
 
+def _catalogue(provider: dict[str, Any]) -> dict[str, Any]:
+    """A gateway catalogue (one the gateway accepts) whose one model is served by ``provider``."""
+    return {
+        "appConfig": {
+            "providers": {"p": provider},
+            "models": {"chat": {"deployments": [{"provider": "p", "model": "gpt-4o"}]}},
+        }
+    }
+
+
+AZURE_OPENAI_ROUTE = _catalogue(
+    {
+        "type": "azure_openai",
+        "base_url": "https://oai.openai.azure.com",
+        "api_version": "2024-10-21",
+    }
+)
+KEYED_ROUTE = _catalogue({"type": "openai", "api_key": "${OPENAI_API_KEY}"})
+OPENAI_KEY = {"openai": "sk-test"}
+
+
 def test_an_azure_openai_route_requires_the_account() -> None:
     """Granting the gateway's identity on the resource group instead would make any OpenAI
     account added there later callable; the account must be named."""
     azure = {"enabled": True, "deployerCidrs": ["203.0.113.0/24"]}
-    routed = {"appConfig": {"providers": {"aoai": {"type": "azure_openai"}}}}
     with pytest.raises(ConfigError, match=re.escape("ai-gateway:azure.openaiAccountId")):
-        parse({**BASE, "azure": azure, "gateway": routed})
-    config = parse({**BASE, "azure": {**azure, "openaiAccountId": OPENAI}, "gateway": routed})
+        parse({**BASE, "azure": azure, "gateway": AZURE_OPENAI_ROUTE})
+    config = parse(
+        {**BASE, "azure": {**azure, "openaiAccountId": OPENAI}, "gateway": AZURE_OPENAI_ROUTE}
+    )
     assert config.azure.openai_account_id == OPENAI
     # No Azure OpenAI route: no account needed (and no role is granted at all).
-    assert parse({**BASE, "azure": azure}).azure.openai_account_id is None
+    keyed = {**BASE, "azure": azure, "gateway": KEYED_ROUTE, "providerKeys": OPENAI_KEY}
+    assert parse(keyed).azure.openai_account_id is None
 
 
 def test_staging_and_prod_need_an_aks_admin_group() -> None:
     azure = {"enabled": True, "deployerCidrs": ["203.0.113.0/24"]}
+    # Everything else prod requires is set: the only problem left is the admin group.
+    prod = {
+        **BASE,
+        "environment": "prod",
+        "dns": {**BASE["dns"], "alerts": {"emails": ["oncall@example.com"]}},
+        "gateway": KEYED_ROUTE,
+        "providerKeys": OPENAI_KEY,
+    }
     with pytest.raises(ConfigError, match=re.escape("ai-gateway:azure.adminGroupObjectIds")):
-        parse({**BASE, "environment": "prod", "azure": azure})
+        parse({**prod, "azure": azure})
     group = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
-    config = parse(
-        {**BASE, "environment": "prod", "azure": {**azure, "adminGroupObjectIds": [group]}}
-    )
+    config = parse({**prod, "azure": {**azure, "adminGroupObjectIds": [group]}})
     assert config.azure.admin_group_object_ids == [group]
 
 
@@ -209,7 +238,7 @@ def test_plan_shows_each_gateway_under_its_cloud_and_the_global_layer_apart(
         for cloud in plan.outputs["enabledClouds"]:
             components = sections[cloud]
             assert f"ai-gateway:k8s:GatewayDeployment gateway-{cloud}" in components, stack
-            assert f"ai-gateway:k8s:ClusterIngress gateway-{cloud}-ingress" in components
+            assert f"ai-gateway:k8s:ClusterEdge gateway-{cloud}-edge" in components
             assert any(
                 c.startswith(f"ai-gateway:{cloud}:GatewayIdentity ") for c in sections[cloud]
             )

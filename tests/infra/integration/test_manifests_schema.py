@@ -2,10 +2,13 @@
 
 ``kubernetes-validate`` (strict: unknown fields are errors, as the API server's
 field validation makes them) judges every object the program deploys with a
-typed resource, at the cluster's Kubernetes minor. Not judged here: the
-cert-manager custom resources (Certificate, ClusterIssuer), whose CRD schemas
-ship with the cert-manager chart and not with the Kubernetes schemas, and the
-Helm releases (values, not objects); their own tests check them.
+typed resource, at the cluster's Kubernetes minor. Not judged here: custom
+resources, whose schemas ship with their CRDs and not with the Kubernetes
+schemas (the Gateway API and cert-manager kinds are judged by their published
+models in tests/infra/k8s/test_gateway_api_schemas.py; Envoy Gateway's policy
+kinds by the pinned release's CRD schemas in
+tests/infra/k8s/test_envoy_gateway_schemas.py), and the Helm releases (values,
+not objects).
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ import pytest
 from infra.offline import Plan, RecordedResource
 from infra.offline.engine import reveal
 from tests.infra.conftest import STACKS
+from tests.infra.k8s.test_gateway_api_schemas import KINDS as JUDGED_BY_THEIR_MODELS
 
-NOT_JUDGED = {
-    "kubernetes:cert-manager.io/v1:Certificate",
-    "kubernetes:cert-manager.io/v1:ClusterIssuer",
-    "kubernetes:helm.sh/v3:Release",
+ENVOY_GATEWAY_KINDS = {
+    "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy",
+    "kubernetes:gateway.envoyproxy.io/v1alpha1:ClientTrafficPolicy",
+    "kubernetes:gateway.envoyproxy.io/v1alpha1:BackendTrafficPolicy",
+    "kubernetes:gateway.envoyproxy.io/v1alpha1:SecurityPolicy",
 }
+NOT_JUDGED = JUDGED_BY_THEIR_MODELS | ENVOY_GATEWAY_KINDS | {"kubernetes:helm.sh/v3:Release"}
 
 
 def rendered(resource: RecordedResource) -> dict[str, Any]:
@@ -66,7 +72,7 @@ def test_every_object_is_valid_for_its_cluster_version(plans: dict[str, Plan], s
         "kubernetes:batch/v1:Job",
         "kubernetes:core/v1:Service",
         "kubernetes:networking.k8s.io/v1:NetworkPolicy",
-        "kubernetes:networking.k8s.io/v1:Ingress",
+        "kubernetes:core/v1:ConfigMap",
         "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
         "kubernetes:policy/v1:PodDisruptionBudget",
         "kubernetes:core/v1:Secret",

@@ -15,6 +15,12 @@ Sources of the rules:
   workloads", https://cloud.google.com/kubernetes-engine/docs/how-to/workload-identity);
   binding a member in it before fails with "Identity Pool does not exist"
   (hashicorp/terraform-provider-google#7422 and its duplicates).
+* Strings for outputs: the same class in general. An input equal to another
+  resource's identifying output (id, ARN, name, endpoint, pool) that does not
+  wait for that resource was built from config where the output exists; Pulumi
+  orders resources only by the outputs they take ("Inputs and Outputs",
+  https://www.pulumi.com/docs/iac/concepts/inputs-outputs/), so the first `up`
+  may create it first.
 """
 
 from __future__ import annotations
@@ -44,6 +50,10 @@ def test_every_gcp_resource_waits_for_its_api(plan: Plan) -> None:
 
 def test_workload_pool_bindings_wait_for_the_cluster(plan: Plan) -> None:
     assert ordering.workload_pool_violations(plan) == []
+
+
+def test_nothing_names_an_output_without_depending_on_it(plan: Plan) -> None:
+    assert ordering.string_dependency_violations(plan) == []
 
 
 def test_the_gke_gateway_waits_for_the_vertex_ai_api(plan: Plan) -> None:
@@ -103,10 +113,47 @@ def test_removing_the_cluster_dependency_of_a_workload_binding_is_caught(
     plans: dict[str, Plan],
 ) -> None:
     plan = plans["dev"]
-    (binding,) = plan.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+    (binding,) = [
+        r
+        for r in plan.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+        if "gateway-identity" in r.name
+    ]
     (cluster,) = plan.of_type("gcp:container/cluster:Cluster")
     assert cluster.urn in plan.direct_dependencies(binding)
     mutated = ordering.without_dependency(plan, binding, cluster.urn)
     assert ordering.workload_pool_violations(mutated) == [
         f"{binding.type} {binding.name} names a workload pool before its cluster"
     ]
+
+
+def test_a_string_standing_in_for_an_output_is_caught(plans: dict[str, Plan]) -> None:
+    """The general check finds the workload-pool bug and an IRSA role named without waiting."""
+    plan = plans["dev"]
+    (binding,) = [
+        r
+        for r in plan.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+        if "gateway-identity" in r.name
+    ]
+    (cluster,) = plan.of_type("gcp:container/cluster:Cluster")
+    pool = cluster.outputs["workloadIdentityConfig"]["workloadPool"]
+    violations = ordering.string_dependency_violations(
+        ordering.without_dependency(plan, binding, cluster.urn)
+    )
+    assert [v for v in violations if v.startswith(f"{binding.type} {binding.name} ")] == [
+        f"{binding.type} {binding.name} input 'member' names {pool!r}, the output of "
+        f"{cluster.type} {cluster.name}.workloadPool, without depending on it: take the "
+        "output instead of the string"
+    ]
+
+    (account,) = [
+        r
+        for r in plan.of_type("kubernetes:core/v1:ServiceAccount")
+        if r.get("metadata.name") == "ai-gateway-migrate"
+        and ordering.footprint_of(plan, r) == "ai-gateway:aws:Footprint"
+    ]
+    (role,) = [r for r in plan.of_type("aws:iam/role:Role") if "migration-identity" in r.name]
+    mutated = ordering.without_dependency(plan, account, role.urn)
+    assert any(
+        v.startswith(f"{account.type} {account.name} ") and role.outputs["arn"] in v
+        for v in ordering.string_dependency_violations(mutated)
+    )

@@ -13,9 +13,12 @@ import json
 import pytest
 
 from infra.aws.identity import BEDROCK_INVOKE_ACTIONS
-from infra.azure.identity import COGNITIVE_SERVICES_OPENAI_USER_ROLE
+from infra.azure.identity import (
+    COGNITIVE_SERVICES_OPENAI_USER_ROLE,
+    KEY_VAULT_SECRETS_USER_ROLE,
+)
+from infra.k8s.edge import ROUTE53_SOLVER_SUBJECT
 from infra.k8s.gateway import service_account_subject
-from infra.k8s.ingress import ROUTE53_SOLVER_SUBJECT
 from infra.offline import Plan, RecordedResource, Secret
 from infra.offline.engine import reveal
 from tests.infra.conftest import STACKS
@@ -148,7 +151,11 @@ def test_azure_identity_is_federated_to_the_gateway_service_account(plan: Plan) 
         "azure-native:managedidentity:UserAssignedIdentity",
         "ai-gateway:azure:GatewayIdentity",
     )
-    (credential,) = plan.of_type("azure-native:managedidentity:FederatedIdentityCredential")
+    (credential,) = in_component(
+        plan,
+        "azure-native:managedidentity:FederatedIdentityCredential",
+        "ai-gateway:azure:GatewayIdentity",
+    )
     cluster = plan.one("azure-native:containerservice:ManagedCluster")
     assert credential.get("issuer") == cluster.outputs["oidcIssuerProfile"]["issuerURL"]
     assert credential.get("subject") == SUBJECT
@@ -233,32 +240,120 @@ def _secret_refs(spec: dict) -> set[str]:
     return names
 
 
+def _owner_secret_and_readers(plan: Plan, cloud: str) -> tuple[str, dict[str, str]]:
+    """The owner secret's reference the cloud created, and who may read it.
+
+    Returns ``(reference, {reader: how it reads})`` where a reader is the identity
+    named on a ServiceAccount (IAM role ARN, managed identity client id, GCP
+    service account email), taken from the grants in the plan.
+    """
+    if cloud == "aws":
+        (db,) = plan.of_type("aws:rds/instance:Instance")
+        assert db.get("manageMasterUserPassword") is True and not db.get("password")
+        (owner,) = db.outputs["masterUserSecrets"]
+        assert owner["kmsKeyId"] == db.get(
+            "masterUserSecretKmsKeyId"
+        )  # our key, not aws/secretsmanager
+        arn = owner["secretArn"]
+        readers = {}
+        for policy in plan.of_type(ROLE_POLICY):
+            for statement in json.loads(policy.get("policy"))["Statement"]:
+                if (
+                    arn in statement["Resource"]
+                    and "secretsmanager:GetSecretValue" in (statement["Action"])
+                ):
+                    (role,) = [r for r in plan.of_type(ROLE) if r.id == policy.get("role")]
+                    readers[role.outputs["arn"]] = policy.name
+        return arn, readers
+    if cloud == "azure":
+        (secret,) = plan.of_type("azure-native:keyvault:Secret")
+        identities = plan.of_type("azure-native:managedidentity:UserAssignedIdentity")
+        readers = {}
+        for grant in plan.of_type("azure-native:authorization:RoleAssignment"):
+            reads_secrets = grant.get("roleDefinitionId").endswith(KEY_VAULT_SECRETS_USER_ROLE)
+            assert reads_secrets == (grant.get("scope") == secret.id), grant.name
+            if reads_secrets:
+                (identity,) = [
+                    r for r in identities if r.outputs["principalId"] == grant.get("principalId")
+                ]
+                readers[identity.outputs["clientId"]] = grant.name
+        return reveal(secret.outputs["properties"])["secretUri"], readers
+    (secret,) = plan.of_type("gcp:secretmanager/secret:Secret")
+    (version,) = plan.of_type("gcp:secretmanager/secretVersion:SecretVersion")
+    readers = {}
+    for grant in plan.resources:
+        member = grant.get("member") if grant.custom else None
+        if not isinstance(member, str) or not member.startswith("serviceAccount:"):
+            continue
+        on_secret = grant.type.startswith("gcp:secretmanager/") and grant.get("secretId") == (
+            secret.id
+        )
+        on_project = grant.type == "gcp:projects/iAMMember:IAMMember" and "secretmanager" in (
+            grant.get("role")
+        )
+        if on_secret or on_project:
+            readers[member.removeprefix("serviceAccount:")] = grant.get("role")
+    url = f"https://secretmanager.googleapis.com/v1/{version.outputs['name']}:access"
+    return url, readers
+
+
+IDENTITY_ANNOTATION = {
+    "aws": "eks.amazonaws.com/role-arn",
+    "azure": "azure.workload.identity/client-id",
+    "gcp": "iam.gke.io/gcp-service-account",
+}
+
+
 @pytest.mark.parametrize("cloud", ["aws", "azure", "gcp"])
-def test_only_the_migration_job_gets_the_database_admin(plan: Plan, cloud: str) -> None:
+def test_the_database_owner_stays_out_of_the_cluster(plan: Plan, cloud: str) -> None:
     """Issue 19 item 12: the serving pods connect as gateway_app (row access only); the
-    admin's DSN is in a Secret only the migration Job reads, which creates that role."""
+    owner's password is in the cloud's secret store, encrypted with the stack's key, and
+    only the migration Job's own identity may read it. No Kubernetes object holds it."""
     objects = gateway_objects(plan, cloud)
     secrets = {r.get("metadata.name"): r for r in objects if r.type == "kubernetes:core/v1:Secret"}
-    admin = reveal(secrets["ai-gateway-migration"].inputs["stringData"])["database-url"]
+    assert set(secrets) == {"ai-gateway-secrets"}, "the cluster holds a second Secret"
     app = reveal(secrets["ai-gateway-secrets"].inputs["stringData"])["database-url"]
     assert app.startswith("postgresql://gateway_app:")
-    admin_password = admin.split("@")[0].rsplit(":", 1)[1]
-    assert not admin.startswith("postgresql://gateway_app:") and admin_password not in app
+
+    reference, readers = _owner_secret_and_readers(plan, cloud)
+    accounts = {r.get("metadata.name"): r for r in objects if r.type == SERVICE_ACCOUNT}
+    identity = {
+        name: (account.get("metadata.annotations") or {}).get(IDENTITY_ANNOTATION[cloud])
+        for name, account in accounts.items()
+    }
+    # Exactly one reader, and it is the Job's ServiceAccount's identity, not the gateway's.
+    assert list(readers) == [identity["ai-gateway-migrate"]], readers
+    assert identity["ai-gateway"] not in readers
+
     (job,) = [r for r in objects if r.type == "kubernetes:batch/v1:Job"]
     job_spec = job.get("spec.template.spec")
-    assert _secret_refs(job_spec) == {"ai-gateway-secrets", "ai-gateway-migration"}
+    assert job_spec["serviceAccountName"] == "ai-gateway-migrate"
+    assert _secret_refs(job_spec) == {"ai-gateway-secrets"}
     (container,) = job_spec["containers"]
     env = {e["name"]: e for e in container["env"]}
-    assert env["AIGW_MIGRATION_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
-        "name": "ai-gateway-migration",
-        "key": "database-url",
-    }
+    assert env["AIGW_MIGRATION_SECRET"] == {"name": "AIGW_MIGRATION_SECRET", "value": reference}
+    assert "AIGW_MIGRATION_DATABASE_URL" not in env
     for deployment in (r for r in objects if r.type == DEPLOYMENT):
         spec = deployment.get("spec.template.spec")
-        assert "ai-gateway-migration" not in _secret_refs(spec)
-        assert "AIGW_MIGRATION_DATABASE_URL" not in {
+        assert spec["serviceAccountName"] == "ai-gateway"
+        assert not {"AIGW_MIGRATION_SECRET", "AIGW_MIGRATION_DATABASE_URL"} & {
             e["name"] for c in spec["containers"] for e in c.get("env") or []
         }
+
+    # The owner's password (Azure, GCP: generated; AWS: RDS's own, never in the plan) is in
+    # no Kubernetes object and no plain output.
+    owner_passwords = [
+        reveal(r.outputs["result"])
+        for r in plan.of_type("random:index/randomPassword:RandomPassword")
+        if any(a.type == f"ai-gateway:{cloud}:Postgres" for a in plan.ancestors(r))
+        and "app" not in r.name
+    ]
+    assert len(owner_passwords) == (0 if cloud == "aws" else 1)
+    for obj in plan.resources:
+        if obj.custom and obj.package == "kubernetes":
+            text = json.dumps(reveal(obj.inputs))
+            assert not [p for p in owner_passwords if p in text], f"{obj.name} holds the owner"
+    assert not [p for p in owner_passwords if p in json.dumps(reveal(plan.outputs))]
 
 
 def test_every_enabled_cloud_runs_the_gateway_on_its_own_cluster(plan: Plan) -> None:
@@ -273,12 +368,11 @@ def test_every_enabled_cloud_runs_the_gateway_on_its_own_cluster(plan: Plan) -> 
         kube = provider_of(plan, objects[0])
         assert kube.type == "pulumi:providers:kubernetes"
         assert f"ai-gateway:{cloud}:Footprint" in lineage_types(plan, kube)
-        # The cluster's ingress controller and issuer go to the same cluster.
+        # The cluster's edge (Envoy Gateway, cert-manager, issuer) goes to the same cluster.
         ingress = [
             r
             for r in plan.resources
-            if r.custom
-            and under(plan, r, "ai-gateway:k8s:ClusterIngress", f"gateway-{cloud}-ingress")
+            if r.custom and under(plan, r, "ai-gateway:k8s:ClusterEdge", f"gateway-{cloud}-edge")
         ]
         assert ingress and {r.provider for r in ingress} == providers
 
@@ -326,7 +420,7 @@ def test_each_cluster_gets_a_dns01_role_for_cert_manager_only(plan: Plan) -> Non
         (issuer_resource,) = [
             r
             for r in plan.of_type("kubernetes:cert-manager.io/v1:ClusterIssuer")
-            if under(plan, r, "ai-gateway:k8s:ClusterIngress", f"gateway-{cloud}-ingress")
+            if under(plan, r, "ai-gateway:k8s:ClusterEdge", f"gateway-{cloud}-edge")
         ]
         (solver,) = issuer_resource.get("spec.acme.solvers")
         route53 = solver["dns01"]["route53"]
@@ -381,14 +475,15 @@ def test_issuers_wait_for_the_zone_and_records_for_the_load_balancers(plan: Plan
         (issuer,) = [
             r
             for r in plan.of_type("kubernetes:cert-manager.io/v1:ClusterIssuer")
-            if under(plan, r, "ai-gateway:k8s:ClusterIngress", f"gateway-{cloud}-ingress")
+            if under(plan, r, "ai-gateway:k8s:ClusterEdge", f"gateway-{cloud}-edge")
         ]
         role = plan.one(ROLE, f"global-dns-{cloud}-dns01-role")
         assert {zone.urn, role.urn} <= set(issuer.property_dependencies["spec"])
+        # Envoy Gateway publishes its load balancer's address in the Gateway's status.
         (balancer,) = [
             r
-            for r in plan.of_type("kubernetes:core/v1:Service")
-            if under(plan, r, "ai-gateway:k8s:ClusterIngress", f"gateway-{cloud}-ingress")
+            for r in gateway_objects(plan, cloud)
+            if r.type == "kubernetes:gateway.networking.k8s.io/v1:Gateway"
         ]
         direct = plan.one(RECORD, f"global-{cloud}-direct")
         assert balancer.urn in direct.property_dependencies["records"]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,8 @@ BASE: dict[str, Any] = {
 }
 SECRET = {"ai-gateway:providerKeys", "ai-gateway:adminKey"}
 
+GROQ_PRICE = {"input_per_mtok": 0.59, "output_per_mtok": 0.79}
+"""genai-prices looks a ``type: openai`` model up among OpenAI's: Groq's needs its price."""
 CATALOGUE: dict[str, Any] = {
     "providers": {
         "aws-bedrock": {"type": "bedrock", "region": "us-east-1"},
@@ -46,7 +51,12 @@ CATALOGUE: dict[str, Any] = {
                 {"provider": "aws-bedrock", "model": "amazon.nova-pro-v1:0"},
                 {"provider": "azure-openai", "model": "gpt-4o"},
                 {"provider": "vertex", "model": "gemini-2.5-pro"},
-                {"provider": "groq", "model": "llama-3.3-70b-versatile", "priority": 1},
+                {
+                    "provider": "groq",
+                    "model": "llama-3.3-70b-versatile",
+                    "priority": 1,
+                    "price": GROQ_PRICE,
+                },
             ]
         }
     },
@@ -61,6 +71,18 @@ def stack(app_config: Any = None, keys: dict[str, str] | None = None, **clouds: 
     if keys:
         values["providerKeys"] = keys
     return parse(values, SECRET)
+
+
+def unpriced(config_file: str) -> list[str]:
+    """The deployments of a cluster's config file the gateway would refuse to start with.
+
+    With governance on (always, in a cluster: the admin key is set), ``serve``
+    refuses a deployment neither genai-prices nor the config prices.
+    """
+    from gateway_app.config.prices import unpriced_deployments
+
+    keys = {"OPENAI_API_KEY": "sk", "ANTHROPIC_API_KEY": "sk-ant"}
+    return unpriced_deployments(gateway_parse(yaml.safe_load(config_file), environ=keys))
 
 
 def problems(app_config: dict[str, Any], **clouds: Any) -> str:
@@ -78,7 +100,7 @@ def problems(app_config: dict[str, Any], **clouds: Any) -> str:
         (
             lambda c: c.update(routes=[{"name": "default"}]),
             "ai-gateway:gateway.appConfig.routes: unknown key; remove it or check its spelling "
-            "(known keys here: cache, governance, models, observability, providers, router, server)",
+            "(known keys here: cache, governance, identity, models, observability, providers, router, server)",
         ),
         (
             lambda c: c["models"]["chat"]["deployments"][0].update(provider="aws"),
@@ -100,6 +122,44 @@ def test_what_the_gateway_refuses_the_plan_refuses(mutate: Any, expected: str) -
     catalogue = copy.deepcopy(CATALOGUE)
     mutate(catalogue)
     assert expected in problems(catalogue)
+
+
+def test_a_catalogue_the_pod_would_not_start_with_for_want_of_prices_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Every planned pod has the admin key, so governance is on, and the gateway refuses to
+    start with an unpriced deployment (issue 20): the plan refuses it too, with the gateway's
+    own message, at the deployment's path in appConfig (not in the cluster's file)."""
+    catalogue = copy.deepcopy(CATALOGUE)
+    del catalogue["models"]["chat"]["deployments"][3]["price"]
+    message = problems(catalogue)
+    assert message.startswith(
+        "ai-gateway:gateway.appConfig: governance is on, and these deployments have no price "
+    )
+    assert (
+        "\n  models.chat.deployments[3] (groq/llama-3.3-70b-versatile, upstream model " in message
+    )
+    # The gateway itself, given the same catalogue, refuses to start with the same message.
+    file = tmp_path / "gateway.yaml"
+    file.write_text(yaml.safe_dump(catalogue))
+    serve = subprocess.run(
+        [sys.executable, "-m", "gateway_app", "serve", "--config", str(file), "--port", "0"],
+        env={**os.environ, "AIGW_ADMIN_KEY": "admin", "GROQ_API_KEY": "gsk"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert serve.returncode == 2, serve.stderr
+    assert f"error: {message.removeprefix('ai-gateway:gateway.appConfig: ')}\n" in serve.stderr
+    # What the gateway would start with, the plan accepts: governance off, or refusing the
+    # unpriced model per request, or a deployment no cluster keeps (Vertex, without GCP).
+    for governance in ({"enabled": False}, {"unpriced_models": "refuse_with_budget"}):
+        assert stack({**catalogue, "governance": governance}).gateway.app_config
+    only_on_gcp = copy.deepcopy(CATALOGUE)
+    only_on_gcp["models"]["chat"]["deployments"][2]["model"] = "gemini-unpriced"
+    assert stack(only_on_gcp).gateway.app_config
+    with pytest.raises(ConfigError, match=r"deployments\[2\] \(vertex/gemini-unpriced"):
+        stack(only_on_gcp, gcp={"enabled": True, "project": "acme-ai-gateway-dev"})
 
 
 @pytest.mark.parametrize(
@@ -200,19 +260,20 @@ def test_a_model_a_cluster_cannot_serve_is_refused_naming_the_cluster() -> None:
     )
     assert "add a deployment of type vertex" in str(error.value)
     # A key-based deployment serves every cluster, once its key is set.
-    catalogue["models"]["chat"]["deployments"].append({"provider": "groq", "model": "llama"})
+    llama = {"provider": "groq", "model": "llama", "price": GROQ_PRICE}
+    catalogue["models"]["chat"]["deployments"].append(llama)
     with pytest.raises(CatalogueError, match=r"groq has no key \(\$\{GROQ_API_KEY\}\)"):
         cluster_config_file(catalogue, Cloud.GCP, ())
-    assert cluster(catalogue, Cloud.GCP, ("groq",))["models"]["chat"]["deployments"] == [
-        {"provider": "groq", "model": "llama"}
-    ]
+    assert cluster(catalogue, Cloud.GCP, ("groq",))["models"]["chat"]["deployments"] == [llama]
 
 
 def test_a_stack_checks_every_enabled_cluster_and_warns_of_unset_keys() -> None:
     message = problems(
         {
             "providers": CATALOGUE["providers"],
-            "models": {"chat": {"deployments": [{"provider": "vertex", "model": "gemini"}]}},
+            "models": {
+                "chat": {"deployments": [{"provider": "vertex", "model": "gemini-2.5-pro"}]}
+            },
         },
         gcp={"enabled": True, "project": "acme-ai-gateway-dev"},
     )
@@ -260,6 +321,8 @@ def test_left_out_app_config_is_the_default_catalogue_never_empty() -> None:
         "${AZURE_OPENAI_ENDPOINT:-https://acme-openai.openai.azure.com}"
     )
     assert catalogue["providers"]["vertex"]["location"] == "europe-west4"
+    for cloud in Cloud:
+        assert unpriced(config.gateway_config_file(cloud)) == [], cloud
     for cloud, native in ((Cloud.AWS, "bedrock"), (Cloud.AZURE, "azure_openai")):
         file = yaml.safe_load(config.gateway_config_file(cloud))
         chat = file["models"]["chat"]["deployments"]
@@ -304,17 +367,28 @@ def test_every_stack_file_carries_a_catalogue_every_cluster_serves(stack_name: s
         native = {"aws": "bedrock", "azure": "azure_openai", "gcp": "vertex"}[cloud.value]
         assert types == {native, "openai", "anthropic"}
         assert set(file_of_cluster["models"]) == {"chat", "chat-fast", "embeddings"}
+        assert unpriced(config.gateway_config_file(cloud)) == []
 
 
 def test_the_pulumi_program_reaches_the_contract_without_the_gateway_runtime() -> None:
-    """infra imports the gateway's config model, never its server, adapters or their libraries."""
-    modules = imported_modules("import infra.config, infra.k8s.catalogue, infra.k8s.gateway")
+    """infra imports the gateway's config model and its price check (genai-prices' dataset),
+    never its server, adapters or their libraries, even when it checks a stack's prices."""
+    modules = imported_modules(
+        "import infra.config, infra.k8s.catalogue, infra.k8s.gateway\n"
+        "from infra.k8s.catalogue import cluster_config_file\n"
+        "from infra.config import Cloud\n"
+        "cluster_config_file({'providers': {'b': {'type': 'bedrock', 'region': 'us-east-1'}}, "
+        "'models': {'m': {'deployments': [{'provider': 'b', 'model': 'amazon.nova-pro-v1:0'}]}}}, "
+        "Cloud.AWS, ())"
+    )
     gateway = sorted(m for m in modules if m.startswith("gateway_app"))
     assert gateway == [
         "gateway_app",
         "gateway_app.config",
-        "gateway_app.governance",
-        "gateway_app.governance.settings",
+        "gateway_app.config.governance",
+        "gateway_app.config.identity",  # the config's `identity` section (pydantic only)
+        "gateway_app.config.prices",  # the start-up price check (genai-prices' dataset)
     ]
+    assert "genai_prices" in modules  # the price was looked up, as the pod does
     runtime = {"aiohttp", "orjson", "uvloop", "httptools", "redis", "psycopg", "prometheus_client"}
     assert not {m.split(".")[0] for m in modules} & runtime

@@ -7,8 +7,8 @@ import pytest
 from infra.config import Environment
 from infra.k8s import decisions
 from infra.k8s.decisions import CanaryPlan, Resources, Scaling
+from infra.k8s.edge import namespace_labels
 from infra.k8s.gateway import network_policy_egress, secret_key_for, topology_spread
-from infra.k8s.ingress import namespace_labels
 
 # ----------------------------------------------------------------------- names
 
@@ -221,8 +221,8 @@ def test_namespace_labels() -> None:
 
 
 def test_identity_subjects_match_the_objects() -> None:
+    from infra.k8s.edge import ROUTE53_SOLVER_SUBJECT
     from infra.k8s.gateway import service_account_subject
-    from infra.k8s.ingress import ROUTE53_SOLVER_SUBJECT
 
     assert service_account_subject() == "system:serviceaccount:ai-gateway:ai-gateway"
     assert ROUTE53_SOLVER_SUBJECT == "system:serviceaccount:cert-manager:cert-manager-route53"

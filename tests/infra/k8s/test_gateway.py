@@ -29,8 +29,14 @@ JOB = "kubernetes:batch/v1:Job"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
-INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 RELEASE = "kubernetes:helm.sh/v3:Release"
+CHART = "kubernetes:helm.sh/v4:Chart"
+GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+GATEWAY_CLASS = "kubernetes:gateway.networking.k8s.io/v1:GatewayClass"
+ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+ENVOY_PROXY = "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy"
+BACKEND_POLICY = "kubernetes:gateway.envoyproxy.io/v1alpha1:BackendTrafficPolicy"
+CLIENT_POLICY = "kubernetes:gateway.envoyproxy.io/v1alpha1:ClientTrafficPolicy"
 ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer"
 CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
 COMPONENT = "ai-gateway:k8s:GatewayDeployment"
@@ -327,15 +333,23 @@ def test_network_policy_denies_by_default(k8s_plan: Plan) -> None:
         assert deny.get("spec.ingress") is None and deny.get("spec.egress") is None
 
 
-def test_network_policy_admits_only_the_ingress_controller(k8s_plan: Plan) -> None:
+def test_network_policy_admits_only_the_envoy_proxies(k8s_plan: Plan) -> None:
     policy = one(k8s_plan, "aws", NETPOL, "ai-gateway-traffic")
     (rule,) = policy.get("spec.ingress")
     assert rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
     (source,) = rule["from"]
     assert source["namespaceSelector"] == {
-        "matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}
+        "matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}
     }
-    assert source["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}}
+    # The labels Envoy Gateway puts on every proxy pod (internal/infrastructure/
+    # kubernetes/proxy/resource.go, EnvoyAppLabel), and nothing else in that namespace.
+    assert source["podSelector"] == {
+        "matchLabels": {
+            "app.kubernetes.io/name": "envoy",
+            "app.kubernetes.io/component": "proxy",
+            "app.kubernetes.io/managed-by": "envoy-gateway",
+        }
+    }
     assert "ipBlock" not in source
 
 
@@ -497,34 +511,65 @@ def test_plain_text_secret_settings_are_refused() -> None:
         record_fixture({"ai-gateway:adminKey": "not-encrypted-admin-key"})
 
 
-# ------------------------------------------------------------- ingress, TLS
+# ---------------------------------------------------------------- edge, TLS
 
 
-def test_the_ingress_controller_is_the_only_load_balancer(k8s_plan: Plan) -> None:
+def test_no_service_of_the_plan_is_a_load_balancer(k8s_plan: Plan) -> None:
+    """The only public Service is the one Envoy Gateway creates for the Gateway."""
     for cloud in CLOUDS:
-        balancers = [
-            s for s in owned(k8s_plan, cloud, SERVICE) if s.get("spec.type") == "LoadBalancer"
-        ]
-        assert [s.get("metadata.name") for s in balancers] == ["ingress-nginx-lb"]
-        (balancer,) = balancers
-        assert balancer.get("metadata.namespace") == "ingress-nginx"
-        # HTTPS only, on every cloud (the Azure NSG admits 443 alone, issue 19 item 2).
-        assert {p["port"] for p in balancer.get("spec.ports")} == {443}
-        nginx = next(
-            r for r in owned(k8s_plan, cloud, RELEASE) if r.get("chart") == "ingress-nginx"
+        assert [
+            s for s in owned(k8s_plan, cloud, SERVICE) if s.get("spec.type") != "ClusterIP"
+        ] == []
+        (proxy,) = owned(k8s_plan, cloud, ENVOY_PROXY)
+        service = proxy.get("spec.provider.kubernetes.envoyService")
+        assert service == {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}
+        (gateway,) = owned(k8s_plan, cloud, GATEWAY)
+        # Envoy Gateway copies the infrastructure annotations onto its Service.
+        annotations = gateway.get("spec.infrastructure.annotations")
+        if cloud == "aws":
+            assert annotations == {"service.beta.kubernetes.io/aws-load-balancer-type": "external"}
+        else:
+            assert annotations is None
+
+
+def test_gateway_class_is_envoy_gateway_with_the_proxy_settings(k8s_plan: Plan) -> None:
+    for cloud in CLOUDS:
+        (gateway_class,) = owned(k8s_plan, cloud, GATEWAY_CLASS)
+        assert gateway_class.get("spec.controllerName") == (
+            "gateway.envoyproxy.io/gatewayclass-controller"
         )
-        assert nginx.get("values.controller.service.enabled") is False
-        assert nginx.urn in balancer.dependencies
-    assert one(k8s_plan, "aws", SERVICE, "ingress-nginx-lb").get("metadata.annotations") == {
-        "service.beta.kubernetes.io/aws-load-balancer-type": "external"
-    }
+        (proxy,) = owned(k8s_plan, cloud, ENVOY_PROXY)
+        assert gateway_class.get("spec.parametersRef") == {
+            "group": "gateway.envoyproxy.io",
+            "kind": "EnvoyProxy",
+            "name": proxy.get("metadata.name"),
+            "namespace": proxy.get("metadata.namespace"),
+        }
+        assert proxy.urn in gateway_class.dependencies
+        # prod: an autoscaled, disruption-budgeted proxy fleet spread over zones
+        kubernetes = proxy.get("spec.provider.kubernetes")
+        assert kubernetes["envoyHpa"]["minReplicas"] == 2
+        assert kubernetes["envoyPDB"] == {"minAvailable": 1}
+        (spread,) = kubernetes["envoyDeployment"]["pod"]["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+        assert kubernetes["envoyDeployment"]["container"]["resources"]["limits"]["memory"]
+        (gateway,) = owned(k8s_plan, cloud, GATEWAY)
+        assert gateway.get("spec.gatewayClassName") == gateway_class.get("metadata.name")
+        assert gateway_class.urn in gateway.dependencies
 
 
-def test_endpoints_are_exported_per_cloud(k8s_plan: Plan) -> None:
+def test_endpoints_are_the_gateways_published_addresses(k8s_plan: Plan) -> None:
     endpoints = k8s_plan.outputs["endpoints"]
     assert endpoints["aws"].endswith(".elb.us-east-1.amazonaws.com")
     for cloud in ("azure", "gcp"):
         assert ipaddress.ip_address(endpoints[cloud]).is_global, endpoints[cloud]
+    for cloud in CLOUDS:
+        (gateway,) = owned(k8s_plan, cloud, GATEWAY)
+        assert gateway.outputs["status"]["addresses"][0]["value"] == endpoints[cloud]
+        # `pulumi up` waits for the address before the global DNS is pointed at it.
+        assert gateway.get("metadata.annotations") == {
+            "pulumi.com/waitFor": "jsonpath={.status.addresses[0].value}"
+        }
     assert k8s_plan.outputs["hostnames"]["gcp"] == [
         "gateway.ai.example.com",
         "gateway-gcp.ai.example.com",
@@ -533,26 +578,39 @@ def test_endpoints_are_exported_per_cloud(k8s_plan: Plan) -> None:
 
 def test_helm_releases_are_pinned_and_hardened(k8s_plan: Plan) -> None:
     for cloud in CLOUDS:
-        releases = {r.get("chart"): r for r in owned(k8s_plan, cloud, RELEASE)}
-        assert set(releases) == {"ingress-nginx", "cert-manager"}
+        releases = {r.get("name"): r for r in owned(k8s_plan, cloud, RELEASE)}
+        assert set(releases) == {"envoy-gateway", "cert-manager"}
         for release in releases.values():
-            assert release.get("version")[0].isdigit() or release.get("version").startswith("v")
-            assert release.get("repositoryOpts.repo", "").startswith("https://")
+            assert release.get("version").startswith("v")
             assert release.get("atomic") is True
-        nginx = releases["ingress-nginx"]
-        assert nginx.get("values.controller.allowSnippetAnnotations") is False
-        assert nginx.get("values.controller.config.allow-snippet-annotations") == "false"
-        assert nginx.get("values.controller.config.server-tokens") == "false"
-        assert nginx.get("values.controller.image.allowPrivilegeEscalation") is False
+        envoy = releases["envoy-gateway"]
+        assert envoy.get("chart") == "oci://docker.io/envoyproxy/gateway-helm"
+        # The CRDs come from the CRD chart (applied and upgraded by Pulumi), not the release.
+        assert envoy.get("values.crds.enabled") is False
+        assert envoy.get("skipCrds") is True
+        (crds,) = [
+            r for r in k8s_plan.of_type(CHART) if r.name == f"gateway-{cloud}-edge-gateway-crds"
+        ]
+        assert crds.inputs["chart"] == "oci://docker.io/envoyproxy/gateway-crds-helm"
+        assert crds.inputs["version"] == envoy.get("version")
+        assert crds.inputs["values"]["crds"]["gatewayAPI"] == {
+            "enabled": True,
+            "channel": "standard",
+        }
+        assert crds.urn in envoy.dependencies
         cert_manager = releases["cert-manager"]
+        assert cert_manager.get("repositoryOpts.repo", "").startswith("https://")
         assert cert_manager.get("values.crds.enabled") is True
         assert cert_manager.get("values.crds.keep") is True
+        # GKE's private control plane reaches nodes on 443 and 10250 only.
+        assert cert_manager.get("values.webhook.securePort") == 10250
         namespaces = {
             n.get("metadata.name"): n.get("metadata.labels") for n in owned(k8s_plan, cloud, NS)
         }
         assert namespaces["cert-manager"]["pod-security.kubernetes.io/enforce"] == "restricted"
-        assert namespaces["ingress-nginx"]["pod-security.kubernetes.io/enforce"] == "baseline"
-        assert namespaces["ingress-nginx"]["pod-security.kubernetes.io/warn"] == "restricted"
+        assert namespaces["envoy-gateway-system"]["pod-security.kubernetes.io/enforce"] == (
+            "restricted"
+        )
 
 
 @pytest.mark.parametrize(
@@ -614,20 +672,88 @@ def test_certificate_covers_the_global_and_cloud_hostnames(k8s_plan: Plan) -> No
         assert issuer.urn in certificate.dependencies
 
 
-def test_ingress_serves_https_only(k8s_plan: Plan) -> None:
+def test_gateway_serves_https_and_only_redirects_plain_http(k8s_plan: Plan) -> None:
     for cloud in CLOUDS:
-        ingress = one(k8s_plan, cloud, INGRESS, "ai-gateway")
-        annotations = ingress.get("metadata.annotations")
-        assert annotations["nginx.ingress.kubernetes.io/ssl-redirect"] == "true"
-        assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
-        assert "nginx.ingress.kubernetes.io/canary" not in annotations
-        assert ingress.get("spec.ingressClassName") == "nginx"
+        gateway = one(k8s_plan, cloud, GATEWAY, "ai-gateway")
+        listeners = {listener["name"]: listener for listener in gateway.get("spec.listeners")}
+        assert set(listeners) == {"http", "https"}
+        https = listeners["https"]
+        assert (https["protocol"], https["port"]) == ("HTTPS", 443)
+        assert https["tls"] == {
+            "mode": "Terminate",
+            "certificateRefs": [{"group": "", "kind": "Secret", "name": "ai-gateway-tls"}],
+        }
+        assert (listeners["http"]["protocol"], listeners["http"]["port"]) == ("HTTP", 80)
+        for listener in listeners.values():
+            assert listener["allowedRoutes"] == {"namespaces": {"from": "Same"}}
+        (certificate,) = owned(k8s_plan, cloud, CERTIFICATE)
+        assert certificate.get("spec.secretName") == "ai-gateway-tls"
+        assert certificate.urn in gateway.dependencies
+
+        routes = {
+            r.get("spec.parentRefs")[0]["sectionName"]: r for r in owned(k8s_plan, cloud, ROUTE)
+        }
+        assert set(routes) == {"http", "https"}
         hosts = ["gateway.ai.example.com", f"gateway-{cloud}.ai.example.com"]
-        assert ingress.get("spec.tls") == [{"hosts": hosts, "secretName": "ai-gateway-tls"}]
-        assert [r["host"] for r in ingress.get("spec.rules")] == hosts
-        for rule in ingress.get("spec.rules"):
-            (path,) = rule["http"]["paths"]
-            assert path["backend"]["service"]["name"] == "ai-gateway"
+        for route in routes.values():
+            assert route.get("spec.hostnames") == hosts
+            assert route.get("spec.parentRefs")[0]["name"] == "ai-gateway"
+        (redirect,) = routes["http"].get("spec.rules")
+        assert redirect == {
+            "filters": [
+                {
+                    "type": "RequestRedirect",
+                    "requestRedirect": {"scheme": "https", "statusCode": 301},
+                }
+            ]
+        }
+
+
+def test_health_path_reaches_the_stable_track_only(k8s_plan: Plan) -> None:
+    """The global health checks ask for /health/ready on the per-cloud name over HTTPS."""
+    from infra.global_lb import READINESS_PATH
+
+    for cloud in CLOUDS:
+        route = one(k8s_plan, cloud, ROUTE, "ai-gateway")
+        health = route.get("spec.rules")[0]
+        assert health["matches"] == [{"path": {"type": "Exact", "value": READINESS_PATH}}]
+        assert health["backendRefs"] == [{"name": "ai-gateway", "port": 80}]
+        assert f"gateway-{cloud}.ai.example.com" in route.get("spec.hostnames")
+
+
+def test_edge_limits_match_the_gateways_own(k8s_plan: Plan) -> None:
+    """Defaults of the gateway's config model: 8 MiB bodies, a 120 s deadline (+600 s streams)."""
+    from gateway_app.config import RetryConfig, ServerConfig
+
+    for cloud in CLOUDS:
+        (policy,) = owned(k8s_plan, cloud, BACKEND_POLICY)
+        assert policy.get("spec.requestBuffer") == {"limit": "8Mi"}
+        assert ServerConfig().max_body_bytes == 8 * 1024 * 1024
+        assert policy.get("spec.targetRefs") == [
+            {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "ai-gateway"}
+        ]
+        route = one(k8s_plan, cloud, ROUTE, "ai-gateway")
+        main = route.get("spec.rules")[-1]
+        assert main["timeouts"] == {"request": f"{int(RetryConfig().deadline_s) + 600}s"}
+        (client,) = owned(k8s_plan, cloud, CLIENT_POLICY)
+        assert client.get("spec.tls") == {"minVersion": "1.2"}
+        assert client.get("spec.targetRefs")[0]["kind"] == "Gateway"
+
+
+def test_edge_limits_follow_the_app_config() -> None:
+    """The body limit is the server's; the route's timeout covers the slowest model's deadline."""
+    app_config = catalogue_with()
+    app_config["server"] = {"max_body_bytes": 1_000_000}
+    app_config["router"] = {"retry": {"deadline_s": 30}}
+    app_config["models"]["slow"] = {
+        "retry": {"deadline_s": 300.5},
+        "deployments": [{"provider": "openai", "model": "o3"}],
+    }
+    plan = record_fixture({"ai-gateway:gateway": gateway_config(None, appConfig=app_config)})
+    (policy,) = owned(plan, "gcp", BACKEND_POLICY)
+    assert policy.get("spec.requestBuffer.limit") == "1000000"
+    main = one(plan, "gcp", ROUTE, "ai-gateway").get("spec.rules")[-1]
+    assert main["timeouts"] == {"request": "901s"}
 
 
 # -------------------------------------------------------------------- canary
@@ -646,25 +772,22 @@ def test_canary_objects_for_each_weight(
         stable = one(plan, cloud, DEPLOYMENT, "ai-gateway")
         assert stable.get("spec.template.spec.containers.0.image") == STABLE_IMAGE
         assert stable.get("spec.replicas") == 3  # the stable track keeps running at 100 too
+        rules = one(plan, cloud, ROUTE, "ai-gateway").get("spec.rules")
         if weight is None:
             assert _names(plan, cloud, DEPLOYMENT) == {"ai-gateway"}
-            assert _names(plan, cloud, INGRESS) == {"ai-gateway"}
-            assert _names(plan, cloud, SERVICE) == {"ai-gateway", "ingress-nginx-lb"}
+            assert _names(plan, cloud, SERVICE) == {"ai-gateway"}
+            assert rules[-1]["backendRefs"] == [{"name": "ai-gateway", "port": 80}]
+            assert len(rules) == 2
             assert _names(plan, cloud, HPA) == _names(plan, cloud, PDB) == {"ai-gateway"}
             assert len(owned(plan, cloud, JOB)) == 1
             continue
         assert _names(plan, cloud, DEPLOYMENT) == {"ai-gateway", "ai-gateway-canary"}
-        assert _names(plan, cloud, SERVICE) == {
-            "ai-gateway",
-            "ai-gateway-canary",
-            "ingress-nginx-lb",
-        }
+        assert _names(plan, cloud, SERVICE) == {"ai-gateway", "ai-gateway-canary"}
         assert (
             _names(plan, cloud, HPA)
             == _names(plan, cloud, PDB)
             == {"ai-gateway", "ai-gateway-canary"}
         )
-        assert _names(plan, cloud, INGRESS) == {"ai-gateway", "ai-gateway-canary"}
         assert len(owned(plan, cloud, JOB)) == 2
         canary = one(plan, cloud, DEPLOYMENT, "ai-gateway-canary")
         assert canary.get("spec.template.spec.containers.0.image") == CANARY_IMAGE
@@ -674,19 +797,22 @@ def test_canary_objects_for_each_weight(
         assert canary.get("spec.selector.matchLabels") != stable.get("spec.selector.matchLabels")
         canary_service = one(plan, cloud, SERVICE, "ai-gateway-canary")
         assert canary_service.get("spec.selector") == canary.get("spec.selector.matchLabels")
-        ingress = one(plan, cloud, INGRESS, "ai-gateway-canary")
-        annotations = ingress.get("metadata.annotations")
-        assert annotations["nginx.ingress.kubernetes.io/canary"] == "true"
-        assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == str(weight)
-        assert annotations["nginx.ingress.kubernetes.io/canary-by-header"] == "X-Gateway-Canary"
-        # Same hosts as the main Ingress, backed by the canary Service.
-        assert [r["host"] for r in ingress.get("spec.rules")] == [
-            r["host"] for r in one(plan, cloud, INGRESS, "ai-gateway").get("spec.rules")
+        # The split is weighted backendRefs (Gateway API weights are proportional).
+        health, header, main = rules
+        assert main["backendRefs"] == [
+            {"name": "ai-gateway", "port": 80, "weight": 100 - weight},
+            {"name": "ai-gateway-canary", "port": 80, "weight": weight},
         ]
-        for rule in ingress.get("spec.rules"):
-            assert rule["http"]["paths"][0]["backend"]["service"]["name"] == "ai-gateway-canary"
-        main = one(plan, cloud, INGRESS, "ai-gateway")
-        assert main.urn in ingress.dependencies
+        assert header["matches"] == [
+            {
+                "path": {"type": "PathPrefix", "value": "/"},
+                "headers": [{"type": "Exact", "name": "X-Gateway-Canary", "value": "always"}],
+            }
+        ]
+        assert header["backendRefs"] == [{"name": "ai-gateway-canary", "port": 80}]
+        assert health["backendRefs"] == [{"name": "ai-gateway", "port": 80}]
+        route = one(plan, cloud, ROUTE, "ai-gateway")
+        assert canary_service.urn in route.dependencies
 
 
 def test_canary_settings_are_validated() -> None:

@@ -13,7 +13,7 @@ from infra.k8s.decisions import Resources
 BASE: dict[str, Any] = {
     "environment": "prod",
     "tags": {"owner": "platform", "costCenter": "cc-1"},
-    "dns": {"domain": "ai.example.com"},
+    "dns": {"domain": "ai.example.com", "alerts": {"emails": ["oncall@example.com"]}},
     "aws": {"enabled": True, "deployerCidrs": ["203.0.113.0/24"]},
 }
 

@@ -1,0 +1,203 @@
+"""The governance request path in-process: CPU and Python calls per request, two trees.
+
+Drives the ASGI app directly (no server, no client sockets) with governance on
+(embedded state and SQLite, a virtual key with high limits at every level, as
+``bench/bench.py`` sets up) against an upstream in the same event loop, so the
+figures are the gateway's own Python: the hook chain, routing, the adapter and
+settling. Loopback only and bounded (a few seconds per tree).
+
+Each tree is a source checkout (e.g. ``git archive main | tar -x -C /tmp/main``)
+run in its own interpreter, alternately, so both see the same machine load:
+
+    .venv/bin/python bench/hook_path.py --tree main=/tmp/main --tree branch=. --rounds 7
+
+Per tree: CPU µs per request (``time.process_time``; min and median over the
+rounds) and Python function calls per request (cProfile, deterministic: the
+figure to compare on a busy machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ADMIN_KEY = "aigw-admin-" + "b" * 32
+LIMITS = {"daily_usd": 1e6, "monthly_usd": 1e7, "rpm": 10**7, "tpm": 10**10}
+REQUEST = {"model": "bench-chat", "messages": [{"role": "user", "content": "hello"}]}
+ANSWER = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "bench-model",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+    }
+).encode()
+CONFIG = """
+providers:
+  bench: {{type: openai, api_key: sk-bench, base_url: "http://127.0.0.1:{port}/v1"}}
+models:
+  bench-chat:
+    deployments:
+      - {{provider: bench, model: bench-model, timeout_s: 30,
+          price: {{input_per_mtok: 0.15, output_per_mtok: 0.6}}}}
+governance:
+  enabled: true
+observability:
+  logs: {{enabled: false}}
+"""
+
+
+async def _upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(ANSWER), ANSWER)
+            )
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+async def _call(app: Any, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
+    data = json.dumps(body).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(data)).encode()),
+            *((k.encode(), v.encode()) for k, v in headers.items()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8080),
+        "scheme": "http",
+        "root_path": "",
+    }
+    delivered = False
+    status: list[int] = []
+    chunks: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": data, "more_body": False}
+        await asyncio.sleep(3600)  # the client stays (the disconnect watcher waits here)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    if not status or status[0] not in (200, 201):
+        raise RuntimeError(f"{method} {path} answered {status}: {b''.join(chunks)[:300]!r}")
+    return json.loads(b"".join(chunks) or b"null")
+
+
+async def _measure(requests: int, profile: bool) -> dict[str, float]:
+    server = await asyncio.start_server(_upstream, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    Path("gateway.yaml").write_text(CONFIG.format(port=port))
+    os.environ.update(AIGW_CONFIG="gateway.yaml", AIGW_ADMIN_KEY=ADMIN_KEY)
+    for name in ("AIGW_REDIS_URL", "AIGW_DATABASE_URL", "AIGW_KEY_HASH_SECRET"):
+        os.environ.pop(name, None)
+    from gateway_app.app import create_app
+
+    app = create_app()
+    await app.startup()
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    key = await _call(app, "POST", "/admin/keys", {"team_id": "t", "project_id": "p"}, admin)
+    for scope, scope_id in (("org", "*"), ("team", "t"), ("project", "p"), ("key", key["id"])):
+        await _call(app, "PUT", f"/admin/limits/{scope}/{scope_id}", LIMITS, admin)
+    bearer = {"authorization": f"Bearer {key['key']}"}
+    for _ in range(300):  # warm-up: connections, caches
+        await _call(app, "POST", "/v1/chat/completions", REQUEST, bearer)
+    profiler = cProfile.Profile() if profile else None
+    started = time.process_time()
+    if profiler is not None:
+        profiler.enable()
+    for _ in range(requests):
+        await _call(app, "POST", "/v1/chat/completions", REQUEST, bearer)
+    if profiler is not None:
+        profiler.disable()
+    cpu_us = (time.process_time() - started) / requests * 1e6
+    await app.shutdown()
+    server.close()
+    if profiler is not None:
+        return {"calls": pstats.Stats(profiler).total_calls / requests}
+    return {"cpu_us": cpu_us}
+
+
+def _child(tree: str, requests: int, profile: bool) -> dict[str, float]:
+    """One measurement of ``tree`` in a fresh interpreter (its own gateway_app)."""
+    code = (
+        "import asyncio, json, os, sys, tempfile; sys.path.insert(0, sys.argv[1]); "
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r}); import hook_path; "
+        "os.chdir(tempfile.mkdtemp()); "
+        "print(json.dumps(asyncio.run(hook_path._measure(int(sys.argv[2]), sys.argv[3] == '1'))))"
+    )
+    env = {**os.environ, "PYTHONPATH": tree}
+    result = subprocess.run(
+        [sys.executable, "-c", code, tree, str(requests), "1" if profile else "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tempfile.gettempdir(),
+    )
+    if result.returncode:
+        raise RuntimeError(f"{tree}: {result.stderr[-2000:]}")
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tree", action="append", required=True, help="NAME=PATH (repeat)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=2000)
+    args = parser.parse_args()
+    trees = dict(item.split("=", 1) for item in args.tree)
+    cpu: dict[str, list[float]] = {name: [] for name in trees}
+    for _ in range(args.rounds):
+        for name, path in trees.items():
+            cpu[name].append(_child(str(Path(path).resolve()), args.requests, False)["cpu_us"])
+    for name, path in trees.items():
+        calls = _child(str(Path(path).resolve()), args.requests, True)["calls"]
+        print(
+            f"{name}: CPU µs/request min {min(cpu[name]):.0f}, median "
+            f"{statistics.median(cpu[name]):.0f} ({', '.join(f'{v:.0f}' for v in cpu[name])}); "
+            f"Python calls/request {calls:.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""The ``governance:`` section of the gateway config."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class PeerConfig(BaseModel):
+    """One cloud of the global governance plane, as the others reach and trust it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(
+        description="base URL of the cloud's internal endpoint (`/internal/v1/...`), e.g. "
+        "https://governance.aws.internal.example.com:8443"
+    )
+    issuer: str = Field(
+        description="OIDC issuer of the cloud's cluster: the `iss` of its gateways' tokens"
+    )
+    subject: str = Field(
+        "system:serviceaccount:aigw:gateway",
+        description="the `sub` of its gateways' tokens (their Kubernetes ServiceAccount)",
+    )
+    jwks: list[dict[str, Any]] | None = Field(
+        None,
+        description="the issuer's public signing keys (JWKs), pinned; unset: read from the "
+        "issuer's discovery document (`jwks_uri`), cached and re-read on an unknown `kid`",
+    )
+    ca_file: str | None = Field(
+        None, description="CA bundle for the endpoint's TLS certificate (default: system CAs)"
+    )
+
+
+class GlobalConfig(BaseModel):
+    """One governance plane across clouds (docs/decisions/0001-global-governance-plane.md).
+
+    The home cloud owns every write of keys, limits and projects; the other clouds
+    follow its change feed over the internal channel and forward admin calls to it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cloud: str | None = Field(
+        None, description="this cloud's name; unset: AIGW_CLOUD (set by the deployment)"
+    )
+    home: str = Field(description="the cloud that owns writes (one of `peers`)")
+    peers: dict[str, PeerConfig] = Field(
+        description="every cloud of the plane by name (this cloud's own entry is ignored)"
+    )
+    audience: str = Field(
+        "aigw-governance", description="`aud` of the tokens on the internal channel"
+    )
+    token_file: str = Field(
+        "/var/run/secrets/aigw-governance/token",
+        description="this gateway's own token (a projected ServiceAccount token with the "
+        "audience above, rotated by the kubelet): re-read whenever it changes",
+    )
+    epoch: int = Field(
+        1, ge=1, description="the home's generation: raised when a follower is promoted"
+    )
+    heartbeat_s: float = Field(1.0, gt=0, le=10, description="feed heartbeat interval")
+    dead_after_s: float = Field(
+        3.0, gt=0, le=60, description="a feed silent this long is reconnected"
+    )
+    read_your_writes_s: float = Field(
+        2.0,
+        ge=0,
+        le=30,
+        description="a forwarded write waits at most this long for its change to apply "
+        "locally before the answer is relayed",
+    )
+    forward_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="an admin call forwarded to the home, end to end"
+    )
+
+    lease_fraction: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="the largest lease of a budget one cloud is granted at a time, as a "
+        "share of the budget: what may sit unspent in a cloud (underuse, never overspend)",
+    )
+    lease_cover_s: float = Field(
+        10.0, gt=0, le=600, description="a lease covers this much of the cloud's recent spend"
+    )
+    lease_wait_s: float = Field(
+        0.25,
+        ge=0,
+        le=5,
+        description="a request finding its cloud's lease spent waits this long for an "
+        "urgent renewal before its 429",
+    )
+    lease_tick_s: float = Field(
+        1.0, gt=0, le=30, description="every cloud reports its spend and renews leases this often"
+    )
+
+    audit_ship_s: float = Field(
+        1.0, gt=0, le=60, description="a follower ships its new audit events to the home this often"
+    )
+    audit_ship_batch: int = Field(200, ge=1, le=5000, description="audit events per shipped batch")
+
+    @model_validator(mode="after")
+    def _home_is_a_peer(self) -> GlobalConfig:
+        if self.home not in self.peers:
+            raise ValueError(
+                f"home {self.home!r} is not among peers {sorted(self.peers)}: add it to "
+                "`peers` (every cloud of the plane, the home included)"
+            )
+        if self.cloud is not None and self.cloud not in self.peers:
+            raise ValueError(f"cloud {self.cloud!r} is not among peers {sorted(self.peers)}")
+        return self
+
+
+class GovernanceConfig(BaseModel):
+    """Virtual keys, budgets, rate limits, audit and analytics.
+
+    Off by default (the embedded gateway takes any client key); on when
+    ``enabled: true`` or when ``AIGW_ADMIN_KEY`` is set and ``enabled`` is left unset.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    enabled: bool | None = Field(None, description="default: on iff AIGW_ADMIN_KEY is set")
+    fail_closed: bool = Field(
+        True, description="refuse requests (503) when Redis is unreachable, rather than skip limits"
+    )
+    default_max_output_tokens: int = Field(
+        4096, ge=1, description="output bound for the budget reservation when max_tokens is unset"
+    )
+    customer_header: str = Field(
+        "x-aigw-customer", description="header naming the end customer (else the body's `user`)"
+    )
+    key_refresh_s: float = Field(
+        10.0,
+        gt=0,
+        description="full reload of keys and limits: the revocation bound if a pub/sub message is lost",
+    )
+    sqlite_path: str = Field(
+        "aigw.sqlite3", description="embedded database when AIGW_DATABASE_URL is unset"
+    )
+    audit_batch: int = Field(500, ge=1, le=10000, description="audit events per database write")
+    audit_interval_s: float = Field(
+        0.25,
+        ge=0,
+        le=60,
+        description="a partial batch waits this long for more events before the next read: "
+        "fewer, larger database writes (events are already durable in the buffer)",
+    )
+    audit_claim_idle_s: float = Field(
+        30.0, gt=0, description="pending audit events of a dead replica are taken over after this"
+    )
+    unpriced_models: Literal["refuse_at_startup", "refuse_with_budget"] = Field(
+        "refuse_at_startup",
+        description="a deployment with no price (neither `price` in the config nor in "
+        "genai-prices): refuse_at_startup fails the start naming it and the price to set; "
+        "refuse_with_budget starts and refuses its requests from keys with a budget at any "
+        "level (403 model_unpriced). Never billed silently at $0",
+    )
+    global_: GlobalConfig | None = Field(
+        None,
+        alias="global",
+        description="one governance plane across clouds: a home cloud owns writes, the "
+        "others follow its change feed (unset: this deployment is its own island)",
+    )
+    audit_prompts: bool = Field(False, description="store prompts and completions in the audit log")
+    audit_redact: list[str] = Field(
+        default_factory=lambda: [
+            r"sk-[A-Za-z0-9_\-]{16,}",
+            r"\b\d{13,19}\b",
+            r"[\w.+-]+@[\w-]+\.[\w.]+",
+        ],
+        description="regexes replaced by [REDACTED] in stored prompts and completions",
+    )
+
+    def active(self, admin_key_set: bool) -> bool:
+        """Whether governance runs: ``enabled``, else iff an admin key (AIGW_ADMIN_KEY) is set."""
+        return self.enabled if self.enabled is not None else admin_key_set

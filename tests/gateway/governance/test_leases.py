@@ -1,0 +1,89 @@
+"""The home's escrow ledger (issue 29): it never grants more of a budget than is free."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from gateway_app.config.governance import GlobalConfig
+from gateway_app.governance.keys import Limit
+from gateway_app.governance.leases import NANO, Ledger, Report, limit_nusd
+from gateway_app.governance.storage import Database
+
+CLOUDS = ("aws", "azure", "gcp")
+BUDGET = "team:t|monthly|2026-12"
+
+
+def _ledger(tmp_path: Path, monthly_usd: float = 1.0) -> Ledger:
+    db = Database(f"sqlite:///{tmp_path / 'home.db'}")
+    db.migrate()
+    config = GlobalConfig.model_validate(
+        {"home": "aws", "peers": {c: {"url": f"https://{c}", "issuer": c} for c in CLOUDS}}
+    )
+    limits = {("team", "t"): Limit("team", "t", monthly_usd=monthly_usd)}
+    return Ledger(db, config, lambda: limits)
+
+
+def test_grants_never_exceed_the_budget_whatever_the_clouds_ask(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    budget = NANO  # $1
+    rng = random.Random(29)
+    spent = dict.fromkeys(CLOUDS, 0)
+    granted = dict.fromkeys(CLOUDS, 0)
+    for _ in range(300):
+        cloud = rng.choice(CLOUDS)
+        # A cloud spends within what it holds, and asks for more, at random.
+        spent[cloud] = rng.randint(spent[cloud], granted[cloud])
+        need = rng.choice([0, 0, rng.randint(1, budget // 3)])
+        report = Report(BUDGET, spent[cloud], need, need, rng.random() * budget / 20)
+        (reply,) = ledger.renew(cloud, [report])
+        assert reply["granted_nusd"] >= granted[cloud]  # cumulative: never taken back
+        granted[cloud] = reply["granted_nusd"]
+        assert sum(granted.values()) <= budget  # the escrow invariant
+    assert sum(granted.values()) > budget * 0.9  # and the budget is handed out
+    rows = ledger.budget(BUDGET)
+    assert {c: r["granted_nusd"] for c, r in rows.items()} == granted
+    assert {c: r["spent_nusd"] for c, r in rows.items()} == spent
+
+
+def test_one_renewal_takes_at_most_a_fair_share_and_a_spent_budget_says_so(
+    tmp_path: Path,
+) -> None:
+    ledger = _ledger(tmp_path)
+    budget = NANO
+    # A burst in aws asks for the whole budget at once: it gets a third of what is free.
+    (first,) = ledger.renew("aws", [Report(BUDGET, 0, budget, budget // 100, 0.0)])
+    assert first["granted_nusd"] == budget // 3 and not first["exhausted"]
+    (second,) = ledger.renew("azure", [Report(BUDGET, 0, budget, budget // 100, 0.0)])
+    assert second["granted_nusd"] == (budget - budget // 3) // 3
+    # Clouds that spent what they hold and ask again get the rest, never more.
+    for _ in range(20):
+        for cloud in CLOUDS:
+            rows = ledger.budget(BUDGET)
+            spent = rows[cloud]["granted_nusd"] if cloud in rows else 0
+            ledger.renew(cloud, [Report(BUDGET, spent, budget, budget // 100, 0.0)])
+    held = {c: r["granted_nusd"] for c, r in ledger.budget(BUDGET).items()}
+    assert sum(held.values()) == budget
+    (last,) = ledger.renew("gcp", [Report(BUDGET, held["gcp"], budget, budget // 100, 0.0)])
+    assert last["exhausted"] and last["granted_nusd"] == held["gcp"]
+    # A budget the home has no limit for grants nothing.
+    (unknown,) = ledger.renew("gcp", [Report("team:x|monthly|2026-12", 0, 5, 5, 0.0)])
+    assert unknown == {
+        "budget": "team:x|monthly|2026-12",
+        "granted_nusd": 0,
+        "granted_before_nusd": 0,
+        "exhausted": True,
+    }
+
+
+def test_a_budget_is_named_by_scope_period_and_period_id() -> None:
+    limits = {
+        ("team", "t"): Limit("team", "t", daily_usd=2.0, monthly_usd=30.0),
+        ("customer", "*"): Limit("customer", "*", daily_usd=0.5),
+    }
+    assert limit_nusd(limits, "team:t|daily|2026-12-05") == 2 * NANO
+    assert limit_nusd(limits, "team:t|monthly|2026-12") == 30 * NANO
+    assert limit_nusd(limits, "customer:acme|daily|2026-12-05") == NANO // 2  # the default
+    assert limit_nusd(limits, "customer:acme|monthly|2026-12") is None
+    assert limit_nusd(limits, "project:p|daily|2026-12-05") is None
+    assert limit_nusd(limits, "nonsense") is None

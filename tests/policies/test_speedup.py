@@ -1,0 +1,32 @@
+"""The per-request decoding memo changes nothing but the time the pack takes."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.offline import Plan
+from infra.offline.policy_gate import evaluate
+from tests.policies.conftest import PACK
+
+
+def test_the_verdict_is_the_same_with_and_without_the_memo(
+    broken_plan: Plan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memoised = evaluate(broken_plan, pack_dir=PACK, transport="grpc")
+    monkeypatch.setenv("AIGW_POLICY_NO_MEMO", "1")
+    plain = evaluate(broken_plan, pack_dir=PACK, transport="grpc")
+    assert memoised == plain
+    assert len(memoised.violations) > 100
+
+
+def test_the_memo_reuses_a_decoded_request_and_only_that() -> None:
+    from pulumi.runtime.proto import analyzer_pb2 as proto
+
+    from policies import speedup
+
+    calls: list[object] = []
+    decode = speedup.memoised(lambda value: calls.append(value) or {"decoded": id(value)})
+    first, second = proto.AnalyzeRequest(), proto.AnalyzeRequest()
+    assert decode(first.properties) is decode(first.properties)
+    assert decode(second.properties) is not decode(first.properties)
+    assert len(calls) == 2
