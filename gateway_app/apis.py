@@ -19,6 +19,8 @@ from gateway_app.protocols.anthropic_messages import (
     validate_count_tokens,
     validate_messages,
 )
+from gateway_app.protocols.openai_responses.native import RESPONSES_ERRORS
+from gateway_app.protocols.openai_responses.validation import validate_responses
 from gateway_app.providers.base import Capability
 from gateway_app.validation import validate_chat, validate_embeddings
 
@@ -35,6 +37,7 @@ class Operation(StrEnum):
     # chat for the others (gateway_app.protocols.anthropic_messages).
     MESSAGES = "messages"
     COUNT_TOKENS = "count_tokens"
+    RESPONSES = "responses"  # OpenAI's Responses API (served as "chat" by translating upstreams)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,4 +104,18 @@ COUNT_TOKENS = WireApi(
     prompt_fields=("system", "messages", "tools"),
     metered=False,
 )
-WIRE_APIS = (CHAT_COMPLETIONS, EMBEDDINGS, MESSAGES, COUNT_TOKENS)
+# OpenAI's Responses API (Codex, the Agents SDK): served natively where a deployment
+# declares OPENAI_RESPONSES, through chat elsewhere. Not cached: a response is stored
+# per key under its own id (gateway_app.responses.store), so no two answers are the same
+# object. Its prompt is instructions, the chained history and input (governance's
+# estimate reads them itself).
+RESPONSES = WireApi(
+    "/v1/responses",
+    Operation.RESPONSES,
+    Capability.OPENAI_RESPONSES,
+    validate_responses,
+    errors=RESPONSES_ERRORS,
+    prompt_fields=("instructions", "input"),
+    stream_end=b"event: response.completed",
+)
+WIRE_APIS = (CHAT_COMPLETIONS, EMBEDDINGS, MESSAGES, COUNT_TOKENS, RESPONSES)

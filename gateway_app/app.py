@@ -43,6 +43,7 @@ from gateway_app.health import Health
 from gateway_app.hooks import Hook, HookChain, Passage, Response, Stage
 from gateway_app.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway_app.observability.metrics import Metrics
+from gateway_app.responses.store import ResponseStoreHook
 from gateway_app.router import Router
 from gateway_app.state.circuit import CircuitBreakerStore, InProcessCircuitBreakerStore
 from gateway_app.transport import default_client
@@ -137,6 +138,10 @@ class GatewayApp:
         # None: the configured pipeline (observability, then governance's hooks, then the
         # cache). Tests pass their own list.
         self.hooks = HookChain(self._default_hooks(governance) if hooks is None else hooks)
+        # Stored responses (GET/DELETE /v1/responses/{id}), kept by their hook.
+        self.responses = next(
+            (h.store for h in self.hooks.hooks if isinstance(h, ResponseStoreHook)), None
+        )
         self.health = Health(config, env)
         self._model_objects = {
             name: {"id": name, "object": "model", "created": 0, "owned_by": model.owned_by}
@@ -250,6 +255,8 @@ class GatewayApp:
                 return
             if method == "GET" and path.startswith("/v1/models/"):
                 handler = self._model
+            elif self.responses is not None and self.responses.serves(path):
+                handler = self._stored_response
             elif path in self._paths:
                 raise GatewayError(405, f"Method {method} is not allowed on {path}.")
             else:
@@ -351,6 +358,7 @@ class GatewayApp:
         headers.extend(extra)
         send = http.send
         await send({"type": "http.response.start", "status": status, "headers": headers})
+        await self._before_last_byte(http)
         http.exchange.responded = True
         await send({"type": "http.response.body", "body": body})
 
@@ -472,8 +480,17 @@ class GatewayApp:
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         finally:
             await frames.aclose()
+        await self._before_last_byte(http)
         exchange.responded = True
         await send({"type": "http.response.body", "body": b""})
+
+    async def _before_last_byte(self, http: _Http) -> None:
+        """The hooks' steps that must be done before the client has the whole answer."""
+        for step in http.exchange.before_last_byte:
+            try:
+                await step()
+            except Exception:  # the answer is the client's; a hook's failure is logged
+                log.exception("a hook's step failed", extra={"request_id": http.request.request_id})
 
     async def _admin(self, http: _Http) -> None:
         assert self.admin is not None  # (dispatched here only when mounted)
@@ -522,6 +539,19 @@ class GatewayApp:
             )
         await self._send_json(http, 200, orjson.dumps(found))
 
+    async def _stored_response(self, http: _Http) -> None:
+        """``GET``/``DELETE /v1/responses/{id}``, ``GET .../{id}/input_items``: the caller's
+        team's stored responses."""
+        assert self.responses is not None  # (dispatched here only when kept)
+        http.request.endpoint = "/v1/responses/{id}"
+        if not await self._enter(http, Stage.API):
+            return
+        scope = http.scope
+        payload = await self.responses.serve(
+            scope["method"], scope["path"], scope.get("query_string", b"").decode(), http.request
+        )
+        await self._send_json(http, 200, orjson.dumps(payload))
+
     @staticmethod
     def _allowed_models(request: RequestContext) -> tuple[str, ...] | None:
         """The models the caller's key may use (None: every one)."""
@@ -559,6 +589,7 @@ class GatewayApp:
         from gateway_app.observability.hook import ObservabilityHook
         from gateway_app.observability.logs import configure as configure_logs
         from gateway_app.observability.tracing import TimedHook, Tracer
+        from gateway_app.responses.store import build as build_response_store
 
         config = self.config
         if config.observability.logs.enabled:
@@ -573,6 +604,11 @@ class GatewayApp:
         for hook in governance:
             timed = tracer is not None and hook.stage is Stage.CALL
             hooks.append(TimedHook(hook, "aigw.limits") if timed else hook)
+        # The response store is entered before governance's limits, which count the whole
+        # conversation a chained Responses call sends.
+        store = build_response_store(config, self.env.redis_url, self.env.redis_ca_file)
+        at = next((i for i, h in enumerate(hooks) if h.stage is Stage.CALL), len(hooks))
+        hooks.insert(at, store)
         cache = build_cache(config, self.env.redis_url, self.env.redis_ca_file, self.router)
         if cache is not None:
             hooks.append(cache)

@@ -173,7 +173,9 @@ def migrate_command(args: argparse.Namespace) -> int:
     env = Environment.from_environ()
     app_url = env.database_url
     try:
-        owner_url = owner_database_url()
+        owner_url = owner_database_url(
+            env.migration_database_url, env.database_url, env.migration_secret
+        )
     except OwnerCredentialError as exc:
         print(f"migrate: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -18,7 +18,7 @@ here: the hook chain hands each hook its own (see :mod:`gateway_app.hooks`).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -69,6 +69,9 @@ class RequestContext:
     caller: Caller | None = None
     # The end customer the request is made for (governance: a header, else the body's `user`).
     customer: str | None = None
+    # Responses API: the stored conversation ``previous_response_id`` names (its input and
+    # output items), resolved by the response store for the caller's team.
+    history: list[dict[str, Any]] | None = None
     # A hook may forbid failover for this request (Bifrost's rule); the router obeys.
     allow_fallbacks: bool = True
 
@@ -157,6 +160,10 @@ class Exchange:
     # A hook that needs a streamed response's bytes (the cache) sets a list; the handler
     # appends every frame it sends.
     stream_frames: list[bytes] | None = None
+    # Hooks whose effect the client may rely on as soon as it has the answer (the response
+    # store: a client chains onto a response right away) add a step here; the handler awaits
+    # each just before the response's last byte, so it is done when the client has it all.
+    before_last_byte: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     cache: CacheOutcome | None = None  # the cache (None: not consulted)
     # The cache: the guard's decision on a semantic lookup's nearest candidate.
     semantic: SemanticDecision | None = None

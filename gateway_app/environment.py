@@ -33,6 +33,9 @@ class Environment:
     database_ca_file: str | None = None
     #: ``AIGW_MIGRATION_DATABASE_URL``: the schema owner, for ``migrate`` only.
     migration_database_url: str | None = field(default=None, repr=False)
+    #: ``AIGW_MIGRATION_SECRET``: where the schema owner's credential is kept instead (a
+    #: secret in the cloud's secret store: :mod:`gateway_app.credentials.database`).
+    migration_secret: str | None = None
     #: ``AIGW_ADMIN_KEY``: the admin API's shared key; set, it also turns governance on.
     admin_key: str | None = field(default=None, repr=False)
     #: ``AIGW_KEY_HASH_SECRET``: the HMAC secret virtual keys are stored under.
@@ -59,6 +62,7 @@ class Environment:
             database_url=get("AIGW_DATABASE_URL"),
             database_ca_file=get("AIGW_DATABASE_CA_FILE"),
             migration_database_url=get("AIGW_MIGRATION_DATABASE_URL"),
+            migration_secret=get("AIGW_MIGRATION_SECRET"),
             admin_key=get("AIGW_ADMIN_KEY"),
             key_hash_secret=get("AIGW_KEY_HASH_SECRET"),
             cloud=get("AIGW_CLOUD"),

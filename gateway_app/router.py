@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from gateway_app.apis import Operation, WireApi
 from gateway_app.config import DeploymentConfig, GatewayConfig, ProviderConfig, RetryConfig
@@ -49,6 +49,7 @@ from gateway_app.resilience import (
     backoff_delay,
     retry_after_seconds,
 )
+from gateway_app.responses.call import ResponsesCall
 from gateway_app.state.circuit import CircuitBreakerStore
 from gateway_app.transport import (
     UpstreamClient,
@@ -64,6 +65,70 @@ _ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 Built = TypeVar("Built")
 # One try of one deployment within a timeout: the response, or an UpstreamFailure.
 Attempter = Callable[["Deployment", float], Awaitable["ChatResult | OpenStream"]]
+
+
+# How an upstream stream is read: its decoder and a translator into the client's frames.
+StreamReader = tuple[StreamDecoder, StreamTranslator]
+
+
+class Codec(Protocol):
+    """One deployment's side of a request/response exchange in a client's wire format."""
+
+    def request(self, stream: bool) -> UpstreamRequest:
+        """The upstream request."""
+        ...
+
+    def response(self, raw: bytes) -> ChatResult:
+        """The client's answer from a 2xx upstream body."""
+        ...
+
+    def stream_reader(self) -> StreamReader:
+        """A fresh decoder and translator of the upstream stream into the client's frames."""
+        ...
+
+
+class _ChatCodec:
+    """Chat completions through the deployment's adapter."""
+
+    __slots__ = ("body", "deployment", "include_usage")
+
+    def __init__(self, deployment: Deployment, body: dict[str, Any], include_usage: bool) -> None:
+        self.deployment = deployment
+        self.body = body
+        self.include_usage = include_usage
+
+    def request(self, stream: bool) -> UpstreamRequest:
+        d = self.deployment
+        return d.adapter.chat_request(self.body, d.config, d.provider, stream)
+
+    def response(self, raw: bytes) -> ChatResult:
+        return self.deployment.adapter.chat_response(raw, self.deployment.config)
+
+    def stream_reader(self) -> StreamReader:
+        d = self.deployment
+        return d.adapter.stream_decoder(), d.adapter.stream_translator(d.config, self.include_usage)
+
+
+class _MessagesCodec:
+    """Anthropic Messages, natively or through chat, as the deployment serves them."""
+
+    __slots__ = ("call", "deployment")
+
+    def __init__(self, call: MessagesCall, deployment: Deployment) -> None:
+        self.call = call
+        self.deployment = deployment
+
+    def request(self, stream: bool) -> UpstreamRequest:
+        d = self.deployment
+        return self.call.request(d.adapter, d.config, d.provider)
+
+    def response(self, raw: bytes) -> ChatResult:
+        return self.call.response(self.deployment.adapter, self.deployment.config, raw)
+
+    def stream_reader(self) -> StreamReader:
+        return self.call.stream_reader(self.deployment.adapter, self.deployment.config)
+
+
 # Upstream calls one embeddings request may have in flight (Titan embeds one text per call).
 EMBEDDINGS_CONCURRENCY = 8
 
@@ -408,6 +473,7 @@ class Router:
         self._attempts: dict[Operation, Callable[[RequestContext, Route], Attempter]] = {
             Operation.CHAT: self._chat,
             Operation.EMBEDDINGS: self._embeddings,
+            Operation.RESPONSES: self._responses,
             Operation.MESSAGES: self._messages,
             Operation.COUNT_TOKENS: self._count_tokens,
         }
@@ -477,30 +543,37 @@ class Router:
         """Tries of a chat completion: a complete result, or an open stream."""
         body = request.body
         assert body is not None
-        stream = request.stream
         include_usage = request.include_usage
+        if route.shadow is not None and self.rng.random() < route.shadow_share:
+            self._spawn(self._shadow(request, route))
+        return self._exchange(request, lambda d: _ChatCodec(d, body, include_usage))
+
+    def _responses(self, request: RequestContext, route: Route) -> Attempter:
+        """Tries of a Responses API call: native where the provider serves it."""
+        call = ResponsesCall.of(request)
+        return self._exchange(request, call.codec)
+
+    def _exchange(
+        self, request: RequestContext, codec_for: Callable[[Deployment], Codec]
+    ) -> Attempter:
+        """Tries of one request/response (or stream) exchange in a wire format's codec."""
+        stream = request.stream
 
         async def attempt(deployment: Deployment, timeout: float) -> ChatResult | OpenStream:
             if stream:
                 deployment.require(Capability.STREAMING, "streaming", "stream")
-            upstream = self._build(
-                deployment,
-                lambda: deployment.adapter.chat_request(
-                    body, deployment.config, deployment.provider, stream
-                ),
-            )
+            codec = self._build(deployment, lambda: codec_for(deployment))
+            upstream = self._build(deployment, lambda: codec.request(stream))
             if deployment.adapter.authorizes:
                 upstream = await self._authorize(deployment, upstream)
             if stream:
-                return await self._open_stream(deployment, upstream, timeout, include_usage)
+                return await self._open_stream(deployment, upstream, timeout, codec.stream_reader)
             raw = await self._post(deployment, upstream, timeout)
             try:
-                return deployment.adapter.chat_response(raw, deployment.config)
+                return codec.response(raw)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise UpstreamFailure.bad_response(deployment, exc) from None
 
-        if route.shadow is not None and self.rng.random() < route.shadow_share:
-            self._spawn(self._shadow(request, route))
         return attempt
 
     def _messages(self, request: RequestContext, route: Route) -> Attempter:
@@ -509,28 +582,7 @@ class Router:
         call = MessagesCall(
             request.request_id, request.model, request.body, request.headers, request.stream
         )
-
-        async def attempt(deployment: Deployment, timeout: float) -> ChatResult | OpenStream:
-            adapter = deployment.adapter
-            if call.stream:
-                deployment.require(Capability.STREAMING, "streaming", "stream")
-            upstream = self._build(
-                deployment, lambda: call.request(adapter, deployment.config, deployment.provider)
-            )
-            if adapter.authorizes:
-                upstream = await self._authorize(deployment, upstream)
-            if call.stream:
-                decoder, translator = call.stream_reader(adapter, deployment.config)
-                return await self._open_stream(
-                    deployment, upstream, timeout, True, decoder=decoder, translator=translator
-                )
-            raw = await self._post(deployment, upstream, timeout)
-            try:
-                return call.response(adapter, deployment.config, raw)
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise UpstreamFailure.bad_response(deployment, exc) from None
-
-        return attempt
+        return self._exchange(request, lambda d: _MessagesCodec(call, d))
 
     def _count_tokens(self, request: RequestContext, route: Route) -> Attempter:
         """Tries of a Messages token count: the provider's own count, else the estimate."""
@@ -802,13 +854,10 @@ class Router:
         deployment: Deployment,
         request: UpstreamRequest,
         timeout: float,
-        include_usage: bool,
-        *,
-        decoder: StreamDecoder | None = None,
-        translator: StreamTranslator | None = None,
+        reader: Callable[[], StreamReader],
     ) -> OpenStream:
-        """Open a stream and read its first frames (by default through the adapter's chat
-        decoder and translator; another wire API passes its own)."""
+        """Open a stream and read its first frames through the wire API's ``reader`` (its
+        decoder and translator, made once the upstream answered 2xx)."""
         headers = dict(request.headers)
         headers["accept"] = deployment.adapter.stream_accept
         response: UpstreamResponse | None = None
@@ -820,10 +869,7 @@ class Router:
                 raise UpstreamFailure.from_status(
                     deployment, response.status, raw, response.headers
                 )
-            decoder = decoder or deployment.adapter.stream_decoder()
-            translator = translator or deployment.adapter.stream_translator(
-                deployment.config, include_usage
-            )
+            decoder, translator = reader()
             first: list[bytes] = []
             async with asyncio.timeout(timeout):
                 while not first:

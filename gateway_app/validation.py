@@ -13,8 +13,9 @@ from gateway_app.errors import invalid
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
-_TOOL_CHOICES = frozenset({"none", "auto", "required"})
-_FORMATS = frozenset({"text", "json_object", "json_schema"})
+# Ordered as the errors list them.
+TOOL_CHOICES = ("none", "auto", "required")
+FORMATS = ("text", "json_object", "json_schema")
 
 
 def _is_number(value: Any) -> bool:
@@ -84,6 +85,15 @@ def _integer(body: dict[str, Any], name: str, low: int, high: int = _INT32_MAX) 
     if value > high:
         raise invalid(
             name, f"Invalid '{name}': {value} is above the maximum {high}.", "invalid_value"
+        )
+
+
+def one_of(param: str, value: Any, allowed: tuple[str, ...]) -> None:
+    """A 400 naming ``param`` when ``value`` is not one of ``allowed`` (listed in order)."""
+    if value not in allowed:
+        listed = ", ".join(repr(a) for a in allowed[:-1]) + f" and {allowed[-1]!r}"
+        raise invalid(
+            param, f"Invalid value: {value!r}. Supported values are: {listed}.", "invalid_value"
         )
 
 
@@ -257,12 +267,7 @@ def _tools(body: dict[str, Any]) -> None:
     if choice is None:
         return
     if isinstance(choice, str):
-        if choice not in _TOOL_CHOICES:
-            raise invalid(
-                "tool_choice",
-                f"Invalid value: {choice!r}. Supported values are: 'none', 'auto' and 'required'.",
-                "invalid_value",
-            )
+        one_of("tool_choice", choice, TOOL_CHOICES)
     elif isinstance(choice, dict):
         function = choice.get("function")
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
@@ -280,12 +285,7 @@ def _response_format(value: Any) -> None:
     if not isinstance(value, dict):
         raise _type_error("response_format", "an object", value)
     kind = value.get("type")
-    if kind not in _FORMATS:
-        raise invalid(
-            "response_format.type",
-            f"Invalid value: {kind!r}. Supported values are: 'text', 'json_object' and 'json_schema'.",
-            "invalid_value",
-        )
+    one_of("response_format.type", kind, FORMATS)
     if kind == "json_schema":
         schema = value.get("json_schema")
         if not isinstance(schema, dict) or not isinstance(schema.get("name"), str):

@@ -330,6 +330,27 @@ class CacheConfig(_Model):
     semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
 
 
+class ResponsesConfig(_Model):
+    """Stored responses of the Responses API (``previous_response_id``, ``GET /v1/responses``).
+
+    The gateway keeps them itself (Redis when ``AIGW_REDIS_URL`` is set, else in-process)
+    and sends every upstream call with ``store: false``."""
+
+    store: bool = Field(
+        True, description="keep responses unless a request says `store: false`; off: never"
+    )
+    # A week, not OpenAI's 30 days: each stored response holds its whole conversation, and
+    # clients that send `store` by default (the Agents SDK) store every turn; a chain older
+    # than this is answered with a 400 naming previous_response_id (resend the input).
+    ttl_s: float = Field(
+        7 * 86400.0, gt=0, description="how long a stored response can be read or chained"
+    )
+    max_entries: int = Field(1_000, ge=1, description="in-process store size (LRU)")
+    max_entry_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="larger conversations are answered, not stored"
+    )
+
+
 class MetricsConfig(_Model):
     """Prometheus metrics at ``/metrics``."""
 
@@ -361,6 +382,7 @@ class GatewayConfig(_Model):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(min_length=1)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)

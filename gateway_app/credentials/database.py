@@ -28,13 +28,11 @@ import os
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import orjson
 
-OWNER_URL_ENV = "AIGW_MIGRATION_DATABASE_URL"
 OWNER_SECRET_ENV = "AIGW_MIGRATION_SECRET"
 KEY_VAULT_SCOPE = "https://vault.azure.net/.default"
 KEY_VAULT_API_VERSION = "7.4"
@@ -54,22 +52,23 @@ class OwnerCredentialError(Exception):
     """The owner's credential could not be found, fetched or read; the message says why."""
 
 
-def owner_database_url(environ: Mapping[str, str] | None = None) -> str | None:
+def owner_database_url(
+    migration_url: str | None, app_url: str | None, reference: str | None
+) -> str | None:
     """The schema owner's PostgreSQL URL, or None when neither variable is set.
 
-    ``AIGW_MIGRATION_DATABASE_URL`` is used as it is; ``AIGW_MIGRATION_SECRET``
-    is fetched (see the module docstring) and combined with ``AIGW_DATABASE_URL``.
+    ``migration_url`` (``AIGW_MIGRATION_DATABASE_URL``) is used as it is;
+    ``reference`` (``AIGW_MIGRATION_SECRET``) is fetched (see the module docstring)
+    and combined with ``app_url`` (``AIGW_DATABASE_URL``). The variables are read by
+    :class:`gateway_app.environment.Environment`.
     """
-    env = os.environ if environ is None else environ
-    explicit, reference = env.get(OWNER_URL_ENV), env.get(OWNER_SECRET_ENV)
-    if explicit and reference:
+    if migration_url and reference:
         raise OwnerCredentialError(
-            f"both {OWNER_URL_ENV} and {OWNER_SECRET_ENV} are set; keep one (the secret "
-            "reference in a cluster, the URL on a workstation)"
+            f"both AIGW_MIGRATION_DATABASE_URL and {OWNER_SECRET_ENV} are set; keep one (the "
+            "secret reference in a cluster, the URL on a workstation)"
         )
-    if explicit or not reference:
-        return explicit or None
-    app_url = env.get("AIGW_DATABASE_URL")
+    if migration_url or not reference:
+        return migration_url or None
     if not app_url:
         raise OwnerCredentialError(
             f"{OWNER_SECRET_ENV} is set but AIGW_DATABASE_URL is not; set AIGW_DATABASE_URL "

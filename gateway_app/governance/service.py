@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from gateway_app.apis import EMBEDDINGS
+from gateway_app.apis import EMBEDDINGS, RESPONSES
 from gateway_app.config import DeploymentConfig, GatewayConfig
 from gateway_app.config.governance import GovernanceConfig
 from gateway_app.config.prices import (
@@ -342,7 +342,13 @@ class Governance:
         if api is EMBEDDINGS:
             output = 0
         else:
-            limit = body.get("max_completion_tokens") or body.get("max_tokens")
+            if api is RESPONSES:
+                # The whole conversation goes upstream: a chained call's history included
+                # between its instructions and input (RESPONSES.prompt_fields).
+                source = [body.get("instructions"), request.history, body.get("input")]
+                limit = body.get("max_output_tokens")
+            else:
+                limit = body.get("max_completion_tokens") or body.get("max_tokens")
             output = (
                 int(limit)
                 if isinstance(limit, int) and limit > 0

@@ -31,8 +31,8 @@ _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _CIRCUIT = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 _SIMILARITY = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99, 1.0)
-# The labelled endpoints: every wire API's path, and the model list.
-ENDPOINTS = frozenset({*(api.path for api in WIRE_APIS), "/v1/models"})
+# The labelled endpoints: every wire API's path, the model list, stored responses.
+ENDPOINTS = frozenset({*(api.path for api in WIRE_APIS), "/v1/models", "/v1/responses/{id}"})
 
 
 class Metrics:

@@ -91,6 +91,7 @@ class Tracer:
             ("top_p", "gen_ai.request.top_p"),
             ("max_tokens", "gen_ai.request.max_tokens"),
             ("max_completion_tokens", "gen_ai.request.max_tokens"),
+            ("max_output_tokens", "gen_ai.request.max_tokens"),  # the Responses API's
             ("seed", "gen_ai.request.seed"),
         ):
             value = body.get(field)

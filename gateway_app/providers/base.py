@@ -179,6 +179,14 @@ class ProviderAdapter(ABC):
         By default the one upstream body is already OpenAI's and passes through untouched."""
         return ChatResult(responses[0][0])
 
+    def responses_request(
+        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
+    ) -> UpstreamRequest:
+        """The upstream request for a Responses API body (adapters declaring
+        ``Capability.OPENAI_RESPONSES``); ``body`` holds the whole conversation as its
+        ``input`` and ``stream`` as the client asked."""
+        raise NotImplementedError(f"{type(self).__name__} declares no Responses API")
+
     def speaks_messages(self, deployment: DeploymentConfig) -> bool:
         """Whether this deployment takes Anthropic Messages requests natively (adapters
         declaring ``Capability.ANTHROPIC_MESSAGES``; Bedrock and Vertex only for Claude)."""

@@ -58,7 +58,11 @@ RUN_ELSEWHERE = {"add-model": ROOT / "tests" / "container" / "test_howto_add_mod
 NEEDS_CLOUD = re.compile(
     r"^(pulumi (up|preview|destroy|login|refresh|import|stack|config get)\b"
     r"|curl |kubectl |gh |aws |az |gcloud |for |done$|[A-Z_]+=\$\((az|gcloud|aws) "
-    r"|export (AIGW_URL|AIGW_ADMIN_TOKEN)=)"
+    r"|export (AIGW_URL|AIGW_ADMIN_TOKEN)="
+    # A coding agent pointed at a deployed gateway (the agents themselves are driven
+    # through the gateway by tests/gateway/test_claude_code_replay.py and
+    # tests/gateway/responses/test_codex.py).
+    r"|export (ANTHROPIC|OPENAI)_[A-Z_]+=|claude$|codex\b)"
 )
 #: Commands run here, offline.
 OFFLINE = re.compile(r"^(pulumi config (set|rm)|\.venv/bin/aigw plan|aigw admin) ")

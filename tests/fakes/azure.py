@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes import responses
 from tests.fakes.fakes import Behaviour
 from tests.fakes.server import ScriptedServer, last_text
 
@@ -46,6 +47,9 @@ class FakeAzureOpenAI(ScriptedServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)
         app.router.add_post("/openai/deployments/{deployment}/embeddings", self._embeddings)
+        # The v1 surface, where Azure serves the Responses API (no api-version; the
+        # deployment is the body's model).
+        app.router.add_post("/openai/v1/responses", self._responses)
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
 
     # ------------------------------------------------------------ Entra
@@ -77,7 +81,7 @@ class FakeAzureOpenAI(ScriptedServer):
     # ------------------------------------------------------------ data plane
 
     def _refuse(self, request: web.Request) -> web.Response | None:
-        if not request.query.get("api-version"):
+        if not request.query.get("api-version") and "/openai/v1/" not in request.path:
             return self._azure_error(404, "404", "Resource not found")
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
         if request.headers.get("api-key") == self.api_key or bearer in self.issued:
@@ -89,6 +93,24 @@ class FakeAzureOpenAI(ScriptedServer):
             "provide a valid key for an active subscription and use a correct regional API "
             "endpoint for your resource.",
         )
+
+    async def _receive(
+        self, request: web.Request, by_model: bool = False
+    ) -> tuple[dict[str, Any], web.Response | None]:
+        """The request's body, recorded; and Azure's refusal of its URL or key, if any.
+        ``by_model``: the v1 surface names the deployment in the body's ``model``."""
+        body = await request.json(loads=orjson.loads)
+        deployment = body.get("model") if by_model else request.match_info["deployment"]
+        self.requests.append(
+            {
+                "path": request.path,
+                "query": dict(request.query),
+                "deployment": deployment,
+                "headers": dict(request.headers),
+                "json": body,
+            }
+        )
+        return body, self._refuse(request)
 
     @staticmethod
     def _azure_error(status: int, code: str, message: str, **extra: Any) -> web.Response:
@@ -129,17 +151,7 @@ class FakeAzureOpenAI(ScriptedServer):
         return web.json_response(body, status=behaviour.status, headers=headers)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json(loads=orjson.loads)
-        self.requests.append(
-            {
-                "path": request.path,
-                "query": dict(request.query),
-                "deployment": request.match_info["deployment"],
-                "headers": dict(request.headers),
-                "json": body,
-            }
-        )
-        refused = self._refuse(request)
+        body, refused = await self._receive(request)
         if refused is not None:
             return refused
         behaviour = self.next_behaviour()
@@ -279,18 +291,32 @@ class FakeAzureOpenAI(ScriptedServer):
         await response.write_eof()
         return response
 
-    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json(loads=orjson.loads)
-        self.requests.append(
-            {
-                "path": request.path,
-                "query": dict(request.query),
-                "deployment": request.match_info["deployment"],
-                "headers": dict(request.headers),
-                "json": body,
-            }
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        body, refused = await self._receive(request, by_model=True)
+        if refused is not None:
+            return refused
+        behaviour = self.next_behaviour()
+        if behaviour.status >= 300:
+            return self._scripted_error(behaviour)
+        refusal = responses.previous_response_error(body)
+        if refusal is not None:
+            return web.json_response(refusal, status=400)
+        response, events = responses.reply(body, behaviour)
+        if response is not None:
+            # Azure adds its content filter verdicts to OpenAI's response object.
+            response["content_filters"] = [{"blocked": False, "source_type": "prompt"}]
+            return web.json_response(response)
+        stream = web.StreamResponse(
+            headers={"content-type": "text/event-stream", **behaviour.headers}
         )
-        refused = self._refuse(request)
+        await stream.prepare(request)
+        for event in events:
+            await stream.write(event)
+        await stream.write_eof()
+        return stream
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        body, refused = await self._receive(request)
         if refused is not None:
             return refused
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]

@@ -22,6 +22,8 @@ from typing import Any, Literal
 import orjson
 from aiohttp import web
 
+from tests.fakes import responses
+
 
 @dataclass
 class Behaviour:
@@ -40,6 +42,7 @@ class Behaviour:
     drop_after_events: int | None = None  # stream: close after this many events
     stream_error_after: int | None = None  # stream: send an in-stream error after N events
     usage: tuple[int, int] = (11, 7)  # prompt, completion tokens
+    cached_tokens: int = 0  # OpenAI: of the prompt tokens, read from the prompt cache
     # Anthropic: prompt-cache (read, written) tokens, reported apart from ``input_tokens``.
     cache_tokens: tuple[int, int] = (0, 0)
     headers: dict[str, str] = field(default_factory=dict)
@@ -155,6 +158,7 @@ class FakeUpstream:
             if self.kind == "openai":
                 app.router.add_post("/v1/chat/completions", self._openai_chat)
                 app.router.add_post("/v1/embeddings", self._openai_embeddings)
+                app.router.add_post("/v1/responses", self._openai_responses)
                 app.router.add_get("/v1/models", self._openai_models)
             else:
                 app.router.add_post("/v1/messages", self._anthropic_messages)
@@ -206,6 +210,16 @@ class FakeUpstream:
         self.completed += 1
         return response
 
+    def _failure(self, request: web.Request, behaviour: Behaviour) -> web.StreamResponse | None:
+        """A scripted dropped connection, malformed body or error response, else None."""
+        if behaviour.drop:
+            return self._drop(request)
+        if behaviour.raw is not None:
+            return self._raw(behaviour)
+        if behaviour.status >= 300:
+            return self._error_response(behaviour)
+        return None
+
     @staticmethod
     def _raw(behaviour: Behaviour) -> web.Response:
         return web.Response(
@@ -231,7 +245,11 @@ class FakeUpstream:
         return ""
 
     async def _sse(
-        self, request: web.Request, behaviour: Behaviour, events: list[bytes]
+        self,
+        request: web.Request,
+        behaviour: Behaviour,
+        events: list[bytes],
+        error_event: bytes | None = None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"content-type": "text/event-stream", **behaviour.headers}
@@ -243,7 +261,7 @@ class FakeUpstream:
                 request.transport.abort()
                 return response
             if behaviour.stream_error_after is not None and index == behaviour.stream_error_after:
-                await response.write(self._stream_error())
+                await response.write(error_event or self._stream_error())
                 await response.write_eof()
                 return response
             if behaviour.chunk_delay and index:
@@ -291,12 +309,9 @@ class FakeUpstream:
 
     async def _openai_chat_inner(self, request: web.Request) -> web.StreamResponse:
         behaviour, body = await self._begin(request)
-        if behaviour.drop:
-            return self._drop(request)
-        if behaviour.raw is not None:
-            return self._raw(behaviour)
-        if behaviour.status >= 300:
-            return self._error_response(behaviour)
+        failure = self._failure(request, behaviour)
+        if failure is not None:
+            return failure
         text = (
             behaviour.content
             if behaviour.content is not None
@@ -418,17 +433,32 @@ class FakeUpstream:
         events.append(b"data: [DONE]\n\n")
         return await self._sse(request, behaviour, events)
 
+    async def _openai_responses(self, request: web.Request) -> web.StreamResponse:
+        return await self._guard(request, self._openai_responses_inner)
+
+    async def _openai_responses_inner(self, request: web.Request) -> web.StreamResponse:
+        behaviour, body = await self._begin(request)
+        failure = self._failure(request, behaviour)
+        if failure is not None:
+            return failure
+        refusal = responses.previous_response_error(body)
+        if refusal is not None:
+            return web.json_response(refusal, status=400)
+        response, events = responses.reply(body, behaviour)
+        if response is not None:
+            return web.json_response(
+                response, dumps=lambda o: orjson.dumps(o).decode(), headers=behaviour.headers
+            )
+        return await self._sse(request, behaviour, events, responses.STREAM_ERROR)
+
     async def _openai_embeddings(self, request: web.Request) -> web.StreamResponse:
         return await self._guard(request, self._openai_embeddings_inner)
 
     async def _openai_embeddings_inner(self, request: web.Request) -> web.StreamResponse:
         behaviour, body = await self._begin(request)
-        if behaviour.drop:
-            return self._drop(request)
-        if behaviour.raw is not None:
-            return self._raw(behaviour)
-        if behaviour.status >= 300:
-            return self._error_response(behaviour)
+        failure = self._failure(request, behaviour)
+        if failure is not None:
+            return failure
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [
             {"object": "embedding", "index": i, "embedding": [float(len(str(text))), 0.5, -0.25]}

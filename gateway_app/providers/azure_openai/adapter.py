@@ -9,7 +9,11 @@ import orjson
 from gateway_app.credentials.azure import WORKLOAD_IDENTITY_ENV, entra_token, missing_env
 from gateway_app.errors import GatewayError
 from gateway_app.providers.azure_openai.errors import translate_error
-from gateway_app.providers.azure_openai.request import deployment_url, translate_request
+from gateway_app.providers.azure_openai.request import (
+    deployment_url,
+    responses_url,
+    translate_request,
+)
 from gateway_app.providers.azure_openai.response import translate_response
 from gateway_app.providers.azure_openai.stream import AzureOpenAIStream
 from gateway_app.providers.base import Capability, ChatResult, ProviderAdapter, UpstreamRequest
@@ -39,6 +43,7 @@ class AzureOpenAIAdapter(ProviderAdapter):
             Capability.TOOLS,
             Capability.IMAGES,
             Capability.EMBEDDINGS,
+            Capability.OPENAI_RESPONSES,
         }
     )
     authorizes = True  # an Entra token when no api-key is configured
@@ -55,6 +60,14 @@ class AzureOpenAIAdapter(ProviderAdapter):
             _headers(provider),
             orjson.dumps(translate_request(body, deployment, stream)),
         )
+
+    def responses_request(
+        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
+    ) -> UpstreamRequest:
+        upstream = dict(body)
+        upstream["model"] = deployment.model
+        upstream.update(deployment.params.get("extra_body", {}))
+        return UpstreamRequest(responses_url(provider), _headers(provider), orjson.dumps(upstream))
 
     def embeddings_requests(
         self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig

@@ -31,6 +31,20 @@ def deployment_url(deployment: DeploymentConfig, provider: ProviderConfig, opera
     )
 
 
+def responses_url(provider: ProviderConfig) -> str:
+    """``{endpoint}/openai/v1/responses``: Azure serves the Responses API only on its v1
+    surface, which takes no ``api-version`` and names the deployment in the body's
+    ``model`` (learn.microsoft.com/azure/ai-foundry/openai/how-to/responses)."""
+    if not provider.base_url:
+        raise GatewayError(
+            500,
+            "the azure_openai provider needs `base_url`, the resource endpoint "
+            "(https://<resource>.openai.azure.com)",
+            code="missing_endpoint",
+        )
+    return f"{provider.base_url.rstrip('/')}/openai/v1/responses"
+
+
 def translate_request(
     body: dict[str, Any], deployment: DeploymentConfig, stream: bool
 ) -> dict[str, Any]:

@@ -84,6 +84,7 @@ class OpenAIAdapter(ProviderAdapter):
             Capability.TOOLS,
             Capability.IMAGES,
             Capability.EMBEDDINGS,
+            Capability.OPENAI_RESPONSES,
         }
     )
 
@@ -112,6 +113,18 @@ class OpenAIAdapter(ProviderAdapter):
 
     def stream_translator(self, deployment: DeploymentConfig, include_usage: bool) -> OpenAIStream:
         return OpenAIStream(include_usage)
+
+    def responses_request(
+        self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig
+    ) -> UpstreamRequest:
+        upstream = dict(body)
+        upstream["model"] = deployment.model
+        upstream.update(deployment.params.get("extra_body", {}))
+        return UpstreamRequest(
+            join_url(provider.base_url or self.default_base_url, "/responses"),
+            _headers(provider),
+            orjson.dumps(upstream),
+        )
 
     def embeddings_requests(
         self, body: dict[str, Any], deployment: DeploymentConfig, provider: ProviderConfig

@@ -26,6 +26,7 @@ import pytest
 
 from gateway_app.credentials import database
 from gateway_app.credentials.database import OwnerCredentialError, owner_database_url
+from gateway_app.environment import Environment
 from tests.fakes.azure import FakeAzureOpenAI
 from tests.fakes.bedrock import FakeBedrock
 from tests.fakes.secret_stores import FakeSecretStores
@@ -80,6 +81,12 @@ def _use(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict[str, str]
     return env
 
 
+def _owner_url(env: dict[str, str]) -> str | None:
+    """The owner's URL from these variables, read as ``migrate`` reads them."""
+    read = Environment.from_environ(env)
+    return owner_database_url(read.migration_database_url, read.database_url, read.migration_secret)
+
+
 # ------------------------------------------------------------- the fakes, judged
 
 
@@ -117,7 +124,7 @@ def test_the_owner_comes_from_secrets_manager_with_the_chains_keys(
 ) -> None:
     stores.put(ARN, json.dumps(OWNER))
     env = _use(monkeypatch, _aws_env(stores))
-    url = owner_database_url({**env, "AIGW_MIGRATION_SECRET": ARN, "AIGW_DATABASE_URL": APP_URL})
+    url = _owner_url({**env, "AIGW_MIGRATION_SECRET": ARN, "AIGW_DATABASE_URL": APP_URL})
     # The app URL's host, database and TLS options, the secret's user and password.
     assert url == (
         "postgresql://gateway_admin:owner%2Fpass%40word%3A1@db.internal:5432/gateway"
@@ -132,7 +139,7 @@ def test_the_owner_comes_from_key_vault_with_a_vault_token(
     uri = f"{stores.url}/secrets/postgres-owner"
     stores.put(uri, json.dumps(OWNER))
     env = _use(monkeypatch, _azure_env(stores, tmp_path))
-    url = owner_database_url({**env, "AIGW_MIGRATION_SECRET": uri, "AIGW_DATABASE_URL": APP_URL})
+    url = _owner_url({**env, "AIGW_MIGRATION_SECRET": uri, "AIGW_DATABASE_URL": APP_URL})
     assert url and url.startswith("postgresql://gateway_admin:owner%2Fpass%40word%3A1@db.internal")
     assert stores.reads[-1] == ("azure", "/secrets/postgres-owner")
     # The Entra exchange asked for Key Vault's audience, not Azure OpenAI's.
@@ -145,7 +152,7 @@ def test_the_owner_comes_from_secret_manager_with_a_metadata_token(
     path = "/v1/projects/proj-1/secrets/postgres-owner/versions/latest:access"
     stores.put(stores.url + path, json.dumps(OWNER))
     env = _use(monkeypatch, _gcp_env(stores))
-    url = owner_database_url(
+    url = _owner_url(
         {**env, "AIGW_MIGRATION_SECRET": stores.url + path, "AIGW_DATABASE_URL": APP_URL}
     )
     assert url and url.startswith("postgresql://gateway_admin:owner%2Fpass%40word%3A1@")
@@ -185,7 +192,7 @@ def test_a_bad_reference_names_the_variable_and_the_fix(
     for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(OwnerCredentialError, match=message.replace("(", r"\(")):
-        owner_database_url(env)
+        _owner_url(env)
 
 
 def test_a_store_that_refuses_says_what_the_identity_needs(

@@ -53,21 +53,35 @@ def replicas(
         gateway.stop()
 
 
+CHAT = (
+    "/v1/chat/completions",
+    {"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": MAX_TOKENS},
+)
+CLAUDE_MESSAGES = (MESSAGES_PATH, {"model": CLAUDE, "messages": MESSAGES, "max_tokens": MAX_TOKENS})
+# The same call through the Responses API: its estimate reads instructions, the stored
+# conversation (none here) and the input.
+RESPONSES = (
+    "/v1/responses",
+    {"model": "gpt-4o-mini", "input": "hi", "max_output_tokens": MAX_TOKENS},
+)
+RESPONSES_PROMPT_ESTIMATE = len(orjson.dumps([None, [], "hi"])) // 3 + 16
+
+
 async def _burst(
-    urls: list[str], key: str, count: int, path: str = "/v1/chat/completions"
+    urls: list[str], key: str, count: int, call: tuple[str, dict[str, Any]] = CHAT
 ) -> list[httpx.Response]:
+    path, body = call
     limits = httpx.Limits(max_connections=count)
-    model = "gpt-4o-mini" if path == "/v1/chat/completions" else CLAUDE
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         return await asyncio.gather(
             *(
                 client.post(
                     urls[i % len(urls)] + path,
-                    # Claude Code's ANTHROPIC_API_KEY header for Messages, Bearer for chat.
+                    # Claude Code's ANTHROPIC_API_KEY header for Messages, Bearer otherwise.
                     headers={"x-api-key": key}
                     if path == MESSAGES_PATH
                     else {"authorization": f"Bearer {key}"},
-                    json={"model": model, "messages": MESSAGES, "max_tokens": MAX_TOKENS},
+                    json=body,
                 )
                 for i in range(count)
             )
@@ -142,7 +156,7 @@ def test_budget_holds_for_200_concurrent_messages_requests_on_two_replicas(
     answer = ok(usage=(10, MAX_TOKENS), cache_tokens=(0, 5), delay=0.2)
     fake_anthropic.script(*[answer for _ in range(200)])
     time.sleep(0.3)
-    responses = run_async(_burst([g.url for g in replicas], key["key"], 200, MESSAGES_PATH))
+    responses = run_async(_burst([g.url for g in replicas], key["key"], 200, CLAUDE_MESSAGES))
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {200, 429}, statuses
     refused = [r.json() for r in responses if r.status_code == 429]
@@ -166,7 +180,7 @@ def test_tpm_holds_for_200_concurrent_messages_requests_on_two_replicas(
     answer = ok(usage=(CLAUDE_PROMPT_ESTIMATE, MAX_TOKENS), delay=0.2)
     fake_anthropic.script(*[answer for _ in range(200)])
     time.sleep(0.3)
-    responses = run_async(_burst([g.url for g in replicas], key["key"], 200, MESSAGES_PATH))
+    responses = run_async(_burst([g.url for g in replicas], key["key"], 200, CLAUDE_MESSAGES))
     served = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code == 429]
     assert len(served) + len(refused) == 200
@@ -194,3 +208,56 @@ def test_revocation_reaches_the_other_replica(replicas: list[GatewayProcess]) ->
     while call().status_code != 401:
         assert time.monotonic() < deadline, "revocation did not reach replica 1"
         time.sleep(0.05)
+
+
+def test_budget_and_tpm_bind_responses_traffic_as_they_bind_chat(
+    replicas: list[GatewayProcess], fake_openai: Any
+) -> None:
+    """The Responses API under the same budget and TPM limits, 200 concurrent calls each."""
+    reserved_usd = (RESPONSES_PROMPT_ESTIMATE * 0.15 + MAX_TOKENS * 0.60) / 1e6
+    key = _new_key(replicas[0], "responses-budget-p")
+    limit_usd = 10.5 * reserved_usd
+    assert (
+        replicas[1]
+        .admin("PUT", "/admin/limits/project/responses-budget-p", json={"daily_usd": limit_usd})
+        .status_code
+        == 200
+    )
+    fake_openai.script(*[ok(usage=(10, MAX_TOKENS), delay=0.2) for _ in range(200)])
+    time.sleep(0.3)
+    responses = run_async(_burst([g.url for g in replicas], key["key"], 200, RESPONSES))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429}, statuses
+    refused = [r for r in responses if r.status_code == 429]
+    assert {r.json()["error"]["code"] for r in refused} == {"budget_exceeded"}
+    served = statuses.count(200)
+    # Each call reserved its estimate exactly: ten fit in the budget, as for chat.
+    assert 10 <= served <= 11
+    assert all(r.json()["object"] == "response" for r in responses if r.status_code == 200)
+    spent = replicas[0].admin("GET", "/admin/budgets/project/responses-budget-p").json()
+    assert spent["daily_usd"] <= limit_usd + reserved_usd
+    assert spent["daily_usd"] == pytest.approx(
+        served * (10 * 0.15 + MAX_TOKENS * 0.60) / 1e6, rel=1e-3
+    )
+
+    reserved_tokens = RESPONSES_PROMPT_ESTIMATE + MAX_TOKENS
+    key = _new_key(replicas[1], "responses-tpm-p")
+    limit = 10 * reserved_tokens
+    assert (
+        replicas[0].admin("PUT", f"/admin/limits/key/{key['id']}", json={"tpm": limit}).status_code
+        == 200
+    )
+    fake_openai.reset()
+    fake_openai.script(
+        *[ok(usage=(RESPONSES_PROMPT_ESTIMATE, MAX_TOKENS), delay=0.2) for _ in range(200)]
+    )
+    time.sleep(0.3)
+    responses = run_async(_burst([g.url for g in replicas], key["key"], 200, RESPONSES))
+    served_calls = [r for r in responses if r.status_code == 200]
+    refused = [r for r in responses if r.status_code == 429]
+    assert len(served_calls) + len(refused) == 200
+    assert {r.json()["error"]["code"] for r in refused} == {"rate_limit_exceeded"}
+    assert all(r.headers["x-ratelimit-limit-tokens"] == str(limit) for r in refused)
+    tokens = sum(r.json()["usage"]["total_tokens"] for r in served_calls)
+    assert 10 <= len(served_calls) <= 11
+    assert tokens <= limit + reserved_tokens
