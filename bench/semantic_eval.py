@@ -165,10 +165,12 @@ def gateway_config(guard: str = "strict", threshold: float | None = None) -> Any
 
 async def run_pairs(pairs: list[Pair], config: Any) -> list[Outcome]:
     """Send every pair through the cache hook, one scope (tenant) per pair."""
+    from gateway_app.apis import CHAT_COMPLETIONS
     from gateway_app.cache.guard import Features, screen
     from gateway_app.cache.hook import build
     from gateway_app.cache.judge import pair_features
-    from gateway_app.hooks import RequestContext
+    from gateway_app.context import CacheOutcome, Caller, Exchange, RequestContext, RouteOutcome
+    from gateway_app.hooks import Response
     from gateway_app.providers.base import ChatResult
 
     hook = build(config, None, None, router=None)
@@ -180,23 +182,31 @@ async def run_pairs(pairs: list[Pair], config: Any) -> list[Outcome]:
 
     def request(text: str, tenant: str) -> RequestContext:
         body = {"model": "eval", "messages": [{"role": "user", "content": text}]}
-        ctx = RequestContext(request_id=tenant, endpoint="/v1/chat/completions", headers={})
-        ctx.body, ctx.model, ctx.team_id = body, "eval", tenant
-        return ctx
+        return RequestContext(
+            request_id=tenant,
+            endpoint=CHAT_COMPLETIONS.path,
+            headers={},
+            api=CHAT_COMPLETIONS,
+            body=body,
+            model="eval",
+            caller=Caller("eval", tenant, "eval"),
+        )
 
     outcomes = []
     for i, pair in enumerate(pairs):
         tenant = f"pair-{i}"
-        first = request(pair.a, tenant)
-        assert await hook.before(first) is None, f"pair {i}: the first prompt was served"
-        first.status, first.result = 200, ChatResult(b'{"answer": "a"}')
-        await hook.after(first)
-        second = request(pair.b, tenant)
+        first, filled = request(pair.a, tenant), Exchange()
+        state = await hook.before(first, filled)
+        assert not isinstance(state, Response), f"pair {i}: the first prompt was served"
+        filled.status = 200
+        filled.route = RouteOutcome(result=ChatResult(b'{"answer": "a"}'))
+        await hook.after(first, filled, state)
+        second, exchange = request(pair.b, tenant), Exchange()
         started = time.perf_counter()
-        await hook.before(second)
+        await hook.before(second, exchange)
         lookup_ms = (time.perf_counter() - started) * 1000
-        lookup = second.extra.get("semantic_lookup")
-        if lookup is None or lookup.similarity is None:
+        lookup = exchange.semantic  # the guard's decision on the first prompt
+        if lookup is None:
             raise RuntimeError(f"pair {i}: no semantic lookup happened (embedder over capacity?)")
         # Both encodings are held (each prompt's own lookup made it): what the judge reads.
         query, cached = await encoder.encode(pair.b), await encoder.encode(pair.a)
@@ -209,7 +219,7 @@ async def run_pairs(pairs: list[Pair], config: Any) -> list[Outcome]:
         outcomes.append(
             Outcome(
                 pair,
-                second.cache_outcome == "semantic-hit",
+                exchange.cache is CacheOutcome.SEMANTIC_HIT,
                 lookup.similarity,
                 found.refusal,
                 found.soft,
@@ -225,8 +235,9 @@ async def run_pairs(pairs: list[Pair], config: Any) -> list[Outcome]:
 
 def exact_hit_ms(pairs: list[Pair], config: Any, count: int = 200) -> list[float]:
     """Time of an exact hit's lookup (the embedder must stay off this path)."""
+    from gateway_app.apis import CHAT_COMPLETIONS
     from gateway_app.cache.hook import build
-    from gateway_app.hooks import RequestContext
+    from gateway_app.context import CacheOutcome, Caller, Exchange, RequestContext, RouteOutcome
     from gateway_app.providers.base import ChatResult
 
     async def run() -> list[float]:
@@ -236,18 +247,26 @@ def exact_hit_ms(pairs: list[Pair], config: Any, count: int = 200) -> list[float
         for i, pair in enumerate(pairs[:count]):
             for attempt in range(2):
                 body = {"model": "eval", "messages": [{"role": "user", "content": pair.a}]}
-                ctx = RequestContext(request_id="x", endpoint="/v1/chat/completions", headers={})
-                ctx.body, ctx.model, ctx.team_id = body, "eval", f"exact-{i}"
-                # Opt out of the semantic side: the stored answer is found by its hash.
-                ctx.headers["x-aigw-semantic-cache"] = "false"
+                request = RequestContext(
+                    request_id="x",
+                    endpoint=CHAT_COMPLETIONS.path,
+                    # Opt out of the semantic side: the stored answer is found by its hash.
+                    headers={"x-aigw-semantic-cache": "false"},
+                    api=CHAT_COMPLETIONS,
+                    body=body,
+                    model="eval",
+                    caller=Caller("eval", f"exact-{i}", "eval"),
+                )
+                exchange = Exchange()
                 started = time.perf_counter()
-                await hook.before(ctx)
+                state = await hook.before(request, exchange)
                 if attempt:
-                    assert ctx.cache_outcome == "hit"
+                    assert exchange.cache is CacheOutcome.HIT
                     times.append((time.perf_counter() - started) * 1000)
                 else:
-                    ctx.status, ctx.result = 200, ChatResult(b"{}")
-                    await hook.after(ctx)
+                    exchange.status = 200
+                    exchange.route = RouteOutcome(result=ChatResult(b"{}"))
+                    await hook.after(request, exchange, state)
         return times
 
     return _run(run())

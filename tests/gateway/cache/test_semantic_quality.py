@@ -4,9 +4,12 @@
 (local model, index, word checks, judge, default profile), one scope per pair,
 and this test asserts the bar there: on the development pairs, and, what
 matters, on pairs the judge was not fitted on, by author (leave-one-source-out:
-fitted on three authors' files, scored on the fourth) and by random folds. The
-sealed split is scored by its own test (added when it is merged), never fitted
-or validated on.
+fitted on three authors' files, scored on the fourth) and by random folds.
+
+Sealed split v3 was scored once by the lead with the final rule (precision
+0.991, recall 0.710: bench/semantic-cache.md); it was never fitted or validated
+on. Now that it is used, its test below is a regression test of the committed
+rule on pairs it was not tuned on, no longer an unseen test set.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from gateway_app.cache.minilm import MiniLM
 
 PAIRS = Path(__file__).parent / "pairs"
 DEV = sorted(PAIRS.glob("dev_*.yaml"))
+SEALED_3 = PAIRS / "sealed_test_3.yaml"
+# The bytes the lead scored once (SEALED_3.md): an edited split is not the one reported.
+SEALED_3_SHA256 = "5b8165e7b7254139a766dac1c02d1cbe4ca01a02543ae33f4539e9907b45a712"
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +91,33 @@ def test_precision_holds_on_authors_the_judge_was_not_fitted_on(dev: dict) -> No
     assert loose["overall"]["precision"] >= 0.95
     # Cosine alone cannot do it: the word checks and the judge make the precision.
     assert dev["cosine_alone"]["0.85"]["precision"] < 0.8
+
+
+@pytest.mark.timeout(1200)
+def test_sealed_split_3_keeps_the_precision_bar_as_a_regression_test() -> None:
+    # A regression test now: the split was used (scored once with the final rule,
+    # 0.991 / 0.710, 1 wrong hit: a reversed role). A change to the word checks, the
+    # judge or its weights that serves more of these near-misses fails here.
+    assert hashlib.sha256(SEALED_3.read_bytes()).hexdigest() == SEALED_3_SHA256
+    # ~860 forward passes: under a minute idle, several on a loaded shared machine.
+    sealed = evaluate([SEALED_3])
+    overall, kinds = sealed["overall"], sealed["per_kind"]
+    print(f"\nsealed v3, default profile: {overall}")
+    assert sealed["guard"] == "strict"
+    assert overall["pairs"] == 432
+    assert overall["precision"] >= 0.95  # the issue's bar at the default setting
+    # Recall as scored (0.710, 115 of 162), with room for a rounding-size change only.
+    assert overall["recall"] >= 0.68
+    # Per kind, wrong hits as the bar allows: at 0.95 with ~115 hits, at most 6 in
+    # all; none of the kinds the word checks refuse outright (numbers, entities,
+    # negation) and none of the related-but-different requests (0 when scored); the
+    # one reversed role served when scored, and no more than 2 there.
+    assert kinds["number"]["wrongly_served"] == 0, sealed["wrong_hits"]
+    assert kinds["entity"]["wrongly_served"] == 0, sealed["wrong_hits"]
+    assert kinds["negation"]["wrongly_served"] == 0, sealed["wrong_hits"]
+    assert kinds["different"]["wrongly_served"] == 0, sealed["wrong_hits"]
+    assert kinds["reversed"]["wrongly_served"] <= 2, sealed["wrong_hits"]
+    assert overall["wrong_hits"] <= 6
 
 
 def test_a_malformed_pair_file_names_the_entry_and_the_fix(tmp_path: Path) -> None:
