@@ -153,6 +153,9 @@ class Exchange:
     # each just before the response's last byte, so it is done when the client has it all.
     before_last_byte: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     cache: CacheOutcome | None = None  # the cache (None: not consulted)
+    # The cache: the object a hit answered with, when its API keeps one (a Responses API
+    # response, which the response store keeps as it keeps an upstream's).
+    replayed: dict[str, Any] | None = None
     cost_usd: float | None = None  # governance: settled cost (None: unknown or refused)
     rejection: str | None = None  # governance: why it refused ("budget:team", ...)
     spans: list[Span] | None = None  # hooks' timed phases (tracing): see add_span
