@@ -167,6 +167,9 @@ class Exchange:
     cache: CacheOutcome | None = None  # the cache (None: not consulted)
     # The cache: the guard's decision on a semantic lookup's nearest candidate.
     semantic: SemanticDecision | None = None
+    # The cache: the object a hit answered with, when its API keeps one (a Responses API
+    # response, which the response store keeps as it keeps an upstream's).
+    replayed: dict[str, Any] | None = None
     cost_usd: float | None = None  # governance: settled cost (None: unknown or refused)
     rejection: str | None = None  # governance: why it refused ("budget:team", ...)
     spans: list[Span] | None = None  # hooks' timed phases (tracing): see add_span

@@ -147,12 +147,16 @@ class CacheHook(Hook[CacheLookup]):
         if api is not CHAT_COMPLETIONS:
             headers = request.headers
             namespace = "\n".join([api.path, *(headers.get(name, "") for name in api.vary)])
-        miss = CacheLookup(exact_key(body, tenant, request.stream, namespace), policy.ttl_s)
+        keyed = api.cache_body(body, request.history) if api.cache_body is not None else body
+        miss = CacheLookup(exact_key(keyed, tenant, request.stream, namespace), policy.ttl_s)
         exchange.cache = CacheOutcome.MISS
         lookup = "no-cache" not in control
         try:
             raw = await self.store.get(miss.key) if lookup else None
             if raw is not None:
+                if api.replay is not None:  # a new answer of its own (new ids, ...)
+                    answer, exchange.replayed = api.replay(raw[1:], request.stream, body)
+                    raw = raw[:1] + answer
                 return self._hit(exchange, raw, CacheOutcome.HIT, started)
             if (
                 self.semantic is not None

@@ -221,10 +221,14 @@ class ResponseStoreHook(Hook[None]):
     async def _keep(self, team: str, items: list[dict[str, Any]], exchange: Exchange) -> None:
         """Store a complete response (never an error, a broken or abandoned stream)."""
         route = exchange.route
-        if route is None or exchange.status != 200 or exchange.error:
+        if exchange.status != 200 or exchange.error:
             return
         response: Any
-        if route.result is not None:
+        if exchange.replayed is not None:  # a cache hit, served as a new response
+            response = exchange.replayed
+        elif route is None:
+            return
+        elif route.result is not None:
             response = route.result.data
         elif route.stream is not None:
             response = route.stream.state.extra.get("response")
