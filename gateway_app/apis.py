@@ -19,6 +19,7 @@ from gateway_app.protocols.anthropic_messages import (
     validate_count_tokens,
     validate_messages,
 )
+from gateway_app.protocols.openai_responses import replay
 from gateway_app.protocols.openai_responses.native import RESPONSES_ERRORS
 from gateway_app.protocols.openai_responses.validation import validate_responses
 from gateway_app.providers.base import Capability
@@ -60,6 +61,15 @@ class WireApi:
     stream_end: bytes = b"data: [DONE]"
     # Request headers that change the answer (part of its cache key, as HTTP's Vary).
     vary: tuple[str, ...] = ()
+    # The body its cache key is made of, given the chained history (None: the body as sent).
+    cache_body: Callable[[dict[str, Any], list[dict[str, Any]] | None], dict[str, Any]] | None = (
+        None
+    )
+    # A cache hit as a new answer to this request (stored bytes, stream?, body): the bytes
+    # to send and the object a hook keeps of it (None: the stored bytes as they are).
+    replay: Callable[[bytes, bool, dict[str, Any]], tuple[bytes, dict[str, Any] | None]] | None = (
+        None
+    )
     # Whether it generates tokens: budgets and TPM reserve for it (a token count does not).
     metered: bool = True
 
@@ -105,10 +115,10 @@ COUNT_TOKENS = WireApi(
     metered=False,
 )
 # OpenAI's Responses API (Codex, the Agents SDK): served natively where a deployment
-# declares OPENAI_RESPONSES, through chat elsewhere. Not cached: a response is stored
-# per key under its own id (gateway_app.responses.store), so no two answers are the same
-# object. Its prompt is instructions, the chained history and input (governance's
-# estimate reads them itself).
+# declares OPENAI_RESPONSES, through chat elsewhere. Cached on the whole conversation (the
+# chained history and input); a hit is served as a new response (new ids, created_at now)
+# and stored like any other (gateway_app.responses.store). Its prompt is instructions, the
+# chained history and input (governance's estimate reads them itself).
 RESPONSES = WireApi(
     "/v1/responses",
     Operation.RESPONSES,
@@ -116,6 +126,9 @@ RESPONSES = WireApi(
     validate_responses,
     errors=RESPONSES_ERRORS,
     prompt_fields=("instructions", "input"),
+    cacheable=True,
     stream_end=b"event: response.completed",
+    cache_body=replay.cache_body,
+    replay=replay.replay,
 )
 WIRE_APIS = (CHAT_COMPLETIONS, EMBEDDINGS, MESSAGES, COUNT_TOKENS, RESPONSES)

@@ -606,10 +606,19 @@ class GatewayApp:
             hooks.append(TimedHook(hook, "aigw.limits") if timed else hook)
         # The response store is entered before governance's limits, which count the whole
         # conversation a chained Responses call sends.
-        store = build_response_store(config, self.env.redis_url, self.env.redis_ca_file)
+        credential = self.env.redis_credential()
+        store = build_response_store(
+            config, self.env.redis_url, self.env.redis_ca_file, credential=credential
+        )
         at = next((i for i, h in enumerate(hooks) if h.stage is Stage.CALL), len(hooks))
         hooks.insert(at, store)
-        cache = build_cache(config, self.env.redis_url, self.env.redis_ca_file, self.router)
+        cache = build_cache(
+            config,
+            self.env.redis_url,
+            self.env.redis_ca_file,
+            self.router,
+            credential=credential,
+        )
         if cache is not None:
             hooks.append(cache)
         return hooks
@@ -628,7 +637,7 @@ def _circuit_store(config: GatewayConfig, env: Environment) -> CircuitBreakerSto
     from gateway_app.state.circuit_redis import RedisCircuitBreakerStore
 
     return RedisCircuitBreakerStore.from_url(
-        env.redis_url, config.router.circuit_breaker, env.redis_ca_file
+        env.redis_url, config.router.circuit_breaker, env.redis_ca_file, env.redis_credential()
     )
 
 

@@ -52,12 +52,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def serve_command(args: argparse.Namespace) -> int:
     """Validate the config, then run the server (uvloop + httptools, ours or uvicorn)."""
+    from gateway_app.cache.hook import check_semantic_runtime
     from gateway_app.config import ConfigError, load
 
     if args.config:
         os.environ["AIGW_CONFIG"] = os.path.abspath(args.config)
     try:
         config = load()  # fail here, with the key and the reason, before binding
+        check_semantic_runtime(config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -136,6 +136,18 @@ class Span(NamedTuple):
     attributes: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class SemanticDecision:
+    """The semantic cache guard's decision on the most similar cached request."""
+
+    similarity: float  # cosine similarity of the two prompts' embeddings
+    accepted: bool  # served (accepted) or refused
+    # accepted: the alignment (aligned, reworded); refused: what differed (numbers,
+    # entities, negation, antonym, reversed), or judge, judge-unavailable, similarity
+    reason: str
+    judge: float | None = None  # the judge's probability, when it weighed the pair
+
+
 @dataclass(slots=True)
 class Exchange:
     """What the gateway answered for one request, and the facts hooks report."""
@@ -153,6 +165,11 @@ class Exchange:
     # each just before the response's last byte, so it is done when the client has it all.
     before_last_byte: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     cache: CacheOutcome | None = None  # the cache (None: not consulted)
+    # The cache: the guard's decision on a semantic lookup's nearest candidate.
+    semantic: SemanticDecision | None = None
+    # The cache: the object a hit answered with, when its API keeps one (a Responses API
+    # response, which the response store keeps as it keeps an upstream's).
+    replayed: dict[str, Any] | None = None
     cost_usd: float | None = None  # governance: settled cost (None: unknown or refused)
     rejection: str | None = None  # governance: why it refused ("budget:team", ...)
     spans: list[Span] | None = None  # hooks' timed phases (tracing): see add_span

@@ -14,8 +14,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gateway_app.observability.tracing import configured as tracing_configured
+
+if TYPE_CHECKING:
+    from gateway_app.credentials.redis_entra import EntraRedisCredential
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,9 @@ class Environment:
     redis_url: str | None = field(default=None, repr=False)
     #: ``AIGW_REDIS_CA_FILE``: the CA that signed the Redis server's certificate (rediss://).
     redis_ca_file: str | None = None
+    #: ``AIGW_REDIS_AUTH``: ``entra`` authenticates to Redis (Azure Managed Redis) with the
+    #: pod's Microsoft Entra token instead of a password in the URL.
+    redis_auth: str | None = None
     #: ``AIGW_DATABASE_URL``: governance's PostgreSQL; unset uses embedded SQLite.
     database_url: str | None = field(default=None, repr=False)
     #: ``AIGW_DATABASE_CA_FILE``: the CA of the PostgreSQL server's certificate.
@@ -48,6 +55,12 @@ class Environment:
     #: The standard ``OTEL_*`` variables ask for trace export.
     tracing: bool = False
 
+    def redis_credential(self) -> EntraRedisCredential | None:
+        """The token credential ``AIGW_REDIS_AUTH`` asks for (None: the URL's password)."""
+        from gateway_app.credentials.redis_entra import redis_credential
+
+        return redis_credential(self.redis_auth, self.redis_url)
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Environment:
         """Read the process environment (or ``environ``); an empty value counts as unset."""
@@ -59,6 +72,7 @@ class Environment:
         return cls(
             redis_url=get("AIGW_REDIS_URL"),
             redis_ca_file=get("AIGW_REDIS_CA_FILE"),
+            redis_auth=get("AIGW_REDIS_AUTH"),
             database_url=get("AIGW_DATABASE_URL"),
             database_ca_file=get("AIGW_DATABASE_CA_FILE"),
             migration_database_url=get("AIGW_MIGRATION_DATABASE_URL"),

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 from gateway_app.config import GatewayConfig
 from gateway_app.environment import Environment
 from gateway_app.providers import ADAPTERS
+from gateway_app.state.resp import TokenCredential
 
 
 class Health:
@@ -29,6 +30,7 @@ class Health:
         self.shutting_down = False
         self.redis_url = env.redis_url
         self.redis_ca_file = env.redis_ca_file
+        self.redis_credential = env.redis_credential()
         self.providers: dict[str, Any] = {}
         for name, provider in config.providers.items():
             # Cloud adapters detect their credential sources (environment, token files).
@@ -57,7 +59,9 @@ class Health:
         ready = not self.shutting_down
         if self.redis_url:
             try:
-                await asyncio.wait_for(redis_ping(self.redis_url, self.redis_ca_file), 2.0)
+                await asyncio.wait_for(
+                    redis_ping(self.redis_url, self.redis_ca_file, self.redis_credential), 2.0
+                )
                 checks["redis"] = {"status": "ok"}
             except Exception as exc:
                 checks["redis"] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
@@ -74,8 +78,11 @@ class Health:
         return ready, report
 
 
-async def redis_ping(url: str, ca_file: str | None = None) -> None:
-    """AUTH (if the URL has credentials) and PING; raise unless Redis answers PONG."""
+async def redis_ping(
+    url: str, ca_file: str | None = None, credential: TokenCredential | None = None
+) -> None:
+    """AUTH (with ``credential``'s token, or the URL's password) and PING; raise unless
+    Redis answers PONG."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss"):
         raise ValueError(
@@ -89,7 +96,10 @@ async def redis_ping(url: str, ca_file: str | None = None) -> None:
     )
     try:
         commands = []
-        if parts.password:
+        if credential is not None:
+            user, token, _ = await credential.current()
+            commands.append(["AUTH", user, token])
+        elif parts.password:
             auth = [parts.username or "default", unquote(parts.password)]
             commands.append(["AUTH", *auth])
         commands.append(["PING"])

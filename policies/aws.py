@@ -6,6 +6,7 @@ same resource types; each description says why and how to fix.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -239,6 +240,41 @@ def _imds(options: Any, where: str, max_hops: int) -> Iterable[str]:
             f"{where}.httpPutResponseHopLimit is {int(hops)}: set it to at most {max_hops} so "
             "pods cannot reach the node's credentials through the metadata service"
         )
+
+
+# What checkov's CKV_AWS_46 and secret scanners look for in user data: AWS access keys,
+# private keys, and assignments of secret-looking names.
+_USER_DATA_SECRETS = (
+    (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+    (
+        re.compile(
+            r"(?i)\b[A-Z0-9_]*(SECRET|PASSWORD|PASSWD|TOKEN|API_KEY)[A-Z0-9_]*\s*[=:]\s*"
+            r"['\"]?(?!\$)[^\s'\"]{8,}"
+        ),
+        "a secret-looking assignment",
+    ),
+)
+
+
+def _decoded_user_data(props: Mapping[str, Any]) -> str:
+    raw = get(props, "userData") or get(props, "userDataBase64") or ""
+    if not isinstance(raw, str):
+        return ""
+    try:
+        return base64.b64decode(raw, validate=True).decode("utf-8", "replace")
+    except ValueError:
+        return raw  # an instance's userData is plain text
+
+
+def _user_data_secrets(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    text = _decoded_user_data(props)
+    for pattern, what in _USER_DATA_SECRETS:
+        if pattern.search(text):
+            yield (
+                f"userData holds {what}: fetch it at boot from Secrets Manager or SSM "
+                "Parameter Store with the instance's role instead"
+            )
 
 
 def _launch_template_imdsv2(props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
@@ -715,6 +751,17 @@ def policies() -> list[ResourceValidationPolicy]:
                 EBS_ENCRYPTION_BY_DEFAULT: _encryption_by_default,
             },
             category=enc,
+        ),
+        resource_policy(
+            "aws-ec2-launchtemplate-no-secrets-in-user-data",
+            "Launch templates and instances must not carry credentials in their user data: "
+            "anyone who may describe the instance, and every process on it through the "
+            "metadata service, can read it. Fix: fetch secrets at boot from Secrets Manager or "
+            "SSM Parameter Store with the instance's role.",
+            types=[LAUNCH_TEMPLATE, EC2_INSTANCE],
+            check=_user_data_secrets,
+            category=Category.IDENTITY,
+            severity=Severity.HIGH,
         ),
         resource_policy(
             "aws-ec2-launchtemplate-imdsv2",

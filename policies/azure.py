@@ -40,6 +40,7 @@ SECURITY_RULE = "azure-native:network:SecurityRule"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 SUBNET = "azure-native:network:Subnet"
 KEY_VAULT = "azure-native:keyvault:Vault"
+KEY_VAULT_SECRET = "azure-native:keyvault:Secret"
 DEFENDER_PRICING = "azure-native:security:Pricing"
 ROLE_DEFINITION = "azure-native:authorization:RoleDefinition"
 
@@ -379,6 +380,14 @@ def _vault_recoverable(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterab
         )
 
 
+def _secret_content_type(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if not get(props, "properties.contentType"):
+        yield (
+            "properties.contentType is not set: set properties.contentType to what the value "
+            "is (for example 'application/json'), so readers and rotation know how to parse it"
+        )
+
+
 def _defender_pricing(props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
     tier = get(props, "pricingTier")
     if str(tier) != "Standard":
@@ -574,6 +583,16 @@ def policies() -> list[ResourceValidationPolicy]:
             types=[KEY_VAULT],
             check=_vault_recoverable,
             category=Category.RESILIENCE,
+        ),
+        resource_policy(
+            "azure-keyvault-secret-content-type",
+            "Key Vault secrets must say what their value is (a content type), so the readers "
+            "and whoever rotates it parse it the same way. Fix: set "
+            "properties.contentType (for example 'application/json').",
+            types=[KEY_VAULT_SECRET],
+            check=_secret_content_type,
+            category=Category.IDENTITY,
+            severity=Severity.LOW,
         ),
         resource_policy(
             "azure-security-pricing-standard",

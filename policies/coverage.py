@@ -103,7 +103,7 @@ CATALOG: dict[str, list[Anchor]] = {
         _a("CKV_AWS_79", "IMDSv1 disabled", "aws-ec2-launchtemplate-imdsv2"),
         _a("CKV_AWS_341", "metadata hop limit 1", "aws-ec2-launchtemplate-imdsv2"),
         _a("CKV_AWS_88", "no public IP", "aws-ec2-launchtemplate-no-public-ip"),
-        _a("CKV_AWS_46", "no secrets in user data", None, "no rule reads user data for secrets; the program sets none (secrets reach pods as Kubernetes Secrets)"),
+        _a("CKV_AWS_46", "no secrets in user data", "aws-ec2-launchtemplate-no-secrets-in-user-data"),
         _a("aws-ec2-launchtemplate-disallow-public-ip", "no public IP", "aws-ec2-launchtemplate-no-public-ip"),
         _a("aws-ec2-launchtemplate-disallow-unencrypted-block-device", "block devices encrypted", "aws-ec2-launchtemplate-ebs-encrypted"),
         _a("aws-ec2-launchtemplate-configure-customer-managed-key", "block devices with a CMK", None, "node root volumes hold images and scratch space, encrypted with the account's EBS key; data stores carry the customer-managed key"),
@@ -275,6 +275,7 @@ CATALOG: dict[str, list[Anchor]] = {
     ],
     "azure-native:dbforpostgresql:Configuration": [], "azure-native:dbforpostgresql:Database": [],
     "azure-native:redisenterprise:RedisEnterprise": [], "azure-native:redisenterprise:Database": [],
+    "azure-native:redisenterprise:AccessPolicyAssignment": [],
     "azure-native:network:NetworkSecurityGroup": [
         _a("CKV_AZURE_9", "no RDP from the internet", "azure-network-networksecuritygroup-no-public-ingress"),
         _a("CKV_AZURE_10", "no SSH from the internet", "azure-network-networksecuritygroup-no-public-ingress"),
@@ -311,6 +312,10 @@ CATALOG: dict[str, list[Anchor]] = {
         _a("CKV_AZURE_40", "expiration date set", None, "the key rotates yearly through its rotation policy; an expiry date would stop AKS decrypting its secrets if rotation ever failed"),
         _a("CKV_AZURE_112", "HSM-backed", None, "a Standard vault's software key; HSM keys need a Premium vault (a cost choice left to the deployer)"),
     ],
+    "azure-native:keyvault:Secret": [
+        _a("CKV_AZURE_114", "content type set", "azure-keyvault-secret-content-type"),
+        _a("CKV_AZURE_41", "expiration date set", None, "the database owner's password, rotated with the stack; Key Vault still returns an expired secret on get (expiry is advisory for secrets), so an expiry would only raise alerts, not force a rotation"),
+    ],
     "azure-native:security:Pricing": [
         _a("CKV_AZURE_19", "Defender plan on the Standard tier", "azure-security-pricing-standard"),
         _a("CKV_AZURE_85", "Defender for Kubernetes (Containers) on", "azure-security-pricing-standard"),
@@ -326,6 +331,10 @@ CATALOG: dict[str, list[Anchor]] = {
     "azure-native:operationalinsights:Workspace": [],
     "azure-native:resources:ResourceGroup": [],
     # ---------------------------------------------------------------- GCP
+    # Secret Manager (the database owner's password): no anchor rule set has a check for it.
+    "gcp:secretmanager/secret:Secret": [],
+    "gcp:secretmanager/secretVersion:SecretVersion": [],
+    "gcp:secretmanager/secretIamMember:SecretIamMember": [],
     "gcp:container/cluster:Cluster": [
         _a("CKV_GCP_1", "Cloud Logging", "gcp-container-cluster-logging"),
         _a("CKV_GCP_7", "legacy authorization disabled", "gcp-container-cluster-no-legacy-auth"),

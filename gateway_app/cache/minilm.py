@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,10 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 import numpy as np  # noqa: E402
+
+# The layers whose token states the encoder keeps for the judge (cache/judge.py): the
+# last (what the sentence embedding pools) and a middle one (closer to the words).
+JUDGE_LAYERS = (4, 6)
 
 MAX_TOKENS = 256  # the model was trained with max_seq_length 256
 
@@ -77,6 +82,14 @@ class MiniLM:
 
     def embed(self, text: str) -> Any:
         """The unit-length embedding of ``text`` (float32 array of 384)."""
+        return self.encode(text).vector
+
+    def encode(self, text: str) -> Encoding:
+        """The embedding of ``text`` with its tokens and their states (one forward pass).
+
+        The judge (:mod:`gateway_app.cache.judge`) compares two prompts token by
+        token; it reads the states of layers ``JUDGE_LAYERS``, kept as float16.
+        """
         encoding = self.tokenizer.encode(text)
         ids = np.asarray(encoding.ids, dtype=np.int64)
         w = self.w
@@ -90,6 +103,7 @@ class MiniLM:
         heads = self.heads
         size = x.shape[1] // heads
         scale = 1.0 / math.sqrt(size)
+        kept = {}
         for i in range(self.layers):
             p = f"encoder.layer.{i}."
             q = (
@@ -115,8 +129,25 @@ class MiniLM:
             h = self._dense(x, p + "intermediate.dense")
             h = 0.5 * h * (1.0 + _erf(h / math.sqrt(2.0)))  # exact GELU, as BERT uses
             x = self._ln(x + self._dense(h, p + "output.dense"), p + "output.LayerNorm")
+            if i + 1 in JUDGE_LAYERS:
+                kept[i + 1] = x.astype(np.float16)
         pooled = x.mean(0)  # no padding: every token is attended
-        return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
+        vector = (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
+        return Encoding(tuple(encoding.tokens), tuple(kept[n] for n in JUDGE_LAYERS), vector)
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """One prompt through the model: its wordpieces, their states, its embedding."""
+
+    tokens: tuple[str, ...]  # wordpieces, [CLS] first and [SEP] last
+    states: tuple[Any, ...]  # per JUDGE_LAYERS: (tokens, 384) float16
+    vector: Any  # the unit-length sentence embedding (float32, 384)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the states and the vector."""
+        return sum(s.nbytes for s in self.states) + self.vector.nbytes
 
 
 def _erf(x: Any) -> Any:

@@ -4,8 +4,12 @@ A lookup embeds the last user message (bounded: one worker thread, at most
 ``max_pending`` queued, ``embed_timeout_s`` each; over either it is a miss,
 never a delay), searches the index for the request's *scope* (everything else
 in the request, hashed: model, parameters, system prompt, earlier turns,
-tenant), and accepts the best candidate above the threshold only if the
-lexical guard agrees (:mod:`gateway_app.cache.guard`).
+tenant), and serves the most similar candidate that passes the guard's word
+checks (:mod:`gateway_app.cache.guard`) and that the judge
+(:mod:`gateway_app.cache.judge`) accepts under the model's profile. The judge
+compares the two prompts' token states from the local all-MiniLM-L6-v2 (the
+query's come with its embedding; a cached prompt's are kept in a bounded
+cache, or recomputed), whichever embedder finds the candidates.
 
 The index is brute force in numpy per scope (a scope holds the variants of one
 conversation prefix, so it stays small). Replicas share entries through a
@@ -29,11 +33,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from gateway_app.cache.guard import Features, same_request
+from gateway_app.cache.guard import Features, GuardPolicy, Screen, Verdict, screen
+from gateway_app.cache.judge import EncodingCache, JudgeModel, pair_features
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from gateway_app.cache.minilm import Encoding
     from gateway_app.config import SemanticCacheConfig
 
 log = logging.getLogger("gateway_app.cache")
@@ -48,38 +54,60 @@ class Embedder(Protocol):
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 in-process (numpy), on one worker thread, loaded on first use."""
+    """all-MiniLM-L6-v2 in-process (numpy), on one worker thread, loaded on first use.
 
-    def __init__(self, timeout_s: float = 0.5, max_pending: int = 16) -> None:
+    Also the judge's encoder: :meth:`encode` gives a prompt's token states, kept
+    in a cache bounded in bytes (``cache_bytes``) so a cached prompt's states are
+    computed once while it is in use.
+    """
+
+    def __init__(
+        self, timeout_s: float = 0.5, max_pending: int = 16, cache_bytes: int = 64 << 20
+    ) -> None:
         self.timeout_s = timeout_s
         self.max_pending = max_pending
         self.pending = 0
+        self.encodings = EncodingCache(cache_bytes)
         self._model: Any = None
         # One thread: embedding is CPU-bound; a second would only contend with the
         # event loop for the same cores. numpy's matmul releases the GIL meanwhile.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="aigw-embed")
 
-    def _embed_sync(self, text: str) -> np.ndarray:
+    def _encode_sync(self, text: str) -> Encoding:
         if self._model is None:
             from gateway_app.cache.minilm import MiniLM
 
             self._model = MiniLM()
-        return self._model.embed(text)
+        return self._model.encode(text)
+
+    async def warm(self) -> None:
+        """Load the weights now (start-up) rather than on the first lookup."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._encode_sync, "warm")
 
     async def embed(self, text: str) -> np.ndarray | None:
         """The embedding, or None when ``max_pending`` are queued or it took too long."""
+        encoding = await self.encode(text)
+        return None if encoding is None else encoding.vector
+
+    async def encode(self, text: str) -> Encoding | None:
+        """Tokens, states and embedding of ``text`` (cached), or None (over capacity, slow)."""
+        found = self.encodings.get(text)
+        if found is not None:
+            return found
         if self.pending >= self.max_pending:
             return None
         self.pending += 1
         try:
             future = asyncio.get_running_loop().run_in_executor(
-                self._executor, self._embed_sync, text
+                self._executor, self._encode_sync, text
             )
-            return await asyncio.wait_for(future, self.timeout_s)
+            encoding = await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError:
             return None
         finally:
             self.pending -= 1
+        self.encodings.put(text, encoding)
+        return encoding
 
 
 class ProviderEmbedder:
@@ -141,6 +169,23 @@ class Match:
     similarity: float
 
 
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What one semantic lookup found: the hit (if any) and the guard's verdict.
+
+    ``similarity`` and ``verdict`` describe the hit, or else the most similar
+    candidate the guard looked at (None when the scope was empty): the metric
+    and the access log record both, so refused near-matches are visible too.
+    """
+
+    match: Match | None
+    similarity: float | None
+    verdict: Verdict | None
+
+
+_NOTHING = Lookup(None, None, None)
+
+
 class _Scope:
     __slots__ = ("entries", "matrix")
 
@@ -191,31 +236,60 @@ class VectorIndex:
             del self._scopes[entry.scope]
 
     def search(
-        self, scope_key: str, vector: np.ndarray, text: str, threshold: float
-    ) -> Match | None:
-        """The most similar entry at or above ``threshold`` that the guard accepts."""
+        self, scope_key: str, vector: np.ndarray, text: str, policy: GuardPolicy
+    ) -> tuple[list[Candidate], Lookup]:
+        """The entries for the judge to weigh (most similar first), and the first refusal.
+
+        A candidate is at or above the policy's floor and passes the word checks;
+        at most :data:`MAX_JUDGED` are returned. The refusal (a word check, or
+        "similarity" for the nearest entry below the floor) is what the lookup
+        reports when the judge accepts none.
+        """
         import numpy as np
 
         scope = self._scopes.get(scope_key)
         if scope is None:
-            return None
+            return [], _NOTHING
         if scope.matrix is None:
             scope.matrix = np.vstack([e.vector for e in scope.entries])
         similarities = scope.matrix @ vector
         now = self.clock()
         query = Features(text)
+        first: Lookup = _NOTHING
+        candidates: list[Candidate] = []
         for index in np.argsort(-similarities)[:8]:
             similarity = float(similarities[index])
-            if similarity < threshold:
-                break
             entry = scope.entries[int(index)]
             if entry.expires_at <= now:
                 continue
+            if similarity < policy.floor:
+                if first.verdict is None:
+                    first = Lookup(None, similarity, Verdict(False, "similarity"))
+                break
             if entry.features is None:
                 entry.features = Features(entry.text)
-            if same_request(query, entry.features) is None:
-                return Match(entry, similarity)
-        return None
+            found = screen(query, entry.features)
+            if found.refusal is None:
+                candidates.append(Candidate(entry, similarity, found))
+                if len(candidates) == MAX_JUDGED:
+                    break
+            elif first.verdict is None:
+                first = Lookup(None, similarity, Verdict(False, found.refusal))
+        return candidates, first
+
+
+# The judge weighs at most this many candidates per lookup (each may cost a
+# forward pass of the cached prompt when its states are not held).
+MAX_JUDGED = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A cached entry near the query that passed the word checks: the judge decides."""
+
+    entry: IndexEntry
+    similarity: float
+    screen: Screen
 
 
 class IndexSync(Protocol):
@@ -315,9 +389,52 @@ class RedisIndexSync:
 
 @dataclass(slots=True)
 class SemanticCache:
-    """An embedder, the index and its sync, with the config's bounds."""
+    """An embedder, the index and its sync, the judge, with the config's bounds.
+
+    ``encoder`` gives the judge its token states: the local model, also when the
+    ``embedder`` that finds candidates is one of the gateway's embeddings models.
+    """
 
     embedder: Embedder
     index: VectorIndex
     sync: IndexSync
     config: SemanticCacheConfig
+    encoder: LocalEmbedder
+    judge: JudgeModel
+
+    async def lookup(
+        self, scope: str, vector: np.ndarray, text: str, policy: GuardPolicy
+    ) -> Lookup:
+        """The most similar cached request that the word checks and the judge accept.
+
+        Reports the verdict on the hit, or else on the nearest candidate the judge
+        weighed, or else the first refusal of the search. A prompt whose states
+        cannot be had in time (the encoder over capacity) is a miss.
+        """
+        candidates, first = self.index.search(scope, vector, text, policy)
+        if not candidates:
+            return first
+        query = await self.encoder.encode(text)
+        judged: Lookup | None = None
+        for candidate in candidates:
+            cached = None if query is None else await self.encoder.encode(candidate.entry.text)
+            if query is None or cached is None:
+                verdict = Verdict(False, "judge-unavailable", candidate.screen.alignment)
+            else:
+                found = candidate.screen
+                features = pair_features(query, cached, found.alignment == "aligned", found.soft)
+                probability = self.judge.probability(features)
+                accepted = probability >= policy.judge
+                verdict = Verdict(
+                    accepted,
+                    found.alignment if accepted else "judge",
+                    found.alignment,
+                    probability,
+                )
+                if accepted:
+                    match = Match(candidate.entry, candidate.similarity)
+                    return Lookup(match, candidate.similarity, verdict)
+            if judged is None:
+                judged = Lookup(None, candidate.similarity, verdict)
+        assert judged is not None
+        return judged

@@ -76,9 +76,12 @@ class RedisCacheStore:
         self.prefix = prefix
 
     @classmethod
-    def from_url(cls, url: str, ca_file: str | None = None, **kwargs: Any) -> RedisCacheStore:
-        """A store on a new client for ``url`` (``rediss://`` with a custom CA accepted)."""
-        return cls(redis_client(url, ca_file), **kwargs)
+    def from_url(
+        cls, url: str, ca_file: str | None = None, credential: Any = None, **kwargs: Any
+    ) -> RedisCacheStore:
+        """A store on a new client for ``url`` (``rediss://`` with a custom CA accepted;
+        ``credential`` for Entra-authenticated Azure Managed Redis)."""
+        return cls(redis_client(url, ca_file, credential), **kwargs)
 
     async def get(self, key: str) -> bytes | None:
         """The value, or None when absent or expired."""
@@ -100,11 +103,14 @@ class RedisCacheStore:
         await self.client.aclose()
 
 
-def redis_client(url: str, ca_file: str | None = None) -> Any:
-    """An asyncio Redis client for ``url``; ``rediss://`` verifies against ``ca_file``."""
+def redis_client(url: str, ca_file: str | None = None, credential: Any = None) -> Any:
+    """An asyncio Redis client for ``url``; ``rediss://`` verifies against ``ca_file``;
+    ``credential`` (:mod:`gateway_app.credentials.redis_entra`) authenticates with Entra tokens."""
     import redis.asyncio as redis
 
-    options: dict[str, Any] = {}
+    from gateway_app.credentials.redis_entra import redis_py_arguments
+
+    url, options = redis_py_arguments(url, credential)
     if url.startswith("rediss://") and ca_file:
         options["ssl_ca_certs"] = ca_file
     return redis.from_url(url, **options)

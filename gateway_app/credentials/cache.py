@@ -75,6 +75,23 @@ class RefreshingCredential(Generic[T]):
                 return value
         return await self._refresh(value)
 
+    @property
+    def expires_at(self) -> float | None:
+        """When the cached value expires (epoch seconds); None: never, or nothing cached."""
+        return self._expires_at
+
+    async def get_fresh(self, min_ttl: float) -> T:
+        """A value valid for more than ``min_ttl`` seconds, awaiting a fetch if need be.
+
+        For holders that must hand the next value on before the current one expires
+        (a Redis connection re-sends ``AUTH``), where a background refresh would leave
+        them holding the old one.
+        """
+        value, expires_at = self._value, self._expires_at
+        if value is not None and (expires_at is None or self.clock() < expires_at - min_ttl):
+            return value
+        return await self._refresh(value)
+
     async def _refresh(self, stale: T | None) -> T:
         if self._lock is None:
             self._lock = asyncio.Lock()

@@ -155,8 +155,12 @@ def _aws_secret(arn: str, region: str) -> str:
     return text
 
 
-class _HttpClient:
-    """The ``post`` the Entra exchange expects, over urllib (``migrate`` has no event loop)."""
+class BlockingHttpClient:
+    """The ``post`` the Entra exchange expects, over urllib in a worker thread.
+
+    For token exchanges outside the request path (``migrate`` has no event loop;
+    Redis renews its token once an hour), which need no pooled upstream client.
+    """
 
     async def post(
         self, url: str, headers: dict[str, str], body: bytes, timeout: float
@@ -218,7 +222,7 @@ def _key_vault_secret(uri: str) -> str:
                 client_id,
                 token_file,
                 KEY_VAULT_SCOPE,
-                _HttpClient(),
+                BlockingHttpClient(),
             )
         )
     except GatewayError as exc:

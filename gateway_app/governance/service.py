@@ -242,15 +242,16 @@ class Governance:
         if url:
             from gateway_app.state.governance_redis import RedisGovernanceState, redis_client
 
-            ca = env.redis_ca_file
+            ca, credential = env.redis_ca_file, env.redis_credential()
+            idle_s = config.governance.audit_claim_idle_s
             state = RedisGovernanceState.from_url(
-                url, ca, claim_idle_s=config.governance.audit_claim_idle_s, leased=leased
+                url, ca, credential=credential, claim_idle_s=idle_s, leased=leased
             )
             drain_state = RedisGovernanceState.from_url(
-                url, ca, max_connections=2, claim_idle_s=config.governance.audit_claim_idle_s
+                url, ca, max_connections=2, credential=credential, claim_idle_s=idle_s
             )
             # Pub/sub holds its connection open: a separate client without a read timeout.
-            redis = redis_client(url, ca, socket_timeout=None)
+            redis = redis_client(url, ca, credential, socket_timeout=None)
         else:
             state = InProcessGovernanceState()
         db = Database.from_environment(env, config.governance.sqlite_path)

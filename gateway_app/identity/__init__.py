@@ -56,7 +56,9 @@ def build(
         "clock": clock,
     }
     store = (
-        RedisSessionStore.from_url(env.redis_url, env.redis_ca_file, **timeouts)
+        RedisSessionStore.from_url(
+            env.redis_url, env.redis_ca_file, credential=env.redis_credential(), **timeouts
+        )
         if env.redis_url
         else InProcessSessionStore(**timeouts)
     )

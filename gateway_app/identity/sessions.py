@@ -259,10 +259,12 @@ class RedisSessionStore(SessionStore):
         self.redis = redis
 
     @classmethod
-    def from_url(cls, url: str, ca_file: str | None = None, **kwargs: Any) -> RedisSessionStore:
+    def from_url(
+        cls, url: str, ca_file: str | None = None, credential: Any = None, **kwargs: Any
+    ) -> RedisSessionStore:
         from gateway_app.state.governance_redis import redis_client
 
-        return cls(redis_client(url, ca_file, max_connections=8), **kwargs)
+        return cls(redis_client(url, ca_file, credential, max_connections=8), **kwargs)
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -226,6 +226,18 @@ def access_fields(
     ):
         if value is not None:
             fields[name] = value
+    semantic = exchange.semantic
+    if semantic is not None:
+        # The nearest cached request and what the guard decided: a wrong semantic
+        # hit a user reports is found by request id, with why it was served.
+        fields["semantic"] = {
+            "similarity": round(semantic.similarity, 4),
+            "decision": "accepted" if semantic.accepted else "refused",
+            "reason": semantic.reason,
+        }
+        if semantic.judge is not None:
+            # The judge's probability that the two prompts ask the same (it weighed them).
+            fields["semantic"]["judge"] = round(semantic.judge, 4)
     if not exchange.served_from_cache:
         usage = exchange.usage
         if usage:

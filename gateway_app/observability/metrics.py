@@ -30,6 +30,7 @@ CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _CIRCUIT = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+_SIMILARITY = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99, 1.0)
 # The labelled endpoints: every wire API's path, the model list, stored responses.
 ENDPOINTS = frozenset({*(api.path for api in WIRE_APIS), "/v1/models", "/v1/responses/{id}"})
 
@@ -89,6 +90,23 @@ class Metrics:
             "aigw_cache_lookups",
             "Cache lookups by result: hit (exact), semantic-hit, miss",
             ["model", "result"],
+            registry=r,
+        )
+        # The decision on the most similar cached request of each semantic lookup:
+        # accepted by the judge (reason = aligned | reworded) or refused (reason =
+        # a word check's finding: numbers, entities, negation, antonym, reversed;
+        # or judge, judge-unavailable, similarity). A fixed vocabulary.
+        self.semantic = Counter(
+            "aigw_semantic_cache_decisions",
+            "Semantic cache lookups by the guard's decision and reason",
+            ["model", "decision", "reason"],
+            registry=r,
+        )
+        self.similarity = Histogram(
+            "aigw_semantic_cache_similarity",
+            "Cosine similarity of the nearest cached request, by the guard's decision",
+            ["model", "decision"],
+            buckets=_SIMILARITY,
             registry=r,
         )
         self.rejections = Counter(
@@ -178,6 +196,11 @@ class Metrics:
         served_from_cache = exchange.served_from_cache
         if cache is not None:
             child(self.cache, model, cache).inc()
+        semantic = exchange.semantic
+        if semantic is not None:
+            decision = "accepted" if semantic.accepted else "refused"
+            child(self.semantic, model, decision, semantic.reason).inc()
+            child(self.similarity, model, decision).observe(semantic.similarity)
         if request.stream and exchange.first_byte_s is not None and not served_from_cache:
             child(self.ttft, model, deployment).observe(exchange.first_byte_s)
         usage = None if served_from_cache else exchange.usage

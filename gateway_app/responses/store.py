@@ -221,10 +221,14 @@ class ResponseStoreHook(Hook[None]):
     async def _keep(self, team: str, items: list[dict[str, Any]], exchange: Exchange) -> None:
         """Store a complete response (never an error, a broken or abandoned stream)."""
         route = exchange.route
-        if route is None or exchange.status != 200 or exchange.error:
+        if exchange.status != 200 or exchange.error:
             return
         response: Any
-        if route.result is not None:
+        if exchange.replayed is not None:  # a cache hit, served as a new response
+            response = exchange.replayed
+        elif route is None:
+            return
+        elif route.result is not None:
             response = route.result.data
         elif route.stream is not None:
             response = route.stream.state.extra.get("response")
@@ -238,13 +242,16 @@ class ResponseStoreHook(Hook[None]):
             log.warning("response %s not stored: %s", response.get("id"), type(exc).__name__)
 
 
-def build(config: Any, redis_url: str | None, ca_file: str | None) -> ResponseStoreHook:
-    """The store hook for ``config.responses`` (Redis when ``redis_url`` is set)."""
+def build(
+    config: Any, redis_url: str | None, ca_file: str | None, credential: Any = None
+) -> ResponseStoreHook:
+    """The store hook for ``config.responses`` (Redis when ``redis_url`` is set;
+    ``credential`` authenticates to Azure Managed Redis with Entra tokens)."""
     from gateway_app.cache.store import InProcessCacheStore, RedisCacheStore
 
     settings = config.responses
     store: CacheStore = (
-        RedisCacheStore.from_url(redis_url, ca_file, prefix="aigw:responses:")
+        RedisCacheStore.from_url(redis_url, ca_file, credential, prefix="aigw:responses:")
         if redis_url
         else InProcessCacheStore(settings.max_entries)
     )

@@ -29,7 +29,7 @@ from typing import Any
 
 from gateway_app.config import CircuitBreakerConfig
 from gateway_app.state.circuit import CircuitState
-from gateway_app.state.resp import ReplyError, RespClient
+from gateway_app.state.resp import ReplyError, RespClient, TokenCredential
 
 log = logging.getLogger("gateway_app.state")
 
@@ -142,10 +142,16 @@ class RedisCircuitBreakerStore:
 
     @classmethod
     def from_url(
-        cls, url: str, config: CircuitBreakerConfig, ca_file: str | None = None, **kwargs: Any
+        cls,
+        url: str,
+        config: CircuitBreakerConfig,
+        ca_file: str | None = None,
+        credential: TokenCredential | None = None,
+        **kwargs: Any,
     ) -> RedisCircuitBreakerStore:
-        """A store on a new client for ``url`` (``AIGW_REDIS_URL``, ``AIGW_REDIS_CA_FILE``)."""
-        return cls(RespClient.from_url(url, ca_file), config, **kwargs)
+        """A store on a new client for ``url`` (``AIGW_REDIS_URL``, ``AIGW_REDIS_CA_FILE``,
+        ``AIGW_REDIS_AUTH``)."""
+        return cls(RespClient.from_url(url, ca_file, credential=credential), config, **kwargs)
 
     def _keys(self, key: str) -> list[str]:
         return [self.prefix + key, self.prefix + key + ":w"]

@@ -23,6 +23,7 @@ import socket
 import time
 from typing import Any
 
+from gateway_app.credentials.redis_entra import EntraRedisCredential, redis_py_arguments
 from gateway_app.state.governance import (
     WINDOW_S,
     BudgetItem,
@@ -306,12 +307,19 @@ class RedisGovernanceState:
 
     @classmethod
     def from_url(
-        cls, url: str, ca_file: str | None = None, *, max_connections: int = 8, **kwargs: Any
+        cls,
+        url: str,
+        ca_file: str | None = None,
+        *,
+        max_connections: int = 8,
+        credential: EntraRedisCredential | None = None,
+        **kwargs: Any,
     ) -> RedisGovernanceState:
-        """A state on new clients for ``url`` (``rediss://`` + ``ca_file`` for TLS)."""
+        """A state on new clients for ``url`` (``rediss://`` + ``ca_file`` for TLS;
+        ``credential`` for Entra tokens instead of the URL's password)."""
         return cls(
-            redis_client(url, ca_file, max_connections=max_connections),
-            RespClient.from_url(url, ca_file),
+            redis_client(url, ca_file, max_connections=max_connections, credential=credential),
+            RespClient.from_url(url, ca_file, credential=credential),
             **kwargs,
         )
 
@@ -472,10 +480,18 @@ def release_deltas(
     return deltas
 
 
-def redis_client(url: str, ca_file: str | None = None, **options: Any) -> Any:
-    """An asyncio Redis client; ``rediss://`` verifies the server against ``ca_file``."""
+def redis_client(
+    url: str,
+    ca_file: str | None = None,
+    credential: EntraRedisCredential | None = None,
+    **options: Any,
+) -> Any:
+    """An asyncio Redis client; ``rediss://`` verifies the server against ``ca_file``;
+    ``credential`` authenticates (and re-authenticates pooled connections) with Entra tokens."""
     import redis.asyncio as redis
 
+    url, auth = redis_py_arguments(url, credential)
+    options.update(auth)
     if url.startswith("rediss://") and ca_file:
         options["ssl_ca_certs"] = ca_file
     options.setdefault("socket_connect_timeout", 5.0)
@@ -485,4 +501,6 @@ def redis_client(url: str, ca_file: str | None = None, **options: Any) -> Any:
     pool = redis.BlockingConnectionPool.from_url(
         url, max_connections=options.pop("max_connections", 64), timeout=10, **options
     )
-    return redis.Redis(connection_pool=pool)
+    # The provider is named to the client too: that is where redis-py subscribes the
+    # pool to the provider's renewed tokens (re-AUTH of pooled connections).
+    return redis.Redis(connection_pool=pool, credential_provider=auth.get("credential_provider"))

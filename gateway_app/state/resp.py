@@ -16,6 +16,13 @@ than ``timeout`` aborts the connection: every command waiting on it fails with
 ``TimeoutError``), reconnection on the next call after the connection is lost
 (a Redis restart), and Lua scripts by SHA with the ``NOSCRIPT`` fallback.
 
+With a ``credential`` (Azure Managed Redis with Microsoft Entra, see
+:mod:`gateway_app.credentials.redis_entra`) each connection authenticates with
+a short-lived token, and the client sends ``AUTH`` with the next token on the
+live connection before the current one expires: Redis runs commands in the
+order it receives them, so the commands written after that ``AUTH`` run under
+the new token and none waits for it.
+
 Blocking commands (``XREADGROUP BLOCK``, pub/sub) would stall every other
 caller on the shared connection: the cold paths keep redis-py for those.
 """
@@ -26,19 +33,36 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+import logging
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import hiredis
 
+from gateway_app.credentials.redis_entra import RETRY_S, renew_delay
+
 ReplyError = hiredis.ReplyError
+
+log = logging.getLogger("gateway_app.state")
 
 
 class RespConnectionError(ConnectionError):
     """The connection to Redis failed or was lost before the reply arrived."""
+
+
+class TokenCredential(Protocol):
+    """A short-lived ``AUTH`` credential: ``(user, password, expires_at)`` (epoch seconds)."""
+
+    async def current(self) -> tuple[str, str, float | None]:
+        """The credential for a new connection."""
+        ...
+
+    async def renewed(self) -> tuple[str, str, float | None]:
+        """A credential that outlives the renewal window (fetched if need be)."""
+        ...
 
 
 class _Protocol(asyncio.Protocol):
@@ -116,9 +140,13 @@ class RespClient:
         ca_file: str | None = None,
         connect_timeout: float = 5.0,
         timeout: float = 5.0,
+        credential: TokenCredential | None = None,
     ) -> None:
         self.host, self.port, self.db = host, port, db
         self.username, self.password = username, password
+        self.credential = credential
+        self._renewal: asyncio.TimerHandle | None = None
+        self._renewing: asyncio.Task[None] | None = None
         self.tls, self.ca_file = tls, ca_file
         self.connect_timeout, self.timeout = connect_timeout, timeout
         self._proto: _Protocol | None = None
@@ -171,7 +199,15 @@ class RespClient:
                 f"cannot connect to Redis at {self.host}:{self.port}: {exc}"
             ) from exc
         handshake: list[tuple[Any, ...]] = []
-        if self.password is not None:
+        expires_at: float | None = None
+        if self.credential is not None:
+            try:
+                user, token, expires_at = await self.credential.current()
+            except Exception as exc:
+                proto.abort(RespConnectionError("no Redis credential"))
+                raise RespConnectionError(f"no credential for Redis: {exc}") from exc
+            handshake.append(("AUTH", user, token))
+        elif self.password is not None:
             handshake.append(
                 ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)
             )
@@ -184,7 +220,54 @@ class RespClient:
                 if isinstance(reply, ReplyError):
                     proto.abort(RespConnectionError(str(reply)))
                     raise RespConnectionError(f"Redis refused the connection: {reply}")
+        self._schedule_renewal(proto, expires_at)
         return proto
+
+    def _schedule_renewal(self, proto: _Protocol, expires_at: float | None) -> None:
+        if self._renewal is not None:
+            self._renewal.cancel()
+        delay = renew_delay(expires_at)
+        if delay is None:
+            self._renewal = None
+            return
+        loop = asyncio.get_running_loop()
+
+        def start() -> None:
+            self._renewal = None
+            if proto is self._proto and not proto.closed:
+                self._renewing = loop.create_task(self._renew(proto, expires_at))
+
+        self._renewal = loop.call_later(delay, start)
+
+    async def _renew(self, proto: _Protocol, expires_at: float | None) -> None:
+        """Send ``AUTH`` with the next token on the live connection, then schedule the next."""
+        assert self.credential is not None
+        try:
+            user, token, renewed_until = await self.credential.renewed()
+        except Exception as exc:
+            # The current token is still valid: try again soon; once it expires Redis
+            # drops the connection and the next command reconnects (and reports the error).
+            log.warning("Redis token renewal failed, retrying: %s", exc)
+            if expires_at is not None and proto is self._proto and not proto.closed:
+                self._renewal = asyncio.get_running_loop().call_later(
+                    RETRY_S, lambda: self._schedule_renewal(proto, expires_at)
+                )
+            return
+        if proto is not self._proto or proto.closed:
+            return
+        future = asyncio.get_running_loop().create_future()
+        auth: tuple[Any, ...] = ("AUTH", user, token)
+        proto.send(hiredis.pack_command(auth), (future,))
+        self._arm(proto)
+        try:
+            reply = await future
+        except Exception:
+            return  # the connection was lost meanwhile; the next command reconnects
+        if isinstance(reply, ReplyError):
+            log.warning("Redis refused the renewed token (%s); reconnecting", reply)
+            proto.abort(RespConnectionError(f"Redis refused the renewed token: {reply}"))
+            return
+        self._schedule_renewal(proto, renewed_until)
 
     async def _connection(self) -> _Protocol:
         loop = asyncio.get_running_loop()
@@ -212,6 +295,13 @@ class RespClient:
 
     def _drop(self) -> None:
         proto, self._proto = self._proto, None
+        if self._renewal is not None:
+            self._renewal.cancel()
+            self._renewal = None
+        if self._renewing is not None:
+            with contextlib.suppress(RuntimeError):
+                self._renewing.cancel()
+            self._renewing = None
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None

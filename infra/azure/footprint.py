@@ -187,6 +187,8 @@ class Footprint(pulumi.ComponentResource):
             egress_ip=net.egress_ip,
             ingress_ip=net.ingress_ip.ip_address.apply(lambda ip: ip or ""),
             owner_secret_id=postgres.owner_secret_id,
+            redis_cluster_name=redis.cluster_name,
+            redis_database_name=redis.database_name,
         )
         self.register_outputs(
             {

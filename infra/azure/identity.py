@@ -7,7 +7,11 @@ ServiceAccount (audience ``api://AzureADTokenExchange``), and at most one role:
 configured Azure OpenAI account (``ai-gateway:azure.openaiAccountId``, required
 when the gateway's catalogue routes to Azure OpenAI). Without an account there
 is no role at all: never a grant on a resource group where any OpenAI account
-added later would become callable. No client secret exists anywhere.
+added later would become callable. No client secret exists anywhere. On Azure
+Managed Redis (access keys disabled) it holds the database's ``default`` access
+policy ("Data Owner": every command Azure Managed Redis allows), the only way a
+client gets in; the pods then authenticate with Entra tokens
+(``AIGW_REDIS_AUTH=entra``).
 
 ``ai-gateway:azure:MigrationIdentity`` is the migration Job's own identity,
 federated with its ServiceAccount (``ai-gateway-migrate``) only, holding ``Key
@@ -20,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_azure_native import authorization, managedidentity
+from pulumi_azure_native import authorization, managedidentity, redisenterprise
 
 from infra.config import StackConfig
 from infra.contracts.footprint import AzureOutputs, CloudFootprint
@@ -33,6 +37,12 @@ TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 
 COGNITIVE_SERVICES_OPENAI_USER_ROLE = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
 """Built-in role ``Cognitive Services OpenAI User``: inference calls only."""
+
+REDIS_ACCESS_POLICY = "default"
+"""The one access policy an Azure Managed Redis database offers ("Only "default" policy is
+supported", the AccessPolicyAssignment API): full data access, no management."""
+REDIS_ENTRA_ENV = {"AIGW_REDIS_AUTH": "entra"}
+"""What tells the gateway to AUTH to Redis with its Entra token instead of a key."""
 
 KEY_VAULT_SECRETS_USER_ROLE = "4633458b-17de-408a-b874-0445c86b69e6"
 """Built-in role ``Key Vault Secrets User``: read secret contents; assignable on one secret
@@ -101,6 +111,9 @@ class GatewayIdentityArgs:
     oidc_issuer_url: pulumi.Input[str]
     subject: str
     openai_account_id: str | None = None
+    redis_cluster_name: pulumi.Input[str] | None = None
+    """The Azure Managed Redis cluster whose database the gateway uses with Entra tokens."""
+    redis_database_name: pulumi.Input[str] | None = None
 
 
 class GatewayIdentity(pulumi.ComponentResource):
@@ -145,9 +158,25 @@ class GatewayIdentity(pulumi.ComponentResource):
                 scope=args.openai_account_id,
                 opts=child,
             )
+        redis_env: dict[str, str] = {}
+        if args.redis_cluster_name is not None and args.redis_database_name is not None:
+            # Access keys are off: this assignment is how the gateway reaches Redis, as the
+            # user named by its object id ("Use Microsoft Entra for cache authentication").
+            redisenterprise.AccessPolicyAssignment(
+                f"{name}-redis-access",
+                access_policy_name=REDIS_ACCESS_POLICY,
+                cluster_name=args.redis_cluster_name,
+                database_name=args.redis_database_name,
+                resource_group_name=args.resource_group_name,
+                user=redisenterprise.AccessPolicyAssignmentPropertiesUserArgs(
+                    object_id=self.identity.principal_id
+                ),
+                opts=child,
+            )
+            redis_env = REDIS_ENTRA_ENV
         self.client_id = self.identity.client_id
         self.principal_id = self.identity.principal_id
-        self.workload_identity = WorkloadIdentity.azure(self.client_id)
+        self.workload_identity = WorkloadIdentity.azure(self.client_id, redis_env)
         self.register_outputs({"clientId": self.client_id, "principalId": self.principal_id})
 
 
@@ -214,6 +243,8 @@ def build(config: StackConfig, footprint: CloudFootprint[AzureOutputs]) -> Gatew
             oidc_issuer_url=footprint.oidc_issuer_url,
             subject=service_account_subject(),
             openai_account_id=config.azure.openai_account_id,
+            redis_cluster_name=footprint.outputs.redis_cluster_name,
+            redis_database_name=footprint.outputs.redis_database_name,
         ),
         opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),
     )

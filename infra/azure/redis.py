@@ -12,6 +12,12 @@ Microsoft retires (Basic/Standard/Premium on 2028-09-30, Enterprise on
   persistence in prod.
 * ``EnterpriseCluster`` clustering: one endpoint that any Redis client can
   use (no cluster-aware client needed).
+* No access keys (``accessKeysAuthentication: Disabled``): clients authenticate
+  with Microsoft Entra tokens only. The gateway's identity gets the database's
+  ``default`` access policy (:class:`infra.azure.identity.GatewayIdentity`) and
+  connects with ``AIGW_REDIS_AUTH=entra``: ``AUTH <object id> <token>``, renewed
+  on live connections before expiry ("Use Microsoft Entra for cache
+  authentication", Microsoft Learn). So no key exists in the cluster or the state.
 """
 
 from __future__ import annotations
@@ -77,10 +83,13 @@ class RedisArgs:
 class Redis(pulumi.ComponentResource):
     """Azure Managed Redis behind a private endpoint (``ai-gateway:azure:Redis``).
 
-    Outputs: ``host_name``, ``url`` (``rediss://:<key>@<host>:10000``, secret).
+    Outputs: ``host_name``, ``url`` (``rediss://<host>:10000``: no key; clients use Entra
+    tokens), ``cluster_name`` and ``database_name`` (for access policy assignments).
     """
 
     host_name: pulumi.Output[str]
+    cluster_name: pulumi.Output[str]
+    database_name: pulumi.Output[str]
     url: pulumi.Output[str]
 
     def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None):
@@ -121,7 +130,8 @@ class Redis(pulumi.ComponentResource):
             # Only keys with a TTL (cache entries, rate-limit windows) may be
             # evicted under memory pressure; budget ledgers carry none.
             eviction_policy=redisenterprise.EvictionPolicy.VOLATILE_LRU,
-            access_keys_authentication=redisenterprise.AccessKeysAuthentication.ENABLED,
+            # Entra only: a key would be a long-lived secret next to the workload identity.
+            access_keys_authentication=redisenterprise.AccessKeysAuthentication.DISABLED,
             persistence=(
                 redisenterprise.PersistenceArgs(
                     aof_enabled=True, aof_frequency=redisenterprise.AofFrequency.AOF_FREQUENCY_1S
@@ -177,27 +187,18 @@ class Redis(pulumi.ComponentResource):
             opts=child,
         )
 
-        keys = redisenterprise.list_database_keys_output(
-            cluster_name=cache.name,
-            database_name=database.name,
-            resource_group_name=rg,
-            opts=pulumi.InvokeOutputOptions(parent=self),
-        )
         self.host_name = cache.host_name
-        self.url = pulumi.Output.secret(
-            pulumi.Output.all(cache.host_name, keys.primary_key).apply(
-                lambda values: redis_url(values[0], values[1])
-            )
-        )
+        self.cluster_name = cache.name
+        self.database_name = database.name
+        # Secret like every cloud's Redis URL (the program's contract), though it holds no key.
+        self.url = pulumi.Output.secret(cache.host_name.apply(redis_url))
         self.register_outputs({"hostName": self.host_name, "url": self.url})
 
 
-def redis_url(host: str, access_key: str) -> str:
-    """``rediss://:<key>@<host>:10000``: TLS, the access key as the password, no user."""
-    from urllib.parse import quote
-
+def redis_url(host: str) -> str:
+    """``rediss://<host>:10000``: TLS, no password (the gateway AUTHs with Entra tokens)."""
     if not host:
         raise ValueError(
             "Azure Managed Redis returned no host name; check that the cluster is ready"
         )
-    return f"rediss://:{quote(access_key, safe='')}@{host}:{REDIS_PORT}"
+    return f"rediss://{host}:{REDIS_PORT}"

@@ -65,6 +65,10 @@ class AzureOutputs(_Outputs):
     ingress_ip: pulumi.Output[str]
     owner_secret_id: pulumi.Output[str]
     """The Key Vault secret holding the database owner: only the migration identity reads it."""
+    redis_cluster_name: pulumi.Output[str]
+    """The Azure Managed Redis cluster: the gateway's identity gets an access policy on it."""
+    redis_database_name: pulumi.Output[str]
+    """Its database (``default``), the access policy assignment's parent."""
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,9 @@ class WorkloadIdentity:
     service_account_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     pod_labels: Mapping[str, str] = field(default_factory=dict)
     extra_egress: Sequence[EgressRule] = ()
+    pod_env: Mapping[str, str] = field(default_factory=dict)
+    """Variables telling the gateway what to authenticate with the identity (Azure:
+    ``AIGW_REDIS_AUTH=entra``, Redis with Entra tokens instead of a key)."""
 
     @classmethod
     def aws(cls, role_arn: pulumi.Input[str]) -> WorkloadIdentity:
@@ -53,11 +56,14 @@ class WorkloadIdentity:
         return cls(service_account_annotations={"eks.amazonaws.com/role-arn": role_arn})
 
     @classmethod
-    def azure(cls, client_id: pulumi.Input[str]) -> WorkloadIdentity:
+    def azure(
+        cls, client_id: pulumi.Input[str], pod_env: Mapping[str, str] | None = None
+    ) -> WorkloadIdentity:
         """Azure workload identity: the SA names the managed identity, pods opt in by label."""
         return cls(
             service_account_annotations={"azure.workload.identity/client-id": client_id},
             pod_labels={"azure.workload.identity/use": "true"},
+            pod_env=dict(pod_env or {}),
         )
 
     @classmethod

@@ -666,6 +666,10 @@ class GatewayDeployment(pulumi.ComponentResource):
         if self._args.oidc_client_secret is not None:
             env.append(from_secret(catalogue.OIDC_SECRET_VARIABLE, OIDC_SECRET_KEY))
         env += [from_secret(name, key) for key, name in provider_keys.items()]
+        env += [
+            k8s.core.v1.EnvVarArgs(name=name, value=value)
+            for name, value in self._args.workload_identity.pod_env.items()
+        ]
         return env
 
     def _migration_env(self) -> list[k8s.core.v1.EnvVarArgs]:

@@ -33,6 +33,7 @@ and the host of the owner secret's URL (Key Vault, Secret Manager).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -42,6 +43,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -167,6 +169,11 @@ class PodBench:
             FakeSecretStores(self.fakes.bedrock, self.fakes.azure_openai, self.fakes.vertex)
         )
         self.ca_pem = Path(self.redis.ca_file or "").read_text()
+        # Azure Managed Redis without keys: the identity's object id is the Redis user and
+        # each Entra token it is issued a password (valid until it expires, as Entra's are).
+        self.entra_object_id = str(uuid.uuid4())
+        self.fakes.azure_openai.object_id = self.entra_object_id
+        self.fakes.azure_openai.on_issue.append(self._accept_token)
         self.provider_keys: dict[str, str] = {}
         self._owner_secret: str | None = None
 
@@ -209,21 +216,37 @@ class PodBench:
         netloc = f"{user}:{password}@{POSTGRES_HOST}:{self.postgres.port}"
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
-    def _local_redis(self, url: str) -> str:
+    def _admin_redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis.url, ssl_ca_certs=self.redis.ca_file)
+
+    def _accept_token(self, token: str) -> None:
+        if "redis.azure.com" not in _token_scope(token):
+            return
+        with self._admin_redis() as admin:
+            admin.execute_command(
+                "ACL", "SETUSER", self.entra_object_id, "on", f">{token}", "~*", "&*", "+@all"
+            )
+
+    def _local_redis(self, url: str, entra: bool) -> str:
+        """The planned URL on the local Redis: with its password, or (Entra) none at all."""
         parts = urlsplit(url)
         assert parts.scheme == "rediss", f"the planned Redis URL is not TLS: {parts.scheme}://"
-        user = parts.username or ""
-        netloc = f"{user}:{self.redis_password}@{REDIS_HOST}:{self.redis.port}"
+        if entra:
+            assert not parts.password, "the plan puts a Redis key next to Entra authentication"
+            netloc = f"{REDIS_HOST}:{self.redis.port}"
+        else:
+            user = parts.username or ""
+            netloc = f"{user}:{self.redis_password}@{REDIS_HOST}:{self.redis.port}"
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
-    def local_secret(self, planned: dict[str, str]) -> dict[str, str]:
+    def local_secret(self, planned: dict[str, str], entra: bool = False) -> dict[str, str]:
         """The planned Secret's keys with local values for everything that points at the cloud."""
         data = {}
         for key, value in planned.items():
             if value.startswith(("postgresql://", "postgres://")):
                 data[key] = self._local_postgres(value)
             elif value.startswith(("redis://", "rediss://")):
-                data[key] = self._local_redis(value)
+                data[key] = self._local_redis(value, entra)
             elif "BEGIN CERTIFICATE" in value:
                 data[key] = self.ca_pem
             elif key.endswith("-api-key"):
@@ -321,10 +344,14 @@ class PodBench:
 
         self.fakes.reset()
         self.stores.reads.clear()
-        redis.Redis.from_url(self.redis.url, ssl_ca_certs=self.redis.ca_file).flushall()
+        with self._admin_redis() as admin:
+            admin.flushall()
+            admin.execute_command("ACL", "DELUSER", self.entra_object_id)
         job_env = {e["name"]: e.get("value") for e in job.container.get("env") or []}
         self._owner_secret = job_env.get("AIGW_MIGRATION_SECRET")
-        local = {name: self.local_secret(data) for name, data in pod.secrets.items()}
+        pod_env = {e["name"]: e.get("value") for e in pod.container.get("env") or []}
+        entra = pod_env.get("AIGW_REDIS_AUTH") == "entra"
+        local = {name: self.local_secret(data, entra) for name, data in pod.secrets.items()}
 
         work = Path(tempfile.mkdtemp(prefix=f"aigw-pod-{cloud}-"))
         try:
@@ -427,6 +454,13 @@ class PodBench:
             if "AIGW_REDIS_CA_FILE" in env:
                 # No other CA in the pod trusts our Redis: the mounted file is what verified it.
                 observed.add("AIGW_REDIS_CA_FILE")
+            if env.get("AIGW_REDIS_AUTH") == "entra":
+                # The pod's connections are the identity's (its object id, a token for Redis):
+                # the URL carried no password and the default user's is not the pod's.
+                with self._admin_redis() as admin:
+                    users = {c["user"] for c in admin.client_list()}
+                assert self.entra_object_id in users, users
+                observed.add("AIGW_REDIS_AUTH")
         admin_key = env["AIGW_ADMIN_KEY"]
         refused = _request(f"{base}/admin/keys", "POST", {"team_id": "t"}, "not-the-admin-key")
         assert refused[0] == 401, refused
@@ -535,6 +569,16 @@ def _usable(catalogue: dict[str, Any], model: str, env: dict[str, str]) -> list[
         catalogue["models"][model]["deployments"], key=lambda d: d.get("priority", 0)
     )
     return [d for d in deployments if _has_key(catalogue["providers"][d["provider"]], env)]
+
+
+def _token_scope(token: str) -> str:
+    """The ``scp`` claim the fake Entra puts in its JWT-shaped tokens ("" for others)."""
+    try:
+        payload = token.split(".")[1]
+        padded = payload + "=" * (-len(payload) % 4)
+        return str(json.loads(base64.urlsafe_b64decode(padded)).get("scp") or "")
+    except (IndexError, ValueError):
+        return ""
 
 
 def _secret_env(pod: PlannedPod, subs: Substitutions) -> dict[str, str]:

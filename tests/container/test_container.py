@@ -115,13 +115,40 @@ def test_image_contract(podman: Podman, gateway_image: str) -> None:
         *("python", "-c", _PROBE),
     )
     found = json.loads(probe.stdout)
-    assert found == {"leftovers": [], "pulumi": False, "gateway": True, "fakes": []}, found
+    # The documented default semantic embedder (`local`) works in the shipped image,
+    # offline (--network=none), without torch: the `semantic` extra is installed, and
+    # the judge that decides semantic hits runs there with its committed weights.
+    assert found == {
+        "leftovers": [],
+        "pulumi": False,
+        "gateway": True,
+        "fakes": [],
+        "torch": False,
+        "local_embedding": 384,
+        "judge": [True, False],
+    }, found
 
 
 _PROBE = """
 import importlib.util, json, os
 paths = ["/opt/uv", "/src", "/opt/venv/bin/pip", "/opt/venv/bin/uv", "/run/secrets/ca_bundle",
          "/root/.cache", "/tmp/requirements.txt"]
+try:
+    from gateway_app.cache.guard import PROFILES, Features, screen
+    from gateway_app.cache.judge import default_model, pair_features
+    from gateway_app.cache.minilm import MiniLM
+    model = MiniLM()
+    embedding = len(model.embed("How do I reset my password?"))
+    # The judge (its committed weights and thresholds ship in the image) serves a
+    # paraphrase and refuses a related but different request.
+    def judged(a, b):
+        seen = screen(Features(b), Features(a))
+        features = pair_features(model.encode(b), model.encode(a), seen.alignment == "aligned", seen.soft)
+        return seen.refusal is None and default_model().probability(features) >= PROFILES["strict"].judge
+    judge = [judged("How do I reset my password?", "How can I reset my password?"),
+             judged("Reset my password.", "Reset my password on the mobile app.")]
+except ImportError as exc:
+    embedding = judge = str(exc)
 print(json.dumps({
     "leftovers": [p for p in paths if os.path.exists(p)],
     "pulumi": importlib.util.find_spec("pulumi") is not None,
@@ -133,6 +160,9 @@ print(json.dumps({
         for name in names
         if name.endswith(".py") and b"class Fake" in open(os.path.join(root, name), "rb").read()
     ),
+    "torch": importlib.util.find_spec("torch") is not None,
+    "local_embedding": embedding,
+    "judge": judge,
 }))
 """
 

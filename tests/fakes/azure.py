@@ -11,6 +11,7 @@ Azure's content-management error. The Entra endpoint
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
@@ -28,6 +29,15 @@ FILTER_OK = {
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
+def jwt_shaped(claims: dict[str, Any]) -> str:
+    """An unsigned JWT-shaped token carrying ``claims`` (what a client may read of one)."""
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(orjson.dumps(value)).rstrip(b"=").decode()
+
+    return f"{part({'typ': 'JWT', 'alg': 'none'})}.{part(claims)}.fake-signature"
+
+
 class FakeAzureOpenAI(ScriptedServer):
     """Azure OpenAI data plane plus Entra's token endpoint, on loopback."""
 
@@ -43,6 +53,11 @@ class FakeAzureOpenAI(ScriptedServer):
         self.token_requests: list[dict[str, str]] = []
         self.scopes: dict[str, str] = {}
         """Issued token -> the scope it was requested for."""
+        self.object_id: str | None = None
+        """Set: tokens are JWT-shaped with this ``oid`` claim, as Entra's are (Azure Managed
+        Redis takes the ``oid`` as the user name)."""
+        self.on_issue: list[Any] = []
+        """Called with each issued token (a test's Redis learns it as the ACL password)."""
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)
@@ -72,7 +87,11 @@ class FakeAzureOpenAI(ScriptedServer):
                 status=401,
             )
         token = f"entra-token-{len(self.issued) + 1}"
+        if self.object_id is not None:
+            token = jwt_shaped({"oid": self.object_id, "scp": form.get("scope"), "n": token})
         self.issued.append(token)
+        for callback in self.on_issue:
+            callback(token)
         self.scopes[token] = form.get("scope", "")
         return web.json_response(
             {"token_type": "Bearer", "expires_in": self.token_lifetime_s, "access_token": token}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 from collections.abc import Callable, Iterator
@@ -11,11 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
+import orjson
 import pytest
 import uvicorn
 
 from gateway_app.app import GatewayApp
 from gateway_app.config import parse
+from gateway_app.observability.logs import ACCESS_LOGGER, JsonFormatter
 from tests.fakes import FakeUpstream
 
 
@@ -141,3 +144,30 @@ def run_async(coroutine: Any) -> Any:
         return loop.run_until_complete(coroutine)
     finally:
         loop.close()
+
+
+class _Collect(logging.Handler):
+    """Keeps each access-log line as the JSON object it is written as."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[dict[str, Any]] = []
+        self.setFormatter(JsonFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(orjson.loads(self.format(record)))
+
+
+@pytest.fixture
+def access_lines() -> Iterator[list[dict[str, Any]]]:
+    """The access-log lines written during the test (the logger at INFO meanwhile)."""
+    handler = _Collect()
+    logger = logging.getLogger(ACCESS_LOGGER)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -12,6 +12,7 @@ GATEWAY = Path(__file__).resolve().parents[2] / "gateway_app"
 SERVING = {
     "AIGW_REDIS_URL",
     "AIGW_REDIS_CA_FILE",
+    "AIGW_REDIS_AUTH",
     "AIGW_DATABASE_URL",
     "AIGW_DATABASE_CA_FILE",
     "AIGW_MIGRATION_DATABASE_URL",

@@ -472,6 +472,12 @@ EXPECTED_BROKEN = {
         "txt-records",
     ),
     ("azure-keyvault-vault-recoverable", "azure-native:keyvault:Vault", "kms-vault"),
+    ("azure-keyvault-secret-content-type", "azure-native:keyvault:Secret", "owner-secret"),
+    (
+        "aws-ec2-launchtemplate-no-secrets-in-user-data",
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        "nodes",
+    ),
     ("azure-security-pricing-standard", "azure-native:security:Pricing", "defender-containers"),
 }
 

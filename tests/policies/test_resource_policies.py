@@ -50,6 +50,10 @@ CASES: list[tuple[str, str, str, dict[str, Any], str, dict[str, Any] | None]] = 
     ("aws-ebs-volume-encrypted", aws.EBS_VOLUME, "data", {"encrypted": False}, "set encrypted=True", None),
     ("aws-ec2-launchtemplate-ebs-encrypted", aws.LAUNCH_TEMPLATE, "nodes", {"blockDeviceMappings.0.ebs.encrypted": "false"}, "blockDeviceMappings[0].ebs.encrypted is not 'true'", None),
     ("aws-ec2-launchtemplate-imdsv2", aws.LAUNCH_TEMPLATE, "nodes", {"metadataOptions.httpTokens": "optional"}, "set metadataOptions.httpTokens='required'", None),
+    # CKV_AWS_46: credentials in user data (base64 on launch templates, plain on instances).
+    ("aws-ec2-launchtemplate-no-secrets-in-user-data", aws.LAUNCH_TEMPLATE, "nodes", {"userData": "IyEvYmluL3NoCmV4cG9ydCBBV1NfQUNDRVNTX0tFWV9JRD1BS0lBSU9TRk9ETk43RVhBTVBMRQo="}, "userData holds an AWS access key id", None),
+    ("aws-ec2-launchtemplate-no-secrets-in-user-data", aws.LAUNCH_TEMPLATE, "nodes", {"userData": "IyEvYmluL3NoCkRCX1BBU1NXT1JEPWh1bnRlcjJodW50ZXIyCg=="}, "userData holds a secret-looking assignment", None),
+    ("aws-ec2-launchtemplate-no-secrets-in-user-data", aws.EC2_INSTANCE, "bastion", {"userData": "-----BEGIN RSA PRIVATE KEY-----"}, "userData holds a private key", None),
     ("aws-ec2-launchtemplate-imdsv2", aws.LAUNCH_TEMPLATE, "nodes", {"metadataOptions": DELETE}, "metadataOptions.httpTokens is not 'required'", None),
     ("aws-s3-bucketpublicaccessblock-enabled", aws.S3_PUBLIC_ACCESS_BLOCK, "artifacts", {"blockPublicAcls": False}, "set blockPublicAcls=True", None),
     ("aws-s3-bucketpublicaccessblock-enabled", aws.S3_PUBLIC_ACCESS_BLOCK, "artifacts", {"blockPublicPolicy": False}, "set blockPublicPolicy=True", None),
@@ -173,6 +177,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], str, dict[str, Any] | None]] = 
     ("azure-authorization-roledefinition-no-wildcard-actions", azure.ROLE_DEFINITION, "txt-records", {"permissions.0.actions": ["Microsoft.Network/dnsZones/TXT/*", " * "]}, "permissions[0].actions contains '*'", None),
     ("azure-keyvault-vault-recoverable", azure.KEY_VAULT, "kms-vault", {"properties.enablePurgeProtection": DELETE}, "set properties.enablePurgeProtection=True", None),
     ("azure-keyvault-vault-recoverable", azure.KEY_VAULT, "kms-vault", {"properties.enableSoftDelete": False}, "set properties.enableSoftDelete=True", None),
+    ("azure-keyvault-secret-content-type", azure.KEY_VAULT_SECRET, "owner-secret", {"properties.contentType": DELETE}, "properties.contentType is not set", None),
     ("azure-security-pricing-standard", azure.DEFENDER_PRICING, "defender-containers", {"pricingTier": "Free"}, "pricingTier is Free for the Containers plan", None),
     ("azure-security-pricing-standard", azure.DEFENDER_PRICING, "defender-containers", {"pricingTier": DELETE}, "pricingTier is unset", None),
     ("azure-containerservice-managedcluster-kms", azure.MANAGED_CLUSTER, "aks", {"securityProfile.azureKeyVaultKms.enabled": False}, "securityProfile.azureKeyVaultKms is not enabled", None),

@@ -7,11 +7,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from gateway_app.cache.hook import CacheHook
+from gateway_app.cache.judge import default_model
 from gateway_app.cache.semantic import LocalEmbedder, LocalIndexSync, SemanticCache, VectorIndex
 from gateway_app.cache.store import InProcessCacheStore
 from gateway_app.config import parse
 from gateway_app.context import Caller, Exchange, RequestContext
 from gateway_app.hooks import Hook, Response
+from gateway_app.observability.hook import ObservabilityHook
+from gateway_app.observability.metrics import Metrics
 from tests.fakes import FakeUpstream
 from tests.gateway.conftest import Running, providers, serve
 
@@ -65,10 +68,18 @@ def raw_config(
 
 
 @contextmanager
-def cached_gateway(raw: dict[str, Any], **kwargs: Any) -> Iterator[Running]:
+def cached_gateway(
+    raw: dict[str, Any], metrics: Metrics | None = None, **kwargs: Any
+) -> Iterator[Running]:
+    """The cache hook behind a tenant hook; with ``metrics``, the observability hook first."""
     config = parse(raw)
     index = VectorIndex(1000)
-    semantic = SemanticCache(embedder(), index, LocalIndexSync(index), config.cache.semantic)
+    local = embedder()
+    sync = LocalIndexSync(index)
+    semantic = SemanticCache(local, index, sync, config.cache.semantic, local, default_model())
     hook = CacheHook(config, InProcessCacheStore(100), semantic)
-    with serve(raw, hooks=[TenantFromHeader(), hook], **kwargs) as running:
+    hooks: list[Any] = [TenantFromHeader(), hook]
+    if metrics is not None:
+        hooks.insert(0, ObservabilityHook(config, metrics))
+    with serve(raw, hooks=hooks, **kwargs) as running:
         yield running

@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway_app.cache.semantic import IndexEntry, LocalIndexSync, RedisIndexSync, VectorIndex
+from gateway_app.cache.guard import GuardPolicy, Screen, Verdict
+from gateway_app.cache.semantic import (
+    IndexEntry,
+    LocalIndexSync,
+    Lookup,
+    RedisIndexSync,
+    VectorIndex,
+)
 from gateway_app.cache.store import InProcessCacheStore, RedisCacheStore, redis_client
 from tests.gateway.conftest import run_async
 from tests.gateway.test_circuit_contract import redis_url  # noqa: F401  (session fixture)
@@ -66,16 +73,30 @@ def _entry(key: str, vector: list[float], scope: str = "s1", text: str = "hello"
     return IndexEntry(scope, key, text, v / np.linalg.norm(v), time.time() + 60)
 
 
-def test_index_search_threshold_scope_and_guard() -> None:
+def test_index_search_floor_scope_and_word_checks() -> None:
     index = VectorIndex(10)
     index.add(_entry("k1", [1, 0, 0], text="enable 2FA"))
     query = np.asarray([1, 0.01, 0], dtype=np.float32)
     query /= np.linalg.norm(query)
-    match = index.search("s1", query, "enable 2FA", 0.9)
-    assert match is not None and match.entry.key == "k1"
-    assert index.search("s2", query, "enable 2FA", 0.9) is None  # another scope
-    assert index.search("s1", query, "disable 2FA", 0.9) is None  # the guard refuses
-    assert index.search("s1", np.asarray([0, 1, 0], dtype=np.float32), "enable 2FA", 0.9) is None
+    policy = GuardPolicy(judge=0.9, floor=0.9)
+    # Above the floor and through the word checks: a candidate for the judge.
+    candidates, first = index.search("s1", query, "how do I enable 2FA", policy)
+    assert [c.entry.key for c in candidates] == ["k1"] and first == Lookup(None, None, None)
+    assert candidates[0].screen == Screen(None, None, "aligned")
+    assert candidates[0].similarity == pytest.approx(float(query[0]))
+    assert index.search("s2", query, "enable 2FA", policy) == ([], Lookup(None, None, None))
+    # A word check refuses outright; the lookup still says what it saw and why.
+    candidates, refused = index.search("s1", query, "disable 2FA", policy)
+    assert candidates == [] and refused.verdict == Verdict(False, "antonym")
+    assert refused.similarity == pytest.approx(float(query[0]))
+    # A qualifier is evidence for the judge, not a refusal.
+    candidates, _ = index.search("s1", query, "enable 2FA on the mobile app", policy)
+    assert candidates[0].screen == Screen(None, "qualifier", "reworded")
+    far = np.asarray([0, 1, 0], dtype=np.float32)
+    assert index.search("s1", far, "enable 2FA", policy) == (
+        [],
+        Lookup(None, 0.0, Verdict(False, "similarity")),
+    )
 
 
 def test_index_is_bounded() -> None:
@@ -109,8 +130,9 @@ def test_sync_shares_entries_between_replicas(kind: str, request: pytest.Fixture
         while len(two) < 2:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
-        found = two.search("s1", np.asarray([0, 1, 0], dtype=np.float32), "other", 0.9)
-        assert found is not None and found.entry.key == "k2"
+        vector = np.asarray([0, 1, 0], dtype=np.float32)
+        candidates, _ = two.search("s1", vector, "other", GuardPolicy(judge=0.9, floor=0.9))
+        assert [c.entry.key for c in candidates] == ["k2"]
         await sync_two.stop()
         await sync_one.stop()
 

@@ -51,6 +51,8 @@ def test_every_dashboard_query_uses_exported_metrics() -> None:
         "aigw_rejections_total",
         "aigw_circuit_state",
         "aigw_audit_buffer_depth",
+        "aigw_semantic_cache_decisions_total",
+        "aigw_semantic_cache_similarity_bucket",
     ):
         assert family in used, family
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -19,7 +18,6 @@ from gateway_app.config import parse
 from gateway_app.context import Caller, Exchange, RequestContext
 from gateway_app.hooks import Hook, Response
 from gateway_app.observability.hook import ObservabilityHook
-from gateway_app.observability.logs import ACCESS_LOGGER, JsonFormatter
 from gateway_app.observability.metrics import Metrics
 from gateway_app.observability.tracing import TimedHook, Tracer, configured
 from tests.fakes import FakeUpstream
@@ -99,27 +97,6 @@ def test_spans_for_request_cache_limits_and_each_attempt(
         assert root.start_time <= span.start_time <= span.end_time <= root.end_time
     for span in exporter.get_finished_spans():
         assert PROMPT not in str(dict(span.attributes))
-
-
-class Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[dict[str, Any]] = []
-        self.setFormatter(JsonFormatter())
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(orjson.loads(self.format(record)))
-
-
-@pytest.fixture
-def access_lines() -> Any:
-    handler = Collect()
-    logger = logging.getLogger(ACCESS_LOGGER)
-    logger.addHandler(handler)
-    try:
-        yield handler.lines
-    finally:
-        logger.removeHandler(handler)
 
 
 def test_one_json_line_per_request_without_keys_or_prompts(

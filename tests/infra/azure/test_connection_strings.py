@@ -54,13 +54,11 @@ def test_cluster_endpoint_reads_the_credential_api_kubeconfig() -> None:
         cluster_endpoint(base64.b64encode(b"kind: Config\n").decode())
 
 
-def test_redis_url_is_tls_on_port_10000_with_the_key_escaped() -> None:
-    assert (
-        redis_url("r.eastus2.redis.azure.net", "ab+/c=")
-        == "rediss://:ab%2B%2Fc%3D@r.eastus2.redis.azure.net:10000"
-    )
+def test_redis_url_is_tls_on_port_10000_without_a_key() -> None:
+    # Access keys are disabled: the gateway AUTHs with Entra tokens (AIGW_REDIS_AUTH=entra).
+    assert redis_url("r.eastus2.redis.azure.net") == "rediss://r.eastus2.redis.azure.net:10000"
     with pytest.raises(ValueError, match="no host name"):
-        redis_url("", "key")
+        redis_url("")
 
 
 def test_postgres_dsn_requires_tls() -> None:

@@ -24,6 +24,8 @@ EXTRAS = {
     "egressIp",
     "ingressIp",
     "ownerSecretId",
+    "redisClusterName",
+    "redisDatabaseName",
 }
 
 
@@ -48,7 +50,8 @@ def test_credentials_are_exported_only_as_secrets(contract: Plan) -> None:
     out = contract.outputs
     for key in ("kubeconfig", "redisUrl", "postgresDsn"):
         assert isinstance(out[key], Secret), key
-    assert reveal(out["redisUrl"]).startswith("rediss://:")
+    # No access key: the gateway AUTHs with its Entra token (AIGW_REDIS_AUTH=entra).
+    assert reveal(out["redisUrl"]).startswith("rediss://redis-")
     assert reveal(out["redisUrl"]).endswith(".westeurope.redis.azure.net:10000")
     assert reveal(out["postgresDsn"]).endswith("?sslmode=require")
     assert "kubelogin" in reveal(out["kubeconfig"])

@@ -188,6 +188,41 @@ def test_azure_identity_is_federated_to_the_gateway_service_account(plan: Plan) 
     }
 
 
+def test_azure_redis_takes_only_the_gateway_identity_s_entra_token(plan: Plan) -> None:
+    """Issue 19: no access key next to Entra on Azure Managed Redis.
+
+    "Use Microsoft Entra for cache authentication" (Microsoft Learn,
+    https://learn.microsoft.com/azure/redis/entra-for-authentication): with access keys
+    disabled only Entra identities given an access policy assignment get in, as the user
+    named by their object id. The AccessPolicyAssignment API supports only the
+    ``default`` policy; ``accessKeysAuthentication`` is the database's switch (REST
+    2025-07-01, ``Microsoft.Cache/redisEnterprise/databases``).
+    """
+    if "azure" not in enabled(plan):
+        return  # test_stack_files_cover_every_cloud keeps this from passing vacuously
+    database = plan.one("azure-native:redisenterprise:Database")
+    assert database.get("accessKeysAuthentication") == "Disabled"
+    (identity,) = in_component(
+        plan,
+        "azure-native:managedidentity:UserAssignedIdentity",
+        "ai-gateway:azure:GatewayIdentity",
+    )
+    (assignment,) = plan.of_type("azure-native:redisenterprise:AccessPolicyAssignment")
+    assert assignment.get("accessPolicyName") == "default"
+    assert assignment.get("user.objectId") == identity.outputs["principalId"]
+    assert assignment.get("clusterName") == database.get("clusterName")
+    assert assignment.get("databaseName") == database.outputs["name"]
+
+    objects = gateway_objects(plan, "azure")
+    (deployment,) = [r for r in objects if r.type == DEPLOYMENT]
+    (container,) = deployment.get("spec.template.spec.containers")
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["AIGW_REDIS_AUTH"] == "entra"
+    (secret,) = [r for r in objects if r.type == "kubernetes:core/v1:Secret"]
+    url = reveal(secret.inputs["stringData"])["redis-url"]
+    assert url.startswith("rediss://") and "@" not in url, "a Redis key reached the cluster"
+
+
 def test_gcp_service_account_calls_vertex_and_is_bound_to_the_gateway_only(plan: Plan) -> None:
     if "gcp" not in enabled(plan):
         return  # test_stack_files_cover_every_cloud keeps this from passing vacuously
