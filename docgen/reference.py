@@ -26,15 +26,15 @@ if TYPE_CHECKING:
 
 
 def stack_config() -> str:
-    """Every key of ``Pulumi.<stack>.yaml`` (``infra/config.py``), as ``aigw config-reference``."""
+    """Every key of ``Pulumi.<stack>.yaml`` (``infra/config/``), as ``aigw config-reference``."""
     from infra.docs import config_reference
 
     return config_reference()
 
 
 def dns_capabilities() -> str:
-    """What each DNS cloud can do (``infra/global_lb/capabilities.py``)."""
-    from infra.global_lb.capabilities import capability_table
+    """What each DNS cloud can do (``infra/config/capabilities.py``)."""
+    from infra.config.capabilities import capability_table
 
     return capability_table()
 

@@ -180,7 +180,7 @@ def _project_policy_config(args: argparse.Namespace) -> Path | None:
 
 def _plan(args: argparse.Namespace) -> int:
     from infra.offline.engine import ProgramError, record
-    from infra.offline.policy_gate import PolicyGateError, evaluate, load_policy_config
+    from infra.offline.policy_gate import PolicyGateError, Verdict, evaluate, load_policy_config
     from infra.offline.progress import reporter
     from infra.offline.stackfile import StackFileError, find_project_root
 
@@ -205,6 +205,8 @@ def _plan(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         pack_dir = args.policy_pack or (args.project_dir or find_project_root()) / "policies"
         progress.begin("policy gate")
+        verdict: Verdict | None
+        gate_error: PolicyGateError | None
         try:
             verdict = evaluate(
                 plan,

@@ -62,7 +62,7 @@ def _plain_rows(model: type[BaseModel], prefix: str = "") -> list[str]:
             rows.append(f"| `{key}` | | {field.description or ''} |")
             rows += _plain_rows(annotation, f"{key}.")
             continue
-        default = field.default if field.default_factory is None else field.default_factory()
+        default = field.get_default(call_default_factory=True)
         rows.append(f"| `{key}` | {_show(default)} | {field.description or ''} |")
     return rows
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pulumi
 
-from infra.clouds import CloudFootprint
 from infra.config import Cloud
+from infra.contracts.footprint import CloudFootprint
 from infra.global_lb import GlobalDnsBackend, export_global_endpoint
 
 

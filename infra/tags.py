@@ -112,7 +112,8 @@ def _accepts_string_map(type_token: str, python_name: str) -> bool:
     cls = _resource_class(type_token)
     if cls is None:
         return False
-    init = getattr(cls, "_internal_init", None) or cls.__init__
+    # The class's own constructor (not an instance's): its annotations name the input types.
+    init = getattr(cls, "_internal_init", None) or cls.__init__  # type: ignore[misc]
     annotation = getattr(init, "__annotations__", {}).get(python_name)
     # The SDKs annotate a tag map as `Mapping[str, Input[str]]`; an Auto Scaling
     # group's `tags`, a list of objects, is not one.
@@ -192,7 +193,7 @@ def _merge_at(
     return {**node, head: merge(existing)}
 
 
-def transform(tags: Mapping[str, str]):
+def transform(tags: Mapping[str, str]) -> Callable[[Any], Any]:
     """A Pulumi stack transform that adds ``tags`` to every taggable resource."""
     import pulumi
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws import decisions
+from infra.config import StackConfig
+from infra.decisions import aws as decisions
 
 _EKS_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
@@ -128,6 +130,38 @@ class ClusterArgs:
     """Tags for the EC2 instances and volumes the node group launches (not Pulumi resources)."""
     admin_principal_arns: list[str] = field(default_factory=list)
     """Extra IAM principals granted cluster admin."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: StackConfig,
+        *,
+        cluster_name: str,
+        private_subnet_ids: pulumi.Input[list[str]],
+        kms_key_arn: pulumi.Input[str],
+        instance_tags: dict[str, str],
+    ) -> ClusterArgs:
+        """The args from the stack's ``aws`` section; the keywords wire in other components."""
+        s = config.aws
+        return cls(
+            name_prefix=config.name_prefix,
+            region=s.region,
+            kubernetes_version=s.kubernetes_version,
+            deployer_cidrs=s.deployer_cidrs,
+            private_endpoint_only=s.private_endpoint_only,
+            node_instance_type=s.node_instance_type,
+            node_count=s.node_count,
+            node_min_count=s.node_min_count,
+            node_max_count=s.node_max_count,
+            node_disk_gb=s.node_disk_gb,
+            log_retention_days=s.log_retention_days,
+            deletion_protection=s.deletion_protection,
+            admin_principal_arns=s.admin_principal_arns,
+            cluster_name=cluster_name,
+            private_subnet_ids=private_subnet_ids,
+            kms_key_arn=kms_key_arn,
+            instance_tags=instance_tags,
+        )
 
 
 class Cluster(pulumi.ComponentResource):
@@ -239,7 +273,10 @@ class Cluster(pulumi.ComponentResource):
 
         self.access_ready = self._access_entries(name, args)
 
-        self.oidc_issuer_url = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        # EKS sets the cluster's identity (its OIDC issuer) when it creates the cluster.
+        self.oidc_issuer_url: pulumi.Output[str] = self.cluster.identities.apply(
+            lambda ids: ids[0].oidcs[0].issuer  # type: ignore[index,arg-type,return-value]
+        )
         self.oidc_provider = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
             url=self.oidc_issuer_url,
@@ -256,10 +293,11 @@ class Cluster(pulumi.ComponentResource):
         self.cluster_name = self.cluster.name
         self.endpoint = self.cluster.endpoint
         self.certificate_authority = self.cluster.certificate_authority.apply(lambda ca: ca.data)
-        self.cluster_security_group_id = self.cluster.vpc_config.apply(
-            lambda vpc: vpc.cluster_security_group_id
+        # EKS creates the cluster security group with the cluster: the id is always set.
+        self.cluster_security_group_id: pulumi.Output[str] = self.cluster.vpc_config.apply(
+            lambda vpc: vpc.cluster_security_group_id  # type: ignore[arg-type,return-value]
         )
-        self.kubeconfig = pulumi.Output.secret(
+        self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(self.cluster.name, self.endpoint, self.certificate_authority).apply(
                 lambda a: decisions.kubeconfig(a[0], a[1], a[2], args.region)
             )
@@ -313,7 +351,7 @@ class Cluster(pulumi.ComponentResource):
     def _addons(
         self,
         name: str,
-        addons: dict[str, dict[str, str] | None],
+        addons: Mapping[str, Mapping[str, str] | None],
         after: list[pulumi.Resource],
     ) -> list[aws.eks.Addon]:
         """EKS-managed add-ons at the version EKS defaults to for the cluster's minor.

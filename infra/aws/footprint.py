@@ -6,7 +6,7 @@ that every child inherits through the component tree, so no AWS resource or
 data source ever falls back to the ambient default provider. It creates the
 customer-managed KMS key the other parts encrypt with, then composes
 :class:`Network`, :class:`Cluster`, :class:`Redis` and :class:`Postgres` and
-hands the program the :class:`~infra.clouds.CloudFootprint` contract.
+hands the program the :class:`~infra.contracts.footprint.CloudFootprint` contract.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra.aws import decisions
 from infra.aws.autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from infra.aws.cluster import Cluster, ClusterArgs
 from infra.aws.load_balancer_controller import (
@@ -28,8 +27,9 @@ from infra.aws.load_balancer_controller import (
 from infra.aws.network import Network, NetworkArgs
 from infra.aws.postgres import Postgres, PostgresArgs
 from infra.aws.redis import Redis, RedisArgs
-from infra.clouds import CloudFootprint
 from infra.config import Cloud, StackConfig
+from infra.contracts.footprint import AwsOutputs, CloudFootprint
+from infra.decisions import aws as decisions
 from infra.tags import required_tags
 
 REDIS_PORT = 6379
@@ -131,74 +131,43 @@ class Footprint(pulumi.ComponentResource):
 
         self.network = Network(
             f"{name}-network",
-            NetworkArgs(
-                name_prefix=prefix,
-                vpc_cidr=settings.vpc_cidr,
-                zone_count=settings.availability_zone_count,
-                nat_gateways=settings.nat_gateways,
+            NetworkArgs.from_config(
+                config,
                 cluster_name=cluster_name,
                 kms_key_arn=self.kms_key.arn,
-                log_retention_days=settings.log_retention_days,
             ),
             opts=components,
         )
         self.cluster = Cluster(
             f"{name}-cluster",
-            ClusterArgs(
-                name_prefix=prefix,
+            ClusterArgs.from_config(
+                config,
                 cluster_name=cluster_name,
-                region=settings.region,
-                kubernetes_version=settings.kubernetes_version,
                 private_subnet_ids=self.network.private_subnet_ids,
                 kms_key_arn=self.kms_key.arn,
-                deployer_cidrs=settings.deployer_cidrs,
-                private_endpoint_only=settings.private_endpoint_only,
-                node_instance_type=settings.node_instance_type,
-                node_count=settings.node_count,
-                node_min_count=settings.node_min_count,
-                node_max_count=settings.node_max_count,
-                node_disk_gb=settings.node_disk_gb,
-                log_retention_days=settings.log_retention_days,
-                deletion_protection=settings.deletion_protection,
                 instance_tags=tags,
-                admin_principal_arns=settings.admin_principal_arns,
             ),
             opts=components,
         )
         self.redis = Redis(
             f"{name}-redis",
-            RedisArgs(
-                name_prefix=prefix,
+            RedisArgs.from_config(
+                config,
                 vpc_id=self.network.vpc_id,
                 subnet_ids=self.network.database_subnet_ids,
                 client_security_group_id=self.cluster.cluster_security_group_id,
                 kms_key_arn=self.kms_key.arn,
-                node_type=settings.redis_node_type,
-                engine=settings.redis_engine,
-                engine_version=settings.redis_engine_version,
-                high_availability=settings.high_availability,
-                snapshot_retention_days=settings.redis_snapshot_retention_days,
-                protect=settings.deletion_protection,
-                log_retention_days=settings.log_retention_days,
             ),
             opts=components,
         )
         self.postgres = Postgres(
             f"{name}-postgres",
-            PostgresArgs(
-                name_prefix=prefix,
+            PostgresArgs.from_config(
+                config,
                 vpc_id=self.network.vpc_id,
                 subnet_ids=self.network.database_subnet_ids,
                 client_security_group_id=self.cluster.cluster_security_group_id,
                 kms_key_arn=self.kms_key.arn,
-                instance_class=settings.postgres_instance_class,
-                storage_gb=settings.postgres_storage_gb,
-                engine_version=settings.postgres_version,
-                high_availability=settings.high_availability,
-                backup_retention_days=settings.backup_retention_days,
-                deletion_protection=settings.deletion_protection,
-                final_snapshot=settings.postgres_final_snapshot,
-                log_retention_days=settings.log_retention_days,
             ),
             opts=components,
         )
@@ -241,16 +210,16 @@ class Footprint(pulumi.ComponentResource):
             ),
         )
 
-        self.extras: dict[str, pulumi.Output] = {
-            "oidcProviderArn": self.cluster.oidc_provider_arn,
-            "oidcIssuerUrl": self.cluster.oidc_issuer,
-            "nodeRoleArn": self.cluster.node_role_arn,
-            "nodeRoleName": self.cluster.node_role_name,
-            "kmsKeyArn": self.kms_key.arn,
-            "vpcId": self.network.vpc_id,
-            "privateSubnetIds": self.network.private_subnet_ids,
-            "clusterSecurityGroupId": self.cluster.cluster_security_group_id,
-        }
+        self.outputs = AwsOutputs(
+            oidc_provider_arn=self.cluster.oidc_provider_arn,
+            oidc_issuer_url=self.cluster.oidc_issuer,
+            node_role_arn=self.cluster.node_role_arn,
+            node_role_name=self.cluster.node_role_name,
+            kms_key_arn=self.kms_key.arn,
+            vpc_id=self.network.vpc_id,
+            private_subnet_ids=self.network.private_subnet_ids,
+            cluster_security_group_id=self.cluster.cluster_security_group_id,
+        )
         self.register_outputs(
             {
                 "clusterName": self.cluster.cluster_name,
@@ -258,12 +227,12 @@ class Footprint(pulumi.ComponentResource):
                 "redisUrl": self.redis.url,
                 "postgresDsn": self.postgres.dsn,
                 "postgresOwnerSecretArn": self.postgres.owner_secret_arn,
-                **self.extras,
+                **self.outputs.by_key(),
             }
         )
 
 
-def build(config: StackConfig) -> CloudFootprint:
+def build(config: StackConfig) -> CloudFootprint[AwsOutputs]:
     """Create the AWS footprint for the stack and return the per-cloud contract."""
     footprint = Footprint(f"{config.name_prefix}-aws", config)
     return CloudFootprint(
@@ -285,5 +254,5 @@ def build(config: StackConfig) -> CloudFootprint:
         redis_port=REDIS_PORT,
         load_balancer_annotations=dict(LOAD_BALANCER_ANNOTATIONS),
         edge_prerequisites=[footprint.load_balancer_controller.release],
-        extras=footprint.extras,
+        outputs=footprint.outputs,
     )

@@ -21,15 +21,11 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws import decisions
-from infra.clouds import CloudFootprint
 from infra.config import StackConfig
-from infra.k8s.gateway import (
-    MIGRATION_SERVICE_ACCOUNT,
-    MigrationAccess,
-    WorkloadIdentity,
-    service_account_subject,
-)
+from infra.contracts.footprint import AwsOutputs, CloudFootprint
+from infra.contracts.workload import MigrationAccess, WorkloadIdentity
+from infra.decisions import aws as decisions
+from infra.k8s.gateway import MIGRATION_SERVICE_ACCOUNT, service_account_subject
 
 STS_AUDIENCE = "sts.amazonaws.com"
 
@@ -329,7 +325,7 @@ class MigrationIdentity(pulumi.ComponentResource):
         self.register_outputs({"roleArn": self.role_arn})
 
 
-def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
+def build(config: StackConfig, footprint: CloudFootprint[AwsOutputs]) -> GatewayIdentity:
     """The gateway's identity on the AWS footprint (IRSA through the EKS OIDC provider),
     and the migration Job's beside it (:attr:`GatewayIdentity.migration`)."""
     identity = GatewayIdentity(
@@ -337,7 +333,7 @@ def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
         GatewayIdentityArgs(
             name_prefix=config.name_prefix,
             region=config.aws.region,
-            oidc_provider_arn=footprint.extras["oidcProviderArn"],
+            oidc_provider_arn=footprint.outputs.oidc_provider_arn,
             oidc_issuer_url=footprint.oidc_issuer_url,
             subject=service_account_subject(),
             model_ids=config.aws.bedrock_model_ids,
@@ -350,10 +346,10 @@ def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
             MigrationIdentityArgs(
                 name_prefix=config.name_prefix,
                 region=config.aws.region,
-                oidc_provider_arn=footprint.extras["oidcProviderArn"],
+                oidc_provider_arn=footprint.outputs.oidc_provider_arn,
                 oidc_issuer_url=footprint.oidc_issuer_url,
                 owner_secret_arn=footprint.owner_secret,
-                kms_key_arn=footprint.extras["kmsKeyArn"],
+                kms_key_arn=footprint.outputs.kms_key_arn,
             ),
             opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),
         )

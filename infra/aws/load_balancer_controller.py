@@ -27,8 +27,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra.aws import decisions
 from infra.aws.identity import web_identity_trust_policy
+from infra.decisions import aws as decisions
 from infra.k8s.edge import pinned_release
 
 CHART = "aws-load-balancer-controller"

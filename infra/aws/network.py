@@ -10,13 +10,15 @@ it by accident (CIS AWS Foundations 5.4).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws import decisions
+from infra.config import StackConfig
+from infra.decisions import aws as decisions
 
 
 def flow_logs_trust_policy(account_id: str, region: str, partition: str = "aws") -> dict:
@@ -62,6 +64,30 @@ class NetworkArgs:
     """Customer-managed key encrypting the flow-log group."""
     log_retention_days: int
     """Days the flow logs are kept."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: StackConfig,
+        *,
+        cluster_name: str,
+        kms_key_arn: pulumi.Input[str],
+    ) -> NetworkArgs:
+        """The args from the stack's ``aws`` section; the keywords wire in other components."""
+        s = config.aws
+        return cls(
+            name_prefix=config.name_prefix,
+            vpc_cidr=s.vpc_cidr,
+            zone_count=s.availability_zone_count,
+            nat_gateways=s.nat_gateways,
+            log_retention_days=s.log_retention_days,
+            cluster_name=cluster_name,
+            kms_key_arn=kms_key_arn,
+        )
+
+
+def _subnet_name(prefix: str, tier: str, zone: str) -> str:
+    return f"{prefix}-{tier}-{zone}"
 
 
 class Network(pulumi.ComponentResource):
@@ -235,7 +261,9 @@ class Network(pulumi.ComponentResource):
                 # NAT gateways and load balancers bring their own addresses.
                 map_public_ip_on_launch=False,
                 tags={
-                    "Name": zones[index].apply(lambda z, t=tier: f"{args.name_prefix}-{t}-{z}"),
+                    "Name": zones[index].apply(
+                        functools.partial(_subnet_name, args.name_prefix, tier)
+                    ),
                     "tier": tier,
                     **extra_tags,
                 },

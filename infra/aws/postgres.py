@@ -23,9 +23,10 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra.aws import decisions
 from infra.aws.security import encrypted_log_group, nodes_only_security_group
-from infra.clouds import POSTGRES_APP_ROLE
+from infra.config import StackConfig
+from infra.contracts.footprint import POSTGRES_APP_ROLE
+from infra.decisions import aws as decisions
 
 POSTGRES_PORT = 5432
 DATABASE_NAME = "gateway"
@@ -64,6 +65,34 @@ class PostgresArgs:
     """Snapshot the instance when it is deleted."""
     log_retention_days: int = 30
     """Days CloudWatch keeps the exported PostgreSQL and upgrade logs."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: StackConfig,
+        *,
+        vpc_id: pulumi.Input[str],
+        subnet_ids: pulumi.Input[list[str]],
+        client_security_group_id: pulumi.Input[str],
+        kms_key_arn: pulumi.Input[str],
+    ) -> PostgresArgs:
+        """The args from the stack's ``aws`` section; the keywords wire in other components."""
+        s = config.aws
+        return cls(
+            name_prefix=config.name_prefix,
+            instance_class=s.postgres_instance_class,
+            storage_gb=s.postgres_storage_gb,
+            engine_version=s.postgres_version,
+            high_availability=s.high_availability,
+            backup_retention_days=s.backup_retention_days,
+            deletion_protection=s.deletion_protection,
+            final_snapshot=s.postgres_final_snapshot,
+            log_retention_days=s.log_retention_days,
+            vpc_id=vpc_id,
+            subnet_ids=subnet_ids,
+            client_security_group_id=client_security_group_id,
+            kms_key_arn=kms_key_arn,
+        )
 
 
 class Postgres(pulumi.ComponentResource):
@@ -179,7 +208,7 @@ class Postgres(pulumi.ComponentResource):
         self.port = POSTGRES_PORT
         self.security_group_id = self.security_group.id
         self.owner_secret_arn = self.instance.master_user_secrets.apply(master_secret_arn)
-        self.dsn = pulumi.Output.secret(
+        self.dsn: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(self.instance.address, self.app_password.result).apply(
                 lambda a: decisions.postgres_dsn(
                     POSTGRES_APP_ROLE, a[1], a[0], POSTGRES_PORT, DATABASE_NAME

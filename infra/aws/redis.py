@@ -15,8 +15,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra.aws import decisions
 from infra.aws.security import encrypted_log_group, nodes_only_security_group
+from infra.config import StackConfig
+from infra.decisions import aws as decisions
 
 REDIS_PORT = 6379
 REDIS_LOG_TYPES = ("slow-log", "engine-log")
@@ -51,6 +52,33 @@ class RedisArgs:
     """Pulumi ``protect``: ElastiCache has no deletion protection of its own."""
     log_retention_days: int = 30
     """Days CloudWatch keeps the slow and engine logs."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: StackConfig,
+        *,
+        vpc_id: pulumi.Input[str],
+        subnet_ids: pulumi.Input[list[str]],
+        client_security_group_id: pulumi.Input[str],
+        kms_key_arn: pulumi.Input[str],
+    ) -> RedisArgs:
+        """The args from the stack's ``aws`` section; the keywords wire in other components."""
+        s = config.aws
+        return cls(
+            name_prefix=config.name_prefix,
+            node_type=s.redis_node_type,
+            engine=s.redis_engine,
+            engine_version=s.redis_engine_version,
+            high_availability=s.high_availability,
+            snapshot_retention_days=s.redis_snapshot_retention_days,
+            protect=s.deletion_protection,
+            log_retention_days=s.log_retention_days,
+            vpc_id=vpc_id,
+            subnet_ids=subnet_ids,
+            client_security_group_id=client_security_group_id,
+            kms_key_arn=kms_key_arn,
+        )
 
 
 class Redis(pulumi.ComponentResource):
@@ -149,7 +177,7 @@ class Redis(pulumi.ComponentResource):
         self.primary_endpoint = self.replication_group.primary_endpoint_address
         self.port = REDIS_PORT
         self.security_group_id = self.security_group.id
-        self.url = pulumi.Output.secret(
+        self.url: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(self.primary_endpoint, self.auth_token.result).apply(
                 lambda a: decisions.redis_url(a[0], REDIS_PORT, a[1])
             )

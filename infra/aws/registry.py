@@ -16,8 +16,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
-from infra.clouds import CloudFootprint
 from infra.config import Cloud, StackConfig
+from infra.contracts.footprint import AwsOutputs, CloudFootprint
 from infra.image import GatewayImage, GatewayImageArgs, image_tag
 
 
@@ -107,7 +107,7 @@ class GatewayRegistry(pulumi.ComponentResource):
         )
 
 
-def build(config: StackConfig, footprint: CloudFootprint) -> pulumi.Output[str] | None:
+def build(config: StackConfig, footprint: CloudFootprint[AwsOutputs]) -> pulumi.Output[str] | None:
     """The gateway image for EKS: ``None`` (the published image) unless ``buildImage`` is on."""
     gateway = config.gateway
     if not gateway.build_image:
@@ -117,7 +117,7 @@ def build(config: StackConfig, footprint: CloudFootprint) -> pulumi.Output[str] 
         f"{config.name_prefix}-aws-registry",
         GatewayRegistryArgs(
             name_prefix=config.name_prefix,
-            kms_key_arn=footprint.extras["kmsKeyArn"],
+            kms_key_arn=footprint.outputs.kms_key_arn,
             keep_images=gateway.registry_keep_images,
             force_delete=not config.aws.deletion_protection,
         ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws import decisions
+from infra.decisions import aws as decisions
 
 
 def nodes_only_security_group(

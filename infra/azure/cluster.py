@@ -47,10 +47,16 @@ from pulumi_azure_native import (
     security,
 )
 
-from infra.azure.addressing import dns_service_ip
-from infra.azure.naming import azure_name, check_name, with_suffix
-from infra.azure.sizing import api_server_access, ephemeral_os_disk_gb, system_pool_bounds
 from infra.config import AzureConfig
+from infra.decisions.azure import (
+    api_server_access,
+    azure_name,
+    check_name,
+    dns_service_ip,
+    ephemeral_os_disk_gb,
+    system_pool_bounds,
+    with_suffix,
+)
 from infra.k8s.access import KUBECONFIG_ENV, wait_script
 
 AKS_ENTRA_SERVER_APP_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
@@ -384,9 +390,10 @@ class Cluster(pulumi.ComponentResource):
         self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(
             lambda profile: profile.issuer_url if profile else ""
         )
+        # AKS sets the kubelet identity's object id with the managed identity profile.
         self.kubelet_identity_object_id = cluster.identity_profile.apply(
-            lambda profile: (
-                profile["kubeletidentity"].object_id
+            lambda profile: (  # type: ignore[arg-type]
+                profile["kubeletidentity"].object_id  # type: ignore[return-value]
                 if profile and "kubeletidentity" in profile
                 else ""
             )

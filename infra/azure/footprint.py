@@ -14,15 +14,13 @@ import pulumi
 import pulumi_azure_native as azure_native
 from pulumi_azure_native import authorization, resources
 
-from infra.azure.addressing import check_overlay_ranges
 from infra.azure.cluster import Cluster, ClusterArgs
-from infra.azure.naming import azure_name
 from infra.azure.network import Network, NetworkArgs
 from infra.azure.postgres import Postgres, PostgresArgs
 from infra.azure.redis import Redis, RedisArgs
-from infra.azure.sizing import api_server_access, redis_sku
-from infra.clouds import CloudFootprint
 from infra.config import Cloud, ConfigError, StackConfig
+from infra.contracts.footprint import AzureOutputs, CloudFootprint
+from infra.decisions.azure import api_server_access, azure_name, check_overlay_ranges, redis_sku
 
 REDIS_PORT = 10000
 """Azure Managed Redis's TLS port (clientProtocol Encrypted)."""
@@ -119,12 +117,10 @@ class Footprint(pulumi.ComponentResource):
 
         net = Network(
             f"{name}-network",
-            NetworkArgs(
+            NetworkArgs.from_config(
+                config,
                 resource_group_name=group.name,
                 location=location,
-                name_prefix=prefix,
-                vnet_cidr=s.vnet_cidr,
-                zones=tuple(s.availability_zones),
             ),
             opts=component,
         )
@@ -148,13 +144,10 @@ class Footprint(pulumi.ComponentResource):
         )
         redis = Redis(
             f"{name}-redis",
-            RedisArgs(
+            RedisArgs.from_config(
+                config,
                 resource_group_name=group.name,
                 location=location,
-                name_prefix=prefix,
-                sku=s.redis_sku,
-                high_availability=s.high_availability,
-                persistence=s.redis_persistence,
                 vnet_id=net.vnet_id,
                 endpoint_subnet_id=net.endpoint_subnet_id,
                 protect=protect,
@@ -183,23 +176,23 @@ class Footprint(pulumi.ComponentResource):
         self.redis = redis
         self.postgres = postgres
         # What the workload-identity work needs to federate pod identities.
-        self.extras: dict[str, pulumi.Output] = {
-            "oidcIssuerUrl": cluster.oidc_issuer_url,
-            "resourceGroupName": group.name,
-            "location": pulumi.Output.from_input(location),
-            "kubeletIdentityObjectId": cluster.kubelet_identity_object_id,
-            "clusterIdentityPrincipalId": cluster.cluster_identity_principal_id,
-            "vnetId": net.vnet_id,
-            "nodeSubnetId": net.node_subnet_id,
-            "egressIp": net.egress_ip,
-            "ingressIp": net.ingress_ip.ip_address.apply(lambda ip: ip or ""),
-            "ownerSecretId": postgres.owner_secret_id,
-            "redisClusterName": redis.cluster_name,
-            "redisDatabaseName": redis.database_name,
-        }
+        self.outputs = AzureOutputs(
+            oidc_issuer_url=cluster.oidc_issuer_url,
+            resource_group_name=group.name,
+            location=pulumi.Output.from_input(location),
+            kubelet_identity_object_id=cluster.kubelet_identity_object_id,
+            cluster_identity_principal_id=cluster.cluster_identity_principal_id,
+            vnet_id=net.vnet_id,
+            node_subnet_id=net.node_subnet_id,
+            egress_ip=net.egress_ip,
+            ingress_ip=net.ingress_ip.ip_address.apply(lambda ip: ip or ""),
+            owner_secret_id=postgres.owner_secret_id,
+            redis_cluster_name=redis.cluster_name,
+            redis_database_name=redis.database_name,
+        )
         self.register_outputs(
             {
-                **self.extras,
+                **self.outputs.by_key(),
                 "clusterName": cluster.cluster_name,
                 "kubeconfig": cluster.kubeconfig,
                 "redisUrl": redis.url,
@@ -209,7 +202,7 @@ class Footprint(pulumi.ComponentResource):
         )
 
 
-def build(config: StackConfig) -> CloudFootprint:
+def build(config: StackConfig) -> CloudFootprint[AzureOutputs]:
     """Build the Azure footprint and hand the program its per-cloud contract."""
     validate(config)
     footprint = Footprint("azure", config)
@@ -229,5 +222,5 @@ def build(config: StackConfig) -> CloudFootprint:
         data_store_cidrs=[config.azure.vnet_cidr],
         redis_port=REDIS_PORT,
         load_balancer_annotations=footprint.load_balancer_annotations,
-        extras=dict(footprint.extras),
+        outputs=footprint.outputs,
     )

@@ -26,15 +26,11 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import authorization, managedidentity, redisenterprise
 
-from infra.azure.naming import azure_name
-from infra.clouds import CloudFootprint
 from infra.config import StackConfig
-from infra.k8s.gateway import (
-    MIGRATION_SERVICE_ACCOUNT,
-    MigrationAccess,
-    WorkloadIdentity,
-    service_account_subject,
-)
+from infra.contracts.footprint import AzureOutputs, CloudFootprint
+from infra.contracts.workload import MigrationAccess, WorkloadIdentity
+from infra.decisions.azure import azure_name
+from infra.k8s.gateway import MIGRATION_SERVICE_ACCOUNT, service_account_subject
 
 TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 """The audience Entra ID expects on a federated workload token."""
@@ -235,20 +231,20 @@ class MigrationIdentity(pulumi.ComponentResource):
         self.register_outputs({"clientId": self.client_id})
 
 
-def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
+def build(config: StackConfig, footprint: CloudFootprint[AzureOutputs]) -> GatewayIdentity:
     """The gateway's identity on the Azure footprint (Entra Workload ID through the AKS issuer),
     and the migration Job's beside it (:attr:`GatewayIdentity.migration`)."""
     identity = GatewayIdentity(
         f"{config.name_prefix}-azure-gateway-identity",
         GatewayIdentityArgs(
             name_prefix=config.name_prefix,
-            resource_group_name=footprint.extras["resourceGroupName"],
+            resource_group_name=footprint.outputs.resource_group_name,
             location=config.azure.location,
             oidc_issuer_url=footprint.oidc_issuer_url,
             subject=service_account_subject(),
             openai_account_id=config.azure.openai_account_id,
-            redis_cluster_name=footprint.extras["redisClusterName"],
-            redis_database_name=footprint.extras["redisDatabaseName"],
+            redis_cluster_name=footprint.outputs.redis_cluster_name,
+            redis_database_name=footprint.outputs.redis_database_name,
         ),
         opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),
     )
@@ -257,10 +253,10 @@ def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
             f"{config.name_prefix}-azure-migration-identity",
             MigrationIdentityArgs(
                 name_prefix=config.name_prefix,
-                resource_group_name=footprint.extras["resourceGroupName"],
+                resource_group_name=footprint.outputs.resource_group_name,
                 location=config.azure.location,
                 oidc_issuer_url=footprint.oidc_issuer_url,
-                owner_secret_id=footprint.extras["ownerSecretId"],
+                owner_secret_id=footprint.outputs.owner_secret_id,
             ),
             opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),
         )

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import network
 
-from infra.azure.addressing import subnet_plan
-from infra.azure.naming import azure_name
+from infra.config import StackConfig
+from infra.decisions.azure import azure_name, subnet_plan
 
 POSTGRES_DELEGATION = "Microsoft.DBforPostgreSQL/flexibleServers"
 REDIS_TLS_PORT = "10000"
@@ -34,9 +34,27 @@ class NetworkArgs:
     name_prefix: str
     """``<project>-<environment>``, the stem of every name."""
     vnet_cidr: str
-    """VNet address space (a /19 or larger), carved by :func:`infra.azure.addressing.subnet_plan`."""
+    """VNet address space (a /19 or larger), carved by :func:`infra.decisions.azure.subnet_plan`."""
     zones: tuple[str, ...] = ()
     """Availability zones of the gateway's public IP (zone-redundant when several)."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: StackConfig,
+        *,
+        resource_group_name: pulumi.Input[str],
+        location: str,
+    ) -> NetworkArgs:
+        """The args from the stack's ``azure`` section; the keywords wire in other components."""
+        s = config.azure
+        return cls(
+            name_prefix=config.name_prefix,
+            vnet_cidr=s.vnet_cidr,
+            zones=tuple(s.availability_zones),
+            resource_group_name=resource_group_name,
+            location=location,
+        )
 
 
 class Network(pulumi.ComponentResource):

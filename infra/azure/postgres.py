@@ -14,7 +14,7 @@
   is written to a Key Vault secret (``postgres-owner``: ``{"username",
   "password"}``), never to the cluster: the migration Job reads it there with
   its own workload identity and creates the gateway's own role
-  (:data:`infra.clouds.POSTGRES_APP_ROLE`, row access only, its own generated
+  (:data:`infra.contracts.footprint.POSTGRES_APP_ROLE`, row access only, its own generated
   password). Password authentication is the only method: Microsoft Entra
   authentication stays off until the gateway authenticates with Entra tokens
   (an unused second way in is only attack surface).
@@ -29,10 +29,15 @@ import pulumi
 import pulumi_random as random
 from pulumi_azure_native import dbforpostgresql, keyvault, privatedns
 
-from infra.azure.naming import azure_name, with_suffix
-from infra.azure.sizing import postgres_availability, postgres_backup_retention, postgres_tier
-from infra.clouds import POSTGRES_APP_ROLE
 from infra.config import AzureConfig
+from infra.contracts.footprint import POSTGRES_APP_ROLE
+from infra.decisions.azure import (
+    azure_name,
+    postgres_availability,
+    postgres_backup_retention,
+    postgres_tier,
+    with_suffix,
+)
 
 ADMIN_LOGIN = "aigwadmin"
 OWNER_SECRET_NAME = "postgres-owner"

@@ -28,8 +28,8 @@ import pulumi
 import pulumi_random as random
 from pulumi_azure_native import network, privatedns, redisenterprise
 
-from infra.azure.naming import azure_name, with_suffix
-from infra.azure.sizing import redis_sku
+from infra.config import StackConfig
+from infra.decisions.azure import azure_name, redis_sku, with_suffix
 
 REDIS_PORT = 10000
 PRIVATE_DNS_ZONE = "privatelink.redis.azure.net"
@@ -53,6 +53,31 @@ class RedisArgs:
     vnet_id: pulumi.Input[str]
     endpoint_subnet_id: pulumi.Input[str]
     protect: bool = False
+
+    @classmethod
+    def from_config(
+        cls,
+        config: StackConfig,
+        *,
+        resource_group_name: pulumi.Input[str],
+        location: str,
+        vnet_id: pulumi.Input[str],
+        endpoint_subnet_id: pulumi.Input[str],
+        protect: bool,
+    ) -> RedisArgs:
+        """The args from the stack's ``azure`` section; the keywords wire in other components."""
+        s = config.azure
+        return cls(
+            name_prefix=config.name_prefix,
+            sku=s.redis_sku,
+            high_availability=s.high_availability,
+            persistence=s.redis_persistence,
+            resource_group_name=resource_group_name,
+            location=location,
+            vnet_id=vnet_id,
+            endpoint_subnet_id=endpoint_subnet_id,
+            protect=protect,
+        )
 
 
 class Redis(pulumi.ComponentResource):

@@ -20,9 +20,9 @@ import pulumi
 import pulumi_random as random
 from pulumi_azure_native import authorization, containerregistry
 
-from infra.azure.naming import azure_name, with_suffix
-from infra.clouds import CloudFootprint
 from infra.config import Cloud, Environment, StackConfig
+from infra.contracts.footprint import AzureOutputs, CloudFootprint
+from infra.decisions.azure import azure_name, with_suffix
 from infra.image import GatewayImage, GatewayImageArgs, image_tag
 
 ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
@@ -135,7 +135,9 @@ class GatewayRegistry(pulumi.ComponentResource):
         self.register_outputs({"loginServer": self.login_server, "registryId": self.registry_id})
 
 
-def build(config: StackConfig, footprint: CloudFootprint) -> pulumi.Output[str] | None:
+def build(
+    config: StackConfig, footprint: CloudFootprint[AzureOutputs]
+) -> pulumi.Output[str] | None:
     """The gateway image for AKS: ``None`` (the published image) unless ``buildImage`` is on."""
     gateway = config.gateway
     if not gateway.build_image:
@@ -145,11 +147,11 @@ def build(config: StackConfig, footprint: CloudFootprint) -> pulumi.Output[str] 
         GatewayRegistryArgs(
             name_prefix=config.name_prefix,
             environment=config.environment,
-            resource_group_name=footprint.extras["resourceGroupName"],
+            resource_group_name=footprint.outputs.resource_group_name,
             location=config.azure.location,
-            kubelet_object_id=footprint.extras["kubeletIdentityObjectId"],
+            kubelet_object_id=footprint.outputs.kubelet_identity_object_id,
             allowed_cidrs=config.azure.deployer_cidrs,
-            egress_ip=footprint.extras.get("egressIp"),
+            egress_ip=footprint.outputs.egress_ip,
         ),
         opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),
     )

@@ -242,7 +242,7 @@ def lifecycle_rule_matches(existing: dict[str, Any], wanted: dict[str, Any]) -> 
     A whole-bucket filter comes back as ``{"Prefix": ""}``, ``{}`` or not at
     all depending on how the rule was written; all three mean the same.
     """
-    whole_bucket = (None, {}, {"Prefix": ""})
+    whole_bucket: tuple[Any, ...] = (None, {}, {"Prefix": ""})
     for key, value in wanted.items():
         actual = existing.get(key)
         if key == "Filter" and value in whole_bucket and actual in whole_bucket:

@@ -19,7 +19,8 @@ import pulumi_kubernetes as kubernetes
 import pulumi_random as random
 import yaml
 
-from infra.gcp.names import resource_name
+from infra.config import StackConfig
+from infra.decisions.gcp import resource_name
 
 NODE_ROLES = (
     "roles/logging.logWriter",
@@ -77,6 +78,44 @@ class ClusterArgs:
     deletion_protection: bool
     maintenance_hour_utc: int
     apis: Sequence[pulumi.Resource] = field(default_factory=list)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: StackConfig,
+        *,
+        network_id: pulumi.Input[str],
+        subnetwork_id: pulumi.Input[str],
+        pods_range_name: str,
+        services_range_name: str,
+        node_tag: str,
+        apis: Sequence[pulumi.Resource],
+    ) -> ClusterArgs:
+        """The args from the stack's ``gcp`` section; the keywords wire in other components."""
+        s = config.gcp
+        return cls(
+            name_prefix=config.name_prefix,
+            project=s.project,
+            region=s.region,
+            master_cidr=s.master_cidr,
+            deployer_cidrs=s.deployer_cidrs,
+            private_endpoint_only=s.private_endpoint_only,
+            kubernetes_version=s.kubernetes_version,
+            release_channel=s.release_channel,
+            machine_type=s.machine_type,
+            node_count=s.node_count,
+            node_min_count=s.node_min_count,
+            node_max_count=s.node_max_count,
+            max_pods_per_node=s.max_pods_per_node,
+            deletion_protection=s.deletion_protection,
+            maintenance_hour_utc=s.maintenance_hour_utc,
+            network_id=network_id,
+            subnetwork_id=subnetwork_id,
+            pods_range_name=pods_range_name,
+            services_range_name=services_range_name,
+            node_tag=node_tag,
+            apis=apis,
+        )
 
 
 def workload_pool(project: str) -> str:
@@ -371,7 +410,7 @@ class Cluster(pulumi.ComponentResource):
         )
         self.node_service_account_email = self.node_service_account.email
         self.kms_key_id = self.secrets_key.id
-        self.kubeconfig = pulumi.Output.secret(
+        self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(
                 self.cluster.name,
                 self.cluster.endpoint,

@@ -3,7 +3,7 @@
 It owns an explicit ``pulumi_gcp.Provider`` (project and region from
 ``ai-gateway:gcp``, the required tags as ``default_labels``) that every child
 uses, enables the service APIs the children call, and hands the program the
-per-cloud :class:`~infra.clouds.CloudFootprint` contract.
+per-cloud :class:`~infra.contracts.footprint.CloudFootprint` contract.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.clouds import CloudFootprint
 from infra.config import Cloud, GcpConfig, StackConfig
+from infra.contracts.footprint import CloudFootprint, GcpOutputs
+from infra.decisions.gcp import resource_name
 from infra.gcp.cluster import KMS_ROTATION_PERIOD, Cluster, ClusterArgs
-from infra.gcp.names import resource_name
 from infra.gcp.network import Network, NetworkArgs
 from infra.gcp.postgres import Postgres, PostgresArgs
 from infra.gcp.redis import TLS_PORT as REDIS_PORT
@@ -133,16 +133,10 @@ class GcpFootprint(pulumi.ComponentResource):
 
         self.network = Network(
             "network",
-            NetworkArgs(
-                name_prefix=prefix,
-                region=gcp_config.region,
-                subnet_cidr=gcp_config.subnet_cidr,
-                pods_cidr=gcp_config.pods_cidr,
-                services_cidr=gcp_config.services_cidr,
-                private_service_cidr=gcp_config.private_service_cidr,
+            NetworkArgs.from_config(
+                config,
                 node_tag=node_tag,
                 health_check_ports=LOAD_BALANCER_HEALTH_CHECK_PORTS,
-                control_plane_cidr=gcp_config.master_cidr,
                 control_plane_webhook_ports=CONTROL_PLANE_WEBHOOK_PORTS,
                 apis=self.apis,
             ),
@@ -150,27 +144,13 @@ class GcpFootprint(pulumi.ComponentResource):
         )
         self.cluster = Cluster(
             "cluster",
-            ClusterArgs(
-                name_prefix=prefix,
-                project=gcp_config.project,
-                region=gcp_config.region,
+            ClusterArgs.from_config(
+                config,
                 network_id=self.network.network_id,
                 subnetwork_id=self.network.subnetwork_id,
                 pods_range_name=self.network.pods_range_name,
                 services_range_name=self.network.services_range_name,
-                master_cidr=gcp_config.master_cidr,
-                deployer_cidrs=gcp_config.deployer_cidrs,
-                private_endpoint_only=gcp_config.private_endpoint_only,
-                kubernetes_version=gcp_config.kubernetes_version,
-                release_channel=gcp_config.release_channel,
-                machine_type=gcp_config.machine_type,
-                node_count=gcp_config.node_count,
-                node_min_count=gcp_config.node_min_count,
-                node_max_count=gcp_config.node_max_count,
-                max_pods_per_node=gcp_config.max_pods_per_node,
                 node_tag=node_tag,
-                deletion_protection=gcp_config.deletion_protection,
-                maintenance_hour_utc=gcp_config.maintenance_hour_utc,
                 apis=self.apis,
             ),
             opts=on_gcp,
@@ -210,18 +190,11 @@ class GcpFootprint(pulumi.ComponentResource):
 
         self.redis = Redis(
             "redis",
-            RedisArgs(
-                name_prefix=prefix,
-                region=gcp_config.region,
+            RedisArgs.from_config(
+                config,
                 network_id=self.network.network_id,
                 reserved_ip_range=self.network.private_service_range.name,
                 service_connection=self.network.service_connection,
-                memory_gb=gcp_config.redis_memory_gb,
-                redis_version=gcp_config.redis_version,
-                high_availability=gcp_config.high_availability,
-                persistence=gcp_config.redis_persistence,
-                maintenance_day=gcp_config.maintenance_day,
-                maintenance_hour_utc=gcp_config.maintenance_hour_utc,
                 kms_key_id=self.data_key.id,
                 apis=[*self.apis, data_key_grants["redis.googleapis.com"]],
             ),
@@ -229,20 +202,11 @@ class GcpFootprint(pulumi.ComponentResource):
         )
         self.postgres = Postgres(
             "postgres",
-            PostgresArgs(
-                name_prefix=prefix,
-                region=gcp_config.region,
+            PostgresArgs.from_config(
+                config,
                 network_id=self.network.network_id,
                 allocated_ip_range=self.network.private_service_range.name,
                 service_connection=self.network.service_connection,
-                database_version=gcp_config.postgres_version,
-                tier=gcp_config.postgres_tier,
-                disk_gb=gcp_config.postgres_disk_gb,
-                high_availability=gcp_config.high_availability,
-                deletion_protection=gcp_config.deletion_protection,
-                backup_retention_days=gcp_config.backup_retention_days,
-                maintenance_day=gcp_config.maintenance_day,
-                maintenance_hour_utc=gcp_config.maintenance_hour_utc,
                 kms_key_id=self.data_key.id,
                 apis=[*self.apis, data_key_grants["sqladmin.googleapis.com"]],
                 secret_apis=[*self.apis, data_key_grants["secretmanager.googleapis.com"]],
@@ -250,13 +214,13 @@ class GcpFootprint(pulumi.ComponentResource):
             opts=on_gcp,
         )
 
-        self.extras: dict[str, pulumi.Output] = {
-            "workloadPool": self.cluster.workload_pool,
-            "project": pulumi.Output.from_input(gcp_config.project),
-            "region": pulumi.Output.from_input(gcp_config.region),
-            "nodeServiceAccountEmail": self.cluster.node_service_account_email,
+        self.outputs = GcpOutputs(
+            workload_pool=self.cluster.workload_pool,
+            project=pulumi.Output.from_input(gcp_config.project),
+            region=pulumi.Output.from_input(gcp_config.region),
+            node_service_account_email=self.cluster.node_service_account_email,
             # GKE publishes each cluster's token issuer at this public URL.
-            "oidcIssuerUrl": pulumi.Output.concat(
+            oidc_issuer_url=pulumi.Output.concat(
                 "https://container.googleapis.com/v1/projects/",
                 gcp_config.project,
                 "/locations/",
@@ -264,10 +228,10 @@ class GcpFootprint(pulumi.ComponentResource):
                 "/clusters/",
                 self.cluster.cluster_name,
             ),
-            "networkId": self.network.network_id,
-            "subnetworkId": self.network.subnetwork_id,
-            "ownerSecretId": self.postgres.owner_secret.id,
-        }
+            network_id=self.network.network_id,
+            subnetwork_id=self.network.subnetwork_id,
+            owner_secret_id=self.postgres.owner_secret.id,
+        )
         self.register_outputs(
             {
                 "clusterName": self.cluster.cluster_name,
@@ -275,19 +239,19 @@ class GcpFootprint(pulumi.ComponentResource):
                 "redisUrl": self.redis.url,
                 "redisCaCert": self.redis.ca_certificate,
                 "postgresDsn": self.postgres.dsn,
-                **self.extras,
+                **self.outputs.by_key(),
             }
         )
 
 
-def build(config: StackConfig) -> CloudFootprint:
+def build(config: StackConfig) -> CloudFootprint[GcpOutputs]:
     """Build the GCP footprint of the stack and return the per-cloud contract."""
     footprint = GcpFootprint(f"{config.name_prefix}-gcp", config)
     return CloudFootprint(
         cloud=Cloud.GCP,
         component=footprint,
         provider=footprint.provider,
-        oidc_issuer_url=footprint.extras["oidcIssuerUrl"],
+        oidc_issuer_url=footprint.outputs.oidc_issuer_url,
         region=config.gcp.region,
         cluster_name=footprint.cluster.cluster_name,
         kubeconfig=footprint.cluster.kubeconfig,
@@ -309,5 +273,5 @@ def build(config: StackConfig) -> CloudFootprint:
         redis_port=REDIS_PORT,
         load_balancer_annotations=dict(LOAD_BALANCER_ANNOTATIONS),
         api_services=list(footprint.apis),
-        extras=footprint.extras,
+        outputs=footprint.outputs,
     )

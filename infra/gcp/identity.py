@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.clouds import CloudFootprint
 from infra.config import StackConfig
-from infra.gcp.names import resource_name
-from infra.k8s.gateway import MIGRATION_SERVICE_ACCOUNT, MigrationAccess, WorkloadIdentity
+from infra.contracts.footprint import CloudFootprint, GcpOutputs
+from infra.contracts.workload import MigrationAccess, WorkloadIdentity
+from infra.decisions.gcp import resource_name
+from infra.k8s.gateway import MIGRATION_SERVICE_ACCOUNT
 
 VERTEX_ROLE = "roles/aiplatform.user"
 WORKLOAD_IDENTITY_ROLE = "roles/iam.workloadIdentityUser"
@@ -173,7 +174,7 @@ class MigrationIdentity(pulumi.ComponentResource):
         self.register_outputs({"email": self.email})
 
 
-def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
+def build(config: StackConfig, footprint: CloudFootprint[GcpOutputs]) -> GatewayIdentity:
     """The gateway's identity on the GCP footprint (GKE Workload Identity), and the
     migration Job's beside it (:attr:`GatewayIdentity.migration`)."""
     identity = GatewayIdentity(
@@ -181,7 +182,7 @@ def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
         GatewayIdentityArgs(
             name_prefix=config.name_prefix,
             project=config.gcp.project,
-            workload_pool=footprint.extras["workloadPool"],
+            workload_pool=footprint.outputs.workload_pool,
             apis=footprint.api_services,
         ),
         opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),
@@ -192,8 +193,8 @@ def build(config: StackConfig, footprint: CloudFootprint) -> GatewayIdentity:
             MigrationIdentityArgs(
                 name_prefix=config.name_prefix,
                 project=config.gcp.project,
-                workload_pool=footprint.extras["workloadPool"],
-                owner_secret_id=footprint.extras["ownerSecretId"],
+                workload_pool=footprint.outputs.workload_pool,
+                owner_secret_id=footprint.outputs.owner_secret_id,
                 apis=footprint.api_services,
             ),
             opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.gcp.names import resource_name
+from infra.config import StackConfig
+from infra.decisions.gcp import resource_name
 
 GOOGLE_HEALTH_CHECK_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
 """Source ranges of Google Cloud load balancer health checks (documented by Google)."""
@@ -50,6 +51,32 @@ class NetworkArgs:
     control_plane_cidr: str | None = None
     control_plane_webhook_ports: Sequence[str] = ()
     apis: Sequence[pulumi.Resource] = field(default_factory=list)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: StackConfig,
+        *,
+        node_tag: str,
+        health_check_ports: Sequence[str],
+        control_plane_webhook_ports: Sequence[str],
+        apis: Sequence[pulumi.Resource],
+    ) -> NetworkArgs:
+        """The args from the stack's ``gcp`` section; the keywords wire in other components."""
+        s = config.gcp
+        return cls(
+            name_prefix=config.name_prefix,
+            region=s.region,
+            subnet_cidr=s.subnet_cidr,
+            pods_cidr=s.pods_cidr,
+            services_cidr=s.services_cidr,
+            private_service_cidr=s.private_service_cidr,
+            control_plane_cidr=s.master_cidr,
+            node_tag=node_tag,
+            health_check_ports=health_check_ports,
+            control_plane_webhook_ports=control_plane_webhook_ports,
+            apis=apis,
+        )
 
 
 def private_service_range(cidr: str) -> tuple[str, int]:

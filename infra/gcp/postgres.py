@@ -4,7 +4,7 @@ The instance takes its private IP from the network's peered range, so it must
 wait for the service networking connection. The gateway's database and the
 built-in user that owns its schema are created here; Cloud SQL makes every
 built-in user a ``cloudsqlsuperuser``, so that user is only the migration
-Job's. The gateway connects as its own role (:data:`infra.clouds.POSTGRES_APP_ROLE`,
+Job's. The gateway connects as its own role (:data:`infra.contracts.footprint.POSTGRES_APP_ROLE`,
 row access only), which the Job creates. Both passwords come from
 ``pulumi_random``; the owner's is kept in a Secret Manager secret (encrypted with
 the footprint's data key, replicated only in the region), never in the cluster:
@@ -22,8 +22,9 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
-from infra.clouds import POSTGRES_APP_ROLE
-from infra.gcp.names import resource_name
+from infra.config import StackConfig
+from infra.contracts.footprint import POSTGRES_APP_ROLE
+from infra.decisions.gcp import resource_name
 
 DATABASE = "gateway"
 USER = "gateway_admin"
@@ -83,18 +84,38 @@ class PostgresArgs:
     secret_apis: Sequence[pulumi.Resource] = field(default_factory=list)
     """What the owner's secret waits for: Secret Manager's API and its agent's grant on the key."""
 
-
-SECRET_MANAGER_API = "https://secretmanager.googleapis.com/v1"
-
-
-def secret_access_url(version_name: str) -> str:
-    """The ``versions.access`` URL of a secret version (``projects/.../versions/N``)."""
-    if not version_name.startswith("projects/") or "/versions/" not in version_name:
-        raise ValueError(
-            f"secret version {version_name!r} is not projects/P/secrets/S/versions/V; pass the "
-            "SecretVersion's name"
+    @classmethod
+    def from_config(
+        cls,
+        config: StackConfig,
+        *,
+        network_id: pulumi.Input[str],
+        allocated_ip_range: pulumi.Input[str],
+        service_connection: pulumi.Resource,
+        kms_key_id: pulumi.Input[str] | None,
+        apis: Sequence[pulumi.Resource],
+        secret_apis: Sequence[pulumi.Resource],
+    ) -> PostgresArgs:
+        """The args from the stack's ``gcp`` section; the keywords wire in other components."""
+        s = config.gcp
+        return cls(
+            name_prefix=config.name_prefix,
+            region=s.region,
+            database_version=s.postgres_version,
+            tier=s.postgres_tier,
+            disk_gb=s.postgres_disk_gb,
+            high_availability=s.high_availability,
+            deletion_protection=s.deletion_protection,
+            backup_retention_days=s.backup_retention_days,
+            maintenance_day=s.maintenance_day,
+            maintenance_hour_utc=s.maintenance_hour_utc,
+            network_id=network_id,
+            allocated_ip_range=allocated_ip_range,
+            service_connection=service_connection,
+            kms_key_id=kms_key_id,
+            apis=apis,
+            secret_apis=secret_apis,
         )
-    return f"{SECRET_MANAGER_API}/{version_name}:access"
 
 
 def availability_type(high_availability: bool) -> str:
@@ -120,6 +141,19 @@ def postgres_dsn(user: str, password: str, host: str, database: str, port: int =
         f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/"
         f"{quote(database, safe='')}?sslmode=require"
     )
+
+
+SECRET_MANAGER_API = "https://secretmanager.googleapis.com/v1"
+
+
+def secret_access_url(version_name: str) -> str:
+    """The ``versions.access`` URL of a secret version (``projects/.../versions/N``)."""
+    if not version_name.startswith("projects/") or "/versions/" not in version_name:
+        raise ValueError(
+            f"secret version {version_name!r} is not projects/P/secrets/S/versions/V; pass the "
+            "SecretVersion's name"
+        )
+    return f"{SECRET_MANAGER_API}/{version_name}:access"
 
 
 class Postgres(pulumi.ComponentResource):
@@ -240,18 +274,19 @@ class Postgres(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.secret_apis)),
         )
+        owner_data: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(self.user.name, self.password.result).apply(
+                lambda v: json.dumps({"username": v[0], "password": v[1]})
+            )
+        )
         owner_version = gcp.secretmanager.SecretVersion(
             "postgres-owner",
             secret=self.owner_secret.id,
-            secret_data=pulumi.Output.secret(
-                pulumi.Output.all(self.user.name, self.password.result).apply(
-                    lambda v: json.dumps({"username": v[0], "password": v[1]})
-                )
-            ),
+            secret_data=owner_data,
             opts=child,
         )
         self.owner_secret_url = owner_version.name.apply(secret_access_url)
-        self.dsn = pulumi.Output.secret(
+        self.dsn: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(self.app_password.result, self.private_ip, self.database.name).apply(
                 lambda values: postgres_dsn(POSTGRES_APP_ROLE, values[0], values[1], values[2])
             )

@@ -16,7 +16,8 @@ from urllib.parse import quote
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.gcp.names import resource_name
+from infra.config import StackConfig
+from infra.decisions.gcp import resource_name
 
 TLS_PORT = 6378
 """Memorystore's port under ``SERVER_AUTHENTICATION`` transit encryption."""
@@ -45,6 +46,35 @@ class RedisArgs:
     kms_key_id: pulumi.Input[str] | None = None
     """Cloud KMS key encrypting the instance's data at rest (CMEK); Google-managed when None."""
     apis: Sequence[pulumi.Resource] = field(default_factory=list)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: StackConfig,
+        *,
+        network_id: pulumi.Input[str],
+        reserved_ip_range: pulumi.Input[str],
+        service_connection: pulumi.Resource,
+        kms_key_id: pulumi.Input[str] | None,
+        apis: Sequence[pulumi.Resource],
+    ) -> RedisArgs:
+        """The args from the stack's ``gcp`` section; the keywords wire in other components."""
+        s = config.gcp
+        return cls(
+            name_prefix=config.name_prefix,
+            region=s.region,
+            memory_gb=s.redis_memory_gb,
+            redis_version=s.redis_version,
+            high_availability=s.high_availability,
+            persistence=s.redis_persistence,
+            maintenance_day=s.maintenance_day,
+            maintenance_hour_utc=s.maintenance_hour_utc,
+            network_id=network_id,
+            reserved_ip_range=reserved_ip_range,
+            service_connection=service_connection,
+            kms_key_id=kms_key_id,
+            apis=apis,
+        )
 
 
 def redis_tier(high_availability: bool) -> str:
@@ -127,7 +157,7 @@ class Redis(pulumi.ComponentResource):
 
         self.host = self.instance.host
         self.port = self.instance.port
-        self.url = pulumi.Output.secret(
+        self.url: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(
                 self.instance.auth_string, self.instance.host, self.instance.port
             ).apply(lambda values: redis_url(values[0], values[1], values[2]))

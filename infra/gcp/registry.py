@@ -16,9 +16,9 @@ import pulumi
 import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
-from infra.clouds import CloudFootprint
 from infra.config import Cloud, StackConfig
-from infra.gcp.names import resource_name
+from infra.contracts.footprint import CloudFootprint, GcpOutputs
+from infra.decisions.gcp import resource_name
 from infra.image import GatewayImage, GatewayImageArgs, image_tag
 
 READER_ROLE = "roles/artifactregistry.reader"
@@ -121,7 +121,7 @@ class GatewayRegistry(pulumi.ComponentResource):
         self.register_outputs({"repositoryUrl": self.repository_url})
 
 
-def build(config: StackConfig, footprint: CloudFootprint) -> pulumi.Output[str] | None:
+def build(config: StackConfig, footprint: CloudFootprint[GcpOutputs]) -> pulumi.Output[str] | None:
     """The gateway image for GKE: ``None`` (the published image) unless ``buildImage`` is on."""
     gateway = config.gateway
     if not gateway.build_image:
@@ -133,7 +133,7 @@ def build(config: StackConfig, footprint: CloudFootprint) -> pulumi.Output[str] 
             name_prefix=config.name_prefix,
             project=settings.project,
             region=settings.region,
-            node_service_account_email=footprint.extras["nodeServiceAccountEmail"],
+            node_service_account_email=footprint.outputs.node_service_account_email,
             keep_images=gateway.registry_keep_images,
         ),
         opts=pulumi.ResourceOptions(parent=footprint.component, provider=footprint.provider),

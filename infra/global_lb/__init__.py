@@ -27,8 +27,8 @@ from typing import Any, Protocol
 
 import pulumi
 
-from infra.clouds import CloudFootprint
 from infra.config import DnsProvider, StackConfig
+from infra.contracts.footprint import CloudFootprint
 from infra.global_lb.common import (
     HTTPS_PORT,
     READINESS_PATH,

@@ -26,6 +26,7 @@ for public zones (the config refuses ``queryLogging: true``).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,9 +42,10 @@ from pulumi_azure_native import (
     trafficmanager,
 )
 
-from infra.azure.naming import azure_name
-from infra.clouds import CloudFootprint
 from infra.config import Cloud, DnsConfig, DnsProvider, RoutingPolicy
+from infra.contracts.footprint import CloudFootprint
+from infra.decisions import k8s as decisions
+from infra.decisions.azure import azure_name
 from infra.global_lb.common import (
     HTTPS_PORT,
     READINESS_PATH,
@@ -55,7 +57,6 @@ from infra.global_lb.common import (
     routing_weights,
 )
 from infra.global_lb.regions import nearest_region
-from infra.k8s import decisions
 from infra.k8s.edge import AZURE_TOKEN_AUDIENCE, CERT_MANAGER_SUBJECT, AzureDnsSolver
 
 PROBE_STATE_METRIC = "ProbeAgentCurrentEndpointStateByProfileResourceId"
@@ -95,11 +96,6 @@ def ds_record(signing_keys: Sequence[dns.outputs.SigningKeyResponse] | None) -> 
         if infos:
             return infos[0].record or ""
     return ""
-
-
-def txt_challenge_role(zone_id: str) -> dict:
-    """The custom role cert-manager holds on the zone (ARM ``permissions`` block)."""
-    return {"actions": list(TXT_CHALLENGE_ACTIONS), "assignableScopes": [zone_id]}
 
 
 class AzureDnsZone(pulumi.ComponentResource):
@@ -316,7 +312,7 @@ class TrafficManagerGlobalEndpoint(GlobalDnsBackend):
         for cloud in clouds:
             endpoint = pulumi.Output.from_input(by_cloud[cloud].endpoint)
             label = hostnames[cloud].split(".", 1)[0]
-            record_type = endpoint.apply(lambda value, c=cloud: record_type_for(value, c))
+            record_type = endpoint.apply(functools.partial(record_type_for, cloud=cloud))
             value = endpoint.apply(lambda v: v.strip().rstrip("."))
             direct = dns.RecordSet(
                 f"{name}-{cloud.value}-direct",
@@ -364,7 +360,7 @@ class TrafficManagerGlobalEndpoint(GlobalDnsBackend):
             self.cloud_urls[cloud] = pulumi.Output.from_input(f"https://{hostnames[cloud]}")
             self.health_check_ids[cloud] = tm_endpoint.id
 
-        fqdn = profile.dns_config.apply(lambda c: c.fqdn or "")
+        fqdn = profile.dns_config.apply(lambda c: (c.fqdn if c else None) or "")
         dns.RecordSet(
             f"{name}-routed",
             zone_name=zone.zone_name,

@@ -26,6 +26,7 @@ global and the per-cloud names under the same certificate).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,9 +35,9 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.clouds import CloudFootprint
 from infra.config import Cloud, DnsConfig, DnsProvider, RoutingPolicy
-from infra.gcp.names import resource_name
+from infra.contracts.footprint import CloudFootprint, GcpOutputs
+from infra.decisions.gcp import resource_name
 from infra.global_lb.common import (
     HTTPS_PORT,
     READINESS_PATH,
@@ -180,8 +181,8 @@ class CloudDnsZone(pulumi.ComponentResource):
         workload identity pool (see :meth:`_federate`).
         """
         account = self._challenge_account()
-        if footprint.cloud == Cloud.GCP:
-            pool = footprint.extras["workloadPool"]
+        if isinstance(footprint.outputs, GcpOutputs):
+            pool = footprint.outputs.workload_pool
             gcp.serviceaccount.IAMMember(
                 f"{self._name}-gcp-dns01-workload-identity",
                 service_account_id=account.name,
@@ -406,7 +407,7 @@ class CloudDnsGlobalEndpoint(GlobalDnsBackend):
         addresses: dict[Cloud, pulumi.Output[str]] = {}
         for cloud in clouds:
             endpoint = pulumi.Output.from_input(by_cloud[cloud].endpoint)
-            addresses[cloud] = endpoint.apply(lambda value, c=cloud: ipv4_endpoint(c, value))
+            addresses[cloud] = endpoint.apply(functools.partial(ipv4_endpoint, cloud))
             gcp.dns.RecordSet(
                 f"{name}-{cloud.value}-direct",
                 managed_zone=zone.zone_name,

@@ -34,6 +34,7 @@ region is.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,10 +42,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws.decisions import aws_name
 from infra.aws.identity import STS_AUDIENCE, web_identity_trust_policy
-from infra.clouds import CloudFootprint
 from infra.config import Cloud, DnsConfig, DnsProvider, RoutingPolicy
+from infra.contracts.footprint import AwsOutputs, CloudFootprint
+from infra.decisions.aws import aws_name
 from infra.global_lb.common import (
     HTTPS_PORT,
     READINESS_PATH,
@@ -231,7 +232,7 @@ class Route53Zone(pulumi.ComponentResource):
                 opts=self._on_aws,
             )
             self.zone_id = zone.zone_id
-            self.name_servers = zone.name_servers
+            self.name_servers = zone.name_servers  # type: ignore[assignment]  # a list at runtime
             if dns.dnssec:
                 self.dnssec_ds_record = self._sign(name, dns.domain)
             if dns.logs_queries:
@@ -344,7 +345,9 @@ class Route53Zone(pulumi.ComponentResource):
             role_arn=self.certificate_solver_role(
                 footprint.cloud,
                 footprint.oidc_issuer_url,
-                footprint.extras.get("oidcProviderArn"),
+                footprint.outputs.oidc_provider_arn
+                if isinstance(footprint.outputs, AwsOutputs)
+                else None,
             ),
         )
 
@@ -495,7 +498,7 @@ class Route53GlobalEndpoint(GlobalDnsBackend):
                 f"{name}-{cloud.value}-direct",
                 zone_id=self.zone_id,
                 name=hostnames[cloud],
-                type=endpoint.apply(lambda value, c=cloud: record_type_for(value, c)),
+                type=endpoint.apply(functools.partial(record_type_for, cloud=cloud)),
                 ttl=dns.ttl_seconds,
                 records=[endpoint.apply(lambda value: value.strip().rstrip("."))],
                 # A hostname endpoint becoming an IP changes the type, which replaces the

@@ -83,8 +83,6 @@ ENVOY_GATEWAY_VERSION = "v1.9.0"
 """Envoy Gateway release: the controller chart and the CRD chart share its version."""
 ENVOY_GATEWAY_CHART = "oci://docker.io/envoyproxy/gateway-helm"
 GATEWAY_CRDS_CHART = "oci://docker.io/envoyproxy/gateway-crds-helm"
-GATEWAY_API_BUNDLE_VERSION = "v1.6.1"
-"""The Gateway API release whose CRDs :data:`ENVOY_GATEWAY_VERSION` ships (standard channel here)."""
 CERT_MANAGER_CHART_VERSION = "v1.19.1"
 CERT_MANAGER_REPOSITORY = "https://charts.jetstack.io"
 

@@ -387,8 +387,11 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         obj_proto = _sync_await(rpc.serialize_properties(state, {}))
 
         with self._lock:
+            # A component has no id: the SDK's own mock monitor stores None for it too.
             self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(
-                urn, resource_id, state
+                urn,
+                resource_id,  # type: ignore[arg-type]
+                state,
             )
             self.recorded.append(
                 RecordedResource(

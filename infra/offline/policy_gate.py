@@ -29,8 +29,7 @@ import sys
 import tempfile
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -202,7 +201,8 @@ def reconcile_config(
                 '"advisory" or an object of parameters'
             )
         _check_schema(name, schema, properties)
-        message = proto.PolicyConfig(enforcementLevel=level)
+        # The generated stubs type the field as the enum's ValueType (an int at runtime).
+        message = proto.PolicyConfig(enforcementLevel=level)  # type: ignore[arg-type]
         message.properties.update({k: v for k, v in properties.items() if v is not None})
         result[name] = message
     return result
@@ -423,13 +423,6 @@ class PackServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextmanager
-def serve_pack(pack_dir: Path, *, project: str, stack: str) -> Iterator[int]:
-    """Start the pack as the Pulumi CLI does and yield the port it serves on; stop it after."""
-    with PackServer(pack_dir, project=project, stack=stack) as server:
-        yield server.port()
 
 
 def _read_port(process: subprocess.Popen[bytes], stderr: Any) -> int:

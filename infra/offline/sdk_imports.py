@@ -66,11 +66,6 @@ def install(packages: Collection[str] = SDK_PACKAGES) -> None:
     sys.meta_path.insert(0, ServicePackageFinder(packages))
 
 
-def uninstall() -> None:
-    """Import service packages eagerly again (those loaded lazily stay lazy)."""
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, ServicePackageFinder)]
-
-
 def service_layout(init_source: str) -> tuple[list[str], list[str]] | None:
     """The star-imported and the plainly imported submodules of a generated ``__init__``.
 

@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 
 from infra.config import Cloud, ConfigError, DnsProvider, RoutingPolicy, parse
+from infra.config.capabilities import CAPABILITIES, capability_table, default_provider
 from infra.global_lb.azure import endpoint_weight, probe_timeout
-from infra.global_lb.capabilities import CAPABILITIES, capability_table, default_provider
 from infra.global_lb.common import GlobalDnsError
 from infra.global_lb.gcp import ipv4_endpoint
 from infra.offline import Plan, record

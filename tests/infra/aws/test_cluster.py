@@ -177,7 +177,7 @@ def test_cluster_autoscaler_may_resize_only_this_clusters_groups(
     assumed through EKS Pod Identity ("EKS Pod Identity" user guide: pods.eks.amazonaws.com)."""
     import json
 
-    from infra.aws.autoscaler import IMAGE_TAGS
+    from infra.decisions.aws import IMAGE_TAGS
 
     plan = plans[stack]
     cluster = plan.one("aws:eks/cluster:Cluster")

@@ -8,9 +8,9 @@ from itertools import combinations
 
 import pytest
 
-from infra.aws import decisions
 from infra.aws.cluster import node_ami_type
 from infra.aws.footprint import key_policy
+from infra.decisions import aws as decisions
 
 # ------------------------------------------------------------------ CIDR split
 

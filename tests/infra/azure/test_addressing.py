@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from infra.azure.addressing import (
+from infra.decisions.azure import (
     allocate,
     check_overlay_ranges,
     dns_service_ip,

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from infra.azure.naming import RULES, azure_name, check_name, with_suffix
+from infra.decisions.azure import RULES, azure_name, check_name, with_suffix
 
 
 @pytest.mark.parametrize("kind", sorted(RULES))

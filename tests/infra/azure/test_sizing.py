@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from infra.azure.sizing import (
+from infra.config import AzureConfig, Environment
+from infra.decisions.azure import (
     api_server_access,
     postgres_availability,
     postgres_backup_retention,
@@ -14,7 +15,6 @@ from infra.azure.sizing import (
     redis_sku,
     system_pool_bounds,
 )
-from infra.config import AzureConfig, Environment
 
 
 @pytest.mark.parametrize("env", list(Environment))

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from infra import tags
+from infra.decisions.gcp import LIMITS
 from infra.gcp.cluster import NODE_ROLES
 from infra.gcp.footprint import REQUIRED_APIS
-from infra.gcp.names import LIMITS
 from infra.gcp.redis import ca_bundle
 from infra.offline import Plan, RecordedResource, Secret
 from infra.offline.engine import reveal

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from infra.gcp.names import LIMITS, resource_name
+from infra.decisions.gcp import LIMITS, resource_name
 
 RFC1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 

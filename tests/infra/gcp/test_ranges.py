@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from infra.config import ConfigError, parse
-from infra.gcp import ranges
-from infra.gcp.ranges import GkeRanges, RangeError, check_ranges
+from infra.decisions import gcp as ranges
+from infra.decisions.gcp import GkeRanges, RangeError, check_ranges
 
 GOOD = GkeRanges(
     subnet_cidr="10.30.0.0/20",

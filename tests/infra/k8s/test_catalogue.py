@@ -14,7 +14,7 @@ import yaml
 
 from gateway_app.config import parse as gateway_parse
 from infra.config import Cloud, ConfigError, parse
-from infra.k8s.catalogue import (
+from infra.config.catalogue import (
     CatalogueError,
     check_config_file,
     cluster_config_file,
@@ -374,8 +374,8 @@ def test_the_pulumi_program_reaches_the_contract_without_the_gateway_runtime() -
     """infra imports the gateway's config model and its price check (genai-prices' dataset),
     never its server, adapters or their libraries, even when it checks a stack's prices."""
     modules = imported_modules(
-        "import infra.config, infra.k8s.catalogue, infra.k8s.gateway\n"
-        "from infra.k8s.catalogue import cluster_config_file\n"
+        "import infra.config, infra.config.catalogue, infra.k8s.gateway\n"
+        "from infra.config.catalogue import cluster_config_file\n"
         "from infra.config import Cloud\n"
         "cluster_config_file({'providers': {'b': {'type': 'bedrock', 'region': 'us-east-1'}}, "
         "'models': {'m': {'deployments': [{'provider': 'b', 'model': 'amazon.nova-pro-v1:0'}]}}}, "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from infra.config import Environment
-from infra.k8s import decisions
-from infra.k8s.decisions import CanaryPlan, Resources, Scaling
+from infra.decisions import k8s as decisions
+from infra.decisions.k8s import CanaryPlan, Resources, Scaling
 from infra.k8s.edge import namespace_labels
 from infra.k8s.gateway import network_policy_egress, secret_key_for, topology_spread
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from infra.config import ConfigError, Environment, parse
-from infra.k8s.decisions import Resources
+from infra.decisions.k8s import Resources
 
 BASE: dict[str, Any] = {
     "environment": "prod",

@@ -39,7 +39,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from infra.config import Cloud, DnsConfig, DnsProvider, RoutingPolicy
+from infra.config.dns import DnsConfig
+from infra.contracts import Cloud, DnsProvider, RoutingPolicy
 
 
 @dataclass(frozen=True)

@@ -41,16 +41,17 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
 
 from gateway_app import config as gateway_config
 from gateway_app.config.prices import startup_refusal, unpriced_error
-from infra.config import Cloud, provider_key_variable
-
-if TYPE_CHECKING:
-    from infra.config import StackConfig
+from infra.config.aws import AwsConfig
+from infra.config.azure import AzureConfig
+from infra.config.base import provider_key_variable
+from infra.config.gcp import GcpConfig
+from infra.contracts import Cloud
 
 APP_CONFIG_KEY = "ai-gateway:gateway.appConfig"
 OIDC_SECRET_VARIABLE = "AIGW_OIDC_CLIENT_SECRET"
@@ -422,15 +423,6 @@ def check_config_file(text: str) -> str:
 
 # -------------------------------------------------------- default catalogue
 
-_PRICES: dict[tuple[str, str], dict[str, float]] = {
-    # Vertex AI bills text-embedding-005 per character ($0.000025 per 1,000 input
-    # characters, "Generative AI on Vertex AI pricing"), about $0.10 per million tokens;
-    # genai-prices has no entry, and the gateway refuses to start with an unpriced
-    # deployment while governance is on.
-    ("vertex", "text-embedding-005"): {"input_per_mtok": 0.10, "output_per_mtok": 0.0},
-}
-"""Prices of the default catalogue's models that genai-prices does not know (USD per million tokens)."""
-
 _TIERS: dict[str, dict[str, str]] = {
     # tier -> provider type -> model (Azure: the deployment name, created with the model's name)
     "chat": {
@@ -463,6 +455,7 @@ _PRICES: dict[tuple[str, str], dict[str, float]] = {
     # characters per token that is $0.10 per million tokens.
     ("vertex", "text-embedding-005"): {"input_per_mtok": 0.1, "output_per_mtok": 0.0},
 }
+"""Prices of the default catalogue's models that genai-prices does not know (USD per million tokens)."""
 
 
 def azure_openai_endpoint(account_id: str) -> str:
@@ -474,7 +467,23 @@ def azure_openai_endpoint(account_id: str) -> str:
     return f"https://{account_id.rstrip('/').rsplit('/', 1)[-1].lower()}.openai.azure.com"
 
 
-def default_catalogue(config: StackConfig, provider_keys: Collection[str]) -> dict[str, Any]:
+class CatalogueSections(Protocol):
+    """The stack sections the default catalogue reads (a :class:`~infra.config.StackConfig`)."""
+
+    @property
+    def aws(self) -> AwsConfig: ...
+
+    @property
+    def azure(self) -> AzureConfig: ...
+
+    @property
+    def gcp(self) -> GcpConfig: ...
+
+    @property
+    def enabled_clouds(self) -> list[Cloud]: ...
+
+
+def default_catalogue(config: CatalogueSections, provider_keys: Collection[str]) -> dict[str, Any]:
     """The catalogue used when ``gateway.appConfig`` is left out.
 
     Three public models, ``chat``, ``chat-fast`` and ``embeddings``, each
@@ -527,7 +536,7 @@ def default_catalogue(config: StackConfig, provider_keys: Collection[str]) -> di
         types = [p["type"] for p in providers.values() if p["type"] in by_type]
         if not all(any(reachable(t, False, cloud) for t in types) for cloud in enabled):
             continue  # a tier some cluster could not serve is left out (requests go anywhere)
-        deployments = []
+        deployments: list[dict[str, Any]] = []
         for name, provider in providers.items():
             model = by_type.get(provider["type"])
             if model is None:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from infra.config import Environment
+from infra.contracts import Environment
 
 DNS_LABEL_MAX = 63
 """Kubernetes object names, label values and DNS labels are at most 63 characters."""

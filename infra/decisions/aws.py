@@ -314,3 +314,35 @@ def oidc_issuer_host(issuer_url: str) -> str:
     if not issuer_url.startswith("https://"):
         raise ValueError(f"EKS OIDC issuer {issuer_url!r} is not an https URL")
     return issuer_url.removeprefix("https://")
+
+
+# ------------------------------------------------------------- cluster autoscaler
+
+
+IMAGE_TAGS = {
+    "1.28": "v1.28.7",
+    "1.29": "v1.29.5",
+    "1.30": "v1.30.7",
+    "1.31": "v1.31.5",
+    "1.32": "v1.32.7",
+    "1.33": "v1.33.6",
+    "1.34": "v1.34.5",
+    "1.35": "v1.35.2",
+    "1.36": "v1.36.1",
+}
+"""The newest Cluster Autoscaler release of each Kubernetes minor (upstream tags
+``cluster-autoscaler-1.x.y``). "We recommend using Cluster Autoscaler with the
+Kubernetes control plane version for which it was meant" (its FAQ)."""
+
+
+def image_tag(kubernetes_version: str) -> str:
+    """The Cluster Autoscaler image for a cluster's minor version, or an error naming the fix."""
+    try:
+        return IMAGE_TAGS[kubernetes_version]
+    except KeyError:
+        known = ", ".join(IMAGE_TAGS)
+        raise ValueError(
+            f"ai-gateway:aws.kubernetesVersion: {kubernetes_version} has no Cluster Autoscaler "
+            f"release pinned in infra/decisions/aws.py; use one of {known}, or add the "
+            "autoscaler release of that minor to IMAGE_TAGS"
+        ) from None
