@@ -22,8 +22,13 @@ class GatewayProcess:
     """One gateway replica on loopback; stopped (or killed) by PID."""
 
     def __init__(
-        self, config: dict[str, Any], env: dict[str, str], port: int | None = None
+        self,
+        config: dict[str, Any],
+        env: dict[str, str],
+        port: int | None = None,
+        workers: int = 1,
     ) -> None:
+        self.workers = workers
         self.dir = tempfile.mkdtemp(prefix="aigw-gw-")
         self.config_path = os.path.join(self.dir, "config.yaml")
         with open(self.config_path, "w") as handle:
@@ -53,6 +58,8 @@ class GatewayProcess:
                 str(self.port),
                 "--log-level",
                 "warning",
+                "--workers",
+                str(self.workers),
             ],
             env=self.env,
             cwd=self.dir,
