@@ -197,12 +197,22 @@ class Window:
 
 def _measure(stores: Stores, fleet: Fleet, gateways: list[GatewayProcess]) -> Window:
     urls = [gateway.url for gateway in gateways]
-    # Warm-up: every worker connects, loads the scripts and knows the key.
-    before = stores.audit_rows()
-    warm = 16 * sum(gateway.workers for gateway in gateways)
-    asyncio.run(_drive(urls, fleet.key, warm))
-    _wait_for_rows(stores, before + warm)
     counter = redis.Redis(port=stores.redis.port)
+    # Warm-up: every worker connects, loads the scripts and knows the key and its limits
+    # (a worker still starting when they were set applies them at its next reload): until
+    # the reservation script reads every scope's counters for every request.
+    warm = 16 * sum(gateway.workers for gateway in gateways)
+    deadline = time.monotonic() + 15
+    while True:
+        before = stores.audit_rows()
+        counter.config_resetstat()
+        asyncio.run(_drive(urls, fleet.key, warm))
+        _wait_for_rows(stores, before + warm)
+        reads = int(counter.info("commandstats").get("cmdstat_get", {"calls": 0})["calls"])
+        if reads == SCRIPT_CALLS["GET"] * SCOPES * warm:
+            break
+        assert time.monotonic() < deadline, f"the limits did not reach every worker: {reads}"
+        time.sleep(1)
     with psycopg.connect(stores.postgres.url, autocommit=True) as conn:
         conn.execute(f"{OURS} SELECT pg_stat_statements_reset()")
     counter.config_resetstat()
