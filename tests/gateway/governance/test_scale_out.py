@@ -118,10 +118,17 @@ def stores() -> Iterator[Stores]:
 def fleet(stores: Stores, _fakes: Any) -> Iterator[Fleet]:
     env = {"AIGW_REDIS_URL": stores.proxy.url, "AIGW_DATABASE_URL": stores.postgres.url}
     config = gateway_config(_fakes[0].url)
+    # Eight processes starting at once on a busy 2-CPU machine: more time than one.
     with ThreadPoolExecutor(5) as pool:
-        started = list(
-            pool.map(lambda workers: GatewayProcess(config, env, workers=workers), [1, 2, 3, 1, 1])
-        )
+        futures = [
+            pool.submit(GatewayProcess, config, env, workers=workers, start_timeout_s=120)
+            for workers in (1, 2, 3, 1, 1)
+        ]
+    started = [future.result() for future in futures if future.exception() is None]
+    failures = [future.exception() for future in futures if future.exception() is not None]
+    if failures:
+        _stop(started)
+        raise failures[0]
     try:
         admin = started[0]
         created = admin.admin("POST", "/admin/keys", json={"team_id": "t", "project_id": "p"})
@@ -138,8 +145,13 @@ def fleet(stores: Stores, _fakes: Any) -> Iterator[Fleet]:
             assert response.status_code == 200, response.text
         yield Fleet(*started, key=key["key"])
     finally:
-        with ThreadPoolExecutor(5) as pool:
-            list(pool.map(GatewayProcess.stop, started))
+        _stop(started)
+
+
+def _stop(gateways: list[GatewayProcess]) -> None:
+    """SIGTERM to all, then wait for each (a graceful shutdown each, side by side)."""
+    with ThreadPoolExecutor(5) as pool:
+        list(pool.map(GatewayProcess.stop, gateways))
 
 
 async def _drive(urls: list[str], key: str, count: int) -> None:
