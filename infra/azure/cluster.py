@@ -24,19 +24,17 @@
   takes minutes) and for the user pool's nodes.
 
 The kube provider authenticates through ``kubelogin`` (an exec kubeconfig,
-see :func:`exec_kubeconfig`), which works with local accounts disabled.
+see :func:`infra.decisions.azure.kubeconfig`), which works with local accounts disabled.
 """
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as kubernetes
 import pulumi_random as random
-import yaml
 from pulumi_azure_native import (
     authorization,
     containerservice,
@@ -52,15 +50,15 @@ from infra.decisions.azure import (
     api_server_access,
     azure_name,
     check_name,
+    cluster_endpoint,
     dns_service_ip,
     ephemeral_os_disk_gb,
+    first_credential,
+    kubeconfig,
     system_pool_bounds,
     with_suffix,
 )
 from infra.k8s.access import KUBECONFIG_ENV, wait_script
-
-AKS_ENTRA_SERVER_APP_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
-"""The application id of the AKS Microsoft Entra server (the token audience), the same in every tenant."""
 
 NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
 AKS_RBAC_CLUSTER_ADMIN_ROLE = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
@@ -360,9 +358,7 @@ class Cluster(pulumi.ComponentResource):
         )
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(cluster.name, credentials.kubeconfigs).apply(
-                lambda values: exec_kubeconfig(
-                    values[0], *cluster_endpoint(_first_value(values[1]))
-                )
+                lambda values: kubeconfig(values[0], *cluster_endpoint(first_credential(values[1])))
             )
         )
         # The grant exists in ARM long before the API server honours it: ask
@@ -611,86 +607,4 @@ def _role(subscription_id: pulumi.Input[str], role_guid: str) -> pulumi.Output[s
         subscription_id,
         "/providers/Microsoft.Authorization/roleDefinitions/",
         role_guid,
-    )
-
-
-def _first_value(kubeconfigs: list) -> str:
-    # The invoke result's list items arrive as plain mappings, not as the
-    # SDK's CredentialResultResponse; accept both shapes.
-    if not kubeconfigs:
-        raise ValueError(
-            "AKS returned no user credentials; check that the cluster finished provisioning"
-        )
-    entry = kubeconfigs[0]
-    return entry["value"] if isinstance(entry, dict) else entry.value
-
-
-def cluster_endpoint(kubeconfig_b64: str) -> tuple[str, str]:
-    """(server URL, CA data) from the base64 kubeconfig AKS's credential API returns."""
-    try:
-        document = yaml.safe_load(base64.b64decode(kubeconfig_b64))
-        cluster = document["clusters"][0]["cluster"]
-        return cluster["server"], cluster["certificate-authority-data"]
-    except (ValueError, TypeError, KeyError, IndexError, yaml.YAMLError) as exc:
-        raise ValueError(
-            f"the AKS user credentials are not a kubeconfig with a cluster entry ({exc!r}); "
-            "check that the cluster finished provisioning and retry"
-        ) from None
-
-
-def exec_kubeconfig(
-    cluster_name: str, server: str, certificate_authority_data: str, login: str = "azurecli"
-) -> str:
-    """A kubeconfig that gets Entra tokens from ``kubelogin`` (works with local accounts off).
-
-    ``kubelogin get-token --login azurecli`` reuses the deployer's ``az login``
-    session. CI runners override the login mode without editing the file:
-    kubelogin reads ``AAD_LOGIN_METHOD`` (``workloadidentity``, ``spn``,
-    ``msi``) and the matching ``AZURE_*`` variables from the environment.
-    """
-    if not server.startswith("https://"):
-        raise ValueError(
-            f"AKS API server {server!r} is not an https URL; the credential API returned an "
-            "unexpected kubeconfig"
-        )
-    user = f"clusterUser_{cluster_name}"
-    return yaml.safe_dump(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": cluster_name,
-                    "cluster": {
-                        "server": server,
-                        "certificate-authority-data": certificate_authority_data,
-                    },
-                }
-            ],
-            "contexts": [
-                {"name": cluster_name, "context": {"cluster": cluster_name, "user": user}}
-            ],
-            "current-context": cluster_name,
-            "users": [
-                {
-                    "name": user,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "kubelogin",
-                            "args": [
-                                "get-token",
-                                "--login",
-                                login,
-                                "--server-id",
-                                AKS_ENTRA_SERVER_APP_ID,
-                            ],
-                            "interactiveMode": "IfAvailable",
-                            "provideClusterInfo": False,
-                        }
-                    },
-                }
-            ],
-        },
-        sort_keys=False,
     )

@@ -17,10 +17,9 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as kubernetes
 import pulumi_random as random
-import yaml
 
 from infra.config import StackConfig
-from infra.decisions.gcp import resource_name
+from infra.decisions.gcp import kubeconfig, resource_name
 
 NODE_ROLES = (
     "roles/logging.logWriter",
@@ -44,8 +43,6 @@ the node itself only writes logs and metrics and reads images."""
 
 KMS_ROTATION_PERIOD = "7776000s"
 """90 days: the rotation period CIS and Google recommend for symmetric keys."""
-
-AUTH_PLUGIN = "gke-gcloud-auth-plugin"
 
 
 @dataclass
@@ -123,58 +120,6 @@ def workload_pool(project: str) -> str:
     if not project:
         raise ValueError("project is empty; set ai-gateway:gcp.project to the GCP project id")
     return f"{project}.svc.id.goog"
-
-
-def kubeconfig(cluster_name: str, endpoint: str, ca_certificate: str) -> str:
-    """A kubeconfig for one GKE cluster that authenticates with ``gke-gcloud-auth-plugin``.
-
-    ``ca_certificate`` is the base64 PEM GKE returns in
-    ``masterAuth.clusterCaCertificate``. No token or client certificate is
-    embedded: the plugin gets a short-lived token from the deployer's gcloud
-    credentials each time.
-    """
-    for what, value in (
-        ("cluster_name", cluster_name),
-        ("endpoint", endpoint),
-        ("ca_certificate", ca_certificate),
-    ):
-        if not value:
-            raise ValueError(f"{what} is empty; the cluster must be created before its kubeconfig")
-    context = f"gke_{cluster_name}"
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": context,
-                "cluster": {
-                    "server": f"https://{endpoint}",
-                    "certificate-authority-data": ca_certificate,
-                },
-            }
-        ],
-        "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
-        "current-context": context,
-        "users": [
-            {
-                "name": context,
-                "user": {
-                    "exec": {
-                        "apiVersion": "client.authentication.k8s.io/v1beta1",
-                        "command": AUTH_PLUGIN,
-                        "installHint": (
-                            "Install gke-gcloud-auth-plugin: `gcloud components install "
-                            "gke-gcloud-auth-plugin` (or the Debian package "
-                            "google-cloud-cli-gke-gcloud-auth-plugin)"
-                        ),
-                        "provideClusterInfo": True,
-                        "interactiveMode": "Never",
-                    }
-                },
-            }
-        ],
-    }
-    return yaml.safe_dump(config, sort_keys=False)
 
 
 def daily_window_start(hour_utc: int) -> str:
