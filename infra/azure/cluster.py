@@ -126,18 +126,51 @@ class Cluster(pulumi.ComponentResource):
         self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("ai-gateway:azure:Cluster", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        s = args.settings
-        rg = args.resource_group_name
-        prefix = args.name_prefix
-        access = api_server_access(s.deployer_cidrs, s.private_endpoint_only)
-        system_min, system_max = system_pool_bounds(s.system_node_count)
-        zones = list(s.availability_zones)
+        identity, grants = self._identity(name, args)
+        kms_key, kms_grant = self._kms_key(name, args, identity)
+        workspace = self._workspace(name, args)
+        cluster = self._cluster(name, args, identity, kms_key, workspace, [*grants, kms_grant])
+        user_pool = self._user_pool(name, args, cluster)
+        self._diagnostics(name, cluster, workspace)
+        self._maintenance_windows(name, args, cluster)
+        self._container_insights(name, args, cluster, workspace)
+        self._policy(name, args, cluster)
+        self.kubeconfig, self.kube_provider = self._kube_access(name, args, cluster, user_pool)
 
+        self.cluster_name = cluster.name
+        self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(
+            lambda profile: profile.issuer_url if profile else ""
+        )
+        # AKS sets the kubelet identity's object id with the managed identity profile.
+        self.kubelet_identity_object_id = cluster.identity_profile.apply(
+            lambda profile: (  # type: ignore[arg-type]
+                profile["kubeletidentity"].object_id  # type: ignore[return-value]
+                if profile and "kubeletidentity" in profile
+                else ""
+            )
+        )
+        self.cluster_identity_principal_id = identity.principal_id
+        self.register_outputs(
+            {
+                "clusterName": self.cluster_name,
+                "kubeconfig": self.kubeconfig,
+                "oidcIssuerUrl": self.oidc_issuer_url,
+                "kubeletIdentityObjectId": self.kubelet_identity_object_id,
+                "clusterIdentityPrincipalId": self.cluster_identity_principal_id,
+            }
+        )
+
+    # ------------------------------------------------------------------ parts
+
+    def _identity(
+        self, name: str, args: ClusterArgs
+    ) -> tuple[managedidentity.UserAssignedIdentity, list[authorization.RoleAssignment]]:
+        """The control-plane identity and its Network Contributor grants (VNet, ingress IP)."""
+        child = pulumi.ResourceOptions(parent=self)
         identity = managedidentity.UserAssignedIdentity(
             f"{name}-identity",
-            resource_name_=azure_name("user_assigned_identity", "id", prefix, "aks"),
-            resource_group_name=rg,
+            resource_name_=azure_name("user_assigned_identity", "id", args.name_prefix, "aks"),
+            resource_group_name=args.resource_group_name,
             location=args.location,
             opts=child,
         )
@@ -163,19 +196,38 @@ class Cluster(pulumi.ComponentResource):
             args.ingress_ip_id,
             child,
         )
-        kms_key, kms_grant = self._kms_key(name, args, identity)
-        workspace = operationalinsights.Workspace(
+        return identity, [network_grant, ingress_ip_grant]
+
+    def _workspace(self, name: str, args: ClusterArgs) -> operationalinsights.Workspace:
+        """The Log Analytics workspace: control-plane logs, Container Insights, Defender."""
+        return operationalinsights.Workspace(
             f"{name}-logs",
-            workspace_name=azure_name("log_analytics_workspace", "log", prefix),
-            resource_group_name=rg,
+            workspace_name=azure_name("log_analytics_workspace", "log", args.name_prefix),
+            resource_group_name=args.resource_group_name,
             location=args.location,
             sku=operationalinsights.WorkspaceSkuArgs(
                 name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018
             ),
-            retention_in_days=s.log_retention_days,
-            opts=child,
+            retention_in_days=args.settings.log_retention_days,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
+    def _cluster(
+        self,
+        name: str,
+        args: ClusterArgs,
+        identity: managedidentity.UserAssignedIdentity,
+        kms_key: keyvault.Key,
+        workspace: operationalinsights.Workspace,
+        grants: list[authorization.RoleAssignment],
+    ) -> containerservice.ManagedCluster:
+        """The managed cluster with its system pool, once the identity's grants exist."""
+        s = args.settings
+        rg = args.resource_group_name
+        prefix = args.name_prefix
+        access = api_server_access(s.deployer_cidrs, s.private_endpoint_only)
+        system_min, system_max = system_pool_bounds(s.system_node_count)
+        zones = list(s.availability_zones)
         authorized = (
             None
             if access.private_cluster
@@ -183,7 +235,7 @@ class Cluster(pulumi.ComponentResource):
                 lambda ip: [*access.authorized_ip_ranges, *([f"{ip}/32"] if ip else [])]
             )
         )
-        cluster = containerservice.ManagedCluster(
+        return containerservice.ManagedCluster(
             f"{name}-aks",
             resource_name_=azure_name("aks_cluster", "aks", prefix),
             resource_group_name=rg,
@@ -290,7 +342,7 @@ class Cluster(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[network_grant, ingress_ip_grant, kms_grant],
+                depends_on=grants,
                 protect=args.protect,
                 # AKS scales the system pool itself; a later plan must not
                 # fight the autoscaler over the node count.
@@ -298,11 +350,17 @@ class Cluster(pulumi.ComponentResource):
             ),
         )
 
-        user_pool = containerservice.AgentPool(
+    def _user_pool(
+        self, name: str, args: ClusterArgs, cluster: containerservice.ManagedCluster
+    ) -> containerservice.AgentPool:
+        """The autoscaling user pool the gateway runs on, across the zones."""
+        s = args.settings
+        zones = list(s.availability_zones)
+        return containerservice.AgentPool(
             f"{name}-{USER_POOL}",
             agent_pool_name=USER_POOL,
             resource_name_=cluster.name,
-            resource_group_name=rg,
+            resource_group_name=args.resource_group_name,
             mode=containerservice.AgentPoolMode.USER,
             type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
             vm_size=s.node_vm_size,
@@ -323,6 +381,13 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"]),
         )
 
+    def _diagnostics(
+        self,
+        name: str,
+        cluster: containerservice.ManagedCluster,
+        workspace: operationalinsights.Workspace,
+    ) -> None:
+        """Control-plane logs (:data:`CONTROL_PLANE_LOG_CATEGORIES`) and metrics to the workspace."""
         monitor.DiagnosticSetting(
             f"{name}-diagnostics",
             name="control-plane-to-log-analytics",
@@ -334,12 +399,22 @@ class Cluster(pulumi.ComponentResource):
                 for category in CONTROL_PLANE_LOG_CATEGORIES
             ],
             metrics=[monitor.DiagnosticsMetricSettingsArgs(category="AllMetrics", enabled=True)],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        self._maintenance_windows(name, args, cluster)
-        self._container_insights(name, args, cluster, workspace)
-        self._policy(name, args, cluster)
 
+    def _kube_access(
+        self,
+        name: str,
+        args: ClusterArgs,
+        cluster: containerservice.ManagedCluster,
+        user_pool: containerservice.AgentPool,
+    ) -> tuple[pulumi.Output[str], kubernetes.Provider]:
+        """The deployer's admin grant, the exec kubeconfig (secret) and the kube provider.
+
+        The provider waits until the API server honours the grant and the user
+        pool has nodes.
+        """
+        child = pulumi.ResourceOptions(parent=self)
         # With Azure RBAC, Kubernetes permissions are Azure role assignments:
         # the deployer needs one to install the gateway in the same `pulumi up`.
         deployer_grant = authorization.RoleAssignment(
@@ -351,12 +426,12 @@ class Cluster(pulumi.ComponentResource):
         )
 
         credentials = containerservice.list_managed_cluster_user_credentials_output(
-            resource_group_name=rg,
+            resource_group_name=args.resource_group_name,
             resource_name=cluster.name,
             format="exec",
             opts=pulumi.InvokeOutputOptions(parent=self),
         )
-        self.kubeconfig = pulumi.Output.secret(
+        kubeconfig_text: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(cluster.name, credentials.kubeconfigs).apply(
                 lambda values: kubeconfig(values[0], *cluster_endpoint(first_credential(values[1])))
             )
@@ -366,7 +441,7 @@ class Cluster(pulumi.ComponentResource):
         access_wait = command.local.Command(
             f"{name}-deployer-access-wait",
             create=wait_script(),
-            environment={KUBECONFIG_ENV: self.kubeconfig},
+            environment={KUBECONFIG_ENV: kubeconfig_text},
             triggers=[deployer_grant.id],
             logging=command.local.Logging.STDERR,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployer_grant, user_pool]),
@@ -376,34 +451,13 @@ class Cluster(pulumi.ComponentResource):
         # the same resources. It waits for the deployer's access and for the
         # user pool's nodes (Helm `atomic` releases and the migration Job need
         # nodes to run on).
-        self.kube_provider = kubernetes.Provider(
+        provider = kubernetes.Provider(
             f"{name}-kubernetes",
-            kubeconfig=self.kubeconfig,
+            kubeconfig=kubeconfig_text,
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[access_wait, user_pool]),
         )
-        self.cluster_name = cluster.name
-        self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(
-            lambda profile: profile.issuer_url if profile else ""
-        )
-        # AKS sets the kubelet identity's object id with the managed identity profile.
-        self.kubelet_identity_object_id = cluster.identity_profile.apply(
-            lambda profile: (  # type: ignore[arg-type]
-                profile["kubeletidentity"].object_id  # type: ignore[return-value]
-                if profile and "kubeletidentity" in profile
-                else ""
-            )
-        )
-        self.cluster_identity_principal_id = identity.principal_id
-        self.register_outputs(
-            {
-                "clusterName": self.cluster_name,
-                "kubeconfig": self.kubeconfig,
-                "oidcIssuerUrl": self.oidc_issuer_url,
-                "kubeletIdentityObjectId": self.kubelet_identity_object_id,
-                "clusterIdentityPrincipalId": self.cluster_identity_principal_id,
-            }
-        )
+        return kubeconfig_text, provider
 
     def _kms_key(
         self, name: str, args: ClusterArgs, identity: managedidentity.UserAssignedIdentity

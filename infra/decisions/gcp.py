@@ -258,6 +258,23 @@ def _network(key: str, value: str) -> ipaddress.IPv4Network:
     return network
 
 
+# --------------------------------------------------------------------- cluster
+
+
+def workload_pool(project: str) -> str:
+    """The Workload Identity pool of a project: ``<project>.svc.id.goog``."""
+    if not project:
+        raise ValueError("project is empty; set ai-gateway:gcp.project to the GCP project id")
+    return f"{project}.svc.id.goog"
+
+
+def daily_window_start(hour_utc: int) -> str:
+    """``HH:MM`` for GKE's daily maintenance window, from an hour (0-23)."""
+    if not 0 <= hour_utc <= 23:
+        raise ValueError(f"maintenance hour {hour_utc} is not an hour; use 0 to 23 (UTC)")
+    return f"{hour_utc:02d}:00"
+
+
 # ------------------------------------------------------------------ kubeconfig
 
 

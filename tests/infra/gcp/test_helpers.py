@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.gcp.cluster import daily_window_start, workload_pool
+from infra.decisions.gcp import daily_window_start, workload_pool
 from infra.gcp.footprint import api_resource_name
 from infra.gcp.network import private_service_range
 from infra.gcp.postgres import availability_type, postgres_dsn, sql_maintenance_day
