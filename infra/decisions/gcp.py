@@ -278,10 +278,8 @@ def daily_window_start(hour_utc: int) -> str:
 # ------------------------------------------------------------------ kubeconfig
 
 
-AUTH_PLUGIN = "gke-gcloud-auth-plugin"
-
 TOKEN_PLUGIN = ExecPlugin(
-    command=AUTH_PLUGIN,
+    command="gke-gcloud-auth-plugin",
     install_hint=(
         "Install gke-gcloud-auth-plugin: `gcloud components install "
         "gke-gcloud-auth-plugin` (or the Debian package "

@@ -271,7 +271,8 @@ class TrafficManagerGlobalEndpoint(GlobalDnsBackend):
         global_name = f"{config.hostname}.{config.domain}"
         child = pulumi.ResourceOptions(parent=self, provider=args.zone.provider)
 
-        self.profile = profile = self._profile(name, args, latency, child)
+        profile = self._profile(name, args, latency, child)
+        self.profile = profile
         self.cloud_endpoints: dict[Cloud, pulumi.Output[str]] = {}
         self.cloud_urls: dict[Cloud, pulumi.Output[str]] = {}
         self.health_check_ids: dict[Cloud, pulumi.Output[str]] = {}
