@@ -428,29 +428,69 @@ class GatewayDeployment(pulumi.ComponentResource):
         canary = decisions.canary_plan(args.canary_image, args.canary_weight, args.scaling)
         config_file = catalogue.check_config_file(args.config_file)
         secret_keys = {secret_key_for(env): env for env in sorted(args.provider_api_keys)}
-        child = pulumi.ResourceOptions(parent=self)
+        secret_data = self._secret_data(secret_keys)
+        hosts = [args.global_hostname, args.cloud_hostname]
 
-        self.edge = ClusterEdge(
-            f"{name}-edge",
+        self.edge = self._edge()
+        self._ns = self._namespace()
+        self.service_account, self.migration_service_account = self._service_accounts(app)
+        self.secret, self.config_map = self._configuration(app, secret_data, config_file)
+        self._network_policies(app)
+        self._env = self._environment(secret_keys, args.redis_ca_cert is not None)
+        self._volumes = self._pod_volumes(args.redis_ca_cert is not None)
+        self.tracks = self._tracks(canary, self._checksum(secret_data, config_file), config_file)
+        tls_secret, certificate = self._certificate(app, hosts)
+        self.gateway = self._gateway(app, hosts, tls_secret, certificate)
+        self.routes = self._routes(app, hosts, self.tracks, canary)
+
+        self.namespace = self._ns
+        # Envoy Gateway publishes the load balancer's address in the Gateway's status.
+        self.endpoint = self.gateway.status.apply(gateway_address)
+        self.hostnames = hosts
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint,
+                "namespace": self.namespace,
+                "hostnames": hosts,
+                "canaryWeight": canary.weight if canary.enabled else None,
+            }
+        )
+
+    # ------------------------------------------------------------------ parts
+
+    def _edge(self) -> ClusterEdge:
+        """The cluster's shared edge: Gateway API CRDs, Envoy Gateway, cert-manager, the issuer."""
+        args = self._args
+        return ClusterEdge(
+            f"{self._name}-edge",
             ClusterEdgeArgs(
                 environment=args.environment,
                 acme=args.acme,
                 prerequisites=list(args.edge_prerequisites),
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
+    def _namespace(self) -> pulumi.Output[str]:
+        """The gateway's namespace, Pod Security ``restricted``; its name."""
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
+            f"{self._name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=decisions.dns_label(args.namespace), labels=namespace_labels("restricted")
+                name=decisions.dns_label(self._args.namespace),
+                labels=namespace_labels("restricted"),
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        self._ns = namespace.metadata.name
+        return namespace.metadata.name
 
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-service-account",
+    def _service_accounts(
+        self, app: str
+    ) -> tuple[k8s.core.v1.ServiceAccount, k8s.core.v1.ServiceAccount | None]:
+        """The gateway's identity and, with a migration owner, the migration Job's own."""
+        args = self._args
+        child = pulumi.ResourceOptions(parent=self)
+        gateway = k8s.core.v1.ServiceAccount(
+            f"{self._name}-service-account",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=app,
                 namespace=self._ns,
@@ -461,7 +501,25 @@ class GatewayDeployment(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=child,
         )
+        if args.migration is None:
+            return gateway, None
+        # The Job's own identity, the only one allowed to read the owner's secret.
+        migration = k8s.core.v1.ServiceAccount(
+            f"{self._name}-migration-service-account",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=MIGRATION_SERVICE_ACCOUNT,
+                namespace=self._ns,
+                annotations=dict(args.migration.workload_identity.service_account_annotations),
+                labels=self._labels("migration"),
+            ),
+            automount_service_account_token=False,
+            opts=child,
+        )
+        return gateway, migration
 
+    def _secret_data(self, secret_keys: Mapping[str, str]) -> dict[str, pulumi.Input[str]]:
+        """What the gateway's Secret holds: data store URLs, its own keys, provider keys."""
+        args = self._args
         secret_data: dict[str, pulumi.Input[str]] = {
             "redis-url": args.redis_url,
             "database-url": args.postgres_dsn,
@@ -473,35 +531,26 @@ class GatewayDeployment(pulumi.ComponentResource):
             secret_data[REDIS_CA_KEY] = args.redis_ca_cert
         if args.oidc_client_secret is not None:
             secret_data[OIDC_SECRET_KEY] = args.oidc_client_secret
-        self.secret = k8s.core.v1.Secret(
-            f"{name}-secret",
+        return secret_data
+
+    def _configuration(
+        self, app: str, secret_data: Mapping[str, pulumi.Input[str]], config_file: str
+    ) -> tuple[k8s.core.v1.Secret, k8s.core.v1.ConfigMap]:
+        """The Secret (credentials) and the ConfigMap (``config.yaml``) the pods mount."""
+        child = pulumi.ResourceOptions(parent=self)
+        secret = k8s.core.v1.Secret(
+            f"{self._name}-secret",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=decisions.dns_label(app, "secrets"),
                 namespace=self._ns,
                 labels=self._labels("gateway"),
             ),
             type="Opaque",
-            string_data=pulumi.Output.secret(secret_data),
+            string_data=pulumi.Output.secret(dict(secret_data)),
             opts=child,
         )
-        # The Job's own identity, the only one allowed to read the owner's secret.
-        self.migration_service_account = (
-            k8s.core.v1.ServiceAccount(
-                f"{name}-migration-service-account",
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=MIGRATION_SERVICE_ACCOUNT,
-                    namespace=self._ns,
-                    annotations=dict(args.migration.workload_identity.service_account_annotations),
-                    labels=self._labels("migration"),
-                ),
-                automount_service_account_token=False,
-                opts=child,
-            )
-            if args.migration is not None
-            else None
-        )
-        self.config_map = k8s.core.v1.ConfigMap(
-            f"{name}-config",
+        config_map = k8s.core.v1.ConfigMap(
+            f"{self._name}-config",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=decisions.dns_label(app, "config"),
                 namespace=self._ns,
@@ -510,23 +559,31 @@ class GatewayDeployment(pulumi.ComponentResource):
             data={"config.yaml": config_file},
             opts=child,
         )
+        return secret, config_map
 
-        self._network_policies(app)
-
+    def _checksum(
+        self, secret_data: Mapping[str, pulumi.Input[str]], config_file: str
+    ) -> pulumi.Output[str]:
+        """The pod template's rollout checksum of the config and the secrets."""
         # Keyed so the checksum annotation reveals nothing about the secrets.
         checksum_key = random.RandomPassword(
-            f"{name}-checksum-key", length=32, special=False, opts=child
+            f"{self._name}-checksum-key",
+            length=32,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        checksum = pulumi.Output.unsecret(
-            pulumi.Output.all(checksum_key.result, pulumi.Output.secret(secret_data)).apply(
+        return pulumi.Output.unsecret(
+            pulumi.Output.all(checksum_key.result, pulumi.Output.secret(dict(secret_data))).apply(
                 lambda values: decisions.rollout_checksum(values[0], config_file, values[1])
             )
         )
-        self._env = self._environment(secret_keys, args.redis_ca_cert is not None)
-        self._volumes = self._pod_volumes(args.redis_ca_cert is not None)
 
-        stable = self._track("stable", args.image, args.scaling, checksum, config_file)
-        tracks = {"stable": stable}
+    def _tracks(
+        self, canary: CanaryPlan, checksum: pulumi.Output[str], config_file: str
+    ) -> dict[str, dict[str, pulumi.Resource]]:
+        """The stable track and, when the canary is on, the canary track beside it."""
+        args = self._args
+        tracks = {"stable": self._track("stable", args.image, args.scaling, checksum, config_file)}
         if canary.enabled and args.canary_image is not None:
             tracks["canary"] = self._track(
                 "canary",
@@ -535,11 +592,15 @@ class GatewayDeployment(pulumi.ComponentResource):
                 checksum,
                 config_file,
             )
+        return tracks
 
-        hosts = [args.global_hostname, args.cloud_hostname]
+    def _certificate(
+        self, app: str, hosts: list[str]
+    ) -> tuple[str, k8s.apiextensions.CustomResource]:
+        """The TLS Secret's name and the cert-manager Certificate for both hostnames."""
         tls_secret = decisions.dns_label(app, "tls")
         certificate = k8s.apiextensions.CustomResource(
-            f"{name}-certificate",
+            f"{self._name}-certificate",
             api_version="cert-manager.io/v1",
             kind="Certificate",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=tls_secret, namespace=self._ns),
@@ -556,24 +617,7 @@ class GatewayDeployment(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.edge.issuer]),
         )
-        self.gateway = self._gateway(app, hosts, tls_secret, certificate)
-        self.routes = self._routes(app, hosts, tracks, canary)
-
-        self.tracks = tracks
-        self.namespace = self._ns
-        # Envoy Gateway publishes the load balancer's address in the Gateway's status.
-        self.endpoint = self.gateway.status.apply(gateway_address)
-        self.hostnames = hosts
-        self.register_outputs(
-            {
-                "endpoint": self.endpoint,
-                "namespace": self.namespace,
-                "hostnames": hosts,
-                "canaryWeight": canary.weight if canary.enabled else None,
-            }
-        )
-
-    # ------------------------------------------------------------------ parts
+        return tls_secret, certificate
 
     def _labels(self, component: str, track: str | None = None) -> dict[str, str]:
         labels = {
