@@ -705,8 +705,9 @@ class LeaseAgent:
             used = float(prev or 0) * (1 - frac) + float(cur or 0)
             refused = self._refused.get(ident)
             demand = used + (refused[1] if refused else 0.0)
-            # Idle limits every 10 ticks; a held share every tick (its lease is renewed).
-            if not (everything or demand > 0 or share is not None):
+            # Idle limits every 10 ticks; a held share every tick (its lease is renewed),
+            # and a limit never granted here at once.
+            if not (everything or demand > 0 or share is not None or gen is None):
                 continue
             reports.append({"rate": ident, "used": used, "demand": demand, "gen": int(gen or 0)})
         return reports
