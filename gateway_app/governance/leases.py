@@ -602,11 +602,11 @@ class LeaseAgent:
         keys = [key for item in items.values() for key in lease_keys(self.prefix, item)]
         rates = self._active_rates()
         minute = int(now // WINDOW_S)
-        for item in rates.values():
-            share = self.prefix + share_key(item)
+        for limit in rates.values():
+            share = self.prefix + share_key(limit)
             keys += [
-                self.prefix + rate_key(item, minute),
-                self.prefix + rate_key(item, minute - 1),
+                self.prefix + rate_key(limit, minute),
+                self.prefix + rate_key(limit, minute - 1),
                 share,
                 share + ":gen",
             ]
@@ -674,10 +674,10 @@ class LeaseAgent:
         # A share lasts rate_share_lease_s from this renewal's sending, then the floor.
         left_ms = int((self.config.rate_share_lease_s - (time.monotonic() - sent)) * 1000)
         for reply in replies.get("shares", []):
-            item = rates.get(reply["rate"])
-            if item is None or left_ms <= 0:
+            granted = rates.get(reply["rate"])
+            if granted is None or left_ms <= 0:
                 continue
-            share = self.prefix + share_key(item)
+            share = self.prefix + share_key(granted)
             await self._share(
                 keys=[share, share + ":gen"],
                 args=[int(reply["share_ppm"]), int(reply["gen"]), left_ms],
