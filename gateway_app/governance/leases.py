@@ -19,9 +19,21 @@ reports each active budget's counter and spend rate and receives the home's
 cumulative grant; a request that finds its cloud's lease spent asks for an
 urgent (coalesced) renewal and waits at most ``lease_wait_s`` before a 429.
 Grants are cumulative, so a lost or repeated reply is harmless (a grant is
-applied once: the lease is raised to the grant, never added to). A cloud cut
-off from the home spends what it holds, then refuses: the price is underuse,
-never overspend (docs/explanation/global-governance.md states the bounds).
+applied once: only its excess over the grant last applied is added). A cloud
+cut off from the home spends what it holds, then refuses: the price is
+underuse, never overspend (docs/explanation/global-governance.md states the
+bounds). A cloud holding more than its recent spend needs is asked to give
+the excess back; it lowers its lease before it reports the return, so the
+ledger frees only what the cloud can no longer spend. With the opt-in
+``partition_overdraft_leases`` a cut-off cloud may spend up to k leases more
+per budget and period, reported on heal.
+
+The same renewals carry **RPM/TPM shares**: each cloud enforces its share of
+each rate limit (read by the reservation script next to the window counters);
+the ledger moves shares by demand, lowering one cloud's share (acknowledged)
+before raising another's, and counts every cloud's floor, so the clouds'
+sliding windows never sum past the limit (the proof is in decision record
+0001, "RPM and TPM limits").
 """
 
 from __future__ import annotations
