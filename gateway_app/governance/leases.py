@@ -615,12 +615,10 @@ class LeaseAgent:
         rates = self._active_rates()
         minute = int(now // WINDOW_S)
         for limit in rates.values():
-            share = self.prefix + share_key(limit)
             keys += [
                 self.prefix + rate_key(limit, minute),
                 self.prefix + rate_key(limit, minute - 1),
-                share,
-                share + ":gen",
+                self.prefix + share_key(limit) + ":gen",
             ]
         values = await self.redis.mget(keys) if keys else []
         # Every budget every 10 ticks; in between only those whose spend moved or that a
@@ -713,13 +711,13 @@ class LeaseAgent:
         frac = (now % WINDOW_S) / WINDOW_S
         reports = []
         for n, ident in enumerate(rates):
-            cur, prev, share, gen = values[4 * n : 4 * n + 4]
+            cur, prev, gen = values[3 * n : 3 * n + 3]
             used = float(prev or 0) * (1 - frac) + float(cur or 0)
             refused = self._refused.get(ident)
             demand = used + (refused[1] if refused else 0.0)
-            # Idle limits every 10 ticks; a held share every tick (its lease is renewed),
-            # and a limit never granted here at once.
-            if not (everything or demand > 0 or share is not None or gen is None):
+            # Limits in use every tick; idle ones every 10 ticks (which renews their
+            # shares' 30 s lease too); a limit never granted here at once.
+            if not (everything or demand > 0 or gen is None):
                 continue
             reports.append({"rate": ident, "used": used, "demand": demand, "gen": int(gen or 0)})
         return reports
