@@ -461,6 +461,7 @@ class GlobalPlane:
             "feed_silence_seconds": silence,
             "home_reachable": 1 if self.is_home or self.leases.home_reachable else 0,
             "audit_unshipped": await asyncio.to_thread(unshipped),
+            "lease_overdrawn_nusd": self.leases.overdrawn_nusd,
             "peer_auth_failures": dict(self.verifier.failures),
         }
 

@@ -189,7 +189,7 @@ def test_the_overdraft_is_off_by_default_and_bounded_when_opted_in(
         home.cut = False
         await agent.renew_once()  # heal: the overdraft is reported, counted as held
         row = ledger.budget(budget_id(BUDGET))["gcp"]
-        assert row["overdraft_nusd"] == over
+        assert row["overdraft_nusd"] == over == agent.overdrawn_nusd  # (the metric's value)
         await client.aclose()
         return int(first), over, ledger
 
