@@ -110,6 +110,16 @@ async def _value(client: Any, key: str) -> int:
     return int(await client.get(key) or 0)
 
 
+async def _after_a_burst(ledger: Ledger, client: Any, prefix: str) -> tuple[LeaseAgent, int]:
+    """gcp's agent after requests waited for a third of the budget: it holds a fair share
+    of what was free (1/3)."""
+    home = _Home(ledger, "gcp")
+    agent = LeaseAgent(ledger.config, client, prefix, lambda now: [BUDGET], home.renew)
+    agent._needs[budget_id(BUDGET)] = (BUDGET, NANO, NANO // 100)
+    await agent.renew_once()
+    return agent, await _value(client, lease_keys(prefix, BUDGET)[0])
+
+
 def test_a_cloud_whose_demand_fell_gives_back_what_it_does_not_need(
     tmp_path: Path, redis_server: Any
 ) -> None:
@@ -117,12 +127,7 @@ def test_a_cloud_whose_demand_fell_gives_back_what_it_does_not_need(
     lease, counter, _, returned, _ = lease_keys(prefix, BUDGET)
 
     async def run() -> None:
-        home = _Home(ledger, "gcp")
-        agent = LeaseAgent(ledger.config, client, prefix, lambda now: [BUDGET], home.renew)
-        # A burst: requests wait for a third of the budget; gcp gets a fair share (1/3).
-        agent._needs[budget_id(BUDGET)] = (BUDGET, NANO, NANO // 100)
-        await agent.renew_once()
-        burst = await _value(client, lease)
+        agent, burst = await _after_a_burst(ledger, client, prefix)
         assert burst == NANO // 3
         await client.incrby(counter, NANO // 10)  # it spent a tenth, then went quiet:
         ident = budget_id(BUDGET)
@@ -150,11 +155,7 @@ def test_a_return_never_gives_back_what_is_reserved(tmp_path: Path, redis_server
     lease, counter, _, returned, _ = lease_keys(prefix, BUDGET)
 
     async def run() -> None:
-        home = _Home(ledger, "gcp")
-        agent = LeaseAgent(ledger.config, client, prefix, lambda now: [BUDGET], home.renew)
-        agent._needs[budget_id(BUDGET)] = (BUDGET, NANO, NANO // 100)
-        await agent.renew_once()
-        burst = await _value(client, lease)
+        agent, burst = await _after_a_burst(ledger, client, prefix)
         # The home asks for everything back (as if reserved nothing) while all but a
         # little is reserved here: only the unreserved part goes.
         await client.incrby(counter, burst - 1000)
