@@ -197,3 +197,26 @@ def test_the_overdraft_is_off_by_default_and_bounded_when_opted_in(
     assert asyncio.run(run(0))[:2] == (0, 0)  # default: never overspend
     first, over, ledger = asyncio.run(run(1))
     assert first == 1 and over == ledger.config.lease_fraction * NANO  # k leases, no more
+
+
+def test_a_redis_that_lost_its_state_counts_what_the_home_says_it_held_as_spent(
+    tmp_path: Path, redis_server: Any
+) -> None:
+    ledger, client, prefix = _setup(tmp_path, redis_server)
+    keys = lease_keys(prefix, BUDGET)
+
+    async def run() -> None:
+        agent, burst = await _after_a_burst(ledger, client, prefix)
+        await client.delete(*keys)  # this cloud's Redis restarted empty
+        # (Its script finds no lease: the first request waits for a renewal.)
+        agent._needs[budget_id(BUDGET)] = (BUDGET, 1, 1)
+        await agent.renew_once()
+        # It may have spent all it held: it counts so, and holds nothing unspent.
+        held = ledger.budget(budget_id(BUDGET))["gcp"]["held_nusd"]
+        assert held == burst
+        assert await _value(client, keys[1]) == held == await _value(client, keys[0])
+        await agent.renew_once()  # and reports it: the ledger's spend is the holding
+        assert ledger.budget(budget_id(BUDGET))["gcp"]["spent_nusd"] == held
+        await client.aclose()
+
+    asyncio.run(run())
