@@ -142,11 +142,10 @@ def _run_uvicorn(args: argparse.Namespace, grace_s: float, sockets: list[Any]) -
         server_header=False,
         date_header=False,
     )
-    server = uvicorn.Server(settings)
     if args.workers > 1:
-        Multiprocess(settings, target=server.run, sockets=sockets).run()
+        Multiprocess(settings, sockets=sockets).run()
     else:
-        server.run(sockets=sockets)
+        uvicorn.Server(settings).run(sockets=sockets)
 
 
 def models_command(args: argparse.Namespace) -> int:
