@@ -220,6 +220,7 @@ def build(config: StackConfig) -> CloudFootprint[AzureOutputs]:
         owner_secret=footprint.postgres.owner_secret_uri,
         # Redis's private endpoint and PostgreSQL's delegated subnet are both in the VNet.
         data_store_cidrs=[config.azure.vnet_cidr],
+        egress_ips=[footprint.outputs.egress_ip] if footprint.outputs.egress_ip else [],
         redis_port=REDIS_PORT,
         load_balancer_annotations=footprint.load_balancer_annotations,
         outputs=footprint.outputs,

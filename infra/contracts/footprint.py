@@ -133,6 +133,9 @@ class CloudFootprint(Generic[OutputsT]):
     edge_prerequisites: list[pulumi.Resource] = field(default_factory=list)
     """What must run before that load balancer is provisioned (EKS: the AWS Load Balancer Controller)."""
     redis_ca_cert: pulumi.Output[str] | None = None
+    egress_ips: list[pulumi.Output[str]] = field(default_factory=list)
+    """The static public addresses the cluster's pods reach the internet from (its NAT):
+    what the other clouds' governance channel admits from this cloud (``loadBalancerSourceRanges``)."""
     owner_secret: pulumi.Output[str] | None = None
     """Where the server admin's ``{"username", "password"}`` lives (a Secrets Manager ARN,
     a Key Vault secret URI, a Secret Manager version URL): the migration Job reads it at run
