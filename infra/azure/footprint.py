@@ -171,6 +171,11 @@ class Footprint(pulumi.ComponentResource):
 
         self.resource_group_name = group.name
         self.load_balancer_annotations = load_balancer_annotations(net.ingress_ip.name, group.name)
+        self.channel_load_balancer_annotations = (
+            load_balancer_annotations(net.governance_ip.name, group.name)
+            if net.governance_ip is not None
+            else None
+        )
         self.network = net
         self.cluster = cluster
         self.redis = redis
@@ -223,5 +228,6 @@ def build(config: StackConfig) -> CloudFootprint[AzureOutputs]:
         egress_ips=[footprint.outputs.egress_ip] if footprint.outputs.egress_ip else [],
         redis_port=REDIS_PORT,
         load_balancer_annotations=footprint.load_balancer_annotations,
+        channel_load_balancer_annotations=footprint.channel_load_balancer_annotations,
         outputs=footprint.outputs,
     )

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from infra.config.base import _cidr, _Model
 from infra.contracts import Cloud
@@ -132,16 +132,13 @@ class GovernanceConfig(_Model):
         probe = {"home": "a", "peers": {"a": {"url": "https://a", "issuer": "https://a"}}}
         try:
             GlobalConfig.model_validate({**probe, **values})
-        except ValueError as exc:
-            errors = getattr(exc, "errors", lambda: [])()
-            if errors:
-                first = errors[0]
-                where = ".".join(str(part) for part in first["loc"])
-                raise ValueError(
-                    f"{where}: {first['msg']} (got {first.get('input')!r}); see "
-                    "governance.global in the gateway's configuration reference"
-                ) from None
-            raise
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValueError(
+                f"{where}: {first['msg']} (got {first.get('input')!r}); see "
+                "governance.global in the gateway's configuration reference"
+            ) from None
         return values
 
     def active(self, clouds: Sequence[Cloud]) -> bool:

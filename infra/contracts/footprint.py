@@ -130,6 +130,9 @@ class CloudFootprint(Generic[OutputsT]):
     """Redis's TLS port: 6379 ElastiCache, 10000 Azure Managed Redis, 6378 Memorystore."""
     load_balancer_annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Annotations of the gateway's public LoadBalancer Service (Envoy Gateway creates it)."""
+    channel_load_balancer_annotations: dict[str, pulumi.Input[str]] | None = None
+    """Annotations of the governance channel's LoadBalancer Service, when not those of the
+    public one (AKS: its own static public IP; the public one's is taken)."""
     edge_prerequisites: list[pulumi.Resource] = field(default_factory=list)
     """What must run before that load balancer is provisioned (EKS: the AWS Load Balancer Controller)."""
     redis_ca_cert: pulumi.Output[str] | None = None
