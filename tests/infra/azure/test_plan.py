@@ -219,9 +219,14 @@ def test_the_gateway_load_balancer_uses_the_ip_the_nsg_admits(plan: Plan) -> Non
     ip = plan.one(f"{AZ}:network:PublicIPAddress", "azure-network-ingress")
     assert ip.get("sku") == {"name": "Standard", "tier": "Regional"}
     assert ip.inputs["publicIPAllocationMethod"] == "Static"
-    (rule,) = _nsg(plan, "nodes").get("securityRules")
+    # With the governance plane (three clouds), its channel's own IP is the second rule's
+    # destination (tests/infra/k8s/test_governance_channel.py: the pip its Service names).
+    rule, channel = _nsg(plan, "nodes").get("securityRules")
     assert rule["destinationAddressPrefix"] == ip.outputs["ipAddress"]
     assert (rule["sourceAddressPrefix"], rule["destinationPortRange"]) == ("Internet", "443")
+    channel_ip = plan.one(f"{AZ}:network:PublicIPAddress", "azure-network-governance")
+    assert channel["destinationAddressPrefix"] == channel_ip.outputs["ipAddress"]
+    assert channel["destinationPortRange"] == "443"
     # The LoadBalancer Service is Envoy Gateway's, made from the Gateway: it copies the
     # Gateway's spec.infrastructure.annotations onto it ("Gateway API: GatewayInfrastructure").
     (gateway,) = [r for r in plan.of_type(GATEWAY) if r.name == "gateway-azure-gateway"]
