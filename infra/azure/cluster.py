@@ -105,6 +105,8 @@ class ClusterArgs:
     """The NAT gateway's address: nodes reach a public API server from it."""
     ingress_ip_id: pulumi.Input[str]
     """The gateway's public IP: the cluster identity may attach it to the load balancer."""
+    governance_ip_id: pulumi.Input[str] | None = None
+    """The governance channel's public IP (``ai-gateway:governance``), attached the same way."""
     protect: bool = False
     """Pulumi ``protect`` on the cluster (deletion protection, prod)."""
 
@@ -165,6 +167,18 @@ class Cluster(pulumi.ComponentResource):
             args.ingress_ip_id,
             child,
         )
+        ip_grants = [ingress_ip_grant]
+        if args.governance_ip_id is not None:
+            ip_grants.append(
+                _identity_grant(
+                    f"{name}-governance-ip-contributor",
+                    identity,
+                    args,
+                    NETWORK_CONTRIBUTOR_ROLE,
+                    args.governance_ip_id,
+                    child,
+                )
+            )
         kms_key, kms_grant = self._kms_key(name, args, identity)
         workspace = operationalinsights.Workspace(
             f"{name}-logs",
@@ -292,7 +306,7 @@ class Cluster(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[network_grant, ingress_ip_grant, kms_grant],
+                depends_on=[network_grant, *ip_grants, kms_grant],
                 protect=args.protect,
                 # AKS scales the system pool itself; a later plan must not
                 # fight the autoscaler over the node count.

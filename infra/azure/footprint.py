@@ -138,6 +138,7 @@ class Footprint(pulumi.ComponentResource):
                 node_subnet_id=net.node_subnet_id,
                 egress_ip=net.egress_ip,
                 ingress_ip_id=net.ingress_ip.id,
+                governance_ip_id=net.governance_ip.id if net.governance_ip is not None else None,
                 protect=protect,
             ),
             opts=component,
