@@ -259,7 +259,8 @@ def test_nsgs_admit_only_what_each_subnet_serves(plan: Plan) -> None:
         return {r["name"]: r for r in _nsg(plan, suffix).get("securityRules")}
 
     node_rules = rules("nodes")
-    assert list(node_rules) == ["allow-https-to-gateway-ip"]
+    # The second: the governance channel's own IP (three clouds, so the plane is on).
+    assert list(node_rules) == ["allow-https-to-gateway-ip", "allow-https-to-governance-ip"]
     assert node_rules["allow-https-to-gateway-ip"]["destinationPortRange"] == "443"
     pg = rules("postgres")
     assert pg["allow-postgres-from-nodes"]["sourceAddressPrefix"] == nodes_cidr
