@@ -61,6 +61,7 @@ from infra.k8s.edge import (
     ClusterEdgeArgs,
     Dns01Solver,
     ObservedCustomResource,
+    certificate_spec,
     gateway_address,
     namespace_labels,
 )
@@ -560,17 +561,7 @@ class GatewayDeployment(pulumi.ComponentResource):
             api_version="cert-manager.io/v1",
             kind="Certificate",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=tls_secret, namespace=self._ns),
-            spec={
-                "secretName": tls_secret,
-                "dnsNames": hosts,
-                "issuerRef": {
-                    "name": self.edge.issuer_name,
-                    "kind": "ClusterIssuer",
-                    "group": "cert-manager.io",
-                },
-                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-                "usages": ["server auth"],
-            },
+            spec=certificate_spec(tls_secret, hosts, self.edge.issuer_name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.edge.issuer]),
         )
         self.gateway = self._gateway(app, hosts, tls_secret, certificate)

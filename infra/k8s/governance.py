@@ -44,6 +44,7 @@ from infra.k8s.edge import (
     GATEWAY_CLASS,
     PROXY_POD_LABELS,
     ObservedCustomResource,
+    certificate_spec,
     envoy_proxy_spec,
     gateway_address,
 )
@@ -261,17 +262,7 @@ class GovernanceChannel(pulumi.ComponentResource):
             api_version="cert-manager.io/v1",
             kind="Certificate",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=tls_secret, namespace=parent.namespace),
-            spec={
-                "secretName": tls_secret,
-                "dnsNames": [args.hostname],
-                "issuerRef": {
-                    "name": parent.issuer_name,
-                    "kind": "ClusterIssuer",
-                    "group": "cert-manager.io",
-                },
-                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-                "usages": ["server auth"],
-            },
+            spec=certificate_spec(tls_secret, [args.hostname], parent.issuer_name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(parent.depends_on)),
         )
         self.gateway = ObservedCustomResource(
