@@ -49,6 +49,14 @@ class GlobalConfig(BaseModel):
     peers: dict[str, PeerConfig] = Field(
         description="every cloud of the plane by name (this cloud's own entry is ignored)"
     )
+    port: int = Field(
+        8443,
+        ge=1,
+        le=65535,
+        description="the internal listener's port: `/internal/v1/...` is served there only "
+        "(404 on the public port, and the public API is 404 there), so the channel's load "
+        "balancer and NetworkPolicy can admit it alone",
+    )
     audience: str = Field(
         "aigw-governance", description="`aud` of the tokens on the internal channel"
     )

@@ -103,6 +103,8 @@ class ClusterArgs:
     """The NAT gateway's address: nodes reach a public API server from it."""
     ingress_ip_id: pulumi.Input[str]
     """The gateway's public IP: the cluster identity may attach it to the load balancer."""
+    governance_ip_id: pulumi.Input[str] | None = None
+    """The governance channel's public IP (``ai-gateway:governance``), attached the same way."""
     protect: bool = False
     """Pulumi ``protect`` on the cluster (deletion protection, prod)."""
 
@@ -196,7 +198,21 @@ class Cluster(pulumi.ComponentResource):
             args.ingress_ip_id,
             child,
         )
-        return identity, [network_grant, ingress_ip_grant]
+        grants = [network_grant, ingress_ip_grant]
+        # The governance channel's own load balancer takes its own static IP
+        # (ai-gateway:governance): the same grant on that IP.
+        if args.governance_ip_id is not None:
+            grants.append(
+                _identity_grant(
+                    f"{name}-governance-ip-contributor",
+                    identity,
+                    args,
+                    NETWORK_CONTRIBUTOR_ROLE,
+                    args.governance_ip_id,
+                    child,
+                )
+            )
+        return identity, grants
 
     def _workspace(self, name: str, args: ClusterArgs) -> operationalinsights.Workspace:
         """The Log Analytics workspace: control-plane logs, Container Insights, Defender."""

@@ -42,6 +42,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     "router_nat": (1, 63),
     "firewall": (1, 63),
     "global_address": (1, 63),
+    "address": (1, 63),
     "cluster": (1, 40),
     "node_pool": (1, 40),
     "redis_instance": (1, 40),

@@ -165,6 +165,30 @@ class AzureDnsZone(pulumi.ComponentResource):
             }
         )
 
+    def direct_record(
+        self, name: str, hostname: str, endpoint: pulumi.Input[str], ttl: int
+    ) -> pulumi.Resource:
+        """``hostname`` -> one load balancer (a CNAME to a hostname, an A record to an IP)."""
+        value = pulumi.Output.from_input(endpoint).apply(lambda v: v.strip().rstrip("."))
+        record_type = value.apply(record_type_for)
+        return dns.RecordSet(
+            name,
+            zone_name=self.zone_name,
+            resource_group_name=self.resource_group_name,
+            relative_record_set_name=hostname.removesuffix(f".{self._domain}"),
+            record_type=record_type,
+            ttl=ttl,
+            cname_record=pulumi.Output.all(record_type, value).apply(
+                lambda v: dns.CnameRecordArgs(cname=v[1]) if v[0] == "CNAME" else None
+            ),
+            a_records=pulumi.Output.all(record_type, value).apply(
+                lambda v: [dns.ARecordArgs(ipv4_address=v[1])] if v[0] == "A" else None
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                self._child, pulumi.ResourceOptions(delete_before_replace=True)
+            ),
+        )
+
     def certificate_solver(self, footprint: CloudFootprint) -> AzureDnsSolver:
         """cert-manager on any cluster: one identity for the zone, a federated credential per cluster.
 

@@ -173,6 +173,26 @@ class CloudDnsZone(pulumi.ComponentResource):
             for api in apis
         ]
 
+    def direct_record(
+        self, name: str, hostname: str, endpoint: pulumi.Input[str], ttl: int
+    ) -> pulumi.Resource:
+        """``hostname`` -> one load balancer (a CNAME to a hostname, an A record to an IP)."""
+        value = pulumi.Output.from_input(endpoint).apply(lambda v: v.strip().rstrip("."))
+        record_type = value.apply(record_type_for)
+        return gcp.dns.RecordSet(
+            name,
+            managed_zone=self.zone_name,
+            name=f"{hostname}.",
+            type=record_type,
+            ttl=ttl,
+            rrdatas=[
+                pulumi.Output.all(record_type, value).apply(
+                    lambda v: f"{v[1]}." if v[0] == "CNAME" else v[1]
+                )
+            ],
+            opts=self._child,
+        )
+
     def certificate_solver(self, footprint: CloudFootprint) -> CloudDnsSolver:
         """cert-manager on any cluster: a service account that may edit this zone only.
 

@@ -333,6 +333,23 @@ class Route53Zone(pulumi.ComponentResource):
             ),
         )
 
+    def direct_record(
+        self, name: str, hostname: str, endpoint: pulumi.Input[str], ttl: int
+    ) -> pulumi.Resource:
+        """``hostname`` -> one load balancer (a CNAME to a hostname, an A record to an IP)."""
+        value = pulumi.Output.from_input(endpoint)
+        return aws.route53.Record(
+            name,
+            zone_id=self.zone_id,
+            name=hostname,
+            type=value.apply(record_type_for),
+            ttl=ttl,
+            records=[value.apply(lambda v: v.strip().rstrip("."))],
+            opts=pulumi.ResourceOptions.merge(
+                self._on_aws, pulumi.ResourceOptions(delete_before_replace=True)
+            ),
+        )
+
     def certificate_solver(self, footprint: CloudFootprint) -> Route53Solver:
         """cert-manager's DNS-01 solver for a cluster of any cloud: a role of its own in this zone.
 
