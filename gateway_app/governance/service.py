@@ -182,6 +182,9 @@ class Governance:
         self.registry = Registry(
             self.store, secret, refresh_s=self.settings.key_refresh_s, redis=redis
         )
+        # A key or limit changed (here or announced by another replica): no request is
+        # admitted from headroom this replica reserved under the old ones.
+        self.registry.listeners.append(lambda _what: state.invalidate())
         self.pricing = Pricing()
         # The drainer's blocking reads get their own connection(s), away from the hot path's.
         self.drain_state = drain_state or state
@@ -245,7 +248,12 @@ class Governance:
             ca, credential = env.redis_ca_file, env.redis_credential()
             idle_s = config.governance.audit_claim_idle_s
             state = RedisGovernanceState.from_url(
-                url, ca, credential=credential, claim_idle_s=idle_s, leased=leased
+                url,
+                ca,
+                credential=credential,
+                claim_idle_s=idle_s,
+                leased=leased,
+                admission=config.governance.admission,
             )
             drain_state = RedisGovernanceState.from_url(
                 url, ca, max_connections=2, credential=credential, claim_idle_s=idle_s
