@@ -129,7 +129,7 @@ class AdmissionConfig(BaseModel):
         gt=0,
         le=0.5,
         description="a chunk takes at most this share of the headroom a replica last saw: "
-        "near a limit (headroom under 2/share requests) every request takes the exact path",
+        "near a limit (headroom under 1/share + 1 requests: 21 by default) every request takes the exact path",
     )
     max_requests: int = Field(
         32,

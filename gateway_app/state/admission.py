@@ -21,7 +21,7 @@ The underuse is bounded and shrinks near the limit. A chunk takes at most
 limits; for budgets a refusal names the spend) and at most ``max_requests``
 requests' worth, and it is granted only if it holds at least one more request;
 so far from a limit a replica makes one round trip per ``max_requests``
-requests, and near it (headroom below ``2 / share`` requests) every request
+requests, and near it (headroom below ``1 / share + 1`` requests: 21 by default) every request
 takes the exact per-request path. With R replicas at most ``R x share`` of the
 headroom can sit unused, never more than ``R x max_requests`` requests' worth.
 
@@ -87,9 +87,10 @@ class Admission:
         self.max_requests = config.max_requests
         self.hold_s = config.hold_s
         self.chunks: dict[str, Chunk] = {}
-        # What a budget had free when this replica last learnt it (a refusal names the
-        # spend; a success lowers it by what was reserved): sizes the next chunk.
-        self._room: dict[str, tuple[float, float]] = {}  # key -> (room, monotonic time)
+        # What a counter had used when this replica last learnt it (a rate window's reply
+        # says; a budget's refusal names its spend, a success adds what it reserved):
+        # sizes the next chunk as a share of the limit's room. key -> (used, monotonic).
+        self._used: dict[str, tuple[float, float]] = {}
         self._inflight: dict[str, asyncio.Future[None]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self.round_trips = 0  # reservation script calls made (the exact path's, and refills)
@@ -105,7 +106,7 @@ class Admission:
         minute = int(now // WINDOW_S)
         keys = [self.prefix + rate_key(item, minute) for item in rate]
         keys += [self.prefix + budget_key(item) for item in budgets]
-        for _ in range(3):
+        for _ in range(8):
             decision = self._local(rate, budgets, keys, minute)
             if decision is not None:
                 return decision
@@ -150,9 +151,9 @@ class Admission:
         self.local += 1
         return Decision(True, rate, budgets, minute, rate_used=used)
 
-    def _room_of(self, key: str, default: float) -> float:
-        """The room last seen on a counter; ``default`` once it is ``hold_s`` old."""
-        seen = self._room.get(key)
+    def _used_of(self, key: str, default: float) -> float:
+        """A counter's use last seen; ``default`` when unseen or ``hold_s`` old."""
+        seen = self._used.get(key)
         if seen is None or time.monotonic() - seen[1] > self.hold_s:
             return default
         return seen[0]
@@ -188,7 +189,10 @@ class Admission:
                 item.limit,
                 item.amount,
                 # A new minute starts with about the last one's use (its weight is ~1).
-                self._room_of(keys[i], self._room_of(prefix + rate_key(item, minute - 1), 0)),
+                item.limit
+                - self._used_of(
+                    keys[i], self._used_of(prefix + rate_key(item, minute - 1), item.limit)
+                ),
             )
             for i, item in enumerate(rate)
         ]
@@ -197,7 +201,7 @@ class Admission:
                 keys[n + j],
                 item.limit_nusd,
                 item.amount_nusd,
-                self._room_of(keys[n + j], item.limit_nusd),
+                item.limit_nusd - self._used_of(keys[n + j], 0),
             )
             for j, item in enumerate(budgets)
         ]
@@ -255,7 +259,7 @@ class Admission:
         stamp = time.monotonic()
         if isinstance(refused, BudgetItem) and decision.lease_held is None:
             key = self.prefix + budget_key(refused)
-            self._room[key] = (refused.limit_nusd - decision.used, stamp)
+            self._used[key] = (decision.used, stamp)
 
     def _grant(
         self,
@@ -277,14 +281,13 @@ class Admission:
                 # The reply's use counts what this replica still holds as used: not for
                 # the headers (the caller may use it), so the chunk's base leaves it out.
                 before = rate_used[i]
-                self._room[key] = (limit - before - amount - extra, stamp)
+                self._used[key] = (before + amount + extra, stamp)
                 if held is not None and held.limit == limit:
                     before -= max(0, held.left)
                 chunk_minute = minute
             else:
                 limit, amount = budgets[i - n].limit_nusd, budgets[i - n].amount_nusd
-                room = self._room_of(key, limit)
-                self._room[key] = (max(0.0, room - amount - extra), stamp)
+                self._used[key] = (self._used_of(key, 0) + amount + extra, stamp)
                 before, chunk_minute = 0.0, -1
             if not extra:
                 continue
@@ -315,7 +318,7 @@ class Admission:
     def invalidate(self) -> None:
         """Limits or keys changed: return every chunk (and forget what budgets had free),
         so no request is admitted from headroom reserved under the old rules."""
-        self._room.clear()
+        self._used.clear()
         self.release_all()
 
     def sweep(self, now: float | None = None, stamp: float | None = None) -> None:
@@ -335,8 +338,8 @@ class Admission:
         if returned:
             self.give_back(returned)
         # What was seen of a counter's room is used for hold_s at most: forget it then.
-        for key in [k for k, seen in self._room.items() if stamp - seen[1] > self.hold_s]:
-            del self._room[key]
+        for key in [k for k, seen in self._used.items() if stamp - seen[1] > self.hold_s]:
+            del self._used[key]
 
     def _arm(self) -> None:
         if self._sweeper is None:
