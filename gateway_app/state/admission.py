@@ -103,6 +103,11 @@ class Admission:
     ) -> Decision:
         """Admit from local chunks when they cover every counter; else one round trip
         that reserves the request and tops the chunks up (the exact path near a limit)."""
+        if not (rate or budgets):
+            # Nothing limits the request: the script still runs (it answers whether the
+            # state is reachable: governance.fail_closed refuses when it is not).
+            self.round_trips += 1
+            return await self.remote(rate, budgets, now)
         minute = int(now // WINDOW_S)
         keys = [self.prefix + rate_key(item, minute) for item in rate]
         keys += [self.prefix + budget_key(item) for item in budgets]
