@@ -306,6 +306,11 @@ class Admission:
                 self.chunks[key] = Chunk(limit, extra, before, amount, chunk_minute, stamp)
         self._arm()
 
+    def held(self, key: str) -> int:
+        """Units of a counter this replica holds unused (reserved in Redis, not admitted)."""
+        chunk = self.chunks.get(key)
+        return max(0, chunk.left) if chunk is not None else 0
+
     # ------------------------------------------------------------------ returning
 
     def _drop(self, key: str) -> None:

@@ -483,8 +483,10 @@ class RedisGovernanceState:
             self._group_ready = False
 
     async def spent_nusd(self, scope: str, period: str, period_id: str) -> int:
-        value = await self.client.get(f"{self.prefix}b:{scope}:{period}:{period_id}")
-        return int(value or 0)
+        key = f"{self.prefix}b:{scope}:{period}:{period_id}"
+        value = int(await self.client.get(key) or 0)
+        # Headroom this replica holds unused is not spent, nor reserved by a request.
+        return value - (self.admission.held(key) if self.admission is not None else 0)
 
     async def audit_depth(self) -> int:
         # The shared stream (every replica's events until a drainer acknowledges
