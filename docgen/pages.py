@@ -21,6 +21,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "policy-parameters": reference.policy_parameters,
     "metrics": reference.metrics,
     "cli": reference.cli,
+    "governance-traffic": reference.governance_traffic,
 }
 
 #: Pages (relative to docs/) that hold generated blocks, and which.
@@ -32,6 +33,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "reference/policies.md": ("policies", "policy-parameters"),
     "reference/metrics.md": ("metrics",),
     "reference/cli.md": ("cli",),
+    "explanation/performance.md": ("governance-traffic",),
 }
 
 _CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)

@@ -439,3 +439,10 @@ def cli() -> str:
     lines = list(_command_sections(_parser(), 2, handed_over=handed_over))
     lines += _command_sections(gateway, 2)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def governance_traffic() -> str:
+    """The governance path's Redis and PostgreSQL traffic per request (the documented counts)."""
+    from gateway_app.governance.traffic import markdown
+
+    return markdown()

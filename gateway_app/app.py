@@ -28,7 +28,7 @@ import os
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -128,8 +128,11 @@ class GatewayApp:
         self.admin = admin
         # People's sign-in (/auth/...) and the web console (/console/...), when configured.
         self.console = console
-        # The global governance plane's internal endpoint (/internal/v1/...), peers only.
+        # The global governance plane's internal endpoint (/internal/v1/...), peers only,
+        # on its own listener: a request's listener is the port it arrived on.
         self.internal = internal
+        plane = config.governance.global_
+        self.internal_port = plane.port if internal is not None and plane is not None else None
         self.breakers = breakers or _circuit_store(config, env)
         self.router = Router(
             config, self.breakers, rng=rng, sleep=sleep, client=default_client(env.upstream_client)
@@ -242,6 +245,14 @@ class GatewayApp:
     async def _dispatch(self, http: _Http) -> None:
         scope = http.scope
         method, path = scope["method"], scope["path"]
+        if self.internal is not None and _port(scope) == self.internal_port:
+            # The internal listener answers the peers' calls and nothing else.
+            if not self.internal.serves(path):
+                raise GatewayError(
+                    404, f"Unknown internal path {method} {path}.", code="unknown_url"
+                )
+            await self.internal(scope, http.receive, http.send)
+            return
         handler = self._routes.get((method, path))
         if handler is None:
             if self.admin is not None and self.admin.serves(path):
@@ -249,9 +260,6 @@ class GatewayApp:
                 return
             if self.console is not None and self.console.serves(path):
                 await self.console(scope, http.receive, http.send)
-                return
-            if self.internal is not None and self.internal.serves(path):
-                await self.internal(scope, http.receive, http.send)
                 return
             if method == "GET" and path.startswith("/v1/models/"):
                 handler = self._model
@@ -622,6 +630,12 @@ class GatewayApp:
         if cache is not None:
             hooks.append(cache)
         return hooks
+
+
+def _port(scope: Mapping[str, Any]) -> int | None:
+    """The local port a request arrived on (ASGI ``server``): which listener it is."""
+    server = scope.get("server")
+    return server[1] if server else None
 
 
 def _metrics(config: GatewayConfig) -> Metrics | None:

@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -67,9 +68,20 @@ def serve_command(args: argparse.Namespace) -> int:
     from gateway_app.environment import Environment
     from gateway_app.governance.service import enabled
 
-    refused = startup_refusal(config, governance_on=enabled(config, Environment.from_environ()))
+    governance_on = enabled(config, Environment.from_environ())
+    refused = startup_refusal(config, governance_on=governance_on)
     if refused:
         print(f"error: {unpriced_error(refused)}", file=sys.stderr)
+        return EXIT_CONFIG
+    # The global plane's internal endpoint gets its own listener (governance.global.port).
+    plane = config.governance.global_ if governance_on else None
+    internal_port = plane.port if plane is not None else None
+    if internal_port == args.port:
+        print(
+            f"error: governance.global.port {internal_port} is the public --port too; give "
+            "the internal listener its own port (the default is 8443)",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
     if args.workers > 1:
         # Before any worker (forked by either server) imports prometheus_client:
@@ -90,20 +102,32 @@ def serve_command(args: argparse.Namespace) -> int:
                 workers=max(1, args.workers),
                 log_level=args.log_level,
                 limits=HttpLimits.from_config(config.server),
+                internal_port=internal_port,
             )
         except ListenError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_LISTEN
     from gateway_app.server import ListenError, listen
 
-    try:  # uvicorn would print a traceback: check the port first
-        listen(args.host, args.port).close()
+    try:  # uvicorn would print a traceback: bind here (both listeners) and hand over
+        sockets = [listen(args.host, args.port)]
+        if internal_port is not None:
+            sockets.append(listen(args.host, internal_port))
     except ListenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_LISTEN
-    import uvicorn
+    _run_uvicorn(args, config.server.graceful_shutdown_s, sockets)
+    return EXIT_OK
 
-    uvicorn.run(
+
+def _run_uvicorn(args: argparse.Namespace, grace_s: float, sockets: list[Any]) -> None:
+    """uvicorn on the already bound ``sockets`` (the public and the internal listener)."""
+    import uvicorn
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    for sock in sockets:
+        sock.setblocking(True)  # as uvicorn's own bind_socket leaves them
+    settings = uvicorn.Config(
         "gateway_app.app:create_app",
         factory=True,
         host=args.host,
@@ -114,11 +138,14 @@ def serve_command(args: argparse.Namespace) -> int:
         lifespan="on",
         access_log=False,
         log_level=args.log_level,
-        timeout_graceful_shutdown=int(config.server.graceful_shutdown_s) or None,
+        timeout_graceful_shutdown=int(grace_s) or None,
         server_header=False,
         date_header=False,
     )
-    return EXIT_OK
+    if args.workers > 1:
+        Multiprocess(settings, sockets=sockets).run()
+    else:
+        uvicorn.Server(settings).run(sockets=sockets)
 
 
 def models_command(args: argparse.Namespace) -> int:

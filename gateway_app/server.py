@@ -618,8 +618,13 @@ async def serve(
     ready: Callable[[tuple[str, int]], None] | None = None,
     stop: asyncio.Event | None = None,
     limits: HttpLimits | None = None,
+    internal_sock: socket.socket | None = None,
 ) -> None:
-    """Serve ``app`` until SIGTERM/SIGINT or ``stop`` is set, then shut down gracefully."""
+    """Serve ``app`` until SIGTERM/SIGINT or ``stop`` is set, then shut down gracefully.
+
+    ``internal_sock`` is a second listener (the governance plane's internal port): the
+    same app, told apart by the port in the scope's ``server``, drained with the first.
+    """
     loop = asyncio.get_running_loop()
     channel: dict[str, Any] = {}
     await _lifespan(app, "startup", channel)
@@ -632,6 +637,14 @@ async def serve(
         )
     bound = server.sockets[0].getsockname()
     state.server_addr = (bound[0], bound[1])
+    listeners = [(server, state)]
+    if internal_sock is not None:
+        internal = _ServerState(app, internal_sock.getsockname()[:2], limits)
+        internal_server = await loop.create_server(
+            lambda: _HttpProtocol(internal), sock=internal_sock, backlog=2048
+        )
+        listeners.append((internal_server, internal))
+        log.warning("internal listener on %s:%d", *internal.server_addr)
     stop = stop or asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -639,15 +652,18 @@ async def serve(
     log.warning("gateway serving on http://%s:%d (pid %d)", bound[0], bound[1], os.getpid())
     if ready is not None:
         ready(state.server_addr)
-    sweeper = loop.create_task(_sweep(state))
+    sweepers = [loop.create_task(_sweep(each)) for _, each in listeners]
     try:
         await stop.wait()
     finally:
-        sweeper.cancel()
+        for sweeper in sweepers:
+            sweeper.cancel()
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signum)
-        await _drain(server, state, graceful_shutdown_s)
+        await asyncio.gather(
+            *(_drain(each, its_state, graceful_shutdown_s) for each, its_state in listeners)
+        )
         await _lifespan(app, "shutdown", channel)
         log.warning("Application shutdown complete.")
 
@@ -716,18 +732,23 @@ def run(
     workers: int = 1,
     log_level: str = "info",
     limits: HttpLimits | None = None,
+    internal_port: int | None = None,
 ) -> int:
     """Run the server on uvloop (blocking); ``workers`` > 1 forks workers sharing one socket
-    under a supervisor that replaces any that die. The exit status: 0 after a clean stop."""
+    under a supervisor that replaces any that die. The exit status: 0 after a clean stop.
+
+    ``internal_port``: a second listener on the same host (``governance.global.port``).
+    """
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(message)s")
     sock = listen(host, port)
+    internal = listen(host, internal_port) if internal_port is not None else None
     if workers <= 1:
-        _run_worker(factory, host, port, graceful_shutdown_s, sock, limits)
+        _run_worker(factory, host, port, graceful_shutdown_s, sock, limits, internal)
         return 0
     # The supervisor keeps the listening socket open (it never accepts on it): each
     # worker, a replacement too, inherits it through fork.
     return Supervisor(
-        lambda: _run_worker(factory, host, port, graceful_shutdown_s, sock, limits),
+        lambda: _run_worker(factory, host, port, graceful_shutdown_s, sock, limits, internal),
         workers,
     ).run()
 
@@ -863,6 +884,7 @@ def _run_worker(
     graceful_shutdown_s: float,
     sock: socket.socket | None,
     limits: HttpLimits | None = None,
+    internal_sock: socket.socket | None = None,
 ) -> None:
     import uvloop
 
@@ -874,6 +896,7 @@ def _run_worker(
             graceful_shutdown_s=graceful_shutdown_s,
             sock=sock,
             limits=limits,
+            internal_sock=internal_sock,
         )
 
     uvloop.run(main())

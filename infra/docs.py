@@ -22,6 +22,7 @@ from infra.config import (
     Environment,
     GatewayConfig,
     GcpConfig,
+    GovernanceConfig,
     StackConfig,
     TagsConfig,
 )
@@ -33,6 +34,7 @@ _SECTIONS: list[tuple[str, type[BaseModel], bool]] = [
     ("azure", AzureConfig, True),
     ("gcp", GcpConfig, True),
     ("gateway", GatewayConfig, True),
+    ("governance", GovernanceConfig, False),
 ]
 
 

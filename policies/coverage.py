@@ -435,6 +435,7 @@ CATALOG: dict[str, list[Anchor]] = {
     ],
     "gcp:compute/router:Router": [], "gcp:compute/routerNat:RouterNat": [],
     "gcp:compute/globalAddress:GlobalAddress": [],
+    "gcp:compute/address:Address": [],
     "gcp:servicenetworking/connection:Connection": [], "gcp:projects/service:Service": [],
     "gcp:projects/serviceIdentity:ServiceIdentity": [],
     "gcp:dns/managedZone:ManagedZone": [

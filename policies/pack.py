@@ -10,7 +10,18 @@ import os
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from policies import aws, azure, gateway_api, gcp, iam, kubernetes, speedup, stack, tagging
+from policies import (
+    aws,
+    azure,
+    gateway_api,
+    gcp,
+    governance,
+    iam,
+    kubernetes,
+    speedup,
+    stack,
+    tagging,
+)
 
 PACK_NAME = "ai-gateway-guardrails"
 PACK_LEVEL = EnforcementLevel.MANDATORY
@@ -32,6 +43,7 @@ def all_policies() -> list[Policy]:
         *gcp.policies(),
         *kubernetes.policies(),
         *gateway_api.policies(),
+        *governance.policies(),
         *tagging.policies(),
         *stack.policies(),
     ]

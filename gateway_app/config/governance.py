@@ -49,6 +49,14 @@ class GlobalConfig(BaseModel):
     peers: dict[str, PeerConfig] = Field(
         description="every cloud of the plane by name (this cloud's own entry is ignored)"
     )
+    port: int = Field(
+        8443,
+        ge=1,
+        le=65535,
+        description="the internal listener's port: `/internal/v1/...` is served there only "
+        "(404 on the public port, and the public API is 404 there), so the channel's load "
+        "balancer and NetworkPolicy can admit it alone",
+    )
     audience: str = Field(
         "aigw-governance", description="`aud` of the tokens on the internal channel"
     )
@@ -96,6 +104,33 @@ class GlobalConfig(BaseModel):
         1.0, gt=0, le=30, description="every cloud reports its spend and renews leases this often"
     )
 
+    partition_overdraft_leases: int = Field(
+        0,
+        ge=0,
+        le=20,
+        description="opt in (k >= 1): a cloud whose lease renewals have failed for two "
+        "ticks may spend up to k leases (k x lease_fraction of a budget) beyond what the "
+        "home granted it, once per budget and period; reported on heal. Overspend is then "
+        "at most N x k x lease_fraction of a budget (N clouds). 0: never overspend",
+    )
+    rate_share_floor: float = Field(
+        0.1,
+        ge=0,
+        le=0.5,
+        description="the share of every RPM/TPM limit each cloud always holds: what it "
+        "enforces before it has heard from the home and once its share has expired in a "
+        "partition. The home moves the rest (1 - N x floor) between clouds by demand; N x "
+        "floor must be at most 1",
+    )
+    rate_share_lease_s: float = Field(
+        30.0,
+        gt=0,
+        le=300,
+        description="a cloud keeps a share of a rate limit this long after the sending of "
+        "its last renewal the home answered, then falls back to the floor; the home "
+        "reassigns a silent cloud's share after this plus two windows (120 s) and 5 s",
+    )
+
     audit_ship_s: float = Field(
         1.0, gt=0, le=60, description="a follower ships its new audit events to the home this often"
     )
@@ -110,6 +145,11 @@ class GlobalConfig(BaseModel):
             )
         if self.cloud is not None and self.cloud not in self.peers:
             raise ValueError(f"cloud {self.cloud!r} is not among peers {sorted(self.peers)}")
+        if self.rate_share_floor * len(self.peers) > 1:
+            raise ValueError(
+                f"rate_share_floor {self.rate_share_floor} x {len(self.peers)} clouds is more "
+                f"than the whole of a limit: set it to at most {1 / len(self.peers):.3f}"
+            )
         return self
 
 

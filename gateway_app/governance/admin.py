@@ -628,7 +628,8 @@ class AdminApi:
                 for cloud, row in rows.items():
                     clouds.setdefault(cloud, {})[period] = {
                         "spent_usd": row["spent_nusd"] / NANO,
-                        "held_usd": row["granted_nusd"] / NANO,
+                        "held_usd": row["held_nusd"] / NANO,
+                        "overdraft_usd": row["overdraft_nusd"] / NANO,
                         "reported_at": row["reported_at"],
                     }
             daily, monthly = spent["daily"], spent["monthly"]

@@ -51,11 +51,11 @@ from gateway_app.errors import GatewayError
 from gateway_app.governance import audit, changes, rbac
 from gateway_app.governance.admin import AdminAnswer
 from gateway_app.governance.changes import Change
-from gateway_app.governance.leases import NANO, LeaseAgent, Ledger, Report
+from gateway_app.governance.leases import NANO, LeaseAgent, Ledger, RateReport, Report
 from gateway_app.governance.peers import OwnToken, PeerAuthError, PeerVerifier
 from gateway_app.governance.rbac import Principal
 from gateway_app.governance.service import period_ends
-from gateway_app.state.governance import BudgetItem
+from gateway_app.state.governance import BudgetItem, RateItem
 from gateway_app.state.governance_redis import RedisGovernanceState
 
 if TYPE_CHECKING:
@@ -131,7 +131,9 @@ class GlobalPlane:
         state = governance.state
         if not isinstance(state, RedisGovernanceState):
             raise ConfigError("governance.global needs AIGW_REDIS_URL (budget leases)")
-        self.leases = LeaseAgent(config, state.client, state.prefix, self._budgets, self._renew)
+        self.leases = LeaseAgent(
+            config, state.client, state.prefix, self._budgets, self._renew, self._rates
+        )
         governance.leases = self.leases
 
     @classmethod
@@ -323,15 +325,18 @@ class GlobalPlane:
                 return b"".join(chunks)
 
     async def _renewal(self, receive: Receive, send: Send, peer: str) -> None:
-        """A cloud's lease renewal: its reports in, the ledger's cumulative grants out."""
+        """A cloud's lease renewal: its reports in, the ledger's cumulative grants and its
+        shares of rate limits out."""
         assert self.ledger is not None
         try:
-            reports = [Report.parse(r) for r in orjson.loads(await self._body(receive))["budgets"]]
+            data = orjson.loads(await self._body(receive))
+            reports = [Report.parse(r) for r in data["budgets"]]
+            rates = [RateReport.parse(r) for r in data.get("rates") or []]
         except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
             raise GatewayError(400, f"Malformed renewal: {exc}.", code="invalid_request") from None
         # The cloud is the authenticated peer, never a name in the body.
-        grants = await asyncio.to_thread(self.ledger.renew, peer, reports)
-        body = orjson.dumps({"epoch": self.config.epoch, "grants": grants})
+        grants, shares = await asyncio.to_thread(self.ledger.renew_all, peer, reports, rates)
+        body = orjson.dumps({"epoch": self.config.epoch, "grants": grants, "shares": shares})
         await _send(send, 200, body, [])
 
     async def _audit_batch(self, receive: Receive, send: Send, peer: str) -> None:
@@ -456,6 +461,7 @@ class GlobalPlane:
             "feed_silence_seconds": silence,
             "home_reachable": 1 if self.is_home or self.leases.home_reachable else 0,
             "audit_unshipped": await asyncio.to_thread(unshipped),
+            "lease_overdrawn_nusd": self.leases.overdrawn_nusd,
             "peer_auth_failures": dict(self.verifier.failures),
         }
 
@@ -539,15 +545,35 @@ class GlobalPlane:
                 items.append(BudgetItem(name, "monthly", month, monthly, 0, month_left + 3600))
         return items
 
-    async def _renew(self, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """One renewal at the home's ledger: in process at the home, else over the channel."""
+    def _rates(self) -> list[RateItem]:
+        """Every RPM/TPM limit now (the default per-customer limit joins per customer once
+        a request of that customer was refused by this cloud's share)."""
+        items = []
+        for limit in self.governance.registry.limits.values():
+            if limit.scope == "customer" and limit.scope_id == "*":
+                continue
+            name = f"{limit.scope}:{limit.scope_id}"
+            if limit.rpm is not None:
+                items.append(RateItem(name, "rpm", limit.rpm, 0))
+            if limit.tpm is not None:
+                items.append(RateItem(name, "tpm", limit.tpm, 0))
+        return items
+
+    async def _renew(self, reports: dict[str, Any]) -> dict[str, Any]:
+        """One renewal at the home's ledger: in process at the home, else over the channel:
+        ``{"budgets": [...], "rates": [...]}`` in, ``{"grants": [...], "shares": [...]}``
+        out."""
         if self.ledger is not None:
-            parsed = [Report.parse(report) for report in reports]
-            return await asyncio.to_thread(self.ledger.renew, self.cloud, parsed)
+            budgets = [Report.parse(report) for report in reports["budgets"]]
+            rates = [RateReport.parse(report) for report in reports["rates"]]
+            grants, shares = await asyncio.to_thread(
+                self.ledger.renew_all, self.cloud, budgets, rates
+            )
+            return {"grants": grants, "shares": shares}
         response = await asyncio.wait_for(
             self._http().post(
                 f"{self.home_url}/internal/v1/leases/renew",
-                data=orjson.dumps({"cloud": self.cloud, "budgets": reports}),
+                data=orjson.dumps({"cloud": self.cloud, **reports}),
                 headers={**self.token.header(), "content-type": "application/json"},
             ),
             self.config.dead_after_s,
@@ -559,8 +585,7 @@ class GlobalPlane:
         data = orjson.loads(payload)
         if int(data.get("epoch", 0)) < self.config.epoch:
             raise ConnectionError("a stale home answered (lower epoch): its grants are ignored")
-        grants: list[dict[str, Any]] = data["grants"]
-        return grants
+        return {"grants": data["grants"], "shares": data.get("shares") or []}
 
     # ------------------------------------------------------------ forwarding
 

@@ -48,6 +48,7 @@ from gateway_app.governance.keys import (
 from gateway_app.governance.storage import Database
 from gateway_app.hooks import Response
 from gateway_app.state.governance import (
+    SHARE_ONE,
     BudgetItem,
     Decision,
     GovernanceState,
@@ -132,6 +133,10 @@ class Leases(Protocol):
 
     async def need(self, item: BudgetItem, amount: int, timeout: float) -> bool:
         """Ask for more of ``item`` at once; whether a renewal arrived within ``timeout``."""
+        ...
+
+    def refused_rate(self, item: RateItem) -> None:
+        """A request was refused by this cloud's share of a rate limit: demand to report."""
         ...
 
 
@@ -231,7 +236,10 @@ class Governance:
                 "is set; set AIGW_KEY_HASH_SECRET (and AIGW_ADMIN_KEY for the admin API)"
             )
         url = env.redis_url
-        leased = config.governance.global_ is not None
+        plane = config.governance.global_
+        leased = plane is not None
+        # Each rate limit is this cloud's share of it (absent share: the floor).
+        floor = None if plane is None else round(plane.rate_share_floor * SHARE_ONE)
         if leased and not url:
             from gateway_app.config import ConfigError
 
@@ -254,6 +262,7 @@ class Governance:
                 claim_idle_s=idle_s,
                 leased=leased,
                 admission=config.governance.admission,
+                share_floor_ppm=floor,
             )
             drain_state = RedisGovernanceState.from_url(
                 url, ca, max_connections=2, credential=credential, claim_idle_s=idle_s
@@ -557,17 +566,30 @@ class Governance:
         item = decision.refused
         if isinstance(item, RateItem):
             scope = item.scope.split(":", 1)[0]
+            # With rate shares (the global plane) this cloud enforces its share of the limit.
+            here = decision.rate_limits[0] if decision.rate_limits else float(item.limit)
+            share = ""
+            if here < item.limit:
+                if self.leases is not None:
+                    self.leases.refused_rate(item)  # demand: the home may move shares here
+                share = (
+                    f" (this cloud's share of it now: {int(here)}, moved between clouds by "
+                    "demand every second)"
+                )
+                if item.amount <= item.limit:
+                    # The share may grow within a tick or two; the window alone says more.
+                    decision.retry_after_s = min(decision.retry_after_s, 2.0)
             retry = math.ceil(decision.retry_after_s)
             noun = "requests" if item.kind == "rpm" else "tokens"
             headers = {
                 "retry-after": str(retry),
                 f"x-ratelimit-limit-{noun}": str(item.limit),
-                f"x-ratelimit-remaining-{noun}": str(max(0, int(item.limit - decision.used))),
+                f"x-ratelimit-remaining-{noun}": str(max(0, int(here - decision.used))),
                 f"x-ratelimit-reset-{noun}": _duration(decision.retry_after_s),
             }
             message = (
                 f"Rate limit reached for {item.scope} ({item.kind}): limit {item.limit} {noun} "
-                f"per minute. Retry after {retry}s."
+                f"per minute{share}. Retry after {retry}s."
             )
             if item.amount > item.limit:
                 message = (
@@ -612,8 +634,9 @@ class Governance:
 
     def _rate_headers(self, decision: Decision) -> list[tuple[bytes, bytes]]:
         best: dict[str, tuple[float, RateItem]] = {}
-        for item, used in zip(decision.rate, decision.rate_used, strict=True):
-            left = item.limit - used - item.amount
+        shares = decision.rate_limits  # (the global plane: this cloud's share of each limit)
+        for i, (item, used) in enumerate(zip(decision.rate, decision.rate_used, strict=True)):
+            left = (shares[i] if shares else item.limit) - used - item.amount
             if item.kind not in best or left < best[item.kind][0]:
                 best[item.kind] = (left, item)
         headers = []

@@ -189,6 +189,32 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        7,
+        "budget lease returns and overdrafts; rate limits' shares per cloud (global plane)",
+        (
+            # Cumulative, like granted: what the cloud gave back, and what it overdrew
+            # while cut off (partition_overdraft_leases). It holds granted - returned +
+            # overdraft; invariant (no overdraft): the sum over clouds <= the limit.
+            "ALTER TABLE budget_ledger ADD COLUMN returned_nusd BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE budget_ledger ADD COLUMN overdraft_nusd BIGINT NOT NULL DEFAULT 0",
+            # Per rate limit (scope|kind) and cloud, in parts per million of the limit:
+            # the share last granted (gen counts the changes), and what the ledger counts
+            # as held: at least the granted share, and the old share while a lowering is
+            # not yet acknowledged or still in the cloud's window. Invariant: the sum of
+            # held over clouds <= one million.
+            """CREATE TABLE IF NOT EXISTS rate_shares (
+                rate TEXT NOT NULL,
+                cloud TEXT NOT NULL,
+                granted_ppm BIGINT NOT NULL,
+                held_ppm BIGINT NOT NULL,
+                gen BIGINT NOT NULL,
+                demand DOUBLE PRECISION NOT NULL,
+                reported_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (rate, cloud)
+            )""",
+        ),
+    ),
 )
 """(version, description, statements): append new versions; never edit an applied one."""
 

@@ -144,6 +144,12 @@ class Metrics:
                 ("home_reachable", "1 while the home answers this cloud's lease renewals", []),
                 ("audit_unshipped", "Audit events not yet stored at the home", []),
                 (
+                    "lease_overdrawn_nusd",
+                    "Nano-USD this process overdrew while cut off from the home "
+                    "(partition_overdraft_leases; alert on any)",
+                    [],
+                ),
+                (
                     "peer_auth_failures",
                     "Internal calls refused, by claimed peer and reason (this process)",
                     ["peer", "reason"],

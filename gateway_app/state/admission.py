@@ -91,6 +91,9 @@ class Admission:
         # says; a budget's refusal names its spend, a success adds what it reserved):
         # sizes the next chunk as a share of the limit's room. key -> (used, monotonic).
         self._used: dict[str, tuple[float, float]] = {}
+        # The global plane's rate shares: this cloud's part of a rate limit, as the
+        # script last reported it, by (scope, kind); a chunk is sized within it.
+        self._share: dict[tuple[str, str], float] = {}
         self._inflight: dict[str, asyncio.Future[None]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self.round_trips = 0  # reservation script calls made (the exact path's, and refills)
@@ -194,7 +197,7 @@ class Admission:
                 item.limit,
                 item.amount,
                 # A new minute starts with about the last one's use (its weight is ~1).
-                item.limit
+                min(item.limit, self._share.get((item.scope, item.kind), item.limit))
                 - self._used_of(
                     keys[i], self._used_of(prefix + rate_key(item, minute - 1), item.limit)
                 ),
@@ -239,9 +242,17 @@ class Admission:
                     ),
                     now,
                 )
+                self._learn_shares(rate, chunked)
                 if chunked.allowed:
                     self._grant(rate, budgets, keys, extras, chunked.rate_used, minute)
-                    return Decision(True, rate, budgets, minute, rate_used=chunked.rate_used)
+                    return Decision(
+                        True,
+                        rate,
+                        budgets,
+                        minute,
+                        rate_used=chunked.rate_used,
+                        rate_limits=chunked.rate_limits,
+                    )
                 self._learn_refusal(chunked)
             finally:
                 for key in mine:
@@ -250,6 +261,7 @@ class Admission:
         # The exact request (near a limit, or where the chunks did not fit).
         self.round_trips += 1
         decision = await self.remote(rate, budgets, now)
+        self._learn_shares(rate, decision)
         if decision.allowed:
             self._grant(rate, budgets, keys, [0] * len(keys), decision.rate_used, minute)
             return decision
@@ -257,6 +269,16 @@ class Admission:
         # A concurrent refill may have filled this replica's chunks meanwhile: what it
         # reserved admits the request (no underuse within one replica).
         return self._local(rate, budgets, keys, minute) or decision
+
+    def _learn_shares(self, rate: tuple[RateItem, ...], decision: Decision) -> None:
+        """Remember this cloud's share of each rate limit the script reported (global plane)."""
+        if not decision.rate_limits:
+            return
+        if decision.allowed:
+            for item, limit in zip(rate, decision.rate_limits, strict=False):
+                self._share[(item.scope, item.kind)] = limit
+        elif isinstance(decision.refused, RateItem):
+            self._share[(decision.refused.scope, decision.refused.kind)] = decision.rate_limits[0]
 
     def _learn_refusal(self, decision: Decision) -> None:
         """A refusal names the refused counter's use: its room is known."""

@@ -65,6 +65,9 @@ class Decision:
     # Refused within the budget but past this cloud's escrow lease of it (the global
     # governance plane): what the cloud holds. None: not a lease refusal.
     lease_held: float | None = None
+    # Per rate item, the limit this cloud enforces now: its share of the limit (the global
+    # governance plane's rate shares). Empty: the limits themselves.
+    rate_limits: list[float] = field(default_factory=list)
 
 
 class GovernanceState(Protocol):
@@ -132,7 +135,16 @@ def lease_key(item: BudgetItem) -> str:
     return f"lease:{item.scope}:{item.period}:{item.period_id}"
 
 
-def retry_after(used: float, amount: int, limit: int, prev: float, into_window: float) -> float:
+def share_key(item: RateItem) -> str:
+    """This cloud's share of a rate limit (parts per million), granted by the home's ledger;
+    absent (never granted, or expired in a partition): the configured floor."""
+    return f"share:{item.scope}:{item.kind}"
+
+
+SHARE_ONE = 1_000_000  # a whole limit, in the parts per million a share is counted in
+
+
+def retry_after(used: float, amount: int, limit: float, prev: float, into_window: float) -> float:
     """Seconds until the sliding window has room for ``amount`` (nobody else counting).
 
     ``used`` = ``prev`` x (1 - share of this minute gone) + this minute's count. The

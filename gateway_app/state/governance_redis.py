@@ -37,15 +37,20 @@ from gateway_app.state.governance import (
     lease_key,
     rate_key,
     retry_after,
+    share_key,
 )
 from gateway_app.state.resp import ReplyError, RespClient
 
 # KEYS: per rate item its current and previous minute; then one per budget item; then,
-#       with leases (the global governance plane), one lease key per budget item.
+#       with leases (the global governance plane), one lease key per budget item; then,
+#       with rate shares (the same plane), one share key per rate item.
 # ARGV: now, n_rate, n_budget, window, leased (0/1), then (limit, amount) per rate item,
-#       then (limit, amount, ttl) per budget item.
+#       then (limit, amount, ttl) per budget item; then, with rate shares only, '1' and
+#       the floor share (parts per million, for a share key that is absent).
 # A budget item is refused ('b') past its limit; with leases, also ('l') past what this
 # cloud holds of it (its escrow lease: the home granted it; absent = nothing held).
+# With rate shares each rate limit is this cloud's share of it (the 7th value of an 'r'
+# refusal; after the used values of an admission).
 _RESERVE = """
 local now = tonumber(ARGV[1])
 local nr = tonumber(ARGV[2])
@@ -55,16 +60,24 @@ local leased = ARGV[5] == '1'
 local into = now % win
 local frac = into / win
 local used = {}
+local shared = ARGV[6 + 2 * nr + 3 * nb] == '1'
+local floor = tonumber(ARGV[7 + 2 * nr + 3 * nb] or '0')
+local sk = 2 * nr + nb + (leased and nb or 0)
+local lims = {}
 local a = 6
 for i = 1, nr do
   local limit = tonumber(ARGV[a])
   local amount = tonumber(ARGV[a + 1])
   a = a + 2
+  if shared then
+    limit = limit * tonumber(redis.call('GET', KEYS[sk + i]) or floor) / 1000000
+    lims[i] = tostring(limit)
+  end
   local cur = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
   local prev = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
   local u = prev * (1 - frac) + cur
   if u + amount > limit then
-    return {0, 'r', i, tostring(u), tostring(prev), tostring(into)}
+    return {0, 'r', i, tostring(u), tostring(prev), tostring(into), tostring(limit)}
   end
   used[i] = tostring(u)
 end
@@ -96,6 +109,9 @@ for j = 1, nb do
 end
 local out = {1, '', 0, '0', '0', tostring(into)}
 for i = 1, nr do out[#out + 1] = used[i] end
+if shared then
+  for i = 1, nr do out[#out + 1] = lims[i] end
+end
 return out
 """
 
@@ -296,10 +312,13 @@ class RedisGovernanceState:
         max_held: int = 100_000,
         leased: bool = False,
         admission: AdmissionConfig | None = None,
+        share_floor_ppm: int | None = None,
     ) -> None:
         self.client = client
-        # The global governance plane: each budget is also limited by this cloud's lease.
+        # The global governance plane: each budget is also limited by this cloud's lease,
+        # and (with a floor) each rate limit is this cloud's share of it.
         self.leased = leased
+        self.share_floor = share_floor_ppm
         self.hot = hot
         self.prefix = prefix
         self.stream = prefix + "audit"
@@ -367,6 +386,10 @@ class RedisGovernanceState:
             args += [budget.limit_nusd, budget.amount_nusd, budget.ttl_s]
         if leased:
             keys += [self.prefix + lease_key(budget) for budget in budgets]
+        shared = self.share_floor is not None and bool(rate)
+        if shared:
+            keys += [self.prefix + share_key(item) for item in rate]
+            args += ["1", self.share_floor]
 
         def release(reply: Any) -> None:
             # The caller was cancelled (client gone, shutdown) after the script was
@@ -377,18 +400,24 @@ class RedisGovernanceState:
 
         reply = await self._reserve.call_or_hand_off(keys, args, release)
         if int(reply[0]) == 1:
-            return Decision(
-                True, rate, budgets, minute, rate_used=[float(_text(u)) for u in reply[6:]]
-            )
+            values = [float(_text(u)) for u in reply[6:]]
+            if shared:
+                n = len(rate)
+                return Decision(
+                    True, rate, budgets, minute, rate_used=values[:n], rate_limits=values[n:]
+                )
+            return Decision(True, rate, budgets, minute, rate_used=values)
         kind, index = _text(reply[1]), int(reply[2]) - 1
         used, prev, into = float(_text(reply[3])), float(_text(reply[4])), float(_text(reply[5]))
         if kind == "r":
             item = rate[index]
+            limit = float(_text(reply[6])) if shared else float(item.limit)
             return Decision(
                 False,
                 refused=item,
                 used=used,
-                retry_after_s=retry_after(used, item.amount, item.limit, prev, into),
+                retry_after_s=retry_after(used, item.amount, limit, prev, into),
+                rate_limits=[limit] if shared else [],
             )
         # 'l': within the budget but past this cloud's lease (``prev`` carries the holding).
         return Decision(

@@ -250,6 +250,7 @@ def build(config: StackConfig) -> CloudFootprint[AwsOutputs]:
         # ElastiCache and RDS certificates chain to public Amazon roots, which
         # the gateway image's CA bundle already trusts for sslmode=require.
         redis_ca_cert=None,
+        egress_ips=list(footprint.network.egress_ips),
         data_store_cidrs=[config.aws.vpc_cidr],
         redis_port=REDIS_PORT,
         load_balancer_annotations=dict(LOAD_BALANCER_ANNOTATIONS),

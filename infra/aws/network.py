@@ -173,6 +173,9 @@ class Network(pulumi.ComponentResource):
             )
 
         nat_gateways = []
+        # The NAT gateways' public addresses: every pod's egress to the internet, so
+        # what the other clouds' governance channel admits from this one.
+        self.egress_ips: list[pulumi.Output[str]] = []
         for index in range(nat_count):
             eip = aws.ec2.Eip(
                 f"{name}-nat-eip-{index}",
@@ -180,6 +183,7 @@ class Network(pulumi.ComponentResource):
                 tags={"Name": f"{args.name_prefix}-nat-{index}"},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
             )
+            self.egress_ips.append(eip.public_ip)
             nat_gateways.append(
                 aws.ec2.NatGateway(
                     f"{name}-nat-{index}",

@@ -24,19 +24,17 @@
   takes minutes) and for the user pool's nodes.
 
 The kube provider authenticates through ``kubelogin`` (an exec kubeconfig,
-see :func:`exec_kubeconfig`), which works with local accounts disabled.
+see :func:`infra.decisions.azure.kubeconfig`), which works with local accounts disabled.
 """
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as kubernetes
 import pulumi_random as random
-import yaml
 from pulumi_azure_native import (
     authorization,
     containerservice,
@@ -52,15 +50,15 @@ from infra.decisions.azure import (
     api_server_access,
     azure_name,
     check_name,
+    cluster_endpoint,
     dns_service_ip,
     ephemeral_os_disk_gb,
+    first_credential,
+    kubeconfig,
     system_pool_bounds,
     with_suffix,
 )
 from infra.k8s.access import KUBECONFIG_ENV, wait_script
-
-AKS_ENTRA_SERVER_APP_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
-"""The application id of the AKS Microsoft Entra server (the token audience), the same in every tenant."""
 
 NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
 AKS_RBAC_CLUSTER_ADMIN_ROLE = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
@@ -105,6 +103,8 @@ class ClusterArgs:
     """The NAT gateway's address: nodes reach a public API server from it."""
     ingress_ip_id: pulumi.Input[str]
     """The gateway's public IP: the cluster identity may attach it to the load balancer."""
+    governance_ip_id: pulumi.Input[str] | None = None
+    """The governance channel's public IP (``ai-gateway:governance``), attached the same way."""
     protect: bool = False
     """Pulumi ``protect`` on the cluster (deletion protection, prod)."""
 
@@ -128,18 +128,51 @@ class Cluster(pulumi.ComponentResource):
         self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("ai-gateway:azure:Cluster", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        s = args.settings
-        rg = args.resource_group_name
-        prefix = args.name_prefix
-        access = api_server_access(s.deployer_cidrs, s.private_endpoint_only)
-        system_min, system_max = system_pool_bounds(s.system_node_count)
-        zones = list(s.availability_zones)
+        identity, grants = self._identity(name, args)
+        kms_key, kms_grant = self._kms_key(name, args, identity)
+        workspace = self._workspace(name, args)
+        cluster = self._cluster(name, args, identity, kms_key, workspace, [*grants, kms_grant])
+        user_pool = self._user_pool(name, args, cluster)
+        self._diagnostics(name, cluster, workspace)
+        self._maintenance_windows(name, args, cluster)
+        self._container_insights(name, args, cluster, workspace)
+        self._policy(name, args, cluster)
+        self.kubeconfig, self.kube_provider = self._kube_access(name, args, cluster, user_pool)
 
+        self.cluster_name = cluster.name
+        self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(
+            lambda profile: profile.issuer_url if profile else ""
+        )
+        # AKS sets the kubelet identity's object id with the managed identity profile.
+        self.kubelet_identity_object_id = cluster.identity_profile.apply(
+            lambda profile: (  # type: ignore[arg-type]
+                profile["kubeletidentity"].object_id  # type: ignore[return-value]
+                if profile and "kubeletidentity" in profile
+                else ""
+            )
+        )
+        self.cluster_identity_principal_id = identity.principal_id
+        self.register_outputs(
+            {
+                "clusterName": self.cluster_name,
+                "kubeconfig": self.kubeconfig,
+                "oidcIssuerUrl": self.oidc_issuer_url,
+                "kubeletIdentityObjectId": self.kubelet_identity_object_id,
+                "clusterIdentityPrincipalId": self.cluster_identity_principal_id,
+            }
+        )
+
+    # ------------------------------------------------------------------ parts
+
+    def _identity(
+        self, name: str, args: ClusterArgs
+    ) -> tuple[managedidentity.UserAssignedIdentity, list[authorization.RoleAssignment]]:
+        """The control-plane identity and its Network Contributor grants (VNet, ingress IP)."""
+        child = pulumi.ResourceOptions(parent=self)
         identity = managedidentity.UserAssignedIdentity(
             f"{name}-identity",
-            resource_name_=azure_name("user_assigned_identity", "id", prefix, "aks"),
-            resource_group_name=rg,
+            resource_name_=azure_name("user_assigned_identity", "id", args.name_prefix, "aks"),
+            resource_group_name=args.resource_group_name,
             location=args.location,
             opts=child,
         )
@@ -165,19 +198,52 @@ class Cluster(pulumi.ComponentResource):
             args.ingress_ip_id,
             child,
         )
-        kms_key, kms_grant = self._kms_key(name, args, identity)
-        workspace = operationalinsights.Workspace(
+        grants = [network_grant, ingress_ip_grant]
+        # The governance channel's own load balancer takes its own static IP
+        # (ai-gateway:governance): the same grant on that IP.
+        if args.governance_ip_id is not None:
+            grants.append(
+                _identity_grant(
+                    f"{name}-governance-ip-contributor",
+                    identity,
+                    args,
+                    NETWORK_CONTRIBUTOR_ROLE,
+                    args.governance_ip_id,
+                    child,
+                )
+            )
+        return identity, grants
+
+    def _workspace(self, name: str, args: ClusterArgs) -> operationalinsights.Workspace:
+        """The Log Analytics workspace: control-plane logs, Container Insights, Defender."""
+        return operationalinsights.Workspace(
             f"{name}-logs",
-            workspace_name=azure_name("log_analytics_workspace", "log", prefix),
-            resource_group_name=rg,
+            workspace_name=azure_name("log_analytics_workspace", "log", args.name_prefix),
+            resource_group_name=args.resource_group_name,
             location=args.location,
             sku=operationalinsights.WorkspaceSkuArgs(
                 name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018
             ),
-            retention_in_days=s.log_retention_days,
-            opts=child,
+            retention_in_days=args.settings.log_retention_days,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
+    def _cluster(
+        self,
+        name: str,
+        args: ClusterArgs,
+        identity: managedidentity.UserAssignedIdentity,
+        kms_key: keyvault.Key,
+        workspace: operationalinsights.Workspace,
+        grants: list[authorization.RoleAssignment],
+    ) -> containerservice.ManagedCluster:
+        """The managed cluster with its system pool, once the identity's grants exist."""
+        s = args.settings
+        rg = args.resource_group_name
+        prefix = args.name_prefix
+        access = api_server_access(s.deployer_cidrs, s.private_endpoint_only)
+        system_min, system_max = system_pool_bounds(s.system_node_count)
+        zones = list(s.availability_zones)
         authorized = (
             None
             if access.private_cluster
@@ -185,7 +251,7 @@ class Cluster(pulumi.ComponentResource):
                 lambda ip: [*access.authorized_ip_ranges, *([f"{ip}/32"] if ip else [])]
             )
         )
-        cluster = containerservice.ManagedCluster(
+        return containerservice.ManagedCluster(
             f"{name}-aks",
             resource_name_=azure_name("aks_cluster", "aks", prefix),
             resource_group_name=rg,
@@ -292,7 +358,7 @@ class Cluster(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[network_grant, ingress_ip_grant, kms_grant],
+                depends_on=grants,
                 protect=args.protect,
                 # AKS scales the system pool itself; a later plan must not
                 # fight the autoscaler over the node count.
@@ -300,11 +366,17 @@ class Cluster(pulumi.ComponentResource):
             ),
         )
 
-        user_pool = containerservice.AgentPool(
+    def _user_pool(
+        self, name: str, args: ClusterArgs, cluster: containerservice.ManagedCluster
+    ) -> containerservice.AgentPool:
+        """The autoscaling user pool the gateway runs on, across the zones."""
+        s = args.settings
+        zones = list(s.availability_zones)
+        return containerservice.AgentPool(
             f"{name}-{USER_POOL}",
             agent_pool_name=USER_POOL,
             resource_name_=cluster.name,
-            resource_group_name=rg,
+            resource_group_name=args.resource_group_name,
             mode=containerservice.AgentPoolMode.USER,
             type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
             vm_size=s.node_vm_size,
@@ -325,6 +397,13 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"]),
         )
 
+    def _diagnostics(
+        self,
+        name: str,
+        cluster: containerservice.ManagedCluster,
+        workspace: operationalinsights.Workspace,
+    ) -> None:
+        """Control-plane logs (:data:`CONTROL_PLANE_LOG_CATEGORIES`) and metrics to the workspace."""
         monitor.DiagnosticSetting(
             f"{name}-diagnostics",
             name="control-plane-to-log-analytics",
@@ -336,12 +415,22 @@ class Cluster(pulumi.ComponentResource):
                 for category in CONTROL_PLANE_LOG_CATEGORIES
             ],
             metrics=[monitor.DiagnosticsMetricSettingsArgs(category="AllMetrics", enabled=True)],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        self._maintenance_windows(name, args, cluster)
-        self._container_insights(name, args, cluster, workspace)
-        self._policy(name, args, cluster)
 
+    def _kube_access(
+        self,
+        name: str,
+        args: ClusterArgs,
+        cluster: containerservice.ManagedCluster,
+        user_pool: containerservice.AgentPool,
+    ) -> tuple[pulumi.Output[str], kubernetes.Provider]:
+        """The deployer's admin grant, the exec kubeconfig (secret) and the kube provider.
+
+        The provider waits until the API server honours the grant and the user
+        pool has nodes.
+        """
+        child = pulumi.ResourceOptions(parent=self)
         # With Azure RBAC, Kubernetes permissions are Azure role assignments:
         # the deployer needs one to install the gateway in the same `pulumi up`.
         deployer_grant = authorization.RoleAssignment(
@@ -353,16 +442,14 @@ class Cluster(pulumi.ComponentResource):
         )
 
         credentials = containerservice.list_managed_cluster_user_credentials_output(
-            resource_group_name=rg,
+            resource_group_name=args.resource_group_name,
             resource_name=cluster.name,
             format="exec",
             opts=pulumi.InvokeOutputOptions(parent=self),
         )
-        self.kubeconfig = pulumi.Output.secret(
+        kubeconfig_text: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(cluster.name, credentials.kubeconfigs).apply(
-                lambda values: exec_kubeconfig(
-                    values[0], *cluster_endpoint(_first_value(values[1]))
-                )
+                lambda values: kubeconfig(values[0], *cluster_endpoint(first_credential(values[1])))
             )
         )
         # The grant exists in ARM long before the API server honours it: ask
@@ -370,7 +457,7 @@ class Cluster(pulumi.ComponentResource):
         access_wait = command.local.Command(
             f"{name}-deployer-access-wait",
             create=wait_script(),
-            environment={KUBECONFIG_ENV: self.kubeconfig},
+            environment={KUBECONFIG_ENV: kubeconfig_text},
             triggers=[deployer_grant.id],
             logging=command.local.Logging.STDERR,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployer_grant, user_pool]),
@@ -380,34 +467,13 @@ class Cluster(pulumi.ComponentResource):
         # the same resources. It waits for the deployer's access and for the
         # user pool's nodes (Helm `atomic` releases and the migration Job need
         # nodes to run on).
-        self.kube_provider = kubernetes.Provider(
+        provider = kubernetes.Provider(
             f"{name}-kubernetes",
-            kubeconfig=self.kubeconfig,
+            kubeconfig=kubeconfig_text,
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[access_wait, user_pool]),
         )
-        self.cluster_name = cluster.name
-        self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(
-            lambda profile: profile.issuer_url if profile else ""
-        )
-        # AKS sets the kubelet identity's object id with the managed identity profile.
-        self.kubelet_identity_object_id = cluster.identity_profile.apply(
-            lambda profile: (  # type: ignore[arg-type]
-                profile["kubeletidentity"].object_id  # type: ignore[return-value]
-                if profile and "kubeletidentity" in profile
-                else ""
-            )
-        )
-        self.cluster_identity_principal_id = identity.principal_id
-        self.register_outputs(
-            {
-                "clusterName": self.cluster_name,
-                "kubeconfig": self.kubeconfig,
-                "oidcIssuerUrl": self.oidc_issuer_url,
-                "kubeletIdentityObjectId": self.kubelet_identity_object_id,
-                "clusterIdentityPrincipalId": self.cluster_identity_principal_id,
-            }
-        )
+        return kubeconfig_text, provider
 
     def _kms_key(
         self, name: str, args: ClusterArgs, identity: managedidentity.UserAssignedIdentity
@@ -611,86 +677,4 @@ def _role(subscription_id: pulumi.Input[str], role_guid: str) -> pulumi.Output[s
         subscription_id,
         "/providers/Microsoft.Authorization/roleDefinitions/",
         role_guid,
-    )
-
-
-def _first_value(kubeconfigs: list) -> str:
-    # The invoke result's list items arrive as plain mappings, not as the
-    # SDK's CredentialResultResponse; accept both shapes.
-    if not kubeconfigs:
-        raise ValueError(
-            "AKS returned no user credentials; check that the cluster finished provisioning"
-        )
-    entry = kubeconfigs[0]
-    return entry["value"] if isinstance(entry, dict) else entry.value
-
-
-def cluster_endpoint(kubeconfig_b64: str) -> tuple[str, str]:
-    """(server URL, CA data) from the base64 kubeconfig AKS's credential API returns."""
-    try:
-        document = yaml.safe_load(base64.b64decode(kubeconfig_b64))
-        cluster = document["clusters"][0]["cluster"]
-        return cluster["server"], cluster["certificate-authority-data"]
-    except (ValueError, TypeError, KeyError, IndexError, yaml.YAMLError) as exc:
-        raise ValueError(
-            f"the AKS user credentials are not a kubeconfig with a cluster entry ({exc!r}); "
-            "check that the cluster finished provisioning and retry"
-        ) from None
-
-
-def exec_kubeconfig(
-    cluster_name: str, server: str, certificate_authority_data: str, login: str = "azurecli"
-) -> str:
-    """A kubeconfig that gets Entra tokens from ``kubelogin`` (works with local accounts off).
-
-    ``kubelogin get-token --login azurecli`` reuses the deployer's ``az login``
-    session. CI runners override the login mode without editing the file:
-    kubelogin reads ``AAD_LOGIN_METHOD`` (``workloadidentity``, ``spn``,
-    ``msi``) and the matching ``AZURE_*`` variables from the environment.
-    """
-    if not server.startswith("https://"):
-        raise ValueError(
-            f"AKS API server {server!r} is not an https URL; the credential API returned an "
-            "unexpected kubeconfig"
-        )
-    user = f"clusterUser_{cluster_name}"
-    return yaml.safe_dump(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": cluster_name,
-                    "cluster": {
-                        "server": server,
-                        "certificate-authority-data": certificate_authority_data,
-                    },
-                }
-            ],
-            "contexts": [
-                {"name": cluster_name, "context": {"cluster": cluster_name, "user": user}}
-            ],
-            "current-context": cluster_name,
-            "users": [
-                {
-                    "name": user,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "kubelogin",
-                            "args": [
-                                "get-token",
-                                "--login",
-                                login,
-                                "--server-id",
-                                AKS_ENTRA_SERVER_APP_ID,
-                            ],
-                            "interactiveMode": "IfAvailable",
-                            "provideClusterInfo": False,
-                        }
-                    },
-                }
-            ],
-        },
-        sort_keys=False,
     )

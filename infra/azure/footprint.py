@@ -138,6 +138,7 @@ class Footprint(pulumi.ComponentResource):
                 node_subnet_id=net.node_subnet_id,
                 egress_ip=net.egress_ip,
                 ingress_ip_id=net.ingress_ip.id,
+                governance_ip_id=net.governance_ip.id if net.governance_ip is not None else None,
                 protect=protect,
             ),
             opts=component,
@@ -171,6 +172,11 @@ class Footprint(pulumi.ComponentResource):
 
         self.resource_group_name = group.name
         self.load_balancer_annotations = load_balancer_annotations(net.ingress_ip.name, group.name)
+        self.channel_load_balancer_annotations = (
+            load_balancer_annotations(net.governance_ip.name, group.name)
+            if net.governance_ip is not None
+            else None
+        )
         self.network = net
         self.cluster = cluster
         self.redis = redis
@@ -220,7 +226,9 @@ def build(config: StackConfig) -> CloudFootprint[AzureOutputs]:
         owner_secret=footprint.postgres.owner_secret_uri,
         # Redis's private endpoint and PostgreSQL's delegated subnet are both in the VNet.
         data_store_cidrs=[config.azure.vnet_cidr],
+        egress_ips=[footprint.outputs.egress_ip] if footprint.outputs.egress_ip else [],
         redis_port=REDIS_PORT,
         load_balancer_annotations=footprint.load_balancer_annotations,
+        channel_load_balancer_annotations=footprint.channel_load_balancer_annotations,
         outputs=footprint.outputs,
     )

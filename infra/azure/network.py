@@ -37,6 +37,8 @@ class NetworkArgs:
     """VNet address space (a /19 or larger), carved by :func:`infra.decisions.azure.subnet_plan`."""
     zones: tuple[str, ...] = ()
     """Availability zones of the gateway's public IP (zone-redundant when several)."""
+    governance_channel: bool = False
+    """A second public IP for the governance channel's load balancer (``ai-gateway:governance``)."""
 
     @classmethod
     def from_config(
@@ -54,6 +56,7 @@ class NetworkArgs:
             zones=tuple(s.availability_zones),
             resource_group_name=resource_group_name,
             location=location,
+            governance_channel=config.governance.active(config.enabled_clouds),
         )
 
 
@@ -87,6 +90,27 @@ class Network(pulumi.ComponentResource):
         # name it: AKS load-balancing rules use floating IP, so packets reach the
         # nodes still addressed to this IP, never to the node subnet.
         self.ingress_ip = _static_ip(name, "ingress", args, zones=args.zones, opts=child)
+        # The governance channel's own address: its load balancer admits only the other
+        # clouds (AKS writes loadBalancerSourceRanges into the cluster's NSG), and the
+        # subnet NSG below lets HTTPS reach exactly this address too.
+        self.governance_ip = (
+            _static_ip(name, "governance", args, zones=args.zones, opts=child)
+            if args.governance_channel
+            else None
+        )
+        channel_rules = (
+            [
+                _rule(
+                    "allow-https-to-governance-ip",
+                    110,
+                    source="Internet",
+                    destination=self.governance_ip.ip_address.apply(lambda ip: ip or ""),
+                    port="443",
+                )
+            ]
+            if self.governance_ip is not None
+            else []
+        )
         node_nsg = network.NetworkSecurityGroup(
             f"{name}-nodes",
             network_security_group_name=azure_name(
@@ -105,6 +129,7 @@ class Network(pulumi.ComponentResource):
                     destination=self.ingress_ip.ip_address.apply(lambda ip: ip or ""),
                     port="443",
                 ),
+                *channel_rules,
             ],
             opts=child,
         )

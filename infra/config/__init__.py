@@ -45,6 +45,7 @@ from infra.config.base import (
 from infra.config.dns import AlertsConfig, DnsConfig, HealthCheckConfig
 from infra.config.gateway import GatewayConfig
 from infra.config.gcp import GcpConfig
+from infra.config.governance import GovernanceConfig
 from infra.config.loading import load, parse, secret_settings
 from infra.config.stack import StackConfig
 from infra.config.tags import TagsConfig
@@ -68,6 +69,7 @@ __all__ = [
     "Environment",
     "GatewayConfig",
     "GcpConfig",
+    "GovernanceConfig",
     "HealthCheckConfig",
     "NodeCount",
     "PrivateCidr",

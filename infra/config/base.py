@@ -64,7 +64,17 @@ SECRET_SETTING_DOCS = {
 
 # Sections the program reads: the top-level keys of the ``ai-gateway:`` namespace.
 # The secret settings are top-level keys too (a secret must be a whole config value).
-SECTIONS = ("environment", "tags", "aws", "azure", "gcp", "dns", "gateway", *SECRET_SETTINGS)
+SECTIONS = (
+    "environment",
+    "tags",
+    "aws",
+    "azure",
+    "gcp",
+    "dns",
+    "gateway",
+    "governance",
+    *SECRET_SETTINGS,
+)
 
 _PROVIDER_KEY_NAME = re.compile(r"[a-z][a-z0-9-]{0,40}[a-z0-9]|[a-z]")
 

@@ -27,6 +27,7 @@ from infra.config.cloud import _CloudConfig
 from infra.config.dns import DnsConfig
 from infra.config.gateway import GatewayConfig
 from infra.config.gcp import GcpConfig
+from infra.config.governance import GovernanceConfig
 from infra.config.tags import TagsConfig
 from infra.contracts import Cloud, DnsProvider, Environment, RoutingPolicy
 from infra.decisions import k8s as decisions
@@ -44,6 +45,10 @@ class StackConfig(_Model):
     gcp: GcpConfig = Field(default_factory=GcpConfig, description="GCP footprint.")
     dns: DnsConfig = Field(description="Global hostname. Required.")
     gateway: GatewayConfig = Field(default_factory=GatewayConfig, description="Gateway workload.")
+    governance: GovernanceConfig = Field(
+        default_factory=GovernanceConfig,
+        description="One governance plane across the enabled clouds (on by default with 2+).",
+    )
     provider_keys: tuple[str, ...] = Field(
         default=(),
         description="Names of the provider keys set under ai-gateway:providerKeys (values are secret).",
@@ -103,6 +108,8 @@ class StackConfig(_Model):
             raise _SectionError("gateway.replicas", str(exc)) from None
         for key, message in dns_problems(self.dns, self.enabled_clouds):
             raise _SectionError(f"dns.{key}", message)
+        for key, message in self.governance.problems(self.enabled_clouds):
+            raise _SectionError(f"governance.{key}", message)
         if self.environment == Environment.PROD and not self.dns.alerts.configured:
             raise _SectionError(
                 "dns.alerts",

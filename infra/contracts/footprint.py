@@ -130,9 +130,15 @@ class CloudFootprint(Generic[OutputsT]):
     """Redis's TLS port: 6379 ElastiCache, 10000 Azure Managed Redis, 6378 Memorystore."""
     load_balancer_annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Annotations of the gateway's public LoadBalancer Service (Envoy Gateway creates it)."""
+    channel_load_balancer_annotations: dict[str, pulumi.Input[str]] | None = None
+    """Annotations of the governance channel's LoadBalancer Service, when not those of the
+    public one (AKS: its own static public IP; the public one's is taken)."""
     edge_prerequisites: list[pulumi.Resource] = field(default_factory=list)
     """What must run before that load balancer is provisioned (EKS: the AWS Load Balancer Controller)."""
     redis_ca_cert: pulumi.Output[str] | None = None
+    egress_ips: list[pulumi.Output[str]] = field(default_factory=list)
+    """The static public addresses the cluster's pods reach the internet from (its NAT):
+    what the other clouds' governance channel admits from this cloud (``loadBalancerSourceRanges``)."""
     owner_secret: pulumi.Output[str] | None = None
     """Where the server admin's ``{"username", "password"}`` lives (a Secrets Manager ARN,
     a Key Vault secret URI, a Secret Manager version URL): the migration Job reads it at run

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import math
 import re
 from dataclasses import dataclass
 from urllib.parse import quote
+
+from infra.decisions import k8s
+from infra.decisions.k8s import ExecPlugin
 
 # AWS accepts VPC CIDRs from /16 to /28 and subnets no smaller than /28.
 _VPC_MIN_PREFIX = 16
@@ -260,52 +262,34 @@ def endpoint_access(
     return True, list(deployer_cidrs)
 
 
-def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
-    """A kubeconfig (JSON) for the cluster that authenticates with ``aws eks get-token``.
+def token_plugin(cluster_name: str, region: str) -> ExecPlugin:
+    """``aws eks get-token``: a 15-minute token from the caller's own AWS credentials.
 
-    No token is stored: each kubectl or Pulumi call gets a fresh 15-minute
-    token from the caller's own AWS credentials, which the cluster maps through
-    its access entries.
+    The cluster maps the caller's IAM identity through its access entries.
     """
-    user = f"aws-{cluster_name}"
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": cluster_name,
-                    "cluster": {"server": endpoint, "certificate-authority-data": ca_data},
-                }
-            ],
-            "contexts": [
-                {"name": cluster_name, "context": {"cluster": cluster_name, "user": user}}
-            ],
-            "current-context": cluster_name,
-            "users": [
-                {
-                    "name": user,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "aws",
-                            "args": [
-                                "eks",
-                                "get-token",
-                                "--cluster-name",
-                                cluster_name,
-                                "--region",
-                                region,
-                                "--output",
-                                "json",
-                            ],
-                            "interactiveMode": "Never",
-                        }
-                    },
-                }
-            ],
-        },
-        indent=2,
+    return ExecPlugin(
+        command="aws",
+        args=(
+            "eks",
+            "get-token",
+            "--cluster-name",
+            cluster_name,
+            "--region",
+            region,
+            "--output",
+            "json",
+        ),
+    )
+
+
+def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
+    """The EKS cluster's kubeconfig: its user runs :func:`token_plugin`, no token is stored."""
+    return k8s.kubeconfig(
+        cluster_name,
+        endpoint,
+        ca_data,
+        token_plugin(cluster_name, region),
+        user=f"aws-{cluster_name}",
     )
 
 

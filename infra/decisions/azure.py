@@ -29,10 +29,18 @@ server open to everyone).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from infra.decisions import k8s
+from infra.decisions.k8s import ExecPlugin
 
 # ----------------------------------------------------------------------- names
 
@@ -481,3 +489,65 @@ def ephemeral_os_disk_gb(vm_size: str, key: str) -> int:
         )
     temp_gb = int(int(match.group(2)) * 37.5)
     return min(_EPHEMERAL_OS_MAX_GB, temp_gb)
+
+
+# ------------------------------------------------------------------ kubeconfig
+
+
+AKS_ENTRA_SERVER_APP_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
+"""The application id of the AKS Microsoft Entra server (the token audience), the same in every tenant."""
+
+
+def token_plugin(login: str = "azurecli") -> ExecPlugin:
+    """``kubelogin get-token``: an Entra token (works with local accounts off).
+
+    ``--login azurecli`` reuses the deployer's ``az login`` session. CI runners
+    override the login mode without editing the file: kubelogin reads
+    ``AAD_LOGIN_METHOD`` (``workloadidentity``, ``spn``, ``msi``) and the
+    matching ``AZURE_*`` variables from the environment.
+    """
+    return ExecPlugin(
+        command="kubelogin",
+        args=("get-token", "--login", login, "--server-id", AKS_ENTRA_SERVER_APP_ID),
+        provide_cluster_info=False,
+        interactive_mode="IfAvailable",
+    )
+
+
+def kubeconfig(cluster_name: str, server: str, certificate_authority_data: str) -> str:
+    """The AKS cluster's kubeconfig: its user runs :func:`token_plugin`, no token is stored.
+
+    Names follow ``az aks get-credentials`` (user ``clusterUser_<cluster>``).
+    """
+    return k8s.kubeconfig(
+        cluster_name,
+        server,
+        certificate_authority_data,
+        token_plugin(),
+        user=f"clusterUser_{cluster_name}",
+    )
+
+
+def first_credential(kubeconfigs: Sequence[Any]) -> str:
+    """The first base64 kubeconfig of AKS's ``listClusterUserCredentials`` answer."""
+    # The invoke result's list items arrive as plain mappings, not as the
+    # SDK's CredentialResultResponse; accept both shapes.
+    if not kubeconfigs:
+        raise ValueError(
+            "AKS returned no user credentials; check that the cluster finished provisioning"
+        )
+    entry = kubeconfigs[0]
+    return str(entry["value"] if isinstance(entry, Mapping) else entry.value)
+
+
+def cluster_endpoint(kubeconfig_b64: str) -> tuple[str, str]:
+    """(server URL, CA data) from the base64 kubeconfig AKS's credential API returns."""
+    try:
+        document = yaml.safe_load(base64.b64decode(kubeconfig_b64))
+        cluster = document["clusters"][0]["cluster"]
+        return cluster["server"], cluster["certificate-authority-data"]
+    except (ValueError, TypeError, KeyError, IndexError, yaml.YAMLError) as exc:
+        raise ValueError(
+            f"the AKS user credentials are not a kubeconfig with a cluster entry ({exc!r}); "
+            "check that the cluster finished provisioning and retry"
+        ) from None

@@ -28,6 +28,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from infra.decisions import k8s
+from infra.decisions.k8s import ExecPlugin
+
 # ----------------------------------------------------------------------- names
 
 
@@ -39,6 +42,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     "router_nat": (1, 63),
     "firewall": (1, 63),
     "global_address": (1, 63),
+    "address": (1, 63),
     "cluster": (1, 40),
     "node_pool": (1, 40),
     "redis_instance": (1, 40),
@@ -253,3 +257,50 @@ def _network(key: str, value: str) -> ipaddress.IPv4Network:
     if not isinstance(network, ipaddress.IPv4Network):
         raise RangeError(key, f"{key} {value} is IPv6; GKE ranges here are IPv4, use a 10.x block")
     return network
+
+
+# --------------------------------------------------------------------- cluster
+
+
+def workload_pool(project: str) -> str:
+    """The Workload Identity pool of a project: ``<project>.svc.id.goog``."""
+    if not project:
+        raise ValueError("project is empty; set ai-gateway:gcp.project to the GCP project id")
+    return f"{project}.svc.id.goog"
+
+
+def daily_window_start(hour_utc: int) -> str:
+    """``HH:MM`` for GKE's daily maintenance window, from an hour (0-23)."""
+    if not 0 <= hour_utc <= 23:
+        raise ValueError(f"maintenance hour {hour_utc} is not an hour; use 0 to 23 (UTC)")
+    return f"{hour_utc:02d}:00"
+
+
+# ------------------------------------------------------------------ kubeconfig
+
+
+TOKEN_PLUGIN = ExecPlugin(
+    command="gke-gcloud-auth-plugin",
+    install_hint=(
+        "Install gke-gcloud-auth-plugin: `gcloud components install "
+        "gke-gcloud-auth-plugin` (or the Debian package "
+        "google-cloud-cli-gke-gcloud-auth-plugin)"
+    ),
+    provide_cluster_info=True,
+)
+"""``gke-gcloud-auth-plugin``: a short-lived token from the deployer's gcloud credentials."""
+
+
+def kubeconfig(cluster_name: str, endpoint: str, ca_certificate: str) -> str:
+    """A kubeconfig for one GKE cluster that authenticates with :data:`TOKEN_PLUGIN`.
+
+    ``endpoint`` is the control plane's address and ``ca_certificate`` the base64
+    PEM GKE returns in ``masterAuth.clusterCaCertificate``. Names follow
+    ``gcloud container clusters get-credentials`` (``gke_...``).
+    """
+    if not endpoint:
+        raise ValueError("endpoint is empty; the cluster must be created before its kubeconfig")
+    context = f"gke_{cluster_name}" if cluster_name else ""
+    return k8s.kubeconfig(
+        context, f"https://{endpoint}", ca_certificate, TOKEN_PLUGIN, user=context
+    )

@@ -8,13 +8,17 @@ component in :mod:`infra.k8s.gateway` reads as the objects it owns.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
 
 from infra.contracts import Environment
 
@@ -499,3 +503,92 @@ def client_ip_detection() -> dict[str, Any]:
     ``X-Forwarded-For`` is never believed (``directSourceIP``, Envoy Gateway 1.9).
     """
     return {"directSourceIP": {}}
+
+
+# ----------------------------------------------------------------- kubeconfig
+
+
+EXEC_API_VERSION = "client.authentication.k8s.io/v1beta1"
+"""The ``ExecCredential`` version all three clouds' plugins speak (``aws eks get-token``,
+``gke-gcloud-auth-plugin``, ``kubelogin``)."""
+
+
+@dataclass(frozen=True)
+class ExecPlugin:
+    """A client-go credential plugin: how kubectl and the kube provider get a token.
+
+    Written as the kubeconfig user's ``exec`` entry ("client-go credential
+    plugins", Kubernetes docs). The kubeconfig then holds no token or client
+    certificate: every call runs ``command``, which answers a short-lived token
+    from the caller's own cloud credentials. Each cloud's module in
+    :mod:`infra.decisions` names its plugin; :func:`kubeconfig` writes it.
+    """
+
+    command: str
+    """The executable, found on ``PATH``."""
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment variables for the plugin (the caller's own are passed through)."""
+    install_hint: str | None = None
+    """Shown by kubectl when ``command`` is not installed."""
+    provide_cluster_info: bool | None = None
+    """Hand the cluster entry to the plugin in ``KUBERNETES_EXEC_INFO``; omitted when ``None``."""
+    interactive_mode: Literal["Never", "IfAvailable", "Always"] = "Never"
+    """Whether the plugin may prompt: ``Never`` for non-interactive CLIs, ``IfAvailable``
+    for a device-code login."""
+    api_version: str = EXEC_API_VERSION
+
+    def entry(self) -> dict[str, Any]:
+        """The ``users[].user.exec`` mapping; unset optional fields are left out."""
+        if not self.command:
+            raise ValueError("exec plugin command is empty; name the credential plugin to run")
+        spec: dict[str, Any] = {"apiVersion": self.api_version, "command": self.command}
+        if self.args:
+            spec["args"] = list(self.args)
+        if self.env:
+            spec["env"] = [{"name": k, "value": v} for k, v in self.env.items()]
+        if self.install_hint:
+            spec["installHint"] = self.install_hint
+        if self.provide_cluster_info is not None:
+            spec["provideClusterInfo"] = self.provide_cluster_info
+        spec["interactiveMode"] = self.interactive_mode
+        return spec
+
+
+def kubeconfig(name: str, server: str, ca_data: str, plugin: ExecPlugin, *, user: str) -> str:
+    """A single-cluster kubeconfig (YAML) whose user authenticates through ``plugin``.
+
+    ``name`` names the cluster and the context (the current one), ``user`` the
+    user entry; ``server`` is the API server's https URL and ``ca_data`` the
+    base64 PEM of the cluster's CA, so the client verifies the server it talks
+    to. The one builder of the three clouds' kubeconfigs: each passes its own
+    plugin (:func:`infra.decisions.aws.kubeconfig`,
+    :func:`infra.decisions.azure.kubeconfig`, :func:`infra.decisions.gcp.kubeconfig`).
+    """
+    for what, value in (("name", name), ("user", user), ("server", server), ("ca_data", ca_data)):
+        if not value:
+            raise ValueError(
+                f"kubeconfig {what} is empty; the cluster must be created before its kubeconfig"
+            )
+    if not server.startswith("https://"):
+        raise ValueError(
+            f"API server {server!r} is not an https URL; pass the cluster's https endpoint"
+        )
+    try:
+        base64.b64decode(ca_data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(
+            f"certificate authority data {ca_data[:20]!r}... is not base64; pass the cluster's "
+            "CA certificate as the cloud API returns it (base64 PEM)"
+        ) from None
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": name, "cluster": {"server": server, "certificate-authority-data": ca_data}}
+        ],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
+        "current-context": name,
+        "users": [{"name": user, "user": {"exec": plugin.entry()}}],
+    }
+    return yaml.safe_dump(document, sort_keys=False)

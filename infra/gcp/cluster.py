@@ -17,10 +17,9 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as kubernetes
 import pulumi_random as random
-import yaml
 
 from infra.config import StackConfig
-from infra.decisions.gcp import resource_name
+from infra.decisions.gcp import daily_window_start, kubeconfig, resource_name, workload_pool
 
 NODE_ROLES = (
     "roles/logging.logWriter",
@@ -44,8 +43,6 @@ the node itself only writes logs and metrics and reads images."""
 
 KMS_ROTATION_PERIOD = "7776000s"
 """90 days: the rotation period CIS and Google recommend for symmetric keys."""
-
-AUTH_PLUGIN = "gke-gcloud-auth-plugin"
 
 
 @dataclass
@@ -118,72 +115,6 @@ class ClusterArgs:
         )
 
 
-def workload_pool(project: str) -> str:
-    """The Workload Identity pool of a project: ``<project>.svc.id.goog``."""
-    if not project:
-        raise ValueError("project is empty; set ai-gateway:gcp.project to the GCP project id")
-    return f"{project}.svc.id.goog"
-
-
-def kubeconfig(cluster_name: str, endpoint: str, ca_certificate: str) -> str:
-    """A kubeconfig for one GKE cluster that authenticates with ``gke-gcloud-auth-plugin``.
-
-    ``ca_certificate`` is the base64 PEM GKE returns in
-    ``masterAuth.clusterCaCertificate``. No token or client certificate is
-    embedded: the plugin gets a short-lived token from the deployer's gcloud
-    credentials each time.
-    """
-    for what, value in (
-        ("cluster_name", cluster_name),
-        ("endpoint", endpoint),
-        ("ca_certificate", ca_certificate),
-    ):
-        if not value:
-            raise ValueError(f"{what} is empty; the cluster must be created before its kubeconfig")
-    context = f"gke_{cluster_name}"
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": context,
-                "cluster": {
-                    "server": f"https://{endpoint}",
-                    "certificate-authority-data": ca_certificate,
-                },
-            }
-        ],
-        "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
-        "current-context": context,
-        "users": [
-            {
-                "name": context,
-                "user": {
-                    "exec": {
-                        "apiVersion": "client.authentication.k8s.io/v1beta1",
-                        "command": AUTH_PLUGIN,
-                        "installHint": (
-                            "Install gke-gcloud-auth-plugin: `gcloud components install "
-                            "gke-gcloud-auth-plugin` (or the Debian package "
-                            "google-cloud-cli-gke-gcloud-auth-plugin)"
-                        ),
-                        "provideClusterInfo": True,
-                        "interactiveMode": "Never",
-                    }
-                },
-            }
-        ],
-    }
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def daily_window_start(hour_utc: int) -> str:
-    """``HH:MM`` for GKE's daily maintenance window, from an hour (0-23)."""
-    if not 0 <= hour_utc <= 23:
-        raise ValueError(f"maintenance hour {hour_utc} is not an hour; use 0 to 23 (UTC)")
-    return f"{hour_utc:02d}:00"
-
-
 class Cluster(pulumi.ComponentResource):
     """A private regional GKE cluster with one autoscaling node pool and a kube provider.
 
@@ -197,8 +128,42 @@ class Cluster(pulumi.ComponentResource):
     ) -> None:
         super().__init__("ai-gateway:gcp:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.apis))
-        prefix = args.name_prefix
+        node_roles = self._node_identity(args, child)
+        key_grant = self._secrets_key(args, child)
+        self.cluster = self._cluster(
+            args,
+            pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[*node_roles, key_grant])
+            ),
+        )
+        self.node_pool = self._node_pool(args, child)
+        self.kubeconfig, self.kube_provider = self._kube_access()
 
+        self.cluster_name = self.cluster.name
+        # From the cluster, not from config: GKE creates the pool with the first
+        # Workload Identity cluster of a project, and bindings naming it must wait.
+        self.workload_pool: pulumi.Output[str] = self.cluster.workload_identity_config.apply(
+            lambda wi: wi.workload_pool if wi and wi.workload_pool else ""
+        )
+        self.node_service_account_email = self.node_service_account.email
+        self.kms_key_id = self.secrets_key.id
+        self.register_outputs(
+            {
+                "clusterName": self.cluster.name,
+                "kubeconfig": self.kubeconfig,
+                "nodeServiceAccountEmail": self.node_service_account.email,
+                "workloadPool": self.workload_pool,
+                "kmsKeyId": self.secrets_key.id,
+            }
+        )
+
+    # ------------------------------------------------------------------ parts
+
+    def _node_identity(
+        self, args: ClusterArgs, child: pulumi.ResourceOptions
+    ) -> list[gcp.projects.IAMMember]:
+        """The nodes' own service account (:attr:`node_service_account`) and its roles."""
+        prefix = args.name_prefix
         # Nodes run as their own account, never the default compute account
         # (Editor on the project).
         self.node_service_account = gcp.serviceaccount.Account(
@@ -209,7 +174,7 @@ class Cluster(pulumi.ComponentResource):
             project=args.project,
             opts=child,
         )
-        node_roles = [
+        return [
             gcp.projects.IAMMember(
                 f"nodes-{role.split('/')[1].replace('.', '-').lower()}",
                 project=args.project,
@@ -220,6 +185,11 @@ class Cluster(pulumi.ComponentResource):
             for role in NODE_ROLES
         ]
 
+    def _secrets_key(
+        self, args: ClusterArgs, child: pulumi.ResourceOptions
+    ) -> gcp.kms.CryptoKeyIAMMember:
+        """The key ring and key that encrypt Kubernetes secrets; GKE's grant to use the key."""
+        prefix = args.name_prefix
         # Key ring names can never be reused in a project (key rings are not
         # deletable), so a random suffix lets a destroyed stack be rebuilt.
         key_suffix = random.RandomId(
@@ -249,7 +219,7 @@ class Cluster(pulumi.ComponentResource):
             project_id=args.project, opts=pulumi.InvokeOutputOptions(parent=self)
         )
         # GKE's service agent encrypts and decrypts secrets with the key.
-        key_grant = gcp.kms.CryptoKeyIAMMember(
+        return gcp.kms.CryptoKeyIAMMember(
             "secrets-gke-agent",
             crypto_key_id=self.secrets_key.id,
             role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
@@ -261,10 +231,13 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
+    def _cluster(self, args: ClusterArgs, opts: pulumi.ResourceOptions) -> gcp.container.Cluster:
+        """The private, VPC-native regional cluster, its default pool removed at once."""
+        prefix = args.name_prefix
         shielded = gcp.container.ClusterNodeConfigShieldedInstanceConfigArgs(
             enable_secure_boot=True, enable_integrity_monitoring=True
         )
-        self.cluster = gcp.container.Cluster(
+        return gcp.container.Cluster(
             "gke",
             name=resource_name(prefix, "gke", "cluster"),
             description="AI gateway cluster: private nodes, Workload Identity, Dataplane V2.",
@@ -361,14 +334,16 @@ class Cluster(pulumi.ComponentResource):
                 mode="BASIC", vulnerability_mode="VULNERABILITY_BASIC"
             ),
             deletion_protection=args.deletion_protection,
-            opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[*node_roles, key_grant])
-            ),
+            opts=opts,
         )
 
-        self.node_pool = gcp.container.NodePool(
+    def _node_pool(
+        self, args: ClusterArgs, child: pulumi.ResourceOptions
+    ) -> gcp.container.NodePool:
+        """The gateway's autoscaling node pool (shielded COS nodes, GKE metadata server)."""
+        return gcp.container.NodePool(
             "gateway",
-            name=resource_name(prefix, "gateway", "node_pool"),
+            name=resource_name(args.name_prefix, "gateway", "node_pool"),
             project=args.project,
             location=args.region,
             cluster=self.cluster.id,
@@ -402,15 +377,9 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.cluster_name = self.cluster.name
-        # From the cluster, not from config: GKE creates the pool with the first
-        # Workload Identity cluster of a project, and bindings naming it must wait.
-        self.workload_pool: pulumi.Output[str] = self.cluster.workload_identity_config.apply(
-            lambda wi: wi.workload_pool if wi and wi.workload_pool else ""
-        )
-        self.node_service_account_email = self.node_service_account.email
-        self.kms_key_id = self.secrets_key.id
-        self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(
+    def _kube_access(self) -> tuple[pulumi.Output[str], kubernetes.Provider]:
+        """The plugin kubeconfig (secret) and the kube provider, which waits for the nodes."""
+        kubeconfig_text: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(
                 self.cluster.name,
                 self.cluster.endpoint,
@@ -418,17 +387,9 @@ class Cluster(pulumi.ComponentResource):
             ).apply(lambda values: kubeconfig(values[0], values[1], values[2] or ""))
         )
         # The provider waits for the node pool: workloads need nodes to schedule on.
-        self.kube_provider = kubernetes.Provider(
+        provider = kubernetes.Provider(
             "gke",
-            kubeconfig=self.kubeconfig,
+            kubeconfig=kubeconfig_text,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.node_pool]),
         )
-        self.register_outputs(
-            {
-                "clusterName": self.cluster.name,
-                "kubeconfig": self.kubeconfig,
-                "nodeServiceAccountEmail": self.node_service_account.email,
-                "workloadPool": self.workload_pool,
-                "kmsKeyId": self.secrets_key.id,
-            }
-        )
+        return kubeconfig_text, provider

@@ -270,6 +270,7 @@ def build(config: StackConfig) -> CloudFootprint[GcpOutputs]:
                 footprint.network.private_service_range.prefix_length.apply(str),
             )
         ],
+        egress_ips=[footprint.network.egress_ip],
         redis_port=REDIS_PORT,
         load_balancer_annotations=dict(LOAD_BALANCER_ANNOTATIONS),
         api_services=list(footprint.apis),

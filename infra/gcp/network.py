@@ -146,12 +146,27 @@ class Network(pulumi.ComponentResource):
             network=self.network.id,
             opts=child,
         )
+        # A reserved address rather than AUTO_ONLY: the pods' egress address is then known
+        # and stable (an automatic one may change), so the other clouds' governance
+        # channel can admit this cloud by it. One address serves about 1,000 nodes at
+        # Cloud NAT's default 64 ports per VM.
+        self.egress_address = gcp.compute.Address(
+            "nat-egress",
+            name=resource_name(prefix, "nat-egress", "address"),
+            region=args.region,
+            address_type="EXTERNAL",
+            network_tier="PREMIUM",
+            description="Cloud NAT egress of the GKE nodes and pods.",
+            opts=child,
+        )
+        self.egress_ip: pulumi.Output[str] = self.egress_address.address
         self.nat = gcp.compute.RouterNat(
             "nat",
             name=resource_name(prefix, "nat", "router_nat"),
             router=self.router.name,
             region=args.region,
-            nat_ip_allocate_option="AUTO_ONLY",
+            nat_ip_allocate_option="MANUAL_ONLY",
+            nat_ips=[self.egress_address.self_link],
             # Only the node subnet (nodes and pods) gets egress, nothing added later.
             source_subnetwork_ip_ranges_to_nat="LIST_OF_SUBNETWORKS",
             subnetworks=[
@@ -248,5 +263,6 @@ class Network(pulumi.ComponentResource):
                 "subnetworkId": self.subnetwork.id,
                 "privateServiceRange": self.private_service_range.name,
                 "serviceConnection": self.service_connection.id,
+                "egressIp": self.egress_ip,
             }
         )

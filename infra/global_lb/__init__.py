@@ -115,6 +115,13 @@ class GlobalZone(Protocol):
         """cert-manager's DNS-01 solver for one cluster, with write access to TXT records here."""
         ...
 
+    def direct_record(
+        self, name: str, hostname: str, endpoint: pulumi.Input[str], ttl: int
+    ) -> pulumi.Resource:
+        """A plain record ``hostname`` -> one load balancer (CNAME or A), no routing policy:
+        each cloud's governance channel name."""
+        ...
+
 
 def build_global_zone(
     config: StackConfig, opts: pulumi.ResourceOptions | None = None

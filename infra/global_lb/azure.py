@@ -165,6 +165,30 @@ class AzureDnsZone(pulumi.ComponentResource):
             }
         )
 
+    def direct_record(
+        self, name: str, hostname: str, endpoint: pulumi.Input[str], ttl: int
+    ) -> pulumi.Resource:
+        """``hostname`` -> one load balancer (a CNAME to a hostname, an A record to an IP)."""
+        value = pulumi.Output.from_input(endpoint).apply(lambda v: v.strip().rstrip("."))
+        record_type = value.apply(record_type_for)
+        return dns.RecordSet(
+            name,
+            zone_name=self.zone_name,
+            resource_group_name=self.resource_group_name,
+            relative_record_set_name=hostname.removesuffix(f".{self._domain}"),
+            record_type=record_type,
+            ttl=ttl,
+            cname_record=pulumi.Output.all(record_type, value).apply(
+                lambda v: dns.CnameRecordArgs(cname=v[1]) if v[0] == "CNAME" else None
+            ),
+            a_records=pulumi.Output.all(record_type, value).apply(
+                lambda v: [dns.ARecordArgs(ipv4_address=v[1])] if v[0] == "A" else None
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                self._child, pulumi.ResourceOptions(delete_before_replace=True)
+            ),
+        )
+
     def certificate_solver(self, footprint: CloudFootprint) -> AzureDnsSolver:
         """cert-manager on any cluster: one identity for the zone, a federated credential per cluster.
 
@@ -261,7 +285,6 @@ class TrafficManagerGlobalEndpoint(GlobalDnsBackend):
     ) -> None:
         super().__init__("ai-gateway:global:TrafficManagerGlobalEndpoint", name, None, opts)
         config = args.dns
-        zone = args.zone
         by_cloud = _endpoints_by_cloud(args.endpoints)
         clouds = list(by_cloud)
         self.routing_policy = config.routing_policy
@@ -270,12 +293,63 @@ class TrafficManagerGlobalEndpoint(GlobalDnsBackend):
         self.locations = {c: nearest_region(Cloud.AZURE, c, by_cloud[c].region) for c in clouds}
         hostnames = {c: cloud_hostname(config.hostname, c, config.domain) for c in clouds}
         global_name = f"{config.hostname}.{config.domain}"
-        child = pulumi.ResourceOptions(parent=self, provider=zone.provider)
+        child = pulumi.ResourceOptions(parent=self, provider=args.zone.provider)
 
-        profile = trafficmanager.Profile(
+        profile = self._profile(name, args, latency, child)
+        self.profile = profile
+        self.cloud_endpoints: dict[Cloud, pulumi.Output[str]] = {}
+        self.cloud_urls: dict[Cloud, pulumi.Output[str]] = {}
+        self.health_check_ids: dict[Cloud, pulumi.Output[str]] = {}
+        endpoint_names: dict[Cloud, str] = {}
+        for cloud in clouds:
+            endpoint = pulumi.Output.from_input(by_cloud[cloud].endpoint)
+            direct = self._direct_record(name, args, cloud, hostnames[cloud], endpoint, child)
+            endpoint_names[cloud] = cloud.value
+            tm_endpoint = self._probed_endpoint(
+                name,
+                args,
+                cloud,
+                hostnames[cloud],
+                profile,
+                latency,
+                pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[direct])),
+            )
+            self.cloud_endpoints[cloud] = endpoint
+            self.cloud_urls[cloud] = pulumi.Output.from_input(f"https://{hostnames[cloud]}")
+            self.health_check_ids[cloud] = tm_endpoint.id
+
+        fqdn = profile.dns_config.apply(lambda c: (c.fqdn if c else None) or "")
+        self._routed_record(name, args, fqdn, child)
+        self.action_group_id = self._alerts(name, args, profile, endpoint_names, child)
+
+        self._publish(args.zone, global_name)
+        self.register_outputs(
+            {
+                "globalHostname": self.global_hostname,
+                "globalUrl": self.global_url,
+                "profileFqdn": fqdn,
+                "routingPolicy": self.routing_policy.value,
+                "cloudEndpoints": {c.value: v for c, v in self.cloud_endpoints.items()},
+                "healthCheckIds": {c.value: v for c, v in self.health_check_ids.items()},
+                "actionGroupId": self.action_group_id,
+            }
+        )
+
+    # ------------------------------------------------------------------ parts
+
+    def _profile(
+        self,
+        name: str,
+        args: TrafficManagerGlobalEndpointArgs,
+        latency: bool,
+        child: pulumi.ResourceOptions,
+    ) -> trafficmanager.Profile:
+        """The Traffic Manager profile: performance or weighted routing, the HTTPS probe."""
+        config = args.dns
+        return trafficmanager.Profile(
             f"{name}-profile",
             profile_name=f"{args.name_prefix}-gateway",
-            resource_group_name=zone.resource_group_name,
+            resource_group_name=args.zone.resource_group_name,
             location="global",
             profile_status=trafficmanager.ProfileStatus.ENABLED,
             traffic_routing_method=(
@@ -303,64 +377,81 @@ class TrafficManagerGlobalEndpoint(GlobalDnsBackend):
             ),
             opts=child,
         )
-        self.profile = profile
 
-        self.cloud_endpoints: dict[Cloud, pulumi.Output[str]] = {}
-        self.cloud_urls: dict[Cloud, pulumi.Output[str]] = {}
-        self.health_check_ids: dict[Cloud, pulumi.Output[str]] = {}
-        endpoint_names: dict[Cloud, str] = {}
-        for cloud in clouds:
-            endpoint = pulumi.Output.from_input(by_cloud[cloud].endpoint)
-            label = hostnames[cloud].split(".", 1)[0]
-            record_type = endpoint.apply(functools.partial(record_type_for, cloud=cloud))
-            value = endpoint.apply(lambda v: v.strip().rstrip("."))
-            direct = dns.RecordSet(
-                f"{name}-{cloud.value}-direct",
-                zone_name=zone.zone_name,
-                resource_group_name=zone.resource_group_name,
-                relative_record_set_name=label,
-                record_type=record_type,
-                ttl=config.ttl_seconds,
-                cname_record=pulumi.Output.all(record_type, value).apply(
-                    lambda v: dns.CnameRecordArgs(cname=v[1]) if v[0] == "CNAME" else None
-                ),
-                a_records=pulumi.Output.all(record_type, value).apply(
-                    lambda v: [dns.ARecordArgs(ipv4_address=v[1])] if v[0] == "A" else None
-                ),
-                aaaa_records=pulumi.Output.all(record_type, value).apply(
-                    lambda v: [dns.AaaaRecordArgs(ipv6_address=v[1])] if v[0] == "AAAA" else None
-                ),
-                opts=pulumi.ResourceOptions.merge(
-                    child, pulumi.ResourceOptions(delete_before_replace=True)
-                ),
-            )
-            weight, status = endpoint_weight(self.weights.get(cloud, 1))
-            endpoint_names[cloud] = cloud.value
-            tm_endpoint = trafficmanager.Endpoint(
-                f"{name}-{cloud.value}",
-                endpoint_name=cloud.value,
-                endpoint_type="ExternalEndpoints",
-                profile_name=profile.name,
-                resource_group_name=zone.resource_group_name,
-                target=hostnames[cloud],
-                endpoint_status=status,
-                endpoint_location=self.locations[cloud] if latency else None,
-                weight=weight if not latency else None,
-                # The probe's Host header: the route answers the per-cloud name.
-                custom_headers=[
-                    trafficmanager.EndpointPropertiesCustomHeadersItemArgs(
-                        name="host", value=hostnames[cloud]
-                    )
-                ],
-                opts=pulumi.ResourceOptions.merge(
-                    child, pulumi.ResourceOptions(depends_on=[direct])
-                ),
-            )
-            self.cloud_endpoints[cloud] = endpoint
-            self.cloud_urls[cloud] = pulumi.Output.from_input(f"https://{hostnames[cloud]}")
-            self.health_check_ids[cloud] = tm_endpoint.id
+    def _direct_record(
+        self,
+        name: str,
+        args: TrafficManagerGlobalEndpointArgs,
+        cloud: Cloud,
+        hostname: str,
+        endpoint: pulumi.Output[str],
+        child: pulumi.ResourceOptions,
+    ) -> dns.RecordSet:
+        """The cloud's own name (CNAME, A or AAAA after the endpoint) in the zone."""
+        zone = args.zone
+        label = hostname.split(".", 1)[0]
+        record_type = endpoint.apply(functools.partial(record_type_for, cloud=cloud))
+        value = endpoint.apply(lambda v: v.strip().rstrip("."))
+        return dns.RecordSet(
+            f"{name}-{cloud.value}-direct",
+            zone_name=zone.zone_name,
+            resource_group_name=zone.resource_group_name,
+            relative_record_set_name=label,
+            record_type=record_type,
+            ttl=args.dns.ttl_seconds,
+            cname_record=pulumi.Output.all(record_type, value).apply(
+                lambda v: dns.CnameRecordArgs(cname=v[1]) if v[0] == "CNAME" else None
+            ),
+            a_records=pulumi.Output.all(record_type, value).apply(
+                lambda v: [dns.ARecordArgs(ipv4_address=v[1])] if v[0] == "A" else None
+            ),
+            aaaa_records=pulumi.Output.all(record_type, value).apply(
+                lambda v: [dns.AaaaRecordArgs(ipv6_address=v[1])] if v[0] == "AAAA" else None
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(delete_before_replace=True)
+            ),
+        )
 
-        fqdn = profile.dns_config.apply(lambda c: (c.fqdn if c else None) or "")
+    def _probed_endpoint(
+        self,
+        name: str,
+        args: TrafficManagerGlobalEndpointArgs,
+        cloud: Cloud,
+        hostname: str,
+        profile: trafficmanager.Profile,
+        latency: bool,
+        opts: pulumi.ResourceOptions,
+    ) -> trafficmanager.Endpoint:
+        """The cloud's profile endpoint, probed on its own name, with its location or weight."""
+        weight, status = endpoint_weight(self.weights.get(cloud, 1))
+        return trafficmanager.Endpoint(
+            f"{name}-{cloud.value}",
+            endpoint_name=cloud.value,
+            endpoint_type="ExternalEndpoints",
+            profile_name=profile.name,
+            resource_group_name=args.zone.resource_group_name,
+            target=hostname,
+            endpoint_status=status,
+            endpoint_location=self.locations[cloud] if latency else None,
+            weight=weight if not latency else None,
+            # The probe's Host header: the route answers the per-cloud name.
+            custom_headers=[
+                trafficmanager.EndpointPropertiesCustomHeadersItemArgs(name="host", value=hostname)
+            ],
+            opts=opts,
+        )
+
+    def _routed_record(
+        self,
+        name: str,
+        args: TrafficManagerGlobalEndpointArgs,
+        fqdn: pulumi.Output[str],
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        """The global name: a CNAME to the profile's ``trafficmanager.net`` name."""
+        config = args.dns
+        zone = args.zone
         dns.RecordSet(
             f"{name}-routed",
             zone_name=zone.zone_name,
@@ -370,20 +461,6 @@ class TrafficManagerGlobalEndpoint(GlobalDnsBackend):
             ttl=config.ttl_seconds,
             cname_record=dns.CnameRecordArgs(cname=fqdn),
             opts=child,
-        )
-        self.action_group_id = self._alerts(name, args, profile, endpoint_names, child)
-
-        self._publish(zone, global_name)
-        self.register_outputs(
-            {
-                "globalHostname": self.global_hostname,
-                "globalUrl": self.global_url,
-                "profileFqdn": fqdn,
-                "routingPolicy": self.routing_policy.value,
-                "cloudEndpoints": {c.value: v for c, v in self.cloud_endpoints.items()},
-                "healthCheckIds": {c.value: v for c, v in self.health_check_ids.items()},
-                "actionGroupId": self.action_group_id,
-            }
         )
 
     def _alerts(

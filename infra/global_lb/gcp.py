@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,6 +172,26 @@ class CloudDnsZone(pulumi.ComponentResource):
             )
             for api in apis
         ]
+
+    def direct_record(
+        self, name: str, hostname: str, endpoint: pulumi.Input[str], ttl: int
+    ) -> pulumi.Resource:
+        """``hostname`` -> one load balancer (a CNAME to a hostname, an A record to an IP)."""
+        value = pulumi.Output.from_input(endpoint).apply(lambda v: v.strip().rstrip("."))
+        record_type = value.apply(record_type_for)
+        return gcp.dns.RecordSet(
+            name,
+            managed_zone=self.zone_name,
+            name=f"{hostname}.",
+            type=record_type,
+            ttl=ttl,
+            rrdatas=[
+                pulumi.Output.all(record_type, value).apply(
+                    lambda v: f"{v[1]}." if v[0] == "CNAME" else v[1]
+                )
+            ],
+            opts=self._child,
+        )
 
     def certificate_solver(self, footprint: CloudFootprint) -> CloudDnsSolver:
         """cert-manager on any cluster: a service account that may edit this zone only.
@@ -380,9 +400,46 @@ class CloudDnsGlobalEndpoint(GlobalDnsBackend):
         hostnames = {c: cloud_hostname(config.hostname, c, config.domain) for c in clouds}
         global_name = f"{config.hostname}.{config.domain}"
         child = pulumi.ResourceOptions(parent=self, provider=zone.provider, depends_on=zone.apis)
-        check = config.health_check
 
-        health_check = gcp.compute.HealthCheck(
+        health_check = self._health_check(name, args, global_name, child)
+        self.cloud_endpoints: dict[Cloud, pulumi.Output[str]] = {}
+        self.cloud_urls: dict[Cloud, pulumi.Output[str]] = {}
+        self.health_check_ids: dict[Cloud, pulumi.Output[str]] = {}
+        addresses: dict[Cloud, pulumi.Output[str]] = {}
+        for cloud in clouds:
+            endpoint = pulumi.Output.from_input(by_cloud[cloud].endpoint)
+            addresses[cloud] = endpoint.apply(functools.partial(ipv4_endpoint, cloud))
+            self._direct_record(name, args, cloud, hostnames[cloud], addresses[cloud], child)
+            self.cloud_endpoints[cloud] = endpoint
+            self.cloud_urls[cloud] = pulumi.Output.from_input(f"https://{hostnames[cloud]}")
+            self.health_check_ids[cloud] = health_check.id
+        self._routed_record(name, args, global_name, health_check, addresses, child)
+        self.notification_channels = self._alerts(name, args, hostnames, child)
+
+        self._publish(zone, global_name)
+        self.register_outputs(
+            {
+                "globalHostname": self.global_hostname,
+                "globalUrl": self.global_url,
+                "routingPolicy": self.routing_policy.value,
+                "cloudEndpoints": {c.value: v for c, v in self.cloud_endpoints.items()},
+                "healthCheckIds": {c.value: v for c, v in self.health_check_ids.items()},
+                "notificationChannels": self.notification_channels,
+            }
+        )
+
+    # ------------------------------------------------------------------ parts
+
+    def _health_check(
+        self,
+        name: str,
+        args: CloudDnsGlobalEndpointArgs,
+        global_name: str,
+        child: pulumi.ResourceOptions,
+    ) -> gcp.compute.HealthCheck:
+        """The one HTTPS readiness check the routing policy runs against every endpoint."""
+        check = args.dns.health_check
+        return gcp.compute.HealthCheck(
             f"{name}-health-check",
             name=resource_name(args.name_prefix, "gateway-ready", "health_check"),
             description=f"Readiness of every cloud's gateway behind {global_name}.",
@@ -401,25 +458,39 @@ class CloudDnsGlobalEndpoint(GlobalDnsBackend):
             opts=child,
         )
 
-        self.cloud_endpoints: dict[Cloud, pulumi.Output[str]] = {}
-        self.cloud_urls: dict[Cloud, pulumi.Output[str]] = {}
-        self.health_check_ids: dict[Cloud, pulumi.Output[str]] = {}
-        addresses: dict[Cloud, pulumi.Output[str]] = {}
-        for cloud in clouds:
-            endpoint = pulumi.Output.from_input(by_cloud[cloud].endpoint)
-            addresses[cloud] = endpoint.apply(functools.partial(ipv4_endpoint, cloud))
-            gcp.dns.RecordSet(
-                f"{name}-{cloud.value}-direct",
-                managed_zone=zone.zone_name,
-                name=f"{hostnames[cloud]}.",
-                type="A",
-                ttl=config.ttl_seconds,
-                rrdatas=[addresses[cloud]],
-                opts=child,
-            )
-            self.cloud_endpoints[cloud] = endpoint
-            self.cloud_urls[cloud] = pulumi.Output.from_input(f"https://{hostnames[cloud]}")
-            self.health_check_ids[cloud] = health_check.id
+    def _direct_record(
+        self,
+        name: str,
+        args: CloudDnsGlobalEndpointArgs,
+        cloud: Cloud,
+        hostname: str,
+        address: pulumi.Output[str],
+        child: pulumi.ResourceOptions,
+    ) -> gcp.dns.RecordSet:
+        """The cloud's own name: an A record of its load balancer's IPv4 address."""
+        return gcp.dns.RecordSet(
+            f"{name}-{cloud.value}-direct",
+            managed_zone=args.zone.zone_name,
+            name=f"{hostname}.",
+            type="A",
+            ttl=args.dns.ttl_seconds,
+            rrdatas=[address],
+            opts=child,
+        )
+
+    def _routed_record(
+        self,
+        name: str,
+        args: CloudDnsGlobalEndpointArgs,
+        global_name: str,
+        health_check: gcp.compute.HealthCheck,
+        addresses: Mapping[Cloud, pulumi.Output[str]],
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        """The global name: a health-checked geo (latency) or weighted routing policy."""
+        config = args.dns
+        clouds = list(addresses)
+        weighted = config.routing_policy == RoutingPolicy.WEIGHTED
 
         def targets(cloud: Cloud) -> dict:
             return {"external_endpoints": [addresses[cloud]]}
@@ -452,25 +523,12 @@ class CloudDnsGlobalEndpoint(GlobalDnsBackend):
             )
         gcp.dns.RecordSet(
             f"{name}-routed",
-            managed_zone=zone.zone_name,
+            managed_zone=args.zone.zone_name,
             name=f"{global_name}.",
             type="A",
             ttl=config.ttl_seconds,
             routing_policy=policy,
             opts=child,
-        )
-        self.notification_channels = self._alerts(name, args, hostnames, child)
-
-        self._publish(zone, global_name)
-        self.register_outputs(
-            {
-                "globalHostname": self.global_hostname,
-                "globalUrl": self.global_url,
-                "routingPolicy": self.routing_policy.value,
-                "cloudEndpoints": {c.value: v for c, v in self.cloud_endpoints.items()},
-                "healthCheckIds": {c.value: v for c, v in self.health_check_ids.items()},
-                "notificationChannels": self.notification_channels,
-            }
         )
 
     def _alerts(

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -333,6 +333,23 @@ class Route53Zone(pulumi.ComponentResource):
             ),
         )
 
+    def direct_record(
+        self, name: str, hostname: str, endpoint: pulumi.Input[str], ttl: int
+    ) -> pulumi.Resource:
+        """``hostname`` -> one load balancer (a CNAME to a hostname, an A record to an IP)."""
+        value = pulumi.Output.from_input(endpoint)
+        return aws.route53.Record(
+            name,
+            zone_id=self.zone_id,
+            name=hostname,
+            type=value.apply(record_type_for),
+            ttl=ttl,
+            records=[value.apply(lambda v: v.strip().rstrip("."))],
+            opts=pulumi.ResourceOptions.merge(
+                self._on_aws, pulumi.ResourceOptions(delete_before_replace=True)
+            ),
+        )
+
     def certificate_solver(self, footprint: CloudFootprint) -> Route53Solver:
         """cert-manager's DNS-01 solver for a cluster of any cloud: a role of its own in this zone.
 
@@ -448,33 +465,15 @@ class Route53GlobalEndpoint(GlobalDnsBackend):
         super().__init__("ai-gateway:global:Route53GlobalEndpoint", name, None, opts)
         dns = args.dns
         by_cloud = _endpoints_by_cloud(args.endpoints)
-        clouds = list(by_cloud)
-
         # Every decision is made here, before any resource, from plain values.
-        self.routing_policy = dns.routing_policy
-        self.latency_regions = (
-            assign_latency_regions({c: by_cloud[c].region for c in clouds})
-            if dns.routing_policy == RoutingPolicy.LATENCY
-            else {}
-        )
-        self.weights = (
-            routing_weights(dns, clouds) if dns.routing_policy == RoutingPolicy.WEIGHTED else {}
-        )
+        self._decide_routing(dns, by_cloud)
         checker_regions = health_checker_regions(args.checker_regions)
         failure_threshold, request_interval = health_check_timing(
             args.failure_threshold or dns.health_check.failure_threshold,
             args.request_interval or dns.health_check.interval_seconds,
         )
-        hostnames = {c: cloud_hostname(dns.hostname, c, dns.domain) for c in clouds}
+        hostnames = {c: cloud_hostname(dns.hostname, c, dns.domain) for c in by_cloud}
         global_name = f"{dns.hostname}.{dns.domain}"
-        for cloud, label in self.latency_regions.items():
-            if label != nearest_aws_region(cloud, by_cloud[cloud].region):
-                pulumi.log.info(
-                    f"{cloud.value} ({by_cloud[cloud].region}) is labelled {label} for latency "
-                    "routing: its nearest AWS region is taken by another cloud, and Route 53 "
-                    "allows one latency record per region",
-                    resource=self,
-                )
 
         zone = args.zone or Route53Zone(
             f"{name}-dns", dns, args.name_prefix, opts=pulumi.ResourceOptions(parent=self)
@@ -490,93 +489,22 @@ class Route53GlobalEndpoint(GlobalDnsBackend):
         self.cloud_urls = {}
         self.health_check_ids = {}
         self.alarm_arns = {}
-        for cloud in clouds:
+        for cloud in by_cloud:
             endpoint = pulumi.Output.from_input(by_cloud[cloud].endpoint)
-            # The record type follows the endpoint's value (hostname or IP); computing
-            # an input with apply is fine, only creating resources inside it is not.
-            direct = aws.route53.Record(
-                f"{name}-{cloud.value}-direct",
-                zone_id=self.zone_id,
-                name=hostnames[cloud],
-                type=endpoint.apply(functools.partial(record_type_for, cloud=cloud)),
-                ttl=dns.ttl_seconds,
-                records=[endpoint.apply(lambda value: value.strip().rstrip("."))],
-                # A hostname endpoint becoming an IP changes the type, which replaces the
-                # record, and a CNAME cannot coexist with an A record under one name.
-                opts=pulumi.ResourceOptions.merge(
-                    on_aws, pulumi.ResourceOptions(delete_before_replace=True)
-                ),
+            hostname = hostnames[cloud]
+            direct = self._direct_record(name, cloud, hostname, endpoint, dns.ttl_seconds, on_aws)
+            health_check = self._health_check(
+                name,
+                cloud,
+                hostname,
+                args,
+                (failure_threshold, request_interval, checker_regions),
+                pulumi.ResourceOptions.merge(on_aws, pulumi.ResourceOptions(depends_on=[direct])),
             )
-            health_check = aws.route53.HealthCheck(
-                f"{name}-{cloud.value}",
-                type="HTTPS_STR_MATCH",
-                fqdn=hostnames[cloud],
-                port=HTTPS_PORT,
-                resource_path=args.readiness_path,
-                search_string=args.search_string,
-                # SNI carries the per-cloud name, so the gateway's TLS listener
-                # answers with the certificate for it.
-                enable_sni=True,
-                failure_threshold=failure_threshold,
-                request_interval=request_interval,
-                regions=checker_regions,
-                tags={"Name": f"{args.name_prefix}-gateway-{cloud.value}"},
-                # The checked name must resolve before the first check.
-                opts=pulumi.ResourceOptions.merge(
-                    on_aws, pulumi.ResourceOptions(depends_on=[direct])
-                ),
+            alarm = self._unhealthy_alarm(
+                name, cloud, hostname, args, health_check, alarm_actions, on_aws
             )
-            alarm = aws.cloudwatch.MetricAlarm(
-                f"{name}-{cloud.value}-unhealthy",
-                name=f"{args.name_prefix}-gateway-{cloud.value}-unhealthy",
-                alarm_description=(
-                    f"The {cloud.value} gateway fails its readiness check "
-                    f"(https://{hostnames[cloud]}{args.readiness_path}); the global name "
-                    "no longer sends traffic there."
-                ),
-                namespace="AWS/Route53",
-                metric_name="HealthCheckStatus",
-                dimensions={"HealthCheckId": health_check.id},
-                # HealthCheckStatus is 1 while healthy, 0 while unhealthy.
-                statistic="Minimum",
-                period=60,
-                evaluation_periods=1,
-                threshold=1,
-                comparison_operator="LessThanThreshold",
-                # No data means the check is gone or not reporting: page, don't hope.
-                treat_missing_data="breaching",
-                alarm_actions=alarm_actions,
-                ok_actions=alarm_actions,
-                opts=on_aws,
-            )
-            aws.route53.Record(
-                f"{name}-{cloud.value}-routed",
-                zone_id=self.zone_id,
-                name=global_name,
-                # A CNAME to the per-cloud name keeps one record type for every cloud
-                # (Route 53 rejects mixed types under one routed name) whether the
-                # endpoint is a hostname or an IP.
-                type=aws.route53.RecordType.CNAME,
-                ttl=dns.ttl_seconds,
-                records=[hostnames[cloud]],
-                set_identifier=cloud.value,
-                health_check_id=health_check.id,
-                latency_routing_policies=(
-                    [aws.route53.RecordLatencyRoutingPolicyArgs(region=self.latency_regions[cloud])]
-                    if dns.routing_policy == RoutingPolicy.LATENCY
-                    else None
-                ),
-                weighted_routing_policies=(
-                    [aws.route53.RecordWeightedRoutingPolicyArgs(weight=self.weights[cloud])]
-                    if dns.routing_policy == RoutingPolicy.WEIGHTED
-                    else None
-                ),
-                # Switching routing policy replaces the records, and Route 53 rejects
-                # latency and weighted records side by side under one name.
-                opts=pulumi.ResourceOptions.merge(
-                    on_aws, pulumi.ResourceOptions(delete_before_replace=True)
-                ),
-            )
+            self._routed_record(name, cloud, global_name, hostname, dns, health_check, on_aws)
             self.cloud_endpoints[cloud] = endpoint
             self.cloud_urls[cloud] = pulumi.Output.concat("https://", direct.fqdn)
             self.health_check_ids[cloud] = health_check.id
@@ -596,6 +524,157 @@ class Route53GlobalEndpoint(GlobalDnsBackend):
                 "alarmTopicArn": self.alarm_topic_arn,
                 "dnssecDsRecord": self.dnssec_ds_record,
             }
+        )
+
+    # ------------------------------------------------------------------ parts
+
+    def _decide_routing(self, dns: DnsConfig, by_cloud: Mapping[Cloud, CloudEndpoint]) -> None:
+        """The routing policy and, per cloud, its latency region or weight (plain values)."""
+        clouds = list(by_cloud)
+        self.routing_policy = dns.routing_policy
+        self.latency_regions = (
+            assign_latency_regions({c: by_cloud[c].region for c in clouds})
+            if dns.routing_policy == RoutingPolicy.LATENCY
+            else {}
+        )
+        self.weights = (
+            routing_weights(dns, clouds) if dns.routing_policy == RoutingPolicy.WEIGHTED else {}
+        )
+        for cloud, label in self.latency_regions.items():
+            if label != nearest_aws_region(cloud, by_cloud[cloud].region):
+                pulumi.log.info(
+                    f"{cloud.value} ({by_cloud[cloud].region}) is labelled {label} for latency "
+                    "routing: its nearest AWS region is taken by another cloud, and Route 53 "
+                    "allows one latency record per region",
+                    resource=self,
+                )
+
+    def _direct_record(
+        self,
+        name: str,
+        cloud: Cloud,
+        hostname: str,
+        endpoint: pulumi.Output[str],
+        ttl: int,
+        on_aws: pulumi.ResourceOptions,
+    ) -> aws.route53.Record:
+        """The cloud's own name (``<hostname>-<cloud>``) pointing at its load balancer."""
+        return aws.route53.Record(
+            f"{name}-{cloud.value}-direct",
+            zone_id=self.zone_id,
+            name=hostname,
+            type=endpoint.apply(functools.partial(record_type_for, cloud=cloud)),
+            ttl=ttl,
+            records=[endpoint.apply(lambda value: value.strip().rstrip("."))],
+            # A hostname endpoint becoming an IP changes the type, which replaces the
+            # record, and a CNAME cannot coexist with an A record under one name.
+            opts=pulumi.ResourceOptions.merge(
+                on_aws, pulumi.ResourceOptions(delete_before_replace=True)
+            ),
+        )
+
+    def _health_check(
+        self,
+        name: str,
+        cloud: Cloud,
+        hostname: str,
+        args: Route53GlobalEndpointArgs,
+        timing: tuple[int, int, list[str]],
+        opts: pulumi.ResourceOptions,
+    ) -> aws.route53.HealthCheck:
+        """The HTTPS readiness check of the cloud's own name, from ``timing``'s checker regions."""
+        failure_threshold, request_interval, checker_regions = timing
+        return aws.route53.HealthCheck(
+            f"{name}-{cloud.value}",
+            type="HTTPS_STR_MATCH",
+            fqdn=hostname,
+            port=HTTPS_PORT,
+            resource_path=args.readiness_path,
+            search_string=args.search_string,
+            # SNI carries the per-cloud name, so the gateway's TLS listener
+            # answers with the certificate for it.
+            enable_sni=True,
+            failure_threshold=failure_threshold,
+            request_interval=request_interval,
+            regions=checker_regions,
+            tags={"Name": f"{args.name_prefix}-gateway-{cloud.value}"},
+            # The checked name must resolve before the first check (``opts`` depends on it).
+            opts=opts,
+        )
+
+    def _unhealthy_alarm(
+        self,
+        name: str,
+        cloud: Cloud,
+        hostname: str,
+        args: Route53GlobalEndpointArgs,
+        health_check: aws.route53.HealthCheck,
+        alarm_actions: list[pulumi.Output[str]],
+        on_aws: pulumi.ResourceOptions,
+    ) -> aws.cloudwatch.MetricAlarm:
+        """The alarm raised when the cloud's health check fails."""
+        return aws.cloudwatch.MetricAlarm(
+            f"{name}-{cloud.value}-unhealthy",
+            name=f"{args.name_prefix}-gateway-{cloud.value}-unhealthy",
+            alarm_description=(
+                f"The {cloud.value} gateway fails its readiness check "
+                f"(https://{hostname}{args.readiness_path}); the global name "
+                "no longer sends traffic there."
+            ),
+            namespace="AWS/Route53",
+            metric_name="HealthCheckStatus",
+            dimensions={"HealthCheckId": health_check.id},
+            # HealthCheckStatus is 1 while healthy, 0 while unhealthy.
+            statistic="Minimum",
+            period=60,
+            evaluation_periods=1,
+            threshold=1,
+            comparison_operator="LessThanThreshold",
+            # No data means the check is gone or not reporting: page, don't hope.
+            treat_missing_data="breaching",
+            alarm_actions=alarm_actions,
+            ok_actions=alarm_actions,
+            opts=on_aws,
+        )
+
+    def _routed_record(
+        self,
+        name: str,
+        cloud: Cloud,
+        global_name: str,
+        hostname: str,
+        dns: DnsConfig,
+        health_check: aws.route53.HealthCheck,
+        on_aws: pulumi.ResourceOptions,
+    ) -> aws.route53.Record:
+        """The global name's routed record for the cloud, answered only while it is healthy."""
+        return aws.route53.Record(
+            f"{name}-{cloud.value}-routed",
+            zone_id=self.zone_id,
+            name=global_name,
+            # A CNAME to the per-cloud name keeps one record type for every cloud
+            # (Route 53 rejects mixed types under one routed name) whether the
+            # endpoint is a hostname or an IP.
+            type=aws.route53.RecordType.CNAME,
+            ttl=dns.ttl_seconds,
+            records=[hostname],
+            set_identifier=cloud.value,
+            health_check_id=health_check.id,
+            latency_routing_policies=(
+                [aws.route53.RecordLatencyRoutingPolicyArgs(region=self.latency_regions[cloud])]
+                if dns.routing_policy == RoutingPolicy.LATENCY
+                else None
+            ),
+            weighted_routing_policies=(
+                [aws.route53.RecordWeightedRoutingPolicyArgs(weight=self.weights[cloud])]
+                if dns.routing_policy == RoutingPolicy.WEIGHTED
+                else None
+            ),
+            # Switching routing policy replaces the records, and Route 53 rejects
+            # latency and weighted records side by side under one name.
+            opts=pulumi.ResourceOptions.merge(
+                on_aws, pulumi.ResourceOptions(delete_before_replace=True)
+            ),
         )
 
     def _alarm_topic(

@@ -453,6 +453,20 @@ def envoy_proxy_spec(environment: Environment) -> dict[str, Any]:
     }
 
 
+def certificate_spec(
+    secret_name: str, dns_names: list[str], issuer_name: pulumi.Input[str]
+) -> dict[str, Any]:
+    """A cert-manager ``Certificate`` spec from the cluster's ACME issuer: ECDSA P-256, the key
+    rotated on every renewal, for serving TLS at Envoy."""
+    return {
+        "secretName": secret_name,
+        "dnsNames": dns_names,
+        "issuerRef": {"name": issuer_name, "kind": "ClusterIssuer", "group": "cert-manager.io"},
+        "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+        "usages": ["server auth"],
+    }
+
+
 def cert_manager_values(environment: Environment, solver: Dns01Solver) -> dict[str, Any]:
     """cert-manager chart values: CRDs installed and kept, HA outside dev, public DNS for checks.
 
@@ -700,3 +714,46 @@ class ClusterEdge(pulumi.ComponentResource):
             ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[account]),
         )
+
+
+class ObservedCustomResource(pulumi.CustomResource):
+    """A custom resource whose live ``status`` is an output.
+
+    ``k8s.apiextensions.CustomResource`` registers only ``apiVersion``,
+    ``kind``, ``metadata`` and ``spec``, so the provider's ``status`` (read
+    after the ``pulumi.com/waitFor`` condition holds) never reaches the
+    program. Registering ``status`` as an output property exposes it.
+    """
+
+    status: pulumi.Output[Any]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        api_version: str,
+        kind: str,
+        metadata: k8s.meta.v1.ObjectMetaArgs,
+        spec: Mapping[str, Any],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            f"kubernetes:{api_version}:{kind}",
+            resource_name,
+            {
+                "apiVersion": api_version,
+                "kind": kind,
+                "metadata": metadata,
+                "spec": spec,
+                "status": None,
+            },
+            opts,
+        )
+
+
+def gateway_address(status: Any) -> str:
+    """The first address Envoy Gateway published for a Gateway (a hostname on AWS, an IP elsewhere)."""
+    addresses = (status or {}).get("addresses") if isinstance(status, Mapping) else None
+    if not addresses:
+        return ""
+    return str(addresses[0].get("value") or "")

@@ -52,6 +52,7 @@ from infra.config import (
 from infra.contracts.workload import EgressRule, MigrationAccess, WorkloadIdentity
 from infra.decisions import k8s as decisions
 from infra.decisions.k8s import CanaryPlan, EdgeLimits, Resources, Scaling
+from infra.k8s import governance as plane
 from infra.k8s.edge import (
     EDGE_NAMESPACE,
     PROXY_POD_LABELS,
@@ -59,6 +60,9 @@ from infra.k8s.edge import (
     ClusterEdge,
     ClusterEdgeArgs,
     Dns01Solver,
+    ObservedCustomResource,
+    certificate_spec,
+    gateway_address,
     namespace_labels,
 )
 
@@ -145,6 +149,9 @@ class GatewayDeploymentArgs:
     """Networks ``/console`` and ``/auth`` are reachable from at the edge (empty: any)."""
     metrics_namespace: str | None = None
     """Namespace of the Prometheus that scrapes ``/metrics``; admitted on 8080 when set."""
+    governance: plane.GovernanceChannelArgs | None = None
+    """The cloud's side of the global governance plane (:mod:`infra.k8s.governance`): its
+    channel, and the ``governance.global`` section merged into the config file."""
     namespace: str = "ai-gateway"
     app_name: str = "ai-gateway"
 
@@ -168,6 +175,7 @@ class GatewayDeploymentArgs:
         load_balancer_annotations: Mapping[str, pulumi.Input[str]] | None = None,
         image: pulumi.Input[str] | None = None,
         edge_prerequisites: Sequence[pulumi.Resource] = (),
+        governance: plane.GovernanceChannelArgs | None = None,
     ) -> GatewayDeploymentArgs:
         """Args for ``cloud`` from the stack config plus what the cloud's footprint hands over.
 
@@ -213,6 +221,7 @@ class GatewayDeploymentArgs:
             edge_prerequisites=list(edge_prerequisites),
             oidc_client_secret=secrets.get(OIDC_CLIENT_SECRET),
             console_allowed_cidrs=tuple(gateway.console_allowed_cidrs),
+            governance=governance,
         )
 
 
@@ -427,139 +436,32 @@ class GatewayDeployment(pulumi.ComponentResource):
         app = decisions.dns_label(args.app_name)
         canary = decisions.canary_plan(args.canary_image, args.canary_weight, args.scaling)
         config_file = catalogue.check_config_file(args.config_file)
+        # With the governance plane, the peers' issuers are outputs: the file the pods read
+        # is the checked one plus governance.global, built when they are known.
+        config_text: pulumi.Input[str] = (
+            pulumi.Output.from_input(args.governance.plane).apply(
+                lambda section: plane.with_plane(config_file, section)
+            )
+            if args.governance is not None
+            else config_file
+        )
         secret_keys = {secret_key_for(env): env for env in sorted(args.provider_api_keys)}
-        child = pulumi.ResourceOptions(parent=self)
+        secret_data = self._secret_data(secret_keys)
+        hosts = [args.global_hostname, args.cloud_hostname]
 
-        self.edge = ClusterEdge(
-            f"{name}-edge",
-            ClusterEdgeArgs(
-                environment=args.environment,
-                acme=args.acme,
-                prerequisites=list(args.edge_prerequisites),
-            ),
-            opts=child,
-        )
-
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=decisions.dns_label(args.namespace), labels=namespace_labels("restricted")
-            ),
-            opts=child,
-        )
-        self._ns = namespace.metadata.name
-
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-service-account",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=app,
-                namespace=self._ns,
-                annotations=dict(args.workload_identity.service_account_annotations),
-                labels=self._labels("gateway"),
-            ),
-            # The gateway never calls the Kubernetes API.
-            automount_service_account_token=False,
-            opts=child,
-        )
-
-        secret_data: dict[str, pulumi.Input[str]] = {
-            "redis-url": args.redis_url,
-            "database-url": args.postgres_dsn,
-            "admin-key": args.admin_key,
-            "key-hash-secret": args.key_hash_secret,
-            **{key: args.provider_api_keys[env] for key, env in secret_keys.items()},
-        }
-        if args.redis_ca_cert is not None:
-            secret_data[REDIS_CA_KEY] = args.redis_ca_cert
-        if args.oidc_client_secret is not None:
-            secret_data[OIDC_SECRET_KEY] = args.oidc_client_secret
-        self.secret = k8s.core.v1.Secret(
-            f"{name}-secret",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=decisions.dns_label(app, "secrets"),
-                namespace=self._ns,
-                labels=self._labels("gateway"),
-            ),
-            type="Opaque",
-            string_data=pulumi.Output.secret(secret_data),
-            opts=child,
-        )
-        # The Job's own identity, the only one allowed to read the owner's secret.
-        self.migration_service_account = (
-            k8s.core.v1.ServiceAccount(
-                f"{name}-migration-service-account",
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=MIGRATION_SERVICE_ACCOUNT,
-                    namespace=self._ns,
-                    annotations=dict(args.migration.workload_identity.service_account_annotations),
-                    labels=self._labels("migration"),
-                ),
-                automount_service_account_token=False,
-                opts=child,
-            )
-            if args.migration is not None
-            else None
-        )
-        self.config_map = k8s.core.v1.ConfigMap(
-            f"{name}-config",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=decisions.dns_label(app, "config"),
-                namespace=self._ns,
-                labels=self._labels("gateway"),
-            ),
-            data={"config.yaml": config_file},
-            opts=child,
-        )
-
+        self.edge = self._edge()
+        self._ns = self._namespace()
+        self.service_account, self.migration_service_account = self._service_accounts(app)
+        self.secret, self.config_map = self._configuration(app, secret_data, config_text)
         self._network_policies(app)
-
-        # Keyed so the checksum annotation reveals nothing about the secrets.
-        checksum_key = random.RandomPassword(
-            f"{name}-checksum-key", length=32, special=False, opts=child
-        )
-        checksum = pulumi.Output.unsecret(
-            pulumi.Output.all(checksum_key.result, pulumi.Output.secret(secret_data)).apply(
-                lambda values: decisions.rollout_checksum(values[0], config_file, values[1])
-            )
-        )
         self._env = self._environment(secret_keys, args.redis_ca_cert is not None)
         self._volumes = self._pod_volumes(args.redis_ca_cert is not None)
-
-        stable = self._track("stable", args.image, args.scaling, checksum, config_file)
-        tracks = {"stable": stable}
-        if canary.enabled and args.canary_image is not None:
-            tracks["canary"] = self._track(
-                "canary",
-                args.canary_image,
-                Scaling(canary.min_replicas, args.scaling.max_replicas),
-                checksum,
-                config_file,
-            )
-
-        hosts = [args.global_hostname, args.cloud_hostname]
-        tls_secret = decisions.dns_label(app, "tls")
-        certificate = k8s.apiextensions.CustomResource(
-            f"{name}-certificate",
-            api_version="cert-manager.io/v1",
-            kind="Certificate",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=tls_secret, namespace=self._ns),
-            spec={
-                "secretName": tls_secret,
-                "dnsNames": hosts,
-                "issuerRef": {
-                    "name": self.edge.issuer_name,
-                    "kind": "ClusterIssuer",
-                    "group": "cert-manager.io",
-                },
-                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-                "usages": ["server auth"],
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.edge.issuer]),
-        )
+        self.tracks = self._tracks(canary, self._checksum(secret_data, config_text), config_file)
+        tls_secret, certificate = self._certificate(app, hosts)
         self.gateway = self._gateway(app, hosts, tls_secret, certificate)
-        self.routes = self._routes(app, hosts, tracks, canary)
+        self.routes = self._routes(app, hosts, self.tracks, canary)
+        self.governance = self._governance_channel(app)
 
-        self.tracks = tracks
         self.namespace = self._ns
         # Envoy Gateway publishes the load balancer's address in the Gateway's status.
         self.endpoint = self.gateway.status.apply(gateway_address)
@@ -574,6 +476,181 @@ class GatewayDeployment(pulumi.ComponentResource):
         )
 
     # ------------------------------------------------------------------ parts
+
+    def _edge(self) -> ClusterEdge:
+        """The cluster's shared edge: Gateway API CRDs, Envoy Gateway, cert-manager, the issuer."""
+        args = self._args
+        return ClusterEdge(
+            f"{self._name}-edge",
+            ClusterEdgeArgs(
+                environment=args.environment,
+                acme=args.acme,
+                prerequisites=list(args.edge_prerequisites),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _namespace(self) -> pulumi.Output[str]:
+        """The gateway's namespace, Pod Security ``restricted``; its name."""
+        namespace = k8s.core.v1.Namespace(
+            f"{self._name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=decisions.dns_label(self._args.namespace),
+                labels=namespace_labels("restricted"),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return namespace.metadata.name
+
+    def _service_accounts(
+        self, app: str
+    ) -> tuple[k8s.core.v1.ServiceAccount, k8s.core.v1.ServiceAccount | None]:
+        """The gateway's identity and, with a migration owner, the migration Job's own."""
+        args = self._args
+        child = pulumi.ResourceOptions(parent=self)
+        gateway = k8s.core.v1.ServiceAccount(
+            f"{self._name}-service-account",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=app,
+                namespace=self._ns,
+                annotations=dict(args.workload_identity.service_account_annotations),
+                labels=self._labels("gateway"),
+            ),
+            # The gateway never calls the Kubernetes API.
+            automount_service_account_token=False,
+            opts=child,
+        )
+        if args.migration is None:
+            return gateway, None
+        # The Job's own identity, the only one allowed to read the owner's secret.
+        migration = k8s.core.v1.ServiceAccount(
+            f"{self._name}-migration-service-account",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=MIGRATION_SERVICE_ACCOUNT,
+                namespace=self._ns,
+                annotations=dict(args.migration.workload_identity.service_account_annotations),
+                labels=self._labels("migration"),
+            ),
+            automount_service_account_token=False,
+            opts=child,
+        )
+        return gateway, migration
+
+    def _secret_data(self, secret_keys: Mapping[str, str]) -> dict[str, pulumi.Input[str]]:
+        """What the gateway's Secret holds: data store URLs, its own keys, provider keys."""
+        args = self._args
+        secret_data: dict[str, pulumi.Input[str]] = {
+            "redis-url": args.redis_url,
+            "database-url": args.postgres_dsn,
+            "admin-key": args.admin_key,
+            "key-hash-secret": args.key_hash_secret,
+            **{key: args.provider_api_keys[env] for key, env in secret_keys.items()},
+        }
+        if args.redis_ca_cert is not None:
+            secret_data[REDIS_CA_KEY] = args.redis_ca_cert
+        if args.oidc_client_secret is not None:
+            secret_data[OIDC_SECRET_KEY] = args.oidc_client_secret
+        return secret_data
+
+    def _configuration(
+        self, app: str, secret_data: Mapping[str, pulumi.Input[str]], config_text: pulumi.Input[str]
+    ) -> tuple[k8s.core.v1.Secret, k8s.core.v1.ConfigMap]:
+        """The Secret (credentials) and the ConfigMap (``config.yaml``) the pods mount."""
+        child = pulumi.ResourceOptions(parent=self)
+        secret = k8s.core.v1.Secret(
+            f"{self._name}-secret",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=decisions.dns_label(app, "secrets"),
+                namespace=self._ns,
+                labels=self._labels("gateway"),
+            ),
+            type="Opaque",
+            string_data=pulumi.Output.secret(dict(secret_data)),
+            opts=child,
+        )
+        config_map = k8s.core.v1.ConfigMap(
+            f"{self._name}-config",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=decisions.dns_label(app, "config"),
+                namespace=self._ns,
+                labels=self._labels("gateway"),
+            ),
+            data={"config.yaml": config_text},
+            opts=child,
+        )
+        return secret, config_map
+
+    def _checksum(
+        self, secret_data: Mapping[str, pulumi.Input[str]], config_text: pulumi.Input[str]
+    ) -> pulumi.Output[str]:
+        """The pod template's rollout checksum of the config and the secrets."""
+        # Keyed so the checksum annotation reveals nothing about the secrets.
+        checksum_key = random.RandomPassword(
+            f"{self._name}-checksum-key",
+            length=32,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return pulumi.Output.unsecret(
+            pulumi.Output.all(
+                checksum_key.result, pulumi.Output.secret(dict(secret_data)), config_text
+            ).apply(lambda values: decisions.rollout_checksum(values[0], values[2], values[1]))
+        )
+
+    def _tracks(
+        self, canary: CanaryPlan, checksum: pulumi.Output[str], config_file: str
+    ) -> dict[str, dict[str, pulumi.Resource]]:
+        """The stable track and, when the canary is on, the canary track beside it."""
+        args = self._args
+        tracks = {"stable": self._track("stable", args.image, args.scaling, checksum, config_file)}
+        if canary.enabled and args.canary_image is not None:
+            tracks["canary"] = self._track(
+                "canary",
+                args.canary_image,
+                Scaling(canary.min_replicas, args.scaling.max_replicas),
+                checksum,
+                config_file,
+            )
+        return tracks
+
+    def _certificate(
+        self, app: str, hosts: list[str]
+    ) -> tuple[str, k8s.apiextensions.CustomResource]:
+        """The TLS Secret's name and the cert-manager Certificate for both hostnames."""
+        tls_secret = decisions.dns_label(app, "tls")
+        certificate = k8s.apiextensions.CustomResource(
+            f"{self._name}-certificate",
+            api_version="cert-manager.io/v1",
+            kind="Certificate",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=tls_secret, namespace=self._ns),
+            spec=certificate_spec(tls_secret, hosts, self.edge.issuer_name),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.edge.issuer]),
+        )
+        return tls_secret, certificate
+
+    def _governance_channel(self, app: str) -> plane.GovernanceChannel | None:
+        """The governance plane's channel to the other clouds (ai-gateway:governance), if on."""
+        args = self._args
+        if args.governance is None:
+            return None
+        return plane.GovernanceChannel(
+            f"{self._name}-governance",
+            args.governance,
+            plane.ChannelParent(
+                namespace=self._ns,
+                app=app,
+                environment=args.environment,
+                pod_selector={
+                    "app.kubernetes.io/name": app,
+                    "app.kubernetes.io/instance": decisions.dns_label(self._name),
+                    "app.kubernetes.io/component": "gateway",
+                },
+                labels=self._labels("governance"),
+                issuer_name=self.edge.issuer_name,
+                depends_on=[*self.edge.ready, self.edge.issuer],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _labels(self, component: str, track: str | None = None) -> dict[str, str]:
         labels = {
@@ -724,6 +801,7 @@ class GatewayDeployment(pulumi.ComponentResource):
         restart_policy: str,
         labels_for_spread: Mapping[str, str] | None,
         service_account: k8s.core.v1.ServiceAccount | None = None,
+        extra_volumes: Sequence[k8s.core.v1.VolumeArgs] = (),
     ) -> k8s.core.v1.PodSpecArgs:
         volumes, _ = self._volumes
         account = service_account or self.service_account
@@ -732,7 +810,7 @@ class GatewayDeployment(pulumi.ComponentResource):
             automount_service_account_token=False,
             security_context=pod_security_context(),
             containers=[container],
-            volumes=volumes,
+            volumes=[*volumes, *extra_volumes],
             restart_policy=restart_policy,
             termination_grace_period_seconds=30,
             enable_service_links=False,
@@ -805,6 +883,21 @@ class GatewayDeployment(pulumi.ComponentResource):
         }
         pod_labels = {**self._labels("gateway", track), **args.workload_identity.pod_labels}
         probe = probes()
+        ports = [k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT, protocol="TCP")]
+        token_volumes: list[k8s.core.v1.VolumeArgs] = []
+        gateway_mounts = list(mounts)
+        if args.governance is not None:
+            # The governance plane: the internal listener, and the pod's own token for the
+            # channel (audience aigw-governance, rotated by the kubelet). The migration Job
+            # gets neither.
+            ports.append(
+                k8s.core.v1.ContainerPortArgs(
+                    name="internal", container_port=args.governance.port, protocol="TCP"
+                )
+            )
+            token, token_mount = plane.token_volume()
+            token_volumes.append(token)
+            gateway_mounts.append(token_mount)
         deployment = k8s.apps.v1.Deployment(
             f"{self._name}-deployment{suffix}",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -836,13 +929,9 @@ class GatewayDeployment(pulumi.ComponentResource):
                         k8s.core.v1.ContainerArgs(
                             name="gateway",
                             image=image,
-                            ports=[
-                                k8s.core.v1.ContainerPortArgs(
-                                    name="http", container_port=PORT, protocol="TCP"
-                                )
-                            ],
+                            ports=ports,
                             env=self._env,
-                            volume_mounts=mounts,
+                            volume_mounts=gateway_mounts,
                             resources=_requirements(args.resources),
                             security_context=container_security_context(),
                             startup_probe=probe["startup"],
@@ -857,6 +946,7 @@ class GatewayDeployment(pulumi.ComponentResource):
                         ),
                         restart_policy="Always",
                         labels_for_spread=selector,
+                        extra_volumes=token_volumes,
                     ),
                 ),
             ),
@@ -1109,49 +1199,6 @@ class GatewayDeployment(pulumi.ComponentResource):
             spec=dict(spec),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
         )
-
-
-class ObservedCustomResource(pulumi.CustomResource):
-    """A custom resource whose live ``status`` is an output.
-
-    ``k8s.apiextensions.CustomResource`` registers only ``apiVersion``,
-    ``kind``, ``metadata`` and ``spec``, so the provider's ``status`` (read
-    after the ``pulumi.com/waitFor`` condition holds) never reaches the
-    program. Registering ``status`` as an output property exposes it.
-    """
-
-    status: pulumi.Output[Any]
-
-    def __init__(
-        self,
-        resource_name: str,
-        *,
-        api_version: str,
-        kind: str,
-        metadata: k8s.meta.v1.ObjectMetaArgs,
-        spec: Mapping[str, Any],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__(
-            f"kubernetes:{api_version}:{kind}",
-            resource_name,
-            {
-                "apiVersion": api_version,
-                "kind": kind,
-                "metadata": metadata,
-                "spec": spec,
-                "status": None,
-            },
-            opts,
-        )
-
-
-def gateway_address(status: Any) -> str:
-    """The first address Envoy Gateway published for a Gateway (a hostname on AWS, an IP elsewhere)."""
-    addresses = (status or {}).get("addresses") if isinstance(status, Mapping) else None
-    if not addresses:
-        return ""
-    return str(addresses[0].get("value") or "")
 
 
 def _requirements(resources: Resources) -> k8s.core.v1.ResourceRequirementsArgs:

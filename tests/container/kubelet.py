@@ -147,8 +147,15 @@ def route_backend(plan: Plan, workload: RecordedResource, pod: PlannedPod) -> Ro
     ]
     rules = route["spec"]["rules"]
     services = _namespace_objects(plan, workload, "kubernetes:core/v1:Service")
-    selecting = [n for n, s in services.items() if _selects(s["spec"].get("selector"), pod.labels)]
-    assert len(selecting) == 1, f"{pod.name}: Services selecting its pods: {selecting}"
+    # Of the Services selecting these pods, the one this route names (the governance
+    # channel's Service selects them too, for its own route on its own Gateway).
+    routed = {ref["name"] for rule in rules for ref in rule.get("backendRefs") or []}
+    selecting = [
+        n
+        for n, s in services.items()
+        if n in routed and _selects(s["spec"].get("selector"), pod.labels)
+    ]
+    assert len(selecting) == 1, f"{pod.name}: Services of the route selecting its pods: {selecting}"
     (service,) = selecting
 
     def resolve(ref: Mapping[str, Any]) -> int:
@@ -344,6 +351,8 @@ def _mounts(pod: PlannedPod, subs: Substitutions, workdir: Path, fs_group: int) 
         if "configMap" in volume:
             data = pod.config_maps[volume["configMap"]["name"]]
             items = volume["configMap"].get("items")
+        elif "projected" in volume:
+            data, items = _projected_tokens(pod, volume["projected"]), None
         elif "secret" in volume:
             data = subs.secrets[volume["secret"]["secretName"]]
             items = volume["secret"].get("items")
@@ -380,6 +389,33 @@ def _mounts(pod: PlannedPod, subs: Substitutions, workdir: Path, fs_group: int) 
         file.chmod(0o644)
         args.append(f"--mount=type=bind,source={file},destination={target},ro=true")
     return args
+
+
+def _projected_tokens(pod: PlannedPod, projected: Mapping[str, Any]) -> dict[str, str]:
+    """What the kubelet writes for serviceAccountToken sources: a JWT for the planned audience
+    and lifetime, naming the pod's ServiceAccount (signed here with a throwaway key, as the
+    cluster's issuer would sign it there). Any other source is not emulated."""
+    import secrets as random_secrets
+
+    import jwt
+
+    files = {}
+    for source in projected.get("sources") or []:
+        token = source.get("serviceAccountToken")
+        if token is None or set(source) != {"serviceAccountToken"}:
+            raise AssertionError(f"{pod.name}: projected source {sorted(source)} is not emulated")
+        account = pod.spec.get("serviceAccountName") or "default"
+        namespace = pod.service_account.get("metadata", {}).get("namespace") or "default"
+        now = int(time.time())
+        claims = {
+            "iss": "https://kubernetes.default.svc.cluster.local",
+            "aud": [token["audience"]],
+            "sub": f"system:serviceaccount:{namespace}:{account}",
+            "iat": now,
+            "exp": now + int(token.get("expirationSeconds", 3600)),
+        }
+        files[token["path"]] = jwt.encode(claims, random_secrets.token_hex(32), algorithm="HS256")
+    return files
 
 
 def memory_bytes(quantity: str) -> int:

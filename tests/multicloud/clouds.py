@@ -85,6 +85,7 @@ class Cloud:
     upstream: FakeUpstream
     gateway: GatewayProcess | None = None
     links: dict[str, Link] = field(default_factory=dict)  # peer name -> link to the peer
+    internal_port: int | None = None  # the gateway's internal listener (governance.global.port)
 
     @property
     def url(self) -> str:
@@ -92,9 +93,11 @@ class Cloud:
         assert self.gateway is not None, f"cloud {self.name} has no gateway running"
         return self.gateway.url
 
-    def url_for(self, ports: dict[str, int]) -> str:
-        """This cloud's own gateway URL before it started (its entry in its own peer list)."""
-        return f"http://127.0.0.1:{ports[self.name]}"
+    @property
+    def internal_url(self) -> str:
+        """The gateway's internal listener, where only ``/internal/v1/...`` is served."""
+        assert self.internal_port is not None, f"cloud {self.name} is not in a plane"
+        return f"http://127.0.0.1:{self.internal_port}"
 
     def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One admin API call to this cloud's gateway."""
@@ -209,11 +212,15 @@ class Multicloud:
             # on two busy cores took longer than one gateway's 30 s start deadline.
             started += _parallel([functools.partial(_services, n) for n in names], Cloud.stop)
             ports = {cloud.name: free_port() for cloud in started}
+            for cloud in started:
+                # The peers call each other on the internal listener, never the public port.
+                cloud.internal_port = free_port()
             for source in started:
                 for target in started:
                     if source is not target:
                         source.links[target.name] = injector.link(
-                            f"{source.name}->{target.name}", ("127.0.0.1", ports[target.name])
+                            f"{source.name}->{target.name}",
+                            ("127.0.0.1", target.internal_port or 0),
                         )
             if home is not None:
                 identities = {cloud.name: CloudIdentity(cloud.name) for cloud in started}
@@ -222,13 +229,14 @@ class Multicloud:
                 if home is not None:
                     peers = {
                         name: identity.peer(
-                            cloud.links[name].url if name != cloud.name else cloud.url_for(ports)
+                            cloud.links[name].url if name != cloud.name else cloud.internal_url
                         )
                         for name, identity in identities.items()
                     }
                     plane = {
                         "global": {
                             "home": home,
+                            "port": cloud.internal_port,
                             "peers": peers,
                             "token_file": identities[cloud.name].token_file,
                         }

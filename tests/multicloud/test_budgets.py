@@ -106,13 +106,20 @@ def _ledger(clouds: Multicloud, team: str) -> dict[str, dict[str, int]]:
     db = clouds["aws"].database()
     try:
         rows = db.fetch(
-            "SELECT cloud, granted_nusd, spent_nusd FROM budget_ledger WHERE budget = ?",
+            "SELECT cloud, granted_nusd, returned_nusd, overdraft_nusd, spent_nusd "
+            "FROM budget_ledger WHERE budget = ?",
             (budget,),
         )
     finally:
         db.close()
+    # What a cloud holds: granted (cumulative) less what it gave back, plus overdrafts.
     return {
-        r["cloud"]: {"granted": int(r["granted_nusd"]), "spent": int(r["spent_nusd"])} for r in rows
+        r["cloud"]: {
+            "granted": int(r["granted_nusd"]),
+            "held": int(r["granted_nusd"]) - int(r["returned_nusd"]) + int(r["overdraft_nusd"]),
+            "spent": int(r["spent_nusd"]),
+        }
+        for r in rows
     }
 
 
@@ -181,9 +188,9 @@ def test_three_clouds_bursting_on_one_budget_never_reserve_more_than_it(
         served = _check_burst(results, counters, budget)
         # Each cloud admitted some: the budget is shared, not held by one cloud.
         assert all(served[name] > 0 for name in CLOUDS), served
-        # The ledger never granted more than the budget.
+        # The clouds never held more than the budget (granted - returned).
         ledger = _ledger(clouds, team)
-        assert sum(row["granted"] for row in ledger.values()) <= budget, ledger
+        assert sum(row["held"] for row in ledger.values()) <= budget, ledger
         # Reconciled: within two ticks the ledger's spend is every cloud's counter, which is
         # the audited cost of what each cloud served (to 1 nano-USD per request).
         deadline = time.monotonic() + 3
@@ -224,20 +231,22 @@ def test_a_cloud_cut_off_from_the_home_spends_only_what_it_holds_and_reconciles_
     team, key, budget = team_budget["team"], team_budget["key"], team_budget["budget"]
     counters = _Counters(clouds, team)
     try:
-        held = _ledger(clouds, team)["gcp"]["granted"]
+        before = _ledger(clouds, team)["gcp"]
+        held = before["held"]
         clouds.isolate("gcp")
         with counters:
             results = run(_burst(clouds, key["key"]))
         _check_burst(results, counters, budget)
         # gcp, cut off, spent at most what it held when the partition began.
         assert counters.now()["gcp"] <= held, (counters.now(), held)
-        assert _ledger(clouds, team)["gcp"]["granted"] == held  # nothing granted meanwhile
+        # Nothing granted meanwhile.
+        assert _ledger(clouds, team)["gcp"]["granted"] == before["granted"]
         clouds.heal()
         deadline = time.monotonic() + 5
         while _ledger(clouds, team)["gcp"]["spent"] != counters.now()["gcp"]:
             assert time.monotonic() < deadline, (_ledger(clouds, team), counters.now())
             time.sleep(0.1)
         ledger = _ledger(clouds, team)
-        assert sum(row["granted"] for row in ledger.values()) <= budget, ledger
+        assert sum(row["held"] for row in ledger.values()) <= budget, ledger
     finally:
         counters.close()

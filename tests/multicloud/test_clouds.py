@@ -11,6 +11,9 @@ import pytest
 
 from tests.multicloud.clouds import CLOUDS, Cloud, Multicloud
 
+INTERNAL = "/internal/v1/changes"
+"""A link leads to the peer's internal listener, where only /internal/v1/* is served."""
+
 
 def _new_key(cloud: Cloud, project: str) -> dict[str, Any]:
     response = cloud.admin("POST", "/admin/keys", json={"team_id": "t", "project_id": project})
@@ -60,36 +63,35 @@ def test_each_cloud_serves_a_chat_completion_from_its_own_upstream_and_state(
 def test_a_link_carries_calls_to_the_peer_and_obeys_delay_partition_and_heal(
     clouds: Multicloud,
 ) -> None:
-    link = clouds.link("aws", "gcp")
-    key = _new_key(clouds["gcp"], "through-link")
-    # Through the link, aws reaches gcp's gateway: a chat completion with gcp's key works.
-    client = openai.OpenAI(base_url=link.url + "/v1", api_key=key["key"], max_retries=0)
-    reply = client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "via the link"}]
-    )
-    assert reply.choices[0].message.content == "echo: via the link"
-    assert len(clouds["gcp"].upstream.requests) == 1
+    link = clouds.link("gcp", "aws")
+    # Through the link, gcp reaches the home's (aws's) internal listener: with gcp's own
+    # token the change feed answers.
+    token = {"authorization": f"Bearer {clouds.identities['gcp'].mint()}"}
+    with httpx.stream("GET", link.url + INTERNAL, headers=token, timeout=5) as stream:
+        assert stream.status_code == 200
+        assert '"head"' in next(stream.iter_lines())
     with httpx.Client(timeout=1.0) as http:
-        assert http.get(link.url + "/health/live").status_code == 200
+        # Without a token the peer refuses (401): the call crossed the link.
+        assert http.get(link.url + INTERNAL).status_code == 401
         link.delay(0.1)
         started = time.monotonic()
-        assert http.get(link.url + "/health/live").status_code == 200
+        assert http.get(link.url + INTERNAL).status_code == 401
         assert time.monotonic() - started >= 0.2  # request and response: two one-way delays
         link.partition("drop")
         started = time.monotonic()
         with pytest.raises(httpx.TimeoutException):
-            http.get(link.url + "/health/live")
+            http.get(link.url + INTERNAL)
         assert time.monotonic() - started < 2.0  # the client's timeout bounds the hang
         link.heal()
     with httpx.Client(timeout=2.0) as http:
-        assert http.get(link.url + "/health/live").status_code == 200
+        assert http.get(link.url + INTERNAL).status_code == 401
         link.partition("reset")
         started = time.monotonic()
         with pytest.raises(httpx.TransportError):
-            http.get(link.url + "/health/live")
+            http.get(link.url + INTERNAL)
         assert time.monotonic() - started < 1.0  # refused at once
     # The cloud behind the link was never affected: direct calls work throughout.
-    assert httpx.get(clouds["gcp"].url + "/health/live", timeout=2).status_code == 200
+    assert httpx.get(clouds["aws"].url + "/health/live", timeout=2).status_code == 200
 
 
 def test_isolating_a_cloud_cuts_every_link_into_and_out_of_it_and_no_other(
@@ -103,12 +105,12 @@ def test_isolating_a_cloud_cuts_every_link_into_and_out_of_it_and_no_other(
             with httpx.Client(timeout=1.0) as http:
                 if cut:
                     with pytest.raises(httpx.TransportError):
-                        http.get(link.url + "/health/live")
+                        http.get(link.url + INTERNAL)
                 else:
-                    assert http.get(link.url + "/health/live").status_code == 200
+                    assert http.get(link.url + INTERNAL).status_code == 401
     # Clients of the isolated cloud still reach it (a partition between clouds, not of clients).
     assert httpx.get(clouds["azure"].url + "/health/ready", timeout=2).status_code == 200
     clouds.heal()
     for cloud in clouds.clouds.values():
         for link in cloud.links.values():
-            assert httpx.get(link.url + "/health/live", timeout=2).status_code == 200
+            assert httpx.get(link.url + INTERNAL, timeout=2).status_code == 401

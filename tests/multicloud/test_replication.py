@@ -247,7 +247,7 @@ def test_the_internal_endpoint_admits_only_a_peer_token(clouds: Multicloud) -> N
     """Item 12 of the record's ready list: no token, a virtual key, the admin key, a token
     for another audience, from an unknown issuer, for another subject, or expired: 401.
     A peer's own token is admitted (the feed answers with a stream of lines)."""
-    url = clouds["aws"].url + "/internal/v1/changes"
+    url = clouds["aws"].internal_url + "/internal/v1/changes"
     azure = clouds.identities["azure"]
     key = _create_key(clouds["aws"], "not-a-peer")["key"]
     from tests.multicloud.identity import CloudIdentity
@@ -289,3 +289,23 @@ def test_the_internal_endpoint_admits_only_a_peer_token(clouds: Multicloud) -> N
         assert stream.headers["content-type"] == "application/x-ndjson"
         first = next(stream.iter_lines())
     assert '"head"' in first
+
+
+def test_the_internal_endpoint_is_served_only_on_its_own_listener(clouds: Multicloud) -> None:
+    """Issue 29 item 4: ``/internal/v1/*`` answers on ``governance.global.port`` only (a
+    peer's token is admitted there); the public port refuses it with 404 even with that
+    token, and the internal listener serves nothing of the public API (404), so the
+    channel's load balancer and NetworkPolicy can admit the internal port alone."""
+    aws = clouds["aws"]
+    peer = {"authorization": f"Bearer {clouds.identities['azure'].mint()}"}
+    public = httpx.get(aws.url + "/internal/v1/changes", headers=peer, timeout=5)
+    assert public.status_code == 404, public.text
+    assert public.json()["error"]["code"] == "unknown_url"
+    with httpx.stream(
+        "GET", aws.internal_url + "/internal/v1/changes", headers=peer, timeout=5
+    ) as stream:
+        assert stream.status_code == 200
+    for path in ("/v1/models", "/health/ready", "/admin/keys", "/metrics"):
+        response = httpx.get(aws.internal_url + path, headers=peer, timeout=5)
+        assert response.status_code == 404, (path, response.text)
+    assert aws.admin("GET", "/admin/keys").status_code == 200  # the public port still serves

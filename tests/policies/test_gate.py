@@ -21,6 +21,35 @@ from tests.conftest import ROOT
 from tests.policies.conftest import PACK
 
 EXPECTED_BROKEN = {
+    # The governance channel (policies/governance.py): the peer over plain HTTP, the proxy
+    # open to the internet, the internal route on the public Gateway too (whose load
+    # balancer admits anyone), the token for another audience.
+    ("kubernetes-governance-plane-tls", "kubernetes:core/v1:ConfigMap", "governance-config"),
+    (
+        "kubernetes-governance-channel-source-ranges",
+        "kubernetes:gateway.networking.k8s.io/v1:Gateway",
+        "governance",
+    ),
+    (
+        "kubernetes-governance-channel-source-ranges",
+        "kubernetes:gateway.networking.k8s.io/v1:Gateway",
+        "edge",
+    ),
+    (
+        "kubernetes-governance-channel-own-gateway",
+        "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute",
+        "governance-route",
+    ),
+    (
+        "kubernetes-governance-plane-token-audience",
+        "kubernetes:apps/v1:Deployment",
+        "governance-gateway",
+    ),
+    (
+        "kubernetes-networking-networkpolicy-every-namespace",
+        "kubernetes:apps/v1:Deployment",
+        "governance-gateway",
+    ),
     ("aws-cloudwatch-loggroup-kms", "aws:cloudwatch/logGroup:LogGroup", "cluster-logs"),
     ("aws-cloudwatch-loggroup-retention", "aws:cloudwatch/logGroup:LogGroup", "cluster-logs"),
     (

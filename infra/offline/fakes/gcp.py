@@ -297,6 +297,23 @@ def _global_address(
     }
 
 
+@resource("gcp:compute/address:Address")
+def _address(ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    project = _project(ctx, inputs)
+    region = _region(ctx, inputs)
+    physical = _physical(name, inputs)
+    path = f"projects/{project}/regions/{region}/addresses/{physical}"
+    # 34.0.0.0/8 is one of Google Cloud's external ranges.
+    external = _ip("address", project, physical, base="34.90")
+    return {
+        "id": path,
+        "name": physical,
+        "address": inputs.get("address") or external,
+        "selfLink": f"https://www.googleapis.com/compute/v1/{path}",
+        **_labels(inputs),
+    }
+
+
 @resource("gcp:servicenetworking/connection:Connection")
 def _service_connection(
     ctx: FakeContext, token: str, name: str, inputs: dict[str, Any]

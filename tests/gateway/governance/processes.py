@@ -22,8 +22,15 @@ class GatewayProcess:
     """One gateway replica on loopback; stopped (or killed) by PID."""
 
     def __init__(
-        self, config: dict[str, Any], env: dict[str, str], port: int | None = None
+        self,
+        config: dict[str, Any],
+        env: dict[str, str],
+        port: int | None = None,
+        workers: int = 1,
+        start_timeout_s: float = 30,
     ) -> None:
+        self.workers = workers
+        self.start_timeout_s = start_timeout_s
         self.dir = tempfile.mkdtemp(prefix="aigw-gw-")
         self.config_path = os.path.join(self.dir, "config.yaml")
         with open(self.config_path, "w") as handle:
@@ -53,13 +60,15 @@ class GatewayProcess:
                 str(self.port),
                 "--log-level",
                 "warning",
+                "--workers",
+                str(self.workers),
             ],
             env=self.env,
             cwd=self.dir,
             stdout=self.log,
             stderr=self.log,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_timeout_s
         while True:
             assert self.process.poll() is None, self.output()
             try:
@@ -67,7 +76,9 @@ class GatewayProcess:
                     return
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, "gateway did not start:\n" + self.output()
+            if time.monotonic() >= deadline:
+                self.stop()  # not left running behind the failure
+                raise AssertionError("gateway did not start:\n" + self.output())
             time.sleep(0.1)
 
     def output(self) -> str:

@@ -181,11 +181,15 @@ class PostgresServer:
     (``hostssl ... scram-sha-256``), as a managed PostgreSQL requires.
     """
 
-    def __init__(self, tls: bool = False, names: Sequence[str] = ()) -> None:
+    def __init__(
+        self, tls: bool = False, names: Sequence[str] = (), settings: Sequence[str] = ()
+    ) -> None:
         self.dir = tempfile.mkdtemp(prefix="aigw-pg-")
         self.data = os.path.join(self.dir, "data")
         self.as_user: list[str] = []
         self.tls_options: list[str] = []
+        # Extra server settings (``name=value``), such as shared_preload_libraries.
+        self.settings = [arg for setting in settings for arg in ("-c", setting)]
         self.ca_file: str | None = None
         if tls:
             self.ca_file, cert, key = make_ca(self.dir, names)
@@ -258,6 +262,7 @@ class PostgresServer:
                 "-c",
                 "full_page_writes=off",
                 *self.tls_options,
+                *self.settings,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

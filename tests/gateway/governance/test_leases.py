@@ -72,6 +72,9 @@ def test_one_renewal_takes_at_most_a_fair_share_and_a_spent_budget_says_so(
         "budget": "team:x|monthly|2026-12",
         "granted_nusd": 0,
         "granted_before_nusd": 0,
+        "returned_nusd": 0,
+        "overdraft_nusd": 0,
+        "return_nusd": 0,
         "exhausted": True,
     }
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 from itertools import combinations
 
 import pytest
@@ -199,25 +198,6 @@ def test_public_endpoint_never_admits_the_internet() -> None:
         ValueError, match=r"ai-gateway:aws\.deployerCidrs: 0\.0\.0\.0/0 opens the API"
     ):
         decisions.endpoint_access(["203.0.113.0/24", "0.0.0.0/0"], False)
-
-
-def test_kubeconfig_authenticates_with_aws_eks_get_token() -> None:
-    config = json.loads(
-        decisions.kubeconfig(
-            "gw-eks", "https://ABC.gr7.eu-west-1.eks.amazonaws.com", "Q0E=", "eu-west-1"
-        )
-    )
-    assert config["clusters"][0]["cluster"] == {
-        "server": "https://ABC.gr7.eu-west-1.eks.amazonaws.com",
-        "certificate-authority-data": "Q0E=",
-    }
-    assert config["current-context"] == "gw-eks"
-    user = config["users"][0]["user"]
-    assert "token" not in user
-    assert user["exec"]["command"] == "aws"
-    assert user["exec"]["args"] == [
-        "eks", "get-token", "--cluster-name", "gw-eks", "--region", "eu-west-1", "--output", "json",
-    ]  # fmt: skip
 
 
 def test_oidc_issuer_host_strips_the_scheme() -> None:

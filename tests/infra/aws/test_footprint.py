@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from infra.cli import EXIT_ERROR, main
 from infra.offline import Plan, Secret, record
@@ -161,7 +162,7 @@ def test_kubeconfig_points_at_the_cluster_and_uses_get_token(
 ) -> None:
     plan = plans[stack]
     cluster = plan.one("aws:eks/cluster:Cluster")
-    kubeconfig = json.loads(reveal(plan.one("ai-gateway:aws:Footprint").outputs["kubeconfig"]))
+    kubeconfig = yaml.safe_load(reveal(plan.one("ai-gateway:aws:Footprint").outputs["kubeconfig"]))
     server = kubeconfig["clusters"][0]["cluster"]
     assert server["server"] == cluster.outputs["endpoint"]
     assert server["server"].endswith(".gr7.us-east-1.eks.amazonaws.com")

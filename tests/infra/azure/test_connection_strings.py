@@ -1,4 +1,4 @@
-"""The kubeconfig, Redis URL and PostgreSQL DSN builders."""
+"""The AKS credential reader, Redis URL and PostgreSQL DSN builders (kubeconfig: tests/infra/test_kubeconfigs.py)."""
 
 from __future__ import annotations
 
@@ -7,35 +7,9 @@ import base64
 import pytest
 import yaml
 
-from infra.azure.cluster import AKS_ENTRA_SERVER_APP_ID, cluster_endpoint, exec_kubeconfig
 from infra.azure.postgres import postgres_dsn, private_dns_zone_name
 from infra.azure.redis import redis_url
-
-
-def test_exec_kubeconfig_uses_kubelogin_with_the_aks_audience() -> None:
-    document = yaml.safe_load(
-        exec_kubeconfig("aks-x", "https://aks-x.hcp.eastus2.azmk8s.io:443", "Q0E=")
-    )
-    assert document["current-context"] == "aks-x"
-    assert document["clusters"][0]["cluster"] == {
-        "server": "https://aks-x.hcp.eastus2.azmk8s.io:443",
-        "certificate-authority-data": "Q0E=",
-    }
-    exec_ = document["users"][0]["user"]["exec"]
-    assert exec_["command"] == "kubelogin"
-    assert exec_["args"] == [
-        "get-token",
-        "--login",
-        "azurecli",
-        "--server-id",
-        AKS_ENTRA_SERVER_APP_ID,
-    ]
-    assert "token" not in document["users"][0]["user"]  # no static credential in the file
-
-
-def test_exec_kubeconfig_rejects_a_non_https_server() -> None:
-    with pytest.raises(ValueError, match="is not an https URL"):
-        exec_kubeconfig("aks-x", "http://aks-x:80", "Q0E=")
+from infra.decisions.azure import cluster_endpoint
 
 
 def test_cluster_endpoint_reads_the_credential_api_kubeconfig() -> None:

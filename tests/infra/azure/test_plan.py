@@ -219,9 +219,14 @@ def test_the_gateway_load_balancer_uses_the_ip_the_nsg_admits(plan: Plan) -> Non
     ip = plan.one(f"{AZ}:network:PublicIPAddress", "azure-network-ingress")
     assert ip.get("sku") == {"name": "Standard", "tier": "Regional"}
     assert ip.inputs["publicIPAllocationMethod"] == "Static"
-    (rule,) = _nsg(plan, "nodes").get("securityRules")
+    # With the governance plane (three clouds), its channel's own IP is the second rule's
+    # destination (tests/infra/k8s/test_governance_channel.py: the pip its Service names).
+    rule, channel = _nsg(plan, "nodes").get("securityRules")
     assert rule["destinationAddressPrefix"] == ip.outputs["ipAddress"]
     assert (rule["sourceAddressPrefix"], rule["destinationPortRange"]) == ("Internet", "443")
+    channel_ip = plan.one(f"{AZ}:network:PublicIPAddress", "azure-network-governance")
+    assert channel["destinationAddressPrefix"] == channel_ip.outputs["ipAddress"]
+    assert channel["destinationPortRange"] == "443"
     # The LoadBalancer Service is Envoy Gateway's, made from the Gateway: it copies the
     # Gateway's spec.infrastructure.annotations onto it ("Gateway API: GatewayInfrastructure").
     (gateway,) = [r for r in plan.of_type(GATEWAY) if r.name == "gateway-azure-gateway"]
@@ -254,7 +259,8 @@ def test_nsgs_admit_only_what_each_subnet_serves(plan: Plan) -> None:
         return {r["name"]: r for r in _nsg(plan, suffix).get("securityRules")}
 
     node_rules = rules("nodes")
-    assert list(node_rules) == ["allow-https-to-gateway-ip"]
+    # The second: the governance channel's own IP (three clouds, so the plane is on).
+    assert list(node_rules) == ["allow-https-to-gateway-ip", "allow-https-to-governance-ip"]
     assert node_rules["allow-https-to-gateway-ip"]["destinationPortRange"] == "443"
     pg = rules("postgres")
     assert pg["allow-postgres-from-nodes"]["sourceAddressPrefix"] == nodes_cidr

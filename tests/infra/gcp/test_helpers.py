@@ -1,34 +1,14 @@
-"""The pure helpers of the GCP components: kubeconfig, URLs, tiers, schedules."""
+"""The pure helpers of the GCP components: URLs, tiers, schedules (kubeconfig: tests/infra/test_kubeconfigs.py)."""
 
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from infra.gcp.cluster import AUTH_PLUGIN, daily_window_start, kubeconfig, workload_pool
+from infra.decisions.gcp import daily_window_start, workload_pool
 from infra.gcp.footprint import api_resource_name
 from infra.gcp.network import private_service_range
 from infra.gcp.postgres import availability_type, postgres_dsn, sql_maintenance_day
 from infra.gcp.redis import redis_tier, redis_url
-
-
-def test_kubeconfig_authenticates_with_the_gke_plugin_only() -> None:
-    config = yaml.safe_load(kubeconfig("ai-gw-dev-gke", "34.118.1.2", "Q0VSVA=="))
-    cluster = config["clusters"][0]["cluster"]
-    assert cluster == {"server": "https://34.118.1.2", "certificate-authority-data": "Q0VSVA=="}
-    user = config["users"][0]["user"]
-    assert set(user) == {"exec"}  # no token, no client certificate
-    assert user["exec"]["command"] == AUTH_PLUGIN == "gke-gcloud-auth-plugin"
-    assert user["exec"]["apiVersion"] == "client.authentication.k8s.io/v1beta1"
-    assert config["current-context"] == config["contexts"][0]["name"]
-
-
-@pytest.mark.parametrize("missing", ["cluster_name", "endpoint", "ca_certificate"])
-def test_kubeconfig_needs_every_part(missing: str) -> None:
-    parts = {"cluster_name": "c", "endpoint": "1.2.3.4", "ca_certificate": "Q0E="}
-    parts[missing] = ""
-    with pytest.raises(ValueError, match=f"{missing} is empty"):
-        kubeconfig(**parts)
 
 
 def test_workload_pool() -> None:

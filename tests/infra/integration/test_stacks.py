@@ -470,6 +470,7 @@ def test_certificates_cover_the_global_and_the_cloud_name(plan: Plan) -> None:
             r
             for r in gateway_objects(plan, cloud)
             if r.type == "kubernetes:cert-manager.io/v1:Certificate"
+            and "-governance-" not in r.name
         ]
         cloud_name = plan.outputs["cloudUrls"][cloud].removeprefix("https://")
         assert set(certificate.get("spec.dnsNames")) == {hostname, cloud_name}
@@ -515,13 +516,19 @@ def test_issuers_wait_for_the_zone_and_records_for_the_load_balancers(plan: Plan
         role = plan.one(ROLE, f"global-dns-{cloud}-dns01-role")
         assert {zone.urn, role.urn} <= set(issuer.property_dependencies["spec"])
         # Envoy Gateway publishes its load balancer's address in the Gateway's status.
-        (balancer,) = [
-            r
-            for r in gateway_objects(plan, cloud)
-            if r.type == "kubernetes:gateway.networking.k8s.io/v1:Gateway"
-        ]
+        balancer, channel = sorted(
+            (
+                r
+                for r in gateway_objects(plan, cloud)
+                if r.type == "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+            ),
+            key=lambda r: "-governance-" in r.name,
+        )
         direct = plan.one(RECORD, f"global-{cloud}-direct")
         assert balancer.urn in direct.property_dependencies["records"]
+        # The governance channel's own name follows its own load balancer.
+        governance = plan.one(RECORD, f"governance-{cloud}")
+        assert channel.urn in governance.property_dependencies["records"]
 
 
 # ------------------------------------------------------------------- outputs
