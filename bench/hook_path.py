@@ -14,6 +14,11 @@ run in its own interpreter, alternately, so both see the same machine load:
 Per tree: CPU µs per request (``time.process_time``; min and median over the
 rounds) and Python function calls per request (cProfile, deterministic: the
 figure to compare on a busy machine).
+
+``--redis-url redis://127.0.0.1:PORT/0`` (a redis-server you started on loopback)
+runs governance on the Redis state instead (``AIGW_REDIS_URL``): the production
+path, with its reservation round trips; wall µs per request is then printed too
+(the round trip's wait is not CPU of this process).
 """
 
 from __future__ import annotations
@@ -130,6 +135,8 @@ async def _measure(requests: int, profile: bool) -> dict[str, float]:
     os.environ.update(AIGW_CONFIG="gateway.yaml", AIGW_ADMIN_KEY=ADMIN_KEY)
     for name in ("AIGW_REDIS_URL", "AIGW_DATABASE_URL", "AIGW_KEY_HASH_SECRET"):
         os.environ.pop(name, None)
+    if os.environ.get("AIGW_BENCH_REDIS_URL"):
+        os.environ["AIGW_REDIS_URL"] = os.environ["AIGW_BENCH_REDIS_URL"]
     from gateway_app.app import create_app
 
     app = create_app()
@@ -143,6 +150,7 @@ async def _measure(requests: int, profile: bool) -> dict[str, float]:
         await _call(app, "POST", "/v1/chat/completions", REQUEST, bearer)
     profiler = cProfile.Profile() if profile else None
     started = time.process_time()
+    wall = time.perf_counter()
     if profiler is not None:
         profiler.enable()
     for _ in range(requests):
@@ -150,11 +158,12 @@ async def _measure(requests: int, profile: bool) -> dict[str, float]:
     if profiler is not None:
         profiler.disable()
     cpu_us = (time.process_time() - started) / requests * 1e6
+    wall_us = (time.perf_counter() - wall) / requests * 1e6
     await app.shutdown()
     server.close()
     if profiler is not None:
         return {"calls": pstats.Stats(profiler).total_calls / requests}
-    return {"cpu_us": cpu_us}
+    return {"cpu_us": cpu_us, "wall_us": wall_us}
 
 
 def _child(tree: str, requests: int, profile: bool) -> dict[str, float]:
@@ -184,18 +193,25 @@ def main() -> None:
     parser.add_argument("--tree", action="append", required=True, help="NAME=PATH (repeat)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--redis-url", help="governance on this Redis (loopback) instead")
     args = parser.parse_args()
+    if args.redis_url:
+        os.environ["AIGW_BENCH_REDIS_URL"] = args.redis_url
     trees = dict(item.split("=", 1) for item in args.tree)
     cpu: dict[str, list[float]] = {name: [] for name in trees}
+    wall: dict[str, list[float]] = {name: [] for name in trees}
     for _ in range(args.rounds):
         for name, path in trees.items():
-            cpu[name].append(_child(str(Path(path).resolve()), args.requests, False)["cpu_us"])
+            measured = _child(str(Path(path).resolve()), args.requests, False)
+            cpu[name].append(measured["cpu_us"])
+            wall[name].append(measured["wall_us"])
     for name, path in trees.items():
         calls = _child(str(Path(path).resolve()), args.requests, True)["calls"]
         print(
             f"{name}: CPU µs/request min {min(cpu[name]):.0f}, median "
             f"{statistics.median(cpu[name]):.0f} ({', '.join(f'{v:.0f}' for v in cpu[name])}); "
-            f"Python calls/request {calls:.1f}"
+            f"Python calls/request {calls:.1f}; wall µs/request median "
+            f"{statistics.median(wall[name]):.0f}"
         )
 
 

@@ -1,7 +1,8 @@
 """What each global-governance option adds to a request's hot path, measured.
 
-The hot path's only state call is the reservation (``RedisGovernanceState.reserve``:
-one Lua script checks and counts every rate limit and budget level). Measured
+The hot path's only state call is the reservation (``RedisGovernanceState.reserve_exact``,
+one Lua script checks and counts every rate limit and budget level; admission leases,
+``gateway_app/state/admission.py``, spare most requests even that call). Measured
 here, one call at a time (like one request), with the real script and client:
 
 1. ``local``: the gateway today, against its own cloud's Redis;
@@ -66,7 +67,7 @@ async def reserve_times(state: RedisGovernanceState, calls: int) -> list[float]:
     times = []
     for _ in range(calls):
         began = time.perf_counter()
-        decision = await state.reserve(RATE, BUDGETS, time.time())
+        decision = await state.reserve_exact(RATE, BUDGETS, time.time())
         times.append((time.perf_counter() - began) * 1000)
         assert decision.allowed
     return times

@@ -153,6 +153,40 @@ class GlobalConfig(BaseModel):
         return self
 
 
+class AdmissionConfig(BaseModel):
+    """Replica-local admission leases (docs/explanation/governance.md): each replica
+    reserves chunks of a limit's headroom in Redis and admits requests from them without
+    a round trip. Never more than the limit in all (a chunk is a reservation); what one
+    replica holds unused is refused elsewhere until it is returned (underuse)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(
+        True, description="admit from local chunks (false: one Redis round trip per request)"
+    )
+    share: float = Field(
+        0.05,
+        gt=0,
+        le=0.5,
+        description="a chunk takes at most this share of the headroom a replica last saw: "
+        "near a limit (headroom under 1/share + 1 requests: 21 by default) every request takes the exact path",
+    )
+    max_requests: int = Field(
+        32,
+        ge=2,
+        le=10_000,
+        description="a chunk holds at most this many requests' worth (the request's own "
+        "amount times this): one round trip per this many requests far from the limits",
+    )
+    hold_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="a chunk unused this long goes back to Redis (and the headroom a replica "
+        "saw is trusted this long); a rate limit's chunk also goes back when its minute ends",
+    )
+
+
 class GovernanceConfig(BaseModel):
     """Virtual keys, budgets, rate limits, audit and analytics.
 
@@ -197,6 +231,10 @@ class GovernanceConfig(BaseModel):
         "genai-prices): refuse_at_startup fails the start naming it and the price to set; "
         "refuse_with_budget starts and refuses its requests from keys with a budget at any "
         "level (403 model_unpriced). Never billed silently at $0",
+    )
+    admission: AdmissionConfig = Field(
+        default_factory=AdmissionConfig,
+        description="replica-local admission leases: most requests make no Redis round trip",
     )
     global_: GlobalConfig | None = Field(
         None,

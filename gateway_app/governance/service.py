@@ -187,6 +187,9 @@ class Governance:
         self.registry = Registry(
             self.store, secret, refresh_s=self.settings.key_refresh_s, redis=redis
         )
+        # A key or limit changed (here or announced by another replica): no request is
+        # admitted from headroom this replica reserved under the old ones.
+        self.registry.listeners.append(lambda _what: state.invalidate())
         self.pricing = Pricing()
         # The drainer's blocking reads get their own connection(s), away from the hot path's.
         self.drain_state = drain_state or state
@@ -258,6 +261,7 @@ class Governance:
                 credential=credential,
                 claim_idle_s=idle_s,
                 leased=leased,
+                admission=config.governance.admission,
                 share_floor_ppm=floor,
             )
             drain_state = RedisGovernanceState.from_url(

@@ -69,7 +69,10 @@ TRAFFIC: tuple[Traffic, ...] = (
         redis_round_trips=1,
         exact=True,
         note="every scope's limits and budgets in one Lua script, before the upstream call; "
-        "the only round trip a request waits for (a process's concurrent requests share it)",
+        "the only round trip a request waits for (a process's concurrent requests share it). "
+        "The exact path: near a limit, or with `governance.admission` off; far from the "
+        "limits a replica admits from chunks it reserved and most requests make none "
+        "(measured 0.04 per request, docs/explanation/governance.md#round-trips-per-request)",
     ),
     Traffic(
         "audit event",

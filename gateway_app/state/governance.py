@@ -91,7 +91,12 @@ class GovernanceState(Protocol):
         ...
 
     async def flush(self) -> None:
-        """Write every settlement and event still queued in this process (shutdown)."""
+        """Write every settlement and event still queued in this process (shutdown), and
+        return whatever headroom this replica holds unused (admission leases)."""
+        ...
+
+    def invalidate(self) -> None:
+        """Limits or keys changed: admit nothing from headroom reserved under the old ones."""
         ...
 
     async def append(self, event: bytes) -> None:
@@ -232,6 +237,9 @@ class InProcessGovernanceState:
 
     async def flush(self) -> None:
         return None  # settle writes at once
+
+    def invalidate(self) -> None:
+        return None  # no headroom is held: every reservation is exact
 
     async def append(self, event: bytes) -> None:
         with self._lock:

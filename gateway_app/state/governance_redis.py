@@ -1,7 +1,9 @@
 """Governance state in Redis: one Lua script before the call; settlements batched after.
 
-The request path makes one round trip (the reservation script, on the
-pipelining :class:`~gateway_app.state.resp.RespClient`). Settlements and audit
+The exact request path makes one round trip (the reservation script, on the
+pipelining :class:`~gateway_app.state.resp.RespClient`); with admission leases
+(:mod:`gateway_app.state.admission`, on by default) most requests are admitted
+from chunks of headroom the same script reserved, with none. Settlements and audit
 events are queued in memory and written by a per-replica :class:`SettleBatcher`
 in one pipeline every few milliseconds, shared by all the requests in between.
 
@@ -23,7 +25,9 @@ import socket
 import time
 from typing import Any
 
+from gateway_app.config.governance import AdmissionConfig
 from gateway_app.credentials.redis_entra import EntraRedisCredential, redis_py_arguments
+from gateway_app.state.admission import Admission
 from gateway_app.state.governance import (
     WINDOW_S,
     BudgetItem,
@@ -291,7 +295,8 @@ class RedisGovernanceState:
     """Counters, reservations and the audit stream in Redis.
 
     The request path goes through ``hot`` (a :class:`RespClient`): ``reserve``
-    is one script call; ``settle`` only queues for the :class:`SettleBatcher`.
+    admits from this replica's chunks (``admission``) or makes one script call
+    (:meth:`reserve_exact`); ``settle`` only queues for the :class:`SettleBatcher`.
     The audit reader, acknowledgements and admin reads use ``client`` (redis-py).
     """
 
@@ -306,6 +311,7 @@ class RedisGovernanceState:
         flush_items: int = 256,
         max_held: int = 100_000,
         leased: bool = False,
+        admission: AdmissionConfig | None = None,
         share_floor_ppm: int | None = None,
     ) -> None:
         self.client = client
@@ -323,6 +329,12 @@ class RedisGovernanceState:
             hot, self.stream, interval_s=flush_interval_s, max_items=flush_items, max_held=max_held
         )
         self._group_ready = False
+        admission = AdmissionConfig() if admission is None else admission
+        self.admission = (
+            Admission(self.reserve_exact, self._give_back, prefix, admission)
+            if admission.enabled
+            else None
+        )
 
     @classmethod
     def from_url(
@@ -345,6 +357,22 @@ class RedisGovernanceState:
     async def reserve(
         self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], now: float
     ) -> Decision:
+        if self.admission is not None:
+            return await self.admission.reserve(rate, budgets, now)
+        return await self.reserve_exact(rate, budgets, now)
+
+    def _give_back(self, deltas: list[tuple[str, int]]) -> None:
+        self.batcher.add(deltas, None)
+
+    def invalidate(self) -> None:
+        """Limits or keys changed: return this replica's chunks of headroom."""
+        if self.admission is not None:
+            self.admission.invalidate()
+
+    async def reserve_exact(
+        self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], now: float
+    ) -> Decision:
+        """One round trip: the reservation script checks and reserves the amounts given."""
         minute = int(now // WINDOW_S)
         keys: list[str] = []
         leased = self.leased and bool(budgets)
@@ -411,6 +439,8 @@ class RedisGovernanceState:
         self.batcher.add(deltas, event)
 
     async def flush(self) -> None:
+        if self.admission is not None:
+            self.admission.release_all()
         await self.batcher.drain()
 
     async def append(self, event: bytes) -> None:
@@ -482,8 +512,10 @@ class RedisGovernanceState:
             self._group_ready = False
 
     async def spent_nusd(self, scope: str, period: str, period_id: str) -> int:
-        value = await self.client.get(f"{self.prefix}b:{scope}:{period}:{period_id}")
-        return int(value or 0)
+        key = f"{self.prefix}b:{scope}:{period}:{period_id}"
+        value = int(await self.client.get(key) or 0)
+        # Headroom this replica holds unused is not spent, nor reserved by a request.
+        return value - (self.admission.held(key) if self.admission is not None else 0)
 
     async def audit_depth(self) -> int:
         # The shared stream (every replica's events until a drainer acknowledges
@@ -491,6 +523,8 @@ class RedisGovernanceState:
         return int(await self.client.xlen(self.stream)) + self.batcher.held
 
     async def close(self) -> None:
+        if self.admission is not None:
+            self.admission.stop()
         await self.batcher.drain()
         await self.hot.aclose()
         await self.client.aclose()

@@ -4,7 +4,9 @@ The gateway runs as users run it (``python -m gateway_app serve``) against one
 real redis-server and one real PostgreSQL: as one process, as ``serve --workers
 2`` and ``--workers 3``, and as 2 and 3 replicas sharing both (as pods would).
 Governance is on, with a virtual key whose every scope (organisation, team,
-project, key, customer) has RPM, TPM and daily and monthly budgets. A few
+project, key, customer) has RPM, TPM and daily and monthly budgets, on the exact
+path (``governance.admission`` off: one reservation per request, the traffic of
+requests near their limits). A few
 hundred concurrent requests go through the official OpenAI SDK to a fake
 upstream; then what Redis and PostgreSQL did is counted:
 
@@ -118,7 +120,10 @@ def stores() -> Iterator[Stores]:
 @pytest.fixture(scope="module")
 def fleet(stores: Stores, _fakes: Any) -> Iterator[Fleet]:
     env = {"AIGW_REDIS_URL": stores.proxy.url, "AIGW_DATABASE_URL": stores.postgres.url}
-    config = gateway_config(_fakes[0].url)
+    # The exact path: one reservation per request, what a request near its limits costs
+    # (and the figure to size Redis on); admission chunks, which take most reservations
+    # off Redis far from the limits, are counted in test_admission.py.
+    config = gateway_config(_fakes[0].url, admission={"enabled": False})
     # Eight processes starting at once on a busy 2-CPU machine: more time than one.
     with ThreadPoolExecutor(5) as pool:
         futures = [

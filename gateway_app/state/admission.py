@@ -1,0 +1,392 @@
+"""Replica-local admission leases: most governed requests make no Redis round trip.
+
+Without this layer every governed request runs the reservation script in Redis
+before its upstream call (:meth:`RedisGovernanceState.reserve_exact`): one
+round trip, the largest share of the governance path's cost (bench/RESULTS.md).
+With it, a replica reserves a *chunk* of headroom for each counter a request
+touches (a rate limit's minute, a budget's period) through the **same script**,
+in the same atomic call as the request's own amounts, and then admits the next
+requests on those counters locally, from what the chunks still hold.
+
+Exactness: a chunk is a real reservation in Redis. The script grants it only if
+the counter (every replica's requests and chunks) stays within the limit, so
+
+    everything admitted, by every replica, locally or not, is counted in Redis
+    before it is admitted, and a counter never passes its limit:
+    **no overspend, ever**; the price is that headroom one replica holds unused
+    cannot be used by another (an early refusal there: underuse).
+
+The underuse is bounded and shrinks near the limit. A chunk takes at most
+``share`` of the headroom the replica last saw (the script returns it for rate
+limits; for budgets a refusal names the spend) and at most ``max_requests``
+requests' worth, and it is granted only if it holds at least one more request;
+so far from a limit a replica makes one round trip per ``max_requests``
+requests, and near it (headroom below ``1 / share + 1`` requests: 21 by default) every request
+takes the exact per-request path. With R replicas at most ``R x share`` of the
+headroom can sit unused, never more than ``R x max_requests`` requests' worth.
+
+Unused parts go back to Redis (a negative correction through the same
+:class:`~gateway_app.state.governance_redis.SettleBatcher` as settlements):
+a rate limit's chunk when its minute ends, any chunk idle for ``hold_s``, every
+chunk when the limits or keys change (:meth:`Admission.invalidate`, called on
+the change notification; a chunk is also never used under a limit other than
+the one it was granted under) and at shutdown (:meth:`Admission.release_all`).
+A replica that crashes keeps its chunks counted until the counter expires (a
+rate limit's minute, a budget's period): at most ``max_requests`` requests'
+worth per counter, as reserved-but-unspent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from gateway_app.config.governance import AdmissionConfig
+from gateway_app.state.governance import (
+    WINDOW_S,
+    BudgetItem,
+    Decision,
+    RateItem,
+    budget_key,
+    rate_key,
+)
+
+Remote = Callable[[tuple[RateItem, ...], tuple[BudgetItem, ...], float], Awaitable[Decision]]
+GiveBack = Callable[[list[tuple[str, int]]], None]
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Headroom one replica holds of one counter (a rate limit's minute, a budget period)."""
+
+    limit: int  # the limit it was granted under: unusable under another
+    left: int  # units still admissible here
+    base: float  # (rate limits) the window's use before the grant, for the headers
+    taken: int  # units admitted from it since the grant
+    minute: int  # (rate limits) the minute its units count in; -1 for budgets
+    used_at: float  # monotonic time of the last admission from it
+
+
+class Admission:
+    """Local admission from chunks reserved through the reservation script.
+
+    ``remote`` is the exact, one-round-trip reservation (atomic, cancellation-safe);
+    ``give_back`` queues counter corrections (negative: unused headroom returned).
+    """
+
+    def __init__(
+        self, remote: Remote, give_back: GiveBack, prefix: str, config: AdmissionConfig
+    ) -> None:
+        self.remote = remote
+        self.give_back = give_back
+        self.prefix = prefix
+        self.share = config.share
+        self.max_requests = config.max_requests
+        self.hold_s = config.hold_s
+        self.chunks: dict[str, Chunk] = {}
+        # What a counter had used when this replica last learnt it (a rate window's reply
+        # says; a budget's refusal names its spend, a success adds what it reserved):
+        # sizes the next chunk as a share of the limit's room. key -> (used, monotonic).
+        self._used: dict[str, tuple[float, float]] = {}
+        # The global plane's rate shares: this cloud's part of a rate limit, as the
+        # script last reported it, by (scope, kind); a chunk is sized within it.
+        self._share: dict[tuple[str, str], float] = {}
+        self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self.round_trips = 0  # reservation script calls made (the exact path's, and refills)
+        self.local = 0  # requests admitted without a round trip
+
+    # ------------------------------------------------------------------ admission
+
+    async def reserve(
+        self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], now: float
+    ) -> Decision:
+        """Admit from local chunks when they cover every counter; else one round trip
+        that reserves the request and tops the chunks up (the exact path near a limit)."""
+        if not (rate or budgets):
+            # Nothing limits the request: the script still runs (it answers whether the
+            # state is reachable: governance.fail_closed refuses when it is not).
+            self.round_trips += 1
+            return await self.remote(rate, budgets, now)
+        minute = int(now // WINDOW_S)
+        keys = [self.prefix + rate_key(item, minute) for item in rate]
+        keys += [self.prefix + budget_key(item) for item in budgets]
+        for _ in range(8):
+            decision = self._local(rate, budgets, keys, minute)
+            if decision is not None:
+                return decision
+            # A refill of one of these counters is under way: wait for it, then retry.
+            pending = [self._inflight[k] for k in keys if k in self._inflight]
+            if not pending:
+                break
+            await asyncio.wait(pending)
+        return await self._refill(rate, budgets, keys, minute, now)
+
+    def _local(
+        self,
+        rate: tuple[RateItem, ...],
+        budgets: tuple[BudgetItem, ...],
+        keys: list[str],
+        minute: int,
+    ) -> Decision | None:
+        """Admit from the chunks if they hold every counter's amount (no await: atomic)."""
+        chunks = self.chunks
+        found: list[tuple[Chunk, int]] = []
+        n = len(rate)
+        for i, key in enumerate(keys):
+            chunk = chunks.get(key)
+            if chunk is None:
+                return None
+            if i < n:
+                limit, amount = rate[i].limit, rate[i].amount
+            else:
+                limit, amount = budgets[i - n].limit_nusd, budgets[i - n].amount_nusd
+            if chunk.limit != limit:
+                self._drop(key)  # granted under another limit: return it, ask Redis
+                return None
+            if chunk.left < amount or chunk.left <= 0:
+                return None
+            found.append((chunk, amount))
+        stamp = time.monotonic()
+        used = [chunk.base + chunk.taken for chunk, _ in found[:n]]
+        for chunk, amount in found:
+            chunk.left -= amount
+            chunk.taken += amount
+            chunk.used_at = stamp
+        self.local += 1
+        return Decision(True, rate, budgets, minute, rate_used=used)
+
+    def _used_of(self, key: str, default: float) -> float:
+        """A counter's use last seen; ``default`` when unseen or ``hold_s`` old."""
+        seen = self._used.get(key)
+        if seen is None or time.monotonic() - seen[1] > self.hold_s:
+            return default
+        return seen[0]
+
+    def _extra(self, key: str, limit: int, amount: int, room: float) -> int:
+        """The chunk to add for a counter: a share of the room after this request, at
+        most max_requests requests' worth, less what is held; 0 unless it fits one more."""
+        if amount <= 0 or room <= amount:
+            return 0
+        target = min(self.max_requests * amount, math.floor(self.share * (room - amount)))
+        held = self.chunks.get(key)
+        if held is not None and held.limit == limit:
+            target -= max(0, held.left)
+        return target if target >= amount else 0
+
+    async def _refill(
+        self,
+        rate: tuple[RateItem, ...],
+        budgets: tuple[BudgetItem, ...],
+        keys: list[str],
+        minute: int,
+        now: float,
+    ) -> Decision:
+        n = len(rate)
+        # A rate window's room is known from the last reply (or the last minute's; else
+        # no chunk this time);
+        # a budget's only from a refusal, so it is assumed whole when not seen recently
+        # (a chunk that does not fit costs one more round trip, then the room is known).
+        prefix = self.prefix
+        extras = [
+            self._extra(
+                keys[i],
+                item.limit,
+                item.amount,
+                # A new minute starts with about the last one's use (its weight is ~1).
+                min(item.limit, self._share.get((item.scope, item.kind), item.limit))
+                - self._used_of(
+                    keys[i], self._used_of(prefix + rate_key(item, minute - 1), item.limit)
+                ),
+            )
+            for i, item in enumerate(rate)
+        ]
+        extras += [
+            self._extra(
+                keys[n + j],
+                item.limit_nusd,
+                item.amount_nusd,
+                item.limit_nusd - self._used_of(keys[n + j], 0),
+            )
+            for j, item in enumerate(budgets)
+        ]
+        if any(extras):
+            mine = [k for k, x in zip(keys, extras, strict=True) if x and k not in self._inflight]
+            future = asyncio.get_running_loop().create_future()
+            for key in mine:
+                self._inflight[key] = future
+            try:
+                self.round_trips += 1
+                chunked = await self.remote(
+                    tuple(
+                        RateItem(item.scope, item.kind, item.limit, item.amount + extra)
+                        if extra
+                        else item
+                        for item, extra in zip(rate, extras, strict=False)
+                    ),
+                    tuple(
+                        BudgetItem(
+                            item.scope,
+                            item.period,
+                            item.period_id,
+                            item.limit_nusd,
+                            item.amount_nusd + extra,
+                            item.ttl_s,
+                        )
+                        if extra
+                        else item
+                        for item, extra in zip(budgets, extras[n:], strict=True)
+                    ),
+                    now,
+                )
+                self._learn_shares(rate, chunked)
+                if chunked.allowed:
+                    self._grant(rate, budgets, keys, extras, chunked.rate_used, minute)
+                    return Decision(
+                        True,
+                        rate,
+                        budgets,
+                        minute,
+                        rate_used=chunked.rate_used,
+                        rate_limits=chunked.rate_limits,
+                    )
+                self._learn_refusal(chunked)
+            finally:
+                for key in mine:
+                    del self._inflight[key]
+                future.set_result(None)
+        # The exact request (near a limit, or where the chunks did not fit).
+        self.round_trips += 1
+        decision = await self.remote(rate, budgets, now)
+        self._learn_shares(rate, decision)
+        if decision.allowed:
+            self._grant(rate, budgets, keys, [0] * len(keys), decision.rate_used, minute)
+            return decision
+        self._learn_refusal(decision)
+        # A concurrent refill may have filled this replica's chunks meanwhile: what it
+        # reserved admits the request (no underuse within one replica).
+        return self._local(rate, budgets, keys, minute) or decision
+
+    def _learn_shares(self, rate: tuple[RateItem, ...], decision: Decision) -> None:
+        """Remember this cloud's share of each rate limit the script reported (global plane)."""
+        if not decision.rate_limits:
+            return
+        if decision.allowed:
+            for item, limit in zip(rate, decision.rate_limits, strict=False):
+                self._share[(item.scope, item.kind)] = limit
+        elif isinstance(decision.refused, RateItem):
+            self._share[(decision.refused.scope, decision.refused.kind)] = decision.rate_limits[0]
+
+    def _learn_refusal(self, decision: Decision) -> None:
+        """A refusal names the refused counter's use: its room is known."""
+        refused = decision.refused
+        stamp = time.monotonic()
+        if isinstance(refused, BudgetItem) and decision.lease_held is None:
+            key = self.prefix + budget_key(refused)
+            self._used[key] = (decision.used, stamp)
+
+    def _grant(
+        self,
+        rate: tuple[RateItem, ...],
+        budgets: tuple[BudgetItem, ...],
+        keys: list[str],
+        extras: list[int],
+        rate_used: list[float],
+        minute: int,
+    ) -> None:
+        """Record a successful reply: the rooms it revealed and the chunks it reserved."""
+        stamp = time.monotonic()
+        n = len(rate)
+        for i, extra in enumerate(extras):
+            key = keys[i]
+            held = self.chunks.get(key)
+            if i < n:
+                limit, amount = rate[i].limit, rate[i].amount
+                # The reply's use counts what this replica still holds as used: not for
+                # the headers (the caller may use it), so the chunk's base leaves it out.
+                before = rate_used[i]
+                self._used[key] = (before + amount + extra, stamp)
+                if held is not None and held.limit == limit:
+                    before -= max(0, held.left)
+                chunk_minute = minute
+            else:
+                limit, amount = budgets[i - n].limit_nusd, budgets[i - n].amount_nusd
+                self._used[key] = (self._used_of(key, 0) + amount + extra, stamp)
+                before, chunk_minute = 0.0, -1
+            if not extra:
+                continue
+            if held is not None and held.limit == limit:
+                held.left += extra
+                held.used_at = stamp
+                held.base, held.taken = before, amount
+            else:
+                if held is not None:
+                    self._drop(key)
+                self.chunks[key] = Chunk(limit, extra, before, amount, chunk_minute, stamp)
+        self._arm()
+
+    def held(self, key: str) -> int:
+        """Units of a counter this replica holds unused (reserved in Redis, not admitted)."""
+        chunk = self.chunks.get(key)
+        return max(0, chunk.left) if chunk is not None else 0
+
+    # ------------------------------------------------------------------ returning
+
+    def _drop(self, key: str) -> None:
+        chunk = self.chunks.pop(key, None)
+        if chunk is not None and chunk.left > 0:
+            self.give_back([(key, -chunk.left)])
+
+    def release_all(self) -> None:
+        """Return every chunk's unused part (shutdown, flush)."""
+        returned = [(key, -chunk.left) for key, chunk in self.chunks.items() if chunk.left > 0]
+        self.chunks.clear()
+        if returned:
+            self.give_back(returned)
+
+    def invalidate(self) -> None:
+        """Limits or keys changed: return every chunk (and forget what budgets had free),
+        so no request is admitted from headroom reserved under the old rules."""
+        self._used.clear()
+        self.release_all()
+
+    def sweep(self, now: float | None = None, stamp: float | None = None) -> None:
+        """Return the chunks of ended minutes and those idle for ``hold_s``."""
+        minute = int((time.time() if now is None else now) // WINDOW_S)
+        stamp = time.monotonic() if stamp is None else stamp
+        stale = [
+            key
+            for key, chunk in self.chunks.items()
+            if stamp - chunk.used_at >= self.hold_s or 0 <= chunk.minute < minute
+        ]
+        returned = []
+        for key in stale:
+            chunk = self.chunks.pop(key)
+            if chunk.left > 0:
+                returned.append((key, -chunk.left))
+        if returned:
+            self.give_back(returned)
+        # What was seen of a counter's room is used for hold_s at most: forget it then.
+        for key in [k for k, seen in self._used.items() if stamp - seen[1] > self.hold_s]:
+            del self._used[key]
+
+    def _arm(self) -> None:
+        if self._sweeper is None:
+            loop = asyncio.get_running_loop()
+            self._sweeper = loop.call_later(self.hold_s / 2, self._tick)
+
+    def _tick(self) -> None:
+        self._sweeper = None
+        self.sweep()
+        if self.chunks:
+            self._arm()
+
+    def stop(self) -> None:
+        """Return every chunk and stop the sweeps."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        self.release_all()

@@ -1,0 +1,240 @@
+"""Admission leases (gateway_app/state/admission.py) against a real Redis.
+
+Chunks of headroom are real reservations: several replicas admitting locally
+never pass a limit together; unused chunks go back at the minute's end, when
+idle, when limits change and at flush; a chunk is never used under a limit
+other than the one it was granted under.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from gateway_app.config.governance import AdmissionConfig
+from gateway_app.state.governance import WINDOW_S, BudgetItem, RateItem, rate_key
+from gateway_app.state.governance_redis import RedisGovernanceState
+from tests.gateway.conftest import run_async
+
+DAY = "2026-12-05"
+
+
+def replicas(server: Any, count: int, **admission: Any) -> list[RedisGovernanceState]:
+    """``count`` states sharing one Redis and one key prefix: replicas of one gateway."""
+    prefix = f"{{a{uuid.uuid4().hex[:8]}}}:"
+    config = AdmissionConfig(**admission)
+    return [
+        RedisGovernanceState.from_url(server.url, prefix=prefix, admission=config)
+        for _ in range(count)
+    ]
+
+
+async def counter(state: RedisGovernanceState, key: str) -> int:
+    return int(await state.client.get(state.prefix + key) or 0)
+
+
+def test_far_from_the_limits_most_requests_make_no_round_trip(redis_server: Any) -> None:
+    async def main() -> tuple[int, int, int]:
+        states = replicas(redis_server, 3)
+        now = time.time()
+        rpm = RateItem("team:f", "rpm", 100_000, 1)
+        budget = BudgetItem("team:f", "daily", DAY, 10**9 * 1000, 1000, 3600)
+        admitted = 0
+        for _ in range(3):
+            decisions = await asyncio.gather(
+                *(s.reserve((rpm,), (budget,), now) for s in states for _ in range(100))
+            )
+            admitted += sum(d.allowed for d in decisions)
+        assert all(s.admission is not None for s in states)
+        trips = sum(s.admission.round_trips for s in states if s.admission)
+        for state in states:
+            await state.flush()
+        spent = await counter(states[0], f"b:team:f:daily:{DAY}")
+        for state in states:
+            await state.close()
+        return admitted, trips, spent
+
+    admitted, trips, spent = run_async(main())
+    assert admitted == 900
+    assert spent == 900 * 1000  # every chunk's unused part went back
+    assert 3 <= trips <= 900 / 8, trips  # each replica asked Redis at least once
+
+
+def test_replicas_admitting_from_chunks_never_pass_a_limit(redis_server: Any) -> None:
+    """Three replicas, 3 x 300 concurrent requests on one RPM limit and one budget, in
+    waves: never more admitted than either limit, and once every replica has returned
+    its chunks the budget is reached exactly."""
+
+    async def main() -> tuple[int, int, int, int]:
+        states = replicas(redis_server, 3)
+        now = time.time()
+        rpm = RateItem("team:t", "rpm", 900, 1)
+        budget = BudgetItem("team:t", "daily", DAY, 500 * 1000, 1000, 3600)  # 500 requests
+
+        async def one(state: RedisGovernanceState) -> bool:
+            decision = await state.reserve((rpm,), (budget,), now)
+            await asyncio.sleep(0)
+            return decision.allowed
+
+        admitted = 0
+        for _ in range(4):
+            results = await asyncio.gather(*(one(s) for s in states for _ in range(100)))
+            admitted += sum(results)
+            # Every counter in Redis (every replica's requests and chunks) within its limit.
+            assert await counter(states[0], rate_key(rpm, int(now // WINDOW_S))) <= 900
+            assert await counter(states[0], f"b:team:t:daily:{DAY}") <= 500 * 1000
+            assert admitted <= 500
+        local = sum(s.admission.local for s in states if s.admission)
+        for state in states:
+            await state.flush()  # returns every unused chunk
+        spent = await counter(states[0], f"b:team:t:daily:{DAY}")
+        # Returned: the next requests may take what was held; the exact path near the limit.
+        for _ in range(3):
+            results = await asyncio.gather(*(one(s) for s in states for _ in range(50)))
+            admitted += sum(results)
+        for state in states:
+            await state.flush()
+        final = await counter(states[0], f"b:team:t:daily:{DAY}")
+        for state in states:
+            await state.close()
+        return admitted, local, spent, final
+
+    admitted, local, spent, final = run_async(main())
+    assert admitted == 500  # the budget, exactly: no overspend and, in the end, no underuse
+    assert final == 500 * 1000
+    assert spent <= 500 * 1000
+    assert local > 100, local  # chunks were used
+
+
+def test_unused_chunks_return_at_the_minutes_end_and_when_idle(redis_server: Any) -> None:
+    async def main() -> None:
+        (state,) = replicas(redis_server, 1, hold_s=0.2)
+        admission = state.admission
+        assert admission is not None
+        base = 1_900_000_000.0  # a minute boundary
+        minute = int(base // WINDOW_S)
+        rpm = RateItem("key:k", "rpm", 10_000, 1)
+        budget = BudgetItem("key:k", "daily", DAY, 10**12, 1000, 3600)
+        for i in range(5):  # the first learns the room, the second takes chunks
+            assert (await state.reserve((rpm,), (budget,), base + 1 + i * 0.01)).allowed
+        assert admission.local >= 3
+        assert admission.chunks, "no chunk was granted"
+        await state.batcher.drain()
+        # Redis counts the chunks (reserved, not yet used) on top of the 5 requests.
+        assert await counter(state, rate_key(rpm, minute)) > 5
+        # The minute ends: its chunk goes back; the budget's stays (still in its period).
+        admission.sweep(now=base + WINDOW_S + 1, stamp=time.monotonic())
+        await state.batcher.drain()
+        assert await counter(state, rate_key(rpm, minute)) == 5
+        assert await counter(state, f"b:key:k:daily:{DAY}") > 5 * 1000
+        # Idle for hold_s: the budget's chunk goes back too.
+        admission.sweep(now=base + WINDOW_S + 1, stamp=time.monotonic() + 0.3)
+        await state.batcher.drain()
+        assert await counter(state, f"b:key:k:daily:{DAY}") == 5 * 1000
+        assert not admission.chunks
+        await state.close()
+
+    run_async(main())
+
+
+def test_the_sweeper_returns_idle_chunks_by_itself(redis_server: Any) -> None:
+    async def main() -> None:
+        (state,) = replicas(redis_server, 1, hold_s=0.1)
+        budget = BudgetItem("project:p", "monthly", "2026-12", 10**12, 1000, 3600)
+        for _ in range(3):
+            assert (await state.reserve((), (budget,), time.time())).allowed
+        assert state.admission is not None and state.admission.chunks
+        await asyncio.sleep(0.4)  # the sweeper runs every hold_s / 2; the batcher in ms
+        assert not state.admission.chunks
+        assert await counter(state, "b:project:p:monthly:2026-12") == 3 * 1000
+        await state.close()
+
+    run_async(main())
+
+
+def test_a_lowered_limit_or_an_invalidation_stops_admission_from_chunks(
+    redis_server: Any,
+) -> None:
+    async def main() -> None:
+        (state,) = replicas(redis_server, 1)
+        admission = state.admission
+        assert admission is not None
+        now = time.time()
+        key = f"b:key:k2:daily:{DAY}"
+        high = BudgetItem("key:k2", "daily", DAY, 100_000, 1000, 3600)
+        for _ in range(2):
+            assert (await state.reserve((), (high,), now)).allowed
+        assert admission.chunks  # a chunk of 32 requests' worth is held
+        await state.batcher.drain()
+        assert await counter(state, key) >= 2 * 1000 + 1000
+        # The limit is lowered to what is spent: the chunk granted under the old limit
+        # must not admit anything; the request goes to Redis and is refused.
+        low = BudgetItem("key:k2", "daily", DAY, 2 * 1000, 1000, 3600)
+        refused = await state.reserve((), (low,), now)
+        assert not refused.allowed and refused.refused == low
+        await state.batcher.drain()
+        assert await counter(state, key) == 2 * 1000  # the old chunk went back
+        # Under the old limit again, chunks are granted; a change notification returns them.
+        assert (await state.reserve((), (high,), now)).allowed
+        assert (await state.reserve((), (high,), now)).allowed
+        assert admission.chunks
+        state.invalidate()
+        assert not admission.chunks
+        await state.batcher.drain()
+        assert await counter(state, key) == 4 * 1000
+        await state.close()
+
+    run_async(main())
+
+
+def test_near_a_limit_every_request_takes_the_exact_path(redis_server: Any) -> None:
+    """Headroom under 1/share + 1 requests: no chunk, one round trip per request, as before."""
+
+    async def main() -> tuple[int, int, int]:
+        (state,) = replicas(redis_server, 1)
+        now = time.time()
+        rpm = RateItem("key:k3", "rpm", 20, 1)  # 5% of 19 is under one request
+        results = [(await state.reserve((rpm,), (), now)).allowed for _ in range(25)]
+        assert state.admission is not None
+        trips, local = state.admission.round_trips, state.admission.local
+        await state.close()
+        return results.count(True), trips, local
+
+    allowed, trips, local = run_async(main())
+    assert allowed == 20
+    assert (trips, local) == (25, 0)
+
+
+def test_a_change_notification_returns_the_chunks(redis_server: Any, tmp_path: Any) -> None:
+    """Governance wires the registry's change notifications (a key or limit changed,
+    here or announced by another replica) to the state: the chunks go back at once."""
+    from gateway_app.config import parse
+    from gateway_app.governance.service import Governance
+    from gateway_app.governance.storage import Database
+
+    async def main() -> None:
+        (state,) = replicas(redis_server, 1)
+        db = Database(f"sqlite:///{tmp_path / 'gov.sqlite3'}")
+        db.migrate()
+        raw = {
+            "providers": {
+                "p": {"type": "openai", "api_key": "k", "base_url": "http://127.0.0.1:9"}
+            },
+            "models": {"m": {"deployments": [{"provider": "p", "model": "gpt-4o-mini"}]}},
+            "governance": {"enabled": True},
+        }
+        gov = Governance(parse(raw), state=state, db=db, admin_key="adm", secret=b"s")
+        budget = BudgetItem("key:k4", "daily", DAY, 10**12, 1000, 3600)
+        for _ in range(2):
+            assert (await state.reserve((), (budget,), time.time())).allowed
+        assert state.admission is not None and state.admission.chunks
+        await gov.registry.changed("limit:key:k4")
+        assert not state.admission.chunks
+        await state.batcher.drain()
+        assert await counter(state, f"b:key:k4:daily:{DAY}") == 2 * 1000
+        await state.close()
+        db.close()
+
+    run_async(main())
