@@ -13,6 +13,11 @@ The session fixture ``gateway_image`` makes the gateway image buildable here:
    tarball under ``~/.cache/aigw`` and loaded with ``podman import``.
 4. Where pip trusts an extra CA bundle, the build gets it as a build secret
    (mounted for one step, never stored in a layer).
+5. The build starts in the background as soon as the session has collected a
+   test that needs the image (:func:`start_background_build`, called from
+   tests/conftest.py, which also runs those tests last): a cold build (the
+   debootstrap base, the wheels) waits on the network for minutes, and the rest
+   of the suite runs meanwhile. The fixture waits for it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,15 +73,59 @@ class Podman:
         self, *args: str, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         """``podman ARGS``; raises with podman's stderr when ``check`` and it fails."""
-        result = subprocess.run(
-            ["podman", *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
+        result = _run(["podman", *args], env=self.env, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"podman {' '.join(args)} exited {result.returncode}:\n"
                 f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
             )
         return result
+
+
+class _Build:
+    """The session's one image build, run by a background thread."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.image_id: str | None = None
+        self.skip: str | None = None
+        self.error: BaseException | None = None
+        self.processes: list[subprocess.Popen[str]] = []
+        self.thread: threading.Thread | None = None
+        self.cancelled = False
+
+
+_BUILD = _Build()
+
+
+def _run(
+    command: list[str], *, env: dict[str, str] | None = None, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run`` whose process :func:`stop_background_build` can end.
+
+    On the build thread it runs at a lower CPU priority: the tests in the
+    foreground come first, the image is needed only at the end of the session.
+    """
+    background = threading.current_thread() is _BUILD.thread
+    if background and _BUILD.cancelled:
+        raise RuntimeError("the session ended before the image build")
+    process = subprocess.Popen(
+        ["nice", "-n", "10", *command] if background else command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _BUILD.processes.append(process)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    finally:
+        _BUILD.processes.remove(process)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def _install_podman() -> str | None:
@@ -143,7 +193,7 @@ def base_tarball() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE) as work:
         root = Path(work) / "root"
-        result = subprocess.run(
+        result = _run(
             [
                 "debootstrap",
                 "--variant=minbase",
@@ -152,63 +202,113 @@ def base_tarball() -> Path:
                 str(root),
                 apt_mirror(),
             ],
-            capture_output=True,
-            text=True,
             timeout=600,
         )
         if result.returncode != 0:
             raise AssertionError(f"debootstrap failed:\n{result.stdout[-3000:]}{result.stderr}")
         partial = Path(work) / "base.tar"
         excludes = [f"--exclude={pattern}" for pattern in _TAR_EXCLUDES]
-        subprocess.run(
+        tar = _run(
             ["tar", "-C", str(root), "-c", "--numeric-owner", *excludes, "-f", str(partial), "."],
-            check=True,
             timeout=300,
         )
+        if tar.returncode != 0:
+            raise AssertionError(f"tar of the base image failed:\n{tar.stderr[-3000:]}")
         partial.rename(tarball)  # atomic: an interrupted run never leaves a half tarball
     return tarball
+
+
+def _podman() -> Podman:
+    """Podman with the private containers.conf (written on first use)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    conf = CACHE / "containers.conf"
+    if not conf.exists() or conf.read_text() != CONTAINERS_CONF:
+        conf.write_text(CONTAINERS_CONF)
+    return Podman(env={**os.environ, "CONTAINERS_CONF": str(conf)})
+
+
+def build_gateway_image(podman: Podman) -> str:
+    """Build the gateway image from ``gateway_app/Dockerfile`` on the debootstrap base.
+
+    Returns its image id, not its tag: another checkout on the same machine may
+    build and tag its own image while this session's tests run.
+    """
+    if podman.run("image", "exists", BASE_IMAGE, check=False).returncode != 0:
+        podman.run("import", str(base_tarball()), BASE_IMAGE, timeout=300)
+    with tempfile.TemporaryDirectory() as work:
+        image_id = Path(work) / "id"
+        build = [
+            "build",
+            # Build steps use the host's network (the only way out to the package index here).
+            "--network=host",
+            "--file",
+            str(ROOT / "gateway_app" / "Dockerfile"),
+            "--build-arg",
+            f"BASE_IMAGE={BASE_IMAGE}",
+            "--tag",
+            GATEWAY_IMAGE,
+            "--iidfile",
+            str(image_id),
+        ]
+        bundle = pip_ca_bundle()
+        if bundle is not None:
+            build += ["--secret", f"id=ca_bundle,src={bundle}"]
+        podman.run(*build, str(ROOT), timeout=600)
+        return image_id.read_text().strip()
+
+
+def _build_in_background() -> None:
+    try:
+        _BUILD.skip = _install_podman()
+        if _BUILD.skip is None:
+            _BUILD.image_id = build_gateway_image(_podman())
+    except BaseException as exc:  # handed to the fixture, which raises it in a test
+        _BUILD.error = exc
+    finally:
+        _BUILD.done.set()
+
+
+def start_background_build() -> None:
+    """Start building the gateway image on a background thread (once per session)."""
+    if _BUILD.thread is None:
+        _BUILD.thread = threading.Thread(
+            target=_build_in_background, name="gateway-image-build", daemon=True
+        )
+        _BUILD.thread.start()
+
+
+def stop_background_build() -> None:
+    """End a build still running when the session ends (``-x``, an interrupt)."""
+    _BUILD.cancelled = True
+    for process in list(_BUILD.processes):
+        process.kill()
+    if _BUILD.thread is not None:
+        _BUILD.thread.join(timeout=60)
 
 
 @pytest.fixture(scope="session")
 def podman() -> Iterator[Podman]:
     """Podman configured for this host, or a skip saying why it cannot be installed."""
-    reason = _install_podman()
+    if _BUILD.thread is not None:
+        _BUILD.done.wait()  # the background build installs podman first
+        reason = _BUILD.skip
+    else:
+        reason = _install_podman()
     if reason:
         pytest.skip(f"container test skipped: {reason}")
-    CACHE.mkdir(parents=True, exist_ok=True)
-    conf = CACHE / "containers.conf"
-    conf.write_text(CONTAINERS_CONF)
-    yield Podman(env={**os.environ, "CONTAINERS_CONF": str(conf)})
+    yield _podman()
 
 
 @pytest.fixture(scope="session")
-def gateway_image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The gateway image built from ``gateway_app/Dockerfile`` on the debootstrap base.
-
-    Its image id, not its tag: another checkout on the same machine may build
-    and tag its own image while this session's tests run.
-    """
-    if podman.run("image", "exists", BASE_IMAGE, check=False).returncode != 0:
-        podman.run("import", str(base_tarball()), BASE_IMAGE, timeout=300)
-    image_id = tmp_path_factory.mktemp("image") / "id"
-    build = [
-        "build",
-        # Build steps use the host's network (the only way out to the package index here).
-        "--network=host",
-        "--file",
-        str(ROOT / "gateway_app" / "Dockerfile"),
-        "--build-arg",
-        f"BASE_IMAGE={BASE_IMAGE}",
-        "--tag",
-        GATEWAY_IMAGE,
-        "--iidfile",
-        str(image_id),
-    ]
-    bundle = pip_ca_bundle()
-    if bundle is not None:
-        build += ["--secret", f"id=ca_bundle,src={bundle}"]
-    podman.run(*build, str(ROOT), timeout=600)
-    return image_id.read_text().strip()
+def gateway_image(podman: Podman) -> str:
+    """The gateway image's id: from the background build when one was started."""
+    if _BUILD.thread is None:
+        return build_gateway_image(podman)
+    _BUILD.done.wait()
+    if _BUILD.error is not None:
+        raise _BUILD.error
+    assert _BUILD.image_id, "the background image build ended without an image"
+    return _BUILD.image_id
 
 
 @pytest.fixture(scope="session")
