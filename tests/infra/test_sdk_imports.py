@@ -187,7 +187,7 @@ def test_a_real_service_package_binds_what_its_real_init_binds(plans: dict[str, 
 
 
 def test_the_sdks_the_plan_uses_run_from_compiled_bytecode(plans: dict[str, Plan]) -> None:
-    """``./scripts/test`` installs with ``uv sync --compile-bytecode``.
+    """``./scripts/test`` installs with ``uv sync`` and ``scripts/compile_bytecode.py``.
 
     PYTHONDONTWRITEBYTECODE is set on this project's machines and CI: without
     bytecode in the virtualenv every plan and test process compiles the SDK
@@ -195,7 +195,12 @@ def test_the_sdks_the_plan_uses_run_from_compiled_bytecode(plans: dict[str, Plan
     """
     stale = []
     modules = [
-        m for name, m in sys.modules.items() if name.startswith(("pulumi_", "pulumi.", "grpc"))
+        m
+        for name, m in sys.modules.items()
+        if name.startswith(("pulumi_", "pulumi.", "grpc"))
+        # The SDKs' own lazy_import placeholders (importlib.util.LazyLoader) that
+        # nothing touched: their code never ran, so no bytecode of theirs is read.
+        and type(m).__name__ != "_LazyModule"
     ]
     assert len(modules) > 300
     for module in modules:
@@ -215,5 +220,5 @@ def test_the_sdks_the_plan_uses_run_from_compiled_bytecode(plans: dict[str, Plan
             stale.append(module.__name__)
     assert not stale, (
         f"{len(stale)} SDK modules run without up-to-date bytecode (e.g. {stale[:3]}): "
-        "install with ./scripts/test (uv sync --frozen --compile-bytecode)"
+        "install with ./scripts/test (uv sync --frozen; python scripts/compile_bytecode.py)"
     )
