@@ -23,9 +23,11 @@ The session fixture ``gateway_image`` makes the gateway image buildable here:
 from __future__ import annotations
 
 import configparser
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -115,6 +117,8 @@ def _run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Its own process group, so that stopping it reaches debootstrap's children too.
+        start_new_session=background,
     )
     _BUILD.processes.append(process)
     try:
@@ -281,7 +285,8 @@ def stop_background_build() -> None:
     """End a build still running when the session ends (``-x``, an interrupt)."""
     _BUILD.cancelled = True
     for process in list(_BUILD.processes):
-        process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
     if _BUILD.thread is not None:
         _BUILD.thread.join(timeout=60)
 
