@@ -124,7 +124,10 @@ def _run(
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
+        if background:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
         process.communicate()
         raise
     finally:
@@ -206,7 +209,8 @@ def base_tarball() -> Path:
                 str(root),
                 apt_mirror(),
             ],
-            timeout=600,
+            # In the background at nice 10 on a loaded machine it took over 10 minutes.
+            timeout=1200,
         )
         if result.returncode != 0:
             raise AssertionError(f"debootstrap failed:\n{result.stdout[-3000:]}{result.stderr}")
@@ -257,7 +261,7 @@ def build_gateway_image(podman: Podman) -> str:
         bundle = pip_ca_bundle()
         if bundle is not None:
             build += ["--secret", f"id=ca_bundle,src={bundle}"]
-        podman.run(*build, str(ROOT), timeout=600)
+        podman.run(*build, str(ROOT), timeout=1200)
         return image_id.read_text().strip()
 
 
