@@ -4,7 +4,7 @@ Run by ``scripts/bootstrap.sh`` after ``uv sync``. With PYTHONDONTWRITEBYTECODE 
 (as on this project's machines and CI) nothing is cached at run time, so the
 modules a plan or a test imports must be compiled here (bench/plan-profile.md).
 ``uv sync --compile-bytecode`` compiles everything: 554 MB of source, 430 MB of it
-the provider SDKs' service packages, most of which nothing ever imports (about 75
+the provider SDKs' service packages, most of which nothing ever imports (94
 s of CPU on a fresh clone; bench/suite-time.md). This compiles everything except
 the service packages of ``pulumi_aws``, ``pulumi_azure_native``, ``pulumi_gcp``
 and ``pulumi_kubernetes`` that the program does not use: the ones mypy is told to
