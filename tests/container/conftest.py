@@ -31,7 +31,7 @@ import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,7 +85,7 @@ class Podman:
 
 
 class _Build:
-    """The session's one image build, run by a background thread."""
+    """One image build on a background thread; its processes are tracked to be stopped."""
 
     def __init__(self) -> None:
         self.done = threading.Event()
@@ -96,43 +96,73 @@ class _Build:
         self.thread: threading.Thread | None = None
         self.cancelled = False
 
+    def start(self, work: Callable[[_Build], None]) -> None:
+        """Run ``work(self)`` on a daemon thread; ``done`` is set when it returns or raises."""
 
+        def body() -> None:
+            _background.build = self  # what _run on this thread belongs to
+            try:
+                work(self)
+            except BaseException as exc:  # handed to the fixture, which raises it in a test
+                self.error = exc
+            finally:
+                self.done.set()
+
+        self.thread = threading.Thread(target=body, name="gateway-image-build", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        """End the running step, with its children (its own process group), and the thread."""
+        self.cancelled = True
+        for process in list(self.processes):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        if self.thread is not None:
+            self.thread.join(timeout=60)
+
+    def run(
+        self, command: list[str], env: dict[str, str] | None, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        """Run one step at nice 10 in its own process group (stoppable as a whole)."""
+        if self.cancelled:
+            raise RuntimeError("the session ended before the image build")
+        process = subprocess.Popen(
+            ["nice", "-n", "10", *command],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+        finally:
+            self.processes.remove(process)
+        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+_background = threading.local()
 _BUILD = _Build()
+"""The session's gateway image build (:func:`start_background_build`)."""
 
 
 def _run(
     command: list[str], *, env: dict[str, str] | None = None, timeout: float
 ) -> subprocess.CompletedProcess[str]:
-    """``subprocess.run`` whose process :func:`stop_background_build` can end.
+    """``subprocess.run``; on a build's thread, that build's stoppable, lower-priority step.
 
-    On the build thread it runs at a lower CPU priority: the tests in the
-    foreground come first, the image is needed only at the end of the session.
+    The tests in the foreground come first: the image is needed only at the end
+    of the session.
     """
-    background = threading.current_thread() is _BUILD.thread
-    if background and _BUILD.cancelled:
-        raise RuntimeError("the session ended before the image build")
-    process = subprocess.Popen(
-        ["nice", "-n", "10", *command] if background else command,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # Its own process group, so that stopping it reaches debootstrap's children too.
-        start_new_session=background,
-    )
-    _BUILD.processes.append(process)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        if background:
-            os.killpg(process.pid, signal.SIGKILL)
-        else:
-            process.kill()
-        process.communicate()
-        raise
-    finally:
-        _BUILD.processes.remove(process)
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    build: _Build | None = getattr(_background, "build", None)
+    if build is not None:
+        return build.run(command, env, timeout)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _install_podman() -> str | None:
@@ -265,34 +295,21 @@ def build_gateway_image(podman: Podman) -> str:
         return image_id.read_text().strip()
 
 
-def _build_in_background() -> None:
-    try:
-        _BUILD.skip = _install_podman()
-        if _BUILD.skip is None:
-            _BUILD.image_id = build_gateway_image(_podman())
-    except BaseException as exc:  # handed to the fixture, which raises it in a test
-        _BUILD.error = exc
-    finally:
-        _BUILD.done.set()
+def _build_gateway_image(build: _Build) -> None:
+    build.skip = _install_podman()
+    if build.skip is None:
+        build.image_id = build_gateway_image(_podman())
 
 
 def start_background_build() -> None:
     """Start building the gateway image on a background thread (once per session)."""
     if _BUILD.thread is None:
-        _BUILD.thread = threading.Thread(
-            target=_build_in_background, name="gateway-image-build", daemon=True
-        )
-        _BUILD.thread.start()
+        _BUILD.start(_build_gateway_image)
 
 
 def stop_background_build() -> None:
     """End a build still running when the session ends (``-x``, an interrupt)."""
-    _BUILD.cancelled = True
-    for process in list(_BUILD.processes):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-    if _BUILD.thread is not None:
-        _BUILD.thread.join(timeout=60)
+    _BUILD.stop()
 
 
 @pytest.fixture(scope="session")

@@ -65,32 +65,27 @@ def test_collect_only_builds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [item.name for item in items] == ["a", "image"]
 
 
-def test_the_build_runs_niced_and_ending_the_session_ends_it_with_its_children(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    module = tests.container.conftest
-    monkeypatch.setattr(module, "_BUILD", module._Build())
+def test_the_build_runs_niced_and_ending_the_session_ends_it_with_its_children() -> None:
+    # A build of its own: the session's (started at collection) is left alone.
+    build = tests.container.conftest._Build()
     ran: list[subprocess.CompletedProcess[str]] = []
-
-    def slow_build() -> None:  # a build step with a child process of its own
-        try:
-            ran.append(module._run(["sh", "-c", "sleep 60 & sleep 60; wait"], timeout=120))
-        finally:
-            module._BUILD.done.set()
-
-    monkeypatch.setattr(module, "_build_in_background", slow_build)
-    module.start_background_build()
+    build.start(  # a build step with a child process of its own
+        lambda _: ran.append(
+            tests.container.conftest._run(["sh", "-c", "sleep 60 & sleep 60; wait"], timeout=120)
+        )
+    )
     deadline = time.monotonic() + 10
-    while not module._BUILD.processes and time.monotonic() < deadline:
+    while not build.processes and time.monotonic() < deadline:
         time.sleep(0.01)
-    group = module._BUILD.processes[0].pid
+    group = build.processes[0].pid
     stat = Path(f"/proc/{group}/stat").read_text()
     assert int(stat.rsplit(")", 1)[1].split()[16]) == 10  # field 19, nice: 10
 
     started = time.monotonic()
-    module.stop_background_build()
-    assert module._BUILD.thread is not None and not module._BUILD.thread.is_alive()
+    build.stop()
+    assert build.thread is not None and not build.thread.is_alive()
     assert time.monotonic() - started < 10
+    assert build.done.is_set() and build.error is None
     assert ran and ran[0].returncode == -signal.SIGTERM
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:  # both sleeps, not just the shell
@@ -101,3 +96,17 @@ def test_the_build_runs_niced_and_ending_the_session_ends_it_with_its_children(
         time.sleep(0.05)
     else:
         raise AssertionError(f"process group {group} still has processes after the stop")
+    # The session's build state was not touched, and a foreground step is not tracked.
+    assert tests.container.conftest._BUILD is not build
+    assert tests.container.conftest._run(["true"], timeout=10).returncode == 0
+
+
+def test_a_failed_build_is_handed_to_the_fixture() -> None:
+    build = tests.container.conftest._Build()
+
+    def fail(_: object) -> None:
+        raise AssertionError("debootstrap failed: E: Couldn't download packages")
+
+    build.start(fail)
+    assert build.done.wait(10)
+    assert isinstance(build.error, AssertionError) and "debootstrap" in str(build.error)
