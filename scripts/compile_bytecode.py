@@ -7,13 +7,15 @@ modules a plan or a test imports must be compiled here (bench/plan-profile.md).
 the provider SDKs' service packages, most of which nothing ever imports (94
 s of CPU on a fresh clone; bench/suite-time.md). This compiles everything except
 the service packages of ``pulumi_aws``, ``pulumi_azure_native``, ``pulumi_gcp``
-and ``pulumi_kubernetes`` that the program does not use: the ones mypy is told to
-read in full in pyproject.toml (tests/infra/test_typecheck_scope.py keeps that
-list complete). A module outside it still runs if imported, compiled in memory.
+and ``pulumi_kubernetes`` that nothing in the repository uses: compiled are the ones
+mypy is told to read in full in pyproject.toml (tests/infra/test_typecheck_scope.py
+keeps that list complete) and any the sources, the tests' fixture programs
+included, reach. A module outside them still runs if imported, compiled in memory.
 """
 
 from __future__ import annotations
 
+import ast
 import compileall
 import re
 import sys
@@ -23,6 +25,48 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SDKS = ("pulumi_aws", "pulumi_azure_native", "pulumi_gcp", "pulumi_kubernetes")
+SOURCES = ("infra", "policies", "docgen", "gateway_app", "tests", "bench")
+"""Where SDK references are looked for: the program, and the tests' fixture programs."""
+
+
+def sdk_references(tree: ast.AST) -> set[tuple[str, str]]:
+    """``(sdk, first attribute)`` for every SDK name a module's source reaches."""
+    aliases: dict[str, str] = {}
+    found: set[tuple[str, str]] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] in SDKS:
+                    if len(parts) > 1:
+                        found.add((parts[0], parts[1]))
+                    if alias.asname or len(parts) == 1:
+                        aliases[alias.asname or alias.name] = alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            parts = node.module.split(".")
+            if parts[0] in SDKS:
+                first = parts[1:2] or [alias.name for alias in node.names]
+                found.update((parts[0], name) for name in first)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            target = aliases.get(node.value.id)
+            if target is not None:
+                parts = target.split(".")
+                found.add((parts[0], parts[1] if len(parts) > 1 else node.attr))
+    return found
+
+
+def referenced_service_packages(root: Path) -> set[str]:
+    """``pkg.name`` for every SDK name the repository's sources reach (tests included)."""
+    found: set[str] = set()
+    for source in SOURCES:
+        for path in sorted((root / source).rglob("*.py")):
+            try:
+                tree = ast.parse(path.read_text(), str(path))
+            except SyntaxError:
+                continue
+            found |= {f"{sdk}.{name}" for sdk, name in sdk_references(tree)}
+    return found
 
 
 def used_service_packages(pyproject: Path) -> set[str]:
@@ -61,6 +105,8 @@ def main() -> int:
     if not used:
         print("error: no SDK service packages found in pyproject.toml's mypy overrides")
         return 1
+    # The tests' fixture programs use a few more (secretsmanager, storage, ...).
+    used |= referenced_service_packages(ROOT)
     skip = unused_service_packages(site_packages, used)
     pattern = re.compile("|".join(re.escape(f"{path}/") for path in skip)) if skip else None
     compileall.compile_dir(site_packages, quiet=2, workers=0, rx=pattern)

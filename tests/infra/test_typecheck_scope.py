@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import io
 from pathlib import Path
 from types import ModuleType
@@ -21,35 +22,14 @@ from mypy.config_parser import parse_config_file
 from mypy.options import Options
 
 ROOT = Path(__file__).resolve().parents[2]
-SDKS = ("pulumi_aws", "pulumi_azure_native", "pulumi_gcp", "pulumi_kubernetes")
 SOURCES = ("infra", "policies", "docgen", "gateway_app")
-
-
-def sdk_references(tree: ast.AST) -> set[tuple[str, str]]:
-    """``(sdk, first attribute)`` for every SDK name a module's source reaches."""
-    aliases: dict[str, str] = {}
-    found: set[tuple[str, str]] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                parts = alias.name.split(".")
-                if parts[0] in SDKS:
-                    if len(parts) > 1:
-                        found.add((parts[0], parts[1]))
-                    if alias.asname or len(parts) == 1:
-                        aliases[alias.asname or alias.name] = alias.name
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            parts = node.module.split(".")
-            if parts[0] in SDKS:
-                first = parts[1:2] or [alias.name for alias in node.names]
-                found.update((parts[0], name) for name in first)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            target = aliases.get(node.value.id)
-            if target is not None:
-                parts = target.split(".")
-                found.add((parts[0], parts[1] if len(parts) > 1 else node.attr))
-    return found
+_spec = importlib.util.spec_from_file_location(
+    "compile_bytecode", ROOT / "scripts" / "compile_bytecode.py"
+)
+assert _spec is not None and _spec.loader is not None
+compile_bytecode = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(compile_bytecode)
+sdk_references = compile_bytecode.sdk_references
 
 
 def defining_modules(sdk: str, name: str) -> list[str]:
