@@ -55,3 +55,30 @@ def k8s_plans() -> dict[int | None, Plan]:
     from tests.infra.k8s.conftest import WEIGHTS, gateway_config, record_fixture
 
     return {w: record_fixture({"ai-gateway:gateway": gateway_config(w)}) for w in WEIGHTS}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the tests that use podman last, and start their image build now.
+
+    A cold build of the gateway image (tests/container/conftest.py: a debootstrap
+    base, the gateway's wheels) waits on the network for minutes: it runs in the
+    background, at a lower CPU priority, while the rest of the suite runs.
+    """
+    podman_tests = [item for item in items if "podman" in getattr(item, "fixturenames", ())]
+    if not podman_tests:
+        return
+    last = set(podman_tests)
+    items[:] = [item for item in items if item not in last] + podman_tests
+    if not config.option.collectonly and any(
+        "gateway_image" in getattr(item, "fixturenames", ()) for item in podman_tests
+    ):
+        from tests.container.conftest import start_background_build
+
+        start_background_build()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """End an image build still running in the background (``-x``, an interrupt)."""
+    from tests.container.conftest import stop_background_build
+
+    stop_background_build()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 
 from infra.offline import sdk_imports
 from infra.offline.engine import Plan
+from tests.conftest import ROOT
 
 SDK = "aigw_fake_sdk"
 GENERATED_INIT = """\
@@ -186,34 +189,60 @@ def test_a_real_service_package_binds_what_its_real_init_binds(plans: dict[str, 
     assert different == []
 
 
-def test_the_sdks_the_plan_uses_run_from_compiled_bytecode(plans: dict[str, Plan]) -> None:
-    """``./scripts/test`` installs with ``uv sync --compile-bytecode``.
+# Run in a fresh interpreter: the session's sys.modules also holds what other tests
+# imported (fixture programs, policy tests building resources by type token).
+_STALE_AFTER_A_PLAN = """
+import importlib.util, json, sys
+from pathlib import Path
+from infra.offline import record
+from tests.conftest import DEPLOYER_SECRETS, ROOT
+record("prod", project_dir=ROOT, secret_config=DEPLOYER_SECRETS)
+modules = [
+    m for name, m in list(sys.modules.items())
+    if name.startswith(("pulumi_", "pulumi.", "grpc"))
+    # The SDKs' own lazy_import placeholders (importlib.util.LazyLoader) that
+    # nothing touched: their code never ran, so no bytecode of theirs is read.
+    and type(m).__name__ != "_LazyModule"
+]
+stale = []
+for module in modules:
+    source = getattr(module, "__file__", None)
+    if not source or not source.endswith(".py"):
+        continue
+    cached = Path(importlib.util.cache_from_source(source))
+    header = cached.read_bytes()[:16] if cached.exists() else b""
+    stat = Path(source).stat()
+    expected = (
+        importlib.util.MAGIC_NUMBER
+        + b"\\0\\0\\0\\0"
+        + (int(stat.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+        + (stat.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    )
+    if header != expected:
+        stale.append(module.__name__)
+print(json.dumps({"modules": len(modules), "stale": stale}))
+"""
+
+
+def test_the_sdks_the_plan_uses_run_from_compiled_bytecode() -> None:
+    """``./scripts/test`` installs with ``uv sync`` and ``scripts/compile_bytecode.py``.
 
     PYTHONDONTWRITEBYTECODE is set on this project's machines and CI: without
     bytecode in the virtualenv every plan and test process compiles the SDK
     modules it imports again (half of a warm plan; bench/plan-profile.md).
     """
-    stale = []
-    modules = [
-        m for name, m in sys.modules.items() if name.startswith(("pulumi_", "pulumi.", "grpc"))
-    ]
-    assert len(modules) > 300
-    for module in modules:
-        source = getattr(module, "__file__", None)
-        if not source or not source.endswith(".py"):
-            continue
-        cached = Path(importlib.util.cache_from_source(source))
-        header = cached.read_bytes()[:16] if cached.exists() else b""
-        stat = Path(source).stat()
-        expected = (
-            importlib.util.MAGIC_NUMBER
-            + b"\0\0\0\0"
-            + (int(stat.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
-            + (stat.st_size & 0xFFFFFFFF).to_bytes(4, "little")
-        )
-        if header != expected:
-            stale.append(module.__name__)
+    done = subprocess.run(
+        [sys.executable, "-c", _STALE_AFTER_A_PLAN],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["modules"] > 300
+    stale = result["stale"]
     assert not stale, (
         f"{len(stale)} SDK modules run without up-to-date bytecode (e.g. {stale[:3]}): "
-        "install with ./scripts/test (uv sync --frozen --compile-bytecode)"
+        "install with ./scripts/test (uv sync --frozen; python scripts/compile_bytecode.py)"
     )

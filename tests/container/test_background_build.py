@@ -1,0 +1,112 @@
+"""The session's collection hook: podman tests last, their image build started at once.
+
+The build itself is exercised by every test that uses ``gateway_image``; this checks
+the order and the start decision on stand-in items, without podman.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import tests.conftest
+import tests.container.conftest
+
+
+@dataclass(eq=False)
+class Item:
+    """What the hook reads of a collected test."""
+
+    name: str
+    fixturenames: tuple[str, ...] = ()
+
+
+def _collect(items: list[Any], monkeypatch: pytest.MonkeyPatch, collectonly: bool = False) -> int:
+    """Run the hook over ``items``; how many builds it started."""
+    started: list[bool] = []
+    monkeypatch.setattr(
+        tests.container.conftest, "start_background_build", lambda: started.append(True)
+    )
+    config = SimpleNamespace(option=SimpleNamespace(collectonly=collectonly))
+    tests.conftest.pytest_collection_modifyitems(config, items)  # type: ignore[arg-type]
+    return len(started)
+
+
+def test_podman_tests_run_last_in_their_order_and_the_build_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    image = Item("image", ("podman", "gateway_image"))
+    pod = Item("pod", ("bench", "podman", "gateway_image"))
+    plain = [Item("a", ("plans",)), Item("b"), Item("c", ("tmp_path",))]
+    items: list[Any] = [plain[0], image, plain[1], pod, plain[2]]
+    assert _collect(items, monkeypatch) == 1
+    assert [item.name for item in items] == ["a", "b", "c", "image", "pod"]
+
+
+def test_no_build_without_a_test_that_needs_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    items: list[Any] = [Item("a"), Item("podman-only", ("podman",))]
+    assert _collect(items, monkeypatch) == 0
+    items = [Item("a"), Item("b", ("plans",))]
+    assert _collect(items, monkeypatch) == 0
+    assert [item.name for item in items] == ["a", "b"]
+
+
+def test_collect_only_builds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    items: list[Any] = [Item("image", ("podman", "gateway_image")), Item("a")]
+    assert _collect(items, monkeypatch, collectonly=True) == 0
+    assert [item.name for item in items] == ["a", "image"]
+
+
+def test_the_build_runs_niced_and_ending_the_session_ends_it_with_its_children() -> None:
+    # A build of its own: the session's (started at collection) is left alone.
+    build = tests.container.conftest._Build()
+    ran: list[subprocess.CompletedProcess[str]] = []
+    build.start(  # a build step with a child process of its own
+        lambda _: ran.append(
+            tests.container.conftest._run(["sh", "-c", "sleep 60 & sleep 60; wait"], timeout=120)
+        )
+    )
+    deadline = time.monotonic() + 10
+    while not build.processes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    group = build.processes[0].pid
+    stat = Path(f"/proc/{group}/stat").read_text()
+    assert int(stat.rsplit(")", 1)[1].split()[16]) == 10  # field 19, nice: 10
+
+    started = time.monotonic()
+    build.stop()
+    assert build.thread is not None and not build.thread.is_alive()
+    assert time.monotonic() - started < 10
+    assert build.done.is_set() and build.error is None
+    assert ran and ran[0].returncode == -signal.SIGTERM
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # both sleeps, not just the shell
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"process group {group} still has processes after the stop")
+    # The session's build state was not touched, and a foreground step is not tracked.
+    assert tests.container.conftest._BUILD is not build
+    assert tests.container.conftest._run(["true"], timeout=10).returncode == 0
+
+
+def test_a_failed_build_is_handed_to_the_fixture() -> None:
+    build = tests.container.conftest._Build()
+
+    def fail(_: object) -> None:
+        raise AssertionError("debootstrap failed: E: Couldn't download packages")
+
+    build.start(fail)
+    assert build.done.wait(10)
+    assert isinstance(build.error, AssertionError) and "debootstrap" in str(build.error)
