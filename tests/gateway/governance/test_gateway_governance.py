@@ -113,9 +113,10 @@ def test_key_lifecycle_and_auth(gw: tuple[Any, Governance], caplog: Any) -> None
         refused = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "p", **bad})
         assert refused.status_code == 400, (bad, refused.text)
         assert refused.json()["error"]["param"] in ("ttl_s", "expires_at")
-    short = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "p", "ttl_s": 0.3})
+    # A TTL long enough for the first call on a busy machine (0.3 s was not), then past it.
+    short = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "p", "ttl_s": 1.5})
     assert chat(running.url, short.json()["key"]).http_response.status_code == 200
-    time.sleep(0.4)
+    time.sleep(max(0.0, short.json()["expires_at"] - time.time()) + 0.1)
     with pytest.raises(openai.AuthenticationError):
         chat(running.url, short.json()["key"])
     assert key not in caplog.text and rotated not in caplog.text
