@@ -673,10 +673,10 @@ class LeaseAgent:
         reports = []
         previous, self._last = self._last, {}
         for n, ident in enumerate(items):
-            lease, counter, seen, returned, overdraft = (
+            held, counter, seen, returned, overdraft = (
                 int(v or 0) for v in values[5 * n : 5 * n + 5]
             )
-            granted = seen if values[5 * n + 2] is not None else lease
+            applied = seen if values[5 * n + 2] is not None else held
             last = previous.get(ident)
             rate = 0.0
             if last is not None and now > last[0]:
@@ -695,7 +695,7 @@ class LeaseAgent:
                     "rate_nusd_per_s": rate,
                     "returned_nusd": returned,
                     "overdraft_nusd": overdraft,
-                    "granted_nusd": granted,
+                    "granted_nusd": applied,
                 }
             )
         rate_reports = self._rate_reports(rates, values[5 * len(items) :], now, everything)
