@@ -45,6 +45,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway_app.config.governance import GlobalConfig
@@ -207,6 +208,9 @@ class Report:
     rate_nusd_per_s: float  # the cloud's recent spend rate
     returned_nusd: int = 0  # what the cloud gave back (cumulative, taken locally first)
     overdraft_nusd: int = 0  # what it overdrew while cut off (cumulative)
+    # The cumulative grant the cloud has applied (its leases' ``seen``): what a home that
+    # has no row of the cloud (a promoted one) adopts, with returned and overdraft.
+    granted_nusd: int = 0
 
     @classmethod
     def parse(cls, data: Any) -> Report:
@@ -223,10 +227,13 @@ class Report:
                 "rate_nusd_per_s",
                 "returned_nusd",
                 "overdraft_nusd",
+                "granted_nusd",
             )
         ]
         whole = [int(v) for v in values]
-        return cls(name, whole[0], whole[1], whole[2], float(values[3]), whole[4], whole[5])
+        return cls(
+            name, whole[0], whole[1], whole[2], float(values[3]), whole[4], whole[5], whole[6]
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +283,7 @@ class Ledger:
         self.config = config
         self.limits = limits  # the home's current limits (its registry)
         self.floor = round(config.rate_share_floor * SHARE_ONE)
+        self._since: float | None = None  # when this ledger first served at this epoch
 
     def renew(
         self, cloud: str, reports: list[Report], rates: list[RateReport] | None = None
@@ -317,10 +325,11 @@ class Ledger:
         now: float,
     ) -> dict[str, Any]:
         limit = limit_nusd(limits, report.budget)
+        # Rows of this home's epoch only: one left from an earlier tenure as home is stale.
         rows = tx.fetch(
-            "SELECT cloud, granted_nusd, returned_nusd, overdraft_nusd FROM budget_ledger "
-            "WHERE budget = ?",
-            (report.budget,),
+            "SELECT cloud, granted_nusd, returned_nusd, overdraft_nusd, adopted_nusd "
+            "FROM budget_ledger WHERE budget = ? AND epoch = ?",
+            (report.budget, self.config.epoch),
         )
         book = {
             row["cloud"]: [
@@ -330,7 +339,13 @@ class Ledger:
             ]
             for row in rows
         }
-        mine = book.setdefault(cloud, [0, 0, 0])
+        adopted = {row["cloud"]: int(row["adopted_nusd"]) for row in rows}
+        if cloud not in book:
+            # The cloud's first report to this home: adopt what it holds (its leases
+            # from an earlier home, after a promotion) so the sum stays within the limit.
+            book[cloud] = [report.granted_nusd, report.returned_nusd, report.overdraft_nusd]
+            adopted[cloud] = max(0, book[cloud][0] - book[cloud][1] + book[cloud][2])
+        mine = book[cloud]
         before = mine[0]
         # Cumulative: a late or repeated report never undoes a newer one.
         mine[1] = max(mine[1], report.returned_nusd)
@@ -340,6 +355,12 @@ class Ledger:
         if limit is not None:
             lmax = max(1, math.floor(self.config.lease_fraction * limit))
             free = limit - sum(g - r + o for g, r, o in book.values())
+            if self.config.peers.keys() - book.keys() and self._predates(tx, report.budget):
+                # A promoted home, a budget of a period the old home served, and a cloud
+                # not yet heard (the old home itself, lost?): it may hold at most what the
+                # others did not hold when adopted. That stays reserved until it reports:
+                # the clouds heard from trade what they give back, never more.
+                free -= max(0, limit - sum(adopted.values()))
             # What waits is granted up to a fair share of what is free (1/N, at least one
             # lease or one request): a burst in one cloud does not take the whole budget
             # from the others, and a burst anywhere is not held to one lease per renewal.
@@ -359,11 +380,13 @@ class Ledger:
                 give_back = remainder - keep
         tx.execute(
             "INSERT INTO budget_ledger (budget, cloud, limit_nusd, granted_nusd, spent_nusd, "
-            "reported_at, returned_nusd, overdraft_nusd) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "reported_at, returned_nusd, overdraft_nusd, epoch, adopted_nusd) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (budget, cloud) DO UPDATE SET "
             "limit_nusd = excluded.limit_nusd, granted_nusd = excluded.granted_nusd, "
             "spent_nusd = excluded.spent_nusd, reported_at = excluded.reported_at, "
-            "returned_nusd = excluded.returned_nusd, overdraft_nusd = excluded.overdraft_nusd",
+            "returned_nusd = excluded.returned_nusd, overdraft_nusd = excluded.overdraft_nusd, "
+            "epoch = excluded.epoch, adopted_nusd = excluded.adopted_nusd",
             (
                 report.budget,
                 cloud,
@@ -373,6 +396,8 @@ class Ledger:
                 now,
                 mine[1],
                 mine[2],
+                self.config.epoch,
+                adopted[cloud],
             ),
         )
         return {
@@ -384,6 +409,26 @@ class Ledger:
             "return_nusd": give_back,
             "exhausted": exhausted,
         }
+
+    def _predates(self, tx: Transaction, budget: str) -> bool:
+        """A promoted home (epoch > 1) and a budget whose period began before it first
+        served as home at this epoch (the old home may have granted leases of it)."""
+        if self.config.epoch <= 1:
+            return False  # the first home: no earlier one granted anything
+        if self._since is None:
+            tx.execute(
+                "INSERT INTO ledger_epochs (epoch, since) VALUES (?, ?) "
+                "ON CONFLICT (epoch) DO NOTHING",
+                (self.config.epoch, time.time()),
+            )
+            rows = tx.fetch("SELECT since FROM ledger_epochs WHERE epoch = ?", (self.config.epoch,))
+            self._since = float(rows[0]["since"])
+        parts = budget.split("|")
+        if len(parts) != 3:
+            return True
+        _, period, period_id = parts
+        started = datetime.fromtimestamp(self._since, UTC)
+        return period_id <= started.strftime("%Y-%m-%d" if period == "daily" else "%Y-%m")
 
     def _share_one(
         self,
@@ -628,7 +673,10 @@ class LeaseAgent:
         reports = []
         previous, self._last = self._last, {}
         for n, ident in enumerate(items):
-            _, counter, _, returned, overdraft = (int(v or 0) for v in values[5 * n : 5 * n + 5])
+            held, counter, seen, returned, overdraft = (
+                int(v or 0) for v in values[5 * n : 5 * n + 5]
+            )
+            applied = seen if values[5 * n + 2] is not None else held
             last = previous.get(ident)
             rate = 0.0
             if last is not None and now > last[0]:
@@ -647,6 +695,7 @@ class LeaseAgent:
                     "rate_nusd_per_s": rate,
                     "returned_nusd": returned,
                     "overdraft_nusd": overdraft,
+                    "granted_nusd": applied,
                 }
             )
         rate_reports = self._rate_reports(rates, values[5 * len(items) :], now, everything)

@@ -215,6 +215,22 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        8,
+        "the budget ledger after a home promotion: rows per epoch, holdings adopted",
+        (
+            # The epoch of the home that wrote the row: a row of an earlier tenure as home
+            # is stale (re-adopted from the cloud's report). adopted_nusd: what the cloud
+            # held (granted - returned + overdraft) when this home adopted its report.
+            "ALTER TABLE budget_ledger ADD COLUMN epoch BIGINT NOT NULL DEFAULT 1",
+            "ALTER TABLE budget_ledger ADD COLUMN adopted_nusd BIGINT NOT NULL DEFAULT 0",
+            # When this database's ledger first served as home at each epoch (promotion).
+            """CREATE TABLE IF NOT EXISTS ledger_epochs (
+                epoch BIGINT PRIMARY KEY,
+                since DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
 )
 """(version, description, statements): append new versions; never edit an applied one."""
 

@@ -178,6 +178,25 @@ def start_cloud(
     return cloud
 
 
+def _plane(
+    cloud: Cloud, identities: dict[str, CloudIdentity], home: str, epoch: int
+) -> dict[str, Any]:
+    """``governance.global`` for ``cloud``: every peer through its link, ``home`` at ``epoch``."""
+    peers = {
+        name: identity.peer(cloud.links[name].url if name != cloud.name else cloud.internal_url)
+        for name, identity in identities.items()
+    }
+    return {
+        "global": {
+            "home": home,
+            "epoch": epoch,
+            "port": cloud.internal_port,
+            "peers": peers,
+            "token_file": identities[cloud.name].token_file,
+        }
+    }
+
+
 class Multicloud:
     """Clouds on loopback and a fault-injecting link for each ordered pair of them."""
 
@@ -186,6 +205,7 @@ class Multicloud:
         self.injector = injector
         self.identities: dict[str, CloudIdentity] = {}
         self.home: str | None = None
+        self.options: tuple[dict[str, Any] | None, dict[str, str] | None] = (None, None)
 
     @classmethod
     def start(
@@ -225,22 +245,7 @@ class Multicloud:
             if home is not None:
                 identities = {cloud.name: CloudIdentity(cloud.name) for cloud in started}
             for cloud in started:
-                plane: dict[str, Any] = {}
-                if home is not None:
-                    peers = {
-                        name: identity.peer(
-                            cloud.links[name].url if name != cloud.name else cloud.internal_url
-                        )
-                        for name, identity in identities.items()
-                    }
-                    plane = {
-                        "global": {
-                            "home": home,
-                            "port": cloud.internal_port,
-                            "peers": peers,
-                            "token_file": identities[cloud.name].token_file,
-                        }
-                    }
+                plane = _plane(cloud, identities, home, 1) if home is not None else {}
                 _start_gateway(cloud, {**plane, **(governance or {})}, env, ports[cloud.name])
         except BaseException:
             injector.close()
@@ -252,7 +257,19 @@ class Multicloud:
         multicloud = cls({c.name: c for c in started}, injector)
         multicloud.identities = identities
         multicloud.home = home
+        multicloud.options = (governance, env)
         return multicloud
+
+    def restart(self, name: str, *, home: str, epoch: int) -> None:
+        """Restart cloud ``name``'s gateway (same port, same Redis and PostgreSQL) with the
+        plane's ``home`` and ``epoch`` set as an operator's ``pulumi up`` sets them."""
+        cloud = self.clouds[name]
+        assert cloud.gateway is not None
+        port = cloud.gateway.port
+        cloud.gateway.stop()
+        governance, env = self.options
+        plane = _plane(cloud, self.identities, home, epoch)
+        _start_gateway(cloud, {**plane, **(governance or {})}, env, port)
 
     def __getitem__(self, name: str) -> Cloud:
         return self.clouds[name]

@@ -220,3 +220,31 @@ def test_a_redis_that_lost_its_state_counts_what_the_home_says_it_held_as_spent(
         await client.aclose()
 
     asyncio.run(run())
+
+
+def test_after_a_promotion_the_new_home_adopts_what_this_cloud_holds(
+    tmp_path: Path, redis_server: Any
+) -> None:
+    # Issue 29, scenario 11: aws (home) granted gcp a lease, then was lost; the operator
+    # promoted azure (epoch 2), whose ledger never saw aws's.
+    old, client, prefix = _setup(tmp_path, redis_server)
+    lease, counter, *_ = lease_keys(prefix, BUDGET)
+    db = Database(f"sqlite:///{tmp_path / 'azure.db'}")
+    db.migrate()
+    limits = {("team", "t"): Limit("team", "t", monthly_usd=1.0)}
+    new = Ledger(db, _config(home="azure", epoch=2), lambda: limits)
+
+    async def run() -> None:
+        agent, burst = await _after_a_burst(old, client, prefix)
+        await client.incrby(counter, burst // 2)  # it spent half of it
+        agent.renew = _Home(new, "gcp").renew  # restarted with the new home's address
+        agent._needs[budget_id(BUDGET)] = (BUDGET, NANO, NANO // 100)  # a burst waits
+        await agent.renew_once()
+        row = new.budget(budget_id(BUDGET))["gcp"]
+        # Its report carried what it holds: adopted, the lease not granted twice, and
+        # nothing more granted while aws (which may hold the rest) has not reported.
+        assert row["held_nusd"] == burst == await _value(client, lease)
+        assert row["spent_nusd"] == burst // 2
+        await client.aclose()
+
+    asyncio.run(run())
