@@ -5,9 +5,11 @@ aws is lost; the operator promotes azure (``home: azure``, ``epoch: 2`` on every
 cloud, restarted as ``pulumi up`` restarts them). The clouds keep the lease keys
 the old home granted: the new home adopts what azure and gcp hold from their
 reports and keeps for aws what they did not hold, so reservations, summed over
-the three clouds (aws's counter included), never pass the budget. aws comes
-back as a follower of epoch 2 and reports: the new home grants again and
-budgeted traffic resumes.
+the three clouds (aws's counter included), never pass the budget. Even when the
+operator raises the budget while aws is lost, azure and gcp together hold no
+more than they held when adopted: what aws may hold stays held back. aws comes
+back as a follower of epoch 2 and reports: the new home grants what is free
+again and budgeted traffic resumes.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def _held(
     column = {
         "held": "granted_nusd - returned_nusd + overdraft_nusd",
         "granted": "granted_nusd",
+        "adopted": "adopted_nusd",
     }[what]
     db = clouds[home].database()
     try:
@@ -80,6 +83,11 @@ def _held(
     finally:
         db.close()
     return {r["cloud"]: int(r["amount"]) for r in rows}
+
+
+def _sum2(amounts: dict[str, int]) -> int:
+    """What azure and gcp (the clouds heard from while aws is lost) hold together."""
+    return amounts["azure"] + amounts["gcp"]
 
 
 def _wait(check: Any, what: str, seconds: float = 10.0) -> None:
@@ -120,29 +128,45 @@ def test_a_promoted_home_never_grants_past_the_budget_and_grants_again_once_aws_
                 "azure's ledger adopted azure's and gcp's holdings",
             )
             second = run(_burst(clouds, ["azure", "gcp"], key))
-            # The new home adopted what they hold: nothing more than the budget.
-            held = _held(clouds, "azure", team, 2)
-            granted = _held(clouds, "azure", team, 2, "granted")
+            # The new home adopted what they hold and keeps the rest for aws (unheard):
+            # azure and gcp together never hold more than they held when adopted.
+            adopted = _held(clouds, "azure", team, 2, "adopted")
+            assert _sum2(_held(clouds, "azure", team, 2)) <= _sum2(adopted), adopted
             assert counters.peak <= budget, (counters.peak, budget)
-            # aws returns as a follower of the new home; once it reported, the home grants
-            # again what is free and budgeted traffic resumes in every cloud.
+            # The operator doubles the budget while aws is still lost: what aws may hold
+            # stays held back, so azure and gcp still get nothing past what they adopted.
+            raised = 2 * budget
+            put = clouds["azure"].admin(
+                "PUT", f"/admin/limits/team/{team}", json={"monthly_usd": raised / 1e9}
+            )
+            assert put.status_code == 200, put.text
+            run(_burst(clouds, ["azure", "gcp"], key))
+            assert _sum2(_held(clouds, "azure", team, 2)) <= _sum2(adopted)
+            granted = _held(clouds, "azure", team, 2, "granted")
+            # aws returns as a follower of the new home; once it reported what it holds,
+            # the home grants what is free (the raise, at least) and budgeted traffic
+            # resumes in azure and gcp.
             clouds.restart("aws", home="azure", epoch=2)
             _wait(
                 lambda: set(_held(clouds, "azure", team, 2)) == set(CLOUDS),
                 "aws reported to the new home",
             )
-            third = run(_burst(clouds, list(CLOUDS), key))
-        assert counters.peak <= budget, (counters.peak, budget)
+            # Their next reports (a tick) bring grants of the raise, and they serve again.
+            _wait(
+                lambda: _sum2(_held(clouds, "azure", team, 2, "granted")) > _sum2(granted),
+                "the new home granted azure and gcp again once aws reported",
+                seconds=15.0,
+            )
+            third = run(_burst(clouds, ["azure", "gcp"], key))
+        assert counters.peak <= raised, (counters.peak, raised)
         final = _held(clouds, "azure", team, 2)
-        assert sum(final.values()) <= budget, final
+        assert sum(final.values()) <= raised, final
         spent = sum(counters.now().values())
         print(
-            f"\nserved {_served(first)} / {_served(second)} / {_served(third)}; held after "
-            f"adoption {held}; spent {spent / budget:.3f}, peak {counters.peak / budget:.3f}"
+            f"\nserved {_served(first)} / {_served(second)} / {_served(third)}; adopted "
+            f"{adopted}; spent {spent / budget:.3f}, peak {counters.peak / budget:.3f} of the "
+            "first budget"
         )
-        # Traffic resumed after aws reported: the new home granted azure and gcp more.
-        regranted = _held(clouds, "azure", team, 2, "granted")
         assert _served(third) > 0, third
-        assert regranted["azure"] + regranted["gcp"] > granted["azure"] + granted["gcp"]
     finally:
         counters.close()
