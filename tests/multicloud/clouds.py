@@ -21,12 +21,15 @@ import asyncio
 import contextlib
 import functools
 import os
+import threading
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
+import redis
 
 from gateway_app.governance.storage import Database
 from tests.fakes import FakeUpstream
@@ -309,3 +312,39 @@ class Multicloud:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class PeakSampler:
+    """Samples a figure in every cloud's Redis on a background thread (``with``) and keeps
+    the peak of its sum over the clouds: what a limit or a budget must bound at every
+    instant, not only at the end. Subclasses say what :meth:`now` reads."""
+
+    def __init__(self, clouds: Multicloud, interval_s: float) -> None:
+        self.clients = {n: redis.Redis.from_url(c.redis.url) for n, c in clouds.clouds.items()}
+        self.interval_s = interval_s
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def now(self) -> dict[str, float]:
+        """The figure in each cloud's Redis now."""
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, sum(self.now().values()))
+            time.sleep(self.interval_s)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.peak = max(self.peak, sum(self.now().values()))
+
+    def close(self) -> None:
+        """Close the Redis clients (after the last :meth:`now`)."""
+        for client in self.clients.values():
+            client.close()

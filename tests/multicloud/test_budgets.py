@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,13 +22,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import redis
 
 from gateway_app.config import GatewayConfig
 from gateway_app.config.prices import Pricing
 from tests.fakes import slow
 from tests.gateway.governance.processes import gateway_config
-from tests.multicloud.clouds import CLOUDS, Multicloud, run
+from tests.multicloud.clouds import CLOUDS, Multicloud, PeakSampler, run
 
 PER_CLOUD = 200
 MAX_TOKENS = 100
@@ -46,37 +44,16 @@ def _reservation_nusd() -> int:
     return math.ceil((prompt * prices.input + MAX_TOKENS * prices.output) * NANO)
 
 
-class _Counters:
+class _Counters(PeakSampler):
     """Samples the budget's counter in every cloud's Redis (spend + open reservations)."""
 
     def __init__(self, clouds: Multicloud, team: str) -> None:
+        super().__init__(clouds, interval_s=0.005)
         month = datetime.now(UTC).strftime("%Y-%m")
         self.key = f"{{aigw}}:b:team:{team}:monthly:{month}"
-        self.clients = {n: redis.Redis.from_url(c.redis.url) for n, c in clouds.clouds.items()}
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def now(self) -> dict[str, int]:
+    def now(self) -> dict[str, float]:
         return {name: int(client.get(self.key) or 0) for name, client in self.clients.items()}
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, sum(self.now().values()))
-            time.sleep(0.005)
-
-    def __enter__(self) -> _Counters:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.peak = max(self.peak, sum(self.now().values()))
-
-    def close(self) -> None:
-        for client in self.clients.values():
-            client.close()
 
 
 async def _burst(clouds: Multicloud, key: str) -> dict[str, list[tuple[int, str | None]]]:

@@ -10,17 +10,15 @@ included. Without shares each cloud would admit the whole limit: 3x.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
-import redis
 
 from tests.fakes import slow
-from tests.multicloud.clouds import CLOUDS, Multicloud, run
+from tests.multicloud.clouds import CLOUDS, Multicloud, PeakSampler, run
 from tests.multicloud.test_budgets import MAX_TOKENS, MESSAGES, PER_CLOUD, _burst
 
 WINDOW_S = 60
@@ -28,15 +26,12 @@ WINDOW_S = 60
 TOKENS = len(orjson.dumps(MESSAGES)) // 3 + 16 + MAX_TOKENS
 
 
-class _Windows:
+class _Windows(PeakSampler):
     """Samples the limit's sliding-window count in every cloud's Redis, as the script does."""
 
     def __init__(self, clouds: Multicloud, scope: str, kind: str) -> None:
+        super().__init__(clouds, interval_s=0.01)
         self.prefix = f"{{aigw}}:rl:{scope}:{kind}:"
-        self.clients = {n: redis.Redis.from_url(c.redis.url) for n, c in clouds.clouds.items()}
-        self.peak = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def now(self) -> dict[str, float]:
         now = time.time()
@@ -47,21 +42,9 @@ class _Windows:
             out[name] = float(prev or 0) * (1 - frac) + float(cur or 0)
         return out
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, sum(self.now().values()))
-            time.sleep(0.01)
-
-    def __enter__(self) -> _Windows:
-        self._thread.start()
-        return self
-
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.peak = max(self.peak, sum(self.now().values()))
-        for client in self.clients.values():
-            client.close()
+        super().__exit__(*exc)
+        self.close()
 
 
 def _shares(clouds: Multicloud, rate: str) -> dict[str, dict[str, int]]:
