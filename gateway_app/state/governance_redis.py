@@ -266,10 +266,13 @@ class SettleBatcher:
         self._retrying = False
         deadline = time.monotonic() + timeout_s
         while True:
-            if self._task is not None:
-                await asyncio.wait([self._task], timeout=max(0.0, deadline - time.monotonic()))
-                if self._task is not None and not self._task.done():
+            task = self._task
+            if task is not None:
+                await asyncio.wait([task], timeout=max(0.0, deadline - time.monotonic()))
+                if not task.done():
                     break
+                # A flush that leaves more than one batch starts the next one itself.
+                continue
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None

@@ -107,3 +107,26 @@ def test_events_survive_a_redis_restart_and_the_bound_is_logged(
         assert any("holding 5 events" in m and "dropped 1 events" in m for m in full), full
     finally:
         server.stop()
+
+
+def test_stop_writes_everything_held_beyond_one_batch(redis_server: Any) -> None:
+    """More events than one flush takes (``max_batch``) with a flush in flight: the
+    flush starts the next batch itself, and stopping waits for it (it used to log the
+    rest as lost)."""
+    prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
+
+    async def main() -> None:
+        state = RedisGovernanceState.from_url(
+            redis_server.url, prefix=prefix, flush_interval_s=3600, flush_items=4
+        )
+        state.batcher.max_batch = 10
+        for i in range(25):  # the 4th starts a flush; it takes 10 when it runs
+            state.batcher.add([], f"{i}".encode())
+        assert state.batcher._task is not None
+        await state.flush()
+        assert state.batcher.held == 0 and state.batcher.flushes == 3
+        await state.close()
+        events = stream_events(redis_server.url, prefix + "audit")
+        assert events == [f"{i}".encode() for i in range(25)]
+
+    run_async(main())
