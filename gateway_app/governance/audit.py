@@ -114,11 +114,17 @@ class Redactor:
         return self._pattern.sub("[REDACTED]", text) if self._pattern else text
 
 
-def row(data: dict[str, Any]) -> tuple[Any, ...]:
+_DETAIL = COLUMNS.index("detail")
+
+
+def row(data: dict[str, Any]) -> list[Any]:
     """The insert parameters of one event."""
-    detail = data.get("detail")
-    values = {**data, "detail": orjson.dumps(detail).decode() if detail is not None else None}
-    return tuple(values.get(column) for column in COLUMNS)
+    get = data.get
+    values = [get(column) for column in COLUMNS]
+    detail = values[_DETAIL]
+    if detail is not None:
+        values[_DETAIL] = orjson.dumps(detail).decode()
+    return values
 
 
 def insert_events(db: Database, events: list[dict[str, Any]]) -> None:
