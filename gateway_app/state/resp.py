@@ -175,6 +175,21 @@ class RespClient:
             **options,
         )
 
+    def clone(self) -> RespClient:
+        """A client with the same settings, on a connection of its own (opened on use)."""
+        return type(self)(
+            self.host,
+            self.port,
+            db=self.db,
+            username=self.username,
+            password=self.password,
+            tls=self.tls,
+            ca_file=self.ca_file,
+            connect_timeout=self.connect_timeout,
+            timeout=self.timeout,
+            credential=self.credential,
+        )
+
     # ------------------------------------------------------------ connection
 
     async def _connect(self) -> _Protocol:
