@@ -18,7 +18,15 @@ figure to compare on a busy machine).
 ``--redis-url redis://127.0.0.1:PORT/0`` (a redis-server you started on loopback)
 runs governance on the Redis state instead (``AIGW_REDIS_URL``): the production
 path, with its reservation round trips; wall µs per request is then printed too
-(the round trip's wait is not CPU of this process).
+(the round trip's wait is not CPU of this process). ``--database-url
+postgresql://...`` (a PostgreSQL you started on loopback, migrated by the
+gateway) adds the production database: the audit drainer then writes there.
+
+The CPU figure is everything the requests cost this process: the measured
+window ends when the audit drainer has stored every event of the measured
+requests (so its stream reads, decoding, database writes in a worker thread
+and acknowledgements are counted, as is the settlement batcher's flushes).
+cProfile's call counts see the event loop's thread only.
 """
 
 from __future__ import annotations
@@ -128,6 +136,20 @@ async def _call(app: Any, method: str, path: str, body: Any, headers: dict[str, 
     return json.loads(b"".join(chunks) or b"null")
 
 
+async def _drained(drainer: Any, events: int) -> int:
+    """Wait until the audit drainer has stored ``events`` (0: until it is idle)."""
+    written, idle = drainer.written, 0
+    for _ in range(3000):  # bounded: 30 s
+        await asyncio.sleep(0.01)
+        if events and drainer.written >= events:
+            return int(drainer.written)
+        idle = idle + 1 if drainer.written == written else 0
+        written = drainer.written
+        if not events and idle >= 60:  # nothing stored for 0.6 s (> audit_interval_s)
+            return int(written)
+    raise RuntimeError(f"the audit drainer stored {drainer.written} of {events} events")
+
+
 async def _measure(requests: int, profile: bool) -> dict[str, float]:
     server = await asyncio.start_server(_upstream, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -137,6 +159,8 @@ async def _measure(requests: int, profile: bool) -> dict[str, float]:
         os.environ.pop(name, None)
     if os.environ.get("AIGW_BENCH_REDIS_URL"):
         os.environ["AIGW_REDIS_URL"] = os.environ["AIGW_BENCH_REDIS_URL"]
+    if os.environ.get("AIGW_BENCH_DATABASE_URL"):
+        os.environ["AIGW_DATABASE_URL"] = os.environ["AIGW_BENCH_DATABASE_URL"]
     from gateway_app.app import create_app
 
     app = create_app()
@@ -148,6 +172,8 @@ async def _measure(requests: int, profile: bool) -> dict[str, float]:
     bearer = {"authorization": f"Bearer {key['key']}"}
     for _ in range(300):  # warm-up: connections, caches
         await _call(app, "POST", "/v1/chat/completions", REQUEST, bearer)
+    drainer = app.admin.governance.drainer
+    stored = await _drained(drainer, 0)
     profiler = cProfile.Profile() if profile else None
     started = time.process_time()
     wall = time.perf_counter()
@@ -155,6 +181,7 @@ async def _measure(requests: int, profile: bool) -> dict[str, float]:
         profiler.enable()
     for _ in range(requests):
         await _call(app, "POST", "/v1/chat/completions", REQUEST, bearer)
+    await _drained(drainer, stored + requests)
     if profiler is not None:
         profiler.disable()
     cpu_us = (time.process_time() - started) / requests * 1e6
@@ -194,9 +221,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--redis-url", help="governance on this Redis (loopback) instead")
+    parser.add_argument("--database-url", help="and on this PostgreSQL (loopback)")
     args = parser.parse_args()
     if args.redis_url:
         os.environ["AIGW_BENCH_REDIS_URL"] = args.redis_url
+    if args.database_url:
+        os.environ["AIGW_BENCH_DATABASE_URL"] = args.database_url
     trees = dict(item.split("=", 1) for item in args.tree)
     cpu: dict[str, list[float]] = {name: [] for name in trees}
     wall: dict[str, list[float]] = {name: [] for name in trees}
