@@ -9,7 +9,7 @@ gateway process, governance-only: ``bench/hook_path.py`` drives requests and
 sees little of it (embedded SQLite; the drainer's thread is outside cProfile).
 
 This measures each step with the gateway's own code on a real Redis and
-PostgreSQL (loopback, servers you started), in batches of ``--batch`` events
+PostgreSQL (loopback, servers you started), on uvloop as the gateway, in batches of ``--batch`` events
 (``governance.audit_batch``: 500), ``process_time`` around each step (the
 database write runs in a worker thread, as in the gateway; process time counts
 it). The write is measured two ways on fresh events, alternately:
@@ -21,7 +21,10 @@ gateway's write now):
         --database-url postgresql://postgres@127.0.0.1:PORT/DB --rounds 5
 
 Prints µs of CPU per event per step (median over rounds) and, with ``--out``,
-writes them as JSON.
+writes them as JSON. Also the settlement batcher's CPU per flush for a few
+events per flush (each with a request's 12 counter corrections): what
+``governance.settle_interval_s`` trades against (at R requests per second a
+replica flushes R x interval events at a time, at most 256).
 """
 
 from __future__ import annotations
@@ -117,16 +120,38 @@ async def _round(
     return {step: seconds / events * 1e6 for step, seconds in clock.steps.items()}
 
 
+# A request's corrections: TPM at 4 levels, the day's and month's budget at 4 levels.
+_DELTAS = [(f"{{aigw-bench}}:c{i}", -5) for i in range(12)]
+
+
+async def _flush_cost(state: RedisGovernanceState, sizes: tuple[int, ...]) -> dict[str, float]:
+    """CPU µs per flush carrying ``n`` requests' settlements and events, per size."""
+    batcher, payload, flushes = state.batcher, _event(0), 300
+    costs = {}
+    for n in sizes:
+        started = time.process_time()
+        for _ in range(flushes):
+            for _ in range(n):
+                batcher.add(_DELTAS, payload)
+            await batcher.drain()
+        costs[str(n)] = round((time.process_time() - started) / flushes * 1e6, 1)
+    await state.hot.pipeline([("DEL", state.stream, *(key for key, _ in _DELTAS))])
+    return costs
+
+
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     db = Database(args.database_url)
     db.migrate()
-    state = RedisGovernanceState.from_url(args.redis_url, prefix="{aigw-bench}:")
+    state = RedisGovernanceState.from_url(
+        args.redis_url, prefix="{aigw-bench}:", flush_interval_s=3600, flush_items=10**9
+    )
     results: dict[str, list[dict[str, float]]] = {"executemany": [], "copy": []}
     try:
         await _round(state, db, args.batch, args.batch, "copy")  # warm-up: connections
         for _ in range(args.rounds):
             for write in results:
                 results[write].append(await _round(state, db, args.events, args.batch, write))
+        flush = await _flush_cost(state, (1, 3, 10, 30, 100))
     finally:
         await state.close()
         db.execute("DELETE FROM audit_events WHERE request_id LIKE ?", ("req-%",))
@@ -140,6 +165,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         }
         steps["total"] = sum(steps.values())
         summary[write] = {step: round(value, 2) for step, value in steps.items()}
+    summary["flush_cpu_us_by_requests"] = flush
     return summary
 
 
@@ -152,10 +178,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
-    summary = asyncio.run(_main(args))
+    import uvloop  # the gateway's event loop
+
+    summary = uvloop.run(_main(args))
     for write in ("executemany", "copy"):
         steps = summary[write]
         print(f"{write}: " + ", ".join(f"{step} {value:.1f}" for step, value in steps.items()))
+    print(
+        "batcher CPU µs per flush of N requests: "
+        + ", ".join(f"N={n}: {us:.0f}" for n, us in summary["flush_cpu_us_by_requests"].items())
+    )
     if args.out:
         Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
 
