@@ -130,3 +130,34 @@ def test_stop_writes_everything_held_beyond_one_batch(redis_server: Any) -> None
         assert events == [f"{i}".encode() for i in range(25)]
 
     run_async(main())
+
+
+def test_the_flush_interval_is_the_configured_one(
+    redis_server: Any, fake_openai: Any, fake_anthropic: Any, tmp_path: Any
+) -> None:
+    """``governance.settle_interval_s`` reaches the batcher of a replica built from its
+    environment (the bound on what a crash loses); out of range, the config names it."""
+    from gateway_app.config import ConfigError, parse
+    from gateway_app.environment import Environment
+    from gateway_app.governance.service import Governance
+    from tests.gateway.conftest import STANDARD_MODELS, providers
+
+    raw: dict[str, Any] = {
+        "providers": providers(fake_openai, fake_anthropic),
+        "models": STANDARD_MODELS,
+        "governance": {
+            "enabled": True,
+            "settle_interval_s": 0.05,
+            "sqlite_path": str(tmp_path / "gov.sqlite3"),
+        },
+    }
+    env = Environment(redis_url=redis_server.url, key_hash_secret="s")
+    governance = Governance.from_environment(parse(raw), env)
+    try:
+        assert isinstance(governance.state, RedisGovernanceState)
+        assert governance.state.batcher.interval_s == 0.05
+    finally:
+        run_async(governance.stop())
+    raw["governance"]["settle_interval_s"] = 5
+    with pytest.raises(ConfigError, match="settle_interval_s"):
+        parse(raw)
