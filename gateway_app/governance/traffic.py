@@ -89,8 +89,8 @@ TRAFFIC: tuple[Traffic, ...] = (
         Per.REQUEST,
         {"MULTI": 1, "EXEC": 1},
         redis_round_trips=1,
-        note="one pipeline per `governance.settle_interval_s` (20 ms; or per 256 events) per process, shared by every request "
-        "in it: at most one per request, far fewer under load",
+        note="one pipeline per `governance.settle_interval_s` (20 ms; or per 256 events) per "
+        "process, shared by every request in it: at most one per request, far fewer under load",
     ),
     Traffic(
         "settlement",

@@ -24,7 +24,8 @@ order it receives them, so the commands written after that ``AUTH`` run under
 the new token and none waits for it.
 
 Blocking commands (``XREADGROUP BLOCK``, pub/sub) would stall every other
-caller on the shared connection: the cold paths keep redis-py for those.
+caller on the shared connection: the audit drainer's blocking reads use a client
+of their own (:meth:`RespClient.clone`); pub/sub keeps redis-py.
 """
 
 from __future__ import annotations
