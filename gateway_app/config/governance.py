@@ -225,6 +225,14 @@ class GovernanceConfig(BaseModel):
     audit_claim_idle_s: float = Field(
         30.0, gt=0, description="pending audit events of a dead replica are taken over after this"
     )
+    settle_interval_s: float = Field(
+        0.02,
+        gt=0,
+        le=1,
+        description="(Redis) settlements and audit events are written in one pipeline per "
+        "this interval (or per 256 events): a crash loses at most this much of a replica's "
+        "events; each flush costs the replica ~75 CPU µs however few it carries",
+    )
     unpriced_models: Literal["refuse_at_startup", "refuse_with_budget"] = Field(
         "refuse_at_startup",
         description="a deployment with no price (neither `price` in the config nor in "

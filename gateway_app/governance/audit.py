@@ -3,10 +3,11 @@
 Every request (served, refused or failed) and every admin action becomes one
 event with a unique ``event_id``. Events enter the state's durable buffer (a
 Redis stream, or memory in embedded mode) and an :class:`AuditDrainer` in each
-replica writes them in batches with ``INSERT ... ON CONFLICT (event_id) DO
-NOTHING``, acknowledging only after the commit. A database outage leaves them
-pending; a crash between commit and acknowledgement re-delivers them and the
-insert ignores the duplicates: every event is stored exactly once.
+replica writes them in batches (PostgreSQL: one ``COPY`` per batch), acknowledging
+only after the commit. A database outage leaves them pending; a crash between
+commit and acknowledgement re-delivers them, and a batch holding an event stored
+before is inserted with ``ON CONFLICT (event_id) DO NOTHING`` instead, which skips
+the duplicates: every event is stored exactly once.
 """
 
 from __future__ import annotations
@@ -54,10 +55,6 @@ COLUMNS = (
     "actor",
     "action",
     "detail",
-)
-_INSERT = (
-    f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-    "ON CONFLICT (event_id) DO NOTHING"
 )
 
 
@@ -117,16 +114,23 @@ class Redactor:
         return self._pattern.sub("[REDACTED]", text) if self._pattern else text
 
 
-def row(data: dict[str, Any]) -> tuple[Any, ...]:
+_DETAIL = COLUMNS.index("detail")
+
+
+def row(data: dict[str, Any]) -> list[Any]:
     """The insert parameters of one event."""
-    detail = data.get("detail")
-    values = {**data, "detail": orjson.dumps(detail).decode() if detail is not None else None}
-    return tuple(values.get(column) for column in COLUMNS)
+    get = data.get
+    values = [get(column) for column in COLUMNS]
+    detail = values[_DETAIL]
+    if detail is not None:
+        values[_DETAIL] = orjson.dumps(detail).decode()
+    return values
 
 
 def insert_events(db: Database, events: list[dict[str, Any]]) -> None:
-    """Idempotent batch insert (blocking)."""
-    db.executemany(_INSERT, [row(e) for e in events])
+    """Idempotent batch insert (blocking): each event stored once, however often it is
+    delivered (PostgreSQL: one ``COPY``; see :meth:`Database.append_new`)."""
+    db.append_new("audit_events", COLUMNS, "event_id", [row(e) for e in events])
 
 
 _SHIPPED_COLUMNS = (*COLUMNS, "shipped_at")

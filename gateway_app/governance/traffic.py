@@ -79,18 +79,18 @@ TRAFFIC: tuple[Traffic, ...] = (
         Per.REQUEST,
         {"XADD": 1},
         postgres_rows=1,
-        postgres_statements=1,
         exact=True,
         note="queued in the process's memory, appended to the audit stream by the next batcher "
-        "flush, written to `audit_events` by a drainer",
+        "flush, written to `audit_events` by a drainer: a row of its batch's `COPY`, no "
+        "statement of its own (a re-delivered batch: one `INSERT ... ON CONFLICT` per row)",
     ),
     Traffic(
         "batcher flush",
         Per.REQUEST,
         {"MULTI": 1, "EXEC": 1},
         redis_round_trips=1,
-        note="one pipeline per 5 ms (or per 256 events) per process, shared by every request "
-        "in it: at most one per request, far fewer under load",
+        note="one pipeline per `governance.settle_interval_s` (20 ms; or per 256 events) per "
+        "process, shared by every request in it: at most one per request, far fewer under load",
     ),
     Traffic(
         "settlement",
@@ -104,16 +104,17 @@ TRAFFIC: tuple[Traffic, ...] = (
         Per.AUDIT_BATCH,
         {"XREADGROUP": 2, "XAUTOCLAIM": 1, "XACK": 1, "XDEL": 1},
         redis_round_trips=4,
-        postgres_statements=2,
+        postgres_statements=3,
         postgres_transactions=1,
-        note="under load a drainer reads, inserts and acknowledges one batch after another",
+        note="under load a drainer reads, writes (`BEGIN`, `COPY`, `COMMIT`) and acknowledges "
+        "one batch after another",
     ),
     Traffic(
         "audit drain",
         Per.PROCESS_SECOND,
         {"XREADGROUP": 10, "XAUTOCLAIM": 5, "XACK": 4, "XDEL": 4},
         redis_round_trips=16,
-        postgres_statements=8,
+        postgres_statements=12,
         postgres_transactions=4,
         note="at most one pass per 0.2 s (an empty read blocks that long) or per "
         "`governance.audit_interval_s` (0.25 s) after a partial batch",

@@ -145,7 +145,7 @@ class SettleBatcher:
         client: RespClient,
         stream: str,
         *,
-        interval_s: float = 0.005,
+        interval_s: float = 0.02,
         max_items: int = 256,
         max_held: int = 100_000,
         max_batch: int = 2000,
@@ -266,10 +266,13 @@ class SettleBatcher:
         self._retrying = False
         deadline = time.monotonic() + timeout_s
         while True:
-            if self._task is not None:
-                await asyncio.wait([self._task], timeout=max(0.0, deadline - time.monotonic()))
-                if self._task is not None and not self._task.done():
+            task = self._task
+            if task is not None:
+                await asyncio.wait([task], timeout=max(0.0, deadline - time.monotonic()))
+                if not task.done():
                     break
+                # A flush that leaves more than one batch starts the next one itself.
+                continue
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -297,7 +300,10 @@ class RedisGovernanceState:
     The request path goes through ``hot`` (a :class:`RespClient`): ``reserve``
     admits from this replica's chunks (``admission``) or makes one script call
     (:meth:`reserve_exact`); ``settle`` only queues for the :class:`SettleBatcher`.
-    The audit reader, acknowledgements and admin reads use ``client`` (redis-py).
+    The audit reader's blocking reads and its acknowledgements use ``reader`` (by
+    default ``hot``'s settings on a connection of its own: a blocked read would
+    stall the hot path's), a :class:`RespClient` too: redis-py spent ~7 CPU µs per
+    event there (``bench/audit_drain.py``). Admin reads use ``client`` (redis-py).
     """
 
     def __init__(
@@ -305,9 +311,10 @@ class RedisGovernanceState:
         client: Any,
         hot: RespClient,
         *,
+        reader: RespClient | None = None,
         claim_idle_s: float = 30.0,
         prefix: str = _PREFIX,
-        flush_interval_s: float = 0.005,
+        flush_interval_s: float = 0.02,
         flush_items: int = 256,
         max_held: int = 100_000,
         leased: bool = False,
@@ -315,6 +322,8 @@ class RedisGovernanceState:
         share_floor_ppm: int | None = None,
     ) -> None:
         self.client = client
+        # Connects on the first audit read: only the drainer's state ever does.
+        self.reader = reader if reader is not None else hot.clone()
         # The global governance plane: each budget is also limited by this cloud's lease,
         # and (with a floor) each rate limit is this cloud's share of it.
         self.leased = leased
@@ -450,7 +459,7 @@ class RedisGovernanceState:
         if self._group_ready:
             return
         try:
-            await self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+            await self.reader.execute("XGROUP", "CREATE", self.stream, GROUP, "0", "MKSTREAM")
         except Exception as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -473,37 +482,48 @@ class RedisGovernanceState:
 
     async def _read_audit(self, count: int, block_s: float) -> list[tuple[str, bytes]]:
         await self._ensure_group()
+        reader, stream, consumer = self.reader, self.stream, self.consumer
         # 1. ours, read before but not acknowledged (the database write failed)
-        replies = await self.client.xreadgroup(
-            GROUP, self.consumer, {self.stream: "0"}, count=count
+        reply = await reader.execute(
+            "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count, "STREAMS", stream, "0"
         )
-        entries = replies[0][1] if replies else []
+        entries = reply[0][1] if reply else []
         if not entries:
             # 2. those of a replica that died with events pending
-            claimed = await self.client.xautoclaim(
-                self.stream, GROUP, self.consumer, self.claim_idle_ms, "0-0", count=count
+            claimed = await reader.execute(
+                "XAUTOCLAIM", stream, GROUP, consumer, self.claim_idle_ms, "0-0", "COUNT", count
             )
             entries = claimed[1] if claimed else []
         if not entries:
             # 3. new ones
-            replies = await self.client.xreadgroup(
+            reply = await reader.execute(
+                "XREADGROUP",
+                "GROUP",
                 GROUP,
-                self.consumer,
-                {self.stream: ">"},
-                count=count,
-                block=max(1, int(block_s * 1000)),
+                consumer,
+                "COUNT",
+                count,
+                "BLOCK",
+                max(1, int(block_s * 1000)),
+                "STREAMS",
+                stream,
+                ">",
             )
-            entries = replies[0][1] if replies else []
-        return [(_text(eid), fields[b"e"]) for eid, fields in entries if fields]
+            entries = reply[0][1] if reply else []
+        # RESP2: fields as a flat list (ours: "e", the event). An entry deleted while
+        # pending comes back without fields.
+        return [(entry_id.decode(), fields[1]) for entry_id, fields in entries if fields]
 
     async def ack(self, ids: list[str]) -> None:
         if not ids:
             return
-        pipe = self.client.pipeline(transaction=False)
-        pipe.xack(self.stream, GROUP, *ids)
-        pipe.xdel(self.stream, *ids)
         try:
-            await pipe.execute()
+            replies = await self.reader.pipeline(
+                [("XACK", self.stream, GROUP, *ids), ("XDEL", self.stream, *ids)]
+            )
+            for reply in replies:
+                if isinstance(reply, ReplyError):
+                    raise reply
         except Exception as exc:
             if not _no_group(exc):
                 raise
@@ -527,6 +547,7 @@ class RedisGovernanceState:
             self.admission.stop()
         await self.batcher.drain()
         await self.hot.aclose()
+        await self.reader.aclose()
         await self.client.aclose()
 
 

@@ -24,7 +24,8 @@ order it receives them, so the commands written after that ``AUTH`` run under
 the new token and none waits for it.
 
 Blocking commands (``XREADGROUP BLOCK``, pub/sub) would stall every other
-caller on the shared connection: the cold paths keep redis-py for those.
+caller on the shared connection: the audit drainer's blocking reads use a client
+of their own (:meth:`RespClient.clone`); pub/sub keeps redis-py.
 """
 
 from __future__ import annotations
@@ -173,6 +174,21 @@ class RespClient:
             tls=parts.scheme == "rediss",
             ca_file=ca_file,
             **options,
+        )
+
+    def clone(self) -> RespClient:
+        """A client with the same settings, on a connection of its own (opened on use)."""
+        return type(self)(
+            self.host,
+            self.port,
+            db=self.db,
+            username=self.username,
+            password=self.password,
+            tls=self.tls,
+            ca_file=self.ca_file,
+            connect_timeout=self.connect_timeout,
+            timeout=self.timeout,
+            credential=self.credential,
         )
 
     # ------------------------------------------------------------ connection

@@ -107,3 +107,57 @@ def test_events_survive_a_redis_restart_and_the_bound_is_logged(
         assert any("holding 5 events" in m and "dropped 1 events" in m for m in full), full
     finally:
         server.stop()
+
+
+def test_stop_writes_everything_held_beyond_one_batch(redis_server: Any) -> None:
+    """More events than one flush takes (``max_batch``) with a flush in flight: the
+    flush starts the next batch itself, and stopping waits for it (it used to log the
+    rest as lost)."""
+    prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
+
+    async def main() -> None:
+        state = RedisGovernanceState.from_url(
+            redis_server.url, prefix=prefix, flush_interval_s=3600, flush_items=4
+        )
+        state.batcher.max_batch = 10
+        for i in range(25):  # the 4th starts a flush; it takes 10 when it runs
+            state.batcher.add([], f"{i}".encode())
+        assert state.batcher._task is not None
+        await state.flush()
+        assert state.batcher.held == 0 and state.batcher.flushes == 3
+        await state.close()
+        events = stream_events(redis_server.url, prefix + "audit")
+        assert events == [f"{i}".encode() for i in range(25)]
+
+    run_async(main())
+
+
+def test_the_flush_interval_is_the_configured_one(
+    redis_server: Any, fake_openai: Any, fake_anthropic: Any, tmp_path: Any
+) -> None:
+    """``governance.settle_interval_s`` reaches the batcher of a replica built from its
+    environment (the bound on what a crash loses); out of range, the config names it."""
+    from gateway_app.config import ConfigError, parse
+    from gateway_app.environment import Environment
+    from gateway_app.governance.service import Governance
+    from tests.gateway.conftest import STANDARD_MODELS, providers
+
+    raw: dict[str, Any] = {
+        "providers": providers(fake_openai, fake_anthropic),
+        "models": STANDARD_MODELS,
+        "governance": {
+            "enabled": True,
+            "settle_interval_s": 0.05,
+            "sqlite_path": str(tmp_path / "gov.sqlite3"),
+        },
+    }
+    env = Environment(redis_url=redis_server.url, key_hash_secret="s")
+    governance = Governance.from_environment(parse(raw), env)
+    try:
+        assert isinstance(governance.state, RedisGovernanceState)
+        assert governance.state.batcher.interval_s == 0.05
+    finally:
+        run_async(governance.stop())
+    raw["governance"]["settle_interval_s"] = 5
+    with pytest.raises(ConfigError, match="settle_interval_s"):
+        parse(raw)

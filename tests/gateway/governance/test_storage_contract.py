@@ -78,6 +78,20 @@ def test_audit_insert_is_idempotent_and_feeds_analytics(db: Database) -> None:
     assert latency[0]["p50_ms"] == 50.0 and latency[0]["p99_ms"] == 100.0
 
 
+def test_a_batch_partly_stored_before_stores_the_rest_once(db: Database) -> None:
+    """A re-delivered batch mixed with new events (a drainer that died after its commit,
+    claimed with newer ones): PostgreSQL's COPY refuses the batch, the insert that skips
+    stored ids stores the new ones; each event once, the stored ones untouched."""
+    first = [audit.event("request", team_id="a", status=200) for _ in range(3)]
+    audit.insert_events(db, first)
+    changed = [{**event, "status": 500} for event in first[:2]]
+    later = [audit.event("request", team_id="a", status=201) for _ in range(2)]
+    audit.insert_events(db, [changed[0], later[0], changed[1], later[1], later[0]])
+    rows = db.fetch("SELECT event_id, status FROM audit_events ORDER BY event_id")
+    expected = {e["event_id"]: 200 for e in first} | {e["event_id"]: 201 for e in later}
+    assert {r["event_id"]: r["status"] for r in rows} == expected
+
+
 def test_audit_search_error_rates_and_last_use(db: Database) -> None:
     """What the console and ``aigw admin`` read: filters, text search (a person's e-mail,
     with LIKE's wildcards taken literally), per-deployment error rates, a key's last use."""
