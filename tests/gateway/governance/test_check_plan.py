@@ -73,11 +73,11 @@ def test_a_lowered_limit_and_a_revoked_key_take_effect_at_the_next_request(
         # plan worked out under it is dropped, and the next request is checked (admitted
         # or refused: the returned chunks are written within milliseconds) against 4.
         httpx.put(limit_url, headers=admin, json={"rpm": 4}).raise_for_status()
-        assert plan not in gov._plans.values()
         outcomes = [ask() for _ in range(3)]
         assert all(limit == "4" for _, limit in outcomes), outcomes
-        assert [status for status, _ in outcomes].count(200) <= 1
-        assert outcomes[-1][0] == 429
+        statuses = [status for status, _ in outcomes]
+        assert statuses.count(200) <= 1 and statuses.count(429) >= 2, outcomes
+        assert plan not in gov._plans.values()
 
         # Revoked: refused at once, and no plan of the key is kept.
         assert gov._plans
