@@ -47,11 +47,11 @@ def reset_duration(seconds: float) -> str:
 @dataclass(slots=True)
 class HeaderKind:
     """The rate items one kind of ``x-ratelimit-*`` headers (requests or tokens) is
-    chosen from, by their index in the request's rate items, with their limits encoded."""
+    chosen from: (index in the request's rate items, limit), and their encoded limits."""
 
     names: tuple[bytes, ...]  # limit, remaining, reset header names
-    indices: tuple[int, ...]
-    limits: dict[int, bytes]  # by index: b"%d" % limit
+    limits: tuple[tuple[int, int], ...]
+    encoded: dict[int, bytes]  # by index: b"%d" % limit
 
 
 @dataclass(slots=True)
@@ -85,11 +85,7 @@ class CheckPlan:
                 kinds.setdefault("tpm", []).append((index, tpm))
                 index += 1
         headers = tuple(
-            HeaderKind(
-                _HEADER_NAMES[kind],
-                tuple(i for i, _ in found),
-                {i: b"%d" % limit for i, limit in found},
-            )
+            HeaderKind(_HEADER_NAMES[kind], tuple(found), {i: b"%d" % limit for i, limit in found})
             for kind, found in kinds.items()
         )
         return cls(caller, levels, prices[0], prices[1], unpriced, headers)
@@ -127,19 +123,20 @@ class CheckPlan:
         shares = decision.rate_limits
         headers: list[tuple[bytes, bytes]] = []
         for kind in self.headers:
+            # Every item of a kind reserves the same amount (one request, or the request's
+            # tokens): the tightest is the one with the least room before it.
             best = -1
-            least = 0.0
-            for i in kind.indices:
-                item = rate[i]
-                left = (shares[i] if shares else item.limit) - used[i] - item.amount
-                if best < 0 or left < least:
-                    best, least = i, left
-            item = rate[best]
+            room = 0.0
+            for i, limit in kind.limits:
+                free = (shares[i] if shares else limit) - used[i]
+                if best < 0 or free < room:
+                    best, room = i, free
+            limit = rate[best].limit
+            left = room - rate[best].amount
             limit_name, remaining_name, reset_name = kind.names
-            reset = reset_duration(max(0.0, (item.limit - least) * 60.0 / item.limit))
             headers += (
-                (limit_name, kind.limits[best]),
-                (remaining_name, b"%d" % max(0, int(least))),
-                (reset_name, reset.encode()),
+                (limit_name, kind.encoded[best]),
+                (remaining_name, b"%d" % max(0, int(left))),
+                (reset_name, reset_duration(max(0.0, (limit - left) * 60.0 / limit)).encode()),
             )
         return headers

@@ -19,11 +19,20 @@ import openai
 import pytest
 
 from gateway_app.config import parse
+from gateway_app.context import Caller
 from gateway_app.governance.admin import AdminApi
+from gateway_app.governance.check_plan import CheckPlan
 from gateway_app.governance.hooks import governance_hooks
 from gateway_app.governance.service import Governance
 from gateway_app.governance.storage import Database
-from gateway_app.state.governance import WINDOW_S, BudgetItem, RateItem, Shape, rate_key
+from gateway_app.state.governance import (
+    WINDOW_S,
+    BudgetItem,
+    Decision,
+    RateItem,
+    Shape,
+    rate_key,
+)
 from gateway_app.state.governance_redis import RedisGovernanceState
 from tests.gateway.conftest import STANDARD_MODELS, providers, run_async, serve
 from tests.gateway.governance.test_admission import DAY, counter, replicas
@@ -142,3 +151,42 @@ def test_a_shape_counts_each_request_in_its_own_minute(redis_server: Any) -> Non
         await state.close()
 
     run_async(main())
+
+
+def test_the_rate_headers_name_the_tightest_limit_of_each_kind() -> None:
+    """OpenAI's ``x-ratelimit-*`` headers: per kind, the level with the least left after
+    this request (with the global plane's rate shares: this cloud's share of it)."""
+    caller = Caller("k", "t", "p")
+    levels = (
+        ("org:*", RateItem("org:*", "rpm", 100, 1), 10_000, None, 10**12),
+        ("key:k", RateItem("key:k", "rpm", 10, 1), 50_000, 10**9, None),
+    )
+    plan = CheckPlan.build(caller, levels, (1e-6, 2e-6), False)
+    rate, budgets = plan.items(500, 7_000, ("2026-12-06", "2026-12", 3600, 86400))
+    assert [(item.scope, item.kind, item.amount) for item in rate] == [
+        ("org:*", "rpm", 1),
+        ("org:*", "tpm", 500),
+        ("key:k", "rpm", 1),
+        ("key:k", "tpm", 500),
+    ]
+    assert [(b.scope, b.period, b.period_id, b.amount_nusd, b.ttl_s) for b in budgets] == [
+        ("org:*", "monthly", "2026-12", 7_000, 86400 + 3600),
+        ("key:k", "daily", "2026-12-06", 7_000, 3600 + 3600),
+    ]
+    used = [50.0, 9_000.0, 8.0, 100.0]
+    admitted = Decision(True, rate, budgets, 1, rate_used=used)
+    assert plan.rate_headers(rate, admitted) == [
+        (b"x-ratelimit-limit-requests", b"10"),  # the key: 10 - 8 - 1 = 1 left
+        (b"x-ratelimit-remaining-requests", b"1"),
+        (b"x-ratelimit-reset-requests", b"54s"),
+        (b"x-ratelimit-limit-tokens", b"10000"),  # the org: 10,000 - 9,000 - 500 = 500 left
+        (b"x-ratelimit-remaining-tokens", b"500"),
+        (b"x-ratelimit-reset-tokens", b"57s"),
+    ]
+    # This cloud's shares: the org's tokens are over its share (5,000) already.
+    shared = Decision(True, rate, budgets, 1, rate_used=used, rate_limits=[100, 5_000, 10, 5e4])
+    assert plan.rate_headers(rate, shared)[3:] == [
+        (b"x-ratelimit-limit-tokens", b"10000"),
+        (b"x-ratelimit-remaining-tokens", b"0"),
+        (b"x-ratelimit-reset-tokens", b"1m27s"),
+    ]
