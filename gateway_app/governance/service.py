@@ -43,6 +43,7 @@ from gateway_app.governance import audit
 from gateway_app.governance.check_plan import CheckPlan, Level, reset_duration
 from gateway_app.governance.keys import (
     KEY_PREFIX,
+    KeyRecord,
     KeyStore,
     Registry,
 )
@@ -203,7 +204,7 @@ class Governance:
         self._plans_of: object = None
         # The Caller of each key record (frozen, shared by its requests): by key id, valid
         # while the registry holds the same record (a change loads a new one).
-        self._callers: dict[str, tuple[Any, Caller]] = {}
+        self._callers: dict[str, tuple[KeyRecord, Caller]] = {}
         # The global governance plane, when configured (gateway_app.governance.plane),
         # and its escrow leases of budgets.
         self.plane: Extension | None = None
