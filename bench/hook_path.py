@@ -25,6 +25,12 @@ governance's records there (``AIGW_DATABASE_URL``) instead of SQLite.
 runs governance on the Redis state instead (``AIGW_REDIS_URL``): the production
 path, with its reservation round trips; wall µs per request is then printed too
 (the round trip's wait is not CPU of this process).
+
+``--check`` measures only governance's request-time side (``Governance.authenticate``
+and ``Governance.check``, the before hooks' work) in a loop over fresh request
+contexts, after the same warm-up: CPU µs and Python calls per check, and the
+functions that take the most of it under cProfile (``--top N``). The figure that
+moves when the check path is cut, without the server, routing or settling around it.
 """
 
 from __future__ import annotations
@@ -148,7 +154,51 @@ async def _call(app: Any, method: str, path: str, body: Any, headers: dict[str, 
     return json.loads(b"".join(chunks) or b"null")
 
 
-async def _measure(requests: int, profile: bool) -> dict[str, float]:
+async def _checks(app: Any, token: str, requests: int, profile: bool, top: int) -> dict[str, Any]:
+    """Only the check side: authenticate + check per request (no upstream call, no settle)."""
+    from gateway_app.apis import CHAT_COMPLETIONS
+    from gateway_app.context import Exchange, RequestContext
+    from gateway_app.governance.hooks import GovernanceHook
+
+    governance = next(h for h in app.hooks.hooks if isinstance(h, GovernanceHook)).governance
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    body = dict(REQUEST)
+
+    async def one() -> None:
+        request = RequestContext("req", "/v1/chat/completions", headers, CHAT_COMPLETIONS, body)
+        request.model = body["model"]
+        exchange = Exchange()
+        refused = await governance.authenticate(request, exchange)
+        reservation = await governance.check(request, exchange)
+        if refused is not None or reservation is None or not hasattr(reservation, "decision"):
+            raise RuntimeError(f"check refused: {reservation!r}")
+
+    for _ in range(300):
+        await one()
+    profiler = cProfile.Profile() if profile else None
+    started = time.process_time()
+    if profiler is not None:
+        profiler.enable()
+    for _ in range(requests):
+        await one()
+    if profiler is not None:
+        profiler.disable()
+        stats = pstats.Stats(profiler)
+        rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]  # type: ignore[attr-defined]
+        return {
+            "calls": stats.total_calls / requests,  # type: ignore[attr-defined]
+            "top": [
+                f"{tt / requests * 1e6:7.2f} µs {nc / requests:5.1f} calls  {fn[2]} "
+                f"({Path(fn[0]).name}:{fn[1]})"
+                for fn, (_cc, nc, tt, _ct, _callers) in rows
+            ],
+        }
+    return {"cpu_us": (time.process_time() - started) / requests * 1e6, "wall_us": 0.0}
+
+
+async def _measure(
+    requests: int, profile: bool, check: bool = False, top: int = 0
+) -> dict[str, Any]:
     server = await asyncio.start_server(_upstream, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     Path("gateway.yaml").write_text(CONFIG.format(port=port))
@@ -170,6 +220,12 @@ async def _measure(requests: int, profile: bool) -> dict[str, float]:
     bearer = {"authorization": f"Bearer {key['key']}"}
     for _ in range(300):  # warm-up: connections, caches
         await _call(app, "POST", "/v1/chat/completions", REQUEST, bearer)
+    if check:
+        try:
+            return await _checks(app, key["key"], requests, profile, top)
+        finally:
+            await app.shutdown()
+            server.close()
     profiler = cProfile.Profile() if profile else None
     drainer = app.admin.governance.drainer
     stored = await _drained(drainer, 0)  # the warm-up's events
@@ -191,17 +247,29 @@ async def _measure(requests: int, profile: bool) -> dict[str, float]:
     return {"cpu_us": cpu_us, "wall_us": wall_us}
 
 
-def _child(tree: str, requests: int, profile: bool) -> dict[str, float]:
+def _child(
+    tree: str, requests: int, profile: bool, check: bool = False, top: int = 0
+) -> dict[str, Any]:
     """One measurement of ``tree`` in a fresh interpreter (its own gateway_app)."""
     code = (
         "import asyncio, json, os, sys, tempfile; sys.path.insert(0, sys.argv[1]); "
         f"sys.path.insert(0, {str(Path(__file__).parent)!r}); import hook_path; "
         "os.chdir(tempfile.mkdtemp()); "
-        "print(json.dumps(asyncio.run(hook_path._measure(int(sys.argv[2]), sys.argv[3] == '1'))))"
+        "print(json.dumps(asyncio.run(hook_path._measure(int(sys.argv[2]), sys.argv[3] == '1', "
+        "sys.argv[4] == '1', int(sys.argv[5])))))"
     )
     env = {**os.environ, "PYTHONPATH": tree}
     result = subprocess.run(
-        [sys.executable, "-c", code, tree, str(requests), "1" if profile else "0"],
+        [
+            sys.executable,
+            "-c",
+            code,
+            tree,
+            str(requests),
+            "1" if profile else "0",
+            "1" if check else "0",
+            str(top),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -220,6 +288,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--redis-url", help="governance on this Redis (loopback) instead")
+    parser.add_argument("--check", action="store_true", help="only authenticate + check")
+    parser.add_argument("--top", type=int, default=0, help="with --check: top N functions")
     args = parser.parse_args()
     if args.redis_url:
         os.environ["AIGW_BENCH_REDIS_URL"] = args.redis_url
@@ -230,17 +300,20 @@ def main() -> None:
     wall: dict[str, list[float]] = {name: [] for name in trees}
     for _ in range(args.rounds):
         for name, path in trees.items():
-            measured = _child(str(Path(path).resolve()), args.requests, False)
+            measured = _child(str(Path(path).resolve()), args.requests, False, args.check)
             cpu[name].append(measured["cpu_us"])
             wall[name].append(measured["wall_us"])
     for name, path in trees.items():
-        calls = _child(str(Path(path).resolve()), args.requests, True)["calls"]
+        profiled = _child(str(Path(path).resolve()), args.requests, True, args.check, args.top)
+        calls = profiled["calls"]
         print(
             f"{name}: CPU µs/request min {min(cpu[name]):.0f}, median "
             f"{statistics.median(cpu[name]):.0f} ({', '.join(f'{v:.0f}' for v in cpu[name])}); "
             f"Python calls/request {calls:.1f}; wall µs/request median "
             f"{statistics.median(wall[name]):.0f}"
         )
+        for row in profiled.get("top", []):
+            print("   ", row)
 
 
 if __name__ == "__main__":

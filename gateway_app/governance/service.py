@@ -40,8 +40,10 @@ from gateway_app.context import Caller, Exchange, RequestContext
 from gateway_app.environment import Environment
 from gateway_app.errors import GatewayError
 from gateway_app.governance import audit
+from gateway_app.governance.check_plan import CheckPlan, Level, reset_duration
 from gateway_app.governance.keys import (
     KEY_PREFIX,
+    KeyRecord,
     KeyStore,
     Registry,
 )
@@ -59,10 +61,6 @@ from gateway_app.state.governance import (
 log = logging.getLogger("gateway_app.governance")
 
 NANO = 1_000_000_000
-_RATE_HEADER_NAMES = {
-    kind: tuple(f"x-ratelimit-{part}-{noun}".encode() for part in ("limit", "remaining", "reset"))
-    for kind, noun in (("rpm", "requests"), ("tpm", "tokens"))
-}
 _CACHE_HITS = ("hit", "semantic-hit")
 
 
@@ -100,15 +98,6 @@ def period_ends(now: float) -> tuple[str, str, int, int]:
         )
     day_left = 86400 - whole % 86400
     return day[1], day[2], day_left, day[3] * 86400 + day_left
-
-
-def _duration(seconds: float) -> str:
-    """OpenAI's reset format: ``1s``, ``6m0s``, ``250ms``."""
-    if seconds < 1:
-        return f"{max(1, int(seconds * 1000))}ms"
-    whole = math.ceil(seconds)
-    minutes, secs = divmod(whole, 60)
-    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
 def usd(amount: float) -> str:
@@ -188,8 +177,9 @@ class Governance:
             self.store, secret, refresh_s=self.settings.key_refresh_s, redis=redis
         )
         # A key or limit changed (here or announced by another replica): no request is
-        # admitted from headroom this replica reserved under the old ones.
-        self.registry.listeners.append(lambda _what: state.invalidate())
+        # admitted from headroom this replica reserved under the old ones, nor checked
+        # by a plan worked out under them.
+        self.registry.listeners.append(self._changed)
         self.pricing = Pricing()
         # The drainer's blocking reads get their own connection(s), away from the hot path's.
         self.drain_state = drain_state or state
@@ -208,12 +198,23 @@ class Governance:
                     config.providers[deployment.provider].type,
                 )
         self._bounds: dict[str, TokenPrices] = {}
-        self._levels_cache: dict[tuple[str, str, str, str | None], Any] = {}
-        self._levels_of: object = None
+        # Check plans by (key id, customer, model), valid for the limits dict they were
+        # worked out under (a reload or a change replaces it) and dropped on every change.
+        self._plans: dict[tuple[str, str | None, str | None], CheckPlan] = {}
+        self._plans_of: object = None
+        # The Caller of each key record (frozen, shared by its requests): by key id, valid
+        # while the registry holds the same record (a change loads a new one).
+        self._callers: dict[str, tuple[KeyRecord, Caller]] = {}
         # The global governance plane, when configured (gateway_app.governance.plane),
         # and its escrow leases of budgets.
         self.plane: Extension | None = None
         self.leases: Leases | None = None
+
+    def _changed(self, _what: str) -> None:
+        """The registry applied a change (a key or a limit; here or from another replica)."""
+        self._plans.clear()
+        self._callers.clear()
+        self.state.invalidate()
 
     @classmethod
     def from_environment(cls, config: GatewayConfig, env: Environment) -> Governance:
@@ -398,7 +399,15 @@ class Governance:
                 "auth:invalid_key",
                 GatewayError(401, "Invalid, expired or revoked API key.", code="invalid_api_key"),
             )
-        request.caller = Caller(record.id, record.team_id, record.project_id, record.models)
+        known = self._callers.get(record.id)
+        if known is not None and known[0] is record:
+            request.caller = known[1]
+            return None
+        caller = Caller(record.id, record.team_id, record.project_id, record.models)
+        if len(self._callers) >= 100_000:
+            self._callers.clear()
+        self._callers[record.id] = (record, caller)
+        request.caller = caller
         return None
 
     async def check(
@@ -427,14 +436,13 @@ class Governance:
                     code="model_not_allowed",
                 ),
             )
+        plan = self._plan(caller, request.customer, request.model)
         prompt, output = self.estimate(request)
-        bound = self.price_bound(request.model or "")
-        # Every prompt token might be written to the provider's cache (dearer than input).
-        reserve_usd = prompt * max(bound.input, bound.cache_write) + output * bound.output
+        reserve_usd = prompt * plan.prompt_price + output * plan.output_price
         reserve_nusd = math.ceil(reserve_usd * NANO)
         tokens = prompt + output
-        rate, budgets = self._items(caller, request.customer, tokens, reserve_nusd, now)
-        if budgets and request.model in self.unpriced_models():
+        rate, budgets = plan.items(tokens, reserve_nusd, period_ends(now))
+        if budgets and plan.unpriced:
             # (governance.unpriced_models: refuse_with_budget) Its cost cannot be counted.
             return self._refuse(
                 exchange,
@@ -448,7 +456,7 @@ class Governance:
                 ),
             )
         try:
-            decision = await self.state.reserve(rate, budgets, now)
+            decision = await self.state.reserve(rate, budgets, now, plan.shape)
             leases = self.leases
             if decision.lease_held is not None and leases is not None:
                 # This cloud's lease of a budget is spent (money may be left elsewhere):
@@ -465,7 +473,7 @@ class Governance:
                         or not await leases.need(item, item.amount_nusd, left)
                     ):
                         break
-                    decision = await self.state.reserve(rate, budgets, now)
+                    decision = await self.state.reserve(rate, budgets, now, plan.shape)
         except Exception as exc:
             if self.settings.fail_closed:
                 log.error("governance state unreachable; refusing (fail_closed): %s", exc)
@@ -485,23 +493,39 @@ class Governance:
         if not decision.allowed:
             return self._refuse(exchange, *self._refusal(decision, now))
         if rate:
-            exchange.response_headers.extend(self._rate_headers(decision))
+            exchange.response_headers += plan.rate_headers(rate, decision)
         return Reservation(decision, tokens, reserve_nusd)
 
-    def _levels(
-        self, caller: Caller, customer: str | None
-    ) -> tuple[tuple[str, int | None, int | None, int | None, int | None], ...]:
-        """The limited levels of a request: (counter name, rpm, tpm, daily and monthly
-        nano-USD), cached per key and customer until the limits are reloaded."""
+    def _plan(self, caller: Caller, customer: str | None, model: str | None) -> CheckPlan:
+        """The caller's check plan for this customer and model (see :mod:`.check_plan`)."""
         limits = self.registry.limits
-        if limits is not self._levels_of:
+        if limits is not self._plans_of:
             # A reload or an admin change replaces the whole dict: start over.
-            self._levels_cache.clear()
-            self._levels_of = limits
-        cache_key = (caller.key_id, caller.team_id, caller.project_id, customer)
-        found = self._levels_cache.get(cache_key)
-        if found is not None:
-            return found
+            self._plans.clear()
+            self._plans_of = limits
+        cache_key = (caller.key_id, customer, model)
+        plan = self._plans.get(cache_key)
+        if plan is not None and plan.caller is caller:
+            return plan
+        bound = self.price_bound(model or "")
+        deployments = self.config.models[model].deployments if model in self.config.models else []
+        unpriced = self.pricing.unpriced
+        plan = CheckPlan.build(
+            caller,
+            self._levels(caller, customer, limits),
+            # Every prompt token might be written to the provider's cache (dearer than input).
+            (max(bound.input, bound.cache_write), bound.output),
+            any(d.id in unpriced for d in deployments),
+        )
+        if len(self._plans) >= 10_000:  # customers are the caller's free text
+            self._plans.clear()
+        self._plans[cache_key] = plan
+        return plan
+
+    def _levels(
+        self, caller: Caller, customer: str | None, limits: Mapping[tuple[str, str], Any]
+    ) -> tuple[Level, ...]:
+        """The limited levels of a request, in order (org, team, project, key, customer)."""
         levels = [
             ("org", "*", "*"),
             ("team", caller.team_id, caller.team_id),
@@ -530,38 +554,17 @@ class Governance:
                         scope_id,
                     )
                     continue
+            name = f"{scope}:{counter_id}"
             out.append(
                 (
-                    f"{scope}:{counter_id}",
-                    limit.rpm,
+                    name,
+                    None if limit.rpm is None else RateItem(name, "rpm", limit.rpm, 1),
                     limit.tpm,
                     None if limit.daily_usd is None else round(limit.daily_usd * NANO),
                     None if limit.monthly_usd is None else round(limit.monthly_usd * NANO),
                 )
             )
-        if len(self._levels_cache) >= 10_000:  # customers are the caller's free text
-            self._levels_cache.clear()
-        found = self._levels_cache[cache_key] = tuple(out)
-        return found
-
-    def _items(
-        self, caller: Caller, customer: str | None, tokens: int, reserve_nusd: int, now: float
-    ) -> tuple[tuple[RateItem, ...], tuple[BudgetItem, ...]]:
-        day, month, day_left, month_left = period_ends(now)
-        rate: list[RateItem] = []
-        budgets: list[BudgetItem] = []
-        for name, rpm, tpm, daily, monthly in self._levels(caller, customer):
-            if rpm is not None:
-                rate.append(RateItem(name, "rpm", rpm, 1))
-            if tpm is not None:
-                rate.append(RateItem(name, "tpm", tpm, tokens))
-            if daily is not None:
-                budgets.append(BudgetItem(name, "daily", day, daily, reserve_nusd, day_left + 3600))
-            if monthly is not None:
-                budgets.append(
-                    BudgetItem(name, "monthly", month, monthly, reserve_nusd, month_left + 3600)
-                )
-        return tuple(rate), tuple(budgets)
+        return tuple(out)
 
     def _refusal(self, decision: Decision, now: float) -> tuple[str, GatewayError]:
         item = decision.refused
@@ -586,7 +589,7 @@ class Governance:
                 "retry-after": str(retry),
                 f"x-ratelimit-limit-{noun}": str(item.limit),
                 f"x-ratelimit-remaining-{noun}": str(max(0, int(here - decision.used))),
-                f"x-ratelimit-reset-{noun}": _duration(decision.retry_after_s),
+                f"x-ratelimit-reset-{noun}": reset_duration(decision.retry_after_s),
             }
             message = (
                 f"Rate limit reached for {item.scope} ({item.kind}): limit {item.limit} {noun} "
@@ -632,24 +635,6 @@ class Governance:
             type="insufficient_quota",
             headers={"retry-after": str(retry)},
         )
-
-    def _rate_headers(self, decision: Decision) -> list[tuple[bytes, bytes]]:
-        best: dict[str, tuple[float, RateItem]] = {}
-        shares = decision.rate_limits  # (the global plane: this cloud's share of each limit)
-        for i, (item, used) in enumerate(zip(decision.rate, decision.rate_used, strict=True)):
-            left = (shares[i] if shares else item.limit) - used - item.amount
-            if item.kind not in best or left < best[item.kind][0]:
-                best[item.kind] = (left, item)
-        headers = []
-        for kind, (left, item) in best.items():
-            limit_name, remaining_name, reset_name = _RATE_HEADER_NAMES[kind]
-            reset = _duration(max(0.0, (item.limit - left) * 60.0 / item.limit))
-            headers += [
-                (limit_name, b"%d" % item.limit),
-                (remaining_name, b"%d" % max(0, int(left))),
-                (reset_name, reset.encode()),
-            ]
-        return headers
 
     async def settle(
         self, request: RequestContext, exchange: Exchange, reservation: Reservation | None

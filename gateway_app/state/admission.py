@@ -50,6 +50,7 @@ from gateway_app.state.governance import (
     BudgetItem,
     Decision,
     RateItem,
+    Shape,
     budget_key,
     rate_key,
 )
@@ -87,6 +88,9 @@ class Admission:
         self.max_requests = config.max_requests
         self.hold_s = config.hold_s
         self.chunks: dict[str, Chunk] = {}
+        # Bumped whenever a chunk is added, replaced or returned: a :class:`Shape`'s list
+        # of the chunks that hold its counters is valid while it is unchanged.
+        self.generation = 0
         # What a counter had used when this replica last learnt it (a rate window's reply
         # says; a budget's refusal names its spend, a success adds what it reserved):
         # sizes the next chunk as a share of the limit's room. key -> (used, monotonic).
@@ -102,20 +106,35 @@ class Admission:
     # ------------------------------------------------------------------ admission
 
     async def reserve(
-        self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], now: float
+        self,
+        rate: tuple[RateItem, ...],
+        budgets: tuple[BudgetItem, ...],
+        now: float,
+        shape: Shape | None = None,
     ) -> Decision:
         """Admit from local chunks when they cover every counter; else one round trip
-        that reserves the request and tops the chunks up (the exact path near a limit)."""
+        that reserves the request and tops the chunks up (the exact path near a limit).
+
+        With a ``shape`` (the caller's promise that its items name the same counters
+        under the same limits each time), the counters' keys are computed once a minute
+        and the chunks that hold them looked up once per chunk change, so a request the
+        chunks cover costs a few integer operations per counter."""
         if not (rate or budgets):
             # Nothing limits the request: the script still runs (it answers whether the
             # state is reachable: governance.fail_closed refuses when it is not).
             self.round_trips += 1
             return await self.remote(rate, budgets, now)
         minute = int(now // WINDOW_S)
-        keys = [self.prefix + rate_key(item, minute) for item in rate]
-        keys += [self.prefix + budget_key(item) for item in budgets]
+        if shape is None:
+            keys = self._keys(rate, budgets, minute)
+        elif shape.minute == minute:
+            keys = shape.keys
+        else:
+            # A new minute: new rate counters (and, at midnight, new budget periods).
+            keys = shape.keys = self._keys(rate, budgets, minute)
+            shape.minute, shape.generation = minute, -1
         for _ in range(8):
-            decision = self._local(rate, budgets, keys, minute)
+            decision = self._local(rate, budgets, keys, minute, shape)
             if decision is not None:
                 return decision
             # A refill of one of these counters is under way: wait for it, then retry.
@@ -125,36 +144,61 @@ class Admission:
             await asyncio.wait(pending)
         return await self._refill(rate, budgets, keys, minute, now)
 
+    def _keys(
+        self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], minute: int
+    ) -> list[str]:
+        """The counters' keys: each rate limit's this minute, each budget's period."""
+        prefix = self.prefix
+        keys = [prefix + rate_key(item, minute) for item in rate]
+        keys += [prefix + budget_key(item) for item in budgets]
+        return keys
+
     def _local(
         self,
         rate: tuple[RateItem, ...],
         budgets: tuple[BudgetItem, ...],
         keys: list[str],
         minute: int,
+        shape: Shape | None = None,
     ) -> Decision | None:
         """Admit from the chunks if they hold every counter's amount (no await: atomic)."""
-        chunks = self.chunks
-        found: list[tuple[Chunk, int]] = []
+        if shape is not None and shape.generation == self.generation and shape.minute == minute:
+            held: list[Chunk] = shape.chunks
+        else:
+            chunks = self.chunks
+            held = []
+            for key in keys:
+                chunk = chunks.get(key)
+                if chunk is None:
+                    return None
+                held.append(chunk)
+            if shape is not None:
+                shape.chunks, shape.generation = held, self.generation
         n = len(rate)
-        for i, key in enumerate(keys):
-            chunk = chunks.get(key)
-            if chunk is None:
+        for i, item in enumerate(rate):
+            chunk = held[i]
+            if chunk.limit != item.limit:
+                self._drop(keys[i])  # granted under another limit: return it, ask Redis
                 return None
-            if i < n:
-                limit, amount = rate[i].limit, rate[i].amount
-            else:
-                limit, amount = budgets[i - n].limit_nusd, budgets[i - n].amount_nusd
-            if chunk.limit != limit:
-                self._drop(key)  # granted under another limit: return it, ask Redis
+            if chunk.left < item.amount or chunk.left <= 0:
                 return None
-            if chunk.left < amount or chunk.left <= 0:
+        for i, budget in enumerate(budgets, n):
+            chunk = held[i]
+            if chunk.limit != budget.limit_nusd:
+                self._drop(keys[i])
                 return None
-            found.append((chunk, amount))
+            if chunk.left < budget.amount_nusd or chunk.left <= 0:
+                return None
         stamp = time.monotonic()
-        used = [chunk.base + chunk.taken for chunk, _ in found[:n]]
-        for chunk, amount in found:
-            chunk.left -= amount
-            chunk.taken += amount
+        used = []
+        for item, chunk in zip(rate, held, strict=False):
+            used.append(chunk.base + chunk.taken)
+            chunk.left -= item.amount
+            chunk.taken += item.amount
+            chunk.used_at = stamp
+        for budget, chunk in zip(budgets, held[n:], strict=True):
+            chunk.left -= budget.amount_nusd
+            chunk.taken += budget.amount_nusd
             chunk.used_at = stamp
         self.local += 1
         return Decision(True, rate, budgets, minute, rate_used=used)
@@ -326,6 +370,7 @@ class Admission:
                 if held is not None:
                     self._drop(key)
                 self.chunks[key] = Chunk(limit, extra, before, amount, chunk_minute, stamp)
+                self.generation += 1
         self._arm()
 
     def held(self, key: str) -> int:
@@ -337,13 +382,17 @@ class Admission:
 
     def _drop(self, key: str) -> None:
         chunk = self.chunks.pop(key, None)
-        if chunk is not None and chunk.left > 0:
+        if chunk is None:
+            return
+        self.generation += 1
+        if chunk.left > 0:
             self.give_back([(key, -chunk.left)])
 
     def release_all(self) -> None:
         """Return every chunk's unused part (shutdown, flush)."""
         returned = [(key, -chunk.left) for key, chunk in self.chunks.items() if chunk.left > 0]
         self.chunks.clear()
+        self.generation += 1
         if returned:
             self.give_back(returned)
 
@@ -363,6 +412,8 @@ class Admission:
             if stamp - chunk.used_at >= self.hold_s or 0 <= chunk.minute < minute
         ]
         returned = []
+        if stale:
+            self.generation += 1
         for key in stale:
             chunk = self.chunks.pop(key)
             if chunk.left > 0:

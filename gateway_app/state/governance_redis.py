@@ -33,6 +33,7 @@ from gateway_app.state.governance import (
     BudgetItem,
     Decision,
     RateItem,
+    Shape,
     budget_key,
     lease_key,
     rate_key,
@@ -364,10 +365,14 @@ class RedisGovernanceState:
         )
 
     async def reserve(
-        self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], now: float
+        self,
+        rate: tuple[RateItem, ...],
+        budgets: tuple[BudgetItem, ...],
+        now: float,
+        shape: Shape | None = None,
     ) -> Decision:
         if self.admission is not None:
-            return await self.admission.reserve(rate, budgets, now)
+            return await self.admission.reserve(rate, budgets, now, shape)
         return await self.reserve_exact(rate, budgets, now)
 
     def _give_back(self, deltas: list[tuple[str, int]]) -> None:

@@ -1,0 +1,142 @@
+"""A caller's check plan: what every model call of one key, customer and model checks.
+
+:meth:`Governance.check <gateway_app.governance.service.Governance.check>` runs
+before every governed model call. What it checks depends only on the caller (key,
+team, project), the customer, the model and the limits in force, which change
+when an operator changes them, not per request. So it is worked out once and kept
+(:class:`CheckPlan`): the limited levels in order, the rate items that do not
+depend on the request (RPM: one unit each), the limits the TPM and budget items
+carry, the model's price bound, the ``x-ratelimit-*`` headers' items and encoded
+limits, and the state's :class:`~gateway_app.state.governance.Shape` of the
+request's counters. A request then only fills in its amounts (tokens, the
+reserved cost) and the budget periods.
+
+Governance drops every plan when the registry applies a change (a key created,
+edited or revoked, a limit set or removed, projects moved; here or announced by
+another replica) and when it reloads the limits, so a request is never checked
+against limits other than the ones in force (see ``Governance._plan``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from gateway_app.context import Caller
+from gateway_app.state.governance import BudgetItem, Decision, RateItem, Shape
+
+# (counter name, its RPM item (one unit: the same for every request), TPM limit,
+# daily and monthly budgets in nano-USD), for each limited level in order.
+Level = tuple[str, RateItem | None, int | None, int | None, int | None]
+
+_HEADER_NAMES = {
+    kind: tuple(f"x-ratelimit-{part}-{noun}".encode() for part in ("limit", "remaining", "reset"))
+    for kind, noun in (("rpm", "requests"), ("tpm", "tokens"))
+}
+
+
+def reset_duration(seconds: float) -> str:
+    """OpenAI's reset format: ``1s``, ``6m0s``, ``250ms``."""
+    if seconds < 1:
+        return f"{max(1, int(seconds * 1000))}ms"
+    whole = math.ceil(seconds)
+    minutes, secs = divmod(whole, 60)
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+@dataclass(slots=True)
+class HeaderKind:
+    """The rate items one kind of ``x-ratelimit-*`` headers (requests or tokens) is
+    chosen from: (index in the request's rate items, limit), and their encoded limits."""
+
+    names: tuple[bytes, ...]  # limit, remaining, reset header names
+    limits: tuple[tuple[int, int], ...]
+    encoded: dict[int, bytes]  # by index: b"%d" % limit
+
+
+@dataclass(slots=True)
+class CheckPlan:
+    """What every model call of one caller, customer and model checks (see the module)."""
+
+    caller: Caller  # the authenticated caller it was worked out for (identity)
+    levels: tuple[Level, ...]
+    prompt_price: float  # USD per prompt token: the dearer of input and cache write
+    output_price: float  # USD per output token
+    unpriced: bool  # a deployment of the model has no price
+    headers: tuple[HeaderKind, ...]  # in the order their kinds first appear
+    shape: Shape = field(default_factory=Shape)
+
+    @classmethod
+    def build(
+        cls,
+        caller: Caller,
+        levels: tuple[Level, ...],
+        prices: tuple[float, float],
+        unpriced: bool,
+    ) -> CheckPlan:
+        """A plan over ``levels``; ``prices`` = (USD per prompt token, per output token)."""
+        kinds: dict[str, list[tuple[int, int]]] = {}
+        index = 0
+        for _name, rpm, tpm, _daily, _monthly in levels:
+            if rpm is not None:
+                kinds.setdefault("rpm", []).append((index, rpm.limit))
+                index += 1
+            if tpm is not None:
+                kinds.setdefault("tpm", []).append((index, tpm))
+                index += 1
+        headers = tuple(
+            HeaderKind(_HEADER_NAMES[kind], tuple(found), {i: b"%d" % limit for i, limit in found})
+            for kind, found in kinds.items()
+        )
+        return cls(caller, levels, prices[0], prices[1], unpriced, headers)
+
+    def items(
+        self,
+        tokens: int,
+        reserve_nusd: int,
+        periods: tuple[str, str, int, int],
+    ) -> tuple[tuple[RateItem, ...], tuple[BudgetItem, ...]]:
+        """The request's rate and budget items, in level order; ``periods`` is
+        :func:`~gateway_app.governance.service.period_ends` of the request's time."""
+        day, month, day_left, month_left = periods
+        rate: list[RateItem] = []
+        budgets: list[BudgetItem] = []
+        for name, rpm, tpm, daily, monthly in self.levels:
+            if rpm is not None:
+                rate.append(rpm)
+            if tpm is not None:
+                rate.append(RateItem(name, "tpm", tpm, tokens))
+            if daily is not None:
+                budgets.append(BudgetItem(name, "daily", day, daily, reserve_nusd, day_left + 3600))
+            if monthly is not None:
+                budgets.append(
+                    BudgetItem(name, "monthly", month, monthly, reserve_nusd, month_left + 3600)
+                )
+        return tuple(rate), tuple(budgets)
+
+    def rate_headers(
+        self, rate: tuple[RateItem, ...], decision: Decision
+    ) -> list[tuple[bytes, bytes]]:
+        """``x-ratelimit-*`` of an admitted request: per kind, the tightest of its limits
+        after this request (with the global plane's rate shares: this cloud's share)."""
+        used = decision.rate_used
+        shares = decision.rate_limits
+        headers: list[tuple[bytes, bytes]] = []
+        for kind in self.headers:
+            # Every item of a kind reserves the same amount (one request, or the request's
+            # tokens): the tightest is the one with the least room before it.
+            best = -1
+            room = 0.0
+            for i, limit in kind.limits:
+                free = (shares[i] if shares else limit) - used[i]
+                if best < 0 or free < room:
+                    best, room = i, free
+            limit = rate[best].limit
+            left = room - rate[best].amount
+            limit_name, remaining_name, reset_name = kind.names
+            headers += (
+                (limit_name, kind.encoded[best]),
+                (remaining_name, b"%d" % max(0, int(left))),
+                (reset_name, reset_duration(max(0.0, (limit - left) * 60.0 / limit)).encode()),
+            )
+        return headers
