@@ -474,6 +474,10 @@ def record(
     monitor = _RecordingMonitor(mocks, provider_inputs)
 
     with _RUN_LOCK, _program_path(main.parent), _fewer_collections():
+        # The SDK asks the calling thread for its event loop while resources register. A
+        # caller that ran ``asyncio.run`` before (which leaves the thread with no loop)
+        # would fail with "There is no current event loop": give the thread one.
+        pulumi_mocks._ensure_event_loop()
         pulumi.runtime.set_all_config(file.values, file.secret_keys)
         settings.ROOT.set(None)
         pulumi.runtime.set_mocks(

@@ -160,3 +160,14 @@ def test_the_collector_runs_less_often_only_while_the_program_runs(tmp_path: Pat
     with pytest.raises(ProgramError):
         record("dev", project_dir=ROOT, program=tmp_path / "missing.py")
     assert gc.get_threshold() == before
+
+
+def test_a_caller_that_ran_asyncio_run_before_can_plan() -> None:
+    """``asyncio.run`` leaves its thread with no current loop, and the SDK asks for one while
+    resources register: the engine gives the thread a loop (the docs' how-to tests plan
+    in-process after gateway tests that ran ``asyncio.run``)."""
+    import asyncio
+
+    asyncio.run(asyncio.sleep(0))
+    plan = record("dev", project_dir=ROOT, program=FIXTURES / "tagged_program" / "__main__.py")
+    assert {r.type for r in plan.resources} == EXPECTED_FIXTURE_TYPES
