@@ -17,7 +17,7 @@ DEFAULT = "gateway: own server + raw client (default)"
 GOVERNED = (
     "gateway: full governance path (virtual key + limits + budget + audit; Redis + PostgreSQL)"
 )
-PEERS = (("Portkey gateway", 3), ("LiteLLM proxy", 10))
+PEERS = (("Portkey gateway", 6), ("LiteLLM proxy", 50))  # issue 24, item 1
 REFERENCES = (DIRECT, FLOOR)
 
 
@@ -97,6 +97,13 @@ def headline(data: dict) -> list[str]:
     if "chat_c16" in ours:
         at64 = f", {ours['chat_c64']['rps']:.0f} at 64" if "chat_c64" in ours else ""
         lines.append(f"- Throughput: {ours['chat_c16']['rps']:.0f} req/s at 16 connections{at64}.")
+    plain = targets.get(DEFAULT, {}).get("chat_c16", {}).get("cpu_us_per_req")
+    governed = targets.get(GOVERNED, {}).get("chat_c16", {}).get("cpu_us_per_req")
+    if plain and governed:
+        lines.append(
+            f"- CPU per request at 16 connections: governance {governed:.0f} µs, plain "
+            f"{plain:.0f} µs: {governed / plain:.2f}x (target ≤ 1.4x)."
+        )
     for peer, goal in PEERS:
         theirs = targets.get(peer, {})
         ratios = [
