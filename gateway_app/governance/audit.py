@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import os
 import re
@@ -24,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from gateway_app.governance.storage import Database, Transaction
+from gateway_app.governance.storage import Database, RejectedData, Transaction
 from gateway_app.state.governance import GovernanceState
 
 log = logging.getLogger("gateway_app.governance")
@@ -118,19 +119,56 @@ _DETAIL = COLUMNS.index("detail")
 
 
 def row(data: dict[str, Any]) -> list[Any]:
-    """The insert parameters of one event."""
+    """The insert parameters of one event. A NUL character (PostgreSQL's text cannot hold
+    one; a caller may send it, in ``user`` or a request id) is stored as U+FFFD."""
     get = data.get
     values = [get(column) for column in COLUMNS]
     detail = values[_DETAIL]
     if detail is not None:
-        values[_DETAIL] = orjson.dumps(detail).decode()
+        values[_DETAIL] = orjson.dumps(detail).decode()  # (JSON escapes a NUL)
+    for i, value in enumerate(values):
+        if value.__class__ is str and "\x00" in value:
+            values[i] = value.replace("\x00", "\ufffd")
     return values
+
+
+def _refused(values: list[Any], error: RejectedData) -> list[Any]:
+    """An event the database refused, kept: its identity and time in their columns, every
+    value (as JSON) and the database's reason in ``detail``."""
+    kept: list[Any] = [None] * len(COLUMNS)
+    for column in ("event_id", "kind", "ts", "day", "month"):
+        kept[COLUMNS.index(column)] = values[COLUMNS.index(column)]
+    everything = {c: v for c, v in zip(COLUMNS, values, strict=True) if v is not None}
+    reason = str(error)[:500]
+    # (json, not orjson: a refused value may be an integer beyond 64 bits.)
+    kept[_DETAIL] = json.dumps({"refused_by_database": reason, "event": everything}, default=repr)
+    return kept
 
 
 def insert_events(db: Database, events: list[dict[str, Any]]) -> None:
     """Idempotent batch insert (blocking): each event stored once, however often it is
-    delivered (PostgreSQL: one ``COPY``; see :meth:`Database.append_new`)."""
-    db.append_new("audit_events", COLUMNS, "event_id", [row(e) for e in events])
+    delivered (PostgreSQL: one ``COPY``; see :meth:`Database.append_new`).
+
+    An event whose value the database refuses (:class:`RejectedData`: a number beyond
+    its column's range) would fail its batch on every retry and stop the drain: the
+    batch is then stored event by event, and an event refused on its own is stored in
+    the form :func:`_refused` gives (nothing lost, the drain goes on) and logged."""
+    rows = [row(e) for e in events]
+    try:
+        db.append_new("audit_events", COLUMNS, "event_id", rows)
+        return
+    except RejectedData:
+        pass
+    for values in rows:
+        try:
+            db.append_new("audit_events", COLUMNS, "event_id", [values])
+        except RejectedData as exc:
+            log.error(
+                "audit event %s refused by the database (%s): stored with its values in detail",
+                values[0],
+                exc,
+            )
+            db.append_new("audit_events", COLUMNS, "event_id", [_refused(values, exc)])
 
 
 _SHIPPED_COLUMNS = (*COLUMNS, "shipped_at")

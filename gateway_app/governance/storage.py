@@ -241,6 +241,12 @@ class DatabaseError(Exception):
     """The database is unreachable or refused a statement."""
 
 
+class RejectedData(DatabaseError):
+    """The database refused a value (PostgreSQL's data exceptions, class 22, such as a
+    number beyond its column's range; SQLite's integer overflow): retrying the same rows
+    cannot succeed."""
+
+
 class Database:
     """One connection to SQLite or PostgreSQL, used from worker threads under a lock."""
 
@@ -284,7 +290,11 @@ class Database:
             except Exception as exc:
                 if self.kind == "postgres":
                     self._drop()
-                raise DatabaseError(f"{self.kind}: {exc}") from exc
+                # (SQLite: a Python int beyond 64 bits raises OverflowError.)
+                refused = isinstance(exc, OverflowError) or any(
+                    c.__name__ == "DataError" for c in type(exc).__mro__
+                )
+                raise (RejectedData if refused else DatabaseError)(f"{self.kind}: {exc}") from exc
 
     def _drop(self) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -325,3 +326,40 @@ def _scram_verifier(password: str, salt_b64: str, iterations: int) -> str:
     server = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
     b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
     return f"SCRAM-SHA-256${iterations}:{salt_b64}${b64(stored)}:{b64(server)}"
+
+
+def test_a_nul_character_is_stored_as_a_replacement_character(db: Database) -> None:
+    """PostgreSQL's text cannot hold NUL, and a caller chooses ``user`` (the customer) and
+    may choose the request id: such an event is stored, with U+FFFD for the NUL."""
+    sent = audit.event("request", customer="a\x00b", request_id="r\x00", status=200)
+    audit.insert_events(db, [sent])
+    stored = db.fetch(
+        "SELECT customer, request_id FROM audit_events WHERE event_id = ?", (sent["event_id"],)
+    )
+    assert stored == [{"customer": "a\ufffdb", "request_id": "r\ufffd"}]
+
+
+def test_an_event_the_database_refuses_is_kept_and_does_not_stop_its_batch(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A value beyond its column (PostgreSQL: a status past INTEGER) fails the whole batch,
+    on every retry: the batch is stored event by event, and the refused event is kept with
+    its values and the reason in ``detail`` (the drain goes on; nothing is lost). SQLite
+    stores any 64-bit integer: there the event is stored as it is."""
+    good = [audit.event("request", team_id="a", status=200) for _ in range(2)]
+    bad = audit.event("request", team_id="a", status=2**40)
+    with caplog.at_level("ERROR", logger="gateway_app.governance"):
+        audit.insert_events(db, [good[0], bad, good[1]])
+        audit.insert_events(db, [good[0], bad, good[1]])  # re-delivered: stored once
+    rows = {r["event_id"]: r for r in db.fetch("SELECT * FROM audit_events")}
+    assert set(rows) == {good[0]["event_id"], bad["event_id"], good[1]["event_id"]}
+    assert rows[good[0]["event_id"]]["team_id"] == "a"
+    kept = rows[bad["event_id"]]
+    if db.kind == "sqlite":
+        assert kept["status"] == 2**40 and kept["team_id"] == "a"
+        return
+    assert kept["kind"] == "request" and kept["team_id"] is None and kept["status"] is None
+    detail = json.loads(kept["detail"])
+    assert detail["event"]["status"] == 2**40 and detail["event"]["team_id"] == "a"
+    assert "out of range" in detail["refused_by_database"]
+    assert bad["event_id"] in caplog.text
