@@ -206,17 +206,22 @@ async def _side(
         await one()
     if profiler is not None:
         profiler.disable()
-        stats = pstats.Stats(profiler)
-        rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]  # type: ignore[attr-defined]
-        return {
-            "calls": stats.total_calls / requests,  # type: ignore[attr-defined]
-            "top": [
-                f"{tt / requests * 1e6:7.2f} µs {nc / requests:5.1f} calls  {fn[2]} "
-                f"({Path(fn[0]).name}:{fn[1]})"
-                for fn, (_cc, nc, tt, _ct, _callers) in rows
-            ],
-        }
+        return _profiled(profiler, requests, top)
     return {"cpu_us": (time.process_time() - started) / requests * 1e6, "wall_us": 0.0}
+
+
+def _profiled(profiler: cProfile.Profile, requests: int, top: int) -> dict[str, Any]:
+    """Python calls per request and the ``top`` functions by own time (cProfile)."""
+    stats = pstats.Stats(profiler)
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]  # type: ignore[attr-defined]
+    return {
+        "calls": stats.total_calls / requests,  # type: ignore[attr-defined]
+        "top": [
+            f"{tt / requests * 1e6:7.2f} µs {nc / requests:5.1f} calls  {fn[2]} "
+            f"({Path(fn[0]).name}:{fn[1]})"
+            for fn, (_cc, nc, tt, _ct, _callers) in rows
+        ],
+    }
 
 
 async def _measure(requests: int, profile: bool, side: str = "", top: int = 0) -> dict[str, Any]:
@@ -264,7 +269,7 @@ async def _measure(requests: int, profile: bool, side: str = "", top: int = 0) -
     await app.shutdown()
     server.close()
     if profiler is not None:
-        return {"calls": pstats.Stats(profiler).total_calls / requests}
+        return _profiled(profiler, requests, top)
     return {"cpu_us": cpu_us, "wall_us": wall_us}
 
 
@@ -311,7 +316,7 @@ def main() -> None:
     parser.add_argument(
         "--settle", action="store_true", help="only Governance.settle (of one captured request)"
     )
-    parser.add_argument("--top", type=int, default=0, help="with --check/--settle: top N")
+    parser.add_argument("--top", type=int, default=0, help="top N functions by own time")
     args = parser.parse_args()
     side = "check" if args.check else "settle" if args.settle else ""
     if args.redis_url:
