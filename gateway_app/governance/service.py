@@ -680,7 +680,7 @@ class Governance:
                 detail["response"] = self.redact(route.result.body.decode(errors="replace"))
         caller = request.caller
         # Filled in place, not audit.event("request", **fields): the keyword dict and the
-        # merge cost ~2 µs of a request's ~4 (bench/partial-governance-cpu.md).
+        # merge cost ~2 of the event's ~4 µs (bench/partial-governance-cpu.md).
         event = audit.event("request")
         event["request_id"] = request.request_id
         event["key_id"] = caller.key_id if caller else None
