@@ -31,6 +31,9 @@ and ``Governance.check``, the before hooks' work) in a loop over fresh request
 contexts, after the same warm-up: CPU µs and Python calls per check, and the
 functions that take the most of it under cProfile (``--top N``). The figure that
 moves when the check path is cut, without the server, routing or settling around it.
+``--settle`` does the same for the after side: ``Governance.settle`` of one request
+captured from a real call, repeated (the corrections, the audit event, the batcher's
+flushes to Redis between calls).
 """
 
 from __future__ import annotations
@@ -154,8 +157,12 @@ async def _call(app: Any, method: str, path: str, body: Any, headers: dict[str, 
     return json.loads(b"".join(chunks) or b"null")
 
 
-async def _checks(app: Any, token: str, requests: int, profile: bool, top: int) -> dict[str, Any]:
-    """Only the check side: authenticate + check per request (no upstream call, no settle)."""
+async def _side(
+    app: Any, token: str, requests: int, profile: bool, top: int, side: str
+) -> dict[str, Any]:
+    """Only one side of governance per request: ``check`` (authenticate + check, no
+    upstream call, no settle) or ``settle`` (``Governance.settle`` of one captured
+    request, again and again, letting the settlement batcher flush between calls)."""
     from gateway_app.apis import CHAT_COMPLETIONS
     from gateway_app.context import Exchange, RequestContext
     from gateway_app.governance.hooks import GovernanceHook
@@ -164,7 +171,23 @@ async def _checks(app: Any, token: str, requests: int, profile: bool, top: int) 
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
     body = dict(REQUEST)
 
+    captured: list[Any] = []
+    if side == "settle":
+        settle = governance.settle
+
+        async def capture(*args: Any) -> None:
+            captured.append(args)
+            await settle(*args)
+
+        governance.settle = capture
+        await _call(app, "POST", "/v1/chat/completions", REQUEST, headers)
+        del governance.settle  # the class's method again
+
     async def one() -> None:
+        if captured:
+            await governance.settle(*captured[0])
+            await asyncio.sleep(0)  # the batcher's flush runs
+            return
         request = RequestContext("req", "/v1/chat/completions", headers, CHAT_COMPLETIONS, body)
         request.model = body["model"]
         exchange = Exchange()
@@ -183,22 +206,25 @@ async def _checks(app: Any, token: str, requests: int, profile: bool, top: int) 
         await one()
     if profiler is not None:
         profiler.disable()
-        stats = pstats.Stats(profiler)
-        rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]  # type: ignore[attr-defined]
-        return {
-            "calls": stats.total_calls / requests,  # type: ignore[attr-defined]
-            "top": [
-                f"{tt / requests * 1e6:7.2f} µs {nc / requests:5.1f} calls  {fn[2]} "
-                f"({Path(fn[0]).name}:{fn[1]})"
-                for fn, (_cc, nc, tt, _ct, _callers) in rows
-            ],
-        }
+        return _profiled(profiler, requests, top)
     return {"cpu_us": (time.process_time() - started) / requests * 1e6, "wall_us": 0.0}
 
 
-async def _measure(
-    requests: int, profile: bool, check: bool = False, top: int = 0
-) -> dict[str, Any]:
+def _profiled(profiler: cProfile.Profile, requests: int, top: int) -> dict[str, Any]:
+    """Python calls per request and the ``top`` functions by own time (cProfile)."""
+    stats = pstats.Stats(profiler)
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]  # type: ignore[attr-defined]
+    return {
+        "calls": stats.total_calls / requests,  # type: ignore[attr-defined]
+        "top": [
+            f"{tt / requests * 1e6:7.2f} µs {nc / requests:5.1f} calls  {fn[2]} "
+            f"({Path(fn[0]).name}:{fn[1]})"
+            for fn, (_cc, nc, tt, _ct, _callers) in rows
+        ],
+    }
+
+
+async def _measure(requests: int, profile: bool, side: str = "", top: int = 0) -> dict[str, Any]:
     server = await asyncio.start_server(_upstream, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     Path("gateway.yaml").write_text(CONFIG.format(port=port))
@@ -220,9 +246,9 @@ async def _measure(
     bearer = {"authorization": f"Bearer {key['key']}"}
     for _ in range(300):  # warm-up: connections, caches
         await _call(app, "POST", "/v1/chat/completions", REQUEST, bearer)
-    if check:
+    if side:
         try:
-            return await _checks(app, key["key"], requests, profile, top)
+            return await _side(app, key["key"], requests, profile, top, side)
         finally:
             await app.shutdown()
             server.close()
@@ -243,20 +269,18 @@ async def _measure(
     await app.shutdown()
     server.close()
     if profiler is not None:
-        return {"calls": pstats.Stats(profiler).total_calls / requests}
+        return _profiled(profiler, requests, top)
     return {"cpu_us": cpu_us, "wall_us": wall_us}
 
 
-def _child(
-    tree: str, requests: int, profile: bool, check: bool = False, top: int = 0
-) -> dict[str, Any]:
+def _child(tree: str, requests: int, profile: bool, side: str = "", top: int = 0) -> dict[str, Any]:
     """One measurement of ``tree`` in a fresh interpreter (its own gateway_app)."""
     code = (
         "import asyncio, json, os, sys, tempfile; sys.path.insert(0, sys.argv[1]); "
         f"sys.path.insert(0, {str(Path(__file__).parent)!r}); import hook_path; "
         "os.chdir(tempfile.mkdtemp()); "
         "print(json.dumps(asyncio.run(hook_path._measure(int(sys.argv[2]), sys.argv[3] == '1', "
-        "sys.argv[4] == '1', int(sys.argv[5])))))"
+        "sys.argv[4], int(sys.argv[5])))))"
     )
     env = {**os.environ, "PYTHONPATH": tree}
     result = subprocess.run(
@@ -267,7 +291,7 @@ def _child(
             tree,
             str(requests),
             "1" if profile else "0",
-            "1" if check else "0",
+            side,
             str(top),
         ],
         env=env,
@@ -289,8 +313,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--redis-url", help="governance on this Redis (loopback) instead")
     parser.add_argument("--check", action="store_true", help="only authenticate + check")
-    parser.add_argument("--top", type=int, default=0, help="with --check: top N functions")
+    parser.add_argument(
+        "--settle", action="store_true", help="only Governance.settle (of one captured request)"
+    )
+    parser.add_argument("--top", type=int, default=0, help="top N functions by own time")
     args = parser.parse_args()
+    side = "check" if args.check else "settle" if args.settle else ""
     if args.redis_url:
         os.environ["AIGW_BENCH_REDIS_URL"] = args.redis_url
     if args.database_url:
@@ -300,11 +328,11 @@ def main() -> None:
     wall: dict[str, list[float]] = {name: [] for name in trees}
     for _ in range(args.rounds):
         for name, path in trees.items():
-            measured = _child(str(Path(path).resolve()), args.requests, False, args.check)
+            measured = _child(str(Path(path).resolve()), args.requests, False, side)
             cpu[name].append(measured["cpu_us"])
             wall[name].append(measured["wall_us"])
     for name, path in trees.items():
-        profiled = _child(str(Path(path).resolve()), args.requests, True, args.check, args.top)
+        profiled = _child(str(Path(path).resolve()), args.requests, True, side, args.top)
         calls = profiled["calls"]
         print(
             f"{name}: CPU µs/request min {min(cpu[name]):.0f}, median "

@@ -136,13 +136,17 @@ class Admission:
         for _ in range(8):
             decision = self._local(rate, budgets, keys, minute, shape)
             if decision is not None:
+                decision.keys = keys  # settling corrects these counters (no reformatting)
                 return decision
             # A refill of one of these counters is under way: wait for it, then retry.
             pending = [self._inflight[k] for k in keys if k in self._inflight]
             if not pending:
                 break
             await asyncio.wait(pending)
-        return await self._refill(rate, budgets, keys, minute, now)
+        decision = await self._refill(rate, budgets, keys, minute, now)
+        if decision.allowed and decision.minute == minute:
+            decision.keys = keys
+        return decision
 
     def _keys(
         self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], minute: int

@@ -68,6 +68,9 @@ class Decision:
     # Per rate item, the limit this cloud enforces now: its share of the limit (the global
     # governance plane's rate shares). Empty: the limits themselves.
     rate_limits: list[float] = field(default_factory=list)
+    # The counters' keys for ``minute`` (each rate item's, then each budget's), when the
+    # state that decided computed them (admission): settling corrects the same counters.
+    keys: list[str] | None = None
 
 
 class Shape:

@@ -443,13 +443,22 @@ class RedisGovernanceState:
     ) -> None:
         deltas: list[tuple[str, int]] = []
         if decision is not None and decision.allowed:
+            keys = decision.keys  # admission's, for decision.minute: none to format
             if tokens_delta:
-                for item in decision.rate:
+                for i, item in enumerate(decision.rate):
                     if item.kind == "tpm":
-                        deltas.append((self.prefix + rate_key(item, decision.minute), tokens_delta))
+                        key = (
+                            keys[i]
+                            if keys is not None
+                            else self.prefix + rate_key(item, decision.minute)
+                        )
+                        deltas.append((key, tokens_delta))
             if cost_delta_nusd:
-                for budget in decision.budgets:
-                    deltas.append((self.prefix + budget_key(budget), cost_delta_nusd))
+                if keys is not None:
+                    deltas += [(key, cost_delta_nusd) for key in keys[len(decision.rate) :]]
+                else:
+                    for budget in decision.budgets:
+                        deltas.append((self.prefix + budget_key(budget), cost_delta_nusd))
         self.batcher.add(deltas, event)
 
     async def flush(self) -> None:

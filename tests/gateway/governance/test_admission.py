@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from gateway_app.config.governance import AdmissionConfig
-from gateway_app.state.governance import WINDOW_S, BudgetItem, RateItem, rate_key
+from gateway_app.state.governance import WINDOW_S, BudgetItem, RateItem, Shape, rate_key
 from gateway_app.state.governance_redis import RedisGovernanceState
 from tests.gateway.conftest import run_async
 
@@ -236,5 +236,37 @@ def test_a_change_notification_returns_the_chunks(redis_server: Any, tmp_path: A
         assert await counter(state, f"b:key:k4:daily:{DAY}") == 2 * 1000
         await state.close()
         db.close()
+
+    run_async(main())
+
+
+def test_settling_corrects_the_counters_admission_reserved(redis_server: Any) -> None:
+    """Settling uses the keys admission computed for the decision's minute (not formatted
+    again): each TPM counter gets the token correction, each budget the cost's, an RPM
+    counter none; after the flush every counter holds exactly what was used."""
+
+    async def main() -> None:
+        (state,) = replicas(redis_server, 1)
+        shape = Shape()
+        now = time.time()
+        minute = int(now // WINDOW_S)
+        rate = (
+            RateItem("team:s", "rpm", 10**6, 1),
+            RateItem("team:s", "tpm", 10**9, 800),
+            RateItem("key:s", "tpm", 10**9, 800),
+        )
+        budgets = (
+            BudgetItem("team:s", "daily", DAY, 10**15, 900, 3600),
+            BudgetItem("key:s", "monthly", DAY[:7], 10**15, 900, 3600),
+        )
+        decisions = [await state.reserve(rate, budgets, now, shape) for _ in range(3)]
+        assert all(d.allowed and d.keys is not None for d in decisions)
+        for decision in decisions:  # each used 100 tokens and cost 50
+            await state.settle(decision, 100 - 800, 50 - 900, b"{}")
+        await state.flush()  # also returns the unused chunks
+        got = [await counter(state, rate_key(item, minute)) for item in rate]
+        got += [await counter(state, f"b:{b.scope}:{b.period}:{b.period_id}") for b in budgets]
+        await state.close()
+        assert got == [3, 300, 300, 150, 150]
 
     run_async(main())
