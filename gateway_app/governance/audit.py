@@ -120,7 +120,7 @@ _DETAIL = COLUMNS.index("detail")
 
 def row(data: dict[str, Any]) -> list[Any]:
     """The insert parameters of one event. A NUL character (PostgreSQL's text cannot hold
-    one; a caller may send it, in ``user`` or a request id) is stored as U+FFFD."""
+    one; a caller may send it in ``user``, the customer) is stored as U+FFFD."""
     get = data.get
     values = [get(column) for column in COLUMNS]
     detail = values[_DETAIL]

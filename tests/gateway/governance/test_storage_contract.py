@@ -329,8 +329,8 @@ def _scram_verifier(password: str, salt_b64: str, iterations: int) -> str:
 
 
 def test_a_nul_character_is_stored_as_a_replacement_character(db: Database) -> None:
-    """PostgreSQL's text cannot hold NUL, and a caller chooses ``user`` (the customer) and
-    may choose the request id: such an event is stored, with U+FFFD for the NUL."""
+    """PostgreSQL's text cannot hold NUL, and a caller chooses ``user`` (the customer): such
+    an event is stored, with U+FFFD for the NUL (in any text column)."""
     sent = audit.event("request", customer="a\x00b", request_id="r\x00", status=200)
     audit.insert_events(db, [sent])
     stored = db.fetch(
