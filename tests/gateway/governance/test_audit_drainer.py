@@ -108,3 +108,45 @@ def test_drainer_recreates_the_group_after_redis_restarts_empty(tmp_path: Path) 
     finally:
         db.close()
         redis_server.stop()
+
+
+def test_events_the_database_cannot_hold_do_not_stop_the_drain(postgres_server: Any) -> None:
+    """The drainer and PostgreSQL together: a customer with a NUL (a caller's ``user``) and
+    a status past INTEGER arrive between ordinary events; every event is stored once, the
+    drain acknowledges them all and goes on with the next ones (before, the batch failed
+    on every retry and stopped the audit of every request)."""
+    import orjson
+
+    from gateway_app.governance import audit
+
+    db = Database(postgres_server.url)
+    db.migrate()
+    db.execute("DELETE FROM audit_events")
+    state = InProcessGovernanceState()
+    sent = [
+        audit.event("request", team_id="t", status=200),
+        audit.event("request", team_id="t", status=200, customer="a\x00b"),
+        audit.event("request", team_id="t", status=2**40),
+        audit.event("request", team_id="t", status=200),
+    ]
+    later = audit.event("request", team_id="t", status=201)
+
+    async def main() -> None:
+        drainer = AuditDrainer(state, db, batch=100, block_s=0.01)
+        drainer.start()
+        for event in sent:
+            await state.append(orjson.dumps(event))
+        await _until(lambda: drainer.written == len(sent))
+        await state.append(orjson.dumps(later))
+        await _until(lambda: drainer.written == len(sent) + 1)
+        await drainer.stop()
+
+    try:
+        run_async(main())
+        rows = {r["event_id"]: r for r in db.fetch("SELECT * FROM audit_events")}
+    finally:
+        db.close()
+    assert set(rows) == {e["event_id"] for e in [*sent, later]}
+    assert rows[sent[1]["event_id"]]["customer"] == "a\ufffdb"
+    assert '"status": 1099511627776' in rows[sent[2]["event_id"]]["detail"]
+    assert rows[later["event_id"]]["status"] == 201
