@@ -577,7 +577,10 @@ class LeaseAgent:
         self._last: dict[str, tuple[float, int, float]] = {}  # id -> (time, counter, rate)
         # rate id -> (item, units refused, time of the last refusal) (customers' limits too)
         self._refused: dict[str, tuple[RateItem, float, float]] = {}
-        self.exhausted: set[str] = set()
+        # Budgets the home said are spent, with the limit this cloud knew then: a limit
+        # changed since (the operator raised it) makes the reply stale, so the next
+        # request asks the home again instead of being refused until the next renewal.
+        self.exhausted: dict[str, int] = {}
         self._ticks = 0
         self.home_reachable = False
         self.last_success = time.monotonic()  # (from the start: a cloud that never heard)
@@ -600,8 +603,9 @@ class LeaseAgent:
             self._task = None
 
     def refused_outright(self, item: BudgetItem) -> bool:
-        """The home said the budget is spent (all of it granted, no share free)."""
-        return budget_id(item) in self.exhausted
+        """The home said the budget is spent (all of it granted, no share free), under
+        the limit ``item`` still has."""
+        return self.exhausted.get(budget_id(item)) == item.limit_nusd
 
     def refused_rate(self, item: RateItem) -> None:
         """A request was refused by this cloud's share of a rate limit: the refused units
@@ -616,7 +620,7 @@ class LeaseAgent:
         and wait (at most ``timeout``) for the next one applied; whether one was (False at
         once when the home said the budget is exhausted)."""
         ident = budget_id(item)
-        if ident in self.exhausted:
+        if self.refused_outright(item):
             return False
         if await self._overdraw_one(item):
             return True
@@ -727,9 +731,9 @@ class LeaseAgent:
                 ],
             )
             if reply.get("exhausted"):
-                self.exhausted.add(ident)
+                self.exhausted[ident] = found.limit_nusd
             else:
-                self.exhausted.discard(ident)
+                self.exhausted.pop(ident, None)
         # A share lasts rate_share_lease_s from this renewal's sending, then the floor.
         left_ms = int((self.config.rate_share_lease_s - (time.monotonic() - sent)) * 1000)
         for reply in replies.get("shares", []):

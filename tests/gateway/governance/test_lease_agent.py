@@ -248,3 +248,43 @@ def test_after_a_promotion_the_new_home_adopts_what_this_cloud_holds(
         await client.aclose()
 
     asyncio.run(run())
+
+
+def test_a_raised_limit_clears_the_homes_exhausted_reply(tmp_path: Path, redis_server: Any) -> None:
+    # The home said the budget is spent; the operator then raised it. Before the fix the
+    # cloud kept refusing (budget_exceeded, Retry-After the period's end) until a renewal
+    # happened to report the budget again.
+    db = Database(f"sqlite:///{tmp_path / 'home.db'}")
+    db.migrate()
+    limits = {("team", "t"): Limit("team", "t", monthly_usd=1.0)}
+    ledger = Ledger(db, _config(lease_tick_s=5.0), lambda: limits)
+    client, prefix = aioredis.Redis.from_url(redis_server.url), _prefix()
+    current = [BUDGET]
+
+    async def run() -> None:
+        agent = LeaseAgent(
+            ledger.config, client, prefix, lambda now: current, _Home(ledger, "gcp").renew
+        )
+        # A request waits for more than the whole budget: the home answers "exhausted".
+        agent._needs[budget_id(BUDGET)] = (BUDGET, 2 * NANO, 2 * NANO)
+        await agent.renew_once()
+        assert agent.refused_outright(BUDGET)
+        assert not await agent.need(BUDGET, NANO // 2, 1.0)  # refused at once, no renewal
+        # The operator triples the budget; the change feed brings the new limit to the
+        # home's records and to this cloud's registry.
+        limits[("team", "t")] = Limit("team", "t", monthly_usd=3.0)
+        raised = BudgetItem(BUDGET.scope, BUDGET.period, BUDGET.period_id, 3 * NANO, 0, 3600)
+        current[:] = [raised]
+        assert not agent.refused_outright(raised)
+        agent.start()
+        try:
+            # The next request asks the home again (the tick is 5 s: only the urgent
+            # renewal its need wakes can answer within the second) and is granted.
+            assert await agent.need(raised, NANO // 2, 1.0)
+            assert not agent.refused_outright(raised)
+            assert await _value(client, lease_keys(prefix, raised)[0]) > 0
+        finally:
+            await agent.stop()
+            await client.aclose()
+
+    asyncio.run(run())
