@@ -11,6 +11,7 @@ off from the home keeps serving the keys it knows and catches up on heal.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -296,6 +297,27 @@ def test_the_internal_endpoint_is_served_only_on_its_own_listener(clouds: Multic
     peer's token is admitted there); the public port refuses it with 404 even with that
     token, and the internal listener serves nothing of the public API (404), so the
     channel's load balancer and NetworkPolicy can admit the internal port alone."""
+    _assert_internal_only(clouds)
+
+
+def test_the_internal_endpoint_is_served_only_on_its_own_listener_under_uvicorn() -> None:
+    """The same separation with the other server (``aigw serve --server uvicorn``, here
+    through ``$AIGW_SERVER``): both listeners are bound by the CLI and handed to uvicorn,
+    and the app tells them apart by the port in the ASGI scope."""
+    with Multicloud.start(("aws", "azure"), env={"AIGW_SERVER": "uvicorn"}) as pair:
+        # uvicorn it is: its own answer to a malformed request (ours answers JSON).
+        host, port = pair["aws"].url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as raw:
+            raw.sendall(b"GARBAGE\r\n\r\n")
+            assert raw.recv(4096).endswith(b"Invalid HTTP request received.")
+        _assert_internal_only(pair)
+        # The feed is served to the peer on that listener: a key created at the home
+        # works in the follower.
+        key = _create_key(pair["aws"], "p-uvicorn")["key"]
+        _until(pair["azure"], key, 200, BOUND_S)
+
+
+def _assert_internal_only(clouds: Multicloud) -> None:
     aws = clouds["aws"]
     peer = {"authorization": f"Bearer {clouds.identities['azure'].mint()}"}
     public = httpx.get(aws.url + "/internal/v1/changes", headers=peer, timeout=5)
