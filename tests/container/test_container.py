@@ -212,3 +212,34 @@ def test_dockerfile_is_hadolint_clean() -> None:
         [hadolint, str(ROOT / "gateway_app" / "Dockerfile")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _instructions(dockerfile: Path) -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined, comments dropped."""
+    instructions, current = [], ""
+    for line in dockerfile.read_text().splitlines():
+        if not current and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        current += line.rstrip().removesuffix("\\") + " "
+        if not line.rstrip().endswith("\\"):
+            instructions.append(current.strip())
+            current = ""
+    return instructions
+
+
+def test_every_chained_run_step_stops_at_its_first_failure() -> None:
+    # podman builds the OCI image format by default, which has no SHELL: an instruction
+    # like SHELL ["/bin/sh", "-eu", "-c"] is ignored there (podman-build(1), --format), so
+    # a step chaining commands with ';' must say `set -eu` itself or a failed command in
+    # the middle leaves the rest running and the layer built.
+    instructions = _instructions(ROOT / "gateway_app" / "Dockerfile")
+    assert not [i for i in instructions if i.split()[0].upper() == "SHELL"]
+    runs = [i for i in instructions if i.split()[0].upper() == "RUN"]
+    assert runs
+    for run in runs:
+        words = run.split()[1:]
+        while words and words[0].startswith("--"):
+            words.pop(0)  # --mount=... and other flags
+        body = " ".join(words)
+        if ";" in body:
+            assert body.startswith("set -eu;"), body
