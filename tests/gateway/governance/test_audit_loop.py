@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,7 @@ def test_a_pass_does_its_python_work_on_the_loop_in_short_slices(
     row, add = audit.row, CopyText.add
     threads: list[int] = []
 
-    def costly_row(data: dict[str, Any]) -> list[Any]:
+    def costly_row(data: dict[str, Any]) -> tuple[Any, ...]:
         threads.append(threading.get_ident())
         until = time.perf_counter() + 0.0001
         while time.perf_counter() < until:
@@ -137,3 +138,44 @@ def test_a_pass_does_its_python_work_on_the_loop_in_short_slices(
     assert threads.count(loop_thread) == len(threads) == BATCH + formatted
     assert drainer.slices >= 100
     assert turns[0] >= 100
+
+
+def test_a_batch_is_read_from_redis_in_replies_of_at_most_100_entries(redis_server: Any) -> None:
+    """Each XREADGROUP reply is parsed on the loop: a 250-event batch arrives in replies of
+    at most ``READ_CHUNK`` (100) entries, new ones and, read again before any
+    acknowledgement (a failed database write), the same ones pending, in order, each once."""
+    from gateway_app.state import governance_redis
+    from gateway_app.state.governance_redis import RedisGovernanceState
+
+    prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
+    state = RedisGovernanceState.from_url(redis_server.url, prefix=prefix)
+    replies: list[int] = []
+    execute = state.reader.execute
+
+    async def counted(*command: Any) -> Any:
+        reply = await execute(*command)
+        if command[0] == "XREADGROUP" and reply and reply[0][1]:
+            replies.append(len(reply[0][1]))
+        return reply
+
+    state.reader.execute = counted  # type: ignore[method-assign]
+
+    async def main() -> tuple[list[str], list[str], list[str]]:
+        try:
+            await state.client.xadd(state.stream, {"e": b"warm"})  # the stream exists
+            first = await state.read_audit(BATCH, 0.05)
+            await state.ack([entry_id for entry_id, _ in first])
+            sent = []
+            for n in range(250):
+                sent.append((await state.client.xadd(state.stream, {"e": b"%d" % n})).decode())
+            replies.clear()
+            new = [entry_id for entry_id, _ in await state.read_audit(BATCH, 0.05)]
+            again = [entry_id for entry_id, _ in await state.read_audit(BATCH, 0.05)]
+            return sent, new, again
+        finally:
+            await state.close()
+
+    sent, new, again = run_async(main())
+    assert new == sent and again == sent
+    assert replies == [100, 100, 50, 100, 100, 50]
+    assert getattr(governance_redis, "READ_CHUNK", None) == 100
