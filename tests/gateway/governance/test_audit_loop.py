@@ -1,0 +1,181 @@
+"""The audit drainer shares the event loop with the requests (issue 24 item 1: the p99).
+
+A pass decodes and formats its batch on the loop in slices, yielding between them, and
+its database thread only sends the formatted rows: a request that arrives meanwhile
+waits one slice, not the batch (``bench/partial-p99-tail.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway_app.governance import audit
+from gateway_app.governance.audit import AuditDrainer
+from gateway_app.governance.storage import CopyText, Database
+from gateway_app.state.governance import InProcessGovernanceState
+from tests.gateway.conftest import run_async
+
+BATCH = 500  # governance.audit_batch's default
+
+
+def _events(n: int) -> list[dict[str, Any]]:
+    return [
+        audit.event(
+            "request",
+            request_id=f"req-{i}",
+            key_id="key_1",
+            team_id="team-a",
+            model="gpt-4o-mini",
+            status=200,
+            prompt_tokens=9,
+            completion_tokens=3,
+            cost_usd=3.15e-06,
+            latency_ms=1.234,
+            customer="tab\there, newline\nthere, backslash \\ and NUL \x00",
+            detail={"note": "a\tb"} if i % 7 == 0 else None,
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    else:
+        database = Database(request.getfixturevalue("postgres_server").url)
+        database.migrate()
+        database.execute("DELETE FROM audit_events")
+    database.migrate()
+    yield database
+    database.close()
+
+
+def _pass(db: Database, events: list[dict[str, Any]], drainer: AuditDrainer, probe: Any) -> int:
+    """Queue ``events``, run one drain pass with ``probe`` running beside it; the count."""
+
+    async def main() -> int:
+        for data in events:
+            await drainer.state.append(orjson.dumps(data))
+        task = asyncio.get_running_loop().create_task(probe())
+        try:
+            return await drainer.drain_once()
+        finally:
+            task.cancel()
+
+    return run_async(main())
+
+
+def test_a_pass_builds_its_batch_in_slices_and_stores_it_as_sent(db: Database) -> None:
+    """500 events in slices of at most 50 (the time bound set out of reach): 10 slices,
+    the loop runs between them, and every value is stored as it was sent (the COPY text
+    psycopg formatted on the loop: tabs, newlines, backslashes, NUL as U+FFFD, JSON)."""
+    events = _events(BATCH)
+    drainer = AuditDrainer(InProcessGovernanceState(), db, slice_events=50, slice_s=60.0)
+    turns = [0]
+
+    async def probe() -> None:
+        while True:
+            turns[0] += 1
+            await asyncio.sleep(0)
+
+    assert _pass(db, events, drainer, probe) == BATCH
+    assert drainer.slices == 10
+    assert turns[0] >= 10  # at least once between slices, besides the awaits of I/O
+    stored = {r["request_id"]: r for r in db.fetch("SELECT * FROM audit_events")}
+    assert len(stored) == BATCH
+    for sent in (events[0], events[1], events[-1]):
+        row = stored[sent["request_id"]]
+        assert row["customer"] == sent["customer"].replace("\x00", "\ufffd")
+        assert row["cost_usd"] == sent["cost_usd"] and row["status"] == 200
+        assert (orjson.loads(row["detail"]) if row["detail"] else None) == sent["detail"]
+
+
+def test_a_pass_does_its_python_work_on_the_loop_in_short_slices(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each event made to cost 100 µs of Python (a slow machine, big events): 50 ms of
+    work for 500. It all runs on the loop's thread, in slices of at most 0.2 ms (so at
+    least 100 of them): none in the database thread, which would hold the GIL and make
+    the loop wait up to the interpreter's switch interval (5 ms) again and again (the
+    code before built and formatted the rows there). Counted, not timed: a loaded CI
+    machine preempts the process at random."""
+    row, add = audit.row, CopyText.add
+    threads: list[int] = []
+
+    def costly_row(data: dict[str, Any]) -> tuple[Any, ...]:
+        threads.append(threading.get_ident())
+        until = time.perf_counter() + 0.0001
+        while time.perf_counter() < until:
+            pass
+        return row(data)
+
+    def recorded_add(self: CopyText, values: Any) -> None:
+        threads.append(threading.get_ident())
+        add(self, values)
+
+    monkeypatch.setattr(audit, "row", costly_row)
+    monkeypatch.setattr(CopyText, "add", recorded_add)
+    drainer = AuditDrainer(InProcessGovernanceState(), db)
+    turns = [0]
+
+    async def probe() -> None:
+        while True:
+            turns[0] += 1
+            await asyncio.sleep(0)
+
+    loop_thread = threading.get_ident()  # run_async runs the loop on this thread
+    assert _pass(db, _events(BATCH), drainer, probe) == BATCH
+    formatted = BATCH if db.kind == "postgres" else 0
+    assert threads.count(loop_thread) == len(threads) == BATCH + formatted
+    assert drainer.slices >= 100
+    assert turns[0] >= 100
+
+
+def test_a_batch_is_read_from_redis_in_replies_of_at_most_100_entries(redis_server: Any) -> None:
+    """Each XREADGROUP reply is parsed on the loop: a 250-event batch arrives in replies of
+    at most ``READ_CHUNK`` (100) entries, new ones and, read again before any
+    acknowledgement (a failed database write), the same ones pending, in order, each once."""
+    from gateway_app.state import governance_redis
+    from gateway_app.state.governance_redis import RedisGovernanceState
+
+    prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
+    state = RedisGovernanceState.from_url(redis_server.url, prefix=prefix)
+    replies: list[int] = []
+    execute = state.reader.execute
+
+    async def counted(*command: Any) -> Any:
+        reply = await execute(*command)
+        if command[0] == "XREADGROUP" and reply and reply[0][1]:
+            replies.append(len(reply[0][1]))
+        return reply
+
+    state.reader.execute = counted  # type: ignore[method-assign]
+
+    async def main() -> tuple[list[str], list[str], list[str]]:
+        try:
+            await state.client.xadd(state.stream, {"e": b"warm"})  # the stream exists
+            first = await state.read_audit(BATCH, 0.05)
+            await state.ack([entry_id for entry_id, _ in first])
+            sent = []
+            for n in range(250):
+                sent.append((await state.client.xadd(state.stream, {"e": b"%d" % n})).decode())
+            replies.clear()
+            new = [entry_id for entry_id, _ in await state.read_audit(BATCH, 0.05)]
+            again = [entry_id for entry_id, _ in await state.read_audit(BATCH, 0.05)]
+            return sent, new, again
+        finally:
+            await state.close()
+
+    sent, new, again = run_async(main())
+    assert new == sent and again == sent
+    assert replies == [100, 100, 50, 100, 100, 50]
+    assert getattr(governance_redis, "READ_CHUNK", None) == 100
