@@ -166,7 +166,7 @@ class RowBatch:
 
     def __init__(self, db: Database, adapt: Any = None) -> None:
         self.rows: list[tuple[Any, ...]] = []
-        self.copy_text = CopyText(adapt) if db.kind == "postgres" else None
+        self.copy_text = CopyText.create(adapt) if db.kind == "postgres" else None
 
     def add(self, data: dict[str, Any]) -> None:
         values = row(data)
@@ -328,7 +328,9 @@ class AuditDrainer:
     async def _build(self, entries: list[tuple[str, bytes]]) -> RowBatch:
         """Decode and format ``entries`` in slices, yielding to the loop between them."""
         if self._adapt is None and self.db.kind == "postgres":
-            self._adapt = CopyText().adapt  # one psycopg Transformer: its dumpers cached
+            # One psycopg Transformer for every batch: its dumpers are cached.
+            copy_text = CopyText.create()
+            self._adapt = copy_text.adapt if copy_text is not None else None
         batch = RowBatch(self.db, self._adapt)
         clock = time.perf_counter
         budget, most = self.slice_s, self.slice_events

@@ -15,6 +15,7 @@ owner's credentials, it also creates the gateway's own least-privileged role
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -26,6 +27,8 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from gateway_app.environment import Environment
+
+log = logging.getLogger("gateway_app.governance")
 
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
@@ -272,6 +275,28 @@ class CopyText:
     def add(self, row: Sequence[Any]) -> None:
         """Append one row (values in the ``COPY`` statement's column order)."""
         self._format(row, self.adapt, self.data)
+
+    @classmethod
+    def create(cls, adapt: Any = None) -> CopyText | None:
+        """A new instance, or None when this psycopg has no row formatter where this
+        class looks for it (``psycopg._copy_base`` is not public API: uv.lock pins the
+        version, but a different install must not stop the audit drain). Without it the
+        database thread formats the rows, as :meth:`Database.append_new` does then."""
+        try:
+            return cls(adapt)
+        except ImportError as exc:
+            global _COPY_TEXT_WARNED
+            if not _COPY_TEXT_WARNED:
+                _COPY_TEXT_WARNED = True
+                log.warning(
+                    "psycopg's COPY row formatter not found (%s): rows formatted "
+                    "in the database thread",
+                    exc,
+                )
+            return None
+
+
+_COPY_TEXT_WARNED = False
 
 
 class Database:

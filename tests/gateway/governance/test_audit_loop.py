@@ -179,3 +179,38 @@ def test_a_batch_is_read_from_redis_in_replies_of_at_most_100_entries(redis_serv
     assert new == sent and again == sent
     assert replies == [100, 100, 50, 100, 100, 50]
     assert getattr(governance_redis, "READ_CHUNK", None) == 100
+
+
+def test_without_psycopgs_row_formatter_the_database_thread_formats_the_rows(
+    db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``CopyText`` uses psycopg's row formatter from a module that is not public API. An
+    install where it is not found must not stop the audit: the drain stores every event,
+    formatted in the database thread as before, and says so once."""
+    import builtins
+    import importlib
+
+    real_import = builtins.__import__
+
+    def no_copy_base(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "psycopg._copy_base":
+            raise ImportError("No module named 'psycopg._copy_base' (test)")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_copy_base)
+    monkeypatch.setattr(
+        importlib.import_module("gateway_app.governance.storage"), "_COPY_TEXT_WARNED", False
+    )
+    events = _events(120)
+    drainer = AuditDrainer(InProcessGovernanceState(), db)
+
+    async def probe() -> None:
+        await asyncio.sleep(3600)
+
+    with caplog.at_level("WARNING", logger="gateway_app.governance"):
+        assert _pass(db, events, drainer, probe) == 120
+    stored = {r["request_id"]: r for r in db.fetch("SELECT * FROM audit_events")}
+    assert len(stored) == 120
+    assert stored["req-7"]["customer"] == events[7]["customer"].replace("\x00", "\ufffd")
+    warned = [r for r in caplog.records if "row formatter not found" in r.getMessage()]
+    assert len(warned) == (1 if db.kind == "postgres" else 0)
