@@ -270,3 +270,42 @@ def test_settling_corrects_the_counters_admission_reserved(redis_server: Any) ->
         assert got == [3, 300, 300, 150, 150]
 
     run_async(main())
+
+
+def test_settlements_of_two_plans_sharing_counters_sum_per_counter(redis_server: Any) -> None:
+    """The batcher sums settlements per plan's counters (one entry per plan, two integers
+    per request) and spreads them over the counters at the flush: two plans sharing their
+    team's counters, settled interleaved in one flush, leave every counter exact."""
+
+    async def main() -> list[int]:
+        (state,) = replicas(redis_server, 1)
+        now = time.time()
+        minute = int(now // WINDOW_S)
+        team_rpm = RateItem("team:p", "rpm", 10**6, 1)
+        team_tpm = RateItem("team:p", "tpm", 10**9, 500)
+        team_day = BudgetItem("team:p", "daily", DAY, 10**15, 700, 3600)
+        plans = []
+        for key in ("key:p1", "key:p2"):
+            rate = (team_rpm, team_tpm, RateItem(key, "tpm", 10**9, 500))
+            budgets = (team_day, BudgetItem(key, "daily", DAY, 10**15, 700, 3600))
+            plans.append((Shape(), rate, budgets))
+        decisions = []
+        for i in range(5):  # p1, p2, p1, p2, p1
+            shape, rate, budgets = plans[i % 2]
+            decisions.append(await state.reserve(rate, budgets, now, shape))
+        assert all(d.allowed and d.keys is not None for d in decisions)
+        for i, decision in enumerate(decisions):  # request i used 10 * (i + 1) tokens
+            used = 10 * (i + 1)
+            await state.settle(decision, used - 500, 2 * used - 700, b"{}")
+        await state.flush()
+        got = [
+            await counter(state, rate_key(team_rpm, minute)),
+            await counter(state, rate_key(team_tpm, minute)),
+        ]
+        got += [await counter(state, rate_key(plans[i][1][2], minute)) for i in (0, 1)]
+        got += [await counter(state, f"b:{s}:daily:{DAY}") for s in ("team:p", "key:p1", "key:p2")]
+        await state.close()
+        return got
+
+    # Tokens: p1 used 10 + 30 + 50 = 90, p2 20 + 40 = 60; cost twice the tokens.
+    assert run_async(main()) == [5, 150, 90, 60, 300, 180, 120]
