@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 from gateway_app.config.governance import AdmissionConfig
 from gateway_app.state.governance import (
+    NUSD,
     WINDOW_S,
     BudgetItem,
     Decision,
@@ -137,6 +138,8 @@ class Admission:
             decision = self._local(rate, budgets, keys, minute, shape)
             if decision is not None:
                 decision.keys = keys  # settling corrects these counters (no reformatting)
+                if shape is not None:
+                    decision.counted = shape.counted
                 return decision
             # A refill of one of these counters is under way: wait for it, then retry.
             pending = [self._inflight[k] for k in keys if k in self._inflight]
@@ -146,6 +149,36 @@ class Admission:
         decision = await self._refill(rate, budgets, keys, minute, now)
         if decision.allowed and decision.minute == minute:
             decision.keys = keys
+            if shape is not None:
+                decision.counted = shape.counted
+        return decision
+
+    def admit(self, shape: Shape, tokens: int, nusd: int, now: float) -> Decision | None:
+        """Admit a request of a shape with ``counted`` from the chunks by its amounts alone
+        (no items built): only while the chunks the shape last passed every check on (the
+        limits included) are unchanged and in the same minute; None otherwise (then
+        :meth:`reserve` with the items). No await: atomic."""
+        counted = shape.counted
+        if not counted or shape.checked != self.generation or shape.minute != int(now // WINDOW_S):
+            return None
+        amounts = (1, tokens, nusd)  # by REQUEST, TOKENS, NUSD
+        held: list[Chunk] = shape.chunks
+        for chunk, kind in zip(held, counted, strict=True):
+            left = chunk.left
+            if left < amounts[kind] or left <= 0:
+                return None
+        stamp = time.monotonic()
+        used = []
+        for chunk, kind in zip(held, counted, strict=True):
+            amount = amounts[kind]
+            if kind != NUSD:  # a rate counter: its use before this request (the headers)
+                used.append(chunk.base + chunk.taken)
+            chunk.left -= amount
+            chunk.taken += amount
+            chunk.used_at = stamp
+        self.local += 1
+        decision = Decision(True, (), (), shape.minute, rate_used=used, keys=shape.keys)
+        decision.counted = counted
         return decision
 
     def _keys(
@@ -193,6 +226,8 @@ class Admission:
                 return None
             if chunk.left < budget.amount_nusd or chunk.left <= 0:
                 return None
+        if shape is not None and shape.minute == minute:
+            shape.checked = self.generation  # these chunks hold the shape's limits
         stamp = time.monotonic()
         used = []
         for item, chunk in zip(rate, held, strict=False):

@@ -30,12 +30,15 @@ from gateway_app.config.governance import AdmissionConfig
 from gateway_app.credentials.redis_entra import EntraRedisCredential, redis_py_arguments
 from gateway_app.state.admission import Admission
 from gateway_app.state.governance import (
+    NUSD,
+    TOKENS,
     WINDOW_S,
     BudgetItem,
     Decision,
     RateItem,
     Shape,
     budget_key,
+    counted_of,
     lease_key,
     rate_key,
     retry_after,
@@ -204,18 +207,19 @@ class SettleBatcher:
     def add_settled(
         self,
         keys: list[str],
-        rate: tuple[RateItem, ...],
+        counted: tuple[int, ...],
         tokens_delta: int,
         cost_delta_nusd: int,
         event: bytes,
     ) -> None:
         """Queue one request's settlement and its audit event: ``tokens_delta`` for each
-        TPM counter among ``keys`` (the first ``len(rate)`` are the rate items'),
-        ``cost_delta_nusd`` for each budget counter (the rest). Counters named by the same
-        ``keys`` list (admission's, one per check plan and minute) are summed per flush."""
+        counter of ``keys`` that counts tokens, ``cost_delta_nusd`` for each that counts
+        nano-USD (``counted``: :data:`~gateway_app.state.governance.TOKENS`, ``NUSD``).
+        Counters named by the same ``keys`` list (admission's, one per check plan and
+        minute) are summed per flush."""
         entry = self._settled.get(id(keys))
         if entry is None:
-            self._settled[id(keys)] = [keys, rate, tokens_delta, cost_delta_nusd]
+            self._settled[id(keys)] = [keys, counted, tokens_delta, cost_delta_nusd]
         else:
             entry[2] += tokens_delta
             entry[3] += cost_delta_nusd
@@ -224,14 +228,11 @@ class SettleBatcher:
     def _spread(self) -> None:
         """Move the settlements summed per plan into the per-counter corrections."""
         deltas = self._deltas
-        for keys, rate, tokens, cost in self._settled.values():
-            if tokens:
-                for key, item in zip(keys, rate, strict=False):
-                    if item.kind == "tpm":
-                        deltas[key] = deltas.get(key, 0) + tokens
-            if cost:
-                for key in keys[len(rate) :]:
-                    deltas[key] = deltas.get(key, 0) + cost
+        for keys, counted, tokens, cost in self._settled.values():
+            for key, kind in zip(keys, counted, strict=True):
+                delta = tokens if kind == TOKENS else cost if kind == NUSD else 0
+                if delta:
+                    deltas[key] = deltas.get(key, 0) + delta
         self._settled = {}
 
     def _schedule(self) -> None:
@@ -424,6 +425,11 @@ class RedisGovernanceState:
         if self.admission is not None:
             self.admission.invalidate()
 
+    def admit(self, shape: Shape, tokens: int, nusd: int, now: float) -> Decision | None:
+        if self.admission is None:
+            return None
+        return self.admission.admit(shape, tokens, nusd, now)
+
     async def reserve_exact(
         self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], now: float
     ) -> Decision:
@@ -487,7 +493,8 @@ class RedisGovernanceState:
             return
         keys = decision.keys  # admission's, for decision.minute: none to format
         if keys is not None:
-            self.batcher.add_settled(keys, decision.rate, tokens_delta, cost_delta_nusd, event)
+            counted = decision.counted or counted_of(decision.rate, decision.budgets)
+            self.batcher.add_settled(keys, counted, tokens_delta, cost_delta_nusd, event)
             return
         deltas: list[tuple[str, int]] = []
         if tokens_delta:
