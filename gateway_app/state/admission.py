@@ -34,6 +34,13 @@ the one it was granted under) and at shutdown (:meth:`Admission.release_all`).
 A replica that crashes keeps its chunks counted until the counter expires (a
 rate limit's minute, a budget's period): at most ``max_requests`` requests'
 worth per counter, as reserved-but-unspent.
+
+A caller whose items never change (a check plan: its :class:`Shape` has
+``counted``) is admitted by its amounts alone (:meth:`Admission.admit`: one
+request, its tokens, its cost per counter; no items built) from the chunks a
+reservation with the items last passed every check on (``Shape.checked``: the
+chunk generation, so the limits are the items'), in the same minute; anything
+else takes :meth:`Admission.reserve`. The chunks are the same: it is as exact.
 """
 
 from __future__ import annotations
