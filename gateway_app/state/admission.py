@@ -140,7 +140,7 @@ class Admission:
         else:
             # A new minute: new rate counters (and, at midnight, new budget periods).
             keys = shape.keys = self._keys(rate, budgets, minute)
-            shape.minute, shape.generation = minute, -1
+            shape.minute, shape.generation, shape.checked = minute, -1, -1
         for _ in range(8):
             decision = self._local(rate, budgets, keys, minute, shape)
             if decision is not None:

@@ -164,7 +164,7 @@ class SettleBatcher:
         self._events: list[bytes] = []
         self._deltas: dict[str, int] = {}
         # Settlements of requests admitted locally, summed per check plan's counters:
-        # id(keys) -> [keys, rate items, tokens delta, cost delta]. A request adds two
+        # id(keys) -> [keys, what each counts, tokens delta, cost delta]. A request adds two
         # integers here instead of one correction per counter (12 with limits on four
         # levels); a flush spreads each sum over the plan's counters (``_spread``). The
         # entry holds ``keys``, so its id is not reused while the entry lives.

@@ -389,6 +389,16 @@ def test_a_plan_is_not_admitted_by_amounts_after_its_chunks_change(redis_server:
             assert (await state.reserve(*plan.items(10, 1_000, periods), now, plan.shape)).allowed
         assert state.admit(plan.shape, 10, 1_000, now) is not None
         assert state.admit(plan.shape, 10, 1_000, now + WINDOW_S) is None
+        # The next minute's first request is on its way to Redis (new counters): the
+        # shape names the new minute's keys, its chunks are still the last minute's.
+        later = now + WINDOW_S
+        first = asyncio.ensure_future(
+            state.reserve(*plan.items(10, 1_000, periods), later, plan.shape)
+        )
+        await asyncio.sleep(0)
+        assert not first.done()
+        assert state.admit(plan.shape, 10, 1_000, later) is None
+        assert (await first).allowed
         assert state.admit(Shape(), 10, 1_000, now) is None
         state.invalidate()
         assert state.admit(plan.shape, 10, 1_000, now) is None
