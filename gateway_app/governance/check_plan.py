@@ -23,7 +23,15 @@ import math
 from dataclasses import dataclass, field
 
 from gateway_app.context import Caller
-from gateway_app.state.governance import BudgetItem, Decision, RateItem, Shape
+from gateway_app.state.governance import (
+    NUSD,
+    REQUEST,
+    TOKENS,
+    BudgetItem,
+    Decision,
+    RateItem,
+    Shape,
+)
 
 # (counter name, its RPM item (one unit: the same for every request), TPM limit,
 # daily and monthly budgets in nano-USD), for each limited level in order.
@@ -52,6 +60,7 @@ class HeaderKind:
     names: tuple[bytes, ...]  # limit, remaining, reset header names
     limits: tuple[tuple[int, int], ...]
     encoded: dict[int, bytes]  # by index: b"%d" % limit
+    tokens: bool  # its items reserve the request's tokens (TPM), else one request (RPM)
 
 
 @dataclass(slots=True)
@@ -64,6 +73,9 @@ class CheckPlan:
     output_price: float  # USD per output token
     unpriced: bool  # a deployment of the model has no price
     headers: tuple[HeaderKind, ...]  # in the order their kinds first appear
+    budgeted: bool = False  # a level has a budget (an unpriced model cannot be counted)
+    # What each counter counts, in the items' order: admission may admit from the request's
+    # tokens and cost alone (Shape.counted), the items are built only when it cannot.
     shape: Shape = field(default_factory=Shape)
 
     @classmethod
@@ -77,18 +89,29 @@ class CheckPlan:
         """A plan over ``levels``; ``prices`` = (USD per prompt token, per output token)."""
         kinds: dict[str, list[tuple[int, int]]] = {}
         index = 0
-        for _name, rpm, tpm, _daily, _monthly in levels:
+        counted: list[int] = []
+        budgets = 0
+        for _name, rpm, tpm, daily, monthly in levels:
             if rpm is not None:
                 kinds.setdefault("rpm", []).append((index, rpm.limit))
+                counted.append(REQUEST)
                 index += 1
             if tpm is not None:
                 kinds.setdefault("tpm", []).append((index, tpm))
+                counted.append(TOKENS)
                 index += 1
+            budgets += (daily is not None) + (monthly is not None)
         headers = tuple(
-            HeaderKind(_HEADER_NAMES[kind], tuple(found), {i: b"%d" % limit for i, limit in found})
+            HeaderKind(
+                _HEADER_NAMES[kind],
+                tuple(found),
+                {i: b"%d" % limit for i, limit in found},
+                kind == "tpm",
+            )
             for kind, found in kinds.items()
         )
-        return cls(caller, levels, prices[0], prices[1], unpriced, headers)
+        shape = Shape((*counted, *(NUSD for _ in range(budgets))))
+        return cls(caller, levels, prices[0], prices[1], unpriced, headers, budgets > 0, shape)
 
     def items(
         self,
@@ -119,6 +142,11 @@ class CheckPlan:
     ) -> list[tuple[bytes, bytes]]:
         """``x-ratelimit-*`` of an admitted request: per kind, the tightest of its limits
         after this request (with the global plane's rate shares: this cloud's share)."""
+        tokens = next((item.amount for item in rate if item.kind == "tpm"), 0)
+        return self.headers_for(tokens, decision)
+
+    def headers_for(self, tokens: int, decision: Decision) -> list[tuple[bytes, bytes]]:
+        """:meth:`rate_headers` of a request of ``tokens`` (its items need not exist)."""
         used = decision.rate_used
         shares = decision.rate_limits
         headers: list[tuple[bytes, bytes]] = []
@@ -127,12 +155,12 @@ class CheckPlan:
             # tokens): the tightest is the one with the least room before it.
             best = -1
             room = 0.0
-            for i, limit in kind.limits:
-                free = (shares[i] if shares else limit) - used[i]
+            limit = 0
+            for i, item_limit in kind.limits:
+                free = (shares[i] if shares else item_limit) - used[i]
                 if best < 0 or free < room:
-                    best, room = i, free
-            limit = rate[best].limit
-            left = room - rate[best].amount
+                    best, room, limit = i, free, item_limit
+            left = room - (tokens if kind.tokens else 1)
             limit_name, remaining_name, reset_name = kind.names
             headers += (
                 (limit_name, kind.encoded[best]),

@@ -441,8 +441,7 @@ class Governance:
         reserve_usd = prompt * plan.prompt_price + output * plan.output_price
         reserve_nusd = math.ceil(reserve_usd * NANO)
         tokens = prompt + output
-        rate, budgets = plan.items(tokens, reserve_nusd, period_ends(now))
-        if budgets and plan.unpriced:
+        if plan.budgeted and plan.unpriced:
             # (governance.unpriced_models: refuse_with_budget) Its cost cannot be counted.
             return self._refuse(
                 exchange,
@@ -455,6 +454,13 @@ class Governance:
                     code="model_unpriced",
                 ),
             )
+        # Most requests: admitted from what this replica holds, by the amounts alone.
+        decision = self.state.admit(plan.shape, tokens, reserve_nusd, now)
+        if decision is not None:
+            if plan.headers:
+                exchange.response_headers += plan.headers_for(tokens, decision)
+            return Reservation(decision, tokens, reserve_nusd)
+        rate, budgets = plan.items(tokens, reserve_nusd, period_ends(now))
         try:
             decision = await self.state.reserve(rate, budgets, now, plan.shape)
             leases = self.leases
@@ -493,7 +499,7 @@ class Governance:
         if not decision.allowed:
             return self._refuse(exchange, *self._refusal(decision, now))
         if rate:
-            exchange.response_headers += plan.rate_headers(rate, decision)
+            exchange.response_headers += plan.headers_for(tokens, decision)
         return Reservation(decision, tokens, reserve_nusd)
 
     def _plan(self, caller: Caller, customer: str | None, model: str | None) -> CheckPlan:

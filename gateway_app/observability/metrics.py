@@ -167,6 +167,9 @@ class Metrics:
             else None
         )
         self._children: dict[tuple[Any, ...], Any] = {}
+        # The children a finished request updates, by its outcome's labels: one lookup
+        # per request instead of one per family (~0.7 µs each). Bounded like the labels.
+        self._bound: dict[tuple[Any, ...], _Bound] = {}
         self._circuits: dict[str, float] = {}
 
     def _child(self, family: Any, *labels: str) -> Any:
@@ -187,12 +190,14 @@ class Metrics:
         provider = (route.provider if route is not None else None) or ""
         cache = exchange.cache
         child = self._child
-        child(
-            self.requests, endpoint, model, deployment, provider, str(exchange.status), cache or ""
-        ).inc()
-        child(self.duration, endpoint, model).observe(now - request.started)
+        status = exchange.status
+        bound = self._bound.get((endpoint, model, deployment, provider, status, cache))
+        if bound is None:
+            bound = self._bind(endpoint, model, deployment, provider, status, cache)
+        bound.requests.inc()
+        bound.duration.observe(now - request.started)
         if exchange.overhead_s is not None:
-            child(self.overhead, endpoint).observe(exchange.overhead_s)
+            bound.overhead().observe(exchange.overhead_s)
         if route is not None:
             for attempt in route.attempts:
                 dep = attempt.deployment
@@ -201,7 +206,7 @@ class Metrics:
                 ).observe(attempt.latency_s)
         served_from_cache = exchange.served_from_cache
         if cache is not None:
-            child(self.cache, model, cache).inc()
+            bound.cached().inc()
         semantic = exchange.semantic
         if semantic is not None:
             decision = "accepted" if semantic.accepted else "refused"
@@ -214,11 +219,11 @@ class Metrics:
             prompt = usage.get("prompt_tokens")
             completion = usage.get("completion_tokens")
             if isinstance(prompt, int) and prompt:
-                child(self.tokens, model, deployment, "input").inc(prompt)
+                bound.tokens("input").inc(prompt)
             if isinstance(completion, int) and completion:
-                child(self.tokens, model, deployment, "output").inc(completion)
+                bound.tokens("output").inc(completion)
         if exchange.cost_usd:
-            child(self.cost, model, deployment).inc(exchange.cost_usd)
+            bound.costs().inc(exchange.cost_usd)
         if exchange.rejection:
             kind, _, rest = exchange.rejection.partition(":")
             level = rest.split(":", 1)[0]
@@ -232,6 +237,27 @@ class Metrics:
                 caller.project_id if caller else "",
                 request.customer or "",
             ).inc()
+
+    def _bind(
+        self,
+        endpoint: str,
+        model: str,
+        deployment: str,
+        provider: str,
+        status: int,
+        cache: str | None,
+    ) -> _Bound:
+        """The children of one request outcome (created on first use, as before)."""
+        if len(self._bound) >= 100_000:  # labels are bounded; a guard all the same
+            self._bound.clear()
+        child = self._child
+        bound = self._bound[(endpoint, model, deployment, provider, status, cache)] = _Bound(
+            self,
+            (endpoint, model, deployment, cache),
+            child(self.requests, endpoint, model, deployment, provider, str(status), cache or ""),
+            child(self.duration, endpoint, model),
+        )
+        return bound
 
     def set_circuit(self, deployment: str, state: str) -> None:
         """Report a deployment's circuit state (closed, half_open, open)."""
@@ -262,6 +288,70 @@ class Metrics:
             MultiProcessCollector(registry)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class _Bound:
+    """The children one request outcome updates. Those a request may leave untouched
+    (overhead, cache, tokens, cost) are created on first use, so no series appears
+    before it has a value, as with :meth:`Metrics._child`."""
+
+    __slots__ = (
+        "_cache",
+        "_cost",
+        "_labels",
+        "_metrics",
+        "_overhead",
+        "_tokens",
+        "duration",
+        "requests",
+    )
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        labels: tuple[str, str, str, str | None],  # endpoint, model, deployment, cache
+        requests: Any,
+        duration: Any,
+    ) -> None:
+        self._metrics = metrics
+        self._labels = labels
+        self.requests = requests
+        self.duration = duration
+        self._overhead: Any = None
+        self._cache: Any = None
+        self._cost: Any = None
+        self._tokens: dict[str, Any] = {}
+
+    def overhead(self) -> Any:
+        """The endpoint's ``aigw_gateway_overhead_seconds``."""
+        if self._overhead is None:
+            metrics = self._metrics
+            self._overhead = metrics._child(metrics.overhead, self._labels[0])
+        return self._overhead
+
+    def cached(self) -> Any:
+        """The model's ``aigw_cache`` of the cache outcome."""
+        if self._cache is None:
+            metrics, (_, model, _, cache) = self._metrics, self._labels
+            self._cache = metrics._child(metrics.cache, model, cache or "")
+        return self._cache
+
+    def tokens(self, direction: str) -> Any:
+        """The deployment's ``aigw_tokens`` of ``direction`` (input, output)."""
+        found = self._tokens.get(direction)
+        if found is None:
+            metrics, (_, model, deployment, _) = self._metrics, self._labels
+            found = self._tokens[direction] = metrics._child(
+                metrics.tokens, model, deployment, direction
+            )
+        return found
+
+    def costs(self) -> Any:
+        """The deployment's ``aigw_cost_usd``."""
+        if self._cost is None:
+            metrics, (_, model, deployment, _) = self._metrics, self._labels
+            self._cost = metrics._child(metrics.cost, model, deployment)
+        return self._cost
 
 
 def _word(value: str) -> str:

@@ -34,6 +34,13 @@ the one it was granted under) and at shutdown (:meth:`Admission.release_all`).
 A replica that crashes keeps its chunks counted until the counter expires (a
 rate limit's minute, a budget's period): at most ``max_requests`` requests'
 worth per counter, as reserved-but-unspent.
+
+A caller whose items never change (a check plan: its :class:`Shape` has
+``counted``) is admitted by its amounts alone (:meth:`Admission.admit`: one
+request, its tokens, its cost per counter; no items built) from the chunks a
+reservation with the items last passed every check on (``Shape.checked``: the
+chunk generation, so the limits are the items'), in the same minute; anything
+else takes :meth:`Admission.reserve`. The chunks are the same: it is as exact.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from dataclasses import dataclass
 
 from gateway_app.config.governance import AdmissionConfig
 from gateway_app.state.governance import (
+    NUSD,
     WINDOW_S,
     BudgetItem,
     Decision,
@@ -132,11 +140,13 @@ class Admission:
         else:
             # A new minute: new rate counters (and, at midnight, new budget periods).
             keys = shape.keys = self._keys(rate, budgets, minute)
-            shape.minute, shape.generation = minute, -1
+            shape.minute, shape.generation, shape.checked = minute, -1, -1
         for _ in range(8):
             decision = self._local(rate, budgets, keys, minute, shape)
             if decision is not None:
                 decision.keys = keys  # settling corrects these counters (no reformatting)
+                if shape is not None:
+                    decision.counted = shape.counted
                 return decision
             # A refill of one of these counters is under way: wait for it, then retry.
             pending = [self._inflight[k] for k in keys if k in self._inflight]
@@ -146,6 +156,36 @@ class Admission:
         decision = await self._refill(rate, budgets, keys, minute, now)
         if decision.allowed and decision.minute == minute:
             decision.keys = keys
+            if shape is not None:
+                decision.counted = shape.counted
+        return decision
+
+    def admit(self, shape: Shape, tokens: int, nusd: int, now: float) -> Decision | None:
+        """Admit a request of a shape with ``counted`` from the chunks by its amounts alone
+        (no items built): only while the chunks the shape last passed every check on (the
+        limits included) are unchanged and in the same minute; None otherwise (then
+        :meth:`reserve` with the items). No await: atomic."""
+        counted = shape.counted
+        if not counted or shape.checked != self.generation or shape.minute != int(now // WINDOW_S):
+            return None
+        amounts = (1, tokens, nusd)  # by REQUEST, TOKENS, NUSD
+        held: list[Chunk] = shape.chunks
+        for chunk, kind in zip(held, counted, strict=True):
+            left = chunk.left
+            if left < amounts[kind] or left <= 0:
+                return None
+        stamp = time.monotonic()
+        used = []
+        for chunk, kind in zip(held, counted, strict=True):
+            amount = amounts[kind]
+            if kind != NUSD:  # a rate counter: its use before this request (the headers)
+                used.append(chunk.base + chunk.taken)
+            chunk.left -= amount
+            chunk.taken += amount
+            chunk.used_at = stamp
+        self.local += 1
+        decision = Decision(True, (), (), shape.minute, rate_used=used, keys=shape.keys)
+        decision.counted = counted
         return decision
 
     def _keys(
@@ -193,6 +233,8 @@ class Admission:
                 return None
             if chunk.left < budget.amount_nusd or chunk.left <= 0:
                 return None
+        if shape is not None and shape.minute == minute:
+            shape.checked = self.generation  # these chunks hold the shape's limits
         stamp = time.monotonic()
         used = []
         for item, chunk in zip(rate, held, strict=False):

@@ -71,6 +71,20 @@ class Decision:
     # The counters' keys for ``minute`` (each rate item's, then each budget's), when the
     # state that decided computed them (admission): settling corrects the same counters.
     keys: list[str] | None = None
+    # With ``keys``: what each counter counts (:data:`REQUEST`, :data:`TOKENS`, :data:`NUSD`),
+    # when known from the shape; empty: from ``rate`` and ``budgets``.
+    counted: tuple[int, ...] = ()
+
+
+# What a counter counts, per request: one request (RPM), the request's tokens (TPM), its
+# reserved cost in nano-USD (a budget). See Shape.counted.
+REQUEST, TOKENS, NUSD = 0, 1, 2
+
+
+def counted_of(rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...]) -> tuple[int, ...]:
+    """What each counter of these items counts, in the keys' order (rate items, budgets)."""
+    kinds = [TOKENS if item.kind == "tpm" else REQUEST for item in rate]
+    return (*kinds, *(NUSD for _ in budgets))
 
 
 class Shape:
@@ -84,13 +98,22 @@ class Shape:
     them while no chunk was added, replaced or returned). A state may ignore it.
     """
 
-    __slots__ = ("chunks", "generation", "keys", "minute")
+    __slots__ = ("checked", "chunks", "counted", "generation", "keys", "minute")
 
-    def __init__(self) -> None:
+    def __init__(self, counted: tuple[int, ...] = ()) -> None:
         self.minute = -1  # the minute ``keys`` were computed for
         self.keys: list[str] = []
         self.generation = -1  # admission's chunk generation ``chunks`` belong to
         self.chunks: list[Any] = []
+        # Set by a caller whose items are fixed: what each counter counts per request (a
+        # check plan's RPM, TPM and budget items: one request, the tokens, the cost), the
+        # promise that every reservation through this shape has the same items, limits
+        # included, in the same order. A state may then admit from the amounts alone
+        # (:meth:`GovernanceState.admit`), without the items.
+        self.counted = counted
+        # Admission's chunk generation in which a reservation through this shape passed
+        # every check (the chunks' limits are the items'): -1 none.
+        self.checked = -1
 
 
 class GovernanceState(Protocol):
@@ -112,6 +135,13 @@ class GovernanceState(Protocol):
         is released by the state itself (the caller, never having the decision,
         settles nothing). So every reservation is settled or released exactly once.
         """
+        ...
+
+    def admit(self, shape: Shape, tokens: int, nusd: int, now: float) -> Decision | None:
+        """Admit at once, without the items, from what this replica holds for a shape with
+        ``counted`` (``tokens`` on each TPM counter, ``nusd`` on each budget, one request
+        on each RPM counter): the decision, with empty ``rate`` and ``budgets``; None when
+        it cannot (then :meth:`reserve` decides). No await: atomic."""
         ...
 
     async def settle(
@@ -250,6 +280,9 @@ class InProcessGovernanceState:
             if len(self._counters) > 100_000:
                 self._expire(minute)
         return Decision(True, rate, budgets, minute, rate_used=used_list)
+
+    def admit(self, shape: Shape, tokens: int, nusd: int, now: float) -> Decision | None:
+        return None  # every reservation takes the lock and the items
 
     def _expire(self, minute: int) -> None:
         for key in [k for k in self._counters if k.startswith("rl:")]:

@@ -23,18 +23,22 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from gateway_app.config.governance import AdmissionConfig
 from gateway_app.credentials.redis_entra import EntraRedisCredential, redis_py_arguments
 from gateway_app.state.admission import Admission
 from gateway_app.state.governance import (
+    NUSD,
+    TOKENS,
     WINDOW_S,
     BudgetItem,
     Decision,
     RateItem,
     Shape,
     budget_key,
+    counted_of,
     lease_key,
     rate_key,
     retry_after,
@@ -160,6 +164,12 @@ class SettleBatcher:
         self.max_batch = max_batch
         self._events: list[bytes] = []
         self._deltas: dict[str, int] = {}
+        # Settlements of requests admitted locally, summed per check plan's counters:
+        # id(keys) -> [keys, what each counts, tokens delta, cost delta]. A request adds two
+        # integers here instead of one correction per counter (12 with limits on four
+        # levels); a flush spreads each sum over the plan's counters (``_spread``). The
+        # entry holds ``keys``, so its id is not reused while the entry lives.
+        self._settled: dict[int, list[Any]] = {}
         self._inflight = 0
         self._task: asyncio.Task[bool] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -174,7 +184,7 @@ class SettleBatcher:
         """Events not yet in Redis (waiting or in the flush in flight)."""
         return len(self._events) + self._inflight
 
-    def add(self, deltas: list[tuple[str, int]], event: bytes | None) -> None:
+    def add(self, deltas: Iterable[tuple[str, int]], event: bytes | None) -> None:
         """Queue counter corrections and (unless None) one audit event."""
         for key, delta in deltas:
             self._deltas[key] = self._deltas.get(key, 0) + delta
@@ -195,6 +205,37 @@ class SettleBatcher:
             self._events.append(event)
         self._schedule()
 
+    def add_settled(
+        self,
+        keys: list[str],
+        counted: tuple[int, ...],
+        tokens_delta: int,
+        cost_delta_nusd: int,
+        event: bytes,
+    ) -> None:
+        """Queue one request's settlement and its audit event: ``tokens_delta`` for each
+        counter of ``keys`` that counts tokens, ``cost_delta_nusd`` for each that counts
+        nano-USD (``counted``: :data:`~gateway_app.state.governance.TOKENS`, ``NUSD``).
+        Counters named by the same ``keys`` list (admission's, one per check plan and
+        minute) are summed per flush."""
+        entry = self._settled.get(id(keys))
+        if entry is None:
+            self._settled[id(keys)] = [keys, counted, tokens_delta, cost_delta_nusd]
+        else:
+            entry[2] += tokens_delta
+            entry[3] += cost_delta_nusd
+        self.add((), event)
+
+    def _spread(self) -> None:
+        """Move the settlements summed per plan into the per-counter corrections."""
+        deltas = self._deltas
+        for keys, counted, tokens, cost in self._settled.values():
+            for key, kind in zip(keys, counted, strict=True):
+                delta = tokens if kind == TOKENS else cost if kind == NUSD else 0
+                if delta:
+                    deltas[key] = deltas.get(key, 0) + delta
+        self._settled = {}
+
     def _schedule(self) -> None:
         if self._task is not None or self._retrying:
             return  # the flush in flight (or the retry timer) reschedules
@@ -208,11 +249,12 @@ class SettleBatcher:
     def _start(self) -> None:
         self._timer = None
         self._retrying = False
-        if self._task is None and (self._events or self._deltas):
+        if self._task is None and (self._events or self._deltas or self._settled):
             self._task = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> bool:
         events, self._events = self._events[: self.max_batch], self._events[self.max_batch :]
+        self._spread()
         deltas, self._deltas = self._deltas, {}
         self._inflight = len(events)
         ok = True
@@ -252,7 +294,7 @@ class SettleBatcher:
             self._inflight = 0
             self._task = None
         if ok:
-            if self._events or self._deltas:
+            if self._events or self._deltas or self._settled:
                 self._schedule()
         else:
             self._retrying = True
@@ -279,7 +321,7 @@ class SettleBatcher:
                 self._timer.cancel()
                 self._timer = None
             self._retrying = False
-            if not (self._events or self._deltas):
+            if not (self._events or self._deltas or self._settled):
                 return
             if time.monotonic() >= deadline:
                 break
@@ -384,6 +426,11 @@ class RedisGovernanceState:
         if self.admission is not None:
             self.admission.invalidate()
 
+    def admit(self, shape: Shape, tokens: int, nusd: int, now: float) -> Decision | None:
+        if self.admission is None:
+            return None
+        return self.admission.admit(shape, tokens, nusd, now)
+
     async def reserve_exact(
         self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], now: float
     ) -> Decision:
@@ -442,24 +489,22 @@ class RedisGovernanceState:
     async def settle(
         self, decision: Decision | None, tokens_delta: int, cost_delta_nusd: int, event: bytes
     ) -> None:
+        if decision is None or not decision.allowed:
+            self.batcher.add((), event)
+            return
+        keys = decision.keys  # admission's, for decision.minute: none to format
+        if keys is not None:
+            counted = decision.counted or counted_of(decision.rate, decision.budgets)
+            self.batcher.add_settled(keys, counted, tokens_delta, cost_delta_nusd, event)
+            return
         deltas: list[tuple[str, int]] = []
-        if decision is not None and decision.allowed:
-            keys = decision.keys  # admission's, for decision.minute: none to format
-            if tokens_delta:
-                for i, item in enumerate(decision.rate):
-                    if item.kind == "tpm":
-                        key = (
-                            keys[i]
-                            if keys is not None
-                            else self.prefix + rate_key(item, decision.minute)
-                        )
-                        deltas.append((key, tokens_delta))
-            if cost_delta_nusd:
-                if keys is not None:
-                    deltas += [(key, cost_delta_nusd) for key in keys[len(decision.rate) :]]
-                else:
-                    for budget in decision.budgets:
-                        deltas.append((self.prefix + budget_key(budget), cost_delta_nusd))
+        if tokens_delta:
+            for item in decision.rate:
+                if item.kind == "tpm":
+                    deltas.append((self.prefix + rate_key(item, decision.minute), tokens_delta))
+        if cost_delta_nusd:
+            for budget in decision.budgets:
+                deltas.append((self.prefix + budget_key(budget), cost_delta_nusd))
         self.batcher.add(deltas, event)
 
     async def flush(self) -> None:

@@ -13,6 +13,8 @@ import time
 import uuid
 from typing import Any
 
+import pytest
+
 from gateway_app.config.governance import AdmissionConfig
 from gateway_app.state.governance import WINDOW_S, BudgetItem, RateItem, Shape, rate_key
 from gateway_app.state.governance_redis import RedisGovernanceState
@@ -268,5 +270,139 @@ def test_settling_corrects_the_counters_admission_reserved(redis_server: Any) ->
         got += [await counter(state, f"b:{b.scope}:{b.period}:{b.period_id}") for b in budgets]
         await state.close()
         assert got == [3, 300, 300, 150, 150]
+
+    run_async(main())
+
+
+def test_settlements_of_two_plans_sharing_counters_sum_per_counter(redis_server: Any) -> None:
+    """The batcher sums settlements per plan's counters (one entry per plan, two integers
+    per request) and spreads them over the counters at the flush: two plans sharing their
+    team's counters, settled interleaved in one flush, leave every counter exact."""
+
+    async def main() -> list[int]:
+        (state,) = replicas(redis_server, 1)
+        now = time.time()
+        minute = int(now // WINDOW_S)
+        team_rpm = RateItem("team:p", "rpm", 10**6, 1)
+        team_tpm = RateItem("team:p", "tpm", 10**9, 500)
+        team_day = BudgetItem("team:p", "daily", DAY, 10**15, 700, 3600)
+        plans = []
+        for key in ("key:p1", "key:p2"):
+            rate = (team_rpm, team_tpm, RateItem(key, "tpm", 10**9, 500))
+            budgets = (team_day, BudgetItem(key, "daily", DAY, 10**15, 700, 3600))
+            plans.append((Shape(), rate, budgets))
+        decisions = []
+        for i in range(5):  # p1, p2, p1, p2, p1
+            shape, rate, budgets = plans[i % 2]
+            decisions.append(await state.reserve(rate, budgets, now, shape))
+        assert all(d.allowed and d.keys is not None for d in decisions)
+        for i, decision in enumerate(decisions):  # request i used 10 * (i + 1) tokens
+            used = 10 * (i + 1)
+            await state.settle(decision, used - 500, 2 * used - 700, b"{}")
+        await state.flush()
+        got = [
+            await counter(state, rate_key(team_rpm, minute)),
+            await counter(state, rate_key(team_tpm, minute)),
+        ]
+        got += [await counter(state, rate_key(plans[i][1][2], minute)) for i in (0, 1)]
+        got += [await counter(state, f"b:{s}:daily:{DAY}") for s in ("team:p", "key:p1", "key:p2")]
+        await state.close()
+        return got
+
+    # Tokens: p1 used 10 + 30 + 50 = 90, p2 20 + 40 = 60; cost twice the tokens.
+    assert run_async(main()) == [5, 150, 90, 60, 300, 180, 120]
+
+
+@pytest.mark.parametrize(
+    ("rpm", "monthly", "admits"),
+    [
+        (100, 10**15, 100),  # the key's RPM limit binds
+        (10**6, 100 * 7_000 - 1, 99),  # its budget binds: the 100th request is 1 nUSD over
+    ],
+)
+def test_admitting_a_plans_request_by_its_amounts_is_exact(
+    redis_server: Any, rpm: int, monthly: int, admits: int
+) -> None:
+    """A check plan's requests are admitted from the chunks by their amounts alone
+    (``admit``: no items built), as ``Governance.check`` does, falling back to ``reserve``
+    with the items: never past the key's limit, every admitted unit counted in Redis,
+    and the settlements (here from admitted decisions with empty items) correct each
+    TPM and budget counter exactly."""
+    from gateway_app.context import Caller
+    from gateway_app.governance.check_plan import CheckPlan
+
+    async def main() -> tuple[int, int, list[int], list[int]]:
+        (state,) = replicas(redis_server, 1)
+        levels = (
+            ("team:q", RateItem("team:q", "rpm", 10**6, 1), 10**9, 10**15, None),
+            ("key:q", RateItem("key:q", "rpm", rpm, 1), 10**9, None, monthly),
+        )
+        plan = CheckPlan.build(Caller("q", "q", "p"), levels, (1e-6, 2e-6), False)
+        now = time.time()
+        minute = int(now // WINDOW_S)
+        periods = (DAY, DAY[:7], 3600, 86400)
+        decisions, fast = [], 0
+        for _ in range(130):
+            decision = state.admit(plan.shape, 500, 7_000, now)
+            if decision is None:
+                decision = await state.reserve(*plan.items(500, 7_000, periods), now, plan.shape)
+            else:
+                fast += 1
+            if decision.allowed:
+                decisions.append(decision)
+        await state.flush()  # returns the unused chunks
+        rate, budgets = plan.items(500, 7_000, periods)
+        reserved = [await counter(state, rate_key(item, minute)) for item in rate]
+        reserved += [await counter(state, f"b:{b.scope}:{b.period}:{b.period_id}") for b in budgets]
+        for decision in decisions:  # each used 100 tokens and cost 3,000 nano-USD
+            await state.settle(decision, 100 - 500, 3_000 - 7_000, b"{}")
+        await state.flush()
+        settled = [await counter(state, rate_key(item, minute)) for item in rate]
+        settled += [await counter(state, f"b:{b.scope}:{b.period}:{b.period_id}") for b in budgets]
+        await state.close()
+        return len(decisions), fast, reserved, settled
+
+    admitted, fast, reserved, settled = run_async(main())
+    n = admits
+    assert admitted == n  # the binding limit, exactly (one replica: no underuse)
+    assert fast >= 40  # far from the limit most by their amounts alone
+    # Counters in item order: team rpm, team tpm, key rpm, key tpm, team daily, key monthly.
+    assert reserved == [n, n * 500, n, n * 500, n * 7_000, n * 7_000]
+    assert settled == [n, n * 100, n, n * 100, n * 3_000, n * 3_000]
+
+
+def test_a_plan_is_not_admitted_by_amounts_after_its_chunks_change(redis_server: Any) -> None:
+    """``admit`` answers only from chunks a reservation with the items passed every check
+    on (the limits included), in the same minute: not after an invalidation (limits or
+    keys changed), nor in the next minute, nor for a shape without ``counted``."""
+    from gateway_app.context import Caller
+    from gateway_app.governance.check_plan import CheckPlan
+
+    async def main() -> None:
+        (state,) = replicas(redis_server, 1)
+        levels = (("key:r", RateItem("key:r", "rpm", 10**6, 1), None, 10**15, None),)
+        plan = CheckPlan.build(Caller("r", "r", "p"), levels, (1e-6, 2e-6), False)
+        now = time.time()
+        periods = (DAY, DAY[:7], 3600, 86400)
+        assert state.admit(plan.shape, 10, 1_000, now) is None  # nothing checked yet
+        for _ in range(3):  # the exact path, a refill that grants the chunks, then local
+            assert (await state.reserve(*plan.items(10, 1_000, periods), now, plan.shape)).allowed
+        assert state.admit(plan.shape, 10, 1_000, now) is not None
+        assert state.admit(plan.shape, 10, 1_000, now + WINDOW_S) is None
+        # The next minute's first request is on its way to Redis (new counters): the
+        # shape names the new minute's keys, its chunks are still the last minute's.
+        later = now + WINDOW_S
+        first = asyncio.ensure_future(
+            state.reserve(*plan.items(10, 1_000, periods), later, plan.shape)
+        )
+        await asyncio.sleep(0)
+        assert not first.done()
+        assert state.admit(plan.shape, 10, 1_000, later) is None
+        assert (await first).allowed
+        assert state.admit(Shape(), 10, 1_000, now) is None
+        state.invalidate()
+        assert state.admit(plan.shape, 10, 1_000, now) is None
+        await state.flush()
+        await state.close()
 
     run_async(main())

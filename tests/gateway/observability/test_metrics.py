@@ -194,3 +194,45 @@ def test_per_key_labels_only_when_enabled(
         }
     else:
         assert by_key == {} and "key_123" not in text and "cust-9" not in text
+
+
+def test_a_request_outcomes_children_are_bound_once_and_created_on_first_use() -> None:
+    """``Metrics.record`` binds the children of a request outcome once (one lookup per
+    request); a family the request leaves untouched (no cost, no cache) gets no series,
+    as with the per-family lookups: the first cost creates it."""
+    from gateway_app.apis import CHAT_COMPLETIONS
+    from gateway_app.config import parse
+    from gateway_app.observability.metrics import Metrics
+
+    metrics = Metrics(
+        parse(
+            {
+                "providers": {"openai": {"type": "openai", "api_key": "sk-up"}},
+                "models": {"m": {"deployments": [{"provider": "openai", "model": "m"}]}},
+            }
+        )
+    )
+
+    def finish(cost: float | None) -> str:
+        request = RequestContext("r", CHAT_COMPLETIONS.path, {}, CHAT_COMPLETIONS, {})
+        request.model = "m"
+        exchange = Exchange()
+        exchange.status = 200
+        exchange.overhead_s = 0.0004
+        exchange.cost_usd = cost
+        metrics.record(request, exchange, time.perf_counter())
+        return metrics.render().decode()
+
+    text = finish(None)
+    assert _samples(text, "aigw_requests_total") == {
+        '{cache="",deployment="",endpoint="/v1/chat/completions",model="m",provider="",'
+        'status="200"}': 1.0
+    }
+    assert _samples(text, "aigw_cost_usd_total") == {}  # no cost yet: no series
+    assert _samples(text, "aigw_cache_total") == {}
+    text = finish(0.25)
+    assert list(_samples(text, "aigw_requests_total").values()) == [2.0]
+    assert _samples(text, "aigw_cost_usd_total") == {'{deployment="",model="m"}': 0.25}
+    assert _samples(text, "aigw_gateway_overhead_seconds_count") == {
+        '{endpoint="/v1/chat/completions"}': 2.0
+    }
