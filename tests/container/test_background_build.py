@@ -99,6 +99,14 @@ def test_quality_tests_run_before_the_podman_ones_and_their_job_starts(
     assert [item.name for item in items] == ["a", pairs.name, "b", dev.name, sealed.name, "image"]
 
 
+def test_the_quality_jobs_readers_are_the_modules_tests() -> None:
+    # A renamed test would no longer be ordered last (its job then runs in its setup).
+    from tests.gateway.cache import test_semantic_quality
+
+    assert quality_job.MODULE == "tests/gateway/cache/test_semantic_quality.py"
+    assert all(callable(getattr(test_semantic_quality, name, None)) for name in quality_job.USERS)
+
+
 def test_no_quality_job_without_its_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     jobs: list[bool] = []
     items: list[Any] = [

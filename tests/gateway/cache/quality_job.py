@@ -71,12 +71,13 @@ class _Job:
             if self.process is not None:
                 return
             self.dir = tempfile.TemporaryDirectory(prefix="aigw-quality-")
-            self.process = subprocess.Popen(
-                ["nice", "-n", str(NICE), sys.executable, "-m", JOB, str(self.out)],
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=open(Path(self.dir.name) / "stderr", "wb"),  # noqa: SIM115 - the child's
-            )
+            with open(Path(self.dir.name) / "stderr", "wb") as stderr:
+                self.process = subprocess.Popen(
+                    ["nice", "-n", str(NICE), sys.executable, "-m", JOB, str(self.out)],
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                )
 
     def result(self, timeout: float) -> dict[str, dict[str, Any]]:
         self.start()
