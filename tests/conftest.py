@@ -57,28 +57,47 @@ def k8s_plans() -> dict[int | None, Plan]:
     return {w: record_fixture({"ai-gateway:gateway": gateway_config(w)}) for w in WEIGHTS}
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the tests that use podman last, and start their image build now.
+def _uses_quality_job(item: pytest.Item) -> bool:
+    from tests.gateway.cache.quality_job import MODULE, USERS
 
-    A cold build of the gateway image (tests/container/conftest.py: a debootstrap
-    base, the gateway's wheels) waits on the network for minutes: it runs in the
-    background, at a lower CPU priority, while the rest of the suite runs.
+    module = getattr(item, "nodeid", "").split("::")[0]
+    return module == MODULE and getattr(item, "originalname", "") in USERS
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start the suite's long background work now, and run the tests that wait on it last.
+
+    Two jobs are CPU or network work with nothing of the suite's to wait on, while the
+    suite itself mostly waits on servers and subprocesses: they run beside it, at a
+    lower CPU priority, and the tests that read their results run at the end (the
+    semantic-quality ones, then the podman ones).
+
+    - A cold build of the gateway image (tests/container/conftest.py: a debootstrap
+      base, the gateway's wheels) waits on the network for minutes.
+    - The semantic-quality evaluations (tests/gateway/cache/quality_job.py) take
+      a minute or more of one core.
     """
     podman_tests = [item for item in items if "podman" in getattr(item, "fixturenames", ())]
-    if not podman_tests:
+    quality_tests = [item for item in items if _uses_quality_job(item)]
+    last = set(podman_tests) | set(quality_tests)
+    if last:
+        items[:] = [item for item in items if item not in last] + quality_tests + podman_tests
+    if config.option.collectonly:
         return
-    last = set(podman_tests)
-    items[:] = [item for item in items if item not in last] + podman_tests
-    if not config.option.collectonly and any(
-        "gateway_image" in getattr(item, "fixturenames", ()) for item in podman_tests
-    ):
+    if quality_tests:
+        from tests.gateway.cache import quality_job
+
+        quality_job.start()
+    if any("gateway_image" in getattr(item, "fixturenames", ()) for item in podman_tests):
         from tests.container.conftest import start_background_build
 
         start_background_build()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """End an image build still running in the background (``-x``, an interrupt)."""
+    """End background work still running (``-x``, an interrupt)."""
     from tests.container.conftest import stop_background_build
+    from tests.gateway.cache import quality_job
 
     stop_background_build()
+    quality_job.stop()

@@ -1,7 +1,9 @@
 """The session's collection hook: podman tests last, their image build started at once.
 
-The build itself is exercised by every test that uses ``gateway_image``; this checks
-the order and the start decision on stand-in items, without podman.
+The same for the semantic-quality tests and their evaluation job
+(tests/gateway/cache/quality_job.py): they run just before the podman tests.
+The build and the job themselves are exercised by the tests that use them; this
+checks the order and the start decisions on stand-in items, without podman.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 
 import tests.conftest
 import tests.container.conftest
+from tests.gateway.cache import quality_job
 
 
 @dataclass(eq=False)
@@ -27,14 +30,28 @@ class Item:
 
     name: str
     fixturenames: tuple[str, ...] = ()
+    nodeid: str = ""
+    originalname: str = ""
 
 
-def _collect(items: list[Any], monkeypatch: pytest.MonkeyPatch, collectonly: bool = False) -> int:
-    """Run the hook over ``items``; how many builds it started."""
+def _quality(name: str) -> Item:
+    """A stand-in for one of the semantic-quality tests that read the background job."""
+    return Item(name, ("tmp_path",), f"{quality_job.MODULE}::{name}", name)
+
+
+def _collect(
+    items: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    collectonly: bool = False,
+    jobs: list[bool] | None = None,
+) -> int:
+    """Run the hook over ``items``; how many builds it started (quality jobs into ``jobs``)."""
     started: list[bool] = []
     monkeypatch.setattr(
         tests.container.conftest, "start_background_build", lambda: started.append(True)
     )
+    jobs = [] if jobs is None else jobs
+    monkeypatch.setattr(quality_job, "start", lambda: jobs.append(True))
     config = SimpleNamespace(option=SimpleNamespace(collectonly=collectonly))
     tests.conftest.pytest_collection_modifyitems(config, items)  # type: ignore[arg-type]
     return len(started)
@@ -61,8 +78,43 @@ def test_no_build_without_a_test_that_needs_the_image(monkeypatch: pytest.Monkey
 
 def test_collect_only_builds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     items: list[Any] = [Item("image", ("podman", "gateway_image")), Item("a")]
-    assert _collect(items, monkeypatch, collectonly=True) == 0
-    assert [item.name for item in items] == ["a", "image"]
+    items.insert(0, _quality(quality_job.USERS[0]))
+    jobs: list[bool] = []
+    assert _collect(items, monkeypatch, collectonly=True, jobs=jobs) == 0
+    assert jobs == []
+    assert [item.name for item in items] == ["a", quality_job.USERS[0], "image"]
+
+
+def test_quality_tests_run_before_the_podman_ones_and_their_job_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dev, sealed = (_quality(name) for name in quality_job.USERS)
+    # The module's other tests read no job result: they keep their place.
+    pairs = _quality("test_a_malformed_pair_file_names_the_entry_and_the_fix")
+    image = Item("image", ("podman", "gateway_image"))
+    items: list[Any] = [Item("a"), dev, pairs, image, sealed, Item("b")]
+    jobs: list[bool] = []
+    assert _collect(items, monkeypatch, jobs=jobs) == 1
+    assert jobs == [True]
+    assert [item.name for item in items] == ["a", pairs.name, "b", dev.name, sealed.name, "image"]
+
+
+def test_the_quality_jobs_readers_are_the_modules_tests() -> None:
+    # A renamed test would no longer be ordered last (its job then runs in its setup).
+    from tests.gateway.cache import test_semantic_quality
+
+    assert quality_job.MODULE == "tests/gateway/cache/test_semantic_quality.py"
+    assert all(callable(getattr(test_semantic_quality, name, None)) for name in quality_job.USERS)
+
+
+def test_no_quality_job_without_its_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs: list[bool] = []
+    items: list[Any] = [
+        Item("a"),
+        _quality("test_the_numpy_model_reproduces_the_reference_similarities"),
+    ]
+    _collect(items, monkeypatch, jobs=jobs)
+    assert jobs == []
 
 
 def test_the_build_runs_niced_and_ending_the_session_ends_it_with_its_children() -> None:

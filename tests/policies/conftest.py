@@ -8,15 +8,16 @@ property of one of its resources and evaluate the pack on that resource alone.
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from infra.offline import Plan, RecordedResource, record
-from infra.offline.policy_gate import Verdict, evaluate
+from infra.offline.policy_gate import Verdict, _evaluate, _InProcess
 from tests.conftest import ROOT
 
 PACK = ROOT / "policies"
@@ -103,9 +104,59 @@ def only(plan: Plan, resources: list[RecordedResource]) -> Plan:
     return replace(plan, resources=[*resources, *context])
 
 
+class _Remembered:
+    """The in-process analyzer, each answer remembered for the session.
+
+    The pack's answer to an ``Analyze`` (one resource) or ``AnalyzeStack``
+    request is a function of the request and of what the analyzer was configured
+    with (the policy config, the stack): the per-policy tests ask it again and
+    again about the same resources (a fixture plan with one resource changed, the
+    prod plan once per policy), about a second each time. Every other answer is
+    the servicer's, from the same calls in the same order as without memo.
+    """
+
+    answers: ClassVar[dict[tuple[str, bytes, bytes, bytes], Any]] = {}
+
+    def __init__(self, analyzer: Any) -> None:
+        self._analyzer = analyzer
+        self._configured = self._stack = b""
+
+    @staticmethod
+    def _digest(message: Any) -> bytes:
+        return hashlib.sha256(message.SerializeToString(deterministic=True)).digest()
+
+    def GetAnalyzerInfo(self, request: Any, timeout: float | None = None) -> Any:
+        return self._analyzer.GetAnalyzerInfo(request, timeout=timeout)
+
+    def Configure(self, request: Any, timeout: float | None = None) -> Any:
+        self._configured = self._digest(request)
+        return self._analyzer.Configure(request, timeout=timeout)
+
+    def ConfigureStack(self, request: Any, timeout: float | None = None) -> Any:
+        self._stack = self._digest(request)
+        return self._analyzer.ConfigureStack(request, timeout=timeout)
+
+    def _remembered(self, method: str, request: Any, timeout: float | None) -> Any:
+        key = (method, self._configured, self._stack, self._digest(request))
+        if key not in self.answers:
+            self.answers[key] = getattr(self._analyzer, method)(request, timeout=timeout)
+        return self.answers[key]
+
+    def Analyze(self, request: Any, timeout: float | None = None) -> Any:
+        return self._remembered("Analyze", request, timeout)
+
+    def AnalyzeStack(self, request: Any, timeout: float | None = None) -> Any:
+        return self._remembered("AnalyzeStack", request, timeout)
+
+
 def verdict(plan: Plan, config: Mapping[str, Any] | None = None) -> Verdict:
-    """The pack's verdict on a plan, in-process (the gRPC path is tested separately)."""
-    return evaluate(plan, pack_dir=PACK, config=config, transport="in-process")
+    """The pack's verdict on a plan, in-process (the gRPC path is tested separately).
+
+    What ``evaluate(plan, pack_dir=PACK, config=config, transport="in-process")``
+    returns, with the pack's answers to requests it has seen remembered
+    (:class:`_Remembered`; tests/policies/test_speedup.py checks they agree).
+    """
+    return _evaluate(_Remembered(_InProcess(PACK)), plan, config or {})
 
 
 def as_type(resource: RecordedResource, type_token: str) -> RecordedResource:

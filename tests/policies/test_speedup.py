@@ -6,7 +6,7 @@ import pytest
 
 from infra.offline import Plan
 from infra.offline.policy_gate import evaluate
-from tests.policies.conftest import PACK
+from tests.policies.conftest import PACK, verdict
 
 
 def test_the_verdict_is_the_same_with_and_without_the_memo(
@@ -30,3 +30,19 @@ def test_the_memo_reuses_a_decoded_request_and_only_that() -> None:
     assert decode(first.properties) is decode(first.properties)
     assert decode(second.properties) is not decode(first.properties)
     assert len(calls) == 2
+
+
+def test_the_tests_remembered_answers_give_the_packs_verdicts(
+    compliant_plan: Plan, broken_plan: Plan
+) -> None:
+    # tests/policies/conftest.py's `verdict` remembers the pack's answers per request
+    # and configuration: the same verdicts as the pack asked afresh, the second time
+    # from memory, and a configuration or a resource changed is asked again.
+    disabled = {
+        "multicloud-database-instance-deletion-protection": {"enforcementLevel": "disabled"}
+    }
+    for plan, config in ((broken_plan, None), (compliant_plan, None), (broken_plan, disabled)):
+        fresh = evaluate(plan, pack_dir=PACK, config=config, transport="in-process")
+        assert verdict(plan, config) == fresh
+        assert verdict(plan, config) == fresh
+    assert verdict(broken_plan) != verdict(broken_plan, disabled)

@@ -19,22 +19,22 @@ from pathlib import Path
 
 import pytest
 
-from bench.semantic_eval import evaluate, load_pairs, source_name
+from bench.semantic_eval import load_pairs, source_name
 from gateway_app.cache.judge import load
 from gateway_app.cache.minilm import MiniLM
+from tests.gateway.cache import quality_job
+from tests.gateway.cache.quality_job import DEV, SEALED_3
 
-PAIRS = Path(__file__).parent / "pairs"
-DEV = sorted(PAIRS.glob("dev_*.yaml"))
-SEALED_3 = PAIRS / "sealed_test_3.yaml"
 # The bytes the lead scored once (SEALED_3.md): an edited split is not the one reported.
 SEALED_3_SHA256 = "5b8165e7b7254139a766dac1c02d1cbe4ca01a02543ae33f4539e9907b45a712"
 
 
 @pytest.fixture(scope="module")
 def dev() -> dict:
-    # ~3,000 forward passes of the local model: about two minutes on an idle 2-core
+    # ~3,000 forward passes of the local model: about a minute of one core on an idle
     # machine; over 15 in a full suite on one shared by eight jobs (hence the timeout).
-    return evaluate(DEV, folds=5)
+    # `evaluate(DEV, folds=5)`, run beside the rest of the suite (quality_job.py).
+    return quality_job.result("dev", timeout=2300)
 
 
 def test_development_pairs_come_from_four_authors_and_cover_every_kind_and_domain() -> None:
@@ -100,7 +100,8 @@ def test_sealed_split_3_keeps_the_precision_bar_as_a_regression_test() -> None:
     # judge or its weights that serves more of these near-misses fails here.
     assert hashlib.sha256(SEALED_3.read_bytes()).hexdigest() == SEALED_3_SHA256
     # ~860 forward passes: under a minute idle, several on a loaded shared machine.
-    sealed = evaluate([SEALED_3])
+    # `evaluate([SEALED_3], show_errors=True)`, run beside the suite (quality_job.py).
+    sealed = quality_job.result("sealed_3", timeout=1100)
     overall, kinds = sealed["overall"], sealed["per_kind"]
     print(f"\nsealed v3, default profile: {overall}")
     assert sealed["guard"] == "strict"
