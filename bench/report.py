@@ -168,6 +168,10 @@ def main() -> None:
     same: dict = data.get("same_cpu", {})
     scaling: dict = data.get("scaling", {})
     out: list[str] = ["# Benchmark results", ""]
+    # Where the targets stand (the latest side-by-side run), before the history.
+    standing = BENCH / "standing.md"
+    if standing.exists():
+        out += [standing.read_text().strip(), ""]
     # Later partial runs (a few targets, hand-written from their own results file) first.
     for partial in sorted(BENCH.glob("partial-*.md"), reverse=True):
         out += [partial.read_text().strip(), ""]
