@@ -112,17 +112,29 @@ def per_1k_rps(amounts: dict[str, Any], seconds: float, rps: float) -> dict[str,
     }
 
 
-def run(workers: int, seconds: int, conns: tuple[int, ...], work: Path, upstream: int) -> dict:
-    """One placement: start, prepare the key and limits, warm up, then wrk per connections."""
+def run(
+    workers: int,
+    seconds: int,
+    conns: tuple[int, ...],
+    work: Path,
+    upstream: int,
+    admission: bool = True,
+) -> dict:
+    """One placement: start, prepare the key and limits, warm up, then wrk per connections.
+
+    ``admission=False``: ``governance.admission.enabled: false``, every request on the
+    exact path (one reservation script per request: what traffic near its limits costs).
+    """
     cpu = b.CPU_TARGET if workers == 1 else None
     target = b.governed("httptools", sys.executable, f"governance, {workers} worker(s)", "")
+    extra = b.GOVERNANCE_CONFIG + ("" if admission else "  admission:\n    enabled: false\n")
     target.start = b.gateway(
         "httptools",
         "raw",
         sys.executable,
         redis=True,
         postgres=True,
-        extra_config=b.GOVERNANCE_CONFIG,
+        extra_config=extra,
         extra_env={"AIGW_ADMIN_KEY": b.ADMIN_KEY},
         workers=workers,
     )
@@ -188,6 +200,12 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2", help="placements: comma-separated workers")
     parser.add_argument("--conns", default="16,64", help="wrk connections per run")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--admission",
+        choices=("on", "off"),
+        default="on",
+        help="replica-local admission leases (off: the exact path, one script per request)",
+    )
     args = parser.parse_args()
     conns = tuple(int(c) for c in args.conns.split(","))
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
@@ -198,6 +216,7 @@ def main() -> int:
         "machine": b.machine(),
         "python": platform.python_version(),
         "redis": None,
+        "admission": args.admission,
         "load_average_before": [round(x, 2) for x in load_before],
         "placements": [],
     }
@@ -207,7 +226,9 @@ def main() -> int:
         nginx, upstream = b.start_nginx(work)
         try:
             for workers in (int(w) for w in args.workers.split(",")):
-                results["placements"].append(run(workers, args.seconds, conns, work, upstream))
+                results["placements"].append(
+                    run(workers, args.seconds, conns, work, upstream, args.admission == "on")
+                )
             results["redis"] = b.redis_cli("info", "server").split("redis_version:")[1].split()[0]
         finally:
             b.stop(nginx)
