@@ -46,3 +46,20 @@ def test_the_tests_remembered_answers_give_the_packs_verdicts(
         assert verdict(plan, config) == fresh
         assert verdict(plan, config) == fresh
     assert verdict(broken_plan) != verdict(broken_plan, disabled)
+
+
+def test_the_memo_holds_a_whole_stack() -> None:
+    # AnalyzeStack decodes every resource once per policy: the memo must hold all of a
+    # stack's resources (a three-cloud prod plan has ~400), or each policy decodes them
+    # all again (with the earlier 8 entries: every call below a miss).
+    from pulumi.runtime.proto import analyzer_pb2 as proto
+
+    from policies import speedup
+
+    calls: list[object] = []
+    decode = speedup.memoised(lambda value: calls.append(value) or {"decoded": id(value)})
+    resources = [proto.AnalyzerResource() for _ in range(1000)]
+    for _policy in range(3):
+        for resource in resources:
+            decode(resource.properties)
+    assert len(calls) == len(resources)
