@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.gateway.governance.services import free_port
+from gateway_app.cli import EXIT_LISTEN
+from tests.gateway.governance.services import PortTaken, free_port
 
 ADMIN = "process-admin-key"
 
@@ -44,9 +45,20 @@ class GatewayProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
-        self.start()
+        for attempt in range(3):
+            try:
+                self.start()
+                break
+            except PortTaken:
+                # The free port chosen was bound by another server of the suite before
+                # the gateway bound it: another one (only when the caller chose none).
+                if port is not None or attempt == 2:
+                    raise AssertionError("gateway could not bind:\n" + self.output()) from None
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        """Start (or restart) on ``self.port``; :class:`PortTaken` when it could not bind."""
         self.log = open(os.path.join(self.dir, "gateway.log"), "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
@@ -70,6 +82,9 @@ class GatewayProcess:
         )
         deadline = time.monotonic() + self.start_timeout_s
         while True:
+            if self.process.poll() == EXIT_LISTEN:
+                self.log.close()
+                raise PortTaken(f"gateway could not listen on {self.port}")
             assert self.process.poll() is None, self.output()
             try:
                 if httpx.get(self.url + "/health/live", timeout=1).status_code == 200:

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class PortTaken(Exception):
+    """The server exited, or something else answered on its port: the port chosen by
+    :func:`free_port` was taken before the server bound it (another server of the suite
+    may be handed the same free port in between). The caller starts again on another."""
+
+
+def start_on_free_port(start: Callable[[int], None], what: str, attempts: int = 3) -> int:
+    """Run ``start(port)`` on a free port, again on another one when it was taken."""
+    for attempt in range(attempts):
+        port = free_port()
+        try:
+            start(port)
+            return port
+        except PortTaken as exc:
+            if attempt == attempts - 1:
+                raise AssertionError(f"{what}: no port it could bind ({exc})") from exc
+    raise AssertionError("unreachable")
 
 
 def wait_port(port: int, what: str, timeout: float = 20.0) -> None:
@@ -137,10 +156,18 @@ class RedisServer:
                 "--tls-auth-clients",
                 "no",
             ]
+        self.tls = tls
         self.command = [binary, "--bind", "127.0.0.1", *ports, "--save", "", "--appendonly", "no"]
         if password:
             self.command += ["--requirepass", password]
-        self.start()
+
+        def first_start(port: int) -> None:
+            old = str(self.port)
+            self.command = [str(port) if arg == old else arg for arg in self.command]
+            self.port = port
+            self.start()
+
+        start_on_free_port(first_start, "redis-server")
         auth = f":{password}@" if password else ""
         self.url = f"{'rediss' if tls else 'redis'}://{auth}127.0.0.1:{self.port}/0"
         if tls:
@@ -154,9 +181,29 @@ class RedisServer:
             client.close()
 
     def start(self) -> None:
-        """(Re)start on the same port (empty: no persistence)."""
+        """(Re)start on the same port (empty: no persistence). :class:`PortTaken` when
+        redis-server exits or another server answers there."""
         self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
         wait_port(self.port, "redis-server")
+        if self.tls:
+            return  # (the TLS handshake in __init__ is the check)
+        deadline = time.monotonic() + 20
+        while True:
+            if self.process.poll() is not None:
+                raise PortTaken(f"redis-server exited ({self.process.returncode}) on {self.port}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 1) as probe:
+                    probe.sendall(b"PING\r\n")
+                    reply = probe.recv(64)
+            except OSError:
+                reply = b""
+            # +PONG, or -NOAUTH when it requires a password: redis-server is listening.
+            if reply.startswith((b"+PONG", b"-NOAUTH")):
+                return
+            if reply or time.monotonic() > deadline:
+                self.stop()
+                raise PortTaken(f"not redis-server on {self.port}: {reply[:20]!r}")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -223,9 +270,14 @@ class PostgresServer:
                 "host all postgres 127.0.0.1/32 trust\n"
                 "hostssl all all 127.0.0.1/32 scram-sha-256\n"
             )
-        self.port = free_port()
+        self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
-        self.start()
+
+        def first_start(port: int) -> None:
+            self.port = port
+            self.start()
+
+        start_on_free_port(first_start, "postgres")
         subprocess.run(
             [
                 *self.as_user,
@@ -267,12 +319,14 @@ class PostgresServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_port(self.port, "postgres")
-        # The port opens before recovery finishes: wait until queries work.
+        # Until queries work (the port opens before recovery finishes). If the postmaster
+        # exits meanwhile, its port was taken (PortTaken: the caller takes another).
         deadline = time.monotonic() + 20
         import psycopg
 
         while True:
+            if self.process.poll() is not None:
+                raise PortTaken(f"postgres exited ({self.process.returncode}) on {self.port}")
             try:
                 psycopg.connect(
                     f"postgresql://postgres@127.0.0.1:{self.port}/postgres", connect_timeout=2
