@@ -40,15 +40,18 @@ def taken() -> Iterator[int]:
     server.close()
 
 
-def _first_port_taken(monkeypatch: pytest.MonkeyPatch, port: int) -> list[int]:
+def _first_port_taken(
+    monkeypatch: pytest.MonkeyPatch, port: int, module: Any = services
+) -> list[int]:
+    """``module.free_port`` hands ``port`` first, then real free ports: the list of them."""
     handed: list[int] = []
-    real = services.free_port
+    real = module.free_port
 
     def free_port() -> int:
         handed.append(port if not handed else real())
         return handed[-1]
 
-    monkeypatch.setattr(services, "free_port", free_port)
+    monkeypatch.setattr(module, "free_port", free_port)
     return handed
 
 
@@ -86,14 +89,7 @@ def test_a_gateway_starts_again_on_another_port_when_its_port_was_taken(
 ) -> None:
     from tests.gateway.governance import processes
 
-    handed: list[int] = []
-    real = processes.free_port
-
-    def free_port() -> int:
-        handed.append(taken if not handed else real())
-        return handed[-1]
-
-    monkeypatch.setattr(processes, "free_port", free_port)
+    handed = _first_port_taken(monkeypatch, taken, processes)
     config = processes.gateway_config("http://127.0.0.1:9", enabled=False)
     gateway = processes.GatewayProcess(config, {})
     try:
