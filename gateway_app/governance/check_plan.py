@@ -137,16 +137,10 @@ class CheckPlan:
                 )
         return tuple(rate), tuple(budgets)
 
-    def rate_headers(
-        self, rate: tuple[RateItem, ...], decision: Decision
-    ) -> list[tuple[bytes, bytes]]:
-        """``x-ratelimit-*`` of an admitted request: per kind, the tightest of its limits
-        after this request (with the global plane's rate shares: this cloud's share)."""
-        tokens = next((item.amount for item in rate if item.kind == "tpm"), 0)
-        return self.headers_for(tokens, decision)
-
-    def headers_for(self, tokens: int, decision: Decision) -> list[tuple[bytes, bytes]]:
-        """:meth:`rate_headers` of a request of ``tokens`` (its items need not exist)."""
+    def rate_headers(self, tokens: int, decision: Decision) -> list[tuple[bytes, bytes]]:
+        """``x-ratelimit-*`` of an admitted request of ``tokens``: per kind, the tightest
+        of its limits after this request (with the global plane's rate shares: this
+        cloud's share). Its items need not have been built (admission by amounts)."""
         used = decision.rate_used
         shares = decision.rate_limits
         headers: list[tuple[bytes, bytes]] = []

@@ -458,7 +458,7 @@ class Governance:
         decision = self.state.admit(plan.shape, tokens, reserve_nusd, now)
         if decision is not None:
             if plan.headers:
-                exchange.response_headers += plan.headers_for(tokens, decision)
+                exchange.response_headers += plan.rate_headers(tokens, decision)
             return Reservation(decision, tokens, reserve_nusd)
         rate, budgets = plan.items(tokens, reserve_nusd, period_ends(now))
         try:
@@ -499,7 +499,7 @@ class Governance:
         if not decision.allowed:
             return self._refuse(exchange, *self._refusal(decision, now))
         if rate:
-            exchange.response_headers += plan.headers_for(tokens, decision)
+            exchange.response_headers += plan.rate_headers(tokens, decision)
         return Reservation(decision, tokens, reserve_nusd)
 
     def _plan(self, caller: Caller, customer: str | None, model: str | None) -> CheckPlan:

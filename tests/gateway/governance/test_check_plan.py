@@ -175,7 +175,7 @@ def test_the_rate_headers_name_the_tightest_limit_of_each_kind() -> None:
     ]
     used = [50.0, 9_000.0, 8.0, 100.0]
     admitted = Decision(True, rate, budgets, 1, rate_used=used)
-    assert plan.rate_headers(rate, admitted) == [
+    assert plan.rate_headers(500, admitted) == [
         (b"x-ratelimit-limit-requests", b"10"),  # the key: 10 - 8 - 1 = 1 left
         (b"x-ratelimit-remaining-requests", b"1"),
         (b"x-ratelimit-reset-requests", b"54s"),
@@ -185,7 +185,7 @@ def test_the_rate_headers_name_the_tightest_limit_of_each_kind() -> None:
     ]
     # This cloud's shares: the org's tokens are over its share (5,000) already.
     shared = Decision(True, rate, budgets, 1, rate_used=used, rate_limits=[100, 5_000, 10, 5e4])
-    assert plan.rate_headers(rate, shared)[3:] == [
+    assert plan.rate_headers(500, shared)[3:] == [
         (b"x-ratelimit-limit-tokens", b"10000"),
         (b"x-ratelimit-remaining-tokens", b"0"),
         (b"x-ratelimit-reset-tokens", b"1m27s"),
