@@ -41,6 +41,7 @@ SCOPES = ("org", "team", "project", "key", "customer")
 CHANNEL = "{aigw}:gov:changes"
 _NEGATIVE_TTL_S = 2.0
 _LOOKUPS_PER_S = 50
+_RESUBSCRIBE_MAX_S = 30.0  # the longest wait between resubscriptions while Redis is down
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +276,16 @@ class KeyStore:
         )
 
 
+async def _close_quietly(pubsub: Any) -> None:
+    """Release a failed subscription's connection (errors closing it do not matter)."""
+    if pubsub is None:
+        return
+    try:
+        await pubsub.aclose()
+    except Exception:
+        log.debug("closing a failed key change subscription", exc_info=True)
+
+
 class Registry:
     """All keys and limits in memory; kept fresh by announcements and periodic reloads."""
 
@@ -421,10 +432,18 @@ class Registry:
                 log.warning("periodic key reload failed", exc_info=True)
 
     async def _listen(self) -> None:
+        # While Redis is down, resubscribe with a doubling delay (1 s up to
+        # _RESUBSCRIBE_MAX_S) and log one line per attempt; the traceback only for the
+        # first failure of an outage. The periodic reload keeps keys fresh meanwhile.
+        failures = 0
         while not self._stopping:
+            pubsub = None
             try:
                 pubsub = self.redis.pubsub()
                 await pubsub.subscribe(CHANNEL)
+                if failures:
+                    log.warning("key change subscription restored after %d failures", failures)
+                failures = 0
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
@@ -432,13 +451,24 @@ class Registry:
                     await self._apply(data.decode() if isinstance(data, bytes) else data)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 # A cancelled blocked read may surface as another error: the flag
                 # says whether we are stopping.
                 if self._stopping:
                     return
-                log.warning("key change subscription lost; resubscribing", exc_info=True)
-                await asyncio.sleep(1.0)
+                failures += 1
+                delay = min(2.0 ** (failures - 1), _RESUBSCRIBE_MAX_S)
+                log.warning(
+                    "key change subscription lost (%s: %s); resubscribing in %.0fs "
+                    "(keys and limits still reload every %ss)",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    self.refresh_s,
+                    exc_info=failures == 1,
+                )
+                await _close_quietly(pubsub)
+                await asyncio.sleep(delay)
 
     async def stop(self) -> None:
         """Stop the background reload and subscription (bounded wait)."""
