@@ -31,7 +31,16 @@ import orjson
 
 from gateway_app.errors import GatewayError, invalid
 from gateway_app.governance import analytics, audit, rbac
-from gateway_app.governance.keys import KEY_PREFIX, SCOPES, KeyRecord, Limit, hash_key, new_key
+from gateway_app.governance.keys import (
+    KEY_PREFIX,
+    SCOPES,
+    KeyLookupFailed,
+    KeyRecord,
+    Limit,
+    hash_key,
+    key_store_unavailable,
+    new_key,
+)
 from gateway_app.governance.rbac import Principal, Role
 from gateway_app.governance.service import NANO, period_ends, presented_key
 from gateway_app.governance.storage import DatabaseError
@@ -202,7 +211,12 @@ class AdminApi:
         admin_key = self.governance.admin_key
         if admin_key and hmac.compare_digest(token.encode(), admin_key.encode()):
             return Principal(Role.ADMIN)
-        record = await self.registry.authenticate(token) if token.startswith(KEY_PREFIX) else None
+        try:
+            record = (
+                await self.registry.authenticate(token) if token.startswith(KEY_PREFIX) else None
+            )
+        except KeyLookupFailed:
+            raise key_store_unavailable() from None
         if record is None or not record.usable(time.time()):
             raise GatewayError(401, "Invalid, expired or revoked API key.", code="invalid_api_key")
         return Principal(Role(record.role), record.team_id, record.id)

@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from gateway_app.errors import GatewayError
 from gateway_app.governance import changes
 from gateway_app.governance.storage import Database, Transaction
 
@@ -276,6 +277,23 @@ class KeyStore:
         )
 
 
+class KeyLookupFailed(Exception):
+    """A presented key is not in memory and the key store could not be asked."""
+
+
+def key_store_unavailable() -> GatewayError:
+    """The 503 for :class:`KeyLookupFailed`: the client retries; a 401 would say the key
+    is invalid, which it may not be."""
+    return GatewayError(
+        503,
+        "The key store cannot be reached, so this API key cannot be checked right now; "
+        "retry shortly.",
+        code="key_store_unavailable",
+        type="server_error",
+        headers={"retry-after": "1"},
+    )
+
+
 async def _close_quietly(pubsub: Any) -> None:
     """Release a failed subscription's connection (errors closing it do not matter)."""
     if pubsub is None:
@@ -321,7 +339,10 @@ class Registry:
     # -- hot path
 
     async def authenticate(self, key: str) -> KeyRecord | None:
-        """The record of a presented key, if it exists (usable or not)."""
+        """The record of a presented key, if it exists (usable or not).
+
+        Raises :class:`KeyLookupFailed` when the key is not in memory and the key store
+        is unreachable (the key may exist: the caller answers 503, not 401)."""
         mac = self._keyed.copy()
         mac.update(key.encode())
         key_hash = mac.hexdigest()  # = hash_key(self.secret, key)
@@ -344,9 +365,11 @@ class Registry:
             return None
         try:
             record = await asyncio.to_thread(self.store.by_hash, key_hash)
-        except Exception:
-            log.warning("key lookup failed; treating the key as unknown", exc_info=True)
-            record = None
+        except Exception as exc:
+            # Not "unknown": the key may be valid (created on another replica), so the
+            # caller answers 503 and the client retries, rather than a 401 it may act on.
+            log.warning("key lookup failed (%s: %s); answering 503", type(exc).__name__, exc)
+            raise KeyLookupFailed(key_id) from exc
         if record is None:
             if len(self._unknown) > 10000:
                 self._unknown.clear()

@@ -43,9 +43,11 @@ from gateway_app.governance import audit
 from gateway_app.governance.check_plan import CheckPlan, Level, reset_duration
 from gateway_app.governance.keys import (
     KEY_PREFIX,
+    KeyLookupFailed,
     KeyRecord,
     KeyStore,
     Registry,
+    key_store_unavailable,
 )
 from gateway_app.governance.storage import Database
 from gateway_app.hooks import Response
@@ -392,7 +394,12 @@ class Governance:
                     code="invalid_api_key",
                 ),
             )
-        record = await self.registry.authenticate(token) if token.startswith(KEY_PREFIX) else None
+        try:
+            record = (
+                await self.registry.authenticate(token) if token.startswith(KEY_PREFIX) else None
+            )
+        except KeyLookupFailed:
+            return self._refuse(exchange, "auth:key_store_unavailable", key_store_unavailable())
         if record is None or not record.usable(time.time()):
             return self._refuse(
                 exchange,

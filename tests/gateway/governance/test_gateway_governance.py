@@ -493,6 +493,37 @@ def test_admin_api_answers_503_while_the_database_is_down(
     assert chat(running.url, key["key"]).http_response.status_code == 200
 
 
+def test_a_key_not_yet_loaded_gets_503_while_the_database_is_down(
+    gw: tuple[Any, Governance], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key created on another replica a moment ago, presented here while PostgreSQL is
+    unreachable: 503 ``key_store_unavailable`` with Retry-After on the model API and the
+    admin API (a 401 would tell the client its valid key is invalid); 200 once it is back."""
+    from gateway_app.governance.keys import KeyRecord, hash_key, new_key
+    from gateway_app.governance.storage import DatabaseError
+
+    running, gov = gw
+    key_id, key = new_key()
+    # Written to the store only: this replica's memory does not have it yet.
+    gov.registry.store.insert(KeyRecord(key_id, hash_key(gov.registry.secret, key), "a", "p"))
+    assert key_id not in gov.registry.by_id
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise DatabaseError("postgres: connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(gov.db, "fetch", down)
+        with pytest.raises(openai.InternalServerError) as refused:
+            chat(running.url, key)
+        assert refused.value.status_code == 503
+        assert refused.value.response.headers["retry-after"] == "1"
+        assert refused.value.response.json()["error"]["code"] == "key_store_unavailable"
+        admin = Admin(running.url, token=key)("GET", "/admin/keys")
+        assert admin.status_code == 503, admin.text
+        assert admin.json()["error"]["code"] == "key_store_unavailable"
+    assert chat(running.url, key).http_response.status_code == 200
+
+
 def test_audit_limit_must_be_a_number(gw: tuple[Any, Governance]) -> None:
     running, _ = gw
     admin = Admin(running.url)

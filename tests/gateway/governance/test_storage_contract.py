@@ -363,3 +363,34 @@ def test_an_event_the_database_refuses_is_kept_and_does_not_stop_its_batch(
     assert detail["event"]["status"] == 2**40 and detail["event"]["team_id"] == "a"
     assert "out of range" in detail["refused_by_database"]
     assert bad["event_id"] in caplog.text
+
+
+def test_a_key_the_store_cannot_look_up_gets_503_not_401(tmp_path: Path) -> None:
+    """A key this replica has not loaded, with the database unreachable: the registry says
+    the lookup failed (the callers answer 503, not 401: the key may be valid) and does not
+    remember the key as unknown, so it works as soon as the database is back."""
+    from gateway_app.governance.keys import KeyLookupFailed, Registry, hash_key, new_key
+    from tests.gateway.conftest import run_async
+
+    database = Database(f"sqlite:///{tmp_path / 'k.sqlite3'}")
+    database.migrate()
+    store = KeyStore(database)
+    registry = Registry(store, b"secret", clock=lambda: 1000.5)
+    key_id, key = new_key()
+    store.insert(KeyRecord(key_id, hash_key(b"secret", key), "t", "p"))  # "another replica"
+    original = store.by_hash
+
+    def down(key_hash: str) -> KeyRecord | None:
+        raise ConnectionError("connection to server at 10.0.0.5 port 5432 failed")
+
+    store.by_hash = down  # type: ignore[method-assign]
+
+    async def main() -> None:
+        with pytest.raises(KeyLookupFailed):
+            await registry.authenticate(key)
+        store.by_hash = original  # type: ignore[method-assign]
+        record = await registry.authenticate(key)
+        assert record is not None and record.id == key_id
+
+    run_async(main())
+    database.close()
