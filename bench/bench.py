@@ -45,6 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 CACHE = Path(os.environ.get("AIGW_BENCH_CACHE", Path.home() / ".cache" / "aigw" / "bench"))
 CPU_LOAD, CPU_TARGET = "0", "1"
+# The gateway targets' interpreter: the interpreter the gateway image ships (Debian
+# bookworm's python3, PGO + LTO) with the locked gateway dependencies, built by
+# bench/setup.sh; LiteLLM runs on the same interpreter. ``--python`` measures another.
+SHIPPED = CACHE / "variants/bin/python"
+TARGET_PYTHON = [str(SHIPPED)]  # set from --python in main()
 DIRECT = "direct (nginx)"
 FLOOR = "floor: nginx reverse proxy (pinned like the gateway)"
 DEFAULT = "gateway: own server + raw client (default)"
@@ -435,7 +440,7 @@ models:
 def gateway(
     server: str = "uvicorn",
     client: str | None = None,
-    python: str = sys.executable,
+    python: str | None = None,
     redis: bool = False,
     extra_config: str = "",
     extra_env: dict[str, str] | None = None,
@@ -443,6 +448,7 @@ def gateway(
     workers: int = 1,
 ) -> Callable[[Path, int, str | None], tuple[subprocess.Popen[bytes], int]]:
     def start(work: Path, upstream: int, cpu: str | None) -> tuple[subprocess.Popen[bytes], int]:
+        interpreter = python or TARGET_PYTHON[0]
         port = free_port()
         extra = Path(EXTRA_CONFIG).read_text() if EXTRA_CONFIG else ""
         extra = extra_config.replace("{work}", str(work)) + extra
@@ -455,7 +461,7 @@ def gateway(
         if postgres:
             env["AIGW_DATABASE_URL"] = start_postgres(work)
             migrate = subprocess.run(
-                [python, "-m", "gateway_app", "migrate"],
+                [interpreter, "-m", "gateway_app", "migrate"],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -467,7 +473,7 @@ def gateway(
             env["AIGW_UPSTREAM_CLIENT"] = client
         if server == "granian":
             cmd = [
-                str(Path(python).parent / "granian"),
+                str(Path(interpreter).parent / "granian"),
                 "--interface",
                 "asgi",
                 "--factory",
@@ -485,7 +491,7 @@ def gateway(
                 "gateway_app.app:create_app",
             ]
         else:
-            cmd = [python, "-m", "gateway_app", "serve", "--port", str(port)]
+            cmd = [interpreter, "-m", "gateway_app", "serve", "--port", str(port)]
             cmd += ["--log-level", "warning", "--server", server, "--workers", str(workers)]
         proc = spawn(cmd, cpu, env, work / f"gateway-{server}-{client}-{port}.log")
         wait_port(port)
@@ -882,8 +888,13 @@ def versions() -> dict[str, str]:
 
     import importlib.metadata as md
 
+    target_python = cmd(
+        TARGET_PYTHON[0], "-c", "import sys; print(sys.version.split()[0], sys.base_prefix)"
+    )
     found = {
-        "python": platform.python_version(),
+        # The gateway targets' interpreter (version, installation) and the harness's.
+        "python": target_python,
+        "python (harness)": platform.python_version(),
         "nginx": cmd("nginx", "-v"),
         "wrk": cmd("wrk", "-v"),
     }
@@ -913,7 +924,7 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, {int(mem) // 1024} MiB RAM, {platform.platform()}"
 
 
-def governed(server: str, python: str, name: str, alias: str) -> Target:
+def governed(server: str, python: str | None, name: str, alias: str) -> Target:
     """The full governance path (Redis + PostgreSQL, a virtual key with limits) on ``server``."""
     return Target(
         name,
@@ -950,11 +961,11 @@ def build_targets() -> tuple[list[Target], list[Target]]:
             alias="redis",
         ),
         # The server decision (issue 20): the same full governance path on each server.
-        governed("httptools", sys.executable, GOVERNED, "governance"),
-        governed("uvicorn", sys.executable, f"{GOVERNED}, on uvicorn", "governance-uvicorn"),
+        governed("httptools", None, GOVERNED, "governance"),
+        governed("uvicorn", None, f"{GOVERNED}, on uvicorn", "governance-uvicorn"),
         governed(
             "granian",
-            str(CACHE / "variants/bin/python"),
+            str(SHIPPED),
             f"{GOVERNED}, on granian",
             "governance-granian",
         ),
@@ -973,7 +984,7 @@ def build_targets() -> tuple[list[Target], list[Target]]:
         Target("gateway: own server + aiohttp", gateway("httptools", "aiohttp"), alias="aiohttp"),
         Target(
             "gateway: granian + raw client",
-            gateway("granian", "raw", str(CACHE / "variants/bin/python")),
+            gateway("granian", "raw", str(SHIPPED)),
             alias="granian",
         ),
         Target(
@@ -1029,7 +1040,16 @@ def main() -> int:
     parser.add_argument("--gateway-env", action="append", default=[], help="NAME=VALUE")
     parser.add_argument("--conns", default="1,16,64", help="chat wrk connection counts")
     parser.add_argument("--no-streams", action="store_true", help="skip the stream runs")
+    parser.add_argument(
+        "--python",
+        default=str(SHIPPED),
+        help="the gateway targets' interpreter (default: the shipped one, from bench/setup.sh: "
+        "Debian's python3 with the locked gateway dependencies); granian targets keep it",
+    )
     args = parser.parse_args()
+    if not Path(args.python).exists():
+        parser.error(f"--python {args.python}: not found; run bench/setup.sh (it builds it)")
+    TARGET_PYTHON[0] = args.python
     global EXTRA_CONFIG
     EXTRA_CONFIG = args.gateway_extra_config
     EXTRA_ENV.update(item.split("=", 1) for item in args.gateway_env)
