@@ -253,7 +253,8 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str | Dialect, ...]], ...] = (
             # it is still stored once. The rows stored so far stay where they are: the old
             # table becomes the partition of every day before the cut-over (the day after
             # the newest row, tomorrow at the earliest); attaching it scans it once and
-            # builds its (event_id, day) index once. An empty old table is dropped instead.
+            # builds its (event_id, day) key index once (its event_id key is dropped).
+            # An empty old table is dropped instead.
             Dialect("postgres", "ALTER TABLE audit_events RENAME TO audit_events_legacy"),
             Dialect("postgres", "ALTER INDEX audit_events_pkey RENAME TO audit_events_legacy_pkey"),
             Dialect("postgres", "ALTER INDEX audit_events_day RENAME TO audit_events_legacy_day"),
@@ -287,6 +288,9 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str | Dialect, ...]], ...] = (
                         DROP TABLE audit_events_legacy;
                     ELSE
                         cutover := GREATEST(cutover, newest::date + 1);
+                        -- Its key becomes the partitioned table's (event_id, day).
+                        ALTER TABLE audit_events_legacy DROP CONSTRAINT audit_events_legacy_pkey;
+                        ALTER TABLE audit_events_legacy ALTER COLUMN event_id SET NOT NULL;
                         EXECUTE format(
                             'ALTER TABLE audit_events ATTACH PARTITION audit_events_legacy '
                             'FOR VALUES FROM (MINVALUE) TO (%L)',
