@@ -241,28 +241,39 @@ def _owner_database(command: str) -> tuple[Any, str | None, bool] | int:
     return db, app_url, bool(owner_url)
 
 
-def _retention_days(command: str, config_path: str | None) -> int | str | None:
-    """``governance.audit_retention_days`` of the config, or the error to print."""
+def _retention(command: str, config_path: str | None) -> tuple[int | None, bool] | str:
+    """``governance.audit_retention_days`` of the config and whether this cloud is a
+    follower of the global governance plane (it keeps what it has not shipped), or the
+    error to print."""
     from gateway_app.config import ConfigError, load
+    from gateway_app.environment import Environment
 
     try:
-        return load(config_path).governance.audit_retention_days
+        governance = load(config_path).governance
     except ConfigError as exc:
         return f"{command}: {exc}"
+    plane = governance.global_
+    cloud = plane and (plane.cloud or Environment.from_environ().cloud)
+    return governance.audit_retention_days, plane is not None and cloud != plane.home
 
 
 def _maintain(
-    command: str, db: Any, retention_days: int | None, ahead_days: int | None = None
+    command: str,
+    db: Any,
+    retention: tuple[int | None, bool],
+    ahead_days: int | None = None,
 ) -> int:
     """Run the audit maintenance and print what it did; the exit code."""
-    from gateway_app.governance import retention
+    from gateway_app.governance import retention as audit_retention
     from gateway_app.governance.storage import DatabaseError
 
+    retention_days, follower = retention
     try:
-        done = retention.maintain(
+        done = audit_retention.maintain(
             db,
             retention_days,
-            ahead_days=retention.AHEAD_DAYS if ahead_days is None else ahead_days,
+            ahead_days=audit_retention.AHEAD_DAYS if ahead_days is None else ahead_days,
+            keep_unshipped=follower,
         )
     except DatabaseError as exc:
         print(f"{command}: audit maintenance failed: {exc}", file=sys.stderr)
@@ -290,9 +301,9 @@ def migrate_command(args: argparse.Namespace) -> int:
     """
     from gateway_app.governance.storage import DatabaseError, app_credentials
 
-    retention_days = _retention_days("migrate", getattr(args, "config", None))
-    if isinstance(retention_days, str):
-        print(retention_days, file=sys.stderr)
+    retention = _retention("migrate", getattr(args, "config", None))
+    if isinstance(retention, str):
+        print(retention, file=sys.stderr)
         return EXIT_CONFIG
     target = _owner_database("migrate")
     if isinstance(target, int):
@@ -307,7 +318,7 @@ def migrate_command(args: argparse.Namespace) -> int:
             print("migrate: the database is up to date")
         if role is not None:
             print(f"migrate: app role {app_credentials(app_url or '')[0]}: {role}")
-        return _maintain("migrate", db, retention_days)
+        return _maintain("migrate", db, retention)
     except DatabaseError as exc:
         print(f"migrate: failed: {exc}", file=sys.stderr)
         return 1
@@ -326,16 +337,16 @@ def audit_maintain_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    retention_days = _retention_days("audit-maintain", args.config)
-    if isinstance(retention_days, str):
-        print(retention_days, file=sys.stderr)
+    retention = _retention("audit-maintain", args.config)
+    if isinstance(retention, str):
+        print(retention, file=sys.stderr)
         return EXIT_CONFIG
     target = _owner_database("audit-maintain")
     if isinstance(target, int):
         return target
     db = target[0]
     try:
-        return _maintain("audit-maintain", db, retention_days, args.ahead_days)
+        return _maintain("audit-maintain", db, retention, args.ahead_days)
     finally:
         db.close()
 

@@ -155,11 +155,15 @@ def maintain(
     *,
     ahead_days: int = AHEAD_DAYS,
     today: date | None = None,
+    keep_unshipped: bool = False,
 ) -> Maintenance:
     """Create the coming days' partitions and drop (SQLite: delete) the expired days.
 
     Idempotent and safe with several runners at once. ``retention_days`` None keeps
-    every event. Run with the schema owner's credentials on PostgreSQL.
+    every event. ``keep_unshipped`` (a follower of the global governance plane): an
+    expired partition holding an event the home does not have yet is kept (reported in
+    ``failed``) until the event is shipped. Run with the schema owner's credentials on
+    PostgreSQL.
     """
     today = today or utc_today()
     cutoff = cutoff_day(today, retention_days) if retention_days is not None else None
@@ -181,7 +185,7 @@ def maintain(
         return done
     for partition in listed:
         if expired(partition, cutoff):
-            _change(db, done, partition.name, _dropper(partition, cutoff, done))
+            _change(db, done, partition.name, _dropper(partition, cutoff, done, keep_unshipped))
 
     def delete_from_default(tx: Transaction) -> None:
         done.deleted += tx.execute(
@@ -245,13 +249,22 @@ def _creator(day: str, done: Maintenance) -> Callable[[Transaction], None]:
 
 
 def _dropper(
-    partition: Partition, cutoff: date, done: Maintenance
+    partition: Partition, cutoff: date, done: Maintenance, keep_unshipped: bool
 ) -> Callable[[Transaction], None]:
-    """Drop ``partition`` if it is still there and still expired."""
+    """Drop ``partition`` if it is still there and still expired (and, with
+    ``keep_unshipped``, holds no event the home does not have yet)."""
 
     def drop(tx: Transaction) -> None:
         now = {p.name: p for p in partitions(tx)}
         if partition.name not in now or not expired(now[partition.name], cutoff):
+            return
+        if keep_unshipped and tx.fetch(
+            f"SELECT 1 FROM {partition.name} WHERE shipped_at IS NULL LIMIT 1"
+        ):
+            done.failed.append(
+                f"{partition.name}: kept, it holds events not yet shipped to the home "
+                "(aigw_gov_audit_unshipped); dropped once they are"
+            )
             return
         tx.execute(f"DROP TABLE {partition.name}")
         done.dropped.append(partition.name)

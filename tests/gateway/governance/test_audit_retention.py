@@ -268,3 +268,20 @@ def test_audit_maintain_command(pg_url: str, tmp_path: Path) -> None:
     config.write_text("governance: {audit_retention_days: -1}\n")
     bad = run("audit-maintain")
     assert bad.returncode == 2 and "governance.audit_retention_days" in bad.stderr
+
+
+def test_a_follower_keeps_an_expired_day_until_the_home_has_it(pg: Database) -> None:
+    """In the global governance plane a follower ships its events to the home: an
+    expired day still holding an event not yet shipped is kept (and reported) until the
+    event is shipped, then dropped."""
+    events = on_day(TODAY - timedelta(days=5), 3)
+    audit.insert_events(pg, events)
+    retention.maintain(pg, None, ahead_days=0, today=TODAY - timedelta(days=5))
+    kept = retention.maintain(pg, 2, ahead_days=0, today=TODAY, keep_unshipped=True)
+    name = retention.partition_name(TODAY - timedelta(days=5))
+    assert kept.dropped == [] and len(kept.failed) == 1 and "not yet shipped" in kept.failed[0]
+    audit.mark_shipped(pg, [e["event_id"] for e in events[:2]], 1.0)
+    assert retention.maintain(pg, 2, ahead_days=0, today=TODAY, keep_unshipped=True).failed
+    audit.mark_shipped(pg, [events[2]["event_id"]], 1.0)
+    done = retention.maintain(pg, 2, ahead_days=0, today=TODAY, keep_unshipped=True)
+    assert (done.dropped, done.failed) == ([name], [])
