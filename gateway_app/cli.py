@@ -257,6 +257,21 @@ def _retention(command: str, config_path: str | None) -> tuple[int | None, bool]
     return governance.audit_retention_days, plane is not None and cloud != plane.home
 
 
+def _schema_target(
+    command: str, config_path: str | None
+) -> tuple[tuple[int | None, bool], Any, str | None, bool] | int:
+    """What a schema command needs: the retention (:func:`_retention`) and the database
+    (:func:`_owner_database`), or the exit code after printing why not."""
+    retention = _retention(command, config_path)
+    if isinstance(retention, str):
+        print(retention, file=sys.stderr)
+        return EXIT_CONFIG
+    target = _owner_database(command)
+    if isinstance(target, int):
+        return target
+    return (retention, *target)
+
+
 def _maintain(
     command: str,
     db: Any,
@@ -301,14 +316,10 @@ def migrate_command(args: argparse.Namespace) -> int:
     """
     from gateway_app.governance.storage import DatabaseError, app_credentials
 
-    retention = _retention("migrate", getattr(args, "config", None))
-    if isinstance(retention, str):
-        print(retention, file=sys.stderr)
-        return EXIT_CONFIG
-    target = _owner_database("migrate")
+    target = _schema_target("migrate", args.config)
     if isinstance(target, int):
         return target
-    db, app_url, as_owner = target
+    retention, db, app_url, as_owner = target
     try:
         applied = db.migrate()
         role = db.ensure_app_role(app_url or "") if as_owner else None
@@ -337,14 +348,10 @@ def audit_maintain_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    retention = _retention("audit-maintain", args.config)
-    if isinstance(retention, str):
-        print(retention, file=sys.stderr)
-        return EXIT_CONFIG
-    target = _owner_database("audit-maintain")
+    target = _schema_target("audit-maintain", args.config)
     if isinstance(target, int):
         return target
-    db = target[0]
+    retention, db, _, _ = target
     try:
         return _maintain("audit-maintain", db, retention, args.ahead_days)
     finally:

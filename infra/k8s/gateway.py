@@ -629,7 +629,6 @@ class GatewayDeployment(pulumi.ComponentResource):
         role owns no table): the same image, identity, environment and pod hardening as the
         stable track's migration Job, which it follows."""
         args = self._args
-        _, mounts = self._volumes
         identity = args.migration.workload_identity if args.migration else args.workload_identity
         return k8s.batch.v1.CronJob(
             f"{self._name}-audit-maintenance",
@@ -659,19 +658,8 @@ class GatewayDeployment(pulumi.ComponentResource):
                                     **identity.pod_labels,
                                 }
                             ),
-                            spec=self._pod_spec(
-                                k8s.core.v1.ContainerArgs(
-                                    name="audit-maintain",
-                                    image=args.image,
-                                    args=list(AUDIT_MAINTAIN_ARGS),
-                                    env=self._migration_env(),
-                                    volume_mounts=mounts,
-                                    resources=_requirements(decisions.MIGRATION_RESOURCES),
-                                    security_context=container_security_context(),
-                                ),
-                                restart_policy="Never",
-                                labels_for_spread=None,
-                                service_account=self.migration_service_account,
+                            spec=self._owner_pod_spec(
+                                "audit-maintain", args.image, AUDIT_MAINTAIN_ARGS
                             ),
                         ),
                     ),
@@ -889,6 +877,27 @@ class GatewayDeployment(pulumi.ComponentResource):
             ),
         )
 
+    def _owner_pod_spec(
+        self, name: str, image: pulumi.Input[str], command: Sequence[str]
+    ) -> k8s.core.v1.PodSpecArgs:
+        """The pod of a run-once schema task (the migration Job, the audit maintenance): the
+        owner's identity and environment, the config mounted, a small fixed footprint."""
+        _, mounts = self._volumes
+        return self._pod_spec(
+            k8s.core.v1.ContainerArgs(
+                name=name,
+                image=image,
+                args=list(command),
+                env=self._migration_env(),
+                volume_mounts=mounts,
+                resources=_requirements(decisions.MIGRATION_RESOURCES),
+                security_context=container_security_context(),
+            ),
+            restart_policy="Never",
+            labels_for_spread=None,
+            service_account=self.migration_service_account,
+        )
+
     def _track(
         self,
         track: str,
@@ -925,20 +934,7 @@ class GatewayDeployment(pulumi.ComponentResource):
                 active_deadline_seconds=600,
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=migration_labels),
-                    spec=self._pod_spec(
-                        k8s.core.v1.ContainerArgs(
-                            name="migrate",
-                            image=image,
-                            args=list(MIGRATE_ARGS),
-                            env=self._migration_env(),
-                            volume_mounts=mounts,
-                            resources=_requirements(decisions.MIGRATION_RESOURCES),
-                            security_context=container_security_context(),
-                        ),
-                        restart_policy="Never",
-                        labels_for_spread=None,
-                        service_account=self.migration_service_account,
-                    ),
+                    spec=self._owner_pod_spec("migrate", image, MIGRATE_ARGS),
                 ),
             ),
             opts=child,
