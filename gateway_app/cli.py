@@ -1,4 +1,5 @@
-"""``serve``, ``migrate``, ``audit-maintain`` and ``admin``: shared by ``python -m gateway_app`` and ``aigw``.
+"""``serve``, ``migrate``, ``audit-maintain``, ``models`` and ``admin``: shared by
+``python -m gateway_app`` and ``aigw``.
 
 Imports nothing heavy at module level, so ``aigw --help`` stays instant.
 """

@@ -10,6 +10,7 @@ and attaching a table as a partition scans it once
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
@@ -285,3 +286,36 @@ def test_a_follower_keeps_an_expired_day_until_the_home_has_it(pg: Database) -> 
     audit.mark_shipped(pg, [events[2]["event_id"]], 1.0)
     done = retention.maintain(pg, 2, ahead_days=0, today=TODAY, keep_unshipped=True)
     assert (done.dropped, done.failed) == ([name], [])
+
+
+def test_an_embedded_gateway_applies_its_retention_itself(tmp_path: Path) -> None:
+    """SQLite: the gateway owns its file; governance started with
+    governance.audit_retention_days deletes the expired days at once (then hourly)."""
+    from gateway_app.config import parse
+    from gateway_app.governance.service import Governance
+    from gateway_app.state.governance import InProcessGovernanceState
+    from tests.gateway.conftest import run_async
+
+    db = Database(f"sqlite:///{tmp_path / 'gov.sqlite3'}")
+    db.migrate()
+    today = retention.utc_today()
+    audit.insert_events(db, on_day(today - timedelta(days=8), 2) + on_day(today, 1))
+    raw = {
+        "providers": {"p": {"type": "openai", "api_key": "k", "base_url": "http://127.0.0.1:9"}},
+        "models": {"m": {"deployments": [{"provider": "p", "model": "gpt-4o-mini"}]}},
+        "governance": {"enabled": True, "audit_retention_days": 7},
+    }
+    gov = Governance(
+        parse(raw), state=InProcessGovernanceState(), db=db, admin_key="adm", secret=b"s"
+    )
+
+    async def main() -> None:
+        await gov.start()
+        for _ in range(100):
+            if days_stored(db) == {today.isoformat(): 1}:
+                break
+            await asyncio.sleep(0.05)
+        await gov.stop()
+
+    run_async(main())
+    assert days_stored(Database(f"sqlite:///{tmp_path / 'gov.sqlite3'}")) == {today.isoformat(): 1}
