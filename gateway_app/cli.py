@@ -263,13 +263,14 @@ def _schema_target(
 ) -> tuple[tuple[int | None, bool], Any, str | None, bool] | int:
     """What a schema command needs: the retention (:func:`_retention`) and the database
     (:func:`_owner_database`), or the exit code after printing why not."""
-    retention = _retention(command, config_path)
-    if isinstance(retention, str):
-        print(retention, file=sys.stderr)
-        return EXIT_CONFIG
     target = _owner_database(command)
     if isinstance(target, int):
-        return target
+        return target  # (no database: nothing to do, whatever the config)
+    retention = _retention(command, config_path)
+    if isinstance(retention, str):
+        target[0].close()
+        print(retention, file=sys.stderr)
+        return EXIT_CONFIG
     return (retention, *target)
 
 
