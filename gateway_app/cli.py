@@ -1,4 +1,5 @@
-"""``serve``, ``migrate`` and ``admin``: shared by ``python -m gateway_app`` and ``aigw``.
+"""``serve``, ``migrate``, ``audit-maintain``, ``models`` and ``admin``: shared by
+``python -m gateway_app`` and ``aigw``.
 
 Imports nothing heavy at module level, so ``aigw --help`` stays instant.
 """
@@ -17,7 +18,7 @@ EXIT_LISTEN = 3
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``serve`` and ``migrate`` on an argparse subparser set."""
+    """Register ``serve``, ``migrate``, ``audit-maintain`` and the others on a subparser set."""
     serve = sub.add_parser("serve", help="run the gateway (OpenAI-compatible API)")
     serve.add_argument(
         "--config", help="config YAML (default: $AIGW_CONFIG or the bundled example)"
@@ -44,8 +45,28 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--unpriced", action="store_true", help="only deployments without a price (exit 1 if any)"
     )
     models.set_defaults(handler=models_command)
-    migrate = sub.add_parser("migrate", help="apply database schema migrations")
+    migrate = sub.add_parser(
+        "migrate", help="apply database schema migrations, then audit-maintain"
+    )
+    migrate.add_argument(
+        "--config", help="config YAML (default: $AIGW_CONFIG or the bundled example)"
+    )
     migrate.set_defaults(handler=migrate_command)
+    maintain = sub.add_parser(
+        "audit-maintain",
+        help="create the coming days' audit partitions and drop the days past "
+        "governance.audit_retention_days (run daily; idempotent)",
+    )
+    maintain.add_argument(
+        "--config", help="config YAML (default: $AIGW_CONFIG or the bundled example)"
+    )
+    maintain.add_argument(
+        "--ahead-days",
+        type=int,
+        default=None,
+        help="partitions made ahead of today (default 14)",
+    )
+    maintain.set_defaults(handler=audit_maintain_command)
     from gateway_app.admin_cli import add_admin_command  # standard library only: still quick
 
     add_admin_command(sub)
@@ -182,20 +203,18 @@ def models_command(args: argparse.Namespace) -> int:
 _MODEL_HEADER = ("model", "deployment", "USD per million tokens", "price from")
 
 
-def migrate_command(args: argparse.Namespace) -> int:
-    """Apply schema migrations to PostgreSQL (SQLite migrates itself at start-up).
+def _owner_database(command: str) -> tuple[Any, str | None, bool] | int:
+    """The database a schema command runs on, as the owner when one is configured:
+    (database, the app role's URL, whether it is the owner's), or an exit code.
 
     With the schema owner (the managed server's admin) from ``AIGW_MIGRATION_SECRET``
     (a secret in the cloud's secret store, read with the Job's own identity: see
-    :mod:`gateway_app.credentials.database`) or ``AIGW_MIGRATION_DATABASE_URL``,
-    migrate as the owner, then create or update the gateway's role named in
-    ``AIGW_DATABASE_URL`` with row access only (see
-    :meth:`~gateway_app.governance.storage.Database.ensure_app_role`). Without
-    either, migrate as ``AIGW_DATABASE_URL`` itself.
+    :mod:`gateway_app.credentials.database`) or ``AIGW_MIGRATION_DATABASE_URL``, the
+    owner; without either, ``AIGW_DATABASE_URL`` itself.
     """
     from gateway_app.credentials.database import OwnerCredentialError, owner_database_url
     from gateway_app.environment import Environment
-    from gateway_app.governance.storage import Database, DatabaseError
+    from gateway_app.governance.storage import Database
 
     env = Environment.from_environ()
     app_url = env.database_url
@@ -204,39 +223,141 @@ def migrate_command(args: argparse.Namespace) -> int:
             env.migration_database_url, env.database_url, env.migration_secret
         )
     except OwnerCredentialError as exc:
-        print(f"migrate: {exc}", file=sys.stderr)
+        print(f"{command}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if not app_url and not owner_url:
         print(
-            "migrate: AIGW_DATABASE_URL is not set; the embedded SQLite database is migrated "
-            "when the gateway starts"
+            f"{command}: AIGW_DATABASE_URL is not set; the embedded SQLite database is "
+            "migrated and its retention applied by the gateway itself"
         )
         return EXIT_OK
     if owner_url and not app_url:
         print(
-            "migrate: AIGW_MIGRATION_DATABASE_URL is set but AIGW_DATABASE_URL is not; set "
-            "AIGW_DATABASE_URL to the gateway role's URL so migrate can create that role",
+            f"{command}: AIGW_MIGRATION_DATABASE_URL is set but AIGW_DATABASE_URL is not; set "
+            f"AIGW_DATABASE_URL to the gateway role's URL so {command} can create that role",
             file=sys.stderr,
         )
         return EXIT_CONFIG
     db = Database(owner_url or app_url or "", ca_file=env.database_ca_file)
+    return db, app_url, bool(owner_url)
+
+
+def _retention(command: str, config_path: str | None) -> tuple[int | None, bool] | str:
+    """``governance.audit_retention_days`` of the config and whether this cloud is a
+    follower of the global governance plane (it keeps what it has not shipped), or the
+    error to print."""
+    from gateway_app.config import ConfigError, load
+    from gateway_app.environment import Environment
+
+    try:
+        governance = load(config_path).governance
+    except ConfigError as exc:
+        return f"{command}: {exc}"
+    plane = governance.global_
+    cloud = plane and (plane.cloud or Environment.from_environ().cloud)
+    return governance.audit_retention_days, plane is not None and cloud != plane.home
+
+
+def _schema_target(
+    command: str, config_path: str | None
+) -> tuple[tuple[int | None, bool], Any, str | None, bool] | int:
+    """What a schema command needs: the retention (:func:`_retention`) and the database
+    (:func:`_owner_database`), or the exit code after printing why not."""
+    target = _owner_database(command)
+    if isinstance(target, int):
+        return target  # (no database: nothing to do, whatever the config)
+    retention = _retention(command, config_path)
+    if isinstance(retention, str):
+        target[0].close()
+        print(retention, file=sys.stderr)
+        return EXIT_CONFIG
+    return (retention, *target)
+
+
+def _maintain(
+    command: str,
+    db: Any,
+    retention: tuple[int | None, bool],
+    ahead_days: int | None = None,
+) -> int:
+    """Run the audit maintenance and print what it did; the exit code."""
+    from gateway_app.governance import retention as audit_retention
+    from gateway_app.governance.storage import DatabaseError
+
+    retention_days, follower = retention
+    try:
+        done = audit_retention.maintain(
+            db,
+            retention_days,
+            ahead_days=audit_retention.AHEAD_DAYS if ahead_days is None else ahead_days,
+            keep_unshipped=follower,
+        )
+    except DatabaseError as exc:
+        print(f"{command}: audit maintenance failed: {exc}", file=sys.stderr)
+        return 1
+    kept = f"{retention_days} days" if retention_days is not None else "every day"
+    print(
+        f"{command}: audit partitions: {len(done.created)} created, {len(done.dropped)} "
+        f"dropped, {done.moved} rows moved from the default partition, {done.deleted} "
+        f"expired rows deleted (retention: {kept})"
+    )
+    for name in done.dropped:
+        print(f"{command}: dropped {name}")
+    for failure in done.failed:
+        print(f"{command}: not done (the next run retries): {failure}", file=sys.stderr)
+    return 1 if done.failed else EXIT_OK
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    """Apply schema migrations to PostgreSQL (SQLite migrates itself at start-up), then
+    run the audit maintenance (:func:`audit_maintain_command`).
+
+    As the schema owner when one is configured (see :func:`_owner_database`), then
+    create or update the gateway's role named in ``AIGW_DATABASE_URL`` with row access
+    only (see :meth:`~gateway_app.governance.storage.Database.ensure_app_role`).
+    """
+    from gateway_app.governance.storage import DatabaseError, app_credentials
+
+    target = _schema_target("migrate", args.config)
+    if isinstance(target, int):
+        return target
+    retention, db, app_url, as_owner = target
     try:
         applied = db.migrate()
-        role = db.ensure_app_role(app_url or "") if owner_url else None
+        role = db.ensure_app_role(app_url or "") if as_owner else None
+        if applied:
+            print(f"migrate: applied {', '.join(str(v) for v in applied)}")
+        else:
+            print("migrate: the database is up to date")
+        if role is not None:
+            print(f"migrate: app role {app_credentials(app_url or '')[0]}: {role}")
+        return _maintain("migrate", db, retention)
     except DatabaseError as exc:
         print(f"migrate: failed: {exc}", file=sys.stderr)
         return 1
     finally:
         db.close()
-    if applied:
-        print(f"migrate: applied {', '.join(str(v) for v in applied)}")
-    else:
-        print("migrate: the database is up to date")
-    if role is not None:
-        from gateway_app.governance.storage import app_credentials
 
-        print(f"migrate: app role {app_credentials(app_url or '')[0]}: {role}")
-    return EXIT_OK
+
+def audit_maintain_command(args: argparse.Namespace) -> int:
+    """Create the audit partitions of today and the next ``--ahead-days`` days and drop the
+    days past ``governance.audit_retention_days`` (see
+    :func:`gateway_app.governance.retention.maintain`), with the same credentials as
+    ``migrate``. Exit 1 if a change was not made (the next run retries it)."""
+    if args.ahead_days is not None and args.ahead_days < 0:
+        print(
+            f"audit-maintain: --ahead-days is {args.ahead_days}: give 0 or more days",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    target = _schema_target("audit-maintain", args.config)
+    if isinstance(target, int):
+        return target
+    retention, db, _, _ = target
+    try:
+        return _maintain("audit-maintain", db, retention, args.ahead_days)
+    finally:
+        db.close()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -247,7 +368,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gateway_app serve|migrate|models|admin``."""
+    """``python -m gateway_app serve|migrate|audit-maintain|models|admin``."""
     commands = parser()
     args = commands.parse_args(argv)
     if not getattr(args, "command", None):

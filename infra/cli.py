@@ -11,7 +11,7 @@ component, followed by the policy verdict. Exit codes:
 ``aigw bootstrap-state aws --bucket NAME --region R`` creates (idempotently) a
 self-managed state backend: an S3 bucket and a KMS key for ``awskms://``.
 
-``aigw serve``, ``migrate``, ``models`` and ``admin`` are the gateway's own
+``aigw serve``, ``migrate``, ``audit-maintain``, ``models`` and ``admin`` are the gateway's own
 commands: ``python -m gateway_app`` is their entry point (the image's too), and
 ``aigw`` hands them over to it in a fresh interpreter without importing the
 gateway (infra reaches the gateway only through its config contract; the
@@ -48,6 +48,7 @@ _CLOUDS = ("aws", "azure", "gcp")
 GATEWAY_COMMANDS = {
     "serve": "run the gateway (OpenAI-compatible API)",
     "migrate": "apply the gateway's database schema migrations",
+    "audit-maintain": "make the audit table's day partitions ahead, drop the days past retention",
     "models": "list the gateway's models, their deployments and where prices come from",
     "admin": "manage keys, limits, spend, audit and sessions on a running gateway",
 }

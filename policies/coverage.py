@@ -462,6 +462,10 @@ CATALOG: dict[str, list[Anchor]] = {
         *_POD,
         _a("kubernetes-batch-v1-job-enable-read-only-root-filesystem", "read-only root filesystem", "kubernetes-apps-workload-read-only-root-filesystem"),
     ],
+    "kubernetes:batch/v1:CronJob": [
+        *_POD,
+        _a("kubernetes-batch-v1-cronjob-enable-read-only-root-filesystem", "read-only root filesystem", "kubernetes-apps-workload-read-only-root-filesystem"),
+    ],
     "kubernetes:core/v1:Service": [
         _a("CKV_K8S_21", "not in the default namespace", "kubernetes-core-object-no-default-namespace"),
         _a("kubernetes-core-v1-service-disallow-load-balancer", "no LoadBalancer Services", "kubernetes-core-service-loadbalancer-ingress-only"),

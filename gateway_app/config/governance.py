@@ -222,6 +222,14 @@ class GovernanceConfig(BaseModel):
         description="a partial batch waits this long for more events before the next read: "
         "fewer, larger database writes (events are already durable in the buffer)",
     )
+    audit_retention_days: int | None = Field(
+        None,
+        ge=1,
+        le=36500,
+        description="keep audit events this many days before today, then drop them "
+        "(PostgreSQL: whole day partitions, by `audit-maintain`; SQLite: deleted by the "
+        "gateway hourly); unset: keep every event",
+    )
     audit_claim_idle_s: float = Field(
         30.0, gt=0, description="pending audit events of a dead replica are taken over after this"
     )

@@ -6,8 +6,9 @@ Redis stream, or memory in embedded mode) and an :class:`AuditDrainer` in each
 replica writes them in batches (PostgreSQL: one ``COPY`` per batch), acknowledging
 only after the commit. A database outage leaves them pending; a crash between
 commit and acknowledgement re-delivers them, and a batch holding an event stored
-before is inserted with ``ON CONFLICT (event_id) DO NOTHING`` instead, which skips
-the duplicates: every event is stored exactly once.
+before is inserted with ``ON CONFLICT (event_id, day) DO NOTHING`` instead, which
+skips the duplicates (a re-delivered event has the same day): every event is stored
+exactly once.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ COLUMNS = (
     "action",
     "detail",
 )
+KEY = "event_id, day"
+"""The audit table's key: the event's id and its day, PostgreSQL's partition key (a key of
+a partitioned table must hold it; :mod:`gateway_app.governance.retention`)."""
 
 
 # Event ids: 96 random bits per process plus a counter (unique across replicas
@@ -191,20 +195,20 @@ def insert_rows(
     batch is then stored event by event, and an event refused on its own is stored in
     the form :func:`_refused` gives (nothing lost, the drain goes on) and logged."""
     try:
-        db.append_new("audit_events", COLUMNS, "event_id", rows, copy_text)
+        db.append_new("audit_events", COLUMNS, KEY, rows, copy_text)
         return
     except RejectedData:
         pass
     for values in rows:
         try:
-            db.append_new("audit_events", COLUMNS, "event_id", [values])
+            db.append_new("audit_events", COLUMNS, KEY, [values])
         except RejectedData as exc:
             log.error(
                 "audit event %s refused by the database (%s): stored with its values in detail",
                 values[0],
                 exc,
             )
-            db.append_new("audit_events", COLUMNS, "event_id", [_refused(values, exc)])
+            db.append_new("audit_events", COLUMNS, KEY, [_refused(values, exc)])
 
 
 _SHIPPED_COLUMNS = (*COLUMNS, "shipped_at")
@@ -241,7 +245,7 @@ def store_shipped(
     db: Database, cloud: str, rows: list[dict[str, Any]], through: float | None = None
 ) -> tuple[int, int]:
     """At the home: a batch of ``cloud``'s stored events, each stored once whatever the
-    retries (``ON CONFLICT (event_id) DO NOTHING``, one transaction), and ``through``, the
+    retries (``ON CONFLICT (event_id, day) DO NOTHING``, one transaction), and ``through``, the
     time before which the cloud has now shipped everything: (stored, duplicates).
     ValueError naming the first event that is not ``cloud``'s (nothing is stored then)."""
     now = time.time()
@@ -255,7 +259,7 @@ def store_shipped(
             raise ValueError(f"event {event_id!r} is not {cloud}'s (ids start with {cloud}.)")
     insert = (
         f"INSERT INTO audit_events ({', '.join(_SHIPPED_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(_SHIPPED_COLUMNS))}) ON CONFLICT (event_id) DO NOTHING"
+        f"VALUES ({', '.join('?' * len(_SHIPPED_COLUMNS))}) ON CONFLICT ({KEY}) DO NOTHING"
     )
 
     def work(tx: Transaction) -> int:

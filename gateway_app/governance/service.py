@@ -39,7 +39,7 @@ from gateway_app.config.prices import (
 from gateway_app.context import Caller, Exchange, RequestContext
 from gateway_app.environment import Environment
 from gateway_app.errors import GatewayError
-from gateway_app.governance import audit
+from gateway_app.governance import audit, retention
 from gateway_app.governance.check_plan import CheckPlan, Level, reset_duration
 from gateway_app.governance.keys import (
     KEY_PREFIX,
@@ -191,6 +191,10 @@ class Governance:
             batch=self.settings.audit_batch,
             interval_s=self.settings.audit_interval_s,
         )
+        # SQLite: the gateway owns its file, so it applies the audit retention itself
+        # (PostgreSQL: the audit-maintain CronJob drops whole day partitions).
+        days = self.settings.audit_retention_days
+        self.sweeper = retention.Sweeper(db, days) if db.kind == "sqlite" and days else None
         self.redact = audit.Redactor(self.settings.audit_redact)
         self._deployments: dict[str, tuple[DeploymentConfig, str]] = {}
         for model in config.models.values():
@@ -300,6 +304,8 @@ class Governance:
             raise ConfigError(unpriced_error(refused))
         await self.registry.start()
         self.drainer.start()
+        if self.sweeper is not None:
+            self.sweeper.start()
         if self.plane is not None:
             await self.plane.start()
 
@@ -310,6 +316,8 @@ class Governance:
         # Queued settlements and events first, so the drainer's last pass can store them.
         await self.state.flush()
         await self.drainer.stop()
+        if self.sweeper is not None:
+            await self.sweeper.stop()
         await self.state.close()
         if self.drain_state is not self.state:
             await self.drain_state.close()

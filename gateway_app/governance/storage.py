@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
@@ -30,7 +30,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway_app.governance")
 
-MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+
+class Dialect(NamedTuple):
+    """A migration statement for one database kind only (``postgres`` or ``sqlite``)."""
+
+    kind: str
+    sql: str
+
+
+MIGRATIONS: tuple[tuple[int, str, tuple[str | Dialect, ...]], ...] = (
     (
         1,
         "virtual keys, limits, audit events",
@@ -234,8 +242,75 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        9,
+        "audit events partitioned by day (PostgreSQL): retention drops whole days",
+        (
+            # PostgreSQL: the table becomes range-partitioned by day, one partition per day
+            # (made ahead by ``audit-maintain``: gateway_app.governance.retention) and a
+            # DEFAULT partition for a day that has none yet. The key must hold the
+            # partition key: (event_id, day); an event re-delivered has the same day, so
+            # it is still stored once. The rows stored so far stay where they are: the old
+            # table becomes the partition of every day before the cut-over (the day after
+            # the newest row, tomorrow at the earliest); attaching it scans it once and
+            # builds its (event_id, day) key index once (its event_id key is dropped).
+            # An empty old table is dropped instead.
+            Dialect("postgres", "ALTER TABLE audit_events RENAME TO audit_events_legacy"),
+            Dialect("postgres", "ALTER INDEX audit_events_pkey RENAME TO audit_events_legacy_pkey"),
+            Dialect("postgres", "ALTER INDEX audit_events_day RENAME TO audit_events_legacy_day"),
+            Dialect(
+                "postgres",
+                "ALTER INDEX audit_events_unshipped RENAME TO audit_events_legacy_unshipped",
+            ),
+            Dialect(
+                "postgres",
+                """CREATE TABLE audit_events (
+                    LIKE audit_events_legacy INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
+                    PRIMARY KEY (event_id, day)
+                ) PARTITION BY RANGE (day)""",
+            ),
+            Dialect("postgres", "CREATE INDEX audit_events_day ON audit_events (day, team_id)"),
+            Dialect(
+                "postgres",
+                "CREATE INDEX audit_events_unshipped ON audit_events (ts) WHERE shipped_at IS NULL",
+            ),
+            Dialect(
+                "postgres", "CREATE TABLE audit_events_default PARTITION OF audit_events DEFAULT"
+            ),
+            Dialect(
+                "postgres",
+                """DO $migration$
+                DECLARE
+                    newest TEXT := (SELECT MAX(day) FROM audit_events_legacy);
+                    cutover DATE := (now() AT TIME ZONE 'UTC')::date + 1;
+                BEGIN
+                    IF newest IS NULL THEN
+                        DROP TABLE audit_events_legacy;
+                    ELSE
+                        cutover := GREATEST(cutover, newest::date + 1);
+                        -- Its key becomes the partitioned table's (event_id, day).
+                        ALTER TABLE audit_events_legacy DROP CONSTRAINT audit_events_legacy_pkey;
+                        ALTER TABLE audit_events_legacy ALTER COLUMN event_id SET NOT NULL;
+                        EXECUTE format(
+                            'ALTER TABLE audit_events ATTACH PARTITION audit_events_legacy '
+                            'FOR VALUES FROM (MINVALUE) TO (%L)',
+                            to_char(cutover, 'YYYY-MM-DD')
+                        );
+                    END IF;
+                END
+                $migration$""",
+            ),
+            # SQLite keeps its plain table (retention is a DELETE there); the key that
+            # ON CONFLICT names must be a unique index of its own.
+            Dialect(
+                "sqlite",
+                "CREATE UNIQUE INDEX IF NOT EXISTS audit_events_key ON audit_events (event_id, day)",
+            ),
+        ),
+    ),
 )
-"""(version, description, statements): append new versions; never edit an applied one."""
+"""(version, description, statements): append new versions; never edit an applied one.
+A statement is SQL for both databases, or a :class:`Dialect` for one of them."""
 
 T = TypeVar("T")
 
@@ -478,9 +553,14 @@ class Database:
             )
             done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
             applied = []
-            for version, description, statements in MIGRATIONS:
+            for version, description, all_statements in MIGRATIONS:
                 if version in done:
                     continue
+                statements = [
+                    s if isinstance(s, str) else s.sql
+                    for s in all_statements
+                    if isinstance(s, str) or s.kind == self.kind
+                ]
                 if self.kind == "sqlite":
                     conn.execute("BEGIN")
                     try:

@@ -75,6 +75,11 @@ CONFIG_PATH = f"{CONFIG_DIR}/config.yaml"
 REDIS_CA_DIR = f"{CONFIG_DIR}/redis-ca"
 REDIS_CA_KEY = "redis-ca.crt"
 MIGRATE_ARGS = ["python", "-m", "gateway_app", "migrate"]
+AUDIT_MAINTAIN_ARGS = ["python", "-m", "gateway_app", "audit-maintain"]
+AUDIT_MAINTENANCE_SCHEDULE = "17 2 * * *"
+"""Daily at 02:17 UTC: the audit partitions of the next 14 days are made ahead (a run that
+fails leaves 13 days of margin) and the days past ``governance.audit_retention_days`` are
+dropped. Off the hour, away from other clusters' hourly jobs."""
 
 # Secret keys and the environment variable each becomes.
 _SECRET_ENV = {
@@ -154,6 +159,9 @@ class GatewayDeploymentArgs:
     channel, and the ``governance.global`` section merged into the config file."""
     namespace: str = "ai-gateway"
     app_name: str = "ai-gateway"
+    audit_maintenance_schedule: str = AUDIT_MAINTENANCE_SCHEDULE
+    """Cron schedule (UTC) of the CronJob running ``audit-maintain`` (audit partitions ahead
+    and retention) with the migration Job's credentials: daily by default."""
 
     @classmethod
     def from_config(
@@ -457,6 +465,7 @@ class GatewayDeployment(pulumi.ComponentResource):
         self._env = self._environment(secret_keys, args.redis_ca_cert is not None)
         self._volumes = self._pod_volumes(args.redis_ca_cert is not None)
         self.tracks = self._tracks(canary, self._checksum(secret_data, config_text), config_file)
+        self.audit_maintenance = self._audit_maintenance(app, self.tracks["stable"]["job"])
         tls_secret, certificate = self._certificate(app, hosts)
         self.gateway = self._gateway(app, hosts, tls_secret, certificate)
         self.routes = self._routes(app, hosts, self.tracks, canary)
@@ -612,6 +621,53 @@ class GatewayDeployment(pulumi.ComponentResource):
                 config_file,
             )
         return tracks
+
+    def _audit_maintenance(self, app: str, migration: pulumi.Resource) -> k8s.batch.v1.CronJob:
+        """The daily ``audit-maintain`` (:mod:`gateway_app.governance.retention`): the audit
+        table's day partitions are made ahead every day, not only at deploy time, and the
+        expired days dropped. It needs the table's owner, as the migration does (the serving
+        role owns no table): the same image, identity, environment and pod hardening as the
+        stable track's migration Job, which it follows."""
+        args = self._args
+        identity = args.migration.workload_identity if args.migration else args.workload_identity
+        return k8s.batch.v1.CronJob(
+            f"{self._name}-audit-maintenance",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=decisions.dns_label(app, "audit-maintain"),
+                namespace=self._ns,
+                labels=self._labels("audit-maintenance"),
+            ),
+            spec=k8s.batch.v1.CronJobSpecArgs(
+                schedule=args.audit_maintenance_schedule,
+                time_zone="Etc/UTC",
+                # One run at a time (each change also takes an advisory lock); a run missed
+                # by more than an hour (controller down) waits for the next day.
+                concurrency_policy="Forbid",
+                starting_deadline_seconds=3600,
+                successful_jobs_history_limit=3,
+                failed_jobs_history_limit=3,
+                job_template=k8s.batch.v1.JobTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=self._labels("audit-maintenance")),
+                    spec=k8s.batch.v1.JobSpecArgs(
+                        backoff_limit=2,
+                        active_deadline_seconds=600,
+                        template=k8s.core.v1.PodTemplateSpecArgs(
+                            metadata=k8s.meta.v1.ObjectMetaArgs(
+                                labels={
+                                    **self._labels("audit-maintenance"),
+                                    **identity.pod_labels,
+                                }
+                            ),
+                            spec=self._owner_pod_spec(
+                                "audit-maintain", args.image, AUDIT_MAINTAIN_ARGS
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+            # The schema must be at migration 9 (partitioned) before the first run.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[migration]),
+        )
 
     def _certificate(
         self, app: str, hosts: list[str]
@@ -821,6 +877,27 @@ class GatewayDeployment(pulumi.ComponentResource):
             ),
         )
 
+    def _owner_pod_spec(
+        self, name: str, image: pulumi.Input[str], command: Sequence[str]
+    ) -> k8s.core.v1.PodSpecArgs:
+        """The pod of a run-once schema task (the migration Job, the audit maintenance): the
+        owner's identity and environment, the config mounted, a small fixed footprint."""
+        _, mounts = self._volumes
+        return self._pod_spec(
+            k8s.core.v1.ContainerArgs(
+                name=name,
+                image=image,
+                args=list(command),
+                env=self._migration_env(),
+                volume_mounts=mounts,
+                resources=_requirements(decisions.MIGRATION_RESOURCES),
+                security_context=container_security_context(),
+            ),
+            restart_policy="Never",
+            labels_for_spread=None,
+            service_account=self.migration_service_account,
+        )
+
     def _track(
         self,
         track: str,
@@ -857,20 +934,7 @@ class GatewayDeployment(pulumi.ComponentResource):
                 active_deadline_seconds=600,
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=migration_labels),
-                    spec=self._pod_spec(
-                        k8s.core.v1.ContainerArgs(
-                            name="migrate",
-                            image=image,
-                            args=list(MIGRATE_ARGS),
-                            env=self._migration_env(),
-                            volume_mounts=mounts,
-                            resources=_requirements(decisions.MIGRATION_RESOURCES),
-                            security_context=container_security_context(),
-                        ),
-                        restart_policy="Never",
-                        labels_for_spread=None,
-                        service_account=self.migration_service_account,
-                    ),
+                    spec=self._owner_pod_spec("migrate", image, MIGRATE_ARGS),
                 ),
             ),
             opts=child,

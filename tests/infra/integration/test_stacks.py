@@ -368,6 +368,14 @@ def test_the_database_owner_stays_out_of_the_cluster(plan: Plan, cloud: str) -> 
     env = {e["name"]: e for e in container["env"]}
     assert env["AIGW_MIGRATION_SECRET"] == {"name": "AIGW_MIGRATION_SECRET", "value": reference}
     assert "AIGW_MIGRATION_DATABASE_URL" not in env
+    # The daily audit maintenance (partitions, retention) runs as the owner too, and only it.
+    (cron,) = [r for r in objects if r.type == "kubernetes:batch/v1:CronJob"]
+    cron_spec = cron.get("spec.jobTemplate.spec.template.spec")
+    assert cron_spec["serviceAccountName"] == "ai-gateway-migrate"
+    (cron_container,) = cron_spec["containers"]
+    assert {e["name"]: e for e in cron_container["env"]}["AIGW_MIGRATION_SECRET"] == (
+        env["AIGW_MIGRATION_SECRET"]
+    )
     for deployment in (r for r in objects if r.type == DEPLOYMENT):
         spec = deployment.get("spec.template.spec")
         assert spec["serviceAccountName"] == "ai-gateway"

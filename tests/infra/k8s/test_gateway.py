@@ -26,6 +26,7 @@ CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 SERVICE = "kubernetes:core/v1:Service"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 JOB = "kubernetes:batch/v1:Job"
+CRON_JOB = "kubernetes:batch/v1:CronJob"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
@@ -62,6 +63,8 @@ def one(plan: Plan, cloud: str, type_token: str, name: str) -> RecordedResource:
 def pod_specs(plan: Plan) -> Iterator[tuple[RecordedResource, dict[str, Any]]]:
     for resource in [*plan.of_type(DEPLOYMENT), *plan.of_type(JOB)]:
         yield resource, resource.get("spec.template.spec")
+    for resource in plan.of_type(CRON_JOB):
+        yield resource, resource.get("spec.jobTemplate.spec.template.spec")
 
 
 def secret_values(value: Any, inside: bool = False) -> Iterator[str]:
@@ -130,7 +133,8 @@ def test_kubernetes_names_fit_a_dns_label(k8s_plan: Plan) -> None:
 
 def test_every_pod_runs_non_root_read_only_without_capabilities(k8s_plan: Plan) -> None:
     specs = list(pod_specs(k8s_plan))
-    assert len(specs) == 3 * 4  # per cloud: stable and canary Deployment and Job
+    # Per cloud: stable and canary Deployment and Job, and the audit maintenance CronJob.
+    assert len(specs) == 3 * 5
     for resource, spec in specs:
         assert spec["automountServiceAccountToken"] is False, resource.name
         assert spec["securityContext"]["runAsNonRoot"] is True
@@ -290,6 +294,47 @@ def test_migration_job_runs_before_the_deployment(k8s_plan: Plan) -> None:
         # A new image is a new Job: the stable and canary Jobs differ by name.
         names = {j.get("metadata.name") for j in owned(k8s_plan, cloud, JOB)}
         assert len(names) == 2
+
+
+def test_audit_maintenance_runs_daily_as_the_stable_migration_job_does(k8s_plan: Plan) -> None:
+    """Issue 24: the audit partitions are made ahead every day and expired days dropped,
+    which takes the table's owner: the CronJob runs ``audit-maintain`` with the stable
+    migration Job's image, identity, environment (the owner's credentials), volumes and
+    pod hardening, one run at a time, with a bounded history, after the migration."""
+    for cloud in CLOUDS:
+        cron = one(k8s_plan, cloud, CRON_JOB, "ai-gateway-audit-maintain")
+        spec = cron.get("spec")
+        assert spec["schedule"] == "17 2 * * *" and spec["timeZone"] == "Etc/UTC"
+        assert spec["concurrencyPolicy"] == "Forbid"
+        assert spec["successfulJobsHistoryLimit"] == 3 and spec["failedJobsHistoryLimit"] == 3
+        assert spec["startingDeadlineSeconds"] == 3600
+        job_spec = spec["jobTemplate"]["spec"]
+        assert job_spec["backoffLimit"] == 2 and job_spec["activeDeadlineSeconds"] == 600
+        pod = job_spec["template"]["spec"]
+        (migration,) = [
+            j
+            for j in owned(k8s_plan, cloud, JOB)
+            if j.get("spec.template.spec.containers.0.image") == STABLE_IMAGE
+        ]
+        assert migration.urn in cron.dependencies
+        migration_pod = migration.get("spec.template.spec")
+        for field in (
+            "serviceAccountName",
+            "automountServiceAccountToken",
+            "securityContext",
+            "volumes",
+            "restartPolicy",
+        ):
+            assert pod[field] == migration_pod[field], field
+        (container,) = pod["containers"]
+        (migration_container,) = migration_pod["containers"]
+        assert container["args"] == ["python", "-m", "gateway_app", "audit-maintain"]
+        for field in ("image", "env", "volumeMounts", "securityContext", "resources"):
+            assert container[field] == migration_container[field], field
+        assert {e["name"] for e in container["env"]} >= {"AIGW_DATABASE_URL", "AIGW_CONFIG"}
+        labels = job_spec["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "ai-gateway"  # its NetworkPolicy's pods
+        assert labels["app.kubernetes.io/component"] == "audit-maintenance"
 
 
 def test_hpa_and_pdb_target_the_deployment(k8s_plan: Plan) -> None:
