@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import json
 import logging
+import operator
 import os
 import re
 import secrets
@@ -136,10 +137,39 @@ def row(data: dict[str, Any]) -> tuple[Any, ...]:
     detail = values[_DETAIL]
     if detail is not None:
         values[_DETAIL] = orjson.dumps(detail).decode()  # (JSON escapes a NUL)
+    return _without_nul(values)
+
+
+def _without_nul(values: list[Any]) -> tuple[Any, ...]:
     for i, value in enumerate(values):
         if value.__class__ is str and "\x00" in value:
             values[i] = value.replace("\x00", "\ufffd")
     return tuple(values)
+
+
+# Every column's value of an event that has them all (a request's: see Governance.settle).
+_ALL_COLUMNS = operator.itemgetter(*COLUMNS)
+
+
+def decode(payload: bytes) -> tuple[Any, ...]:
+    """:func:`row` of a buffered event (its JSON object), ValueError if it is not one.
+
+    The same row, with less work per column on the drainer's loop (4.1 instead of 6.7 µs
+    per request event, ``bench/partial-governance-cpu-3.md``): an event that has every column
+    (a request's) is read in one C call, not a lookup per column, and the NUL scan of
+    each value runs only when the payload holds one (orjson writes it as ``\\u0000``).
+    The buffer's format is unchanged: replicas of either version read each other's."""
+    data = orjson.loads(payload)
+    if data.__class__ is not dict:
+        raise ValueError("an audit event is a JSON object")
+    try:
+        values: tuple[Any, ...] = _ALL_COLUMNS(data)
+    except KeyError:
+        return row(data)  # an admin event (no request columns)
+    detail = values[_DETAIL]
+    if detail is not None or b"\\u0000" in payload:
+        return row(data)
+    return values
 
 
 def _refused(values: Sequence[Any], error: RejectedData) -> list[Any]:
@@ -173,7 +203,11 @@ class RowBatch:
         self.copy_text = CopyText.create(adapt) if db.kind == "postgres" else None
 
     def add(self, data: dict[str, Any]) -> None:
-        values = row(data)
+        """Add the event ``data`` (as :func:`event` gives it)."""
+        self.add_row(row(data))
+
+    def add_row(self, values: tuple[Any, ...]) -> None:
+        """Add an event's row (:func:`row`, :func:`decode`)."""
         self.rows.append(values)
         if self.copy_text is not None:
             try:
@@ -347,11 +381,11 @@ class AuditDrainer:
                 self.slices += 1
             taken += 1
             try:
-                data = orjson.loads(payload)
-            except orjson.JSONDecodeError:
+                values = decode(payload)
+            except ValueError:  # (orjson.JSONDecodeError is one)
                 log.error("dropping an unreadable audit event")
                 continue
-            batch.add(data)
+            batch.add_row(values)
         return batch
 
     async def _run(self) -> None:

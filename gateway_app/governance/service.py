@@ -721,6 +721,7 @@ class Governance:
         event["rejection"] = exchange.rejection
         event["usage_source"] = usage_source
         event["detail"] = detail
+        event["actor"] = event["action"] = None  # every column: the drainer reads them in one call
         try:
             await self.state.settle(
                 reservation.decision if reservation else None,
