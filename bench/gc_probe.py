@@ -10,7 +10,7 @@ Not imported by the gateway. Loaded into ``python -m gateway_app serve`` by a on
     cd /tmp/probe-tree && .venv/bin/python bench/bench.py --seconds 5 --targets governance \
       --conns 1,16 --no-streams --overhead-cpu pinned --gateway-env AIGW_GC_PROBE=/tmp/gc.json
 
-Every collection's generation, pause and count of collected objects are recorded (in
+From the gateway's ``gc.freeze()`` at start-up on, every collection's generation, pause and count of collected objects are recorded (in
 aggregate); at a sample of generation-1 and -2 starts, the objects in generations 0
 and 1 (and 2) are counted by type. ``AIGW_GC_PROBE_MODE`` adds, in a separate run
 (they change the timing):
@@ -18,13 +18,17 @@ and 1 (and 2) are counted by type. ``AIGW_GC_PROBE_MODE`` adds, in a separate ru
 - ``garbage``: ``gc.DEBUG_SAVEALL``; the cyclic garbage each collection finds, by type
   (what is freed only by the GC, not by reference counts);
 - ``sites``: ``tracemalloc`` (8 frames); the allocation sites of a sample of the
-  generation-1 survivors, and who refers to them.
+  young objects, and who refers to them;
+- ``loop``: a task that yields to the event loop over and over records every gap
+  between its turns longer than 0.3 ms, with what filled it: a GC pause, the loop
+  thread's own CPU, other threads' CPU (the GIL), or neither (the OS scheduler).
 
-The summary is written to the path in ``AIGW_GC_PROBE`` every 2 s (a daemon thread).
+The summary is written to the path in ``AIGW_GC_PROBE`` when the gateway exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import gc
 import json
@@ -36,21 +40,23 @@ import tracemalloc
 
 OUT = os.environ.get("AIGW_GC_PROBE", "")
 MODE = os.environ.get("AIGW_GC_PROBE_MODE", "")
-SAMPLE_EVERY = 4  # count the generations at every 4th generation-1/2 start
+# Count the young generations at every 8th generation-0 start, every 2nd generation-1
+# and -2 start (a sampled collection's pause is not recorded).
+SAMPLE_EVERY = {0: 8, 1: 2, 2: 2} if MODE != "loop" else {0: 10**9, 1: 10**9, 2: 10**9}
 
 pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
 collected: dict[int, int] = {0: 0, 1: 0, 2: 0}
-young_sizes: dict[int, list[tuple[int, int]]] = {1: [], 2: []}  # (len gen0, len gen1)
-by_type: dict[str, collections.Counter[str]] = {
-    "gen0_at_g1": collections.Counter(),
-    "gen1_at_g1": collections.Counter(),
-    "gen2_at_g2": collections.Counter(),
-    "garbage": collections.Counter(),
-    "sites": collections.Counter(),
-    "referrers": collections.Counter(),
-}
-samples = {"g1": 0, "g2": 0}
-_state = {"t0": 0.0, "gen": 0, "n": 0, "sampled": False, "started": time.time()}
+young_sizes: dict[int, list[tuple[int, ...]]] = {0: [], 1: [], 2: []}  # (len gen0, gen1)
+by_type: collections.defaultdict[str, collections.Counter[str]] = collections.defaultdict(
+    collections.Counter
+)
+samples = {"g0": 0, "g1": 0, "g2": 0}
+gc_spans: collections.deque[tuple[float, float]] = collections.deque(maxlen=64)
+by_thread: collections.Counter[str] = collections.Counter()  # collections per thread
+LOOP_THREAD = threading.main_thread().ident  # the gateway's event loop runs there
+gaps: list[tuple[float, float, float, float]] = []  # ms: gap, GC, loop thread CPU, others
+thread_cpu: collections.Counter[str] = collections.Counter()  # ms of CPU in long gaps
+_state = {"serving": False, "t0": 0.0, "gen": 0, "n": 0, "sampled": False, "started": time.time()}
 
 
 def _name(obj: object) -> str:
@@ -87,35 +93,43 @@ def _site(obj: object) -> str:
 
 
 def _callback(phase: str, info: dict[str, int]) -> None:
+    if not _state["serving"]:
+        # Start-up (imports, config): the gateway freezes what it built, then serves.
+        # (get_freeze_count() walks the frozen objects: ~2 ms, asked until it is not 0.)
+        if not gc.get_freeze_count():
+            return
+        _state["serving"] = True
     generation = info["generation"]
     if phase == "start":
         _state["sampled"] = False
-        if generation >= 1:
-            key = "g1" if generation == 1 else "g2"
-            samples[key] += 1
-            if samples[key] % SAMPLE_EVERY == 0:
-                _state["sampled"] = True
-                young0 = gc.get_objects(generation=0)
-                young1 = gc.get_objects(generation=1)
-                young_sizes[generation].append((len(young0), len(young1)))
-                if generation == 1:
-                    by_type["gen0_at_g1"].update(_name(o) for o in young0)
-                    by_type["gen1_at_g1"].update(_name(o) for o in young1)
-                    if MODE == "sites":
-                        for obj in young1[:: max(1, len(young1) // 200)]:
-                            by_type["sites"][f"{_name(obj)} @ {_site(obj)}"] += 1
-                            for ref in gc.get_referrers(obj)[:3]:
-                                if ref is young1 or ref is young0:
-                                    continue
-                                by_type["referrers"][f"{_name(obj)} <- {_name(ref)}"] += 1
-                else:
-                    by_type["gen2_at_g2"].update(_name(o) for o in gc.get_objects(generation=2))
-                del young0, young1
+        key = f"g{generation}"
+        samples[key] += 1
+        if samples[key] % SAMPLE_EVERY[generation] == 0:
+            _state["sampled"] = True
+            young = [gc.get_objects(generation=g) for g in range(min(generation, 1) + 1)]
+            young_sizes[generation].append(tuple(len(objects) for objects in young))
+            for g, objects in enumerate(young):
+                by_type[f"gen{g}_at_{key}"].update(_name(o) for o in objects)
+                if MODE == "sites":
+                    for obj in objects[:: max(1, len(objects) // 100)]:
+                        by_type["sites"][f"gen{g} {_name(obj)} @ {_site(obj)}"] += 1
+                        for ref in gc.get_referrers(obj)[:3]:
+                            if any(ref is objects for objects in young):
+                                continue
+                            by_type["referrers"][f"{_name(obj)} <- {_name(ref)}"] += 1
+            if generation == 2:
+                by_type["gen2_at_g2"].update(_name(o) for o in gc.get_objects(generation=2))
+            del young
         _state["gen"] = generation
         _state["t0"] = time.perf_counter()
         return
-    elapsed = (time.perf_counter() - _state["t0"]) * 1e3
-    if not _state["sampled"]:
+    now = time.perf_counter()
+    gc_spans.append((float(_state["t0"]), now))
+    elapsed = (now - float(_state["t0"])) * 1e3
+    in_loop = threading.get_ident() == LOOP_THREAD
+    by_thread[f"gen{generation} in {threading.current_thread().name.rstrip('0123456789_')}"] += 1
+    # A collection in another thread is timed with the GIL switches inside its callbacks.
+    if not _state["sampled"] and in_loop:
         pauses[generation].append(elapsed)
     collected[generation] += info["collected"]
     if MODE == "garbage" and gc.garbage:
@@ -149,20 +163,85 @@ def summary() -> dict[str, object]:
         "young_sizes_at_start": {str(g): young_sizes[g][-40:] for g in young_sizes},
         "samples": samples,
         "by_type": {k: v.most_common(40) for k, v in by_type.items()},
+        "gaps": _gap_summary(),
+        "collections_by_thread": dict(by_thread),
+        "thread_cpu_in_gaps_ms": {k: round(v, 2) for k, v in thread_cpu.most_common()},
         "stats": gc.get_stats(),
         "frozen": gc.get_freeze_count(),
     }
 
 
-def _writer() -> None:
+def _cpu(clock: int) -> float:
+    try:
+        return time.clock_gettime(clock)
+    except OSError:  # the thread ended
+        return 0.0
+
+
+async def _heartbeat() -> None:
+    import asyncio
+
+    own_id = threading.get_ident()
+    clocks: list[tuple[str, int]] = []
+    turns = 0
     while True:
-        time.sleep(2)
-        try:
-            text = json.dumps(summary(), indent=1)
-        except RuntimeError:  # a Counter changed size during the dump: next time
-            continue
-        with open(OUT, "w") as file:
-            file.write(text)
+        if turns % 2000 == 0:  # the other threads (the executor's come and go)
+            clocks = [
+                (t.name.rstrip("0123456789_"), time.pthread_getcpuclockid(t.ident))
+                for t in threading.enumerate()
+                if t.ident not in (own_id, None) and t.name != "gc-probe"
+            ]
+        turns += 1
+        cpu0 = [_cpu(c) for _, c in clocks]
+        t0, own0 = time.perf_counter(), time.thread_time()
+        await asyncio.sleep(0)
+        t1 = time.perf_counter()
+        if t1 - t0 > 0.0003:
+            own = time.thread_time() - own0
+            used = [(_cpu(c) - c0, n) for (n, c), c0 in zip(clocks, cpu0, strict=True)]
+            others = sum(u for u, _ in used)
+            for u, name in used:
+                if u > 0.0001:
+                    thread_cpu[name] += u * 1e3
+            in_gc = sum(max(0.0, min(t1, b) - max(t0, a)) for a, b in gc_spans)
+            gaps.append(((t1 - t0) * 1e3, in_gc * 1e3, own * 1e3, others * 1e3))
+
+
+def _gap_summary() -> dict[str, object]:
+    kinds: dict[str, list[float]] = collections.defaultdict(list)
+    for gap, in_gc, own, others in gaps:
+        if in_gc > gap / 2:
+            kind = "gc"
+        elif others > 0.2:
+            kind = "other threads (GIL)"
+        elif own > gap / 2:
+            kind = "loop thread's own work"
+        else:
+            kind = "neither (preempted)"
+        kinds[kind].append(gap)
+    return {
+        kind: {"count": len(v), "p50_ms": _pct(v, 0.5), "max_ms": _pct(v, 1.0)}
+        for kind, v in kinds.items()
+    }
+
+
+def _start_heartbeat() -> None:
+    from gateway_app.app import GatewayApp
+
+    startup = GatewayApp.startup
+
+    async def started(self: GatewayApp) -> None:
+        import asyncio
+
+        await startup(self)
+        _state["beat"] = asyncio.get_running_loop().create_task(_heartbeat())
+
+    GatewayApp.startup = started  # type: ignore[method-assign]
+
+
+def _write() -> None:
+    with open(OUT, "w") as file:
+        file.write(json.dumps(summary(), indent=1))
 
 
 if OUT and "serve" in sys.argv:
@@ -170,5 +249,7 @@ if OUT and "serve" in sys.argv:
         gc.set_debug(gc.DEBUG_SAVEALL)
     if MODE == "sites":
         tracemalloc.start(8)
+    if MODE == "loop":
+        _start_heartbeat()
     gc.callbacks.append(_callback)
-    threading.Thread(target=_writer, name="gc-probe", daemon=True).start()
+    atexit.register(_write)  # the gateway exits normally on SIGTERM
