@@ -54,7 +54,8 @@ samples = {"g0": 0, "g1": 0, "g2": 0}
 gc_spans: collections.deque[tuple[float, float]] = collections.deque(maxlen=64)
 by_thread: collections.Counter[str] = collections.Counter()  # collections per thread
 LOOP_THREAD = threading.main_thread().ident  # the gateway's event loop runs there
-gaps: list[tuple[float, float, float, float]] = []  # ms: gap, GC, loop thread CPU, others
+# ms: gap, GC, loop thread CPU, other threads' CPU; and when it ended (perf_counter s)
+gaps: list[tuple[float, float, float, float, float]] = []
 thread_cpu: collections.Counter[str] = collections.Counter()  # ms of CPU in long gaps
 _state = {"serving": False, "t0": 0.0, "gen": 0, "n": 0, "sampled": False, "started": time.time()}
 
@@ -165,6 +166,7 @@ def summary() -> dict[str, object]:
         "by_type": {k: v.most_common(40) for k, v in by_type.items()},
         "gaps": _gap_summary(),
         "collections_by_thread": dict(by_thread),
+        "gap_list": [tuple(round(v, 4) for v in gap) for gap in gaps],
         "thread_cpu_in_gaps_ms": {k: round(v, 2) for k, v in thread_cpu.most_common()},
         "stats": gc.get_stats(),
         "frozen": gc.get_freeze_count(),
@@ -204,12 +206,12 @@ async def _heartbeat() -> None:
                 if u > 0.0001:
                     thread_cpu[name] += u * 1e3
             in_gc = sum(max(0.0, min(t1, b) - max(t0, a)) for a, b in gc_spans)
-            gaps.append(((t1 - t0) * 1e3, in_gc * 1e3, own * 1e3, others * 1e3))
+            gaps.append(((t1 - t0) * 1e3, in_gc * 1e3, own * 1e3, others * 1e3, t1))
 
 
 def _gap_summary() -> dict[str, object]:
     kinds: dict[str, list[float]] = collections.defaultdict(list)
-    for gap, in_gc, own, others in gaps:
+    for gap, in_gc, own, others, _ in gaps:
         if in_gc > gap / 2:
             kind = "gc"
         elif others > 0.2:
@@ -220,7 +222,13 @@ def _gap_summary() -> dict[str, object]:
             kind = "neither (preempted)"
         kinds[kind].append(gap)
     return {
-        kind: {"count": len(v), "p50_ms": _pct(v, 0.5), "max_ms": _pct(v, 1.0)}
+        kind: {
+            "count": len(v),
+            "over_1ms": sum(g > 1 for g in v),
+            "over_1.5ms": sum(g > 1.5 for g in v),
+            "p50_ms": _pct(v, 0.5),
+            "max_ms": _pct(v, 1.0),
+        }
         for kind, v in kinds.items()
     }
 
