@@ -18,18 +18,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 
-from gateway_app.config import parse
 from gateway_app.context import Exchange, RequestContext
 from gateway_app.governance.admin import AdminApi
 from gateway_app.governance.hooks import governance_hooks
-from gateway_app.governance.service import Governance
-from gateway_app.governance.storage import Database
 from gateway_app.server import _Cycle
 from gateway_app.state.governance_redis import RedisGovernanceState
 from tests.gateway.conftest import STANDARD_MODELS, providers
+from tests.gateway.governance.test_gateway_governance import Admin, embedded_governance
 from tests.gateway.test_server import serve_httptools
 
 # What one request through the gateway's own server creates and should free at its end.
@@ -89,25 +86,14 @@ def test_a_governed_request_leaves_no_cyclic_garbage(
         "models": STANDARD_MODELS,
         "governance": {"enabled": True},
     }
-    gov = Governance(
-        parse(raw),
-        state=RedisGovernanceState.from_url(redis_server.url),
-        drain_state=RedisGovernanceState.from_url(redis_server.url),
-        db=Database(f"sqlite:///{tmp_path / 'gov.sqlite3'}"),
-        admin_key="adm",
-        secret=b"s",
-    )
+    state = RedisGovernanceState.from_url(redis_server.url)
+    gov = embedded_governance(raw, tmp_path / "gov.sqlite3", state)
     with serve_httptools(raw, hooks=governance_hooks(gov), admin=AdminApi(gov)) as running:
-        admin = {"authorization": "Bearer adm"}
-        key = httpx.post(
-            running.url + "/admin/keys", headers=admin, json={"team_id": "t", "project_id": "p"}
-        ).json()
+        admin = Admin(running.url)
+        key = admin("POST", "/admin/keys", json={"team_id": "t", "project_id": "p"}).json()
         for scope, scope_id in (("org", "*"), ("team", "t"), ("project", "p"), ("key", key["id"])):
-            httpx.put(
-                f"{running.url}/admin/limits/{scope}/{scope_id}",
-                headers=admin,
-                json={"daily_usd": 100, "monthly_usd": 1000, "rpm": 1000, "tpm": 10**6},
-            ).raise_for_status()
+            limits = {"daily_usd": 100, "monthly_usd": 1000, "rpm": 1000, "tpm": 10**6}
+            admin("PUT", f"/admin/limits/{scope}/{scope_id}", json=limits).raise_for_status()
         client = openai.OpenAI(base_url=running.url + "/v1", api_key=key["key"], max_retries=0)
         ask = _chat(client)
         ask()  # connect, load the scripts, fill the key cache
