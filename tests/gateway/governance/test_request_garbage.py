@@ -3,10 +3,10 @@ reference counts when it ends.
 
 Objects in a reference cycle are freed only by the GC's collections, and every
 collection walks the young objects still alive: a request left as cyclic garbage (the
-server's exchange, the app's context, the task, the disconnect callback and what they
-hold, ~30 objects) made collections run every ~25 requests and the generation-1 ones
-walk hundreds of dead requests, pausing the event loop 0.7-2 ms (the 1-connection p99:
-``bench/partial-gc-tail.md``). Counted here with the GC off, not timed.
+server's exchange, the scope, the app's exchange and task, the disconnect callback and
+what they hold: 28 objects) made collections run every ~25 requests and the
+generation-1 ones walk ~100 dead requests, pausing the event loop up to ~1.7 ms
+(``bench/partial-gc-tail.md``). Counted here with the GC off, not timed.
 """
 
 from __future__ import annotations
