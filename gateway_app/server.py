@@ -164,7 +164,7 @@ class _Cycle:
 
     def __init__(self, protocol: _HttpProtocol, scope: dict[str, Any], keep_alive: bool) -> None:
         self.protocol = protocol
-        self.scope = scope
+        self.scope: dict[str, Any] | None = scope  # until the app is called with it
         self.keep_alive = keep_alive
         self.body: deque[bytes] = deque()
         self.complete = False  # the whole request body arrived
@@ -541,8 +541,15 @@ class _HttpProtocol(asyncio.Protocol):
         task.add_done_callback(self.state.tasks.discard)
 
     async def _run(self, cycle: _Cycle) -> None:
+        # The scope's ``aigw.disconnect`` is this cycle's method and the app's callback
+        # holds the app's task: with the cycle holding the scope and the callback, every
+        # object of the request would be cyclic garbage, freed only by the GC's
+        # collections (the gateway's largest loop pauses). Dropped here, the request's
+        # objects are freed by their reference counts as soon as it ends.
+        scope = cycle.scope
+        cycle.scope = None
         try:
-            await self.state.app(cycle.scope, cycle.receive, cycle.send)
+            await self.state.app(scope, cycle.receive, cycle.send)
         except asyncio.CancelledError:
             self._abandon(cycle)  # shutdown past the grace period
             raise
@@ -550,6 +557,8 @@ class _HttpProtocol(asyncio.Protocol):
             log.exception("unhandled error in the ASGI app")
             self._abandon(cycle)
             return
+        finally:
+            cycle.on_disconnect = None  # the app has ended: nothing left to cancel
         if not cycle.response_complete:
             self._abandon(cycle)
 
