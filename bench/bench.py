@@ -50,6 +50,16 @@ CPU_LOAD, CPU_TARGET = "0", "1"
 # bench/setup.sh; LiteLLM runs on the same interpreter. ``--python`` measures another.
 SHIPPED = CACHE / "variants/bin/python"
 TARGET_PYTHON = [str(SHIPPED)]  # set from --python in main()
+# The stores' scheduling on the load CPU (--stores): "shared" (the default: normal
+# priority, competing with wrk and the upstream) or "idle" (SCHED_IDLE: they run when
+# wrk and the upstream wait, roughly as stores on hosts of their own would).
+STORES = ["shared"]
+
+
+def _store_cmd(cmd: list[str]) -> list[str]:
+    return ["chrt", "--idle", "0", *cmd] if STORES[0] == "idle" else cmd
+
+
 DIRECT = "direct (nginx)"
 FLOOR = "floor: nginx reverse proxy (pinned like the gateway)"
 DEFAULT = "gateway: own server + raw client (default)"
@@ -300,7 +310,7 @@ def start_redis(work: Path) -> int:
         port = free_port()
         cmd = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
         cmd += ["--appendonly", "no", "--dir", str(work)]
-        _REDIS["proc"] = spawn(cmd, CPU_LOAD, dict(os.environ), work / "redis.log")
+        _REDIS["proc"] = spawn(_store_cmd(cmd), CPU_LOAD, dict(os.environ), work / "redis.log")
         _REDIS["port"] = port
         wait_port(port)
     return int(_REDIS["port"])
@@ -350,7 +360,8 @@ def start_postgres(work: Path) -> str:
             "synchronous_commit=off",
         ):
             cmd += ["-c", setting]
-        _PG.update(proc=spawn(cmd, CPU_LOAD, dict(os.environ), work / "postgres.log"), data=data)
+        log = work / "postgres.log"
+        _PG.update(proc=spawn(_store_cmd(cmd), CPU_LOAD, dict(os.environ), log), data=data)
         wait_port(port)
         _PG["port"] = port
         _PG["count"] = 0
@@ -1046,7 +1057,16 @@ def main() -> int:
         help="the gateway targets' interpreter (default: the shipped one, from bench/setup.sh: "
         "Debian's python3 with the locked gateway dependencies); granian targets keep it",
     )
+    parser.add_argument(
+        "--stores",
+        choices=("shared", "idle"),
+        default="shared",
+        help="redis-server's and PostgreSQL's scheduling on the load CPU: shared (default, "
+        "normal priority beside wrk and the upstream) or idle (SCHED_IDLE: as stores on "
+        "hosts of their own would, they do not delay the load or the upstream)",
+    )
     args = parser.parse_args()
+    STORES[0] = args.stores
     if not Path(args.python).exists():
         parser.error(f"--python {args.python}: not found; run bench/setup.sh (it builds it)")
     TARGET_PYTHON[0] = args.python
@@ -1090,7 +1110,7 @@ def main() -> int:
         "json_us": json_comparison(),
         "load": os.getloadavg(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "cpus": {"load": CPU_LOAD, "target": CPU_TARGET},
+        "cpus": {"load": CPU_LOAD, "target": CPU_TARGET, "stores": STORES[0]},
         "targets": {},
         "same_cpu": {},
         "scaling": {},

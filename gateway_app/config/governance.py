@@ -214,7 +214,14 @@ class GovernanceConfig(BaseModel):
     sqlite_path: str = Field(
         "aigw.sqlite3", description="embedded database when AIGW_DATABASE_URL is unset"
     )
-    audit_batch: int = Field(500, ge=1, le=10000, description="audit events per database write")
+    audit_batch: int = Field(
+        50,
+        ge=1,
+        le=10000,
+        description="audit events per database write: larger batches cut PostgreSQL's "
+        "transactions (50: ~20 per 1,000 requests/s; 500: ~2) and lengthen the gateway's "
+        "latency tail (added p99 at one connection ~0.9 ms at 50, ~2 ms at 500)",
+    )
     audit_interval_s: float = Field(
         0.25,
         ge=0,

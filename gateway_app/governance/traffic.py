@@ -32,7 +32,7 @@ class Per(Enum):
 
     REQUEST = "request"
     SCOPE = "limited scope of a request"
-    AUDIT_BATCH = "full audit batch (governance.audit_batch events, 500)"
+    AUDIT_BATCH = "full audit batch (governance.audit_batch events, 50)"
     PROCESS_SECOND = "process, per second"
     DEPLOYMENT_SECOND = "deployment in use, per process and second"
 

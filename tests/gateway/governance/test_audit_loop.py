@@ -23,7 +23,7 @@ from gateway_app.governance.storage import CopyText, Database
 from gateway_app.state.governance import InProcessGovernanceState
 from tests.gateway.conftest import run_async
 
-BATCH = 500  # governance.audit_batch's default
+BATCH = 500  # a large batch (governance.audit_batch goes up to 10,000; the default is 50)
 
 
 def _events(n: int) -> list[dict[str, Any]]:

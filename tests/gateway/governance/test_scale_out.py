@@ -41,6 +41,7 @@ import psycopg
 import pytest
 import redis
 
+from gateway_app.config.governance import GovernanceConfig
 from gateway_app.governance.storage import Database
 from gateway_app.governance.traffic import SCRIPT_CALLS, SETUP_COMMANDS, TRAFFIC, Per
 from gateway_app.state.circuit_redis import _ACQUIRE, _RECORD
@@ -63,7 +64,7 @@ REQUESTS = 300
 CONCURRENCY = 32
 SCOPES = 5  # org, team, project, key, customer: every one limited
 DEPLOYMENTS = 1
-AUDIT_BATCH = 500
+AUDIT_BATCH = GovernanceConfig.model_fields["audit_batch"].default  # the gateways run it
 LIMITS = {"daily_usd": 100, "monthly_usd": 1000, "rpm": 10**6, "tpm": 10**9}
 # The test's own queries (pg_stat_statements sees them too), told apart by this comment.
 OURS = "/* scale-out test */"
