@@ -43,6 +43,7 @@ CHANNEL = "{aigw}:gov:changes"
 _NEGATIVE_TTL_S = 2.0
 _LOOKUPS_PER_S = 50
 _RESUBSCRIBE_MAX_S = 30.0  # the longest wait between resubscriptions while Redis is down
+_STORE_DOWN_S = 1.0  # after a failed lookup, unknown keys get 503 without asking for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +329,7 @@ class Registry:
         self.limits: dict[tuple[str, str], Limit] = {}
         self.projects: dict[str, str] = {}  # project id -> owning team
         self._unknown: dict[str, float] = {}
+        self._store_down_until = 0.0  # monotonic: until then a lookup is not tried
         self._lookup_second = 0
         self._lookups = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -355,6 +357,10 @@ class Registry:
         key_id = key[len(KEY_PREFIX) :].rsplit("-", 1)[0]
         if key_id in self.by_id:
             return None  # a known key with a wrong (or rotated-away) secret
+        if now < self._store_down_until:
+            # The store failed a moment ago: answer 503 without a lookup that would wait
+            # on the same outage (at most one lookup per _STORE_DOWN_S while it lasts).
+            raise KeyLookupFailed(key_id)
         # A key created on another replica a moment ago: look it up, but cap the
         # database lookups so a flood of made-up keys cannot load the database.
         second = int(now)
@@ -368,6 +374,7 @@ class Registry:
         except Exception as exc:
             # Not "unknown": the key may be valid (created on another replica), so the
             # caller answers 503 and the client retries, rather than a 401 it may act on.
+            self._store_down_until = self.clock() + _STORE_DOWN_S
             log.warning("key lookup failed (%s: %s); answering 503", type(exc).__name__, exc)
             raise KeyLookupFailed(key_id) from exc
         if record is None:

@@ -498,7 +498,8 @@ def test_a_key_not_yet_loaded_gets_503_while_the_database_is_down(
 ) -> None:
     """A key created on another replica a moment ago, presented here while PostgreSQL is
     unreachable: 503 ``key_store_unavailable`` with Retry-After on the model API and the
-    admin API (a 401 would tell the client its valid key is invalid); 200 once it is back."""
+    admin API (a 401 would tell the client its valid key is invalid); 200 once it is back
+    and the Retry-After second has passed."""
     from gateway_app.governance.keys import KeyRecord, hash_key, new_key
     from gateway_app.governance.storage import DatabaseError
 
@@ -521,6 +522,9 @@ def test_a_key_not_yet_loaded_gets_503_while_the_database_is_down(
         admin = Admin(running.url, token=key)("GET", "/admin/keys")
         assert admin.status_code == 503, admin.text
         assert admin.json()["error"]["code"] == "key_store_unavailable"
+    # Back: after the Retry-After second (the store is asked at most once a second while
+    # it fails), the key works.
+    time.sleep(1.05)
     assert chat(running.url, key).http_response.status_code == 200
 
 

@@ -367,28 +367,39 @@ def test_an_event_the_database_refuses_is_kept_and_does_not_stop_its_batch(
 
 def test_a_key_the_store_cannot_look_up_gets_503_not_401(tmp_path: Path) -> None:
     """A key this replica has not loaded, with the database unreachable: the registry says
-    the lookup failed (the callers answer 503, not 401: the key may be valid) and does not
-    remember the key as unknown, so it works as soon as the database is back."""
+    the lookup failed (the callers answer 503, not 401: the key may be valid), asks the
+    store at most once a second meanwhile, and does not remember the key as unknown, so it
+    works as soon as the database is back."""
     from gateway_app.governance.keys import KeyLookupFailed, Registry, hash_key, new_key
     from tests.gateway.conftest import run_async
 
     database = Database(f"sqlite:///{tmp_path / 'k.sqlite3'}")
     database.migrate()
     store = KeyStore(database)
-    registry = Registry(store, b"secret", clock=lambda: 1000.5)
+    now = [1000.5]
+    registry = Registry(store, b"secret", clock=lambda: now[0])
     key_id, key = new_key()
     store.insert(KeyRecord(key_id, hash_key(b"secret", key), "t", "p"))  # "another replica"
     original = store.by_hash
+    lookups: list[str] = []
 
     def down(key_hash: str) -> KeyRecord | None:
+        lookups.append(key_hash)
         raise ConnectionError("connection to server at 10.0.0.5 port 5432 failed")
 
     store.by_hash = down  # type: ignore[method-assign]
 
     async def main() -> None:
+        for _ in range(5):  # one lookup waits on the outage; the others answer at once
+            with pytest.raises(KeyLookupFailed):
+                await registry.authenticate(key)
+        assert len(lookups) == 1
+        now[0] += 1.01  # a second later the store is asked again
         with pytest.raises(KeyLookupFailed):
             await registry.authenticate(key)
+        assert len(lookups) == 2
         store.by_hash = original  # type: ignore[method-assign]
+        now[0] += 1.01
         record = await registry.authenticate(key)
         assert record is not None and record.id == key_id
 
