@@ -139,8 +139,8 @@ def request_event(
     """A model request's event: every column of :data:`COLUMNS` (``actor`` and ``action``
     null), so :func:`decode` reads it in one call. The same JSON object as
     ``event("request", ...)`` with those fields (replicas of either version read it), built
-    as one literal: ~1.5 µs instead of ~4 for the event and a store per field
-    (``bench/partial-governance-cpu-5.md``)."""
+    as one literal instead of the event and a store per field (part of settle's 24 -> 21
+    µs, ``bench/partial-governance-cpu-5.md``)."""
     now = time.time()
     day = _DAY
     if day[0] != int(now) // 86400:
