@@ -92,14 +92,20 @@ def set_cloud(cloud: str | None) -> None:
     _ID_PREFIX = (f"{cloud}." if cloud else "") + _ID_PREFIX.rpartition(".")[2]
 
 
-def event(kind: str, **fields: Any) -> dict[str, Any]:
-    """A new event with its id and UTC day/month."""
+def _today(now: float) -> tuple[int, str, str]:
+    """(UTC day number, day id, month id) of ``now``, formatted once a day."""
     global _DAY
-    now = time.time()
     day = _DAY
     if day[0] != int(now) // 86400:
         moment = datetime.fromtimestamp(now, UTC)
         day = _DAY = (int(now) // 86400, moment.strftime("%Y-%m-%d"), moment.strftime("%Y-%m"))
+    return day
+
+
+def event(kind: str, **fields: Any) -> dict[str, Any]:
+    """A new event with its id and UTC day/month."""
+    now = time.time()
+    day = _today(now)
     return {
         "event_id": f"{_ID_PREFIX}{next(_ID_COUNTER):012x}",
         "kind": kind,
@@ -108,6 +114,63 @@ def event(kind: str, **fields: Any) -> dict[str, Any]:
         "month": day[2],
         "cloud": _CLOUD,
         **fields,
+    }
+
+
+def request_event(
+    request_id: str,
+    key_id: str | None,
+    team_id: str | None,
+    project_id: str | None,
+    customer: str | None,
+    model: str | None,
+    deployment: str | None,
+    provider: str | None,
+    status: int | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cost_usd: float | None,
+    latency_ms: float,
+    cache_outcome: str | None,
+    rejection: str | None,
+    usage_source: str | None,
+    detail: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """A model request's event: every column of :data:`COLUMNS` (``actor`` and ``action``
+    null), so :func:`decode` reads it in one call. The same JSON object as
+    ``event("request", ...)`` with those fields (replicas of either version read it), built
+    as one literal instead of the event and a store per field (part of settle's 24 -> 21
+    µs, ``bench/partial-governance-cpu-5.md``)."""
+    now = time.time()
+    day = _DAY
+    if day[0] != int(now) // 86400:
+        day = _today(now)
+    return {
+        "event_id": f"{_ID_PREFIX}{next(_ID_COUNTER):012x}",
+        "kind": "request",
+        "ts": now,
+        "day": day[1],
+        "month": day[2],
+        "cloud": _CLOUD,
+        "request_id": request_id,
+        "key_id": key_id,
+        "team_id": team_id,
+        "project_id": project_id,
+        "customer": customer,
+        "model": model,
+        "deployment": deployment,
+        "provider": provider,
+        "status": status,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "cost_usd": cost_usd,
+        "latency_ms": latency_ms,
+        "cache_outcome": cache_outcome,
+        "rejection": rejection,
+        "usage_source": usage_source,
+        "detail": detail,
+        "actor": None,
+        "action": None,
     }
 
 

@@ -98,13 +98,16 @@ class Shape:
     them while no chunk was added, replaced or returned). A state may ignore it.
     """
 
-    __slots__ = ("checked", "chunks", "counted", "generation", "keys", "minute")
+    __slots__ = ("checked", "chunks", "counted", "generation", "groups", "keys", "minute")
 
     def __init__(self, counted: tuple[int, ...] = ()) -> None:
         self.minute = -1  # the minute ``keys`` were computed for
         self.keys: list[str] = []
         self.generation = -1  # admission's chunk generation ``chunks`` belong to
         self.chunks: list[Any] = []
+        # (admission) ``chunks`` by what they count, set with them when ``counted`` is:
+        # (the RPM chunks, the TPM chunks, the budgets', the rate chunks in order).
+        self.groups: tuple[list[Any], list[Any], list[Any], list[Any]] = ([], [], [], [])
         # Set by a caller whose items are fixed: what each counter counts per request (a
         # check plan's RPM, TPM and budget items: one request, the tokens, the cost), the
         # promise that every reservation through this shape has the same items, limits

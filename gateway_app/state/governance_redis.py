@@ -224,7 +224,11 @@ class SettleBatcher:
         else:
             entry[2] += tokens_delta
             entry[3] += cost_delta_nusd
-        self.add((), event)
+        if len(self._events) + self._inflight < self.max_held:
+            self._events.append(event)
+            self._schedule()
+        else:
+            self.add((), event)  # the buffer is full: add counts and reports the drop
 
     def _spread(self) -> None:
         """Move the settlements summed per plan into the per-counter corrections."""

@@ -406,3 +406,54 @@ def test_a_plan_is_not_admitted_by_amounts_after_its_chunks_change(redis_server:
         await state.close()
 
     run_async(main())
+
+
+@pytest.mark.parametrize("short", ["none", "rpm", "tpm", "budget"])
+def test_admission_by_amounts_takes_each_counters_amount_at_the_boundary(short: str) -> None:
+    """``admit`` (the chunks grouped by what they count) admits a request exactly when every
+    chunk holds its amount (one request per RPM chunk, the tokens per TPM chunk, the cost per
+    budget chunk; a chunk one unit short refuses), takes exactly that amount from each, and
+    reports each rate counter's use in the plan's order (the headers). No Redis: the chunks
+    are planted as the reservation script would grant them."""
+    from gateway_app.state.admission import Admission, Chunk
+
+    def remote(*_: Any) -> Any:
+        raise AssertionError("no round trip: the chunks cover the request")
+
+    admission = Admission(remote, lambda _: None, "", AdmissionConfig())
+    now = time.time()
+    minute = int(now // WINDOW_S)
+    tokens, nusd = 500, 7_000
+    rate = (
+        RateItem("team:g", "rpm", 1000, 1),
+        RateItem("team:g", "tpm", 10**6, tokens),
+        RateItem("key:g", "rpm", 100, 1),
+        RateItem("key:g", "tpm", 10**5, tokens),
+    )
+    budgets = (BudgetItem("key:g", "daily", DAY, 10**12, nusd, 3600),)
+    shape = Shape((0, 1, 0, 1, 2))  # REQUEST, TOKENS, REQUEST, TOKENS, NUSD
+    keys = [rate_key(item, minute) for item in rate] + [f"b:key:g:daily:{DAY}"]
+    shape.keys, shape.minute = keys, minute
+    # Two requests' worth (the first through the full check), bases apart per counter.
+    amounts = [1, tokens, 1, tokens, nusd]
+    limits = [item.limit for item in rate] + [budgets[0].limit_nusd]
+    for i, (key, amount, limit) in enumerate(zip(keys, amounts, limits, strict=True)):
+        admission.chunks[key] = Chunk(limit, 2 * amount, 10.0 * (i + 1), 0, minute, 0.0)
+    first = admission._local(rate, budgets, keys, minute, shape)
+    assert first is not None and shape.checked == admission.generation
+    chunks = [admission.chunks[key] for key in keys]
+    short_of = {"rpm": 2, "tpm": 3, "budget": 4}
+    if short in short_of:
+        chunks[short_of[short]].left -= 1  # one unit short of the next request's amount
+    before = [(c.left, c.taken) for c in chunks]
+    decision = admission.admit(shape, tokens, nusd, now)
+    after = [(c.left, c.taken) for c in chunks]
+    if short != "none":
+        assert decision is None and after == before  # nothing taken from any chunk
+        return
+    assert decision is not None and decision.allowed
+    assert [(b[0] - a[0], a[1] - b[1]) for b, a in zip(before, after, strict=True)] == [
+        (amount, amount) for amount in amounts
+    ]
+    # The use before this request of each rate counter, in the plan's order.
+    assert decision.rate_used == [10.0 + 1, 20.0 + tokens, 30.0 + 1, 40.0 + tokens]

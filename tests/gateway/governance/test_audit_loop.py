@@ -343,3 +343,55 @@ def test_a_served_requests_event_is_buffered_with_every_column(
             time.sleep(0.05)
     assert len(rows) == 3 and all(r["team_id"] == "a" and r["status"] == 200 for r in rows)
     assert kinds and set(kinds) == {"admin"}
+
+
+def test_a_request_event_is_the_event_of_every_column() -> None:
+    """:func:`audit.request_event` (settle's literal) is ``audit.event("request", ...)`` of
+    the same fields: every column once, each value in its own column (a field passed to
+    the wrong parameter fails), read by :func:`audit.decode` in one call."""
+    fields = {
+        name: f"v-{name}"
+        for name in audit.COLUMNS
+        if name not in ("event_id", "kind", "ts", "day", "month", "cloud", "actor", "action")
+    }
+    built = audit.request_event(**fields)
+    reference = audit.event("request", **fields, actor=None, action=None)
+    assert list(built) == [*reference]  # the same keys in the same order
+    assert len(built) == len(audit.COLUMNS)
+    for name in ("event_id", "ts"):  # a new id and time per event
+        built.pop(name), reference.pop(name)
+    assert built == reference
+    payload = orjson.dumps(audit.request_event(**fields))
+    assert audit.decode(payload) == audit.row(orjson.loads(payload))
+
+
+def test_settling_looks_a_deployments_prices_up_once(
+    fake_openai: Any, fake_anthropic: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settling a served request prices it from a per-deployment cache: the price list is
+    asked once per deployment, not once per request, and the cost stays the same."""
+    from tests.gateway.governance.test_gateway_governance import Admin, chat, governed
+
+    with governed(fake_openai, fake_anthropic, tmp_path) as (running, gov):
+        asked: list[str] = []
+        prices = gov.pricing.prices
+
+        def counted(deployment: Any, provider_type: str) -> Any:
+            asked.append(deployment.id)
+            return prices(deployment, provider_type)
+
+        monkeypatch.setattr(gov.pricing, "prices", counted)
+        key = Admin(running.url)(
+            "POST", "/admin/keys", json={"team_id": "a", "project_id": "p"}
+        ).json()["key"]
+        for _ in range(4):
+            assert chat(running.url, key).http_response.status_code == 200
+        deadline = time.monotonic() + 5
+        rows: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and len(rows) < 4:
+            rows = gov.db.fetch("SELECT * FROM audit_events WHERE kind = 'request'")
+            time.sleep(0.05)
+    assert len(rows) == 4
+    assert len(asked) == 1, asked
+    costs = {r["cost_usd"] for r in rows}
+    assert len(costs) == 1 and costs.pop() > 0
