@@ -315,12 +315,28 @@ def test_the_drainer_reads_an_event_with_every_column_in_one_call(
         )
 
 
+def _served_request_rows(url: str, gov: Any, requests: int) -> list[dict[str, Any]]:
+    """``requests`` chat calls with a new key (the openai SDK), then their audit rows once
+    the drainer has stored them (or what is stored after 5 s)."""
+    from tests.gateway.governance.test_gateway_governance import Admin, chat
+
+    key = Admin(url)("POST", "/admin/keys", json={"team_id": "a", "project_id": "p"}).json()
+    for _ in range(requests):
+        assert chat(url, key["key"]).http_response.status_code == 200
+    deadline = time.monotonic() + 5
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(rows) < requests:
+        rows = gov.db.fetch("SELECT * FROM audit_events WHERE kind = 'request'")
+        time.sleep(0.05)
+    return rows
+
+
 def test_a_served_requests_event_is_buffered_with_every_column(
     fake_openai: Any, fake_anthropic: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Through the gateway (the openai SDK): each request's event has every column, so the
     drainer reads it in one call; :func:`audit.row` runs for the admin events only."""
-    from tests.gateway.governance.test_gateway_governance import Admin, chat, governed
+    from tests.gateway.governance.test_gateway_governance import governed
 
     kinds: list[str] = []
     row = audit.row
@@ -331,16 +347,7 @@ def test_a_served_requests_event_is_buffered_with_every_column(
 
     monkeypatch.setattr(audit, "row", counted)
     with governed(fake_openai, fake_anthropic, tmp_path) as (running, gov):
-        key = Admin(running.url)(
-            "POST", "/admin/keys", json={"team_id": "a", "project_id": "p"}
-        ).json()["key"]
-        for _ in range(3):
-            assert chat(running.url, key).http_response.status_code == 200
-        deadline = time.monotonic() + 5
-        rows: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and len(rows) < 3:
-            rows = gov.db.fetch("SELECT * FROM audit_events WHERE kind = 'request'")
-            time.sleep(0.05)
+        rows = _served_request_rows(running.url, gov, 3)
     assert len(rows) == 3 and all(r["team_id"] == "a" and r["status"] == 200 for r in rows)
     assert kinds and set(kinds) == {"admin"}
 
@@ -370,7 +377,7 @@ def test_settling_looks_a_deployments_prices_up_once(
 ) -> None:
     """Settling a served request prices it from a per-deployment cache: the price list is
     asked once per deployment, not once per request, and the cost stays the same."""
-    from tests.gateway.governance.test_gateway_governance import Admin, chat, governed
+    from tests.gateway.governance.test_gateway_governance import governed
 
     with governed(fake_openai, fake_anthropic, tmp_path) as (running, gov):
         asked: list[str] = []
@@ -381,16 +388,7 @@ def test_settling_looks_a_deployments_prices_up_once(
             return prices(deployment, provider_type)
 
         monkeypatch.setattr(gov.pricing, "prices", counted)
-        key = Admin(running.url)(
-            "POST", "/admin/keys", json={"team_id": "a", "project_id": "p"}
-        ).json()["key"]
-        for _ in range(4):
-            assert chat(running.url, key).http_response.status_code == 200
-        deadline = time.monotonic() + 5
-        rows: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and len(rows) < 4:
-            rows = gov.db.fetch("SELECT * FROM audit_events WHERE kind = 'request'")
-            time.sleep(0.05)
+        rows = _served_request_rows(running.url, gov, 4)
     assert len(rows) == 4
     assert len(asked) == 1, asked
     costs = {r["cost_usd"] for r in rows}
