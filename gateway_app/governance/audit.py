@@ -22,7 +22,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -320,14 +320,21 @@ def unshipped(db: Database, limit: int) -> list[dict[str, Any]]:
     )
 
 
-def mark_shipped(db: Database, event_ids: list[str], when: float) -> None:
-    """The home has stored these events (blocking)."""
-    if event_ids:
-        marks = ", ".join("?" for _ in event_ids)
-        db.execute(
-            f"UPDATE audit_events SET shipped_at = ? WHERE event_id IN ({marks})",
-            (when, *event_ids),
-        )
+def mark_shipped(db: Database, events: Sequence[Mapping[str, Any]], when: float) -> None:
+    """The home has stored these events, as :func:`unshipped` returned them (blocking).
+
+    The update names the events' days as well as their ids: on PostgreSQL the table is
+    partitioned by day, and only the partitions of those days are searched (by id alone,
+    every day's partition kept by retention would be probed for each id)."""
+    if not events:
+        return
+    ids = [event["event_id"] for event in events]
+    days = sorted({event["day"] for event in events})
+    db.execute(
+        f"UPDATE audit_events SET shipped_at = ? WHERE day IN ({', '.join('?' * len(days))}) "
+        f"AND event_id IN ({', '.join('?' * len(ids))})",
+        (when, *days, *ids),
+    )
 
 
 def complete_through(db: Database, clouds: list[str]) -> float:

@@ -513,9 +513,8 @@ class GlobalPlane:
             payload = await asyncio.wait_for(response.read(), self.config.forward_timeout_s)
         if response.status != 200:
             raise ConnectionError(f"HTTP {response.status} {payload[:300]!r}")
-        ids = [row["event_id"] for row in rows]
-        await asyncio.to_thread(audit.mark_shipped, self.db, ids, time.time())
-        self.shipped += len(ids)
+        await asyncio.to_thread(audit.mark_shipped, self.db, rows, time.time())
+        self.shipped += len(rows)
         return len(rows)
 
     def complete_through(self) -> float:

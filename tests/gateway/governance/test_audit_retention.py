@@ -281,11 +281,44 @@ def test_a_follower_keeps_an_expired_day_until_the_home_has_it(pg: Database) -> 
     kept = retention.maintain(pg, 2, ahead_days=0, today=TODAY, keep_unshipped=True)
     name = retention.partition_name(TODAY - timedelta(days=5))
     assert kept.dropped == [] and len(kept.failed) == 1 and "not yet shipped" in kept.failed[0]
-    audit.mark_shipped(pg, [e["event_id"] for e in events[:2]], 1.0)
+    audit.mark_shipped(pg, events[:2], 1.0)
     assert retention.maintain(pg, 2, ahead_days=0, today=TODAY, keep_unshipped=True).failed
-    audit.mark_shipped(pg, [events[2]["event_id"]], 1.0)
+    audit.mark_shipped(pg, events[2:], 1.0)
     done = retention.maintain(pg, 2, ahead_days=0, today=TODAY, keep_unshipped=True)
     assert (done.dropped, done.failed) == ([name], [])
+
+
+def test_marking_events_shipped_searches_only_their_days_partitions(
+    pg: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follower marks each shipped batch: the update names the events' days, so
+    PostgreSQL prunes it to those days' partitions (by id alone it would search every
+    day kept, one index probe per partition per id; partition pruning applies to
+    conditions on the partition key: https://www.postgresql.org/docs/15/ddl-partitioning.html,
+    "Partition Pruning"). Only the shipped events are marked."""
+    days = [TODAY - timedelta(days=n) for n in range(4)]
+    retention.maintain(pg, None, ahead_days=0, today=days[-1])
+    retention.maintain(pg, None, ahead_days=3, today=days[-1])
+    events = {day: on_day(day, 3) for day in days}
+    audit.insert_events(pg, [e for batch in events.values() for e in batch])
+    shipped = [*events[days[1]][:2], *events[days[2]][:1]]
+    statements: list[tuple[str, tuple[Any, ...]]] = []
+    execute = pg.execute
+
+    def recorded(sql: str, params: Any = ()) -> int:
+        statements.append((sql, tuple(params)))
+        return execute(sql, params)
+
+    monkeypatch.setattr(pg, "execute", recorded)
+    audit.mark_shipped(pg, shipped, 7.0)
+    monkeypatch.undo()
+    [(sql, params)] = statements
+    plan = "\n".join(row["QUERY PLAN"] for row in pg.fetch("EXPLAIN " + sql, params))
+    searched = {name for name in partition_map(pg) if name in plan}
+    assert searched == {retention.partition_name(days[1]), retention.partition_name(days[2])}
+    marked = pg.fetch("SELECT event_id FROM audit_events WHERE shipped_at = 7.0")
+    assert {row["event_id"] for row in marked} == {e["event_id"] for e in shipped}
+    assert len(audit.unshipped(pg, 100)) == 12 - 3
 
 
 def test_an_embedded_gateway_applies_its_retention_itself(tmp_path: Path) -> None:

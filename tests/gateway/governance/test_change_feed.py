@@ -102,7 +102,7 @@ def test_shipped_audit_is_stored_once_and_only_as_the_senders(tmp_path: Path) ->
     assert audit.complete_through(home, ["gcp", "azure"]) == 50.0  # the laggard
     # The answer was lost: the whole batch again, each event stored once.
     assert audit.store_shipped(home, "gcp", batch) == (2, 2)
-    audit.mark_shipped(gcp, [row["event_id"] for row in batch], 1.0)
+    audit.mark_shipped(gcp, batch, 1.0)
     assert audit.unshipped(gcp, 10) == []
     rows = home.fetch("SELECT event_id, cloud, shipped_at FROM audit_events ORDER BY event_id")
     assert len(rows) == 4 and {row["cloud"] for row in rows} == {"gcp"}
