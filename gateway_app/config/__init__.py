@@ -237,6 +237,15 @@ class ModelConfig(_Model):
     cache: ModelCacheConfig | None = None
 
 
+SHUTDOWN_ALLOWANCE_S = 20
+"""The longest the gateway's shutdown takes once its in-flight requests are done (after
+``server.graceful_shutdown_s`` at most): the audit events and settlements still queued
+written to Redis (5 s of retries), those Redis did not take written to the database
+(5 s), the audit drainer's last pass and the pools closed. The pod's termination grace
+period covers the preStop pause, ``graceful_shutdown_s`` and this
+(``infra.decisions.k8s.termination_grace_s``)."""
+
+
 class ServerConfig(_Model):
     """HTTP server limits."""
 

@@ -257,6 +257,21 @@ def insert_events(db: Database, events: list[dict[str, Any]]) -> None:
     insert_rows(db, batch.rows, batch.copy_text)
 
 
+def store_unbuffered(db: Database, payloads: Sequence[bytes]) -> int:
+    """Store buffered events (as the gateway buffers them) straight in the database
+    (blocking): what a replica could not write to the shared buffer before it stopped.
+    Each is stored once, even if its buffered copy reached the drainers after all; one
+    that is not an event is logged and skipped. How many were stored or already there."""
+    rows = []
+    for payload in payloads:
+        try:
+            rows.append(decode(payload))
+        except ValueError as exc:
+            log.error("dropped an unreadable audit event at shutdown (%s): %r", exc, payload[:200])
+    insert_rows(db, rows)
+    return len(rows)
+
+
 class RowBatch:
     """A batch's insert parameters (:func:`row`) and, for PostgreSQL, the same rows in
     ``COPY`` text form, built one event at a time (so a caller can build it in slices)."""

@@ -61,6 +61,8 @@ from gateway_app.state.governance import (
 )
 
 log = logging.getLogger("gateway_app.governance")
+# How long shutdown gives the database to take the audit events Redis did not.
+UNBUFFERED_TIMEOUT_S = 5.0
 
 NANO = 1_000_000_000
 _NO_TOKENS = Tokens()
@@ -318,7 +320,9 @@ class Governance:
             await self.plane.stop()
         await self.registry.stop()
         # Queued settlements and events first, so the drainer's last pass can store them.
-        await self.state.flush()
+        unwritten = await self.state.flush()
+        if unwritten:
+            await self._store_unbuffered(unwritten)
         await self.drainer.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()
@@ -328,6 +332,28 @@ class Governance:
         if self.registry.redis is not None:
             await self.registry.redis.aclose()
         await asyncio.to_thread(self.db.close)
+
+    async def _store_unbuffered(self, events: list[bytes]) -> None:
+        """At shutdown: the audit events the shared buffer (Redis) did not take in time
+        go straight to the database, so a rolling update during a Redis outage loses none."""
+        try:
+            stored = await asyncio.wait_for(
+                asyncio.to_thread(audit.store_unbuffered, self.db, events), UNBUFFERED_TIMEOUT_S
+            )
+        except Exception as exc:
+            log.error(
+                "shutting down with %d audit events written neither to Redis nor to the "
+                "database (%s: %s): they are lost",
+                len(events),
+                type(exc).__name__,
+                exc,
+            )
+            return
+        log.warning(
+            "the audit buffer (Redis) was unreachable at shutdown: %d audit events written "
+            "straight to the database instead",
+            stored,
+        )
 
     # ------------------------------------------------------------ hot path
 

@@ -153,9 +153,12 @@ class GovernanceState(Protocol):
         """Correct a reservation (deltas = actual - reserved) and append the audit event."""
         ...
 
-    async def flush(self) -> None:
+    async def flush(self) -> list[bytes]:
         """Write every settlement and event still queued in this process (shutdown), and
-        return whatever headroom this replica holds unused (admission leases)."""
+        return whatever headroom this replica holds unused (admission leases).
+
+        Returns the audit events it could not write to the shared buffer in time (the
+        store unreachable), forgotten here: the caller stores them another way."""
         ...
 
     def invalidate(self) -> None:
@@ -305,8 +308,8 @@ class InProcessGovernanceState:
                         self._counters[budget_key(budget)] += cost_delta_nusd
             self._queue.append((str(next(self._ids)), event))
 
-    async def flush(self) -> None:
-        return None  # settle writes at once
+    async def flush(self) -> list[bytes]:
+        return []  # settle writes at once
 
     def invalidate(self) -> None:
         return None  # no headroom is held: every reservation is exact

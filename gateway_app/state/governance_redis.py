@@ -171,6 +171,8 @@ class SettleBatcher:
         # entry holds ``keys``, so its id is not reused while the entry lives.
         self._settled: dict[int, list[Any]] = {}
         self._inflight = 0
+        self._sending: list[bytes] = []  # the events of the flush in flight
+        self._sending_deltas: dict[str, int] = {}  # and its counter corrections
         self._task: asyncio.Task[bool] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._retrying = False
@@ -178,6 +180,7 @@ class SettleBatcher:
         self._warned_at = 0.0
         self.dropped = 0
         self.flushes = 0
+        self.drain_timeout_s = 5.0  # how long shutdown retries before giving events back
 
     @property
     def held(self) -> int:
@@ -261,6 +264,7 @@ class SettleBatcher:
         self._spread()
         deltas, self._deltas = self._deltas, {}
         self._inflight = len(events)
+        self._sending, self._sending_deltas = events, deltas
         ok = True
         try:
             commands: list[tuple[Any, ...]] = [("MULTI",)]
@@ -296,6 +300,7 @@ class SettleBatcher:
                 )
         finally:
             self._inflight = 0
+            self._sending, self._sending_deltas = [], {}
             self._task = None
         if ok:
             if self._events or self._deltas or self._settled:
@@ -306,13 +311,20 @@ class SettleBatcher:
             self._timer = asyncio.get_running_loop().call_later(delay, self._start)
         return ok
 
-    async def drain(self, timeout_s: float = 5.0) -> None:
-        """Write everything held now (shutdown); retry until ``timeout_s``, then log the loss."""
+    async def drain(self, timeout_s: float | None = None) -> list[bytes]:
+        """Write everything held now (shutdown), retrying until ``timeout_s``
+        (:attr:`drain_timeout_s` by default).
+
+        Returns the audit events it could not write (Redis unreachable until then) and
+        forgets everything still held, so the caller can store those events elsewhere
+        (the gateway writes them to its database) and a second drain returns at once.
+        Counter corrections not written are logged: the counters keep the amounts the
+        requests reserved (an over-count until their window or period ends)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._retrying = False
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + (self.drain_timeout_s if timeout_s is None else timeout_s)
         while True:
             task = self._task
             if task is not None:
@@ -326,20 +338,38 @@ class SettleBatcher:
                 self._timer = None
             self._retrying = False
             if not (self._events or self._deltas or self._settled):
-                return
+                return []
             if time.monotonic() >= deadline:
                 break
             self._task = asyncio.get_running_loop().create_task(self._flush())
             if not await self._task:
                 await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        return self._abandon()
+
+    def _abandon(self) -> list[bytes]:
+        """Forget everything held (past the shutdown deadline): the audit events are
+        returned, in order (the flush in flight's first: it may yet land in Redis, and
+        the database stores an event once either way)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self.held:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+        events, self._sending, self._events = [*self._sending, *self._events], [], []
+        self._inflight = 0
+        self._spread()
+        held = [*self._sending_deltas.values(), *self._deltas.values()]
+        self._sending_deltas, self._deltas = {}, {}
+        corrections = sum(1 for delta in held if delta)
+        if corrections:
             log.error(
-                "shutting down with %d audit events not written to Redis: they are lost",
-                self.held,
+                "shutting down with %d counter corrections Redis did not confirm (unreachable): "
+                "unless they were applied, those counters keep what their requests reserved "
+                "until their window or budget period ends",
+                corrections,
             )
+        return events
 
 
 class RedisGovernanceState:
@@ -511,10 +541,10 @@ class RedisGovernanceState:
                 deltas.append((self.prefix + budget_key(budget), cost_delta_nusd))
         self.batcher.add(deltas, event)
 
-    async def flush(self) -> None:
+    async def flush(self) -> list[bytes]:
         if self.admission is not None:
             self.admission.release_all()
-        await self.batcher.drain()
+        return await self.batcher.drain()
 
     async def append(self, event: bytes) -> None:
         await self.client.xadd(self.stream, {"e": event})
@@ -629,7 +659,12 @@ class RedisGovernanceState:
     async def close(self) -> None:
         if self.admission is not None:
             self.admission.stop()
-        await self.batcher.drain()
+        lost = await self.batcher.drain()
+        if lost:
+            log.error(
+                "shutting down with %d audit events not written to Redis: they are lost",
+                len(lost),
+            )
         await self.hot.aclose()
         await self.reader.aclose()
         await self.client.aclose()

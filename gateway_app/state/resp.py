@@ -108,6 +108,10 @@ class _Protocol(asyncio.Protocol):
             future = self._waiting.popleft()[0]
             if not future.done():
                 future.set_exception(error)
+                # Marked retrieved: a caller awaiting it still gets the error, and one no
+                # longer waiting (cancelled, or a pipeline that raised at its first
+                # failed reply) does not make the loop log a traceback per command.
+                future.exception()
 
     def abort(self, error: BaseException) -> None:
         self.error = self.error or error

@@ -308,6 +308,33 @@ REQUEST_RECEIVED_TIMEOUT_S = 120
 1 Mbit/s takes about 70 seconds; a slower, trickling client (slow loris) is cut off."""
 
 
+PRE_STOP_S = 5
+"""The gateway pod's preStop pause: the load balancers and Envoy drop the endpoint before
+the gateway gets SIGTERM and stops accepting."""
+
+
+def termination_grace_s(app_config: Mapping[str, Any]) -> int:
+    """The gateway pod's termination grace period: the preStop pause, the time in-flight
+    requests get (the gateway's ``server.graceful_shutdown_s``) and its shutdown after
+    them (:data:`gateway_app.config.SHUTDOWN_ALLOWANCE_S`: the audit flush). Kubernetes
+    kills the pod when the period ends, preStop included
+    (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination):
+    a fixed 30 s cut off a long stream's last seconds and the audit events still queued."""
+    from gateway_app.config import SHUTDOWN_ALLOWANCE_S, ServerConfig
+
+    server = app_config.get("server") or {}
+    if not isinstance(server, Mapping):
+        raise ValueError(
+            f"ai-gateway:gateway.appConfig.server is {type(server).__name__}, not a mapping; "
+            "give it as keys and values"
+        )
+    try:
+        graceful = ServerConfig.model_validate(dict(server)).graceful_shutdown_s
+    except ValueError as exc:
+        raise ValueError(f"ai-gateway:gateway.appConfig.server: {exc}") from None
+    return PRE_STOP_S + math.ceil(graceful) + SHUTDOWN_ALLOWANCE_S
+
+
 @dataclass(frozen=True)
 class EdgeLimits:
     """What the edge enforces in front of the gateway, derived from the gateway's own config."""

@@ -131,6 +131,9 @@ class GatewayDeploymentArgs:
     resources: Resources
     edge_limits: EdgeLimits
     """The request body limit and timeout the edge enforces (from the gateway's config file)."""
+    termination_grace_s: int = decisions.termination_grace_s({})
+    """The gateway pods' termination grace period (:func:`decisions.termination_grace_s`
+    of the gateway's config file)."""
     provider_api_keys: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Environment variable name (``GROQ_API_KEY`` ...) -> secret value."""
     redis_ca_cert: pulumi.Input[str] | None = None
@@ -198,6 +201,7 @@ class GatewayDeploymentArgs:
         # The file this cluster's pods read (appConfig, or the default catalogue when it is
         # left out): the edge's limits are taken from it, so the two cannot disagree.
         config_file = config.gateway_config_file(cloud)
+        app_config = yaml.safe_load(config_file)
         return cls(
             environment=config.environment,
             image=image if image is not None else gateway.image,
@@ -215,7 +219,8 @@ class GatewayDeploymentArgs:
             redis_port=redis_port,
             scaling=decisions.scaling(config.environment, gateway.replicas, gateway.max_replicas),
             resources=gateway.resources,
-            edge_limits=decisions.edge_limits(yaml.safe_load(config_file)),
+            edge_limits=decisions.edge_limits(app_config),
+            termination_grace_s=decisions.termination_grace_s(app_config),
             provider_api_keys={
                 provider_key_variable(name): value
                 for name, value in secrets.get(PROVIDER_KEYS, {}).items()
@@ -858,6 +863,7 @@ class GatewayDeployment(pulumi.ComponentResource):
         labels_for_spread: Mapping[str, str] | None,
         service_account: k8s.core.v1.ServiceAccount | None = None,
         extra_volumes: Sequence[k8s.core.v1.VolumeArgs] = (),
+        termination_grace_s: int = 30,
     ) -> k8s.core.v1.PodSpecArgs:
         volumes, _ = self._volumes
         account = service_account or self.service_account
@@ -868,7 +874,7 @@ class GatewayDeployment(pulumi.ComponentResource):
             containers=[container],
             volumes=[*volumes, *extra_volumes],
             restart_policy=restart_policy,
-            termination_grace_period_seconds=30,
+            termination_grace_period_seconds=termination_grace_s,
             enable_service_links=False,
             topology_spread_constraints=(
                 topology_spread(self._args.environment, labels_for_spread)
@@ -1004,13 +1010,14 @@ class GatewayDeployment(pulumi.ComponentResource):
                             # Let the Envoy proxies drop the endpoint before SIGTERM.
                             lifecycle=k8s.core.v1.LifecycleArgs(
                                 pre_stop=k8s.core.v1.LifecycleHandlerArgs(
-                                    sleep=k8s.core.v1.SleepActionArgs(seconds=5)
+                                    sleep=k8s.core.v1.SleepActionArgs(seconds=decisions.PRE_STOP_S)
                                 )
                             ),
                         ),
                         restart_policy="Always",
                         labels_for_spread=selector,
                         extra_volumes=token_volumes,
+                        termination_grace_s=args.termination_grace_s,
                     ),
                 ),
             ),

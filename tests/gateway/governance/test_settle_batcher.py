@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+import time
 import uuid
 from typing import Any
 
@@ -130,6 +133,51 @@ def test_stop_writes_everything_held_beyond_one_batch(redis_server: Any) -> None
         assert events == [f"{i}".encode() for i in range(25)]
 
     run_async(main())
+
+
+def test_what_a_dark_redis_does_not_take_by_shutdown_is_handed_back_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis stops answering (the process frozen: connections open, no reply, as a
+    network partition looks): shutdown retries until its deadline, then hands the audit
+    events back in order (the flush in flight's first) for the gateway to store in its
+    database, logs the counter corrections Redis did not confirm, and the close that
+    follows neither waits again nor reports a loss."""
+    server = RedisServer()
+    try:
+
+        async def main() -> None:
+            state = RedisGovernanceState.from_url(server.url, flush_interval_s=0.005)
+            state.batcher.drain_timeout_s = 0.5
+            for _ in range(2):  # (admission then holds a chunk of each counter)
+                warm = await state.reserve((TPM,), (BUDGET,), 1_800_000_010.0)
+                await state.settle(warm, -10, -100, b"before")
+            await asyncio.sleep(0.05)
+            assert state.batcher.held == 0
+            server.process.send_signal(signal.SIGSTOP)
+            decision = await state.reserve((TPM,), (BUDGET,), 1_800_000_010.0)
+            assert decision.allowed  # from the chunks admission holds: no round trip
+            await state.settle(decision, -10, -100, b"first")
+            await asyncio.sleep(0.05)  # its flush is in flight, unanswered
+            assert state.batcher._task is not None
+            state.batcher.add([("{aigw}:x", 3)], b"second")
+            started = time.monotonic()
+            assert await state.flush() == [b"first", b"second"]
+            assert time.monotonic() - started < 2
+            assert state.batcher.held == 0
+            started = time.monotonic()
+            await state.close()
+            assert time.monotonic() - started < 1
+
+        with caplog.at_level(logging.WARNING, logger="gateway_app.governance"):
+            run_async(main())
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1, errors
+        assert "counter corrections Redis did not confirm" in errors[0], errors
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            server.process.send_signal(signal.SIGCONT)
+        server.stop()
 
 
 def test_the_flush_interval_is_the_configured_one(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from infra.decisions import k8s as decisions
 from infra.k8s.gateway import service_account_subject
 from infra.offline import Plan, RecordedResource, Secret
 from infra.offline.engine import ProgramError, reveal
@@ -799,6 +800,33 @@ def test_edge_limits_follow_the_app_config() -> None:
     assert policy.get("spec.requestBuffer.limit") == "1000000"
     main = one(plan, "gcp", ROUTE, "ai-gateway").get("spec.rules")[-1]
     assert main["timeouts"] == {"request": "901s"}
+
+
+def test_the_pods_grace_covers_prestop_in_flight_requests_and_the_audit_flush(
+    k8s_plan: Plan,
+) -> None:
+    """Kubernetes kills a pod when its termination grace period ends, the preStop hook's
+    time included (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination).
+    The gateway's period is the preStop pause, the time in-flight requests get
+    (``server.graceful_shutdown_s``) and the shutdown after them (the audit flush), so
+    a long stream's end and the queued audit events are not cut off; it follows the app
+    config."""
+    from gateway_app.config import SHUTDOWN_ALLOWANCE_S, ServerConfig
+
+    default = 5 + int(ServerConfig().graceful_shutdown_s) + SHUTDOWN_ALLOWANCE_S
+    for cloud in CLOUDS:
+        spec = one(k8s_plan, cloud, DEPLOYMENT, "ai-gateway").get("spec.template.spec")
+        assert spec["terminationGracePeriodSeconds"] == default == 55
+        (container,) = spec["containers"]
+        assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": 5}}
+    app_config = catalogue_with()
+    app_config["server"] = {"graceful_shutdown_s": 600.5}
+    plan = record_fixture({"ai-gateway:gateway": gateway_config(None, appConfig=app_config)})
+    spec = one(plan, "gcp", DEPLOYMENT, "ai-gateway").get("spec.template.spec")
+    assert spec["terminationGracePeriodSeconds"] == 5 + 601 + SHUTDOWN_ALLOWANCE_S
+    app_config["server"] = {"graceful_shutdown_s": -1}
+    with pytest.raises(ValueError, match=r"(?s)appConfig\.server: .*graceful_shutdown_s.*greater"):
+        decisions.termination_grace_s(app_config)
 
 
 # -------------------------------------------------------------------- canary
