@@ -267,6 +267,7 @@ def test_audit_maintain_command(pg_url: str, tmp_path: Path) -> None:
     again = run("audit-maintain", "--ahead-days", "16")
     assert again.returncode == 0, again.stderr
     assert "audit partitions: 2 created, 0 dropped" in again.stdout
+    assert "audit roll-ups: 0 days rolled up (0 events)" in again.stdout
     config.write_text("governance: {audit_retention_days: -1}\n")
     bad = run("audit-maintain")
     assert bad.returncode == 2 and "governance.audit_retention_days" in bad.stderr
