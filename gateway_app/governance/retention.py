@@ -186,6 +186,7 @@ def maintain(
         done = Maintenance()
         if roll_up:
             done.rolled_up = rollup.roll_up(db, today, budget_s=rollup_budget_s)
+            done.failed += done.rolled_up.failed
         deletable = rolled_cutoff(db, cutoff) if cutoff else None
         done.deleted = delete_expired(db, deletable) if deletable else 0
         if cutoff and (deletable is None or deletable < cutoff):
@@ -202,9 +203,10 @@ def maintain(
     wanted |= {day for day in default_days if cutoff is None or day >= cutoff.isoformat()}
     for day in sorted(wanted):
         if not any(p.covers(day) for p in listed):
-            _change(db, done, partition_name(date.fromisoformat(day)), _creator(day, done))
+            _change(db, done, partition_name(date.fromisoformat(day)), _creator(day, done, today))
     if roll_up:
         done.rolled_up = rollup.roll_up(db, today, late_partitions, budget_s=rollup_budget_s)
+        done.failed += done.rolled_up.failed
     if cutoff is None:
         return done
     deletable = rolled_cutoff(db, cutoff)
@@ -266,7 +268,7 @@ def _change(
         done.failed.append(f"{name}: {exc}")
 
 
-def _creator(day: str, done: Maintenance) -> Callable[[Transaction], None]:
+def _creator(day: str, done: Maintenance, today: date) -> Callable[[Transaction], None]:
     """Create ``day``'s partition, moving its rows out of the DEFAULT partition."""
     name = partition_name(date.fromisoformat(day))
     upper = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
@@ -287,9 +289,9 @@ def _creator(day: str, done: Maintenance) -> Callable[[Transaction], None]:
         tx.execute(
             f"ALTER TABLE {TABLE} ATTACH PARTITION {name} FOR VALUES FROM ('{day}') TO ('{upper}')"
         )
-        through = rollup.watermark(tx)
-        if through is not None and day <= through:
-            # A day rolled up already: its events from now on are late ones.
+        if day < today.isoformat():
+            # A closed day (rolled up, or to be: its roll-up may have installed its
+            # triggers already): its events from now on are late ones.
             rollup.trigger_partition(tx, name, day)
         done.created.append(name)
         done.moved += max(moved, 0)

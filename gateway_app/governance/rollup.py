@@ -27,13 +27,14 @@ days after it are read raw. A roll-up of day D is exactly its raw rows, each onc
    trigger copied meanwhile and advances the watermark. So an event is in the roll-up
    or in the late table, never both, never neither.
 
-Both transactions run under the maintenance lock; a day is rolled up in its own pair,
-oldest first, so the first roll-up of years of rows is chunked by day and resumes
+A day is rolled up in its own pair of transactions (the trigger's under the partitions'
+maintenance lock, the aggregate under the roll-ups' own lock), oldest first, so the first roll-up of years of rows is chunked by day and resumes
 where it stopped. Retention drops (SQLite: deletes) a day only once it is rolled up.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -41,14 +42,21 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from gateway_app.governance.storage import Database, Transaction
+from gateway_app.governance.storage import Database, DatabaseError, Transaction
+
+log = logging.getLogger("gateway_app.governance")
 
 STATE_NAME = "audit_events"
 """The watermark's row in ``audit_rollup_state``."""
 
 MAINTENANCE_LOCK = 715102
-"""The advisory lock of every change to the audit partitions and roll-ups (the same as
-:data:`gateway_app.governance.retention.MAINTENANCE_LOCK`)."""
+"""The advisory lock of every change to the audit partitions (the same as
+:data:`gateway_app.governance.retention.MAINTENANCE_LOCK`): installing a late-event
+trigger takes it, so no partition is made meanwhile without one."""
+
+ROLLUP_LOCK = 715103
+"""The advisory lock of the roll-ups' aggregates and folds: they take turns, and a long
+aggregate (a busy day) holds up no partition change (``migrate`` at a deploy)."""
 
 LOCK_TIMEOUT = "5s"
 """How long installing a trigger waits for the inserts into a partition under way."""
@@ -143,6 +151,7 @@ class Rollup:
     rows: int = 0  # request events rolled up now
     folded: int = 0  # late events folded into the roll-up
     pending: list[str] = field(default_factory=list)  # closed days left for the next run
+    failed: list[str] = field(default_factory=list)  # why it stopped early (next run goes on)
 
 
 def watermark(db: Database | Transaction) -> str | None:
@@ -171,18 +180,34 @@ def roll_up(
     turns on the maintenance lock. ``partitions_of``: required on PostgreSQL."""
     done = Rollup()
     started = clock()
-    done.folded = fold_late(db)
+    try:
+        done.folded = fold_late(db)
+        _roll_closed_days(db, today, partitions_of, done, lambda: clock() - started, budget_s)
+    except DatabaseError as exc:
+        log.warning("audit roll-up stopped (the next run goes on): %s", exc)
+        done.failed.append(f"roll-up: {exc}")
+    return done
+
+
+def _roll_closed_days(
+    db: Database,
+    today: date,
+    partitions_of: PartitionsOf | None,
+    done: Rollup,
+    elapsed: Callable[[], float],
+    budget_s: float | None,
+) -> None:
     through = watermark(db)
     if through is None:
         first = db.fetch("SELECT MIN(day) AS day FROM audit_events WHERE kind = 'request'")
         oldest = first[0]["day"] if first else None
         if oldest is None or oldest >= today.isoformat():
-            return done
+            return
         day = _parse_day(oldest)
     else:
         day = _parse_day(through) + timedelta(days=1)
     while day < today:
-        if budget_s is not None and clock() - started >= budget_s:
+        if budget_s is not None and elapsed() >= budget_s:
             done.pending = [
                 (day + timedelta(days=n)).isoformat() for n in range((today - day).days)
             ]
@@ -192,7 +217,6 @@ def roll_up(
             done.days.append(day.isoformat())
             done.rows += rows
         day += timedelta(days=1)
-    return done
 
 
 def _parse_day(text: str) -> date:
@@ -211,7 +235,7 @@ def roll_day(db: Database, day: str, partitions_of: PartitionsOf | None = None) 
     db.transaction(lambda tx: install_late_trigger(tx, day, partitions_of))
 
     def aggregate(tx: Transaction) -> int | None:
-        tx.lock(MAINTENANCE_LOCK)
+        tx.lock(ROLLUP_LOCK)
         through = watermark(tx)
         if through is not None and through >= day:
             return None
@@ -238,22 +262,41 @@ def roll_day(db: Database, day: str, partitions_of: PartitionsOf | None = None) 
 _GROUP = ", ".join(("day", "month", *GROUP_COLUMNS))
 
 
+WORK_MEM = "512MB"
+"""PostgreSQL: the memory a roll-up's aggregate may hash in (one maintenance session):
+a day's groups x latency buckets, which at the default 4 MB spill to disk."""
+
+
 def _insert_rollups(tx: Transaction, source: str, params: Sequence[Any]) -> None:
     """Add the roll-up rows of the events ``FROM {source}`` (a table and its ``WHERE``
-    clause): their usage per group, then their latency histogram per group."""
+    clause): their usage per group and their latency histogram per group.
+
+    One scan of the events, into a temporary table per group and bucket (PostgreSQL may
+    run it with parallel workers, which an ``INSERT ... SELECT`` never gets); both
+    roll-ups are then summed from that small table."""
+    if tx.kind == "postgres":
+        tx.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+    tx.execute("DROP TABLE IF EXISTS audit_rollup_fine")
+    tx.execute(
+        f"CREATE TEMPORARY TABLE audit_rollup_fine AS SELECT {_GROUP}, {BUCKET_SQL} AS bucket, "
+        "COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, "
+        "SUM(completion_tokens) AS completion_tokens, SUM(cost_usd) AS cost_usd, "
+        f"MAX(ts) AS last_ts, SUM({ERROR_SQL}) AS errors FROM {source} "
+        f"GROUP BY {_GROUP}, {BUCKET_SQL}",
+        params,
+    )
     tx.execute(
         f"INSERT INTO audit_rollup ({_GROUP}, requests, prompt_tokens, completion_tokens, "
-        f"cost_usd, last_ts) SELECT {_GROUP}, COUNT(*), COALESCE(SUM(prompt_tokens), 0), "
-        "COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cost_usd), 0), MAX(ts) "
-        f"FROM {source} GROUP BY {_GROUP}",
-        params,
+        f"cost_usd, last_ts) SELECT {_GROUP}, SUM(requests), COALESCE(SUM(prompt_tokens), 0), "
+        "COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cost_usd), 0), MAX(last_ts) "
+        f"FROM audit_rollup_fine GROUP BY {_GROUP}"
     )
     tx.execute(
         f"INSERT INTO audit_rollup_latency ({_GROUP}, bucket, requests, errors) "
-        f"SELECT {_GROUP}, {BUCKET_SQL}, COUNT(*), SUM({ERROR_SQL}) "
-        f"FROM {source} AND latency_ms IS NOT NULL GROUP BY {_GROUP}, {BUCKET_SQL}",
-        params,
+        f"SELECT {_GROUP}, bucket, requests, errors FROM audit_rollup_fine "
+        "WHERE bucket IS NOT NULL"
     )
+    tx.execute("DROP TABLE audit_rollup_fine")
 
 
 def fold_late(db: Database) -> int:
@@ -261,7 +304,7 @@ def fold_late(db: Database) -> int:
     one transaction, under the maintenance lock); how many."""
 
     def fold(tx: Transaction) -> int:
-        tx.lock(MAINTENANCE_LOCK)
+        tx.lock(ROLLUP_LOCK)
         if tx.kind == "postgres":
             # No late event is copied between the reads and the delete below.
             tx.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
