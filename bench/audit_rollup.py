@@ -3,9 +3,9 @@ and what a month's analytics cost read from the roll-up instead of the raw event
 
 Fills a fresh database (on the server of ``--database-url``, dropped at the end) with
 ``--days`` days of ``--rows-per-day`` request events each, generated in SQL with a fixed
-shape (1,000 keys in 50 teams and 200 projects, 4 models (and deployments) on 2
-providers, 3 clouds, a third of the requests naming one of 2 customers: about 24,000
-groups a day, whatever the volume; status 502 for 2 %; latencies log-uniform over
+shape (``--keys`` keys, 1,000 by default, in 50 teams and 200 projects, 4 models (and
+deployments) on 2 providers, 3 clouds, a third of the requests naming one of 2
+customers: 12 groups a key a day, whatever the volume; status 502 for 2 %; latencies log-uniform over
 150 ms .. 1.1 s), as
 the gateway stores them (day partitions, the same indexes). Then, per day, oldest
 first, it times :func:`gateway_app.governance.rollup.roll_day` (the trigger step and the
@@ -43,10 +43,10 @@ INSERT INTO audit_events (event_id, kind, ts, day, month, key_id, team_id, proje
     customer, model, provider, deployment, cloud, status, prompt_tokens, completion_tokens,
     cost_usd, latency_ms)
 SELECT 'bench.' || %(day)s || '.' || g, 'request', %(start)s + g * 86400.0 / %(rows)s,
-    %(day)s, %(month)s, 'k' || (g %% 1000), 't' || ((g %% 1000) %% 50),
-    'p' || ((g %% 1000) %% 200), CASE WHEN g %% 3 = 0 THEN 'c' || (g %% 2) END,
-    'm' || ((g / 1000) %% 4), 'v' || (((g / 1000) %% 4) %% 2), 'd' || ((g / 1000) %% 4),
-    'cloud' || ((g / 4000) %% 3), CASE WHEN g %% 50 = 0 THEN 502 ELSE 200 END,
+    %(day)s, %(month)s, 'k' || (g %% %(keys)s), 't' || ((g %% %(keys)s) %% 50),
+    'p' || ((g %% %(keys)s) %% 200), CASE WHEN g %% 3 = 0 THEN 'c' || (g %% 2) END,
+    'm' || ((g / %(keys)s) %% 4), 'v' || (((g / %(keys)s) %% 4) %% 2),
+    'd' || ((g / %(keys)s) %% 4), 'cloud' || ((g / (4 * %(keys)s)) %% 3), CASE WHEN g %% 50 = 0 THEN 502 ELSE 200 END,
     100 + g %% 900, 10 + g %% 300, (g %% 100) * 0.0001, exp(5.0 + random() * 2.0)
 FROM generate_series(1, %(rows)s) AS g
 """
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--rows-per-day", type=int, default=1_000_000)
+    parser.add_argument("--keys", type=int, default=1000, help="virtual keys (12 groups each)")
     parser.add_argument("--rounds", type=int, default=3, help="timings of each query")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "days": args.days,
         "rows_per_day": args.rows_per_day,
+        "keys": args.keys,
         "loadavg_start": os.getloadavg(),
     }
     try:
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                         "month": f"{day:%Y-%m}",
                         "start": time.mktime(day.timetuple()),
                         "rows": args.rows_per_day,
+                        "keys": args.keys,
                     },
                 )
             conn.execute("VACUUM ANALYZE audit_events")

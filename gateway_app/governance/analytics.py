@@ -141,13 +141,16 @@ def latency(
         if exact is not None:
             return exact
     selected = ", ".join([*columns, ""]) if columns else ""
+    # Not by key or customer: the histogram without them (a group per route, not caller).
+    per_caller = set(columns) & set(rollup.PER_CALLER_COLUMNS)
+    table = "audit_rollup_latency" if per_caller else "audit_rollup_latency_coarse"
     events = (
         f"SELECT {selected}{rollup.BUCKET_SQL} AS bucket, 1 AS requests, "
         f"{rollup.ERROR_SQL} AS errors FROM {{source}} AND latency_ms IS NOT NULL{filters}"
     )
     rows = db.fetch(
         f"SELECT {selected}bucket, SUM(requests) AS requests, SUM(errors) AS errors FROM ("
-        f"SELECT {selected}bucket, requests, errors FROM audit_rollup_latency "
+        f"SELECT {selected}bucket, requests, errors FROM {table} "
         f"{ROLLED}{filters} "
         f"UNION ALL {events.format(source=LATE)} UNION ALL {events.format(source=RAW)}"
         f") AS sources GROUP BY {selected}bucket",

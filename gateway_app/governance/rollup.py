@@ -8,7 +8,8 @@ analytics read those for the days rolled up and the raw table only for the rest:
 - ``audit_rollup``: per day and group (the day, month and every dimension the API
   groups by), the requests, tokens, USD and last request time of its request events;
 - ``audit_rollup_latency``: per day, group and latency bucket (:data:`GAMMA`), the
-  requests and the errors (status >= 500) among them.
+  requests and the errors (status >= 500) among them; ``audit_rollup_latency_coarse``
+  the same without key and customer, for the answers not grouped by them.
 
 ``audit_rollup_state`` holds the watermark: every day up to ``through`` is rolled up, the
 days after it are read raw. A roll-up of day D is exactly its raw rows, each once:
@@ -73,6 +74,13 @@ GROUP_COLUMNS = (
 )
 """The dimensions a roll-up keeps, besides ``day`` and ``month`` (every one the analytics
 API groups by): a group is exact for any of them and any combination."""
+
+PER_CALLER_COLUMNS = ("key_id", "customer")
+"""The dimensions ``audit_rollup_latency_coarse`` leaves out: the many keys and customers
+of a route share its histogram there (a group's buckets fill up with volume, so the
+full histogram is about 100 rows a group a day at 50,000 requests/s)."""
+
+COARSE_COLUMNS = tuple(c for c in GROUP_COLUMNS if c not in PER_CALLER_COLUMNS)
 
 LATE_COLUMNS = (
     "event_id",
@@ -295,6 +303,12 @@ def _insert_rollups(tx: Transaction, source: str, params: Sequence[Any]) -> None
         f"INSERT INTO audit_rollup_latency ({_GROUP}, bucket, requests, errors) "
         f"SELECT {_GROUP}, bucket, requests, errors FROM audit_rollup_fine "
         "WHERE bucket IS NOT NULL"
+    )
+    coarse = ", ".join(("day", "month", *COARSE_COLUMNS))
+    tx.execute(
+        f"INSERT INTO audit_rollup_latency_coarse ({coarse}, bucket, requests, errors) "
+        f"SELECT {coarse}, bucket, SUM(requests), SUM(errors) FROM audit_rollup_fine "
+        f"WHERE bucket IS NOT NULL GROUP BY {coarse}, bucket"
     )
     tx.execute("DROP TABLE audit_rollup_fine")
 

@@ -352,6 +352,23 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str | Dialect, ...]], ...] = (
             )""",
             "CREATE INDEX IF NOT EXISTS audit_rollup_latency_day "
             "ON audit_rollup_latency (day, team_id)",
+            # The same without key and customer (a group holds every key and customer of
+            # its route): what a latency answer not by key or customer reads, far smaller.
+            """CREATE TABLE IF NOT EXISTS audit_rollup_latency_coarse (
+                day TEXT NOT NULL,
+                month TEXT NOT NULL,
+                team_id TEXT,
+                project_id TEXT,
+                model TEXT,
+                provider TEXT,
+                deployment TEXT,
+                cloud TEXT,
+                bucket INTEGER NOT NULL,
+                requests BIGINT NOT NULL,
+                errors BIGINT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS audit_rollup_latency_coarse_day "
+            "ON audit_rollup_latency_coarse (day, team_id)",
             # Request events stored after their day was rolled up (copied by a trigger in
             # the inserting transaction), until audit-maintain folds them in.
             """CREATE TABLE IF NOT EXISTS audit_rollup_late (
