@@ -35,8 +35,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway_app.governance import analytics, retention, rollup  # noqa: E402
-from gateway_app.governance.storage import Database  # noqa: E402
+from gateway_app.governance import analytics, retention, rollup
+from gateway_app.governance.storage import Database
 
 FILL = """
 INSERT INTO audit_events (event_id, kind, ts, day, month, key_id, team_id, project_id,
