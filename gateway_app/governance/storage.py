@@ -38,6 +38,12 @@ class Dialect(NamedTuple):
     sql: str
 
 
+_ROLLUP_GROUP = (
+    "day TEXT NOT NULL, month TEXT NOT NULL, team_id TEXT, project_id TEXT, key_id TEXT, "
+    "customer TEXT, model TEXT, provider TEXT, deployment TEXT, cloud TEXT,"
+)
+"""Migration 10: a roll-up's group (gateway_app.governance.rollup.GROUP_COLUMNS)."""
+
 MIGRATIONS: tuple[tuple[int, str, tuple[str | Dialect, ...]], ...] = (
     (
         1,
@@ -316,17 +322,8 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str | Dialect, ...]], ...] = (
             # up. Append-only (a day's rows, then its folded late events' rows): readers
             # sum them, so a NULL dimension needs no unique key. Filled by audit-maintain,
             # not here: the first roll-up of years of rows goes a day at a time.
-            """CREATE TABLE IF NOT EXISTS audit_rollup (
-                day TEXT NOT NULL,
-                month TEXT NOT NULL,
-                team_id TEXT,
-                project_id TEXT,
-                key_id TEXT,
-                customer TEXT,
-                model TEXT,
-                provider TEXT,
-                deployment TEXT,
-                cloud TEXT,
+            f"""CREATE TABLE IF NOT EXISTS audit_rollup (
+                {_ROLLUP_GROUP}
                 requests BIGINT NOT NULL,
                 prompt_tokens BIGINT NOT NULL,
                 completion_tokens BIGINT NOT NULL,
@@ -335,17 +332,8 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str | Dialect, ...]], ...] = (
             )""",
             "CREATE INDEX IF NOT EXISTS audit_rollup_day ON audit_rollup (day, team_id)",
             # Per group and latency bucket (rollup.GAMMA): requests and errors (5xx).
-            """CREATE TABLE IF NOT EXISTS audit_rollup_latency (
-                day TEXT NOT NULL,
-                month TEXT NOT NULL,
-                team_id TEXT,
-                project_id TEXT,
-                key_id TEXT,
-                customer TEXT,
-                model TEXT,
-                provider TEXT,
-                deployment TEXT,
-                cloud TEXT,
+            f"""CREATE TABLE IF NOT EXISTS audit_rollup_latency (
+                {_ROLLUP_GROUP}
                 bucket INTEGER NOT NULL,
                 requests BIGINT NOT NULL,
                 errors BIGINT NOT NULL
@@ -354,15 +342,8 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str | Dialect, ...]], ...] = (
             "ON audit_rollup_latency (day, team_id)",
             # The same without key and customer (a group holds every key and customer of
             # its route): what a latency answer not by key or customer reads, far smaller.
-            """CREATE TABLE IF NOT EXISTS audit_rollup_latency_coarse (
-                day TEXT NOT NULL,
-                month TEXT NOT NULL,
-                team_id TEXT,
-                project_id TEXT,
-                model TEXT,
-                provider TEXT,
-                deployment TEXT,
-                cloud TEXT,
+            f"""CREATE TABLE IF NOT EXISTS audit_rollup_latency_coarse (
+                {_ROLLUP_GROUP.replace("key_id TEXT, customer TEXT, ", "")}
                 bucket INTEGER NOT NULL,
                 requests BIGINT NOT NULL,
                 errors BIGINT NOT NULL
