@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         db.execute("ANALYZE audit_rollup")
         db.execute("ANALYZE audit_rollup_latency")
         result["rolled_month_queries_s"] = month_queries()
-        for table in ("audit_rollup", "audit_rollup_latency"):
+        for table in ("audit_rollup", "audit_rollup_latency", "audit_rollup_latency_coarse"):
             count = db.fetch(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]
             size = db.fetch(f"SELECT pg_total_relation_size('{table}') AS b")[0]["b"]
             result[f"{table}_rows_per_day"] = int(count) / args.days
