@@ -320,3 +320,30 @@ def test_the_first_rollup_of_an_existing_table_goes_a_day_at_a_time(
     assert rest.folded == 7 and rest.days == [d.isoformat() for d in history[3:]]
     assert answers(db) == expected
     db.close()
+
+
+def test_a_partition_made_later_for_a_rolled_up_day_counts_its_late_events(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """PostgreSQL: a rolled-up day with no partition (it had no events) gets late events
+    in the DEFAULT partition; the next run makes the day's partition and moves them there.
+    Later events of that day land in the new partition, whose trigger still copies them:
+    each is counted once (without it they would be read nowhere)."""
+    db = new_database(request, tmp_path, "postgres")
+    quiet = TODAY - timedelta(days=4)  # no partition: the fixture's start at TODAY-3
+    audit.insert_events(db, events_of(TODAY - timedelta(days=5), 10, seed=80))
+    maintain(db, ahead_days=0)
+    assert rollup.watermark(db) == DAYS[2].isoformat()
+    first, later = events_of(quiet, 6, seed=81), events_of(quiet, 4, seed=82)
+    audit.insert_events(db, first)  # -> DEFAULT, copied by its trigger
+    done = maintain(db, ahead_days=0)
+    assert done.created == [retention.partition_name(quiet)] and done.moved == 7
+    audit.insert_events(db, later)  # -> the new partition
+    assert analytics.usage(db, "")[0]["requests"] == 10 + 6 + 4
+    maintain(db, ahead_days=0)
+    assert analytics.usage(db, "day")[1] == {
+        **analytics.usage(db, "day")[1],
+        "day": quiet.isoformat(),
+        "requests": 10,
+    }
+    db.close()
