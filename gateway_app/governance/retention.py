@@ -44,8 +44,8 @@ AHEAD_DAYS = 14
 partition takes a day's rows."""
 
 MAINTENANCE_LOCK = rollup.MAINTENANCE_LOCK
-"""The advisory lock every change to the partitions and roll-ups takes (715100:
-migrations)."""
+"""The advisory lock every change to the partitions and their late-event triggers takes
+(715100: migrations; the roll-ups' aggregates take their own)."""
 
 ROLLUP_BUDGET_S = 7200.0
 """``audit-maintain`` starts no roll-up of a day after this many seconds (the rest waits
@@ -230,9 +230,25 @@ def maintain(
 
 
 def late_partitions(tx: Transaction, day: str) -> list[str]:
-    """The partitions an event of ``day`` may be stored in: its day's (if there is one)
-    and the DEFAULT partition (for when there is none)."""
-    return [p.name for p in partitions(tx) if p.default or p.covers(day)]
+    """The partitions whose late-event trigger rolling up ``day`` must (re)install: the
+    one holding ``day`` (if there is one) and the DEFAULT partition (for when there is
+    none), whose triggers then take every day up to ``day``; and any partition of
+    earlier days without one yet (made ahead before the first event: the first roll-up
+    starts at the oldest event's day)."""
+    triggered = {
+        row["name"]
+        for row in tx.fetch(
+            "SELECT c.relname AS name FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE t.tgname = 'audit_rollup_late'"
+        )
+    }
+    return [
+        p.name
+        for p in partitions(tx)
+        if p.default
+        or p.covers(day)
+        or ((p.lower is None or p.lower <= day) and p.name not in triggered)
+    ]
 
 
 def rolled_cutoff(db: Database, cutoff: date) -> date | None:

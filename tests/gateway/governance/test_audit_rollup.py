@@ -347,3 +347,20 @@ def test_a_partition_made_later_for_a_rolled_up_day_counts_its_late_events(
         "requests": 10,
     }
     db.close()
+
+
+def test_a_late_event_of_a_day_before_the_first_rollup_counts(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """PostgreSQL: the partitions of TODAY-3 and TODAY-2 were made ahead and stayed
+    empty; the first roll-up starts at the oldest event's day (TODAY-1). A follower then
+    ships an event of TODAY-3: it is a day rolled up (empty), so it must count, through
+    the trigger the roll-up put on those earlier partitions too."""
+    db = new_database(request, tmp_path, "postgres")
+    audit.insert_events(db, events_of(DAYS[2], 10, seed=90))
+    assert maintain(db, ahead_days=0).rolled_up.days == [DAYS[2].isoformat()]
+    audit.insert_events(db, events_of(DAYS[0], 3, seed=91))
+    assert analytics.usage(db, "")[0]["requests"] == 13
+    maintain(db, ahead_days=0)
+    assert [r["requests"] for r in analytics.usage(db, "day")] == [3, 10]
+    db.close()
