@@ -54,8 +54,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     migrate.set_defaults(handler=migrate_command)
     maintain = sub.add_parser(
         "audit-maintain",
-        help="create the coming days' audit partitions and drop the days past "
-        "governance.audit_retention_days (run daily; idempotent)",
+        help="create the coming days' audit partitions, roll up the closed days for the "
+        "analytics and drop the days past governance.audit_retention_days (run daily; "
+        "idempotent)",
     )
     maintain.add_argument(
         "--config", help="config YAML (default: $AIGW_CONFIG or the bundled example)"
@@ -279,8 +280,12 @@ def _maintain(
     db: Any,
     retention: tuple[int | None, bool],
     ahead_days: int | None = None,
+    *,
+    roll_up: bool = True,
 ) -> int:
-    """Run the audit maintenance and print what it did; the exit code."""
+    """Run the audit maintenance and print what it did; the exit code. ``roll_up``: roll
+    up the closed days too (``audit-maintain``; ``migrate`` leaves it to the CronJob, so a
+    deploy never waits for the first roll-up of years of rows)."""
     from gateway_app.governance import retention as audit_retention
     from gateway_app.governance.storage import DatabaseError
 
@@ -291,6 +296,8 @@ def _maintain(
             retention_days,
             ahead_days=audit_retention.AHEAD_DAYS if ahead_days is None else ahead_days,
             keep_unshipped=follower,
+            roll_up=roll_up,
+            rollup_budget_s=audit_retention.ROLLUP_BUDGET_S,
         )
     except DatabaseError as exc:
         print(f"{command}: audit maintenance failed: {exc}", file=sys.stderr)
@@ -301,8 +308,17 @@ def _maintain(
         f"dropped, {done.moved} rows moved from the default partition, {done.deleted} "
         f"expired rows deleted (retention: {kept})"
     )
+    rolled = done.rolled_up
+    if roll_up:
+        print(
+            f"{command}: audit roll-ups: {len(rolled.days)} days rolled up "
+            f"({rolled.rows} events), {rolled.folded} late events folded in, "
+            f"{len(rolled.pending)} closed days left for the next run"
+        )
     for name in done.dropped:
         print(f"{command}: dropped {name}")
+    for name in done.kept:
+        print(f"{command}: kept: {name}")
     for failure in done.failed:
         print(f"{command}: not done (the next run retries): {failure}", file=sys.stderr)
     return 1 if done.failed else EXIT_OK
@@ -331,7 +347,7 @@ def migrate_command(args: argparse.Namespace) -> int:
             print("migrate: the database is up to date")
         if role is not None:
             print(f"migrate: app role {app_credentials(app_url or '')[0]}: {role}")
-        return _maintain("migrate", db, retention)
+        return _maintain("migrate", db, retention, roll_up=False)
     except DatabaseError as exc:
         print(f"migrate: failed: {exc}", file=sys.stderr)
         return 1
@@ -340,8 +356,9 @@ def migrate_command(args: argparse.Namespace) -> int:
 
 
 def audit_maintain_command(args: argparse.Namespace) -> int:
-    """Create the audit partitions of today and the next ``--ahead-days`` days and drop the
-    days past ``governance.audit_retention_days`` (see
+    """Create the audit partitions of today and the next ``--ahead-days`` days, roll up the
+    closed days (:mod:`gateway_app.governance.rollup`) and drop the days past
+    ``governance.audit_retention_days`` once rolled up (see
     :func:`gateway_app.governance.retention.maintain`), with the same credentials as
     ``migrate``. Exit 1 if a change was not made (the next run retries it)."""
     if args.ahead_days is not None and args.ahead_days < 0:

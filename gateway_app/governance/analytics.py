@@ -8,6 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 from gateway_app.errors import invalid
+from gateway_app.governance import rollup
 from gateway_app.governance.storage import Database
 
 DIMENSIONS = {
@@ -34,8 +35,9 @@ def _columns(group_by: str) -> list[str]:
     return [DIMENSIONS[name] for name in names]
 
 
-def _where(team_id: str | None, since: str | None, until: str | None) -> tuple[str, list[Any]]:
-    clauses, params = ["kind = 'request'"], []
+def _filters(team_id: str | None, since: str | None, until: str | None) -> tuple[str, list[Any]]:
+    """The filters every source of an answer shares (`` AND ...``) and their parameters."""
+    clauses, params = [], []
     if team_id is not None:
         clauses.append("team_id = ?")
         params.append(team_id)
@@ -45,7 +47,17 @@ def _where(team_id: str | None, since: str | None, until: str | None) -> tuple[s
     if until:
         clauses.append("day <= ?")
         params.append(until)
-    return " AND ".join(clauses), params
+    return "".join(f" AND {clause}" for clause in clauses), params
+
+
+RAW = f"audit_events WHERE kind = 'request' AND day > COALESCE({rollup.WATERMARK_SQL}, '')"
+"""The request events of the days not rolled up yet."""
+
+LATE = f"audit_rollup_late WHERE day <= {rollup.WATERMARK_SQL}"
+"""The request events stored after their day was rolled up, not folded in yet."""
+
+ROLLED = f"WHERE day <= {rollup.WATERMARK_SQL}"
+"""The roll-up rows of the days rolled up."""
 
 
 def usage(
@@ -56,19 +68,27 @@ def usage(
     since: str | None = None,
     until: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Requests, tokens and USD per group (blocking)."""
+    """Requests, tokens and USD per group (blocking): the roll-up for the days rolled up
+    (:mod:`~gateway_app.governance.rollup`), the raw events for the others, in one
+    statement (one snapshot)."""
     columns = _columns(group_by)
-    where, params = _where(team_id, since, until)
+    filters, params = _filters(team_id, since, until)
     selected = ", ".join([*columns, ""]) if columns else ""
-    group = f" GROUP BY {', '.join(columns)} ORDER BY {', '.join(columns)}" if columns else ""
+    events = (
+        f"SELECT {selected}1 AS requests, prompt_tokens, completion_tokens, cost_usd, ts "
+        "AS last_ts FROM {source}" + filters
+    )
     rows = db.fetch(
-        f"SELECT {selected}COUNT(*) AS requests, "
+        f"SELECT {selected}COALESCE(SUM(requests), 0) AS requests, "
         "COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, "
         "COALESCE(SUM(completion_tokens), 0) AS completion_tokens, "
         "COALESCE(SUM(cost_usd), 0) AS cost_usd, "
-        "MAX(ts) AS last_request_at "
-        f"FROM audit_events WHERE {where}{group}",
-        params,
+        "MAX(last_ts) AS last_request_at FROM ("
+        f"SELECT {selected}requests, prompt_tokens, completion_tokens, cost_usd, last_ts "
+        f"FROM audit_rollup {ROLLED}{filters} "
+        f"UNION ALL {events.format(source=LATE)} UNION ALL {events.format(source=RAW)}"
+        f") AS sources{_group(columns)}",
+        params * 3,
     )
     for r in rows:
         r["requests"] = int(r["requests"])
@@ -78,12 +98,22 @@ def usage(
     return rows
 
 
+def _group(columns: list[str]) -> str:
+    return f" GROUP BY {', '.join(columns)} ORDER BY {', '.join(columns)}" if columns else ""
+
+
 def percentile(sorted_values: list[float], share: float) -> float:
     """Nearest-rank percentile of sorted values."""
     if not sorted_values:
         return 0.0
     rank = max(0, min(len(sorted_values) - 1, math.ceil(share * len(sorted_values)) - 1))
     return sorted_values[rank]
+
+
+SHARES = {"p50_ms": 0.50, "p90_ms": 0.90, "p99_ms": 0.99}
+
+RAW_ROW_CAP = 200_000
+"""SQLite: the most latencies an exact answer fetches; beyond it the histogram answers."""
 
 
 def latency(
@@ -95,29 +125,121 @@ def latency(
     until: str | None = None,
 ) -> list[dict[str, Any]]:
     """p50/p90/p99 latency in ms, and errors (status 5xx) and their rate, per group
-    (blocking)."""
+    (blocking).
+
+    Exact (nearest rank) when the range holds no day rolled up: PostgreSQL computes the
+    percentiles itself (``percentile_disc``), SQLite in Python from at most
+    :data:`RAW_ROW_CAP` latencies. Otherwise from the roll-up's latency histogram, with
+    the raw events' latencies bucketed the same way in SQL: each percentile within
+    :data:`~gateway_app.governance.rollup.ACCURACY` (1 %) of the exact one; requests and
+    errors exact either way."""
     columns = _columns(group_by)
-    where, params = _where(team_id, since, until)
-    selected = ", ".join([*columns, "latency_ms", "status"])
+    filters, params = _filters(team_id, since, until)
+    through = rollup.watermark(db)
+    if through is None or (since is not None and since > through):
+        exact = _exact_latency(db, columns, filters, params)
+        if exact is not None:
+            return exact
+    selected = ", ".join([*columns, ""]) if columns else ""
+    # Not by key or customer: the histogram without them (a group per route, not caller).
+    per_caller = set(columns) & set(rollup.PER_CALLER_COLUMNS)
+    table = "audit_rollup_latency" if per_caller else "audit_rollup_latency_coarse"
+    events = (
+        f"SELECT {selected}{rollup.BUCKET_SQL} AS bucket, 1 AS requests, "
+        f"{rollup.ERROR_SQL} AS errors FROM {{source}} AND latency_ms IS NOT NULL{filters}"
+    )
+    rows = db.fetch(
+        f"SELECT {selected}bucket, SUM(requests) AS requests, SUM(errors) AS errors FROM ("
+        f"SELECT {selected}bucket, requests, errors FROM {table} "
+        f"{ROLLED}{filters} "
+        f"UNION ALL {events.format(source=LATE)} UNION ALL {events.format(source=RAW)}"
+        f") AS sources GROUP BY {selected}bucket",
+        params * 3,
+    )
+    histograms: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)
+    errors: dict[tuple[Any, ...], int] = defaultdict(int)
+    for r in rows:
+        group = tuple(r[c] for c in columns)
+        histograms[group].append((int(r["bucket"]), int(r["requests"])))
+        errors[group] += int(r["errors"])
+    out = []
+    for group in sorted(histograms, key=_order):
+        histogram = histograms[group]
+        requests = sum(count for _, count in histogram)
+        out.append(
+            {
+                **dict(zip(columns, group, strict=True)),
+                "requests": requests,
+                **{
+                    name: rollup.histogram_percentile(histogram, share)
+                    for name, share in SHARES.items()
+                },
+                "errors": errors[group],
+                "error_rate": errors[group] / requests,
+            }
+        )
+    return out
+
+
+def _order(group: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple(str(v) for v in group)
+
+
+def _exact_latency(
+    db: Database, columns: list[str], filters: str, params: list[Any]
+) -> list[dict[str, Any]] | None:
+    """:func:`latency` from the raw events only (every day in range is raw); None if
+    SQLite would fetch more than :data:`RAW_ROW_CAP` latencies."""
+    where = f"kind = 'request' AND latency_ms IS NOT NULL{filters}"
+    selected = ", ".join([*columns, ""]) if columns else ""
+    if db.kind == "postgres":
+        percentiles = ", ".join(
+            f"percentile_disc({share}) WITHIN GROUP (ORDER BY latency_ms) AS {name}"
+            for name, share in SHARES.items()
+        )
+        grouping = f" GROUP BY {', '.join(columns)}" if columns else ""
+        rows = db.fetch(
+            f"SELECT {selected}COUNT(*) AS requests, {percentiles}, "
+            f"SUM({rollup.ERROR_SQL}) AS errors FROM audit_events WHERE {where}{grouping}",
+            params,
+        )
+        out = []
+        for r in sorted(rows, key=lambda r: _order(tuple(r[c] for c in columns))):
+            requests = int(r["requests"])
+            if not requests:
+                continue  # (no group by: one row of no events)
+            out.append(
+                {
+                    **{c: r[c] for c in columns},
+                    "requests": requests,
+                    **{name: float(r[name]) for name in SHARES},
+                    "errors": int(r["errors"]),
+                    "error_rate": int(r["errors"]) / requests,
+                }
+            )
+        return out
     groups: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     errors: dict[tuple[Any, ...], int] = defaultdict(int)
-    for r in db.fetch(
-        f"SELECT {selected} FROM audit_events WHERE {where} AND latency_ms IS NOT NULL", params
-    ):
+    fetched = db.fetch(
+        f"SELECT {selected}latency_ms, status FROM audit_events WHERE {where} "
+        f"LIMIT {RAW_ROW_CAP + 1}",
+        params,
+    )
+    if len(fetched) > RAW_ROW_CAP:
+        return None
+    for r in fetched:
         group = tuple(r[c] for c in columns)
         groups[group].append(float(r["latency_ms"]))
         if r["status"] is not None and int(r["status"]) >= 500:
             errors[group] += 1
     out = []
-    for group in sorted(groups, key=lambda g: tuple(str(v) for v in g)):
+    for group in sorted(groups, key=_order):
         values = sorted(groups[group])
         out.append(
             {
                 **dict(zip(columns, group, strict=True)),
                 "requests": len(values),
-                "p50_ms": percentile(values, 0.50),
-                "p90_ms": percentile(values, 0.90),
-                "p99_ms": percentile(values, 0.99),
+                **{name: percentile(values, share) for name, share in SHARES.items()},
                 "errors": errors[group],
                 "error_rate": errors[group] / len(values),
             }

@@ -9,10 +9,12 @@ schema owner's credentials: the serving role owns no table) and by ``migrate``:
 
 - it creates the partitions of today and the next ``ahead_days`` days, and of any day
   whose rows landed in the DEFAULT partition meanwhile (they are moved into it);
+- it rolls up the closed days (:mod:`gateway_app.governance.rollup`: what the analytics
+  read once a day is gone) and folds in the events that arrived late for them;
 - with ``governance.audit_retention_days`` = N, it drops every partition whose days all
-  lie before ``today - N`` (today and the N days before it are kept), the partition of
-  the rows stored before migration 9 included once its last day is past; never the
-  DEFAULT partition (its expired rows are deleted) and never today's.
+  lie before ``today - N`` (today and the N days before it are kept) and are rolled up,
+  the partition of the rows stored before migration 9 included once its last day is
+  past; never the DEFAULT partition (its expired rows are deleted) and never today's.
 
 Each change is its own short transaction under an advisory lock (two runners at once
 take turns, and the second finds the work done) with a ``lock_timeout``: a drop waits
@@ -32,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from gateway_app.governance import rollup
 from gateway_app.governance.storage import Database, DatabaseError, Transaction
 
 log = logging.getLogger("gateway_app.governance")
@@ -40,8 +43,13 @@ AHEAD_DAYS = 14
 """Partitions made ahead of today: two weeks of daily runs may fail before the DEFAULT
 partition takes a day's rows."""
 
-MAINTENANCE_LOCK = 715102
-"""The advisory lock every change to the partitions takes (715100: migrations)."""
+MAINTENANCE_LOCK = rollup.MAINTENANCE_LOCK
+"""The advisory lock every change to the partitions and their late-event triggers takes
+(715100: migrations; the roll-ups' aggregates take their own)."""
+
+ROLLUP_BUDGET_S = 7200.0
+"""``audit-maintain`` starts no roll-up of a day after this many seconds (the rest waits
+for the next run): the first roll-up of years of rows spreads over several runs."""
 
 LOCK_TIMEOUT = "5s"
 """How long a change waits for its table locks before giving up until the next run."""
@@ -86,6 +94,8 @@ class Maintenance:
     moved: int = 0  # rows moved from the DEFAULT partition into their day's
     deleted: int = 0  # expired rows deleted (SQLite; PostgreSQL: from the DEFAULT partition)
     failed: list[str] = field(default_factory=list)  # changes left for the next run
+    rolled_up: rollup.Rollup = field(default_factory=rollup.Rollup)
+    kept: list[str] = field(default_factory=list)  # expired, kept until rolled up
 
 
 def utc_today() -> date:
@@ -156,19 +166,32 @@ def maintain(
     ahead_days: int = AHEAD_DAYS,
     today: date | None = None,
     keep_unshipped: bool = False,
+    roll_up: bool = True,
+    rollup_budget_s: float | None = None,
 ) -> Maintenance:
-    """Create the coming days' partitions and drop (SQLite: delete) the expired days.
+    """Create the coming days' partitions, roll up the closed days (``roll_up``; at most
+    ``rollup_budget_s`` seconds of starting them) and drop (SQLite: delete) the expired
+    days that are rolled up.
 
     Idempotent and safe with several runners at once. ``retention_days`` None keeps
     every event. ``keep_unshipped`` (a follower of the global governance plane): an
     expired partition holding an event the home does not have yet is kept (reported in
-    ``failed``) until the event is shipped. Run with the schema owner's credentials on
+    ``failed``) until the event is shipped. An expired day not rolled up yet is kept
+    (reported in ``kept``) until it is. Run with the schema owner's credentials on
     PostgreSQL.
     """
     today = today or utc_today()
     cutoff = cutoff_day(today, retention_days) if retention_days is not None else None
     if db.kind == "sqlite":
-        return Maintenance(deleted=delete_expired(db, cutoff) if cutoff else 0)
+        done = Maintenance()
+        if roll_up:
+            done.rolled_up = rollup.roll_up(db, today, budget_s=rollup_budget_s)
+            done.failed += done.rolled_up.failed
+        deletable = rolled_cutoff(db, cutoff) if cutoff else None
+        done.deleted = delete_expired(db, deletable) if deletable else 0
+        if cutoff and (deletable is None or deletable < cutoff):
+            done.kept.append(f"days before {cutoff}: kept until they are rolled up")
+        return done
     done = Maintenance()
     listed = db.transaction(partitions)
     default_days = [
@@ -180,21 +203,61 @@ def maintain(
     wanted |= {day for day in default_days if cutoff is None or day >= cutoff.isoformat()}
     for day in sorted(wanted):
         if not any(p.covers(day) for p in listed):
-            _change(db, done, partition_name(date.fromisoformat(day)), _creator(day, done))
+            _change(db, done, partition_name(date.fromisoformat(day)), _creator(day, done, today))
+    if roll_up:
+        done.rolled_up = rollup.roll_up(db, today, late_partitions, budget_s=rollup_budget_s)
+        done.failed += done.rolled_up.failed
     if cutoff is None:
         return done
+    deletable = rolled_cutoff(db, cutoff)
     for partition in listed:
-        if expired(partition, cutoff):
-            _change(db, done, partition.name, _dropper(partition, cutoff, done, keep_unshipped))
+        if not expired(partition, cutoff):
+            continue
+        if deletable is None or not expired(partition, deletable):
+            done.kept.append(f"{partition.name}: expired, kept until its days are rolled up")
+            continue
+        _change(db, done, partition.name, _dropper(partition, deletable, done, keep_unshipped))
 
     def delete_from_default(tx: Transaction) -> None:
+        assert deletable is not None
         done.deleted += tx.execute(
-            f"DELETE FROM {DEFAULT_PARTITION} WHERE day < ?", (cutoff.isoformat(),)
+            f"DELETE FROM {DEFAULT_PARTITION} WHERE day < ?", (deletable.isoformat(),)
         )
 
-    if any(day < cutoff.isoformat() for day in default_days):
+    if deletable is not None and any(day < deletable.isoformat() for day in default_days):
         _change(db, done, DEFAULT_PARTITION, delete_from_default)
     return done
+
+
+def late_partitions(tx: Transaction, day: str) -> list[str]:
+    """The partitions whose late-event trigger rolling up ``day`` must (re)install: the
+    one holding ``day`` (if there is one) and the DEFAULT partition (for when there is
+    none), whose triggers then take every day up to ``day``; and any partition of
+    earlier days without one yet (made ahead before the first event: the first roll-up
+    starts at the oldest event's day)."""
+    triggered = {
+        row["name"]
+        for row in tx.fetch(
+            "SELECT c.relname AS name FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE t.tgname = 'audit_rollup_late'"
+        )
+    }
+    return [
+        p.name
+        for p in partitions(tx)
+        if p.default
+        or p.covers(day)
+        or ((p.lower is None or p.lower <= day) and p.name not in triggered)
+    ]
+
+
+def rolled_cutoff(db: Database, cutoff: date) -> date | None:
+    """The oldest day kept: ``cutoff``, or the day after the last day rolled up if that
+    is earlier (a day's events go only once its roll-up has them); None: keep all."""
+    through = rollup.watermark(db)
+    if through is None or not _is_day(through):
+        return None
+    return min(cutoff, date.fromisoformat(through) + timedelta(days=1))
 
 
 def _is_day(text: object) -> bool:
@@ -221,7 +284,7 @@ def _change(
         done.failed.append(f"{name}: {exc}")
 
 
-def _creator(day: str, done: Maintenance) -> Callable[[Transaction], None]:
+def _creator(day: str, done: Maintenance, today: date) -> Callable[[Transaction], None]:
     """Create ``day``'s partition, moving its rows out of the DEFAULT partition."""
     name = partition_name(date.fromisoformat(day))
     upper = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
@@ -242,6 +305,10 @@ def _creator(day: str, done: Maintenance) -> Callable[[Transaction], None]:
         tx.execute(
             f"ALTER TABLE {TABLE} ATTACH PARTITION {name} FOR VALUES FROM ('{day}') TO ('{upper}')"
         )
+        if day < today.isoformat():
+            # A closed day (rolled up, or to be: its roll-up may have installed its
+            # triggers already): its events from now on are late ones.
+            rollup.trigger_partition(tx, name, day)
         done.created.append(name)
         done.moved += max(moved, 0)
 
@@ -304,9 +371,12 @@ class Sweeper:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def sweep(self) -> int:
-        """Delete the expired days once; how many events."""
-        cutoff = cutoff_day(utc_today(), self.retention_days)
-        deleted = await asyncio.to_thread(delete_expired, self.db, cutoff)
+        """Roll up the closed days, then delete the expired days rolled up; how many
+        events were deleted."""
+        today = utc_today()
+        cutoff = cutoff_day(today, self.retention_days)
+        done = await asyncio.to_thread(maintain, self.db, self.retention_days, today=today)
+        deleted = done.deleted
         if deleted:
             log.info("audit retention: deleted %d events of days before %s", deleted, cutoff)
         return deleted

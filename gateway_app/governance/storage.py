@@ -38,6 +38,12 @@ class Dialect(NamedTuple):
     sql: str
 
 
+_ROLLUP_GROUP = (
+    "day TEXT NOT NULL, month TEXT NOT NULL, team_id TEXT, project_id TEXT, key_id TEXT, "
+    "customer TEXT, model TEXT, provider TEXT, deployment TEXT, cloud TEXT,"
+)
+"""Migration 10: a roll-up's group (gateway_app.governance.rollup.GROUP_COLUMNS)."""
+
 MIGRATIONS: tuple[tuple[int, str, tuple[str | Dialect, ...]], ...] = (
     (
         1,
@@ -305,6 +311,93 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str | Dialect, ...]], ...] = (
             Dialect(
                 "sqlite",
                 "CREATE UNIQUE INDEX IF NOT EXISTS audit_events_key ON audit_events (event_id, day)",
+            ),
+        ),
+    ),
+    (
+        10,
+        "roll-ups of the audit log per closed day, and the late events of rolled-up days",
+        (
+            # gateway_app.governance.rollup: what the analytics read for the days rolled
+            # up. Append-only (a day's rows, then its folded late events' rows): readers
+            # sum them, so a NULL dimension needs no unique key. Filled by audit-maintain,
+            # not here: the first roll-up of years of rows goes a day at a time.
+            f"""CREATE TABLE IF NOT EXISTS audit_rollup (
+                {_ROLLUP_GROUP}
+                requests BIGINT NOT NULL,
+                prompt_tokens BIGINT NOT NULL,
+                completion_tokens BIGINT NOT NULL,
+                cost_usd DOUBLE PRECISION NOT NULL,
+                last_ts DOUBLE PRECISION
+            )""",
+            "CREATE INDEX IF NOT EXISTS audit_rollup_day ON audit_rollup (day, team_id)",
+            # Per group and latency bucket (rollup.GAMMA): requests and errors (5xx).
+            f"""CREATE TABLE IF NOT EXISTS audit_rollup_latency (
+                {_ROLLUP_GROUP}
+                bucket INTEGER NOT NULL,
+                requests BIGINT NOT NULL,
+                errors BIGINT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS audit_rollup_latency_day "
+            "ON audit_rollup_latency (day, team_id)",
+            # The same without key and customer (a group holds every key and customer of
+            # its route): what a latency answer not by key or customer reads, far smaller.
+            f"""CREATE TABLE IF NOT EXISTS audit_rollup_latency_coarse (
+                {_ROLLUP_GROUP.replace("key_id TEXT, customer TEXT, ", "")}
+                bucket INTEGER NOT NULL,
+                requests BIGINT NOT NULL,
+                errors BIGINT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS audit_rollup_latency_coarse_day "
+            "ON audit_rollup_latency_coarse (day, team_id)",
+            # Request events stored after their day was rolled up (copied by a trigger in
+            # the inserting transaction), until audit-maintain folds them in.
+            """CREATE TABLE IF NOT EXISTS audit_rollup_late (
+                event_id TEXT NOT NULL,
+                day TEXT NOT NULL,
+                month TEXT NOT NULL,
+                ts DOUBLE PRECISION NOT NULL,
+                team_id TEXT,
+                project_id TEXT,
+                key_id TEXT,
+                customer TEXT,
+                model TEXT,
+                provider TEXT,
+                deployment TEXT,
+                cloud TEXT,
+                status INTEGER,
+                prompt_tokens BIGINT,
+                completion_tokens BIGINT,
+                cost_usd DOUBLE PRECISION,
+                latency_ms DOUBLE PRECISION,
+                PRIMARY KEY (event_id, day)
+            )""",
+            # The watermark: every day up to `through` is rolled up.
+            """CREATE TABLE IF NOT EXISTS audit_rollup_state (
+                name TEXT PRIMARY KEY,
+                through TEXT NOT NULL,
+                rolled_at DOUBLE PRECISION NOT NULL
+            )""",
+            # The trigger function; audit-maintain puts its trigger on the partitions of
+            # the days rolled up only (SQLite: a trigger on the table, made the same way).
+            Dialect(
+                "postgres",
+                """CREATE OR REPLACE FUNCTION audit_rollup_record_late() RETURNS trigger
+                LANGUAGE plpgsql AS $function$
+                BEGIN
+                    INSERT INTO audit_rollup_late (
+                        event_id, day, month, ts, team_id, project_id, key_id, customer,
+                        model, provider, deployment, cloud, status, prompt_tokens,
+                        completion_tokens, cost_usd, latency_ms
+                    ) VALUES (
+                        NEW.event_id, NEW.day, NEW.month, NEW.ts, NEW.team_id,
+                        NEW.project_id, NEW.key_id, NEW.customer, NEW.model, NEW.provider,
+                        NEW.deployment, NEW.cloud, NEW.status, NEW.prompt_tokens,
+                        NEW.completion_tokens, NEW.cost_usd, NEW.latency_ms
+                    );
+                    RETURN NULL;
+                END
+                $function$""",
             ),
         ),
     ),
