@@ -192,12 +192,13 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def spawn(
-    cmd: list[str], cpu: str | None, env: dict[str, str], log: Path
+    cmd: list[str], cpu: str | None, env: dict[str, str], log: Path, cwd: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """``cmd`` on CPU ``cpu`` (None: unpinned), in its own process group."""
     return subprocess.Popen(
         ["taskset", "-c", cpu, *cmd] if cpu is not None else cmd,
         env=env,
+        cwd=cwd,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: stopped by pgid, nothing else
@@ -468,12 +469,16 @@ def gateway(
         if redis:
             env["AIGW_REDIS_URL"] = f"redis://127.0.0.1:{start_redis(work)}/0"
             env.update(EXTRA_ENV)
+        # ``python -m`` puts the working directory first on sys.path, ahead of PYTHONPATH:
+        # run from ROOT so the tree measured is this file's, wherever the bench is started
+        # (bench/partial-native.md: runs started elsewhere measured that checkout instead).
         env["PYTHONPATH"] = str(ROOT)
         if postgres:
             env["AIGW_DATABASE_URL"] = start_postgres(work)
             migrate = subprocess.run(
                 [interpreter, "-m", "gateway_app", "migrate"],
                 env=env,
+                cwd=ROOT,
                 capture_output=True,
                 text=True,
                 timeout=120,
@@ -504,7 +509,7 @@ def gateway(
         else:
             cmd = [interpreter, "-m", "gateway_app", "serve", "--port", str(port)]
             cmd += ["--log-level", "warning", "--server", server, "--workers", str(workers)]
-        proc = spawn(cmd, cpu, env, work / f"gateway-{server}-{client}-{port}.log")
+        proc = spawn(cmd, cpu, env, work / f"gateway-{server}-{client}-{port}.log", cwd=ROOT)
         wait_port(port)
         return proc, port
 
