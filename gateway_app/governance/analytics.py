@@ -138,7 +138,11 @@ def latency(
     through = rollup.watermark(db)
     if through is None or (since is not None and since > through):
         exact = _exact_latency(db, columns, filters, params)
-        if exact is not None:
+        # Retention drops (deletes) a day only once it is rolled up, i.e. after the
+        # watermark passed it: unchanged, no day of the range lost a row meanwhile.
+        # Changed, the days may be gone from the raw table: the statement below reads
+        # roll-up, late and raw events in one snapshot.
+        if exact is not None and rollup.watermark(db) == through:
             return exact
     selected = ", ".join([*columns, ""]) if columns else ""
     # Not by key or customer: the histogram without them (a group per route, not caller).

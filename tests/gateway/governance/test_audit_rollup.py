@@ -279,6 +279,33 @@ def test_an_expired_day_is_kept_until_it_is_rolled_up(db: Database) -> None:
     assert len({r["day"] for r in db.fetch("SELECT day FROM audit_events")}) == 2
 
 
+def test_an_exact_latency_answer_raced_by_a_rollup_and_retention_loses_nothing(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exact answer (every day asked for raw) reads the watermark and then the raw
+    table: a roll-up and a retention run landing in between (the day rolled up, then its
+    raw events dropped) make it fall back to the one-snapshot statement, so the answer
+    still counts every request of the day."""
+    day = DAYS[0]
+    audit.insert_events(db, events_of(day, 30, seed=7))
+    expected = analytics.usage(db, "day", since=day.isoformat())
+    exact = analytics._exact_latency
+
+    def raced(*args: Any) -> Any:
+        maintain(db, retention_days=1)  # rolls the closed days up, then drops them
+        assert db.fetch("SELECT event_id FROM audit_events WHERE day = ?", (day.isoformat(),)) == []
+        return exact(*args)
+
+    monkeypatch.setattr(analytics, "_exact_latency", raced)
+    [row] = analytics.latency(db, "day", since=day.isoformat())
+    assert row["requests"] == sum(
+        1
+        for e in events_of(day, 30, seed=7)
+        if e.get("latency_ms") is not None and e["kind"] == "request"
+    )
+    assert analytics.usage(db, "day", since=day.isoformat()) == expected
+
+
 def test_the_first_rollup_of_an_existing_table_goes_a_day_at_a_time(
     tmp_path: Path, postgres_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
