@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import openai
 import pytest
 
 from gateway_app.config import parse
+from gateway_app.governance import audit, retention
 from gateway_app.governance.admin import AdminApi
 from gateway_app.governance.hooks import governance_hooks
 from gateway_app.governance.service import Governance
@@ -250,6 +252,76 @@ def test_audit_and_analytics_scoped_by_team(gw: tuple[Any, Governance]) -> None:
         r["action"] for r in admin("GET", "/admin/audit").json()["data"] if r["kind"] == "admin"
     ]
     assert actions.count("key.create") == 3
+
+
+def test_the_admin_api_answers_the_same_after_rollup_and_retention(
+    gw: tuple[Any, Governance],
+) -> None:
+    """Analytics as an admin and a team admin read them over HTTP: the same usage (and
+    latency within the histogram's 1 %) once the closed days are rolled up and their raw
+    events dropped by retention, as ``audit-maintain`` does; today stays raw."""
+    running, gov = gw
+    admin = Admin(running.url)
+    a_admin = Admin(
+        running.url,
+        admin(
+            "POST", "/admin/keys", json={"team_id": "a", "project_id": "pa", "role": "team_admin"}
+        ).json()["key"],
+    )
+    a_key = admin("POST", "/admin/keys", json={"team_id": "a", "project_id": "pa"}).json()
+    for _ in range(2):
+        chat(running.url, a_key["key"])  # today's, raw
+    today = retention.utc_today()
+    for back in (3, 2, 1):
+        day = today - timedelta(days=back)
+        noon = datetime(day.year, day.month, day.day, 12, tzinfo=UTC).timestamp()
+        audit.insert_events(
+            gov.db,
+            [
+                {
+                    **audit.event(
+                        "request",
+                        team_id=("a", "b")[i % 2],
+                        project_id="p",
+                        model="gpt-4o-mini",
+                        provider="openai",
+                        status=(200, 200, 502)[i % 3],
+                        prompt_tokens=10 * i,
+                        completion_tokens=i,
+                        cost_usd=0.125 * (i % 4),
+                        latency_ms=50.0 + 7 * i * back,
+                    ),
+                    "ts": noon + i,
+                    "day": day.isoformat(),
+                    "month": f"{day:%Y-%m}",
+                }
+                for i in range(40)
+            ],
+        )
+    deadline = time.monotonic() + 5
+    while (
+        gov.db.fetch("SELECT COUNT(*) AS n FROM audit_events WHERE day = ?", (str(today),))[0]["n"]
+        < 2
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    usage = "/admin/analytics/usage?group_by=day,team,model"
+    latency = "/admin/analytics/latency?group_by=day,team"
+    before = (admin("GET", usage).json(), a_admin("GET", usage).json())
+    latency_before = admin("GET", latency).json()["data"]
+    assert len(before[0]["data"]) == 3 * 2 + 1 and len(before[1]["data"]) == 3 + 1
+    done = retention.maintain(gov.db, 1, today=today)
+    assert done.failed == [] and done.kept == []
+    days = {r["day"] for r in gov.db.fetch("SELECT DISTINCT day FROM audit_events")}
+    assert str(today - timedelta(days=3)) not in days  # dropped: read from the roll-up
+    assert (admin("GET", usage).json(), a_admin("GET", usage).json()) == before
+    latency_after = admin("GET", latency).json()["data"]
+    assert [(r["day"], r["team_id"], r["requests"], r["errors"]) for r in latency_after] == [
+        (r["day"], r["team_id"], r["requests"], r["errors"]) for r in latency_before
+    ]
+    for old, new in zip(latency_before, latency_after, strict=True):
+        for name in ("p50_ms", "p90_ms", "p99_ms"):
+            assert new[name] == pytest.approx(old[name], rel=0.01), (old, new)
 
 
 def test_fail_closed_and_fail_open(fake_openai: Any, fake_anthropic: Any, tmp_path: Path) -> None:
