@@ -583,6 +583,12 @@ class GatewayApp:
                 metrics.audit_depth.set(await self.admin.audit_depth())
             except Exception:  # Redis down: readiness says so; keep the last value
                 log.warning("could not read the audit buffer depth", exc_info=True)
+            try:
+                lag = await self.admin.audit_rollup_lag()
+                if lag is not None:
+                    metrics.rollup_lag.set(lag)
+            except Exception:  # the database down: keep the last value
+                log.warning("could not read the audit roll-up's progress", exc_info=True)
         if self.internal is not None:
             try:
                 metrics.set_plane(await self.internal.status())

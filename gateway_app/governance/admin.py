@@ -196,6 +196,10 @@ class AdminApi:
         """Audit events waiting for the database (the ``aigw_audit_buffer_depth`` gauge)."""
         return await self.state.audit_depth()
 
+    async def audit_rollup_lag(self) -> int | None:
+        """Closed days the audit roll-up has not reached (``aigw_audit_rollup_lag_days``)."""
+        return await self.governance.audit_rollup_lag()
+
     # ------------------------------------------------------------ dispatch
 
     async def principal(self, headers: Mapping[str, str], method: str = "GET") -> Principal:

@@ -168,6 +168,22 @@ def watermark(db: Database | Transaction) -> str | None:
     return str(rows[0]["through"]) if rows else None
 
 
+def lag_days(db: Database, today: date) -> int:
+    """Closed days (before ``today``) holding events that the roll-up has not reached:
+    0 once yesterday is rolled up (or nothing is stored before today). What the
+    ``aigw_audit_rollup_lag_days`` gauge reports and ``AigwAuditRollupBehind`` alerts on
+    (blocking; two index lookups)."""
+    yesterday = today - timedelta(days=1)
+    through = watermark(db)
+    if through is None:
+        rows = db.fetch("SELECT MIN(day) AS first FROM audit_events WHERE day < ?", (str(today),))
+        first = rows[0]["first"] if rows else None
+        if first is None:
+            return 0
+        return (yesterday - date.fromisoformat(str(first))).days + 1
+    return max(0, (yesterday - date.fromisoformat(through)).days)
+
+
 PartitionsOf = Callable[[Transaction, str], list[str]]
 """PostgreSQL: the partitions a late event of a day may land in (its own, if any, and the
 DEFAULT one): :func:`gateway_app.governance.retention.late_partitions`."""

@@ -39,7 +39,7 @@ from gateway_app.config.prices import (
 from gateway_app.context import Caller, Exchange, RequestContext
 from gateway_app.environment import Environment
 from gateway_app.errors import GatewayError
-from gateway_app.governance import audit, retention
+from gateway_app.governance import audit, retention, rollup
 from gateway_app.governance.check_plan import CheckPlan, Level, reset_duration
 from gateway_app.governance.keys import (
     KEY_PREFIX,
@@ -63,6 +63,8 @@ from gateway_app.state.governance import (
 log = logging.getLogger("gateway_app.governance")
 # How long shutdown gives the database to take the audit events Redis did not.
 UNBUFFERED_TIMEOUT_S = 5.0
+# How long a scrape reuses the roll-up lag it read (a day-scale figure).
+ROLLUP_LAG_TTL_S = 60.0
 
 NANO = 1_000_000_000
 _NO_TOKENS = Tokens()
@@ -198,6 +200,7 @@ class Governance:
         # (PostgreSQL: the audit-maintain CronJob drops whole day partitions).
         days = self.settings.audit_retention_days
         self.sweeper = retention.Sweeper(db, days) if db.kind == "sqlite" and days else None
+        self._rollup_lag: tuple[float, int] | None = None  # (monotonic, days) last read
         self.redact = audit.Redactor(self.settings.audit_redact)
         self._deployments: dict[str, tuple[DeploymentConfig, str]] = {}
         for model in config.models.values():
@@ -776,3 +779,15 @@ class Governance:
     async def audit_depth(self) -> int:
         """Audit events waiting for the database (the ``aigw_audit_buffer_depth`` gauge)."""
         return await self.state.audit_depth()
+
+    async def audit_rollup_lag(self) -> int | None:
+        """Closed days the audit roll-up has not reached (the ``aigw_audit_rollup_lag_days``
+        gauge; :func:`~gateway_app.governance.rollup.lag_days`), read at most once a
+        minute; None on SQLite, which rolls up only with retention, in the gateway itself."""
+        if self.db.kind != "postgres":
+            return None
+        now = time.monotonic()
+        if self._rollup_lag is None or now - self._rollup_lag[0] >= ROLLUP_LAG_TTL_S:
+            lag = await asyncio.to_thread(rollup.lag_days, self.db, retention.utc_today())
+            self._rollup_lag = (now, lag)
+        return self._rollup_lag[1]

@@ -128,6 +128,13 @@ class Metrics:
             multiprocess_mode="mostrecent",
             registry=r,
         )
+        self.rollup_lag = Gauge(
+            "aigw_audit_rollup_lag_days",
+            "Closed days the audit roll-up (audit-maintain) has not reached; 0 when "
+            "yesterday is rolled up (PostgreSQL)",
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
         # The global governance plane (set at scrape time from the plane's status).
         self.plane = {
             name: Gauge(

@@ -306,6 +306,23 @@ def test_an_exact_latency_answer_raced_by_a_rollup_and_retention_loses_nothing(
     assert analytics.usage(db, "day", since=day.isoformat()) == expected
 
 
+def test_the_rollup_lag_counts_the_closed_days_not_rolled_up(db: Database) -> None:
+    """:func:`rollup.lag_days` (the ``aigw_audit_rollup_lag_days`` gauge): 0 on an empty
+    table and once yesterday is rolled up; before the first roll-up, the days from the
+    oldest stored day to yesterday; after, the days after the watermark up to yesterday.
+    Today's events never count (today is not closed)."""
+    assert rollup.lag_days(db, TODAY) == 0
+    audit.insert_events(db, events_of(TODAY, 3, seed=1))
+    assert rollup.lag_days(db, TODAY) == 0
+    audit.insert_events(db, events_of(DAYS[0], 3, seed=2))  # 3 days before TODAY
+    assert rollup.lag_days(db, TODAY) == 3
+    maintain(db, today=DAYS[1])  # rolls up to DAYS[0]
+    assert rollup.lag_days(db, TODAY) == 2
+    maintain(db)
+    assert rollup.lag_days(db, TODAY) == 0
+    assert rollup.lag_days(db, TODAY + timedelta(days=1)) == 1
+
+
 def test_the_first_rollup_of_an_existing_table_goes_a_day_at_a_time(
     tmp_path: Path, postgres_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

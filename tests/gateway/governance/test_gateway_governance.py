@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ import openai
 import pytest
 
 from gateway_app.config import parse
-from gateway_app.governance import audit, retention
+from gateway_app.governance import audit, retention, service
 from gateway_app.governance.admin import AdminApi
 from gateway_app.governance.hooks import governance_hooks
 from gateway_app.governance.service import Governance
@@ -421,6 +422,50 @@ def test_metrics_report_the_audit_buffer_depth(gw: tuple[Any, Governance]) -> No
     gov.state.audit_depth = depth  # type: ignore[method-assign]
     text = httpx.get(running.url + "/metrics", timeout=10).text
     assert "aigw_audit_buffer_depth 7.0" in text.splitlines()
+
+
+def test_metrics_report_how_far_behind_the_audit_rollup_is(
+    fake_openai: Any,
+    fake_anthropic: Any,
+    postgres_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``aigw_audit_rollup_lag_days`` (what ``AigwAuditRollupBehind`` alerts on): the
+    closed days holding events that the roll-up has not reached, read from PostgreSQL
+    at scrape time; 0 once ``audit-maintain`` rolled up to yesterday."""
+    name = "l" + uuid.uuid4().hex[:10]
+    setup = Database(postgres_server.url)
+    setup.execute(f"CREATE DATABASE {name}")
+    setup.close()
+    db = Database(postgres_server.url.rsplit("/", 1)[0] + "/" + name)
+    db.migrate()
+    raw = {
+        "providers": providers(fake_openai, fake_anthropic),
+        "models": STANDARD_MODELS,
+        "governance": {"enabled": True},
+    }
+    gov = Governance(
+        parse(raw), state=InProcessGovernanceState(), db=db, admin_key=ADMIN, secret=b"s"
+    )
+    monkeypatch.setattr(service, "ROLLUP_LAG_TTL_S", 0.0)
+    today = retention.utc_today()
+    for back in (4, 2):
+        day = today - timedelta(days=back)
+        event = audit.event("request", team_id="t", model="m", latency_ms=5.0)
+        audit.insert_events(db, [{**event, "day": str(day), "month": f"{day:%Y-%m}"}])
+
+    def lag() -> str:
+        lines = httpx.get(running.url + "/metrics", timeout=10).text.splitlines()
+        [line] = [line for line in lines if line.startswith("aigw_audit_rollup_lag_days ")]
+        return line.split()[1]
+
+    with serve(raw, hooks=governance_hooks(gov), admin=AdminApi(gov)) as running:
+        assert lag() == "4.0"  # the oldest event's day and the 3 after it
+        done = retention.maintain(db, None, today=today - timedelta(days=2))
+        assert done.failed == []
+        assert lag() == "2.0"  # rolled up to 3 days ago
+        assert retention.maintain(db, None, today=today).failed == []
+        assert lag() == "0.0"
 
 
 def team_admin(url: str, admin: Admin, team: str, project: str) -> Admin:
