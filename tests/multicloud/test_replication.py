@@ -20,10 +20,12 @@ import httpx
 import openai
 import pytest
 
+from gateway_app.config.governance import GlobalConfig
 from gateway_app.governance import changes
 from tests.multicloud.clouds import CLOUDS, Cloud, Multicloud
 
 BOUND_S = 2.0  # the stated propagation bound while the feed is up
+FORWARD_S = GlobalConfig.model_fields["forward_timeout_s"].default
 HEAL_BOUND_S = 5.0  # after a silent connection loss: 3 s to notice, reconnect, catch up
 ONE_WAY_S = 0.1
 
@@ -193,7 +195,13 @@ def test_a_cut_off_follower_keeps_serving_known_keys_and_catches_up_on_heal(
     assert _chat(clouds["gcp"], known["key"]) == 200
     assert _chat(clouds["gcp"], fresh["key"]) == 401
     # Admin calls need the home: 503 with Retry-After; local reads say what they are.
-    refused = clouds["gcp"].admin("POST", "/admin/keys", json={"team_id": "t", "project_id": "x"})
+    # Dropped bytes: the forward waits out its whole timeout (10 s by default), so the
+    # client waits longer than that, and the answer must come within it.
+    started = time.monotonic()
+    refused = clouds["gcp"].admin(
+        "POST", "/admin/keys", json={"team_id": "t", "project_id": "x"}, timeout=FORWARD_S + 10
+    )
+    assert time.monotonic() - started < FORWARD_S + 2
     assert refused.status_code == 503, refused.text
     assert refused.json()["error"]["code"] == "governance_home_unreachable"
     assert refused.headers["retry-after"] == "5"

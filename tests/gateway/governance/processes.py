@@ -117,12 +117,12 @@ class GatewayProcess:
                 self.process.wait(5)
         self.log.close()
 
-    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def admin(self, method: str, path: str, timeout: float = 10, **kwargs: Any) -> httpx.Response:
         return httpx.request(
             method,
             self.url + path,
             headers={"authorization": f"Bearer {ADMIN}"},
-            timeout=10,
+            timeout=timeout,
             **kwargs,
         )
 
