@@ -44,6 +44,112 @@ _ROLLUP_GROUP = (
 )
 """Migration 10: a roll-up's group (gateway_app.governance.rollup.GROUP_COLUMNS)."""
 
+_LIVE_GROUP = (
+    "day",
+    "month",
+    "team_id",
+    "project_id",
+    "key_id",
+    "customer",
+    "model",
+    "provider",
+    "deployment",
+    "cloud",
+)
+"""Migration 11: a roll-up's group (gateway_app.governance.rollup: ``day``, ``month`` and
+``GROUP_COLUMNS``), frozen here as the migration applied it."""
+
+_LIVE_COARSE = tuple(c for c in _LIVE_GROUP if c not in ("key_id", "customer"))
+
+_LIVE_BUCKET = (
+    "(CASE WHEN latency_ms < 0.01 THEN -1000000 WHEN latency_ms >= 1000000000.0 THEN 1037 "
+    "ELSE CAST(CEIL(LN(latency_ms) / 0.020000666706669435) AS INTEGER) END)"
+)
+"""Migration 11: ``rollup.BUCKET_SQL`` as the migration applied it (a test checks they agree)."""
+
+_LIVE_ERROR = "(CASE WHEN status >= 500 THEN 1 ELSE 0 END)"
+
+LIVE_SHARDS = 4
+"""The live roll-up's rows per group a day (PostgreSQL): each inserting session adds to
+the shard ``pg_backend_pid() % LIVE_SHARDS``, so concurrent drainers (one per replica)
+mostly update different rows of a hot group instead of queueing on one row's lock until
+each other's commit (its WAL flush); readers sum the shards."""
+
+
+def _live_upsert(table: str, group: tuple[str, ...], latency: bool) -> str:
+    """PostgreSQL (migration 11): add the statement's new request events of the live days
+    (``inserted``, the trigger's transition table) into ``table``, in its conflict key's
+    order (every session locks the rows it updates in the same order: no deadlock)."""
+    key = ", ".join(group)
+    if latency:
+        key += ", bucket"
+        columns, values = "requests, errors", f"COUNT(*), SUM({_LIVE_ERROR})"
+        update = "requests = r.requests + excluded.requests, errors = r.errors + excluded.errors"
+        select, where = f"{', '.join(group)}, {_LIVE_BUCKET}", " AND latency_ms IS NOT NULL"
+    else:
+        columns = "requests, prompt_tokens, completion_tokens, cost_usd, last_ts"
+        values = (
+            "COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
+            "COALESCE(SUM(cost_usd), 0), MAX(ts)"
+        )
+        update = (
+            "requests = r.requests + excluded.requests, "
+            "prompt_tokens = r.prompt_tokens + excluded.prompt_tokens, "
+            "completion_tokens = r.completion_tokens + excluded.completion_tokens, "
+            "cost_usd = r.cost_usd + excluded.cost_usd, "
+            "last_ts = GREATEST(r.last_ts, excluded.last_ts)"
+        )
+        select, where = ", ".join(group), ""
+    order = ", ".join(str(n) for n in range(1, len(key.split(", ")) + 1))
+    return (
+        f"INSERT INTO {table} AS r ({key}, live_shard, {columns}) "
+        f"SELECT {select}, shard, {values} FROM inserted "
+        f"WHERE kind = 'request' AND day >= live_since{where} "
+        f"GROUP BY {order} ORDER BY {order} "
+        f"ON CONFLICT ({key}, live_shard) WHERE live_shard IS NOT NULL DO UPDATE SET {update};"
+    )
+
+
+def _live_sqlite(table: str, group: tuple[str, ...], latency: bool) -> str:
+    """SQLite (migration 11): the statements of the row trigger adding ``NEW`` into
+    ``table`` (no transition tables there; one writer at a time): the group's row made if
+    missing, then incremented."""
+    match = " AND ".join(f"{c} IS NEW.{c}" for c in group)
+    if latency:
+        bucket = f"(SELECT {_LIVE_BUCKET} FROM (SELECT NEW.latency_ms AS latency_ms))"
+        match += f" AND bucket = {bucket}"
+        columns, zeros = f"{', '.join(group)}, bucket", "0, 0"
+        update = f"requests = requests + 1, errors = errors + {_LIVE_ERROR.replace('status', 'NEW.status')}"
+        guard = " AND NEW.latency_ms IS NOT NULL"
+        values = ", ".join(f"NEW.{c}" for c in group) + f", {bucket}"
+        counters = "requests, errors"
+    else:
+        columns, zeros = ", ".join(group), "0, 0, 0, 0, NEW.ts"
+        update = (
+            "requests = requests + 1, "
+            "prompt_tokens = prompt_tokens + COALESCE(NEW.prompt_tokens, 0), "
+            "completion_tokens = completion_tokens + COALESCE(NEW.completion_tokens, 0), "
+            "cost_usd = cost_usd + COALESCE(NEW.cost_usd, 0), "
+            "last_ts = MAX(COALESCE(last_ts, NEW.ts), NEW.ts)"
+        )
+        guard = ""
+        values = ", ".join(f"NEW.{c}" for c in group)
+        counters = "requests, prompt_tokens, completion_tokens, cost_usd, last_ts"
+    where = f"live_shard = 0 AND {match}{guard}"
+    return (
+        f"INSERT INTO {table} ({columns}, live_shard, {counters}) "
+        f"SELECT {values}, 0, {zeros} WHERE 1 = 1{guard} "
+        f"AND NOT EXISTS (SELECT 1 FROM {table} WHERE {where}); "
+        f"UPDATE {table} SET {update} WHERE {where};"
+    )
+
+
+_LIVE_TABLES = (
+    ("audit_rollup", _LIVE_GROUP, False),
+    ("audit_rollup_latency", _LIVE_GROUP, True),
+    ("audit_rollup_latency_coarse", _LIVE_COARSE, True),
+)
+
 MIGRATIONS: tuple[tuple[int, str, tuple[str | Dialect, ...]], ...] = (
     (
         1,
@@ -398,6 +504,101 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str | Dialect, ...]], ...] = (
                     RETURN NULL;
                 END
                 $function$""",
+            ),
+        ),
+    ),
+    (
+        11,
+        "the roll-ups of the audit log kept current as events are stored (live days)",
+        (
+            # gateway_app.governance.rollup: from the cut-over day L on (the first UTC day
+            # that starts after this migration, in audit_rollup_live), every request event
+            # stored is added to the roll-ups by the insert's own statement (a trigger),
+            # so the analytics read no raw row of those days and audit-maintain aggregates
+            # none. live_shard: NULL for the rows audit-maintain appends (days < L); the
+            # shard of the rows the trigger keeps (one per group a day and shard, so the
+            # key below, NULLs equal: a group may have NULL dimensions; PostgreSQL 15+).
+            *(
+                f"ALTER TABLE {table} ADD COLUMN live_shard SMALLINT"
+                for table, _, _ in _LIVE_TABLES
+            ),
+            *(
+                Dialect(
+                    "postgres",
+                    f"CREATE UNIQUE INDEX {table}_live_key ON {table} "
+                    f"({', '.join(group)}{', bucket' if latency else ''}, live_shard) "
+                    "NULLS NOT DISTINCT WHERE live_shard IS NOT NULL",
+                )
+                for table, group, latency in _LIVE_TABLES
+            ),
+            # The cut-over day L: days >= L are rolled up live, the days before as before.
+            """CREATE TABLE IF NOT EXISTS audit_rollup_live (
+                name TEXT PRIMARY KEY,
+                since TEXT NOT NULL,
+                installed_at DOUBLE PRECISION NOT NULL
+            )""",
+            # One statement's events (a drainer's COPY of a batch) added once per group:
+            # a statement-level trigger on the partitioned table sees the rows inserted
+            # into every partition (DEFAULT included) in its transition table, only those
+            # actually inserted (a re-delivered event skipped by ON CONFLICT DO NOTHING is
+            # not there). Three upserts in a fixed order, each in its key's order.
+            Dialect(
+                "postgres",
+                """CREATE OR REPLACE FUNCTION audit_rollup_add_live() RETURNS trigger
+                LANGUAGE plpgsql AS $function$
+                DECLARE
+                    live_since TEXT := (
+                        SELECT l.since FROM audit_rollup_live l WHERE l.name = 'audit_events'
+                    );
+                    shard SMALLINT := pg_backend_pid() % """
+                + str(LIVE_SHARDS)
+                + """;
+                BEGIN
+                    IF live_since IS NULL THEN
+                        RETURN NULL;
+                    END IF;
+                    """
+                + "\n                    ".join(_live_upsert(*t) for t in _LIVE_TABLES)
+                + """
+                    RETURN NULL;
+                END
+                $function$""",
+            ),
+            Dialect(
+                "postgres",
+                "CREATE TRIGGER audit_rollup_live AFTER INSERT ON audit_events "
+                "REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT "
+                "EXECUTE FUNCTION audit_rollup_add_live()",
+            ),
+            # L: the first UTC day that starts after the trigger exists (it is taken in
+            # this transaction: inserts wait for its commit, and clock_timestamp() is read
+            # after that lock), and after every day already stored (a clock ahead).
+            Dialect(
+                "postgres",
+                """INSERT INTO audit_rollup_live (name, since, installed_at)
+                SELECT 'audit_events', to_char(GREATEST(
+                    (clock_timestamp() AT TIME ZONE 'UTC')::date + 1,
+                    (SELECT MAX(day)::date + 1 FROM audit_events
+                     WHERE day > to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+                     AND day ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$')
+                ), 'YYYY-MM-DD'), extract(epoch FROM clock_timestamp())""",
+            ),
+            Dialect(
+                "sqlite",
+                "CREATE TRIGGER IF NOT EXISTS audit_rollup_live AFTER INSERT ON audit_events "
+                "WHEN NEW.kind = 'request' AND NEW.day >= "
+                "(SELECT since FROM audit_rollup_live WHERE name = 'audit_events') BEGIN "
+                + " ".join(_live_sqlite(*t) for t in _LIVE_TABLES)
+                + " END",
+            ),
+            Dialect(
+                "sqlite",
+                """INSERT INTO audit_rollup_live (name, since, installed_at)
+                SELECT 'audit_events', MAX(date('now', '+1 day'), COALESCE(
+                    (SELECT date(MAX(day), '+1 day') FROM audit_events
+                     WHERE day > date('now') AND day GLOB
+                     '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'), '')),
+                    (julianday('now') - 2440587.5) * 86400.0""",
             ),
         ),
     ),
