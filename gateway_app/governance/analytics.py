@@ -50,19 +50,14 @@ def _filters(team_id: str | None, since: str | None, until: str | None) -> tuple
     return "".join(f" AND {clause}" for clause in clauses), params
 
 
-RAW = (
-    f"audit_events WHERE kind = 'request' AND day > COALESCE({rollup.WATERMARK_SQL}, '') "
-    f"AND ({rollup.LIVE_SINCE_SQL} IS NULL OR day < {rollup.LIVE_SINCE_SQL})"
-)
-"""The request events of the days not rolled up yet: after the watermark and before the
-live days (none once the first night after migration 11 has passed)."""
+RAW = f"audit_events WHERE kind = 'request' AND day > COALESCE({rollup.WATERMARK_SQL}, '')"
+"""The request events of the days not rolled up yet."""
 
 LATE = f"audit_rollup_late WHERE day <= {rollup.WATERMARK_SQL}"
 """The request events stored after their day was rolled up, not folded in yet."""
 
-ROLLED = f"WHERE (day <= {rollup.WATERMARK_SQL} OR day >= {rollup.LIVE_SINCE_SQL})"
-"""The roll-up rows of the days rolled up: up to the watermark, and the live days (the
-roll-up holds nothing else for them: ``audit-maintain`` aggregates none)."""
+ROLLED = f"WHERE day <= {rollup.WATERMARK_SQL}"
+"""The roll-up rows of the days rolled up."""
 
 
 def usage(
@@ -74,8 +69,8 @@ def usage(
     until: str | None = None,
 ) -> list[dict[str, Any]]:
     """Requests, tokens and USD per group (blocking): the roll-up for the days rolled up
-    and the live days (:mod:`~gateway_app.governance.rollup`), the raw events for the
-    others, in one statement (one snapshot)."""
+    (:mod:`~gateway_app.governance.rollup`), the raw events for the others, in one
+    statement (one snapshot)."""
     columns = _columns(group_by)
     filters, params = _filters(team_id, since, until)
     selected = ", ".join([*columns, ""]) if columns else ""
@@ -132,9 +127,7 @@ def latency(
     """p50/p90/p99 latency in ms, and errors (status 5xx) and their rate, per group
     (blocking).
 
-    Exact (nearest rank) when the range holds no day rolled up and no event of a live day
-    (today, once migration 11's first night has passed: so in practice only a range of
-    raw days between the watermark and the cut-over day): PostgreSQL computes the
+    Exact (nearest rank) when the range holds no day rolled up: PostgreSQL computes the
     percentiles itself (``percentile_disc``), SQLite in Python from at most
     :data:`RAW_ROW_CAP` latencies. Otherwise from the roll-up's latency histogram, with
     the raw events' latencies bucketed the same way in SQL: each percentile within
@@ -143,9 +136,7 @@ def latency(
     columns = _columns(group_by)
     filters, params = _filters(team_id, since, until)
     through = rollup.watermark(db)
-    if (through is None or (since is not None and since > through)) and not _live_in_range(
-        db, filters, params
-    ):
+    if through is None or (since is not None and since > through):
         exact = _exact_latency(db, columns, filters, params)
         # Retention drops (deletes) a day only once it is rolled up, i.e. after the
         # watermark passed it: unchanged, no day of the range lost a row meanwhile.
@@ -192,18 +183,6 @@ def latency(
             }
         )
     return out
-
-
-def _live_in_range(db: Database, filters: str, params: list[Any]) -> bool:
-    """Whether the live roll-up holds an event of the range (one index probe): reading
-    its days raw for an exact answer would scan today's events."""
-    return bool(
-        db.fetch(
-            "SELECT 1 FROM audit_rollup WHERE live_shard IS NOT NULL "
-            f"AND day >= {rollup.LIVE_SINCE_SQL}{filters} LIMIT 1",
-            params,
-        )
-    )
 
 
 def _order(group: tuple[Any, ...]) -> tuple[str, ...]:

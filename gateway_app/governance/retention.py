@@ -305,11 +305,9 @@ def _creator(day: str, done: Maintenance, today: date) -> Callable[[Transaction]
         tx.execute(
             f"ALTER TABLE {TABLE} ATTACH PARTITION {name} FOR VALUES FROM ('{day}') TO ('{upper}')"
         )
-        since = rollup.live_since(tx)
-        if day < today.isoformat() and (since is None or day < since):
+        if day < today.isoformat():
             # A closed day (rolled up, or to be: its roll-up may have installed its
-            # triggers already): its events from now on are late ones. (Not a live day:
-            # its events are in the roll-up as they are stored.)
+            # triggers already): its events from now on are late ones.
             rollup.trigger_partition(tx, name, day)
         done.created.append(name)
         done.moved += max(moved, 0)

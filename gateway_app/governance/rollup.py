@@ -28,20 +28,6 @@ days after it are read raw. A roll-up of day D is exactly its raw rows, each onc
    trigger copied meanwhile and advances the watermark. So an event is in the roll-up
    or in the late table, never both, never neither.
 
-3. Live days. From the cut-over day L on (``audit_rollup_live``: the first UTC day that
-   started after migration 11 installed its trigger), the roll-ups are kept current by
-   the inserts themselves: a trigger (PostgreSQL: one per statement on the partitioned
-   table, reading the statement's new rows from its transition table; SQLite: one per
-   row) adds each stored request event of a day >= L to its group's rows in the inserting
-   transaction. A re-delivered event skipped by ``ON CONFLICT DO NOTHING`` is not
-   inserted, so not added; an insert that fails (a deadlock, the database gone) adds
-   nothing, and the drainer, which acknowledges only after its insert commits, stores
-   and adds it again. The trigger ignores days < L (the two steps above count those).
-   So the analytics read the roll-ups for the days up to the watermark and from L on, and
-   the raw table only for the days in between (the day of the upgrade, until its night);
-   ``audit-maintain`` aggregates nothing for a day >= L and installs no late-event
-   trigger for it: it only moves the watermark on, which lets retention drop it.
-
 A day is rolled up in its own pair of transactions (the trigger's under the partitions'
 maintenance lock, the aggregate under the roll-ups' own lock), oldest first, so the first roll-up of years of rows is chunked by day and resumes
 where it stopped. Retention drops (SQLite: deletes) a day only once it is rolled up.
@@ -141,10 +127,6 @@ ERROR_SQL = "(CASE WHEN status >= 500 THEN 1 ELSE 0 END)"
 WATERMARK_SQL = f"(SELECT through FROM audit_rollup_state WHERE name = '{STATE_NAME}')"
 """The last day rolled up (NULL: none), read in the same statement as the data."""
 
-LIVE_SINCE_SQL = f"(SELECT since FROM audit_rollup_live WHERE name = '{STATE_NAME}')"
-"""The first day rolled up live, as events are stored (NULL: none), read in the same
-statement as the data."""
-
 
 def bucket_value(bucket: int) -> float:
     """The latency (ms) a bucket stands for: within :data:`ACCURACY` of each in it."""
@@ -178,20 +160,12 @@ class Rollup:
     folded: int = 0  # late events folded into the roll-up
     pending: list[str] = field(default_factory=list)  # closed days left for the next run
     failed: list[str] = field(default_factory=list)  # why it stopped early (next run goes on)
-    live: list[str] = field(default_factory=list)  # days passed with nothing to aggregate
 
 
 def watermark(db: Database | Transaction) -> str | None:
     """The last day rolled up (every day up to it is), None before the first."""
     rows = db.fetch(WATERMARK_SQL.strip("()"))
     return str(rows[0]["through"]) if rows else None
-
-
-def live_since(db: Database | Transaction) -> str | None:
-    """The first day the roll-ups are kept current for as its events are stored (every
-    day from it on), None without migration 11's trigger."""
-    rows = db.fetch(LIVE_SINCE_SQL.strip("()"))
-    return str(rows[0]["since"]) if rows else None
 
 
 def lag_days(db: Database, today: date) -> int:
@@ -266,8 +240,6 @@ def _roll_closed_days(
         if rows is not None:
             done.days.append(day.isoformat())
             done.rows += rows
-            if rows == 0 and _is_live(db, day.isoformat()):
-                done.live.append(day.isoformat())
         day += timedelta(days=1)
 
 
@@ -280,19 +252,11 @@ def _parse_day(text: str) -> date:
         return date(2000, 1, 1)
 
 
-def _is_live(db: Database | Transaction, day: str) -> bool:
-    since = live_since(db)
-    return since is not None and day >= since
-
-
 def roll_day(db: Database, day: str, partitions_of: PartitionsOf | None = None) -> int | None:
     """Roll up ``day``: install its late-event trigger, then aggregate it and advance the
     watermark to it. The request events rolled up; None if the watermark is not the day
-    before (another runner did it, or a day before it is not rolled up yet). A live day
-    (:func:`live_since`) is rolled up already: only the watermark moves (0)."""
-    live = _is_live(db, day)
-    if not live:
-        db.transaction(lambda tx: install_late_trigger(tx, day, partitions_of))
+    before (another runner did it, or a day before it is not rolled up yet)."""
+    db.transaction(lambda tx: install_late_trigger(tx, day, partitions_of))
 
     def aggregate(tx: Transaction) -> int | None:
         tx.lock(ROLLUP_LOCK)
@@ -301,9 +265,6 @@ def roll_day(db: Database, day: str, partitions_of: PartitionsOf | None = None) 
             return None
         if through is not None and _parse_day(through) + timedelta(days=1) != _parse_day(day):
             return None
-        if live:
-            _advance(tx, day)
-            return 0
         # Every event of the day except those the trigger copied (they are folded later).
         source = (
             "audit_events e WHERE e.kind = 'request' AND e.day = ? AND NOT EXISTS "
@@ -311,20 +272,15 @@ def roll_day(db: Database, day: str, partitions_of: PartitionsOf | None = None) 
         )
         _insert_rollups(tx, source, (day, day))
         counted = tx.fetch("SELECT SUM(requests) AS n FROM audit_rollup WHERE day = ?", (day,))
-        _advance(tx, day)
+        tx.execute(
+            "INSERT INTO audit_rollup_state (name, through, rolled_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET through = excluded.through, "
+            "rolled_at = excluded.rolled_at",
+            (STATE_NAME, day, time.time()),
+        )
         return int(counted[0]["n"] or 0)
 
     return db.transaction(aggregate)
-
-
-def _advance(tx: Transaction, day: str) -> None:
-    """Move the watermark to ``day``."""
-    tx.execute(
-        "INSERT INTO audit_rollup_state (name, through, rolled_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (name) DO UPDATE SET through = excluded.through, "
-        "rolled_at = excluded.rolled_at",
-        (STATE_NAME, day, time.time()),
-    )
 
 
 _GROUP = ", ".join(("day", "month", *GROUP_COLUMNS))

@@ -1,0 +1,547 @@
+"""The live audit roll-up (migration 11) on a real PostgreSQL: what its trigger costs the
+drainer's inserts, with concurrent drainers on the same hot groups, and what it saves a
+"usage by team over the last 30 days" answer that includes a busy today.
+
+1. Inserts: batches of request events (``--batches`` 50 and 500) stored through the
+   drainer's own path (:func:`gateway_app.governance.audit.insert_rows` with the rows in
+   ``COPY`` form, as :class:`~gateway_app.governance.audit.AuditDrainer` does), by 1 and
+   4 concurrent inserters (threads, one connection each) on the same ~200 hot groups
+   (10 teams, 50 keys, 2 models, 2 providers, a customer or none): without the trigger,
+   with it (``LIVE_SHARDS`` rows a group), and with it on one row a group (every
+   session on the same rows). Per configuration: wall time, the database's CPU per
+   event (the inserting backends' user+system time from ``/proc``, clock ticks), lock
+   waits seen (``pg_locks`` sampled every 5 ms: the share of samples with a waiter),
+   deadlocks (``pg_stat_database``), failed batches (retried, as the drainer does) and
+   a check that the live roll-up counts every event stored once.
+2. The answer: 29 closed days of ``--rows-per-day`` events rolled up, and today with
+   ``--today-rows`` events; "usage by team over 30 days" timed with today read raw (the
+   cut-over day set to tomorrow: before this change) and from the live roll-up.
+
+    flock -x /work/bench.lock .venv/bin/python bench/audit_live.py \\
+        --database-url postgresql://postgres@127.0.0.1:PORT/postgres --out bench/audit-live.json
+
+Prints and (``--out``) writes JSON. Run it under the exclusive bench lock and note the
+load average (recorded in the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from audit_rollup import FILL
+
+from gateway_app.governance import analytics, audit, retention, rollup
+from gateway_app.governance.storage import Database, DatabaseError
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+_LIVE_GROUP = (
+    "day",
+    "month",
+    "team_id",
+    "project_id",
+    "key_id",
+    "customer",
+    "model",
+    "provider",
+    "deployment",
+    "cloud",
+)
+"""Migration 11: a roll-up's group (gateway_app.governance.rollup: ``day``, ``month`` and
+``GROUP_COLUMNS``), frozen here as the migration applied it."""
+
+_LIVE_COARSE = tuple(c for c in _LIVE_GROUP if c not in ("key_id", "customer"))
+
+_LIVE_BUCKET = (
+    "(CASE WHEN latency_ms < 0.01 THEN -1000000 WHEN latency_ms >= 1000000000.0 THEN 1037 "
+    "ELSE CAST(CEIL(LN(latency_ms) / 0.020000666706669435) AS INTEGER) END)"
+)
+"""Migration 11: ``rollup.BUCKET_SQL`` as the migration applied it (a test checks they agree)."""
+
+_LIVE_ERROR = "(CASE WHEN status >= 500 THEN 1 ELSE 0 END)"
+
+LIVE_SHARDS = 4
+"""The live roll-up's rows per group a day (PostgreSQL): each inserting session adds to
+the shard ``pg_backend_pid() % LIVE_SHARDS``, so concurrent drainers (one per replica)
+mostly update different rows of a hot group instead of queueing on one row's lock until
+each other's commit (its WAL flush); readers sum the shards."""
+
+
+def _live_upsert(table: str, group: tuple[str, ...], latency: bool) -> str:
+    """PostgreSQL (migration 11): add the statement's new request events of the live days
+    (``inserted``, the trigger's transition table) into ``table``, in its conflict key's
+    order (every session locks the rows it updates in the same order: no deadlock)."""
+    key = ", ".join(group)
+    if latency:
+        key += ", bucket"
+        columns, values = "requests, errors", f"COUNT(*), SUM({_LIVE_ERROR})"
+        update = "requests = r.requests + excluded.requests, errors = r.errors + excluded.errors"
+        select, where = f"{', '.join(group)}, {_LIVE_BUCKET}", " AND latency_ms IS NOT NULL"
+    else:
+        columns = "requests, prompt_tokens, completion_tokens, cost_usd, last_ts"
+        values = (
+            "COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
+            "COALESCE(SUM(cost_usd), 0), MAX(ts)"
+        )
+        update = (
+            "requests = r.requests + excluded.requests, "
+            "prompt_tokens = r.prompt_tokens + excluded.prompt_tokens, "
+            "completion_tokens = r.completion_tokens + excluded.completion_tokens, "
+            "cost_usd = r.cost_usd + excluded.cost_usd, "
+            "last_ts = GREATEST(r.last_ts, excluded.last_ts)"
+        )
+        select, where = ", ".join(group), ""
+    order = ", ".join(str(n) for n in range(1, len(key.split(", ")) + 1))
+    return (
+        f"INSERT INTO {table} AS r ({key}, live_shard, {columns}) "
+        f"SELECT {select}, shard, {values} FROM inserted "
+        f"WHERE kind = 'request' AND day >= live_since{where} "
+        f"GROUP BY {order} ORDER BY {order} "
+        f"ON CONFLICT ({key}, live_shard) WHERE live_shard IS NOT NULL DO UPDATE SET {update};"
+    )
+
+
+_LIVE_TABLES = (
+    ("audit_rollup", _LIVE_GROUP, False),
+    ("audit_rollup_latency", _LIVE_GROUP, True),
+    ("audit_rollup_latency_coarse", _LIVE_COARSE, True),
+)
+
+
+def candidate_schema() -> list[str]:
+    """The design measured here (not shipped: see ``bench/audit-live.md``), on top of
+    migration 10: a shard column and a unique key (NULLs equal) on each roll-up table
+    for the live rows, and the table holding the cut-over day."""
+    statements = [
+        f"ALTER TABLE {table} ADD COLUMN live_shard SMALLINT" for table, _, _ in _LIVE_TABLES
+    ]
+    statements += [
+        f"CREATE UNIQUE INDEX {table}_live_key ON {table} "
+        f"({', '.join(group)}{', bucket' if latency else ''}, live_shard) "
+        "NULLS NOT DISTINCT WHERE live_shard IS NOT NULL"
+        for table, group, latency in _LIVE_TABLES
+    ]
+    statements.append(
+        "CREATE TABLE audit_rollup_live (name TEXT PRIMARY KEY, since TEXT NOT NULL, "
+        "installed_at DOUBLE PRECISION NOT NULL)"
+    )
+    statements.append("INSERT INTO audit_rollup_live VALUES ('audit_events', '9999-12-31', 0)")
+    return statements
+
+
+def live_sql() -> tuple[str, str]:
+    """The candidate's trigger function and trigger: one statement-level trigger on the
+    partitioned table, its new rows in a transition table, three upserts in a fixed
+    order, each in its conflict key's order (no deadlock between single-statement
+    inserts)."""
+    function = (
+        """CREATE OR REPLACE FUNCTION audit_rollup_add_live() RETURNS trigger
+        LANGUAGE plpgsql AS $function$
+        DECLARE
+            live_since TEXT := (
+                SELECT l.since FROM audit_rollup_live l WHERE l.name = 'audit_events'
+            );
+            shard SMALLINT := pg_backend_pid() % """
+        + str(LIVE_SHARDS)
+        + """;
+        BEGIN
+            IF live_since IS NULL THEN
+                RETURN NULL;
+            END IF;
+            """
+        + "\n            ".join(_live_upsert(*t) for t in _LIVE_TABLES)
+        + """
+            RETURN NULL;
+        END
+        $function$"""
+    )
+    trigger = (
+        "CREATE TRIGGER audit_rollup_live AFTER INSERT ON audit_events "
+        "REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT "
+        "EXECUTE FUNCTION audit_rollup_add_live()"
+    )
+    return function, trigger
+
+
+LIVE_SINCE = "(SELECT since FROM audit_rollup_live WHERE name = 'audit_events')"
+
+
+def ddl(url: str, *statements: str) -> None:
+    """Run ``statements`` as they are (no placeholders: the function body has ``%``)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement.encode())
+
+
+CANDIDATE_USAGE_BY_TEAM = f"""
+SELECT team_id, COALESCE(SUM(requests), 0) AS requests,
+    COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,
+    COALESCE(SUM(completion_tokens), 0) AS completion_tokens,
+    COALESCE(SUM(cost_usd), 0) AS cost_usd, MAX(last_ts) AS last_request_at FROM (
+    SELECT team_id, requests, prompt_tokens, completion_tokens, cost_usd, last_ts
+    FROM audit_rollup WHERE (day <= {rollup.WATERMARK_SQL} OR day >= {LIVE_SINCE}) AND day >= %s
+    UNION ALL SELECT team_id, 1, prompt_tokens, completion_tokens, cost_usd, ts
+    FROM audit_rollup_late WHERE day <= {rollup.WATERMARK_SQL} AND day >= %s
+    UNION ALL SELECT team_id, 1, prompt_tokens, completion_tokens, cost_usd, ts
+    FROM audit_events WHERE kind = 'request' AND day > COALESCE({rollup.WATERMARK_SQL}, '')
+    AND ({LIVE_SINCE} IS NULL OR day < {LIVE_SINCE}) AND day >= %s
+) AS sources GROUP BY team_id ORDER BY team_id
+"""
+"""The candidate's "usage by team since a day": the roll-up for the days up to the
+watermark and the live days, the raw events only in between."""
+
+
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a server process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def events(count: int, chance: random.Random, day: date, keys: int) -> list[dict[str, Any]]:
+    out = []
+    for _ in range(count):
+        key = chance.randrange(keys)
+        out.append(
+            audit.event(
+                "request",
+                team_id=f"t{key % 10}",
+                project_id=f"p{key % 20}",
+                key_id=f"k{key}",
+                customer=chance.choice([None, "c1"]),
+                model=chance.choice(["gpt", "claude"]),
+                provider=chance.choice(["openai", "anthropic"]),
+                deployment="d1",
+                status=chance.choice([200] * 49 + [502]),
+                prompt_tokens=chance.randrange(10, 2000),
+                completion_tokens=chance.randrange(10, 500),
+                cost_usd=0.001,
+                latency_ms=chance.lognormvariate(5.7, 0.6),
+            )
+            | {"day": day.isoformat(), "month": f"{day:%Y-%m}"}
+        )
+    return out
+
+
+class LockSampler(threading.Thread):
+    """Samples ``pg_locks`` for waiters every 5 ms until stopped."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.db = Database(url)
+        self.samples = 0
+        self.waiting = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            rows = self.db.fetch("SELECT COUNT(*) AS n FROM pg_locks WHERE NOT granted")
+            self.samples += 1
+            self.waiting += 1 if rows[0]["n"] else 0
+            time.sleep(0.005)
+        self.db.close()
+
+
+def insert_run(
+    url: str,
+    db: Database,
+    day: date,
+    batch: int,
+    inserters: int,
+    total: int,
+    seed: int,
+    keys: int,
+) -> dict[str, Any]:
+    """``total`` events in batches of ``batch`` by ``inserters`` threads."""
+    db.execute("TRUNCATE audit_events")
+    db.execute("DELETE FROM audit_rollup WHERE live_shard IS NOT NULL")
+    db.execute("DELETE FROM audit_rollup_latency WHERE live_shard IS NOT NULL")
+    db.execute("DELETE FROM audit_rollup_latency_coarse WHERE live_shard IS NOT NULL")
+    deadlocks_before = db.fetch(
+        "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()"
+    )[0]["n"]
+    per_thread = total // inserters // batch
+    work: list[list[audit.RowBatch]] = []
+    for t in range(inserters):
+        chance = random.Random(seed * 100 + t)
+        batches = []
+        for _ in range(per_thread):
+            rows = audit.RowBatch(db)
+            for e in events(batch, chance, day, keys):
+                rows.add(e)
+            batches.append(rows)
+        work.append(batches)
+    connections = [Database(url) for _ in range(inserters)]
+    pids = [int(c.fetch("SELECT pg_backend_pid() AS p")[0]["p"]) for c in connections]
+    cpu_before = [backend_cpu(p) for p in pids]
+    latencies: list[float] = []
+    failures = [0]
+    barrier = threading.Barrier(inserters)
+
+    def insert(conn: Database, batches: list[audit.RowBatch]) -> None:
+        barrier.wait()
+        for rows in batches:
+            while True:
+                started = time.perf_counter()
+                try:
+                    audit.insert_rows(conn, rows.rows, rows.copy_text)
+                except DatabaseError:
+                    failures[0] += 1  # the drainer retries the same batch: so do we
+                    continue
+                latencies.append(time.perf_counter() - started)
+                break
+
+    sampler = LockSampler(url)
+    sampler.start()
+    threads = [
+        threading.Thread(target=insert, args=(c, b)) for c, b in zip(connections, work, strict=True)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    sampler.stop.set()
+    sampler.join()
+    cpu = sum(backend_cpu(p) - b for p, b in zip(pids, cpu_before, strict=True))
+    for c in connections:
+        c.close()
+    stored = per_thread * inserters * batch
+    counted = db.fetch(
+        "SELECT COALESCE(SUM(requests), 0) AS n FROM audit_rollup WHERE day = ?", (day.isoformat(),)
+    )
+    deadlocks = db.fetch(
+        "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()"
+    )[0]["n"]
+    latencies.sort()
+    return {
+        "batch": batch,
+        "inserters": inserters,
+        "events": stored,
+        "wall_s": wall,
+        "events_per_s": stored / wall,
+        "db_cpu_us_per_event": cpu * 1e6 / stored,
+        "batch_p50_ms": 1000 * latencies[len(latencies) // 2],
+        "batch_p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+        "lock_wait_share": sampler.waiting / max(1, sampler.samples),
+        "deadlocks": int(deadlocks) - int(deadlocks_before),
+        "failed_batches_retried": failures[0],
+        "live_rollup_requests": int(counted[0]["n"]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--events", type=int, default=100_000, help="per insert configuration")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rows-per-day", type=int, default=20_000)
+    parser.add_argument("--today-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--configs",
+        default="no_trigger,trigger,trigger_one_row",
+        help="of no_trigger, trigger, trigger_one_row, trigger_usage_only, trigger_usage_coarse",
+    )
+    parser.add_argument("--batches", default="50,500")
+    parser.add_argument(
+        "--keys", type=int, default=50, help="hot keys (~4 groups each) the inserts spread over"
+    )
+    parser.add_argument("--inserters", default="1,4")
+    parser.add_argument("--no-answer", action="store_true", help="the inserts only")
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+
+    name = "live_bench_" + uuid.uuid4().hex[:8]
+    admin = Database(args.database_url)
+    admin.execute(f"CREATE DATABASE {name}")
+    url = args.database_url.rsplit("/", 1)[0] + "/" + name
+    db = Database(url)
+    today = datetime.now(UTC).date()
+    result: dict[str, Any] = {"loadavg_start": os.getloadavg(), "today": today.isoformat()}
+    function, trigger = live_sql()
+    try:
+        db.migrate()
+        ddl(url, *candidate_schema())
+        db.execute("UPDATE audit_rollup_live SET since = ?", (today.isoformat(),))
+        retention.maintain(db, None, ahead_days=1, today=today - timedelta(days=30), roll_up=False)
+        retention.maintain(db, None, ahead_days=1, today=today, roll_up=False)
+
+        configs = {
+            "no_trigger": lambda: db.execute(
+                "DROP TRIGGER IF EXISTS audit_rollup_live ON audit_events"
+            ),
+            "trigger": lambda: ddl(url, function, trigger),
+            "trigger_one_row": lambda: ddl(
+                url, function.replace(f"pg_backend_pid() % {LIVE_SHARDS}", "0"), trigger
+            ),
+            # Where the cost goes: the usage roll-up alone, and with the coarse histogram.
+            "trigger_usage_only": lambda: ddl(url, only(function, 1), trigger),
+            "trigger_usage_coarse": lambda: ddl(url, only(function, 1, 3), trigger),
+        }
+        configs = {k: v for k, v in configs.items() if k in args.configs.split(",")}
+        runs: list[dict[str, Any]] = []
+        for round_ in range(args.rounds):
+            for label, setup in configs.items():
+                db.execute("DROP TRIGGER IF EXISTS audit_rollup_live ON audit_events")
+                setup()
+                for batch in map(int, args.batches.split(",")):
+                    for inserters in map(int, args.inserters.split(",")):
+                        run = insert_run(
+                            url, db, today, batch, inserters, args.events, round_, args.keys
+                        )
+                        run |= {"config": label, "round": round_}
+                        print(json.dumps(run), flush=True)
+                        runs.append(run)
+        result["inserts"] = runs
+        result["inserts_median"] = summarise(runs)
+        db.execute("DROP TRIGGER IF EXISTS audit_rollup_live ON audit_events")
+        ddl(url, function, trigger)
+        if not args.no_answer:
+            result["answer"] = answer_run(db, url, today, args)
+        result["loadavg_end"] = os.getloadavg()
+    finally:
+        db.close()
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.close()
+    print(json.dumps({k: v for k, v in result.items() if k != "inserts"}, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def only(function: str, *keep: int) -> str:
+    """The trigger function with only its upserts numbered ``keep`` (1: usage, 2: the
+    histogram by key and customer, 3: the coarse histogram)."""
+    lines = function.split("\n")
+    upserts = [n for n, line in enumerate(lines) if line.strip().startswith("INSERT INTO")]
+    return "\n".join(
+        line for n, line in enumerate(lines) if n not in upserts or upserts.index(n) + 1 in keep
+    )
+
+
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    keys = sorted({(r["config"], r["batch"], r["inserters"]) for r in runs})
+    for config, batch, inserters in keys:
+        same = [
+            r
+            for r in runs
+            if (r["config"], r["batch"], r["inserters"]) == (config, batch, inserters)
+        ]
+        out.append(
+            {
+                "config": config,
+                "batch": batch,
+                "inserters": inserters,
+                **{
+                    k: statistics.median(r[k] for r in same)
+                    for k in (
+                        "events_per_s",
+                        "db_cpu_us_per_event",
+                        "batch_p50_ms",
+                        "batch_p99_ms",
+                        "lock_wait_share",
+                    )
+                },
+                "deadlocks": sum(r["deadlocks"] for r in same),
+                "failed_batches_retried": sum(r["failed_batches_retried"] for r in same),
+                "counted_once": all(
+                    r["config"] == "no_trigger" or r["live_rollup_requests"] == r["events"]
+                    for r in same
+                ),
+            }
+        )
+    return out
+
+
+def answer_run(db: Database, url: str, today: date, args: argparse.Namespace) -> dict[str, Any]:
+    """29 closed days rolled up and a busy today: usage by team over 30 days, today raw
+    (before) and live (after)."""
+    import psycopg
+
+    db.execute("TRUNCATE audit_events")
+    for table in ("audit_rollup", "audit_rollup_latency", "audit_rollup_latency_coarse"):
+        db.execute(f"DELETE FROM {table}")
+    days = [today - timedelta(days=n) for n in range(29, 0, -1)]
+    with psycopg.connect(url, autocommit=True) as conn:
+        for day in [*days, today]:
+            started = time.perf_counter()
+            conn.execute(
+                FILL,
+                {
+                    "day": day.isoformat(),
+                    "month": f"{day:%Y-%m}",
+                    "start": time.mktime(day.timetuple()),
+                    "rows": args.today_rows if day == today else args.rows_per_day,
+                    "keys": 1000,
+                },
+            )
+            if day == today:
+                fill_today_s = time.perf_counter() - started
+        conn.execute("VACUUM ANALYZE audit_events")
+    for day in days:
+        rollup.roll_day(db, day.isoformat(), retention.late_partitions)
+    for table in ("audit_rollup", "audit_rollup_latency", "audit_rollup_latency_coarse"):
+        db.execute(f"ANALYZE {table}")
+    since = days[0].isoformat()
+
+    def timed(query: Any) -> tuple[float, list[dict[str, Any]]]:
+        times, rows = [], []
+        for _ in range(3):
+            started = time.perf_counter()
+            rows = query()
+            times.append(time.perf_counter() - started)
+        return statistics.median(times), rows
+
+    # Today raw: the shipped analytics (the roll-up up to the watermark, raw after it).
+    raw_s, raw_rows = timed(lambda: analytics.usage(db, "team", since=since))
+    live_s, live_rows = timed(lambda: db.fetch(CANDIDATE_USAGE_BY_TEAM, (since,) * 3))
+    for row in live_rows:
+        row |= {k: int(row[k]) for k in ("requests", "prompt_tokens", "completion_tokens")}
+        row["cost_usd"] = float(row["cost_usd"])
+    live_today = db.fetch(
+        "SELECT COUNT(*) AS n FROM audit_rollup WHERE live_shard IS NOT NULL AND day = ?",
+        (today.isoformat(),),
+    )[0]["n"]
+    return {
+        "closed_days": len(days),
+        "rows_per_closed_day": args.rows_per_day,
+        "today_rows": args.today_rows,
+        "fill_today_one_statement_s": fill_today_s,
+        "live_rollup_rows_today": int(live_today),
+        "usage_by_team_30d_today_raw_s": raw_s,
+        "usage_by_team_30d_today_live_s": live_s,
+        "same_answer": same(raw_rows, live_rows),
+    }
+
+
+def same(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> bool:
+    """The same answer: USD within float summation order (the fill's costs are decimal
+    fractions, summed in another order by the roll-up), every other value exactly."""
+    return len(left) == len(right) and all(
+        {k: v for k, v in a.items() if k != "cost_usd"}
+        == {k: v for k, v in b.items() if k != "cost_usd"}
+        and abs(a["cost_usd"] - b["cost_usd"]) <= 1e-9 * max(1.0, abs(a["cost_usd"]))
+        for a, b in zip(left, right, strict=True)
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
