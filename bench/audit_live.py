@@ -365,6 +365,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--inserters", default="1,4")
     parser.add_argument("--no-answer", action="store_true", help="the inserts only")
+    parser.add_argument(
+        "--interval-rows",
+        type=int,
+        default=0,
+        help="the next candidate: today's events (no trigger) rolled up set-based in "
+        "--intervals intervals of time, each timed",
+    )
+    parser.add_argument("--intervals", type=int, default=4)
     parser.add_argument("--out")
     args = parser.parse_args(argv)
 
@@ -415,6 +423,9 @@ def main(argv: list[str] | None = None) -> int:
         ddl(url, function, trigger)
         if not args.no_answer:
             result["answer"] = answer_run(db, url, today, args)
+        if args.interval_rows:
+            db.execute("DROP TRIGGER IF EXISTS audit_rollup_live ON audit_events")
+            result["intervals"] = interval_run(db, url, today, args)
         result["loadavg_end"] = os.getloadavg()
     finally:
         db.close()
@@ -530,6 +541,100 @@ def answer_run(db: Database, url: str, today: date, args: argparse.Namespace) ->
         "usage_by_team_30d_today_live_s": live_s,
         "same_answer": same(raw_rows, live_rows),
     }
+
+
+def interval_run(
+    db: Database, url: str, today: date, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """The next candidate's cost (``bench/audit-live.md``): today's events stored without
+    a trigger, then rolled up an interval of time at a time, set-based as the nightly
+    roll-up does (one scan into a temporary table of group x bucket cells, then the three
+    upserts from it), into the same live rows. Only the cost: the exactly-once boundary
+    of a real interval (insert order is not commit order) is not built."""
+    import psycopg
+
+    db.execute("TRUNCATE audit_events")
+    for table in ("audit_rollup", "audit_rollup_latency", "audit_rollup_latency_coarse"):
+        db.execute(f"DELETE FROM {table}")
+    start = time.mktime(today.timetuple())
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            FILL,
+            {
+                "day": today.isoformat(),
+                "month": f"{today:%Y-%m}",
+                "start": start,
+                "rows": args.interval_rows,
+                "keys": 1000,
+            },
+        )
+        # An interval is found by time: a BRIN index (ts follows the insert order).
+        conn.execute("CREATE INDEX audit_events_ts_brin ON audit_events USING brin (ts)")
+        conn.execute("VACUUM ANALYZE audit_events")
+    group = ", ".join(_LIVE_GROUP)
+    coarse = ", ".join(_LIVE_COARSE)
+    fine = (
+        f"CREATE TEMPORARY TABLE fine AS SELECT {group}, {_LIVE_BUCKET} AS bucket, "
+        "COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, "
+        "SUM(completion_tokens) AS completion_tokens, SUM(cost_usd) AS cost_usd, "
+        f"MAX(ts) AS last_ts, SUM({_LIVE_ERROR}) AS errors FROM audit_events "
+        "WHERE kind = 'request' AND day = %s AND ts >= %s AND ts < %s "
+        f"GROUP BY {group}, bucket"
+    )
+    key = "WHERE live_shard IS NOT NULL DO UPDATE SET requests = r.requests + excluded.requests"
+    upserts = [
+        f"INSERT INTO audit_rollup AS r ({group}, live_shard, requests, prompt_tokens, "
+        "completion_tokens, cost_usd, last_ts) "
+        f"SELECT {group}, 0, SUM(requests), COALESCE(SUM(prompt_tokens), 0), "
+        "COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cost_usd), 0), MAX(last_ts) "
+        f"FROM fine GROUP BY {group} ORDER BY {group} "
+        f"ON CONFLICT ({group}, live_shard) {key}, "
+        "prompt_tokens = r.prompt_tokens + excluded.prompt_tokens, "
+        "completion_tokens = r.completion_tokens + excluded.completion_tokens, "
+        "cost_usd = r.cost_usd + excluded.cost_usd, "
+        "last_ts = GREATEST(r.last_ts, excluded.last_ts)",
+        f"INSERT INTO audit_rollup_latency AS r ({group}, bucket, live_shard, requests, errors) "
+        f"SELECT {group}, bucket, 0, requests, errors FROM fine WHERE bucket IS NOT NULL "
+        f"ORDER BY {group}, bucket ON CONFLICT ({group}, bucket, live_shard) {key}, "
+        "errors = r.errors + excluded.errors",
+        f"INSERT INTO audit_rollup_latency_coarse AS r ({coarse}, bucket, live_shard, "
+        f"requests, errors) SELECT {coarse}, bucket, 0, SUM(requests), SUM(errors) FROM fine "
+        f"WHERE bucket IS NOT NULL GROUP BY {coarse}, bucket ORDER BY {coarse}, bucket "
+        f"ON CONFLICT ({coarse}, bucket, live_shard) {key}, errors = r.errors + excluded.errors",
+    ]
+    out = []
+    step = 86400.0 / args.intervals
+    with psycopg.connect(url, autocommit=True) as conn:
+        pid = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+        for n in range(args.intervals):
+            low, high = start + n * step, start + (n + 1) * step
+            if n == args.intervals - 1:
+                high += step  # (the fill's last event is at the day's end exactly)
+            cpu, started = backend_cpu(pid), time.perf_counter()
+            with conn.transaction():
+                conn.execute("SET LOCAL work_mem = '512MB'")
+                conn.execute(fine.replace("%s", "{}").format(f"'{today}'", low, high).encode())
+                events = int(
+                    conn.execute("SELECT COALESCE(SUM(requests), 0) FROM fine").fetchone()[0]
+                )
+                cells = int(conn.execute("SELECT COUNT(*) FROM fine").fetchone()[0])
+                for upsert in upserts:
+                    conn.execute(upsert.encode())
+                conn.execute("DROP TABLE fine")
+            wall, cpu = time.perf_counter() - started, backend_cpu(pid) - cpu
+            row = {
+                "interval": n,
+                "events": events,
+                "cells": cells,
+                "wall_s": wall,
+                "db_cpu_s": cpu,
+                "db_cpu_us_per_event": cpu * 1e6 / max(1, events),
+            }
+            print(json.dumps(row), flush=True)
+            out.append(row)
+    counted = db.fetch("SELECT SUM(requests) AS n FROM audit_rollup WHERE live_shard = 0")
+    out.append({"rolled_up_requests": int(counted[0]["n"] or 0), "stored": args.interval_rows})
+    return out
 
 
 def same(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> bool:
