@@ -373,6 +373,12 @@ def main(argv: list[str] | None = None) -> int:
         "--intervals intervals of time, each timed",
     )
     parser.add_argument("--intervals", type=int, default=4)
+    parser.add_argument(
+        "--interval-mode",
+        choices=("upsert", "append"),
+        default="upsert",
+        help="upsert into the keyed live rows, or append as the nightly roll-up does",
+    )
     parser.add_argument("--out")
     args = parser.parse_args(argv)
 
@@ -610,18 +616,34 @@ def interval_run(
             low, high = start + n * step, start + (n + 1) * step
             if n == args.intervals - 1:
                 high += step  # (the fill's last event is at the day's end exactly)
-            cpu, started = backend_cpu(pid), time.perf_counter()
-            with conn.transaction():
-                conn.execute("SET LOCAL work_mem = '512MB'")
-                conn.execute(fine.replace("%s", "{}").format(f"'{today}'", low, high).encode())
-                events = int(
-                    conn.execute("SELECT COALESCE(SUM(requests), 0) FROM fine").fetchone()[0]
+            if args.interval_mode == "append":
+                # The nightly roll-up's own statements: rows appended, readers sum them.
+                before = int(db.fetch("SELECT COUNT(*) AS n FROM audit_rollup_latency")[0]["n"])
+                worker = int(db.fetch("SELECT pg_backend_pid() AS p")[0]["p"])
+                cpu, started = backend_cpu(worker), time.perf_counter()
+                db.transaction(
+                    lambda tx, low=low, high=high: rollup._insert_rollups(
+                        tx,
+                        "audit_events WHERE kind = 'request' AND day = ? AND ts >= ? AND ts < ?",
+                        (today.isoformat(), low, high),
+                    )
                 )
-                cells = int(conn.execute("SELECT COUNT(*) FROM fine").fetchone()[0])
-                for upsert in upserts:
-                    conn.execute(upsert.encode())
-                conn.execute("DROP TABLE fine")
-            wall, cpu = time.perf_counter() - started, backend_cpu(pid) - cpu
+                wall, cpu = time.perf_counter() - started, backend_cpu(worker) - cpu
+                after = int(db.fetch("SELECT COUNT(*) AS n FROM audit_rollup_latency")[0]["n"])
+                cells, events = after - before, int(args.interval_rows / args.intervals)
+            else:
+                cpu, started = backend_cpu(pid), time.perf_counter()
+                with conn.transaction():
+                    conn.execute("SET LOCAL work_mem = '512MB'")
+                    conn.execute(fine.replace("%s", "{}").format(f"'{today}'", low, high).encode())
+                    events = int(
+                        conn.execute("SELECT COALESCE(SUM(requests), 0) FROM fine").fetchone()[0]
+                    )
+                    cells = int(conn.execute("SELECT COUNT(*) FROM fine").fetchone()[0])
+                    for upsert in upserts:
+                        conn.execute(upsert.encode())
+                    conn.execute("DROP TABLE fine")
+                wall, cpu = time.perf_counter() - started, backend_cpu(pid) - cpu
             row = {
                 "interval": n,
                 "events": events,
@@ -632,8 +654,35 @@ def interval_run(
             }
             print(json.dumps(row), flush=True)
             out.append(row)
-    counted = db.fetch("SELECT SUM(requests) AS n FROM audit_rollup WHERE live_shard = 0")
-    out.append({"rolled_up_requests": int(counted[0]["n"] or 0), "stored": args.interval_rows})
+    counted = db.fetch("SELECT SUM(requests) AS n FROM audit_rollup WHERE day = ?", (str(today),))
+    by_team = (
+        "SELECT team_id, {} AS requests, SUM(cost_usd) AS usd FROM {} "
+        "WHERE day = ?{} GROUP BY team_id ORDER BY team_id"
+    )
+    reads = {}
+    for label, sql in (
+        (
+            "today_by_team_raw_s",
+            by_team.format("COUNT(*)", "audit_events", " AND kind = 'request'"),
+        ),
+        ("today_by_team_rollup_s", by_team.format("SUM(requests)", "audit_rollup", "")),
+    ):
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            db.fetch(sql, (str(today),))
+            times.append(time.perf_counter() - started)
+        reads[label] = statistics.median(times)
+    rows = db.fetch("SELECT COUNT(*) AS n FROM audit_rollup WHERE day = ?", (str(today),))
+    out.append(
+        {
+            "mode": args.interval_mode,
+            "rolled_up_requests": int(counted[0]["n"] or 0),
+            "stored": args.interval_rows,
+            "audit_rollup_rows_today": int(rows[0]["n"]),
+            **reads,
+        }
+    )
     return out
 
 
