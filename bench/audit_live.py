@@ -1,6 +1,9 @@
-"""The live audit roll-up (migration 11) on a real PostgreSQL: what its trigger costs the
-drainer's inserts, with concurrent drainers on the same hot groups, and what it saves a
-"usage by team over the last 30 days" answer that includes a busy today.
+"""A live audit roll-up (a trigger per insert, not shipped) measured on a real PostgreSQL.
+
+What its trigger costs the drainer's inserts, with concurrent drainers on the same hot
+groups, and what it saves a "usage by team over the last 30 days" answer that includes
+a busy today; and (``--interval-rows``) what rolling up intervals of today set-based
+costs instead. Results and verdict: ``bench/audit-live.md``.
 
 1. Inserts: batches of request events (``--batches`` 50 and 500) stored through the
    drainer's own path (:func:`gateway_app.governance.audit.insert_rows` with the rows in
@@ -50,30 +53,14 @@ from gateway_app.governance.storage import Database, DatabaseError
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-_LIVE_GROUP = (
-    "day",
-    "month",
-    "team_id",
-    "project_id",
-    "key_id",
-    "customer",
-    "model",
-    "provider",
-    "deployment",
-    "cloud",
-)
-"""Migration 11: a roll-up's group (gateway_app.governance.rollup: ``day``, ``month`` and
-``GROUP_COLUMNS``), frozen here as the migration applied it."""
+_LIVE_GROUP = ("day", "month", *rollup.GROUP_COLUMNS)
+"""A roll-up's group: the roll-ups' own (migration 10)."""
 
-_LIVE_COARSE = tuple(c for c in _LIVE_GROUP if c not in ("key_id", "customer"))
+_LIVE_COARSE = ("day", "month", *rollup.COARSE_COLUMNS)
 
-_LIVE_BUCKET = (
-    "(CASE WHEN latency_ms < 0.01 THEN -1000000 WHEN latency_ms >= 1000000000.0 THEN 1037 "
-    "ELSE CAST(CEIL(LN(latency_ms) / 0.020000666706669435) AS INTEGER) END)"
-)
-"""Migration 11: ``rollup.BUCKET_SQL`` as the migration applied it (a test checks they agree)."""
+_LIVE_BUCKET = rollup.BUCKET_SQL
 
-_LIVE_ERROR = "(CASE WHEN status >= 500 THEN 1 ELSE 0 END)"
+_LIVE_ERROR = rollup.ERROR_SQL
 
 LIVE_SHARDS = 4
 """The live roll-up's rows per group a day (PostgreSQL): each inserting session adds to
@@ -83,7 +70,7 @@ each other's commit (its WAL flush); readers sum the shards."""
 
 
 def _live_upsert(table: str, group: tuple[str, ...], latency: bool) -> str:
-    """PostgreSQL (migration 11): add the statement's new request events of the live days
+    """Add the statement's new request events of the live days
     (``inserted``, the trigger's transition table) into ``table``, in its conflict key's
     order (every session locks the rows it updates in the same order: no deadlock)."""
     key = ", ".join(group)
