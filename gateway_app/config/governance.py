@@ -229,6 +229,16 @@ class GovernanceConfig(BaseModel):
         description="a partial batch waits this long for more events before the next read: "
         "fewer, larger database writes (events are already durable in the buffer)",
     )
+    admin_query_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="the admin API's analytics and audit search run on their own database "
+        "connection and a query of theirs is cancelled after this long (PostgreSQL "
+        "`statement_timeout`; SQLite interrupted), answered 503 `admin_query_timeout`: a "
+        "range that reads billions of raw audit rows (today at 50,000 requests/s) must not "
+        "hold the database",
+    )
     audit_retention_days: int | None = Field(
         None,
         ge=1,

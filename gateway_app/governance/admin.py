@@ -43,7 +43,7 @@ from gateway_app.governance.keys import (
 )
 from gateway_app.governance.rbac import Principal, Role
 from gateway_app.governance.service import NANO, period_ends, presented_key
-from gateway_app.governance.storage import DatabaseError
+from gateway_app.governance.storage import DatabaseError, QueryTimedOut
 
 if TYPE_CHECKING:
     from gateway_app.governance.service import Governance
@@ -138,6 +138,7 @@ class AdminApi:
         self.registry = governance.registry
         self.store = governance.store
         self.db = governance.db
+        self.reports_db = governance.reports_db
         self.state = governance.state
         # People's sessions, attached when sign-in is configured (gateway_app.identity).
         self.people: People | None = None
@@ -290,6 +291,20 @@ class AdminApi:
         rbac.require(principal, route.role, route.writes, route.forbidden)
         try:
             return await route.handler(AdminCall(principal, params, dict(parse_qsl(query)), body))
+        except QueryTimedOut as exc:
+            log.warning("admin %s %s?%s: %s", method, path, query, exc)
+            raise GatewayError(
+                503,
+                f"This query ran longer than governance.admin_query_timeout_s "
+                f"({exc.timeout_s:g} s) and was cancelled, so that it does not hold the "
+                "database. Analytics and the audit search read the raw audit events of the "
+                "days not rolled up yet (today, and yesterday until audit-maintain's nightly "
+                "run): ask a shorter range or fewer groups (until=yesterday for a month "
+                "view; today's totals are in the metrics), or raise "
+                "governance.admin_query_timeout_s.",
+                code="admin_query_timeout",
+                type="server_error",
+            ) from None
         except DatabaseError as exc:
             log.error("admin %s %s: the database is unreachable: %s", method, path, exc)
             raise GatewayError(
@@ -618,7 +633,7 @@ class AdminApi:
         params = call.query
         rows = await asyncio.to_thread(
             query,
-            self.db,
+            self.reports_db,
             params.get("group_by", "day"),
             team_id=team,
             since=params.get("since"),
@@ -628,7 +643,9 @@ class AdminApi:
 
     async def _audit_list(self, call: AdminCall) -> Result:
         team = rbac.team_scope(call.principal, call.query.get("team_id"))
-        rows = await asyncio.to_thread(analytics.audit_events, self.db, call.query, team_id=team)
+        rows = await asyncio.to_thread(
+            analytics.audit_events, self.reports_db, call.query, team_id=team
+        )
         return 200, {"data": rows}
 
     async def _budget(self, call: AdminCall) -> Result:

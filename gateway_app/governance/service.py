@@ -173,11 +173,16 @@ class Governance:
         secret: bytes,
         redis: Any = None,
         drain_state: GovernanceState | None = None,
+        reports_db: Database | None = None,
     ) -> None:
         self.config = config
         self.settings: GovernanceConfig = config.governance
         self.state = state
         self.db = db
+        # The admin API's analytics and audit search: their own connection, each query
+        # cancelled after admin_query_timeout_s (a query over billions of raw audit rows
+        # must not hold up key lookups, the audit drain or the change feed on ``db``).
+        self.reports_db = reports_db or db.for_reports(self.settings.admin_query_timeout_s)
         self.admin_key = admin_key
         self.store = KeyStore(db, epoch=self.settings.global_.epoch if self.settings.global_ else 1)
         self.registry = Registry(
@@ -335,6 +340,8 @@ class Governance:
         if self.registry.redis is not None:
             await self.registry.redis.aclose()
         await asyncio.to_thread(self.db.close)
+        if self.reports_db is not self.db:
+            await asyncio.to_thread(self.reports_db.close)
 
     async def _store_unbuffered(self, events: list[bytes]) -> None:
         """At shutdown: the audit events the shared buffer (Redis) did not take in time

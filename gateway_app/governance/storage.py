@@ -412,6 +412,15 @@ class DatabaseError(Exception):
     """The database is unreachable or refused a statement."""
 
 
+class QueryTimedOut(DatabaseError):
+    """A statement of a :class:`Database` with a ``statement_timeout_s`` ran past it and
+    was cancelled (the connection stays usable)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"the query ran past its {timeout_s:g} s limit and was cancelled")
+        self.timeout_s = timeout_s
+
+
 class RejectedData(DatabaseError):
     """The database refused a value (PostgreSQL's data exceptions, class 22, such as a
     number beyond its column's range; SQLite's integer overflow): retrying the same rows
@@ -468,14 +477,33 @@ _COPY_TEXT_WARNED = False
 
 
 class Database:
-    """One connection to SQLite or PostgreSQL, used from worker threads under a lock."""
+    """One connection to SQLite or PostgreSQL, used from worker threads under a lock.
 
-    def __init__(self, url: str, *, ca_file: str | None = None) -> None:
+    ``statement_timeout_s``: every statement run through this instance is cancelled after
+    that long (PostgreSQL: ``statement_timeout`` set for each call's own transaction, so
+    it holds through a transaction-pooling proxy; SQLite: interrupted by a progress
+    handler) and raises :class:`QueryTimedOut`."""
+
+    def __init__(
+        self, url: str, *, ca_file: str | None = None, statement_timeout_s: float | None = None
+    ) -> None:
         self.url = url
         self.ca_file = ca_file
         self.kind = "postgres" if url.startswith(("postgres://", "postgresql://")) else "sqlite"
+        self.statement_timeout_s = statement_timeout_s
         self._lock = threading.Lock()
         self._conn: Any = None
+
+    def for_reports(self, timeout_s: float) -> Database:
+        """Another connection to the same database, each statement cancelled after
+        ``timeout_s``: for long read-only queries (the admin API's analytics and audit
+        search), so they wait for no other work of the replica and none waits for them
+        (this instance's lock serializes its connection: a query of minutes there would
+        hold up key lookups, the audit drain and the change feed). An in-memory SQLite
+        database cannot be opened twice: it is this instance."""
+        if self.kind == "sqlite" and ":memory:" in self.url:
+            return self
+        return Database(self.url, ca_file=self.ca_file, statement_timeout_s=timeout_s)
 
     @classmethod
     def from_environment(cls, env: Environment, default_sqlite: str | os.PathLike[str]) -> Database:
@@ -506,7 +534,11 @@ class Database:
             try:
                 if self._conn is None:
                     self._conn = self._connect()
-                return work(self._conn)
+                if self.statement_timeout_s is None:
+                    return work(self._conn)
+                return self._bounded(work, self.statement_timeout_s)
+            except QueryTimedOut:
+                raise  # cancelled by its own limit: the connection is fine
             except Exception as exc:
                 if self.kind == "postgres":
                     self._drop()
@@ -515,6 +547,35 @@ class Database:
                     c.__name__ == "DataError" for c in type(exc).__mro__
                 )
                 raise (RejectedData if refused else DatabaseError)(f"{self.kind}: {exc}") from exc
+
+    def _bounded(self, work: Any, timeout_s: float) -> Any:
+        """``work(conn)`` cancelled after ``timeout_s`` (:class:`QueryTimedOut`)."""
+        conn = self._conn
+        if self.kind == "sqlite":
+            deadline = time.monotonic() + timeout_s
+            # Called every 10,000 virtual machine instructions (~1 ms); non-zero interrupts.
+            conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+            try:
+                return work(conn)
+            except sqlite3.OperationalError as exc:
+                if str(exc) == "interrupted":
+                    raise QueryTimedOut(timeout_s) from exc
+                raise
+            finally:
+                conn.set_progress_handler(None, 10_000)
+        from psycopg import errors
+
+        try:
+            with conn.transaction():
+                # SET LOCAL: for this transaction only (a pooled session is never left
+                # with it); it counts lock waits too.
+                conn.execute(
+                    "SELECT set_config('statement_timeout', %s, true)",
+                    (f"{max(1, round(timeout_s * 1000))}ms",),
+                )
+                return work(conn)
+        except errors.QueryCanceled as exc:
+            raise QueryTimedOut(timeout_s) from exc
 
     def _drop(self) -> None:
         try:

@@ -468,6 +468,80 @@ def test_metrics_report_how_far_behind_the_audit_rollup_is(
         assert lag() == "0.0"
 
 
+def test_a_long_analytics_query_holds_up_no_model_request_and_is_cancelled(
+    fake_openai: Any, fake_anthropic: Any, postgres_server: Any
+) -> None:
+    """At 50,000 requests/s a range that includes today reads billions of raw audit rows
+    (minutes). The admin API's analytics run on their own connection: while one is
+    stuck, a key created on another replica is looked up and served and its request's
+    audit event is stored; at ``governance.admin_query_timeout_s`` the query is cancelled
+    and answered 503 ``admin_query_timeout`` naming the setting; then it answers again."""
+    import psycopg
+
+    from gateway_app.governance.keys import KeyRecord, KeyStore, hash_key, new_key
+
+    name = "q" + uuid.uuid4().hex[:10]
+    setup = Database(postgres_server.url)
+    setup.execute(f"CREATE DATABASE {name}")
+    setup.close()
+    url = postgres_server.url.rsplit("/", 1)[0] + "/" + name
+    db = Database(url)
+    db.migrate()
+    other = Database(url)  # another replica's connection
+    timeout_s = 4.0
+    raw = {
+        "providers": providers(fake_openai, fake_anthropic),
+        "models": STANDARD_MODELS,
+        "governance": {"enabled": True, "admin_query_timeout_s": timeout_s},
+    }
+    gov = Governance(
+        parse(raw), state=InProcessGovernanceState(), db=db, admin_key=ADMIN, secret=b"s"
+    )
+    # What makes the query last: a lock on the roll-up it reads (standing in for the
+    # minutes a scan of today's raw events takes), held by another session.
+    blocker = psycopg.connect(url, autocommit=True)
+    blocker.execute("BEGIN")
+    blocker.execute("LOCK TABLE audit_rollup IN ACCESS EXCLUSIVE MODE")
+    try:
+        with serve(raw, hooks=governance_hooks(gov), admin=AdminApi(gov)) as running:
+            with ThreadPoolExecutor(1) as pool:
+                started = time.monotonic()
+                stuck = pool.submit(Admin(running.url), "GET", "/admin/analytics/usage", timeout=30)
+                time.sleep(0.5)
+                assert not stuck.done()
+                key_id, key = new_key()
+                KeyStore(other).insert(KeyRecord(key_id, hash_key(b"s", key), "t", "p"))
+                assert key_id not in gov.registry.by_id  # looked up in the database
+                served = openai.OpenAI(
+                    base_url=running.url + "/v1", api_key=key, max_retries=0, timeout=3
+                ).chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                )
+                assert served.choices
+                stored: list[Any] = []
+                while not stored and time.monotonic() - started < timeout_s - 0.5:
+                    time.sleep(0.1)
+                    stored = other.fetch(
+                        "SELECT status FROM audit_events WHERE key_id = ?", (key_id,)
+                    )
+                assert stored == [{"status": 200}], "the audit drain waited for the query"
+                assert not stuck.done()
+                refused = stuck.result(timeout=30)
+                took = time.monotonic() - started
+            assert timeout_s <= took < timeout_s + 5, took
+            assert refused.status_code == 503, refused.text
+            error = refused.json()["error"]
+            assert error["code"] == "admin_query_timeout"
+            assert "governance.admin_query_timeout_s (4 s)" in error["message"]
+            blocker.execute("ROLLBACK")
+            again = Admin(running.url)("GET", "/admin/analytics/usage", params={"group_by": "team"})
+            assert again.status_code == 200, again.text
+            assert [row["requests"] for row in again.json()["data"]] == [1]
+    finally:
+        blocker.close()
+        other.close()
+
+
 def team_admin(url: str, admin: Admin, team: str, project: str) -> Admin:
     """An admin client for a new ``team_admin`` key of ``team`` (its key names ``project``)."""
     made = admin(
@@ -594,8 +668,9 @@ def test_admin_api_answers_503_while_the_database_is_down(
     def down(*args: Any, **kwargs: Any) -> Any:
         raise DatabaseError("postgres: connection refused")
 
-    monkeypatch.setattr(gov.db, "fetch", down)
-    monkeypatch.setattr(gov.db, "execute", down)
+    for db in (gov.db, gov.reports_db):  # both connections: the database is down
+        monkeypatch.setattr(db, "fetch", down)
+        monkeypatch.setattr(db, "execute", down)
     for method, path, body in (
         ("GET", "/admin/keys", None),
         ("POST", "/admin/keys", {"team_id": "a", "project_id": "p2"}),

@@ -405,3 +405,45 @@ def test_a_key_the_store_cannot_look_up_gets_503_not_401(tmp_path: Path) -> None
 
     run_async(main())
     database.close()
+
+
+def test_a_reports_connection_cancels_a_query_past_its_limit_and_stays_usable(
+    db: Database,
+) -> None:
+    """``Database.for_reports``: another connection whose every statement is cancelled
+    after its limit (QueryTimedOut), the connection usable at once after; the first
+    connection has no limit."""
+    import time
+
+    from gateway_app.governance.storage import QueryTimedOut
+
+    reports = db.for_reports(0.3)
+    assert reports is not db and reports.statement_timeout_s == 0.3
+    assert db.statement_timeout_s is None
+    # A query that runs for seconds on either database: a count over a generated series.
+    slow = (
+        "SELECT count(*) AS n FROM generate_series(1, 300000000)"
+        if db.kind == "postgres"
+        else "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+        "WHERE i < 300000000) SELECT count(*) AS n FROM c"
+    )
+    started = time.monotonic()
+    with pytest.raises(QueryTimedOut) as cancelled:
+        reports.fetch(slow)
+    took = time.monotonic() - started
+    assert 0.3 <= took < 3.0, took
+    assert cancelled.value.timeout_s == 0.3
+    assert "0.3 s" in str(cancelled.value)
+    # The same connection answers the next query (PostgreSQL: the transaction the limit
+    # was set in is over, and the limit is set again for each call).
+    assert reports.fetch("SELECT 1 AS one") == [{"one": 1}]
+    with pytest.raises(QueryTimedOut):
+        reports.fetch(slow)
+    if db.kind == "postgres":
+        # SET LOCAL: the session itself keeps the server's default (a pooled session
+        # handed to another client is not left with this limit).
+        # (Read on the connection itself: a call through ``reports`` sets its own.)
+        assert reports.fetch("SHOW statement_timeout") == [{"statement_timeout": "300ms"}]
+        session = reports._conn.execute("SHOW statement_timeout").fetchone()
+        assert session == ("0",)
+    reports.close()
