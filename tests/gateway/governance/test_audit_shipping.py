@@ -8,16 +8,22 @@ The rate a follower ships at, before and after, is measured in ``bench/audit_shi
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
+import redis.asyncio as aioredis
 
 from gateway_app.governance import audit
+from gateway_app.governance.shipping import AuditShipper, ShipperLease
 from gateway_app.governance.storage import Database, DatabaseError
+from tests.gateway.conftest import run_async
 
 
 def _gcp_events(n: int, **fields: Any) -> list[dict[str, Any]]:
@@ -28,19 +34,25 @@ def _gcp_events(n: int, **fields: Any) -> list[dict[str, Any]]:
         audit.set_cloud(None)
 
 
+def _new_postgres(server: Any) -> Database:
+    """A new, migrated database on the session's PostgreSQL server."""
+    name = "ship" + uuid.uuid4().hex[:10]
+    setup = Database(server.url)
+    setup.execute(f"CREATE DATABASE {name}")
+    setup.close()
+    db = Database(server.url.rsplit("/", 1)[0] + "/" + name)
+    db.migrate()
+    return db
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def home(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """The home's database: SQLite (the embedded store) or a new PostgreSQL database."""
     if request.param == "sqlite":
         db = Database(f"sqlite:///{tmp_path / 'home.db'}")
+        db.migrate()
     else:
-        server = request.getfixturevalue("postgres_server")
-        name = "ship" + uuid.uuid4().hex[:10]
-        setup = Database(server.url)
-        setup.execute(f"CREATE DATABASE {name}")
-        setup.close()
-        db = Database(server.url.rsplit("/", 1)[0] + "/" + name)
-    db.migrate()
+        db = _new_postgres(request.getfixturevalue("postgres_server"))
     yield db
     db.close()
 
@@ -112,3 +124,135 @@ def test_through_never_advances_without_the_events(home: Database) -> None:
         audit.store_shipped(home, "gcp", [*_gcp_events(2), foreign], through=600.0)
     assert len(home.fetch("SELECT event_id FROM audit_events")) == 3
     assert _through(home) == {"gcp": 100.0}
+
+
+# -- one shipper per cloud
+
+TTL_S, RENEW_S = 1.0, 0.1  # the lease's bounds here (production: 5 s and 1 s)
+
+
+class Replica:
+    """One replica of follower gcp: its own connection to gcp's database, its own lease
+    token, shipping to the home's real ``store_shipped``."""
+
+    def __init__(self, follower_url: str, home: Database, redis: Any, key: str) -> None:
+        self.db = Database(follower_url)
+        self.home = home
+        self.stored = self.duplicates = 0
+        lease = ShipperLease(redis, key, ttl_s=TTL_S, renew_s=RENEW_S) if key else None
+        self.shipper = AuditShipper(
+            self.db, self.post, lease, batch=500, interval_s=0.05, max_body=1 << 20
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    async def post(self, body: bytes) -> None:
+        batch = orjson.loads(body)
+        stored, duplicates = await asyncio.to_thread(
+            audit.store_shipped, self.home, "gcp", batch["events"], batch["through"]
+        )
+        self.stored += stored
+        self.duplicates += duplicates
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self.shipper.run())
+
+    async def halt(self, release: bool) -> None:
+        """Stop shipping: as at shutdown (the lease given up) or as a crash (not)."""
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.wait([self.task])
+        if release:
+            await self.shipper.stop()
+
+
+async def _until(condition: Any, within_s: float, what: str) -> float:
+    """Wait for ``condition`` (at most ``within_s``); the seconds it took."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < within_s, f"{what}: not within {within_s} s"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+def _unshipped(db: Database) -> int:
+    return len(db.fetch("SELECT event_id FROM audit_events WHERE shipped_at IS NULL"))
+
+
+@pytest.fixture
+def follower_and_home(postgres_server: Any) -> Iterator[tuple[Database, Database]]:
+    follower, home = _new_postgres(postgres_server), _new_postgres(postgres_server)
+    yield follower, home
+    follower.close()
+    home.close()
+
+
+@pytest.mark.parametrize("how", ["stopped", "died"])
+def test_one_replica_ships_and_another_takes_over_within_the_bound(
+    follower_and_home: tuple[Database, Database], redis_server: Any, how: str
+) -> None:
+    follower, home = follower_and_home
+    events = _gcp_events(2000)
+    audit.insert_events(follower, events[:1500])
+    key = f"{{t-{uuid.uuid4().hex[:8]}}}:audit-shipper"
+
+    async def main() -> None:
+        redis = aioredis.Redis.from_url(redis_server.url)
+        a, b = (Replica(follower.url, home, redis, key) for _ in range(2))
+        try:
+            a.start()
+            await _until(lambda: a.shipper.shipping, 1.0, "a takes the free lease")
+            b.start()
+            await _until(lambda: _unshipped(follower) == 0, 10.0, "the backlog shipped")
+            await asyncio.sleep(3 * RENEW_S)  # b had every chance to take the lease
+            assert (a.stored, a.duplicates) == (1500, 0)
+            assert b.shipper.batches == 0 and not b.shipper.shipping
+            # a stops (or dies, leaving its lease to lapse): b ships what arrives next.
+            await a.halt(release=how == "stopped")
+            audit.insert_events(follower, events[1500:])
+            bound = RENEW_S if how == "stopped" else TTL_S + RENEW_S
+            took = await _until(lambda: b.shipper.shipping, bound + 0.5, "b takes over")
+            assert how == "died" or took <= RENEW_S + 0.2, took
+            await _until(lambda: _unshipped(follower) == 0, 10.0, "the rest shipped")
+            assert b.stored == 500
+        finally:
+            for replica in (a, b):
+                if replica.task is not None and not replica.task.done():
+                    await replica.halt(release=True)
+                replica.db.close()
+            await redis.aclose()
+
+    run_async(main())
+    stored = home.fetch("SELECT event_id FROM audit_events")
+    assert sorted(row["event_id"] for row in stored) == sorted(e["event_id"] for e in events)
+
+
+def test_two_shippers_at_once_store_each_event_once(
+    follower_and_home: tuple[Database, Database],
+) -> None:
+    """What a takeover may briefly cause (the old shipper's last batch still on its way):
+    two shippers of the same events at once. The home stores each once and counts the
+    copies it refused; both mark the events shipped."""
+    follower, home = follower_and_home
+    events = _gcp_events(3000)
+    audit.insert_events(follower, events)
+
+    async def main() -> tuple[Replica, Replica]:
+        a, b = (Replica(follower.url, home, None, "") for _ in range(2))  # no lease
+        a.start()
+        b.start()
+        try:
+            await _until(lambda: _unshipped(follower) == 0, 20.0, "the backlog shipped")
+            await _until(lambda: a.shipper.caught_up and b.shipper.caught_up, 5.0, "idle")
+        finally:
+            for replica in (a, b):
+                await replica.halt(release=False)
+                replica.db.close()
+        return a, b
+
+    a, b = run_async(main())
+    assert a.duplicates + b.duplicates > 0  # they did ship the same events
+    assert a.stored + b.stored == 3000
+    assert a.shipper.shipped + b.shipper.shipped == 3000 + a.duplicates + b.duplicates
+    stored = home.fetch("SELECT event_id FROM audit_events")
+    assert len(stored) == 3000
+    assert {row["event_id"] for row in stored} == {e["event_id"] for e in events}

@@ -1,0 +1,243 @@
+"""Audit shipping: one replica of each follower cloud ships the cloud's stored events to
+the home (docs/explanation/global-governance.md, "Audit").
+
+Every replica of a follower stores its events in the cloud's PostgreSQL; the shipper
+sends the unshipped ones, oldest first, to the home (``POST /internal/v1/audit``) and
+marks them shipped only after the home's answer. Two things make it fit a cloud serving
+tens of thousands of requests per second (``bench/audit-shipping.md``):
+
+* **One shipper per cloud.** The replicas share a lease in the cloud's Redis (the
+  governance state's, which the plane always has): ``SET <prefix>audit-shipper <token>
+  NX PX <ttl>`` takes it, the holder renews it every ``renew_s`` with a compare-and-extend
+  script and deletes it (compare-and-delete) when it stops. The others stand by and
+  try every ``renew_s``: a stopped shipper is replaced within ``renew_s``, a dead one
+  within ``ttl_s + renew_s``. A holder that cannot renew stops shipping when its lease
+  would expire (counted from before its last renewal was sent), so two shippers overlap
+  only while a batch already sent completes: harmless, since the home stores each event
+  once whatever the copies (``audit.store_shipped``), and marking an event shipped twice
+  marks it once.
+* **Large batches.** A batch is ``audit_ship_batch`` events (2,000 by default), cut
+  short at ``max_body`` bytes so it always fits the home's internal body limit.
+
+``through`` (the time before which this cloud has shipped everything) never claims
+more than the home has: batches are sent one after the other, each after the home
+stored the one before, and an event still in the cloud's buffer or stored late by a
+slow drainer is covered by ``buffer_lag_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from gateway_app.governance import audit
+from gateway_app.governance.storage import Database
+
+log = logging.getLogger("gateway_app.governance")
+
+LEASE_TTL_S = 5.0
+"""How long the shipper lease lasts unrenewed: a dead shipper is replaced after this."""
+LEASE_RENEW_S = 1.0
+"""How often the holder renews the lease and the others try to take it."""
+
+# KEYS[1] the lease; ARGV[1] the holder's token, ARGV[2] the lease's time to live (ms).
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class ShipperLease:
+    """The cloud's audit-shipper lease in its Redis: at most one holder at a time."""
+
+    def __init__(
+        self,
+        redis: Any,
+        key: str,
+        *,
+        ttl_s: float = LEASE_TTL_S,
+        renew_s: float = LEASE_RENEW_S,
+    ) -> None:
+        if not 0 < renew_s < ttl_s:
+            raise ValueError(f"renew_s ({renew_s}) must be above 0 and below ttl_s ({ttl_s})")
+        self.redis = redis  # redis-py asyncio client of this cloud's Redis
+        self.key = key
+        self.ttl_s = ttl_s
+        self.renew_s = renew_s
+        self.token = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(6)}"
+        self._extend = redis.register_script(_EXTEND)
+        self._release = redis.register_script(_RELEASE)
+        self._until = 0.0  # monotonic time this process's lease surely lasts until
+
+    @property
+    def held(self) -> bool:
+        """Whether this process holds the lease now (by its own clock, conservatively)."""
+        return time.monotonic() < self._until
+
+    async def renew(self) -> bool:
+        """Take the lease if it is free, extend it if this process holds it; whether it
+        does now. A Redis error propagates (and the lease lapses by its own clock)."""
+        sent = time.monotonic()
+        ttl_ms = int(self.ttl_s * 1000)
+        # Extend first: after a missed renewal this process may still be the holder.
+        held = bool(await self._extend(keys=[self.key], args=[self.token, ttl_ms]))
+        if not held:
+            held = bool(await self.redis.set(self.key, self.token, nx=True, px=ttl_ms))
+        # Redis started the lease after ``sent``: counting from ``sent`` is conservative.
+        self._until = sent + self.ttl_s if held else 0.0
+        return held
+
+    async def release(self) -> None:
+        """Give the lease up (only if this process holds it), so another replica takes
+        over within ``renew_s`` instead of ``ttl_s``."""
+        self._until = 0.0
+        await self._release(keys=[self.key], args=[self.token])
+
+
+Post = Callable[[bytes], Awaitable[None]]
+"""Sends one batch's body to the home; returns once the home has stored it (raises if not)."""
+
+
+class AuditShipper:
+    """Ships this cloud's stored audit events to the home while it holds the lease."""
+
+    def __init__(
+        self,
+        db: Database,
+        post: Post,
+        lease: ShipperLease | None,
+        *,
+        batch: int,
+        interval_s: float,
+        max_body: int,
+        buffer_lag_s: float = 2.0,
+    ) -> None:
+        self.db = db
+        self.post = post
+        self.lease = lease  # None: the only process of its cloud ships (tests, one replica)
+        self.batch = batch
+        self.interval_s = interval_s
+        self.max_body = max_body
+        self.buffer_lag_s = buffer_lag_s
+        self.shipped = 0  # events the home has stored from this process's batches
+        self.batches = 0
+        self.caught_up = False  # the last batch held everything stored here
+
+    @property
+    def shipping(self) -> bool:
+        """Whether this process is the cloud's shipper now."""
+        return self.lease is None or self.lease.held
+
+    async def run(self) -> None:
+        """Ship while holding the lease (renewed alongside), until cancelled."""
+        renewer = None
+        if self.lease is not None:
+            renewer = asyncio.get_running_loop().create_task(self._keep_lease(self.lease))
+        backoff = 0.05
+        try:
+            while True:
+                if not self.shipping:
+                    await asyncio.sleep(self.lease.renew_s if self.lease else self.interval_s)
+                    continue
+                try:
+                    await self.ship_once()
+                    backoff = 0.05
+                    if self.caught_up:
+                        await asyncio.sleep(self.interval_s)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("audit shipping failed (%s: %s)", type(exc).__name__, exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(5.0, backoff * 2)
+        finally:
+            if renewer is not None:
+                renewer.cancel()
+                await asyncio.wait([renewer], timeout=1.0)
+
+    async def _keep_lease(self, lease: ShipperLease) -> None:
+        was = False
+        while True:
+            try:
+                now = await lease.renew()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                now = lease.held  # what is left of a lease renewed before
+                if was:
+                    log.warning(
+                        "audit shipper lease not renewed (%s: %s); shipping stops when it lapses",
+                        type(exc).__name__,
+                        exc,
+                    )
+            if now != was:
+                log.info(
+                    "audit shipper lease %s by this replica (%s)",
+                    "taken" if now else "lost",
+                    lease.token,
+                )
+                was = now
+            await asyncio.sleep(lease.renew_s)
+
+    async def stop(self) -> None:
+        """Give the lease up (at shutdown, after :meth:`run` was cancelled): another replica
+        takes over within ``renew_s``. Bounded; a failure only delays the takeover."""
+        if self.lease is None or not self.lease.held:
+            return
+        try:
+            await asyncio.wait_for(self.lease.release(), 1.0)
+        except Exception as exc:
+            log.warning("audit shipper lease not released (%s: %s)", type(exc).__name__, exc)
+
+    def body(self, rows: list[dict[str, Any]], selected_at: float) -> tuple[bytes, int]:
+        """A batch's body holding the first of ``rows`` that fit ``max_body`` (at least one)
+        and its ``through``; how many of ``rows`` it holds."""
+        parts: list[bytes] = []
+        size = 64
+        for data in rows:
+            part = orjson.dumps(data)
+            size += len(part) + 1
+            if parts and size > self.max_body:
+                break
+            parts.append(part)
+        taken = len(parts)
+        # Every event stored here before this batch was selected is in it or was shipped
+        # before (oldest first, each batch after the home stored the one before), but one
+        # still in the cloud's buffer, or stored late by a slow drainer, may be older than
+        # the newest here: it is at most ``buffer_lag_s`` older than when it was stored.
+        through = selected_at - self.buffer_lag_s
+        if taken < len(rows) or len(rows) >= self.batch:
+            through = min(through, float(rows[taken - 1]["ts"]))
+        body = b'{"events":[%s],"through":%s}' % (b",".join(parts), orjson.dumps(through))
+        return body, taken
+
+    async def ship_once(self) -> int:
+        """Ship one batch (an empty one too: it says how complete the home's copy is);
+        how many events it held."""
+        selected_at = time.time()
+        rows = await asyncio.to_thread(audit.unshipped, self.db, self.batch)
+        body, taken = self.body(rows, selected_at)
+        # Caught up: nothing more was stored here than this batch holds.
+        self.caught_up = taken == len(rows) < self.batch
+        rows = rows[:taken]
+        await self.post(body)
+        await asyncio.to_thread(audit.mark_shipped, self.db, rows, time.time())
+        self.shipped += len(rows)
+        self.batches += 1
+        return len(rows)
