@@ -153,15 +153,22 @@ def end_to_end(clouds: Multicloud, events: int, seq: int, timeout_s: float) -> d
     gcp, home = clouds["gcp"].database(), clouds["aws"].database()
     try:
         backlog = _events(events, seq)
+        audit.insert_events(gcp, backlog)
+        # From the shipper's first batch of the backlog (it may be idle for up to
+        # audit_ship_s when the backlog lands) until none is left.
+        deadline = time.monotonic() + timeout_s
+        while (left := _unshipped(gcp)) == events:
+            assert time.monotonic() < deadline, "the shipper never started"
+            time.sleep(0.002)
         with HomeCost(clouds["aws"]) as cost:
             started = time.monotonic()
-            audit.insert_events(gcp, backlog)
             while _unshipped(gcp):
-                assert time.monotonic() - started < timeout_s, f"{_unshipped(gcp)} unshipped"
-                time.sleep(0.05)
+                assert time.monotonic() < deadline, f"{_unshipped(gcp)} unshipped"
+                time.sleep(0.02)
             elapsed = time.monotonic() - started
+        events = left  # measured: what was left when the first batch was marked
         stored = _stored_at_home(home, f"{seq:04d}")
-        assert stored == events, (stored, events)  # each once
+        assert stored == len(backlog), (stored, len(backlog))  # each once
         return {
             "events": events,
             "seconds": round(elapsed, 3),
@@ -223,6 +230,58 @@ async def _ship_stages(
         home.close()
 
 
+async def _shipper(
+    clouds: Multicloud, url: str, events: int, batch: int, seq: int
+) -> dict[str, Any]:
+    """The gateway's :class:`AuditShipper` itself (here, gcp's gateway stopped) with
+    ``audit_ship_batch`` = ``batch``: events/s until the backlog is shipped."""
+    from gateway_app.governance.shipping import AuditShipper  # (not before issue 24)
+
+    gcp, home = clouds["gcp"].database(), clouds["aws"].database()
+    token = OwnToken(clouds.identities["gcp"].token_file)
+    audit.insert_events(gcp, _events(events, seq))
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def post(body: bytes) -> None:
+                headers = {**token.header(), "content-type": "application/json"}
+                async with http.post(f"{url}/internal/v1/audit", data=body, headers=headers) as r:
+                    answer = await r.read()
+                    if r.status != 200:
+                        raise ConnectionError(f"HTTP {r.status} {answer[:300]!r}")
+
+            shipper = AuditShipper(gcp, post, None, batch=batch, interval_s=1.0, max_body=8 << 20)
+            with HomeCost(clouds["aws"]) as cost:
+                started = time.monotonic()
+                while True:
+                    await shipper.ship_once()
+                    if shipper.caught_up:
+                        break
+                await shipper.marked()
+                elapsed = time.monotonic() - started
+        assert _stored_at_home(home, f"{seq:04d}") == events
+        assert _unshipped(gcp) == 0
+        await shipper.stop()
+        return {
+            "batch": batch,
+            "events": events,
+            "batches": shipper.batches,
+            "events_per_s": round(events / elapsed),
+            **cost.per_thousand(events),
+        }
+    finally:
+        gcp.close()
+        home.close()
+
+
+def _run(coroutine: Any) -> Any:
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=20000, help="events per run")
@@ -231,6 +290,9 @@ def main() -> None:
         "--one-way-ms", type=float, default=0.0, help="link delay gcp<->aws, each way"
     )
     parser.add_argument("--label", default="", help="a name for this run (before / after)")
+    parser.add_argument(
+        "--stages-only", action="store_true", help="no AuditShipper runs (before it existed)"
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
@@ -252,17 +314,15 @@ def main() -> None:
         assert gateway is not None
         gateway.stop()  # from here the stages run here, one shipper
         url = clouds.link("gcp", "aws").url
-        results["stages"] = []
+        results["stages"], results["shipper"] = [], []
         for i, batch in enumerate(int(b) for b in args.batches.split(",")):
-            loop = asyncio.new_event_loop()
-            try:
-                stage = loop.run_until_complete(
-                    _ship_stages(clouds, url, args.events, batch, 10 + i)
-                )
-            finally:
-                loop.close()
+            stage = _run(_ship_stages(clouds, url, args.events, batch, 10 + i))
             print("stages:", stage, flush=True)
             results["stages"].append(stage)
+            if not args.stages_only:
+                shipped = _run(_shipper(clouds, url, args.events, batch, 20 + i))
+                print("shipper:", shipped, flush=True)
+                results["shipper"].append(shipped)
     finally:
         clouds.stop()
     results["loadavg_after"] = os.getloadavg()

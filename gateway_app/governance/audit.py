@@ -328,12 +328,23 @@ _SHIPPED_BODY = tuple(column for column in COLUMNS if column != "cloud")
 _SHIPPED_COLUMNS = (*_SHIPPED_BODY, "cloud", "shipped_at")
 
 
-def unshipped(db: Database, limit: int) -> list[dict[str, Any]]:
-    """The oldest events the home does not have yet, as stored (blocking)."""
+def unshipped(
+    db: Database, limit: int, after: tuple[float, str] | None = None
+) -> list[dict[str, Any]]:
+    """The oldest events the home does not have yet, as stored, in (``ts``, ``event_id``)
+    order; ``after``: only those past that (``ts``, ``event_id``), so the next batch can
+    be selected while the one before is being marked shipped (blocking)."""
+    params: tuple[Any, ...]
+    if after is None:
+        where, params = "", (limit,)
+    else:
+        # (``ts >= ?`` first: the range the unshipped index on ts can seek to.)
+        where = " AND ts >= ? AND (ts > ? OR event_id > ?)"
+        params = (after[0], after[0], after[1], limit)
     return db.fetch(
-        f"SELECT {', '.join(COLUMNS)} FROM audit_events WHERE shipped_at IS NULL "
-        "ORDER BY ts LIMIT ?",
-        (limit,),
+        f"SELECT {', '.join(COLUMNS)} FROM audit_events WHERE shipped_at IS NULL{where} "
+        "ORDER BY ts, event_id LIMIT ?",
+        params,
     )
 
 
@@ -342,11 +353,21 @@ def mark_shipped(db: Database, events: Sequence[Mapping[str, Any]], when: float)
 
     The update names the events' days as well as their ids: on PostgreSQL the table is
     partitioned by day, and only the partitions of those days are searched (by id alone,
-    every day's partition kept by retention would be probed for each id)."""
+    every day's partition kept by retention would be probed for each id). PostgreSQL
+    gets the ids as one array (``= ANY(?)``), not a list of parameters: a cached generic
+    plan over a list of parameters compares every row it scans with every id, which
+    took 300 ms per batch of 200 on a day's partition not yet analysed, against 10 ms
+    (0.2 ms analysed) for the array (``bench/audit-shipping.md``)."""
     if not events:
         return
     ids = [event["event_id"] for event in events]
     days = sorted({event["day"] for event in events})
+    if db.kind == "postgres":
+        db.execute(
+            "UPDATE audit_events SET shipped_at = ? WHERE day = ANY(?) AND event_id = ANY(?)",
+            (when, days, ids),
+        )
+        return
     db.execute(
         f"UPDATE audit_events SET shipped_at = ? WHERE day IN ({', '.join('?' * len(days))}) "
         f"AND event_id IN ({', '.join('?' * len(ids))})",

@@ -115,7 +115,15 @@ Post = Callable[[bytes], Awaitable[None]]
 
 
 class AuditShipper:
-    """Ships this cloud's stored audit events to the home while it holds the lease."""
+    """Ships this cloud's stored audit events to the home while it holds the lease.
+
+    Batches go one after the other (each sent once the home stored the one before), and
+    while one is on its way the one before is marked shipped on a connection of its own:
+    the next batch is selected past the last one sent (``ts``, ``event_id``), so it never
+    holds an event still being marked. A sweep of batches ends when one holds all there
+    was; the next starts again from the oldest unshipped event (once every mark is in),
+    so an event a slow drainer stored late, older than the batches before, is shipped
+    then."""
 
     def __init__(
         self,
@@ -138,6 +146,12 @@ class AuditShipper:
         self.shipped = 0  # events the home has stored from this process's batches
         self.batches = 0
         self.caught_up = False  # the last batch held everything stored here
+        # PostgreSQL: marks go over a second connection, alongside the next batch's select
+        # (one connection runs one statement at a time). SQLite: the same connection.
+        self._mark_db = Database(db.url, ca_file=db.ca_file) if db.kind == "postgres" else db
+        self._marking: asyncio.Future[None] | None = None
+        self._after: tuple[float, str] | None = None  # the sweep's last event sent
+        self._sweep_at = 0.0  # when the sweep's first batch was selected
 
     @property
     def shipping(self) -> bool:
@@ -153,6 +167,8 @@ class AuditShipper:
         try:
             while True:
                 if not self.shipping:
+                    await self.marked()
+                    self._after = None  # a shipper taking over starts from the oldest
                     await asyncio.sleep(self.lease.renew_s if self.lease else self.interval_s)
                     continue
                 try:
@@ -164,6 +180,7 @@ class AuditShipper:
                     raise
                 except Exception as exc:
                     log.warning("audit shipping failed (%s: %s)", type(exc).__name__, exc)
+                    self._after = None
                     await asyncio.sleep(backoff)
                     backoff = min(5.0, backoff * 2)
         finally:
@@ -196,8 +213,13 @@ class AuditShipper:
             await asyncio.sleep(lease.renew_s)
 
     async def stop(self) -> None:
-        """Give the lease up (at shutdown, after :meth:`run` was cancelled): another replica
-        takes over within ``renew_s``. Bounded; a failure only delays the takeover."""
+        """At shutdown, after :meth:`run` was cancelled: wait (bounded) for the last mark,
+        close the marks' connection, give the lease up so another replica takes over
+        within ``renew_s``. A failure only delays the takeover (or ships a batch again)."""
+        if self._marking is not None:
+            await asyncio.wait([self._marking], timeout=5.0)
+        if self._mark_db is not self.db:
+            await asyncio.to_thread(self._mark_db.close)
         if self.lease is None or not self.lease.held:
             return
         try:
@@ -205,7 +227,13 @@ class AuditShipper:
         except Exception as exc:
             log.warning("audit shipper lease not released (%s: %s)", type(exc).__name__, exc)
 
-    def body(self, rows: list[dict[str, Any]], selected_at: float) -> tuple[bytes, int]:
+    async def marked(self) -> None:
+        """Wait until the batch sent last is marked shipped here (its error raised)."""
+        marking, self._marking = self._marking, None
+        if marking is not None:
+            await marking
+
+    def body(self, rows: list[dict[str, Any]]) -> tuple[bytes, int]:
         """A batch's body holding the first of ``rows`` that fit ``max_body`` (at least one)
         and its ``through``; how many of ``rows`` it holds."""
         parts: list[bytes] = []
@@ -217,11 +245,13 @@ class AuditShipper:
                 break
             parts.append(part)
         taken = len(parts)
-        # Every event stored here before this batch was selected is in it or was shipped
-        # before (oldest first, each batch after the home stored the one before), but one
-        # still in the cloud's buffer, or stored late by a slow drainer, may be older than
-        # the newest here: it is at most ``buffer_lag_s`` older than when it was stored.
-        through = selected_at - self.buffer_lag_s
+        # Every event stored here when the sweep began is in this batch or one before
+        # it (sent in (ts, event_id) order, each after the home stored the one before),
+        # unless it is past this batch's last: then it is not older than that one. An
+        # event stored since, or still in the cloud's buffer, is at most
+        # ``buffer_lag_s`` older than when it was stored: not older than the sweep's
+        # start less that.
+        through = self._sweep_at - self.buffer_lag_s
         if taken < len(rows) or len(rows) >= self.batch:
             through = min(through, float(rows[taken - 1]["ts"]))
         body = b'{"events":[%s],"through":%s}' % (b",".join(parts), orjson.dumps(through))
@@ -229,15 +259,26 @@ class AuditShipper:
 
     async def ship_once(self) -> int:
         """Ship one batch (an empty one too: it says how complete the home's copy is);
-        how many events it held."""
-        selected_at = time.time()
-        rows = await asyncio.to_thread(audit.unshipped, self.db, self.batch)
-        body, taken = self.body(rows, selected_at)
+        how many events it held. Its mark runs on while the next batch is selected and
+        sent (:meth:`marked` waits for it)."""
+        if self._after is None:
+            await self.marked()  # a sweep selects from the oldest: every mark must be in
+            self._sweep_at = time.time()
+        rows = await asyncio.to_thread(audit.unshipped, self.db, self.batch, self._after)
+        body, taken = self.body(rows)
         # Caught up: nothing more was stored here than this batch holds.
         self.caught_up = taken == len(rows) < self.batch
         rows = rows[:taken]
-        await self.post(body)
-        await asyncio.to_thread(audit.mark_shipped, self.db, rows, time.time())
+        try:
+            await self.post(body)
+        except BaseException:
+            self._after = None  # sent again from the sweep's start: stored once
+            raise
+        await self.marked()  # one mark at a time
+        self._marking = asyncio.ensure_future(
+            asyncio.to_thread(audit.mark_shipped, self._mark_db, rows, time.time())
+        )
+        self._after = None if self.caught_up else (rows[-1]["ts"], rows[-1]["event_id"])
         self.shipped += len(rows)
         self.batches += 1
         return len(rows)

@@ -164,6 +164,14 @@ class Replica:
         if release:
             await self.shipper.stop()
 
+    async def close(self) -> None:
+        """Stop (if running), then close its connections."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            await asyncio.wait([self.task])
+        await self.shipper.stop()  # (gives the lease up only if still held)
+        self.db.close()
+
 
 async def _until(condition: Any, within_s: float, what: str) -> float:
     """Wait for ``condition`` (at most ``within_s``); the seconds it took."""
@@ -216,9 +224,7 @@ def test_one_replica_ships_and_another_takes_over_within_the_bound(
             assert b.stored == 500
         finally:
             for replica in (a, b):
-                if replica.task is not None and not replica.task.done():
-                    await replica.halt(release=True)
-                replica.db.close()
+                await replica.close()
             await redis.aclose()
 
     run_async(main())
@@ -245,8 +251,7 @@ def test_two_shippers_at_once_store_each_event_once(
             await _until(lambda: a.shipper.caught_up and b.shipper.caught_up, 5.0, "idle")
         finally:
             for replica in (a, b):
-                await replica.halt(release=False)
-                replica.db.close()
+                await replica.close()
         return a, b
 
     a, b = run_async(main())
@@ -256,3 +261,45 @@ def test_two_shippers_at_once_store_each_event_once(
     stored = home.fetch("SELECT event_id FROM audit_events")
     assert len(stored) == 3000
     assert {row["event_id"] for row in stored} == {e["event_id"] for e in events}
+
+
+def test_through_never_claims_an_event_the_home_lacks(
+    follower_and_home: tuple[Database, Database],
+) -> None:
+    """A batch is selected past the one before while that one is being marked; an event a
+    slow drainer stores late, older than batches already sent, is not in the sweep. Each
+    batch's ``through`` (the time before which the home has every event) stays before
+    it, and the next sweep ships it."""
+    follower, home = follower_and_home
+    backlog = _gcp_events(1200)
+    audit.insert_events(follower, backlog)
+    late = {**_gcp_events(1)[0], "ts": backlog[0]["ts"] - 1.0}  # within the buffer lag
+    claims: list[tuple[float, float]] = []  # (through, the oldest event the home lacks)
+
+    class Checking(Replica):
+        async def post(self, body: bytes) -> None:
+            await super().post(body)
+            if self.shipper.batches == 0:
+                audit.insert_events(follower, [late])  # stored late, behind the sweep
+            here = {
+                r["event_id"]: r["ts"]
+                for r in follower.fetch("SELECT event_id, ts FROM audit_events")
+            }
+            there = {r["event_id"] for r in home.fetch("SELECT event_id FROM audit_events")}
+            lacking = [ts for event_id, ts in here.items() if event_id not in there]
+            if lacking:
+                claims.append((orjson.loads(body)["through"], min(lacking)))
+
+    async def main() -> Replica:
+        shipper = Checking(follower.url, home, None, "")
+        shipper.start()
+        try:
+            await _until(lambda: _unshipped(follower) == 0, 10.0, "everything shipped")
+        finally:
+            await shipper.close()
+        return shipper
+
+    shipper = run_async(main())
+    assert shipper.stored == 1201 and shipper.shipper.batches >= 4  # 3 + the late sweep
+    assert any(lacks == late["ts"] for _, lacks in claims)  # the late event was behind
+    assert all(through < lacks for through, lacks in claims), claims
