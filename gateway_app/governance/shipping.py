@@ -118,11 +118,11 @@ class AuditShipper:
     """Ships this cloud's stored audit events to the home while it holds the lease.
 
     Batches go one after the other (each sent once the home stored the one before), and
-    while one is on its way the one before is marked shipped on a connection of its own:
-    the next batch is selected past the last one sent (``ts``, ``event_id``), so it never
-    holds an event still being marked. A sweep of batches ends when one holds all there
-    was; the next starts again from the oldest unshipped event (once every mark is in),
-    so an event a slow drainer stored late, older than the batches before, is shipped
+    while one is on its way the one before is marked shipped (on a connection of its
+    own) and the next is selected past it (``ts``, ``event_id``), so a batch never holds
+    an event still being marked. A sweep of batches ends when one holds all there was;
+    the next starts again from the oldest unshipped event (once every mark is in), so
+    an event a slow drainer stored late, older than the batches before, is shipped
     then."""
 
     def __init__(
@@ -150,7 +150,8 @@ class AuditShipper:
         # (one connection runs one statement at a time). SQLite: the same connection.
         self._mark_db = Database(db.url, ca_file=db.ca_file) if db.kind == "postgres" else db
         self._marking: asyncio.Future[None] | None = None
-        self._after: tuple[float, str] | None = None  # the sweep's last event sent
+        # The sweep's next batch, selected past the last one while that one is sent.
+        self._next: asyncio.Future[list[dict[str, Any]]] | None = None
         self._sweep_at = 0.0  # when the sweep's first batch was selected
 
     @property
@@ -167,8 +168,8 @@ class AuditShipper:
         try:
             while True:
                 if not self.shipping:
+                    await self._end_sweep()  # a shipper taking over starts from the oldest
                     await self.marked()
-                    self._after = None  # a shipper taking over starts from the oldest
                     await asyncio.sleep(self.lease.renew_s if self.lease else self.interval_s)
                     continue
                 try:
@@ -180,7 +181,7 @@ class AuditShipper:
                     raise
                 except Exception as exc:
                     log.warning("audit shipping failed (%s: %s)", type(exc).__name__, exc)
-                    self._after = None
+                    await self._end_sweep()
                     await asyncio.sleep(backoff)
                     backoff = min(5.0, backoff * 2)
         finally:
@@ -216,6 +217,7 @@ class AuditShipper:
         """At shutdown, after :meth:`run` was cancelled: wait (bounded) for the last mark,
         close the marks' connection, give the lease up so another replica takes over
         within ``renew_s``. A failure only delays the takeover (or ships a batch again)."""
+        await self._end_sweep()
         if self._marking is not None:
             await asyncio.wait([self._marking], timeout=5.0)
         if self._mark_db is not self.db:
@@ -257,28 +259,42 @@ class AuditShipper:
         body = b'{"events":[%s],"through":%s}' % (b",".join(parts), orjson.dumps(through))
         return body, taken
 
+    async def _end_sweep(self) -> None:
+        """Drop the next batch selected ahead: the next batch is selected from the oldest."""
+        upcoming, self._next = self._next, None
+        if upcoming is not None:
+            upcoming.cancel()
+            await asyncio.wait([upcoming], timeout=5.0)
+
     async def ship_once(self) -> int:
         """Ship one batch (an empty one too: it says how complete the home's copy is);
-        how many events it held. Its mark runs on while the next batch is selected and
-        sent (:meth:`marked` waits for it)."""
-        if self._after is None:
+        how many events it held. A three-stage pipeline: while the batch is sent, the one
+        before it is marked shipped and the next one is selected (past this one)."""
+        if self._next is None:
             await self.marked()  # a sweep selects from the oldest: every mark must be in
             self._sweep_at = time.time()
-        rows = await asyncio.to_thread(audit.unshipped, self.db, self.batch, self._after)
+            rows = await asyncio.to_thread(audit.unshipped, self.db, self.batch)
+        else:
+            upcoming, self._next = self._next, None
+            rows = await upcoming
         body, taken = self.body(rows)
         # Caught up: nothing more was stored here than this batch holds.
         self.caught_up = taken == len(rows) < self.batch
         rows = rows[:taken]
+        if not self.caught_up:
+            after = (rows[-1]["ts"], rows[-1]["event_id"])
+            self._next = asyncio.ensure_future(
+                asyncio.to_thread(audit.unshipped, self.db, self.batch, after)
+            )
         try:
             await self.post(body)
         except BaseException:
-            self._after = None  # sent again from the sweep's start: stored once
+            await self._end_sweep()  # sent again from the sweep's start: stored once
             raise
         await self.marked()  # one mark at a time
         self._marking = asyncio.ensure_future(
             asyncio.to_thread(audit.mark_shipped, self._mark_db, rows, time.time())
         )
-        self._after = None if self.caught_up else (rows[-1]["ts"], rows[-1]["event_id"])
         self.shipped += len(rows)
         self.batches += 1
         return len(rows)
