@@ -46,7 +46,7 @@ import orjson
 from gateway_app.governance import audit
 from gateway_app.governance.peers import OwnToken
 from gateway_app.governance.storage import Database
-from tests.multicloud.clouds import Cloud, Multicloud
+from tests.multicloud.clouds import Cloud, Multicloud, run
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -276,14 +276,6 @@ async def _shipper(
         home.close()
 
 
-def _run(coroutine: Any) -> Any:
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coroutine)
-    finally:
-        loop.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=20000, help="events per run")
@@ -318,11 +310,11 @@ def main() -> None:
         url = clouds.link("gcp", "aws").url
         results["stages"], results["shipper"] = [], []
         for i, batch in enumerate(int(b) for b in args.batches.split(",")):
-            stage = _run(_ship_stages(clouds, url, args.events, batch, 10 + i))
+            stage = run(_ship_stages(clouds, url, args.events, batch, 10 + i))
             print("stages:", stage, flush=True)
             results["stages"].append(stage)
             if not args.stages_only:
-                shipped = _run(_shipper(clouds, url, args.events, batch, 20 + i))
+                shipped = run(_shipper(clouds, url, args.events, batch, 20 + i))
                 print("shipper:", shipped, flush=True)
                 results["shipper"].append(shipped)
     finally:

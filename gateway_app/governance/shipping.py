@@ -3,7 +3,7 @@ the home (docs/explanation/global-governance.md, "Audit").
 
 Every replica of a follower stores its events in the cloud's PostgreSQL; the shipper
 sends the unshipped ones, oldest first, to the home (``POST /internal/v1/audit``) and
-marks them shipped only after the home's answer. Two things make it fit a cloud serving
+marks them shipped only after the home's answer. Three things make it fit a cloud serving
 tens of thousands of requests per second (``bench/audit-shipping.md``):
 
 * **One shipper per cloud.** The replicas share a lease in the cloud's Redis (the
@@ -18,6 +18,9 @@ tens of thousands of requests per second (``bench/audit-shipping.md``):
   marks it once.
 * **Large batches.** A batch is ``audit_ship_batch`` events (2,000 by default), cut
   short at ``max_body`` bytes so it always fits the home's internal body limit.
+
+* **A pipeline.** While a batch is on its way, the one before is marked shipped and
+  the next is selected (:class:`AuditShipper`).
 
 ``through`` (the time before which this cloud has shipped everything) never claims
 more than the home has: batches are sent one after the other, each after the home

@@ -26,10 +26,11 @@ from gateway_app.governance.storage import Database, DatabaseError
 from tests.gateway.conftest import run_async
 
 
-def _gcp_events(n: int, **fields: Any) -> list[dict[str, Any]]:
-    audit.set_cloud("gcp")
+def _events(n: int, cloud: str = "gcp") -> list[dict[str, Any]]:
+    """``n`` request events of ``cloud``, as its gateway records them."""
+    audit.set_cloud(cloud)
     try:
-        return [audit.event("request", key_id="k", cost_usd=0.5, **fields) for _ in range(n)]
+        return [audit.event("request", key_id="k", cost_usd=0.5) for _ in range(n)]
     finally:
         audit.set_cloud(None)
 
@@ -85,7 +86,7 @@ def _through(db: Database) -> dict[str, float]:
 def test_the_home_stores_a_batch_with_one_copy_and_counts_duplicates_exactly(
     home: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    events = _gcp_events(40)
+    events = _events(40)
     statements = Statements(monkeypatch)
     assert audit.store_shipped(home, "gcp", events[:30], through=100.0) == (30, 0)
     if home.kind == "postgres":
@@ -109,19 +110,15 @@ def test_the_home_stores_a_batch_with_one_copy_and_counts_duplicates_exactly(
 def test_through_never_advances_without_the_events(home: Database) -> None:
     """The events and ``through`` commit together: a batch the database refuses, or one
     holding another cloud's event, stores nothing and leaves ``through`` where it was."""
-    assert audit.store_shipped(home, "gcp", _gcp_events(3), through=100.0) == (3, 0)
+    assert audit.store_shipped(home, "gcp", _events(3), through=100.0) == (3, 0)
     # A value beyond its column (bigint): refused, the batch rolled back with through.
-    refused = _gcp_events(5)
+    refused = _events(5)
     refused[3]["prompt_tokens"] = 2**70
     with pytest.raises((DatabaseError, OverflowError)):
         audit.store_shipped(home, "gcp", refused, through=500.0)
-    audit.set_cloud("azure")
-    try:
-        foreign = audit.event("request", key_id="k")
-    finally:
-        audit.set_cloud(None)
+    foreign = _events(1, cloud="azure")[0]
     with pytest.raises(ValueError, match=r"is not gcp's \(ids start with gcp\.\)"):
-        audit.store_shipped(home, "gcp", [*_gcp_events(2), foreign], through=600.0)
+        audit.store_shipped(home, "gcp", [*_events(2), foreign], through=600.0)
     assert len(home.fetch("SELECT event_id FROM audit_events")) == 3
     assert _through(home) == {"gcp": 100.0}
 
@@ -199,7 +196,7 @@ def test_one_replica_ships_and_another_takes_over_within_the_bound(
     follower_and_home: tuple[Database, Database], redis_server: Any, how: str
 ) -> None:
     follower, home = follower_and_home
-    events = _gcp_events(2000)
+    events = _events(2000)
     audit.insert_events(follower, events[:1500])
     key = f"{{t-{uuid.uuid4().hex[:8]}}}:audit-shipper"
 
@@ -239,7 +236,7 @@ def test_two_shippers_at_once_store_each_event_once(
     two shippers of the same events at once. The home stores each once and counts the
     copies it refused; both mark the events shipped."""
     follower, home = follower_and_home
-    events = _gcp_events(3000)
+    events = _events(3000)
     audit.insert_events(follower, events)
 
     async def main() -> tuple[Replica, Replica]:
@@ -271,9 +268,9 @@ def test_through_never_claims_an_event_the_home_lacks(
     batch's ``through`` (the time before which the home has every event) stays before
     it, and the next sweep ships it."""
     follower, home = follower_and_home
-    backlog = _gcp_events(1200)
+    backlog = _events(1200)
     audit.insert_events(follower, backlog)
-    late = {**_gcp_events(1)[0], "ts": backlog[0]["ts"] - 1.0}  # within the buffer lag
+    late = {**_events(1)[0], "ts": backlog[0]["ts"] - 1.0}  # within the buffer lag
     claims: list[tuple[float, float]] = []  # (through, the oldest event the home lacks)
 
     class Checking(Replica):
