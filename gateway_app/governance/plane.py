@@ -55,6 +55,7 @@ from gateway_app.governance.leases import NANO, LeaseAgent, Ledger, RateReport, 
 from gateway_app.governance.peers import OwnToken, PeerAuthError, PeerVerifier
 from gateway_app.governance.rbac import Principal
 from gateway_app.governance.service import period_ends
+from gateway_app.governance.shipping import AuditShipper, ShipperLease
 from gateway_app.state.governance import BudgetItem, RateItem
 from gateway_app.state.governance_redis import RedisGovernanceState
 
@@ -72,8 +73,8 @@ _BATCH = 100  # changes per feed line (a key's row image is ~0.5 KB)
 _STREAM_S = 300.0  # a feed response is held open this long, then the follower reconnects
 _BACKOFF_S = (0.05, 1.0)  # reconnect backoff: first, cap
 _JSON = [(b"content-type", b"application/json")]
-_MAX_BODY = 16 << 20
-_BUFFER_LAG_S = 2.0  # an audit event reaches its cloud's database within this (drainer)  # an internal call's body (an audit batch with prompts is the largest)
+_MAX_BODY = 16 << 20  # an internal call's body (an audit batch with prompts is the largest)
+_BUFFER_LAG_S = 2.0  # an audit event reaches its cloud's database within this (drainer)
 
 
 class _Signal:
@@ -116,7 +117,6 @@ class GlobalPlane:
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._shipper: asyncio.Task[None] | None = None
-        self.shipped = 0  # events the home has stored from this cloud (this process)
         audit.set_cloud(cloud)  # event ids and rows name this cloud from now on
         if self.is_home:
             admin.answer_headers = ((b"x-aigw-served-by", cloud.encode()),)
@@ -135,6 +135,16 @@ class GlobalPlane:
             config, state.client, state.prefix, self._budgets, self._renew, self._rates
         )
         governance.leases = self.leases
+        # A follower's audit reaches the home through one replica at a time (a lease).
+        self.shipper = AuditShipper(
+            self.db,
+            self._post_audit,
+            ShipperLease(state.client, state.prefix + "audit-shipper"),
+            batch=config.audit_ship_batch,
+            interval_s=config.audit_ship_s,
+            max_body=_MAX_BODY // 2,
+            buffer_lag_s=_BUFFER_LAG_S,
+        )
 
     @classmethod
     def build(
@@ -164,7 +174,7 @@ class GlobalPlane:
         _, self.applied_seq = await asyncio.to_thread(changes.cursor, self.db)
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._follow())
-        self._shipper = loop.create_task(self._ship())
+        self._shipper = loop.create_task(self.shipper.run())
 
     async def stop(self) -> None:
         """Stop following and renewing; close the internal channel's connections."""
@@ -173,6 +183,8 @@ class GlobalPlane:
             if task is not None:
                 task.cancel()
                 await asyncio.wait([task], timeout=5.0)
+        if self._shipper is not None:
+            await self.shipper.stop()  # another replica takes over at once
         self._task = self._shipper = None
         if self._session is not None:
             await self._session.close()
@@ -467,44 +479,13 @@ class GlobalPlane:
 
     # ------------------------------------------------------------ audit shipping
 
-    async def _ship(self) -> None:
-        """Ship this cloud's stored audit events to the home, oldest first, until stopped.
-
-        A batch is marked shipped only after the home answered that it stored it; a
-        batch sent again (the answer was lost) is stored once (the home ignores the
-        event ids it has). While the home is unreachable events wait, durable, in
-        this cloud's database."""
-        backoff = _BACKOFF_S[0]
-        while True:
-            try:
-                sent = await self.ship_once()
-                backoff = _BACKOFF_S[0]
-                if sent < self.config.audit_ship_batch:
-                    await asyncio.sleep(self.config.audit_ship_s)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "audit shipping to %s failed (%s: %s)", self.home, type(exc).__name__, exc
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(_BACKOFF_S[1] * 5, backoff * 2)
-
-    async def ship_once(self) -> int:
-        """Ship one batch (an empty one too: it says how complete the home's copy is); how
-        many events it held."""
-        started = time.time()
-        rows = await asyncio.to_thread(audit.unshipped, self.db, self.config.audit_ship_batch)
-        if len(rows) < self.config.audit_ship_batch:
-            # Everything stored here is in this batch; what is still in the cloud's
-            # buffer (Redis) reaches the database within a second or two.
-            through = started - _BUFFER_LAG_S
-        else:
-            through = float(rows[-1]["ts"])
+    async def _post_audit(self, body: bytes) -> None:
+        """One audit batch to the home (:class:`~.shipping.AuditShipper`'s ``post``):
+        returns once the home answered that it stored it."""
         response = await asyncio.wait_for(
             self._http().post(
                 f"{self.home_url}/internal/v1/audit",
-                data=orjson.dumps({"events": rows, "through": through}),
+                data=body,
                 headers={**self.token.header(), "content-type": "application/json"},
             ),
             self.config.forward_timeout_s,
@@ -513,9 +494,6 @@ class GlobalPlane:
             payload = await asyncio.wait_for(response.read(), self.config.forward_timeout_s)
         if response.status != 200:
             raise ConnectionError(f"HTTP {response.status} {payload[:300]!r}")
-        await asyncio.to_thread(audit.mark_shipped, self.db, rows, time.time())
-        self.shipped += len(rows)
-        return len(rows)
 
     def complete_through(self) -> float:
         """(The home) the time before which every cloud's audit is here (blocking)."""

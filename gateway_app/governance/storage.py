@@ -594,25 +594,26 @@ class Database:
 
         return self._run(work)
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run one statement per row, in one transaction."""
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run one statement per row, in one transaction; the number of rows it changed."""
         if not rows:
-            return
+            return 0
 
-        def work(conn: Any) -> None:
+        def work(conn: Any) -> int:
             if self.kind == "sqlite":
                 conn.execute("BEGIN")
                 try:
-                    conn.executemany(self._sql(sql), [tuple(r) for r in rows])
+                    cursor = conn.executemany(self._sql(sql), [tuple(r) for r in rows])
                     conn.execute("COMMIT")
                 except Exception:
                     conn.execute("ROLLBACK")
                     raise
-            else:
-                with conn.transaction(), conn.cursor() as cursor:
-                    cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+                return int(cursor.rowcount)
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+                return int(cursor.rowcount)
 
-        self._run(work)
+        return int(self._run(work))
 
     def append_new(
         self,
@@ -621,9 +622,9 @@ class Database:
         key: str,
         rows: Sequence[Sequence[Any]],
         copy_text: CopyText | None = None,
-    ) -> None:
+    ) -> int:
         """Store ``rows`` (values in ``columns`` order) in one transaction, skipping a row
-        whose ``key`` column value is stored already.
+        whose ``key`` column value is stored already; how many were stored.
 
         PostgreSQL: one ``COPY`` (a few client µs per row; ``executemany`` of an insert
         costs the client ~5x that: ``bench/audit_drain.py``). COPY has no ``ON CONFLICT``:
@@ -635,37 +636,13 @@ class Database:
         ``copy_text``: the same ``rows`` already in ``COPY`` text form (:class:`CopyText`,
         formatted by the caller, e.g. on its event loop in slices): the ``COPY`` then sends
         it as it is, and this thread does little but I/O (which releases the GIL).
+        :meth:`Transaction.append_new` does the same inside a larger transaction.
         """
         if not rows:
-            return
-        insert = (
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-            f"ON CONFLICT ({key}) DO NOTHING"
-        )
+            return 0
         if self.kind == "sqlite":
-            self.executemany(insert, rows)
-            return
-
-        def work(conn: Any) -> None:
-            from psycopg import errors, sql
-
-            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
-            )
-            try:
-                with conn.transaction(), conn.cursor() as cursor, cursor.copy(statement) as copy:
-                    if copy_text is not None and conn.info.encoding == copy_text.encoding:
-                        copy.write(copy_text.data)
-                    else:
-                        for row in rows:
-                            copy.write_row(row)
-                return
-            except errors.UniqueViolation:
-                pass  # some are stored already (re-delivered): insert those that are not
-            with conn.transaction(), conn.cursor() as cursor:
-                cursor.executemany(self._sql(insert), [tuple(r) for r in rows])
-
-        self._run(work)
+            return self.executemany(_insert_new_sql(table, columns, key), rows)
+        return int(self._run(lambda conn: _copy_new(conn, table, columns, key, rows, copy_text)))
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows as dicts."""
@@ -828,6 +805,64 @@ class Transaction:
         advisory transaction lock; SQLite's ``BEGIN IMMEDIATE`` already serialises)."""
         if self.kind == "postgres":
             self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (name,))
+
+    def append_new(
+        self,
+        table: str,
+        columns: Sequence[str],
+        key: str,
+        rows: Sequence[Sequence[Any]],
+        copy_text: CopyText | None = None,
+    ) -> int:
+        """:meth:`Database.append_new` in this transaction (PostgreSQL: the ``COPY`` runs
+        in a savepoint, so a duplicate rolls back only the ``COPY`` before the row-by-row
+        insert, not the statements before it); how many rows were stored."""
+        if not rows:
+            return 0
+        if self.kind == "sqlite":
+            insert = _insert_new_sql(table, columns, key)
+            cursor = self._conn.executemany(insert, [tuple(r) for r in rows])
+            return int(cursor.rowcount)
+        return _copy_new(self._conn, table, columns, key, rows, copy_text)
+
+
+def _insert_new_sql(table: str, columns: Sequence[str], key: str) -> str:
+    """An insert of one row that skips it when its ``key`` is stored (``?`` placeholders)."""
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({key}) DO NOTHING"
+    )
+
+
+def _copy_new(
+    conn: Any,
+    table: str,
+    columns: Sequence[str],
+    key: str,
+    rows: Sequence[Sequence[Any]],
+    copy_text: CopyText | None,
+) -> int:
+    """PostgreSQL's :meth:`Database.append_new` on ``conn``: a transaction of its own, or a
+    savepoint when ``conn`` is in one already (psycopg nests ``conn.transaction()``)."""
+    from psycopg import errors, sql
+
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    try:
+        with conn.transaction(), conn.cursor() as cursor, cursor.copy(statement) as copy:
+            if copy_text is not None and conn.info.encoding == copy_text.encoding:
+                copy.write(copy_text.data)
+            else:
+                for row in rows:
+                    copy.write_row(row)
+        return len(rows)
+    except errors.UniqueViolation:
+        pass  # some are stored already (re-delivered): insert those that are not
+    insert = _insert_new_sql(table, columns, key).replace("?", "%s")
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.executemany(insert, [tuple(r) for r in rows])
+        return int(cursor.rowcount)
 
 
 def app_credentials(url: str) -> tuple[str, str]:

@@ -1,0 +1,121 @@
+"""One audit shipper per cloud, across real replicas (issue 24).
+
+Two gateway processes of gcp share its Redis and PostgreSQL; the second (B) reaches
+the home through a link of its own, so cutting that link shows which replica ships:
+while A holds the lease, events reach the home with B's link cut; once B holds it,
+they wait until B's link heals. The lease in gcp's Redis names its holder
+(``<host>-<pid>-<random>``). Every event reaches the home once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from gateway_app.governance import audit
+from tests.gateway.governance.processes import GatewayProcess, gateway_config
+from tests.gateway.governance.services import free_port
+from tests.multicloud.clouds import Multicloud, _plane
+from tests.multicloud.faults import Link
+
+LEASE = "{aigw}:audit-shipper"  # the governance state's prefix + audit-shipper
+
+
+def _wait(condition: Callable[[], Any], within_s: float, what: str) -> float:
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < within_s, f"{what}: not within {within_s} s"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def second_gcp(clouds: Multicloud) -> Iterator[tuple[GatewayProcess, Link]]:
+    """Replica B of gcp: its own ports and its own link to the home (aws)."""
+    gcp = clouds["gcp"]
+    link = clouds.injector.link("gcp-b->aws", ("127.0.0.1", clouds["aws"].internal_port or 0))
+    plane = _plane(gcp, clouds.identities, "aws", 1)
+    plane["global"]["port"] = free_port()
+    plane["global"]["peers"]["aws"]["url"] = link.url
+    env = {
+        "AIGW_REDIS_URL": gcp.redis.url,
+        "AIGW_DATABASE_URL": gcp.postgres.url,
+        "AIGW_CLOUD": "gcp",
+    }
+    replica = GatewayProcess(gateway_config(gcp.upstream.url, **plane), env)
+    try:
+        yield replica, link
+    finally:
+        replica.stop()
+        link.heal()
+
+
+def test_one_replica_ships_and_the_other_takes_over_when_it_stops_or_dies(
+    clouds: Multicloud, second_gcp: tuple[GatewayProcess, Link]
+) -> None:
+    b, b_link = second_gcp
+    lease = redis.Redis.from_url(clouds["gcp"].redis.url)
+    gcp_db, home = clouds["gcp"].database(), clouds["aws"].database()
+    shipped: list[str] = []
+
+    def holder() -> int:
+        token = lease.get(LEASE)
+        return int(token.decode().split("-")[-2]) if token else 0
+
+    def pid(process: GatewayProcess | None) -> int:
+        assert process is not None and process.process is not None
+        return process.process.pid
+
+    def store(n: int) -> list[str]:
+        audit.set_cloud("gcp")
+        try:
+            events = [audit.event("request", key_id="k-shipper") for _ in range(n)]
+        finally:
+            audit.set_cloud(None)
+        audit.insert_events(gcp_db, events)  # as gcp's drainers store them
+        shipped.extend(e["event_id"] for e in events)
+        return [e["event_id"] for e in events]
+
+    def at_home(ids: list[str]) -> bool:
+        rows = home.fetch(
+            "SELECT event_id FROM audit_events WHERE key_id = 'k-shipper' AND cloud = 'gcp'"
+        )
+        return set(ids) <= {row["event_id"] for row in rows}
+
+    try:
+        # A (the simulation's gcp gateway) held the lease before B started.
+        b_link.partition("reset")
+        assert holder() == pid(clouds["gcp"].gateway)
+        first = store(300)
+        _wait(lambda: at_home(first), 5.0, "A ships with B's link cut")
+        # A stops (a rolling restart): it gives the lease up, B takes it within a second.
+        a = clouds["gcp"].gateway
+        assert a is not None
+        a.stop()
+        _wait(lambda: holder() == pid(b), 1.5, "B takes over from A stopped")
+        clouds.restart("gcp", home="aws", epoch=1)  # A back, standing by
+        assert holder() == pid(b)
+        waiting = store(300)
+        time.sleep(2.5)  # two shipping intervals: B cannot reach the home, A stands by
+        assert not at_home(waiting[:1])
+        b_link.heal()
+        _wait(lambda: at_home(waiting), 5.0, "B ships once its link heals")
+        # B dies (SIGKILL, its lease not given up): A takes over when the lease lapses.
+        b.kill()
+        took = _wait(lambda: holder() == pid(clouds["gcp"].gateway), 6.5, "A takes over")
+        assert took > 3.0  # the lease (5 s) had to lapse, less the time B held it unrenewed
+        last = store(300)
+        _wait(lambda: at_home(last), 5.0, "A ships again")
+        rows = home.fetch(
+            "SELECT event_id, COUNT(*) AS n FROM audit_events WHERE key_id = 'k-shipper' "
+            "GROUP BY event_id"
+        )
+        assert {row["event_id"]: row["n"] for row in rows} == dict.fromkeys(shipped, 1)
+    finally:
+        lease.close()
+        gcp_db.close()
+        home.close()
