@@ -80,7 +80,11 @@ class GlobalConfig(BaseModel):
         "locally before the answer is relayed",
     )
     forward_timeout_s: float = Field(
-        10.0, gt=0, le=120, description="an admin call forwarded to the home, end to end"
+        10.0,
+        gt=0,
+        le=120,
+        description="an admin call forwarded to the home, end to end (analytics and the "
+        "audit search wait at least the home's `admin_query_timeout_s` + 5 s)",
     )
 
     lease_fraction: float = Field(

@@ -88,6 +88,11 @@ class AdminAnswer:
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
+REPORT_PATHS = ("/admin/analytics/", "/admin/audit")
+"""The admin API's report routes (analytics, the audit search): they read the audit log on
+their own connection, each query bounded by ``governance.admin_query_timeout_s``."""
+
+
 class Forwarder(Protocol):
     """Sends admin calls to the cloud that owns governance writes (the global plane's home)."""
 
@@ -270,7 +275,7 @@ class AdminApi:
         the answer is (``x-aigw-audit-complete-through``: every cloud's events before this
         Unix time are in it; a cloud cut off holds it back)."""
         through = self.audit_complete_through
-        if through is None or not path.startswith(("/admin/analytics/", "/admin/audit")):
+        if through is None or not path.startswith(REPORT_PATHS):
             return []
         value = await asyncio.to_thread(through)
         return [(b"x-aigw-audit-complete-through", b"%.3f" % value)]

@@ -49,7 +49,7 @@ from gateway_app.config import ConfigError
 from gateway_app.config.governance import GlobalConfig
 from gateway_app.errors import GatewayError
 from gateway_app.governance import audit, changes, rbac
-from gateway_app.governance.admin import AdminAnswer
+from gateway_app.governance.admin import REPORT_PATHS, AdminAnswer
 from gateway_app.governance.changes import Change
 from gateway_app.governance.leases import NANO, LeaseAgent, Ledger, RateReport, Report
 from gateway_app.governance.peers import OwnToken, PeerAuthError, PeerVerifier
@@ -71,6 +71,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 _BATCH = 100  # changes per feed line (a key's row image is ~0.5 KB)
 _STREAM_S = 300.0  # a feed response is held open this long, then the follower reconnects
+_REPORT_MARGIN_S = 5.0  # a forwarded report waits this much past the home's query limit
 _BACKOFF_S = (0.05, 1.0)  # reconnect backoff: first, cap
 _JSON = [(b"content-type", b"application/json")]
 _MAX_BODY = 16 << 20  # an internal call's body (an audit batch with prompts is the largest)
@@ -570,6 +571,14 @@ class GlobalPlane:
         self, principal: Principal, method: str, path: str, query: str, body: Any
     ) -> AdminAnswer:
         """Send an admin call to the home and relay its answer (see the module docstring)."""
+        # A report may take the home up to its query limit (admin_query_timeout_s, the
+        # same app config in every cloud): waiting less would answer "unreachable" for a
+        # home still working on it, and the caller's retry would start another query there.
+        timeout = self.config.forward_timeout_s
+        if path.startswith(REPORT_PATHS):
+            timeout = max(
+                timeout, self.governance.settings.admin_query_timeout_s + _REPORT_MARGIN_S
+            )
         envelope = {
             "principal": rbac.principal_public(principal),
             "method": method,
@@ -584,10 +593,10 @@ class GlobalPlane:
                     data=orjson.dumps(envelope),
                     headers={**self.token.header(), "content-type": "application/json"},
                 ),
-                self.config.forward_timeout_s,
+                timeout,
             )
             async with response:
-                payload = await asyncio.wait_for(response.read(), self.config.forward_timeout_s)
+                payload = await asyncio.wait_for(response.read(), timeout)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("admin %s %s: the home %s is unreachable: %s", method, path, self.home, exc)
             raise self._unreachable(f"{type(exc).__name__}") from None

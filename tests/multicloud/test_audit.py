@@ -11,6 +11,7 @@ cloud gives the same answer (docs/decisions/0001-global-governance-plane.md,
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -145,3 +146,42 @@ def test_partition_then_heal_every_event_at_the_home_exactly_once_and_one_answer
     assert by_cloud == served
     complete = float(usage.headers["x-aigw-audit-complete-through"])
     assert complete > traffic_done - 2.5  # everything served before the heal is in it
+
+
+def test_a_follower_waits_for_a_slow_report_at_the_home_instead_of_calling_it_unreachable(
+    clouds: Multicloud,
+) -> None:
+    """An analytics answer the home takes longer than ``forward_timeout_s`` (10 s) to
+    give (a range over today's raw events at 50,000 requests/s) is relayed by a follower
+    when it comes, within the home's own query limit (``admin_query_timeout_s``, 60 s),
+    not answered 503 "home unreachable" while the home is still working on it (a retry
+    would start the same query there again)."""
+    import psycopg
+
+    from gateway_app.config.governance import GlobalConfig
+
+    forward_s = GlobalConfig.model_fields["forward_timeout_s"].default
+    # What makes the home's query last: a lock on the roll-up it reads, held past the
+    # follower's forward timeout by another session.
+    blocker = psycopg.connect(clouds["aws"].postgres.url, autocommit=True)
+    try:
+        blocker.execute("BEGIN")
+        blocker.execute("LOCK TABLE audit_rollup IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        with httpx.Client(timeout=forward_s + 30) as http:
+            pending = threading.Timer(forward_s + 2, lambda: blocker.execute("ROLLBACK"))
+            pending.start()
+            try:
+                answer = http.get(
+                    clouds["gcp"].url + "/admin/analytics/usage",
+                    params={"group_by": "team"},
+                    headers={"authorization": "Bearer process-admin-key"},
+                )
+            finally:
+                pending.join()
+        took = time.monotonic() - started
+    finally:
+        blocker.close()
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-aigw-served-by"] == "aws"
+    assert forward_s + 2 <= took < forward_s + 10, took
