@@ -145,6 +145,7 @@ class GlobalPlane:
             interval_s=config.audit_ship_s,
             max_body=_MAX_BODY // 2,
             buffer_lag_s=_BUFFER_LAG_S,
+            oldest_buffered=state.oldest_audit_s,
         )
 
     @classmethod

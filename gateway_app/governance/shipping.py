@@ -24,8 +24,9 @@ tens of thousands of requests per second (``bench/audit-shipping.md``):
 
 ``through`` (the time before which this cloud has shipped everything) never claims
 more than the home has: batches are sent one after the other, each after the home
-stored the one before, and an event still in the cloud's buffer or stored late by a
-slow drainer is covered by ``buffer_lag_s``.
+stored the one before; an event still in the cloud's buffer (Redis) is covered by the
+oldest entry the buffer holds (``oldest_buffered``: events wait there while the cloud's
+database is down), and one stored late by a slow drainer by ``buffer_lag_s``.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ class AuditShipper:
         interval_s: float,
         max_body: int,
         buffer_lag_s: float = 2.0,
+        oldest_buffered: Callable[[], Awaitable[float | None]] | None = None,
     ) -> None:
         self.db = db
         self.post = post
@@ -146,6 +148,10 @@ class AuditShipper:
         self.interval_s = interval_s
         self.max_body = max_body
         self.buffer_lag_s = buffer_lag_s
+        # When the oldest event still in the cloud's buffer (Redis) was added, if any: an
+        # outage of the cloud's database keeps events there for minutes, and ``through``
+        # must not pass them while they are.
+        self.oldest_buffered = oldest_buffered
         self.shipped = 0  # events the home has stored from this process's batches
         self.batches = 0
         self.caught_up = False  # the last batch held everything stored here
@@ -156,6 +162,9 @@ class AuditShipper:
         # The sweep's next batch, selected past the last one while that one is sent.
         self._next: asyncio.Future[list[dict[str, Any]]] | None = None
         self._sweep_at = 0.0  # when the sweep's first batch was selected
+        # What every event not selected by the sweep is newer than (less the buffer lag):
+        # the sweep's start, or the oldest event then still in the buffer if older.
+        self._sweep_floor = 0.0
 
     @property
     def shipping(self) -> bool:
@@ -253,10 +262,10 @@ class AuditShipper:
         # Every event stored here when the sweep began is in this batch or one before
         # it (sent in (ts, event_id) order, each after the home stored the one before),
         # unless it is past this batch's last: then it is not older than that one. An
-        # event stored since, or still in the cloud's buffer, is at most
-        # ``buffer_lag_s`` older than when it was stored: not older than the sweep's
-        # start less that.
-        through = self._sweep_at - self.buffer_lag_s
+        # event stored since, or still in the cloud's buffer, was added to the buffer
+        # (Redis) at most ``buffer_lag_s`` after it happened: it is not older than the
+        # sweep's start, or than the oldest event the buffer held then, less that.
+        through = self._sweep_floor - self.buffer_lag_s
         if taken < len(rows) or len(rows) >= self.batch:
             through = min(through, float(rows[taken - 1]["ts"]))
         body = b'{"events":[%s],"through":%s}' % (b",".join(parts), orjson.dumps(through))
@@ -275,7 +284,13 @@ class AuditShipper:
         before it is marked shipped and the next one is selected (past this one)."""
         if self._next is None:
             await self.marked()  # a sweep selects from the oldest: every mark must be in
-            self._sweep_at = time.time()
+            self._sweep_at = floor = time.time()
+            if self.oldest_buffered is not None:
+                # Read before the select: an event drained meanwhile is in the select.
+                oldest = await self.oldest_buffered()
+                if oldest is not None:
+                    floor = min(floor, oldest)
+            self._sweep_floor = floor
             rows = await asyncio.to_thread(audit.unshipped, self.db, self.batch)
         else:
             upcoming, self._next = self._next, None

@@ -656,6 +656,20 @@ class RedisGovernanceState:
         # them) plus what this replica holds before its next flush.
         return int(await self.client.xlen(self.stream)) + self.batcher.held
 
+    async def oldest_audit_s(self) -> float | None:
+        """When the oldest audit event still in the shared stream (not yet stored by a
+        drainer: stored ones are deleted) was added, as a Unix time (its entry id's
+        milliseconds); None when the stream is empty. The global plane's audit shipper
+        never claims its cloud complete past it (events wait here while the cloud's
+        database is down, and for a while after as the drainers catch up)."""
+        entries = await self.client.xrange(self.stream, count=1)
+        if not entries:
+            return None
+        entry_id = entries[0][0]
+        if isinstance(entry_id, bytes):
+            entry_id = entry_id.decode()
+        return int(str(entry_id).split("-", 1)[0]) / 1000.0
+
     async def close(self) -> None:
         if self.admission is not None:
             self.admission.stop()

@@ -300,3 +300,61 @@ def test_through_never_claims_an_event_the_home_lacks(
     assert shipper.stored == 1201 and shipper.shipper.batches >= 4  # 3 + the late sweep
     assert any(lacks == late["ts"] for _, lacks in claims)  # the late event was behind
     assert all(through < lacks for through, lacks in claims), claims
+
+
+def test_through_stays_before_the_events_still_in_the_clouds_buffer(
+    follower_and_home: tuple[Database, Database], redis_server: Any
+) -> None:
+    """While the cloud's PostgreSQL was down its events waited in the buffer (Redis), and
+    the drainers take a while to catch up once it is back: a sweep that finds the
+    database's events all shipped must not claim the cloud complete past the oldest event
+    still buffered; once the drainers stored it (and deleted it from the stream), the
+    claim moves on."""
+    from gateway_app.state.governance_redis import RedisGovernanceState
+
+    follower, home = follower_and_home
+    lag_s = 2.0
+    throughs: list[float] = []
+
+    async def post(body: bytes) -> None:
+        batch = orjson.loads(body)
+        throughs.append(batch["through"])
+        await asyncio.to_thread(audit.store_shipped, home, "gcp", batch["events"], batch["through"])
+
+    async def main() -> None:
+        state = RedisGovernanceState.from_url(redis_server.url, prefix="{ship-buffer}:")
+        try:
+            assert await state.oldest_audit_s() is None  # nothing buffered
+            # An event buffered as the gateway buffers one: its entry's time is now.
+            await state.settle(None, 0, 0, orjson.dumps(_events(1)[0]))
+            await state.flush()
+            buffered = await state.oldest_audit_s()
+            assert buffered is not None and abs(buffered - time.time()) < 2
+            await state.client.delete(state.stream)
+            # One buffered a minute ago, during the outage, not stored yet.
+            old_s = time.time() - 60
+            entry = await state.client.xadd(state.stream, {"e": b"{}"}, id=f"{int(old_s * 1000)}-0")
+            assert await state.oldest_audit_s() == int(old_s * 1000) / 1000
+            audit.insert_events(follower, _events(5))  # what the database has now
+            shipper = AuditShipper(
+                follower,
+                post,
+                None,
+                batch=100,
+                interval_s=0.05,
+                max_body=1 << 20,
+                buffer_lag_s=lag_s,
+                oldest_buffered=state.oldest_audit_s,
+            )
+            assert await shipper.ship_once() == 5 and shipper.caught_up
+            assert throughs[-1] <= old_s - lag_s
+            await state.client.xdel(state.stream, entry)  # a drainer stored it
+            before = time.time()
+            assert await shipper.ship_once() == 0
+            assert throughs[-1] >= before - lag_s
+            await shipper.stop()
+        finally:
+            await state.close()
+
+    run_async(main())
+    assert _through(home)["gcp"] == throughs[-1]
