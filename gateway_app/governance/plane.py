@@ -459,8 +459,9 @@ class GlobalPlane:
         def unshipped() -> int:
             if self.is_home:
                 return 0
-            rows = self.db.fetch("SELECT COUNT(*) AS n FROM audit_events WHERE shipped_at IS NULL")
-            return int(rows[0]["n"])
+            # On the reports connection (bounded, like every report): a long backlog's
+            # count must not hold up key lookups and the drain on the replica's own.
+            return audit.unshipped_count(self.governance.reports_db)
 
         silence: float | None = 0.0
         if self.is_home:

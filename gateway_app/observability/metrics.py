@@ -149,7 +149,11 @@ class Metrics:
                 ("feed_head_seq", "The home's last change, as this cloud last heard", []),
                 ("feed_silence_seconds", "Seconds since this cloud last heard the feed", []),
                 ("home_reachable", "1 while the home answers this cloud's lease renewals", []),
-                ("audit_unshipped", "Audit events not yet stored at the home", []),
+                (
+                    "audit_unshipped",
+                    "Audit events not yet stored at the home (counted up to 1,000,000)",
+                    [],
+                ),
                 (
                     "lease_overdrawn_nusd",
                     "Nano-USD this process overdrew while cut off from the home "

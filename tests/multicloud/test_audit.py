@@ -61,6 +61,22 @@ def _events(
         db.close()
 
 
+def _unshipped(clouds: Multicloud, name: str) -> int:
+    """Events in cloud ``name``'s database not yet stored at the home."""
+    db = clouds[name].database()
+    try:
+        return len(db.fetch("SELECT event_id FROM audit_events WHERE shipped_at IS NULL"))
+    finally:
+        db.close()
+
+
+def _gauge(clouds: Multicloud, name: str, metric: str) -> float:
+    """One unlabelled sample of cloud ``name``'s /metrics."""
+    text = httpx.get(clouds[name].url + "/metrics", timeout=5).text
+    [value] = [line.split()[1] for line in text.splitlines() if line.startswith(metric + " ")]
+    return float(value)
+
+
 def _local(
     clouds: Multicloud, key_id: str, served: dict[str, int]
 ) -> dict[str, list[dict[str, Any]]]:
@@ -104,6 +120,10 @@ def test_partition_then_heal_every_event_at_the_home_exactly_once_and_one_answer
         _local(clouds, key["id"], served)
         time.sleep(1.5)  # past a shipping interval
         assert len(_events(clouds, "aws", key["id"], "gcp")) <= 5
+        # What gcp's operator sees: the backlog waiting for the home.
+        waiting = _unshipped(clouds, "gcp")
+        assert waiting >= 40
+        assert _gauge(clouds, "gcp", "aigw_gov_audit_unshipped") == waiting
         # Analytics say how complete they are: gcp, cut off, holds the answer back.
         partial = clouds["azure"].admin("GET", "/admin/analytics/usage", params={"team_id": team})
         assert float(partial.headers["x-aigw-audit-complete-through"]) < cut_at
@@ -122,6 +142,10 @@ def test_partition_then_heal_every_event_at_the_home_exactly_once_and_one_answer
         assert time.monotonic() - started < HEAL_BOUND_S, (len(home), len(union))
         time.sleep(0.1)
     assert len(home) == len(union) == sum(served.values())  # none lost, none twice
+    deadline = time.monotonic() + HEAL_BOUND_S
+    while _gauge(clouds, "gcp", "aigw_gov_audit_unshipped") != 0:  # the backlog is gone
+        assert time.monotonic() < deadline, _unshipped(clouds, "gcp")
+        time.sleep(0.1)
     assert {row["event_id"]: row["cloud"] for row in home} == {
         row["event_id"]: name for name, rows in local.items() for row in rows
     }

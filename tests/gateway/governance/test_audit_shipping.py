@@ -123,6 +123,18 @@ def test_through_never_advances_without_the_events(home: Database) -> None:
     assert _through(home) == {"gcp": 100.0}
 
 
+def test_the_backlog_is_counted_up_to_a_cap(home: Database) -> None:
+    """``aigw_gov_audit_unshipped``: the events not shipped yet, counted up to a cap (a
+    long outage's backlog is not counted row by row at every scrape)."""
+    events = _events(8)
+    audit.insert_events(home, events)
+    stored = home.fetch("SELECT event_id, day FROM audit_events ORDER BY event_id")
+    audit.mark_shipped(home, stored[:2], 100.0)
+    assert audit.unshipped_count(home) == 6
+    assert audit.unshipped_count(home, cap=100) == 6
+    assert audit.unshipped_count(home, cap=5) == 5
+
+
 # -- one shipper per cloud
 
 TTL_S, RENEW_S = 1.0, 0.1  # the lease's bounds here (production: 5 s and 1 s)
