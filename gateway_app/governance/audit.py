@@ -391,12 +391,18 @@ def mark_shipped(db: Database, events: Sequence[Mapping[str, Any]], when: float)
     )
 
 
+def shipped_through(db: Database, clouds: list[str]) -> dict[str, float]:
+    """At the home: for each of ``clouds``, the time before which it has shipped all its
+    events (0: it never reported). Blocking."""
+    rows = db.fetch("SELECT cloud, complete_through FROM audit_shipping")
+    known = {row["cloud"]: float(row["complete_through"]) for row in rows}
+    return {cloud: known.get(cloud, 0.0) for cloud in clouds}
+
+
 def complete_through(db: Database, clouds: list[str]) -> float:
     """At the home: the time before which every one of ``clouds`` has shipped all its
     events (0: one of them never reported). Blocking."""
-    rows = db.fetch("SELECT cloud, complete_through FROM audit_shipping")
-    known = {row["cloud"]: float(row["complete_through"]) for row in rows}
-    return min((known.get(cloud, 0.0) for cloud in clouds), default=time.time())
+    return min(shipped_through(db, clouds).values(), default=time.time())
 
 
 def store_shipped(

@@ -464,9 +464,16 @@ class GlobalPlane:
             return audit.unshipped_count(self.governance.reports_db)
 
         silence: float | None = 0.0
+        behind: dict[str, float] = {}
         if self.is_home:
             head = await asyncio.to_thread(changes.head, self.db)
             applied = head
+            # How far each follower's audit lags here (a follower that never reported:
+            # since the epoch, so an alert on it fires unless it reports within its "for").
+            followers = [name for name in self.config.peers if name != self.cloud]
+            through = await asyncio.to_thread(audit.shipped_through, self.db, followers)
+            now = time.time()
+            behind = {cloud: max(0.0, now - at) for cloud, at in through.items()}
         else:
             head, applied = self.home_head, self.applied_seq
             silence = time.monotonic() - self.last_heard if self.last_heard else None
@@ -476,6 +483,7 @@ class GlobalPlane:
             "feed_silence_seconds": silence,
             "home_reachable": 1 if self.is_home or self.leases.home_reachable else 0,
             "audit_unshipped": await asyncio.to_thread(unshipped),
+            "audit_behind_seconds": behind,
             "lease_overdrawn_nusd": self.leases.overdrawn_nusd,
             "peer_auth_failures": dict(self.verifier.failures),
         }

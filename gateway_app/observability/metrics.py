@@ -155,6 +155,12 @@ class Metrics:
                     [],
                 ),
                 (
+                    "audit_behind_seconds",
+                    "(The home) seconds since each follower cloud's audit is complete here: "
+                    "how far its audit shipping lags",
+                    ["cloud"],
+                ),
+                (
                     "lease_overdrawn_nusd",
                     "Nano-USD this process overdrew while cut off from the home "
                     "(partition_overdraft_leases; alert on any)",
@@ -285,6 +291,9 @@ class Metrics:
             if name == "peer_auth_failures":
                 for (peer, reason), count in value.items():
                     self.plane[name].labels(peer, reason).set(count)
+            elif name == "audit_behind_seconds":
+                for cloud, seconds in value.items():
+                    self.plane[name].labels(cloud).set(seconds)
             elif value is not None:
                 self.plane[name].set(value)
 

@@ -124,6 +124,10 @@ def test_partition_then_heal_every_event_at_the_home_exactly_once_and_one_answer
         waiting = _unshipped(clouds, "gcp")
         assert waiting >= 40
         assert _gauge(clouds, "gcp", "aigw_gov_audit_unshipped") == waiting
+        # And the home's: how far gcp's audit lags there (at least since the cut).
+        behind = _gauge(clouds, "aws", 'aigw_gov_audit_behind_seconds{cloud="gcp"}')
+        assert behind >= time.time() - cut_at, behind
+        assert _gauge(clouds, "aws", 'aigw_gov_audit_behind_seconds{cloud="azure"}') < 30
         # Analytics say how complete they are: gcp, cut off, holds the answer back.
         partial = clouds["azure"].admin("GET", "/admin/analytics/usage", params={"team_id": team})
         assert float(partial.headers["x-aigw-audit-complete-through"]) < cut_at
@@ -145,6 +149,9 @@ def test_partition_then_heal_every_event_at_the_home_exactly_once_and_one_answer
     deadline = time.monotonic() + HEAL_BOUND_S
     while _gauge(clouds, "gcp", "aigw_gov_audit_unshipped") != 0:  # the backlog is gone
         assert time.monotonic() < deadline, _unshipped(clouds, "gcp")
+        time.sleep(0.1)
+    while _gauge(clouds, "aws", 'aigw_gov_audit_behind_seconds{cloud="gcp"}') >= 10:
+        assert time.monotonic() < deadline, "the home still counts gcp behind"
         time.sleep(0.1)
     assert {row["event_id"]: row["cloud"] for row in home} == {
         row["event_id"]: name for name, rows in local.items() for row in rows
