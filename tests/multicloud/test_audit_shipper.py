@@ -96,7 +96,8 @@ def test_one_replica_ships_and_the_other_takes_over_when_it_stops_or_dies(
         a = clouds["gcp"].gateway
         assert a is not None
         a.stop()
-        _wait(lambda: holder() == pid(b), 1.5, "B takes over from A stopped")
+        # (Bounds: the design's 1 s and 6 s, plus room for a loaded CI machine.)
+        _wait(lambda: holder() == pid(b), 2.5, "B takes over from A stopped")
         clouds.restart("gcp", home="aws", epoch=1)  # A back, standing by
         assert holder() == pid(b)
         waiting = store(300)
@@ -106,7 +107,7 @@ def test_one_replica_ships_and_the_other_takes_over_when_it_stops_or_dies(
         _wait(lambda: at_home(waiting), 5.0, "B ships once its link heals")
         # B dies (SIGKILL, its lease not given up): A takes over when the lease lapses.
         b.kill()
-        took = _wait(lambda: holder() == pid(clouds["gcp"].gateway), 6.5, "A takes over")
+        took = _wait(lambda: holder() == pid(clouds["gcp"].gateway), 8.0, "A takes over")
         assert took > 3.0  # the lease (5 s) had to lapse, less the time B held it unrenewed
         last = store(300)
         _wait(lambda: at_home(last), 5.0, "A ships again")

@@ -227,8 +227,10 @@ def test_one_replica_ships_and_another_takes_over_within_the_bound(
             await a.halt(release=how == "stopped")
             audit.insert_events(follower, events[1500:])
             bound = RENEW_S if how == "stopped" else TTL_S + RENEW_S
-            took = await _until(lambda: b.shipper.shipping, bound + 0.5, "b takes over")
-            assert how == "died" or took <= RENEW_S + 0.2, took
+            # (Room for a loaded machine; a stopped holder's release still shows: well
+            # under the lease's TTL_S.)
+            took = await _until(lambda: b.shipper.shipping, bound + 1.0, "b takes over")
+            assert how == "died" or took <= RENEW_S + 0.4, took
             await _until(lambda: _unshipped(follower) == 0, 10.0, "the rest shipped")
             assert b.stored == 500
         finally:
