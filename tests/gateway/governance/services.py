@@ -336,6 +336,20 @@ class PostgresServer:
                 assert time.monotonic() < deadline, "postgres did not accept connections"
                 time.sleep(0.1)
 
+    def new_database(self, prefix: str = "t") -> str:
+        """The URL of a new, empty database on this server (named ``prefix`` + random)."""
+        import uuid
+
+        from gateway_app.governance.storage import Database
+
+        name = prefix + uuid.uuid4().hex[:10]
+        setup = Database(self.url)
+        try:
+            setup.execute(f"CREATE DATABASE {name}")
+        finally:
+            setup.close()
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
     def stop(self) -> None:
         if self.process is not None:
             # Signal the postmaster itself (runuser does not forward signals); SIGINT is

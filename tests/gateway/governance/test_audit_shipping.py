@@ -37,11 +37,7 @@ def _events(n: int, cloud: str = "gcp") -> list[dict[str, Any]]:
 
 def _new_postgres(server: Any) -> Database:
     """A new, migrated database on the session's PostgreSQL server."""
-    name = "ship" + uuid.uuid4().hex[:10]
-    setup = Database(server.url)
-    setup.execute(f"CREATE DATABASE {name}")
-    setup.close()
-    db = Database(server.url.rsplit("/", 1)[0] + "/" + name)
+    db = Database(server.new_database("ship"))
     db.migrate()
     return db
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-import uuid
 from typing import Any
 
 import openai
@@ -33,10 +32,7 @@ from tests.gateway.governance.services import PostgresServer, RedisServer
 def test_a_replica_stopped_while_redis_is_dark_stores_every_event_in_postgres(
     fake_openai: Any, postgres_server: PostgresServer
 ) -> None:
-    url = postgres_server.url.rsplit("/", 1)[0] + "/d" + uuid.uuid4().hex[:10]
-    setup = Database(postgres_server.url)
-    setup.execute(f"CREATE DATABASE {url.rsplit('/', 1)[1]}")
-    setup.close()
+    url = postgres_server.new_database("d")
     db = Database(url)
     db.migrate()
     db.close()

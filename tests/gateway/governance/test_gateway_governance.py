@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -433,11 +432,7 @@ def test_metrics_report_how_far_behind_the_audit_rollup_is(
     """``aigw_audit_rollup_lag_days`` (what ``AigwAuditRollupBehind`` alerts on): the
     closed days holding events that the roll-up has not reached, read from PostgreSQL
     at scrape time; 0 once ``audit-maintain`` rolled up to yesterday."""
-    name = "l" + uuid.uuid4().hex[:10]
-    setup = Database(postgres_server.url)
-    setup.execute(f"CREATE DATABASE {name}")
-    setup.close()
-    db = Database(postgres_server.url.rsplit("/", 1)[0] + "/" + name)
+    db = Database(postgres_server.new_database("l"))
     db.migrate()
     raw = {
         "providers": providers(fake_openai, fake_anthropic),
@@ -480,11 +475,7 @@ def test_a_long_analytics_query_holds_up_no_model_request_and_is_cancelled(
 
     from gateway_app.governance.keys import KeyRecord, KeyStore, hash_key, new_key
 
-    name = "q" + uuid.uuid4().hex[:10]
-    setup = Database(postgres_server.url)
-    setup.execute(f"CREATE DATABASE {name}")
-    setup.close()
-    url = postgres_server.url.rsplit("/", 1)[0] + "/" + name
+    url = postgres_server.new_database("q")
     db = Database(url)
     db.migrate()
     other = Database(url)  # another replica's connection
