@@ -173,6 +173,10 @@ class GlobalPlane:
         self.leases.start()
         if self.is_home:
             return
+        # What the shipper may claim complete also waits for every replica's floor.
+        state = self.governance.state
+        if isinstance(state, RedisGovernanceState):
+            state.record_floors()
         _, self.applied_seq = await asyncio.to_thread(changes.cursor, self.db)
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._follow())

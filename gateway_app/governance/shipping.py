@@ -25,8 +25,10 @@ tens of thousands of requests per second (``bench/audit-shipping.md``):
 ``through`` (the time before which this cloud has shipped everything) never claims
 more than the home has: batches are sent one after the other, each after the home
 stored the one before; an event still in the cloud's buffer (Redis) is covered by the
-oldest entry the buffer holds (``oldest_buffered``: events wait there while the cloud's
-database is down), and one stored late by a slow drainer by ``buffer_lag_s``.
+oldest entry the buffer holds, and one still in a replica's memory (Redis unreachable
+from it) by that replica's floor (``oldest_buffered``,
+:meth:`~gateway_app.state.governance_redis.RedisGovernanceState.oldest_audit_s`), and
+one stored late by a slow drainer by ``buffer_lag_s``.
 """
 
 from __future__ import annotations

@@ -144,6 +144,14 @@ class SettleBatcher:
     reaches the durable stream within ``interval_s`` plus a round trip
     normally; only a crash of this process while Redis is unreachable (or
     within that window) loses the events it holds.
+
+    With :meth:`heartbeat` (the global plane's follower clouds) every flush also
+    records, in the same transaction, this replica's *floor* in a Redis hash: the time
+    before which every event it queued is in Redis once the flush applies. An idle
+    replica records it every ``every_s``; a replica that cannot reach Redis records
+    nothing, so its last floor stays, before the events it holds. The audit shipper
+    never claims its cloud complete past the lowest floor
+    (:meth:`RedisGovernanceState.oldest_audit_s`).
     """
 
     def __init__(
@@ -181,6 +189,14 @@ class SettleBatcher:
         self.dropped = 0
         self.flushes = 0
         self.drain_timeout_s = 5.0  # how long shutdown retries before giving events back
+        # The replica's floor (:meth:`heartbeat`): the hash, this replica's field in it.
+        self.beat_key: str | None = None
+        self.replica = ""
+        self.beat_s = 1.0
+        self._beat: asyncio.TimerHandle | None = None
+        self._beat_due = False
+        self._first_at = 0.0  # (wall clock) when the oldest event waiting here was queued
+        self._beaten_at = 0.0  # (monotonic) when a flush last recorded the floor
 
     @property
     def held(self) -> int:
@@ -205,6 +221,8 @@ class SettleBatcher:
                     self.dropped,
                 )
         else:
+            if not self._events:
+                self._first_at = time.time()
             self._events.append(event)
         self._schedule()
 
@@ -228,6 +246,8 @@ class SettleBatcher:
             entry[2] += tokens_delta
             entry[3] += cost_delta_nusd
         if len(self._events) + self._inflight < self.max_held:
+            if not self._events:
+                self._first_at = time.time()
             self._events.append(event)
             self._schedule()
         else:
@@ -256,20 +276,59 @@ class SettleBatcher:
     def _start(self) -> None:
         self._timer = None
         self._retrying = False
-        if self._task is None and (self._events or self._deltas or self._settled):
+        if self._task is None and (self._events or self._deltas or self._settled or self._beat_due):
             self._task = asyncio.get_running_loop().create_task(self._flush())
+
+    def heartbeat(self, key: str, replica: str, every_s: float = 1.0) -> None:
+        """Record this replica's floor under ``replica`` in the hash ``key`` with every
+        flush, and at least every ``every_s`` (from now: call it on the event loop)."""
+        self.beat_key, self.replica, self.beat_s = key, replica, every_s
+        self._beat_due = True
+        self._tick()
+
+    def _tick(self) -> None:
+        """The idle heartbeat: a flush of nothing but the floor when none recorded it
+        for ``beat_s`` (none while a retry waits: the last floor recorded must stay)."""
+        loop = asyncio.get_running_loop()
+        self._beat = loop.call_later(self.beat_s, self._tick)
+        if time.monotonic() - self._beaten_at >= self.beat_s:
+            self._beat_due = True
+            if self._task is None and not self._retrying and self._timer is None:
+                self._start()
+
+    async def forget_floor(self, remove: bool = True) -> None:
+        """Stop the heartbeat and (``remove``: a clean shutdown, after :meth:`drain`)
+        remove this replica's floor: a replica gone holds its cloud's completeness claim
+        back no longer. Events it could not write keep their floor (until it is stale)."""
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
+        if self.beat_key is None or not remove:
+            return
+        try:
+            await self.client.execute("HDEL", self.beat_key, self.replica)
+        except Exception as exc:  # Redis unreachable: the floor stays until it is stale
+            log.warning("could not remove this replica's audit floor (%s)", exc)
 
     async def _flush(self) -> bool:
         events, self._events = self._events[: self.max_batch], self._events[self.max_batch :]
+        first_at = self._first_at
+        taken_at = time.time()
         self._spread()
         deltas, self._deltas = self._deltas, {}
         self._inflight = len(events)
         self._sending, self._sending_deltas = events, deltas
+        beat_due, self._beat_due = self._beat_due, False
         ok = True
         try:
             commands: list[tuple[Any, ...]] = [("MULTI",)]
             commands += [("INCRBY", key, delta) for key, delta in deltas.items() if delta]
             commands += [("XADD", self.stream, "*", "e", event) for event in events]
+            if self.beat_key is not None:
+                # Once this applies, every event queued before ``taken_at`` is in Redis,
+                # but those left for the next flush (at most since ``first_at``).
+                floor = first_at if self._events else taken_at
+                commands.append(("HSET", self.beat_key, self.replica, repr(floor)))
             commands.append(("EXEC",))
             replies = await self.client.pipeline(commands)
             result = replies[-1]
@@ -281,9 +340,13 @@ class SettleBatcher:
                 log.error("audit/settle flush: %d commands failed: %s", len(errors), errors[0])
             self._failures = 0
             self.flushes += 1
+            self._beaten_at = time.monotonic()
         except Exception as exc:
             ok = False
+            self._beat_due = beat_due
             # Keep the batch, ahead of what arrived meanwhile, and retry after a backoff.
+            if events:
+                self._first_at = first_at  # the oldest held is the batch's again
             self._events[:0] = events
             for key, delta in deltas.items():
                 self._deltas[key] = self._deltas.get(key, 0) + delta
@@ -656,19 +719,54 @@ class RedisGovernanceState:
         # them) plus what this replica holds before its next flush.
         return int(await self.client.xlen(self.stream)) + self.batcher.held
 
+    def record_floors(self, every_s: float = 1.0) -> None:
+        """Have this replica's batcher record its floor (:meth:`SettleBatcher.heartbeat`)
+        in the cloud's ``{prefix}audit-floor`` hash, for :meth:`oldest_audit_s`. The
+        global plane's follower clouds call it at start (on the event loop)."""
+        self.batcher.heartbeat(self.prefix + "audit-floor", self.consumer, every_s)
+
     async def oldest_audit_s(self) -> float | None:
-        """When the oldest audit event still in the shared stream (not yet stored by a
-        drainer: stored ones are deleted) was added, as a Unix time (its entry id's
-        milliseconds); None when the stream is empty. The global plane's audit shipper
-        never claims its cloud complete past it (events wait here while the cloud's
-        database is down, and for a while after as the drainers catch up)."""
+        """A time before which every audit event of this cloud is in its database, as a
+        Unix time; None when nothing says otherwise. The global plane's audit shipper never
+        claims its cloud complete past it. It is the lowest of:
+
+        - when the oldest event still in the shared stream (not yet stored by a drainer:
+          stored ones are deleted) was added (its entry id's milliseconds): events wait
+          there while the cloud's database is down, and for a while after as the drainers
+          catch up;
+        - with :meth:`record_floors`, every replica's floor: a replica that cannot reach
+          Redis holds its events in memory with their times, and adds them to the stream
+          later, under new ids; its floor, recorded before, stays below them. A floor not
+          renewed for :data:`FLOOR_STALE_S` is a replica gone (a clean shutdown removes its
+          own): it is removed and logged, so a dead replica holds the claim back no
+          longer than that.
+        """
+        oldest: float | None = None
         entries = await self.client.xrange(self.stream, count=1)
-        if not entries:
-            return None
-        entry_id = entries[0][0]
-        if isinstance(entry_id, bytes):
-            entry_id = entry_id.decode()
-        return int(str(entry_id).split("-", 1)[0]) / 1000.0
+        if entries:
+            entry_id = entries[0][0]
+            if isinstance(entry_id, bytes):
+                entry_id = entry_id.decode()
+            oldest = int(str(entry_id).split("-", 1)[0]) / 1000.0
+        key = self.batcher.beat_key
+        if key is None:
+            return oldest
+        stale = time.time() - FLOOR_STALE_S
+        for replica, value in (await self.client.hgetall(key)).items():
+            floor = float(value)
+            if floor < stale:
+                name = _text(replica)
+                log.warning(
+                    "replica %s recorded no audit floor for %.0f s: taken as gone (its "
+                    "unwritten audit events, if it ever writes them, may arrive after this "
+                    "cloud was reported complete past them)",
+                    name,
+                    time.time() - floor,
+                )
+                await self.client.hdel(key, name)
+                continue
+            oldest = floor if oldest is None else min(oldest, floor)
+        return oldest
 
     async def close(self) -> None:
         if self.admission is not None:
@@ -679,9 +777,14 @@ class RedisGovernanceState:
                 "shutting down with %d audit events not written to Redis: they are lost",
                 len(lost),
             )
+        await self.batcher.forget_floor(remove=not lost)
         await self.hot.aclose()
         await self.reader.aclose()
         await self.client.aclose()
+
+
+FLOOR_STALE_S = 600.0
+"""A replica's audit floor not renewed for this long is taken as a replica gone."""
 
 
 def _no_group(exc: BaseException) -> bool:

@@ -23,6 +23,15 @@ from tests.multicloud.clouds import Multicloud, _plane
 from tests.multicloud.faults import Link
 
 LEASE = "{aigw}:audit-shipper"  # the governance state's prefix + audit-shipper
+FLOORS = "{aigw}:audit-floor"  # every replica's audit floor, by replica
+
+
+def _floors(client: redis.Redis) -> dict[int, float]:
+    """The replicas' recorded floors, by process id (fields are ``<host>-<pid>-<hex>``)."""
+    return {
+        int(field.decode().split("-")[-2]): float(value)
+        for field, value in client.hgetall(FLOORS).items()
+    }
 
 
 def _wait(condition: Callable[[], Any], within_s: float, what: str) -> float:
@@ -90,6 +99,9 @@ def test_one_replica_ships_and_the_other_takes_over_when_it_stops_or_dies(
         # A (the simulation's gcp gateway) held the lease before B started.
         b_link.partition("reset")
         assert holder() == pid(clouds["gcp"].gateway)
+        # Both replicas record their audit floors, renewed every second.
+        _wait(lambda: set(_floors(lease)) == {pid(clouds["gcp"].gateway), pid(b)}, 5.0, "floors")
+        assert min(_floors(lease).values()) > time.time() - 5
         first = store(300)
         _wait(lambda: at_home(first), 5.0, "A ships with B's link cut")
         # A stops (a rolling restart): it gives the lease up, B takes it within a second.
@@ -98,6 +110,7 @@ def test_one_replica_ships_and_the_other_takes_over_when_it_stops_or_dies(
         a.stop()
         # (Bounds: the design's 1 s and 6 s, plus room for a loaded CI machine.)
         _wait(lambda: holder() == pid(b), 2.5, "B takes over from A stopped")
+        assert set(_floors(lease)) == {pid(b)}  # A's clean shutdown removed its floor
         clouds.restart("gcp", home="aws", epoch=1)  # A back, standing by
         assert holder() == pid(b)
         waiting = store(300)
@@ -107,8 +120,12 @@ def test_one_replica_ships_and_the_other_takes_over_when_it_stops_or_dies(
         _wait(lambda: at_home(waiting), 5.0, "B ships once its link heals")
         # B dies (SIGKILL, its lease not given up): A takes over when the lease lapses.
         b.kill()
+        killed_at = time.time()
         took = _wait(lambda: holder() == pid(clouds["gcp"].gateway), 8.0, "A takes over")
         assert took > 3.0  # the lease (5 s) had to lapse, less the time B held it unrenewed
+        # B's floor stays, from before it died, until it is stale (FLOOR_STALE_S): what it
+        # held in memory, if anything, is not claimed shipped meanwhile.
+        assert _floors(lease)[pid(b)] < killed_at
         last = store(300)
         _wait(lambda: at_home(last), 5.0, "A ships again")
         rows = home.fetch(

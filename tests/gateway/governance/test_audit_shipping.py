@@ -368,3 +368,101 @@ def test_through_stays_before_the_events_still_in_the_clouds_buffer(
 
     run_async(main())
     assert _through(home)["gcp"] == throughs[-1]
+
+
+class _CutLink:
+    """A replica's hot Redis client behind a switch: while ``cut``, every call fails as
+    an unreachable Redis does (the other replicas still reach it)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.cut = False
+
+    async def pipeline(self, commands: Any) -> Any:
+        if self.cut:
+            raise ConnectionError("Redis unreachable from this replica")
+        return await self.real.pipeline(commands)
+
+    async def execute(self, *args: Any) -> Any:
+        if self.cut:
+            raise ConnectionError("Redis unreachable from this replica")
+        return await self.real.execute(*args)
+
+
+def test_through_stays_before_the_events_a_replica_holds_while_redis_is_unreachable_from_it(
+    follower_and_home: tuple[Database, Database], redis_server: Any
+) -> None:
+    """A replica that cannot reach the cloud's Redis holds its events in memory and adds
+    them to the stream later, under new ids: neither the stream's oldest entry nor the
+    buffer's lag covers them. Its floor, recorded while it could reach Redis, holds the
+    cloud's completeness claim back until they are stored; a clean shutdown removes the
+    floor, and a floor not renewed for FLOOR_STALE_S is dropped as a replica gone."""
+    from gateway_app.governance.audit import AuditDrainer
+    from gateway_app.state import governance_redis
+    from gateway_app.state.governance_redis import RedisGovernanceState
+
+    follower, home = follower_and_home
+    lag_s = 0.2
+    throughs: list[float] = []
+
+    async def post(body: bytes) -> None:
+        batch = orjson.loads(body)
+        throughs.append(batch["through"])
+        await asyncio.to_thread(audit.store_shipped, home, "gcp", batch["events"], batch["through"])
+
+    async def main() -> None:
+        prefix = "{ship-floor}:"
+        shipping = RedisGovernanceState.from_url(redis_server.url, prefix=prefix)
+        cut_off = RedisGovernanceState.from_url(redis_server.url, prefix=prefix)
+        link = _CutLink(cut_off.batcher.client)
+        cut_off.batcher.client = link  # type: ignore[assignment]
+        floors = prefix + "audit-floor"
+        try:
+            shipping.record_floors(every_s=0.05)
+            cut_off.record_floors(every_s=0.05)
+            while len(await shipping.client.hgetall(floors)) < 2:
+                await asyncio.sleep(0.01)
+            link.cut = True
+            await asyncio.sleep(0.1)  # its last floor is now before what it holds next
+            held = _events(1)[0]
+            await cut_off.settle(None, 0, 0, orjson.dumps(held))
+            assert cut_off.batcher.held == 1
+            await asyncio.sleep(4 * lag_s)  # the shipping replica's floor moves on
+            audit.insert_events(follower, _events(3))
+            shipper = AuditShipper(
+                follower,
+                post,
+                None,
+                batch=100,
+                interval_s=0.05,
+                max_body=1 << 20,
+                buffer_lag_s=lag_s,
+                oldest_buffered=shipping.oldest_audit_s,
+            )
+            assert await shipper.ship_once() == 3 and shipper.caught_up
+            assert throughs[-1] < held["ts"], (throughs[-1], held["ts"])
+            # Redis is reachable again: the held event enters the stream, a drainer
+            # stores it, the shipper ships it and the claim moves past it.
+            link.cut = False
+            await _until(lambda: cut_off.batcher.held == 0, 5, "the held event written")
+            drainer = AuditDrainer(shipping, follower, batch=100, block_s=0.05)
+            assert await drainer.drain_once() == 1
+            before = time.time()
+            await asyncio.sleep(0.1)  # both replicas record a floor past ``before``
+            assert await shipper.ship_once() == 1
+            assert throughs[-1] >= before - lag_s > held["ts"]
+            # A clean shutdown removes the replica's floor.
+            await cut_off.close()
+            assert set(await shipping.client.hgetall(floors)) == {shipping.consumer.encode()}
+            # A floor not renewed for FLOOR_STALE_S (a replica that died) is dropped.
+            gone = time.time() - governance_redis.FLOOR_STALE_S - 1
+            await shipping.client.hset(floors, "dead-replica", repr(gone))
+            oldest = await shipping.oldest_audit_s()
+            assert oldest is not None and oldest > gone + 300
+            assert b"dead-replica" not in await shipping.client.hgetall(floors)
+            await shipper.stop()
+        finally:
+            await cut_off.close()
+            await shipping.close()
+
+    run_async(main())
