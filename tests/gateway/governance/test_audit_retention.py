@@ -14,7 +14,6 @@ import asyncio
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -56,11 +55,7 @@ def partition_map(db: Database) -> dict[str, retention.Partition]:
 @pytest.fixture
 def pg_url(postgres_server: Any) -> str:
     """A new, empty database on the session's PostgreSQL server."""
-    name = "r" + uuid.uuid4().hex[:10]
-    setup = Database(postgres_server.url)
-    setup.execute(f"CREATE DATABASE {name}")
-    setup.close()
-    return postgres_server.url.rsplit("/", 1)[0] + "/" + name
+    return str(postgres_server.new_database("r"))
 
 
 @pytest.fixture

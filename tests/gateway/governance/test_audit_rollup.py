@@ -88,15 +88,10 @@ def events_of(day: date, count: int, seed: int) -> list[dict[str, Any]]:
 
 def new_database(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> Database:
     """An empty, migrated database of ``kind`` with the partitions of :data:`DAYS`."""
-    name = "u" + uuid.uuid4().hex[:10]
     if kind == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / name}.sqlite3")
+        database = Database(f"sqlite:///{tmp_path / ('u' + uuid.uuid4().hex[:10])}.sqlite3")
     else:
-        server = request.getfixturevalue("postgres_server")
-        setup = Database(server.url)
-        setup.execute(f"CREATE DATABASE {name}")
-        setup.close()
-        database = Database(server.url.rsplit("/", 1)[0] + "/" + name)
+        database = Database(request.getfixturevalue("postgres_server").new_database("u"))
     database.migrate()
     if database.kind == "postgres":
         retention.maintain(database, None, ahead_days=3, today=DAYS[0], roll_up=False)
@@ -333,11 +328,7 @@ def test_the_first_rollup_of_an_existing_table_goes_a_day_at_a_time(
     yet is read raw and rolled up with its day."""
     from gateway_app.governance import storage
 
-    name = "v" + uuid.uuid4().hex[:10]
-    setup = Database(postgres_server.url)
-    setup.execute(f"CREATE DATABASE {name}")
-    setup.close()
-    db = Database(postgres_server.url.rsplit("/", 1)[0] + "/" + name)
+    db = Database(postgres_server.new_database("v"))
     monkeypatch.setattr(storage, "MIGRATIONS", MIGRATIONS[:8])
     db.migrate()
     history = [TODAY - timedelta(days=n) for n in range(12, 0, -1)]

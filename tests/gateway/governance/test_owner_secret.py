@@ -217,12 +217,7 @@ def test_migrate_as_the_owner_read_from_the_store(
 ) -> None:
     """``python -m gateway_app migrate`` with only a secret reference: migrates as the owner
     it read, creates the app role, and prints no password."""
-    name = "o" + uuid.uuid4().hex[:8]
-    from gateway_app.governance.storage import Database
-
-    setup = Database(postgres_server.url)
-    setup.execute(f"CREATE DATABASE {name}")
-    setup.close()
+    name = postgres_server.new_database("o").rsplit("/", 1)[1]
     owner_password = "owner-" + uuid.uuid4().hex
     stores.put(ARN, json.dumps({"username": "postgres", "password": owner_password}))
     base = postgres_server.url.rsplit("/", 1)[0].replace("postgres@", "gateway_app_{0}:pw-{0}@")

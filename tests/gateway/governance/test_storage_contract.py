@@ -129,11 +129,7 @@ def test_audit_search_error_rates_and_last_use(db: Database) -> None:
 
 
 def test_migrate_command(postgres_server: Any) -> None:
-    name = "m" + uuid.uuid4().hex[:8]
-    setup = Database(postgres_server.url)
-    setup.execute(f"CREATE DATABASE {name}")
-    setup.close()
-    url = postgres_server.url.rsplit("/", 1)[0] + "/" + name
+    url = postgres_server.new_database("m")
     run = lambda: subprocess.run(  # noqa: E731
         [sys.executable, "-m", "gateway_app", "migrate"],
         env={"AIGW_DATABASE_URL": url, "PATH": "/usr/bin:/bin"},
@@ -234,11 +230,8 @@ def test_migrate_as_owner_creates_a_least_privileged_app_role(postgres_server: A
     password). The password reaches the server only as a SCRAM verifier."""
     import psycopg
 
-    name = "r" + uuid.uuid4().hex[:8]
+    name = postgres_server.new_database("r").rsplit("/", 1)[1]
     role = f"gateway_app_{name}"
-    setup = Database(postgres_server.url)
-    setup.execute(f"CREATE DATABASE {name}")
-    setup.close()
     base = postgres_server.url.rsplit("/", 1)[0].replace("postgres@", "{user}@")
     owner_url = base.format(user="postgres") + "/" + name
     password = "s3cret-" + uuid.uuid4().hex
