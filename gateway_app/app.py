@@ -49,6 +49,7 @@ from gateway_app.state.circuit import CircuitBreakerStore, InProcessCircuitBreak
 from gateway_app.transport import default_client
 
 if TYPE_CHECKING:
+    from gateway_app.cache.store import MemoryGuard
     from gateway_app.context import ResponseStream
     from gateway_app.governance.admin import AdminApi
     from gateway_app.governance.plane import GlobalPlane
@@ -145,6 +146,12 @@ class GatewayApp:
         self.responses = next(
             (h.store for h in self.hooks.hooks if isinstance(h, ResponseStoreHook)), None
         )
+        # The guards of the response stores in Redis (cache, stored responses): they read
+        # its memory use for the aigw_redis_* metrics.
+        self.redis_guards = _redis_guards(self.hooks.hooks)
+        if self.metrics is not None:
+            for name, guard in self.redis_guards:
+                guard.on_skip = self.metrics.redis_skipped.labels(name).inc
         self.health = Health(config, env)
         self._model_objects = {
             name: {"id": name, "object": "model", "created": 0, "owned_by": model.owned_by}
@@ -589,6 +596,16 @@ class GatewayApp:
                     metrics.rollup_lag.set(lag)
             except Exception:  # the database down: keep the last value
                 log.warning("could not read the audit roll-up's progress", exc_info=True)
+        if self.redis_guards:
+            guard = self.redis_guards[0][1]  # (every store uses the same Redis)
+            try:
+                await guard.refresh()
+                if guard.ratio is not None:
+                    metrics.redis_memory.set(guard.ratio)
+                if guard.evicted is not None:
+                    metrics.redis_evicted.set(guard.evicted)
+            except Exception:  # Redis down: readiness says so; keep the last values
+                log.warning("could not read Redis' memory use", exc_info=True)
         if self.internal is not None:
             try:
                 metrics.set_plane(await self.internal.status())
@@ -642,6 +659,19 @@ def _port(scope: Mapping[str, Any]) -> int | None:
     """The local port a request arrived on (ASGI ``server``): which listener it is."""
     server = scope.get("server")
     return server[1] if server else None
+
+
+def _redis_guards(hooks: Sequence[Hook[Any]]) -> list[tuple[str, MemoryGuard]]:
+    """The memory guards of the Redis stores among ``hooks``, by store (cache, responses)."""
+    from gateway_app.cache.hook import CacheHook
+
+    stores: list[tuple[str, Any]] = []
+    for hook in hooks:
+        if isinstance(hook, ResponseStoreHook):
+            stores.append(("responses", hook.store.store))
+        elif isinstance(hook, CacheHook):
+            stores.append(("cache", hook.store))
+    return [(name, store.guard) for name, store in stores if getattr(store, "guard", None)]
 
 
 def _metrics(config: GatewayConfig) -> Metrics | None:

@@ -378,11 +378,16 @@ def build(
         RedisIndexSync,
         VectorIndex,
     )
-    from gateway_app.cache.store import InProcessCacheStore, RedisCacheStore, redis_client
+    from gateway_app.cache.store import (
+        InProcessCacheStore,
+        RedisCacheStore,
+        guard_for,
+        redis_client,
+    )
 
     client = redis_client(redis_url, ca_file, credential) if redis_url else None
     store: CacheStore = (
-        RedisCacheStore(client)
+        RedisCacheStore(client, guard=guard_for(client, config.redis))
         if client is not None
         else InProcessCacheStore(config.cache.max_entries)
     )

@@ -339,6 +339,30 @@ class CacheConfig(_Model):
     semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
 
 
+class RedisConfig(_Model):
+    """How the gateway uses Redis (``AIGW_REDIS_URL``) besides governance's counters.
+
+    The cached responses and the stored Responses-API responses share the Redis that
+    holds the budget and rate-limit counters and the audit buffer. Redis keys with a
+    lifetime are what its eviction policy (``volatile-lru`` on every managed Redis this
+    project deploys) removes when memory is full, and the counters have one: were the
+    cached responses to fill Redis, it would evict counters, and a budget would start
+    again from zero. So they are written only while Redis has room (its ``INFO memory``:
+    ``used_memory`` below this share of ``maxmemory``); past it, a response is answered
+    and not cached or stored (``aigw_redis_store_writes_skipped_total``)."""
+
+    store_below_memory: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="cache and store responses in Redis only while its used memory is below "
+        "this share of maxmemory (1: always; the counters then risk eviction)",
+    )
+    memory_check_s: float = Field(
+        5.0, gt=0, le=300, description="how often each store reads Redis' memory use"
+    )
+
+
 class ResponsesConfig(_Model):
     """Stored responses of the Responses API (``previous_response_id``, ``GET /v1/responses``).
 
@@ -392,6 +416,7 @@ class GatewayConfig(_Model):
     models: dict[str, ModelConfig] = Field(min_length=1)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)

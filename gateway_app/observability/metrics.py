@@ -128,6 +128,28 @@ class Metrics:
             multiprocess_mode="mostrecent",
             registry=r,
         )
+        # The Redis the gateway shares (AIGW_REDIS_URL): memory and evictions, read by the
+        # response stores' guard (gateway_app/cache/store.py MemoryGuard) at each scrape.
+        self.redis_memory = Gauge(
+            "aigw_redis_memory_used_ratio",
+            "Redis used_memory / maxmemory (absent when Redis reports no maxmemory)",
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        self.redis_evicted = Gauge(
+            "aigw_redis_evicted_keys",
+            "Keys Redis evicted since it started (INFO stats evicted_keys): any increase "
+            "may have removed budget or rate-limit counters",
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        self.redis_skipped = Counter(
+            "aigw_redis_store_writes_skipped",
+            "Responses not cached or stored because Redis' memory was above "
+            "redis.store_below_memory",
+            ["store"],
+            registry=r,
+        )
         self.rollup_lag = Gauge(
             "aigw_audit_rollup_lag_days",
             "Closed days the audit roll-up (audit-maintain) has not reached; 0 when "

@@ -85,7 +85,8 @@ class ResponseStore:
             ) from None
 
     async def put(self, team: str, response: dict[str, Any], items: list[dict[str, Any]]) -> bool:
-        """Keep ``response`` and its conversation's input ``items``; False when too large."""
+        """Keep ``response`` and its conversation's input ``items``; False when too large or
+        when Redis is short of memory (the answer is given either way)."""
         raw = orjson.dumps({"response": response, "input": items})
         if len(raw) > self.max_entry_bytes:
             log.warning(
@@ -94,8 +95,8 @@ class ResponseStore:
                 len(raw),
             )
             return False
-        await self.store.set(self._key(team, str(response["id"])), raw, self.ttl_s)
-        return True
+        # False: Redis is short of memory (redis.store_below_memory; the guard logs it).
+        return await self.store.set(self._key(team, str(response["id"])), raw, self.ttl_s)
 
     async def delete(self, team: str, response_id: str) -> None:
         """Forget a response."""
@@ -251,7 +252,9 @@ def build(
 
     settings = config.responses
     store: CacheStore = (
-        RedisCacheStore.from_url(redis_url, ca_file, credential, prefix="aigw:responses:")
+        RedisCacheStore.from_url(
+            redis_url, ca_file, credential, prefix="aigw:responses:", redis=config.redis
+        )
         if redis_url
         else InProcessCacheStore(settings.max_entries)
     )
