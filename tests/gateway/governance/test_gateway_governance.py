@@ -299,11 +299,10 @@ def test_the_admin_api_answers_the_same_after_rollup_and_retention(
             ],
         )
     deadline = time.monotonic() + 5
+    today_requests = "SELECT COUNT(*) AS n FROM audit_events WHERE kind = 'request' AND day = ?"
     while (
-        gov.db.fetch("SELECT COUNT(*) AS n FROM audit_events WHERE day = ?", (str(today),))[0]["n"]
-        < 2
-        and time.monotonic() < deadline
-    ):
+        gov.db.fetch(today_requests, (str(today),))[0]["n"] < 2 and time.monotonic() < deadline
+    ):  # (the keys' admin events of today do not count: the drainer may store them first)
         time.sleep(0.05)
     usage = "/admin/analytics/usage?group_by=day,team,model"
     latency = "/admin/analytics/latency?group_by=day,team"
