@@ -73,7 +73,8 @@ class _CloudConfig(_Model):
             "Unset: the provider's default for the size. The plan refuses a size whose "
             "connections cannot hold the gateway at `gateway.maxReplicas` (docs: Sizing, "
             "PostgreSQL connections), and a size whose default it does not know until this is "
-            "set. Each connection takes memory: prefer a larger size."
+            "set. 25 to 262143 (5000 on Azure). Each connection takes memory: prefer a "
+            "larger size."
         ),
     )
 
