@@ -30,6 +30,7 @@ from infra.cli import EXIT_ERROR
 from infra.config import Cloud, ConfigError, StackConfig, parse
 from infra.decisions import postgres
 from infra.offline import Plan, record
+from infra.offline.policy_gate import evaluate, load_policy_config
 from infra.offline.stackfile import read_stack_file
 from tests.conftest import DEPLOYER_SECRETS
 from tests.infra.conftest import ROOT
@@ -374,7 +375,7 @@ def test_azure_refuses_an_override_above_its_parameter_range() -> None:
 
 def test_the_footprints_set_the_override_on_each_server() -> None:
     """RDS: a static parameter, so ``pending-reboot``; Azure: the server parameter;
-    Cloud SQL: the database flag."""
+    Cloud SQL: the database flag. The plan stays compliant with the policy pack."""
     data = _dev_with()
     config = {
         f"ai-gateway:{cloud}": {**_section(data, cloud), "postgresMaxConnections": limit}
@@ -395,6 +396,13 @@ def test_the_footprints_set_the_override_on_each_server() -> None:
         "databaseFlags"
     ]
     assert {"name": "max_connections", "value": "300"} in flags
+    verdict = evaluate(
+        plan,
+        pack_dir=ROOT / "policies",
+        config=load_policy_config(ROOT / "policy-config.json"),
+        transport="in-process",
+    )
+    assert verdict.passed, verdict.summary()
 
 
 def test_without_the_override_no_server_sets_max_connections(plans: dict[str, Plan]) -> None:
