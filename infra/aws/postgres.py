@@ -65,6 +65,8 @@ class PostgresArgs:
     """Snapshot the instance when it is deleted."""
     log_retention_days: int = 30
     """Days CloudWatch keeps the exported PostgreSQL and upgrade logs."""
+    max_connections: int | None = None
+    """``max_connections`` set in the parameter group; None keeps RDS's default for the class."""
 
     @classmethod
     def from_config(
@@ -88,11 +90,29 @@ class PostgresArgs:
             deletion_protection=s.deletion_protection,
             final_snapshot=s.postgres_final_snapshot,
             log_retention_days=s.log_retention_days,
+            max_connections=s.postgres_max_connections,
             vpc_id=vpc_id,
             subnet_ids=subnet_ids,
             client_security_group_id=client_security_group_id,
             kms_key_arn=kms_key_arn,
         )
+
+
+def connection_parameters(
+    max_connections: int | None,
+) -> list[aws.rds.ParameterGroupParameterArgs]:
+    """The ``max_connections`` parameter when the stack sets one (``aws.postgresMaxConnections``).
+
+    Static in RDS: applied at creation, and on a change at the next reboot
+    (``pending-reboot``; RDS refuses ``immediate`` for a static parameter).
+    """
+    if max_connections is None:
+        return []
+    return [
+        aws.rds.ParameterGroupParameterArgs(
+            name="max_connections", value=str(max_connections), apply_method="pending-reboot"
+        )
+    ]
 
 
 class Postgres(pulumi.ComponentResource):
@@ -142,6 +162,7 @@ class Postgres(pulumi.ComponentResource):
                 aws.rds.ParameterGroupParameterArgs(
                     name="log_min_duration_statement", value="1000"
                 ),
+                *connection_parameters(args.max_connections),
             ],
             opts=child,
         )

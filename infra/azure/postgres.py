@@ -54,6 +54,14 @@ SERVER_PARAMETERS = (
 """Server parameters set after creation, in this order (Azure allows one change at a time)."""
 
 
+def server_parameters(max_connections: int | None) -> tuple[tuple[str, str], ...]:
+    """:data:`SERVER_PARAMETERS`, and ``max_connections`` when ``azure.postgresMaxConnections``
+    sets it (a static parameter: Azure applies it when the server restarts)."""
+    if max_connections is None:
+        return SERVER_PARAMETERS
+    return (*SERVER_PARAMETERS, ("max_connections", str(max_connections)))
+
+
 @dataclass
 class PostgresArgs:
     """Inputs of :class:`Postgres`."""
@@ -183,7 +191,7 @@ class Postgres(pulumi.ComponentResource):
         )
 
         previous: pulumi.Resource = server
-        for parameter, value in SERVER_PARAMETERS:
+        for parameter, value in server_parameters(s.postgres_max_connections):
             previous = dbforpostgresql.Configuration(
                 f"{name}-{parameter.replace('.', '-').replace('_', '-')}",
                 configuration_name=parameter,

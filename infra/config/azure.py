@@ -257,6 +257,17 @@ class AzureConfig(_CloudConfig):
                 raise _SectionError(key, str(exc).split(": ", 1)[1]) from None
         return self
 
+    @field_validator("postgres_max_connections")
+    @classmethod
+    def _flexible_server_connections(cls, value: int | None) -> int | None:
+        # Flexible Server's allowed values for the parameter (concepts-limits).
+        if value is not None and value > 5000:
+            raise ValueError(
+                f"{value} is above 5000, the most PostgreSQL Flexible Server allows for "
+                "max_connections; use 25 to 5000, or a connection pooler"
+            )
+        return value
+
     @field_validator("admin_group_object_ids")
     @classmethod
     def _check_group_ids(cls, value: list[str]) -> list[str]:

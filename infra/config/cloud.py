@@ -63,6 +63,20 @@ class _CloudConfig(_Model):
         le=35,
         description="Days of automated database backups (7 in dev and staging, 30 in prod).",
     )
+    postgres_max_connections: int | None = Field(
+        default=None,
+        ge=25,
+        le=262143,
+        description=(
+            "`max_connections` of the PostgreSQL server, set by the footprint (RDS parameter "
+            "group, Flexible Server parameter, Cloud SQL flag; a change restarts the server). "
+            "Unset: the provider's default for the size. The plan refuses a size whose "
+            "connections cannot hold the gateway at `gateway.maxReplicas` (docs: Sizing, "
+            "PostgreSQL connections), and a size whose default it does not know until this is "
+            "set. 25 to 262143 (5000 on Azure). Each connection takes memory: prefer a "
+            "larger size."
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -31,6 +31,7 @@ from infra.config.governance import GovernanceConfig
 from infra.config.tags import TagsConfig
 from infra.contracts import Cloud, DnsProvider, Environment, RoutingPolicy
 from infra.decisions import k8s as decisions
+from infra.decisions import postgres
 
 
 class StackConfig(_Model):
@@ -106,6 +107,17 @@ class StackConfig(_Model):
             decisions.scaling(self.environment, self.gateway.replicas, self.gateway.max_replicas)
         except ValueError as exc:
             raise _SectionError("gateway.replicas", str(exc)) from None
+        budget = [
+            found
+            for cloud in self.enabled_clouds
+            if (
+                found := postgres.check_budget(
+                    cloud, self.connection_demand(cloud), self.database_size(cloud)
+                )
+            )
+        ]
+        if budget:
+            raise _SectionError.many(budget)
         for key, message in dns_problems(self.dns, self.enabled_clouds):
             raise _SectionError(f"dns.{key}", message)
         for key, message in self.governance.problems(self.enabled_clouds):
@@ -193,6 +205,28 @@ class StackConfig(_Model):
         return unset_key_warnings(self.app_config, self.provider_keys) + identity_warnings(
             self.app_config, self.oidc_client_secret, self.gateway.console_allowed_cidrs
         )
+
+    def connection_demand(self, cloud: Cloud) -> postgres.ConnectionDemand:
+        """The PostgreSQL connections ``cloud``'s gateway holds at ``gateway.maxReplicas``."""
+        clouds = self.enabled_clouds
+        follower = self.governance.active(clouds) and self.governance.home_cloud(clouds) != cloud
+        return postgres.connections_needed(
+            self.gateway.max_replicas,
+            canary=bool(self.gateway.canary_image),
+            follower=follower,
+        )
+
+    def database_size(self, cloud: Cloud) -> postgres.DatabaseSize:
+        """``cloud``'s PostgreSQL size and the ``max_connections`` it allows the gateway."""
+        if cloud == Cloud.AWS:
+            return postgres.rds_size(
+                self.aws.postgres_instance_class, self.aws.postgres_max_connections
+            )
+        if cloud == Cloud.AZURE:
+            return postgres.flexible_server_size(
+                self.azure.postgres_sku, self.azure.postgres_max_connections
+            )
+        return postgres.cloud_sql_size(self.gcp.postgres_tier, self.gcp.postgres_max_connections)
 
     @property
     def enabled_clouds(self) -> list[Cloud]:

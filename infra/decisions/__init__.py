@@ -2,7 +2,8 @@
 
 One module per cloud and one for Kubernetes (:mod:`infra.decisions.aws`,
 :mod:`~infra.decisions.azure`, :mod:`~infra.decisions.gcp`,
-:mod:`~infra.decisions.k8s`). They sit below both the stack config, which runs
+:mod:`~infra.decisions.k8s`), and one for what spans them: each cloud's PostgreSQL
+connection budget at the gateway's peak (:mod:`~infra.decisions.postgres`). They sit below both the stack config, which runs
 them while it validates (a VPC too small for its subnets is a config error
 naming the key), and the components, which build resources from their answers;
 under the cloud folders they would close an import cycle with the config. They

@@ -56,6 +56,14 @@ LOG_FLAGS = {
 }
 
 
+def database_flags(max_connections: int | None) -> dict[str, str]:
+    """:data:`LOG_FLAGS`, and ``max_connections`` when ``gcp.postgresMaxConnections`` sets it
+    (setting or changing the flag restarts the instance)."""
+    if max_connections is None:
+        return dict(LOG_FLAGS)
+    return {**LOG_FLAGS, "max_connections": str(max_connections)}
+
+
 @dataclass
 class PostgresArgs:
     """Inputs of :class:`Postgres`.
@@ -80,6 +88,8 @@ class PostgresArgs:
     maintenance_hour_utc: int
     kms_key_id: pulumi.Input[str] | None = None
     """Cloud KMS key encrypting data, backups and logs at rest (CMEK); Google-managed when None."""
+    max_connections: int | None = None
+    """The ``max_connections`` flag; None keeps Cloud SQL's default for the tier."""
     apis: Sequence[pulumi.Resource] = field(default_factory=list)
     secret_apis: Sequence[pulumi.Resource] = field(default_factory=list)
     """What the owner's secret waits for: Secret Manager's API and its agent's grant on the key."""
@@ -103,6 +113,7 @@ class PostgresArgs:
             region=s.region,
             database_version=s.postgres_version,
             tier=s.postgres_tier,
+            max_connections=s.postgres_max_connections,
             disk_gb=s.postgres_disk_gb,
             high_availability=s.high_availability,
             deletion_protection=s.deletion_protection,
@@ -220,7 +231,7 @@ class Postgres(pulumi.ComponentResource):
                 ),
                 database_flags=[
                     gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(name=flag, value=value)
-                    for flag, value in LOG_FLAGS.items()
+                    for flag, value in database_flags(args.max_connections).items()
                 ],
             ),
             opts=pulumi.ResourceOptions(
