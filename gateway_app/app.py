@@ -152,6 +152,11 @@ class GatewayApp:
         if self.metrics is not None:
             for name, guard in self.redis_guards:
                 guard.on_skip = self.metrics.redis_skipped.labels(name).inc
+            # The Redis governance state's settle batcher counts the audit events it drops.
+            state = getattr(getattr(admin, "governance", None), "state", None)
+            batcher = getattr(state, "batcher", None)
+            if batcher is not None:
+                batcher.on_drop = self.metrics.audit_dropped.inc
         self.health = Health(config, env)
         self._model_objects = {
             name: {"id": name, "object": "model", "created": 0, "owned_by": model.owned_by}

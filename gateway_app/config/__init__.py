@@ -348,8 +348,10 @@ class RedisConfig(_Model):
     project deploys) removes when memory is full, and the counters have one: were the
     cached responses to fill Redis, it would evict counters, and a budget would start
     again from zero. So they are written only while Redis has room (its ``INFO memory``:
-    ``used_memory`` below this share of ``maxmemory``); past it, a response is answered
-    and not cached or stored (``aigw_redis_store_writes_skipped_total``)."""
+    ``used_memory`` below ``store_below_memory`` of ``maxmemory``); past it, a response is
+    answered and not cached or stored (``aigw_redis_store_writes_skipped_total``). The
+    audit buffer, which grows while PostgreSQL is down, stops at ``buffer_below_memory``:
+    each replica then holds the events it would append (see ``SettleBatcher``)."""
 
     store_below_memory: float = Field(
         0.7,
@@ -361,6 +363,24 @@ class RedisConfig(_Model):
     memory_check_s: float = Field(
         5.0, gt=0, le=300, description="how often each store reads Redis' memory use"
     )
+    buffer_below_memory: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="append audit events to the Redis buffer only while its used memory is "
+        "below this share of maxmemory; above it each replica holds them (up to 100,000, then "
+        "drops new ones, logged) rather than have Redis evict budget counters (1: always)",
+    )
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> RedisConfig:
+        if self.buffer_below_memory < self.store_below_memory:
+            raise ValueError(
+                f"redis.buffer_below_memory ({self.buffer_below_memory}) is below "
+                f"redis.store_below_memory ({self.store_below_memory}): cached responses "
+                "would crowd out the audit buffer; set it at or above store_below_memory"
+            )
+        return self
 
 
 class ResponsesConfig(_Model):

@@ -285,6 +285,7 @@ class Governance:
                 admission=config.governance.admission,
                 share_floor_ppm=floor,
                 flush_interval_s=config.governance.settle_interval_s,
+                buffer_below_memory=config.redis.buffer_below_memory,
             )
             drain_state = RedisGovernanceState.from_url(
                 url, ca, max_connections=2, credential=credential, claim_idle_s=idle_s

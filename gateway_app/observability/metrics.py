@@ -130,6 +130,12 @@ class Metrics:
         )
         # The Redis the gateway shares (AIGW_REDIS_URL): memory and evictions, read by the
         # response stores' guard (gateway_app/cache/store.py MemoryGuard) at each scrape.
+        self.audit_dropped = Counter(
+            "aigw_audit_events_dropped",
+            "Audit events a replica dropped: it already held governance's limit of them "
+            "while Redis was unreachable or short of memory (redis.buffer_below_memory)",
+            registry=r,
+        )
         self.redis_memory = Gauge(
             "aigw_redis_memory_used_ratio",
             "Redis used_memory / maxmemory (absent when Redis reports no maxmemory)",

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import secrets
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from gateway_app.config.governance import AdmissionConfig
@@ -145,6 +146,13 @@ class SettleBatcher:
     normally; only a crash of this process while Redis is unreachable (or
     within that window) loses the events it holds.
 
+    With ``memory_below`` the batcher also reads Redis' memory use (``INFO memory``, before
+    a flush, at most every ``memory_check_s``) and, while ``used_memory`` is at or
+    above that share of ``maxmemory``, appends no audit events: it keeps them here (up to
+    ``max_held``, then drops new ones, as while Redis is unreachable) and still writes the
+    counter corrections. A stream that grows while PostgreSQL is down would otherwise fill
+    Redis, and Redis' eviction (``volatile-lru``) would remove budget counters to make room.
+
     With :meth:`heartbeat` (the global plane's follower clouds) every flush also
     records, in the same transaction, this replica's *floor* in a Redis hash: the time
     before which every event it queued is in Redis once the flush applies. An idle
@@ -163,6 +171,8 @@ class SettleBatcher:
         max_items: int = 256,
         max_held: int = 100_000,
         max_batch: int = 2000,
+        memory_below: float | None = None,
+        memory_check_s: float = 1.0,
     ) -> None:
         self.client = client
         self.stream = stream
@@ -187,6 +197,7 @@ class SettleBatcher:
         self._failures = 0
         self._warned_at = 0.0
         self.dropped = 0
+        self.on_drop: Callable[[], None] | None = None  # (metrics) one call per event dropped
         self.flushes = 0
         self.drain_timeout_s = 5.0  # how long shutdown retries before giving events back
         # The replica's floor (:meth:`heartbeat`): the hash, this replica's field in it.
@@ -197,6 +208,12 @@ class SettleBatcher:
         self._beat_due = False
         self._first_at = 0.0  # (wall clock) when the oldest event waiting here was queued
         self._beaten_at = 0.0  # (monotonic) when a flush last recorded the floor
+        # Redis' memory (``memory_below``): while full, audit events stay here.
+        self.memory_below = memory_below if memory_below is not None and memory_below < 1 else None
+        self.memory_check_s = memory_check_s
+        self.memory_ratio: float | None = None  # used_memory / maxmemory when last read
+        self.memory_full = False
+        self._memory_at = -math.inf  # (monotonic) when it was last read
 
     @property
     def held(self) -> int:
@@ -211,13 +228,16 @@ class SettleBatcher:
             pass
         elif self.held >= self.max_held:
             self.dropped += 1
+            if self.on_drop is not None:
+                self.on_drop()
             now = time.monotonic()
             if self.dropped == 1 or now - self._warned_at >= 10:
                 self._warned_at = now
                 log.error(
-                    "audit buffer full: holding %d events in memory while Redis is unreachable; "
+                    "audit buffer full: holding %d events in memory while Redis is %s; "
                     "dropped %d events so far",
                     self.held,
+                    "short of memory" if self.memory_full else "unreachable",
                     self.dropped,
                 )
         else:
@@ -266,6 +286,12 @@ class SettleBatcher:
     def _schedule(self) -> None:
         if self._task is not None or self._retrying:
             return  # the flush in flight (or the retry timer) reschedules
+        if self.memory_full:
+            # Events wait for room: flush (corrections, and a new reading) on a slow timer.
+            if self._timer is None:
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(self.memory_check_s, self._start)
+            return
         if len(self._events) >= self.max_items:
             if self._timer is not None:
                 self._timer.cancel()
@@ -311,7 +337,24 @@ class SettleBatcher:
             log.warning("could not remove this replica's audit floor (%s)", exc)
 
     async def _flush(self) -> bool:
-        events, self._events = self._events[: self.max_batch], self._events[self.max_batch :]
+        now = time.monotonic()
+        if self.memory_below is not None and now - self._memory_at >= self.memory_check_s:
+            # One more round trip a second at most, so the events' fate is decided on a
+            # current reading (its failure: Redis unreachable, which the flush handles).
+            self._memory_at = now
+            reply: Any = None
+            try:
+                reply = await self.client.execute("INFO", "memory")
+            except ReplyError as exc:  # (an ACL without INFO: unguarded, logged once)
+                reply = exc
+            except (TimeoutError, ConnectionError, OSError):
+                pass  # Redis unreachable: the flush below fails and is retried
+            if reply is not None:
+                self._read_memory(reply)
+        if self.memory_full:
+            events: list[bytes] = []  # they wait here for room (see the class docstring)
+        else:
+            events, self._events = self._events[: self.max_batch], self._events[self.max_batch :]
         first_at = self._first_at
         taken_at = time.time()
         self._spread()
@@ -374,6 +417,36 @@ class SettleBatcher:
             self._timer = asyncio.get_running_loop().call_later(delay, self._start)
         return ok
 
+    def _read_memory(self, reply: Any) -> None:
+        """Take Redis' ``INFO memory`` reply: hold the audit events while it is full."""
+        if isinstance(reply, ReplyError):
+            log.warning(
+                "could not read Redis' memory use (%s): audit events are appended without "
+                "redis.buffer_below_memory's check",
+                reply,
+            )
+            self.memory_below = None
+            self.memory_full = False
+            return
+        fields = dict(line.split(":", 1) for line in _text(reply).splitlines() if ":" in line)
+        limit = int(fields.get("maxmemory", "0") or 0)
+        ratio = int(fields.get("used_memory", "0") or 0) / limit if limit else None
+        self.memory_ratio = ratio
+        full = ratio is not None and self.memory_below is not None and ratio >= self.memory_below
+        if full and not self.memory_full:
+            log.error(
+                "Redis memory is %.0f%% of maxmemory, at or above redis.buffer_below_memory "
+                "(%.0f%%): audit events are held in this process (up to %d, then dropped) so "
+                "Redis does not evict budget counters; is PostgreSQL down "
+                "(aigw_audit_buffer_depth)?",
+                (ratio or 0) * 100,
+                (self.memory_below or 0) * 100,
+                self.max_held,
+            )
+        elif self.memory_full and not full:
+            log.warning("Redis has room again: appending the %d audit events held", self.held)
+        self.memory_full = full
+
     async def drain(self, timeout_s: float | None = None) -> list[bytes]:
         """Write everything held now (shutdown), retrying until ``timeout_s``
         (:attr:`drain_timeout_s` by default).
@@ -402,8 +475,10 @@ class SettleBatcher:
             self._retrying = False
             if not (self._events or self._deltas or self._settled):
                 return []
-            if time.monotonic() >= deadline:
-                break
+            if time.monotonic() >= deadline or (
+                self.memory_full and not (self._deltas or self._settled)
+            ):
+                break  # (Redis full: the events go back to the caller, to the database)
             self._task = asyncio.get_running_loop().create_task(self._flush())
             if not await self._task:
                 await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
@@ -458,6 +533,7 @@ class RedisGovernanceState:
         flush_interval_s: float = 0.02,
         flush_items: int = 256,
         max_held: int = 100_000,
+        buffer_below_memory: float | None = None,
         leased: bool = False,
         admission: AdmissionConfig | None = None,
         share_floor_ppm: int | None = None,
@@ -476,7 +552,12 @@ class RedisGovernanceState:
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._reserve = hot.script(_RESERVE)
         self.batcher = SettleBatcher(
-            hot, self.stream, interval_s=flush_interval_s, max_items=flush_items, max_held=max_held
+            hot,
+            self.stream,
+            interval_s=flush_interval_s,
+            max_items=flush_items,
+            max_held=max_held,
+            memory_below=buffer_below_memory,
         )
         self._group_ready = False
         admission = AdmissionConfig() if admission is None else admission

@@ -153,10 +153,15 @@ def test_a_redis_without_maxmemory_or_without_info_is_not_guarded(
     assert len([r for r in caplog.records if "memory use" in r.getMessage()]) == 1
 
 
-def test_the_setting_is_checked() -> None:
+def test_the_settings_are_checked() -> None:
+    """Each share is within (0, 1]; and the audit buffer's is not below the stores' (a
+    cache let fill Redis would keep the audit buffer held)."""
     with pytest.raises(ValueError, match="store_below_memory"):
         RedisConfig(store_below_memory=1.5)
-    assert RedisConfig(store_below_memory=1).store_below_memory == 1
+    with pytest.raises(ValueError, match=r"buffer_below_memory \(0.9\) is below"):
+        RedisConfig(store_below_memory=1)
+    off = RedisConfig(store_below_memory=1, buffer_below_memory=1)
+    assert (off.store_below_memory, off.buffer_below_memory) == (1, 1)
 
 
 def test_a_served_gateway_skips_caching_when_redis_is_full_and_exports_it(

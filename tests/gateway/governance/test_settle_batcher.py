@@ -198,14 +198,131 @@ def test_the_flush_interval_is_the_configured_one(
             "settle_interval_s": 0.05,
             "sqlite_path": str(tmp_path / "gov.sqlite3"),
         },
+        "redis": {"buffer_below_memory": 0.8},
     }
     env = Environment(redis_url=redis_server.url, key_hash_secret="s")
     governance = Governance.from_environment(parse(raw), env)
     try:
         assert isinstance(governance.state, RedisGovernanceState)
         assert governance.state.batcher.interval_s == 0.05
+        assert governance.state.batcher.memory_below == 0.8  # (redis.buffer_below_memory)
     finally:
         run_async(governance.stop())
     raw["governance"]["settle_interval_s"] = 5
     with pytest.raises(ConfigError, match="settle_interval_s"):
         parse(raw)
+    raw["governance"]["settle_interval_s"] = 0.05
+    raw["redis"] = {"buffer_below_memory": 0.5}  # below store_below_memory (0.7)
+    with pytest.raises(ConfigError, match="buffer_below_memory"):
+        parse(raw)
+
+
+def test_a_nearly_full_redis_gets_no_audit_events_and_keeps_its_budget_counters(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """While PostgreSQL is down the audit stream grows, and a full Redis evicts keys with a
+    lifetime (``volatile-lru``, every managed Redis' policy: docs/operations/sizing.md,
+    "Redis memory"), budget counters included. At ``buffer_below_memory`` of
+    ``maxmemory`` the batcher appends no events: it holds them (then drops past
+    ``max_held``, logged) and still writes the counters' corrections; once Redis has room
+    the held events are appended, in order; a shutdown meanwhile hands them back."""
+    server = RedisServer()
+    admin = redis.Redis.from_url(server.url)
+    prefix = "{full}:"
+    budget = prefix + "b:team:t1:monthly:2026-12"
+
+    def full(share: float) -> None:
+        """Redis at ``share`` of a maxmemory set just above what it holds now."""
+        admin.config_set("maxmemory", int(int(admin.info("memory")["used_memory"]) / share))
+
+    try:
+        admin.config_set("maxmemory-policy", "volatile-lru")
+        admin.set(budget, 5_000, ex=31 * 86400)
+        for n in range(16):  # other data, without a lifetime
+            admin.set(f"ballast:{n}", b"b" * (256 << 10))
+        full(0.97)
+
+        async def main() -> list[bytes]:
+            state = RedisGovernanceState.from_url(
+                server.url,
+                prefix=prefix,
+                flush_interval_s=0.01,
+                max_held=30,
+                buffer_below_memory=0.9,
+            )
+            batcher = state.batcher
+            batcher.memory_check_s = 0.05
+            for n in range(25):
+                batcher.add([(budget, -10)], b'{"n":%d}' % n)
+                await asyncio.sleep(0.01)
+            deadline = time.monotonic() + 5
+            while int(admin.get(budget) or 0) != 5_000 - 250:  # corrections go through
+                assert time.monotonic() < deadline, admin.get(budget)
+                await asyncio.sleep(0.02)
+            assert batcher.memory_full and (batcher.memory_ratio or 0) >= 0.9
+            assert batcher.held == 25 and admin.xlen(prefix + "audit") == 0
+            for n in range(25, 35):
+                batcher.add((), b'{"n":%d}' % n)
+            assert batcher.held == 30 and batcher.dropped == 5  # the bound, then drops
+            admin.delete(*(f"ballast:{n}" for n in range(16)))
+            while admin.xlen(prefix + "audit") < 30:  # room again: appended, in order
+                assert time.monotonic() < deadline + 5
+                await asyncio.sleep(0.02)
+            assert not batcher.memory_full and batcher.held == 0
+            full(0.97)
+            await asyncio.sleep(0.1)  # (a reading is due at the next flush)
+            batcher.add((), b'{"n":"at-shutdown"}')
+            await asyncio.sleep(0.2)
+            assert batcher.memory_full and batcher.held == 1
+            handed_back = await batcher.drain(timeout_s=2)
+            await state.close()
+            return handed_back
+
+        with caplog.at_level(logging.ERROR, logger="gateway_app.governance"):
+            handed_back = run_async(main())
+        assert [fields[b"e"] for _, fields in admin.xrange(prefix + "audit")] == [
+            b'{"n":%d}' % n for n in range(30)
+        ]
+        assert int(admin.info("stats")["evicted_keys"]) == 0
+        assert int(admin.get(budget) or 0) == 5_000 - 250
+        assert handed_back == [b'{"n":"at-shutdown"}']
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("buffer_below_memory" in m for m in messages)
+        assert any("short of memory; dropped 1 events" in m for m in messages)
+    finally:
+        admin.close()
+        server.stop()
+
+
+def test_dropped_audit_events_are_counted_in_the_metrics(
+    redis_server: Any, fake_openai: Any, fake_anthropic: Any, tmp_path: Any
+) -> None:
+    """Every event a replica's batcher drops (it held ``max_held`` already) is counted in
+    ``aigw_audit_events_dropped_total`` of the gateway built from its environment."""
+    from gateway_app.app import create_app
+    from gateway_app.config import parse
+    from gateway_app.environment import Environment
+    from tests.gateway.conftest import STANDARD_MODELS, providers
+
+    raw: dict[str, Any] = {
+        "providers": providers(fake_openai, fake_anthropic),
+        "models": STANDARD_MODELS,
+        "governance": {"enabled": True, "sqlite_path": str(tmp_path / "gov.sqlite3")},
+    }
+    env = Environment(redis_url=redis_server.url, key_hash_secret="s", admin_key="a" * 32)
+    app = create_app(parse(raw), env=env)
+    try:
+        assert app.admin is not None and app.metrics is not None
+        batcher = app.admin.governance.state.batcher  # type: ignore[attr-defined]
+        batcher.max_held = 0
+
+        async def drop_two() -> None:
+            batcher.add((), b'{"n":1}')
+            batcher.add((), b'{"n":2}')
+
+        run_async(drop_two())
+        assert batcher.dropped == 2
+        text = app.metrics.render().decode()
+        assert "aigw_audit_events_dropped_total 2.0" in text
+    finally:
+        run_async(app.admin.governance.stop())
