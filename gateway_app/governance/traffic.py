@@ -93,6 +93,14 @@ TRAFFIC: tuple[Traffic, ...] = (
         "process, shared by every request in it: at most one per request, far fewer under load",
     ),
     Traffic(
+        "audit floor",
+        Per.REQUEST,
+        {"HSET": 1},
+        note="global plane followers only: the replica's audit floor, in each batcher flush "
+        "(and a flush of it alone once a second when idle), for the audit shipper's "
+        "completeness claim",
+    ),
+    Traffic(
         "settlement",
         Per.SCOPE,
         {"INCRBY": 3},
@@ -130,6 +138,15 @@ TRAFFIC: tuple[Traffic, ...] = (
         Per.DEPLOYMENT_SECOND,
         {"EVALSHA circuit-record": 4, "EVALSHA circuit-acquire": 4},
         note="in the pipeline above: one record and, for a state older than 0.5 s, one re-read",
+    ),
+    Traffic(
+        "Redis memory reading",
+        Per.PROCESS_SECOND,
+        {"INFO": 1},
+        redis_round_trips=1,
+        note="`INFO memory` before a batcher flush, at most once a second "
+        "(`redis.buffer_below_memory`: above it the audit events wait in the process); the "
+        "response stores read it too when they write, at most every `redis.memory_check_s`",
     ),
     Traffic(
         "connection upkeep",
