@@ -100,7 +100,7 @@ def problems(app_config: dict[str, Any], **clouds: Any) -> str:
         (
             lambda c: c.update(routes=[{"name": "default"}]),
             "ai-gateway:gateway.appConfig.routes: unknown key; remove it or check its spelling "
-            "(known keys here: cache, governance, identity, models, observability, providers, responses, router, server)",
+            "(known keys here: cache, governance, identity, models, observability, providers, redis, responses, router, server)",
         ),
         (
             lambda c: c["models"]["chat"]["deployments"][0].update(provider="aws"),
