@@ -55,7 +55,7 @@ def test_settlements_are_summed_per_key_and_flushed_on_stop(redis_server: Any) -
         assert used.rate_used == [5 * 100 - 5 * 10]
         await state.settle(None, 0, 0, b'{"n":5}')  # a refused request: its event only
         await state.close()  # stop flushes what is queued
-        assert stream_events(redis_server.url, prefix + "audit") == [
+        assert stream_events(redis_server.url, prefix + "audit-v2") == [
             f'{{"n":{i}}}'.encode() for i in range(6)
         ]
 
@@ -76,7 +76,7 @@ def test_a_full_batch_is_written_without_waiting_for_the_interval(redis_server: 
                 break
             await asyncio.sleep(0.01)
         assert state.batcher.flushes == 1 and state.batcher.held == 0
-        assert len(stream_events(redis_server.url, prefix + "audit")) == 4
+        assert len(stream_events(redis_server.url, prefix + "audit-v2")) == 4
         await state.close()
 
     run_async(main())
@@ -86,7 +86,7 @@ def test_events_survive_a_redis_restart_and_the_bound_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     server = RedisServer()
-    stream = "{aigw}:audit"
+    stream = "{aigw}:audit-v2"
     try:
 
         async def main() -> None:
@@ -129,7 +129,7 @@ def test_stop_writes_everything_held_beyond_one_batch(redis_server: Any) -> None
         await state.flush()
         assert state.batcher.held == 0 and state.batcher.flushes == 3
         await state.close()
-        events = stream_events(redis_server.url, prefix + "audit")
+        events = stream_events(redis_server.url, prefix + "audit-v2")
         assert events == [f"{i}".encode() for i in range(25)]
 
     run_async(main())
