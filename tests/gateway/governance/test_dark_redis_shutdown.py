@@ -19,7 +19,6 @@ import time
 from typing import Any
 
 import openai
-import orjson
 import psycopg
 import redis
 
