@@ -5,6 +5,9 @@ Two steps per request, each timed with ``timeit`` (best of ``--repeat`` x ``--nu
 - the settle's event step: the event as the buffer holds it (``Governance.settle``);
 - the drainer's step: that payload into the batch's ``COPY`` text (``AuditDrainer._build``).
 
+``settle_line_uncached`` is the alternative not kept: the same line without the cached
+fragments (every column escaped per request).
+
 Run from a tree's directory (``PYTHONPATH=<tree>``) with the worktree's ``.venv``; a tree
 without ``audit.request_line`` (main before ``bench/partial-audit-rows.md``) gets the JSON
 figures only::
@@ -99,7 +102,32 @@ def measure(number: int, repeat: int) -> dict[str, float]:
                 assert batch.copy_text is not None
                 batch.copy_text.data.clear()
 
+        field, null = audit.copy_field, audit.NULL
+
+        def uncached(
+            request_id: str, key_id: Any, team_id: Any, project_id: Any, customer: Any,
+            model: Any, deployment: Any, provider: Any, status: Any, prompt_tokens: int,
+            completion_tokens: int, cost_usd: Any, latency_ms: float, cache_outcome: Any,
+            rejection: Any, usage_source: Any, detail: Any,
+        ) -> bytes:  # fmt: skip
+            # The alternative not kept: the same line, every column escaped per request.
+            now = time.time()
+            day = audit._DAY
+            return (
+                f"{audit._ID_PREFIX}{next(audit._ID_COUNTER):012x}\trequest\t{now!r}\t"
+                f"{day[3]}{field(request_id)}\t{field(key_id)}\t{field(team_id)}\t"
+                f"{field(project_id)}\t{field(customer)}\t{field(model)}\t"
+                f"{field(deployment)}\t{field(provider)}\t"
+                f"{null if status is None else status}\t{prompt_tokens}\t{completion_tokens}\t"
+                f"{null if cost_usd is None else repr(cost_usd)}\t{latency_ms!r}\t"
+                f"{field(cache_outcome)}\t{field(rejection)}\t{field(usage_source)}\t"
+                f"{field(audit._CLOUD)}\t{null}\t{null}\t"
+                f"{null if detail is None else field(orjson.dumps(detail).decode())}\n"
+            ).encode()
+
+        assert uncached(*FIELDS).split(b"\t", 3)[3] == line.split(b"\t", 3)[3]
         results["settle_line"] = _best(lambda: request_line(*FIELDS), number, repeat)
+        results["settle_line_uncached"] = _best(lambda: uncached(*FIELDS), number, repeat)
         results["drain_line"] = _best(batch_drain, number, repeat)
         results["drain_line_inlined"] = _best(line_drain, number, repeat)
     return results
