@@ -9,6 +9,11 @@ commit and acknowledgement re-delivers them, and a batch holding an event stored
 before is inserted with ``ON CONFLICT (event_id, day) DO NOTHING`` instead, which
 skips the duplicates (a re-delivered event has the same day): every event is stored
 exactly once.
+
+A buffered event is a JSON object (:func:`decode`), or, for a request on PostgreSQL, the
+line its batch's ``COPY`` takes (:func:`request_line`): the drainer appends such a line
+to the batch as it is and reads it back (:func:`parse_line`) only when the batch is
+stored row by row (``bench/partial-audit-rows.md``).
 """
 
 from __future__ import annotations
@@ -343,7 +348,7 @@ def decode(payload: bytes) -> tuple[Any, ...]:
     per request event, ``bench/partial-governance-cpu-3.md``): an event that has every column
     (a request's) is read in one C call, not a lookup per column, and the NUL scan of
     each value runs only when the payload holds one (orjson writes it as ``\\u0000``).
-    The buffer's format is unchanged: replicas of either version read each other's."""
+    (A request's event on PostgreSQL is a ``COPY`` line instead: :func:`request_line`.)"""
     data = orjson.loads(payload)
     if data.__class__ is not dict:
         raise ValueError("an audit event is a JSON object")
