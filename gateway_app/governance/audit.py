@@ -483,7 +483,14 @@ def insert_rows(
         return
     except RejectedData:
         pass
-    for values in parsed:
+    for i in range(len(parsed)):
+        try:
+            values = parsed[i]
+        except ValueError as exc:
+            # A line of the right shape whose values are not (not one the gateway wrote):
+            # the COPY refused it, and so would every retry.
+            log.error("dropped an unreadable audit line (%s): %r", exc, bytes(rows[i])[:200])
+            continue
         try:
             db.append_new("audit_events", COLUMNS, KEY, [values])
         except RejectedData as exc:

@@ -169,6 +169,27 @@ def test_a_malformed_line_is_dropped_not_stored() -> None:
     assert batch.rows == []
 
 
+def test_a_line_the_database_cannot_read_is_dropped_and_the_batch_stored(
+    postgres_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A line of the right shape with a value that is not one (a status of ``abc``: no
+    release writes that) fails the COPY; the batch is stored row by row and that line is
+    dropped with an error naming it, instead of failing every retry and stopping the drain."""
+    db = Database(postgres_server.new_database("unreadable"))
+    db.migrate()
+    good = _line_and_row(0, "fine")[0]
+    fields = good.split(b"\t")
+    fields[0], fields[audit.COLUMNS.index("status")] = b"junk-1", b"abc"
+    junk = b"\t".join(fields)
+    batch = RowBatch(db)
+    batch.add_line(good)
+    batch.add_line(junk)
+    insert_rows(db, batch.rows, batch.copy_text)
+    assert set(_stored(db)) == {audit.parse_line(good)[0]}
+    assert "dropped an unreadable audit line" in caplog.text and "junk-1" in caplog.text
+    db.close()
+
+
 @pytest.fixture
 def redis_state(redis_server: Any) -> Any:
     prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
