@@ -3,8 +3,11 @@
 While PostgreSQL is down, every request's audit event waits in the stream until the
 drainers can store it; how long an outage a Redis survives depends on this figure
 (docs/operations/sizing.md, "Redis memory"). Starts a private redis-server (the tests'
-helper), appends ``--events`` request events of the shape the gateway writes, and prints
-the growth of ``used_memory`` and ``MEMORY USAGE`` of the stream per event, as JSON.
+helper), appends ``--events`` request events of the shape the gateway writes, in both
+forms the gateway buffers (``line``: the ``COPY`` line of a PostgreSQL deployment, what
+production buffers; ``json``: the JSON object of an SQLite one), each to its own stream,
+and prints the growth of ``used_memory`` and ``MEMORY USAGE`` of the stream per event,
+as JSON.
 
     .venv/bin/python bench/redis_memory.py --events 100000
 """
@@ -25,6 +28,11 @@ from gateway_app.governance import audit
 from tests.gateway.governance.services import RedisServer
 
 
+def _json(*fields: object) -> bytes:
+    """The JSON object an SQLite deployment buffers (and the gateway did before lines)."""
+    return orjson.dumps(audit.request_event(*fields))  # type: ignore[arg-type]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -32,51 +40,50 @@ def main() -> None:
     server = RedisServer()
     try:
         client = redis.Redis.from_url(server.url)
-        before = int(client.info("memory")["used_memory"])
         audit.set_cloud("aws")
-        pipe = client.pipeline(transaction=False)
-        size = 0
-        for i in range(args.events):
-            event = audit.request_event(
-                f"req-{i:016x}",
-                "key_6481b2f5426333a4",
-                "team-search",
-                "project-web",
-                None,
-                "gpt-4o-mini",
-                "openai/gpt-4o-mini",
-                "openai",
-                200,
-                1234,
-                321,
-                0.000712,
-                812.345,
-                None,
-                None,
-                "reported",
-                None,
-            )
-            payload = orjson.dumps(event)
-            size += len(payload)
-            pipe.xadd("{aigw}:audit", {"e": payload})
-            if i % 1000 == 999:
-                pipe.execute()
-        pipe.execute()
-        after = int(client.info("memory")["used_memory"])
-        usage = int(client.memory_usage("{aigw}:audit", samples=0) or 0)
-        print(
-            orjson.dumps(
-                {
-                    "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "redis": client.info("server")["redis_version"],
-                    "events": args.events,
-                    "event_json_bytes": round(size / args.events, 1),
-                    "used_memory_per_event": round((after - before) / args.events, 1),
-                    "memory_usage_per_event": round(usage / args.events, 1),
-                },
-                option=orjson.OPT_INDENT_2,
-            ).decode()
-        )
+        out: dict[str, object] = {
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "redis": client.info("server")["redis_version"],
+            "events": args.events,
+        }
+        for form, build in (("line", audit.request_line), ("json", _json)):
+            stream = f"{{aigw}}:bench-{form}"
+            before = int(client.info("memory")["used_memory"])
+            pipe = client.pipeline(transaction=False)
+            size = 0
+            for i in range(args.events):
+                payload = build(
+                    f"req-{i:016x}",
+                    "key_6481b2f5426333a4",
+                    "team-search",
+                    "project-web",
+                    None,
+                    "gpt-4o-mini",
+                    "openai/gpt-4o-mini",
+                    "openai",
+                    200,
+                    1234,
+                    321,
+                    0.000712,
+                    812.345,
+                    None,
+                    None,
+                    "reported",
+                    None,
+                )
+                size += len(payload)
+                pipe.xadd(stream, {"e": payload})
+                if i % 1000 == 999:
+                    pipe.execute()
+            pipe.execute()
+            after = int(client.info("memory")["used_memory"])
+            usage = int(client.memory_usage(stream, samples=0) or 0)
+            out[form] = {
+                "payload_bytes": round(size / args.events, 1),
+                "used_memory_per_event": round((after - before) / args.events, 1),
+                "memory_usage_per_event": round(usage / args.events, 1),
+            }
+        print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
     finally:
         server.stop()
 

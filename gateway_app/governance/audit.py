@@ -9,6 +9,11 @@ commit and acknowledgement re-delivers them, and a batch holding an event stored
 before is inserted with ``ON CONFLICT (event_id, day) DO NOTHING`` instead, which
 skips the duplicates (a re-delivered event has the same day): every event is stored
 exactly once.
+
+A buffered event is a JSON object (:func:`decode`), or, for a request on PostgreSQL, the
+line its batch's ``COPY`` takes (:func:`request_line`): the drainer appends such a line
+to the batch as it is and reads it back (:func:`parse_line`) only when the batch is
+stored row by row (``bench/partial-audit-rows.md``).
 """
 
 from __future__ import annotations
@@ -72,8 +77,9 @@ a partitioned table must hold it; :mod:`gateway_app.governance.retention`)."""
 _CLOUD: str | None = None
 _ID_PREFIX = secrets.token_hex(12)
 _ID_COUNTER = itertools.count(1)
-# (UTC day number, day id, month id): formatted once a day, not per event.
-_DAY: tuple[int, str, str] = (-1, "", "")
+# (UTC day number, day id, month id, the two as a COPY line's fields): formatted once a
+# day, not per event.
+_DAY: tuple[int, str, str, str] = (-1, "", "", "")
 
 
 def _new_id_prefix() -> None:
@@ -92,13 +98,15 @@ def set_cloud(cloud: str | None) -> None:
     _ID_PREFIX = (f"{cloud}." if cloud else "") + _ID_PREFIX.rpartition(".")[2]
 
 
-def _today(now: float) -> tuple[int, str, str]:
-    """(UTC day number, day id, month id) of ``now``, formatted once a day."""
+def _today(now: float) -> tuple[int, str, str, str]:
+    """(UTC day number, day id, month id, both as a line's fields) of ``now``, formatted
+    once a day."""
     global _DAY
     day = _DAY
     if day[0] != int(now) // 86400:
         moment = datetime.fromtimestamp(now, UTC)
-        day = _DAY = (int(now) // 86400, moment.strftime("%Y-%m-%d"), moment.strftime("%Y-%m"))
+        ymd, ym = moment.strftime("%Y-%m-%d"), moment.strftime("%Y-%m")
+        day = _DAY = (int(now) // 86400, ymd, ym, f"{ymd}\t{ym}\t")
     return day
 
 
@@ -174,6 +182,125 @@ def request_event(
     }
 
 
+def request_event_json(*fields: Any) -> bytes:
+    """:func:`request_event` as the buffer holds it on SQLite: its JSON object."""
+    return orjson.dumps(request_event(*fields))
+
+
+# A request's event as a line of PostgreSQL's ``COPY ... FROM STDIN`` text format (the
+# buffer's form of it on PostgreSQL deployments: the drainer concatenates a batch's lines
+# into its ``COPY`` and formats nothing, ``bench/partial-audit-rows.md``).
+# https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.2 (Text Format):
+# fields are separated by a tab, a row ends with a newline, ``\N`` is null, and a
+# backslash, newline, carriage return or tab in a value must be written with a
+# backslash. A NUL cannot be stored in text at all: it becomes U+FFFD, as in :func:`row`.
+NULL = "\\N"
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\ufffd"})
+
+
+def copy_field(value: str | None) -> str:
+    """``value`` as one field of a ``COPY`` text line (``\\N`` for None)."""
+    if value is None:
+        return NULL
+    # (isprintable() is False for every character that needs an escape but the
+    # backslash: one C scan each, no copy, for the common value.)
+    if value.isprintable() and "\\" not in value:
+        return value
+    return value.translate(_ESCAPES)
+
+
+# The columns that repeat per caller and route, as a line's escaped fields, formatted once
+# (not per request) by the values they hold: (key_id, team_id, project_id, customer,
+# model, deployment, provider) -> their fields; (cache_outcome, rejection, usage_source,
+# cloud) -> theirs with cloud's, actor's and action's.
+_CALLER_FIELDS: dict[tuple[str | None, ...], str] = {}
+_OUTCOME_FIELDS: dict[tuple[str | None, ...], str] = {}
+FIELDS_CACHED_MAX = 4096
+"""Cached field sets at most, per cache (then it starts over: customers can be many)."""
+
+
+def _fields(cache: dict[tuple[str | None, ...], str], values: tuple[str | None, ...]) -> str:
+    if len(cache) >= FIELDS_CACHED_MAX:
+        cache.clear()
+    fields = cache[values] = "\t".join(
+        copy_field(None if value is None else str(value)) for value in values
+    )
+    return fields
+
+
+def request_line(
+    request_id: str,
+    key_id: str | None,
+    team_id: str | None,
+    project_id: str | None,
+    customer: str | None,
+    model: str | None,
+    deployment: str | None,
+    provider: str | None,
+    status: int | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cost_usd: float | None,
+    latency_ms: float,
+    cache_outcome: str | None,
+    rejection: str | None,
+    usage_source: str | None,
+    detail: dict[str, Any] | None,
+) -> bytes:
+    """:func:`request_event` as the line its ``COPY`` takes (:data:`COLUMNS` order, UTF-8,
+    ending in a newline): what a PostgreSQL deployment buffers. The columns that repeat
+    per caller and route come from cached, escaped fragments; only the request's own
+    values are formatted here. :func:`parse_line` reads it back."""
+    now = time.time()
+    day = _DAY
+    if day[0] != int(now) // 86400:
+        day = _today(now)
+    caller = (key_id, team_id, project_id, customer, model, deployment, provider)
+    fields = _CALLER_FIELDS.get(caller)
+    if fields is None:
+        fields = _fields(_CALLER_FIELDS, caller)
+    outcome = (cache_outcome, rejection, usage_source, _CLOUD)
+    outcome_fields = _OUTCOME_FIELDS.get(outcome)
+    if outcome_fields is None:
+        outcome_fields = _fields(_OUTCOME_FIELDS, outcome) + f"\t{NULL}\t{NULL}\t"
+        _OUTCOME_FIELDS[outcome] = outcome_fields
+    if not request_id.isprintable() or "\\" in request_id:
+        request_id = copy_field(request_id)
+    return (
+        f"{_ID_PREFIX}{next(_ID_COUNTER):012x}\trequest\t{now!r}\t{day[3]}{request_id}\t"
+        f"{fields}\t{NULL if status is None else status}\t{prompt_tokens}\t"
+        f"{completion_tokens}\t{NULL if cost_usd is None else repr(cost_usd)}\t{latency_ms!r}\t"
+        f"{outcome_fields}{NULL if detail is None else copy_field(orjson.dumps(detail).decode())}\n"
+    ).encode()
+
+
+_INTEGERS = frozenset(COLUMNS.index(c) for c in ("status", "prompt_tokens", "completion_tokens"))
+_FLOATS = frozenset(COLUMNS.index(c) for c in ("ts", "cost_usd", "latency_ms"))
+_ESCAPED = re.compile(r"\\(.)")
+_UNESCAPED = {"t": "\t", "n": "\n", "r": "\r", "b": "\b", "f": "\f", "v": "\v"}
+
+
+def parse_line(line: bytes) -> tuple[Any, ...]:
+    """:func:`row` of a buffered ``COPY`` line (:func:`request_line`), ValueError if it is
+    not one. Off the common path: SQLite, and a PostgreSQL batch stored row by row (one
+    stored before, a value refused)."""
+    text = line.decode()
+    if not text.endswith("\n"):
+        raise ValueError("an audit line ends with a newline")
+    fields = text[:-1].split("\t")
+    if len(fields) != len(COLUMNS):
+        raise ValueError(f"an audit line has {len(COLUMNS)} fields, not {len(fields)}")
+    values: list[Any] = []
+    for i, field in enumerate(fields):
+        if field == NULL:
+            values.append(None)
+            continue
+        if "\\" in field:
+            field = _ESCAPED.sub(lambda m: _UNESCAPED.get(m[1], m[1]), field)
+        values.append(int(field) if i in _INTEGERS else float(field) if i in _FLOATS else field)
+    return tuple(values)
+
+
 class Redactor:
     """Replaces configured patterns (keys, card numbers, e-mails) in stored text."""
 
@@ -221,7 +348,7 @@ def decode(payload: bytes) -> tuple[Any, ...]:
     per request event, ``bench/partial-governance-cpu-3.md``): an event that has every column
     (a request's) is read in one C call, not a lookup per column, and the NUL scan of
     each value runs only when the payload holds one (orjson writes it as ``\\u0000``).
-    The buffer's format is unchanged: replicas of either version read each other's."""
+    (A request's event on PostgreSQL is a ``COPY`` line instead: :func:`request_line`.)"""
     data = orjson.loads(payload)
     if data.__class__ is not dict:
         raise ValueError("an audit event is a JSON object")
@@ -258,26 +385,28 @@ def insert_events(db: Database, events: list[dict[str, Any]]) -> None:
 
 
 def store_unbuffered(db: Database, payloads: Sequence[bytes]) -> int:
-    """Store buffered events (as the gateway buffers them) straight in the database
-    (blocking): what a replica could not write to the shared buffer before it stopped.
-    Each is stored once, even if its buffered copy reached the drainers after all; one
-    that is not an event is logged and skipped. How many were stored or already there."""
-    rows = []
+    """Store buffered events (as the gateway buffers them: JSON objects or ``COPY`` lines)
+    straight in the database (blocking): what a replica could not write to the shared
+    buffer before it stopped. Each is stored once, even if its buffered copy reached the
+    drainers after all; one that is not an event is logged and skipped. How many were
+    stored or already there."""
+    batch = RowBatch(db)
     for payload in payloads:
         try:
-            rows.append(decode(payload))
+            batch.add_payload(payload)
         except ValueError as exc:
             log.error("dropped an unreadable audit event at shutdown (%s): %r", exc, payload[:200])
-    insert_rows(db, rows)
-    return len(rows)
+    insert_rows(db, batch.rows, batch.copy_text)
+    return len(batch.rows)
 
 
 class RowBatch:
-    """A batch's insert parameters (:func:`row`) and, for PostgreSQL, the same rows in
-    ``COPY`` text form, built one event at a time (so a caller can build it in slices)."""
+    """A batch's insert parameters (:func:`row`, or a buffered ``COPY`` line as it is) and,
+    for PostgreSQL, the same rows in ``COPY`` text form, built one event at a time (so a
+    caller can build it in slices)."""
 
     def __init__(self, db: Database, adapt: Any = None) -> None:
-        self.rows: list[tuple[Any, ...]] = []
+        self.rows: list[tuple[Any, ...] | bytes] = []
         self.copy_text = CopyText.create(adapt) if db.kind == "postgres" else None
 
     def add(self, data: dict[str, Any]) -> None:
@@ -295,23 +424,73 @@ class RowBatch:
                 # thread formats the batch itself (and reports what it refuses).
                 self.copy_text = None
 
+    def add_line(self, line: bytes) -> None:
+        """Add a request's buffered ``COPY`` line (:func:`request_line`): appended to the
+        ``COPY`` text as it is, read back (:func:`parse_line`) only if the batch is stored
+        row by row. ValueError if it is not one: a newline only at its end and one field
+        per column (a tab inside a value is escaped), checked without decoding it."""
+        if line[-1:] != b"\n" or line.count(9) != _TABS or line.count(10) != 1:
+            raise ValueError(f"an audit line has {len(COLUMNS)} fields and ends in a newline")
+        self.rows.append(line)
+        if self.copy_text is not None:
+            self.copy_text.data += line
+
+    def add_payload(self, payload: bytes) -> None:
+        """Add a buffered event, a ``COPY`` line or a JSON object; ValueError if it is
+        neither."""
+        if payload[:1] == b"{":
+            self.add_row(decode(payload))
+        else:
+            self.add_line(payload)
+
+
+_TABS = len(COLUMNS) - 1
+
+
+class _Rows(Sequence[tuple[Any, ...]]):
+    """A batch's rows with its ``COPY`` lines read back as they are used (a batch stored
+    row by row, SQLite): the common ``COPY`` of the lines never parses them."""
+
+    def __init__(self, rows: Sequence[Any]) -> None:
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._rows)))]
+        value = self._rows[index]
+        return parse_line(value) if isinstance(value, bytes) else value
+
 
 def insert_rows(
-    db: Database, rows: Sequence[Sequence[Any]], copy_text: CopyText | None = None
+    db: Database,
+    rows: Sequence[tuple[Any, ...] | bytes] | Sequence[Sequence[Any]],
+    copy_text: CopyText | None = None,
 ) -> None:
     """:func:`insert_events` of rows already built (blocking); ``copy_text``: the same rows
-    in ``COPY`` text form (:class:`RowBatch`).
+    in ``COPY`` text form (:class:`RowBatch`). A row may be a buffered ``COPY`` line
+    (:meth:`RowBatch.add_line`): read back only where the rows themselves are stored.
 
     An event whose value the database refuses (:class:`RejectedData`: a number beyond
     its column's range) would fail its batch on every retry and stop the drain: the
     batch is then stored event by event, and an event refused on its own is stored in
     the form :func:`_refused` gives (nothing lost, the drain goes on) and logged."""
+    parsed = _Rows(rows)
     try:
-        db.append_new("audit_events", COLUMNS, KEY, rows, copy_text)
+        db.append_new("audit_events", COLUMNS, KEY, parsed, copy_text)
         return
     except RejectedData:
         pass
-    for values in rows:
+    for i in range(len(parsed)):
+        try:
+            values = parsed[i]
+        except ValueError as exc:
+            # A line of the right shape whose values are not (not one the gateway wrote):
+            # the COPY refused it, and so would every retry.
+            log.error("dropped an unreadable audit line (%s): %r", exc, bytes(rows[i])[:200])
+            continue
         try:
             db.append_new("audit_events", COLUMNS, KEY, [values])
         except RejectedData as exc:
@@ -515,11 +694,12 @@ class AuditDrainer:
                 self.slices += 1
             taken += 1
             try:
-                values = decode(payload)
+                if payload[:1] == b"{":
+                    batch.add_row(decode(payload))
+                else:
+                    batch.add_line(payload)  # a request's: nothing to format
             except ValueError:  # (orjson.JSONDecodeError is one)
                 log.error("dropping an unreadable audit event")
-                continue
-            batch.add_row(values)
         return batch
 
     async def _run(self) -> None:

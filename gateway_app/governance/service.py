@@ -207,6 +207,11 @@ class Governance:
         self.sweeper = retention.Sweeper(db, days) if db.kind == "sqlite" and days else None
         self._rollup_lag: tuple[float, int] | None = None  # (monotonic, days) last read
         self.redact = audit.Redactor(self.settings.audit_redact)
+        # A request's buffered event: on PostgreSQL the line its batch's COPY takes (the
+        # drainer formats nothing), on SQLite (development) its JSON object.
+        self._request_event = (
+            audit.request_line if db.kind == "postgres" else audit.request_event_json
+        )
         self._deployments: dict[str, tuple[DeploymentConfig, str]] = {}
         for model in config.models.values():
             for deployment in model.deployments:
@@ -752,7 +757,7 @@ class Governance:
             if route is not None and route.result is not None:
                 detail["response"] = self.redact(route.result.body.decode(errors="replace"))
         caller = request.caller
-        event = audit.request_event(
+        event = self._request_event(
             request.request_id,
             caller.key_id if caller else None,
             caller.team_id if caller else None,
@@ -777,7 +782,7 @@ class Governance:
                 reservation.decision if reservation else None,
                 tokens.total - reservation.tokens if reservation else 0,
                 math.ceil(cost * NANO) - reservation.nusd if reservation else 0,
-                orjson.dumps(event),
+                event,
             )
         except Exception:
             log.error(

@@ -43,7 +43,7 @@ class Traffic:
 
     name: str
     per: Per
-    redis_commands: dict[str, int] = field(default_factory=dict)
+    redis_commands: dict[str, float] = field(default_factory=dict)
     redis_round_trips: float = 0
     postgres_rows: int = 0
     postgres_statements: float = 0
@@ -80,9 +80,10 @@ TRAFFIC: tuple[Traffic, ...] = (
         {"XADD": 1},
         postgres_rows=1,
         exact=True,
-        note="queued in the process's memory, appended to the audit stream by the next batcher "
-        "flush, written to `audit_events` by a drainer: a row of its batch's `COPY`, no "
-        "statement of its own (a re-delivered batch: one `INSERT ... ON CONFLICT` per row)",
+        note="queued in the process's memory (on PostgreSQL as its `COPY` line), appended to "
+        "the audit stream by the next batcher flush, written to `audit_events` by a drainer: "
+        "a line of its batch's `COPY`, no statement of its own (a re-delivered batch: one "
+        "`INSERT ... ON CONFLICT` per row)",
     ),
     Traffic(
         "batcher flush",
@@ -120,12 +121,13 @@ TRAFFIC: tuple[Traffic, ...] = (
     Traffic(
         "audit drain",
         Per.PROCESS_SECOND,
-        {"XREADGROUP": 10, "XAUTOCLAIM": 5, "XACK": 4, "XDEL": 4},
-        redis_round_trips=16,
+        {"XREADGROUP": 10, "XAUTOCLAIM": 5.2, "XACK": 4, "XDEL": 4},
+        redis_round_trips=16.2,
         postgres_statements=12,
         postgres_transactions=4,
         note="at most one pass per 0.2 s (an empty read blocks that long) or per "
-        "`governance.audit_interval_s` (0.25 s) after a partial batch",
+        "`governance.audit_interval_s` (0.25 s) after a partial batch; each read covers the "
+        "audit stream of the releases before too, whose idle entries are claimed every 5 s",
     ),
     Traffic(
         "circuit breakers",

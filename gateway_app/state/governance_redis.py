@@ -13,6 +13,13 @@ read through a consumer group: an event stays pending until the drainer has
 written it to the database and acknowledged it; a replica that dies with
 pending events has them taken over by another (``XAUTOCLAIM``) after
 ``claim_idle_s``.
+
+The stream is ``{aigw}:audit-v2``: on PostgreSQL a request's event is buffered as the
+line its batch's ``COPY`` takes (:func:`~gateway_app.governance.audit.request_line`),
+which a replica of a version before could not read. Those replicas read and write
+``{aigw}:audit`` (JSON objects) and never this one; this version drains both (the old
+one in the same commands), so during a canary or a rolling update every event is
+stored once, whoever buffered it.
 """
 
 from __future__ import annotations
@@ -124,6 +131,15 @@ return out
 _PREFIX = "{aigw}:"
 GROUP = "aigw-audit"
 READ_CHUNK = 100  # audit entries per XREADGROUP reply (a batch takes several)
+STREAM = "audit-v2"
+"""The audit stream this version writes (after the prefix): JSON objects and ``COPY`` lines."""
+LEGACY_STREAM = "audit"
+"""The audit stream of the versions before (JSON objects only): drained, never written."""
+LEGACY_ID = "v1:"
+"""What :meth:`RedisGovernanceState.read_audit` puts before the id of a legacy entry."""
+LEGACY_CLAIM_EVERY_S = 5.0
+"""How often a drainer takes over idle pending entries of the legacy stream (every pass
+for the current one): a dead old replica's events wait at most this much longer."""
 
 log = logging.getLogger("gateway_app.governance")
 
@@ -547,8 +563,11 @@ class RedisGovernanceState:
         self.share_floor = share_floor_ppm
         self.hot = hot
         self.prefix = prefix
-        self.stream = prefix + "audit"
+        self.stream = prefix + STREAM
+        self.legacy_stream = prefix + LEGACY_STREAM
         self.claim_idle_ms = int(claim_idle_s * 1000)
+        self.legacy_claim_every_s = LEGACY_CLAIM_EVERY_S
+        self._legacy_claim_at = 0.0  # (monotonic) when to claim on the legacy stream next
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._reserve = hot.script(_RESERVE)
         self.batcher = SettleBatcher(
@@ -696,11 +715,12 @@ class RedisGovernanceState:
     async def _ensure_group(self) -> None:
         if self._group_ready:
             return
-        try:
-            await self.reader.execute("XGROUP", "CREATE", self.stream, GROUP, "0", "MKSTREAM")
-        except Exception as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        for stream in (self.stream, self.legacy_stream):
+            try:
+                await self.reader.execute("XGROUP", "CREATE", stream, GROUP, "0", "MKSTREAM")
+            except Exception as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
         self._group_ready = True
 
     async def read_audit(self, count: int, block_s: float) -> list[tuple[str, bytes]]:
@@ -720,65 +740,98 @@ class RedisGovernanceState:
 
     async def _read_audit(self, count: int, block_s: float) -> list[tuple[str, bytes]]:
         await self._ensure_group()
-        reader, stream, consumer = self.reader, self.stream, self.consumer
+        reader, consumer = self.reader, self.consumer
+        streams = (self.stream, self.legacy_stream)
         # A batch is read READ_CHUNK entries per reply: each reply is parsed on the event
-        # loop (hiredis, ~0.1 ms per 100 entries), between the requests it serves.
+        # loop (hiredis, ~0.1 ms per 100 entries), between the requests it serves. Both
+        # streams are read in one command (COUNT applies to each).
         chunk = min(count, READ_CHUNK)
         # 1. ours, read before but not acknowledged (the database write failed)
-        entries: list[Any] = []
-        after = "0"
-        while len(entries) < count:
+        entries: list[tuple[str, bytes]] = []
+        after = {stream: "0" for stream in streams}
+        while after and len(entries) < count:
             want = min(chunk, count - len(entries))
             reply = await reader.execute(
-                "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", want, "STREAMS", stream, after
-            )
-            got = reply[0][1] if reply else []
-            entries += got
-            if len(got) < want:
-                break
-            after = got[-1][0]
+                "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", want, "STREAMS", *after,
+                *after.values(),
+            )  # fmt: skip
+            for stream, got in self._by_stream(reply, tuple(after)):
+                entries += self._entries(stream, got)
+                if len(got) < want:
+                    del after[stream]
+                else:
+                    after[stream] = _text(got[-1][0])
         if not entries:
-            # 2. those of a replica that died with events pending
+            # 2. those of a replica that died with events pending (the legacy stream's:
+            # old replicas only, now and then)
             claimed = await reader.execute(
-                "XAUTOCLAIM", stream, GROUP, consumer, self.claim_idle_ms, "0-0", "COUNT", count
-            )
-            entries = claimed[1] if claimed else []
+                "XAUTOCLAIM", self.stream, GROUP, consumer, self.claim_idle_ms, "0-0", "COUNT",
+                count,
+            )  # fmt: skip
+            entries = self._entries(self.stream, claimed[1] if claimed else [])
+            now = time.monotonic()
+            if not entries and now >= self._legacy_claim_at:
+                self._legacy_claim_at = now + self.legacy_claim_every_s
+                claimed = await reader.execute(
+                    "XAUTOCLAIM", self.legacy_stream, GROUP, consumer, self.claim_idle_ms,
+                    "0-0", "COUNT", count,
+                )  # fmt: skip
+                entries = self._entries(self.legacy_stream, claimed[1] if claimed else [])
         if not entries:
             # 3. new ones: wait for the first chunk, then take what is there up to ``count``
             reply = await reader.execute(
-                "XREADGROUP",
-                "GROUP",
-                GROUP,
-                consumer,
-                "COUNT",
-                chunk,
-                "BLOCK",
-                max(1, int(block_s * 1000)),
-                "STREAMS",
-                stream,
-                ">",
-            )
-            entries = reply[0][1] if reply else []
-            more = len(entries) == chunk
+                "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", chunk, "BLOCK",
+                max(1, int(block_s * 1000)), "STREAMS", *streams, ">", ">",
+            )  # fmt: skip
+            more = False
+            for stream, got in self._by_stream(reply, streams):
+                entries += self._entries(stream, got)
+                more = more or len(got) == chunk
             while more and len(entries) < count:
                 want = min(chunk, count - len(entries))
                 reply = await reader.execute(
-                    "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", want, "STREAMS", stream, ">"
-                )
-                got = reply[0][1] if reply else []
-                entries += got
-                more = len(got) == want
+                    "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", want, "STREAMS", *streams,
+                    ">", ">",
+                )  # fmt: skip
+                more = False
+                for stream, got in self._by_stream(reply, streams):
+                    entries += self._entries(stream, got)
+                    more = more or len(got) == want
+        return entries
+
+    @staticmethod
+    def _by_stream(reply: Any, streams: tuple[str, ...]) -> list[tuple[str, list[Any]]]:
+        """An XREADGROUP reply's entries for each of ``streams`` (none for a stream the
+        reply leaves out), in that order."""
+        got = {_text(name): entries for name, entries in reply or ()}
+        return [(stream, got.get(stream) or []) for stream in streams]
+
+    def _entries(self, stream: str, entries: list[Any]) -> list[tuple[str, bytes]]:
         # RESP2: fields as a flat list (ours: "e", the event). An entry deleted while
-        # pending comes back without fields.
-        return [(entry_id.decode(), fields[1]) for entry_id, fields in entries if fields]
+        # pending comes back without fields. A legacy entry's id is marked (``ack``).
+        if stream == self.stream:
+            return [(entry_id.decode(), fields[1]) for entry_id, fields in entries if fields]
+        return [
+            (LEGACY_ID + entry_id.decode(), fields[1]) for entry_id, fields in entries if fields
+        ]
 
     async def ack(self, ids: list[str]) -> None:
         if not ids:
             return
+        current = [entry_id for entry_id in ids if not entry_id.startswith(LEGACY_ID)]
+        commands: list[tuple[Any, ...]] = []
+        if current:
+            commands += [("XACK", self.stream, GROUP, *current), ("XDEL", self.stream, *current)]
+        if len(current) < len(ids):
+            legacy = [
+                entry_id[len(LEGACY_ID) :] for entry_id in ids if entry_id.startswith(LEGACY_ID)
+            ]
+            commands += [
+                ("XACK", self.legacy_stream, GROUP, *legacy),
+                ("XDEL", self.legacy_stream, *legacy),
+            ]
         try:
-            replies = await self.reader.pipeline(
-                [("XACK", self.stream, GROUP, *ids), ("XDEL", self.stream, *ids)]
-            )
+            replies = await self.reader.pipeline(commands)
             for reply in replies:
                 if isinstance(reply, ReplyError):
                     raise reply
@@ -796,9 +849,14 @@ class RedisGovernanceState:
         return value - (self.admission.held(key) if self.admission is not None else 0)
 
     async def audit_depth(self) -> int:
-        # The shared stream (every replica's events until a drainer acknowledges
-        # them) plus what this replica holds before its next flush.
-        return int(await self.client.xlen(self.stream)) + self.batcher.held
+        # The shared streams (every replica's events until a drainer acknowledges
+        # them; the legacy one's of older replicas) plus what this replica holds before
+        # its next flush.
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.xlen(self.stream)
+            pipe.xlen(self.legacy_stream)
+            lengths = await pipe.execute()
+        return sum(int(n) for n in lengths) + self.batcher.held
 
     def record_floors(self, every_s: float = 1.0) -> None:
         """Have this replica's batcher record its floor (:meth:`SettleBatcher.heartbeat`)
@@ -811,10 +869,10 @@ class RedisGovernanceState:
         Unix time; None when nothing says otherwise. The global plane's audit shipper never
         claims its cloud complete past it. It is the lowest of:
 
-        - when the oldest event still in the shared stream (not yet stored by a drainer:
-          stored ones are deleted) was added (its entry id's milliseconds): events wait
-          there while the cloud's database is down, and for a while after as the drainers
-          catch up;
+        - when the oldest event still in the shared streams (not yet stored by a drainer:
+          stored ones are deleted; the legacy stream's too) was added (its entry id's
+          milliseconds): events wait there while the cloud's database is down, and for a
+          while after as the drainers catch up;
         - with :meth:`record_floors`, every replica's floor: a replica that cannot reach
           Redis holds its events in memory with their times, and adds them to the stream
           later, under new ids; its floor, recorded before, stays below them. A floor not
@@ -822,13 +880,14 @@ class RedisGovernanceState:
           own): it is removed and logged, so a dead replica holds the claim back no
           longer than that.
         """
-        oldest: float | None = None
-        entries = await self.client.xrange(self.stream, count=1)
-        if entries:
-            entry_id = entries[0][0]
-            if isinstance(entry_id, bytes):
-                entry_id = entry_id.decode()
-            oldest = int(str(entry_id).split("-", 1)[0]) / 1000.0
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.xrange(self.stream, count=1)
+            pipe.xrange(self.legacy_stream, count=1)
+            replies = await pipe.execute()
+        firsts = [_text(entries[0][0]) for entries in replies if entries]
+        oldest = (
+            min(int(entry_id.split("-", 1)[0]) for entry_id in firsts) / 1000.0 if firsts else None
+        )
         key = self.batcher.beat_key
         if key is None:
             return oldest

@@ -19,11 +19,11 @@ import time
 from typing import Any
 
 import openai
-import orjson
 import psycopg
 import redis
 
 from gateway_app.config import SHUTDOWN_ALLOWANCE_S
+from gateway_app.governance import audit
 from gateway_app.governance.storage import Database
 from tests.gateway.governance.processes import GatewayProcess, gateway_config
 from tests.gateway.governance.services import PostgresServer, RedisServer
@@ -75,9 +75,12 @@ def test_a_replica_stopped_while_redis_is_dark_stores_every_event_in_postgres(
         server.process.send_signal(signal.SIGCONT)
         stream = redis.Redis.from_url(server.url)
         try:
+            # (A request's event is buffered as its COPY line on PostgreSQL.)
+            request_id = audit.COLUMNS.index("request_id")
             buffered = [
-                orjson.loads(fields[b"e"]).get("request_id")
-                for _, fields in stream.xrange("{aigw}:audit")
+                audit.parse_line(fields[b"e"])[request_id]
+                for _, fields in stream.xrange("{aigw}:audit-v2")
+                if fields[b"e"][:1] != b"{"
             ]
         finally:
             stream.close()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 
+from gateway_app.state import governance_redis
 from gateway_app.state.governance import BudgetItem, Decision, RateItem
 from gateway_app.state.governance_redis import RedisGovernanceState
 from tests.gateway.conftest import run_async
@@ -55,7 +56,7 @@ def test_settlements_are_summed_per_key_and_flushed_on_stop(redis_server: Any) -
         assert used.rate_used == [5 * 100 - 5 * 10]
         await state.settle(None, 0, 0, b'{"n":5}')  # a refused request: its event only
         await state.close()  # stop flushes what is queued
-        assert stream_events(redis_server.url, prefix + "audit") == [
+        assert stream_events(redis_server.url, prefix + "audit-v2") == [
             f'{{"n":{i}}}'.encode() for i in range(6)
         ]
 
@@ -76,7 +77,7 @@ def test_a_full_batch_is_written_without_waiting_for_the_interval(redis_server: 
                 break
             await asyncio.sleep(0.01)
         assert state.batcher.flushes == 1 and state.batcher.held == 0
-        assert len(stream_events(redis_server.url, prefix + "audit")) == 4
+        assert len(stream_events(redis_server.url, prefix + "audit-v2")) == 4
         await state.close()
 
     run_async(main())
@@ -86,7 +87,7 @@ def test_events_survive_a_redis_restart_and_the_bound_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     server = RedisServer()
-    stream = "{aigw}:audit"
+    stream = "{aigw}:audit-v2"
     try:
 
         async def main() -> None:
@@ -129,7 +130,7 @@ def test_stop_writes_everything_held_beyond_one_batch(redis_server: Any) -> None
         await state.flush()
         assert state.batcher.held == 0 and state.batcher.flushes == 3
         await state.close()
-        events = stream_events(redis_server.url, prefix + "audit")
+        events = stream_events(redis_server.url, prefix + "audit-v2")
         assert events == [f"{i}".encode() for i in range(25)]
 
     run_async(main())
@@ -229,6 +230,7 @@ def test_a_nearly_full_redis_gets_no_audit_events_and_keeps_its_budget_counters(
     server = RedisServer()
     admin = redis.Redis.from_url(server.url)
     prefix = "{full}:"
+    stream = prefix + governance_redis.STREAM
     budget = prefix + "b:team:t1:monthly:2026-12"
 
     def full(share: float) -> None:
@@ -260,12 +262,12 @@ def test_a_nearly_full_redis_gets_no_audit_events_and_keeps_its_budget_counters(
                 assert time.monotonic() < deadline, admin.get(budget)
                 await asyncio.sleep(0.02)
             assert batcher.memory_full and (batcher.memory_ratio or 0) >= 0.9
-            assert batcher.held == 25 and admin.xlen(prefix + "audit") == 0
+            assert batcher.held == 25 and admin.xlen(stream) == 0
             for n in range(25, 35):
                 batcher.add((), b'{"n":%d}' % n)
             assert batcher.held == 30 and batcher.dropped == 5  # the bound, then drops
             admin.delete(*(f"ballast:{n}" for n in range(16)))
-            while admin.xlen(prefix + "audit") < 30:  # room again: appended, in order
+            while admin.xlen(stream) < 30 or batcher.held:  # room again: appended, in order
                 assert time.monotonic() < deadline + 5
                 await asyncio.sleep(0.02)
             assert not batcher.memory_full and batcher.held == 0
@@ -280,7 +282,7 @@ def test_a_nearly_full_redis_gets_no_audit_events_and_keeps_its_budget_counters(
 
         with caplog.at_level(logging.ERROR, logger="gateway_app.governance"):
             handed_back = run_async(main())
-        assert [fields[b"e"] for _, fields in admin.xrange(prefix + "audit")] == [
+        assert [fields[b"e"] for _, fields in admin.xrange(stream)] == [
             b'{"n":%d}' % n for n in range(30)
         ]
         assert int(admin.info("stats")["evicted_keys"]) == 0

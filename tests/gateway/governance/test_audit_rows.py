@@ -1,0 +1,315 @@
+"""A request's audit event buffered as the line its batch's ``COPY`` takes (PostgreSQL).
+
+The line is escaped by the gateway, not by psycopg, so PostgreSQL itself judges it: every
+awkward value goes through the real ``COPY`` and reads back as the JSON event's row would.
+The line lives on a new stream (``{aigw}:audit-v2``): replicas of the version before read
+and write ``{aigw}:audit`` only, and this version drains both, so a rolling update stores
+every event once; a re-delivered batch of lines is stored once too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway_app.governance import audit
+from gateway_app.governance.audit import AuditDrainer, RowBatch, insert_rows
+from gateway_app.governance.storage import Database
+from gateway_app.state.governance import InProcessGovernanceState
+from gateway_app.state.governance_redis import GROUP, RedisGovernanceState
+from tests.gateway.conftest import run_async
+
+AWKWARD = [
+    "tab\there",
+    "newline\nthere",
+    "carriage\rreturn",
+    "back\\slash",
+    "a backslash before n: \\N",  # not the null marker
+    "\\N",  # the null marker's text, as a value
+    "\\.",  # COPY's end-of-data marker, as a value
+    "ends in a backslash\\",
+    "quotes ' \" and a comma,",
+    "unicode: żółć 東京 🚀 \u2028 \u00a0",
+    "NUL \x00 inside",  # stored as U+FFFD (text cannot hold a NUL)
+    "",
+    " leading and trailing spaces ",
+]
+
+
+def _fields(i: int, value: str) -> dict[str, Any]:
+    """A request's event fields, ``value`` in every text column a caller or a request
+    sets; every other event null where it can be."""
+    full = i % 2 == 0
+    return {
+        "request_id": f"req-{i}-{value}",
+        "key_id": f"key-{value}",
+        "team_id": f"team-{value}",
+        "project_id": value if full else None,
+        "customer": value if full else None,
+        "model": value,
+        "deployment": f"dep/{value}" if full else None,
+        "provider": value if full else None,
+        "status": 200 if full else None,
+        "prompt_tokens": 9 + i,
+        "completion_tokens": 2**40 + i,
+        "cost_usd": 7.05e-06 * (i + 1) if full else None,
+        "latency_ms": 1.234 + i,
+        "cache_outcome": value if full else None,
+        "rejection": f"rate_limit:{value}" if not full else None,
+        "usage_source": "reported" if full else None,
+        "detail": {"request": value, "nested": [value, None]} if i % 3 == 0 else None,
+    }
+
+
+def _line_and_row(i: int, value: str) -> tuple[bytes, tuple[Any, ...]]:
+    """The event as its line, and as the row its JSON object gives (the same ids/times)."""
+    fields = _fields(i, value)
+    line = audit.request_line(*fields.values())
+    values = audit.parse_line(line)
+    data = dict(zip(audit.COLUMNS, values, strict=True))
+    # The JSON event of the same request, with the line's id and time.
+    event = audit.request_event(*fields.values())
+    event.update({c: data[c] for c in ("event_id", "ts", "day", "month", "cloud")})
+    return line, audit.row(orjson.loads(orjson.dumps(event)))
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    else:
+        database = Database(request.getfixturevalue("postgres_server").new_database("rows"))
+    database.migrate()
+    yield database
+    database.close()
+
+
+def _stored(db: Database) -> dict[str, tuple[Any, ...]]:
+    rows = db.fetch(f"SELECT {', '.join(audit.COLUMNS)} FROM audit_events")
+    return {row["event_id"]: tuple(row[c] for c in audit.COLUMNS) for row in rows}
+
+
+def test_awkward_values_round_trip_through_the_databases_copy(db: Database) -> None:
+    """Tabs, newlines, carriage returns, backslashes (the null and end-of-data markers'
+    text among them), quotes, unicode, empty strings, NULs and nulls: the lines go into
+    the batch's COPY text as they are and PostgreSQL stores exactly what the JSON event's
+    row holds (a NUL as U+FFFD); SQLite stores the lines read back, the same."""
+    pairs = [_line_and_row(i, value) for i, value in enumerate(AWKWARD)]
+    batch = RowBatch(db)
+    for line, _ in pairs:
+        batch.add_line(line)
+    if db.kind == "postgres":
+        assert batch.copy_text is not None
+        assert bytes(batch.copy_text.data) == b"".join(line for line, _ in pairs)
+    insert_rows(db, batch.rows, batch.copy_text)
+    stored = _stored(db)
+    assert len(stored) == len(AWKWARD)
+    for line, expected in pairs:
+        assert stored[expected[0]] == expected, line
+    nul = next(row for _, row in pairs if "NUL" in row[audit.COLUMNS.index("model")])
+    assert stored[nul[0]][audit.COLUMNS.index("customer")] == "NUL \ufffd inside"
+
+
+def test_a_redelivered_batch_of_lines_is_stored_once(db: Database) -> None:
+    """A replica stored a batch and died before acknowledging it: the batch comes back
+    with new events in it. Its COPY fails on the stored ones, and the lines are read back
+    and inserted one by one, skipping those: every event stored once."""
+    lines = [_line_and_row(i, f"v{i}")[0] for i in range(6)]
+    first = RowBatch(db)
+    for line in lines[:4]:
+        first.add_line(line)
+    insert_rows(db, first.rows, first.copy_text)
+    again = RowBatch(db)
+    for line in lines:  # the four stored, re-delivered, and two new
+        again.add_line(line)
+    insert_rows(db, again.rows, again.copy_text)
+    insert_rows(db, again.rows, again.copy_text)  # and once more, whole
+    stored = _stored(db)
+    assert sorted(stored) == sorted(audit.parse_line(line)[0] for line in lines)
+    count = db.fetch("SELECT COUNT(*) AS n FROM audit_events")[0]["n"]
+    assert count == len(lines)
+
+
+def test_a_value_the_database_refuses_is_kept_with_the_rest_of_its_batch(
+    postgres_server: Any,
+) -> None:
+    """A line whose token count is beyond the column's range (PostgreSQL's BIGINT) fails
+    the batch's COPY; the batch is stored row by row from the lines read back, and the
+    refused event is kept with its values in ``detail``."""
+    db = Database(postgres_server.new_database("refused"))
+    db.migrate()
+    good = _line_and_row(0, "fine")[0]
+    fields = _fields(1, "huge")
+    fields["prompt_tokens"] = 2**70
+    bad = audit.request_line(*fields.values())
+    batch = RowBatch(db)
+    batch.add_line(good)
+    batch.add_line(bad)
+    insert_rows(db, batch.rows, batch.copy_text)
+    stored = _stored(db)
+    assert set(stored) == {audit.parse_line(good)[0], audit.parse_line(bad)[0]}
+    kept = stored[audit.parse_line(bad)[0]]
+    detail = orjson.loads(kept[audit.COLUMNS.index("detail")])
+    assert "refused_by_database" in detail and detail["event"]["key_id"] == "key-huge"
+    db.close()
+
+
+def test_a_malformed_line_is_dropped_not_stored() -> None:
+    """A line with a field too few, or without its newline, never reaches the COPY."""
+    line = _line_and_row(0, "x")[0]
+    batch = RowBatch(Database("sqlite:///:memory:"))
+    for broken in (line[:-1], line.replace(b"\tx\t", b"\t", 1), b"not an event\n"):
+        with pytest.raises(ValueError, match="fields"):
+            batch.add_line(broken)
+    assert batch.rows == []
+
+
+def test_a_line_the_database_cannot_read_is_dropped_and_the_batch_stored(
+    postgres_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A line of the right shape with a value that is not one (a status of ``abc``: no
+    release writes that) fails the COPY; the batch is stored row by row and that line is
+    dropped with an error naming it, instead of failing every retry and stopping the drain."""
+    db = Database(postgres_server.new_database("unreadable"))
+    db.migrate()
+    good = _line_and_row(0, "fine")[0]
+    fields = good.split(b"\t")
+    fields[0], fields[audit.COLUMNS.index("status")] = b"junk-1", b"abc"
+    junk = b"\t".join(fields)
+    batch = RowBatch(db)
+    batch.add_line(good)
+    batch.add_line(junk)
+    insert_rows(db, batch.rows, batch.copy_text)
+    assert set(_stored(db)) == {audit.parse_line(good)[0]}
+    assert "dropped an unreadable audit line" in caplog.text and "junk-1" in caplog.text
+    db.close()
+
+
+@pytest.fixture
+def redis_state(redis_server: Any) -> Any:
+    prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
+    return lambda **kw: RedisGovernanceState.from_url(redis_server.url, prefix=prefix, **kw)
+
+
+def _old_replica_event(n: int) -> bytes:
+    """A request's event as the version before buffered it (a JSON object)."""
+    event = audit.request_event(*_fields(n, f"old{n}").values())
+    return orjson.dumps(event)
+
+
+def test_a_rolling_update_stores_the_old_and_the_new_streams_events_once(
+    redis_state: Any, postgres_server: Any
+) -> None:
+    """An old replica's events on ``{aigw}:audit`` (one read by it and never acknowledged:
+    it died) and this version's lines on ``{aigw}:audit-v2``: a new replica's drainer
+    stores each once, in the same passes; the depth gauge and the oldest-event time count
+    both streams until they are empty."""
+    db = Database(postgres_server.new_database("roll"))
+    db.migrate()
+
+    async def main() -> None:
+        state = redis_state(claim_idle_s=0.05)
+        client = state.client
+        legacy = state.legacy_stream
+        assert legacy.endswith(":audit") and state.stream.endswith(":audit-v2")
+        # The old replica: its group, one event it read and died with, two not yet read.
+        await client.xgroup_create(legacy, GROUP, id="0", mkstream=True)
+        first_id = await client.xadd(legacy, {"e": _old_replica_event(0)}, id="1000-0")
+        await client.xreadgroup(GROUP, "old-replica", {legacy: ">"}, count=1)
+        for n in (1, 2):
+            await client.xadd(legacy, {"e": _old_replica_event(n)})
+        # This version's requests: their lines.
+        lines = [_line_and_row(10 + i, f"new{i}")[0] for i in range(3)]
+        for line in lines:
+            await state.settle(None, 0, 0, line)
+        await state.batcher.drain()
+        assert await state.audit_depth() == 6
+        assert await state.oldest_audit_s() == 1.0  # the legacy stream's oldest entry
+        await asyncio.sleep(0.1)  # the dead replica's entry is idle past claim_idle_s
+        drainer = AuditDrainer(state, db, batch=50, block_s=0.01)
+        written = 0
+        for _ in range(10):
+            written += await drainer.drain_once()
+        assert written == 6
+        assert await state.audit_depth() == 0
+        assert await state.oldest_audit_s() is None
+        assert await client.xpending(legacy, GROUP) == {
+            "pending": 0,
+            "min": None,
+            "max": None,
+            "consumers": [],
+        }
+        stored = _stored(db)
+        assert len(stored) == 6
+        request_ids = sorted(row[audit.COLUMNS.index("request_id")] for row in stored.values())
+        assert request_ids == sorted(
+            [f"req-{n}-old{n}" for n in range(3)] + [f"req-{10 + i}-new{i}" for i in range(3)]
+        )
+        assert first_id == b"1000-0"
+        await state.close()
+
+    try:
+        run_async(main())
+    finally:
+        db.close()
+
+
+def test_a_batch_acknowledged_late_is_stored_once_from_both_streams(
+    redis_state: Any, postgres_server: Any
+) -> None:
+    """The drainer stored a batch (an old replica's event and new lines) and its
+    acknowledgement failed (Redis dropped the connection; the replica died): the entries
+    stay pending, the next pass reads them again and stores none twice."""
+    db = Database(postgres_server.new_database("late"))
+    db.migrate()
+
+    async def main() -> None:
+        state = redis_state()
+        await state.read_audit(1, 0.01)  # the groups exist on both streams
+        await state.client.xadd(state.legacy_stream, {"e": _old_replica_event(0)})
+        for i in range(4):
+            await state.settle(None, 0, 0, _line_and_row(20 + i, f"late{i}")[0])
+        await state.batcher.drain()
+        drainer = AuditDrainer(state, db, batch=50, block_s=0.01)
+        real_ack = state.ack
+
+        async def lost_ack(ids: list[str]) -> None:
+            raise ConnectionError("connection reset")
+
+        state.ack = lost_ack
+        with pytest.raises(ConnectionError):
+            await drainer.drain_once()
+        assert len(_stored(db)) == 5
+        state.ack = real_ack
+        assert await drainer.drain_once() == 5  # its own pending entries, again
+        assert await drainer.drain_once() == 0
+        assert await state.audit_depth() == 0
+        await state.close()
+
+    try:
+        run_async(main())
+    finally:
+        db.close()
+
+
+def test_the_in_process_buffer_drains_lines_and_json_alike(db: Database) -> None:
+    """Embedded mode (one process, its buffer in memory): a request's line and an admin
+    event's JSON object in one batch, each stored once."""
+    state = InProcessGovernanceState()
+    line, expected = _line_and_row(0, "embedded")
+    admin = audit.event("admin", actor="admin_key", action="key.create", detail={"id": "k1"})
+
+    async def main() -> int:
+        await state.settle(None, 0, 0, line)
+        await state.append(orjson.dumps(admin))
+        return await AuditDrainer(state, db, block_s=0.01).drain_once()
+
+    assert run_async(main()) == 2
+    stored = _stored(db)
+    assert stored[expected[0]] == expected
+    assert stored[admin["event_id"]][audit.COLUMNS.index("action")] == "key.create"
