@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +187,26 @@ async def _until(condition: Any, within_s: float, what: str) -> float:
     return time.monotonic() - started
 
 
+def _lone_shipper(
+    db: Database,
+    post: Callable[[bytes], Awaitable[None]],
+    lag_s: float,
+    oldest: Callable[[], Awaitable[float | None]],
+) -> AuditShipper:
+    """A shipper without a lease (the only one), batches of 100, reading the buffer's
+    oldest event through ``oldest`` and allowing it ``lag_s``."""
+    return AuditShipper(
+        db,
+        post,
+        None,
+        batch=100,
+        interval_s=0.05,
+        max_body=1 << 20,
+        buffer_lag_s=lag_s,
+        oldest_buffered=oldest,
+    )
+
+
 def _unshipped(db: Database) -> int:
     return len(db.fetch("SELECT event_id FROM audit_events WHERE shipped_at IS NULL"))
 
@@ -346,16 +366,7 @@ def test_through_stays_before_the_events_still_in_the_clouds_buffer(
             entry = await state.client.xadd(state.stream, {"e": b"{}"}, id=f"{int(old_s * 1000)}-0")
             assert await state.oldest_audit_s() == int(old_s * 1000) / 1000
             audit.insert_events(follower, _events(5))  # what the database has now
-            shipper = AuditShipper(
-                follower,
-                post,
-                None,
-                batch=100,
-                interval_s=0.05,
-                max_body=1 << 20,
-                buffer_lag_s=lag_s,
-                oldest_buffered=state.oldest_audit_s,
-            )
+            shipper = _lone_shipper(follower, post, lag_s, state.oldest_audit_s)
             assert await shipper.ship_once() == 5 and shipper.caught_up
             assert throughs[-1] <= old_s - lag_s
             await state.client.xdel(state.stream, entry)  # a drainer stored it
@@ -429,16 +440,7 @@ def test_through_stays_before_the_events_a_replica_holds_while_redis_is_unreacha
             assert cut_off.batcher.held == 1
             await asyncio.sleep(4 * lag_s)  # the shipping replica's floor moves on
             audit.insert_events(follower, _events(3))
-            shipper = AuditShipper(
-                follower,
-                post,
-                None,
-                batch=100,
-                interval_s=0.05,
-                max_body=1 << 20,
-                buffer_lag_s=lag_s,
-                oldest_buffered=shipping.oldest_audit_s,
-            )
+            shipper = _lone_shipper(follower, post, lag_s, shipping.oldest_audit_s)
             assert await shipper.ship_once() == 3 and shipper.caught_up
             assert throughs[-1] < held["ts"], (throughs[-1], held["ts"])
             # Redis is reachable again: the held event enters the stream, a drainer
