@@ -187,6 +187,18 @@ async def _until(condition: Any, within_s: float, what: str) -> float:
     return time.monotonic() - started
 
 
+def _storing_at(home: Database, throughs: list[float]) -> Callable[[bytes], Awaitable[None]]:
+    """A shipper's ``post`` that stores each batch at ``home`` as gcp's, as the home's
+    endpoint does, and records the ``through`` each batch claimed."""
+
+    async def post(body: bytes) -> None:
+        batch = orjson.loads(body)
+        throughs.append(batch["through"])
+        await asyncio.to_thread(audit.store_shipped, home, "gcp", batch["events"], batch["through"])
+
+    return post
+
+
 def _lone_shipper(
     db: Database,
     post: Callable[[bytes], Awaitable[None]],
@@ -345,11 +357,7 @@ def test_through_stays_before_the_events_still_in_the_clouds_buffer(
     follower, home = follower_and_home
     lag_s = 2.0
     throughs: list[float] = []
-
-    async def post(body: bytes) -> None:
-        batch = orjson.loads(body)
-        throughs.append(batch["through"])
-        await asyncio.to_thread(audit.store_shipped, home, "gcp", batch["events"], batch["through"])
+    post = _storing_at(home, throughs)
 
     async def main() -> None:
         state = RedisGovernanceState.from_url(redis_server.url, prefix="{ship-buffer}:")
@@ -415,11 +423,7 @@ def test_through_stays_before_the_events_a_replica_holds_while_redis_is_unreacha
     follower, home = follower_and_home
     lag_s = 0.2
     throughs: list[float] = []
-
-    async def post(body: bytes) -> None:
-        batch = orjson.loads(body)
-        throughs.append(batch["through"])
-        await asyncio.to_thread(audit.store_shipped, home, "gcp", batch["events"], batch["through"])
+    post = _storing_at(home, throughs)
 
     async def main() -> None:
         prefix = "{ship-floor}:"
