@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -811,8 +812,19 @@ def soak(work: Path, upstream: int, seconds: int, rate: float, target: Target) -
 # ----------------------------------------------------------------------- profile
 
 
-def profile(work: Path, upstream: int, seconds: int, target: Target | None = None) -> dict:
-    """py-spy samples of a gateway target (default: the default gateway) at 1 connection."""
+def profile(
+    work: Path,
+    upstream: int,
+    seconds: int,
+    target: Target | None = None,
+    conns: int = 1,
+    raw: Path | None = None,
+) -> dict:
+    """py-spy samples of a gateway target (default: the default gateway) under ``conns``.
+
+    ``raw``: where to keep py-spy's collapsed stacks (for a flame graph or a diff of two
+    targets' stacks).
+    """
     if target is None:
         target = Target(DEFAULT, gateway("httptools", "raw"))
     proc, port = target.start(work, upstream, target.cpu)
@@ -842,8 +854,10 @@ def profile(work: Path, upstream: int, seconds: int, target: Target | None = Non
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        load = wrk(port, "/v1/chat/completions", target.headers, chat, 1, seconds + 1, work)
+        load = wrk(port, "/v1/chat/completions", target.headers, chat, conns, seconds + 1, work)
         spy.wait(60)
+        if raw is not None:
+            shutil.copyfile(out, raw)
     finally:
         stop(proc)
     inclusive: dict[str, int] = {}
@@ -867,7 +881,13 @@ def profile(work: Path, upstream: int, seconds: int, target: Target | None = Non
         ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:25]
         return [(name, round(100 * n / total, 1)) for name, n in ranked]
 
-    return {"samples": total, "rps": load["rps"], "self": top(leaf), "inclusive": top(inclusive)}
+    return {
+        "samples": total,
+        "conns": conns,
+        "rps": load["rps"],
+        "self": top(leaf),
+        "inclusive": top(inclusive),
+    }
 
 
 # ----------------------------------------------------------------------- json
@@ -1051,6 +1071,10 @@ def main() -> int:
     parser.add_argument("--profile", type=int, default=0, help="py-spy seconds (0: skip)")
     parser.add_argument("--profile-target", default=DEFAULT, help="target name or alias")
     parser.add_argument("--profile-out", default=str(BENCH / "profile.json"))
+    parser.add_argument("--profile-conns", type=int, default=1, help="wrk connections profiled")
+    parser.add_argument(
+        "--profile-raw", default="", help="keep py-spy's collapsed stacks in this file"
+    )
     parser.add_argument("--out", default=str(BENCH / "results.json"))
     parser.add_argument("--gateway-extra-config", default="", help="YAML appended (Redis targets)")
     parser.add_argument("--gateway-env", action="append", default=[], help="NAME=VALUE")
@@ -1146,7 +1170,14 @@ def main() -> int:
             if args.profile:
                 print(f"== profile {args.profile}s", flush=True)
                 target = next(t for t in every if args.profile_target in (t.name, t.alias))
-                results["profile"] = profile(work, upstream, args.profile, target)
+                results["profile"] = profile(
+                    work,
+                    upstream,
+                    args.profile,
+                    target,
+                    conns=args.profile_conns,
+                    raw=Path(args.profile_raw) if args.profile_raw else None,
+                )
                 results["profile"]["target"] = target.name
             if args.soak:
                 print(f"== soak {args.soak}s at {args.soak_rate} req/s", flush=True)

@@ -138,8 +138,13 @@ LEGACY_STREAM = "audit"
 LEGACY_ID = "v1:"
 """What :meth:`RedisGovernanceState.read_audit` puts before the id of a legacy entry."""
 LEGACY_CLAIM_EVERY_S = 5.0
-"""How often a drainer takes over idle pending entries of the legacy stream (every pass
-for the current one): a dead old replica's events wait at most this much longer."""
+CLAIM_EVERY_S = 0.5
+"""How often a drainer looks for a dead replica's pending audit entries (``XAUTOCLAIM``;
+more often when ``claim_idle_s`` is shorter than twice this): they become claimable only
+after ``claim_idle_s``, so looking on every pass cost a round trip per batch for nothing."""
+"""How often a drainer takes over idle pending entries of the legacy stream (every
+:data:`CLAIM_EVERY_S` for the current one): a dead old replica's events wait at most this
+much longer."""
 
 log = logging.getLogger("gateway_app.governance")
 
@@ -568,6 +573,12 @@ class RedisGovernanceState:
         self.claim_idle_ms = int(claim_idle_s * 1000)
         self.legacy_claim_every_s = LEGACY_CLAIM_EVERY_S
         self._legacy_claim_at = 0.0  # (monotonic) when to claim on the legacy stream next
+        self.claim_every_s = min(CLAIM_EVERY_S, claim_idle_s / 2)
+        self._claim_at = 0.0  # (monotonic) when to claim on the current stream next
+        # Entries this consumer read and has not acknowledged (a failed database write, or
+        # a process that read before): the next pass re-reads its pending list first. None:
+        # not known (at start, after the group was recreated): look.
+        self._unacked: int | None = None
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._reserve = hot.script(_RESERVE)
         self.batcher = SettleBatcher(
@@ -736,6 +747,7 @@ class RedisGovernanceState:
                 "the audit stream's consumer group is gone (Redis restarted?); recreating it"
             )
             self._group_ready = False
+            self._unacked = None
             return await self._read_audit(count, block_s)
 
     async def _read_audit(self, count: int, block_s: float) -> list[tuple[str, bytes]]:
@@ -746,9 +758,9 @@ class RedisGovernanceState:
         # loop (hiredis, ~0.1 ms per 100 entries), between the requests it serves. Both
         # streams are read in one command (COUNT applies to each).
         chunk = min(count, READ_CHUNK)
-        # 1. ours, read before but not acknowledged (the database write failed)
+        # 1. ours, read before but not acknowledged (the database write failed; or unknown)
         entries: list[tuple[str, bytes]] = []
-        after = {stream: "0" for stream in streams}
+        after = {stream: "0" for stream in streams} if self._unacked != 0 else {}
         while after and len(entries) < count:
             want = min(chunk, count - len(entries))
             reply = await reader.execute(
@@ -761,15 +773,17 @@ class RedisGovernanceState:
                     del after[stream]
                 else:
                     after[stream] = _text(got[-1][0])
-        if not entries:
-            # 2. those of a replica that died with events pending (the legacy stream's:
-            # old replicas only, now and then)
+        now = time.monotonic()
+        if not entries and now >= self._claim_at:
+            # 2. those of a replica that died with events pending, once they are claimable
+            # (now and then; the legacy stream's: old replicas only, less often)
             claimed = await reader.execute(
                 "XAUTOCLAIM", self.stream, GROUP, consumer, self.claim_idle_ms, "0-0", "COUNT",
                 count,
             )  # fmt: skip
             entries = self._entries(self.stream, claimed[1] if claimed else [])
-            now = time.monotonic()
+            # A full batch claimed: there may be more, look again on the next pass.
+            self._claim_at = now + (0.0 if len(entries) >= count else self.claim_every_s)
             if not entries and now >= self._legacy_claim_at:
                 self._legacy_claim_at = now + self.legacy_claim_every_s
                 claimed = await reader.execute(
@@ -797,6 +811,7 @@ class RedisGovernanceState:
                 for stream, got in self._by_stream(reply, streams):
                     entries += self._entries(stream, got)
                     more = more or len(got) == want
+        self._unacked = len(entries)
         return entries
 
     @staticmethod
@@ -841,6 +856,10 @@ class RedisGovernanceState:
             # Redis lost the group (and these entries) after we read them: they are in
             # the database; nothing is pending in a group recreated since.
             self._group_ready = False
+            self._unacked = None
+            return
+        if self._unacked is not None:
+            self._unacked = max(0, self._unacked - len(ids))
 
     async def spent_nusd(self, scope: str, period: str, period_id: str) -> int:
         key = f"{self.prefix}b:{scope}:{period}:{period_id}"

@@ -63,7 +63,10 @@ class Statements:
         copy, executemany = psycopg.Cursor.copy, psycopg.Cursor.executemany
 
         def spy_copy(cursor: psycopg.Cursor[Any], statement: Any, *args: Any, **kw: Any) -> Any:
-            self.copies.append(statement.as_string(cursor.connection))
+            text = statement if isinstance(statement, bytes) else None
+            self.copies.append(
+                text.decode() if text is not None else statement.as_string(cursor.connection)
+            )
             return copy(cursor, statement, *args, **kw)
 
         def spy_executemany(cursor: psycopg.Cursor[Any], *args: Any, **kw: Any) -> Any:
