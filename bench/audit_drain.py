@@ -1,193 +1,182 @@
-"""The audit path after the request, per event: CPU of the gateway process in each step.
+"""The audit path after the request, per event: CPU of the gateway process, two trees.
 
 Every governed request leaves one audit event. After the response it is queued,
-appended to the Redis stream by the settlement batcher (one ``XADD`` in a
-pipeline shared by many requests), read back by a drainer (``XREADGROUP``),
-decoded, written to PostgreSQL in a batch and acknowledged (``XACK`` +
-``XDEL``). None of it is on a request's latency, but all of it is CPU of the
-gateway process, governance-only: ``bench/hook_path.py`` drives requests and
-sees little of it (embedded SQLite; the drainer's thread is outside cProfile).
+appended to the Redis stream by the settlement batcher (its ``MULTI``/``EXEC``
+pipeline), read back by a drainer, written to PostgreSQL in a batch and
+acknowledged. None of it is on a request's latency, but all of it is CPU of the
+gateway process, governance-only, and ``bench/hook_path.py`` sees little of it
+(the drainer's database thread is outside cProfile).
 
-This measures each step with the gateway's own code on a real Redis and
-PostgreSQL (loopback, servers you started), on uvloop as the gateway, in batches of ``--batch`` events
-(``governance.audit_batch``: 500), ``process_time`` around each step (the
-database write runs in a worker thread, as in the gateway; process time counts
-it). The write is measured two ways on fresh events, alternately:
-``executemany`` (an ``INSERT ... ON CONFLICT DO NOTHING`` per row, the gateway
-before issue 24's settle step) and ``copy`` (:meth:`Database.append_new`, the
-gateway's write now):
+This runs each tree's own code (``RedisGovernanceState``'s batcher and
+``AuditDrainer.drain_once``, the calls the gateway makes) on a real Redis and
+PostgreSQL you started on loopback, on uvloop as the gateway, with events of the
+gateway's shape (``audit.request_line``: a request's ``COPY`` line). Per round:
+``--events`` events queued, appended (``batcher.drain``) and drained in batches of
+``--batch`` (``governance.audit_batch``: 50), ``time.process_time`` around each
+part (the database write runs in a worker thread, as in the gateway; process time
+counts it), and Redis' ``INFO commandstats`` calls per event. Trees alternate, each
+in a fresh interpreter, so both see the same machine load:
 
-    .venv/bin/python bench/audit_drain.py --redis-url redis://127.0.0.1:PORT/0 \\
+    git -C /work/main archive main | tar -x -C /tmp/main-tree
+    .venv/bin/python bench/audit_drain.py --tree main=/tmp/main-tree --tree branch=. \\
+        --redis-url redis://127.0.0.1:PORT/0 \\
         --database-url postgresql://postgres@127.0.0.1:PORT/DB --rounds 5
 
-Prints µs of CPU per event per step (median over rounds) and, with ``--out``,
-writes them as JSON. Also the settlement batcher's CPU per flush for a few
-events per flush (each with a request's 12 counter corrections): what
-``governance.settle_interval_s`` trades against (at R requests per second a
-replica flushes R x interval events at a time, at most 256).
+Prints per tree the median CPU µs per event of the append and the drain over the
+rounds (the first round of each interpreter is a warm-up, not counted) and the
+Redis commands per event; ``--out`` writes them as JSON. The database's
+``audit_events`` rows this writes are deleted at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import os
 import statistics
+import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+_CHILD = r"""
+import asyncio, json, sys, time
+sys.path.insert(0, sys.argv[1])
+import redis, uvloop
 from gateway_app.governance import audit
 from gateway_app.governance.storage import Database
 from gateway_app.state.governance_redis import RedisGovernanceState
 
-_INSERT = (
-    f"INSERT INTO audit_events ({', '.join(audit.COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(audit.COLUMNS))}) ON CONFLICT (event_id) DO NOTHING"
-)
+redis_url, db_url = sys.argv[2], sys.argv[3]
+events, batch, rounds = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+PREFIX = "{aigw-bench-drain}:"
+run = f"{time.time_ns():x}"
 
 
-def _event(i: int) -> bytes:
-    """One request's event as ``Governance.settle`` encodes it (a served chat call)."""
-    return orjson.dumps(
-        audit.event(
-            "request",
-            request_id=f"req-{i:016x}",
-            key_id="key_0123456789abcdef",
-            team_id="team-a",
-            project_id="project-a",
-            customer=None,
-            model="gpt-4o-mini",
-            deployment="gpt-4o-mini-openai",
-            provider="openai",
-            status=200,
-            prompt_tokens=9,
-            completion_tokens=3,
-            cost_usd=3.15e-06,
-            latency_ms=1.234,
-            cache_outcome=None,
-            rejection=None,
-            usage_source="reported",
-            detail=None,
-        )
+def line(i):
+    return audit.request_line(
+        f"req-{run}-{i:08x}", "key_0123456789abcdef", "team-a", "project-a", None,
+        "gpt-4o-mini", "gpt-4o-mini-openai", "openai", 200, 9, 3, 3.15e-06, 1.234,
+        None, None, "reported", None,
     )
 
 
-class Clock:
-    """Process CPU (every thread) per step, summed over a round."""
-
-    def __init__(self) -> None:
-        self.steps: dict[str, float] = {}
-        self._at = time.process_time()
-
-    def lap(self, step: str) -> None:
-        now = time.process_time()
-        self.steps[step] = self.steps.get(step, 0.0) + now - self._at
-        self._at = now
+def calls(client):
+    return {
+        name.removeprefix("cmdstat_"): int(value["calls"])
+        for name, value in client.info("commandstats").items()
+    }
 
 
-async def _round(
-    state: RedisGovernanceState, db: Database, events: int, batch: int, write: str
-) -> dict[str, float]:
-    payloads = [_event(i) for i in range(events)]
-    clock = Clock()
-    for payload in payloads:  # the request path's part: queue (no round trip)
-        state.batcher.add([], payload)
-    clock.lap("queue")
-    await state.batcher.drain()  # the batcher's XADD pipelines
-    clock.lap("append (batcher XADD)")
-    done = 0
-    while done < events:
-        entries = await state.read_audit(batch, 0.2)
-        clock.lap("read (XREADGROUP)")
-        decoded = [orjson.loads(payload) for _, payload in entries]
-        clock.lap("decode (orjson)")
-        rows = [audit.row(event) for event in decoded]
-        clock.lap("rows")
-        if write == "copy":
-            await asyncio.to_thread(db.append_new, "audit_events", audit.COLUMNS, "event_id", rows)
-        else:
-            await asyncio.to_thread(db.executemany, _INSERT, rows)
-        clock.lap(f"write ({write})")
-        await state.ack([entry_id for entry_id, _ in entries])
-        clock.lap("ack (XACK + XDEL)")
-        done += len(entries)
-    return {step: seconds / events * 1e6 for step, seconds in clock.steps.items()}
-
-
-# A request's corrections: TPM at 4 levels, the day's and month's budget at 4 levels.
-_DELTAS = [(f"{{aigw-bench}}:c{i}", -5) for i in range(12)]
-
-
-async def _flush_cost(state: RedisGovernanceState, sizes: tuple[int, ...]) -> dict[str, float]:
-    """CPU µs per flush carrying ``n`` requests' settlements and events, per size."""
-    batcher, payload, flushes = state.batcher, _event(0), 300
-    costs = {}
-    for n in sizes:
-        started = time.process_time()
-        for _ in range(flushes):
-            for _ in range(n):
-                batcher.add(_DELTAS, payload)
-            await batcher.drain()
-        costs[str(n)] = round((time.process_time() - started) / flushes * 1e6, 1)
-    await state.hot.pipeline([("DEL", state.stream, *(key for key, _ in _DELTAS))])
-    return costs
-
-
-async def _main(args: argparse.Namespace) -> dict[str, Any]:
-    db = Database(args.database_url)
+async def main():
+    db = Database(db_url)
     db.migrate()
     state = RedisGovernanceState.from_url(
-        args.redis_url, prefix="{aigw-bench}:", flush_interval_s=3600, flush_items=10**9
+        redis_url, prefix=PREFIX, flush_interval_s=3600, flush_items=10**9
     )
-    results: dict[str, list[dict[str, float]]] = {"executemany": [], "copy": []}
+    drainer = audit.AuditDrainer(state, db, batch=batch, block_s=0.05)
+    counter = redis.Redis.from_url(redis_url)
+    out = []
+    n = 0
     try:
-        await _round(state, db, args.batch, args.batch, "copy")  # warm-up: connections
-        for _ in range(args.rounds):
-            for write in results:
-                results[write].append(await _round(state, db, args.events, args.batch, write))
-        flush = await _flush_cost(state, (1, 3, 10, 30, 100))
+        for _ in range(rounds + 1):
+            lines = [line(n + i) for i in range(events)]
+            n += events
+            for payload in lines:  # the request path's part: queue (no round trip)
+                state.batcher.add((), payload)
+            before = calls(counter)
+            started = time.process_time()
+            await state.batcher.drain()
+            appended = time.process_time()
+            done = 0
+            while done < events:
+                done += await drainer.drain_once()
+            drained = time.process_time()
+            after = calls(counter)
+            out.append({
+                "append_us": (appended - started) / events * 1e6,
+                "drain_us": (drained - appended) / events * 1e6,
+                "redis_per_event": {
+                    name: round((after[name] - before.get(name, 0)) / events, 4)
+                    for name in after
+                    if name not in ("info", "config|resetstat")
+                    and after[name] != before.get(name, 0)
+                },
+            })
     finally:
         await state.close()
-        db.execute("DELETE FROM audit_events WHERE request_id LIKE ?", ("req-%",))
+        counter.close()
+        db.execute("DELETE FROM audit_events WHERE request_id LIKE ?", (f"req-{run}-%",))
         db.close()
-    summary: dict[str, Any] = {"events": args.events, "batch": args.batch, "rounds": args.rounds}
-    for write, rounds in results.items():
-        steps = {
-            step: statistics.median(r[step] for r in rounds)
-            for step in rounds[0]
-            if step != "queue"
-        }
-        steps["total"] = sum(steps.values())
-        summary[write] = {step: round(value, 2) for step, value in steps.items()}
-    summary["flush_cpu_us_by_requests"] = flush
-    return summary
+    print(json.dumps(out[1:]))
+
+
+uvloop.run(main())
+"""
+
+
+def _child(tree: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One interpreter's rounds for ``tree`` (its own gateway_app)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            tree,
+            args.redis_url,
+            args.database_url,
+            str(args.events),
+            str(args.batch),
+            str(args.rounds_per_run),
+        ],
+        env={**os.environ, "PYTHONPATH": tree},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tempfile.gettempdir(),
+    )
+    if result.returncode:
+        raise RuntimeError(f"{tree}: {result.stderr[-2000:]}")
+    return json.loads(result.stdout.splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tree", action="append", required=True, help="NAME=PATH (repeat)")
     parser.add_argument("--redis-url", required=True, help="a redis-server on loopback")
     parser.add_argument("--database-url", required=True, help="a PostgreSQL on loopback")
     parser.add_argument("--events", type=int, default=5000, help="events per round")
-    parser.add_argument("--batch", type=int, default=500, help="governance.audit_batch")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=50, help="governance.audit_batch")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of the trees")
+    parser.add_argument("--rounds-per-run", type=int, default=3, help="rounds per interpreter")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
-    import uvloop  # the gateway's event loop
-
-    summary = uvloop.run(_main(args))
-    for write in ("executemany", "copy"):
-        steps = summary[write]
-        print(f"{write}: " + ", ".join(f"{step} {value:.1f}" for step, value in steps.items()))
-    print(
-        "batcher CPU µs per flush of N requests: "
-        + ", ".join(f"N={n}: {us:.0f}" for n, us in summary["flush_cpu_us_by_requests"].items())
-    )
+    trees = dict(item.split("=", 1) for item in args.tree)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+    for _ in range(args.rounds):
+        for name, path in trees.items():
+            runs[name] += _child(str(Path(path).resolve()), args)
+    summary: dict[str, Any] = {"events": args.events, "batch": args.batch, "trees": {}}
+    for name, rounds in runs.items():
+        commands = sorted({c for r in rounds for c in r["redis_per_event"]})
+        figures = {
+            "append_us": [round(r["append_us"], 2) for r in rounds],
+            "drain_us": [round(r["drain_us"], 2) for r in rounds],
+            "append_us_median": round(statistics.median(r["append_us"] for r in rounds), 2),
+            "drain_us_median": round(statistics.median(r["drain_us"] for r in rounds), 2),
+            "redis_per_event": {
+                c: statistics.median(r["redis_per_event"].get(c, 0.0) for r in rounds)
+                for c in commands
+            },
+        }
+        summary["trees"][name] = figures
+        print(
+            f"{name}: append {figures['append_us_median']:.2f} + drain "
+            f"{figures['drain_us_median']:.2f} CPU µs per event (medians of {len(rounds)}: "
+            f"drain {figures['drain_us']}); Redis per event "
+            + ", ".join(f"{c} {v:g}" for c, v in figures["redis_per_event"].items())
+        )
     if args.out:
         Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
 
