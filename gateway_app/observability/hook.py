@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway_app.context import Exchange, RequestContext
 from gateway_app.hooks import Hook, Stage
-from gateway_app.observability.logs import ACCESS_LOGGER, access_fields
+from gateway_app.observability.logs import ACCESS_LOGGER, access_fields, access_writer
 
 if TYPE_CHECKING:
     from gateway_app.config import GatewayConfig
@@ -64,7 +64,15 @@ class ObservabilityHook(Hook[None]):
                     metrics.set_circuit(
                         attempt.deployment, str(self.breakers.state(attempt.deployment))
                     )
-        if self.log and access_log.isEnabledFor(logging.INFO):
+        writer = access_writer(access_log) if self.log else None
+        if writer is not None:
+            # Nothing but the gateway's own log handler would see the record: the line
+            # without the logging machinery (logs.access_writer).
+            writer.access(
+                request.request_id,
+                access_fields(request, exchange, now, self.include_prompts, self.models),
+            )
+        elif self.log and access_log.isEnabledFor(logging.INFO):
             # makeRecord + handle is what .info() does, minus the caller lookup
             # (a stack walk per line; the access line names no source location).
             access_log.handle(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -17,7 +20,9 @@ from gateway_app.cache.store import InProcessCacheStore
 from gateway_app.config import parse
 from gateway_app.context import Caller, Exchange, RequestContext
 from gateway_app.hooks import Hook, Response
+from gateway_app.observability import logs
 from gateway_app.observability.hook import ObservabilityHook
+from gateway_app.observability.logs import ACCESS_LOGGER, BufferedLineHandler, JsonFormatter
 from gateway_app.observability.metrics import Metrics
 from gateway_app.observability.tracing import TimedHook, Tracer, configured
 from tests.fakes import FakeUpstream
@@ -158,3 +163,116 @@ def test_tracing_is_off_unless_otel_variables_ask() -> None:
     assert not configured(
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_EXPORTER": "none"}
     )
+
+
+@pytest.fixture
+def log_stream() -> Iterator[tuple[io.BytesIO, BufferedLineHandler]]:
+    """The ``gateway_app`` loggers as :func:`logs.configure` sets them up in a served
+    gateway (one :class:`BufferedLineHandler`, not propagating), writing to a buffer."""
+    root = logging.getLogger("gateway_app")
+    saved = (root.handlers[:], root.propagate, root.level)
+    stream = io.BytesIO()
+    handler = BufferedLineHandler(stream, interval_s=3600)
+    root.handlers[:] = [handler]
+    root.propagate = False
+    root.setLevel(logging.INFO)
+    try:
+        yield stream, handler
+    finally:
+        handler.close()
+        root.handlers[:], root.propagate = saved[0], saved[1]
+        root.setLevel(saved[2])
+
+
+def _alone(handler: BufferedLineHandler) -> None:
+    """Only ``handler`` on the ``gateway_app`` logger, as in a served gateway: pytest
+    attaches its log capture to every non-propagating logger for each test's call."""
+    logging.getLogger("gateway_app").handlers[:] = [handler]
+
+
+def test_an_access_line_written_directly_is_the_line_the_logger_writes(
+    log_stream: tuple[io.BytesIO, BufferedLineHandler], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The access line skips the logging machinery (no ``LogRecord``) only where nothing
+    else would see the record, and its bytes are the ``JsonFormatter``'s for that record."""
+    stream, handler = log_stream
+    access = logging.getLogger(ACCESS_LOGGER)
+    _alone(handler)
+    assert logs.access_writer(access) is handler
+    fields = {"endpoint": "/v1/chat/completions", "status": 200, "cost_usd": 1.5e-06,
+              "attempts": ["gpt-4o-mini#0:ok"], "note": "tab\\t \u00e9 \"q\""}  # fmt: skip
+    created = 1796569391.9871
+    monkeypatch.setattr(logs.time, "time", lambda: created)
+    handler.access("req-direct-1", dict(fields))
+    record = access.makeRecord(
+        ACCESS_LOGGER, logging.INFO, __file__, 0, "request", (), None,
+        extra={"request_id": "req-direct-1", "fields": dict(fields)},
+    )  # fmt: skip
+    record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+    handler.flush()
+    assert stream.getvalue() == JsonFormatter().format_bytes(record) + b"\n"
+    assert orjson.loads(stream.getvalue())["ts"] == "2026-12-06T15:03:11.987Z"
+    # Anything else that would see the record: the logging machinery, as before.
+    probe = logging.Handler()
+    for undo, change in (
+        (lambda: access.removeHandler(probe), lambda: access.addHandler(probe)),
+        (lambda: access.removeFilter(probe), lambda: access.addFilter(lambda r: True)),
+        (lambda: access.setLevel(logging.NOTSET), lambda: access.setLevel(logging.WARNING)),
+        (lambda: handler.removeFilter(probe), lambda: handler.addFilter(lambda r: True)),
+        (
+            lambda: logging.getLogger("gateway_app").removeHandler(probe),
+            lambda: logging.getLogger("gateway_app").addHandler(probe),
+        ),
+        (
+            lambda: setattr(logging.getLogger("gateway_app"), "propagate", False),
+            lambda: setattr(logging.getLogger("gateway_app"), "propagate", True),
+        ),
+    ):
+        change()
+        try:
+            assert logs.access_writer(access) is None
+        finally:
+            undo()
+            access.filters.clear()
+            handler.filters.clear()
+        assert logs.access_writer(access) is handler
+
+
+def test_a_served_gateway_writes_its_access_lines_without_log_records(
+    log_stream: tuple[io.BytesIO, BufferedLineHandler],
+    monkeypatch: pytest.MonkeyPatch,
+    fake_openai: FakeUpstream,
+    fake_anthropic: FakeUpstream,
+) -> None:
+    stream, handler = log_stream
+    made: list[str] = []
+    make = logging.Logger.makeRecord
+
+    def counting(self: logging.Logger, name: str, *args: Any, **kwargs: Any) -> Any:
+        made.append(name)
+        return make(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(logging.Logger, "makeRecord", counting)
+    _alone(handler)
+    raw = {
+        "providers": providers(fake_openai, fake_anthropic),
+        "models": {
+            "gpt-4o-mini": {"deployments": [{"provider": "openai", "model": "gpt-4o-mini"}]}
+        },
+    }
+    with serve(raw) as running:
+        client = running.client()
+        client.api_key = KEY
+        for n in range(3):
+            client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": PROMPT}],
+                extra_headers={"x-request-id": f"req-direct-{n}"},
+            )
+    handler.flush()
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    access = [line for line in lines if line["logger"] == ACCESS_LOGGER]
+    assert [line["request_id"] for line in access] == [f"req-direct-{n}" for n in range(3)]
+    assert all(line["status"] == 200 and line["prompt_tokens"] == 11 for line in access)
+    assert ACCESS_LOGGER not in made
+    assert KEY not in stream.getvalue().decode()
