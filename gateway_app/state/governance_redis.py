@@ -137,11 +137,11 @@ LEGACY_STREAM = "audit"
 """The audit stream of the versions before (JSON objects only): drained, never written."""
 LEGACY_ID = "v1:"
 """What :meth:`RedisGovernanceState.read_audit` puts before the id of a legacy entry."""
-LEGACY_CLAIM_EVERY_S = 5.0
 CLAIM_EVERY_S = 0.5
 """How often a drainer looks for a dead replica's pending audit entries (``XAUTOCLAIM``;
 more often when ``claim_idle_s`` is shorter than twice this): they become claimable only
 after ``claim_idle_s``, so looking on every pass cost a round trip per batch for nothing."""
+LEGACY_CLAIM_EVERY_S = 5.0
 """How often a drainer takes over idle pending entries of the legacy stream (every
 :data:`CLAIM_EVERY_S` for the current one): a dead old replica's events wait at most this
 much longer."""
