@@ -45,7 +45,7 @@ from typing import Any
 import orjson
 
 from gateway_app.governance import audit
-from gateway_app.governance.storage import Database
+from gateway_app.governance.storage import ConnectionName, Database
 
 log = logging.getLogger("gateway_app.governance")
 
@@ -159,7 +159,7 @@ class AuditShipper:
         self.caught_up = False  # the last batch held everything stored here
         # PostgreSQL: marks go over a second connection, alongside the next batch's select
         # (one connection runs one statement at a time). SQLite: the same connection.
-        self._mark_db = Database(db.url, ca_file=db.ca_file) if db.kind == "postgres" else db
+        self._mark_db = db.another(ConnectionName.AUDIT_SHIPPER) if db.kind == "postgres" else db
         self._marking: asyncio.Future[None] | None = None
         # The sweep's next batch, selected past the last one while that one is sent.
         self._next: asyncio.Future[list[dict[str, Any]]] | None = None
