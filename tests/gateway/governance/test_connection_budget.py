@@ -7,8 +7,10 @@ A new connection somewhere in the gateway would make every plan's budget wrong, 
 PostgreSQL would refuse connections at peak traffic, long after a deploy that looked fine.
 
 So the gateway runs as users run it (``python -m gateway_app serve``, as one process and
-as ``--workers 2``, each on a database and a Redis of its own) while
-``pg_stat_activity`` is sampled every 10 ms (:mod:`.pg_activity`):
+as ``--workers 2``, each on a database and a Redis of its own) against a PostgreSQL that
+logs every connection and disconnection; replayed, the log gives every moment's
+connections per database and ``application_name``, the shortest-lived included
+(:class:`~tests.gateway.governance.pg_activity.ConnectionLog`):
 
 - the ``migrate`` Job, on the empty database, holds one connection;
 - the gateway, under concurrent requests through the official OpenAI SDK while the
@@ -41,7 +43,7 @@ import pytest
 from gateway_app.governance.storage import ConnectionName
 from infra.decisions.postgres import CONNECTIONS_PER_PROCESS, connections_needed
 from tests.gateway.conftest import run_async
-from tests.gateway.governance.pg_activity import Activity, ConnectionSampler
+from tests.gateway.governance.pg_activity import LOG_SETTINGS, Activity, ConnectionLog
 from tests.gateway.governance.processes import GatewayProcess, gateway_config
 from tests.gateway.governance.services import PostgresServer, RedisServer
 
@@ -78,7 +80,7 @@ class Served:
 
 @dataclass
 class Fleet:
-    sampler: ConnectionSampler
+    log: ConnectionLog
     served: dict[int, Served]  # by workers
     migrated: Activity  # what the first ``migrate`` of each database held
 
@@ -89,54 +91,55 @@ def _finish(job: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def fleet(postgres_server: PostgresServer, _fakes: Any) -> Iterator[Fleet]:
-    served = {
-        workers: Served(workers, postgres_server.new_database(f"budget{workers}_"))
-        for workers in TOPOLOGIES.values()
-    }
-    config = gateway_config(_fakes[0].url)
-    with ConnectionSampler(postgres_server.url) as sampler:
-        try:
-            # The migration Job first, on each empty database, as a first deploy runs it.
-            for job in [one.job("migrate") for one in served.values()]:
-                _finish(job)
-            migrated = sampler.take()
-            for one in served.values():
-                one.redis = RedisServer()
-            with ThreadPoolExecutor(len(served)) as pool:
-                futures = {
-                    one.workers: pool.submit(
-                        GatewayProcess,
-                        config,
-                        {"AIGW_REDIS_URL": one.redis.url, "AIGW_DATABASE_URL": one.url},
-                        workers=one.workers,
-                        start_timeout_s=90,
-                    )
-                    for one in served.values()
-                    if one.redis is not None
-                }
-            for workers, future in futures.items():
-                if future.exception() is None:
-                    served[workers].gateway = future.result()
-            for future in futures.values():
-                if (failed := future.exception()) is not None:
-                    raise failed
-            for one in served.values():
-                assert one.gateway is not None
-                created = one.gateway.admin(
-                    "POST", "/admin/keys", json={"team_id": "t", "project_id": "p"}
+def fleet(_fakes: Any) -> Iterator[Fleet]:
+    postgres = PostgresServer(settings=LOG_SETTINGS)
+    log = ConnectionLog(postgres.data, postgres.url)
+    served: dict[int, Served] = {}
+    try:
+        for workers in TOPOLOGIES.values():
+            served[workers] = Served(workers, postgres.new_database(f"budget{workers}_"))
+        # The migration Job first, on each empty database, as a first deploy runs it.
+        start = log.mark()
+        for job in [one.job("migrate") for one in served.values()]:
+            _finish(job)
+        migrated = log.between(start, log.mark())
+        config = gateway_config(_fakes[0].url)
+        for one in served.values():
+            one.redis = RedisServer()
+        with ThreadPoolExecutor(len(served)) as pool:
+            futures = {
+                one.workers: pool.submit(
+                    GatewayProcess,
+                    config,
+                    {"AIGW_REDIS_URL": one.redis.url, "AIGW_DATABASE_URL": one.url},
+                    workers=one.workers,
+                    start_timeout_s=90,
                 )
-                assert created.status_code == 201, created.text
-                one.key = created.json()["key"]
-            yield Fleet(sampler, served, migrated)
-        finally:
-            with ThreadPoolExecutor(len(served)) as pool:
-                list(
-                    pool.map(GatewayProcess.stop, [s.gateway for s in served.values() if s.gateway])
-                )
-            for one in served.values():
-                if one.redis is not None:
-                    one.redis.stop()
+                for one in served.values()
+                if one.redis is not None
+            }
+        for workers, future in futures.items():
+            if future.exception() is None:
+                served[workers].gateway = future.result()
+        for future in futures.values():
+            if (failed := future.exception()) is not None:
+                raise failed
+        for one in served.values():
+            assert one.gateway is not None
+            created = one.gateway.admin(
+                "POST", "/admin/keys", json={"team_id": "t", "project_id": "p"}
+            )
+            assert created.status_code == 201, created.text
+            one.key = created.json()["key"]
+        yield Fleet(log, served, migrated)
+    finally:
+        gateways = [one.gateway for one in served.values() if one.gateway is not None]
+        with ThreadPoolExecutor(len(served) or 1) as pool:
+            list(pool.map(GatewayProcess.stop, gateways))
+        for one in served.values():
+            if one.redis is not None:
+                one.redis.stop()
+        postgres.destroy()
 
 
 async def _requests(served: Served) -> None:
@@ -195,9 +198,9 @@ def test_the_gateway_holds_the_connections_the_plan_counts(topology: str, fleet:
     migrated = fleet.migrated.peak_by_name(database)
     assert migrated == {ConnectionName.MIGRATE.value: 1}, fleet.migrated.describe(database)
 
-    fleet.sampler.take()
+    start = fleet.log.mark()
     run_async(_serve(served))
-    serving = fleet.sampler.take()
+    serving = fleet.log.between(start, fleet.log.mark())
     processes = served.workers
     peak = serving.peak(database)
     assert peak <= CONNECTIONS_PER_PROCESS * processes, (
@@ -211,8 +214,9 @@ def test_the_gateway_holds_the_connections_the_plan_counts(topology: str, fleet:
     assert by_name[ConnectionName.GATEWAY] <= processes, by_name
     assert by_name[ConnectionName.ADMIN_REPORTS] <= processes, by_name
 
+    start = fleet.log.mark()
     run_async(_serve(served, "migrate", "audit-maintain"))
-    deploying = fleet.sampler.take()
+    deploying = fleet.log.between(start, fleet.log.mark())
     demand = connections_needed(1, canary=False, follower=False, workers=served.workers)
     peak = deploying.peak(database)
     assert peak <= demand.total, (
