@@ -540,10 +540,11 @@ class Database:
     def another(
         self, name: ConnectionName, *, statement_timeout_s: float | None = None
     ) -> Database:
-        """Another connection to the same database, named ``name``: one more of the
-        PostgreSQL connections a process holds, counted in the plan's connection budget
-        (``CONNECTIONS_PER_PROCESS`` in infra/decisions/postgres.py and
-        docs/operations/sizing.md, "PostgreSQL connections"): say there what it is for."""
+        """Another connection to the same database, named ``name``. Each is one more of
+        the PostgreSQL connections the plan budgets per process
+        (``CONNECTIONS_PER_PROCESS`` in infra/decisions/postgres.py, the table in
+        docs/operations/sizing.md, "PostgreSQL connections"): a new use must be counted
+        there, or the tests that hold the gateway to the budget fail."""
         return Database(
             self.url, ca_file=self.ca_file, statement_timeout_s=statement_timeout_s, name=name
         )
