@@ -215,8 +215,10 @@ def _owner_database(command: str) -> tuple[Any, str | None, bool] | int:
     """
     from gateway_app.credentials.database import OwnerCredentialError, owner_database_url
     from gateway_app.environment import Environment
-    from gateway_app.governance.storage import Database
+    from gateway_app.governance.storage import ConnectionName, Database
 
+    # The Job's connection as pg_stat_activity shows it (docs/operations/sizing.md).
+    name = ConnectionName.MIGRATE if command == "migrate" else ConnectionName.AUDIT_MAINTAIN
     env = Environment.from_environ()
     app_url = env.database_url
     try:
@@ -239,7 +241,7 @@ def _owner_database(command: str) -> tuple[Any, str | None, bool] | int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    db = Database(owner_url or app_url or "", ca_file=env.database_ca_file)
+    db = Database(owner_url or app_url or "", ca_file=env.database_ca_file, name=name)
     return db, app_url, bool(owner_url)
 
 

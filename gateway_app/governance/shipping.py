@@ -45,7 +45,7 @@ from typing import Any
 import orjson
 
 from gateway_app.governance import audit
-from gateway_app.governance.storage import Database
+from gateway_app.governance.storage import ConnectionName, Database
 
 log = logging.getLogger("gateway_app.governance")
 
@@ -159,8 +159,9 @@ class AuditShipper:
         self.caught_up = False  # the last batch held everything stored here
         # PostgreSQL: marks go over a second connection, alongside the next batch's select
         # (one connection runs one statement at a time). SQLite: the same connection.
-        self._mark_db = Database(db.url, ca_file=db.ca_file) if db.kind == "postgres" else db
+        self._mark_db = db.another(ConnectionName.AUDIT_SHIPPER) if db.kind == "postgres" else db
         self._marking: asyncio.Future[None] | None = None
+        self._marks_open = False  # the marks' own connection may be open (PostgreSQL)
         # The sweep's next batch, selected past the last one while that one is sent.
         self._next: asyncio.Future[list[dict[str, Any]]] | None = None
         self._sweep_at = 0.0  # when the sweep's first batch was selected
@@ -184,6 +185,7 @@ class AuditShipper:
                 if not self.shipping:
                     await self._end_sweep()  # a shipper taking over starts from the oldest
                     await self.marked()
+                    await self._close_marks()
                     await asyncio.sleep(self.lease.renew_s if self.lease else self.interval_s)
                     continue
                 try:
@@ -242,6 +244,15 @@ class AuditShipper:
             await asyncio.wait_for(self.lease.release(), 1.0)
         except Exception as exc:
             log.warning("audit shipper lease not released (%s: %s)", type(exc).__name__, exc)
+
+    async def _close_marks(self) -> None:
+        """Close the marks' connection once this replica no longer ships: the plan counts
+        one shipper connection per follower cloud, the lease holder's
+        (``infra/decisions/postgres.py``); a replica that lost the lease to another must
+        not keep its own open beside the new holder's."""
+        if self._marks_open and self._mark_db is not self.db:
+            self._marks_open = False
+            await asyncio.to_thread(self._mark_db.close)
 
     async def marked(self) -> None:
         """Wait until the batch sent last is marked shipped here (its error raised)."""
@@ -312,6 +323,7 @@ class AuditShipper:
             await self._end_sweep()  # sent again from the sweep's start: stored once
             raise
         await self.marked()  # one mark at a time
+        self._marks_open = True
         self._marking = asyncio.ensure_future(
             asyncio.to_thread(audit.mark_shipped, self._mark_db, rows, time.time())
         )

@@ -23,6 +23,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -478,19 +479,48 @@ class CopyText:
 _COPY_TEXT_WARNED = False
 
 
+class ConnectionName(StrEnum):
+    """The PostgreSQL ``application_name`` of each connection the gateway opens, by what
+    holds it: ``pg_stat_activity`` shows who holds which of the server's connection slots
+    (docs/operations/sizing.md, "PostgreSQL connections"). Sent as libpq's
+    ``fallback_application_name``, so an ``application_name`` in the URL (or
+    ``PGAPPNAME``) wins."""
+
+    GATEWAY = "aigw-gateway"
+    """A gateway process's own: key lookups, the audit drain, the change feed, leases,
+    the global plane's ledger and receiving side, the roll-up lag gauge."""
+    ADMIN_REPORTS = "aigw-admin-reports"
+    """The admin API's analytics and audit search (:meth:`Database.for_reports`)."""
+    AUDIT_SHIPPER = "aigw-audit-shipper"
+    """A follower cloud's audit shipper's marks (the replica holding the shipper lease)."""
+    MIGRATE = "aigw-migrate"
+    """``python -m gateway_app migrate`` (the migration Job)."""
+    AUDIT_MAINTAIN = "aigw-audit-maintain"
+    """``python -m gateway_app audit-maintain`` (the CronJob)."""
+
+
 class Database:
     """One connection to SQLite or PostgreSQL, used from worker threads under a lock.
 
     ``statement_timeout_s``: every statement run through this instance is cancelled after
     that long (PostgreSQL: ``statement_timeout`` set for each call's own transaction, so
     it holds through a transaction-pooling proxy; SQLite: interrupted by a progress
-    handler) and raises :class:`QueryTimedOut`."""
+    handler) and raises :class:`QueryTimedOut`.
+
+    ``name``: the connection's PostgreSQL ``application_name`` (:class:`ConnectionName`;
+    None: libpq's default, none)."""
 
     def __init__(
-        self, url: str, *, ca_file: str | None = None, statement_timeout_s: float | None = None
+        self,
+        url: str,
+        *,
+        ca_file: str | None = None,
+        statement_timeout_s: float | None = None,
+        name: ConnectionName | None = None,
     ) -> None:
         self.url = url
         self.ca_file = ca_file
+        self.name = name
         self.kind = "postgres" if url.startswith(("postgres://", "postgresql://")) else "sqlite"
         self.statement_timeout_s = statement_timeout_s
         self._lock = threading.Lock()
@@ -505,13 +535,26 @@ class Database:
         database cannot be opened twice: it is this instance."""
         if self.kind == "sqlite" and ":memory:" in self.url:
             return self
-        return Database(self.url, ca_file=self.ca_file, statement_timeout_s=timeout_s)
+        return self.another(ConnectionName.ADMIN_REPORTS, statement_timeout_s=timeout_s)
+
+    def another(
+        self, name: ConnectionName, *, statement_timeout_s: float | None = None
+    ) -> Database:
+        """Another connection to the same database, named ``name``. Each is one more of
+        the PostgreSQL connections the plan budgets per process
+        (``CONNECTIONS_PER_PROCESS`` in infra/decisions/postgres.py, the table in
+        docs/operations/sizing.md, "PostgreSQL connections"): a new use must be counted
+        there, or the tests that hold the gateway to the budget fail."""
+        return Database(
+            self.url, ca_file=self.ca_file, statement_timeout_s=statement_timeout_s, name=name
+        )
 
     @classmethod
     def from_environment(cls, env: Environment, default_sqlite: str | os.PathLike[str]) -> Database:
-        """``AIGW_DATABASE_URL`` (+ ``AIGW_DATABASE_CA_FILE``), else SQLite at ``default_sqlite``."""
+        """``AIGW_DATABASE_URL`` (+ ``AIGW_DATABASE_CA_FILE``), else SQLite at
+        ``default_sqlite``: a gateway process's own connection (:attr:`ConnectionName.GATEWAY`)."""
         url = env.database_url or f"sqlite:///{default_sqlite}"
-        return cls(url, ca_file=env.database_ca_file)
+        return cls(url, ca_file=env.database_ca_file, name=ConnectionName.GATEWAY)
 
     def _connect(self) -> Any:
         if self.kind == "sqlite":
@@ -525,7 +568,7 @@ class Database:
         import psycopg
 
         return psycopg.connect(
-            postgres_dsn(self.url, self.ca_file), autocommit=True, connect_timeout=5
+            postgres_dsn(self.url, self.ca_file, self.name), autocommit=True, connect_timeout=5
         )
 
     def _sql(self, sql: str) -> str:
@@ -904,14 +947,18 @@ def app_credentials(url: str) -> tuple[str, str]:
     return user, password
 
 
-def postgres_dsn(url: str, ca_file: str | None) -> str:
+def postgres_dsn(url: str, ca_file: str | None, name: ConnectionName | None = None) -> str:
     """The URL with TLS settings: a CA file means ``sslmode=verify-full`` against it.
 
     Without a CA file and without an explicit ``sslmode``, non-loopback hosts get
-    ``sslmode=require`` (every managed PostgreSQL here enforces TLS).
+    ``sslmode=require`` (every managed PostgreSQL here enforces TLS). ``name`` becomes
+    libpq's ``fallback_application_name``: the ``application_name`` the server shows
+    unless the URL's own ``application_name`` (or ``PGAPPNAME``) says otherwise.
     """
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
+    if name is not None:
+        query.setdefault("fallback_application_name", name.value)
     if ca_file:
         query.setdefault("sslrootcert", ca_file)
         query.setdefault("sslmode", "verify-full")

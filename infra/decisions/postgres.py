@@ -32,7 +32,12 @@ from dataclasses import dataclass
 from infra.contracts import Cloud
 
 CONNECTIONS_PER_PROCESS = 2
-"""A gateway process's first connection, plus the admin reports' own once they ran on it."""
+"""A gateway process's first connection, plus the admin reports' own once they ran on it.
+
+Held to the gateway itself by ``tests/gateway/governance/test_connection_budget.py`` and
+``tests/multicloud/test_connections.py``, which count real ``serve`` processes' (and the
+Jobs' and the audit shipper's) connections on a real PostgreSQL against this module's
+arithmetic."""
 
 GATEWAY_WORKERS_PER_POD = 1
 """Processes per gateway pod: the Deployment runs the image's ``serve`` without ``--workers``."""
