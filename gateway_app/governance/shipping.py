@@ -183,9 +183,22 @@ class AuditShipper:
         try:
             while True:
                 if not self.shipping:
-                    await self._end_sweep()  # a shipper taking over starts from the oldest
-                    await self.marked()
-                    await self._close_marks()
+                    try:
+                        await self._end_sweep()  # a shipper taking over starts from the oldest
+                        await self.marked()
+                        await self._close_marks()
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        # The last mark failed as the lease went (the database, say): its
+                        # events stay unmarked and are shipped again, stored once at the
+                        # home. This replica stays a candidate for the lease.
+                        log.warning(
+                            "audit shipper: the last batch's mark failed (%s: %s); it is "
+                            "shipped again",
+                            type(exc).__name__,
+                            exc,
+                        )
                     await asyncio.sleep(self.lease.renew_s if self.lease else self.interval_s)
                     continue
                 try:

@@ -475,3 +475,77 @@ def test_through_stays_before_the_events_a_replica_holds_while_redis_is_unreacha
             await shipping.close()
 
     run_async(main())
+
+
+class _Lease:
+    """A lease the test hands out and takes back (``held``), renewed as the real one."""
+
+    renew_s = 0.02
+
+    def __init__(self) -> None:
+        self.held = True
+        self.token = "test-lease"
+
+    async def renew(self) -> bool:
+        return self.held
+
+    async def release(self) -> None:
+        self.held = False
+
+
+def test_a_mark_failing_as_the_lease_goes_leaves_the_replica_a_shipper(
+    follower_and_home: tuple[Database, Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last batch's mark fails (the database) just as the lease is lost: the replica
+    logs it and stays in the running; given the lease again it ships the rest, and the
+    batch whose mark failed is stored once at the home."""
+    follower, home = follower_and_home
+    events = _events(300)
+    audit.insert_events(follower, events[:100])
+    lease = _Lease()
+    mark = audit.mark_shipped
+    failing = {"left": 0}
+
+    def flaky_mark(db: Database, rows: Any, at: float) -> None:
+        if failing["left"]:
+            failing["left"] -= 1
+            lease.held = False  # the lease goes while this mark fails
+            raise DatabaseError("postgres: the server closed the connection")
+        mark(db, rows, at)
+
+    monkeypatch.setattr(audit, "mark_shipped", flaky_mark)
+    stored: list[int] = []
+
+    async def post(body: bytes) -> None:
+        data = orjson.loads(body)
+        stored.append(audit.store_shipped(home, "gcp", data["events"], data["through"])[0])
+
+    async def main() -> None:
+        shipper = AuditShipper(
+            follower,
+            post,
+            lease,
+            batch=100,
+            interval_s=0.02,
+            max_body=1 << 20,  # type: ignore[arg-type]
+        )
+        task = asyncio.get_running_loop().create_task(shipper.run())
+        try:
+            await _until(lambda: _unshipped(follower) == 0, 10.0, "the first batch shipped")
+            failing["left"] = 1
+            audit.insert_events(follower, events[100:200])
+            await _until(lambda: not lease.held, 10.0, "the mark fails, the lease goes")
+            await asyncio.sleep(10 * _Lease.renew_s)  # the replica, not shipping, goes on
+            assert not task.done(), task
+            audit.insert_events(follower, events[200:])
+            lease.held = True
+            await _until(lambda: _unshipped(follower) == 0, 10.0, "the rest shipped")
+        finally:
+            task.cancel()
+            await asyncio.wait([task])
+            await shipper.stop()
+
+    run_async(main())
+    rows = home.fetch("SELECT event_id FROM audit_events")
+    assert sorted(row["event_id"] for row in rows) == sorted(e["event_id"] for e in events)
+    assert sum(stored) == 300
