@@ -2,9 +2,10 @@
 
 The line is escaped by the gateway, not by psycopg, so PostgreSQL itself judges it: every
 awkward value goes through the real ``COPY`` and reads back as the JSON event's row would.
-The line lives on a new stream (``{aigw}:audit-v2``): replicas of the version before read
-and write ``{aigw}:audit`` only, and this version drains both, so a rolling update stores
-every event once; a re-delivered batch of lines is stored once too.
+A batcher flush's events are one entry of ``{aigw}:audit-v3`` (the lines concatenated):
+replicas of the release before read and write ``{aigw}:audit-v2`` (one event per entry),
+those before that ``{aigw}:audit``, and this version drains all three, so a rolling update
+stores every event once; a re-delivered batch of lines is stored once too.
 """
 
 from __future__ import annotations
@@ -205,51 +206,64 @@ def _old_replica_event(n: int) -> bytes:
 def test_a_rolling_update_stores_the_old_and_the_new_streams_events_once(
     redis_state: Any, postgres_server: Any
 ) -> None:
-    """An old replica's events on ``{aigw}:audit`` (one read by it and never acknowledged:
-    it died) and this version's lines on ``{aigw}:audit-v2``: a new replica's drainer
-    stores each once, in the same passes; the depth gauge and the oldest-event time count
-    both streams until they are empty."""
+    """Replicas of two releases before, on ``{aigw}:audit`` (JSON objects), and of the
+    release before, on ``{aigw}:audit-v2`` (one line or JSON object per entry), each with
+    an entry it read and never acknowledged (it died), and this version's flush, one entry
+    on ``{aigw}:audit-v3``: a new replica's drainer stores each event once, in the same
+    passes; the depth gauge (events) and the oldest-event time count every stream until
+    they are empty."""
     db = Database(postgres_server.new_database("roll"))
     db.migrate()
 
     async def main() -> None:
         state = redis_state(claim_idle_s=0.05)
         client = state.client
-        legacy = state.legacy_stream
-        assert legacy.endswith(":audit") and state.stream.endswith(":audit-v2")
-        # The old replica: its group, one event it read and died with, two not yet read.
+        legacy, v2 = state.legacy_stream, state.v2_stream
+        assert legacy.endswith(":audit") and v2.endswith(":audit-v2")
+        assert state.stream.endswith(":audit-v3")
+        # The oldest replica: its group, one event it read and died with, two not yet read.
         await client.xgroup_create(legacy, GROUP, id="0", mkstream=True)
         first_id = await client.xadd(legacy, {"e": _old_replica_event(0)}, id="1000-0")
         await client.xreadgroup(GROUP, "old-replica", {legacy: ">"}, count=1)
         for n in (1, 2):
             await client.xadd(legacy, {"e": _old_replica_event(n)})
-        # This version's requests: their lines.
+        # The release before: a line it read and died with, a line and an admin event.
+        await client.xgroup_create(v2, GROUP, id="0", mkstream=True)
+        await client.xadd(v2, {"e": _line_and_row(30, "v2-read")[0]})
+        await client.xreadgroup(GROUP, "v2-replica", {v2: ">"}, count=1)
+        await client.xadd(v2, {"e": _line_and_row(31, "v2-unread")[0]})
+        admin = audit.event("admin", actor="admin_key", action="key.revoke", detail={"id": "k"})
+        await client.xadd(v2, {"e": orjson.dumps(admin)})
+        # This version's requests: their lines, one flush.
         lines = [_line_and_row(10 + i, f"new{i}")[0] for i in range(3)]
         for line in lines:
             await state.settle(None, 0, 0, line)
         await state.batcher.drain()
-        assert await state.audit_depth() == 6
+        assert await client.xlen(state.stream) == 1
+        assert await state.audit_depth() == 9
         assert await state.oldest_audit_s() == 1.0  # the legacy stream's oldest entry
-        await asyncio.sleep(0.1)  # the dead replica's entry is idle past claim_idle_s
+        await asyncio.sleep(0.1)  # the dead replicas' entries are idle past claim_idle_s
         drainer = AuditDrainer(state, db, batch=50, block_s=0.01)
         written = 0
         for _ in range(10):
             written += await drainer.drain_once()
-        assert written == 6
+        assert written == 9
         assert await state.audit_depth() == 0
         assert await state.oldest_audit_s() is None
-        assert await client.xpending(legacy, GROUP) == {
-            "pending": 0,
-            "min": None,
-            "max": None,
-            "consumers": [],
-        }
+        for stream in (legacy, v2, state.stream):
+            assert (await client.xpending(stream, GROUP))["pending"] == 0, stream
+            assert await client.xlen(stream) == 0, stream
         stored = _stored(db)
-        assert len(stored) == 6
-        request_ids = sorted(row[audit.COLUMNS.index("request_id")] for row in stored.values())
-        assert request_ids == sorted(
-            [f"req-{n}-old{n}" for n in range(3)] + [f"req-{10 + i}-new{i}" for i in range(3)]
+        assert len(stored) == 9
+        request_ids = sorted(
+            row[audit.COLUMNS.index("request_id")] for row in stored.values() if row[1] != "admin"
         )
+        assert request_ids == sorted(
+            [f"req-{n}-old{n}" for n in range(3)]
+            + [f"req-{10 + i}-new{i}" for i in range(3)]
+            + ["req-30-v2-read", "req-31-v2-unread"]
+        )
+        assert stored[admin["event_id"]][audit.COLUMNS.index("action")] == "key.revoke"
         assert first_id == b"1000-0"
         await state.close()
 
@@ -259,19 +273,21 @@ def test_a_rolling_update_stores_the_old_and_the_new_streams_events_once(
         db.close()
 
 
-def test_a_batch_acknowledged_late_is_stored_once_from_both_streams(
+def test_a_batch_acknowledged_late_is_stored_once_from_every_stream(
     redis_state: Any, postgres_server: Any
 ) -> None:
-    """The drainer stored a batch (an old replica's event and new lines) and its
-    acknowledgement failed (Redis dropped the connection; the replica died): the entries
-    stay pending, the next pass reads them again and stores none twice."""
+    """The drainer stored a batch (an old replica's event, one of the release before, and
+    a flush's entry of lines) and its acknowledgement failed (Redis dropped the connection;
+    the replica died): the entries stay pending, the next pass reads them again, its COPY
+    fails on the key and the row-by-row insert stores none twice."""
     db = Database(postgres_server.new_database("late"))
     db.migrate()
 
     async def main() -> None:
         state = redis_state()
-        await state.read_audit(1, 0.01)  # the groups exist on both streams
+        await state.read_audit(1, 0.01)  # the groups exist on every stream
         await state.client.xadd(state.legacy_stream, {"e": _old_replica_event(0)})
+        await state.client.xadd(state.v2_stream, {"e": _line_and_row(40, "v2")[0]})
         for i in range(4):
             await state.settle(None, 0, 0, _line_and_row(20 + i, f"late{i}")[0])
         await state.batcher.drain()
@@ -284,11 +300,12 @@ def test_a_batch_acknowledged_late_is_stored_once_from_both_streams(
         state.ack = lost_ack
         with pytest.raises(ConnectionError):
             await drainer.drain_once()
-        assert len(_stored(db)) == 5
+        assert len(_stored(db)) == 6
         state.ack = real_ack
-        assert await drainer.drain_once() == 5  # its own pending entries, again
+        assert await drainer.drain_once() == 6  # its own pending entries, again
         assert await drainer.drain_once() == 0
         assert await state.audit_depth() == 0
+        assert db.fetch("SELECT COUNT(*) AS n FROM audit_events")[0]["n"] == 6
         await state.close()
 
     try:
