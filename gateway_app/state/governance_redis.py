@@ -836,8 +836,9 @@ class RedisGovernanceState:
         streams = (self.stream, *self.older_streams.values())
         # 1. ours, read before but not acknowledged (the database write failed; or unknown)
         entries: list[AuditEntry] = []
+        more_pending = False
         if self._unacked != 0:
-            await self._fill(entries, dict.fromkeys(streams, "0"), count)
+            more_pending = await self._fill(entries, dict.fromkeys(streams, "0"), count)
         now = time.monotonic()
         if not entries and now >= self._claim_at:
             # 2. those of a replica that died with events pending, once they are claimable
@@ -875,7 +876,7 @@ class RedisGovernanceState:
                 break
             kept += 1
             events += entry.events
-        self._unacked = kept if kept == len(entries) else None
+        self._unacked = kept if kept == len(entries) and not more_pending else None
         del entries[kept:]
         return entries
 
@@ -890,12 +891,13 @@ class RedisGovernanceState:
         after: dict[str, str],
         count: int,
         block_s: float | None = None,
-    ) -> None:
+    ) -> bool:
         """Add to ``entries`` what ``after``'s streams hold past each one's id (``0``: this
         consumer's pending entries; ``>``: new ones) until ``count`` events are read or the
         next entry would likely not fit; ``block_s``: wait that long for a first entry when
         ``entries`` is empty. Each reply holds at most :data:`READ_CHUNK` entries per
-        stream (parsed on the event loop, between the requests it serves)."""
+        stream (parsed on the event loop, between the requests it serves). True if it
+        stopped with entries perhaps left to read (a batch full)."""
         events = sum(entry.events for entry in entries)
         while after:
             # Entries of the current stream hold what a flush held; an older one's, one event.
@@ -922,6 +924,7 @@ class RedisGovernanceState:
                     after[stream] = _text(got[-1][0])
             if block and not entries:
                 break  # nothing arrived while it waited
+        return bool(after)
 
     @staticmethod
     def _by_stream(reply: Any, streams: tuple[str, ...]) -> list[tuple[str, list[Any]]]:

@@ -393,3 +393,52 @@ def test_settling_looks_a_deployments_prices_up_once(
     assert len(asked) == 1, asked
     costs = {r["cost_usd"] for r in rows}
     assert len(costs) == 1 and costs.pop() > 0
+
+
+def test_a_write_holds_at_most_audit_batch_events_or_one_entry(redis_server: Any) -> None:
+    """Flushes of 20, 20, 20, 100 and 5 events (one stream entry each) drained with
+    ``audit_batch`` 50: each write holds at most 50 events, or the one entry of 100 alone;
+    an entry read past the bound stays pending and is the next pass's first; every event
+    is stored once."""
+    from gateway_app.state.governance_redis import RedisGovernanceState
+
+    prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
+    sizes = [20, 20, 20, 100, 5]
+    events = _events(sum(sizes))
+    database = Database("sqlite:///:memory:")
+    database.migrate()
+    writes: list[int] = []
+    real_insert = audit.insert_rows
+
+    def recorded(db: Database, rows: Any, copy_text: Any = None) -> None:
+        writes.append(len(rows))
+        real_insert(db, rows, copy_text)
+
+    async def main() -> list[int]:
+        state = RedisGovernanceState.from_url(
+            redis_server.url, prefix=prefix, flush_interval_s=3600, flush_items=10**6
+        )
+        sent = iter(events)
+        for size in sizes:
+            for _ in range(size):
+                await state.settle(None, 0, 0, orjson.dumps(next(sent)))
+            await state.batcher.drain()
+        assert await state.client.xlen(state.stream) == len(sizes)
+        drainer = AuditDrainer(state, database, batch=50, block_s=0.01)
+        passes = []
+        while drained := await drainer.drain_once():
+            passes.append(drained)
+        assert await state.audit_depth() == 0
+        await state.close()
+        return passes
+
+    audit_insert = audit.insert_rows
+    audit.insert_rows = recorded  # type: ignore[assignment]
+    try:
+        passes = run_async(main())
+    finally:
+        audit.insert_rows = audit_insert  # type: ignore[assignment]
+    assert passes == writes == [40, 20, 100, 5]
+    stored = database.fetch("SELECT request_id FROM audit_events")
+    assert sorted(r["request_id"] for r in stored) == sorted(e["request_id"] for e in events)
+    database.close()
