@@ -132,8 +132,8 @@ TRAFFIC: tuple[Traffic, ...] = (
         postgres_statements=4,
         postgres_transactions=4,
         note="at most one pass per 0.2 s (an empty read blocks that long) or per "
-        "`governance.audit_interval_s` (0.25 s) after a partial batch (usually one read each "
-        "read); each read covers the audit streams of the releases before too (`audit-v2`, "
+        "`governance.audit_interval_s` (0.25 s) after a partial batch (usually one read each); "
+        "each read covers the audit streams of the releases before too (`audit-v2`, "
         "`audit`); a dead replica's idle entries are claimed every 0.5 s (the previous "
         "releases' streams: every 5 s, both in one round trip)",
     ),
