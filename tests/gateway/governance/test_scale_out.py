@@ -189,6 +189,15 @@ def _wait_for_rows(stores: Stores, expected: int, timeout_s: float = 15.0) -> No
         assert time.monotonic() < deadline, f"{rows} audit rows, expected {expected}"
         time.sleep(0.1)
     assert rows == expected, f"{rows} audit rows, expected {expected}: an event written twice"
+    # And acknowledged (a script, EVALSHA, counted on both sides of the window's edges):
+    # its entries deleted (XLEN: the window's GETs are the reservation script's alone).
+    events = redis.Redis(port=stores.redis.port)
+    try:
+        while events.xlen("{aigw}:audit-v3"):
+            assert time.monotonic() < deadline, "audit events stored but not acknowledged"
+            time.sleep(0.05)
+    finally:
+        events.close()
 
 
 @dataclass
