@@ -787,7 +787,9 @@ class AuditDrainer:
             try:
                 drained = await self.drain_once()
                 backoff = 0.5
-                if 0 < drained < self.batch and self.interval_s:
+                # (a pass stopped at the bound, the next entry not fitting, is no partial
+                # batch: the buffer may hold a backlog, read on at once)
+                if 0 < drained < self.batch and self.interval_s and not self.state.audit_more:
                     await asyncio.sleep(self.interval_s)
             except asyncio.CancelledError:
                 raise

@@ -192,6 +192,13 @@ class GovernanceState(Protocol):
         when it alone holds more (the drainer's read)."""
         ...
 
+    @property
+    def audit_more(self) -> bool:
+        """True when the last :meth:`read_audit_entries` stopped at ``count`` with entries
+        perhaps left (the next did not fit): fewer events than ``count`` is then no sign of
+        an empty buffer, and the drainer reads again at once."""
+        ...
+
     async def ack(self, ids: list[str]) -> None:
         """The events are in the database: drop their entries from the buffer."""
         ...
@@ -354,6 +361,10 @@ class InProcessGovernanceState:
 
     async def read_audit_entries(self, count: int, block_s: float) -> list[AuditEntry]:
         return [AuditEntry(i, 1, event) for i, event in await self.read_audit(count, block_s)]
+
+    @property
+    def audit_more(self) -> bool:
+        return False  # an event per entry: a read short of ``count`` took every one
 
     async def ack(self, ids: list[str]) -> None:
         with self._lock:

@@ -645,6 +645,7 @@ class RedisGovernanceState:
         # a process that read before): the next pass re-reads its pending list first. None:
         # not known (at start, after the group was recreated): look.
         self._unacked: int | None = None
+        self._more = False  # (audit_more) the last read stopped at the bound
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._reserve = hot.script(_RESERVE)
         self._ack = self.reader.script(_ACK)
@@ -867,7 +868,7 @@ class RedisGovernanceState:
                     entries += self._entries(key, reply[1] if reply else [])
         # 3. new ones: wait for the first (unless there are some), then take what is there
         # up to ``count`` events
-        await self._fill(entries, dict.fromkeys(streams, ">"), count, block_s)
+        more_new = await self._fill(entries, dict.fromkeys(streams, ">"), count, block_s)
         # At most ``count`` events (or the first entry's): those past it stay pending, read
         # again by the next pass.
         kept, events = 0, 0
@@ -877,8 +878,13 @@ class RedisGovernanceState:
             kept += 1
             events += entry.events
         self._unacked = kept if kept == len(entries) and not more_pending else None
+        self._more = kept < len(entries) or more_pending or more_new
         del entries[kept:]
         return entries
+
+    @property
+    def audit_more(self) -> bool:
+        return self._more
 
     @staticmethod
     def _count(events: int, per_entry: float) -> int:
