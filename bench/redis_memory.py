@@ -5,11 +5,13 @@ drainers can store it; how long an outage a Redis survives depends on this figur
 (docs/operations/sizing.md, "Redis memory"). Starts a private redis-server (the tests'
 helper), appends ``--events`` request events of the shape the gateway writes, in both
 forms the gateway buffers (``line``: the ``COPY`` line of a PostgreSQL deployment, what
-production buffers; ``json``: the JSON object of an SQLite one), each to its own stream,
-and prints the growth of ``used_memory`` and ``MEMORY USAGE`` of the stream per event,
-as JSON.
+production buffers; ``json``: the JSON object of an SQLite one), as the batcher writes
+them (one stream entry per flush, ``--per-entry`` events each: a flush holds what a
+replica's requests queued in ``governance.settle_interval_s``, one at a trickle, tens to
+hundreds under load), each form and entry size to its own stream, and prints the growth
+of ``used_memory`` and ``MEMORY USAGE`` of the stream per event, as JSON.
 
-    .venv/bin/python bench/redis_memory.py --events 100000
+    .venv/bin/python bench/redis_memory.py --events 100000 --per-entry 1,8,64,256
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway_app.governance import audit
+from gateway_app.state.governance_redis import entry_block
 from tests.gateway.governance.services import RedisServer
 
 
@@ -36,7 +39,9 @@ def _json(*fields: object) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--per-entry", default="1,8,64,256", help="events per stream entry")
     args = parser.parse_args()
+    sizes = [int(n) for n in args.per_entry.split(",")]
     server = RedisServer()
     try:
         client = redis.Redis.from_url(server.url)
@@ -47,42 +52,49 @@ def main() -> None:
             "events": args.events,
         }
         for form, build in (("line", audit.request_line), ("json", _json)):
-            stream = f"{{aigw}}:bench-{form}"
-            before = int(client.info("memory")["used_memory"])
-            pipe = client.pipeline(transaction=False)
-            size = 0
-            for i in range(args.events):
-                payload = build(
-                    f"req-{i:016x}",
-                    "key_6481b2f5426333a4",
-                    "team-search",
-                    "project-web",
-                    None,
-                    "gpt-4o-mini",
-                    "openai/gpt-4o-mini",
-                    "openai",
-                    200,
-                    1234,
-                    321,
-                    0.000712,
-                    812.345,
-                    None,
-                    None,
-                    "reported",
-                    None,
-                )
-                size += len(payload)
-                pipe.xadd(stream, {"e": payload})
-                if i % 1000 == 999:
-                    pipe.execute()
-            pipe.execute()
-            after = int(client.info("memory")["used_memory"])
-            usage = int(client.memory_usage(stream, samples=0) or 0)
-            out[form] = {
-                "payload_bytes": round(size / args.events, 1),
-                "used_memory_per_event": round((after - before) / args.events, 1),
-                "memory_usage_per_event": round(usage / args.events, 1),
-            }
+            results: dict[str, object] = {}
+            for per_entry in sizes:
+                stream = f"{{aigw}}:bench-{form}-{per_entry}"
+                before = int(client.info("memory")["used_memory"])
+                pipe = client.pipeline(transaction=False)
+                size, entry = 0, []
+                for i in range(args.events):
+                    payload = build(
+                        f"req-{i:016x}",
+                        "key_6481b2f5426333a4",
+                        "team-search",
+                        "project-web",
+                        None,
+                        "gpt-4o-mini",
+                        "openai/gpt-4o-mini",
+                        "openai",
+                        200,
+                        1234,
+                        321,
+                        0.000712,
+                        812.345,
+                        None,
+                        None,
+                        "reported",
+                        None,
+                    )
+                    size += len(payload)
+                    entry.append(payload)
+                    if len(entry) == per_entry or i == args.events - 1:
+                        pipe.xadd(stream, {"n": len(entry), "b": entry_block(entry)})
+                        entry = []
+                    if i % 1000 == 999:
+                        pipe.execute()
+                pipe.execute()
+                after = int(client.info("memory")["used_memory"])
+                usage = int(client.memory_usage(stream, samples=0) or 0)
+                results[str(per_entry)] = {
+                    "payload_bytes": round(size / args.events, 1),
+                    "used_memory_per_event": round((after - before) / args.events, 1),
+                    "memory_usage_per_event": round(usage / args.events, 1),
+                }
+                client.delete(stream)
+            out[form] = results
         print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
     finally:
         server.stop()

@@ -13,7 +13,9 @@ exactly once.
 A buffered event is a JSON object (:func:`decode`), or, for a request on PostgreSQL, the
 line its batch's ``COPY`` takes (:func:`request_line`): the drainer appends such a line
 to the batch as it is and reads it back (:func:`parse_line`) only when the batch is
-stored row by row (``bench/partial-audit-rows.md``).
+stored row by row (``bench/partial-audit-rows.md``). A buffer entry holds the events of
+one batcher flush (:class:`~gateway_app.state.governance.AuditEntry`): an entry of lines
+only is appended whole (:meth:`RowBatch.add_block`; ``bench/partial-audit-entries.md``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 import orjson
 
 from gateway_app.governance.storage import CopyText, Database, RejectedData, Transaction
-from gateway_app.state.governance import GovernanceState
+from gateway_app.state.governance import AuditEntry, GovernanceState
 
 log = logging.getLogger("gateway_app.governance")
 
@@ -408,6 +410,7 @@ class RowBatch:
     def __init__(self, db: Database, adapt: Any = None) -> None:
         self.rows: list[tuple[Any, ...] | bytes] = []
         self.copy_text = CopyText.create(adapt) if db.kind == "postgres" else None
+        self.events = 0  # rows: a block of lines (:meth:`add_block`) is one item of ``rows``
 
     def add(self, data: dict[str, Any]) -> None:
         """Add the event ``data`` (as :func:`event` gives it)."""
@@ -416,6 +419,7 @@ class RowBatch:
     def add_row(self, values: tuple[Any, ...]) -> None:
         """Add an event's row (:func:`row`, :func:`decode`)."""
         self.rows.append(values)
+        self.events += 1
         if self.copy_text is not None:
             try:
                 self.copy_text.add(values)
@@ -432,8 +436,44 @@ class RowBatch:
         if line[-1:] != b"\n" or line.count(9) != _TABS or line.count(10) != 1:
             raise ValueError(f"an audit line has {len(COLUMNS)} fields and ends in a newline")
         self.rows.append(line)
+        self.events += 1
         if self.copy_text is not None:
             self.copy_text.data += line
+
+    def add_block(self, block: bytes, events: int) -> bool:
+        """Add a buffer entry's ``events`` events (:class:`AuditEntry`) whole, if its block
+        is ``COPY`` lines only: as many newlines as events, 24 tabs each, a newline at the
+        end and no JSON object (none starts with ``{``), checked in C without splitting it
+        (a line's tabs and newline are checked only if the batch is stored row by row:
+        :func:`parse_line`). False, and nothing added, otherwise."""
+        if (
+            events < 1
+            or block[-1:] != b"\n"
+            or block.count(10) != events
+            or block.count(9) != _TABS * events
+            or block[:1] == b"{"
+            or b"\n{" in block
+        ):
+            return False
+        self.rows.append(block)
+        self.events += events
+        if self.copy_text is not None:
+            self.copy_text.data += block
+        return True
+
+    def add_entry(self, entry: AuditEntry) -> None:
+        """Add a buffer entry: whole (:meth:`add_block`), or else event by event
+        (:func:`entry_events`); an unreadable event is logged and skipped."""
+        if not self.add_block(entry.block, entry.events):
+            for payload in entry_events(entry):
+                self.add_logged(payload)
+
+    def add_logged(self, payload: bytes) -> None:
+        """:meth:`add_payload`, an unreadable event logged and skipped."""
+        try:
+            self.add_payload(payload)
+        except ValueError as exc:  # (orjson.JSONDecodeError is one)
+            log.error("dropping an unreadable audit event (%s): %r", exc, payload[:200])
 
     def add_payload(self, payload: bytes) -> None:
         """Add a buffered event, a ``COPY`` line or a JSON object; ValueError if it is
@@ -447,21 +487,61 @@ class RowBatch:
 _TABS = len(COLUMNS) - 1
 
 
+def entry_events(entry: AuditEntry) -> list[bytes]:
+    """A buffer entry's events one by one: its block's lines, a ``COPY`` line with its
+    newline, a JSON object without. A count that does not match the lines is logged (the
+    lines are what there is: each is stored or logged as unreadable, none lost silently)."""
+    lines = entry.block.split(b"\n")
+    if lines[-1] == b"":
+        del lines[-1]
+    if len(lines) != entry.events:
+        log.error(
+            "audit entry %s says it holds %d events and its block has %d lines: storing the lines",
+            entry.id,
+            entry.events,
+            len(lines),
+        )
+    return [line if line[:1] == b"{" else line + b"\n" for line in lines]
+
+
 class _Rows(Sequence[tuple[Any, ...]]):
     """A batch's rows with its ``COPY`` lines read back as they are used (a batch stored
-    row by row, SQLite): the common ``COPY`` of the lines never parses them."""
+    row by row, SQLite): the common ``COPY`` of the lines never parses them, nor splits
+    a block of several (:meth:`RowBatch.add_block`)."""
 
     def __init__(self, rows: Sequence[Any]) -> None:
         self._rows = rows
+        self._lines: list[Any] | None = None  # with each block split into its lines
+        self._count = -1
 
     def __len__(self) -> int:
-        return len(self._rows)
+        if self._count < 0:
+            self._count = sum(
+                value.count(10) if isinstance(value, bytes | bytearray) else 1
+                for value in self._rows
+            )
+        return self._count
+
+    def _split(self) -> list[Any]:
+        if self._lines is None:
+            lines: list[Any] = []
+            for value in self._rows:
+                if isinstance(value, bytes | bytearray) and value.count(10) > 1:
+                    lines += [line + b"\n" for line in bytes(value).split(b"\n")[:-1]]
+                else:
+                    lines.append(value)
+            self._lines = lines
+        return self._lines
+
+    def raw(self, index: int) -> Any:
+        """The row at ``index`` as the batch holds it (a line unparsed)."""
+        return self._split()[index]
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self._rows)))]
-        value = self._rows[index]
-        return parse_line(value) if isinstance(value, bytes) else value
+            return [self[i] for i in range(*index.indices(len(self)))]
+        value = self._split()[index]
+        return parse_line(bytes(value)) if isinstance(value, bytes | bytearray) else value
 
 
 def insert_rows(
@@ -489,7 +569,7 @@ def insert_rows(
         except ValueError as exc:
             # A line of the right shape whose values are not (not one the gateway wrote):
             # the COPY refused it, and so would every retry.
-            log.error("dropped an unreadable audit line (%s): %r", exc, bytes(rows[i])[:200])
+            log.error("dropped an unreadable audit line (%s): %r", exc, bytes(parsed.raw(i))[:200])
             continue
         try:
             db.append_new("audit_events", COLUMNS, KEY, [values])
@@ -666,18 +746,20 @@ class AuditDrainer:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def drain_once(self) -> int:
-        """Write one batch; the number of events acknowledged."""
-        entries = await self.state.read_audit(self.batch, self.block_s)
+        """Write one batch (at most ``batch`` events, or one buffer entry's); the number
+        of events acknowledged."""
+        entries = await self.state.read_audit_entries(self.batch, self.block_s)
         if not entries:
             return 0
         batch = await self._build(entries)
         await asyncio.to_thread(insert_rows, self.db, batch.rows, batch.copy_text)
-        await self.state.ack([entry_id for entry_id, _ in entries])
-        self.written += len(batch.rows)
-        return len(entries)
+        await self.state.ack([entry.id for entry in entries])
+        self.written += batch.events
+        return sum(entry.events for entry in entries)
 
-    async def _build(self, entries: list[tuple[str, bytes]]) -> RowBatch:
-        """Decode and format ``entries`` in slices, yielding to the loop between them."""
+    async def _build(self, entries: list[AuditEntry]) -> RowBatch:
+        """Decode and format ``entries`` in slices, yielding to the loop between them (an
+        entry of ``COPY`` lines only is appended whole: nothing to format)."""
         if self._adapt is None and self.db.kind == "postgres":
             # One psycopg Transformer for every batch: its dumpers are cached.
             copy_text = CopyText.create()
@@ -687,19 +769,16 @@ class AuditDrainer:
         budget, most = self.slice_s, self.slice_events
         started, taken = clock(), 0
         self.slices += 1
-        for _, payload in entries:
-            if taken >= most or clock() - started >= budget:
-                await asyncio.sleep(0)
-                started, taken = clock(), 0
-                self.slices += 1
-            taken += 1
-            try:
-                if payload[:1] == b"{":
-                    batch.add_row(decode(payload))
-                else:
-                    batch.add_line(payload)  # a request's: nothing to format
-            except ValueError:  # (orjson.JSONDecodeError is one)
-                log.error("dropping an unreadable audit event")
+        for entry in entries:
+            if batch.add_block(entry.block, entry.events):
+                continue  # lines only: one append, nothing to format
+            for payload in entry_events(entry):  # JSON objects (or a bad count)
+                if taken >= most or clock() - started >= budget:
+                    await asyncio.sleep(0)
+                    started, taken = clock(), 0
+                    self.slices += 1
+                taken += 1
+                batch.add_logged(payload)
         return batch
 
     async def _run(self) -> None:
@@ -708,7 +787,9 @@ class AuditDrainer:
             try:
                 drained = await self.drain_once()
                 backoff = 0.5
-                if 0 < drained < self.batch and self.interval_s:
+                # (a pass stopped at the bound, the next entry not fitting, is no partial
+                # batch: the buffer may hold a backlog, read on at once)
+                if 0 < drained < self.batch and self.interval_s and not self.state.audit_more:
                     await asyncio.sleep(self.interval_s)
             except asyncio.CancelledError:
                 raise

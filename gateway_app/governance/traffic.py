@@ -77,21 +77,22 @@ TRAFFIC: tuple[Traffic, ...] = (
     Traffic(
         "audit event",
         Per.REQUEST,
-        {"XADD": 1},
         postgres_rows=1,
         exact=True,
         note="queued in the process's memory (on PostgreSQL as its `COPY` line), appended to "
-        "the audit stream by the next batcher flush, written to `audit_events` by a drainer: "
-        "a line of its batch's `COPY`, no statement of its own (a re-delivered batch: one "
-        "`INSERT ... ON CONFLICT` per row)",
+        "the audit stream by the next batcher flush (no command of its own), written to "
+        "`audit_events` by a drainer: a line of its batch's `COPY`, no statement of its own "
+        "(a re-delivered batch: one `INSERT ... ON CONFLICT` per row)",
     ),
     Traffic(
         "batcher flush",
         Per.REQUEST,
-        {"MULTI": 1, "EXEC": 1},
+        {"MULTI": 1, "EXEC": 1, "XADD": 1, "INCRBY": 1},
         redis_round_trips=1,
         note="one pipeline per `governance.settle_interval_s` (20 ms; or per 256 events) per "
-        "process, shared by every request in it: at most one per request, far fewer under load",
+        "process, shared by every request in it: at most one per request, far fewer under "
+        "load. Its audit events are one entry of the audit stream (one `XADD`, with the "
+        "`INCRBY` of the stream's event counter)",
     ),
     Traffic(
         "audit floor",
@@ -111,26 +112,31 @@ TRAFFIC: tuple[Traffic, ...] = (
     Traffic(
         "audit drain, full batches",
         Per.AUDIT_BATCH,
-        {"XREADGROUP": 1, "XACK": 1, "XDEL": 1},
-        redis_round_trips=2,
+        {"XREADGROUP": 3, "EVALSHA audit-ack": 1},
+        redis_round_trips=4,
         postgres_statements=1,
         postgres_transactions=1,
         note="under load a drainer reads, writes (one `COPY`, a transaction of its own) and "
-        "acknowledges one batch after another (`XACK` and `XDEL` in one pipeline); after a "
-        "failed write it first reads its own unacknowledged entries again (one more "
-        "`XREADGROUP`)",
+        "acknowledges one batch after another (one script: `XACK`, `XDEL` and the event "
+        "counter); a read takes whole stream entries (a flush's events each), its `COUNT` "
+        "chosen from the events per entry last read, so a batch takes one read, or two or "
+        "three as flushes grow or shrink; entries read past `governance.audit_batch` stay "
+        "pending and the next pass reads them first (one more `XREADGROUP`), as after a "
+        "failed write",
     ),
     Traffic(
         "audit drain",
         Per.PROCESS_SECOND,
-        {"XREADGROUP": 5, "XAUTOCLAIM": 2.2, "XACK": 4, "XDEL": 4},
+        {"XREADGROUP": 5, "XAUTOCLAIM": 3, "EVALSHA audit-ack": 4},
         redis_round_trips=11.2,
         postgres_statements=4,
         postgres_transactions=4,
         note="at most one pass per 0.2 s (an empty read blocks that long) or per "
-        "`governance.audit_interval_s` (0.25 s) after a partial batch; each read covers the "
-        "audit stream of the releases before too; a dead replica's idle entries are claimed "
-        "every 0.5 s (the previous releases' stream: every 5 s)",
+        "`governance.audit_interval_s` (0.25 s) after a partial batch (usually one read each); "
+        "each read covers the audit streams of the releases before too (`audit-v2`, "
+        "`audit`); a dead replica's idle entries are claimed every 0.5 s (the previous "
+        "releases' streams: every 5 s, both in one round trip; 2.4 a second on average, up "
+        "to 3 in a second that holds both)",
     ),
     Traffic(
         "circuit breakers",

@@ -21,7 +21,7 @@ import itertools
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 WINDOW_S = 60
 
@@ -119,6 +119,19 @@ class Shape:
         self.checked = -1
 
 
+class AuditEntry(NamedTuple):
+    """One entry of the audit buffer, as :meth:`GovernanceState.read_audit_entries` reads it.
+
+    ``block`` holds ``events`` events concatenated: a request's ``COPY`` line (ends in a
+    newline; :func:`~gateway_app.governance.audit.request_line`) or a JSON object,
+    newline-terminated in an entry of several events (alone, its newline is optional).
+    """
+
+    id: str
+    events: int
+    block: bytes
+
+
 class GovernanceState(Protocol):
     """Counters and the audit buffer, shared by every replica that uses the same store."""
 
@@ -170,11 +183,24 @@ class GovernanceState(Protocol):
         ...
 
     async def read_audit(self, count: int, block_s: float) -> list[tuple[str, bytes]]:
-        """Unacknowledged events: this reader's pending ones first, then new ones."""
+        """Unacknowledged events: this reader's pending ones first, then new ones; each
+        with the id of its buffer entry (events of one entry share it)."""
+        ...
+
+    async def read_audit_entries(self, count: int, block_s: float) -> list[AuditEntry]:
+        """:meth:`read_audit` by buffer entry: at most ``count`` events, or one entry's
+        when it alone holds more (the drainer's read)."""
+        ...
+
+    @property
+    def audit_more(self) -> bool:
+        """True when the last :meth:`read_audit_entries` stopped at ``count`` with entries
+        perhaps left (the next did not fit): fewer events than ``count`` is then no sign of
+        an empty buffer, and the drainer reads again at once."""
         ...
 
     async def ack(self, ids: list[str]) -> None:
-        """The events are in the database: drop them from the buffer."""
+        """The events are in the database: drop their entries from the buffer."""
         ...
 
     async def spent_nusd(self, scope: str, period: str, period_id: str) -> int:
@@ -332,6 +358,13 @@ class InProcessGovernanceState:
                 batch.append(self._queue.popleft())
             self._pending.update(batch)
         return batch
+
+    async def read_audit_entries(self, count: int, block_s: float) -> list[AuditEntry]:
+        return [AuditEntry(i, 1, event) for i, event in await self.read_audit(count, block_s)]
+
+    @property
+    def audit_more(self) -> bool:
+        return False  # an event per entry: a read short of ``count`` took every one
 
     async def ack(self, ids: list[str]) -> None:
         with self._lock:

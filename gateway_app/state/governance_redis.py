@@ -14,12 +14,15 @@ written it to the database and acknowledged it; a replica that dies with
 pending events has them taken over by another (``XAUTOCLAIM``) after
 ``claim_idle_s``.
 
-The stream is ``{aigw}:audit-v2``: on PostgreSQL a request's event is buffered as the
-line its batch's ``COPY`` takes (:func:`~gateway_app.governance.audit.request_line`),
-which a replica of a version before could not read. Those replicas read and write
-``{aigw}:audit`` (JSON objects) and never this one; this version drains both (the old
-one in the same commands), so during a canary or a rolling update every event is
-stored once, whoever buffered it.
+The stream is ``{aigw}:audit-v3``: one entry per batcher flush, holding the flush's
+events (``n``: how many; ``b``: them, concatenated). On PostgreSQL a request's event is the
+line its batch's ``COPY`` takes (:func:`~gateway_app.governance.audit.request_line`), so
+a drainer appends an entry's block to its ``COPY`` as it is. Replicas of the release
+before read and write ``{aigw}:audit-v2`` (one event per entry: they would drop an entry
+of several events as unreadable), those before that ``{aigw}:audit`` (JSON objects); this
+release writes neither and drains all three in the same commands, so during a canary or a
+rolling update every event is stored once, whoever buffered it. ``{aigw}:audit-v3:events``
+counts the events in ``audit-v3`` (the depth gauge counts events, not entries).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from gateway_app.state.governance import (
     NUSD,
     TOKENS,
     WINDOW_S,
+    AuditEntry,
     BudgetItem,
     Decision,
     RateItem,
@@ -130,21 +134,67 @@ return out
 
 _PREFIX = "{aigw}:"
 GROUP = "aigw-audit"
-READ_CHUNK = 100  # audit entries per XREADGROUP reply (a batch takes several)
-STREAM = "audit-v2"
-"""The audit stream this version writes (after the prefix): JSON objects and ``COPY`` lines."""
+READ_CHUNK = 100  # audit entries per XREADGROUP reply at most (a batch may take several)
+STREAM = "audit-v3"
+"""The audit stream this version writes (after the prefix): an entry per batcher flush,
+``n`` events (``COPY`` lines, newline-terminated JSON objects) concatenated in ``b``."""
+DEPTH_SUFFIX = ":events"
+"""After :data:`STREAM`'s key: the counter of the events in it (``INCRBY`` with each
+entry, decremented by the acknowledgement that deletes the entry)."""
+V2_STREAM = "audit-v2"
+"""The audit stream of the release before (one JSON object or ``COPY`` line per entry):
+drained, never written."""
 LEGACY_STREAM = "audit"
-"""The audit stream of the versions before (JSON objects only): drained, never written."""
+"""The audit stream of the releases before that (JSON objects only): drained, never written."""
+V2_ID = "v2:"
 LEGACY_ID = "v1:"
-"""What :meth:`RedisGovernanceState.read_audit` puts before the id of a legacy entry."""
+"""What :meth:`RedisGovernanceState.read_audit` puts before the id of an entry of
+:data:`V2_STREAM` (:data:`V2_ID`) or of :data:`LEGACY_STREAM` (this); ids of
+:data:`STREAM` carry nothing."""
+OLDER_STREAMS = ((V2_ID, V2_STREAM), (LEGACY_ID, LEGACY_STREAM))
+"""The older streams drained, with the mark of their ids, newest first."""
 CLAIM_EVERY_S = 0.5
 """How often a drainer looks for a dead replica's pending audit entries (``XAUTOCLAIM``;
 more often when ``claim_idle_s`` is shorter than twice this): they become claimable only
 after ``claim_idle_s``, so looking on every pass cost a round trip per batch for nothing."""
 LEGACY_CLAIM_EVERY_S = 5.0
-"""How often a drainer takes over idle pending entries of the legacy stream (every
+"""How often a drainer takes over idle pending entries of the older streams (every
 :data:`CLAIM_EVERY_S` for the current one): a dead old replica's events wait at most this
 much longer."""
+
+# The acknowledgement of audit entries, in one round trip: XACK and XDEL of each id, and
+# the current stream's event counter decremented by the ``n`` of the entries this call
+# deleted (an entry acknowledged twice, after a claim, is subtracted once).
+# KEYS: the current stream, its counter, the older streams (newest first).
+# ARGV: the group, how many ids of the current stream, of each older one; then the ids.
+_ACK = """
+local group = ARGV[1]
+local a = #KEYS  -- ARGV[a]: the last read (the group, a count per stream)
+local gone = 0
+for s = 1, #KEYS do
+  if s ~= 2 then
+    local n = tonumber(ARGV[s == 1 and 2 or s])
+    for i = a + 1, a + n do
+      local id = ARGV[i]
+      redis.call('XACK', KEYS[s], group, id)
+      if s == 1 then
+        local entry = redis.call('XRANGE', KEYS[1], id, id)
+        if #entry > 0 and redis.call('XDEL', KEYS[1], id) == 1 then
+          local fields = entry[1][2]
+          for f = 1, #fields, 2 do
+            if fields[f] == 'n' then gone = gone + tonumber(fields[f + 1]) end
+          end
+        end
+      else
+        redis.call('XDEL', KEYS[s], id)
+      end
+    end
+    a = a + n
+  end
+end
+if gone > 0 then redis.call('DECRBY', KEYS[2], gone) end
+return gone
+"""
 
 log = logging.getLogger("gateway_app.governance")
 
@@ -160,7 +210,8 @@ class SettleBatcher:
     first addition, or at once when ``max_items`` events wait; one flush is in
     flight at a time and what arrives meanwhile waits for the next. A flush is
     one ``MULTI ... EXEC`` pipeline: the counter corrections, summed per key,
-    and one ``XADD`` per event. When Redis is unreachable the batch is kept and
+    and one ``XADD`` of all its events (at most ``max_batch``) as one stream entry,
+    with the ``INCRBY`` of the stream's event counter (:func:`entry_block`). When Redis is unreachable the batch is kept and
     retried with backoff; at most ``max_held`` events are held (then new events
     are dropped and an error names how many are held and dropped). So an event
     reaches the durable stream within ``interval_s`` plus a round trip
@@ -194,9 +245,12 @@ class SettleBatcher:
         max_batch: int = 2000,
         memory_below: float | None = None,
         memory_check_s: float = 1.0,
+        depth_key: str | None = None,
     ) -> None:
         self.client = client
         self.stream = stream
+        # The stream's event counter (the depth gauge counts events; an entry holds many).
+        self.depth_key = depth_key if depth_key is not None else stream + DEPTH_SUFFIX
         self.interval_s = interval_s
         self.max_items = max_items
         self.max_held = max_held
@@ -387,7 +441,11 @@ class SettleBatcher:
         try:
             commands: list[tuple[Any, ...]] = [("MULTI",)]
             commands += [("INCRBY", key, delta) for key, delta in deltas.items() if delta]
-            commands += [("XADD", self.stream, "*", "e", event) for event in events]
+            if events:
+                commands.append(
+                    ("XADD", self.stream, "*", "n", len(events), "b", entry_block(events))
+                )
+                commands.append(("INCRBY", self.depth_key, len(events)))
             if self.beat_key is not None:
                 # Once this applies, every event queued before ``taken_at`` is in Redis,
                 # but those left for the next flush (at most since ``first_at``).
@@ -569,18 +627,28 @@ class RedisGovernanceState:
         self.hot = hot
         self.prefix = prefix
         self.stream = prefix + STREAM
+        self.depth_key = self.stream + DEPTH_SUFFIX
+        self.v2_stream = prefix + V2_STREAM
         self.legacy_stream = prefix + LEGACY_STREAM
+        # The older streams' keys by the mark of their ids (read, claimed, acknowledged).
+        self.older_streams = {mark: prefix + name for mark, name in OLDER_STREAMS}
+        self._marks = {key: mark for mark, key in self.older_streams.items()}
         self.claim_idle_ms = int(claim_idle_s * 1000)
         self.legacy_claim_every_s = LEGACY_CLAIM_EVERY_S
-        self._legacy_claim_at = 0.0  # (monotonic) when to claim on the legacy stream next
+        self._legacy_claim_at = 0.0  # (monotonic) when to claim on the older streams next
+        # Events per entry of the current stream, as last read: each XREADGROUP's COUNT is
+        # chosen from it (an older stream's entry is one event).
+        self.events_per_entry = 1.0
         self.claim_every_s = min(CLAIM_EVERY_S, claim_idle_s / 2)
         self._claim_at = 0.0  # (monotonic) when to claim on the current stream next
         # Entries this consumer read and has not acknowledged (a failed database write, or
         # a process that read before): the next pass re-reads its pending list first. None:
         # not known (at start, after the group was recreated): look.
         self._unacked: int | None = None
+        self._more = False  # (audit_more) the last read stopped at the bound
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._reserve = hot.script(_RESERVE)
+        self._ack = self.reader.script(_ACK)
         self.batcher = SettleBatcher(
             hot,
             self.stream,
@@ -588,6 +656,7 @@ class RedisGovernanceState:
             max_items=flush_items,
             max_held=max_held,
             memory_below=buffer_below_memory,
+            depth_key=self.depth_key,
         )
         self._group_ready = False
         admission = AdmissionConfig() if admission is None else admission
@@ -721,12 +790,15 @@ class RedisGovernanceState:
         return await self.batcher.drain()
 
     async def append(self, event: bytes) -> None:
-        await self.client.xadd(self.stream, {"e": event})
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.stream, {"n": 1, "b": entry_block([event])})
+            pipe.incrby(self.depth_key, 1)
+            await pipe.execute()
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
             return
-        for stream in (self.stream, self.legacy_stream):
+        for stream in (self.stream, *self.older_streams.values()):
             try:
                 await self.reader.execute("XGROUP", "CREATE", stream, GROUP, "0", "MKSTREAM")
             except Exception as exc:
@@ -735,6 +807,16 @@ class RedisGovernanceState:
         self._group_ready = True
 
     async def read_audit(self, count: int, block_s: float) -> list[tuple[str, bytes]]:
+        events: list[tuple[str, bytes]] = []
+        for entry in await self.read_audit_entries(count, block_s):
+            lines = entry.block.split(b"\n")
+            if lines[-1] == b"":
+                del lines[-1]
+            # (a JSON object as it was buffered; a COPY line with its newline)
+            events += [(entry.id, line if line[:1] == b"{" else line + b"\n") for line in lines]
+        return events
+
+    async def read_audit_entries(self, count: int, block_s: float) -> list[AuditEntry]:
         try:
             return await self._read_audit(count, block_s)
         except Exception as exc:
@@ -750,69 +832,105 @@ class RedisGovernanceState:
             self._unacked = None
             return await self._read_audit(count, block_s)
 
-    async def _read_audit(self, count: int, block_s: float) -> list[tuple[str, bytes]]:
+    async def _read_audit(self, count: int, block_s: float) -> list[AuditEntry]:
         await self._ensure_group()
-        reader, consumer = self.reader, self.consumer
-        streams = (self.stream, self.legacy_stream)
-        # A batch is read READ_CHUNK entries per reply: each reply is parsed on the event
-        # loop (hiredis, ~0.1 ms per 100 entries), between the requests it serves. Both
-        # streams are read in one command (COUNT applies to each).
-        chunk = min(count, READ_CHUNK)
+        streams = (self.stream, *self.older_streams.values())
         # 1. ours, read before but not acknowledged (the database write failed; or unknown)
-        entries: list[tuple[str, bytes]] = []
-        after = {stream: "0" for stream in streams} if self._unacked != 0 else {}
-        while after and len(entries) < count:
-            want = min(chunk, count - len(entries))
-            reply = await reader.execute(
-                "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", want, "STREAMS", *after,
-                *after.values(),
-            )  # fmt: skip
-            for stream, got in self._by_stream(reply, tuple(after)):
-                entries += self._entries(stream, got)
-                if len(got) < want:
-                    del after[stream]
-                else:
-                    after[stream] = _text(got[-1][0])
+        entries: list[AuditEntry] = []
+        more_pending = False
+        if self._unacked != 0:
+            more_pending = await self._fill(entries, dict.fromkeys(streams, "0"), count)
         now = time.monotonic()
         if not entries and now >= self._claim_at:
             # 2. those of a replica that died with events pending, once they are claimable
-            # (now and then; the legacy stream's: old replicas only, less often)
-            claimed = await reader.execute(
-                "XAUTOCLAIM", self.stream, GROUP, consumer, self.claim_idle_ms, "0-0", "COUNT",
-                count,
+            # (now and then; the older streams': old replicas only, less often)
+            want = self._count(count, self.events_per_entry)
+            claimed = await self.reader.execute(
+                "XAUTOCLAIM", self.stream, GROUP, self.consumer, self.claim_idle_ms, "0-0",
+                "COUNT", want,
             )  # fmt: skip
-            entries = self._entries(self.stream, claimed[1] if claimed else [])
-            # A full batch claimed: there may be more, look again on the next pass.
-            self._claim_at = now + (0.0 if len(entries) >= count else self.claim_every_s)
+            entries += self._entries(self.stream, claimed[1] if claimed else [])
+            # A full read claimed: there may be more, look again on the next pass.
+            full = bool(claimed) and len(claimed[1]) >= want
+            self._claim_at = now + (0.0 if full else self.claim_every_s)
             if not entries and now >= self._legacy_claim_at:
                 self._legacy_claim_at = now + self.legacy_claim_every_s
-                claimed = await reader.execute(
-                    "XAUTOCLAIM", self.legacy_stream, GROUP, consumer, self.claim_idle_ms,
-                    "0-0", "COUNT", count,
-                )  # fmt: skip
-                entries = self._entries(self.legacy_stream, claimed[1] if claimed else [])
-        if not entries:
-            # 3. new ones: wait for the first chunk, then take what is there up to ``count``
-            reply = await reader.execute(
-                "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", chunk, "BLOCK",
-                max(1, int(block_s * 1000)), "STREAMS", *streams, ">", ">",
-            )  # fmt: skip
-            more = False
-            for stream, got in self._by_stream(reply, streams):
-                entries += self._entries(stream, got)
-                more = more or len(got) == chunk
-            while more and len(entries) < count:
-                want = min(chunk, count - len(entries))
-                reply = await reader.execute(
-                    "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", want, "STREAMS", *streams,
-                    ">", ">",
-                )  # fmt: skip
-                more = False
-                for stream, got in self._by_stream(reply, streams):
-                    entries += self._entries(stream, got)
-                    more = more or len(got) == want
-        self._unacked = len(entries)
+                claim = ("XAUTOCLAIM", GROUP, self.consumer, self.claim_idle_ms, "0-0")
+                replies = await self.reader.pipeline(
+                    [
+                        (claim[0], key, *claim[1:], "COUNT", count)
+                        for key in self.older_streams.values()
+                    ]
+                )
+                for key, reply in zip(self.older_streams.values(), replies, strict=True):
+                    if isinstance(reply, ReplyError):
+                        raise reply
+                    entries += self._entries(key, reply[1] if reply else [])
+        # 3. new ones: wait for the first (unless there are some), then take what is there
+        # up to ``count`` events
+        more_new = await self._fill(entries, dict.fromkeys(streams, ">"), count, block_s)
+        # At most ``count`` events (or the first entry's): those past it stay pending, read
+        # again by the next pass.
+        kept, events = 0, 0
+        for entry in entries:
+            if kept and events + entry.events > count:
+                break
+            kept += 1
+            events += entry.events
+        self._unacked = kept if kept == len(entries) and not more_pending else None
+        self._more = kept < len(entries) or more_pending or more_new
+        del entries[kept:]
         return entries
+
+    @property
+    def audit_more(self) -> bool:
+        return self._more
+
+    @staticmethod
+    def _count(events: int, per_entry: float) -> int:
+        """An XREADGROUP's COUNT for ``events`` more events at ``per_entry`` each."""
+        return max(1, min(READ_CHUNK, int(events / per_entry)))
+
+    async def _fill(
+        self,
+        entries: list[AuditEntry],
+        after: dict[str, str],
+        count: int,
+        block_s: float | None = None,
+    ) -> bool:
+        """Add to ``entries`` what ``after``'s streams hold past each one's id (``0``: this
+        consumer's pending entries; ``>``: new ones) until ``count`` events are read or the
+        next entry would likely not fit; ``block_s``: wait that long for a first entry when
+        ``entries`` is empty. Each reply holds at most :data:`READ_CHUNK` entries per
+        stream (parsed on the event loop, between the requests it serves). True if it
+        stopped with entries perhaps left to read (a batch full)."""
+        events = sum(entry.events for entry in entries)
+        while after:
+            # Entries of the current stream hold what a flush held; an older one's, one event.
+            per_entry = self.events_per_entry if self.stream in after else 1.0
+            if entries and count - events < per_entry:
+                break
+            want = self._count(count - events, per_entry)
+            block: tuple[Any, ...] = ()
+            if block_s is not None and not entries:
+                block = ("BLOCK", max(1, int(block_s * 1000)))
+            reply = await self.reader.execute(
+                "XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", want, *block, "STREAMS",
+                *after, *after.values(),
+            )  # fmt: skip
+            for stream, got in self._by_stream(reply, tuple(after)):
+                new = self._entries(stream, got)
+                if stream == self.stream and new:
+                    self.events_per_entry = max(1.0, sum(e.events for e in new) / len(new))
+                entries += new
+                events += sum(entry.events for entry in new)
+                if len(got) < want:
+                    del after[stream]
+                elif after[stream] != ">":
+                    after[stream] = _text(got[-1][0])
+            if block and not entries:
+                break  # nothing arrived while it waited
+        return bool(after)
 
     @staticmethod
     def _by_stream(reply: Any, streams: tuple[str, ...]) -> list[tuple[str, list[Any]]]:
@@ -821,35 +939,51 @@ class RedisGovernanceState:
         got = {_text(name): entries for name, entries in reply or ()}
         return [(stream, got.get(stream) or []) for stream in streams]
 
-    def _entries(self, stream: str, entries: list[Any]) -> list[tuple[str, bytes]]:
-        # RESP2: fields as a flat list (ours: "e", the event). An entry deleted while
-        # pending comes back without fields. A legacy entry's id is marked (``ack``).
-        if stream == self.stream:
-            return [(entry_id.decode(), fields[1]) for entry_id, fields in entries if fields]
-        return [
-            (LEGACY_ID + entry_id.decode(), fields[1]) for entry_id, fields in entries if fields
-        ]
+    def _entries(self, stream: str, entries: list[Any]) -> list[AuditEntry]:
+        # RESP2: fields as a flat list. An entry deleted while pending comes back without
+        # fields. An older stream's entry is one event (its id marked, for ``ack``).
+        if stream != self.stream:
+            mark = self._marks[stream]
+            return [
+                AuditEntry(mark + entry_id.decode(), 1, fields[1])
+                for entry_id, fields in entries
+                if fields
+            ]
+        read: list[AuditEntry] = []
+        for entry_id, fields in entries:
+            if not fields:
+                continue
+            if fields[0] == b"n" and len(fields) == 4:  # ours: n, then b
+                read.append(AuditEntry(entry_id.decode(), int(fields[1]), fields[3]))
+                continue
+            named = dict(zip(fields[::2], fields[1::2], strict=False))
+            if b"b" in named and b"n" in named:
+                read.append(AuditEntry(entry_id.decode(), int(named[b"n"]), named[b"b"]))
+            elif b"e" in named:  # one event, as the release before wrote it
+                read.append(AuditEntry(entry_id.decode(), 1, named[b"e"]))
+            else:
+                # Not an audit entry: acknowledged with the batch (nothing to store).
+                log.error("dropping an unreadable audit entry %s: %r", entry_id, fields[:4])
+                read.append(AuditEntry(entry_id.decode(), 0, b""))
+        return read
 
     async def ack(self, ids: list[str]) -> None:
         if not ids:
             return
-        current = [entry_id for entry_id in ids if not entry_id.startswith(LEGACY_ID)]
-        commands: list[tuple[Any, ...]] = []
-        if current:
-            commands += [("XACK", self.stream, GROUP, *current), ("XDEL", self.stream, *current)]
-        if len(current) < len(ids):
-            legacy = [
-                entry_id[len(LEGACY_ID) :] for entry_id in ids if entry_id.startswith(LEGACY_ID)
-            ]
-            commands += [
-                ("XACK", self.legacy_stream, GROUP, *legacy),
-                ("XDEL", self.legacy_stream, *legacy),
-            ]
+        current: list[str] = []
+        older: dict[str, list[str]] = {mark: [] for mark in self.older_streams}
+        for entry_id in dict.fromkeys(ids):  # (read_audit repeats an entry's id per event)
+            if entry_id[:1].isdigit():
+                current.append(entry_id)
+            else:
+                mark = entry_id[: entry_id.index(":") + 1]
+                older[mark].append(entry_id[len(mark) :])
+        keys = [self.stream, self.depth_key, *self.older_streams.values()]
+        args: list[Any] = [GROUP, len(current), *(len(v) for v in older.values()), *current]
+        for marked in older.values():
+            args += marked
         try:
-            replies = await self.reader.pipeline(commands)
-            for reply in replies:
-                if isinstance(reply, ReplyError):
-                    raise reply
+            await self._ack(keys, args)
         except Exception as exc:
             if not _no_group(exc):
                 raise
@@ -859,7 +993,7 @@ class RedisGovernanceState:
             self._unacked = None
             return
         if self._unacked is not None:
-            self._unacked = max(0, self._unacked - len(ids))
+            self._unacked = max(0, self._unacked - len(current) - sum(map(len, older.values())))
 
     async def spent_nusd(self, scope: str, period: str, period_id: str) -> int:
         key = f"{self.prefix}b:{scope}:{period}:{period_id}"
@@ -868,14 +1002,15 @@ class RedisGovernanceState:
         return value - (self.admission.held(key) if self.admission is not None else 0)
 
     async def audit_depth(self) -> int:
-        # The shared streams (every replica's events until a drainer acknowledges
-        # them; the legacy one's of older replicas) plus what this replica holds before
-        # its next flush.
+        # The shared streams' events (every replica's until a drainer acknowledges them:
+        # the current stream's counter, as its entries hold many; the older streams' one
+        # per entry, of older replicas) plus what this replica holds before its next flush.
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.xlen(self.stream)
-            pipe.xlen(self.legacy_stream)
-            lengths = await pipe.execute()
-        return sum(int(n) for n in lengths) + self.batcher.held
+            pipe.get(self.depth_key)
+            for key in self.older_streams.values():
+                pipe.xlen(key)
+            counted, *lengths = await pipe.execute()
+        return max(0, int(counted or 0)) + sum(int(n) for n in lengths) + self.batcher.held
 
     def record_floors(self, every_s: float = 1.0) -> None:
         """Have this replica's batcher record its floor (:meth:`SettleBatcher.heartbeat`)
@@ -889,7 +1024,7 @@ class RedisGovernanceState:
         claims its cloud complete past it. It is the lowest of:
 
         - when the oldest event still in the shared streams (not yet stored by a drainer:
-          stored ones are deleted; the legacy stream's too) was added (its entry id's
+          stored ones are deleted; the older streams' too) was added (its entry id's
           milliseconds): events wait there while the cloud's database is down, and for a
           while after as the drainers catch up;
         - with :meth:`record_floors`, every replica's floor: a replica that cannot reach
@@ -900,18 +1035,18 @@ class RedisGovernanceState:
           longer than that.
         """
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.xrange(self.stream, count=1)
-            pipe.xrange(self.legacy_stream, count=1)
+            for key in (self.stream, *self.older_streams.values()):
+                pipe.xrange(key, count=1)
             replies = await pipe.execute()
         firsts = [_text(entries[0][0]) for entries in replies if entries]
         oldest = (
             min(int(entry_id.split("-", 1)[0]) for entry_id in firsts) / 1000.0 if firsts else None
         )
-        key = self.batcher.beat_key
-        if key is None:
+        beat_key = self.batcher.beat_key
+        if beat_key is None:
             return oldest
         stale = time.time() - FLOOR_STALE_S
-        for replica, value in (await self.client.hgetall(key)).items():
+        for replica, value in (await self.client.hgetall(beat_key)).items():
             floor = float(value)
             if floor < stale:
                 name = _text(replica)
@@ -922,7 +1057,7 @@ class RedisGovernanceState:
                     name,
                     time.time() - floor,
                 )
-                await self.client.hdel(key, name)
+                await self.client.hdel(beat_key, name)
                 continue
             oldest = floor if oldest is None else min(oldest, floor)
         return oldest
@@ -944,6 +1079,16 @@ class RedisGovernanceState:
 
 FLOOR_STALE_S = 600.0
 """A replica's audit floor not renewed for this long is taken as a replica gone."""
+
+
+def entry_block(events: list[bytes]) -> bytes:
+    """``events`` as one stream entry's block: concatenated, each newline-terminated (a
+    ``COPY`` line ends in one already: the common block is one C join, checked by one
+    count; a JSON object gets one, orjson never writes a raw newline)."""
+    block = b"".join(events)
+    if block.count(10) != len(events):
+        block = b"".join(event if event[-1:] == b"\n" else event + b"\n" for event in events)
+    return block
 
 
 def _no_group(exc: BaseException) -> bool:

@@ -393,3 +393,89 @@ def test_settling_looks_a_deployments_prices_up_once(
     assert len(asked) == 1, asked
     costs = {r["cost_usd"] for r in rows}
     assert len(costs) == 1 and costs.pop() > 0
+
+
+def test_a_write_holds_at_most_audit_batch_events_or_one_entry(redis_server: Any) -> None:
+    """Flushes of 20, 20, 20, 100 and 5 events (one stream entry each) drained with
+    ``audit_batch`` 50: each write holds at most 50 events, or the one entry of 100 alone;
+    an entry read past the bound stays pending and is the next pass's first; every event
+    is stored once."""
+    from gateway_app.state.governance_redis import RedisGovernanceState
+
+    prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
+    sizes = [20, 20, 20, 100, 5]
+    events = _events(sum(sizes))
+    database = Database("sqlite:///:memory:")
+    database.migrate()
+    writes: list[int] = []
+    real_insert = audit.insert_rows
+
+    def recorded(db: Database, rows: Any, copy_text: Any = None) -> None:
+        writes.append(len(rows))
+        real_insert(db, rows, copy_text)
+
+    async def main() -> list[int]:
+        state = RedisGovernanceState.from_url(
+            redis_server.url, prefix=prefix, flush_interval_s=3600, flush_items=10**6
+        )
+        sent = iter(events)
+        for size in sizes:
+            for _ in range(size):
+                await state.settle(None, 0, 0, orjson.dumps(next(sent)))
+            await state.batcher.drain()
+        assert await state.client.xlen(state.stream) == len(sizes)
+        drainer = AuditDrainer(state, database, batch=50, block_s=0.01)
+        passes = []
+        while drained := await drainer.drain_once():
+            passes.append(drained)
+        assert await state.audit_depth() == 0
+        await state.close()
+        return passes
+
+    audit_insert = audit.insert_rows
+    audit.insert_rows = recorded  # type: ignore[assignment]
+    try:
+        passes = run_async(main())
+    finally:
+        audit.insert_rows = audit_insert  # type: ignore[assignment]
+    assert passes == writes == [40, 20, 100, 5]
+    stored = database.fetch("SELECT request_id FROM audit_events")
+    assert sorted(r["request_id"] for r in stored) == sorted(e["request_id"] for e in events)
+    database.close()
+
+
+def test_a_pass_stopped_at_the_bound_is_followed_at_once_not_after_the_interval(
+    redis_server: Any,
+) -> None:
+    """Six flushes of 30 events (a backlog, after an outage) drained with ``audit_batch``
+    50: each pass holds one entry (30 events: the next does not fit), fewer than the
+    batch, yet the buffer is not empty, so the drainer reads on at once instead of
+    waiting ``governance.audit_interval_s`` as after a partial batch (here an hour: the
+    backlog would wait that long per pass)."""
+    from gateway_app.state.governance_redis import RedisGovernanceState
+
+    prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
+    events = _events(180)
+    database = Database("sqlite:///:memory:")
+    database.migrate()
+
+    async def main() -> int:
+        state = RedisGovernanceState.from_url(
+            redis_server.url, prefix=prefix, flush_interval_s=3600, flush_items=10**6
+        )
+        for at in range(0, len(events), 30):
+            for data in events[at : at + 30]:
+                await state.settle(None, 0, 0, orjson.dumps(data))
+            await state.batcher.drain()
+        drainer = AuditDrainer(state, database, batch=50, block_s=0.01, interval_s=3600)
+        drainer.start()
+        deadline = time.monotonic() + 30
+        while drainer.written < len(events) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await drainer.stop(flush_s=0)
+        await state.close()
+        return drainer.written
+
+    assert run_async(main()) == len(events)
+    assert database.fetch("SELECT COUNT(*) AS n FROM audit_events")[0]["n"] == len(events)
+    database.close()

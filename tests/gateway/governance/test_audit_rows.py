@@ -2,9 +2,10 @@
 
 The line is escaped by the gateway, not by psycopg, so PostgreSQL itself judges it: every
 awkward value goes through the real ``COPY`` and reads back as the JSON event's row would.
-The line lives on a new stream (``{aigw}:audit-v2``): replicas of the version before read
-and write ``{aigw}:audit`` only, and this version drains both, so a rolling update stores
-every event once; a re-delivered batch of lines is stored once too.
+A batcher flush's events are one entry of ``{aigw}:audit-v3`` (the lines concatenated):
+replicas of the release before read and write ``{aigw}:audit-v2`` (one event per entry),
+those before that ``{aigw}:audit``, and this version drains all three, so a rolling update
+stores every event once; a re-delivered batch of lines is stored once too.
 """
 
 from __future__ import annotations
@@ -205,51 +206,64 @@ def _old_replica_event(n: int) -> bytes:
 def test_a_rolling_update_stores_the_old_and_the_new_streams_events_once(
     redis_state: Any, postgres_server: Any
 ) -> None:
-    """An old replica's events on ``{aigw}:audit`` (one read by it and never acknowledged:
-    it died) and this version's lines on ``{aigw}:audit-v2``: a new replica's drainer
-    stores each once, in the same passes; the depth gauge and the oldest-event time count
-    both streams until they are empty."""
+    """Replicas of two releases before, on ``{aigw}:audit`` (JSON objects), and of the
+    release before, on ``{aigw}:audit-v2`` (one line or JSON object per entry), each with
+    an entry it read and never acknowledged (it died), and this version's flush, one entry
+    on ``{aigw}:audit-v3``: a new replica's drainer stores each event once, in the same
+    passes; the depth gauge (events) and the oldest-event time count every stream until
+    they are empty."""
     db = Database(postgres_server.new_database("roll"))
     db.migrate()
 
     async def main() -> None:
         state = redis_state(claim_idle_s=0.05)
         client = state.client
-        legacy = state.legacy_stream
-        assert legacy.endswith(":audit") and state.stream.endswith(":audit-v2")
-        # The old replica: its group, one event it read and died with, two not yet read.
+        legacy, v2 = state.legacy_stream, state.v2_stream
+        assert legacy.endswith(":audit") and v2.endswith(":audit-v2")
+        assert state.stream.endswith(":audit-v3")
+        # The oldest replica: its group, one event it read and died with, two not yet read.
         await client.xgroup_create(legacy, GROUP, id="0", mkstream=True)
         first_id = await client.xadd(legacy, {"e": _old_replica_event(0)}, id="1000-0")
         await client.xreadgroup(GROUP, "old-replica", {legacy: ">"}, count=1)
         for n in (1, 2):
             await client.xadd(legacy, {"e": _old_replica_event(n)})
-        # This version's requests: their lines.
+        # The release before: a line it read and died with, a line and an admin event.
+        await client.xgroup_create(v2, GROUP, id="0", mkstream=True)
+        await client.xadd(v2, {"e": _line_and_row(30, "v2-read")[0]})
+        await client.xreadgroup(GROUP, "v2-replica", {v2: ">"}, count=1)
+        await client.xadd(v2, {"e": _line_and_row(31, "v2-unread")[0]})
+        admin = audit.event("admin", actor="admin_key", action="key.revoke", detail={"id": "k"})
+        await client.xadd(v2, {"e": orjson.dumps(admin)})
+        # This version's requests: their lines, one flush.
         lines = [_line_and_row(10 + i, f"new{i}")[0] for i in range(3)]
         for line in lines:
             await state.settle(None, 0, 0, line)
         await state.batcher.drain()
-        assert await state.audit_depth() == 6
+        assert await client.xlen(state.stream) == 1
+        assert await state.audit_depth() == 9
         assert await state.oldest_audit_s() == 1.0  # the legacy stream's oldest entry
-        await asyncio.sleep(0.1)  # the dead replica's entry is idle past claim_idle_s
+        await asyncio.sleep(0.1)  # the dead replicas' entries are idle past claim_idle_s
         drainer = AuditDrainer(state, db, batch=50, block_s=0.01)
         written = 0
         for _ in range(10):
             written += await drainer.drain_once()
-        assert written == 6
+        assert written == 9
         assert await state.audit_depth() == 0
         assert await state.oldest_audit_s() is None
-        assert await client.xpending(legacy, GROUP) == {
-            "pending": 0,
-            "min": None,
-            "max": None,
-            "consumers": [],
-        }
+        for stream in (legacy, v2, state.stream):
+            assert (await client.xpending(stream, GROUP))["pending"] == 0, stream
+            assert await client.xlen(stream) == 0, stream
         stored = _stored(db)
-        assert len(stored) == 6
-        request_ids = sorted(row[audit.COLUMNS.index("request_id")] for row in stored.values())
-        assert request_ids == sorted(
-            [f"req-{n}-old{n}" for n in range(3)] + [f"req-{10 + i}-new{i}" for i in range(3)]
+        assert len(stored) == 9
+        request_ids = sorted(
+            row[audit.COLUMNS.index("request_id")] for row in stored.values() if row[1] != "admin"
         )
+        assert request_ids == sorted(
+            [f"req-{n}-old{n}" for n in range(3)]
+            + [f"req-{10 + i}-new{i}" for i in range(3)]
+            + ["req-30-v2-read", "req-31-v2-unread"]
+        )
+        assert stored[admin["event_id"]][audit.COLUMNS.index("action")] == "key.revoke"
         assert first_id == b"1000-0"
         await state.close()
 
@@ -259,19 +273,21 @@ def test_a_rolling_update_stores_the_old_and_the_new_streams_events_once(
         db.close()
 
 
-def test_a_batch_acknowledged_late_is_stored_once_from_both_streams(
+def test_a_batch_acknowledged_late_is_stored_once_from_every_stream(
     redis_state: Any, postgres_server: Any
 ) -> None:
-    """The drainer stored a batch (an old replica's event and new lines) and its
-    acknowledgement failed (Redis dropped the connection; the replica died): the entries
-    stay pending, the next pass reads them again and stores none twice."""
+    """The drainer stored a batch (an old replica's event, one of the release before, and
+    a flush's entry of lines) and its acknowledgement failed (Redis dropped the connection;
+    the replica died): the entries stay pending, the next pass reads them again, its COPY
+    fails on the key and the row-by-row insert stores none twice."""
     db = Database(postgres_server.new_database("late"))
     db.migrate()
 
     async def main() -> None:
         state = redis_state()
-        await state.read_audit(1, 0.01)  # the groups exist on both streams
+        await state.read_audit(1, 0.01)  # the groups exist on every stream
         await state.client.xadd(state.legacy_stream, {"e": _old_replica_event(0)})
+        await state.client.xadd(state.v2_stream, {"e": _line_and_row(40, "v2")[0]})
         for i in range(4):
             await state.settle(None, 0, 0, _line_and_row(20 + i, f"late{i}")[0])
         await state.batcher.drain()
@@ -284,11 +300,12 @@ def test_a_batch_acknowledged_late_is_stored_once_from_both_streams(
         state.ack = lost_ack
         with pytest.raises(ConnectionError):
             await drainer.drain_once()
-        assert len(_stored(db)) == 5
+        assert len(_stored(db)) == 6
         state.ack = real_ack
-        assert await drainer.drain_once() == 5  # its own pending entries, again
+        assert await drainer.drain_once() == 6  # its own pending entries, again
         assert await drainer.drain_once() == 0
         assert await state.audit_depth() == 0
+        assert db.fetch("SELECT COUNT(*) AS n FROM audit_events")[0]["n"] == 6
         await state.close()
 
     try:
@@ -313,3 +330,160 @@ def test_the_in_process_buffer_drains_lines_and_json_alike(db: Database) -> None
     stored = _stored(db)
     assert stored[expected[0]] == expected
     assert stored[admin["event_id"]][audit.COLUMNS.index("action")] == "key.create"
+
+
+def _flushed(state: Any) -> list[tuple[Any, ...]]:
+    """Record the commands of ``state``'s batcher flushes (their pipelines)."""
+    sent: list[tuple[Any, ...]] = []
+    pipeline = state.hot.pipeline
+
+    async def recorded(commands: Any) -> Any:
+        sent.extend(tuple(command) for command in commands)
+        return await pipeline(commands)
+
+    state.hot.pipeline = recorded
+    return sent
+
+
+def test_a_flush_is_one_stream_entry_and_every_event_is_stored_once_as_sent(
+    redis_state: Any, db: Database
+) -> None:
+    """A flush of N request lines (every awkward value) is one ``XADD`` of one entry; the
+    drainer appends the entry's block to its COPY as it is (one slice, no line split or
+    parsed on PostgreSQL) and each event is stored once, byte for byte what the JSON
+    event's row would hold (tabs, newlines, backslashes, unicode, NUL as U+FFFD, JSON
+    detail); SQLite reads the same lines back."""
+    pairs = [_line_and_row(i, value) for i, value in enumerate(AWKWARD * 4)]
+
+    async def main() -> AuditDrainer:
+        state = redis_state()
+        sent = _flushed(state)
+        for line, _ in pairs:
+            await state.settle(None, 0, 0, line)
+        await state.batcher.drain()
+        xadds = [command for command in sent if command[0] == "XADD"]
+        assert len(xadds) == 1 and xadds[0][3:5] == ("n", len(pairs))
+        assert await state.client.xlen(state.stream) == 1
+        assert await state.audit_depth() == len(pairs)
+        drainer = AuditDrainer(state, db, batch=500, block_s=0.01, slice_events=8)
+        if db.kind == "postgres":  # the block goes into the COPY whole: nothing parsed
+            real_parse = audit.parse_line
+
+            def no_parse(line: bytes) -> tuple[Any, ...]:
+                raise AssertionError("a line was read back on the COPY path")
+
+            audit.parse_line = no_parse  # type: ignore[assignment]
+            try:
+                assert await drainer.drain_once() == len(pairs)
+            finally:
+                audit.parse_line = real_parse  # type: ignore[assignment]
+        else:
+            assert await drainer.drain_once() == len(pairs)
+        assert await state.audit_depth() == 0
+        await state.close()
+        return drainer
+
+    drainer = run_async(main())
+    if db.kind == "postgres":
+        assert drainer.slices == 1  # 52 lines, slices of 8 events: appended as one block
+    stored = _stored(db)
+    assert len(stored) == len(pairs)
+    for line, expected in pairs:
+        assert stored[expected[0]] == expected, line
+
+
+def test_orjson_never_writes_a_raw_newline() -> None:
+    """An entry's JSON events are newline-terminated: that is only sound if a JSON event
+    never holds a raw newline itself (orjson escapes control characters, and writes the
+    line and paragraph separators, which are not ``\\n``, as they are)."""
+    awkward = {value: [value, {value: value}] for value in [*AWKWARD, "\n\r\n", "\u0085"]}
+    dumped = orjson.dumps({"detail": awkward, "event": audit.event("admin", detail=awkward)})
+    assert b"\n" not in dumped
+    assert orjson.loads(dumped)["detail"] == awkward
+
+
+def test_an_entry_of_json_objects_and_lines_is_stored_whole(redis_state: Any, db: Database) -> None:
+    """A flush holding JSON objects (an admin action, a request's event on SQLite) and
+    lines: one entry, stored line by line, every event once."""
+    line, expected = _line_and_row(0, "mixed")
+    admin = audit.event("admin", actor="admin_key", action="key.create", detail={"a": "x\ny"})
+    request = audit.request_event(*_fields(1, "json").values())
+
+    async def main() -> None:
+        state = redis_state()
+        sent = _flushed(state)
+        state.batcher.add((), orjson.dumps(admin))
+        await state.settle(None, 0, 0, line)
+        await state.settle(None, 0, 0, orjson.dumps(request))
+        await state.batcher.drain()
+        assert [command[0] for command in sent].count("XADD") == 1
+        drainer = AuditDrainer(state, db, batch=50, block_s=0.01)
+        assert await drainer.drain_once() == 3
+        assert await state.audit_depth() == 0
+        await state.close()
+
+    run_async(main())
+    stored = _stored(db)
+    assert len(stored) == 3
+    assert stored[expected[0]] == expected
+    assert orjson.loads(stored[admin["event_id"]][audit.COLUMNS.index("detail")]) == {"a": "x\ny"}
+    assert stored[request["event_id"]][audit.COLUMNS.index("request_id")] == "req-1-json"
+
+
+def test_an_entry_whose_count_does_not_match_is_stored_line_by_line_and_logged(
+    redis_state: Any, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An entry that says 5 events and holds 3 lines (and one that holds a line that is
+    not one): nothing readable is lost, the mismatch and the bad line are logged, the
+    drain goes on and acknowledges the entries."""
+    lines = [_line_and_row(i, f"count{i}")[0] for i in range(4)]
+
+    async def main() -> None:
+        state = redis_state()
+        await state.read_audit(1, 0.01)  # the groups exist
+        await state.client.xadd(state.stream, {"n": 5, "b": b"".join(lines[:3])})
+        await state.client.xadd(state.stream, {"n": 2, "b": lines[3] + b"not an event\n"})
+        drainer = AuditDrainer(state, db, batch=50, block_s=0.01)
+        assert await drainer.drain_once() == 7  # as the entries said
+        assert await drainer.drain_once() == 0
+        assert await state.client.xlen(state.stream) == 0
+        await state.close()
+
+    run_async(main())
+    assert sorted(_stored(db)) == sorted(audit.parse_line(line)[0] for line in lines)
+    assert "says it holds 5 events and its block has 3 lines" in caplog.text
+    assert "dropping an unreadable audit event" in caplog.text and "not an event" in caplog.text
+
+
+def test_the_depth_gauge_counts_events_exactly_after_a_double_acknowledgement(
+    redis_state: Any,
+) -> None:
+    """Two flushes (5 and 3 events) and an admin action: 9 events in 3 entries. A drainer
+    reads them and stalls; another claims them and acknowledges; the first acknowledges
+    too (late): the gauge says 0, not -9, and the stream's counter is 0."""
+
+    async def main() -> None:
+        first = redis_state(claim_idle_s=0.05)
+        for size in (5, 3):
+            for i in range(size):
+                await first.settle(None, 0, 0, b'{"n":%d}' % i)
+            await first.batcher.drain()
+        await first.append(b'{"admin":1}')
+        assert await first.client.xlen(first.stream) == 3
+        assert await first.audit_depth() == 9
+        read = await first.read_audit_entries(50, 0.01)
+        assert [entry.events for entry in read] == [5, 3, 1]
+        assert await first.audit_depth() == 9  # read, not yet in the database
+        await asyncio.sleep(0.1)
+        other = redis_state(claim_idle_s=0.05)
+        claimed = await other.read_audit_entries(50, 0.01)
+        assert [entry.id for entry in claimed] == [entry.id for entry in read]
+        await other.ack([entry.id for entry in claimed])
+        assert await first.audit_depth() == 0
+        await first.ack([entry.id for entry in read])  # the stalled drainer, late
+        assert await first.audit_depth() == 0
+        assert int(await first.client.get(first.depth_key)) == 0
+        await first.close()
+        await other.close()
+
+    run_async(main())

@@ -77,10 +77,12 @@ def test_a_replica_stopped_while_redis_is_dark_stores_every_event_in_postgres(
         try:
             # (A request's event is buffered as its COPY line on PostgreSQL.)
             request_id = audit.COLUMNS.index("request_id")
+            # (An entry holds a flush's events, each newline-terminated.)
             buffered = [
-                audit.parse_line(fields[b"e"])[request_id]
-                for _, fields in stream.xrange("{aigw}:audit-v2")
-                if fields[b"e"][:1] != b"{"
+                audit.parse_line(line + b"\n")[request_id]
+                for _, fields in stream.xrange("{aigw}:audit-v3")
+                for line in fields[b"b"].split(b"\n")[:-1]
+                if line[:1] != b"{"
             ]
         finally:
             stream.close()

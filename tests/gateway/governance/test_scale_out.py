@@ -45,7 +45,7 @@ from gateway_app.config.governance import GovernanceConfig
 from gateway_app.governance.storage import Database
 from gateway_app.governance.traffic import SCRIPT_CALLS, SETUP_COMMANDS, TRAFFIC, Per
 from gateway_app.state.circuit_redis import _ACQUIRE, _RECORD
-from gateway_app.state.governance_redis import _RESERVE
+from gateway_app.state.governance_redis import _ACK, _RESERVE
 from tests.gateway.conftest import run_async
 from tests.gateway.governance.processes import GatewayProcess, gateway_config
 from tests.gateway.governance.services import PostgresServer, RedisServer
@@ -56,6 +56,7 @@ SCRIPTS = {
     hashlib.sha1(source.encode()).hexdigest(): name
     for name, source in (
         ("reserve", _RESERVE),
+        ("audit-ack", _ACK),
         ("circuit-acquire", _ACQUIRE),
         ("circuit-record", _RECORD),
     )
@@ -188,6 +189,15 @@ def _wait_for_rows(stores: Stores, expected: int, timeout_s: float = 15.0) -> No
         assert time.monotonic() < deadline, f"{rows} audit rows, expected {expected}"
         time.sleep(0.1)
     assert rows == expected, f"{rows} audit rows, expected {expected}: an event written twice"
+    # And acknowledged (a script, EVALSHA, counted on both sides of the window's edges):
+    # its entries deleted (XLEN: the window's GETs are the reservation script's alone).
+    events = redis.Redis(port=stores.redis.port)
+    try:
+        while events.xlen("{aigw}:audit-v3"):
+            assert time.monotonic() < deadline, "audit events stored but not acknowledged"
+            time.sleep(0.05)
+    finally:
+        events.close()
 
 
 @dataclass
