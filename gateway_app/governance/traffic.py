@@ -92,7 +92,8 @@ TRAFFIC: tuple[Traffic, ...] = (
         note="one pipeline per `governance.settle_interval_s` (20 ms; or per 256 events) per "
         "process, shared by every request in it: at most one per request, far fewer under "
         "load. Its audit events are one entry of the audit stream (one `XADD`, with the "
-        "`INCRBY` of the stream's event counter)",
+        "`INCRBY` of the stream's event counter; an entry per 256 events when a flush "
+        "carries more, after an outage)",
     ),
     Traffic(
         "audit floor",

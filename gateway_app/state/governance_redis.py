@@ -153,6 +153,13 @@ LEGACY_ID = "v1:"
 :data:`STREAM` carry nothing."""
 OLDER_STREAMS = ((V2_ID, V2_STREAM), (LEGACY_ID, LEGACY_STREAM))
 """The older streams drained, with the mark of their ids, newest first."""
+ENTRY_EVENTS_MAX = 256
+"""Events per audit stream entry at most: a flush's events are one entry (about 100 at
+5,000 requests/s a process), but a flush of events held through a Redis outage or while
+Redis was full (up to ``max_batch``, 2,000) is several, since a drainer's write takes an
+entry whole and a large ``COPY`` lengthens the 1-connection p99
+(``bench/partial-audit-batch.md``). The batcher's ``max_items`` default (256) is the same
+bound for a flush under load."""
 CLAIM_EVERY_S = 0.5
 """How often a drainer looks for a dead replica's pending audit entries (``XAUTOCLAIM``;
 more often when ``claim_idle_s`` is shorter than twice this): they become claimable only
@@ -210,7 +217,8 @@ class SettleBatcher:
     first addition, or at once when ``max_items`` events wait; one flush is in
     flight at a time and what arrives meanwhile waits for the next. A flush is
     one ``MULTI ... EXEC`` pipeline: the counter corrections, summed per key,
-    and one ``XADD`` of all its events (at most ``max_batch``) as one stream entry,
+    and one ``XADD`` of its events (at most ``max_batch``) as one stream entry (one per
+    ``max_entry`` events: :data:`ENTRY_EVENTS_MAX`),
     with the ``INCRBY`` of the stream's event counter (:func:`entry_block`). When Redis is unreachable the batch is kept and
     retried with backoff; at most ``max_held`` events are held (then new events
     are dropped and an error names how many are held and dropped). So an event
@@ -243,6 +251,7 @@ class SettleBatcher:
         max_items: int = 256,
         max_held: int = 100_000,
         max_batch: int = 2000,
+        max_entry: int = ENTRY_EVENTS_MAX,
         memory_below: float | None = None,
         memory_check_s: float = 1.0,
         depth_key: str | None = None,
@@ -255,6 +264,7 @@ class SettleBatcher:
         self.max_items = max_items
         self.max_held = max_held
         self.max_batch = max_batch
+        self.max_entry = max_entry  # events per stream entry at most
         self._events: list[bytes] = []
         self._deltas: dict[str, int] = {}
         # Settlements of requests admitted locally, summed per check plan's counters:
@@ -442,9 +452,14 @@ class SettleBatcher:
             commands: list[tuple[Any, ...]] = [("MULTI",)]
             commands += [("INCRBY", key, delta) for key, delta in deltas.items() if delta]
             if events:
-                commands.append(
-                    ("XADD", self.stream, "*", "n", len(events), "b", entry_block(events))
-                )
+                # One entry per max_entry events: a flush of events held through an outage
+                # (up to max_batch) is several, so no drainer write takes thousands at once.
+                step = self.max_entry
+                for at in range(0, len(events), step):
+                    part = events[at : at + step]
+                    commands.append(
+                        ("XADD", self.stream, "*", "n", len(part), "b", entry_block(part))
+                    )
                 commands.append(("INCRBY", self.depth_key, len(events)))
             if self.beat_key is not None:
                 # Once this applies, every event queued before ``taken_at`` is in Redis,

@@ -336,3 +336,34 @@ def test_dropped_audit_events_are_counted_in_the_metrics(
         assert "aigw_audit_events_dropped_total 2.0" in text
     finally:
         run_async(app.admin.governance.stop())
+
+
+def test_events_held_through_an_outage_go_out_as_entries_of_at_most_max_entry(
+    redis_server: Any,
+) -> None:
+    """A flush of events held while Redis was unreachable (up to ``max_batch``) is several
+    stream entries of at most ``ENTRY_EVENTS_MAX`` events each, in order, counted once in
+    the depth counter: a drainer's write, which takes an entry whole, stays bounded."""
+    prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
+    most = governance_redis.ENTRY_EVENTS_MAX
+
+    async def main() -> None:
+        state = RedisGovernanceState.from_url(
+            redis_server.url, prefix=prefix, flush_interval_s=3600, flush_items=10**6
+        )
+        for i in range(2 * most + 88):  # held: no flush until asked
+            state.batcher.add([], f"{i}".encode())
+        await state.flush()
+        assert state.batcher.flushes == 1
+        assert await state.audit_depth() == 2 * most + 88
+        await state.close()
+
+    run_async(main())
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        entries = client.xrange(prefix + "audit-v3")
+    finally:
+        client.close()
+    assert [int(fields[b"n"]) for _, fields in entries] == [most, most, 88]
+    events = [event for _, fields in entries for event in entry_events(fields)]
+    assert events == [f"{i}".encode() for i in range(2 * most + 88)]
