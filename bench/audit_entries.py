@@ -32,30 +32,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from audit_sample import REQUEST_FIELDS
+
 
 def _lines(audit: Any, events: int, tag: str) -> list[bytes]:
-    return [
-        audit.request_line(
-            f"bench-{tag}-{i:012x}",
-            "key_6481b2f5426333a4",
-            "team-search",
-            "project-web",
-            None,
-            "gpt-4o-mini",
-            "openai/gpt-4o-mini",
-            "openai",
-            200,
-            1234,
-            321,
-            0.000712,
-            812.345,
-            None,
-            None,
-            "reported",
-            None,
-        )
-        for i in range(events)
-    ]
+    return [audit.request_line(f"bench-{tag}-{i:012x}", *REQUEST_FIELDS) for i in range(events)]
 
 
 async def _child(args: argparse.Namespace) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import orjson
 import redis
+from audit_sample import REQUEST_FIELDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -59,25 +60,7 @@ def main() -> None:
                 pipe = client.pipeline(transaction=False)
                 size, entry = 0, []
                 for i in range(args.events):
-                    payload = build(
-                        f"req-{i:016x}",
-                        "key_6481b2f5426333a4",
-                        "team-search",
-                        "project-web",
-                        None,
-                        "gpt-4o-mini",
-                        "openai/gpt-4o-mini",
-                        "openai",
-                        200,
-                        1234,
-                        321,
-                        0.000712,
-                        812.345,
-                        None,
-                        None,
-                        "reported",
-                        None,
-                    )
+                    payload = build(f"req-{i:016x}", *REQUEST_FIELDS)
                     size += len(payload)
                     entry.append(payload)
                     if len(entry) == per_entry or i == args.events - 1:
