@@ -8,8 +8,9 @@ each database, and per ``application_name``):
   replayed in order, the log gives every moment's connections, the shortest-lived
   included. For a server a test starts itself.
 - :class:`ConnectionSampler`: ``pg_stat_activity`` read on a background thread every
-  ``interval_s``: what an operator sees, for a server already running without those
-  settings. A connection shorter than the interval may be missed; long-held ones are not.
+  ``interval_s``, and once more when the window is taken: what an operator sees, for a
+  server already running without those settings. A connection shorter than the interval
+  may be missed; long-held ones are not.
 
 A connection counts under the last ``application_name`` it showed (a backend still
 authenticating shows none yet).
@@ -102,7 +103,11 @@ class ConnectionSampler:
             time.sleep(self.interval_s)
 
     def take(self) -> Activity:
-        """What was sampled since the last :meth:`take` (or the start); a new window starts."""
+        """What was sampled since the last :meth:`take` (or the start), and the backends
+        now; a new window starts. The sample of now is taken here, not left to the thread:
+        a connection opened just before (by the last call a test made) is held now, and a
+        busy test process may not have given the thread its turn since."""
+        self._sample()
         with self._lock:
             samples, self._samples = self._samples, []
         return Activity(samples)
