@@ -747,15 +747,20 @@ class AuditDrainer:
 
     async def drain_once(self) -> int:
         """Write one batch (at most ``batch`` events, or one buffer entry's); the number
-        of events acknowledged."""
+        of events acknowledged (as the entries say)."""
+        return (await self._drain())[1]
+
+    async def _drain(self) -> tuple[int, int]:
+        """:meth:`drain_once`: the entries read, and the events they say they hold (an
+        entry may say 0 and hold lines: stored line by line, :func:`entry_events`)."""
         entries = await self.state.read_audit_entries(self.batch, self.block_s)
         if not entries:
-            return 0
+            return 0, 0
         batch = await self._build(entries)
         await asyncio.to_thread(insert_rows, self.db, batch.rows, batch.copy_text)
         await self.state.ack([entry.id for entry in entries])
         self.written += batch.events
-        return sum(entry.events for entry in entries)
+        return len(entries), sum(entry.events for entry in entries)
 
     async def _build(self, entries: list[AuditEntry]) -> RowBatch:
         """Decode and format ``entries`` in slices, yielding to the loop between them (an
@@ -813,7 +818,8 @@ class AuditDrainer:
         deadline = time.monotonic() + flush_s
         while time.monotonic() < deadline:
             try:
-                if await asyncio.wait_for(self.drain_once(), flush_s) == 0:
+                # Until the buffer is empty: an entry saying 0 events is no end.
+                if (await asyncio.wait_for(self._drain(), flush_s))[0] == 0:
                     break
             except Exception:
                 break

@@ -487,3 +487,25 @@ def test_the_depth_gauge_counts_events_exactly_after_a_double_acknowledgement(
         await other.close()
 
     run_async(main())
+
+
+def test_stop_drains_past_an_entry_that_says_it_holds_no_events(
+    redis_state: Any, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A gateway stopping writes what the buffer holds: an entry saying 0 events (and
+    holding lines) first is not taken for the end of the buffer."""
+    lines = [_line_and_row(i, f"zero{i}")[0] for i in range(3)]
+
+    async def main() -> None:
+        state = redis_state()
+        await state.read_audit(1, 0.01)  # the groups exist
+        await state.client.xadd(state.stream, {"n": 0, "b": lines[0]})
+        await state.client.xadd(state.stream, {"n": 2, "b": b"".join(lines[1:])})
+        drainer = AuditDrainer(state, db, batch=1, block_s=0.01)  # one entry per pass
+        await drainer.stop()
+        assert await state.client.xlen(state.stream) == 0
+        await state.close()
+
+    run_async(main())
+    assert sorted(_stored(db)) == sorted(audit.parse_line(line)[0] for line in lines)
+    assert "says it holds 0 events and its block has 1 lines" in caplog.text
