@@ -182,7 +182,7 @@ class AdmissionConfig(BaseModel):
         "near a limit (headroom under 1/share + 1 requests: 21 by default) every request takes the exact path",
     )
     max_requests: int = Field(
-        32,
+        128,
         ge=2,
         le=10_000,
         description="a chunk holds at most this many requests' worth (the request's own "

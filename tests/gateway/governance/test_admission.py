@@ -64,6 +64,34 @@ def test_far_from_the_limits_most_requests_make_no_round_trip(redis_server: Any)
     assert 3 <= trips <= 900 / 8, trips  # each replica asked Redis at least once
 
 
+def test_with_the_default_config_one_round_trip_admits_max_requests_requests(
+    redis_server: Any,
+) -> None:
+    """Far from every limit a replica asks Redis about once per ``max_requests`` requests
+    (128 by default: bench/partial-admission-chunk.md measured the CPU and Redis cost of
+    32), plus the first request of a rate window, which learns its room."""
+    requests = 640
+
+    async def main() -> tuple[int, int]:
+        (state,) = replicas(redis_server, 1)
+        now = time.time()
+        rpm = RateItem("team:d", "rpm", 10_000_000, 1)
+        tpm = RateItem("team:d", "tpm", 10**10, 500)
+        budget = BudgetItem("team:d", "daily", DAY, 10**9 * 1000, 1000, 3600)
+        for _ in range(requests):
+            assert (await state.reserve((rpm, tpm), (budget,), now)).allowed
+        assert state.admission is not None
+        trips = state.admission.round_trips
+        await state.flush()
+        spent = await counter(state, f"b:team:d:daily:{DAY}")
+        await state.close()
+        return trips, spent
+
+    trips, spent = run_async(main())
+    assert spent == requests * 1000  # the last chunk's unused part went back
+    assert trips <= requests // 128 + 2, trips  # 32 requests per chunk: 21 round trips
+
+
 def test_replicas_admitting_from_chunks_never_pass_a_limit(redis_server: Any) -> None:
     """Three replicas, 3 x 300 concurrent requests on one RPM limit and one budget, in
     waves: never more admitted than either limit, and once every replica has returned
@@ -168,7 +196,7 @@ def test_a_lowered_limit_or_an_invalidation_stops_admission_from_chunks(
         high = BudgetItem("key:k2", "daily", DAY, 100_000, 1000, 3600)
         for _ in range(2):
             assert (await state.reserve((), (high,), now)).allowed
-        assert admission.chunks  # a chunk of 32 requests' worth is held
+        assert admission.chunks  # a chunk of max_requests requests' worth is held
         await state.batcher.drain()
         assert await counter(state, key) >= 2 * 1000 + 1000
         # The limit is lowered to what is spent: the chunk granted under the old limit

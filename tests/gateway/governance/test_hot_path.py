@@ -3,7 +3,7 @@ for most requests: admission leases), none after.
 
 The documented count (docs/explanation/governance.md, "Round trips per request"):
 far from every limit, a replica makes one reservation round trip per chunk of
-requests (``governance.admission.max_requests``, 32, or fewer where a limit's
+requests (``governance.admission.max_requests``, 128, or fewer where a limit's
 headroom sizes the chunk smaller), plus about two per set of counters per minute
 (a rate limit's chunk belongs to its minute): well under one per request on
 average; near a limit, exactly one per request (the exact path). Settlements,
