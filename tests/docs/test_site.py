@@ -36,9 +36,23 @@ def _build(tmp_path: Path, config: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _stray_table_rows(site: Path) -> list[str]:
+    """Markdown table rows a page shows as text: a row that does not follow its table's
+    rows directly (a paragraph or blank line between them) is rendered as a paragraph,
+    and the rows after it read as ``| a | b |`` lines. Code blocks are left out."""
+    stray = []
+    for page in sorted(site.rglob("*.html")):
+        text = re.sub(r"<pre\b.*?</pre>", "", page.read_text(), flags=re.S)
+        rows = re.findall(r"^\|.*\|$", text, flags=re.M)
+        stray += [f"{page.relative_to(site)}: {row[:80]}" for row in rows]
+    return stray
+
+
 def test_the_site_builds_in_strict_mode(tmp_path: Path) -> None:
     built = _build(tmp_path / "site", ROOT / "mkdocs.yml")
     assert built.returncode == 0, built.stderr[-4000:]
+    # Every table row renders in its table (strict mode does not check it).
+    assert _stray_table_rows(tmp_path / "site") == []
     # Diagrams are code rendered by the site (Mermaid), not images.
     assert (
         'class="mermaid"' in (tmp_path / "site" / "explanation" / "architecture.html").read_text()
