@@ -72,7 +72,9 @@ TRAFFIC: tuple[Traffic, ...] = (
         "the only round trip a request waits for (a process's concurrent requests share it). "
         "The exact path: near a limit, or with `governance.admission` off; far from the "
         "limits a replica admits from chunks it reserved and most requests make none "
-        "(measured 0.04 per request, docs/explanation/governance.md#round-trips-per-request)",
+        "(measured: one per 110-113 requests with the default chunks of 128 requests' "
+        "worth, bench/partial-admission-chunk.md; "
+        "docs/explanation/governance.md#round-trips-per-request)",
     ),
     Traffic(
         "audit event",
