@@ -34,7 +34,7 @@ import redis
 from gateway_app.governance.storage import Database
 from tests.fakes import FakeUpstream
 from tests.gateway.governance.processes import GatewayProcess, gateway_config
-from tests.gateway.governance.services import PostgresServer, RedisServer, free_port
+from tests.gateway.governance.services import PostgresServer, RedisServer, kept_port
 from tests.multicloud.faults import Injector, Link
 from tests.multicloud.identity import CloudIdentity
 
@@ -234,10 +234,12 @@ class Multicloud:
             # other: each start is CPU-bound (imports, price data), and three at once
             # on two busy cores took longer than one gateway's 30 s start deadline.
             started += _parallel([functools.partial(_services, n) for n in names], Cloud.stop)
-            ports = {cloud.name: free_port() for cloud in started}
+            # Ports kept for the gateways (kept_port: none of the suite's connections can
+            # take one before its gateway binds it, or between a restart's stop and start).
+            ports = {cloud.name: kept_port() for cloud in started}
             for cloud in started:
                 # The peers call each other on the internal listener, never the public port.
-                cloud.internal_port = free_port()
+                cloud.internal_port = kept_port()
             for source in started:
                 for target in started:
                     if source is not target:

@@ -18,7 +18,7 @@ import redis
 
 from gateway_app.governance import audit
 from tests.gateway.governance.processes import GatewayProcess, gateway_config
-from tests.gateway.governance.services import free_port
+from tests.gateway.governance.services import kept_port
 from tests.multicloud.clouds import Multicloud, _plane
 from tests.multicloud.faults import Link
 
@@ -48,7 +48,7 @@ def second_gcp(clouds: Multicloud) -> Iterator[tuple[GatewayProcess, Link]]:
     gcp = clouds["gcp"]
     link = clouds.injector.link("gcp-b->aws", ("127.0.0.1", clouds["aws"].internal_port or 0))
     plane = _plane(gcp, clouds.identities, "aws", 1)
-    plane["global"]["port"] = free_port()
+    plane["global"]["port"] = kept_port()
     plane["global"]["peers"]["aws"]["url"] = link.url
     env = {
         "AIGW_REDIS_URL": gcp.redis.url,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,6 +21,42 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+_KEPT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (``net.ipv4.ip_local_port_range``)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def kept_port() -> int:
+    """A free port for a server others are told of before it starts, or that must get it
+    back when it restarts (the multicloud simulation's listeners, behind its links).
+
+    :func:`free_port`'s ports come from the kernel's ephemeral range, where any
+    connection the suite opens may be handed the same port as its local end before the
+    server binds it (then ``cannot listen ...: the port is in use``). This one is taken
+    below that range, where neither a connection's local end nor a bind to port 0 (every
+    other server of the suite) is ever given it; and never twice by this process."""
+    low = _ephemeral_low()
+    span = range(max(1024, low - 12_000), low)
+    for _ in range(200):
+        port = random.choice(span)  # a port, not a secret
+        if port in _KEPT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # something of this machine's listens there
+        _KEPT.add(port)
+        return port
+    raise AssertionError(f"no free port in {span.start}-{span.stop - 1} after 200 tries")
 
 
 class PortTaken(Exception):
