@@ -32,13 +32,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from trees import run_in_tree
 
 _CHILD = r"""
 import asyncio, json, sys, time
@@ -118,27 +116,11 @@ uvloop.run(main())
 
 def _child(tree: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     """One interpreter's rounds for ``tree`` (its own gateway_app)."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _CHILD,
-            tree,
-            args.redis_url,
-            args.database_url,
-            str(args.events),
-            str(args.batch),
-            str(args.rounds_per_run),
-        ],
-        env={**os.environ, "PYTHONPATH": tree},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=tempfile.gettempdir(),
+    argv = [args.redis_url, args.database_url, str(args.events), str(args.batch)]
+    rounds: list[dict[str, Any]] = run_in_tree(
+        tree, _CHILD, [*argv, str(args.rounds_per_run)], timeout=600
     )
-    if result.returncode:
-        raise RuntimeError(f"{tree}: {result.stderr[-2000:]}")
-    return json.loads(result.stdout.splitlines()[-1])
+    return rounds
 
 
 def main() -> None:

@@ -45,12 +45,11 @@ import json
 import os
 import pstats
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from trees import run_in_tree
 
 ADMIN_KEY = "aigw-admin-" + "b" * 32
 LIMITS = {"daily_usd": 1e6, "monthly_usd": 1e7, "rpm": 10**7, "tpm": 10**10}
@@ -282,27 +281,10 @@ def _child(tree: str, requests: int, profile: bool, side: str = "", top: int = 0
         "print(json.dumps(asyncio.run(hook_path._measure(int(sys.argv[2]), sys.argv[3] == '1', "
         "sys.argv[4], int(sys.argv[5])))))"
     )
-    env = {**os.environ, "PYTHONPATH": tree}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            tree,
-            str(requests),
-            "1" if profile else "0",
-            side,
-            str(top),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tempfile.gettempdir(),
+    measured: dict[str, Any] = run_in_tree(
+        tree, code, [str(requests), "1" if profile else "0", side, str(top)], timeout=300
     )
-    if result.returncode:
-        raise RuntimeError(f"{tree}: {result.stderr[-2000:]}")
-    return json.loads(result.stdout.splitlines()[-1])
+    return measured
 
 
 def main() -> None:

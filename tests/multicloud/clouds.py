@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import httpx
 import redis
 
+from gateway_app.governance import audit
 from gateway_app.governance.storage import Database
 from tests.fakes import FakeUpstream
 from tests.gateway.governance.processes import GatewayProcess, gateway_config
@@ -198,6 +199,39 @@ def _plane(
             "token_file": identities[cloud.name].token_file,
         }
     }
+
+
+SHIPPER_LEASE = "{aigw}:audit-shipper"
+"""The audit shipper's lease in a cloud's Redis (the governance state's prefix +
+``audit-shipper``); its value, the holder's token, ends ``-<pid>-<hex>``."""
+
+
+def shipper_holder(client: redis.Redis) -> int:
+    """The process id of the replica holding the cloud's shipper lease; 0 when none does."""
+    token = client.get(SHIPPER_LEASE)
+    return int(token.decode().split("-")[-2]) if token else 0
+
+
+def store_events(db: Database, cloud: str, n: int, key_id: str) -> list[str]:
+    """``n`` request events of ``cloud`` stored in ``db`` as its drainers store them (for its
+    shipper to send); their ids."""
+    audit.set_cloud(cloud)
+    try:
+        events = [audit.event("request", key_id=key_id) for _ in range(n)]
+    finally:
+        audit.set_cloud(None)
+    audit.insert_events(db, events)
+    return [event["event_id"] for event in events]
+
+
+def wait_until(condition: Callable[[], Any], within_s: float, what: str) -> float:
+    """Poll ``condition`` every 50 ms until it holds; the seconds it took. Fails, naming
+    ``what``, if it does not hold within ``within_s``."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < within_s, f"{what}: not within {within_s} s"
+        time.sleep(0.05)
+    return time.monotonic() - started
 
 
 class Multicloud:

@@ -10,19 +10,16 @@ they wait until B's link heals. The lease in gcp's Redis names its holder
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import redis
 
-from gateway_app.governance import audit
 from tests.gateway.governance.processes import GatewayProcess, gateway_config
 from tests.gateway.governance.services import kept_port
-from tests.multicloud.clouds import Multicloud, _plane
+from tests.multicloud.clouds import Multicloud, _plane, shipper_holder, store_events, wait_until
 from tests.multicloud.faults import Link
 
-LEASE = "{aigw}:audit-shipper"  # the governance state's prefix + audit-shipper
 FLOORS = "{aigw}:audit-floor"  # every replica's audit floor, by replica
 
 
@@ -32,14 +29,6 @@ def _floors(client: redis.Redis) -> dict[int, float]:
         int(field.decode().split("-")[-2]): float(value)
         for field, value in client.hgetall(FLOORS).items()
     }
-
-
-def _wait(condition: Callable[[], Any], within_s: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < within_s, f"{what}: not within {within_s} s"
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 @pytest.fixture
@@ -83,23 +72,14 @@ def test_one_replica_ships_and_the_other_takes_over_when_it_stops_or_dies(
     gcp_db, home = clouds["gcp"].database(), clouds["aws"].database()
     shipped: list[str] = []
 
-    def holder() -> int:
-        token = lease.get(LEASE)
-        return int(token.decode().split("-")[-2]) if token else 0
-
     def pid(process: GatewayProcess | None) -> int:
         assert process is not None and process.process is not None
         return process.process.pid
 
     def store(n: int) -> list[str]:
-        audit.set_cloud("gcp")
-        try:
-            events = [audit.event("request", key_id="k-shipper") for _ in range(n)]
-        finally:
-            audit.set_cloud(None)
-        audit.insert_events(gcp_db, events)  # as gcp's drainers store them
-        shipped.extend(e["event_id"] for e in events)
-        return [e["event_id"] for e in events]
+        ids = store_events(gcp_db, "gcp", n, "k-shipper")
+        shipped.extend(ids)
+        return ids
 
     def at_home(ids: list[str]) -> bool:
         rows = home.fetch(
@@ -110,36 +90,40 @@ def test_one_replica_ships_and_the_other_takes_over_when_it_stops_or_dies(
     try:
         # A (the simulation's gcp gateway) held the lease before B started.
         b_link.partition("reset")
-        assert holder() == pid(clouds["gcp"].gateway)
+        assert shipper_holder(lease) == pid(clouds["gcp"].gateway)
         # Both replicas record their audit floors, renewed every second.
-        _wait(lambda: set(_floors(lease)) == {pid(clouds["gcp"].gateway), pid(b)}, 5.0, "floors")
+        wait_until(
+            lambda: set(_floors(lease)) == {pid(clouds["gcp"].gateway), pid(b)}, 5.0, "floors"
+        )
         assert min(_floors(lease).values()) > time.time() - 5
         first = store(300)
-        _wait(lambda: at_home(first), 5.0, "A ships with B's link cut")
+        wait_until(lambda: at_home(first), 5.0, "A ships with B's link cut")
         # A stops (a rolling restart): it gives the lease up, B takes it within a second.
         a = clouds["gcp"].gateway
         assert a is not None
         a.stop()
         # (Bounds: the design's 1 s and 6 s, plus room for a loaded CI machine.)
-        _wait(lambda: holder() == pid(b), 2.5, "B takes over from A stopped")
+        wait_until(lambda: shipper_holder(lease) == pid(b), 2.5, "B takes over from A stopped")
         assert set(_floors(lease)) == {pid(b)}  # A's clean shutdown removed its floor
         clouds.restart("gcp", home="aws", epoch=1)  # A back, standing by
-        assert holder() == pid(b)
+        assert shipper_holder(lease) == pid(b)
         waiting = store(300)
         time.sleep(2.5)  # two shipping intervals: B cannot reach the home, A stands by
         assert not at_home(waiting[:1])
         b_link.heal()
-        _wait(lambda: at_home(waiting), 5.0, "B ships once its link heals")
+        wait_until(lambda: at_home(waiting), 5.0, "B ships once its link heals")
         # B dies (SIGKILL, its lease not given up): A takes over when the lease lapses.
         b.kill()
         killed_at = time.time()
-        took = _wait(lambda: holder() == pid(clouds["gcp"].gateway), 8.0, "A takes over")
+        took = wait_until(
+            lambda: shipper_holder(lease) == pid(clouds["gcp"].gateway), 8.0, "A takes over"
+        )
         assert took > 3.0  # the lease (5 s) had to lapse, less the time B held it unrenewed
         # B's floor stays, from before it died, until it is stale (FLOOR_STALE_S): what it
         # held in memory, if anything, is not claimed shipped meanwhile.
         assert _floors(lease)[pid(b)] < killed_at
         last = store(300)
-        _wait(lambda: at_home(last), 5.0, "A ships again")
+        wait_until(lambda: at_home(last), 5.0, "A ships again")
         rows = home.fetch(
             "SELECT event_id, COUNT(*) AS n FROM audit_events WHERE key_id = 'k-shipper' "
             "GROUP BY event_id"

@@ -20,21 +20,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 
 import httpx
 import openai
 import psycopg
 import redis
 
-from gateway_app.governance import audit
 from gateway_app.governance.storage import ConnectionName
 from infra.decisions.postgres import connections_needed
 from tests.gateway.governance.pg_activity import ConnectionSampler
-from tests.multicloud.clouds import CLOUDS, Multicloud, run
+from tests.multicloud.clouds import (
+    CLOUDS,
+    SHIPPER_LEASE,
+    Multicloud,
+    run,
+    shipper_holder,
+    store_events,
+    wait_until,
+)
 
 REQUESTS = 40  # per cloud
-LEASE = "{aigw}:audit-shipper"  # the governance state's prefix + audit-shipper
 
 
 async def _traffic(clouds: Multicloud, key: str) -> dict[str, int]:
@@ -126,13 +131,6 @@ def _shipper_connections(url: str) -> int:
     return int(row[0])
 
 
-def _wait(condition: Callable[[], bool], within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {within_s} s"
-        time.sleep(0.05)
-
-
 def test_a_replica_that_loses_the_shipper_lease_closes_its_shipper_connection(
     clouds: Multicloud,
 ) -> None:
@@ -142,30 +140,26 @@ def test_a_replica_that_loses_the_shipper_lease_closes_its_shipper_connection(
     lease = redis.Redis.from_url(gcp.redis.url)
     db = gcp.database()
 
-    def holder() -> int:
-        token = lease.get(LEASE)
-        return int(token.decode().split("-")[-2]) if token else 0
-
-    def ship(n: int) -> None:
-        audit.set_cloud("gcp")
-        try:
-            events = [audit.event("request", key_id="k-connections") for _ in range(n)]
-        finally:
-            audit.set_cloud(None)
-        audit.insert_events(db, events)  # as gcp's drainers store them
-
     try:
-        _wait(lambda: holder() == gateway.process.pid, 8.0, "gcp's gateway holds the lease")
-        ship(50)
-        _wait(lambda: _shipper_connections(gcp.postgres.url) == 1, 5.0, "it ships")
+        wait_until(
+            lambda: shipper_holder(lease) == gateway.process.pid,
+            8.0,
+            "gcp's gateway holds the lease",
+        )
+        store_events(db, "gcp", 50, "k-connections")
+        wait_until(lambda: _shipper_connections(gcp.postgres.url) == 1, 5.0, "it ships")
         # Another replica takes the lease (as after a missed renewal): this one stops
         # shipping, and holds no shipper connection beside the new holder's.
-        lease.set(LEASE, "another-replica-0-0", px=4000)
-        _wait(lambda: _shipper_connections(gcp.postgres.url) == 0, 3.0, "its connection closed")
+        lease.set(SHIPPER_LEASE, "another-replica-0-0", px=4000)
+        wait_until(
+            lambda: _shipper_connections(gcp.postgres.url) == 0, 3.0, "its connection closed"
+        )
         # The other one's lease lapses unrenewed: this one ships again, on one connection.
-        _wait(lambda: holder() == gateway.process.pid, 8.0, "it takes the lease back")
-        ship(50)
-        _wait(lambda: _shipper_connections(gcp.postgres.url) == 1, 5.0, "it ships again")
+        wait_until(
+            lambda: shipper_holder(lease) == gateway.process.pid, 8.0, "it takes the lease back"
+        )
+        store_events(db, "gcp", 50, "k-connections")
+        wait_until(lambda: _shipper_connections(gcp.postgres.url) == 1, 5.0, "it ships again")
     finally:
         lease.close()
         db.close()
