@@ -487,8 +487,11 @@ class ConnectionName(StrEnum):
     ``PGAPPNAME``) wins."""
 
     GATEWAY = "aigw-gateway"
-    """A gateway process's own: key lookups, the audit drain, the change feed, leases,
-    the global plane's ledger and receiving side, the roll-up lag gauge."""
+    """A gateway process's own: key lookups, the change feed, leases, the global plane's
+    ledger and receiving side, the roll-up lag gauge."""
+    AUDIT_DRAIN = "aigw-audit-drain"
+    """A gateway process's audit drain on PostgreSQL: its ``COPY`` of each batch, on the
+    event loop (:class:`AsyncAppender`), away from the key lookups' connection."""
     ADMIN_REPORTS = "aigw-admin-reports"
     """The admin API's analytics and audit search (:meth:`Database.for_reports`)."""
     AUDIT_SHIPPER = "aigw-audit-shipper"
