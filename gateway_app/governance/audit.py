@@ -29,13 +29,19 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from gateway_app.governance.storage import CopyText, Database, RejectedData, Transaction
+from gateway_app.governance.storage import (
+    AsyncAppender,
+    CopyText,
+    Database,
+    RejectedData,
+    Transaction,
+)
 from gateway_app.state.governance import AuditEntry, GovernanceState
 
 log = logging.getLogger("gateway_app.governance")
@@ -563,23 +569,55 @@ def insert_rows(
         return
     except RejectedData:
         pass
+    for values in _one_by_one(parsed):
+        try:
+            db.append_new("audit_events", COLUMNS, KEY, [values])
+        except RejectedData as exc:
+            db.append_new("audit_events", COLUMNS, KEY, [_refused_logged(values, exc)])
+
+
+async def store_rows(
+    appender: AsyncAppender,
+    rows: Sequence[tuple[Any, ...] | bytes] | Sequence[Sequence[Any]],
+    copy_text: CopyText | None = None,
+) -> None:
+    """:func:`insert_rows` on the event loop, through the audit drain's own asyncio
+    connection (PostgreSQL): the same one ``COPY``, and the same event-by-event
+    storing when the database refuses a value."""
+    parsed = _Rows(rows)
+    try:
+        await appender.append_new("audit_events", COLUMNS, KEY, parsed, copy_text)
+        return
+    except RejectedData:
+        pass
+    for values in _one_by_one(parsed):
+        try:
+            await appender.append_new("audit_events", COLUMNS, KEY, [values])
+        except RejectedData as exc:
+            await appender.append_new("audit_events", COLUMNS, KEY, [_refused_logged(values, exc)])
+
+
+def _one_by_one(parsed: _Rows) -> Iterator[tuple[Any, ...]]:
+    """Each row of a batch the database refused whole; a line that cannot be read back
+    is logged and skipped (the ``COPY`` refused it, and so would every retry)."""
     for i in range(len(parsed)):
         try:
             values = parsed[i]
         except ValueError as exc:
-            # A line of the right shape whose values are not (not one the gateway wrote):
-            # the COPY refused it, and so would every retry.
+            # A line of the right shape whose values are not (not one the gateway wrote).
             log.error("dropped an unreadable audit line (%s): %r", exc, bytes(parsed.raw(i))[:200])
             continue
-        try:
-            db.append_new("audit_events", COLUMNS, KEY, [values])
-        except RejectedData as exc:
-            log.error(
-                "audit event %s refused by the database (%s): stored with its values in detail",
-                values[0],
-                exc,
-            )
-            db.append_new("audit_events", COLUMNS, KEY, [_refused(values, exc)])
+        yield values
+
+
+def _refused_logged(values: Sequence[Any], exc: RejectedData) -> list[Any]:
+    """:func:`_refused` of an event the database refused on its own, logged."""
+    log.error(
+        "audit event %s refused by the database (%s): stored with its values in detail",
+        values[0],
+        exc,
+    )
+    return _refused(values, exc)
 
 
 _SHIPPED_BODY = tuple(column for column in COLUMNS if column != "cloud")
@@ -741,6 +779,9 @@ class AuditDrainer:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.written = 0
+        # PostgreSQL: the batches' COPY on the event loop, over a connection of the
+        # drain's own (AsyncAppender); SQLite: in a worker thread, on ``db``.
+        self.appender = AsyncAppender.of(db) if db.kind == "postgres" else None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -757,7 +798,10 @@ class AuditDrainer:
         if not entries:
             return 0, 0
         batch = await self._build(entries)
-        await asyncio.to_thread(insert_rows, self.db, batch.rows, batch.copy_text)
+        if self.appender is not None:
+            await store_rows(self.appender, batch.rows, batch.copy_text)
+        else:
+            await asyncio.to_thread(insert_rows, self.db, batch.rows, batch.copy_text)
         await self.state.ack([entry.id for entry in entries])
         self.written += batch.events
         return len(entries), sum(entry.events for entry in entries)
@@ -823,3 +867,9 @@ class AuditDrainer:
                     break
             except Exception:
                 break
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the drain's own database connection (PostgreSQL), if open."""
+        if self.appender is not None:
+            await self.appender.close()

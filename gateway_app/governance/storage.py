@@ -15,6 +15,7 @@ owner's credentials, it also creates the gateway's own least-privileged role
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -830,6 +831,88 @@ class Database:
             self._drop()
 
 
+class AsyncAppender:
+    """The audit drain's own PostgreSQL connection: psycopg's asyncio connection, so each
+    batch's ``COPY`` (:meth:`Database.append_new`) runs on the event loop instead of in a
+    worker thread.
+
+    The drain thread took the GIL back from the loop at each step of a ``COPY`` while
+    requests were served: its hand-offs cost every governed request CPU and put the
+    slowest requests behind a batch (``bench/partial-async-drain.md``). Its writes also
+    queued the key lookups that shared the process's ``aigw-gateway`` connection behind
+    them. Named :attr:`ConnectionName.AUDIT_DRAIN`; opened at the first append and again
+    after a failure (then closed, as :meth:`Database._run` drops its connection); one
+    append at a time."""
+
+    kind = "postgres"
+
+    def __init__(
+        self,
+        url: str,
+        ca_file: str | None = None,
+        name: ConnectionName = ConnectionName.AUDIT_DRAIN,
+    ) -> None:
+        self.url = url
+        self.ca_file = ca_file
+        self.name = name
+        self._conn: Any = None
+        self._lock: asyncio.Lock | None = None  # made on the loop that first appends
+
+    @classmethod
+    def of(cls, db: Database) -> AsyncAppender:
+        """An appender to ``db``'s PostgreSQL database (its URL and CA file)."""
+        return cls(db.url, db.ca_file)
+
+    async def append_new(
+        self,
+        table: str,
+        columns: Sequence[str],
+        key: str,
+        rows: Sequence[Sequence[Any]],
+        copy_text: CopyText | None = None,
+    ) -> int:
+        """:meth:`Database.append_new` on the event loop: one ``COPY`` (all its rows or
+        none), row by row with ``ON CONFLICT DO NOTHING`` when some are stored already;
+        how many were stored. :class:`RejectedData` for a value the database refuses,
+        :class:`DatabaseError` for anything else (the connection is then closed)."""
+        if not rows:
+            return 0
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            done = False
+            try:
+                if self._conn is None:
+                    import psycopg
+
+                    self._conn = await psycopg.AsyncConnection.connect(
+                        postgres_dsn(self.url, self.ca_file, self.name),
+                        autocommit=True,
+                        connect_timeout=5,
+                    )
+                stored = await _copy_new_async(self._conn, table, columns, key, rows, copy_text)
+                done = True
+                return stored
+            except Exception as exc:
+                refused = any(c.__name__ == "DataError" for c in type(exc).__mro__)
+                raise (RejectedData if refused else DatabaseError)(f"postgres: {exc}") from exc
+            finally:
+                if not done:
+                    # Failed or cancelled (the drainer stopping) mid-COPY: a connection
+                    # in an unknown state is not used again.
+                    await self._drop()
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def close(self) -> None:
+        """Close the connection (a later append opens another)."""
+        await self._drop()
+
+
 class Transaction:
     """Statements inside :meth:`Database.transaction` (the same SQL subset as the database)."""
 
@@ -919,6 +1002,35 @@ def _copy_new(
     insert = _insert_new_sql(table, columns, key).replace("?", "%s")
     with conn.transaction(), conn.cursor() as cursor:
         cursor.executemany(insert, [tuple(r) for r in rows])
+        return int(cursor.rowcount)
+
+
+async def _copy_new_async(
+    conn: Any,
+    table: str,
+    columns: Sequence[str],
+    key: str,
+    rows: Sequence[Sequence[Any]],
+    copy_text: CopyText | None,
+) -> int:
+    """:func:`_copy_new` on an asyncio connection of its own (autocommit, never in a
+    transaction: the ``COPY`` is its own)."""
+    from psycopg import errors
+
+    statement = _copy_statement(table, tuple(columns), conn.info.encoding)
+    try:
+        async with conn.cursor() as cursor, cursor.copy(statement) as copy:
+            if copy_text is not None and conn.info.encoding == copy_text.encoding:
+                await copy.write(copy_text.data)
+            else:
+                for row in rows:
+                    await copy.write_row(row)
+        return len(rows)
+    except errors.UniqueViolation:
+        pass  # some are stored already (re-delivered): insert those that are not
+    insert = _insert_new_sql(table, columns, key).replace("?", "%s")
+    async with conn.transaction(), conn.cursor() as cursor:
+        await cursor.executemany(insert, [tuple(r) for r in rows])
         return int(cursor.rowcount)
 
 

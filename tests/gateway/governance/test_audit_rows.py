@@ -19,8 +19,8 @@ import orjson
 import pytest
 
 from gateway_app.governance import audit
-from gateway_app.governance.audit import AuditDrainer, RowBatch, insert_rows
-from gateway_app.governance.storage import Database
+from gateway_app.governance.audit import AuditDrainer, RowBatch, insert_rows, store_rows
+from gateway_app.governance.storage import AsyncAppender, ConnectionName, Database
 from gateway_app.state.governance import InProcessGovernanceState
 from gateway_app.state.governance_redis import GROUP, RedisGovernanceState
 from tests.gateway.conftest import run_async
@@ -90,6 +90,24 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     database.close()
 
 
+def _on_the_loop(db: Database, rows: Any, copy_text: Any = None) -> None:
+    """:func:`store_rows` (the drain's path on PostgreSQL) over an appender of its own."""
+
+    async def main() -> None:
+        appender = AsyncAppender.of(db)
+        try:
+            await store_rows(appender, rows, copy_text)
+        finally:
+            await appender.close()
+
+    run_async(main())
+
+
+# How a batch reaches PostgreSQL: in a worker thread on the gateway's connection
+# (insert_rows), or on the event loop over the drain's own (store_rows).
+WRITERS = pytest.mark.parametrize("write", [insert_rows, _on_the_loop], ids=["thread", "loop"])
+
+
 def _stored(db: Database) -> dict[str, tuple[Any, ...]]:
     rows = db.fetch(f"SELECT {', '.join(audit.COLUMNS)} FROM audit_events")
     return {row["event_id"]: tuple(row[c] for c in audit.COLUMNS) for row in rows}
@@ -136,8 +154,10 @@ def test_a_redelivered_batch_of_lines_is_stored_once(db: Database) -> None:
     assert count == len(lines)
 
 
+@WRITERS
 def test_a_value_the_database_refuses_is_kept_with_the_rest_of_its_batch(
     postgres_server: Any,
+    write: Any,
 ) -> None:
     """A line whose token count is beyond the column's range (PostgreSQL's BIGINT) fails
     the batch's COPY; the batch is stored row by row from the lines read back, and the
@@ -151,7 +171,7 @@ def test_a_value_the_database_refuses_is_kept_with_the_rest_of_its_batch(
     batch = RowBatch(db)
     batch.add_line(good)
     batch.add_line(bad)
-    insert_rows(db, batch.rows, batch.copy_text)
+    write(db, batch.rows, batch.copy_text)
     stored = _stored(db)
     assert set(stored) == {audit.parse_line(good)[0], audit.parse_line(bad)[0]}
     kept = stored[audit.parse_line(bad)[0]]
@@ -170,8 +190,9 @@ def test_a_malformed_line_is_dropped_not_stored() -> None:
     assert batch.rows == []
 
 
+@WRITERS
 def test_a_line_the_database_cannot_read_is_dropped_and_the_batch_stored(
-    postgres_server: Any, caplog: pytest.LogCaptureFixture
+    postgres_server: Any, write: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A line of the right shape with a value that is not one (a status of ``abc``: no
     release writes that) fails the COPY; the batch is stored row by row and that line is
@@ -185,7 +206,7 @@ def test_a_line_the_database_cannot_read_is_dropped_and_the_batch_stored(
     batch = RowBatch(db)
     batch.add_line(good)
     batch.add_line(junk)
-    insert_rows(db, batch.rows, batch.copy_text)
+    write(db, batch.rows, batch.copy_text)
     assert set(_stored(db)) == {audit.parse_line(good)[0]}
     assert "dropped an unreadable audit line" in caplog.text and "junk-1" in caplog.text
     db.close()
@@ -509,3 +530,66 @@ def test_stop_drains_past_an_entry_that_says_it_holds_no_events(
     run_async(main())
     assert sorted(_stored(db)) == sorted(audit.parse_line(line)[0] for line in lines)
     assert "says it holds 0 events and its block has 1 lines" in caplog.text
+
+
+def test_a_redelivered_batch_is_stored_once_on_the_loop(postgres_server: Any) -> None:
+    """:func:`store_rows`, as insert_rows above: a batch stored, then re-delivered with
+    new events in it and again whole, leaves every event stored once (the COPY fails on
+    the stored ones; the batch goes row by row, skipping them)."""
+    db = Database(postgres_server.new_database("redelivered"))
+    db.migrate()
+    lines = [_line_and_row(i, f"r{i}")[0] for i in range(6)]
+    first = RowBatch(db)
+    for line in lines[:4]:
+        first.add_line(line)
+    _on_the_loop(db, first.rows, first.copy_text)
+    again = RowBatch(db)
+    for line in lines:
+        again.add_line(line)
+    _on_the_loop(db, again.rows, again.copy_text)
+    _on_the_loop(db, again.rows, again.copy_text)
+    assert sorted(_stored(db)) == sorted(audit.parse_line(line)[0] for line in lines)
+    assert db.fetch("SELECT COUNT(*) AS n FROM audit_events")[0]["n"] == len(lines)
+    db.close()
+
+
+def test_the_drain_writes_postgres_on_the_loop_over_its_own_connection(
+    redis_state: Any, postgres_server: Any
+) -> None:
+    """On PostgreSQL the drainer's COPY runs on the event loop: the loop never starts a
+    worker thread for it (its default executor stays unmade), and the writes go over a
+    connection of the drain's own, named ``aigw-audit-drain`` in ``pg_stat_activity``
+    (not the gateway's ``aigw-gateway``, whose key lookups no longer wait behind a COPY),
+    which :meth:`AuditDrainer.stop` closes."""
+    url = postgres_server.new_database("loop")
+    db = Database(url)
+    db.migrate()
+    watcher = Database(url)
+    lines = [_line_and_row(i, f"loop{i}")[0] for i in range(40)]
+
+    def drain_connections() -> int:
+        rows = watcher.fetch(
+            "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE application_name = ?",
+            (ConnectionName.AUDIT_DRAIN.value,),
+        )
+        return int(rows[0]["n"])
+
+    async def main() -> tuple[int, int, bool]:
+        state = redis_state()
+        await state.read_audit(1, 0.01)  # the groups exist
+        for at in range(0, len(lines), 10):
+            await state.client.xadd(state.stream, {"n": 10, "b": b"".join(lines[at : at + 10])})
+        drainer = AuditDrainer(state, db, batch=10, block_s=0.01)
+        while await drainer.drain_once():
+            pass
+        held = drain_connections()
+        threadless = asyncio.get_running_loop()._default_executor is None  # type: ignore[attr-defined]
+        await drainer.stop()
+        await state.close()
+        return held, drain_connections(), threadless
+
+    held, after_stop, threadless = run_async(main())
+    assert (held, after_stop, threadless) == (1, 0, True)
+    assert sorted(_stored(db)) == sorted(audit.parse_line(line)[0] for line in lines)
+    watcher.close()
+    db.close()
