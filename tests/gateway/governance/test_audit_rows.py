@@ -593,3 +593,54 @@ def test_the_drain_writes_postgres_on_the_loop_over_its_own_connection(
     assert sorted(_stored(db)) == sorted(audit.parse_line(line)[0] for line in lines)
     watcher.close()
     db.close()
+
+
+def test_the_drain_stores_every_event_once_across_a_postgres_restart(redis_state: Any) -> None:
+    """PostgreSQL restarts under a draining gateway (a managed database's failover or
+    maintenance): the drain's connection breaks, its write fails and nothing is
+    acknowledged; once the server is back the drain connects again and every event,
+    those sent during the outage included, is stored exactly once."""
+    from tests.gateway.governance.services import PostgresServer
+
+    server = PostgresServer()
+    try:
+        db = Database(server.new_database("restart"))
+        db.migrate()
+        db.close()  # (its connection would not outlive the restart: opened again to check)
+        lines = [_line_and_row(i, f"restart{i}")[0] for i in range(30)]
+
+        async def send(part: list[bytes]) -> None:
+            await state.client.xadd(state.stream, {"n": len(part), "b": b"".join(part)})
+
+        async def main() -> tuple[int, str]:
+            await state.read_audit(1, 0.01)  # the groups exist
+            drainer = AuditDrainer(state, db, batch=10, block_s=0.01)
+            await send(lines[:10])
+            assert await drainer.drain_once() == 10  # connected, stored, acknowledged
+            await asyncio.to_thread(server.stop)
+            await send(lines[10:20])
+            failure = ""
+            try:
+                await drainer.drain_once()
+            except Exception as exc:  # the running drainer logs this and retries
+                failure = type(exc).__name__
+            await asyncio.to_thread(server.start)
+            await send(lines[20:])
+            drained = 0
+            for _ in range(50):  # the failed batch is read again first, then the new one
+                stored = await drainer.drain_once()
+                if not stored:
+                    break
+                drained += stored
+            await drainer.stop()
+            return drained, failure
+
+        state = redis_state()
+        drained, failure = run_async(main())
+        assert failure == "DatabaseError"
+        assert drained == 20
+        assert sorted(_stored(db)) == sorted(audit.parse_line(line)[0] for line in lines)
+        assert db.fetch("SELECT COUNT(*) AS n FROM audit_events")[0]["n"] == len(lines)
+        db.close()
+    finally:
+        server.destroy()
