@@ -9,9 +9,9 @@ stack config refuses a plan whose peak does not fit (:func:`check_budget`), nami
 cloud, the keys, both numbers and the fixes.
 
 **What the gateway needs** (:func:`connections_needed`, docs/operations/sizing.md,
-"PostgreSQL connections"): each gateway process holds at most 2 connections (its
-first one, and the admin reports' own once they ran on it); the one replica of a
-follower cloud holding the audit-shipper lease holds one more; each migration Job
+"PostgreSQL connections"): each gateway process holds at most 3 connections (its
+first one, its audit drain's own, and the admin reports' own once they ran on it); the
+one replica of a follower cloud holding the audit-shipper lease holds one more; each migration Job
 (the stable track's, and the canary's when a canary runs) and the ``audit-maintain``
 CronJob (``concurrencyPolicy: Forbid``) hold one while they run.
 
@@ -31,8 +31,10 @@ from dataclasses import dataclass
 
 from infra.contracts import Cloud
 
-CONNECTIONS_PER_PROCESS = 2
-"""A gateway process's first connection, plus the admin reports' own once they ran on it.
+CONNECTIONS_PER_PROCESS = 3
+"""A gateway process's first connection, its audit drain's own (always open on PostgreSQL:
+the drain's ``COPY`` runs on the event loop, away from the key lookups), plus the admin
+reports' own once they ran on it.
 
 Held to the gateway itself by ``tests/gateway/governance/test_connection_budget.py`` and
 ``tests/multicloud/test_connections.py``, which count real ``serve`` processes' (and the

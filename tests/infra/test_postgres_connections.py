@@ -206,15 +206,16 @@ def test_cloud_sql_tiers_outside_the_table_are_unknown(tier: str) -> None:
 
 
 def test_the_peak_counts_processes_the_shipper_and_the_jobs() -> None:
-    """docs/operations/sizing.md: 2 per process, +1 on a follower's shipper, +1 per Job."""
+    """docs/operations/sizing.md: 3 per process (its own, its audit drain's, its admin
+    reports'), +1 on a follower's shipper, +1 per Job."""
     alone = postgres.connections_needed(20, canary=False, follower=False)
-    assert alone.total == 2 * 20 + 2  # migrate, audit-maintain
+    assert alone.total == 3 * 20 + 2  # migrate, audit-maintain
     follower = postgres.connections_needed(20, canary=False, follower=True)
     assert follower.total == alone.total + 1
     canary = postgres.connections_needed(20, canary=True, follower=False)
-    assert canary.total == 2 * (20 + 20) + 3  # both tracks' HPAs, both migrations
+    assert canary.total == 3 * (20 + 20) + 3  # both tracks' HPAs, both migrations
     workers = postgres.connections_needed(20, canary=False, follower=False, workers=2)
-    assert workers.total == 2 * 20 * 2 + 2
+    assert workers.total == 3 * 20 * 2 + 2
 
 
 def test_the_stack_counts_a_follower_and_not_the_home() -> None:
@@ -249,20 +250,20 @@ def test_gcp_dev_tier_refuses_80_replicas_naming_keys_numbers_and_fixes() -> Non
         "ai-gateway:gcp.postgresTier: the gcp database allows the gateway 97 connections "
         "(the default max_connections 100 of db-custom-1-3840 "
         "(https://cloud.google.com/sql/docs/postgres/quotas#maximum_concurrent_connections), "
-        "less 3 reserved) but at ai-gateway:gateway.maxReplicas 80 it needs 163 "
-        "(2 x 80 pods x 1 worker(s) + 1 audit shipper + 2 Jobs)"
+        "less 3 reserved) but at ai-gateway:gateway.maxReplicas 80 it needs 243 "
+        "(3 x 80 pods x 1 worker(s) + 1 audit shipper + 2 Jobs)"
     ) in message
     assert (
         "Choose a larger ai-gateway:gcp.postgresTier, lower ai-gateway:gateway.maxReplicas to "
-        "47 or less, or set ai-gateway:gcp.postgresMaxConnections to at least 166"
+        "31 or less, or set ai-gateway:gcp.postgresMaxConnections to at least 246"
     ) in message
     # AWS's db.t4g.medium (377 counted) and Azure's B2ms (844) hold 80 replicas.
     assert "ai-gateway:aws." not in message and "ai-gateway:azure." not in message
 
 
 def test_lowering_max_replicas_to_the_suggested_value_passes() -> None:
-    parse(_dev_with(gateway={"maxReplicas": 47}))
-    assert "gcp.postgresTier" in _refusal(_dev_with(gateway={"maxReplicas": 48}))
+    parse(_dev_with(gateway={"maxReplicas": 31}))
+    assert "gcp.postgresTier" in _refusal(_dev_with(gateway={"maxReplicas": 32}))
 
 
 def test_aws_small_class_is_refused() -> None:
@@ -273,8 +274,9 @@ def test_aws_small_class_is_refused() -> None:
         "ai-gateway:aws.postgresInstanceClass: the aws database allows the gateway 70 "
         "connections (the default max_connections 73 of db.t4g.micro"
     ) in message
-    assert "at ai-gateway:gateway.maxReplicas 40 it needs 82 (2 x 40 pods" in message
-    assert "set ai-gateway:aws.postgresMaxConnections to at least 85" in message
+    assert "at ai-gateway:gateway.maxReplicas 40 it needs 122 (3 x 40 pods" in message
+    assert "lower ai-gateway:gateway.maxReplicas to 22 or less" in message
+    assert "set ai-gateway:aws.postgresMaxConnections to at least 125" in message
 
 
 def test_azure_small_sku_is_refused() -> None:
@@ -290,20 +292,21 @@ def test_azure_small_sku_is_refused() -> None:
         "ai-gateway:azure.postgresSku: the azure database allows the gateway 35 connections "
         "(the default max_connections 50 of Standard_B1ms"
     ) in message
-    assert "less 15 reserved) but at ai-gateway:gateway.maxReplicas 20 it needs 42" in message
-    assert "lower ai-gateway:gateway.maxReplicas to 16 or less" in message
+    assert "less 15 reserved) but at ai-gateway:gateway.maxReplicas 20 it needs 62" in message
+    assert "lower ai-gateway:gateway.maxReplicas to 11 or less" in message
 
 
 def test_a_canary_beside_the_stable_track_doubles_the_pods() -> None:
-    # 30 replicas fit GCP's dev tier alone (63 of 97), not with a canary HPA of 30 beside them.
+    # 30 replicas fit GCP's dev tier alone (93 of 97), not with a canary HPA of 30 beside them.
     parse(_dev_with(gateway={"maxReplicas": 30}))
     message = _refusal(
         _dev_with(gateway={"maxReplicas": 30, "canaryImage": "ghcr.io/acme/ai-gateway:0.2.0"})
     )
-    assert "it needs 124 (2 x (30 + 30 canary) pods x 1 worker(s) + 1 audit shipper + 3 Jobs)" in (
+    assert "it needs 184 (3 x (30 + 30 canary) pods x 1 worker(s) + 1 audit shipper + 3 Jobs)" in (
         message
     )
-    assert "lower ai-gateway:gateway.maxReplicas to 23 or less" in message
+    assert "lower ai-gateway:gateway.maxReplicas to 15 or less" in message
+    parse(_dev_with(gateway={"maxReplicas": 15, "canaryImage": "ghcr.io/acme/ai-gateway:0.2.0"}))
 
 
 def test_every_refusing_cloud_is_reported_at_once() -> None:
@@ -335,7 +338,7 @@ def test_an_unknown_size_does_not_pass_silently(
     value = next(iter(values.values()))
     assert (
         f"ai-gateway:{key}: {value} is a size whose default max_connections this check does "
-        f"not know, so the {cloud} gateway's peak of 8 PostgreSQL connections"
+        f"not know, so the {cloud} gateway's peak of 11 PostgreSQL connections"
     ) in message
     assert f"or set ai-gateway:{cloud}.postgresMaxConnections to the max_connections" in message
 
@@ -357,14 +360,15 @@ def test_the_override_states_the_limit_of_an_unknown_size(
 
 
 def test_the_override_wins_over_the_default() -> None:
-    config = parse(_dev_with(gateway={"maxReplicas": 80}, gcp={"postgresMaxConnections": 200}))
-    assert config.database_size(Cloud.GCP).allowed == 197
+    # The refusal's "at least 246" (243 needed + 3 reserved) is enough.
+    config = parse(_dev_with(gateway={"maxReplicas": 80}, gcp={"postgresMaxConnections": 246}))
+    assert config.database_size(Cloud.GCP).allowed == 243
     # An override below the peak is refused on its own key.
     message = _refusal(_dev_with(gateway={"maxReplicas": 80}, gcp={"postgresMaxConnections": 150}))
     assert (
         "ai-gateway:gcp.postgresMaxConnections: the gcp database allows the gateway 147 "
         "connections (max_connections 150 set here, less 3 reserved) but at "
-        "ai-gateway:gateway.maxReplicas 80 it needs 163"
+        "ai-gateway:gateway.maxReplicas 80 it needs 243"
     ) in message
 
 

@@ -1,11 +1,12 @@
 """Each cloud's PostgreSQL connections hold to the plan's budget in the global plane.
 
 The plan counts, per cloud, :data:`~infra.decisions.postgres.CONNECTIONS_PER_PROCESS` per
-gateway process and, in a follower cloud, one more for the replica holding the
-audit-shipper lease (:func:`~infra.decisions.postgres.connections_needed`). In the
-three-cloud simulation (aws the home, azure and gcp followers), with traffic in every
-cloud, the followers' audit shipped to the home, the analytics, the audit search and
-``/metrics`` asked of every cloud, each cloud's server is sampled (``pg_stat_activity``,
+gateway process (its own, its audit drain's and its admin reports') and, in a follower
+cloud, one more for the replica holding the audit-shipper lease
+(:func:`~infra.decisions.postgres.connections_needed`). In the three-cloud simulation
+(aws the home, azure and gcp followers), with traffic in every cloud, the followers'
+audit shipped to the home, the analytics, the audit search and ``/metrics`` asked of
+every cloud, each cloud's server is sampled (``pg_stat_activity``,
 :class:`~tests.gateway.governance.pg_activity.ConnectionSampler`: these connections are
 held open, so sampling sees them): at most the plan's count, each connection named by
 what holds it. ``tests/gateway/governance/test_connection_budget.py`` counts one cloud's
@@ -113,7 +114,11 @@ def test_each_cloud_holds_the_connections_the_plan_counts(clouds: Multicloud) ->
             f"the plan counts {serving} without its Jobs ({demand.describe()})"
         )
         by_name = activity.peak_by_name("aigw")
-        expected = {ConnectionName.GATEWAY: 1, ConnectionName.ADMIN_REPORTS: 1}
+        expected = {
+            ConnectionName.GATEWAY: 1,
+            ConnectionName.AUDIT_DRAIN: 1,
+            ConnectionName.ADMIN_REPORTS: 1,
+        }
         if name != home:
             expected[ConnectionName.AUDIT_SHIPPER] = 1
         assert by_name == expected, (name, by_name)

@@ -16,7 +16,9 @@ connections per database and ``application_name``, the shortest-lived included
 - the gateway, under concurrent requests through the official OpenAI SDK while the
   admin API creates and revokes keys and runs its analytics and audit search and
   ``/metrics`` is scraped (the roll-up lag gauge reads the database), holds at most
-  ``CONNECTIONS_PER_PROCESS`` per process, each named by what holds it;
+  ``CONNECTIONS_PER_PROCESS`` per process, each named by what holds it: the process's
+  own (``aigw-gateway``), its audit drain's (``aigw-audit-drain``) and its admin
+  reports' (``aigw-admin-reports``);
 - with ``migrate`` and ``audit-maintain`` running beside it, the database holds at most
   the plan's own sum for the cloud (:func:`~infra.decisions.postgres.connections_needed`),
   and each Job one connection under its name.
@@ -209,9 +211,15 @@ def test_the_gateway_holds_the_connections_the_plan_counts(topology: str, fleet:
         "(infra/decisions/postgres.py, CONNECTIONS_PER_PROCESS)"
     )
     by_name = serving.peak_by_name(database)
-    # Each process's own and its admin reports' connection, each under its name.
-    assert set(by_name) == {ConnectionName.GATEWAY, ConnectionName.ADMIN_REPORTS}, by_name
+    # Each process's own, its audit drain's and its admin reports' connection, each under
+    # its name.
+    assert set(by_name) == {
+        ConnectionName.GATEWAY,
+        ConnectionName.AUDIT_DRAIN,
+        ConnectionName.ADMIN_REPORTS,
+    }, by_name
     assert by_name[ConnectionName.GATEWAY] <= processes, by_name
+    assert by_name[ConnectionName.AUDIT_DRAIN] <= processes, by_name
     assert by_name[ConnectionName.ADMIN_REPORTS] <= processes, by_name
 
     start = fleet.log.mark()
