@@ -535,7 +535,7 @@ class Database:
         ``timeout_s``: for long read-only queries (the admin API's analytics and audit
         search), so they wait for no other work of the replica and none waits for them
         (this instance's lock serializes its connection: a query of minutes there would
-        hold up key lookups, the audit drain and the change feed). An in-memory SQLite
+        hold up key lookups and the change feed). An in-memory SQLite
         database cannot be opened twice: it is this instance."""
         if self.kind == "sqlite" and ":memory:" in self.url:
             return self

@@ -4,7 +4,9 @@ An operator paged for "remaining connection slots are reserved" reads
 ``application_name`` there (docs/operations/sizing.md, "PostgreSQL connections"): a
 gateway process's own connection, its admin reports', the follower's audit shipper's,
 the migration Job's and the ``audit-maintain`` CronJob's each carry their name, read
-back from the server; a name the operator put in the URL (or ``PGAPPNAME``) wins.
+back from the server; a name the operator put in the URL (or ``PGAPPNAME``) wins. (The
+audit drain's own, ``aigw-audit-drain``, is read back in
+``test_audit_rows.py::test_the_drain_writes_postgres_on_the_loop_over_its_own_connection``.)
 """
 
 from __future__ import annotations
