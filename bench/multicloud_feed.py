@@ -47,8 +47,9 @@ import psycopg
 import uvloop
 from aiohttp import ClientSession, ClientTimeout, web
 
-from tests.gateway.governance.services import PostgresServer, free_port
+from tests.gateway.governance.services import PostgresServer
 from tests.multicloud.faults import Injector, Link
+from tests.ports import kept_port
 
 FOLLOWERS = ("azure", "gcp")
 SCHEMA = (
@@ -269,7 +270,7 @@ async def push_loop(home: Home, follower_url: str, stop: asyncio.Event) -> None:
 async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
+    port = kept_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner, port
 

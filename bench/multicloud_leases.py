@@ -53,8 +53,9 @@ import redis.asyncio as aioredis
 import uvloop
 from aiohttp import ClientSession, ClientTimeout, web
 
-from tests.gateway.governance.services import RedisServer, free_port
+from tests.gateway.governance.services import RedisServer
 from tests.multicloud.faults import Injector
+from tests.ports import kept_port
 
 CLOUDS = ("aws", "azure", "gcp")
 HOME = "aws"
@@ -275,7 +276,7 @@ async def run_strategy(
     app.router.add_post("/renew", renew)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
+    port = kept_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     links = {
         c: injector.link(f"{name}#{args.seed}:{c}->{HOME}", ("127.0.0.1", port)).delay(

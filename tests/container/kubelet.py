@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -470,13 +469,6 @@ def wait_for_probe(url: str, probe: dict[str, Any]) -> int:
             return int(time.monotonic() - started)
         time.sleep(period)
     raise AssertionError(f"probe {url} failed {attempts} times (last status {last})")
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clean(path: Path) -> None:

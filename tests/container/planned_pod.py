@@ -65,7 +65,6 @@ from tests.container.kubelet import (
     RouteBackend,
     Substitutions,
     clean,
-    free_port,
     planned_pod,
     podman_run_args,
     probe_once,
@@ -79,6 +78,7 @@ from tests.fakes.fakes import FakeUpstream, error
 from tests.fakes.secret_stores import FakeSecretStores
 from tests.fakes.vertex import FakeVertex
 from tests.gateway.governance.services import PostgresServer, RedisServer
+from tests.ports import kept_port
 
 REDIS_HOST = "redis.aigw.test"
 POSTGRES_HOST = "postgres.aigw.test"
@@ -407,7 +407,7 @@ class PodBench:
     def _running(
         self, pod: PlannedPod, subs: Substitutions, work: Path
     ) -> Iterator[dict[int, int]]:
-        ports = {int(p["containerPort"]): free_port() for p in pod.container.get("ports") or []}
+        ports = {int(p["containerPort"]): kept_port() for p in pod.container.get("ports") or []}
         name = f"aigw-pod-{secrets.token_hex(4)}"
         args = podman_run_args(pod, subs, work, ports)
         self.podman.run("run", "--detach", "--name", name, *args)

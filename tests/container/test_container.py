@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,16 +24,11 @@ from openai import OpenAI
 
 from tests.container.conftest import ROOT, Podman
 from tests.fakes.fakes import FakeUpstream
+from tests.ports import kept_port
 
 pytestmark = pytest.mark.timeout(600)
 
 USER_ID = 10001
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str) -> tuple[int, dict]:
@@ -56,7 +50,7 @@ def container(
     podman: Podman, gateway_image: str, upstream: FakeUpstream
 ) -> Iterator[tuple[str, int]]:
     """A running gateway container, as Kubernetes runs it (read-only rootfs, /tmp writable)."""
-    port = _free_port()
+    port = kept_port()
     name = f"aigw-test-{os.getpid()}"
     podman.run(
         "run",

@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -46,6 +45,7 @@ import yaml
 from infra.cli import main as aigw_main
 from tests.conftest import ROOT
 from tests.docs.stackfile import BLOCK, STEPS, config_rm, config_set, merge, step_blocks
+from tests.ports import kept_port
 
 GUIDES = ROOT / "docs" / "how-to"
 AIGW = Path(sys.executable).with_name("aigw")
@@ -275,17 +275,11 @@ OUTCOMES: dict[str, Callable[[Reader], None]] = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``aigw serve`` with the bundled example config and an admin key, on loopback."""
     folder = tmp_path_factory.mktemp("gateway")
-    port = _free_port()
+    port = kept_port()
     env = {**os.environ, "AIGW_ADMIN_KEY": ADMIN_TOKEN, "HOME": str(folder)}
     for name in ("AIGW_CONFIG", "AIGW_REDIS_URL", "AIGW_DATABASE_URL", "OPENAI_API_KEY"):
         env.pop(name, None)

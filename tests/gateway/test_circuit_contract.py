@@ -14,6 +14,7 @@ import pytest
 from gateway_app.config import CircuitBreakerConfig
 from gateway_app.state.circuit import CircuitState, InProcessCircuitBreakerStore
 from tests.gateway.conftest import run_async
+from tests.ports import kept_port
 
 CONFIG = CircuitBreakerConfig(
     failure_rate=0.5, min_calls=4, window_s=10, cooldown_s=30, half_open_probes=2
@@ -27,9 +28,7 @@ def redis_url() -> Iterator[str]:
         pytest.fail(
             "redis-server is not installed; ./scripts/test installs it (apt-get install redis-server)"
         )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = kept_port()
     process = subprocess.Popen(
         [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
@@ -164,9 +163,7 @@ def test_ready_checks_redis_and_gateway_uses_it(
         )
         assert reply.choices[0].message.content == "echo: hi"
         assert type(gw.app.breakers).__name__ == "RedisCircuitBreakerStore"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
+    closed_port = kept_port()  # nothing listens there: Redis is down
     monkeypatch.setenv("AIGW_REDIS_URL", f"redis://127.0.0.1:{closed_port}/0")
     with serve(raw, env=Environment.from_environ()) as gw:
         ready = httpx.get(gw.url + "/health/ready")

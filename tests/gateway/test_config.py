@@ -19,6 +19,7 @@ from gateway_app.cli import main
 from gateway_app.config import EXAMPLE_CONFIG, ConfigError, load, parse
 from tests.conftest import imported_modules
 from tests.fakes import FakeUpstream, slow
+from tests.ports import kept_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -196,7 +197,7 @@ def test_python_m_serve_ready_without_keys_and_graceful_sigterm(tmp_path: Path) 
             k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "AIGW_CONFIG"
         }
         env.update(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=fake.url, NO_PROXY="*")
-        port = _free_port()
+        port = kept_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway_app", "serve", "--port", str(port)],
             cwd=ROOT,
@@ -239,11 +240,3 @@ def test_python_m_serve_ready_without_keys_and_graceful_sigterm(tmp_path: Path) 
             if process.poll() is None:
                 process.kill()
                 process.wait(5)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

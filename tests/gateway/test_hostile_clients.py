@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from tests.fakes import FakeUpstream
-from tests.gateway.governance.services import free_port
+from tests.ports import kept_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER_TIMEOUT_S = 1.0
@@ -89,7 +89,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
             "observability": {"logs": {"enabled": False}},
         }
         (work / "gateway.yaml").write_text(yaml.safe_dump(config))
-        port = free_port()
+        port = kept_port()
         log = work / "gateway.log"
         env = {
             **os.environ,

@@ -15,6 +15,7 @@ from infra.cli import EXIT_ERROR, EXIT_OK, main
 from infra.offline import Plan
 from policies.pack import all_policies
 from tests.infra.conftest import ROOT
+from tests.ports import kept_port
 
 
 def _aigw(*args: str) -> subprocess.CompletedProcess[str]:
@@ -226,7 +227,6 @@ def test_the_gateway_commands_are_the_gateways_own_entry_point(tmp_path: Path) -
     """``aigw serve|migrate|models|admin`` run ``python -m gateway_app``, never an import."""
     import os
     import signal
-    import socket
     import time
     import urllib.request
 
@@ -242,9 +242,7 @@ def test_the_gateway_commands_are_the_gateways_own_entry_point(tmp_path: Path) -
     # Called as a function (tests, tools), the command runs as a child: its status returns.
     assert main(["models", "--config", "no/such/file.yaml"]) == 2
     # The aigw process becomes the server (exec): the same pid serves and gets SIGTERM.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = kept_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
         cwd=ROOT,

@@ -35,9 +35,10 @@ from gateway_app.governance import audit
 from gateway_app.governance.storage import Database
 from tests.fakes import FakeUpstream
 from tests.gateway.governance.processes import GatewayProcess, gateway_config
-from tests.gateway.governance.services import PostgresServer, RedisServer, kept_port
+from tests.gateway.governance.services import PostgresServer, RedisServer
 from tests.multicloud.faults import Injector, Link
 from tests.multicloud.identity import CloudIdentity
+from tests.ports import kept_port
 
 CLOUDS = ("aws", "azure", "gcp")
 T = TypeVar("T")

@@ -16,9 +16,9 @@ import pytest
 import redis
 
 from tests.gateway.governance.processes import GatewayProcess, gateway_config
-from tests.gateway.governance.services import kept_port
 from tests.multicloud.clouds import Multicloud, _plane, shipper_holder, store_events, wait_until
 from tests.multicloud.faults import Link
+from tests.ports import kept_port
 
 FLOORS = "{aigw}:audit-floor"  # every replica's audit floor, by replica
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.multicloud.faults import Injector, Link
+from tests.ports import kept_port
 
 
 class _Echo(socketserver.BaseRequestHandler):
@@ -163,9 +164,7 @@ def test_loss_resets_connections_at_the_given_rate(link: Link) -> None:
 def test_a_link_to_a_dead_target_resets_and_a_closed_injector_refuses(
     echo: tuple[str, int],
 ) -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        dead = unused.getsockname()
+    dead = ("127.0.0.1", kept_port())  # nothing listens there
     injector = Injector()
     try:
         _assert_reset(injector.link("a->dead", dead))

@@ -14,7 +14,8 @@ import httpx
 import yaml
 
 from gateway_app.cli import EXIT_LISTEN
-from tests.gateway.governance.services import PortTaken, free_port
+from tests.gateway.governance.services import PortTaken
+from tests.ports import kept_port
 
 ADMIN = "process-admin-key"
 
@@ -42,7 +43,7 @@ class GatewayProcess:
             "AIGW_KEY_HASH_SECRET": "process-hash-secret",
             **env,
         }
-        self.port = port or free_port()
+        self.port = port or kept_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         for attempt in range(3):
@@ -50,11 +51,11 @@ class GatewayProcess:
                 self.start()
                 break
             except PortTaken:
-                # The free port chosen was bound by another server of the suite before
+                # The kept port chosen was bound by another process of the machine before
                 # the gateway bound it: another one (only when the caller chose none).
                 if port is not None or attempt == 2:
                     raise AssertionError("gateway could not bind:\n" + self.output()) from None
-                self.port = free_port()
+                self.port = kept_port()
                 self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import socket
@@ -16,59 +15,20 @@ from typing import Any
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-_KEPT: set[int] = set()
-
-
-def _ephemeral_low() -> int:
-    """The first port of the kernel's ephemeral range (``net.ipv4.ip_local_port_range``)."""
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default
-
-
-def kept_port() -> int:
-    """A free port for a server others are told of before it starts, or that must get it
-    back when it restarts (the multicloud simulation's listeners, behind its links).
-
-    :func:`free_port`'s ports come from the kernel's ephemeral range, where any
-    connection the suite opens may be handed the same port as its local end before the
-    server binds it (then ``cannot listen ...: the port is in use``). This one is taken
-    below that range, where neither a connection's local end nor a bind to port 0 (every
-    other server of the suite) is ever given it; and never twice by this process."""
-    low = _ephemeral_low()
-    span = range(max(1024, low - 12_000), low)
-    for _ in range(200):
-        port = random.choice(span)  # a port, not a secret
-        if port in _KEPT:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue  # something of this machine's listens there
-        _KEPT.add(port)
-        return port
-    raise AssertionError(f"no free port in {span.start}-{span.stop - 1} after 200 tries")
+from tests.ports import kept_port
 
 
 class PortTaken(Exception):
     """The server exited, or something else answered on its port: the port chosen by
-    :func:`free_port` was taken before the server bound it (another server of the suite
-    may be handed the same free port in between). The caller starts again on another."""
+    :func:`~tests.ports.kept_port` was taken before the server bound it (by another
+    process of the machine, such as another test run, that picked the same port in
+    between). The caller starts again on another."""
 
 
-def start_on_free_port(start: Callable[[int], None], what: str, attempts: int = 3) -> int:
-    """Run ``start(port)`` on a free port, again on another one when it was taken."""
+def start_on_kept_port(start: Callable[[int], None], what: str, attempts: int = 3) -> int:
+    """Run ``start(port)`` on a kept port, again on another one when it was taken."""
     for attempt in range(attempts):
-        port = free_port()
+        port = kept_port()
         try:
             start(port)
             return port
@@ -173,38 +133,31 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed; ./scripts/test installs it")
-        self.port = free_port()
+        self.port = 0
         self.ca_file: str | None = None
-        ports = ["--port", str(self.port)]
+        tls_files: list[str] = []
         if tls:
             self.dir = tempfile.mkdtemp(prefix="aigw-redis-tls-")
             self.ca_file, cert, key = make_ca(self.dir, names)
-            ports = [
-                "--port",
-                "0",
-                "--tls-port",
-                str(self.port),
-                "--tls-cert-file",
-                cert,
-                "--tls-key-file",
-                key,
-                "--tls-ca-cert-file",
-                self.ca_file,
-                "--tls-auth-clients",
-                "no",
-            ]
+            tls_files = ["--tls-cert-file", cert, "--tls-key-file", key]
+            tls_files += ["--tls-ca-cert-file", self.ca_file, "--tls-auth-clients", "no"]
         self.tls = tls
-        self.command = [binary, "--bind", "127.0.0.1", *ports, "--save", "", "--appendonly", "no"]
+        settings = ["--save", "", "--appendonly", "no"]
         if password:
-            self.command += ["--requirepass", password]
+            settings += ["--requirepass", password]
 
         def first_start(port: int) -> None:
-            old = str(self.port)
-            self.command = [str(port) if arg == old else arg for arg in self.command]
+            # Only start_on_kept_port picks the port: the first one tried is the one it
+            # hands first (the port-taken tests of test_services.py rely on that).
+            if tls:
+                ports = ["--port", "0", "--tls-port", str(port), *tls_files]
+            else:
+                ports = ["--port", str(port)]
+            self.command = [binary, "--bind", "127.0.0.1", *ports, *settings]
             self.port = port
             self.start()
 
-        start_on_free_port(first_start, "redis-server")
+        start_on_kept_port(first_start, "redis-server")
         auth = f":{password}@" if password else ""
         self.url = f"{'rediss' if tls else 'redis'}://{auth}127.0.0.1:{self.port}/0"
         if tls:
@@ -314,7 +267,7 @@ class PostgresServer:
             self.port = port
             self.start()
 
-        start_on_free_port(first_start, "postgres")
+        start_on_kept_port(first_start, "postgres")
         subprocess.run(
             [
                 *self.as_user,

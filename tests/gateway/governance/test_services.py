@@ -1,13 +1,14 @@
 """The suite's own servers start on a port nobody else took (a CI run failed so: the
-PostgreSQL port chosen by ``free_port`` was bound by another test's HTTP server before
-the postmaster bound it, and the fixture waited on the wrong server)."""
+PostgreSQL port chosen by the suite's port helper was bound by another test's HTTP
+server before the postmaster bound it, and the fixture waited on the wrong server).
+The ports come from :func:`tests.ports.kept_port` now, which no server of this process
+is handed twice; another process of the machine may still pick one first."""
 
 from __future__ import annotations
 
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,15 +45,15 @@ def taken() -> Iterator[int]:
 def _first_port_taken(
     monkeypatch: pytest.MonkeyPatch, port: int, module: Any = services
 ) -> list[int]:
-    """``module.free_port`` hands ``port`` first, then real free ports: the list of them."""
+    """``module.kept_port`` hands ``port`` first, then real kept ports: the list of them."""
     handed: list[int] = []
-    real = module.free_port
+    real = module.kept_port
 
-    def free_port() -> int:
+    def kept_port() -> int:
         handed.append(port if not handed else real())
         return handed[-1]
 
-    monkeypatch.setattr(module, "free_port", free_port)
+    monkeypatch.setattr(module, "kept_port", kept_port)
     return handed
 
 
@@ -100,23 +101,3 @@ def test_a_gateway_starts_again_on_another_port_when_its_port_was_taken(
         assert httpx.get(gateway.url + "/health/live", timeout=5).status_code == 200
     finally:
         gateway.stop()
-
-
-def test_a_kept_port_is_one_no_connection_can_be_handed() -> None:
-    """``kept_port`` (the multicloud simulation's listeners: a CI run failed with `cannot
-    listen on 127.0.0.1:39853: the port is in use`, a port from ``free_port`` taken before
-    the third gateway bound it) hands free ports below the kernel's ephemeral range, where
-    no connection's local end and no bind to port 0 is ever given one, and never twice."""
-    span = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-    low, high = int(span[0]), int(span[1])
-    ports = [services.kept_port() for _ in range(50)]
-    assert len(set(ports)) == len(ports)
-    assert all(1024 <= port < low for port in ports), (low, high, ports)
-    # A connection's local end, and a bind to port 0, come from the ephemeral range.
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        with socket.create_connection(server.getsockname()) as client:
-            assert low <= client.getsockname()[1] <= high
-        assert low <= server.getsockname()[1] <= high
-    # Each is free: a server binds it.
-    with socket.create_server(("127.0.0.1", ports[0])):
-        pass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from gateway_app.context import Caller, Exchange, RequestContext
 from gateway_app.hooks import Hook
 from tests.fakes import FakeUpstream
 from tests.gateway.conftest import Running
+from tests.ports import kept_port
 
 SECRET_KEY = "sk-live-do-not-leak-0123456789"
 PROMPT = "my secret prompt about the zebra migration"
@@ -35,12 +35,6 @@ def _samples(text: str, name: str) -> dict[str, float]:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def two_workers(fake_openai: FakeUpstream, tmp_path: Path) -> Any:
     config = {
@@ -53,7 +47,7 @@ def two_workers(fake_openai: FakeUpstream, tmp_path: Path) -> Any:
     }
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = kept_port()
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway_app", "serve", "--config", str(path), "--port", str(port),

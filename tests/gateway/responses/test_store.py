@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +20,7 @@ from tests.fakes.azure import FakeAzureOpenAI
 from tests.gateway.conftest import Running, serve
 from tests.gateway.responses.conftest import client, raw_config
 from tests.gateway.test_circuit_contract import redis_url  # noqa: F401  (session fixture)
+from tests.ports import kept_port
 
 
 @pytest.fixture(params=["in-process", "redis"])
@@ -180,9 +180,7 @@ def test_unknown_paths_and_methods(stored: Running) -> None:
 def test_a_store_outage_is_a_503_for_chained_turns_only(
     fake_openai: FakeUpstream, fake_anthropic: FakeUpstream, fake_azure: FakeAzureOpenAI
 ) -> None:
-    with socket.socket() as sock:  # a port nothing listens on: Redis is down
-        sock.bind(("127.0.0.1", 0))
-        down = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+    down = f"redis://127.0.0.1:{kept_port()}/0"  # a port nothing listens on: Redis is down
     raw = raw_config(fake_openai, fake_anthropic, fake_azure)
     with serve(raw, env=Environment(redis_url=down)) as running:
         sdk = client(running)

@@ -1,0 +1,59 @@
+"""Ports for the suite's servers: :func:`kept_port`, the one way a test picks a port.
+
+Use :func:`kept_port` for any port a server is told to listen on later (a config
+file, a command line, an environment variable, a ``--publish`` of podman) and for a
+port that nothing may listen on (a connection-refused case). A server that binds port
+0 itself and reports the port it got needs neither; nor does a test that binds a
+socket and keeps it open for as long as it needs the port.
+
+Why not a bind to port 0, released, then handed on: the kernel hands that port from
+its ephemeral range (``net.ipv4.ip_local_port_range``), the same range every outgoing
+connection's local end comes from. Between the release and the server's bind, any
+connection the suite opens may be given that port (a CI run failed so: ``cannot
+listen on 127.0.0.1:39853: the port is in use``). Below that range neither a
+connection's local end nor a bind to port 0 is ever given a port, so a port found free
+there stays free until the server binds it, unless another process picks it (another
+test run on the same machine: the suite's Redis, PostgreSQL and gateway processes
+start again on another port then, ``tests/gateway/governance/services.py``).
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+_KEPT: set[int] = set()
+"""Every port :func:`kept_port` has handed in this process (none is handed twice)."""
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (``net.ipv4.ip_local_port_range``)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def kept_port() -> int:
+    """A free TCP port on 127.0.0.1 for a server that binds it later, or for nothing to
+    listen on; one that no connection and no bind to port 0 can take in the meantime.
+
+    It is taken below the kernel's ephemeral range (at most 12,000 ports under its
+    start, never below 1024), free when handed (a bind succeeds), and never handed
+    twice by this process: a server that stops and starts again on it gets it back,
+    and a port meant to refuse connections is not given to a later server."""
+    low = _ephemeral_low()
+    span = range(max(1024, low - 12_000), low)
+    for _ in range(200):
+        port = random.choice(span)  # a port, not a secret
+        if port in _KEPT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # something of this machine's listens there
+        _KEPT.add(port)
+        return port
+    raise AssertionError(f"no free port in {span.start}-{span.stop - 1} after 200 tries")
