@@ -26,6 +26,10 @@ runs governance on the Redis state instead (``AIGW_REDIS_URL``): the production
 path, with its reservation round trips; wall µs per request is then printed too
 (the round trip's wait is not CPU of this process).
 
+``--concurrency N`` runs the full path with N callers at once (as N client connections
+would; 1: one request at a time) and prints each round's latency p50, p99 and p99.9
+(each request's own time); ``--out FILE`` keeps every round's figures as JSON.
+
 ``--check`` measures only governance's request-time side (``Governance.authenticate``
 and ``Governance.check``, the before hooks' work) in a loop over fresh request
 contexts, after the same warm-up: CPU µs and Python calls per check, and the
@@ -223,7 +227,9 @@ def _profiled(profiler: cProfile.Profile, requests: int, top: int) -> dict[str, 
     }
 
 
-async def _measure(requests: int, profile: bool, side: str = "", top: int = 0) -> dict[str, Any]:
+async def _measure(
+    requests: int, profile: bool, side: str = "", top: int = 0, concurrency: int = 1
+) -> dict[str, Any]:
     server = await asyncio.start_server(_upstream, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     Path("gateway.yaml").write_text(CONFIG.format(port=port))
@@ -258,8 +264,16 @@ async def _measure(requests: int, profile: bool, side: str = "", top: int = 0) -
     wall = time.perf_counter()
     if profiler is not None:
         profiler.enable()
-    for _ in range(requests):
-        await _call(app, "POST", "/v1/chat/completions", REQUEST, bearer)
+    latencies: list[float] = []
+
+    async def caller(count: int) -> None:
+        for _ in range(count):
+            began = time.perf_counter()
+            await _call(app, "POST", "/v1/chat/completions", REQUEST, bearer)
+            latencies.append(time.perf_counter() - began)
+
+    share, extra = divmod(requests, concurrency)
+    await asyncio.gather(*(caller(share + (i < extra)) for i in range(concurrency)))
     wall_us = (time.perf_counter() - wall) / requests * 1e6  # the requests' own time
     await _drained(drainer, stored + requests)
     if profiler is not None:
@@ -269,20 +283,31 @@ async def _measure(requests: int, profile: bool, side: str = "", top: int = 0) -
     server.close()
     if profiler is not None:
         return _profiled(profiler, requests, top)
-    return {"cpu_us": cpu_us, "wall_us": wall_us}
+    latencies.sort()
+    at = {q: latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1e6 for q in QUANTILES}
+    return {"cpu_us": cpu_us, "wall_us": wall_us, "latency_us": at}
 
 
-def _child(tree: str, requests: int, profile: bool, side: str = "", top: int = 0) -> dict[str, Any]:
+QUANTILES = (0.5, 0.99, 0.999)
+"""Each request's own time, from the caller's side (``--concurrency``: with the others')."""
+
+
+def _child(
+    tree: str, requests: int, profile: bool, side: str = "", top: int = 0, concurrency: int = 1
+) -> dict[str, Any]:
     """One measurement of ``tree`` in a fresh interpreter (its own gateway_app)."""
     code = (
         "import asyncio, json, os, sys, tempfile; sys.path.insert(0, sys.argv[1]); "
         f"sys.path.insert(0, {str(Path(__file__).parent)!r}); import hook_path; "
         "os.chdir(tempfile.mkdtemp()); "
         "print(json.dumps(asyncio.run(hook_path._measure(int(sys.argv[2]), sys.argv[3] == '1', "
-        "sys.argv[4], int(sys.argv[5])))))"
+        "sys.argv[4], int(sys.argv[5]), int(sys.argv[6])))))"
     )
     measured: dict[str, Any] = run_in_tree(
-        tree, code, [str(requests), "1" if profile else "0", side, str(top)], timeout=300
+        tree,
+        code,
+        [str(requests), "1" if profile else "0", side, str(top), str(concurrency)],
+        timeout=300,
     )
     return measured
 
@@ -299,6 +324,10 @@ def main() -> None:
         "--settle", action="store_true", help="only Governance.settle (of one captured request)"
     )
     parser.add_argument("--top", type=int, default=0, help="top N functions by own time")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="callers at once (the full path only)"
+    )
+    parser.add_argument("--out", help="write every round's figures here (JSON)")
     args = parser.parse_args()
     side = "check" if args.check else "settle" if args.settle else ""
     if args.redis_url:
@@ -308,13 +337,19 @@ def main() -> None:
     trees = dict(item.split("=", 1) for item in args.tree)
     cpu: dict[str, list[float]] = {name: [] for name in trees}
     wall: dict[str, list[float]] = {name: [] for name in trees}
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
     for _ in range(args.rounds):
         for name, path in trees.items():
-            measured = _child(str(Path(path).resolve()), args.requests, False, side)
+            measured = _child(
+                str(Path(path).resolve()), args.requests, False, side, 0, args.concurrency
+            )
             cpu[name].append(measured["cpu_us"])
             wall[name].append(measured["wall_us"])
+            rounds[name].append(measured)
     for name, path in trees.items():
-        profiled = _child(str(Path(path).resolve()), args.requests, True, side, args.top)
+        profiled = _child(
+            str(Path(path).resolve()), args.requests, True, side, args.top, args.concurrency
+        )
         calls = profiled["calls"]
         print(
             f"{name}: CPU µs/request min {min(cpu[name]):.0f}, median "
@@ -322,8 +357,14 @@ def main() -> None:
             f"Python calls/request {calls:.1f}; wall µs/request median "
             f"{statistics.median(wall[name]):.0f}"
         )
+        quantiles = [m["latency_us"] for m in rounds[name] if "latency_us" in m]
+        for q in QUANTILES if quantiles else ():
+            values = [round(m[str(q)] if str(q) in m else m[q]) for m in quantiles]
+            print(f"    latency p{q * 100:g} µs per round: {values}")
         for row in profiled.get("top", []):
             print("   ", row)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"args": vars(args), "rounds": rounds}, indent=1))
 
 
 if __name__ == "__main__":
