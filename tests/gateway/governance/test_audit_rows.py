@@ -134,24 +134,30 @@ def test_awkward_values_round_trip_through_the_databases_copy(db: Database) -> N
     assert stored[nul[0]][audit.COLUMNS.index("customer")] == "NUL \ufffd inside"
 
 
-def test_a_redelivered_batch_of_lines_is_stored_once(db: Database) -> None:
+def _redelivered(db: Database, write: Any) -> None:
     """A replica stored a batch and died before acknowledging it: the batch comes back
-    with new events in it. Its COPY fails on the stored ones, and the lines are read back
-    and inserted one by one, skipping those: every event stored once."""
+    with new events in it (and once more, whole). Its COPY fails on the stored ones, and
+    the lines are read back and inserted one by one, skipping those: every event stored
+    once."""
     lines = [_line_and_row(i, f"v{i}")[0] for i in range(6)]
     first = RowBatch(db)
     for line in lines[:4]:
         first.add_line(line)
-    insert_rows(db, first.rows, first.copy_text)
+    write(db, first.rows, first.copy_text)
     again = RowBatch(db)
     for line in lines:  # the four stored, re-delivered, and two new
         again.add_line(line)
-    insert_rows(db, again.rows, again.copy_text)
-    insert_rows(db, again.rows, again.copy_text)  # and once more, whole
+    write(db, again.rows, again.copy_text)
+    write(db, again.rows, again.copy_text)  # and once more, whole
     stored = _stored(db)
     assert sorted(stored) == sorted(audit.parse_line(line)[0] for line in lines)
     count = db.fetch("SELECT COUNT(*) AS n FROM audit_events")[0]["n"]
     assert count == len(lines)
+
+
+def test_a_redelivered_batch_of_lines_is_stored_once(db: Database) -> None:
+    """:func:`_redelivered` through insert_rows, on PostgreSQL and SQLite."""
+    _redelivered(db, insert_rows)
 
 
 @WRITERS
@@ -533,23 +539,10 @@ def test_stop_drains_past_an_entry_that_says_it_holds_no_events(
 
 
 def test_a_redelivered_batch_is_stored_once_on_the_loop(postgres_server: Any) -> None:
-    """:func:`store_rows`, as insert_rows above: a batch stored, then re-delivered with
-    new events in it and again whole, leaves every event stored once (the COPY fails on
-    the stored ones; the batch goes row by row, skipping them)."""
+    """:func:`_redelivered` through store_rows (the drain's path on PostgreSQL)."""
     db = Database(postgres_server.new_database("redelivered"))
     db.migrate()
-    lines = [_line_and_row(i, f"r{i}")[0] for i in range(6)]
-    first = RowBatch(db)
-    for line in lines[:4]:
-        first.add_line(line)
-    _on_the_loop(db, first.rows, first.copy_text)
-    again = RowBatch(db)
-    for line in lines:
-        again.add_line(line)
-    _on_the_loop(db, again.rows, again.copy_text)
-    _on_the_loop(db, again.rows, again.copy_text)
-    assert sorted(_stored(db)) == sorted(audit.parse_line(line)[0] for line in lines)
-    assert db.fetch("SELECT COUNT(*) AS n FROM audit_events")[0]["n"] == len(lines)
+    _redelivered(db, _on_the_loop)
     db.close()
 
 
