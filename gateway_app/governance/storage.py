@@ -856,7 +856,8 @@ class AsyncAppender:
         self.ca_file = ca_file
         self.name = name
         self._conn: Any = None
-        self._lock: asyncio.Lock | None = None  # made on the loop that first appends
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # of the lock and connection
 
     @classmethod
     def of(cls, db: Database) -> AsyncAppender:
@@ -877,8 +878,12 @@ class AsyncAppender:
         :class:`DatabaseError` for anything else (the connection is then closed)."""
         if not rows:
             return 0
-        if self._lock is None:
-            self._lock = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._loop is not loop:
+            # The first append, or one on another loop than the last (a test's, or a
+            # process that started again): a lock and a connection of this loop's.
+            await self._drop()
+            self._lock, self._loop = asyncio.Lock(), loop
         async with self._lock:
             done = False
             try:

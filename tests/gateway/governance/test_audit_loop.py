@@ -70,6 +70,7 @@ def _pass(db: Database, events: list[dict[str, Any]], drainer: AuditDrainer, pro
             return await drainer.drain_once()
         finally:
             task.cancel()
+            await drainer.close()  # (PostgreSQL: its connection is of this loop)
 
     return run_async(main())
 
@@ -181,12 +182,13 @@ def test_a_batch_is_read_from_redis_in_replies_of_at_most_100_entries(redis_serv
     assert getattr(governance_redis, "READ_CHUNK", None) == 100
 
 
-def test_without_psycopgs_row_formatter_the_database_thread_formats_the_rows(
+def test_without_psycopgs_row_formatter_the_write_formats_the_rows(
     db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """``CopyText`` uses psycopg's row formatter from a module that is not public API. An
     install where it is not found must not stop the audit: the drain stores every event,
-    formatted in the database thread as before, and says so once."""
+    formatted row by row as the ``COPY`` is written (psycopg's ``write_row``), and says
+    so once."""
     import builtins
     import importlib
 
@@ -297,7 +299,10 @@ def test_the_drainer_reads_an_event_with_every_column_in_one_call(
         for data in events:
             await drainer.state.append(orjson.dumps(data))
         await drainer.state.append(b"[1, 2]")
-        return await drainer.drain_once()
+        try:
+            return await drainer.drain_once()
+        finally:
+            await drainer.close()
 
     assert run_async(main()) == len(events) + 1  # the unreadable one is acknowledged too
     assert calls[0] == 2  # "nul" and "older" only

@@ -11,6 +11,7 @@ stores every event once; a re-delivered batch of lines is stored once too.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -274,6 +275,7 @@ def test_a_rolling_update_stores_the_old_and_the_new_streams_events_once(
         written = 0
         for _ in range(10):
             written += await drainer.drain_once()
+        await drainer.close()
         assert written == 9
         assert await state.audit_depth() == 0
         assert await state.oldest_audit_s() is None
@@ -331,6 +333,7 @@ def test_a_batch_acknowledged_late_is_stored_once_from_every_stream(
         state.ack = real_ack
         assert await drainer.drain_once() == 6  # its own pending entries, again
         assert await drainer.drain_once() == 0
+        await drainer.close()
         assert await state.audit_depth() == 0
         assert db.fetch("SELECT COUNT(*) AS n FROM audit_events")[0]["n"] == 6
         await state.close()
@@ -351,7 +354,11 @@ def test_the_in_process_buffer_drains_lines_and_json_alike(db: Database) -> None
     async def main() -> int:
         await state.settle(None, 0, 0, line)
         await state.append(orjson.dumps(admin))
-        return await AuditDrainer(state, db, block_s=0.01).drain_once()
+        drainer = AuditDrainer(state, db, block_s=0.01)
+        try:
+            return await drainer.drain_once()
+        finally:
+            await drainer.close()
 
     assert run_async(main()) == 2
     stored = _stored(db)
@@ -406,6 +413,7 @@ def test_a_flush_is_one_stream_entry_and_every_event_is_stored_once_as_sent(
                 audit.parse_line = real_parse  # type: ignore[assignment]
         else:
             assert await drainer.drain_once() == len(pairs)
+        await drainer.close()
         assert await state.audit_depth() == 0
         await state.close()
         return drainer
@@ -446,6 +454,7 @@ def test_an_entry_of_json_objects_and_lines_is_stored_whole(redis_state: Any, db
         assert [command[0] for command in sent].count("XADD") == 1
         drainer = AuditDrainer(state, db, batch=50, block_s=0.01)
         assert await drainer.drain_once() == 3
+        await drainer.close()
         assert await state.audit_depth() == 0
         await state.close()
 
@@ -473,6 +482,7 @@ def test_an_entry_whose_count_does_not_match_is_stored_line_by_line_and_logged(
         drainer = AuditDrainer(state, db, batch=50, block_s=0.01)
         assert await drainer.drain_once() == 7  # as the entries said
         assert await drainer.drain_once() == 0
+        await drainer.close()
         assert await state.client.xlen(state.stream) == 0
         await state.close()
 
@@ -560,12 +570,20 @@ def test_the_drain_writes_postgres_on_the_loop_over_its_own_connection(
     watcher = Database(url)
     lines = [_line_and_row(i, f"loop{i}")[0] for i in range(40)]
 
-    def drain_connections() -> int:
-        rows = watcher.fetch(
-            "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE application_name = ?",
-            (ConnectionName.AUDIT_DRAIN.value,),
-        )
-        return int(rows[0]["n"])
+    def drain_connections(until: int | None = None) -> int:
+        """This database's drain connections (once they are ``until``: a closed one
+        leaves pg_stat_activity when its server process has exited, a moment later)."""
+        for _ in range(100):  # bounded: 5 s
+            rows = watcher.fetch(
+                "SELECT COUNT(*) AS n FROM pg_stat_activity "
+                "WHERE application_name = ? AND datname = current_database()",
+                (ConnectionName.AUDIT_DRAIN.value,),
+            )
+            count = int(rows[0]["n"])
+            if until is None or count == until:
+                break
+            time.sleep(0.05)
+        return count
 
     async def main() -> tuple[int, int, bool]:
         state = redis_state()
@@ -579,7 +597,7 @@ def test_the_drain_writes_postgres_on_the_loop_over_its_own_connection(
         threadless = asyncio.get_running_loop()._default_executor is None  # type: ignore[attr-defined]
         await drainer.stop()
         await state.close()
-        return held, drain_connections(), threadless
+        return held, drain_connections(until=0), threadless
 
     held, after_stop, threadless = run_async(main())
     assert (held, after_stop, threadless) == (1, 0, True)
@@ -637,3 +655,31 @@ def test_the_drain_stores_every_event_once_across_a_postgres_restart(redis_state
         db.close()
     finally:
         server.destroy()
+
+
+def test_an_appender_moved_to_another_loop_writes_there(postgres_server: Any) -> None:
+    """Appends that wait for each other on one loop, then on another (a test's next
+    loop, a process that started again): the second loop's appends are not refused for
+    the first loop's lock or connection, and every line is stored once."""
+    db = Database(postgres_server.new_database("loops"))
+    db.migrate()
+    lines = [_line_and_row(i, f"loops{i}")[0] for i in range(8)]
+    appender = AsyncAppender.of(db)
+
+    def batch(part: list[bytes]) -> RowBatch:
+        rows = RowBatch(db)
+        for line in part:
+            rows.add_line(line)
+        return rows
+
+    async def two_at_once(first: RowBatch, second: RowBatch) -> None:
+        await asyncio.gather(
+            store_rows(appender, first.rows, first.copy_text),
+            store_rows(appender, second.rows, second.copy_text),
+        )
+
+    run_async(two_at_once(batch(lines[0:2]), batch(lines[2:4])))
+    run_async(two_at_once(batch(lines[4:6]), batch(lines[6:8])))
+    run_async(appender.close())
+    assert sorted(_stored(db)) == sorted(audit.parse_line(line)[0] for line in lines)
+    db.close()

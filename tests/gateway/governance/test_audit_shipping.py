@@ -456,6 +456,7 @@ def test_through_stays_before_the_events_a_replica_holds_while_redis_is_unreacha
             await _until(lambda: cut_off.batcher.held == 0, 5, "the held event written")
             drainer = AuditDrainer(shipping, follower, batch=100, block_s=0.05)
             assert await drainer.drain_once() == 1
+            await drainer.close()
             before = time.time()
             await asyncio.sleep(0.1)  # both replicas record a floor past ``before``
             assert await shipper.ship_once() == 1
