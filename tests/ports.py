@@ -27,24 +27,41 @@ _KEPT: set[int] = set()
 """Every port :func:`kept_port` has handed in this process (none is handed twice)."""
 
 
-def _ephemeral_low() -> int:
-    """The first port of the kernel's ephemeral range (``net.ipv4.ip_local_port_range``)."""
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's ephemeral port range (``net.ipv4.ip_local_port_range``), inclusive."""
     try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[:2]
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def kept_span() -> range:
+    """Where :func:`kept_port` looks: the larger of the ports below the ephemeral range
+    (at most 12,000 under its start, none below 1024) and those above it."""
+    low, high = ephemeral_range()
+    return max(range(max(1024, low - 12_000), low), range(high + 1, 65536), key=len)
 
 
 def kept_port() -> int:
     """A free TCP port on 127.0.0.1 for a server that binds it later, or for nothing to
     listen on; one that no connection and no bind to port 0 can take in the meantime.
 
-    It is taken below the kernel's ephemeral range (at most 12,000 ports under its
-    start, never below 1024), free when handed (a bind succeeds), and never handed
-    twice by this process: a server that stops and starts again on it gets it back,
-    and a port meant to refuse connections is not given to a later server."""
-    low = _ephemeral_low()
-    span = range(max(1024, low - 12_000), low)
+    It is taken outside the kernel's ephemeral range (:func:`kept_span`), free when
+    handed (a bind succeeds), and never handed twice by this process: a server that
+    stops and starts again on it gets it back, and a port meant to refuse connections is
+    not given to a later server. A machine whose ephemeral range leaves fewer than 100
+    ports outside it gets the kernel's pick (a bind to port 0), as before this helper."""
+    span = kept_span()
+    if len(span) < 100:
+        for _ in range(200):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port not in _KEPT:
+                _KEPT.add(port)
+                return port
+        raise AssertionError("the kernel handed only ports this process was handed before")
     for _ in range(200):
         port = random.choice(span)  # a port, not a secret
         if port in _KEPT:

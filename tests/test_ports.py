@@ -5,7 +5,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from tests.ports import kept_port
+import pytest
+
+from tests.ports import ephemeral_range, kept_port, kept_span
 
 
 def test_a_kept_port_is_one_no_connection_can_be_handed() -> None:
@@ -14,11 +16,17 @@ def test_a_kept_port_is_one_no_connection_can_be_handed() -> None:
     port 0, released, taken before the third gateway bound it) hands free ports below the
     kernel's ephemeral range, where no connection's local end and no bind to port 0 is
     ever given one, and never twice."""
-    span = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-    low, high = int(span[0]), int(span[1])
+    low, high = ephemeral_range()
+    assert (low, high) == tuple(
+        int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    )
     ports = [kept_port() for _ in range(50)]
     assert len(set(ports)) == len(ports)
-    assert all(1024 <= port < low for port in ports), (low, high, ports)
+    assert all(1024 <= port < 65536 and not low <= port <= high for port in ports), (
+        low,
+        high,
+        ports,
+    )
     # A connection's local end, and a bind to port 0, come from the ephemeral range.
     with socket.create_server(("127.0.0.1", 0)) as server:
         with socket.create_connection(server.getsockname()) as client:
@@ -27,3 +35,23 @@ def test_a_kept_port_is_one_no_connection_can_be_handed() -> None:
     # Each is free: a server binds it.
     with socket.create_server(("127.0.0.1", ports[0])):
         pass
+
+
+def test_the_kept_span_is_outside_the_ephemeral_range_whatever_its_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Machines set ``ip_local_port_range`` differently: the span is below the range when
+    that is the larger side, above it otherwise, and empty (kept_port then takes the
+    kernel's pick) when the range covers almost every port."""
+    import tests.ports as ports
+
+    for bounds, expected in (
+        ((32768, 60999), range(20768, 32768)),  # Linux's default: below
+        ((10000, 20000), range(20001, 65536)),  # above is larger
+        ((1024, 65535), range(1024, 1024)),  # nothing outside: the kernel's pick
+    ):
+        monkeypatch.setattr(ports, "ephemeral_range", lambda bounds=bounds: bounds)
+        assert kept_span() == expected, bounds
+    monkeypatch.setattr(ports, "ephemeral_range", lambda: (1024, 65535))
+    picked = {kept_port() for _ in range(5)}
+    assert len(picked) == 5
