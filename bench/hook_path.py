@@ -359,7 +359,7 @@ def main() -> None:
         )
         quantiles = [m["latency_us"] for m in rounds[name] if "latency_us" in m]
         for q in QUANTILES if quantiles else ():
-            values = [round(m[str(q)] if str(q) in m else m[q]) for m in quantiles]
+            values = [round(m[str(q)]) for m in quantiles]  # (JSON keys: strings)
             print(f"    latency p{q * 100:g} µs per round: {values}")
         for row in profiled.get("top", []):
             print("   ", row)

@@ -431,6 +431,16 @@ class RejectedData(DatabaseError):
     cannot succeed."""
 
 
+def _database_error(kind: str, exc: Exception) -> DatabaseError:
+    """``exc`` of a statement as the error callers handle: :class:`RejectedData` for a
+    value the database refuses (psycopg's ``DataError``; on SQLite a Python int beyond 64
+    bits raises ``OverflowError``), :class:`DatabaseError` for anything else."""
+    refused = isinstance(exc, OverflowError) or any(
+        c.__name__ == "DataError" for c in type(exc).__mro__
+    )
+    return (RejectedData if refused else DatabaseError)(f"{kind}: {exc}")
+
+
 class CopyText:
     """Rows in PostgreSQL's ``COPY ... FROM STDIN`` text format, formatted with psycopg's
     own row formatter (C) and its default adapters, without a connection.
@@ -591,11 +601,7 @@ class Database:
             except Exception as exc:
                 if self.kind == "postgres":
                     self._drop()
-                # (SQLite: a Python int beyond 64 bits raises OverflowError.)
-                refused = isinstance(exc, OverflowError) or any(
-                    c.__name__ == "DataError" for c in type(exc).__mro__
-                )
-                raise (RejectedData if refused else DatabaseError)(f"{self.kind}: {exc}") from exc
+                raise _database_error(self.kind, exc) from exc
 
     def _bounded(self, work: Any, timeout_s: float) -> Any:
         """``work(conn)`` cancelled after ``timeout_s`` (:class:`QueryTimedOut`)."""
@@ -844,8 +850,6 @@ class AsyncAppender:
     after a failure (then closed, as :meth:`Database._run` drops its connection); one
     append at a time."""
 
-    kind = "postgres"
-
     def __init__(
         self,
         url: str,
@@ -882,7 +886,7 @@ class AsyncAppender:
         if self._lock is None or self._loop is not loop:
             # The first append, or one on another loop than the last (a test's, or a
             # process that started again): a lock and a connection of this loop's.
-            await self._drop()
+            await self.close()
             self._lock, self._loop = asyncio.Lock(), loop
         async with self._lock:
             done = False
@@ -899,23 +903,19 @@ class AsyncAppender:
                 done = True
                 return stored
             except Exception as exc:
-                refused = any(c.__name__ == "DataError" for c in type(exc).__mro__)
-                raise (RejectedData if refused else DatabaseError)(f"postgres: {exc}") from exc
+                raise _database_error("postgres", exc) from exc
             finally:
                 if not done:
                     # Failed or cancelled (the drainer stopping) mid-COPY: a connection
                     # in an unknown state is not used again.
-                    await self._drop()
+                    await self.close()
 
-    async def _drop(self) -> None:
+    async def close(self) -> None:
+        """Close the connection (a later append opens another)."""
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()
-
-    async def close(self) -> None:
-        """Close the connection (a later append opens another)."""
-        await self._drop()
 
 
 class Transaction:

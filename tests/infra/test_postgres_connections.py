@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -452,3 +453,41 @@ def test_aigw_plan_refuses_the_issue_case_before_any_resource(tmp_path: Path) ->
     assert result.returncode == EXIT_ERROR, result.stderr
     assert "ai-gateway:gcp.postgresTier: the gcp database allows the gateway 97" in result.stderr
     assert result.stdout == ""
+
+
+# ------------------------------------------------- the sizing page says what is counted
+
+SIZING = ROOT / "docs" / "operations" / "sizing.md"
+
+
+def test_the_sizing_pages_refusal_and_peaks_are_what_the_check_says() -> None:
+    """docs/operations/sizing.md, written by hand, shows the refusal of ``maxReplicas: 80``
+    on GCP's dev tier and the shipped stacks' peaks: they are the check's own message (its
+    documentation link elided as the page shows it) and what the shipped stacks count at
+    the home and in a follower, so a change to the count cannot leave the page behind."""
+    text = SIZING.read_text()
+    block = text.split("80` with GCP's dev tier:\n\n", 1)[1].split("\n\n", 1)[0]
+    shown = " ".join(block.split())
+    message = " ".join(_refusal(_dev_with(gateway={"maxReplicas": 80})).split())
+    elided = re.sub(
+        r"\(https://cloud\.google\.com/sql/[^)]*\)", "(https://cloud.google.com/sql/...)", message
+    )
+    assert shown in elided, (shown, elided)
+
+    stated = re.search(
+        r"With the shipped `maxReplicas` \((\d+), (\d+) and (\d+)\)\s+that is (\d+), (\d+) and "
+        r"(\d+) at the home \(AWS in the shipped stacks\) and (\d+), (\d+) and (\d+) in a\s+"
+        r"follower",
+        text,
+    )
+    assert stated is not None, "the shipped peaks' sentence moved: update this test"
+    replicas, home, follower = ([int(n) for n in stated.groups()[at : at + 3]] for at in (0, 3, 6))
+    counted: list[tuple[int, int, int]] = []
+    for environment in ("dev", "staging", "prod"):
+        config = parse(_namespace(ROOT / f"Pulumi.{environment}.yaml"))
+        assert config.governance.home_cloud(config.enabled_clouds) == Cloud.AWS
+        demand = config.connection_demand(Cloud.AWS)
+        counted.append(
+            (demand.max_replicas, demand.total, config.connection_demand(Cloud.GCP).total)
+        )
+    assert [list(column) for column in zip(*counted, strict=True)] == [replicas, home, follower]
