@@ -157,7 +157,10 @@ class GatewayApp:
             batcher = getattr(state, "batcher", None)
             if batcher is not None:
                 batcher.on_drop = self.metrics.audit_dropped.inc
-        self.health = Health(config, env)
+        # With governance on, readiness waits until its keys and limits were loaded once.
+        self.health = Health(
+            config, env, keys=admin.governance.registry if admin is not None else None
+        )
         self._model_objects = {
             name: {"id": name, "object": "model", "created": 0, "owned_by": model.owned_by}
             for name, model in config.models.items()

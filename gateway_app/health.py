@@ -2,17 +2,20 @@
 
 ``/health/live`` says the process serves HTTP. ``/health/ready`` checks the
 configured dependencies: Redis when ``AIGW_REDIS_URL`` is set (a PING over TCP
-or TLS with ``AIGW_REDIS_CA_FILE``), and reports providers without credentials
-without failing: the embedded default must be ready with no keys at all, and
-models with keyed deployments keep working. During shutdown it reports 503 so
-load balancers stop sending new requests.
+or TLS with ``AIGW_REDIS_CA_FILE``), and with governance on, that the virtual keys
+and limits were loaded once (a replica that started while its database refused it
+would answer every caller 503 ``key_store_unavailable``; once loaded, a database
+outage does not make it unready: it keeps the keys it holds). It reports providers
+without credentials without failing: the embedded default must be ready with no
+keys at all, and models with keyed deployments keep working. During shutdown it
+reports 503 so load balancers stop sending new requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from gateway_app.config import GatewayConfig
@@ -20,13 +23,30 @@ from gateway_app.environment import Environment
 from gateway_app.providers import ADAPTERS
 from gateway_app.state.resp import TokenCredential
 
+KEYS_NOT_LOADED = (
+    "the virtual keys and limits are not loaded yet: the governance database did not "
+    "answer this replica since it started (its log says why); retried every second"
+)
+"""The ``keys`` check's error. Fixed text: the report is public (load balancers and the
+DNS health checkers read it), so it names no host, user or database."""
+
+
+class KeyStore(Protocol):
+    """What readiness reads of governance's key registry."""
+
+    loaded: bool
+    """The keys, limits and projects were loaded once."""
+
 
 class Health:
     """Computes the readiness report."""
 
-    def __init__(self, config: GatewayConfig, env: Environment | None = None) -> None:
+    def __init__(
+        self, config: GatewayConfig, env: Environment | None = None, keys: KeyStore | None = None
+    ) -> None:
         env = env or Environment()
         self.config = config
+        self.keys = keys  # governance's key registry (None: governance is off)
         self.shutting_down = False
         self.redis_url = env.redis_url
         self.redis_ca_file = env.redis_ca_file
@@ -65,6 +85,12 @@ class Health:
                 checks["redis"] = {"status": "ok"}
             except Exception as exc:
                 checks["redis"] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+                ready = False
+        if self.keys is not None:
+            if self.keys.loaded:
+                checks["keys"] = {"status": "ok"}
+            else:
+                checks["keys"] = {"status": "error", "error": KEYS_NOT_LOADED}
                 ready = False
         missing = [n for n, p in self.providers.items() if p["status"] != "ok"]
         report = {

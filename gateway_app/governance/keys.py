@@ -334,7 +334,7 @@ class Registry:
         self._lookups = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
-        self.loaded = False
+        self.loaded = False  # keys, limits and projects loaded once (readiness waits)
         # Called with each change applied here (the global plane's change feed wakes on it).
         self.listeners: list[Callable[[str], None]] = []
 

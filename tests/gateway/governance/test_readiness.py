@@ -1,0 +1,80 @@
+"""Readiness waits for the virtual keys: a replica that started while its database refused
+it must get no traffic (it would answer every caller 503 ``key_store_unavailable``).
+
+This is what a rollout past the database's ``max_connections`` meets
+(docs/operations/sizing.md, "PostgreSQL connections"): the new pods start, PostgreSQL
+refuses them until the old pods have shut down, and Kubernetes must keep sending the
+traffic to the old ones (``maxUnavailable: 0`` waits for new pods to be ready). Once the
+keys were loaded, a database outage leaves the replica ready: it serves the keys it holds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from gateway_app.governance.storage import Database
+from gateway_app.health import KEYS_NOT_LOADED
+from tests.gateway.governance.processes import GatewayProcess, gateway_config
+from tests.gateway.governance.services import PostgresServer
+
+
+def _ready(gateway: GatewayProcess) -> httpx.Response:
+    return httpx.get(gateway.url + "/health/ready", timeout=5)
+
+
+def _chat(gateway: GatewayProcess, key: str) -> httpx.Response:
+    return httpx.post(
+        gateway.url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {key}"},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=10,
+    )
+
+
+def test_a_replica_is_ready_once_it_loaded_its_keys_and_stays_ready_through_an_outage(
+    fake_openai: Any,
+) -> None:
+    postgres = PostgresServer()
+    gateway: GatewayProcess | None = None
+    try:
+        setup = Database(postgres.url)
+        setup.migrate()
+        setup.close()
+        postgres.stop()  # refused from the replica's start, as past max_connections
+        gateway = GatewayProcess(
+            gateway_config(fake_openai.url), {"AIGW_DATABASE_URL": postgres.url}
+        )
+        refused = _ready(gateway)
+        assert refused.status_code == 503, refused.text
+        report = refused.json()
+        assert report["status"] == "not_ready"
+        assert report["checks"]["keys"] == {"status": "error", "error": KEYS_NOT_LOADED}
+        # The report is public: it names no address of the database.
+        assert f":{postgres.port}" not in refused.text and "postgres" not in refused.text
+
+        postgres.start()
+        deadline = time.monotonic() + 15
+        while (answer := _ready(gateway)).status_code != 200:
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.2)
+        assert answer.json()["checks"]["keys"] == {"status": "ok"}
+        key = gateway.admin("POST", "/admin/keys", json={"team_id": "t", "project_id": "p"})
+        assert key.status_code == 201, key.text
+        assert _chat(gateway, key.json()["key"]).status_code == 200
+
+        # Loaded once: an outage now keeps it ready (the reload keeps failing meanwhile),
+        # and the keys it holds keep working.
+        postgres.stop()
+        for _ in range(3):
+            time.sleep(0.5)
+            still = _ready(gateway)
+            assert still.status_code == 200, still.text
+            assert still.json()["checks"]["keys"] == {"status": "ok"}
+        assert _chat(gateway, key.json()["key"]).status_code == 200
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        postgres.destroy()
