@@ -312,6 +312,24 @@ PRE_STOP_S = 5
 """The gateway pod's preStop pause: the load balancers and Envoy drop the endpoint before
 the gateway gets SIGTERM and stops accepting."""
 
+MIN_READY_S = 5
+"""The gateway Deployments' ``minReadySeconds``: a new pod counts as available (and an old
+one may go) only once it has been ready this long. At least :data:`PRE_STOP_S`, so the old
+pods one wave of a rollout replaces are past their preStop pause before the next wave's are
+(:mod:`infra.decisions.postgres` counts one wave of them still holding connections)."""
+
+ROLLING_MAX_SURGE_PERCENT = 25
+"""The gateway Deployments' ``maxSurge`` (their ``maxUnavailable`` is 0): a rollout runs up
+to this share of the replicas more, rounded up, and removes an old pod only once a new one
+is available (:func:`rolling_surge`)."""
+
+
+def rolling_surge(replicas: int) -> int:
+    """Pods a rollout of a Deployment of ``replicas`` may run above them: ``maxSurge`` as a
+    percentage of the replicas, rounded up
+    (https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#max-surge)."""
+    return -(-replicas * ROLLING_MAX_SURGE_PERCENT // 100)
+
 
 def termination_grace_s(app_config: Mapping[str, Any]) -> int:
     """The gateway pod's termination grace period: the preStop pause, the time in-flight

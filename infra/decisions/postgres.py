@@ -13,7 +13,9 @@ cloud, the keys, both numbers and the fixes.
 first one, its audit drain's own, and the admin reports' own once they ran on it); the
 one replica of a follower cloud holding the audit-shipper lease holds one more; each migration Job
 (the stable track's, and the canary's when a canary runs) and the ``audit-maintain``
-CronJob (``concurrencyPolicy: Forbid``) hold one while they run.
+CronJob (``concurrencyPolicy: Forbid``) hold one while they run. The pods are counted at a
+rollout at the HPA's ceiling (:meth:`ConnectionDemand.rollout_pods`): the ceiling, the
+pods the rollout runs above it, and the old pods it replaced that are still shutting down.
 
 **What the database allows** (:func:`rds_max_connections`,
 :func:`flexible_server_max_connections`, :func:`cloud_sql_max_connections`): the
@@ -27,9 +29,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from infra.contracts import Cloud
+from infra.decisions.k8s import rolling_surge
 
 CONNECTIONS_PER_PROCESS = 3
 """A gateway process's first connection, its audit drain's own (always open on PostgreSQL:
@@ -279,11 +282,38 @@ class ConnectionDemand:
     workers: int = GATEWAY_WORKERS_PER_POD
     follower: bool = False
     """A follower cloud of the global governance plane (one replica ships its audit)."""
+    rollout: bool = True
+    """Count a rollout at the ceiling (:meth:`rollout_pods`), as the plan does; False: the
+    pods alone (a fixed fleet, as the tests that count real processes run)."""
+
+    @staticmethod
+    def rollout_pods(replicas: int) -> int:
+        """A track's gateway pods holding connections at a rollout at its HPA ceiling of
+        ``replicas``: the ceiling, the surge the Deployment runs above it
+        (:func:`~infra.decisions.k8s.rolling_surge`: ``maxSurge`` 25%, rounded up), and as
+        many old pods it replaced that are still shutting down.
+
+        The Deployment does not count a terminating pod
+        (https://www.kubernetes.dev/resources/keps/3973/), so it starts the next new pods
+        while the old ones are still in their preStop pause and shutdown, holding their
+        connections. With ``maxUnavailable: 0`` it removes old pods only as new ones become
+        available, at most a surge's worth at a time, and a new pod is available only after
+        ``minReadySeconds``, no shorter than the preStop pause: one wave of old pods is
+        counted. A pod that takes longer than that to shut down (long streams in flight)
+        can make it more for a while; docs/operations/sizing.md says what then happens."""
+        return replicas + 2 * rolling_surge(replicas)
+
+    @property
+    def pods(self) -> int:
+        """Gateway pods at the peak, both tracks (:meth:`rollout_pods` each)."""
+        if not self.rollout:
+            return self.max_replicas + self.canary_max_replicas
+        return self.rollout_pods(self.max_replicas) + self.rollout_pods(self.canary_max_replicas)
 
     @property
     def processes(self) -> int:
-        """Gateway processes at the peak: both tracks' pods times their workers."""
-        return (self.max_replicas + self.canary_max_replicas) * self.workers
+        """Gateway processes at the peak: the pods times their workers."""
+        return self.pods * self.workers
 
     @property
     def jobs(self) -> int:
@@ -295,27 +325,53 @@ class ConnectionDemand:
         """Connections at the peak."""
         return CONNECTIONS_PER_PROCESS * self.processes + int(self.follower) + self.jobs
 
+    def _track(self, replicas: int) -> str:
+        if not self.rollout:
+            return f"{replicas}"
+        surge = rolling_surge(replicas)
+        return f"{replicas} + {surge} surge + {surge} shutting down"
+
     def describe(self) -> str:
         """The sum, term by term, as the error shows it."""
-        pods = f"{self.max_replicas}"
+        pods = f"({self._track(self.max_replicas)})"
         if self.canary_max_replicas:
-            pods = f"({self.max_replicas} + {self.canary_max_replicas} canary)"
+            pods = f"({pods} + ({self._track(self.canary_max_replicas)}) canary)"
         parts = [f"{CONNECTIONS_PER_PROCESS} x {pods} pods x {self.workers} worker(s)"]
         if self.follower:
             parts.append("1 audit shipper")
         parts.append(f"{self.jobs} Jobs")
         return " + ".join(parts)
 
+    def fitting_max_replicas(self, allowed: int) -> int:
+        """The largest ``gateway.maxReplicas`` whose peak fits ``allowed`` connections (the
+        canary's HPA, when one runs, with the same ceiling); 0 when none does."""
+        for replicas in range(self.max_replicas, 0, -1):
+            fewer = replace(
+                self,
+                max_replicas=replicas,
+                canary_max_replicas=replicas if self.canary_max_replicas else 0,
+            )
+            if fewer.total <= allowed:
+                return replicas
+        return 0
+
 
 def connections_needed(
-    max_replicas: int, *, canary: bool, follower: bool, workers: int = GATEWAY_WORKERS_PER_POD
+    max_replicas: int,
+    *,
+    canary: bool,
+    follower: bool,
+    workers: int = GATEWAY_WORKERS_PER_POD,
+    rollout: bool = True,
 ) -> ConnectionDemand:
-    """One cloud's peak: the canary's HPA has the stable one's ceiling when a canary runs."""
+    """One cloud's peak: the canary's HPA has the stable one's ceiling when a canary runs;
+    ``rollout`` (the plan's count): at a rollout at that ceiling."""
     return ConnectionDemand(
         max_replicas=max_replicas,
         canary_max_replicas=max_replicas if canary else 0,
         workers=workers,
         follower=follower,
+        rollout=rollout,
     )
 
 
@@ -346,9 +402,7 @@ def check_budget(
     else:
         key = size.key
         source = f"the default max_connections {size.max_connections} of {size.value} ({size.doc})"
-    tracks = 2 if demand.canary_max_replicas else 1
-    per_replica = CONNECTIONS_PER_PROCESS * demand.workers * tracks
-    fitting = max((allowed - int(demand.follower) - demand.jobs) // per_replica, 0)
+    fitting = demand.fitting_max_replicas(allowed)
     return (
         key,
         f"the {cloud.value} database allows the gateway {allowed} connections ({source}, "

@@ -983,13 +983,14 @@ class GatewayDeployment(pulumi.ComponentResource):
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=scaling.min_replicas,
                 revision_history_limit=5,
-                min_ready_seconds=5,
+                min_ready_seconds=decisions.MIN_READY_S,
                 progress_deadline_seconds=600,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(
                     type="RollingUpdate",
                     rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
-                        max_unavailable=0, max_surge="25%"
+                        max_unavailable=0,
+                        max_surge=f"{decisions.ROLLING_MAX_SURGE_PERCENT}%",
                     ),
                 ),
                 template=k8s.core.v1.PodTemplateSpecArgs(

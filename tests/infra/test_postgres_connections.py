@@ -29,6 +29,7 @@ import pytest
 
 from infra.cli import EXIT_ERROR
 from infra.config import Cloud, ConfigError, StackConfig, parse
+from infra.decisions import k8s as decisions
 from infra.decisions import postgres
 from infra.offline import Plan, record
 from infra.offline.policy_gate import evaluate, load_policy_config
@@ -208,15 +209,56 @@ def test_cloud_sql_tiers_outside_the_table_are_unknown(tier: str) -> None:
 
 def test_the_peak_counts_processes_the_shipper_and_the_jobs() -> None:
     """docs/operations/sizing.md: 3 per process (its own, its audit drain's, its admin
-    reports'), +1 on a follower's shipper, +1 per Job."""
+    reports'), +1 on a follower's shipper, +1 per Job; the pods at a rollout at the HPA's
+    ceiling of 20: 20, a surge of 5 (25%) and the 5 old pods it replaced, shutting down."""
     alone = postgres.connections_needed(20, canary=False, follower=False)
-    assert alone.total == 3 * 20 + 2  # migrate, audit-maintain
+    assert alone.total == 3 * (20 + 5 + 5) + 2  # migrate, audit-maintain
     follower = postgres.connections_needed(20, canary=False, follower=True)
     assert follower.total == alone.total + 1
     canary = postgres.connections_needed(20, canary=True, follower=False)
-    assert canary.total == 3 * (20 + 20) + 3  # both tracks' HPAs, both migrations
+    assert canary.total == 3 * 2 * (20 + 5 + 5) + 3  # both tracks' HPAs, both migrations
     workers = postgres.connections_needed(20, canary=False, follower=False, workers=2)
-    assert workers.total == 3 * 20 * 2 + 2
+    assert workers.total == 3 * (20 + 5 + 5) * 2 + 2
+    # A fixed fleet (the tests that count real processes): the pods alone.
+    fixed = postgres.connections_needed(20, canary=False, follower=False, rollout=False)
+    assert (fixed.total, fixed.describe()) == (3 * 20 + 2, "3 x (20) pods x 1 worker(s) + 2 Jobs")
+
+
+@pytest.mark.parametrize(
+    ("replicas", "surge"), [(1, 1), (3, 1), (4, 1), (5, 2), (6, 2), (20, 5), (80, 20), (81, 21)]
+)
+def test_a_rollout_surges_by_a_quarter_rounded_up(replicas: int, surge: int) -> None:
+    """``maxSurge: 25%`` is a percentage of the desired pods, "calculated from percentage by
+    rounding up" (Kubernetes API reference, RollingUpdateDeployment;
+    https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#max-surge); the
+    peak counts that surge and as many replaced pods still shutting down."""
+    assert decisions.rolling_surge(replicas) == surge
+    assert postgres.ConnectionDemand.rollout_pods(replicas) == replicas + 2 * surge
+
+
+def test_the_planned_rollout_is_the_one_the_budget_counts(plans: dict[str, Plan]) -> None:
+    """Each gateway Deployment (stable and canary tracks) surges by the percentage the count
+    uses and removes an old pod only once a new one is available (``maxUnavailable: 0``);
+    a new pod is available after ``minReadySeconds``, no shorter than the preStop pause, so
+    the old pods one wave replaced are past their pause before the next wave's start theirs
+    (one wave of them is counted as still holding connections)."""
+    deployments = [
+        d for d in plans["dev"].of_type("kubernetes:apps/v1:Deployment") if "gateway" in d.name
+    ]
+    assert deployments
+    for deployment in deployments:
+        spec = deployment.inputs["spec"]
+        assert spec["strategy"] == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {
+                "maxUnavailable": 0,
+                "maxSurge": f"{decisions.ROLLING_MAX_SURGE_PERCENT}%",
+            },
+        }, deployment.name
+        assert spec["minReadySeconds"] == decisions.MIN_READY_S, deployment.name
+        (gateway,) = [c for c in spec["template"]["spec"]["containers"] if c["name"] == "gateway"]
+        assert gateway["lifecycle"]["preStop"] == {"sleep": {"seconds": decisions.PRE_STOP_S}}
+    assert decisions.MIN_READY_S >= decisions.PRE_STOP_S
 
 
 def test_the_stack_counts_a_follower_and_not_the_home() -> None:
@@ -251,20 +293,21 @@ def test_gcp_dev_tier_refuses_80_replicas_naming_keys_numbers_and_fixes() -> Non
         "ai-gateway:gcp.postgresTier: the gcp database allows the gateway 97 connections "
         "(the default max_connections 100 of db-custom-1-3840 "
         "(https://cloud.google.com/sql/docs/postgres/quotas#maximum_concurrent_connections), "
-        "less 3 reserved) but at ai-gateway:gateway.maxReplicas 80 it needs 243 "
-        "(3 x 80 pods x 1 worker(s) + 1 audit shipper + 2 Jobs)"
+        "less 3 reserved) but at ai-gateway:gateway.maxReplicas 80 it needs 363 "
+        "(3 x (80 + 20 surge + 20 shutting down) pods x 1 worker(s) + 1 audit shipper + 2 Jobs)"
     ) in message
     assert (
         "Choose a larger ai-gateway:gcp.postgresTier, lower ai-gateway:gateway.maxReplicas to "
-        "31 or less, or set ai-gateway:gcp.postgresMaxConnections to at least 246"
+        "20 or less, or set ai-gateway:gcp.postgresMaxConnections to at least 366"
     ) in message
     # AWS's db.t4g.medium (377 counted) and Azure's B2ms (844) hold 80 replicas.
     assert "ai-gateway:aws." not in message and "ai-gateway:azure." not in message
 
 
 def test_lowering_max_replicas_to_the_suggested_value_passes() -> None:
-    parse(_dev_with(gateway={"maxReplicas": 31}))
-    assert "gcp.postgresTier" in _refusal(_dev_with(gateway={"maxReplicas": 32}))
+    parse(_dev_with(gateway={"maxReplicas": 20}))  # 3 x (20 + 5 + 5) + 1 + 2 = 93 of 97
+    # 3 x (21 + 6 + 6) + 1 + 2 = 102
+    assert "gcp.postgresTier" in _refusal(_dev_with(gateway={"maxReplicas": 21}))
 
 
 def test_aws_small_class_is_refused() -> None:
@@ -275,9 +318,12 @@ def test_aws_small_class_is_refused() -> None:
         "ai-gateway:aws.postgresInstanceClass: the aws database allows the gateway 70 "
         "connections (the default max_connections 73 of db.t4g.micro"
     ) in message
-    assert "at ai-gateway:gateway.maxReplicas 40 it needs 122 (3 x 40 pods" in message
-    assert "lower ai-gateway:gateway.maxReplicas to 22 or less" in message
-    assert "set ai-gateway:aws.postgresMaxConnections to at least 125" in message
+    assert (
+        "at ai-gateway:gateway.maxReplicas 40 it needs 182 (3 x (40 + 10 surge + 10 shutting "
+        "down) pods"
+    ) in message
+    assert "lower ai-gateway:gateway.maxReplicas to 14 or less" in message
+    assert "set ai-gateway:aws.postgresMaxConnections to at least 185" in message
 
 
 def test_azure_small_sku_is_refused() -> None:
@@ -293,21 +339,26 @@ def test_azure_small_sku_is_refused() -> None:
         "ai-gateway:azure.postgresSku: the azure database allows the gateway 35 connections "
         "(the default max_connections 50 of Standard_B1ms"
     ) in message
-    assert "less 15 reserved) but at ai-gateway:gateway.maxReplicas 20 it needs 62" in message
-    assert "lower ai-gateway:gateway.maxReplicas to 11 or less" in message
+    assert "less 15 reserved) but at ai-gateway:gateway.maxReplicas 20 it needs 92" in message
+    assert "lower ai-gateway:gateway.maxReplicas to 7 or less" in message
 
 
 def test_a_canary_beside_the_stable_track_doubles_the_pods() -> None:
-    # 30 replicas fit GCP's dev tier alone (93 of 97), not with a canary HPA of 30 beside them.
-    parse(_dev_with(gateway={"maxReplicas": 30}))
+    # 20 replicas fit GCP's dev tier alone (93 of 97), not with a canary HPA of 20 beside them.
+    parse(_dev_with(gateway={"maxReplicas": 20}))
     message = _refusal(
-        _dev_with(gateway={"maxReplicas": 30, "canaryImage": "ghcr.io/acme/ai-gateway:0.2.0"})
+        _dev_with(gateway={"maxReplicas": 20, "canaryImage": "ghcr.io/acme/ai-gateway:0.2.0"})
     )
-    assert "it needs 184 (3 x (30 + 30 canary) pods x 1 worker(s) + 1 audit shipper + 3 Jobs)" in (
-        message
+    assert (
+        "it needs 184 (3 x ((20 + 5 surge + 5 shutting down) + (20 + 5 surge + 5 shutting "
+        "down) canary) pods x 1 worker(s) + 1 audit shipper + 3 Jobs)"
+    ) in message
+    # 3 x 2 x (9 + 3 + 3) + 1 + 3 = 94; with 10, 3 x 2 x (10 + 3 + 3) + 4 = 100.
+    assert "lower ai-gateway:gateway.maxReplicas to 9 or less" in message
+    parse(_dev_with(gateway={"maxReplicas": 9, "canaryImage": "ghcr.io/acme/ai-gateway:0.2.0"}))
+    assert "gcp.postgresTier" in _refusal(
+        _dev_with(gateway={"maxReplicas": 10, "canaryImage": "ghcr.io/acme/ai-gateway:0.2.0"})
     )
-    assert "lower ai-gateway:gateway.maxReplicas to 15 or less" in message
-    parse(_dev_with(gateway={"maxReplicas": 15, "canaryImage": "ghcr.io/acme/ai-gateway:0.2.0"}))
 
 
 def test_every_refusing_cloud_is_reported_at_once() -> None:
@@ -339,7 +390,7 @@ def test_an_unknown_size_does_not_pass_silently(
     value = next(iter(values.values()))
     assert (
         f"ai-gateway:{key}: {value} is a size whose default max_connections this check does "
-        f"not know, so the {cloud} gateway's peak of 11 PostgreSQL connections"
+        f"not know, so the {cloud} gateway's peak of 17 PostgreSQL connections"
     ) in message
     assert f"or set ai-gateway:{cloud}.postgresMaxConnections to the max_connections" in message
 
@@ -361,15 +412,18 @@ def test_the_override_states_the_limit_of_an_unknown_size(
 
 
 def test_the_override_wins_over_the_default() -> None:
-    # The refusal's "at least 246" (243 needed + 3 reserved) is enough.
-    config = parse(_dev_with(gateway={"maxReplicas": 80}, gcp={"postgresMaxConnections": 246}))
-    assert config.database_size(Cloud.GCP).allowed == 243
+    # The refusal's "at least 366" (363 needed + 3 reserved) is enough.
+    config = parse(_dev_with(gateway={"maxReplicas": 80}, gcp={"postgresMaxConnections": 366}))
+    assert config.database_size(Cloud.GCP).allowed == 363
+    assert "gcp.postgresMaxConnections" in _refusal(
+        _dev_with(gateway={"maxReplicas": 80}, gcp={"postgresMaxConnections": 365})
+    )
     # An override below the peak is refused on its own key.
     message = _refusal(_dev_with(gateway={"maxReplicas": 80}, gcp={"postgresMaxConnections": 150}))
     assert (
         "ai-gateway:gcp.postgresMaxConnections: the gcp database allows the gateway 147 "
         "connections (max_connections 150 set here, less 3 reserved) but at "
-        "ai-gateway:gateway.maxReplicas 80 it needs 243"
+        "ai-gateway:gateway.maxReplicas 80 it needs 363"
     ) in message
 
 
@@ -475,10 +529,10 @@ def test_the_sizing_pages_refusal_and_peaks_are_what_the_check_says() -> None:
     assert shown in elided, (shown, elided)
 
     stated = re.search(
-        r"With the shipped `maxReplicas` \((\d+), (\d+) and (\d+)\)\s+that is (\d+), (\d+) and "
-        r"(\d+) at the home \(AWS in the shipped stacks\) and (\d+), (\d+) and (\d+) in a\s+"
+        r"With the shipped `maxReplicas` \((\d+), (\d+) and (\d+)\) that is (\d+), (\d+) and "
+        r"(\d+) at the home \(AWS in the shipped stacks\) and (\d+), (\d+) and (\d+) in a "
         r"follower",
-        text,
+        " ".join(text.split()),  # (however the page wraps its lines)
     )
     assert stated is not None, "the shipped peaks' sentence moved: update this test"
     replicas, home, follower = ([int(n) for n in stated.groups()[at : at + 3]] for at in (0, 3, 6))
