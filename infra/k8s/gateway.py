@@ -357,8 +357,10 @@ def probes() -> dict[str, k8s.core.v1.ProbeArgs]:
     """Startup and liveness on ``/health/live``, readiness on ``/health/ready``.
 
     The startup probe gives the process up to 60 s to listen before liveness
-    applies; readiness fails (503) while Redis or PostgreSQL is unreachable, so
-    such a pod gets no traffic but is not restarted.
+    applies; readiness fails (503) while Redis is unreachable, and with governance
+    on until the pod has loaded the virtual keys (PostgreSQL refused it since it
+    started), so such a pod gets no traffic but is not restarted. A pod is not
+    ready until its first probe passes, so a new one takes traffic only then.
     """
 
     def http(path: str) -> k8s.core.v1.HTTPGetActionArgs:
