@@ -78,3 +78,16 @@ def test_a_replica_is_ready_once_it_loaded_its_keys_and_stays_ready_through_an_o
         if gateway is not None:
             gateway.stop()
         postgres.destroy()
+
+
+def test_without_governance_readiness_has_no_keys_check(fake_openai: Any) -> None:
+    """The embedded default (governance off) is ready with no keys at all."""
+    config = gateway_config(fake_openai.url)
+    config["governance"] = {"enabled": False}
+    gateway = GatewayProcess(config, {})
+    try:
+        answer = _ready(gateway)
+        assert answer.status_code == 200, answer.text
+        assert "keys" not in answer.json()["checks"], answer.text
+    finally:
+        gateway.stop()
