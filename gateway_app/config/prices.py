@@ -78,7 +78,7 @@ class Tokens(NamedTuple):
                 cache_write=write,
             )
         details = usage.get("prompt_tokens_details")
-        # Positional fields, no {} for absent details: 0.72 -> 0.46 µs a call, and settle
+        # Positional fields, no {} for absent details: 0.72 -> 0.47 µs a call, and settle
         # and the access line each call it per request (bench/partial-cuts.md).
         return cls(
             int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0),
@@ -164,7 +164,7 @@ class Pricing:
     @staticmethod
     def cost(prices: TokenPrices, tokens: Tokens) -> float:
         """USD for ``tokens`` at ``prices``."""
-        # The caps as comparisons, not min(): 0.45 -> 0.25 µs a call (bench/partial-cuts.md).
+        # The caps as comparisons, not min(): 0.48 -> 0.25 µs a call (bench/partial-cuts.md).
         prompt, completion, cached, written = tokens
         if cached > prompt:
             cached = prompt

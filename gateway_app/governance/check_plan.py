@@ -53,8 +53,9 @@ def reset_duration(seconds: float) -> str:
 
 
 # reset_duration's values as headers, encoded once: below a second by whole milliseconds
-# (1000: a product that rounds up to it), then by whole seconds up to an hour. Formatting
-# two per request was about a third of rate_headers' time (bench/partial-cuts.md).
+# (1000: a product that rounds up to it), then by whole seconds up to an hour. With the
+# remaining count clamped without max(), rate_headers (four levels, RPM and TPM) takes
+# 1.7 µs instead of 2.7 (bench/partial-cuts.md).
 _RESET_MS = tuple(reset_duration(ms / 1000).encode() for ms in range(1001))
 _RESET_S = tuple(reset_duration(s).encode() for s in range(3601))
 
