@@ -77,11 +77,13 @@ class Tokens(NamedTuple):
                 cached=read,
                 cache_write=write,
             )
-        details = usage.get("prompt_tokens_details") or {}
+        details = usage.get("prompt_tokens_details")
+        # Positional fields, no {} for absent details: 0.72 -> 0.47 µs a call, and settle
+        # and the access line each call it per request (bench/partial-cuts.md).
         return cls(
-            prompt=int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0),
-            completion=int(usage.get("completion_tokens") or usage.get("output_tokens") or 0),
-            cached=int(details.get("cached_tokens") or 0),
+            int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0),
+            int(usage.get("completion_tokens") or usage.get("output_tokens") or 0),
+            int(details.get("cached_tokens") or 0) if details else 0,
         )
 
     @property
@@ -162,13 +164,17 @@ class Pricing:
     @staticmethod
     def cost(prices: TokenPrices, tokens: Tokens) -> float:
         """USD for ``tokens`` at ``prices``."""
-        cached = min(tokens.cached, tokens.prompt)
-        written = min(tokens.cache_write, tokens.prompt - cached)
+        # The caps as comparisons, not min(): 0.48 -> 0.25 µs a call (bench/partial-cuts.md).
+        prompt, completion, cached, written = tokens
+        if cached > prompt:
+            cached = prompt
+        if written > prompt - cached:
+            written = prompt - cached
         return (
-            (tokens.prompt - cached - written) * prices.input
+            (prompt - cached - written) * prices.input
             + cached * prices.cache_read
             + written * prices.cache_write
-            + tokens.completion * prices.output
+            + completion * prices.output
         )
 
 

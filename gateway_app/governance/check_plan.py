@@ -52,6 +52,23 @@ def reset_duration(seconds: float) -> str:
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
+# reset_duration's values as headers, encoded once: below a second by whole milliseconds
+# (1000: a product that rounds up to it), then by whole seconds up to an hour. With the
+# remaining count clamped without max(), rate_headers (four levels, RPM and TPM) takes
+# 1.7 µs instead of 2.7 (bench/partial-cuts.md).
+_RESET_MS = tuple(reset_duration(ms / 1000).encode() for ms in range(1001))
+_RESET_S = tuple(reset_duration(s).encode() for s in range(3601))
+
+
+def reset_header(seconds: float) -> bytes:
+    """:func:`reset_duration` of ``seconds`` (0 if negative), encoded."""
+    if seconds < 1:
+        ms = int(seconds * 1000)
+        return _RESET_MS[ms if ms > 0 else 1]
+    whole = math.ceil(seconds)
+    return _RESET_S[whole] if whole < len(_RESET_S) else reset_duration(seconds).encode()
+
+
 @dataclass(slots=True)
 class HeaderKind:
     """The rate items one kind of ``x-ratelimit-*`` headers (requests or tokens) is
@@ -158,7 +175,7 @@ class CheckPlan:
             limit_name, remaining_name, reset_name = kind.names
             headers += (
                 (limit_name, kind.encoded[best]),
-                (remaining_name, b"%d" % max(0, int(left))),
-                (reset_name, reset_duration(max(0.0, (limit - left) * 60.0 / limit)).encode()),
+                (remaining_name, b"%d" % int(left) if left > 0 else b"0"),
+                (reset_name, reset_header((limit - left) * 60.0 / limit)),
             )
         return headers

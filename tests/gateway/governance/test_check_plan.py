@@ -21,7 +21,7 @@ import pytest
 from gateway_app.config import parse
 from gateway_app.context import Caller
 from gateway_app.governance.admin import AdminApi
-from gateway_app.governance.check_plan import CheckPlan
+from gateway_app.governance.check_plan import CheckPlan, reset_duration, reset_header
 from gateway_app.governance.hooks import governance_hooks
 from gateway_app.governance.service import Governance
 from gateway_app.governance.storage import Database
@@ -190,3 +190,15 @@ def test_the_rate_headers_name_the_tightest_limit_of_each_kind() -> None:
         (b"x-ratelimit-remaining-tokens", b"0"),
         (b"x-ratelimit-reset-tokens", b"1m27s"),
     ]
+
+
+_SECONDS = [-5.0, -1e-9, 0.0, 1e-9, 0.0004, 0.001, 0.0015, 0.25, 0.999, 0.9999999999999999]
+_SECONDS += [1.0, 1.0000001, 6.5, 59.0, 59.01, 60.0, 60.5, 89.99, 3599.2, 3600.0, 3600.5, 86400.3]
+
+
+@pytest.mark.parametrize("seconds", _SECONDS)
+def test_a_reset_header_reads_as_the_reset_duration(seconds: float) -> None:
+    """The ``x-ratelimit-reset-*`` values come encoded from tables (below a second, up to
+    an hour) or are formatted past them: the bytes are reset_duration's of the time left,
+    0 when it is negative, at each of the tables' edges and away from them."""
+    assert reset_header(seconds) == reset_duration(max(0.0, seconds)).encode()

@@ -411,6 +411,27 @@ def test_cost_counts_cached_tokens_at_the_cache_price() -> None:
     )
 
 
+def test_usage_and_cost_edge_cases_read_as_the_provider_bills_them() -> None:
+    """A usage without details (absent, null or empty), the Responses API's names, and
+    cache counts larger than the prompt (an upstream's inconsistent report): cached
+    tokens are capped at the prompt and cache writes at what is left of it, so no token
+    is billed twice or at a negative count."""
+    from gateway_app.config.prices import Pricing, TokenPrices, Tokens
+
+    for details in ({}, {"prompt_tokens_details": None}, {"prompt_tokens_details": {}}):
+        assert Tokens.from_usage({"prompt_tokens": 7, "completion_tokens": 2, **details}) == (
+            Tokens(7, 2)
+        )
+    assert Tokens.from_usage({"input_tokens": 5, "output_tokens": 3}) == Tokens(5, 3)
+    assert Tokens.from_usage({"prompt_tokens": None, "completion_tokens": 0}) == Tokens()
+    prices = TokenPrices(input=1.0, output=10.0, cache_read=0.5, cache_write=2.0)
+    # 100 cached of a 60-token prompt: 60 at the cache price, none at the input price.
+    assert Pricing.cost(prices, Tokens(60, 1, cached=100)) == 60 * 0.5 + 10.0
+    # 30 cached, 50 written of 60: the 30 left are written, none at the input price.
+    assert Pricing.cost(prices, Tokens(60, 0, cached=30, cache_write=50)) == 30 * 0.5 + 30 * 2.0
+    assert Pricing.cost(prices, Tokens(60, 0, cached=10, cache_write=20)) == 30 + 5.0 + 40.0
+
+
 def test_metrics_report_the_audit_buffer_depth(gw: tuple[Any, Governance]) -> None:
     running, gov = gw
 
