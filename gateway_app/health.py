@@ -8,13 +8,17 @@ would answer every caller 503 ``key_store_unavailable``; once loaded, a database
 outage does not make it unready: it keeps the keys it holds). It reports providers
 without credentials without failing: the embedded default must be ready with no
 keys at all, and models with keyed deployments keep working. During shutdown it
-reports 503 so load balancers stop sending new requests.
+reports 503 so load balancers stop sending new requests. The report is public (the
+edge routes it for the DNS health checks): a failing check says what failed, not
+where; its reason (addresses, host names) goes to the log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
+import time
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -23,12 +27,18 @@ from gateway_app.environment import Environment
 from gateway_app.providers import ADAPTERS
 from gateway_app.state.resp import TokenCredential
 
+log = logging.getLogger("gateway_app.health")
+
+REASON_LOG_S = 60.0
+"""A failing check's reason is logged when it changes, else at most this often."""
+
 KEYS_NOT_LOADED = (
     "the virtual keys and limits are not loaded yet: the governance database did not "
     "answer this replica since it started (its log says why); retried every second"
 )
 """The ``keys`` check's error. Fixed text: the report is public (load balancers and the
-DNS health checkers read it), so it names no host, user or database."""
+DNS health checkers read it, through the edge), so it names no host, user or database;
+nor does the ``redis`` check's (its reason, with the address, is logged)."""
 
 
 class KeyStore(Protocol):
@@ -47,6 +57,7 @@ class Health:
         env = env or Environment()
         self.config = config
         self.keys = keys  # governance's key registry (None: governance is off)
+        self._logged: dict[str, tuple[str, float]] = {}  # check -> (reason, monotonic)
         self.shutting_down = False
         self.redis_url = env.redis_url
         self.redis_ca_file = env.redis_ca_file
@@ -83,8 +94,14 @@ class Health:
                     redis_ping(self.redis_url, self.redis_ca_file, self.redis_credential), 2.0
                 )
                 checks["redis"] = {"status": "ok"}
+                self._logged.pop("redis", None)  # a later failure is logged at once
             except Exception as exc:
-                checks["redis"] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+                checks["redis"] = {
+                    "status": "error",
+                    "error": f"Redis did not answer PING ({type(exc).__name__}); the "
+                    "gateway's log says why",
+                }
+                self._log_reason("redis", f"{type(exc).__name__}: {exc}")
                 ready = False
         if self.keys is not None:
             if self.keys.loaded:
@@ -102,6 +119,15 @@ class Health:
             "providers_missing_credentials": missing,
         }
         return ready, report
+
+    def _log_reason(self, check: str, reason: str) -> None:
+        """Log why ``check`` failed: when the reason changes, else every REASON_LOG_S (the
+        probes ask every few seconds; the log is the operator's, the report the public's)."""
+        now = time.monotonic()
+        last = self._logged.get(check)
+        if last is None or last[0] != reason or now - last[1] >= REASON_LOG_S:
+            self._logged[check] = (reason, now)
+            log.warning("not ready: the %s check failed: %s", check, reason)
 
 
 async def redis_ping(
