@@ -44,6 +44,7 @@ _NEGATIVE_TTL_S = 2.0
 _LOOKUPS_PER_S = 50
 _RESUBSCRIBE_MAX_S = 30.0  # the longest wait between resubscriptions while Redis is down
 _STORE_DOWN_S = 1.0  # after a failed lookup, unknown keys get 503 without asking for this long
+RELOAD_LOG_S = 60.0  # while loads of the keys keep failing, one log line this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +336,8 @@ class Registry:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.loaded = False  # keys, limits and projects loaded once (readiness waits)
+        self._reload_failures = 0  # failed loads in a row (the log's count)
+        self._reload_logged_at = 0.0  # clock() of the last line about them
         # Called with each change applied here (the global plane's change feed wakes on it).
         self.listeners: list[Callable[[str], None]] = []
 
@@ -445,9 +448,10 @@ class Registry:
     async def start(self) -> None:
         try:
             await self.reload_all()
-        except Exception:
-            # PostgreSQL down at start-up: keep serving what we can; the reloader retries.
-            log.warning("could not load keys and limits; retrying in the background", exc_info=True)
+        except Exception as exc:
+            # PostgreSQL down at start-up: keep serving what we can (readiness says the
+            # keys are not loaded); the reloader retries every second.
+            self._reload_failed(exc)
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._reload_forever()))
         if self.redis is not None:
@@ -458,8 +462,42 @@ class Registry:
             await asyncio.sleep(self.refresh_s if self.loaded else min(1.0, self.refresh_s))
             try:
                 await self.reload_all()
-            except Exception:
-                log.warning("periodic key reload failed", exc_info=True)
+            except Exception as exc:
+                self._reload_failed(exc)
+                continue
+            if self._reload_failures:
+                log.warning(
+                    "keys and limits loaded again after %d failed attempts",
+                    self._reload_failures,
+                )
+                self._reload_failures = 0
+
+    def _reload_failed(self, exc: Exception) -> None:
+        """Log a failed load of the keys and limits: the first of an outage with its
+        traceback, then one line every RELOAD_LOG_S with the count (until they are loaded
+        once, a load is tried every second: a traceback each would flood the log)."""
+        self._reload_failures += 1
+        now = self.clock()
+        what = "load" if not self.loaded else "reload"
+        if self._reload_failures == 1:
+            self._reload_logged_at = now
+            log.warning(
+                "could not %s keys and limits (%s: %s); retrying every %gs",
+                what,
+                type(exc).__name__,
+                exc,
+                self.refresh_s if self.loaded else min(1.0, self.refresh_s),
+                exc_info=True,
+            )
+        elif now - self._reload_logged_at >= RELOAD_LOG_S:
+            self._reload_logged_at = now
+            log.warning(
+                "still cannot %s keys and limits after %d attempts (%s: %s)",
+                what,
+                self._reload_failures,
+                type(exc).__name__,
+                exc,
+            )
 
     async def _listen(self) -> None:
         # While Redis is down, resubscribe with a doubling delay (1 s up to

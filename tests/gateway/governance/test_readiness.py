@@ -10,11 +10,15 @@ keys were loaded, a database outage leaves the replica ready: it serves the keys
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any
 
 import httpx
+import pytest
 
+from gateway_app.governance.keys import Registry
 from gateway_app.governance.storage import Database
 from gateway_app.health import KEYS_NOT_LOADED
 from tests.gateway.governance.processes import GatewayProcess, gateway_config
@@ -91,3 +95,55 @@ def test_without_governance_readiness_has_no_keys_check(fake_openai: Any) -> Non
         assert "keys" not in answer.json()["checks"], answer.text
     finally:
         gateway.stop()
+
+
+class _DownStore:
+    """A key store whose database refuses the first ``failures`` loads; each load is
+    ``step_s`` of the registry's clock after the last."""
+
+    def __init__(self, failures: int, clock: list[float], step_s: float) -> None:
+        self.failures, self.clock, self.step_s = failures, clock, step_s
+
+    def all(self) -> list[Any]:
+        self.clock[0] += self.step_s
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("connection refused")
+        return []
+
+    def limits(self) -> list[Any]:
+        return []
+
+    def projects(self) -> dict[str, str]:
+        return {}
+
+
+def test_a_key_store_down_from_the_start_is_logged_once_a_minute_not_every_second(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Until the keys are loaded, the registry tries every second (readiness waits on it):
+    the first failure is logged with its traceback, then one line a minute with the count,
+    and one when they load."""
+    clock = [0.0]
+    store = _DownStore(failures=8, clock=clock, step_s=20.0)  # a try every 20 s of clock
+    registry = Registry(store, b"s", refresh_s=0.01, clock=lambda: clock[0])  # type: ignore[arg-type]
+    caplog.set_level(logging.WARNING, logger="gateway_app.governance")
+
+    async def scenario() -> None:
+        await registry.start()
+        deadline = time.monotonic() + 10
+        while not registry.loaded:
+            assert time.monotonic() < deadline, "the keys never loaded"
+            await asyncio.sleep(0.01)
+        await registry.stop()
+
+    asyncio.run(scenario())
+    lines = [r for r in caplog.records if "keys and limits" in r.getMessage()]
+    # Failures at 20, 40, ..., 160 s of clock: logged at 20 (traceback), 80 and 140.
+    assert [(r.getMessage().split(" (")[0], bool(r.exc_info)) for r in lines] == [
+        ("could not load keys and limits", True),
+        ("still cannot load keys and limits after 4 attempts", False),
+        ("still cannot load keys and limits after 7 attempts", False),
+        ("keys and limits loaded again after 8 failed attempts", False),
+    ]
+    assert "ConnectionError: connection refused" in lines[0].getMessage()
