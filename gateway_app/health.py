@@ -41,7 +41,7 @@ DNS health checkers read it, through the edge), so it names no host, user or dat
 nor does the ``redis`` check's (its reason, with the address, is logged)."""
 
 
-class KeyStore(Protocol):
+class KeysLoaded(Protocol):
     """What readiness reads of governance's key registry."""
 
     loaded: bool
@@ -52,7 +52,7 @@ class Health:
     """Computes the readiness report."""
 
     def __init__(
-        self, config: GatewayConfig, env: Environment | None = None, keys: KeyStore | None = None
+        self, config: GatewayConfig, env: Environment | None = None, keys: KeysLoaded | None = None
     ) -> None:
         env = env or Environment()
         self.config = config

@@ -467,7 +467,7 @@ class Registry:
                 continue
             if self._reload_failures:
                 log.warning(
-                    "keys and limits loaded again after %d failed attempts",
+                    "keys and limits loaded after %d failed attempts",
                     self._reload_failures,
                 )
                 self._reload_failures = 0

@@ -144,6 +144,6 @@ def test_a_key_store_down_from_the_start_is_logged_once_a_minute_not_every_secon
         ("could not load keys and limits", True),
         ("still cannot load keys and limits after 4 attempts", False),
         ("still cannot load keys and limits after 7 attempts", False),
-        ("keys and limits loaded again after 8 failed attempts", False),
+        ("keys and limits loaded after 8 failed attempts", False),
     ]
     assert "ConnectionError: connection refused" in lines[0].getMessage()
