@@ -69,8 +69,8 @@ def test_a_replica_is_ready_once_it_loaded_its_keys_and_stays_ready_through_an_o
         assert key.status_code == 201, key.text
         assert _chat(gateway, key.json()["key"]).status_code == 200
 
-        # Loaded once: an outage now keeps it ready (the reload keeps failing meanwhile),
-        # and the keys it holds keep working.
+        # Loaded once: an outage now keeps it ready (a reload meanwhile would fail), and
+        # the keys it holds keep working.
         postgres.stop()
         for _ in range(3):
             time.sleep(0.5)
