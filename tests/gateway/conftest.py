@@ -158,6 +158,33 @@ class _Collect(logging.Handler):
         self.lines.append(orjson.loads(self.format(record)))
 
 
+class _Keep(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def logged(name: str, level: int = logging.WARNING) -> Iterator[list[logging.LogRecord]]:
+    """The records logger ``name`` emits meanwhile (at ``level`` and above), caught by a
+    handler of its own: pytest's capture sits on the root logger, and whether the
+    gateway's loggers reach it depends on whether a test before configured them
+    (:func:`gateway_app.observability.logs.configure` stops them propagating)."""
+    handler = _Keep()
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before)
+
+
 @pytest.fixture
 def access_lines() -> Iterator[list[dict[str, Any]]]:
     """The access-log lines written during the test (the logger at INFO meanwhile)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 import socket
 import subprocess
@@ -147,12 +146,11 @@ def test_ready_checks_redis_and_gateway_uses_it(
     redis_url: str,
     fake_openai: Any,
     monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     import httpx
 
     from gateway_app.environment import Environment
-    from tests.gateway.conftest import serve
+    from tests.gateway.conftest import logged, serve
 
     raw = {
         "providers": {"p": {"type": "openai", "api_key": "k", "base_url": fake_openai.url}},
@@ -170,13 +168,9 @@ def test_ready_checks_redis_and_gateway_uses_it(
     closed_port = kept_port()  # nothing listens there: Redis is down
     monkeypatch.setenv("AIGW_REDIS_URL", f"redis://127.0.0.1:{closed_port}/0")
     with serve(raw, env=Environment.from_environ()) as gw:
-        health_log = logging.getLogger("gateway_app.health")
-        health_log.addHandler(caplog.handler)  # (the gateway's loggers do not propagate)
-        try:
+        with logged("gateway_app.health") as records:
             ready = httpx.get(gw.url + "/health/ready")
             again = httpx.get(gw.url + "/health/ready")
-        finally:
-            health_log.removeHandler(caplog.handler)
         assert ready.status_code == 503 and ready.json()["checks"]["redis"]["status"] == "error"
         # The report is public (the edge routes /health/ready): it names no address; the
         # log, the operator's, says why, once for the same reason (probes ask every 5 s).
@@ -184,7 +178,7 @@ def test_ready_checks_redis_and_gateway_uses_it(
             "Redis did not answer PING (ConnectionRefusedError); the gateway's log says why"
         )
         assert str(closed_port) not in ready.text + again.text
-        reasons = [r.getMessage() for r in caplog.records if r.name == "gateway_app.health"]
+        reasons = [r.getMessage() for r in records]
         assert len(reasons) == 1, reasons
         assert "the redis check failed: ConnectionRefusedError" in reasons[0]
         assert str(closed_port) in reasons[0]

@@ -11,16 +11,15 @@ keys were loaded, a database outage leaves the replica ready: it serves the keys
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Any
 
 import httpx
-import pytest
 
 from gateway_app.governance.keys import Registry
 from gateway_app.governance.storage import Database
 from gateway_app.health import KEYS_NOT_LOADED
+from tests.gateway.conftest import logged
 from tests.gateway.governance.processes import GatewayProcess, gateway_config
 from tests.gateway.governance.services import PostgresServer
 
@@ -118,16 +117,13 @@ class _DownStore:
         return {}
 
 
-def test_a_key_store_down_from_the_start_is_logged_once_a_minute_not_every_second(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_a_key_store_down_from_the_start_is_logged_once_a_minute_not_every_second() -> None:
     """Until the keys are loaded, the registry tries every second (readiness waits on it):
     the first failure is logged with its traceback, then one line a minute with the count,
     and one when they load."""
     clock = [0.0]
     store = _DownStore(failures=8, clock=clock, step_s=20.0)  # a try every 20 s of clock
     registry = Registry(store, b"s", refresh_s=0.01, clock=lambda: clock[0])  # type: ignore[arg-type]
-    caplog.set_level(logging.WARNING, logger="gateway_app.governance")
 
     async def scenario() -> None:
         await registry.start()
@@ -137,8 +133,9 @@ def test_a_key_store_down_from_the_start_is_logged_once_a_minute_not_every_secon
             await asyncio.sleep(0.01)
         await registry.stop()
 
-    asyncio.run(scenario())
-    lines = [r for r in caplog.records if "keys and limits" in r.getMessage()]
+    with logged("gateway_app.governance") as records:
+        asyncio.run(scenario())
+    lines = [r for r in records if "keys and limits" in r.getMessage()]
     # Failures at 20, 40, ..., 160 s of clock: logged at 20 (traceback), 80 and 140.
     assert [(r.getMessage().split(" (")[0], bool(r.exc_info)) for r in lines] == [
         ("could not load keys and limits", True),
