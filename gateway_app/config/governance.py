@@ -188,6 +188,14 @@ class AdmissionConfig(BaseModel):
         description="a chunk holds at most this many requests' worth (the request's own "
         "amount times this): one round trip per this many requests far from the limits",
     )
+    refill_at: float = Field(
+        0.25,
+        ge=0,
+        lt=1,
+        description="a chunk left with less than this share of what it held after its last "
+        "grant is topped up ahead, in the background (no request waits for that round trip); "
+        "0: refilled only when a request finds it short, and the requests meanwhile wait",
+    )
     hold_s: float = Field(
         1.0,
         gt=0,

@@ -35,6 +35,13 @@ A replica that crashes keeps its chunks counted until the counter expires (a
 rate limit's minute, a budget's period): at most ``max_requests`` requests'
 worth per counter, as reserved-but-unspent.
 
+A chunk down to ``refill_at`` (a quarter) of what it held after its last grant is
+topped up ahead, in the background, by the same script with the chunks' amounts
+alone (:meth:`Admission._top_up`): far from the limits no request waits for a
+refill. A top-up that would add nothing (near a limit) is not sent, and none is
+tried again for that shape until a request's own reservation; one under way at a
+flush or shutdown lands before the chunks are returned.
+
 A caller whose items never change (a check plan: its :class:`Shape` has
 ``counted``) is admitted by its amounts alone (:meth:`Admission.admit`: one
 request, its tokens, its cost per counter; no items built) from the chunks a
@@ -46,6 +53,7 @@ else takes :meth:`Admission.reserve`. The chunks are the same: it is as exact.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -65,6 +73,8 @@ from gateway_app.state.governance import (
     rate_key,
 )
 
+log = logging.getLogger("gateway_app.governance")
+
 Remote = Callable[[tuple[RateItem, ...], tuple[BudgetItem, ...], float], Awaitable[Decision]]
 GiveBack = Callable[[list[tuple[str, int]]], None]
 
@@ -79,6 +89,7 @@ class Chunk:
     taken: int  # units admitted from it since the grant
     minute: int  # (rate limits) the minute its units count in; -1 for budgets
     used_at: float  # monotonic time of the last admission from it
+    low: int = 0  # below this many units left it is topped up ahead (refill_at of a grant)
 
 
 def _groups(
@@ -109,6 +120,9 @@ class Admission:
         self.share = config.share
         self.max_requests = config.max_requests
         self.hold_s = config.hold_s
+        # Top a shape's chunks up ahead (in the background, no request waits) once one of
+        # them holds less than this share of what it held after its last grant.
+        self.refill_at = config.refill_at
         self.chunks: dict[str, Chunk] = {}
         # Bumped whenever a chunk is added, replaced or returned: a :class:`Shape`'s list
         # of the chunks that hold its counters is valid while it is unchanged.
@@ -124,6 +138,8 @@ class Admission:
         self._sweeper: asyncio.TimerHandle | None = None
         self.round_trips = 0  # reservation script calls made (the exact path's, and refills)
         self.local = 0  # requests admitted without a round trip
+        self.ahead = 0  # of the round trips, top-ups ahead (no request waited on them)
+        self._ahead: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ admission
 
@@ -155,6 +171,9 @@ class Admission:
             # A new minute: new rate counters (and, at midnight, new budget periods).
             keys = shape.keys = self._keys(rate, budgets, minute)
             shape.minute, shape.generation, shape.checked = minute, -1, -1
+        if shape is not None and shape.counted:
+            # What a top-up ahead reserves chunks of (this minute's items), and a new try.
+            shape.items, shape.ahead = (rate, budgets), False
         for _ in range(8):
             decision = self._local(rate, budgets, keys, minute, shape)
             if decision is not None:
@@ -178,22 +197,37 @@ class Admission:
         """Admit a request of a shape with ``counted`` from the chunks by its amounts alone
         (no items built): only while the chunks the shape last passed every check on (the
         limits included) are unchanged and in the same minute; None otherwise (then
-        :meth:`reserve` with the items). No await: atomic."""
+        :meth:`reserve` with the items). No await: atomic.
+
+        A chunk left with less than ``refill_at`` of what it held after its last grant
+        (``Chunk.low``) is topped up ahead, in the background (:meth:`_top_up`): far from
+        the limits no request then waits for a refill, nor takes the item-building path
+        while one is under way."""
         counted = shape.counted
         if not counted or shape.checked != self.generation or shape.minute != int(now // WINDOW_S):
             return None
         # The chunks by kind (set with ``shape.chunks``): one loop per amount, no lookup of
         # a counter's kind per chunk (6.6 -> 4.8 µs with limits on four levels).
         requests, token_chunks, cost_chunks, rate_chunks = shape.groups
+        ahead = False
         for chunk in requests:
-            if chunk.left < 1:
-                return None
+            left = chunk.left
+            if left < chunk.low or left < 1:
+                if left < 1:
+                    return None
+                ahead = True
         for chunk in token_chunks:
-            if chunk.left < tokens or chunk.left <= 0:
-                return None
+            left = chunk.left
+            if left < chunk.low or left < tokens or left <= 0:
+                if left < tokens or left <= 0:
+                    return None
+                ahead = True
         for chunk in cost_chunks:
-            if chunk.left < nusd or chunk.left <= 0:
-                return None
+            left = chunk.left
+            if left < chunk.low or left < nusd or left <= 0:
+                if left < nusd or left <= 0:
+                    return None
+                ahead = True
         stamp = time.monotonic()
         # Each rate counter's use before this request (the headers), in the plan's order.
         used = [chunk.base + chunk.taken for chunk in rate_chunks]
@@ -210,9 +244,74 @@ class Admission:
             chunk.taken += nusd
             chunk.used_at = stamp
         self.local += 1
+        if ahead and not shape.ahead and shape.items is not None:
+            shape.ahead = True
+            task = asyncio.get_running_loop().create_task(self._top_up(shape, tokens, nusd, now))
+            self._ahead.add(task)
+            task.add_done_callback(self._ahead.discard)
         decision = Decision(True, (), (), shape.minute, rate_used=used, keys=shape.keys)
         decision.counted = counted
         return decision
+
+    async def _top_up(self, shape: Shape, tokens: int, nusd: int, now: float) -> None:
+        """Top up a shape's chunks ahead of need: the refill a request would otherwise make
+        when one runs out (:meth:`_extra`'s sizes, the same script), reserving the chunks
+        only (no request's amounts). A counter another refill is topping up is skipped; a
+        failure changes nothing (the next request that finds a chunk short refills it)."""
+        assert shape.items is not None
+        minute = shape.minute
+        rate, budgets = shape.items
+        keys = shape.keys
+        # The items with this request's amounts (the size of a chunk is counted in them).
+        n = len(rate)
+        counted = shape.counted
+        rate = tuple(
+            RateItem(item.scope, item.kind, item.limit, tokens if counted[i] == TOKENS else 1)
+            for i, item in enumerate(rate)
+        )
+        budgets = tuple(
+            BudgetItem(b.scope, b.period, b.period_id, b.limit_nusd, nusd, b.ttl_s) for b in budgets
+        )
+        extras = [
+            0 if k in self._inflight else x
+            for k, x in zip(keys, self._extras(rate, budgets, keys, minute), strict=True)
+        ]
+        granted = False
+        if any(extras):
+            future = asyncio.get_running_loop().create_future()
+            mine = [k for k, x in zip(keys, extras, strict=True) if x]
+            for key in mine:
+                self._inflight[key] = future
+            chunks_only = (
+                tuple(
+                    RateItem(item.scope, item.kind, item.limit, extra)
+                    for item, extra in zip(rate, extras, strict=False)
+                ),
+                tuple(
+                    BudgetItem(b.scope, b.period, b.period_id, b.limit_nusd, extra, b.ttl_s)
+                    for b, extra in zip(budgets, extras[n:], strict=True)
+                ),
+            )
+            try:
+                self.round_trips += 1
+                self.ahead += 1
+                chunked = await self.remote(*chunks_only, now)
+                self._learn_shares(rate, chunked)
+                if chunked.allowed:
+                    self._grant(*chunks_only, keys, extras, chunked.rate_used, minute, own=False)
+                    granted = True
+                else:
+                    self._learn_refusal(chunked)
+            except Exception as exc:
+                log.debug("topping up admission chunks ahead failed: %s", exc)
+            finally:
+                for key in mine:
+                    del self._inflight[key]
+                future.set_result(None)
+        # Near a limit (nothing to add, or refused) no second top-up is tried until a
+        # request's own refill ran (:meth:`reserve` clears the flag).
+        if granted:
+            shape.ahead = False
 
     def _keys(
         self, rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], minute: int
@@ -304,33 +403,7 @@ class Admission:
         now: float,
     ) -> Decision:
         n = len(rate)
-        # A rate window's room is known from the last reply (or the last minute's; else
-        # no chunk this time);
-        # a budget's only from a refusal, so it is assumed whole when not seen recently
-        # (a chunk that does not fit costs one more round trip, then the room is known).
-        prefix = self.prefix
-        extras = [
-            self._extra(
-                keys[i],
-                item.limit,
-                item.amount,
-                # A new minute starts with about the last one's use (its weight is ~1).
-                min(item.limit, self._share.get((item.scope, item.kind), item.limit))
-                - self._used_of(
-                    keys[i], self._used_of(prefix + rate_key(item, minute - 1), item.limit)
-                ),
-            )
-            for i, item in enumerate(rate)
-        ]
-        extras += [
-            self._extra(
-                keys[n + j],
-                item.limit_nusd,
-                item.amount_nusd,
-                item.limit_nusd - self._used_of(keys[n + j], 0),
-            )
-            for j, item in enumerate(budgets)
-        ]
+        extras = self._extras(rate, budgets, keys, minute)
         if any(extras):
             mine = [k for k, x in zip(keys, extras, strict=True) if x and k not in self._inflight]
             future = asyncio.get_running_loop().create_future()
@@ -388,6 +461,44 @@ class Admission:
         # reserved admits the request (no underuse within one replica).
         return self._local(rate, budgets, keys, minute) or decision
 
+    def _extras(
+        self,
+        rate: tuple[RateItem, ...],
+        budgets: tuple[BudgetItem, ...],
+        keys: list[str],
+        minute: int,
+    ) -> list[int]:
+        """The chunk to add to each counter with a reservation of these items (:meth:`_extra`)."""
+        n = len(rate)
+        # A rate window's room is known from the last reply (or the last minute's; else
+        # no chunk this time);
+        # a budget's only from a refusal, so it is assumed whole when not seen recently
+        # (a chunk that does not fit costs one more round trip, then the room is known).
+        prefix = self.prefix
+        extras = [
+            self._extra(
+                keys[i],
+                item.limit,
+                item.amount,
+                # A new minute starts with about the last one's use (its weight is ~1).
+                min(item.limit, self._share.get((item.scope, item.kind), item.limit))
+                - self._used_of(
+                    keys[i], self._used_of(prefix + rate_key(item, minute - 1), item.limit)
+                ),
+            )
+            for i, item in enumerate(rate)
+        ]
+        extras += [
+            self._extra(
+                keys[n + j],
+                item.limit_nusd,
+                item.amount_nusd,
+                item.limit_nusd - self._used_of(keys[n + j], 0),
+            )
+            for j, item in enumerate(budgets)
+        ]
+        return extras
+
     def _learn_shares(self, rate: tuple[RateItem, ...], decision: Decision) -> None:
         """Remember this cloud's share of each rate limit the script reported (global plane)."""
         if not decision.rate_limits:
@@ -414,15 +525,18 @@ class Admission:
         extras: list[int],
         rate_used: list[float],
         minute: int,
+        own: bool = True,
     ) -> None:
-        """Record a successful reply: the rooms it revealed and the chunks it reserved."""
+        """Record a successful reply: the rooms it revealed and the chunks it reserved.
+        ``own``: the items' amounts include a request's own (else they are the chunks
+        alone: a top-up ahead)."""
         stamp = time.monotonic()
         n = len(rate)
         for i, extra in enumerate(extras):
             key = keys[i]
             held = self.chunks.get(key)
             if i < n:
-                limit, amount = rate[i].limit, rate[i].amount
+                limit, amount = rate[i].limit, rate[i].amount if own else 0
                 # The reply's use counts what this replica still holds as used: not for
                 # the headers (the caller may use it), so the chunk's base leaves it out.
                 before = rate_used[i]
@@ -431,7 +545,8 @@ class Admission:
                     before -= max(0, held.left)
                 chunk_minute = minute
             else:
-                limit, amount = budgets[i - n].limit_nusd, budgets[i - n].amount_nusd
+                limit = budgets[i - n].limit_nusd
+                amount = budgets[i - n].amount_nusd if own else 0
                 self._used[key] = (self._used_of(key, 0) + amount + extra, stamp)
                 before, chunk_minute = 0.0, -1
             if not extra:
@@ -440,10 +555,13 @@ class Admission:
                 held.left += extra
                 held.used_at = stamp
                 held.base, held.taken = before, amount
+                held.low = int(held.left * self.refill_at)
             else:
                 if held is not None:
                     self._drop(key)
-                self.chunks[key] = Chunk(limit, extra, before, amount, chunk_minute, stamp)
+                self.chunks[key] = Chunk(
+                    limit, extra, before, amount, chunk_minute, stamp, int(extra * self.refill_at)
+                )
                 self.generation += 1
         self._arm()
 
@@ -461,6 +579,11 @@ class Admission:
         self.generation += 1
         if chunk.left > 0:
             self.give_back([(key, -chunk.left)])
+
+    async def quiesce(self, timeout_s: float = 5.0) -> None:
+        """Wait (at most ``timeout_s``) for the top-ups ahead under way to land."""
+        if self._ahead:
+            await asyncio.wait(list(self._ahead), timeout=timeout_s)
 
     def release_all(self) -> None:
         """Return every chunk's unused part (shutdown, flush)."""
@@ -510,7 +633,10 @@ class Admission:
             self._arm()
 
     def stop(self) -> None:
-        """Return every chunk and stop the sweeps."""
+        """Return every chunk and stop the sweeps and the top-ups ahead (one cancelled
+        after its script was sent is released when its reply comes: ``remote``)."""
+        for task in list(self._ahead):
+            task.cancel()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None

@@ -98,7 +98,17 @@ class Shape:
     them while no chunk was added, replaced or returned). A state may ignore it.
     """
 
-    __slots__ = ("checked", "chunks", "counted", "generation", "groups", "keys", "minute")
+    __slots__ = (
+        "ahead",
+        "checked",
+        "chunks",
+        "counted",
+        "generation",
+        "groups",
+        "items",
+        "keys",
+        "minute",
+    )
 
     def __init__(self, counted: tuple[int, ...] = ()) -> None:
         self.minute = -1  # the minute ``keys`` were computed for
@@ -117,6 +127,11 @@ class Shape:
         # Admission's chunk generation in which a reservation through this shape passed
         # every check (the chunks' limits are the items'): -1 none.
         self.checked = -1
+        # (admission) The items of the shape's last reservation with them (their minute's
+        # counters), and whether a top-up ahead of its chunks is under way or found
+        # nothing to add (none is tried again until the next reservation with items).
+        self.items: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
+        self.ahead = False
 
 
 class AuditEntry(NamedTuple):

@@ -801,6 +801,7 @@ class RedisGovernanceState:
 
     async def flush(self) -> list[bytes]:
         if self.admission is not None:
+            await self.admission.quiesce()  # no top-up lands after the release
             self.admission.release_all()
         return await self.batcher.drain()
 
@@ -1079,6 +1080,7 @@ class RedisGovernanceState:
 
     async def close(self) -> None:
         if self.admission is not None:
+            await self.admission.quiesce()
             self.admission.stop()
         lost = await self.batcher.drain()
         if lost:
