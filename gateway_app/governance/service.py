@@ -771,7 +771,7 @@ class Governance:
             tokens.prompt,
             tokens.completion,
             None if unpriced else cost,
-            round((time.perf_counter() - request.started) * 1000, 3),
+            (time.perf_counter() - request.started) * 1000,  # rounded as it is written
             exchange.cache,
             exchange.rejection,
             usage_source,

@@ -683,3 +683,25 @@ def test_an_appender_moved_to_another_loop_writes_there(postgres_server: Any) ->
     run_async(appender.close())
     assert sorted(_stored(db)) == sorted(audit.parse_line(line)[0] for line in lines)
     db.close()
+
+
+def test_the_line_and_the_json_event_hold_the_latency_and_time_to_the_microsecond() -> None:
+    """Settle passes the latency as measured; the buffered forms (PostgreSQL's line, SQLite's
+    JSON object) both write it to the microsecond (correctly rounded, as ``round(x, 3)``),
+    and the line writes the time in fixed notation to the microsecond."""
+    fields = _fields(0, "x")
+    for measured, written in (
+        (1.2344999, 1.234),
+        (1.2345001, 1.235),
+        (3_600_000.0004, 3_600_000.0),
+    ):
+        fields["latency_ms"] = measured
+        before = time.time()
+        line = audit.request_line(*fields.values())
+        after = time.time()
+        data = dict(zip(audit.COLUMNS, audit.parse_line(line), strict=True))
+        assert data["latency_ms"] == written == round(measured, 3)
+        assert orjson.loads(audit.request_event_json(*fields.values()))["latency_ms"] == written
+        text = line.split(b"\t")[audit.COLUMNS.index("ts")].decode()
+        assert len(text.split(".")[1]) == 6  # fixed, six decimals
+        assert round(before, 6) - 1e-6 <= data["ts"] <= round(after, 6) + 1e-6
