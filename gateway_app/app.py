@@ -46,6 +46,7 @@ from gateway_app.observability.metrics import Metrics
 from gateway_app.responses.store import ResponseStoreHook
 from gateway_app.router import Router
 from gateway_app.state.circuit import CircuitBreakerStore, InProcessCircuitBreakerStore
+from gateway_app.state.governance import RESERVATION_PATHS
 from gateway_app.transport import default_client
 
 if TYPE_CHECKING:
@@ -157,6 +158,10 @@ class GatewayApp:
             batcher = getattr(state, "batcher", None)
             if batcher is not None:
                 batcher.on_drop = self.metrics.audit_dropped.inc
+            # And its reservation script calls (Redis round trips), by path.
+            if state is not None and hasattr(state, "on_reservation"):
+                paths = {p: self.metrics.reservations.labels(p).inc for p in RESERVATION_PATHS}
+                state.on_reservation = lambda path: paths[path]()
         # With governance on, readiness waits until its keys and limits were loaded once.
         self.health = Health(
             config, env, keys=admin.governance.registry if admin is not None else None

@@ -130,6 +130,15 @@ class Metrics:
         )
         # The Redis the gateway shares (AIGW_REDIS_URL): memory and evictions, read by the
         # response stores' guard (gateway_app/cache/store.py MemoryGuard) at each scrape.
+        self.reservations = Counter(
+            "aigw_governance_reservations",
+            "Reservation script calls to Redis (one round trip each) by path: exact (a "
+            "request checked in Redis: near a limit, admission off, or no chunk fits), "
+            "refill (a request's own, reserving chunks too), ahead (chunks topped up in the "
+            "background; no request waits)",
+            ["path"],
+            registry=r,
+        )
         self.audit_dropped = Counter(
             "aigw_audit_events_dropped",
             "Audit events a replica dropped: it already held governance's limit of them "

@@ -140,6 +140,8 @@ class Admission:
         self.local = 0  # requests admitted without a round trip
         self.ahead = 0  # of the round trips, top-ups ahead (no request waited on them)
         self._ahead: set[asyncio.Task[None]] = set()
+        # (metrics) Called with each round trip's path: exact, refill or ahead.
+        self.on_round_trip: Callable[[str], None] | None = None
 
     # ------------------------------------------------------------------ admission
 
@@ -160,7 +162,7 @@ class Admission:
         if not (rate or budgets):
             # Nothing limits the request: the script still runs (it answers whether the
             # state is reachable: governance.fail_closed refuses when it is not).
-            self.round_trips += 1
+            self._note("exact")
             return await self.remote(rate, budgets, now)
         minute = int(now // WINDOW_S)
         if shape is None:
@@ -293,8 +295,8 @@ class Admission:
                 ),
             )
             try:
-                self.round_trips += 1
                 self.ahead += 1
+                self._note("ahead")
                 chunked = await self.remote(*chunks_only, now)
                 self._learn_shares(rate, chunked)
                 if chunked.allowed:
@@ -410,7 +412,7 @@ class Admission:
             for key in mine:
                 self._inflight[key] = future
             try:
-                self.round_trips += 1
+                self._note("refill")
                 chunked = await self.remote(
                     tuple(
                         RateItem(item.scope, item.kind, item.limit, item.amount + extra)
@@ -450,7 +452,7 @@ class Admission:
                     del self._inflight[key]
                 future.set_result(None)
         # The exact request (near a limit, or where the chunks did not fit).
-        self.round_trips += 1
+        self._note("exact")
         decision = await self.remote(rate, budgets, now)
         self._learn_shares(rate, decision)
         if decision.allowed:
@@ -460,6 +462,12 @@ class Admission:
         # A concurrent refill may have filled this replica's chunks meanwhile: what it
         # reserved admits the request (no underuse within one replica).
         return self._local(rate, budgets, keys, minute) or decision
+
+    def _note(self, path: str) -> None:
+        """Count a round trip (``round_trips``, and the metric by ``path``)."""
+        self.round_trips += 1
+        if self.on_round_trip is not None:
+            self.on_round_trip(path)
 
     def _extras(
         self,

@@ -76,6 +76,11 @@ class Decision:
     counted: tuple[int, ...] = ()
 
 
+# Why a reservation script call (one Redis round trip) was made: a request checked in
+# Redis (exact), a request's own reserving chunks too (refill), chunks topped up in the
+# background (ahead). The ``aigw_governance_reservations_total`` label.
+RESERVATION_PATHS = ("exact", "refill", "ahead")
+
 # What a counter counts, per request: one request (RPM), the request's tokens (TPM), its
 # reserved cost in nano-USD (a budget). See Shape.counted.
 REQUEST, TOKENS, NUSD = 0, 1, 2

@@ -680,6 +680,21 @@ class RedisGovernanceState:
             if admission.enabled
             else None
         )
+        self._on_reservation: Callable[[str], None] | None = None
+
+    @property
+    def on_reservation(self) -> Callable[[str], None] | None:
+        """(metrics) Called with the path of each reservation script call: ``exact`` (a
+        request checked in Redis: near a limit, admission off, or no chunk fits),
+        ``refill`` (a request's own, with chunks) or ``ahead`` (chunks topped up in the
+        background)."""
+        return self._on_reservation
+
+    @on_reservation.setter
+    def on_reservation(self, note: Callable[[str], None] | None) -> None:
+        self._on_reservation = note
+        if self.admission is not None:
+            self.admission.on_round_trip = note
 
     @classmethod
     def from_url(
@@ -708,6 +723,8 @@ class RedisGovernanceState:
     ) -> Decision:
         if self.admission is not None:
             return await self.admission.reserve(rate, budgets, now, shape)
+        if self.on_reservation is not None:
+            self.on_reservation("exact")
         return await self.reserve_exact(rate, budgets, now)
 
     def _give_back(self, deltas: list[tuple[str, int]]) -> None:

@@ -564,3 +564,59 @@ def test_near_a_limit_topping_up_ahead_adds_few_round_trips(redis_server: Any) -
     assert counters == base_counters == [1_000, 1_000 * 500, 1_000 * 7_000]
     assert topped > 0
     assert base_trips <= trips <= base_trips * 1.1, (trips, base_trips)
+
+
+def test_reservation_round_trips_are_counted_by_path_in_the_metrics(
+    redis_server: Any, fake_openai: Any, fake_anthropic: Any, tmp_path: Any
+) -> None:
+    """Every reservation script call of the gateway built from its environment is counted
+    in ``aigw_governance_reservations_total`` by why it was made: a request's own refill,
+    a top-up ahead, a request checked exactly (near a limit): the three sum to the
+    replica's round trips."""
+    from gateway_app.app import create_app
+    from gateway_app.config import parse
+    from gateway_app.context import Caller
+    from gateway_app.environment import Environment
+    from gateway_app.governance.check_plan import CheckPlan
+    from tests.gateway.conftest import STANDARD_MODELS, providers
+
+    raw: dict[str, Any] = {
+        "providers": providers(fake_openai, fake_anthropic),
+        "models": STANDARD_MODELS,
+        "governance": {"enabled": True, "sqlite_path": str(tmp_path / "gov.sqlite3")},
+    }
+    env = Environment(redis_url=redis_server.url, key_hash_secret="s", admin_key="a" * 32)
+    app = create_app(parse(raw), env=env)
+    assert app.admin is not None and app.metrics is not None
+    state = app.admin.governance.state
+    assert isinstance(state, RedisGovernanceState) and state.admission is not None
+    periods = (DAY, DAY[:7], 3600, 86400)
+
+    async def run(key: str, rpm: int, requests: int) -> None:
+        levels = ((f"key:{key}", RateItem(f"key:{key}", "rpm", rpm, 1), None, 10**15, None),)
+        plan = CheckPlan.build(Caller(key, "t", "p"), levels, (1e-6, 2e-6), False)
+        now = time.time()
+        for _ in range(requests):
+            if state.admit(plan.shape, 10, 1_000, now) is None:
+                await state.reserve(*plan.items(10, 1_000, periods), now, plan.shape)
+            await asyncio.sleep(0.001)
+
+    async def main() -> None:
+        await run(uuid.uuid4().hex[:8], 10**7, 300)  # far from the limit
+        await run(uuid.uuid4().hex[:8], 30, 40)  # near it, then past it
+        await state.flush()
+
+    try:
+        run_async(main())
+        text = app.metrics.render().decode()
+        counted = {
+            path: float(
+                text.split(f'aigw_governance_reservations_total{{path="{path}"}} ')[1].split()[0]
+            )
+            for path in ("exact", "refill", "ahead")
+        }
+        assert counted["refill"] >= 2 and counted["ahead"] >= 1, counted
+        assert counted["exact"] >= 10, counted  # the last requests under 30 RPM, one each
+        assert sum(counted.values()) == state.admission.round_trips
+    finally:
+        run_async(app.admin.governance.stop())
