@@ -128,8 +128,6 @@ class Metrics:
             multiprocess_mode="mostrecent",
             registry=r,
         )
-        # The Redis the gateway shares (AIGW_REDIS_URL): memory and evictions, read by the
-        # response stores' guard (gateway_app/cache/store.py MemoryGuard) at each scrape.
         self.reservations = Counter(
             "aigw_governance_reservations",
             "Reservation script calls to Redis (one round trip each) by path: exact (a "
@@ -139,6 +137,8 @@ class Metrics:
             ["path"],
             registry=r,
         )
+        # The Redis the gateway shares (AIGW_REDIS_URL): memory and evictions, read by the
+        # response stores' guard (gateway_app/cache/store.py MemoryGuard) at each scrape.
         self.audit_dropped = Counter(
             "aigw_audit_events_dropped",
             "Audit events a replica dropped: it already held governance's limit of them "
