@@ -588,8 +588,10 @@ class Admission:
         if chunk.left > 0:
             self.give_back([(key, -chunk.left)])
 
-    async def quiesce(self, timeout_s: float = 5.0) -> None:
-        """Wait (at most ``timeout_s``) for the top-ups ahead under way to land."""
+    async def quiesce(self, timeout_s: float = 1.0) -> None:
+        """Wait (at most ``timeout_s``) for the top-ups ahead under way to land. One takes
+        a round trip (a millisecond); one still out after a second waits on a Redis that
+        is slow or gone, and shutdown does not wait for it (:meth:`stop` cancels it)."""
         if self._ahead:
             await asyncio.wait(list(self._ahead), timeout=timeout_s)
 
