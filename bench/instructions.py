@@ -37,7 +37,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,22 +45,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-ANSWER = json.dumps(
-    {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 1700000000,
-        "model": "bench-model",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "Hello!"},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 20, "completion_tokens": 2, "total_tokens": 22},
-    }
+# The standing command's request, answer, limits and gateway config (bench.py).
+from bench import (
+    CHAT,
+    GOVERNANCE_CONFIG,
+    HIGH_LIMITS,
+    REQUEST,
+    free_port,
+    gateway_config,
+    wait_port,
 )
+
+ANSWER = json.dumps(CHAT)
+
 # The fake upstream, in a process of its own (not counted).
 UPSTREAM = r"""
 import asyncio, sys
@@ -84,47 +80,7 @@ async def main():
     await asyncio.sleep(float(sys.argv[3]))
 asyncio.run(main())
 """
-# As bench.py: the request, a price for the model, limits far above what a run uses.
-REQUEST = {
-    "model": "bench-chat",
-    "messages": [
-        {"role": "system", "content": "You are a helpful assistant."},
-        {"role": "user", "content": "Say hello."},
-    ],
-    "max_tokens": 32,
-}
-LIMITS = {"daily_usd": 1e6, "monthly_usd": 1e7, "rpm": 10_000_000, "tpm": 10_000_000_000}
 CONNECTIONS = 16
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within {timeout:.0f} s")
-
-
-def _config(upstream: int, governed: bool) -> str:
-    price = "{input_per_mtok: 0.15, output_per_mtok: 0.6}"
-    return f"""
-router:
-  retry: {{max_retries: 2, backoff_base_s: 0.25, backoff_max_s: 8, deadline_s: 120}}
-providers:
-  bench: {{type: openai, api_key: sk-bench, base_url: "http://127.0.0.1:{upstream}/v1"}}
-models:
-  bench-chat:
-    deployments: [{{provider: bench, model: bench-model, timeout_s: 30, price: {price}}}]
-""" + ("governance:\n  enabled: true\n" if governed else "")
 
 
 async def _drive(port: int, requests: int, admin_key: str | None) -> None:
@@ -148,7 +104,7 @@ async def _drive(port: int, requests: int, admin_key: str | None) -> None:
                 ("customer", "*"),
             ):
                 put = await client.put(
-                    f"/admin/limits/{scope}/{scope_id}", json=LIMITS, headers=admin
+                    f"/admin/limits/{scope}/{scope_id}", json=HIGH_LIMITS, headers=admin
                 )
                 put.raise_for_status()
             headers = {"authorization": f"Bearer {created['key']}"}
@@ -170,7 +126,7 @@ def _psql(server_url: str, sql: str) -> None:
 def count(tree: Path, requests: int, governed: bool, redis_url: str, database_url: str) -> int:
     """Instructions (cachegrind's ``I refs``) of one server run of ``requests`` requests."""
     work = Path(tempfile.mkdtemp(prefix="aigw-instructions-"))
-    upstream_port = _free_port()
+    upstream_port = free_port()
     upstream = subprocess.Popen(
         [sys.executable, "-c", UPSTREAM, ANSWER, str(upstream_port), "3600"]
     )
@@ -178,9 +134,9 @@ def count(tree: Path, requests: int, governed: bool, redis_url: str, database_ur
     server_db = urlunsplit(urlsplit(database_url)._replace(path="/postgres"))
     server: subprocess.Popen[bytes] | None = None
     try:
-        _wait_port(upstream_port, 30)
-        (work / "gateway.yaml").write_text(_config(upstream_port, governed))
-        env = {**os.environ, "AIGW_CONFIG": str(work / "gateway.yaml"), "PYTHONPATH": str(tree)}
+        wait_port(upstream_port, 30)
+        config = gateway_config(work, upstream_port, GOVERNANCE_CONFIG if governed else "")
+        env = {**os.environ, "AIGW_CONFIG": str(config), "PYTHONPATH": str(tree)}
         admin_key = None
         if governed:
             admin_key = "aigw-admin-" + secrets.token_hex(16)
@@ -200,7 +156,7 @@ def count(tree: Path, requests: int, governed: bool, redis_url: str, database_ur
                 check=True,
                 capture_output=True,
             )
-        port = _free_port()
+        port = free_port()
         log = work / "valgrind.log"
         server = subprocess.Popen(
             [
@@ -227,7 +183,7 @@ def count(tree: Path, requests: int, governed: bool, redis_url: str, database_ur
             stdout=(work / "gateway.log").open("wb"),
             stderr=subprocess.STDOUT,
         )
-        _wait_port(port, 300)
+        wait_port(port, 300)
         asyncio.run(_drive(port, requests, admin_key))
         time.sleep(1.0)  # the last settlements flush, the drainer stores the last events
         server.send_signal(signal.SIGTERM)

@@ -567,27 +567,16 @@ def test_near_a_limit_topping_up_ahead_adds_few_round_trips(redis_server: Any) -
 
 
 def test_reservation_round_trips_are_counted_by_path_in_the_metrics(
-    redis_server: Any, fake_openai: Any, fake_anthropic: Any, tmp_path: Any
+    redis_governed_app: Any,
 ) -> None:
     """Every reservation script call of the gateway built from its environment is counted
     in ``aigw_governance_reservations_total`` by why it was made: a request's own refill,
     a top-up ahead, a request checked exactly (near a limit): the three sum to the
     replica's round trips."""
-    from gateway_app.app import create_app
-    from gateway_app.config import parse
     from gateway_app.context import Caller
-    from gateway_app.environment import Environment
     from gateway_app.governance.check_plan import CheckPlan
-    from tests.gateway.conftest import STANDARD_MODELS, providers
 
-    raw: dict[str, Any] = {
-        "providers": providers(fake_openai, fake_anthropic),
-        "models": STANDARD_MODELS,
-        "governance": {"enabled": True, "sqlite_path": str(tmp_path / "gov.sqlite3")},
-    }
-    env = Environment(redis_url=redis_server.url, key_hash_secret="s", admin_key="a" * 32)
-    app = create_app(parse(raw), env=env)
-    assert app.admin is not None and app.metrics is not None
+    app = redis_governed_app
     state = app.admin.governance.state
     assert isinstance(state, RedisGovernanceState) and state.admission is not None
     periods = (DAY, DAY[:7], 3600, 86400)
@@ -606,17 +595,14 @@ def test_reservation_round_trips_are_counted_by_path_in_the_metrics(
         await run(uuid.uuid4().hex[:8], 30, 40)  # near it, then past it
         await state.flush()
 
-    try:
-        run_async(main())
-        text = app.metrics.render().decode()
-        counted = {
-            path: float(
-                text.split(f'aigw_governance_reservations_total{{path="{path}"}} ')[1].split()[0]
-            )
-            for path in ("exact", "refill", "ahead")
-        }
-        assert counted["refill"] >= 2 and counted["ahead"] >= 1, counted
-        assert counted["exact"] >= 10, counted  # the last requests under 30 RPM, one each
-        assert sum(counted.values()) == state.admission.round_trips
-    finally:
-        run_async(app.admin.governance.stop())
+    run_async(main())
+    text = app.metrics.render().decode()
+    counted = {
+        path: float(
+            text.split(f'aigw_governance_reservations_total{{path="{path}"}} ')[1].split()[0]
+        )
+        for path in ("exact", "refill", "ahead")
+    }
+    assert counted["refill"] >= 2 and counted["ahead"] >= 1, counted
+    assert counted["exact"] >= 10, counted  # the last requests under 30 RPM, one each
+    assert sum(counted.values()) == state.admission.round_trips

@@ -304,38 +304,21 @@ def test_a_nearly_full_redis_gets_no_audit_events_and_keeps_its_budget_counters(
         server.stop()
 
 
-def test_dropped_audit_events_are_counted_in_the_metrics(
-    redis_server: Any, fake_openai: Any, fake_anthropic: Any, tmp_path: Any
-) -> None:
+def test_dropped_audit_events_are_counted_in_the_metrics(redis_governed_app: Any) -> None:
     """Every event a replica's batcher drops (it held ``max_held`` already) is counted in
     ``aigw_audit_events_dropped_total`` of the gateway built from its environment."""
-    from gateway_app.app import create_app
-    from gateway_app.config import parse
-    from gateway_app.environment import Environment
-    from tests.gateway.conftest import STANDARD_MODELS, providers
+    app = redis_governed_app
+    batcher = app.admin.governance.state.batcher
+    batcher.max_held = 0
 
-    raw: dict[str, Any] = {
-        "providers": providers(fake_openai, fake_anthropic),
-        "models": STANDARD_MODELS,
-        "governance": {"enabled": True, "sqlite_path": str(tmp_path / "gov.sqlite3")},
-    }
-    env = Environment(redis_url=redis_server.url, key_hash_secret="s", admin_key="a" * 32)
-    app = create_app(parse(raw), env=env)
-    try:
-        assert app.admin is not None and app.metrics is not None
-        batcher = app.admin.governance.state.batcher  # type: ignore[attr-defined]
-        batcher.max_held = 0
+    async def drop_two() -> None:
+        batcher.add((), b'{"n":1}')
+        batcher.add((), b'{"n":2}')
 
-        async def drop_two() -> None:
-            batcher.add((), b'{"n":1}')
-            batcher.add((), b'{"n":2}')
-
-        run_async(drop_two())
-        assert batcher.dropped == 2
-        text = app.metrics.render().decode()
-        assert "aigw_audit_events_dropped_total 2.0" in text
-    finally:
-        run_async(app.admin.governance.stop())
+    run_async(drop_two())
+    assert batcher.dropped == 2
+    text = app.metrics.render().decode()
+    assert "aigw_audit_events_dropped_total 2.0" in text
 
 
 def test_events_held_through_an_outage_go_out_as_entries_of_at_most_max_entry(
