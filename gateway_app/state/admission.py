@@ -104,6 +104,24 @@ def _groups(
     return by_kind[REQUEST], by_kind[TOKENS], by_kind[NUSD], rate
 
 
+def _with_amounts(
+    rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], amounts: list[int]
+) -> tuple[tuple[RateItem, ...], tuple[BudgetItem, ...]]:
+    """The items with ``amounts`` in place of theirs (one per item: the rate items', then
+    the budgets', as the counters' keys)."""
+    n = len(rate)
+    return (
+        tuple(
+            RateItem(item.scope, item.kind, item.limit, amount)
+            for item, amount in zip(rate, amounts, strict=False)
+        ),
+        tuple(
+            BudgetItem(b.scope, b.period, b.period_id, b.limit_nusd, amount, b.ttl_s)
+            for b, amount in zip(budgets, amounts[n:], strict=True)
+        ),
+    )
+
+
 class Admission:
     """Local admission from chunks reserved through the reservation script.
 
@@ -262,17 +280,11 @@ class Admission:
         failure changes nothing (the next request that finds a chunk short refills it)."""
         assert shape.items is not None
         minute = shape.minute
-        rate, budgets = shape.items
         keys = shape.keys
         # The items with this request's amounts (the size of a chunk is counted in them).
-        n = len(rate)
-        counted = shape.counted
-        rate = tuple(
-            RateItem(item.scope, item.kind, item.limit, tokens if counted[i] == TOKENS else 1)
-            for i, item in enumerate(rate)
-        )
-        budgets = tuple(
-            BudgetItem(b.scope, b.period, b.period_id, b.limit_nusd, nusd, b.ttl_s) for b in budgets
+        rate, budgets = _with_amounts(
+            *shape.items,
+            [tokens if c == TOKENS else nusd if c == NUSD else 1 for c in shape.counted],
         )
         extras = [
             0 if k in self._inflight else x
@@ -284,16 +296,7 @@ class Admission:
             mine = [k for k, x in zip(keys, extras, strict=True) if x]
             for key in mine:
                 self._inflight[key] = future
-            chunks_only = (
-                tuple(
-                    RateItem(item.scope, item.kind, item.limit, extra)
-                    for item, extra in zip(rate, extras, strict=False)
-                ),
-                tuple(
-                    BudgetItem(b.scope, b.period, b.period_id, b.limit_nusd, extra, b.ttl_s)
-                    for b, extra in zip(budgets, extras[n:], strict=True)
-                ),
-            )
+            chunks_only = _with_amounts(rate, budgets, extras)
             try:
                 self.ahead += 1
                 self._note("ahead")
@@ -404,7 +407,6 @@ class Admission:
         minute: int,
         now: float,
     ) -> Decision:
-        n = len(rate)
         extras = self._extras(rate, budgets, keys, minute)
         if any(extras):
             mine = [k for k, x in zip(keys, extras, strict=True) if x and k not in self._inflight]
@@ -413,25 +415,10 @@ class Admission:
                 self._inflight[key] = future
             try:
                 self._note("refill")
+                amounts = [item.amount for item in rate] + [b.amount_nusd for b in budgets]
                 chunked = await self.remote(
-                    tuple(
-                        RateItem(item.scope, item.kind, item.limit, item.amount + extra)
-                        if extra
-                        else item
-                        for item, extra in zip(rate, extras, strict=False)
-                    ),
-                    tuple(
-                        BudgetItem(
-                            item.scope,
-                            item.period,
-                            item.period_id,
-                            item.limit_nusd,
-                            item.amount_nusd + extra,
-                            item.ttl_s,
-                        )
-                        if extra
-                        else item
-                        for item, extra in zip(budgets, extras[n:], strict=True)
+                    *_with_amounts(
+                        rate, budgets, [a + x for a, x in zip(amounts, extras, strict=True)]
                     ),
                     now,
                 )
