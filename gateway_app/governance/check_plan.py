@@ -94,6 +94,11 @@ class CheckPlan:
     # What each counter counts, in the items' order: admission may admit from the request's
     # tokens and cost alone (Shape.counted), the items are built only when it cannot.
     shape: Shape = field(default_factory=Shape)
+    # (_lot_headers) The lot the per-kind header parts below were gathered for.
+    _lot_of: object = None
+    _lot_kinds: list[tuple[tuple[bytes, bytes], bytes, bytes, float, int, bool]] = field(
+        default_factory=list
+    )
 
     @classmethod
     def build(
@@ -158,6 +163,8 @@ class CheckPlan:
         """``x-ratelimit-*`` of an admitted request of ``tokens``: per kind, the tightest
         of its limits after this request (with the global plane's rate shares: this
         cloud's share). Its items need not have been built (admission by amounts)."""
+        if decision.lot:
+            return self._lot_headers()
         used = decision.rate_used
         shares = decision.rate_limits
         headers: list[tuple[bytes, bytes]] = []
@@ -177,5 +184,44 @@ class CheckPlan:
                 (limit_name, kind.encoded[best]),
                 (remaining_name, b"%d" % int(left) if left > 0 else b"0"),
                 (reset_name, reset_header((limit - left) * 60.0 / limit)),
+            )
+        return headers
+
+    def _lot_headers(self) -> list[tuple[bytes, bytes]]:
+        """:meth:`rate_headers` of a request admitted from the shape's lot: each kind's
+        tightest counter when the lot was carved (``Shape.rooms``) less what the lot has
+        admitted since, this request included. What stays the same while the lot lasts
+        (names, limits, rooms) is gathered once per lot."""
+        shape = self.shape
+        if self._lot_of is not shape.decision:
+            self._lot_of = shape.decision
+            self._lot_kinds = [
+                (
+                    (kind.names[0], kind.encoded[found[0]]),
+                    kind.names[1],
+                    kind.names[2],
+                    found[1],
+                    found[2],
+                    kind.tokens,
+                )
+                for kind in self.headers
+                if (found := shape.rooms[kind.tokens]) is not None
+            ]
+        headers: list[tuple[bytes, bytes]] = []
+        for limit_header, remaining_name, reset_name, room, limit, tokens in self._lot_kinds:
+            if tokens:
+                left = room - (shape.carved_tokens - shape.lot_tokens)
+            else:
+                left = room - (shape.carved_requests - shape.lot_requests)
+            seconds = (limit - left) * 60.0 / limit
+            if seconds < 1:  # reset_header's most common case, inline
+                ms = int(seconds * 1000)
+                reset = _RESET_MS[ms if ms > 0 else 1]
+            else:
+                reset = reset_header(seconds)
+            headers += (
+                limit_header,
+                (remaining_name, b"%d" % left if left > 0 else b"0"),
+                (reset_name, reset),
             )
         return headers

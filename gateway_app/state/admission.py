@@ -75,6 +75,11 @@ from gateway_app.state.governance import (
 
 log = logging.getLogger("gateway_app.governance")
 
+# A lot (Admission._carve) holds at most this many requests' worth: one pass over a
+# shape's chunks per this many requests, not one per request (with limits on four
+# levels: 16 chunks, ~700 bytecodes a request before; bench/partial-lots.md).
+LOT_MAX = 32
+
 Remote = Callable[[tuple[RateItem, ...], tuple[BudgetItem, ...], float], Awaitable[Decision]]
 GiveBack = Callable[[list[tuple[str, int]]], None]
 
@@ -94,14 +99,17 @@ class Chunk:
 
 def _groups(
     held: list[Chunk], counted: tuple[int, ...]
-) -> tuple[list[Chunk], list[Chunk], list[Chunk], list[Chunk]]:
+) -> tuple[list[Chunk], list[Chunk], list[Chunk], list[list[int]]]:
     """A shape's chunks by what each counts (:attr:`Shape.groups`): RPM, TPM, budgets,
-    and the rate chunks (RPM and TPM) in the shape's order."""
+    and the RPM and TPM chunks' indices in the rate items (the headers name them)."""
     by_kind: tuple[list[Chunk], list[Chunk], list[Chunk]] = ([], [], [])
     for chunk, kind in zip(held, counted, strict=True):
         by_kind[kind].append(chunk)
-    rate = [chunk for chunk, kind in zip(held, counted, strict=True) if kind != NUSD]
-    return by_kind[REQUEST], by_kind[TOKENS], by_kind[NUSD], rate
+    indices: list[list[int]] = [[], []]
+    for i, kind in enumerate(counted):
+        if kind != NUSD:
+            indices[kind].append(i)
+    return by_kind[REQUEST], by_kind[TOKENS], by_kind[NUSD], indices
 
 
 def _with_amounts(
@@ -157,7 +165,10 @@ class Admission:
         self.round_trips = 0  # reservation script calls made (the exact path's, and refills)
         self.local = 0  # requests admitted without a round trip
         self.ahead = 0  # of the round trips, top-ups ahead (no request waited on them)
+        self.lots = 0  # lots carved (:meth:`_carve`): one pass over a shape's chunks each
         self._ahead: set[asyncio.Task[None]] = set()
+        # The shapes that may hold a lot taken from the chunks (:meth:`_carve`).
+        self._lots: set[Shape] = set()
         # (metrics) Called with each round trip's path: exact, refill or ahead.
         self.on_round_trip: Callable[[str], None] | None = None
 
@@ -214,64 +225,162 @@ class Admission:
         return decision
 
     def admit(self, shape: Shape, tokens: int, nusd: int, now: float) -> Decision | None:
-        """Admit a request of a shape with ``counted`` from the chunks by its amounts alone
-        (no items built): only while the chunks the shape last passed every check on (the
-        limits included) are unchanged and in the same minute; None otherwise (then
-        :meth:`reserve` with the items). No await: atomic.
+        """Admit a request of a shape with ``counted`` by its amounts alone (no items
+        built), from the shape's lot: three subtractions. When the lot does not hold the
+        request, a new one is carved from the chunks (:meth:`_carve`); None when they do
+        not hold it either (then :meth:`reserve` with the items). No await: atomic."""
+        if (
+            shape.lot_requests > 0
+            and shape.lot_tokens >= tokens
+            and shape.lot_nusd >= nusd
+            and shape.minute == int(now // WINDOW_S)
+        ):
+            shape.lot_requests -= 1
+            shape.lot_tokens -= tokens
+            shape.lot_nusd -= nusd
+            shape.lot_at = now
+            self.local += 1
+            return shape.decision
+        return self._carve(shape, tokens, nusd, now)
 
-        A chunk left with less than ``refill_at`` of what it held after its last grant
+    def _carve(self, shape: Shape, tokens: int, nusd: int, now: float) -> Decision | None:
+        """Take a lot of up to ``LOT_MAX`` requests like this one from the chunks the shape
+        last passed every check on (the limits included: ``Shape.checked``), in the same
+        minute, and admit the request from it; None when a chunk does not hold one.
+
+        A lot is half the requests like this one every chunk still holds (at most
+        ``LOT_MAX``, at least one): other shapes on the same counters keep the rest. A chunk
+        left with less than ``refill_at`` of what it held after its last grant
         (``Chunk.low``) is topped up ahead, in the background (:meth:`_top_up`): far from
         the limits no request then waits for a refill, nor takes the item-building path
         while one is under way."""
         counted = shape.counted
         if not counted or shape.checked != self.generation or shape.minute != int(now // WINDOW_S):
             return None
-        # The chunks by kind (set with ``shape.chunks``): one loop per amount, no lookup of
-        # a counter's kind per chunk (6.6 -> 4.8 µs with limits on four levels).
-        requests, token_chunks, cost_chunks, rate_chunks = shape.groups
+        if shape.lot_requests or shape.lot_tokens or shape.lot_nusd:
+            self._uncarve(shape)  # what is left of its lot: the new one includes it
+        # The chunks by kind (set with ``shape.chunks``): one loop per amount.
+        requests, token_chunks, cost_chunks, indices = groups = shape.groups
+        # How many requests like this one every chunk holds (at most 4 x LOT_MAX), and
+        # each kind's tightest rate counter before the lot (its room: limit less use) for
+        # the headers: every counter of a kind takes the same amount per request, so it
+        # stays the tightest while the lot lasts.
+        fit = 4 * LOT_MAX
+        best = limit = 0
+        room = math.inf
+        rooms: list[tuple[int, float, int] | None] = [None, None]
+        for i, chunk in zip(indices[0], requests, strict=True):
+            if chunk.left < fit:
+                fit = chunk.left
+            free = chunk.limit - chunk.base - chunk.taken
+            if free < room:
+                room, best, limit = free, i, chunk.limit
+        if requests:
+            rooms[0] = (best, room, limit)
+            room = math.inf
+        least_tokens = least_nusd = math.inf  # the least any TPM (budget) chunk holds
+        for i, chunk in zip(indices[1], token_chunks, strict=True):
+            if chunk.left < least_tokens:
+                least_tokens = chunk.left
+            free = chunk.limit - chunk.base - chunk.taken
+            if free < room:
+                room, best, limit = free, i, chunk.limit
+        if token_chunks:
+            rooms[1] = (best, room, limit)
+            if least_tokens <= 0:
+                return None
+            if tokens > 0 and least_tokens // tokens < fit:
+                fit = int(least_tokens // tokens)
+        for chunk in cost_chunks:
+            if chunk.left < least_nusd:
+                least_nusd = chunk.left
+        if cost_chunks:
+            if least_nusd <= 0:
+                return None
+            if nusd > 0 and least_nusd // nusd < fit:
+                fit = int(least_nusd // nusd)
+        if fit < 1:
+            return None
+        # Half the requests like this one the chunks hold, at most LOT_MAX; its tokens
+        # and cost up to twice this one's per request, within half what the chunks hold:
+        # the next requests' prompts differ (a larger one would need a new lot).
+        size = min(LOT_MAX, max(1, fit // 2))
+        lot_tokens = lot_nusd = 0
+        if token_chunks:
+            lot_tokens = min(2 * size * tokens, max(int(least_tokens) // 2, size * tokens))
+        if cost_chunks:
+            lot_nusd = min(2 * size * nusd, max(int(least_nusd) // 2, size * nusd))
+        stamp = time.monotonic()
         ahead = False
         for chunk in requests:
-            left = chunk.left
-            if left < chunk.low or left < 1:
-                if left < 1:
-                    return None
+            chunk.left -= size
+            chunk.taken += size
+            chunk.used_at = stamp
+            if chunk.left < chunk.low:
                 ahead = True
         for chunk in token_chunks:
-            left = chunk.left
-            if left < chunk.low or left < tokens or left <= 0:
-                if left < tokens or left <= 0:
-                    return None
+            chunk.left -= lot_tokens
+            chunk.taken += lot_tokens
+            chunk.used_at = stamp
+            if chunk.left < chunk.low:
                 ahead = True
         for chunk in cost_chunks:
-            left = chunk.left
-            if left < chunk.low or left < nusd or left <= 0:
-                if left < nusd or left <= 0:
-                    return None
+            chunk.left -= lot_nusd
+            chunk.taken += lot_nusd
+            chunk.used_at = stamp
+            if chunk.left < chunk.low:
                 ahead = True
-        stamp = time.monotonic()
-        # Each rate counter's use before this request (the headers), in the plan's order.
-        used = [chunk.base + chunk.taken for chunk in rate_chunks]
-        for chunk in requests:
-            chunk.left -= 1
-            chunk.taken += 1
-            chunk.used_at = stamp
-        for chunk in token_chunks:
-            chunk.left -= tokens
-            chunk.taken += tokens
-            chunk.used_at = stamp
-        for chunk in cost_chunks:
-            chunk.left -= nusd
-            chunk.taken += nusd
-            chunk.used_at = stamp
+        # This request is the lot's first (the headers count what it admitted: carved
+        # less what it holds).
+        shape.lot_requests = size - 1
+        shape.lot_tokens = lot_tokens - tokens
+        shape.lot_nusd = lot_nusd - nusd
+        shape.carved_requests, shape.carved_tokens = size, lot_tokens
+        shape.lot_groups = groups
+        shape.lot_at = now
+        shape.rooms = (rooms[0], rooms[1])
+        self._lots.add(shape)
+        self.lots += 1
         self.local += 1
         if ahead and not shape.ahead and shape.items is not None:
             shape.ahead = True
             task = asyncio.get_running_loop().create_task(self._top_up(shape, tokens, nusd, now))
             self._ahead.add(task)
             task.add_done_callback(self._ahead.discard)
-        decision = Decision(True, (), (), shape.minute, rate_used=used, keys=shape.keys)
-        decision.counted = counted
+        decision = shape.decision = Decision(
+            True, (), (), shape.minute, keys=shape.keys, counted=counted, lot=True
+        )
         return decision
+
+    def _uncarve(self, shape: Shape) -> None:
+        """Put what is left of a shape's lot back into its chunks (they still hold it in
+        Redis), and mark them used when the lot last admitted a request."""
+        left_requests, left_tokens, left_nusd = shape.lot_requests, shape.lot_tokens, shape.lot_nusd
+        shape.lot_requests = shape.lot_tokens = shape.lot_nusd = 0
+        requests, token_chunks, cost_chunks, _ = shape.lot_groups
+        # The lot's last use, on the chunks' clock (monotonic).
+        used_at = time.monotonic() - max(0.0, time.time() - shape.lot_at)
+        for chunk in requests:
+            chunk.left += left_requests
+            chunk.taken -= left_requests
+            if used_at > chunk.used_at:
+                chunk.used_at = used_at
+        for chunk in token_chunks:
+            chunk.left += left_tokens
+            chunk.taken -= left_tokens
+            if used_at > chunk.used_at:
+                chunk.used_at = used_at
+        for chunk in cost_chunks:
+            chunk.left += left_nusd
+            chunk.taken -= left_nusd
+            if used_at > chunk.used_at:
+                chunk.used_at = used_at
+
+    def _uncarve_all(self) -> None:
+        """Every lot back into its chunks: before a chunk is read whole, resized or returned."""
+        for shape in self._lots:
+            self._uncarve(shape)
+        self._lots.clear()
 
     async def _top_up(self, shape: Shape, tokens: int, nusd: int, now: float) -> None:
         """Top up a shape's chunks ahead of need: the refill a request would otherwise make
@@ -336,6 +445,8 @@ class Admission:
         shape: Shape | None = None,
     ) -> Decision | None:
         """Admit from the chunks if they hold every counter's amount (no await: atomic)."""
+        if self._lots:
+            self._uncarve_all()  # what a lot holds is the chunks' (no underuse in a replica)
         if shape is not None and shape.generation == self.generation and shape.minute == minute:
             held: list[Chunk] = shape.chunks
         else:
@@ -464,6 +575,8 @@ class Admission:
         minute: int,
     ) -> list[int]:
         """The chunk to add to each counter with a reservation of these items (:meth:`_extra`)."""
+        if self._lots:
+            self._uncarve_all()  # a chunk's size counts what its lots hold
         n = len(rate)
         # A rate window's room is known from the last reply (or the last minute's; else
         # no chunk this time);
@@ -562,12 +675,16 @@ class Admission:
 
     def held(self, key: str) -> int:
         """Units of a counter this replica holds unused (reserved in Redis, not admitted)."""
+        if self._lots:
+            self._uncarve_all()
         chunk = self.chunks.get(key)
         return max(0, chunk.left) if chunk is not None else 0
 
     # ------------------------------------------------------------------ returning
 
     def _drop(self, key: str) -> None:
+        if self._lots:
+            self._uncarve_all()
         chunk = self.chunks.pop(key, None)
         if chunk is None:
             return
@@ -584,6 +701,8 @@ class Admission:
 
     def release_all(self) -> None:
         """Return every chunk's unused part (shutdown, flush)."""
+        if self._lots:
+            self._uncarve_all()
         returned = [(key, -chunk.left) for key, chunk in self.chunks.items() if chunk.left > 0]
         self.chunks.clear()
         self.generation += 1
@@ -600,11 +719,20 @@ class Admission:
         """Return the chunks of ended minutes and those idle for ``hold_s``."""
         minute = int((time.time() if now is None else now) // WINDOW_S)
         stamp = time.monotonic() if stamp is None else stamp
-        stale = [
-            key
-            for key, chunk in self.chunks.items()
-            if stamp - chunk.used_at >= self.hold_s or 0 <= chunk.minute < minute
-        ]
+
+        def stale_keys() -> list[str]:
+            return [
+                key
+                for key, chunk in self.chunks.items()
+                if stamp - chunk.used_at >= self.hold_s or 0 <= chunk.minute < minute
+            ]
+
+        stale = stale_keys()
+        if stale and self._lots:
+            # A chunk's lots admit requests without marking it used: put them back (which
+            # marks it used when they last admitted one), then look again.
+            self._uncarve_all()
+            stale = stale_keys()
         returned = []
         if stale:
             self.generation += 1

@@ -74,6 +74,9 @@ class Decision:
     # With ``keys``: what each counter counts (:data:`REQUEST`, :data:`TOKENS`, :data:`NUSD`),
     # when known from the shape; empty: from ``rate`` and ``budgets``.
     counted: tuple[int, ...] = ()
+    # Admitted from the shape's lot (admission by amounts): no ``rate_used``; the headers
+    # are the shape's ``rooms`` less what the lot has admitted (CheckPlan.rate_headers).
+    lot: bool = False
 
 
 # Why a reservation script call (one Redis round trip) was made: a request checked in
@@ -105,14 +108,23 @@ class Shape:
 
     __slots__ = (
         "ahead",
+        "carved_requests",
+        "carved_tokens",
         "checked",
         "chunks",
         "counted",
+        "decision",
         "generation",
         "groups",
         "items",
         "keys",
+        "lot_at",
+        "lot_groups",
+        "lot_nusd",
+        "lot_requests",
+        "lot_tokens",
         "minute",
+        "rooms",
     )
 
     def __init__(self, counted: tuple[int, ...] = ()) -> None:
@@ -121,8 +133,9 @@ class Shape:
         self.generation = -1  # admission's chunk generation ``chunks`` belong to
         self.chunks: list[Any] = []
         # (admission) ``chunks`` by what they count, set with them when ``counted`` is:
-        # (the RPM chunks, the TPM chunks, the budgets', the rate chunks in order).
-        self.groups: tuple[list[Any], list[Any], list[Any], list[Any]] = ([], [], [], [])
+        # (the RPM chunks, the TPM chunks, the budgets', and the RPM and TPM chunks' indices
+        # in the rate items).
+        self.groups: tuple[list[Any], list[Any], list[Any], list[list[int]]] = ([], [], [], [])
         # Set by a caller whose items are fixed: what each counter counts per request (a
         # check plan's RPM, TPM and budget items: one request, the tokens, the cost), the
         # promise that every reservation through this shape has the same items, limits
@@ -137,6 +150,30 @@ class Shape:
         # nothing to add (none is tried again until the next reservation with items).
         self.items: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
         self.ahead = False
+        # (admission) The lot: a few requests' worth taken from ``groups`` at once (still
+        # reserved in Redis, no longer in the chunks), which admits this shape's requests
+        # by three subtractions; what is left of it goes back to the chunks before any
+        # chunk is returned, resized or read (Admission._uncarve).
+        self.lot_requests = 0  # requests it still admits (one per request)
+        self.lot_tokens = 0  # tokens it still holds (each TPM counter's)
+        self.lot_nusd = 0  # nano-USD it still holds (each budget's)
+        self.carved_requests = 0  # what it held when carved: less what it holds, the
+        self.carved_tokens = 0  # requests and tokens it admitted since (the headers)
+        self.lot_at = 0.0  # the time (time.time()) of its last admission: the chunks' use
+        self.lot_groups: tuple[list[Any], list[Any], list[Any], list[list[int]]] = (
+            [],
+            [],
+            [],
+            [],
+        )
+        # Per kind (0: requests, 1: tokens), the tightest rate counter when the lot was
+        # carved: (its index in the rate items, its room then, its limit); None: no counter.
+        self.rooms: tuple[tuple[int, float, int] | None, tuple[int, float, int] | None] = (
+            None,
+            None,
+        )
+        # The decision every request admitted from this lot shares (read-only).
+        self.decision: Decision | None = None
 
 
 class AuditEntry(NamedTuple):

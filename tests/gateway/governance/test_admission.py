@@ -483,8 +483,12 @@ def test_admission_by_amounts_takes_each_counters_amount_at_the_boundary(short: 
     assert [(b[0] - a[0], a[1] - b[1]) for b, a in zip(before, after, strict=True)] == [
         (amount, amount) for amount in amounts
     ]
-    # The use before this request of each rate counter, in the plan's order.
-    assert decision.rate_used == [10.0 + 1, 20.0 + tokens, 30.0 + 1, 40.0 + tokens]
+    # Each kind's tightest rate counter before this request (the headers): its index in the
+    # plan's order, its room (limit less use) and its limit; the key's, here.
+    assert decision.lot and shape.rooms == (
+        (2, 100 - (30.0 + 1), 100),
+        (3, 10**5 - (40.0 + tokens), 10**5),
+    )
 
 
 async def _in_one_minute(seconds: float) -> None:
@@ -616,3 +620,155 @@ def test_reservation_round_trips_are_counted_by_path_in_the_metrics(
     assert counted["refill"] >= 2 and counted["ahead"] >= 1, counted
     assert counted["exact"] >= 10, counted  # the last requests under 30 RPM, one each
     assert sum(counted.values()) == state.admission.round_trips
+
+
+def _admit(state: RedisGovernanceState, plan: Any, tokens: int, nusd: int, now: float) -> Any:
+    """As ``Governance.check`` admits: by the amounts (a lot), else ``reserve`` with items."""
+    decision = state.admit(plan.shape, tokens, nusd, now)
+    if decision is not None:
+        return decision
+    periods = (DAY, DAY[:7], 3600, 86400)
+    return state.reserve(*plan.items(tokens, nusd, periods), now, plan.shape)
+
+
+def test_lots_of_two_plans_sharing_a_limit_use_every_unit_and_stay_exact(
+    redis_server: Any,
+) -> None:
+    """Two keys of one team (two check plans on the team's counters) take lots from the
+    same chunks, with varying tokens, until the team's RPM limit binds. One replica: the
+    limit is reached exactly (what one plan's lot holds goes back to the chunks when the
+    other finds them short), most requests come from lots, and after the flush every
+    counter in Redis is exactly what the admitted requests reserved."""
+    from gateway_app.context import Caller
+    from gateway_app.governance.check_plan import CheckPlan
+
+    async def main() -> tuple[int, int, int, list[int], list[int]]:
+        (state,) = replicas(redis_server, 1)
+        team = ("team:s", RateItem("team:s", "rpm", 300, 1), 10**9, 10**15, None)
+        plans = [
+            CheckPlan.build(
+                Caller(key, "s", "p"),
+                (team, (f"key:{key}", None, 10**9, None, 10**15)),
+                (1e-6, 2e-6),
+                False,
+            )
+            for key in ("s1", "s2")
+        ]
+        await _in_one_minute(10)
+        now = time.time()
+        minute = int(now // WINDOW_S)
+        admitted = [0, 0]
+        tokens_of = [0, 0]
+        for i in range(400):
+            which = (i // 3) % 2  # three of one plan, then three of the other
+            tokens = 100 + 37 * (i % 11)
+            result = _admit(state, plans[which], tokens, 10 * tokens, now)
+            decision = result if not asyncio.iscoroutine(result) else await result
+            if decision.allowed:
+                admitted[which] += 1
+                tokens_of[which] += tokens
+        assert state.admission is not None
+        lots, local = state.admission.lots, state.admission.local
+        await state.flush()
+        got = [
+            await counter(state, rate_key(RateItem("team:s", "rpm", 300, 1), minute)),
+            await counter(state, rate_key(RateItem("team:s", "tpm", 10**9, 0), minute)),
+        ]
+        got += [
+            await counter(state, rate_key(RateItem(f"key:{k}", "tpm", 10**9, 0), minute))
+            for k in ("s1", "s2")
+        ]
+        got.append(await counter(state, f"b:team:s:daily:{DAY}"))
+        got += [await counter(state, f"b:key:{k}:monthly:{DAY[:7]}") for k in ("s1", "s2")]
+        await state.close()
+        return sum(admitted), lots, local, got, tokens_of
+
+    admitted, lots, local, got, tokens_of = run_async(main())
+    assert admitted == 300  # the team's limit, exactly: no unit left stranded in a lot
+    assert local >= 200 and lots < local  # most from lots (near the limit, small ones)
+    total = sum(tokens_of)
+    assert got == [300, total, *tokens_of, 10 * total, *(10 * t for t in tokens_of)]
+
+
+def test_a_lot_in_use_keeps_its_chunks_from_the_idle_sweep(redis_server: Any) -> None:
+    """Requests admitted from a lot leave its chunks untouched, yet the chunks are in use:
+    the sweep puts the lot back first and returns only chunks idle for ``hold_s`` since
+    the lot last admitted a request. Then everything goes back, exactly."""
+    from gateway_app.context import Caller
+    from gateway_app.governance.check_plan import CheckPlan
+
+    async def main() -> None:
+        (state,) = replicas(redis_server, 1, hold_s=0.3)
+        levels = (("key:v", RateItem("key:v", "rpm", 10**6, 1), None, None, None),)
+        plan = CheckPlan.build(Caller("v", "v", "p"), levels, (1e-6, 2e-6), False)
+        await _in_one_minute(10)
+        now = time.time()
+        key = rate_key(levels[0][1], int(now // WINDOW_S))
+        admission = state.admission
+        assert admission is not None
+        admitted = 0
+        while admission.lots == 0:  # the exact path, a refill, then a lot
+            result = _admit(state, plan, 0, 0, now)
+            admitted += (result if not asyncio.iscoroutine(result) else await result).allowed
+        assert plan.shape.lot_requests > 0
+        await asyncio.sleep(0.2)
+        assert state.admit(plan.shape, 0, 0, time.time()) is not None  # from the lot
+        admitted += 1
+        await asyncio.sleep(0.2)  # 0.4 s since the lot was carved, 0.2 s since its use
+        admission.sweep()
+        assert admission.chunks and plan.shape.lot_requests == 0  # kept; the lot put back
+        await asyncio.sleep(0.35)
+        admission.sweep()
+        assert not admission.chunks  # idle for hold_s: returned
+        await state.flush()
+        assert await counter(state, key) == admitted
+        await state.close()
+
+    run_async(main())
+
+
+def test_rate_headers_from_lots_count_every_request_exactly(redis_server: Any) -> None:
+    """One plan alone on its counters: each response's ``x-ratelimit-remaining-*`` is the
+    tightest limit less every request admitted before it and itself, through the exact
+    path, refills, lots, re-carved lots and top-ups alike."""
+    from gateway_app.context import Caller
+    from gateway_app.governance.check_plan import CheckPlan
+
+    async def main() -> list[tuple[int, int, int]]:
+        (state,) = replicas(redis_server, 1)
+        levels = (
+            ("team:w", RateItem("team:w", "rpm", 10**6, 1), 10**9, None, None),
+            ("key:w", RateItem("key:w", "rpm", 50_000, 1), 10**8, 10**15, None),
+        )
+        plan = CheckPlan.build(Caller("w", "w", "p"), levels, (1e-6, 2e-6), False)
+        await _in_one_minute(10)
+        now = time.time()
+        seen = []
+        for i in range(600):
+            tokens = 200 + i % 7
+            result = _admit(state, plan, tokens, 1_000, now)
+            decision = result if not asyncio.iscoroutine(result) else await result
+            assert decision.allowed
+            headers = dict(plan.rate_headers(tokens, decision))
+            seen.append(
+                (
+                    tokens,
+                    int(headers[b"x-ratelimit-remaining-requests"]),
+                    int(headers[b"x-ratelimit-remaining-tokens"]),
+                )
+            )
+            if i % 50 == 0:
+                await asyncio.sleep(0.002)  # top-ups ahead land
+        admission = state.admission
+        assert admission is not None
+        # Far from the limits most requests come from lots of many requests each,
+        # though the prompts differ (a lot holds more tokens than its first request's).
+        assert admission.local >= 590 and 2 <= admission.lots <= admission.local // 10
+        await state.close()
+        return seen
+
+    seen = run_async(main())
+    used = 0
+    for i, (tokens, requests_left, tokens_left) in enumerate(seen):
+        used += tokens
+        assert (requests_left, tokens_left) == (50_000 - (i + 1), 10**8 - used), i
