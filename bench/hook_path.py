@@ -38,17 +38,25 @@ moves when the check path is cut, without the server, routing or settling around
 ``--settle`` does the same for the after side: ``Governance.settle`` of one request
 captured from a real call, repeated (the corrections, the audit event, the batcher's
 flushes to Redis between calls).
+
+``--bytecodes`` replaces cProfile's run with a count of the bytecodes each function
+executes (``sys.settrace`` opcode events, the event loop's thread): bytecodes per
+request and the ``--top`` functions by their own. Deterministic up to the timers (a
+batcher's flush, a sweep), so it judges a cut of a few hundred bytecodes where the
+clock cannot; the interpreter spends ~30 instructions on each, besides what it calls.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import cProfile
 import json
 import os
 import pstats
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -161,7 +169,7 @@ async def _call(app: Any, method: str, path: str, body: Any, headers: dict[str, 
 
 
 async def _side(
-    app: Any, token: str, requests: int, profile: bool, top: int, side: str
+    app: Any, token: str, requests: int, profile: str, top: int, side: str
 ) -> dict[str, Any]:
     """Only one side of governance per request: ``check`` (authenticate + check, no
     upstream call, no settle) or ``settle`` (``Governance.settle`` of one captured
@@ -201,7 +209,7 @@ async def _side(
 
     for _ in range(300):
         await one()
-    profiler = cProfile.Profile() if profile else None
+    profiler = _profiler(profile)
     started = time.process_time()
     if profiler is not None:
         profiler.enable()
@@ -213,8 +221,51 @@ async def _side(
     return {"cpu_us": (time.process_time() - started) / requests * 1e6, "wall_us": 0.0}
 
 
-def _profiled(profiler: cProfile.Profile, requests: int, top: int) -> dict[str, Any]:
-    """Python calls per request and the ``top`` functions by own time (cProfile)."""
+class _Bytecodes:
+    """Bytecodes executed per function (``sys.settrace`` opcode events), like a profiler."""
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[Any] = collections.Counter()
+
+    def _opcode(self, frame: Any, event: str, _arg: Any) -> Any:
+        if event == "opcode":
+            self.counts[frame.f_code] += 1
+        return self._opcode
+
+    def _call(self, frame: Any, _event: str, _arg: Any) -> Any:
+        frame.f_trace_opcodes = True  # (a resumed coroutine is a call too)
+        return self._opcode
+
+    def enable(self) -> None:
+        sys.settrace(self._call)
+
+    def disable(self) -> None:
+        sys.settrace(None)
+
+    def report(self, requests: int, top: int) -> dict[str, Any]:
+        rows = self.counts.most_common(top)
+        return {
+            "bytecodes": sum(self.counts.values()) / requests,
+            "top": [
+                f"{count / requests:7.1f} bytecodes  {code.co_qualname} "
+                f"({Path(code.co_filename).name}:{code.co_firstlineno})"
+                for code, count in rows
+            ],
+        }
+
+
+def _profiler(kind: str) -> Any:
+    """None, cProfile (``calls``) or the bytecode counter (``bytecodes``)."""
+    if kind == "bytecodes":
+        return _Bytecodes()
+    return cProfile.Profile() if kind else None
+
+
+def _profiled(profiler: Any, requests: int, top: int) -> dict[str, Any]:
+    """Python calls per request and the ``top`` functions by own time (cProfile), or
+    bytecodes per request and the top functions by their own (:class:`_Bytecodes`)."""
+    if isinstance(profiler, _Bytecodes):
+        return profiler.report(requests, top)
     stats = pstats.Stats(profiler)
     rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]  # type: ignore[attr-defined]
     return {
@@ -228,7 +279,7 @@ def _profiled(profiler: cProfile.Profile, requests: int, top: int) -> dict[str, 
 
 
 async def _measure(
-    requests: int, profile: bool, side: str = "", top: int = 0, concurrency: int = 1
+    requests: int, profile: str, side: str = "", top: int = 0, concurrency: int = 1
 ) -> dict[str, Any]:
     server = await asyncio.start_server(_upstream, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -257,7 +308,7 @@ async def _measure(
         finally:
             await app.shutdown()
             server.close()
-    profiler = cProfile.Profile() if profile else None
+    profiler = _profiler(profile)
     drainer = app.admin.governance.drainer
     stored = await _drained(drainer, 0)  # the warm-up's events
     started = time.process_time()
@@ -293,20 +344,20 @@ QUANTILES = (0.5, 0.99, 0.999)
 
 
 def _child(
-    tree: str, requests: int, profile: bool, side: str = "", top: int = 0, concurrency: int = 1
+    tree: str, requests: int, profile: str, side: str = "", top: int = 0, concurrency: int = 1
 ) -> dict[str, Any]:
     """One measurement of ``tree`` in a fresh interpreter (its own gateway_app)."""
     code = (
         "import asyncio, json, os, sys, tempfile; sys.path.insert(0, sys.argv[1]); "
         f"sys.path.insert(0, {str(Path(__file__).parent)!r}); import hook_path; "
         "os.chdir(tempfile.mkdtemp()); "
-        "print(json.dumps(asyncio.run(hook_path._measure(int(sys.argv[2]), sys.argv[3] == '1', "
+        "print(json.dumps(asyncio.run(hook_path._measure(int(sys.argv[2]), sys.argv[3], "
         "sys.argv[4], int(sys.argv[5]), int(sys.argv[6])))))"
     )
     measured: dict[str, Any] = run_in_tree(
         tree,
         code,
-        [str(requests), "1" if profile else "0", side, str(top), str(concurrency)],
+        [str(requests), profile, side, str(top), str(concurrency)],
         timeout=300,
     )
     return measured
@@ -327,6 +378,11 @@ def main() -> None:
     parser.add_argument(
         "--concurrency", type=int, default=1, help="callers at once (the full path only)"
     )
+    parser.add_argument(
+        "--bytecodes",
+        action="store_true",
+        help="count bytecodes per function (not cProfile's calls) in the profiled run",
+    )
     parser.add_argument("--out", help="write every round's figures here (JSON)")
     args = parser.parse_args()
     side = "check" if args.check else "settle" if args.settle else ""
@@ -341,21 +397,29 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, path in trees.items():
             measured = _child(
-                str(Path(path).resolve()), args.requests, False, side, 0, args.concurrency
+                str(Path(path).resolve()), args.requests, "", side, 0, args.concurrency
             )
             cpu[name].append(measured["cpu_us"])
             wall[name].append(measured["wall_us"])
             rounds[name].append(measured)
     for name, path in trees.items():
         profiled = _child(
-            str(Path(path).resolve()), args.requests, True, side, args.top, args.concurrency
+            str(Path(path).resolve()),
+            args.requests,
+            "bytecodes" if args.bytecodes else "calls",
+            side,
+            args.top,
+            args.concurrency,
         )
-        calls = profiled["calls"]
+        counted = (
+            f"bytecodes/request {profiled['bytecodes']:.1f}"
+            if args.bytecodes
+            else f"Python calls/request {profiled['calls']:.1f}"
+        )
         print(
             f"{name}: CPU µs/request min {min(cpu[name]):.0f}, median "
             f"{statistics.median(cpu[name]):.0f} ({', '.join(f'{v:.0f}' for v in cpu[name])}); "
-            f"Python calls/request {calls:.1f}; wall µs/request median "
-            f"{statistics.median(wall[name]):.0f}"
+            f"{counted}; wall µs/request median {statistics.median(wall[name]):.0f}"
         )
         quantiles = [m["latency_us"] for m in rounds[name] if "latency_us" in m]
         for q in QUANTILES if quantiles else ():

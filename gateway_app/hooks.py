@@ -58,7 +58,11 @@ class Stage(IntEnum):
 
 
 class Hook(ABC, Generic[StateT]):
-    """A pre/post pair around the provider call, with its own per-request state."""
+    """A pre/post pair around the provider call, with its own per-request state.
+
+    ``before`` and ``after`` may also be plain methods that return a coroutine (one
+    that only passes a call on saves a coroutine a request): the chain awaits what
+    they return."""
 
     stage: Stage = Stage.CALL
 

@@ -94,7 +94,7 @@ class CheckPlan:
     # What each counter counts, in the items' order: admission may admit from the request's
     # tokens and cost alone (Shape.counted), the items are built only when it cannot.
     shape: Shape = field(default_factory=Shape)
-    # (_lot_headers) The lot the per-kind header parts below were gathered for.
+    # (lot_headers) The lot the per-kind header parts below were gathered for.
     _lot_of: object = None
     _lot_kinds: list[tuple[tuple[bytes, bytes], bytes, bytes, float, int, bool]] = field(
         default_factory=list
@@ -164,7 +164,7 @@ class CheckPlan:
         of its limits after this request (with the global plane's rate shares: this
         cloud's share). Its items need not have been built (admission by amounts)."""
         if decision.lot:
-            return self._lot_headers()
+            return self.lot_headers()
         used = decision.rate_used
         shares = decision.rate_limits
         headers: list[tuple[bytes, bytes]] = []
@@ -187,7 +187,7 @@ class CheckPlan:
             )
         return headers
 
-    def _lot_headers(self) -> list[tuple[bytes, bytes]]:
+    def lot_headers(self) -> list[tuple[bytes, bytes]]:
         """:meth:`rate_headers` of a request admitted from the shape's lot: each kind's
         tightest counter when the lot was carved (``Shape.rooms``) less what the lot has
         admitted since, this request included. What stays the same while the lot lasts

@@ -27,6 +27,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from hashlib import blake2b
 from typing import Any
 
 import orjson
@@ -42,6 +43,8 @@ SCOPES = ("org", "team", "project", "key", "customer")
 CHANNEL = "{aigw}:gov:changes"
 _NEGATIVE_TTL_S = 2.0
 _LOOKUPS_PER_S = 50
+HASHES_REMEMBERED = 65_536
+"""Known keys' stored forms a registry remembers by digest (Registry.authenticate)."""
 _RESUBSCRIBE_MAX_S = 30.0  # the longest wait between resubscriptions while Redis is down
 _STORE_DOWN_S = 1.0  # after a failed lookup, unknown keys get 503 without asking for this long
 RELOAD_LOG_S = 60.0  # while loads of the keys keep failing, one log line this often
@@ -322,6 +325,9 @@ class Registry:
         self.secret = secret
         # hash_key's HMAC keyed once: a copy per request skips setting the key up again.
         self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
+        # BLAKE2b digest of a presented key -> its stored form (hash_key), for keys that
+        # were found (a made-up key adds nothing); at most HASHES_REMEMBERED, then anew.
+        self._hashes: dict[bytes, str] = {}
         self.refresh_s = refresh_s
         self.redis = redis
         self.clock = clock  # monotonic seconds: negative-cache expiry and the lookup cap
@@ -348,12 +354,26 @@ class Registry:
 
         Raises :class:`KeyLookupFailed` when the key is not in memory and the key store
         is unreachable (the key may exist: the caller answers 503, not 401)."""
+        encoded = key.encode()
+        # A known key's stored form, remembered by the key's BLAKE2b digest: the HMAC
+        # costs ~18,000 instructions, the digest ~3,000 (no key is kept in plain text).
+        digest = blake2b(encoded, digest_size=32).digest()
+        key_hash = self._hashes.get(digest)
+        if key_hash is not None:
+            record = self.by_hash.get(key_hash)
+            if record is not None:
+                return record
         mac = self._keyed.copy()
-        mac.update(key.encode())
+        mac.update(encoded)
         key_hash = mac.hexdigest()  # = hash_key(self.secret, key)
         record = self.by_hash.get(key_hash)
-        if record is not None or not key.startswith(KEY_PREFIX):
+        if record is not None:
+            if len(self._hashes) >= HASHES_REMEMBERED:
+                self._hashes.clear()
+            self._hashes[digest] = key_hash
             return record
+        if not key.startswith(KEY_PREFIX):
+            return None
         now = self.clock()
         if self._unknown.get(key_hash, 0.0) > now:
             return None

@@ -528,7 +528,9 @@ class Governance:
         decision = self.state.admit(plan.shape, tokens, reserve_nusd, now)
         if decision is not None:
             if plan.headers:
-                exchange.response_headers += plan.rate_headers(tokens, decision)
+                exchange.response_headers += (
+                    plan.lot_headers() if decision.lot else plan.rate_headers(tokens, decision)
+                )
             return Reservation(decision, tokens, reserve_nusd)
         rate, budgets = plan.items(tokens, reserve_nusd, period_ends(now))
         try:

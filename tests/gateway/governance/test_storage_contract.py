@@ -176,6 +176,73 @@ def test_unknown_keys_are_looked_up_once_and_capped(tmp_path: Path) -> None:
     database.close()
 
 
+def test_a_known_keys_hmac_is_computed_once_and_changes_still_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry remembers a found key's stored form by the key's BLAKE2b digest (no
+    key kept in plain text): the next requests with it skip the HMAC. What the key is
+    stays the registry's: a rotated key's old secret is refused, a revoked key's record
+    says so, and a made-up key is remembered by nothing."""
+    from hashlib import blake2b
+
+    from gateway_app.governance import keys as keys_module
+    from gateway_app.governance.keys import Registry, hash_key, new_key
+    from tests.gateway.conftest import run_async
+
+    database = Database(f"sqlite:///{tmp_path / 'k.sqlite3'}")
+    database.migrate()
+    store = KeyStore(database)
+    registry = Registry(store, b"secret", clock=lambda: 1000.5)
+    macs = [0]
+    keyed = registry._keyed
+
+    class Counting:
+        def copy(self) -> Any:
+            macs[0] += 1
+            return keyed.copy()
+
+    registry._keyed = Counting()  # type: ignore[assignment]
+    key_id, key = new_key()
+    record = KeyRecord(key_id, hash_key(b"secret", key), "t", "p")
+    store.insert(record)
+    registry._put(record)
+
+    async def main() -> None:
+        for _ in range(5):
+            found = await registry.authenticate(key)
+            assert found is not None and found.id == key_id
+        assert macs[0] == 1  # the first request's HMAC, then the digest's memory
+        # Remembered by a 32-byte digest, mapped to the stored form: never the key itself.
+        assert registry._hashes == {blake2b(key.encode(), digest_size=32).digest(): record.key_hash}
+        # Rotated: the record now holds another secret's hash; the old secret is refused.
+        _, rotated = new_key()
+        registry._put(KeyRecord(key_id, hash_key(b"secret", rotated), "t", "p"))
+        assert await registry.authenticate(key) is None
+        found = await registry.authenticate(rotated)
+        assert found is not None and found.id == key_id
+        # Revoked: the record says so (the caller refuses it: KeyRecord.usable).
+        registry._put(KeyRecord(key_id, hash_key(b"secret", rotated), "t", "p", revoked_at=999.0))
+        found = await registry.authenticate(rotated)
+        assert found is not None and not found.usable(1000.0)
+        # Made-up keys are remembered by nothing (only found keys are).
+        before = len(registry._hashes)
+        for _ in range(20):
+            assert await registry.authenticate(new_key()[1]) is None
+        assert len(registry._hashes) == before
+        # At most HASHES_REMEMBERED, then it starts over.
+        monkeypatch.setattr(keys_module, "HASHES_REMEMBERED", 2)
+        others = []
+        for _ in range(3):
+            other_id, other = new_key()
+            registry._put(KeyRecord(other_id, hash_key(b"secret", other), "t", "p"))
+            others.append(other)
+            assert await registry.authenticate(other) is not None
+        assert len(registry._hashes) <= 2
+
+    run_async(main())
+    database.close()
+
+
 def test_governance_config_errors_name_the_key() -> None:
     from gateway_app.config import ConfigError, parse
 
