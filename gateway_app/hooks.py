@@ -25,7 +25,7 @@ A hook may set ``request.allow_fallbacks = False`` to forbid failover.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Generic, TypeVar
@@ -62,7 +62,7 @@ class Hook(ABC, Generic[StateT]):
 
     ``before`` and ``after`` may also be plain methods that return a coroutine (one
     that only passes a call on saves a coroutine a request): the chain awaits what
-    they return."""
+    they return; ``after`` may return None instead (nothing to wait for)."""
 
     stage: Stage = Stage.CALL
 
@@ -78,10 +78,13 @@ class Hook(ABC, Generic[StateT]):
         :class:`Response` to short-circuit (``after`` then gets None)."""
 
     @abstractmethod
-    async def after(
+    def after(
         self, request: RequestContext, exchange: Exchange, state: StateT | None
-    ) -> None:
-        """Settle: what happened is in ``exchange``; ``state`` is what ``before`` returned."""
+    ) -> Awaitable[None] | None:
+        """Settle: what happened is in ``exchange``; ``state`` is what ``before`` returned.
+
+        Usually a coroutine (``async def``); a plain method may return None when it has
+        nothing to do for this request (no coroutine made for nothing)."""
 
 
 class HookChain:
@@ -156,7 +159,9 @@ class Passage:
         first: BaseException | None = None
         for hook, state in reversed(entered):
             try:
-                await hook.after(request, exchange, state)
+                pending = hook.after(request, exchange, state)
+                if pending is not None:
+                    await pending
             except BaseException as exc:
                 first = first or exc
         if first is not None:

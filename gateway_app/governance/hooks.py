@@ -39,10 +39,14 @@ class KeyAuthentication(Hook[None]):
         around it (~700 instructions a request, for each of the three such methods)."""
         return self.governance.authenticate(request, exchange)
 
-    async def after(self, request: RequestContext, exchange: Exchange, state: None) -> None:
-        """Audit a refusal; an authenticated request is audited once it settles."""
+    def after(
+        self, request: RequestContext, exchange: Exchange, state: None
+    ) -> Coroutine[Any, Any, None] | None:
+        """Audit a refusal (governance's coroutine); nothing for an authenticated request
+        (audited once it settles): None, no coroutine made for nothing."""
         if request.caller is None:
-            await self.governance.settle(request, exchange, None)
+            return self.governance.settle(request, exchange, None)
+        return None
 
 
 class GovernanceHook(Hook["Reservation"]):

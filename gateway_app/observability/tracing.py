@@ -203,7 +203,9 @@ class TimedHook(Hook[Any]):
 
     async def after(self, request: RequestContext, exchange: Exchange, state: Any) -> None:
         """The wrapped hook's after."""
-        await self.hook.after(request, exchange, state)
+        pending = self.hook.after(request, exchange, state)
+        if pending is not None:
+            await pending
 
 
 def _otlp_provider() -> Any:

@@ -246,3 +246,53 @@ def test_the_chain_refuses_hooks_out_of_stage_order() -> None:
 
     with pytest.raises(ValueError, match=r"hook Staged \(stage ARRIVAL\) comes after Recorder"):
         HookChain([Recorder("limits", []), Staged("observe", [], Stage.ARRIVAL)])
+
+
+class Plain(Hook[str]):
+    """A hook whose methods are plain functions: ``before`` hands back a coroutine, ``after``
+    returns None (nothing to wait for), or fails before making one."""
+
+    def __init__(self, name: str, log: list[Any], fail_after: bool = False) -> None:
+        self.name, self.log, self.fail_after = name, log, fail_after
+
+    def before(self, request: RequestContext, exchange: Exchange) -> Any:
+        async def state() -> str:
+            self.log.append(("before", self.name))
+            return f"state of {self.name}"
+
+        return state()
+
+    def after(self, request: RequestContext, exchange: Exchange, state: str | None) -> None:
+        self.log.append(("after", self.name, exchange.status, state))
+        if self.fail_after:
+            raise RuntimeError("a bug in a plain after")
+
+
+def test_plain_hook_methods_are_awaited_or_skipped_and_a_failing_one_stops_no_other(
+    gateway: Any, fake_openai: FakeUpstream
+) -> None:
+    """``before`` may return a coroutine and ``after`` None: the chain awaits the one and
+    skips the other. An ``after`` that raises before returning anything is that hook's
+    failure alone: the hooks entered before it still settle."""
+    log: list[Any] = []
+    hooks = [
+        Recorder("outer", log),
+        Plain("plain", log),
+        Plain("failing", log, fail_after=True),
+        Recorder("inner", log),
+    ]
+    models = {"m": {"deployments": [{"provider": "openai", "model": "x"}]}}
+    with gateway(models, hooks=hooks) as gw:
+        gw.client().chat.completions.create(model="m", messages=USER)
+        assert fake_openai.wait_for(lambda: len(log) == 8)
+    assert [e[:2] for e in log] == [
+        ("before", "outer"),
+        ("before", "plain"),
+        ("before", "failing"),
+        ("before", "inner"),
+        ("after", "inner"),
+        ("after", "failing"),
+        ("after", "plain"),
+        ("after", "outer"),
+    ]
+    assert log[5][2:] == (200, "state of failing") and log[6][2:] == (200, "state of plain")
