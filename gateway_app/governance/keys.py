@@ -377,7 +377,8 @@ class Registry:
         now = self.clock()
         if self._unknown.get(key_hash, 0.0) > now:
             return None
-        key_id = key[len(KEY_PREFIX) :].rsplit("-", 1)[0]
+        # The id has no "-" (new_key); the secret may (URL-safe base64).
+        key_id = key[len(KEY_PREFIX) :].split("-", 1)[0]
         if key_id in self.by_id:
             return None  # a known key with a wrong (or rotated-away) secret
         if now < self._store_down_until:

@@ -312,24 +312,26 @@ class Admission:
             lot_nusd = min(2 * size * nusd, max(int(least_nusd) // 2, size * nusd))
         stamp = time.monotonic()
         ahead = False
+        # The low-water mark is tested before the lot is taken: what the chunk holds with
+        # this shape's lot (put back above) is what the replica holds for the shape.
         for chunk in requests:
+            if chunk.left < chunk.low:
+                ahead = True
             chunk.left -= size
             chunk.taken += size
             chunk.used_at = stamp
+        for chunk in token_chunks:
             if chunk.left < chunk.low:
                 ahead = True
-        for chunk in token_chunks:
             chunk.left -= lot_tokens
             chunk.taken += lot_tokens
             chunk.used_at = stamp
+        for chunk in cost_chunks:
             if chunk.left < chunk.low:
                 ahead = True
-        for chunk in cost_chunks:
             chunk.left -= lot_nusd
             chunk.taken += lot_nusd
             chunk.used_at = stamp
-            if chunk.left < chunk.low:
-                ahead = True
         # This request is the lot's first (the headers count what it admitted: carved
         # less what it holds).
         shape.lot_requests = size - 1
@@ -535,13 +537,13 @@ class Admission:
                 )
                 self._learn_shares(rate, chunked)
                 if chunked.allowed:
-                    self._grant(rate, budgets, keys, extras, chunked.rate_used, minute)
+                    used = self._grant(rate, budgets, keys, extras, chunked.rate_used, minute)
                     return Decision(
                         True,
                         rate,
                         budgets,
                         minute,
-                        rate_used=chunked.rate_used,
+                        rate_used=used,
                         rate_limits=chunked.rate_limits,
                     )
                 self._learn_refusal(chunked)
@@ -554,7 +556,9 @@ class Admission:
         decision = await self.remote(rate, budgets, now)
         self._learn_shares(rate, decision)
         if decision.allowed:
-            self._grant(rate, budgets, keys, [0] * len(keys), decision.rate_used, minute)
+            decision.rate_used = self._grant(
+                rate, budgets, keys, [0] * len(keys), decision.rate_used, minute
+            )
             return decision
         self._learn_refusal(decision)
         # A concurrent refill may have filled this replica's chunks meanwhile: what it
@@ -634,12 +638,15 @@ class Admission:
         rate_used: list[float],
         minute: int,
         own: bool = True,
-    ) -> None:
+    ) -> list[float]:
         """Record a successful reply: the rooms it revealed and the chunks it reserved.
         ``own``: the items' amounts include a request's own (else they are the chunks
-        alone: a top-up ahead)."""
+        alone: a top-up ahead). Returns each rate counter's use before the request for
+        its headers: the reply's less what this replica holds unused (the reply counts
+        it as used; the replica may still admit it)."""
         stamp = time.monotonic()
         n = len(rate)
+        used: list[float] = []
         for i, extra in enumerate(extras):
             key = keys[i]
             held = self.chunks.get(key)
@@ -651,6 +658,7 @@ class Admission:
                 self._used[key] = (before + amount + extra, stamp)
                 if held is not None and held.limit == limit:
                     before -= max(0, held.left)
+                used.append(before)
                 chunk_minute = minute
             else:
                 limit = budgets[i - n].limit_nusd
@@ -672,6 +680,7 @@ class Admission:
                 )
                 self.generation += 1
         self._arm()
+        return used
 
     def held(self, key: str) -> int:
         """Units of a counter this replica holds unused (reserved in Redis, not admitted)."""

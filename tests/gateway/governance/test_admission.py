@@ -742,11 +742,12 @@ def test_rate_headers_from_lots_count_every_request_exactly(redis_server: Any) -
         )
         plan = CheckPlan.build(Caller("w", "w", "p"), levels, (1e-6, 2e-6), False)
         await _in_one_minute(10)
-        now = time.time()
         seen = []
         for i in range(600):
             tokens = 200 + i % 7
-            result = _admit(state, plan, tokens, 1_000, now)
+            # Each request at its own time: a lot's chunks are in use while it admits
+            # (a chunk returned as idle would reach Redis after the next reply's count).
+            result = _admit(state, plan, tokens, 1_000, time.time())
             decision = result if not asyncio.iscoroutine(result) else await result
             assert decision.allowed
             headers = dict(plan.rate_headers(tokens, decision))
@@ -772,3 +773,35 @@ def test_rate_headers_from_lots_count_every_request_exactly(redis_server: Any) -
     for i, (tokens, requests_left, tokens_left) in enumerate(seen):
         used += tokens
         assert (requests_left, tokens_left) == (50_000 - (i + 1), 10**8 - used), i
+
+
+def test_a_refills_use_for_the_headers_leaves_out_what_the_replica_holds(
+    redis_server: Any,
+) -> None:
+    """A request the chunks cannot hold makes a refill while they still hold units: the
+    script's reply counts those as used, but this replica may still admit them, so the
+    request's ``rate_used`` (its ``x-ratelimit-remaining-*``) leaves them out: the use
+    before it is what was admitted."""
+
+    async def main() -> list[float]:
+        (state,) = replicas(redis_server, 1)
+        now = time.time()
+        small = RateItem("key:h", "tpm", 10**9, 100)
+        used = []
+        for _ in range(3):  # the exact path, a refill granting a chunk, then the chunk
+            decision = await state.reserve((small,), (), now)
+            assert decision.allowed
+            used += decision.rate_used
+        assert (
+            state.admission is not None
+            and state.admission.held(state.prefix + rate_key(small, int(now // WINDOW_S)))
+            == 128 * 100 - 100
+        )  # a chunk of 128 requests' worth, one admitted from it
+        large = RateItem("key:h", "tpm", 10**9, 20_000)  # more than the chunk holds
+        decision = await state.reserve((large,), (), now)
+        assert decision.allowed
+        used += decision.rate_used
+        await state.close()
+        return used
+
+    assert run_async(main()) == [0.0, 100.0, 200.0, 300.0]

@@ -202,7 +202,11 @@ def test_a_known_keys_hmac_is_computed_once_and_changes_still_apply(
             return keyed.copy()
 
     registry._keyed = Counting()  # type: ignore[assignment]
+    lookups: list[str] = []
+    original = store.by_hash
+    store.by_hash = lambda h: lookups.append(h) or original(h)  # type: ignore[method-assign]
     key_id, key = new_key()
+    key += "-x"  # a secret with a "-" in it (URL-safe base64 has them): the id has none
     record = KeyRecord(key_id, hash_key(b"secret", key), "t", "p")
     store.insert(record)
     registry._put(record)
@@ -214,10 +218,12 @@ def test_a_known_keys_hmac_is_computed_once_and_changes_still_apply(
         assert macs[0] == 1  # the first request's HMAC, then the digest's memory
         # Remembered by a 32-byte digest, mapped to the stored form: never the key itself.
         assert registry._hashes == {blake2b(key.encode(), digest_size=32).digest(): record.key_hash}
-        # Rotated: the record now holds another secret's hash; the old secret is refused.
+        # Rotated: the record now holds another secret's hash; the old secret is refused,
+        # as a known id's wrong secret: without asking the database.
         _, rotated = new_key()
         registry._put(KeyRecord(key_id, hash_key(b"secret", rotated), "t", "p"))
         assert await registry.authenticate(key) is None
+        assert lookups == []
         found = await registry.authenticate(rotated)
         assert found is not None and found.id == key_id
         # Revoked: the record says so (the caller refuses it: KeyRecord.usable).
