@@ -394,7 +394,7 @@ def insert_events(db: Database, events: list[dict[str, Any]]) -> None:
     batch = RowBatch(db)
     for data in events:
         batch.add(data)
-    insert_rows(db, batch.rows, batch.copy_text)
+    insert_rows(db, batch.rows, batch.copy_text, batch.events)
 
 
 def store_unbuffered(db: Database, payloads: Sequence[bytes]) -> int:
@@ -409,7 +409,7 @@ def store_unbuffered(db: Database, payloads: Sequence[bytes]) -> int:
             batch.add_payload(payload)
         except ValueError as exc:
             log.error("dropped an unreadable audit event at shutdown (%s): %r", exc, payload[:200])
-    insert_rows(db, batch.rows, batch.copy_text)
+    insert_rows(db, batch.rows, batch.copy_text, batch.events)
     return len(batch.rows)
 
 
@@ -520,10 +520,12 @@ class _Rows(Sequence[tuple[Any, ...]]):
     row by row, SQLite): the common ``COPY`` of the lines never parses them, nor splits
     a block of several (:meth:`RowBatch.add_block`)."""
 
-    def __init__(self, rows: Sequence[Any]) -> None:
+    def __init__(self, rows: Sequence[Any], count: int | None = None) -> None:
         self._rows = rows
         self._lines: list[Any] | None = None  # with each block split into its lines
-        self._count = -1
+        # The rows, when the caller knows them (RowBatch.events): else each block's
+        # newlines are counted (a scan of every byte of the batch).
+        self._count = -1 if count is None else count
 
     def __len__(self) -> int:
         if self._count < 0:
@@ -559,16 +561,18 @@ def insert_rows(
     db: Database,
     rows: Sequence[tuple[Any, ...] | bytes] | Sequence[Sequence[Any]],
     copy_text: CopyText | None = None,
+    count: int | None = None,
 ) -> None:
     """:func:`insert_events` of rows already built (blocking); ``copy_text``: the same rows
     in ``COPY`` text form (:class:`RowBatch`). A row may be a buffered ``COPY`` line
     (:meth:`RowBatch.add_line`): read back only where the rows themselves are stored.
+    ``count``: how many rows that is, when known (:attr:`RowBatch.events`).
 
     An event whose value the database refuses (:class:`RejectedData`: a number beyond
     its column's range) would fail its batch on every retry and stop the drain: the
     batch is then stored event by event, and an event refused on its own is stored in
     the form :func:`_refused` gives (nothing lost, the drain goes on) and logged."""
-    parsed = _Rows(rows)
+    parsed = _Rows(rows, count)
     try:
         db.append_new("audit_events", COLUMNS, KEY, parsed, copy_text)
         return
@@ -585,11 +589,12 @@ async def store_rows(
     appender: AsyncAppender,
     rows: Sequence[tuple[Any, ...] | bytes] | Sequence[Sequence[Any]],
     copy_text: CopyText | None = None,
+    count: int | None = None,
 ) -> None:
     """:func:`insert_rows` on the event loop, through the audit drain's own asyncio
     connection (PostgreSQL): the same one ``COPY``, and the same event-by-event
     storing when the database refuses a value."""
-    parsed = _Rows(rows)
+    parsed = _Rows(rows, count)
     try:
         await appender.append_new("audit_events", COLUMNS, KEY, parsed, copy_text)
         return
@@ -804,9 +809,9 @@ class AuditDrainer:
             return 0, 0
         batch = await self._build(entries)
         if self.appender is not None:
-            await store_rows(self.appender, batch.rows, batch.copy_text)
+            await store_rows(self.appender, batch.rows, batch.copy_text, batch.events)
         else:
-            await asyncio.to_thread(insert_rows, self.db, batch.rows, batch.copy_text)
+            await asyncio.to_thread(insert_rows, self.db, batch.rows, batch.copy_text, batch.events)
         await self.state.ack([entry.id for entry in entries])
         self.written += batch.events
         return len(entries), sum(entry.events for entry in entries)

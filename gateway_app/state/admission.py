@@ -112,6 +112,24 @@ def _groups(
     return by_kind[REQUEST], by_kind[TOKENS], by_kind[NUSD], indices
 
 
+def _scan(indices: list[int], chunks: list[Chunk]) -> tuple[float, tuple[int, float, int] | None]:
+    """The least any of one kind's ``chunks`` holds (infinity: none), and the tightest of
+    them (the least room: limit less use) as (its index in the rate items, room, limit):
+    every counter of a kind takes the same amount per request, so it stays the tightest
+    while a lot lasts (the headers)."""
+    least = math.inf
+    tightest: tuple[int, float, int] | None = None
+    room = math.inf
+    for i, chunk in zip(indices, chunks, strict=True):
+        if chunk.left < least:
+            least = chunk.left
+        free = chunk.limit - chunk.base - chunk.taken
+        if free < room:
+            room = free
+            tightest = (i, free, chunk.limit)
+    return least, tightest
+
+
 def _with_amounts(
     rate: tuple[RateItem, ...], budgets: tuple[BudgetItem, ...], amounts: list[int]
 ) -> tuple[tuple[RateItem, ...], tuple[BudgetItem, ...]]:
@@ -262,35 +280,16 @@ class Admission:
         # The chunks by kind (set with ``shape.chunks``): one loop per amount.
         requests, token_chunks, cost_chunks, indices = groups = shape.groups
         # How many requests like this one every chunk holds (at most 4 x LOT_MAX), and
-        # each kind's tightest rate counter before the lot (its room: limit less use) for
-        # the headers: every counter of a kind takes the same amount per request, so it
-        # stays the tightest while the lot lasts.
-        fit = 4 * LOT_MAX
-        best = limit = 0
-        room = math.inf
-        rooms: list[tuple[int, float, int] | None] = [None, None]
-        for i, chunk in zip(indices[0], requests, strict=True):
-            if chunk.left < fit:
-                fit = chunk.left
-            free = chunk.limit - chunk.base - chunk.taken
-            if free < room:
-                room, best, limit = free, i, chunk.limit
-        if requests:
-            rooms[0] = (best, room, limit)
-            room = math.inf
-        least_tokens = least_nusd = math.inf  # the least any TPM (budget) chunk holds
-        for i, chunk in zip(indices[1], token_chunks, strict=True):
-            if chunk.left < least_tokens:
-                least_tokens = chunk.left
-            free = chunk.limit - chunk.base - chunk.taken
-            if free < room:
-                room, best, limit = free, i, chunk.limit
+        # each kind's tightest rate counter before the lot, for the headers.
+        least_requests, tightest_requests = _scan(indices[0], requests)
+        least_tokens, tightest_tokens = _scan(indices[1], token_chunks)
+        fit = min(4 * LOT_MAX, least_requests)
         if token_chunks:
-            rooms[1] = (best, room, limit)
             if least_tokens <= 0:
                 return None
             if tokens > 0 and least_tokens // tokens < fit:
-                fit = int(least_tokens // tokens)
+                fit = least_tokens // tokens
+        least_nusd = math.inf  # the least any budget chunk holds
         for chunk in cost_chunks:
             if chunk.left < least_nusd:
                 least_nusd = chunk.left
@@ -301,6 +300,7 @@ class Admission:
                 fit = int(least_nusd // nusd)
         if fit < 1:
             return None
+        fit = int(fit)
         # Half the requests like this one the chunks hold, at most LOT_MAX; its tokens
         # and cost up to twice this one's per request, within half what the chunks hold:
         # the next requests' prompts differ (a larger one would need a new lot).
@@ -340,7 +340,7 @@ class Admission:
         shape.carved_requests, shape.carved_tokens = size, lot_tokens
         shape.lot_groups = groups
         shape.lot_at = now
-        shape.rooms = (rooms[0], rooms[1])
+        shape.rooms = (tightest_requests, tightest_tokens)
         self._lots.add(shape)
         self.lots += 1
         self.local += 1

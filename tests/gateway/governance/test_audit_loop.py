@@ -415,9 +415,9 @@ def test_a_write_holds_at_most_audit_batch_events_or_one_entry(redis_server: Any
     writes: list[int] = []
     real_insert = audit.insert_rows
 
-    def recorded(db: Database, rows: Any, copy_text: Any = None) -> None:
+    def recorded(db: Database, rows: Any, copy_text: Any = None, count: Any = None) -> None:
         writes.append(len(rows))
-        real_insert(db, rows, copy_text)
+        real_insert(db, rows, copy_text, count)
 
     async def main() -> list[int]:
         state = RedisGovernanceState.from_url(
