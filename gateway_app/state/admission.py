@@ -289,18 +289,15 @@ class Admission:
                 return None
             if tokens > 0 and least_tokens // tokens < fit:
                 fit = least_tokens // tokens
-        least_nusd = math.inf  # the least any budget chunk holds
-        for chunk in cost_chunks:
-            if chunk.left < least_nusd:
-                least_nusd = chunk.left
+        least_nusd = min((chunk.left for chunk in cost_chunks), default=math.inf)
         if cost_chunks:
             if least_nusd <= 0:
                 return None
             if nusd > 0 and least_nusd // nusd < fit:
-                fit = int(least_nusd // nusd)
+                fit = least_nusd // nusd
         if fit < 1:
             return None
-        fit = int(fit)
+        fit = int(fit)  # (an int already, unless no chunk of any kind bounded it)
         # Half the requests like this one the chunks hold, at most LOT_MAX; its tokens
         # and cost up to twice this one's per request, within half what the chunks hold:
         # the next requests' prompts differ (a larger one would need a new lot).

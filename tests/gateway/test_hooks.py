@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import orjson
@@ -272,27 +273,36 @@ def test_plain_hook_methods_are_awaited_or_skipped_and_a_failing_one_stops_no_ot
     gateway: Any, fake_openai: FakeUpstream
 ) -> None:
     """``before`` may return a coroutine and ``after`` None: the chain awaits the one and
-    skips the other. An ``after`` that raises before returning anything is that hook's
-    failure alone: the hooks entered before it still settle."""
+    skips the other, and so does the tracing wrapper around a hook (``TimedHook``, as
+    the gateway wraps governance's limits when tracing is on). An ``after`` that raises
+    before returning anything is that hook's failure alone: the hooks entered before it
+    still settle."""
+    from gateway_app.observability.tracing import TimedHook
+    from tests.gateway.conftest import logged
+
     log: list[Any] = []
     hooks = [
         Recorder("outer", log),
-        Plain("plain", log),
         Plain("failing", log, fail_after=True),
+        TimedHook(Plain("plain", log), "aigw.limits"),
         Recorder("inner", log),
     ]
     models = {"m": {"deployments": [{"provider": "openai", "model": "x"}]}}
-    with gateway(models, hooks=hooks) as gw:
+    with logged("gateway_app", logging.ERROR) as errors, gateway(models, hooks=hooks) as gw:
         gw.client().chat.completions.create(model="m", messages=USER)
         assert fake_openai.wait_for(lambda: len(log) == 8)
     assert [e[:2] for e in log] == [
         ("before", "outer"),
-        ("before", "plain"),
         ("before", "failing"),
+        ("before", "plain"),
         ("before", "inner"),
         ("after", "inner"),
-        ("after", "failing"),
         ("after", "plain"),
+        ("after", "failing"),
         ("after", "outer"),
     ]
-    assert log[5][2:] == (200, "state of failing") and log[6][2:] == (200, "state of plain")
+    assert log[5][2:] == (200, "state of plain") and log[6][2:] == (200, "state of failing")
+    # The only failure is the failing hook's own (the wrapped plain one's None was skipped,
+    # not awaited: that would have failed first, the chain settling last entered first).
+    failures = [r.exc_info[1] for r in errors if r.exc_info]
+    assert [str(exc) for exc in failures] == ["a bug in a plain after"]
