@@ -204,7 +204,7 @@ class _Cycle:
                 self.end_delivered = True
                 return {"type": "http.request", "body": b"", "more_body": False}
             # Waiting for more body, or (body delivered) for the end of the exchange.
-            waiter = self.waiter = asyncio.get_running_loop().create_future()
+            waiter = self.waiter = protocol.loop.create_future()
             try:
                 await waiter
             finally:
@@ -221,10 +221,12 @@ class _Cycle:
             self.response_started = True
             head = [_status_line(message["status"])]
             chunked = True
+            # (One join of every part below: a header's three concatenations and its name's
+            # lower() cost ~55 ns more, ~0.5 µs a governed response's ten headers.)
             for name, value in message.get("headers", ()):
-                if name == b"content-length" or name.lower() == b"content-length":
+                if len(name) == 14 and name.lower() == b"content-length":
                     chunked = False
-                head.append(name + b": " + value + b"\r\n")
+                head += (name, b": ", value, b"\r\n")
             if chunked:
                 head.append(_CHUNKED)
             # An answer before the whole request body arrived (a 413) closes the connection.
@@ -282,6 +284,8 @@ class _HttpProtocol(asyncio.Protocol):
         self.read_paused = False
         self.write_paused: asyncio.Future[None] | None = None
         self.idle_since: float | None = None  # loop time the connection went idle
+        # (Held: asyncio.get_running_loop() is a getpid() system call on Python 3.11,
+        # ~0.18 µs, and a request needs the loop several times.)
         self.loop = asyncio.get_running_loop()
         self.limits = state.limits
         # The head (request line + headers) being read: its bytes so far, and whether
@@ -376,7 +380,7 @@ class _HttpProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self.write_paused is None:
-            self.write_paused = asyncio.get_running_loop().create_future()
+            self.write_paused = self.loop.create_future()
 
     def resume_writing(self) -> None:
         if self.write_paused is not None:
@@ -536,7 +540,7 @@ class _HttpProtocol(asyncio.Protocol):
         self.active = cycle
         self.pending_head = None
         self.chunked = False
-        task = asyncio.get_running_loop().create_task(self._run(cycle))
+        task = self.loop.create_task(self._run(cycle))
         self.state.tasks.add(task)
         task.add_done_callback(self.state.tasks.discard)
 

@@ -295,6 +295,7 @@ class _Connection(asyncio.Protocol):
         "headers",
         "keep_alive",
         "key",
+        "loop",
         "parser",
         "received",
         "registry",
@@ -308,6 +309,9 @@ class _Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.key = key
         self.registry = registry  # the client's open connections (closed at shutdown)
+        # (Made by the loop's create_connection, used on it only: held, since
+        # asyncio.get_running_loop() is a getpid() system call on Python 3.11.)
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
@@ -402,7 +406,7 @@ class _Connection(asyncio.Protocol):
         """One timer for a whole wait phase (not one per wake-up): ``wait`` fails past it."""
         self.disarm()
         self.timed_out = False
-        self.timer = asyncio.get_running_loop().call_at(deadline, self._on_deadline)
+        self.timer = self.loop.call_at(deadline, self._on_deadline)
 
     def disarm(self) -> None:
         if self.timer is not None:
@@ -420,7 +424,7 @@ class _Connection(asyncio.Protocol):
         """Until the parser made progress or the connection ended (or the armed deadline)."""
         if self.timed_out:
             raise TimeoutError
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter = self.loop.create_future()
         try:
             await waiter
         finally:

@@ -170,9 +170,11 @@ class RedisCircuitBreakerStore:
         )
 
     def _wake(self) -> None:
+        # (Twice a request: a live ticker costs two checks. asyncio.get_running_loop() is a
+        # getpid() system call on Python 3.11, ~0.18 µs: only to start a ticker. One left
+        # on a loop since closed, as each asyncio.run() closes its own, is replaced.)
         ticker = self._ticker
-        loop = asyncio.get_running_loop()
-        if ticker is None or ticker.done() or ticker.get_loop() is not loop:
+        if ticker is None or ticker.done() or ticker.get_loop().is_closed():
             self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
 
     async def acquire(self, key: str) -> bool:

@@ -118,3 +118,41 @@ def test_background_refresh_sees_another_replica_open_the_circuit(
         await tripper.close()
 
     run_async(main())
+
+
+def test_successes_counted_after_a_loop_closed_are_sent_by_a_ticker_on_the_new_one(
+    redis_url: str,  # noqa: F811
+) -> None:
+    """The background pass that sends counted successes runs on the loop in use: one left
+    pending on a loop since closed (each ``asyncio.run`` closes its own) is replaced, where
+    a live one is only checked (no ``get_running_loop``, a system call, per request)."""
+    prefix = f"test:{time.monotonic_ns()}:"
+    now = [9000.5]
+    breakers = store(redis_url, prefix, now, refresh_s=60, flush_s=0.05)
+
+    async def first() -> asyncio.Task[None] | None:
+        assert await breakers.acquire("d")
+        await breakers.record("d", True)
+        return breakers._ticker
+
+    ticker = run_async(first())
+    assert ticker is not None and not ticker.done() and ticker.get_loop().is_closed()
+
+    async def second() -> dict[bytes, bytes]:
+        await breakers.client.aclose()  # (its connection belonged to the closed loop)
+        breakers.client = CountingClient.from_url(redis_url)
+        breakers._record = breakers.client.script(breakers._record.source)
+        breakers._acquire = breakers.client.script(breakers._acquire.source)
+        for _ in range(4):
+            assert await breakers.acquire("d")
+            await breakers.record("d", True)
+        assert breakers._ticker is not ticker
+        assert breakers._ticker is not None
+        assert breakers._ticker.get_loop() is asyncio.get_running_loop()
+        await asyncio.sleep(0.4)  # a few passes of 0.05 s
+        window = await breakers.client.execute("HGETALL", prefix + "d:w")
+        await breakers.close()
+        return dict(zip(window[::2], window[1::2], strict=True))
+
+    # The success of the first loop's call and the four of the second: all sent.
+    assert run_async(second()) == {b"9000:c": b"5"}

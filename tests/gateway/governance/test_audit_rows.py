@@ -80,6 +80,43 @@ def _line_and_row(i: int, value: str) -> tuple[bytes, tuple[Any, ...]]:
     return line, audit.row(orjson.loads(orjson.dumps(event)))
 
 
+@pytest.mark.parametrize(
+    ("latency_ms", "written"),
+    [
+        (0.0, "0.000"),
+        (0.0004, "0.000"),
+        (0.0006, "0.001"),
+        (1.234, "1.234"),
+        (12.3456, "12.346"),
+        (999.9996, "1000.000"),
+        (3_600_000.25, "3600000.250"),
+        (-3.5, "-3.500"),  # (no clock here goes back; written as it is all the same)
+    ],
+)
+def test_a_lines_time_and_latency_are_fixed_point_to_the_microsecond(
+    monkeypatch: pytest.MonkeyPatch, latency_ms: float, written: str
+) -> None:
+    """The line's ``ts`` (seconds) and ``latency_ms`` in fixed notation, six and three
+    decimals, built from integer microseconds rather than formatted as floats: the
+    digits of each group of three, a leading zero kept, a carry into the whole part."""
+    fields = _fields(0, "v")
+    fields["latency_ms"] = latency_ms
+    for now, ts in [
+        (1_796_630_400.000_001, "1796630400.000001"),
+        (1_796_630_400.012_345, "1796630400.012345"),
+        (1_796_630_400.999_999_7, "1796630401.000000"),
+        (1_796_630_459.5, "1796630459.500000"),
+    ]:
+        monkeypatch.setattr(audit.time, "time", lambda now=now: now)
+        parts = audit.request_line(*fields.values()).decode().split("\t")
+        assert parts[audit.COLUMNS.index("ts")] == ts
+        assert parts[audit.COLUMNS.index("latency_ms")] == written
+        line = audit.request_line(*fields.values())
+        values = dict(zip(audit.COLUMNS, audit.parse_line(line), strict=True))
+        assert values["ts"] == pytest.approx(now, abs=1e-6)
+        assert values["latency_ms"] == pytest.approx(latency_ms, abs=0.0005 + 1e-9)
+
+
 @pytest.fixture(params=["postgres", "sqlite"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "sqlite":

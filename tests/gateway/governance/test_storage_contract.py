@@ -497,7 +497,10 @@ def test_a_reports_connection_cancels_a_query_past_its_limit_and_stays_usable(
     with pytest.raises(QueryTimedOut) as cancelled:
         reports.fetch(slow)
     took = time.monotonic() - started
-    assert 0.3 <= took < 3.0, took
+    # Uncancelled, the count takes ~37 s on PostgreSQL here (10 million rows in 1.25 s) and
+    # minutes on SQLite: 10 s tells a cancelled query from one that ran, with room for a
+    # slow machine's connection and cancellation (3.07 s once under a parallel suite).
+    assert 0.3 <= took < 10.0, took
     assert cancelled.value.timeout_s == 0.3
     assert "0.3 s" in str(cancelled.value)
     # The same connection answers the next query (PostgreSQL: the transaction the limit
