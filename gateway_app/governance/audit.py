@@ -29,6 +29,7 @@ import os
 import re
 import secrets
 import time
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -301,6 +302,13 @@ def request_line(
     ).encode()
 
 
+LAYOUT = b"copy-%08x" % zlib.crc32("\t".join(COLUMNS).encode())
+"""The layout of :func:`request_line`'s lines (its columns, in order): a buffer entry the
+writer marked with it (:attr:`~gateway_app.state.governance.AuditEntry.layout`) holds such
+lines only, and a drainer with the same layout appends it whole, unchecked
+(:meth:`RowBatch.add_lines`). Another release's columns make another mark: its entries are
+checked (:meth:`RowBatch.add_block`)."""
+
 _INTEGERS = frozenset(COLUMNS.index(c) for c in ("status", "prompt_tokens", "completion_tokens"))
 _FLOATS = frozenset(COLUMNS.index(c) for c in ("ts", "cost_usd", "latency_ms"))
 _ESCAPED = re.compile(r"\\(.)")
@@ -464,6 +472,15 @@ class RowBatch:
         self.events += 1
         if self.copy_text is not None:
             self.copy_text.data += line
+
+    def add_lines(self, block: bytes, events: int) -> None:
+        """Add a buffer entry's ``events`` ``COPY`` lines whole, unchecked: an entry its
+        writer marked with :data:`LAYOUT` (:meth:`add_block` scans each byte of a block
+        three times, ~0.9 µs an event)."""
+        self.rows.append(block)
+        self.events += events
+        if self.copy_text is not None:
+            self.copy_text.data += block
 
     def add_block(self, block: bytes, events: int) -> bool:
         """Add a buffer entry's ``events`` events (:class:`AuditEntry`) whole, if its block
@@ -843,6 +860,9 @@ class AuditDrainer:
         started, taken = clock(), 0
         self.slices += 1
         for entry in entries:
+            if entry.layout == LAYOUT:
+                batch.add_lines(entry.block, entry.events)  # marked by its writer
+                continue
             if batch.add_block(entry.block, entry.events):
                 continue  # lines only: one append, nothing to format
             for payload in entry_events(entry):  # JSON objects (or a bad count)

@@ -212,6 +212,8 @@ class Governance:
         self._request_event = (
             audit.request_line if db.kind == "postgres" else audit.request_event_json
         )
+        if db.kind == "postgres":
+            state.mark_lines(audit.LAYOUT)
         self._deployments: dict[str, tuple[DeploymentConfig, str]] = {}
         for model in config.models.values():
             for deployment in model.deployments:

@@ -187,6 +187,10 @@ class AuditEntry(NamedTuple):
     id: str
     events: int
     block: bytes
+    # The writer's mark: every event of ``block`` is a ``COPY`` line of this layout
+    # (:data:`~gateway_app.governance.audit.LAYOUT`), one newline each, none a JSON
+    # object; b"": unmarked (a drainer checks the block before appending it whole).
+    layout: bytes = b""
 
 
 class GovernanceState(Protocol):
@@ -229,6 +233,14 @@ class GovernanceState(Protocol):
 
         Returns the audit events it could not write to the shared buffer in time (the
         store unreachable), forgotten here: the caller stores them another way."""
+        ...
+
+    def mark_lines(self, layout: bytes) -> None:
+        """Every request event :meth:`settle` gets is a ``COPY`` line of ``layout``
+        (:data:`~gateway_app.governance.audit.LAYOUT`; PostgreSQL deployments): a buffer
+        read by other processes marks its entries of such lines only with it
+        (:attr:`AuditEntry.layout`), so a drainer that knows the layout appends them
+        without scanning them. A buffer read by this process alone ignores it."""
         ...
 
     def invalidate(self) -> None:
@@ -393,6 +405,9 @@ class InProcessGovernanceState:
 
     async def flush(self) -> list[bytes]:
         return []  # settle writes at once
+
+    def mark_lines(self, layout: bytes) -> None:
+        pass  # (this process alone reads its buffer)
 
     def invalidate(self) -> None:
         return None  # no headroom is held: every reservation is exact

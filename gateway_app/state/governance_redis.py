@@ -292,6 +292,12 @@ class SettleBatcher:
         self._beat: asyncio.TimerHandle | None = None
         self._beat_due = False
         self._first_at = 0.0  # (wall clock) when the oldest event waiting here was queued
+        # Set by :meth:`RedisGovernanceState.mark_lines`: the layout of the COPY lines
+        # the events are when none is a JSON object (``_objects``: one may be among those
+        # waiting); the entries of such a flush carry it (``l``), so a drainer that knows
+        # the layout appends them whole, without scanning them (:meth:`RowBatch.add_lines`).
+        self.layout: bytes | None = None
+        self._objects = False
         self._beaten_at = 0.0  # (monotonic) when a flush last recorded the floor
         # Redis' memory (``memory_below``): while full, audit events stay here.
         self.memory_below = memory_below if memory_below is not None and memory_below < 1 else None
@@ -328,6 +334,8 @@ class SettleBatcher:
         else:
             if not self._events:
                 self._first_at = time.time()
+            if event[:1] == b"{":
+                self._objects = True
             self._events.append(event)
         self._schedule()
 
@@ -353,6 +361,8 @@ class SettleBatcher:
         if len(self._events) + self._inflight < self.max_held:
             if not self._events:
                 self._first_at = time.time()
+            if event[:1] == b"{":
+                self._objects = True
             self._events.append(event)
             self._schedule()
         else:
@@ -440,6 +450,12 @@ class SettleBatcher:
             events: list[bytes] = []  # they wait here for room (see the class docstring)
         else:
             events, self._events = self._events[: self.max_batch], self._events[self.max_batch :]
+        # (A JSON object among the events taken, or left: both flagged, the left until
+        # a flush takes the last of them.)
+        objects = self._objects
+        if not self._events:
+            self._objects = False
+        layout = None if objects else self.layout
         first_at = self._first_at
         taken_at = time.time()
         self._spread()
@@ -457,9 +473,16 @@ class SettleBatcher:
                 step = self.max_entry
                 for at in range(0, len(events), step):
                     part = events[at : at + step]
-                    commands.append(
-                        ("XADD", self.stream, "*", "n", len(part), "b", entry_block(part))
-                    )
+                    if layout is None:
+                        block = entry_block(part)
+                        commands.append(("XADD", self.stream, "*", "n", len(part), "b", block))
+                    else:
+                        # COPY lines only, each ending in its one newline (request_line):
+                        # joined as they are, unscanned, and marked with their layout.
+                        block = b"".join(part)
+                        commands.append(
+                            ("XADD", self.stream, "*", "n", len(part), "b", block, "l", layout)
+                        )
                 commands.append(("INCRBY", self.depth_key, len(events)))
             if self.beat_key is not None:
                 # Once this applies, every event queued before ``taken_at`` is in Redis,
@@ -485,6 +508,7 @@ class SettleBatcher:
             if events:
                 self._first_at = first_at  # the oldest held is the batch's again
             self._events[:0] = events
+            self._objects = self._objects or objects
             for key, delta in deltas.items():
                 self._deltas[key] = self._deltas.get(key, 0) + delta
             self._failures += 1
@@ -816,6 +840,9 @@ class RedisGovernanceState:
                 deltas.append((self.prefix + budget_key(budget), cost_delta_nusd))
         self.batcher.add(deltas, event)
 
+    def mark_lines(self, layout: bytes) -> None:
+        self.batcher.layout = layout
+
     async def flush(self) -> list[bytes]:
         if self.admission is not None:
             await self.admission.quiesce()  # no top-up lands after the release
@@ -986,12 +1013,20 @@ class RedisGovernanceState:
         for entry_id, fields in entries:
             if not fields:
                 continue
-            if fields[0] == b"n" and len(fields) == 4:  # ours: n, then b
+            # Ours: n, b, and (COPY lines of one layout, marked by the writer) l.
+            if len(fields) == 4 and fields[0] == b"n":
                 read.append(AuditEntry(entry_id.decode(), int(fields[1]), fields[3]))
+                continue
+            if len(fields) == 6 and fields[0] == b"n" and fields[4] == b"l":
+                read.append(AuditEntry(entry_id.decode(), int(fields[1]), fields[3], fields[5]))
                 continue
             named = dict(zip(fields[::2], fields[1::2], strict=False))
             if b"b" in named and b"n" in named:
-                read.append(AuditEntry(entry_id.decode(), int(named[b"n"]), named[b"b"]))
+                read.append(
+                    AuditEntry(
+                        entry_id.decode(), int(named[b"n"]), named[b"b"], named.get(b"l", b"")
+                    )
+                )
             elif b"e" in named:  # one event, as the release before wrote it
                 read.append(AuditEntry(entry_id.decode(), 1, named[b"e"]))
             else:

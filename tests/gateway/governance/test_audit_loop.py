@@ -484,3 +484,119 @@ def test_a_pass_stopped_at_the_bound_is_followed_at_once_not_after_the_interval(
     assert run_async(main()) == len(events)
     assert database.fetch("SELECT COUNT(*) AS n FROM audit_events")[0]["n"] == len(events)
     database.close()
+
+
+def test_a_writers_entries_of_copy_lines_are_marked_and_appended_unscanned(
+    redis_server: Any, postgres_server: Any
+) -> None:
+    """On PostgreSQL a replica's flush of request lines only marks its entry with the lines'
+    layout (``l``), and the drainer appends a marked entry whole (``RowBatch.add_lines``):
+    no scan of its bytes. A flush with a JSON object among its events, and an entry
+    marked with another release's layout, are unmarked or not trusted: checked
+    (``add_block``), the JSON object stored from its own fields. Every event is stored
+    once, awkward values intact."""
+    from gateway_app.state.governance_redis import RedisGovernanceState
+
+    prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
+    database = Database(postgres_server.new_database("marked"))
+    database.migrate()
+    awkward = "tab\there, newline\nthere, backslash \\ and NUL \x00"
+
+    def line(i: int) -> bytes:
+        return audit.request_line(
+            f"req-{i}", "key_1", "team-a", None, awkward, "m", "d", "openai", 200, 9, 3,
+            3.15e-06, 1.234, None, None, "reported", {"note": "a\tb"} if i % 7 == 0 else None,
+        )  # fmt: skip
+
+    admin = orjson.dumps(audit.event("admin", actor="admin", action="key.create"))
+    added, checked = [], []
+    real_lines, real_block = audit.RowBatch.add_lines, audit.RowBatch.add_block
+
+    def add_lines(batch: Any, block: bytes, events: int) -> None:
+        added.append(events)
+        real_lines(batch, block, events)
+
+    def add_block(batch: Any, block: bytes, events: int) -> bool:
+        checked.append(events)
+        return real_block(batch, block, events)
+
+    async def main() -> list[list[bytes]]:
+        state = RedisGovernanceState.from_url(
+            redis_server.url, prefix=prefix, flush_interval_s=3600, flush_items=10**6
+        )
+        state.mark_lines(audit.LAYOUT)
+        for events in ([line(i) for i in range(30)], [line(30), admin, line(31)], [line(32)]):
+            for event in events:
+                await state.settle(None, 0, 0, event)
+            await state.batcher.drain()
+        # An entry of lines marked by a release whose columns differ: not trusted.
+        foreign = line(33) + line(34)
+        await state.client.xadd(state.stream, {"n": 2, "b": foreign, "l": b"copy-00000000"})
+        await state.client.incrby(state.depth_key, 2)
+        entries = await state.client.xrange(state.stream)
+        drainer = AuditDrainer(state, database, batch=1000, block_s=0.01)
+        while await drainer.drain_once():
+            pass
+        assert await state.audit_depth() == 0
+        await drainer.close()
+        await state.close()
+        return [sorted(fields) for _, fields in entries]
+
+    audit.RowBatch.add_lines = add_lines  # type: ignore[method-assign]
+    audit.RowBatch.add_block = add_block  # type: ignore[method-assign]
+    try:
+        fields = run_async(main())
+    finally:
+        audit.RowBatch.add_lines = real_lines  # type: ignore[method-assign]
+        audit.RowBatch.add_block = real_block  # type: ignore[method-assign]
+    assert fields == [
+        [b"b", b"l", b"n"],  # 30 lines: marked
+        [b"b", b"n"],  # two lines and a JSON object: unmarked
+        [b"b", b"l", b"n"],  # one line: marked again
+        [b"b", b"l", b"n"],  # another layout's mark
+    ]
+    assert added == [30, 1]  # the marked entries: appended whole, unscanned
+    assert checked == [3, 2]  # the unmarked one and the foreign mark's: checked
+    rows = database.fetch("SELECT request_id, kind, customer, detail FROM audit_events")
+    requests = sorted(r["request_id"] for r in rows if r["kind"] == "request")
+    assert requests == sorted(f"req-{i}" for i in range(35))
+    assert {r["customer"] for r in rows if r["kind"] == "request"} == {
+        awkward.replace("\x00", "\ufffd")
+    }
+    assert [r["kind"] for r in rows].count("admin") == 1
+    database.close()
+
+
+@pytest.mark.parametrize("kind", ["postgres", "sqlite"])
+def test_governance_marks_its_buffers_lines_on_postgresql_only(
+    kind: str, redis_server: Any, postgres_server: Any, tmp_path: Path
+) -> None:
+    """Its request events are ``COPY`` lines on PostgreSQL (``request_line``): the Redis
+    buffer marks its entries of them. On SQLite they are JSON objects: no mark."""
+    from gateway_app.config import parse
+    from gateway_app.governance.service import Governance
+    from gateway_app.state.governance_redis import RedisGovernanceState
+
+    async def main() -> bytes | None:
+        state = RedisGovernanceState.from_url(redis_server.url, prefix=f"{{t{kind}}}:")
+        url = (
+            postgres_server.new_database("wired")
+            if kind == "postgres"
+            else f"sqlite:///{tmp_path / 'gov.sqlite3'}"
+        )
+        db = Database(url)
+        db.migrate()
+        raw = {
+            "providers": {
+                "p": {"type": "openai", "api_key": "k", "base_url": "http://127.0.0.1:9"}
+            },
+            "models": {"m": {"deployments": [{"provider": "p", "model": "gpt-4o-mini"}]}},
+            "governance": {"enabled": True},
+        }
+        Governance(parse(raw), state=state, db=db, admin_key="adm", secret=b"s")
+        layout = state.batcher.layout
+        await state.close()
+        db.close()
+        return layout
+
+    assert run_async(main()) == (audit.LAYOUT if kind == "postgres" else None)
