@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from gateway_app.apis import WireApi
+    from gateway_app.config.prices import Tokens
     from gateway_app.errors import GatewayError
     from gateway_app.providers.base import ChatResult, StreamState
 
@@ -171,6 +172,9 @@ class Exchange:
     # response, which the response store keeps as it keeps an upstream's).
     replayed: dict[str, Any] | None = None
     cost_usd: float | None = None  # governance: settled cost (None: unknown or refused)
+    # Governance: the tokens of the upstream's reported usage, as settled (read once: the
+    # access line takes them from here; None: not settled, or no usage reported).
+    tokens: Tokens | None = None
     rejection: str | None = None  # governance: why it refused ("budget:team", ...)
     spans: list[Span] | None = None  # hooks' timed phases (tracing): see add_span
     # The handler: gateway time before the first byte (upstream excluded), and for

@@ -738,6 +738,7 @@ class Governance:
                 usage, tokens = None, _NO_TOKENS
             if usage:
                 usage_source = "reported"
+                exchange.tokens = tokens
             elif deployment is not None:
                 # The upstream answered but its usage never arrived: a stream cut before
                 # its usage chunk (the client left, the upstream broke) or a provider that

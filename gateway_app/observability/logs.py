@@ -296,9 +296,12 @@ def access_fields(
             # The judge's probability that the two prompts ask the same (it weighed them).
             fields["semantic"]["judge"] = round(semantic.judge, 4)
     if not exchange.served_from_cache:
-        usage = exchange.usage
-        if usage:
-            tokens = Tokens.from_usage(usage)  # OpenAI's usage, or Anthropic's (Messages)
+        tokens = exchange.tokens  # (governance settled them: read once)
+        if tokens is None:
+            usage = exchange.usage
+            # OpenAI's usage, or Anthropic's (Messages)
+            tokens = Tokens.from_usage(usage) if usage else None
+        if tokens is not None:
             fields["prompt_tokens"] = tokens.prompt
             fields["completion_tokens"] = tokens.completion
     if exchange.error is not None:

@@ -887,3 +887,45 @@ def test_a_stream_cut_before_its_usage_chunk_is_billed_its_upper_bound(
     spent = admin("GET", f"/admin/budgets/key/{key['id']}").json()["daily_usd"]
     assert spent == pytest.approx(sum(r["cost_usd"] for r in rows), rel=1e-6)
     assert spent >= 2 * 1000 * 0.60 / 1e6  # two upper bounds of output at gpt-4o-mini's price
+
+
+def test_a_governed_requests_usage_is_read_once_for_its_audit_and_access_line(
+    fake_openai: Any,
+    fake_anthropic: Any,
+    tmp_path: Path,
+    access_lines: list[dict[str, Any]],
+    monkeypatch: Any,
+) -> None:
+    """Settling reads the upstream's usage into tokens and leaves them on the exchange;
+    the access line (the default chain, observability outermost) takes them from there:
+    the same tokens in the answer, the audit row and the access line, read from the
+    usage once a request."""
+    from gateway_app.config.prices import Tokens
+
+    raw = {
+        "providers": providers(fake_openai, fake_anthropic),
+        "models": STANDARD_MODELS,
+        "governance": {"enabled": True},
+    }
+    gov = embedded_governance(raw, tmp_path / "gov.sqlite3")
+    reads: list[Any] = []
+    real = Tokens.from_usage.__func__  # type: ignore[attr-defined]
+
+    def from_usage(cls: type[Tokens], usage: dict[str, Any] | None) -> Tokens:
+        reads.append(usage)
+        return real(cls, usage)
+
+    with serve(raw, governance=governance_hooks(gov), admin=AdminApi(gov)) as running:
+        key = Admin(running.url)("POST", "/admin/keys", json={"team_id": "a", "project_id": "p"})
+        monkeypatch.setattr(Tokens, "from_usage", classmethod(from_usage))
+        answer = chat(running.url, key.json()["key"]).parse()
+        deadline = time.monotonic() + 5
+        rows: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not (rows and access_lines):
+            rows = gov.db.fetch("SELECT * FROM audit_events WHERE kind = 'request'")
+            time.sleep(0.05)
+    (line,) = [line for line in access_lines if line.get("status") == 200 and "model" in line]
+    usage = (answer.usage.prompt_tokens, answer.usage.completion_tokens)
+    assert (rows[0]["prompt_tokens"], rows[0]["completion_tokens"]) == usage
+    assert (line["prompt_tokens"], line["completion_tokens"]) == usage
+    assert len(reads) == 1 and reads[0]["prompt_tokens"] == usage[0]
