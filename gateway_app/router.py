@@ -673,8 +673,10 @@ class Router:
     async def _run(
         self, request: RequestContext, route: Route, outcome: RouteOutcome, attempt: Attempter
     ) -> ChatResult | OpenStream:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + route.retry.deadline_s
+        # (The monotonic clock, not the loop's time: get_running_loop() is a getpid()
+        # system call on Python 3.11, and these times are compared with each other only.)
+        clock = time.monotonic
+        deadline = clock() + route.retry.deadline_s
         retry = route.retry
         breakers = self.breakers
         last: UpstreamFailure | None = None
@@ -689,7 +691,7 @@ class Router:
                 continue
             tries = 0
             while True:
-                remaining = deadline - loop.time()
+                remaining = deadline - clock()
                 if remaining <= 0:
                     raise self._final(last, deadline_passed=True)
                 if not await breakers.acquire(deployment.id):
@@ -741,7 +743,7 @@ class Router:
                     )
                     if failure.retry_after is not None:
                         delay = max(delay, failure.retry_after)
-                    if loop.time() + delay >= deadline:
+                    if clock() + delay >= deadline:
                         break  # cannot wait that long here; the next deployment may answer
                     tries += 1
                     await self.sleep(delay)

@@ -652,9 +652,10 @@ class RawUpstreamClient:
         self._open.discard(conn)
 
     async def _exchange(
-        self, url: str, headers: dict[str, str], body: bytes, deadline: float
+        self, url: str, headers: dict[str, str], body: bytes, timeout: float
     ) -> _Connection:
-        """Send the request; return the connection once the response headers arrived."""
+        """Send the request; return the connection once the response headers arrived,
+        within ``timeout`` seconds from now (the deadline stays armed on it)."""
         if not self._started:
             raise RuntimeError("the upstream client was not started (app lifespan not run)")
         key, request_line, host = self._target(url)
@@ -664,6 +665,9 @@ class RawUpstreamClient:
         head.append(b"\r\n")
         payload = b"".join(head) + body
         idle = self._idle.get(key)
+        # (The deadline from the connection's loop when one is idle: asyncio's
+        # get_running_loop() is a getpid() system call on Python 3.11.)
+        deadline = -1.0
         while True:
             reused = False
             conn: _Connection | None = None
@@ -679,7 +683,11 @@ class RawUpstreamClient:
                 conn, reused = candidate, True
                 break
             if conn is None:
+                if deadline < 0:
+                    deadline = asyncio.get_running_loop().time() + timeout
                 conn = await self._connect(key, deadline)
+            elif deadline < 0:
+                deadline = conn.loop.time() + timeout
             conn.reset()
             conn.arm(deadline)  # stays armed for the body of post(); open() disarms
             try:
@@ -703,8 +711,7 @@ class RawUpstreamClient:
     async def post(
         self, url: str, headers: dict[str, str], body: bytes, *, timeout: float
     ) -> tuple[int, Mapping[str, str], bytes]:
-        deadline = asyncio.get_running_loop().time() + timeout
-        conn = await self._exchange(url, headers, body, deadline)
+        conn = await self._exchange(url, headers, body, timeout)
         try:
             parts: list[bytes] = []
             while True:
@@ -727,8 +734,7 @@ class RawUpstreamClient:
     async def open(
         self, url: str, headers: dict[str, str], body: bytes, *, timeout: float
     ) -> UpstreamResponse:
-        deadline = asyncio.get_running_loop().time() + timeout
-        conn = await self._exchange(url, headers, body, deadline)
+        conn = await self._exchange(url, headers, body, timeout)
         conn.disarm()
         return _RawResponse(self, conn, timeout)
 

@@ -170,6 +170,34 @@ def test_timeout_and_mid_response_disconnect() -> None:
     run_async(_with_server(handler, body))
 
 
+def test_a_reused_connections_deadline_counts_from_the_call() -> None:
+    """On an idle connection taken again (its deadline from that connection's loop, not
+    from asyncio.get_running_loop()) the timeout still holds: an answer that comes too
+    late fails at the timeout, counted from the call, and an answer in time is read."""
+    import time
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        for delay in (0.0, 0.2, 1.0):  # each request on this one connection
+            await _read_request(reader)
+            await asyncio.sleep(delay)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    async def body(url: str, connections: list[int]) -> None:
+        client = await _client()
+        assert (await client.post(url, {}, b"{}", timeout=5))[2] == b"ok"
+        await asyncio.sleep(0.3)  # idle a while: a deadline from an old time would be short
+        assert (await client.post(url, {}, b"{}", timeout=0.6))[2] == b"ok"
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await client.post(url, {}, b"{}", timeout=0.3)
+        assert 0.25 <= time.monotonic() - started < 0.9
+        assert connections == [1]  # every request on the first connection
+        await client.close()
+
+    run_async(_with_server(handler, body))
+
+
 def test_refused_connection_is_an_upstream_connection_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
