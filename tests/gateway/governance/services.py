@@ -355,3 +355,19 @@ class PostgresServer:
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def one_model_config(**governance: Any) -> Any:
+    """A parsed config of one model on an upstream nobody listens at, governance on with
+    ``governance``'s settings: for tests that build a ``Governance`` and send nothing."""
+    from gateway_app.config import parse
+
+    return parse(
+        {
+            "providers": {
+                "p": {"type": "openai", "api_key": "k", "base_url": "http://127.0.0.1:9"}
+            },
+            "models": {"m": {"deployments": [{"provider": "p", "model": "gpt-4o-mini"}]}},
+            "governance": {"enabled": True, **governance},
+        }
+    )

@@ -240,22 +240,15 @@ def test_near_a_limit_every_request_takes_the_exact_path(redis_server: Any) -> N
 def test_a_change_notification_returns_the_chunks(redis_server: Any, tmp_path: Any) -> None:
     """Governance wires the registry's change notifications (a key or limit changed,
     here or announced by another replica) to the state: the chunks go back at once."""
-    from gateway_app.config import parse
     from gateway_app.governance.service import Governance
     from gateway_app.governance.storage import Database
+    from tests.gateway.governance.services import one_model_config
 
     async def main() -> None:
         (state,) = replicas(redis_server, 1)
         db = Database(f"sqlite:///{tmp_path / 'gov.sqlite3'}")
         db.migrate()
-        raw = {
-            "providers": {
-                "p": {"type": "openai", "api_key": "k", "base_url": "http://127.0.0.1:9"}
-            },
-            "models": {"m": {"deployments": [{"provider": "p", "model": "gpt-4o-mini"}]}},
-            "governance": {"enabled": True},
-        }
-        gov = Governance(parse(raw), state=state, db=db, admin_key="adm", secret=b"s")
+        gov = Governance(one_model_config(), state=state, db=db, admin_key="adm", secret=b"s")
         budget = BudgetItem("key:k4", "daily", DAY, 10**12, 1000, 3600)
         for _ in range(2):
             assert (await state.reserve((), (budget,), time.time())).allowed

@@ -573,9 +573,9 @@ def test_governance_marks_its_buffers_lines_on_postgresql_only(
 ) -> None:
     """Its request events are ``COPY`` lines on PostgreSQL (``request_line``): the Redis
     buffer marks its entries of them. On SQLite they are JSON objects: no mark."""
-    from gateway_app.config import parse
     from gateway_app.governance.service import Governance
     from gateway_app.state.governance_redis import RedisGovernanceState
+    from tests.gateway.governance.services import one_model_config
 
     async def main() -> bytes | None:
         state = RedisGovernanceState.from_url(redis_server.url, prefix=f"{{t{kind}}}:")
@@ -586,14 +586,7 @@ def test_governance_marks_its_buffers_lines_on_postgresql_only(
         )
         db = Database(url)
         db.migrate()
-        raw = {
-            "providers": {
-                "p": {"type": "openai", "api_key": "k", "base_url": "http://127.0.0.1:9"}
-            },
-            "models": {"m": {"deployments": [{"provider": "p", "model": "gpt-4o-mini"}]}},
-            "governance": {"enabled": True},
-        }
-        Governance(parse(raw), state=state, db=db, admin_key="adm", secret=b"s")
+        Governance(one_model_config(), state=state, db=db, admin_key="adm", secret=b"s")
         layout = state.batcher.layout
         await state.close()
         db.close()

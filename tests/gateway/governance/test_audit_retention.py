@@ -325,22 +325,21 @@ def test_marking_events_shipped_searches_only_their_days_partitions(
 def test_an_embedded_gateway_applies_its_retention_itself(tmp_path: Path) -> None:
     """SQLite: the gateway owns its file; governance started with
     governance.audit_retention_days deletes the expired days at once (then hourly)."""
-    from gateway_app.config import parse
     from gateway_app.governance.service import Governance
     from gateway_app.state.governance import InProcessGovernanceState
     from tests.gateway.conftest import run_async
+    from tests.gateway.governance.services import one_model_config
 
     db = Database(f"sqlite:///{tmp_path / 'gov.sqlite3'}")
     db.migrate()
     today = retention.utc_today()
     audit.insert_events(db, on_day(today - timedelta(days=8), 2) + on_day(today, 1))
-    raw = {
-        "providers": {"p": {"type": "openai", "api_key": "k", "base_url": "http://127.0.0.1:9"}},
-        "models": {"m": {"deployments": [{"provider": "p", "model": "gpt-4o-mini"}]}},
-        "governance": {"enabled": True, "audit_retention_days": 7},
-    }
     gov = Governance(
-        parse(raw), state=InProcessGovernanceState(), db=db, admin_key="adm", secret=b"s"
+        one_model_config(audit_retention_days=7),
+        state=InProcessGovernanceState(),
+        db=db,
+        admin_key="adm",
+        secret=b"s",
     )
 
     async def main() -> None:
