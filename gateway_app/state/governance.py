@@ -224,7 +224,16 @@ class GovernanceState(Protocol):
     async def settle(
         self, decision: Decision | None, tokens_delta: int, cost_delta_nusd: int, event: bytes
     ) -> None:
-        """Correct a reservation (deltas = actual - reserved) and append the audit event."""
+        """Correct a reservation (deltas = actual - reserved) and append the audit event:
+        :meth:`settle_nowait`, awaitable."""
+        ...
+
+    def settle_nowait(
+        self, decision: Decision | None, tokens_delta: int, cost_delta_nusd: int, event: bytes
+    ) -> None:
+        """:meth:`settle` without an await: every state queues the correction and the
+        event (Redis: for the next batch) or applies them at once (in process). What a
+        request settles with: no coroutine per request (~700 instructions)."""
         ...
 
     async def flush(self) -> list[bytes]:
@@ -391,6 +400,11 @@ class InProcessGovernanceState:
                 del self._counters[key]
 
     async def settle(
+        self, decision: Decision | None, tokens_delta: int, cost_delta_nusd: int, event: bytes
+    ) -> None:
+        self.settle_nowait(decision, tokens_delta, cost_delta_nusd, event)
+
+    def settle_nowait(
         self, decision: Decision | None, tokens_delta: int, cost_delta_nusd: int, event: bytes
     ) -> None:
         with self._lock:

@@ -358,13 +358,17 @@ class SettleBatcher:
         else:
             entry[2] += tokens_delta
             entry[3] += cost_delta_nusd
-        if len(self._events) + self._inflight < self.max_held:
-            if not self._events:
+        events = self._events
+        if len(events) + self._inflight < self.max_held:
+            if not events:
                 self._first_at = time.time()
             if event[:1] == b"{":
                 self._objects = True
-            self._events.append(event)
-            self._schedule()
+            events.append(event)
+            # With the timer armed and the batch short of max_items, _schedule does
+            # nothing in any branch: most requests skip the call.
+            if self._timer is None or len(events) >= self.max_items:
+                self._schedule()
         else:
             self.add((), event)  # the buffer is full: add counts and reports the drop
 
@@ -820,6 +824,11 @@ class RedisGovernanceState:
         )
 
     async def settle(
+        self, decision: Decision | None, tokens_delta: int, cost_delta_nusd: int, event: bytes
+    ) -> None:
+        self.settle_nowait(decision, tokens_delta, cost_delta_nusd, event)
+
+    def settle_nowait(
         self, decision: Decision | None, tokens_delta: int, cost_delta_nusd: int, event: bytes
     ) -> None:
         if decision is None or not decision.allowed:

@@ -106,6 +106,30 @@ def test_settle_corrects_budget_and_tokens(make_state: Any) -> None:
     run_async(main())
 
 
+def test_settle_nowait_settles_as_settle_does(make_state: Any) -> None:
+    """The request path settles with ``settle_nowait`` (no coroutine): the same correction
+    and the same audit event as ``settle``, queued by the time it returns."""
+
+    async def main() -> None:
+        state = make_state()
+        now = 1_800_000_010.0
+        tpm = RateItem("key:k1", "tpm", 1000, 800)
+        first = await state.reserve((tpm,), (budget(1000, 900),), now)
+        assert first.allowed
+        assert state.settle_nowait(first, 100 - 800, 50 - 900, b'{"n":1}') is None
+        state.settle_nowait(None, 0, 0, b'{"n":2}')  # a refused request: its event only
+        assert await state.audit_depth() == 2  # both held (Redis: for the next flush)
+        await state.flush()
+        assert await state.spent_nusd("team:t1", "daily", "2026-11-27") == 50
+        second = await state.reserve((tpm,), (), now + 1)
+        assert second.allowed and second.rate_used == [100.0]
+        events = await state.read_audit(10, 0.05)
+        assert [payload for _, payload in events] == [b'{"n":1}', b'{"n":2}']
+        await state.close()
+
+    run_async(main())
+
+
 def test_sliding_window_weights_the_previous_minute(make_state: Any) -> None:
     async def main() -> None:
         state = make_state()

@@ -212,24 +212,31 @@ def test_a_known_keys_hmac_is_computed_once_and_changes_still_apply(
     registry._put(record)
 
     async def main() -> None:
+        # known(): the request path's look-up without an await. A key never matched here
+        # is not known (authenticate() then computes its HMAC), whatever the records hold.
+        assert registry.known(key) is None
         for _ in range(5):
             found = await registry.authenticate(key)
             assert found is not None and found.id == key_id
         assert macs[0] == 1  # the first request's HMAC, then the digest's memory
+        assert registry.known(key) is record and macs[0] == 1
         # Remembered by a 32-byte digest, mapped to the stored form: never the key itself.
         assert registry._hashes == {blake2b(key.encode(), digest_size=32).digest(): record.key_hash}
         # Rotated: the record now holds another secret's hash; the old secret is refused,
         # as a known id's wrong secret: without asking the database.
         _, rotated = new_key()
         registry._put(KeyRecord(key_id, hash_key(b"secret", rotated), "t", "p"))
+        assert registry.known(key) is None  # its remembered stored form is no record's
         assert await registry.authenticate(key) is None
         assert lookups == []
         found = await registry.authenticate(rotated)
         assert found is not None and found.id == key_id
+        assert registry.known(rotated) is found
         # Revoked: the record says so (the caller refuses it: KeyRecord.usable).
         registry._put(KeyRecord(key_id, hash_key(b"secret", rotated), "t", "p", revoked_at=999.0))
         found = await registry.authenticate(rotated)
         assert found is not None and not found.usable(1000.0)
+        assert registry.known(rotated) is found  # the revoked record, as authenticate()'s
         # Made-up keys are remembered by nothing (only found keys are).
         before = len(registry._hashes)
         for _ in range(20):
