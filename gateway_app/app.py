@@ -125,6 +125,7 @@ class GatewayApp:
         # their own; the default is an empty environment, everything in-process).
         self.env = env = env or Environment()
         self.max_body = config.server.max_body_bytes
+        self._gc_threshold: tuple[int, int, int] | None = None  # the process's, while started
         # The admin API (``/admin/...``; the console and ``aigw admin`` call it), when
         # governance is on.
         self.admin = admin
@@ -201,10 +202,20 @@ class GatewayApp:
         # the cyclic GC from rescanning them during requests (fewer latency spikes).
         gc.collect()
         gc.freeze()
+        # Requests free what they allocate by reference counts; the GC's young generation
+        # only needs to outgrow what the requests in flight hold (server.gc_threshold).
+        # The process's own is back at shutdown (an app embedded in another program).
+        self._gc_threshold = gc.get_threshold()
+        gc.set_threshold(self.config.server.gc_threshold, *self._gc_threshold[1:])
 
     async def shutdown(self) -> None:
-        """Report not-ready, wait for shadow requests, stop the hooks, close pools."""
+        """Report not-ready, wait for shadow requests, stop the hooks, close pools; the
+        GC's threshold back to what it was before :meth:`startup`."""
         self.health.shutting_down = True
+        if self._gc_threshold is not None:
+            if gc.get_threshold()[0] == self.config.server.gc_threshold:  # (still this app's)
+                gc.set_threshold(*self._gc_threshold)
+            self._gc_threshold = None
         await self.router.stop()
         await self.hooks.stop()
         await self.breakers.close()

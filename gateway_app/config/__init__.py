@@ -247,7 +247,7 @@ period covers the preStop pause, ``graceful_shutdown_s`` and this
 
 
 class ServerConfig(_Model):
-    """HTTP server limits."""
+    """HTTP server limits, and the process's cyclic GC."""
 
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger bodies get 413")
     graceful_shutdown_s: float = Field(30.0, ge=0, description="time in-flight requests get")
@@ -269,6 +269,17 @@ class ServerConfig(_Model):
     max_url_bytes: int = Field(8192, ge=256, description="longer request lines get 414")
     max_header_bytes: int = Field(
         32768, ge=1024, description="larger heads (request line + headers) get 431"
+    )
+    # A request in flight holds ~80 objects the cyclic GC tracks; Python's default
+    # threshold (700 more allocations than frees) is reached by the requests in flight
+    # alone, so a governed replica collected every ~100 requests at 16 connections and more
+    # often at 64, walking live requests, not garbage (bench/partial-gc-threshold.md).
+    gc_threshold: int = Field(
+        10_000,
+        ge=700,
+        le=1_000_000,
+        description="the cyclic GC's generation-0 threshold, set at start-up (Python's "
+        "default: 700); larger: fewer, longer collections",
     )
 
 

@@ -57,6 +57,11 @@ def _base(**models: Any) -> dict[str, Any]:
             "router.circuit_breaker.failure_rate",
             "less than or equal to 1",
         ),
+        (
+            lambda c: c.update(server={"gc_threshold": 100}),
+            "server.gc_threshold",
+            "greater than or equal to 700",
+        ),
     ],
 )
 def test_config_errors_name_key_and_reason(mutate: Any, key: str, reason: str) -> None:
@@ -240,3 +245,27 @@ def test_python_m_serve_ready_without_keys_and_graceful_sigterm(tmp_path: Path) 
             if process.poll() is None:
                 process.kill()
                 process.wait(5)
+
+
+def test_the_gc_threshold_is_the_servers_from_start_up_to_shutdown() -> None:
+    """``server.gc_threshold`` is the cyclic GC's generation-0 threshold while the app
+    runs (a governed request in flight holds ~80 tracked objects: Python's 700 is reached
+    by the requests in flight alone); the process's own is back after shutdown."""
+    import gc
+
+    from gateway_app.app import GatewayApp
+    from tests.gateway.conftest import run_async
+
+    ambient = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        app = GatewayApp(parse({**_base(), "server": {"gc_threshold": 12_345}}))
+        run_async(app.startup())
+        assert gc.get_threshold() == (12_345, 10, 10)
+        assert gc.get_freeze_count() > 0  # start-up's objects frozen first
+        run_async(app.shutdown())
+        assert gc.get_threshold() == (700, 10, 10)
+        # The default: 10,000.
+        assert parse(_base()).server.gc_threshold == 10_000
+    finally:
+        gc.set_threshold(*ambient)

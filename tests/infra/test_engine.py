@@ -153,13 +153,18 @@ def test_the_collector_runs_less_often_only_while_the_program_runs(tmp_path: Pat
 
     program = tmp_path / "__main__.py"
     program.write_text("import gc\nimport pulumi\npulumi.export('gen0', gc.get_threshold()[0])\n")
-    before = gc.get_threshold()
-    plan = record("dev", project_dir=ROOT, program=program)
-    assert plan.outputs["gen0"] == PLAN_GC_THRESHOLD > before[0]
-    assert gc.get_threshold() == before
-    with pytest.raises(ProgramError):
-        record("dev", project_dir=ROOT, program=tmp_path / "missing.py")
-    assert gc.get_threshold() == before
+    ambient = gc.get_threshold()  # (a gateway app started in this process may have set it)
+    gc.set_threshold(700, 10, 10)  # Python's default
+    try:
+        before = gc.get_threshold()
+        plan = record("dev", project_dir=ROOT, program=program)
+        assert plan.outputs["gen0"] == PLAN_GC_THRESHOLD > before[0]
+        assert gc.get_threshold() == before
+        with pytest.raises(ProgramError):
+            record("dev", project_dir=ROOT, program=tmp_path / "missing.py")
+        assert gc.get_threshold() == before
+    finally:
+        gc.set_threshold(*ambient)
 
 
 def test_a_caller_that_ran_asyncio_run_before_can_plan() -> None:
