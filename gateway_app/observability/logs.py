@@ -121,13 +121,19 @@ class BufferedLineHandler(logging.Handler):
         self._buffer(line, record.levelno >= logging.WARNING)
 
     def _buffer(self, line: bytes, urgent: bool) -> None:
+        # The writer is woken once: until it takes the buffer (it needs the interpreter
+        # lock, which the loop holds for up to its switch interval), every line would
+        # set the event again (~0.5 µs each: Event.set takes the condition's lock and
+        # notifies). It clears the event before it takes the buffer, so a line added
+        # after it took the buffer finds the event clear and wakes it again.
         if self._size + len(line) > self.max_bytes:
             self._dropped += 1
-            self._wake.set()
+            if not self._wake.is_set():
+                self._wake.set()
             return
         self._lines.append(line)
         self._size += len(line) + 1
-        if urgent or self._size >= self.flush_bytes:
+        if (urgent or self._size >= self.flush_bytes) and not self._wake.is_set():
             self._wake.set()
 
     def access(self, request_id: str, fields: dict[str, Any]) -> None:

@@ -190,6 +190,40 @@ def _alone(handler: BufferedLineHandler) -> None:
     logging.getLogger("gateway_app").handlers[:] = [handler]
 
 
+def test_the_writer_is_woken_once_for_each_buffer_it_takes() -> None:
+    """Past ``flush_bytes`` (or on a warning) the writer thread is woken; until it takes the
+    buffer (it clears the event first, then takes), more lines do not wake it again: it
+    waits for the loop's interpreter lock meanwhile, and every line set the event anew."""
+    import threading
+
+    sets: list[int] = []
+
+    class Counting(threading.Event):
+        def set(self) -> None:
+            sets.append(1)
+            super().set()
+
+    class Unattended(BufferedLineHandler):
+        def _run(self) -> None:  # no writer thread: the test plays its part
+            return
+
+    stream = io.BytesIO()
+    handler = Unattended(stream, interval_s=3600, flush_bytes=100)
+    handler._wake = Counting()
+    for _ in range(10):
+        handler._buffer(b"x" * 40, False)  # past 100 bytes at the third line
+    handler._buffer(b"a warning", True)
+    assert len(sets) == 1
+    handler._wake.clear()  # the writer: clear, then take what is buffered
+    assert handler._take().count(b"\n") == 11
+    handler._buffer(b"x" * 40, False)
+    assert len(sets) == 1  # below flush_bytes again: the interval's write takes it
+    handler._buffer(b"another warning", True)
+    assert len(sets) == 2  # urgent, and the event clear: woken again
+    handler.close()
+    assert stream.getvalue() == b"x" * 40 + b"\nanother warning\n"
+
+
 def test_an_access_line_written_directly_is_the_line_the_logger_writes(
     log_stream: tuple[io.BytesIO, BufferedLineHandler], monkeypatch: pytest.MonkeyPatch
 ) -> None:
