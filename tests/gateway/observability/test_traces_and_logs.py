@@ -170,18 +170,23 @@ def log_stream() -> Iterator[tuple[io.BytesIO, BufferedLineHandler]]:
     """The ``gateway_app`` loggers as :func:`logs.configure` sets them up in a served
     gateway (one :class:`BufferedLineHandler`, not propagating), writing to a buffer."""
     root = logging.getLogger("gateway_app")
-    saved = (root.handlers[:], root.propagate, root.level)
+    saved = (root.handlers[:], root.propagate, root.level, logs._configured)
     stream = io.BytesIO()
     handler = BufferedLineHandler(stream, interval_s=3600)
     root.handlers[:] = [handler]
     root.propagate = False
     root.setLevel(logging.INFO)
+    # Configured: a gateway served meanwhile adds no handler of its own (it would when
+    # this test runs first in its process, and the access lines would then take the
+    # logging machinery's way).
+    logs._configured = True
     try:
         yield stream, handler
     finally:
         handler.close()
         root.handlers[:], root.propagate = saved[0], saved[1]
         root.setLevel(saved[2])
+        logs._configured = saved[3]
 
 
 def _alone(handler: BufferedLineHandler) -> None:
