@@ -32,6 +32,12 @@ log = logging.getLogger("gateway_app.health")
 REASON_LOG_S = 60.0
 """A failing check's reason is logged when it changes, else at most this often."""
 
+REDIS_CHECK_S = 1.0
+"""A Redis check's answer serves the probes of the next second, and probes that arrive
+while a check is under way wait for it: ``/health/ready`` is public (the edge routes it
+for the DNS health checkers), and each check opens a connection to Redis (TLS, AUTH), so
+no rate of probes opens more than about one a second per replica."""
+
 KEYS_NOT_LOADED = (
     "the virtual keys and limits are not loaded yet: the governance database did not "
     "answer this replica since it started (its log says why); retried every second"
@@ -62,6 +68,10 @@ class Health:
         self.redis_url = env.redis_url
         self.redis_ca_file = env.redis_ca_file
         self.redis_credential = env.redis_credential()
+        # The last Redis check: (monotonic time it ended, its error or None), and the one
+        # under way (REDIS_CHECK_S).
+        self._redis_checked: tuple[float, BaseException | None] | None = None
+        self._redis_check: asyncio.Future[BaseException | None] | None = None
         self.providers: dict[str, Any] = {}
         for name, provider in config.providers.items():
             # Cloud adapters detect their credential sources (environment, token files).
@@ -89,13 +99,11 @@ class Health:
         }
         ready = not self.shutting_down
         if self.redis_url:
-            try:
-                await asyncio.wait_for(
-                    redis_ping(self.redis_url, self.redis_ca_file, self.redis_credential), 2.0
-                )
+            exc = await self._check_redis()
+            if exc is None:
                 checks["redis"] = {"status": "ok"}
                 self._logged.pop("redis", None)  # a later failure is logged at once
-            except Exception as exc:
+            else:
                 checks["redis"] = {
                     "status": "error",
                     "error": f"Redis did not answer PING ({type(exc).__name__}); the "
@@ -119,6 +127,30 @@ class Health:
             "providers_missing_credentials": missing,
         }
         return ready, report
+
+    async def _check_redis(self) -> BaseException | None:
+        """The error of a PING to Redis within 2 s, or None: the last check's if it
+        ended less than REDIS_CHECK_S ago, else the one under way (shared), else a new one."""
+        checked = self._redis_checked
+        if checked is not None and time.monotonic() - checked[0] < REDIS_CHECK_S:
+            return checked[1]
+        check = self._redis_check
+        if check is None or check.done() or check.get_loop() is not asyncio.get_running_loop():
+            check = self._redis_check = asyncio.ensure_future(self._ping_redis())
+        # Shielded: a probe that hangs up does not cancel the check the others wait for.
+        return await asyncio.shield(check)
+
+    async def _ping_redis(self) -> BaseException | None:
+        try:
+            await asyncio.wait_for(
+                redis_ping(self.redis_url or "", self.redis_ca_file, self.redis_credential), 2.0
+            )
+            error: BaseException | None = None
+        except Exception as exc:
+            error = exc
+        self._redis_checked = (time.monotonic(), error)
+        self._redis_check = None
+        return error
 
     def _log_reason(self, check: str, reason: str) -> None:
         """Log why ``check`` failed: when the reason changes, else every REASON_LOG_S (the
