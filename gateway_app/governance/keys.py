@@ -363,13 +363,10 @@ class Registry:
 
         Raises :class:`KeyLookupFailed` when the key is not in memory and the key store
         is unreachable (the key may exist: the caller answers 503, not 401)."""
+        record = self.known(key)
+        if record is not None:
+            return record
         encoded = key.encode()
-        digest = blake2b(encoded, digest_size=32).digest()  # (:meth:`known`)
-        key_hash = self._hashes.get(digest)
-        if key_hash is not None:
-            record = self.by_hash.get(key_hash)
-            if record is not None:
-                return record
         mac = self._keyed.copy()
         mac.update(encoded)
         key_hash = mac.hexdigest()  # = hash_key(self.secret, key)
@@ -377,7 +374,7 @@ class Registry:
         if record is not None:
             if len(self._hashes) >= HASHES_REMEMBERED:
                 self._hashes.clear()
-            self._hashes[digest] = key_hash
+            self._hashes[blake2b(encoded, digest_size=32).digest()] = key_hash
             return record
         if not key.startswith(KEY_PREFIX):
             return None
