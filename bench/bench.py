@@ -31,6 +31,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -695,6 +696,86 @@ def sample_stream(port: int, path: str, headers: dict[str, str]) -> str:
     return text if len(text) < 400 else text[:200] + " ... " + text[-200:]
 
 
+def cpu_pairs(
+    plain: Target,
+    governed: Target,
+    work: Path,
+    upstream: int,
+    seconds: int,
+    rounds: int,
+    conns: int = 16,
+) -> dict:
+    """CPU per request of the plain and governed paths measured in alternating rounds.
+
+    The targets' own runs are a minute or more apart, and on a shared VM the speed moves
+    within minutes: the same code's governance/plain ratio read 1.16x-1.51x in the
+    targets' runs of one half hour (``bench/partial-cpu-pairs.md``). Here both gateways
+    run at once, pinned alike, and ``rounds`` rounds of ``seconds`` at ``conns``
+    connections alternate between them in the order plain, governed, governed, plain, ...
+    (ABBA: a steady drift weighs on both alike). Each window's CPU is the measured process's own; the idle one's in the same
+    window is recorded too (``idle_cpu_us_per_s``: its timers, on the same CPU)."""
+    sides = {"plain": plain, "governed": governed}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    ports: dict[str, int] = {}
+    chat = dict(REQUEST)
+    try:
+        for side, target in sides.items():
+            home = work / f"pairs-{side}"
+            home.mkdir(exist_ok=True)
+            proc, port = target.start(home, upstream, target.cpu)
+            assert proc is not None, f"{target.name} runs no process of its own"
+            procs[side], ports[side] = proc, port
+            if target.prepare:
+                target.prepare(target, port)
+            wrk(port, target.path, target.headers, chat, conns, 2, work)  # warm-up
+        runs: list[dict] = []
+        for index in range(rounds):
+            order = ("plain", "governed") if index % 2 == 0 else ("governed", "plain")
+            row: dict = {}
+            for side in order:
+                target, other = sides[side], "governed" if side == "plain" else "plain"
+                cpu, idle = cpu_seconds(procs[side].pid), cpu_seconds(procs[other].pid)
+                began = time.monotonic()
+                run = wrk(ports[side], target.path, target.headers, chat, conns, seconds, work)
+                spent = time.monotonic() - began
+                run["cpu_s"] = cpu_seconds(procs[side].pid) - cpu
+                run["cpu_us_per_req"] = 1e6 * run["cpu_s"] / max(run["requests"], 1)
+                run["idle_cpu_us_per_s"] = 1e6 * (cpu_seconds(procs[other].pid) - idle) / spent
+                row[side] = run
+            row["ratio"] = row["governed"]["cpu_us_per_req"] / row["plain"]["cpu_us_per_req"]
+            runs.append(row)
+            print(
+                f"   round {index + 1}: plain {row['plain']['cpu_us_per_req']:.1f} µs, "
+                f"governed {row['governed']['cpu_us_per_req']:.1f} µs: {row['ratio']:.3f}x",
+                flush=True,
+            )
+        totals = {
+            side: 1e6
+            * sum(r[side]["cpu_s"] for r in runs)
+            / max(sum(r[side]["requests"] for r in runs), 1)
+            for side in sides
+        }
+        ratios = sorted(r["ratio"] for r in runs)
+        result = {
+            "conns": conns,
+            "seconds": seconds,
+            "rounds": runs,
+            "plain_cpu_us_per_req": totals["plain"],
+            "governed_cpu_us_per_req": totals["governed"],
+            "ratio": totals["governed"] / totals["plain"],
+            "ratio_min": ratios[0],
+            "ratio_median": statistics.median(ratios),
+            "ratio_max": ratios[-1],
+            "errors": sum(r[side]["errors"] for r in runs for side in sides),
+        }
+        if governed.check:
+            result["check"] = governed.check(ports["governed"])
+        return result
+    finally:
+        for proc in procs.values():
+            stop(proc)
+
+
 def measure(
     target: Target,
     work: Path,
@@ -1079,6 +1160,14 @@ def main() -> int:
     parser.add_argument("--gateway-extra-config", default="", help="YAML appended (Redis targets)")
     parser.add_argument("--gateway-env", action="append", default=[], help="NAME=VALUE")
     parser.add_argument("--conns", default="1,16,64", help="chat wrk connection counts")
+    parser.add_argument(
+        "--cpu-pairs",
+        type=int,
+        default=6,
+        help="rounds of the plain and governance paths' CPU per request measured alternately, "
+        "both gateways running (each round --seconds per path at 16 connections; 0: skip); "
+        "run when both the default and governance targets are chosen",
+    )
     parser.add_argument("--no-streams", action="store_true", help="skip the stream runs")
     parser.add_argument(
         "--python",
@@ -1144,6 +1233,13 @@ def main() -> int:
         "same_cpu": {},
         "scaling": {},
     }
+    by_alias = {t.alias: t for t in pinned}
+    pairs = (
+        args.cpu_pairs > 0
+        and args.overhead_cpu != "same"
+        and chosen(by_alias["default"])
+        and chosen(by_alias["governance"])
+    )
     with tempfile.TemporaryDirectory(prefix="aigw-bench-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)  # nginx workers run as an unprivileged user
@@ -1166,6 +1262,23 @@ def main() -> int:
                     )
                 except Exception as exc:  # a peer failing to start must not lose the run
                     results[section][target.name] = {"error": f"{type(exc).__name__}: {exc}"}
+                    print(f"   failed: {exc}", flush=True)
+            if pairs:
+                print(
+                    f"== [cpu_pairs] {DEFAULT} and {GOVERNED}: {args.cpu_pairs} alternating "
+                    f"rounds of {args.seconds}s at 16 connections (CPU {CPU_TARGET})",
+                    flush=True,
+                )
+                plain, governed = (
+                    replace(by_alias[a], headers={}, stream_headers={})
+                    for a in ("default", "governance")
+                )
+                try:
+                    results["cpu_pairs"] = cpu_pairs(
+                        plain, governed, work, upstream, args.seconds, args.cpu_pairs
+                    )
+                except Exception as exc:
+                    results["cpu_pairs"] = {"error": f"{type(exc).__name__}: {exc}"}
                     print(f"   failed: {exc}", flush=True)
             if args.profile:
                 print(f"== profile {args.profile}s", flush=True)

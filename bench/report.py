@@ -104,6 +104,16 @@ def headline(data: dict) -> list[str]:
             f"- CPU per request at 16 connections: governance {governed:.0f} µs, plain "
             f"{plain:.0f} µs: {governed / plain:.2f}x (target ≤ 1.4x)."
         )
+    pairs = data.get("cpu_pairs", {})
+    if "ratio" in pairs:
+        lines.append(
+            f"- The same in {len(pairs['rounds'])} alternating rounds of {pairs['seconds']} s "
+            f"at {pairs['conns']} connections, both gateways running (less exposed to the "
+            f"machine's drift between the targets' own runs): governance "
+            f"{pairs['governed_cpu_us_per_req']:.0f} µs, plain {pairs['plain_cpu_us_per_req']:.0f}"
+            f" µs: {pairs['ratio']:.2f}x (rounds {pairs['ratio_min']:.2f}-"
+            f"{pairs['ratio_max']:.2f}x, median {pairs['ratio_median']:.2f}x)."
+        )
     for peer, goal in PEERS:
         theirs = targets.get(peer, {})
         ratios = [
