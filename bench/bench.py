@@ -708,12 +708,13 @@ def cpu_pairs(
     """CPU per request of the plain and governed paths measured in alternating rounds.
 
     The targets' own runs are a minute or more apart, and on a shared VM the speed moves
-    within minutes: the same code's governance/plain ratio read 1.16x-1.51x in the
-    targets' runs of one half hour (``bench/partial-cpu-pairs.md``). Here both gateways
+    within minutes: the same code's governance/plain ratio read 1.16x-1.63x in eight runs
+    of the targets within 50 minutes (``bench/partial-cpu-pairs.md``). Here both gateways
     run at once, pinned alike, and ``rounds`` rounds of ``seconds`` at ``conns``
     connections alternate between them in the order plain, governed, governed, plain, ...
-    (ABBA: a steady drift weighs on both alike). Each window's CPU is the measured process's own; the idle one's in the same
-    window is recorded too (``idle_cpu_us_per_s``: its timers, on the same CPU)."""
+    (ABBA: a steady drift weighs on both alike). Each window's CPU is the measured
+    process's own; the idle one's in the same window is recorded too
+    (``idle_cpu_us_per_s``: its timers, on the same CPU)."""
     sides = {"plain": plain, "governed": governed}
     procs: dict[str, subprocess.Popen[bytes]] = {}
     ports: dict[str, int] = {}

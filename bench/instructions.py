@@ -24,7 +24,10 @@ Needs valgrind, a redis-server and a PostgreSQL you started on loopback::
       --redis-url redis://127.0.0.1:6379/3 --database-url postgresql://postgres@127.0.0.1:5432/postgres
 
 (The Redis database is flushed per run; a database of its own is created per run from
-the PostgreSQL URL's server and dropped after.) About 30 s per run, eight runs for two
+the PostgreSQL URL's server and dropped after.) ``--python`` runs the server on another
+interpreter: the standing command's targets run on the shipped one (``bench/setup.sh``),
+whose counts are lower than a from-source build's (``partial-cpu-pairs.md``: 418,074 and
+563,720 against 468,916 and 620,990). About 30 s per run, eight runs for two
 trees.
 """
 
@@ -123,8 +126,16 @@ def _psql(server_url: str, sql: str) -> None:
     subprocess.run(["psql", server_url, "-qc", sql], check=True, capture_output=True)
 
 
-def count(tree: Path, requests: int, governed: bool, redis_url: str, database_url: str) -> int:
-    """Instructions (cachegrind's ``I refs``) of one server run of ``requests`` requests."""
+def count(
+    tree: Path,
+    requests: int,
+    governed: bool,
+    redis_url: str,
+    database_url: str,
+    python: str = sys.executable,
+) -> int:
+    """Instructions (cachegrind's ``I refs``) of one server run of ``requests`` requests,
+    the server on ``python``."""
     work = Path(tempfile.mkdtemp(prefix="aigw-instructions-"))
     upstream_port = free_port()
     upstream = subprocess.Popen(
@@ -165,7 +176,7 @@ def count(tree: Path, requests: int, governed: bool, redis_url: str, database_ur
                 "--cache-sim=no",
                 f"--cachegrind-out-file={work / 'cachegrind.out'}",
                 f"--log-file={log}",
-                sys.executable,
+                python,
                 "-m",
                 "gateway_app",
                 "serve",
@@ -210,11 +221,18 @@ def main() -> None:
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the gateway server's interpreter (default: this one; the standing command's "
+        "is bench/setup.sh's shipped one, ~/.cache/aigw/bench/variants/bin/python)",
+    )
     args = parser.parse_args()
     low, high = (int(n) for n in args.requests.split(","))
     results: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "requests": [low, high],
+        "python": args.python,
         "trees": {},
     }
     for spec in args.tree:
@@ -223,7 +241,7 @@ def main() -> None:
         figures: dict[str, Any] = {"path": str(tree)}
         for mode in ("plain", "governed"):
             totals = [
-                count(tree, n, mode == "governed", args.redis_url, args.database_url)
+                count(tree, n, mode == "governed", args.redis_url, args.database_url, args.python)
                 for n in (low, high)
             ]
             figures[mode] = {
