@@ -593,6 +593,72 @@ def test_a_redelivered_batch_is_stored_once_on_the_loop(postgres_server: Any) ->
     db.close()
 
 
+def test_a_batch_larger_than_libpqs_buffer_is_stored_whole_on_the_loop(
+    postgres_server: Any,
+) -> None:
+    """The drain's COPY sends its rows with libpq's own calls (``_copy_data_async``): a
+    batch of megabytes (an outage's backlog: ``audit_batch`` up to 10,000 events, here
+    12,000 events, ~2.5 MB) goes through libpq's buffer and the socket's waits, and every
+    event is stored, as sent. The awkward values (tabs, backslashes, NULs, unicode) too."""
+    db = Database(postgres_server.new_database("large"))
+    db.migrate()
+    pairs = [_line_and_row(i, value) for i, value in enumerate(AWKWARD)]
+    lines = [line for line, _ in pairs]
+    lines += [
+        _line_and_row(len(AWKWARD) + i, f"bulk-{i:06d}-" + "x" * 64)[0] for i in range(12_000)
+    ]
+    batch = RowBatch(db)
+    for line in lines:
+        batch.add_line(line)
+    assert batch.copy_text is not None and len(batch.copy_text.data) > 2_000_000
+    _on_the_loop(db, batch.rows, batch.copy_text)
+    stored = _stored(db)
+    assert len(stored) == len(lines)
+    for line, expected in pairs:
+        assert stored[expected[0]] == expected, line
+    db.close()
+
+
+def test_a_refused_copy_leaves_the_drains_connection_idle_and_usable(
+    postgres_server: Any,
+) -> None:
+    """A ``COPY`` the server refuses, at its start (no such table) or at its end (a row
+    stored before), raises psycopg's error class for the SQLSTATE once every result of
+    the statement is read: the same connection then runs the next statement (the
+    row-by-row insert after a duplicate, the next batch)."""
+    import psycopg
+    from psycopg import errors
+
+    from gateway_app.governance.storage import _copy_data_async, _copy_statement
+
+    db = Database(postgres_server.new_database("refused_copy"))
+    db.migrate()
+    line = _line_and_row(0, "once")[0]
+
+    async def main() -> tuple[str, str, int]:
+        conn = await psycopg.AsyncConnection.connect(db.url, autocommit=True)
+        try:
+            missing = _copy_statement("no_such_table", ("a",), conn.info.encoding)
+            with pytest.raises(errors.UndefinedTable) as at_start:
+                await _copy_data_async(conn.pgconn, missing, b"1\n", conn.info.encoding)
+            statement = _copy_statement("audit_events", tuple(audit.COLUMNS), "utf-8")
+            await _copy_data_async(conn.pgconn, statement, line, "utf-8")
+            with pytest.raises(errors.UniqueViolation) as at_end:
+                await _copy_data_async(conn.pgconn, statement, line, "utf-8")
+            cursor = await conn.execute("SELECT COUNT(*) FROM audit_events")
+            row = await cursor.fetchone()
+            assert row is not None
+            return str(at_start.value), str(at_end.value), int(row[0])
+        finally:
+            await conn.close()
+
+    at_start, at_end, count = run_async(main())
+    assert "no_such_table" in at_start
+    assert "duplicate key" in at_end
+    assert count == 1
+    db.close()
+
+
 def test_the_drain_writes_postgres_on_the_loop_over_its_own_connection(
     redis_state: Any, postgres_server: Any
 ) -> None:
