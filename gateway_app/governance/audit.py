@@ -832,9 +832,14 @@ class AuditDrainer:
         of events acknowledged (as the entries say)."""
         return (await self._drain())[1]
 
-    async def _drain(self) -> tuple[int, int]:
+    async def _drain(self, running: bool = False) -> tuple[int, int]:
         """:meth:`drain_once`: the entries read, and the events they say they hold (an
-        entry may say 0 and hold lines: stored line by line, :func:`entry_events`)."""
+        entry may say 0 and hold lines: stored line by line, :func:`entry_events`).
+
+        ``running`` (the drain's loop): when the loop reads again at once (a full batch,
+        or more waiting), the batch is acknowledged with that read
+        (:meth:`~gateway_app.state.governance.GovernanceState.ack_later`: one round trip
+        less per batch, ~50 a second under load); else, and for :meth:`drain_once`, now."""
         entries = await self.state.read_audit_entries(self.batch, self.block_s)
         if not entries:
             return 0, 0
@@ -843,9 +848,19 @@ class AuditDrainer:
             await store_rows(self.appender, batch.rows, batch.copy_text, batch.events)
         else:
             await asyncio.to_thread(insert_rows, self.db, batch.rows, batch.copy_text, batch.events)
-        await self.state.ack([entry.id for entry in entries])
+        events = sum(entry.events for entry in entries)
+        ids = [entry.id for entry in entries]
+        if running and not self._pauses(events):
+            self.state.ack_later(ids)
+        else:
+            await self.state.ack(ids)
         self.written += batch.events
-        return len(entries), sum(entry.events for entry in entries)
+        return len(entries), events
+
+    def _pauses(self, drained: int) -> bool:
+        """Whether the loop waits ``interval_s`` after a pass of ``drained`` events (a
+        partial batch with nothing more waiting) before it reads again."""
+        return 0 < drained < self.batch and bool(self.interval_s) and not self.state.audit_more
 
     async def _build(self, entries: list[AuditEntry]) -> RowBatch:
         """Decode and format ``entries`` in slices, yielding to the loop between them (an
@@ -878,11 +893,11 @@ class AuditDrainer:
         backoff = 0.5
         while not self._stopping:
             try:
-                drained = await self.drain_once()
+                drained = (await self._drain(running=True))[1]
                 backoff = 0.5
                 # (a pass stopped at the bound, the next entry not fitting, is no partial
                 # batch: the buffer may hold a backlog, read on at once)
-                if 0 < drained < self.batch and self.interval_s and not self.state.audit_more:
+                if self._pauses(drained):
                     await asyncio.sleep(self.interval_s)
             except asyncio.CancelledError:
                 raise

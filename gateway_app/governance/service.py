@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from gateway_app.apis import EMBEDDINGS, RESPONSES
+from gateway_app.apis import CHAT_COMPLETIONS, EMBEDDINGS, RESPONSES
 from gateway_app.config import DeploymentConfig, GatewayConfig
 from gateway_app.config.governance import GovernanceConfig
 from gateway_app.config.prices import (
@@ -68,6 +68,8 @@ ROLLUP_LAG_TTL_S = 60.0
 
 NANO = 1_000_000_000
 _NO_TOKENS = Tokens()
+# Chat Completions' prompt is its messages (Governance.estimate's inline case for it).
+_CHAT_MESSAGES_ONLY = CHAT_COMPLETIONS.metered and CHAT_COMPLETIONS.prompt_fields == ("messages",)
 _CACHE_HITS = ("hit", "semantic-hit")
 
 
@@ -420,6 +422,15 @@ class Governance:
         """(prompt tokens, output tokens) upper bounds of the request."""
         body = request.body or {}
         api = request.api
+        if api is CHAT_COMPLETIONS and _CHAT_MESSAGES_ONLY:
+            # Most governed requests: the general path below for one API, inline.
+            limit = body.get("max_completion_tokens") or body.get("max_tokens")
+            return (
+                len(orjson.dumps(body.get("messages"))) // 3 + 16,
+                int(limit)
+                if isinstance(limit, int) and limit > 0
+                else self.settings.default_max_output_tokens,
+            )
         if api is not None and not api.metered:
             return 0, 0  # a token count generates nothing (its requests still count for RPM)
         fields = api.prompt_fields if api is not None else ("messages",)

@@ -116,12 +116,14 @@ TRAFFIC: tuple[Traffic, ...] = (
         "audit drain, full batches",
         Per.AUDIT_BATCH,
         {"XREADGROUP": 3, "EVALSHA audit-ack": 1},
-        redis_round_trips=4,
+        redis_round_trips=3,
         postgres_statements=1,
         postgres_transactions=1,
         note="under load a drainer reads, writes (one `COPY`, a transaction of its own) and "
         "acknowledges one batch after another (one script: `XACK`, `XDEL` and the event "
-        "counter); a read takes whole stream entries (a flush's events each), its `COUNT` "
+        "counter), the acknowledgement sent with the next batch's first read, in one round "
+        "trip (a partial batch's, before the drainer waits: its own round trip, as in the "
+        "per-second row); a read takes whole stream entries (a flush's events each), its `COUNT` "
         "chosen from the events per entry last read, so a batch takes one read, or two or "
         "three as flushes grow or shrink; entries read past `governance.audit_batch` stay "
         "pending and the next pass reads them first (one more `XREADGROUP`), as after a "

@@ -281,6 +281,14 @@ class GovernanceState(Protocol):
         """The events are in the database: drop their entries from the buffer."""
         ...
 
+    def ack_later(self, ids: list[str]) -> None:
+        """:meth:`ack`, sent with the next :meth:`read_audit_entries` (for a drainer that
+        reads again at once: one round trip for both, where a state has them). The next
+        read returns none of these entries; if the acknowledgement is lost with the
+        read's failure, they are read again (stored again: a row stored before is
+        skipped) and acknowledged then."""
+        ...
+
     async def spent_nusd(self, scope: str, period: str, period_id: str) -> int:
         """Spend plus open reservations of one budget level and period."""
         ...
@@ -454,6 +462,11 @@ class InProcessGovernanceState:
 
     async def ack(self, ids: list[str]) -> None:
         with self._lock:
+            for event_id in ids:
+                self._pending.pop(event_id, None)
+
+    def ack_later(self, ids: list[str]) -> None:
+        with self._lock:  # (no round trip to save: acknowledged now)
             for event_id in ids:
                 self._pending.pop(event_id, None)
 

@@ -688,6 +688,8 @@ class RedisGovernanceState:
         # a process that read before): the next pass re-reads its pending list first. None:
         # not known (at start, after the group was recreated): look.
         self._unacked: int | None = None
+        # Entries stored and acknowledged with the next read (ack_later).
+        self._ack_queued: list[str] | None = None
         self._more = False  # (audit_more) the last read stopped at the bound
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._reserve = hot.script(_RESERVE)
@@ -914,7 +916,7 @@ class RedisGovernanceState:
             # 2. those of a replica that died with events pending, once they are claimable
             # (now and then; the older streams': old replicas only, less often)
             want = self._count(count, self.events_per_entry)
-            claimed = await self.reader.execute(
+            claimed = await self._read_call(
                 "XAUTOCLAIM", self.stream, GROUP, self.consumer, self.claim_idle_ms, "0-0",
                 "COUNT", want,
             )  # fmt: skip
@@ -983,7 +985,7 @@ class RedisGovernanceState:
             block: tuple[Any, ...] = ()
             if block_s is not None and not entries:
                 block = ("BLOCK", max(1, int(block_s * 1000)))
-            reply = await self.reader.execute(
+            reply = await self._read_call(
                 "XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", want, *block, "STREAMS",
                 *after, *after.values(),
             )  # fmt: skip
@@ -1044,9 +1046,9 @@ class RedisGovernanceState:
                 read.append(AuditEntry(entry_id.decode(), 0, b""))
         return read
 
-    async def ack(self, ids: list[str]) -> None:
-        if not ids:
-            return
+    def _ack_call(self, ids: list[str]) -> tuple[list[Any], list[Any], int]:
+        """The acknowledgement script's keys and arguments for ``ids``, and how many
+        entries it names."""
         current: list[str] = []
         older: dict[str, list[str]] = {mark: [] for mark in self.older_streams}
         for entry_id in dict.fromkeys(ids):  # (read_audit repeats an entry's id per event)
@@ -1055,22 +1057,67 @@ class RedisGovernanceState:
             else:
                 mark = entry_id[: entry_id.index(":") + 1]
                 older[mark].append(entry_id[len(mark) :])
-        keys = [self.stream, self.depth_key, *self.older_streams.values()]
+        keys: list[Any] = [self.stream, self.depth_key, *self.older_streams.values()]
         args: list[Any] = [GROUP, len(current), *(len(v) for v in older.values()), *current]
         for marked in older.values():
             args += marked
+        return keys, args, len(current) + sum(map(len, older.values()))
+
+    def _lost_group(self) -> None:
+        """Redis lost the group (and the entries acknowledged) after we read them: they
+        are in the database; nothing is pending in a group recreated since."""
+        self._group_ready = False
+        self._unacked = None
+
+    async def ack(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        keys, args, named = self._ack_call(ids)
         try:
             await self._ack(keys, args)
         except Exception as exc:
             if not _no_group(exc):
                 raise
-            # Redis lost the group (and these entries) after we read them: they are in
-            # the database; nothing is pending in a group recreated since.
-            self._group_ready = False
-            self._unacked = None
+            self._lost_group()
             return
         if self._unacked is not None:
-            self._unacked = max(0, self._unacked - len(current) - sum(map(len, older.values())))
+            self._unacked = max(0, self._unacked - named)
+
+    def ack_later(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        named = self._ack_call(ids)[2]
+        self._ack_queued = [*(self._ack_queued or ()), *ids]
+        # The read it goes with runs after it in Redis: none of these is pending then.
+        if self._unacked is not None:
+            self._unacked = max(0, self._unacked - named)
+
+    async def _read_call(self, *command: Any) -> Any:
+        """``command`` on the reader's connection, after the acknowledgement
+        :meth:`ack_later` queued, if any, in the same write (one round trip for both)."""
+        queued, self._ack_queued = self._ack_queued, None
+        if queued is None:
+            return await self.reader.execute(*command)
+        keys, args, _ = self._ack_call(queued)
+        try:
+            acked, reply = await self.reader.pipeline([self._ack.command(keys, args), command])
+        except BaseException:
+            # The acknowledgement's fate is unknown: this reader's pending entries are
+            # read again (and stored again: a row stored before is skipped).
+            self._unacked = None
+            raise
+        if self._ack.noscript(acked):
+            acked = await self.reader.pipeline([self._ack.eval_command(keys, args)])
+            acked = acked[0]
+        if isinstance(acked, ReplyError):
+            if _no_group(acked):
+                self._lost_group()
+            else:
+                log.warning("acknowledging stored audit entries failed (%s): read again", acked)
+                self._unacked = None
+        if isinstance(reply, ReplyError):
+            raise reply
+        return reply
 
     async def spent_nusd(self, scope: str, period: str, period_id: str) -> int:
         key = f"{self.prefix}b:{scope}:{period}:{period_id}"

@@ -659,6 +659,105 @@ def test_a_refused_copy_leaves_the_drains_connection_idle_and_usable(
     db.close()
 
 
+def test_under_load_a_batch_is_acknowledged_with_the_next_read(
+    redis_server: Any, postgres_server: Any
+) -> None:
+    """The running drainer, reading full batch after full batch, sends each batch's
+    acknowledgement with its next read, in one write (one round trip for both, not two);
+    the last, partial batch is acknowledged on its own before the drainer waits. Every
+    event is stored once and the stream ends empty, its event counter at 0."""
+    from tests.gateway.resp_traffic import counting_client
+
+    sent: list[tuple[str, ...]] = []
+    prefix = f"{{t{uuid.uuid4().hex[:8]}}}:"
+    db = Database(postgres_server.new_database("ack_later"))
+    db.migrate()
+    lines = [_line_and_row(i, f"ack{i}")[0] for i in range(95)]  # 9 entries of 10, one of 5
+
+    async def main() -> tuple[int, int, int]:
+        state = RedisGovernanceState.from_url(
+            redis_server.url,
+            prefix=prefix,
+            reader=counting_client(sent).from_url(redis_server.url),
+        )
+        await state.read_audit(1, 0.01)  # the groups exist
+        for at in range(0, len(lines), 10):
+            part = lines[at : at + 10]
+            await state.client.xadd(state.stream, {"n": len(part), "b": b"".join(part)})
+        await state.client.incrby(state.depth_key, len(lines))
+        del sent[:]
+        drainer = AuditDrainer(state, db, batch=10, block_s=0.05, interval_s=0.25)
+        drainer.start()
+        for _ in range(200):  # bounded: 10 s
+            if drainer.written >= len(lines):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)  # the last batch's acknowledgement
+        await drainer.stop()
+        left = await state.client.xlen(state.stream)
+        depth = int(await state.client.get(state.depth_key) or 0)
+        await state.close()
+        return drainer.written, left, depth
+
+    written, left, depth = run_async(main())
+    assert (written, left, depth) == (len(lines), 0, 0)
+    assert sorted(_stored(db)) == sorted(audit.parse_line(line)[0] for line in lines)
+    with_read = [s for s in sent if s[:1] == ("EVALSHA",) and s[1:] == ("XREADGROUP",)]
+    alone = [s for s in sent if s == ("EVALSHA",)]
+    # The nine full batches' acknowledgements rode with the next read; the partial
+    # tenth was acknowledged alone, before the pause.
+    assert len(with_read) == 9, sent
+    assert len(alone) == 1, sent
+    db.close()
+
+
+def test_an_acknowledgement_lost_with_its_read_is_made_again(
+    redis_state: Any, postgres_server: Any
+) -> None:
+    """A batch stored and queued for acknowledgement with the next read, whose write
+    then fails (the connection breaks): nothing was acknowledged, so the next read
+    returns the batch again (this reader's pending entries), it is stored again (each
+    row stored before is skipped) and acknowledged: every event once in the database,
+    the stream empty."""
+    db = Database(postgres_server.new_database("ack_lost"))
+    db.migrate()
+    lines = [_line_and_row(i, f"lost{i}")[0] for i in range(10)]
+
+    async def main() -> tuple[list[str], list[str], int]:
+        state = redis_state()
+        await state.read_audit(1, 0.01)  # the groups exist
+        await state.client.xadd(state.stream, {"n": 10, "b": b"".join(lines)})
+        first = await state.read_audit_entries(10, 0.01)
+        batch = RowBatch(db)
+        for entry in first:
+            batch.add_lines(entry.block, entry.events)
+        insert_rows(db, batch.rows, batch.copy_text, batch.events)
+        state.ack_later([entry.id for entry in first])
+        pipeline = state.reader.pipeline
+
+        async def broken(commands: Any) -> Any:
+            raise ConnectionError("connection reset")
+
+        state.reader.pipeline = broken  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await state.read_audit_entries(10, 0.01)
+        state.reader.pipeline = pipeline  # type: ignore[method-assign]
+        again = await state.read_audit_entries(10, 0.01)
+        batch = RowBatch(db)
+        for entry in again:
+            batch.add_lines(entry.block, entry.events)
+        insert_rows(db, batch.rows, batch.copy_text, batch.events)
+        await state.ack([entry.id for entry in again])
+        left = await state.client.xlen(state.stream)
+        await state.close()
+        return [e.id for e in first], [e.id for e in again], left
+
+    first, again, left = run_async(main())
+    assert again == first and left == 0
+    assert sorted(_stored(db)) == sorted(audit.parse_line(line)[0] for line in lines)
+    db.close()
+
+
 def test_the_drain_writes_postgres_on_the_loop_over_its_own_connection(
     redis_state: Any, postgres_server: Any
 ) -> None:

@@ -136,3 +136,36 @@ def test_a_messages_stream_cut_before_its_final_usage_is_billed_its_upper_bound(
             time.sleep(0.05)
     assert rows[0]["usage_source"] == "estimated_reservation"
     assert rows[0]["completion_tokens"] == 1000
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"max_tokens": 300},
+        {"max_completion_tokens": 200, "max_tokens": 900},
+        {"max_completion_tokens": 0, "max_tokens": 700},
+        {"max_tokens": -5},
+        {"max_tokens": "500"},
+        {"max_tokens": 2.5},
+        {"messages": None},
+        {"messages": [{"role": "user", "content": "é" * 5_000}], "tools": [{"x": "y" * 900}]},
+    ],
+)
+def test_a_chat_requests_estimate_is_the_general_paths(
+    fake_openai: Any, fake_anthropic: Any, tmp_path: Path, extra: dict[str, Any]
+) -> None:
+    """Chat Completions' estimate has an inline path (most governed requests take it): its
+    prompt and output bounds are exactly the general path's for the same body (the
+    messages' JSON bytes / 3 + 16; ``max_completion_tokens``, else ``max_tokens``, when a
+    positive integer, else ``governance.default_max_output_tokens``)."""
+    from gateway_app.apis import CHAT_COMPLETIONS
+    from gateway_app.context import RequestContext
+
+    body = {"model": "gpt-4o-mini", "messages": HI, **extra}
+    with governed(fake_openai, fake_anthropic, tmp_path) as (_, gov):
+        chat = RequestContext("r", CHAT_COMPLETIONS.path, {}, api=CHAT_COMPLETIONS, body=body)
+        general = RequestContext("r", CHAT_COMPLETIONS.path, {}, api=None, body=body)
+        assert gov.estimate(chat) == gov.estimate(general)
+        prompt, output = gov.estimate(chat)
+    assert prompt >= 16 and output > 0
