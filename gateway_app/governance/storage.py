@@ -1049,8 +1049,9 @@ async def _copy_data_async(
 
     libpq's own calls, as psycopg's asyncio ``COPY`` makes them, without its cursor,
     ``Copy`` object, generators and waits around each: the audit drain writes ~50
-    batches a second under load and psycopg's layers were half of each write's CPU
-    (~430 -> ~225 µs for 100 rows, ``bench/partial-lean-copy.md``). Two round trips, as
+    batches a second under load and psycopg's layers were a third of each write's CPU
+    or more (~336 -> ~236 µs for 100 rows, ~524 -> ~312 for 250:
+    ``bench/partial-lean-copy.md``). Two round trips, as
     before: the ``COPY`` statement, then the rows and their end. A statement the server
     refuses raises psycopg's error class for its SQLSTATE (``UniqueViolation``: a row
     stored before), once the connection is idle again; a broken connection raises
