@@ -29,6 +29,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from audit_sample import REQUEST_FIELDS
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -37,26 +39,7 @@ def _lines(run: str, start: int, count: int) -> bytes:
     from gateway_app.governance import audit
 
     return b"".join(
-        audit.request_line(
-            f"copy-{run}-{start + i:08x}",
-            "key_0123456789abcdef",
-            "team-a",
-            "project-a",
-            None,
-            "gpt-4o-mini",
-            "gpt-4o-mini-openai",
-            "openai",
-            200,
-            9,
-            3,
-            3.15e-06,
-            1.234,
-            None,
-            None,
-            "reported",
-            None,
-        )
-        for i in range(count)
+        audit.request_line(f"copy-{run}-{start + i:08x}", *REQUEST_FIELDS) for i in range(count)
     )
 
 
