@@ -688,8 +688,10 @@ class RedisGovernanceState:
         # a process that read before): the next pass re-reads its pending list first. None:
         # not known (at start, after the group was recreated): look.
         self._unacked: int | None = None
-        # Entries stored and acknowledged with the next read (ack_later).
+        # Entries stored and acknowledged with the next read (ack_later), once Redis is
+        # known to hold the acknowledgement script (the first one is sent alone).
         self._ack_queued: list[str] | None = None
+        self._ack_loaded = False
         self._more = False  # (audit_more) the last read stopped at the bound
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._reserve = hot.script(_RESERVE)
@@ -1098,6 +1100,12 @@ class RedisGovernanceState:
         queued, self._ack_queued = self._ack_queued, None
         if queued is None:
             return await self.reader.execute(*command)
+        if not self._ack_loaded:
+            # Redis may not hold the script yet (EVALSHA would fail, and the read after it
+            # run without the acknowledgement): the first is sent alone (EVAL on NOSCRIPT).
+            await self.ack(queued)
+            self._ack_loaded = True
+            return await self.reader.execute(*command)
         keys, args, _ = self._ack_call(queued)
         try:
             acked, reply = await self.reader.pipeline([self._ack.command(keys, args), command])
@@ -1107,8 +1115,11 @@ class RedisGovernanceState:
             self._unacked = None
             raise
         if self._ack.noscript(acked):
-            acked = await self.reader.pipeline([self._ack.eval_command(keys, args)])
-            acked = acked[0]
+            # Redis lost its scripts (a restart, SCRIPT FLUSH): the read ran before the
+            # acknowledgement, now made. A pending read may have returned these entries
+            # again (stored again: each row stored before is skipped).
+            acked = (await self.reader.pipeline([self._ack.eval_command(keys, args)]))[0]
+            self._unacked = None
         if isinstance(acked, ReplyError):
             if _no_group(acked):
                 self._lost_group()
