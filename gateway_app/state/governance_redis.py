@@ -1100,13 +1100,19 @@ class RedisGovernanceState:
         queued, self._ack_queued = self._ack_queued, None
         if queued is None:
             return await self.reader.execute(*command)
+        keys, args, _ = self._ack_call(queued)
         if not self._ack_loaded:
             # Redis may not hold the script yet (EVALSHA would fail, and the read after it
             # run without the acknowledgement): the first is sent alone (EVAL on NOSCRIPT).
-            await self.ack(queued)
+            try:
+                await self._ack(keys, args)
+            except BaseException as exc:
+                if not isinstance(exc, Exception) or not _no_group(exc):
+                    self._unacked = None  # its fate unknown: read this reader's again
+                    raise
+                self._lost_group()
             self._ack_loaded = True
             return await self.reader.execute(*command)
-        keys, args, _ = self._ack_call(queued)
         try:
             acked, reply = await self.reader.pipeline([self._ack.command(keys, args), command])
         except BaseException:

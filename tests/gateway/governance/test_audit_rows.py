@@ -722,7 +722,7 @@ def test_an_acknowledgement_lost_with_its_read_is_made_again(
     then fails (the connection breaks): nothing was acknowledged, so the next read
     returns the batch again (this reader's pending entries), it is stored again (each
     row stored before is skipped) and acknowledged: every event once in the database,
-    the stream empty. (A first batch before it: the first acknowledgement goes alone.)"""
+    the stream empty. The same when the first acknowledgement, sent alone, fails."""
     db = Database(postgres_server.new_database("ack_lost"))
     db.migrate()
     lines = [_line_and_row(i, f"lost{i}")[0] for i in range(10)]
@@ -740,6 +740,18 @@ def test_an_acknowledgement_lost_with_its_read_is_made_again(
             await state.client.xadd(state.stream, {"n": 5, "b": b"".join(part)})
         store(first := await state.read_audit_entries(5, 0.01))
         state.ack_later([entry.id for entry in first])
+        script = state._ack  # the first acknowledgement, sent alone, fails too
+
+        async def refused(keys: Any, args: Any) -> Any:
+            raise ConnectionError("connection reset")
+
+        state._ack = refused
+        with pytest.raises(ConnectionError):
+            await state.read_audit_entries(5, 0.01)
+        state._ack = script
+        store(again_first := await state.read_audit_entries(5, 0.01))
+        assert [e.id for e in again_first] == [e.id for e in first]
+        state.ack_later([entry.id for entry in again_first])
         store(second := await state.read_audit_entries(5, 0.01))  # (the first acknowledged)
         state.ack_later([entry.id for entry in second])
         pipeline = state.reader.pipeline
