@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 # One BLAS thread, as in the gateway (gateway_app/cache/minilm.py): set before any test
 # module imports numpy (test_cache_config.py does, before minilm), else each of the
@@ -15,6 +16,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import pytest
 
 from infra.offline import Plan, record
+from tests import workers
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = ("dev", "staging", "prod")
@@ -64,6 +66,43 @@ def _uses_quality_job(item: pytest.Item) -> bool:
     return module == MODULE and getattr(item, "originalname", "") in USERS
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist, the controller makes the directory its workers share (tests/workers.py)."""
+    if workers.is_controller(config):
+        workers.create_run_dir()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The controller removes the run's shared directory."""
+    if workers.is_controller(config):
+        workers.remove_run_dir()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup``: a test file per unit, the ``xdist_group`` tests by group."""
+    if config.option.dist == "loadgroup":
+        return workers.FileScheduling(config, log)
+    return None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: Any) -> None:
+    """The controller starts the background jobs the workers' collection asked for (once)."""
+    shared = workers.run_dir()
+    if shared is None:
+        return
+    if (shared / "needs-quality").exists():
+        from tests.gateway.cache import quality_job
+
+        quality_job.start(publish=True)
+    if (shared / "needs-image").exists():
+        from tests.container.conftest import start_background_build
+
+        start_background_build(publish=True)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Start the suite's long background work now, and run the tests that wait on it last.
 
@@ -76,6 +115,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
       base, the gateway's wheels) waits on the network for minutes.
     - The semantic-quality evaluations (tests/gateway/cache/quality_job.py) take
       a minute or more of one core.
+
+    On an xdist worker (tests/workers.py) the jobs are the controller's, started once
+    for the run when a worker's collection asks for them (``needs-*`` files in the run's
+    directory), and each kind of these tests is one work unit (``xdist_group``): the
+    podman tests share one set of pod fixtures, on one worker.
     """
     podman_tests = [item for item in items if "podman" in getattr(item, "fixturenames", ())]
     quality_tests = [item for item in items if _uses_quality_job(item)]
@@ -84,11 +128,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if item not in last] + quality_tests + podman_tests
     if config.option.collectonly:
         return
+    needs_image = any("gateway_image" in getattr(item, "fixturenames", ()) for item in podman_tests)
+    if workers.is_worker(config):
+        for group, tests in (("quality", quality_tests), ("podman", podman_tests)):
+            for item in tests:
+                item.add_marker(pytest.mark.xdist_group(group))
+        shared = workers.run_dir()
+        assert shared is not None, f"an xdist worker without {workers.RUN_DIR_ENV}"
+        if quality_tests:
+            (shared / "needs-quality").touch()
+        if needs_image:
+            (shared / "needs-image").touch()
+        return
     if quality_tests:
         from tests.gateway.cache import quality_job
 
         quality_job.start()
-    if any("gateway_image" in getattr(item, "fixturenames", ()) for item in podman_tests):
+    if needs_image:
         from tests.container.conftest import start_background_build
 
         start_background_build()

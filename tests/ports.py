@@ -14,7 +14,10 @@ listen on 127.0.0.1:39853: the port is in use``). Below that range neither a
 connection's local end nor a bind to port 0 is ever given a port, so a port found free
 there stays free until the server binds it, unless another process picks it (another
 test run on the same machine: the suite's Redis, PostgreSQL and gateway processes
-start again on another port then, ``tests/gateway/governance/services.py``).
+start again on another port then, ``tests/gateway/governance/services.py``). The
+workers of one xdist run each take their own share of the span (every ``count``-th
+port from their index, :func:`tests.workers.worker`): a port one worker keeps for
+nothing to listen on, or for its server to bind later, is never another worker's.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from __future__ import annotations
 import random
 import socket
 from pathlib import Path
+
+from tests.workers import worker
 
 _KEPT: set[int] = set()
 """Every port :func:`kept_port` has handed in this process (none is handed twice)."""
@@ -38,9 +43,12 @@ def ephemeral_range() -> tuple[int, int]:
 
 def kept_span() -> range:
     """Where :func:`kept_port` looks: the larger of the ports below the ephemeral range
-    (at most 12,000 under its start, none below 1024) and those above it."""
+    (at most 12,000 under its start, none below 1024) and those above it; under xdist,
+    this worker's share of it (every ``count``-th port from its index)."""
     low, high = ephemeral_range()
-    return max(range(max(1024, low - 12_000), low), range(high + 1, 65536), key=len)
+    span = max(range(max(1024, low - 12_000), low), range(high + 1, 65536), key=len)
+    index, count = worker()
+    return span[index::count]
 
 
 def kept_port() -> int:
@@ -48,7 +56,8 @@ def kept_port() -> int:
     listen on; one that no connection and no bind to port 0 can take in the meantime.
 
     It is taken outside the kernel's ephemeral range (:func:`kept_span`), free when
-    handed (a bind succeeds), and never handed twice by this process: a server that
+    handed (a bind succeeds), never handed twice by this process, nor by another worker
+    of the same xdist run (:func:`kept_span`): a server that
     stops and starts again on it gets it back, and a port meant to refuse connections is
     not given to a later server. A machine whose ephemeral range leaves fewer than 100
     ports outside it gets the kernel's pick (a bind to port 0), as before this helper."""
@@ -73,4 +82,6 @@ def kept_port() -> int:
                 continue  # something of this machine's listens there
         _KEPT.add(port)
         return port
-    raise AssertionError(f"no free port in {span.start}-{span.stop - 1} after 200 tries")
+    raise AssertionError(
+        f"no free port in {span.start}-{span.stop - 1} (step {span.step}) after 200 tries"
+    )

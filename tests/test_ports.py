@@ -45,6 +45,7 @@ def test_the_kept_span_is_outside_the_ephemeral_range_whatever_its_bounds(
     kernel's pick) when the range covers almost every port."""
     import tests.ports as ports
 
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # one process: the whole span
     for bounds, expected in (
         ((32768, 60999), range(20768, 32768)),  # Linux's default: below
         ((10000, 20000), range(20001, 65536)),  # above is larger
@@ -55,3 +56,23 @@ def test_the_kept_span_is_outside_the_ephemeral_range_whatever_its_bounds(
     monkeypatch.setattr(ports, "ephemeral_range", lambda: (1024, 65535))
     picked = {kept_port() for _ in range(5)}
     assert len(picked) == 5
+
+
+def test_the_workers_of_one_run_share_the_span_out_without_overlap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under xdist each worker keeps ports from its own share of the span: a port one
+    worker holds for nothing to listen on is never bound by another's server."""
+    import tests.ports as ports
+
+    monkeypatch.setattr(ports, "ephemeral_range", lambda: (32768, 60999))
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "3")
+    shares = []
+    for index in range(3):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", f"gw{index}")
+        shares.append(set(kept_span()))
+    assert sum(len(share) for share in shares) == 12_000
+    assert set().union(*shares) == set(range(20768, 32768))
+    assert not (shares[0] & shares[1] or shares[0] & shares[2] or shares[1] & shares[2])
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw2")
+    assert {kept_port() for _ in range(20)} <= shares[2]

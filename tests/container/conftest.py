@@ -17,7 +17,10 @@ The session fixture ``gateway_image`` makes the gateway image buildable here:
    test that needs the image (:func:`start_background_build`, called from
    tests/conftest.py, which also runs those tests last): a cold build (the
    debootstrap base, the wheels) waits on the network for minutes, and the rest
-   of the suite runs meanwhile. The fixture waits for it.
+   of the suite runs meanwhile. The fixture waits for it. Under xdist the build is
+   the controller's (once per run, tests/workers.py): it publishes the image id (or
+   why there is none) in the run's directory, where the worker running the podman
+   tests waits for it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests import workers
 
 if TYPE_CHECKING:
     from tests.container.planned_pod import PodBench
@@ -95,6 +100,7 @@ class _Build:
         self.processes: list[subprocess.Popen[str]] = []
         self.thread: threading.Thread | None = None
         self.cancelled = False
+        self.publish = False  # the xdist controller's: the result goes to the workers
 
     def start(self, work: Callable[[_Build], None]) -> None:
         """Run ``work(self)`` on a daemon thread; ``done`` is set when it returns or raises."""
@@ -106,6 +112,15 @@ class _Build:
             except BaseException as exc:  # handed to the fixture, which raises it in a test
                 self.error = exc
             finally:
+                if self.publish:
+                    workers.publish(
+                        "image",
+                        {
+                            "image_id": self.image_id,
+                            "skip": self.skip,
+                            "error": None if self.error is None else repr(self.error),
+                        },
+                    )
                 self.done.set()
 
         self.thread = threading.Thread(target=body, name="gateway-image-build", daemon=True)
@@ -174,13 +189,14 @@ def _install_podman() -> str | None:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         return f"{', '.join(missing)} missing and cannot be installed (needs root and apt-get)"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "podman", "runc", "debootstrap", "slirp4netns"],
-    ):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        if result.returncode != 0:
-            return f"`{' '.join(command)}` failed: {result.stderr.strip()[-500:]}"
+    with workers.machine_lock("apt"):  # one apt-get at a time (chromium's, another run's)
+        for command in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "podman", "runc", "debootstrap", "slirp4netns"],
+        ):
+            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+            if result.returncode != 0:
+                return f"`{' '.join(command)}` failed: {result.stderr.strip()[-500:]}"
     return None
 
 
@@ -301,9 +317,12 @@ def _build_gateway_image(build: _Build) -> None:
         build.image_id = build_gateway_image(_podman())
 
 
-def start_background_build() -> None:
-    """Start building the gateway image on a background thread (once per session)."""
+def start_background_build(publish: bool = False) -> None:
+    """Start building the gateway image on a background thread (once per session);
+    ``publish``: the xdist controller's build, its result for the workers
+    (:func:`tests.workers.publish`)."""
     if _BUILD.thread is None:
+        _BUILD.publish = publish
         _BUILD.start(_build_gateway_image)
 
 
@@ -312,10 +331,22 @@ def stop_background_build() -> None:
     _BUILD.stop()
 
 
+BUILD_WAIT_S = 2700.0
+"""At most how long an xdist worker waits for the controller's build (its steps' bounds)."""
+
+
+def _built_by_controller() -> bool:
+    """An xdist worker of a run whose controller builds the image (its collection asked)."""
+    shared = workers.run_dir()
+    return shared is not None and (shared / "needs-image").exists()
+
+
 @pytest.fixture(scope="session")
 def podman() -> Iterator[Podman]:
     """Podman configured for this host, or a skip saying why it cannot be installed."""
-    if _BUILD.thread is not None:
+    if _built_by_controller():
+        reason = workers.published("image", BUILD_WAIT_S)["skip"]
+    elif _BUILD.thread is not None:
         _BUILD.done.wait()  # the background build installs podman first
         reason = _BUILD.skip
     else:
@@ -328,6 +359,12 @@ def podman() -> Iterator[Podman]:
 @pytest.fixture(scope="session")
 def gateway_image(podman: Podman) -> str:
     """The gateway image's id: from the background build when one was started."""
+    if _built_by_controller():
+        built = workers.published("image", BUILD_WAIT_S)
+        if built["error"] is not None:
+            raise AssertionError(f"the gateway image build failed: {built['error']}")
+        assert built["image_id"], "the background image build ended without an image"
+        return str(built["image_id"])
     if _BUILD.thread is None:
         return build_gateway_image(podman)
     _BUILD.done.wait()

@@ -69,6 +69,7 @@ def _run(checkout: Path, *, mypy: int, pytest_: int) -> subprocess.CompletedProc
         "MYPY_EXIT": str(mypy),
         "PYTEST_EXIT": str(pytest_),
     }
+    env.pop("AIGW_TEST_WORKERS", None)  # the command's default, two workers
     return subprocess.run(
         [str(checkout / "scripts" / "test"), "-q", "tests/x"],
         cwd=checkout,
@@ -83,8 +84,9 @@ def test_mypy_runs_alongside_pytest_and_its_report_follows(checkout: Path) -> No
     done = _run(checkout, mypy=0, pytest_=0)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    assert "pytest: -q tests/x" in out
-    assert out.index("pytest: -q tests/x") < out.index("mypy: Success: no issues found")
+    pytest_line = "pytest: -n 2 --dist loadgroup --no-loadscope-reorder -q tests/x"
+    assert pytest_line in out  # two xdist workers (tests/workers.py), the caller's args last
+    assert out.index(pytest_line) < out.index("mypy: Success: no issues found")
 
 
 @pytest.mark.parametrize(("mypy", "pytest_", "expected"), [(1, 0, 1), (0, 2, 2), (1, 5, 5)])

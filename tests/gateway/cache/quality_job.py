@@ -9,7 +9,9 @@ quality tests are collected) launches ``python -m tests.gateway.cache.quality_jo
 at a lower CPU priority, and :func:`result` hands each test the same document
 ``bench.semantic_eval.evaluate`` returns in-process (the job calls exactly that,
 with the same arguments, and writes it as JSON). Without a started job (the
-module run alone) :func:`result` starts it and waits.
+module run alone) :func:`result` starts it and waits. Under xdist the job is the
+controller's (once per run, tests/workers.py): it publishes the document in the run's
+directory, where the worker running the quality tests waits for it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import Any
+
+from tests import workers
 
 ROOT = Path(__file__).resolve().parents[3]
 PAIRS = Path(__file__).parent / "pairs"
@@ -66,7 +70,7 @@ class _Job:
         assert self.dir is not None
         return Path(self.dir.name) / "quality.json"
 
-    def start(self) -> None:
+    def start(self, publish: bool = False) -> None:
         with self.lock:
             if self.process is not None:
                 return
@@ -78,23 +82,43 @@ class _Job:
                     stdout=subprocess.DEVNULL,
                     stderr=stderr,
                 )
+            if publish:
+                threading.Thread(target=self._publish, name="quality-job", daemon=True).start()
+
+    def _publish(self) -> None:
+        """The xdist controller's: the job's outcome, for the worker running its tests."""
+        assert self.process is not None and self.dir is not None
+        code = self.process.wait()
+        try:
+            stderr = (Path(self.dir.name) / "stderr").read_text(errors="replace")
+            document = json.loads(self.out.read_text()) if code == 0 else None
+            workers.publish("quality", {"exit": code, "stderr": stderr[-4000:], "result": document})
+        except OSError:
+            pass  # the run ended first (stop() removed the directories): no reader is left
 
     def result(self, timeout: float) -> dict[str, dict[str, Any]]:
-        self.start()
-        assert self.process is not None and self.dir is not None
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            raise AssertionError(
-                f"the semantic-quality evaluation did not finish within {timeout:.0f} s"
-            ) from None
-        if code != 0:
+        shared = workers.run_dir()
+        if shared is not None and (shared / "needs-quality").exists():
+            outcome = workers.published("quality", timeout)  # an xdist worker
+            code, stderr, document = outcome["exit"], outcome["stderr"], outcome["result"]
+        else:
+            self.start()
+            assert self.process is not None and self.dir is not None
+            try:
+                code = self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.stop()
+                raise AssertionError(
+                    f"the semantic-quality evaluation did not finish within {timeout:.0f} s"
+                ) from None
             stderr = (Path(self.dir.name) / "stderr").read_text(errors="replace")
+            document = json.loads(self.out.read_text()) if code == 0 else None
+        if code != 0:
             raise AssertionError(
                 f"the semantic-quality evaluation exited {code}:\n{stderr[-4000:]}"
             )
-        return json.loads(self.out.read_text())
+        assert isinstance(document, dict)
+        return document
 
     def stop(self) -> None:
         with self.lock:
@@ -106,9 +130,10 @@ class _Job:
 _JOB = _Job()
 
 
-def start() -> None:
-    """Start the evaluation in the background (once per session)."""
-    _JOB.start()
+def start(publish: bool = False) -> None:
+    """Start the evaluation in the background (once per session); ``publish``: the xdist
+    controller's job, its outcome for the workers (:func:`tests.workers.publish`)."""
+    _JOB.start(publish)
 
 
 def result(name: str, timeout: float) -> dict[str, Any]:

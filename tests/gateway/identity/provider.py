@@ -23,6 +23,8 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
+from tests.workers import machine_lock
+
 OP_DIR = Path(__file__).resolve().parent / "op"
 CACHE = Path(os.environ.get("AIGW_CACHE_DIR", Path.home() / ".cache" / "aigw"))
 
@@ -36,6 +38,14 @@ def _install() -> Path:
         )
     lock = (OP_DIR / "package-lock.json").read_bytes()
     target = CACHE / f"oidc-provider-{hashlib.sha256(lock).hexdigest()[:16]}"
+    with machine_lock(target.name):  # another worker may be installing it
+        _npm_ci(target)
+    # The script resolves `oidc-provider` from its own directory: run it from the cache.
+    shutil.copy(OP_DIR / "provider.mjs", target / "provider.mjs")
+    return target
+
+
+def _npm_ci(target: Path) -> None:
     if not (target / "node_modules" / "oidc-provider" / "package.json").exists():
         target.mkdir(parents=True, exist_ok=True)
         for name in ("package.json", "package-lock.json"):
@@ -50,9 +60,6 @@ def _install() -> Path:
         if result.returncode != 0:
             shutil.rmtree(target / "node_modules", ignore_errors=True)
             raise AssertionError(f"npm ci of the test OpenID Provider failed:\n{result.stderr}")
-    # The script resolves `oidc-provider` from its own directory: run it from the cache.
-    shutil.copy(OP_DIR / "provider.mjs", target / "provider.mjs")
-    return target
 
 
 @dataclass

@@ -22,6 +22,7 @@ import pytest
 from gateway_app.governance.service import Governance
 from tests.fakes import FakeUpstream, ok
 from tests.gateway.conftest import Running
+from tests.workers import machine_lock
 
 CODEX_DIR = Path(__file__).resolve().parent / "codex"
 CACHE = Path(os.environ.get("AIGW_CACHE_DIR", Path.home() / ".cache" / "aigw"))
@@ -45,6 +46,12 @@ def codex() -> Path:
     lock = (CODEX_DIR / "package-lock.json").read_bytes()
     target = CACHE / f"codex-{hashlib.sha256(lock).hexdigest()[:16]}"
     binary = target / "node_modules" / ".bin" / "codex"
+    with machine_lock(target.name):  # another run may be installing it
+        _npm_ci(target, binary)
+    return binary
+
+
+def _npm_ci(target: Path, binary: Path) -> None:
     if not binary.exists():
         target.mkdir(parents=True, exist_ok=True)
         for name in ("package.json", "package-lock.json", ".npmrc"):
@@ -59,7 +66,6 @@ def codex() -> Path:
         if result.returncode != 0:
             shutil.rmtree(target / "node_modules", ignore_errors=True)
             raise AssertionError(f"npm ci of the Codex CLI failed:\n{result.stderr}")
-    return binary
 
 
 def _run(codex: Path, gw: Running, key: str, model: str, prompt: str, home: Path) -> Any:

@@ -12,6 +12,7 @@ import pytest
 
 from infra.offline import Plan, record
 from tests.infra.conftest import FIXTURES, ROOT
+from tests.workers import once_per_run
 
 PROGRAM = FIXTURES / "k8s_program" / "__main__.py"
 STACK_FILE = FIXTURES / "k8s_program" / "Pulumi.k8s.yaml"
@@ -51,16 +52,20 @@ def record_fixture(config: dict[str, Any] | None = None) -> Plan:
 
 @pytest.fixture(scope="session")
 def judge() -> Path:
-    """The judge's pinned packages, installed once per session (``npm ci``)."""
+    """The judge's pinned packages, installed once per run (``npm ci``; under xdist by the
+    first worker to need them: a second ``npm ci`` would empty ``node_modules`` under the
+    first one's judge)."""
     npm = shutil.which("npm")
     assert npm, "npm is needed for the Gateway API schema judge (Debian package npm)"
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=GATEWAY_API_JUDGE,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    with once_per_run("gateway-api-judge") as first:
+        if first:
+            subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=GATEWAY_API_JUDGE,
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
     return GATEWAY_API_JUDGE
 
 
