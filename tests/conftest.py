@@ -80,8 +80,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadgroup``: a test file per unit, the ``xdist_group`` tests by group."""
-    if config.option.dist == "loadgroup":
+    """``--dist loadfile``: a test file per unit, the podman and quality tests by group."""
+    if config.option.dist == "loadfile":
         return workers.FileScheduling(config, log)
     return None
 
@@ -118,8 +118,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     On an xdist worker (tests/workers.py) the jobs are the controller's, started once
     for the run when a worker's collection asks for them (``needs-*`` files in the run's
-    directory), and each kind of these tests is one work unit (``xdist_group``): the
-    podman tests share one set of pod fixtures, on one worker.
+    directory), and each kind of these tests is one work unit (a group): the podman tests
+    share one set of pod fixtures, on one worker.
     """
     podman_tests = [item for item in items if "podman" in getattr(item, "fixturenames", ())]
     quality_tests = [item for item in items if _uses_quality_job(item)]
@@ -129,10 +129,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if config.option.collectonly:
         return
     needs_image = any("gateway_image" in getattr(item, "fixturenames", ()) for item in podman_tests)
+    if needs_image:
+        from tests.container.conftest import BUILD_WAIT_S
+
+        # The first podman test waits for the build (minutes, when cold): its bound is the
+        # build's, not pytest-timeout's per-test 300 s.
+        podman_tests[0].add_marker(pytest.mark.timeout(BUILD_WAIT_S + 300))
     if workers.is_worker(config):
-        for group, tests in (("quality", quality_tests), ("podman", podman_tests)):
-            for item in tests:
-                item.add_marker(pytest.mark.xdist_group(group))
+        groups = {item.nodeid: "quality" for item in quality_tests}
+        groups.update({item.nodeid: "podman" for item in podman_tests})
+        workers.write_groups(groups)
         shared = workers.run_dir()
         assert shared is not None, f"an xdist worker without {workers.RUN_DIR_ENV}"
         if quality_tests:

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,15 +20,21 @@ from tests.gateway.cache import quality_job
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_a_file_is_one_unit_and_a_group_one_unit_across_files() -> None:
-    split = workers.FileScheduling._split_scope
+def test_a_file_is_one_unit_and_a_group_one_unit_across_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(workers.RUN_DIR_ENV, str(tmp_path))
+    workers.write_groups(
+        {"tests/a/test_x.py::test_four": "podman", "tests/b/test_y.py::test_five[p]": "podman"}
+    )
     scheduler: Any = object.__new__(workers.FileScheduling)
-    assert split(scheduler, "tests/a/test_x.py::test_one") == "tests/a/test_x.py"
-    assert split(scheduler, "tests/a/test_x.py::TestK::test_two[p-1]") == "tests/a/test_x.py"
-    # A parameter holding "@" is not a group.
-    assert split(scheduler, "tests/a/test_x.py::test_three[a@b]") == "tests/a/test_x.py"
-    assert split(scheduler, "tests/a/test_x.py::test_four@podman") == "podman"
-    assert split(scheduler, "tests/b/test_y.py::test_five[p]@podman") == "podman"
+    split = scheduler._split_scope
+    assert split("tests/a/test_x.py::test_one") == "tests/a/test_x.py"
+    assert split("tests/a/test_x.py::TestK::test_two[p-1]") == "tests/a/test_x.py"
+    assert split("tests/a/test_x.py::test_three[a::b]") == "tests/a/test_x.py"
+    assert split("tests/a/test_x.py::test_four") == "podman"
+    assert split("tests/b/test_y.py::test_five[p]") == "podman"
+    assert split("tests/b/test_y.py::test_five[q]") == "tests/b/test_y.py"
 
 
 @dataclass(eq=False)
@@ -39,17 +45,16 @@ class Item:
     fixturenames: tuple[str, ...] = ()
     nodeid: str = ""
     originalname: str = ""
-    marks: list[Any] = field(default_factory=list)
 
     def add_marker(self, mark: Any) -> None:
-        self.marks.append(mark)
+        """(the first podman test's time bound: tests/container/test_background_build.py)"""
 
 
 def test_on_a_worker_the_jobs_are_asked_of_the_controller_and_their_tests_grouped(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A worker starts no job itself: it leaves ``needs-*`` files for the controller
-    (which starts each once per run) and marks the jobs' tests as one unit each."""
+    (which starts each once per run) and makes the jobs' tests one unit each."""
     monkeypatch.setenv(workers.RUN_DIR_ENV, str(tmp_path))
     started: list[str] = []
     import tests.container.conftest
@@ -59,17 +64,15 @@ def test_on_a_worker_the_jobs_are_asked_of_the_controller_and_their_tests_groupe
     )
     monkeypatch.setattr(quality_job, "start", lambda **_: started.append("quality"))
     dev = Item("dev", (), f"{quality_job.MODULE}::{quality_job.USERS[0]}", quality_job.USERS[0])
-    pod = Item("pod", ("bench", "podman", "gateway_image"))
-    plain = Item("plain", ("plans",))
+    pod = Item("pod", ("bench", "podman", "gateway_image"), "tests/container/test_p.py::pod")
+    plain = Item("plain", ("plans",), "tests/test_plain.py::plain")
     items: list[Any] = [pod, plain, dev]
     config = SimpleNamespace(option=SimpleNamespace(collectonly=False), workerinput={})
     tests.conftest.pytest_collection_modifyitems(config, items)  # type: ignore[arg-type]
     assert started == []
     assert [item.name for item in items] == ["plain", "dev", "pod"]
-    assert [mark.args for mark in dev.marks] == [("quality",)]
-    assert [mark.args for mark in pod.marks] == [("podman",)]
-    assert plain.marks == []
-    assert {p.name for p in tmp_path.iterdir()} == {"needs-quality", "needs-image"}
+    assert workers.read_groups() == {dev.nodeid: "quality", pod.nodeid: "podman"}
+    assert {p.name for p in tmp_path.iterdir()} == {"needs-quality", "needs-image", "groups.json"}
 
     # The controller, told a worker has collected, starts both (its calls publish).
     tests.conftest.pytest_xdist_node_collection_finished(node=None, ids=[])
@@ -83,7 +86,7 @@ def test_podman_tests_without_the_image_ask_for_no_build(
     items: list[Any] = [Item("podman-only", ("podman",)), Item("a")]
     config = SimpleNamespace(option=SimpleNamespace(collectonly=False), workerinput={})
     tests.conftest.pytest_collection_modifyitems(config, items)  # type: ignore[arg-type]
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["groups.json"]
 
 
 _ONCE = """
@@ -149,9 +152,9 @@ def test_the_controller_is_told_apart_from_workers_and_single_runs() -> None:
     def config(**option: Any) -> Any:
         return SimpleNamespace(option=SimpleNamespace(**option))
 
-    assert workers.is_controller(config(dist="loadgroup", numprocesses=2))
+    assert workers.is_controller(config(dist="loadfile", numprocesses=2))
     assert not workers.is_controller(config(dist="no", numprocesses=0))
     assert not workers.is_controller(config())  # xdist not loaded
-    worker = config(dist="loadgroup", numprocesses=2)
+    worker = config(dist="loadfile", numprocesses=2)
     worker.workerinput = {}
     assert not workers.is_controller(worker) and workers.is_worker(worker)

@@ -1,16 +1,16 @@
 """The suite on several pytest-xdist workers (``./scripts/test`` runs two): what they share.
 
-``./scripts/test`` runs ``pytest -n 2 --dist loadgroup --no-loadscope-reorder``: the
+``./scripts/test`` runs ``pytest -n 2 --dist loadfile --no-loadscope-reorder``: the
 suite mostly waits on servers, subprocesses and sleeps of the timing tests, so a second
 worker uses the core the first leaves idle (``bench/suite-time.md``). The workers of one
 run keep out of each other's way here:
 
-- **Work units** (:class:`FileScheduling`, the ``loadgroup`` scheduler of this suite): a
-  test file's tests run on one worker, in order, so a module's fixtures (its gateways,
-  Redis and PostgreSQL servers) start once; tests marked ``xdist_group`` (the podman
-  tests, the semantic-quality tests that read the background evaluation) form a unit of
-  their own, wherever their files are. Units go to the workers in collection order
-  (``--no-loadscope-reorder``): tests/conftest.py puts the background jobs' tests last.
+- **Work units** (:class:`FileScheduling`, this suite's ``loadfile`` scheduler): a test
+  file's tests run on one worker, in order, so a module's fixtures (its gateways, Redis
+  and PostgreSQL servers) start once; the tests of a group (:func:`write_groups`: the
+  podman tests, the semantic-quality tests that read the background evaluation) form a
+  unit of their own, wherever their files are. Units go to the workers in collection
+  order (``--no-loadscope-reorder``): tests/conftest.py puts the groups last.
 - **Background jobs** (the gateway image build, the semantic-quality evaluation): started
   once per run, by the controller process (:func:`run_dir` holds their results), not once
   per worker; the worker running their tests waits for the result there.
@@ -44,19 +44,26 @@ by the workers it starts)."""
 CACHE = Path(os.environ.get("AIGW_CACHE_DIR", Path.home() / ".cache" / "aigw"))
 
 try:
-    from xdist.scheduler import LoadGroupScheduling
+    from xdist.scheduler import LoadScopeScheduling
 except ImportError:  # xdist not installed: nothing below is used then
-    LoadGroupScheduling = object  # type: ignore[assignment,misc]
+    LoadScopeScheduling = object  # type: ignore[assignment,misc]
 
 
-class FileScheduling(LoadGroupScheduling):  # type: ignore[misc,valid-type]
-    """``loadgroup`` with a test file as the default unit (xdist's own makes each test
-    one): a ``test@group`` node id goes with its group, any other with its file."""
+class FileScheduling(LoadScopeScheduling):  # type: ignore[misc,valid-type]
+    """xdist's ``loadfile`` (a test file per unit), but a test of a group
+    (:func:`write_groups`) goes with its group.
+
+    Not xdist's ``loadgroup``: it appends the group to a test's node id, which pytest 9
+    no longer lets a plugin change (the mark is read, the id stays as it was), and it
+    makes every other test a unit of its own, so a module's fixtures would start on
+    both workers."""
+
+    _groups: dict[str, str] | None = None
 
     def _split_scope(self, nodeid: str) -> str:
-        if nodeid.rfind("@") > nodeid.rfind("]"):  # as LoadGroupScheduling reads a group
-            return nodeid.split("@")[-1]
-        return nodeid.split("::", 1)[0]
+        if self._groups is None:  # the workers wrote them before reporting their collection
+            self._groups = read_groups()
+        return self._groups.get(nodeid) or nodeid.split("::", 1)[0]
 
 
 def is_controller(config: pytest.Config) -> bool:
@@ -141,6 +148,26 @@ def once_per_run(name: str) -> Iterator[bool]:
             return
         yield True
         done.touch()
+
+
+def write_groups(groups: dict[str, str]) -> None:
+    """A worker's, at collection: {node id: group} of the tests that form a unit of
+    their own (every worker collects the same tests, so writes the same map)."""
+    shared = run_dir()
+    assert shared is not None, "write_groups() is an xdist worker's"
+    partial = shared / f"groups.json.{os.getpid()}"
+    partial.write_text(json.dumps(groups))
+    partial.rename(shared / "groups.json")
+
+
+def read_groups() -> dict[str, str]:
+    """The controller's: the groups its workers wrote ({} when none did)."""
+    shared = run_dir()
+    path = None if shared is None else shared / "groups.json"
+    if path is None or not path.exists():
+        return {}
+    groups: dict[str, str] = json.loads(path.read_text())
+    return groups
 
 
 def publish(name: str, value: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -32,6 +32,10 @@ class Item:
     fixturenames: tuple[str, ...] = ()
     nodeid: str = ""
     originalname: str = ""
+    marks: list[Any] = field(default_factory=list)
+
+    def add_marker(self, mark: Any) -> None:
+        self.marks.append(mark)
 
 
 def _quality(name: str) -> Item:
@@ -66,6 +70,11 @@ def test_podman_tests_run_last_in_their_order_and_the_build_starts(
     items: list[Any] = [plain[0], image, plain[1], pod, plain[2]]
     assert _collect(items, monkeypatch) == 1
     assert [item.name for item in items] == ["a", "b", "c", "image", "pod"]
+    # The first waits for the build: its time bound is the build's.
+    assert [(mark.name, mark.args) for mark in image.marks] == [
+        ("timeout", (tests.container.conftest.BUILD_WAIT_S + 300,))
+    ]
+    assert pod.marks == []
 
 
 def test_no_build_without_a_test_that_needs_the_image(monkeypatch: pytest.MonkeyPatch) -> None:

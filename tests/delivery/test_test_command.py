@@ -84,7 +84,7 @@ def test_mypy_runs_alongside_pytest_and_its_report_follows(checkout: Path) -> No
     done = _run(checkout, mypy=0, pytest_=0)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    pytest_line = "pytest: -n 2 --dist loadgroup --no-loadscope-reorder -q tests/x"
+    pytest_line = "pytest: -n 2 --dist loadfile --no-loadscope-reorder -q tests/x"
     assert pytest_line in out  # two xdist workers (tests/workers.py), the caller's args last
     assert out.index(pytest_line) < out.index("mypy: Success: no issues found")
 
