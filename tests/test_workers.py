@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 import tests.conftest
 from tests import workers
+from tests.container.test_background_build import Item
 from tests.gateway.cache import quality_job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,19 +35,6 @@ def test_a_file_is_one_unit_and_a_group_one_unit_across_files(
     assert split("tests/a/test_x.py::test_four") == "podman"
     assert split("tests/b/test_y.py::test_five[p]") == "podman"
     assert split("tests/b/test_y.py::test_five[q]") == "tests/b/test_y.py"
-
-
-@dataclass(eq=False)
-class Item:
-    """What the collection hook reads of a test, and the marks it adds."""
-
-    name: str
-    fixturenames: tuple[str, ...] = ()
-    nodeid: str = ""
-    originalname: str = ""
-
-    def add_marker(self, mark: Any) -> None:
-        """(the first podman test's time bound: tests/container/test_background_build.py)"""
 
 
 def test_on_a_worker_the_jobs_are_asked_of_the_controller_and_their_tests_grouped(
