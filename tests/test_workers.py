@@ -139,9 +139,11 @@ def test_the_controller_is_told_apart_from_workers_and_single_runs() -> None:
     def config(**option: Any) -> Any:
         return SimpleNamespace(option=SimpleNamespace(**option))
 
-    assert workers.is_controller(config(dist="loadfile", numprocesses=2))
-    assert not workers.is_controller(config(dist="no", numprocesses=0))
+    two = {"dist": "loadfile", "tx": ["popen", "popen"], "collectonly": False}
+    assert workers.is_controller(config(**two))
+    assert not workers.is_controller(config(**{**two, "collectonly": True}))  # no workers
+    assert not workers.is_controller(config(dist="no", tx=[]))  # -n 0
     assert not workers.is_controller(config())  # xdist not loaded
-    worker = config(dist="loadfile", numprocesses=2)
+    worker = config(**two)
     worker.workerinput = {}
     assert not workers.is_controller(worker) and workers.is_worker(worker)

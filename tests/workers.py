@@ -67,11 +67,15 @@ class FileScheduling(LoadScopeScheduling):  # type: ignore[misc,valid-type]
 
 
 def is_controller(config: pytest.Config) -> bool:
-    """This process hands tests to xdist workers (it runs none itself)."""
+    """This process hands tests to xdist workers (it runs none itself): xdist's own
+    condition for its distributed session (a distribution mode, workers to start, not
+    ``--collect-only``)."""
+    option = config.option
     return (
         not hasattr(config, "workerinput")
-        and getattr(config.option, "dist", "no") != "no"
-        and bool(getattr(config.option, "numprocesses", 0))
+        and getattr(option, "dist", "no") != "no"
+        and bool(getattr(option, "tx", None))
+        and not getattr(option, "collectonly", False)
     )
 
 

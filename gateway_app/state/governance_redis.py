@@ -311,6 +311,12 @@ class SettleBatcher:
         """Events not yet in Redis (waiting or in the flush in flight)."""
         return len(self._events) + self._inflight
 
+    @property
+    def unsent(self) -> int:
+        """Events waiting for a flush (not those of the flush in flight: its commands are
+        already written to this batcher's connection)."""
+        return len(self._events)
+
     def add(self, deltas: Iterable[tuple[str, int]], event: bytes | None) -> None:
         """Queue counter corrections and (unless None) one audit event."""
         for key, delta in deltas:
@@ -1146,12 +1152,18 @@ class RedisGovernanceState:
         # The shared streams' events (every replica's until a drainer acknowledges them:
         # the current stream's counter, as its entries hold many; the older streams' one
         # per entry, of older replicas) plus what this replica holds before its next flush.
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.get(self.depth_key)
-            for key in self.older_streams.values():
-                pipe.xlen(key)
-            counted, *lengths = await pipe.execute()
-        return max(0, int(counted or 0)) + sum(int(n) for n in lengths) + self.batcher.held
+        # Read on the batcher's own connection, the events waiting counted as the read is
+        # written: Redis runs a flush already written before the read, so each event is
+        # counted once, in Redis or here. (On another connection, a flush in flight could
+        # be missed by both, or counted by both, as the replies raced.)
+        unsent = self.batcher.unsent
+        counted, *lengths = await self.hot.pipeline(
+            [("GET", self.depth_key), *(("XLEN", key) for key in self.older_streams.values())]
+        )
+        for reply in (counted, *lengths):
+            if isinstance(reply, Exception):
+                raise reply
+        return max(0, int(counted or 0)) + sum(int(n) for n in lengths) + unsent
 
     def record_floors(self, every_s: float = 1.0) -> None:
         """Have this replica's batcher record its floor (:meth:`SettleBatcher.heartbeat`)

@@ -118,7 +118,9 @@ class _Build:
                         {
                             "image_id": self.image_id,
                             "skip": self.skip,
-                            "error": None if self.error is None else repr(self.error),
+                            "error": None
+                            if self.error is None
+                            else f"{type(self.error).__name__}: {self.error}",
                         },
                     )
                 self.done.set()
