@@ -147,3 +147,23 @@ def test_the_controller_is_told_apart_from_workers_and_single_runs() -> None:
     worker = config(**two)
     worker.workerinput = {}
     assert not workers.is_controller(worker) and workers.is_worker(worker)
+
+
+def test_the_evaluations_outcome_reaches_the_worker_even_when_unreadable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The controller publishes the quality job's outcome whatever it is: a result that is
+    not JSON fails the worker's tests at once, saying so, instead of their timeout."""
+    import tempfile
+
+    monkeypatch.setenv(workers.RUN_DIR_ENV, str(tmp_path))
+    job = quality_job._Job()
+    job.dir = tempfile.TemporaryDirectory(prefix="aigw-quality-test-")
+    (Path(job.dir.name) / "stderr").write_text("")
+    job.process = subprocess.Popen(["sh", "-c", f"printf 'not json' > {job.out}"])
+    job._publish()
+    assert workers.published("quality", timeout=5)["exit"] == 1
+    (tmp_path / "needs-quality").touch()  # this process as the worker that asked for it
+    with pytest.raises(AssertionError, match=r"exited 1:\s+its result is not JSON"):
+        quality_job._Job().result(timeout=5)
+    job.dir.cleanup()

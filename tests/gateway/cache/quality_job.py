@@ -90,9 +90,12 @@ class _Job:
         assert self.process is not None and self.dir is not None
         code = self.process.wait()
         try:
-            stderr = (Path(self.dir.name) / "stderr").read_text(errors="replace")
-            document = json.loads(self.out.read_text()) if code == 0 else None
-            workers.publish("quality", {"exit": code, "stderr": stderr[-4000:], "result": document})
+            stderr = (Path(self.dir.name) / "stderr").read_text(errors="replace")[-4000:]
+            try:
+                document = json.loads(self.out.read_text()) if code == 0 else None
+            except ValueError as exc:  # the reader must hear of it, not wait out its timeout
+                code, stderr, document = 1, f"its result is not JSON: {exc}\n{stderr}", None
+            workers.publish("quality", {"exit": code, "stderr": stderr, "result": document})
         except OSError:
             pass  # the run ended first (stop() removed the directories): no reader is left
 
