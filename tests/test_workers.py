@@ -43,13 +43,15 @@ def test_on_a_worker_the_jobs_are_asked_of_the_controller_and_their_tests_groupe
     """A worker starts no job itself: it leaves ``needs-*`` files for the controller
     (which starts each once per run) and makes the jobs' tests one unit each."""
     monkeypatch.setenv(workers.RUN_DIR_ENV, str(tmp_path))
-    started: list[str] = []
+    started: list[tuple[str, dict[str, Any]]] = []
     import tests.container.conftest
 
     monkeypatch.setattr(
-        tests.container.conftest, "start_background_build", lambda **_: started.append("build")
+        tests.container.conftest,
+        "start_background_build",
+        lambda **kw: started.append(("build", kw)),
     )
-    monkeypatch.setattr(quality_job, "start", lambda **_: started.append("quality"))
+    monkeypatch.setattr(quality_job, "start", lambda **kw: started.append(("quality", kw)))
     dev = Item("dev", (), f"{quality_job.MODULE}::{quality_job.USERS[0]}", quality_job.USERS[0])
     pod = Item("pod", ("bench", "podman", "gateway_image"), "tests/container/test_p.py::pod")
     plain = Item("plain", ("plans",), "tests/test_plain.py::plain")
@@ -61,9 +63,9 @@ def test_on_a_worker_the_jobs_are_asked_of_the_controller_and_their_tests_groupe
     assert workers.read_groups() == {dev.nodeid: "quality", pod.nodeid: "podman"}
     assert {p.name for p in tmp_path.iterdir()} == {"needs-quality", "needs-image", "groups.json"}
 
-    # The controller, told a worker has collected, starts both (its calls publish).
+    # The controller, told a worker has collected, starts both, publishing their results.
     tests.conftest.pytest_xdist_node_collection_finished(node=None, ids=[])
-    assert started == ["quality", "build"]
+    assert started == [("quality", {"publish": True}), ("build", {"publish": True})]
 
 
 def test_podman_tests_without_the_image_ask_for_no_build(
