@@ -42,6 +42,7 @@ RUN_DIR_ENV = "AIGW_SUITE_RUN_DIR"
 """Environment variable naming the run's shared directory (set by the controller, inherited
 by the workers it starts)."""
 CACHE = Path(os.environ.get("AIGW_CACHE_DIR", Path.home() / ".cache" / "aigw"))
+"""The suite's cache on this machine (the base image, npm installs, locks): kept between runs."""
 
 try:
     from xdist.scheduler import LoadScopeScheduling
@@ -154,14 +155,20 @@ def once_per_run(name: str) -> Iterator[bool]:
         done.touch()
 
 
+def _write_json(path: Path, value: Any) -> None:
+    """``value`` as JSON at ``path``, whole or not at all (readers poll for the file; two
+    processes may write the same one)."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(value))
+    partial.rename(path)
+
+
 def write_groups(groups: dict[str, str]) -> None:
     """A worker's, at collection: {node id: group} of the tests that form a unit of
     their own (every worker collects the same tests, so writes the same map)."""
     shared = run_dir()
     assert shared is not None, "write_groups() is an xdist worker's"
-    partial = shared / f"groups.json.{os.getpid()}"
-    partial.write_text(json.dumps(groups))
-    partial.rename(shared / "groups.json")
+    _write_json(shared / "groups.json", groups)
 
 
 def read_groups() -> dict[str, str]:
@@ -178,9 +185,7 @@ def publish(name: str, value: dict[str, Any]) -> None:
     """Write the result ``name`` of a background job into the run's directory (atomically)."""
     shared = run_dir()
     assert shared is not None, "publish() is the xdist controller's"
-    partial = shared / f"{name}.json.partial"
-    partial.write_text(json.dumps(value))
-    partial.rename(shared / f"{name}.json")
+    _write_json(shared / f"{name}.json", value)
 
 
 def published(name: str, timeout: float) -> dict[str, Any]:

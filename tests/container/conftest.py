@@ -42,12 +42,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests import workers
+from tests.workers import CACHE
 
 if TYPE_CHECKING:
     from tests.container.planned_pod import PodBench
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("AIGW_CACHE_DIR", Path.home() / ".cache" / "aigw"))
 SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 BASE_IMAGE = "localhost/aigw-base:" + SUITE

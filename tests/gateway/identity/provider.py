@@ -23,10 +23,9 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from tests.workers import machine_lock
+from tests.workers import CACHE, machine_lock
 
 OP_DIR = Path(__file__).resolve().parent / "op"
-CACHE = Path(os.environ.get("AIGW_CACHE_DIR", Path.home() / ".cache" / "aigw"))
 
 
 def _install() -> Path:

@@ -22,10 +22,9 @@ import pytest
 from gateway_app.governance.service import Governance
 from tests.fakes import FakeUpstream, ok
 from tests.gateway.conftest import Running
-from tests.workers import machine_lock
+from tests.workers import CACHE, machine_lock
 
 CODEX_DIR = Path(__file__).resolve().parent / "codex"
-CACHE = Path(os.environ.get("AIGW_CACHE_DIR", Path.home() / ".cache" / "aigw"))
 # The docs' config.toml, with the gateway's URL filled in.
 CONFIG = """model = "{model}"
 model_provider = "aigw"
