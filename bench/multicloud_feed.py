@@ -132,10 +132,8 @@ class Home:
         while not rows and time.monotonic() < deadline:
             async with self.changed:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self.changed.wait_for(lambda: self.head > after),
-                        deadline - time.monotonic(),
-                    )
+                    async with asyncio.timeout(deadline - time.monotonic()):
+                        await self.changed.wait_for(lambda: self.head > after)
             rows = await self.since(after)
         return web.json_response({"changes": rows})
 
@@ -159,10 +157,8 @@ class Home:
             async with self.changed:
                 with contextlib.suppress(TimeoutError):
                     seen = after
-                    await asyncio.wait_for(
-                        self.changed.wait_for(lambda seen=seen: self.head > seen),
-                        min(5.0, max(0.0, deadline - time.monotonic())),
-                    )
+                    async with asyncio.timeout(min(5.0, max(0.0, deadline - time.monotonic()))):
+                        await self.changed.wait_for(lambda seen=seen: self.head > seen)
         return response
 
     async def close(self) -> None:
@@ -258,7 +254,8 @@ async def push_loop(home: Home, follower_url: str, stop: asyncio.Event) -> None:
                 async with home.changed:
                     with contextlib.suppress(TimeoutError):
                         seen = cursor
-                        await asyncio.wait_for(home.changed.wait_for(lambda: home.head > seen), 1.0)
+                        async with asyncio.timeout(1.0):
+                            await home.changed.wait_for(lambda: home.head > seen)
                 return
             async with http.post(follower_url + "/apply", json={"changes": rows}) as response:
                 response.raise_for_status()
@@ -338,7 +335,8 @@ async def scenario(
         followers["gcp"].target = last
         healed = time.monotonic()
         links["gcp"].heal()
-        await asyncio.wait_for(followers["gcp"].caught_up.wait(), 30)
+        async with asyncio.timeout(30):
+            await followers["gcp"].caught_up.wait()
         result["catch_up_after_heal_ms"] = round((time.monotonic() - healed) * 1000, 1)
     deadline = time.monotonic() + 30
     while any(f.applied_seq < last for f in followers.values()):

@@ -244,14 +244,16 @@ class Cloud:
         if self._renewal is None or self._renewal.done():
             self._renewal = asyncio.create_task(self.renew())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._renewal), self.args.wait)
+            async with asyncio.timeout(self.args.wait):
+                await asyncio.shield(self._renewal)
         self.need = max(0, self.need - amount)
 
     async def ticker(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await self.renew()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.args.tick)
+                async with asyncio.timeout(self.args.tick):
+                    await stop.wait()
 
 
 async def run_strategy(
@@ -451,7 +453,8 @@ async def main_async(args: Any) -> tuple[list[dict[str, Any]], list[dict[str, An
             these = []
             for run in range(args.runs):
                 args.seed = args.base_seed + run
-                result = await asyncio.wait_for(run_strategy(strategy, args, urls, injector), 60)
+                async with asyncio.timeout(60):
+                    result = await run_strategy(strategy, args, urls, injector)
                 these.append({"seed": args.seed, **result})
             runs += these
             summaries.append(summarize(strategy, these))

@@ -142,9 +142,8 @@ class Health:
 
     async def _ping_redis(self) -> BaseException | None:
         try:
-            await asyncio.wait_for(
-                redis_ping(self.redis_url or "", self.redis_ca_file, self.redis_credential), 2.0
-            )
+            async with asyncio.timeout(2.0):
+                await redis_ping(self.redis_url or "", self.redis_ca_file, self.redis_credential)
             error: BaseException | None = None
         except Exception as exc:
             error = exc

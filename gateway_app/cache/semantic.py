@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from gateway_app.aio import pause
 from gateway_app.cache.guard import Features, GuardPolicy, Screen, Verdict, screen
 from gateway_app.cache.judge import EncodingCache, JudgeModel, pair_features
 
@@ -101,7 +102,8 @@ class LocalEmbedder:
             future = asyncio.get_running_loop().run_in_executor(
                 self._executor, self._encode_sync, text
             )
-            encoding = await asyncio.wait_for(future, self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                encoding = await future
         except TimeoutError:
             return None
         finally:
@@ -123,7 +125,8 @@ class ProviderEmbedder:
         import numpy as np
 
         try:
-            raw = await asyncio.wait_for(self.call(text), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                raw = await self.call(text)
             vector = np.asarray(orjson.loads(raw)["data"][0]["embedding"], dtype=np.float32)
         except Exception as exc:  # a failed embedding is a cache miss, not a failed request
             log.warning("semantic cache: embedding failed: %s", type(exc).__name__)
@@ -377,7 +380,7 @@ class RedisIndexSync:
                 if self._stopping:
                     return
                 log.warning("semantic cache: index sync failed: %s", type(exc).__name__)
-                await asyncio.sleep(1.0)
+                await pause(1.0)
 
     async def stop(self) -> None:
         """Stop tailing (bounded: a blocked read ends within its block time)."""

@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from gateway_app.aio import pause
 from gateway_app.credentials import azure, cache
 from gateway_app.credentials.cache import RefreshingCredential, credential_for
 from gateway_app.errors import GatewayError
@@ -194,12 +195,12 @@ def redis_py_provider(credential: EntraRedisCredential) -> Any:
         async def _renew(self, expires_at: float | None) -> None:
             sent: str | None = None
             while (delay := renew_delay(expires_at)) is not None:
-                await asyncio.sleep(delay)
+                await pause(delay)
                 try:
                     user, token, expires_at = await credential.renewed()
                 except Exception as exc:
                     log.warning("Redis token renewal failed, retrying: %s", exc)
-                    await asyncio.sleep(RETRY_S)
+                    await pause(RETRY_S)
                     continue
                 if token == sent:
                     continue

@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from gateway_app.aio import pause
 from gateway_app.governance.storage import (
     AsyncAppender,
     CopyText,
@@ -898,7 +899,7 @@ class AuditDrainer:
                 # (a pass stopped at the bound, the next entry not fitting, is no partial
                 # batch: the buffer may hold a backlog, read on at once)
                 if self._pauses(drained):
-                    await asyncio.sleep(self.interval_s)
+                    await pause(self.interval_s)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -908,7 +909,7 @@ class AuditDrainer:
                     return
                 # Database or Redis down: nothing is acknowledged, so nothing is lost.
                 log.warning("audit drain failed (%s); retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
+                await pause(backoff)
                 backoff = min(backoff * 2, 10.0)
 
     async def stop(self, flush_s: float = 2.0) -> None:
@@ -922,7 +923,9 @@ class AuditDrainer:
         while time.monotonic() < deadline:
             try:
                 # Until the buffer is empty: an entry saying 0 events is no end.
-                if (await asyncio.wait_for(self._drain(), flush_s))[0] == 0:
+                async with asyncio.timeout(flush_s):
+                    drained = (await self._drain())[0]
+                if drained == 0:
                     break
             except Exception:
                 break

@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from gateway_app.aio import pause
 from gateway_app.errors import GatewayError
 from gateway_app.governance import changes
 from gateway_app.governance.storage import Database, Transaction
@@ -484,7 +485,7 @@ class Registry:
 
     async def _reload_forever(self) -> None:
         while not self._stopping:
-            await asyncio.sleep(self.refresh_s if self.loaded else min(1.0, self.refresh_s))
+            await pause(self.refresh_s if self.loaded else min(1.0, self.refresh_s))
             try:
                 await self.reload_all()
             except Exception as exc:
@@ -561,7 +562,7 @@ class Registry:
                     exc_info=failures == 1,
                 )
                 await _close_quietly(pubsub)
-                await asyncio.sleep(delay)
+                await pause(delay)
 
     async def stop(self) -> None:
         """Stop the background reload and subscription (bounded wait)."""

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway_app.aio import stop_if_cancelled
 from gateway_app.config.governance import GlobalConfig
 from gateway_app.governance.keys import Limit
 from gateway_app.governance.storage import Database, Transaction
@@ -632,14 +633,17 @@ class LeaseAgent:
         applied = self._applied
         self._wake.set()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(applied.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await applied.wait()
             return True
         return False
 
     async def _run(self) -> None:
         while True:
+            stop_if_cancelled()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.lease_tick_s)
+                async with asyncio.timeout(self.config.lease_tick_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.renew_once()

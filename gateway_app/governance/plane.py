@@ -45,6 +45,7 @@ from urllib.parse import parse_qsl
 import aiohttp
 import orjson
 
+from gateway_app.aio import pause
 from gateway_app.config import ConfigError
 from gateway_app.config.governance import GlobalConfig
 from gateway_app.errors import GatewayError
@@ -90,7 +91,8 @@ class _Signal:
 
     async def wait(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
 
 
 class GlobalPlane:
@@ -423,7 +425,7 @@ class GlobalPlane:
                     exc,
                     backoff,
                 )
-                await asyncio.sleep(backoff)
+                await pause(backoff)
                 backoff = min(_BACKOFF_S[1], backoff * 2)
 
     async def _follow_once(self) -> None:
@@ -431,13 +433,15 @@ class GlobalPlane:
         epoch, _ = await asyncio.to_thread(changes.cursor, self.db)
         params = {"after": str(self.applied_seq), "epoch": str(epoch)}
         request = self._http().get(url, params=params, headers=self.token.header())
-        response = await asyncio.wait_for(request, self.config.dead_after_s)
+        async with asyncio.timeout(self.config.dead_after_s):
+            response = await request
         async with response:
             if response.status != 200:
                 text = (await response.content.read(2000)).decode(errors="replace")
                 raise ConnectionError(f"HTTP {response.status} {text}")
             while True:
-                line = await asyncio.wait_for(response.content.readline(), self.config.dead_after_s)
+                async with asyncio.timeout(self.config.dead_after_s):
+                    line = await response.content.readline()
                 if not line:
                     return
                 self.last_heard = time.monotonic()
@@ -497,16 +501,14 @@ class GlobalPlane:
     async def _post_audit(self, body: bytes) -> None:
         """One audit batch to the home (:class:`~.shipping.AuditShipper`'s ``post``):
         returns once the home answered that it stored it."""
-        response = await asyncio.wait_for(
-            self._http().post(
+        async with asyncio.timeout(self.config.forward_timeout_s):
+            response = await self._http().post(
                 f"{self.home_url}/internal/v1/audit",
                 data=body,
                 headers={**self.token.header(), "content-type": "application/json"},
-            ),
-            self.config.forward_timeout_s,
-        )
-        async with response:
-            payload = await asyncio.wait_for(response.read(), self.config.forward_timeout_s)
+            )
+        async with response, asyncio.timeout(self.config.forward_timeout_s):
+            payload = await response.read()
         if response.status != 200:
             raise ConnectionError(f"HTTP {response.status} {payload[:300]!r}")
 
@@ -562,16 +564,14 @@ class GlobalPlane:
                 self.ledger.renew_all, self.cloud, budgets, rates
             )
             return {"grants": grants, "shares": shares}
-        response = await asyncio.wait_for(
-            self._http().post(
+        async with asyncio.timeout(self.config.dead_after_s):
+            response = await self._http().post(
                 f"{self.home_url}/internal/v1/leases/renew",
                 data=orjson.dumps({"cloud": self.cloud, **reports}),
                 headers={**self.token.header(), "content-type": "application/json"},
-            ),
-            self.config.dead_after_s,
-        )
-        async with response:
-            payload = await asyncio.wait_for(response.read(), self.config.dead_after_s)
+            )
+        async with response, asyncio.timeout(self.config.dead_after_s):
+            payload = await response.read()
         if response.status != 200:
             raise ConnectionError(f"HTTP {response.status} {payload[:300]!r}")
         data = orjson.loads(payload)
@@ -601,16 +601,14 @@ class GlobalPlane:
             "body": body,
         }
         try:
-            response = await asyncio.wait_for(
-                self._http().post(
+            async with asyncio.timeout(timeout):
+                response = await self._http().post(
                     f"{self.home_url}/internal/v1/admin",
                     data=orjson.dumps(envelope),
                     headers={**self.token.header(), "content-type": "application/json"},
-                ),
-                timeout,
-            )
-            async with response:
-                payload = await asyncio.wait_for(response.read(), timeout)
+                )
+            async with response, asyncio.timeout(timeout):
+                payload = await response.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("admin %s %s: the home %s is unreachable: %s", method, path, self.home, exc)
             raise self._unreachable(f"{type(exc).__name__}") from None

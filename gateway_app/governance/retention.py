@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from gateway_app.aio import pause
 from gateway_app.governance import rollup
 from gateway_app.governance.storage import Database, DatabaseError, Transaction
 
@@ -389,7 +390,7 @@ class Sweeper:
                 raise
             except Exception as exc:
                 log.warning("audit retention failed (%s); retrying in %.0fs", exc, self.interval_s)
-            await asyncio.sleep(self.interval_s)
+            await pause(self.interval_s)
 
     async def stop(self) -> None:
         """Stop (a deletion under way finishes its chunk)."""

@@ -357,9 +357,8 @@ class Governance:
         """At shutdown: the audit events the shared buffer (Redis) did not take in time
         go straight to the database, so a rolling update during a Redis outage loses none."""
         try:
-            stored = await asyncio.wait_for(
-                asyncio.to_thread(audit.store_unbuffered, self.db, events), UNBUFFERED_TIMEOUT_S
-            )
+            async with asyncio.timeout(UNBUFFERED_TIMEOUT_S):
+                stored = await asyncio.to_thread(audit.store_unbuffered, self.db, events)
         except Exception as exc:
             log.error(
                 "shutting down with %d audit events written neither to Redis nor to the "

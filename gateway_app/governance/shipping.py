@@ -44,6 +44,7 @@ from typing import Any
 
 import orjson
 
+from gateway_app.aio import pause
 from gateway_app.governance import audit
 from gateway_app.governance.storage import ConnectionName, Database
 
@@ -199,19 +200,19 @@ class AuditShipper:
                             type(exc).__name__,
                             exc,
                         )
-                    await asyncio.sleep(self.lease.renew_s if self.lease else self.interval_s)
+                    await pause(self.lease.renew_s if self.lease else self.interval_s)
                     continue
                 try:
                     await self.ship_once()
                     backoff = 0.05
                     if self.caught_up:
-                        await asyncio.sleep(self.interval_s)
+                        await pause(self.interval_s)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     log.warning("audit shipping failed (%s: %s)", type(exc).__name__, exc)
                     await self._end_sweep()
-                    await asyncio.sleep(backoff)
+                    await pause(backoff)
                     backoff = min(5.0, backoff * 2)
         finally:
             if renewer is not None:
@@ -240,7 +241,9 @@ class AuditShipper:
                     lease.token,
                 )
                 was = now
-            await asyncio.sleep(lease.renew_s)
+            # (A renewal's Redis call may drop the renewer's cancellation, when the
+            # shipper stops: it stops here, not renewing a lease no one ships under.)
+            await pause(lease.renew_s)
 
     async def stop(self) -> None:
         """At shutdown, after :meth:`run` was cancelled: wait (bounded) for the last mark,
@@ -254,7 +257,8 @@ class AuditShipper:
         if self.lease is None or not self.lease.held:
             return
         try:
-            await asyncio.wait_for(self.lease.release(), 1.0)
+            async with asyncio.timeout(1.0):
+                await self.lease.release()
         except Exception as exc:
             log.warning("audit shipper lease not released (%s: %s)", type(exc).__name__, exc)
 

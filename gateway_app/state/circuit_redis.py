@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gateway_app.aio import pause
 from gateway_app.config import CircuitBreakerConfig
 from gateway_app.state.circuit import CircuitState
 from gateway_app.state.resp import ReplyError, RespClient, TokenCredential
@@ -247,7 +248,7 @@ class RedisCircuitBreakerStore:
     async def _tick_loop(self) -> None:
         interval = self.flush_s if self.refresh_s <= 0 else min(self.flush_s, self.refresh_s / 4)
         while self._successes or self._used:
-            await asyncio.sleep(interval)
+            await pause(interval)
             await self._pass()
 
     async def _pass(self) -> None:

@@ -202,16 +202,14 @@ class RespClient:
         if self._ssl is None and self.tls:
             self._ssl = ssl.create_default_context(cafile=self.ca_file)
         try:
-            _, proto = await asyncio.wait_for(
-                loop.create_connection(
+            async with asyncio.timeout(self.connect_timeout):
+                _, proto = await loop.create_connection(
                     self.protocol,
                     self.host,
                     self.port,
                     ssl=self._ssl,
                     server_hostname=self.host if self.tls else None,
-                ),
-                self.connect_timeout,
-            )
+                )
         except ssl.SSLError:
             raise
         except (OSError, TimeoutError) as exc:
@@ -236,7 +234,9 @@ class RespClient:
         if handshake:
             futures = [loop.create_future() for _ in handshake]
             proto.send(b"".join(hiredis.pack_command(c) for c in handshake), futures)
-            for reply in await asyncio.wait_for(asyncio.gather(*futures), self.connect_timeout):
+            async with asyncio.timeout(self.connect_timeout):
+                replies = await asyncio.gather(*futures)
+            for reply in replies:
                 if isinstance(reply, ReplyError):
                     proto.abort(RespConnectionError(str(reply)))
                     raise RespConnectionError(f"Redis refused the connection: {reply}")

@@ -550,3 +550,60 @@ def test_a_mark_failing_as_the_lease_goes_leaves_the_replica_a_shipper(
     rows = home.fetch("SELECT event_id FROM audit_events")
     assert sorted(row["event_id"] for row in rows) == sorted(e["event_id"] for e in events)
     assert sum(stored) == 300
+
+
+class _DroppingLease:
+    """A lease whose renewal drops a cancellation arriving during it, as redis-py's
+    command does on Python 3.11 (``gateway_app/aio.py``); never held."""
+
+    ttl_s, renew_s, token, held = 1.0, 0.02, "dropping", False
+
+    def __init__(self) -> None:
+        self.renewals = 0
+        self.renewing = asyncio.Event()
+
+    async def renew(self) -> bool:
+        self.renewals += 1
+        self.renewing.set()
+        try:
+            await asyncio.sleep(0.05)  # the command on its way
+        except asyncio.CancelledError:
+            pass  # dropped: the call returns as if nothing happened
+        finally:
+            self.renewing.clear()
+        return False
+
+    async def release(self) -> None:
+        """Nothing held."""
+
+
+def test_a_stopped_shipper_renews_no_more_when_the_renewal_drops_its_cancellation(
+    tmp_path: Path,
+) -> None:
+    """The shipper's lease renewer, cancelled with its shipper during a renewal whose
+    Redis call drops the cancellation, stops at its next pause: it does not go on
+    renewing (and taking) a lease no one ships under."""
+    db = Database(f"sqlite:///{tmp_path / 'follower.db'}")
+    db.migrate()
+    lease = _DroppingLease()
+
+    async def post(body: bytes) -> None:
+        raise AssertionError("never holds the lease: ships nothing")
+
+    async def main() -> tuple[int, int, list[str]]:
+        shipper = AuditShipper(db, post, lease, batch=100, interval_s=0.05, max_body=1 << 20)  # type: ignore[arg-type]
+        task = asyncio.get_running_loop().create_task(shipper.run())
+        await lease.renewing.wait()
+        task.cancel()  # the renewer is cancelled during its renewal
+        await asyncio.wait([task], timeout=5.0)
+        renewals = lease.renewals
+        await asyncio.sleep(10 * lease.renew_s)
+        left = [repr(t) for t in asyncio.all_tasks() if "_keep_lease" in repr(t)]
+        await shipper.stop()
+        return renewals, lease.renewals, left
+
+    try:
+        then, later, left = run_async(main())
+    finally:
+        db.close()
+    assert (then, later, left) == (1, 1, [])

@@ -65,7 +65,8 @@ async def _run(registry: Registry, redis: FakeRedis, until: int, monkeypatch: An
         await real_sleep(0)
 
     monkeypatch.setattr(keys_module.asyncio, "sleep", sleep)
-    await asyncio.wait_for(registry._listen(), 5)
+    async with asyncio.timeout(5):
+        await registry._listen()
     return delays
 
 
