@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from gateway_app.aio import pause
+from gateway_app.aio import pause, stop_if_cancelled
 from gateway_app.errors import GatewayError
 from gateway_app.governance import changes
 from gateway_app.governance.storage import Database, Transaction
@@ -535,6 +535,9 @@ class Registry:
             try:
                 pubsub = self.redis.pubsub()
                 await pubsub.subscribe(CHANNEL)
+                # (redis-py's send may drop a cancellation: ``gateway_app/aio.py``.
+                # Reading on would wait for a key change to notice it.)
+                stop_if_cancelled()
                 if failures:
                     log.warning("key change subscription restored after %d failures", failures)
                 failures = 0

@@ -7,6 +7,7 @@ full traceback each time (60 a minute per pod for an operator to read through).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -95,3 +96,39 @@ def test_resubscribing_waits_longer_each_time_and_logs_the_traceback_once(
     ]
     # Every failed subscription's connection was released.
     assert all(p.closed for p in redis.pubsubs)
+
+
+class DroppingPubSub(FakePubSub):
+    """``subscribe`` drops a cancellation arriving while it runs, as redis-py's send does
+    on Python 3.11 (``gateway_app/aio.py``); ``listen`` then waits for a message that
+    never comes."""
+
+    subscribing = asyncio.Event()
+
+    async def subscribe(self, channel: str) -> None:
+        self.owner.subscribes += 1
+        type(self).subscribing.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.05)
+
+    async def listen(self) -> Any:
+        await asyncio.Event().wait()
+        yield {}
+
+
+def test_a_cancellation_dropped_while_subscribing_stops_the_subscription() -> None:
+    async def main() -> tuple[bool, bool]:
+        redis = FakeRedis(failures=0, second_outage=0)
+        redis.pubsub = lambda: DroppingPubSub(redis)  # type: ignore[method-assign]
+        DroppingPubSub.subscribing = asyncio.Event()
+        registry = Registry(store=None, secret=b"s", redis=redis)  # type: ignore[arg-type]
+        task = asyncio.get_running_loop().create_task(registry._listen())
+        await DroppingPubSub.subscribing.wait()
+        task.cancel()  # lands in subscribe, which drops it
+        done, _ = await asyncio.wait([task], timeout=1.0)
+        if not done:
+            task.cancel()
+            await asyncio.wait([task])
+        return bool(done), task.cancelled()
+
+    assert asyncio.run(main()) == (True, True)
