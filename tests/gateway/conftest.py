@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
@@ -144,6 +145,14 @@ def run_async(coroutine: Any) -> Any:
         return loop.run_until_complete(coroutine)
     finally:
         loop.close()
+
+
+async def drop_cancellation(seconds: float = 0.05) -> None:
+    """Wait ``seconds`` as a library call does, dropping a cancellation that arrives
+    meanwhile (it returns as if none came), as redis-py's send does through
+    ``asyncio.wait_for`` on Python 3.11 (``gateway_app/aio.py``)."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(seconds)
 
 
 class _Collect(logging.Handler):

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from gateway_app.aio import cancel_requested, pause
-from tests.gateway.conftest import run_async
+from tests.gateway.conftest import drop_cancellation, run_async
 
 
 async def _cancelled_as_it_finishes(bounded: Any) -> tuple[bool, Any]:
@@ -60,12 +60,7 @@ class _DroppingCall:
     async def __call__(self) -> bool:
         self.calls += 1
         self.running.set()
-        try:
-            await asyncio.sleep(0.05)
-        except asyncio.CancelledError:
-            pass
-        finally:
-            self.running.clear()
+        await drop_cancellation()
         return True
 
 

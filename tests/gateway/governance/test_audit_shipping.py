@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from gateway_app.governance import audit
 from gateway_app.governance.shipping import AuditShipper, ShipperLease
 from gateway_app.governance.storage import Database, DatabaseError
-from tests.gateway.conftest import run_async
+from tests.gateway.conftest import drop_cancellation, run_async
 
 
 def _events(n: int, cloud: str = "gcp") -> list[dict[str, Any]]:
@@ -565,12 +565,7 @@ class _DroppingLease:
     async def renew(self) -> bool:
         self.renewals += 1
         self.renewing.set()
-        try:
-            await asyncio.sleep(0.05)  # the command on its way
-        except asyncio.CancelledError:
-            pass  # dropped: the call returns as if nothing happened
-        finally:
-            self.renewing.clear()
+        await drop_cancellation()  # the command on its way
         return False
 
     async def release(self) -> None:

@@ -7,7 +7,6 @@ full traceback each time (60 a minute per pod for an operator to read through).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -16,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway_app.governance import keys as keys_module
 from gateway_app.governance.keys import Registry
+from tests.gateway.conftest import drop_cancellation
 
 
 class FakePubSub:
@@ -103,13 +103,14 @@ class DroppingPubSub(FakePubSub):
     on Python 3.11 (``gateway_app/aio.py``); ``listen`` then waits for a message that
     never comes."""
 
-    subscribing = asyncio.Event()
+    def __init__(self, owner: FakeRedis, subscribing: asyncio.Event) -> None:
+        super().__init__(owner)
+        self.subscribing = subscribing
 
     async def subscribe(self, channel: str) -> None:
         self.owner.subscribes += 1
-        type(self).subscribing.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.sleep(0.05)
+        self.subscribing.set()
+        await drop_cancellation()
 
     async def listen(self) -> Any:
         await asyncio.Event().wait()
@@ -119,11 +120,11 @@ class DroppingPubSub(FakePubSub):
 def test_a_cancellation_dropped_while_subscribing_stops_the_subscription() -> None:
     async def main() -> tuple[bool, bool]:
         redis = FakeRedis(failures=0, second_outage=0)
-        redis.pubsub = lambda: DroppingPubSub(redis)  # type: ignore[method-assign]
-        DroppingPubSub.subscribing = asyncio.Event()
+        subscribing = asyncio.Event()
+        redis.pubsub = lambda: DroppingPubSub(redis, subscribing)  # type: ignore[method-assign]
         registry = Registry(store=None, secret=b"s", redis=redis)  # type: ignore[arg-type]
         task = asyncio.get_running_loop().create_task(registry._listen())
-        await DroppingPubSub.subscribing.wait()
+        await subscribing.wait()
         task.cancel()  # lands in subscribe, which drops it
         done, _ = await asyncio.wait([task], timeout=1.0)
         if not done:
