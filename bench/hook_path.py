@@ -44,6 +44,11 @@ executes (``sys.settrace`` opcode events, the event loop's thread): bytecodes pe
 request and the ``--top`` functions by their own. Deterministic up to the timers (a
 batcher's flush, a sweep), so it judges a cut of a few hundred bytecodes where the
 clock cannot; the interpreter spends ~30 instructions on each, besides what it calls.
+
+``--share`` (with ``--bytecodes``) counts each tree's request path twice, governed and
+plain (governance off, no Redis, no database, no key: ``bench.py``'s default target),
+and prints both totals and the ``--top`` functions by governed less plain: what
+governance itself adds to a request, function by function.
 """
 
 from __future__ import annotations
@@ -244,14 +249,32 @@ class _Bytecodes:
 
     def report(self, requests: int, top: int) -> dict[str, Any]:
         rows = self.counts.most_common(top)
+        functions: collections.Counter[str] = collections.Counter()
+        for code, count in self.counts.items():
+            functions[_function(code)] += count / requests
         return {
             "bytecodes": sum(self.counts.values()) / requests,
             "top": [
-                f"{count / requests:7.1f} bytecodes  {code.co_qualname} "
-                f"({Path(code.co_filename).name}:{code.co_firstlineno})"
-                for code, count in rows
+                f"{count / requests:7.1f} bytecodes  {_function(code)}" for code, count in rows
             ],
+            "functions": functions,
         }
+
+
+def _function(code: Any) -> str:
+    return f"{code.co_qualname} ({Path(code.co_filename).name}:{code.co_firstlineno})"
+
+
+def _share(governed: dict[str, float], plain: dict[str, float], top: int) -> list[str]:
+    """The ``top`` functions by bytecodes per request governed less plain (``--share``)."""
+    rows = sorted(
+        ((governed.get(name, 0.0) - plain.get(name, 0.0), name) for name in {*governed, *plain}),
+        key=lambda row: -abs(row[0]),
+    )[:top]
+    return [
+        f"{added:+8.1f}  ({plain.get(name, 0.0):7.1f} -> {governed.get(name, 0.0):7.1f})  {name}"
+        for added, name in rows
+    ]
 
 
 def _profiler(kind: str) -> Any:
@@ -279,38 +302,52 @@ def _profiled(profiler: Any, requests: int, top: int) -> dict[str, Any]:
 
 
 async def _measure(
-    requests: int, profile: str, side: str = "", top: int = 0, concurrency: int = 1
+    requests: int,
+    profile: str,
+    side: str = "",
+    top: int = 0,
+    concurrency: int = 1,
+    plain: bool = False,
 ) -> dict[str, Any]:
     server = await asyncio.start_server(_upstream, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    Path("gateway.yaml").write_text(CONFIG.format(port=port))
+    config = CONFIG.format(port=port)
+    if plain:  # governance off: no key, no Redis, no database (bench.py's default target)
+        config = config.replace("governance:\n  enabled: true", "governance:\n  enabled: false")
+    Path("gateway.yaml").write_text(config)
     os.environ.update(AIGW_CONFIG="gateway.yaml", AIGW_ADMIN_KEY=ADMIN_KEY)
     for name in ("AIGW_REDIS_URL", "AIGW_DATABASE_URL", "AIGW_KEY_HASH_SECRET"):
         os.environ.pop(name, None)
-    if os.environ.get("AIGW_BENCH_REDIS_URL"):
+    if plain:
+        os.environ.pop("AIGW_ADMIN_KEY")
+    elif os.environ.get("AIGW_BENCH_REDIS_URL"):
         os.environ["AIGW_REDIS_URL"] = os.environ["AIGW_BENCH_REDIS_URL"]
-    if os.environ.get("AIGW_BENCH_DATABASE_URL"):
+    if not plain and os.environ.get("AIGW_BENCH_DATABASE_URL"):
         os.environ["AIGW_DATABASE_URL"] = os.environ["AIGW_BENCH_DATABASE_URL"]
     from gateway_app.app import create_app
 
     app = create_app()
     await app.startup()
-    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
-    key = await _call(app, "POST", "/admin/keys", {"team_id": "t", "project_id": "p"}, admin)
-    for scope, scope_id in (("org", "*"), ("team", "t"), ("project", "p"), ("key", key["id"])):
-        await _call(app, "PUT", f"/admin/limits/{scope}/{scope_id}", LIMITS, admin)
-    bearer = {"authorization": f"Bearer {key['key']}"}
+    bearer: dict[str, str] = {}
+    token = ""
+    if not plain:
+        admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+        key = await _call(app, "POST", "/admin/keys", {"team_id": "t", "project_id": "p"}, admin)
+        for scope, scope_id in (("org", "*"), ("team", "t"), ("project", "p"), ("key", key["id"])):
+            await _call(app, "PUT", f"/admin/limits/{scope}/{scope_id}", LIMITS, admin)
+        token = key["key"]
+        bearer = {"authorization": f"Bearer {token}"}
     for _ in range(300):  # warm-up: connections, caches
         await _call(app, "POST", "/v1/chat/completions", REQUEST, bearer)
     if side:
         try:
-            return await _side(app, key["key"], requests, profile, top, side)
+            return await _side(app, token, requests, profile, top, side)
         finally:
             await app.shutdown()
             server.close()
     profiler = _profiler(profile)
-    drainer = app.admin.governance.drainer
-    stored = await _drained(drainer, 0)  # the warm-up's events
+    drainer = None if plain else app.admin.governance.drainer
+    stored = 0 if drainer is None else await _drained(drainer, 0)  # the warm-up's events
     started = time.process_time()
     wall = time.perf_counter()
     if profiler is not None:
@@ -326,7 +363,8 @@ async def _measure(
     share, extra = divmod(requests, concurrency)
     await asyncio.gather(*(caller(share + (i < extra)) for i in range(concurrency)))
     wall_us = (time.perf_counter() - wall) / requests * 1e6  # the requests' own time
-    await _drained(drainer, stored + requests)
+    if drainer is not None:
+        await _drained(drainer, stored + requests)
     if profiler is not None:
         profiler.disable()
     cpu_us = (time.process_time() - started) / requests * 1e6
@@ -344,7 +382,13 @@ QUANTILES = (0.5, 0.99, 0.999)
 
 
 def _child(
-    tree: str, requests: int, profile: str, side: str = "", top: int = 0, concurrency: int = 1
+    tree: str,
+    requests: int,
+    profile: str,
+    side: str = "",
+    top: int = 0,
+    concurrency: int = 1,
+    plain: bool = False,
 ) -> dict[str, Any]:
     """One measurement of ``tree`` in a fresh interpreter (its own gateway_app)."""
     code = (
@@ -352,12 +396,12 @@ def _child(
         f"sys.path.insert(0, {str(Path(__file__).parent)!r}); import hook_path; "
         "os.chdir(tempfile.mkdtemp()); "
         "print(json.dumps(asyncio.run(hook_path._measure(int(sys.argv[2]), sys.argv[3], "
-        "sys.argv[4], int(sys.argv[5]), int(sys.argv[6])))))"
+        "sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), sys.argv[7] == 'plain'))))"
     )
     measured: dict[str, Any] = run_in_tree(
         tree,
         code,
-        [str(requests), profile, side, str(top), str(concurrency)],
+        [str(requests), profile, side, str(top), str(concurrency), "plain" if plain else ""],
         timeout=300,
     )
     return measured
@@ -383,8 +427,16 @@ def main() -> None:
         action="store_true",
         help="count bytecodes per function (not cProfile's calls) in the profiled run",
     )
+    parser.add_argument(
+        "--share",
+        action="store_true",
+        help="with --bytecodes: also count the path without governance and list the --top "
+        "functions by governed less plain",
+    )
     parser.add_argument("--out", help="write every round's figures here (JSON)")
     args = parser.parse_args()
+    if args.share and (not args.bytecodes or args.check or args.settle):
+        parser.error("--share needs --bytecodes and the full path (not --check or --settle)")
     side = "check" if args.check else "settle" if args.settle else ""
     if args.redis_url:
         os.environ["AIGW_BENCH_REDIS_URL"] = args.redis_url
@@ -427,6 +479,23 @@ def main() -> None:
             print(f"    latency p{q * 100:g} µs per round: {values}")
         for row in profiled.get("top", []):
             print("   ", row)
+        if args.share:
+            plain = _child(
+                str(Path(path).resolve()),
+                args.requests,
+                "bytecodes",
+                "",
+                args.top,
+                args.concurrency,
+                plain=True,
+            )
+            print(
+                f"{name}, governance's share: bytecodes/request plain {plain['bytecodes']:.1f}, "
+                f"governed {profiled['bytecodes']:.1f} "
+                f"({profiled['bytecodes'] / plain['bytecodes']:.3f}x); by function:"
+            )
+            for row in _share(profiled["functions"], plain["functions"], args.top):
+                print("   ", row)
     if args.out:
         Path(args.out).write_text(json.dumps({"args": vars(args), "rounds": rounds}, indent=1))
 
