@@ -24,7 +24,17 @@ Needs valgrind, a redis-server and a PostgreSQL you started on loopback::
       --redis-url redis://127.0.0.1:6379/3 --database-url postgresql://postgres@127.0.0.1:5432/postgres
 
 (The Redis database is flushed per run; a database of its own is created per run from
-the PostgreSQL URL's server and dropped after.) ``--python`` runs the server on another
+the PostgreSQL URL's server and dropped after.)
+
+``--settle-interval S`` sets the governed runs' ``governance.settle_interval_s``: under
+valgrind a 20 ms flush carries a few requests, not the ~100 it carries at full speed, so
+the flushes' and drain passes' share of a request is overstated; 0.4-0.8 s (20-40x, the
+slowdown) gives them full-speed batches. ``--l2 BYTES`` turns cachegrind's cache
+simulation on with its last level the size of one core's L2 (8-way, 64-byte lines;
+``lscpu``: this VM's Zen 4 cores have 1 MiB) and also reports the L2 misses per request
+(instruction fetches, data reads and writes): where a request's memory traffic leaves the
+core's own cache, which the instruction count does not see (~40x slower than the server
+at full speed). ``--python`` runs the server on another
 interpreter: the standing command's targets run on the shipped one (``bench/setup.sh``),
 whose counts are lower than a from-source build's (``partial-cpu-pairs.md``: 418,074 and
 563,720 against 468,916 and 620,990). About 30 s per run, eight runs for two
@@ -133,9 +143,12 @@ def count(
     redis_url: str,
     database_url: str,
     python: str = sys.executable,
-) -> int:
+    l2: int = 0,
+    settle_interval: float = 0.0,
+) -> tuple[int, int]:
     """Instructions (cachegrind's ``I refs``) of one server run of ``requests`` requests,
-    the server on ``python``."""
+    the server on ``python``, and its L2 misses (``LL misses`` of a simulated last level
+    of ``l2`` bytes; 0 when ``l2`` is 0: no cache simulation)."""
     work = Path(tempfile.mkdtemp(prefix="aigw-instructions-"))
     upstream_port = free_port()
     upstream = subprocess.Popen(
@@ -146,7 +159,10 @@ def count(
     server: subprocess.Popen[bytes] | None = None
     try:
         wait_port(upstream_port, 30)
-        config = gateway_config(work, upstream_port, GOVERNANCE_CONFIG if governed else "")
+        extra = GOVERNANCE_CONFIG if governed else ""
+        if governed and settle_interval:
+            extra += f"  settle_interval_s: {settle_interval}\n"
+        config = gateway_config(work, upstream_port, extra)
         env = {**os.environ, "AIGW_CONFIG": str(config), "PYTHONPATH": str(tree)}
         admin_key = None
         if governed:
@@ -173,7 +189,7 @@ def count(
             [
                 "valgrind",
                 "--tool=cachegrind",
-                "--cache-sim=no",
+                *(["--cache-sim=yes", f"--LL={l2},8,64"] if l2 else ["--cache-sim=no"]),
                 f"--cachegrind-out-file={work / 'cachegrind.out'}",
                 f"--log-file={log}",
                 python,
@@ -199,10 +215,17 @@ def count(
         time.sleep(1.0)  # the last settlements flush, the drainer stores the last events
         server.send_signal(signal.SIGTERM)
         server.wait(300)
-        found = re.search(r"I\s+refs:\s+([\d,]+)", log.read_text())
+        text = log.read_text()
+        found = re.search(r"I\s+refs:\s+([\d,]+)", text)
         if found is None:
             raise RuntimeError(f"no instruction count in {log}")
-        return int(found.group(1).replace(",", ""))
+        misses = re.search(r"LL misses:\s+([\d,]+)", text)
+        if l2 and misses is None:
+            raise RuntimeError(f"no LL miss count in {log}")
+        return (
+            int(found.group(1).replace(",", "")),
+            int(misses.group(1).replace(",", "")) if l2 and misses else 0,
+        )
     finally:
         if server is not None and server.poll() is None:
             server.kill()
@@ -227,12 +250,28 @@ def main() -> None:
         help="the gateway server's interpreter (default: this one; the standing command's "
         "is bench/setup.sh's shipped one, ~/.cache/aigw/bench/variants/bin/python)",
     )
+    parser.add_argument(
+        "--settle-interval",
+        type=float,
+        default=0.0,
+        help="governance.settle_interval_s of the governed runs (default: the config's, "
+        "20 ms; 0.4-0.8 s gives the flushes full-speed batches under valgrind)",
+    )
+    parser.add_argument(
+        "--l2",
+        type=int,
+        default=0,
+        help="simulate the caches, the last level BYTES large (one core's L2: 1048576 on "
+        "this VM), and report its misses per request too (default 0: instructions only)",
+    )
     args = parser.parse_args()
     low, high = (int(n) for n in args.requests.split(","))
     results: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "requests": [low, high],
         "python": args.python,
+        "settle_interval_s": args.settle_interval or None,
+        "l2_bytes": args.l2 or None,
         "trees": {},
     }
     for spec in args.tree:
@@ -240,23 +279,47 @@ def main() -> None:
         tree = Path(path).resolve()
         figures: dict[str, Any] = {"path": str(tree)}
         for mode in ("plain", "governed"):
-            totals = [
-                count(tree, n, mode == "governed", args.redis_url, args.database_url, args.python)
+            runs = [
+                count(
+                    tree,
+                    n,
+                    mode == "governed",
+                    args.redis_url,
+                    args.database_url,
+                    args.python,
+                    args.l2,
+                    args.settle_interval,
+                )
                 for n in (low, high)
             ]
+            totals = [instructions for instructions, _ in runs]
             figures[mode] = {
                 "totals": totals,
                 "per_request": round((totals[1] - totals[0]) / (high - low)),
             }
+            if args.l2:
+                misses = [m for _, m in runs]
+                figures[mode]["l2_misses_totals"] = misses
+                figures[mode]["l2_misses_per_request"] = round(
+                    (misses[1] - misses[0]) / (high - low)
+                )
         figures["ratio"] = round(
             figures["governed"]["per_request"] / figures["plain"]["per_request"], 3
         )
-        results["trees"][name] = figures
-        print(
+        line = (
             f"{name}: plain {figures['plain']['per_request']:,} instructions per request, "
-            f"governed {figures['governed']['per_request']:,}: {figures['ratio']}x",
-            flush=True,
+            f"governed {figures['governed']['per_request']:,}: {figures['ratio']}x"
         )
+        if args.l2:
+            plain_misses = figures["plain"]["l2_misses_per_request"]
+            governed_misses = figures["governed"]["l2_misses_per_request"]
+            figures["l2_ratio"] = round(governed_misses / max(plain_misses, 1), 3)
+            line += (
+                f"; L2 misses per request plain {plain_misses:,}, governed "
+                f"{governed_misses:,}: {figures['l2_ratio']}x"
+            )
+        results["trees"][name] = figures
+        print(line, flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 
