@@ -92,7 +92,7 @@ models:
       - {{provider: bench, model: bench-model, timeout_s: 30,
           price: {{input_per_mtok: 0.15, output_per_mtok: 0.6}}}}
 governance:
-  enabled: true
+  enabled: {governed}
 observability:
   logs: {{enabled: false}}
 """
@@ -311,19 +311,17 @@ async def _measure(
 ) -> dict[str, Any]:
     server = await asyncio.start_server(_upstream, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    config = CONFIG.format(port=port)
-    if plain:  # governance off: no key, no Redis, no database (bench.py's default target)
-        config = config.replace("governance:\n  enabled: true", "governance:\n  enabled: false")
-    Path("gateway.yaml").write_text(config)
-    os.environ.update(AIGW_CONFIG="gateway.yaml", AIGW_ADMIN_KEY=ADMIN_KEY)
-    for name in ("AIGW_REDIS_URL", "AIGW_DATABASE_URL", "AIGW_KEY_HASH_SECRET"):
+    # plain: governance off, no key, no Redis, no database (bench.py's default target)
+    Path("gateway.yaml").write_text(CONFIG.format(port=port, governed="false" if plain else "true"))
+    os.environ["AIGW_CONFIG"] = "gateway.yaml"
+    for name in ("AIGW_ADMIN_KEY", "AIGW_REDIS_URL", "AIGW_DATABASE_URL", "AIGW_KEY_HASH_SECRET"):
         os.environ.pop(name, None)
-    if plain:
-        os.environ.pop("AIGW_ADMIN_KEY")
-    elif os.environ.get("AIGW_BENCH_REDIS_URL"):
-        os.environ["AIGW_REDIS_URL"] = os.environ["AIGW_BENCH_REDIS_URL"]
-    if not plain and os.environ.get("AIGW_BENCH_DATABASE_URL"):
-        os.environ["AIGW_DATABASE_URL"] = os.environ["AIGW_BENCH_DATABASE_URL"]
+    if not plain:
+        os.environ["AIGW_ADMIN_KEY"] = ADMIN_KEY
+        if os.environ.get("AIGW_BENCH_REDIS_URL"):
+            os.environ["AIGW_REDIS_URL"] = os.environ["AIGW_BENCH_REDIS_URL"]
+        if os.environ.get("AIGW_BENCH_DATABASE_URL"):
+            os.environ["AIGW_DATABASE_URL"] = os.environ["AIGW_BENCH_DATABASE_URL"]
     from gateway_app.app import create_app
 
     app = create_app()
