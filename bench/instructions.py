@@ -34,7 +34,11 @@ simulation on with its last level the size of one core's L2 (8-way, 64-byte line
 ``lscpu``: this VM's Zen 4 cores have 1 MiB) and also reports the L2 misses per request
 (instruction fetches, data reads and writes): where a request's memory traffic leaves the
 core's own cache, which the instruction count does not see (~40x slower than the server
-at full speed). ``--python`` runs the server on another
+at full speed). ``--by-function N`` also splits the difference by C function (cachegrind's
+per-function counts, per request as above): the N functions that add the most to a
+governed request over a plain one, and the few that add the least; an interpreter with
+symbols names them (the project's ``.venv`` one: the shipped ``/usr/bin/python3`` is
+stripped, its static functions read ``???``). ``--python`` runs the server on another
 interpreter: the standing command's targets run on the shipped one (``bench/setup.sh``),
 whose counts are lower than a from-source build's (``partial-cpu-pairs.md``: 418,074 and
 563,720 against 468,916 and 620,990). About 30 s per run, eight runs for two
@@ -49,13 +53,15 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 # The standing command's request, answer, limits and gateway config (bench.py).
@@ -136,6 +142,35 @@ def _psql(server_url: str, sql: str) -> None:
     subprocess.run(["psql", server_url, "-qc", sql], check=True, capture_output=True)
 
 
+class Run(NamedTuple):
+    """One server run's counts (:func:`count`)."""
+
+    instructions: int
+    l2_misses: int
+    functions: Counter[str]  # instructions by function (empty unless asked for)
+
+
+def by_function_of(path: Path) -> Counter[str]:
+    """Instructions by function in a cachegrind output file (``fn=`` names; each cost
+    line's first count is ``Ir``). One function's lines in several files are summed."""
+    totals: Counter[str] = Counter()
+    function = "???"
+    with path.open() as lines:
+        for line in lines:
+            if line.startswith("fn="):
+                function = line[3:].rstrip("\n")
+            elif line[:1].isdigit():
+                parts = line.split(maxsplit=2)
+                if len(parts) > 1:
+                    totals[function] += int(parts[1])
+    return totals
+
+
+def per_request(low: Counter[str], high: Counter[str], requests: int) -> dict[str, float]:
+    """Each function's instructions per request between two runs ``requests`` apart."""
+    return {name: (high[name] - low[name]) / requests for name in low.keys() | high.keys()}
+
+
 def count(
     tree: Path,
     requests: int,
@@ -145,10 +180,12 @@ def count(
     python: str = sys.executable,
     l2: int = 0,
     settle_interval: float = 0.0,
-) -> tuple[int, int]:
+    by_function: bool = False,
+) -> Run:
     """Instructions (cachegrind's ``I refs``) of one server run of ``requests`` requests,
-    the server on ``python``, and its L2 misses (``LL misses`` of a simulated last level
-    of ``l2`` bytes; 0 when ``l2`` is 0: no cache simulation)."""
+    the server on ``python``, its L2 misses (``LL misses`` of a simulated last level of
+    ``l2`` bytes; 0 when ``l2`` is 0: no cache simulation) and (``by_function``) its
+    instructions by function. The run's files are removed after (kept if it failed)."""
     work = Path(tempfile.mkdtemp(prefix="aigw-instructions-"))
     upstream_port = free_port()
     upstream = subprocess.Popen(
@@ -222,10 +259,13 @@ def count(
         misses = re.search(r"LL misses:\s+([\d,]+)", text)
         if l2 and misses is None:
             raise RuntimeError(f"no LL miss count in {log}")
-        return (
+        run = Run(
             int(found.group(1).replace(",", "")),
             int(misses.group(1).replace(",", "")) if l2 and misses else 0,
+            by_function_of(work / "cachegrind.out") if by_function else Counter(),
         )
+        shutil.rmtree(work, ignore_errors=True)  # a failed run's logs stay (below)
+        return run
     finally:
         if server is not None and server.poll() is None:
             server.kill()
@@ -235,6 +275,8 @@ def count(
                 ["psql", server_db, "-qc", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"],
                 capture_output=True,
             )
+        if work.exists():
+            print(f"kept {work}: the failed run's gateway.log and valgrind.log", file=sys.stderr)
 
 
 def main() -> None:
@@ -264,6 +306,14 @@ def main() -> None:
         help="simulate the caches, the last level BYTES large (one core's L2: 1048576 on "
         "this VM), and report its misses per request too (default 0: instructions only)",
     )
+    parser.add_argument(
+        "--by-function",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also split governance's extra instructions by C function: the N that add "
+        "the most (default 0: no split; an interpreter with symbols names them)",
+    )
     args = parser.parse_args()
     low, high = (int(n) for n in args.requests.split(","))
     results: dict[str, Any] = {
@@ -278,6 +328,7 @@ def main() -> None:
         name, _, path = spec.partition("=")
         tree = Path(path).resolve()
         figures: dict[str, Any] = {"path": str(tree)}
+        functions: dict[str, dict[str, float]] = {}
         for mode in ("plain", "governed"):
             runs = [
                 count(
@@ -289,16 +340,18 @@ def main() -> None:
                     args.python,
                     args.l2,
                     args.settle_interval,
+                    args.by_function > 0,
                 )
                 for n in (low, high)
             ]
-            totals = [instructions for instructions, _ in runs]
+            totals = [run.instructions for run in runs]
+            functions[mode] = per_request(runs[0].functions, runs[1].functions, high - low)
             figures[mode] = {
                 "totals": totals,
                 "per_request": round((totals[1] - totals[0]) / (high - low)),
             }
             if args.l2:
-                misses = [m for _, m in runs]
+                misses = [run.l2_misses for run in runs]
                 figures[mode]["l2_misses_totals"] = misses
                 figures[mode]["l2_misses_per_request"] = round(
                     (misses[1] - misses[0]) / (high - low)
@@ -320,6 +373,20 @@ def main() -> None:
             )
         results["trees"][name] = figures
         print(line, flush=True)
+        if args.by_function:
+            plain, governed = functions["plain"], functions["governed"]
+            extra = sorted(
+                ((governed.get(f, 0.0) - plain.get(f, 0.0), f) for f in plain.keys() | governed),
+                reverse=True,
+            )
+            shown = extra[: args.by_function] + extra[-5:]
+            figures["by_function"] = [[f, round(v)] for v, f in shown]
+            print(f"{name}: governed less plain, instructions per request, by function:")
+            for value, function in extra[: args.by_function]:
+                print(f"  {value:+10,.0f}  {function}")
+            print("  ... the least:")
+            for value, function in extra[-5:]:
+                print(f"  {value:+10,.0f}  {function}")
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 
